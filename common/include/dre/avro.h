@@ -1,0 +1,44 @@
+// avro.h -- Avro events (avro-c) in single-object encoding.
+//
+// Every Kafka value is C3 01 + the 8-byte little-endian CRC-64-AVRO
+// fingerprint of the writer schema's Parsing Canonical Form + the Avro binary
+// body. The schemas are proto/*.avsc, embedded at build time.
+#ifndef DRE_AVRO_H
+#define DRE_AVRO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dre/arena.h"
+#include "dre/buf.h"
+#include "dre/err.h"
+
+// dre.MasterDataChanged (proto/MasterDataChanged.avsc).
+typedef struct {
+	char        event_id[37];
+	const char *tenant;
+	int64_t     occurred_at;    // epoch millis
+	int32_t     schema_version;
+	const char *entity_kind;    // PROMOTION | ARTICLE | POS_GROUP | ARTICLE_GROUP
+	const char *entity_id;
+	const char *op;             // UPSERT | DELETE
+	int64_t     version;        // catalog sequence number
+	const char *document;       // JSON document, NULL on DELETE
+	size_t      document_len;
+} dre_master_event;
+
+// dre_avro_encode_master appends the single-object encoding of e to out.
+dre_err dre_avro_encode_master(dre_buf *out, const dre_master_event *e);
+// dre_avro_decode_master decodes data; strings are copied into a.
+// DRE_ECODEC on a wrong header, unknown fingerprint or bad body.
+dre_err dre_avro_decode_master(dre_master_event *e, dre_arena *a,
+    const void *data, size_t len);
+
+// dre_avro_schema_json returns the embedded .avsc text of a schema by file
+// name without extension ("MasterDataChanged"), or NULL.
+const char *dre_avro_schema_json(const char *name);
+// dre_avro_fingerprint returns the CRC-64-AVRO fingerprint of the schema's
+// Parsing Canonical Form.
+dre_err dre_avro_fingerprint(const char *name, uint64_t *fp);
+
+#endif

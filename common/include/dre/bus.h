@@ -1,0 +1,95 @@
+// bus.h -- Kafka (librdkafka): idempotent producer, consumer, outbox relay.
+#ifndef DRE_BUS_H
+#define DRE_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dre/config.h"
+#include "dre/err.h"
+#include "dre/store.h"
+
+typedef struct dre_producer dre_producer;
+typedef struct dre_consumer dre_consumer;
+typedef struct dre_outbox dre_outbox;
+
+// Delivery report: err DRE_OK when the broker persisted the message (acks=all).
+typedef void (*dre_delivery_fn)(void *arg, dre_err err, void *msg_opaque,
+    int32_t partition, int64_t offset);
+
+// dre_producer_open creates an idempotent producer (enable.idempotence,
+// acks=all) from the pass-through properties. Delivery reports are served
+// by an internal poll thread. Caller closes with dre_producer_close().
+dre_err dre_producer_open(dre_producer **pp, const dre_kvlist *props,
+    dre_delivery_fn fn, void *arg);
+// dre_producer_send copies key and value and enqueues; partition by key.
+// Retries while the local queue is full (bounded). msg_opaque is handed to
+// the delivery report.
+dre_err dre_producer_send(dre_producer *p, const char *topic, const void *key,
+    size_t klen, const void *val, size_t vlen, void *msg_opaque);
+// dre_producer_flush waits up to timeout_ms for outstanding messages.
+dre_err dre_producer_flush(dre_producer *p, int timeout_ms);
+// dre_producer_connected reports whether a broker is currently reachable.
+bool dre_producer_connected(const dre_producer *p);
+void dre_producer_close(dre_producer *p);
+
+// dre_bus_cluster_id asks the cluster for its id into buf (cap bytes).
+dre_err dre_bus_cluster_id(const dre_kvlist *props, char *buf, size_t cap,
+    int timeout_ms);
+// dre_bus_watermarks returns the high watermark (next offset) of a
+// partition.
+dre_err dre_bus_high_watermark(const dre_kvlist *props, const char *topic,
+    int32_t partition, int64_t *high, int timeout_ms);
+
+typedef struct {
+	const char *   topic;
+	int32_t        partition;
+	int64_t        offset;
+	const uint8_t *key;
+	size_t         key_len;
+	const uint8_t *payload;
+	size_t         len;
+	int64_t        timestamp_ms;
+} dre_msg;
+
+// dre_consumer_open creates a consumer with auto.offset.reset=error and no
+// auto commit (positions live in the consumer's own store). group_id NULL =
+// static assignment through dre_consumer_assign.
+dre_err dre_consumer_open(dre_consumer **cp, const dre_kvlist *props,
+    const char *group_id);
+// dre_consumer_assign adds topic/partition starting at offset (>= 0, or
+// DRE_OFFSET_BEGINNING / DRE_OFFSET_END) to the static assignment and applies
+// it.
+#define DRE_OFFSET_BEGINNING (-2)
+#define DRE_OFFSET_END (-1)
+dre_err dre_consumer_assign(dre_consumer *c, const char *topic,
+    int32_t partition, int64_t offset);
+// dre_consumer_poll waits up to timeout_ms. DRE_OK: *m is filled, borrowed
+// until the next poll. DRE_ETIMEOUT: nothing arrived. DRE_ENOTFOUND: a stored
+// offset is out of range (the caller must recover explicitly: re-snapshot).
+// DRE_EBUS: another consumer error (logged).
+dre_err dre_consumer_poll(dre_consumer *c, int timeout_ms, dre_msg *m);
+void dre_consumer_close(dre_consumer *c);
+
+// The outbox: events written in the same RocksDB batch as the state change
+// that caused them, produced by a relay thread, deleted when Kafka
+// acknowledged them. Nothing written to the outbox is lost.
+//
+// dre_outbox_open uses column family cf of st and producer p (both borrowed,
+// must outlive the outbox) and starts the relay.
+dre_err dre_outbox_open(dre_outbox **op, dre_store *st, int cf,
+    const dre_kvlist *props);
+// dre_outbox_put appends one event to batch b; the caller writes b.
+void dre_outbox_put(dre_outbox *o, dre_batch *b, const char *topic,
+    const void *key, size_t klen, const void *val, size_t vlen);
+// dre_outbox_kick wakes the relay after the caller's batch was written.
+void dre_outbox_kick(dre_outbox *o);
+// dre_outbox_pending is the number of events not yet acknowledged.
+int64_t dre_outbox_pending(dre_outbox *o);
+// dre_outbox_connected reports whether the relay currently reaches Kafka.
+bool dre_outbox_connected(dre_outbox *o);
+// dre_outbox_close stops the relay (pending events stay in the store).
+void dre_outbox_close(dre_outbox *o);
+
+#endif

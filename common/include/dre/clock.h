@@ -1,0 +1,20 @@
+// clock.h -- wall and monotonic time, ISO-8601 text.
+#ifndef DRE_CLOCK_H
+#define DRE_CLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dre/err.h"
+
+// dre_now_ms is wall-clock epoch milliseconds.
+int64_t dre_now_ms(void);
+// dre_mono_ms is a monotonic clock in milliseconds (for deadlines).
+int64_t dre_mono_ms(void);
+// dre_time_parse parses ISO-8601 / RFC 3339 ("2026-06-07T14:30:00Z",
+// "...T14:30:00.123+02:00", "2026-06-07") into epoch millis.
+dre_err dre_time_parse(int64_t *ms, const char *s, size_t len);
+// dre_time_format writes "YYYY-MM-DDTHH:MM:SS.mmmZ"; buf holds 32 bytes.
+size_t dre_time_format(char *buf, int64_t ms);
+
+#endif

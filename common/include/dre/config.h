@@ -1,0 +1,74 @@
+// config.h -- one struct per service, filled from a table of options.
+//
+// Precedence, lowest first: the table's defaults, the config file
+// (--config FILE or DRE_CONFIG; lines "name = value", '#' comments), the
+// environment (DRE_<NAME> with '.' as '_', upper case: http.port ->
+// DRE_HTTP_PORT), then the command line (-o name=value or --name=value).
+// Keys starting with "kafka." are not in the table: they are collected
+// verbatim (without the prefix) for rd_kafka_conf_set.
+#ifndef DRE_CONFIG_H
+#define DRE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dre/err.h"
+
+typedef enum {
+	DRE_CFG_STR,  // char * (owned by the struct; freed by dre_config_free)
+	DRE_CFG_INT,  // int64_t
+	DRE_CFG_BOOL, // bool: true/false/1/0/yes/no/on/off
+} dre_cfg_type;
+
+typedef struct {
+	const char * name;
+	dre_cfg_type type;
+	size_t       offset;
+	const char * def; // default as text; NULL = empty string / 0 / false
+	const char * help;
+} dre_cfg_opt;
+
+#define DRE_CFG_END { NULL, DRE_CFG_STR, 0, NULL, NULL }
+
+// Key/value list of pass-through properties (kafka.*).
+typedef struct {
+	char **keys;
+	char **vals;
+	size_t n;
+} dre_kvlist;
+
+void dre_kvlist_set(dre_kvlist *l, const char *key, const char *val);
+const char *dre_kvlist_get(const dre_kvlist *l, const char *key);
+void dre_kvlist_free(dre_kvlist *l);
+
+// Options every service has; embed as the first member of a service config
+// and list DRE_CFG_COMMON(struct_type, member) in its table.
+typedef struct {
+	char *     data_dir;   // state lives under <data_dir>/<service>
+	char *     log_level;
+	char *     rpc_listen; // nng URL of this service's REP socket
+	char *     instance_id;
+	dre_kvlist kafka;      // kafka.* pass-through
+} dre_common_cfg;
+
+#define DRE_CFG_COMMON(T, m, rpc_default)                                    \
+	{ "data_dir", DRE_CFG_STR, offsetof(T, m.data_dir), "./var",          \
+	    "directory for all state" },                                       \
+	    { "log_level", DRE_CFG_STR, offsetof(T, m.log_level), "info",     \
+		"debug|info|warn|error" },                                     \
+	    { "rpc.listen", DRE_CFG_STR, offsetof(T, m.rpc_listen),           \
+		rpc_default, "nng URL of the service's request/reply socket" }, \
+	    { "instance_id", DRE_CFG_STR, offsetof(T, m.instance_id),        \
+		"STORE-001", "instance identifier shown in responses" }
+
+// dre_config_load fills cfg from table and argv (argv[0] skipped). kafka
+// receives the kafka.* keys. Returns DRE_ECONFIG with a message logged on an
+// unknown key, a bad value or an unreadable file. "--help" prints the table
+// and exits 0.
+dre_err dre_config_load(void *cfg, const dre_cfg_opt *table, dre_kvlist *kafka,
+    int argc, char **argv);
+// dre_config_free frees the strings the table put into cfg and the kvlist.
+void dre_config_free(void *cfg, const dre_cfg_opt *table, dre_kvlist *kafka);
+
+#endif

@@ -1,0 +1,78 @@
+// json.h -- strict JSON reader that keeps numbers as their text.
+//
+// RFC 8259 with hostile input in mind: invalid UTF-8, lone surrogates,
+// duplicate object keys, nesting deeper than max_depth and trailing garbage
+// are errors. Every node lives in the caller's arena.
+#ifndef DRE_JSON_H
+#define DRE_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dre/arena.h"
+#include "dre/err.h"
+
+typedef enum {
+	DRE_JSON_NULL = 0,
+	DRE_JSON_FALSE,
+	DRE_JSON_TRUE,
+	DRE_JSON_NUMBER,
+	DRE_JSON_STRING,
+	DRE_JSON_ARRAY,
+	DRE_JSON_OBJECT,
+} dre_json_type;
+
+typedef struct dre_json dre_json;
+struct dre_json {
+	dre_json_type type;
+	uint32_t      len;     // string bytes, number text bytes, or child count
+	const char *  str;     // unescaped string or number text, NUL-terminated
+	const char *  key;     // member name inside an object, else NULL
+	uint32_t      key_len;
+	dre_json *    child;   // first element / member
+	dre_json *    next;    // next sibling
+};
+
+typedef struct {
+	size_t      offset;    // byte offset of the error in the input
+	const char *msg;       // static text, e.g. "duplicate key"
+} dre_json_error;
+
+#define DRE_JSON_MAX_DEPTH 64
+
+// dre_json_parse parses text[0..len). On success *rootp is the root value
+// (borrowed from arena). On failure returns DRE_EPARSE (DRE_ENOMEM when the
+// arena is exhausted) and fills err if not NULL.
+dre_err dre_json_parse(dre_json **rootp, dre_arena *arena, const char *text,
+    size_t len, int max_depth, dre_json_error *err);
+
+// dre_json_get returns the member named key (case-sensitive) or NULL.
+const dre_json *dre_json_get(const dre_json *obj, const char *key);
+// dre_json_at returns element i of an array or NULL.
+const dre_json *dre_json_at(const dre_json *arr, size_t i);
+
+static inline bool
+dre_json_is(const dre_json *v, dre_json_type t)
+{
+	return v != NULL && v->type == t;
+}
+// dre_json_is_null is true for an absent member or JSON null.
+static inline bool
+dre_json_is_null(const dre_json *v)
+{
+	return v == NULL || v->type == DRE_JSON_NULL;
+}
+
+// dre_json_decimal reads a number (or a string holding one) exactly, scaled
+// by 10^scale; see dre_decimal_parse for the errors.
+dre_err dre_json_decimal(int64_t *out, const dre_json *v, int scale,
+    int max_digits);
+// dre_json_int reads an integral number in [min, max].
+dre_err dre_json_int(int64_t *out, const dre_json *v, int64_t min, int64_t max);
+
+// dre_utf8_valid reports whether s[0..len) is valid UTF-8 (no surrogates,
+// no overlongs) and counts its code points into *chars if not NULL.
+bool dre_utf8_valid(const char *s, size_t len, size_t *chars);
+
+#endif

@@ -1,0 +1,117 @@
+// rpc.h -- nng request/reply with the protobuf envelope of proto/rpc.proto.
+//
+// A service opens one REP socket with a route table of same-signature
+// handlers; several worker contexts serve calls concurrently. A client opens
+// a REQ socket (the gateway one per callee) and calls synchronously or
+// asynchronously (callback on an nng thread, no thread per call). REQ
+// re-sends are disabled: a call is delivered at most once, and a timed-out
+// call reports DRE_ETIMEOUT.
+#ifndef DRE_RPC_H
+#define DRE_RPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dre/buf.h"
+#include "dre/err.h"
+#include "rpc.pb-c.h"
+
+// One call as the handler sees it. Everything is borrowed for the duration
+// of the handler.
+typedef struct {
+	const char *   method;
+	const char *   tenant;    // never NULL ("" when absent)
+	const char *   principal; // never NULL
+	uint32_t       roles;     // DRE_ROLE() bits
+	int64_t        deadline_ms; // epoch millis; 0 = none
+	const uint8_t *body;
+	size_t         body_len;
+	const Dre__RpcRequest *req;
+} dre_rpc_call;
+
+// dre_rpc_param returns the value of a path/query parameter or NULL.
+const char *dre_rpc_param(const dre_rpc_call *call, const char *key);
+
+#define DRE_RPC_MAX_DETAILS 16
+#define DRE_RPC_MAX_HEADERS 4
+
+// The reply a handler fills. status defaults to 200 and body to empty.
+typedef struct {
+	int         status;
+	const char *content_type;   // static string; NULL = protobuf / none
+	dre_buf     body;
+	const char *error_code;     // static string
+	char *      error_message;  // owned
+	char *      error_target;   // owned
+	size_t      ndetails;
+	struct {
+		const char *code;
+		char *      message; // owned
+		char *      target;  // owned
+	} details[DRE_RPC_MAX_DETAILS];
+	size_t nheaders;
+	struct {
+		const char *key; // static
+		char *      value; // owned
+	} headers[DRE_RPC_MAX_HEADERS];
+} dre_rpc_reply;
+
+// dre_rpc_reply_error sets status, code, target (may be NULL) and message.
+void dre_rpc_reply_error(dre_rpc_reply *r, int status, const char *code,
+    const char *target, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+// dre_rpc_reply_detail adds one details[] entry (ignored past the maximum).
+void dre_rpc_reply_detail(dre_rpc_reply *r, const char *code,
+    const char *target, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void dre_rpc_reply_header(dre_rpc_reply *r, const char *key, const char *value);
+// dre_rpc_reply_json marks the body as a JSON document for the client.
+void dre_rpc_reply_json(dre_rpc_reply *r);
+
+typedef void (*dre_rpc_fn)(void *svc, const dre_rpc_call *call,
+    dre_rpc_reply *rep);
+
+typedef struct {
+	const char *method;
+	dre_rpc_fn  fn;
+} dre_rpc_route;
+
+typedef struct dre_rpc_server dre_rpc_server;
+
+// dre_rpc_server_open listens on url and serves routes (terminated by a
+// {NULL, NULL} entry; borrowed for the server's lifetime) with `workers`
+// concurrent contexts. An unknown method answers 404 NOT_FOUND.
+dre_err dre_rpc_server_open(dre_rpc_server **sp, const char *url,
+    const dre_rpc_route *routes, void *svc, int workers);
+// dre_rpc_server_close stops receiving, waits for handlers in progress and
+// closes the socket. NULL is a no-op.
+void dre_rpc_server_close(dre_rpc_server *s);
+
+typedef struct dre_rpc_client dre_rpc_client;
+
+// dre_rpc_client_open dials url (non-blocking: connects in the background
+// and reconnects). Caller closes with dre_rpc_client_close().
+dre_err dre_rpc_client_open(dre_rpc_client **cp, const char *url);
+void dre_rpc_client_close(dre_rpc_client *c);
+
+// dre_rpc_call sends req and waits up to timeout_ms for the reply. On
+// success *repp is the reply; caller frees with dre_rpc_reply_msg_free().
+// DRE_ETIMEOUT when no reply came in time, DRE_EUNAVAIL when nothing is
+// connected, DRE_ECODEC on an undecodable reply.
+dre_err dre_rpc_call(dre_rpc_client *c, const Dre__RpcRequest *req,
+    int timeout_ms, Dre__RpcReply **repp);
+
+// Completion of an asynchronous call: rep is NULL unless err is DRE_OK;
+// the callback owns rep and frees it with dre_rpc_reply_msg_free().
+typedef void (*dre_rpc_done)(void *arg, dre_err err, Dre__RpcReply *rep);
+
+// dre_rpc_call_async sends req and returns at once; done runs exactly once,
+// on an nng thread, with the reply or the error (DRE_ETIMEOUT after
+// timeout_ms). req is copied; the caller may free it on return.
+dre_err dre_rpc_call_async(dre_rpc_client *c, const Dre__RpcRequest *req,
+    int timeout_ms, dre_rpc_done done, void *arg);
+
+void dre_rpc_reply_msg_free(Dre__RpcReply *rep);
+
+#endif

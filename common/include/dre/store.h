@@ -1,0 +1,60 @@
+// store.h -- RocksDB with column families; the only place that sees rocksdb/c.h.
+#ifndef DRE_STORE_H
+#define DRE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dre/err.h"
+
+typedef struct dre_store dre_store;
+typedef struct dre_batch dre_batch;
+typedef struct dre_store_iter dre_store_iter;
+
+typedef struct {
+	const char *        path;      // directory, created if missing
+	const char *const * cfs;       // column family names besides "default"
+	size_t              ncfs;
+	size_t              cache_mb;  // block cache; 0 = 8
+} dre_store_cfg;
+
+// dre_store_open opens (creating) the database and its column families.
+// Caller closes with dre_store_close(). Column family 0 is "default", i is
+// cfs[i-1].
+dre_err dre_store_open(dre_store **sp, const dre_store_cfg *cfg);
+void dre_store_close(dre_store *s);
+
+// dre_store_get copies the value into *valp (caller frees with free()).
+// DRE_ENOTFOUND when absent.
+dre_err dre_store_get(dre_store *s, int cf, const void *key, size_t klen,
+    char **valp, size_t *vlenp);
+dre_err dre_store_put(dre_store *s, int cf, const void *key, size_t klen,
+    const void *val, size_t vlen, bool sync);
+dre_err dre_store_delete(dre_store *s, int cf, const void *key, size_t klen,
+    bool sync);
+
+// Batches: every change in one batch is applied atomically.
+dre_batch *dre_batch_alloc(void);
+void dre_batch_free(dre_batch *b);
+void dre_batch_clear(dre_batch *b);
+void dre_batch_put(dre_batch *b, dre_store *s, int cf, const void *key,
+    size_t klen, const void *val, size_t vlen);
+void dre_batch_delete(dre_batch *b, dre_store *s, int cf, const void *key,
+    size_t klen);
+size_t dre_batch_count(const dre_batch *b);
+// dre_store_write applies b; with sync the WAL is fsynced before returning.
+dre_err dre_store_write(dre_store *s, dre_batch *b, bool sync);
+
+// dre_store_iter_open iterates cf over keys starting with prefix (plen 0 =
+// all) in key order, on a consistent snapshot. Caller closes with
+// dre_store_iter_close().
+dre_err dre_store_iter_open(dre_store_iter **ip, dre_store *s, int cf,
+    const void *prefix, size_t plen);
+// dre_store_iter_next returns false at the end; the pointers are borrowed
+// until the next call.
+bool dre_store_iter_next(dre_store_iter *it, const char **key, size_t *klen,
+    const char **val, size_t *vlen);
+void dre_store_iter_close(dre_store_iter *it);
+
+#endif

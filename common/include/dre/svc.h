@@ -1,0 +1,26 @@
+// svc.h -- the frame every DRE process shares: config, logging, signals.
+#ifndef DRE_SVC_H
+#define DRE_SVC_H
+
+#include <stdbool.h>
+
+#include "dre/config.h"
+#include "dre/err.h"
+
+// dre_svc_init loads the config (see config.h), starts logging as `name`,
+// blocks SIGINT/SIGTERM/SIGPIPE in every thread started afterwards and
+// creates <data_dir>. Exits the process with status 2 on a config error.
+void dre_svc_init(const char *name, void *cfg, const dre_cfg_opt *table,
+    dre_common_cfg *common, int argc, char **argv);
+
+// dre_svc_wait blocks until SIGINT or SIGTERM, or until timeout_ms passed
+// (-1 = forever). Returns true when a stop signal arrived.
+bool dre_svc_wait(int timeout_ms);
+// dre_svc_stopping is true once a stop signal arrived.
+bool dre_svc_stopping(void);
+
+// dre_svc_path joins <data_dir>/<sub> into a malloc'd string (caller frees)
+// and creates the directory.
+char *dre_svc_path(const dre_common_cfg *common, const char *sub);
+
+#endif

@@ -1,0 +1,15 @@
+// uuid.h -- UUID text helpers.
+#ifndef DRE_UUID_H
+#define DRE_UUID_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define DRE_UUID_LEN 36
+
+// dre_uuid_v4 writes a random lower-case UUID and a NUL into out[37].
+void dre_uuid_v4(char *out);
+// dre_uuid_valid reports whether s[0..len) is a canonical 8-4-4-4-12 hex UUID.
+bool dre_uuid_valid(const char *s, size_t len);
+
+#endif
