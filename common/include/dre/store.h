@@ -51,6 +51,10 @@ dre_err dre_store_write(dre_store *s, dre_batch *b, bool sync);
 // dre_store_iter_close().
 dre_err dre_store_iter_open(dre_store_iter **ip, dre_store *s, int cf,
     const void *prefix, size_t plen);
+// dre_store_iter_open_from is dre_store_iter_open starting at the first key
+// >= start (and within prefix).
+dre_err dre_store_iter_open_from(dre_store_iter **ip, dre_store *s, int cf,
+    const void *prefix, size_t plen, const void *start, size_t slen);
 // dre_store_iter_next returns false at the end; the pointers are borrowed
 // until the next call.
 bool dre_store_iter_next(dre_store_iter *it, const char **key, size_t *klen,

@@ -18,9 +18,12 @@ void dre_svc_init(const char *name, void *cfg, const dre_cfg_opt *table,
 bool dre_svc_wait(int timeout_ms);
 // dre_svc_stopping is true once a stop signal arrived.
 bool dre_svc_stopping(void);
+// dre_svc_stop requests a stop from inside the process (as SIGTERM would)
+// and wakes dre_svc_wait.
+void dre_svc_stop(void);
 
 // dre_svc_path joins <data_dir>/<sub> into a malloc'd string (caller frees)
-// and creates the directory.
+// and creates the directory. NULL (logged) when it cannot be created.
 char *dre_svc_path(const dre_common_cfg *common, const char *sub);
 
 #endif

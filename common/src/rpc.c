@@ -1,0 +1,670 @@
+// rpc.c -- nng REQ/REP calls carrying the protobuf envelope of rpc.proto.
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "dre/auth.h"
+#include "dre/clock.h"
+#include "dre/log.h"
+#include "dre/rpc.h"
+
+// Messages may carry a whole catalog page or a 1000-line basket answer;
+// nng's default limit (1 MiB) is too tight for the former.
+#define RPC_MAX_MSG (64u << 20)
+// A client that has had no connection for this long after opening fails
+// calls at once with DRE_EUNAVAIL instead of queueing them until timeout.
+#define RPC_CONNECT_GRACE_MS 1000
+
+// ---------------------------------------------------------------- replies
+
+static char *
+vformat(const char *fmt, va_list ap)
+{
+	char *s = NULL;
+	if (vasprintf(&s, fmt, ap) < 0)
+		return NULL;
+	return s;
+}
+
+static char *
+dup_or_null(const char *s)
+{
+	return s != NULL ? strdup(s) : NULL;
+}
+
+void
+dre_rpc_reply_error(dre_rpc_reply *r, int status, const char *code,
+    const char *target, const char *fmt, ...)
+{
+	va_list ap;
+
+	r->status     = status;
+	r->error_code = code;
+	free(r->error_message);
+	free(r->error_target);
+	va_start(ap, fmt);
+	r->error_message = vformat(fmt, ap);
+	va_end(ap);
+	r->error_target = dup_or_null(target);
+}
+
+void
+dre_rpc_reply_detail(dre_rpc_reply *r, const char *code, const char *target,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	if (r->ndetails >= DRE_RPC_MAX_DETAILS)
+		return;
+	r->details[r->ndetails].code = code;
+	va_start(ap, fmt);
+	r->details[r->ndetails].message = vformat(fmt, ap);
+	va_end(ap);
+	r->details[r->ndetails].target = dup_or_null(target);
+	r->ndetails++;
+}
+
+void
+dre_rpc_reply_header(dre_rpc_reply *r, const char *key, const char *value)
+{
+	if (r->nheaders >= DRE_RPC_MAX_HEADERS)
+		return;
+	r->headers[r->nheaders].key   = key;
+	r->headers[r->nheaders].value = dup_or_null(value);
+	r->nheaders++;
+}
+
+void
+dre_rpc_reply_json(dre_rpc_reply *r)
+{
+	r->content_type = "application/json";
+}
+
+static void
+reply_clear(dre_rpc_reply *r)
+{
+	free(r->error_message);
+	free(r->error_target);
+	for (size_t i = 0; i < r->ndetails; i++) {
+		free(r->details[i].message);
+		free(r->details[i].target);
+	}
+	for (size_t i = 0; i < r->nheaders; i++)
+		free(r->headers[i].value);
+	dre_buf_free(&r->body);
+	memset(r, 0, sizeof(*r));
+}
+
+void
+dre_rpc_reply_msg_free(Dre__RpcReply *rep)
+{
+	if (rep != NULL)
+		dre__rpc_reply__free_unpacked(rep, NULL);
+}
+
+const char *
+dre_rpc_param(const dre_rpc_call *call, const char *key)
+{
+	const Dre__RpcRequest *req = call->req;
+
+	if (req == NULL)
+		return NULL;
+	for (size_t i = 0; i < req->n_params; i++)
+		if (req->params[i]->key != NULL &&
+		    strcmp(req->params[i]->key, key) == 0)
+			return req->params[i]->value;
+	return NULL;
+}
+
+// reply_encode packs r into a new nng message; NULL when out of memory.
+static nng_msg *
+reply_encode(const dre_rpc_reply *r)
+{
+	Dre__RpcReply     pb = DRE__RPC_REPLY__INIT;
+	Dre__ErrorDetail  det[DRE_RPC_MAX_DETAILS];
+	Dre__ErrorDetail *detp[DRE_RPC_MAX_DETAILS];
+	Dre__Param        hdr[DRE_RPC_MAX_HEADERS];
+	Dre__Param *      hdrp[DRE_RPC_MAX_HEADERS];
+	nng_msg *         m;
+	size_t            len;
+
+	pb.status        = r->status != 0 ? r->status : 200;
+	pb.error_code    = (char *) r->error_code;
+	pb.error_message = r->error_message;
+	pb.error_target  = r->error_target;
+	for (size_t i = 0; i < r->ndetails; i++) {
+		dre__error_detail__init(&det[i]);
+		det[i].code    = (char *) r->details[i].code;
+		det[i].message = r->details[i].message;
+		det[i].target  = r->details[i].target;
+		detp[i]        = &det[i];
+	}
+	pb.n_details = r->ndetails;
+	pb.details   = detp;
+	for (size_t i = 0; i < r->nheaders; i++) {
+		dre__param__init(&hdr[i]);
+		hdr[i].key   = (char *) r->headers[i].key;
+		hdr[i].value = r->headers[i].value != NULL
+		    ? r->headers[i].value
+		    : (char *) "";
+		hdrp[i] = &hdr[i];
+	}
+	pb.n_headers = r->nheaders;
+	pb.headers   = hdrp;
+	if (r->body.len > 0) {
+		pb.has_body  = 1;
+		pb.body.data = (uint8_t *) r->body.data;
+		pb.body.len  = r->body.len;
+	}
+	pb.content_type = (char *) r->content_type;
+
+	len = dre__rpc_reply__get_packed_size(&pb);
+	if (nng_msg_alloc(&m, len) != 0)
+		return NULL;
+	dre__rpc_reply__pack(&pb, nng_msg_body(m));
+	return m;
+}
+
+// ---------------------------------------------------------------- server
+
+typedef struct {
+	dre_rpc_server *s;
+	nng_ctx         ctx;
+	nng_aio *       aio;
+	pthread_t       thread;
+	bool            started;
+} rpc_worker;
+
+struct dre_rpc_server {
+	nng_socket           sock;
+	const dre_rpc_route *routes;
+	void *               svc;
+	int                  nworkers;
+	rpc_worker *         workers;
+};
+
+static const dre_rpc_route *
+route_find(const dre_rpc_route *routes, const char *method)
+{
+	for (const dre_rpc_route *r = routes; r->method != NULL; r++)
+		if (strcmp(r->method, method) == 0)
+			return r;
+	return NULL;
+}
+
+// serve_one decodes one request, runs its handler and returns the encoded
+// reply (NULL only when out of memory).
+static nng_msg *
+serve_one(dre_rpc_server *s, nng_msg *in)
+{
+	dre_rpc_reply        rep;
+	Dre__RpcRequest *    req;
+	const dre_rpc_route *route;
+	nng_msg *            out;
+
+	memset(&rep, 0, sizeof(rep));
+	rep.status = 200;
+	req = dre__rpc_request__unpack(
+	    NULL, nng_msg_len(in), nng_msg_body(in));
+	if (req == NULL) {
+		dre_rpc_reply_error(&rep, 400, "VALIDATION_FAILED", NULL,
+		    "undecodable rpc request");
+	} else if ((route = route_find(s->routes, req->method)) == NULL) {
+		dre_rpc_reply_error(&rep, 404, "NOT_FOUND", NULL,
+		    "unknown method %s", req->method);
+	} else if (req->has_deadline_unix_ms && req->deadline_unix_ms > 0 &&
+	    dre_now_ms() > req->deadline_unix_ms) {
+		// The caller has given up already; doing the work would only
+		// delay the calls that can still be answered in time.
+		dre_rpc_reply_error(&rep, 503, "UNAVAILABLE", NULL,
+		    "deadline passed before the call was served");
+	} else {
+		dre_rpc_call call;
+		uint32_t     roles = 0;
+
+		for (size_t i = 0; i < req->n_roles; i++)
+			roles |= dre_role_parse(req->roles[i]);
+		call.method      = req->method;
+		call.tenant      = req->tenant != NULL ? req->tenant : "";
+		call.principal   = req->principal != NULL ? req->principal : "";
+		call.roles       = roles;
+		call.deadline_ms = req->has_deadline_unix_ms
+		    ? req->deadline_unix_ms
+		    : 0;
+		call.body     = req->has_body ? req->body.data : NULL;
+		call.body_len = req->has_body ? req->body.len : 0;
+		call.req      = req;
+		route->fn(s->svc, &call, &rep);
+		if (rep.body.oom) {
+			reply_clear(&rep);
+			dre_rpc_reply_error(&rep, 503, "UNAVAILABLE", NULL,
+			    "out of memory");
+		}
+	}
+	out = reply_encode(&rep);
+	reply_clear(&rep);
+	if (req != NULL)
+		dre__rpc_request__free_unpacked(req, NULL);
+	return out;
+}
+
+static void *
+worker_main(void *arg)
+{
+	rpc_worker *    w = arg;
+	dre_rpc_server *s = w->s;
+
+	for (;;) {
+		nng_msg *in, *out;
+		int      rv;
+
+		nng_ctx_recv(w->ctx, w->aio);
+		nng_aio_wait(w->aio);
+		rv = nng_aio_result(w->aio);
+		if (rv == NNG_ECLOSED)
+			break;
+		if (rv != 0)
+			continue;
+		in  = nng_aio_get_msg(w->aio);
+		out = serve_one(s, in);
+		nng_msg_free(in);
+		if (out == NULL) {
+			dre_error("rpc: out of memory encoding a reply");
+			continue;
+		}
+		nng_aio_set_msg(w->aio, out);
+		nng_ctx_send(w->ctx, w->aio);
+		nng_aio_wait(w->aio);
+		rv = nng_aio_result(w->aio);
+		if (rv != 0) {
+			// The requester is gone; the reply has nowhere to go.
+			nng_msg_free(nng_aio_get_msg(w->aio));
+			if (rv == NNG_ECLOSED)
+				break;
+		}
+	}
+	return NULL;
+}
+
+dre_err
+dre_rpc_server_open(dre_rpc_server **sp, const char *url,
+    const dre_rpc_route *routes, void *svc, int workers)
+{
+	dre_rpc_server *s;
+	int             rv;
+
+	if (workers <= 0)
+		workers = 1;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return DRE_ENOMEM;
+	s->routes   = routes;
+	s->svc      = svc;
+	s->nworkers = workers;
+	if ((s->workers = calloc((size_t) workers, sizeof(rpc_worker))) ==
+	    NULL) {
+		free(s);
+		return DRE_ENOMEM;
+	}
+	if ((rv = nng_rep0_open(&s->sock)) != 0) {
+		dre_error("rpc: rep socket: %s", nng_strerror(rv));
+		free(s->workers);
+		free(s);
+		return DRE_ERPC;
+	}
+	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, RPC_MAX_MSG);
+	for (int i = 0; i < workers; i++) {
+		rpc_worker *w = &s->workers[i];
+		w->s          = s;
+		if ((rv = nng_ctx_open(&w->ctx, s->sock)) != 0 ||
+		    (rv = nng_aio_alloc(&w->aio, NULL, NULL)) != 0)
+			goto fail;
+	}
+	if ((rv = nng_listen(s->sock, url, NULL, 0)) != 0) {
+		dre_error("rpc: listen %s: %s", url, nng_strerror(rv));
+		goto fail;
+	}
+	for (int i = 0; i < workers; i++) {
+		rpc_worker *w = &s->workers[i];
+		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+			rv = NNG_ENOMEM;
+			goto fail;
+		}
+		w->started = true;
+	}
+	*sp = s;
+	return DRE_OK;
+fail:
+	dre_rpc_server_close(s);
+	return rv == NNG_ENOMEM ? DRE_ENOMEM : DRE_ERPC;
+}
+
+void
+dre_rpc_server_close(dre_rpc_server *s)
+{
+	if (s == NULL)
+		return;
+	// Closing the socket fails every pending receive with NNG_ECLOSED, so
+	// each worker leaves its loop after the handler it may be running.
+	nng_close(s->sock);
+	for (int i = 0; i < s->nworkers; i++) {
+		rpc_worker *w = &s->workers[i];
+		if (w->started)
+			pthread_join(w->thread, NULL);
+		if (w->aio != NULL)
+			nng_aio_free(w->aio);
+	}
+	free(s->workers);
+	free(s);
+}
+
+// ---------------------------------------------------------------- client
+
+enum { OP_SEND, OP_RECV };
+
+typedef struct rpc_op rpc_op;
+struct rpc_op {
+	dre_rpc_client *c;
+	nng_ctx         ctx;
+	nng_aio *       aio;
+	int             state;
+	int64_t         deadline; // monotonic millis
+	dre_rpc_done    done;
+	void *          arg;
+	rpc_op *        next_free;
+	rpc_op *        next_all;
+};
+
+struct dre_rpc_client {
+	nng_socket      sock;
+	pthread_mutex_t mu;
+	rpc_op *        free_ops; // idle ops, ready for a call
+	rpc_op *        all_ops;  // every op, for close
+	atomic_int      npipes;
+	int64_t         opened;   // monotonic millis
+	bool            closed;
+};
+
+static void
+pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	dre_rpc_client *c = arg;
+
+	(void) p;
+	if (ev == NNG_PIPE_EV_ADD_POST) {
+		atomic_fetch_add(&c->npipes, 1);
+	} else if (ev == NNG_PIPE_EV_REM_POST) {
+		// A pipe rejected before ADD_POST also reports REM_POST;
+		// never let that drive the count negative.
+		int n = atomic_load(&c->npipes);
+		while (n > 0 &&
+		    !atomic_compare_exchange_weak(&c->npipes, &n, n - 1))
+			;
+	}
+}
+
+dre_err
+dre_rpc_client_open(dre_rpc_client **cp, const char *url)
+{
+	dre_rpc_client *c;
+	int             rv;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return DRE_ENOMEM;
+	pthread_mutex_init(&c->mu, NULL);
+	atomic_init(&c->npipes, 0);
+	if ((rv = nng_req0_open(&c->sock)) != 0) {
+		dre_error("rpc: req socket: %s", nng_strerror(rv));
+		pthread_mutex_destroy(&c->mu);
+		free(c);
+		return DRE_ERPC;
+	}
+	// At most once: a re-sent request could apply a confirm twice.
+	nng_socket_set_ms(
+	    c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, RPC_MAX_MSG);
+	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 50);
+	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 1000);
+	nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, pipe_event, c);
+	nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, pipe_event, c);
+	c->opened = dre_mono_ms();
+	if ((rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+		dre_error("rpc: dial %s: %s", url, nng_strerror(rv));
+		nng_close(c->sock);
+		pthread_mutex_destroy(&c->mu);
+		free(c);
+		return DRE_ERPC;
+	}
+	*cp = c;
+	return DRE_OK;
+}
+
+void
+dre_rpc_client_close(dre_rpc_client *c)
+{
+	rpc_op *op, *next;
+
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->closed = true;
+	pthread_mutex_unlock(&c->mu);
+	// Every call in flight completes with DRE_ECLOSED here.
+	nng_close(c->sock);
+	for (op = c->all_ops; op != NULL; op = op->next_all)
+		nng_aio_stop(op->aio);
+	for (op = c->all_ops; op != NULL; op = next) {
+		next = op->next_all;
+		nng_aio_free(op->aio);
+		free(op);
+	}
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+static dre_err
+map_nng(int rv, bool sending)
+{
+	switch (rv) {
+	case 0:
+		return DRE_OK;
+	case NNG_ETIMEDOUT:
+		// A request that never left the queue found no peer.
+		return sending ? DRE_EUNAVAIL : DRE_ETIMEOUT;
+	case NNG_ECONNRESET:
+	case NNG_ECONNREFUSED:
+	case NNG_ECONNSHUT:
+		return DRE_EUNAVAIL;
+	case NNG_ECLOSED:
+	case NNG_ECANCELED:
+		return DRE_ECLOSED;
+	case NNG_ENOMEM:
+		return DRE_ENOMEM;
+	default:
+		return DRE_ERPC;
+	}
+}
+
+static void
+op_release(rpc_op *op)
+{
+	dre_rpc_client *c = op->c;
+
+	op->done = NULL;
+	op->arg  = NULL;
+	pthread_mutex_lock(&c->mu);
+	op->next_free = c->free_ops;
+	c->free_ops   = op;
+	pthread_mutex_unlock(&c->mu);
+}
+
+// op_finish reports the outcome once and returns the op to the freelist.
+static void
+op_finish(rpc_op *op, dre_err err, Dre__RpcReply *rep)
+{
+	dre_rpc_done done = op->done;
+	void *       arg  = op->arg;
+
+	done(arg, err, rep);
+	op_release(op);
+}
+
+static void
+op_cb(void *arg)
+{
+	rpc_op * op = arg;
+	int      rv = nng_aio_result(op->aio);
+	nng_msg *m;
+
+	if (op->state == OP_SEND) {
+		int64_t left;
+
+		if (rv != 0) {
+			nng_msg_free(nng_aio_get_msg(op->aio));
+			nng_aio_set_msg(op->aio, NULL);
+			op_finish(op, map_nng(rv, true), NULL);
+			return;
+		}
+		op->state = OP_RECV;
+		left      = op->deadline - dre_mono_ms();
+		nng_aio_set_timeout(op->aio, left > 0 ? (nng_duration) left : 1);
+		nng_ctx_recv(op->ctx, op->aio);
+		return;
+	}
+	if (rv != 0) {
+		op_finish(op, map_nng(rv, false), NULL);
+		return;
+	}
+	m = nng_aio_get_msg(op->aio);
+	nng_aio_set_msg(op->aio, NULL);
+	Dre__RpcReply *rep =
+	    dre__rpc_reply__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
+	nng_msg_free(m);
+	op_finish(op, rep != NULL ? DRE_OK : DRE_ECODEC, rep);
+}
+
+// op_get takes an idle op or makes a new one (each owns a REQ context, so
+// calls in flight never wait for each other).
+static dre_err
+op_get(rpc_op **opp, dre_rpc_client *c)
+{
+	rpc_op *op;
+	int     rv;
+
+	pthread_mutex_lock(&c->mu);
+	if (c->closed) {
+		pthread_mutex_unlock(&c->mu);
+		return DRE_ECLOSED;
+	}
+	if ((op = c->free_ops) != NULL) {
+		c->free_ops = op->next_free;
+		pthread_mutex_unlock(&c->mu);
+		*opp = op;
+		return DRE_OK;
+	}
+	pthread_mutex_unlock(&c->mu);
+
+	if ((op = calloc(1, sizeof(*op))) == NULL)
+		return DRE_ENOMEM;
+	op->c = c;
+	if ((rv = nng_aio_alloc(&op->aio, op_cb, op)) != 0) {
+		free(op);
+		return DRE_ENOMEM;
+	}
+	if ((rv = nng_ctx_open(&op->ctx, c->sock)) != 0) {
+		nng_aio_free(op->aio);
+		free(op);
+		return rv == NNG_ECLOSED ? DRE_ECLOSED : DRE_ERPC;
+	}
+	nng_ctx_set_ms(op->ctx, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	pthread_mutex_lock(&c->mu);
+	op->next_all = c->all_ops;
+	c->all_ops   = op;
+	pthread_mutex_unlock(&c->mu);
+	*opp = op;
+	return DRE_OK;
+}
+
+dre_err
+dre_rpc_call_async(dre_rpc_client *c, const Dre__RpcRequest *req,
+    int timeout_ms, dre_rpc_done done, void *arg)
+{
+	rpc_op * op;
+	nng_msg *m;
+	dre_err  err;
+	int64_t  now = dre_mono_ms();
+
+	if (atomic_load(&c->npipes) == 0 &&
+	    now - c->opened > RPC_CONNECT_GRACE_MS)
+		return DRE_EUNAVAIL;
+	if (nng_msg_alloc(&m, dre__rpc_request__get_packed_size(req)) != 0)
+		return DRE_ENOMEM;
+	dre__rpc_request__pack(req, nng_msg_body(m));
+	if ((err = op_get(&op, c)) != DRE_OK) {
+		nng_msg_free(m);
+		return err;
+	}
+	if (timeout_ms <= 0)
+		timeout_ms = 1;
+	op->done     = done;
+	op->arg      = arg;
+	op->state    = OP_SEND;
+	op->deadline = now + timeout_ms;
+	nng_aio_set_msg(op->aio, m);
+	nng_aio_set_timeout(op->aio, timeout_ms);
+	nng_ctx_send(op->ctx, op->aio);
+	return DRE_OK;
+}
+
+typedef struct {
+	pthread_mutex_t mu;
+	pthread_cond_t  cv;
+	bool            done;
+	dre_err         err;
+	Dre__RpcReply * rep;
+} sync_wait;
+
+static void
+sync_done(void *arg, dre_err err, Dre__RpcReply *rep)
+{
+	sync_wait *w = arg;
+
+	pthread_mutex_lock(&w->mu);
+	w->err  = err;
+	w->rep  = rep;
+	w->done = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+dre_err
+dre_rpc_call(dre_rpc_client *c, const Dre__RpcRequest *req, int timeout_ms,
+    Dre__RpcReply **repp)
+{
+	sync_wait w;
+	dre_err   err;
+
+	memset(&w, 0, sizeof(w));
+	pthread_mutex_init(&w.mu, NULL);
+	pthread_cond_init(&w.cv, NULL);
+	err = dre_rpc_call_async(c, req, timeout_ms, sync_done, &w);
+	if (err == DRE_OK) {
+		pthread_mutex_lock(&w.mu);
+		while (!w.done)
+			pthread_cond_wait(&w.cv, &w.mu);
+		pthread_mutex_unlock(&w.mu);
+		err = w.err;
+		if (err == DRE_OK)
+			*repp = w.rep;
+	}
+	pthread_cond_destroy(&w.cv);
+	pthread_mutex_destroy(&w.mu);
+	return err;
+}

@@ -1,0 +1,381 @@
+// store.c -- RocksDB behind dre_store: column families, batches, iterators.
+//
+// The only file that includes rocksdb/c.h. Every RocksDB error string is
+// logged here once, freed, and becomes DRE_ESTORE for the caller.
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <rocksdb/c.h>
+
+#include "dre/log.h"
+#include "dre/store.h"
+
+struct dre_store {
+	rocksdb_t *                      db;
+	rocksdb_options_t *              opts;
+	rocksdb_block_based_table_options_t *table;
+	rocksdb_cache_t *                cache;
+	rocksdb_writeoptions_t *         wo_sync;
+	rocksdb_writeoptions_t *         wo_async;
+	rocksdb_readoptions_t *          ro;
+	rocksdb_column_family_handle_t **cfh;
+	size_t                           ncf;
+	char *                           path;
+};
+
+struct dre_batch {
+	rocksdb_writebatch_t *wb;
+};
+
+struct dre_store_iter {
+	rocksdb_iterator_t *           it;
+	rocksdb_readoptions_t *        ro;
+	const rocksdb_snapshot_t *     snap;
+	dre_store *                    s;
+	char *                         prefix;
+	size_t                         plen;
+	bool                           started;
+};
+
+// store_fail logs a RocksDB error string once and frees it.
+static dre_err
+store_fail(const char *what, const char *path, char *err)
+{
+	dre_error("store %s %s: %s", what, path ? path : "",
+	    err ? err : "unknown error");
+	rocksdb_free(err);
+	return DRE_ESTORE;
+}
+
+// mkdir_p creates dir and its parents; RocksDB only creates the last level.
+static int
+mkdir_p(const char *dir)
+{
+	char *p = strdup(dir);
+	if (p == NULL)
+		return -1;
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+			free(p);
+			return -1;
+		}
+		*s = '/';
+	}
+	int rc = mkdir(p, 0755);
+	free(p);
+	return rc != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static rocksdb_column_family_handle_t *
+cf_handle(dre_store *s, int cf)
+{
+	if (cf < 0 || (size_t) cf >= s->ncf) {
+		// A wrong column family index is a programming error: fail loud
+		// rather than write into the wrong keyspace.
+		dre_error("store: column family %d out of range", cf);
+		abort();
+	}
+	return s->cfh[cf];
+}
+
+void
+dre_store_close(dre_store *s)
+{
+	if (s == NULL)
+		return;
+	if (s->cfh != NULL)
+		for (size_t i = 0; i < s->ncf; i++)
+			if (s->cfh[i] != NULL)
+				rocksdb_column_family_handle_destroy(s->cfh[i]);
+	if (s->db != NULL)
+		rocksdb_close(s->db);
+	if (s->opts != NULL)
+		rocksdb_options_destroy(s->opts);
+	if (s->table != NULL)
+		rocksdb_block_based_options_destroy(s->table);
+	if (s->cache != NULL)
+		rocksdb_cache_destroy(s->cache);
+	if (s->wo_sync != NULL)
+		rocksdb_writeoptions_destroy(s->wo_sync);
+	if (s->wo_async != NULL)
+		rocksdb_writeoptions_destroy(s->wo_async);
+	if (s->ro != NULL)
+		rocksdb_readoptions_destroy(s->ro);
+	free(s->cfh);
+	free(s->path);
+	free(s);
+}
+
+dre_err
+dre_store_open(dre_store **sp, const dre_store_cfg *cfg)
+{
+	if (cfg == NULL || cfg->path == NULL || (cfg->ncfs > 0 && !cfg->cfs))
+		return DRE_EINVAL;
+	if (mkdir_p(cfg->path) != 0) {
+		dre_error("store mkdir %s: %s", cfg->path, strerror(errno));
+		return DRE_EIO;
+	}
+	dre_store *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return DRE_ENOMEM;
+	s->ncf = cfg->ncfs + 1;
+	s->cfh = calloc(s->ncf, sizeof(*s->cfh));
+	s->path = strdup(cfg->path);
+	const char **names = calloc(s->ncf, sizeof(*names));
+	const rocksdb_options_t **cfopts = calloc(s->ncf, sizeof(*cfopts));
+	if (s->cfh == NULL || s->path == NULL || names == NULL ||
+	    cfopts == NULL) {
+		free(names);
+		free(cfopts);
+		dre_store_close(s);
+		return DRE_ENOMEM;
+	}
+
+	// Small by default: many services share one machine in the embedded
+	// setup (8 MiB cache + 2 x 4 MiB write buffers ~ 29 MB with 2M keys).
+	size_t cache_mb = cfg->cache_mb ? cfg->cache_mb : 8;
+	s->cache = rocksdb_cache_create_lru(cache_mb << 20);
+	s->table = rocksdb_block_based_options_create();
+	rocksdb_block_based_options_set_block_cache(s->table, s->cache);
+	s->opts = rocksdb_options_create();
+	rocksdb_options_set_create_if_missing(s->opts, 1);
+	rocksdb_options_set_create_missing_column_families(s->opts, 1);
+	rocksdb_options_set_block_based_table_factory(s->opts, s->table);
+	rocksdb_options_set_write_buffer_size(s->opts, 4 << 20);
+	rocksdb_options_set_max_write_buffer_number(s->opts, 2);
+	rocksdb_options_set_max_open_files(s->opts, 256);
+	rocksdb_options_set_keep_log_file_num(s->opts, 2);
+	rocksdb_options_set_max_log_file_size(s->opts, 1 << 20);
+	rocksdb_options_set_compression(s->opts, rocksdb_lz4_compression);
+
+	names[0] = "default";
+	cfopts[0] = s->opts;
+	for (size_t i = 0; i < cfg->ncfs; i++) {
+		names[i + 1] = cfg->cfs[i];
+		cfopts[i + 1] = s->opts;
+	}
+	char *err = NULL;
+	s->db = rocksdb_open_column_families(s->opts, cfg->path, (int) s->ncf,
+	    names, cfopts, s->cfh, &err);
+	free(names);
+	free(cfopts);
+	if (err != NULL) {
+		dre_err e = store_fail("open", cfg->path, err);
+		s->db = NULL;
+		for (size_t i = 0; i < s->ncf; i++)
+			s->cfh[i] = NULL;
+		dre_store_close(s);
+		return e;
+	}
+	s->wo_sync = rocksdb_writeoptions_create();
+	rocksdb_writeoptions_set_sync(s->wo_sync, 1);
+	s->wo_async = rocksdb_writeoptions_create();
+	s->ro = rocksdb_readoptions_create();
+	*sp = s;
+	return DRE_OK;
+}
+
+dre_err
+dre_store_get(dre_store *s, int cf, const void *key, size_t klen,
+    char **valp, size_t *vlenp)
+{
+	char * err = NULL;
+	size_t vlen = 0;
+	char * v = rocksdb_get_cf(
+	    s->db, s->ro, cf_handle(s, cf), key, klen, &vlen, &err);
+	if (err != NULL)
+		return store_fail("get", s->path, err);
+	if (v == NULL)
+		return DRE_ENOTFOUND;
+	// Hand out memory the caller can free() (RocksDB's comes from its own
+	// allocator boundary) and NUL-terminate for convenience.
+	char *out = malloc(vlen + 1);
+	if (out == NULL) {
+		rocksdb_free(v);
+		return DRE_ENOMEM;
+	}
+	memcpy(out, v, vlen);
+	out[vlen] = '\0';
+	rocksdb_free(v);
+	*valp = out;
+	if (vlenp != NULL)
+		*vlenp = vlen;
+	return DRE_OK;
+}
+
+dre_err
+dre_store_put(dre_store *s, int cf, const void *key, size_t klen,
+    const void *val, size_t vlen, bool sync)
+{
+	char *err = NULL;
+	rocksdb_put_cf(s->db, sync ? s->wo_sync : s->wo_async,
+	    cf_handle(s, cf), key, klen, val, vlen, &err);
+	return err != NULL ? store_fail("put", s->path, err) : DRE_OK;
+}
+
+dre_err
+dre_store_delete(dre_store *s, int cf, const void *key, size_t klen,
+    bool sync)
+{
+	char *err = NULL;
+	rocksdb_delete_cf(s->db, sync ? s->wo_sync : s->wo_async,
+	    cf_handle(s, cf), key, klen, &err);
+	return err != NULL ? store_fail("delete", s->path, err) : DRE_OK;
+}
+
+dre_batch *
+dre_batch_alloc(void)
+{
+	dre_batch *b = malloc(sizeof(*b));
+	if (b == NULL)
+		return NULL;
+	b->wb = rocksdb_writebatch_create();
+	return b;
+}
+
+void
+dre_batch_free(dre_batch *b)
+{
+	if (b == NULL)
+		return;
+	rocksdb_writebatch_destroy(b->wb);
+	free(b);
+}
+
+void
+dre_batch_clear(dre_batch *b)
+{
+	rocksdb_writebatch_clear(b->wb);
+}
+
+void
+dre_batch_put(dre_batch *b, dre_store *s, int cf, const void *key,
+    size_t klen, const void *val, size_t vlen)
+{
+	rocksdb_writebatch_put_cf(b->wb, cf_handle(s, cf), key, klen, val, vlen);
+}
+
+void
+dre_batch_delete(dre_batch *b, dre_store *s, int cf, const void *key,
+    size_t klen)
+{
+	rocksdb_writebatch_delete_cf(b->wb, cf_handle(s, cf), key, klen);
+}
+
+size_t
+dre_batch_count(const dre_batch *b)
+{
+	return (size_t) rocksdb_writebatch_count(b->wb);
+}
+
+dre_err
+dre_store_write(dre_store *s, dre_batch *b, bool sync)
+{
+	char *err = NULL;
+	rocksdb_write(s->db, sync ? s->wo_sync : s->wo_async, b->wb, &err);
+	return err != NULL ? store_fail("write", s->path, err) : DRE_OK;
+}
+
+// key_cmp orders keys as RocksDB's default bytewise comparator does.
+static int
+key_cmp(const void *a, size_t alen, const void *b, size_t blen)
+{
+	if (alen == 0 || blen == 0)
+		return alen == blen ? 0 : alen > blen ? 1 : -1;
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+	if (c != 0)
+		return c;
+	return alen < blen ? -1 : alen > blen;
+}
+
+dre_err
+dre_store_iter_open_from(dre_store_iter **ip, dre_store *s, int cf,
+    const void *prefix, size_t plen, const void *start, size_t slen)
+{
+	dre_store_iter *it = calloc(1, sizeof(*it));
+	if (it == NULL)
+		return DRE_ENOMEM;
+	if (plen > 0) {
+		it->prefix = malloc(plen);
+		if (it->prefix == NULL) {
+			free(it);
+			return DRE_ENOMEM;
+		}
+		memcpy(it->prefix, prefix, plen);
+		it->plen = plen;
+	}
+	it->s = s;
+	it->snap = rocksdb_create_snapshot(s->db);
+	it->ro = rocksdb_readoptions_create();
+	rocksdb_readoptions_set_snapshot(it->ro, it->snap);
+	// Scans are one-off (snapshots, recovery): keep them from evicting
+	// the hot working set.
+	rocksdb_readoptions_set_fill_cache(it->ro, 0);
+	it->it = rocksdb_create_iterator_cf(s->db, it->ro, cf_handle(s, cf));
+	// Seek to the larger of prefix and start: both bound the range below.
+	if (start != NULL && slen > 0 &&
+	    key_cmp(start, slen, prefix, plen) > 0)
+		rocksdb_iter_seek(it->it, start, slen);
+	else if (plen > 0)
+		rocksdb_iter_seek(it->it, prefix, plen);
+	else
+		rocksdb_iter_seek_to_first(it->it);
+	*ip = it;
+	return DRE_OK;
+}
+
+dre_err
+dre_store_iter_open(dre_store_iter **ip, dre_store *s, int cf,
+    const void *prefix, size_t plen)
+{
+	return dre_store_iter_open_from(ip, s, cf, prefix, plen, NULL, 0);
+}
+
+bool
+dre_store_iter_next(dre_store_iter *it, const char **key, size_t *klen,
+    const char **val, size_t *vlen)
+{
+	// The first call returns the entry the open seeked to.
+	if (it->started)
+		rocksdb_iter_next(it->it);
+	it->started = true;
+	if (!rocksdb_iter_valid(it->it)) {
+		char *err = NULL;
+		rocksdb_iter_get_error(it->it, &err);
+		if (err != NULL)
+			(void) store_fail("iterate", it->s->path, err);
+		return false;
+	}
+	size_t      kl = 0, vl = 0;
+	const char *k = rocksdb_iter_key(it->it, &kl);
+	if (it->plen > 0 &&
+	    (kl < it->plen || memcmp(k, it->prefix, it->plen) != 0))
+		return false;
+	const char *v = rocksdb_iter_value(it->it, &vl);
+	if (key != NULL)
+		*key = k;
+	if (klen != NULL)
+		*klen = kl;
+	if (val != NULL)
+		*val = v;
+	if (vlen != NULL)
+		*vlen = vl;
+	return true;
+}
+
+void
+dre_store_iter_close(dre_store_iter *it)
+{
+	if (it == NULL)
+		return;
+	rocksdb_iter_destroy(it->it);
+	rocksdb_readoptions_destroy(it->ro);
+	rocksdb_release_snapshot(it->s->db, it->snap);
+	free(it->prefix);
+	free(it);
+}

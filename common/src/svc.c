@@ -1,0 +1,173 @@
+// svc.c -- the frame every DRE process shares: config, logging, signals
+// and the data directory.
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dre/log.h"
+#include "dre/svc.h"
+
+static atomic_bool svc_stop;
+static atomic_bool svc_signals_blocked;
+
+// mkdir_p creates path and its parents; existing directories are fine.
+static int
+mkdir_p(const char *path)
+{
+	char *p = strdup(path);
+	if (p == NULL)
+		return -1;
+	size_t n = strlen(p);
+	while (n > 1 && p[n - 1] == '/')
+		p[--n] = '\0';
+	for (char *s = p + 1; *s != '\0'; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+			free(p);
+			return -1;
+		}
+		*s = '/';
+	}
+	int rv = 0;
+	if (mkdir(p, 0755) != 0 && errno != EEXIST)
+		rv = -1;
+	struct stat st;
+	if (rv == 0 && (stat(p, &st) != 0 || !S_ISDIR(st.st_mode))) {
+		errno = ENOTDIR;
+		rv    = -1;
+	}
+	free(p);
+	return rv;
+}
+
+static void
+stop_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+}
+
+void
+dre_svc_init(const char *name, void *cfg, const dre_cfg_opt *table,
+    dre_common_cfg *common, int argc, char **argv)
+{
+	// Log under the service's name already while the config loads.
+	dre_log_init(name, DRE_LOG_INFO);
+	if (dre_config_load(cfg, table, common ? &common->kafka : NULL, argc,
+	        argv) != DRE_OK) {
+		dre_error("invalid configuration; see %s --help", name);
+		exit(2);
+	}
+	if (common != NULL)
+		dre_log_init(name, dre_log_level_parse(common->log_level));
+
+	// Blocked here, before any thread exists, so every thread inherits
+	// the mask and only dre_svc_wait's sigtimedwait receives them.
+	sigset_t set;
+	stop_signals(&set);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	atomic_store(&svc_signals_blocked, true);
+	// A peer closing a socket must not kill the process.
+	signal(SIGPIPE, SIG_IGN);
+
+	if (common != NULL && common->data_dir != NULL &&
+	    *common->data_dir != '\0' && mkdir_p(common->data_dir) != 0) {
+		dre_error("cannot create data_dir %s: %s", common->data_dir,
+		    strerror(errno));
+		exit(2);
+	}
+}
+
+bool
+dre_svc_wait(int timeout_ms)
+{
+	if (atomic_load(&svc_stop))
+		return true;
+	sigset_t set;
+	stop_signals(&set);
+	int64_t         left = timeout_ms;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		int sig;
+		if (timeout_ms < 0) {
+			sig = sigwaitinfo(&set, NULL);
+		} else {
+			struct timespec ts = { left / 1000,
+				(left % 1000) * 1000000 };
+			sig = sigtimedwait(&set, NULL, &ts);
+		}
+		if (sig == SIGINT || sig == SIGTERM) {
+			dre_info("received signal %d, stopping", sig);
+			atomic_store(&svc_stop, true);
+			return true;
+		}
+		if (atomic_load(&svc_stop))
+			return true;
+		if (sig < 0 && errno == EAGAIN)
+			return false;
+		if (timeout_ms >= 0) {
+			// EINTR: wait only for what is left of the timeout.
+			struct timespec t1;
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			int64_t spent = (t1.tv_sec - t0.tv_sec) * 1000 +
+			    (t1.tv_nsec - t0.tv_nsec) / 1000000;
+			left = timeout_ms - spent;
+			if (left <= 0)
+				return false;
+		}
+	}
+}
+
+bool
+dre_svc_stopping(void)
+{
+	return atomic_load(&svc_stop);
+}
+
+void
+dre_svc_stop(void)
+{
+	atomic_store(&svc_stop, true);
+	// Wake a thread blocked in dre_svc_wait; without the mask of
+	// dre_svc_init the signal would kill the process instead.
+	if (atomic_load(&svc_signals_blocked))
+		kill(getpid(), SIGTERM);
+}
+
+char *
+dre_svc_path(const dre_common_cfg *common, const char *sub)
+{
+	const char *dir = common && common->data_dir && *common->data_dir
+	    ? common->data_dir
+	    : ".";
+	size_t dl = strlen(dir), sl = strlen(sub);
+	char * p  = malloc(dl + sl + 2);
+	if (p == NULL)
+		return NULL;
+	memcpy(p, dir, dl);
+	size_t n = dl;
+	if (sl > 0) {
+		if (n > 0 && p[n - 1] != '/')
+			p[n++] = '/';
+		memcpy(p + n, sub, sl);
+		n += sl;
+	}
+	p[n] = '\0';
+	if (mkdir_p(p) != 0) {
+		dre_error("cannot create %s: %s", p, strerror(errno));
+		free(p);
+		return NULL;
+	}
+	return p;
+}

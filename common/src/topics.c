@@ -1,0 +1,50 @@
+// topics.c -- the table of every Kafka topic DRE uses.
+#include <string.h>
+
+#include "dre/topics.h"
+
+#define DAY_MS (24LL * 3600 * 1000)
+
+// Master-data feeds are never the only copy (the catalog is), so a week is
+// plenty for an evaluator that was down; a consumer that falls further behind
+// re-snapshots. Confirmed sales get more partitions because every consumer
+// service scales on them.
+const dre_topic dre_topics[] = {
+	{ DRE_TOPIC_PROMOTIONS, 3, 7 * DAY_MS,
+	    "dre.MasterDataChanged for promotions; key tenant/id" },
+	{ DRE_TOPIC_ARTICLES, 3, 7 * DAY_MS,
+	    "dre.MasterDataChanged for articles; key tenant/articleNumber" },
+	{ DRE_TOPIC_POS_GROUPS, 3, 7 * DAY_MS,
+	    "dre.MasterDataChanged for POS groups; key tenant/id" },
+	{ DRE_TOPIC_ARTICLE_GROUPS, 3, 7 * DAY_MS,
+	    "dre.MasterDataChanged for article groups; key "
+	    "tenant/articleGroupId" },
+	{ DRE_TOPIC_TX_CONFIRMED, 6, 7 * DAY_MS,
+	    "confirmed sales; key tenant/transactionId" },
+	{ DRE_TOPIC_CALCULATIONS, 3, 3 * DAY_MS,
+	    "calculation audit records; key tenant/transactionId" },
+	{ DRE_TOPIC_SIDEFX, 3, 1 * DAY_MS,
+	    "side-effect job results; key tenant/transactionId" },
+	{ DRE_TOPIC_BUDGET_STATUS, 3, 7 * DAY_MS,
+	    "budget status changes; key tenant/budgetId" },
+	{ DRE_TOPIC_BUDGET_EVENTS, 3, 7 * DAY_MS,
+	    "budget business events; key tenant/budgetId" },
+	{ DRE_TOPIC_COUPON_EVENTS, 3, 7 * DAY_MS,
+	    "coupon business events; key tenant/code" },
+	{ DRE_TOPIC_LOYALTY_EVENTS, 3, 7 * DAY_MS,
+	    "loyalty business events; key tenant/contactId" },
+	{ DRE_TOPIC_CATALOG_EVENTS, 3, 7 * DAY_MS,
+	    "catalog business events (webhooks); key tenant/id" },
+	{ NULL, 0, 0, NULL },
+};
+
+const dre_topic *
+dre_topic_find(const char *name)
+{
+	if (name == NULL)
+		return NULL;
+	for (const dre_topic *t = dre_topics; t->name != NULL; t++)
+		if (strcmp(t->name, name) == 0)
+			return t;
+	return NULL;
+}
