@@ -1,0 +1,113 @@
+// engine.h -- the promotion engine: an immutable per-tenant master-data index
+// and the evaluation of one basket against it.
+//
+// The index is a refcounted immutable snapshot. Writers (snapshot load, one
+// change from the feed) build a new version beside the current one and swap
+// the pointer; readers take a reference and never wait for a writer's build.
+// Evaluation allocates everything from the caller's per-basket arena.
+#ifndef DRE_ENGINE_H
+#define DRE_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dre/arena.h"
+#include "dre/err.h"
+#include "evaluate.pb-c.h"
+
+typedef enum {
+	DRE_MK_PROMOTION = 0,
+	DRE_MK_ARTICLE,
+	DRE_MK_POS_GROUP,
+	DRE_MK_ARTICLE_GROUP,
+} dre_master_kind;
+
+// dre_master_kind_parse maps the wire literals PROMOTION | ARTICLE |
+// POS_GROUP | ARTICLE_GROUP; DRE_EINVAL otherwise.
+dre_err dre_master_kind_parse(dre_master_kind *out, const char *s);
+const char *dre_master_kind_name(dre_master_kind k);
+
+// One master-data change: an upsert (doc != NULL) or a delete (doc NULL) of
+// the entity kind/key of tenant at catalog version `version`. Borrowed for
+// the call; the engine copies what it keeps.
+typedef struct {
+	dre_master_kind kind;
+	const char *    tenant;
+	const char *    key;
+	int64_t         version;
+	const char *    doc; // JSON document; NULL = delete
+	size_t          doc_len;
+} dre_master_change;
+
+typedef struct dre_engine dre_engine;
+typedef struct dre_index  dre_index;
+
+// dre_engine_alloc creates an engine holding an empty index. Caller frees
+// with dre_engine_free().
+dre_err dre_engine_alloc(dre_engine **ep);
+// dre_engine_free releases the engine; readers must have released every
+// index they acquired. NULL is a no-op.
+void dre_engine_free(dre_engine *e);
+
+// dre_engine_load replaces the whole index by the n changes (a snapshot:
+// only upserts matter; for one key the highest version wins). Documents that
+// do not parse are skipped and counted in *nbadp (if not NULL). now_ms
+// becomes the data age.
+dre_err dre_engine_load(dre_engine *e, const dre_master_change *v, size_t n,
+    int64_t now_ms, size_t *nbadp);
+
+// dre_engine_apply applies one change if its version is newer than what the
+// index holds for kind/key (deletes leave a tombstone so that an older
+// upsert arriving later is ignored). *appliedp (if not NULL) tells whether
+// it was. DRE_EINVAL when the document does not parse (nothing changes).
+dre_err dre_engine_apply(dre_engine *e, const dre_master_change *c,
+    int64_t now_ms, bool *appliedp);
+
+// dre_engine_acquire returns the current index with a reference held.
+// Caller releases with dre_index_release(); the index never changes.
+const dre_index *dre_engine_acquire(dre_engine *e);
+void dre_index_release(const dre_index *ix);
+
+// dre_index_version is the highest catalog version applied (0 when empty).
+int64_t dre_index_version(const dre_index *ix);
+// dre_index_data_age is when the last change was applied (epoch millis; 0 =
+// never).
+int64_t dre_index_data_age(const dre_index *ix);
+// dre_index_promotions counts the live promotions of tenant (NULL = all).
+size_t dre_index_promotions(const dre_index *ix, const char *tenant);
+// dre_index_version_of returns the version the index holds for kind/key of
+// tenant (tombstones included), or -1.
+int64_t dre_index_version_of(const dre_index *ix, const char *tenant,
+    dre_master_kind kind, const char *key);
+
+// The evaluation context the service supplies (the tenant comes from the
+// caller's credential, never the body). Borrowed for the call.
+typedef struct {
+	const char *tenant;
+	int64_t     now_ms;
+	int64_t     counter;        // transaction counter assigned to this iteration
+	const char *transaction_id; // the request's or one the service generated
+	const char *currency;       // default currency, e.g. "EUR"
+	const char *instance_id;
+	const char *source;         // "local-store" | "btp"; NULL = "local-store"
+	bool        simulate;
+} dre_eval_ctx;
+
+// A request the engine refuses (PRODUCT-DECISIONS §1).
+typedef struct {
+	int         status; // 400
+	const char *code;   // static: VALIDATION_FAILED
+	char        message[160];
+	char        target[64];
+} dre_eval_error;
+
+// dre_evaluate prices req against ix for ctx. On success *respp is the
+// complete response, every part allocated in a (pack it, never free it with
+// protobuf-c). DRE_EINVAL with *err filled when the request is refused
+// (unknown posGroupCode); DRE_ENOMEM when the arena is exhausted.
+dre_err dre_evaluate(Dre__EvaluateResponse **respp, dre_arena *a,
+    const dre_index *ix, const Dre__EvaluateRequest *req,
+    const dre_eval_ctx *ctx, dre_eval_error *err);
+
+#endif
