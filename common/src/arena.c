@@ -5,7 +5,7 @@
 
 #include "dre/arena.h"
 
-#define ARENA_ALIGN 16
+#define ARENA_ALIGN   16
 #define ARENA_DEFAULT (16 * 1024)
 
 typedef struct block block;
@@ -18,7 +18,7 @@ struct block {
 };
 
 struct dre_arena {
-	block *head;  // block currently bumped; the first block is last in list
+	block *head; // block currently bumped; the first block is last in list
 	block *first; // kept across resets
 	size_t block_size;
 	size_t total; // bytes handed out since the last reset
@@ -33,7 +33,7 @@ block_new(size_t cap)
 	if (b == NULL)
 		return NULL;
 	b->next = NULL;
-	b->cap  = cap;
+	b->cap = cap;
 	b->used = 0;
 	return b;
 }
@@ -45,12 +45,12 @@ dre_arena_alloc(size_t block_size)
 	if (a == NULL)
 		return NULL;
 	a->block_size = block_size ? block_size : ARENA_DEFAULT;
-	a->first      = block_new(a->block_size);
+	a->first = block_new(a->block_size);
 	if (a->first == NULL) {
 		free(a);
 		return NULL;
 	}
-	a->head  = a->first;
+	a->head = a->first;
 	a->total = 0;
 	return a;
 }
@@ -80,9 +80,9 @@ dre_arena_reset(dre_arena *a)
 	if (a == NULL)
 		return;
 	blocks_free_until(a->head, a->first);
-	a->head        = a->first;
+	a->head = a->first;
 	a->first->used = 0;
-	a->total       = 0;
+	a->total = 0;
 }
 
 void *
@@ -93,17 +93,17 @@ dre_arena_get(dre_arena *a, size_t n)
 	if (n > SIZE_MAX - ARENA_ALIGN)
 		return NULL;
 	size_t need = (n + ARENA_ALIGN - 1) & ~(size_t) (ARENA_ALIGN - 1);
-	block *b    = a->head;
+	block *b = a->head;
 	if (b->cap - b->used < need) {
 		// Big requests get a block of their own so the regular block
 		// size keeps the waste per block bounded.
 		size_t cap = need > a->block_size ? need : a->block_size;
-		block *nb  = block_new(cap);
+		block *nb = block_new(cap);
 		if (nb == NULL)
 			return NULL;
 		nb->next = b;
-		a->head  = nb;
-		b        = nb;
+		a->head = nb;
+		b = nb;
 	}
 	void *p = b->data + b->used;
 	b->used += need;

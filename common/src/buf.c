@@ -1,5 +1,7 @@
-// buf.c -- growable byte buffer; out-of-memory is sticky so callers check
-// once at the end instead of after every append.
+// buf.c -- growable byte buffer (string builder).
+//
+// Out-of-memory is sticky so callers check once at the end instead of after
+// every append.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,9 +12,9 @@ void
 dre_buf_init(dre_buf *b)
 {
 	b->data = NULL;
-	b->len  = 0;
-	b->cap  = 0;
-	b->oom  = 0;
+	b->len = 0;
+	b->cap = 0;
+	b->oom = 0;
 }
 
 void
@@ -53,7 +55,7 @@ grow(dre_buf *b, size_t extra)
 		return 0;
 	}
 	b->data = p;
-	b->cap  = cap;
+	b->cap = cap;
 	return 1;
 }
 
@@ -86,7 +88,7 @@ dre_buf_putc(dre_buf *b, char c)
 {
 	if (b->len + 1 < b->cap && !b->oom) {
 		b->data[b->len++] = c;
-		b->data[b->len]   = '\0';
+		b->data[b->len] = '\0';
 		return;
 	}
 	dre_buf_append(b, &c, 1);
@@ -100,7 +102,7 @@ dre_buf_vprintf(dre_buf *b, const char *fmt, va_list ap)
 	va_list ap2;
 	va_copy(ap2, ap);
 	size_t avail = b->cap > b->len ? b->cap - b->len : 0;
-	int    n     = vsnprintf(avail ? b->data + b->len : NULL, avail, fmt, ap2);
+	int    n = vsnprintf(avail ? b->data + b->len : NULL, avail, fmt, ap2);
 	va_end(ap2);
 	if (n < 0) {
 		if (b->data != NULL)
@@ -129,9 +131,10 @@ dre_buf_printf(dre_buf *b, const char *fmt, ...)
 void
 dre_buf_i64(dre_buf *b, int64_t v)
 {
-	char     tmp[24];
-	char *   p = tmp + sizeof(tmp);
-	// Work on the magnitude as unsigned so INT64_MIN needs no special case.
+	char  tmp[24];
+	char *p = tmp + sizeof(tmp);
+	// Work on the magnitude as unsigned so INT64_MIN needs no special
+	// case.
 	uint64_t u = v < 0 ? 0 - (uint64_t) v : (uint64_t) v;
 	do {
 		*--p = (char) ('0' + u % 10);

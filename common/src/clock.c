@@ -1,5 +1,6 @@
-// clock.c -- wall and monotonic clocks and RFC 3339 text, computed by hand
-// (no timegm/gmtime_r: they depend on TZ data and take locks).
+// clock.c -- wall and monotonic clocks and RFC 3339 text.
+//
+// Dates are computed by hand: timegm/gmtime_r depend on TZ data and lock.
 #include <time.h>
 
 #include "dre/clock.h"
@@ -41,17 +42,17 @@ civil_from_days(int64_t z, int64_t *y, int *m, int *d)
 	int64_t doe = z - era * 146097;
 	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
 	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	int64_t mp  = (5 * doy + 2) / 153;
-	*d          = (int) (doy - (153 * mp + 2) / 5 + 1);
-	*m          = (int) (mp < 10 ? mp + 3 : mp - 9);
-	*y          = yoe + era * 400 + (*m <= 2);
+	int64_t mp = (5 * doy + 2) / 153;
+	*d = (int) (doy - (153 * mp + 2) / 5 + 1);
+	*m = (int) (mp < 10 ? mp + 3 : mp - 9);
+	*y = yoe + era * 400 + (*m <= 2);
 }
 
 static int
 days_in_month(int64_t y, int m)
 {
-	static const int dm[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30,
-		31 };
+	static const int dm[]
+	    = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
 	if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
 		return 29;
 	return dm[m - 1];
@@ -136,7 +137,7 @@ dre_time_parse(int64_t *ms, const char *s, size_t len)
 		i++;
 	} else if (s[i] == '+' || s[i] == '-') {
 		int sign = s[i++] == '-' ? -1 : 1;
-		int oh   = digits(s, len, &i, 2);
+		int oh = digits(s, len, &i, 2);
 		if (oh < 0 || oh > 23)
 			return DRE_EPARSE;
 		expect(s, len, &i, ':');
@@ -167,7 +168,7 @@ dre_time_format(char *buf, int64_t ms)
 {
 	// Floor division so times before 1970 still format correctly.
 	int64_t days = ms / 86400000;
-	int64_t rem  = ms % 86400000;
+	int64_t rem = ms % 86400000;
 	if (rem < 0) {
 		rem += 86400000;
 		days--;
@@ -180,24 +181,24 @@ dre_time_format(char *buf, int64_t ms)
 		y = y < 0 ? 0 : 9999;
 	}
 	int   msec = (int) (rem % 1000);
-	int   sec  = (int) (rem / 1000);
-	char *p    = buf;
-	p          = put2(p, (int) (y / 100));
-	p          = put2(p, (int) (y % 100));
-	*p++       = '-';
-	p          = put2(p, m);
-	*p++       = '-';
-	p          = put2(p, d);
-	*p++       = 'T';
-	p          = put2(p, sec / 3600);
-	*p++       = ':';
-	p          = put2(p, sec / 60 % 60);
-	*p++       = ':';
-	p          = put2(p, sec % 60);
-	*p++       = '.';
-	*p++       = (char) ('0' + msec / 100);
-	p          = put2(p, msec % 100);
-	*p++       = 'Z';
-	*p         = '\0';
+	int   sec = (int) (rem / 1000);
+	char *p = buf;
+	p = put2(p, (int) (y / 100));
+	p = put2(p, (int) (y % 100));
+	*p++ = '-';
+	p = put2(p, m);
+	*p++ = '-';
+	p = put2(p, d);
+	*p++ = 'T';
+	p = put2(p, sec / 3600);
+	*p++ = ':';
+	p = put2(p, sec / 60 % 60);
+	*p++ = ':';
+	p = put2(p, sec % 60);
+	*p++ = '.';
+	*p++ = (char) ('0' + msec / 100);
+	p = put2(p, msec % 100);
+	*p++ = 'Z';
+	*p = '\0';
 	return (size_t) (p - buf);
 }

@@ -1,5 +1,7 @@
-// config.c -- fills a service's config struct from its option table:
-// defaults < file < environment < command line, kafka.* passed through.
+// config.c -- fills a service's config struct from its option table.
+//
+// Precedence: defaults < file < environment < command line; kafka.* keys
+// are passed through to librdkafka.
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -12,9 +14,9 @@
 #include "dre/config.h"
 #include "dre/log.h"
 
-#define KAFKA_PREFIX "kafka."
+#define KAFKA_PREFIX     "kafka."
 #define KAFKA_PREFIX_LEN (sizeof(KAFKA_PREFIX) - 1)
-#define ENV_PREFIX "DRE_"
+#define ENV_PREFIX       "DRE_"
 
 extern char **environ;
 
@@ -34,7 +36,7 @@ dre_kvlist_set(dre_kvlist *l, const char *key, const char *val)
 	char **keys = realloc(l->keys, (l->n + 1) * sizeof(*keys));
 	if (keys == NULL)
 		return;
-	l->keys     = keys;
+	l->keys = keys;
 	char **vals = realloc(l->vals, (l->n + 1) * sizeof(*vals));
 	if (vals == NULL)
 		return;
@@ -73,7 +75,7 @@ dre_kvlist_free(dre_kvlist *l)
 	free(l->vals);
 	l->keys = NULL;
 	l->vals = NULL;
-	l->n    = 0;
+	l->n = 0;
 }
 
 static const dre_cfg_opt *
@@ -89,7 +91,7 @@ static dre_err
 parse_bool(bool *out, const char *v)
 {
 	static const char *const yes[] = { "true", "1", "yes", "on" };
-	static const char *const no[]  = { "false", "0", "no", "off" };
+	static const char *const no[] = { "false", "0", "no", "off" };
 	for (size_t i = 0; i < 4; i++) {
 		if (strcasecmp(v, yes[i]) == 0) {
 			*out = true;
@@ -120,10 +122,11 @@ opt_set(void *cfg, const dre_cfg_opt *o, const char *v, const char *where)
 	}
 	case DRE_CFG_INT: {
 		char *end;
-		errno             = 0;
-		long long n       = strtoll(v, &end, 10);
+		errno = 0;
+		long long n = strtoll(v, &end, 10);
 		if (*v == '\0' || *end != '\0' || errno == ERANGE) {
-			dre_error("config: %s: %s expects an integer, got '%s'",
+			dre_error(
+			    "config: %s: %s expects an integer, got '%s'",
 			    where, o->name, v);
 			return DRE_ECONFIG;
 		}
@@ -132,7 +135,8 @@ opt_set(void *cfg, const dre_cfg_opt *o, const char *v, const char *where)
 	}
 	case DRE_CFG_BOOL:
 		if (parse_bool((bool *) field, v) != DRE_OK) {
-			dre_error("config: %s: %s expects true/false, got '%s'",
+			dre_error(
+			    "config: %s: %s expects true/false, got '%s'",
 			    where, o->name, v);
 			return DRE_ECONFIG;
 		}
@@ -143,12 +147,12 @@ opt_set(void *cfg, const dre_cfg_opt *o, const char *v, const char *where)
 
 // apply routes name=value either to the table or, for kafka.*, to the list.
 static dre_err
-apply(void *cfg, const dre_cfg_opt *table, dre_kvlist *kafka,
-    const char *name, size_t name_len, const char *v, const char *where)
+apply(void *cfg, const dre_cfg_opt *table, dre_kvlist *kafka, const char *name,
+    size_t name_len, const char *v, const char *where)
 {
-	if (kafka != NULL && name_len > KAFKA_PREFIX_LEN &&
-	    memcmp(name, KAFKA_PREFIX, KAFKA_PREFIX_LEN) == 0) {
-		char key[256];
+	if (kafka != NULL && name_len > KAFKA_PREFIX_LEN
+	    && memcmp(name, KAFKA_PREFIX, KAFKA_PREFIX_LEN) == 0) {
+		char   key[256];
 		size_t klen = name_len - KAFKA_PREFIX_LEN;
 		if (klen >= sizeof(key)) {
 			dre_error("config: %s: key too long", where);
@@ -180,8 +184,8 @@ trim(char *s)
 }
 
 static dre_err
-load_file(void *cfg, const dre_cfg_opt *table, dre_kvlist *kafka,
-    const char *path)
+load_file(
+    void *cfg, const dre_cfg_opt *table, dre_kvlist *kafka, const char *path)
 {
 	FILE *f = fopen(path, "r");
 	if (f == NULL) {
@@ -189,28 +193,30 @@ load_file(void *cfg, const dre_cfg_opt *table, dre_kvlist *kafka,
 		return DRE_ECONFIG;
 	}
 	char    where[512];
-	char *  line = NULL;
-	size_t  cap  = 0;
+	char   *line = NULL;
+	size_t  cap = 0;
 	ssize_t n;
 	int     lineno = 0;
-	dre_err rv     = DRE_OK;
+	dre_err rv = DRE_OK;
 	while (rv == DRE_OK && (n = getline(&line, &cap, f)) >= 0) {
 		lineno++;
 		snprintf(where, sizeof(where), "%s:%d", path, lineno);
 		char *s = trim(line);
-		// Only whole-line comments: values (URLs, secrets) may hold '#'.
+		// Only whole-line comments: values (URLs, secrets) may hold
+		// '#'.
 		if (*s == '\0' || *s == '#')
 			continue;
 		char *eq = strchr(s, '=');
 		if (eq == NULL) {
-			dre_error("config: %s: expected 'name = value'", where);
+			dre_error(
+			    "config: %s: expected 'name = value'", where);
 			rv = DRE_ECONFIG;
 			break;
 		}
-		*eq        = '\0';
-		char *name = trim(s);
-		char *val  = trim(eq + 1);
-		size_t vl  = strlen(val);
+		*eq = '\0';
+		char  *name = trim(s);
+		char  *val = trim(eq + 1);
+		size_t vl = strlen(val);
 		if (vl >= 2 && val[0] == '"' && val[vl - 1] == '"') {
 			val[vl - 1] = '\0';
 			val++;
@@ -229,7 +235,7 @@ env_name(char *out, size_t cap, const char *name)
 	size_t n = strlen(ENV_PREFIX);
 	memcpy(out, ENV_PREFIX, n);
 	for (; *name != '\0' && n + 1 < cap; name++) {
-		char c   = *name == '.' || *name == '-' ? '_' : *name;
+		char c = *name == '.' || *name == '-' ? '_' : *name;
 		out[n++] = (char) toupper((unsigned char) c);
 	}
 	out[n] = '\0';
@@ -253,13 +259,15 @@ load_env(void *cfg, const dre_cfg_opt *table, dre_kvlist *kafka)
 	for (char **e = environ; e != NULL && *e != NULL; e++) {
 		if (strncmp(*e, kp, sizeof(kp) - 1) != 0)
 			continue;
-		const char *k  = *e + sizeof(kp) - 1;
+		const char *k = *e + sizeof(kp) - 1;
 		const char *eq = strchr(k, '=');
 		if (eq == NULL || eq == k || (size_t) (eq - k) >= sizeof(var))
 			continue;
 		size_t n = 0;
 		for (; k < eq; k++)
-			var[n++] = *k == '_' ? '.' : (char) tolower((unsigned char) *k);
+			var[n++] = *k == '_'
+			    ? '.'
+			    : (char) tolower((unsigned char) *k);
 		var[n] = '\0';
 		dre_kvlist_set(kafka, var, eq + 1);
 	}
@@ -307,8 +315,8 @@ dre_config_load(void *cfg, const dre_cfg_opt *table, dre_kvlist *kafka,
 	dre_err rv;
 
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 ||
-		    strcmp(argv[i], "-h") == 0) {
+		if (strcmp(argv[i], "--help") == 0
+		    || strcmp(argv[i], "-h") == 0) {
 			print_help(argv[0] ? argv[0] : "dre", table);
 			exit(0);
 		}
@@ -323,9 +331,9 @@ dre_config_load(void *cfg, const dre_cfg_opt *table, dre_kvlist *kafka,
 			*(int64_t *) field = 0;
 		else
 			*(bool *) field = false;
-		if ((o->def != NULL || o->type == DRE_CFG_STR) &&
-		    (rv = opt_set(cfg, o, o->def ? o->def : "", "default")) !=
-		        DRE_OK)
+		if ((o->def != NULL || o->type == DRE_CFG_STR)
+		    && (rv = opt_set(cfg, o, o->def ? o->def : "", "default"))
+		        != DRE_OK)
 			return rv;
 	}
 
@@ -341,8 +349,8 @@ dre_config_load(void *cfg, const dre_cfg_opt *table, dre_kvlist *kafka,
 		}
 		file = f;
 	}
-	if (file != NULL && *file != '\0' &&
-	    (rv = load_file(cfg, table, kafka, file)) != DRE_OK)
+	if (file != NULL && *file != '\0'
+	    && (rv = load_file(cfg, table, kafka, file)) != DRE_OK)
 		return rv;
 
 	if ((rv = load_env(cfg, table, kafka)) != DRE_OK)
@@ -363,25 +371,27 @@ dre_config_load(void *cfg, const dre_cfg_opt *table, dre_kvlist *kafka,
 			kv = a + 2;
 		} else if (strncmp(a, "--", 2) == 0 && a[2] != '\0') {
 			const char *name = a + 2;
-			const char *eq   = strchr(name, '=');
+			const char *eq = strchr(name, '=');
 			if (eq != NULL) {
 				kv = name;
 			} else {
-				// --name value; a bare --flag means true for bools.
-				const dre_cfg_opt *o =
-				    opt_find(table, name, strlen(name));
+				// --name value; a bare --flag means true for
+				// bools.
+				const dre_cfg_opt *o
+				    = opt_find(table, name, strlen(name));
 				bool dummy;
-				if (o != NULL && o->type == DRE_CFG_BOOL &&
-				    (i + 1 >= argc ||
-				        parse_bool(&dummy, argv[i + 1]) !=
-				            DRE_OK)) {
-					if ((rv = opt_set(cfg, o, "true", a)) !=
-					    DRE_OK)
+				if (o != NULL && o->type == DRE_CFG_BOOL
+				    && (i + 1 >= argc
+				        || parse_bool(&dummy, argv[i + 1])
+				            != DRE_OK)) {
+					if ((rv = opt_set(cfg, o, "true", a))
+					    != DRE_OK)
 						return rv;
 					continue;
 				}
 				if (i + 1 >= argc) {
-					dre_error("config: %s needs a value", a);
+					dre_error(
+					    "config: %s needs a value", a);
 					return DRE_ECONFIG;
 				}
 				rv = apply(cfg, table, kafka, name,

@@ -1,5 +1,7 @@
-// log.c -- one-line logging to stderr; a line is written with one write(2)
-// so lines of concurrent threads never interleave.
+// log.c -- one-line logging to stderr.
+//
+// Each line goes out with one write(2), so lines of concurrent threads
+// never interleave.
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,10 +12,9 @@
 #include "dre/log.h"
 
 static char          log_service[32] = "dre";
-static dre_log_level log_min         = DRE_LOG_INFO;
+static dre_log_level log_min = DRE_LOG_INFO;
 
-static const char *const level_names[] = { "DEBUG", "INFO", "WARN",
-	"ERROR" };
+static const char *const level_names[] = { "DEBUG", "INFO", "WARN", "ERROR" };
 
 void
 dre_log_init(const char *service, dre_log_level level)
@@ -48,8 +49,8 @@ dre_log(dre_log_level level, const char *fmt, ...)
 	// A fixed stack buffer: logging must work when memory is exhausted.
 	char   line[2048];
 	size_t n = dre_time_format(line, dre_now_ms());
-	int    k = snprintf(line + n, sizeof(line) - n, " %s %s: ",
-            level_names[level], log_service);
+	int    k = snprintf(line + n, sizeof(line) - n,
+	       " %s %s: ", level_names[level], log_service);
 	if (k > 0)
 		n += (size_t) k;
 

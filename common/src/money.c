@@ -1,5 +1,7 @@
-// money.c -- exact decimal arithmetic on scaled integers; no double is ever
-// involved, so 89.99 stays 8999 from the JSON text to the receipt.
+// money.c -- exact decimal arithmetic on scaled integers.
+//
+// No double is ever involved, so 89.99 stays 8999 from the JSON text to
+// the receipt.
 #include <stdbool.h>
 #include <string.h>
 
@@ -7,8 +9,8 @@
 
 #define PARSE_MAX_DIGITS 18 // 10^18 < INT64_MAX: every result fits
 
-static const char *const rounding_names[] = { "HALF_UP", "DOWN", "UP",
-	"NONE" };
+static const char *const rounding_names[]
+    = { "HALF_UP", "DOWN", "UP", "NONE" };
 
 dre_err
 dre_rounding_parse(dre_rounding *out, const char *s)
@@ -39,8 +41,8 @@ is_digit(char c)
 }
 
 dre_err
-dre_decimal_parse(int64_t *out, const char *s, size_t len, int scale,
-    int max_digits)
+dre_decimal_parse(
+    int64_t *out, const char *s, size_t len, int scale, int max_digits)
 {
 	if (s == NULL || scale < 0 || scale > PARSE_MAX_DIGITS)
 		return s == NULL ? DRE_EPARSE : DRE_EINVAL;
@@ -49,7 +51,7 @@ dre_decimal_parse(int64_t *out, const char *s, size_t len, int scale,
 
 	// Syntax first (JSON number grammar), remembering where the digits
 	// of the mantissa are: [int_b, int_e) and [frac_b, frac_e).
-	size_t i   = 0;
+	size_t i = 0;
 	bool   neg = false;
 	if (i < len && s[i] == '-') {
 		neg = true;
@@ -99,7 +101,7 @@ dre_decimal_parse(int64_t *out, const char *s, size_t len, int scale,
 	// The mantissa's digits d[0..n) with leading zeros skipped; value =
 	// d * 10^(exp - fraction digits). Trailing zeros move into exp.
 	size_t nint = int_e - int_b, nfrac = frac_e - frac_b;
-	size_t n    = nint + nfrac;
+	size_t n = nint + nfrac;
 #define DIGIT(k) (k < nint ? s[int_b + k] : s[frac_b + (k - nint)])
 	size_t lead = 0;
 	while (lead < n && DIGIT(lead) == '0')
@@ -148,13 +150,13 @@ format(char *buf, int64_t v, int scale, bool trim)
 	if (scale > PARSE_MAX_DIGITS)
 		scale = PARSE_MAX_DIGITS;
 	// Unsigned magnitude: INT64_MIN has no positive int64.
-	uint64_t u  = v < 0 ? 0 - (uint64_t) v : (uint64_t) v;
-	uint64_t p  = 1;
+	uint64_t u = v < 0 ? 0 - (uint64_t) v : (uint64_t) v;
+	uint64_t p = 1;
 	for (int k = 0; k < scale; k++)
 		p *= 10;
 	uint64_t ip = u / p, fp = u % p;
 	char     tmp[24];
-	char *   d = format_u(tmp + sizeof(tmp), ip);
+	char    *d = format_u(tmp + sizeof(tmp), ip);
 	size_t   n = 0;
 	if (v < 0)
 		buf[n++] = '-';
@@ -200,7 +202,7 @@ dre_div_round(__int128 num, __int128 den, dre_rounding mode)
 	if (r == 0)
 		return (int64_t) q;
 	__int128 away = num < 0 ? -1 : 1;
-	__int128 ar   = r < 0 ? -r : r;
+	__int128 ar = r < 0 ? -r : r;
 	switch (mode) {
 	case DRE_ROUND_DOWN:
 		break;
@@ -219,8 +221,8 @@ dre_div_round(__int128 num, __int128 den, dre_rounding mode)
 }
 
 int64_t
-dre_round_to_precision(__int128 num, __int128 den, dre_rounding mode,
-    int precision)
+dre_round_to_precision(
+    __int128 num, __int128 den, dre_rounding mode, int precision)
 {
 	if (precision < 0)
 		precision = 0;
@@ -246,8 +248,8 @@ dre_round_to_precision(__int128 num, __int128 den, dre_rounding mode,
 int64_t
 dre_pct_of(int64_t amount, int64_t pct, dre_rounding mode, int precision)
 {
-	return dre_round_to_precision((__int128) amount * pct, 10000, mode,
-	    precision);
+	return dre_round_to_precision(
+	    (__int128) amount * pct, 10000, mode, precision);
 }
 
 int64_t

@@ -1,4 +1,5 @@
 // rpc.c -- nng REQ/REP calls carrying the protobuf envelope of rpc.proto.
+#define _GNU_SOURCE // vasprintf
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -46,7 +47,7 @@ dre_rpc_reply_error(dre_rpc_reply *r, int status, const char *code,
 {
 	va_list ap;
 
-	r->status     = status;
+	r->status = status;
 	r->error_code = code;
 	free(r->error_message);
 	free(r->error_target);
@@ -77,7 +78,7 @@ dre_rpc_reply_header(dre_rpc_reply *r, const char *key, const char *value)
 {
 	if (r->nheaders >= DRE_RPC_MAX_HEADERS)
 		return;
-	r->headers[r->nheaders].key   = key;
+	r->headers[r->nheaders].key = key;
 	r->headers[r->nheaders].value = dup_or_null(value);
 	r->nheaders++;
 }
@@ -118,8 +119,8 @@ dre_rpc_param(const dre_rpc_call *call, const char *key)
 	if (req == NULL)
 		return NULL;
 	for (size_t i = 0; i < req->n_params; i++)
-		if (req->params[i]->key != NULL &&
-		    strcmp(req->params[i]->key, key) == 0)
+		if (req->params[i]->key != NULL
+		    && strcmp(req->params[i]->key, key) == 0)
 			return req->params[i]->value;
 	return NULL;
 }
@@ -132,37 +133,37 @@ reply_encode(const dre_rpc_reply *r)
 	Dre__ErrorDetail  det[DRE_RPC_MAX_DETAILS];
 	Dre__ErrorDetail *detp[DRE_RPC_MAX_DETAILS];
 	Dre__Param        hdr[DRE_RPC_MAX_HEADERS];
-	Dre__Param *      hdrp[DRE_RPC_MAX_HEADERS];
-	nng_msg *         m;
+	Dre__Param       *hdrp[DRE_RPC_MAX_HEADERS];
+	nng_msg          *m;
 	size_t            len;
 
-	pb.status        = r->status != 0 ? r->status : 200;
-	pb.error_code    = (char *) r->error_code;
+	pb.status = r->status != 0 ? r->status : 200;
+	pb.error_code = (char *) r->error_code;
 	pb.error_message = r->error_message;
-	pb.error_target  = r->error_target;
+	pb.error_target = r->error_target;
 	for (size_t i = 0; i < r->ndetails; i++) {
 		dre__error_detail__init(&det[i]);
-		det[i].code    = (char *) r->details[i].code;
+		det[i].code = (char *) r->details[i].code;
 		det[i].message = r->details[i].message;
-		det[i].target  = r->details[i].target;
-		detp[i]        = &det[i];
+		det[i].target = r->details[i].target;
+		detp[i] = &det[i];
 	}
 	pb.n_details = r->ndetails;
-	pb.details   = detp;
+	pb.details = detp;
 	for (size_t i = 0; i < r->nheaders; i++) {
 		dre__param__init(&hdr[i]);
-		hdr[i].key   = (char *) r->headers[i].key;
+		hdr[i].key = (char *) r->headers[i].key;
 		hdr[i].value = r->headers[i].value != NULL
 		    ? r->headers[i].value
 		    : (char *) "";
 		hdrp[i] = &hdr[i];
 	}
 	pb.n_headers = r->nheaders;
-	pb.headers   = hdrp;
+	pb.headers = hdrp;
 	if (r->body.len > 0) {
-		pb.has_body  = 1;
+		pb.has_body = 1;
 		pb.body.data = (uint8_t *) r->body.data;
-		pb.body.len  = r->body.len;
+		pb.body.len = r->body.len;
 	}
 	pb.content_type = (char *) r->content_type;
 
@@ -178,7 +179,7 @@ reply_encode(const dre_rpc_reply *r)
 typedef struct {
 	dre_rpc_server *s;
 	nng_ctx         ctx;
-	nng_aio *       aio;
+	nng_aio        *aio;
 	pthread_t       thread;
 	bool            started;
 } rpc_worker;
@@ -186,9 +187,9 @@ typedef struct {
 struct dre_rpc_server {
 	nng_socket           sock;
 	const dre_rpc_route *routes;
-	void *               svc;
+	void                *svc;
 	int                  nworkers;
-	rpc_worker *         workers;
+	rpc_worker          *workers;
 };
 
 static const dre_rpc_route *
@@ -206,9 +207,9 @@ static nng_msg *
 serve_one(dre_rpc_server *s, nng_msg *in)
 {
 	dre_rpc_reply        rep;
-	Dre__RpcRequest *    req;
+	Dre__RpcRequest     *req;
 	const dre_rpc_route *route;
-	nng_msg *            out;
+	nng_msg             *out;
 
 	memset(&rep, 0, sizeof(rep));
 	rep.status = 200;
@@ -220,8 +221,8 @@ serve_one(dre_rpc_server *s, nng_msg *in)
 	} else if ((route = route_find(s->routes, req->method)) == NULL) {
 		dre_rpc_reply_error(&rep, 404, "NOT_FOUND", NULL,
 		    "unknown method %s", req->method);
-	} else if (req->has_deadline_unix_ms && req->deadline_unix_ms > 0 &&
-	    dre_now_ms() > req->deadline_unix_ms) {
+	} else if (req->has_deadline_unix_ms && req->deadline_unix_ms > 0
+	    && dre_now_ms() > req->deadline_unix_ms) {
 		// The caller has given up already; doing the work would only
 		// delay the calls that can still be answered in time.
 		dre_rpc_reply_error(&rep, 503, "UNAVAILABLE", NULL,
@@ -232,21 +233,20 @@ serve_one(dre_rpc_server *s, nng_msg *in)
 
 		for (size_t i = 0; i < req->n_roles; i++)
 			roles |= dre_role_parse(req->roles[i]);
-		call.method      = req->method;
-		call.tenant      = req->tenant != NULL ? req->tenant : "";
-		call.principal   = req->principal != NULL ? req->principal : "";
-		call.roles       = roles;
-		call.deadline_ms = req->has_deadline_unix_ms
-		    ? req->deadline_unix_ms
-		    : 0;
-		call.body     = req->has_body ? req->body.data : NULL;
+		call.method = req->method;
+		call.tenant = req->tenant != NULL ? req->tenant : "";
+		call.principal = req->principal != NULL ? req->principal : "";
+		call.roles = roles;
+		call.deadline_ms
+		    = req->has_deadline_unix_ms ? req->deadline_unix_ms : 0;
+		call.body = req->has_body ? req->body.data : NULL;
 		call.body_len = req->has_body ? req->body.len : 0;
-		call.req      = req;
+		call.req = req;
 		route->fn(s->svc, &call, &rep);
 		if (rep.body.oom) {
 			reply_clear(&rep);
-			dre_rpc_reply_error(&rep, 503, "UNAVAILABLE", NULL,
-			    "out of memory");
+			dre_rpc_reply_error(
+			    &rep, 503, "UNAVAILABLE", NULL, "out of memory");
 		}
 	}
 	out = reply_encode(&rep);
@@ -259,7 +259,7 @@ serve_one(dre_rpc_server *s, nng_msg *in)
 static void *
 worker_main(void *arg)
 {
-	rpc_worker *    w = arg;
+	rpc_worker     *w = arg;
 	dre_rpc_server *s = w->s;
 
 	for (;;) {
@@ -273,7 +273,7 @@ worker_main(void *arg)
 			break;
 		if (rv != 0)
 			continue;
-		in  = nng_aio_get_msg(w->aio);
+		in = nng_aio_get_msg(w->aio);
 		out = serve_one(s, in);
 		nng_msg_free(in);
 		if (out == NULL) {
@@ -305,11 +305,11 @@ dre_rpc_server_open(dre_rpc_server **sp, const char *url,
 		workers = 1;
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return DRE_ENOMEM;
-	s->routes   = routes;
-	s->svc      = svc;
+	s->routes = routes;
+	s->svc = svc;
 	s->nworkers = workers;
-	if ((s->workers = calloc((size_t) workers, sizeof(rpc_worker))) ==
-	    NULL) {
+	if ((s->workers = calloc((size_t) workers, sizeof(rpc_worker)))
+	    == NULL) {
 		free(s);
 		return DRE_ENOMEM;
 	}
@@ -322,9 +322,9 @@ dre_rpc_server_open(dre_rpc_server **sp, const char *url,
 	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, RPC_MAX_MSG);
 	for (int i = 0; i < workers; i++) {
 		rpc_worker *w = &s->workers[i];
-		w->s          = s;
-		if ((rv = nng_ctx_open(&w->ctx, s->sock)) != 0 ||
-		    (rv = nng_aio_alloc(&w->aio, NULL, NULL)) != 0)
+		w->s = s;
+		if ((rv = nng_ctx_open(&w->ctx, s->sock)) != 0
+		    || (rv = nng_aio_alloc(&w->aio, NULL, NULL)) != 0)
 			goto fail;
 	}
 	if ((rv = nng_listen(s->sock, url, NULL, 0)) != 0) {
@@ -373,22 +373,22 @@ typedef struct rpc_op rpc_op;
 struct rpc_op {
 	dre_rpc_client *c;
 	nng_ctx         ctx;
-	nng_aio *       aio;
+	nng_aio        *aio;
 	int             state;
 	int64_t         deadline; // monotonic millis
 	dre_rpc_done    done;
-	void *          arg;
-	rpc_op *        next_free;
-	rpc_op *        next_all;
+	void           *arg;
+	rpc_op         *next_free;
+	rpc_op         *next_all;
 };
 
 struct dre_rpc_client {
 	nng_socket      sock;
 	pthread_mutex_t mu;
-	rpc_op *        free_ops; // idle ops, ready for a call
-	rpc_op *        all_ops;  // every op, for close
+	rpc_op         *free_ops; // idle ops, ready for a call
+	rpc_op         *all_ops; // every op, for close
 	atomic_int      npipes;
-	int64_t         opened;   // monotonic millis
+	int64_t         opened; // monotonic millis
 	bool            closed;
 };
 
@@ -404,8 +404,8 @@ pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 		// A pipe rejected before ADD_POST also reports REM_POST;
 		// never let that drive the count negative.
 		int n = atomic_load(&c->npipes);
-		while (n > 0 &&
-		    !atomic_compare_exchange_weak(&c->npipes, &n, n - 1))
+		while (n > 0
+		    && !atomic_compare_exchange_weak(&c->npipes, &n, n - 1))
 			;
 	}
 }
@@ -498,10 +498,10 @@ op_release(rpc_op *op)
 	dre_rpc_client *c = op->c;
 
 	op->done = NULL;
-	op->arg  = NULL;
+	op->arg = NULL;
 	pthread_mutex_lock(&c->mu);
 	op->next_free = c->free_ops;
-	c->free_ops   = op;
+	c->free_ops = op;
 	pthread_mutex_unlock(&c->mu);
 }
 
@@ -510,7 +510,7 @@ static void
 op_finish(rpc_op *op, dre_err err, Dre__RpcReply *rep)
 {
 	dre_rpc_done done = op->done;
-	void *       arg  = op->arg;
+	void        *arg = op->arg;
 
 	done(arg, err, rep);
 	op_release(op);
@@ -519,7 +519,7 @@ op_finish(rpc_op *op, dre_err err, Dre__RpcReply *rep)
 static void
 op_cb(void *arg)
 {
-	rpc_op * op = arg;
+	rpc_op  *op = arg;
 	int      rv = nng_aio_result(op->aio);
 	nng_msg *m;
 
@@ -533,8 +533,9 @@ op_cb(void *arg)
 			return;
 		}
 		op->state = OP_RECV;
-		left      = op->deadline - dre_mono_ms();
-		nng_aio_set_timeout(op->aio, left > 0 ? (nng_duration) left : 1);
+		left = op->deadline - dre_mono_ms();
+		nng_aio_set_timeout(
+		    op->aio, left > 0 ? (nng_duration) left : 1);
 		nng_ctx_recv(op->ctx, op->aio);
 		return;
 	}
@@ -544,8 +545,8 @@ op_cb(void *arg)
 	}
 	m = nng_aio_get_msg(op->aio);
 	nng_aio_set_msg(op->aio, NULL);
-	Dre__RpcReply *rep =
-	    dre__rpc_reply__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
+	Dre__RpcReply *rep
+	    = dre__rpc_reply__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
 	nng_msg_free(m);
 	op_finish(op, rep != NULL ? DRE_OK : DRE_ECODEC, rep);
 }
@@ -586,7 +587,7 @@ op_get(rpc_op **opp, dre_rpc_client *c)
 	nng_ctx_set_ms(op->ctx, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 	pthread_mutex_lock(&c->mu);
 	op->next_all = c->all_ops;
-	c->all_ops   = op;
+	c->all_ops = op;
 	pthread_mutex_unlock(&c->mu);
 	*opp = op;
 	return DRE_OK;
@@ -596,13 +597,13 @@ dre_err
 dre_rpc_call_async(dre_rpc_client *c, const Dre__RpcRequest *req,
     int timeout_ms, dre_rpc_done done, void *arg)
 {
-	rpc_op * op;
+	rpc_op  *op;
 	nng_msg *m;
 	dre_err  err;
 	int64_t  now = dre_mono_ms();
 
-	if (atomic_load(&c->npipes) == 0 &&
-	    now - c->opened > RPC_CONNECT_GRACE_MS)
+	if (atomic_load(&c->npipes) == 0
+	    && now - c->opened > RPC_CONNECT_GRACE_MS)
 		return DRE_EUNAVAIL;
 	if (nng_msg_alloc(&m, dre__rpc_request__get_packed_size(req)) != 0)
 		return DRE_ENOMEM;
@@ -613,9 +614,9 @@ dre_rpc_call_async(dre_rpc_client *c, const Dre__RpcRequest *req,
 	}
 	if (timeout_ms <= 0)
 		timeout_ms = 1;
-	op->done     = done;
-	op->arg      = arg;
-	op->state    = OP_SEND;
+	op->done = done;
+	op->arg = arg;
+	op->state = OP_SEND;
 	op->deadline = now + timeout_ms;
 	nng_aio_set_msg(op->aio, m);
 	nng_aio_set_timeout(op->aio, timeout_ms);
@@ -628,7 +629,7 @@ typedef struct {
 	pthread_cond_t  cv;
 	bool            done;
 	dre_err         err;
-	Dre__RpcReply * rep;
+	Dre__RpcReply  *rep;
 } sync_wait;
 
 static void
@@ -637,16 +638,16 @@ sync_done(void *arg, dre_err err, Dre__RpcReply *rep)
 	sync_wait *w = arg;
 
 	pthread_mutex_lock(&w->mu);
-	w->err  = err;
-	w->rep  = rep;
+	w->err = err;
+	w->rep = rep;
 	w->done = true;
 	pthread_cond_signal(&w->cv);
 	pthread_mutex_unlock(&w->mu);
 }
 
 dre_err
-dre_rpc_call(dre_rpc_client *c, const Dre__RpcRequest *req, int timeout_ms,
-    Dre__RpcReply **repp)
+dre_rpc_call_sync(dre_rpc_client *c, const Dre__RpcRequest *req,
+    int timeout_ms, Dre__RpcReply **repp)
 {
 	sync_wait w;
 	dre_err   err;

@@ -13,16 +13,16 @@
 #include "dre/store.h"
 
 struct dre_store {
-	rocksdb_t *                      db;
-	rocksdb_options_t *              opts;
+	rocksdb_t                           *db;
+	rocksdb_options_t                   *opts;
 	rocksdb_block_based_table_options_t *table;
-	rocksdb_cache_t *                cache;
-	rocksdb_writeoptions_t *         wo_sync;
-	rocksdb_writeoptions_t *         wo_async;
-	rocksdb_readoptions_t *          ro;
-	rocksdb_column_family_handle_t **cfh;
-	size_t                           ncf;
-	char *                           path;
+	rocksdb_cache_t                     *cache;
+	rocksdb_writeoptions_t              *wo_sync;
+	rocksdb_writeoptions_t              *wo_async;
+	rocksdb_readoptions_t               *ro;
+	rocksdb_column_family_handle_t     **cfh;
+	size_t                               ncf;
+	char                                *path;
 };
 
 struct dre_batch {
@@ -30,13 +30,13 @@ struct dre_batch {
 };
 
 struct dre_store_iter {
-	rocksdb_iterator_t *           it;
-	rocksdb_readoptions_t *        ro;
-	const rocksdb_snapshot_t *     snap;
-	dre_store *                    s;
-	char *                         prefix;
-	size_t                         plen;
-	bool                           started;
+	rocksdb_iterator_t       *it;
+	rocksdb_readoptions_t    *ro;
+	const rocksdb_snapshot_t *snap;
+	dre_store                *s;
+	char                     *prefix;
+	size_t                    plen;
+	bool                      started;
 };
 
 // store_fail logs a RocksDB error string once and frees it.
@@ -75,8 +75,8 @@ static rocksdb_column_family_handle_t *
 cf_handle(dre_store *s, int cf)
 {
 	if (cf < 0 || (size_t) cf >= s->ncf) {
-		// A wrong column family index is a programming error: fail loud
-		// rather than write into the wrong keyspace.
+		// A wrong column family index is a programming error: fail
+		// loud rather than write into the wrong keyspace.
 		dre_error("store: column family %d out of range", cf);
 		abort();
 	}
@@ -91,7 +91,8 @@ dre_store_close(dre_store *s)
 	if (s->cfh != NULL)
 		for (size_t i = 0; i < s->ncf; i++)
 			if (s->cfh[i] != NULL)
-				rocksdb_column_family_handle_destroy(s->cfh[i]);
+				rocksdb_column_family_handle_destroy(
+				    s->cfh[i]);
 	if (s->db != NULL)
 		rocksdb_close(s->db);
 	if (s->opts != NULL)
@@ -126,10 +127,10 @@ dre_store_open(dre_store **sp, const dre_store_cfg *cfg)
 	s->ncf = cfg->ncfs + 1;
 	s->cfh = calloc(s->ncf, sizeof(*s->cfh));
 	s->path = strdup(cfg->path);
-	const char **names = calloc(s->ncf, sizeof(*names));
+	const char              **names = calloc(s->ncf, sizeof(*names));
 	const rocksdb_options_t **cfopts = calloc(s->ncf, sizeof(*cfopts));
-	if (s->cfh == NULL || s->path == NULL || names == NULL ||
-	    cfopts == NULL) {
+	if (s->cfh == NULL || s->path == NULL || names == NULL
+	    || cfopts == NULL) {
 		free(names);
 		free(cfopts);
 		dre_store_close(s);
@@ -160,8 +161,8 @@ dre_store_open(dre_store **sp, const dre_store_cfg *cfg)
 		cfopts[i + 1] = s->opts;
 	}
 	char *err = NULL;
-	s->db = rocksdb_open_column_families(s->opts, cfg->path, (int) s->ncf,
-	    names, cfopts, s->cfh, &err);
+	s->db = rocksdb_open_column_families(
+	    s->opts, cfg->path, (int) s->ncf, names, cfopts, s->cfh, &err);
 	free(names);
 	free(cfopts);
 	if (err != NULL) {
@@ -181,13 +182,13 @@ dre_store_open(dre_store **sp, const dre_store_cfg *cfg)
 }
 
 dre_err
-dre_store_get(dre_store *s, int cf, const void *key, size_t klen,
-    char **valp, size_t *vlenp)
+dre_store_get(dre_store *s, int cf, const void *key, size_t klen, char **valp,
+    size_t *vlenp)
 {
-	char * err = NULL;
+	char  *err = NULL;
 	size_t vlen = 0;
-	char * v = rocksdb_get_cf(
-	    s->db, s->ro, cf_handle(s, cf), key, klen, &vlen, &err);
+	char  *v = rocksdb_get_cf(
+	     s->db, s->ro, cf_handle(s, cf), key, klen, &vlen, &err);
 	if (err != NULL)
 		return store_fail("get", s->path, err);
 	if (v == NULL)
@@ -219,8 +220,7 @@ dre_store_put(dre_store *s, int cf, const void *key, size_t klen,
 }
 
 dre_err
-dre_store_delete(dre_store *s, int cf, const void *key, size_t klen,
-    bool sync)
+dre_store_delete(dre_store *s, int cf, const void *key, size_t klen, bool sync)
 {
 	char *err = NULL;
 	rocksdb_delete_cf(s->db, sync ? s->wo_sync : s->wo_async,
@@ -254,15 +254,16 @@ dre_batch_clear(dre_batch *b)
 }
 
 void
-dre_batch_put(dre_batch *b, dre_store *s, int cf, const void *key,
-    size_t klen, const void *val, size_t vlen)
+dre_batch_put(dre_batch *b, dre_store *s, int cf, const void *key, size_t klen,
+    const void *val, size_t vlen)
 {
-	rocksdb_writebatch_put_cf(b->wb, cf_handle(s, cf), key, klen, val, vlen);
+	rocksdb_writebatch_put_cf(
+	    b->wb, cf_handle(s, cf), key, klen, val, vlen);
 }
 
 void
-dre_batch_delete(dre_batch *b, dre_store *s, int cf, const void *key,
-    size_t klen)
+dre_batch_delete(
+    dre_batch *b, dre_store *s, int cf, const void *key, size_t klen)
 {
 	rocksdb_writebatch_delete_cf(b->wb, cf_handle(s, cf), key, klen);
 }
@@ -318,8 +319,8 @@ dre_store_iter_open_from(dre_store_iter **ip, dre_store *s, int cf,
 	rocksdb_readoptions_set_fill_cache(it->ro, 0);
 	it->it = rocksdb_create_iterator_cf(s->db, it->ro, cf_handle(s, cf));
 	// Seek to the larger of prefix and start: both bound the range below.
-	if (start != NULL && slen > 0 &&
-	    key_cmp(start, slen, prefix, plen) > 0)
+	if (start != NULL && slen > 0
+	    && key_cmp(start, slen, prefix, plen) > 0)
 		rocksdb_iter_seek(it->it, start, slen);
 	else if (plen > 0)
 		rocksdb_iter_seek(it->it, prefix, plen);
@@ -330,8 +331,8 @@ dre_store_iter_open_from(dre_store_iter **ip, dre_store *s, int cf,
 }
 
 dre_err
-dre_store_iter_open(dre_store_iter **ip, dre_store *s, int cf,
-    const void *prefix, size_t plen)
+dre_store_iter_open(
+    dre_store_iter **ip, dre_store *s, int cf, const void *prefix, size_t plen)
 {
 	return dre_store_iter_open_from(ip, s, cf, prefix, plen, NULL, 0);
 }
@@ -353,8 +354,8 @@ dre_store_iter_next(dre_store_iter *it, const char **key, size_t *klen,
 	}
 	size_t      kl = 0, vl = 0;
 	const char *k = rocksdb_iter_key(it->it, &kl);
-	if (it->plen > 0 &&
-	    (kl < it->plen || memcmp(k, it->prefix, it->plen) != 0))
+	if (it->plen > 0
+	    && (kl < it->plen || memcmp(k, it->prefix, it->plen) != 0))
 		return false;
 	const char *v = rocksdb_iter_value(it->it, &vl);
 	if (key != NULL)

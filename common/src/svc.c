@@ -1,5 +1,4 @@
-// svc.c -- the frame every DRE process shares: config, logging, signals
-// and the data directory.
+// svc.c -- the frame every DRE process shares: config, logging, signals.
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -43,7 +42,7 @@ mkdir_p(const char *path)
 	struct stat st;
 	if (rv == 0 && (stat(p, &st) != 0 || !S_ISDIR(st.st_mode))) {
 		errno = ENOTDIR;
-		rv    = -1;
+		rv = -1;
 	}
 	free(p);
 	return rv;
@@ -63,8 +62,9 @@ dre_svc_init(const char *name, void *cfg, const dre_cfg_opt *table,
 {
 	// Log under the service's name already while the config loads.
 	dre_log_init(name, DRE_LOG_INFO);
-	if (dre_config_load(cfg, table, common ? &common->kafka : NULL, argc,
-	        argv) != DRE_OK) {
+	if (dre_config_load(
+	        cfg, table, common ? &common->kafka : NULL, argc, argv)
+	    != DRE_OK) {
 		dre_error("invalid configuration; see %s --help", name);
 		exit(2);
 	}
@@ -80,8 +80,8 @@ dre_svc_init(const char *name, void *cfg, const dre_cfg_opt *table,
 	// A peer closing a socket must not kill the process.
 	signal(SIGPIPE, SIG_IGN);
 
-	if (common != NULL && common->data_dir != NULL &&
-	    *common->data_dir != '\0' && mkdir_p(common->data_dir) != 0) {
+	if (common != NULL && common->data_dir != NULL
+	    && *common->data_dir != '\0' && mkdir_p(common->data_dir) != 0) {
 		dre_error("cannot create data_dir %s: %s", common->data_dir,
 		    strerror(errno));
 		exit(2);
@@ -103,8 +103,8 @@ dre_svc_wait(int timeout_ms)
 		if (timeout_ms < 0) {
 			sig = sigwaitinfo(&set, NULL);
 		} else {
-			struct timespec ts = { left / 1000,
-				(left % 1000) * 1000000 };
+			struct timespec ts
+			    = { left / 1000, (left % 1000) * 1000000 };
 			sig = sigtimedwait(&set, NULL, &ts);
 		}
 		if (sig == SIGINT || sig == SIGTERM) {
@@ -120,8 +120,8 @@ dre_svc_wait(int timeout_ms)
 			// EINTR: wait only for what is left of the timeout.
 			struct timespec t1;
 			clock_gettime(CLOCK_MONOTONIC, &t1);
-			int64_t spent = (t1.tv_sec - t0.tv_sec) * 1000 +
-			    (t1.tv_nsec - t0.tv_nsec) / 1000000;
+			int64_t spent = (t1.tv_sec - t0.tv_sec) * 1000
+			    + (t1.tv_nsec - t0.tv_nsec) / 1000000;
 			left = timeout_ms - spent;
 			if (left <= 0)
 				return false;
@@ -151,8 +151,8 @@ dre_svc_path(const dre_common_cfg *common, const char *sub)
 	const char *dir = common && common->data_dir && *common->data_dir
 	    ? common->data_dir
 	    : ".";
-	size_t dl = strlen(dir), sl = strlen(sub);
-	char * p  = malloc(dl + sl + 2);
+	size_t      dl = strlen(dir), sl = strlen(sub);
+	char       *p = malloc(dl + sl + 2);
 	if (p == NULL)
 		return NULL;
 	memcpy(p, dir, dl);

@@ -15,8 +15,8 @@ dre_uuid_v4(char *out)
 static bool
 is_hex(char c)
 {
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-	    (c >= 'A' && c <= 'F');
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')
+	    || (c >= 'A' && c <= 'F');
 }
 
 bool

@@ -1,2 +1,68 @@
-// placeholder until the service lands
-int main(void) { return 0; }
+// catalog/main.c -- dre-catalog: the source of truth for master data (config,
+// store, rpc, shutdown).
+#include <stddef.h>
+#include <stdlib.h>
+
+#include "catalog.h"
+#include "dre/log.h"
+#include "dre/rpc.h"
+#include "dre/svc.h"
+#include "handlers.h"
+
+typedef struct {
+	dre_common_cfg common;
+	int64_t        rpc_workers;
+	int64_t        kafka_timeout_ms;
+} cat_cfg;
+
+static const dre_cfg_opt cat_opts[] = {
+	DRE_CFG_COMMON(cat_cfg, common, "tcp://127.0.0.1:7101"),
+	{ "rpc.workers", DRE_CFG_INT, offsetof(cat_cfg, rpc_workers), "4",
+	    "concurrent request handlers" },
+	{ "catalog.kafka_timeout_ms", DRE_CFG_INT,
+	    offsetof(cat_cfg, kafka_timeout_ms), "2000",
+	    "how long a snapshot waits for Kafka watermarks" },
+	DRE_CFG_END,
+};
+
+int
+main(int argc, char **argv)
+{
+	cat_cfg         cfg = { 0 };
+	cat             c;
+	dre_rpc_server *srv = NULL;
+	dre_err         err;
+	int             rc = 1;
+
+	dre_svc_init("catalog", &cfg, cat_opts, &cfg.common, argc, argv);
+	char *path = dre_svc_path(&cfg.common, "catalog");
+	if (path == NULL) {
+		dre_error("cannot create %s/catalog", cfg.common.data_dir);
+		goto out;
+	}
+	if ((err = cat_open(&c, path, &cfg.common.kafka)) != DRE_OK) {
+		dre_error("cannot open the catalog store %s: %s", path,
+		    dre_strerror(err));
+		goto out;
+	}
+	c.kafka_timeout_ms = (int) cfg.kafka_timeout_ms;
+	if ((err = dre_rpc_server_open(&srv, cfg.common.rpc_listen, cat_routes,
+	         &c, (int) cfg.rpc_workers))
+	    != DRE_OK) {
+		dre_error("cannot listen on %s: %s", cfg.common.rpc_listen,
+		    dre_strerror(err));
+		cat_close(&c);
+		goto out;
+	}
+	dre_info("catalog serving on %s", cfg.common.rpc_listen);
+	while (!dre_svc_wait(-1))
+		;
+	dre_info("catalog stopping");
+	dre_rpc_server_close(srv);
+	cat_close(&c);
+	rc = 0;
+out:
+	free(path);
+	dre_config_free(&cfg, cat_opts, &cfg.common.kafka);
+	return rc;
+}

@@ -1,2 +1,289 @@
-// placeholder until the service lands
-int main(void) { return 0; }
+// broker.c -- dre-broker: librdkafka's mock cluster on loopback as the
+// embedded Kafka.
+//
+// Creates every topic of dre_topics[], publishes the bootstrap servers in a
+// file (written atomically, removed on exit) and on stdout, and lets tests
+// take brokers down and up over nng (broker.Down, broker.Up, broker.Status).
+// The cluster lives in memory only: a restart is a new, empty cluster with a
+// new cluster id, which consumers detect.
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "dre/config.h"
+#include "dre/log.h"
+#include "dre/rpc.h"
+#include "dre/svc.h"
+#include "dre/topics.h"
+
+#define MAX_BROKERS 16
+
+typedef struct {
+	dre_common_cfg common;
+	int64_t        count;
+	char          *bootstrap_file;
+} broker_cfg;
+
+static const dre_cfg_opt broker_opts[] = {
+	DRE_CFG_COMMON(broker_cfg, common, "tcp://127.0.0.1:7001"),
+	{ "broker.count", DRE_CFG_INT, offsetof(broker_cfg, count), "1",
+	    "number of mock brokers (1-16)" },
+	{ "broker.bootstrap_file", DRE_CFG_STR,
+	    offsetof(broker_cfg, bootstrap_file), NULL,
+	    "file receiving the bootstrap servers (default "
+	    "<data_dir>/broker/bootstrap)" },
+	DRE_CFG_END,
+};
+
+typedef struct {
+	rd_kafka_t              *rk; // owns the mock cluster's threads
+	rd_kafka_mock_cluster_t *mc;
+	int                      count;
+	pthread_mutex_t          mu;
+	bool                     up[MAX_BROKERS + 1]; // by broker id, 1-based
+} broker;
+
+// write_atomic replaces path with text through a temporary file, so a
+// reader never sees a partial bootstrap string.
+static int
+write_atomic(const char *path, const char *text)
+{
+	size_t pl = strlen(path);
+	char  *tmp = malloc(pl + 32);
+	if (tmp == NULL)
+		return -1;
+	snprintf(tmp, pl + 32, "%s.tmp.%ld", path, (long) getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0) {
+		free(tmp);
+		return -1;
+	}
+	size_t  n = strlen(text);
+	ssize_t wr = write(fd, text, n);
+	int     rc = (wr == (ssize_t) n && fsync(fd) == 0) ? 0 : -1;
+	close(fd);
+	if (rc == 0 && rename(tmp, path) != 0)
+		rc = -1;
+	if (rc != 0)
+		unlink(tmp);
+	free(tmp);
+	return rc;
+}
+
+// set_state takes broker id (or -1 = all) down or up.
+static void
+set_state(broker *b, const dre_rpc_call *call, dre_rpc_reply *rep, bool up)
+{
+	const char *s = dre_rpc_param(call, "broker");
+	char       *end = NULL;
+	long        id = s && *s ? strtol(s, &end, 10) : -1;
+	if (s && *s && (*end != '\0' || id == 0 || id < -1 || id > b->count)) {
+		dre_rpc_reply_error(rep, 400, "INVALID_PARAMETER", "broker",
+		    "broker must be 1..%d or -1 (all)", b->count);
+		return;
+	}
+	pthread_mutex_lock(&b->mu);
+	for (int i = 1; i <= b->count; i++) {
+		if (id != -1 && i != id)
+			continue;
+		rd_kafka_resp_err_t err = up
+		    ? rd_kafka_mock_broker_set_up(b->mc, i)
+		    : rd_kafka_mock_broker_set_down(b->mc, i);
+		if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			pthread_mutex_unlock(&b->mu);
+			dre_error("broker %d %s: %s", i, up ? "up" : "down",
+			    rd_kafka_err2str(err));
+			dre_rpc_reply_error(rep, 500, "INTERNAL", "broker",
+			    "broker %d: %s", i, rd_kafka_err2str(err));
+			return;
+		}
+		b->up[i] = up;
+		dre_info("broker %d %s", i, up ? "up" : "down");
+	}
+	pthread_mutex_unlock(&b->mu);
+}
+
+static void
+status(broker *b, dre_rpc_reply *rep)
+{
+	dre_rpc_reply_json(rep);
+	dre_buf_printf(&rep->body, "{\"bootstrap\":\"%s\",\"brokers\":[",
+	    rd_kafka_mock_cluster_bootstraps(b->mc));
+	pthread_mutex_lock(&b->mu);
+	for (int i = 1; i <= b->count; i++)
+		dre_buf_printf(&rep->body, "%s{\"id\":%d,\"up\":%s}",
+		    i > 1 ? "," : "", i, b->up[i] ? "true" : "false");
+	pthread_mutex_unlock(&b->mu);
+	dre_buf_puts(&rep->body, "]}");
+}
+
+static void
+on_down(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	set_state(svc, call, rep, false);
+	if (rep->status == 200)
+		status(svc, rep);
+}
+
+static void
+on_up(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	set_state(svc, call, rep, true);
+	if (rep->status == 200)
+		status(svc, rep);
+}
+
+static void
+on_status(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	status(svc, rep);
+}
+
+static const dre_rpc_route routes[] = {
+	{ "broker.Down", on_down },
+	{ "broker.Up", on_up },
+	{ "broker.Status", on_status },
+	{ NULL, NULL },
+};
+
+// kafka_log routes librdkafka's lines into ours. The hosting client has no
+// bootstrap servers of its own, so its warning about that is noise.
+static void
+kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	if (strcmp(fac, "CONFWARN") == 0)
+		return;
+	dre_log(level <= 3   ? DRE_LOG_ERROR
+	        : level == 4 ? DRE_LOG_WARN
+	                     : DRE_LOG_INFO,
+	    "kafka %s: %s", fac, buf);
+}
+
+// cluster_open starts count mock brokers and creates every DRE topic.
+static dre_err
+cluster_open(broker *b, const dre_kvlist *props)
+{
+	char             errstr[512];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_conf_set_log_cb(conf, kafka_log);
+	for (size_t i = 0; props && i < props->n; i++)
+		if (rd_kafka_conf_set(conf, props->keys[i], props->vals[i],
+		        errstr, sizeof(errstr))
+		    != RD_KAFKA_CONF_OK) {
+			dre_error("kafka.%s: %s", props->keys[i], errstr);
+			rd_kafka_conf_destroy(conf);
+			return DRE_ECONFIG;
+		}
+	b->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+	if (b->rk == NULL) {
+		rd_kafka_conf_destroy(conf);
+		dre_error("kafka: %s", errstr);
+		return DRE_EBUS;
+	}
+	conf = NULL; // now owned by b->rk
+	b->mc = rd_kafka_mock_cluster_new(b->rk, b->count);
+	if (b->mc == NULL) {
+		dre_error("cannot start the mock cluster");
+		return DRE_EBUS;
+	}
+	// The mock cluster replicates in name only; a factor up to 3 makes
+	// followers exist so that taking one broker down means something.
+	int rf = b->count < 3 ? b->count : 3;
+	for (const dre_topic *t = dre_topics; t->name != NULL; t++) {
+		rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(
+		    b->mc, t->name, t->partitions, rf);
+		if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			dre_error("create topic %s: %s", t->name,
+			    rd_kafka_err2str(err));
+			return DRE_EBUS;
+		}
+	}
+	for (int i = 1; i <= b->count; i++)
+		b->up[i] = true;
+	return DRE_OK;
+}
+
+static void
+cluster_close(broker *b)
+{
+	if (b->mc != NULL)
+		rd_kafka_mock_cluster_destroy(b->mc);
+	if (b->rk != NULL)
+		rd_kafka_destroy(b->rk);
+	b->mc = NULL;
+	b->rk = NULL;
+}
+
+int
+main(int argc, char **argv)
+{
+	broker_cfg cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	dre_svc_init("broker", &cfg, broker_opts, &cfg.common, argc, argv);
+	int status_code = 1;
+
+	broker b;
+	memset(&b, 0, sizeof(b));
+	pthread_mutex_init(&b.mu, NULL);
+	if (cfg.count < 1 || cfg.count > MAX_BROKERS) {
+		dre_error("broker.count must be 1..%d", MAX_BROKERS);
+		dre_config_free(&cfg, broker_opts, &cfg.common.kafka);
+		return 2;
+	}
+	b.count = (int) cfg.count;
+
+	char *path = NULL;
+	if (cfg.bootstrap_file != NULL && *cfg.bootstrap_file != '\0') {
+		path = strdup(cfg.bootstrap_file);
+	} else {
+		char *dir = dre_svc_path(&cfg.common, "broker");
+		if (dir != NULL) {
+			size_t n = strlen(dir) + sizeof("/bootstrap");
+			path = malloc(n);
+			if (path != NULL)
+				snprintf(path, n, "%s/bootstrap", dir);
+			free(dir);
+		}
+	}
+	dre_rpc_server *srv = NULL;
+	if (path == NULL) {
+		dre_error("out of memory");
+		goto out;
+	}
+	if (cluster_open(&b, &cfg.common.kafka) != DRE_OK)
+		goto out;
+	const char *servers = rd_kafka_mock_cluster_bootstraps(b.mc);
+	if (dre_rpc_server_open(&srv, cfg.common.rpc_listen, routes, &b, 2)
+	    != DRE_OK) {
+		dre_error("cannot serve %s", cfg.common.rpc_listen);
+		goto out;
+	}
+	// Published last: the file's presence means the broker is ready.
+	if (write_atomic(path, servers) != 0) {
+		dre_error("cannot write %s: %s", path, strerror(errno));
+		goto out;
+	}
+	printf("bootstrap=%s\n", servers);
+	fflush(stdout);
+	dre_info("mock cluster of %d broker(s) at %s, %s; control %s", b.count,
+	    servers, path, cfg.common.rpc_listen);
+
+	dre_svc_wait(-1);
+	unlink(path);
+	status_code = 0;
+out:
+	dre_rpc_server_close(srv);
+	cluster_close(&b);
+	pthread_mutex_destroy(&b.mu);
+	free(path);
+	dre_config_free(&cfg, broker_opts, &cfg.common.kafka);
+	return status_code;
+}

@@ -50,7 +50,8 @@ dre_err dre_auth_check(const dre_auth *a, const char *authorization,
 
 // dre_role_parse maps a role name ("Admin") to its bit, 0 if unknown.
 uint32_t dre_role_parse(const char *name);
-// dre_role_name returns the name of a single role bit.
+// dre_role_name returns the name of a single role bit; NULL when bit is not
+// exactly one known role.
 const char *dre_role_name(uint32_t bit);
 
 #endif

@@ -41,4 +41,10 @@ const char *dre_avro_schema_json(const char *name);
 // Parsing Canonical Form.
 dre_err dre_avro_fingerprint(const char *name, uint64_t *fp);
 
+// dre_avro_canonical appends the Parsing Canonical Form of the schema
+// json[0..len) to out. DRE_ECODEC when it is not a valid schema.
+dre_err dre_avro_canonical(dre_buf *out, const char *json, size_t len);
+// dre_avro_crc64 returns the CRC-64-AVRO (Rabin) fingerprint of data.
+uint64_t dre_avro_crc64(const void *data, size_t len);
+
 #endif

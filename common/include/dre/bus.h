@@ -32,7 +32,15 @@ dre_err dre_producer_send(dre_producer *p, const char *topic, const void *key,
 dre_err dre_producer_flush(dre_producer *p, int timeout_ms);
 // dre_producer_connected reports whether a broker is currently reachable.
 bool dre_producer_connected(const dre_producer *p);
+// dre_producer_close waits up to 2 s for outstanding messages; the rest are
+// purged and get a failed delivery report before it returns.
 void dre_producer_close(dre_producer *p);
+// dre_producer_outq_len is the number of messages not yet answered by a
+// delivery report.
+int dre_producer_outq_len(dre_producer *p);
+// dre_producer_fatal reports whether the producer hit a fatal error and must
+// be closed and reopened.
+bool dre_producer_fatal(dre_producer *p);
 
 // dre_bus_cluster_id asks the cluster for its id into buf (cap bytes).
 dre_err dre_bus_cluster_id(const dre_kvlist *props, char *buf, size_t cap,
@@ -91,5 +99,18 @@ int64_t dre_outbox_pending(dre_outbox *o);
 bool dre_outbox_connected(dre_outbox *o);
 // dre_outbox_close stops the relay (pending events stay in the store).
 void dre_outbox_close(dre_outbox *o);
+
+// An in-process librdkafka mock cluster on loopback with every topic of
+// dre_topics[] created: for tests that need a broker without a process.
+typedef struct dre_bus_mock dre_bus_mock;
+// dre_bus_mock_open starts `brokers` mock brokers (ids 1..brokers). Caller
+// closes with dre_bus_mock_close().
+dre_err dre_bus_mock_open(dre_bus_mock **mp, int brokers);
+// dre_bus_mock_bootstrap returns the bootstrap.servers string; borrowed
+// until close.
+const char *dre_bus_mock_bootstrap(const dre_bus_mock *m);
+// dre_bus_mock_set_up takes broker id (-1 = all) up or down.
+dre_err dre_bus_mock_set_up(dre_bus_mock *m, int32_t broker, bool up);
+void dre_bus_mock_close(dre_bus_mock *m);
 
 #endif

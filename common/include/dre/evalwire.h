@@ -44,4 +44,17 @@ void dre_heartbeat_write(dre_buf *out, const Dre__HeartbeatResponse *h);
 void dre_error_body_write(dre_buf *out, const char *code, const char *message,
     const char *target);
 
+// One entry of the error body's details[] (all borrowed; target may be NULL).
+typedef struct {
+	const char *code;
+	const char *message;
+	const char *target;
+} dre_error_detail;
+
+// dre_error_body_write_details is dre_error_body_write with a details[]
+// array (omitted when ndetails is 0).
+void dre_error_body_write_details(dre_buf *out, const char *code,
+    const char *message, const char *target, const dre_error_detail *details,
+    size_t ndetails);
+
 #endif

@@ -95,11 +95,13 @@ typedef struct dre_rpc_client dre_rpc_client;
 dre_err dre_rpc_client_open(dre_rpc_client **cp, const char *url);
 void dre_rpc_client_close(dre_rpc_client *c);
 
-// dre_rpc_call sends req and waits up to timeout_ms for the reply. On
+// dre_rpc_call_sync sends req and waits up to timeout_ms for the reply. On
 // success *repp is the reply; caller frees with dre_rpc_reply_msg_free().
 // DRE_ETIMEOUT when no reply came in time, DRE_EUNAVAIL when nothing is
-// connected, DRE_ECODEC on an undecodable reply.
-dre_err dre_rpc_call(dre_rpc_client *c, const Dre__RpcRequest *req,
+// connected, DRE_ECODEC on an undecodable reply. (Named _sync because
+// dre_rpc_call is the handler's view of a call, above: C has one namespace
+// for both.)
+dre_err dre_rpc_call_sync(dre_rpc_client *c, const Dre__RpcRequest *req,
     int timeout_ms, Dre__RpcReply **repp);
 
 // Completion of an asynchronous call: rep is NULL unless err is DRE_OK;
@@ -108,7 +110,9 @@ typedef void (*dre_rpc_done)(void *arg, dre_err err, Dre__RpcReply *rep);
 
 // dre_rpc_call_async sends req and returns at once; done runs exactly once,
 // on an nng thread, with the reply or the error (DRE_ETIMEOUT after
-// timeout_ms). req is copied; the caller may free it on return.
+// timeout_ms). req is copied; the caller may free it on return. When it
+// returns an error (DRE_EUNAVAIL: no connection for a while; DRE_ENOMEM;
+// DRE_ECLOSED) done is not called.
 dre_err dre_rpc_call_async(dre_rpc_client *c, const Dre__RpcRequest *req,
     int timeout_ms, dre_rpc_done done, void *arg);
 

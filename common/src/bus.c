@@ -1,0 +1,648 @@
+// bus.c -- Kafka through librdkafka: idempotent producer, assigned consumer.
+//
+// librdkafka's errors are logged here once and become DRE_EBUS, DRE_ECONFIG,
+// DRE_ETIMEOUT, DRE_EUNAVAIL or DRE_ENOTFOUND for the caller.
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "dre/bus.h"
+#include "dre/log.h"
+#include "dre/topics.h"
+
+// How long dre_producer_send waits in total for room in a full local queue
+// before it gives up: long enough to ride out a burst, short enough that a
+// caller holding a request never hangs.
+#define QUEUE_FULL_WAIT_MS 5000
+#define QUEUE_FULL_STEP_MS 10
+// While no broker is known to be reachable the poll thread probes the
+// cluster this often, so connected turns true again without traffic.
+#define PROBE_INTERVAL_MS 1000
+
+struct dre_producer {
+	rd_kafka_t     *rk;
+	dre_delivery_fn fn;
+	void           *arg;
+	pthread_t       thread;
+	atomic_bool     stop;
+	atomic_bool     connected;
+	atomic_bool     failing; // last delivery failed: log transitions only
+};
+
+struct dre_consumer {
+	rd_kafka_t                      *rk;
+	rd_kafka_message_t              *last; // borrowed by the caller
+	rd_kafka_topic_partition_list_t *assigned;
+};
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+// log_cb routes librdkafka's own log lines into ours.
+static void
+log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	dre_log_level l = level <= LOG_ERR ? DRE_LOG_ERROR
+	    : level == LOG_WARNING         ? DRE_LOG_WARN
+	    : level <= LOG_INFO            ? DRE_LOG_INFO
+	                                   : DRE_LOG_DEBUG;
+	dre_log(l, "kafka %s %s: %s", rd_kafka_name(rk), fac, buf);
+}
+
+static dre_err
+conf_set(rd_kafka_conf_t *conf, const char *key, const char *val)
+{
+	char errstr[512];
+	if (rd_kafka_conf_set(conf, key, val, errstr, sizeof(errstr))
+	    != RD_KAFKA_CONF_OK) {
+		dre_error("kafka.%s=%s: %s", key, val, errstr);
+		return DRE_ECONFIG;
+	}
+	return DRE_OK;
+}
+
+// conf_new applies defaults (pairs, NULL-terminated), then the pass-through
+// properties verbatim, then forced (settings correctness depends on).
+static dre_err
+conf_new(rd_kafka_conf_t **confp, const dre_kvlist *props,
+    const char *const *defaults, const char *const *forced)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	dre_err          e = DRE_OK;
+	for (size_t i = 0; e == DRE_OK && defaults && defaults[i]; i += 2)
+		e = conf_set(conf, defaults[i], defaults[i + 1]);
+	for (size_t i = 0; e == DRE_OK && props && i < props->n; i++)
+		e = conf_set(conf, props->keys[i], props->vals[i]);
+	for (size_t i = 0; e == DRE_OK && forced && forced[i]; i += 2) {
+		const char *mine
+		    = props ? dre_kvlist_get(props, forced[i]) : NULL;
+		if (mine != NULL && strcmp(mine, forced[i + 1]) != 0)
+			dre_warn("kafka.%s=%s ignored: DRE needs %s",
+			    forced[i], mine, forced[i + 1]);
+		e = conf_set(conf, forced[i], forced[i + 1]);
+	}
+	if (e != DRE_OK) {
+		rd_kafka_conf_destroy(conf);
+		return e;
+	}
+	rd_kafka_conf_set_log_cb(conf, log_cb);
+	*confp = conf;
+	return DRE_OK;
+}
+
+// handle_new creates a client; conf is owned by the client on success and
+// destroyed on failure.
+static dre_err
+handle_new(rd_kafka_t **rkp, rd_kafka_type_t type, rd_kafka_conf_t *conf)
+{
+	char        errstr[512];
+	rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
+	if (rk == NULL) {
+		rd_kafka_conf_destroy(conf);
+		dre_error("kafka: creating client: %s", errstr);
+		return DRE_ECONFIG;
+	}
+	*rkp = rk;
+	return DRE_OK;
+}
+
+static dre_err
+map_err(rd_kafka_resp_err_t err)
+{
+	switch (err) {
+	case RD_KAFKA_RESP_ERR_NO_ERROR:
+		return DRE_OK;
+	case RD_KAFKA_RESP_ERR__TIMED_OUT:
+	case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
+	case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+		return DRE_ETIMEOUT;
+	case RD_KAFKA_RESP_ERR__TRANSPORT:
+	case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+		return DRE_EUNAVAIL;
+	case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+	case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+	case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+		return DRE_ENOTFOUND;
+	default:
+		return DRE_EBUS;
+	}
+}
+
+// ---- producer -----------------------------------------------------------
+
+static void
+dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	dre_producer *p = opaque;
+	dre_err       e = map_err(m->err);
+	if (e == DRE_OK) {
+		if (atomic_exchange(&p->failing, false))
+			dre_info("kafka: deliveries succeed again");
+		atomic_store(&p->connected, true);
+	} else if (!atomic_exchange(&p->failing, true)) {
+		dre_warn("kafka: delivery to %s failed: %s",
+		    rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+	}
+	if (p->fn != NULL)
+		p->fn(p->arg, e, m->_private, m->partition, m->offset);
+}
+
+static void
+error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	dre_producer *p = opaque;
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+		if (atomic_exchange(&p->connected, false))
+			dre_warn("kafka: all brokers down: %s", reason);
+		return;
+	}
+	if (err == RD_KAFKA_RESP_ERR__FATAL) {
+		char                buf[512];
+		rd_kafka_resp_err_t orig
+		    = rd_kafka_fatal_error(rk, buf, sizeof(buf));
+		dre_error("kafka: fatal producer error %s: %s",
+		    rd_kafka_err2name(orig), buf);
+		return;
+	}
+	// Transport errors repeat on every reconnect attempt while a broker
+	// is away; the all-brokers-down transition above is the signal.
+	if (err == RD_KAFKA_RESP_ERR__TRANSPORT)
+		dre_debug("kafka: %s", reason);
+	else
+		dre_warn("kafka: %s: %s",
+		    rd_kafka_err2name((rd_kafka_resp_err_t) err), reason);
+}
+
+// probe asks for cluster metadata: an answer proves a broker is reachable.
+static bool
+probe(rd_kafka_t *rk, int timeout_ms)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	if (rd_kafka_metadata(rk, 0, NULL, &md, timeout_ms)
+	    != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return false;
+	bool ok = md->broker_cnt > 0;
+	rd_kafka_metadata_destroy(md);
+	return ok;
+}
+
+static void *
+producer_thread(void *arg)
+{
+	dre_producer *p = arg;
+	int64_t       last_probe = 0;
+	while (!atomic_load(&p->stop)) {
+		rd_kafka_poll(p->rk, 100);
+		if (!atomic_load(&p->connected)
+		    && now_ms() - last_probe >= PROBE_INTERVAL_MS) {
+			last_probe = now_ms();
+			if (probe(p->rk, 500)
+			    && !atomic_exchange(&p->connected, true))
+				dre_info("kafka: producer connected");
+		}
+	}
+	return NULL;
+}
+
+dre_err
+dre_producer_open(
+    dre_producer **pp, const dre_kvlist *props, dre_delivery_fn fn, void *arg)
+{
+	// linger.ms 2: a confirm waits for its own ack, so batch only briefly.
+	// murmur2_random partitions keys as the Java client does, so other
+	// producers of the same keys land on the same partitions.
+	static const char *const defaults[] = {
+		"linger.ms",
+		"2",
+		"partitioner",
+		"murmur2_random",
+		"message.timeout.ms",
+		"30000",
+		"socket.keepalive.enable",
+		"true",
+		"reconnect.backoff.max.ms",
+		"1000",
+		NULL,
+	};
+	static const char *const forced[] = {
+		"enable.idempotence",
+		"true",
+		"acks",
+		"all",
+		NULL,
+	};
+	dre_producer *p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return DRE_ENOMEM;
+	p->fn = fn;
+	p->arg = arg;
+	rd_kafka_conf_t *conf = NULL;
+	dre_err          e = conf_new(&conf, props, defaults, forced);
+	if (e != DRE_OK) {
+		free(p);
+		return e;
+	}
+	rd_kafka_conf_set_opaque(conf, p);
+	rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+	rd_kafka_conf_set_error_cb(conf, error_cb);
+	if ((e = handle_new(&p->rk, RD_KAFKA_PRODUCER, conf)) != DRE_OK) {
+		free(p);
+		return e;
+	}
+	conf = NULL; // now owned by p->rk
+	if (pthread_create(&p->thread, NULL, producer_thread, p) != 0) {
+		rd_kafka_destroy(p->rk);
+		free(p);
+		return DRE_ENOMEM;
+	}
+	*pp = p;
+	return DRE_OK;
+}
+
+dre_err
+dre_producer_send(dre_producer *p, const char *topic, const void *key,
+    size_t klen, const void *val, size_t vlen, void *msg_opaque)
+{
+	for (int waited = 0;; waited += QUEUE_FULL_STEP_MS) {
+		rd_kafka_resp_err_t err
+		    = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic),
+		        RD_KAFKA_V_KEY((void *) key, klen),
+		        RD_KAFKA_V_VALUE((void *) val, vlen),
+		        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		        RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+			return DRE_OK;
+		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+			dre_error("kafka: produce to %s: %s", topic,
+			    rd_kafka_err2str(err));
+			return err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC
+			    ? DRE_ENOTFOUND
+			    : DRE_EBUS;
+		}
+		if (waited >= QUEUE_FULL_WAIT_MS) {
+			dre_warn("kafka: local queue full for %d ms, %s "
+			         "message not sent",
+			    waited, topic);
+			return DRE_EUNAVAIL;
+		}
+		// The poll thread serves delivery reports, which frees room.
+		sleep_ms(QUEUE_FULL_STEP_MS);
+	}
+}
+
+dre_err
+dre_producer_flush(dre_producer *p, int timeout_ms)
+{
+	rd_kafka_resp_err_t err = rd_kafka_flush(p->rk, timeout_ms);
+	return err == RD_KAFKA_RESP_ERR_NO_ERROR ? DRE_OK : map_err(err);
+}
+
+bool
+dre_producer_connected(const dre_producer *p)
+{
+	return atomic_load(&((dre_producer *) p)->connected);
+}
+
+int
+dre_producer_outq_len(dre_producer *p)
+{
+	return rd_kafka_outq_len(p->rk);
+}
+
+bool
+dre_producer_fatal(dre_producer *p)
+{
+	return rd_kafka_fatal_error(p->rk, NULL, 0)
+	    != RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+void
+dre_producer_close(dre_producer *p)
+{
+	if (p == NULL)
+		return;
+	atomic_store(&p->stop, true);
+	pthread_join(p->thread, NULL);
+	if (rd_kafka_flush(p->rk, 2000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		dre_warn("kafka: %d message(s) not delivered at close",
+		    rd_kafka_outq_len(p->rk));
+		// Purged messages get a failed delivery report, so every
+		// message the caller sent is answered before we return.
+		rd_kafka_purge(
+		    p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+		rd_kafka_poll(p->rk, 0);
+	}
+	rd_kafka_destroy(p->rk);
+	free(p);
+}
+
+// ---- one-off queries ----------------------------------------------------
+
+static dre_err
+query_handle(rd_kafka_t **rkp, const dre_kvlist *props)
+{
+	rd_kafka_conf_t *conf = NULL;
+	dre_err          e = conf_new(&conf, props, NULL, NULL);
+	if (e == DRE_OK)
+		e = handle_new(rkp, RD_KAFKA_PRODUCER, conf);
+	return e;
+}
+
+dre_err
+dre_bus_cluster_id(
+    const dre_kvlist *props, char *buf, size_t cap, int timeout_ms)
+{
+	rd_kafka_t *rk = NULL;
+	dre_err     e = query_handle(&rk, props);
+	if (e != DRE_OK)
+		return e;
+	char *id = rd_kafka_clusterid(rk, timeout_ms);
+	if (id == NULL) {
+		dre_warn("kafka: no cluster id within %d ms", timeout_ms);
+		e = DRE_EUNAVAIL;
+	} else if (strlen(id) >= cap) {
+		e = DRE_ETOOBIG;
+	} else {
+		memcpy(buf, id, strlen(id) + 1);
+	}
+	if (id != NULL)
+		rd_kafka_mem_free(rk, id);
+	rd_kafka_destroy(rk);
+	return e;
+}
+
+dre_err
+dre_bus_high_watermark(const dre_kvlist *props, const char *topic,
+    int32_t partition, int64_t *high, int timeout_ms)
+{
+	rd_kafka_t *rk = NULL;
+	dre_err     e = query_handle(&rk, props);
+	if (e != DRE_OK)
+		return e;
+	int64_t             lo = 0, hi = 0;
+	rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+	    rk, topic, partition, &lo, &hi, timeout_ms);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		dre_warn("kafka: watermarks of %s[%d]: %s", topic, partition,
+		    rd_kafka_err2str(err));
+		e = map_err(err);
+	} else {
+		*high = hi;
+	}
+	rd_kafka_destroy(rk);
+	return e;
+}
+
+// ---- consumer -----------------------------------------------------------
+
+dre_err
+dre_consumer_open(
+    dre_consumer **cp, const dre_kvlist *props, const char *group_id)
+{
+	// fetch.wait.max.ms 10: a change feed is applied within milliseconds
+	// of being produced rather than after the default half second.
+	// librdkafka only assigns partitions for a consumer with a group id;
+	// a statically assigned consumer never joins or commits, so any name
+	// serves.
+	static const char *const defaults[] = {
+		"group.id",
+		"dre-static-assignment",
+		"fetch.wait.max.ms",
+		"10",
+		"reconnect.backoff.max.ms",
+		"1000",
+		"enable.partition.eof",
+		"false",
+		NULL,
+	};
+	// Positions live in the consumer's own store, written with its state;
+	// a lost position is an alarm, never a silent skip.
+	static const char *const forced[] = {
+		"auto.offset.reset",
+		"error",
+		"enable.auto.commit",
+		"false",
+		"enable.auto.offset.store",
+		"false",
+		NULL,
+	};
+	rd_kafka_conf_t *conf = NULL;
+	dre_err          e = conf_new(&conf, props, defaults, forced);
+	if (e != DRE_OK)
+		return e;
+	if (group_id != NULL && (e = conf_set(conf, "group.id", group_id))) {
+		rd_kafka_conf_destroy(conf);
+		return e;
+	}
+	dre_consumer *c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		rd_kafka_conf_destroy(conf);
+		return DRE_ENOMEM;
+	}
+	c->assigned = rd_kafka_topic_partition_list_new(8);
+	if ((e = handle_new(&c->rk, RD_KAFKA_CONSUMER, conf)) != DRE_OK) {
+		rd_kafka_topic_partition_list_destroy(c->assigned);
+		free(c);
+		return e;
+	}
+	conf = NULL; // now owned by c->rk
+	rd_kafka_poll_set_consumer(c->rk);
+	*cp = c;
+	return DRE_OK;
+}
+
+dre_err
+dre_consumer_assign(
+    dre_consumer *c, const char *topic, int32_t partition, int64_t offset)
+{
+	int64_t off = offset == DRE_OFFSET_BEGINNING
+	    ? RD_KAFKA_OFFSET_BEGINNING
+	    : offset == DRE_OFFSET_END ? RD_KAFKA_OFFSET_END
+	                               : offset;
+	if (off < 0 && off != RD_KAFKA_OFFSET_BEGINNING
+	    && off != RD_KAFKA_OFFSET_END)
+		return DRE_EINVAL;
+	// A consumer without a group cannot assign incrementally, so the whole
+	// assignment is handed over again; partitions already consuming keep
+	// their current positions, the new (or re-assigned) one starts at off.
+	rd_kafka_topic_partition_list_t *all
+	    = rd_kafka_topic_partition_list_copy(c->assigned);
+	if (all->cnt > 0) {
+		rd_kafka_resp_err_t err = rd_kafka_position(c->rk, all);
+		if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			dre_error(
+			    "kafka: positions: %s", rd_kafka_err2str(err));
+			rd_kafka_topic_partition_list_destroy(all);
+			return DRE_EBUS;
+		}
+	}
+	for (int i = 0; i < all->cnt; i++) {
+		if (all->elems[i].offset == RD_KAFKA_OFFSET_INVALID)
+			all->elems[i].offset = c->assigned->elems[i].offset;
+		all->elems[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
+	}
+	rd_kafka_topic_partition_t *tp
+	    = rd_kafka_topic_partition_list_find(all, topic, partition);
+	if (tp == NULL)
+		tp = rd_kafka_topic_partition_list_add(all, topic, partition);
+	tp->offset = off;
+	rd_kafka_resp_err_t err = rd_kafka_assign(c->rk, all);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		dre_error("kafka: assign %s[%d]: %s", topic, partition,
+		    rd_kafka_err2str(err));
+		rd_kafka_topic_partition_list_destroy(all);
+		return DRE_EBUS;
+	}
+	rd_kafka_topic_partition_list_destroy(c->assigned);
+	c->assigned = all;
+	return DRE_OK;
+}
+
+dre_err
+dre_consumer_poll(dre_consumer *c, int timeout_ms, dre_msg *m)
+{
+	if (c->last != NULL) {
+		rd_kafka_message_destroy(c->last);
+		c->last = NULL;
+	}
+	rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, timeout_ms);
+	if (rkm == NULL)
+		return DRE_ETIMEOUT;
+	c->last = rkm;
+	memset(m, 0, sizeof(*m));
+	m->topic = rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : NULL;
+	m->partition = rkm->partition;
+	m->offset = rkm->offset;
+	switch (rkm->err) {
+	case RD_KAFKA_RESP_ERR_NO_ERROR:
+		break;
+	case RD_KAFKA_RESP_ERR__PARTITION_EOF:
+		return DRE_ETIMEOUT;
+	case RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE:
+	case RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET:
+		dre_warn("kafka: position of %s[%d] is gone (%s): recover "
+		         "explicitly",
+		    m->topic ? m->topic : "?", m->partition,
+		    rd_kafka_message_errstr(rkm));
+		return DRE_ENOTFOUND;
+	default:
+		dre_warn("kafka: consume %s[%d]: %s",
+		    m->topic ? m->topic : "?", m->partition,
+		    rd_kafka_message_errstr(rkm));
+		return DRE_EBUS;
+	}
+	int64_t ts = rd_kafka_message_timestamp(rkm, NULL);
+	m->key = rkm->key;
+	m->key_len = rkm->key_len;
+	m->payload = rkm->payload;
+	m->len = rkm->len;
+	m->timestamp_ms = ts;
+	return DRE_OK;
+}
+
+void
+dre_consumer_close(dre_consumer *c)
+{
+	if (c == NULL)
+		return;
+	if (c->last != NULL)
+		rd_kafka_message_destroy(c->last);
+	rd_kafka_consumer_close(c->rk);
+	rd_kafka_destroy(c->rk);
+	rd_kafka_topic_partition_list_destroy(c->assigned);
+	free(c);
+}
+
+// ---- in-process mock cluster (tests) ------------------------------------
+
+struct dre_bus_mock {
+	rd_kafka_t              *rk; // hosts the cluster's threads
+	rd_kafka_mock_cluster_t *mc;
+	int                      brokers;
+};
+
+dre_err
+dre_bus_mock_open(dre_bus_mock **mp, int brokers)
+{
+	char             errstr[256];
+	dre_bus_mock    *m = calloc(1, sizeof(*m));
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	if (m == NULL) {
+		rd_kafka_conf_destroy(conf);
+		return DRE_ENOMEM;
+	}
+	rd_kafka_conf_set_log_cb(conf, log_cb);
+	m->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+	if (m->rk == NULL) {
+		rd_kafka_conf_destroy(conf);
+		dre_error("kafka mock: %s", errstr);
+		free(m);
+		return DRE_EBUS;
+	}
+	m->brokers = brokers;
+	m->mc = rd_kafka_mock_cluster_new(m->rk, brokers);
+	if (m->mc == NULL) {
+		dre_bus_mock_close(m);
+		return DRE_EBUS;
+	}
+	int rf = brokers < 3 ? brokers : 3;
+	for (const dre_topic *t = dre_topics; t->name != NULL; t++)
+		if (rd_kafka_mock_topic_create(
+		        m->mc, t->name, t->partitions, rf)
+		    != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			dre_bus_mock_close(m);
+			return DRE_EBUS;
+		}
+	*mp = m;
+	return DRE_OK;
+}
+
+const char *
+dre_bus_mock_bootstrap(const dre_bus_mock *m)
+{
+	return rd_kafka_mock_cluster_bootstraps(m->mc);
+}
+
+dre_err
+dre_bus_mock_set_up(dre_bus_mock *m, int32_t broker, bool up)
+{
+	for (int32_t i = 1; i <= m->brokers; i++) {
+		if (broker != -1 && broker != i)
+			continue;
+		rd_kafka_resp_err_t err = up
+		    ? rd_kafka_mock_broker_set_up(m->mc, i)
+		    : rd_kafka_mock_broker_set_down(m->mc, i);
+		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			return DRE_EBUS;
+	}
+	return DRE_OK;
+}
+
+void
+dre_bus_mock_close(dre_bus_mock *m)
+{
+	if (m == NULL)
+		return;
+	if (m->mc != NULL)
+		rd_kafka_mock_cluster_destroy(m->mc);
+	rd_kafka_destroy(m->rk);
+	free(m);
+}

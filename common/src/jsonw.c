@@ -1,0 +1,252 @@
+// jsonw.c -- JSON writer on a dre_buf that manages the commas.
+//
+// A plain string builder: answers are written straight from C structs.
+#include <string.h>
+
+#include "dre/clock.h"
+#include "dre/jsonw.h"
+#include "dre/money.h"
+
+void
+dre_jsonw_init(dre_jsonw *w, dre_buf *buf)
+{
+	w->buf = buf;
+	w->depth = 0;
+	w->first[0] = true;
+	w->after_key = false;
+}
+
+// sep writes the comma a value or key needs in its container.
+static void
+sep(dre_jsonw *w)
+{
+	if (w->after_key) {
+		w->after_key = false;
+		return;
+	}
+	if (!w->first[w->depth])
+		dre_buf_putc(w->buf, ',');
+	w->first[w->depth] = false;
+}
+
+static void
+container_open(dre_jsonw *w, char c)
+{
+	sep(w);
+	dre_buf_putc(w->buf, c);
+	if (w->depth + 1 >= DRE_JSONW_MAX_DEPTH) {
+		// Deeper than we can track: the output would be wrong, so
+		// fail it the way an allocation failure does.
+		w->buf->oom = 1;
+		return;
+	}
+	w->depth++;
+	w->first[w->depth] = true;
+}
+
+static void
+container_close(dre_jsonw *w, char c)
+{
+	dre_buf_putc(w->buf, c);
+	if (w->depth > 0)
+		w->depth--;
+	w->after_key = false;
+}
+
+void
+dre_jsonw_obj_begin(dre_jsonw *w)
+{
+	container_open(w, '{');
+}
+
+void
+dre_jsonw_obj_end(dre_jsonw *w)
+{
+	container_close(w, '}');
+}
+
+void
+dre_jsonw_arr_begin(dre_jsonw *w)
+{
+	container_open(w, '[');
+}
+
+void
+dre_jsonw_arr_end(dre_jsonw *w)
+{
+	container_close(w, ']');
+}
+
+void
+dre_jsonw_key(dre_jsonw *w, const char *key)
+{
+	sep(w);
+	dre_buf_putc(w->buf, '"');
+	dre_buf_puts(w->buf, key);
+	dre_buf_append(w->buf, "\":", 2);
+	w->after_key = true;
+}
+
+static const char hex[] = "0123456789abcdef";
+
+void
+dre_json_escape(dre_buf *b, const char *s, size_t n)
+{
+	dre_buf_reserve(b, n + 2);
+	dre_buf_putc(b, '"');
+	size_t run = 0; // start of the bytes not yet copied
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char) s[i];
+		// UTF-8 and printable ASCII pass through unchanged.
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		dre_buf_append(b, s + run, i - run);
+		run = i + 1;
+		char esc[6];
+		switch (c) {
+		case '"':
+			dre_buf_append(b, "\\\"", 2);
+			break;
+		case '\\':
+			dre_buf_append(b, "\\\\", 2);
+			break;
+		case '\n':
+			dre_buf_append(b, "\\n", 2);
+			break;
+		case '\r':
+			dre_buf_append(b, "\\r", 2);
+			break;
+		case '\t':
+			dre_buf_append(b, "\\t", 2);
+			break;
+		case '\b':
+			dre_buf_append(b, "\\b", 2);
+			break;
+		case '\f':
+			dre_buf_append(b, "\\f", 2);
+			break;
+		default:
+			memcpy(esc, "\\u00", 4);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			dre_buf_append(b, esc, 6);
+			break;
+		}
+	}
+	dre_buf_append(b, s + run, n - run);
+	dre_buf_putc(b, '"');
+}
+
+void
+dre_jsonw_str(dre_jsonw *w, const char *s)
+{
+	if (s == NULL) {
+		dre_jsonw_null(w);
+		return;
+	}
+	dre_jsonw_strn(w, s, strlen(s));
+}
+
+void
+dre_jsonw_strn(dre_jsonw *w, const char *s, size_t n)
+{
+	if (s == NULL) {
+		dre_jsonw_null(w);
+		return;
+	}
+	sep(w);
+	dre_json_escape(w->buf, s, n);
+}
+
+void
+dre_jsonw_null(dre_jsonw *w)
+{
+	sep(w);
+	dre_buf_append(w->buf, "null", 4);
+}
+
+void
+dre_jsonw_bool(dre_jsonw *w, bool v)
+{
+	sep(w);
+	if (v)
+		dre_buf_append(w->buf, "true", 4);
+	else
+		dre_buf_append(w->buf, "false", 5);
+}
+
+void
+dre_jsonw_int(dre_jsonw *w, int64_t v)
+{
+	sep(w);
+	dre_buf_i64(w->buf, v);
+}
+
+void
+dre_jsonw_decimal(dre_jsonw *w, int64_t v, int scale)
+{
+	char   tmp[32];
+	size_t n = dre_decimal_format(tmp, v, scale);
+	sep(w);
+	dre_buf_append(w->buf, tmp, n);
+}
+
+void
+dre_jsonw_decimal_trim(dre_jsonw *w, int64_t v, int scale)
+{
+	char   tmp[32];
+	size_t n = dre_decimal_format_trim(tmp, v, scale);
+	sep(w);
+	dre_buf_append(w->buf, tmp, n);
+}
+
+void
+dre_jsonw_raw(dre_jsonw *w, const char *json, size_t n)
+{
+	sep(w);
+	dre_buf_append(w->buf, json, n);
+}
+
+void
+dre_jsonw_time(dre_jsonw *w, int64_t epoch_ms)
+{
+	char tmp[34];
+	tmp[0] = '"';
+	size_t n = dre_time_format(tmp + 1, epoch_ms);
+	tmp[++n] = '"';
+	sep(w);
+	dre_buf_append(w->buf, tmp, n + 1);
+}
+
+void
+dre_jsonw_kstr(dre_jsonw *w, const char *key, const char *s)
+{
+	dre_jsonw_key(w, key);
+	dre_jsonw_str(w, s);
+}
+
+void
+dre_jsonw_kint(dre_jsonw *w, const char *key, int64_t v)
+{
+	dre_jsonw_key(w, key);
+	dre_jsonw_int(w, v);
+}
+
+void
+dre_jsonw_kbool(dre_jsonw *w, const char *key, bool v)
+{
+	dre_jsonw_key(w, key);
+	dre_jsonw_bool(w, v);
+}
+
+void
+dre_jsonw_kmoney(
+    dre_jsonw *w, const char *key, int64_t minor, const char *currency)
+{
+	dre_jsonw_key(w, key);
+	dre_jsonw_obj_begin(w);
+	dre_jsonw_key(w, "value");
+	dre_jsonw_decimal(w, minor, DRE_MONEY_SCALE);
+	dre_jsonw_kstr(w, "currency", currency);
+	dre_jsonw_obj_end(w);
+}

@@ -1,0 +1,75 @@
+// catalog/catalog.h -- the catalog's state: RocksDB entities, indexes, the
+// catalog-wide version sequence and the dre.master.* outbox.
+#ifndef CAT_CATALOG_H
+#define CAT_CATALOG_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dre/bus.h"
+#include "dre/config.h"
+#include "dre/err.h"
+#include "dre/store.h"
+
+typedef enum {
+	CAT_PROMOTION = 0,
+	CAT_POS_GROUP,
+	CAT_ARTICLE_GROUP,
+	CAT_ARTICLE,
+	CAT_NKINDS,
+} cat_kind;
+
+// Column families (0 is RocksDB's "default", unused).
+enum { CF_ENTITIES = 1, CF_INDEX, CF_META, CF_OUTBOX };
+
+typedef struct {
+	dre_store        *st;
+	dre_outbox       *ob;
+	const dre_kvlist *kafka; // borrowed from the config
+	pthread_mutex_t   mu; // serialises every read-check-write
+	int64_t           version; // last version handed out; under mu
+	int               kafka_timeout_ms;
+} cat;
+
+// cat_kind_name is the entity kind on the wire (PROMOTION, ...).
+const char *cat_kind_name(cat_kind k);
+// cat_kind_topic is the dre.master.* topic of a kind.
+const char *cat_kind_topic(cat_kind k);
+// cat_kind_parse maps a wire kind name back; -1 when unknown.
+int cat_kind_parse(const char *s, size_t n);
+
+// cat_open opens <path> and the outbox relay; cat_close undoes it.
+dre_err cat_open(cat *c, const char *path, const dre_kvlist *kafka);
+void    cat_close(cat *c);
+
+// cat_get copies the stored document of (tenant, kind, key) into *docp
+// (caller frees with free()). DRE_ENOTFOUND when absent.
+dre_err cat_get(cat *c, const char *tenant, cat_kind k, const char *key,
+    char **docp, size_t *lenp, int64_t *versionp);
+
+// cat_index_get reads the secondary index (tenant, kind, field, value) into
+// *keyp (caller frees with free()). DRE_ENOTFOUND when absent.
+dre_err cat_index_get(cat *c, const char *tenant, cat_kind k,
+    const char *field, const char *value, char **keyp);
+
+typedef struct {
+	const char *field;
+	const char *value;
+} cat_index;
+
+// cat_put_locked stores doc under (tenant, kind, key) with a new version,
+// updates the secondary indexes (del first, then add) and queues the UPSERT
+// event, in one synced batch. doc NULL deletes the entity (DELETE event).
+// The caller holds c->mu.
+dre_err cat_put_locked(cat *c, const char *tenant, cat_kind k, const char *key,
+    const char *doc, size_t len, const cat_index *add, size_t nadd,
+    const cat_index *del, size_t ndel, int64_t *versionp);
+
+// The entity key layout: tenant \0 kind \0 key; the value: 8-byte
+// big-endian version + JSON document.
+size_t cat_key(
+    char *out, size_t cap, const char *tenant, cat_kind k, const char *key);
+
+#endif

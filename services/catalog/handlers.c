@@ -1,0 +1,1094 @@
+// catalog/handlers.c -- nng handlers: CRUD of the four master-data kinds,
+// article import, snapshot.
+#include "handlers.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog.h"
+#include "dre/arena.h"
+#include "dre/clock.h"
+#include "dre/json.h"
+#include "dre/jsonw.h"
+#include "dre/log.h"
+#include "dre/promo.h"
+#include "dre/topics.h"
+#include "dre/uuid.h"
+#include "entities.h"
+#include "master.pb-c.h"
+
+#define MINOR_VERSION 13
+#define TOP_DEFAULT   100
+#define TOP_MAX       1000
+#define MAX_ERRS      32
+
+// One request in progress: everything a handler needs, freed in req_end.
+typedef struct {
+	cat                *c;
+	const dre_rpc_call *call;
+	dre_rpc_reply      *rep;
+	dre_arena          *a;
+	cat_kind            k;
+	const ent_spec     *spec; // NULL for promotions
+	dre_promo_error     ev[MAX_ERRS];
+	dre_promo_errors    errs;
+} req;
+
+static const ent_spec *const specs[CAT_NKINDS] = {
+	[CAT_PROMOTION] = NULL,
+	[CAT_POS_GROUP] = &ent_pos_group,
+	[CAT_ARTICLE_GROUP] = &ent_article_group,
+	[CAT_ARTICLE] = &ent_article,
+};
+
+static bool
+req_begin(req *r, void *svc, const dre_rpc_call *call, dre_rpc_reply *rep,
+    cat_kind k)
+{
+	r->c = svc;
+	r->call = call;
+	r->rep = rep;
+	r->k = k;
+	r->spec = specs[k];
+	r->errs.v = r->ev;
+	r->errs.cap = MAX_ERRS;
+	r->errs.n = 0;
+	if (call->tenant[0] == 0) {
+		dre_rpc_reply_error(
+		    rep, 403, "FORBIDDEN", NULL, "the call carries no tenant");
+		r->a = NULL;
+		return false;
+	}
+	if ((r->a = dre_arena_alloc(0)) == NULL) {
+		dre_rpc_reply_error(
+		    rep, 503, "UNAVAILABLE", NULL, "out of memory");
+		return false;
+	}
+	return true;
+}
+
+static void
+req_end(req *r)
+{
+	dre_arena_free(r->a);
+}
+
+static void
+reply_internal(req *r, dre_err err)
+{
+	dre_error("%s: %s", r->call->method, dre_strerror(err));
+	dre_rpc_reply_error(r->rep, 503, "UNAVAILABLE", NULL,
+	    "the catalog could not complete the request: %s",
+	    dre_strerror(err));
+}
+
+static void
+reply_invalid(req *r)
+{
+	const dre_promo_errors *e = &r->errs;
+	if (e->n == 0) {
+		dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED", NULL,
+		    "invalid document");
+		return;
+	}
+	dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED",
+	    e->v[0].target[0] ? e->v[0].target : NULL, "%s", e->v[0].message);
+	for (size_t i = 0; i < e->n && i < e->cap; i++)
+		dre_rpc_reply_detail(r->rep, "VALIDATION_FAILED",
+		    e->v[i].target[0] ? e->v[i].target : NULL, "%s",
+		    e->v[i].message);
+}
+
+// body parses the request body as JSON; answers MALFORMED_JSON otherwise.
+static const dre_json *
+body(req *r)
+{
+	dre_json      *root = NULL;
+	dre_json_error je = { 0, NULL };
+	dre_err err = dre_json_parse(&root, r->a, (const char *) r->call->body,
+	    r->call->body_len, DRE_JSON_MAX_DEPTH, &je);
+	if (err == DRE_ENOMEM) {
+		reply_internal(r, err);
+		return NULL;
+	}
+	if (err != DRE_OK) {
+		dre_rpc_reply_error(r->rep, 400, "MALFORMED_JSON", NULL,
+		    "the body is not valid JSON: %s at byte %zu",
+		    je.msg ? je.msg : "parse error", je.offset);
+		return NULL;
+	}
+	return root;
+}
+
+static const dre_json *
+parse_stored(req *r, const char *doc, size_t len)
+{
+	dre_json *root = NULL;
+	if (dre_json_parse(&root, r->a, doc, len, DRE_JSON_MAX_DEPTH, NULL)
+	    != DRE_OK)
+		return NULL;
+	return root;
+}
+
+// reply_doc answers status with the stored document plus minorVersion.
+static void
+reply_doc(req *r, int status, const char *doc, size_t len)
+{
+	dre_buf *b = &r->rep->body;
+	dre_buf_reset(b);
+	dre_buf_printf(b, "{\"minorVersion\":%d", MINOR_VERSION);
+	if (len > 2 && doc[0] == '{') {
+		dre_buf_putc(b, ',');
+		dre_buf_append(b, doc + 1, len - 1);
+	} else {
+		dre_buf_putc(b, '}');
+	}
+	r->rep->status = status;
+	dre_rpc_reply_json(r->rep);
+}
+
+static const char *
+key_field(const req *r)
+{
+	if (r->spec == NULL || r->spec->key < 0)
+		return "id";
+	return r->spec->fields[r->spec->key].name;
+}
+
+// alt_field names the secondary index that also addresses an entity.
+static const char *
+alt_field(cat_kind k)
+{
+	switch (k) {
+	case CAT_POS_GROUP:
+		return "code";
+	case CAT_ARTICLE_GROUP:
+	case CAT_ARTICLE:
+		return "id";
+	default:
+		return NULL;
+	}
+}
+
+// resolve finds the entity the "id" parameter names: by key, else by the
+// kind's secondary index. *keyp and *docp are malloc'd.
+static dre_err
+resolve(req *r, const char *id, char **keyp, char **docp, size_t *lenp)
+{
+	dre_err     err;
+	const char *alt = alt_field(r->k);
+	err = cat_get(r->c, r->call->tenant, r->k, id, docp, lenp, NULL);
+	if (err == DRE_OK) {
+		if ((*keyp = strdup(id)) == NULL) {
+			free(*docp);
+			return DRE_ENOMEM;
+		}
+		return DRE_OK;
+	}
+	if (err != DRE_ENOTFOUND || alt == NULL)
+		return err;
+	char *key = NULL;
+	if ((err = cat_index_get(r->c, r->call->tenant, r->k, alt, id, &key))
+	    != DRE_OK)
+		return err;
+	err = cat_get(r->c, r->call->tenant, r->k, key, docp, lenp, NULL);
+	if (err != DRE_OK) {
+		free(key);
+		return err;
+	}
+	*keyp = key;
+	return DRE_OK;
+}
+
+static const char *
+id_param(req *r)
+{
+	const char *id = dre_rpc_param(r->call, "id");
+	if (id == NULL || id[0] == 0) {
+		dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED", "id",
+		    "the entity id is missing");
+		return NULL;
+	}
+	return id;
+}
+
+static void
+reply_not_found(req *r, const char *id)
+{
+	dre_rpc_reply_error(r->rep, 404, "NOT_FOUND", NULL,
+	    "%s '%s' not found", cat_kind_name(r->k), id);
+}
+
+// ---- documents ----------------------------------------------------------
+
+// build_promo turns body (PUT/POST) or body over stored (PATCH) into the
+// normal form in out; *idp is the promotion id. Answers 400 itself.
+static bool
+build_promo(req *r, const dre_json *in, const dre_json *stored, bool patch,
+    dre_buf *out, const char **idp)
+{
+	dre_promo *base = NULL, *p = NULL;
+	dre_err    err;
+	int64_t    now = dre_now_ms();
+	if (stored != NULL
+	    && (err = dre_promo_parse(&base, r->a, stored, NULL, NULL))
+	        != DRE_OK) {
+		reply_internal(r, DRE_ESTORE);
+		return false;
+	}
+	err = dre_promo_parse(&p, r->a, in, patch ? base : NULL, &r->errs);
+	if (err == DRE_OK && base != NULL && !patch && p->id[0]
+	    && strcmp(p->id, base->id) != 0) {
+		r->errs.n = 0;
+		r->errs.v[0].code = "VALIDATION_FAILED";
+		snprintf(
+		    r->errs.v[0].target, sizeof r->errs.v[0].target, "id");
+		snprintf(r->errs.v[0].message, sizeof r->errs.v[0].message,
+		    "id cannot be changed");
+		r->errs.n = 1;
+		err = DRE_EINVAL;
+	}
+	if (err == DRE_ENOMEM) {
+		reply_internal(r, err);
+		return false;
+	}
+	if (err != DRE_OK) {
+		reply_invalid(r);
+		return false;
+	}
+	if (base != NULL) {
+		memcpy(p->id, base->id, sizeof p->id);
+		p->created_at = base->created_at;
+	} else {
+		if (p->id[0] == 0)
+			dre_uuid_v4(p->id);
+		p->created_at = now;
+	}
+	p->updated_at = now;
+	dre_promo_write(out, p);
+	*idp = dre_arena_strdup(r->a, p->id);
+	return *idp != NULL;
+}
+
+// ---- create -------------------------------------------------------------
+
+static void
+do_create(req *r)
+{
+	const dre_json *in = body(r);
+	dre_buf         doc = { 0 };
+	const char     *key = NULL;
+	char            id[DRE_UUID_LEN + 1];
+	cat_index       idx[1];
+	size_t          nidx = 0;
+	ent_doc         d;
+	dre_err         err;
+	char           *old = NULL;
+	if (in == NULL)
+		return;
+
+	if (r->spec == NULL) {
+		if (!build_promo(r, in, NULL, false, &doc, &key))
+			goto out;
+	} else {
+		bool        bad = false;
+		const char *bid = ent_check_id(in, "", &r->errs, &bad);
+		if (ent_validate(&d, r->spec, in, NULL, false, "", &r->errs)
+		        != DRE_OK
+		    || bad) {
+			reply_invalid(r);
+			goto out;
+		}
+		if (bid != NULL)
+			snprintf(id, sizeof id, "%s", bid);
+		else
+			dre_uuid_v4(id);
+		key = r->spec->key >= 0 ? ent_str(&d, r->spec->key) : id;
+		int64_t now = dre_now_ms();
+		ent_write(&doc, &d, id, now, now);
+		const char *alt = alt_field(r->k);
+		idx[0].field = alt;
+		idx[0].value = strcmp(alt, "id") == 0
+		    ? id
+		    : ent_str(&d, r->spec->unique);
+		nidx = 1;
+	}
+	if (doc.oom) {
+		reply_internal(r, DRE_ENOMEM);
+		goto out;
+	}
+
+	pthread_mutex_lock(&r->c->mu);
+	err = cat_get(r->c, r->call->tenant, r->k, key, &old, NULL, NULL);
+	if (err == DRE_OK) {
+		dre_rpc_reply_error(r->rep, 409, "CONFLICT", key_field(r),
+		    "%s '%s' already exists", cat_kind_name(r->k), key);
+		goto unlock;
+	}
+	if (err != DRE_ENOTFOUND) {
+		reply_internal(r, err);
+		goto unlock;
+	}
+	for (size_t i = 0; i < nidx; i++) {
+		char *other = NULL;
+		err = cat_index_get(r->c, r->call->tenant, r->k, idx[i].field,
+		    idx[i].value, &other);
+		free(other);
+		if (err == DRE_OK) {
+			dre_rpc_reply_error(r->rep, 409, "CONFLICT",
+			    idx[i].field, "%s '%s' already exists",
+			    idx[i].field, idx[i].value);
+			goto unlock;
+		}
+		if (err != DRE_ENOTFOUND) {
+			reply_internal(r, err);
+			goto unlock;
+		}
+	}
+	err = cat_put_locked(r->c, r->call->tenant, r->k, key, doc.data,
+	    doc.len, idx, nidx, NULL, 0, NULL);
+	if (err != DRE_OK)
+		reply_internal(r, err);
+	else
+		reply_doc(r, 201, doc.data, doc.len);
+unlock:
+	pthread_mutex_unlock(&r->c->mu);
+out:
+	free(old);
+	dre_buf_free(&doc);
+}
+
+// ---- update (PUT, PATCH with patch=1) -----------------------------------
+
+static void
+do_update(req *r)
+{
+	const char     *id = id_param(r);
+	const dre_json *in = id ? body(r) : NULL;
+	const char     *pp = dre_rpc_param(r->call, "patch");
+	bool            patch = pp != NULL && strcmp(pp, "1") == 0;
+	char           *key = NULL, *stored = NULL;
+	size_t          slen = 0;
+	dre_buf         doc = { 0 };
+	cat_index       add[1], del[1];
+	size_t          nadd = 0, ndel = 0;
+	dre_err         err;
+	if (in == NULL)
+		return;
+
+	pthread_mutex_lock(&r->c->mu);
+	if ((err = resolve(r, id, &key, &stored, &slen)) != DRE_OK) {
+		if (err == DRE_ENOTFOUND)
+			reply_not_found(r, id);
+		else
+			reply_internal(r, err);
+		goto unlock;
+	}
+	const dre_json *sroot = parse_stored(r, stored, slen);
+	if (sroot == NULL) {
+		reply_internal(r, DRE_ESTORE);
+		goto unlock;
+	}
+	if (r->spec == NULL) {
+		const char *pid;
+		if (!build_promo(r, in, sroot, patch, &doc, &pid))
+			goto unlock;
+	} else {
+		ent_doc         d;
+		bool            bad = false;
+		const char     *bid = ent_check_id(in, "", &r->errs, &bad);
+		const dre_json *sid = dre_json_get(sroot, "id");
+		const char     *eid
+		    = dre_json_is(sid, DRE_JSON_STRING) ? sid->str : key;
+		if (ent_validate(&d, r->spec, in, sroot, patch, "", &r->errs)
+		        != DRE_OK
+		    || bad) {
+			reply_invalid(r);
+			goto unlock;
+		}
+		if (bid != NULL && strcmp(bid, eid) != 0) {
+			dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED",
+			    "id", "id cannot be changed");
+			goto unlock;
+		}
+		if (r->spec->key >= 0
+		    && strcmp(ent_str(&d, r->spec->key), key) != 0) {
+			dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED",
+			    key_field(r), "%s cannot be changed",
+			    key_field(r));
+			goto unlock;
+		}
+		if (r->spec->unique >= 0) {
+			const char *f = r->spec->fields[r->spec->unique].name;
+			const char *now_v = ent_str(&d, r->spec->unique);
+			const dre_json *was = dre_json_get(sroot, f);
+			const char *was_v = dre_json_is(was, DRE_JSON_STRING)
+			    ? was->str
+			    : NULL;
+			if (was_v == NULL || strcmp(was_v, now_v) != 0) {
+				char *other = NULL;
+				err = cat_index_get(r->c, r->call->tenant,
+				    r->k, f, now_v, &other);
+				bool taken
+				    = err == DRE_OK && strcmp(other, key) != 0;
+				free(other);
+				if (taken) {
+					dre_rpc_reply_error(r->rep, 409,
+					    "CONFLICT", f,
+					    "%s '%s' already exists", f,
+					    now_v);
+					goto unlock;
+				}
+				if (was_v != NULL) {
+					del[0].field = f;
+					del[0].value = was_v;
+					ndel = 1;
+				}
+				add[0].field = f;
+				add[0].value = now_v;
+				nadd = 1;
+			}
+		}
+		ent_write(
+		    &doc, &d, eid, ent_time(sroot, "createdAt"), dre_now_ms());
+	}
+	if (doc.oom) {
+		reply_internal(r, DRE_ENOMEM);
+		goto unlock;
+	}
+	err = cat_put_locked(r->c, r->call->tenant, r->k, key, doc.data,
+	    doc.len, add, nadd, del, ndel, NULL);
+	if (err != DRE_OK)
+		reply_internal(r, err);
+	else
+		reply_doc(r, 200, doc.data, doc.len);
+unlock:
+	pthread_mutex_unlock(&r->c->mu);
+	free(key);
+	free(stored);
+	dre_buf_free(&doc);
+}
+
+// ---- get, delete --------------------------------------------------------
+
+static void
+do_get(req *r)
+{
+	const char *id = id_param(r);
+	char       *key = NULL, *doc = NULL;
+	size_t      len = 0;
+	dre_err     err;
+	if (id == NULL)
+		return;
+	if ((err = resolve(r, id, &key, &doc, &len)) == DRE_OK)
+		reply_doc(r, 200, doc, len);
+	else if (err == DRE_ENOTFOUND)
+		reply_not_found(r, id);
+	else
+		reply_internal(r, err);
+	free(key);
+	free(doc);
+}
+
+static void
+do_delete(req *r)
+{
+	const char *id = id_param(r);
+	char       *key = NULL, *doc = NULL;
+	size_t      len = 0;
+	cat_index   del[1];
+	size_t      ndel = 0;
+	dre_err     err;
+	if (id == NULL)
+		return;
+	pthread_mutex_lock(&r->c->mu);
+	if ((err = resolve(r, id, &key, &doc, &len)) != DRE_OK) {
+		if (err == DRE_ENOTFOUND)
+			reply_not_found(r, id);
+		else
+			reply_internal(r, err);
+		goto unlock;
+	}
+	const char *alt = alt_field(r->k);
+	if (alt != NULL) {
+		const dre_json *sroot = parse_stored(r, doc, len);
+		const dre_json *v = sroot ? dre_json_get(sroot, alt) : NULL;
+		if (dre_json_is(v, DRE_JSON_STRING)) {
+			del[0].field = alt;
+			del[0].value = v->str;
+			ndel = 1;
+		}
+	}
+	err = cat_put_locked(r->c, r->call->tenant, r->k, key, NULL, 0, NULL,
+	    0, del, ndel, NULL);
+	if (err != DRE_OK) {
+		reply_internal(r, err);
+	} else {
+		r->rep->status = 204;
+		dre_buf_reset(&r->rep->body);
+	}
+unlock:
+	pthread_mutex_unlock(&r->c->mu);
+	free(key);
+	free(doc);
+}
+
+// ---- activate / deactivate ----------------------------------------------
+
+static void
+set_status(req *r, dre_promo_status st)
+{
+	const char *id = id_param(r);
+	char       *key = NULL, *doc = NULL;
+	size_t      len = 0;
+	dre_buf     out = { 0 };
+	dre_promo  *p = NULL;
+	dre_err     err;
+	if (id == NULL)
+		return;
+	pthread_mutex_lock(&r->c->mu);
+	if ((err = resolve(r, id, &key, &doc, &len)) != DRE_OK) {
+		if (err == DRE_ENOTFOUND)
+			reply_not_found(r, id);
+		else
+			reply_internal(r, err);
+		goto unlock;
+	}
+	const dre_json *sroot = parse_stored(r, doc, len);
+	if (sroot == NULL
+	    || dre_promo_parse(&p, r->a, sroot, NULL, NULL) != DRE_OK) {
+		reply_internal(r, DRE_ESTORE);
+		goto unlock;
+	}
+	p->status = st;
+	p->updated_at = dre_now_ms();
+	dre_promo_write(&out, p);
+	if (out.oom)
+		err = DRE_ENOMEM;
+	else
+		err = cat_put_locked(r->c, r->call->tenant, r->k, key,
+		    out.data, out.len, NULL, 0, NULL, 0, NULL);
+	if (err != DRE_OK)
+		reply_internal(r, err);
+	else
+		reply_doc(r, 200, out.data, out.len);
+unlock:
+	pthread_mutex_unlock(&r->c->mu);
+	free(key);
+	free(doc);
+	dre_buf_free(&out);
+}
+
+// ---- list ---------------------------------------------------------------
+
+// int_param reads a non-negative integer parameter; answers 400 when bad.
+static bool
+int_param(req *r, const char *name, int64_t dflt, int64_t *out)
+{
+	const char *s = dre_rpc_param(r->call, name);
+	char       *end = NULL;
+	if (s == NULL || s[0] == 0) {
+		*out = dflt;
+		return true;
+	}
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != 0 || v < 0 || s[0] == '-' || s[0] == '+'
+	    || s[0] == ' ') {
+		dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED", name,
+		    "%s must be a non-negative integer", name);
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
+static void
+do_list(req *r)
+{
+	int64_t          top, skip, count = 0, emitted = 0;
+	dre_promo_status want = DRE_PS_DRAFT;
+	const char      *status = NULL;
+	dre_store_iter  *it = NULL;
+	dre_buf          vals = { 0 };
+	dre_arena       *scratch = NULL;
+	char             prefix[512];
+	size_t           plen;
+	dre_err          err;
+
+	if (!int_param(r, "$top", TOP_DEFAULT, &top)
+	    || !int_param(r, "$skip", 0, &skip))
+		return;
+	if (top > TOP_MAX)
+		top = TOP_MAX;
+	if (r->k == CAT_PROMOTION) {
+		status = dre_rpc_param(r->call, "status");
+		if (status != NULL && status[0] == 0)
+			status = NULL;
+		if (status != NULL
+		    && dre_promo_status_parse(&want, status) != DRE_OK) {
+			dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED",
+			    "status", "status '%s' is not a promotion status",
+			    status);
+			return;
+		}
+	}
+	// tenant \0 KIND \0 (cat_key with an empty key): the trailing NUL
+	// keeps a kind apart from a longer kind name with the same start.
+	plen = cat_key(prefix, sizeof prefix, r->call->tenant, r->k, "");
+	if (plen == 0) {
+		dre_rpc_reply_error(
+		    r->rep, 400, "VALIDATION_FAILED", NULL, "tenant too long");
+		return;
+	}
+	if ((err = dre_store_iter_open(
+	         &it, r->c->st, CF_ENTITIES, prefix, plen))
+	    != DRE_OK) {
+		reply_internal(r, err);
+		return;
+	}
+	if (status != NULL && (scratch = dre_arena_alloc(0)) == NULL) {
+		dre_store_iter_close(it);
+		reply_internal(r, DRE_ENOMEM);
+		return;
+	}
+	const char *k, *v;
+	size_t      kl, vl;
+	while (dre_store_iter_next(it, &k, &kl, &v, &vl)) {
+		if (vl < 8)
+			continue;
+		const char *doc = v + 8;
+		size_t      dl = vl - 8;
+		if (status != NULL) {
+			dre_json *root = NULL;
+			dre_arena_reset(scratch);
+			if (dre_json_parse(&root, scratch, doc, dl,
+			        DRE_JSON_MAX_DEPTH, NULL)
+			    != DRE_OK)
+				continue;
+			const dre_json *s = dre_json_get(root, "status");
+			if (!dre_json_is(s, DRE_JSON_STRING)
+			    || strcmp(s->str, status) != 0)
+				continue;
+		}
+		count++;
+		if (count > skip && emitted < top) {
+			if (emitted > 0)
+				dre_buf_putc(&vals, ',');
+			dre_buf_append(&vals, doc, dl);
+			emitted++;
+		}
+	}
+	dre_store_iter_close(it);
+	dre_arena_free(scratch);
+	dre_buf *b = &r->rep->body;
+	dre_buf_reset(b);
+	dre_buf_printf(b, "{\"minorVersion\":%d,\"count\":%lld,\"value\":[",
+	    MINOR_VERSION, (long long) count);
+	if (vals.len > 0)
+		dre_buf_append(b, vals.data, vals.len);
+	dre_buf_puts(b, "]}");
+	dre_buf_free(&vals);
+	if (b->oom) {
+		dre_buf_reset(b);
+		reply_internal(r, DRE_ENOMEM);
+		return;
+	}
+	r->rep->status = 200;
+	dre_rpc_reply_json(r->rep);
+}
+
+// ---- article import (seed 002: POST /pos/articles/import) ---------------
+
+typedef struct {
+	int64_t   imported, updated, failed;
+	dre_buf   results, errors;
+	dre_jsonw rw, ew;
+} import_out;
+
+static void
+import_fail(import_out *o, size_t i, const char *artnum, const char *target,
+    const char *msg)
+{
+	o->failed++;
+	dre_jsonw_obj_begin(&o->rw);
+	dre_jsonw_kstr(&o->rw, "articleNumber", artnum);
+	dre_jsonw_kstr(&o->rw, "status", "failed");
+	dre_jsonw_kstr(&o->rw, "id", NULL);
+	dre_jsonw_kstr(&o->rw, "error", msg);
+	dre_jsonw_obj_end(&o->rw);
+	dre_jsonw_obj_begin(&o->ew);
+	dre_jsonw_kint(&o->ew, "index", (int64_t) i);
+	dre_jsonw_kstr(&o->ew, "articleNumber", artnum);
+	dre_jsonw_kstr(&o->ew, "code", "VALIDATION_FAILED");
+	dre_jsonw_kstr(&o->ew, "target", target);
+	dre_jsonw_kstr(&o->ew, "message", msg);
+	dre_jsonw_obj_end(&o->ew);
+}
+
+// import_one upserts one article by articleNumber.
+static void
+import_one(req *r, import_out *o, size_t i, const dre_json *x)
+{
+	char            prefix[48], id[DRE_UUID_LEN + 1];
+	ent_doc         d;
+	bool            bad = false;
+	dre_buf         doc = { 0 };
+	char           *stored = NULL;
+	size_t          slen = 0;
+	dre_err         err;
+	const dre_json *an = dre_json_is(x, DRE_JSON_OBJECT)
+	    ? dre_json_get(x, "articleNumber")
+	    : NULL;
+	const char *artnum = dre_json_is(an, DRE_JSON_STRING) ? an->str : NULL;
+
+	snprintf(prefix, sizeof prefix, "articles[%zu]", i);
+	r->errs.n = 0;
+	const char *bid = dre_json_is(x, DRE_JSON_OBJECT)
+	    ? ent_check_id(x, prefix, &r->errs, &bad)
+	    : NULL;
+	if (ent_validate(&d, &ent_article, x, NULL, false, prefix, &r->errs)
+	        != DRE_OK
+	    || bad) {
+		import_fail(
+		    o, i, artnum, r->errs.v[0].target, r->errs.v[0].message);
+		return;
+	}
+	const char *key = ent_str(&d, ent_article.key);
+	int64_t     now = dre_now_ms(), created = now;
+	cat_index   add[1];
+	size_t      nadd = 0;
+
+	pthread_mutex_lock(&r->c->mu);
+	err = cat_get(
+	    r->c, r->call->tenant, CAT_ARTICLE, key, &stored, &slen, NULL);
+	bool exists = err == DRE_OK;
+	if (err != DRE_OK && err != DRE_ENOTFOUND) {
+		import_fail(o, i, artnum, prefix, dre_strerror(err));
+		goto unlock;
+	}
+	if (exists) {
+		const dre_json *sroot = parse_stored(r, stored, slen);
+		const dre_json *sid = sroot ? dre_json_get(sroot, "id") : NULL;
+		if (!dre_json_is(sid, DRE_JSON_STRING)) {
+			import_fail(o, i, artnum, prefix,
+			    "stored article is "
+			    "unreadable");
+			goto unlock;
+		}
+		if (bid != NULL && strcmp(bid, sid->str) != 0) {
+			char t[64];
+			snprintf(t, sizeof t, "%s.id", prefix);
+			import_fail(o, i, artnum, t, "id cannot be changed");
+			goto unlock;
+		}
+		snprintf(id, sizeof id, "%s", sid->str);
+		created = ent_time(sroot, "createdAt");
+	} else {
+		if (bid != NULL) {
+			char *other = NULL;
+			err = cat_index_get(r->c, r->call->tenant, CAT_ARTICLE,
+			    "id", bid, &other);
+			free(other);
+			if (err == DRE_OK) {
+				char t[64];
+				snprintf(t, sizeof t, "%s.id", prefix);
+				import_fail(o, i, artnum, t,
+				    "id already belongs to another article");
+				goto unlock;
+			}
+			snprintf(id, sizeof id, "%s", bid);
+		} else {
+			dre_uuid_v4(id);
+		}
+		add[0].field = "id";
+		add[0].value = id;
+		nadd = 1;
+	}
+	ent_write(&doc, &d, id, created, now);
+	err = doc.oom ? DRE_ENOMEM
+	              : cat_put_locked(r->c, r->call->tenant, CAT_ARTICLE, key,
+	                  doc.data, doc.len, add, nadd, NULL, 0, NULL);
+	if (err != DRE_OK) {
+		import_fail(o, i, artnum, prefix, dre_strerror(err));
+		goto unlock;
+	}
+	if (exists)
+		o->updated++;
+	else
+		o->imported++;
+	dre_jsonw_obj_begin(&o->rw);
+	dre_jsonw_kstr(&o->rw, "articleNumber", key);
+	dre_jsonw_kstr(&o->rw, "status", exists ? "updated" : "created");
+	dre_jsonw_kstr(&o->rw, "id", id);
+	dre_jsonw_kstr(&o->rw, "error", NULL);
+	dre_jsonw_obj_end(&o->rw);
+unlock:
+	pthread_mutex_unlock(&r->c->mu);
+	free(stored);
+	dre_buf_free(&doc);
+}
+
+static void
+do_import(req *r)
+{
+	const dre_json *in = body(r);
+	import_out      o = { 0 };
+	if (in == NULL)
+		return;
+	const dre_json *arts = dre_json_is(in, DRE_JSON_OBJECT)
+	    ? dre_json_get(in, "articles")
+	    : NULL;
+	if (!dre_json_is(arts, DRE_JSON_ARRAY)) {
+		dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED",
+		    "articles", "articles must be an array of articles");
+		return;
+	}
+	dre_jsonw_init(&o.rw, &o.results);
+	dre_jsonw_init(&o.ew, &o.errors);
+	dre_jsonw_arr_begin(&o.rw);
+	dre_jsonw_arr_begin(&o.ew);
+	size_t i = 0;
+	for (const dre_json *x = arts->child; x != NULL; x = x->next, i++)
+		import_one(r, &o, i, x);
+	dre_jsonw_arr_end(&o.rw);
+	dre_jsonw_arr_end(&o.ew);
+
+	dre_buf *b = &r->rep->body;
+	dre_buf_reset(b);
+	dre_buf_printf(b,
+	    "{\"minorVersion\":%d,\"imported\":%lld,\"updated\":%lld,"
+	    "\"failed\":%lld,\"results\":",
+	    MINOR_VERSION, (long long) o.imported, (long long) o.updated,
+	    (long long) o.failed);
+	dre_buf_append(b, o.results.data, o.results.len);
+	dre_buf_puts(b, ",\"errors\":");
+	dre_buf_append(b, o.errors.data, o.errors.len);
+	dre_buf_putc(b, '}');
+	bool oom = o.results.oom || o.errors.oom || b->oom;
+	dre_buf_free(&o.results);
+	dre_buf_free(&o.errors);
+	if (oom) {
+		dre_buf_reset(b);
+		reply_internal(r, DRE_ENOMEM);
+		return;
+	}
+	r->rep->status = 200;
+	dre_rpc_reply_json(r->rep);
+}
+
+// ---- snapshot -----------------------------------------------------------
+
+static const char *const master_topics[] = { DRE_TOPIC_PROMOTIONS,
+	DRE_TOPIC_POS_GROUPS, DRE_TOPIC_ARTICLE_GROUPS, DRE_TOPIC_ARTICLES };
+
+// snapshot_offsets asks Kafka for the high watermark of every partition of
+// the dre.master.* topics. Taken BEFORE the entities are read, so that
+// every change after them is at or past these offsets (a replay is
+// harmless: versions). Leaves *n 0 when Kafka is unreachable.
+static void
+snapshot_offsets(cat *c, dre_arena *a, Dre__TopicOffset ***outp, size_t *n)
+{
+	size_t             cap = 0, k = 0;
+	Dre__TopicOffset **v;
+	*n = 0;
+	if (dre_kvlist_get(c->kafka, "bootstrap.servers") == NULL)
+		return;
+	for (size_t t = 0; t < 4; t++) {
+		const dre_topic *tp = dre_topic_find(master_topics[t]);
+		cap += tp && tp->partitions > 0 ? (size_t) tp->partitions : 1;
+	}
+	if ((v = dre_arena_get(a, cap * sizeof *v)) == NULL)
+		return;
+	for (size_t t = 0; t < 4; t++) {
+		const dre_topic *tp = dre_topic_find(master_topics[t]);
+		int np = tp && tp->partitions > 0 ? tp->partitions : 1;
+		for (int p = 0; p < np; p++) {
+			int64_t high = 0;
+			dre_err err = dre_bus_high_watermark(c->kafka,
+			    master_topics[t], p, &high, c->kafka_timeout_ms);
+			if (err != DRE_OK) {
+				dre_warn(
+				    "snapshot without offsets: %s[%d]: %s",
+				    master_topics[t], p, dre_strerror(err));
+				return;
+			}
+			Dre__TopicOffset *o = dre_arena_get(a, sizeof *o);
+			if (o == NULL)
+				return;
+			dre__topic_offset__init(o);
+			o->topic = (char *) master_topics[t];
+			o->partition = p;
+			o->offset = high;
+			v[k++] = o;
+		}
+	}
+	*outp = v;
+	*n = k;
+}
+
+static void
+h_snapshot(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	cat                  *c = svc;
+	Dre__SnapshotRequest *in;
+	Dre__SnapshotResponse out = DRE__SNAPSHOT_RESPONSE__INIT;
+	dre_arena            *a = dre_arena_alloc(0);
+	dre_store_iter       *it = NULL;
+	char                  cluster[256];
+	size_t                cap = 0;
+	dre_err               err;
+
+	if (a == NULL) {
+		dre_rpc_reply_error(
+		    rep, 503, "UNAVAILABLE", NULL, "out of memory");
+		return;
+	}
+	in = dre__snapshot_request__unpack(NULL, call->body_len, call->body);
+	if (in == NULL) {
+		dre_rpc_reply_error(rep, 400, "VALIDATION_FAILED", NULL,
+		    "body is not a dre.SnapshotRequest");
+		dre_arena_free(a);
+		return;
+	}
+	const char *tenant = in->tenant && in->tenant[0]
+	    ? dre_arena_strdup(a, in->tenant)
+	    : NULL;
+	dre__snapshot_request__free_unpacked(in, NULL);
+
+	snapshot_offsets(c, a, &out.offsets, &out.n_offsets);
+	if (out.n_offsets > 0
+	    && dre_bus_cluster_id(
+	           c->kafka, cluster, sizeof cluster, c->kafka_timeout_ms)
+	        == DRE_OK)
+		out.cluster_id = cluster;
+
+	// The version and the iterator are taken together under the write
+	// lock: the snapshot is exactly the state at that version.
+	pthread_mutex_lock(&c->mu);
+	out.version = c->version;
+	err = dre_store_iter_open(
+	    &it, c->st, CF_ENTITIES, tenant, tenant ? strlen(tenant) + 1 : 0);
+	pthread_mutex_unlock(&c->mu);
+	if (err != DRE_OK) {
+		dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL,
+		    "snapshot failed: %s", dre_strerror(err));
+		dre_arena_free(a);
+		return;
+	}
+	const char *k, *v;
+	size_t      kl, vl;
+	while (dre_store_iter_next(it, &k, &kl, &v, &vl)) {
+		const char *s1 = memchr(k, 0, kl);
+		const char *s2 = s1
+		    ? memchr(s1 + 1, 0, kl - (size_t) (s1 + 1 - k))
+		    : NULL;
+		int         kind
+		    = s2 ? cat_kind_parse(s1 + 1, (size_t) (s2 - s1 - 1)) : -1;
+		if (kind < 0 || vl < 8)
+			continue;
+		if (out.n_entities == cap) {
+			size_t              ncap = cap ? cap * 2 : 256;
+			Dre__MasterEntity **nv
+			    = dre_arena_get(a, ncap * sizeof *nv);
+			if (nv == NULL)
+				goto nomem;
+			if (cap)
+				memcpy(nv, out.entities, cap * sizeof *nv);
+			out.entities = nv;
+			cap = ncap;
+		}
+		Dre__MasterEntity *e = dre_arena_get(a, sizeof *e);
+		char              *doc = dre_arena_strndup(a, v + 8, vl - 8);
+		if (e == NULL || doc == NULL)
+			goto nomem;
+		dre__master_entity__init(e);
+		e->kind = (char *) cat_kind_name((cat_kind) kind);
+		e->tenant = dre_arena_strndup(a, k, (size_t) (s1 - k));
+		e->id
+		    = dre_arena_strndup(a, s2 + 1, kl - (size_t) (s2 + 1 - k));
+		if (e->tenant == NULL || e->id == NULL)
+			goto nomem;
+		uint64_t ver = 0;
+		for (int i = 0; i < 8; i++)
+			ver = (ver << 8) | (unsigned char) v[i];
+		e->version = (int64_t) ver;
+		if (e->version > out.version)
+			out.version = e->version;
+		e->document.data = (uint8_t *) doc;
+		e->document.len = vl - 8;
+		out.entities[out.n_entities++] = e;
+	}
+	dre_store_iter_close(it);
+	size_t len = dre__snapshot_response__get_packed_size(&out);
+	dre_buf_reset(&rep->body);
+	dre_buf_reserve(&rep->body, len + 1);
+	if (rep->body.oom) {
+		dre_rpc_reply_error(
+		    rep, 503, "UNAVAILABLE", NULL, "out of memory");
+	} else {
+		dre__snapshot_response__pack(&out, (uint8_t *) rep->body.data);
+		rep->body.len = len;
+		rep->status = 200;
+		dre_info("snapshot%s%s: %zu entities at version %lld, %zu "
+		         "offsets",
+		    tenant ? " of " : "", tenant ? tenant : "", out.n_entities,
+		    (long long) out.version, out.n_offsets);
+	}
+	dre_arena_free(a);
+	return;
+nomem:
+	dre_store_iter_close(it);
+	dre_arena_free(a);
+	dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL, "out of memory");
+}
+
+// ---- route table --------------------------------------------------------
+
+#define OP(kind, name, fn)                                                    \
+	static void h_##name(                                                 \
+	    void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)          \
+	{                                                                     \
+		req r;                                                        \
+		if (req_begin(&r, svc, call, rep, kind))                      \
+			fn;                                                   \
+		req_end(&r);                                                  \
+	}
+
+#define CRUD(kind, name)                                                      \
+	OP(kind, name##_create, do_create(&r))                                \
+	OP(kind, name##_list, do_list(&r))                                    \
+	OP(kind, name##_get, do_get(&r))                                      \
+	OP(kind, name##_update, do_update(&r))                                \
+	OP(kind, name##_delete, do_delete(&r))
+
+CRUD(CAT_PROMOTION, promotions)
+CRUD(CAT_POS_GROUP, pos_groups)
+CRUD(CAT_ARTICLE_GROUP, article_groups)
+CRUD(CAT_ARTICLE, articles)
+OP(CAT_PROMOTION, promotions_activate, set_status(&r, DRE_PS_ACTIVE))
+OP(CAT_PROMOTION, promotions_deactivate, set_status(&r, DRE_PS_INACTIVE))
+OP(CAT_ARTICLE, articles_import, do_import(&r))
+
+#define ROUTES(ent, name)                                                     \
+	{ "catalog." ent ".create", h_##name##_create },                      \
+	    { "catalog." ent ".list", h_##name##_list },                      \
+	    { "catalog." ent ".get", h_##name##_get },                        \
+	    { "catalog." ent ".update", h_##name##_update },                  \
+	{                                                                     \
+		"catalog." ent ".delete", h_##name##_delete                   \
+	}
+
+const dre_rpc_route cat_routes[] = {
+	ROUTES("Promotions", promotions),
+	ROUTES("PosGroups", pos_groups),
+	ROUTES("ArticleGroups", article_groups),
+	ROUTES("Articles", articles),
+	{ "catalog.Promotions.activate", h_promotions_activate },
+	{ "catalog.Promotions.deactivate", h_promotions_deactivate },
+	{ "catalog.Articles.import", h_articles_import },
+	{ "catalog.Snapshot", h_snapshot },
+	{ NULL, NULL },
+};

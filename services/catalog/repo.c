@@ -1,0 +1,273 @@
+// catalog/repo.c -- entity storage: one synced batch per change with its
+// dre.master.* event.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog.h"
+#include "dre/avro.h"
+#include "dre/buf.h"
+#include "dre/clock.h"
+#include "dre/log.h"
+#include "dre/topics.h"
+#include "dre/uuid.h"
+
+static const struct {
+	const char *name;
+	const char *topic;
+} kinds[CAT_NKINDS] = {
+	[CAT_PROMOTION] = { "PROMOTION", DRE_TOPIC_PROMOTIONS },
+	[CAT_POS_GROUP] = { "POS_GROUP", DRE_TOPIC_POS_GROUPS },
+	[CAT_ARTICLE_GROUP] = { "ARTICLE_GROUP", DRE_TOPIC_ARTICLE_GROUPS },
+	[CAT_ARTICLE] = { "ARTICLE", DRE_TOPIC_ARTICLES },
+};
+
+static const char META_VERSION[] = "version";
+
+const char *
+cat_kind_name(cat_kind k)
+{
+	return kinds[k].name;
+}
+
+const char *
+cat_kind_topic(cat_kind k)
+{
+	return kinds[k].topic;
+}
+
+int
+cat_kind_parse(const char *s, size_t n)
+{
+	for (int i = 0; i < CAT_NKINDS; i++)
+		if (strlen(kinds[i].name) == n
+		    && memcmp(kinds[i].name, s, n) == 0)
+			return i;
+	return -1;
+}
+
+// parts joins NUL-separated parts into out; returns the length or 0 when
+// it does not fit.
+static size_t
+parts(char *out, size_t cap, const char *const *p, size_t n)
+{
+	size_t len = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(p[i]);
+		if (len + l + 1 > cap)
+			return 0;
+		memcpy(out + len, p[i], l);
+		len += l;
+		if (i + 1 < n)
+			out[len++] = 0;
+	}
+	return len;
+}
+
+size_t
+cat_key(char *out, size_t cap, const char *tenant, cat_kind k, const char *key)
+{
+	const char *p[] = { tenant, kinds[k].name, key };
+	return parts(out, cap, p, 3);
+}
+
+static size_t
+index_key(char *out, size_t cap, const char *tenant, cat_kind k,
+    const char *field, const char *value)
+{
+	const char *p[] = { tenant, kinds[k].name, field, value };
+	return parts(out, cap, p, 4);
+}
+
+static void
+be64_put(unsigned char *b, int64_t v)
+{
+	for (int i = 7; i >= 0; i--, v = (int64_t) ((uint64_t) v >> 8))
+		b[i] = (unsigned char) (v & 0xff);
+}
+
+static int64_t
+be64_get(const unsigned char *b)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | b[i];
+	return (int64_t) v;
+}
+
+dre_err
+cat_open(cat *c, const char *path, const dre_kvlist *kafka)
+{
+	static const char *const cfs[]
+	    = { "entities", "index", "meta", "outbox" };
+	dre_store_cfg cfg = { .path = path, .cfs = cfs, .ncfs = 4 };
+	dre_err       err;
+	char         *val = NULL;
+	size_t        vlen = 0;
+
+	memset(c, 0, sizeof *c);
+	c->kafka = kafka;
+	c->kafka_timeout_ms = 2000;
+	pthread_mutex_init(&c->mu, NULL);
+	if ((err = dre_store_open(&c->st, &cfg)) != DRE_OK)
+		return err;
+	err = dre_store_get(c->st, CF_META, META_VERSION,
+	    sizeof META_VERSION - 1, &val, &vlen);
+	if (err == DRE_OK && vlen == 8)
+		c->version = be64_get((const unsigned char *) val);
+	free(val);
+	if (err != DRE_OK && err != DRE_ENOTFOUND)
+		goto fail;
+	if ((err = dre_outbox_open(&c->ob, c->st, CF_OUTBOX, kafka)) != DRE_OK)
+		goto fail;
+	dre_info("catalog store %s open at version %lld", path,
+	    (long long) c->version);
+	return DRE_OK;
+fail:
+	dre_store_close(c->st);
+	c->st = NULL;
+	return err;
+}
+
+void
+cat_close(cat *c)
+{
+	dre_outbox_close(c->ob);
+	c->ob = NULL;
+	dre_store_close(c->st);
+	c->st = NULL;
+	pthread_mutex_destroy(&c->mu);
+}
+
+dre_err
+cat_get(cat *c, const char *tenant, cat_kind k, const char *key, char **docp,
+    size_t *lenp, int64_t *versionp)
+{
+	char    kb[1024];
+	size_t  kl = cat_key(kb, sizeof kb, tenant, k, key);
+	char   *val = NULL;
+	size_t  vlen = 0;
+	dre_err err;
+	if (kl == 0)
+		return DRE_ENOTFOUND;
+	if ((err = dre_store_get(c->st, CF_ENTITIES, kb, kl, &val, &vlen))
+	    != DRE_OK)
+		return err;
+	if (vlen < 8) {
+		free(val);
+		return DRE_ESTORE;
+	}
+	if (versionp)
+		*versionp = be64_get((const unsigned char *) val);
+	memmove(val, val + 8, vlen - 8);
+	val[vlen - 8] = 0;
+	*docp = val;
+	if (lenp)
+		*lenp = vlen - 8;
+	return DRE_OK;
+}
+
+dre_err
+cat_index_get(cat *c, const char *tenant, cat_kind k, const char *field,
+    const char *value, char **keyp)
+{
+	char    kb[1024];
+	size_t  kl = index_key(kb, sizeof kb, tenant, k, field, value);
+	char   *val = NULL;
+	size_t  vlen = 0;
+	dre_err err;
+	if (kl == 0)
+		return DRE_ENOTFOUND;
+	if ((err = dre_store_get(c->st, CF_INDEX, kb, kl, &val, &vlen))
+	    != DRE_OK)
+		return err;
+	char *s = malloc(vlen + 1);
+	if (s == NULL) {
+		free(val);
+		return DRE_ENOMEM;
+	}
+	memcpy(s, val, vlen);
+	s[vlen] = 0;
+	free(val);
+	*keyp = s;
+	return DRE_OK;
+}
+
+dre_err
+cat_put_locked(cat *c, const char *tenant, cat_kind k, const char *key,
+    const char *doc, size_t len, const cat_index *add, size_t nadd,
+    const cat_index *del, size_t ndel, int64_t *versionp)
+{
+	char             kb[1024], ib[1024], okey[1024];
+	size_t           kl = cat_key(kb, sizeof kb, tenant, k, key);
+	int64_t          version = c->version + 1;
+	unsigned char    vb[8];
+	dre_buf          val = { 0 }, ev = { 0 };
+	dre_master_event e = { 0 };
+	dre_batch       *b;
+	dre_err          err;
+
+	if (kl == 0)
+		return DRE_ETOOBIG;
+	if ((b = dre_batch_alloc()) == NULL)
+		return DRE_ENOMEM;
+	be64_put(vb, version);
+	if (doc != NULL) {
+		dre_buf_append(&val, vb, 8);
+		dre_buf_append(&val, doc, len);
+		dre_batch_put(
+		    b, c->st, CF_ENTITIES, kb, kl, val.data, val.len);
+	} else {
+		dre_batch_delete(b, c->st, CF_ENTITIES, kb, kl);
+	}
+	for (size_t i = 0; i < ndel; i++) {
+		size_t il = index_key(
+		    ib, sizeof ib, tenant, k, del[i].field, del[i].value);
+		if (il > 0)
+			dre_batch_delete(b, c->st, CF_INDEX, ib, il);
+	}
+	for (size_t i = 0; i < nadd; i++) {
+		size_t il = index_key(
+		    ib, sizeof ib, tenant, k, add[i].field, add[i].value);
+		if (il > 0)
+			dre_batch_put(
+			    b, c->st, CF_INDEX, ib, il, key, strlen(key));
+	}
+	dre_batch_put(
+	    b, c->st, CF_META, META_VERSION, sizeof META_VERSION - 1, vb, 8);
+
+	dre_uuid_v4(e.event_id);
+	e.tenant = tenant;
+	e.occurred_at = dre_now_ms();
+	e.schema_version = 1;
+	e.entity_kind = kinds[k].name;
+	e.entity_id = key;
+	e.op = doc != NULL ? "UPSERT" : "DELETE";
+	e.version = version;
+	e.document = doc;
+	e.document_len = doc != NULL ? len : 0;
+	if ((err = dre_avro_encode_master(&ev, &e)) != DRE_OK)
+		goto out;
+	int ol = snprintf(okey, sizeof okey, "%s/%s", tenant, key);
+	if (ol < 0 || (size_t) ol >= sizeof okey) {
+		err = DRE_ETOOBIG;
+		goto out;
+	}
+	dre_outbox_put(
+	    c->ob, b, kinds[k].topic, okey, (size_t) ol, ev.data, ev.len);
+	if (val.oom || ev.oom) {
+		err = DRE_ENOMEM;
+		goto out;
+	}
+	if ((err = dre_store_write(c->st, b, true)) != DRE_OK)
+		goto out;
+	c->version = version;
+	dre_outbox_kick(c->ob);
+	if (versionp)
+		*versionp = version;
+out:
+	dre_batch_free(b);
+	dre_buf_free(&val);
+	dre_buf_free(&ev);
+	return err;
+}

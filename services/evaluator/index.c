@@ -1,0 +1,889 @@
+// index.c -- builds immutable master-data index versions and swaps them in.
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "dre/json.h"
+#include "dre/log.h"
+#include "index.h"
+
+struct dre_engine {
+	pthread_mutex_t wlock; // serialises writers while they build
+	pthread_mutex_t plock; // guards only the pointer load + reference
+	dre_index *     cur;
+};
+
+static const char *const kind_names[] = { "PROMOTION", "ARTICLE",
+	"POS_GROUP", "ARTICLE_GROUP" };
+
+dre_err
+dre_master_kind_parse(dre_master_kind *out, const char *s)
+{
+	for (int i = 0; i < 4; i++)
+		if (s != NULL && strcmp(s, kind_names[i]) == 0) {
+			*out = (dre_master_kind) i;
+			return DRE_OK;
+		}
+	return DRE_EINVAL;
+}
+
+const char *
+dre_master_kind_name(dre_master_kind k)
+{
+	return (unsigned) k < 4 ? kind_names[k] : "UNKNOWN";
+}
+
+// ---- hashing, sets and maps ----------------------------------------------
+
+static uint32_t
+hash_str(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char) *s) * 16777619u;
+	return h;
+}
+
+static uint32_t
+hash_nocase(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char) *s;
+		if (c >= 'A' && c <= 'Z')
+			c += 'a' - 'A';
+		h = (h ^ c) * 16777619u;
+	}
+	return h;
+}
+
+static uint32_t
+table_size(uint32_t n)
+{
+	uint32_t cap = 8;
+	while (cap < 2 * n)
+		cap <<= 1;
+	return cap;
+}
+
+// Lists this short are scanned; a table pays off only beyond.
+#define SET_SCAN_MAX 8
+
+static bool
+set_build(ix_set *s, dre_arena *a, const dre_strlist *l, bool nocase)
+{
+	s->v     = l->v;
+	s->n     = l->n;
+	s->mask  = 0;
+	s->slots = NULL;
+	if (l->n <= SET_SCAN_MAX)
+		return true;
+	uint32_t cap = table_size(l->n);
+	s->slots     = dre_arena_get(a, cap * sizeof(*s->slots));
+	if (s->slots == NULL)
+		return false;
+	s->mask = cap - 1;
+	for (uint32_t i = 0; i < l->n; i++) {
+		uint32_t h = (nocase ? hash_nocase(l->v[i]) : hash_str(l->v[i])) &
+		    s->mask;
+		while (s->slots[h] != NULL)
+			h = (h + 1) & s->mask;
+		s->slots[h] = l->v[i];
+	}
+	return true;
+}
+
+bool
+ix_set_has(const ix_set *s, const char *k)
+{
+	if (k == NULL)
+		return false;
+	if (s->mask == 0) {
+		for (uint32_t i = 0; i < s->n; i++)
+			if (strcmp(s->v[i], k) == 0)
+				return true;
+		return false;
+	}
+	for (uint32_t h = hash_str(k) & s->mask; s->slots[h] != NULL;
+	     h = (h + 1) & s->mask)
+		if (strcmp(s->slots[h], k) == 0)
+			return true;
+	return false;
+}
+
+bool
+ix_set_has_nocase(const ix_set *s, const char *k)
+{
+	if (k == NULL)
+		return false;
+	if (s->mask == 0) {
+		for (uint32_t i = 0; i < s->n; i++)
+			if (strcasecmp(s->v[i], k) == 0)
+				return true;
+		return false;
+	}
+	for (uint32_t h = hash_nocase(k) & s->mask; s->slots[h] != NULL;
+	     h = (h + 1) & s->mask)
+		if (strcasecmp(s->slots[h], k) == 0)
+			return true;
+	return false;
+}
+
+const void *
+ix_map_get(const ix_map *m, const char *k)
+{
+	if (m->slots == NULL || k == NULL)
+		return NULL;
+	for (uint32_t h = hash_str(k) & m->mask; m->slots[h].k != NULL;
+	     h = (h + 1) & m->mask)
+		if (strcmp(m->slots[h].k, k) == 0)
+			return m->slots[h].v;
+	return NULL;
+}
+
+static bool
+map_init(ix_map *m, dre_arena *a, uint32_t n)
+{
+	uint32_t cap = table_size(n);
+	m->slots     = dre_arena_get(a, cap * sizeof(ix_slot));
+	m->mask      = cap - 1;
+	return m->slots != NULL;
+}
+
+// map_put inserts k (first insert wins: keys are unique by construction).
+static void
+map_put(ix_map *m, const char *k, const void *v)
+{
+	uint32_t h = hash_str(k) & m->mask;
+	for (; m->slots[h].k != NULL; h = (h + 1) & m->mask)
+		if (strcmp(m->slots[h].k, k) == 0)
+			return;
+	m->slots[h].k = k;
+	m->slots[h].v = v;
+}
+
+// ---- entities --------------------------------------------------------------
+
+static void
+ent_ref(ix_ent *e)
+{
+	atomic_fetch_add_explicit(&e->ref, 1, memory_order_relaxed);
+}
+
+static void
+ent_unref(ix_ent *e)
+{
+	if (e == NULL ||
+	    atomic_fetch_sub_explicit(&e->ref, 1, memory_order_acq_rel) != 1)
+		return;
+	dre_arena_free(e->a);
+	free(e);
+}
+
+static bool
+is_article_cond(dre_cond_type t)
+{
+	return t == DRE_COND_ARTICLE || t == DRE_COND_ARTICLE_LIST ||
+	    t == DRE_COND_ARTICLE_GROUP || t == DRE_COND_MANUFACTURER;
+}
+
+static bool
+promo_compile(ix_promo *cp, dre_arena *a, const dre_promo *p)
+{
+	cp->cond     = dre_arena_get(a, (p->nconds + 1) * sizeof(ix_set));
+	cp->tgt_art  = dre_arena_get(a, (p->nactions + 1) * sizeof(ix_set));
+	cp->tgt_grp  = dre_arena_get(a, (p->nactions + 1) * sizeof(ix_set));
+	cp->tgt_manu = dre_arena_get(a, (p->nactions + 1) * sizeof(ix_set));
+	if (!cp->cond || !cp->tgt_art || !cp->tgt_grp || !cp->tgt_manu)
+		return false;
+	for (uint32_t i = 0; i < p->nconds; i++) {
+		const dre_promo_cond *c = &p->conds[i];
+		if (!set_build(&cp->cond[i], a, &c->values,
+			c->type == DRE_COND_CHANNEL))
+			return false;
+		if (is_article_cond(c->type))
+			cp->has_article_cond = true;
+	}
+	for (uint32_t i = 0; i < p->nactions; i++) {
+		const dre_promo_target *t = &p->actions[i].target;
+		if (!set_build(&cp->tgt_art[i], a, &t->articles, false) ||
+		    !set_build(&cp->tgt_grp[i], a, &t->article_groups, false) ||
+		    !set_build(&cp->tgt_manu[i], a, &t->manufacturers, false))
+			return false;
+	}
+	return true;
+}
+
+static const char *
+json_str(const dre_json *obj, const char *k)
+{
+	const dre_json *v = dre_json_get(obj, k);
+	return dre_json_is(v, DRE_JSON_STRING) && v->len > 0 ? v->str : NULL;
+}
+
+static char *
+adup(dre_arena *a, const char *s)
+{
+	return s ? dre_arena_strdup(a, s) : NULL;
+}
+
+// ent_new compiles one change into an entity with one reference.
+static dre_err
+ent_new(ix_ent **ep, const dre_master_change *c)
+{
+	size_t     blk = c->doc ? c->doc_len * 2 + 1024 : 256;
+	dre_arena *a   = dre_arena_alloc(blk);
+	ix_ent *   e   = calloc(1, sizeof(*e));
+	dre_arena *tmp = NULL;
+	dre_err    err = DRE_ENOMEM;
+	if (a == NULL || e == NULL)
+		goto fail;
+	atomic_init(&e->ref, 1);
+	e->a       = a;
+	e->kind    = c->kind;
+	e->version = c->version;
+	e->key     = dre_arena_strdup(a, c->key);
+	if (e->key == NULL)
+		goto fail;
+	if (c->doc == NULL) {
+		e->deleted = true;
+		*ep        = e;
+		return DRE_OK;
+	}
+	// The JSON tree is needed only while compiling: it lives in a
+	// temporary arena so the entity keeps just what evaluation reads.
+	tmp = dre_arena_alloc(c->doc_len * 8 + 4096);
+	if (tmp == NULL)
+		goto fail;
+	dre_json *     root;
+	dre_json_error jerr = { 0 };
+	err = dre_json_parse(&root, tmp, c->doc, c->doc_len, DRE_JSON_MAX_DEPTH,
+	    &jerr);
+	if (err != DRE_OK) {
+		dre_warn("master %s %s v%lld: bad JSON at %zu: %s",
+		    dre_master_kind_name(c->kind), c->key,
+		    (long long) c->version, jerr.offset,
+		    jerr.msg ? jerr.msg : "?");
+		err = DRE_EINVAL;
+		goto fail;
+	}
+	err = DRE_ENOMEM;
+	switch (c->kind) {
+	case DRE_MK_PROMOTION: {
+		dre_promo_error  ev[1];
+		dre_promo_errors errs = { ev, 1, 0 };
+		dre_promo *      p;
+		if (dre_promo_parse(&p, a, root, NULL, &errs) != DRE_OK) {
+			dre_warn("promotion %s v%lld rejected: %s (%s)", c->key,
+			    (long long) c->version,
+			    errs.n ? ev[0].message : "?",
+			    errs.n ? ev[0].target : "");
+			err = DRE_EINVAL;
+			goto fail;
+		}
+		e->promo = p;
+		if (!promo_compile(&e->cp, a, p))
+			goto fail;
+		break;
+	}
+	case DRE_MK_ARTICLE:
+		e->article_group_id = adup(a, json_str(root, "articleGroupId"));
+		e->manufacturer_id  = adup(a, json_str(root, "manufacturerId"));
+		break;
+	case DRE_MK_POS_GROUP:
+		e->code = adup(a, json_str(root, "code"));
+		break;
+	case DRE_MK_ARTICLE_GROUP:
+		break;
+	}
+	dre_arena_free(tmp);
+	*ep = e;
+	return DRE_OK;
+fail:
+	dre_arena_free(tmp);
+	dre_arena_free(a);
+	free(e);
+	return err;
+}
+
+static int
+ent_cmp_key(dre_master_kind k, const char *key, const ix_ent *e)
+{
+	if (k != e->kind)
+		return k < e->kind ? -1 : 1;
+	return strcmp(key, e->key);
+}
+
+static int
+ent_cmp(const void *x, const void *y)
+{
+	const ix_ent *a = *(ix_ent *const *) x, *b = *(ix_ent *const *) y;
+	return ent_cmp_key(a->kind, a->key, b);
+}
+
+// ent_find returns the position of kind/key in the sorted array, or the
+// insertion point negated minus one.
+static long
+ent_find(ix_ent *const *v, uint32_t n, dre_master_kind k, const char *key)
+{
+	long lo = 0, hi = (long) n - 1;
+	while (lo <= hi) {
+		long mid = (lo + hi) / 2;
+		int  c   = ent_cmp_key(k, key, v[mid]);
+		if (c == 0)
+			return mid;
+		if (c < 0)
+			hi = mid - 1;
+		else
+			lo = mid + 1;
+	}
+	return -lo - 1;
+}
+
+// ---- tenants ---------------------------------------------------------------
+
+static void
+tenant_ref(ix_tenant *t)
+{
+	atomic_fetch_add_explicit(&t->ref, 1, memory_order_relaxed);
+}
+
+static void
+tenant_unref(ix_tenant *t)
+{
+	if (t == NULL ||
+	    atomic_fetch_sub_explicit(&t->ref, 1, memory_order_acq_rel) != 1)
+		return;
+	for (uint32_t i = 0; i < t->nents; i++)
+		ent_unref(t->ents[i]);
+	free(t->ents);
+	dre_arena_free(t->a);
+	free(t);
+}
+
+static int
+promo_rank_cmp(const void *x, const void *y)
+{
+	const dre_promo *a = (*(ix_ent *const *) x)->promo;
+	const dre_promo *b = (*(ix_ent *const *) y)->promo;
+	if (a->priority != b->priority)
+		return a->priority < b->priority ? -1 : 1;
+	return strcmp(a->id, b->id);
+}
+
+typedef struct {
+	const char *k;
+	uint32_t    rank;
+} kr_pair;
+
+static int
+kr_cmp(const void *x, const void *y)
+{
+	const kr_pair *a = x, *b = y;
+	int            c = strcmp(a->k, b->k);
+	if (c != 0)
+		return c;
+	return a->rank < b->rank ? -1 : a->rank > b->rank;
+}
+
+// multimap_build groups (key, rank) pairs into key -> ix_plist; pairs is
+// sorted in place.
+static bool
+multimap_build(ix_map *m, dre_arena *a, kr_pair *pairs, uint32_t n)
+{
+	if (n > 1)
+		qsort(pairs, n, sizeof(*pairs), kr_cmp);
+	uint32_t nkeys = 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (i == 0 || strcmp(pairs[i].k, pairs[i - 1].k) != 0)
+			nkeys++;
+	if (!map_init(m, a, nkeys))
+		return false;
+	for (uint32_t i = 0; i < n;) {
+		uint32_t j = i;
+		while (j < n && strcmp(pairs[j].k, pairs[i].k) == 0)
+			j++;
+		ix_plist *pl   = dre_arena_get(a, sizeof(*pl));
+		uint32_t *rank = dre_arena_get(a, (j - i) * sizeof(uint32_t));
+		if (pl == NULL || rank == NULL)
+			return false;
+		uint32_t k = 0;
+		for (uint32_t x = i; x < j; x++)
+			if (k == 0 || rank[k - 1] != pairs[x].rank)
+				rank[k++] = pairs[x].rank;
+		pl->n    = k;
+		pl->rank = rank;
+		map_put(m, pairs[i].k, pl);
+		i = j;
+	}
+	return true;
+}
+
+typedef struct {
+	kr_pair *v;
+	uint32_t n, cap;
+} kr_vec;
+
+static bool
+kr_push(kr_vec *kv, const char *k, uint32_t rank)
+{
+	if (kv->n == kv->cap) {
+		uint32_t cap = kv->cap ? kv->cap * 2 : 64;
+		kr_pair *v   = realloc(kv->v, cap * sizeof(*v));
+		if (v == NULL)
+			return false;
+		kv->v   = v;
+		kv->cap = cap;
+	}
+	kv->v[kv->n].k    = k;
+	kv->v[kv->n].rank = rank;
+	kv->n++;
+	return true;
+}
+
+static bool
+push_list(kr_vec *kv, const dre_strlist *l, uint32_t rank)
+{
+	for (uint32_t i = 0; i < l->n; i++)
+		if (!kr_push(kv, l->v[i], rank))
+			return false;
+	return true;
+}
+
+// promo_keys files a promotion under the line keys that can make it
+// apply. All conditions must hold, so the first article-type condition
+// alone decides whether a basket can match; without one, a promotion whose
+// every action is scoped by a target is found through its targets; the rest
+// must be looked at for every basket.
+static bool
+promo_keys(const ix_ent *e, uint32_t rank, kr_vec *art, kr_vec *grp,
+    kr_vec *manu, bool *unscoped)
+{
+	const dre_promo *p = e->promo;
+	*unscoped          = false;
+	for (uint32_t i = 0; i < p->nconds; i++) {
+		const dre_promo_cond *c = &p->conds[i];
+		switch (c->type) {
+		case DRE_COND_ARTICLE:
+			return push_list(art, &c->values, rank);
+		case DRE_COND_ARTICLE_LIST:
+			if (c->values.n == 0)
+				continue; // list master data not indexed yet
+			return push_list(art, &c->values, rank);
+		case DRE_COND_ARTICLE_GROUP:
+			return push_list(grp, &c->values, rank);
+		case DRE_COND_MANUFACTURER:
+			return push_list(manu, &c->values, rank);
+		default:
+			break;
+		}
+	}
+	bool scoped = p->nactions > 0;
+	for (uint32_t i = 0; i < p->nactions && scoped; i++) {
+		const dre_promo_action *ac = &p->actions[i];
+		const dre_promo_target *t  = &ac->target;
+		bool line = ac->type == DRE_ACT_ARTICLE ||
+		    ac->type == DRE_ACT_ARTICLE_GROUP ||
+		    ac->type == DRE_ACT_ARTICLE_LIST;
+		if (!line || !t->present || t->article_list_id != NULL ||
+		    t->articles.n + t->article_groups.n + t->manufacturers.n ==
+			0)
+			scoped = false;
+	}
+	if (!scoped) {
+		*unscoped = true;
+		return true;
+	}
+	for (uint32_t i = 0; i < p->nactions; i++) {
+		const dre_promo_target *t = &p->actions[i].target;
+		if (!push_list(art, &t->articles, rank) ||
+		    !push_list(grp, &t->article_groups, rank) ||
+		    !push_list(manu, &t->manufacturers, rank))
+			return false;
+	}
+	return true;
+}
+
+// tenant_build makes a tenant version of the n entities (sorted by kind and
+// key; their references pass to the tenant, also on failure).
+static ix_tenant *
+tenant_build(const char *name, ix_ent **ents, uint32_t n)
+{
+	ix_tenant *t  = calloc(1, sizeof(*t));
+	dre_arena *a  = dre_arena_alloc(64 * 1024);
+	kr_vec     art = { 0 }, grp = { 0 }, manu = { 0 };
+	if (t == NULL || a == NULL) {
+		for (uint32_t i = 0; i < n; i++)
+			ent_unref(ents[i]);
+		free(ents);
+		free(t);
+		dre_arena_free(a);
+		return NULL;
+	}
+	atomic_init(&t->ref, 1);
+	t->a     = a;
+	t->ents  = ents;
+	t->nents = n;
+	t->name  = dre_arena_strdup(a, name);
+	uint32_t np = 0, narts = 0, npgs = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		if (ents[i]->deleted)
+			continue;
+		np += ents[i]->kind == DRE_MK_PROMOTION;
+		narts += ents[i]->kind == DRE_MK_ARTICLE;
+		npgs += ents[i]->kind == DRE_MK_POS_GROUP;
+	}
+	t->promos = dre_arena_get(a, (np + 1) * sizeof(ix_ent *));
+	uint32_t *unscoped = dre_arena_get(a, (np + 1) * sizeof(uint32_t));
+	if (t->name == NULL || t->promos == NULL || unscoped == NULL ||
+	    !map_init(&t->articles, a, narts) ||
+	    !map_init(&t->pg_by_id, a, npgs) ||
+	    !map_init(&t->pg_by_code, a, npgs))
+		goto fail;
+	for (uint32_t i = 0; i < n; i++) {
+		ix_ent *e = ents[i];
+		if (e->deleted)
+			continue;
+		if (e->kind == DRE_MK_PROMOTION)
+			t->promos[t->npromos++] = e;
+		else if (e->kind == DRE_MK_ARTICLE)
+			map_put(&t->articles, e->key, e);
+		else if (e->kind == DRE_MK_POS_GROUP) {
+			map_put(&t->pg_by_id, e->key, e);
+			if (e->code != NULL)
+				map_put(&t->pg_by_code, e->code, e);
+		}
+	}
+	qsort(t->promos, t->npromos, sizeof(ix_ent *), promo_rank_cmp);
+	uint32_t nun = 0;
+	for (uint32_t r = 0; r < t->npromos; r++) {
+		bool un;
+		if (!promo_keys(t->promos[r], r, &art, &grp, &manu, &un))
+			goto fail;
+		if (un)
+			unscoped[nun++] = r;
+	}
+	t->unscoped.n    = nun;
+	t->unscoped.rank = unscoped;
+	if (!multimap_build(&t->by_article, a, art.v, art.n) ||
+	    !multimap_build(&t->by_group, a, grp.v, grp.n) ||
+	    !multimap_build(&t->by_manu, a, manu.v, manu.n))
+		goto fail;
+	free(art.v);
+	free(grp.v);
+	free(manu.v);
+	return t;
+fail:
+	free(art.v);
+	free(grp.v);
+	free(manu.v);
+	tenant_unref(t);
+	return NULL;
+}
+
+// ---- index versions ----------------------------------------------------------
+
+static void
+index_unref(dre_index *ix)
+{
+	if (ix == NULL ||
+	    atomic_fetch_sub_explicit(&ix->ref, 1, memory_order_acq_rel) != 1)
+		return;
+	for (uint32_t i = 0; i < ix->ntenants; i++)
+		tenant_unref(ix->tenants[i]);
+	free(ix->tenants);
+	free(ix);
+}
+
+const ix_tenant *
+ix_tenant_find(const dre_index *ix, const char *name)
+{
+	long lo = 0, hi = (long) ix->ntenants - 1;
+	while (lo <= hi) {
+		long mid = (lo + hi) / 2;
+		int  c   = strcmp(name, ix->tenants[mid]->name);
+		if (c == 0)
+			return ix->tenants[mid];
+		if (c < 0)
+			hi = mid - 1;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+dre_err
+dre_engine_alloc(dre_engine **ep)
+{
+	dre_engine *e  = calloc(1, sizeof(*e));
+	dre_index * ix = calloc(1, sizeof(*ix));
+	if (e == NULL || ix == NULL) {
+		free(e);
+		free(ix);
+		return DRE_ENOMEM;
+	}
+	atomic_init(&ix->ref, 1);
+	pthread_mutex_init(&e->wlock, NULL);
+	pthread_mutex_init(&e->plock, NULL);
+	e->cur = ix;
+	*ep    = e;
+	return DRE_OK;
+}
+
+void
+dre_engine_free(dre_engine *e)
+{
+	if (e == NULL)
+		return;
+	index_unref(e->cur);
+	pthread_mutex_destroy(&e->wlock);
+	pthread_mutex_destroy(&e->plock);
+	free(e);
+}
+
+const dre_index *
+dre_engine_acquire(dre_engine *e)
+{
+	// The lock covers two instructions; a writer holds it only to swap,
+	// never while building, so readers do not wait for a build.
+	pthread_mutex_lock(&e->plock);
+	dre_index *ix = e->cur;
+	atomic_fetch_add_explicit(&ix->ref, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&e->plock);
+	return ix;
+}
+
+void
+dre_index_release(const dre_index *ix)
+{
+	index_unref((dre_index *) ix);
+}
+
+static void
+engine_swap(dre_engine *e, dre_index *ix)
+{
+	pthread_mutex_lock(&e->plock);
+	dre_index *old = e->cur;
+	e->cur         = ix;
+	pthread_mutex_unlock(&e->plock);
+	index_unref(old);
+}
+
+int64_t
+dre_index_version(const dre_index *ix)
+{
+	return ix->version;
+}
+
+int64_t
+dre_index_data_age(const dre_index *ix)
+{
+	return ix->data_age;
+}
+
+size_t
+dre_index_promotions(const dre_index *ix, const char *tenant)
+{
+	size_t n = 0;
+	for (uint32_t i = 0; i < ix->ntenants; i++)
+		if (tenant == NULL || strcmp(ix->tenants[i]->name, tenant) == 0)
+			n += ix->tenants[i]->npromos;
+	return n;
+}
+
+int64_t
+dre_index_version_of(const dre_index *ix, const char *tenant,
+    dre_master_kind kind, const char *key)
+{
+	const ix_tenant *t = ix_tenant_find(ix, tenant);
+	if (t == NULL)
+		return -1;
+	long pos = ent_find(t->ents, t->nents, kind, key);
+	return pos >= 0 ? t->ents[pos]->version : -1;
+}
+
+typedef struct {
+	const char *tenant;
+	ix_ent *    e;
+} load_item;
+
+static int
+load_cmp(const void *x, const void *y)
+{
+	const load_item *a = x, *b = y;
+	int              c = strcmp(a->tenant, b->tenant);
+	if (c != 0)
+		return c;
+	c = ent_cmp(&a->e, &b->e);
+	if (c != 0)
+		return c;
+	// Highest version first: it is the one kept.
+	return a->e->version > b->e->version ? -1 : a->e->version < b->e->version;
+}
+
+dre_err
+dre_engine_load(dre_engine *e, const dre_master_change *v, size_t n,
+    int64_t now_ms, size_t *nbadp)
+{
+	load_item *items = calloc(n + 1, sizeof(*items));
+	dre_index *ix    = calloc(1, sizeof(*ix));
+	size_t     m = 0, nbad = 0;
+	dre_err    err = DRE_ENOMEM;
+	if (items == NULL || ix == NULL)
+		goto out;
+	atomic_init(&ix->ref, 1);
+	for (size_t i = 0; i < n; i++) {
+		// A document that does not parse was still seen at its
+		// version: the feed must not re-apply older changes over it.
+		if (v[i].version > ix->version)
+			ix->version = v[i].version;
+		if (v[i].doc == NULL)
+			continue;
+		ix_ent *ent;
+		dre_err r = ent_new(&ent, &v[i]);
+		if (r == DRE_EINVAL) {
+			nbad++;
+			continue;
+		}
+		if (r != DRE_OK)
+			goto out;
+		items[m].tenant = v[i].tenant;
+		items[m].e      = ent;
+		m++;
+	}
+	qsort(items, m, sizeof(*items), load_cmp);
+	uint32_t ntenants = 0;
+	for (size_t i = 0; i < m; i++)
+		if (i == 0 || strcmp(items[i].tenant, items[i - 1].tenant) != 0)
+			ntenants++;
+	ix->tenants = calloc(ntenants + 1, sizeof(ix_tenant *));
+	if (ix->tenants == NULL)
+		goto out;
+	for (size_t i = 0; i < m;) {
+		size_t j = i;
+		while (j < m && strcmp(items[j].tenant, items[i].tenant) == 0)
+			j++;
+		ix_ent **ents = malloc((j - i + 1) * sizeof(ix_ent *));
+		if (ents == NULL)
+			goto out;
+		uint32_t k = 0;
+		for (size_t x = i; x < j; x++) {
+			if (k > 0 && ent_cmp(&ents[k - 1], &items[x].e) == 0) {
+				ent_unref(items[x].e); // older duplicate
+			} else
+				ents[k++] = items[x].e;
+			items[x].e = NULL;
+		}
+		ix_tenant *t = tenant_build(items[i].tenant, ents, k);
+		if (t == NULL)
+			goto out;
+		ix->tenants[ix->ntenants++] = t;
+		i                           = j;
+	}
+	ix->data_age = now_ms;
+	pthread_mutex_lock(&e->wlock);
+	engine_swap(e, ix);
+	pthread_mutex_unlock(&e->wlock);
+	ix  = NULL;
+	err = DRE_OK;
+	if (nbadp != NULL)
+		*nbadp = nbad;
+out:
+	if (items != NULL)
+		for (size_t i = 0; i < m; i++)
+			ent_unref(items[i].e);
+	free(items);
+	index_unref(ix);
+	return err;
+}
+
+dre_err
+dre_engine_apply(dre_engine *e, const dre_master_change *c, int64_t now_ms,
+    bool *appliedp)
+{
+	if (appliedp != NULL)
+		*appliedp = false;
+	if (c->tenant == NULL || c->key == NULL)
+		return DRE_EINVAL;
+	pthread_mutex_lock(&e->wlock);
+	// Only writers replace e->cur and they hold wlock: reading it here
+	// without plock is safe.
+	dre_index *      cur = e->cur;
+	const ix_tenant *old = ix_tenant_find(cur, c->tenant);
+	long             pos = -1;
+	if (old != NULL) {
+		pos = ent_find(old->ents, old->nents, c->kind, c->key);
+		if (pos >= 0 && old->ents[pos]->version >= c->version) {
+			pthread_mutex_unlock(&e->wlock);
+			return DRE_OK; // stale or duplicate change
+		}
+	}
+	ix_ent *ent;
+	dre_err err = ent_new(&ent, c);
+	if (err != DRE_OK) {
+		pthread_mutex_unlock(&e->wlock);
+		return err;
+	}
+	uint32_t n    = old ? old->nents : 0;
+	ix_ent **ents = malloc((n + 1) * sizeof(ix_ent *));
+	dre_index *ix = calloc(1, sizeof(*ix));
+	ix_tenant **tv = calloc(cur->ntenants + 1, sizeof(ix_tenant *));
+	if (ents == NULL || ix == NULL || tv == NULL) {
+		free(ents);
+		free(ix);
+		free(tv);
+		ent_unref(ent);
+		pthread_mutex_unlock(&e->wlock);
+		return DRE_ENOMEM;
+	}
+	uint32_t k = 0;
+	if (pos >= 0) {
+		for (uint32_t i = 0; i < n; i++) {
+			ents[k] = (long) i == pos ? ent : old->ents[i];
+			if ((long) i != pos)
+				ent_ref(ents[k]);
+			k++;
+		}
+	} else {
+		uint32_t at = old ? (uint32_t) (-pos - 1) : 0;
+		for (uint32_t i = 0; i < n; i++) {
+			if (i == at)
+				ents[k++] = ent;
+			ent_ref(old->ents[i]);
+			ents[k++] = old->ents[i];
+		}
+		if (at == n)
+			ents[k++] = ent;
+	}
+	ix_tenant *nt = tenant_build(c->tenant, ents, k);
+	if (nt == NULL) {
+		free(ix);
+		free(tv);
+		pthread_mutex_unlock(&e->wlock);
+		return DRE_ENOMEM;
+	}
+	atomic_init(&ix->ref, 1);
+	ix->tenants = tv;
+	bool placed = false;
+	for (uint32_t i = 0; i < cur->ntenants; i++) {
+		ix_tenant *t = cur->tenants[i];
+		if (!placed && strcmp(c->tenant, t->name) <= 0) {
+			tv[ix->ntenants++] = nt;
+			placed             = true;
+			if (t == old)
+				continue;
+		}
+		tenant_ref(t);
+		tv[ix->ntenants++] = t;
+	}
+	if (!placed)
+		tv[ix->ntenants++] = nt;
+	ix->version  = cur->version > c->version ? cur->version : c->version;
+	ix->data_age = now_ms;
+	engine_swap(e, ix);
+	pthread_mutex_unlock(&e->wlock);
+	if (appliedp != NULL)
+		*appliedp = true;
+	return DRE_OK;
+}

@@ -1,0 +1,103 @@
+// index.h -- internal layout of the immutable master-data index (engine.c
+// reads it, index.c builds it). Not part of the engine's public API.
+#ifndef DRE_EVALUATOR_INDEX_H
+#define DRE_EVALUATOR_INDEX_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dre/arena.h"
+#include "dre/promo.h"
+#include "engine.h"
+
+// A set of strings: the list as parsed, plus a hash table when the list is
+// long enough that a linear scan per basket line would cost (ARTICLE_LIST
+// conditions with thousands of article numbers).
+typedef struct {
+	const char *const *v;
+	uint32_t           n;
+	uint32_t           mask;  // slots - 1; 0 = no table
+	const char **      slots;
+} ix_set;
+
+bool ix_set_has(const ix_set *s, const char *k);
+bool ix_set_has_nocase(const ix_set *s, const char *k);
+
+// A compiled promotion: the parsed document plus a set per condition and
+// per action target, so matching a line never walks a long list.
+typedef struct {
+	ix_set *cond;      // one per condition (values)
+	ix_set *tgt_art;   // one per action: target.articles
+	ix_set *tgt_grp;   // target.articleGroups
+	ix_set *tgt_manu;  // target.manufacturers
+	bool    has_article_cond; // any ARTICLE/ARTICLE_LIST/GROUP/MANUFACTURER
+} ix_promo;
+
+// One master-data entity, shared by every index version that holds it.
+typedef struct ix_ent ix_ent;
+struct ix_ent {
+	atomic_int      ref;
+	dre_master_kind kind;
+	bool            deleted; // tombstone: keeps the version of a delete
+	int64_t         version;
+	char *          key;
+	dre_arena *     a;       // everything below lives here
+	// PROMOTION
+	const dre_promo *promo;
+	ix_promo         cp;
+	// ARTICLE
+	const char *article_group_id;
+	const char *manufacturer_id;
+	// POS_GROUP
+	const char *code;
+};
+
+// Promotions in (priority, id) order are numbered by rank; candidate lists
+// hold ranks so that sorting candidates is sorting integers.
+typedef struct {
+	uint32_t        n;
+	const uint32_t *rank;
+} ix_plist;
+
+typedef struct {
+	const char *k;
+	const void *v;
+} ix_slot;
+
+typedef struct {
+	ix_slot *slots;
+	uint32_t mask;
+} ix_map;
+
+const void *ix_map_get(const ix_map *m, const char *k);
+
+typedef struct ix_tenant ix_tenant;
+struct ix_tenant {
+	atomic_int  ref;
+	dre_arena * a;
+	char *      name;
+	ix_ent **   ents;   // every entity (tombstones too), by (kind, key)
+	uint32_t    nents;
+	ix_ent **   promos; // live promotions by rank
+	uint32_t    npromos;
+	ix_map      by_article;   // article number -> ix_plist
+	ix_map      by_group;     // article group id -> ix_plist
+	ix_map      by_manu;      // manufacturer id -> ix_plist
+	ix_plist    unscoped;     // promotions no line key can find
+	ix_map      articles;     // article number -> ix_ent
+	ix_map      pg_by_id;     // POS group id -> ix_ent
+	ix_map      pg_by_code;   // POS group code -> ix_ent
+};
+
+struct dre_index {
+	atomic_int  ref;
+	ix_tenant **tenants; // by name
+	uint32_t    ntenants;
+	int64_t     version;
+	int64_t     data_age;
+};
+
+const ix_tenant *ix_tenant_find(const dre_index *ix, const char *name);
+
+#endif

@@ -1,0 +1,146 @@
+// gw.h -- the gateway's shared types: config, the server, one job per
+// request in flight, and the route table's handler signature.
+#ifndef GW_H
+#define GW_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <microhttpd.h>
+
+#include "dre/arena.h"
+#include "dre/auth.h"
+#include "dre/buf.h"
+#include "dre/config.h"
+#include "dre/rpc.h"
+
+typedef struct {
+	dre_common_cfg common;
+	int64_t        http_port;
+	char          *http_bind;
+	int64_t        http_threads;
+	int64_t        body_limit;
+	char          *evaluator_urls; // comma-separated, one per shard
+	char          *catalog_url;
+	bool           dev_users;
+	char          *users;
+	int64_t        rpc_timeout_ms;
+	char          *mode; // central | local-store
+} gw_cfg;
+
+#define GW_MAX_SHARDS 64
+
+typedef struct gw     gw;
+typedef struct gw_job gw_job;
+
+// A handler runs when the request is complete (body read). It either
+// answers at once (gw_job_respond*) or starts an rpc with gw_job_call and
+// names the function that renders the reply once it came back.
+typedef void (*gw_handler)(gw_job *j);
+typedef void (*gw_render)(gw_job *j);
+
+typedef struct {
+	const char *method; // HTTP method
+	const char *pattern; // segments; ":entity" and ":id" match variables
+	gw_handler  fn;
+	const char *arg; // rpc method or catalog operation
+	uint32_t    roles; // any of these; 0 = POS roles (see gw_pos_roles)
+	int         body; // GW_BODY_*: what the request body must be
+} gw_route;
+
+enum {
+	GW_BODY_NONE = 0, // ignored
+	GW_BODY_JSON, // required, application/json
+	GW_BODY_JSON_OPT, // optional; application/json when present
+};
+
+struct gw {
+	gw_cfg            *cfg;
+	struct MHD_Daemon *mhd;
+	dre_auth          *auth;
+	dre_rpc_client    *evaluators[GW_MAX_SHARDS];
+	size_t             nevaluators;
+	dre_rpc_client    *catalog;
+	int64_t            started_ms;
+	atomic_bool        stopping;
+	atomic_int         inflight; // suspended connections
+	pthread_mutex_t    free_mu;
+	gw_job            *free_jobs;
+	int                nfree;
+};
+
+enum gw_state {
+	JOB_READ, // receiving the body
+	JOB_REFUSED, // answered before the body was complete; drop the rest
+	JOB_WAIT, // connection suspended, rpc in flight
+	JOB_DONE, // rpc finished; render on resume
+	JOB_SENT, // response queued
+};
+
+#define GW_MAX_VARS   2
+#define GW_MAX_PARAMS 16
+
+struct gw_job {
+	gw                    *g;
+	enum gw_state          state;
+	struct MHD_Connection *conn;
+	const gw_route        *route;
+	const char            *method; // HTTP method (MHD's, borrowed)
+	dre_principal          who;
+	dre_arena             *arena; // parse trees, packed bodies, replies
+	dre_buf                body; // request body
+	dre_buf                out; // response body; MHD borrows it
+	size_t                 body_limit;
+	// Path variables (entity, id) in the arena.
+	const char *entity;
+	const char *id;
+	// rpc outcome, filled by the nng callback before resume.
+	gw_render            render;
+	dre_err              rpc_err;
+	Dre__RpcReply       *rep;
+	char                 txid[40];
+	size_t               nhdrs;
+	const char          *hdrs[8][2];
+	bool                 in_upload; // MHD refuses responses mid-body
+	int                  pending_status;
+	struct MHD_Response *pending;
+	gw_job              *next_free;
+};
+
+// http.c
+dre_err gw_http_start(gw *g);
+void    gw_http_stop(gw *g);
+
+// gw_job_respond answers with data[0..len) (borrowed until the request is
+// completed: j->out or the rpc reply) and the headers added so far.
+void gw_job_respond(gw_job *j, int status, const char *data, size_t len,
+    const char *content_type);
+// gw_job_header_add adds a response header (both strings borrowed until
+// the request is completed).
+void gw_job_header_add(gw_job *j, const char *key, const char *value);
+void gw_job_error(gw_job *j, int status, const char *code, const char *target,
+    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+// gw_job_call sends req to c and renders the outcome with render once it
+// arrives; the connection stays suspended meanwhile.
+void gw_job_call(
+    gw_job *j, dre_rpc_client *c, Dre__RpcRequest *req, gw_render render);
+// gw_job_envelope fills req with the caller's identity, deadline and method.
+void gw_job_envelope(
+    gw_job *j, Dre__RpcRequest *req, const char *method, char **roles_buf);
+// gw_job_reply_error renders a reply with status >= 400 (or the rpc
+// failure) as the PRODUCT-DECISIONS §1 body; true when it did.
+bool        gw_job_reply_error(gw_job *j);
+const char *gw_job_header(gw_job *j, const char *name);
+
+// routes.c
+extern const gw_route gw_routes[];
+void                  gw_heartbeat(gw_job *j);
+// gw_route_match finds the route for method+path and sets j->entity and
+// j->id; *path_known is set when the path exists under another method
+// (405 instead of 404).
+const gw_route *gw_route_match(
+    gw_job *j, const char *method, const char *path, bool *path_known);
+
+#endif

@@ -1,0 +1,499 @@
+// http.c -- libmicrohttpd glue: one job per request in flight, suspended
+// while its nng call runs, resumed from the rpc callback.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "dre/clock.h"
+#include "dre/evalwire.h"
+#include "dre/log.h"
+#include "gw.h"
+
+#define JSON_CT "application/json; charset=utf-8"
+// Idle jobs kept for reuse; beyond this they are freed.
+#define GW_MAX_FREE_JOBS 512
+// A response buffer that grew past this is not kept for the next request.
+#define GW_KEEP_BUF (256u << 10)
+
+// ---------------------------------------------------------------- jobs
+
+static gw_job *
+job_get(gw *g)
+{
+	gw_job *j;
+
+	pthread_mutex_lock(&g->free_mu);
+	if ((j = g->free_jobs) != NULL) {
+		g->free_jobs = j->next_free;
+		g->nfree--;
+	}
+	pthread_mutex_unlock(&g->free_mu);
+	if (j == NULL) {
+		if ((j = calloc(1, sizeof(*j))) == NULL)
+			return NULL;
+		if ((j->arena = dre_arena_alloc(32u << 10)) == NULL) {
+			free(j);
+			return NULL;
+		}
+		j->g = g;
+	}
+	j->state = JOB_READ;
+	j->body_limit = (size_t) g->cfg->body_limit;
+	return j;
+}
+
+static void
+job_free(gw_job *j)
+{
+	dre_arena_free(j->arena);
+	dre_buf_free(&j->body);
+	dre_buf_free(&j->out);
+	free(j);
+}
+
+static void
+job_put(gw_job *j)
+{
+	gw *g = j->g;
+
+	dre_rpc_reply_msg_free(j->rep);
+	if (j->pending != NULL)
+		MHD_destroy_response(j->pending);
+	j->pending = NULL;
+	j->rep = NULL;
+	j->route = NULL;
+	j->entity = NULL;
+	j->id = NULL;
+	j->render = NULL;
+	j->rpc_err = DRE_OK;
+	j->nhdrs = 0;
+	j->in_upload = false;
+	j->conn = NULL;
+	j->txid[0] = '\0';
+	memset(&j->who, 0, sizeof(j->who));
+	dre_arena_reset(j->arena);
+	if (j->body.cap > GW_KEEP_BUF)
+		dre_buf_free(&j->body);
+	else
+		dre_buf_reset(&j->body);
+	if (j->out.cap > GW_KEEP_BUF)
+		dre_buf_free(&j->out);
+	else
+		dre_buf_reset(&j->out);
+	pthread_mutex_lock(&g->free_mu);
+	if (g->nfree < GW_MAX_FREE_JOBS) {
+		j->next_free = g->free_jobs;
+		g->free_jobs = j;
+		g->nfree++;
+		j = NULL;
+	}
+	pthread_mutex_unlock(&g->free_mu);
+	if (j != NULL)
+		job_free(j);
+}
+
+// ---------------------------------------------------------------- answers
+
+void
+gw_job_header_add(gw_job *j, const char *key, const char *value)
+{
+	if (j->nhdrs < sizeof(j->hdrs) / sizeof(j->hdrs[0])) {
+		j->hdrs[j->nhdrs][0] = key;
+		j->hdrs[j->nhdrs][1] = value;
+		j->nhdrs++;
+	}
+}
+
+const char *
+gw_job_header(gw_job *j, const char *name)
+{
+	return MHD_lookup_connection_value(j->conn, MHD_HEADER_KIND, name);
+}
+
+void
+gw_job_respond(gw_job *j, int status, const char *data, size_t len,
+    const char *content_type)
+{
+	struct MHD_Response *r;
+
+	// The data outlives the response: it is freed when the request has
+	// completed (job_put), so MHD need not copy it.
+	r = MHD_create_response_from_buffer(
+	    len, (void *) (data != NULL ? data : ""), MHD_RESPMEM_PERSISTENT);
+	if (r == NULL) {
+		j->state = JOB_SENT; // MHD closes the connection
+		return;
+	}
+	if (len > 0 || status != 204)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+		    content_type != NULL ? content_type : JSON_CT);
+	for (size_t i = 0; i < j->nhdrs; i++)
+		MHD_add_response_header(r, j->hdrs[i][0], j->hdrs[i][1]);
+	if (j->in_upload) {
+		// Queued once the body has been read (and dropped).
+		j->pending = r;
+		j->pending_status = status;
+		j->state = JOB_REFUSED;
+		return;
+	}
+	MHD_queue_response(j->conn, (unsigned) status, r);
+	MHD_destroy_response(r);
+	j->state = JOB_SENT;
+}
+
+void
+gw_job_error(gw_job *j, int status, const char *code, const char *target,
+    const char *fmt, ...)
+{
+	char    msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	dre_buf_reset(&j->out);
+	dre_error_body_write(&j->out, code, msg, target);
+	gw_job_respond(j, status, j->out.data, j->out.len, JSON_CT);
+}
+
+bool
+gw_job_reply_error(gw_job *j)
+{
+	const Dre__RpcReply *rep = j->rep;
+	dre_error_detail     det[DRE_RPC_MAX_DETAILS];
+	size_t               n = 0;
+
+	if (j->rpc_err != DRE_OK) {
+		gw_job_error(j, 503, "UNAVAILABLE", NULL,
+		    j->rpc_err == DRE_ETIMEOUT
+		        ? "the service did not answer in time"
+		        : "the service is unavailable (%s)",
+		    dre_strerror(j->rpc_err));
+		return true;
+	}
+	if (rep->status < 400)
+		return false;
+	for (size_t i = 0; i < rep->n_headers; i++)
+		gw_job_header_add(
+		    j, rep->headers[i]->key, rep->headers[i]->value);
+	if (rep->error_code == NULL && rep->has_body && rep->body.len > 0
+	    && rep->content_type != NULL) {
+		// The callee wrote its own error document.
+		gw_job_respond(j, rep->status, (const char *) rep->body.data,
+		    rep->body.len, JSON_CT);
+		return true;
+	}
+	for (size_t i = 0; i < rep->n_details && i < DRE_RPC_MAX_DETAILS;
+	     i++, n++) {
+		det[i].code = rep->details[i]->code;
+		det[i].message = rep->details[i]->message;
+		det[i].target = rep->details[i]->target;
+	}
+	dre_buf_reset(&j->out);
+	dre_error_body_write_details(&j->out,
+	    rep->error_code != NULL ? rep->error_code : "UNAVAILABLE",
+	    rep->error_message != NULL ? rep->error_message : "",
+	    rep->error_target, det, n);
+	gw_job_respond(j, rep->status, j->out.data, j->out.len, JSON_CT);
+	return true;
+}
+
+// ---------------------------------------------------------------- rpc
+
+void
+gw_job_envelope(
+    gw_job *j, Dre__RpcRequest *req, const char *method, char **roles_buf)
+{
+	size_t n = 0;
+
+	req->method = (char *) method;
+	req->tenant = j->who.tenant;
+	req->principal = j->who.principal;
+	for (uint32_t bit = 1; bit != 0 && n < 32; bit <<= 1)
+		if ((j->who.roles & bit) != 0 && dre_role_name(bit) != NULL)
+			roles_buf[n++] = (char *) dre_role_name(bit);
+	req->roles = roles_buf;
+	req->n_roles = n;
+	req->has_deadline_unix_ms = 1;
+	req->deadline_unix_ms = dre_now_ms() + j->g->cfg->rpc_timeout_ms;
+}
+
+static void
+on_reply(void *arg, dre_err err, Dre__RpcReply *rep)
+{
+	gw_job                *j = arg;
+	gw                    *g = j->g;
+	struct MHD_Connection *conn = j->conn;
+
+	j->rpc_err = err;
+	j->rep = rep;
+	j->state = JOB_DONE;
+	MHD_resume_connection(conn);
+	// Only now: shutdown waits for this count before stopping MHD, which
+	// must not find a suspended connection.
+	atomic_fetch_sub(&g->inflight, 1);
+}
+
+void
+gw_job_call(
+    gw_job *j, dre_rpc_client *c, Dre__RpcRequest *req, gw_render render)
+{
+	gw     *g = j->g;
+	dre_err err;
+
+	atomic_fetch_add(&g->inflight, 1);
+	if (atomic_load(&g->stopping)) {
+		atomic_fetch_sub(&g->inflight, 1);
+		gw_job_error(j, 503, "UNAVAILABLE", NULL, "shutting down");
+		return;
+	}
+	j->render = render;
+	j->state = JOB_WAIT;
+	// Suspend first: the reply may arrive before call_async returns.
+	MHD_suspend_connection(j->conn);
+	err = dre_rpc_call_async(
+	    c, req, (int) g->cfg->rpc_timeout_ms, on_reply, j);
+	if (err != DRE_OK)
+		on_reply(j, err, NULL);
+}
+
+// ---------------------------------------------------------------- MHD
+
+static bool
+content_type_json(const char *ct)
+{
+	if (ct == NULL)
+		return false;
+	while (*ct == ' ')
+		ct++;
+	if (strncasecmp(ct, "application/json", 16) != 0)
+		return false;
+	ct += 16;
+	return *ct == '\0' || *ct == ';' || *ct == ' ';
+}
+
+// job_begin decides everything the headers allow: route, auth, media type,
+// declared size. It answers at once when the request cannot succeed.
+static void
+job_begin(gw_job *j, const char *method, const char *url)
+{
+	gw             *g = j->g;
+	bool            known;
+	const gw_route *r = gw_route_match(j, method, url, &known);
+	const char     *cl, *te, *ct;
+	bool            has_body;
+
+	if (r == NULL) {
+		if (known)
+			gw_job_error(j, 405, "METHOD_NOT_ALLOWED", NULL,
+			    "method %s not allowed on %s", method, url);
+		else
+			gw_job_error(j, 404, "NOT_FOUND", NULL,
+			    "no resource at %s", url);
+		return;
+	}
+	j->route = r;
+	if (r->fn == gw_heartbeat
+	    && strcmp(g->cfg->mode, "local-store") == 0) {
+		snprintf(j->who.tenant, sizeof(j->who.tenant), "default");
+	} else {
+		const char *authz
+		    = gw_job_header(j, MHD_HTTP_HEADER_AUTHORIZATION);
+		if (dre_auth_check(g->auth, authz, &j->who) != DRE_OK) {
+			gw_job_header_add(j, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+			    "Basic realm=\"DRE\"");
+			gw_job_error(j, 401, "UNAUTHORIZED", NULL,
+			    "missing or invalid credentials");
+			return;
+		}
+		if ((j->who.roles & r->roles) == 0) {
+			gw_job_error(j, 403, "FORBIDDEN", NULL,
+			    "role not allowed to %s %s", method, url);
+			return;
+		}
+	}
+	cl = gw_job_header(j, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	te = gw_job_header(j, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	ct = gw_job_header(j, MHD_HTTP_HEADER_CONTENT_TYPE);
+	has_body = (cl != NULL && strtoull(cl, NULL, 10) > 0) || te != NULL;
+	if ((r->body == GW_BODY_JSON
+	        || (r->body == GW_BODY_JSON_OPT && (has_body || ct != NULL)))
+	    && !content_type_json(ct)) {
+		gw_job_error(j, 415, "UNSUPPORTED_MEDIA_TYPE", NULL,
+		    "Content-Type must be application/json");
+		return;
+	}
+	if (cl != NULL && strtoull(cl, NULL, 10) > j->body_limit) {
+		gw_job_error(j, 413, "PAYLOAD_TOO_LARGE", NULL,
+		    "body larger than %zu bytes", j->body_limit);
+		return;
+	}
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *conn, const char *url,
+    const char *method, const char *version, const char *upload,
+    size_t *upload_size, void **con_cls)
+{
+	gw     *g = cls;
+	gw_job *j = *con_cls;
+
+	(void) version;
+	if (j == NULL) {
+		if ((j = job_get(g)) == NULL)
+			return MHD_NO;
+		*con_cls = j;
+		j->conn = conn;
+		j->method = method;
+		job_begin(j, method, url);
+		return MHD_YES;
+	}
+	switch (j->state) {
+	case JOB_READ:
+		if (*upload_size > 0) {
+			if (j->body.len + *upload_size > j->body_limit) {
+				j->in_upload = true;
+				gw_job_error(j, 413, "PAYLOAD_TOO_LARGE", NULL,
+				    "body larger than %zu bytes",
+				    j->body_limit);
+				j->in_upload = false;
+			} else {
+				dre_buf_append(&j->body, upload, *upload_size);
+			}
+			*upload_size = 0;
+			return MHD_YES;
+		}
+		if (j->body.oom) {
+			gw_job_error(
+			    j, 503, "UNAVAILABLE", NULL, "out of memory");
+			return MHD_YES;
+		}
+		j->route->fn(j);
+		return MHD_YES;
+	case JOB_REFUSED:
+		if (*upload_size > 0) {
+			*upload_size = 0; // dropped, never buffered
+			return MHD_YES;
+		}
+		MHD_queue_response(
+		    conn, (unsigned) j->pending_status, j->pending);
+		MHD_destroy_response(j->pending);
+		j->pending = NULL;
+		j->state = JOB_SENT;
+		return MHD_YES;
+	case JOB_DONE:
+		j->render(j);
+		return MHD_YES;
+	case JOB_WAIT:
+	case JOB_SENT:
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	return MHD_NO;
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	gw_job *j = *con_cls;
+
+	(void) cls;
+	(void) conn;
+	(void) toe;
+	if (j != NULL)
+		job_put(j);
+	*con_cls = NULL;
+}
+
+static void
+on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+    enum MHD_ConnectionNotificationCode toe)
+{
+	const union MHD_ConnectionInfo *ci;
+	int                             one = 1;
+
+	(void) cls;
+	(void) socket_ctx;
+	if (toe != MHD_CONNECTION_NOTIFY_STARTED)
+		return;
+	// Small JSON answers must not wait for Nagle + delayed ACK.
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci != NULL)
+		setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof(one));
+}
+
+dre_err
+gw_http_start(gw *g)
+{
+	struct sockaddr_in  a4;
+	struct sockaddr_in6 a6;
+	struct sockaddr    *sa;
+	unsigned int        flags = MHD_USE_EPOLL_INTERNAL_THREAD
+	    | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	unsigned int threads = g->cfg->http_threads > 0
+	    ? (unsigned int) g->cfg->http_threads
+	    : 1;
+
+	memset(&a4, 0, sizeof(a4));
+	memset(&a6, 0, sizeof(a6));
+	if (inet_pton(AF_INET, g->cfg->http_bind, &a4.sin_addr) == 1) {
+		a4.sin_family = AF_INET;
+		a4.sin_port = htons((uint16_t) g->cfg->http_port);
+		sa = (struct sockaddr *) &a4;
+	} else if (inet_pton(AF_INET6, g->cfg->http_bind, &a6.sin6_addr)
+	    == 1) {
+		a6.sin6_family = AF_INET6;
+		a6.sin6_port = htons((uint16_t) g->cfg->http_port);
+		sa = (struct sockaddr *) &a6;
+		flags |= MHD_USE_IPv6;
+	} else {
+		dre_error(
+		    "http.bind %s is not an IP address", g->cfg->http_bind);
+		return DRE_ECONFIG;
+	}
+	g->mhd = MHD_start_daemon(flags, (uint16_t) g->cfg->http_port, NULL,
+	    NULL, on_request, g, MHD_OPTION_SOCK_ADDR, sa,
+	    MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED,
+	    on_completed, g, MHD_OPTION_NOTIFY_CONNECTION, on_connection, g,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) 60,
+	    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int) 1,
+	    MHD_OPTION_END);
+	if (g->mhd == NULL) {
+		dre_error("cannot listen on %s:%d", g->cfg->http_bind,
+		    (int) g->cfg->http_port);
+		return DRE_EIO;
+	}
+	return DRE_OK;
+}
+
+void
+gw_http_stop(gw *g)
+{
+	int64_t until;
+
+	// New calls are refused from here on; the ones in flight finish (each
+	// within rpc.timeout_ms) so that no connection is left suspended.
+	atomic_store(&g->stopping, true);
+	until = dre_mono_ms() + g->cfg->rpc_timeout_ms + 1000;
+	while (atomic_load(&g->inflight) > 0 && dre_mono_ms() < until) {
+		struct timespec ts = { 0, 5 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	if (g->mhd != NULL)
+		MHD_stop_daemon(g->mhd);
+	g->mhd = NULL;
+	while (g->free_jobs != NULL) {
+		gw_job *j = g->free_jobs;
+		g->free_jobs = j->next_free;
+		job_free(j);
+	}
+	g->nfree = 0;
+}

@@ -1,0 +1,460 @@
+// routes.c -- the gateway's route table and its handlers: POS evaluate /
+// simulate / heartbeat, article import, and the /api/v1 master data.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dre/clock.h"
+#include "dre/evalwire.h"
+#include "dre/json.h"
+#include "dre/log.h"
+#include "dre/uuid.h"
+#include "gw.h"
+
+#define JSON_CT "application/json; charset=utf-8"
+
+#define ROLES_POS (DRE_ROLE(ADMIN) | DRE_ROLE(POS_READER))
+#define ROLES_READ                                                            \
+	(DRE_ROLE(ADMIN) | DRE_ROLE(PROMOTION_MANAGER)                        \
+	    | DRE_ROLE(PUBLIC_API_READER) | DRE_ROLE(PUBLIC_API_WRITER))
+#define ROLES_WRITE                                                           \
+	(DRE_ROLE(ADMIN) | DRE_ROLE(PROMOTION_MANAGER)                        \
+	    | DRE_ROLE(PUBLIC_API_WRITER))
+
+static void gw_evaluate(gw_job *j);
+static void gw_catalog(gw_job *j);
+
+const gw_route gw_routes[] = {
+	{ "POST", "/pos/v2/evaluate", gw_evaluate, "evaluator.Evaluate",
+	    ROLES_POS, GW_BODY_JSON },
+	{ "POST", "/pos/v2/simulate", gw_evaluate, "evaluator.Simulate",
+	    ROLES_POS, GW_BODY_JSON },
+	{ "POST", "/pos/evaluate", gw_evaluate, "evaluator.Evaluate",
+	    ROLES_POS, GW_BODY_JSON },
+	{ "POST", "/pos/simulate", gw_evaluate, "evaluator.Simulate",
+	    ROLES_POS, GW_BODY_JSON },
+	{ "GET", "/pos/heartbeat", gw_heartbeat, "evaluator.Heartbeat",
+	    ROLES_POS, GW_BODY_NONE },
+	{ "POST", "/pos/articles/import", gw_catalog,
+	    "catalog.Articles.import", ROLES_POS, GW_BODY_JSON },
+	{ "POST", "/api/v1/Promotions/:id/activate", gw_catalog, "activate",
+	    ROLES_WRITE, GW_BODY_JSON_OPT },
+	{ "POST", "/api/v1/Promotions/:id/deactivate", gw_catalog,
+	    "deactivate", ROLES_WRITE, GW_BODY_JSON_OPT },
+	{ "POST", "/api/v1/:entity", gw_catalog, "create", ROLES_WRITE,
+	    GW_BODY_JSON },
+	{ "GET", "/api/v1/:entity", gw_catalog, "list", ROLES_READ,
+	    GW_BODY_NONE },
+	{ "GET", "/api/v1/:entity/:id", gw_catalog, "get", ROLES_READ,
+	    GW_BODY_NONE },
+	{ "PATCH", "/api/v1/:entity/:id", gw_catalog, "update", ROLES_WRITE,
+	    GW_BODY_JSON },
+	{ "PUT", "/api/v1/:entity/:id", gw_catalog, "update", ROLES_WRITE,
+	    GW_BODY_JSON },
+	{ "DELETE", "/api/v1/:entity/:id", gw_catalog, "delete", ROLES_WRITE,
+	    GW_BODY_NONE },
+	{ NULL, NULL, NULL, NULL, 0, 0 },
+};
+
+static const char *const entities[]
+    = { "Promotions", "PosGroups", "ArticleGroups", "Articles", NULL };
+
+// ---------------------------------------------------------------- matching
+
+#define MAX_SEGS 8
+
+// split_path cuts path into segments in the arena; the OData key forms
+// Entity(id) and Entity('id') become two segments. -1 when too deep.
+static int
+split_path(gw_job *j, const char *path, const char **segs)
+{
+	int   n = 0;
+	char *p = dre_arena_strdup(j->arena, path);
+	char *save = NULL;
+
+	if (p == NULL)
+		return -1;
+	for (char *s = strtok_r(p, "/", &save); s != NULL;
+	     s = strtok_r(NULL, "/", &save)) {
+		char  *open = strchr(s, '(');
+		size_t len = strlen(s);
+		if (n >= MAX_SEGS)
+			return -1;
+		if (open != NULL && open != s && s[len - 1] == ')') {
+			char *key = open + 1;
+			*open = '\0';
+			s[len - 1] = '\0';
+			size_t kl = strlen(key);
+			if (kl >= 2 && key[0] == '\'' && key[kl - 1] == '\'') {
+				key[kl - 1] = '\0';
+				key++;
+			}
+			segs[n++] = s;
+			if (n >= MAX_SEGS)
+				return -1;
+			segs[n++] = key;
+		} else {
+			segs[n++] = s;
+		}
+	}
+	return n;
+}
+
+static bool
+is_entity(const char *s)
+{
+	for (int i = 0; entities[i] != NULL; i++)
+		if (strcmp(entities[i], s) == 0)
+			return true;
+	return false;
+}
+
+// match_pattern compares the segments with a pattern, binding :entity and
+// :id into j.
+static bool
+match_pattern(gw_job *j, const char *pattern, const char **segs, int n)
+{
+	char        buf[96];
+	const char *entity = NULL, *id = NULL;
+	int         i = 0;
+	char       *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", pattern);
+	for (char *p = strtok_r(buf, "/", &save); p != NULL;
+	     p = strtok_r(NULL, "/", &save), i++) {
+		if (i >= n)
+			return false;
+		if (strcmp(p, ":entity") == 0) {
+			if (!is_entity(segs[i]))
+				return false;
+			entity = segs[i];
+		} else if (strcmp(p, ":id") == 0) {
+			if (segs[i][0] == '\0')
+				return false;
+			id = segs[i];
+		} else if (strcmp(p, segs[i]) != 0) {
+			return false;
+		}
+	}
+	if (i != n)
+		return false;
+	j->entity = entity;
+	j->id = id;
+	return true;
+}
+
+const gw_route *
+gw_route_match(
+    gw_job *j, const char *method, const char *path, bool *path_known)
+{
+	const char *segs[MAX_SEGS];
+	int         n = split_path(j, path, segs);
+
+	*path_known = false;
+	if (n < 0)
+		return NULL;
+	for (const gw_route *r = gw_routes; r->method != NULL; r++) {
+		if (!match_pattern(j, r->pattern, segs, n))
+			continue;
+		if (strcmp(r->method, method) == 0)
+			return r;
+		*path_known = true;
+	}
+	return NULL;
+}
+
+// ---------------------------------------------------------------- helpers
+
+// protobuf-c allocates unpacked replies from the job's arena: one free.
+static void *
+pb_alloc(void *a, size_t n)
+{
+	return dre_arena_get(a, n);
+}
+
+static void
+pb_free(void *a, void *p)
+{
+	(void) a;
+	(void) p;
+}
+
+static ProtobufCAllocator
+arena_allocator(gw_job *j)
+{
+	ProtobufCAllocator al = { pb_alloc, pb_free, j->arena };
+	return al;
+}
+
+static uint32_t
+fnv1a(uint32_t h, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		h ^= (uint8_t) *s;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+// shard_of routes a transaction to one evaluator for its whole life, so
+// its iteration counter and confirm idempotency live in one place.
+static size_t
+shard_of(const gw *g, const char *tenant, const char *txid)
+{
+	uint32_t h = fnv1a(2166136261u, tenant);
+	h ^= 0;
+	h *= 16777619u; // separator: ("ab","c") != ("a","bc")
+	h = fnv1a(h, txid);
+	return g->nevaluators > 0 ? h % g->nevaluators : 0;
+}
+
+static bool
+parse_json_body(gw_job *j, dre_json **rootp)
+{
+	dre_json_error jerr = { 0, NULL };
+	dre_err        err;
+
+	err = dre_json_parse(rootp, j->arena,
+	    j->body.data != NULL ? j->body.data : "", j->body.len,
+	    DRE_JSON_MAX_DEPTH, &jerr);
+	if (err == DRE_OK)
+		return true;
+	if (err == DRE_ENOMEM)
+		gw_job_error(j, 503, "UNAVAILABLE", NULL, "out of memory");
+	else
+		gw_job_error(j, 400, "MALFORMED_JSON", NULL,
+		    "malformed JSON at byte %zu: %s", jerr.offset,
+		    jerr.msg != NULL ? jerr.msg : "syntax error");
+	return false;
+}
+
+// ---------------------------------------------------------------- evaluate
+
+static void
+render_evaluate(gw_job *j)
+{
+	ProtobufCAllocator     al = arena_allocator(j);
+	Dre__EvaluateResponse *r;
+
+	if (gw_job_reply_error(j))
+		return;
+	r = dre__evaluate_response__unpack(
+	    &al, j->rep->body.len, j->rep->body.data);
+	if (r == NULL) {
+		gw_job_error(j, 503, "UNAVAILABLE", NULL,
+		    "undecodable evaluator answer");
+		return;
+	}
+	dre_buf_reset(&j->out);
+	dre_evalresp_write(&j->out, r);
+	if (j->out.oom) {
+		gw_job_error(j, 503, "UNAVAILABLE", NULL, "out of memory");
+		return;
+	}
+	gw_job_respond(j, 200, j->out.data, j->out.len, JSON_CT);
+}
+
+static void
+gw_evaluate(gw_job *j)
+{
+	gw       *g = j->g;
+	bool      simulate = strcmp(j->route->arg, "evaluator.Simulate") == 0;
+	dre_json *root;
+	Dre__EvaluateRequest *q;
+	dre_wire_error        werr;
+	dre_err               err;
+	Dre__RpcRequest       req = DRE__RPC_REQUEST__INIT;
+	char                 *roles[32];
+	uint8_t              *packed;
+	size_t                n;
+
+	if (!parse_json_body(j, &root))
+		return;
+	err = dre_evalreq_parse(&q, j->arena, root, simulate, &werr);
+	if (err == DRE_EINVAL) {
+		gw_job_error(j, werr.status, werr.code,
+		    werr.target[0] != '\0' ? werr.target : NULL, "%s",
+		    werr.message);
+		return;
+	}
+	if (err != DRE_OK) {
+		gw_job_error(j, 503, "UNAVAILABLE", NULL, "out of memory");
+		return;
+	}
+	if (q->header == NULL) {
+		q->header = dre_arena_get(j->arena, sizeof(*q->header));
+		if (q->header == NULL) {
+			gw_job_error(
+			    j, 503, "UNAVAILABLE", NULL, "out of memory");
+			return;
+		}
+		dre__request_header__init(q->header);
+	}
+	if (q->header->transaction_id == NULL) {
+		// Generated here, not by the evaluator, so that the shard is
+		// known before the call.
+		dre_uuid_v4(j->txid);
+		q->header->transaction_id = j->txid;
+	}
+	n = dre__evaluate_request__get_packed_size(q);
+	packed = dre_arena_get(j->arena, n > 0 ? n : 1);
+	if (packed == NULL) {
+		gw_job_error(j, 503, "UNAVAILABLE", NULL, "out of memory");
+		return;
+	}
+	dre__evaluate_request__pack(q, packed);
+	gw_job_envelope(j, &req, j->route->arg, roles);
+	req.has_body = 1;
+	req.body.data = packed;
+	req.body.len = n;
+	gw_job_call(j,
+	    g->evaluators[shard_of(
+	        g, j->who.tenant, q->header->transaction_id)],
+	    &req, render_evaluate);
+}
+
+// ---------------------------------------------------------------- heartbeat
+
+static void
+render_heartbeat(gw_job *j)
+{
+	ProtobufCAllocator      al = arena_allocator(j);
+	Dre__HeartbeatResponse *h = NULL;
+	Dre__HeartbeatResponse  down = DRE__HEARTBEAT_RESPONSE__INIT;
+	int                     status = 200;
+
+	if (j->rpc_err == DRE_OK && j->rep->status < 400)
+		h = dre__heartbeat_response__unpack(
+		    &al, j->rep->body.len, j->rep->body.data);
+	if (h == NULL) {
+		// Still the heartbeat shape: monitors read status, not codes.
+		down.status = "DOWN";
+		down.version = DRE_VERSION;
+		down.mode = j->g->cfg->mode;
+		down.btp_connectivity = "DISCONNECTED";
+		down.pending_transactions = 0;
+		down.promotions_loaded = 0;
+		down.uptime_s = (dre_now_ms() - j->g->started_ms) / 1000;
+		h = &down;
+	}
+	if (h->status != NULL && strcmp(h->status, "DOWN") == 0)
+		status = 503;
+	dre_buf_reset(&j->out);
+	dre_heartbeat_write(&j->out, h);
+	gw_job_respond(j, status, j->out.data, j->out.len, JSON_CT);
+}
+
+void
+gw_heartbeat(gw_job *j)
+{
+	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
+	char           *roles[32];
+
+	gw_job_envelope(j, &req, j->route->arg, roles);
+	gw_job_call(j, j->g->evaluators[0], &req, render_heartbeat);
+}
+
+// ---------------------------------------------------------------- catalog
+
+static void
+render_catalog(gw_job *j)
+{
+	const Dre__RpcReply *rep = j->rep;
+	int                  status;
+
+	if (gw_job_reply_error(j))
+		return;
+	status = rep->status != 0 ? rep->status : 200;
+	if (status == 200 && strcmp(j->route->arg, "create") == 0)
+		status = 201;
+	if (status == 200 && strcmp(j->route->arg, "delete") == 0)
+		status = 204;
+	for (size_t i = 0; i < rep->n_headers; i++)
+		gw_job_header_add(
+		    j, rep->headers[i]->key, rep->headers[i]->value);
+	if (status == 204) {
+		gw_job_respond(j, 204, NULL, 0, NULL);
+		return;
+	}
+	// The reply body is the client's document: sent as is, no copy.
+	gw_job_respond(j, status, (const char *) rep->body.data,
+	    rep->has_body ? rep->body.len : 0, JSON_CT);
+}
+
+typedef struct {
+	gw_job      *j;
+	Dre__Param **params;
+	size_t       n, cap;
+} param_list;
+
+static bool
+param_add(param_list *l, const char *key, const char *value)
+{
+	Dre__Param *p;
+
+	if (l->n >= l->cap)
+		return false;
+	if ((p = dre_arena_get(l->j->arena, sizeof(*p))) == NULL)
+		return false;
+	dre__param__init(p);
+	p->key = (char *) key;
+	p->value = (char *) (value != NULL ? value : "");
+	l->params[l->n++] = p;
+	return true;
+}
+
+static enum MHD_Result
+query_arg(
+    void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	(void) kind;
+	// Path variables win over query arguments of the same name.
+	if (strcmp(key, "id") == 0 || strcmp(key, "patch") == 0)
+		return MHD_YES;
+	param_add(cls, key, value);
+	return MHD_YES;
+}
+
+static void
+gw_catalog(gw_job *j)
+{
+	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
+	char           *roles[32];
+	char           *method;
+	dre_json       *root;
+	param_list      pl = { j, NULL, 0, 40 };
+
+	if (j->body.len > 0 && !parse_json_body(j, &root))
+		return;
+	if (strncmp(j->route->arg, "catalog.", 8) == 0) {
+		method = (char *) j->route->arg;
+	} else {
+		// Only Promotions have activate/deactivate (no :entity).
+		const char *entity
+		    = j->entity != NULL ? j->entity : "Promotions";
+		size_t n = strlen(entity) + strlen(j->route->arg) + 16;
+		if ((method = dre_arena_get(j->arena, n)) != NULL)
+			snprintf(
+			    method, n, "catalog.%s.%s", entity, j->route->arg);
+	}
+	pl.params = dre_arena_get(j->arena, pl.cap * sizeof(*pl.params));
+	if (method == NULL || pl.params == NULL) {
+		gw_job_error(j, 503, "UNAVAILABLE", NULL, "out of memory");
+		return;
+	}
+	if (j->id != NULL)
+		param_add(&pl, "id", j->id);
+	if (strcmp(j->method, "PATCH") == 0)
+		param_add(&pl, "patch", "1");
+	MHD_get_connection_values(
+	    j->conn, MHD_GET_ARGUMENT_KIND, query_arg, &pl);
+	gw_job_envelope(j, &req, method, roles);
+	req.params = pl.params;
+	req.n_params = pl.n;
+	if (j->body.len > 0) {
+		req.has_body = 1;
+		req.body.data = (uint8_t *) j->body.data;
+		req.body.len = j->body.len;
+	}
+	gw_job_call(j, j->g->catalog, &req, render_catalog);
+}

@@ -1,0 +1,864 @@
+# harness.py -- starts the real DRE processes (broker, catalog, evaluator,
+# gateway) on free loopback ports in a private data dir and talks HTTP to the
+# gateway. Standard library only; imported by every tests/integration/test_*.py.
+#
+# Environment: DRE_BIN_DIR (the build's bin/ with dre-broker, dre-catalog,
+# dre-evaluator, dre-gateway), DRE_SOURCE_DIR (the source tree), optional
+# DRE_IT_KEEP=1 (keep the data dirs), DRE_IT_SCALE (multiply every deadline;
+# defaults to 3 when the bin dir looks like a sanitizer build).
+import atexit
+import base64
+import copy
+import decimal
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import uuid
+
+Decimal = decimal.Decimal
+
+SOURCE_DIR = os.environ.get(
+    "DRE_SOURCE_DIR",
+    os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+BIN_DIR = os.environ.get("DRE_BIN_DIR", os.path.join(SOURCE_DIR, "build", "bin"))
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+_default_scale = 3.0 if re.search(r"asan|sanit", BIN_DIR, re.I) else 1.0
+SCALE = float(os.environ.get("DRE_IT_SCALE", _default_scale))
+
+USERS = {
+    "admin": "admin",
+    "pos-reader": "pos",
+    "promo-manager": "promo",
+    "budget-manager": "budget",
+    "api-writer": "api",
+}
+
+SERVICES = ("broker", "catalog", "evaluator", "gateway")
+UUID_RE = re.compile(
+    r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+
+# A fixed transaction time inside every "valid" window the tests create.
+TS = "2026-06-07T12:00:00Z"
+VALID_FROM = "2026-01-01T00:00:00Z"
+VALID_TO = "2026-12-31T23:59:59Z"
+
+
+def deadline(seconds):
+    return seconds * SCALE
+
+
+def wait_until(pred, timeout, interval=0.05, what="condition"):
+    """Polls pred() until it returns a truthy value; returns that value.
+    Raises AssertionError with `what` after timeout seconds (scaled)."""
+    end = time.monotonic() + deadline(timeout)
+    last_exc = None
+    while True:
+        try:
+            v = pred()
+            if v:
+                return v
+        except (OSError, http.client.HTTPException) as e:  # not up yet
+            last_exc = e
+        if time.monotonic() >= end:
+            raise AssertionError("timed out after %.1fs waiting for %s%s" % (
+                deadline(timeout), what,
+                (" (last error: %r)" % last_exc) if last_exc else ""))
+        time.sleep(interval)
+        interval = min(interval * 1.5, 0.5)
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def instant(s):
+    """An ISO-8601 timestamp as a comparable UTC datetime."""
+    import datetime
+    return datetime.datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
+def new_id():
+    return str(uuid.uuid4())
+
+
+def uniq(prefix):
+    return "%s-%s" % (prefix, uuid.uuid4().hex[:10].upper())
+
+
+def load_data(name):
+    with open(os.path.join(DATA, name), "rb") as f:
+        return json.loads(f.read().decode("utf-8"), parse_float=Decimal)
+
+
+def D(s):
+    return Decimal(str(s))
+
+
+def money(v, currency="EUR"):
+    return {"value": D(v), "currency": currency}
+
+
+class Response:
+    """status, headers (lower-case names), body (parsed JSON with Decimal
+    floats, or raw bytes when not JSON), text (raw body as str)."""
+
+    def __init__(self, status, headers, raw):
+        self.status = status
+        self.headers = headers
+        self.raw = raw
+        self.text = raw.decode("utf-8", "replace")
+        self.body = raw
+        ctype = headers.get("content-type", "")
+        if raw and "json" in ctype:
+            try:
+                self.body = json.loads(self.text, parse_float=Decimal)
+            except ValueError:
+                self.body = raw
+
+    def __iter__(self):
+        return iter((self.status, self.headers, self.body))
+
+    def __repr__(self):
+        return "<HTTP %d %s>" % (self.status, self.text[:2000])
+
+
+_ALL_STACKS = []
+
+
+class StackError(AssertionError):
+    pass
+
+
+class Stack:
+    """The four DRE processes on free loopback ports in one data dir."""
+
+    def __init__(self, data_dir=None, start=True):
+        self.own_dir = data_dir is None
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="dre-it-")
+        self.log_dir = os.path.join(self.data_dir, "log")
+        os.makedirs(self.log_dir, exist_ok=True)
+        self.bootstrap_file = os.path.join(self.data_dir, "broker", "bootstrap")
+        self.ports = {
+            "broker": free_port(),
+            "catalog": free_port(),
+            "evaluator": free_port(),
+            "http": free_port(),
+        }
+        self.procs = {}
+        self.logs = {}
+        self.bootstrap = None
+        self.problems = []
+        _ALL_STACKS.append(self)
+        if start:
+            try:
+                self.start()
+            except BaseException:
+                self.kill_all()
+                raise
+
+    # -- addresses -----------------------------------------------------------
+    def rpc_url(self, name):
+        return "tcp://127.0.0.1:%d" % self.ports[name]
+
+    @property
+    def http_port(self):
+        return self.ports["http"]
+
+    @property
+    def base_url(self):
+        return "http://127.0.0.1:%d" % self.http_port
+
+    def argv(self, name):
+        binary = os.path.join(BIN_DIR, "dre-" + name)
+        a = [binary, "-o", "data_dir=" + self.data_dir,
+             "-o", "rpc.listen=" + self.rpc_url(name if name != "gateway" else "http")]
+        if name == "broker":
+            a += ["-o", "broker.bootstrap_file=" + self.bootstrap_file]
+        elif name == "catalog":
+            a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap]
+        elif name == "evaluator":
+            a += ["-o", "shard=0",
+                  "-o", "catalog.url=" + self.rpc_url("catalog"),
+                  "-o", "kafka.bootstrap.servers=" + self.bootstrap]
+        elif name == "gateway":
+            a = [binary, "-o", "data_dir=" + self.data_dir,
+                 "-o", "http.bind=127.0.0.1",
+                 "-o", "http.port=%d" % self.http_port,
+                 "-o", "evaluator.urls=" + self.rpc_url("evaluator"),
+                 "-o", "catalog.url=" + self.rpc_url("catalog")]
+        return a
+
+    # -- process control -----------------------------------------------------
+    def _spawn(self, name):
+        if name in self.procs and self.procs[name].poll() is None:
+            raise StackError("%s already running" % name)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DRE_")}
+        log_path = os.path.join(self.log_dir, name + ".log")
+        logf = open(log_path, "ab")
+        logf.write(("==== start %s: %s\n" % (name, " ".join(self.argv(name)))).encode())
+        logf.flush()
+        p = subprocess.Popen(self.argv(name), stdin=subprocess.DEVNULL,
+                             stdout=logf, stderr=subprocess.STDOUT,
+                             cwd=self.data_dir, env=env, start_new_session=True)
+        logf.close()
+        self.procs[name] = p
+        self.logs[name] = log_path
+        return p
+
+    def _alive_or_fail(self, name):
+        p = self.procs.get(name)
+        if p is None or p.poll() is not None:
+            raise StackError("dre-%s exited early (status %s); log:\n%s" % (
+                name, None if p is None else p.returncode, self.log_text(name)))
+
+    def _tcp_open(self, port):
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+
+    def start_service(self, name):
+        if name == "broker":
+            try:
+                os.unlink(self.bootstrap_file)
+            except FileNotFoundError:
+                pass
+            # the broker does not create the parent of an explicit
+            # broker.bootstrap_file
+            os.makedirs(os.path.dirname(self.bootstrap_file), exist_ok=True)
+            self._spawn("broker")
+
+            def ready():
+                self._alive_or_fail("broker")
+                try:
+                    with open(self.bootstrap_file) as f:
+                        s = f.read().strip()
+                except FileNotFoundError:
+                    return None
+                return s or None
+            self.bootstrap = wait_until(ready, 30, what="broker bootstrap file")
+        else:
+            if name in ("catalog", "evaluator") and not self.bootstrap:
+                raise StackError("start the broker first")
+            self._spawn(name)
+            port = self.ports["http" if name == "gateway" else name]
+
+            def listening():
+                self._alive_or_fail(name)
+                try:
+                    return self._tcp_open(port)
+                except OSError:
+                    return False
+            wait_until(listening, 30, what="dre-%s listening on %d" % (name, port))
+            if name == "gateway":
+                self.wait_healthy()
+
+    def start(self):
+        for name in SERVICES:
+            self.start_service(name)
+        self.wait_healthy()
+
+    def wait_healthy(self, timeout=30):
+        def up():
+            for n, p in self.procs.items():
+                if p.poll() is not None:
+                    self._alive_or_fail(n)
+            r = self.get("/pos/heartbeat")
+            return r.status == 200 and isinstance(r.body, dict) and \
+                r.body.get("status") == "UP"
+        wait_until(up, timeout, what="GET /pos/heartbeat status UP")
+
+    def _wait_exit(self, p, seconds):
+        try:
+            return p.wait(timeout=deadline(seconds))
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop_service(self, name, timeout=15):
+        """SIGTERM, wait; a process that does not exit cleanly is a failure."""
+        p = self.procs.get(name)
+        if p is None or p.poll() is not None:
+            return
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        rc = self._wait_exit(p, timeout)
+        if rc is None:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait()
+            msg = "dre-%s did not exit within %.0fs of SIGTERM (killed)" % (
+                name, deadline(timeout))
+            self.problems.append(msg)
+            raise StackError(msg)
+        if rc != 0:
+            msg = "dre-%s exited with status %d after SIGTERM" % (name, rc)
+            self.problems.append(msg)
+            raise StackError(msg + "; log:\n" + self.log_text(name))
+
+    def kill9(self, name):
+        p = self.procs.get(name)
+        if p is None or p.poll() is not None:
+            return
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait()
+
+    def alive(self, name):
+        p = self.procs.get(name)
+        return p is not None and p.poll() is None
+
+    def assert_all_alive(self):
+        for name in SERVICES:
+            if not self.alive(name):
+                raise StackError("dre-%s is not running (status %s); log:\n%s" % (
+                    name, self.procs[name].returncode if name in self.procs else None,
+                    self.log_text(name)))
+
+    def stop(self):
+        """Stops every process (gateway first); raises if one did not stop
+        cleanly. Always leaves no process behind."""
+        errors = []
+        for name in reversed(SERVICES):
+            try:
+                self.stop_service(name)
+            except StackError as e:
+                errors.append(str(e))
+        self.kill_all()
+        if errors:
+            raise StackError("; ".join(errors))
+
+    def kill_all(self):
+        for name, p in list(self.procs.items()):
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
+
+    def cleanup(self):
+        self.kill_all()
+        if self.own_dir and not os.environ.get("DRE_IT_KEEP"):
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    # -- logs ----------------------------------------------------------------
+    def log_text(self, name, limit=20000):
+        path = self.logs.get(name) or os.path.join(self.log_dir, name + ".log")
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return "(no log)"
+        if len(data) > limit:
+            data = b"...\n" + data[-limit:]
+        return data.decode("utf-8", "replace")
+
+    def dump_logs(self, out=None):
+        out = out or sys.stderr
+        for name in SERVICES:
+            out.write("\n===== dre-%s log (%s) =====\n" % (name, self.data_dir))
+            out.write(self.log_text(name))
+        out.write("\n")
+        out.flush()
+
+    # -- HTTP ----------------------------------------------------------------
+    def request(self, method, path, body=None, user="admin", password=None,
+                raw=None, content_type="application/json", headers=None,
+                timeout=60):
+        """One HTTP exchange on a fresh connection. body is JSON-encoded;
+        raw (bytes) is sent as is. user=None sends no Authorization."""
+        hdrs = {}
+        if user is not None:
+            pw = USERS.get(user, "") if password is None else password
+            tok = base64.b64encode(("%s:%s" % (user, pw)).encode()).decode()
+            hdrs["Authorization"] = "Basic " + tok
+        data = None
+        if body is not None:
+            data = dumps(body).encode("utf-8")
+        if raw is not None:
+            data = raw
+        if data is not None and content_type is not None:
+            hdrs["Content-Type"] = content_type
+        if headers:
+            hdrs.update(headers)
+        conn = http.client.HTTPConnection("127.0.0.1", self.http_port,
+                                          timeout=deadline(timeout))
+        try:
+            conn.request(method, path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            payload = resp.read()
+            h = {k.lower(): v for k, v in resp.getheaders()}
+            return Response(resp.status, h, payload)
+        finally:
+            conn.close()
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+    def evaluate(self, req, **kw):
+        return self.post("/pos/v2/evaluate", {"request": req}, **kw)
+
+    def simulate(self, req, **kw):
+        return self.post("/pos/v2/simulate", {"request": req}, **kw)
+
+    # -- master data ---------------------------------------------------------
+    def _create(self, collection, doc):
+        r = self.post("/api/v1/" + collection, doc)
+        if r.status not in (200, 201):
+            raise AssertionError("POST /api/v1/%s failed: %r" % (collection, r))
+        return r.body
+
+    def create_promotion(self, doc):
+        return self._create("Promotions", doc)
+
+    def create_pos_group(self, code=None, gid=None, name=None):
+        doc = {"id": gid or new_id(), "code": code or uniq("S")[:20],
+               "name": name or "Store group"}
+        return self._create("PosGroups", doc)
+
+    def import_articles(self, articles):
+        r = self.post("/pos/articles/import", {"articles": articles})
+        if r.status != 200:
+            raise AssertionError("article import failed: %r" % r)
+        return r.body
+
+    def applied(self, resp_body, promo_id):
+        """Discount amounts per line of promo_id in an evaluate response."""
+        out = []
+        for li in resp_body.get("lineItems", []):
+            for d in li.get("discounts", []):
+                if d.get("promotionId") == promo_id:
+                    out.append((li.get("lineReference"), d["discountAmount"]["value"]))
+        return out
+
+    def wait_for_promotion(self, promo_id, req, present=True, timeout=5,
+                           check=None):
+        """Polls /pos/v2/simulate with req (which writes nothing) until
+        promo_id applies (present) or no longer applies; check(body) may add a
+        condition (e.g. a new discount value). Returns the last body."""
+        state = {}
+
+        def pred():
+            r = self.simulate(req)
+            state["last"] = r
+            if r.status != 200:  # e.g. a POS group code not synced yet
+                return False
+            state["body"] = r.body
+            ok = bool(self.applied(r.body, promo_id)) == present
+            if ok and check is not None:
+                ok = check(r.body)
+            return ok
+        try:
+            wait_until(pred, timeout, what="promotion %s %s" % (
+                promo_id, "to apply" if present else "to stop applying"))
+        except AssertionError as e:
+            raise AssertionError("%s; last simulate: %r" % (e, state.get("last")))
+        return state["body"]
+
+
+_DEC_RE = re.compile(r'"\\u0000DEC([-+0-9.eE]+)"')
+
+
+def raw_http(port, head, body=b"", timeout=60):
+    """Sends head (str, without the blank line) and body over one raw socket,
+    reading concurrently (a server may answer before the upload ends), and
+    returns a Response. Raises AssertionError when the connection is dropped
+    without an answer."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=deadline(timeout))
+    buf = bytearray()
+    done = threading.Event()
+
+    def complete():
+        i = buf.find(b"\r\n\r\n")
+        if i < 0:
+            return False
+        m = re.search(rb"(?im)^content-length:\s*(\d+)\s*$", bytes(buf[:i]))
+        return m is not None and len(buf) >= i + 4 + int(m.group(1))
+
+    def reader():
+        try:
+            while not complete():
+                c = sock.recv(65536)
+                if not c:
+                    break
+                buf.extend(c)
+        except OSError:
+            pass
+        done.set()
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    try:
+        sock.sendall(head.encode("latin-1") + b"\r\n\r\n" + body)
+    except OSError:
+        pass  # the server may stop reading once it has answered
+    done.wait(deadline(timeout))
+    try:
+        sock.close()
+    except OSError:
+        pass
+    data = bytes(buf)
+    i = data.find(b"\r\n\r\n")
+    if i < 0:
+        raise AssertionError("connection dropped without a response (got %r)" % data[:200])
+    lines = data[:i].decode("latin-1").split("\r\n")
+    m = re.match(r"HTTP/1\.[01] (\d{3})", lines[0])
+    if not m:
+        raise AssertionError("bad status line %r" % lines[0])
+    hdrs = {}
+    for ln in lines[1:]:
+        k, _, v = ln.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    payload = data[i + 4:]
+    if "content-length" in hdrs:
+        payload = payload[:int(hdrs["content-length"])]
+    return Response(int(m.group(1)), hdrs, payload)
+
+
+def basic_auth(user):
+    return "Basic " + base64.b64encode(("%s:%s" % (user, USERS[user])).encode()).decode()
+
+
+def _json_default(o):
+    if isinstance(o, Decimal):
+        return "\u0000DEC" + str(o)
+    raise TypeError(repr(o))
+
+
+def dumps(obj):
+    """JSON text keeping Decimal values exact (rendered from their text)."""
+    return _DEC_RE.sub(lambda m: m.group(1), json.dumps(obj, default=_json_default))
+
+
+# -- promotion document builders -----------------------------------------------
+def promotion(name, conditions, actions, pos_groups=(), pid=None,
+              status="ACTIVE", ptype="ARTICLE", valid_from=VALID_FROM,
+              valid_to=VALID_TO, **extra):
+    doc = {
+        "id": pid or new_id(),
+        "name": name,
+        "type": ptype,
+        "status": status,
+        "validFrom": valid_from,
+        "validTo": valid_to,
+        "posGroups": list(pos_groups),
+        "currency": "EUR",
+        "conditions": conditions,
+        "actions": actions,
+    }
+    doc.update(extra)
+    return doc
+
+
+def pct_action(value, **target):
+    a = {"type": "ARTICLE", "discountType": "PERCENTAGE", "value": value}
+    if target:
+        a["target"] = target
+    return a
+
+
+def item(ref, article, qty, price, **kw):
+    d = {"lineReference": ref, "articleNumber": article,
+         "quantity": D(qty), "unitPrice": D(price)}
+    d.update(kw)
+    return d
+
+
+def basket(pos_group_id, items, txn=None, **kw):
+    req = {"posGroupId": pos_group_id, "items": items, "timestamp": TS}
+    if txn is not None:
+        req["header"] = {"transactionId": txn}
+    req.update(kw)
+    return req
+
+
+# -- expected-response builders (the seed 002 shape) -------------------------
+def q2(d):
+    return D(d).quantize(Decimal("0.01"), rounding=decimal.ROUND_HALF_UP)
+
+
+def exp_line(ref, article, qty, price, discounts=(), ean=None,
+             group=None, manufacturer=None, unit="PCE"):
+    """One LineItemV2 as the seed renders it. discounts: list of
+    (promo_id, promo_name, promo_type, discount_type, discount_value, amount)."""
+    qty, price = D(qty), D(price)
+    total = q2(qty * price)
+    ds = []
+    for (pid, pname, ptype, dtype, dval, amount) in discounts:
+        ds.append({"promotionId": pid, "promotionName": pname,
+                   "promotionType": ptype, "discountType": dtype,
+                   "discountValue": D(dval),
+                   "discountAmount": money(amount), "totalDiscount": money(amount),
+                   "couponCode": None, "triggeredByCoupon": False})
+    disc = sum((D(d[5]) for d in discounts), Decimal("0"))
+    net = total - disc
+    if total >= 0 and net < 0:
+        net = Decimal("0")
+    return {"lineReference": ref, "articleNumber": article, "ean": ean,
+            "articleGroupId": group, "manufacturerId": manufacturer,
+            "quantity": {"value": qty, "unit": unit},
+            "unitPrice": money(price), "lineTotal": money(total),
+            "lineDiscount": money(disc), "lineNet": money(net),
+            "discounts": ds, "isFreeItem": False, "freeItemPromotionId": None}
+
+
+def exp_totals(lines):
+    """TotalsV2 for lines built by exp_line (sale lines only: no returns)."""
+    subtotal = sum((l["lineTotal"]["value"] for l in lines), Decimal("0"))
+    disc = sum((l["lineDiscount"]["value"] for l in lines), Decimal("0"))
+    grand = subtotal - disc
+    pct = q2(disc * 100 / subtotal) if subtotal else Decimal("0")
+    breakdown = {}
+    order = []
+    for l in lines:
+        for d in l["discounts"]:
+            pid = d["promotionId"]
+            if pid not in breakdown:
+                order.append(pid)
+                breakdown[pid] = {"promotionId": pid,
+                                  "promotionName": d["promotionName"],
+                                  "totalDiscount": money(0),
+                                  "affectedItems": []}
+            b = breakdown[pid]
+            b["totalDiscount"] = money(b["totalDiscount"]["value"] +
+                                       d["discountAmount"]["value"])
+            b["affectedItems"].append(l["lineReference"])
+    item_savings = [{"articleNumber": l["articleNumber"],
+                     "originalPrice": l["lineTotal"],
+                     "finalPrice": l["lineNet"],
+                     "savings": l["lineDiscount"]}
+                    for l in lines if l["lineDiscount"]["value"] != 0]
+    return {"subtotal": money(subtotal), "discount": money(disc),
+            "grandTotal": money(grand),
+            "savingsSummary": {
+                "totalSavings": money(disc), "savingsPercent": pct,
+                "originalTotal": money(subtotal), "finalTotal": money(grand),
+                "promotionBreakdown": [breakdown[p] for p in order],
+                "itemSavings": item_savings, "loyaltyPointsEarned": 0}}
+
+
+# -- assertions ----------------------------------------------------------------
+def diff(expected, actual, path="$", out=None, subset=False):
+    """Lists the differences between two parsed JSON values: exact values,
+    identical key sets; numbers compared numerically and by type class."""
+    if out is None:
+        out = []
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            out.append("%s: expected object, got %r" % (path, actual))
+            return out
+        ek, ak = set(expected), set(actual)
+        for k in sorted(ek - ak):
+            out.append("%s.%s: missing (expected %r)" % (path, k, expected[k]))
+        if not subset:
+            for k in sorted(ak - ek):
+                out.append("%s.%s: unexpected key (value %r)" % (path, k, actual[k]))
+        for k in sorted(ek & ak):
+            diff(expected[k], actual[k], "%s.%s" % (path, k), out, subset)
+    elif isinstance(expected, list):
+        if not isinstance(actual, list):
+            out.append("%s: expected array, got %r" % (path, actual))
+            return out
+        if len(expected) != len(actual):
+            out.append("%s: expected %d elements, got %d: %r" % (
+                path, len(expected), len(actual), actual))
+            return out
+        for i, (e, a) in enumerate(zip(expected, actual)):
+            diff(e, a, "%s[%d]" % (path, i), out, subset)
+    elif isinstance(expected, bool) or expected is None or isinstance(expected, str):
+        if type(expected) is not type(actual) or expected != actual:
+            out.append("%s: expected %r, got %r" % (path, expected, actual))
+    elif isinstance(expected, (int, float, Decimal)):
+        if isinstance(expected, float):
+            expected = Decimal(repr(expected))
+        if isinstance(actual, bool) or not isinstance(actual, (int, float, Decimal)) \
+                or Decimal(expected) != Decimal(str(actual)):
+            out.append("%s: expected %s, got %r" % (path, expected, actual))
+    else:
+        if expected != actual:
+            out.append("%s: expected %r, got %r" % (path, expected, actual))
+    return out
+
+
+def number_texts(text):
+    """Parses JSON text keeping every number as ('F'|'I', its raw text)."""
+    return json.loads(text, parse_float=lambda s: ("F", s),
+                      parse_int=lambda s: ("I", s))
+
+
+def money_format_problems(text):
+    """Every Money {value, currency} must carry exactly 2 decimals and every
+    Quantity {value, unit} exactly 3 (as the seed renders 179.98 and 2.000)."""
+    problems = []
+
+    def walk(v, path):
+        if isinstance(v, dict):
+            val = v.get("value")
+            if set(v) == {"value", "currency"}:
+                if not (isinstance(val, tuple) and re.match(r"^-?\d+\.\d{2}$", val[1])):
+                    problems.append("%s.value: %r is not a 2-decimal number" % (path, val))
+            elif set(v) == {"value", "unit"}:
+                if not (isinstance(val, tuple) and re.match(r"^-?\d+\.\d{3}$", val[1])):
+                    problems.append("%s.value: %r is not a 3-decimal number" % (path, val))
+            for k, c in v.items():
+                walk(c, path + "." + k)
+        elif isinstance(v, list):
+            for i, c in enumerate(v):
+                walk(c, "%s[%d]" % (path, i))
+    walk(number_texts(text), "$")
+    return problems
+
+
+class TestCase(unittest.TestCase):
+    maxDiff = None
+    stack = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = shared_stack()
+
+    def assertJson(self, expected, actual, msg="", subset=False):
+        d = diff(expected, actual, subset=subset)
+        if d:
+            self.fail("%s\n  %s\nactual: %s" % (
+                msg, "\n  ".join(d[:40]), dumps(actual)[:4000]))
+
+    def assertStatus(self, r, status):
+        if r.status != status:
+            self.fail("expected HTTP %d, got %r" % (status, r))
+
+    def assertOk(self, r):
+        self.assertStatus(r, 200)
+        self.assertIn("application/json", r.headers.get("content-type", ""))
+        return r.body
+
+    def assertEval(self, r, simulation=False):
+        """A 200 EvaluateResponseV2: well-formed money, returns the body."""
+        b = self.assertOk(r)
+        self.assertEqual(b.get("minorVersion"), 8, "minorVersion: %r" % r)
+        self.assertIs(b["meta"]["isSimulation"], simulation)
+        p = money_format_problems(r.text)
+        if p:
+            self.fail("number format:\n  " + "\n  ".join(p[:20]))
+        return b
+
+    def assertLines(self, body, expected_lines, totals=True):
+        self.assertJson(expected_lines, body["lineItems"], "lineItems")
+        if totals:
+            self.assertJson(exp_totals(expected_lines), body["totals"], "totals")
+
+    def assertError(self, r, status, code, target=Ellipsis):
+        """The PRODUCT-DECISIONS §1 error body; target=Ellipsis: not checked,
+        None: must be absent."""
+        self.assertTrue(200 <= status < 600)
+        if r.status != status:
+            self.fail("expected HTTP %d %s, got %r" % (status, code, r))
+        self.assertIn("application/json", r.headers.get("content-type", ""),
+                      "error content type: %r" % r)
+        b = r.body
+        self.assertIsInstance(b, dict, "error body not JSON: %r" % r)
+        self.assertEqual(set(b), {"error"}, "error body keys: %r" % r)
+        e = b["error"]
+        self.assertIsInstance(e, dict)
+        self.assertTrue({"code", "message"} <= set(e) <=
+                        {"code", "message", "target", "details"},
+                        "error keys: %r" % r)
+        self.assertEqual(e["code"], code, "error code: %r" % r)
+        self.assertIsInstance(e["message"], str)
+        self.assertTrue(e["message"], "empty message: %r" % r)
+        if target is None:
+            self.assertNotIn("target", e, "unexpected target: %r" % r)
+        elif target is not Ellipsis:
+            self.assertEqual(e.get("target"), target, "error target: %r" % r)
+        return e
+
+    def pos_group(self):
+        """A fresh POS group per test keeps its promotions to itself."""
+        return self.stack.create_pos_group()
+
+
+_RESULT_OK = [True]
+_SHARED = []
+
+
+def shared_stack():
+    """One stack per test file, shared by its TestCases; main() stops it."""
+    if not _SHARED:
+        _SHARED.append(Stack())
+    if _SHARED[0].problems:
+        raise StackError("; ".join(_SHARED[0].problems))
+    return _SHARED[0]
+
+
+def main():
+    """Runs the calling module's tests, prints unittest's summary, dumps the
+    logs of every stack on failure and exits non-zero on failure."""
+    def _killall():
+        for s in _ALL_STACKS:
+            s.kill_all()
+    atexit.register(_killall)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda *_: (_killall(), os._exit(1)))
+
+    missing = [n for n in SERVICES
+               if not os.access(os.path.join(BIN_DIR, "dre-" + n), os.X_OK)]
+    if missing:
+        sys.stderr.write("FAIL: missing binaries in %s: %s\n" % (
+            BIN_DIR, ", ".join("dre-" + n for n in missing)))
+        sys.exit(1)
+
+    class _Result(unittest.TextTestResult):
+        def addError(self, test, err):
+            _RESULT_OK[0] = False
+            super().addError(test, err)
+
+        def addFailure(self, test, err):
+            _RESULT_OK[0] = False
+            super().addFailure(test, err)
+
+    runner = unittest.TextTestRunner(verbosity=2, resultclass=_Result)
+    prog = unittest.main(module="__main__", testRunner=runner, exit=False)
+    ok = prog.result.wasSuccessful() and _RESULT_OK[0]
+    for st in _SHARED:
+        try:
+            st.assert_all_alive()
+            st.stop()
+        except StackError as e:
+            ok = False
+            sys.stderr.write("FAIL: stopping the stack: %s\n" % e)
+    if not ok:
+        for s in _ALL_STACKS:
+            s.dump_logs()
+    for s in _ALL_STACKS:
+        s.kill_all()
+        if ok or not os.environ.get("DRE_IT_KEEP"):
+            s.cleanup()
+    if not ok:
+        sys.stderr.write("integration data dirs: %s\n" % ", ".join(
+            s.data_dir for s in _ALL_STACKS))
+    sys.exit(0 if ok else 1)

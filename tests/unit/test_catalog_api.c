@@ -1,0 +1,394 @@
+// test_catalog_api.c -- the catalog's handlers against a real RocksDB and a
+// mock Kafka cluster.
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+// The service is an executable, not a library: compile its sources here.
+#include "../../services/catalog/entities.c"
+#include "../../services/catalog/handlers.c"
+#include "../../services/catalog/repo.c"
+
+static char          dir[64];
+static cat           C;
+static dre_kvlist    props;
+static dre_bus_mock *mock;
+
+static int
+setup(void **state)
+{
+	snprintf(dir, sizeof dir, "/tmp/dre-test-catalog-XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	if (dre_bus_mock_open(&mock, 1) != DRE_OK)
+		return 1;
+	dre_kvlist_set(
+	    &props, "bootstrap.servers", dre_bus_mock_bootstrap(mock));
+	return cat_open(&C, dir, &props) != DRE_OK;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[128];
+	cat_close(&C);
+	dre_bus_mock_close(mock);
+	dre_kvlist_free(&props);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	return system(cmd) != 0;
+}
+
+// call invokes the handler of method as tenant with body and params
+// ("k=v" strings, NULL-terminated); the reply body is copied to *out.
+static int
+call(const char *method, const char *tenant, const char *body, char **out,
+    const char *const *params)
+{
+	Dre__RpcRequest rq0 = DRE__RPC_REQUEST__INIT;
+	Dre__Param      pv[8], *pp[8];
+	char            kv[8][128];
+	size_t          n = 0;
+	for (; params && params[n]; n++) {
+		dre__param__init(&pv[n]);
+		snprintf(kv[n], sizeof kv[n], "%s", params[n]);
+		char *eq = strchr(kv[n], '=');
+		*eq = 0;
+		pv[n].key = kv[n];
+		pv[n].value = eq + 1;
+		pp[n] = &pv[n];
+	}
+	rq0.method = (char *) method;
+	rq0.params = pp;
+	rq0.n_params = n;
+	dre_rpc_call         c = { .method = method,
+		        .tenant = tenant,
+		        .principal = "test",
+		        .body = (const uint8_t *) body,
+		        .body_len = body ? strlen(body) : 0,
+		        .req = &rq0 };
+	dre_rpc_reply        rep = { .status = 200 };
+	const dre_rpc_route *rt = cat_routes;
+	while (rt->method && strcmp(rt->method, method) != 0)
+		rt++;
+	assert_non_null(rt->method);
+	rt->fn(&C, &c, &rep);
+	if (out) {
+		if (rep.status >= 400)
+			*out
+			    = strdup(rep.error_target ? rep.error_target : "");
+		else
+			*out = strndup(
+			    rep.body.data ? rep.body.data : "", rep.body.len);
+	}
+	if (rep.status < 300 && rep.status != 204)
+		assert_string_equal(rep.content_type, "application/json");
+	if (rep.status >= 400)
+		assert_non_null(rep.error_code);
+	dre_buf_free(&rep.body);
+	free(rep.error_message);
+	free(rep.error_target);
+	for (size_t i = 0; i < rep.ndetails; i++) {
+		free(rep.details[i].message);
+		free(rep.details[i].target);
+	}
+	return rep.status;
+}
+
+#define P(...) ((const char *const[]) { __VA_ARGS__, NULL })
+
+static const char SEED[]
+    = "{\"id\":\"10000000-0000-4000-8000-000000000001\","
+      "\"name\":\"Electronics 10% Off\",\"type\":\"ARTICLE\","
+      "\"status\":\"ACTIVE\",\"conditions\":[{\"type\":\"ARTICLE_GROUP\","
+      "\"values\":[\"ELECTRONICS\"]}],\"actions\":[{\"type\":"
+      "\"ARTICLE_GROUP\",\"discountType\":\"PERCENTAGE\",\"value\":10,"
+      "\"target\":{\"articleGroups\":[\"ELECTRONICS\"]}}]}";
+
+static void
+test_promotions(void **state)
+{
+	char *out = NULL;
+	assert_int_equal(
+	    call("catalog.Promotions.create", "t1", SEED, &out, NULL), 201);
+	assert_non_null(strstr(out,
+	    "\"minorVersion\":13,\"id\":"
+	    "\"10000000-0000-4000-8000-000000000001\""));
+	assert_non_null(strstr(out, "\"createdAt\":\"20"));
+	free(out);
+	assert_int_equal(
+	    call("catalog.Promotions.create", "t1", SEED, &out, NULL), 409);
+	assert_string_equal(out, "id");
+	free(out);
+	// another tenant neither sees nor collides
+	assert_int_equal(call("catalog.Promotions.get", "t2", NULL, NULL,
+	                     P("id=10000000-0000-4000-8000-000000000001")),
+	    404);
+	assert_int_equal(
+	    call("catalog.Promotions.create", "t2", SEED, NULL, NULL), 201);
+	assert_int_equal(
+	    call("catalog.Promotions.create", "t1", "{\"name\":", NULL, NULL),
+	    400);
+	assert_int_equal(call("catalog.Promotions.create", "t1",
+	                     "{\"name\":\"x\",\"type\":\"ARTICLE\","
+	                     "\"actions\":[{\"type\":\"ARTICLE\","
+	                     "\"discountType\":\"PERCENTAGE\",\"value\":0}]}",
+	                     &out, NULL),
+	    400);
+	assert_string_equal(out, "actions[0].value");
+	free(out);
+	// generated id
+	assert_int_equal(call("catalog.Promotions.create", "t1",
+	                     "{\"name\":\"Receipt\",\"type\":\"RECEIPT\","
+	                     "\"actions\":[{\"type\":\"RECEIPT\","
+	                     "\"discountType\":\"ABSOLUTE\",\"value\":5}]}",
+	                     &out, NULL),
+	    201);
+	free(out);
+
+	assert_int_equal(
+	    call("catalog.Promotions.update", "t1", "{\"name\":\"Renamed\"}",
+	        &out, P("id=10000000-0000-4000-8000-000000000001", "patch=1")),
+	    200);
+	assert_non_null(strstr(out, "\"name\":\"Renamed\""));
+	assert_non_null(strstr(out, "\"value\":10"));
+	free(out);
+	assert_int_equal(
+	    call("catalog.Promotions.deactivate", "t1", NULL, &out,
+	        P("id=10000000-0000-4000-8000-000000000001")),
+	    200);
+	assert_non_null(strstr(out, "\"status\":\"INACTIVE\""));
+	free(out);
+
+	assert_int_equal(call("catalog.Promotions.list", "t1", NULL, &out,
+	                     P("status=INACTIVE")),
+	    200);
+	assert_non_null(strstr(out, "\"count\":1,"));
+	free(out);
+	assert_int_equal(
+	    call("catalog.Promotions.list", "t1", NULL, &out, P("$top=1")),
+	    200);
+	assert_non_null(strstr(out, "{\"minorVersion\":13,\"count\":2,"));
+	free(out);
+	assert_int_equal(
+	    call("catalog.Promotions.list", "t1", NULL, &out, P("$top=x")),
+	    400);
+	assert_string_equal(out, "$top");
+	free(out);
+	assert_int_equal(call("catalog.Promotions.delete", "t1", NULL, NULL,
+	                     P("id=10000000-0000-4000-8000-000000000001")),
+	    204);
+	assert_int_equal(call("catalog.Promotions.get", "t1", NULL, NULL,
+	                     P("id=10000000-0000-4000-8000-000000000001")),
+	    404);
+	assert_int_equal(call("catalog.Promotions.get", "t2", NULL, NULL,
+	                     P("id=10000000-0000-4000-8000-000000000001")),
+	    200);
+}
+
+static void
+test_master_data(void **state)
+{
+	char *out = NULL;
+	assert_int_equal(call("catalog.PosGroups.create", "t1",
+	                     "{\"code\":\"BERLIN\",\"name\":\"Berlin\","
+	                     "\"stores\":[\"S1\",\"S2\"]}",
+	                     &out, NULL),
+	    201);
+	assert_non_null(strstr(out, "\"stores\":[\"S1\",\"S2\"]"));
+	free(out);
+	assert_int_equal(
+	    call("catalog.PosGroups.create", "t1",
+	        "{\"code\":\"BERLIN\",\"name\":\"Again\"}", &out, NULL),
+	    409);
+	assert_string_equal(out, "code");
+	free(out);
+	assert_int_equal(
+	    call("catalog.PosGroups.get", "t1", NULL, NULL, P("id=BERLIN")),
+	    200);
+	assert_int_equal(
+	    call("catalog.PosGroups.create", "t1",
+	        "{\"code\":\"ABCDEFGHIJKLMNOPQRSTU\",\"name\":\"x\"}", &out,
+	        NULL),
+	    400);
+	assert_string_equal(out, "code");
+	free(out);
+
+	assert_int_equal(call("catalog.ArticleGroups.create", "t1",
+	                     "{\"articleGroupId\":\"ELECTRONICS\","
+	                     "\"name\":\"Electronics\"}",
+	                     NULL, NULL),
+	    201);
+	assert_int_equal(call("catalog.ArticleGroups.update", "t1",
+	                     "{\"description\":\"TV and more\"}", &out,
+	                     P("id=ELECTRONICS", "patch=1")),
+	    200);
+	assert_non_null(strstr(out, "\"name\":\"Electronics\""));
+	assert_non_null(strstr(out, "\"description\":\"TV and more\""));
+	free(out);
+
+	assert_int_equal(call("catalog.Articles.create", "t1",
+	                     "{\"articleNumber\":\"ART-1001\",\"name\":\"TV\","
+	                     "\"ean\":\"4007817327098\",\"referencePrice\":"
+	                     "\"89.99\",\"articleGroupId\":\"ELECTRONICS\"}",
+	                     &out, NULL),
+	    201);
+	assert_non_null(strstr(out, "\"referencePrice\":89.99"));
+	free(out);
+	assert_int_equal(
+	    call("catalog.Articles.create", "t1",
+	        "{\"articleNumber\":\"ART-1001\",\"name\":\"TV\"}", &out,
+	        NULL),
+	    409);
+	assert_string_equal(out, "articleNumber");
+	free(out);
+	assert_int_equal(call("catalog.Articles.import", "t1",
+	                     "{\"articles\":[{\"articleNumber\":\"ART-10006\","
+	                     "\"name\":\"Mineral Water 0.5L\",\"ean\":"
+	                     "\"4001954600106\",\"manufacturer\":\"Spring "
+	                     "Corp\",\"category\":\"Beverages\"},"
+	                     "{\"articleNumber\":\"ART-1001\",\"name\":\"TV "
+	                     "55\"},{\"name\":\"no number\"},"
+	                     "{\"articleNumber\":\"X\",\"name\":\"n\","
+	                     "\"referencePrice\":-1}]}",
+	                     &out, NULL),
+	    200);
+	assert_non_null(strstr(out,
+	    "\"imported\":1,\"updated\":1,"
+	    "\"failed\":2,"));
+	assert_non_null(strstr(out,
+	    "{\"articleNumber\":\"ART-10006\","
+	    "\"status\":\"created\",\"id\":\""));
+	assert_non_null(
+	    strstr(out, "\"target\":\"articles[2].articleNumber\""));
+	assert_non_null(
+	    strstr(out, "\"target\":\"articles[3].referencePrice\""));
+	free(out);
+	assert_int_equal(
+	    call("catalog.Articles.import", "t1", "{}", &out, NULL), 400);
+	assert_string_equal(out, "articles");
+	free(out);
+	assert_int_equal(
+	    call("catalog.Articles.get", "t1", NULL, &out, P("id=ART-1001")),
+	    200);
+	assert_non_null(strstr(out, "\"name\":\"TV 55\""));
+	free(out);
+	assert_int_equal(
+	    call("catalog.Articles.list", "t1", NULL, &out, P("$skip=1")),
+	    200);
+	assert_non_null(strstr(out, "\"count\":2,\"value\":[{"));
+	// key order: "ART-10006" < "ART-1001"
+	assert_non_null(strstr(out, "\"articleNumber\":\"ART-1001\""));
+	assert_null(strstr(out, "ART-10006"));
+	free(out);
+	assert_int_equal(
+	    call("catalog.Articles.list", "t2", NULL, &out, NULL), 200);
+	assert_string_equal(out,
+	    "{\"minorVersion\":13,\"count\":0,"
+	    "\"value\":[]}");
+	free(out);
+	assert_int_equal(
+	    call("catalog.Articles.list", "", NULL, NULL, NULL), 403);
+}
+
+static void
+test_snapshot(void **state)
+{
+	Dre__SnapshotRequest rq = DRE__SNAPSHOT_REQUEST__INIT;
+	uint8_t              buf[64];
+	rq.tenant = "t1";
+	size_t n = dre__snapshot_request__pack(&rq, buf);
+	buf[n] = 0;
+	Dre__RpcRequest rq0 = DRE__RPC_REQUEST__INIT;
+	dre_rpc_call    c = { .method = "catalog.Snapshot",
+		   .tenant = "",
+		   .principal = "",
+		   .body = buf,
+		   .body_len = n,
+		   .req = &rq0 };
+	dre_rpc_reply   rep = { .status = 200 };
+	h_snapshot(&C, &c, &rep);
+	assert_int_equal(rep.status, 200);
+	Dre__SnapshotResponse *s = dre__snapshot_response__unpack(
+	    NULL, rep.body.len, (const uint8_t *) rep.body.data);
+	assert_non_null(s);
+	// t1: one promotion left, one POS group, one article group, two
+	// articles
+	assert_int_equal(s->n_entities, 5);
+	assert_int_equal(s->version, C.version);
+	for (size_t i = 0; i < s->n_entities; i++) {
+		assert_string_equal(s->entities[i]->tenant, "t1");
+		assert_true(s->entities[i]->version > 0);
+	}
+	assert_true(s->n_offsets >= 4);
+	dre__snapshot_response__free_unpacked(s, NULL);
+	dre_buf_free(&rep.body);
+}
+
+// The outbox relay publishes every change to dre.master.* with key
+// "<tenant>/<key>" and the catalog-wide version.
+static void
+test_events(void **state)
+{
+	dre_consumer    *co = NULL;
+	const dre_topic *t = dre_topic_find(DRE_TOPIC_ARTICLES);
+	assert_non_null(t);
+	assert_int_equal(dre_consumer_open(&co, &props, NULL), DRE_OK);
+	for (int p = 0; p < t->partitions; p++)
+		assert_int_equal(dre_consumer_assign(co, DRE_TOPIC_ARTICLES, p,
+		                     DRE_OFFSET_BEGINNING),
+		    DRE_OK);
+	bool found = false;
+	for (int i = 0; i < 100 && !found; i++) {
+		dre_msg m;
+		if (dre_consumer_poll(co, 200, &m) != DRE_OK)
+			continue;
+		if (m.key_len != strlen("t1/ART-10006")
+		    || memcmp(m.key, "t1/ART-10006", m.key_len) != 0)
+			continue;
+		dre_master_event e;
+		dre_arena       *a = dre_arena_alloc(0);
+		assert_int_equal(
+		    dre_avro_decode_master(&e, a, m.payload, m.len), DRE_OK);
+		assert_string_equal(e.tenant, "t1");
+		assert_string_equal(e.entity_kind, "ARTICLE");
+		assert_string_equal(e.entity_id, "ART-10006");
+		assert_string_equal(e.op, "UPSERT");
+		assert_true(e.version > 0);
+		assert_non_null(strstr(e.document, "Mineral Water"));
+		dre_arena_free(a);
+		found = true;
+	}
+	dre_consumer_close(co);
+	assert_true(found);
+}
+
+// Restart keeps everything, the version sequence included.
+static void
+test_restart(void **state)
+{
+	int64_t v = C.version;
+	cat_close(&C);
+	assert_int_equal(cat_open(&C, dir, &props), DRE_OK);
+	assert_int_equal(C.version, v);
+	assert_int_equal(
+	    call("catalog.Articles.get", "t1", NULL, NULL, P("id=ART-10006")),
+	    200);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_promotions),
+		cmocka_unit_test(test_master_data),
+		cmocka_unit_test(test_snapshot),
+		cmocka_unit_test(test_events),
+		cmocka_unit_test(test_restart),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

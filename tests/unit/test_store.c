@@ -1,0 +1,200 @@
+// test_store.c -- RocksDB store: column families, batches, prefix iterators,
+// reopen.
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "dre/store.h"
+
+static const char *const cfs[] = { "one", "two" };
+
+static char dir[256];
+
+static int
+setup(void **state)
+{
+	snprintf(dir, sizeof(dir), "/tmp/dre-test-store-XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	strcat(dir, "/db/nested"); // parents are created
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[300];
+	snprintf(
+	    cmd, sizeof(cmd), "rm -rf '%.*s'", (int) (strlen(dir) - 10), dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static dre_store *
+open_store(void)
+{
+	dre_store_cfg cfg = { .path = dir, .cfs = cfs, .ncfs = 2 };
+	dre_store    *s = NULL;
+	assert_int_equal(dre_store_open(&s, &cfg), DRE_OK);
+	assert_non_null(s);
+	return s;
+}
+
+static void
+test_put_get_delete(void **state)
+{
+	dre_store *s = open_store();
+	char      *v = NULL;
+	size_t     n = 0;
+	assert_int_equal(dre_store_get(s, 1, "k", 1, &v, &n), DRE_ENOTFOUND);
+	assert_int_equal(dre_store_put(s, 1, "k", 1, "v1", 2, false), DRE_OK);
+	assert_int_equal(dre_store_put(s, 2, "k", 1, "v2", 2, true), DRE_OK);
+	assert_int_equal(dre_store_get(s, 1, "k", 1, &v, &n), DRE_OK);
+	assert_int_equal(n, 2);
+	assert_memory_equal(v, "v1", 2);
+	assert_int_equal(v[2], '\0');
+	free(v);
+	assert_int_equal(dre_store_get(s, 2, "k", 1, &v, &n), DRE_OK);
+	assert_memory_equal(v, "v2", 2);
+	free(v);
+	assert_int_equal(dre_store_get(s, 0, "k", 1, &v, &n), DRE_ENOTFOUND);
+	// binary keys and values with NULs
+	assert_int_equal(
+	    dre_store_put(s, 0, "a\0b", 3, "x\0y", 3, false), DRE_OK);
+	assert_int_equal(dre_store_get(s, 0, "a\0b", 3, &v, &n), DRE_OK);
+	assert_int_equal(n, 3);
+	assert_memory_equal(v, "x\0y", 3);
+	free(v);
+	assert_int_equal(dre_store_delete(s, 1, "k", 1, true), DRE_OK);
+	assert_int_equal(dre_store_get(s, 1, "k", 1, &v, &n), DRE_ENOTFOUND);
+	dre_store_close(s);
+
+	// Reopen: data and column families persist.
+	s = open_store();
+	assert_int_equal(dre_store_get(s, 2, "k", 1, &v, &n), DRE_OK);
+	assert_memory_equal(v, "v2", 2);
+	free(v);
+	assert_int_equal(dre_store_get(s, 1, "k", 1, &v, &n), DRE_ENOTFOUND);
+	dre_store_close(s);
+}
+
+static void
+test_batch(void **state)
+{
+	dre_store *s = open_store();
+	dre_batch *b = dre_batch_alloc();
+	assert_non_null(b);
+	dre_batch_put(b, s, 1, "a", 1, "1", 1);
+	dre_batch_put(b, s, 2, "b", 1, "2", 1);
+	dre_batch_delete(b, s, 1, "zz", 2);
+	assert_int_equal(dre_batch_count(b), 3);
+	char  *v = NULL;
+	size_t n = 0;
+	// Nothing visible before the write.
+	assert_int_equal(dre_store_get(s, 1, "a", 1, &v, &n), DRE_ENOTFOUND);
+	assert_int_equal(dre_store_write(s, b, true), DRE_OK);
+	assert_int_equal(dre_store_get(s, 1, "a", 1, &v, &n), DRE_OK);
+	free(v);
+	assert_int_equal(dre_store_get(s, 2, "b", 1, &v, &n), DRE_OK);
+	free(v);
+	dre_batch_clear(b);
+	assert_int_equal(dre_batch_count(b), 0);
+	dre_batch_free(b);
+	dre_batch_free(NULL);
+	dre_store_close(s);
+	dre_store_close(NULL);
+}
+
+static void
+test_iter_prefix_snapshot(void **state)
+{
+	dre_store  *s = open_store();
+	const char *keys[] = { "p/2", "p/1", "q/1", "p/3", "o/9", "p" };
+	for (size_t i = 0; i < 6; i++)
+		assert_int_equal(dre_store_put(s, 1, keys[i], strlen(keys[i]),
+		                     keys[i], strlen(keys[i]), false),
+		    DRE_OK);
+	dre_store_iter *it = NULL;
+	assert_int_equal(dre_store_iter_open(&it, s, 1, "p/", 2), DRE_OK);
+	// Written after the iterator opened: not seen (snapshot).
+	assert_int_equal(dre_store_put(s, 1, "p/0", 3, "x", 1, false), DRE_OK);
+	const char *k, *v;
+	size_t      kl, vl;
+	const char *want[] = { "p/1", "p/2", "p/3" };
+	for (size_t i = 0; i < 3; i++) {
+		assert_true(dre_store_iter_next(it, &k, &kl, &v, &vl));
+		assert_int_equal(kl, 3);
+		assert_memory_equal(k, want[i], 3);
+		assert_memory_equal(v, want[i], 3);
+	}
+	assert_false(dre_store_iter_next(it, &k, &kl, &v, &vl));
+	dre_store_iter_close(it);
+
+	// Whole column family, in key order.
+	assert_int_equal(dre_store_iter_open(&it, s, 1, NULL, 0), DRE_OK);
+	int count = 0;
+	assert_true(dre_store_iter_next(it, &k, &kl, NULL, NULL));
+	assert_memory_equal(k, "o/9", 3);
+	count++;
+	while (dre_store_iter_next(it, &k, &kl, NULL, NULL))
+		count++;
+	assert_int_equal(count, 7);
+	dre_store_iter_close(it);
+
+	// Starting key inside the prefix.
+	assert_int_equal(
+	    dre_store_iter_open_from(&it, s, 1, "p/", 2, "p/2", 3), DRE_OK);
+	assert_true(dre_store_iter_next(it, &k, &kl, NULL, NULL));
+	assert_memory_equal(k, "p/2", 3);
+	assert_true(dre_store_iter_next(it, &k, &kl, NULL, NULL));
+	assert_memory_equal(k, "p/3", 3);
+	assert_false(dre_store_iter_next(it, &k, &kl, NULL, NULL));
+	dre_store_iter_close(it);
+	// A start below the prefix is ignored.
+	assert_int_equal(
+	    dre_store_iter_open_from(&it, s, 1, "p/", 2, "a", 1), DRE_OK);
+	assert_true(dre_store_iter_next(it, &k, &kl, NULL, NULL));
+	assert_memory_equal(k, "p/0", 3);
+	dre_store_iter_close(it);
+	// An empty prefix range.
+	assert_int_equal(dre_store_iter_open(&it, s, 2, "zz", 2), DRE_OK);
+	assert_false(dre_store_iter_next(it, &k, &kl, NULL, NULL));
+	dre_store_iter_close(it);
+	dre_store_close(s);
+}
+
+static void
+test_open_errors(void **state)
+{
+	dre_store    *s = NULL;
+	dre_store_cfg bad = { .path = "/proc/dre-cannot-exist/db" };
+	assert_int_not_equal(dre_store_open(&s, &bad), DRE_OK);
+	assert_null(s);
+	assert_int_equal(dre_store_open(&s, NULL), DRE_EINVAL);
+
+	// A second open of the same directory fails on RocksDB's lock.
+	dre_store    *a = open_store();
+	dre_store_cfg cfg = { .path = dir, .cfs = cfs, .ncfs = 2 };
+	assert_int_equal(dre_store_open(&s, &cfg), DRE_ESTORE);
+	assert_null(s);
+	dre_store_close(a);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(
+		    test_put_get_delete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_iter_prefix_snapshot, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_open_errors, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
