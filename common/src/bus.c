@@ -517,6 +517,38 @@ dre_consumer_assign(
 }
 
 dre_err
+dre_consumer_assign_list(
+    dre_consumer *c, const dre_partition_offset *po, size_t n)
+{
+	rd_kafka_topic_partition_list_t *all
+	    = rd_kafka_topic_partition_list_new((int) n);
+	for (size_t i = 0; i < n; i++) {
+		int64_t off = po[i].offset == DRE_OFFSET_BEGINNING
+		    ? RD_KAFKA_OFFSET_BEGINNING
+		    : po[i].offset == DRE_OFFSET_END ? RD_KAFKA_OFFSET_END
+		                                     : po[i].offset;
+		if (off < 0 && off != RD_KAFKA_OFFSET_BEGINNING
+		    && off != RD_KAFKA_OFFSET_END) {
+			rd_kafka_topic_partition_list_destroy(all);
+			return DRE_EINVAL;
+		}
+		rd_kafka_topic_partition_list_add(
+		    all, po[i].topic, po[i].partition)
+		    ->offset = off;
+	}
+	rd_kafka_resp_err_t err = rd_kafka_assign(c->rk, all);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		dre_error("kafka: assign %zu partitions: %s", n,
+		    rd_kafka_err2str(err));
+		rd_kafka_topic_partition_list_destroy(all);
+		return DRE_EBUS;
+	}
+	rd_kafka_topic_partition_list_destroy(c->assigned);
+	c->assigned = all;
+	return DRE_OK;
+}
+
+dre_err
 dre_consumer_poll(dre_consumer *c, int timeout_ms, dre_msg *m)
 {
 	if (c->last != NULL) {

@@ -25,7 +25,7 @@ typedef enum {
 
 // dre_master_kind_parse maps the wire literals PROMOTION | ARTICLE |
 // POS_GROUP | ARTICLE_GROUP; DRE_EINVAL otherwise.
-dre_err dre_master_kind_parse(dre_master_kind *out, const char *s);
+dre_err     dre_master_kind_parse(dre_master_kind *out, const char *s);
 const char *dre_master_kind_name(dre_master_kind k);
 
 // One master-data change: an upsert (doc != NULL) or a delete (doc NULL) of
@@ -33,10 +33,10 @@ const char *dre_master_kind_name(dre_master_kind k);
 // the call; the engine copies what it keeps.
 typedef struct {
 	dre_master_kind kind;
-	const char *    tenant;
-	const char *    key;
+	const char     *tenant;
+	const char     *key;
 	int64_t         version;
-	const char *    doc; // JSON document; NULL = delete
+	const char     *doc; // JSON document; NULL = delete
 	size_t          doc_len;
 } dre_master_change;
 
@@ -61,13 +61,13 @@ dre_err dre_engine_load(dre_engine *e, const dre_master_change *v, size_t n,
 // index holds for kind/key (deletes leave a tombstone so that an older
 // upsert arriving later is ignored). *appliedp (if not NULL) tells whether
 // it was. DRE_EINVAL when the document does not parse (nothing changes).
-dre_err dre_engine_apply(dre_engine *e, const dre_master_change *c,
-    int64_t now_ms, bool *appliedp);
+dre_err dre_engine_apply(
+    dre_engine *e, const dre_master_change *c, int64_t now_ms, bool *appliedp);
 
 // dre_engine_acquire returns the current index with a reference held.
 // Caller releases with dre_index_release(); the index never changes.
 const dre_index *dre_engine_acquire(dre_engine *e);
-void dre_index_release(const dre_index *ix);
+void             dre_index_release(const dre_index *ix);
 
 // dre_index_version is the highest catalog version applied (0 when empty).
 int64_t dre_index_version(const dre_index *ix);
@@ -86,18 +86,19 @@ int64_t dre_index_version_of(const dre_index *ix, const char *tenant,
 typedef struct {
 	const char *tenant;
 	int64_t     now_ms;
-	int64_t     counter;        // transaction counter assigned to this iteration
-	const char *transaction_id; // the request's or one the service generated
-	const char *currency;       // default currency, e.g. "EUR"
+	int64_t     counter; // transaction counter assigned to this iteration
+	const char
+	    *transaction_id; // the request's or one the service generated
+	const char *currency; // default currency, e.g. "EUR"
 	const char *instance_id;
-	const char *source;         // "local-store" | "btp"; NULL = "local-store"
+	const char *source; // "local-store" | "btp"; NULL = "local-store"
 	bool        simulate;
 } dre_eval_ctx;
 
 // A request the engine refuses (PRODUCT-DECISIONS §1).
 typedef struct {
 	int         status; // 400
-	const char *code;   // static: VALIDATION_FAILED
+	const char *code; // static: VALIDATION_FAILED
 	char        message[160];
 	char        target[64];
 } dre_eval_error;

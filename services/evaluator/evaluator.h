@@ -14,15 +14,15 @@
 typedef struct {
 	dre_common_cfg common;
 	int64_t        shard;
-	char *         catalog_url;
-	char *         currency;
+	char          *catalog_url;
+	char          *currency;
 	int64_t        rpc_workers;
-	char *         mode;          // central | local-store
+	char          *mode; // central | local-store
 	int64_t        resnapshot_ms; // safety net while the feed is unhealthy
 } ev_cfg;
 
 // Column families of <data_dir>/evaluator-<shard>.
-#define EV_CF_TXN 1    // transaction counters and iteration records
+#define EV_CF_TXN    1 // transaction counters and iteration records
 #define EV_CF_MASTER 2 // copy of master data, versions, consumed offsets
 
 // Counter increments of one transaction are serialised by one of these.
@@ -32,18 +32,17 @@ typedef struct ev_feed ev_feed;
 
 typedef struct {
 	ev_cfg          cfg;
-	dre_engine *    engine;
-	dre_store *     st;
-	ev_feed *       feed;
-	const char *    source;    // "local-store" | "btp"
+	dre_engine     *engine;
+	dre_store      *st;
+	ev_feed        *feed;
+	const char     *source; // "local-store" | "btp"
 	int64_t         started_ms;
 	pthread_mutex_t stripes[EV_STRIPES];
 	pthread_key_t   arena_key; // one request arena per rpc worker thread
-	atomic_bool     loaded;    // an index came from a snapshot or the copy
-	atomic_bool     kafka_ok;  // the feed's last probe reached Kafka
+	atomic_bool     loaded; // an index came from a snapshot or the copy
+	atomic_bool     kafka_ok; // the feed's last probe reached Kafka
 	atomic_int      kafka_failures; // consecutive failed probes
 	atomic_llong    last_sync_ms;
 } ev_svc;
-
 
 #endif

@@ -15,7 +15,7 @@
 #define DRE_VERSION "0.0.0"
 #endif
 
-#define TXID_MAX 50
+#define TXID_MAX  50
 #define ITEMS_MAX 1000
 // The first block covers a 20-line basket and its answer; bigger baskets
 // chain more blocks, and a reset keeps only the first.
@@ -76,7 +76,8 @@ pb_free(void *data, void *p)
 	// Freed with the arena.
 }
 
-// ---- counters ----------------------------------------------------------------
+// ---- counters
+// ----------------------------------------------------------------
 
 static size_t
 txn_key(char *buf, size_t cap, const char *tenant, const char *txid)
@@ -94,7 +95,7 @@ put_be64(uint8_t *p, int64_t v)
 {
 	for (int i = 7; i >= 0; i--) {
 		p[i] = (uint8_t) v;
-		v    = (int64_t) ((uint64_t) v >> 8);
+		v = (int64_t) ((uint64_t) v >> 8);
 	}
 }
 
@@ -111,8 +112,8 @@ get_be64(const uint8_t *p)
 static dre_err
 last_counter(ev_svc *s, const char *key, size_t klen, int64_t *last)
 {
-	char * val;
-	size_t vlen;
+	char   *val;
+	size_t  vlen;
 	dre_err err = dre_store_get(s->st, EV_CF_TXN, key, klen, &val, &vlen);
 	if (err == DRE_ENOTFOUND) {
 		*last = 0;
@@ -151,8 +152,9 @@ iteration_write(ev_svc *s, const char *key, size_t klen, int64_t counter,
 	ikey[klen] = '\0';
 	memcpy(ikey + klen + 1, be, 8);
 	const Dre__Totals *t = r->totals;
-	dre_buf_printf(&val, "{\"evaluatedAt\":%lld,\"discount\":%lld,"
-			     "\"promotions\":[",
+	dre_buf_printf(&val,
+	    "{\"evaluatedAt\":%lld,\"discount\":%lld,"
+	    "\"promotions\":[",
 	    (long long) r->evaluated_at_ms, (long long) t->discount);
 	for (size_t i = 0; i < t->n_promotion_breakdown; i++) {
 		const Dre__PromotionBreakdown *b = t->promotion_breakdown[i];
@@ -178,7 +180,8 @@ iteration_write(ev_svc *s, const char *key, size_t klen, int64_t counter,
 	return err;
 }
 
-// ---- evaluate / simulate ---------------------------------------------------------
+// ---- evaluate / simulate
+// ---------------------------------------------------------
 
 static bool
 request_valid(const Dre__EvaluateRequest *req, dre_rpc_reply *rep)
@@ -196,9 +199,10 @@ request_valid(const Dre__EvaluateRequest *req, dre_rpc_reply *rep)
 	for (size_t i = 0; i < req->n_items; i++)
 		if (req->items[i]->quantity == 0) {
 			char target[48];
-			snprintf(target, sizeof(target), "items[%zu].quantity", i);
-			dre_rpc_reply_error(rep, 400, "VALIDATION_FAILED", target,
-			    "quantity must not be 0");
+			snprintf(
+			    target, sizeof(target), "items[%zu].quantity", i);
+			dre_rpc_reply_error(rep, 400, "VALIDATION_FAILED",
+			    target, "quantity must not be 0");
 			return false;
 		}
 	const char *txid = req->header ? req->header->transaction_id : NULL;
@@ -214,22 +218,22 @@ request_valid(const Dre__EvaluateRequest *req, dre_rpc_reply *rep)
 static void
 h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 {
-	ev_svc *   s        = svc;
+	ev_svc    *s = svc;
 	bool       simulate = strcmp(call->method, "evaluator.Simulate") == 0;
-	dre_arena *a        = worker_arena(s);
+	dre_arena *a = worker_arena(s);
 	if (a == NULL) {
-		dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL,
-		    "out of memory");
+		dre_rpc_reply_error(
+		    rep, 503, "UNAVAILABLE", NULL, "out of memory");
 		return;
 	}
 	if (call->tenant[0] == '\0') {
-		dre_rpc_reply_error(rep, 401, "UNAUTHORIZED", NULL,
-		    "no tenant in the call");
+		dre_rpc_reply_error(
+		    rep, 401, "UNAUTHORIZED", NULL, "no tenant in the call");
 		return;
 	}
-	ProtobufCAllocator    al  = { pb_alloc, pb_free, a };
-	Dre__EvaluateRequest *req = dre__evaluate_request__unpack(&al,
-	    call->body_len, call->body);
+	ProtobufCAllocator    al = { pb_alloc, pb_free, a };
+	Dre__EvaluateRequest *req
+	    = dre__evaluate_request__unpack(&al, call->body_len, call->body);
 	if (req == NULL) {
 		dre_rpc_reply_error(rep, 400, "VALIDATION_FAILED", NULL,
 		    "body is not a dre.EvaluateRequest");
@@ -243,8 +247,8 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	if (fresh) {
 		char *id = dre_arena_get(a, DRE_UUID_LEN + 1);
 		if (id == NULL) {
-			dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL,
-			    "out of memory");
+			dre_rpc_reply_error(
+			    rep, 503, "UNAVAILABLE", NULL, "out of memory");
 			return;
 		}
 		dre_uuid_v4(id);
@@ -258,13 +262,17 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		return;
 	}
 
-	dre_eval_ctx ctx = { .tenant = call->tenant, .now_ms = dre_now_ms(),
-		.transaction_id = txid, .currency = s->cfg.currency,
-		.instance_id = s->cfg.common.instance_id, .source = s->source,
-		.simulate = simulate };
-	pthread_mutex_t *mu = simulate ? NULL : &s->stripes[stripe_of(key, klen)];
-	int64_t          last = 0;
-	dre_err          err  = DRE_OK;
+	dre_eval_ctx     ctx = { .tenant = call->tenant,
+		    .now_ms = dre_now_ms(),
+		    .transaction_id = txid,
+		    .currency = s->cfg.currency,
+		    .instance_id = s->cfg.common.instance_id,
+		    .source = s->source,
+		    .simulate = simulate };
+	pthread_mutex_t *mu
+	    = simulate ? NULL : &s->stripes[stripe_of(key, klen)];
+	int64_t last = 0;
+	dre_err err = DRE_OK;
 	if (mu != NULL)
 		pthread_mutex_lock(mu);
 	if (!fresh)
@@ -272,8 +280,8 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	Dre__EvaluateResponse *resp = NULL;
 	dre_eval_error         verr = { 0 };
 	if (err == DRE_OK) {
-		ctx.counter          = last + 1;
-		const dre_index *ix  = dre_engine_acquire(s->engine);
+		ctx.counter = last + 1;
+		const dre_index *ix = dre_engine_acquire(s->engine);
 		err = dre_evaluate(&resp, a, ix, req, &ctx, &verr);
 		dre_index_release(ix);
 		if (err == DRE_OK && !simulate)
@@ -299,46 +307,48 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	size_t len = dre__evaluate_response__get_packed_size(resp);
 	dre_buf_reserve(&rep->body, len + 1);
 	if (rep->body.oom) {
-		dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL,
-		    "out of memory");
+		dre_rpc_reply_error(
+		    rep, 503, "UNAVAILABLE", NULL, "out of memory");
 		return;
 	}
 	dre__evaluate_response__pack(resp, (uint8_t *) rep->body.data);
 	rep->body.len = len;
 }
 
-// ---- heartbeat ----------------------------------------------------------------------
+// ---- heartbeat
+// ----------------------------------------------------------------------
 
 static void
 h_heartbeat(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 {
-	ev_svc *                s  = svc;
-	Dre__HeartbeatResponse  hb = DRE__HEARTBEAT_RESPONSE__INIT;
-	bool                    up = atomic_load(&s->kafka_ok);
-	const dre_index *       ix = dre_engine_acquire(s->engine);
-	hb.status  = (char *) (atomic_load(&s->loaded) && up ? "UP" : "DEGRADED");
+	ev_svc                *s = svc;
+	Dre__HeartbeatResponse hb = DRE__HEARTBEAT_RESPONSE__INIT;
+	bool                   up = atomic_load(&s->kafka_ok);
+	const dre_index       *ix = dre_engine_acquire(s->engine);
+	hb.status
+	    = (char *) (atomic_load(&s->loaded) && up ? "UP" : "DEGRADED");
 	hb.version = DRE_VERSION;
-	hb.mode    = s->cfg.mode;
+	hb.mode = s->cfg.mode;
 	// After three failed probes in a row the link counts as broken, as a
 	// circuit breaker would open; one miss is only a disconnect.
-	hb.btp_connectivity = (char *) (up ? "CONNECTED"
-		: atomic_load(&s->kafka_failures) >= 3 ? "CIRCUIT_OPEN"
-						       : "DISCONNECTED");
+	hb.btp_connectivity = (char *) (up             ? "CONNECTED"
+	        : atomic_load(&s->kafka_failures) >= 3 ? "CIRCUIT_OPEN"
+	                                               : "DISCONNECTED");
 	int64_t sync = atomic_load(&s->last_sync_ms);
 	if (sync > 0) {
 		hb.has_last_sync_ms = true;
-		hb.last_sync_ms     = sync;
+		hb.last_sync_ms = sync;
 	}
 	hb.pending_transactions = 0;
-	hb.promotions_loaded    = (int64_t) dre_index_promotions(ix,
-	       call->tenant[0] ? call->tenant : NULL);
+	hb.promotions_loaded = (int64_t) dre_index_promotions(
+	    ix, call->tenant[0] ? call->tenant : NULL);
 	dre_index_release(ix);
 	hb.uptime_s = (dre_now_ms() - s->started_ms) / 1000;
-	size_t len  = dre__heartbeat_response__get_packed_size(&hb);
+	size_t len = dre__heartbeat_response__get_packed_size(&hb);
 	dre_buf_reserve(&rep->body, len + 1);
 	if (rep->body.oom) {
-		dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL,
-		    "out of memory");
+		dre_rpc_reply_error(
+		    rep, 503, "UNAVAILABLE", NULL, "out of memory");
 		return;
 	}
 	dre__heartbeat_response__pack(&hb, (uint8_t *) rep->body.data);

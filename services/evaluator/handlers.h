@@ -10,6 +10,6 @@ extern const dre_rpc_route ev_routes[];
 
 // ev_handlers_init prepares the per-thread arenas and counter stripes.
 dre_err ev_handlers_init(ev_svc *s);
-void ev_handlers_fini(ev_svc *s);
+void    ev_handlers_fini(ev_svc *s);
 
 #endif

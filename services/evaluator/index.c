@@ -11,11 +11,11 @@
 struct dre_engine {
 	pthread_mutex_t wlock; // serialises writers while they build
 	pthread_mutex_t plock; // guards only the pointer load + reference
-	dre_index *     cur;
+	dre_index      *cur;
 };
 
-static const char *const kind_names[] = { "PROMOTION", "ARTICLE",
-	"POS_GROUP", "ARTICLE_GROUP" };
+static const char *const kind_names[]
+    = { "PROMOTION", "ARTICLE", "POS_GROUP", "ARTICLE_GROUP" };
 
 dre_err
 dre_master_kind_parse(dre_master_kind *out, const char *s)
@@ -73,20 +73,30 @@ table_size(uint32_t n)
 static bool
 set_build(ix_set *s, dre_arena *a, const dre_strlist *l, bool nocase)
 {
-	s->v     = l->v;
-	s->n     = l->n;
-	s->mask  = 0;
+	s->v = l->v;
+	s->n = l->n;
+	s->mask = 0;
 	s->slots = NULL;
-	if (l->n <= SET_SCAN_MAX)
+	s->hv = NULL;
+	if (l->n <= SET_SCAN_MAX) {
+		uint32_t *hv = dre_arena_get(a, (l->n + 1) * sizeof(uint32_t));
+		if (hv == NULL)
+			return false;
+		for (uint32_t i = 0; i < l->n; i++)
+			hv[i] = nocase ? hash_nocase(l->v[i])
+			               : hash_str(l->v[i]);
+		s->hv = hv;
 		return true;
+	}
 	uint32_t cap = table_size(l->n);
-	s->slots     = dre_arena_get(a, cap * sizeof(*s->slots));
+	s->slots = dre_arena_get(a, cap * sizeof(*s->slots));
 	if (s->slots == NULL)
 		return false;
 	s->mask = cap - 1;
 	for (uint32_t i = 0; i < l->n; i++) {
-		uint32_t h = (nocase ? hash_nocase(l->v[i]) : hash_str(l->v[i])) &
-		    s->mask;
+		uint32_t h
+		    = (nocase ? hash_nocase(l->v[i]) : hash_str(l->v[i]))
+		    & s->mask;
 		while (s->slots[h] != NULL)
 			h = (h + 1) & s->mask;
 		s->slots[h] = l->v[i];
@@ -108,6 +118,30 @@ ix_set_has(const ix_set *s, const char *k)
 	for (uint32_t h = hash_str(k) & s->mask; s->slots[h] != NULL;
 	     h = (h + 1) & s->mask)
 		if (strcmp(s->slots[h], k) == 0)
+			return true;
+	return false;
+}
+
+uint32_t
+ix_hash(const char *s)
+{
+	return hash_str(s);
+}
+
+bool
+ix_set_has_h(const ix_set *s, const char *k, uint32_t h)
+{
+	if (k == NULL)
+		return false;
+	if (s->mask == 0) {
+		for (uint32_t i = 0; i < s->n; i++)
+			if (s->hv[i] == h && strcmp(s->v[i], k) == 0)
+				return true;
+		return false;
+	}
+	for (uint32_t x = h & s->mask; s->slots[x] != NULL;
+	     x = (x + 1) & s->mask)
+		if (strcmp(s->slots[x], k) == 0)
 			return true;
 	return false;
 }
@@ -146,8 +180,8 @@ static bool
 map_init(ix_map *m, dre_arena *a, uint32_t n)
 {
 	uint32_t cap = table_size(n);
-	m->slots     = dre_arena_get(a, cap * sizeof(ix_slot));
-	m->mask      = cap - 1;
+	m->slots = dre_arena_get(a, cap * sizeof(ix_slot));
+	m->mask = cap - 1;
 	return m->slots != NULL;
 }
 
@@ -174,8 +208,9 @@ ent_ref(ix_ent *e)
 static void
 ent_unref(ix_ent *e)
 {
-	if (e == NULL ||
-	    atomic_fetch_sub_explicit(&e->ref, 1, memory_order_acq_rel) != 1)
+	if (e == NULL
+	    || atomic_fetch_sub_explicit(&e->ref, 1, memory_order_acq_rel)
+	        != 1)
 		return;
 	dre_arena_free(e->a);
 	free(e);
@@ -184,32 +219,34 @@ ent_unref(ix_ent *e)
 static bool
 is_article_cond(dre_cond_type t)
 {
-	return t == DRE_COND_ARTICLE || t == DRE_COND_ARTICLE_LIST ||
-	    t == DRE_COND_ARTICLE_GROUP || t == DRE_COND_MANUFACTURER;
+	return t == DRE_COND_ARTICLE || t == DRE_COND_ARTICLE_LIST
+	    || t == DRE_COND_ARTICLE_GROUP || t == DRE_COND_MANUFACTURER;
 }
 
 static bool
 promo_compile(ix_promo *cp, dre_arena *a, const dre_promo *p)
 {
-	cp->cond     = dre_arena_get(a, (p->nconds + 1) * sizeof(ix_set));
-	cp->tgt_art  = dre_arena_get(a, (p->nactions + 1) * sizeof(ix_set));
-	cp->tgt_grp  = dre_arena_get(a, (p->nactions + 1) * sizeof(ix_set));
+	cp->cond = dre_arena_get(a, (p->nconds + 1) * sizeof(ix_set));
+	cp->tgt_art = dre_arena_get(a, (p->nactions + 1) * sizeof(ix_set));
+	cp->tgt_grp = dre_arena_get(a, (p->nactions + 1) * sizeof(ix_set));
 	cp->tgt_manu = dre_arena_get(a, (p->nactions + 1) * sizeof(ix_set));
 	if (!cp->cond || !cp->tgt_art || !cp->tgt_grp || !cp->tgt_manu)
 		return false;
 	for (uint32_t i = 0; i < p->nconds; i++) {
 		const dre_promo_cond *c = &p->conds[i];
 		if (!set_build(&cp->cond[i], a, &c->values,
-			c->type == DRE_COND_CHANNEL))
+		        c->type == DRE_COND_CHANNEL))
 			return false;
 		if (is_article_cond(c->type))
 			cp->has_article_cond = true;
 	}
 	for (uint32_t i = 0; i < p->nactions; i++) {
 		const dre_promo_target *t = &p->actions[i].target;
-		if (!set_build(&cp->tgt_art[i], a, &t->articles, false) ||
-		    !set_build(&cp->tgt_grp[i], a, &t->article_groups, false) ||
-		    !set_build(&cp->tgt_manu[i], a, &t->manufacturers, false))
+		if (!set_build(&cp->tgt_art[i], a, &t->articles, false)
+		    || !set_build(
+		        &cp->tgt_grp[i], a, &t->article_groups, false)
+		    || !set_build(
+		        &cp->tgt_manu[i], a, &t->manufacturers, false))
 			return false;
 	}
 	return true;
@@ -233,22 +270,22 @@ static dre_err
 ent_new(ix_ent **ep, const dre_master_change *c)
 {
 	size_t     blk = c->doc ? c->doc_len * 2 + 1024 : 256;
-	dre_arena *a   = dre_arena_alloc(blk);
-	ix_ent *   e   = calloc(1, sizeof(*e));
+	dre_arena *a = dre_arena_alloc(blk);
+	ix_ent    *e = calloc(1, sizeof(*e));
 	dre_arena *tmp = NULL;
 	dre_err    err = DRE_ENOMEM;
 	if (a == NULL || e == NULL)
 		goto fail;
 	atomic_init(&e->ref, 1);
-	e->a       = a;
-	e->kind    = c->kind;
+	e->a = a;
+	e->kind = c->kind;
 	e->version = c->version;
-	e->key     = dre_arena_strdup(a, c->key);
+	e->key = dre_arena_strdup(a, c->key);
 	if (e->key == NULL)
 		goto fail;
 	if (c->doc == NULL) {
 		e->deleted = true;
-		*ep        = e;
+		*ep = e;
 		return DRE_OK;
 	}
 	// The JSON tree is needed only while compiling: it lives in a
@@ -256,10 +293,10 @@ ent_new(ix_ent **ep, const dre_master_change *c)
 	tmp = dre_arena_alloc(c->doc_len * 8 + 4096);
 	if (tmp == NULL)
 		goto fail;
-	dre_json *     root;
+	dre_json      *root;
 	dre_json_error jerr = { 0 };
-	err = dre_json_parse(&root, tmp, c->doc, c->doc_len, DRE_JSON_MAX_DEPTH,
-	    &jerr);
+	err = dre_json_parse(
+	    &root, tmp, c->doc, c->doc_len, DRE_JSON_MAX_DEPTH, &jerr);
 	if (err != DRE_OK) {
 		dre_warn("master %s %s v%lld: bad JSON at %zu: %s",
 		    dre_master_kind_name(c->kind), c->key,
@@ -273,10 +310,10 @@ ent_new(ix_ent **ep, const dre_master_change *c)
 	case DRE_MK_PROMOTION: {
 		dre_promo_error  ev[1];
 		dre_promo_errors errs = { ev, 1, 0 };
-		dre_promo *      p;
+		dre_promo       *p;
 		if (dre_promo_parse(&p, a, root, NULL, &errs) != DRE_OK) {
-			dre_warn("promotion %s v%lld rejected: %s (%s)", c->key,
-			    (long long) c->version,
+			dre_warn("promotion %s v%lld rejected: %s (%s)",
+			    c->key, (long long) c->version,
 			    errs.n ? ev[0].message : "?",
 			    errs.n ? ev[0].target : "");
 			err = DRE_EINVAL;
@@ -288,8 +325,9 @@ ent_new(ix_ent **ep, const dre_master_change *c)
 		break;
 	}
 	case DRE_MK_ARTICLE:
-		e->article_group_id = adup(a, json_str(root, "articleGroupId"));
-		e->manufacturer_id  = adup(a, json_str(root, "manufacturerId"));
+		e->article_group_id
+		    = adup(a, json_str(root, "articleGroupId"));
+		e->manufacturer_id = adup(a, json_str(root, "manufacturerId"));
 		break;
 	case DRE_MK_POS_GROUP:
 		e->code = adup(a, json_str(root, "code"));
@@ -330,7 +368,7 @@ ent_find(ix_ent *const *v, uint32_t n, dre_master_kind k, const char *key)
 	long lo = 0, hi = (long) n - 1;
 	while (lo <= hi) {
 		long mid = (lo + hi) / 2;
-		int  c   = ent_cmp_key(k, key, v[mid]);
+		int  c = ent_cmp_key(k, key, v[mid]);
 		if (c == 0)
 			return mid;
 		if (c < 0)
@@ -352,8 +390,9 @@ tenant_ref(ix_tenant *t)
 static void
 tenant_unref(ix_tenant *t)
 {
-	if (t == NULL ||
-	    atomic_fetch_sub_explicit(&t->ref, 1, memory_order_acq_rel) != 1)
+	if (t == NULL
+	    || atomic_fetch_sub_explicit(&t->ref, 1, memory_order_acq_rel)
+	        != 1)
 		return;
 	for (uint32_t i = 0; i < t->nents; i++)
 		ent_unref(t->ents[i]);
@@ -404,7 +443,7 @@ multimap_build(ix_map *m, dre_arena *a, kr_pair *pairs, uint32_t n)
 		uint32_t j = i;
 		while (j < n && strcmp(pairs[j].k, pairs[i].k) == 0)
 			j++;
-		ix_plist *pl   = dre_arena_get(a, sizeof(*pl));
+		ix_plist *pl = dre_arena_get(a, sizeof(*pl));
 		uint32_t *rank = dre_arena_get(a, (j - i) * sizeof(uint32_t));
 		if (pl == NULL || rank == NULL)
 			return false;
@@ -412,7 +451,7 @@ multimap_build(ix_map *m, dre_arena *a, kr_pair *pairs, uint32_t n)
 		for (uint32_t x = i; x < j; x++)
 			if (k == 0 || rank[k - 1] != pairs[x].rank)
 				rank[k++] = pairs[x].rank;
-		pl->n    = k;
+		pl->n = k;
 		pl->rank = rank;
 		map_put(m, pairs[i].k, pl);
 		i = j;
@@ -430,13 +469,13 @@ kr_push(kr_vec *kv, const char *k, uint32_t rank)
 {
 	if (kv->n == kv->cap) {
 		uint32_t cap = kv->cap ? kv->cap * 2 : 64;
-		kr_pair *v   = realloc(kv->v, cap * sizeof(*v));
+		kr_pair *v = realloc(kv->v, cap * sizeof(*v));
 		if (v == NULL)
 			return false;
-		kv->v   = v;
+		kv->v = v;
 		kv->cap = cap;
 	}
-	kv->v[kv->n].k    = k;
+	kv->v[kv->n].k = k;
 	kv->v[kv->n].rank = rank;
 	kv->n++;
 	return true;
@@ -461,7 +500,7 @@ promo_keys(const ix_ent *e, uint32_t rank, kr_vec *art, kr_vec *grp,
     kr_vec *manu, bool *unscoped)
 {
 	const dre_promo *p = e->promo;
-	*unscoped          = false;
+	*unscoped = false;
 	for (uint32_t i = 0; i < p->nconds; i++) {
 		const dre_promo_cond *c = &p->conds[i];
 		switch (c->type) {
@@ -482,13 +521,13 @@ promo_keys(const ix_ent *e, uint32_t rank, kr_vec *art, kr_vec *grp,
 	bool scoped = p->nactions > 0;
 	for (uint32_t i = 0; i < p->nactions && scoped; i++) {
 		const dre_promo_action *ac = &p->actions[i];
-		const dre_promo_target *t  = &ac->target;
-		bool line = ac->type == DRE_ACT_ARTICLE ||
-		    ac->type == DRE_ACT_ARTICLE_GROUP ||
-		    ac->type == DRE_ACT_ARTICLE_LIST;
-		if (!line || !t->present || t->article_list_id != NULL ||
-		    t->articles.n + t->article_groups.n + t->manufacturers.n ==
-			0)
+		const dre_promo_target *t = &ac->target;
+		bool                    line = ac->type == DRE_ACT_ARTICLE
+		    || ac->type == DRE_ACT_ARTICLE_GROUP
+		    || ac->type == DRE_ACT_ARTICLE_LIST;
+		if (!line || !t->present || t->article_list_id != NULL
+		    || t->articles.n + t->article_groups.n + t->manufacturers.n
+		        == 0)
 			scoped = false;
 	}
 	if (!scoped) {
@@ -497,9 +536,9 @@ promo_keys(const ix_ent *e, uint32_t rank, kr_vec *art, kr_vec *grp,
 	}
 	for (uint32_t i = 0; i < p->nactions; i++) {
 		const dre_promo_target *t = &p->actions[i].target;
-		if (!push_list(art, &t->articles, rank) ||
-		    !push_list(grp, &t->article_groups, rank) ||
-		    !push_list(manu, &t->manufacturers, rank))
+		if (!push_list(art, &t->articles, rank)
+		    || !push_list(grp, &t->article_groups, rank)
+		    || !push_list(manu, &t->manufacturers, rank))
 			return false;
 	}
 	return true;
@@ -510,8 +549,8 @@ promo_keys(const ix_ent *e, uint32_t rank, kr_vec *art, kr_vec *grp,
 static ix_tenant *
 tenant_build(const char *name, ix_ent **ents, uint32_t n)
 {
-	ix_tenant *t  = calloc(1, sizeof(*t));
-	dre_arena *a  = dre_arena_alloc(64 * 1024);
+	ix_tenant *t = calloc(1, sizeof(*t));
+	dre_arena *a = dre_arena_alloc(64 * 1024);
 	kr_vec     art = { 0 }, grp = { 0 }, manu = { 0 };
 	if (t == NULL || a == NULL) {
 		for (uint32_t i = 0; i < n; i++)
@@ -522,10 +561,10 @@ tenant_build(const char *name, ix_ent **ents, uint32_t n)
 		return NULL;
 	}
 	atomic_init(&t->ref, 1);
-	t->a     = a;
-	t->ents  = ents;
+	t->a = a;
+	t->ents = ents;
 	t->nents = n;
-	t->name  = dre_arena_strdup(a, name);
+	t->name = dre_arena_strdup(a, name);
 	uint32_t np = 0, narts = 0, npgs = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		if (ents[i]->deleted)
@@ -536,10 +575,10 @@ tenant_build(const char *name, ix_ent **ents, uint32_t n)
 	}
 	t->promos = dre_arena_get(a, (np + 1) * sizeof(ix_ent *));
 	uint32_t *unscoped = dre_arena_get(a, (np + 1) * sizeof(uint32_t));
-	if (t->name == NULL || t->promos == NULL || unscoped == NULL ||
-	    !map_init(&t->articles, a, narts) ||
-	    !map_init(&t->pg_by_id, a, npgs) ||
-	    !map_init(&t->pg_by_code, a, npgs))
+	if (t->name == NULL || t->promos == NULL || unscoped == NULL
+	    || !map_init(&t->articles, a, narts)
+	    || !map_init(&t->pg_by_id, a, npgs)
+	    || !map_init(&t->pg_by_code, a, npgs))
 		goto fail;
 	for (uint32_t i = 0; i < n; i++) {
 		ix_ent *e = ents[i];
@@ -564,11 +603,11 @@ tenant_build(const char *name, ix_ent **ents, uint32_t n)
 		if (un)
 			unscoped[nun++] = r;
 	}
-	t->unscoped.n    = nun;
+	t->unscoped.n = nun;
 	t->unscoped.rank = unscoped;
-	if (!multimap_build(&t->by_article, a, art.v, art.n) ||
-	    !multimap_build(&t->by_group, a, grp.v, grp.n) ||
-	    !multimap_build(&t->by_manu, a, manu.v, manu.n))
+	if (!multimap_build(&t->by_article, a, art.v, art.n)
+	    || !multimap_build(&t->by_group, a, grp.v, grp.n)
+	    || !multimap_build(&t->by_manu, a, manu.v, manu.n))
 		goto fail;
 	free(art.v);
 	free(grp.v);
@@ -582,13 +621,15 @@ fail:
 	return NULL;
 }
 
-// ---- index versions ----------------------------------------------------------
+// ---- index versions
+// ----------------------------------------------------------
 
 static void
 index_unref(dre_index *ix)
 {
-	if (ix == NULL ||
-	    atomic_fetch_sub_explicit(&ix->ref, 1, memory_order_acq_rel) != 1)
+	if (ix == NULL
+	    || atomic_fetch_sub_explicit(&ix->ref, 1, memory_order_acq_rel)
+	        != 1)
 		return;
 	for (uint32_t i = 0; i < ix->ntenants; i++)
 		tenant_unref(ix->tenants[i]);
@@ -602,7 +643,7 @@ ix_tenant_find(const dre_index *ix, const char *name)
 	long lo = 0, hi = (long) ix->ntenants - 1;
 	while (lo <= hi) {
 		long mid = (lo + hi) / 2;
-		int  c   = strcmp(name, ix->tenants[mid]->name);
+		int  c = strcmp(name, ix->tenants[mid]->name);
 		if (c == 0)
 			return ix->tenants[mid];
 		if (c < 0)
@@ -616,8 +657,8 @@ ix_tenant_find(const dre_index *ix, const char *name)
 dre_err
 dre_engine_alloc(dre_engine **ep)
 {
-	dre_engine *e  = calloc(1, sizeof(*e));
-	dre_index * ix = calloc(1, sizeof(*ix));
+	dre_engine *e = calloc(1, sizeof(*e));
+	dre_index  *ix = calloc(1, sizeof(*ix));
 	if (e == NULL || ix == NULL) {
 		free(e);
 		free(ix);
@@ -627,7 +668,7 @@ dre_engine_alloc(dre_engine **ep)
 	pthread_mutex_init(&e->wlock, NULL);
 	pthread_mutex_init(&e->plock, NULL);
 	e->cur = ix;
-	*ep    = e;
+	*ep = e;
 	return DRE_OK;
 }
 
@@ -665,7 +706,7 @@ engine_swap(dre_engine *e, dre_index *ix)
 {
 	pthread_mutex_lock(&e->plock);
 	dre_index *old = e->cur;
-	e->cur         = ix;
+	e->cur = ix;
 	pthread_mutex_unlock(&e->plock);
 	index_unref(old);
 }
@@ -687,7 +728,8 @@ dre_index_promotions(const dre_index *ix, const char *tenant)
 {
 	size_t n = 0;
 	for (uint32_t i = 0; i < ix->ntenants; i++)
-		if (tenant == NULL || strcmp(ix->tenants[i]->name, tenant) == 0)
+		if (tenant == NULL
+		    || strcmp(ix->tenants[i]->name, tenant) == 0)
 			n += ix->tenants[i]->npromos;
 	return n;
 }
@@ -705,7 +747,7 @@ dre_index_version_of(const dre_index *ix, const char *tenant,
 
 typedef struct {
 	const char *tenant;
-	ix_ent *    e;
+	ix_ent     *e;
 } load_item;
 
 static int
@@ -719,7 +761,8 @@ load_cmp(const void *x, const void *y)
 	if (c != 0)
 		return c;
 	// Highest version first: it is the one kept.
-	return a->e->version > b->e->version ? -1 : a->e->version < b->e->version;
+	return a->e->version > b->e->version ? -1
+	                                     : a->e->version < b->e->version;
 }
 
 dre_err
@@ -727,7 +770,7 @@ dre_engine_load(dre_engine *e, const dre_master_change *v, size_t n,
     int64_t now_ms, size_t *nbadp)
 {
 	load_item *items = calloc(n + 1, sizeof(*items));
-	dre_index *ix    = calloc(1, sizeof(*ix));
+	dre_index *ix = calloc(1, sizeof(*ix));
 	size_t     m = 0, nbad = 0;
 	dre_err    err = DRE_ENOMEM;
 	if (items == NULL || ix == NULL)
@@ -749,13 +792,14 @@ dre_engine_load(dre_engine *e, const dre_master_change *v, size_t n,
 		if (r != DRE_OK)
 			goto out;
 		items[m].tenant = v[i].tenant;
-		items[m].e      = ent;
+		items[m].e = ent;
 		m++;
 	}
 	qsort(items, m, sizeof(*items), load_cmp);
 	uint32_t ntenants = 0;
 	for (size_t i = 0; i < m; i++)
-		if (i == 0 || strcmp(items[i].tenant, items[i - 1].tenant) != 0)
+		if (i == 0
+		    || strcmp(items[i].tenant, items[i - 1].tenant) != 0)
 			ntenants++;
 	ix->tenants = calloc(ntenants + 1, sizeof(ix_tenant *));
 	if (ix->tenants == NULL)
@@ -779,13 +823,13 @@ dre_engine_load(dre_engine *e, const dre_master_change *v, size_t n,
 		if (t == NULL)
 			goto out;
 		ix->tenants[ix->ntenants++] = t;
-		i                           = j;
+		i = j;
 	}
 	ix->data_age = now_ms;
 	pthread_mutex_lock(&e->wlock);
 	engine_swap(e, ix);
 	pthread_mutex_unlock(&e->wlock);
-	ix  = NULL;
+	ix = NULL;
 	err = DRE_OK;
 	if (nbadp != NULL)
 		*nbadp = nbad;
@@ -799,8 +843,8 @@ out:
 }
 
 dre_err
-dre_engine_apply(dre_engine *e, const dre_master_change *c, int64_t now_ms,
-    bool *appliedp)
+dre_engine_apply(
+    dre_engine *e, const dre_master_change *c, int64_t now_ms, bool *appliedp)
 {
 	if (appliedp != NULL)
 		*appliedp = false;
@@ -809,7 +853,7 @@ dre_engine_apply(dre_engine *e, const dre_master_change *c, int64_t now_ms,
 	pthread_mutex_lock(&e->wlock);
 	// Only writers replace e->cur and they hold wlock: reading it here
 	// without plock is safe.
-	dre_index *      cur = e->cur;
+	dre_index       *cur = e->cur;
 	const ix_tenant *old = ix_tenant_find(cur, c->tenant);
 	long             pos = -1;
 	if (old != NULL) {
@@ -825,9 +869,9 @@ dre_engine_apply(dre_engine *e, const dre_master_change *c, int64_t now_ms,
 		pthread_mutex_unlock(&e->wlock);
 		return err;
 	}
-	uint32_t n    = old ? old->nents : 0;
-	ix_ent **ents = malloc((n + 1) * sizeof(ix_ent *));
-	dre_index *ix = calloc(1, sizeof(*ix));
+	uint32_t    n = old ? old->nents : 0;
+	ix_ent    **ents = malloc((n + 1) * sizeof(ix_ent *));
+	dre_index  *ix = calloc(1, sizeof(*ix));
 	ix_tenant **tv = calloc(cur->ntenants + 1, sizeof(ix_tenant *));
 	if (ents == NULL || ix == NULL || tv == NULL) {
 		free(ents);
@@ -870,7 +914,7 @@ dre_engine_apply(dre_engine *e, const dre_master_change *c, int64_t now_ms,
 		ix_tenant *t = cur->tenants[i];
 		if (!placed && strcmp(c->tenant, t->name) <= 0) {
 			tv[ix->ntenants++] = nt;
-			placed             = true;
+			placed = true;
 			if (t == old)
 				continue;
 		}
@@ -879,7 +923,7 @@ dre_engine_apply(dre_engine *e, const dre_master_change *c, int64_t now_ms,
 	}
 	if (!placed)
 		tv[ix->ntenants++] = nt;
-	ix->version  = cur->version > c->version ? cur->version : c->version;
+	ix->version = cur->version > c->version ? cur->version : c->version;
 	ix->data_age = now_ms;
 	engine_swap(e, ix);
 	pthread_mutex_unlock(&e->wlock);

@@ -17,21 +17,26 @@
 typedef struct {
 	const char *const *v;
 	uint32_t           n;
-	uint32_t           mask;  // slots - 1; 0 = no table
-	const char **      slots;
+	uint32_t           mask; // slots - 1; 0 = no table
+	const char       **slots;
+	const uint32_t    *hv; // ix_hash of each value (scan mode)
 } ix_set;
 
 bool ix_set_has(const ix_set *s, const char *k);
-bool ix_set_has_nocase(const ix_set *s, const char *k);
+// ix_set_has_h is ix_set_has with k's ix_hash precomputed (per basket line),
+// so most mismatches cost an integer compare instead of a strcmp.
+bool     ix_set_has_h(const ix_set *s, const char *k, uint32_t h);
+uint32_t ix_hash(const char *s);
+bool     ix_set_has_nocase(const ix_set *s, const char *k);
 
 // A compiled promotion: the parsed document plus a set per condition and
 // per action target, so matching a line never walks a long list.
 typedef struct {
-	ix_set *cond;      // one per condition (values)
-	ix_set *tgt_art;   // one per action: target.articles
-	ix_set *tgt_grp;   // target.articleGroups
-	ix_set *tgt_manu;  // target.manufacturers
-	bool    has_article_cond; // any ARTICLE/ARTICLE_LIST/GROUP/MANUFACTURER
+	ix_set *cond; // one per condition (values)
+	ix_set *tgt_art; // one per action: target.articles
+	ix_set *tgt_grp; // target.articleGroups
+	ix_set *tgt_manu; // target.manufacturers
+	bool has_article_cond; // any ARTICLE/ARTICLE_LIST/GROUP/MANUFACTURER
 } ix_promo;
 
 // One master-data entity, shared by every index version that holds it.
@@ -41,8 +46,8 @@ struct ix_ent {
 	dre_master_kind kind;
 	bool            deleted; // tombstone: keeps the version of a delete
 	int64_t         version;
-	char *          key;
-	dre_arena *     a;       // everything below lives here
+	char           *key;
+	dre_arena      *a; // everything below lives here
 	// PROMOTION
 	const dre_promo *promo;
 	ix_promo         cp;
@@ -74,20 +79,20 @@ const void *ix_map_get(const ix_map *m, const char *k);
 
 typedef struct ix_tenant ix_tenant;
 struct ix_tenant {
-	atomic_int  ref;
-	dre_arena * a;
-	char *      name;
-	ix_ent **   ents;   // every entity (tombstones too), by (kind, key)
-	uint32_t    nents;
-	ix_ent **   promos; // live promotions by rank
-	uint32_t    npromos;
-	ix_map      by_article;   // article number -> ix_plist
-	ix_map      by_group;     // article group id -> ix_plist
-	ix_map      by_manu;      // manufacturer id -> ix_plist
-	ix_plist    unscoped;     // promotions no line key can find
-	ix_map      articles;     // article number -> ix_ent
-	ix_map      pg_by_id;     // POS group id -> ix_ent
-	ix_map      pg_by_code;   // POS group code -> ix_ent
+	atomic_int ref;
+	dre_arena *a;
+	char      *name;
+	ix_ent   **ents; // every entity (tombstones too), by (kind, key)
+	uint32_t   nents;
+	ix_ent   **promos; // live promotions by rank
+	uint32_t   npromos;
+	ix_map     by_article; // article number -> ix_plist
+	ix_map     by_group; // article group id -> ix_plist
+	ix_map     by_manu; // manufacturer id -> ix_plist
+	ix_plist   unscoped; // promotions no line key can find
+	ix_map     articles; // article number -> ix_ent
+	ix_map     pg_by_id; // POS group id -> ix_ent
+	ix_map     pg_by_code; // POS group code -> ix_ent
 };
 
 struct dre_index {

@@ -1,4 +1,5 @@
-// evaluator/main.c -- dre-evaluator: config, store, engine, feed, rpc, clean shutdown.
+// evaluator/main.c -- dre-evaluator: config, store, engine, feed, rpc, clean
+// shutdown.
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,16 +37,16 @@ main(int argc, char **argv)
 {
 	static ev_svc   s; // large (stripes); lives for the whole process
 	dre_rpc_server *srv = NULL;
-	int             rc  = 1;
-	char *          path = NULL;
+	int             rc = 1;
+	char           *path = NULL;
 	bool            handlers = false;
 
 	dre_svc_init("evaluator", &s.cfg, ev_opts, &s.cfg.common, argc, argv);
 	s.started_ms = dre_now_ms();
-	if (strcmp(s.cfg.mode, "central") != 0 &&
-	    strcmp(s.cfg.mode, "local-store") != 0) {
-		dre_error("mode must be central or local-store, not %s",
-		    s.cfg.mode);
+	if (strcmp(s.cfg.mode, "central") != 0
+	    && strcmp(s.cfg.mode, "local-store") != 0) {
+		dre_error(
+		    "mode must be central or local-store, not %s", s.cfg.mode);
 		goto out;
 	}
 	s.source = strcmp(s.cfg.mode, "central") == 0 ? "btp" : "local-store";
@@ -60,13 +61,13 @@ main(int argc, char **argv)
 		goto out;
 	}
 	dre_store_cfg scfg = { .path = path, .cfs = ev_cfs, .ncfs = 2 };
-	dre_err       err  = dre_store_open(&s.st, &scfg);
+	dre_err       err = dre_store_open(&s.st, &scfg);
 	if (err != DRE_OK) {
 		dre_error("store %s: %s", path, dre_strerror(err));
 		goto out;
 	}
-	if (dre_engine_alloc(&s.engine) != DRE_OK ||
-	    ev_handlers_init(&s) != DRE_OK) {
+	if (dre_engine_alloc(&s.engine) != DRE_OK
+	    || ev_handlers_init(&s) != DRE_OK) {
 		dre_error("out of memory");
 		goto out;
 	}

@@ -13,15 +13,16 @@
 #include "dre/clock.h"
 #include "engine.h"
 
-#define TENANT "tenant-abc"
-#define PG_ID "60000000-0000-4000-8000-000000000001"
+#define TENANT     "tenant-abc"
+#define PG_ID      "60000000-0000-4000-8000-000000000001"
 #define SEED_PROMO "10000000-0000-4000-8000-000000000001"
 
-// ---- fixtures ------------------------------------------------------------------
+// ---- fixtures
+// ------------------------------------------------------------------
 
 typedef struct {
 	dre_engine *e;
-	dre_arena * a;
+	dre_arena  *a;
 	int64_t     version;
 } fx;
 
@@ -50,8 +51,8 @@ teardown(void **state)
 static void
 put(fx *f, dre_master_kind kind, const char *key, const char *doc)
 {
-	dre_master_change c = { kind, TENANT, key, ++f->version, doc,
-		doc ? strlen(doc) : 0 };
+	dre_master_change c
+	    = { kind, TENANT, key, ++f->version, doc, doc ? strlen(doc) : 0 };
 	bool applied;
 	assert_int_equal(dre_engine_apply(f->e, &c, 1000, &applied), DRE_OK);
 	assert_true(applied);
@@ -68,8 +69,8 @@ promo(fx *f, const char *id, const char *name, const char *extra,
 	    "{\"id\":\"%s\",\"name\":\"%s\",\"type\":\"ARTICLE\","
 	    "%s%s\"conditions\":[%s],\"actions\":[%s]}",
 	    id, name,
-	    strstr(extra, "\"status\"") ? "" : "\"status\":\"ACTIVE\",",
-	    extra, conds, acts);
+	    strstr(extra, "\"status\"") ? "" : "\"status\":\"ACTIVE\",", extra,
+	    conds, acts);
 	put(f, DRE_MK_PROMOTION, id, doc);
 }
 
@@ -80,8 +81,8 @@ item(fx *f, const char *ref, const char *art, int64_t qty, int64_t price)
 	dre__basket_item__init(it);
 	it->line_reference = (char *) ref;
 	it->article_number = (char *) art;
-	it->quantity       = qty;
-	it->unit_price     = price;
+	it->quantity = qty;
+	it->unit_price = price;
 	return it;
 }
 
@@ -91,28 +92,31 @@ request(fx *f, size_t n, ...)
 	Dre__EvaluateRequest *r = dre_arena_get(f->a, sizeof(*r));
 	dre__evaluate_request__init(r);
 	r->pos_group_id = PG_ID;
-	r->items        = dre_arena_get(f->a, (n + 1) * sizeof(*r->items));
+	r->items = dre_arena_get(f->a, (n + 1) * sizeof(*r->items));
 	va_list ap;
 	va_start(ap, n);
 	for (size_t i = 0; i < n; i++)
 		r->items[r->n_items++] = va_arg(ap, Dre__BasketItem *);
 	va_end(ap);
 	int64_t ts;
-	assert_int_equal(dre_time_parse(&ts, "2026-06-07T14:30:00Z", 20),
-	    DRE_OK);
+	assert_int_equal(
+	    dre_time_parse(&ts, "2026-06-07T14:30:00Z", 20), DRE_OK);
 	r->has_timestamp_ms = true;
-	r->timestamp_ms     = ts;
+	r->timestamp_ms = ts;
 	return r;
 }
 
 static Dre__EvaluateResponse *
 eval_ctx(fx *f, const Dre__EvaluateRequest *r, bool simulate)
 {
-	dre_eval_ctx ctx = { .tenant = TENANT, .now_ms = 1780842601234,
-		.counter = 1, .transaction_id = "TXN-2026-001",
-		.currency = "EUR", .instance_id = "STORE-001",
-		.simulate = simulate };
-	const dre_index *      ix = dre_engine_acquire(f->e);
+	dre_eval_ctx           ctx = { .tenant = TENANT,
+		          .now_ms = 1780842601234,
+		          .counter = 1,
+		          .transaction_id = "TXN-2026-001",
+		          .currency = "EUR",
+		          .instance_id = "STORE-001",
+		          .simulate = simulate };
+	const dre_index       *ix = dre_engine_acquire(f->e);
 	Dre__EvaluateResponse *resp = NULL;
 	dre_eval_error         err;
 	assert_int_equal(dre_evaluate(&resp, f->a, ix, r, &ctx, &err), DRE_OK);
@@ -121,8 +125,8 @@ eval_ctx(fx *f, const Dre__EvaluateRequest *r, bool simulate)
 	size_t   len = dre__evaluate_response__get_packed_size(resp);
 	uint8_t *buf = malloc(len + 1);
 	dre__evaluate_response__pack(resp, buf);
-	Dre__EvaluateResponse *back =
-	    dre__evaluate_response__unpack(NULL, len, buf);
+	Dre__EvaluateResponse *back
+	    = dre__evaluate_response__unpack(NULL, len, buf);
 	assert_non_null(back);
 	dre__evaluate_response__free_unpacked(back, NULL);
 	free(buf);
@@ -143,7 +147,8 @@ disc(const Dre__EvaluateResponse *r, size_t i)
 	return r->line_items[i]->line_discount;
 }
 
-// ---- the seed example ------------------------------------------------------------
+// ---- the seed example
+// ------------------------------------------------------------
 
 static void
 seed_setup(fx *f)
@@ -164,18 +169,18 @@ test_seed_example(void **state)
 	fx *f = *state;
 	seed_setup(f);
 	Dre__BasketItem *l1 = item(f, "L1", "ART-1001", 2000, 8999);
-	l1->ean              = "4007817327098";
+	l1->ean = "4007817327098";
 	l1->article_group_id = "ELECTRONICS";
-	Dre__BasketItem *     l2 = item(f, "L2", "CIG-1001", 4000, 2500);
-	Dre__EvaluateRequest *r  = request(f, 2, l1, l2);
-	Dre__RequestHeader    h  = DRE__REQUEST_HEADER__INIT;
-	h.transaction_id         = "TXN-2026-001";
-	r->header                = &h;
-	Dre__CustomerInfo cu     = DRE__CUSTOMER_INFO__INIT;
-	cu.customer_id           = "CUST-4711";
-	cu.loyalty_card_no       = "LC-98765";
-	cu.loyalty_tier          = "GOLD";
-	r->customer              = &cu;
+	Dre__BasketItem      *l2 = item(f, "L2", "CIG-1001", 4000, 2500);
+	Dre__EvaluateRequest *r = request(f, 2, l1, l2);
+	Dre__RequestHeader    h = DRE__REQUEST_HEADER__INIT;
+	h.transaction_id = "TXN-2026-001";
+	r->header = &h;
+	Dre__CustomerInfo cu = DRE__CUSTOMER_INFO__INIT;
+	cu.customer_id = "CUST-4711";
+	cu.loyalty_card_no = "LC-98765";
+	cu.loyalty_tier = "GOLD";
+	r->customer = &cu;
 
 	Dre__EvaluateResponse *p = eval(f, r);
 	assert_string_equal(p->currency, "EUR");
@@ -258,9 +263,10 @@ test_seed_example(void **state)
 	assert_int_equal(p->n_missed_promotions, 0);
 }
 
-// ---- conditions --------------------------------------------------------------------
+// ---- conditions
+// --------------------------------------------------------------------
 
-#define PCT10                                                             \
+#define PCT10                                                                 \
 	"{\"type\":\"ARTICLE\",\"discountType\":\"PERCENTAGE\",\"value\":10}"
 
 static void
@@ -272,9 +278,10 @@ test_cond_article_min_quantity(void **state)
 	    "\"minQuantity\":3}",
 	    PCT10);
 	// 2 + 1 units over two matching lines reach 3.
-	Dre__EvaluateResponse *p = eval(f, request(f, 3,
-	    item(f, NULL, "A", 2000, 1000), item(f, NULL, "B", 1000, 1000),
-	    item(f, NULL, "C", 5000, 1000)));
+	Dre__EvaluateResponse *p = eval(f,
+	    request(f, 3, item(f, NULL, "A", 2000, 1000),
+	        item(f, NULL, "B", 1000, 1000),
+	        item(f, NULL, "C", 5000, 1000)));
 	assert_int_equal(disc(p, 0), 200);
 	assert_int_equal(disc(p, 1), 100);
 	assert_int_equal(disc(p, 2), 0);
@@ -307,11 +314,12 @@ test_cond_article_list_group_manufacturer(void **state)
 	    "{\"type\":\"ARTICLE\",\"discountType\":\"ABSOLUTE\","
 	    "\"value\":0.5}");
 	Dre__BasketItem *own = item(f, NULL, "Z", 1000, 1000);
-	own->manufacturer_id  = "ACME"; // from the line, no master
-	Dre__EvaluateResponse *p = eval(f, request(f, 4,
-	    item(f, NULL, "X9", 1000, 1000), item(f, NULL, "M1", 1000, 1000),
-	    own, item(f, NULL, "Q", 1000, 1000)));
-	assert_int_equal(disc(p, 0), 100);       // list
+	own->manufacturer_id = "ACME"; // from the line, no master
+	Dre__EvaluateResponse *p = eval(f,
+	    request(f, 4, item(f, NULL, "X9", 1000, 1000),
+	        item(f, NULL, "M1", 1000, 1000), own,
+	        item(f, NULL, "Q", 1000, 1000)));
+	assert_int_equal(disc(p, 0), 100); // list
 	assert_int_equal(disc(p, 1), 100 + 50); // group via master + manu
 	assert_int_equal(p->line_items[1]->n_discounts, 2);
 	assert_null(p->line_items[1]->article_group_id); // echo as sent
@@ -337,13 +345,13 @@ test_cond_customer_channel(void **state)
 	promo(f, "20000000-0000-4000-8000-000000000008", "tier", "",
 	    "{\"type\":\"LOYALTY_TIER\",\"values\":[\"GOLD\",\"PLATINUM\"]}",
 	    PCT10);
-	Dre__EvaluateRequest *r =
-	    request(f, 1, item(f, NULL, "A", 1000, 10000));
+	Dre__EvaluateRequest *r
+	    = request(f, 1, item(f, NULL, "A", 1000, 10000));
 	assert_int_equal(disc(eval(f, r), 0), 0);
 	r->channel = "ONLINE";
 	assert_int_equal(disc(eval(f, r), 0), 1000);
 	Dre__CustomerInfo cu = DRE__CUSTOMER_INFO__INIT;
-	r->customer          = &cu;
+	r->customer = &cu;
 	assert_int_equal(disc(eval(f, r), 0), 1000);
 	cu.customer_id = "C1";
 	assert_int_equal(disc(eval(f, r), 0), 2000);
@@ -362,7 +370,8 @@ test_cond_customer_channel(void **state)
 	    "20000000-0000-4000-8000-000000000008");
 }
 
-// ---- discount types ----------------------------------------------------------------
+// ---- discount types
+// ----------------------------------------------------------------
 
 static void
 test_discount_types(void **state)
@@ -380,12 +389,13 @@ test_discount_types(void **state)
 	    "{\"type\":\"ARTICLE\",\"values\":[\"KG\"]}",
 	    "{\"type\":\"ARTICLE\",\"discountType\":\"PERCENTAGE\","
 	    "\"value\":15}");
-	Dre__EvaluateResponse *p = eval(f, request(f, 5,
-	    item(f, NULL, "ABS", 2000, 500),   // 3.00 off each of 2
-	    item(f, NULL, "ABS", 1000, 250),   // capped at the unit price
-	    item(f, NULL, "UP", 3000, 299),    // 1.00 off each of 3
-	    item(f, NULL, "UP2", 1000, 150),   // already cheaper
-	    item(f, NULL, "KG", 1234, 999)));  // 12.33 * 15 % = 1.8495
+	Dre__EvaluateResponse *p = eval(f,
+	    request(f, 5,
+	        item(f, NULL, "ABS", 2000, 500), // 3.00 off each of 2
+	        item(f, NULL, "ABS", 1000, 250), // capped at the unit price
+	        item(f, NULL, "UP", 3000, 299), // 1.00 off each of 3
+	        item(f, NULL, "UP2", 1000, 150), // already cheaper
+	        item(f, NULL, "KG", 1234, 999))); // 12.33 * 15 % = 1.8495
 	assert_int_equal(disc(p, 0), 600);
 	assert_int_equal(disc(p, 1), 250);
 	assert_int_equal(p->line_items[1]->line_net, 0);
@@ -394,8 +404,8 @@ test_discount_types(void **state)
 	assert_int_equal(p->line_items[3]->n_discounts, 0);
 	assert_int_equal(p->line_items[4]->line_total, 1233);
 	assert_int_equal(disc(p, 4), 185);
-	assert_string_equal(p->line_items[2]->discounts[0]->discount_type,
-	    "UNIT_PRICE");
+	assert_string_equal(
+	    p->line_items[2]->discounts[0]->discount_type, "UNIT_PRICE");
 	assert_int_equal(p->line_items[2]->discounts[0]->discount_value, 199);
 	// ABSOLUTE on a partial unit: 0.5 kg at 3.00 off per kg.
 	p = eval(f, request(f, 1, item(f, NULL, "ABS", 500, 800)));
@@ -411,17 +421,17 @@ test_max_quantity(void **state)
 	    "{\"type\":\"ARTICLE_GROUP\",\"discountType\":\"PERCENTAGE\","
 	    "\"value\":50,\"maxQuantity\":3}");
 	Dre__BasketItem *cheap = item(f, NULL, "C", 2000, 100);
-	Dre__BasketItem *dear  = item(f, NULL, "D", 2000, 1000);
-	Dre__BasketItem *mid   = item(f, NULL, "M", 1000, 500);
-	cheap->article_group_id = dear->article_group_id =
-	    mid->article_group_id = "G";
+	Dre__BasketItem *dear = item(f, NULL, "D", 2000, 1000);
+	Dre__BasketItem *mid = item(f, NULL, "M", 1000, 500);
+	cheap->article_group_id = dear->article_group_id
+	    = mid->article_group_id = "G";
 	Dre__EvaluateResponse *p = eval(f, request(f, 3, cheap, dear, mid));
 	// Two units of D, one of M; C gets nothing.
 	assert_int_equal(disc(p, 0), 0);
 	assert_int_equal(disc(p, 1), 1000);
 	assert_int_equal(disc(p, 2), 250);
-	assert_int_equal(p->totals->promotion_breakdown[0]->n_affected_items,
-	    2);
+	assert_int_equal(
+	    p->totals->promotion_breakdown[0]->n_affected_items, 2);
 }
 
 static void
@@ -429,22 +439,19 @@ test_stacking_floor(void **state)
 {
 	fx *f = *state;
 	promo(f, "40000000-0000-4000-8000-000000000002", "second",
-	    "\"priority\":20,",
-	    "{\"type\":\"ARTICLE\",\"values\":[\"A\"]}",
+	    "\"priority\":20,", "{\"type\":\"ARTICLE\",\"values\":[\"A\"]}",
 	    "{\"type\":\"ARTICLE\",\"discountType\":\"PERCENTAGE\","
 	    "\"value\":50}");
 	promo(f, "40000000-0000-4000-8000-000000000001", "first",
-	    "\"priority\":10,",
-	    "{\"type\":\"ARTICLE\",\"values\":[\"A\"]}",
+	    "\"priority\":10,", "{\"type\":\"ARTICLE\",\"values\":[\"A\"]}",
 	    "{\"type\":\"ARTICLE\",\"discountType\":\"PERCENTAGE\","
 	    "\"value\":60}");
 	promo(f, "40000000-0000-4000-8000-000000000003", "third",
-	    "\"priority\":30,",
-	    "{\"type\":\"ARTICLE\",\"values\":[\"A\"]}",
+	    "\"priority\":30,", "{\"type\":\"ARTICLE\",\"values\":[\"A\"]}",
 	    "{\"type\":\"ARTICLE\",\"discountType\":\"ABSOLUTE\","
 	    "\"value\":1}");
-	Dre__EvaluateResponse *p =
-	    eval(f, request(f, 1, item(f, NULL, "A", 1000, 1000)));
+	Dre__EvaluateResponse *p
+	    = eval(f, request(f, 1, item(f, NULL, "A", 1000, 1000)));
 	Dre__LineItem *l = p->line_items[0];
 	assert_int_equal(l->line_discount, 1000);
 	assert_int_equal(l->line_net, 0);
@@ -459,9 +466,9 @@ test_stacking_floor(void **state)
 static void
 test_rounding(void **state)
 {
-	fx *f = *state;
+	fx         *f = *state;
 	const char *act = "{\"type\":\"ARTICLE\",\"discountType\":"
-			  "\"PERCENTAGE\",\"value\":12.5}";
+	                  "\"PERCENTAGE\",\"value\":12.5}";
 	promo(f, "50000000-0000-4000-8000-000000000001", "half", "",
 	    "{\"type\":\"ARTICLE\",\"values\":[\"H\"]}", act);
 	promo(f, "50000000-0000-4000-8000-000000000002", "down",
@@ -475,15 +482,15 @@ test_rounding(void **state)
 	    "\"precision\":0},",
 	    "{\"type\":\"ARTICLE\",\"values\":[\"W\"]}", act);
 	// 12.5 % of 0.99 = 0.12375
-	Dre__EvaluateResponse *p = eval(f, request(f, 4,
-	    item(f, NULL, "H", 1000, 99), item(f, NULL, "D", 1000, 99),
-	    item(f, NULL, "U", 1000, 99), item(f, NULL, "W", 1000, 2000)));
+	Dre__EvaluateResponse *p = eval(f,
+	    request(f, 4, item(f, NULL, "H", 1000, 99),
+	        item(f, NULL, "D", 1000, 99), item(f, NULL, "U", 1000, 99),
+	        item(f, NULL, "W", 1000, 2000)));
 	assert_int_equal(disc(p, 0), 12);
 	assert_int_equal(disc(p, 1), 12);
 	assert_int_equal(disc(p, 2), 13);
 	assert_int_equal(disc(p, 3), 300); // 2.50 -> 3
-	assert_int_equal(p->line_items[0]->discounts[0]->discount_value,
-	    1250);
+	assert_int_equal(p->line_items[0]->discounts[0]->discount_value, 1250);
 }
 
 static void
@@ -492,8 +499,9 @@ test_return_lines(void **state)
 	fx *f = *state;
 	promo(f, "60000000-0000-4000-8000-000000000001", "ret", "",
 	    "{\"type\":\"ARTICLE\",\"values\":[\"A\"]}", PCT10);
-	Dre__EvaluateResponse *p = eval(f, request(f, 2,
-	    item(f, "S", "A", 1000, 1000), item(f, "R", "A", -2000, 500)));
+	Dre__EvaluateResponse *p = eval(f,
+	    request(f, 2, item(f, "S", "A", 1000, 1000),
+	        item(f, "R", "A", -2000, 500)));
 	assert_int_equal(disc(p, 0), 100);
 	Dre__LineItem *r = p->line_items[1];
 	assert_string_equal(r->line_reference, "R");
@@ -517,7 +525,8 @@ test_return_lines(void **state)
 	assert_int_equal(p->totals->n_promotion_breakdown, 0);
 }
 
-// ---- POS groups, status, validity ------------------------------------------------------
+// ---- POS groups, status, validity
+// ------------------------------------------------------
 
 static void
 test_pos_groups(void **state)
@@ -534,24 +543,28 @@ test_pos_groups(void **state)
 	promo(f, "70000000-0000-4000-8000-000000000003", "elsewhere",
 	    "\"posGroups\":[\"SOUTH\"],",
 	    "{\"type\":\"ARTICLE\",\"values\":[\"A\"]}", PCT10);
-	Dre__EvaluateRequest *r =
-	    request(f, 1, item(f, NULL, "A", 1000, 1000));
+	Dre__EvaluateRequest *r
+	    = request(f, 1, item(f, NULL, "A", 1000, 1000));
 	assert_int_equal(disc(eval(f, r), 0), 200); // id resolves to code
-	r->pos_group_id   = NULL;
+	r->pos_group_id = NULL;
 	r->pos_group_code = "NORTH";
 	assert_int_equal(disc(eval(f, r), 0), 200); // code resolves to id
 	r->pos_group_code = NULL;
-	r->pos_group_id   = "60000000-0000-4000-8000-00000000ffff";
+	r->pos_group_id = "60000000-0000-4000-8000-00000000ffff";
 	assert_int_equal(disc(eval(f, r), 0), 0); // unknown id: accepted
 
-	r->pos_group_id   = NULL;
+	r->pos_group_id = NULL;
 	r->pos_group_code = "NOWHERE";
-	dre_eval_ctx ctx  = { .tenant = TENANT, .now_ms = 1, .counter = 1,
-		 .transaction_id = "T", .currency = "EUR" };
-	const dre_index *      ix = dre_engine_acquire(f->e);
-	Dre__EvaluateResponse *p  = NULL;
+	dre_eval_ctx           ctx = { .tenant = TENANT,
+		          .now_ms = 1,
+		          .counter = 1,
+		          .transaction_id = "T",
+		          .currency = "EUR" };
+	const dre_index       *ix = dre_engine_acquire(f->e);
+	Dre__EvaluateResponse *p = NULL;
 	dre_eval_error         err;
-	assert_int_equal(dre_evaluate(&p, f->a, ix, r, &ctx, &err), DRE_EINVAL);
+	assert_int_equal(
+	    dre_evaluate(&p, f->a, ix, r, &ctx, &err), DRE_EINVAL);
 	dre_index_release(ix);
 	assert_int_equal(err.status, 400);
 	assert_string_equal(err.code, "VALIDATION_FAILED");
@@ -561,7 +574,7 @@ test_pos_groups(void **state)
 static void
 test_status_validity(void **state)
 {
-	fx *f = *state;
+	fx         *f = *state;
 	const char *cond = "{\"type\":\"ARTICLE\",\"values\":[\"A\"]}";
 	promo(f, "80000000-0000-4000-8000-000000000001", "inactive",
 	    "\"status\":\"INACTIVE\",", cond, PCT10);
@@ -571,14 +584,14 @@ test_status_validity(void **state)
 	    "\"validTo\":\"2026-06-07T14:29:59Z\",", cond, PCT10);
 	promo(f, "80000000-0000-4000-8000-000000000004", "draft",
 	    "\"status\":\"DRAFT\",", cond, PCT10);
-	promo(f, "80000000-0000-4000-8000-000000000005", "other article",
-	    "", "{\"type\":\"ARTICLE\",\"values\":[\"B\"]}", PCT10);
+	promo(f, "80000000-0000-4000-8000-000000000005", "other article", "",
+	    "{\"type\":\"ARTICLE\",\"values\":[\"B\"]}", PCT10);
 	promo(f, "80000000-0000-4000-8000-000000000006", "edge",
 	    "\"validFrom\":\"2026-06-07T14:30:00Z\","
 	    "\"validTo\":\"2026-06-07T14:30:00Z\",",
 	    cond, PCT10);
-	Dre__EvaluateRequest *r =
-	    request(f, 1, item(f, NULL, "A", 1000, 1000));
+	Dre__EvaluateRequest *r
+	    = request(f, 1, item(f, NULL, "A", 1000, 1000));
 	Dre__EvaluateResponse *p = eval(f, r);
 	assert_int_equal(disc(p, 0), 100); // only "edge"
 	assert_false(p->include_missed);
@@ -596,22 +609,23 @@ test_status_validity(void **state)
 	p = eval_ctx(f, r, true);
 	assert_true(p->include_missed);
 	assert_int_equal(p->n_missed_promotions, 5);
-	const char *stages[] = { "STATUS", "VALIDITY", "VALIDITY", "STATUS",
-		"CONDITION" };
+	const char *stages[]
+	    = { "STATUS", "VALIDITY", "VALIDITY", "STATUS", "CONDITION" };
 	for (int i = 0; i < 5; i++) {
 		assert_string_equal(p->missed_promotions[i]->stage, stages[i]);
 		assert_true(strlen(p->missed_promotions[i]->reason) > 0);
 	}
-	assert_string_equal(p->missed_promotions[4]->promotion_name,
-	    "other article");
+	assert_string_equal(
+	    p->missed_promotions[4]->promotion_name, "other article");
 }
 
-// ---- index updates -------------------------------------------------------------------
+// ---- index updates
+// -------------------------------------------------------------------
 
 static void
 test_index_updates(void **state)
 {
-	fx *        f  = *state;
+	fx         *f = *state;
 	const char *id = "90000000-0000-4000-8000-000000000001";
 	char        doc[512];
 	snprintf(doc, sizeof(doc),
@@ -625,20 +639,20 @@ test_index_updates(void **state)
 	    "\"status\":\"ACTIVE\",\"conditions\":[{\"type\":\"ARTICLE\","
 	    "\"values\":[\"B\"]}],\"actions\":[" PCT10 "]}",
 	    id);
-	Dre__EvaluateRequest *ra =
-	    request(f, 1, item(f, NULL, "A", 1000, 1000));
-	Dre__EvaluateRequest *rb =
-	    request(f, 1, item(f, NULL, "B", 1000, 1000));
+	Dre__EvaluateRequest *ra
+	    = request(f, 1, item(f, NULL, "A", 1000, 1000));
+	Dre__EvaluateRequest *rb
+	    = request(f, 1, item(f, NULL, "B", 1000, 1000));
 	bool              applied;
-	dre_master_change c = { DRE_MK_PROMOTION, TENANT, id, 10, doc,
-		strlen(doc) };
+	dre_master_change c
+	    = { DRE_MK_PROMOTION, TENANT, id, 10, doc, strlen(doc) };
 	assert_int_equal(dre_engine_apply(f->e, &c, 5, &applied), DRE_OK);
 	assert_true(applied);
 	const dre_index *old = dre_engine_acquire(f->e); // a reader holds v10
 	assert_int_equal(disc(eval(f, ra), 0), 100);
 
 	// Older or equal versions are ignored.
-	c.doc     = doc2;
+	c.doc = doc2;
 	c.doc_len = strlen(doc2);
 	c.version = 9;
 	assert_int_equal(dre_engine_apply(f->e, &c, 6, &applied), DRE_OK);
@@ -652,9 +666,8 @@ test_index_updates(void **state)
 	assert_int_equal(disc(eval(f, ra), 0), 0);
 	assert_int_equal(disc(eval(f, rb), 0), 100);
 	// The reader's version did not change under it.
-	assert_int_equal(dre_index_version_of(old, TENANT, DRE_MK_PROMOTION,
-			     id),
-	    10);
+	assert_int_equal(
+	    dre_index_version_of(old, TENANT, DRE_MK_PROMOTION, id), 10);
 	dre_index_release(old);
 
 	// Delete, then a stale upsert: the tombstone keeps it deleted.
@@ -676,17 +689,20 @@ test_index_updates(void **state)
 	assert_int_equal(disc(eval(f, rb), 0), 100);
 
 	// A broken document changes nothing.
-	dre_master_change bad = { DRE_MK_PROMOTION, TENANT, id, 14, "{\"id\":",
-		7 };
-	assert_int_equal(dre_engine_apply(f->e, &bad, 10, &applied),
-	    DRE_EINVAL);
+	dre_master_change bad
+	    = { DRE_MK_PROMOTION, TENANT, id, 14, "{\"id\":", 7 };
+	assert_int_equal(
+	    dre_engine_apply(f->e, &bad, 10, &applied), DRE_EINVAL);
 	assert_int_equal(disc(eval(f, rb), 0), 100);
 
 	// Tenants are isolated.
-	dre_eval_ctx ctx = { .tenant = "other", .now_ms = 1, .counter = 1,
-		.transaction_id = "T", .currency = "EUR" };
-	ix                        = dre_engine_acquire(f->e);
-	Dre__EvaluateResponse *p  = NULL;
+	dre_eval_ctx ctx = { .tenant = "other",
+		.now_ms = 1,
+		.counter = 1,
+		.transaction_id = "T",
+		.currency = "EUR" };
+	ix = dre_engine_acquire(f->e);
+	Dre__EvaluateResponse *p = NULL;
 	assert_int_equal(dre_evaluate(&p, f->a, ix, rb, &ctx, NULL), DRE_OK);
 	dre_index_release(ix);
 	assert_int_equal(disc(p, 0), 0);
@@ -696,18 +712,20 @@ test_index_updates(void **state)
 static void
 test_load_snapshot(void **state)
 {
-	fx *        f = *state;
-	const char *d1 =
-	    "{\"id\":\"a0000000-0000-4000-8000-000000000001\",\"name\":\"old\","
-	    "\"type\":\"ARTICLE\",\"status\":\"ACTIVE\",\"conditions\":[{"
-	    "\"type\":\"ARTICLE\",\"values\":[\"A\"]}],\"actions\":[" PCT10
-	    "]}";
-	const char *d2 =
-	    "{\"id\":\"a0000000-0000-4000-8000-000000000001\",\"name\":\"new\","
-	    "\"type\":\"ARTICLE\",\"status\":\"ACTIVE\",\"conditions\":[{"
-	    "\"type\":\"ARTICLE\",\"values\":[\"A\"]}],\"actions\":[{"
-	    "\"type\":\"ARTICLE\",\"discountType\":\"PERCENTAGE\","
-	    "\"value\":20}]}";
+	fx         *f = *state;
+	const char *d1
+	    = "{\"id\":\"a0000000-0000-4000-8000-000000000001\",\"name\":"
+	      "\"old\","
+	      "\"type\":\"ARTICLE\",\"status\":\"ACTIVE\",\"conditions\":[{"
+	      "\"type\":\"ARTICLE\",\"values\":[\"A\"]}],\"actions\":[" PCT10
+	      "]}";
+	const char *d2
+	    = "{\"id\":\"a0000000-0000-4000-8000-000000000001\",\"name\":"
+	      "\"new\","
+	      "\"type\":\"ARTICLE\",\"status\":\"ACTIVE\",\"conditions\":[{"
+	      "\"type\":\"ARTICLE\",\"values\":[\"A\"]}],\"actions\":[{"
+	      "\"type\":\"ARTICLE\",\"discountType\":\"PERCENTAGE\","
+	      "\"value\":20}]}";
 	dre_master_change v[] = {
 		{ DRE_MK_PROMOTION, TENANT,
 		    "a0000000-0000-4000-8000-000000000001", 5, d2,
@@ -715,8 +733,9 @@ test_load_snapshot(void **state)
 		{ DRE_MK_PROMOTION, TENANT,
 		    "a0000000-0000-4000-8000-000000000001", 3, d1,
 		    strlen(d1) },
-		{ DRE_MK_PROMOTION, "t2", "a0000000-0000-4000-8000-000000000001",
-		    4, d1, strlen(d1) },
+		{ DRE_MK_PROMOTION, "t2",
+		    "a0000000-0000-4000-8000-000000000001", 4, d1,
+		    strlen(d1) },
 		{ DRE_MK_PROMOTION, TENANT, "broken", 6, "[]", 2 },
 	};
 	size_t nbad = 0;
@@ -727,22 +746,22 @@ test_load_snapshot(void **state)
 	assert_int_equal(dre_index_promotions(ix, TENANT), 1);
 	assert_int_equal(dre_index_version(ix), 6);
 	dre_index_release(ix);
-	Dre__EvaluateResponse *p =
-	    eval(f, request(f, 1, item(f, NULL, "A", 1000, 1000)));
+	Dre__EvaluateResponse *p
+	    = eval(f, request(f, 1, item(f, NULL, "A", 1000, 1000)));
 	assert_int_equal(disc(p, 0), 200);
-	assert_string_equal(p->line_items[0]->discounts[0]->promotion_name,
-	    "new");
+	assert_string_equal(
+	    p->line_items[0]->discounts[0]->promotion_name, "new");
 }
 
 // Many promotions, few reachable: the candidate lists come from the maps.
 static void
 test_many_promotions(void **state)
 {
-	fx *               f = *state;
+	fx *f = *state;
 	enum { N = 2000 };
-	dre_master_change *v     = calloc(N, sizeof(*v));
-	char (*docs)[512]        = calloc(N, 512);
-	char (*ids)[40]          = calloc(N, 40);
+	dre_master_change *v = calloc(N, sizeof(*v));
+	char(*docs)[512] = calloc(N, 512);
+	char(*ids)[40] = calloc(N, 40);
 	for (int i = 0; i < N; i++) {
 		snprintf(ids[i], 40, "b0000000-0000-4000-8000-%012d", i);
 		snprintf(docs[i], 512,
@@ -756,14 +775,14 @@ test_many_promotions(void **state)
 			i + 1, docs[i], strlen(docs[i]) };
 	}
 	assert_int_equal(dre_engine_load(f->e, v, N, 1, NULL), DRE_OK);
-	Dre__EvaluateResponse *p = eval(f, request(f, 2,
-	    item(f, NULL, "ART-7", 1000, 1000),
-	    item(f, NULL, "ART-499", 1000, 1000)));
+	Dre__EvaluateResponse *p = eval(f,
+	    request(f, 2, item(f, NULL, "ART-7", 1000, 1000),
+	        item(f, NULL, "ART-499", 1000, 1000)));
 	assert_int_equal(disc(p, 0), 4); // promotions 7, 507, 1007, 1507
 	assert_int_equal(disc(p, 1), 4);
 	// Higher i = lower priority value = applied first.
-	assert_string_equal(p->line_items[0]->discounts[0]->promotion_name,
-	    "p1507");
+	assert_string_equal(
+	    p->line_items[0]->discounts[0]->promotion_name, "p1507");
 	assert_int_equal(p->totals->n_promotion_breakdown, 8);
 	free(v);
 	free(docs);
@@ -774,33 +793,35 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_seed_example, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_cond_article_min_quantity,
-		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_cond_article_list_group_manufacturer, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cond_customer_channel,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(test_discount_types, setup,
+		    test_seed_example, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_cond_article_min_quantity, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_cond_article_list_group_manufacturer, setup,
 		    teardown),
-		cmocka_unit_test_setup_teardown(test_max_quantity, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_stacking_floor, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_rounding, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_return_lines, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_pos_groups, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_status_validity, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_index_updates, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_load_snapshot, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_many_promotions, setup,
-		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_cond_customer_channel, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_discount_types, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_max_quantity, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_stacking_floor, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_rounding, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_return_lines, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_pos_groups, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_status_validity, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_index_updates, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_load_snapshot, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_many_promotions, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

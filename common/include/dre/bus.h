@@ -73,6 +73,19 @@ dre_err dre_consumer_open(dre_consumer **cp, const dre_kvlist *props,
 #define DRE_OFFSET_END (-1)
 dre_err dre_consumer_assign(dre_consumer *c, const char *topic,
     int32_t partition, int64_t offset);
+
+typedef struct {
+	const char *topic;
+	int32_t     partition;
+	int64_t     offset; // >= 0, DRE_OFFSET_BEGINNING or DRE_OFFSET_END
+} dre_partition_offset;
+
+// dre_consumer_assign_list replaces the whole static assignment with the n
+// partitions of po, each starting at its offset, in one call. Prefer it over
+// n calls of dre_consumer_assign: librdkafka 2.0.2 asserts when a partition
+// is re-assigned while its previous stop is still in progress.
+dre_err dre_consumer_assign_list(dre_consumer *c,
+    const dre_partition_offset *po, size_t n);
 // dre_consumer_poll waits up to timeout_ms. DRE_OK: *m is filled, borrowed
 // until the next poll. DRE_ETIMEOUT: nothing arrived. DRE_ENOTFOUND: a stored
 // offset is out of range (the caller must recover explicitly: re-snapshot).
