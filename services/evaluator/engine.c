@@ -1,61 +1,18 @@
 // engine.c -- prices one basket against an index version (PRODUCT-DECISIONS
-// §3 resolution order), everything allocated in the basket's arena.
-#include <setjmp.h>
+// §3 resolution order), everything allocated in the basket's arena:
+// candidates through the index -> status, validity, time window, POS group
+// -> conditions -> best-price combination (engine_best.c) of line actions,
+// receipt actions and loyalty (engine_act.c) -> hints (engine_hint.c) ->
+// the response.
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "dre/money.h"
-#include "engine.h"
-#include "index.h"
+#include "engine_int.h"
 
-typedef struct ev_disc ev_disc;
-struct ev_disc {
-	Dre__LineDiscount *d;
-	ev_disc           *next;
-};
-
-typedef struct {
-	const Dre__BasketItem *it;
-	char                  *ref;
-	const char            *grp; // line's articleGroupId, else the master's
-	const char            *manu; // likewise for manufacturerId
-	int64_t                total;
-	int64_t                disc;
-	bool                   sale;
-	uint32_t               h_art, h_grp, h_manu; // ix_hash, 0 if none
-	uint32_t               ndisc;
-	ev_disc               *head, *tail;
-} ev_line;
-
-typedef struct {
-	jmp_buf                     oom;
-	dre_arena                  *a;
-	const Dre__EvaluateRequest *req;
-	const dre_eval_ctx         *ctx;
-	const ix_tenant            *t;
-	ev_line                    *lines;
-	uint32_t                    n;
-	uint32_t                    words; // bitmap words per line set
-	int64_t                     ts;
-	const char               *pg[4]; // request id, code; resolved id, code
-	int64_t                  *amt; // per line, one promotion's discount
-	int32_t                  *first; // per line, first action touching it
-	uint32_t                 *order; // scratch line list
-	uint32_t                 *touched; // lines the promotion touched
-	uint32_t                  ntouched;
-	Dre__PromotionBreakdown **bd;
-	size_t                    nbd;
-	Dre__MissedPromotion    **missed;
-	size_t                    nmissed, capmissed;
-	bool                      want_missed;
-} ev;
-
-// ev_get never returns NULL: an exhausted arena (malloc failing) unwinds
-// to dre_evaluate, which is the only place that can answer it.
-static void *
+void *
 ev_get(ev *v, size_t n)
 {
 	void *p = dre_arena_get(v->a, n ? n : 1);
@@ -64,13 +21,10 @@ ev_get(ev *v, size_t n)
 	return p;
 }
 
-static char *ev_printf(ev *v, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static char *
+char *
 ev_printf(ev *v, const char *fmt, ...)
 {
-	char    tmp[256];
+	char    tmp[512];
 	va_list ap;
 	va_start(ap, fmt);
 	int len = vsnprintf(tmp, sizeof(tmp), fmt, ap);
@@ -84,46 +38,29 @@ ev_printf(ev *v, const char *fmt, ...)
 	return s;
 }
 
-static inline bool
-nonempty(const char *s)
-{
-	return s != NULL && *s != '\0';
-}
-
-static inline void
-bit_set(uint64_t *b, uint32_t i)
-{
-	b[i >> 6] |= UINT64_C(1) << (i & 63);
-}
-
-static inline bool
-bit_get(const uint64_t *b, uint32_t i)
-{
-	return (b[i >> 6] >> (i & 63)) & 1;
-}
-
 // ---- stages before the conditions ------------------------------------------
 
+// in_time_windows reads the windows in the promotion's time zone at the
+// transaction time: a window from <= t < to on one of its days; a window
+// whose end is before its start runs past midnight into the next day.
 static bool
-in_time_windows(const dre_promo *p, int64_t ts)
+in_time_windows(const ix_ent *e, int64_t ts)
 {
+	const dre_promo *p = e->promo;
 	if (p->nwindows == 0)
 		return true;
-	// Windows are read in UTC for now; the promotion's timezone needs a
-	// thread-safe zone table (next slice).
-	int64_t day = ts / 86400000, ms = ts % 86400000;
-	if (ms < 0) {
-		ms += 86400000;
+	int64_t s = ts / 1000 - (ts % 1000 < 0);
+	s += ix_zone_offset(e->cp.zone, s);
+	int64_t day = s / 86400, sec = s % 86400;
+	if (sec < 0) {
+		sec += 86400;
 		day--;
 	}
 	int wd = (int) (((day + 3) % 7 + 7) % 7); // 1970-01-01 was a Thursday
-	int min = (int) (ms / 60000);
+	int min = (int) (sec / 60);
 	for (uint32_t i = 0; i < p->nwindows; i++) {
 		const dre_time_window *w = &p->windows[i];
-		if (w->from_min == w->to_min) {
-			if (w->days & (1u << wd))
-				return true;
-		} else if (w->from_min < w->to_min) {
+		if (w->from_min < w->to_min) {
 			if ((w->days & (1u << wd)) && min >= w->from_min
 			    && min < w->to_min)
 				return true;
@@ -152,8 +89,9 @@ pos_group_ok(const ev *v, const dre_promo *p)
 
 // prefilter returns the stage a promotion falls out at, or NULL.
 static const char *
-prefilter(ev *v, const dre_promo *p, const char **reason)
+prefilter(ev *v, const ix_ent *e, const char **reason)
 {
+	const dre_promo *p = e->promo;
 	bool inactive_ok = v->ctx->simulate && v->req->has_include_inactive
 	    && v->req->include_inactive;
 	if (!(p->status == DRE_PS_ACTIVE
@@ -171,8 +109,11 @@ prefilter(ev *v, const dre_promo *p, const char **reason)
 		*reason = "expired at the transaction time";
 		return "VALIDITY";
 	}
-	if (!in_time_windows(p, v->ts)) {
-		*reason = "outside its time windows";
+	if (!in_time_windows(e, v->ts)) {
+		*reason = v->want_missed
+		    ? ev_printf(v, "outside its time windows (%s)",
+		          p->timezone ? p->timezone : "UTC")
+		    : NULL;
 		return "TIME_WINDOW";
 	}
 	if (!pos_group_ok(v, p)) {
@@ -182,338 +123,8 @@ prefilter(ev *v, const dre_promo *p, const char **reason)
 	return NULL;
 }
 
-// ---- conditions
-// ----------------------------------------------------------------
-
-static bool
-line_in(const ix_set *s, dre_cond_type t, const ev_line *l)
-{
-	switch (t) {
-	case DRE_COND_ARTICLE:
-	case DRE_COND_ARTICLE_LIST:
-		return ix_set_has_h(s, l->it->article_number, l->h_art);
-	case DRE_COND_ARTICLE_GROUP:
-		return ix_set_has_h(s, l->grp, l->h_grp);
-	case DRE_COND_MANUFACTURER:
-		return ix_set_has_h(s, l->manu, l->h_manu);
-	default:
-		return false;
-	}
-}
-
-static bool
-kv_match(Dre__KeyValue *const *kv, size_t n, const char *key, const ix_set *s)
-{
-	for (size_t i = 0; i < n; i++)
-		if (key != NULL && strcmp(kv[i]->key, key) == 0
-		    && (s->n == 0 || ix_set_has(s, kv[i]->value)))
-			return true;
-	return false;
-}
-
-static bool
-strlist_has(const dre_strlist *l, const char *s, bool nocase)
-{
-	if (s == NULL)
-		return false;
-	for (uint32_t i = 0; i < l->n; i++)
-		if ((nocase ? strcasecmp(l->v[i], s) : strcmp(l->v[i], s))
-		    == 0)
-			return true;
-	return false;
-}
-
-// basket_sum is the sale quantity, or the sale net after the line
-// discounts so far: computed only for the conditions that need it.
-static int64_t
-basket_sum(const ev *v, bool net)
-{
-	int64_t sum = 0;
-	for (uint32_t i = 0; i < v->n; i++) {
-		const ev_line *l = &v->lines[i];
-		if (l->sale)
-			sum += net ? l->total - l->disc : l->it->quantity;
-	}
-	return sum;
-}
-
-// conditions_hold checks every condition of e; sel receives the sale lines
-// the article-type conditions selected.
-static bool
-conditions_hold(ev *v, const ix_ent *e, uint64_t *sel, const char **reason)
-{
-	const dre_promo            *p = e->promo;
-	const Dre__EvaluateRequest *r = v->req;
-	const Dre__CustomerInfo    *cu = r->customer;
-	for (uint32_t ci = 0; ci < p->nconds; ci++) {
-		const dre_promo_cond *c = &p->conds[ci];
-		const ix_set         *s = &e->cp.cond[ci];
-		bool                  ok = false;
-		switch (c->type) {
-		case DRE_COND_ARTICLE:
-		case DRE_COND_ARTICLE_LIST:
-		case DRE_COND_ARTICLE_GROUP:
-		case DRE_COND_MANUFACTURER: {
-			int64_t qty = 0;
-			bool    any = false;
-			for (uint32_t i = 0; i < v->n; i++) {
-				const ev_line *l = &v->lines[i];
-				if (l->sale && line_in(s, c->type, l)) {
-					any = true;
-					qty += l->it->quantity;
-					bit_set(sel, i);
-				}
-			}
-			ok = any
-			    && (c->min_quantity <= 0
-			        || qty >= c->min_quantity);
-			break;
-		}
-		case DRE_COND_ITEM_QUANTITY:
-			ok = basket_sum(v, false) >= c->min_quantity;
-			break;
-		case DRE_COND_RECEIPT_AMOUNT:
-			ok = basket_sum(v, true) >= c->min_amount;
-			break;
-		case DRE_COND_CUSTOMER_REQUIRED:
-			ok = cu != NULL && nonempty(cu->customer_id);
-			break;
-		case DRE_COND_CUSTOMER_GROUP:
-			ok = cu != NULL && ix_set_has(s, cu->customer_group);
-			break;
-		case DRE_COND_LOYALTY_TIER:
-			ok = cu != NULL && ix_set_has(s, cu->loyalty_tier);
-			break;
-		case DRE_COND_CHANNEL:
-			ok = ix_set_has_nocase(s, r->channel);
-			break;
-		case DRE_COND_PAYMENT_MEANS:
-			ok = r->payment != NULL
-			    && ix_set_has_nocase(s, r->payment->payment_means)
-			    && (c->card_types.n == 0
-			        || strlist_has(&c->card_types,
-			            r->payment->card_type, true));
-			break;
-		case DRE_COND_USER_DEFINED:
-			ok = kv_match(r->user_defined_fields,
-			    r->n_user_defined_fields, c->key, s);
-			break;
-		case DRE_COND_ADDITIONAL_FIELD:
-			for (uint32_t i = 0; i < v->n && !ok; i++)
-				ok = v->lines[i].sale
-				    && kv_match(
-				        v->lines[i].it->additional_fields,
-				        v->lines[i].it->n_additional_fields,
-				        c->key, s);
-			break;
-		case DRE_COND_MANUAL_DISCOUNT:
-			ok = r->manual_discount != NULL
-			    && r->manual_discount->has_enabled
-			    && r->manual_discount->enabled
-			    && (c->reason_codes.n == 0
-			        || strlist_has(&c->reason_codes,
-			            r->manual_discount->reason_code, false));
-			break;
-		}
-		if (!ok) {
-			*reason = v->want_missed
-			    ? ev_printf(v, "condition %s not met",
-			        dre_cond_type_name(c->type))
-			    : NULL;
-			return false;
-		}
-	}
-	return true;
-}
-
-// ---- actions
+// ---- candidates
 // ---------------------------------------------------------------------
-
-static void
-touch(ev *v, uint32_t li, int32_t act)
-{
-	if (v->first[li] < 0) {
-		v->first[li] = act;
-		v->touched[v->ntouched++] = li;
-	}
-}
-
-// act_markdown applies an ARTICLE / ARTICLE_GROUP / ARTICLE_LIST action:
-// each target unit is discounted, the most expensive first when the action
-// limits the units per basket.
-static void
-act_markdown(ev *v, const ix_ent *e, uint32_t ai, const uint64_t *sel)
-{
-	const dre_promo        *p = e->promo;
-	const dre_promo_action *ac = &p->actions[ai];
-	uint32_t                no = 0;
-	for (uint32_t i = 0; i < v->n; i++) {
-		const ev_line *l = &v->lines[i];
-		if (!l->sale)
-			continue;
-		bool in;
-		if (ac->target.present)
-			in = ix_set_has_h(&e->cp.tgt_art[ai],
-			         l->it->article_number, l->h_art)
-			    || ix_set_has_h(
-			        &e->cp.tgt_grp[ai], l->grp, l->h_grp)
-			    || ix_set_has_h(
-			        &e->cp.tgt_manu[ai], l->manu, l->h_manu);
-		else if (e->cp.has_article_cond)
-			in = bit_get(sel, i);
-		else
-			in = true;
-		if (in)
-			v->order[no++] = i;
-	}
-	if (ac->max_quantity > 0) // by unit price, descending; stable
-		for (uint32_t i = 1; i < no; i++) {
-			uint32_t x = v->order[i];
-			int64_t  price = v->lines[x].it->unit_price;
-			uint32_t j = i;
-			for (; j > 0
-			     && v->lines[v->order[j - 1]].it->unit_price
-			         < price;
-			     j--)
-				v->order[j] = v->order[j - 1];
-			v->order[j] = x;
-		}
-	int64_t left = ac->max_quantity > 0 ? ac->max_quantity : INT64_MAX;
-	for (uint32_t k = 0; k < no && left > 0; k++) {
-		uint32_t       li = v->order[k];
-		const ev_line *l = &v->lines[li];
-		int64_t        qty = l->it->quantity;
-		int64_t        units = qty < left ? qty : left;
-		int64_t        price = l->it->unit_price;
-		int64_t        d = 0;
-		left -= units;
-		switch (ac->disc_type) {
-		case DRE_DISC_PERCENTAGE: {
-			int64_t base = l->total;
-			if (p->calc_mode == DRE_CALC_MULTIPLICATIVE)
-				base = l->total - l->disc - v->amt[li];
-			if (units != qty)
-				base = dre_div_round((__int128) base * units,
-				    qty, DRE_ROUND_HALF_UP);
-			d = dre_pct_of(
-			    base, ac->value, p->rounding, p->precision);
-			break;
-		}
-		case DRE_DISC_ABSOLUTE: {
-			int64_t off = ac->value < price ? ac->value : price;
-			d = dre_round_to_precision((__int128) off * units,
-			    1000, p->rounding, p->precision);
-			break;
-		}
-		case DRE_DISC_UNIT_PRICE:
-			if (price > ac->value)
-				d = dre_round_to_precision(
-				    (__int128) (price - ac->value) * units,
-				    1000, p->rounding, p->precision);
-			break;
-		}
-		if (d <= 0)
-			continue;
-		touch(v, li, (int32_t) ai);
-		v->amt[li] += d;
-	}
-}
-
-static void
-breakdown_add(ev *v, const ix_ent *e, int64_t total)
-{
-	const dre_promo         *p = e->promo;
-	Dre__PromotionBreakdown *b = ev_get(v, sizeof(*b));
-	dre__promotion_breakdown__init(b);
-	b->promotion_id = (char *) p->id;
-	b->promotion_name = (char *) (p->name ? p->name : "");
-	b->total_discount = total;
-	b->affected_items = ev_get(v, v->ntouched * sizeof(char *));
-	for (uint32_t i = 0; i < v->n; i++)
-		if (v->first[i] >= 0 && v->amt[i] > 0)
-			b->affected_items[b->n_affected_items++]
-			    = v->lines[i].ref;
-	v->bd[v->nbd++] = b;
-}
-
-// promo_apply runs the line actions of e, caps each line at its total and
-// records one discount per touched line.
-static void
-promo_apply(ev *v, const ix_ent *e, const uint64_t *sel)
-{
-	const dre_promo *p = e->promo;
-	v->ntouched = 0;
-	for (uint32_t ai = 0; ai < p->nactions; ai++) {
-		switch (p->actions[ai].type) {
-		case DRE_ACT_ARTICLE:
-		case DRE_ACT_ARTICLE_GROUP:
-		case DRE_ACT_ARTICLE_LIST:
-			act_markdown(v, e, ai, sel);
-			break;
-		default: // tiers, bundles, receipt, free items, loyalty: later
-			break;
-		}
-	}
-	int64_t total = 0;
-	for (uint32_t k = 0; k < v->ntouched; k++) {
-		uint32_t li = v->touched[k];
-		ev_line *l = &v->lines[li];
-		int64_t  cap = l->total - l->disc;
-		if (v->amt[li] > cap)
-			v->amt[li] = cap;
-		if (v->amt[li] <= 0)
-			continue;
-		const dre_promo_action *ac = &p->actions[v->first[li]];
-		Dre__LineDiscount      *d = ev_get(v, sizeof(*d));
-		dre__line_discount__init(d);
-		d->promotion_id = (char *) p->id;
-		d->promotion_name = (char *) (p->name ? p->name : "");
-		d->promotion_type = (char *) dre_promo_type_name(p->type);
-		d->discount_type = (char *) dre_disc_type_name(ac->disc_type);
-		d->discount_value = ac->value;
-		d->discount_amount = v->amt[li];
-		d->has_triggered_by_coupon = true;
-		d->triggered_by_coupon = false;
-		ev_disc *node = ev_get(v, sizeof(*node));
-		node->d = d;
-		if (l->tail)
-			l->tail->next = node;
-		else
-			l->head = node;
-		l->tail = node;
-		l->ndisc++;
-		l->disc += v->amt[li];
-		total += v->amt[li];
-	}
-	if (total > 0)
-		breakdown_add(v, e, total);
-	for (uint32_t k = 0; k < v->ntouched; k++) {
-		v->amt[v->touched[k]] = 0;
-		v->first[v->touched[k]] = -1;
-	}
-}
-
-static void
-missed_add(ev *v, const dre_promo *p, const char *stage, const char *reason)
-{
-	if (!v->want_missed)
-		return;
-	if (v->nmissed == v->capmissed) {
-		size_t cap = v->capmissed ? v->capmissed * 2 : 16;
-		Dre__MissedPromotion **m = ev_get(v, cap * sizeof(*m));
-		if (v->nmissed)
-			memcpy(m, v->missed, v->nmissed * sizeof(*m));
-		v->missed = m;
-		v->capmissed = cap;
-	}
-	Dre__MissedPromotion *m = ev_get(v, sizeof(*m));
-	dre__missed_promotion__init(m);
-	m->promotion_id = (char *) p->id;
-	m->promotion_name = (char *) (p->name ? p->name : "");
-	m->stage = (char *) stage;
-	m->reason = (char *) (reason ? reason : "");
-	v->missed[v->nmissed++] = m;
-}
 
 static int
 u32_cmp(const void *x, const void *y)
@@ -522,22 +133,41 @@ u32_cmp(const void *x, const void *y)
 	return a < b ? -1 : a > b;
 }
 
-// candidates lists the ranks of the promotions the basket's lines can
-// reach through the index (sorted, unique): cost follows the basket, not the
-// number of promotions.
+// thr_upto counts the entries of l with a threshold of at most v.
 static uint32_t
-candidates(ev *v, uint32_t **outp)
+thr_upto(const ix_thrlist *l, int64_t v)
+{
+	uint32_t lo = 0, hi = l->n;
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+		if (l->v[mid].v <= v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+// candidates lists the ranks of the promotions the basket can reach
+// through the index (sorted, unique): by its lines' articles, groups,
+// manufacturers and additional-field keys, by its channel and user-defined
+// keys, and by the amount and quantity thresholds within reach (up to twice
+// the basket: what is nearer than that is a near miss). Cost follows the
+// basket, not the number of promotions.
+static void
+candidates(ev *v)
 {
 	const ix_tenant *t = v->t;
 	if (v->want_missed) { // the diagnostic explains every promotion
-		uint32_t *all = ev_get(v, t->npromos * sizeof(uint32_t));
+		v->cand = ev_get(v, (t->npromos + 1) * sizeof(uint32_t));
 		for (uint32_t r = 0; r < t->npromos; r++)
-			all[r] = r;
-		*outp = all;
-		return t->npromos;
+			v->cand[r] = r;
+		v->ncand = t->npromos;
+		return;
 	}
-	const ix_plist **lists = ev_get(v, (3 * v->n + 1) * sizeof(*lists));
-	uint32_t         nl = 0, total = t->unscoped.n;
+	const ix_plist **lists = ev_get(v,
+	    (4 * v->n + v->req->n_user_defined_fields + 2) * sizeof(*lists));
+	uint32_t nl = 0, total = t->unscoped.n;
 	for (uint32_t i = 0; i < v->n; i++) {
 		const ev_line *l = &v->lines[i];
 		if (!l->sale)
@@ -552,21 +182,48 @@ candidates(ev *v, uint32_t **outp)
 				lists[nl++] = pl[k];
 				total += pl[k]->n;
 			}
+		for (size_t f = 0; f < l->it->n_additional_fields; f++) {
+			const ix_plist *x = ix_map_get(
+			    &t->by_addf, l->it->additional_fields[f]->key);
+			if (x != NULL && nl < 4 * v->n) {
+				lists[nl++] = x;
+				total += x->n;
+			}
+		}
 	}
+	const ix_plist *ch = ix_map_get(&t->by_channel, v->channel_lc);
+	if (ch != NULL) {
+		lists[nl++] = ch;
+		total += ch->n;
+	}
+	for (size_t f = 0; f < v->req->n_user_defined_fields; f++) {
+		const ix_plist *x = ix_map_get(
+		    &t->by_udf, v->req->user_defined_fields[f]->key);
+		if (x != NULL) {
+			lists[nl++] = x;
+			total += x->n;
+		}
+	}
+	uint32_t na = thr_upto(&t->by_amount, 2 * v->gross);
+	uint32_t nu = thr_upto(&t->by_units, 2 * v->units);
+	total += na + nu;
 	uint32_t *c = ev_get(v, (total + 1) * sizeof(uint32_t));
-	uint32_t  m = 0;
+	uint32_t  m = t->unscoped.n;
 	memcpy(c, t->unscoped.rank, t->unscoped.n * sizeof(uint32_t));
-	m = t->unscoped.n;
 	for (uint32_t k = 0; k < nl; k++) {
 		memcpy(c + m, lists[k]->rank, lists[k]->n * sizeof(uint32_t));
 		m += lists[k]->n;
 	}
+	for (uint32_t k = 0; k < na; k++)
+		c[m++] = t->by_amount.v[k].rank;
+	for (uint32_t k = 0; k < nu; k++)
+		c[m++] = t->by_units.v[k].rank;
 	uint32_t u = 0;
 	if ((size_t) m * 8 >= t->npromos / 64) {
 		// Many candidates: marking ranks in a bitmap sorts and dedupes
 		// in O(m + promotions/64) with no comparisons.
 		uint32_t  nw = (t->npromos + 63) / 64;
-		uint64_t *mark = ev_get(v, nw * sizeof(uint64_t));
+		uint64_t *mark = ev_get(v, (nw + 1) * sizeof(uint64_t));
 		for (uint32_t i = 0; i < m; i++)
 			bit_set(mark, c[i]);
 		for (uint32_t w = 0; w < nw; w++)
@@ -579,8 +236,8 @@ candidates(ev *v, uint32_t **outp)
 			if (u == 0 || c[u - 1] != c[i])
 				c[u++] = c[i];
 	}
-	*outp = c;
-	return u;
+	v->cand = c;
+	v->ncand = u;
 }
 
 // ---- response
@@ -604,13 +261,222 @@ header_echo(ev *v)
 	return h;
 }
 
+static bool
+app_applied(const ev *v, uint32_t ax)
+{
+	const ev_app *a = &v->apps[ax];
+	return v->chosen[ax] && !a->failed
+	    && (a->contrib > 0 || a->points != 0 || a->granted);
+}
+
+static void
+line_items(ev *v, Dre__EvaluateResponse *r, int64_t *sale, int64_t *ret,
+    int64_t *disc, bool *returns)
+{
+	ev_run      *run = &v->run;
+	Dre__Totals *tot = r->totals;
+	r->line_items = ev_get(v, v->n * sizeof(Dre__LineItem *));
+	tot->item_savings = ev_get(v, v->n * sizeof(Dre__ItemSavings *));
+	for (uint32_t i = 0; i < v->n; i++) {
+		ev_line       *l = &v->lines[i];
+		Dre__LineItem *li = ev_get(v, sizeof(*li));
+		dre__line_item__init(li);
+		li->line_reference = l->ref;
+		li->article_number = l->it->article_number;
+		li->ean = l->it->ean;
+		li->article_group_id = l->it->article_group_id;
+		li->manufacturer_id = l->it->manufacturer_id;
+		li->quantity = l->it->quantity;
+		li->unit_price = l->it->unit_price;
+		li->line_total = l->total;
+		li->discounts = ev_get(
+		    v, (run->nld[i] + 1) * sizeof(Dre__LineDiscount *));
+		int64_t ld = 0;
+		for (ev_ldisc *x = run->head[i]; x != NULL; x = x->next) {
+			const dre_promo   *p = v->apps[x->app].p;
+			Dre__LineDiscount *d = ev_get(v, sizeof(*d));
+			dre__line_discount__init(d);
+			d->promotion_id = (char *) p->id;
+			d->promotion_name = (char *) (p->name ? p->name : "");
+			d->promotion_type = (char *) dre_promo_type_name(p->type);
+			d->discount_type = (char *) dre_disc_type_name(x->dt);
+			d->discount_value = x->value;
+			d->discount_amount = x->amount;
+			d->has_triggered_by_coupon = true;
+			d->triggered_by_coupon = false;
+			li->discounts[li->n_discounts++] = d;
+			ld += x->amount;
+		}
+		li->line_discount = ld;
+		li->line_net = l->total - ld;
+		li->has_is_free_item = true;
+		li->is_free_item = run->free_app[i] >= 0;
+		if (li->is_free_item)
+			li->free_item_promotion_id
+			    = (char *) v->apps[run->free_app[i]].p->id;
+		r->line_items[r->n_line_items++] = li;
+		if (l->sale)
+			*sale += l->total;
+		else {
+			*ret += l->total;
+			*returns = true;
+		}
+		*disc += ld;
+		if (ld > 0) {
+			Dre__ItemSavings *s = ev_get(v, sizeof(*s));
+			dre__item_savings__init(s);
+			s->article_number = l->it->article_number;
+			s->original_price = l->total;
+			s->final_price = l->total - ld;
+			s->savings = ld;
+			tot->item_savings[tot->n_item_savings++] = s;
+		}
+	}
+}
+
+// breakdown lists every promotion that gave anything (a discount, a free
+// item or points), in application (rank) order.
+static void
+breakdown(ev *v, Dre__Totals *tot)
+{
+	ev_run *run = &v->run;
+	tot->promotion_breakdown
+	    = ev_get(v, (v->napps + 1) * sizeof(Dre__PromotionBreakdown *));
+	int64_t points = 0;
+	for (uint32_t ax = 0; ax < v->napps; ax++) {
+		if (!app_applied(v, ax))
+			continue;
+		const dre_promo         *p = v->apps[ax].p;
+		Dre__PromotionBreakdown *b = ev_get(v, sizeof(*b));
+		dre__promotion_breakdown__init(b);
+		b->promotion_id = (char *) p->id;
+		b->promotion_name = (char *) (p->name ? p->name : "");
+		b->affected_items = ev_get(v, (v->n + 1) * sizeof(char *));
+		for (uint32_t i = 0; i < v->n; i++)
+			for (ev_ldisc *x = run->head[i]; x; x = x->next)
+				if (x->app == ax && x->amount > 0) {
+					b->total_discount += x->amount;
+					b->affected_items[b->n_affected_items++]
+					    = v->lines[i].ref;
+				}
+		tot->promotion_breakdown[tot->n_promotion_breakdown++] = b;
+		points += v->apps[ax].points;
+	}
+	tot->loyalty_points_earned = points;
+}
+
+static void
+missed_add(ev *v, uint32_t cand, const char *stage, const char *reason)
+{
+	v->stage[cand] = stage;
+	v->reason[cand] = reason ? reason : "";
+}
+
+// missed_apps explains the applicable promotions that gave nothing.
+static void
+missed_apps(ev *v)
+{
+	int32_t alone = -1;
+	for (uint32_t ax = 0; ax < v->napps; ax++)
+		if (v->chosen[ax] && v->apps[ax].receipt_excl)
+			alone = (int32_t) ax;
+	for (uint32_t ax = 0; ax < v->napps; ax++) {
+		ev_app          *a = &v->apps[ax];
+		const dre_promo *p = a->p;
+		if (app_applied(v, ax))
+			continue;
+		const char *reason;
+		const char *stage = "EXCLUSIVITY";
+		if (!v->chosen[ax]) {
+			if (alone >= 0)
+				reason = ev_printf(v,
+				    "receipt-exclusive promotion '%s' applies "
+				    "alone",
+				    v->apps[alone].p->name);
+			else if (a->receipt_excl)
+				reason = "receipt-exclusive: the combination "
+				         "without it saves the customer more";
+			else {
+				reason = "a combination without it saves the "
+				         "customer more";
+				for (uint32_t bx = 0; bx < v->napps; bx++) {
+					const dre_promo *q = v->apps[bx].p;
+					if (!app_applied(v, bx))
+						continue;
+					for (uint32_t g = 0;
+					     g < p->exclusion_groups.n; g++)
+						for (uint32_t h = 0;
+						     h < q->exclusion_groups.n;
+						     h++)
+							if (strcmp(p->exclusion_groups
+							               .v[g],
+							        q->exclusion_groups
+							            .v[h])
+							    == 0)
+								reason = ev_printf(v,
+								    "exclusion "
+								    "group %s: "
+								    "'%s' saves "
+								    "the "
+								    "customer "
+								    "more",
+								    p->exclusion_groups
+								        .v[g],
+								    q->name);
+				}
+			}
+		} else if (a->failed) {
+			stage = "CONDITION";
+			char h[32], n[32];
+			dre_decimal_format(h, a->dyn_have, DRE_MONEY_SCALE);
+			dre_decimal_format(n, a->dyn_need, DRE_MONEY_SCALE);
+			reason = ev_printf(v,
+			    "condition RECEIPT_AMOUNT not met: %s after line "
+			    "discounts, %s required",
+			    h, n);
+		} else if (a->blocked) {
+			reason = "its lines are held by a LINE-exclusive "
+			         "promotion";
+		} else {
+			stage = "CONDITION";
+			reason = a->empty ? "conditions met, but no tier, bundle "
+			                    "or unit to discount"
+			                  : "conditions met, but nothing left to "
+			                    "discount";
+		}
+		missed_add(v, a->cand, stage, reason);
+	}
+}
+
+static void
+missed_list(ev *v, Dre__EvaluateResponse *r)
+{
+	r->has_include_missed = true;
+	r->include_missed = v->want_missed;
+	if (!v->want_missed)
+		return;
+	r->missed_promotions
+	    = ev_get(v, (v->ncand + 1) * sizeof(Dre__MissedPromotion *));
+	for (uint32_t k = 0; k < v->ncand; k++) {
+		if (v->stage[k] == NULL)
+			continue;
+		const dre_promo      *p = v->t->promos[v->cand[k]]->promo;
+		Dre__MissedPromotion *m = ev_get(v, sizeof(*m));
+		dre__missed_promotion__init(m);
+		m->promotion_id = (char *) p->id;
+		m->promotion_name = (char *) (p->name ? p->name : "");
+		m->stage = (char *) v->stage[k];
+		m->reason = (char *) v->reason[k];
+		r->missed_promotions[r->n_missed_promotions++] = m;
+	}
+}
+
 static Dre__EvaluateResponse *
 respond(ev *v, const dre_index *ix)
 {
 	Dre__EvaluateResponse *r = ev_get(v, sizeof(*r));
 	dre__evaluate_response__init(r);
-	r->currency
-	    = (char *) (nonempty(v->ctx->currency) ? v->ctx->currency : "EUR");
+	r->currency = (char *) v->currency;
 	r->header = header_echo(v);
 	r->evaluated_at_ms = v->ctx->now_ms;
 	r->source = (char *) (v->ctx->source ? v->ctx->source : "local-store");
@@ -625,48 +491,13 @@ respond(ev *v, const dre_index *ix)
 	Dre__Totals *tot = ev_get(v, sizeof(*tot));
 	dre__totals__init(tot);
 	r->totals = tot;
-	r->line_items = ev_get(v, v->n * sizeof(Dre__LineItem *));
-	tot->item_savings = ev_get(v, v->n * sizeof(Dre__ItemSavings *));
 	int64_t sale = 0, ret = 0, disc = 0;
 	bool    returns = false;
-	for (uint32_t i = 0; i < v->n; i++) {
-		ev_line       *l = &v->lines[i];
-		Dre__LineItem *li = ev_get(v, sizeof(*li));
-		dre__line_item__init(li);
-		li->line_reference = l->ref;
-		li->article_number = l->it->article_number;
-		li->ean = l->it->ean;
-		li->article_group_id = l->it->article_group_id;
-		li->manufacturer_id = l->it->manufacturer_id;
-		li->quantity = l->it->quantity;
-		li->unit_price = l->it->unit_price;
-		li->line_total = l->total;
-		li->line_discount = l->disc;
-		li->line_net = l->total - l->disc;
-		li->has_is_free_item = true;
-		li->is_free_item = false;
-		li->discounts
-		    = ev_get(v, l->ndisc * sizeof(Dre__LineDiscount *));
-		for (ev_disc *d = l->head; d; d = d->next)
-			li->discounts[li->n_discounts++] = d->d;
-		r->line_items[r->n_line_items++] = li;
-		if (l->sale)
-			sale += l->total;
-		else {
-			ret += l->total;
-			returns = true;
-		}
-		disc += l->disc;
-		if (l->disc > 0) {
-			Dre__ItemSavings *s = ev_get(v, sizeof(*s));
-			dre__item_savings__init(s);
-			s->article_number = l->it->article_number;
-			s->original_price = l->total;
-			s->final_price = l->total - l->disc;
-			s->savings = l->disc;
-			tot->item_savings[tot->n_item_savings++] = s;
-		}
-	}
+	line_items(v, r, &sale, &ret, &disc, &returns);
+	r->granted_items
+	    = ev_get(v, (v->run.ngrants + 1) * sizeof(Dre__GrantedItem *));
+	for (ev_grant *g = v->run.grants; g != NULL; g = g->next)
+		r->granted_items[r->n_granted_items++] = g->g;
 	tot->subtotal = sale + ret;
 	tot->discount = disc;
 	tot->grand_total = tot->subtotal - disc;
@@ -686,13 +517,10 @@ respond(ev *v, const dre_index *ix)
 	}
 	tot->original_total = tot->subtotal;
 	tot->final_total = tot->grand_total;
-	tot->promotion_breakdown = v->bd;
-	tot->n_promotion_breakdown = v->nbd;
-	tot->loyalty_points_earned = 0;
-	r->has_include_missed = true;
-	r->include_missed = v->want_missed;
-	r->missed_promotions = v->missed;
-	r->n_missed_promotions = v->nmissed;
+	breakdown(v, tot);
+	if (v->t != NULL)
+		ev_hints(v, r);
+	missed_list(v, r);
 	return r;
 }
 
@@ -705,15 +533,13 @@ lines_prepare(ev *v)
 	const Dre__EvaluateRequest *r = v->req;
 	v->n = (uint32_t) r->n_items;
 	v->words = (v->n + 63) / 64;
-	v->lines = ev_get(v, v->n * sizeof(ev_line));
-	v->amt = ev_get(v, v->n * sizeof(int64_t));
-	v->first = ev_get(v, v->n * sizeof(int32_t));
-	v->order = ev_get(v, v->n * sizeof(uint32_t));
-	v->touched = ev_get(v, v->n * sizeof(uint32_t));
+	v->lines = ev_get(v, (v->n + 1) * sizeof(ev_line));
 	for (uint32_t i = 0; i < v->n; i++) {
 		ev_line               *l = &v->lines[i];
 		const Dre__BasketItem *it = r->items[i];
 		l->it = it;
+		l->qty = it->quantity;
+		l->price = it->unit_price;
 		l->sale = it->quantity > 0;
 		l->total = dre_mul_qty(it->unit_price, it->quantity);
 		l->ref = nonempty(it->line_reference)
@@ -736,7 +562,17 @@ lines_prepare(ev *v)
 		l->h_art = ix_hash(it->article_number);
 		l->h_grp = l->grp ? ix_hash(l->grp) : 0;
 		l->h_manu = l->manu ? ix_hash(l->manu) : 0;
-		v->first[i] = -1;
+		if (l->sale) {
+			v->gross += l->total;
+			v->units += l->qty;
+		}
+	}
+	if (nonempty(r->channel)) {
+		char *c = ev_printf(v, "%s", r->channel);
+		for (char *x = c; *x; x++)
+			if (*x >= 'A' && *x <= 'Z')
+				*x = (char) (*x + 'a' - 'A');
+		v->channel_lc = c;
 	}
 }
 
@@ -774,6 +610,49 @@ pos_group_resolve(ev *v, dre_eval_error *err)
 	return DRE_OK;
 }
 
+// applicable runs the stages up to the conditions over the candidates;
+// the survivors become applications (in rank order).
+static void
+applicable(ev *v)
+{
+	v->stage = ev_get(v, (v->ncand + 1) * sizeof(char *));
+	v->reason = ev_get(v, (v->ncand + 1) * sizeof(char *));
+	v->apps = ev_get(v, (v->ncand + 1) * sizeof(ev_app));
+	for (uint32_t k = 0; k < v->ncand; k++) {
+		const ix_ent *e = v->t->promos[v->cand[k]];
+		const char   *reason = NULL;
+		const char   *stage = prefilter(v, e, &reason);
+		if (stage != NULL) {
+			if (v->want_missed)
+				missed_add(v, k, stage, reason);
+			continue;
+		}
+		uint64_t *sel = ev_get(v, (v->words + 1) * sizeof(uint64_t));
+		ev_cres   cr;
+		if (!ev_conditions(v, e, sel, &cr)) {
+			if (v->want_missed)
+				missed_add(v, k, "CONDITION",
+				    ev_printf(v, "condition %s not met",
+				        dre_cond_type_name(
+				            e->promo->conds[cr.fail].type)));
+			ev_miss_static(v, e, v->cand[k], &cr, sel);
+			continue;
+		}
+		ev_app *a = &v->apps[v->napps++];
+		a->e = e;
+		a->p = e->promo;
+		a->cand = k;
+		a->sel = sel;
+		a->stage = e->cp.line_stage ? ST_LINE
+		    : e->cp.receipt_stage   ? ST_RECEIPT
+		    : e->cp.loyalty_stage   ? ST_LOYALTY
+		                            : ST_NONE;
+		a->receipt_excl = a->p->exclusivity == DRE_EXCL_RECEIPT;
+		a->line_excl = a->p->exclusivity == DRE_EXCL_LINE;
+		ev_app_prepare(v, a);
+	}
+}
+
 static dre_err
 evaluate_run(ev *v, const dre_index *ix, dre_eval_error *err)
 {
@@ -782,31 +661,24 @@ evaluate_run(ev *v, const dre_index *ix, dre_eval_error *err)
 	    = v->req->has_timestamp_ms ? v->req->timestamp_ms : v->ctx->now_ms;
 	v->want_missed = v->req->has_include_missed_promotions
 	    && v->req->include_missed_promotions;
+	const ix_ent *st = v->t ? v->t->settings : NULL;
+	v->nudges = st != NULL && st->nudges;
+	v->currency = st != NULL && st->currency ? st->currency
+	    : nonempty(v->ctx->currency)        ? v->ctx->currency
+	                                        : "EUR";
+	v->run.force = -1;
 	lines_prepare(v);
 	dre_err rc = pos_group_resolve(v, err);
 	if (rc != DRE_OK)
 		return rc;
 	if (v->t != NULL) {
-		uint32_t *cand;
-		uint32_t  nc = candidates(v, &cand);
-		v->bd = ev_get(v, nc * sizeof(*v->bd));
-		uint64_t *sel = ev_get(v, (v->words + 1) * sizeof(uint64_t));
-		for (uint32_t k = 0; k < nc; k++) {
-			const ix_ent *e = v->t->promos[cand[k]];
-			const char   *reason = NULL;
-			const char   *stage = prefilter(v, e->promo, &reason);
-			if (stage != NULL) {
-				missed_add(v, e->promo, stage, reason);
-				continue;
-			}
-			memset(sel, 0, (v->words + 1) * sizeof(uint64_t));
-			if (!conditions_hold(v, e, sel, &reason)) {
-				missed_add(v, e->promo, "CONDITION", reason);
-				continue;
-			}
-			promo_apply(v, e, sel);
-		}
+		candidates(v);
+		applicable(v);
 	}
+	ev_best_price(v);
+	v->net_after_lines = v->run.line_net;
+	if (v->t != NULL)
+		missed_apps(v);
 	return DRE_OK;
 }
 

@@ -21,10 +21,11 @@ typedef enum {
 	DRE_MK_ARTICLE,
 	DRE_MK_POS_GROUP,
 	DRE_MK_ARTICLE_GROUP,
+	DRE_MK_TENANT_SETTINGS, // key "settings": { enableProductionNudges, currency }
 } dre_master_kind;
 
 // dre_master_kind_parse maps the wire literals PROMOTION | ARTICLE |
-// POS_GROUP | ARTICLE_GROUP; DRE_EINVAL otherwise.
+// POS_GROUP | ARTICLE_GROUP | TENANT_SETTINGS; DRE_EINVAL otherwise.
 dre_err     dre_master_kind_parse(dre_master_kind *out, const char *s);
 const char *dre_master_kind_name(dre_master_kind k);
 

@@ -14,13 +14,14 @@ struct dre_engine {
 	dre_index      *cur;
 };
 
-static const char *const kind_names[]
-    = { "PROMOTION", "ARTICLE", "POS_GROUP", "ARTICLE_GROUP" };
+static const char *const kind_names[] = { "PROMOTION", "ARTICLE",
+	"POS_GROUP", "ARTICLE_GROUP", "TENANT_SETTINGS" };
+#define NKINDS 5
 
 dre_err
 dre_master_kind_parse(dre_master_kind *out, const char *s)
 {
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < NKINDS; i++)
 		if (s != NULL && strcmp(s, kind_names[i]) == 0) {
 			*out = (dre_master_kind) i;
 			return DRE_OK;
@@ -31,7 +32,7 @@ dre_master_kind_parse(dre_master_kind *out, const char *s)
 const char *
 dre_master_kind_name(dre_master_kind k)
 {
-	return (unsigned) k < 4 ? kind_names[k] : "UNKNOWN";
+	return (unsigned) k < NKINDS ? kind_names[k] : "UNKNOWN";
 }
 
 // ---- hashing, sets and maps ----------------------------------------------
@@ -226,29 +227,78 @@ is_article_cond(dre_cond_type t)
 static bool
 promo_compile(ix_promo *cp, dre_arena *a, const dre_promo *p)
 {
+	size_t na = p->nactions + 1;
 	cp->cond = dre_arena_get(a, (p->nconds + 1) * sizeof(ix_set));
-	cp->tgt_art = dre_arena_get(a, (p->nactions + 1) * sizeof(ix_set));
-	cp->tgt_grp = dre_arena_get(a, (p->nactions + 1) * sizeof(ix_set));
-	cp->tgt_manu = dre_arena_get(a, (p->nactions + 1) * sizeof(ix_set));
-	if (!cp->cond || !cp->tgt_art || !cp->tgt_grp || !cp->tgt_manu)
+	cp->tgt_art = dre_arena_get(a, na * sizeof(ix_set));
+	cp->tgt_grp = dre_arena_get(a, na * sizeof(ix_set));
+	cp->tgt_manu = dre_arena_get(a, na * sizeof(ix_set));
+	cp->comp = dre_arena_get(a, na * sizeof(ix_set *));
+	if (!cp->cond || !cp->tgt_art || !cp->tgt_grp || !cp->tgt_manu
+	    || !cp->comp)
 		return false;
 	for (uint32_t i = 0; i < p->nconds; i++) {
 		const dre_promo_cond *c = &p->conds[i];
 		if (!set_build(&cp->cond[i], a, &c->values,
-		        c->type == DRE_COND_CHANNEL))
+		        c->type == DRE_COND_CHANNEL
+		            || c->type == DRE_COND_PAYMENT_MEANS))
 			return false;
 		if (is_article_cond(c->type))
 			cp->has_article_cond = true;
+		if (c->type == DRE_COND_RECEIPT_AMOUNT)
+			cp->dynamic = true;
 	}
 	for (uint32_t i = 0; i < p->nactions; i++) {
-		const dre_promo_target *t = &p->actions[i].target;
+		const dre_promo_action *ac = &p->actions[i];
+		const dre_promo_target *t = &ac->target;
 		if (!set_build(&cp->tgt_art[i], a, &t->articles, false)
 		    || !set_build(
 		        &cp->tgt_grp[i], a, &t->article_groups, false)
 		    || !set_build(
 		        &cp->tgt_manu[i], a, &t->manufacturers, false))
 			return false;
+		if (t->present)
+			cp->has_target = true;
+		switch (ac->type) {
+		case DRE_ACT_ARTICLE:
+		case DRE_ACT_ARTICLE_GROUP:
+		case DRE_ACT_ARTICLE_LIST:
+		case DRE_ACT_QUANTITY_TIER:
+		case DRE_ACT_FREE_ITEM:
+			cp->line_stage = true;
+			break;
+		case DRE_ACT_BUNDLE:
+			cp->line_stage = true;
+			cp->comp[i] = dre_arena_get(
+			    a, (2 * ac->ncomponents + 1) * sizeof(ix_set));
+			if (cp->comp[i] == NULL)
+				return false;
+			for (uint32_t k = 0; k < ac->ncomponents; k++)
+				if (!set_build(&cp->comp[i][2 * k], a,
+				        &ac->components[k].articles, false)
+				    || !set_build(&cp->comp[i][2 * k + 1], a,
+				        &ac->components[k].article_groups,
+				        false))
+					return false;
+			break;
+		case DRE_ACT_RECEIPT:
+			cp->receipt_stage = true;
+			break;
+		case DRE_ACT_SCALED_RECEIPT:
+			cp->receipt_stage = true;
+			cp->dynamic = true;
+			break;
+		case DRE_ACT_ADD_FIXED:
+		case DRE_ACT_CURRENCY_TO_POINTS:
+		case DRE_ACT_MULTIPLY_POINTS:
+		case DRE_ACT_SUBTRACT_POINTS:
+			cp->loyalty_stage = true;
+			break;
+		case DRE_ACT_ISSUE_COUPON: // issued at confirm
+			break;
+		}
 	}
+	if (p->nwindows > 0)
+		cp->zone = ix_zone_get(p->timezone);
 	return true;
 }
 
@@ -324,16 +374,39 @@ ent_new(ix_ent **ep, const dre_master_change *c)
 			goto fail;
 		break;
 	}
-	case DRE_MK_ARTICLE:
+	case DRE_MK_ARTICLE: {
 		e->article_group_id
 		    = adup(a, json_str(root, "articleGroupId"));
 		e->manufacturer_id = adup(a, json_str(root, "manufacturerId"));
+		e->ean = adup(a, json_str(root, "ean"));
+		const dre_json *rp = dre_json_get(root, "referencePrice");
+		int64_t         price;
+		e->reference_price = !dre_json_is_null(rp)
+		        && dre_json_decimal(&price, rp, DRE_MONEY_SCALE,
+		               DRE_DECIMAL_MAX_DIGITS)
+		            == DRE_OK
+		        && price >= 0
+		    ? price
+		    : -1;
 		break;
+	}
 	case DRE_MK_POS_GROUP:
 		e->code = adup(a, json_str(root, "code"));
 		break;
 	case DRE_MK_ARTICLE_GROUP:
 		break;
+	case DRE_MK_TENANT_SETTINGS: {
+		if (!dre_json_is(root, DRE_JSON_OBJECT)) {
+			err = DRE_EINVAL;
+			goto fail;
+		}
+		e->nudges = dre_json_is(
+		    dre_json_get(root, "enableProductionNudges"),
+		    DRE_JSON_TRUE);
+		const char *cur = json_str(root, "currency");
+		e->currency = cur && strlen(cur) == 3 ? adup(a, cur) : NULL;
+		break;
+	}
 	}
 	dre_arena_free(tmp);
 	*ep = e;
@@ -490,56 +563,186 @@ push_list(kr_vec *kv, const dre_strlist *l, uint32_t rank)
 	return true;
 }
 
-// promo_keys files a promotion under the line keys that can make it
-// apply. All conditions must hold, so the first article-type condition
-// alone decides whether a basket can match; without one, a promotion whose
-// every action is scoped by a target is found through its targets; the rest
-// must be looked at for every basket.
+typedef struct {
+	ix_thr  *v;
+	uint32_t n, cap;
+} thr_vec;
+
 static bool
-promo_keys(const ix_ent *e, uint32_t rank, kr_vec *art, kr_vec *grp,
-    kr_vec *manu, bool *unscoped)
+thr_push(thr_vec *tv, int64_t v, uint32_t rank)
+{
+	if (tv->n == tv->cap) {
+		uint32_t cap = tv->cap ? tv->cap * 2 : 32;
+		ix_thr  *x = realloc(tv->v, cap * sizeof(*x));
+		if (x == NULL)
+			return false;
+		tv->v = x;
+		tv->cap = cap;
+	}
+	tv->v[tv->n].v = v;
+	tv->v[tv->n].rank = rank;
+	tv->n++;
+	return true;
+}
+
+static int
+thr_cmp(const void *x, const void *y)
+{
+	const ix_thr *a = x, *b = y;
+	if (a->v != b->v)
+		return a->v < b->v ? -1 : 1;
+	return a->rank < b->rank ? -1 : a->rank > b->rank;
+}
+
+// The keys of one tenant version under construction.
+typedef struct {
+	dre_arena *a; // the tenant's arena (lower-cased channel names)
+	kr_vec     art, grp, manu, chan, udf, addf;
+	thr_vec    amount, units;
+} ix_keys;
+
+static void
+keys_free(ix_keys *k)
+{
+	free(k->art.v);
+	free(k->grp.v);
+	free(k->manu.v);
+	free(k->chan.v);
+	free(k->udf.v);
+	free(k->addf.v);
+	free(k->amount.v);
+	free(k->units.v);
+}
+
+static char *
+lower_dup(dre_arena *a, const char *s)
+{
+	char *d = dre_arena_strdup(a, s);
+	for (char *c = d; c && *c; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char) (*c + 'a' - 'A');
+	return d;
+}
+
+// action_scoped: the action can only ever touch lines its target or its
+// components name (so those lines' keys find the promotion).
+static bool
+action_scoped(const dre_promo_action *ac)
+{
+	const dre_promo_target *t = &ac->target;
+	switch (ac->type) {
+	case DRE_ACT_ARTICLE:
+	case DRE_ACT_ARTICLE_GROUP:
+	case DRE_ACT_ARTICLE_LIST:
+	case DRE_ACT_QUANTITY_TIER:
+	case DRE_ACT_RECEIPT:
+	case DRE_ACT_SCALED_RECEIPT:
+		return t->present;
+	case DRE_ACT_BUNDLE:
+		return true;
+	default:
+		return false;
+	}
+}
+
+typedef enum { KEYED, UNSCOPED, NEVER } key_kind;
+
+// promo_keys files a promotion under the keys through which a basket can
+// reach it. With article-type conditions: every value of every one of them
+// (one is enough for the conditions to hold, the others make near-miss
+// hints possible). Without: the targets and bundle components when every
+// action is scoped by them; else the first basket-level trigger (channel,
+// user-defined key, additional-field key, receipt amount, item quantity);
+// the rest must be looked at for every basket.
+static bool
+promo_keys(const ix_ent *e, uint32_t rank, ix_keys *k, key_kind *kind)
 {
 	const dre_promo *p = e->promo;
-	*unscoped = false;
-	for (uint32_t i = 0; i < p->nconds; i++) {
-		const dre_promo_cond *c = &p->conds[i];
-		switch (c->type) {
-		case DRE_COND_ARTICLE:
-			return push_list(art, &c->values, rank);
-		case DRE_COND_ARTICLE_LIST:
-			if (c->values.n == 0)
-				continue; // list master data not indexed yet
-			return push_list(art, &c->values, rank);
-		case DRE_COND_ARTICLE_GROUP:
-			return push_list(grp, &c->values, rank);
-		case DRE_COND_MANUFACTURER:
-			return push_list(manu, &c->values, rank);
-		default:
-			break;
+	*kind = KEYED;
+	if (e->cp.has_article_cond) {
+		uint32_t n = 0;
+		for (uint32_t i = 0; i < p->nconds; i++) {
+			const dre_promo_cond *c = &p->conds[i];
+			kr_vec               *kv = NULL;
+			if (c->type == DRE_COND_ARTICLE
+			    || c->type == DRE_COND_ARTICLE_LIST)
+				kv = &k->art;
+			else if (c->type == DRE_COND_ARTICLE_GROUP)
+				kv = &k->grp;
+			else if (c->type == DRE_COND_MANUFACTURER)
+				kv = &k->manu;
+			if (kv == NULL)
+				continue;
+			if (!push_list(kv, &c->values, rank))
+				return false;
+			n += c->values.n;
 		}
-	}
-	bool scoped = p->nactions > 0;
-	for (uint32_t i = 0; i < p->nactions && scoped; i++) {
-		const dre_promo_action *ac = &p->actions[i];
-		const dre_promo_target *t = &ac->target;
-		bool                    line = ac->type == DRE_ACT_ARTICLE
-		    || ac->type == DRE_ACT_ARTICLE_GROUP
-		    || ac->type == DRE_ACT_ARTICLE_LIST;
-		if (!line || !t->present || t->article_list_id != NULL
-		    || t->articles.n + t->article_groups.n + t->manufacturers.n
-		        == 0)
-			scoped = false;
-	}
-	if (!scoped) {
-		*unscoped = true;
+		// Only an article list without its items: never applies.
+		if (n == 0)
+			*kind = NEVER;
 		return true;
 	}
-	for (uint32_t i = 0; i < p->nactions; i++) {
-		const dre_promo_target *t = &p->actions[i].target;
-		if (!push_list(art, &t->articles, rank)
-		    || !push_list(grp, &t->article_groups, rank)
-		    || !push_list(manu, &t->manufacturers, rank))
-			return false;
+	bool scoped = p->nactions > 0;
+	for (uint32_t i = 0; i < p->nactions && scoped; i++)
+		scoped = action_scoped(&p->actions[i]);
+	if (scoped) {
+		for (uint32_t i = 0; i < p->nactions; i++) {
+			const dre_promo_action *ac = &p->actions[i];
+			const dre_promo_target *t = &ac->target;
+			if (!push_list(&k->art, &t->articles, rank)
+			    || !push_list(&k->grp, &t->article_groups, rank)
+			    || !push_list(&k->manu, &t->manufacturers, rank))
+				return false;
+			for (uint32_t c = 0; c < ac->ncomponents; c++)
+				if (!push_list(&k->art,
+				        &ac->components[c].articles, rank)
+				    || !push_list(&k->grp,
+				        &ac->components[c].article_groups,
+				        rank))
+					return false;
+		}
+		return true;
+	}
+	static const dre_cond_type order[] = { DRE_COND_CHANNEL,
+		DRE_COND_USER_DEFINED, DRE_COND_ADDITIONAL_FIELD,
+		DRE_COND_RECEIPT_AMOUNT, DRE_COND_ITEM_QUANTITY };
+	for (size_t o = 0; o < sizeof(order) / sizeof(order[0]); o++)
+		for (uint32_t i = 0; i < p->nconds; i++) {
+			const dre_promo_cond *c = &p->conds[i];
+			if (c->type != order[o])
+				continue;
+			switch (c->type) {
+			case DRE_COND_CHANNEL:
+				for (uint32_t x = 0; x < c->values.n; x++) {
+					char *l = lower_dup(k->a, c->values.v[x]);
+					if (l == NULL || !kr_push(&k->chan, l, rank))
+						return false;
+				}
+				return true;
+			case DRE_COND_USER_DEFINED:
+				return kr_push(&k->udf, c->key, rank);
+			case DRE_COND_ADDITIONAL_FIELD:
+				return kr_push(&k->addf, c->key, rank);
+			case DRE_COND_RECEIPT_AMOUNT:
+				return thr_push(&k->amount, c->min_amount, rank);
+			default:
+				return thr_push(&k->units, c->min_quantity, rank);
+			}
+		}
+	*kind = UNSCOPED;
+	return true;
+}
+
+static bool
+thrlist_build(ix_thrlist *l, dre_arena *a, thr_vec *tv)
+{
+	l->n = tv->n;
+	l->v = dre_arena_get(a, (tv->n + 1) * sizeof(ix_thr));
+	if (l->v == NULL)
+		return false;
+	if (tv->n > 0) {
+		qsort(tv->v, tv->n, sizeof(ix_thr), thr_cmp);
+		memcpy(l->v, tv->v, tv->n * sizeof(ix_thr));
 	}
 	return true;
 }
@@ -551,7 +754,7 @@ tenant_build(const char *name, ix_ent **ents, uint32_t n)
 {
 	ix_tenant *t = calloc(1, sizeof(*t));
 	dre_arena *a = dre_arena_alloc(64 * 1024);
-	kr_vec     art = { 0 }, grp = { 0 }, manu = { 0 };
+	ix_keys    k = { 0 };
 	if (t == NULL || a == NULL) {
 		for (uint32_t i = 0; i < n; i++)
 			ent_unref(ents[i]);
@@ -560,6 +763,7 @@ tenant_build(const char *name, ix_ent **ents, uint32_t n)
 		dre_arena_free(a);
 		return NULL;
 	}
+	k.a = a;
 	atomic_init(&t->ref, 1);
 	t->a = a;
 	t->ents = ents;
@@ -592,31 +796,33 @@ tenant_build(const char *name, ix_ent **ents, uint32_t n)
 			map_put(&t->pg_by_id, e->key, e);
 			if (e->code != NULL)
 				map_put(&t->pg_by_code, e->code, e);
-		}
+		} else if (e->kind == DRE_MK_TENANT_SETTINGS)
+			t->settings = e;
 	}
 	qsort(t->promos, t->npromos, sizeof(ix_ent *), promo_rank_cmp);
 	uint32_t nun = 0;
 	for (uint32_t r = 0; r < t->npromos; r++) {
-		bool un;
-		if (!promo_keys(t->promos[r], r, &art, &grp, &manu, &un))
+		key_kind kind;
+		if (!promo_keys(t->promos[r], r, &k, &kind))
 			goto fail;
-		if (un)
+		if (kind == UNSCOPED)
 			unscoped[nun++] = r;
 	}
 	t->unscoped.n = nun;
 	t->unscoped.rank = unscoped;
-	if (!multimap_build(&t->by_article, a, art.v, art.n)
-	    || !multimap_build(&t->by_group, a, grp.v, grp.n)
-	    || !multimap_build(&t->by_manu, a, manu.v, manu.n))
+	if (!multimap_build(&t->by_article, a, k.art.v, k.art.n)
+	    || !multimap_build(&t->by_group, a, k.grp.v, k.grp.n)
+	    || !multimap_build(&t->by_manu, a, k.manu.v, k.manu.n)
+	    || !multimap_build(&t->by_channel, a, k.chan.v, k.chan.n)
+	    || !multimap_build(&t->by_udf, a, k.udf.v, k.udf.n)
+	    || !multimap_build(&t->by_addf, a, k.addf.v, k.addf.n)
+	    || !thrlist_build(&t->by_amount, a, &k.amount)
+	    || !thrlist_build(&t->by_units, a, &k.units))
 		goto fail;
-	free(art.v);
-	free(grp.v);
-	free(manu.v);
+	keys_free(&k);
 	return t;
 fail:
-	free(art.v);
-	free(grp.v);
-	free(manu.v);
+	keys_free(&k);
 	tenant_unref(t);
 	return NULL;
 }

@@ -29,6 +29,16 @@ bool     ix_set_has_h(const ix_set *s, const char *k, uint32_t h);
 uint32_t ix_hash(const char *s);
 bool     ix_set_has_nocase(const ix_set *s, const char *k);
 
+// A time zone (engine_tz.c): loaded once per name, shared read-only by
+// every index version for the life of the process.
+typedef struct ix_zone ix_zone;
+
+// ix_zone_get returns the zone called name, NULL for UTC or an unknown name
+// (read as UTC). Thread-safe; the zone is never freed.
+const ix_zone *ix_zone_get(const char *name);
+// ix_zone_offset is the zone's UTC offset in seconds at UTC second t.
+int32_t ix_zone_offset(const ix_zone *z, int64_t t);
+
 // A compiled promotion: the parsed document plus a set per condition and
 // per action target, so matching a line never walks a long list.
 typedef struct {
@@ -36,7 +46,16 @@ typedef struct {
 	ix_set *tgt_art; // one per action: target.articles
 	ix_set *tgt_grp; // target.articleGroups
 	ix_set *tgt_manu; // target.manufacturers
+	ix_set **comp; // per action: BUNDLE component k -> [2k] articles,
+	               // [2k+1] articleGroups
+	const ix_zone *zone; // of the time windows; NULL = UTC
 	bool has_article_cond; // any ARTICLE/ARTICLE_LIST/GROUP/MANUFACTURER
+	bool has_target; // some action has a target
+	bool line_stage; // markdown, tier, bundle or free-item actions
+	bool receipt_stage; // RECEIPT / SCALED_RECEIPT actions
+	bool loyalty_stage; // points actions
+	bool dynamic; // RECEIPT_AMOUNT condition or SCALED_RECEIPT action:
+	              // depends on the discounts of other promotions
 } ix_promo;
 
 // One master-data entity, shared by every index version that holds it.
@@ -54,8 +73,13 @@ struct ix_ent {
 	// ARTICLE
 	const char *article_group_id;
 	const char *manufacturer_id;
+	const char *ean;
+	int64_t     reference_price; // minor units; -1 = none
 	// POS_GROUP
 	const char *code;
+	// TENANT_SETTINGS
+	bool        nudges; // enableProductionNudges
+	const char *currency;
 };
 
 // Promotions in (priority, id) order are numbered by rank; candidate lists
@@ -77,6 +101,19 @@ typedef struct {
 
 const void *ix_map_get(const ix_map *m, const char *k);
 
+// A threshold index entry: promotions keyed by the amount or quantity a
+// basket must reach, sorted ascending, so a basket finds the ones within
+// reach (and within the near-miss window) by binary search.
+typedef struct {
+	int64_t  v;
+	uint32_t rank;
+} ix_thr;
+
+typedef struct {
+	ix_thr  *v;
+	uint32_t n;
+} ix_thrlist;
+
 typedef struct ix_tenant ix_tenant;
 struct ix_tenant {
 	atomic_int ref;
@@ -89,10 +126,16 @@ struct ix_tenant {
 	ix_map     by_article; // article number -> ix_plist
 	ix_map     by_group; // article group id -> ix_plist
 	ix_map     by_manu; // manufacturer id -> ix_plist
-	ix_plist   unscoped; // promotions no line key can find
+	ix_map     by_channel; // lower-case channel -> ix_plist
+	ix_map     by_udf; // userDefinedFields key -> ix_plist
+	ix_map     by_addf; // item additionalFields key -> ix_plist
+	ix_thrlist by_amount; // RECEIPT_AMOUNT min (minor units)
+	ix_thrlist by_units; // ITEM_QUANTITY min (thousandths)
+	ix_plist   unscoped; // promotions no key can find
 	ix_map     articles; // article number -> ix_ent
 	ix_map     pg_by_id; // POS group id -> ix_ent
 	ix_map     pg_by_code; // POS group code -> ix_ent
+	const ix_ent *settings; // TENANT_SETTINGS, NULL = defaults
 };
 
 struct dre_index {
