@@ -5,7 +5,8 @@
 //
 // Promotions that cannot hurt each other always apply together. The others
 // form the conflict set: members of an exclusion group, LINE-exclusive
-// promotions with every promotion that may touch the same lines, and — when
+// promotions with every promotion that may touch the same lines, bundle
+// promotions that may take the same units (a unit is in one bundle), and — when
 // line discounts pushed the subtotal below a threshold somebody needed — the
 // promotions with thresholds together with every line promotion.
 // RECEIPT-exclusive promotions are each one more option: alone. Up to
@@ -153,6 +154,15 @@ overlap(const ev *v, const uint64_t *a, const uint64_t *b)
 	return false;
 }
 
+static bool
+has_bundle(const dre_promo *p)
+{
+	for (uint32_t ai = 0; ai < p->nactions; ai++)
+		if (p->actions[ai].type == DRE_ACT_BUNDLE)
+			return true;
+	return false;
+}
+
 static void
 exhaustive(search *s)
 {
@@ -231,6 +241,14 @@ ev_best_price(ev *v)
 			if (y != x && !v->apps[y].receipt_excl
 			    && overlap(v, v->apps[x].pot, v->apps[y].pot))
 				conf[y] = 1;
+	}
+	for (uint32_t x = 0; x < n; x++) {
+		if (!has_bundle(v->apps[x].p) || v->apps[x].receipt_excl)
+			continue;
+		for (uint32_t y = x + 1; y < n; y++)
+			if (has_bundle(v->apps[y].p) && !v->apps[y].receipt_excl
+			    && overlap(v, v->apps[x].pot, v->apps[y].pot))
+				conf[x] = conf[y] = 1;
 	}
 	bool any_conf = false;
 	for (uint32_t ax = 0; ax < n; ax++)
