@@ -328,8 +328,10 @@ distribute(ev *v, const uint32_t *x, uint32_t n, const int64_t *w,
 
 // bundle_match assigns units of the eligible lines (in order of value, the
 // dearest first) to k bundles: a greedy on the transversal matroid of units
-// and component slots, one augmenting path per unit, so overlapping
-// components still get the most valuable feasible set. True when all
+// and component slots with augmenting paths (lines may move between
+// components they fit), so overlapping components still get the most
+// valuable feasible set. Paths carry as many units as they can at once: the
+// cost follows lines and components, never the quantities. True when all
 // k * (units per bundle) slots are filled; use[j] = units of line j used.
 static bool
 bundle_match(ev *v, const dre_promo_action *ac, const bool *adj,
@@ -349,10 +351,11 @@ bundle_match(ev *v, const dre_promo_action *ac, const bool *adj,
 		used[c] = 0;
 		need += capc[c];
 	}
-	memset(flow, 0, ne * nc * sizeof(int64_t));
+	memset(flow, 0, (size_t) ne * nc * sizeof(int64_t));
 	for (uint32_t o = 0; o < ne && got < need; o++) {
 		uint32_t j = order[o];
-		for (int64_t u = 0; u < units[j] && got < need; u++) {
+		int64_t  left = units[j];
+		while (left > 0 && got < need) {
 			// BFS over components from line j.
 			uint32_t qh = 0, qt = 0;
 			int32_t  end = -1;
@@ -369,7 +372,7 @@ bundle_match(ev *v, const dre_promo_action *ac, const bool *adj,
 					end = c;
 					break;
 				}
-				for (uint32_t l2 = 0; l2 < ne && end < 0; l2++) {
+				for (uint32_t l2 = 0; l2 < ne; l2++) {
 					if (flow[l2 * nc + (uint32_t) c] == 0)
 						continue;
 					for (uint32_t c2 = 0; c2 < nc; c2++)
@@ -383,16 +386,26 @@ bundle_match(ev *v, const dre_promo_action *ac, const bool *adj,
 			}
 			if (end < 0)
 				break; // no more units of this line fit
-			used[end]++;
+			int64_t b = left < capc[end] - used[end]
+			    ? left
+			    : capc[end] - used[end];
+			for (int32_t c = end; prev[c] >= 0; c = prev[c]) {
+				int64_t f = flow[(uint32_t) via[c] * nc
+				    + (uint32_t) prev[c]];
+				if (f < b)
+					b = f;
+			}
+			used[end] += b;
 			int32_t c = end;
 			while (prev[c] >= 0) {
 				uint32_t l2 = (uint32_t) via[c];
-				flow[l2 * nc + (uint32_t) c]++;
-				flow[l2 * nc + (uint32_t) prev[c]]--;
+				flow[l2 * nc + (uint32_t) c] += b;
+				flow[l2 * nc + (uint32_t) prev[c]] -= b;
 				c = prev[c];
 			}
-			flow[j * nc + (uint32_t) c]++;
-			got++;
+			flow[j * nc + (uint32_t) c] += b;
+			got += b;
+			left -= b;
 		}
 	}
 	for (uint32_t j = 0; j < ne; j++) {
@@ -433,7 +446,9 @@ bundle(ev *v, uint32_t ax, uint32_t ai)
 		uint32_t       li = el[j];
 		const ev_line *l = &v->lines[li];
 		units[j] = 0;
-		if (usable(v, ax, li) && avail(r, li) > 0)
+		// A unit already discounted to nothing still completes a
+		// bundle (its share is capped, the rest goes to the others).
+		if (usable(v, ax, li))
 			units[j] = (l->qty - r->bundled[li]) / 1000;
 		if (units[j] < 0)
 			units[j] = 0;
@@ -460,10 +475,22 @@ bundle(ev *v, uint32_t ax, uint32_t ai)
 		kmax = ac->max_applications;
 	int64_t *flow = ev_get(v, ne * nc * sizeof(int64_t));
 	int64_t *use = ev_get(v, ne * sizeof(int64_t));
-	int64_t  k = kmax;
-	for (; k > 0; k--)
-		if (bundle_match(v, ac, adj, units, order, ne, k, flow, use))
-			break;
+	// Feasibility falls with k: the largest feasible k by bisection.
+	int64_t k = kmax;
+	if (k > 0 && !bundle_match(v, ac, adj, units, order, ne, k, flow, use)) {
+		int64_t lo = 0, hi = kmax; // lo feasible (or 0), hi not
+		while (hi - lo > 1) {
+			int64_t mid = lo + (hi - lo) / 2;
+			if (bundle_match(v, ac, adj, units, order, ne, mid, flow,
+			        use))
+				lo = mid;
+			else
+				hi = mid;
+		}
+		k = lo;
+		if (k > 0)
+			bundle_match(v, ac, adj, units, order, ne, k, flow, use);
+	}
 	if (k == 0) {
 		a->empty = true;
 		return;
@@ -642,16 +669,20 @@ receipt(ev *v, uint32_t ax, uint32_t ai)
 	int64_t  *share = ev_get(v, (ne + 1) * sizeof(int64_t));
 	uint32_t  nx = 0;
 	int64_t   base = 0, room = 0;
+	// ADDITIVE reads the eligible lines' totals (a line another
+	// promotion made free still counts), MULTIPLICATIVE what is left.
 	for (uint32_t k = 0; k < ne; k++) {
 		uint32_t li = a->elig[ai][k];
-		if (!usable(v, ax, li) || avail(r, li) <= 0)
+		if (!usable(v, ax, li))
+			continue;
+		base += p->calc_mode == DRE_CALC_MULTIPLICATIVE
+		    ? avail(r, li)
+		    : v->lines[li].total;
+		if (avail(r, li) <= 0)
 			continue;
 		x[nx] = li;
 		w[nx] = avail(r, li);
 		room += w[nx];
-		base += p->calc_mode == DRE_CALC_MULTIPLICATIVE
-		    ? w[nx]
-		    : v->lines[li].total;
 		nx++;
 	}
 	if (forced && !ac->target.present && r->force_amount > base)

@@ -13,7 +13,10 @@
 // EXHAUSTIVE_MAX conflicting promotions every valid subset is run; beyond,
 // a bounded search: the priority-greedy choice, none, each one alone, then
 // single toggles (a toggle that breaks a group drops the other member)
-// while they improve, at most SEARCH_BUDGET runs.
+// while they improve, at most SEARCH_BUDGET runs. Last, when promotions
+// that read what others left in a non-monotone way (MULTIPLICATIVE,
+// rounding to whole units or tenths, bundles) meet, each promotion alone is
+// an option too: the answer never saves less than one of its promotions.
 #include <string.h>
 
 #include "engine_int.h"
@@ -219,6 +222,46 @@ bounded(search *s)
 	}
 }
 
+// singles_risk: some applicable promotion reads what others left in a way
+// that is not monotone (MULTIPLICATIVE mode, rounding to whole units or
+// tenths, bundles choosing units by value): with two or more of them a
+// promotion alone may save more than any combination holding it.
+static bool
+singles_risk(const ev *v)
+{
+	if (v->napps < 2)
+		return false;
+	for (uint32_t ax = 0; ax < v->napps; ax++) {
+		const dre_promo *p = v->apps[ax].p;
+		if (p->calc_mode == DRE_CALC_MULTIPLICATIVE
+		    || (p->precision < 2 && p->rounding != DRE_ROUND_NONE)
+		    || has_bundle(p))
+			return true;
+	}
+	return false;
+}
+
+// singles tries every promotion alone against the best so far; true when
+// one of them became the best.
+static bool
+singles(search *s)
+{
+	ev      *v = s->v;
+	uint32_t n = v->napps;
+	bool     changed = false;
+	for (uint32_t ax = 0; ax < n; ax++) {
+		memset(s->tmp, 0, n);
+		s->tmp[ax] = 1;
+		int64_t sv = run_set(s, s->tmp);
+		if (better(s, s->tmp, sv, s->best, s->best_saving)) {
+			memcpy(s->best, s->tmp, n);
+			s->best_saving = sv;
+			changed = true;
+		}
+	}
+	return changed;
+}
+
 void
 ev_best_price(ev *v)
 {
@@ -250,6 +293,21 @@ ev_best_price(ev *v)
 			    && overlap(v, v->apps[x].pot, v->apps[y].pot))
 				conf[x] = conf[y] = 1;
 	}
+	// Rounding to whole units or tenths of what an earlier promotion
+	// left is not monotone: such a promotion may give more alone.
+	for (uint32_t y = 0; y < n; y++) {
+		const dre_promo *p = v->apps[y].p;
+		if (p->calc_mode != DRE_CALC_MULTIPLICATIVE || p->precision >= 2
+		    || p->rounding == DRE_ROUND_NONE || v->apps[y].receipt_excl)
+			continue;
+		for (uint32_t x = 0; x < n; x++)
+			if (x != y && !v->apps[x].receipt_excl
+			    && (x < y
+			        || (v->apps[x].e->cp.line_stage
+			            && v->apps[y].e->cp.receipt_stage))
+			    && overlap(v, v->apps[x].pot, v->apps[y].pot))
+				conf[x] = conf[y] = 1;
+	}
 	bool any_conf = false;
 	for (uint32_t ax = 0; ax < n; ax++)
 		any_conf |= conf[ax];
@@ -259,8 +317,22 @@ ev_best_price(ev *v)
 	bool lost = false;
 	for (uint32_t ax = 0; ax < n; ax++)
 		lost |= all[ax] && v->apps[ax].lost;
+	bool risk = singles_risk(v);
 	if (!any_conf && !any_r && !lost) {
 		memcpy(v->chosen, all, n);
+		if (!risk)
+			return;
+		s.best = ev_get(v, n + 1);
+		s.tmp = ev_get(v, n + 1);
+		memcpy(s.best, all, n);
+		s.best_saving = v->run.saving;
+		s.have_best = true;
+		singles(&s);
+		// Run the choice again, recording: the single runs
+		// overwrote every promotion's results.
+		memcpy(v->chosen, s.best, n);
+		ev_run_reset(v, true);
+		ev_run_apps(v, v->chosen);
 		return;
 	}
 	if (lost) // thresholds against line discounts
@@ -290,6 +362,8 @@ ev_best_price(ev *v)
 			s.tmp[ax] = 1;
 			consider(&s, s.tmp);
 		}
+	if (risk)
+		singles(&s);
 	memcpy(v->chosen, s.best, n);
 	ev_run_reset(v, true);
 	ev_run_apps(v, v->chosen);
