@@ -18,6 +18,7 @@ typedef enum {
 	CAT_POS_GROUP,
 	CAT_ARTICLE_GROUP,
 	CAT_ARTICLE,
+	CAT_TENANT_SETTINGS, // one per tenant, key "settings"
 	CAT_NKINDS,
 } cat_kind;
 

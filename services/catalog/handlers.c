@@ -1,5 +1,5 @@
 // catalog/handlers.c -- nng handlers: CRUD of the four master-data kinds,
-// article import, snapshot.
+// tenant settings, article import, snapshot.
 #include "handlers.h"
 
 #include <errno.h>
@@ -533,6 +533,109 @@ unlock:
 	pthread_mutex_unlock(&r->c->mu);
 	free(key);
 	free(doc);
+}
+
+// ---- tenant settings ------------------------------------------------------
+
+#define SETTINGS_KEY "settings"
+
+// settings_write appends the normal form of a tenant's settings.
+static void
+settings_write(dre_buf *b, bool nudges, const char *currency, int64_t at)
+{
+	dre_jsonw w;
+	dre_jsonw_init(&w, b);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kbool(&w, "enableProductionNudges", nudges);
+	dre_jsonw_kstr(&w, "currency", currency);
+	dre_jsonw_key(&w, "modifiedAt");
+	if (at == 0)
+		dre_jsonw_null(&w);
+	else
+		dre_jsonw_time(&w, at);
+	dre_jsonw_obj_end(&w);
+}
+
+// do_settings_get answers the stored settings, or the defaults (no
+// production nudges, EUR) when the tenant never set any.
+static void
+do_settings_get(req *r)
+{
+	char   *doc = NULL;
+	size_t  len = 0;
+	dre_err err = cat_get(r->c, r->call->tenant, CAT_TENANT_SETTINGS,
+	    SETTINGS_KEY, &doc, &len, NULL);
+	if (err == DRE_ENOTFOUND) {
+		dre_buf d = { 0 };
+		settings_write(&d, false, "EUR", 0);
+		if (d.oom)
+			reply_internal(r, DRE_ENOMEM);
+		else
+			reply_doc(r, 200, d.data, d.len);
+		dre_buf_free(&d);
+		return;
+	}
+	if (err != DRE_OK) {
+		reply_internal(r, err);
+		return;
+	}
+	reply_doc(r, 200, doc, len);
+	free(doc);
+}
+
+// do_settings_put replaces the settings (members absent or null take their
+// defaults).
+static void
+do_settings_put(req *r)
+{
+	const dre_json *root = body(r);
+	if (root == NULL)
+		return;
+	if (!dre_json_is(root, DRE_JSON_OBJECT)) {
+		dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED", NULL,
+		    "the settings must be a JSON object");
+		return;
+	}
+	bool            nudges = false;
+	const char     *cur = "EUR";
+	const dre_json *v = dre_json_get(root, "enableProductionNudges");
+	if (!dre_json_is_null(v)) {
+		if (v->type != DRE_JSON_TRUE && v->type != DRE_JSON_FALSE) {
+			dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED",
+			    "enableProductionNudges",
+			    "enableProductionNudges must be a boolean");
+			return;
+		}
+		nudges = v->type == DRE_JSON_TRUE;
+	}
+	v = dre_json_get(root, "currency");
+	if (!dre_json_is_null(v)) {
+		if (!dre_json_is(v, DRE_JSON_STRING) || v->len != 3
+		    || v->str[0] < 'A' || v->str[0] > 'Z' || v->str[1] < 'A'
+		    || v->str[1] > 'Z' || v->str[2] < 'A' || v->str[2] > 'Z') {
+			dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED",
+			    "currency",
+			    "currency must be a 3-letter ISO 4217 code");
+			return;
+		}
+		cur = v->str;
+	}
+	dre_buf doc = { 0 };
+	settings_write(&doc, nudges, cur, dre_now_ms());
+	if (doc.oom) {
+		reply_internal(r, DRE_ENOMEM);
+		dre_buf_free(&doc);
+		return;
+	}
+	pthread_mutex_lock(&r->c->mu);
+	dre_err err = cat_put_locked(r->c, r->call->tenant, CAT_TENANT_SETTINGS,
+	    SETTINGS_KEY, doc.data, doc.len, NULL, 0, NULL, 0, NULL);
+	pthread_mutex_unlock(&r->c->mu);
+	if (err != DRE_OK)
+		reply_internal(r, err);
+	else
+		reply_doc(r, 200, doc.data, doc.len);
+	dre_buf_free(&doc);
 }
 
 // ---- activate / deactivate ----------------------------------------------
@@ -1071,6 +1174,8 @@ CRUD(CAT_ARTICLE, articles)
 OP(CAT_PROMOTION, promotions_activate, set_status(&r, DRE_PS_ACTIVE))
 OP(CAT_PROMOTION, promotions_deactivate, set_status(&r, DRE_PS_INACTIVE))
 OP(CAT_ARTICLE, articles_import, do_import(&r))
+OP(CAT_TENANT_SETTINGS, settings_get, do_settings_get(&r))
+OP(CAT_TENANT_SETTINGS, settings_update, do_settings_put(&r))
 
 #define ROUTES(ent, name)                                                     \
 	{ "catalog." ent ".create", h_##name##_create },                      \
@@ -1089,6 +1194,8 @@ const dre_rpc_route cat_routes[] = {
 	{ "catalog.Promotions.activate", h_promotions_activate },
 	{ "catalog.Promotions.deactivate", h_promotions_deactivate },
 	{ "catalog.Articles.import", h_articles_import },
+	{ "catalog.TenantSettings.get", h_settings_get },
+	{ "catalog.TenantSettings.update", h_settings_update },
 	{ "catalog.Snapshot", h_snapshot },
 	{ NULL, NULL },
 };

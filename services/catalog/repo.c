@@ -20,6 +20,9 @@ static const struct {
 	[CAT_POS_GROUP] = { "POS_GROUP", DRE_TOPIC_POS_GROUPS },
 	[CAT_ARTICLE_GROUP] = { "ARTICLE_GROUP", DRE_TOPIC_ARTICLE_GROUPS },
 	[CAT_ARTICLE] = { "ARTICLE", DRE_TOPIC_ARTICLES },
+	// Settings change how promotions are evaluated: they travel with
+	// them, in order, to every evaluator.
+	[CAT_TENANT_SETTINGS] = { "TENANT_SETTINGS", DRE_TOPIC_PROMOTIONS },
 };
 
 static const char META_VERSION[] = "version";
@@ -239,7 +242,7 @@ cat_put_locked(cat *c, const char *tenant, cat_kind k, const char *key,
 	dre_uuid_v4(e.event_id);
 	e.tenant = tenant;
 	e.occurred_at = dre_now_ms();
-	e.schema_version = 1;
+	e.schema_version = 2;
 	e.entity_kind = kinds[k].name;
 	e.entity_id = key;
 	e.op = doc != NULL ? "UPSERT" : "DELETE";

@@ -380,6 +380,78 @@ test_restart(void **state)
 	    200);
 }
 
+// Tenant settings: defaults until set, replaced by PUT, validated, and
+// published on the promotions feed as TENANT_SETTINGS.
+static void
+test_settings(void **state)
+{
+	char *out = NULL;
+	assert_int_equal(
+	    call("catalog.TenantSettings.get", "t3", NULL, &out, NULL), 200);
+	assert_string_equal(out,
+	    "{\"minorVersion\":13,\"enableProductionNudges\":false,"
+	    "\"currency\":\"EUR\",\"modifiedAt\":null}");
+	free(out);
+	assert_int_equal(call("catalog.TenantSettings.update", "t3",
+	                     "{\"enableProductionNudges\":true}", &out, NULL),
+	    200);
+	assert_non_null(strstr(out, "\"enableProductionNudges\":true"));
+	free(out);
+	assert_int_equal(
+	    call("catalog.TenantSettings.get", "t3", NULL, &out, NULL), 200);
+	assert_non_null(strstr(out,
+	    "\"enableProductionNudges\":true,\"currency\":\"EUR\","
+	    "\"modifiedAt\":\"20"));
+	free(out);
+	assert_int_equal(call("catalog.TenantSettings.update", "t3",
+	                     "{\"enableProductionNudges\":1}", &out, NULL),
+	    400);
+	assert_string_equal(out, "enableProductionNudges");
+	free(out);
+	assert_int_equal(call("catalog.TenantSettings.update", "t3",
+	                     "{\"currency\":\"eur\"}", &out, NULL),
+	    400);
+	assert_string_equal(out, "currency");
+	free(out);
+	assert_int_equal(call("catalog.TenantSettings.update", "t3", "[]",
+	                     &out, NULL),
+	    400);
+	free(out);
+	// Other tenants keep their defaults.
+	assert_int_equal(
+	    call("catalog.TenantSettings.get", "t4", NULL, &out, NULL), 200);
+	assert_non_null(strstr(out, "\"enableProductionNudges\":false"));
+	free(out);
+
+	dre_consumer    *co = NULL;
+	const dre_topic *t = dre_topic_find(DRE_TOPIC_PROMOTIONS);
+	assert_int_equal(dre_consumer_open(&co, &props, NULL), DRE_OK);
+	for (int p = 0; p < t->partitions; p++)
+		assert_int_equal(dre_consumer_assign(co, DRE_TOPIC_PROMOTIONS, p,
+		                     DRE_OFFSET_BEGINNING),
+		    DRE_OK);
+	bool found = false;
+	for (int i = 0; i < 100 && !found; i++) {
+		dre_msg m;
+		if (dre_consumer_poll(co, 200, &m) != DRE_OK)
+			continue;
+		if (m.key_len != strlen("t3/settings")
+		    || memcmp(m.key, "t3/settings", m.key_len) != 0)
+			continue;
+		dre_master_event e;
+		dre_arena       *a = dre_arena_alloc(0);
+		assert_int_equal(
+		    dre_avro_decode_master(&e, a, m.payload, m.len), DRE_OK);
+		assert_string_equal(e.entity_kind, "TENANT_SETTINGS");
+		assert_string_equal(e.entity_id, "settings");
+		assert_int_equal(e.schema_version, 2);
+		dre_arena_free(a);
+		found = true;
+	}
+	dre_consumer_close(co);
+	assert_true(found);
+}
+
 int
 main(void)
 {
@@ -389,6 +461,7 @@ main(void)
 		cmocka_unit_test(test_snapshot),
 		cmocka_unit_test(test_events),
 		cmocka_unit_test(test_restart),
+		cmocka_unit_test(test_settings),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -20,6 +20,7 @@ typedef struct {
 	int64_t     occurred_at;    // epoch millis
 	int32_t     schema_version;
 	const char *entity_kind;    // PROMOTION | ARTICLE | POS_GROUP | ARTICLE_GROUP
+	                            // | TENANT_SETTINGS
 	const char *entity_id;
 	const char *op;             // UPSERT | DELETE
 	int64_t     version;        // catalog sequence number
