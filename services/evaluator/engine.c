@@ -173,9 +173,10 @@ candidates(ev *v)
 		if (!l->sale)
 			continue;
 		const ix_plist *pl[3] = {
-			ix_map_get(&t->by_article, l->it->article_number),
-			ix_map_get(&t->by_group, l->grp),
-			ix_map_get(&t->by_manu, l->manu),
+			ix_map_get_h(
+			    &t->by_article, l->it->article_number, l->h_art),
+			ix_map_get_h(&t->by_group, l->grp, l->h_grp),
+			ix_map_get_h(&t->by_manu, l->manu, l->h_manu),
 		};
 		for (int k = 0; k < 3; k++)
 			if (pl[k] != NULL) {
@@ -534,6 +535,8 @@ lines_prepare(ev *v)
 	v->n = (uint32_t) r->n_items;
 	v->words = (v->n + 63) / 64;
 	v->lines = ev_get(v, (v->n + 1) * sizeof(ev_line));
+	v->sale_lines = ev_get(v, (v->n + 1) * sizeof(uint32_t));
+	v->sale_bits = ev_get(v, (v->words + 1) * sizeof(uint64_t));
 	for (uint32_t i = 0; i < v->n; i++) {
 		ev_line               *l = &v->lines[i];
 		const Dre__BasketItem *it = r->items[i];
@@ -565,6 +568,8 @@ lines_prepare(ev *v)
 		if (l->sale) {
 			v->gross += l->total;
 			v->units += l->qty;
+			v->sale_lines[v->nsale++] = i;
+			bit_set(v->sale_bits, i);
 		}
 	}
 	if (nonempty(r->channel)) {
@@ -677,7 +682,7 @@ evaluate_run(ev *v, const dre_index *ix, dre_eval_error *err)
 	}
 	ev_best_price(v);
 	v->net_after_lines = v->run.line_net;
-	if (v->t != NULL)
+	if (v->t != NULL && v->want_missed)
 		missed_apps(v);
 	return DRE_OK;
 }

@@ -37,6 +37,13 @@ run_alloc(ev *v)
 	r->tail = ev_get(v, n * sizeof(ev_ldisc *));
 	r->nld = ev_get(v, n * sizeof(uint16_t));
 	r->free_app = ev_get(v, n * sizeof(int32_t));
+	r->rx = ev_get(v, n * sizeof(uint32_t));
+	r->rw = ev_get(v, n * sizeof(int64_t));
+	r->rshare = ev_get(v, n * sizeof(int64_t));
+	r->dfrac = ev_get(v, n * sizeof(int64_t));
+	r->dbase = ev_get(v, n * sizeof(int64_t));
+	r->dord = ev_get(v, n * sizeof(uint32_t));
+	r->dout = ev_get(v, n * sizeof(bool));
 }
 
 void
@@ -254,15 +261,15 @@ quantity_tier(ev *v, uint32_t ax, uint32_t ai)
 // fractional parts (ties to the earlier line); a line over its cap is held
 // at it and the rest shared again. Returns what was placed.
 static int64_t
-distribute(ev *v, const uint32_t *x, uint32_t n, const int64_t *w,
-    const int64_t *cap, int64_t d, int64_t *share)
+distribute(ev *v, uint32_t n, const int64_t *w, const int64_t *cap, int64_t d,
+    int64_t *share)
 {
-	bool    *out = ev_get(v, (n + 1) * sizeof(bool));
-	int64_t *frac = ev_get(v, (n + 1) * sizeof(int64_t));
-	int64_t *base = ev_get(v, (n + 1) * sizeof(int64_t));
-	uint32_t *ord = ev_get(v, (n + 1) * sizeof(uint32_t));
-	int64_t  placed = 0;
-	(void) x;
+	// n <= lines: the per-run scratch is large enough.
+	bool     *out = v->run.dout;
+	int64_t  *frac = v->run.dfrac;
+	int64_t  *base = v->run.dbase;
+	uint32_t *ord = v->run.dord;
+	int64_t   placed = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		share[i] = 0;
 		out[i] = w[i] <= 0 || cap[i] <= 0;
@@ -287,13 +294,25 @@ distribute(ev *v, const uint32_t *x, uint32_t n, const int64_t *w,
 			break;
 		}
 		int64_t given = 0;
-		for (uint32_t k = 0; k < no; k++) {
-			uint32_t i = ord[k];
-			__int128 num = (__int128) d * w[i];
-			base[i] = (int64_t) (num / wsum);
-			frac[i] = (int64_t) (num % wsum);
-			given += base[i];
-		}
+		if (d < INT32_MAX && wsum < INT32_MAX) {
+			// Cents and weights below 21 million units: the
+			// products fit 64 bits (the common case).
+			int64_t ws = (int64_t) wsum;
+			for (uint32_t k = 0; k < no; k++) {
+				uint32_t i = ord[k];
+				int64_t  num = d * w[i];
+				base[i] = num / ws;
+				frac[i] = num % ws;
+				given += base[i];
+			}
+		} else
+			for (uint32_t k = 0; k < no; k++) {
+				uint32_t i = ord[k];
+				__int128 num = (__int128) d * w[i];
+				base[i] = (int64_t) (num / wsum);
+				frac[i] = (int64_t) (num % wsum);
+				given += base[i];
+			}
 		// Largest fractional part first; equal parts keep line order
 		// (ord is ascending, the sort is stable).
 		for (uint32_t k = 1; k < no; k++) {
@@ -529,7 +548,7 @@ bundle(ev *v, uint32_t ax, uint32_t ai)
 		a->empty = true;
 		return;
 	}
-	distribute(v, el, ne, val, cap, d, share);
+	distribute(v, ne, val, cap, d, share);
 	for (uint32_t j = 0; j < ne; j++)
 		touch(v, el[j], dt, dv, share[j], false);
 }
@@ -653,8 +672,11 @@ receipt(ev *v, uint32_t ax, uint32_t ai)
 			amount = r->force_amount;
 		const dre_promo_tier *tier, *at_gross;
 		int64_t i = ev_receipt_tier_value(ac, amount, &tier);
-		if (ev_receipt_tier_value(ac, v->gross, &at_gross) > i)
+		if (ev_receipt_tier_value(ac, v->gross, &at_gross) > i) {
 			a->lost = true;
+			a->dyn_have = amount;
+			a->dyn_need = ac->tiers[i + 1].threshold;
+		}
 		a->tier_amount = amount;
 		if (tier == NULL) {
 			a->empty = true;
@@ -664,9 +686,9 @@ receipt(ev *v, uint32_t ax, uint32_t ai)
 		val = tier->value;
 	}
 	uint32_t  ne = a->nelig[ai];
-	uint32_t *x = ev_get(v, (ne + 1) * sizeof(uint32_t));
-	int64_t  *w = ev_get(v, (ne + 1) * sizeof(int64_t));
-	int64_t  *share = ev_get(v, (ne + 1) * sizeof(int64_t));
+	uint32_t *x = r->rx;
+	int64_t  *w = r->rw;
+	int64_t  *share = r->rshare;
 	uint32_t  nx = 0;
 	int64_t   base = 0, room = 0;
 	// ADDITIVE reads the eligible lines' totals (a line another
@@ -697,7 +719,14 @@ receipt(ev *v, uint32_t ax, uint32_t ai)
 			a->empty = true;
 		return;
 	}
-	distribute(v, x, nx, w, w, d, share);
+	if (!r->rec && r->last_receipt == (int32_t) ax
+	    && ai + 1 == a->p->nactions) {
+		// Nothing after it reads the lines: only the total counts.
+		r->saving += d;
+		a->contrib += d;
+		return;
+	}
+	distribute(v, nx, w, w, d, share);
 	for (uint32_t k = 0; k < nx; k++)
 		touch(v, x[k], dt, val, share[k], false);
 }
@@ -751,10 +780,9 @@ loyalty(ev *v, const uint8_t *in)
 // ---- a run
 // --------------------------------------------------------------------------
 
-int64_t
-ev_run_apps(ev *v, const uint8_t *in)
+void
+ev_run_line(ev *v, const uint8_t *in)
 {
-	ev_run *r = &v->run;
 	for (uint32_t ax = 0; ax < v->napps; ax++) {
 		ev_app *a = &v->apps[ax];
 		if (!in[ax] || !a->e->cp.line_stage)
@@ -783,6 +811,16 @@ ev_run_apps(ev *v, const uint8_t *in)
 			}
 		commit(v, ax, true);
 	}
+}
+
+int64_t
+ev_run_receipt(ev *v, const uint8_t *in)
+{
+	ev_run *r = &v->run;
+	r->last_receipt = -1;
+	for (uint32_t ax = 0; ax < v->napps; ax++)
+		if (in[ax] && v->apps[ax].e->cp.receipt_stage)
+			r->last_receipt = (int32_t) ax;
 	for (uint32_t ax = 0; ax < v->napps; ax++) {
 		ev_app *a = &v->apps[ax];
 		if (!in[ax] || !a->e->cp.receipt_stage || a->failed)
@@ -800,4 +838,48 @@ ev_run_apps(ev *v, const uint8_t *in)
 	if (r->rec)
 		loyalty(v, in);
 	return r->saving;
+}
+
+bool
+ev_receipt_lost(ev *v, const uint8_t *in)
+{
+	bool lost = false;
+	for (uint32_t ax = 0; ax < v->napps; ax++) {
+		ev_app          *a = &v->apps[ax];
+		const dre_promo *p = a->p;
+		if (!in[ax] || !a->e->cp.receipt_stage || !a->e->cp.dynamic
+		    || a->failed)
+			continue;
+		a->dyn_have = v->run.line_net;
+		a->dyn_need = 0;
+		for (uint32_t ci = 0; ci < p->nconds; ci++)
+			if (p->conds[ci].type == DRE_COND_RECEIPT_AMOUNT
+			    && v->run.line_net < p->conds[ci].min_amount) {
+				a->lost = true;
+				if (p->conds[ci].min_amount > a->dyn_need)
+					a->dyn_need = p->conds[ci].min_amount;
+			}
+		for (uint32_t ai = 0; ai < p->nactions; ai++) {
+			const dre_promo_action *ac = &p->actions[ai];
+			const dre_promo_tier   *t;
+			if (ac->type != DRE_ACT_SCALED_RECEIPT)
+				continue;
+			int64_t i = ev_receipt_tier_value(ac, v->run.line_net, &t);
+			if (i < ev_receipt_tier_value(ac, v->gross, &t)) {
+				a->lost = true;
+				if (a->dyn_need == 0
+				    || ac->tiers[i + 1].threshold < a->dyn_need)
+					a->dyn_need = ac->tiers[i + 1].threshold;
+			}
+		}
+		lost |= a->lost;
+	}
+	return lost;
+}
+
+int64_t
+ev_run_apps(ev *v, const uint8_t *in)
+{
+	ev_run_line(v, in);
+	return ev_run_receipt(v, in);
 }

@@ -269,6 +269,14 @@ ev_app_prepare(ev *v, ev_app *a)
 		}
 		if (mode == 0)
 			continue;
+		if (mode == 2 && !ac->target.present) {
+			// Every sale line: one shared list.
+			a->elig[ai] = v->sale_lines;
+			a->nelig[ai] = v->nsale;
+			for (uint32_t w = 0; w < v->words; w++)
+				a->pot[w] |= v->sale_bits[w];
+			continue;
+		}
 		uint32_t *x = ev_get(v, v->n * sizeof(uint32_t));
 		uint32_t  nx = 0;
 		for (uint32_t i = 0; i < v->n; i++) {

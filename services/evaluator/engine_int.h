@@ -94,6 +94,13 @@ typedef struct {
 	bool         *gift;
 	uint32_t     *touched;
 	uint32_t      ntouched;
+	// receipt scratch (lines, weights, shares) and distribute's
+	uint32_t *rx;
+	int64_t  *rw, *rshare;
+	int64_t  *dfrac, *dbase;
+	uint32_t *dord;
+	bool     *dout;
+	int32_t   last_receipt; // last receipt-stage app of the run
 	// recording (final run)
 	bool       rec;
 	ev_ldisc **head, **tail;
@@ -135,6 +142,9 @@ struct ev {
 	uint32_t                    words; // bitmap words per line set
 	int64_t                     ts;
 	int64_t                     gross; // sale subtotal
+	uint32_t                   *sale_lines; // indexes of the sale lines
+	uint32_t                    nsale;
+	uint64_t                   *sale_bits;
 	int64_t                     units; // sale quantity, thousandths
 	const char                 *pg[4]; // request id, code; resolved
 	const char                 *channel_lc;
@@ -199,8 +209,15 @@ bool ev_dyn_ok(ev *v, ev_app *a);
 // engine_act.c
 void ev_run_reset(ev *v, bool rec);
 // ev_run_apps runs the apps flagged in `in` (line stage, receipt stage,
-// then loyalty when recording); returns the objective.
+// then loyalty when recording); returns the objective. ev_run_line and
+// ev_run_receipt are its two halves.
 int64_t ev_run_apps(ev *v, const uint8_t *in);
+void    ev_run_line(ev *v, const uint8_t *in);
+int64_t ev_run_receipt(ev *v, const uint8_t *in);
+// ev_receipt_lost, after the line stage: does a receipt-stage promotion of
+// `in` miss a threshold (or reach a lower tier) that the gross subtotal
+// meets? Marks those apps lost.
+bool ev_receipt_lost(ev *v, const uint8_t *in);
 int64_t ev_receipt_tier_value(const dre_promo_action *ac, int64_t amount,
     const dre_promo_tier **tp);
 

@@ -177,6 +177,17 @@ ix_map_get(const ix_map *m, const char *k)
 	return NULL;
 }
 
+const void *
+ix_map_get_h(const ix_map *m, const char *k, uint32_t h)
+{
+	if (m->slots == NULL || k == NULL)
+		return NULL;
+	for (h &= m->mask; m->slots[h].k != NULL; h = (h + 1) & m->mask)
+		if (strcmp(m->slots[h].k, k) == 0)
+			return m->slots[h].v;
+	return NULL;
+}
+
 static bool
 map_init(ix_map *m, dre_arena *a, uint32_t n)
 {
