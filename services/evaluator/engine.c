@@ -528,8 +528,12 @@ respond(ev *v, const dre_index *ix)
 // ---- the pipeline
 // ---------------------------------------------------------------
 
-static void
-lines_prepare(ev *v)
+// The largest Decimal(15,2) in minor units: a line total beyond it cannot
+// be answered (and sums of such lines would leave 64 bits).
+#define LINE_TOTAL_MAX 999999999999999LL
+
+static dre_err
+lines_prepare(ev *v, dre_eval_error *err)
 {
 	const Dre__EvaluateRequest *r = v->req;
 	v->n = (uint32_t) r->n_items;
@@ -544,6 +548,21 @@ lines_prepare(ev *v)
 		l->qty = it->quantity;
 		l->price = it->unit_price;
 		l->sale = it->quantity > 0;
+		__int128 tot = (__int128) it->unit_price * it->quantity;
+		if (tot > (__int128) LINE_TOTAL_MAX * 1000
+		    || tot < -(__int128) LINE_TOTAL_MAX * 1000) {
+			if (err != NULL) {
+				err->status = 400;
+				err->code = "VALIDATION_FAILED";
+				snprintf(err->message, sizeof(err->message),
+				    "unitPrice x quantity of items[%u] exceeds "
+				    "Decimal(15,2)",
+				    i);
+				snprintf(err->target, sizeof(err->target),
+				    "items[%u].quantity", i);
+			}
+			return DRE_EINVAL;
+		}
 		l->total = dre_mul_qty(it->unit_price, it->quantity);
 		l->ref = nonempty(it->line_reference)
 		    ? it->line_reference
@@ -579,6 +598,7 @@ lines_prepare(ev *v)
 				*x = (char) (*x + 'a' - 'A');
 		v->channel_lc = c;
 	}
+	return DRE_OK;
 }
 
 static dre_err
@@ -672,8 +692,10 @@ evaluate_run(ev *v, const dre_index *ix, dre_eval_error *err)
 	    : nonempty(v->ctx->currency)        ? v->ctx->currency
 	                                        : "EUR";
 	v->run.force = -1;
-	lines_prepare(v);
-	dre_err rc = pos_group_resolve(v, err);
+	dre_err rc = lines_prepare(v, err);
+	if (rc != DRE_OK)
+		return rc;
+	rc = pos_group_resolve(v, err);
 	if (rc != DRE_OK)
 		return rc;
 	if (v->t != NULL) {

@@ -537,13 +537,14 @@ bundle(ev *v, uint32_t ax, uint32_t ai)
 	dre_disc_type dt = ac->disc_type;
 	int64_t       dv = ac->value;
 	if (ac->bundle_price >= 0) {
-		d = regular - k * ac->bundle_price;
+		__int128 x = (__int128) regular - (__int128) k * ac->bundle_price;
+		d = x > 0 ? (int64_t) x : 0;
 		dt = DRE_DISC_UNIT_PRICE; // the bundle sold at bundlePrice
 		dv = ac->bundle_price;
 	} else if (ac->disc_type == DRE_DISC_PERCENTAGE)
 		d = ev_round(p, (__int128) regular * ac->value, 10000);
 	else
-		d = k * ac->value < regular ? k * ac->value : regular;
+		d = (__int128) k * ac->value < regular ? k * ac->value : regular;
 	if (d <= 0) {
 		a->empty = true;
 		return;
@@ -602,8 +603,13 @@ free_item(ev *v, uint32_t ax, uint32_t ai)
 		src = "UNKNOWN_ZERO";
 		price = 0;
 	}
-	r->saving += price * q;
-	a->contrib += price * q;
+	// Quantities and prices are bounded (Decimal(15,2), 10^6 units): the
+	// value is kept within a Decimal(15,2) all the same.
+	int64_t value = (__int128) price * q > 999999999999999LL
+	    ? 999999999999999LL
+	    : price * q;
+	r->saving += value;
+	a->contrib += value;
 	a->granted = true;
 	if (!r->rec)
 		return;
@@ -620,7 +626,7 @@ free_item(ev *v, uint32_t ax, uint32_t ai)
 	g->quantity = q;
 	g->reference_price = price;
 	g->price_source = (char *) src;
-	g->give_away_value = price * q;
+	g->give_away_value = value;
 	g->promotion_id = (char *) p->id;
 	g->promotion_name = (char *) (p->name ? p->name : "");
 	g->has_triggered_by_coupon = true;
@@ -734,6 +740,15 @@ receipt(ev *v, uint32_t ax, uint32_t ai)
 // ---- loyalty
 // ------------------------------------------------------------------------
 
+// points_clamp keeps absurd points (a huge basket times a huge rate)
+// inside 10^15, so sums of them stay far from 64-bit overflow.
+static int64_t
+points_clamp(int64_t x)
+{
+	const int64_t lim = 1000000000000000LL;
+	return x > lim ? lim : x < -lim ? -lim : x;
+}
+
 // loyalty sums the points of the chosen promotions: fixed points, points
 // per currency unit of the final sale net (whole points, rounded down),
 // MULTIPLY_POINTS as a bonus of (factor - 1) times every
@@ -763,16 +778,16 @@ loyalty(ev *v, const uint8_t *in)
 					a->points -= ac->points;
 				else if (pass == 0
 				    && ac->type == DRE_ACT_CURRENCY_TO_POINTS) {
-					int64_t pts = dre_div_round(
+					int64_t pts = points_clamp(dre_div_round(
 					    (__int128) net * ac->points_per_unit,
-					    10000, DRE_ROUND_DOWN);
+					    10000, DRE_ROUND_DOWN));
 					a->points += pts;
 					base += pts;
 				} else if (pass == 1
 				    && ac->type == DRE_ACT_MULTIPLY_POINTS)
-					a->points += dre_div_round(
+					a->points += points_clamp(dre_div_round(
 					    (__int128) base * (ac->factor - 100),
-					    100, DRE_ROUND_DOWN);
+					    100, DRE_ROUND_DOWN));
 			}
 		}
 }

@@ -555,7 +555,11 @@ alone_bound(const ev *v, const ev_app *a)
 			for (uint32_t k = 0; k < a->nelig[ai]; k++)
 				if (v->lines[a->elig[ai][k]].price > price)
 					price = v->lines[a->elig[ai][k]].price;
-			x += price > 0 ? price * ac->quantity : 0;
+			x += price > 0 ? (int64_t) ((__int128) price * ac->quantity
+			                     > 999999999999999LL
+			                ? 999999999999999LL
+			                : price * ac->quantity)
+			               : 0;
 		}
 		b += x;
 	}

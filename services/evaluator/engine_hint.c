@@ -524,7 +524,9 @@ ev_hints(ev *v, Dre__EvaluateResponse *r)
 			          (__int128) m->have * 100, m->need, DRE_ROUND_DOWN)
 			    : 0;
 		if (m->kind == NULL) { // the next tier of an applied promotion
-			if (m->need > 0 && m->have * 100 >= m->need * NEAR_MISS_MIN
+			if (m->need > 0
+			    && (__int128) m->have * 100
+			        >= (__int128) m->need * NEAR_MISS_MIN
 			    && v->nudges)
 				nudge_and_gap(v, m, r);
 			continue;

@@ -789,12 +789,144 @@ test_many_promotions(void **state)
 	free(ids);
 }
 
+// ---- time windows in time zones
+// ------------------------------------------------------
+
+static int64_t
+at(const char *iso)
+{
+	int64_t ms;
+	assert_int_equal(dre_time_parse(&ms, iso, strlen(iso)), DRE_OK);
+	return ms;
+}
+
+// One promotion per zone, every day 10:00-11:00 local; the transaction
+// times are chosen on both sides of the window, in summer and winter, and
+// beyond the last transition of the zone files (the POSIX rule).
+static void
+test_time_zones(void **state)
+{
+	fx *f = *state;
+	static const struct {
+		const char *zone;
+		const char *inside[3];
+		const char *outside[2];
+	} cases[] = {
+		{ "Europe/Berlin",
+		    { "2026-07-01T08:30:00Z", "2026-01-15T09:30:00Z",
+		        "2045-07-01T08:30:00Z" },
+		    { "2026-07-01T09:30:00Z", "2045-01-15T08:30:00Z" } },
+		{ "Australia/Sydney",
+		    { "2026-01-15T23:30:00Z", "2026-07-15T00:30:00Z",
+		        "2045-01-15T23:30:00Z" },
+		    { "2026-07-14T23:30:00Z", "2045-07-15T01:30:00Z" } },
+		{ "America/New_York",
+		    { "2026-06-10T14:30:00Z", "2026-12-10T15:30:00Z",
+		        "2050-12-10T15:30:00Z" },
+		    { "2026-06-10T15:30:00Z", "2050-06-10T15:30:00Z" } },
+		{ "Asia/Kolkata",
+		    { "2026-03-01T05:00:00Z", "2026-09-01T04:45:00Z",
+		        "2060-03-01T05:29:00Z" },
+		    { "2026-03-01T05:30:00Z", "2026-03-01T04:29:00Z" } },
+	};
+	for (size_t z = 0; z < sizeof(cases) / sizeof(*cases); z++) {
+		char id[40], extra[160], art[16];
+		snprintf(id, sizeof id, "c0000000-0000-4000-8000-%012zu", z);
+		snprintf(art, sizeof art, "TZ%zu", z);
+		snprintf(extra, sizeof extra,
+		    "\"timeWindows\":[{\"from\":\"10:00\",\"to\":"
+		    "\"11:00\"}],\"timezone\":\"%s\",",
+		    cases[z].zone);
+		char cond[64];
+		snprintf(cond, sizeof cond,
+		    "{\"type\":\"ARTICLE\",\"values\":[\"%s\"]}", art);
+		promo(f, id, cases[z].zone, extra, cond, PCT10);
+		Dre__EvaluateRequest *r
+		    = request(f, 1, item(f, NULL, art, 1000, 1000));
+		for (int k = 0; k < 3; k++) {
+			r->timestamp_ms = at(cases[z].inside[k]);
+			if (disc(eval(f, r), 0) != 100)
+				fail_msg("%s at %s: not inside", cases[z].zone,
+				    cases[z].inside[k]);
+		}
+		for (int k = 0; k < 2; k++) {
+			r->timestamp_ms = at(cases[z].outside[k]);
+			if (disc(eval(f, r), 0) != 0)
+				fail_msg("%s at %s: not outside",
+				    cases[z].zone, cases[z].outside[k]);
+		}
+	}
+}
+
+// The largest quantities and prices the wire allows: a line total beyond
+// Decimal(15,2) is refused; just below it every action type answers
+// without overflowing (UBSan would abort).
+static void
+test_hostile_amounts(void **state)
+{
+	fx *f = *state;
+	promo(f, "d0000000-0000-4000-8000-000000000001", "bundle", "", "",
+	    "{\"type\":\"BUNDLE\",\"components\":[{\"articles\":[\"H\"]},"
+	    "{\"articles\":[\"H2\"]}],\"discountType\":\"ABSOLUTE\","
+	    "\"value\":9999999999999.99}");
+	promo(f, "d0000000-0000-4000-8000-000000000002", "free", "",
+	    "{\"type\":\"ARTICLE\",\"values\":[\"H\"]}",
+	    "{\"type\":\"FREE_ITEM\",\"articleNumber\":\"G\","
+	    "\"quantity\":1000000,\"referencePrice\":9999999999999.99}");
+	promo(f, "d0000000-0000-4000-8000-000000000003", "points", "",
+	    "{\"type\":\"ARTICLE\",\"values\":[\"H\"]}",
+	    "{\"type\":\"CURRENCY_TO_POINTS\",\"pointsPerUnit\":"
+	    "9999999999999.99},{\"type\":\"MULTIPLY_POINTS\",\"factor\":"
+	    "9999999999999.99}");
+	promo(f, "d0000000-0000-4000-8000-000000000004", "tier", "", "",
+	    "{\"type\":\"QUANTITY_TIER\",\"tiers\":[{\"minQuantity\":1,"
+	    "\"discountType\":\"ABSOLUTE\",\"value\":9999999999999.99}],"
+	    "\"target\":{\"articles\":[\"H\"]}}");
+	promo(f, "d0000000-0000-4000-8000-000000000005", "receipt", "",
+	    "{\"type\":\"RECEIPT_AMOUNT\",\"min\":9999999999999.99}",
+	    "{\"type\":\"RECEIPT\",\"discountType\":\"PERCENTAGE\","
+	    "\"value\":99.99}");
+	// 999999999.999 units at 999999.99: 10^17 cents.
+	Dre__EvaluateRequest *r = request(
+	    f, 1, item(f, NULL, "H", 999999999999, 99999999));
+	dre_eval_ctx           ctx = { .tenant = TENANT,
+		          .now_ms = 1,
+		          .counter = 1,
+		          .transaction_id = "T",
+		          .currency = "EUR" };
+	const dre_index       *ix = dre_engine_acquire(f->e);
+	Dre__EvaluateResponse *p = NULL;
+	dre_eval_error         err = { 0 };
+	assert_int_equal(
+	    dre_evaluate(&p, f->a, ix, r, &ctx, &err), DRE_EINVAL);
+	dre_index_release(ix);
+	assert_int_equal(err.status, 400);
+	assert_string_equal(err.target, "items[0].quantity");
+	// 1000 lines of 999999.999 units at up to 999999.99: 10^14 cents
+	// each.
+	r = request(f, 0);
+	r->items = dre_arena_get(f->a, 1000 * sizeof(*r->items));
+	for (int i = 0; i < 1000; i++)
+		r->items[r->n_items++] = item(f, NULL, i % 2 ? "H2" : "H",
+		    999999999, i % 3 ? 99999999 : 1);
+	p = eval(f, r);
+	assert_true(p->totals->discount > 0);
+	assert_true(p->totals->n_promotion_breakdown >= 3);
+	assert_true(p->n_granted_items == 1);
+	for (size_t i = 0; i < p->n_line_items; i++)
+		assert_true(p->line_items[i]->line_net >= 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
 		    test_seed_example, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_time_zones, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_hostile_amounts, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_cond_article_min_quantity, setup, teardown),
 		cmocka_unit_test_setup_teardown(
