@@ -168,6 +168,16 @@ candidates(ev *v)
 	const ix_plist **lists = ev_get(v,
 	    (4 * v->n + v->req->n_user_defined_fields + 2) * sizeof(*lists));
 	uint32_t nl = 0, total = t->unscoped.n;
+	// The maps are large and cold: start loading every slot the basket
+	// will probe before probing the first.
+	for (uint32_t i = 0; i < v->n; i++) {
+		const ev_line *l = &v->lines[i];
+		ix_map_prefetch(&t->by_article, l->h_art);
+		if (l->grp)
+			ix_map_prefetch(&t->by_group, l->h_grp);
+		if (l->manu)
+			ix_map_prefetch(&t->by_manu, l->h_manu);
+	}
 	for (uint32_t i = 0; i < v->n; i++) {
 		const ev_line *l = &v->lines[i];
 		if (!l->sale)
@@ -336,15 +346,17 @@ line_items(ev *v, Dre__EvaluateResponse *r, int64_t *sale, int64_t *ret,
 }
 
 // breakdown lists every promotion that gave anything (a discount, a free
-// item or points), in application (rank) order.
+// item or points), in application (rank) order: one pass over the lines'
+// discounts to count, one to fill the affected lines in basket order.
 static void
 breakdown(ev *v, Dre__Totals *tot)
 {
-	ev_run *run = &v->run;
-	tot->promotion_breakdown
-	    = ev_get(v, (v->napps + 1) * sizeof(Dre__PromotionBreakdown *));
+	ev_run                   *run = &v->run;
+	uint32_t                  n = v->napps;
+	Dre__PromotionBreakdown **of = ev_get(v, (n + 1) * sizeof(*of));
+	tot->promotion_breakdown = ev_get(v, (n + 1) * sizeof(*of));
 	int64_t points = 0;
-	for (uint32_t ax = 0; ax < v->napps; ax++) {
+	for (uint32_t ax = 0; ax < n; ax++) {
 		if (!app_applied(v, ax))
 			continue;
 		const dre_promo         *p = v->apps[ax].p;
@@ -352,17 +364,28 @@ breakdown(ev *v, Dre__Totals *tot)
 		dre__promotion_breakdown__init(b);
 		b->promotion_id = (char *) p->id;
 		b->promotion_name = (char *) (p->name ? p->name : "");
-		b->affected_items = ev_get(v, (v->n + 1) * sizeof(char *));
-		for (uint32_t i = 0; i < v->n; i++)
-			for (ev_ldisc *x = run->head[i]; x; x = x->next)
-				if (x->app == ax && x->amount > 0) {
-					b->total_discount += x->amount;
-					b->affected_items[b->n_affected_items++]
-					    = v->lines[i].ref;
-				}
+		of[ax] = b;
 		tot->promotion_breakdown[tot->n_promotion_breakdown++] = b;
 		points += v->apps[ax].points;
 	}
+	for (uint32_t i = 0; i < v->n; i++)
+		for (ev_ldisc *x = run->head[i]; x; x = x->next)
+			if (of[x->app] != NULL && x->amount > 0)
+				of[x->app]->n_affected_items++;
+	for (size_t k = 0; k < tot->n_promotion_breakdown; k++) {
+		Dre__PromotionBreakdown *b = tot->promotion_breakdown[k];
+		b->affected_items
+		    = ev_get(v, (b->n_affected_items + 1) * sizeof(char *));
+		b->n_affected_items = 0;
+	}
+	for (uint32_t i = 0; i < v->n; i++)
+		for (ev_ldisc *x = run->head[i]; x; x = x->next)
+			if (of[x->app] != NULL && x->amount > 0) {
+				Dre__PromotionBreakdown *b = of[x->app];
+				b->total_discount += x->amount;
+				b->affected_items[b->n_affected_items++]
+				    = v->lines[i].ref;
+			}
 	tot->loyalty_points_earned = points;
 }
 
@@ -644,6 +667,18 @@ applicable(ev *v)
 	v->reason = ev_get(v, (v->ncand + 1) * sizeof(char *));
 	v->apps = ev_get(v, (v->ncand + 1) * sizeof(ev_app));
 	for (uint32_t k = 0; k < v->ncand; k++) {
+		// Candidates are scattered over a large index: ask for the
+		// ones a few steps ahead while this one is checked.
+		// Three steps, each on what the previous one brought in.
+		if (k + 6 < v->ncand)
+			__builtin_prefetch(&v->t->promos[v->cand[k + 6]]);
+		if (k + 3 < v->ncand)
+			__builtin_prefetch(v->t->promos[v->cand[k + 3]]);
+		if (k + 1 < v->ncand) {
+			const ix_ent *next = v->t->promos[v->cand[k + 1]];
+			__builtin_prefetch(next->promo);
+			__builtin_prefetch(next->cp.cond);
+		}
 		const ix_ent *e = v->t->promos[v->cand[k]];
 		const char   *reason = NULL;
 		const char   *stage = prefilter(v, e, &reason);

@@ -699,18 +699,24 @@ receipt(ev *v, uint32_t ax, uint32_t ai)
 	int64_t   base = 0, room = 0;
 	// ADDITIVE reads the eligible lines' totals (a line another
 	// promotion made free still counts), MULTIPLICATIVE what is left.
+	// The last receipt promotion of a search run needs only the total.
+	bool split = r->rec || r->last_receipt != (int32_t) ax
+	    || ai + 1 != a->p->nactions;
 	for (uint32_t k = 0; k < ne; k++) {
 		uint32_t li = a->elig[ai][k];
 		if (!usable(v, ax, li))
 			continue;
+		int64_t av = avail(r, li);
 		base += p->calc_mode == DRE_CALC_MULTIPLICATIVE
-		    ? avail(r, li)
+		    ? av
 		    : v->lines[li].total;
-		if (avail(r, li) <= 0)
+		if (av <= 0)
 			continue;
-		x[nx] = li;
-		w[nx] = avail(r, li);
-		room += w[nx];
+		room += av;
+		if (split) {
+			x[nx] = li;
+			w[nx] = av;
+		}
 		nx++;
 	}
 	if (forced && !ac->target.present && r->force_amount > base)
@@ -725,8 +731,7 @@ receipt(ev *v, uint32_t ax, uint32_t ai)
 			a->empty = true;
 		return;
 	}
-	if (!r->rec && r->last_receipt == (int32_t) ax
-	    && ai + 1 == a->p->nactions) {
+	if (!split) {
 		// Nothing after it reads the lines: only the total counts.
 		r->saving += d;
 		a->contrib += d;

@@ -177,6 +177,13 @@ ix_map_get(const ix_map *m, const char *k)
 	return NULL;
 }
 
+void
+ix_map_prefetch(const ix_map *m, uint32_t h)
+{
+	if (m->slots != NULL)
+		__builtin_prefetch(&m->slots[h & m->mask]);
+}
+
 const void *
 ix_map_get_h(const ix_map *m, const char *k, uint32_t h)
 {
@@ -330,7 +337,9 @@ adup(dre_arena *a, const char *s)
 static dre_err
 ent_new(ix_ent **ep, const dre_master_change *c)
 {
-	size_t     blk = c->doc ? c->doc_len * 2 + 1024 : 256;
+	// A compiled promotion takes about its document's size plus 700
+	// bytes: one block holds it (a larger one chains a second).
+	size_t     blk = c->doc ? c->doc_len * 2 + 512 : 256;
 	dre_arena *a = dre_arena_alloc(blk);
 	ix_ent    *e = calloc(1, sizeof(*e));
 	dre_arena *tmp = NULL;

@@ -102,6 +102,8 @@ typedef struct {
 const void *ix_map_get(const ix_map *m, const char *k);
 // ix_map_get_h is ix_map_get with k's ix_hash precomputed.
 const void *ix_map_get_h(const ix_map *m, const char *k, uint32_t h);
+// ix_map_prefetch starts loading the slot a lookup of hash h reads first.
+void ix_map_prefetch(const ix_map *m, uint32_t h);
 
 // A threshold index entry: promotions keyed by the amount or quantity a
 // basket must reach, sorted ascending, so a basket finds the ones within
