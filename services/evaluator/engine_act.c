@@ -699,9 +699,11 @@ receipt(ev *v, uint32_t ax, uint32_t ai)
 	int64_t   base = 0, room = 0;
 	// ADDITIVE reads the eligible lines' totals (a line another
 	// promotion made free still counts), MULTIPLICATIVE what is left.
-	// The last receipt promotion of a search run needs only the total.
-	bool split = r->rec || r->last_receipt != (int32_t) ax
-	    || ai + 1 != a->p->nactions;
+	// In a search run, receipt discounts that no later one reads line by
+	// line add only their total (r->unsplit): the sums later untargeted
+	// receipt actions read do not depend on how it was split.
+	bool split = r->rec || (int32_t) ax < r->split_until
+	    || ((int32_t) ax == r->split_until && ai + 1 < a->p->nactions);
 	for (uint32_t k = 0; k < ne; k++) {
 		uint32_t li = a->elig[ai][k];
 		if (!usable(v, ax, li))
@@ -719,6 +721,11 @@ receipt(ev *v, uint32_t ax, uint32_t ai)
 		}
 		nx++;
 	}
+	if (!split) {
+		room -= r->unsplit;
+		if (p->calc_mode == DRE_CALC_MULTIPLICATIVE)
+			base -= r->unsplit;
+	}
 	if (forced && !ac->target.present && r->force_amount > base)
 		base = r->force_amount;
 	int64_t d = dt == DRE_DISC_PERCENTAGE
@@ -732,8 +739,8 @@ receipt(ev *v, uint32_t ax, uint32_t ai)
 		return;
 	}
 	if (!split) {
-		// Nothing after it reads the lines: only the total counts.
 		r->saving += d;
+		r->unsplit += d;
 		a->contrib += d;
 		return;
 	}
@@ -837,10 +844,33 @@ int64_t
 ev_run_receipt(ev *v, const uint8_t *in)
 {
 	ev_run *r = &v->run;
-	r->last_receipt = -1;
-	for (uint32_t ax = 0; ax < v->napps; ax++)
-		if (in[ax] && v->apps[ax].e->cp.receipt_stage)
-			r->last_receipt = (int32_t) ax;
+	// Split receipt discounts up to the last promotion that reads lines
+	// one by one: one with a targeted receipt action or several receipt
+	// actions. A LINE-exclusive one holds the lines it takes: with it in
+	// the run, everything is split.
+	r->split_until = -1;
+	r->unsplit = 0;
+	for (uint32_t ax = 0; ax < v->napps; ax++) {
+		const ev_app *a = &v->apps[ax];
+		if (!in[ax] || !a->e->cp.receipt_stage)
+			continue;
+		if (a->line_excl) {
+			r->split_until = INT32_MAX;
+			break;
+		}
+		uint32_t nr = 0;
+		bool     reads = false;
+		for (uint32_t ai = 0; ai < a->p->nactions; ai++) {
+			const dre_promo_action *ac = &a->p->actions[ai];
+			if (ac->type == DRE_ACT_RECEIPT
+			    || ac->type == DRE_ACT_SCALED_RECEIPT) {
+				nr++;
+				reads |= ac->target.present;
+			}
+		}
+		if (reads || nr > 1)
+			r->split_until = (int32_t) ax;
+	}
 	for (uint32_t ax = 0; ax < v->napps; ax++) {
 		ev_app *a = &v->apps[ax];
 		if (!in[ax] || !a->e->cp.receipt_stage || a->failed)

@@ -100,7 +100,8 @@ typedef struct {
 	int64_t  *dfrac, *dbase;
 	uint32_t *dord;
 	bool     *dout;
-	int32_t   last_receipt; // last receipt-stage app of the run
+	int32_t   split_until; // receipt apps before it split over lines
+	int64_t   unsplit; // receipt discounts of the run not split
 	// recording (final run)
 	bool       rec;
 	ev_ldisc **head, **tail;

@@ -323,7 +323,7 @@ test_properties(void **state)
 	rng = s ? strtoull(s, NULL, 10) : 0x9e3779b97f4a7c15ull;
 	if (rng == 0)
 		rng = 1;
-	int        runs = n ? atoi(n) : 3000;
+	int        runs = n ? atoi(n) : 5000;
 	dre_arena *a = dre_arena_alloc(1 << 16);
 	for (int run = 0; run < runs; run++) {
 		int   np = 1 + (int) rnd(MAXP);

@@ -5,7 +5,7 @@
 // per basket as the service does, and reports baskets/s, ns per line, the
 // index build time and the process RSS. Not a test: run it by hand,
 //
-//   dre-bench-engine [-n 1000,10000,100000] [-s seconds] [-l lines]
+//   dre-bench-engine [-n 1000,10000,100000] [-s seconds] [-l lines] [-L]
 //
 // The catalog scales with N so that a basket meets about the same number of
 // promotions at every size (what an index must achieve): 10 N articles,
@@ -14,8 +14,9 @@
 // with maxQuantity, some in an exclusion group), 4 % group markdowns, 3 %
 // manufacturer markdowns, 3 % quantity tiers, 2 % bundles, 2 % free items,
 // 1 % multiplicative markdowns; plus 25 basket-level promotions at every
-// size (receipt thresholds, scaled receipts, loyalty, a customer-group
-// discount) that every basket may reach.
+// size (see basket_level) that every basket may reach. -L turns the three
+// spend-X-save-Y thresholds of one exclusion group into a ladder of 15 that
+// every basket must choose from (a stress case for the best-price search).
 #define _GNU_SOURCE
 #include <getopt.h>
 #include <stdio.h>
@@ -166,40 +167,59 @@ promotion(dre_buf *b, uint32_t i, uint32_t n, const catalog *c)
 	}
 }
 
+static bool ladder; // -L: 15 receipt thresholds in one exclusion group
+
 // basket_level appends the i-th of the 25 promotions every basket may
-// reach.
+// reach: a scaled receipt discount, spend-X-save-Y thresholds in one
+// exclusion group (3, or 15 with -L), points for everyone, the identified
+// and the VIP customers, customer-group discounts, and store-specific ones
+// for other POS groups.
 static void
 basket_level(dre_buf *b, uint32_t i)
 {
+	uint32_t nthr = ladder ? 15 : 3;
 	dre_buf_printf(b,
 	    "{\"id\":\"c0000000-0000-4000-8000-%012u\",\"name\":\"Basket %u\","
 	    "\"type\":\"RECEIPT\",\"status\":\"ACTIVE\",\"priority\":200,",
 	    i, i);
-	if (i < 15)
+	if (i == 0)
+		dre_buf_puts(b,
+		    "\"conditions\":[],\"actions\":[{\"type\":\"SCALED_RECEIPT\","
+		    "\"tiers\":[{\"threshold\":50,\"value\":2},{\"threshold\":"
+		    "100,\"value\":5},{\"threshold\":200,\"value\":12},"
+		    "{\"threshold\":400,\"value\":30}]}]}");
+	else if (i <= nthr)
 		dre_buf_printf(b,
 		    "\"conditions\":[{\"type\":\"RECEIPT_AMOUNT\",\"min\":%u}],"
 		    "\"actions\":[{\"type\":\"RECEIPT\",\"discountType\":"
-		    "\"ABSOLUTE\",\"value\":%u}]%s}",
-		    50 * (i + 1), 2 + i,
-		    getenv("NOLADDER") ? ",\"posGroups\":[\"NONE\"]"
-		                       : ",\"exclusionGroups\":[\"RCPT\"]");
-	else if (i < 18)
-		dre_buf_printf(b,
-		    "\"conditions\":[],\"actions\":[{\"type\":\"SCALED_RECEIPT\","
-		    "\"tiers\":[{\"threshold\":%u,\"value\":2},{\"threshold\":%u,"
-		    "\"value\":5}]}],\"posGroups\":[\"STORE-%u\"]}",
-		    100 * (i - 14), 300 * (i - 14), i);
-	else if (i < 22)
-		dre_buf_printf(b,
+		    "\"ABSOLUTE\",\"value\":%u}],\"exclusionGroups\":"
+		    "[\"SPEND\"]}",
+		    ladder ? 50 * i : i == 1 ? 100 : i == 2 ? 250 : 500,
+		    ladder ? 1 + i : i == 1 ? 5 : i == 2 ? 15 : 40);
+	else if (i == nthr + 1)
+		dre_buf_puts(b,
 		    "\"conditions\":[],\"actions\":[{\"type\":"
-		    "\"CURRENCY_TO_POINTS\",\"pointsPerUnit\":%u}],"
-		    "\"posGroups\":[\"STORE-%u\"]}",
-		    1 + i % 3, i);
-	else
+		    "\"CURRENCY_TO_POINTS\",\"pointsPerUnit\":1}]}");
+	else if (i == nthr + 2)
+		dre_buf_puts(b,
+		    "\"conditions\":[{\"type\":\"CUSTOMER_REQUIRED\"}],"
+		    "\"actions\":[{\"type\":\"ADD_FIXED\",\"points\":50}]}");
+	else if (i == nthr + 3)
+		dre_buf_puts(b,
+		    "\"conditions\":[{\"type\":\"CUSTOMER_GROUP\",\"values\":"
+		    "[\"VIP\"]}],\"actions\":[{\"type\":\"MULTIPLY_POINTS\","
+		    "\"factor\":2}]}");
+	else if (i == nthr + 4 || i == nthr + 5)
 		dre_buf_printf(b,
 		    "\"conditions\":[{\"type\":\"CUSTOMER_GROUP\",\"values\":"
-		    "[\"VIP%u\"]}],\"actions\":[{\"type\":\"RECEIPT\","
-		    "\"discountType\":\"PERCENTAGE\",\"value\":5}]}",
+		    "[\"%s\"]}],\"actions\":[{\"type\":\"RECEIPT\","
+		    "\"discountType\":\"PERCENTAGE\",\"value\":%u}]}",
+		    i == nthr + 4 ? "VIP" : "STAFF", i == nthr + 4 ? 5 : 10);
+	else
+		dre_buf_printf(b,
+		    "\"conditions\":[],\"actions\":[{\"type\":\"RECEIPT\","
+		    "\"discountType\":\"PERCENTAGE\",\"value\":3}],"
+		    "\"posGroups\":[\"STORE-%u\"]}",
 		    i);
 }
 
@@ -233,7 +253,7 @@ baskets(dre_arena *a, uint32_t n, uint32_t lines, const catalog *c)
 			Dre__CustomerInfo *cu = dre_arena_get(a, sizeof(*cu));
 			dre__customer_info__init(cu);
 			cu->customer_id = "C-1";
-			cu->customer_group = rnd(2) ? "VIP22" : "REGULAR";
+			cu->customer_group = rnd(4) == 0 ? "VIP" : "REGULAR";
 			r->customer = cu;
 		}
 		r->has_timestamp_ms = true;
@@ -329,8 +349,11 @@ main(int argc, char **argv)
 	double      seconds = 2;
 	uint32_t    lines = 20;
 	int         o;
-	while ((o = getopt(argc, argv, "n:s:l:h")) != -1)
+	while ((o = getopt(argc, argv, "n:s:l:Lh")) != -1)
 		switch (o) {
+		case 'L':
+			ladder = true;
+			break;
 		case 'n':
 			sizes = optarg;
 			break;
@@ -343,7 +366,7 @@ main(int argc, char **argv)
 		default:
 			fprintf(stderr,
 			    "usage: %s [-n 1000,10000,100000] [-s seconds] "
-			    "[-l lines]\n",
+			    "[-l lines] [-L]\n",
 			    argv[0]);
 			return 2;
 		}
