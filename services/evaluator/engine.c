@@ -277,7 +277,8 @@ app_applied(const ev *v, uint32_t ax)
 {
 	const ev_app *a = &v->apps[ax];
 	return v->chosen[ax] && !a->failed
-	    && (a->contrib > 0 || a->points != 0 || a->granted);
+	    && (a->contrib > 0 || a->points != 0 || a->granted
+	        || a->e->cp.issues_coupons);
 }
 
 static void

@@ -773,6 +773,12 @@ loyalty(ev *v, const uint8_t *in)
 	for (uint32_t i = 0; i < v->n; i++)
 		if (v->lines[i].sale)
 			net += r->rem[i];
+	// Promotions that only issue coupons run no stage: their amount
+	// conditions are checked here, on the subtotal after line discounts.
+	for (uint32_t ax = 0; ax < v->napps; ax++)
+		if (in[ax] && v->apps[ax].stage == ST_NONE
+		    && v->apps[ax].e->cp.dynamic)
+			ev_dyn_ok(v, &v->apps[ax]);
 	for (int pass = 0; pass < 2; pass++)
 		for (uint32_t ax = 0; ax < v->napps; ax++) {
 			ev_app *a = &v->apps[ax];

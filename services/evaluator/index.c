@@ -312,6 +312,7 @@ promo_compile(ix_promo *cp, dre_arena *a, const dre_promo *p)
 			cp->loyalty_stage = true;
 			break;
 		case DRE_ACT_ISSUE_COUPON: // issued at confirm
+			cp->issues_coupons = true;
 			break;
 		}
 	}

@@ -54,6 +54,7 @@ typedef struct {
 	bool line_stage; // markdown, tier, bundle or free-item actions
 	bool receipt_stage; // RECEIPT / SCALED_RECEIPT actions
 	bool loyalty_stage; // points actions
+	bool issues_coupons; // ISSUE_COUPON: coupons generated at confirm
 	bool dynamic; // RECEIPT_AMOUNT condition or SCALED_RECEIPT action:
 	              // depends on the discounts of other promotions
 } ix_promo;

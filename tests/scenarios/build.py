@@ -657,6 +657,15 @@ scenario(99, "inactive_not_on_evaluate", "includeInactive counts on simulate onl
          [P("P1", [ART("A")], [pct(10)], status="INACTIVE")],
          [it("L1", "A", 1, "10.00")],
          {"lines": {"L1": "0.00"}}, request={"includeInactive": True})
+scenario(100, "issue_coupon", "A promotion that issues coupons at confirm is listed as applied (0.00); "
+         "one whose threshold is not met after line discounts is not.",
+         [P("P1", [ART("A")], [pct(10)], priority=10),
+          P("P2", [cond("RECEIPT_AMOUNT", min=20)], [{"type": "ISSUE_COUPON", "couponTypeId": "CT-1"}],
+            type="COUPON", priority=20),
+          P("P3", [cond("RECEIPT_AMOUNT", min=30)], [{"type": "ISSUE_COUPON", "couponTypeId": "CT-2"}],
+            type="COUPON", priority=30)],
+         [it("L1", "A", 1, "30.00")],
+         {"lines": {"L1": "3.00"}, "applied": ["P1", "P2"]})
 
 
 # ---------------------------------------------------------------- recording
