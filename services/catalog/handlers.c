@@ -628,8 +628,9 @@ do_settings_put(req *r)
 		return;
 	}
 	pthread_mutex_lock(&r->c->mu);
-	dre_err err = cat_put_locked(r->c, r->call->tenant, CAT_TENANT_SETTINGS,
-	    SETTINGS_KEY, doc.data, doc.len, NULL, 0, NULL, 0, NULL);
+	dre_err err
+	    = cat_put_locked(r->c, r->call->tenant, CAT_TENANT_SETTINGS,
+	        SETTINGS_KEY, doc.data, doc.len, NULL, 0, NULL, 0, NULL);
 	pthread_mutex_unlock(&r->c->mu);
 	if (err != DRE_OK)
 		reply_internal(r, err);

@@ -112,7 +112,7 @@ prefilter(ev *v, const ix_ent *e, const char **reason)
 	if (!in_time_windows(e, v->ts)) {
 		*reason = v->want_missed
 		    ? ev_printf(v, "outside its time windows (%s)",
-		          p->timezone ? p->timezone : "UTC")
+		        p->timezone ? p->timezone : "UTC")
 		    : NULL;
 		return "TIME_WINDOW";
 	}
@@ -167,7 +167,7 @@ candidates(ev *v)
 	}
 	const ix_plist **lists = ev_get(v,
 	    (4 * v->n + v->req->n_user_defined_fields + 2) * sizeof(*lists));
-	uint32_t nl = 0, total = t->unscoped.n;
+	uint32_t         nl = 0, total = t->unscoped.n;
 	// The maps are large and cold: start loading every slot the basket
 	// will probe before probing the first.
 	for (uint32_t i = 0; i < v->n; i++) {
@@ -310,7 +310,8 @@ line_items(ev *v, Dre__EvaluateResponse *r, int64_t *sale, int64_t *ret,
 			dre__line_discount__init(d);
 			d->promotion_id = (char *) p->id;
 			d->promotion_name = (char *) (p->name ? p->name : "");
-			d->promotion_type = (char *) dre_promo_type_name(p->type);
+			d->promotion_type
+			    = (char *) dre_promo_type_name(p->type);
 			d->discount_type = (char *) dre_disc_type_name(x->dt);
 			d->discount_value = x->value;
 			d->discount_amount = x->amount;
@@ -433,15 +434,20 @@ missed_apps(ev *v)
 						for (uint32_t h = 0;
 						     h < q->exclusion_groups.n;
 						     h++)
-							if (strcmp(p->exclusion_groups
-							               .v[g],
+							if (strcmp(
+							        p->exclusion_groups
+							            .v[g],
 							        q->exclusion_groups
 							            .v[h])
 							    == 0)
-								reason = ev_printf(v,
-								    "exclusion "
-								    "group %s: "
-								    "'%s' saves "
+								reason = ev_printf(
+								    v,
+								    "exclusion"
+								    " "
+								    "group "
+								    "%s: "
+								    "'%s' "
+								    "saves "
 								    "the "
 								    "customer "
 								    "more",
@@ -464,10 +470,11 @@ missed_apps(ev *v)
 			         "promotion";
 		} else {
 			stage = "CONDITION";
-			reason = a->empty ? "conditions met, but no tier, bundle "
-			                    "or unit to discount"
-			                  : "conditions met, but nothing left to "
-			                    "discount";
+			reason = a->empty
+			    ? "conditions met, but no tier, bundle "
+			      "or unit to discount"
+			    : "conditions met, but nothing left to "
+			      "discount";
 		}
 		missed_add(v, a->cand, stage, reason);
 	}
@@ -579,7 +586,8 @@ lines_prepare(ev *v, dre_eval_error *err)
 				err->status = 400;
 				err->code = "VALIDATION_FAILED";
 				snprintf(err->message, sizeof(err->message),
-				    "unitPrice x quantity of items[%u] exceeds "
+				    "unitPrice x quantity of items[%u] "
+				    "exceeds "
 				    "Decimal(15,2)",
 				    i);
 				snprintf(err->target, sizeof(err->target),
@@ -725,8 +733,8 @@ evaluate_run(ev *v, const dre_index *ix, dre_eval_error *err)
 	const ix_ent *st = v->t ? v->t->settings : NULL;
 	v->nudges = st != NULL && st->nudges;
 	v->currency = st != NULL && st->currency ? st->currency
-	    : nonempty(v->ctx->currency)        ? v->ctx->currency
-	                                        : "EUR";
+	    : nonempty(v->ctx->currency)         ? v->ctx->currency
+	                                         : "EUR";
 	v->run.force = -1;
 	dre_err rc = lines_prepare(v, err);
 	if (rc != DRE_OK)

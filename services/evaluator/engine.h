@@ -21,7 +21,8 @@ typedef enum {
 	DRE_MK_ARTICLE,
 	DRE_MK_POS_GROUP,
 	DRE_MK_ARTICLE_GROUP,
-	DRE_MK_TENANT_SETTINGS, // key "settings": { enableProductionNudges, currency }
+	DRE_MK_TENANT_SETTINGS, // key "settings": { enableProductionNudges,
+	                        // currency }
 } dre_master_kind;
 
 // dre_master_kind_parse maps the wire literals PROMOTION | ARTICLE |
@@ -107,7 +108,8 @@ typedef struct {
 // dre_evaluate prices req against ix for ctx. On success *respp is the
 // complete response, every part allocated in a (pack it, never free it with
 // protobuf-c). DRE_EINVAL with *err filled when the request is refused
-// (unknown posGroupCode); DRE_ENOMEM when the arena is exhausted.
+// (unknown posGroupCode, a line total beyond Decimal(15,2)); DRE_ENOMEM when
+// the arena is exhausted. The rules are README-engine.md's.
 dre_err dre_evaluate(Dre__EvaluateResponse **respp, dre_arena *a,
     const dre_index *ix, const Dre__EvaluateRequest *req,
     const dre_eval_ctx *ctx, dre_eval_error *err);

@@ -81,7 +81,8 @@ ev_run_reset(ev *v, bool rec)
 	}
 }
 
-// ---- per promotion scratch ---------------------------------------------------
+// ---- per promotion scratch
+// ---------------------------------------------------
 
 // usable: app ax may discount line li (LINE exclusivity of others, and of
 // ax itself: a LINE promotion takes only lines nobody else discounted).
@@ -192,7 +193,7 @@ markdown(ev *v, uint32_t ax, uint32_t ai, dre_disc_type dt, int64_t val)
 	ev_app                 *a = &v->apps[ax];
 	const dre_promo        *p = a->p;
 	const dre_promo_action *ac = &p->actions[ai];
-	bool    mult = p->calc_mode == DRE_CALC_MULTIPLICATIVE;
+	bool                    mult = p->calc_mode == DRE_CALC_MULTIPLICATIVE;
 	int64_t left = ac->max_quantity > 0 ? ac->max_quantity : INT64_MAX;
 	for (uint32_t k = 0; k < a->nelig[ai] && left > 0; k++) {
 		uint32_t       li = a->elig[ai][k];
@@ -218,12 +219,13 @@ markdown(ev *v, uint32_t ax, uint32_t ai, dre_disc_type dt, int64_t val)
 		case DRE_DISC_UNIT_PRICE:
 			if (mult)
 				d = ev_round(p,
-				    ((__int128) av * 1000 - (__int128) val * l->qty)
+				    ((__int128) av * 1000
+				        - (__int128) val * l->qty)
 				        * units,
 				    (__int128) l->qty * 1000);
 			else if (l->price > val)
-				d = ev_round(
-				    p, (__int128) (l->price - val) * units, 1000);
+				d = ev_round(p,
+				    (__int128) (l->price - val) * units, 1000);
 			break;
 		}
 		if (d > av)
@@ -395,11 +397,13 @@ bundle_match(ev *v, const dre_promo_action *ac, const bool *adj,
 					if (flow[l2 * nc + (uint32_t) c] == 0)
 						continue;
 					for (uint32_t c2 = 0; c2 < nc; c2++)
-						if (!seen[c2] && adj[l2 * nc + c2]) {
+						if (!seen[c2]
+						    && adj[l2 * nc + c2]) {
 							seen[c2] = true;
 							prev[c2] = c;
 							via[c2] = (int32_t) l2;
-							queue[qt++] = (int32_t) c2;
+							queue[qt++]
+							    = (int32_t) c2;
 						}
 				}
 			}
@@ -448,8 +452,8 @@ bundle(ev *v, uint32_t ax, uint32_t ai)
 	const ix_ent           *e = a->e;
 	uint32_t                ne = a->nelig[ai], nc = ac->ncomponents;
 	const uint32_t         *el = a->elig[ai];
-	bool    mult = p->calc_mode == DRE_CALC_MULTIPLICATIVE;
-	int64_t per = 0; // units per bundle
+	bool                    mult = p->calc_mode == DRE_CALC_MULTIPLICATIVE;
+	int64_t                 per = 0; // units per bundle
 	for (uint32_t c = 0; c < nc; c++)
 		per += ac->components[c].quantity / 1000;
 	if (ne == 0 || nc == 0 || per <= 0) {
@@ -474,7 +478,7 @@ bundle(ev *v, uint32_t ax, uint32_t ai)
 		total += units[j];
 		weight[j] = mult
 		    ? dre_div_round((__int128) avail(r, li) * 1000, l->qty,
-		          DRE_ROUND_HALF_UP)
+		        DRE_ROUND_HALF_UP)
 		    : l->price;
 		for (uint32_t c = 0; c < nc; c++)
 			adj[j * nc + c] = ix_set_has_h(&e->cp.comp[ai][2 * c],
@@ -496,19 +500,21 @@ bundle(ev *v, uint32_t ax, uint32_t ai)
 	int64_t *use = ev_get(v, ne * sizeof(int64_t));
 	// Feasibility falls with k: the largest feasible k by bisection.
 	int64_t k = kmax;
-	if (k > 0 && !bundle_match(v, ac, adj, units, order, ne, k, flow, use)) {
+	if (k > 0
+	    && !bundle_match(v, ac, adj, units, order, ne, k, flow, use)) {
 		int64_t lo = 0, hi = kmax; // lo feasible (or 0), hi not
 		while (hi - lo > 1) {
 			int64_t mid = lo + (hi - lo) / 2;
-			if (bundle_match(v, ac, adj, units, order, ne, mid, flow,
-			        use))
+			if (bundle_match(
+			        v, ac, adj, units, order, ne, mid, flow, use))
 				lo = mid;
 			else
 				hi = mid;
 		}
 		k = lo;
 		if (k > 0)
-			bundle_match(v, ac, adj, units, order, ne, k, flow, use);
+			bundle_match(
+			    v, ac, adj, units, order, ne, k, flow, use);
 	}
 	if (k == 0) {
 		a->empty = true;
@@ -525,10 +531,10 @@ bundle(ev *v, uint32_t ax, uint32_t ai)
 		cap[j] = 0;
 		if (use[j] == 0)
 			continue;
-		val[j] = mult ? dre_div_round((__int128) avail(r, li) * use[j]
-		                        * 1000,
-		                    l->qty, DRE_ROUND_HALF_UP)
-		              : l->price * use[j];
+		val[j] = mult
+		    ? dre_div_round((__int128) avail(r, li) * use[j] * 1000,
+		        l->qty, DRE_ROUND_HALF_UP)
+		    : l->price * use[j];
 		cap[j] = avail(r, li);
 		regular += val[j];
 		r->bundled[li] += use[j] * 1000;
@@ -537,14 +543,16 @@ bundle(ev *v, uint32_t ax, uint32_t ai)
 	dre_disc_type dt = ac->disc_type;
 	int64_t       dv = ac->value;
 	if (ac->bundle_price >= 0) {
-		__int128 x = (__int128) regular - (__int128) k * ac->bundle_price;
+		__int128 x
+		    = (__int128) regular - (__int128) k * ac->bundle_price;
 		d = x > 0 ? (int64_t) x : 0;
 		dt = DRE_DISC_UNIT_PRICE; // the bundle sold at bundlePrice
 		dv = ac->bundle_price;
 	} else if (ac->disc_type == DRE_DISC_PERCENTAGE)
 		d = ev_round(p, (__int128) regular * ac->value, 10000);
 	else
-		d = (__int128) k * ac->value < regular ? k * ac->value : regular;
+		d = (__int128) k * ac->value < regular ? k * ac->value
+		                                       : regular;
 	if (d <= 0) {
 		a->empty = true;
 		return;
@@ -619,8 +627,8 @@ free_item(ev *v, uint32_t ax, uint32_t ai)
 			nth++;
 	Dre__GrantedItem *g = ev_get(v, sizeof(*g));
 	dre__granted_item__init(g);
-	g->grant_reference = ev_printf(
-	    v, "GRANT-%.8s-%s-%u", p->id, ac->article_number, nth);
+	g->grant_reference
+	    = ev_printf(v, "GRANT-%.8s-%s-%u", p->id, ac->article_number, nth);
 	g->article_number = (char *) ac->article_number;
 	g->ean = m != NULL ? (char *) m->ean : NULL;
 	g->quantity = q;
@@ -788,24 +796,28 @@ loyalty(ev *v, const uint8_t *in)
 			    && a->e->cp.dynamic && !ev_dyn_ok(v, a))
 				continue;
 			for (uint32_t ai = 0; ai < a->p->nactions; ai++) {
-				const dre_promo_action *ac = &a->p->actions[ai];
+				const dre_promo_action *ac
+				    = &a->p->actions[ai];
 				if (pass == 0 && ac->type == DRE_ACT_ADD_FIXED)
 					a->points += ac->points;
 				else if (pass == 0
 				    && ac->type == DRE_ACT_SUBTRACT_POINTS)
 					a->points -= ac->points;
 				else if (pass == 0
-				    && ac->type == DRE_ACT_CURRENCY_TO_POINTS) {
-					int64_t pts = points_clamp(dre_div_round(
-					    (__int128) net * ac->points_per_unit,
-					    10000, DRE_ROUND_DOWN));
+				    && ac->type
+				        == DRE_ACT_CURRENCY_TO_POINTS) {
+					int64_t pts = points_clamp(
+					    dre_div_round((__int128) net
+					            * ac->points_per_unit,
+					        10000, DRE_ROUND_DOWN));
 					a->points += pts;
 					base += pts;
 				} else if (pass == 1
 				    && ac->type == DRE_ACT_MULTIPLY_POINTS)
-					a->points += points_clamp(dre_div_round(
-					    (__int128) base * (ac->factor - 100),
-					    100, DRE_ROUND_DOWN));
+					a->points += points_clamp(
+					    dre_div_round((__int128) base
+					            * (ac->factor - 100),
+					        100, DRE_ROUND_DOWN));
 			}
 		}
 }
@@ -827,7 +839,8 @@ ev_run_line(ev *v, const uint8_t *in)
 			case DRE_ACT_ARTICLE:
 			case DRE_ACT_ARTICLE_GROUP:
 			case DRE_ACT_ARTICLE_LIST:
-				markdown(v, ax, ai, a->p->actions[ai].disc_type,
+				markdown(v, ax, ai,
+				    a->p->actions[ai].disc_type,
 				    a->p->actions[ai].value);
 				break;
 			case DRE_ACT_QUANTITY_TIER:
@@ -886,7 +899,8 @@ ev_run_receipt(ev *v, const uint8_t *in)
 			continue;
 		for (uint32_t ai = 0; ai < a->p->nactions; ai++) {
 			dre_action_type t = a->p->actions[ai].type;
-			if (t == DRE_ACT_RECEIPT || t == DRE_ACT_SCALED_RECEIPT)
+			if (t == DRE_ACT_RECEIPT
+			    || t == DRE_ACT_SCALED_RECEIPT)
 				receipt(v, ax, ai);
 		}
 		commit(v, ax, false);
@@ -920,12 +934,15 @@ ev_receipt_lost(ev *v, const uint8_t *in)
 			const dre_promo_tier   *t;
 			if (ac->type != DRE_ACT_SCALED_RECEIPT)
 				continue;
-			int64_t i = ev_receipt_tier_value(ac, v->run.line_net, &t);
+			int64_t i
+			    = ev_receipt_tier_value(ac, v->run.line_net, &t);
 			if (i < ev_receipt_tier_value(ac, v->gross, &t)) {
 				a->lost = true;
 				if (a->dyn_need == 0
-				    || ac->tiers[i + 1].threshold < a->dyn_need)
-					a->dyn_need = ac->tiers[i + 1].threshold;
+				    || ac->tiers[i + 1].threshold
+				        < a->dyn_need)
+					a->dyn_need
+					    = ac->tiers[i + 1].threshold;
 			}
 		}
 		lost |= a->lost;

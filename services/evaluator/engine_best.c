@@ -6,9 +6,9 @@
 // Promotions that cannot hurt each other always apply together. The others
 // form the conflict set: members of an exclusion group, LINE-exclusive
 // promotions with every promotion that may touch the same lines, bundle
-// promotions that may take the same units (a unit is in one bundle), and — when
-// line discounts pushed the subtotal below a threshold somebody needed — the
-// promotions with thresholds together with every line promotion.
+// promotions that may take the same units (a unit is in one bundle), and —
+// when line discounts pushed the subtotal below a threshold somebody needed —
+// the promotions with thresholds together with every line promotion.
 // RECEIPT-exclusive promotions are each one more option: alone. When the
 // conflict set has at most OPTIONS_MAX valid subsets (an exclusion group of
 // k members is k + 1 options, not 2^k) every one of them is run; beyond, a
@@ -193,7 +193,8 @@ group_ids(search *s, uint8_t *conf)
 		s->grp[ax] = ev_get(v, (gl->n + 1) * sizeof(int32_t));
 		for (uint32_t i = 0; i < gl->n; i++) {
 			uint32_t g = 0;
-			while (g < s->ngroups && strcmp(names[g], gl->v[i]) != 0)
+			while (
+			    g < s->ngroups && strcmp(names[g], gl->v[i]) != 0)
 				g++;
 			if (g == s->ngroups) {
 				if (s->ngroups == cap) {
@@ -201,8 +202,10 @@ group_ids(search *s, uint8_t *conf)
 					    v, 2 * cap * sizeof(char *));
 					uint32_t *nm = ev_get(
 					    v, 2 * cap * sizeof(uint32_t));
-					memcpy(nn, names, cap * sizeof(char *));
-					memcpy(nm, members, cap * sizeof(uint32_t));
+					memcpy(
+					    nn, names, cap * sizeof(char *));
+					memcpy(nm, members,
+					    cap * sizeof(uint32_t));
 					names = nn;
 					members = nm;
 					cap *= 2;
@@ -349,7 +352,8 @@ bounded(search *s)
 		improved = false;
 		memcpy(cur, s->best, n);
 		int64_t cur_saving = s->best_saving;
-		for (uint32_t k = 0; k < s->nc && s->runs < SEARCH_BUDGET; k++) {
+		for (uint32_t k = 0; k < s->nc && s->runs < SEARCH_BUDGET;
+		     k++) {
 			uint32_t ax = s->c[k];
 			memcpy(s->tmp, cur, n);
 			s->tmp[ax] = !s->tmp[ax];
@@ -533,7 +537,8 @@ alone_bound(const ev *v, const ev_app *a)
 		if (ac->type == DRE_ACT_RECEIPT)
 			x = ac->disc_type == DRE_DISC_ABSOLUTE
 			    ? ac->value
-			    : (int64_t) ((__int128) v->gross * ac->value / 10000)
+			    : (int64_t) ((__int128) v->gross * ac->value
+			          / 10000)
 			        + unit;
 		else if (ac->type == DRE_ACT_SCALED_RECEIPT)
 			for (uint32_t t = 0; t < ac->ntiers; t++) {
@@ -541,7 +546,7 @@ alone_bound(const ev *v, const ev_app *a)
 				        == DRE_DISC_ABSOLUTE
 				    ? ac->tiers[t].value
 				    : (int64_t) ((__int128) v->gross
-				                     * ac->tiers[t].value / 10000)
+				          * ac->tiers[t].value / 10000)
 				        + unit;
 				x = y > x ? y : x;
 			}
@@ -549,17 +554,18 @@ alone_bound(const ev *v, const ev_app *a)
 			const ix_ent *m = v->t
 			    ? ix_map_get(&v->t->articles, ac->article_number)
 			    : NULL;
-			int64_t price = ac->reference_price;
+			int64_t       price = ac->reference_price;
 			if (m != NULL && m->reference_price > price)
 				price = m->reference_price;
 			for (uint32_t k = 0; k < a->nelig[ai]; k++)
 				if (v->lines[a->elig[ai][k]].price > price)
 					price = v->lines[a->elig[ai][k]].price;
-			x += price > 0 ? (int64_t) ((__int128) price * ac->quantity
-			                     > 999999999999999LL
-			                ? 999999999999999LL
-			                : price * ac->quantity)
-			               : 0;
+			x += price > 0
+			    ? (int64_t) ((__int128) price * ac->quantity
+			                > 999999999999999LL
+			            ? 999999999999999LL
+			            : price * ac->quantity)
+			    : 0;
 		}
 		b += x;
 	}
@@ -616,7 +622,8 @@ ev_best_price(ev *v)
 		if (!has_bundle(v->apps[x].p) || v->apps[x].receipt_excl)
 			continue;
 		for (uint32_t y = x + 1; y < n; y++)
-			if (has_bundle(v->apps[y].p) && !v->apps[y].receipt_excl
+			if (has_bundle(v->apps[y].p)
+			    && !v->apps[y].receipt_excl
 			    && overlap(v, v->apps[x].pot, v->apps[y].pot))
 				conf[x] = conf[y] = 1;
 	}
@@ -624,8 +631,9 @@ ev_best_price(ev *v)
 	// left is not monotone: such a promotion may give more alone.
 	for (uint32_t y = 0; y < n; y++) {
 		const dre_promo *p = v->apps[y].p;
-		if (p->calc_mode != DRE_CALC_MULTIPLICATIVE || p->precision >= 2
-		    || p->rounding == DRE_ROUND_NONE || v->apps[y].receipt_excl)
+		if (p->calc_mode != DRE_CALC_MULTIPLICATIVE
+		    || p->precision >= 2 || p->rounding == DRE_ROUND_NONE
+		    || v->apps[y].receipt_excl)
 			continue;
 		for (uint32_t x = 0; x < n; x++)
 			if (x != y && !v->apps[x].receipt_excl
@@ -694,7 +702,8 @@ ev_best_price(ev *v)
 			gap = ev_get(v, (n + 1) * sizeof(int64_t));
 			for (uint32_t ax = 0; ax < n; ax++)
 				gap[ax] = all[ax] && v->apps[ax].lost
-				    ? v->apps[ax].dyn_need - v->apps[ax].dyn_have
+				    ? v->apps[ax].dyn_need
+				        - v->apps[ax].dyn_have
 				    : -1;
 		}
 	}

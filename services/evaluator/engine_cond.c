@@ -48,7 +48,8 @@ bool
 ev_target_line(const ev *v, const ix_ent *e, uint32_t ai, uint32_t li)
 {
 	const ev_line *l = &v->lines[li];
-	return ix_set_has_h(&e->cp.tgt_art[ai], l->it->article_number, l->h_art)
+	return ix_set_has_h(
+	           &e->cp.tgt_art[ai], l->it->article_number, l->h_art)
 	    || ix_set_has_h(&e->cp.tgt_grp[ai], l->grp, l->h_grp)
 	    || ix_set_has_h(&e->cp.tgt_manu[ai], l->manu, l->h_manu);
 }
@@ -111,7 +112,8 @@ ev_conditions(ev *v, const ix_ent *e, uint64_t *sel, ev_cres *cr)
 	// is a near miss.
 	for (uint32_t ci = 0; ci < p->nconds; ci++) {
 		const dre_promo_cond *c = &p->conds[ci];
-		if (c->type != DRE_COND_ARTICLE && c->type != DRE_COND_ARTICLE_LIST
+		if (c->type != DRE_COND_ARTICLE
+		    && c->type != DRE_COND_ARTICLE_LIST
 		    && c->type != DRE_COND_ARTICLE_GROUP
 		    && c->type != DRE_COND_MANUFACTURER)
 			continue;
@@ -127,8 +129,8 @@ ev_conditions(ev *v, const ix_ent *e, uint64_t *sel, ev_cres *cr)
 			}
 		}
 		int64_t need = c->min_quantity > 0 ? c->min_quantity : 1000;
-		record(cr, ci, any && (c->min_quantity <= 0 || qty >= need), qty,
-		    need, true);
+		record(cr, ci, any && (c->min_quantity <= 0 || qty >= need),
+		    qty, need, true);
 	}
 	for (uint32_t ci = 0; ci < p->nconds; ci++) {
 		const dre_promo_cond *c = &p->conds[ci];
@@ -212,7 +214,8 @@ bundle_line(const ev *v, const ix_ent *e, uint32_t ai, uint32_t li)
 	for (uint32_t k = 0; k < ac->ncomponents; k++)
 		if (ix_set_has_h(&e->cp.comp[ai][2 * k], l->it->article_number,
 		        l->h_art)
-		    || ix_set_has_h(&e->cp.comp[ai][2 * k + 1], l->grp, l->h_grp))
+		    || ix_set_has_h(
+		        &e->cp.comp[ai][2 * k + 1], l->grp, l->h_grp))
 			return true;
 	return false;
 }
@@ -288,8 +291,9 @@ ev_app_prepare(ev *v, ev_app *a)
 			case 1:
 				in = ac->target.present
 				    ? ev_target_line(v, e, ai, i)
-				    : e->cp.has_article_cond ? bit_get(a->sel, i)
-				                             : true;
+				    : e->cp.has_article_cond
+				    ? bit_get(a->sel, i)
+				    : true;
 				break;
 			case 2:
 				in = !ac->target.present

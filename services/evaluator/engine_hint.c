@@ -56,8 +56,8 @@ first_target(const dre_promo *p, const char **art, const char **grp)
 }
 
 void
-ev_miss_static(ev *v, const ix_ent *e, uint32_t rank, const ev_cres *cr,
-    uint64_t *sel)
+ev_miss_static(
+    ev *v, const ix_ent *e, uint32_t rank, const ev_cres *cr, uint64_t *sel)
 {
 	if (cr->nfail != 1 || v->t == NULL)
 		return;
@@ -133,8 +133,7 @@ ev_miss_static(ev *v, const ix_ent *e, uint32_t rank, const ev_cres *cr,
 // bundle_short finds the first component of action ai the basket cannot
 // fill once, and how many of a bundle's units it holds.
 static uint32_t
-bundle_short(ev *v, const ev_app *a, uint32_t ai, int64_t *have,
-    int64_t *per)
+bundle_short(ev *v, const ev_app *a, uint32_t ai, int64_t *have, int64_t *per)
 {
 	const dre_promo_action *ac = &a->p->actions[ai];
 	uint32_t                first = 0;
@@ -187,7 +186,8 @@ ev_miss_dynamic(ev *v)
 				    ac, a->tier_amount, &t);
 				if (i + 1 >= (int64_t) ac->ntiers)
 					continue;
-				ev_miss *m = miss_new(v, a->e, v->cand[a->cand]);
+				ev_miss *m
+				    = miss_new(v, a->e, v->cand[a->cand]);
 				m->app = (int32_t) ax;
 				m->action = (int32_t) ai;
 				m->have = a->tier_amount;
@@ -209,7 +209,8 @@ ev_miss_dynamic(ev *v)
 					continue;
 				const char *art, *grp;
 				first_target(a->p, &art, &grp);
-				ev_miss *m = miss_new(v, a->e, v->cand[a->cand]);
+				ev_miss *m
+				    = miss_new(v, a->e, v->cand[a->cand]);
 				m->app = (int32_t) ax;
 				m->action = (int32_t) ai;
 				m->kind = "NEAR_MISS";
@@ -223,12 +224,15 @@ ev_miss_dynamic(ev *v)
 			} else if (!gave && ac->type == DRE_ACT_BUNDLE
 			    && a->empty) {
 				int64_t  have, per;
-				uint32_t c = bundle_short(v, a, ai, &have, &per);
+				uint32_t c
+				    = bundle_short(v, a, ai, &have, &per);
 				if (per == 0 || have >= per)
-					continue; // complete, but gives nothing
+					continue; // complete, but gives
+					          // nothing
 				const dre_bundle_component *bc
 				    = &ac->components[c];
-				ev_miss *m = miss_new(v, a->e, v->cand[a->cand]);
+				ev_miss *m
+				    = miss_new(v, a->e, v->cand[a->cand]);
 				m->app = (int32_t) ax;
 				m->action = (int32_t) ai;
 				m->kind = "NEAR_MISS";
@@ -324,9 +328,9 @@ recommendation(ev *v, const ev_miss *m)
 	r->promotion_id = (char *) p->id;
 	r->promotion_name = (char *) name;
 	r->params = ev_get(v, 4 * sizeof(Dre__KeyValue *));
-	const dre_promo_cond       *c = m->cond >= 0 ? &p->conds[m->cond] : NULL;
-	const Dre__CustomerInfo    *cu = v->req->customer;
-	const char                 *art = NULL, *grp = NULL;
+	const dre_promo_cond    *c = m->cond >= 0 ? &p->conds[m->cond] : NULL;
+	const Dre__CustomerInfo *cu = v->req->customer;
+	const char              *art = NULL, *grp = NULL;
 	const dre_bundle_component *bc = NULL;
 	if (c != NULL) {
 		if (c->type == DRE_COND_ARTICLE_GROUP)
@@ -340,8 +344,8 @@ recommendation(ev *v, const ev_miss *m)
 		const dre_promo_action *ac = &p->actions[m->action];
 		int64_t                 h, per;
 		ev_app                 *a = &v->apps[m->app];
-		bc = &ac->components[bundle_short(v, a, (uint32_t) m->action,
-		    &h, &per)];
+		bc = &ac->components[bundle_short(
+		    v, a, (uint32_t) m->action, &h, &per)];
 		art = bc->articles.n ? bc->articles.v[0] : NULL;
 		grp = bc->article_groups.n ? bc->article_groups.v[0] : NULL;
 	} else
@@ -358,9 +362,9 @@ recommendation(ev *v, const ev_miss *m)
 		} else {
 			r->params[r->n_params++]
 			    = kv(v, "articleNumber", art ? art : "");
-			r->default_message = ev_printf(v,
-			    "Add article %s to qualify for %s.", art ? art : "",
-			    name);
+			r->default_message
+			    = ev_printf(v, "Add article %s to qualify for %s.",
+			        art ? art : "", name);
 		}
 	} else if (strcmp(code, "BELOW_MIN_QUANTITY") == 0) {
 		char *have = fmt_qty(v, m->have), *need = fmt_qty(v, m->need);
@@ -460,7 +464,8 @@ nudge_and_gap(ev *v, const ev_miss *m, Dre__EvaluateResponse *r)
 		// Decimal(15,2): amounts are minor units, quantities are
 		// thousandths.
 		int div = amount ? 1 : 10;
-		g->current_value = dre_div_round(m->have, div, DRE_ROUND_HALF_UP);
+		g->current_value
+		    = dre_div_round(m->have, div, DRE_ROUND_HALF_UP);
 		g->threshold = dre_div_round(m->need, div, DRE_ROUND_HALF_UP);
 		g->gap = g->threshold - g->current_value;
 		g->potential_saving = pot;
@@ -474,15 +479,17 @@ nudge_and_gap(ev *v, const ev_miss *m, Dre__EvaluateResponse *r)
 	n->gap_type = (char *) m->gap_type;
 	if (amount) {
 		n->suggested_action = "ADD_AMOUNT";
-		n->message = ev_printf(v, "Spend %s %s more to save %s %s with %s.",
-		    fmt_amount(v, m->need - m->have), v->currency, save,
-		    v->currency, name);
+		n->message
+		    = ev_printf(v, "Spend %s %s more to save %s %s with %s.",
+		        fmt_amount(v, m->need - m->have), v->currency, save,
+		        v->currency, name);
 	} else if (strcmp(m->gap_type, "ITEM_QUANTITY") == 0) {
 		char *more = fmt_qty(v, m->need - m->have);
 		n->suggested_action = "ADD_QUANTITY";
-		n->message = ev_printf(v, "Add %s more %s to save %s %s with %s.",
-		    more, m->need - m->have == 1000 ? "item" : "items", save,
-		    v->currency, name);
+		n->message
+		    = ev_printf(v, "Add %s more %s to save %s %s with %s.",
+		        more, m->need - m->have == 1000 ? "item" : "items",
+		        save, v->currency, name);
 	} else {
 		n->suggested_action = "ADD_ARTICLE";
 		n->message = ev_printf(v,
@@ -517,11 +524,12 @@ ev_hints(ev *v, Dre__EvaluateResponse *r)
 		    && m->e->promo->conds[m->cond].type
 		        == DRE_COND_RECEIPT_AMOUNT)
 			m->have = v->net_after_lines;
-		bool near = m->kind != NULL && strcmp(m->kind, "NEAR_MISS") == 0;
+		bool near
+		    = m->kind != NULL && strcmp(m->kind, "NEAR_MISS") == 0;
 		if (near && strcmp(m->gap_type, "MISSING_ARTICLE") != 0)
 			m->match = m->need > 0
-			    ? (int) dre_div_round(
-			          (__int128) m->have * 100, m->need, DRE_ROUND_DOWN)
+			    ? (int) dre_div_round((__int128) m->have * 100,
+			        m->need, DRE_ROUND_DOWN)
 			    : 0;
 		if (m->kind == NULL) { // the next tier of an applied promotion
 			if (m->need > 0

@@ -40,16 +40,16 @@ typedef struct {
 // One promotion that passed every stage before the combination (an
 // "application"), with what the actions may touch in this basket.
 typedef struct {
-	const ix_ent     *e;
-	const dre_promo  *p;
-	uint32_t          cand; // index in the candidate list
-	uint64_t         *sel; // lines the article-type conditions selected
-	uint32_t        **elig; // per action: eligible sale lines
-	uint32_t         *nelig;
-	uint64_t         *pot; // every line an action may touch
-	uint8_t           stage; // ST_*: where its dynamic conditions run
-	bool              conflict; // member of the conflict set
-	bool              receipt_excl, line_excl;
+	const ix_ent    *e;
+	const dre_promo *p;
+	uint32_t         cand; // index in the candidate list
+	uint64_t        *sel; // lines the article-type conditions selected
+	uint32_t       **elig; // per action: eligible sale lines
+	uint32_t        *nelig;
+	uint64_t        *pot; // every line an action may touch
+	uint8_t          stage; // ST_*: where its dynamic conditions run
+	bool             conflict; // member of the conflict set
+	bool             receipt_excl, line_excl;
 	// results of the last run
 	int64_t contrib; // discounts + give-away value
 	bool    failed; // a dynamic condition did not hold
@@ -88,12 +88,12 @@ typedef struct {
 	int64_t   line_net; // sale subtotal after the line stage so far
 	int64_t   saving; // the objective: discounts + give-away value
 	// scratch of the promotion being applied
-	int64_t      *amt;
+	int64_t       *amt;
 	dre_disc_type *fdt;
-	int64_t      *fval;
-	bool         *gift;
-	uint32_t     *touched;
-	uint32_t      ntouched;
+	int64_t       *fval;
+	bool          *gift;
+	uint32_t      *touched;
+	uint32_t       ntouched;
 	// receipt scratch (lines, weights, shares) and distribute's
 	uint32_t *rx;
 	int64_t  *rw, *rshare;
@@ -125,9 +125,9 @@ typedef struct {
 	int64_t       have, need;
 	int           match; // percent, NEAR_MISS only
 	const char   *gap_type; // RECEIPT_AMOUNT | ITEM_QUANTITY |
-	                        // SCALED_RECEIPT | MISSING_ARTICLE
-	uint32_t      rank;
-	uint64_t     *sel; // lines its article-type conditions selected
+	                      // SCALED_RECEIPT | MISSING_ARTICLE
+	uint32_t  rank;
+	uint64_t *sel; // lines its article-type conditions selected
 } ev_miss;
 
 typedef struct ev ev;
@@ -218,9 +218,9 @@ int64_t ev_run_receipt(ev *v, const uint8_t *in);
 // ev_receipt_lost, after the line stage: does a receipt-stage promotion of
 // `in` miss a threshold (or reach a lower tier) that the gross subtotal
 // meets? Marks those apps lost.
-bool ev_receipt_lost(ev *v, const uint8_t *in);
-int64_t ev_receipt_tier_value(const dre_promo_action *ac, int64_t amount,
-    const dre_promo_tier **tp);
+bool    ev_receipt_lost(ev *v, const uint8_t *in);
+int64_t ev_receipt_tier_value(
+    const dre_promo_action *ac, int64_t amount, const dre_promo_tier **tp);
 
 // engine_best.c
 // ev_best_price picks the combination and leaves the recording of its run
@@ -228,8 +228,8 @@ int64_t ev_receipt_tier_value(const dre_promo_action *ac, int64_t amount,
 void ev_best_price(ev *v);
 
 // engine_hint.c
-void ev_miss_static(ev *v, const ix_ent *e, uint32_t rank, const ev_cres *cr,
-    uint64_t *sel);
+void ev_miss_static(
+    ev *v, const ix_ent *e, uint32_t rank, const ev_cres *cr, uint64_t *sel);
 void ev_miss_dynamic(ev *v);
 void ev_hints(ev *v, Dre__EvaluateResponse *r);
 

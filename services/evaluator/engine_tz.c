@@ -13,9 +13,9 @@
 #include "index.h"
 
 typedef struct {
-	int kind; // 'M' month.week.day, 'J' Julian 1..365, 'D' day 0..365
-	int mon, week, day; // M; day is the weekday (0 = Sunday)
-	int yday; // J, D
+	int     kind; // 'M' month.week.day, 'J' Julian 1..365, 'D' day 0..365
+	int     mon, week, day; // M; day is the weekday (0 = Sunday)
+	int     yday; // J, D
 	int32_t secs; // local time of day of the change
 } tz_when;
 
@@ -32,7 +32,8 @@ struct ix_zone {
 	tz_when start, end;
 };
 
-// ---- TZif -------------------------------------------------------------------
+// ---- TZif
+// -------------------------------------------------------------------
 
 static uint32_t
 be32(const unsigned char *p)
@@ -146,8 +147,8 @@ rule_parse(ix_zone *z, const char *s)
 	if (*s == '\0') { // DST without rules: US rules, as glibc assumes
 		z->start = (tz_when) { 'M', 3, 2, 0, 0, 7200 };
 		z->end = (tz_when) { 'M', 11, 1, 0, 0, 7200 };
-	} else if (*s != ',' || !(s = rule_when(s + 1, &z->start))
-	    || *s != ',' || !(s = rule_when(s + 1, &z->end)) || *s != '\0')
+	} else if (*s != ',' || !(s = rule_when(s + 1, &z->start)) || *s != ','
+	    || !(s = rule_when(s + 1, &z->end)) || *s != '\0')
 		return false;
 	z->has_dst = true;
 	return true;
@@ -229,7 +230,8 @@ days_from_civil(int64_t y, int m, int d)
 	y -= m <= 2;
 	int64_t  era = (y >= 0 ? y : y - 399) / 400;
 	unsigned yoe = (unsigned) (y - era * 400);
-	unsigned doy = (unsigned) ((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1);
+	unsigned doy
+	    = (unsigned) ((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1);
 	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
 	return era * 146097 + (int64_t) doe - 719468;
 }
@@ -282,8 +284,8 @@ rule_offset(const ix_zone *z, int64_t t)
 {
 	if (!z->has_dst)
 		return z->std_off;
-	int64_t y = year_of((t + z->std_off) / 86400
-	    - ((t + z->std_off) % 86400 < 0));
+	int64_t y = year_of(
+	    (t + z->std_off) / 86400 - ((t + z->std_off) % 86400 < 0));
 	int64_t s = when_local(&z->start, y) - z->std_off;
 	int64_t e = when_local(&z->end, y) - z->dst_off;
 	bool    dst = s < e ? (t >= s && t < e) : !(t >= e && t < s);
@@ -310,7 +312,8 @@ ix_zone_offset(const ix_zone *z, int64_t t)
 	return z->off[lo];
 }
 
-// ---- the shared table -------------------------------------------------------
+// ---- the shared table
+// -------------------------------------------------------
 
 // Zones are loaded on first use by an index build (a writer) and kept for the
 // life of the process: there are a few hundred names at most, and an index

@@ -14,8 +14,8 @@ struct dre_engine {
 	dre_index      *cur;
 };
 
-static const char *const kind_names[] = { "PROMOTION", "ARTICLE",
-	"POS_GROUP", "ARTICLE_GROUP", "TENANT_SETTINGS" };
+static const char *const kind_names[] = { "PROMOTION", "ARTICLE", "POS_GROUP",
+	"ARTICLE_GROUP", "TENANT_SETTINGS" };
 #define NKINDS 5
 
 dre_err
@@ -421,9 +421,9 @@ ent_new(ix_ent **ep, const dre_master_change *c)
 			err = DRE_EINVAL;
 			goto fail;
 		}
-		e->nudges = dre_json_is(
-		    dre_json_get(root, "enableProductionNudges"),
-		    DRE_JSON_TRUE);
+		e->nudges
+		    = dre_json_is(dre_json_get(root, "enableProductionNudges"),
+		        DRE_JSON_TRUE);
 		const char *cur = json_str(root, "currency");
 		e->currency = cur && strlen(cur) == 3 ? adup(a, cur) : NULL;
 		break;
@@ -735,8 +735,10 @@ promo_keys(const ix_ent *e, uint32_t rank, ix_keys *k, key_kind *kind)
 			switch (c->type) {
 			case DRE_COND_CHANNEL:
 				for (uint32_t x = 0; x < c->values.n; x++) {
-					char *l = lower_dup(k->a, c->values.v[x]);
-					if (l == NULL || !kr_push(&k->chan, l, rank))
+					char *l
+					    = lower_dup(k->a, c->values.v[x]);
+					if (l == NULL
+					    || !kr_push(&k->chan, l, rank))
 						return false;
 				}
 				return true;
@@ -745,9 +747,11 @@ promo_keys(const ix_ent *e, uint32_t rank, ix_keys *k, key_kind *kind)
 			case DRE_COND_ADDITIONAL_FIELD:
 				return kr_push(&k->addf, c->key, rank);
 			case DRE_COND_RECEIPT_AMOUNT:
-				return thr_push(&k->amount, c->min_amount, rank);
+				return thr_push(
+				    &k->amount, c->min_amount, rank);
 			default:
-				return thr_push(&k->units, c->min_quantity, rank);
+				return thr_push(
+				    &k->units, c->min_quantity, rank);
 			}
 		}
 	*kind = UNSCOPED;

@@ -42,10 +42,10 @@ int32_t ix_zone_offset(const ix_zone *z, int64_t t);
 // A compiled promotion: the parsed document plus a set per condition and
 // per action target, so matching a line never walks a long list.
 typedef struct {
-	ix_set *cond; // one per condition (values)
-	ix_set *tgt_art; // one per action: target.articles
-	ix_set *tgt_grp; // target.articleGroups
-	ix_set *tgt_manu; // target.manufacturers
+	ix_set  *cond; // one per condition (values)
+	ix_set  *tgt_art; // one per action: target.articles
+	ix_set  *tgt_grp; // target.articleGroups
+	ix_set  *tgt_manu; // target.manufacturers
 	ix_set **comp; // per action: BUNDLE component k -> [2k] articles,
 	               // [2k+1] articleGroups
 	const ix_zone *zone; // of the time windows; NULL = UTC
@@ -121,25 +121,25 @@ typedef struct {
 
 typedef struct ix_tenant ix_tenant;
 struct ix_tenant {
-	atomic_int ref;
-	dre_arena *a;
-	char      *name;
-	ix_ent   **ents; // every entity (tombstones too), by (kind, key)
-	uint32_t   nents;
-	ix_ent   **promos; // live promotions by rank
-	uint32_t   npromos;
-	ix_map     by_article; // article number -> ix_plist
-	ix_map     by_group; // article group id -> ix_plist
-	ix_map     by_manu; // manufacturer id -> ix_plist
-	ix_map     by_channel; // lower-case channel -> ix_plist
-	ix_map     by_udf; // userDefinedFields key -> ix_plist
-	ix_map     by_addf; // item additionalFields key -> ix_plist
-	ix_thrlist by_amount; // RECEIPT_AMOUNT min (minor units)
-	ix_thrlist by_units; // ITEM_QUANTITY min (thousandths)
-	ix_plist   unscoped; // promotions no key can find
-	ix_map     articles; // article number -> ix_ent
-	ix_map     pg_by_id; // POS group id -> ix_ent
-	ix_map     pg_by_code; // POS group code -> ix_ent
+	atomic_int    ref;
+	dre_arena    *a;
+	char         *name;
+	ix_ent      **ents; // every entity (tombstones too), by (kind, key)
+	uint32_t      nents;
+	ix_ent      **promos; // live promotions by rank
+	uint32_t      npromos;
+	ix_map        by_article; // article number -> ix_plist
+	ix_map        by_group; // article group id -> ix_plist
+	ix_map        by_manu; // manufacturer id -> ix_plist
+	ix_map        by_channel; // lower-case channel -> ix_plist
+	ix_map        by_udf; // userDefinedFields key -> ix_plist
+	ix_map        by_addf; // item additionalFields key -> ix_plist
+	ix_thrlist    by_amount; // RECEIPT_AMOUNT min (minor units)
+	ix_thrlist    by_units; // ITEM_QUANTITY min (thousandths)
+	ix_plist      unscoped; // promotions no key can find
+	ix_map        articles; // article number -> ix_ent
+	ix_map        pg_by_id; // POS group id -> ix_ent
+	ix_map        pg_by_code; // POS group code -> ix_ent
 	const ix_ent *settings; // TENANT_SETTINGS, NULL = defaults
 };
 

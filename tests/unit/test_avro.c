@@ -179,7 +179,8 @@ test_schema_versions(void **state)
 	uint64_t v1 = 0, v2 = 0;
 	assert_int_equal(
 	    dre_avro_fingerprint("MasterDataChanged_v1", &v1), DRE_OK);
-	assert_int_equal(dre_avro_fingerprint("MasterDataChanged", &v2), DRE_OK);
+	assert_int_equal(
+	    dre_avro_fingerprint("MasterDataChanged", &v2), DRE_OK);
 	assert_true(v1 != v2);
 	in = sample();
 	dre_buf_reset(&b);

@@ -413,8 +413,8 @@ test_settings(void **state)
 	    400);
 	assert_string_equal(out, "currency");
 	free(out);
-	assert_int_equal(call("catalog.TenantSettings.update", "t3", "[]",
-	                     &out, NULL),
+	assert_int_equal(
+	    call("catalog.TenantSettings.update", "t3", "[]", &out, NULL),
 	    400);
 	free(out);
 	// Other tenants keep their defaults.
@@ -427,8 +427,8 @@ test_settings(void **state)
 	const dre_topic *t = dre_topic_find(DRE_TOPIC_PROMOTIONS);
 	assert_int_equal(dre_consumer_open(&co, &props, NULL), DRE_OK);
 	for (int p = 0; p < t->partitions; p++)
-		assert_int_equal(dre_consumer_assign(co, DRE_TOPIC_PROMOTIONS, p,
-		                     DRE_OFFSET_BEGINNING),
+		assert_int_equal(dre_consumer_assign(co, DRE_TOPIC_PROMOTIONS,
+		                     p, DRE_OFFSET_BEGINNING),
 		    DRE_OK);
 	bool found = false;
 	for (int i = 0; i < 100 && !found; i++) {

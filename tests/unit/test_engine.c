@@ -887,8 +887,8 @@ test_hostile_amounts(void **state)
 	    "{\"type\":\"RECEIPT\",\"discountType\":\"PERCENTAGE\","
 	    "\"value\":99.99}");
 	// 999999999.999 units at 999999.99: 10^17 cents.
-	Dre__EvaluateRequest *r = request(
-	    f, 1, item(f, NULL, "H", 999999999999, 99999999));
+	Dre__EvaluateRequest *r
+	    = request(f, 1, item(f, NULL, "H", 999999999999, 99999999));
 	dre_eval_ctx           ctx = { .tenant = TENANT,
 		          .now_ms = 1,
 		          .counter = 1,

@@ -51,7 +51,8 @@ disc(dre_buf *b, bool unit_price)
 {
 	switch (rnd(unit_price ? 3 : 2)) {
 	case 0:
-		dre_buf_printf(b, "\"discountType\":\"PERCENTAGE\",\"value\":%u",
+		dre_buf_printf(b,
+		    "\"discountType\":\"PERCENTAGE\",\"value\":%u",
 		    1 + rnd(100));
 		break;
 	case 1:
@@ -101,7 +102,8 @@ action(dre_buf *b)
 		break;
 	case 3:
 		dre_buf_printf(b,
-		    "{\"type\":\"BUNDLE\",\"components\":[{\"articles\":[\"%s\"]"
+		    "{\"type\":\"BUNDLE\",\"components\":[{\"articles\":[\"%"
+		    "s\"]"
 		    ",\"quantity\":%u},{\"articleGroups\":[\"G%u\"]}],",
 		    pick_art(), 1 + rnd(2), 1 + rnd(2));
 		if (rnd(2)) {
@@ -110,7 +112,8 @@ action(dre_buf *b)
 		} else
 			disc(b, false);
 		if (rnd(2))
-			dre_buf_printf(b, ",\"maxApplications\":%u", 1 + rnd(2));
+			dre_buf_printf(
+			    b, ",\"maxApplications\":%u", 1 + rnd(2));
 		break;
 	case 4:
 		dre_buf_puts(b, "{\"type\":\"RECEIPT\",");
@@ -120,7 +123,8 @@ action(dre_buf *b)
 		break;
 	case 5:
 		dre_buf_printf(b,
-		    "{\"type\":\"SCALED_RECEIPT\",\"tiers\":[{\"threshold\":%u,"
+		    "{\"type\":\"SCALED_RECEIPT\",\"tiers\":[{\"threshold\":%"
+		    "u,"
 		    "\"value\":%u},{\"threshold\":%u,\"value\":%u}]",
 		    10 + rnd(40), 1 + rnd(5), 60 + rnd(60), 5 + rnd(10));
 		break;
@@ -189,7 +193,9 @@ promotion(int k)
 	    k, k, 1 + rnd(3));
 	uint32_t x = rnd(10);
 	dre_buf_printf(&b, "\"exclusivity\":\"%s\",",
-	    x == 0 ? "LINE" : x == 1 ? "RECEIPT" : "NONE");
+	    x == 0       ? "LINE"
+	        : x == 1 ? "RECEIPT"
+	                 : "NONE");
 	if (rnd(3) == 0)
 		dre_buf_printf(&b, "\"exclusionGroups\":[\"X%u\"],", rnd(2));
 	dre_buf_printf(&b,
@@ -236,10 +242,10 @@ basket(dre_arena *a)
 		it->article_number = (char *) arts[k];
 		it->article_group_id = (char *) grps[k];
 		uint32_t q = rnd(10);
-		it->quantity = q < 6   ? (1 + rnd(5)) * 1000
-		    : q < 8            ? 250 + rnd(3000)
-		    : q == 8           ? -1000 * (int64_t) (1 + rnd(2))
-		                       : 1000;
+		it->quantity = q < 6 ? (1 + rnd(5)) * 1000
+		    : q < 8          ? 250 + rnd(3000)
+		    : q == 8         ? -1000 * (int64_t) (1 + rnd(2))
+		                     : 1000;
 		it->unit_price = rnd(8) == 0 ? 0 : rnd(5000);
 		r->items[r->n_items++] = it;
 	}
@@ -285,12 +291,14 @@ invariants(const Dre__EvaluateResponse *r, const char *what)
 			assert_true(li->discounts[k]->discount_amount > 0);
 			s += li->discounts[k]->discount_amount;
 		}
-		if (s != li->line_discount || li->line_net != li->line_total - s
+		if (s != li->line_discount
+		    || li->line_net != li->line_total - s
 		    || (li->line_total >= 0 && li->line_net < 0)
 		    || (li->quantity < 0 && s != 0)
 		    || (li->line_total >= 0 && s > li->line_total)) {
-			print_error("%s: line %zu: total %lld discount %lld sum "
-			            "%lld net %lld\n",
+			print_error(
+			    "%s: line %zu: total %lld discount %lld sum "
+			    "%lld net %lld\n",
 			    what, i, (long long) li->line_total,
 			    (long long) li->line_discount, (long long) s,
 			    (long long) li->line_net);
@@ -302,8 +310,8 @@ invariants(const Dre__EvaluateResponse *r, const char *what)
 		bd += r->totals->promotion_breakdown[i]->total_discount;
 	assert_int_equal(sum, r->totals->discount);
 	assert_int_equal(bd, r->totals->discount);
-	assert_int_equal(r->totals->grand_total,
-	    r->totals->subtotal - r->totals->discount);
+	assert_int_equal(
+	    r->totals->grand_total, r->totals->subtotal - r->totals->discount);
 }
 
 static uint8_t *
@@ -340,14 +348,17 @@ test_properties(void **state)
 			snprintf(single[k], sizeof(single[k]), "s%d", k);
 		}
 		for (int k = 0; k < np; k++)
-			v[nv++] = (dre_master_change) { DRE_MK_PROMOTION, "fwd",
-				ids[k], k + 1, docs[k], strlen(docs[k]) };
+			v[nv++] = (dre_master_change) { DRE_MK_PROMOTION,
+				"fwd", ids[k], k + 1, docs[k],
+				strlen(docs[k]) };
 		for (int k = np - 1; k >= 0; k--)
-			v[nv++] = (dre_master_change) { DRE_MK_PROMOTION, "rev",
-				ids[k], 100 - k, docs[k], strlen(docs[k]) };
+			v[nv++] = (dre_master_change) { DRE_MK_PROMOTION,
+				"rev", ids[k], 100 - k, docs[k],
+				strlen(docs[k]) };
 		for (int k = 0; k < np; k++)
 			v[nv++] = (dre_master_change) { DRE_MK_PROMOTION,
-				single[k], ids[k], 1, docs[k], strlen(docs[k]) };
+				single[k], ids[k], 1, docs[k],
+				strlen(docs[k]) };
 		dre_engine *e;
 		assert_int_equal(dre_engine_alloc(&e), DRE_OK);
 		size_t nbad = 0;
@@ -364,11 +375,12 @@ test_properties(void **state)
 		char                   what[64];
 		snprintf(what, sizeof(what), "run %d", run);
 		invariants(fwd, what);
-		size_t   l1, l2;
+		size_t l1, l2;
 		fwd->tenant_id = rev->tenant_id = "t";
 		uint8_t *p1 = packed(fwd, &l1), *p2 = packed(rev, &l2);
 		if (l1 != l2 || memcmp(p1, p2, l1) != 0) {
-			print_error("%s: load order changes the answer\n", what);
+			print_error(
+			    "%s: load order changes the answer\n", what);
 			fail();
 		}
 		free(p1);
@@ -378,25 +390,30 @@ test_properties(void **state)
 			Dre__EvaluateResponse *one = eval(e, a, r, single[k]);
 			invariants(one, what);
 			if (saving(one) > best) {
-				print_error("%s: promotion %d alone saves %lld, "
-				            "the combination %lld\n",
+				print_error(
+				    "%s: promotion %d alone saves %lld, "
+				    "the combination %lld\n",
 				    what, k, (long long) saving(one),
 				    (long long) best);
 				for (int j = 0; j < np; j++)
 					print_error("  p%d %s\n", j, docs[j]);
 				for (size_t i = 0; i < r->n_items; i++)
-					print_error("  line %s %lld x %lld: %lld "
-					            "together, %lld alone\n",
+					print_error(
+					    "  line %s %lld x %lld: %lld "
+					    "together, %lld alone\n",
 					    r->items[i]->article_number,
 					    (long long) r->items[i]->quantity,
-					    (long long) r->items[i]->unit_price,
+					    (long long) r->items[i]
+					        ->unit_price,
 					    (long long) fwd->line_items[i]
 					        ->line_discount,
 					    (long long) one->line_items[i]
 					        ->line_discount);
-				for (size_t i = 0; i < fwd->n_granted_items; i++)
+				for (size_t i = 0; i < fwd->n_granted_items;
+				     i++)
 					print_error("  granted %s %lld\n",
-					    fwd->granted_items[i]->article_number,
+					    fwd->granted_items[i]
+					        ->article_number,
 					    (long long) fwd->granted_items[i]
 					        ->give_away_value);
 				fail();

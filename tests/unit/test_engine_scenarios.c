@@ -113,8 +113,8 @@ diff(const dre_json *e, const dre_json *a, const char *path, int budget)
 	case DRE_JSON_NUMBER:
 	case DRE_JSON_STRING:
 		if (e->len != a->len || memcmp(e->str, a->str, e->len) != 0) {
-			print_error("%s: expected %s, got %s\n", path, e->str,
-			    a->str);
+			print_error(
+			    "%s: expected %s, got %s\n", path, e->str, a->str);
 			budget--;
 		}
 		break;
@@ -123,14 +123,16 @@ diff(const dre_json *e, const dre_json *a, const char *path, int budget)
 			dre_buf b = { 0 };
 			dump(&b, a);
 			dre_buf_putc(&b, 0);
-			print_error("%s: expected %u elements, got %u: %.3000s\n",
+			print_error(
+			    "%s: expected %u elements, got %u: %.3000s\n",
 			    path, e->len, a->len, b.data);
 			dre_buf_free(&b);
 			return budget - 1;
 		}
 		{
 			const dre_json *x = e->child, *y = a->child;
-			for (uint32_t i = 0; x && y; x = x->next, y = y->next, i++) {
+			for (uint32_t i = 0; x && y;
+			     x = x->next, y = y->next, i++) {
 				snprintf(p, sizeof(p), "%s[%u]", path, i);
 				budget = diff(x, y, p, budget);
 			}
@@ -153,7 +155,8 @@ diff(const dre_json *e, const dre_json *a, const char *path, int budget)
 			if (is_volatile(path, y->key)
 			    || dre_json_get(e, y->key) != NULL)
 				continue;
-			print_error("%s.%s: unexpected member\n", path, y->key);
+			print_error(
+			    "%s.%s: unexpected member\n", path, y->key);
 			budget--;
 		}
 		break;
@@ -239,16 +242,16 @@ run_one(const char *dir, const char *file, const char *outdir)
 	dre_json_error jerr = { 0 };
 	if (dre_json_parse(&root, a, text, len, DRE_JSON_MAX_DEPTH, &jerr)
 	    != DRE_OK) {
-		print_error("%s: bad JSON at %zu: %s\n", file, jerr.offset,
-		    jerr.msg);
+		print_error(
+		    "%s: bad JSON at %zu: %s\n", file, jerr.offset, jerr.msg);
 		fail();
 	}
 	dre_engine *e;
 	assert_int_equal(dre_engine_alloc(&e), DRE_OK);
 	changes c = { 0 };
 	add_all(&c, root, "posGroups", DRE_MK_POS_GROUP, "id");
-	add_all(&c, root, "articleGroups", DRE_MK_ARTICLE_GROUP,
-	    "articleGroupId");
+	add_all(
+	    &c, root, "articleGroups", DRE_MK_ARTICLE_GROUP, "articleGroupId");
 	add_all(&c, root, "articles", DRE_MK_ARTICLE, "articleNumber");
 	add_all(&c, root, "promotions", DRE_MK_PROMOTION, "id");
 	const dre_json *ts = dre_json_get(root, "tenantSettings");
@@ -261,28 +264,29 @@ run_one(const char *dir, const char *file, const char *outdir)
 		fail();
 	}
 
-	bool simulate = dre_json_is(dre_json_get(root, "simulate"), DRE_JSON_TRUE);
+	bool simulate
+	    = dre_json_is(dre_json_get(root, "simulate"), DRE_JSON_TRUE);
 	Dre__EvaluateRequest *req;
 	dre_wire_error        werr;
 	if (dre_evalreq_parse(&req, a, root, simulate, &werr) != DRE_OK) {
-		print_error("%s: request refused: %s (%s)\n", file, werr.message,
-		    werr.target);
+		print_error("%s: request refused: %s (%s)\n", file,
+		    werr.message, werr.target);
 		fail();
 	}
 	assert_non_null(req->header);
 	assert_non_null(req->header->transaction_id);
-	dre_eval_ctx ctx = { .tenant = TENANT,
-		.now_ms = 1780000000000,
-		.counter = 1,
-		.transaction_id = req->header->transaction_id,
-		.currency = "EUR",
-		.instance_id = "SCENARIO",
-		.source = "local-store",
-		.simulate = simulate };
+	dre_eval_ctx           ctx = { .tenant = TENANT,
+		          .now_ms = 1780000000000,
+		          .counter = 1,
+		          .transaction_id = req->header->transaction_id,
+		          .currency = "EUR",
+		          .instance_id = "SCENARIO",
+		          .source = "local-store",
+		          .simulate = simulate };
 	const dre_index       *ix = dre_engine_acquire(e);
 	Dre__EvaluateResponse *resp = NULL;
 	dre_eval_error         verr = { 0 };
-	dre_err                rc = dre_evaluate(&resp, a, ix, req, &ctx, &verr);
+	dre_err rc = dre_evaluate(&resp, a, ix, req, &ctx, &verr);
 	dre_index_release(ix);
 	if (rc != DRE_OK) {
 		print_error("%s: evaluate failed: %s %s\n", file,

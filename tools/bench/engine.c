@@ -76,7 +76,8 @@ disc(dre_buf *b)
 {
 	switch (rnd(3)) {
 	case 0:
-		dre_buf_printf(b, "\"discountType\":\"PERCENTAGE\",\"value\":%u",
+		dre_buf_printf(b,
+		    "\"discountType\":\"PERCENTAGE\",\"value\":%u",
 		    5 + rnd(26));
 		break;
 	case 1:
@@ -86,7 +87,8 @@ disc(dre_buf *b)
 		break;
 	default:
 		dre_buf_printf(b,
-		    "\"discountType\":\"UNIT_PRICE\",\"value\":%u.99", rnd(20));
+		    "\"discountType\":\"UNIT_PRICE\",\"value\":%u.99",
+		    rnd(20));
 		break;
 	}
 }
@@ -126,21 +128,26 @@ promotion(dre_buf *b, uint32_t i, uint32_t n, const catalog *c)
 	} else if (kind < 89) {
 		uint32_t g = rnd(c->ngroups);
 		dre_buf_printf(b,
-		    "\"conditions\":[{\"type\":\"ARTICLE_GROUP\",\"values\":[\"G%u\"]}],"
-		    "\"actions\":[{\"type\":\"ARTICLE_GROUP\",\"discountType\":"
-		    "\"PERCENTAGE\",\"value\":%u,\"target\":{\"articleGroups\":"
+		    "\"conditions\":[{\"type\":\"ARTICLE_GROUP\",\"values\":["
+		    "\"G%u\"]}],"
+		    "\"actions\":[{\"type\":\"ARTICLE_GROUP\","
+		    "\"discountType\":"
+		    "\"PERCENTAGE\",\"value\":%u,\"target\":{"
+		    "\"articleGroups\":"
 		    "[\"G%u\"]}}]}",
 		    g, 5 + rnd(20), g);
 	} else if (kind < 92) {
 		dre_buf_printf(b,
-		    "\"conditions\":[{\"type\":\"MANUFACTURER\",\"values\":[\"M%u\"]}],"
+		    "\"conditions\":[{\"type\":\"MANUFACTURER\",\"values\":["
+		    "\"M%u\"]}],"
 		    "\"actions\":[{\"type\":\"ARTICLE\",",
 		    rnd(c->nmanus));
 		disc(b);
 		dre_buf_puts(b, "}]}");
 	} else if (kind < 95) {
 		dre_buf_printf(b,
-		    "\"conditions\":[],\"actions\":[{\"type\":\"QUANTITY_TIER\","
+		    "\"conditions\":[],\"actions\":[{\"type\":\"QUANTITY_"
+		    "TIER\","
 		    "\"tiers\":[{\"minQuantity\":2,\"value\":5},"
 		    "{\"minQuantity\":4,\"value\":10}],"
 		    "\"target\":{\"articles\":[\"%s\",\"%s\"]}}]}",
@@ -153,14 +160,16 @@ promotion(dre_buf *b, uint32_t i, uint32_t n, const catalog *c)
 		    a1, a2, 1 + rnd(20));
 	} else if (kind < 99) {
 		dre_buf_printf(b,
-		    "\"conditions\":[{\"type\":\"ARTICLE\",\"values\":[\"%s\"]}],"
+		    "\"conditions\":[{\"type\":\"ARTICLE\",\"values\":[\"%s\"]"
+		    "}],"
 		    "\"actions\":[{\"type\":\"FREE_ITEM\",\"articleNumber\":"
 		    "\"%s\",\"quantity\":1,\"referencePrice\":1.50}]}",
 		    a1, a2);
 	} else {
 		dre_buf_printf(b,
 		    "\"calculationConfig\":{\"mode\":\"MULTIPLICATIVE\"},"
-		    "\"conditions\":[{\"type\":\"ARTICLE\",\"values\":[\"%s\"]}],"
+		    "\"conditions\":[{\"type\":\"ARTICLE\",\"values\":[\"%s\"]"
+		    "}],"
 		    "\"actions\":[{\"type\":\"ARTICLE\",\"discountType\":"
 		    "\"PERCENTAGE\",\"value\":%u}]}",
 		    a1, 5 + rnd(20));
@@ -184,18 +193,26 @@ basket_level(dre_buf *b, uint32_t i)
 	    i, i);
 	if (i == 0)
 		dre_buf_puts(b,
-		    "\"conditions\":[],\"actions\":[{\"type\":\"SCALED_RECEIPT\","
+		    "\"conditions\":[],\"actions\":[{\"type\":\"SCALED_"
+		    "RECEIPT\","
 		    "\"tiers\":[{\"threshold\":50,\"value\":2},{\"threshold\":"
 		    "100,\"value\":5},{\"threshold\":200,\"value\":12},"
 		    "{\"threshold\":400,\"value\":30}]}]}");
 	else if (i <= nthr)
 		dre_buf_printf(b,
-		    "\"conditions\":[{\"type\":\"RECEIPT_AMOUNT\",\"min\":%u}],"
+		    "\"conditions\":[{\"type\":\"RECEIPT_AMOUNT\",\"min\":%u}]"
+		    ","
 		    "\"actions\":[{\"type\":\"RECEIPT\",\"discountType\":"
 		    "\"ABSOLUTE\",\"value\":%u}],\"exclusionGroups\":"
 		    "[\"SPEND\"]}",
-		    ladder ? 50 * i : i == 1 ? 100 : i == 2 ? 250 : 500,
-		    ladder ? 1 + i : i == 1 ? 5 : i == 2 ? 15 : 40);
+		    ladder       ? 50 * i
+		        : i == 1 ? 100
+		        : i == 2 ? 250
+		                 : 500,
+		    ladder       ? 1 + i
+		        : i == 1 ? 5
+		        : i == 2 ? 15
+		                 : 40);
 	else if (i == nthr + 1)
 		dre_buf_puts(b,
 		    "\"conditions\":[],\"actions\":[{\"type\":"
@@ -266,8 +283,8 @@ baskets(dre_arena *a, uint32_t n, uint32_t lines, const catalog *c)
 static void
 run(uint32_t n, double seconds, uint32_t lines)
 {
-	catalog c = { 10 * n, n / 5 > 10 ? n / 5 : 10,
-		n / 5 > 10 ? n / 5 : 10 };
+	catalog c
+	    = { 10 * n, n / 5 > 10 ? n / 5 : 10, n / 5 > 10 ? n / 5 : 10 };
 	uint32_t           total = n + 25;
 	dre_buf           *docs = calloc(total, sizeof(dre_buf));
 	dre_master_change *v = calloc(total, sizeof(*v));
@@ -275,7 +292,8 @@ run(uint32_t n, double seconds, uint32_t lines)
 	for (uint32_t i = 0; i < total; i++) {
 		if (i < n) {
 			promotion(&docs[i], i, n, &c);
-			snprintf(ids[i], 40, "b0000000-0000-4000-8000-%012u", i);
+			snprintf(
+			    ids[i], 40, "b0000000-0000-4000-8000-%012u", i);
 		} else {
 			basket_level(&docs[i], i - n);
 			snprintf(ids[i], 40, "c0000000-0000-4000-8000-%012u",
@@ -307,17 +325,21 @@ run(uint32_t n, double seconds, uint32_t lines)
 	Dre__EvaluateRequest **bs = baskets(ba, nb, lines, &c);
 	dre_arena             *a = dre_arena_alloc(64 * 1024);
 	const dre_index       *ix = dre_engine_acquire(e);
-	dre_eval_ctx ctx = { .tenant = "bench", .now_ms = 1781000000000,
-		.counter = 1, .transaction_id = "T", .currency = "EUR" };
-	uint64_t     count = 0, discounts = 0, apps = 0;
-	int64_t      start = now_ns(), deadline = start + (int64_t) (seconds * 1e9);
-	int64_t      end;
+	dre_eval_ctx           ctx = { .tenant = "bench",
+		          .now_ms = 1781000000000,
+		          .counter = 1,
+		          .transaction_id = "T",
+		          .currency = "EUR" };
+	uint64_t               count = 0, discounts = 0, apps = 0;
+	int64_t start = now_ns(), deadline = start + (int64_t) (seconds * 1e9);
+	int64_t end;
 	do {
 		for (uint32_t k = 0; k < 256; k++) {
 			dre_arena_reset(a);
 			Dre__EvaluateResponse *resp;
 			dre_eval_error         err;
-			if (dre_evaluate(&resp, a, ix, bs[count % nb], &ctx, &err)
+			if (dre_evaluate(
+			        &resp, a, ix, bs[count % nb], &ctx, &err)
 			    != DRE_OK) {
 				fprintf(stderr, "evaluate failed\n");
 				exit(1);
@@ -370,8 +392,9 @@ main(int argc, char **argv)
 			    argv[0]);
 			return 2;
 		}
-	printf("promotions  baskets/s   ns/line  build ms  index MiB  RSS MiB  "
-	       "applied/basket\n");
+	printf(
+	    "promotions  baskets/s   ns/line  build ms  index MiB  RSS MiB  "
+	    "applied/basket\n");
 	char *list = strdup(sizes);
 	for (char *t = strtok(list, ","); t; t = strtok(NULL, ","))
 		run((uint32_t) atoi(t), seconds, lines);
