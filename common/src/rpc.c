@@ -176,20 +176,32 @@ reply_encode(const dre_rpc_reply *r)
 
 // ---------------------------------------------------------------- server
 
-typedef struct {
-	dre_rpc_server *s;
-	nng_ctx         ctx;
-	nng_aio        *aio;
-	pthread_t       thread;
-	bool            started;
-} rpc_worker;
+// One receiving context. It is driven by its aio callback: receive, run an
+// inline handler right there or queue the call for a worker thread, send the
+// reply, receive again.
+typedef struct rpc_slot rpc_slot;
+struct rpc_slot {
+	dre_rpc_server      *s;
+	nng_ctx              ctx;
+	nng_aio             *aio;
+	bool                 sending;
+	Dre__RpcRequest     *req;   // the call waiting for a worker
+	const dre_rpc_route *route;
+	rpc_slot            *next;  // worker queue link
+};
 
 struct dre_rpc_server {
 	nng_socket           sock;
 	const dre_rpc_route *routes;
 	void                *svc;
-	int                  nworkers;
-	rpc_worker          *workers;
+	int                  nslots;
+	rpc_slot            *slots;
+	int                  nthreads;
+	pthread_t           *threads;
+	pthread_mutex_t      mtx;
+	pthread_cond_t       cv;
+	rpc_slot            *head, *tail; // calls waiting for a worker
+	bool                 closing;
 };
 
 static const dre_rpc_route *
@@ -201,33 +213,23 @@ route_find(const dre_rpc_route *routes, const char *method)
 	return NULL;
 }
 
-// serve_one decodes one request, runs its handler and returns the encoded
-// reply (NULL only when out of memory).
+// serve runs the handler of a decoded call (route NULL: the error is in
+// rep already) and returns the encoded reply (NULL only when out of memory).
+// Frees req.
 static nng_msg *
-serve_one(dre_rpc_server *s, nng_msg *in)
+serve(dre_rpc_server *s, Dre__RpcRequest *req, const dre_rpc_route *route,
+    dre_rpc_reply *rep)
 {
-	dre_rpc_reply        rep;
-	Dre__RpcRequest     *req;
-	const dre_rpc_route *route;
-	nng_msg             *out;
+	nng_msg *out;
 
-	memset(&rep, 0, sizeof(rep));
-	rep.status = 200;
-	req = dre__rpc_request__unpack(
-	    NULL, nng_msg_len(in), nng_msg_body(in));
-	if (req == NULL) {
-		dre_rpc_reply_error(&rep, 400, "VALIDATION_FAILED", NULL,
-		    "undecodable rpc request");
-	} else if ((route = route_find(s->routes, req->method)) == NULL) {
-		dre_rpc_reply_error(&rep, 404, "NOT_FOUND", NULL,
-		    "unknown method %s", req->method);
-	} else if (req->has_deadline_unix_ms && req->deadline_unix_ms > 0
+	if (route != NULL && req->has_deadline_unix_ms
+	    && req->deadline_unix_ms > 0
 	    && dre_now_ms() > req->deadline_unix_ms) {
 		// The caller has given up already; doing the work would only
 		// delay the calls that can still be answered in time.
-		dre_rpc_reply_error(&rep, 503, "UNAVAILABLE", NULL,
+		dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL,
 		    "deadline passed before the call was served");
-	} else {
+	} else if (route != NULL) {
 		dre_rpc_call call;
 		uint32_t     roles = 0;
 
@@ -242,56 +244,116 @@ serve_one(dre_rpc_server *s, nng_msg *in)
 		call.body = req->has_body ? req->body.data : NULL;
 		call.body_len = req->has_body ? req->body.len : 0;
 		call.req = req;
-		route->fn(s->svc, &call, &rep);
-		if (rep.body.oom) {
-			reply_clear(&rep);
+		route->fn(s->svc, &call, rep);
+		if (rep->body.oom) {
+			reply_clear(rep);
 			dre_rpc_reply_error(
-			    &rep, 503, "UNAVAILABLE", NULL, "out of memory");
+			    rep, 503, "UNAVAILABLE", NULL, "out of memory");
 		}
 	}
-	out = reply_encode(&rep);
-	reply_clear(&rep);
+	out = reply_encode(rep);
+	reply_clear(rep);
 	if (req != NULL)
 		dre__rpc_request__free_unpacked(req, NULL);
 	return out;
 }
 
-static void *
-worker_main(void *arg)
+// slot_reply sends the reply of the slot's call (or receives the next call
+// when there is nothing to send).
+static void
+slot_reply(rpc_slot *w, nng_msg *out)
 {
-	rpc_worker     *w = arg;
-	dre_rpc_server *s = w->s;
-
-	for (;;) {
-		nng_msg *in, *out;
-		int      rv;
-
+	if (out == NULL) {
+		dre_error("rpc: out of memory encoding a reply");
 		nng_ctx_recv(w->ctx, w->aio);
-		nng_aio_wait(w->aio);
-		rv = nng_aio_result(w->aio);
-		if (rv == NNG_ECLOSED)
-			break;
-		if (rv != 0)
-			continue;
-		in = nng_aio_get_msg(w->aio);
-		out = serve_one(s, in);
-		nng_msg_free(in);
-		if (out == NULL) {
-			dre_error("rpc: out of memory encoding a reply");
-			continue;
-		}
-		nng_aio_set_msg(w->aio, out);
-		nng_ctx_send(w->ctx, w->aio);
-		nng_aio_wait(w->aio);
-		rv = nng_aio_result(w->aio);
+		return;
+	}
+	w->sending = true;
+	nng_aio_set_msg(w->aio, out);
+	nng_ctx_send(w->ctx, w->aio);
+}
+
+static void
+slot_cb(void *arg)
+{
+	rpc_slot       *w = arg;
+	dre_rpc_server *s = w->s;
+	int             rv = nng_aio_result(w->aio);
+
+	if (w->sending) {
+		w->sending = false;
 		if (rv != 0) {
 			// The requester is gone; the reply has nowhere to go.
 			nng_msg_free(nng_aio_get_msg(w->aio));
-			if (rv == NNG_ECLOSED)
-				break;
+			if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+				return;
 		}
+		nng_ctx_recv(w->ctx, w->aio);
+		return;
 	}
-	return NULL;
+	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+		return;
+	if (rv != 0) {
+		nng_ctx_recv(w->ctx, w->aio);
+		return;
+	}
+
+	nng_msg             *in = nng_aio_get_msg(w->aio);
+	dre_rpc_reply        rep;
+	const dre_rpc_route *route = NULL;
+	Dre__RpcRequest     *req = dre__rpc_request__unpack(
+            NULL, nng_msg_len(in), nng_msg_body(in));
+	nng_msg_free(in);
+	memset(&rep, 0, sizeof(rep));
+	rep.status = 200;
+	if (req == NULL)
+		dre_rpc_reply_error(&rep, 400, "VALIDATION_FAILED", NULL,
+		    "undecodable rpc request");
+	else if ((route = route_find(s->routes, req->method)) == NULL)
+		dre_rpc_reply_error(&rep, 404, "NOT_FOUND", NULL,
+		    "unknown method %s", req->method);
+	if (route == NULL || (route->flags & DRE_RPC_INLINE) != 0) {
+		slot_reply(w, serve(s, req, route, &rep));
+		return;
+	}
+	w->req = req;
+	w->route = route;
+	w->next = NULL;
+	pthread_mutex_lock(&s->mtx);
+	if (s->tail != NULL)
+		s->tail->next = w;
+	else
+		s->head = w;
+	s->tail = w;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mtx);
+}
+
+static void *
+worker_main(void *arg)
+{
+	dre_rpc_server *s = arg;
+
+	for (;;) {
+		pthread_mutex_lock(&s->mtx);
+		while (s->head == NULL && !s->closing)
+			pthread_cond_wait(&s->cv, &s->mtx);
+		rpc_slot *w = s->head;
+		if (w == NULL) {
+			pthread_mutex_unlock(&s->mtx);
+			return NULL;
+		}
+		if ((s->head = w->next) == NULL)
+			s->tail = NULL;
+		pthread_mutex_unlock(&s->mtx);
+
+		dre_rpc_reply rep;
+		memset(&rep, 0, sizeof(rep));
+		rep.status = 200;
+		Dre__RpcRequest *req = w->req;
+		w->req = NULL;
+		slot_reply(w, serve(s, req, w->route, &rep));
+	}
 }
 
 dre_err
@@ -307,38 +369,40 @@ dre_rpc_server_open(dre_rpc_server **sp, const char *url,
 		return DRE_ENOMEM;
 	s->routes = routes;
 	s->svc = svc;
-	s->nworkers = workers;
-	if ((s->workers = calloc((size_t) workers, sizeof(rpc_worker)))
-	    == NULL) {
-		free(s);
-		return DRE_ENOMEM;
+	pthread_mutex_init(&s->mtx, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	s->nslots = 2 * workers;
+	s->slots = calloc((size_t) s->nslots, sizeof(rpc_slot));
+	s->threads = calloc((size_t) workers, sizeof(pthread_t));
+	if (s->slots == NULL || s->threads == NULL) {
+		rv = NNG_ENOMEM;
+		goto fail;
 	}
 	if ((rv = nng_rep0_open(&s->sock)) != 0) {
 		dre_error("rpc: rep socket: %s", nng_strerror(rv));
-		free(s->workers);
-		free(s);
-		return DRE_ERPC;
+		goto fail;
 	}
 	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, RPC_MAX_MSG);
-	for (int i = 0; i < workers; i++) {
-		rpc_worker *w = &s->workers[i];
+	for (int i = 0; i < s->nslots; i++) {
+		rpc_slot *w = &s->slots[i];
 		w->s = s;
 		if ((rv = nng_ctx_open(&w->ctx, s->sock)) != 0
-		    || (rv = nng_aio_alloc(&w->aio, NULL, NULL)) != 0)
+		    || (rv = nng_aio_alloc(&w->aio, slot_cb, w)) != 0)
 			goto fail;
+	}
+	for (int i = 0; i < workers; i++) {
+		if (pthread_create(&s->threads[i], NULL, worker_main, s) != 0) {
+			rv = NNG_ENOMEM;
+			goto fail;
+		}
+		s->nthreads++;
 	}
 	if ((rv = nng_listen(s->sock, url, NULL, 0)) != 0) {
 		dre_error("rpc: listen %s: %s", url, nng_strerror(rv));
 		goto fail;
 	}
-	for (int i = 0; i < workers; i++) {
-		rpc_worker *w = &s->workers[i];
-		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
-			rv = NNG_ENOMEM;
-			goto fail;
-		}
-		w->started = true;
-	}
+	for (int i = 0; i < s->nslots; i++)
+		nng_ctx_recv(s->slots[i].ctx, s->slots[i].aio);
 	*sp = s;
 	return DRE_OK;
 fail:
@@ -351,17 +415,29 @@ dre_rpc_server_close(dre_rpc_server *s)
 {
 	if (s == NULL)
 		return;
-	// Closing the socket fails every pending receive with NNG_ECLOSED, so
-	// each worker leaves its loop after the handler it may be running.
+	// Closing the socket fails every pending receive and send with
+	// NNG_ECLOSED; queued calls are still run (their replies go nowhere)
+	// so the workers drain the queue and leave.
 	nng_close(s->sock);
-	for (int i = 0; i < s->nworkers; i++) {
-		rpc_worker *w = &s->workers[i];
-		if (w->started)
-			pthread_join(w->thread, NULL);
-		if (w->aio != NULL)
+	pthread_mutex_lock(&s->mtx);
+	s->closing = true;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mtx);
+	for (int i = 0; i < s->nthreads; i++)
+		pthread_join(s->threads[i], NULL);
+	for (int i = 0; s->slots != NULL && i < s->nslots; i++) {
+		rpc_slot *w = &s->slots[i];
+		if (w->aio != NULL) {
+			nng_aio_stop(w->aio);
 			nng_aio_free(w->aio);
+		}
+		if (w->req != NULL)
+			dre__rpc_request__free_unpacked(w->req, NULL);
 	}
-	free(s->workers);
+	pthread_mutex_destroy(&s->mtx);
+	pthread_cond_destroy(&s->cv);
+	free(s->slots);
+	free(s->threads);
 	free(s);
 }
 

@@ -11,6 +11,7 @@
 
 #include "dre/log.h"
 #include "dre/store.h"
+#include "dre/svc.h"
 
 struct dre_store {
 	rocksdb_t                           *db;
@@ -47,28 +48,6 @@ store_fail(const char *what, const char *path, char *err)
 	    err ? err : "unknown error");
 	rocksdb_free(err);
 	return DRE_ESTORE;
-}
-
-// mkdir_p creates dir and its parents; RocksDB only creates the last level.
-static int
-mkdir_p(const char *dir)
-{
-	char *p = strdup(dir);
-	if (p == NULL)
-		return -1;
-	for (char *s = p + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-			free(p);
-			return -1;
-		}
-		*s = '/';
-	}
-	int rc = mkdir(p, 0755);
-	free(p);
-	return rc != 0 && errno != EEXIST ? -1 : 0;
 }
 
 static rocksdb_column_family_handle_t *
@@ -117,7 +96,7 @@ dre_store_open(dre_store **sp, const dre_store_cfg *cfg)
 {
 	if (cfg == NULL || cfg->path == NULL || (cfg->ncfs > 0 && !cfg->cfs))
 		return DRE_EINVAL;
-	if (mkdir_p(cfg->path) != 0) {
+	if (dre_mkdirs(cfg->path) != 0) {
 		dre_error("store mkdir %s: %s", cfg->path, strerror(errno));
 		return DRE_EIO;
 	}

@@ -16,9 +16,8 @@
 static atomic_bool svc_stop;
 static atomic_bool svc_signals_blocked;
 
-// mkdir_p creates path and its parents; existing directories are fine.
-static int
-mkdir_p(const char *path)
+int
+dre_mkdirs(const char *path)
 {
 	char *p = strdup(path);
 	if (p == NULL)
@@ -81,7 +80,7 @@ dre_svc_init(const char *name, void *cfg, const dre_cfg_opt *table,
 	signal(SIGPIPE, SIG_IGN);
 
 	if (common != NULL && common->data_dir != NULL
-	    && *common->data_dir != '\0' && mkdir_p(common->data_dir) != 0) {
+	    && *common->data_dir != '\0' && dre_mkdirs(common->data_dir) != 0) {
 		dre_error("cannot create data_dir %s: %s", common->data_dir,
 		    strerror(errno));
 		exit(2);
@@ -164,7 +163,7 @@ dre_svc_path(const dre_common_cfg *common, const char *sub)
 		n += sl;
 	}
 	p[n] = '\0';
-	if (mkdir_p(p) != 0) {
+	if (dre_mkdirs(p) != 0) {
 		dre_error("cannot create %s: %s", p, strerror(errno));
 		free(p);
 		return NULL;

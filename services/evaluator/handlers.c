@@ -356,8 +356,8 @@ h_heartbeat(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 }
 
 const dre_rpc_route ev_routes[] = {
-	{ "evaluator.Evaluate", h_evaluate },
-	{ "evaluator.Simulate", h_evaluate },
+	{ "evaluator.Evaluate", h_evaluate, DRE_RPC_INLINE },
+	{ "evaluator.Simulate", h_evaluate, DRE_RPC_INLINE },
 	{ "evaluator.Heartbeat", h_heartbeat },
-	{ NULL, NULL },
+	{ NULL, NULL, 0 },
 };

@@ -23,7 +23,7 @@ static const dre_cfg_opt ev_opts[] = {
 	    "currency of the answers" },
 	{ "rpc.workers", DRE_CFG_INT, offsetof(ev_cfg, rpc_workers), "4",
 	    "concurrent request handlers" },
-	{ "mode", DRE_CFG_STR, offsetof(ev_cfg, mode), "local-store",
+	{ "mode", DRE_CFG_STR, offsetof(ev_cfg, mode), "central",
 	    "central | local-store" },
 	{ "resnapshot_ms", DRE_CFG_INT, offsetof(ev_cfg, resnapshot_ms),
 	    "30000", "re-snapshot this often while the feed is unhealthy" },

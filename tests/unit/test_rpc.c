@@ -10,6 +10,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <cmocka.h>
 #include <dlfcn.h>
 
@@ -255,6 +259,23 @@ async_done(void *arg, dre_err err, Dre__RpcReply *rep)
 	atomic_fetch_add(&a->st->done, 1);
 }
 
+// free_tcp_url writes a tcp:// URL on a loopback port nobody uses now, so
+// parallel test runs never collide on a fixed port.
+static void
+free_tcp_url(char *url, size_t cap)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t          len = sizeof(sa);
+	int                fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *) &sa, &len), 0);
+	snprintf(url, cap, "tcp://127.0.0.1:%d", ntohs(sa.sin_port));
+	close(fd);
+}
+
 static void
 test_async_many(void **state)
 {
@@ -265,12 +286,13 @@ test_async_many(void **state)
 	Dre__RpcRequest    req = DRE__RPC_REQUEST__INIT;
 
 	(void) state;
+	char               url[64];
+
 	memset(&st, 0, sizeof(st));
+	free_tcp_url(url, sizeof(url));
 	assert_int_equal(
-	    dre_rpc_server_open(&s, "tcp://127.0.0.1:17931", routes, NULL, 8),
-	    DRE_OK);
-	assert_int_equal(
-	    dre_rpc_client_open(&c, "tcp://127.0.0.1:17931"), DRE_OK);
+	    dre_rpc_server_open(&s, url, routes, NULL, 8), DRE_OK);
+	assert_int_equal(dre_rpc_client_open(&c, url), DRE_OK);
 	req.method = (char *) "test.Echo";
 	for (int i = 0; i < NASYNC; i++) {
 		args[i].st = &st;

@@ -25,7 +25,7 @@
 
 #define NBASKETS 512
 #define NARTICLES 5000
-#define NGROUPS 50
+#define NGROUPS 200
 
 static const char *host = "127.0.0.1";
 static int         port = 8080;
@@ -154,7 +154,7 @@ setup(int n)
 		for (int i = base; i < base + 500; i++)
 			o += (size_t) sprintf(body + o,
 			    "%s{\"articleNumber\":\"A%05d\",\"name\":\"Article %d\","
-			    "\"articleGroupId\":\"G%02d\",\"manufacturerId\":\"M%02d\"}",
+			    "\"articleGroupId\":\"G%03d\",\"manufacturerId\":\"M%02d\"}",
 			    i == base ? "" : ",", i, i, i % NGROUPS, i % 20);
 		sprintf(body + o, "]}");
 		int st = call(fd, "POST", "/pos/articles/import", body, out,
@@ -166,21 +166,21 @@ setup(int n)
 	}
 	for (int i = 0; i < n; i++) {
 		char cond[256], act[256];
-		switch (i % 3) {
-		case 0:
-			sprintf(cond, "{\"type\":\"ARTICLE_GROUP\",\"values\":[\"G%02d\"]}",
-			    i % NGROUPS);
+		// A realistic mix: a tenth are group-wide percentages (half
+		// the groups have one), the rest target a few articles each,
+		// so a line meets about one promotion on average.
+		if (i % 10 == 0) {
+			sprintf(cond, "{\"type\":\"ARTICLE_GROUP\",\"values\":[\"G%03d\"]}",
+			    (i / 10) % NGROUPS);
 			sprintf(act, "{\"type\":\"ARTICLE_GROUP\",\"discountType\":\"PERCENTAGE\","
-			    "\"value\":%d,\"target\":{\"articleGroups\":[\"G%02d\"]}}",
-			    1 + i % 30, i % NGROUPS);
-			break;
-		case 1:
+			    "\"value\":%d,\"target\":{\"articleGroups\":[\"G%03d\"]}}",
+			    1 + i % 30, (i / 10) % NGROUPS);
+		} else if (i % 2 == 0) {
 			sprintf(cond, "{\"type\":\"ARTICLE\",\"values\":[\"A%05d\",\"A%05d\"]}",
 			    (i * 7) % NARTICLES, (i * 13) % NARTICLES);
 			sprintf(act, "{\"type\":\"ARTICLE\",\"discountType\":\"ABSOLUTE\","
 			    "\"value\":0.%02d}", 10 + i % 80);
-			break;
-		default:
+		} else {
 			sprintf(cond, "{\"type\":\"ARTICLE_LIST\",\"values\":[\"A%05d\",\"A%05d\",\"A%05d\"]}",
 			    (i * 3) % NARTICLES, (i * 11) % NARTICLES, (i * 17) % NARTICLES);
 			sprintf(act, "{\"type\":\"ARTICLE_LIST\",\"discountType\":\"UNIT_PRICE\","
@@ -217,7 +217,7 @@ setup(int n)
 
 typedef struct {
 	int     fd;
-	char    in[1 << 16];
+	char    in[1 << 20];
 	size_t  used;
 	int64_t due;     // when the in-flight request was due (ns)
 	bool    busy;
@@ -243,7 +243,7 @@ build_baskets(void)
 			int a = (int) rnd(NARTICLES);
 			o += (size_t) sprintf(body + o,
 			    "%s{\"lineReference\":\"L%d\",\"articleNumber\":\"A%05d\","
-			    "\"articleGroupId\":\"G%02d\",\"quantity\":%d,"
+			    "\"articleGroupId\":\"G%03d\",\"quantity\":%d,"
 			    "\"unitPrice\":%d.%02d}",
 			    l ? "," : "", l + 1, a, a % NGROUPS, 1 + (int) rnd(3),
 			    1 + (int) rnd(60), (int) rnd(100));
@@ -347,7 +347,7 @@ main(int argc, char **argv)
 				if (r <= 0) {
 					if (r == 0 || (errno != EAGAIN)) {
 						errors++;
-						fprintf(stderr, "connection lost\n");
+						fprintf(stderr, "connection lost: %s (read %zd)\n", r == 0 ? "closed by server" : strerror(errno), r);
 						return 1;
 					}
 					break;

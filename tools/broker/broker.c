@@ -56,6 +56,18 @@ typedef struct {
 static int
 write_atomic(const char *path, const char *text)
 {
+	char *dir = strdup(path);
+	if (dir == NULL)
+		return -1;
+	char *slash = strrchr(dir, '/');
+	if (slash != NULL && slash != dir) {
+		*slash = '\0';
+		if (dre_mkdirs(dir) != 0) {
+			free(dir);
+			return -1;
+		}
+	}
+	free(dir);
 	size_t pl = strlen(path);
 	char  *tmp = malloc(pl + 32);
 	if (tmp == NULL)

@@ -72,16 +72,24 @@ void dre_rpc_reply_json(dre_rpc_reply *r);
 typedef void (*dre_rpc_fn)(void *svc, const dre_rpc_call *call,
     dre_rpc_reply *rep);
 
+// Route flags.
+#define DRE_RPC_INLINE 1 // handler never blocks: run it on the nng thread
+                         // that received the call (saves a thread hand-off)
+
 typedef struct {
 	const char *method;
 	dre_rpc_fn  fn;
+	int         flags; // DRE_RPC_INLINE or 0 (may block: a worker runs it)
 } dre_rpc_route;
 
 typedef struct dre_rpc_server dre_rpc_server;
 
 // dre_rpc_server_open listens on url and serves routes (terminated by a
-// {NULL, NULL} entry; borrowed for the server's lifetime) with `workers`
-// concurrent contexts. An unknown method answers 404 NOT_FOUND.
+// {NULL, NULL} entry; borrowed for the server's lifetime). Up to 2*workers
+// calls are received concurrently; DRE_RPC_INLINE routes run at once on the
+// receiving nng thread, the others are queued to `workers` threads so a
+// handler that blocks (fsync, a long scan) never stalls nng. An unknown
+// method answers 404 NOT_FOUND.
 dre_err dre_rpc_server_open(dre_rpc_server **sp, const char *url,
     const dre_rpc_route *routes, void *svc, int workers);
 // dre_rpc_server_close stops receiving, waits for handlers in progress and
