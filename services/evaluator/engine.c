@@ -165,55 +165,56 @@ candidates(ev *v)
 		v->ncand = t->npromos;
 		return;
 	}
-	const ix_plist **lists = ev_get(v,
-	    (4 * v->n + v->req->n_user_defined_fields + 2) * sizeof(*lists));
+	// Rank lists the basket's keys reach: (count, ranks) pairs.
+	uint32_t cap = 4 * v->n + (uint32_t) v->req->n_user_defined_fields + 2;
+	const uint32_t **lr = ev_get(v, cap * sizeof(*lr));
+	uint32_t        *ln = ev_get(v, cap * sizeof(*ln));
 	uint32_t         nl = 0, total = t->unscoped.n;
 	// The maps are large and cold: start loading every slot the basket
 	// will probe before probing the first.
 	for (uint32_t i = 0; i < v->n; i++) {
 		const ev_line *l = &v->lines[i];
-		ix_map_prefetch(&t->by_article, l->h_art);
+		ix_mmap_prefetch(&t->by_article, l->h_art);
 		if (l->grp)
-			ix_map_prefetch(&t->by_group, l->h_grp);
+			ix_mmap_prefetch(&t->by_group, l->h_grp);
 		if (l->manu)
-			ix_map_prefetch(&t->by_manu, l->h_manu);
+			ix_mmap_prefetch(&t->by_manu, l->h_manu);
 	}
 	for (uint32_t i = 0; i < v->n; i++) {
 		const ev_line *l = &v->lines[i];
 		if (!l->sale)
 			continue;
-		const ix_plist *pl[3] = {
-			ix_map_get_h(
-			    &t->by_article, l->it->article_number, l->h_art),
-			ix_map_get_h(&t->by_group, l->grp, l->h_grp),
-			ix_map_get_h(&t->by_manu, l->manu, l->h_manu),
-		};
+		const ix_mmap *maps[3]
+		    = { &t->by_article, &t->by_group, &t->by_manu };
+		const char *keys[3]
+		    = { l->it->article_number, l->grp, l->manu };
+		uint32_t hs[3] = { l->h_art, l->h_grp, l->h_manu };
 		for (int k = 0; k < 3; k++)
-			if (pl[k] != NULL) {
-				lists[nl++] = pl[k];
-				total += pl[k]->n;
-			}
-		for (size_t f = 0; f < l->it->n_additional_fields; f++) {
-			const ix_plist *x = ix_map_get(
-			    &t->by_addf, l->it->additional_fields[f]->key);
-			if (x != NULL && nl < 4 * v->n) {
-				lists[nl++] = x;
-				total += x->n;
-			}
+			if ((ln[nl] = ix_mmap_get_h(
+			         maps[k], keys[k], hs[k], &lr[nl]))
+			    > 0)
+				total += ln[nl++];
+		for (size_t f = 0;
+		     f < l->it->n_additional_fields && nl + 1 < cap; f++) {
+			const char *key = l->it->additional_fields[f]->key;
+			if ((ln[nl] = ix_mmap_get_h(
+			         &t->by_addf, key, ix_hash(key), &lr[nl]))
+			    > 0)
+				total += ln[nl++];
 		}
 	}
-	const ix_plist *ch = ix_map_get(&t->by_channel, v->channel_lc);
-	if (ch != NULL) {
-		lists[nl++] = ch;
-		total += ch->n;
-	}
-	for (size_t f = 0; f < v->req->n_user_defined_fields; f++) {
-		const ix_plist *x = ix_map_get(
-		    &t->by_udf, v->req->user_defined_fields[f]->key);
-		if (x != NULL) {
-			lists[nl++] = x;
-			total += x->n;
-		}
+	if (v->channel_lc != NULL && nl < cap
+	    && (ln[nl] = ix_mmap_get_h(&t->by_channel, v->channel_lc,
+	            ix_hash(v->channel_lc), &lr[nl]))
+	        > 0)
+		total += ln[nl++];
+	for (size_t f = 0; f < v->req->n_user_defined_fields && nl < cap;
+	     f++) {
+		const char *key = v->req->user_defined_fields[f]->key;
+		if ((ln[nl] = ix_mmap_get_h(
+		         &t->by_udf, key, ix_hash(key), &lr[nl]))
+		    > 0)
+			total += ln[nl++];
 	}
 	uint32_t na = thr_upto(&t->by_amount, 2 * v->gross);
 	uint32_t nu = thr_upto(&t->by_units, 2 * v->units);
@@ -222,8 +223,8 @@ candidates(ev *v)
 	uint32_t  m = t->unscoped.n;
 	memcpy(c, t->unscoped.rank, t->unscoped.n * sizeof(uint32_t));
 	for (uint32_t k = 0; k < nl; k++) {
-		memcpy(c + m, lists[k]->rank, lists[k]->n * sizeof(uint32_t));
-		m += lists[k]->n;
+		memcpy(c + m, lr[k], ln[k] * sizeof(uint32_t));
+		m += ln[k];
 	}
 	for (uint32_t k = 0; k < na; k++)
 		c[m++] = t->by_amount.v[k].rank;

@@ -520,10 +520,35 @@ kr_cmp(const void *x, const void *y)
 	return a->rank < b->rank ? -1 : a->rank > b->rank;
 }
 
-// multimap_build groups (key, rank) pairs into key -> ix_plist; pairs is
+uint32_t
+ix_mmap_get_h(
+    const ix_mmap *m, const char *k, uint32_t h, const uint32_t **ranks)
+{
+	if (m->slots == NULL || k == NULL)
+		return 0;
+	for (uint32_t x = h & m->mask; m->slots[x].k != NULL;
+	     x = (x + 1) & m->mask) {
+		const ix_mslot *s = &m->slots[x];
+		if (s->h != h
+		    || strcmp(s->ik[0] != '\0' ? s->ik : s->k, k) != 0)
+			continue;
+		*ranks = s->n == 1 ? &s->one : s->rank;
+		return s->n;
+	}
+	return 0;
+}
+
+void
+ix_mmap_prefetch(const ix_mmap *m, uint32_t h)
+{
+	if (m->slots != NULL)
+		__builtin_prefetch(&m->slots[h & m->mask]);
+}
+
+// multimap_build groups (key, rank) pairs into key -> ranks; pairs is
 // sorted in place.
 static bool
-multimap_build(ix_map *m, dre_arena *a, kr_pair *pairs, uint32_t n)
+multimap_build(ix_mmap *m, dre_arena *a, kr_pair *pairs, uint32_t n)
 {
 	if (n > 1)
 		qsort(pairs, n, sizeof(*pairs), kr_cmp);
@@ -531,23 +556,35 @@ multimap_build(ix_map *m, dre_arena *a, kr_pair *pairs, uint32_t n)
 	for (uint32_t i = 0; i < n; i++)
 		if (i == 0 || strcmp(pairs[i].k, pairs[i - 1].k) != 0)
 			nkeys++;
-	if (!map_init(m, a, nkeys))
+	uint32_t cap = table_size(nkeys);
+	m->slots = dre_arena_get(a, cap * sizeof(ix_mslot));
+	m->mask = cap - 1;
+	if (m->slots == NULL)
 		return false;
 	for (uint32_t i = 0; i < n;) {
 		uint32_t j = i;
 		while (j < n && strcmp(pairs[j].k, pairs[i].k) == 0)
 			j++;
-		ix_plist *pl = dre_arena_get(a, sizeof(*pl));
 		uint32_t *rank = dre_arena_get(a, (j - i) * sizeof(uint32_t));
-		if (pl == NULL || rank == NULL)
+		if (rank == NULL)
 			return false;
 		uint32_t k = 0;
 		for (uint32_t x = i; x < j; x++)
 			if (k == 0 || rank[k - 1] != pairs[x].rank)
 				rank[k++] = pairs[x].rank;
-		pl->n = k;
-		pl->rank = rank;
-		map_put(m, pairs[i].k, pl);
+		uint32_t h = hash_str(pairs[i].k);
+		uint32_t x = h & m->mask;
+		while (m->slots[x].k != NULL) // keys are unique here
+			x = (x + 1) & m->mask;
+		ix_mslot *sl = &m->slots[x];
+		sl->k = pairs[i].k;
+		sl->h = h;
+		sl->n = k;
+		sl->rank = rank;
+		sl->one = rank[0];
+		size_t len = strlen(pairs[i].k);
+		if (len < sizeof(sl->ik))
+			memcpy(sl->ik, pairs[i].k, len + 1);
 		i = j;
 	}
 	return true;

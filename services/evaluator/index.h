@@ -95,6 +95,31 @@ typedef struct {
 	const void *v;
 } ix_slot;
 
+// A multimap slot: a key and the ranks of the promotions it reaches. The
+// hash, a short key and a single rank live in the slot itself, so a lookup
+// in an index far larger than the caches costs one miss, not four (slot,
+// key string, list, ranks).
+typedef struct {
+	const char     *k; // NULL = empty slot
+	uint32_t        h; // ix_hash(k)
+	uint32_t        n;
+	const uint32_t *rank; // n > 1
+	uint32_t        one; // n == 1
+	char            ik[20]; // k when shorter than 20 bytes, else ""
+} ix_mslot;
+
+typedef struct {
+	ix_mslot *slots;
+	uint32_t  mask;
+} ix_mmap;
+
+// ix_mmap_get_h returns how many promotions key k (ix_hash h) reaches and
+// points *ranks at their ranks (ascending); 0 when none.
+uint32_t ix_mmap_get_h(
+    const ix_mmap *m, const char *k, uint32_t h, const uint32_t **ranks);
+// ix_mmap_prefetch starts loading the slot a lookup of hash h reads first.
+void ix_mmap_prefetch(const ix_mmap *m, uint32_t h);
+
 typedef struct {
 	ix_slot *slots;
 	uint32_t mask;
@@ -128,12 +153,12 @@ struct ix_tenant {
 	uint32_t      nents;
 	ix_ent      **promos; // live promotions by rank
 	uint32_t      npromos;
-	ix_map        by_article; // article number -> ix_plist
-	ix_map        by_group; // article group id -> ix_plist
-	ix_map        by_manu; // manufacturer id -> ix_plist
-	ix_map        by_channel; // lower-case channel -> ix_plist
-	ix_map        by_udf; // userDefinedFields key -> ix_plist
-	ix_map        by_addf; // item additionalFields key -> ix_plist
+	ix_mmap       by_article; // article number -> ranks
+	ix_mmap       by_group; // article group id -> ranks
+	ix_mmap       by_manu; // manufacturer id -> ranks
+	ix_mmap       by_channel; // lower-case channel -> ranks
+	ix_mmap       by_udf; // userDefinedFields key -> ranks
+	ix_mmap       by_addf; // item additionalFields key -> ranks
 	ix_thrlist    by_amount; // RECEIPT_AMOUNT min (minor units)
 	ix_thrlist    by_units; // ITEM_QUANTITY min (thousandths)
 	ix_plist      unscoped; // promotions no key can find
