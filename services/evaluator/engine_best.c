@@ -52,24 +52,30 @@ typedef struct {
 	uint32_t  runs;
 	uint32_t *count; // scratch per group
 	line_snap snap;
+	line_snap rsnap; // the recorded line stage of every promotion
 } search;
 
 static bool
-same_lines(const search *s, const uint8_t *in)
+same_lines_as(const search *s, const line_snap *p, const uint8_t *in)
 {
 	const ev *v = s->v;
 	for (uint32_t ax = 0; ax < v->napps; ax++)
-		if (v->apps[ax].e->cp.line_stage && in[ax] != s->snap.in[ax])
+		if (v->apps[ax].e->cp.line_stage && in[ax] != p->in[ax])
 			return false;
 	return true;
 }
 
-static void
-snap_take(search *s, const uint8_t *in)
+static bool
+same_lines(const search *s, const uint8_t *in)
 {
-	ev        *v = s->v;
-	line_snap *p = &s->snap;
-	size_t     n = v->n + 1;
+	return same_lines_as(s, &s->snap, in);
+}
+
+static void
+snap_into(search *s, line_snap *p, const uint8_t *in)
+{
+	ev    *v = s->v;
+	size_t n = v->n + 1;
 	if (p->in == NULL) {
 		p->in = ev_get(v, v->napps + 1);
 		p->rem = ev_get(v, n * sizeof(int64_t));
@@ -92,11 +98,16 @@ snap_take(search *s, const uint8_t *in)
 }
 
 static void
-snap_restore(search *s)
+snap_take(search *s, const uint8_t *in)
 {
-	ev        *v = s->v;
-	line_snap *p = &s->snap;
-	size_t     n = v->n + 1;
+	snap_into(s, &s->snap, in);
+}
+
+static void
+snap_from(search *s, const line_snap *p)
+{
+	ev    *v = s->v;
+	size_t n = v->n + 1;
 	memcpy(v->run.rem, p->rem, n * sizeof(int64_t));
 	memcpy(v->run.bundled, p->bundled, n * sizeof(int64_t));
 	memcpy(v->run.owner, p->owner, n * sizeof(int32_t));
@@ -106,6 +117,12 @@ snap_restore(search *s)
 	v->run.line_net = p->line_net;
 	v->run.saving = p->saving;
 	v->run.rec = false;
+}
+
+static void
+snap_restore(search *s)
+{
+	snap_from(s, &s->snap);
 }
 
 // run_set prices one option (without recording).
@@ -652,10 +669,13 @@ ev_best_price(ev *v)
 		ev_run_reset(v, true);
 		ev_run_apps(v, all);
 	} else {
-		// Only thresholds matter here: the line stage of everything
-		// (which also seeds the search's line-stage snapshot).
-		ev_run_reset(v, false);
+		// Only thresholds matter here: the line stage of everything,
+		// recorded. It seeds the search's snapshot and, when the
+		// choice runs the same line promotions, the final recorded
+		// run.
+		ev_run_reset(v, true);
 		ev_run_line(v, all);
+		snap_into(&s, &s.rsnap, all);
 		ev_receipt_lost(v, all);
 		snap_take(&s, all);
 	}
@@ -736,6 +756,14 @@ ev_best_price(ev *v)
 	if (risk)
 		singles(&s);
 	memcpy(v->chosen, s.best, n);
+	if (s.rsnap.valid && same_lines_as(&s, &s.rsnap, v->chosen)) {
+		// The recorded line stage stands (search runs never record):
+		// record the receipt stage on top of it.
+		snap_from(&s, &s.rsnap);
+		v->run.rec = true;
+		ev_run_receipt(v, v->chosen);
+		return;
+	}
 	ev_run_reset(v, true);
 	ev_run_apps(v, v->chosen);
 }
