@@ -282,6 +282,22 @@ ev_app_prepare(ev *v, ev_app *a)
 		}
 		uint32_t *x = ev_get(v, v->n * sizeof(uint32_t));
 		uint32_t  nx = 0;
+		if (mode == 1 && !ac->target.present
+		    && e->cp.has_article_cond) {
+			// The lines the conditions selected (sale lines only).
+			for (uint32_t w = 0; w < v->words; w++)
+				for (uint64_t b = a->sel[w]; b != 0;
+				     b &= b - 1)
+					x[nx++] = w * 64
+					    + (uint32_t) __builtin_ctzll(b);
+			for (uint32_t w = 0; w < v->words; w++)
+				a->pot[w] |= a->sel[w];
+			if (sorted)
+				sort_by_price(v, x, nx);
+			a->elig[ai] = x;
+			a->nelig[ai] = nx;
+			continue;
+		}
 		for (uint32_t i = 0; i < v->n; i++) {
 			const ev_line *l = &v->lines[i];
 			if (!l->sale)
