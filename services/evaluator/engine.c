@@ -12,13 +12,23 @@
 
 #include "engine_int.h"
 
+#define EV_CHUNK (16 * 1024)
+
 void *
-ev_get(ev *v, size_t n)
+ev_get_slow(ev *v, size_t n)
 {
-	void *p = dre_arena_get(v->a, n ? n : 1);
-	if (p == NULL)
+	if (n >= EV_CHUNK / 4) { // big: its own allocation
+		void *p = dre_arena_get(v->a, n);
+		if (p == NULL)
+			longjmp(v->oom, 1);
+		return p;
+	}
+	char *c = dre_arena_get(v->a, EV_CHUNK); // zeroed
+	if (c == NULL)
 		longjmp(v->oom, 1);
-	return p;
+	v->bump = c + n;
+	v->bump_end = c + EV_CHUNK;
+	return c;
 }
 
 char *
