@@ -27,6 +27,14 @@
 #define IDLE_WAIT_MS 100
 #define NO_SEQ       UINT64_MAX
 
+// A caller of dre_outbox_wait, on its own stack.
+typedef struct ack_waiter ack_waiter;
+struct ack_waiter {
+	uint64_t    seq;
+	bool        acked;
+	ack_waiter *next;
+};
+
 struct dre_outbox {
 	dre_store      *st;
 	int             cf;
@@ -41,8 +49,10 @@ struct dre_outbox {
 	atomic_int           inflight; // produced, report outstanding
 
 	// Under mu: shared between the relay and delivery reports.
-	bool     stop;
-	bool     kicked;
+	bool            stop;
+	bool            kicked;
+	ack_waiter     *waiters;
+	pthread_cond_t  ack_cv;
 	uint64_t retry_from; // lowest failed sequence, NO_SEQ = none
 	int64_t  retry_at; // monotonic ms
 	int      backoff_ms;
@@ -98,6 +108,14 @@ delivered(void *arg, dre_err err, void *msg_opaque, int32_t partition,
 	pthread_mutex_lock(&o->mu);
 	if (err == DRE_OK) {
 		o->backoff_ms = BACKOFF_MIN_MS;
+		bool woke = false;
+		for (ack_waiter *w = o->waiters; w != NULL; w = w->next)
+			if (w->seq == seq) {
+				w->acked = true;
+				woke = true;
+			}
+		if (woke)
+			pthread_cond_broadcast(&o->ack_cv);
 	} else {
 		if (o->retry_from == NO_SEQ || seq < o->retry_from)
 			o->retry_from = seq;
@@ -329,8 +347,10 @@ dre_outbox_open(
 	}
 	pthread_mutex_init(&o->mu, NULL);
 	pthread_cond_init(&o->cv, NULL);
+	pthread_cond_init(&o->ack_cv, NULL);
 	if (pthread_create(&o->thread, NULL, relay_thread, o) != 0) {
 		dre_producer_close(o->p);
+		pthread_cond_destroy(&o->ack_cv);
 		pthread_cond_destroy(&o->cv);
 		pthread_mutex_destroy(&o->mu);
 		dre_kvlist_free(&o->props);
@@ -341,7 +361,7 @@ dre_outbox_open(
 	return DRE_OK;
 }
 
-void
+uint64_t
 dre_outbox_put(dre_outbox *o, dre_batch *b, const char *topic, const void *key,
     size_t klen, const void *val, size_t vlen)
 {
@@ -370,11 +390,54 @@ dre_outbox_put(dre_outbox *o, dre_batch *b, const char *topic, const void *key,
 		memcpy(kp + 4, key, klen);
 	if (vlen > 0)
 		memcpy(kp + 4 + klen, val, vlen);
-	uint8_t k[8];
-	seq_key(k, atomic_fetch_add(&o->next_seq, 1));
+	uint8_t  k[8];
+	uint64_t seq = atomic_fetch_add(&o->next_seq, 1);
+	seq_key(k, seq);
 	dre_batch_put(b, o->st, o->cf, k, sizeof(k), v, n);
 	free(v);
 	atomic_fetch_add(&o->pending, 1);
+	return seq;
+}
+
+dre_err
+dre_outbox_wait(dre_outbox *o, uint64_t seq, int timeout_ms)
+{
+	ack_waiter w = { seq, false, NULL };
+	pthread_mutex_lock(&o->mu);
+	w.next = o->waiters;
+	o->waiters = &w;
+	pthread_mutex_unlock(&o->mu);
+
+	// Registered first, then checked: a report that deleted the entry
+	// before we looked is seen here, one that comes later finds w.
+	uint8_t k[8];
+	char   *v = NULL;
+	seq_key(k, seq);
+	if (dre_store_get(o->st, o->cf, k, sizeof(k), &v, NULL)
+	    == DRE_ENOTFOUND)
+		w.acked = true;
+	free(v);
+
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&o->mu);
+	while (!w.acked && !o->stop
+	    && pthread_cond_timedwait(&o->ack_cv, &o->mu, &ts) == 0)
+		;
+	for (ack_waiter **pp = &o->waiters; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == &w) {
+			*pp = w.next;
+			break;
+		}
+	bool acked = w.acked;
+	pthread_mutex_unlock(&o->mu);
+	return acked ? DRE_OK : DRE_ETIMEOUT;
 }
 
 void
@@ -413,6 +476,7 @@ dre_outbox_close(dre_outbox *o)
 	pthread_join(o->thread, NULL);
 	// Reports still arriving while the producer closes touch o.
 	dre_producer_close(o->p);
+	pthread_cond_destroy(&o->ack_cv);
 	pthread_cond_destroy(&o->cv);
 	pthread_mutex_destroy(&o->mu);
 	dre_kvlist_free(&o->props);
