@@ -446,7 +446,11 @@ recover(dre_applier *ap, ap_pos *only, const char *why)
 	dre_err e = batch_commit(ap);
 	if (e != DRE_OK)
 		return e;
-	dre_warn("%s: ALARM: %s: recovering %s", ap->name, why,
+	// A first start is no alarm; a lost position is.
+	dre_log(ap->recovered || have_positions(ap) ? DRE_LOG_WARN
+	                                            : DRE_LOG_INFO,
+	    "%s: %s%s: recovering %s", ap->name,
+	    ap->recovered || have_positions(ap) ? "ALARM: " : "", why,
 	    ap->cfg.recover != NULL && ap->group == NULL
 	        ? "from the owner's snapshot"
 	        : "from the log's beginning (events already applied are "
@@ -643,7 +647,11 @@ applier_main(void *arg)
 		if (ap->nmsgs == 0 && now >= ap->next_probe)
 			probe(ap);
 		if (ap->nmsgs == 0 && atomic_exchange(&ap->resync, false)
-		    && recover(ap, NULL, "resync requested") != DRE_OK) {
+		    && recover(ap, NULL,
+		           have_positions(ap) || ap->recovered
+		               ? "resync requested"
+		               : "no stored positions")
+		        != DRE_OK) {
 			atomic_store(&ap->resync, true);
 			backoff_sleep(ap);
 			continue;
