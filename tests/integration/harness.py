@@ -489,6 +489,22 @@ class Stack:
             raise AssertionError("GET budget %s: %r" % (budget_id, r))
         return r.body
 
+    def events(self, topic, wait_s=20):
+        """Every event of topic, decoded by tools/events (dre-events) with the
+        proto/*.avsc files alone: [{"topic", "partition", "offset", "key",
+        "schema", "value"}]. Avro unions appear as {"<type>": value}."""
+        binary = os.path.join(BIN_DIR, "dre-events")
+        if not os.access(binary, os.X_OK):
+            raise unittest.SkipTest("dre-events not built (DRE_TOOLS=OFF)")
+        p = subprocess.run([binary, "-b", self.bootstrap, "-t", topic,
+                            "-s", os.path.join(SOURCE_DIR, "proto"),
+                            "-w", str(int(deadline(wait_s) * 1000))],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=deadline(wait_s) + 10)
+        if p.returncode != 0:
+            raise AssertionError("dre-events %s failed: %s" % (topic, p.stderr.decode()))
+        return [json.loads(l, parse_float=Decimal) for l in p.stdout.decode().splitlines() if l]
+
     def broker_call(self, method, **params):
         """Calls the dev broker's control socket (broker.Down, broker.Up,
         broker.Status) over nng REQ/REP; returns (status, body bytes)."""
