@@ -220,7 +220,8 @@ ev_budgets_start(ev_svc *s)
 		.kafka = &s->cfg.common.kafka,
 		.apply = status_apply,
 		.recover = snapshot,
-		.arg = s };
+		.arg = s,
+		.idempotent = true }; // versioned states
 	dre_err err = dre_applier_start(&bu->ap, &cfg);
 	if (err != DRE_OK)
 		ev_budgets_stop(s);

@@ -693,7 +693,15 @@ sfx_apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 	if (j == NULL)
 		return DRE_ECODEC;
 
-	// This service's result replaces any earlier one.
+	// This service's result replaces any earlier one; the same result
+	// again (a re-published event) changes nothing.
+	for (size_t i = 0; i < j->n_results; i++) {
+		const Dre__ServiceResult *o = j->results[i];
+		if (strcmp(o->service, r.service) == 0
+		    && strcmp(o->status, r.status) == 0
+		    && o->attempts == r.attempts)
+			return DRE_OK;
+	}
 	Dre__ServiceResult *sr = dre_arena_get(x->a, sizeof(*sr));
 	Dre__ServiceResult **res = dre_arena_get(
 	    x->a, (j->n_results + 1) * sizeof(*res));
@@ -810,7 +818,10 @@ ev_confirm_start(ev_svc *s)
 		.kafka = &s->cfg.common.kafka,
 		.apply = sfx_apply,
 		.batch_end = sfx_end,
-		.arg = s };
+		.arg = s,
+		// A result replaces the service's entry of its job: applying
+		// one twice changes nothing.
+		.idempotent = true };
 	dre_err err = dre_applier_start(&c->ap, &cfg);
 	if (err != DRE_OK)
 		ev_confirm_stop(s);

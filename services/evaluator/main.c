@@ -23,7 +23,7 @@ static const dre_cfg_opt ev_opts[] = {
 	    "tcp://127.0.0.1:7101", "nng URL of dre-catalog (snapshots)" },
 	{ "currency", DRE_CFG_STR, offsetof(ev_cfg, currency), "EUR",
 	    "currency of the answers" },
-	{ "rpc.workers", DRE_CFG_INT, offsetof(ev_cfg, rpc_workers), "16",
+	{ "rpc.workers", DRE_CFG_INT, offsetof(ev_cfg, rpc_workers), "128",
 	    "concurrent request handlers (confirms wait for fsync and Kafka, "
 	    "so more than cores)" },
 	{ "mode", DRE_CFG_STR, offsetof(ev_cfg, mode), "local-store",

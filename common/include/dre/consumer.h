@@ -86,6 +86,9 @@ typedef struct {
 	void (*batch_begin)(void *arg);
 	void (*batch_end)(void *arg, dre_err err);
 	void   *arg;
+	// idempotent: applying an event twice changes nothing (a versioned
+	// or replacing state): no eventId keys are kept.
+	bool    idempotent;
 	int     max_batch; // messages per batch; 0 = 500
 	int     max_batch_ms; // longest a batch stays open; 0 = 5
 	int64_t dedup_retention_ms; // 0 = 8 days
