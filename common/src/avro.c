@@ -866,8 +866,8 @@ get_opt_int(int32_t *out, avro_value_t *rec, const char *name)
 
 // opt_cstr reads a ["null","string"] union as a NUL-terminated string.
 static dre_err
-get_opt_cstr(const char **out, dre_arena *a, avro_value_t *rec,
-    const char *name)
+get_opt_cstr(
+    const char **out, dre_arena *a, avro_value_t *rec, const char *name)
 {
 	char  *s = NULL;
 	size_t n = 0;

@@ -17,14 +17,14 @@ struct waiter {
 };
 
 struct dre_committer {
-	dre_store      *st;
-	dre_batch      *b;
-	pthread_t       th;
-	pthread_mutex_t mu;
-	pthread_cond_t  queued; // the committer waits for work
-	pthread_cond_t  written; // callers wait for their group
-	waiter         *head, *tail; // under mu
-	bool            stop;
+	dre_store          *st;
+	dre_batch          *b;
+	pthread_t           th;
+	pthread_mutex_t     mu;
+	pthread_cond_t      queued; // the committer waits for work
+	pthread_cond_t      written; // callers wait for their group
+	waiter             *head, *tail; // under mu
+	bool                stop;
 	dre_committer_stats stats; // under mu
 };
 

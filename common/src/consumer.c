@@ -172,10 +172,10 @@ load_state(dre_applier *ap)
 			if (lt + 6 != kl || !our_topic(ap, topic))
 				continue;
 			const uint8_t *pp = (const uint8_t *) k + 2 + lt;
-			int32_t        part = (int32_t) (((uint32_t) pp[0] << 24)
-                                | ((uint32_t) pp[1] << 16)
-                                | ((uint32_t) pp[2] << 8) | pp[3]);
-			ap_pos        *p = pos_add(ap, topic, part);
+			int32_t part = (int32_t) (((uint32_t) pp[0] << 24)
+			    | ((uint32_t) pp[1] << 16)
+			    | ((uint32_t) pp[2] << 8) | pp[3]);
+			ap_pos *p = pos_add(ap, topic, part);
 			if (p != NULL)
 				p->committed = p->next
 				    = get_be64((const uint8_t *) v);
@@ -218,8 +218,8 @@ batch_positions(dre_applier *ap, dre_batch *b, bool all)
 	for (size_t i = 0; i < ap->npos; i++) {
 		ap_pos *p = &ap->pos[i];
 		char    key[160];
-		size_t  kl = tp_key(
-                    key, sizeof(key), 'o', p->topic, p->partition);
+		size_t  kl
+		    = tp_key(key, sizeof(key), 'o', p->topic, p->partition);
 		if (kl == 0 || (!all && p->next == p->committed))
 			continue;
 		if (p->next == NO_OFFSET) {
@@ -258,7 +258,8 @@ rewind_consumer(dre_applier *ap)
 			po[n++] = (dre_partition_offset) { p->topic,
 				p->partition, start_offset(p) };
 	}
-	if (ap->c != NULL && n > 0 && dre_consumer_seek(ap->c, po, n) != DRE_OK) {
+	if (ap->c != NULL && n > 0
+	    && dre_consumer_seek(ap->c, po, n) != DRE_OK) {
 		// The consumer is reopened from the stored positions.
 		dre_consumer_close(ap->c);
 		ap->c = NULL;
@@ -371,8 +372,8 @@ handle(dre_applier *ap, const dre_msg *m)
 		if (dkl > 0) {
 			uint8_t be[8];
 			put_be64(be, x.now_ms);
-			dre_batch_put(ap->b, ap->cfg.st, ap->cfg.cf, dkey, dkl,
-			    be, 8);
+			dre_batch_put(
+			    ap->b, ap->cfg.st, ap->cfg.cf, dkey, dkl, be, 8);
 		}
 		stat_add(ap, &ap->stats.applied, 1);
 		return DRE_OK;
@@ -381,8 +382,8 @@ handle(dre_applier *ap, const dre_msg *m)
 		return DRE_ESTORE;
 	if (is_poison(e)) {
 		char   key[192];
-		size_t kl = tp_key(key, sizeof(key) - 8, 'x', m->topic,
-		    m->partition);
+		size_t kl = tp_key(
+		    key, sizeof(key) - 8, 'x', m->topic, m->partition);
 		if (kl > 0) {
 			put_be64((uint8_t *) key + kl, m->offset);
 			dre_batch_put(ap->b, ap->cfg.st, ap->cfg.cf, key,
@@ -397,8 +398,8 @@ handle(dre_applier *ap, const dre_msg *m)
 	}
 	// Transient: remember the message to count its attempts.
 	if (attempts == 1) {
-		snprintf(ap->retry_topic, sizeof(ap->retry_topic), "%s",
-		    m->topic);
+		snprintf(
+		    ap->retry_topic, sizeof(ap->retry_topic), "%s", m->topic);
 		ap->retry_part = m->partition;
 		ap->retry_off = m->offset;
 		ap->retry_count = 0;
@@ -449,8 +450,8 @@ recover(dre_applier *ap, ap_pos *only, const char *why)
 	if (e != DRE_OK)
 		return e;
 	// A first start is no alarm; a lost position is.
-	dre_log(ap->recovered || have_positions(ap) ? DRE_LOG_WARN
-	                                            : DRE_LOG_INFO,
+	dre_log(
+	    ap->recovered || have_positions(ap) ? DRE_LOG_WARN : DRE_LOG_INFO,
 	    "%s: %s%s: recovering %s", ap->name,
 	    ap->recovered || have_positions(ap) ? "ALARM: " : "", why,
 	    ap->cfg.recover != NULL && ap->group == NULL
@@ -476,7 +477,8 @@ recover(dre_applier *ap, ap_pos *only, const char *why)
 	if (e == DRE_OK) {
 		for (size_t i = 0; i < ap->npos; i++) {
 			ap_pos *p = &ap->pos[i];
-			if (only != NULL && p != only && ap->cfg.recover == NULL)
+			if (only != NULL && p != only
+			    && ap->cfg.recover == NULL)
 				continue;
 			p->next = po[i].offset >= 0 ? po[i].offset : NO_OFFSET;
 		}
@@ -525,8 +527,8 @@ probe(dre_applier *ap)
 	atomic_store(&ap->healthy, true);
 	if (ap->cluster[0] == '\0') {
 		snprintf(ap->cluster, sizeof(ap->cluster), "%s", id);
-		dre_store_put(ap->cfg.st, ap->cfg.cf, "c", 1, id, strlen(id),
-		    true);
+		dre_store_put(
+		    ap->cfg.st, ap->cfg.cf, "c", 1, id, strlen(id), true);
 		return;
 	}
 	if (strcmp(id, ap->cluster) == 0)
@@ -567,11 +569,11 @@ on_rebalance(void *arg, bool assign, dre_partition_offset *po, size_t n)
 			continue;
 		// Re-read: another instance sharing nothing with us may have
 		// run in between, but our store is the truth for our state.
-		char    key[160];
-		size_t  kl = tp_key(
-                    key, sizeof(key), 'o', p->topic, p->partition);
-		char   *v = NULL;
-		size_t  vl = 0;
+		char   key[160];
+		size_t kl
+		    = tp_key(key, sizeof(key), 'o', p->topic, p->partition);
+		char  *v = NULL;
+		size_t vl = 0;
 		p->committed = NO_OFFSET;
 		if (kl > 0
 		    && dre_store_get(ap->cfg.st, ap->cfg.cf, key, kl, &v, &vl)
@@ -688,8 +690,9 @@ applier_main(void *arg)
 			continue;
 		}
 		if (e == DRE_ENOTFOUND) {
-			ap_pos *p = m.topic ? pos_find(ap, m.topic, m.partition)
-			                    : NULL;
+			ap_pos *p = m.topic
+			    ? pos_find(ap, m.topic, m.partition)
+			    : NULL;
 			char    why[256];
 			snprintf(why, sizeof(why),
 			    "stored position of %s[%d] is gone from the log",

@@ -626,8 +626,8 @@ rd_confirm_promotion(rd *r, Dre__ConfirmPromotion **outp, const dre_json *el,
 		if (p->discount_amount < 0)
 			return INVALID(r->err, join(t, mb, "value"),
 			    "discountAmount.value must not be negative");
-		TRY(rd_str(r, &p->discount_currency, m, mb, "currency", 3,
-		    false));
+		TRY(rd_str(
+		    r, &p->discount_currency, m, mb, "currency", 3, false));
 	}
 	*outp = p;
 	return DRE_OK;
@@ -698,8 +698,8 @@ dre_confirmreq_parse(Dre__ConfirmRequest **reqp, dre_arena *a,
 	    == NULL)
 		return DRE_ENOMEM;
 	TRY(rd_confirm_header(&r, q, req));
-	TRY(rd_str(&r, &q->transaction_id, req, "", "transactionId",
-	    LEN_SHORT, true));
+	TRY(rd_str(&r, &q->transaction_id, req, "", "transactionId", LEN_SHORT,
+	    true));
 	if (strcmp(q->transaction_id, q->header->transaction_id) != 0)
 		return INVALID(err, "transactionId",
 		    "transactionId must equal header.transactionId");
@@ -709,8 +709,8 @@ dre_confirmreq_parse(Dre__ConfirmRequest **reqp, dre_arena *a,
 		return INVALID(err, "posGroupId", "posGroupId must be a UUID");
 	TRY(rd_str(
 	    &r, &q->pos_group_code, req, "", "posGroupCode", 20, false));
-	TRY(rd_str(&r, &q->customer_id, req, "", "customerId", LEN_SHORT,
-	    false));
+	TRY(rd_str(
+	    &r, &q->customer_id, req, "", "customerId", LEN_SHORT, false));
 	TRY(rd_str(&r, &ts, req, "", "timestamp", LEN_SHORT, false));
 	if (ts != NULL) {
 		if (dre_time_parse(&q->timestamp_ms, ts, strlen(ts)) != DRE_OK)
@@ -720,8 +720,8 @@ dre_confirmreq_parse(Dre__ConfirmRequest **reqp, dre_arena *a,
 	}
 	arr = dre_json_get(req, "appliedPromotions");
 	if (dre_json_is_null(arr))
-		return INVALID(err, "appliedPromotions",
-		    "appliedPromotions is required");
+		return INVALID(
+		    err, "appliedPromotions", "appliedPromotions is required");
 	if (arr->type != DRE_JSON_ARRAY)
 		return INVALID(err, "appliedPromotions",
 		    "appliedPromotions must be an array");

@@ -52,12 +52,12 @@ struct dre_outbox {
 	atomic_int           inflight; // produced, report outstanding
 
 	// Under mu: shared between the relay and delivery reports.
-	bool            stop;
-	bool            kicked;
-	ack_waiter     *waiters;
-	pthread_cond_t  ack_cv;
-	uint64_t       *dels; // acknowledged, to delete from the store
-	size_t          ndels, capdels;
+	bool                  stop;
+	bool                  kicked;
+	ack_waiter           *waiters;
+	pthread_cond_t        ack_cv;
+	uint64_t             *dels; // acknowledged, to delete from the store
+	size_t                ndels, capdels;
 	atomic_uint_fast64_t *acked; // ACK_RING slots
 	uint64_t retry_from; // lowest failed sequence, NO_SEQ = none
 	int64_t  retry_at; // monotonic ms

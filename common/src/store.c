@@ -332,15 +332,15 @@ dre_batch_rollback(dre_batch *b)
 }
 
 dre_err
-dre_batch_get(dre_batch *b, dre_store *s, int cf, const void *key,
-    size_t klen, char **valp, size_t *vlenp)
+dre_batch_get(dre_batch *b, dre_store *s, int cf, const void *key, size_t klen,
+    char **valp, size_t *vlenp)
 {
 	if (b == NULL || b->wi == NULL)
 		return dre_store_get(s, cf, key, klen, valp, vlenp);
 	char  *err = NULL;
 	size_t vlen = 0;
-	char  *v = rocksdb_writebatch_wi_get_from_batch_and_db_cf(b->wi, s->db,
-	     s->ro, cf_handle(s, cf), key, klen, &vlen, &err);
+	char  *v = rocksdb_writebatch_wi_get_from_batch_and_db_cf(
+	     b->wi, s->db, s->ro, cf_handle(s, cf), key, klen, &vlen, &err);
 	if (err != NULL)
 		return store_fail("get", s->path, err);
 	if (v == NULL)

@@ -56,8 +56,8 @@ recross(Dre__BudgetRecord *r, dre_arena *a, bud_change *out)
 }
 
 void
-bud_consume(Dre__BudgetRecord *r, int64_t amount, dre_arena *a,
-    bud_change *out)
+bud_consume(
+    Dre__BudgetRecord *r, int64_t amount, dre_arena *a, bud_change *out)
 {
 	bool before = bud_exhausted(r);
 	memset(out, 0, sizeof(*out));
@@ -68,8 +68,7 @@ bud_consume(Dre__BudgetRecord *r, int64_t amount, dre_arena *a,
 }
 
 void
-bud_retotal(
-    Dre__BudgetRecord *r, int64_t total, dre_arena *a, bud_change *out)
+bud_retotal(Dre__BudgetRecord *r, int64_t total, dre_arena *a, bud_change *out)
 {
 	bool before = bud_exhausted(r);
 	memset(out, 0, sizeof(*out));
@@ -139,8 +138,8 @@ changed(bud *s, dre_batch *b, const char *tenant, Dre__BudgetRecord *r,
 		err = event(s, b, tenant, r, "BUDGET_THRESHOLD_CROSSED",
 		    c->crossed[i], txid, cause, now);
 	if (err == DRE_OK && c->exhausted_now)
-		err = event(s, b, tenant, r, "BUDGET_EXHAUSTED", -1, txid,
-		    cause, now);
+		err = event(
+		    s, b, tenant, r, "BUDGET_EXHAUSTED", -1, txid, cause, now);
 	if (err == DRE_OK && (c->exhausted_now || c->active_now))
 		err = bud_status_changed(s, b, tenant, r, NULL, now);
 	if (c->exhausted_now)
@@ -160,7 +159,8 @@ bud_apply_confirmed(void *arg, dre_apply_ctx *x, const dre_msg *m)
 {
 	bud             *s = arg;
 	dre_tx_confirmed t;
-	dre_err err = dre_avro_decode_tx_confirmed(&t, x->a, m->payload, m->len);
+	dre_err          err
+	    = dre_avro_decode_tx_confirmed(&t, x->a, m->payload, m->len);
 	if (err != DRE_OK)
 		return err;
 
@@ -172,7 +172,8 @@ bud_apply_confirmed(void *arg, dre_apply_ctx *x, const dre_msg *m)
 		const dre_tx_promotion *p = &t.promotions[i];
 		for (size_t k = 0; k < p->nbudget_ids; k++) {
 			size_t j = 0;
-			while (j < nw && strcmp(w[j].id, p->budget_ids[k]) != 0)
+			while (
+			    j < nw && strcmp(w[j].id, p->budget_ids[k]) != 0)
 				j++;
 			if (j == nw) {
 				if (nw == MAX_BUDGETS)
@@ -241,7 +242,9 @@ bud_apply_confirmed(void *arg, dre_apply_ctx *x, const dre_msg *m)
 	res.transaction_counter = t.transaction_counter;
 	res.source_event_id = t.event_id;
 	res.service = "budget";
-	res.status = nfailed > 0 ? "FAILED" : ndone > 0 ? "SUCCESS" : "SKIPPED";
+	res.status = nfailed > 0 ? "FAILED"
+	    : ndone > 0          ? "SUCCESS"
+	                         : "SKIPPED";
 	res.attempts = x->attempts;
 	res.reason = reason.len ? dre_arena_strdup(x->a, reason.data) : NULL;
 	res.budgets = done;
@@ -250,8 +253,8 @@ bud_apply_confirmed(void *arg, dre_apply_ctx *x, const dre_msg *m)
 	dre_buf ev = { 0 };
 	if ((err = dre_avro_encode_sfx_result(&ev, &res)) == DRE_OK) {
 		char key[320];
-		int  kl = snprintf(key, sizeof(key), "%s/%s", t.tenant,
-		     t.transaction_id);
+		int  kl = snprintf(
+		     key, sizeof(key), "%s/%s", t.tenant, t.transaction_id);
 		dre_outbox_put(s->ob, x->b, DRE_TOPIC_SIDEFX, key, (size_t) kl,
 		    ev.data, ev.len);
 	}

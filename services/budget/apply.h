@@ -27,13 +27,13 @@ bool bud_reached(const Dre__BudgetRecord *r, int32_t pct);
 // total (PRODUCT-DECISIONS §4: a granted discount is never refused), and
 // reports the thresholds it crossed and whether it exhausted the budget.
 // crossed[] of r is extended in a.
-void bud_consume(Dre__BudgetRecord *r, int64_t amount, dre_arena *a,
-    bud_change *out);
+void bud_consume(
+    Dre__BudgetRecord *r, int64_t amount, dre_arena *a, bud_change *out);
 // bud_retotal applies a new total (or threshold list already set in r):
 // crossings no longer reached are forgotten (announced again later), a
 // status flip is reported.
-void bud_retotal(Dre__BudgetRecord *r, int64_t total, dre_arena *a,
-    bud_change *out);
+void bud_retotal(
+    Dre__BudgetRecord *r, int64_t total, dre_arena *a, bud_change *out);
 
 // bud_apply_confirmed is the applier's apply function (arg = bud *):
 // consumes each linked budget by the confirmed amount of its promotion,

@@ -166,14 +166,15 @@ body(req *r)
 static bool
 invalid(req *r, const char *target, const char *msg)
 {
-	dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED", target, "%s", msg);
+	dre_rpc_reply_error(
+	    r->rep, 400, "VALIDATION_FAILED", target, "%s", msg);
 	return false;
 }
 
 // str_field reads a string member (NULL when absent or null).
 static bool
-str_field(req *r, const dre_json *doc, const char *name, size_t max,
-    char **out)
+str_field(
+    req *r, const dre_json *doc, const char *name, size_t max, char **out)
 {
 	const dre_json *v = dre_json_get(doc, name);
 	size_t          chars = 0;
@@ -238,8 +239,8 @@ apply_doc(req *r, const dre_json *doc, Dre__BudgetRecord *b, bool full)
 	if (!dre_json_is_null(v)) {
 		int64_t t = 0;
 		if ((v->type != DRE_JSON_NUMBER && v->type != DRE_JSON_STRING)
-		    || dre_json_decimal(&t, v, DRE_MONEY_SCALE,
-		           DRE_DECIMAL_MAX_DIGITS)
+		    || dre_json_decimal(
+		           &t, v, DRE_MONEY_SCALE, DRE_DECIMAL_MAX_DIGITS)
 		        != DRE_OK)
 			return invalid(r, "totalAmount",
 			    "totalAmount must be a decimal with at most 2 "
@@ -260,14 +261,16 @@ apply_doc(req *r, const dre_json *doc, Dre__BudgetRecord *b, bool full)
 			    "currency must be an ISO 4217 code (EUR)");
 		if (b->consumed != 0 && b->currency != NULL
 		    && strcmp(b->currency, s) != 0) {
-			dre_rpc_reply_error(r->rep, 409, "CONFLICT", "currency",
+			dre_rpc_reply_error(r->rep, 409, "CONFLICT",
+			    "currency",
 			    "the currency of a budget with consumption "
 			    "cannot change");
 			return false;
 		}
 		b->currency = s;
 	}
-	if (!time_field(r, doc, "validFrom", &b->has_valid_from, &b->valid_from)
+	if (!time_field(
+	        r, doc, "validFrom", &b->has_valid_from, &b->valid_from)
 	    || !time_field(r, doc, "validTo", &b->has_valid_to, &b->valid_to))
 		return false;
 	if (b->has_valid_from && b->has_valid_to
@@ -356,9 +359,9 @@ h_create(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		b.has_exhausted_at = true;
 		b.exhausted_at = now;
 	}
-	err = wb == NULL ? DRE_ENOMEM
-	                 : bud_status_changed(r.s, wb, call->tenant, &b, NULL,
-	                       now);
+	err = wb == NULL
+	    ? DRE_ENOMEM
+	    : bud_status_changed(r.s, wb, call->tenant, &b, NULL, now);
 	if (err == DRE_OK)
 		err = bud_put(r.s, wb, r.a, call->tenant, &b);
 	if (err == DRE_OK)
@@ -385,8 +388,8 @@ h_get(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	Dre__BudgetRecord *b = NULL;
 	dre_err err = bud_get(r.s, NULL, r.a, call->tenant, id ? id : "", &b);
 	if (err == DRE_ENOTFOUND)
-		dre_rpc_reply_error(rep, 404, "NOT_FOUND", NULL,
-		    "no budget %s", id ? id : "");
+		dre_rpc_reply_error(
+		    rep, 404, "NOT_FOUND", NULL, "no budget %s", id ? id : "");
 	else if (err != DRE_OK)
 		reply_internal(&r, err);
 	else
@@ -457,8 +460,9 @@ h_list(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	dre_store_iter_close(it);
 	dre_buf *out = &rep->body;
 	dre_buf_reset(out);
-	dre_buf_printf(out, "{\"minorVersion\":%d,\"count\":%lld,\"value\":",
-	    MINOR_VERSION, (long long) count);
+	dre_buf_printf(out,
+	    "{\"minorVersion\":%d,\"count\":%lld,\"value\":", MINOR_VERSION,
+	    (long long) count);
 	dre_buf_append(out, vals.data, vals.len);
 	dre_buf_putc(out, '}');
 	dre_buf_free(&vals);
@@ -489,8 +493,8 @@ h_update(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	dre_err err = bud_get(r.s, NULL, r.a, call->tenant, id ? id : "", &b);
 	if (err == DRE_ENOTFOUND) {
 		pthread_mutex_unlock(&r.s->mu);
-		dre_rpc_reply_error(rep, 404, "NOT_FOUND", NULL,
-		    "no budget %s", id ? id : "");
+		dre_rpc_reply_error(
+		    rep, 404, "NOT_FOUND", NULL, "no budget %s", id ? id : "");
 		goto out;
 	}
 	if (err != DRE_OK) {
@@ -548,17 +552,17 @@ h_delete(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	dre_err err = bud_get(r.s, NULL, r.a, call->tenant, id ? id : "", &b);
 	if (err == DRE_ENOTFOUND) {
 		pthread_mutex_unlock(&r.s->mu);
-		dre_rpc_reply_error(rep, 404, "NOT_FOUND", NULL,
-		    "no budget %s", id ? id : "");
+		dre_rpc_reply_error(
+		    rep, 404, "NOT_FOUND", NULL, "no budget %s", id ? id : "");
 		goto out;
 	}
-	char       key[256];
-	size_t     kl = bud_key(key, sizeof(key), call->tenant, b ? b->id : "");
+	char   key[256];
+	size_t kl = bud_key(key, sizeof(key), call->tenant, b ? b->id : "");
 	dre_batch *wb = dre_batch_alloc();
 	if (err == DRE_OK)
 		err = wb == NULL ? DRE_ENOMEM
 		                 : bud_status_changed(r.s, wb, call->tenant, b,
-		                       "DELETED", dre_now_ms());
+		                     "DELETED", dre_now_ms());
 	if (err == DRE_OK) {
 		dre_batch_delete(wb, r.s->st, BUD_CF_BUDGETS, key, kl);
 		err = dre_store_write(r.s->st, wb, true);
@@ -580,25 +584,27 @@ out:
 static void
 h_snapshot(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 {
-	bud                         *s = svc;
-	Dre__BudgetSnapshotResponse  out = DRE__BUDGET_SNAPSHOT_RESPONSE__INIT;
-	const dre_topic             *tp = dre_topic_find(DRE_TOPIC_BUDGET_STATUS);
-	int                          np = tp ? tp->partitions : 1;
-	dre_arena                   *a = dre_arena_alloc(0);
+	bud                        *s = svc;
+	Dre__BudgetSnapshotResponse out = DRE__BUDGET_SNAPSHOT_RESPONSE__INIT;
+	const dre_topic *tp = dre_topic_find(DRE_TOPIC_BUDGET_STATUS);
+	int              np = tp ? tp->partitions : 1;
+	dre_arena       *a = dre_arena_alloc(0);
 	if (a == NULL) {
-		dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL, "out of memory");
+		dre_rpc_reply_error(
+		    rep, 503, "UNAVAILABLE", NULL, "out of memory");
 		return;
 	}
 	// Watermarks first: every change after the states read below is at
 	// or past them (a replay is harmless: versions).
-	Dre__TopicOffset **offs = dre_arena_get(a, (size_t) np * sizeof(*offs));
-	size_t             noffs = 0;
+	Dre__TopicOffset **offs
+	    = dre_arena_get(a, (size_t) np * sizeof(*offs));
+	size_t noffs = 0;
 	for (int p = 0; offs != NULL && p < np
 	     && dre_kvlist_get(s->kafka, "bootstrap.servers") != NULL;
 	     p++) {
 		int64_t high = 0;
-		if (dre_bus_high_watermark(s->kafka, DRE_TOPIC_BUDGET_STATUS, p,
-		        &high, s->kafka_timeout_ms)
+		if (dre_bus_high_watermark(s->kafka, DRE_TOPIC_BUDGET_STATUS,
+		        p, &high, s->kafka_timeout_ms)
 		    != DRE_OK) {
 			dre_warn("snapshot without offsets");
 			noffs = 0;
@@ -619,7 +625,8 @@ h_snapshot(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	size_t          cap = 0;
 	dre_store_iter *it = NULL;
 	pthread_mutex_lock(&s->mu);
-	if (dre_store_iter_open(&it, s->st, BUD_CF_BUDGETS, NULL, 0) != DRE_OK) {
+	if (dre_store_iter_open(&it, s->st, BUD_CF_BUDGETS, NULL, 0)
+	    != DRE_OK) {
 		pthread_mutex_unlock(&s->mu);
 		dre_arena_free(a);
 		dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL, "store");
@@ -637,8 +644,9 @@ h_snapshot(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		if (b == NULL)
 			continue;
 		if (out.n_budgets == cap) {
-			size_t            nc = cap ? cap * 2 : 64;
-			Dre__BudgetState **nv = dre_arena_get(a, nc * sizeof(*nv));
+			size_t             nc = cap ? cap * 2 : 64;
+			Dre__BudgetState **nv
+			    = dre_arena_get(a, nc * sizeof(*nv));
 			if (nv != NULL && cap > 0)
 				memcpy(nv, out.budgets, cap * sizeof(*nv));
 			out.budgets = nv;

@@ -10,8 +10,8 @@
 #include "dre/topics.h"
 #include "dre/uuid.h"
 
-static const char *const bud_cfs[] = { "budgets", "meta", "outbox",
-	"applier" };
+static const char *const bud_cfs[]
+    = { "budgets", "meta", "outbox", "applier" };
 
 static void
 put_be64(uint8_t *p, int64_t v)
@@ -55,14 +55,15 @@ bud_key(char *out, size_t cap, const char *tenant, const char *id)
 }
 
 dre_err
-bud_get(bud *s, dre_batch *b, dre_arena *a, const char *tenant,
-    const char *id, Dre__BudgetRecord **out)
+bud_get(bud *s, dre_batch *b, dre_arena *a, const char *tenant, const char *id,
+    Dre__BudgetRecord **out)
 {
 	char   key[256], *v = NULL;
 	size_t vl = 0, kl = bud_key(key, sizeof(key), tenant, id);
 	if (kl == 0)
 		return DRE_ENOTFOUND;
-	dre_err err = dre_batch_get(b, s->st, BUD_CF_BUDGETS, key, kl, &v, &vl);
+	dre_err err
+	    = dre_batch_get(b, s->st, BUD_CF_BUDGETS, key, kl, &v, &vl);
 	if (err != DRE_OK)
 		return err;
 	ProtobufCAllocator al = { pb_alloc, pb_free, a };
@@ -106,7 +107,7 @@ bud_status_changed(bud *s, dre_batch *b, const char *tenant,
 	e.schema_version = 1;
 	e.budget_id = r->id;
 	e.version = r->version;
-	e.status = status != NULL ? status
+	e.status = status != NULL     ? status
 	    : r->consumed >= r->total ? "EXHAUSTED"
 	                              : "ACTIVE";
 	e.budget_name = r->name;

@@ -92,7 +92,8 @@ status_apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 {
 	ev_svc                 *s = arg;
 	dre_budget_status_event e;
-	dre_err err = dre_avro_decode_budget_status(&e, x->a, m->payload, m->len);
+	dre_err                 err
+	    = dre_avro_decode_budget_status(&e, x->a, m->payload, m->len);
 	if (err != DRE_OK)
 		return err;
 	bool exhausted = strcmp(e.status, "EXHAUSTED") == 0;
@@ -126,7 +127,8 @@ snapshot(void *arg, dre_apply_ctx *x, dre_partition_offset *po, size_t n)
 	rq.tenant = "";
 	rq.principal = "evaluator";
 	Dre__RpcReply *rep = NULL;
-	dre_err err = dre_rpc_call_sync(bu->cli, &rq, SNAPSHOT_TIMEOUT_MS, &rep);
+	dre_err        err
+	    = dre_rpc_call_sync(bu->cli, &rq, SNAPSHOT_TIMEOUT_MS, &rep);
 	if (err != DRE_OK) {
 		dre_warn("budget snapshot from %s: %s", s->cfg.budget_url,
 		    dre_strerror(err));
@@ -222,7 +224,7 @@ ev_budgets_start(ev_svc *s)
 		.recover = snapshot,
 		.arg = s,
 		.idempotent = true }; // versioned states
-	dre_err err = dre_applier_start(&bu->ap, &cfg);
+	dre_err         err = dre_applier_start(&bu->ap, &cfg);
 	if (err != DRE_OK)
 		ev_budgets_stop(s);
 	return err;

@@ -25,10 +25,10 @@
 #include "dre/uuid.h"
 #include "handlers.h"
 
-#define KEY_MAX        200
-#define CACHE_SLOTS    4096
-#define MINOR_VERSION  8
-#define MSG_CONFIRMED  "Transaction confirmed"
+#define KEY_MAX       200
+#define CACHE_SLOTS   4096
+#define MINOR_VERSION 8
+#define MSG_CONFIRMED "Transaction confirmed"
 #define MSG_QUEUED                                                            \
 	"Transaction confirmed and stored; the event backbone is not "        \
 	"reachable, so the transaction is queued and will be delivered "      \
@@ -49,7 +49,7 @@ struct ev_confirm {
 	char          **expected;
 	size_t          nexpected;
 	// Jobs changed by the open batch (applier thread only).
-	char   (*touched)[KEY_MAX];
+	char (*touched)[KEY_MAX];
 	size_t *touched_len;
 	size_t  ntouched, captouched;
 };
@@ -132,8 +132,8 @@ fill_confirm(void *arg, dre_batch *b)
 {
 	confirm_write *w = arg;
 	ev_svc        *s = w->s;
-	dre_batch_put(b, s->st, EV_CF_CONFIRM, w->mkey, w->mkl, w->mark,
-	    w->markl);
+	dre_batch_put(
+	    b, s->st, EV_CF_CONFIRM, w->mkey, w->mkl, w->mark, w->markl);
 	dre_batch_put(
 	    b, s->st, EV_CF_CONFIRM, w->jkey, w->jkl, w->job, w->jobl);
 	w->seq = dre_outbox_put(s->ob, b, DRE_TOPIC_TX_CONFIRMED, w->okey,
@@ -154,8 +154,8 @@ granted(const Dre__IterationRecord *it, const char *id)
 // when the request asks for more.
 static bool
 check_promotions(const Dre__ConfirmRequest *req,
-    const Dre__IterationRecord *it, dre_tx_promotion *out,
-    int64_t *totalp, dre_rpc_reply *rep)
+    const Dre__IterationRecord *it, dre_tx_promotion *out, int64_t *totalp,
+    dre_rpc_reply *rep)
 {
 	int64_t total = 0;
 	for (size_t i = 0; i < req->n_applied_promotions; i++) {
@@ -249,9 +249,9 @@ ev_h_confirm(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	const char *txid = req->header->transaction_id;
 	int64_t     counter = req->header->transaction_counter;
 	char        tkey[KEY_MAX], ikey[KEY_MAX], mkey[KEY_MAX], jkey[KEY_MAX];
-	size_t      tkl = ev_txn_key(tkey, sizeof(tkey) - 16, call->tenant, txid);
-	size_t      ikl = ev_iter_key(
-            ikey, sizeof(ikey) - 1, call->tenant, txid, counter);
+	size_t tkl = ev_txn_key(tkey, sizeof(tkey) - 16, call->tenant, txid);
+	size_t ikl
+	    = ev_iter_key(ikey, sizeof(ikey) - 1, call->tenant, txid, counter);
 	size_t mkl = prefixed(mkey, 'c', tkey, tkl);
 	size_t jkl = prefixed(jkey, 'j', ikey, ikl);
 	if (tkl == 0 || ikl == 0 || mkl == 0 || jkl == 0) {
@@ -300,8 +300,8 @@ ev_h_confirm(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	}
 	if (err != DRE_OK)
 		goto unavailable;
-	Dre__IterationRecord *it = dre__iteration_record__unpack(
-	    &al, vlen, (const uint8_t *) val);
+	Dre__IterationRecord *it
+	    = dre__iteration_record__unpack(&al, vlen, (const uint8_t *) val);
 	free(val);
 	if (it == NULL) {
 		pthread_mutex_unlock(mu);
@@ -343,19 +343,20 @@ ev_h_confirm(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	                                        : it->receipt_id;
 	ev.customer_id = req->customer_id ? req->customer_id : it->customer_id;
 	ev.channel = it->channel;
-	ev.pos_group_id = it->pos_group_id ? it->pos_group_id
-	                                   : req->pos_group_id;
-	ev.pos_group_code = it->pos_group_code ? it->pos_group_code
-	                                       : req->pos_group_code;
+	ev.pos_group_id
+	    = it->pos_group_id ? it->pos_group_id : req->pos_group_id;
+	ev.pos_group_code
+	    = it->pos_group_code ? it->pos_group_code : req->pos_group_code;
 	ev.currency = it->currency;
 	ev.subtotal = it->subtotal;
 	ev.total_discount = total;
 	ev.grand_total = it->subtotal - total;
 	for (size_t i = 0; i < it->n_lines; i++) {
 		const Dre__IterationLine *l = it->lines[i];
-		lines[i] = (dre_tx_line) { l->line_reference, l->article_number,
-			l->quantity, l->unit_price, l->line_total,
-			l->line_discount, l->line_total - l->line_discount };
+		lines[i] = (dre_tx_line) { l->line_reference,
+			l->article_number, l->quantity, l->unit_price,
+			l->line_total, l->line_discount,
+			l->line_total - l->line_discount };
 	}
 	ev.lines = lines;
 	ev.nlines = it->n_lines;
@@ -387,7 +388,7 @@ ev_h_confirm(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	uint8_t *mark = dre_arena_get(a, markl + 1);
 	uint8_t *jobv = dre_arena_get(a, jobl + 1);
 	char     okey[KEY_MAX];
-	int      okl = snprintf(okey, sizeof(okey), "%s/%s", call->tenant, txid);
+	int okl = snprintf(okey, sizeof(okey), "%s/%s", call->tenant, txid);
 	if (mark == NULL || jobv == NULL || okl <= 0
 	    || (size_t) okl >= sizeof(okey)) {
 		dre_buf_free(&event);
@@ -521,7 +522,8 @@ job_render(dre_buf *out, const char *txid, int64_t counter,
 	for (size_t i = 0; i < j->n_coupons; i++) {
 		dre_jsonw_obj_begin(&w);
 		dre_jsonw_kstr(&w, "code", j->coupons[i]->code);
-		dre_jsonw_kstr(&w, "couponTypeId", j->coupons[i]->coupon_type_id);
+		dre_jsonw_kstr(
+		    &w, "couponTypeId", j->coupons[i]->coupon_type_id);
 		dre_jsonw_kstr(&w, "customerId", j->coupons[i]->customer_id);
 		ktime(&w, "issuedAt", true, j->coupons[i]->issued_at);
 		dre_jsonw_obj_end(&w);
@@ -531,8 +533,9 @@ job_render(dre_buf *out, const char *txid, int64_t counter,
 	dre_buf reason = { 0 };
 	for (size_t i = 0; i < j->n_results; i++)
 		if (j->results[i]->reason != NULL) {
-			dre_buf_printf(&reason, "%s%s: %s", reason.len ? "; " : "",
-			    j->results[i]->service, j->results[i]->reason);
+			dre_buf_printf(&reason, "%s%s: %s",
+			    reason.len ? "; " : "", j->results[i]->service,
+			    j->results[i]->reason);
 		}
 	dre_jsonw_kstr(&w, "reason", reason.len ? reason.data : NULL);
 	dre_buf_free(&reason);
@@ -588,7 +591,8 @@ ev_h_side_effects(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 
 	char   *val = NULL;
 	size_t  vlen = 0;
-	dre_err err = dre_store_get(s->st, EV_CF_CONFIRM, jkey, jkl, &val, &vlen);
+	dre_err err
+	    = dre_store_get(s->st, EV_CF_CONFIRM, jkey, jkl, &val, &vlen);
 	if (err == DRE_ENOTFOUND) {
 		dre_rpc_reply_error(rep, 404, "NOT_FOUND", NULL,
 		    "transaction %s has no confirmed iteration %lld", txid,
@@ -648,8 +652,8 @@ sfx_end(void *arg, dre_err err)
 	ev_confirm *c = s->confirm;
 	pthread_mutex_lock(&c->mu);
 	for (size_t i = 0; i < c->ntouched; i++) {
-		cache_ent *ce = &c->cache[slot_of(c->touched[i],
-		    c->touched_len[i])];
+		cache_ent *ce
+		    = &c->cache[slot_of(c->touched[i], c->touched_len[i])];
 		ce->gen++;
 		ce->klen = 0;
 	}
@@ -662,8 +666,7 @@ sfx_apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 {
 	ev_svc        *s = arg;
 	dre_sfx_result r;
-	dre_err        err
-	    = dre_avro_decode_sfx_result(&r, x->a, m->payload, m->len);
+	dre_err err = dre_avro_decode_sfx_result(&r, x->a, m->payload, m->len);
 	if (err != DRE_OK)
 		return err;
 	// A budget's state after a consumption: the engine learns it here
@@ -681,7 +684,8 @@ sfx_apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 		return DRE_EINVAL;
 	char  *val = NULL;
 	size_t vlen = 0;
-	err = dre_batch_get(x->b, s->st, EV_CF_CONFIRM, jkey, jkl, &val, &vlen);
+	err = dre_batch_get(
+	    x->b, s->st, EV_CF_CONFIRM, jkey, jkl, &val, &vlen);
 	if (err == DRE_ENOTFOUND)
 		return DRE_OK; // another shard's transaction
 	if (err != DRE_OK)
@@ -702,9 +706,9 @@ sfx_apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 		    && o->attempts == r.attempts)
 			return DRE_OK;
 	}
-	Dre__ServiceResult *sr = dre_arena_get(x->a, sizeof(*sr));
-	Dre__ServiceResult **res = dre_arena_get(
-	    x->a, (j->n_results + 1) * sizeof(*res));
+	Dre__ServiceResult  *sr = dre_arena_get(x->a, sizeof(*sr));
+	Dre__ServiceResult **res
+	    = dre_arena_get(x->a, (j->n_results + 1) * sizeof(*res));
 	if (sr == NULL || res == NULL)
 		return DRE_ENOMEM;
 	dre__service_result__init(sr);
@@ -725,12 +729,13 @@ sfx_apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 		j->started_at = x->now_ms;
 	}
 	if (r.nbudgets > 0 || strcmp(r.service, "budget") == 0) {
-		Dre__BudgetConsumed **bv = dre_arena_get(
-		    x->a, (r.nbudgets + 1) * sizeof(*bv));
+		Dre__BudgetConsumed **bv
+		    = dre_arena_get(x->a, (r.nbudgets + 1) * sizeof(*bv));
 		if (bv == NULL)
 			return DRE_ENOMEM;
 		for (size_t i = 0; i < r.nbudgets; i++) {
-			if ((bv[i] = dre_arena_get(x->a, sizeof(**bv))) == NULL)
+			if ((bv[i] = dre_arena_get(x->a, sizeof(**bv)))
+			    == NULL)
 				return DRE_ENOMEM;
 			dre__budget_consumed__init(bv[i]);
 			bv[i]->budget_id = (char *) r.budgets[i].budget_id;
@@ -743,12 +748,13 @@ sfx_apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 	if (strcmp(r.service, "coupon") == 0) {
 		j->has_coupons_redeemed = true;
 		j->coupons_redeemed = r.coupons_redeemed;
-		Dre__IssuedCoupon **cv = dre_arena_get(
-		    x->a, (r.ncoupons + 1) * sizeof(*cv));
+		Dre__IssuedCoupon **cv
+		    = dre_arena_get(x->a, (r.ncoupons + 1) * sizeof(*cv));
 		if (cv == NULL)
 			return DRE_ENOMEM;
 		for (size_t i = 0; i < r.ncoupons; i++) {
-			if ((cv[i] = dre_arena_get(x->a, sizeof(**cv))) == NULL)
+			if ((cv[i] = dre_arena_get(x->a, sizeof(**cv)))
+			    == NULL)
 				return DRE_ENOMEM;
 			dre__issued_coupon__init(cv[i]);
 			cv[i]->code = (char *) r.coupons[i].code;
@@ -796,12 +802,13 @@ ev_confirm_start(ev_svc *s)
 	}
 	pthread_mutex_init(&c->mu, NULL);
 	// The services expected to report, fixed into each job at confirm.
-	char *copy = strdup(s->cfg.sidefx_services ? s->cfg.sidefx_services
-	                                           : ""),
-	     *save = NULL;
+	char *copy
+	    = strdup(s->cfg.sidefx_services ? s->cfg.sidefx_services : ""),
+	    *save = NULL;
 	for (char *t = copy ? strtok_r(copy, ", ", &save) : NULL; t != NULL;
 	     t = strtok_r(NULL, ", ", &save)) {
-		char **v = realloc(c->expected, (c->nexpected + 1) * sizeof(*v));
+		char **v
+		    = realloc(c->expected, (c->nexpected + 1) * sizeof(*v));
 		if (v == NULL)
 			break;
 		c->expected = v;
@@ -822,7 +829,7 @@ ev_confirm_start(ev_svc *s)
 		// A result replaces the service's entry of its job: applying
 		// one twice changes nothing.
 		.idempotent = true };
-	dre_err err = dre_applier_start(&c->ap, &cfg);
+	dre_err         err = dre_applier_start(&c->ap, &cfg);
 	if (err != DRE_OK)
 		ev_confirm_stop(s);
 	return err;

@@ -66,8 +66,7 @@ bs_grow(dre_budget_set *b)
 		return false;
 	for (size_t i = 0; i < b->cap; i++)
 		if (b->slots[i].key != NULL)
-			*bs_find(slots, cap, b->slots[i].key,
-			    b->slots[i].klen)
+			*bs_find(slots, cap, b->slots[i].key, b->slots[i].klen)
 			    = b->slots[i];
 	free(b->slots);
 	b->slots = slots;
@@ -199,8 +198,9 @@ dre_budget_check(const dre_budget_set *b, const char *tenant,
 		snprintf(why, need, "budget %s is exhausted", hit);
 	*reason = why != NULL ? why : "budget exhausted";
 	if (out->n == out->cap) {
-		size_t                        cap = out->cap ? out->cap * 2 : 8;
-		Dre__BudgetLimitedPromotion **v = dre_arena_get(a, cap * sizeof(*v));
+		size_t cap = out->cap ? out->cap * 2 : 8;
+		Dre__BudgetLimitedPromotion **v
+		    = dre_arena_get(a, cap * sizeof(*v));
 		if (v == NULL)
 			return true;
 		if (out->n > 0)

@@ -58,12 +58,12 @@ typedef struct {
 	atomic_int      kafka_failures; // consecutive failed probes
 	atomic_llong    last_sync_ms;
 	// Confirm and the event backbone.
-	dre_outbox           *ob; // dre.transactions.confirmed relay
-	dre_committer        *cm; // group commit of confirms
-	dre_budget_set       *budgets; // exhausted budgets (engine input)
-	ev_confirm           *confirm; // side-effect jobs, poll cache
-	ev_budgets           *bud; // budget snapshot + status feed
-	atomic_llong          disconnected_since; // mono ms; 0 = connected
+	dre_outbox     *ob; // dre.transactions.confirmed relay
+	dre_committer  *cm; // group commit of confirms
+	dre_budget_set *budgets; // exhausted budgets (engine input)
+	ev_confirm     *confirm; // side-effect jobs, poll cache
+	ev_budgets     *bud; // budget snapshot + status feed
+	atomic_llong    disconnected_since; // mono ms; 0 = connected
 } ev_svc;
 
 #endif

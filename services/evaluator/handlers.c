@@ -163,7 +163,8 @@ find_discount(const Dre__EvaluateResponse *r, const char *id)
 {
 	for (size_t i = 0; i < r->n_line_items; i++)
 		for (size_t k = 0; k < r->line_items[i]->n_discounts; k++)
-			if (strcmp(r->line_items[i]->discounts[k]->promotion_id,
+			if (strcmp(
+			        r->line_items[i]->discounts[k]->promotion_id,
 			        id)
 			    == 0)
 				return r->line_items[i]->discounts[k];
@@ -222,7 +223,7 @@ iteration_write(ev_svc *s, dre_arena *a, const char *key, size_t klen,
 	}
 	for (size_t i = 0; i < t->n_promotion_breakdown; i++) {
 		const Dre__PromotionBreakdown *b = t->promotion_breakdown[i];
-		Dre__IterationPromotion       *p = dre_arena_get(a, sizeof(*p));
+		Dre__IterationPromotion *p = dre_arena_get(a, sizeof(*p));
 		if (p == NULL)
 			return DRE_ENOMEM;
 		dre__iteration_promotion__init(p);
@@ -233,8 +234,8 @@ iteration_write(ev_svc *s, dre_arena *a, const char *key, size_t klen,
 		const dre_promo         *pr
 		    = dre_index_promotion(ix, tenant, b->promotion_id);
 		p->promotion_type = d ? d->promotion_type
-		    : pr             ? (char *) dre_promo_type_name(pr->type)
-		                     : "ARTICLE";
+		    : pr              ? (char *) dre_promo_type_name(pr->type)
+		                      : "ARTICLE";
 		p->coupon_code = d ? d->coupon_code : NULL;
 		if (pr != NULL && pr->budget_ids.n > 0) {
 			p->budget_ids = (char **) pr->budget_ids.v;
@@ -362,8 +363,8 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		const dre_index *ix = dre_engine_acquire(s->engine);
 		err = dre_evaluate(&resp, a, ix, req, &ctx, &verr);
 		if (err == DRE_OK && !simulate)
-			err = iteration_write(s, a, key, klen, ctx.counter, req,
-			    resp, ix, call->tenant);
+			err = iteration_write(s, a, key, klen, ctx.counter,
+			    req, resp, ix, call->tenant);
 		else if (err == DRE_EINVAL && verr.code == NULL)
 			verr.code = "VALIDATION_FAILED";
 		dre_index_release(ix);
@@ -415,7 +416,8 @@ h_heartbeat(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		hb.has_last_sync_ms = true;
 		hb.last_sync_ms = sync;
 	}
-	hb.pending_transactions = s->ob != NULL ? dre_outbox_pending(s->ob) : 0;
+	hb.pending_transactions
+	    = s->ob != NULL ? dre_outbox_pending(s->ob) : 0;
 	hb.promotions_loaded = (int64_t) dre_index_promotions(
 	    ix, call->tenant[0] ? call->tenant : NULL);
 	dre_index_release(ix);
@@ -448,7 +450,8 @@ ev_btp_connectivity(ev_svc *s)
 		                                            : "DISCONNECTED";
 	}
 	int64_t now = dre_mono_ms(), since = 0;
-	if (atomic_compare_exchange_strong(&s->disconnected_since, &since, now))
+	if (atomic_compare_exchange_strong(
+	        &s->disconnected_since, &since, now))
 		since = now;
 	return now - since >= 3000 || atomic_load(&s->kafka_failures) >= 3
 	    ? "CIRCUIT_OPEN"

@@ -93,8 +93,8 @@ main(int argc, char **argv)
 		goto out;
 	}
 	// After the feed: it completes kafka.bootstrap.servers.
-	if ((err = dre_outbox_open(&s.ob, s.st, EV_CF_OUTBOX,
-	         &s.cfg.common.kafka))
+	if ((err = dre_outbox_open(
+	         &s.ob, s.st, EV_CF_OUTBOX, &s.cfg.common.kafka))
 	        != DRE_OK
 	    || (err = dre_committer_open(&s.cm, s.st)) != DRE_OK
 	    || (err = ev_confirm_start(&s)) != DRE_OK

@@ -106,8 +106,7 @@ main(int argc, char **argv)
 	if ((err = open_evaluators(&g, cfg.evaluator_urls)) != DRE_OK
 	    || (err = dre_rpc_client_open(&g.catalog, cfg.catalog_url))
 	        != DRE_OK
-	    || (err = dre_rpc_client_open(&g.budget, cfg.budget_url))
-	        != DRE_OK
+	    || (err = dre_rpc_client_open(&g.budget, cfg.budget_url)) != DRE_OK
 	    || (err = dre_rpc_client_open(&g.reporting, cfg.reporting_url))
 	        != DRE_OK) {
 		dre_error("cannot open rpc clients: %s", dre_strerror(err));

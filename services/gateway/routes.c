@@ -77,8 +77,7 @@ const gw_route gw_routes[] = {
 	    "reporting.BudgetUtilization.list", ROLES_REPORTING,
 	    GW_BODY_NONE },
 	{ "GET", "/reporting/BudgetUtilization/:id", gw_service,
-	    "reporting.BudgetUtilization.get", ROLES_REPORTING,
-	    GW_BODY_NONE },
+	    "reporting.BudgetUtilization.get", ROLES_REPORTING, GW_BODY_NONE },
 	{ "POST", "/pos/articles/import", gw_catalog,
 	    "catalog.Articles.import", ROLES_POS, GW_BODY_JSON },
 	{ "POST", "/api/v1/Promotions/:id/activate", gw_catalog, "activate",
@@ -602,8 +601,7 @@ render_passthrough(gw_job *j)
 	gw_job_respond(j, status, (const char *) rep->body.data,
 	    rep->has_body ? rep->body.len : 0,
 	    rep->content_type != NULL
-	            && strncmp(rep->content_type, "application/json", 16)
-	                != 0
+	            && strncmp(rep->content_type, "application/json", 16) != 0
 	        ? rep->content_type
 	        : JSON_CT);
 }

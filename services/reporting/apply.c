@@ -35,8 +35,7 @@ rep_day(char *out, int64_t ms)
 }
 
 size_t
-rep_key(char *out, size_t cap, char prefix, const char *const *parts,
-    size_t n)
+rep_key(char *out, size_t cap, char prefix, const char *const *parts, size_t n)
 {
 	size_t len = 1;
 	if (cap < 1)
@@ -113,7 +112,8 @@ rep_apply_confirmed(void *arg, dre_apply_ctx *x, const dre_msg *m)
 {
 	rep_svc         *s = arg;
 	dre_tx_confirmed t;
-	dre_err err = dre_avro_decode_tx_confirmed(&t, x->a, m->payload, m->len);
+	dre_err          err
+	    = dre_avro_decode_tx_confirmed(&t, x->a, m->payload, m->len);
 	if (err != DRE_OK)
 		return err;
 	char day[11];
@@ -121,8 +121,8 @@ rep_apply_confirmed(void *arg, dre_apply_ctx *x, const dre_msg *m)
 	const char *pg = t.pos_group_id ? t.pos_group_id : t.pos_group_code;
 	for (size_t i = 0; i < t.npromotions; i++) {
 		const dre_tx_promotion *p = &t.promotions[i];
-		const char *parts[5] = { t.tenant, p->promotion_id, day,
-			t.channel, pg };
+		const char             *parts[5]
+		    = { t.tenant, p->promotion_id, day, t.channel, pg };
 		char   key[512];
 		size_t kl = rep_key(key, sizeof(key), 'p', parts, 5);
 		if (kl == 0)
@@ -132,7 +132,8 @@ rep_apply_confirmed(void *arg, dre_apply_ctx *x, const dre_msg *m)
 		    != DRE_OK)
 			return err;
 		for (size_t k = 0; k < p->nbudget_ids; k++) {
-			const char *bp[3] = { t.tenant, p->budget_ids[k], day };
+			const char *bp[3]
+			    = { t.tenant, p->budget_ids[k], day };
 			if ((kl = rep_key(key, sizeof(key), 'b', bp, 3)) == 0)
 				return DRE_EINVAL;
 			if ((err = fold(s, x, key, kl, p->amount,
@@ -159,8 +160,8 @@ rep_apply_confirmed(void *arg, dre_apply_ctx *x, const dre_msg *m)
 	dre_buf ev = { 0 };
 	if ((err = dre_avro_encode_sfx_result(&ev, &res)) == DRE_OK) {
 		char key[320];
-		int  kl = snprintf(key, sizeof(key), "%s/%s", t.tenant,
-		     t.transaction_id);
+		int  kl = snprintf(
+		     key, sizeof(key), "%s/%s", t.tenant, t.transaction_id);
 		dre_outbox_put(s->ob, x->b, DRE_TOPIC_SIDEFX, key, (size_t) kl,
 		    ev.data, ev.len);
 	}

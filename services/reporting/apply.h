@@ -18,8 +18,8 @@ void rep_day(char *out, int64_t ms);
 
 // rep_key joins prefix and n strings (each followed by \0 but the last)
 // into out; 0 when it does not fit.
-size_t rep_key(char *out, size_t cap, char prefix, const char *const *parts,
-    size_t n);
+size_t rep_key(
+    char *out, size_t cap, char prefix, const char *const *parts, size_t n);
 
 // rep_add folds one application (amount at time at) into a (NULL = new,
 // made in arena x). Pure.

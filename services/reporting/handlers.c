@@ -17,11 +17,11 @@
 #include "dre/log.h"
 #include "dre/money.h"
 
-#define MAX_ROWS        100000
-#define MAX_LOOKUPS     200
-#define BURN_DAYS       7
-#define CSV_CT          "text/csv; charset=utf-8"
-#define DAY_MS          (24LL * 3600 * 1000)
+#define MAX_ROWS    100000
+#define MAX_LOOKUPS 200
+#define BURN_DAYS   7
+#define CSV_CT      "text/csv; charset=utf-8"
+#define DAY_MS      (24LL * 3600 * 1000)
 
 // ---- output: one table, JSON or CSV -------------------------------------
 
@@ -33,12 +33,12 @@ typedef struct {
 } col;
 
 typedef struct {
-	bool      csv;
-	dre_buf  *out;
-	dre_jsonw w;
+	bool       csv;
+	dre_buf   *out;
+	dre_jsonw  w;
 	const col *cols;
-	size_t    ncols;
-	size_t    nrows;
+	size_t     ncols;
+	size_t     nrows;
 } table;
 
 // A cell: a string (NULL = null) or an integer, per its column's type.
@@ -67,8 +67,8 @@ csv_str(dre_buf *b, const char *s)
 }
 
 static void
-table_begin(table *t, dre_buf *out, bool csv, bool list, const col *cols,
-    size_t ncols)
+table_begin(
+    table *t, dre_buf *out, bool csv, bool list, const col *cols, size_t ncols)
 {
 	t->csv = csv;
 	t->out = out;
@@ -213,7 +213,7 @@ query_parse(const dre_rpc_call *call, dre_rpc_reply *rep, query *q)
 	q->pos_group = dre_rpc_param(call, "posGroupId");
 	const char *g = dre_rpc_param(call, "groupBy");
 	if (g != NULL) {
-		char  buf[128], *save = NULL;
+		char buf[128], *save = NULL;
 		snprintf(buf, sizeof(buf), "%s", g);
 		for (char *t = strtok_r(buf, ",", &save); t != NULL;
 		     t = strtok_r(NULL, ",", &save)) {
@@ -326,7 +326,8 @@ key_parts(dre_arena *a, const char *k, size_t kl, char **parts, size_t max)
 	size_t n = 0, start = 1;
 	for (size_t i = 1; i <= kl && n < max; i++)
 		if (i == kl || k[i] == '\0') {
-			parts[n++] = dre_arena_strndup(a, k + start, i - start);
+			parts[n++]
+			    = dre_arena_strndup(a, k + start, i - start);
 			start = i + 1;
 		}
 	return n;
@@ -350,7 +351,8 @@ perf(rep_svc *s, const dre_rpc_call *call, dre_rpc_reply *rep, bool one)
 	perf_row  *rows = NULL;
 	size_t     nrows = 0, cap = 0, first_of_promo = 0;
 	if (a == NULL) {
-		dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL, "out of memory");
+		dre_rpc_reply_error(
+		    rep, 503, "UNAVAILABLE", NULL, "out of memory");
 		return;
 	}
 	const char *pp[2] = { call->tenant, id };
@@ -358,12 +360,14 @@ perf(rep_svc *s, const dre_rpc_call *call, dre_rpc_reply *rep, bool one)
 	size_t      pl = rep_key(prefix, sizeof(prefix), 'p', pp, one ? 2 : 1);
 	if (pl == 0) {
 		dre_arena_free(a);
-		dre_rpc_reply_error(rep, 400, "VALIDATION_FAILED", "id", "too long");
+		dre_rpc_reply_error(
+		    rep, 400, "VALIDATION_FAILED", "id", "too long");
 		return;
 	}
 	prefix[pl++] = '\0';
 	dre_store_iter *it = NULL;
-	if (dre_store_iter_open(&it, s->st, REP_CF_AGG, prefix, pl) != DRE_OK) {
+	if (dre_store_iter_open(&it, s->st, REP_CF_AGG, prefix, pl)
+	    != DRE_OK) {
 		dre_arena_free(a);
 		dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL, "store");
 		return;
@@ -380,7 +384,8 @@ perf(rep_svc *s, const dre_rpc_call *call, dre_rpc_reply *rep, bool one)
 		    || (q.to && strcmp(day, q.to) > 0)
 		    || (q.channel
 		        && (chan == NULL || strcasecmp(chan, q.channel) != 0))
-		    || (q.pos_group && (pg == NULL || strcmp(pg, q.pos_group))))
+		    || (q.pos_group
+		        && (pg == NULL || strcmp(pg, q.pos_group))))
 			continue;
 		Dre__Aggregate *ag
 		    = dre__aggregate__unpack(NULL, vl, (const uint8_t *) v);
@@ -388,10 +393,10 @@ perf(rep_svc *s, const dre_rpc_call *call, dre_rpc_reply *rep, bool one)
 			continue;
 		if (nrows == 0 || strcmp(rows[nrows - 1].promotion_id, p[1]))
 			first_of_promo = nrows;
-		perf_row want = { p[1], q.by_day ? day : NULL,
-			q.by_channel ? chan : NULL, q.by_pos_group ? pg : NULL,
-			dre_arena_strdup(a, ag->currency), NULL, NULL, NULL, 0,
-			0, ag->first_at, ag->last_at };
+		perf_row  want = { p[1], q.by_day ? day : NULL,
+                        q.by_channel ? chan : NULL, q.by_pos_group ? pg : NULL,
+			 dre_arena_strdup(a, ag->currency), NULL, NULL, NULL, 0,
+			 0, ag->first_at, ag->last_at };
 		perf_row *r = NULL;
 		for (size_t i = first_of_promo; i < nrows && r == NULL; i++)
 			if (same(rows[i].day, want.day)
@@ -402,9 +407,11 @@ perf(rep_svc *s, const dre_rpc_call *call, dre_rpc_reply *rep, bool one)
 		if (r == NULL && nrows < MAX_ROWS) {
 			if (nrows == cap) {
 				cap = cap ? cap * 2 : 64;
-				perf_row *nr = realloc(rows, cap * sizeof(*nr));
+				perf_row *nr
+				    = realloc(rows, cap * sizeof(*nr));
 				if (nr == NULL) {
-					dre__aggregate__free_unpacked(ag, NULL);
+					dre__aggregate__free_unpacked(
+					    ag, NULL);
 					break;
 				}
 				rows = nr;
@@ -437,8 +444,9 @@ perf(rep_svc *s, const dre_rpc_call *call, dre_rpc_reply *rep, bool one)
 	// The status comes from the catalog, once per promotion.
 	size_t lookups = 0;
 	for (size_t i = 0; i < nrows; i++) {
-		if (i > 0 && strcmp(rows[i].promotion_id,
-		                 rows[i - 1].promotion_id) == 0) {
+		if (i > 0
+		    && strcmp(rows[i].promotion_id, rows[i - 1].promotion_id)
+		        == 0) {
 			rows[i].status = rows[i - 1].status;
 			continue;
 		}
@@ -446,29 +454,30 @@ perf(rep_svc *s, const dre_rpc_call *call, dre_rpc_reply *rep, bool one)
 			rows[i].status = promo_status(
 			    s, a, call->tenant, rows[i].promotion_id);
 	}
-	size_t ncols = 10 + (q.by_day || q.by_channel || q.by_pos_group ? 3 : 0);
-	table  t;
+	size_t ncols
+	    = 10 + (q.by_day || q.by_channel || q.by_pos_group ? 3 : 0);
+	table t;
 	table_begin(&t, &rep->body, q.csv, !one, perf_cols, ncols);
 	for (size_t i = 0; i < nrows; i++) {
 		perf_row *r = &rows[i];
 		cell      c[13] = {
-                        { r->promotion_id, 0, false },
-                        { r->name, 0, false },
-                        { r->status, 0, false },
-                        { r->type, 0, false },
-                        { NULL, r->count, false },
-                        { NULL, r->amount, false },
-                        { NULL,
-                            r->count ? dre_div_round(r->amount, r->count,
-                                           DRE_ROUND_HALF_UP)
-                                          : 0,
-                            false },
-                        { r->currency, 0, false },
-                        { NULL, r->first, false },
-                        { NULL, r->last, false },
-                        { r->day, 0, r->day == NULL },
-                        { r->channel, 0, r->channel == NULL },
-                        { r->pos_group, 0, r->pos_group == NULL },
+			     { r->promotion_id, 0, false },
+			     { r->name, 0, false },
+			     { r->status, 0, false },
+			     { r->type, 0, false },
+			     { NULL, r->count, false },
+			     { NULL, r->amount, false },
+			     { NULL,
+                            r->count ? dre_div_round(
+			             r->amount, r->count, DRE_ROUND_HALF_UP)
+			                  : 0,
+			         false },
+			     { r->currency, 0, false },
+			     { NULL, r->first, false },
+			     { NULL, r->last, false },
+			     { r->day, 0, r->day == NULL },
+			     { r->channel, 0, r->channel == NULL },
+			     { r->pos_group, 0, r->pos_group == NULL },
 		};
 		table_row(&t, c);
 	}
@@ -536,8 +545,7 @@ str(const dre_json *doc, const char *name)
 // burn sums the budget's consumption over the last BURN_DAYS days (today
 // included) from the aggregates.
 static int64_t
-burn(rep_svc *s, dre_arena *a, const char *tenant, const char *id,
-    int64_t now)
+burn(rep_svc *s, dre_arena *a, const char *tenant, const char *id, int64_t now)
 {
 	const char *pp[3] = { tenant, id, "" };
 	char        prefix[512], since[11];
@@ -546,7 +554,8 @@ burn(rep_svc *s, dre_arena *a, const char *tenant, const char *id,
 	rep_day(since, now - (BURN_DAYS - 1) * DAY_MS);
 	dre_store_iter *it = NULL;
 	if (pl == 0
-	    || dre_store_iter_open(&it, s->st, REP_CF_AGG, prefix, pl) != DRE_OK)
+	    || dre_store_iter_open(&it, s->st, REP_CF_AGG, prefix, pl)
+	        != DRE_OK)
 		return 0;
 	const char *k, *v;
 	size_t      kl, vl;
@@ -571,15 +580,16 @@ budget_row(rep_svc *s, table *t, dre_arena *a, const char *tenant,
 	const char *id = str(b, "id");
 	if (id == NULL)
 		return;
-	int64_t total = dec(b, "totalAmount"), consumed = dec(b, "consumedAmount");
+	int64_t total = dec(b, "totalAmount"),
+	        consumed = dec(b, "consumedAmount");
 	int64_t remaining = total - consumed;
 	int64_t pct = dec(b, "utilizationPct");
 	int64_t tx = 0;
 	dre_json_int(&tx, dre_json_get(b, "transactionsCount"), 0, INT64_MAX);
 	int64_t rate = dre_div_round(
 	    burn(s, a, tenant, id, now), BURN_DAYS, DRE_ROUND_HALF_UP);
-	char    date[11];
-	bool    has_date = false;
+	char date[11];
+	bool has_date = false;
 	if (remaining > 0 && rate > 0) {
 		int64_t days = (remaining + rate - 1) / rate;
 		rep_day(date, now + days * DAY_MS);
@@ -610,8 +620,8 @@ budgets(rep_svc *s, const dre_rpc_call *call, dre_rpc_reply *rep, bool one)
 	const char    *id = one ? dre_rpc_param(call, "id") : NULL;
 	Dre__RpcReply *br = NULL;
 	dre_err        err = client_call(s, true,
-	           one ? "budget.Budgets.get" : "budget.Budgets.list",
-	           call->tenant, id, &br);
+            one ? "budget.Budgets.get" : "budget.Budgets.list", call->tenant,
+	           id, &br);
 	if (err != DRE_OK) {
 		dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL,
 		    "the budget service is unavailable: %s",

@@ -127,7 +127,7 @@ outbox_topics(char topics[][64], size_t max, dre_buf *last_sidefx)
 		size_t         tl = (size_t) u[0] << 8 | u[1];
 		snprintf(topics[n], 64, "%.*s", (int) tl, v + 2);
 		const uint8_t *kp = u + 2 + tl;
-		size_t         klen = (size_t) kp[0] << 24 | (size_t) kp[1] << 16
+		size_t klen = (size_t) kp[0] << 24 | (size_t) kp[1] << 16
 		    | (size_t) kp[2] << 8 | kp[3];
 		if (strcmp(topics[n], "dre.sidefx.results") == 0) {
 			dre_buf_reset(last_sidefx);
@@ -155,9 +155,9 @@ apply_sale(const char *txid, const dre_tx_promotion *p, size_t np)
 	t.npromotions = np;
 	dre_buf ev = { 0 };
 	assert_int_equal(dre_avro_encode_tx_confirmed(&ev, &t), DRE_OK);
-	dre_msg m = { .topic = "dre.transactions.confirmed",
-		.payload = (const uint8_t *) ev.data,
-		.len = ev.len };
+	dre_msg       m = { .topic = "dre.transactions.confirmed",
+		      .payload = (const uint8_t *) ev.data,
+		      .len = ev.len };
 	dre_batch    *b = dre_batch_alloc_indexed();
 	dre_arena    *a = dre_arena_alloc(0);
 	dre_apply_ctx x = { .st = s.st,
@@ -195,8 +195,8 @@ test_apply_sale(void **state)
 	const char *const ids1[] = { "b-1" };
 	const char *const ids2[] = { "b-1", "b-2" };
 	dre_tx_promotion  p[2] = {
-                { "p-1", "One", "ARTICLE", 300, 300, NULL, ids1, 1 },
-                { "p-2", "Two", "RECEIPT", 250, 400, NULL, ids2, 2 },
+		 { "p-1", "One", "ARTICLE", 300, 300, NULL, ids1, 1 },
+		 { "p-2", "Two", "RECEIPT", 250, 400, NULL, ids2, 2 },
 	};
 	apply_sale("TX-1", p, 2);
 	Dre__BudgetRecord *g = NULL;
@@ -256,7 +256,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_thresholds_and_exhaustion),
 		cmocka_unit_test(test_zero_total_is_exhausted),
-		cmocka_unit_test_setup_teardown(test_apply_sale, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_apply_sale, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

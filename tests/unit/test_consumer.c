@@ -141,7 +141,8 @@ apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 {
 	svc                    *s = arg;
 	dre_budget_status_event e;
-	dre_err err = dre_avro_decode_budget_status(&e, x->a, m->payload, m->len);
+	dre_err                 err
+	    = dre_avro_decode_budget_status(&e, x->a, m->payload, m->len);
 	if (err != DRE_OK)
 		return err;
 	assert_non_null(x->event_id);
@@ -154,8 +155,8 @@ apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 	}
 	// Read through the batch: earlier events of the same batch count.
 	int64_t n = sum_of(x->st, x->b, e.budget_id) + e.consumed_amount;
-	dre_batch_put(x->b, x->st, CF_STATE, e.budget_id, strlen(e.budget_id),
-	    &n, 8);
+	dre_batch_put(
+	    x->b, x->st, CF_STATE, e.budget_id, strlen(e.budget_id), &n, 8);
 	atomic_fetch_add(&s->applied, 1);
 	return DRE_OK;
 }
@@ -202,7 +203,7 @@ start(dre_store *st, svc *s, const char *group, dre_recover_fn rec)
 		.batch_end = end,
 		.arg = s,
 		.max_batch = 7 };
-	dre_applier *ap = NULL;
+	dre_applier    *ap = NULL;
 	assert_int_equal(dre_applier_start(&ap, &cfg), DRE_OK);
 	return ap;
 }
@@ -236,8 +237,8 @@ test_exactly_once(void **state)
 	int64_t want = 0;
 	for (int i = 1; i <= 50; i++) {
 		char id[37];
-		snprintf(id, sizeof(id), "%s",
-		    produce(p, "t1", budget, i, NULL));
+		snprintf(
+		    id, sizeof(id), "%s", produce(p, "t1", budget, i, NULL));
 		produce(p, "t1", budget, i, id);
 		want += i;
 	}

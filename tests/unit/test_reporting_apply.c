@@ -52,12 +52,15 @@ test_apply(void **state)
 	rep_svc       s;
 	memset(&s, 0, sizeof(s));
 	assert_int_equal(dre_bus_mock_open(&mock, 1), DRE_OK);
-	dre_kvlist_set(&props, "bootstrap.servers", dre_bus_mock_bootstrap(mock));
-	snprintf(dir, sizeof(dir), "/tmp/dre-test-reporting-%d", (int) getpid());
+	dre_kvlist_set(
+	    &props, "bootstrap.servers", dre_bus_mock_bootstrap(mock));
+	snprintf(
+	    dir, sizeof(dir), "/tmp/dre-test-reporting-%d", (int) getpid());
 	assert_int_equal(rep_open(&s, dir, &props), DRE_OK);
 
 	const char *const bids[] = { "b-1" };
-	dre_tx_promotion  p = { "p-1", "One", "ARTICLE", 125, 200, NULL, bids, 1 };
+	dre_tx_promotion  p
+	    = { "p-1", "One", "ARTICLE", 125, 200, NULL, bids, 1 };
 	for (int i = 0; i < 3; i++) {
 		dre_tx_confirmed t = { 0 };
 		dre_uuid_v4(t.event_id);
@@ -71,12 +74,14 @@ test_apply(void **state)
 		t.promotions = &p;
 		t.npromotions = 1;
 		dre_buf ev = { 0 };
-		assert_int_equal(dre_avro_encode_tx_confirmed(&ev, &t), DRE_OK);
-		dre_msg       m = { .payload = (const uint8_t *) ev.data,
-			      .len = ev.len };
+		assert_int_equal(
+		    dre_avro_encode_tx_confirmed(&ev, &t), DRE_OK);
+		dre_msg m
+		    = { .payload = (const uint8_t *) ev.data, .len = ev.len };
 		dre_batch    *b = dre_batch_alloc_indexed();
 		dre_arena    *a = dre_arena_alloc(0);
-		dre_apply_ctx x = { .st = s.st, .b = b, .a = a, .attempts = 1 };
+		dre_apply_ctx x
+		    = { .st = s.st, .b = b, .a = a, .attempts = 1 };
 		assert_int_equal(rep_apply_confirmed(&s, &x, &m), DRE_OK);
 		assert_int_equal(dre_store_write(s.st, b, true), DRE_OK);
 		dre_batch_free(b);
@@ -94,8 +99,8 @@ test_apply(void **state)
 		size_t vl = 0, kl = rep_key(key, sizeof(key), 'p', keys[i], 5);
 		assert_int_equal(
 		    dre_store_get(s.st, REP_CF_AGG, key, kl, &v, &vl), DRE_OK);
-		Dre__Aggregate *g = dre__aggregate__unpack(
-		    NULL, vl, (const uint8_t *) v);
+		Dre__Aggregate *g
+		    = dre__aggregate__unpack(NULL, vl, (const uint8_t *) v);
 		assert_non_null(g);
 		assert_int_equal(g->count, 1);
 		assert_int_equal(g->amount, 125);
@@ -105,8 +110,10 @@ test_apply(void **state)
 	const char *bk[3] = { "t1", "b-1", "2026-06-08" };
 	char        key[256], *v = NULL;
 	size_t      vl = 0, kl = rep_key(key, sizeof(key), 'b', bk, 3);
-	assert_int_equal(dre_store_get(s.st, REP_CF_AGG, key, kl, &v, &vl), DRE_OK);
-	Dre__Aggregate *g = dre__aggregate__unpack(NULL, vl, (const uint8_t *) v);
+	assert_int_equal(
+	    dre_store_get(s.st, REP_CF_AGG, key, kl, &v, &vl), DRE_OK);
+	Dre__Aggregate *g
+	    = dre__aggregate__unpack(NULL, vl, (const uint8_t *) v);
 	assert_int_equal(g->count, 2);
 	assert_int_equal(g->amount, 250);
 	dre__aggregate__free_unpacked(g, NULL);

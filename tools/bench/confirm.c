@@ -55,8 +55,8 @@ static int
 connect_to(void)
 {
 	int                fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET,
-		.sin_port = htons((uint16_t) port) };
+	struct sockaddr_in sa
+	    = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port) };
 	inet_pton(AF_INET, host, &sa.sin_addr);
 	if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0) {
 		perror("connect");
@@ -68,15 +68,15 @@ connect_to(void)
 }
 
 static char *
-build_request(const char *method, const char *path, const char *body,
-    size_t *lenp)
+build_request(
+    const char *method, const char *path, const char *body, size_t *lenp)
 {
 	size_t blen = body ? strlen(body) : 0;
 	char  *r = malloc(blen + 512);
 	int    n = sprintf(r,
-            "%s %s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Basic %s\r\n"
-               "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-            method, path, host, port, auth, blen);
+	       "%s %s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Basic %s\r\n"
+	          "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+	       method, path, host, port, auth, blen);
 	if (blen)
 		memcpy(r + n, body, blen);
 	*lenp = (size_t) n + blen;
@@ -85,8 +85,8 @@ build_request(const char *method, const char *path, const char *body,
 
 // call sends one request on a blocking socket and reads the answer.
 static int
-call(int fd, const char *method, const char *path, const char *body,
-    char *out, size_t ocap)
+call(int fd, const char *method, const char *path, const char *body, char *out,
+    size_t ocap)
 {
 	static char   buf[1 << 20];
 	static size_t used;
@@ -110,7 +110,8 @@ call(int fd, const char *method, const char *path, const char *body,
 				size_t n = clen < ocap - 1 ? clen : ocap - 1;
 				memcpy(out, buf + hlen, n);
 				out[n] = 0;
-				memmove(buf, buf + hlen + clen, used - hlen - clen);
+				memmove(buf, buf + hlen + clen,
+				    used - hlen - clen);
 				used -= hlen + clen;
 				return status;
 			}
@@ -158,13 +159,15 @@ setup(void)
 	    "{\"name\":\"Bench %s\",\"totalAmount\":100000000,"
 	    "\"currency\":\"EUR\"}",
 	    run_id);
-	if (call(fd, "POST", "/api/v1/Budgets", body, out, sizeof(out)) != 201) {
+	if (call(fd, "POST", "/api/v1/Budgets", body, out, sizeof(out))
+	    != 201) {
 		fprintf(stderr, "budget: %s\n", out);
 		exit(1);
 	}
 	json_field(out, "id", budget_id, sizeof(budget_id));
 	snprintf(body, sizeof(body),
-	    "{\"name\":\"Bench %s\",\"type\":\"ARTICLE\",\"status\":\"ACTIVE\","
+	    "{\"name\":\"Bench "
+	    "%s\",\"type\":\"ARTICLE\",\"status\":\"ACTIVE\","
 	    "\"budgetIds\":[\"%s\"],\"conditions\":[{\"type\":\"ARTICLE\","
 	    "\"values\":[\"CB-%s\"]}],\"actions\":[{\"type\":\"ARTICLE\","
 	    "\"discountType\":\"PERCENTAGE\",\"value\":10}]}",
@@ -176,17 +179,19 @@ setup(void)
 	}
 	json_field(out, "id", promo_id, sizeof(promo_id));
 	snprintf(body, sizeof(body),
-	    "{\"request\":{\"posGroupCode\":\"%s\",\"items\":[{\"articleNumber\":"
+	    "{\"request\":{\"posGroupCode\":\"%s\",\"items\":[{"
+	    "\"articleNumber\":"
 	    "\"CB-%s\",\"quantity\":1,\"unitPrice\":20.00}]}}",
 	    group_code, run_id);
 	int64_t deadline = now_ns() + 30 * 1000000000ll;
 	for (;;) {
-		int st = call(fd, "POST", "/pos/v2/simulate", body, out,
-		    sizeof(out));
+		int st = call(
+		    fd, "POST", "/pos/v2/simulate", body, out, sizeof(out));
 		if (st == 200 && strstr(out, promo_id) != NULL)
 			break;
 		if (now_ns() > deadline) {
-			fprintf(stderr, "the promotion never applied: %s\n", out);
+			fprintf(
+			    stderr, "the promotion never applied: %s\n", out);
 			exit(1);
 		}
 		usleep(50000);
@@ -208,8 +213,8 @@ typedef struct {
 } conn;
 
 typedef char *(*make_fn)(long item, size_t *lenp);
-typedef void (*done_fn)(long item, int status, const char *body,
-    int64_t latency_ns);
+typedef void (*done_fn)(
+    long item, int status, const char *body, int64_t latency_ns);
 
 typedef struct {
 	long    n;
@@ -227,8 +232,9 @@ run(int nconn, long n, double rate, make_fn make, done_fn done)
 	for (int i = 0; i < nconn; i++) {
 		cs[i].fd = connect_to();
 		fcntl(cs[i].fd, F_SETFL, O_NONBLOCK);
-		struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLET,
-			.data.ptr = &cs[i] };
+		struct epoll_event ev
+		    = { .events = EPOLLIN | EPOLLOUT | EPOLLET,
+			      .data.ptr = &cs[i] };
 		epoll_ctl(ep, EPOLL_CTL_ADD, cs[i].fd, &ev);
 	}
 	int64_t    interval = rate > 0 ? (int64_t) (1e9 / rate) : 0;
@@ -253,7 +259,8 @@ run(int nconn, long n, double rate, make_fn make, done_fn done)
 			c->woff = w > 0 ? (size_t) w : 0;
 		}
 		struct epoll_event evs[64];
-		int64_t wait_ms = interval ? (next_due - now_ns()) / 1000000 : 1;
+		int64_t            wait_ms
+		    = interval ? (next_due - now_ns()) / 1000000 : 1;
 		if (wait_ms < 0)
 			wait_ms = 0;
 		if (wait_ms > 2)
@@ -272,7 +279,8 @@ run(int nconn, long n, double rate, make_fn make, done_fn done)
 				    sizeof(c->in) - 1 - c->used);
 				if (rd <= 0) {
 					if (rd == 0 || errno != EAGAIN) {
-						fprintf(stderr, "connection lost\n");
+						fprintf(stderr,
+						    "connection lost\n");
 						exit(1);
 					}
 					break;
@@ -296,7 +304,8 @@ run(int nconn, long n, double rate, make_fn make, done_fn done)
 				r.non200++;
 			done(c->item, status, c->in + hlen, now_ns() - c->due);
 			c->in[hlen + clen] = save;
-			memmove(c->in, c->in + hlen + clen, c->used - hlen - clen);
+			memmove(
+			    c->in, c->in + hlen + clen, c->used - hlen - clen);
 			c->used -= hlen + clen;
 			c->busy = false;
 			finished++;
@@ -336,7 +345,8 @@ make_evaluate(long i, size_t *lenp)
 static void
 done_evaluate(long i, int status, const char *body, int64_t ns)
 {
-	if (status != 200 || strstr(body, "\"transactionCounter\":1") == NULL) {
+	if (status != 200
+	    || strstr(body, "\"transactionCounter\":1") == NULL) {
 		fprintf(stderr, "evaluate %ld: %d %.300s\n", base + i, status,
 		    body);
 		exit(1);
@@ -389,7 +399,8 @@ evaluate_all(int nconn, long n)
 {
 	run_result r = run(nconn, n, 0, make_evaluate, done_evaluate);
 	printf("  prepared %ld iterations (evaluate) in %.1f s: %.0f/s\n", r.n,
-	    (double) r.elapsed_ns / 1e9, (double) r.n * 1e9 / (double) r.elapsed_ns);
+	    (double) r.elapsed_ns / 1e9,
+	    (double) r.n * 1e9 / (double) r.elapsed_ns);
 }
 
 // parse_iso reads "YYYY-MM-DDTHH:MM:SS.mmmZ" as epoch ms.
@@ -410,9 +421,9 @@ parse_iso(const char *s)
 int
 main(int argc, char **argv)
 {
-	int    nconn = 128, duration = 10;
-	long   nthroughput = 20000;
-	double rate = 1000;
+	int                        nconn = 128, duration = 10;
+	long                       nthroughput = 20000;
+	double                     rate = 1000;
 	static const struct option opts[] = { { "host", 1, 0, 'h' },
 		{ "port", 1, 0, 'p' }, { "connections", 1, 0, 'c' },
 		{ "count", 1, 0, 'n' }, { "rate", 1, 0, 'r' },
@@ -420,12 +431,24 @@ main(int argc, char **argv)
 	for (int c; (c = getopt_long(argc, argv, "h:p:c:n:r:d:", opts, NULL))
 	     != -1;) {
 		switch (c) {
-		case 'h': host = optarg; break;
-		case 'p': port = atoi(optarg); break;
-		case 'c': nconn = atoi(optarg); break;
-		case 'n': nthroughput = atol(optarg); break;
-		case 'r': rate = atof(optarg); break;
-		case 'd': duration = atoi(optarg); break;
+		case 'h':
+			host = optarg;
+			break;
+		case 'p':
+			port = atoi(optarg);
+			break;
+		case 'c':
+			nconn = atoi(optarg);
+			break;
+		case 'n':
+			nthroughput = atol(optarg);
+			break;
+		case 'r':
+			rate = atof(optarg);
+			break;
+		case 'd':
+			duration = atoi(optarg);
+			break;
 		default:
 			fprintf(stderr,
 			    "usage: dre-bench-confirm [--host H] [--port P] "
@@ -440,18 +463,20 @@ main(int argc, char **argv)
 
 	// Throughput.
 	if (nthroughput > 0) {
-		printf("throughput: %ld confirms, %d connections\n", nthroughput,
-		    nconn);
+		printf("throughput: %ld confirms, %d connections\n",
+		    nthroughput, nconn);
 		base = 0;
 		evaluate_all(nconn, nthroughput);
 		lat = calloc((size_t) nthroughput, sizeof(int64_t));
 		queued = 0;
-		run_result r = run(nconn, nthroughput, 0, make_confirm, done_confirm);
+		run_result r
+		    = run(nconn, nthroughput, 0, make_confirm, done_confirm);
 		qsort(lat, (size_t) r.n, sizeof(int64_t), cmp_i64);
 		printf("  %ld confirms in %.2f s: %.0f confirms/s durable "
 		       "(%ld answered queued, non-200 %ld)\n",
 		    r.n, (double) r.elapsed_ns / 1e9,
-		    (double) r.n * 1e9 / (double) r.elapsed_ns, queued, r.non200);
+		    (double) r.n * 1e9 / (double) r.elapsed_ns, queued,
+		    r.non200);
 		printf("  answer latency ms: p50 %.2f  p99 %.2f  max %.2f\n",
 		    pct(lat, r.n, 0.5) / 1e6, pct(lat, r.n, 0.99) / 1e6,
 		    pct(lat, r.n, 1.0) / 1e6);
@@ -468,7 +493,8 @@ main(int argc, char **argv)
 			if (tx != NULL && atol(tx + 20) >= nthroughput)
 				break;
 			if (now_ns() - t0 > 120 * 1000000000ll) {
-				fprintf(stderr, "budget never caught up: %s\n", out);
+				fprintf(stderr, "budget never caught up: %s\n",
+				    out);
 				exit(1);
 			}
 			usleep(20000);
@@ -490,7 +516,8 @@ main(int argc, char **argv)
 	// Latency at a fixed rate.
 	long n = (long) (rate * duration);
 	if (n > 0) {
-		printf("fixed rate: %.0f confirms/s for %d s\n", rate, duration);
+		printf(
+		    "fixed rate: %.0f confirms/s for %d s\n", rate, duration);
 		base = 1000000;
 		evaluate_all(nconn, n);
 		lat = calloc((size_t) n, sizeof(int64_t));
@@ -515,9 +542,12 @@ main(int argc, char **argv)
 			    "/pos/v2/transactions/CB-%s-%ld/1/side-effects",
 			    run_id, base + i);
 			for (;;) {
-				int st = call(fd, "GET", path, NULL, out, sizeof(out));
-				if (st == 200 && strstr(out, "\"COMPLETED\"")) {
-					json_field(out, "completedAt", at, sizeof(at));
+				int st = call(
+				    fd, "GET", path, NULL, out, sizeof(out));
+				if (st == 200
+				    && strstr(out, "\"COMPLETED\"")) {
+					json_field(out, "completedAt", at,
+					    sizeof(at));
 					done_ms[i] = parse_iso(at) * 1000
 					    - sent_us[i];
 					break;
@@ -539,9 +569,11 @@ main(int argc, char **argv)
 		snprintf(path, sizeof(path), "/api/v1/Budgets/%s", budget_id);
 		call(fd, "GET", path, NULL, out, sizeof(out));
 		char *tx = strstr(out, "\"transactionsCount\":");
-		printf("  budget: %.80s... transactionsCount %ld (expected %ld)\n",
-		    strstr(out, "\"consumedAmount\"") ? strstr(out, "\"consumedAmount\"")
-		                                      : out,
+		printf("  budget: %.80s... transactionsCount %ld (expected "
+		       "%ld)\n",
+		    strstr(out, "\"consumedAmount\"")
+		        ? strstr(out, "\"consumedAmount\"")
+		        : out,
 		    tx ? atol(tx + 20) : -1, nthroughput + n);
 		close(fd);
 		free(done_ms);

@@ -27,9 +27,9 @@
 #define MAX_SCHEMAS 64
 
 typedef struct {
-	char               name[256];
-	uint64_t           fp;
-	avro_schema_t      schema;
+	char                name[256];
+	uint64_t            fp;
+	avro_schema_t       schema;
 	avro_value_iface_t *iface;
 } schema_file;
 
@@ -77,8 +77,8 @@ load_schemas(const char *dir)
 		dre_buf      canon = { 0 };
 		if (dre_avro_canonical(&canon, json, len) != DRE_OK
 		    || avro_schema_from_json_length(json, len, &s->schema)) {
-			fprintf(stderr, "dre-events: %s is not a schema\n",
-			    path);
+			fprintf(
+			    stderr, "dre-events: %s is not a schema\n", path);
 			free(json);
 			dre_buf_free(&canon);
 			continue;
@@ -142,14 +142,15 @@ print_value(FILE *out, const uint8_t *p, size_t len)
 		return;
 	}
 	avro_value_t  v;
-	avro_reader_t r = avro_reader_memory(
-	    (const char *) p + 10, (int64_t) (len - 10));
+	avro_reader_t r
+	    = avro_reader_memory((const char *) p + 10, (int64_t) (len - 10));
 	avro_generic_value_new(s->iface, &v);
 	char *json = NULL;
 	if (avro_value_read(r, &v) != 0
 	    || avro_value_to_json(&v, 1, &json) != 0) {
 		fprintf(out,
-		    "\"schema\":\"%s\",\"value\":null,\"error\":\"undecodable\"",
+		    "\"schema\":\"%s\",\"value\":null,\"error\":"
+		    "\"undecodable\"",
 		    s->name);
 	} else {
 		fprintf(out, "\"schema\":\"%s\",\"value\":%s", s->name, json);
@@ -162,8 +163,9 @@ print_value(FILE *out, const uint8_t *p, size_t len)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: dre-events -b BOOTSTRAP -t TOPIC "
-	                "[-s SCHEMA_DIR] [-w WAIT_MS]\n");
+	fprintf(stderr,
+	    "usage: dre-events -b BOOTSTRAP -t TOPIC "
+	    "[-s SCHEMA_DIR] [-w WAIT_MS]\n");
 	exit(2);
 }
 
@@ -175,11 +177,20 @@ main(int argc, char **argv)
 	int         wait_ms = 10000, c;
 	while ((c = getopt(argc, argv, "b:t:s:w:")) != -1) {
 		switch (c) {
-		case 'b': bootstrap = optarg; break;
-		case 't': topic = optarg; break;
-		case 's': dir = optarg; break;
-		case 'w': wait_ms = atoi(optarg); break;
-		default: usage();
+		case 'b':
+			bootstrap = optarg;
+			break;
+		case 't':
+			topic = optarg;
+			break;
+		case 's':
+			dir = optarg;
+			break;
+		case 'w':
+			wait_ms = atoi(optarg);
+			break;
+		default:
+			usage();
 		}
 	}
 	if (bootstrap == NULL || topic == NULL)
@@ -189,21 +200,22 @@ main(int argc, char **argv)
 
 	char             err[512];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err,
-	        sizeof(err))
+	if (rd_kafka_conf_set(
+	        conf, "bootstrap.servers", bootstrap, err, sizeof(err))
 	        != RD_KAFKA_CONF_OK
-	    || rd_kafka_conf_set(conf, "group.id", "dre-events", err,
-	           sizeof(err))
+	    || rd_kafka_conf_set(
+	           conf, "group.id", "dre-events", err, sizeof(err))
 	        != RD_KAFKA_CONF_OK
-	    || rd_kafka_conf_set(conf, "enable.partition.eof", "true", err,
-	           sizeof(err))
+	    || rd_kafka_conf_set(
+	           conf, "enable.partition.eof", "true", err, sizeof(err))
 	        != RD_KAFKA_CONF_OK
 	    || rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err))
 	        != RD_KAFKA_CONF_OK) {
 		fprintf(stderr, "dre-events: %s\n", err);
 		return 1;
 	}
-	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+	rd_kafka_t *rk
+	    = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
 	if (rk == NULL) {
 		fprintf(stderr, "dre-events: %s\n", err);
 		return 1;
@@ -236,8 +248,9 @@ main(int argc, char **argv)
 		if ((t1.tv_sec - t0.tv_sec) * 1000
 		        + (t1.tv_nsec - t0.tv_nsec) / 1000000
 		    > wait_ms) {
-			fprintf(stderr, "dre-events: timed out (%d of %d "
-			                "partitions read to the end)\n",
+			fprintf(stderr,
+			    "dre-events: timed out (%d of %d "
+			    "partitions read to the end)\n",
 			    eof, np);
 			break;
 		}

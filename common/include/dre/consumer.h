@@ -58,8 +58,7 @@ typedef struct {
 // dead letter and consumption moves on. Anything else is transient: the
 // whole batch is dropped, the consumer rewinds to its stored positions and
 // tries again after a back-off (x->attempts counts the tries).
-typedef dre_err (*dre_apply_fn)(
-    void *arg, dre_apply_ctx *x, const dre_msg *m);
+typedef dre_err (*dre_apply_fn)(void *arg, dre_apply_ctx *x, const dre_msg *m);
 
 // dre_recover_fn replaces the service's state when its positions are lost
 // (first start, a position the log no longer has, a new cluster): it writes
@@ -77,15 +76,15 @@ typedef struct {
 	int                cf; // the applier's own column family
 	const dre_kvlist  *kafka; // pass-through properties (copied)
 	const char        *group_id; // NULL/"" = static assignment of every
-	                             // partition of topics (dre_topics[])
-	dre_apply_fn       apply;
-	dre_recover_fn     recover; // NULL = restart from the beginning
+	                      // partition of topics (dre_topics[])
+	dre_apply_fn   apply;
+	dre_recover_fn recover; // NULL = restart from the beginning
 	// Called on the applier's thread around each batch: begin before the
 	// first apply, end after the batch was written (err DRE_OK) or
 	// dropped. Either may be NULL.
 	void (*batch_begin)(void *arg);
 	void (*batch_end)(void *arg, dre_err err);
-	void   *arg;
+	void *arg;
 	// idempotent: applying an event twice changes nothing (a versioned
 	// or replacing state): no eventId keys are kept.
 	bool    idempotent;
