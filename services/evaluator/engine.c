@@ -51,6 +51,7 @@ typedef struct {
 	Dre__MissedPromotion    **missed;
 	size_t                    nmissed, capmissed;
 	bool                      want_missed;
+	dre_budget_limited        limited; // engine_budget.c
 } ev;
 
 // ev_get never returns NULL: an exhausted arena (malloc failing) unwinds
@@ -693,6 +694,8 @@ respond(ev *v, const dre_index *ix)
 	r->include_missed = v->want_missed;
 	r->missed_promotions = v->missed;
 	r->n_missed_promotions = v->nmissed;
+	r->budget_limited_promotions = v->limited.v;
+	r->n_budget_limited_promotions = v->limited.n;
 	return r;
 }
 
@@ -797,6 +800,11 @@ evaluate_run(ev *v, const dre_index *ix, dre_eval_error *err)
 			const char   *stage = prefilter(v, e->promo, &reason);
 			if (stage != NULL) {
 				missed_add(v, e->promo, stage, reason);
+				continue;
+			}
+			if (dre_budget_check(v->ctx->budgets, v->ctx->tenant,
+			        e->promo, v->a, &v->limited, &reason)) {
+				missed_add(v, e->promo, "BUDGET", reason);
 				continue;
 			}
 			memset(sel, 0, (v->words + 1) * sizeof(uint64_t));
