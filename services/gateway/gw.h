@@ -24,6 +24,7 @@ typedef struct {
 	int64_t        body_limit;
 	char          *evaluator_urls; // comma-separated, one per shard
 	char          *catalog_url;
+	char          *coupon_url;
 	bool           dev_users;
 	char          *users;
 	int64_t        rpc_timeout_ms;
@@ -63,6 +64,7 @@ struct gw {
 	dre_rpc_client    *evaluators[GW_MAX_SHARDS];
 	size_t             nevaluators;
 	dre_rpc_client    *catalog;
+	dre_rpc_client    *coupon;
 	int64_t            started_ms;
 	atomic_bool        stopping;
 	atomic_int         inflight; // suspended connections

@@ -25,6 +25,8 @@ static const dre_cfg_opt gw_opts[] = {
 	    "evaluator shards, comma-separated, in shard order" },
 	{ "catalog.url", DRE_CFG_STR, offsetof(gw_cfg, catalog_url),
 	    "tcp://127.0.0.1:7101", "catalog service" },
+	{ "coupon.url", DRE_CFG_STR, offsetof(gw_cfg, coupon_url),
+	    "tcp://127.0.0.1:7301", "coupon service" },
 	{ "auth.dev_users", DRE_CFG_BOOL, offsetof(gw_cfg, dev_users), "true",
 	    "enable the PRODUCT-DECISIONS §2 development users" },
 	{ "auth.users", DRE_CFG_STR, offsetof(gw_cfg, users), NULL,
@@ -101,6 +103,8 @@ main(int argc, char **argv)
 	}
 	if ((err = open_evaluators(&g, cfg.evaluator_urls)) != DRE_OK
 	    || (err = dre_rpc_client_open(&g.catalog, cfg.catalog_url))
+	        != DRE_OK
+	    || (err = dre_rpc_client_open(&g.coupon, cfg.coupon_url))
 	        != DRE_OK) {
 		dre_error("cannot open rpc clients: %s", dre_strerror(err));
 		goto out;
@@ -118,6 +122,7 @@ out:
 	for (size_t i = 0; i < g.nevaluators; i++)
 		dre_rpc_client_close(g.evaluators[i]);
 	dre_rpc_client_close(g.catalog);
+	dre_rpc_client_close(g.coupon);
 	dre_auth_close(g.auth);
 	dre_config_free(&cfg, gw_opts, &cfg.common.kafka);
 	pthread_mutex_destroy(&g.free_mu);
