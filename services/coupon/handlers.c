@@ -1495,13 +1495,13 @@ OP(batch_get, do_batch_get)
 OP(batch_list, do_batch_list)
 
 const dre_rpc_route cp_routes[] = {
-	{ "coupon.Validate", h_validate, 0 },
+	{ "coupon.Validate", h_validate, DRE_RPC_INLINE },
 	{ "coupon.Reserve", h_reserve, 0 },
 	{ "coupon.Redeem", h_redeem, 0 },
 	{ "coupon.Cancel", h_cancel, 0 },
 	{ "coupon.Activate", h_activate, 0 },
 	{ "coupon.Issue", h_issue, 0 },
-	{ "coupon.Check", h_check, 0 },
+	{ "coupon.Check", h_check, DRE_RPC_INLINE },
 	{ "coupon.CouponTypes.create", h_type_create, 0 },
 	{ "coupon.CouponTypes.list", h_type_list, 0 },
 	{ "coupon.CouponTypes.get", h_type_get, 0 },
