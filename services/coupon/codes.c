@@ -486,7 +486,8 @@ holds_of(cp *s, const char *tenant, const char *code, hold_ref *v, size_t cap,
 #define MAX_HOLDS 4096
 
 // holds_sweep ends the holds of c whose time has passed (every hold when
-// all is set, as `end`).
+// all is set, as `end`). It reads the stored holds: b must not hold ends
+// of holds already (flush first).
 static dre_err
 holds_sweep(cp *s, dre_arena *a, dre_batch *b, const char *tenant,
     cp_code *c, int64_t now, bool all, cp_hold_state end, const char *event)
@@ -631,8 +632,23 @@ cp_validate(cp *s, dre_arena *a, const char *tenant, const char *code,
 
 // ---- reserve --------------------------------------------------------------
 
-// prepare loads code and type under the caller's lock and ends a lapsed
-// INDIVIDUAL hold in b. Answers NOT_FOUND itself.
+// flush writes what b holds, with the code c as it is now, and empties b:
+// later reads under the same lock see it. Nothing staged, nothing written.
+static dre_err
+flush(cp *s, dre_batch *b, const char *tenant, cp_code *c, int64_t now)
+{
+	dre_err err = DRE_OK;
+	if (dre_batch_count(b) == 0)
+		return DRE_OK;
+	err = stage_code(s, b, tenant, c, now);
+	if (err == DRE_OK)
+		err = commit(s, b);
+	dre_batch_clear(b);
+	return err;
+}
+
+// prepare loads code and type under the caller's lock and ends (writes) a
+// lapsed INDIVIDUAL hold first. Answers NOT_FOUND itself.
 static bool
 prepare(cp *s, dre_arena *a, dre_batch *b, const char *tenant,
     const char *code, int64_t now, cp_code *c, cp_type *t, cp_outcome *out)
@@ -647,6 +663,8 @@ prepare(cp *s, dre_arena *a, dre_batch *b, const char *tenant,
 	if (err == DRE_OK && c->state == CP_RESERVED && c->res_until <= now)
 		err = holds_sweep(s, a, b, tenant, c, now, false,
 		    CP_HOLD_EXPIRED, "COUPON_RESERVATION_EXPIRED");
+	if (err == DRE_OK)
+		err = flush(s, b, tenant, c, now);
 	if (err != DRE_OK) {
 		failed(out, err);
 		return false;
@@ -666,7 +684,8 @@ cp_reserve(cp *s, dre_arena *a, const char *tenant, const char *code,
 	cp_code_rules    cv;
 	cp_usage         u;
 	char             k[512], hv[DRE_UUID_LEN + CP_ID_BYTES + 1];
-	size_t           kl;
+	char            *v = NULL;
+	size_t           kl, vl = 0;
 	dre_err          err;
 
 	if (b == NULL) {
@@ -677,9 +696,9 @@ cp_reserve(cp *s, dre_arena *a, const char *tenant, const char *code,
 	if (!prepare(s, a, b, tenant, code, now, &c, &t, out))
 		goto unlock;
 
-	// The same transaction asking again gets its live reservation.
-	char  *v = NULL;
-	size_t vl = 0;
+	// The same transaction asking again gets its live reservation; its
+	// lapsed one ends before a new one takes its index entry (an
+	// INDIVIDUAL code's only hold was ended by prepare already).
 	kl = cp_key(k, sizeof k, 'h', 3, tenant, code, tx);
 	err = kl ? dre_store_get(s->st, CF_IDX, k, kl, &v, &vl)
 	         : DRE_ENOTFOUND;
@@ -694,11 +713,13 @@ cp_reserve(cp *s, dre_arena *a, const char *tenant, const char *code,
 			    "coupon '%s' is already reserved for this "
 			    "transaction",
 			    code);
-			goto write; // lapsed holds ended by prepare
+			goto unlock;
 		}
 		if (err == DRE_OK && r->state == CP_HOLD_HELD)
 			err = hold_end(s, b, tenant, &c, r, CP_HOLD_EXPIRED,
 			    now, "COUPON_RESERVATION_EXPIRED");
+		if (err == DRE_OK)
+			err = flush(s, b, tenant, &c, now);
 	}
 	if (err != DRE_OK && err != DRE_ENOTFOUND) {
 		failed(out, err);
@@ -717,6 +738,7 @@ cp_reserve(cp *s, dre_arena *a, const char *tenant, const char *code,
 		if ((err = holds_sweep(s, a, b, tenant, &c, now, false,
 		         CP_HOLD_EXPIRED, "COUPON_RESERVATION_EXPIRED"))
 		        != DRE_OK
+		    || (err = flush(s, b, tenant, &c, now)) != DRE_OK
 		    || (err = usage_of(
 		            s, a, tenant, &c, &t, tx, customer, now, &u))
 		        != DRE_OK) {
@@ -727,8 +749,8 @@ cp_reserve(cp *s, dre_arena *a, const char *tenant, const char *code,
 		why = cp_check_use(&cv, &t.r, now, now, tx, customer, &u);
 	}
 	if (why != CP_R_OK) {
-		refuse(out, why, code);
-		goto write; // keep what prepare/sweep ended
+		refuse(out, why, code); // nothing to write
+		goto unlock;
 	}
 
 	memset(r, 0, sizeof *r);
@@ -759,12 +781,13 @@ cp_reserve(cp *s, dre_arena *a, const char *tenant, const char *code,
 	idx_put(s, b, k, kl, hv, il + 1 + cl);
 	kl = cp_key_when(k, sizeof k, 'x', r->expires_at, tenant, r->id);
 	idx_put(s, b, k, kl, "", 0);
+	// The reservation, its indexes and the code in one synced batch.
+	if ((err = flush(s, b, tenant, &c, now)) != DRE_OK) {
+		failed(out, err);
+		goto unlock;
+	}
 	done(out, 200, CP_R_OK, "coupon '%s' reserved for transaction '%.50s'",
 	    code, tx);
-write:
-	if ((err = stage_code(s, b, tenant, &c, now)) != DRE_OK
-	    || (err = commit(s, b)) != DRE_OK)
-		failed(out, err);
 unlock:
 	pthread_mutex_unlock(mu);
 	dre_batch_free(b);

@@ -262,6 +262,43 @@ test_valid_to_expiry(void **state)
 	dre_arena_free(a);
 }
 
+// A transaction whose hold on a GENERIC code lapsed reserves again: the
+// lapsed hold ends first and does not count against the customer's limit.
+static void
+test_generic_relapse(void **state)
+{
+	(void) state;
+	char       tid[37];
+	dre_arena *a = dre_arena_alloc(0);
+	cp_resv    r1, r2, old;
+	cp_outcome o;
+	make_type("t1", true, 0, 1, 0, tid);
+	make_code("t1", tid, "RELAPSE", "", CP_ACTIVE);
+	S.o.reservation_ttl_ms = 1;
+	cp_reserve(&S, a, "t1", "RELAPSE", "TX-1", "CUST", &r1, &o);
+	S.o.reservation_ttl_ms = OPTS.reservation_ttl_ms;
+	assert_int_equal(o.status, 200);
+	while (dre_now_ms() <= r1.expires_at) // the 1 ms TTL passes
+		;
+	cp_reserve(&S, a, "t1", "RELAPSE", "TX-1", "CUST", &r2, &o);
+	assert_int_equal(o.status, 200);
+	assert_string_not_equal(r1.id, r2.id);
+	assert_int_equal(cp_resv_load(&S, a, "t1", r1.id, &old), DRE_OK);
+	assert_int_equal(old.state, CP_HOLD_EXPIRED);
+	cp_code c = get_code("t1", "RELAPSE");
+	assert_int_equal(c.held, 1);
+	// the customer's one use is now held
+	cp_reserve(&S, a, "t1", "RELAPSE", "TX-2", "CUST", &old, &o);
+	assert_int_equal(o.reason, CP_R_LIMIT_REACHED);
+	cp_redeem(&S, a, "t1", r2.id, "TX-1", &o);
+	assert_int_equal(o.status, 200);
+	c = get_code("t1", "RELAPSE");
+	assert_int_equal(c.held, 0);
+	assert_int_equal(c.redemptions, 1);
+	assert_int_equal(c.state, CP_ACTIVE);
+	dre_arena_free(a);
+}
+
 // ---- creation --------------------------------------------------------------------
 
 static char first_batch[37];
@@ -546,6 +583,7 @@ main(void)
 		cmocka_unit_test(test_race_generic),
 		cmocka_unit_test(test_hold_expiry),
 		cmocka_unit_test(test_valid_to_expiry),
+		cmocka_unit_test(test_generic_relapse),
 		cmocka_unit_test(test_batch_and_uniqueness),
 		cmocka_unit_test(test_events),
 		cmocka_unit_test(test_event_codec),
