@@ -106,10 +106,10 @@ stripe(cp *s, const char *tenant, const char *code)
 dre_err
 cp_open(cp *s, const char *path, const dre_kvlist *kafka, const cp_opts *o)
 {
-	static const char *const cfs[] = { "types", "codes", "resv",
-		"batches", "idx", "links", "outbox" };
-	dre_store_cfg cfg = { .path = path, .cfs = cfs, .ncfs = 7 };
-	dre_err       err;
+	static const char *const cfs[] = { "types", "codes", "resv", "batches",
+		"idx", "links", "outbox" };
+	dre_store_cfg            cfg = { .path = path, .cfs = cfs, .ncfs = 7 };
+	dre_err                  err;
 
 	memset(s, 0, sizeof *s);
 	s->kafka = kafka;
@@ -124,7 +124,8 @@ cp_open(cp *s, const char *path, const dre_kvlist *kafka, const cp_opts *o)
 	atomic_init(&s->stop, false);
 	if ((err = dre_store_open(&s->st, &cfg)) != DRE_OK)
 		return err;
-	if ((err = dre_outbox_open(&s->ob, s->st, CF_OUTBOX, kafka)) != DRE_OK) {
+	if ((err = dre_outbox_open(&s->ob, s->st, CF_OUTBOX, kafka))
+	    != DRE_OK) {
 		dre_store_close(s->st);
 		s->st = NULL;
 		return err;
@@ -164,8 +165,8 @@ load(cp *s, int cf, const char *tenant, const char *id, char **v, size_t *vl)
 }
 
 dre_err
-cp_type_load(cp *s, dre_arena *a, const char *tenant, const char *id,
-    cp_type *t)
+cp_type_load(
+    cp *s, dre_arena *a, const char *tenant, const char *id, cp_type *t)
 {
 	char     *v = NULL;
 	size_t    vl = 0;
@@ -199,8 +200,8 @@ cp_type_find_name(
 }
 
 dre_err
-cp_code_load(cp *s, dre_arena *a, const char *tenant, const char *code,
-    cp_code *c)
+cp_code_load(
+    cp *s, dre_arena *a, const char *tenant, const char *code, cp_code *c)
 {
 	char   *v = NULL;
 	size_t  vl = 0;
@@ -213,8 +214,8 @@ cp_code_load(cp *s, dre_arena *a, const char *tenant, const char *code,
 }
 
 dre_err
-cp_resv_load(cp *s, dre_arena *a, const char *tenant, const char *id,
-    cp_resv *r)
+cp_resv_load(
+    cp *s, dre_arena *a, const char *tenant, const char *id, cp_resv *r)
 {
 	char   *v = NULL;
 	size_t  vl = 0;
@@ -227,8 +228,8 @@ cp_resv_load(cp *s, dre_arena *a, const char *tenant, const char *id,
 }
 
 dre_err
-cp_batch_load(cp *s, dre_arena *a, const char *tenant, const char *id,
-    cp_batch *b)
+cp_batch_load(
+    cp *s, dre_arena *a, const char *tenant, const char *id, cp_batch *b)
 {
 	char   *v = NULL;
 	size_t  vl = 0;
@@ -262,7 +263,8 @@ cp_type_has_codes(cp *s, const char *tenant, const char *type_id)
 	const char     *k, *v;
 	size_t          kl, vl;
 	bool            any;
-	if (pl == 0 || dre_store_iter_open(&it, s->st, CF_IDX, p, pl) != DRE_OK)
+	if (pl == 0
+	    || dre_store_iter_open(&it, s->st, CF_IDX, p, pl) != DRE_OK)
 		return true; // when in doubt, keep the type
 	any = dre_store_iter_next(it, &k, &kl, &v, &vl);
 	dre_store_iter_close(it);
@@ -316,8 +318,8 @@ cp_batch_stage(cp *s, dre_batch *b, const char *tenant, const cp_batch *bt)
 }
 
 static void
-idx_put(cp *s, dre_batch *b, const char *k, size_t kl, const void *v,
-    size_t vl)
+idx_put(
+    cp *s, dre_batch *b, const char *k, size_t kl, const void *v, size_t vl)
 {
 	if (kl > 0)
 		dre_batch_put(b, s->st, CF_IDX, k, kl, v, vl);
@@ -383,8 +385,7 @@ commit(cp *s, dre_batch *b)
 
 // ---- outcomes -------------------------------------------------------------
 
-static void
-done(cp_outcome *o, int status, cp_reason r, const char *fmt, ...)
+static void done(cp_outcome *o, int status, cp_reason r, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static void
@@ -408,8 +409,9 @@ refuse(cp_outcome *o, cp_reason r, const char *code)
 static void
 failed(cp_outcome *o, dre_err err)
 {
-	done(o, 503, CP_R_UNAVAILABLE, "the coupon service could not complete "
-	                               "the request: %s",
+	done(o, 503, CP_R_UNAVAILABLE,
+	    "the coupon service could not complete "
+	    "the request: %s",
 	    dre_strerror(err));
 }
 
@@ -445,8 +447,12 @@ hold_end(cp *s, dre_batch *b, const char *tenant, cp_code *c, cp_resv *r,
 	}
 	if (event == NULL)
 		return DRE_OK;
-	cp_event e = { .type = event, .code = c->code, .type_id = c->type_id,
-		.customer = r->customer, .tx = r->tx, .res_id = r->id,
+	cp_event e = { .type = event,
+		.code = c->code,
+		.type_id = c->type_id,
+		.customer = r->customer,
+		.tx = r->tx,
+		.res_id = r->id,
 		.count = -1 };
 	return cp_event_put(s, b, tenant, &e);
 }
@@ -489,8 +495,8 @@ holds_of(cp *s, const char *tenant, const char *code, hold_ref *v, size_t cap,
 // all is set, as `end`). It reads the stored holds: b must not hold ends
 // of holds already (flush first).
 static dre_err
-holds_sweep(cp *s, dre_arena *a, dre_batch *b, const char *tenant,
-    cp_code *c, int64_t now, bool all, cp_hold_state end, const char *event)
+holds_sweep(cp *s, dre_arena *a, dre_batch *b, const char *tenant, cp_code *c,
+    int64_t now, bool all, cp_hold_state end, const char *event)
 {
 	dre_err   err;
 	hold_ref *v = malloc(MAX_HOLDS * sizeof *v);
@@ -533,7 +539,8 @@ usage_of(cp *s, dre_arena *a, const char *tenant, const cp_code *c,
 		        == DRE_OK) {
 			char    id[DRE_UUID_LEN + 1];
 			cp_resv r;
-			snprintf(id, sizeof id, "%.*s", (int) strnlen(v, vl), v);
+			snprintf(
+			    id, sizeof id, "%.*s", (int) strnlen(v, vl), v);
 			free(v);
 			err = cp_resv_load(s, a, tenant, id, &r);
 			u->own_hold = err == DRE_OK && r.state == CP_HOLD_HELD
@@ -563,8 +570,8 @@ usage_of(cp *s, dre_arena *a, const char *tenant, const cp_code *c,
 			hold_ref *h = malloc(MAX_HOLDS * sizeof *h);
 			if (h == NULL)
 				return DRE_ENOMEM;
-			size_t n = holds_of(
-			    s, tenant, c->code, h, MAX_HOLDS, &err);
+			size_t n
+			    = holds_of(s, tenant, c->code, h, MAX_HOLDS, &err);
 			for (size_t i = 0; i < n; i++)
 				if (strcmp(h[i].customer, customer) == 0)
 					u->customer_uses++;
@@ -590,7 +597,8 @@ cp_validate(cp *s, dre_arena *a, const char *tenant, const char *code,
 	memset(out, 0, sizeof *out);
 	err = cp_code_load(s, a, tenant, code, &out->code);
 	if (err == DRE_OK)
-		err = cp_type_load(s, a, tenant, out->code.type_id, &out->type);
+		err = cp_type_load(
+		    s, a, tenant, out->code.type_id, &out->type);
 	if (err == DRE_ENOTFOUND) {
 		out->reason = CP_R_NOT_FOUND;
 		return DRE_OK;
@@ -599,12 +607,12 @@ cp_validate(cp *s, dre_arena *a, const char *tenant, const char *code,
 		return err;
 	cp_code_view(&out->code, &cv);
 	out->valid_until = cp_effective_valid_to(&cv, &out->type.r);
-	if ((err = usage_of(s, a, tenant, &out->code, &out->type, tx, customer,
-	         now, &u))
+	if ((err = usage_of(
+	         s, a, tenant, &out->code, &out->type, tx, customer, now, &u))
 	    != DRE_OK)
 		return err;
-	out->reason = cp_check_use(
-	    &cv, &out->type.r, at, now, tx, customer, &u);
+	out->reason
+	    = cp_check_use(&cv, &out->type.r, at, now, tx, customer, &u);
 	// A lapsed hold still counted in the GENERIC total is not a limit:
 	// recount without the holds whose time has passed.
 	if (out->reason == CP_R_LIMIT_REACHED && out->code.held > 0
@@ -616,9 +624,11 @@ cp_validate(cp *s, dre_arena *a, const char *tenant, const char *code,
 		for (size_t i = 0; err == DRE_OK && i < n; i++) {
 			cp_resv r;
 			if (cp_resv_load(s, a, tenant, h[i].id, &r) == DRE_OK
-			    && r.state == CP_HOLD_HELD && r.expires_at <= now) {
+			    && r.state == CP_HOLD_HELD
+			    && r.expires_at <= now) {
 				cv.held--;
-				if (strcmp(h[i].customer, customer ? customer : "")
+				if (strcmp(h[i].customer,
+				        customer ? customer : "")
 				    == 0)
 					u.customer_uses--;
 			}
@@ -758,8 +768,8 @@ cp_reserve(cp *s, dre_arena *a, const char *tenant, const char *code,
 	snprintf(r->code, sizeof r->code, "%s", code);
 	memcpy(r->type_id, c.type_id, sizeof r->type_id);
 	snprintf(r->tx, sizeof r->tx, "%s", tx);
-	snprintf(r->customer, sizeof r->customer, "%s",
-	    customer ? customer : "");
+	snprintf(
+	    r->customer, sizeof r->customer, "%s", customer ? customer : "");
 	r->state = CP_HOLD_HELD;
 	r->created_at = now;
 	r->expires_at = cp_hold_until(
@@ -798,8 +808,8 @@ unlock:
 // resv_lock finds reservation id and locks its code; NULL (answered) when
 // it does not exist.
 static pthread_mutex_t *
-resv_lock(cp *s, dre_arena *a, const char *tenant, const char *id,
-    cp_resv *r, cp_outcome *out)
+resv_lock(cp *s, dre_arena *a, const char *tenant, const char *id, cp_resv *r,
+    cp_outcome *out)
 {
 	dre_err err = cp_resv_load(s, a, tenant, id, r);
 	if (err == DRE_ENOTFOUND) {
@@ -894,15 +904,16 @@ cp_redeem(cp *s, dre_arena *a, const char *tenant, const char *res_id,
 	c.redemptions++;
 	c.redeemed_at = now;
 	if (!t.r.generic
-	    || (t.r.max_redemptions > 0 && c.redemptions >= t.r.max_redemptions))
+	    || (t.r.max_redemptions > 0
+	        && c.redemptions >= t.r.max_redemptions))
 		c.state = CP_REDEEMED;
 	kl = cp_key(k, sizeof k, 'r', 3, tenant, c.code, r.tx);
 	idx_put(s, b, k, kl, r.id, strlen(r.id));
 	if (r.customer[0] != '\0') {
-		char          *v = NULL;
-		size_t         vl = 0;
-		unsigned char  be[8];
-		int64_t        n = 0;
+		char         *v = NULL;
+		size_t        vl = 0;
+		unsigned char be[8];
+		int64_t       n = 0;
 		kl = cp_key(k, sizeof k, 'k', 3, tenant, c.code, r.customer);
 		if (kl > 0
 		    && dre_store_get(s->st, CF_IDX, k, kl, &v, &vl) == DRE_OK
@@ -912,9 +923,13 @@ cp_redeem(cp *s, dre_arena *a, const char *tenant, const char *res_id,
 		cp_be64_put(be, n + 1);
 		idx_put(s, b, k, kl, be, 8);
 	}
-	cp_event e = { .type = "COUPON_REDEEMED", .code = c.code,
-		.type_id = c.type_id, .customer = r.customer, .tx = r.tx,
-		.res_id = r.id, .count = c.redemptions };
+	cp_event e = { .type = "COUPON_REDEEMED",
+		.code = c.code,
+		.type_id = c.type_id,
+		.customer = r.customer,
+		.tx = r.tx,
+		.res_id = r.id,
+		.count = c.redemptions };
 	if ((err = cp_event_put(s, b, tenant, &e)) != DRE_OK
 	    || (err = stage_code(s, b, tenant, &c, now)) != DRE_OK
 	    || (err = commit(s, b)) != DRE_OK) {
@@ -957,23 +972,25 @@ cp_cancel(cp *s, dre_arena *a, const char *tenant, const char *res_id,
 	case CP_HOLD_EXPIRED:
 		done(out, 200, CP_R_OK,
 		    "reservation '%s' was already %s; coupon '%s' is not held",
-		    res_id, r.state == CP_HOLD_RELEASED ? "released" : "expired",
+		    res_id,
+		    r.state == CP_HOLD_RELEASED ? "released" : "expired",
 		    r.code);
 		goto unlock;
 	case CP_HOLD_HELD:
 		break;
 	}
 	if ((err = cp_code_load(s, a, tenant, r.code, &c)) != DRE_OK
-	    || (err = hold_end(s, b, tenant, &c, &r, CP_HOLD_RELEASED, now,
-	            NULL))
+	    || (err = hold_end(
+	            s, b, tenant, &c, &r, CP_HOLD_RELEASED, now, NULL))
 	        != DRE_OK
 	    || (err = stage_code(s, b, tenant, &c, now)) != DRE_OK
 	    || (err = commit(s, b)) != DRE_OK) {
 		failed(out, err);
 		goto unlock;
 	}
-	done(out, 200, CP_R_OK, "reservation '%s' released; coupon '%s' is "
-	                        "available again",
+	done(out, 200, CP_R_OK,
+	    "reservation '%s' released; coupon '%s' is "
+	    "available again",
 	    res_id, r.code);
 unlock:
 	pthread_mutex_unlock(mu);
@@ -1008,8 +1025,11 @@ cp_activate(cp *s, dre_arena *a, const char *tenant, const char *code,
 	}
 	c->state = CP_ACTIVE;
 	c->activated_at = now;
-	cp_event e = { .type = "COUPON_ACTIVATED", .code = c->code,
-		.type_id = c->type_id, .customer = customer, .count = -1 };
+	cp_event e = { .type = "COUPON_ACTIVATED",
+		.code = c->code,
+		.type_id = c->type_id,
+		.customer = customer,
+		.count = -1 };
 	if ((err = cp_event_put(s, b, tenant, &e)) != DRE_OK
 	    || (err = stage_code(s, b, tenant, c, now)) != DRE_OK
 	    || (err = commit(s, b)) != DRE_OK) {
@@ -1037,12 +1057,15 @@ end_code(cp *s, dre_arena *a, dre_batch *b, const char *tenant, cp_code *c,
 	c->state = to;
 	c->held = 0;
 	if (c->valid_to != 0) {
-		kl = cp_key_when(k, sizeof k, 'v', c->valid_to, tenant, c->code);
+		kl = cp_key_when(
+		    k, sizeof k, 'v', c->valid_to, tenant, c->code);
 		idx_del(s, b, k, kl);
 	}
-	cp_event e = { .type = to == CP_EXPIRED ? "COUPON_EXPIRED"
-	                                        : "COUPON_CANCELLED",
-		.code = c->code, .type_id = c->type_id, .customer = c->customer,
+	cp_event e = { .type
+		= to == CP_EXPIRED ? "COUPON_EXPIRED" : "COUPON_CANCELLED",
+		.code = c->code,
+		.type_id = c->type_id,
+		.customer = c->customer,
 		.count = c->redemptions,
 		.reason = to == CP_EXPIRED ? "validTo passed"
 		                           : "cancelled by an administrator" };
@@ -1124,8 +1147,8 @@ cp_expire_code(cp *s, dre_arena *a, const char *tenant, const char *code,
 
 // cp_expire_hold ends hold res_id if its time has passed (sweeper).
 void
-cp_expire_hold(cp *s, dre_arena *a, const char *tenant, const char *res_id,
-    int64_t now)
+cp_expire_hold(
+    cp *s, dre_arena *a, const char *tenant, const char *res_id, int64_t now)
 {
 	cp_outcome       out;
 	cp_resv          r;
@@ -1215,7 +1238,8 @@ cp_codes_insert(cp *s, const char *tenant, cp_code *codes, size_t n,
 			taken = true;
 			if (!regen || tries >= REGEN_TRIES)
 				break;
-			cp_code_generate(c->code, t->prefix, (int) t->code_length);
+			cp_code_generate(
+			    c->code, t->prefix, (int) t->code_length);
 		}
 		if (dup != NULL)
 			dup[i] = taken;
@@ -1224,7 +1248,8 @@ cp_codes_insert(cp *s, const char *tenant, cp_code *codes, size_t n,
 				err = DRE_EEXISTS; // the code space is full
 			continue;
 		}
-		if ((err = stage_code(s, b, tenant, c, c->created_at)) != DRE_OK)
+		if ((err = stage_code(s, b, tenant, c, c->created_at))
+		    != DRE_OK)
 			break;
 		kl = cp_key(k, sizeof k, 't', 3, tenant, c->type_id, c->code);
 		idx_put(s, b, k, kl, "", 0);
@@ -1239,10 +1264,14 @@ cp_codes_insert(cp *s, const char *tenant, cp_code *codes, size_t n,
 			idx_put(s, b, k, kl, "", 0);
 		}
 		if (event != NULL) {
-			cp_event e = { .type = event, .code = c->code,
-				.type_id = c->type_id, .customer = c->customer,
-				.tx = c->issuing_tx, .batch_id = c->batch_id,
-				.count = -1, .promotion_id = c->issuing_promotion,
+			cp_event e = { .type = event,
+				.code = c->code,
+				.type_id = c->type_id,
+				.customer = c->customer,
+				.tx = c->issuing_tx,
+				.batch_id = c->batch_id,
+				.count = -1,
+				.promotion_id = c->issuing_promotion,
 				.reason = reason };
 			err = cp_event_put(s, b, tenant, &e);
 		}
@@ -1303,8 +1332,8 @@ struct cp_rates {
 };
 
 int64_t
-cp_rate_take_tenant(cp *s, const char *tenant, int64_t want, int64_t now_ms,
-    int64_t *retry_s)
+cp_rate_take_tenant(
+    cp *s, const char *tenant, int64_t want, int64_t now_ms, int64_t *retry_s)
 {
 	int64_t got;
 	pthread_mutex_lock(&s->rate_mu);
@@ -1316,8 +1345,8 @@ cp_rate_take_tenant(cp *s, const char *tenant, int64_t want, int64_t now_ms,
 		size_t cap = s->rates ? s->rates->cap : 0;
 		if (s->rates == NULL || s->rates->n == cap) {
 			size_t           ncap = cap ? cap * 2 : 8;
-			struct cp_rates *nr = realloc(s->rates,
-			    sizeof *nr + ncap * sizeof nr->v[0]);
+			struct cp_rates *nr = realloc(
+			    s->rates, sizeof *nr + ncap * sizeof nr->v[0]);
 			if (nr == NULL) {
 				pthread_mutex_unlock(&s->rate_mu);
 				if (retry_s != NULL)
@@ -1334,8 +1363,8 @@ cp_rate_take_tenant(cp *s, const char *tenant, int64_t want, int64_t now_ms,
 		snprintf(s->rates->v[i].tenant, sizeof s->rates->v[i].tenant,
 		    "%s", tenant);
 	}
-	got = cp_rate_take(&s->rates->v[i].r, s->o.issue_rate_per_min, want,
-	    now_ms, retry_s);
+	got = cp_rate_take(
+	    &s->rates->v[i].r, s->o.issue_rate_per_min, want, now_ms, retry_s);
 	pthread_mutex_unlock(&s->rate_mu);
 	return got;
 }
@@ -1357,8 +1386,7 @@ list_add(const cp_code_filter *f, dre_buf *vals, int64_t *count,
 
 // doc_matches checks the filters that need the document.
 static bool
-doc_matches(dre_arena *a, const cp_code_filter *f, const char *doc,
-    size_t len)
+doc_matches(dre_arena *a, const cp_code_filter *f, const char *doc, size_t len)
 {
 	cp_code c;
 	if (f->state < 0 && f->type_id == NULL && f->customer == NULL)
@@ -1372,8 +1400,8 @@ doc_matches(dre_arena *a, const cp_code_filter *f, const char *doc,
 }
 
 dre_err
-cp_codes_list(cp *s, dre_arena *a, const char *tenant,
-    const cp_code_filter *f, dre_buf *vals, int64_t *count)
+cp_codes_list(cp *s, dre_arena *a, const char *tenant, const cp_code_filter *f,
+    dre_buf *vals, int64_t *count)
 {
 	char            p[512];
 	size_t          pl;
@@ -1409,9 +1437,9 @@ cp_codes_list(cp *s, dre_arena *a, const char *tenant,
 				list_add(f, vals, count, v, vl);
 			continue;
 		}
-		char   *doc = NULL;
-		size_t  dl = 0;
-		char    code[CP_CODE_MAX + 1];
+		char  *doc = NULL;
+		size_t dl = 0;
+		char   code[CP_CODE_MAX + 1];
 		snprintf(code, sizeof code, "%.*s", (int) (kl - pl), k + pl);
 		if (load(s, CF_CODES, tenant, code, &doc, &dl) == DRE_OK
 		    && doc_matches(scratch, f, doc, dl))

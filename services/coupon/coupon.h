@@ -43,12 +43,12 @@ enum {
 #define CP_STRIPES 256
 
 typedef struct {
-	int64_t reservation_ttl_ms;
-	int64_t issue_rate_per_min;
-	int64_t sweep_ms;
-	int64_t retention_ms; // finished reservations are kept this long
-	int64_t batch_chunk;  // codes per write of a batch job
-	int64_t resnapshot_ms;
+	int64_t     reservation_ttl_ms;
+	int64_t     issue_rate_per_min;
+	int64_t     sweep_ms;
+	int64_t     retention_ms; // finished reservations are kept this long
+	int64_t     batch_chunk; // codes per write of a batch job
+	int64_t     resnapshot_ms;
 	const char *catalog_url;
 	const char *data_dir; // for the embedded broker's bootstrap file
 } cp_opts;
@@ -63,17 +63,17 @@ typedef struct {
 	cp_opts           o;
 	pthread_mutex_t   stripes[CP_STRIPES];
 	pthread_mutex_t   create_mu; // creation of new codes: uniqueness
-	pthread_mutex_t   types_mu;  // coupon type writes: unique names
+	pthread_mutex_t   types_mu; // coupon type writes: unique names
 	pthread_mutex_t   rate_mu;
-	cp_rates         *rates;     // under rate_mu
+	cp_rates         *rates; // under rate_mu
 	// Background jobs (jobs.c).
-	atomic_bool       stop;
-	pthread_mutex_t   job_mu;
-	pthread_cond_t    job_cv;
-	bool              job_kick; // under job_mu
-	pthread_t         sweeper, batcher;
-	bool              threads;
-	cp_links         *links;
+	atomic_bool     stop;
+	pthread_mutex_t job_mu;
+	pthread_cond_t  job_cv;
+	bool            job_kick; // under job_mu
+	pthread_t       sweeper, batcher;
+	bool            threads;
+	cp_links       *links;
 } cp;
 
 // The outcome of an operation: status 200 on success, else the HTTP status
@@ -86,24 +86,24 @@ typedef struct {
 
 // cp_open opens <path> and the outbox relay; cp_close undoes it (stop the
 // jobs first).
-dre_err cp_open(cp *s, const char *path, const dre_kvlist *kafka,
-    const cp_opts *o);
-void    cp_close(cp *s);
+dre_err cp_open(
+    cp *s, const char *path, const dre_kvlist *kafka, const cp_opts *o);
+void cp_close(cp *s);
 
 // ---- reads (no lock: a consistent single read) --------------------------
 
 // cp_type_load reads a type by id. DRE_ENOTFOUND when absent.
-dre_err cp_type_load(cp *s, dre_arena *a, const char *tenant,
-    const char *id, cp_type *t);
+dre_err cp_type_load(
+    cp *s, dre_arena *a, const char *tenant, const char *id, cp_type *t);
 // cp_type_find_name reads a type by its name.
-dre_err cp_type_find_name(cp *s, dre_arena *a, const char *tenant,
-    const char *name, cp_type *t);
-dre_err cp_code_load(cp *s, dre_arena *a, const char *tenant,
-    const char *code, cp_code *c);
-dre_err cp_resv_load(cp *s, dre_arena *a, const char *tenant,
-    const char *id, cp_resv *r);
-dre_err cp_batch_load(cp *s, dre_arena *a, const char *tenant,
-    const char *id, cp_batch *b);
+dre_err cp_type_find_name(
+    cp *s, dre_arena *a, const char *tenant, const char *name, cp_type *t);
+dre_err cp_code_load(
+    cp *s, dre_arena *a, const char *tenant, const char *code, cp_code *c);
+dre_err cp_resv_load(
+    cp *s, dre_arena *a, const char *tenant, const char *id, cp_resv *r);
+dre_err cp_batch_load(
+    cp *s, dre_arena *a, const char *tenant, const char *id, cp_batch *b);
 
 // cp_type_has_codes reports whether any code of the type exists.
 bool cp_type_has_codes(cp *s, const char *tenant, const char *type_id);
@@ -112,23 +112,22 @@ bool cp_type_has_codes(cp *s, const char *tenant, const char *type_id);
 
 // cp_type_store writes t (new or replaced; old = the stored version or
 // NULL) and its name index in one synced batch; t NULL deletes old.
-dre_err cp_type_store(cp *s, const char *tenant, const cp_type *t,
-    const cp_type *old);
+dre_err cp_type_store(
+    cp *s, const char *tenant, const cp_type *t, const cp_type *old);
 
 // ---- the POS operations --------------------------------------------------
 
 typedef struct {
 	cp_reason reason;
-	cp_code   code;    // valid when reason != NOT_FOUND
+	cp_code   code; // valid when reason != NOT_FOUND
 	cp_type   type;
 	int64_t   valid_until; // effective end of validity; 0 = open
 } cp_check;
 
 // cp_validate judges whether code may be used by (customer, tx) at `at`
 // without changing anything. out->reason CP_R_OK when usable.
-dre_err cp_validate(cp *s, dre_arena *a, const char *tenant,
-    const char *code, const char *customer, const char *tx, int64_t at,
-    cp_check *out);
+dre_err cp_validate(cp *s, dre_arena *a, const char *tenant, const char *code,
+    const char *customer, const char *tx, int64_t at, cp_check *out);
 
 // cp_reserve holds code for tx (ACTIVE -> RESERVED for an INDIVIDUAL code;
 // a counted hold on a GENERIC one). The same transaction gets its live
@@ -148,8 +147,8 @@ void cp_activate(cp *s, dre_arena *a, const char *tenant, const char *code,
     const char *customer, cp_code *c, cp_outcome *out);
 // cp_admin_cancel moves a non-terminal code to CANCELLED, releasing its
 // reservations; *c is the code afterwards.
-void cp_admin_cancel(cp *s, dre_arena *a, const char *tenant,
-    const char *code, cp_code *c, cp_outcome *out);
+void cp_admin_cancel(cp *s, dre_arena *a, const char *tenant, const char *code,
+    cp_code *c, cp_outcome *out);
 
 // ---- creating codes --------------------------------------------------------
 
@@ -165,8 +164,8 @@ dre_err cp_codes_insert(cp *s, const char *tenant, cp_code *codes, size_t n,
 
 // cp_rate_take_tenant takes up to want issue tokens of tenant (see
 // cp_rate_take).
-int64_t cp_rate_take_tenant(cp *s, const char *tenant, int64_t want,
-    int64_t now_ms, int64_t *retry_s);
+int64_t cp_rate_take_tenant(
+    cp *s, const char *tenant, int64_t want, int64_t now_ms, int64_t *retry_s);
 
 // ---- events ------------------------------------------------------------
 
@@ -185,18 +184,19 @@ typedef struct {
 
 // cp_event_put encodes e and queues it to dre.coupon.events in b (key
 // <tenant>/<code or batch id>).
-dre_err cp_event_put(cp *s, dre_batch *b, const char *tenant,
-    const cp_event *e);
+dre_err cp_event_put(
+    cp *s, dre_batch *b, const char *tenant, const cp_event *e);
 
 // cp_batch_stage puts a batch document into b.
-void cp_batch_stage(cp *s, dre_batch *b, const char *tenant, const cp_batch *bt);
+void cp_batch_stage(
+    cp *s, dre_batch *b, const char *tenant, const cp_batch *bt);
 
 // ---- listing -------------------------------------------------------------
 
 typedef struct {
-	const char *type_id;  // NULL = any
+	const char *type_id; // NULL = any
 	const char *customer; // NULL = any
-	int         state;    // -1 = any
+	int         state; // -1 = any
 	int64_t     skip, top;
 } cp_code_filter;
 
@@ -205,7 +205,8 @@ typedef struct {
 dre_err cp_codes_list(cp *s, dre_arena *a, const char *tenant,
     const cp_code_filter *f, dre_buf *vals, int64_t *count);
 
-// ---- background jobs (jobs.c) ------------------------------------------------
+// ---- background jobs (jobs.c)
+// ------------------------------------------------
 
 // cp_jobs_start starts the sweeper (reservation TTL, validTo expiry,
 // retention) and the batch generator; cp_jobs_stop joins them.
@@ -219,7 +220,8 @@ void cp_sweep(cp *s, int64_t now);
 // tests; the generator thread calls it).
 void cp_batch_run(cp *s, const char *tenant, const char *batch_id);
 
-// ---- promotion links (links.c) ------------------------------------------------
+// ---- promotion links (links.c)
+// ------------------------------------------------
 
 // cp_links_start learns promotion -> coupon type links: a catalog
 // snapshot, then dre.master.promotions from the offsets it names.

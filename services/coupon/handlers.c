@@ -79,8 +79,8 @@ reply_invalid(req *r)
 {
 	const dre_promo_errors *e = &r->errs;
 	if (e->n == 0) {
-		dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED", NULL,
-		    "invalid request");
+		dre_rpc_reply_error(
+		    r->rep, 400, "VALIDATION_FAILED", NULL, "invalid request");
 		return;
 	}
 	dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED",
@@ -94,7 +94,8 @@ reply_invalid(req *r)
 static void
 bad(req *r, const char *target, const char *msg)
 {
-	dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED", target, "%s", msg);
+	dre_rpc_reply_error(
+	    r->rep, 400, "VALIDATION_FAILED", target, "%s", msg);
 }
 
 // reply_outcome renders a refused operation: 404 NOT_FOUND, 409 CONFLICT
@@ -202,7 +203,8 @@ ktime_or_null(dre_jsonw *w, const char *key, int64_t ms)
 		dre_jsonw_time(w, ms);
 }
 
-// ---- POS: validate ----------------------------------------------------------
+// ---- POS: validate
+// ----------------------------------------------------------
 
 static void
 do_validate(req *r)
@@ -215,12 +217,12 @@ do_validate(req *r)
 	dre_err         err;
 
 	if (in == NULL
-	    || !field(r, in, "code", CP_CODE_MAX, true, given, sizeof given,
-	        NULL)
+	    || !field(
+	        r, in, "code", CP_CODE_MAX, true, given, sizeof given, NULL)
 	    || !field(r, in, "customerId", CP_ID_MAX, false, customer,
 	        sizeof customer, NULL)
-	    || !field(r, in, "transactionId", CP_ID_MAX, false, tx, sizeof tx,
-	        NULL))
+	    || !field(
+	        r, in, "transactionId", CP_ID_MAX, false, tx, sizeof tx, NULL))
 		return;
 	memset(&ck, 0, sizeof ck);
 	ck.reason = CP_R_NOT_FOUND;
@@ -234,8 +236,8 @@ do_validate(req *r)
 	}
 	if (ck.reason != CP_R_NOT_FOUND) {
 		const char **ids;
-		cp_links_get(r->s, r->a, r->call->tenant, ck.code.type_id, &ids,
-		    &promo);
+		cp_links_get(r->s, r->a, r->call->tenant, ck.code.type_id,
+		    &ids, &promo);
 	}
 	dre_buf   b = { 0 };
 	dre_jsonw w;
@@ -267,7 +269,8 @@ static bool
 code_arg(req *r, const dre_json *in, char *code)
 {
 	char given[CP_CODE_MAX * 4 + 1];
-	if (!field(r, in, "code", CP_CODE_MAX, true, given, sizeof given, NULL))
+	if (!field(
+	        r, in, "code", CP_CODE_MAX, true, given, sizeof given, NULL))
 		return false;
 	if (!cp_code_normalize(code, given, strlen(given))) {
 		cp_outcome o = { 404, CP_R_NOT_FOUND, "" };
@@ -279,7 +282,8 @@ code_arg(req *r, const dre_json *in, char *code)
 	return true;
 }
 
-// ---- POS: reserve, redeem, cancel, activate ----------------------------------
+// ---- POS: reserve, redeem, cancel, activate
+// ----------------------------------
 
 static void
 do_reserve(req *r)
@@ -291,8 +295,8 @@ do_reserve(req *r)
 	cp_outcome      o;
 
 	if (in == NULL || !code_arg(r, in, code)
-	    || !field(r, in, "transactionId", CP_ID_MAX, true, tx, sizeof tx,
-	        NULL)
+	    || !field(
+	        r, in, "transactionId", CP_ID_MAX, true, tx, sizeof tx, NULL)
 	    || !field(r, in, "customerId", CP_ID_MAX, false, customer,
 	        sizeof customer, NULL))
 		return;
@@ -324,8 +328,8 @@ do_redeem(req *r)
 	if (in == NULL
 	    || !field(r, in, "reservationId", DRE_UUID_LEN + 1, true, id,
 	        sizeof id, NULL)
-	    || !field(r, in, "transactionId", CP_ID_MAX, true, tx, sizeof tx,
-	        NULL))
+	    || !field(
+	        r, in, "transactionId", CP_ID_MAX, true, tx, sizeof tx, NULL))
 		return;
 	if (!dre_uuid_valid(id, strlen(id))) {
 		bad(r, "reservationId", "reservationId must be a UUID");
@@ -413,7 +417,8 @@ do_activate(req *r)
 	reply_buf(r, 200, &b);
 }
 
-// ---- POS: issue ---------------------------------------------------------------
+// ---- POS: issue
+// ---------------------------------------------------------------
 
 // type_arg resolves couponTypeId or couponTypeName; answers when it cannot.
 static bool
@@ -460,7 +465,8 @@ customers_arg(req *r, const dre_json *in, const char ***outp, size_t *np)
 	bool            has_one = !dre_json_is_null(one);
 	bool            has_many = !dre_json_is_null(many);
 	if (has_one && has_many) {
-		bad(r, "customerIds", "give customerId or customerIds, not both");
+		bad(r, "customerIds",
+		    "give customerId or customerIds, not both");
 		return false;
 	}
 	if (!has_one && !has_many) {
@@ -469,10 +475,12 @@ customers_arg(req *r, const dre_json *in, const char ***outp, size_t *np)
 	}
 	if (has_one) {
 		const char **v = dre_arena_get(r->a, sizeof *v);
-		if (v == NULL || !field(r, in, "customerId", CP_ID_MAX, true,
-		                     buf, sizeof buf, NULL))
-			return v == NULL ? (reply_internal(r, DRE_ENOMEM), false)
-			                 : false;
+		if (v == NULL
+		    || !field(r, in, "customerId", CP_ID_MAX, true, buf,
+		        sizeof buf, NULL))
+			return v == NULL
+			    ? (reply_internal(r, DRE_ENOMEM), false)
+			    : false;
 		v[0] = dre_arena_strdup(r->a, buf);
 		*outp = v;
 		*np = 1;
@@ -498,11 +506,12 @@ customers_arg(req *r, const dre_json *in, const char ***outp, size_t *np)
 		snprintf(target, sizeof target, "customerIds[%zu]", n);
 		if (!dre_json_is(x, DRE_JSON_STRING)
 		    || !dre_utf8_valid(x->str, x->len, &chars) || chars == 0
-		    || chars > CP_ID_MAX || memchr(x->str, 0, x->len) != NULL) {
+		    || chars > CP_ID_MAX
+		    || memchr(x->str, 0, x->len) != NULL) {
 			char msg[96];
 			snprintf(msg, sizeof msg,
-			    "%s must be a string of 1 to %d characters", target,
-			    CP_ID_MAX);
+			    "%s must be a string of 1 to %d characters",
+			    target, CP_ID_MAX);
 			bad(r, target, msg);
 			return false;
 		}
@@ -527,13 +536,13 @@ do_issue(req *r)
 
 	if (in == NULL || !type_arg(r, in, true, &t)
 	    || !customers_arg(r, in, &customers, &n)
-	    || !field(r, in, "reason", REASON_MAX, false, reason, sizeof reason,
-	        &has_reason))
+	    || !field(r, in, "reason", REASON_MAX, false, reason,
+	        sizeof reason, &has_reason))
 		return;
 	if (!t.r.active) {
 		cp_outcome o = { 409, CP_R_INACTIVE, "" };
-		snprintf(o.msg, sizeof o.msg, "coupon type '%.100s' is not active",
-		    t.name);
+		snprintf(o.msg, sizeof o.msg,
+		    "coupon type '%.100s' is not active", t.name);
 		reply_outcome(r, &o, "couponTypeId");
 		return;
 	}
@@ -574,8 +583,8 @@ do_issue(req *r)
 	dre_batch *b = dre_batch_alloc();
 	err = b == NULL ? DRE_ENOMEM
 	                : cp_codes_insert(r->s, r->call->tenant, codes,
-	                      (size_t) got, &t, true, NULL, b, "COUPON_ISSUED",
-	                      has_reason ? reason : NULL, &inserted);
+	                    (size_t) got, &t, true, NULL, b, "COUPON_ISSUED",
+	                    has_reason ? reason : NULL, &inserted);
 	dre_batch_free(b);
 	if (err != DRE_OK) {
 		free(codes);
@@ -609,8 +618,8 @@ do_issue(req *r)
 		dre_jsonw_obj_begin(&w);
 		dre_jsonw_kstr(&w, "customerId", customers[i]);
 		dre_jsonw_kstr(&w, "reason", "RATE_LIMITED");
-		dre_jsonw_kstr(&w, "message",
-		    "the per-minute issue limit was reached");
+		dre_jsonw_kstr(
+		    &w, "message", "the per-minute issue limit was reached");
 		dre_jsonw_obj_end(&w);
 	}
 	dre_jsonw_arr_end(&w);
@@ -620,7 +629,8 @@ do_issue(req *r)
 		    (long long) got, got == 1 ? "" : "s");
 	else
 		snprintf(msg, sizeof msg,
-		    "%lld of %zu coupons issued; the rest exceeded the limit of "
+		    "%lld of %zu coupons issued; the rest exceeded the limit "
+		    "of "
 		    "%lld per minute (retry in %lld s)",
 		    (long long) got, n, (long long) r->s->o.issue_rate_per_min,
 		    (long long) retry);
@@ -632,7 +642,8 @@ do_issue(req *r)
 	reply_buf(r, 200, &out);
 }
 
-// ---- /api/v1 helpers -------------------------------------------------------------
+// ---- /api/v1 helpers
+// -------------------------------------------------------------
 
 static const char *
 id_param(req *r)
@@ -689,13 +700,15 @@ reply_list(req *r, int64_t count, const dre_buf *vals)
 	reply_buf(r, 200, &b);
 }
 
-// ---- /api/v1/CouponTypes ---------------------------------------------------------
+// ---- /api/v1/CouponTypes
+// ---------------------------------------------------------
 
 static void
 type_doc(req *r, const cp_type *t, dre_buf *out)
 {
 	const char **ids = NULL;
-	size_t n = cp_links_get(r->s, r->a, r->call->tenant, t->id, &ids, NULL);
+	size_t       n
+	    = cp_links_get(r->s, r->a, r->call->tenant, t->id, &ids, NULL);
 	cp_type_write(out, t, true, ids, n);
 }
 
@@ -711,7 +724,8 @@ do_type_create(req *r)
 
 	if (in == NULL)
 		return;
-	if (!field(r, in, "id", DRE_UUID_LEN + 1, false, id, sizeof id, &has_id))
+	if (!field(
+	        r, in, "id", DRE_UUID_LEN + 1, false, id, sizeof id, &has_id))
 		return;
 	if (has_id && !dre_uuid_valid(id, strlen(id))) {
 		bad(r, "id", "id must be a UUID");
@@ -816,12 +830,14 @@ do_type_update(req *r)
 		goto unlock;
 	}
 	const dre_json *bid = dre_json_get(in, "id");
-	if (dre_json_is(bid, DRE_JSON_STRING) && strcmp(bid->str, old.id) != 0) {
+	if (dre_json_is(bid, DRE_JSON_STRING)
+	    && strcmp(bid->str, old.id) != 0) {
 		bad(r, "id", "id cannot be changed");
 		goto unlock;
 	}
 	if (t.r.generic != old.r.generic) {
-		bad(r, "type", "type cannot be changed; create a new coupon type");
+		bad(r, "type",
+		    "type cannot be changed; create a new coupon type");
 		goto unlock;
 	}
 	if (strcmp(t.name, old.name) != 0
@@ -931,7 +947,8 @@ do_type_list(req *r)
 		dre_json *root = NULL;
 		cp_type   t;
 		dre_arena_reset(scratch);
-		if (dre_json_parse(&root, scratch, v, vl, DRE_JSON_MAX_DEPTH, NULL)
+		if (dre_json_parse(
+		        &root, scratch, v, vl, DRE_JSON_MAX_DEPTH, NULL)
 		        != DRE_OK
 		    || cp_type_parse(&t, scratch, root, NULL, false, NULL)
 		        != DRE_OK)
@@ -942,8 +959,8 @@ do_type_list(req *r)
 		count++;
 		if (count > skip && emitted < top) {
 			const char **ids = NULL;
-			size_t n = cp_links_get(r->s, scratch, r->call->tenant,
-			    t.id, &ids, NULL);
+			size_t       n = cp_links_get(
+			          r->s, scratch, r->call->tenant, t.id, &ids, NULL);
 			if (emitted++ > 0)
 				dre_buf_putc(&vals, ',');
 			cp_type_write(&vals, &t, true, ids, n);
@@ -955,7 +972,8 @@ do_type_list(req *r)
 	dre_buf_free(&vals);
 }
 
-// ---- /api/v1/CouponCodes -----------------------------------------------------------
+// ---- /api/v1/CouponCodes
+// -----------------------------------------------------------
 
 // new_code fills a code of type t born now.
 static void
@@ -969,11 +987,12 @@ new_code(cp_code *c, const cp_type *t, const char *code, const char *customer,
 		cp_code_generate(c->code, t->prefix, (int) t->code_length);
 	memcpy(c->type_id, t->id, sizeof c->type_id);
 	c->state = st;
-	snprintf(c->customer, sizeof c->customer, "%s", customer ? customer : "");
+	snprintf(
+	    c->customer, sizeof c->customer, "%s", customer ? customer : "");
 	c->origin = origin;
 	c->created_at = now;
-	cp_birth_validity(&t->r, t->validity_days, now, &c->valid_from,
-	    &c->valid_to);
+	cp_birth_validity(
+	    &t->r, t->validity_days, now, &c->valid_from, &c->valid_to);
 }
 
 static void
@@ -1014,9 +1033,8 @@ do_code_create(req *r)
 	    CP_ORIGIN_IMPORT, dre_now_ms());
 	dre_batch *b = dre_batch_alloc();
 	dre_err    err = b == NULL ? DRE_ENOMEM
-	                           : cp_codes_insert(r->s, r->call->tenant, &c,
-	                                 1, &t, !has_code, &dup, b, NULL, NULL,
-	                                 &ins);
+	                           : cp_codes_insert(r->s, r->call->tenant, &c, 1,
+	                               &t, !has_code, &dup, b, NULL, NULL, &ins);
 	dre_batch_free(b);
 	if (err != DRE_OK) {
 		reply_internal(r, err);
@@ -1080,19 +1098,21 @@ do_code_import(req *r)
 		snprintf(target, sizeof target, "codes[%zu]", i);
 		if (!dre_json_is(cv, DRE_JSON_STRING)
 		    || !cp_code_normalize(code, cv->str, cv->len))
-			problem = "code must be 1 to 50 letters, digits, '-' or "
-			          "'_'";
+			problem
+			    = "code must be 1 to 50 letters, digits, '-' or "
+			      "'_'";
 		else if (!dre_json_is_null(cu)) {
 			size_t chars = 0;
 			if (!dre_json_is(cu, DRE_JSON_STRING)
 			    || !dre_utf8_valid(cu->str, cu->len, &chars)
 			    || chars == 0 || chars > CP_ID_MAX
 			    || memchr(cu->str, 0, cu->len) != NULL)
-				problem = "customerId must be a string of 1 to "
-				          "50 characters";
+				problem
+				    = "customerId must be a string of 1 to "
+				      "50 characters";
 			else
-				snprintf(customer, sizeof customer, "%s",
-				    cu->str);
+				snprintf(
+				    customer, sizeof customer, "%s", cu->str);
 		}
 		if (problem != NULL) {
 			nbad++;
@@ -1111,9 +1131,8 @@ do_code_import(req *r)
 	}
 	dre_batch *b = dre_batch_alloc();
 	dre_err    err = b == NULL ? DRE_ENOMEM
-	                           : cp_codes_insert(r->s, r->call->tenant,
-	                                 codes, n, &t, false, dup, b, NULL,
-	                                 NULL, &ins);
+	                           : cp_codes_insert(r->s, r->call->tenant, codes,
+	                               n, &t, false, dup, b, NULL, NULL, &ins);
 	dre_batch_free(b);
 	for (size_t j = 0; err == DRE_OK && j < n; j++) {
 		if (!dup[j])
@@ -1203,7 +1222,8 @@ do_code_update(req *r)
 		return;
 	if (strcmp(status, "CANCELLED") != 0) {
 		bad(r, "status",
-		    "only status CANCELLED can be set here; activate, reserve, "
+		    "only status CANCELLED can be set here; activate, "
+		    "reserve, "
 		    "redeem and cancel a reservation through /pos/coupons");
 		return;
 	}
@@ -1248,7 +1268,8 @@ do_code_list(req *r)
 	dre_buf_free(&vals);
 }
 
-// ---- /api/v1/CouponCodeBatches -------------------------------------------------------
+// ---- /api/v1/CouponCodeBatches
+// -------------------------------------------------------
 
 static void
 do_batch_create(req *r)
@@ -1260,8 +1281,8 @@ do_batch_create(req *r)
 	dre_buf         doc = { 0 };
 	if (in == NULL || !type_arg(r, in, false, &t))
 		return;
-	if (dre_json_int(&n, dre_json_get(in, "numberOfCodes"), 1,
-	        CP_BATCH_MAX)
+	if (dre_json_int(
+	        &n, dre_json_get(in, "numberOfCodes"), 1, CP_BATCH_MAX)
 	    != DRE_OK) {
 		char msg[96];
 		snprintf(msg, sizeof msg,
@@ -1366,7 +1387,8 @@ do_batch_list(req *r)
 	dre_buf_free(&vals);
 }
 
-// ---- coupon.Check (protobuf) -------------------------------------------------------
+// ---- coupon.Check (protobuf)
+// -------------------------------------------------------
 
 static void
 do_check(req *r)
@@ -1400,9 +1422,9 @@ do_check(req *r)
 	for (size_t i = 0; i < n && err == DRE_OK; i++) {
 		Dre__CouponCheckResult *res = dre_arena_get(r->a, sizeof *res);
 		Dre__CouponTypeRef     *ref = dre_arena_get(r->a, sizeof *ref);
-		char                   *code = dre_arena_get(r->a, CP_CODE_MAX + 1);
-		const char             *given = in->codes[i] ? in->codes[i] : "";
-		cp_check                ck;
+		char       *code = dre_arena_get(r->a, CP_CODE_MAX + 1);
+		const char *given = in->codes[i] ? in->codes[i] : "";
+		cp_check    ck;
 		if (res == NULL || ref == NULL || code == NULL) {
 			err = DRE_ENOMEM;
 			break;
@@ -1414,7 +1436,8 @@ do_check(req *r)
 		if (cp_code_normalize(code, given, strlen(given))) {
 			norm[i] = code;
 			for (size_t j = 0; j < i; j++)
-				if (norm[j] != NULL && strcmp(norm[j], code) == 0)
+				if (norm[j] != NULL
+				    && strcmp(norm[j], code) == 0)
 					ck.reason = CP_R_DUPLICATE;
 			if (ck.reason != CP_R_DUPLICATE)
 				err = cp_validate(r->s, r->a, r->call->tenant,
@@ -1423,7 +1446,8 @@ do_check(req *r)
 		res->code = dre_arena_strdup(
 		    r->a, norm[i] != NULL ? norm[i] : given);
 		res->valid = ck.reason == CP_R_OK;
-		if (ck.reason != CP_R_NOT_FOUND && ck.reason != CP_R_DUPLICATE) {
+		if (ck.reason != CP_R_NOT_FOUND
+		    && ck.reason != CP_R_DUPLICATE) {
 			dre__coupon_type_ref__init(ref);
 			ref->id = dre_arena_strdup(r->a, ck.type.id);
 			ref->name = dre_arena_strdup(r->a, ck.type.name);
@@ -1461,7 +1485,8 @@ do_check(req *r)
 	r->rep->status = 200;
 }
 
-// ---- route table ----------------------------------------------------------------
+// ---- route table
+// ----------------------------------------------------------------
 
 #define OP(name, fn)                                                          \
 	static void h_##name(                                                 \

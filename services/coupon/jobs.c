@@ -75,7 +75,8 @@ cp_sweep(cp *s, int64_t now)
 	    && (n = due_scan(s, 'v', now - 1, v, SWEEP_BATCH)) > 0) {
 		for (size_t i = 0; i < n; i++) {
 			dre_arena_reset(a);
-			cp_expire_code(s, a, v[i].tenant, v[i].id, v[i].when, now);
+			cp_expire_code(
+			    s, a, v[i].tenant, v[i].id, v[i].when, now);
 		}
 		if (n < SWEEP_BATCH)
 			break;
@@ -90,7 +91,8 @@ cp_sweep(cp *s, int64_t now)
 			break;
 		for (size_t i = 0; i < n; i++) {
 			char   k[512];
-			size_t kl = cp_key(k, sizeof k, 0, 2, v[i].tenant, v[i].id);
+			size_t kl
+			    = cp_key(k, sizeof k, 0, 2, v[i].tenant, v[i].id);
 			if (kl > 0)
 				dre_batch_delete(b, s->st, CF_RESV, k, kl);
 			kl = cp_key_when(
@@ -118,7 +120,8 @@ sweeper_main(void *arg)
 		if (!atomic_load(&s->stop)) {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
-			int64_t ns = (int64_t) ts.tv_nsec + s->o.sweep_ms * 1000000;
+			int64_t ns
+			    = (int64_t) ts.tv_nsec + s->o.sweep_ms * 1000000;
 			ts.tv_sec += (time_t) (ns / 1000000000);
 			ts.tv_nsec = (long) (ns % 1000000000);
 			pthread_cond_timedwait(&s->job_cv, &s->job_mu, &ts);
@@ -155,10 +158,12 @@ batch_end(cp *s, const char *tenant, cp_batch *bt, const char *error)
 	bt->completed_at = dre_now_ms();
 	snprintf(bt->error, sizeof bt->error, "%s", error ? error : "");
 	cp_event e = { .type = error == NULL ? "COUPON_BATCH_COMPLETED"
-	                                     : "COUPON_BATCH_FAILED",
-		.type_id = bt->type_id, .batch_id = bt->id,
-		.count = bt->generated, .reason = error };
-	dre_err err = batch_save(s, tenant, bt, &e);
+		                             : "COUPON_BATCH_FAILED",
+		.type_id = bt->type_id,
+		.batch_id = bt->id,
+		.count = bt->generated,
+		.reason = error };
+	dre_err  err = batch_save(s, tenant, bt, &e);
 	if (err != DRE_OK)
 		dre_error("batch %s/%s: cannot record the end: %s", tenant,
 		    bt->id, dre_strerror(err));
@@ -204,7 +209,8 @@ cp_batch_run(cp *s, const char *tenant, const char *batch_id)
 		for (int64_t i = 0; i < n; i++) {
 			cp_code *c = &codes[i];
 			memset(c, 0, sizeof *c);
-			cp_code_generate(c->code, t.prefix, (int) t.code_length);
+			cp_code_generate(
+			    c->code, t.prefix, (int) t.code_length);
 			memcpy(c->type_id, t.id, sizeof c->type_id);
 			c->state = CP_ACTIVE;
 			c->origin = CP_ORIGIN_BATCH;
@@ -222,17 +228,18 @@ cp_batch_run(cp *s, const char *tenant, const char *batch_id)
 		if (b == NULL)
 			goto out;
 		cp_batch_stage(s, b, tenant, &next);
-		err = cp_codes_insert(
-		    s, tenant, codes, (size_t) n, &t, true, NULL, b, NULL, NULL, &ins);
+		err = cp_codes_insert(s, tenant, codes, (size_t) n, &t, true,
+		    NULL, b, NULL, NULL, &ins);
 		dre_batch_free(b);
 		if (err == DRE_EEXISTS) {
 			batch_end(s, tenant, &bt,
-			    "no unused code left for this prefix and codeLength");
+			    "no unused code left for this prefix and "
+			    "codeLength");
 			goto out;
 		}
 		if (err != DRE_OK) {
-			dre_warn("batch %s/%s: %s (will resume)", tenant, bt.id,
-			    dre_strerror(err));
+			dre_warn("batch %s/%s: %s (will resume)", tenant,
+			    bt.id, dre_strerror(err));
 			goto out;
 		}
 		bt = next;
@@ -251,10 +258,10 @@ batches_pending(cp *s)
 	for (;;) {
 		dre_store_iter *it = NULL;
 		dre_arena      *a = dre_arena_alloc(0);
-		char            tenant[DRE_UUID_LEN + 64], id[DRE_UUID_LEN + 1];
-		bool            found = false;
-		const char     *k, *v;
-		size_t          kl, vl;
+		char        tenant[DRE_UUID_LEN + 64], id[DRE_UUID_LEN + 1];
+		bool        found = false;
+		const char *k, *v;
+		size_t      kl, vl;
 		if (a == NULL
 		    || dre_store_iter_open(&it, s->st, CF_BATCHES, NULL, 0)
 		        != DRE_OK) {

@@ -12,8 +12,8 @@
 // 0 when it does not fit.
 size_t cp_key(char *out, size_t cap, char tag, int n, ...);
 // cp_key_when writes tag, when (8 bytes big endian), tenant \0 id.
-size_t cp_key_when(char *out, size_t cap, char tag, int64_t when,
-    const char *tenant, const char *id);
+size_t  cp_key_when(char *out, size_t cap, char tag, int64_t when,
+     const char *tenant, const char *id);
 void    cp_be64_put(unsigned char *b, int64_t v);
 int64_t cp_be64_get(const unsigned char *b);
 
@@ -21,7 +21,7 @@ int64_t cp_be64_get(const unsigned char *b);
 void cp_expire_code(cp *s, dre_arena *a, const char *tenant, const char *code,
     int64_t when, int64_t now);
 // cp_expire_hold ends a reservation whose TTL passed.
-void cp_expire_hold(cp *s, dre_arena *a, const char *tenant,
-    const char *res_id, int64_t now);
+void cp_expire_hold(
+    cp *s, dre_arena *a, const char *tenant, const char *res_id, int64_t now);
 
 #endif

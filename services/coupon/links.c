@@ -5,9 +5,9 @@
 // topic). Versions make replays harmless; a lost position or a new Kafka
 // cluster triggers a fresh snapshot. Keys of CF_LINKS:
 //   'L' tenant \0 typeId \0 promotionId -> promotion status
-//   'P' tenant \0 promotionId           -> version (8) + typeIds, NUL-separated
-//   'O' partition (4, big endian)        -> next offset (8)
-//   'C'                                  -> Kafka cluster id of the offsets
+//   'P' tenant \0 promotionId           -> version (8) + typeIds,
+//   NUL-separated 'O' partition (4, big endian)        -> next offset (8) 'C'
+//   -> Kafka cluster id of the offsets
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +71,8 @@ apply(cp *s, dre_batch *b, const char *tenant, const char *promo,
 			size_t n = strnlen(old + i, ol - i);
 			char   t[DRE_UUID_LEN + 64], lk[1024];
 			snprintf(t, sizeof t, "%.*s", (int) n, old + i);
-			size_t ll = cp_key(lk, sizeof lk, 'L', 3, tenant, t, promo);
+			size_t ll
+			    = cp_key(lk, sizeof lk, 'L', 3, tenant, t, promo);
 			if (ll > 0)
 				dre_batch_delete(b, s->st, CF_LINKS, lk, ll);
 			i += n + 1;
@@ -87,7 +88,8 @@ apply(cp *s, dre_batch *b, const char *tenant, const char *promo,
 	dre_buf_append(&pv, be, 8);
 	if (doc != NULL && (a = dre_arena_alloc(0)) != NULL) {
 		dre_json *root = NULL;
-		if (dre_json_parse(&root, a, doc, len, DRE_JSON_MAX_DEPTH, NULL)
+		if (dre_json_parse(
+		        &root, a, doc, len, DRE_JSON_MAX_DEPTH, NULL)
 		        == DRE_OK
 		    && dre_json_is(root, DRE_JSON_OBJECT)) {
 			const dre_json *st = dre_json_get(root, "status");
@@ -97,8 +99,8 @@ apply(cp *s, dre_batch *b, const char *tenant, const char *promo,
 		}
 	}
 	size_t n = 0;
-	for (const dre_json *x = dre_json_is(ids, DRE_JSON_ARRAY) ? ids->child
-	                                                          : NULL;
+	for (const dre_json *x
+	     = dre_json_is(ids, DRE_JSON_ARRAY) ? ids->child : NULL;
 	     x != NULL && n < MAX_TYPES_PER_PROMO; x = x->next) {
 		char   lk[1024];
 		size_t ll;
@@ -140,7 +142,8 @@ cp_links_get(cp *s, dre_arena *a, const char *tenant, const char *type_id,
 	*idsp = NULL;
 	if (first_active != NULL)
 		*first_active = NULL;
-	if (pl == 0 || dre_store_iter_open(&it, s->st, CF_LINKS, p, pl) != DRE_OK)
+	if (pl == 0
+	    || dre_store_iter_open(&it, s->st, CF_LINKS, p, pl) != DRE_OK)
 		return 0;
 	while (dre_store_iter_next(it, &k, &kl, &v, &vl)) {
 		if (n == cap) {
@@ -190,7 +193,8 @@ pos_load(cp_links *l)
 		size_t        vl = 0;
 		k[0] = 'O';
 		for (int i = 0; i < 4; i++)
-			k[1 + i] = (unsigned char) ((uint32_t) p >> (24 - 8 * i));
+			k[1 + i]
+			    = (unsigned char) ((uint32_t) p >> (24 - 8 * i));
 		l->offset[p] = DRE_OFFSET_BEGINNING;
 		if (dre_store_get(l->s->st, CF_LINKS, k, 5, &v, &vl) == DRE_OK
 		    && vl == 8) {
@@ -245,7 +249,8 @@ snapshot_take(cp_links *l)
 	rq.body.len = dre__snapshot_request__pack(&sr, body);
 	rq.tenant = "";
 	rq.principal = "coupon";
-	dre_err err = dre_rpc_call_sync(l->cat, &rq, SNAPSHOT_TIMEOUT_MS, &rep);
+	dre_err err
+	    = dre_rpc_call_sync(l->cat, &rq, SNAPSHOT_TIMEOUT_MS, &rep);
 	if (err != DRE_OK)
 		return err;
 	if (rep->status != 200) {
@@ -295,8 +300,8 @@ snapshot_take(cp_links *l)
 	    snap->cluster_id ? snap->cluster_id : "");
 	for (int p = 0; p < l->nparts; p++)
 		pos_save(l, b, p);
-	dre_batch_put(b, s->st, CF_LINKS, "C", 1, l->cluster,
-	    strlen(l->cluster));
+	dre_batch_put(
+	    b, s->st, CF_LINKS, "C", 1, l->cluster, strlen(l->cluster));
 	if (err == DRE_OK)
 		err = dre_store_write(s->st, b, false);
 	dre_batch_free(b);
@@ -329,7 +334,8 @@ message_apply(cp_links *l, const dre_msg *m)
 	    && ev.entity_id != NULL) {
 		bool del = ev.op != NULL && strcmp(ev.op, "DELETE") == 0;
 		apply(l->s, b, ev.tenant, ev.entity_id, ev.version,
-		    del ? NULL : ev.document, del ? 0 : ev.document_len, false);
+		    del ? NULL : ev.document, del ? 0 : ev.document_len,
+		    false);
 	}
 	l->offset[m->partition] = m->offset + 1;
 	pos_save(l, b, m->partition);
@@ -347,7 +353,8 @@ probe(cp_links *l, int64_t now)
 	    || dre_bus_cluster_id(l->s->kafka, id, sizeof id, 1000) != DRE_OK)
 		return;
 	if (l->cluster[0] != '\0' && strcmp(id, l->cluster) != 0) {
-		dre_warn("links: Kafka cluster changed (%s -> %s): re-snapshot",
+		dre_warn(
+		    "links: Kafka cluster changed (%s -> %s): re-snapshot",
 		    l->cluster, id);
 		l->need_snapshot = true;
 		l->next_snapshot = now;
@@ -372,12 +379,14 @@ links_main(void *arg)
 				l->backoff_ms = BACKOFF_MIN_MS;
 				l->last_snapshot = dre_mono_ms();
 			} else {
-				dre_warn("links: snapshot from %s: %s (retry in "
-				         "%d ms)",
+				dre_warn(
+				    "links: snapshot from %s: %s (retry in "
+				    "%d ms)",
 				    l->s->o.catalog_url, dre_strerror(err),
 				    l->backoff_ms);
 				l->next_snapshot = now + l->backoff_ms;
-				l->backoff_ms = l->backoff_ms * 2 > BACKOFF_MAX_MS
+				l->backoff_ms
+				    = l->backoff_ms * 2 > BACKOFF_MAX_MS
 				    ? BACKOFF_MAX_MS
 				    : l->backoff_ms * 2;
 				// Meanwhile follow the feed from the stored
@@ -426,8 +435,9 @@ cp_links_start(cp *s)
 	l->backoff_ms = BACKOFF_MIN_MS;
 	pos_load(l);
 	if (!l->have_kafka)
-		dre_warn("links: no kafka.bootstrap.servers: catalog snapshots "
-		         "every %lld ms only",
+		dre_warn(
+		    "links: no kafka.bootstrap.servers: catalog snapshots "
+		    "every %lld ms only",
 		    (long long) s->o.resnapshot_ms);
 	atomic_init(&l->running, true);
 	if (pthread_create(&l->th, NULL, links_main, l) != 0) {

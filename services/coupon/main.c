@@ -42,7 +42,8 @@ static const dre_cfg_opt cp_cfg_opts[] = {
 	    "how often lapsed reservations and expired codes are swept" },
 	{ "coupon.reservation_retention_ms", DRE_CFG_INT,
 	    offsetof(cp_cfg, retention_ms), "86400000",
-	    "finished reservations are kept this long (redeem/cancel answers)" },
+	    "finished reservations are kept this long (redeem/cancel "
+	    "answers)" },
 	{ "coupon.batch_chunk", DRE_CFG_INT, offsetof(cp_cfg, batch_chunk),
 	    "1000", "codes a batch job writes per synced batch" },
 	{ "coupon.resnapshot_ms", DRE_CFG_INT, offsetof(cp_cfg, resnapshot_ms),
@@ -59,7 +60,8 @@ bootstrap_default(cp_cfg *cfg)
 	char        path[1024], line[512];
 	if (dre_kvlist_get(k, "bootstrap.servers") != NULL)
 		return;
-	snprintf(path, sizeof path, "%s/broker/bootstrap", cfg->common.data_dir);
+	snprintf(
+	    path, sizeof path, "%s/broker/bootstrap", cfg->common.data_dir);
 	FILE *fp = fopen(path, "r");
 	if (fp == NULL)
 		return;
@@ -85,7 +87,8 @@ main(int argc, char **argv)
 	if (cfg.reservation_ttl_ms <= 0 || cfg.issue_rate_per_min <= 0
 	    || cfg.sweep_ms <= 0 || cfg.batch_chunk <= 0
 	    || cfg.retention_ms < 0 || cfg.rpc_workers <= 0) {
-		dre_error("coupon.* settings and rpc.workers must be positive");
+		dre_error(
+		    "coupon.* settings and rpc.workers must be positive");
 		goto out;
 	}
 	bootstrap_default(&cfg);
@@ -108,8 +111,8 @@ main(int argc, char **argv)
 	}
 	if ((err = cp_jobs_start(&s)) != DRE_OK
 	    || (err = cp_links_start(&s)) != DRE_OK) {
-		dre_error("cannot start the background jobs: %s",
-		    dre_strerror(err));
+		dre_error(
+		    "cannot start the background jobs: %s", dre_strerror(err));
 		cp_jobs_stop(&s);
 		cp_close(&s);
 		goto out;

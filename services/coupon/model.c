@@ -170,8 +170,7 @@ opt_int(int64_t *out, const dre_json *o, const char *key, int64_t min,
 }
 
 static bool
-opt_bool(bool *out, const dre_json *o, const char *key,
-    dre_promo_errors *errs)
+opt_bool(bool *out, const dre_json *o, const char *key, dre_promo_errors *errs)
 {
 	const dre_json *v = dre_json_get(o, key);
 	if (v == NULL)
@@ -272,7 +271,8 @@ cp_type_parse(cp_type *t, dre_arena *a, const dre_json *doc,
 
 	const dre_json *ty = dre_json_get(doc, "type");
 	if (ty == NULL && !patch) {
-		cp_err(errs, "type", "type is required (GENERIC or INDIVIDUAL)");
+		cp_err(
+		    errs, "type", "type is required (GENERIC or INDIVIDUAL)");
 	} else if (ty != NULL) {
 		if (dre_json_is(ty, DRE_JSON_STRING)
 		    && strcmp(ty->str, "GENERIC") == 0)
@@ -332,7 +332,8 @@ cp_type_parse(cp_type *t, dre_arena *a, const dre_json *doc,
 	opt_time(&t->r.valid_to, doc, "validTo", errs, &present);
 	if (t->r.valid_from != 0 && t->r.valid_to != 0
 	    && t->r.valid_from > t->r.valid_to)
-		cp_err(errs, "validTo", "validTo must not be before validFrom");
+		cp_err(
+		    errs, "validTo", "validTo must not be before validFrom");
 	opt_int(&t->validity_days, doc, "validityDays", 1, VALIDITY_DAYS_MAX,
 	    errs);
 	opt_bool(&t->r.stackable, doc, "isStackable", errs);
@@ -346,7 +347,8 @@ cp_type_parse(cp_type *t, dre_arena *a, const dre_json *doc,
 		    && strcmp(st->str, "INACTIVE") == 0)
 			t->r.active = false;
 		else
-			cp_err(errs, "status", "status must be ACTIVE or INACTIVE");
+			cp_err(errs, "status",
+			    "status must be ACTIVE or INACTIVE");
 	}
 	// Stored documents carry their bookkeeping.
 	if (errs == NULL) {

@@ -20,7 +20,7 @@ typedef struct {
 	char          name[CP_NAME_BYTES];
 	const char   *description; // NULL or arena
 	char          prefix[CP_PREFIX_MAX + 1];
-	int64_t       code_length;   // random symbols after the prefix
+	int64_t       code_length; // random symbols after the prefix
 	int64_t       validity_days; // issued codes: valid this long; 0 = none
 	int64_t       created_at, updated_at;
 	cp_type_rules r;
@@ -45,24 +45,24 @@ void cp_type_write(dre_buf *out, const cp_type *t, bool links,
 
 // A coupon code (/api/v1/CouponCodes).
 typedef struct {
-	char        code[CP_CODE_MAX + 1];
-	char        type_id[DRE_UUID_LEN + 1];
-	cp_state    state;
-	char        customer[CP_ID_BYTES]; // "" = anyone
-	int64_t     valid_from, valid_to;  // 0 = open
-	int64_t     redemptions;
-	int64_t     held; // reservations holding it
-	char        res_id[DRE_UUID_LEN + 1]; // INDIVIDUAL: current hold
-	char        res_tx[CP_ID_BYTES];
-	int64_t     res_until;
-	const char *origin; // CP_ORIGIN_*, static
-	char        batch_id[DRE_UUID_LEN + 1];
-	int64_t     issued_at;
-	char        issuing_promotion[CP_ID_BYTES];
-	char        issuing_tx[CP_ID_BYTES];
-	const char *issue_reason; // NULL or arena
+	char            code[CP_CODE_MAX + 1];
+	char            type_id[DRE_UUID_LEN + 1];
+	cp_state        state;
+	char            customer[CP_ID_BYTES]; // "" = anyone
+	int64_t         valid_from, valid_to; // 0 = open
+	int64_t         redemptions;
+	int64_t         held; // reservations holding it
+	char            res_id[DRE_UUID_LEN + 1]; // INDIVIDUAL: current hold
+	char            res_tx[CP_ID_BYTES];
+	int64_t         res_until;
+	const char     *origin; // CP_ORIGIN_*, static
+	char            batch_id[DRE_UUID_LEN + 1];
+	int64_t         issued_at;
+	char            issuing_promotion[CP_ID_BYTES];
+	char            issuing_tx[CP_ID_BYTES];
+	const char     *issue_reason; // NULL or arena
 	const dre_json *metadata; // the client's JSON value, NULL or arena
-	int64_t     created_at, updated_at, activated_at, redeemed_at;
+	int64_t         created_at, updated_at, activated_at, redeemed_at;
 } cp_code;
 
 // cp_code_parse reads a stored code document.
@@ -109,7 +109,7 @@ const char *cp_batch_state_name(cp_batch_state s);
 typedef struct {
 	char           id[DRE_UUID_LEN + 1];
 	char           type_id[DRE_UUID_LEN + 1];
-	int64_t        number;    // numberOfCodes
+	int64_t        number; // numberOfCodes
 	int64_t        generated; // committed so far
 	cp_batch_state state;
 	char           error[160];

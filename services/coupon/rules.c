@@ -158,8 +158,8 @@ cp_effective_valid_to(const cp_code_rules *c, const cp_type_rules *t)
 static cp_reason
 window_reason(const cp_code_rules *c, const cp_type_rules *t, int64_t at)
 {
-	int64_t from = c->valid_from > t->valid_from ? c->valid_from
-	                                             : t->valid_from;
+	int64_t from
+	    = c->valid_from > t->valid_from ? c->valid_from : t->valid_from;
 	int64_t to = cp_effective_valid_to(c, t);
 	if (from != 0 && at < from)
 		return CP_R_NOT_ACTIVE_YET;
@@ -217,16 +217,15 @@ cp_check_use(const cp_code_rules *c, const cp_type_rules *t, int64_t at,
 	if (t->max_redemptions > 0
 	    && c->redemptions + c->held >= t->max_redemptions)
 		return CP_R_LIMIT_REACHED;
-	if (t->max_per_customer > 0 && customer != NULL
-	    && customer[0] != '\0' && u != NULL
-	    && u->customer_uses >= t->max_per_customer)
+	if (t->max_per_customer > 0 && customer != NULL && customer[0] != '\0'
+	    && u != NULL && u->customer_uses >= t->max_per_customer)
 		return CP_R_LIMIT_REACHED;
 	return CP_R_OK;
 }
 
 cp_reason
-cp_check_activate(const cp_code_rules *c, const cp_type_rules *t,
-    int64_t now, const char *customer)
+cp_check_activate(const cp_code_rules *c, const cp_type_rules *t, int64_t now,
+    const char *customer)
 {
 	cp_reason r;
 	if ((r = terminal_reason(c, t)) != CP_R_OK)
@@ -268,8 +267,8 @@ cp_hold_until(int64_t now, int64_t ttl_ms, int64_t valid_to)
 }
 
 int64_t
-cp_rate_take(cp_rate *r, int64_t limit, int64_t want, int64_t now_ms,
-    int64_t *retry_s)
+cp_rate_take(
+    cp_rate *r, int64_t limit, int64_t want, int64_t now_ms, int64_t *retry_s)
 {
 	int64_t sec = now_ms / 1000, used = 0, oldest = 0;
 	for (int i = 0; i < CP_RATE_BUCKETS; i++) {
@@ -295,7 +294,8 @@ cp_rate_take(cp_rate *r, int64_t limit, int64_t want, int64_t now_ms,
 	}
 	if (got < want && retry_s != NULL) {
 		// The oldest second in the window leaves it first.
-		int64_t wait = oldest != 0 ? oldest + CP_RATE_BUCKETS - sec : 1;
+		int64_t wait
+		    = oldest != 0 ? oldest + CP_RATE_BUCKETS - sec : 1;
 		*retry_s = wait < 1 ? 1 : wait;
 	}
 	return got;

@@ -12,14 +12,14 @@
 
 // Limits of the wire fields (characters; customer and transaction ids may
 // be any UTF-8, so their buffers hold 4 bytes per character).
-#define CP_CODE_MAX     50
-#define CP_PREFIX_MAX   20
-#define CP_CODELEN_MIN  4
-#define CP_CODELEN_MAX  30
-#define CP_ID_MAX       50
-#define CP_ID_BYTES     (4 * CP_ID_MAX + 1)
-#define CP_NAME_MAX     100
-#define CP_NAME_BYTES   (4 * CP_NAME_MAX + 1)
+#define CP_CODE_MAX    50
+#define CP_PREFIX_MAX  20
+#define CP_CODELEN_MIN 4
+#define CP_CODELEN_MAX 30
+#define CP_ID_MAX      50
+#define CP_ID_BYTES    (4 * CP_ID_MAX + 1)
+#define CP_NAME_MAX    100
+#define CP_NAME_BYTES  (4 * CP_NAME_MAX + 1)
 
 // The code alphabet: upper-case letters and digits without the look-alikes
 // 0/O, 1/I/L (31 symbols, so a 10-symbol code has 31^10 ~ 8e14 values).
@@ -52,7 +52,8 @@ typedef enum {
 	XX(RESERVED_BY_OTHER,                                                 \
 	    "the coupon is reserved by another transaction")                  \
 	XX(OTHER_CUSTOMER, "the coupon belongs to another customer")          \
-	XX(NOT_STACKABLE, "the coupon cannot be combined with another coupon") \
+	XX(NOT_STACKABLE,                                                     \
+	    "the coupon cannot be combined with another coupon")              \
 	XX(LIMIT_REACHED, "the coupon's redemption limit is reached")         \
 	XX(CANCELLED, "the coupon has been cancelled")                        \
 	XX(INACTIVE, "the coupon type is not active")                         \
@@ -92,31 +93,31 @@ bool cp_code_generate(char *out, const char *prefix, int len);
 
 // The views of a coupon type and a code that the decisions read.
 typedef struct {
-	bool    generic;          // GENERIC (one code, many uses) / INDIVIDUAL
-	bool    active;           // type status ACTIVE
+	bool    generic; // GENERIC (one code, many uses) / INDIVIDUAL
+	bool    active; // type status ACTIVE
 	bool    stackable;
-	int64_t max_redemptions;  // GENERIC: per code; 0 = unlimited
+	int64_t max_redemptions; // GENERIC: per code; 0 = unlimited
 	int64_t max_per_customer; // GENERIC: per code and customer; 0 = none
-	int64_t valid_from;       // epoch ms; 0 = open
-	int64_t valid_to;         // epoch ms, inclusive; 0 = open
+	int64_t valid_from; // epoch ms; 0 = open
+	int64_t valid_to; // epoch ms, inclusive; 0 = open
 } cp_type_rules;
 
 typedef struct {
 	cp_state    state;
-	const char *customer;    // owner; "" = anyone
-	int64_t     valid_from;  // 0 = open
-	int64_t     valid_to;    // inclusive; 0 = open
+	const char *customer; // owner; "" = anyone
+	int64_t     valid_from; // 0 = open
+	int64_t     valid_to; // inclusive; 0 = open
 	int64_t     redemptions;
-	int64_t     held;        // reservations holding the code
-	const char *res_tx;      // INDIVIDUAL: transaction of the hold ("")
-	int64_t     res_until;   // INDIVIDUAL: hold expiry (epoch ms)
+	int64_t     held; // reservations holding the code
+	const char *res_tx; // INDIVIDUAL: transaction of the hold ("")
+	int64_t     res_until; // INDIVIDUAL: hold expiry (epoch ms)
 } cp_code_rules;
 
 // What the caller knows about the requester's own use of a GENERIC code.
 typedef struct {
-	bool    own_hold;        // this transaction holds a reservation
-	bool    own_redeemed;    // this transaction already redeemed it
-	int64_t customer_uses;   // redeemed + held by this customer
+	bool    own_hold; // this transaction holds a reservation
+	bool    own_redeemed; // this transaction already redeemed it
+	int64_t customer_uses; // redeemed + held by this customer
 } cp_usage;
 
 // cp_check_use decides whether a code may be used (validate, check,
@@ -147,14 +148,14 @@ int64_t cp_hold_until(int64_t now, int64_t ttl_ms, int64_t valid_to);
 // The issue rate limit: a sliding window of 60 one-second buckets.
 #define CP_RATE_BUCKETS 60
 typedef struct {
-	int64_t sec[CP_RATE_BUCKETS];   // which second a bucket counts
+	int64_t sec[CP_RATE_BUCKETS]; // which second a bucket counts
 	int64_t count[CP_RATE_BUCKETS];
 } cp_rate;
 
 // cp_rate_take grants up to want codes at now_ms under limit per minute and
 // returns how many; when it grants fewer than want, *retry_s is the number
 // of seconds after which at least one more is allowed.
-int64_t cp_rate_take(cp_rate *r, int64_t limit, int64_t want, int64_t now_ms,
-    int64_t *retry_s);
+int64_t cp_rate_take(
+    cp_rate *r, int64_t limit, int64_t want, int64_t now_ms, int64_t *retry_s);
 
 #endif

@@ -16,15 +16,19 @@
 static cp_type_rules
 individual(void)
 {
-	return (cp_type_rules) { .generic = false, .active = true,
-		.stackable = true, .max_redemptions = 1 };
+	return (cp_type_rules) { .generic = false,
+		.active = true,
+		.stackable = true,
+		.max_redemptions = 1 };
 }
 
 static cp_type_rules
 generic(int64_t max, int64_t per_customer)
 {
-	return (cp_type_rules) { .generic = true, .active = true,
-		.stackable = true, .max_redemptions = max,
+	return (cp_type_rules) { .generic = true,
+		.active = true,
+		.stackable = true,
+		.max_redemptions = max,
 		.max_per_customer = per_customer };
 }
 
@@ -47,9 +51,10 @@ test_names(void **state)
 	}
 	assert_int_equal(cp_state_parse("active"), -1);
 	assert_int_equal(cp_state_parse(NULL), -1);
-	assert_string_equal(cp_reason_name(CP_R_RESERVED_BY_OTHER),
-	    "RESERVED_BY_OTHER");
-	assert_string_equal(cp_reason_name(CP_R_NOT_STACKABLE), "NOT_STACKABLE");
+	assert_string_equal(
+	    cp_reason_name(CP_R_RESERVED_BY_OTHER), "RESERVED_BY_OTHER");
+	assert_string_equal(
+	    cp_reason_name(CP_R_NOT_STACKABLE), "NOT_STACKABLE");
 	assert_string_equal(cp_reason_name(CP_R_UNAVAILABLE), "UNAVAILABLE");
 	for (int r = 0; r < CP_NREASONS; r++)
 		assert_true(cp_reason_text((cp_reason) r)[0] != '\0');
@@ -112,7 +117,8 @@ test_individual_use(void **state)
 	(void) state;
 	cp_type_rules t = individual();
 	cp_code_rules c = code(CP_ACTIVE);
-	assert_int_equal(cp_check_use(&c, &t, T0, T0, "T1", "", NULL), CP_R_OK);
+	assert_int_equal(
+	    cp_check_use(&c, &t, T0, T0, "T1", "", NULL), CP_R_OK);
 	// terminal states
 	c.state = CP_REDEEMED;
 	assert_int_equal(
@@ -131,7 +137,8 @@ test_individual_use(void **state)
 	c.state = CP_RESERVED;
 	c.res_tx = "T1";
 	c.res_until = T0 + 1000;
-	assert_int_equal(cp_check_use(&c, &t, T0, T0, "T1", "", NULL), CP_R_OK);
+	assert_int_equal(
+	    cp_check_use(&c, &t, T0, T0, "T1", "", NULL), CP_R_OK);
 	assert_int_equal(cp_check_use(&c, &t, T0, T0, "T2", "", NULL),
 	    CP_R_RESERVED_BY_OTHER);
 	assert_int_equal(cp_check_use(&c, &t, T0, T0, "", "", NULL),
@@ -158,8 +165,8 @@ test_validity(void **state)
 	assert_int_equal(cp_check_use(&c, &t, T0, T0, "", "", NULL), CP_R_OK);
 	assert_int_equal(
 	    cp_check_use(&c, &t, T0 + 100, T0, "", "", NULL), CP_R_OK);
-	assert_int_equal(cp_check_use(&c, &t, T0 + 101, T0, "", "", NULL),
-	    CP_R_EXPIRED);
+	assert_int_equal(
+	    cp_check_use(&c, &t, T0 + 101, T0, "", "", NULL), CP_R_EXPIRED);
 	// the type's window narrows the code's
 	t.valid_to = T0 + 50;
 	assert_int_equal(
@@ -204,15 +211,16 @@ test_personal(void **state)
 	assert_int_equal(cp_check_activate(&c, &t, T0, "ALICE"), CP_R_EXPIRED);
 	c.valid_to = 0;
 	t.active = false;
-	assert_int_equal(cp_check_activate(&c, &t, T0, "ALICE"), CP_R_INACTIVE);
+	assert_int_equal(
+	    cp_check_activate(&c, &t, T0, "ALICE"), CP_R_INACTIVE);
 	t.active = true;
 	c.state = CP_ACTIVE;
 	assert_int_equal(
 	    cp_check_activate(&c, &t, T0, "ALICE"), CP_R_ALREADY_ACTIVE);
-	assert_int_equal(cp_check_use(&c, &t, T0, T0, "T", "ALICE", NULL),
-	    CP_R_OK);
-	assert_int_equal(cp_check_use(&c, &t, T0, T0, "T", "", NULL),
-	    CP_R_OTHER_CUSTOMER);
+	assert_int_equal(
+	    cp_check_use(&c, &t, T0, T0, "T", "ALICE", NULL), CP_R_OK);
+	assert_int_equal(
+	    cp_check_use(&c, &t, T0, T0, "T", "", NULL), CP_R_OTHER_CUSTOMER);
 	c.state = CP_REDEEMED;
 	assert_int_equal(
 	    cp_check_activate(&c, &t, T0, "ALICE"), CP_R_REDEEMED);
@@ -251,7 +259,8 @@ test_generic(void **state)
 	t = generic(0, 0);
 	c = code(CP_ACTIVE);
 	c.redemptions = 1000000;
-	assert_int_equal(cp_check_use(&c, &t, T0, T0, "T", "C", NULL), CP_R_OK);
+	assert_int_equal(
+	    cp_check_use(&c, &t, T0, T0, "T", "C", NULL), CP_R_OK);
 }
 
 static void
@@ -270,7 +279,8 @@ test_rate(void **state)
 	assert_int_equal(cp_rate_take(&r, 1000, 1, T0 + 59999, &retry), 0);
 	assert_int_equal(retry, 1);
 	// a minute after T0 its 600 are free again, the rest still count
-	assert_int_equal(cp_rate_take(&r, 1000, 1000, T0 + 60000, &retry), 600);
+	assert_int_equal(
+	    cp_rate_take(&r, 1000, 1000, T0 + 60000, &retry), 600);
 	assert_int_equal(retry, 10);
 	// long after: everything free
 	assert_int_equal(

@@ -68,9 +68,12 @@ make_type(const char *tenant, bool generic, int64_t max, int64_t per_cust,
 	dre_uuid_v4(t.id);
 	snprintf(t.name, sizeof t.name, "type-%s", t.id);
 	t.code_length = 8;
-	t.r = (cp_type_rules) { .generic = generic, .active = true,
-		.stackable = true, .max_redemptions = generic ? max : 1,
-		.max_per_customer = per_cust, .valid_to = valid_to };
+	t.r = (cp_type_rules) { .generic = generic,
+		.active = true,
+		.stackable = true,
+		.max_redemptions = generic ? max : 1,
+		.max_per_customer = per_cust,
+		.valid_to = valid_to };
 	assert_int_equal(cp_type_store(&S, tenant, &t, NULL), DRE_OK);
 	memcpy(id, t.id, DRE_UUID_LEN + 1);
 }
@@ -87,8 +90,8 @@ make_code(const char *tenant, const char *type_id, const char *code,
 	assert_int_equal(cp_type_load(&S, a, tenant, type_id, &t), DRE_OK);
 	new_code(&c, &t, code, customer, st, CP_ORIGIN_IMPORT, dre_now_ms());
 	dre_batch *b = dre_batch_alloc();
-	assert_int_equal(
-	    cp_codes_insert(&S, tenant, &c, 1, &t, false, &dup, b, NULL, NULL, &n),
+	assert_int_equal(cp_codes_insert(&S, tenant, &c, 1, &t, false, &dup, b,
+	                     NULL, NULL, &n),
 	    DRE_OK);
 	dre_batch_free(b);
 	assert_false(dup);
@@ -108,7 +111,8 @@ get_code(const char *tenant, const char *code)
 	return c;
 }
 
-// ---- races -------------------------------------------------------------------
+// ---- races
+// -------------------------------------------------------------------
 
 #define NTHREADS 50
 
@@ -162,8 +166,8 @@ static void
 test_race_individual(void **state)
 {
 	(void) state;
-	char   tid[37];
-	racer  v[NTHREADS];
+	char  tid[37];
+	racer v[NTHREADS];
 	make_type("t1", false, 0, 0, 0, tid);
 	make_code("t1", tid, "RACE-1", "", CP_ACTIVE);
 	assert_int_equal(race("RACE-1", false, v), 1);
@@ -195,7 +199,8 @@ test_race_generic(void **state)
 	assert_int_equal(c.held, 0);
 }
 
-// ---- expiry ------------------------------------------------------------------
+// ---- expiry
+// ------------------------------------------------------------------
 
 static void
 test_hold_expiry(void **state)
@@ -299,7 +304,8 @@ test_generic_relapse(void **state)
 	dre_arena_free(a);
 }
 
-// ---- creation --------------------------------------------------------------------
+// ---- creation
+// --------------------------------------------------------------------
 
 static char first_batch[37];
 
@@ -339,7 +345,8 @@ test_batch_and_uniqueness(void **state)
 	cp_code_filter f = { tid, NULL, CP_ACTIVE, 0, 1000 };
 	dre_buf        vals = { 0 };
 	int64_t        count = 0;
-	assert_int_equal(cp_codes_list(&S, a, "t1", &f, &vals, &count), DRE_OK);
+	assert_int_equal(
+	    cp_codes_list(&S, a, "t1", &f, &vals, &count), DRE_OK);
 	assert_int_equal(count, 130);
 	dre_buf_free(&vals);
 	// a batch whose type is gone FAILS
@@ -356,18 +363,19 @@ test_batch_and_uniqueness(void **state)
 	cp_code c[32];
 	size_t  n = 0;
 	for (int i = 0; i < 31; i++) {
-		new_code(&c[i], &tiny, NULL, "", CP_ACTIVE, CP_ORIGIN_BATCH, 1);
+		new_code(
+		    &c[i], &tiny, NULL, "", CP_ACTIVE, CP_ORIGIN_BATCH, 1);
 		c[i].code[1] = CP_ALPHABET[i];
 	}
 	dre_batch *b = dre_batch_alloc();
-	assert_int_equal(cp_codes_insert(&S, "t1", c, 31, &tiny, false, NULL, b,
-	                     NULL, NULL, &n),
+	assert_int_equal(cp_codes_insert(&S, "t1", c, 31, &tiny, false, NULL,
+	                     b, NULL, NULL, &n),
 	    DRE_OK);
 	assert_int_equal(n, 31);
 	dre_batch_clear(b);
 	new_code(&c[31], &tiny, NULL, "", CP_ACTIVE, CP_ORIGIN_BATCH, 1);
-	assert_int_equal(cp_codes_insert(&S, "t1", &c[31], 1, &tiny, true, NULL,
-	                     b, NULL, NULL, &n),
+	assert_int_equal(cp_codes_insert(&S, "t1", &c[31], 1, &tiny, true,
+	                     NULL, b, NULL, NULL, &n),
 	    DRE_EEXISTS);
 	dre_batch_free(b);
 	// explicit codes: a duplicate is reported, not overwritten
@@ -389,7 +397,8 @@ test_batch_and_uniqueness(void **state)
 	dre_arena_free(a);
 }
 
-// ---- events ----------------------------------------------------------------------
+// ---- events
+// ----------------------------------------------------------------------
 
 static void
 test_events(void **state)
@@ -410,8 +419,9 @@ test_events(void **state)
 	const dre_topic *tp = dre_topic_find(DRE_TOPIC_COUPON_EVENTS);
 	assert_int_equal(dre_consumer_open(&co, &props, NULL), DRE_OK);
 	for (int p = 0; p < tp->partitions; p++)
-		assert_int_equal(dre_consumer_assign(co, DRE_TOPIC_COUPON_EVENTS,
-		                     p, DRE_OFFSET_BEGINNING),
+		assert_int_equal(
+		    dre_consumer_assign(
+		        co, DRE_TOPIC_COUPON_EVENTS, p, DRE_OFFSET_BEGINNING),
 		    DRE_OK);
 	bool redeemed = false, batch = false;
 	for (int i = 0; i < 100 && !(redeemed && batch); i++) {
@@ -456,16 +466,23 @@ static void
 test_event_codec(void **state)
 {
 	(void) state;
-	dre_coupon_event e = { .tenant = "t", .occurred_at = 42,
-		.schema_version = 1, .type = "COUPON_ISSUED", .code = "C1",
-		.coupon_type_id = "T", .customer_id = "K", .count = -1,
-		.promotion_id = "P", .reason = "why" };
+	dre_coupon_event e = { .tenant = "t",
+		.occurred_at = 42,
+		.schema_version = 1,
+		.type = "COUPON_ISSUED",
+		.code = "C1",
+		.coupon_type_id = "T",
+		.customer_id = "K",
+		.count = -1,
+		.promotion_id = "P",
+		.reason = "why" };
 	dre_coupon_event d;
 	dre_buf          out = { 0 };
 	dre_arena       *a = dre_arena_alloc(0);
 	dre_uuid_v4(e.event_id);
 	assert_int_equal(dre_avro_encode_coupon(&out, &e), DRE_OK);
-	assert_int_equal(dre_avro_decode_coupon(&d, a, out.data, out.len), DRE_OK);
+	assert_int_equal(
+	    dre_avro_decode_coupon(&d, a, out.data, out.len), DRE_OK);
 	assert_string_equal(d.event_id, e.event_id);
 	assert_string_equal(d.type, "COUPON_ISSUED");
 	assert_string_equal(d.code, "C1");
@@ -484,7 +501,8 @@ test_event_codec(void **state)
 	dre_arena_free(a);
 }
 
-// ---- links and coupon.Check --------------------------------------------------------
+// ---- links and coupon.Check
+// --------------------------------------------------------
 
 static void
 test_links_and_check(void **state)
@@ -499,12 +517,14 @@ test_links_and_check(void **state)
 	make_code("t1", tid, "CHK-2", "ALICE", CP_ACTIVE);
 	char doc[512];
 	snprintf(doc, sizeof doc,
-	    "{\"id\":\"P1\",\"status\":\"INACTIVE\",\"couponTypeIds\":[\"%s\"]}",
+	    "{\"id\":\"P1\",\"status\":\"INACTIVE\",\"couponTypeIds\":[\"%s\"]"
+	    "}",
 	    tid);
 	dre_batch *b = dre_batch_alloc();
 	cp_links_apply(&S, b, "t1", "P1", 5, doc, strlen(doc));
 	snprintf(doc, sizeof doc,
-	    "{\"id\":\"P2\",\"status\":\"ACTIVE\",\"couponTypeIds\":[\"%s\",\"%s\"]}",
+	    "{\"id\":\"P2\",\"status\":\"ACTIVE\",\"couponTypeIds\":[\"%s\","
+	    "\"%s\"]}",
 	    tid, tid2);
 	cp_links_apply(&S, b, "t1", "P2", 6, doc, strlen(doc));
 	assert_int_equal(dre_store_write(S.st, b, false), DRE_OK);
@@ -533,11 +553,15 @@ test_links_and_check(void **state)
 	rq.codes = codes;
 	rq.n_codes = 5;
 	rq.customer_id = "BOB";
-	uint8_t buf[512];
-	size_t  n = dre__coupon_check_request__pack(&rq, buf);
+	uint8_t         buf[512];
+	size_t          n = dre__coupon_check_request__pack(&rq, buf);
 	Dre__RpcRequest rq0 = DRE__RPC_REQUEST__INIT;
-	dre_rpc_call    c = { .method = "coupon.Check", .tenant = "t1",
-		   .principal = "", .body = buf, .body_len = n, .req = &rq0 };
+	dre_rpc_call    c = { .method = "coupon.Check",
+		   .tenant = "t1",
+		   .principal = "",
+		   .body = buf,
+		   .body_len = n,
+		   .req = &rq0 };
 	dre_rpc_reply   rep = { .status = 200 };
 	h_check(&S, &c, &rep);
 	assert_int_equal(rep.status, 200);
