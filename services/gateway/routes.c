@@ -1,5 +1,6 @@
 // routes.c -- the gateway's route table and its handlers: POS evaluate /
-// simulate / heartbeat, article import, and the /api/v1 master data.
+// simulate / heartbeat, article import, the /api/v1 master data, and the
+// coupon endpoints (forwarded to dre-coupon).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
