@@ -1334,3 +1334,94 @@ dre_avro_event_id(char *out, const void *data, size_t len)
 	out[n] = '\0';
 	return DRE_OK;
 }
+
+// ---- dre.CouponEvent ----------------------------------------------------
+
+static dre_err
+coupon_fill(avro_value_t *rec, const void *ev)
+{
+	const dre_coupon_event *e = ev;
+	avro_value_t            f, b;
+	TRY(set_cstr(rec, "eventId", e->event_id));
+	TRY(set_cstr(rec, "tenant", e->tenant));
+	TRY(set_long(rec, "occurredAt", e->occurred_at));
+	TRY(set_int(rec, "schemaVersion", e->schema_version));
+	TRY(set_enum(rec, "type", e->type));
+	TRY(set_opt_cstr(rec, "code", e->code));
+	TRY(set_cstr(rec, "couponTypeId", e->coupon_type_id));
+	TRY(set_opt_cstr(rec, "customerId", e->customer_id));
+	TRY(set_opt_cstr(rec, "transactionId", e->transaction_id));
+	TRY(set_opt_cstr(rec, "reservationId", e->reservation_id));
+	TRY(set_opt_cstr(rec, "batchId", e->batch_id));
+	TRY(field(rec, "count", &f));
+	if (avro_value_set_branch(&f, e->count < 0 ? 0 : 1, &b) != 0
+	    || (e->count < 0 ? avro_value_set_null(&b)
+	                     : avro_value_set_long(&b, e->count))
+	        != 0)
+		return DRE_ECODEC;
+	TRY(set_opt_cstr(rec, "promotionId", e->promotion_id));
+	TRY(set_opt_cstr(rec, "reason", e->reason));
+	return DRE_OK;
+}
+
+static dre_err
+coupon_read(void *ev, dre_arena *a, avro_value_t *rec)
+{
+	dre_coupon_event *e = ev;
+	char             *s = NULL;
+	size_t            n = 0;
+	avro_value_t      f, b;
+	TRY(get_str(&s, &n, a, rec, "eventId"));
+	if (n >= sizeof(e->event_id))
+		return DRE_ECODEC;
+	memcpy(e->event_id, s, n + 1);
+	TRY(get_str(&s, NULL, a, rec, "tenant"));
+	e->tenant = s;
+	TRY(get_long(&e->occurred_at, rec, "occurredAt"));
+	TRY(get_int(&e->schema_version, rec, "schemaVersion"));
+	TRY(get_enum(&s, a, rec, "type"));
+	e->type = s;
+	TRY(get_opt_str(&s, &n, a, rec, "code"));
+	e->code = s;
+	TRY(get_str(&s, NULL, a, rec, "couponTypeId"));
+	e->coupon_type_id = s;
+	TRY(get_opt_str(&s, &n, a, rec, "customerId"));
+	e->customer_id = s;
+	TRY(get_opt_str(&s, &n, a, rec, "transactionId"));
+	e->transaction_id = s;
+	TRY(get_opt_str(&s, &n, a, rec, "reservationId"));
+	e->reservation_id = s;
+	TRY(get_opt_str(&s, &n, a, rec, "batchId"));
+	e->batch_id = s;
+	e->count = -1;
+	TRY(field(rec, "count", &f));
+	if (avro_value_get_current_branch(&f, &b) != 0)
+		return DRE_ECODEC;
+	if (avro_value_get_type(&b) != AVRO_NULL
+	    && avro_value_get_long(&b, &e->count) != 0)
+		return DRE_ECODEC;
+	TRY(get_opt_str(&s, &n, a, rec, "promotionId"));
+	e->promotion_id = s;
+	TRY(get_opt_str(&s, &n, a, rec, "reason"));
+	e->reason = s;
+	return DRE_OK;
+}
+
+dre_err
+dre_avro_encode_coupon(dre_buf *out, const dre_coupon_event *e)
+{
+	return encode_event(out, "CouponEvent", coupon_fill, e);
+}
+
+dre_err
+dre_avro_decode_coupon(
+    dre_coupon_event *e, dre_arena *a, const void *data, size_t len)
+{
+	dre_coupon_event tmp;
+	memset(&tmp, 0, sizeof(tmp));
+	dre_err err
+	    = decode_event(&tmp, a, "CouponEvent", coupon_read, data, len);
+	if (err == DRE_OK)
+		*e = tmp;
+	return err;
+}

@@ -26,6 +26,7 @@ typedef struct {
 	char          *catalog_url;
 	char          *budget_url;
 	char          *reporting_url;
+	char          *coupon_url;
 	bool           dev_users;
 	char          *users;
 	int64_t        rpc_timeout_ms;
@@ -67,6 +68,7 @@ struct gw {
 	dre_rpc_client    *catalog;
 	dre_rpc_client    *budget;
 	dre_rpc_client    *reporting;
+	dre_rpc_client    *coupon;
 	int64_t            started_ms;
 	atomic_bool        stopping;
 	atomic_int         inflight; // suspended connections

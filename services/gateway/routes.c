@@ -1,5 +1,6 @@
 // routes.c -- the gateway's route table and its handlers: POS evaluate /
-// simulate / heartbeat, article import, and the /api/v1 master data.
+// simulate / heartbeat, article import, the /api/v1 master data, and the
+// coupon endpoints (forwarded to dre-coupon).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,49 @@ const gw_route gw_routes[] = {
 	    GW_BODY_JSON },
 	{ "DELETE", "/api/v1/:entity/:id", gw_catalog, "delete", ROLES_WRITE,
 	    GW_BODY_NONE },
+	// Coupons: the coupon service (gw_catalog forwards "coupon.*" there).
+	{ "POST", "/pos/coupons/validate", gw_catalog, "coupon.Validate",
+	    ROLES_POS, GW_BODY_JSON },
+	{ "POST", "/pos/coupons/reserve", gw_catalog, "coupon.Reserve",
+	    ROLES_POS, GW_BODY_JSON },
+	{ "POST", "/pos/coupons/redeem", gw_catalog, "coupon.Redeem",
+	    ROLES_POS, GW_BODY_JSON },
+	{ "POST", "/pos/coupons/cancel", gw_catalog, "coupon.Cancel",
+	    ROLES_POS, GW_BODY_JSON },
+	{ "POST", "/pos/coupons/activate", gw_catalog, "coupon.Activate",
+	    ROLES_POS, GW_BODY_JSON },
+	{ "POST", "/pos/coupons/issue", gw_catalog, "coupon.Issue", ROLES_POS,
+	    GW_BODY_JSON },
+	{ "POST", "/api/v1/CouponTypes", gw_catalog,
+	    "coupon.CouponTypes.create", ROLES_WRITE, GW_BODY_JSON },
+	{ "GET", "/api/v1/CouponTypes", gw_catalog, "coupon.CouponTypes.list",
+	    ROLES_READ, GW_BODY_NONE },
+	{ "GET", "/api/v1/CouponTypes/:id", gw_catalog,
+	    "coupon.CouponTypes.get", ROLES_READ, GW_BODY_NONE },
+	{ "PATCH", "/api/v1/CouponTypes/:id", gw_catalog,
+	    "coupon.CouponTypes.update", ROLES_WRITE, GW_BODY_JSON },
+	{ "PUT", "/api/v1/CouponTypes/:id", gw_catalog,
+	    "coupon.CouponTypes.update", ROLES_WRITE, GW_BODY_JSON },
+	{ "DELETE", "/api/v1/CouponTypes/:id", gw_catalog,
+	    "coupon.CouponTypes.delete", ROLES_WRITE, GW_BODY_NONE },
+	{ "POST", "/api/v1/CouponCodes/import", gw_catalog,
+	    "coupon.CouponCodes.import", ROLES_WRITE, GW_BODY_JSON },
+	{ "POST", "/api/v1/CouponCodes", gw_catalog,
+	    "coupon.CouponCodes.create", ROLES_WRITE, GW_BODY_JSON },
+	{ "GET", "/api/v1/CouponCodes", gw_catalog, "coupon.CouponCodes.list",
+	    ROLES_READ, GW_BODY_NONE },
+	{ "GET", "/api/v1/CouponCodes/:id", gw_catalog,
+	    "coupon.CouponCodes.get", ROLES_READ, GW_BODY_NONE },
+	{ "PATCH", "/api/v1/CouponCodes/:id", gw_catalog,
+	    "coupon.CouponCodes.update", ROLES_WRITE, GW_BODY_JSON },
+	{ "PUT", "/api/v1/CouponCodes/:id", gw_catalog,
+	    "coupon.CouponCodes.update", ROLES_WRITE, GW_BODY_JSON },
+	{ "POST", "/api/v1/CouponCodeBatches", gw_catalog,
+	    "coupon.CouponCodeBatches.create", ROLES_WRITE, GW_BODY_JSON },
+	{ "GET", "/api/v1/CouponCodeBatches", gw_catalog,
+	    "coupon.CouponCodeBatches.list", ROLES_READ, GW_BODY_NONE },
+	{ "GET", "/api/v1/CouponCodeBatches/:id", gw_catalog,
+	    "coupon.CouponCodeBatches.get", ROLES_READ, GW_BODY_NONE },
 	{ NULL, NULL, NULL, NULL, 0, 0 },
 };
 
@@ -474,7 +518,8 @@ gw_catalog(gw_job *j)
 
 	if (j->body.len > 0 && !parse_json_body(j, &root))
 		return;
-	if (strncmp(j->route->arg, "catalog.", 8) == 0) {
+	if (strncmp(j->route->arg, "catalog.", 8) == 0
+	    || strncmp(j->route->arg, "coupon.", 7) == 0) {
 		method = (char *) j->route->arg;
 	} else {
 		// Only Promotions have activate/deactivate (no :entity).
@@ -504,7 +549,9 @@ gw_catalog(gw_job *j)
 		req.body.data = (uint8_t *) j->body.data;
 		req.body.len = j->body.len;
 	}
-	gw_job_call(j, j->g->catalog, &req, render_catalog);
+	gw_job_call(j,
+	    strncmp(method, "coupon.", 7) == 0 ? j->g->coupon : j->g->catalog,
+	    &req, render_catalog);
 }
 
 // ---------------------------------------------------------------- confirm

@@ -1,5 +1,5 @@
-# harness.py -- starts the real DRE processes (broker, catalog, evaluator,
-# gateway) on free loopback ports in a private data dir and talks HTTP to the
+# harness.py -- starts the real DRE processes (broker, catalog, coupon,
+# evaluator, gateway) on free loopback ports in a private data dir and talks HTTP to the
 # gateway. Standard library only; imported by every tests/integration/test_*.py.
 #
 # Environment: DRE_BIN_DIR (the build's bin/ with dre-broker, dre-catalog,
@@ -44,11 +44,17 @@ USERS = {
     "promo-manager": "promo",
     "budget-manager": "budget",
     "api-writer": "api",
+    # Admins of two more tenants (gateway auth.users), for isolation tests.
+    "tenant-b-admin": "tb",
+    "tenant-c-admin": "tc",
 }
+EXTRA_USERS = ("tenant-b-admin:tb:Admin:tenant-b,"
+               "tenant-c-admin:tc:Admin:tenant-c")
 
-SERVICES = ("broker", "catalog", "budget", "reporting", "evaluator", "gateway")
+SERVICES = ("broker", "catalog", "budget", "reporting", "coupon", "evaluator",
+            "gateway")
 # Services that consume Kafka and need the broker's address.
-KAFKA_SERVICES = ("catalog", "budget", "reporting", "evaluator")
+KAFKA_SERVICES = ("catalog", "budget", "reporting", "coupon", "evaluator")
 UUID_RE = re.compile(
     r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
@@ -150,12 +156,16 @@ class StackError(AssertionError):
 
 
 class Stack:
-    """The four DRE processes on free loopback ports in one data dir."""
+    """The DRE processes on free loopback ports in one data dir. opts maps a
+    service name to extra "-o key=value" settings (e.g. {"coupon":
+    ["coupon.reservation_ttl_ms=2000"]})."""
 
-    def __init__(self, data_dir=None, start=True, extra=None):
+    def __init__(self, data_dir=None, start=True, extra=None, opts=None):
         """extra: {service: [argv...]} appended to that service's command
-        line (e.g. {"evaluator": ["-o", "confirm.ack_wait_ms=100"]})."""
+        line (e.g. {"evaluator": ["-o", "confirm.ack_wait_ms=100"]}); opts:
+        {service: ["key=value", ...]}, each passed as -o key=value."""
         self.extra = dict(extra or {})
+        self.opts = dict(opts or {})
         self.own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="dre-it-")
         self.log_dir = os.path.join(self.data_dir, "log")
@@ -164,6 +174,7 @@ class Stack:
         self.ports = {
             "broker": free_port(),
             "catalog": free_port(),
+            "coupon": free_port(),
             "evaluator": free_port(),
             "budget": free_port(),
             "reporting": free_port(),
@@ -201,6 +212,9 @@ class Stack:
             a += ["-o", "broker.bootstrap_file=" + self.bootstrap_file]
         elif name == "catalog":
             a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap]
+        elif name == "coupon":
+            a += ["-o", "catalog.url=" + self.rpc_url("catalog"),
+                  "-o", "kafka.bootstrap.servers=" + self.bootstrap]
         elif name == "evaluator":
             a += ["-o", "shard=0",
                   "-o", "catalog.url=" + self.rpc_url("catalog"),
@@ -219,7 +233,11 @@ class Stack:
                  "-o", "evaluator.urls=" + self.rpc_url("evaluator"),
                  "-o", "catalog.url=" + self.rpc_url("catalog"),
                  "-o", "budget.url=" + self.rpc_url("budget"),
-                 "-o", "reporting.url=" + self.rpc_url("reporting")]
+                 "-o", "reporting.url=" + self.rpc_url("reporting"),
+                 "-o", "coupon.url=" + self.rpc_url("coupon"),
+                 "-o", "auth.users=" + EXTRA_USERS]
+        for kv in self.opts.get(name, ()):
+            a += ["-o", kv]
         return a + list(self.extra.get(name, []))
 
     # -- process control -----------------------------------------------------
@@ -986,10 +1004,11 @@ _RESULT_OK = [True]
 _SHARED = []
 
 
-def shared_stack():
-    """One stack per test file, shared by its TestCases; main() stops it."""
+def shared_stack(**kw):
+    """One stack per test file, shared by its TestCases; main() stops it.
+    kw (e.g. opts) applies when the first caller creates it."""
     if not _SHARED:
-        _SHARED.append(Stack())
+        _SHARED.append(Stack(**kw))
     if _SHARED[0].problems:
         raise StackError("; ".join(_SHARED[0].problems))
     return _SHARED[0]

@@ -171,6 +171,29 @@ dre_err dre_avro_decode_budget_event(
 // bytes. DRE_ECODEC when data is not a single-object encoded DRE event.
 dre_err dre_avro_event_id(char *out, const void *data, size_t len);
 
+// dre.CouponEvent (proto/CouponEvent.avsc). NULL strings and a negative
+// count are written as null.
+typedef struct {
+	char        event_id[37];
+	const char *tenant;
+	int64_t     occurred_at;    // epoch millis
+	int32_t     schema_version;
+	const char *type;           // COUPON_REDEEMED | COUPON_EXPIRED | ...
+	const char *code;
+	const char *coupon_type_id;
+	const char *customer_id;
+	const char *transaction_id;
+	const char *reservation_id;
+	const char *batch_id;
+	int64_t     count;          // < 0 = null
+	const char *promotion_id;
+	const char *reason;
+} dre_coupon_event;
+
+dre_err dre_avro_encode_coupon(dre_buf *out, const dre_coupon_event *e);
+dre_err dre_avro_decode_coupon(dre_coupon_event *e, dre_arena *a,
+    const void *data, size_t len);
+
 // dre_avro_schema_json returns the embedded .avsc text of a schema by file
 // name without extension ("MasterDataChanged"), or NULL.
 const char *dre_avro_schema_json(const char *name);
