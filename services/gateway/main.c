@@ -110,6 +110,7 @@ main(int argc, char **argv)
 	        != DRE_OK
 	    || (err = dre_rpc_client_open(&g.budget, cfg.budget_url)) != DRE_OK
 	    || (err = dre_rpc_client_open(&g.reporting, cfg.reporting_url))
+	        != DRE_OK
 	    || (err = dre_rpc_client_open(&g.coupon, cfg.coupon_url))
 	        != DRE_OK) {
 		dre_error("cannot open rpc clients: %s", dre_strerror(err));
