@@ -823,3 +823,605 @@ dre_avro_decode_master(
 		*e = tmp;
 	return err;
 }
+
+// ---- helpers for optional values and arrays ------------------------------
+
+static dre_err
+set_opt_cstr(avro_value_t *rec, const char *name, const char *s)
+{
+	return set_opt_str(rec, name, s, s != NULL ? strlen(s) : 0);
+}
+
+// set_opt_int fills a ["null","int"] union; v < 0 is null.
+static dre_err
+set_opt_int(avro_value_t *rec, const char *name, int32_t v)
+{
+	avro_value_t f, b;
+	if (field(rec, name, &f) != DRE_OK)
+		return DRE_ECODEC;
+	if (v < 0)
+		return avro_value_set_branch(&f, 0, &b) == 0
+		        && avro_value_set_null(&b) == 0
+		    ? DRE_OK
+		    : DRE_ECODEC;
+	return avro_value_set_branch(&f, 1, &b) == 0
+	        && avro_value_set_int(&b, v) == 0
+	    ? DRE_OK
+	    : DRE_ECODEC;
+}
+
+static dre_err
+get_opt_int(int32_t *out, avro_value_t *rec, const char *name)
+{
+	avro_value_t f, b;
+	if (field(rec, name, &f) != DRE_OK
+	    || avro_value_get_current_branch(&f, &b) != 0)
+		return DRE_ECODEC;
+	if (avro_value_get_type(&b) == AVRO_NULL) {
+		*out = -1;
+		return DRE_OK;
+	}
+	return avro_value_get_int(&b, out) == 0 ? DRE_OK : DRE_ECODEC;
+}
+
+// opt_cstr reads a ["null","string"] union as a NUL-terminated string.
+static dre_err
+get_opt_cstr(
+    const char **out, dre_arena *a, avro_value_t *rec, const char *name)
+{
+	char  *s = NULL;
+	size_t n = 0;
+	TRY(get_opt_str(&s, &n, a, rec, name));
+	*out = s;
+	return DRE_OK;
+}
+
+static dre_err
+get_cstr(const char **out, dre_arena *a, avro_value_t *rec, const char *name)
+{
+	char *s = NULL;
+	TRY(get_str(&s, NULL, a, rec, name));
+	*out = s;
+	return DRE_OK;
+}
+
+// append_el appends a new element to the array field name of rec.
+static dre_err
+append_el(avro_value_t *arr, avro_value_t *el)
+{
+	return avro_value_append(arr, el, NULL) == 0 ? DRE_OK : DRE_ECODEC;
+}
+
+// array_of reads the array field name: its size and the value itself.
+static dre_err
+array_of(avro_value_t *rec, const char *name, avro_value_t *arr, size_t *np)
+{
+	if (field(rec, name, arr) != DRE_OK
+	    || avro_value_get_size(arr, np) != 0)
+		return DRE_ECODEC;
+	return DRE_OK;
+}
+
+static dre_err
+element(avro_value_t *arr, size_t i, avro_value_t *el)
+{
+	return avro_value_get_by_index(arr, i, el, NULL) == 0 ? DRE_OK
+	                                                      : DRE_ECODEC;
+}
+
+// arena_array allocates n elements of size sz (at least one, so that a
+// non-NULL pointer always comes back).
+static void *
+arena_array(dre_arena *a, size_t n, size_t sz)
+{
+	return dre_arena_get(a, (n ? n : 1) * sz);
+}
+
+// copy_event_id checks and copies a decoded eventId into out[37].
+static dre_err
+copy_event_id(char *out, dre_arena *a, avro_value_t *rec)
+{
+	char  *s = NULL;
+	size_t n = 0;
+	TRY(get_str(&s, &n, a, rec, "eventId"));
+	if (n >= 37)
+		return DRE_ECODEC;
+	memcpy(out, s, n + 1);
+	return DRE_OK;
+}
+
+// ---- dre.TransactionConfirmed ------------------------------------------
+
+static dre_err
+txc_fill(avro_value_t *rec, const void *ev)
+{
+	const dre_tx_confirmed *e = ev;
+	avro_value_t            arr, el, sub, s;
+	TRY(set_cstr(rec, "eventId", e->event_id));
+	TRY(set_cstr(rec, "tenant", e->tenant));
+	TRY(set_long(rec, "occurredAt", e->occurred_at));
+	TRY(set_int(rec, "schemaVersion", e->schema_version));
+	TRY(set_cstr(rec, "transactionId", e->transaction_id));
+	TRY(set_long(rec, "transactionCounter", e->transaction_counter));
+	TRY(set_long(rec, "evaluatedAt", e->evaluated_at));
+	TRY(set_long(rec, "transactionTime", e->transaction_time));
+	TRY(set_opt_cstr(rec, "receiptId", e->receipt_id));
+	TRY(set_opt_cstr(rec, "customerId", e->customer_id));
+	TRY(set_opt_cstr(rec, "channel", e->channel));
+	TRY(set_opt_cstr(rec, "posGroupId", e->pos_group_id));
+	TRY(set_opt_cstr(rec, "posGroupCode", e->pos_group_code));
+	TRY(set_cstr(rec, "currency", e->currency));
+	TRY(set_long(rec, "subtotal", e->subtotal));
+	TRY(set_long(rec, "totalDiscount", e->total_discount));
+	TRY(set_long(rec, "grandTotal", e->grand_total));
+	TRY(field(rec, "lines", &arr));
+	for (size_t i = 0; i < e->nlines; i++) {
+		const dre_tx_line *l = &e->lines[i];
+		TRY(append_el(&arr, &el));
+		TRY(set_cstr(&el, "lineReference", l->line_reference));
+		TRY(set_cstr(&el, "articleNumber", l->article_number));
+		TRY(set_long(&el, "quantity", l->quantity));
+		TRY(set_long(&el, "unitPrice", l->unit_price));
+		TRY(set_long(&el, "lineTotal", l->line_total));
+		TRY(set_long(&el, "lineDiscount", l->line_discount));
+		TRY(set_long(&el, "lineNet", l->line_net));
+	}
+	TRY(field(rec, "promotions", &arr));
+	for (size_t i = 0; i < e->npromotions; i++) {
+		const dre_tx_promotion *p = &e->promotions[i];
+		TRY(append_el(&arr, &el));
+		TRY(set_cstr(&el, "promotionId", p->promotion_id));
+		TRY(set_cstr(&el, "promotionName", p->promotion_name));
+		TRY(set_cstr(&el, "promotionType", p->promotion_type));
+		TRY(set_long(&el, "amount", p->amount));
+		TRY(set_long(&el, "grantedAmount", p->granted_amount));
+		TRY(set_opt_cstr(&el, "couponCode", p->coupon_code));
+		TRY(field(&el, "budgetIds", &sub));
+		for (size_t k = 0; k < p->nbudget_ids; k++) {
+			TRY(append_el(&sub, &s));
+			if (p->budget_ids[k] == NULL
+			    || avro_value_set_string(&s, p->budget_ids[k]))
+				return DRE_ECODEC;
+		}
+	}
+	return DRE_OK;
+}
+
+static dre_err
+txc_read(void *ev, dre_arena *a, avro_value_t *rec)
+{
+	dre_tx_confirmed *e = ev;
+	avro_value_t      arr, el, sub, s;
+	size_t            n = 0;
+	TRY(copy_event_id(e->event_id, a, rec));
+	TRY(get_cstr(&e->tenant, a, rec, "tenant"));
+	TRY(get_long(&e->occurred_at, rec, "occurredAt"));
+	TRY(get_int(&e->schema_version, rec, "schemaVersion"));
+	TRY(get_cstr(&e->transaction_id, a, rec, "transactionId"));
+	TRY(get_long(&e->transaction_counter, rec, "transactionCounter"));
+	TRY(get_long(&e->evaluated_at, rec, "evaluatedAt"));
+	TRY(get_long(&e->transaction_time, rec, "transactionTime"));
+	TRY(get_opt_cstr(&e->receipt_id, a, rec, "receiptId"));
+	TRY(get_opt_cstr(&e->customer_id, a, rec, "customerId"));
+	TRY(get_opt_cstr(&e->channel, a, rec, "channel"));
+	TRY(get_opt_cstr(&e->pos_group_id, a, rec, "posGroupId"));
+	TRY(get_opt_cstr(&e->pos_group_code, a, rec, "posGroupCode"));
+	TRY(get_cstr(&e->currency, a, rec, "currency"));
+	TRY(get_long(&e->subtotal, rec, "subtotal"));
+	TRY(get_long(&e->total_discount, rec, "totalDiscount"));
+	TRY(get_long(&e->grand_total, rec, "grandTotal"));
+	TRY(array_of(rec, "lines", &arr, &n));
+	dre_tx_line *lines = arena_array(a, n, sizeof(*lines));
+	if (lines == NULL)
+		return DRE_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		dre_tx_line *l = &lines[i];
+		TRY(element(&arr, i, &el));
+		TRY(get_cstr(&l->line_reference, a, &el, "lineReference"));
+		TRY(get_cstr(&l->article_number, a, &el, "articleNumber"));
+		TRY(get_long(&l->quantity, &el, "quantity"));
+		TRY(get_long(&l->unit_price, &el, "unitPrice"));
+		TRY(get_long(&l->line_total, &el, "lineTotal"));
+		TRY(get_long(&l->line_discount, &el, "lineDiscount"));
+		TRY(get_long(&l->line_net, &el, "lineNet"));
+	}
+	e->lines = lines;
+	e->nlines = n;
+	TRY(array_of(rec, "promotions", &arr, &n));
+	dre_tx_promotion *pr = arena_array(a, n, sizeof(*pr));
+	if (pr == NULL)
+		return DRE_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		dre_tx_promotion *p = &pr[i];
+		size_t            nb = 0;
+		TRY(element(&arr, i, &el));
+		TRY(get_cstr(&p->promotion_id, a, &el, "promotionId"));
+		TRY(get_cstr(&p->promotion_name, a, &el, "promotionName"));
+		TRY(get_cstr(&p->promotion_type, a, &el, "promotionType"));
+		TRY(get_long(&p->amount, &el, "amount"));
+		TRY(get_long(&p->granted_amount, &el, "grantedAmount"));
+		TRY(get_opt_cstr(&p->coupon_code, a, &el, "couponCode"));
+		TRY(array_of(&el, "budgetIds", &sub, &nb));
+		const char **ids = arena_array(a, nb, sizeof(*ids));
+		if (ids == NULL)
+			return DRE_ENOMEM;
+		for (size_t k = 0; k < nb; k++) {
+			const char *str = NULL;
+			size_t      sz = 0;
+			TRY(element(&sub, k, &s));
+			if (avro_value_get_string(&s, &str, &sz) != 0
+			    || sz == 0)
+				return DRE_ECODEC;
+			if ((ids[k] = dre_arena_strndup(a, str, sz - 1))
+			    == NULL)
+				return DRE_ENOMEM;
+		}
+		p->budget_ids = ids;
+		p->nbudget_ids = nb;
+	}
+	e->promotions = pr;
+	e->npromotions = n;
+	return DRE_OK;
+}
+
+dre_err
+dre_avro_encode_tx_confirmed(dre_buf *out, const dre_tx_confirmed *e)
+{
+	return encode_event(out, "TransactionConfirmed", txc_fill, e);
+}
+
+dre_err
+dre_avro_decode_tx_confirmed(
+    dre_tx_confirmed *e, dre_arena *a, const void *data, size_t len)
+{
+	dre_tx_confirmed tmp;
+	memset(&tmp, 0, sizeof(tmp));
+	dre_err err = decode_event(
+	    &tmp, a, "TransactionConfirmed", txc_read, data, len);
+	if (err == DRE_OK)
+		*e = tmp;
+	return err;
+}
+
+// ---- dre.SideEffectResult -----------------------------------------------
+
+static dre_err
+sfx_fill(avro_value_t *rec, const void *ev)
+{
+	const dre_sfx_result *e = ev;
+	avro_value_t          arr, el;
+	TRY(set_cstr(rec, "eventId", e->event_id));
+	TRY(set_cstr(rec, "tenant", e->tenant));
+	TRY(set_long(rec, "occurredAt", e->occurred_at));
+	TRY(set_int(rec, "schemaVersion", e->schema_version));
+	TRY(set_cstr(rec, "transactionId", e->transaction_id));
+	TRY(set_long(rec, "transactionCounter", e->transaction_counter));
+	TRY(set_cstr(rec, "sourceEventId", e->source_event_id));
+	TRY(set_cstr(rec, "service", e->service));
+	TRY(set_enum(rec, "status", e->status));
+	TRY(set_int(rec, "attempts", e->attempts));
+	TRY(set_opt_cstr(rec, "reason", e->reason));
+	TRY(field(rec, "budgetsConsumed", &arr));
+	for (size_t i = 0; i < e->nbudgets; i++) {
+		const dre_sfx_budget *b = &e->budgets[i];
+		TRY(append_el(&arr, &el));
+		TRY(set_cstr(&el, "budgetId", b->budget_id));
+		TRY(set_long(&el, "amount", b->amount));
+		TRY(set_cstr(&el, "currency", b->currency));
+		TRY(set_cstr(&el, "budgetStatus", b->budget_status));
+		TRY(set_long(&el, "budgetVersion", b->budget_version));
+	}
+	TRY(set_int(rec, "couponsRedeemed", e->coupons_redeemed));
+	TRY(set_long(rec, "loyaltyPointsEarned", e->loyalty_points));
+	TRY(field(rec, "postPurchaseCoupons", &arr));
+	for (size_t i = 0; i < e->ncoupons; i++) {
+		const dre_sfx_coupon *c = &e->coupons[i];
+		TRY(append_el(&arr, &el));
+		TRY(set_cstr(&el, "code", c->code));
+		TRY(set_cstr(&el, "couponTypeId", c->coupon_type_id));
+		TRY(set_opt_cstr(&el, "customerId", c->customer_id));
+		TRY(set_long(&el, "issuedAt", c->issued_at));
+	}
+	return DRE_OK;
+}
+
+static dre_err
+sfx_read(void *ev, dre_arena *a, avro_value_t *rec)
+{
+	dre_sfx_result *e = ev;
+	avro_value_t    arr, el;
+	size_t          n = 0;
+	char           *s = NULL;
+	TRY(copy_event_id(e->event_id, a, rec));
+	TRY(get_cstr(&e->tenant, a, rec, "tenant"));
+	TRY(get_long(&e->occurred_at, rec, "occurredAt"));
+	TRY(get_int(&e->schema_version, rec, "schemaVersion"));
+	TRY(get_cstr(&e->transaction_id, a, rec, "transactionId"));
+	TRY(get_long(&e->transaction_counter, rec, "transactionCounter"));
+	TRY(get_cstr(&e->source_event_id, a, rec, "sourceEventId"));
+	TRY(get_cstr(&e->service, a, rec, "service"));
+	TRY(get_enum(&s, a, rec, "status"));
+	e->status = s;
+	TRY(get_int(&e->attempts, rec, "attempts"));
+	TRY(get_opt_cstr(&e->reason, a, rec, "reason"));
+	TRY(array_of(rec, "budgetsConsumed", &arr, &n));
+	dre_sfx_budget *b = arena_array(a, n, sizeof(*b));
+	if (b == NULL)
+		return DRE_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		TRY(element(&arr, i, &el));
+		TRY(get_cstr(&b[i].budget_id, a, &el, "budgetId"));
+		TRY(get_long(&b[i].amount, &el, "amount"));
+		TRY(get_cstr(&b[i].currency, a, &el, "currency"));
+		TRY(get_cstr(&b[i].budget_status, a, &el, "budgetStatus"));
+		TRY(get_long(&b[i].budget_version, &el, "budgetVersion"));
+	}
+	e->budgets = b;
+	e->nbudgets = n;
+	TRY(get_int(&e->coupons_redeemed, rec, "couponsRedeemed"));
+	TRY(get_long(&e->loyalty_points, rec, "loyaltyPointsEarned"));
+	TRY(array_of(rec, "postPurchaseCoupons", &arr, &n));
+	dre_sfx_coupon *c = arena_array(a, n, sizeof(*c));
+	if (c == NULL)
+		return DRE_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		TRY(element(&arr, i, &el));
+		TRY(get_cstr(&c[i].code, a, &el, "code"));
+		TRY(get_cstr(&c[i].coupon_type_id, a, &el, "couponTypeId"));
+		TRY(get_opt_cstr(&c[i].customer_id, a, &el, "customerId"));
+		TRY(get_long(&c[i].issued_at, &el, "issuedAt"));
+	}
+	e->coupons = c;
+	e->ncoupons = n;
+	return DRE_OK;
+}
+
+dre_err
+dre_avro_encode_sfx_result(dre_buf *out, const dre_sfx_result *e)
+{
+	return encode_event(out, "SideEffectResult", sfx_fill, e);
+}
+
+dre_err
+dre_avro_decode_sfx_result(
+    dre_sfx_result *e, dre_arena *a, const void *data, size_t len)
+{
+	dre_sfx_result tmp;
+	memset(&tmp, 0, sizeof(tmp));
+	dre_err err
+	    = decode_event(&tmp, a, "SideEffectResult", sfx_read, data, len);
+	if (err == DRE_OK)
+		*e = tmp;
+	return err;
+}
+
+// ---- dre.BudgetStatus ---------------------------------------------------
+
+static dre_err
+bst_fill(avro_value_t *rec, const void *ev)
+{
+	const dre_budget_status_event *e = ev;
+	TRY(set_cstr(rec, "eventId", e->event_id));
+	TRY(set_cstr(rec, "tenant", e->tenant));
+	TRY(set_long(rec, "occurredAt", e->occurred_at));
+	TRY(set_int(rec, "schemaVersion", e->schema_version));
+	TRY(set_cstr(rec, "budgetId", e->budget_id));
+	TRY(set_long(rec, "version", e->version));
+	TRY(set_enum(rec, "status", e->status));
+	TRY(set_cstr(rec, "budgetName", e->budget_name));
+	TRY(set_long(rec, "totalAmount", e->total_amount));
+	TRY(set_long(rec, "consumedAmount", e->consumed_amount));
+	TRY(set_cstr(rec, "currency", e->currency));
+	return DRE_OK;
+}
+
+static dre_err
+bst_read(void *ev, dre_arena *a, avro_value_t *rec)
+{
+	dre_budget_status_event *e = ev;
+	char                    *s = NULL;
+	TRY(copy_event_id(e->event_id, a, rec));
+	TRY(get_cstr(&e->tenant, a, rec, "tenant"));
+	TRY(get_long(&e->occurred_at, rec, "occurredAt"));
+	TRY(get_int(&e->schema_version, rec, "schemaVersion"));
+	TRY(get_cstr(&e->budget_id, a, rec, "budgetId"));
+	TRY(get_long(&e->version, rec, "version"));
+	TRY(get_enum(&s, a, rec, "status"));
+	e->status = s;
+	TRY(get_cstr(&e->budget_name, a, rec, "budgetName"));
+	TRY(get_long(&e->total_amount, rec, "totalAmount"));
+	TRY(get_long(&e->consumed_amount, rec, "consumedAmount"));
+	TRY(get_cstr(&e->currency, a, rec, "currency"));
+	return DRE_OK;
+}
+
+dre_err
+dre_avro_encode_budget_status(dre_buf *out, const dre_budget_status_event *e)
+{
+	return encode_event(out, "BudgetStatus", bst_fill, e);
+}
+
+dre_err
+dre_avro_decode_budget_status(
+    dre_budget_status_event *e, dre_arena *a, const void *data, size_t len)
+{
+	dre_budget_status_event tmp;
+	memset(&tmp, 0, sizeof(tmp));
+	dre_err err
+	    = decode_event(&tmp, a, "BudgetStatus", bst_read, data, len);
+	if (err == DRE_OK)
+		*e = tmp;
+	return err;
+}
+
+// ---- dre.BudgetEvent ----------------------------------------------------
+
+static dre_err
+bev_fill(avro_value_t *rec, const void *ev)
+{
+	const dre_budget_event *e = ev;
+	TRY(set_cstr(rec, "eventId", e->event_id));
+	TRY(set_cstr(rec, "tenant", e->tenant));
+	TRY(set_long(rec, "occurredAt", e->occurred_at));
+	TRY(set_int(rec, "schemaVersion", e->schema_version));
+	TRY(set_enum(rec, "type", e->type));
+	TRY(set_cstr(rec, "budgetId", e->budget_id));
+	TRY(set_cstr(rec, "budgetName", e->budget_name));
+	TRY(set_opt_int(rec, "thresholdPct", e->threshold_pct));
+	TRY(set_long(rec, "totalAmount", e->total_amount));
+	TRY(set_long(rec, "consumedAmount", e->consumed_amount));
+	TRY(set_cstr(rec, "currency", e->currency));
+	TRY(set_opt_cstr(rec, "transactionId", e->transaction_id));
+	return DRE_OK;
+}
+
+static dre_err
+bev_read(void *ev, dre_arena *a, avro_value_t *rec)
+{
+	dre_budget_event *e = ev;
+	char             *s = NULL;
+	TRY(copy_event_id(e->event_id, a, rec));
+	TRY(get_cstr(&e->tenant, a, rec, "tenant"));
+	TRY(get_long(&e->occurred_at, rec, "occurredAt"));
+	TRY(get_int(&e->schema_version, rec, "schemaVersion"));
+	TRY(get_enum(&s, a, rec, "type"));
+	e->type = s;
+	TRY(get_cstr(&e->budget_id, a, rec, "budgetId"));
+	TRY(get_cstr(&e->budget_name, a, rec, "budgetName"));
+	TRY(get_opt_int(&e->threshold_pct, rec, "thresholdPct"));
+	TRY(get_long(&e->total_amount, rec, "totalAmount"));
+	TRY(get_long(&e->consumed_amount, rec, "consumedAmount"));
+	TRY(get_cstr(&e->currency, a, rec, "currency"));
+	TRY(get_opt_cstr(&e->transaction_id, a, rec, "transactionId"));
+	return DRE_OK;
+}
+
+dre_err
+dre_avro_encode_budget_event(dre_buf *out, const dre_budget_event *e)
+{
+	return encode_event(out, "BudgetEvent", bev_fill, e);
+}
+
+dre_err
+dre_avro_decode_budget_event(
+    dre_budget_event *e, dre_arena *a, const void *data, size_t len)
+{
+	dre_budget_event tmp;
+	memset(&tmp, 0, sizeof(tmp));
+	dre_err err
+	    = decode_event(&tmp, a, "BudgetEvent", bev_read, data, len);
+	if (err == DRE_OK)
+		*e = tmp;
+	return err;
+}
+
+// ---- the eventId convention ---------------------------------------------
+
+dre_err
+dre_avro_event_id(char *out, const void *data, size_t len)
+{
+	const uint8_t *p = data, *end = p + len;
+	int64_t        n = 0;
+	if (len < SO_HEADER_LEN || p[0] != 0xC3 || p[1] != 0x01)
+		return DRE_ECODEC;
+	p += SO_HEADER_LEN;
+	if (!skip_long(&p, end, &n) || n <= 0 || n > 36 || n > end - p)
+		return DRE_ECODEC;
+	for (int64_t i = 0; i < n; i++)
+		if (p[i] <= 0x20 || p[i] >= 0x7f)
+			return DRE_ECODEC;
+	memcpy(out, p, (size_t) n);
+	out[n] = '\0';
+	return DRE_OK;
+}
+
+// ---- dre.CouponEvent ----------------------------------------------------
+
+static dre_err
+coupon_fill(avro_value_t *rec, const void *ev)
+{
+	const dre_coupon_event *e = ev;
+	avro_value_t            f, b;
+	TRY(set_cstr(rec, "eventId", e->event_id));
+	TRY(set_cstr(rec, "tenant", e->tenant));
+	TRY(set_long(rec, "occurredAt", e->occurred_at));
+	TRY(set_int(rec, "schemaVersion", e->schema_version));
+	TRY(set_enum(rec, "type", e->type));
+	TRY(set_opt_cstr(rec, "code", e->code));
+	TRY(set_cstr(rec, "couponTypeId", e->coupon_type_id));
+	TRY(set_opt_cstr(rec, "customerId", e->customer_id));
+	TRY(set_opt_cstr(rec, "transactionId", e->transaction_id));
+	TRY(set_opt_cstr(rec, "reservationId", e->reservation_id));
+	TRY(set_opt_cstr(rec, "batchId", e->batch_id));
+	TRY(field(rec, "count", &f));
+	if (avro_value_set_branch(&f, e->count < 0 ? 0 : 1, &b) != 0
+	    || (e->count < 0 ? avro_value_set_null(&b)
+	                     : avro_value_set_long(&b, e->count))
+	        != 0)
+		return DRE_ECODEC;
+	TRY(set_opt_cstr(rec, "promotionId", e->promotion_id));
+	TRY(set_opt_cstr(rec, "reason", e->reason));
+	return DRE_OK;
+}
+
+static dre_err
+coupon_read(void *ev, dre_arena *a, avro_value_t *rec)
+{
+	dre_coupon_event *e = ev;
+	char             *s = NULL;
+	size_t            n = 0;
+	avro_value_t      f, b;
+	TRY(get_str(&s, &n, a, rec, "eventId"));
+	if (n >= sizeof(e->event_id))
+		return DRE_ECODEC;
+	memcpy(e->event_id, s, n + 1);
+	TRY(get_str(&s, NULL, a, rec, "tenant"));
+	e->tenant = s;
+	TRY(get_long(&e->occurred_at, rec, "occurredAt"));
+	TRY(get_int(&e->schema_version, rec, "schemaVersion"));
+	TRY(get_enum(&s, a, rec, "type"));
+	e->type = s;
+	TRY(get_opt_str(&s, &n, a, rec, "code"));
+	e->code = s;
+	TRY(get_str(&s, NULL, a, rec, "couponTypeId"));
+	e->coupon_type_id = s;
+	TRY(get_opt_str(&s, &n, a, rec, "customerId"));
+	e->customer_id = s;
+	TRY(get_opt_str(&s, &n, a, rec, "transactionId"));
+	e->transaction_id = s;
+	TRY(get_opt_str(&s, &n, a, rec, "reservationId"));
+	e->reservation_id = s;
+	TRY(get_opt_str(&s, &n, a, rec, "batchId"));
+	e->batch_id = s;
+	e->count = -1;
+	TRY(field(rec, "count", &f));
+	if (avro_value_get_current_branch(&f, &b) != 0)
+		return DRE_ECODEC;
+	if (avro_value_get_type(&b) != AVRO_NULL
+	    && avro_value_get_long(&b, &e->count) != 0)
+		return DRE_ECODEC;
+	TRY(get_opt_str(&s, &n, a, rec, "promotionId"));
+	e->promotion_id = s;
+	TRY(get_opt_str(&s, &n, a, rec, "reason"));
+	e->reason = s;
+	return DRE_OK;
+}
+
+dre_err
+dre_avro_encode_coupon(dre_buf *out, const dre_coupon_event *e)
+{
+	return encode_event(out, "CouponEvent", coupon_fill, e);
+}
+
+dre_err
+dre_avro_decode_coupon(
+    dre_coupon_event *e, dre_arena *a, const void *data, size_t len)
+{
+	dre_coupon_event tmp;
+	memset(&tmp, 0, sizeof(tmp));
+	dre_err err
+	    = decode_event(&tmp, a, "CouponEvent", coupon_read, data, len);
+	if (err == DRE_OK)
+		*e = tmp;
+	return err;
+}

@@ -39,6 +39,8 @@ struct dre_consumer {
 	rd_kafka_t                      *rk;
 	rd_kafka_message_t              *last; // borrowed by the caller
 	rd_kafka_topic_partition_list_t *assigned;
+	dre_rebalance_fn                 rb; // group mode
+	void                            *rb_arg;
 };
 
 static int64_t
@@ -60,6 +62,12 @@ sleep_ms(int ms)
 static void
 log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
+	// Pass-through properties are shared by producers and consumers;
+	// each ignores (and warns about) the other's.
+	if (strcmp(fac, "CONFWARN") == 0) {
+		dre_debug("kafka %s %s: %s", rd_kafka_name(rk), fac, buf);
+		return;
+	}
 	dre_log_level l = level <= LOG_ERR ? DRE_LOG_ERROR
 	    : level == LOG_WARNING         ? DRE_LOG_WARN
 	    : level <= LOG_INFO            ? DRE_LOG_INFO
@@ -413,9 +421,69 @@ dre_bus_high_watermark(const dre_kvlist *props, const char *topic,
 
 // ---- consumer -----------------------------------------------------------
 
-dre_err
-dre_consumer_open(
-    dre_consumer **cp, const dre_kvlist *props, const char *group_id)
+// to_rd maps a DRE offset to librdkafka's; false when it is invalid.
+static bool
+to_rd(int64_t off, int64_t *out)
+{
+	*out = off == DRE_OFFSET_BEGINNING ? RD_KAFKA_OFFSET_BEGINNING
+	    : off == DRE_OFFSET_END        ? RD_KAFKA_OFFSET_END
+	                                   : off;
+	return off >= 0 || off == DRE_OFFSET_BEGINNING || off == DRE_OFFSET_END;
+}
+
+// rebalance_cb hands a group assignment change to the owner, who fills the
+// start offsets (assign) or finishes its work on the partitions (revoke),
+// then applies it: positions come from the owner's store, never from
+// committed group offsets.
+static void
+rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+    rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	dre_consumer         *c = opaque;
+	bool                  assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+	bool                  coop = strcmp(rd_kafka_rebalance_protocol(rk),
+                                    "COOPERATIVE")
+	    == 0;
+	size_t                n = (size_t) parts->cnt;
+	dre_partition_offset *po = calloc(n ? n : 1, sizeof(*po));
+	if (po == NULL) {
+		dre_error("kafka: rebalance: out of memory");
+		abort(); // a half-applied assignment would skip or repeat
+	}
+	for (size_t i = 0; i < n; i++)
+		po[i] = (dre_partition_offset) { parts->elems[i].topic,
+			parts->elems[i].partition, DRE_OFFSET_BEGINNING };
+	if (c->rb != NULL)
+		c->rb(c->rb_arg, assign, po, n);
+	if (assign)
+		for (size_t i = 0; i < n; i++) {
+			int64_t off = RD_KAFKA_OFFSET_BEGINNING;
+			if (!to_rd(po[i].offset, &off))
+				off = RD_KAFKA_OFFSET_BEGINNING;
+			parts->elems[i].offset = off;
+		}
+	free(po);
+	rd_kafka_error_t   *e = NULL;
+	rd_kafka_resp_err_t re = RD_KAFKA_RESP_ERR_NO_ERROR;
+	if (coop)
+		e = assign ? rd_kafka_incremental_assign(rk, parts)
+		           : rd_kafka_incremental_unassign(rk, parts);
+	else
+		re = rd_kafka_assign(rk, assign ? parts : NULL);
+	if (e != NULL) {
+		dre_error("kafka: rebalance: %s", rd_kafka_error_string(e));
+		rd_kafka_error_destroy(e);
+	} else if (re != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		dre_error("kafka: rebalance: %s", rd_kafka_err2str(re));
+	} else {
+		dre_info("kafka: group %s %d partition(s)",
+		    assign ? "assigned" : "revoked", parts->cnt);
+	}
+}
+
+static dre_err
+consumer_new(dre_consumer **cp, const dre_kvlist *props, const char *group_id,
+    dre_rebalance_fn rb, void *rb_arg)
 {
 	// fetch.wait.max.ms 10: a change feed is applied within milliseconds
 	// of being produced rather than after the default half second.
@@ -457,6 +525,12 @@ dre_consumer_open(
 		rd_kafka_conf_destroy(conf);
 		return DRE_ENOMEM;
 	}
+	c->rb = rb;
+	c->rb_arg = rb_arg;
+	if (rb != NULL) {
+		rd_kafka_conf_set_opaque(conf, c);
+		rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+	}
 	c->assigned = rd_kafka_topic_partition_list_new(8);
 	if ((e = handle_new(&c->rk, RD_KAFKA_CONSUMER, conf)) != DRE_OK) {
 		rd_kafka_topic_partition_list_destroy(c->assigned);
@@ -467,6 +541,74 @@ dre_consumer_open(
 	rd_kafka_poll_set_consumer(c->rk);
 	*cp = c;
 	return DRE_OK;
+}
+
+dre_err
+dre_consumer_open(
+    dre_consumer **cp, const dre_kvlist *props, const char *group_id)
+{
+	return consumer_new(cp, props, group_id, NULL, NULL);
+}
+
+dre_err
+dre_consumer_open_group(dre_consumer **cp, const dre_kvlist *props,
+    const char *group_id, dre_rebalance_fn fn, void *arg)
+{
+	if (group_id == NULL || group_id[0] == '\0' || fn == NULL)
+		return DRE_EINVAL;
+	return consumer_new(cp, props, group_id, fn, arg);
+}
+
+dre_err
+dre_consumer_subscribe(
+    dre_consumer *c, const char *const *topics, size_t n)
+{
+	rd_kafka_topic_partition_list_t *l
+	    = rd_kafka_topic_partition_list_new((int) n);
+	for (size_t i = 0; i < n; i++)
+		rd_kafka_topic_partition_list_add(
+		    l, topics[i], RD_KAFKA_PARTITION_UA);
+	rd_kafka_resp_err_t err = rd_kafka_subscribe(c->rk, l);
+	rd_kafka_topic_partition_list_destroy(l);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		dre_error("kafka: subscribe: %s", rd_kafka_err2str(err));
+		return DRE_EBUS;
+	}
+	return DRE_OK;
+}
+
+dre_err
+dre_consumer_seek(
+    dre_consumer *c, const dre_partition_offset *po, size_t n)
+{
+	rd_kafka_topic_partition_list_t *l
+	    = rd_kafka_topic_partition_list_new((int) n);
+	for (size_t i = 0; i < n; i++) {
+		int64_t off = 0;
+		if (!to_rd(po[i].offset, &off)) {
+			rd_kafka_topic_partition_list_destroy(l);
+			return DRE_EINVAL;
+		}
+		rd_kafka_topic_partition_list_add(
+		    l, po[i].topic, po[i].partition)
+		    ->offset = off;
+	}
+	rd_kafka_error_t *e = rd_kafka_seek_partitions(c->rk, l, 5000);
+	dre_err           rc = DRE_OK;
+	if (e != NULL) {
+		dre_warn("kafka: seek: %s", rd_kafka_error_string(e));
+		rd_kafka_error_destroy(e);
+		rc = DRE_EBUS;
+	}
+	for (int i = 0; rc == DRE_OK && i < l->cnt; i++)
+		if (l->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			dre_warn("kafka: seek %s[%d]: %s", l->elems[i].topic,
+			    l->elems[i].partition,
+			    rd_kafka_err2str(l->elems[i].err));
+			rc = DRE_EBUS;
+		}
+	rd_kafka_topic_partition_list_destroy(l);
+	return rc;
 }
 
 dre_err

@@ -553,6 +553,212 @@ dre_evalreq_parse(Dre__EvaluateRequest **reqp, dre_arena *a,
 	return DRE_OK;
 }
 
+// ---------------------------------------------------------------- confirm
+
+static dre_err
+rd_confirm_header(rd *r, Dre__ConfirmRequest *q, const dre_json *req)
+{
+	const dre_json *h, *tc;
+	int64_t         n = 0;
+
+	TRY(rd_obj(r, &h, req, "", "header"));
+	if (h == NULL)
+		return INVALID(r->err, "header", "header is required");
+	if ((q->header = NEW(r, Dre__RequestHeader, dre__request_header__init))
+	    == NULL)
+		return DRE_ENOMEM;
+	TRY(rd_str(r, &q->header->transaction_id, h, "header", "transactionId",
+	    LEN_SHORT, true));
+	tc = dre_json_get(h, "transactionCounter");
+	if (dre_json_is_null(tc))
+		return INVALID(r->err, "header.transactionCounter",
+		    "transactionCounter is required on confirm");
+	if (dre_json_int(&n, tc, 1, INT32_MAX) != DRE_OK)
+		return INVALID(r->err, "header.transactionCounter",
+		    "transactionCounter must be an integer >= 1");
+	q->header->has_transaction_counter = 1;
+	q->header->transaction_counter = n;
+	TRY(rd_str(r, &q->header->receipt_id, h, "header", "receiptId",
+	    LEN_SHORT, false));
+	TRY(rd_str(r, &q->header->header_reference, h, "header",
+	    "headerReference", LEN_NAME, false));
+	return DRE_OK;
+}
+
+static dre_err
+rd_confirm_promotion(rd *r, Dre__ConfirmPromotion **outp, const dre_json *el,
+    size_t i, refset *ids)
+{
+	char                   base[128], t[128];
+	Dre__ConfirmPromotion *p;
+	const dre_json        *m;
+	bool                   present;
+
+	pathf(base, "appliedPromotions[%zu]", i);
+	if (el->type != DRE_JSON_OBJECT)
+		return INVALID(r->err, base,
+		    "appliedPromotions must be an array of objects");
+	if ((p = NEW(r, Dre__ConfirmPromotion, dre__confirm_promotion__init))
+	    == NULL)
+		return DRE_ENOMEM;
+	TRY(rd_str(r, &p->promotion_id, el, base, "promotionId", 36, true));
+	if (!dre_uuid_valid(p->promotion_id, strlen(p->promotion_id)))
+		return INVALID(r->err, join(t, base, "promotionId"),
+		    "promotionId must be a UUID");
+	if (!refset_add(ids, p->promotion_id))
+		return INVALID(r->err, join(t, base, "promotionId"),
+		    "promotion %s is listed twice", p->promotion_id);
+	TRY(rd_str(
+	    r, &p->coupon_code, el, base, "couponCode", LEN_SHORT, false));
+	TRY(rd_decimal(r, &p->total_discount, &present, el, base,
+	    "totalDiscount", DRE_MONEY_SCALE, false));
+	p->has_total_discount = present;
+	if (present && p->total_discount < 0)
+		return INVALID(r->err, join(t, base, "totalDiscount"),
+		    "totalDiscount must not be negative");
+	TRY(rd_obj(r, &m, el, base, "discountAmount"));
+	if (m != NULL) {
+		char mb[128];
+		join(mb, base, "discountAmount");
+		TRY(rd_decimal(r, &p->discount_amount, &present, m, mb,
+		    "value", DRE_MONEY_SCALE, true));
+		p->has_discount_amount = 1;
+		if (p->discount_amount < 0)
+			return INVALID(r->err, join(t, mb, "value"),
+			    "discountAmount.value must not be negative");
+		TRY(rd_str(
+		    r, &p->discount_currency, m, mb, "currency", 3, false));
+	}
+	*outp = p;
+	return DRE_OK;
+}
+
+static dre_err
+rd_confirm_items(rd *r, Dre__ConfirmRequest *q, const dre_json *req)
+{
+	const dre_json *arr, *el;
+	size_t          i = 0;
+	bool            present;
+
+	TRY(rd_arr(r, &arr, req, "", "items"));
+	if (arr == NULL || arr->len == 0)
+		return DRE_OK;
+	if (arr->len > DRE_EVAL_MAX_ITEMS)
+		return fail(r->err, 413, "PAYLOAD_TOO_LARGE", "items",
+		    "items must hold at most %d lines", DRE_EVAL_MAX_ITEMS);
+	if ((q->items = dre_arena_get(r->a, arr->len * sizeof(*q->items)))
+	    == NULL)
+		return DRE_ENOMEM;
+	for (el = arr->child; el != NULL; el = el->next, i++) {
+		char              base[128];
+		Dre__ConfirmItem *it;
+		pathf(base, "items[%zu]", i);
+		if (el->type != DRE_JSON_OBJECT)
+			return INVALID(r->err, base, "items must be objects");
+		if ((it = NEW(r, Dre__ConfirmItem, dre__confirm_item__init))
+		    == NULL)
+			return DRE_ENOMEM;
+		TRY(rd_str(r, &it->article_number, el, base, "articleNumber",
+		    LEN_SHORT, true));
+		TRY(rd_decimal(r, &it->quantity, &present, el, base,
+		    "quantity", DRE_QTY_SCALE, false));
+		it->has_quantity = present;
+		TRY(rd_decimal(r, &it->unit_price, &present, el, base,
+		    "unitPrice", DRE_MONEY_SCALE, false));
+		it->has_unit_price = present;
+		TRY(rd_str(r, &it->line_reference, el, base, "lineReference",
+		    LEN_SHORT, false));
+		q->items[i] = it;
+	}
+	q->n_items = i;
+	return DRE_OK;
+}
+
+dre_err
+dre_confirmreq_parse(Dre__ConfirmRequest **reqp, dre_arena *a,
+    const dre_json *root, dre_wire_error *err)
+{
+	rd                   r = { a, err };
+	const dre_json      *req, *arr, *el;
+	Dre__ConfirmRequest *q;
+	char                *ts;
+	refset               ids;
+	size_t               i = 0, cap = 16;
+
+	memset(err, 0, sizeof(*err));
+	if (!dre_json_is(root, DRE_JSON_OBJECT))
+		return INVALID(err, "request",
+		    "the body must be an object holding \"request\"");
+	req = dre_json_get(root, "request");
+	if (dre_json_is_null(req))
+		return INVALID(err, "request", "request is required");
+	if (req->type != DRE_JSON_OBJECT)
+		return INVALID(err, "request", "request must be an object");
+	if ((q = NEW(&r, Dre__ConfirmRequest, dre__confirm_request__init))
+	    == NULL)
+		return DRE_ENOMEM;
+	TRY(rd_confirm_header(&r, q, req));
+	TRY(rd_str(&r, &q->transaction_id, req, "", "transactionId", LEN_SHORT,
+	    true));
+	if (strcmp(q->transaction_id, q->header->transaction_id) != 0)
+		return INVALID(err, "transactionId",
+		    "transactionId must equal header.transactionId");
+	TRY(rd_str(&r, &q->pos_group_id, req, "", "posGroupId", 36, false));
+	if (q->pos_group_id != NULL
+	    && !dre_uuid_valid(q->pos_group_id, strlen(q->pos_group_id)))
+		return INVALID(err, "posGroupId", "posGroupId must be a UUID");
+	TRY(rd_str(
+	    &r, &q->pos_group_code, req, "", "posGroupCode", 20, false));
+	TRY(rd_str(
+	    &r, &q->customer_id, req, "", "customerId", LEN_SHORT, false));
+	TRY(rd_str(&r, &ts, req, "", "timestamp", LEN_SHORT, false));
+	if (ts != NULL) {
+		if (dre_time_parse(&q->timestamp_ms, ts, strlen(ts)) != DRE_OK)
+			return INVALID(err, "timestamp",
+			    "timestamp must be an ISO-8601 date-time");
+		q->has_timestamp_ms = 1;
+	}
+	arr = dre_json_get(req, "appliedPromotions");
+	if (dre_json_is_null(arr))
+		return INVALID(
+		    err, "appliedPromotions", "appliedPromotions is required");
+	if (arr->type != DRE_JSON_ARRAY)
+		return INVALID(err, "appliedPromotions",
+		    "appliedPromotions must be an array");
+	if (arr->len > DRE_EVAL_MAX_ITEMS)
+		return fail(err, 413, "PAYLOAD_TOO_LARGE", "appliedPromotions",
+		    "appliedPromotions must hold at most %d entries",
+		    DRE_EVAL_MAX_ITEMS);
+	while (cap < (size_t) arr->len * 2)
+		cap <<= 1;
+	ids.mask = cap - 1;
+	ids.slot = dre_arena_get(a, cap * sizeof(*ids.slot));
+	q->applied_promotions = dre_arena_get(
+	    a, (arr->len ? arr->len : 1) * sizeof(*q->applied_promotions));
+	if (ids.slot == NULL || q->applied_promotions == NULL)
+		return DRE_ENOMEM;
+	for (el = arr->child; el != NULL; el = el->next, i++)
+		TRY(rd_confirm_promotion(
+		    &r, &q->applied_promotions[i], el, i, &ids));
+	q->n_applied_promotions = i;
+	TRY(rd_confirm_items(&r, q, req));
+	*reqp = q;
+	return DRE_OK;
+}
+
+void
+dre_confirmresp_write(dre_buf *out, const Dre__ConfirmResponse *r)
+{
+	dre_jsonw w;
+
+	dre_jsonw_init(&w, out);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "transactionId", r->transaction_id);
+	dre_jsonw_kbool(&w, "confirmed", r->confirmed);
+	dre_jsonw_kstr(&w, "message", r->message);
+	dre_jsonw_obj_end(&w);
+}
+
 // ---------------------------------------------------------------- response
 
 static void

@@ -26,6 +26,17 @@
 #define HOLE_WAIT_MS 2000
 #define IDLE_WAIT_MS 100
 #define NO_SEQ       UINT64_MAX
+// The sequence numbers acknowledged lately, by seq % ACK_RING: a writer
+// waiting for its event looks here instead of in the store.
+#define ACK_RING 65536
+
+// A caller of dre_outbox_wait, on its own stack.
+typedef struct ack_waiter ack_waiter;
+struct ack_waiter {
+	uint64_t    seq;
+	bool        acked;
+	ack_waiter *next;
+};
 
 struct dre_outbox {
 	dre_store      *st;
@@ -41,8 +52,13 @@ struct dre_outbox {
 	atomic_int           inflight; // produced, report outstanding
 
 	// Under mu: shared between the relay and delivery reports.
-	bool     stop;
-	bool     kicked;
+	bool                  stop;
+	bool                  kicked;
+	ack_waiter           *waiters;
+	pthread_cond_t        ack_cv;
+	uint64_t             *dels; // acknowledged, to delete from the store
+	size_t                ndels, capdels;
+	atomic_uint_fast64_t *acked; // ACK_RING slots
 	uint64_t retry_from; // lowest failed sequence, NO_SEQ = none
 	int64_t  retry_at; // monotonic ms
 	int      backoff_ms;
@@ -87,17 +103,31 @@ delivered(void *arg, dre_err err, void *msg_opaque, int32_t partition,
 	dre_outbox *o = arg;
 	uint64_t    seq = (uint64_t) (uintptr_t) msg_opaque;
 	if (err == DRE_OK) {
-		uint8_t k[8];
-		seq_key(k, seq);
-		// Not synced: if the delete is lost in a crash the event is
-		// produced once more, which consumers tolerate.
-		if (dre_store_delete(o->st, o->cf, k, sizeof(k), false)
-		    == DRE_OK)
-			atomic_fetch_sub(&o->pending, 1);
+		atomic_store(&o->acked[seq % ACK_RING], seq);
+		atomic_fetch_sub(&o->pending, 1);
 	}
 	pthread_mutex_lock(&o->mu);
 	if (err == DRE_OK) {
+		// The relay deletes acknowledged entries in batches.
+		if (o->ndels == o->capdels) {
+			size_t    cap = o->capdels ? o->capdels * 2 : 1024;
+			uint64_t *v = realloc(o->dels, cap * sizeof(*v));
+			if (v != NULL) {
+				o->dels = v;
+				o->capdels = cap;
+			}
+		}
+		if (o->ndels < o->capdels)
+			o->dels[o->ndels++] = seq;
 		o->backoff_ms = BACKOFF_MIN_MS;
+		bool woke = false;
+		for (ack_waiter *w = o->waiters; w != NULL; w = w->next)
+			if (w->seq == seq) {
+				w->acked = true;
+				woke = true;
+			}
+		if (woke)
+			pthread_cond_broadcast(&o->ack_cv);
 	} else {
 		if (o->retry_from == NO_SEQ || seq < o->retry_from)
 			o->retry_from = seq;
@@ -206,6 +236,35 @@ relay_scan(dre_outbox *o)
 	return n;
 }
 
+// flush_deletes removes acknowledged entries from the store in one batch;
+// called with o->mu held, drops it meanwhile. Not synced: an entry whose
+// delete is lost in a crash is produced once more, which consumers
+// tolerate (eventId).
+static void
+flush_deletes(dre_outbox *o)
+{
+	if (o->ndels == 0)
+		return;
+	uint64_t *v = o->dels;
+	size_t    n = o->ndels;
+	o->dels = NULL;
+	o->ndels = o->capdels = 0;
+	pthread_mutex_unlock(&o->mu);
+	dre_batch *b = dre_batch_alloc();
+	for (size_t i = 0; b != NULL && i < n; i++) {
+		uint8_t k[8];
+		seq_key(k, v[i]);
+		dre_batch_delete(b, o->st, o->cf, k, sizeof(k));
+	}
+	if (b == NULL || dre_store_write(o->st, b, false) != DRE_OK)
+		dre_warn("outbox: %zu acknowledged entries not deleted (they "
+		         "are produced again after a restart)",
+		    n);
+	dre_batch_free(b);
+	free(v);
+	pthread_mutex_lock(&o->mu);
+}
+
 static void
 timed_wait(dre_outbox *o, int ms)
 {
@@ -226,6 +285,7 @@ relay_thread(void *arg)
 	dre_outbox *o = arg;
 	pthread_mutex_lock(&o->mu);
 	while (!o->stop) {
+		flush_deletes(o);
 		bool idle = atomic_load(&o->inflight) == 0;
 		if (o->retry_from != NO_SEQ || o->hole_skipped) {
 			// Wait for every report before producing again, so no
@@ -254,6 +314,9 @@ relay_thread(void *arg)
 					continue;
 				}
 			}
+			// Acknowledged entries leave the store before it is
+			// scanned again, so they are not produced twice.
+			flush_deletes(o);
 			o->cursor = o->hole_skipped ? 0 : o->retry_from;
 			if (o->retry_from != NO_SEQ
 			    && o->retry_from < o->cursor)
@@ -269,7 +332,7 @@ relay_thread(void *arg)
 		pthread_mutex_unlock(&o->mu);
 		int n = relay_scan(o);
 		pthread_mutex_lock(&o->mu);
-		if (n == 0 && !o->kicked && !o->stop)
+		if (n == 0 && !o->kicked && !o->stop && o->ndels == 0)
 			timed_wait(o, IDLE_WAIT_MS);
 	}
 	pthread_mutex_unlock(&o->mu);
@@ -283,6 +346,12 @@ dre_outbox_open(
 	dre_outbox *o = calloc(1, sizeof(*o));
 	if (o == NULL)
 		return DRE_ENOMEM;
+	if ((o->acked = malloc(ACK_RING * sizeof(*o->acked))) == NULL) {
+		free(o);
+		return DRE_ENOMEM;
+	}
+	for (size_t i = 0; i < ACK_RING; i++)
+		atomic_init(&o->acked[i], NO_SEQ);
 	o->st = st;
 	o->cf = cf;
 	o->retry_from = NO_SEQ;
@@ -296,6 +365,7 @@ dre_outbox_open(
 	dre_err         e = dre_store_iter_open(&it, st, cf, NULL, 0);
 	if (e != DRE_OK) {
 		dre_kvlist_free(&o->props);
+		free(o->acked);
 		free(o);
 		return e;
 	}
@@ -324,16 +394,20 @@ dre_outbox_open(
 
 	if ((e = dre_producer_open(&o->p, &o->props, delivered, o))) {
 		dre_kvlist_free(&o->props);
+		free(o->acked);
 		free(o);
 		return e;
 	}
 	pthread_mutex_init(&o->mu, NULL);
 	pthread_cond_init(&o->cv, NULL);
+	pthread_cond_init(&o->ack_cv, NULL);
 	if (pthread_create(&o->thread, NULL, relay_thread, o) != 0) {
 		dre_producer_close(o->p);
+		pthread_cond_destroy(&o->ack_cv);
 		pthread_cond_destroy(&o->cv);
 		pthread_mutex_destroy(&o->mu);
 		dre_kvlist_free(&o->props);
+		free(o->acked);
 		free(o);
 		return DRE_ENOMEM;
 	}
@@ -341,7 +415,7 @@ dre_outbox_open(
 	return DRE_OK;
 }
 
-void
+uint64_t
 dre_outbox_put(dre_outbox *o, dre_batch *b, const char *topic, const void *key,
     size_t klen, const void *val, size_t vlen)
 {
@@ -370,11 +444,48 @@ dre_outbox_put(dre_outbox *o, dre_batch *b, const char *topic, const void *key,
 		memcpy(kp + 4, key, klen);
 	if (vlen > 0)
 		memcpy(kp + 4 + klen, val, vlen);
-	uint8_t k[8];
-	seq_key(k, atomic_fetch_add(&o->next_seq, 1));
+	uint8_t  k[8];
+	uint64_t seq = atomic_fetch_add(&o->next_seq, 1);
+	seq_key(k, seq);
 	dre_batch_put(b, o->st, o->cf, k, sizeof(k), v, n);
 	free(v);
 	atomic_fetch_add(&o->pending, 1);
+	return seq;
+}
+
+dre_err
+dre_outbox_wait(dre_outbox *o, uint64_t seq, int timeout_ms)
+{
+	ack_waiter w = { seq, false, NULL };
+	// Registered first, then checked: a report that came before we looked
+	// is in the ring, one that comes later (it marks waiters after the
+	// ring, under the lock) finds w.
+	pthread_mutex_lock(&o->mu);
+	w.next = o->waiters;
+	o->waiters = &w;
+	w.acked = atomic_load(&o->acked[seq % ACK_RING]) == seq;
+	pthread_mutex_unlock(&o->mu);
+
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&o->mu);
+	while (!w.acked && !o->stop
+	    && pthread_cond_timedwait(&o->ack_cv, &o->mu, &ts) == 0)
+		;
+	for (ack_waiter **pp = &o->waiters; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == &w) {
+			*pp = w.next;
+			break;
+		}
+	bool acked = w.acked;
+	pthread_mutex_unlock(&o->mu);
+	return acked ? DRE_OK : DRE_ETIMEOUT;
 }
 
 void
@@ -413,6 +524,12 @@ dre_outbox_close(dre_outbox *o)
 	pthread_join(o->thread, NULL);
 	// Reports still arriving while the producer closes touch o.
 	dre_producer_close(o->p);
+	pthread_mutex_lock(&o->mu);
+	flush_deletes(o);
+	pthread_mutex_unlock(&o->mu);
+	free(o->dels);
+	free(o->acked);
+	pthread_cond_destroy(&o->ack_cv);
 	pthread_cond_destroy(&o->cv);
 	pthread_mutex_destroy(&o->mu);
 	dre_kvlist_free(&o->props);

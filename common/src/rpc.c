@@ -320,6 +320,14 @@ slot_cb(void *arg)
 	w->route = route;
 	w->next = NULL;
 	pthread_mutex_lock(&s->mtx);
+	if (s->closing) {
+		// The workers are leaving: no thread of ours may touch the
+		// socket once it is closed, so this call gets no answer.
+		pthread_mutex_unlock(&s->mtx);
+		w->req = NULL;
+		dre__rpc_request__free_unpacked(req, NULL);
+		return;
+	}
 	if (s->tail != NULL)
 		s->tail->next = w;
 	else
@@ -415,16 +423,19 @@ dre_rpc_server_close(dre_rpc_server *s)
 {
 	if (s == NULL)
 		return;
-	// Closing the socket fails every pending receive and send with
-	// NNG_ECLOSED; queued calls are still run (their replies go nowhere)
-	// so the workers drain the queue and leave.
-	nng_close(s->sock);
+	// The workers finish the calls queued or in progress (their replies
+	// are sent on the still open socket), no new call is queued, and only
+	// then is the socket closed: a worker thread calling nng_ctx_send on
+	// a context being closed panics inside nng 1.5.2 ("pthread_mutex_lock:
+	// Invalid argument"). Closing fails every pending receive with
+	// NNG_ECLOSED.
 	pthread_mutex_lock(&s->mtx);
 	s->closing = true;
 	pthread_cond_broadcast(&s->cv);
 	pthread_mutex_unlock(&s->mtx);
 	for (int i = 0; i < s->nthreads; i++)
 		pthread_join(s->threads[i], NULL);
+	nng_close(s->sock);
 	for (int i = 0; s->slots != NULL && i < s->nslots; i++) {
 		rpc_slot *w = &s->slots[i];
 		if (w->aio != NULL) {

@@ -26,8 +26,11 @@ struct dre_store {
 	char                                *path;
 };
 
+// A batch is plain, or indexed (rocksdb_writebatch_wi_t) when its owner
+// must read its own uncommitted writes (dre_batch_get).
 struct dre_batch {
-	rocksdb_writebatch_t *wb;
+	rocksdb_writebatch_t    *wb;
+	rocksdb_writebatch_wi_t *wi;
 };
 
 struct dre_store_iter {
@@ -122,6 +125,11 @@ dre_store_open(dre_store **sp, const dre_store_cfg *cfg)
 	s->cache = rocksdb_cache_create_lru(cache_mb << 20);
 	s->table = rocksdb_block_based_options_create();
 	rocksdb_block_based_options_set_block_cache(s->table, s->cache);
+	// Most point reads of the hot paths miss (a confirm marker, an
+	// eventId seen for the first time): bloom filters answer those
+	// without searching the memtable skip list or the table files.
+	rocksdb_block_based_options_set_filter_policy(
+	    s->table, rocksdb_filterpolicy_create_bloom_full(10));
 	s->opts = rocksdb_options_create();
 	rocksdb_options_set_create_if_missing(s->opts, 1);
 	rocksdb_options_set_create_missing_column_families(s->opts, 1);
@@ -132,6 +140,8 @@ dre_store_open(dre_store **sp, const dre_store_cfg *cfg)
 	rocksdb_options_set_keep_log_file_num(s->opts, 2);
 	rocksdb_options_set_max_log_file_size(s->opts, 1 << 20);
 	rocksdb_options_set_compression(s->opts, rocksdb_lz4_compression);
+	rocksdb_options_set_memtable_prefix_bloom_size_ratio(s->opts, 0.05);
+	rocksdb_options_set_memtable_whole_key_filtering(s->opts, 1);
 
 	names[0] = "default";
 	cfopts[0] = s->opts;
@@ -210,10 +220,21 @@ dre_store_delete(dre_store *s, int cf, const void *key, size_t klen, bool sync)
 dre_batch *
 dre_batch_alloc(void)
 {
-	dre_batch *b = malloc(sizeof(*b));
+	dre_batch *b = calloc(1, sizeof(*b));
 	if (b == NULL)
 		return NULL;
 	b->wb = rocksdb_writebatch_create();
+	return b;
+}
+
+dre_batch *
+dre_batch_alloc_indexed(void)
+{
+	dre_batch *b = calloc(1, sizeof(*b));
+	if (b == NULL)
+		return NULL;
+	// overwrite_key: a key written twice is one entry, the last value.
+	b->wi = rocksdb_writebatch_wi_create(0, 1);
 	return b;
 }
 
@@ -222,42 +243,111 @@ dre_batch_free(dre_batch *b)
 {
 	if (b == NULL)
 		return;
-	rocksdb_writebatch_destroy(b->wb);
+	if (b->wi != NULL)
+		rocksdb_writebatch_wi_destroy(b->wi);
+	else
+		rocksdb_writebatch_destroy(b->wb);
 	free(b);
 }
 
 void
 dre_batch_clear(dre_batch *b)
 {
-	rocksdb_writebatch_clear(b->wb);
+	if (b->wi != NULL)
+		rocksdb_writebatch_wi_clear(b->wi);
+	else
+		rocksdb_writebatch_clear(b->wb);
 }
 
 void
 dre_batch_put(dre_batch *b, dre_store *s, int cf, const void *key, size_t klen,
     const void *val, size_t vlen)
 {
-	rocksdb_writebatch_put_cf(
-	    b->wb, cf_handle(s, cf), key, klen, val, vlen);
+	if (b->wi != NULL)
+		rocksdb_writebatch_wi_put_cf(
+		    b->wi, cf_handle(s, cf), key, klen, val, vlen);
+	else
+		rocksdb_writebatch_put_cf(
+		    b->wb, cf_handle(s, cf), key, klen, val, vlen);
 }
 
 void
 dre_batch_delete(
     dre_batch *b, dre_store *s, int cf, const void *key, size_t klen)
 {
-	rocksdb_writebatch_delete_cf(b->wb, cf_handle(s, cf), key, klen);
+	if (b->wi != NULL)
+		rocksdb_writebatch_wi_delete_cf(
+		    b->wi, cf_handle(s, cf), key, klen);
+	else
+		rocksdb_writebatch_delete_cf(
+		    b->wb, cf_handle(s, cf), key, klen);
 }
 
 size_t
 dre_batch_count(const dre_batch *b)
 {
-	return (size_t) rocksdb_writebatch_count(b->wb);
+	return b->wi != NULL ? (size_t) rocksdb_writebatch_wi_count(b->wi)
+	                     : (size_t) rocksdb_writebatch_count(b->wb);
+}
+
+void
+dre_batch_savepoint(dre_batch *b)
+{
+	if (b->wi != NULL)
+		rocksdb_writebatch_wi_set_save_point(b->wi);
+	else
+		rocksdb_writebatch_set_save_point(b->wb);
+}
+
+dre_err
+dre_batch_rollback(dre_batch *b)
+{
+	char *err = NULL;
+	if (b->wi != NULL)
+		rocksdb_writebatch_wi_rollback_to_save_point(b->wi, &err);
+	else
+		rocksdb_writebatch_rollback_to_save_point(b->wb, &err);
+	return err != NULL ? store_fail("rollback", "batch", err) : DRE_OK;
+}
+
+dre_err
+dre_batch_get(dre_batch *b, dre_store *s, int cf, const void *key, size_t klen,
+    char **valp, size_t *vlenp)
+{
+	if (b == NULL || b->wi == NULL)
+		return dre_store_get(s, cf, key, klen, valp, vlenp);
+	char  *err = NULL;
+	size_t vlen = 0;
+	char  *v = rocksdb_writebatch_wi_get_from_batch_and_db_cf(
+	     b->wi, s->db, s->ro, cf_handle(s, cf), key, klen, &vlen, &err);
+	if (err != NULL)
+		return store_fail("get", s->path, err);
+	if (v == NULL)
+		return DRE_ENOTFOUND;
+	char *out = malloc(vlen + 1);
+	if (out == NULL) {
+		rocksdb_free(v);
+		return DRE_ENOMEM;
+	}
+	memcpy(out, v, vlen);
+	out[vlen] = '\0';
+	rocksdb_free(v);
+	*valp = out;
+	if (vlenp != NULL)
+		*vlenp = vlen;
+	return DRE_OK;
 }
 
 dre_err
 dre_store_write(dre_store *s, dre_batch *b, bool sync)
 {
 	char *err = NULL;
-	rocksdb_write(s->db, sync ? s->wo_sync : s->wo_async, b->wb, &err);
+	if (b->wi != NULL)
+		rocksdb_write_writebatch_wi(
+		    s->db, sync ? s->wo_sync : s->wo_async, b->wi, &err);
+	else
+		rocksdb_write(
+		    s->db, sync ? s->wo_sync : s->wo_async, b->wb, &err);
 	return err != NULL ? store_fail("write", s->path, err) : DRE_OK;
 }
 

@@ -1,9 +1,9 @@
 // engine.c -- prices one basket against an index version (PRODUCT-DECISIONS
 // §3 resolution order), everything allocated in the basket's arena:
 // candidates through the index -> status, validity, time window, POS group
-// -> conditions -> best-price combination (engine_best.c) of line actions,
-// receipt actions and loyalty (engine_act.c) -> hints (engine_hint.c) ->
-// the response.
+// -> budget (engine_budget.c) -> conditions -> best-price combination
+// (engine_best.c) of line actions, receipt actions and loyalty (engine_act.c)
+// -> hints (engine_hint.c) -> the response.
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -564,6 +564,8 @@ respond(ev *v, const dre_index *ix)
 	if (v->t != NULL)
 		ev_hints(v, r);
 	missed_list(v, r);
+	r->budget_limited_promotions = v->limited.v;
+	r->n_budget_limited_promotions = v->limited.n;
 	return r;
 }
 
@@ -705,6 +707,12 @@ applicable(ev *v)
 		if (stage != NULL) {
 			if (v->want_missed)
 				missed_add(v, k, stage, reason);
+			continue;
+		}
+		if (dre_budget_check(v->ctx->budgets, v->ctx->tenant, e->promo,
+		        v->a, &v->limited, &reason)) {
+			if (v->want_missed)
+				missed_add(v, k, "BUDGET", reason);
 			continue;
 		}
 		uint64_t *sel = ev_get(v, (v->words + 1) * sizeof(uint64_t));

@@ -83,6 +83,47 @@ size_t dre_index_promotions(const dre_index *ix, const char *tenant);
 int64_t dre_index_version_of(const dre_index *ix, const char *tenant,
     dre_master_kind kind, const char *key);
 
+struct dre_promo;
+
+// ---- budgets (engine_budget.c)
+//
+// The evaluator's view of which budgets are exhausted, fed by the budget
+// service (snapshot + dre.budgets.status) and by side-effect results. Thread
+// safe; each entry keeps the highest version seen.
+typedef struct dre_budget_set dre_budget_set;
+
+dre_err dre_budget_set_alloc(dre_budget_set **bp);
+void    dre_budget_set_free(dre_budget_set *b); // NULL is a no-op
+// dre_budget_set_update records the state of budget_id of tenant at
+// version; an older version than the one held is ignored. Returns true when
+// the entry changed.
+bool dre_budget_set_update(dre_budget_set *b, const char *tenant,
+    const char *budget_id, int64_t version, bool exhausted);
+// dre_budget_set_clear forgets everything (before a snapshot is loaded).
+void dre_budget_set_clear(dre_budget_set *b);
+bool dre_budget_set_exhausted(
+    const dre_budget_set *b, const char *tenant, const char *budget_id);
+// dre_budget_set_count is the number of exhausted budgets held.
+size_t dre_budget_set_count(const dre_budget_set *b);
+
+// The promotions an evaluation dropped because a budget is exhausted.
+typedef struct {
+	Dre__BudgetLimitedPromotion **v;
+	size_t                        n, cap;
+} dre_budget_limited;
+
+// dre_budget_check is the budget stage of PRODUCT-DECISIONS §3: true when
+// one of p's budgets is exhausted for tenant; then p is listed in out (its
+// entries allocated in a) and *reason says which budget.
+bool dre_budget_check(const dre_budget_set *b, const char *tenant,
+    const struct dre_promo *p, dre_arena *a, dre_budget_limited *out,
+    const char **reason);
+
+// dre_index_promotion returns the live promotion id of tenant, or NULL.
+// Borrowed from ix (valid while the caller holds it).
+const struct dre_promo *dre_index_promotion(
+    const dre_index *ix, const char *tenant, const char *id);
+
 // The evaluation context the service supplies (the tenant comes from the
 // caller's credential, never the body). Borrowed for the call.
 typedef struct {
@@ -95,6 +136,7 @@ typedef struct {
 	const char *instance_id;
 	const char *source; // "local-store" | "btp"; NULL = "local-store"
 	bool        simulate;
+	const dre_budget_set *budgets; // NULL = no budget is exhausted
 } dre_eval_ctx;
 
 // A request the engine refuses (PRODUCT-DECISIONS §1).

@@ -164,8 +164,9 @@ struct ev {
 	ev_run   run;
 	int64_t  net_after_lines; // of the chosen combination
 	// hints
-	ev_miss *miss;
-	uint32_t nmiss, capmiss;
+	ev_miss           *miss;
+	uint32_t           nmiss, capmiss;
+	dre_budget_limited limited; // engine_budget.c
 };
 
 // ev_get returns n zeroed bytes and never NULL: an exhausted arena unwinds

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dre/bus.h"
+#include "dre/commit.h"
 #include "dre/config.h"
 #include "dre/store.h"
 #include "engine.h"
@@ -19,16 +21,28 @@ typedef struct {
 	int64_t        rpc_workers;
 	char          *mode; // central | local-store
 	int64_t        resnapshot_ms; // safety net while the feed is unhealthy
+	char          *budget_url; // budget service (budget snapshots)
+	int64_t        ack_wait_ms; // confirm waits this long for Kafka's ack
+	char          *sidefx_services; // services reporting side effects
+	int64_t        sidefx_cache_ms; // side-effects poll answers cached
 } ev_cfg;
 
 // Column families of <data_dir>/evaluator-<shard>.
-#define EV_CF_TXN    1 // transaction counters and iteration records
-#define EV_CF_MASTER 2 // copy of master data, versions, consumed offsets
+#define EV_CF_TXN     1 // transaction counters and iteration records
+#define EV_CF_MASTER  2 // copy of master data, versions, consumed offsets
+#define EV_CF_CONFIRM 3 // confirm markers and side-effect jobs
+#define EV_CF_OUTBOX  4 // dre.transactions.confirmed waiting for Kafka
+#define EV_CF_SFX     5 // applier of dre.sidefx.results
+#define EV_CF_BUDGET  6 // budget states (copy of the budget service's)
+#define EV_CF_BAPPLY  7 // applier of dre.budgets.status
+#define EV_NCFS       7
 
 // Counter increments of one transaction are serialised by one of these.
 #define EV_STRIPES 256
 
-typedef struct ev_feed ev_feed;
+typedef struct ev_feed    ev_feed;
+typedef struct ev_confirm ev_confirm;
+typedef struct ev_budgets ev_budgets;
 
 typedef struct {
 	ev_cfg          cfg;
@@ -43,6 +57,13 @@ typedef struct {
 	atomic_bool     kafka_ok; // the feed's last probe reached Kafka
 	atomic_int      kafka_failures; // consecutive failed probes
 	atomic_llong    last_sync_ms;
+	// Confirm and the event backbone.
+	dre_outbox     *ob; // dre.transactions.confirmed relay
+	dre_committer  *cm; // group commit of confirms
+	dre_budget_set *budgets; // exhausted budgets (engine input)
+	ev_confirm     *confirm; // side-effect jobs, poll cache
+	ev_budgets     *bud; // budget snapshot + status feed
+	atomic_llong    disconnected_since; // mono ms; 0 = connected
 } ev_svc;
 
 #endif

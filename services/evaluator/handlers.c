@@ -8,7 +8,10 @@
 #include "dre/clock.h"
 #include "dre/log.h"
 #include "dre/uuid.h"
+#include "confirm.pb-c.h"
+#include "dre/promo.h"
 #include "evaluate.pb-c.h"
+#include "confirm.h"
 #include "handlers.h"
 
 #ifndef DRE_VERSION
@@ -49,8 +52,8 @@ ev_handlers_fini(ev_svc *s)
 	pthread_key_delete(s->arena_key);
 }
 
-static dre_arena *
-worker_arena(ev_svc *s)
+dre_arena *
+ev_worker_arena(ev_svc *s)
 {
 	dre_arena *a = pthread_getspecific(s->arena_key);
 	if (a == NULL) {
@@ -79,8 +82,8 @@ pb_free(void *data, void *p)
 // ---- counters
 // ----------------------------------------------------------------
 
-static size_t
-txn_key(char *buf, size_t cap, const char *tenant, const char *txid)
+size_t
+ev_txn_key(char *buf, size_t cap, const char *tenant, const char *txid)
 {
 	size_t lt = strlen(tenant), lx = strlen(txid);
 	if (lt + lx + 2 > cap)
@@ -126,6 +129,18 @@ last_counter(ev_svc *s, const char *key, size_t klen, int64_t *last)
 	return DRE_OK;
 }
 
+size_t
+ev_iter_key(char *buf, size_t cap, const char *tenant, const char *txid,
+    int64_t counter)
+{
+	size_t klen = ev_txn_key(buf, cap, tenant, txid);
+	if (klen == 0 || klen + 9 > cap)
+		return 0;
+	buf[klen] = '\0';
+	put_be64((uint8_t *) buf + klen + 1, counter);
+	return klen + 9;
+}
+
 static uint32_t
 stripe_of(const char *key, size_t klen)
 {
@@ -135,48 +150,111 @@ stripe_of(const char *key, size_t klen)
 	return h % EV_STRIPES;
 }
 
+pthread_mutex_t *
+ev_stripe(ev_svc *s, const char *key, size_t klen)
+{
+	return &s->stripes[stripe_of(key, klen)];
+}
+
+// find_discount returns the first line discount of promotion id (for its
+// type and coupon), or NULL.
+static const Dre__LineDiscount *
+find_discount(const Dre__EvaluateResponse *r, const char *id)
+{
+	for (size_t i = 0; i < r->n_line_items; i++)
+		for (size_t k = 0; k < r->line_items[i]->n_discounts; k++)
+			if (strcmp(
+			        r->line_items[i]->discounts[k]->promotion_id,
+			        id)
+			    == 0)
+				return r->line_items[i]->discounts[k];
+	return NULL;
+}
+
 // iteration_write stores the new counter and what this iteration granted
-// (read by confirm) in one batch. Not synced: the WAL survives a process
+// (read by confirm: the lines, every promotion with its amount, type,
+// coupon and budgets) in one batch. Not synced: the WAL survives a process
 // kill, and an iteration lost with the machine is re-evaluated by the POS.
 static dre_err
-iteration_write(ev_svc *s, const char *key, size_t klen, int64_t counter,
-    const Dre__EvaluateResponse *r)
+iteration_write(ev_svc *s, dre_arena *a, const char *key, size_t klen,
+    int64_t counter, const Dre__EvaluateRequest *req,
+    const Dre__EvaluateResponse *r, const dre_index *ix, const char *tenant)
 {
 	uint8_t be[8];
 	char    ikey[256];
-	dre_buf val = { 0 };
 	put_be64(be, counter);
 	if (klen + 9 > sizeof(ikey))
 		return DRE_EINVAL;
 	memcpy(ikey, key, klen);
 	ikey[klen] = '\0';
 	memcpy(ikey + klen + 1, be, 8);
-	const Dre__Totals *t = r->totals;
-	dre_buf_printf(&val,
-	    "{\"evaluatedAt\":%lld,\"discount\":%lld,"
-	    "\"promotions\":[",
-	    (long long) r->evaluated_at_ms, (long long) t->discount);
+
+	Dre__IterationRecord rec = DRE__ITERATION_RECORD__INIT;
+	const Dre__Totals   *t = r->totals;
+	rec.evaluated_at = r->evaluated_at_ms;
+	rec.currency = r->currency;
+	rec.has_timestamp_ms = req->has_timestamp_ms;
+	rec.timestamp_ms = req->timestamp_ms;
+	rec.channel = req->channel;
+	rec.pos_group_id = req->pos_group_id;
+	rec.pos_group_code = req->pos_group_code;
+	rec.customer_id = req->customer ? req->customer->customer_id : NULL;
+	rec.receipt_id = req->header ? req->header->receipt_id : NULL;
+	rec.subtotal = t->subtotal;
+	rec.discount = t->discount;
+	rec.lines = dre_arena_get(a, (r->n_line_items + 1) * sizeof(void *));
+	rec.promotions = dre_arena_get(
+	    a, (t->n_promotion_breakdown + 1) * sizeof(void *));
+	if (rec.lines == NULL || rec.promotions == NULL)
+		return DRE_ENOMEM;
+	for (size_t i = 0; i < r->n_line_items; i++) {
+		const Dre__LineItem *li = r->line_items[i];
+		Dre__IterationLine  *l = dre_arena_get(a, sizeof(*l));
+		if (l == NULL)
+			return DRE_ENOMEM;
+		dre__iteration_line__init(l);
+		l->line_reference = li->line_reference;
+		l->article_number = li->article_number;
+		l->quantity = li->quantity;
+		l->unit_price = li->unit_price;
+		l->line_total = li->line_total;
+		l->line_discount = li->line_discount;
+		rec.lines[rec.n_lines++] = l;
+	}
 	for (size_t i = 0; i < t->n_promotion_breakdown; i++) {
 		const Dre__PromotionBreakdown *b = t->promotion_breakdown[i];
-		dre_buf_printf(&val, "%s{\"id\":\"%s\",\"amount\":%lld}",
-		    i ? "," : "", b->promotion_id,
-		    (long long) b->total_discount);
+		Dre__IterationPromotion *p = dre_arena_get(a, sizeof(*p));
+		if (p == NULL)
+			return DRE_ENOMEM;
+		dre__iteration_promotion__init(p);
+		p->promotion_id = b->promotion_id;
+		p->promotion_name = b->promotion_name;
+		p->amount = b->total_discount;
+		const Dre__LineDiscount *d = find_discount(r, b->promotion_id);
+		const dre_promo         *pr
+		    = dre_index_promotion(ix, tenant, b->promotion_id);
+		p->promotion_type = d ? d->promotion_type
+		    : pr              ? (char *) dre_promo_type_name(pr->type)
+		                      : "ARTICLE";
+		p->coupon_code = d ? d->coupon_code : NULL;
+		if (pr != NULL && pr->budget_ids.n > 0) {
+			p->budget_ids = (char **) pr->budget_ids.v;
+			p->n_budget_ids = pr->budget_ids.n;
+		}
+		rec.promotions[rec.n_promotions++] = p;
 	}
-	dre_buf_puts(&val, "]}");
-	if (val.oom) {
-		dre_buf_free(&val);
+	size_t   n = dre__iteration_record__get_packed_size(&rec);
+	uint8_t *val = dre_arena_get(a, n + 1);
+	if (val == NULL)
 		return DRE_ENOMEM;
-	}
+	dre__iteration_record__pack(&rec, val);
 	dre_batch *b = dre_batch_alloc();
-	if (b == NULL) {
-		dre_buf_free(&val);
+	if (b == NULL)
 		return DRE_ENOMEM;
-	}
 	dre_batch_put(b, s->st, EV_CF_TXN, key, klen, be, 8);
-	dre_batch_put(b, s->st, EV_CF_TXN, ikey, klen + 9, val.data, val.len);
+	dre_batch_put(b, s->st, EV_CF_TXN, ikey, klen + 9, val, n);
 	dre_err err = dre_store_write(s->st, b, false);
 	dre_batch_free(b);
-	dre_buf_free(&val);
 	return err;
 }
 
@@ -220,7 +298,7 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 {
 	ev_svc    *s = svc;
 	bool       simulate = strcmp(call->method, "evaluator.Simulate") == 0;
-	dre_arena *a = worker_arena(s);
+	dre_arena *a = ev_worker_arena(s);
 	if (a == NULL) {
 		dre_rpc_reply_error(
 		    rep, 503, "UNAVAILABLE", NULL, "out of memory");
@@ -255,7 +333,7 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		txid = id;
 	}
 	char   key[128]; // tenant (64) + NUL + transactionId (50)
-	size_t klen = txn_key(key, sizeof(key), call->tenant, txid);
+	size_t klen = ev_txn_key(key, sizeof(key), call->tenant, txid);
 	if (klen == 0) {
 		dre_rpc_reply_error(rep, 400, "VALIDATION_FAILED",
 		    "header.transactionId", "transactionId too long");
@@ -268,7 +346,8 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		    .currency = s->cfg.currency,
 		    .instance_id = s->cfg.common.instance_id,
 		    .source = s->source,
-		    .simulate = simulate };
+		    .simulate = simulate,
+		    .budgets = s->budgets };
 	pthread_mutex_t *mu
 	    = simulate ? NULL : &s->stripes[stripe_of(key, klen)];
 	int64_t last = 0;
@@ -283,11 +362,12 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		ctx.counter = last + 1;
 		const dre_index *ix = dre_engine_acquire(s->engine);
 		err = dre_evaluate(&resp, a, ix, req, &ctx, &verr);
-		dre_index_release(ix);
 		if (err == DRE_OK && !simulate)
-			err = iteration_write(s, key, klen, ctx.counter, resp);
+			err = iteration_write(s, a, key, klen, ctx.counter,
+			    req, resp, ix, call->tenant);
 		else if (err == DRE_EINVAL && verr.code == NULL)
 			verr.code = "VALIDATION_FAILED";
+		dre_index_release(ix);
 	}
 	if (mu != NULL)
 		pthread_mutex_unlock(mu);
@@ -323,23 +403,21 @@ h_heartbeat(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 {
 	ev_svc                *s = svc;
 	Dre__HeartbeatResponse hb = DRE__HEARTBEAT_RESPONSE__INIT;
-	bool                   up = atomic_load(&s->kafka_ok);
+	const char            *btp = ev_btp_connectivity(s);
+	bool                   up = strcmp(btp, "CONNECTED") == 0;
 	const dre_index       *ix = dre_engine_acquire(s->engine);
 	hb.status
 	    = (char *) (atomic_load(&s->loaded) && up ? "UP" : "DEGRADED");
 	hb.version = DRE_VERSION;
 	hb.mode = s->cfg.mode;
-	// After three failed probes in a row the link counts as broken, as a
-	// circuit breaker would open; one miss is only a disconnect.
-	hb.btp_connectivity = (char *) (up             ? "CONNECTED"
-	        : atomic_load(&s->kafka_failures) >= 3 ? "CIRCUIT_OPEN"
-	                                               : "DISCONNECTED");
+	hb.btp_connectivity = (char *) btp;
 	int64_t sync = atomic_load(&s->last_sync_ms);
 	if (sync > 0) {
 		hb.has_last_sync_ms = true;
 		hb.last_sync_ms = sync;
 	}
-	hb.pending_transactions = 0;
+	hb.pending_transactions
+	    = s->ob != NULL ? dre_outbox_pending(s->ob) : 0;
 	hb.promotions_loaded = (int64_t) dre_index_promotions(
 	    ix, call->tenant[0] ? call->tenant : NULL);
 	dre_index_release(ix);
@@ -355,9 +433,36 @@ h_heartbeat(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	rep->body.len = len;
 }
 
+// ev_btp_connectivity: after three failed probes in a row, or with the
+// confirm relay unable to reach Kafka for 3 s, the link counts as broken
+// (CIRCUIT_OPEN: confirms do not wait for Kafka at all); a shorter miss is
+// only a disconnect.
+const char *
+ev_btp_connectivity(ev_svc *s)
+{
+	bool relay_ok = s->ob == NULL || dre_outbox_connected(s->ob);
+	bool feed_ok = atomic_load(&s->kafka_ok);
+	if (relay_ok) {
+		atomic_store(&s->disconnected_since, 0);
+		if (feed_ok)
+			return "CONNECTED";
+		return atomic_load(&s->kafka_failures) >= 3 ? "CIRCUIT_OPEN"
+		                                            : "DISCONNECTED";
+	}
+	int64_t now = dre_mono_ms(), since = 0;
+	if (atomic_compare_exchange_strong(
+	        &s->disconnected_since, &since, now))
+		since = now;
+	return now - since >= 3000 || atomic_load(&s->kafka_failures) >= 3
+	    ? "CIRCUIT_OPEN"
+	    : "DISCONNECTED";
+}
+
 const dre_rpc_route ev_routes[] = {
 	{ "evaluator.Evaluate", h_evaluate, DRE_RPC_INLINE },
 	{ "evaluator.Simulate", h_evaluate, DRE_RPC_INLINE },
+	{ "evaluator.Confirm", ev_h_confirm, 0 },
+	{ "evaluator.SideEffects", ev_h_side_effects, 0 },
 	{ "evaluator.Heartbeat", h_heartbeat },
 	{ NULL, NULL, 0 },
 };

@@ -1199,3 +1199,13 @@ dre_engine_apply(
 		*appliedp = true;
 	return DRE_OK;
 }
+
+const dre_promo *
+dre_index_promotion(const dre_index *ix, const char *tenant, const char *id)
+{
+	const ix_tenant *t = ix_tenant_find(ix, tenant);
+	long pos = t ? ent_find(t->ents, t->nents, DRE_MK_PROMOTION, id) : -1;
+	if (pos < 0 || t->ents[pos]->deleted)
+		return NULL;
+	return t->ents[pos]->promo;
+}

@@ -10,6 +10,8 @@
 #include "dre/rpc.h"
 #include "dre/svc.h"
 #include "evaluator.h"
+#include "budgets.h"
+#include "confirm.h"
 #include "feed.h"
 #include "handlers.h"
 
@@ -21,16 +23,29 @@ static const dre_cfg_opt ev_opts[] = {
 	    "tcp://127.0.0.1:7101", "nng URL of dre-catalog (snapshots)" },
 	{ "currency", DRE_CFG_STR, offsetof(ev_cfg, currency), "EUR",
 	    "currency of the answers" },
-	{ "rpc.workers", DRE_CFG_INT, offsetof(ev_cfg, rpc_workers), "4",
-	    "concurrent request handlers" },
+	{ "rpc.workers", DRE_CFG_INT, offsetof(ev_cfg, rpc_workers), "128",
+	    "concurrent request handlers (confirms wait for fsync and Kafka, "
+	    "so more than cores)" },
 	{ "mode", DRE_CFG_STR, offsetof(ev_cfg, mode), "central",
 	    "central | local-store" },
 	{ "resnapshot_ms", DRE_CFG_INT, offsetof(ev_cfg, resnapshot_ms),
 	    "30000", "re-snapshot this often while the feed is unhealthy" },
+	{ "budget.url", DRE_CFG_STR, offsetof(ev_cfg, budget_url),
+	    "tcp://127.0.0.1:7301", "nng URL of dre-budget (snapshots)" },
+	{ "confirm.ack_wait_ms", DRE_CFG_INT, offsetof(ev_cfg, ack_wait_ms),
+	    "250",
+	    "how long a confirm waits for Kafka's acknowledgement before it "
+	    "answers \"queued\" (0 = never wait)" },
+	{ "sidefx.services", DRE_CFG_STR, offsetof(ev_cfg, sidefx_services),
+	    "budget,reporting",
+	    "services whose results complete a side-effects job" },
+	{ "sidefx.cache_ms", DRE_CFG_INT, offsetof(ev_cfg, sidefx_cache_ms),
+	    "1000", "side-effects poll answers are cached this long" },
 	DRE_CFG_END,
 };
 
-static const char *const ev_cfs[] = { "txn", "master" };
+static const char *const ev_cfs[]
+    = { "txn", "master", "confirm", "outbox", "sfx", "budget", "bapply" };
 
 int
 main(int argc, char **argv)
@@ -60,13 +75,14 @@ main(int argc, char **argv)
 		dre_error("cannot create %s/%s", s.cfg.common.data_dir, sub);
 		goto out;
 	}
-	dre_store_cfg scfg = { .path = path, .cfs = ev_cfs, .ncfs = 2 };
+	dre_store_cfg scfg = { .path = path, .cfs = ev_cfs, .ncfs = EV_NCFS };
 	dre_err       err = dre_store_open(&s.st, &scfg);
 	if (err != DRE_OK) {
 		dre_error("store %s: %s", path, dre_strerror(err));
 		goto out;
 	}
 	if (dre_engine_alloc(&s.engine) != DRE_OK
+	    || dre_budget_set_alloc(&s.budgets) != DRE_OK
 	    || ev_handlers_init(&s) != DRE_OK) {
 		dre_error("out of memory");
 		goto out;
@@ -74,6 +90,16 @@ main(int argc, char **argv)
 	handlers = true;
 	if ((err = ev_feed_start(&s)) != DRE_OK) {
 		dre_error("feed: %s", dre_strerror(err));
+		goto out;
+	}
+	// After the feed: it completes kafka.bootstrap.servers.
+	if ((err = dre_outbox_open(
+	         &s.ob, s.st, EV_CF_OUTBOX, &s.cfg.common.kafka))
+	        != DRE_OK
+	    || (err = dre_committer_open(&s.cm, s.st)) != DRE_OK
+	    || (err = ev_confirm_start(&s)) != DRE_OK
+	    || (err = ev_budgets_start(&s)) != DRE_OK) {
+		dre_error("event backbone: %s", dre_strerror(err));
 		goto out;
 	}
 	err = dre_rpc_server_open(&srv, s.cfg.common.rpc_listen, ev_routes, &s,
@@ -91,10 +117,15 @@ main(int argc, char **argv)
 	rc = 0;
 out:
 	dre_rpc_server_close(srv); // no handler runs past this
+	ev_budgets_stop(&s);
+	ev_confirm_stop(&s);
+	dre_committer_close(s.cm);
+	dre_outbox_close(s.ob);
 	ev_feed_stop(&s);
 	if (handlers)
 		ev_handlers_fini(&s);
 	dre_engine_free(s.engine);
+	dre_budget_set_free(s.budgets);
 	dre_store_close(s.st);
 	free(path);
 	dre_config_free(&s.cfg, ev_opts, &s.cfg.common.kafka);

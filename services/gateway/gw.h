@@ -24,6 +24,9 @@ typedef struct {
 	int64_t        body_limit;
 	char          *evaluator_urls; // comma-separated, one per shard
 	char          *catalog_url;
+	char          *budget_url;
+	char          *reporting_url;
+	char          *coupon_url;
 	bool           dev_users;
 	char          *users;
 	int64_t        rpc_timeout_ms;
@@ -63,6 +66,9 @@ struct gw {
 	dre_rpc_client    *evaluators[GW_MAX_SHARDS];
 	size_t             nevaluators;
 	dre_rpc_client    *catalog;
+	dre_rpc_client    *budget;
+	dre_rpc_client    *reporting;
+	dre_rpc_client    *coupon;
 	int64_t            started_ms;
 	atomic_bool        stopping;
 	atomic_int         inflight; // suspended connections
@@ -96,6 +102,7 @@ struct gw_job {
 	// Path variables (entity, id) in the arena.
 	const char *entity;
 	const char *id;
+	const char *counter; // :counter (side-effects)
 	// rpc outcome, filled by the nng callback before resume.
 	gw_render            render;
 	dre_err              rpc_err;

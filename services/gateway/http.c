@@ -70,6 +70,7 @@ job_put(gw_job *j)
 	j->route = NULL;
 	j->entity = NULL;
 	j->id = NULL;
+	j->counter = NULL;
 	j->render = NULL;
 	j->rpc_err = DRE_OK;
 	j->nhdrs = 0;

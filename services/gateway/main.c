@@ -25,6 +25,12 @@ static const dre_cfg_opt gw_opts[] = {
 	    "evaluator shards, comma-separated, in shard order" },
 	{ "catalog.url", DRE_CFG_STR, offsetof(gw_cfg, catalog_url),
 	    "tcp://127.0.0.1:7101", "catalog service" },
+	{ "budget.url", DRE_CFG_STR, offsetof(gw_cfg, budget_url),
+	    "tcp://127.0.0.1:7301", "budget service (/api/v1/Budgets)" },
+	{ "reporting.url", DRE_CFG_STR, offsetof(gw_cfg, reporting_url),
+	    "tcp://127.0.0.1:7401", "reporting service (/reporting/*)" },
+	{ "coupon.url", DRE_CFG_STR, offsetof(gw_cfg, coupon_url),
+	    "tcp://127.0.0.1:7501", "coupon service" },
 	{ "auth.dev_users", DRE_CFG_BOOL, offsetof(gw_cfg, dev_users), "true",
 	    "enable the PRODUCT-DECISIONS §2 development users" },
 	{ "auth.users", DRE_CFG_STR, offsetof(gw_cfg, users), NULL,
@@ -101,6 +107,11 @@ main(int argc, char **argv)
 	}
 	if ((err = open_evaluators(&g, cfg.evaluator_urls)) != DRE_OK
 	    || (err = dre_rpc_client_open(&g.catalog, cfg.catalog_url))
+	        != DRE_OK
+	    || (err = dre_rpc_client_open(&g.budget, cfg.budget_url)) != DRE_OK
+	    || (err = dre_rpc_client_open(&g.reporting, cfg.reporting_url))
+	        != DRE_OK
+	    || (err = dre_rpc_client_open(&g.coupon, cfg.coupon_url))
 	        != DRE_OK) {
 		dre_error("cannot open rpc clients: %s", dre_strerror(err));
 		goto out;
@@ -118,6 +129,9 @@ out:
 	for (size_t i = 0; i < g.nevaluators; i++)
 		dre_rpc_client_close(g.evaluators[i]);
 	dre_rpc_client_close(g.catalog);
+	dre_rpc_client_close(g.budget);
+	dre_rpc_client_close(g.reporting);
+	dre_rpc_client_close(g.coupon);
 	dre_auth_close(g.auth);
 	dre_config_free(&cfg, gw_opts, &cfg.common.kafka);
 	pthread_mutex_destroy(&g.free_mu);

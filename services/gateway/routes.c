@@ -1,5 +1,6 @@
 // routes.c -- the gateway's route table and its handlers: POS evaluate /
-// simulate / heartbeat, article import, and the /api/v1 master data.
+// simulate / heartbeat, article import, the /api/v1 master data, and the
+// coupon endpoints (forwarded to dre-coupon).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,9 +21,22 @@
 #define ROLES_WRITE                                                           \
 	(DRE_ROLE(ADMIN) | DRE_ROLE(PROMOTION_MANAGER)                        \
 	    | DRE_ROLE(PUBLIC_API_WRITER))
+#define ROLES_BUDGET_READ                                                     \
+	(DRE_ROLE(ADMIN) | DRE_ROLE(BUDGET_MANAGER)                           \
+	    | DRE_ROLE(PROMOTION_MANAGER) | DRE_ROLE(PUBLIC_API_READER)       \
+	    | DRE_ROLE(PUBLIC_API_WRITER))
+#define ROLES_BUDGET_WRITE                                                    \
+	(DRE_ROLE(ADMIN) | DRE_ROLE(BUDGET_MANAGER)                           \
+	    | DRE_ROLE(PUBLIC_API_WRITER))
+#define ROLES_REPORTING                                                       \
+	(DRE_ROLE(ADMIN) | DRE_ROLE(PROMOTION_MANAGER)                        \
+	    | DRE_ROLE(BUDGET_MANAGER))
 
 static void gw_evaluate(gw_job *j);
 static void gw_catalog(gw_job *j);
+static void gw_confirm(gw_job *j);
+static void gw_side_effects(gw_job *j);
+static void gw_service(gw_job *j);
 
 const gw_route gw_routes[] = {
 	{ "POST", "/pos/v2/evaluate", gw_evaluate, "evaluator.Evaluate",
@@ -35,6 +49,36 @@ const gw_route gw_routes[] = {
 	    ROLES_POS, GW_BODY_JSON },
 	{ "GET", "/pos/heartbeat", gw_heartbeat, "evaluator.Heartbeat",
 	    ROLES_POS, GW_BODY_NONE },
+	{ "POST", "/pos/v2/confirm", gw_confirm, "evaluator.Confirm",
+	    ROLES_POS, GW_BODY_JSON },
+	{ "POST", "/pos/confirm", gw_confirm, "evaluator.Confirm", ROLES_POS,
+	    GW_BODY_JSON },
+	{ "GET", "/pos/v2/transactions/:id/:counter/side-effects",
+	    gw_side_effects, "evaluator.SideEffects", ROLES_POS,
+	    GW_BODY_NONE },
+	{ "POST", "/api/v1/Budgets", gw_service, "budget.Budgets.create",
+	    ROLES_BUDGET_WRITE, GW_BODY_JSON },
+	{ "GET", "/api/v1/Budgets", gw_service, "budget.Budgets.list",
+	    ROLES_BUDGET_READ, GW_BODY_NONE },
+	{ "GET", "/api/v1/Budgets/:id", gw_service, "budget.Budgets.get",
+	    ROLES_BUDGET_READ, GW_BODY_NONE },
+	{ "PATCH", "/api/v1/Budgets/:id", gw_service, "budget.Budgets.update",
+	    ROLES_BUDGET_WRITE, GW_BODY_JSON },
+	{ "PUT", "/api/v1/Budgets/:id", gw_service, "budget.Budgets.update",
+	    ROLES_BUDGET_WRITE, GW_BODY_JSON },
+	{ "DELETE", "/api/v1/Budgets/:id", gw_service, "budget.Budgets.delete",
+	    ROLES_BUDGET_WRITE, GW_BODY_NONE },
+	{ "GET", "/reporting/PromotionPerformance", gw_service,
+	    "reporting.PromotionPerformance.list", ROLES_REPORTING,
+	    GW_BODY_NONE },
+	{ "GET", "/reporting/PromotionPerformance/:id", gw_service,
+	    "reporting.PromotionPerformance.get", ROLES_REPORTING,
+	    GW_BODY_NONE },
+	{ "GET", "/reporting/BudgetUtilization", gw_service,
+	    "reporting.BudgetUtilization.list", ROLES_REPORTING,
+	    GW_BODY_NONE },
+	{ "GET", "/reporting/BudgetUtilization/:id", gw_service,
+	    "reporting.BudgetUtilization.get", ROLES_REPORTING, GW_BODY_NONE },
 	{ "POST", "/pos/articles/import", gw_catalog,
 	    "catalog.Articles.import", ROLES_POS, GW_BODY_JSON },
 	{ "POST", "/api/v1/Promotions/:id/activate", gw_catalog, "activate",
@@ -57,6 +101,49 @@ const gw_route gw_routes[] = {
 	    GW_BODY_JSON },
 	{ "DELETE", "/api/v1/:entity/:id", gw_catalog, "delete", ROLES_WRITE,
 	    GW_BODY_NONE },
+	// Coupons: the coupon service (gw_catalog forwards "coupon.*" there).
+	{ "POST", "/pos/coupons/validate", gw_catalog, "coupon.Validate",
+	    ROLES_POS, GW_BODY_JSON },
+	{ "POST", "/pos/coupons/reserve", gw_catalog, "coupon.Reserve",
+	    ROLES_POS, GW_BODY_JSON },
+	{ "POST", "/pos/coupons/redeem", gw_catalog, "coupon.Redeem",
+	    ROLES_POS, GW_BODY_JSON },
+	{ "POST", "/pos/coupons/cancel", gw_catalog, "coupon.Cancel",
+	    ROLES_POS, GW_BODY_JSON },
+	{ "POST", "/pos/coupons/activate", gw_catalog, "coupon.Activate",
+	    ROLES_POS, GW_BODY_JSON },
+	{ "POST", "/pos/coupons/issue", gw_catalog, "coupon.Issue", ROLES_POS,
+	    GW_BODY_JSON },
+	{ "POST", "/api/v1/CouponTypes", gw_catalog,
+	    "coupon.CouponTypes.create", ROLES_WRITE, GW_BODY_JSON },
+	{ "GET", "/api/v1/CouponTypes", gw_catalog, "coupon.CouponTypes.list",
+	    ROLES_READ, GW_BODY_NONE },
+	{ "GET", "/api/v1/CouponTypes/:id", gw_catalog,
+	    "coupon.CouponTypes.get", ROLES_READ, GW_BODY_NONE },
+	{ "PATCH", "/api/v1/CouponTypes/:id", gw_catalog,
+	    "coupon.CouponTypes.update", ROLES_WRITE, GW_BODY_JSON },
+	{ "PUT", "/api/v1/CouponTypes/:id", gw_catalog,
+	    "coupon.CouponTypes.update", ROLES_WRITE, GW_BODY_JSON },
+	{ "DELETE", "/api/v1/CouponTypes/:id", gw_catalog,
+	    "coupon.CouponTypes.delete", ROLES_WRITE, GW_BODY_NONE },
+	{ "POST", "/api/v1/CouponCodes/import", gw_catalog,
+	    "coupon.CouponCodes.import", ROLES_WRITE, GW_BODY_JSON },
+	{ "POST", "/api/v1/CouponCodes", gw_catalog,
+	    "coupon.CouponCodes.create", ROLES_WRITE, GW_BODY_JSON },
+	{ "GET", "/api/v1/CouponCodes", gw_catalog, "coupon.CouponCodes.list",
+	    ROLES_READ, GW_BODY_NONE },
+	{ "GET", "/api/v1/CouponCodes/:id", gw_catalog,
+	    "coupon.CouponCodes.get", ROLES_READ, GW_BODY_NONE },
+	{ "PATCH", "/api/v1/CouponCodes/:id", gw_catalog,
+	    "coupon.CouponCodes.update", ROLES_WRITE, GW_BODY_JSON },
+	{ "PUT", "/api/v1/CouponCodes/:id", gw_catalog,
+	    "coupon.CouponCodes.update", ROLES_WRITE, GW_BODY_JSON },
+	{ "POST", "/api/v1/CouponCodeBatches", gw_catalog,
+	    "coupon.CouponCodeBatches.create", ROLES_WRITE, GW_BODY_JSON },
+	{ "GET", "/api/v1/CouponCodeBatches", gw_catalog,
+	    "coupon.CouponCodeBatches.list", ROLES_READ, GW_BODY_NONE },
+	{ "GET", "/api/v1/CouponCodeBatches/:id", gw_catalog,
+	    "coupon.CouponCodeBatches.get", ROLES_READ, GW_BODY_NONE },
 	{ NULL, NULL, NULL, NULL, 0, 0 },
 };
 
@@ -119,7 +206,7 @@ static bool
 match_pattern(gw_job *j, const char *pattern, const char **segs, int n)
 {
 	char        buf[96];
-	const char *entity = NULL, *id = NULL;
+	const char *entity = NULL, *id = NULL, *counter = NULL;
 	int         i = 0;
 	char       *save = NULL;
 
@@ -136,6 +223,10 @@ match_pattern(gw_job *j, const char *pattern, const char **segs, int n)
 			if (segs[i][0] == '\0')
 				return false;
 			id = segs[i];
+		} else if (strcmp(p, ":counter") == 0) {
+			if (segs[i][0] == '\0')
+				return false;
+			counter = segs[i];
 		} else if (strcmp(p, segs[i]) != 0) {
 			return false;
 		}
@@ -144,6 +235,7 @@ match_pattern(gw_job *j, const char *pattern, const char **segs, int n)
 		return false;
 	j->entity = entity;
 	j->id = id;
+	j->counter = counter;
 	return true;
 }
 
@@ -430,7 +522,8 @@ gw_catalog(gw_job *j)
 
 	if (j->body.len > 0 && !parse_json_body(j, &root))
 		return;
-	if (strncmp(j->route->arg, "catalog.", 8) == 0) {
+	if (strncmp(j->route->arg, "catalog.", 8) == 0
+	    || strncmp(j->route->arg, "coupon.", 7) == 0) {
 		method = (char *) j->route->arg;
 	} else {
 		// Only Promotions have activate/deactivate (no :entity).
@@ -460,5 +553,163 @@ gw_catalog(gw_job *j)
 		req.body.data = (uint8_t *) j->body.data;
 		req.body.len = j->body.len;
 	}
-	gw_job_call(j, j->g->catalog, &req, render_catalog);
+	gw_job_call(j,
+	    strncmp(method, "coupon.", 7) == 0 ? j->g->coupon : j->g->catalog,
+	    &req, render_catalog);
+}
+
+// ---------------------------------------------------------------- confirm
+
+static void
+render_confirm(gw_job *j)
+{
+	ProtobufCAllocator    al = arena_allocator(j);
+	Dre__ConfirmResponse *r;
+
+	if (gw_job_reply_error(j))
+		return;
+	r = dre__confirm_response__unpack(
+	    &al, j->rep->body.len, j->rep->body.data);
+	if (r == NULL) {
+		gw_job_error(j, 503, "UNAVAILABLE", NULL,
+		    "undecodable evaluator answer");
+		return;
+	}
+	dre_buf_reset(&j->out);
+	dre_confirmresp_write(&j->out, r);
+	gw_job_respond(j, 200, j->out.data, j->out.len, JSON_CT);
+}
+
+static void
+gw_confirm(gw_job *j)
+{
+	gw                  *g = j->g;
+	dre_json            *root;
+	Dre__ConfirmRequest *q;
+	dre_wire_error       werr;
+	dre_err              err;
+	Dre__RpcRequest      req = DRE__RPC_REQUEST__INIT;
+	char                *roles[32];
+	uint8_t             *packed;
+	size_t               n;
+
+	if (!parse_json_body(j, &root))
+		return;
+	err = dre_confirmreq_parse(&q, j->arena, root, &werr);
+	if (err == DRE_EINVAL) {
+		gw_job_error(j, werr.status, werr.code,
+		    werr.target[0] != '\0' ? werr.target : NULL, "%s",
+		    werr.message);
+		return;
+	}
+	if (err != DRE_OK) {
+		gw_job_error(j, 503, "UNAVAILABLE", NULL, "out of memory");
+		return;
+	}
+	n = dre__confirm_request__get_packed_size(q);
+	if ((packed = dre_arena_get(j->arena, n > 0 ? n : 1)) == NULL) {
+		gw_job_error(j, 503, "UNAVAILABLE", NULL, "out of memory");
+		return;
+	}
+	dre__confirm_request__pack(q, packed);
+	gw_job_envelope(j, &req, j->route->arg, roles);
+	req.has_body = 1;
+	req.body.data = packed;
+	req.body.len = n;
+	// The shard that evaluated the transaction holds its iterations.
+	gw_job_call(j,
+	    g->evaluators[shard_of(
+	        g, j->who.tenant, q->header->transaction_id)],
+	    &req, render_confirm);
+}
+
+// ---------------------------------------------------------------- services
+
+// render_passthrough sends the callee's document as it is (JSON unless the
+// callee named another content type, e.g. text/csv).
+static void
+render_passthrough(gw_job *j)
+{
+	const Dre__RpcReply *rep = j->rep;
+	int                  status;
+	const char          *arg = j->route->arg;
+	size_t               al = strlen(arg);
+
+	if (gw_job_reply_error(j))
+		return;
+	status = rep->status != 0 ? rep->status : 200;
+	if (status == 200 && al > 7 && strcmp(arg + al - 7, ".create") == 0)
+		status = 201;
+	if (status == 200 && al > 7 && strcmp(arg + al - 7, ".delete") == 0)
+		status = 204;
+	for (size_t i = 0; i < rep->n_headers; i++)
+		gw_job_header_add(
+		    j, rep->headers[i]->key, rep->headers[i]->value);
+	if (status == 204) {
+		gw_job_respond(j, 204, NULL, 0, NULL);
+		return;
+	}
+	gw_job_respond(j, status, (const char *) rep->body.data,
+	    rep->has_body ? rep->body.len : 0,
+	    rep->content_type != NULL
+	            && strncmp(rep->content_type, "application/json", 16) != 0
+	        ? rep->content_type
+	        : JSON_CT);
+}
+
+static void
+gw_side_effects(gw_job *j)
+{
+	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
+	char           *roles[32];
+	param_list      pl = { j, NULL, 0, 4 };
+
+	pl.params = dre_arena_get(j->arena, pl.cap * sizeof(*pl.params));
+	if (pl.params == NULL || !param_add(&pl, "id", j->id)
+	    || !param_add(&pl, "counter", j->counter)) {
+		gw_job_error(j, 503, "UNAVAILABLE", NULL, "out of memory");
+		return;
+	}
+	gw_job_envelope(j, &req, j->route->arg, roles);
+	req.params = pl.params;
+	req.n_params = pl.n;
+	gw_job_call(j, j->g->evaluators[shard_of(j->g, j->who.tenant, j->id)],
+	    &req, render_passthrough);
+}
+
+// gw_service forwards a /api/v1/Budgets or /reporting call: path id and
+// query arguments as params, the body as it came.
+static void
+gw_service(gw_job *j)
+{
+	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
+	char           *roles[32];
+	dre_json       *root;
+	param_list      pl = { j, NULL, 0, 40 };
+	dre_rpc_client *c = strncmp(j->route->arg, "budget.", 7) == 0
+	    ? j->g->budget
+	    : j->g->reporting;
+
+	if (j->body.len > 0 && !parse_json_body(j, &root))
+		return;
+	pl.params = dre_arena_get(j->arena, pl.cap * sizeof(*pl.params));
+	if (pl.params == NULL) {
+		gw_job_error(j, 503, "UNAVAILABLE", NULL, "out of memory");
+		return;
+	}
+	if (j->id != NULL)
+		param_add(&pl, "id", j->id);
+	if (strcmp(j->method, "PATCH") == 0)
+		param_add(&pl, "patch", "1");
+	MHD_get_connection_values(
+	    j->conn, MHD_GET_ARGUMENT_KIND, query_arg, &pl);
+	gw_job_envelope(j, &req, j->route->arg, roles);
+	req.params = pl.params;
+	req.n_params = pl.n;
+	if (j->body.len > 0) {
+		req.has_body = 1;
+		req.body.data = (uint8_t *) j->body.data;
+		req.body.len = j->body.len;
+	}
+	gw_job_call(j, c, &req, render_passthrough);
 }

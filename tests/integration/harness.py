@@ -1,9 +1,10 @@
-# harness.py -- starts the real DRE processes (broker, catalog, evaluator,
-# gateway) on free loopback ports in a private data dir and talks HTTP to the
+# harness.py -- starts the real DRE processes (broker, catalog, coupon,
+# evaluator, gateway) on free loopback ports in a private data dir and talks HTTP to the
 # gateway. Standard library only; imported by every tests/integration/test_*.py.
 #
 # Environment: DRE_BIN_DIR (the build's bin/ with dre-broker, dre-catalog,
-# dre-evaluator, dre-gateway), DRE_SOURCE_DIR (the source tree), optional
+# dre-budget, dre-reporting, dre-evaluator, dre-gateway), DRE_SOURCE_DIR (the
+# source tree), optional
 # DRE_IT_KEEP=1 (keep the data dirs), DRE_IT_SCALE (multiply every deadline;
 # defaults to 3 when the bin dir looks like a sanitizer build).
 import atexit
@@ -17,6 +18,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -42,9 +44,17 @@ USERS = {
     "promo-manager": "promo",
     "budget-manager": "budget",
     "api-writer": "api",
+    # Admins of two more tenants (gateway auth.users), for isolation tests.
+    "tenant-b-admin": "tb",
+    "tenant-c-admin": "tc",
 }
+EXTRA_USERS = ("tenant-b-admin:tb:Admin:tenant-b,"
+               "tenant-c-admin:tc:Admin:tenant-c")
 
-SERVICES = ("broker", "catalog", "evaluator", "gateway")
+SERVICES = ("broker", "catalog", "budget", "reporting", "coupon", "evaluator",
+            "gateway")
+# Services that consume Kafka and need the broker's address.
+KAFKA_SERVICES = ("catalog", "budget", "reporting", "coupon", "evaluator")
 UUID_RE = re.compile(
     r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
@@ -146,9 +156,16 @@ class StackError(AssertionError):
 
 
 class Stack:
-    """The four DRE processes on free loopback ports in one data dir."""
+    """The DRE processes on free loopback ports in one data dir. opts maps a
+    service name to extra "-o key=value" settings (e.g. {"coupon":
+    ["coupon.reservation_ttl_ms=2000"]})."""
 
-    def __init__(self, data_dir=None, start=True):
+    def __init__(self, data_dir=None, start=True, extra=None, opts=None):
+        """extra: {service: [argv...]} appended to that service's command
+        line (e.g. {"evaluator": ["-o", "confirm.ack_wait_ms=100"]}); opts:
+        {service: ["key=value", ...]}, each passed as -o key=value."""
+        self.extra = dict(extra or {})
+        self.opts = dict(opts or {})
         self.own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="dre-it-")
         self.log_dir = os.path.join(self.data_dir, "log")
@@ -157,7 +174,10 @@ class Stack:
         self.ports = {
             "broker": free_port(),
             "catalog": free_port(),
+            "coupon": free_port(),
             "evaluator": free_port(),
+            "budget": free_port(),
+            "reporting": free_port(),
             "http": free_port(),
         }
         self.procs = {}
@@ -192,17 +212,33 @@ class Stack:
             a += ["-o", "broker.bootstrap_file=" + self.bootstrap_file]
         elif name == "catalog":
             a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap]
+        elif name == "coupon":
+            a += ["-o", "catalog.url=" + self.rpc_url("catalog"),
+                  "-o", "kafka.bootstrap.servers=" + self.bootstrap]
         elif name == "evaluator":
             a += ["-o", "shard=0",
                   "-o", "catalog.url=" + self.rpc_url("catalog"),
+                  "-o", "budget.url=" + self.rpc_url("budget"),
                   "-o", "kafka.bootstrap.servers=" + self.bootstrap]
+        elif name == "budget":
+            a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap]
+        elif name == "reporting":
+            a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap,
+                  "-o", "budget.url=" + self.rpc_url("budget"),
+                  "-o", "catalog.url=" + self.rpc_url("catalog")]
         elif name == "gateway":
             a = [binary, "-o", "data_dir=" + self.data_dir,
                  "-o", "http.bind=127.0.0.1",
                  "-o", "http.port=%d" % self.http_port,
                  "-o", "evaluator.urls=" + self.rpc_url("evaluator"),
-                 "-o", "catalog.url=" + self.rpc_url("catalog")]
-        return a
+                 "-o", "catalog.url=" + self.rpc_url("catalog"),
+                 "-o", "budget.url=" + self.rpc_url("budget"),
+                 "-o", "reporting.url=" + self.rpc_url("reporting"),
+                 "-o", "coupon.url=" + self.rpc_url("coupon"),
+                 "-o", "auth.users=" + EXTRA_USERS]
+        for kv in self.opts.get(name, ()):
+            a += ["-o", kv]
+        return a + list(self.extra.get(name, []))
 
     # -- process control -----------------------------------------------------
     def _spawn(self, name):
@@ -252,7 +288,7 @@ class Stack:
                 return s or None
             self.bootstrap = wait_until(ready, 30, what="broker bootstrap file")
         else:
-            if name in ("catalog", "evaluator") and not self.bootstrap:
+            if name in KAFKA_SERVICES and not self.bootstrap:
                 raise StackError("start the broker first")
             self._spawn(name)
             port = self.ports["http" if name == "gateway" else name]
@@ -427,6 +463,81 @@ class Stack:
     def simulate(self, req, **kw):
         return self.post("/pos/v2/simulate", {"request": req}, **kw)
 
+    # -- confirm, side effects, budgets, reports ------------------------------
+    def confirm(self, txn, counter, promotions=(), **kw):
+        """POST /pos/v2/confirm. promotions: [{"promotionId", ...}]; extra
+        request fields as keywords (customerId, timestamp, ...)."""
+        req = {"header": {"transactionId": txn, "transactionCounter": counter},
+               "transactionId": txn, "appliedPromotions": list(promotions)}
+        user = kw.pop("user", "admin")
+        req.update(kw)
+        return self.post("/pos/v2/confirm", {"request": req}, user=user)
+
+    def side_effects(self, txn, counter, **kw):
+        return self.get("/pos/v2/transactions/%s/%s/side-effects" % (txn, counter), **kw)
+
+    def wait_side_effects(self, txn, counter, statuses=("COMPLETED",), timeout=10):
+        """Polls the side-effects job until its status is one of statuses;
+        returns the body. The poll is cached ~1 s server side, so a change is
+        seen within about a second."""
+        state = {}
+
+        def pred():
+            r = self.side_effects(txn, counter)
+            state["last"] = r
+            return r.status == 200 and r.body.get("status") in statuses and r.body
+        try:
+            return wait_until(pred, timeout, interval=0.05,
+                              what="side effects of %s/%s in %s" % (txn, counter, statuses))
+        except AssertionError as e:
+            raise AssertionError("%s; last: %r" % (e, state.get("last")))
+
+    def create_budget(self, total, name=None, currency="EUR", **kw):
+        doc = {"name": name or uniq("Budget"), "totalAmount": D(total),
+               "currency": currency}
+        doc.update(kw)
+        r = self.post("/api/v1/Budgets", doc)
+        if r.status != 201:
+            raise AssertionError("POST /api/v1/Budgets failed: %r" % r)
+        return r.body
+
+    def budget(self, budget_id):
+        r = self.get("/api/v1/Budgets/" + budget_id)
+        if r.status != 200:
+            raise AssertionError("GET budget %s: %r" % (budget_id, r))
+        return r.body
+
+    def events(self, topic, wait_s=20):
+        """Every event of topic, decoded by tools/events (dre-events) with the
+        proto/*.avsc files alone: [{"topic", "partition", "offset", "key",
+        "schema", "value"}]. Avro unions appear as {"<type>": value}."""
+        binary = os.path.join(BIN_DIR, "dre-events")
+        if not os.access(binary, os.X_OK):
+            raise unittest.SkipTest("dre-events not built (DRE_TOOLS=OFF)")
+        p = subprocess.run([binary, "-b", self.bootstrap, "-t", topic,
+                            "-s", os.path.join(SOURCE_DIR, "proto"),
+                            "-w", str(int(deadline(wait_s) * 1000))],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=deadline(wait_s) + 10)
+        if p.returncode != 0:
+            raise AssertionError("dre-events %s failed: %s" % (topic, p.stderr.decode()))
+        return [json.loads(l, parse_float=Decimal) for l in p.stdout.decode().splitlines() if l]
+
+    def broker_call(self, method, **params):
+        """Calls the dev broker's control socket (broker.Down, broker.Up,
+        broker.Status) over nng REQ/REP; returns (status, body bytes)."""
+        return nng_call(self.rpc_url("broker"), method, params)
+
+    def broker_down(self):
+        st, body = self.broker_call("broker.Down")
+        if st != 200:
+            raise StackError("broker.Down: %d %r" % (st, body))
+
+    def broker_up(self):
+        st, body = self.broker_call("broker.Up")
+        if st != 200:
+            raise StackError("broker.Up: %d %r" % (st, body))
+
     # -- master data ---------------------------------------------------------
     def _create(self, collection, doc):
         r = self.post("/api/v1/" + collection, doc)
@@ -538,6 +649,93 @@ def raw_http(port, head, body=b"", timeout=60):
     if "content-length" in hdrs:
         payload = payload[:int(hdrs["content-length"])]
     return Response(int(m.group(1)), hdrs, payload)
+
+
+# -- nng REQ/REP with the protobuf envelope (proto/rpc.proto), stdlib only ------
+def _pb_varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _pb_field(num, data):
+    if isinstance(data, str):
+        data = data.encode()
+    return _pb_varint(num << 3 | 2) + _pb_varint(len(data)) + data
+
+
+def _pb_read_varint(buf, i):
+    n = shift = 0
+    while True:
+        b = buf[i]
+        i += 1
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return n, i
+
+
+def _pb_fields(buf):
+    """(field number, wire type, value) of a protobuf message."""
+    i, out = 0, []
+    while i < len(buf):
+        key, i = _pb_read_varint(buf, i)
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            v, i = _pb_read_varint(buf, i)
+        elif wt == 2:
+            n, i = _pb_read_varint(buf, i)
+            v, i = buf[i:i + n], i + n
+        elif wt == 1:
+            v, i = buf[i:i + 8], i + 8
+        elif wt == 5:
+            v, i = buf[i:i + 4], i + 4
+        else:
+            raise ValueError("wire type %d" % wt)
+        out.append((num, wt, v))
+    return out
+
+
+def nng_call(url, method, params=None, tenant="", timeout=10):
+    """One request over nng's SP protocol (REQ0 -> REP0 on TCP): returns
+    (RpcReply.status, RpcReply.body)."""
+    m = re.match(r"tcp://([^:]+):(\d+)$", url)
+    host, port = m.group(1), int(m.group(2))
+    req = _pb_field(1, method) + _pb_field(2, tenant) + _pb_field(3, "harness")
+    for k, v in (params or {}).items():
+        req += _pb_field(7, _pb_field(1, k) + _pb_field(2, str(v)))
+    with socket.create_connection((host, port), timeout=deadline(timeout)) as sk:
+        sk.sendall(b"\x00SP\x00" + struct.pack(">H", 0x30) + b"\x00\x00")
+        hello = _recv_exact(sk, 8)
+        if hello[:4] != b"\x00SP\x00" or struct.unpack(">H", hello[4:6])[0] != 0x31:
+            raise StackError("not an nng REP socket at %s: %r" % (url, hello))
+        payload = struct.pack(">I", 0x80000001) + req
+        sk.sendall(struct.pack(">Q", len(payload)) + payload)
+        n = struct.unpack(">Q", _recv_exact(sk, 8))[0]
+        rep = _recv_exact(sk, n)[4:]
+    status, body = 0, b""
+    for num, wt, v in _pb_fields(rep):
+        if num == 1 and wt == 0:
+            status = v
+        elif num == 6 and wt == 2:
+            body = bytes(v)
+    return status, body
+
+
+def _recv_exact(sk, n):
+    buf = bytearray()
+    while len(buf) < n:
+        c = sk.recv(n - len(buf))
+        if not c:
+            raise StackError("connection closed after %d of %d bytes" % (len(buf), n))
+        buf.extend(c)
+    return bytes(buf)
 
 
 def basic_auth(user):
@@ -806,10 +1004,11 @@ _RESULT_OK = [True]
 _SHARED = []
 
 
-def shared_stack():
-    """One stack per test file, shared by its TestCases; main() stops it."""
+def shared_stack(**kw):
+    """One stack per test file, shared by its TestCases; main() stops it.
+    kw (e.g. opts) applies when the first caller creates it."""
     if not _SHARED:
-        _SHARED.append(Stack())
+        _SHARED.append(Stack(**kw))
     if _SHARED[0].problems:
         raise StackError("; ".join(_SHARED[0].problems))
     return _SHARED[0]

@@ -239,6 +239,189 @@ test_bad_input(void **state)
 	dre_buf_free(&b);
 }
 
+static void
+test_tx_confirmed_round_trip(void **state)
+{
+	const char *const b1[] = { "bud-1", "bud-2" };
+	dre_tx_line       lines[2] = {
+                { "L1", "ART-1", 2000, 8999, 17998, 1800, 16198 },
+                { "L2", "CIG-1", -1000, 2500, -2500, 0, -2500 },
+	};
+	dre_tx_promotion promos[2] = {
+		{ "p-1", "Ten off", "ARTICLE", 1700, 1800, NULL, b1, 2 },
+		{ "p-2", "Coupon", "COUPON", 0, 0, "WELCOME", NULL, 0 },
+	};
+	dre_tx_confirmed in = { .tenant = "t",
+		.occurred_at = 1780000000123,
+		.schema_version = 1,
+		.transaction_id = "TX-1",
+		.transaction_counter = 3,
+		.evaluated_at = 1780000000000,
+		.transaction_time = 1780000000001,
+		.customer_id = "C-1",
+		.channel = "ONLINE",
+		.pos_group_id = "60000000-0000-4000-8000-000000000001",
+		.currency = "EUR",
+		.subtotal = 15498,
+		.total_discount = 1700,
+		.grand_total = 13798,
+		.lines = lines,
+		.nlines = 2,
+		.promotions = promos,
+		.npromotions = 2 };
+	strcpy(in.event_id, "0b5c2a54-6b7e-4f43-9b6c-5f3f4d0e2a11");
+	dre_buf b = { 0 };
+	assert_int_equal(dre_avro_encode_tx_confirmed(&b, &in), DRE_OK);
+	dre_arena       *a = dre_arena_alloc(0);
+	dre_tx_confirmed out;
+	assert_int_equal(
+	    dre_avro_decode_tx_confirmed(&out, a, b.data, b.len), DRE_OK);
+	assert_string_equal(out.event_id, in.event_id);
+	assert_string_equal(out.tenant, "t");
+	assert_int_equal(out.transaction_counter, 3);
+	assert_int_equal(out.transaction_time, 1780000000001);
+	assert_null(out.receipt_id);
+	assert_string_equal(out.customer_id, "C-1");
+	assert_string_equal(out.channel, "ONLINE");
+	assert_null(out.pos_group_code);
+	assert_int_equal(out.nlines, 2);
+	assert_string_equal(out.lines[1].article_number, "CIG-1");
+	assert_int_equal(out.lines[1].quantity, -1000);
+	assert_int_equal(out.lines[0].line_net, 16198);
+	assert_int_equal(out.npromotions, 2);
+	assert_int_equal(out.promotions[0].amount, 1700);
+	assert_int_equal(out.promotions[0].granted_amount, 1800);
+	assert_int_equal(out.promotions[0].nbudget_ids, 2);
+	assert_string_equal(out.promotions[0].budget_ids[1], "bud-2");
+	assert_null(out.promotions[0].coupon_code);
+	assert_string_equal(out.promotions[1].coupon_code, "WELCOME");
+	assert_int_equal(out.promotions[1].nbudget_ids, 0);
+
+	// The eventId convention: readable without the schema.
+	char id[37];
+	assert_int_equal(dre_avro_event_id(id, b.data, b.len), DRE_OK);
+	assert_string_equal(id, in.event_id);
+	assert_int_equal(dre_avro_event_id(id, b.data, 10), DRE_ECODEC);
+	// A master-data event in place of a transaction is refused.
+	dre_master_event m = sample();
+	dre_buf_reset(&b);
+	assert_int_equal(dre_avro_encode_master(&b, &m), DRE_OK);
+	assert_int_equal(dre_avro_event_id(id, b.data, b.len), DRE_OK);
+	assert_string_equal(id, m.event_id);
+	assert_int_equal(dre_avro_decode_tx_confirmed(&out, a, b.data, b.len),
+	    DRE_ECODEC);
+	dre_arena_free(a);
+	dre_buf_free(&b);
+}
+
+static void
+test_sidefx_and_budget_round_trip(void **state)
+{
+	dre_sfx_budget sb[1] = { { "bud-1", 500, "EUR", "EXHAUSTED", 7 } };
+	dre_sfx_coupon sc[1] = { { "ABC", "ct-1", NULL, 5 } };
+	dre_sfx_result r = { .tenant = "t",
+		.occurred_at = 9,
+		.schema_version = 1,
+		.transaction_id = "TX",
+		.transaction_counter = 1,
+		.source_event_id = "src",
+		.service = "budget",
+		.status = "SUCCESS",
+		.attempts = 2,
+		.budgets = sb,
+		.nbudgets = 1,
+		.coupons_redeemed = 1,
+		.loyalty_points = 42,
+		.coupons = sc,
+		.ncoupons = 1 };
+	strcpy(r.event_id, "11111111-2222-8333-8444-555555555555");
+	dre_buf b = { 0 };
+	assert_int_equal(dre_avro_encode_sfx_result(&b, &r), DRE_OK);
+	dre_arena     *a = dre_arena_alloc(0);
+	dre_sfx_result o;
+	assert_int_equal(dre_avro_decode_sfx_result(&o, a, b.data, b.len),
+	    DRE_OK);
+	assert_string_equal(o.status, "SUCCESS");
+	assert_int_equal(o.attempts, 2);
+	assert_null(o.reason);
+	assert_int_equal(o.nbudgets, 1);
+	assert_string_equal(o.budgets[0].budget_status, "EXHAUSTED");
+	assert_int_equal(o.budgets[0].budget_version, 7);
+	assert_int_equal(o.ncoupons, 1);
+	assert_null(o.coupons[0].customer_id);
+	assert_int_equal(o.loyalty_points, 42);
+	r.status = "MAYBE"; // not a symbol
+	dre_buf_reset(&b);
+	assert_int_not_equal(dre_avro_encode_sfx_result(&b, &r), DRE_OK);
+
+	dre_budget_status_event s = { .tenant = "t",
+		.occurred_at = 1,
+		.schema_version = 1,
+		.budget_id = "bud-1",
+		.version = 12,
+		.status = "EXHAUSTED",
+		.budget_name = "Summer",
+		.total_amount = 100000,
+		.consumed_amount = 100001,
+		.currency = "EUR" };
+	strcpy(s.event_id, "e-1");
+	dre_buf_reset(&b);
+	assert_int_equal(dre_avro_encode_budget_status(&b, &s), DRE_OK);
+	dre_budget_status_event so;
+	assert_int_equal(
+	    dre_avro_decode_budget_status(&so, a, b.data, b.len), DRE_OK);
+	assert_string_equal(so.status, "EXHAUSTED");
+	assert_int_equal(so.version, 12);
+	assert_int_equal(so.consumed_amount, 100001);
+
+	dre_budget_event e = { .tenant = "t",
+		.occurred_at = 1,
+		.schema_version = 1,
+		.type = "BUDGET_THRESHOLD_CROSSED",
+		.budget_id = "bud-1",
+		.budget_name = "Summer",
+		.threshold_pct = 80,
+		.total_amount = 100000,
+		.consumed_amount = 80000,
+		.currency = "EUR",
+		.transaction_id = "TX-9" };
+	strcpy(e.event_id, "e-2");
+	dre_buf_reset(&b);
+	assert_int_equal(dre_avro_encode_budget_event(&b, &e), DRE_OK);
+	dre_budget_event eo;
+	assert_int_equal(
+	    dre_avro_decode_budget_event(&eo, a, b.data, b.len), DRE_OK);
+	assert_int_equal(eo.threshold_pct, 80);
+	assert_string_equal(eo.transaction_id, "TX-9");
+	e.threshold_pct = -1;
+	e.type = "BUDGET_EXHAUSTED";
+	e.transaction_id = NULL;
+	dre_buf_reset(&b);
+	assert_int_equal(dre_avro_encode_budget_event(&b, &e), DRE_OK);
+	assert_int_equal(
+	    dre_avro_decode_budget_event(&eo, a, b.data, b.len), DRE_OK);
+	assert_int_equal(eo.threshold_pct, -1);
+	assert_null(eo.transaction_id);
+	assert_string_equal(eo.type, "BUDGET_EXHAUSTED");
+	dre_arena_free(a);
+	dre_buf_free(&b);
+}
+
+static void
+test_every_schema_loads(void **state)
+{
+	static const char *const names[] = { "MasterDataChanged",
+		"TransactionConfirmed", "SideEffectResult", "BudgetStatus",
+		"BudgetEvent", NULL };
+	uint64_t fps[8];
+	for (int i = 0; names[i] != NULL; i++) {
+		assert_non_null(dre_avro_schema_json(names[i]));
+		assert_int_equal(dre_avro_fingerprint(names[i], &fps[i]), DRE_OK);
+		for (int k = 0; k < i; k++)
+			assert_true(fps[k] != fps[i]);
+	}
+}
+
 int
 main(void)
 {
@@ -249,6 +432,9 @@ main(void)
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_schema_versions),
 		cmocka_unit_test(test_bad_input),
+		cmocka_unit_test(test_tx_confirmed_round_trip),
+		cmocka_unit_test(test_sidefx_and_budget_round_trip),
+		cmocka_unit_test(test_every_schema_loads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

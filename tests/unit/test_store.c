@@ -110,6 +110,57 @@ test_batch(void **state)
 }
 
 static void
+test_indexed_batch(void **state)
+{
+	dre_store *s = open_store();
+	assert_int_equal(dre_store_put(s, 1, "k", 1, "db", 2, true), DRE_OK);
+	assert_int_equal(dre_store_put(s, 1, "gone", 4, "x", 1, true), DRE_OK);
+	dre_batch *b = dre_batch_alloc_indexed();
+	char      *v = NULL;
+	size_t     n = 0;
+	// Reads fall through to the store until the batch has the key.
+	assert_int_equal(dre_batch_get(b, s, 1, "k", 1, &v, &n), DRE_OK);
+	assert_int_equal(n, 2);
+	assert_memory_equal(v, "db", 2);
+	free(v);
+	dre_batch_put(b, s, 1, "k", 1, "b1", 2);
+	dre_batch_put(b, s, 1, "k", 1, "b2", 2); // last one wins
+	dre_batch_delete(b, s, 1, "gone", 4);
+	assert_int_equal(dre_batch_get(b, s, 1, "k", 1, &v, &n), DRE_OK);
+	assert_memory_equal(v, "b2", 2);
+	free(v);
+	assert_int_equal(
+	    dre_batch_get(b, s, 1, "gone", 4, &v, &n), DRE_ENOTFOUND);
+	// A save point drops only what came after it.
+	dre_batch_savepoint(b);
+	dre_batch_put(b, s, 1, "k", 1, "b3", 2);
+	dre_batch_put(b, s, 2, "new", 3, "n", 1);
+	assert_int_equal(dre_batch_rollback(b), DRE_OK);
+	assert_int_equal(dre_batch_get(b, s, 1, "k", 1, &v, &n), DRE_OK);
+	assert_memory_equal(v, "b2", 2);
+	free(v);
+	assert_int_equal(
+	    dre_batch_get(b, s, 2, "new", 3, &v, &n), DRE_ENOTFOUND);
+	// The store is untouched until the write.
+	assert_int_equal(dre_store_get(s, 1, "k", 1, &v, &n), DRE_OK);
+	assert_memory_equal(v, "db", 2);
+	free(v);
+	assert_int_equal(dre_store_write(s, b, true), DRE_OK);
+	assert_int_equal(dre_store_get(s, 1, "k", 1, &v, &n), DRE_OK);
+	assert_memory_equal(v, "b2", 2);
+	free(v);
+	assert_int_equal(
+	    dre_store_get(s, 1, "gone", 4, &v, &n), DRE_ENOTFOUND);
+	assert_int_equal(
+	    dre_store_get(s, 2, "new", 3, &v, &n), DRE_ENOTFOUND);
+	// NULL batch: a plain get.
+	assert_int_equal(dre_batch_get(NULL, s, 1, "k", 1, &v, &n), DRE_OK);
+	free(v);
+	dre_batch_free(b);
+	dre_store_close(s);
+}
+
+static void
 test_iter_prefix_snapshot(void **state)
 {
 	dre_store  *s = open_store();
@@ -191,6 +242,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_put_get_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_indexed_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_iter_prefix_snapshot, setup, teardown),
 		cmocka_unit_test_setup_teardown(

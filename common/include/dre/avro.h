@@ -35,6 +35,166 @@ dre_err dre_avro_encode_master(dre_buf *out, const dre_master_event *e);
 dre_err dre_avro_decode_master(dre_master_event *e, dre_arena *a,
     const void *data, size_t len);
 
+// dre.TransactionConfirmed (proto/TransactionConfirmed.avsc). Amounts are
+// minor units of currency, quantities thousandths.
+typedef struct {
+	const char *line_reference;
+	const char *article_number;
+	int64_t     quantity;
+	int64_t     unit_price;
+	int64_t     line_total;
+	int64_t     line_discount;
+	int64_t     line_net;
+} dre_tx_line;
+
+typedef struct {
+	const char        *promotion_id;
+	const char        *promotion_name;
+	const char        *promotion_type;
+	int64_t            amount; // confirmed
+	int64_t            granted_amount;
+	const char        *coupon_code; // NULL = none
+	const char *const *budget_ids;
+	size_t             nbudget_ids;
+} dre_tx_promotion;
+
+typedef struct {
+	char                    event_id[37];
+	const char             *tenant;
+	int64_t                 occurred_at;
+	int32_t                 schema_version;
+	const char             *transaction_id;
+	int64_t                 transaction_counter;
+	int64_t                 evaluated_at;
+	int64_t                 transaction_time;
+	const char             *receipt_id; // NULL = absent (also below)
+	const char             *customer_id;
+	const char             *channel;
+	const char             *pos_group_id;
+	const char             *pos_group_code;
+	const char             *currency;
+	int64_t                 subtotal;
+	int64_t                 total_discount;
+	int64_t                 grand_total;
+	const dre_tx_line      *lines;
+	size_t                  nlines;
+	const dre_tx_promotion *promotions;
+	size_t                  npromotions;
+} dre_tx_confirmed;
+
+dre_err dre_avro_encode_tx_confirmed(dre_buf *out, const dre_tx_confirmed *e);
+dre_err dre_avro_decode_tx_confirmed(dre_tx_confirmed *e, dre_arena *a,
+    const void *data, size_t len);
+
+// dre.SideEffectResult (proto/SideEffectResult.avsc).
+typedef struct {
+	const char *budget_id;
+	int64_t     amount;
+	const char *currency;
+	const char *budget_status; // ACTIVE | EXHAUSTED
+	int64_t     budget_version;
+} dre_sfx_budget;
+
+typedef struct {
+	const char *code;
+	const char *coupon_type_id;
+	const char *customer_id; // NULL = none
+	int64_t     issued_at;
+} dre_sfx_coupon;
+
+typedef struct {
+	char                  event_id[37];
+	const char           *tenant;
+	int64_t               occurred_at;
+	int32_t               schema_version;
+	const char           *transaction_id;
+	int64_t               transaction_counter;
+	const char           *source_event_id;
+	const char           *service;
+	const char           *status; // SUCCESS | FAILED | SKIPPED
+	int32_t               attempts;
+	const char           *reason; // NULL = none
+	const dre_sfx_budget *budgets;
+	size_t                nbudgets;
+	int32_t               coupons_redeemed;
+	int64_t               loyalty_points;
+	const dre_sfx_coupon *coupons;
+	size_t                ncoupons;
+} dre_sfx_result;
+
+dre_err dre_avro_encode_sfx_result(dre_buf *out, const dre_sfx_result *e);
+dre_err dre_avro_decode_sfx_result(dre_sfx_result *e, dre_arena *a,
+    const void *data, size_t len);
+
+// dre.BudgetStatus (proto/BudgetStatus.avsc).
+typedef struct {
+	char        event_id[37];
+	const char *tenant;
+	int64_t     occurred_at;
+	int32_t     schema_version;
+	const char *budget_id;
+	int64_t     version;
+	const char *status; // ACTIVE | EXHAUSTED | DELETED
+	const char *budget_name;
+	int64_t     total_amount;
+	int64_t     consumed_amount;
+	const char *currency;
+} dre_budget_status_event;
+
+dre_err dre_avro_encode_budget_status(
+    dre_buf *out, const dre_budget_status_event *e);
+dre_err dre_avro_decode_budget_status(dre_budget_status_event *e,
+    dre_arena *a, const void *data, size_t len);
+
+// dre.BudgetEvent (proto/BudgetEvent.avsc).
+typedef struct {
+	char        event_id[37];
+	const char *tenant;
+	int64_t     occurred_at;
+	int32_t     schema_version;
+	const char *type; // BUDGET_THRESHOLD_CROSSED | BUDGET_EXHAUSTED
+	const char *budget_id;
+	const char *budget_name;
+	int32_t     threshold_pct; // < 0 = absent
+	int64_t     total_amount;
+	int64_t     consumed_amount;
+	const char *currency;
+	const char *transaction_id; // NULL = absent
+} dre_budget_event;
+
+dre_err dre_avro_encode_budget_event(dre_buf *out, const dre_budget_event *e);
+dre_err dre_avro_decode_budget_event(
+    dre_budget_event *e, dre_arena *a, const void *data, size_t len);
+
+// dre_avro_event_id reads the eventId of any DRE event without knowing its
+// schema: by convention (proto/EVENTS.md) eventId is the first field of
+// every event record, so it is the first string of the body. out holds 37
+// bytes. DRE_ECODEC when data is not a single-object encoded DRE event.
+dre_err dre_avro_event_id(char *out, const void *data, size_t len);
+
+// dre.CouponEvent (proto/CouponEvent.avsc). NULL strings and a negative
+// count are written as null.
+typedef struct {
+	char        event_id[37];
+	const char *tenant;
+	int64_t     occurred_at;    // epoch millis
+	int32_t     schema_version;
+	const char *type;           // COUPON_REDEEMED | COUPON_EXPIRED | ...
+	const char *code;
+	const char *coupon_type_id;
+	const char *customer_id;
+	const char *transaction_id;
+	const char *reservation_id;
+	const char *batch_id;
+	int64_t     count;          // < 0 = null
+	const char *promotion_id;
+	const char *reason;
+} dre_coupon_event;
+
+dre_err dre_avro_encode_coupon(dre_buf *out, const dre_coupon_event *e);
+dre_err dre_avro_decode_coupon(dre_coupon_event *e, dre_arena *a,
+    const void *data, size_t len);
+
 // dre_avro_schema_json returns the embedded .avsc text of a schema by file
 // name without extension ("MasterDataChanged"), or NULL.
 const char *dre_avro_schema_json(const char *name);

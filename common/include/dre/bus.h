@@ -86,6 +86,22 @@ typedef struct {
 // is re-assigned while its previous stop is still in progress.
 dre_err dre_consumer_assign_list(dre_consumer *c,
     const dre_partition_offset *po, size_t n);
+// Group mode: a consumer that joins group_id and subscribes to topics. On
+// every assignment change the handler runs on the polling thread: on assign
+// it sets po[i].offset (preset to DRE_OFFSET_BEGINNING) from its own store;
+// on revoke it finishes (writes) everything it did with those partitions
+// before it returns. po and its topic names are borrowed for the call.
+typedef void (*dre_rebalance_fn)(
+    void *arg, bool assign, dre_partition_offset *po, size_t n);
+dre_err dre_consumer_open_group(dre_consumer **cp, const dre_kvlist *props,
+    const char *group_id, dre_rebalance_fn fn, void *arg);
+dre_err dre_consumer_subscribe(
+    dre_consumer *c, const char *const *topics, size_t n);
+// dre_consumer_seek moves the consumer's position of n assigned partitions
+// (a rewind after a failed batch).
+dre_err dre_consumer_seek(
+    dre_consumer *c, const dre_partition_offset *po, size_t n);
+
 // dre_consumer_poll waits up to timeout_ms. DRE_OK: *m is filled, borrowed
 // until the next poll. DRE_ETIMEOUT: nothing arrived. DRE_ENOTFOUND: a stored
 // offset is out of range (the caller must recover explicitly: re-snapshot).
@@ -102,8 +118,13 @@ void dre_consumer_close(dre_consumer *c);
 dre_err dre_outbox_open(dre_outbox **op, dre_store *st, int cf,
     const dre_kvlist *props);
 // dre_outbox_put appends one event to batch b; the caller writes b.
-void dre_outbox_put(dre_outbox *o, dre_batch *b, const char *topic,
+// Returns the event's sequence number (for dre_outbox_wait).
+uint64_t dre_outbox_put(dre_outbox *o, dre_batch *b, const char *topic,
     const void *key, size_t klen, const void *val, size_t vlen);
+// dre_outbox_wait waits up to timeout_ms until the broker acknowledged the
+// event seq (written and kicked before). DRE_OK once it did, DRE_ETIMEOUT
+// otherwise (it stays in the outbox and is delivered later).
+dre_err dre_outbox_wait(dre_outbox *o, uint64_t seq, int timeout_ms);
 // dre_outbox_kick wakes the relay after the caller's batch was written.
 void dre_outbox_kick(dre_outbox *o);
 // dre_outbox_pending is the number of events not yet acknowledged.

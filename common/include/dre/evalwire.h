@@ -10,6 +10,7 @@
 #include "dre/buf.h"
 #include "dre/err.h"
 #include "dre/json.h"
+#include "confirm.pb-c.h"
 #include "evaluate.pb-c.h"
 
 #define DRE_EVAL_MINOR_VERSION 8
@@ -31,6 +32,19 @@ typedef struct {
 // there). DRE_EINVAL with *err filled on the first violation.
 dre_err dre_evalreq_parse(Dre__EvaluateRequest **reqp, dre_arena *a,
     const dre_json *root, bool simulate, dre_wire_error *err);
+
+// dre_confirmreq_parse validates a /v2/confirm body (seed 002
+// ConfirmRequest: header.transactionId and header.transactionCounter
+// required, transactionId equal to the header's, appliedPromotions[] of
+// {promotionId, couponCode, totalDiscount, discountAmount} each promotion at
+// most once, optional posGroupId/posGroupCode, customerId, timestamp,
+// items[]) and builds the protobuf request in a, like dre_evalreq_parse.
+dre_err dre_confirmreq_parse(Dre__ConfirmRequest **reqp, dre_arena *a,
+    const dre_json *root, dre_wire_error *err);
+
+// dre_confirmresp_write appends the ConfirmResponse JSON
+// { transactionId, confirmed, message }.
+void dre_confirmresp_write(dre_buf *out, const Dre__ConfirmResponse *r);
 
 // dre_evalresp_write appends the EvaluateResponseV2 JSON of r to out, field
 // for field as seed 002 shows it.

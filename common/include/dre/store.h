@@ -36,6 +36,10 @@ dre_err dre_store_delete(dre_store *s, int cf, const void *key, size_t klen,
 
 // Batches: every change in one batch is applied atomically.
 dre_batch *dre_batch_alloc(void);
+// dre_batch_alloc_indexed makes a batch that dre_batch_get can read back
+// (a RocksDB WriteBatchWithIndex): for appliers whose later changes depend
+// on earlier, not yet written ones. Freed with dre_batch_free().
+dre_batch *dre_batch_alloc_indexed(void);
 void dre_batch_free(dre_batch *b);
 void dre_batch_clear(dre_batch *b);
 void dre_batch_put(dre_batch *b, dre_store *s, int cf, const void *key,
@@ -43,6 +47,15 @@ void dre_batch_put(dre_batch *b, dre_store *s, int cf, const void *key,
 void dre_batch_delete(dre_batch *b, dre_store *s, int cf, const void *key,
     size_t klen);
 size_t dre_batch_count(const dre_batch *b);
+// dre_batch_savepoint marks the batch's current end; dre_batch_rollback
+// drops every change made since the last mark (and the mark).
+void    dre_batch_savepoint(dre_batch *b);
+dre_err dre_batch_rollback(dre_batch *b);
+// dre_batch_get reads key as it will be once b is written: b's own change
+// if it has one (indexed batches only), else the store's value. Same
+// contract as dre_store_get. b may be NULL (then it is dre_store_get).
+dre_err dre_batch_get(dre_batch *b, dre_store *s, int cf, const void *key,
+    size_t klen, char **valp, size_t *vlenp);
 // dre_store_write applies b; with sync the WAL is fsynced before returning.
 dre_err dre_store_write(dre_store *s, dre_batch *b, bool sync);
 

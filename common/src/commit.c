@@ -1,0 +1,141 @@
+// commit.c -- group commit: one synced batch for every caller queued while
+// the previous write was in progress.
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "dre/commit.h"
+#include "dre/log.h"
+
+typedef struct waiter waiter;
+struct waiter {
+	dre_commit_fill fill;
+	void           *arg;
+	dre_err         err;
+	bool            done;
+	waiter         *next;
+};
+
+struct dre_committer {
+	dre_store          *st;
+	dre_batch          *b;
+	pthread_t           th;
+	pthread_mutex_t     mu;
+	pthread_cond_t      queued; // the committer waits for work
+	pthread_cond_t      written; // callers wait for their group
+	waiter             *head, *tail; // under mu
+	bool                stop;
+	dre_committer_stats stats; // under mu
+};
+
+static void *
+committer_main(void *arg)
+{
+	dre_committer *c = arg;
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (c->head == NULL && !c->stop)
+			pthread_cond_wait(&c->queued, &c->mu);
+		if (c->head == NULL)
+			break;
+		waiter *group = c->head;
+		c->head = c->tail = NULL;
+		pthread_mutex_unlock(&c->mu);
+
+		int64_t n = 0;
+		dre_batch_clear(c->b);
+		for (waiter *w = group; w != NULL; w = w->next, n++)
+			w->fill(w->arg, c->b);
+		dre_err err = dre_store_write(c->st, c->b, true);
+		if (err != DRE_OK)
+			dre_error("group commit of %lld: %s", (long long) n,
+			    dre_strerror(err));
+
+		pthread_mutex_lock(&c->mu);
+		for (waiter *w = group; w != NULL;) {
+			waiter *next = w->next; // w dies once done is seen
+			w->err = err;
+			w->done = true;
+			w = next;
+		}
+		c->stats.commits += n;
+		c->stats.writes++;
+		if (n > c->stats.max_group)
+			c->stats.max_group = n;
+		pthread_cond_broadcast(&c->written);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+dre_err
+dre_committer_open(dre_committer **cp, dre_store *st)
+{
+	dre_committer *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return DRE_ENOMEM;
+	c->st = st;
+	if ((c->b = dre_batch_alloc()) == NULL) {
+		free(c);
+		return DRE_ENOMEM;
+	}
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->queued, NULL);
+	pthread_cond_init(&c->written, NULL);
+	if (pthread_create(&c->th, NULL, committer_main, c) != 0) {
+		dre_batch_free(c->b);
+		pthread_cond_destroy(&c->queued);
+		pthread_cond_destroy(&c->written);
+		pthread_mutex_destroy(&c->mu);
+		free(c);
+		return DRE_ENOMEM;
+	}
+	*cp = c;
+	return DRE_OK;
+}
+
+dre_err
+dre_committer_commit(dre_committer *c, dre_commit_fill fill, void *arg)
+{
+	waiter w = { fill, arg, DRE_OK, false, NULL };
+	pthread_mutex_lock(&c->mu);
+	if (c->stop) {
+		pthread_mutex_unlock(&c->mu);
+		return DRE_ECLOSED;
+	}
+	if (c->tail != NULL)
+		c->tail->next = &w;
+	else
+		c->head = &w;
+	c->tail = &w;
+	pthread_cond_signal(&c->queued);
+	while (!w.done)
+		pthread_cond_wait(&c->written, &c->mu);
+	pthread_mutex_unlock(&c->mu);
+	return w.err;
+}
+
+void
+dre_committer_close(dre_committer *c)
+{
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->stop = true;
+	pthread_cond_signal(&c->queued);
+	pthread_mutex_unlock(&c->mu);
+	pthread_join(c->th, NULL);
+	dre_batch_free(c->b);
+	pthread_cond_destroy(&c->queued);
+	pthread_cond_destroy(&c->written);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+void
+dre_committer_stats_get(dre_committer *c, dre_committer_stats *out)
+{
+	pthread_mutex_lock(&c->mu);
+	*out = c->stats;
+	pthread_mutex_unlock(&c->mu);
+}

@@ -1,0 +1,808 @@
+// consumer.c -- the applier: state change + de-duplication key + consumed
+// offsets in one synced RocksDB WriteBatch per batch of messages.
+//
+// One thread per applier polls, applies each message into an indexed
+// batch, and writes the batch when it is full, old (max_batch_ms) or the
+// consumer has nothing more right now. A transient failure drops the whole
+// batch and seeks back to the stored positions; nothing is ever consumed
+// without its effect, and no effect is written without its offset.
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dre/avro.h"
+#include "dre/clock.h"
+#include "dre/consumer.h"
+#include "dre/log.h"
+#include "dre/topics.h"
+
+#define MAX_PARTS        256
+#define PROBE_EVERY_MS   5000
+#define PRUNE_EVERY_MS   (3600 * 1000)
+#define PRUNE_FIRST_MS   10000
+#define PRUNE_CHUNK      10000
+#define BACKOFF_MIN_MS   100
+#define BACKOFF_MAX_MS   5000
+#define POLL_IDLE_MS     100
+#define DEFAULT_BATCH    500
+#define DEFAULT_BATCH_MS 5
+#define DEFAULT_DEDUP_MS (8LL * 24 * 3600 * 1000)
+#define NO_OFFSET        (-1) // position unknown: the log's beginning
+
+typedef struct {
+	char    topic[128];
+	int32_t partition;
+	int64_t committed; // next offset as stored; NO_OFFSET = beginning
+	int64_t next; // next offset including the open batch
+	bool    assigned;
+} ap_pos;
+
+struct dre_applier {
+	dre_applier_cfg cfg;
+	dre_kvlist      kafka; // own copy
+	char           *name;
+	char           *group; // NULL = static
+	dre_consumer   *c;
+	pthread_t       th;
+	atomic_bool     stop;
+	atomic_bool     healthy;
+	atomic_bool     resync;
+	dre_batch      *b;
+	dre_arena      *a;
+	ap_pos          pos[MAX_PARTS];
+	size_t          npos;
+	int             nmsgs; // in the open batch
+	int64_t         opened_ms; // mono
+	char            cluster[128]; // of the stored positions
+	bool            have_kafka;
+	bool            recovered; // recover() ran at least once
+	int64_t         next_probe;
+	int64_t         next_prune;
+	int             backoff_ms;
+	// The message that failed transiently last, to count its attempts.
+	char    retry_topic[128];
+	int32_t retry_part;
+	int64_t retry_off;
+	int     retry_count;
+
+	pthread_mutex_t   stats_mu;
+	dre_applier_stats stats;
+};
+
+// ---- keys -------------------------------------------------------------
+
+static void
+put_be64(uint8_t *p, int64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t) v;
+		v = (int64_t) ((uint64_t) v >> 8);
+	}
+}
+
+static int64_t
+get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return (int64_t) v;
+}
+
+// tp_key writes prefix topic \0 partition(be32) into buf; 0 when too long.
+static size_t
+tp_key(char *buf, size_t cap, char prefix, const char *topic, int32_t part)
+{
+	size_t lt = strlen(topic);
+	if (lt + 6 > cap)
+		return 0;
+	buf[0] = prefix;
+	memcpy(buf + 1, topic, lt + 1);
+	for (int i = 0; i < 4; i++)
+		buf[2 + lt + i] = (char) ((uint32_t) part >> (24 - 8 * i));
+	return lt + 6;
+}
+
+static void
+stat_add(dre_applier *ap, int64_t *field, int64_t n)
+{
+	pthread_mutex_lock(&ap->stats_mu);
+	*field += n;
+	pthread_mutex_unlock(&ap->stats_mu);
+}
+
+// ---- positions ----------------------------------------------------------
+
+static ap_pos *
+pos_find(dre_applier *ap, const char *topic, int32_t part)
+{
+	for (size_t i = 0; i < ap->npos; i++)
+		if (ap->pos[i].partition == part
+		    && strcmp(ap->pos[i].topic, topic) == 0)
+			return &ap->pos[i];
+	return NULL;
+}
+
+static ap_pos *
+pos_add(dre_applier *ap, const char *topic, int32_t part)
+{
+	ap_pos *p = pos_find(ap, topic, part);
+	if (p != NULL)
+		return p;
+	if (ap->npos >= MAX_PARTS || strlen(topic) >= sizeof(p->topic)) {
+		dre_error("%s: too many partitions", ap->name);
+		return NULL;
+	}
+	p = &ap->pos[ap->npos++];
+	memset(p, 0, sizeof(*p));
+	snprintf(p->topic, sizeof(p->topic), "%s", topic);
+	p->partition = part;
+	p->committed = p->next = NO_OFFSET;
+	return p;
+}
+
+static bool
+our_topic(const dre_applier *ap, const char *topic)
+{
+	for (size_t i = 0; i < ap->cfg.ntopics; i++)
+		if (strcmp(ap->cfg.topics[i], topic) == 0)
+			return true;
+	return false;
+}
+
+// load_state reads the stored positions and cluster id.
+static void
+load_state(dre_applier *ap)
+{
+	dre_store_iter *it = NULL;
+	if (dre_store_iter_open(&it, ap->cfg.st, ap->cfg.cf, NULL, 0))
+		return;
+	const char *k, *v;
+	size_t      kl, vl;
+	while (dre_store_iter_next(it, &k, &kl, &v, &vl)) {
+		if (kl == 1 && k[0] == 'c') {
+			snprintf(ap->cluster, sizeof(ap->cluster), "%.*s",
+			    (int) vl, v);
+		} else if (kl > 6 && k[0] == 'o' && vl == 8) {
+			const char *topic = k + 1;
+			size_t      lt = strnlen(topic, kl - 1);
+			if (lt + 6 != kl || !our_topic(ap, topic))
+				continue;
+			const uint8_t *pp = (const uint8_t *) k + 2 + lt;
+			int32_t part = (int32_t) (((uint32_t) pp[0] << 24)
+			    | ((uint32_t) pp[1] << 16)
+			    | ((uint32_t) pp[2] << 8) | pp[3]);
+			ap_pos *p = pos_add(ap, topic, part);
+			if (p != NULL)
+				p->committed = p->next
+				    = get_be64((const uint8_t *) v);
+		}
+	}
+	dre_store_iter_close(it);
+}
+
+// static_positions lists every partition of every topic (static mode).
+static void
+static_positions(dre_applier *ap)
+{
+	for (size_t t = 0; t < ap->cfg.ntopics; t++) {
+		const dre_topic *tp = dre_topic_find(ap->cfg.topics[t]);
+		int np = tp != NULL && tp->partitions > 0 ? tp->partitions : 1;
+		for (int i = 0; i < np; i++)
+			pos_add(ap, ap->cfg.topics[t], i);
+	}
+}
+
+static bool
+have_positions(const dre_applier *ap)
+{
+	for (size_t i = 0; i < ap->npos; i++)
+		if (ap->pos[i].committed != NO_OFFSET)
+			return true;
+	return false;
+}
+
+static int64_t
+start_offset(const ap_pos *p)
+{
+	return p->committed >= 0 ? p->committed : DRE_OFFSET_BEGINNING;
+}
+
+// batch_positions writes every changed position into the batch.
+static void
+batch_positions(dre_applier *ap, dre_batch *b, bool all)
+{
+	for (size_t i = 0; i < ap->npos; i++) {
+		ap_pos *p = &ap->pos[i];
+		char    key[160];
+		size_t  kl
+		    = tp_key(key, sizeof(key), 'o', p->topic, p->partition);
+		if (kl == 0 || (!all && p->next == p->committed))
+			continue;
+		if (p->next == NO_OFFSET) {
+			dre_batch_delete(b, ap->cfg.st, ap->cfg.cf, key, kl);
+		} else {
+			uint8_t be[8];
+			put_be64(be, p->next);
+			dre_batch_put(
+			    b, ap->cfg.st, ap->cfg.cf, key, kl, be, 8);
+		}
+	}
+}
+
+// ---- batches ------------------------------------------------------------
+
+static void
+batch_open(dre_applier *ap)
+{
+	if (ap->nmsgs > 0)
+		return;
+	if (ap->cfg.batch_begin != NULL)
+		ap->cfg.batch_begin(ap->cfg.arg);
+	ap->opened_ms = dre_mono_ms();
+}
+
+// rewind seeks every assigned partition back to its stored position.
+static void
+rewind_consumer(dre_applier *ap)
+{
+	dre_partition_offset po[MAX_PARTS];
+	size_t               n = 0;
+	for (size_t i = 0; i < ap->npos; i++) {
+		ap_pos *p = &ap->pos[i];
+		p->next = p->committed;
+		if (p->assigned)
+			po[n++] = (dre_partition_offset) { p->topic,
+				p->partition, start_offset(p) };
+	}
+	if (ap->c != NULL && n > 0
+	    && dre_consumer_seek(ap->c, po, n) != DRE_OK) {
+		// The consumer is reopened from the stored positions.
+		dre_consumer_close(ap->c);
+		ap->c = NULL;
+	}
+}
+
+// batch_abort drops the open batch and everything it consumed.
+static void
+batch_abort(dre_applier *ap, dre_err err)
+{
+	dre_batch_clear(ap->b);
+	ap->nmsgs = 0;
+	if (ap->cfg.batch_end != NULL)
+		ap->cfg.batch_end(ap->cfg.arg, err);
+	rewind_consumer(ap);
+	stat_add(ap, &ap->stats.retries, 1);
+}
+
+// batch_commit writes the open batch with its positions, synced.
+static dre_err
+batch_commit(dre_applier *ap)
+{
+	if (ap->nmsgs == 0)
+		return DRE_OK;
+	int n = ap->nmsgs;
+	batch_positions(ap, ap->b, false);
+	dre_err err = dre_store_write(ap->cfg.st, ap->b, true);
+	if (err != DRE_OK) {
+		dre_error("%s: writing a batch of %d: %s", ap->name, n,
+		    dre_strerror(err));
+		batch_abort(ap, err);
+		return err;
+	}
+	for (size_t i = 0; i < ap->npos; i++)
+		ap->pos[i].committed = ap->pos[i].next;
+	dre_batch_clear(ap->b);
+	ap->nmsgs = 0;
+	if (ap->cfg.batch_end != NULL)
+		ap->cfg.batch_end(ap->cfg.arg, DRE_OK);
+	pthread_mutex_lock(&ap->stats_mu);
+	ap->stats.batches++;
+	ap->stats.lag_hint = n;
+	pthread_mutex_unlock(&ap->stats_mu);
+	return DRE_OK;
+}
+
+static bool
+is_poison(dre_err e)
+{
+	return e == DRE_ECODEC || e == DRE_EINVAL || e == DRE_EPARSE;
+}
+
+// handle applies one message into the open batch. An error return is
+// transient: the caller drops the batch.
+static dre_err
+handle(dre_applier *ap, const dre_msg *m)
+{
+	if (m->topic == NULL)
+		return DRE_OK;
+	ap_pos *p = pos_find(ap, m->topic, m->partition);
+	if (p == NULL && (p = pos_add(ap, m->topic, m->partition)) == NULL)
+		return DRE_ENOMEM;
+	if (p->next >= 0 && m->offset < p->next)
+		return DRE_OK; // before our position: already applied
+	batch_open(ap);
+	ap->nmsgs++;
+	p->next = m->offset + 1;
+
+	char    id[37];
+	char    dkey[40];
+	size_t  dkl = 0;
+	dre_err e = ap->cfg.idempotent
+	    ? DRE_ENOTFOUND
+	    : dre_avro_event_id(id, m->payload, m->len);
+	if (e == DRE_OK) {
+		char  *v = NULL;
+		size_t vl = 0;
+		dkey[0] = 'd';
+		dkl = 1 + strlen(id);
+		memcpy(dkey + 1, id, dkl - 1);
+		e = dre_batch_get(
+		    ap->b, ap->cfg.st, ap->cfg.cf, dkey, dkl, &v, &vl);
+		free(v);
+		if (e == DRE_OK) {
+			stat_add(ap, &ap->stats.duplicates, 1);
+			dre_debug("%s: event %s again (%s[%d]@%lld): skipped",
+			    ap->name, id, m->topic, m->partition,
+			    (long long) m->offset);
+			return DRE_OK;
+		}
+		if (e != DRE_ENOTFOUND)
+			return e;
+	}
+
+	int attempts = 1;
+	if (ap->retry_count > 0 && ap->retry_part == m->partition
+	    && ap->retry_off == m->offset
+	    && strcmp(ap->retry_topic, m->topic) == 0)
+		attempts = ap->retry_count + 1;
+	dre_arena_reset(ap->a);
+	dre_apply_ctx x = { .st = ap->cfg.st,
+		.b = ap->b,
+		.a = ap->a,
+		.event_id = dkl ? id : NULL,
+		.attempts = attempts,
+		.now_ms = dre_now_ms() };
+	dre_batch_savepoint(ap->b);
+	e = ap->cfg.apply(ap->cfg.arg, &x, m);
+	if (e == DRE_OK) {
+		if (dkl > 0) {
+			uint8_t be[8];
+			put_be64(be, x.now_ms);
+			dre_batch_put(
+			    ap->b, ap->cfg.st, ap->cfg.cf, dkey, dkl, be, 8);
+		}
+		stat_add(ap, &ap->stats.applied, 1);
+		return DRE_OK;
+	}
+	if (dre_batch_rollback(ap->b) != DRE_OK)
+		return DRE_ESTORE;
+	if (is_poison(e)) {
+		char   key[192];
+		size_t kl = tp_key(
+		    key, sizeof(key) - 8, 'x', m->topic, m->partition);
+		if (kl > 0) {
+			put_be64((uint8_t *) key + kl, m->offset);
+			dre_batch_put(ap->b, ap->cfg.st, ap->cfg.cf, key,
+			    kl + 8, m->payload, m->len);
+		}
+		dre_error("%s: %s[%d]@%lld cannot be applied (%s): kept as a "
+		          "dead letter, moving on",
+		    ap->name, m->topic, m->partition, (long long) m->offset,
+		    dre_strerror(e));
+		stat_add(ap, &ap->stats.dead_letters, 1);
+		return DRE_OK;
+	}
+	// Transient: remember the message to count its attempts.
+	if (attempts == 1) {
+		snprintf(
+		    ap->retry_topic, sizeof(ap->retry_topic), "%s", m->topic);
+		ap->retry_part = m->partition;
+		ap->retry_off = m->offset;
+		ap->retry_count = 0;
+	}
+	ap->retry_count++;
+	dre_warn("%s: %s[%d]@%lld: %s (attempt %d): retrying the batch",
+	    ap->name, m->topic, m->partition, (long long) m->offset,
+	    dre_strerror(e), attempts);
+	return e;
+}
+
+// ---- assignment and recovery -------------------------------------------
+
+static void
+backoff_sleep(dre_applier *ap)
+{
+	int ms = ap->backoff_ms;
+	for (int waited = 0; waited < ms && !atomic_load(&ap->stop);
+	     waited += 50) {
+		struct timespec ts = { 0, 50 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	ap->backoff_ms = ap->backoff_ms * 2 > BACKOFF_MAX_MS
+	    ? BACKOFF_MAX_MS
+	    : ap->backoff_ms * 2;
+}
+
+// assign_static hands every partition to the consumer at its position.
+static dre_err
+assign_static(dre_applier *ap)
+{
+	dre_partition_offset po[MAX_PARTS];
+	for (size_t i = 0; i < ap->npos; i++) {
+		ap->pos[i].assigned = true;
+		ap->pos[i].next = ap->pos[i].committed;
+		po[i] = (dre_partition_offset) { ap->pos[i].topic,
+			ap->pos[i].partition, start_offset(&ap->pos[i]) };
+	}
+	return dre_consumer_assign_list(ap->c, po, ap->npos);
+}
+
+// recover replaces the positions (all of them, or only p) and, with a
+// recover function, the service's state, in one synced batch.
+static dre_err
+recover(dre_applier *ap, ap_pos *only, const char *why)
+{
+	dre_err e = batch_commit(ap);
+	if (e != DRE_OK)
+		return e;
+	// A first start is no alarm; a lost position is.
+	dre_log(
+	    ap->recovered || have_positions(ap) ? DRE_LOG_WARN : DRE_LOG_INFO,
+	    "%s: %s%s: recovering %s", ap->name,
+	    ap->recovered || have_positions(ap) ? "ALARM: " : "", why,
+	    ap->cfg.recover != NULL && ap->group == NULL
+	        ? "from the owner's snapshot"
+	        : "from the log's beginning (events already applied are "
+	          "recognised by eventId)");
+	dre_partition_offset po[MAX_PARTS];
+	for (size_t i = 0; i < ap->npos; i++)
+		po[i] = (dre_partition_offset) { ap->pos[i].topic,
+			ap->pos[i].partition, DRE_OFFSET_BEGINNING };
+	if (ap->cfg.batch_begin != NULL)
+		ap->cfg.batch_begin(ap->cfg.arg);
+	dre_batch_clear(ap->b);
+	if (ap->cfg.recover != NULL && ap->group == NULL) {
+		dre_arena_reset(ap->a);
+		dre_apply_ctx x = { .st = ap->cfg.st,
+			.b = ap->b,
+			.a = ap->a,
+			.attempts = 1,
+			.now_ms = dre_now_ms() };
+		e = ap->cfg.recover(ap->cfg.arg, &x, po, ap->npos);
+	}
+	if (e == DRE_OK) {
+		for (size_t i = 0; i < ap->npos; i++) {
+			ap_pos *p = &ap->pos[i];
+			if (only != NULL && p != only
+			    && ap->cfg.recover == NULL)
+				continue;
+			p->next = po[i].offset >= 0 ? po[i].offset : NO_OFFSET;
+		}
+		batch_positions(ap, ap->b, true);
+		if (ap->cluster[0] != '\0')
+			dre_batch_put(ap->b, ap->cfg.st, ap->cfg.cf, "c", 1,
+			    ap->cluster, strlen(ap->cluster));
+		e = dre_store_write(ap->cfg.st, ap->b, true);
+	}
+	dre_batch_clear(ap->b);
+	if (ap->cfg.batch_end != NULL)
+		ap->cfg.batch_end(ap->cfg.arg, e);
+	if (e != DRE_OK) {
+		for (size_t i = 0; i < ap->npos; i++)
+			ap->pos[i].next = ap->pos[i].committed;
+		dre_warn("%s: recovery failed: %s (retrying)", ap->name,
+		    dre_strerror(e));
+		return e;
+	}
+	for (size_t i = 0; i < ap->npos; i++)
+		ap->pos[i].committed = ap->pos[i].next;
+	ap->recovered = true;
+	stat_add(ap, &ap->stats.recoveries, 1);
+	// Start over from the new positions.
+	if (ap->group == NULL) {
+		if (ap->c != NULL)
+			e = assign_static(ap);
+	} else {
+		rewind_consumer(ap);
+	}
+	return DRE_OK;
+}
+
+// probe compares the cluster id with the one the positions belong to.
+static void
+probe(dre_applier *ap)
+{
+	ap->next_probe = dre_mono_ms() + PROBE_EVERY_MS;
+	if (!ap->have_kafka)
+		return;
+	char id[128];
+	if (dre_bus_cluster_id(&ap->kafka, id, sizeof(id), 1000) != DRE_OK) {
+		atomic_store(&ap->healthy, false);
+		return;
+	}
+	atomic_store(&ap->healthy, true);
+	if (ap->cluster[0] == '\0') {
+		snprintf(ap->cluster, sizeof(ap->cluster), "%s", id);
+		dre_store_put(
+		    ap->cfg.st, ap->cfg.cf, "c", 1, id, strlen(id), true);
+		return;
+	}
+	if (strcmp(id, ap->cluster) == 0)
+		return;
+	char why[320];
+	snprintf(why, sizeof(why), "Kafka cluster changed (%s -> %s)",
+	    ap->cluster, id);
+	char old[128];
+	snprintf(old, sizeof(old), "%s", ap->cluster);
+	snprintf(ap->cluster, sizeof(ap->cluster), "%s", id);
+	if (recover(ap, NULL, why) != DRE_OK) {
+		snprintf(ap->cluster, sizeof(ap->cluster), "%s", old);
+		ap->next_probe = dre_mono_ms() + ap->backoff_ms;
+	}
+}
+
+static void
+on_rebalance(void *arg, bool assign, dre_partition_offset *po, size_t n)
+{
+	dre_applier *ap = arg;
+	if (!assign) {
+		// Everything consumed from these partitions is written
+		// before they go.
+		if (batch_commit(ap) != DRE_OK)
+			dre_warn("%s: batch lost at revoke; re-read by the "
+			         "next owner",
+			    ap->name);
+		for (size_t i = 0; i < n; i++) {
+			ap_pos *p = pos_find(ap, po[i].topic, po[i].partition);
+			if (p != NULL)
+				p->assigned = false;
+		}
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		ap_pos *p = pos_add(ap, po[i].topic, po[i].partition);
+		if (p == NULL)
+			continue;
+		// Re-read: another instance sharing nothing with us may have
+		// run in between, but our store is the truth for our state.
+		char   key[160];
+		size_t kl
+		    = tp_key(key, sizeof(key), 'o', p->topic, p->partition);
+		char  *v = NULL;
+		size_t vl = 0;
+		p->committed = NO_OFFSET;
+		if (kl > 0
+		    && dre_store_get(ap->cfg.st, ap->cfg.cf, key, kl, &v, &vl)
+		        == DRE_OK
+		    && vl == 8)
+			p->committed = get_be64((const uint8_t *) v);
+		free(v);
+		p->next = p->committed;
+		p->assigned = true;
+		po[i].offset = start_offset(p);
+	}
+}
+
+static dre_err
+connect_consumer(dre_applier *ap)
+{
+	dre_err e;
+	if (ap->group != NULL) {
+		e = dre_consumer_open_group(
+		    &ap->c, &ap->kafka, ap->group, on_rebalance, ap);
+		if (e == DRE_OK)
+			e = dre_consumer_subscribe(
+			    ap->c, ap->cfg.topics, ap->cfg.ntopics);
+	} else {
+		e = dre_consumer_open(&ap->c, &ap->kafka, NULL);
+		if (e == DRE_OK)
+			e = assign_static(ap);
+	}
+	if (e != DRE_OK) {
+		dre_consumer_close(ap->c);
+		ap->c = NULL;
+	}
+	return e;
+}
+
+// prune deletes de-duplication keys older than the retention.
+static void
+prune(dre_applier *ap)
+{
+	ap->next_prune = dre_mono_ms() + PRUNE_EVERY_MS;
+	int64_t         cutoff = dre_now_ms() - ap->cfg.dedup_retention_ms;
+	dre_store_iter *it = NULL;
+	if (dre_store_iter_open(&it, ap->cfg.st, ap->cfg.cf, "d", 1))
+		return;
+	dre_batch  *b = dre_batch_alloc();
+	const char *k, *v;
+	size_t      kl, vl;
+	int64_t     n = 0;
+	while (b != NULL && dre_store_iter_next(it, &k, &kl, &v, &vl)) {
+		if (vl != 8 || get_be64((const uint8_t *) v) >= cutoff)
+			continue;
+		dre_batch_delete(b, ap->cfg.st, ap->cfg.cf, k, kl);
+		if (++n % PRUNE_CHUNK == 0) {
+			dre_store_write(ap->cfg.st, b, false);
+			dre_batch_clear(b);
+		}
+	}
+	if (b != NULL && dre_batch_count(b) > 0)
+		dre_store_write(ap->cfg.st, b, false);
+	dre_batch_free(b);
+	dre_store_iter_close(it);
+	if (n > 0)
+		dre_info("%s: pruned %lld de-duplication keys", ap->name,
+		    (long long) n);
+}
+
+// ---- the thread ---------------------------------------------------------
+
+static void *
+applier_main(void *arg)
+{
+	dre_applier *ap = arg;
+	while (!atomic_load(&ap->stop)) {
+		int64_t now = dre_mono_ms();
+		if (ap->nmsgs == 0 && now >= ap->next_probe)
+			probe(ap);
+		if (ap->nmsgs == 0 && atomic_exchange(&ap->resync, false)
+		    && recover(ap, NULL,
+		           have_positions(ap) || ap->recovered
+		               ? "resync requested"
+		               : "no stored positions")
+		        != DRE_OK) {
+			atomic_store(&ap->resync, true);
+			backoff_sleep(ap);
+			continue;
+		}
+		if (ap->c == NULL && connect_consumer(ap) != DRE_OK) {
+			backoff_sleep(ap);
+			continue;
+		}
+		if (ap->nmsgs == 0 && now >= ap->next_prune)
+			prune(ap);
+		dre_msg m;
+		dre_err e = dre_consumer_poll(
+		    ap->c, ap->nmsgs > 0 ? 0 : POLL_IDLE_MS, &m);
+		if (e == DRE_OK) {
+			if (handle(ap, &m) != DRE_OK) {
+				batch_abort(ap, DRE_EUNAVAIL);
+				backoff_sleep(ap);
+				continue;
+			}
+			if (ap->nmsgs >= ap->cfg.max_batch
+			    || dre_mono_ms() - ap->opened_ms
+			        >= ap->cfg.max_batch_ms) {
+				if (batch_commit(ap) == DRE_OK)
+					ap->backoff_ms = BACKOFF_MIN_MS;
+				else
+					backoff_sleep(ap);
+			}
+			continue;
+		}
+		if (batch_commit(ap) != DRE_OK) {
+			backoff_sleep(ap);
+			continue;
+		}
+		if (e == DRE_ENOTFOUND) {
+			ap_pos *p = m.topic
+			    ? pos_find(ap, m.topic, m.partition)
+			    : NULL;
+			char    why[256];
+			snprintf(why, sizeof(why),
+			    "stored position of %s[%d] is gone from the log",
+			    m.topic ? m.topic : "?", m.partition);
+			if (recover(ap, p, why) != DRE_OK)
+				backoff_sleep(ap);
+		}
+	}
+	batch_commit(ap);
+	return NULL;
+}
+
+dre_err
+dre_applier_start(dre_applier **app, const dre_applier_cfg *cfg)
+{
+	if (cfg == NULL || cfg->apply == NULL || cfg->st == NULL
+	    || cfg->ntopics == 0)
+		return DRE_EINVAL;
+	dre_applier *ap = calloc(1, sizeof(*ap));
+	if (ap == NULL)
+		return DRE_ENOMEM;
+	ap->cfg = *cfg;
+	if (ap->cfg.max_batch <= 0)
+		ap->cfg.max_batch = DEFAULT_BATCH;
+	if (ap->cfg.max_batch_ms <= 0)
+		ap->cfg.max_batch_ms = DEFAULT_BATCH_MS;
+	if (ap->cfg.dedup_retention_ms <= 0)
+		ap->cfg.dedup_retention_ms = DEFAULT_DEDUP_MS;
+	ap->name = strdup(cfg->name != NULL ? cfg->name : "applier");
+	if (cfg->group_id != NULL && cfg->group_id[0] != '\0')
+		ap->group = strdup(cfg->group_id);
+	for (size_t i = 0; cfg->kafka != NULL && i < cfg->kafka->n; i++)
+		dre_kvlist_set(
+		    &ap->kafka, cfg->kafka->keys[i], cfg->kafka->vals[i]);
+	// An event waits at most this long in the broker for its consumer
+	// (the embedded broker holds an empty fetch for the whole wait, even
+	// when data arrives meanwhile): each hop of the side-effect chain
+	// costs half of it on average.
+	if (dre_kvlist_get(&ap->kafka, "fetch.wait.max.ms") == NULL)
+		dre_kvlist_set(&ap->kafka, "fetch.wait.max.ms", "5");
+	ap->have_kafka
+	    = dre_kvlist_get(&ap->kafka, "bootstrap.servers") != NULL;
+	ap->b = dre_batch_alloc_indexed();
+	ap->a = dre_arena_alloc(64 * 1024);
+	pthread_mutex_init(&ap->stats_mu, NULL);
+	ap->backoff_ms = BACKOFF_MIN_MS;
+	ap->next_prune = dre_mono_ms() + PRUNE_FIRST_MS;
+	if (ap->name == NULL || ap->b == NULL || ap->a == NULL
+	    || (cfg->group_id && cfg->group_id[0] && ap->group == NULL)) {
+		dre_applier_stop(ap);
+		return DRE_ENOMEM;
+	}
+	load_state(ap);
+	if (ap->group == NULL)
+		static_positions(ap);
+	// First probe now: a changed cluster is handled before anything is
+	// consumed.
+	probe(ap);
+	if (ap->group == NULL && !have_positions(ap) && cfg->recover != NULL
+	    && !ap->recovered)
+		atomic_store(&ap->resync, true);
+	if (!ap->have_kafka)
+		dre_warn("%s: no kafka.bootstrap.servers: nothing to consume",
+		    ap->name);
+	if (pthread_create(&ap->th, NULL, applier_main, ap) != 0) {
+		dre_applier_stop(ap);
+		return DRE_ENOMEM;
+	}
+	*app = ap;
+	return DRE_OK;
+}
+
+void
+dre_applier_stop(dre_applier *ap)
+{
+	if (ap == NULL)
+		return;
+	if (ap->th != 0) {
+		atomic_store(&ap->stop, true);
+		pthread_join(ap->th, NULL);
+	}
+	// Closing leaves the group; its revoke writes what is still open.
+	dre_consumer_close(ap->c);
+	ap->c = NULL;
+	batch_commit(ap);
+	dre_batch_free(ap->b);
+	dre_arena_free(ap->a);
+	dre_kvlist_free(&ap->kafka);
+	pthread_mutex_destroy(&ap->stats_mu);
+	free(ap->name);
+	free(ap->group);
+	free(ap);
+}
+
+void
+dre_applier_stats_get(dre_applier *ap, dre_applier_stats *out)
+{
+	pthread_mutex_lock(&ap->stats_mu);
+	*out = ap->stats;
+	pthread_mutex_unlock(&ap->stats_mu);
+}
+
+bool
+dre_applier_healthy(dre_applier *ap)
+{
+	return atomic_load(&ap->healthy);
+}
+
+void
+dre_applier_resync(dre_applier *ap)
+{
+	atomic_store(&ap->resync, true);
+}

@@ -1,0 +1,687 @@
+// budget/handlers.c -- the budget service's nng API: /api/v1/Budgets CRUD
+// (JSON documents) and the snapshot evaluators start from.
+#include "handlers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apply.h"
+#include "dre/arena.h"
+#include "dre/clock.h"
+#include "dre/json.h"
+#include "dre/jsonw.h"
+#include "dre/log.h"
+#include "dre/money.h"
+#include "dre/topics.h"
+#include "dre/uuid.h"
+
+#define MINOR_VERSION 13
+#define TOP_DEFAULT   100
+#define TOP_MAX       1000
+#define NAME_MAX_LEN  100
+#define DESC_MAX_LEN  1000
+
+static const int32_t default_thresholds[] = { 50, 80, 100 };
+
+typedef struct {
+	bud                *s;
+	const dre_rpc_call *call;
+	dre_rpc_reply      *rep;
+	dre_arena          *a;
+} req;
+
+static bool
+req_begin(req *r, void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	r->s = svc;
+	r->call = call;
+	r->rep = rep;
+	r->a = NULL;
+	if (call->tenant[0] == '\0') {
+		dre_rpc_reply_error(
+		    rep, 403, "FORBIDDEN", NULL, "the call carries no tenant");
+		return false;
+	}
+	if ((r->a = dre_arena_alloc(0)) == NULL) {
+		dre_rpc_reply_error(
+		    rep, 503, "UNAVAILABLE", NULL, "out of memory");
+		return false;
+	}
+	return true;
+}
+
+static void
+reply_internal(req *r, dre_err err)
+{
+	dre_error("%s: %s", r->call->method, dre_strerror(err));
+	dre_rpc_reply_error(r->rep, 503, "UNAVAILABLE", NULL,
+	    "the budget service could not complete the request: %s",
+	    dre_strerror(err));
+}
+
+// ---- rendering ------------------------------------------------------------
+
+static void
+kdecimal(dre_jsonw *w, const char *key, int64_t v)
+{
+	dre_jsonw_key(w, key);
+	dre_jsonw_decimal(w, v, DRE_MONEY_SCALE);
+}
+
+static void
+ktime_opt(dre_jsonw *w, const char *key, bool has, int64_t ms)
+{
+	dre_jsonw_key(w, key);
+	if (has)
+		dre_jsonw_time(w, ms);
+	else
+		dre_jsonw_null(w);
+}
+
+// bud_utilization is consumed / total in hundredths of a percent (HALF_UP);
+// a zero total counts as fully used.
+static int64_t
+utilization(const Dre__BudgetRecord *b)
+{
+	if (b->total <= 0)
+		return b->consumed > 0 || b->total == 0 ? 10000 : 0;
+	return dre_div_round(
+	    (__int128) b->consumed * 10000, b->total, DRE_ROUND_HALF_UP);
+}
+
+static void
+render(dre_jsonw *w, const Dre__BudgetRecord *b, bool top)
+{
+	dre_jsonw_obj_begin(w);
+	if (top)
+		dre_jsonw_kint(w, "minorVersion", MINOR_VERSION);
+	dre_jsonw_kstr(w, "id", b->id);
+	dre_jsonw_kstr(w, "name", b->name);
+	dre_jsonw_kstr(w, "description", b->description);
+	kdecimal(w, "totalAmount", b->total);
+	kdecimal(w, "consumedAmount", b->consumed);
+	kdecimal(w, "remainingAmount", b->total - b->consumed);
+	dre_jsonw_kstr(w, "currency", b->currency);
+	dre_jsonw_key(w, "utilizationPct");
+	dre_jsonw_decimal(w, utilization(b), 2);
+	dre_jsonw_kstr(w, "status", bud_exhausted(b) ? "EXHAUSTED" : "ACTIVE");
+	ktime_opt(w, "validFrom", b->has_valid_from, b->valid_from);
+	ktime_opt(w, "validTo", b->has_valid_to, b->valid_to);
+	dre_jsonw_key(w, "thresholds");
+	dre_jsonw_arr_begin(w);
+	for (size_t i = 0; i < b->n_thresholds; i++)
+		dre_jsonw_int(w, b->thresholds[i]);
+	dre_jsonw_arr_end(w);
+	dre_jsonw_key(w, "thresholdsCrossed");
+	dre_jsonw_arr_begin(w);
+	for (size_t i = 0; i < b->n_crossed; i++)
+		dre_jsonw_int(w, b->crossed[i]);
+	dre_jsonw_arr_end(w);
+	dre_jsonw_kint(w, "transactionsCount", b->transactions);
+	ktime_opt(w, "exhaustedAt", b->has_exhausted_at, b->exhausted_at);
+	ktime_opt(w, "createdAt", true, b->created_at);
+	ktime_opt(w, "modifiedAt", true, b->modified_at);
+	dre_jsonw_obj_end(w);
+}
+
+static void
+reply_doc(req *r, int status, const Dre__BudgetRecord *b)
+{
+	dre_jsonw w;
+	dre_buf_reset(&r->rep->body);
+	dre_jsonw_init(&w, &r->rep->body);
+	render(&w, b, true);
+	r->rep->status = status;
+	dre_rpc_reply_json(r->rep);
+}
+
+// ---- validation ----------------------------------------------------------
+
+static const dre_json *
+body(req *r)
+{
+	dre_json      *root = NULL;
+	dre_json_error je = { 0, NULL };
+	dre_err err = dre_json_parse(&root, r->a, (const char *) r->call->body,
+	    r->call->body_len, DRE_JSON_MAX_DEPTH, &je);
+	if (err == DRE_ENOMEM) {
+		reply_internal(r, err);
+		return NULL;
+	}
+	if (err != DRE_OK) {
+		dre_rpc_reply_error(r->rep, 400, "MALFORMED_JSON", NULL,
+		    "the body is not valid JSON: %s at byte %zu",
+		    je.msg ? je.msg : "parse error", je.offset);
+		return NULL;
+	}
+	if (!dre_json_is(root, DRE_JSON_OBJECT)) {
+		dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED", NULL,
+		    "the body must be a JSON object");
+		return NULL;
+	}
+	return root;
+}
+
+static bool
+invalid(req *r, const char *target, const char *msg)
+{
+	dre_rpc_reply_error(
+	    r->rep, 400, "VALIDATION_FAILED", target, "%s", msg);
+	return false;
+}
+
+// str_field reads a string member (NULL when absent or null).
+static bool
+str_field(
+    req *r, const dre_json *doc, const char *name, size_t max, char **out)
+{
+	const dre_json *v = dre_json_get(doc, name);
+	size_t          chars = 0;
+	*out = NULL;
+	if (dre_json_is_null(v))
+		return true;
+	if (v->type != DRE_JSON_STRING || strlen(v->str) != v->len
+	    || !dre_utf8_valid(v->str, v->len, &chars))
+		return invalid(r, name, "must be a string");
+	if (chars > max) {
+		dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED", name,
+		    "%s must be at most %zu characters", name, max);
+		return false;
+	}
+	*out = (char *) v->str;
+	return true;
+}
+
+static bool
+time_field(req *r, const dre_json *doc, const char *name,
+    protobuf_c_boolean *has, int64_t *out)
+{
+	char *s = NULL;
+	if (!str_field(r, doc, name, 40, &s))
+		return false;
+	if (s == NULL)
+		return true;
+	if (dre_time_parse(out, s, strlen(s)) != DRE_OK)
+		return invalid(r, name, "must be an ISO-8601 date-time");
+	*has = true;
+	return true;
+}
+
+static int
+i32_cmp(const void *x, const void *y)
+{
+	int32_t a = *(const int32_t *) x, b = *(const int32_t *) y;
+	return a < b ? -1 : a > b;
+}
+
+// apply_doc copies the document's fields into b. full: name and
+// totalAmount are required (create, PUT).
+static bool
+apply_doc(req *r, const dre_json *doc, Dre__BudgetRecord *b, bool full)
+{
+	char           *s = NULL;
+	const dre_json *v;
+	if (!str_field(r, doc, "name", NAME_MAX_LEN, &s))
+		return false;
+	if (s != NULL && s[0] == '\0')
+		return invalid(r, "name", "name must not be empty");
+	if (s != NULL)
+		b->name = s;
+	else if (full)
+		return invalid(r, "name", "name is required");
+	if (dre_json_get(doc, "description") != NULL) {
+		if (!str_field(r, doc, "description", DESC_MAX_LEN, &s))
+			return false;
+		b->description = s;
+	}
+	v = dre_json_get(doc, "totalAmount");
+	if (!dre_json_is_null(v)) {
+		int64_t t = 0;
+		if ((v->type != DRE_JSON_NUMBER && v->type != DRE_JSON_STRING)
+		    || dre_json_decimal(
+		           &t, v, DRE_MONEY_SCALE, DRE_DECIMAL_MAX_DIGITS)
+		        != DRE_OK)
+			return invalid(r, "totalAmount",
+			    "totalAmount must be a decimal with at most 2 "
+			    "decimals");
+		if (t < 0)
+			return invalid(r, "totalAmount",
+			    "totalAmount must not be negative");
+		b->total = t;
+	} else if (full) {
+		return invalid(r, "totalAmount", "totalAmount is required");
+	}
+	if (!str_field(r, doc, "currency", 3, &s))
+		return false;
+	if (s != NULL) {
+		if (strlen(s) != 3 || s[0] < 'A' || s[0] > 'Z' || s[1] < 'A'
+		    || s[1] > 'Z' || s[2] < 'A' || s[2] > 'Z')
+			return invalid(r, "currency",
+			    "currency must be an ISO 4217 code (EUR)");
+		if (b->consumed != 0 && b->currency != NULL
+		    && strcmp(b->currency, s) != 0) {
+			dre_rpc_reply_error(r->rep, 409, "CONFLICT",
+			    "currency",
+			    "the currency of a budget with consumption "
+			    "cannot change");
+			return false;
+		}
+		b->currency = s;
+	}
+	if (!time_field(
+	        r, doc, "validFrom", &b->has_valid_from, &b->valid_from)
+	    || !time_field(r, doc, "validTo", &b->has_valid_to, &b->valid_to))
+		return false;
+	if (b->has_valid_from && b->has_valid_to
+	    && b->valid_to < b->valid_from)
+		return invalid(r, "validTo", "validTo is before validFrom");
+	v = dre_json_get(doc, "thresholds");
+	if (!dre_json_is_null(v)) {
+		if (v->type != DRE_JSON_ARRAY || v->len > BUD_MAX_THRESHOLDS)
+			return invalid(r, "thresholds",
+			    "thresholds must be an array of at most 16 whole "
+			    "percentages");
+		int32_t *t = dre_arena_get(r->a, (v->len + 1) * sizeof(*t));
+		size_t   n = 0;
+		if (t == NULL) {
+			reply_internal(r, DRE_ENOMEM);
+			return false;
+		}
+		for (const dre_json *e = v->child; e != NULL; e = e->next) {
+			int64_t pct = 0;
+			char    tg[32];
+			snprintf(tg, sizeof(tg), "thresholds[%zu]", n);
+			if (dre_json_int(&pct, e, 1, 100) != DRE_OK)
+				return invalid(r, tg,
+				    "a threshold is a whole percentage 1-100");
+			for (size_t k = 0; k < n; k++)
+				if (t[k] == pct)
+					return invalid(
+					    r, tg, "threshold listed twice");
+			t[n++] = (int32_t) pct;
+		}
+		qsort(t, n, sizeof(*t), i32_cmp);
+		b->thresholds = t;
+		b->n_thresholds = n;
+	}
+	return true;
+}
+
+// ---- handlers ------------------------------------------------------------
+
+static void
+h_create(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	req r;
+	if (!req_begin(&r, svc, call, rep))
+		return;
+	const dre_json *doc = body(&r);
+	if (doc == NULL)
+		goto out;
+	Dre__BudgetRecord b = DRE__BUDGET_RECORD__INIT;
+	char             *id = NULL;
+	if (!str_field(&r, doc, "id", 36, &id))
+		goto out;
+	if (id != NULL && !dre_uuid_valid(id, strlen(id))) {
+		invalid(&r, "id", "id must be a UUID");
+		goto out;
+	}
+	if (id == NULL) {
+		if ((id = dre_arena_get(r.a, DRE_UUID_LEN + 1)) == NULL) {
+			reply_internal(&r, DRE_ENOMEM);
+			goto out;
+		}
+		dre_uuid_v4(id);
+	}
+	b.id = id;
+	b.currency = "EUR";
+	b.thresholds = (int32_t *) default_thresholds;
+	b.n_thresholds = 3;
+	if (!apply_doc(&r, doc, &b, true))
+		goto out;
+	int64_t now = dre_now_ms();
+	b.created_at = b.modified_at = now;
+
+	pthread_mutex_lock(&r.s->mu);
+	Dre__BudgetRecord *old = NULL;
+	dre_err err = bud_get(r.s, NULL, r.a, call->tenant, id, &old);
+	if (err == DRE_OK) {
+		pthread_mutex_unlock(&r.s->mu);
+		dre_rpc_reply_error(rep, 409, "CONFLICT", "id",
+		    "budget %s already exists", id);
+		goto out;
+	}
+	dre_batch *wb = dre_batch_alloc();
+	bud_change c;
+	bud_retotal(&b, b.total, r.a, &c); // thresholds already reached
+	if (bud_exhausted(&b)) {
+		b.has_exhausted_at = true;
+		b.exhausted_at = now;
+	}
+	err = wb == NULL
+	    ? DRE_ENOMEM
+	    : bud_status_changed(r.s, wb, call->tenant, &b, NULL, now);
+	if (err == DRE_OK)
+		err = bud_put(r.s, wb, r.a, call->tenant, &b);
+	if (err == DRE_OK)
+		err = dre_store_write(r.s->st, wb, true);
+	pthread_mutex_unlock(&r.s->mu);
+	dre_batch_free(wb);
+	if (err != DRE_OK) {
+		reply_internal(&r, err);
+		goto out;
+	}
+	dre_outbox_kick(r.s->ob);
+	reply_doc(&r, 201, &b);
+out:
+	dre_arena_free(r.a);
+}
+
+static void
+h_get(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	req         r;
+	const char *id = dre_rpc_param(call, "id");
+	if (!req_begin(&r, svc, call, rep))
+		return;
+	Dre__BudgetRecord *b = NULL;
+	dre_err err = bud_get(r.s, NULL, r.a, call->tenant, id ? id : "", &b);
+	if (err == DRE_ENOTFOUND)
+		dre_rpc_reply_error(
+		    rep, 404, "NOT_FOUND", NULL, "no budget %s", id ? id : "");
+	else if (err != DRE_OK)
+		reply_internal(&r, err);
+	else
+		reply_doc(&r, 200, b);
+	dre_arena_free(r.a);
+}
+
+static bool
+int_param(req *r, const char *name, int64_t def, int64_t *out)
+{
+	const char *v = dre_rpc_param(r->call, name);
+	char       *end = NULL;
+	if (v == NULL || v[0] == '\0') {
+		*out = def;
+		return true;
+	}
+	long long n = strtoll(v, &end, 10);
+	if (*end != '\0' || n < 0) {
+		dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED", name,
+		    "%s must be a non-negative integer", name);
+		return false;
+	}
+	*out = n;
+	return true;
+}
+
+static void
+h_list(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	req     r;
+	int64_t top, skip, count = 0, emitted = 0;
+	if (!req_begin(&r, svc, call, rep))
+		return;
+	if (!int_param(&r, "$top", TOP_DEFAULT, &top)
+	    || !int_param(&r, "$skip", 0, &skip))
+		goto out;
+	if (top > TOP_MAX)
+		top = TOP_MAX;
+	char   prefix[256];
+	size_t plen = bud_key(prefix, sizeof(prefix), call->tenant, "");
+	dre_store_iter *it = NULL;
+	if (plen == 0
+	    || dre_store_iter_open(&it, r.s->st, BUD_CF_BUDGETS, prefix, plen)
+	        != DRE_OK) {
+		reply_internal(&r, DRE_ESTORE);
+		goto out;
+	}
+	dre_buf   vals = { 0 };
+	dre_jsonw w;
+	dre_jsonw_init(&w, &vals);
+	dre_jsonw_arr_begin(&w);
+	const char *k, *v;
+	size_t      kl, vl;
+	while (dre_store_iter_next(it, &k, &kl, &v, &vl)) {
+		count++;
+		if (count <= skip || emitted >= top)
+			continue;
+		dre_arena_reset(r.a);
+		Dre__BudgetRecord *b = dre__budget_record__unpack(
+		    NULL, vl, (const uint8_t *) v);
+		if (b == NULL)
+			continue;
+		render(&w, b, false);
+		dre__budget_record__free_unpacked(b, NULL);
+		emitted++;
+	}
+	dre_jsonw_arr_end(&w);
+	dre_store_iter_close(it);
+	dre_buf *out = &rep->body;
+	dre_buf_reset(out);
+	dre_buf_printf(out,
+	    "{\"minorVersion\":%d,\"count\":%lld,\"value\":", MINOR_VERSION,
+	    (long long) count);
+	dre_buf_append(out, vals.data, vals.len);
+	dre_buf_putc(out, '}');
+	dre_buf_free(&vals);
+	dre_rpc_reply_json(rep);
+out:
+	dre_arena_free(r.a);
+}
+
+static void
+h_update(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	req         r;
+	const char *id = dre_rpc_param(call, "id");
+	const char *patch = dre_rpc_param(call, "patch");
+	if (!req_begin(&r, svc, call, rep))
+		return;
+	const dre_json *doc = body(&r);
+	if (doc == NULL)
+		goto out;
+	const dre_json *bid = dre_json_get(doc, "id");
+	if (dre_json_is(bid, DRE_JSON_STRING) && id != NULL
+	    && strcmp(bid->str, id) != 0) {
+		invalid(&r, "id", "the id cannot change");
+		goto out;
+	}
+	pthread_mutex_lock(&r.s->mu);
+	Dre__BudgetRecord *b = NULL;
+	dre_err err = bud_get(r.s, NULL, r.a, call->tenant, id ? id : "", &b);
+	if (err == DRE_ENOTFOUND) {
+		pthread_mutex_unlock(&r.s->mu);
+		dre_rpc_reply_error(
+		    rep, 404, "NOT_FOUND", NULL, "no budget %s", id ? id : "");
+		goto out;
+	}
+	if (err != DRE_OK) {
+		pthread_mutex_unlock(&r.s->mu);
+		reply_internal(&r, err);
+		goto out;
+	}
+	int64_t old_total = b->total;
+	bool    full = patch == NULL || strcmp(patch, "1") != 0;
+	if (!apply_doc(&r, doc, b, full)) {
+		pthread_mutex_unlock(&r.s->mu);
+		goto out;
+	}
+	int64_t now = dre_now_ms();
+	int64_t total = b->total;
+	b->total = old_total;
+	bud_change c;
+	bud_retotal(b, total, r.a, &c);
+	b->modified_at = now;
+	if (c.exhausted_now) {
+		b->has_exhausted_at = true;
+		b->exhausted_at = now;
+	} else if (c.active_now) {
+		b->has_exhausted_at = false;
+	}
+	dre_batch *wb = dre_batch_alloc();
+	err = wb == NULL ? DRE_ENOMEM : DRE_OK;
+	if (err == DRE_OK && (c.exhausted_now || c.active_now))
+		err = bud_status_changed(r.s, wb, call->tenant, b, NULL, now);
+	if (err == DRE_OK)
+		err = bud_put(r.s, wb, r.a, call->tenant, b);
+	if (err == DRE_OK)
+		err = dre_store_write(r.s->st, wb, true);
+	pthread_mutex_unlock(&r.s->mu);
+	dre_batch_free(wb);
+	if (err != DRE_OK) {
+		reply_internal(&r, err);
+		goto out;
+	}
+	dre_outbox_kick(r.s->ob);
+	reply_doc(&r, 200, b);
+out:
+	dre_arena_free(r.a);
+}
+
+static void
+h_delete(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	req         r;
+	const char *id = dre_rpc_param(call, "id");
+	if (!req_begin(&r, svc, call, rep))
+		return;
+	pthread_mutex_lock(&r.s->mu);
+	Dre__BudgetRecord *b = NULL;
+	dre_err err = bud_get(r.s, NULL, r.a, call->tenant, id ? id : "", &b);
+	if (err == DRE_ENOTFOUND) {
+		pthread_mutex_unlock(&r.s->mu);
+		dre_rpc_reply_error(
+		    rep, 404, "NOT_FOUND", NULL, "no budget %s", id ? id : "");
+		goto out;
+	}
+	char   key[256];
+	size_t kl = bud_key(key, sizeof(key), call->tenant, b ? b->id : "");
+	dre_batch *wb = dre_batch_alloc();
+	if (err == DRE_OK)
+		err = wb == NULL ? DRE_ENOMEM
+		                 : bud_status_changed(r.s, wb, call->tenant, b,
+		                     "DELETED", dre_now_ms());
+	if (err == DRE_OK) {
+		dre_batch_delete(wb, r.s->st, BUD_CF_BUDGETS, key, kl);
+		err = dre_store_write(r.s->st, wb, true);
+	}
+	pthread_mutex_unlock(&r.s->mu);
+	dre_batch_free(wb);
+	if (err != DRE_OK) {
+		reply_internal(&r, err);
+		goto out;
+	}
+	dre_outbox_kick(r.s->ob);
+	rep->status = 200;
+out:
+	dre_arena_free(r.a);
+}
+
+// ---- snapshot --------------------------------------------------------------
+
+static void
+h_snapshot(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	bud                        *s = svc;
+	Dre__BudgetSnapshotResponse out = DRE__BUDGET_SNAPSHOT_RESPONSE__INIT;
+	const dre_topic *tp = dre_topic_find(DRE_TOPIC_BUDGET_STATUS);
+	int              np = tp ? tp->partitions : 1;
+	dre_arena       *a = dre_arena_alloc(0);
+	if (a == NULL) {
+		dre_rpc_reply_error(
+		    rep, 503, "UNAVAILABLE", NULL, "out of memory");
+		return;
+	}
+	// Watermarks first: every change after the states read below is at
+	// or past them (a replay is harmless: versions).
+	Dre__TopicOffset **offs
+	    = dre_arena_get(a, (size_t) np * sizeof(*offs));
+	size_t noffs = 0;
+	for (int p = 0; offs != NULL && p < np
+	     && dre_kvlist_get(s->kafka, "bootstrap.servers") != NULL;
+	     p++) {
+		int64_t high = 0;
+		if (dre_bus_high_watermark(s->kafka, DRE_TOPIC_BUDGET_STATUS,
+		        p, &high, s->kafka_timeout_ms)
+		    != DRE_OK) {
+			dre_warn("snapshot without offsets");
+			noffs = 0;
+			break;
+		}
+		Dre__TopicOffset *o = dre_arena_get(a, sizeof(*o));
+		if (o == NULL)
+			break;
+		dre__topic_offset__init(o);
+		o->topic = DRE_TOPIC_BUDGET_STATUS;
+		o->partition = p;
+		o->offset = high;
+		offs[noffs++] = o;
+	}
+	out.offsets = offs;
+	out.n_offsets = noffs;
+
+	size_t          cap = 0;
+	dre_store_iter *it = NULL;
+	pthread_mutex_lock(&s->mu);
+	if (dre_store_iter_open(&it, s->st, BUD_CF_BUDGETS, NULL, 0)
+	    != DRE_OK) {
+		pthread_mutex_unlock(&s->mu);
+		dre_arena_free(a);
+		dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL, "store");
+		return;
+	}
+	pthread_mutex_unlock(&s->mu);
+	const char *k, *v;
+	size_t      kl, vl;
+	while (dre_store_iter_next(it, &k, &kl, &v, &vl)) {
+		size_t lt = strnlen(k, kl);
+		if (lt >= kl)
+			continue;
+		Dre__BudgetRecord *b = dre__budget_record__unpack(
+		    NULL, vl, (const uint8_t *) v);
+		if (b == NULL)
+			continue;
+		if (out.n_budgets == cap) {
+			size_t             nc = cap ? cap * 2 : 64;
+			Dre__BudgetState **nv
+			    = dre_arena_get(a, nc * sizeof(*nv));
+			if (nv != NULL && cap > 0)
+				memcpy(nv, out.budgets, cap * sizeof(*nv));
+			out.budgets = nv;
+			cap = nv != NULL ? nc : 0;
+		}
+		Dre__BudgetState *st = dre_arena_get(a, sizeof(*st));
+		if (out.budgets == NULL || st == NULL) {
+			dre__budget_record__free_unpacked(b, NULL);
+			break;
+		}
+		dre__budget_state__init(st);
+		st->tenant = dre_arena_strndup(a, k, lt);
+		st->budget_id = dre_arena_strdup(a, b->id);
+		st->version = b->version;
+		st->exhausted = bud_exhausted(b);
+		out.budgets[out.n_budgets++] = st;
+		dre__budget_record__free_unpacked(b, NULL);
+	}
+	dre_store_iter_close(it);
+	size_t len = dre__budget_snapshot_response__get_packed_size(&out);
+	dre_buf_reserve(&rep->body, len + 1);
+	if (!rep->body.oom) {
+		dre__budget_snapshot_response__pack(
+		    &out, (uint8_t *) rep->body.data);
+		rep->body.len = len;
+	}
+	dre_arena_free(a);
+}
+
+const dre_rpc_route bud_routes[] = {
+	{ "budget.Budgets.create", h_create },
+	{ "budget.Budgets.list", h_list },
+	{ "budget.Budgets.get", h_get },
+	{ "budget.Budgets.update", h_update },
+	{ "budget.Budgets.delete", h_delete },
+	{ "budget.Snapshot", h_snapshot },
+	{ NULL, NULL },
+};

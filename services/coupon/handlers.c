@@ -1,0 +1,1544 @@
+// coupon/handlers.c -- the coupon service's nng API: the six POS coupon
+// operations (JSON, seed 002 shapes), /api/v1 CouponTypes, CouponCodes and
+// CouponCodeBatches (JSON), and coupon.Check (protobuf, for the evaluator).
+#include "handlers.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coupon.h"
+#include "coupon.pb-c.h"
+#include "dre/arena.h"
+#include "dre/clock.h"
+#include "dre/json.h"
+#include "dre/jsonw.h"
+#include "dre/log.h"
+#include "dre/uuid.h"
+
+#define MINOR_VERSION   13
+#define TOP_DEFAULT     100
+#define TOP_MAX         1000
+#define MAX_ERRS        16
+#define ISSUE_MAX       1000
+#define IMPORT_MAX      10000
+#define REASON_MAX      200
+#define CHECK_MAX_CODES 100
+
+// One request in progress; everything is freed in req_end.
+typedef struct {
+	cp                 *s;
+	const dre_rpc_call *call;
+	dre_rpc_reply      *rep;
+	dre_arena          *a;
+	dre_promo_error     ev[MAX_ERRS];
+	dre_promo_errors    errs;
+} req;
+
+static bool
+req_begin(req *r, void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	r->s = svc;
+	r->call = call;
+	r->rep = rep;
+	r->errs.v = r->ev;
+	r->errs.cap = MAX_ERRS;
+	r->errs.n = 0;
+	r->a = NULL;
+	if (call->tenant[0] == '\0') {
+		dre_rpc_reply_error(
+		    rep, 403, "FORBIDDEN", NULL, "the call carries no tenant");
+		return false;
+	}
+	if ((r->a = dre_arena_alloc(0)) == NULL) {
+		dre_rpc_reply_error(
+		    rep, 503, "UNAVAILABLE", NULL, "out of memory");
+		return false;
+	}
+	return true;
+}
+
+static void
+req_end(req *r)
+{
+	dre_arena_free(r->a);
+}
+
+static void
+reply_internal(req *r, dre_err err)
+{
+	dre_error("%s: %s", r->call->method, dre_strerror(err));
+	dre_rpc_reply_error(r->rep, 503, "UNAVAILABLE", NULL,
+	    "the coupon service could not complete the request: %s",
+	    dre_strerror(err));
+}
+
+static void
+reply_invalid(req *r)
+{
+	const dre_promo_errors *e = &r->errs;
+	if (e->n == 0) {
+		dre_rpc_reply_error(
+		    r->rep, 400, "VALIDATION_FAILED", NULL, "invalid request");
+		return;
+	}
+	dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED",
+	    e->v[0].target[0] ? e->v[0].target : NULL, "%s", e->v[0].message);
+	for (size_t i = 0; i < e->n && i < e->cap; i++)
+		dre_rpc_reply_detail(r->rep, "VALIDATION_FAILED",
+		    e->v[i].target[0] ? e->v[i].target : NULL, "%s",
+		    e->v[i].message);
+}
+
+static void
+bad(req *r, const char *target, const char *msg)
+{
+	dre_rpc_reply_error(
+	    r->rep, 400, "VALIDATION_FAILED", target, "%s", msg);
+}
+
+// reply_outcome renders a refused operation: 404 NOT_FOUND, 409 CONFLICT
+// or 503, with the stable reason as details[0].code.
+static void
+reply_outcome(req *r, const cp_outcome *o, const char *target)
+{
+	const char *code = o->status == 404 ? "NOT_FOUND"
+	    : o->status == 409              ? "CONFLICT"
+	                                    : "UNAVAILABLE";
+	dre_rpc_reply_error(r->rep, o->status, code, target, "%s", o->msg);
+	if (o->status == 404 || o->status == 409)
+		dre_rpc_reply_detail(r->rep, cp_reason_name(o->reason), target,
+		    "%s", cp_reason_text(o->reason));
+}
+
+// body parses the request body as a JSON object.
+static const dre_json *
+body(req *r)
+{
+	dre_json      *root = NULL;
+	dre_json_error je = { 0, NULL };
+	dre_err err = dre_json_parse(&root, r->a, (const char *) r->call->body,
+	    r->call->body_len, DRE_JSON_MAX_DEPTH, &je);
+	if (err == DRE_ENOMEM) {
+		reply_internal(r, err);
+		return NULL;
+	}
+	if (err != DRE_OK) {
+		dre_rpc_reply_error(r->rep, 400, "MALFORMED_JSON", NULL,
+		    "the body is not valid JSON: %s at byte %zu",
+		    je.msg ? je.msg : "parse error", je.offset);
+		return NULL;
+	}
+	if (!dre_json_is(root, DRE_JSON_OBJECT)) {
+		bad(r, NULL, "the body must be a JSON object");
+		return NULL;
+	}
+	return root;
+}
+
+// field reads a string member (1..max characters); answers 400 when it is
+// wrong or required and missing. *present tells whether it was given.
+static bool
+field(req *r, const dre_json *o, const char *key, size_t max, bool required,
+    char *out, size_t cap, bool *present)
+{
+	bool p = false;
+	out[0] = '\0';
+	r->errs.n = 0;
+	if (!cp_json_str(out, cap, o, key, max, key, &r->errs, &p)) {
+		reply_invalid(r);
+		return false;
+	}
+	if (!p && required) {
+		char msg[96];
+		snprintf(msg, sizeof msg, "%s is required", key);
+		bad(r, key, msg);
+		return false;
+	}
+	if (present != NULL)
+		*present = p;
+	return true;
+}
+
+// reply_buf answers status with the JSON document in b.
+static void
+reply_buf(req *r, int status, dre_buf *b)
+{
+	if (b->oom) {
+		reply_internal(r, DRE_ENOMEM);
+		return;
+	}
+	dre_buf_free(&r->rep->body);
+	r->rep->body = *b;
+	memset(b, 0, sizeof *b);
+	r->rep->status = status;
+	dre_rpc_reply_json(r->rep);
+}
+
+// reply_api answers status with a /api/v1 document: minorVersion first.
+static void
+reply_api(req *r, int status, const dre_buf *doc)
+{
+	dre_buf b = { 0 };
+	dre_buf_printf(&b, "{\"minorVersion\":%d", MINOR_VERSION);
+	if (doc->len > 2 && doc->data[0] == '{') {
+		dre_buf_putc(&b, ',');
+		dre_buf_append(&b, doc->data + 1, doc->len - 1);
+	} else {
+		dre_buf_putc(&b, '}');
+	}
+	if (doc->oom)
+		b.oom = 1;
+	reply_buf(r, status, &b);
+}
+
+static void
+ktime_or_null(dre_jsonw *w, const char *key, int64_t ms)
+{
+	dre_jsonw_key(w, key);
+	if (ms == 0)
+		dre_jsonw_null(w);
+	else
+		dre_jsonw_time(w, ms);
+}
+
+// ---- POS: validate
+// ----------------------------------------------------------
+
+static void
+do_validate(req *r)
+{
+	const dre_json *in = body(r);
+	char            given[CP_CODE_MAX * 4 + 1], code[CP_CODE_MAX + 1];
+	char            customer[CP_ID_BYTES], tx[CP_ID_BYTES];
+	cp_check        ck;
+	const char     *promo = NULL;
+	dre_err         err;
+
+	if (in == NULL
+	    || !field(
+	        r, in, "code", CP_CODE_MAX, true, given, sizeof given, NULL)
+	    || !field(r, in, "customerId", CP_ID_MAX, false, customer,
+	        sizeof customer, NULL)
+	    || !field(
+	        r, in, "transactionId", CP_ID_MAX, false, tx, sizeof tx, NULL))
+		return;
+	memset(&ck, 0, sizeof ck);
+	ck.reason = CP_R_NOT_FOUND;
+	if (cp_code_normalize(code, given, strlen(given))) {
+		err = cp_validate(r->s, r->a, r->call->tenant, code, customer,
+		    tx, dre_now_ms(), &ck);
+		if (err != DRE_OK) {
+			reply_internal(r, err);
+			return;
+		}
+	}
+	if (ck.reason != CP_R_NOT_FOUND) {
+		const char **ids;
+		cp_links_get(r->s, r->a, r->call->tenant, ck.code.type_id,
+		    &ids, &promo);
+	}
+	dre_buf   b = { 0 };
+	dre_jsonw w;
+	dre_jsonw_init(&w, &b);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kbool(&w, "valid", ck.reason == CP_R_OK);
+	dre_jsonw_kstr(&w, "code", ck.reason != CP_R_NOT_FOUND ? code : given);
+	char msg[200];
+	if (ck.reason == CP_R_OK)
+		snprintf(msg, sizeof msg, "coupon '%s' is valid", code);
+	else
+		snprintf(msg, sizeof msg, "%s", cp_reason_text(ck.reason));
+	dre_jsonw_kstr(&w, "message", msg);
+	dre_jsonw_kstr(&w, "promotionId", promo);
+	ktime_or_null(&w, "validUntil", ck.valid_until);
+	dre_jsonw_kstr(&w, "reason",
+	    ck.reason == CP_R_OK ? NULL : cp_reason_name(ck.reason));
+	dre_jsonw_kstr(&w, "couponTypeId",
+	    ck.reason != CP_R_NOT_FOUND ? ck.code.type_id : NULL);
+	dre_jsonw_kstr(&w, "status",
+	    ck.reason != CP_R_NOT_FOUND ? cp_state_name(ck.code.state) : NULL);
+	dre_jsonw_obj_end(&w);
+	reply_buf(r, 200, &b);
+}
+
+// code_arg reads and normalises the "code" member; a code that cannot
+// exist answers 404 like an unknown one.
+static bool
+code_arg(req *r, const dre_json *in, char *code)
+{
+	char given[CP_CODE_MAX * 4 + 1];
+	if (!field(
+	        r, in, "code", CP_CODE_MAX, true, given, sizeof given, NULL))
+		return false;
+	if (!cp_code_normalize(code, given, strlen(given))) {
+		cp_outcome o = { 404, CP_R_NOT_FOUND, "" };
+		snprintf(o.msg, sizeof o.msg, "coupon '%s': %s", given,
+		    cp_reason_text(CP_R_NOT_FOUND));
+		reply_outcome(r, &o, "code");
+		return false;
+	}
+	return true;
+}
+
+// ---- POS: reserve, redeem, cancel, activate
+// ----------------------------------
+
+static void
+do_reserve(req *r)
+{
+	const dre_json *in = body(r);
+	char            code[CP_CODE_MAX + 1], tx[CP_ID_BYTES];
+	char            customer[CP_ID_BYTES];
+	cp_resv         rv;
+	cp_outcome      o;
+
+	if (in == NULL || !code_arg(r, in, code)
+	    || !field(
+	        r, in, "transactionId", CP_ID_MAX, true, tx, sizeof tx, NULL)
+	    || !field(r, in, "customerId", CP_ID_MAX, false, customer,
+	        sizeof customer, NULL))
+		return;
+	cp_reserve(r->s, r->a, r->call->tenant, code, tx, customer, &rv, &o);
+	if (o.status != 200) {
+		reply_outcome(r, &o, "code");
+		return;
+	}
+	dre_buf   b = { 0 };
+	dre_jsonw w;
+	dre_jsonw_init(&w, &b);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "reservationId", rv.id);
+	dre_jsonw_kbool(&w, "reserved", true);
+	ktime_or_null(&w, "expiresAt", rv.expires_at);
+	dre_jsonw_kstr(&w, "message", o.msg);
+	dre_jsonw_kstr(&w, "code", code);
+	dre_jsonw_obj_end(&w);
+	reply_buf(r, 200, &b);
+}
+
+static void
+do_redeem(req *r)
+{
+	const dre_json *in = body(r);
+	char            id[DRE_UUID_LEN + 2], tx[CP_ID_BYTES];
+	cp_outcome      o;
+
+	if (in == NULL
+	    || !field(r, in, "reservationId", DRE_UUID_LEN + 1, true, id,
+	        sizeof id, NULL)
+	    || !field(
+	        r, in, "transactionId", CP_ID_MAX, true, tx, sizeof tx, NULL))
+		return;
+	if (!dre_uuid_valid(id, strlen(id))) {
+		bad(r, "reservationId", "reservationId must be a UUID");
+		return;
+	}
+	cp_redeem(r->s, r->a, r->call->tenant, id, tx, &o);
+	if (o.status != 200) {
+		reply_outcome(r, &o, "reservationId");
+		return;
+	}
+	dre_buf   b = { 0 };
+	dre_jsonw w;
+	dre_jsonw_init(&w, &b);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kbool(&w, "redeemed", true);
+	dre_jsonw_kstr(&w, "message", o.msg);
+	dre_jsonw_obj_end(&w);
+	reply_buf(r, 200, &b);
+}
+
+static void
+do_cancel(req *r)
+{
+	const dre_json *in = body(r);
+	char            id[DRE_UUID_LEN + 2];
+	cp_outcome      o;
+
+	if (in == NULL
+	    || !field(r, in, "reservationId", DRE_UUID_LEN + 1, true, id,
+	        sizeof id, NULL))
+		return;
+	if (!dre_uuid_valid(id, strlen(id))) {
+		bad(r, "reservationId", "reservationId must be a UUID");
+		return;
+	}
+	cp_cancel(r->s, r->a, r->call->tenant, id, &o);
+	if (o.status != 200) {
+		reply_outcome(r, &o, "reservationId");
+		return;
+	}
+	dre_buf   b = { 0 };
+	dre_jsonw w;
+	dre_jsonw_init(&w, &b);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kbool(&w, "cancelled", true);
+	dre_jsonw_kstr(&w, "message", o.msg);
+	dre_jsonw_obj_end(&w);
+	reply_buf(r, 200, &b);
+}
+
+static void
+do_activate(req *r)
+{
+	const dre_json *in = body(r);
+	char            code[CP_CODE_MAX + 1], customer[CP_ID_BYTES];
+	cp_code         c;
+	cp_type         t;
+	cp_code_rules   cv;
+	cp_outcome      o;
+
+	if (in == NULL || !code_arg(r, in, code)
+	    || !field(r, in, "customerId", CP_ID_MAX, true, customer,
+	        sizeof customer, NULL))
+		return;
+	cp_activate(r->s, r->a, r->call->tenant, code, customer, &c, &o);
+	if (o.status != 200) {
+		reply_outcome(r, &o, "code");
+		return;
+	}
+	int64_t until = 0;
+	if (cp_type_load(r->s, r->a, r->call->tenant, c.type_id, &t)
+	    == DRE_OK) {
+		cp_code_view(&c, &cv);
+		until = cp_effective_valid_to(&cv, &t.r);
+	}
+	dre_buf   b = { 0 };
+	dre_jsonw w;
+	dre_jsonw_init(&w, &b);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kbool(&w, "activated", true);
+	dre_jsonw_kstr(&w, "code", code);
+	dre_jsonw_kstr(&w, "message", o.msg);
+	ktime_or_null(&w, "validUntil", until);
+	dre_jsonw_obj_end(&w);
+	reply_buf(r, 200, &b);
+}
+
+// ---- POS: issue
+// ---------------------------------------------------------------
+
+// type_arg resolves couponTypeId or couponTypeName; answers when it cannot.
+static bool
+type_arg(req *r, const dre_json *in, bool by_name, cp_type *t)
+{
+	char    id[DRE_UUID_LEN + 2], name[CP_NAME_BYTES];
+	bool    has_id = false, has_name = false;
+	dre_err err;
+	if (!field(r, in, "couponTypeId", DRE_UUID_LEN + 1, false, id,
+	        sizeof id, &has_id))
+		return false;
+	if (by_name
+	    && !field(r, in, "couponTypeName", CP_NAME_MAX, false, name,
+	        sizeof name, &has_name))
+		return false;
+	if (!has_id && !has_name) {
+		bad(r, "couponTypeId",
+		    by_name ? "couponTypeId or couponTypeName is required"
+		            : "couponTypeId is required");
+		return false;
+	}
+	err = has_id ? cp_type_load(r->s, r->a, r->call->tenant, id, t)
+	             : cp_type_find_name(r->s, r->a, r->call->tenant, name, t);
+	if (err == DRE_ENOTFOUND) {
+		dre_rpc_reply_error(r->rep, 404, "NOT_FOUND",
+		    has_id ? "couponTypeId" : "couponTypeName",
+		    "coupon type '%s' not found", has_id ? id : name);
+		return false;
+	}
+	if (err != DRE_OK) {
+		reply_internal(r, err);
+		return false;
+	}
+	return true;
+}
+
+// customers_arg collects customerId or customerIds[] (1..ISSUE_MAX).
+static bool
+customers_arg(req *r, const dre_json *in, const char ***outp, size_t *np)
+{
+	const dre_json *one = dre_json_get(in, "customerId");
+	const dre_json *many = dre_json_get(in, "customerIds");
+	char            buf[CP_ID_BYTES], target[48];
+	bool            has_one = !dre_json_is_null(one);
+	bool            has_many = !dre_json_is_null(many);
+	if (has_one && has_many) {
+		bad(r, "customerIds",
+		    "give customerId or customerIds, not both");
+		return false;
+	}
+	if (!has_one && !has_many) {
+		bad(r, "customerId", "customerId or customerIds is required");
+		return false;
+	}
+	if (has_one) {
+		const char **v = dre_arena_get(r->a, sizeof *v);
+		if (v == NULL
+		    || !field(r, in, "customerId", CP_ID_MAX, true, buf,
+		        sizeof buf, NULL))
+			return v == NULL
+			    ? (reply_internal(r, DRE_ENOMEM), false)
+			    : false;
+		v[0] = dre_arena_strdup(r->a, buf);
+		*outp = v;
+		*np = 1;
+		return v[0] != NULL;
+	}
+	if (!dre_json_is(many, DRE_JSON_ARRAY) || many->len == 0
+	    || many->len > ISSUE_MAX) {
+		char msg[96];
+		snprintf(msg, sizeof msg,
+		    "customerIds must be an array of 1 to %d customer ids",
+		    ISSUE_MAX);
+		bad(r, "customerIds", msg);
+		return false;
+	}
+	const char **v = dre_arena_get(r->a, many->len * sizeof *v);
+	size_t       n = 0;
+	if (v == NULL) {
+		reply_internal(r, DRE_ENOMEM);
+		return false;
+	}
+	for (const dre_json *x = many->child; x != NULL; x = x->next, n++) {
+		size_t chars = 0;
+		snprintf(target, sizeof target, "customerIds[%zu]", n);
+		if (!dre_json_is(x, DRE_JSON_STRING)
+		    || !dre_utf8_valid(x->str, x->len, &chars) || chars == 0
+		    || chars > CP_ID_MAX
+		    || memchr(x->str, 0, x->len) != NULL) {
+			char msg[96];
+			snprintf(msg, sizeof msg,
+			    "%s must be a string of 1 to %d characters",
+			    target, CP_ID_MAX);
+			bad(r, target, msg);
+			return false;
+		}
+		v[n] = x->str;
+	}
+	*outp = v;
+	*np = n;
+	return true;
+}
+
+static void
+do_issue(req *r)
+{
+	const dre_json *in = body(r);
+	const char    **customers = NULL;
+	size_t          n = 0, inserted = 0;
+	char            reason[REASON_MAX * 4 + 1];
+	bool            has_reason = false;
+	cp_type         t;
+	int64_t         retry = 0, now = dre_now_ms();
+	dre_err         err;
+
+	if (in == NULL || !type_arg(r, in, true, &t)
+	    || !customers_arg(r, in, &customers, &n)
+	    || !field(r, in, "reason", REASON_MAX, false, reason,
+	        sizeof reason, &has_reason))
+		return;
+	if (!t.r.active) {
+		cp_outcome o = { 409, CP_R_INACTIVE, "" };
+		snprintf(o.msg, sizeof o.msg,
+		    "coupon type '%.100s' is not active", t.name);
+		reply_outcome(r, &o, "couponTypeId");
+		return;
+	}
+	const dre_json *meta = dre_json_get(in, "metadata");
+	if (dre_json_is_null(meta))
+		meta = NULL;
+
+	int64_t got = cp_rate_take_tenant(
+	    r->s, r->call->tenant, (int64_t) n, now, &retry);
+	char ra[24];
+	snprintf(ra, sizeof ra, "%lld", (long long) retry);
+	if (got == 0) {
+		dre_rpc_reply_header(r->rep, "Retry-After", ra);
+		dre_rpc_reply_error(r->rep, 429, "RATE_LIMITED", NULL,
+		    "at most %lld coupons may be issued per minute; retry in "
+		    "%lld s",
+		    (long long) r->s->o.issue_rate_per_min, (long long) retry);
+		return;
+	}
+	cp_code *codes = calloc((size_t) got, sizeof *codes);
+	if (codes == NULL) {
+		reply_internal(r, DRE_ENOMEM);
+		return;
+	}
+	for (int64_t i = 0; i < got; i++) {
+		cp_code *c = &codes[i];
+		cp_code_generate(c->code, t.prefix, (int) t.code_length);
+		memcpy(c->type_id, t.id, sizeof c->type_id);
+		c->state = CP_CREATED;
+		snprintf(c->customer, sizeof c->customer, "%s", customers[i]);
+		c->origin = CP_ORIGIN_ISSUE;
+		c->issued_at = c->created_at = now;
+		c->issue_reason = has_reason ? reason : NULL;
+		c->metadata = meta;
+		cp_birth_validity(
+		    &t.r, t.validity_days, now, &c->valid_from, &c->valid_to);
+	}
+	dre_batch *b = dre_batch_alloc();
+	err = b == NULL ? DRE_ENOMEM
+	                : cp_codes_insert(r->s, r->call->tenant, codes,
+	                    (size_t) got, &t, true, NULL, b, "COUPON_ISSUED",
+	                    has_reason ? reason : NULL, &inserted);
+	dre_batch_free(b);
+	if (err != DRE_OK) {
+		free(codes);
+		reply_internal(r, err);
+		return;
+	}
+	dre_buf   out = { 0 };
+	dre_jsonw w;
+	dre_jsonw_init(&w, &out);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kint(&w, "issuedCount", got);
+	dre_jsonw_kint(&w, "failedCount", (int64_t) n - got);
+	dre_jsonw_key(&w, "issuedCoupons");
+	dre_jsonw_arr_begin(&w);
+	for (int64_t i = 0; i < got; i++) {
+		const cp_code *c = &codes[i];
+		dre_jsonw_obj_begin(&w);
+		dre_jsonw_kstr(&w, "code", c->code);
+		dre_jsonw_kstr(&w, "customerId", c->customer);
+		dre_jsonw_kstr(&w, "couponTypeId", c->type_id);
+		dre_jsonw_kstr(&w, "status", cp_state_name(c->state));
+		ktime_or_null(&w, "issuedAt", c->issued_at);
+		ktime_or_null(&w, "validFrom", c->valid_from);
+		ktime_or_null(&w, "validUntil", c->valid_to);
+		dre_jsonw_obj_end(&w);
+	}
+	dre_jsonw_arr_end(&w);
+	dre_jsonw_key(&w, "failures");
+	dre_jsonw_arr_begin(&w);
+	for (size_t i = (size_t) got; i < n; i++) {
+		dre_jsonw_obj_begin(&w);
+		dre_jsonw_kstr(&w, "customerId", customers[i]);
+		dre_jsonw_kstr(&w, "reason", "RATE_LIMITED");
+		dre_jsonw_kstr(
+		    &w, "message", "the per-minute issue limit was reached");
+		dre_jsonw_obj_end(&w);
+	}
+	dre_jsonw_arr_end(&w);
+	char msg[160];
+	if ((size_t) got == n)
+		snprintf(msg, sizeof msg, "%lld coupon%s issued",
+		    (long long) got, got == 1 ? "" : "s");
+	else
+		snprintf(msg, sizeof msg,
+		    "%lld of %zu coupons issued; the rest exceeded the limit "
+		    "of "
+		    "%lld per minute (retry in %lld s)",
+		    (long long) got, n, (long long) r->s->o.issue_rate_per_min,
+		    (long long) retry);
+	dre_jsonw_kstr(&w, "message", msg);
+	dre_jsonw_obj_end(&w);
+	free(codes);
+	if ((size_t) got < n)
+		dre_rpc_reply_header(r->rep, "Retry-After", ra);
+	reply_buf(r, 200, &out);
+}
+
+// ---- /api/v1 helpers
+// -------------------------------------------------------------
+
+static const char *
+id_param(req *r)
+{
+	const char *id = dre_rpc_param(r->call, "id");
+	if (id == NULL || id[0] == '\0') {
+		bad(r, "id", "the entity id is missing");
+		return NULL;
+	}
+	return id;
+}
+
+// int_param reads a non-negative integer parameter; answers 400 when bad.
+static bool
+int_param(req *r, const char *name, int64_t dflt, int64_t *out)
+{
+	const char *s = dre_rpc_param(r->call, name);
+	char       *end = NULL;
+	if (s == NULL || s[0] == '\0') {
+		*out = dflt;
+		return true;
+	}
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < 0 || s[0] < '0' || s[0] > '9') {
+		char msg[96];
+		snprintf(msg, sizeof msg, "%s must be a non-negative integer",
+		    name);
+		bad(r, name, msg);
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
+static const char *
+str_param(req *r, const char *name)
+{
+	const char *s = dre_rpc_param(r->call, name);
+	return s != NULL && s[0] != '\0' ? s : NULL;
+}
+
+static void
+reply_list(req *r, int64_t count, const dre_buf *vals)
+{
+	dre_buf b = { 0 };
+	dre_buf_printf(&b, "{\"minorVersion\":%d,\"count\":%lld,\"value\":[",
+	    MINOR_VERSION, (long long) count);
+	if (vals->len > 0)
+		dre_buf_append(&b, vals->data, vals->len);
+	dre_buf_puts(&b, "]}");
+	if (vals->oom)
+		b.oom = 1;
+	reply_buf(r, 200, &b);
+}
+
+// ---- /api/v1/CouponTypes
+// ---------------------------------------------------------
+
+static void
+type_doc(req *r, const cp_type *t, dre_buf *out)
+{
+	const char **ids = NULL;
+	size_t       n
+	    = cp_links_get(r->s, r->a, r->call->tenant, t->id, &ids, NULL);
+	cp_type_write(out, t, true, ids, n);
+}
+
+static void
+do_type_create(req *r)
+{
+	const dre_json *in = body(r);
+	cp_type         t, other;
+	dre_buf         doc = { 0 };
+	char            id[DRE_UUID_LEN + 2];
+	bool            has_id = false;
+	dre_err         err;
+
+	if (in == NULL)
+		return;
+	if (!field(
+	        r, in, "id", DRE_UUID_LEN + 1, false, id, sizeof id, &has_id))
+		return;
+	if (has_id && !dre_uuid_valid(id, strlen(id))) {
+		bad(r, "id", "id must be a UUID");
+		return;
+	}
+	r->errs.n = 0;
+	if (cp_type_parse(&t, r->a, in, NULL, false, &r->errs) != DRE_OK) {
+		reply_invalid(r);
+		return;
+	}
+	if (has_id)
+		memcpy(t.id, id, sizeof t.id);
+	else
+		dre_uuid_v4(t.id);
+	t.created_at = t.updated_at = dre_now_ms();
+	pthread_mutex_lock(&r->s->types_mu);
+	if (has_id
+	    && (err = cp_type_load(r->s, r->a, r->call->tenant, t.id, &other))
+	        != DRE_ENOTFOUND) {
+		if (err == DRE_OK)
+			dre_rpc_reply_error(r->rep, 409, "CONFLICT", "id",
+			    "coupon type '%s' already exists", t.id);
+		else
+			reply_internal(r, err);
+		goto unlock;
+	}
+	err = cp_type_find_name(r->s, r->a, r->call->tenant, t.name, &other);
+	if (err == DRE_OK) {
+		dre_rpc_reply_error(r->rep, 409, "CONFLICT", "name",
+		    "a coupon type named '%s' already exists", t.name);
+		goto unlock;
+	}
+	if (err != DRE_ENOTFOUND
+	    || (err = cp_type_store(r->s, r->call->tenant, &t, NULL))
+	        != DRE_OK) {
+		reply_internal(r, err);
+		goto unlock;
+	}
+	type_doc(r, &t, &doc);
+	reply_api(r, 201, &doc);
+unlock:
+	pthread_mutex_unlock(&r->s->types_mu);
+	dre_buf_free(&doc);
+}
+
+static void
+reply_type_missing(req *r, const char *id)
+{
+	dre_rpc_reply_error(
+	    r->rep, 404, "NOT_FOUND", NULL, "coupon type '%s' not found", id);
+}
+
+static void
+do_type_get(req *r)
+{
+	const char *id = id_param(r);
+	cp_type     t;
+	dre_buf     doc = { 0 };
+	dre_err     err;
+	if (id == NULL)
+		return;
+	err = cp_type_load(r->s, r->a, r->call->tenant, id, &t);
+	if (err == DRE_ENOTFOUND)
+		err = cp_type_find_name(r->s, r->a, r->call->tenant, id, &t);
+	if (err == DRE_ENOTFOUND) {
+		reply_type_missing(r, id);
+		return;
+	}
+	if (err != DRE_OK) {
+		reply_internal(r, err);
+		return;
+	}
+	type_doc(r, &t, &doc);
+	reply_api(r, 200, &doc);
+	dre_buf_free(&doc);
+}
+
+static void
+do_type_update(req *r)
+{
+	const char     *id = id_param(r);
+	const dre_json *in = id != NULL ? body(r) : NULL;
+	const char     *pp = dre_rpc_param(r->call, "patch");
+	bool            patch = pp != NULL && strcmp(pp, "1") == 0;
+	cp_type         old, t, other;
+	dre_buf         doc = { 0 };
+	dre_err         err;
+	if (in == NULL)
+		return;
+	pthread_mutex_lock(&r->s->types_mu);
+	if ((err = cp_type_load(r->s, r->a, r->call->tenant, id, &old))
+	    != DRE_OK) {
+		if (err == DRE_ENOTFOUND)
+			reply_type_missing(r, id);
+		else
+			reply_internal(r, err);
+		goto unlock;
+	}
+	r->errs.n = 0;
+	if (cp_type_parse(&t, r->a, in, &old, patch, &r->errs) != DRE_OK) {
+		reply_invalid(r);
+		goto unlock;
+	}
+	const dre_json *bid = dre_json_get(in, "id");
+	if (dre_json_is(bid, DRE_JSON_STRING)
+	    && strcmp(bid->str, old.id) != 0) {
+		bad(r, "id", "id cannot be changed");
+		goto unlock;
+	}
+	if (t.r.generic != old.r.generic) {
+		bad(r, "type",
+		    "type cannot be changed; create a new coupon type");
+		goto unlock;
+	}
+	if (strcmp(t.name, old.name) != 0
+	    && cp_type_find_name(r->s, r->a, r->call->tenant, t.name, &other)
+	        == DRE_OK) {
+		dre_rpc_reply_error(r->rep, 409, "CONFLICT", "name",
+		    "a coupon type named '%s' already exists", t.name);
+		goto unlock;
+	}
+	memcpy(t.id, old.id, sizeof t.id);
+	t.created_at = old.created_at;
+	t.updated_at = dre_now_ms();
+	if ((err = cp_type_store(r->s, r->call->tenant, &t, &old)) != DRE_OK) {
+		reply_internal(r, err);
+		goto unlock;
+	}
+	type_doc(r, &t, &doc);
+	reply_api(r, 200, &doc);
+unlock:
+	pthread_mutex_unlock(&r->s->types_mu);
+	dre_buf_free(&doc);
+}
+
+static void
+do_type_delete(req *r)
+{
+	const char *id = id_param(r);
+	cp_type     old;
+	dre_err     err;
+	if (id == NULL)
+		return;
+	pthread_mutex_lock(&r->s->types_mu);
+	if ((err = cp_type_load(r->s, r->a, r->call->tenant, id, &old))
+	    != DRE_OK) {
+		if (err == DRE_ENOTFOUND)
+			reply_type_missing(r, id);
+		else
+			reply_internal(r, err);
+		goto unlock;
+	}
+	// Codes refer to their type for its rules: a type with codes is
+	// deactivated (status INACTIVE), never deleted. The creation lock
+	// keeps a code from appearing between the check and the delete.
+	pthread_mutex_lock(&r->s->create_mu);
+	if (cp_type_has_codes(r->s, r->call->tenant, old.id)) {
+		pthread_mutex_unlock(&r->s->create_mu);
+		dre_rpc_reply_error(r->rep, 409, "CONFLICT", NULL,
+		    "coupon type '%s' has codes; set its status to INACTIVE "
+		    "instead",
+		    old.id);
+		goto unlock;
+	}
+	err = cp_type_store(r->s, r->call->tenant, NULL, &old);
+	pthread_mutex_unlock(&r->s->create_mu);
+	if (err != DRE_OK) {
+		reply_internal(r, err);
+		goto unlock;
+	}
+	r->rep->status = 204;
+	dre_buf_reset(&r->rep->body);
+unlock:
+	pthread_mutex_unlock(&r->s->types_mu);
+}
+
+static void
+do_type_list(req *r)
+{
+	int64_t         top, skip, count = 0, emitted = 0;
+	const char     *status = str_param(r, "status");
+	dre_store_iter *it = NULL;
+	dre_buf         vals = { 0 };
+	dre_arena      *scratch = NULL;
+	char            prefix[256];
+	int             pl;
+	dre_err         err;
+
+	if (!int_param(r, "$top", TOP_DEFAULT, &top)
+	    || !int_param(r, "$skip", 0, &skip))
+		return;
+	if (top > TOP_MAX)
+		top = TOP_MAX;
+	if (status != NULL && strcmp(status, "ACTIVE") != 0
+	    && strcmp(status, "INACTIVE") != 0) {
+		bad(r, "status", "status must be ACTIVE or INACTIVE");
+		return;
+	}
+	pl = snprintf(prefix, sizeof prefix, "%s", r->call->tenant);
+	if (pl < 0 || (size_t) pl + 1 >= sizeof prefix) {
+		bad(r, NULL, "tenant too long");
+		return;
+	}
+	if ((scratch = dre_arena_alloc(0)) == NULL) {
+		reply_internal(r, DRE_ENOMEM);
+		return;
+	}
+	// tenant \0: the NUL keeps tenant "a" apart from tenant "ab".
+	if ((err = dre_store_iter_open(
+	         &it, r->s->st, CF_TYPES, prefix, (size_t) pl + 1))
+	    != DRE_OK) {
+		dre_arena_free(scratch);
+		reply_internal(r, err);
+		return;
+	}
+	const char *k, *v;
+	size_t      kl, vl;
+	while (dre_store_iter_next(it, &k, &kl, &v, &vl)) {
+		dre_json *root = NULL;
+		cp_type   t;
+		dre_arena_reset(scratch);
+		if (dre_json_parse(
+		        &root, scratch, v, vl, DRE_JSON_MAX_DEPTH, NULL)
+		        != DRE_OK
+		    || cp_type_parse(&t, scratch, root, NULL, false, NULL)
+		        != DRE_OK)
+			continue;
+		if (status != NULL
+		    && t.r.active != (strcmp(status, "ACTIVE") == 0))
+			continue;
+		count++;
+		if (count > skip && emitted < top) {
+			const char **ids = NULL;
+			size_t       n = cp_links_get(
+			          r->s, scratch, r->call->tenant, t.id, &ids, NULL);
+			if (emitted++ > 0)
+				dre_buf_putc(&vals, ',');
+			cp_type_write(&vals, &t, true, ids, n);
+		}
+	}
+	dre_store_iter_close(it);
+	dre_arena_free(scratch);
+	reply_list(r, count, &vals);
+	dre_buf_free(&vals);
+}
+
+// ---- /api/v1/CouponCodes
+// -----------------------------------------------------------
+
+// new_code fills a code of type t born now.
+static void
+new_code(cp_code *c, const cp_type *t, const char *code, const char *customer,
+    cp_state st, const char *origin, int64_t now)
+{
+	memset(c, 0, sizeof *c);
+	if (code != NULL)
+		snprintf(c->code, sizeof c->code, "%s", code);
+	else
+		cp_code_generate(c->code, t->prefix, (int) t->code_length);
+	memcpy(c->type_id, t->id, sizeof c->type_id);
+	c->state = st;
+	snprintf(
+	    c->customer, sizeof c->customer, "%s", customer ? customer : "");
+	c->origin = origin;
+	c->created_at = now;
+	cp_birth_validity(
+	    &t->r, t->validity_days, now, &c->valid_from, &c->valid_to);
+}
+
+static void
+do_code_create(req *r)
+{
+	const dre_json *in = body(r);
+	char            given[CP_CODE_MAX * 4 + 1], code[CP_CODE_MAX + 1];
+	char            customer[CP_ID_BYTES], status[16];
+	bool            has_code = false, dup = false;
+	cp_type         t;
+	cp_code         c;
+	size_t          ins = 0;
+	dre_buf         doc = { 0 };
+
+	if (in == NULL || !type_arg(r, in, false, &t)
+	    || !field(r, in, "code", CP_CODE_MAX, false, given, sizeof given,
+	        &has_code)
+	    || !field(r, in, "customerId", CP_ID_MAX, false, customer,
+	        sizeof customer, NULL)
+	    || !field(r, in, "status", 10, false, status, sizeof status, NULL))
+		return;
+	if (has_code && !cp_code_normalize(code, given, strlen(given))) {
+		bad(r, "code",
+		    "code must be 1 to 50 letters, digits, '-' or '_'");
+		return;
+	}
+	cp_state st = CP_ACTIVE;
+	if (status[0] != '\0' && strcmp(status, "ACTIVE") != 0) {
+		if (strcmp(status, "CREATED") != 0) {
+			bad(r, "status",
+			    "a new code is ACTIVE or CREATED (to be activated "
+			    "by its customer)");
+			return;
+		}
+		st = CP_CREATED;
+	}
+	new_code(&c, &t, has_code ? code : NULL, customer, st,
+	    CP_ORIGIN_IMPORT, dre_now_ms());
+	dre_batch *b = dre_batch_alloc();
+	dre_err    err = b == NULL ? DRE_ENOMEM
+	                           : cp_codes_insert(r->s, r->call->tenant, &c, 1,
+	                               &t, !has_code, &dup, b, NULL, NULL, &ins);
+	dre_batch_free(b);
+	if (err != DRE_OK) {
+		reply_internal(r, err);
+		return;
+	}
+	if (dup) {
+		dre_rpc_reply_error(r->rep, 409, "CONFLICT", "code",
+		    "coupon code '%s' already exists", c.code);
+		return;
+	}
+	cp_code_write(&doc, &c);
+	reply_api(r, 201, &doc);
+	dre_buf_free(&doc);
+}
+
+static void
+do_code_import(req *r)
+{
+	const dre_json *in = body(r);
+	cp_type         t;
+	size_t          n = 0, ins = 0, nbad = 0;
+	int64_t         now = dre_now_ms();
+	dre_buf         errs = { 0 };
+	dre_jsonw       ew;
+
+	if (in == NULL || !type_arg(r, in, false, &t))
+		return;
+	const dre_json *list = dre_json_get(in, "codes");
+	if (!dre_json_is(list, DRE_JSON_ARRAY) || list->len == 0
+	    || list->len > IMPORT_MAX) {
+		char msg[128];
+		snprintf(msg, sizeof msg,
+		    "codes must be an array of 1 to %d codes (strings or "
+		    "{code, customerId})",
+		    IMPORT_MAX);
+		bad(r, "codes", msg);
+		return;
+	}
+	cp_code *codes = calloc(list->len, sizeof *codes);
+	size_t  *index = calloc(list->len, sizeof *index);
+	bool    *dup = calloc(list->len, sizeof *dup);
+	if (codes == NULL || index == NULL || dup == NULL) {
+		free(codes);
+		free(index);
+		free(dup);
+		reply_internal(r, DRE_ENOMEM);
+		return;
+	}
+	dre_jsonw_init(&ew, &errs);
+	dre_jsonw_arr_begin(&ew);
+	size_t i = 0;
+	for (const dre_json *x = list->child; x != NULL; x = x->next, i++) {
+		const dre_json *cv = x, *cu = NULL;
+		char            code[CP_CODE_MAX + 1], target[48];
+		char            customer[CP_ID_BYTES] = "";
+		const char     *problem = NULL;
+		if (dre_json_is(x, DRE_JSON_OBJECT)) {
+			cv = dre_json_get(x, "code");
+			cu = dre_json_get(x, "customerId");
+		}
+		snprintf(target, sizeof target, "codes[%zu]", i);
+		if (!dre_json_is(cv, DRE_JSON_STRING)
+		    || !cp_code_normalize(code, cv->str, cv->len))
+			problem
+			    = "code must be 1 to 50 letters, digits, '-' or "
+			      "'_'";
+		else if (!dre_json_is_null(cu)) {
+			size_t chars = 0;
+			if (!dre_json_is(cu, DRE_JSON_STRING)
+			    || !dre_utf8_valid(cu->str, cu->len, &chars)
+			    || chars == 0 || chars > CP_ID_MAX
+			    || memchr(cu->str, 0, cu->len) != NULL)
+				problem
+				    = "customerId must be a string of 1 to "
+				      "50 characters";
+			else
+				snprintf(
+				    customer, sizeof customer, "%s", cu->str);
+		}
+		if (problem != NULL) {
+			nbad++;
+			dre_jsonw_obj_begin(&ew);
+			dre_jsonw_kint(&ew, "index", (int64_t) i);
+			dre_jsonw_kstr(&ew, "code",
+			    dre_json_is(cv, DRE_JSON_STRING) ? cv->str : NULL);
+			dre_jsonw_kstr(&ew, "target", target);
+			dre_jsonw_kstr(&ew, "message", problem);
+			dre_jsonw_obj_end(&ew);
+			continue;
+		}
+		new_code(&codes[n], &t, code, customer, CP_ACTIVE,
+		    CP_ORIGIN_IMPORT, now);
+		index[n++] = i;
+	}
+	dre_batch *b = dre_batch_alloc();
+	dre_err    err = b == NULL ? DRE_ENOMEM
+	                           : cp_codes_insert(r->s, r->call->tenant, codes,
+	                               n, &t, false, dup, b, NULL, NULL, &ins);
+	dre_batch_free(b);
+	for (size_t j = 0; err == DRE_OK && j < n; j++) {
+		if (!dup[j])
+			continue;
+		char target[48];
+		nbad++;
+		snprintf(target, sizeof target, "codes[%zu]", index[j]);
+		dre_jsonw_obj_begin(&ew);
+		dre_jsonw_kint(&ew, "index", (int64_t) index[j]);
+		dre_jsonw_kstr(&ew, "code", codes[j].code);
+		dre_jsonw_kstr(&ew, "target", target);
+		dre_jsonw_kstr(&ew, "message", "the code already exists");
+		dre_jsonw_obj_end(&ew);
+	}
+	dre_jsonw_arr_end(&ew);
+	free(codes);
+	free(index);
+	free(dup);
+	if (err != DRE_OK) {
+		dre_buf_free(&errs);
+		reply_internal(r, err);
+		return;
+	}
+	dre_buf out = { 0 };
+	dre_buf_printf(&out,
+	    "{\"minorVersion\":%d,\"imported\":%zu,\"failed\":%zu,\"errors\":",
+	    MINOR_VERSION, ins, nbad);
+	dre_buf_append(&out, errs.data, errs.len);
+	dre_buf_putc(&out, '}');
+	if (errs.oom)
+		out.oom = 1;
+	dre_buf_free(&errs);
+	reply_buf(r, 200, &out);
+}
+
+// code_param reads the "id" parameter as a code.
+static bool
+code_param(req *r, char *code)
+{
+	const char *id = id_param(r);
+	if (id == NULL)
+		return false;
+	if (!cp_code_normalize(code, id, strlen(id))) {
+		dre_rpc_reply_error(r->rep, 404, "NOT_FOUND", NULL,
+		    "coupon code '%s' not found", id);
+		return false;
+	}
+	return true;
+}
+
+static void
+do_code_get(req *r)
+{
+	char    code[CP_CODE_MAX + 1];
+	cp_code c;
+	dre_buf doc = { 0 };
+	dre_err err;
+	if (!code_param(r, code))
+		return;
+	err = cp_code_load(r->s, r->a, r->call->tenant, code, &c);
+	if (err == DRE_ENOTFOUND) {
+		dre_rpc_reply_error(r->rep, 404, "NOT_FOUND", NULL,
+		    "coupon code '%s' not found", code);
+		return;
+	}
+	if (err != DRE_OK) {
+		reply_internal(r, err);
+		return;
+	}
+	cp_code_write(&doc, &c);
+	reply_api(r, 200, &doc);
+	dre_buf_free(&doc);
+}
+
+// do_code_update: an administrator may cancel a code; every other change of
+// state goes through the POS operations.
+static void
+do_code_update(req *r)
+{
+	char            code[CP_CODE_MAX + 1], status[16];
+	const dre_json *in;
+	cp_code         c;
+	cp_outcome      o;
+	dre_buf         doc = { 0 };
+	if (!code_param(r, code) || (in = body(r)) == NULL
+	    || !field(r, in, "status", 10, true, status, sizeof status, NULL))
+		return;
+	if (strcmp(status, "CANCELLED") != 0) {
+		bad(r, "status",
+		    "only status CANCELLED can be set here; activate, "
+		    "reserve, "
+		    "redeem and cancel a reservation through /pos/coupons");
+		return;
+	}
+	cp_admin_cancel(r->s, r->a, r->call->tenant, code, &c, &o);
+	if (o.status != 200) {
+		reply_outcome(r, &o, "status");
+		return;
+	}
+	cp_code_write(&doc, &c);
+	reply_api(r, 200, &doc);
+	dre_buf_free(&doc);
+}
+
+static void
+do_code_list(req *r)
+{
+	cp_code_filter f = { NULL, NULL, -1, 0, 0 };
+	const char    *st = str_param(r, "status");
+	dre_buf        vals = { 0 };
+	int64_t        count = 0;
+	dre_err        err;
+	if (!int_param(r, "$top", TOP_DEFAULT, &f.top)
+	    || !int_param(r, "$skip", 0, &f.skip))
+		return;
+	if (f.top > TOP_MAX)
+		f.top = TOP_MAX;
+	f.type_id = str_param(r, "couponTypeId");
+	f.customer = str_param(r, "customerId");
+	if (st != NULL && (f.state = cp_state_parse(st)) < 0) {
+		bad(r, "status",
+		    "status must be CREATED, ACTIVE, RESERVED, REDEEMED, "
+		    "EXPIRED or CANCELLED");
+		return;
+	}
+	err = cp_codes_list(r->s, r->a, r->call->tenant, &f, &vals, &count);
+	if (err != DRE_OK) {
+		dre_buf_free(&vals);
+		reply_internal(r, err);
+		return;
+	}
+	reply_list(r, count, &vals);
+	dre_buf_free(&vals);
+}
+
+// ---- /api/v1/CouponCodeBatches
+// -------------------------------------------------------
+
+static void
+do_batch_create(req *r)
+{
+	const dre_json *in = body(r);
+	cp_type         t;
+	cp_batch        bt;
+	int64_t         n = 0;
+	dre_buf         doc = { 0 };
+	if (in == NULL || !type_arg(r, in, false, &t))
+		return;
+	if (dre_json_int(
+	        &n, dre_json_get(in, "numberOfCodes"), 1, CP_BATCH_MAX)
+	    != DRE_OK) {
+		char msg[96];
+		snprintf(msg, sizeof msg,
+		    "numberOfCodes must be an integer from 1 to %d",
+		    CP_BATCH_MAX);
+		bad(r, "numberOfCodes", msg);
+		return;
+	}
+	memset(&bt, 0, sizeof bt);
+	dre_uuid_v4(bt.id);
+	memcpy(bt.type_id, t.id, sizeof bt.type_id);
+	bt.number = n;
+	bt.state = CP_BATCH_PENDING;
+	bt.created_at = dre_now_ms();
+	dre_batch *b = dre_batch_alloc();
+	dre_err    err = DRE_ENOMEM;
+	if (b != NULL) {
+		cp_batch_stage(r->s, b, r->call->tenant, &bt);
+		err = dre_store_write(r->s->st, b, true);
+	}
+	dre_batch_free(b);
+	if (err != DRE_OK) {
+		reply_internal(r, err);
+		return;
+	}
+	cp_jobs_kick(r->s);
+	cp_batch_write(&doc, &bt);
+	// Accepted: the codes are generated in the background.
+	reply_api(r, 202, &doc);
+	dre_buf_free(&doc);
+}
+
+static void
+do_batch_get(req *r)
+{
+	const char *id = id_param(r);
+	cp_batch    bt;
+	dre_buf     doc = { 0 };
+	dre_err     err;
+	if (id == NULL)
+		return;
+	err = cp_batch_load(r->s, r->a, r->call->tenant, id, &bt);
+	if (err == DRE_ENOTFOUND) {
+		dre_rpc_reply_error(r->rep, 404, "NOT_FOUND", NULL,
+		    "coupon code batch '%s' not found", id);
+		return;
+	}
+	if (err != DRE_OK) {
+		reply_internal(r, err);
+		return;
+	}
+	cp_batch_write(&doc, &bt);
+	reply_api(r, 200, &doc);
+	dre_buf_free(&doc);
+}
+
+static void
+do_batch_list(req *r)
+{
+	int64_t         top, skip, count = 0, emitted = 0;
+	const char     *type = str_param(r, "couponTypeId");
+	dre_store_iter *it = NULL;
+	dre_buf         vals = { 0 };
+	dre_arena      *scratch;
+	dre_err         err;
+
+	if (!int_param(r, "$top", TOP_DEFAULT, &top)
+	    || !int_param(r, "$skip", 0, &skip))
+		return;
+	if (top > TOP_MAX)
+		top = TOP_MAX;
+	if ((scratch = dre_arena_alloc(0)) == NULL) {
+		reply_internal(r, DRE_ENOMEM);
+		return;
+	}
+	size_t tl = strlen(r->call->tenant) + 1; // with its NUL
+	if ((err = dre_store_iter_open(
+	         &it, r->s->st, CF_BATCHES, r->call->tenant, tl))
+	    != DRE_OK) {
+		dre_arena_free(scratch);
+		reply_internal(r, err);
+		return;
+	}
+	const char *k, *v;
+	size_t      kl, vl;
+	while (dre_store_iter_next(it, &k, &kl, &v, &vl)) {
+		cp_batch bt;
+		dre_arena_reset(scratch);
+		if (cp_batch_parse(&bt, scratch, v, vl) != DRE_OK
+		    || (type != NULL && strcmp(bt.type_id, type) != 0))
+			continue;
+		count++;
+		if (count > skip && emitted < top) {
+			if (emitted++ > 0)
+				dre_buf_putc(&vals, ',');
+			cp_batch_write(&vals, &bt);
+		}
+	}
+	dre_store_iter_close(it);
+	dre_arena_free(scratch);
+	reply_list(r, count, &vals);
+	dre_buf_free(&vals);
+}
+
+// ---- coupon.Check (protobuf)
+// -------------------------------------------------------
+
+static void
+do_check(req *r)
+{
+	Dre__CouponCheckRequest *in = dre__coupon_check_request__unpack(
+	    NULL, r->call->body_len, r->call->body);
+	Dre__CouponCheckResponse out = DRE__COUPON_CHECK_RESPONSE__INIT;
+	int64_t                  now = dre_now_ms();
+	dre_err                  err = DRE_OK;
+
+	if (in == NULL) {
+		bad(r, NULL, "body is not a dre.CouponCheckRequest");
+		return;
+	}
+	if (in->n_codes > CHECK_MAX_CODES) {
+		dre__coupon_check_request__free_unpacked(in, NULL);
+		bad(r, "coupons", "too many coupons in one basket");
+		return;
+	}
+	const char *customer = in->customer_id ? in->customer_id : "";
+	const char *tx = in->transaction_id ? in->transaction_id : "";
+	int64_t     at = in->has_at_ms && in->at_ms > 0 ? in->at_ms : now;
+	size_t      n = in->n_codes;
+	out.results = dre_arena_get(r->a, (n ? n : 1) * sizeof *out.results);
+	char **norm = dre_arena_get(r->a, (n ? n : 1) * sizeof *norm);
+	if (out.results == NULL || norm == NULL) {
+		dre__coupon_check_request__free_unpacked(in, NULL);
+		reply_internal(r, DRE_ENOMEM);
+		return;
+	}
+	for (size_t i = 0; i < n && err == DRE_OK; i++) {
+		Dre__CouponCheckResult *res = dre_arena_get(r->a, sizeof *res);
+		Dre__CouponTypeRef     *ref = dre_arena_get(r->a, sizeof *ref);
+		char       *code = dre_arena_get(r->a, CP_CODE_MAX + 1);
+		const char *given = in->codes[i] ? in->codes[i] : "";
+		cp_check    ck;
+		if (res == NULL || ref == NULL || code == NULL) {
+			err = DRE_ENOMEM;
+			break;
+		}
+		dre__coupon_check_result__init(res);
+		memset(&ck, 0, sizeof ck);
+		ck.reason = CP_R_NOT_FOUND;
+		norm[i] = NULL;
+		if (cp_code_normalize(code, given, strlen(given))) {
+			norm[i] = code;
+			for (size_t j = 0; j < i; j++)
+				if (norm[j] != NULL
+				    && strcmp(norm[j], code) == 0)
+					ck.reason = CP_R_DUPLICATE;
+			if (ck.reason != CP_R_DUPLICATE)
+				err = cp_validate(r->s, r->a, r->call->tenant,
+				    code, customer, tx, at, &ck);
+		}
+		res->code = dre_arena_strdup(
+		    r->a, norm[i] != NULL ? norm[i] : given);
+		res->valid = ck.reason == CP_R_OK;
+		if (ck.reason != CP_R_NOT_FOUND
+		    && ck.reason != CP_R_DUPLICATE) {
+			dre__coupon_type_ref__init(ref);
+			ref->id = dre_arena_strdup(r->a, ck.type.id);
+			ref->name = dre_arena_strdup(r->a, ck.type.name);
+			ref->is_stackable = ck.type.r.stackable;
+			res->coupon_type = ref;
+			const char **ids = NULL;
+			res->n_promotion_ids = cp_links_get(r->s, r->a,
+			    r->call->tenant, ck.type.id, &ids, NULL);
+			res->promotion_ids = (char **) ids;
+			if (ck.valid_until != 0) {
+				res->has_valid_until_ms = true;
+				res->valid_until_ms = ck.valid_until;
+			}
+		}
+		if (!res->valid) {
+			res->reason = (char *) cp_reason_name(ck.reason);
+			res->message = (char *) cp_reason_text(ck.reason);
+		}
+		out.results[out.n_results++] = res;
+	}
+	dre__coupon_check_request__free_unpacked(in, NULL);
+	if (err != DRE_OK) {
+		reply_internal(r, err);
+		return;
+	}
+	size_t len = dre__coupon_check_response__get_packed_size(&out);
+	dre_buf_reset(&r->rep->body);
+	dre_buf_reserve(&r->rep->body, len + 1);
+	if (r->rep->body.oom) {
+		reply_internal(r, DRE_ENOMEM);
+		return;
+	}
+	dre__coupon_check_response__pack(&out, (uint8_t *) r->rep->body.data);
+	r->rep->body.len = len;
+	r->rep->status = 200;
+}
+
+// ---- route table
+// ----------------------------------------------------------------
+
+#define OP(name, fn)                                                          \
+	static void h_##name(                                                 \
+	    void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)          \
+	{                                                                     \
+		req r;                                                        \
+		if (req_begin(&r, svc, call, rep))                            \
+			fn(&r);                                               \
+		req_end(&r);                                                  \
+	}
+
+OP(validate, do_validate)
+OP(reserve, do_reserve)
+OP(redeem, do_redeem)
+OP(cancel, do_cancel)
+OP(activate, do_activate)
+OP(issue, do_issue)
+OP(check, do_check)
+OP(type_create, do_type_create)
+OP(type_list, do_type_list)
+OP(type_get, do_type_get)
+OP(type_update, do_type_update)
+OP(type_delete, do_type_delete)
+OP(code_create, do_code_create)
+OP(code_import, do_code_import)
+OP(code_list, do_code_list)
+OP(code_get, do_code_get)
+OP(code_update, do_code_update)
+OP(batch_create, do_batch_create)
+OP(batch_get, do_batch_get)
+OP(batch_list, do_batch_list)
+
+const dre_rpc_route cp_routes[] = {
+	{ "coupon.Validate", h_validate, DRE_RPC_INLINE },
+	{ "coupon.Reserve", h_reserve, 0 },
+	{ "coupon.Redeem", h_redeem, 0 },
+	{ "coupon.Cancel", h_cancel, 0 },
+	{ "coupon.Activate", h_activate, 0 },
+	{ "coupon.Issue", h_issue, 0 },
+	{ "coupon.Check", h_check, DRE_RPC_INLINE },
+	{ "coupon.CouponTypes.create", h_type_create, 0 },
+	{ "coupon.CouponTypes.list", h_type_list, 0 },
+	{ "coupon.CouponTypes.get", h_type_get, 0 },
+	{ "coupon.CouponTypes.update", h_type_update, 0 },
+	{ "coupon.CouponTypes.delete", h_type_delete, 0 },
+	{ "coupon.CouponCodes.create", h_code_create, 0 },
+	{ "coupon.CouponCodes.import", h_code_import, 0 },
+	{ "coupon.CouponCodes.list", h_code_list, 0 },
+	{ "coupon.CouponCodes.get", h_code_get, 0 },
+	{ "coupon.CouponCodes.update", h_code_update, 0 },
+	{ "coupon.CouponCodeBatches.create", h_batch_create, 0 },
+	{ "coupon.CouponCodeBatches.get", h_batch_get, 0 },
+	{ "coupon.CouponCodeBatches.list", h_batch_list, 0 },
+	{ NULL, NULL, 0 },
+};

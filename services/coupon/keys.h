@@ -1,0 +1,27 @@
+// coupon/keys.h -- key layout helpers and the sweeper's single-item
+// transitions, shared by codes.c, jobs.c and links.c (not an API).
+#ifndef CP_KEYS_H
+#define CP_KEYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "coupon.h"
+
+// cp_key writes tag (0 = none) and n string parts joined by NUL into out;
+// 0 when it does not fit.
+size_t cp_key(char *out, size_t cap, char tag, int n, ...);
+// cp_key_when writes tag, when (8 bytes big endian), tenant \0 id.
+size_t  cp_key_when(char *out, size_t cap, char tag, int64_t when,
+     const char *tenant, const char *id);
+void    cp_be64_put(unsigned char *b, int64_t v);
+int64_t cp_be64_get(const unsigned char *b);
+
+// cp_expire_code expires a code whose validTo (index time when) passed.
+void cp_expire_code(cp *s, dre_arena *a, const char *tenant, const char *code,
+    int64_t when, int64_t now);
+// cp_expire_hold ends a reservation whose TTL passed.
+void cp_expire_hold(
+    cp *s, dre_arena *a, const char *tenant, const char *res_id, int64_t now);
+
+#endif

@@ -1,0 +1,856 @@
+// confirm.c -- evaluator.Confirm: an iteration becomes a durable
+// TransactionConfirmed event (confirm marker + side-effect job + outbox
+// entry in one group-committed, synced batch) before the POS gets its
+// answer; evaluator.SideEffects: the job as the poll endpoint shows it; and
+// the dre.sidefx.results consumer that folds every service's result into
+// the jobs this shard owns.
+//
+// Keys of EV_CF_CONFIRM:
+//   'c' tenant \0 transactionId              -> dre.ConfirmRecord
+//   'j' tenant \0 transactionId \0 counter(8) -> dre.SideEffectJob
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "confirm.h"
+#include "confirm.pb-c.h"
+#include "dre/avro.h"
+#include "dre/clock.h"
+#include "dre/consumer.h"
+#include "dre/jsonw.h"
+#include "dre/log.h"
+#include "dre/money.h"
+#include "dre/topics.h"
+#include "dre/uuid.h"
+#include "handlers.h"
+
+#define KEY_MAX       200
+#define CACHE_SLOTS   4096
+#define MINOR_VERSION 8
+#define MSG_CONFIRMED "Transaction confirmed"
+#define MSG_QUEUED                                                            \
+	"Transaction confirmed and stored; the event backbone is not "        \
+	"reachable, so the transaction is queued and will be delivered "      \
+	"when it returns"
+
+typedef struct {
+	char     key[KEY_MAX];
+	size_t   klen;
+	int64_t  at; // mono ms the answer was made
+	uint64_t gen; // bumped whenever the job changes
+	dre_buf  json;
+} cache_ent;
+
+struct ev_confirm {
+	dre_applier    *ap;
+	pthread_mutex_t mu; // the cache
+	cache_ent      *cache;
+	char          **expected;
+	size_t          nexpected;
+	// Jobs changed by the open batch (applier thread only).
+	char (*touched)[KEY_MAX];
+	size_t *touched_len;
+	size_t  ntouched, captouched;
+};
+
+static void *
+pb_alloc(void *data, size_t n)
+{
+	return dre_arena_get(data, n);
+}
+
+static void
+pb_free(void *data, void *p)
+{
+	// Freed with the arena.
+}
+
+static size_t
+prefixed(char *out, char prefix, const char *key, size_t klen)
+{
+	if (klen == 0 || klen + 1 > KEY_MAX)
+		return 0;
+	out[0] = prefix;
+	memcpy(out + 1, key, klen);
+	return klen + 1;
+}
+
+static uint32_t
+slot_of(const char *key, size_t klen)
+{
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < klen; i++)
+		h = (h ^ (unsigned char) key[i]) * 16777619u;
+	return h % CACHE_SLOTS;
+}
+
+static void
+pack_reply(dre_rpc_reply *rep, const Dre__ConfirmResponse *r)
+{
+	size_t len = dre__confirm_response__get_packed_size(r);
+	dre_buf_reserve(&rep->body, len + 1);
+	if (rep->body.oom)
+		return;
+	dre__confirm_response__pack(r, (uint8_t *) rep->body.data);
+	rep->body.len = len;
+}
+
+static void
+answer(dre_rpc_reply *rep, const char *txid, const char *message)
+{
+	Dre__ConfirmResponse r = DRE__CONFIRM_RESPONSE__INIT;
+	r.transaction_id = (char *) txid;
+	r.confirmed = true;
+	r.message = (char *) message;
+	pack_reply(rep, &r);
+}
+
+static const char *
+money_text(char *buf, int64_t v)
+{
+	dre_decimal_format(buf, v, DRE_MONEY_SCALE);
+	return buf;
+}
+
+// ---- confirm -------------------------------------------------------------
+
+typedef struct {
+	ev_svc        *s;
+	const char    *mkey, *jkey, *okey;
+	size_t         mkl, jkl, okl;
+	const uint8_t *mark, *job;
+	size_t         markl, jobl;
+	const dre_buf *event;
+	uint64_t       seq; // set by fill
+} confirm_write;
+
+// fill_confirm runs on the committer thread: marker, job and event go into
+// the shared batch together.
+static void
+fill_confirm(void *arg, dre_batch *b)
+{
+	confirm_write *w = arg;
+	ev_svc        *s = w->s;
+	dre_batch_put(
+	    b, s->st, EV_CF_CONFIRM, w->mkey, w->mkl, w->mark, w->markl);
+	dre_batch_put(
+	    b, s->st, EV_CF_CONFIRM, w->jkey, w->jkl, w->job, w->jobl);
+	w->seq = dre_outbox_put(s->ob, b, DRE_TOPIC_TX_CONFIRMED, w->okey,
+	    w->okl, w->event->data, w->event->len);
+}
+
+static const Dre__IterationPromotion *
+granted(const Dre__IterationRecord *it, const char *id)
+{
+	for (size_t i = 0; i < it->n_promotions; i++)
+		if (strcmp(it->promotions[i]->promotion_id, id) == 0)
+			return it->promotions[i];
+	return NULL;
+}
+
+// check_promotions matches the confirmed promotions against what the
+// iteration granted and fills the event's list; false with rep filled
+// when the request asks for more.
+static bool
+check_promotions(const Dre__ConfirmRequest *req,
+    const Dre__IterationRecord *it, dre_tx_promotion *out, int64_t *totalp,
+    dre_rpc_reply *rep)
+{
+	int64_t total = 0;
+	for (size_t i = 0; i < req->n_applied_promotions; i++) {
+		const Dre__ConfirmPromotion   *cp = req->applied_promotions[i];
+		const Dre__IterationPromotion *g
+		    = granted(it, cp->promotion_id);
+		char t[96], m1[32], m2[32];
+		if (g == NULL) {
+			snprintf(t, sizeof(t),
+			    "appliedPromotions[%zu].promotionId", i);
+			dre_rpc_reply_error(rep, 409, "CONFLICT", t,
+			    "promotion %s was not granted by this iteration",
+			    cp->promotion_id);
+			return false;
+		}
+		int64_t amount = g->amount;
+		if (cp->has_discount_amount) {
+			amount = cp->discount_amount;
+			snprintf(t, sizeof(t),
+			    "appliedPromotions[%zu].discountAmount.value", i);
+			if (cp->discount_currency != NULL
+			    && strcmp(cp->discount_currency, it->currency)
+			        != 0) {
+				snprintf(t, sizeof(t),
+				    "appliedPromotions[%zu].discountAmount."
+				    "currency",
+				    i);
+				dre_rpc_reply_error(rep, 400,
+				    "VALIDATION_FAILED", t,
+				    "currency %s differs from the "
+				    "transaction's %s",
+				    cp->discount_currency, it->currency);
+				return false;
+			}
+		} else if (cp->has_total_discount) {
+			amount = cp->total_discount;
+			snprintf(t, sizeof(t),
+			    "appliedPromotions[%zu].totalDiscount", i);
+		}
+		if (amount > g->amount) {
+			dre_rpc_reply_error(rep, 409, "CONFLICT", t,
+			    "confirmed discount %s of promotion %s exceeds "
+			    "the %s granted",
+			    money_text(m1, amount), cp->promotion_id,
+			    money_text(m2, g->amount));
+			return false;
+		}
+		dre_tx_promotion *p = &out[i];
+		p->promotion_id = g->promotion_id;
+		p->promotion_name = g->promotion_name;
+		p->promotion_type = g->promotion_type;
+		p->amount = amount;
+		p->granted_amount = g->amount;
+		p->coupon_code
+		    = cp->coupon_code ? cp->coupon_code : g->coupon_code;
+		p->budget_ids = (const char *const *) g->budget_ids;
+		p->nbudget_ids = g->n_budget_ids;
+		total += amount;
+	}
+	*totalp = total;
+	return true;
+}
+
+void
+ev_h_confirm(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	ev_svc    *s = svc;
+	dre_arena *a = ev_worker_arena(s);
+	if (a == NULL) {
+		dre_rpc_reply_error(
+		    rep, 503, "UNAVAILABLE", NULL, "out of memory");
+		return;
+	}
+	if (call->tenant[0] == '\0') {
+		dre_rpc_reply_error(
+		    rep, 401, "UNAUTHORIZED", NULL, "no tenant in the call");
+		return;
+	}
+	ProtobufCAllocator   al = { pb_alloc, pb_free, a };
+	Dre__ConfirmRequest *req
+	    = dre__confirm_request__unpack(&al, call->body_len, call->body);
+	if (req == NULL || req->header == NULL
+	    || req->header->transaction_id == NULL
+	    || !req->header->has_transaction_counter
+	    || req->header->transaction_counter < 1) {
+		dre_rpc_reply_error(rep, 400, "VALIDATION_FAILED", "header",
+		    "header.transactionId and header.transactionCounter are "
+		    "required");
+		return;
+	}
+	const char *txid = req->header->transaction_id;
+	int64_t     counter = req->header->transaction_counter;
+	char        tkey[KEY_MAX], ikey[KEY_MAX], mkey[KEY_MAX], jkey[KEY_MAX];
+	size_t tkl = ev_txn_key(tkey, sizeof(tkey) - 16, call->tenant, txid);
+	size_t ikl
+	    = ev_iter_key(ikey, sizeof(ikey) - 1, call->tenant, txid, counter);
+	size_t mkl = prefixed(mkey, 'c', tkey, tkl);
+	size_t jkl = prefixed(jkey, 'j', ikey, ikl);
+	if (tkl == 0 || ikl == 0 || mkl == 0 || jkl == 0) {
+		dre_rpc_reply_error(rep, 400, "VALIDATION_FAILED",
+		    "header.transactionId", "transactionId too long");
+		return;
+	}
+
+	pthread_mutex_t *mu = ev_stripe(s, tkey, tkl);
+	pthread_mutex_lock(mu);
+	char   *val = NULL;
+	size_t  vlen = 0;
+	dre_err err
+	    = dre_store_get(s->st, EV_CF_CONFIRM, mkey, mkl, &val, &vlen);
+	if (err == DRE_OK) {
+		// Confirmed before: the same iteration gets the first answer,
+		// another one is refused.
+		pthread_mutex_unlock(mu);
+		Dre__ConfirmRecord *cr = dre__confirm_record__unpack(
+		    &al, vlen, (const uint8_t *) val);
+		free(val);
+		if (cr == NULL) {
+			dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL,
+			    "confirm record unreadable");
+		} else if (cr->counter == counter) {
+			answer(rep, txid, cr->message);
+		} else {
+			dre_rpc_reply_error(rep, 409, "CONFLICT",
+			    "header.transactionCounter",
+			    "transaction %s is already confirmed with counter "
+			    "%lld",
+			    txid, (long long) cr->counter);
+		}
+		return;
+	}
+	if (err != DRE_ENOTFOUND)
+		goto unavailable;
+	err = dre_store_get(s->st, EV_CF_TXN, ikey, ikl, &val, &vlen);
+	if (err == DRE_ENOTFOUND) {
+		pthread_mutex_unlock(mu);
+		dre_rpc_reply_error(rep, 404, "NOT_FOUND",
+		    "header.transactionCounter",
+		    "transaction %s has no evaluated iteration %lld", txid,
+		    (long long) counter);
+		return;
+	}
+	if (err != DRE_OK)
+		goto unavailable;
+	Dre__IterationRecord *it
+	    = dre__iteration_record__unpack(&al, vlen, (const uint8_t *) val);
+	free(val);
+	if (it == NULL) {
+		pthread_mutex_unlock(mu);
+		dre_rpc_reply_error(rep, 404, "NOT_FOUND",
+		    "header.transactionCounter",
+		    "iteration %lld of transaction %s was stored by an older "
+		    "version and cannot be confirmed; evaluate again",
+		    (long long) counter, txid);
+		return;
+	}
+	dre_tx_promotion *promos = dre_arena_get(
+	    a, (req->n_applied_promotions + 1) * sizeof(*promos));
+	dre_tx_line *lines
+	    = dre_arena_get(a, (it->n_lines + 1) * sizeof(*lines));
+	int64_t total = 0;
+	if (promos == NULL || lines == NULL) {
+		err = DRE_ENOMEM;
+		goto unavailable;
+	}
+	if (!check_promotions(req, it, promos, &total, rep)) {
+		pthread_mutex_unlock(mu);
+		return;
+	}
+	int64_t now = dre_now_ms();
+
+	// The event.
+	dre_tx_confirmed ev = { 0 };
+	dre_uuid_v4(ev.event_id);
+	ev.tenant = call->tenant;
+	ev.occurred_at = now;
+	ev.schema_version = 1;
+	ev.transaction_id = txid;
+	ev.transaction_counter = counter;
+	ev.evaluated_at = it->evaluated_at;
+	ev.transaction_time = req->has_timestamp_ms ? req->timestamp_ms
+	    : it->has_timestamp_ms                  ? it->timestamp_ms
+	                                            : now;
+	ev.receipt_id = req->header->receipt_id ? req->header->receipt_id
+	                                        : it->receipt_id;
+	ev.customer_id = req->customer_id ? req->customer_id : it->customer_id;
+	ev.channel = it->channel;
+	ev.pos_group_id
+	    = it->pos_group_id ? it->pos_group_id : req->pos_group_id;
+	ev.pos_group_code
+	    = it->pos_group_code ? it->pos_group_code : req->pos_group_code;
+	ev.currency = it->currency;
+	ev.subtotal = it->subtotal;
+	ev.total_discount = total;
+	ev.grand_total = it->subtotal - total;
+	for (size_t i = 0; i < it->n_lines; i++) {
+		const Dre__IterationLine *l = it->lines[i];
+		lines[i] = (dre_tx_line) { l->line_reference,
+			l->article_number, l->quantity, l->unit_price,
+			l->line_total, l->line_discount,
+			l->line_total - l->line_discount };
+	}
+	ev.lines = lines;
+	ev.nlines = it->n_lines;
+	ev.promotions = promos;
+	ev.npromotions = req->n_applied_promotions;
+	dre_buf event = { 0 };
+	if ((err = dre_avro_encode_tx_confirmed(&event, &ev)) != DRE_OK) {
+		dre_buf_free(&event);
+		goto unavailable;
+	}
+
+	// The marker (the answer a repeat gets) and the job.
+	Dre__ConfirmRecord cr = DRE__CONFIRM_RECORD__INIT;
+	cr.counter = counter;
+	cr.event_id = ev.event_id;
+	cr.confirmed_at = now;
+	cr.message = MSG_CONFIRMED;
+	Dre__SideEffectJob job = DRE__SIDE_EFFECT_JOB__INIT;
+	job.enqueued_at = now;
+	job.expected = s->confirm->expected;
+	job.n_expected = s->confirm->nexpected;
+	job.currency = it->currency;
+	if (job.n_expected == 0) { // nobody reports: nothing to wait for
+		job.has_started_at = job.has_completed_at = true;
+		job.started_at = job.completed_at = now;
+	}
+	size_t   markl = dre__confirm_record__get_packed_size(&cr);
+	size_t   jobl = dre__side_effect_job__get_packed_size(&job);
+	uint8_t *mark = dre_arena_get(a, markl + 1);
+	uint8_t *jobv = dre_arena_get(a, jobl + 1);
+	char     okey[KEY_MAX];
+	int okl = snprintf(okey, sizeof(okey), "%s/%s", call->tenant, txid);
+	if (mark == NULL || jobv == NULL || okl <= 0
+	    || (size_t) okl >= sizeof(okey)) {
+		dre_buf_free(&event);
+		err = DRE_ENOMEM;
+		goto unavailable;
+	}
+	dre__confirm_record__pack(&cr, mark);
+	dre__side_effect_job__pack(&job, jobv);
+	confirm_write w = { s, mkey, jkey, okey, mkl, jkl, (size_t) okl, mark,
+		jobv, markl, jobl, &event, 0 };
+	err = dre_committer_commit(s->cm, fill_confirm, &w);
+	pthread_mutex_unlock(mu);
+	dre_buf_free(&event);
+	if (err != DRE_OK) {
+		dre_error("confirm %s/%s/%lld: %s", call->tenant, txid,
+		    (long long) counter, dre_strerror(err));
+		dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL,
+		    "the confirmation could not be stored: %s",
+		    dre_strerror(err));
+		return;
+	}
+	dre_outbox_kick(s->ob);
+
+	// Durable now. Normally Kafka has it within milliseconds too; when
+	// the link is down (or slower than the configured wait) the answer
+	// says the event is queued, and the relay delivers it later.
+	bool acked = false;
+	if (strcmp(ev_btp_connectivity(s), "CIRCUIT_OPEN") != 0
+	    && s->cfg.ack_wait_ms > 0)
+		acked = dre_outbox_wait(s->ob, w.seq, (int) s->cfg.ack_wait_ms)
+		    == DRE_OK;
+	if (!acked) {
+		// A repeat of this confirm gets this same answer.
+		cr.message = MSG_QUEUED;
+		markl = dre__confirm_record__get_packed_size(&cr);
+		if ((mark = dre_arena_get(a, markl + 1)) != NULL) {
+			dre__confirm_record__pack(&cr, mark);
+			dre_store_put(s->st, EV_CF_CONFIRM, mkey, mkl, mark,
+			    markl, false);
+		}
+	}
+	answer(rep, txid, acked ? MSG_CONFIRMED : MSG_QUEUED);
+	return;
+
+unavailable:
+	pthread_mutex_unlock(mu);
+	dre_warn("confirm %s/%s: %s", call->tenant, txid, dre_strerror(err));
+	dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL,
+	    "the confirmation could not be processed: %s", dre_strerror(err));
+}
+
+// ---- the job -------------------------------------------------------------
+
+static const Dre__ServiceResult *
+result_of(const Dre__SideEffectJob *j, const char *service)
+{
+	for (size_t i = 0; i < j->n_results; i++)
+		if (strcmp(j->results[i]->service, service) == 0)
+			return j->results[i];
+	return NULL;
+}
+
+// job_status is PENDING (nobody reported), RUNNING (some did), COMPLETED
+// (every expected service succeeded or had nothing to do), FAILED (every
+// expected service failed) or PARTIAL.
+static const char *
+job_status(const Dre__SideEffectJob *j)
+{
+	size_t reported = 0, failed = 0;
+	for (size_t i = 0; i < j->n_expected; i++) {
+		const Dre__ServiceResult *r = result_of(j, j->expected[i]);
+		if (r == NULL)
+			continue;
+		reported++;
+		failed += strcmp(r->status, "FAILED") == 0;
+	}
+	if (j->n_expected == 0)
+		return "COMPLETED";
+	if (reported == 0)
+		return j->n_results > 0 ? "RUNNING" : "PENDING";
+	if (reported < j->n_expected)
+		return "RUNNING";
+	if (failed == 0)
+		return "COMPLETED";
+	return failed == reported ? "FAILED" : "PARTIAL";
+}
+
+static void
+ktime(dre_jsonw *w, const char *key, bool has, int64_t ms)
+{
+	dre_jsonw_key(w, key);
+	if (has)
+		dre_jsonw_time(w, ms);
+	else
+		dre_jsonw_null(w);
+}
+
+static void
+job_render(dre_buf *out, const char *txid, int64_t counter,
+    const Dre__SideEffectJob *j)
+{
+	dre_jsonw w;
+	int32_t   attempts = 0;
+	for (size_t i = 0; i < j->n_results; i++)
+		if (j->results[i]->attempts > attempts)
+			attempts = j->results[i]->attempts;
+	dre_jsonw_init(&w, out);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kint(&w, "minorVersion", MINOR_VERSION);
+	dre_jsonw_kstr(&w, "transactionId", txid);
+	dre_jsonw_kint(&w, "transactionCounter", counter);
+	dre_jsonw_kstr(&w, "status", job_status(j));
+	ktime(&w, "enqueuedAt", true, j->enqueued_at);
+	ktime(&w, "startedAt", j->has_started_at, j->started_at);
+	ktime(&w, "completedAt", j->has_completed_at, j->completed_at);
+	dre_jsonw_kint(&w, "attempts", attempts);
+	dre_jsonw_kint(&w, "couponsRedeemed", j->coupons_redeemed);
+	dre_jsonw_key(&w, "budgetsConsumed");
+	dre_jsonw_arr_begin(&w);
+	for (size_t i = 0; i < j->n_budgets; i++) {
+		dre_jsonw_obj_begin(&w);
+		dre_jsonw_kstr(&w, "budgetId", j->budgets[i]->budget_id);
+		dre_jsonw_kmoney(&w, "amount", j->budgets[i]->amount,
+		    j->budgets[i]->currency);
+		dre_jsonw_obj_end(&w);
+	}
+	dre_jsonw_arr_end(&w);
+	dre_jsonw_kint(&w, "loyaltyPointsEarned", j->loyalty_points);
+	dre_jsonw_key(&w, "postPurchaseCoupons");
+	dre_jsonw_arr_begin(&w);
+	for (size_t i = 0; i < j->n_coupons; i++) {
+		dre_jsonw_obj_begin(&w);
+		dre_jsonw_kstr(&w, "code", j->coupons[i]->code);
+		dre_jsonw_kstr(
+		    &w, "couponTypeId", j->coupons[i]->coupon_type_id);
+		dre_jsonw_kstr(&w, "customerId", j->coupons[i]->customer_id);
+		ktime(&w, "issuedAt", true, j->coupons[i]->issued_at);
+		dre_jsonw_obj_end(&w);
+	}
+	dre_jsonw_arr_end(&w);
+	// reason: every service's reason, "service: text; ...".
+	dre_buf reason = { 0 };
+	for (size_t i = 0; i < j->n_results; i++)
+		if (j->results[i]->reason != NULL) {
+			dre_buf_printf(&reason, "%s%s: %s",
+			    reason.len ? "; " : "", j->results[i]->service,
+			    j->results[i]->reason);
+		}
+	dre_jsonw_kstr(&w, "reason", reason.len ? reason.data : NULL);
+	dre_buf_free(&reason);
+	dre_jsonw_obj_end(&w);
+}
+
+void
+ev_h_side_effects(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	ev_svc     *s = svc;
+	ev_confirm *c = s->confirm;
+	const char *txid = dre_rpc_param(call, "id");
+	const char *cs = dre_rpc_param(call, "counter");
+	char       *end = NULL;
+	long long   counter = cs ? strtoll(cs, &end, 10) : 0;
+	if (call->tenant[0] == '\0') {
+		dre_rpc_reply_error(
+		    rep, 401, "UNAUTHORIZED", NULL, "no tenant in the call");
+		return;
+	}
+	if (txid == NULL || txid[0] == '\0' || strlen(txid) > 50) {
+		dre_rpc_reply_error(rep, 400, "VALIDATION_FAILED",
+		    "transactionId", "transactionId must be 1-50 characters");
+		return;
+	}
+	if (cs == NULL || end == cs || *end != '\0' || counter < 1) {
+		dre_rpc_reply_error(rep, 400, "VALIDATION_FAILED",
+		    "transactionCounter",
+		    "transactionCounter must be an integer >= 1");
+		return;
+	}
+	char   ikey[KEY_MAX], jkey[KEY_MAX];
+	size_t ikl = ev_iter_key(
+	    ikey, sizeof(ikey) - 1, call->tenant, txid, (int64_t) counter);
+	size_t jkl = prefixed(jkey, 'j', ikey, ikl);
+	if (jkl == 0) {
+		dre_rpc_reply_error(rep, 400, "VALIDATION_FAILED",
+		    "transactionId", "transactionId too long");
+		return;
+	}
+	dre_rpc_reply_json(rep);
+	cache_ent *ce = &c->cache[slot_of(jkey, jkl)];
+	int64_t    now = dre_mono_ms();
+	pthread_mutex_lock(&c->mu);
+	uint64_t gen = ce->gen;
+	if (ce->klen == jkl && memcmp(ce->key, jkey, jkl) == 0
+	    && now - ce->at < s->cfg.sidefx_cache_ms) {
+		dre_buf_append(&rep->body, ce->json.data, ce->json.len);
+		pthread_mutex_unlock(&c->mu);
+		return;
+	}
+	pthread_mutex_unlock(&c->mu);
+
+	char   *val = NULL;
+	size_t  vlen = 0;
+	dre_err err
+	    = dre_store_get(s->st, EV_CF_CONFIRM, jkey, jkl, &val, &vlen);
+	if (err == DRE_ENOTFOUND) {
+		dre_rpc_reply_error(rep, 404, "NOT_FOUND", NULL,
+		    "transaction %s has no confirmed iteration %lld", txid,
+		    counter);
+		return;
+	}
+	Dre__SideEffectJob *j = err == DRE_OK
+	    ? dre__side_effect_job__unpack(NULL, vlen, (const uint8_t *) val)
+	    : NULL;
+	free(val);
+	if (j == NULL) {
+		dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL,
+		    "side-effect job unreadable: %s",
+		    dre_strerror(err ? err : DRE_ECODEC));
+		return;
+	}
+	job_render(&rep->body, txid, (int64_t) counter, j);
+	dre__side_effect_job__free_unpacked(j, NULL);
+	// Cached unless the job changed while we read it.
+	pthread_mutex_lock(&c->mu);
+	if (ce->gen == gen && !rep->body.oom) {
+		memcpy(ce->key, jkey, jkl);
+		ce->klen = jkl;
+		ce->at = now;
+		dre_buf_reset(&ce->json);
+		dre_buf_append(&ce->json, rep->body.data, rep->body.len);
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+// ---- dre.sidefx.results ---------------------------------------------------
+
+static void
+touched_add(ev_confirm *c, const char *key, size_t klen)
+{
+	if (c->ntouched == c->captouched) {
+		size_t cap = c->captouched ? c->captouched * 2 : 64;
+		char(*t)[KEY_MAX] = realloc(c->touched, cap * KEY_MAX);
+		size_t *tl = realloc(c->touched_len, cap * sizeof(size_t));
+		if (t != NULL)
+			c->touched = t;
+		if (tl != NULL)
+			c->touched_len = tl;
+		if (t == NULL || tl == NULL)
+			return;
+		c->captouched = cap;
+	}
+	memcpy(c->touched[c->ntouched], key, klen);
+	c->touched_len[c->ntouched++] = klen;
+}
+
+// sfx_end runs after each batch: the jobs it changed leave the cache.
+static void
+sfx_end(void *arg, dre_err err)
+{
+	ev_svc     *s = arg;
+	ev_confirm *c = s->confirm;
+	pthread_mutex_lock(&c->mu);
+	for (size_t i = 0; i < c->ntouched; i++) {
+		cache_ent *ce
+		    = &c->cache[slot_of(c->touched[i], c->touched_len[i])];
+		ce->gen++;
+		ce->klen = 0;
+	}
+	pthread_mutex_unlock(&c->mu);
+	c->ntouched = 0;
+}
+
+static dre_err
+sfx_apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
+{
+	ev_svc        *s = arg;
+	dre_sfx_result r;
+	dre_err err = dre_avro_decode_sfx_result(&r, x->a, m->payload, m->len);
+	if (err != DRE_OK)
+		return err;
+	// A budget's state after a consumption: the engine learns it here
+	// first (the status feed brings it to the other shards).
+	for (size_t i = 0; i < r.nbudgets; i++)
+		dre_budget_set_update(s->budgets, r.tenant,
+		    r.budgets[i].budget_id, r.budgets[i].budget_version,
+		    strcmp(r.budgets[i].budget_status, "EXHAUSTED") == 0);
+
+	char   ikey[KEY_MAX], jkey[KEY_MAX];
+	size_t ikl = ev_iter_key(ikey, sizeof(ikey) - 1, r.tenant,
+	    r.transaction_id, r.transaction_counter);
+	size_t jkl = prefixed(jkey, 'j', ikey, ikl);
+	if (jkl == 0)
+		return DRE_EINVAL;
+	char  *val = NULL;
+	size_t vlen = 0;
+	err = dre_batch_get(
+	    x->b, s->st, EV_CF_CONFIRM, jkey, jkl, &val, &vlen);
+	if (err == DRE_ENOTFOUND)
+		return DRE_OK; // another shard's transaction
+	if (err != DRE_OK)
+		return err;
+	ProtobufCAllocator  al = { pb_alloc, pb_free, x->a };
+	Dre__SideEffectJob *j
+	    = dre__side_effect_job__unpack(&al, vlen, (const uint8_t *) val);
+	free(val);
+	if (j == NULL)
+		return DRE_ECODEC;
+
+	// This service's result replaces any earlier one; the same result
+	// again (a re-published event) changes nothing.
+	for (size_t i = 0; i < j->n_results; i++) {
+		const Dre__ServiceResult *o = j->results[i];
+		if (strcmp(o->service, r.service) == 0
+		    && strcmp(o->status, r.status) == 0
+		    && o->attempts == r.attempts)
+			return DRE_OK;
+	}
+	Dre__ServiceResult  *sr = dre_arena_get(x->a, sizeof(*sr));
+	Dre__ServiceResult **res
+	    = dre_arena_get(x->a, (j->n_results + 1) * sizeof(*res));
+	if (sr == NULL || res == NULL)
+		return DRE_ENOMEM;
+	dre__service_result__init(sr);
+	sr->service = (char *) r.service;
+	sr->status = (char *) r.status;
+	sr->attempts = r.attempts;
+	sr->reason = (char *) r.reason;
+	sr->at = x->now_ms;
+	size_t n = 0;
+	for (size_t i = 0; i < j->n_results; i++)
+		if (strcmp(j->results[i]->service, r.service) != 0)
+			res[n++] = j->results[i];
+	res[n++] = sr;
+	j->results = res;
+	j->n_results = n;
+	if (!j->has_started_at) {
+		j->has_started_at = true;
+		j->started_at = x->now_ms;
+	}
+	if (r.nbudgets > 0 || strcmp(r.service, "budget") == 0) {
+		Dre__BudgetConsumed **bv
+		    = dre_arena_get(x->a, (r.nbudgets + 1) * sizeof(*bv));
+		if (bv == NULL)
+			return DRE_ENOMEM;
+		for (size_t i = 0; i < r.nbudgets; i++) {
+			if ((bv[i] = dre_arena_get(x->a, sizeof(**bv)))
+			    == NULL)
+				return DRE_ENOMEM;
+			dre__budget_consumed__init(bv[i]);
+			bv[i]->budget_id = (char *) r.budgets[i].budget_id;
+			bv[i]->amount = r.budgets[i].amount;
+			bv[i]->currency = (char *) r.budgets[i].currency;
+		}
+		j->budgets = bv;
+		j->n_budgets = r.nbudgets;
+	}
+	if (strcmp(r.service, "coupon") == 0) {
+		j->has_coupons_redeemed = true;
+		j->coupons_redeemed = r.coupons_redeemed;
+		Dre__IssuedCoupon **cv
+		    = dre_arena_get(x->a, (r.ncoupons + 1) * sizeof(*cv));
+		if (cv == NULL)
+			return DRE_ENOMEM;
+		for (size_t i = 0; i < r.ncoupons; i++) {
+			if ((cv[i] = dre_arena_get(x->a, sizeof(**cv)))
+			    == NULL)
+				return DRE_ENOMEM;
+			dre__issued_coupon__init(cv[i]);
+			cv[i]->code = (char *) r.coupons[i].code;
+			cv[i]->coupon_type_id
+			    = (char *) r.coupons[i].coupon_type_id;
+			cv[i]->customer_id = (char *) r.coupons[i].customer_id;
+			cv[i]->issued_at = r.coupons[i].issued_at;
+		}
+		j->coupons = cv;
+		j->n_coupons = r.ncoupons;
+	}
+	if (strcmp(r.service, "loyalty") == 0) {
+		j->has_loyalty_points = true;
+		j->loyalty_points = r.loyalty_points;
+	}
+	const char *st = job_status(j);
+	if (!j->has_completed_at
+	    && (strcmp(st, "COMPLETED") == 0 || strcmp(st, "PARTIAL") == 0
+	        || strcmp(st, "FAILED") == 0)) {
+		j->has_completed_at = true;
+		j->completed_at = x->now_ms;
+	}
+	size_t   len = dre__side_effect_job__get_packed_size(j);
+	uint8_t *buf = dre_arena_get(x->a, len + 1);
+	if (buf == NULL)
+		return DRE_ENOMEM;
+	dre__side_effect_job__pack(j, buf);
+	dre_batch_put(x->b, s->st, EV_CF_CONFIRM, jkey, jkl, buf, len);
+	touched_add(s->confirm, jkey, jkl);
+	return DRE_OK;
+}
+
+static const char *const sfx_topics[] = { DRE_TOPIC_SIDEFX };
+
+dre_err
+ev_confirm_start(ev_svc *s)
+{
+	ev_confirm *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return DRE_ENOMEM;
+	c->cache = calloc(CACHE_SLOTS, sizeof(*c->cache));
+	if (c->cache == NULL) {
+		free(c);
+		return DRE_ENOMEM;
+	}
+	pthread_mutex_init(&c->mu, NULL);
+	// The services expected to report, fixed into each job at confirm.
+	char *copy
+	    = strdup(s->cfg.sidefx_services ? s->cfg.sidefx_services : ""),
+	    *save = NULL;
+	for (char *t = copy ? strtok_r(copy, ", ", &save) : NULL; t != NULL;
+	     t = strtok_r(NULL, ", ", &save)) {
+		char **v
+		    = realloc(c->expected, (c->nexpected + 1) * sizeof(*v));
+		if (v == NULL)
+			break;
+		c->expected = v;
+		if ((v[c->nexpected] = strdup(t)) != NULL)
+			c->nexpected++;
+	}
+	free(copy);
+	s->confirm = c;
+	dre_applier_cfg cfg = { .name = "sidefx",
+		.topics = sfx_topics,
+		.ntopics = 1,
+		.st = s->st,
+		.cf = EV_CF_SFX,
+		.kafka = &s->cfg.common.kafka,
+		.apply = sfx_apply,
+		.batch_end = sfx_end,
+		.arg = s,
+		// A result replaces the service's entry of its job: applying
+		// one twice changes nothing.
+		.idempotent = true };
+	dre_err         err = dre_applier_start(&c->ap, &cfg);
+	if (err != DRE_OK)
+		ev_confirm_stop(s);
+	return err;
+}
+
+void
+ev_confirm_stop(ev_svc *s)
+{
+	ev_confirm *c = s->confirm;
+	if (c == NULL)
+		return;
+	dre_applier_stop(c->ap);
+	for (size_t i = 0; i < CACHE_SLOTS; i++)
+		dre_buf_free(&c->cache[i].json);
+	free(c->cache);
+	for (size_t i = 0; i < c->nexpected; i++)
+		free(c->expected[i]);
+	free(c->expected);
+	free(c->touched);
+	free(c->touched_len);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+	s->confirm = NULL;
+}

@@ -1,0 +1,379 @@
+// test_consumer.c -- the applier against an in-process mock cluster: every
+// event applied exactly once across duplicates, restarts, transient
+// failures, dead letters, a changed cluster and group mode.
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "dre/avro.h"
+#include "dre/bus.h"
+#include "dre/consumer.h"
+#include "dre/topics.h"
+#include "dre/uuid.h"
+
+#define CF_STATE 1
+#define CF_AP    2
+
+static dre_bus_mock *mock;
+static dre_kvlist    props;
+static char          dir[256];
+
+static const char *const topics[] = { DRE_TOPIC_BUDGET_STATUS };
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+static int
+group_setup(void **state)
+{
+	if (dre_bus_mock_open(&mock, 1) != DRE_OK)
+		return -1;
+	dre_kvlist_set(
+	    &props, "bootstrap.servers", dre_bus_mock_bootstrap(mock));
+	return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+	dre_kvlist_free(&props);
+	dre_bus_mock_close(mock);
+	return 0;
+}
+
+static dre_store *
+store_open(const char *name)
+{
+	static const char *const cfs[] = { "state", "applier" };
+	snprintf(dir, sizeof(dir), "/tmp/dre-test-consumer-%d-%s",
+	    (int) getpid(), name);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+	dre_store_cfg cfg = { .path = dir, .cfs = cfs, .ncfs = 2 };
+	dre_store    *st = NULL;
+	assert_int_equal(dre_store_open(&st, &cfg), DRE_OK);
+	return st;
+}
+
+static void
+store_remove(dre_store *st)
+{
+	dre_store_close(st);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+// produce sends one BudgetStatus event adding amount to budget; id NULL
+// makes a fresh eventId. Returns the eventId used (static buffer).
+static const char *
+produce(dre_producer *p, const char *tenant, const char *budget,
+    int64_t amount, const char *id)
+{
+	static char             used[37];
+	dre_budget_status_event e = { 0 };
+	if (id != NULL)
+		snprintf(e.event_id, sizeof(e.event_id), "%s", id);
+	else
+		dre_uuid_v4(e.event_id);
+	e.tenant = tenant;
+	e.occurred_at = 1;
+	e.schema_version = 1;
+	e.budget_id = budget;
+	e.version = 1;
+	e.status = "ACTIVE";
+	e.budget_name = "B";
+	e.total_amount = 0;
+	e.consumed_amount = amount;
+	e.currency = "EUR";
+	dre_buf b = { 0 };
+	assert_int_equal(dre_avro_encode_budget_status(&b, &e), DRE_OK);
+	char key[128];
+	int  kl = snprintf(key, sizeof(key), "%s/%s", tenant, budget);
+	assert_int_equal(dre_producer_send(p, DRE_TOPIC_BUDGET_STATUS, key,
+	                     (size_t) kl, b.data, b.len, NULL),
+	    DRE_OK);
+	dre_buf_free(&b);
+	memcpy(used, e.event_id, sizeof(used));
+	return used;
+}
+
+// ---- the service under test: sums consumedAmount per budget -------------
+
+typedef struct {
+	atomic_int applied;
+	atomic_int fail_next; // this many transient failures to inject
+	atomic_int max_attempts;
+	atomic_int begins, ends;
+	atomic_int recovers;
+} svc;
+
+static int64_t
+sum_of(dre_store *st, dre_batch *b, const char *budget)
+{
+	char   *v = NULL;
+	size_t  vl = 0;
+	int64_t n = 0;
+	if (dre_batch_get(b, st, CF_STATE, budget, strlen(budget), &v, &vl)
+	    == DRE_OK) {
+		assert_int_equal(vl, 8);
+		memcpy(&n, v, 8);
+	}
+	free(v);
+	return n;
+}
+
+static dre_err
+apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
+{
+	svc                    *s = arg;
+	dre_budget_status_event e;
+	dre_err                 err
+	    = dre_avro_decode_budget_status(&e, x->a, m->payload, m->len);
+	if (err != DRE_OK)
+		return err;
+	assert_non_null(x->event_id);
+	assert_string_equal(x->event_id, e.event_id);
+	if (x->attempts > atomic_load(&s->max_attempts))
+		atomic_store(&s->max_attempts, x->attempts);
+	if (atomic_load(&s->fail_next) > 0) {
+		atomic_fetch_sub(&s->fail_next, 1);
+		return DRE_EUNAVAIL;
+	}
+	// Read through the batch: earlier events of the same batch count.
+	int64_t n = sum_of(x->st, x->b, e.budget_id) + e.consumed_amount;
+	dre_batch_put(
+	    x->b, x->st, CF_STATE, e.budget_id, strlen(e.budget_id), &n, 8);
+	atomic_fetch_add(&s->applied, 1);
+	return DRE_OK;
+}
+
+static void
+begin(void *arg)
+{
+	svc *s = arg;
+	atomic_fetch_add(&s->begins, 1);
+}
+
+static void
+end(void *arg, dre_err err)
+{
+	svc *s = arg;
+	atomic_fetch_add(&s->ends, 1);
+}
+
+static dre_err
+recover_zero(void *arg, dre_apply_ctx *x, dre_partition_offset *po, size_t n)
+{
+	svc *s = arg;
+	atomic_fetch_add(&s->recovers, 1);
+	// A "snapshot": the state is 1000 for budget b-snap, positions at the
+	// beginning.
+	int64_t v = 1000;
+	dre_batch_put(x->b, x->st, CF_STATE, "b-snap", 6, &v, 8);
+	return DRE_OK;
+}
+
+static dre_applier *
+start(dre_store *st, svc *s, const char *group, dre_recover_fn rec)
+{
+	dre_applier_cfg cfg = { .name = "test",
+		.topics = topics,
+		.ntopics = 1,
+		.st = st,
+		.cf = CF_AP,
+		.kafka = &props,
+		.group_id = group,
+		.apply = apply,
+		.recover = rec,
+		.batch_begin = begin,
+		.batch_end = end,
+		.arg = s,
+		.max_batch = 7 };
+	dre_applier    *ap = NULL;
+	assert_int_equal(dre_applier_start(&ap, &cfg), DRE_OK);
+	return ap;
+}
+
+static int64_t
+stored_sum(dre_store *st, const char *budget)
+{
+	return sum_of(st, NULL, budget);
+}
+
+// wait_sum waits up to 20 s for the stored sum of budget to reach want.
+static void
+wait_sum(dre_store *st, const char *budget, int64_t want)
+{
+	for (int i = 0; i < 400 && stored_sum(st, budget) != want; i++)
+		sleep_ms(50);
+	assert_int_equal(stored_sum(st, budget), want);
+}
+
+static void
+test_exactly_once(void **state)
+{
+	dre_store    *st = store_open("once");
+	dre_producer *p = NULL;
+	svc           s = { 0 };
+	assert_int_equal(dre_producer_open(&p, &props, NULL, NULL), DRE_OK);
+	char budget[40];
+	snprintf(budget, sizeof(budget), "b-%d", rand());
+
+	// 50 events of 1..50, each produced twice (a re-published event).
+	int64_t want = 0;
+	for (int i = 1; i <= 50; i++) {
+		char id[37];
+		snprintf(
+		    id, sizeof(id), "%s", produce(p, "t1", budget, i, NULL));
+		produce(p, "t1", budget, i, id);
+		want += i;
+	}
+	assert_int_equal(dre_producer_flush(p, 10000), DRE_OK);
+	dre_applier *ap = start(st, &s, NULL, NULL);
+	wait_sum(st, budget, want);
+	dre_applier_stats stats;
+	for (int i = 0; i < 100; i++) {
+		dre_applier_stats_get(ap, &stats);
+		if (stats.applied + stats.duplicates >= 100)
+			break;
+		sleep_ms(50);
+	}
+	assert_int_equal(stats.applied, 50);
+	assert_int_equal(stats.duplicates, 50);
+	assert_int_equal(atomic_load(&s.applied), 50);
+	dre_applier_stop(ap);
+	assert_int_equal(atomic_load(&s.begins), atomic_load(&s.ends));
+
+	// Restart: the stored positions continue; nothing is applied twice,
+	// and re-published old events are still recognised.
+	memset(&s, 0, sizeof(s));
+	for (int i = 0; i < 10; i++)
+		produce(p, "t1", budget, 100, NULL);
+	assert_int_equal(dre_producer_flush(p, 10000), DRE_OK);
+	ap = start(st, &s, NULL, NULL);
+	wait_sum(st, budget, want + 1000);
+	sleep_ms(300);
+	assert_int_equal(atomic_load(&s.applied), 10);
+	dre_applier_stop(ap);
+	assert_int_equal(stored_sum(st, budget), want + 1000);
+	dre_producer_close(p);
+	store_remove(st);
+}
+
+static void
+test_transient_and_poison(void **state)
+{
+	dre_store    *st = store_open("retry");
+	dre_producer *p = NULL;
+	svc           s = { 0 };
+	assert_int_equal(dre_producer_open(&p, &props, NULL, NULL), DRE_OK);
+	char budget[40];
+	snprintf(budget, sizeof(budget), "b-%d", rand());
+	atomic_store(&s.fail_next, 2);
+	dre_applier *ap = start(st, &s, NULL, NULL);
+	for (int i = 0; i < 20; i++)
+		produce(p, "t1", budget, 5, NULL);
+	// A message whose eventId reads but whose body does not decode.
+	uint8_t bad[64] = { 0xC3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 8 };
+	memcpy(bad + 11, "abcd", 4);
+	char key[64];
+	int  kl = snprintf(key, sizeof(key), "t1/%s", budget);
+	assert_int_equal(dre_producer_send(p, DRE_TOPIC_BUDGET_STATUS, key,
+	                     (size_t) kl, bad, 15, NULL),
+	    DRE_OK);
+	for (int i = 0; i < 5; i++)
+		produce(p, "t1", budget, 1, NULL);
+	assert_int_equal(dre_producer_flush(p, 10000), DRE_OK);
+	wait_sum(st, budget, 105);
+	dre_applier_stats stats;
+	dre_applier_stats_get(ap, &stats);
+	assert_int_equal(stats.dead_letters, 1);
+	assert_true(stats.retries >= 2);
+	assert_true(atomic_load(&s.max_attempts) >= 2);
+	dre_applier_stop(ap);
+	dre_producer_close(p);
+	store_remove(st);
+}
+
+static void
+test_cluster_change_recovers(void **state)
+{
+	dre_store *st = store_open("cluster");
+	svc        s = { 0 };
+	// Positions that belong to another cluster.
+	assert_int_equal(
+	    dre_store_put(st, CF_AP, "c", 1, "old-cluster", 11, true), DRE_OK);
+	uint8_t off[8] = { 0, 0, 0, 0, 0, 0, 0x10, 0 };
+	char    key[64] = "o" DRE_TOPIC_BUDGET_STATUS;
+	size_t  kl = strlen(key) + 1;
+	memset(key + kl, 0, 4);
+	assert_int_equal(
+	    dre_store_put(st, CF_AP, key, kl + 4, off, 8, true), DRE_OK);
+	dre_applier *ap = start(st, &s, NULL, recover_zero);
+	wait_sum(st, "b-snap", 1000);
+	assert_true(atomic_load(&s.recovers) >= 1);
+	dre_applier_stop(ap);
+	char  *v = NULL;
+	size_t vl = 0;
+	assert_int_equal(dre_store_get(st, CF_AP, "c", 1, &v, &vl), DRE_OK);
+	assert_true(vl != 11 || memcmp(v, "old-cluster", 11) != 0);
+	free(v);
+	store_remove(st);
+}
+
+static void
+test_group_mode(void **state)
+{
+	dre_store    *st = store_open("group");
+	dre_producer *p = NULL;
+	svc           s = { 0 };
+	assert_int_equal(dre_producer_open(&p, &props, NULL, NULL), DRE_OK);
+	char budget[40];
+	snprintf(budget, sizeof(budget), "g-%d", rand());
+	for (int i = 0; i < 30; i++)
+		produce(p, "t2", budget, 2, NULL);
+	assert_int_equal(dre_producer_flush(p, 10000), DRE_OK);
+	dre_kvlist_set(&props, "session.timeout.ms", "6000");
+	dre_kvlist_set(&props, "heartbeat.interval.ms", "500");
+	dre_applier *ap = start(st, &s, "dre-test-group", NULL);
+	wait_sum(st, budget, 60);
+	dre_applier_stop(ap);
+	// A new member of the group starts from the stored positions.
+	memset(&s, 0, sizeof(s));
+	for (int i = 0; i < 5; i++)
+		produce(p, "t2", budget, 2, NULL);
+	assert_int_equal(dre_producer_flush(p, 10000), DRE_OK);
+	ap = start(st, &s, "dre-test-group", NULL);
+	wait_sum(st, budget, 70);
+	dre_applier_stop(ap);
+	assert_int_equal(atomic_load(&s.applied), 5);
+	dre_producer_close(p);
+	store_remove(st);
+}
+
+int
+main(void)
+{
+	srand((unsigned) time(NULL) ^ (unsigned) getpid());
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_exactly_once),
+		cmocka_unit_test(test_transient_and_poison),
+		cmocka_unit_test(test_cluster_change_recovers),
+		cmocka_unit_test(test_group_mode),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

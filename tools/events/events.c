@@ -1,0 +1,283 @@
+// events.c -- dre-events: prints the events of a DRE topic as JSON lines,
+// decoded with nothing but the .avsc files of a directory.
+//
+//   dre-events -b BOOTSTRAP -t TOPIC [-s SCHEMA_DIR] [-w WAIT_MS]
+//
+// Reads every partition of TOPIC from the beginning to its current end and
+// prints one line per message: {"topic","partition","offset","key",
+// "schema","value"}. The writer schema of each value is found by the
+// CRC-64-AVRO fingerprint in its single-object header among the schema
+// files of SCHEMA_DIR (default: proto/ next to the binary's source tree);
+// the code never uses the schemas compiled into DRE. This is what an
+// outside consumer does, and how the tests show that every event can be
+// read with the files in proto/ alone.
+#include <dirent.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <avro.h>
+#include <librdkafka/rdkafka.h>
+
+#include "dre/avro.h"
+#include "dre/buf.h"
+
+#define MAX_SCHEMAS 64
+
+typedef struct {
+	char                name[256];
+	uint64_t            fp;
+	avro_schema_t       schema;
+	avro_value_iface_t *iface;
+} schema_file;
+
+static schema_file schemas[MAX_SCHEMAS];
+static int         nschemas;
+
+static char *
+slurp(const char *path, size_t *lenp)
+{
+	FILE *f = fopen(path, "rb");
+	if (f == NULL)
+		return NULL;
+	dre_buf b = { 0 };
+	char    chunk[4096];
+	size_t  n;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		dre_buf_append(&b, chunk, n);
+	fclose(f);
+	*lenp = b.len;
+	return dre_buf_take(&b, lenp);
+}
+
+// load_schemas parses every *.avsc of dir and computes its fingerprint
+// from the Parsing Canonical Form (Avro specification).
+static int
+load_schemas(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (d == NULL) {
+		fprintf(stderr, "dre-events: cannot open %s\n", dir);
+		return -1;
+	}
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL && nschemas < MAX_SCHEMAS) {
+		size_t l = strlen(e->d_name);
+		if (l < 6 || strcmp(e->d_name + l - 5, ".avsc") != 0)
+			continue;
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		size_t len = 0;
+		char  *json = slurp(path, &len);
+		if (json == NULL)
+			continue;
+		schema_file *s = &schemas[nschemas];
+		dre_buf      canon = { 0 };
+		if (dre_avro_canonical(&canon, json, len) != DRE_OK
+		    || avro_schema_from_json_length(json, len, &s->schema)) {
+			fprintf(
+			    stderr, "dre-events: %s is not a schema\n", path);
+			free(json);
+			dre_buf_free(&canon);
+			continue;
+		}
+		s->fp = dre_avro_crc64(canon.data, canon.len);
+		s->iface = avro_generic_class_from_schema(s->schema);
+		snprintf(s->name, sizeof(s->name), "%s%s%s",
+		    avro_schema_namespace(s->schema)
+		        ? avro_schema_namespace(s->schema)
+		        : "",
+		    avro_schema_namespace(s->schema) ? "." : "",
+		    avro_schema_name(s->schema));
+		dre_buf_free(&canon);
+		free(json);
+		nschemas++;
+	}
+	closedir(d);
+	return nschemas > 0 ? 0 : -1;
+}
+
+static void
+json_str(FILE *out, const char *s, size_t n)
+{
+	dre_buf b = { 0 };
+	fputc('"', out);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char) s[i];
+		if (c == '"' || c == '\\')
+			fprintf(out, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(out, "\\u%04x", c);
+		else
+			fputc(c, out);
+	}
+	fputc('"', out);
+	dre_buf_free(&b);
+}
+
+// print_value decodes one single-object encoded value.
+static void
+print_value(FILE *out, const uint8_t *p, size_t len)
+{
+	if (len < 10 || p[0] != 0xC3 || p[1] != 0x01) {
+		fputs("\"schema\":null,\"value\":null,\"error\":\"not Avro "
+		      "single-object encoding\"",
+		    out);
+		return;
+	}
+	uint64_t fp = 0;
+	for (int i = 0; i < 8; i++)
+		fp |= (uint64_t) p[2 + i] << (8 * i);
+	schema_file *s = NULL;
+	for (int i = 0; i < nschemas && s == NULL; i++)
+		if (schemas[i].fp == fp)
+			s = &schemas[i];
+	if (s == NULL) {
+		fprintf(out,
+		    "\"schema\":null,\"value\":null,\"error\":\"unknown "
+		    "fingerprint %016llx\"",
+		    (unsigned long long) fp);
+		return;
+	}
+	avro_value_t  v;
+	avro_reader_t r
+	    = avro_reader_memory((const char *) p + 10, (int64_t) (len - 10));
+	avro_generic_value_new(s->iface, &v);
+	char *json = NULL;
+	if (avro_value_read(r, &v) != 0
+	    || avro_value_to_json(&v, 1, &json) != 0) {
+		fprintf(out,
+		    "\"schema\":\"%s\",\"value\":null,\"error\":"
+		    "\"undecodable\"",
+		    s->name);
+	} else {
+		fprintf(out, "\"schema\":\"%s\",\"value\":%s", s->name, json);
+	}
+	free(json);
+	avro_value_decref(&v);
+	avro_reader_free(r);
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: dre-events -b BOOTSTRAP -t TOPIC "
+	    "[-s SCHEMA_DIR] [-w WAIT_MS]\n");
+	exit(2);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *bootstrap = NULL, *topic = NULL;
+	const char *dir = DRE_PROTO_DIR;
+	int         wait_ms = 10000, c;
+	while ((c = getopt(argc, argv, "b:t:s:w:")) != -1) {
+		switch (c) {
+		case 'b':
+			bootstrap = optarg;
+			break;
+		case 't':
+			topic = optarg;
+			break;
+		case 's':
+			dir = optarg;
+			break;
+		case 'w':
+			wait_ms = atoi(optarg);
+			break;
+		default:
+			usage();
+		}
+	}
+	if (bootstrap == NULL || topic == NULL)
+		usage();
+	if (load_schemas(dir) != 0)
+		return 1;
+
+	char             err[512];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	if (rd_kafka_conf_set(
+	        conf, "bootstrap.servers", bootstrap, err, sizeof(err))
+	        != RD_KAFKA_CONF_OK
+	    || rd_kafka_conf_set(
+	           conf, "group.id", "dre-events", err, sizeof(err))
+	        != RD_KAFKA_CONF_OK
+	    || rd_kafka_conf_set(
+	           conf, "enable.partition.eof", "true", err, sizeof(err))
+	        != RD_KAFKA_CONF_OK
+	    || rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err))
+	        != RD_KAFKA_CONF_OK) {
+		fprintf(stderr, "dre-events: %s\n", err);
+		return 1;
+	}
+	rd_kafka_t *rk
+	    = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+	if (rk == NULL) {
+		fprintf(stderr, "dre-events: %s\n", err);
+		return 1;
+	}
+	rd_kafka_poll_set_consumer(rk);
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+	if (rd_kafka_metadata(rk, 0, rkt, &md, wait_ms)
+	        != RD_KAFKA_RESP_ERR_NO_ERROR
+	    || md->topic_cnt != 1 || md->topics[0].err) {
+		fprintf(stderr, "dre-events: no metadata for %s\n", topic);
+		return 1;
+	}
+	int                              np = md->topics[0].partition_cnt;
+	rd_kafka_topic_partition_list_t *l
+	    = rd_kafka_topic_partition_list_new(np);
+	for (int i = 0; i < np; i++)
+		rd_kafka_topic_partition_list_add(l, topic, i)->offset
+		    = RD_KAFKA_OFFSET_BEGINNING;
+	rd_kafka_metadata_destroy(md);
+	rd_kafka_topic_destroy(rkt);
+	rd_kafka_assign(rk, l);
+	rd_kafka_topic_partition_list_destroy(l);
+
+	int             eof = 0;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (eof < np) {
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if ((t1.tv_sec - t0.tv_sec) * 1000
+		        + (t1.tv_nsec - t0.tv_nsec) / 1000000
+		    > wait_ms) {
+			fprintf(stderr,
+			    "dre-events: timed out (%d of %d "
+			    "partitions read to the end)\n",
+			    eof, np);
+			break;
+		}
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+		if (m == NULL)
+			continue;
+		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			eof++;
+		} else if (m->err) {
+			fprintf(stderr, "dre-events: %s\n",
+			    rd_kafka_message_errstr(m));
+		} else {
+			printf("{\"topic\":\"%s\",\"partition\":%d,\"offset\":"
+			       "%lld,\"key\":",
+			    topic, m->partition, (long long) m->offset);
+			json_str(stdout, m->key ? m->key : "", m->key_len);
+			fputc(',', stdout);
+			print_value(stdout, m->payload, m->len);
+			fputs("}\n", stdout);
+		}
+		rd_kafka_message_destroy(m);
+	}
+	rd_kafka_consumer_close(rk);
+	rd_kafka_destroy(rk);
+	for (int i = 0; i < nschemas; i++) {
+		avro_value_iface_decref(schemas[i].iface);
+		avro_schema_decref(schemas[i].schema);
+	}
+	return eof < np ? 1 : 0;
+}
