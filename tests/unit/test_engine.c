@@ -917,6 +917,45 @@ test_hostile_amounts(void **state)
 		assert_true(p->line_items[i]->line_net >= 0);
 }
 
+// The budget stage sits between POS_GROUP and CONDITION: an exhausted
+// budget drops its promotion into budgetLimitedPromotions (and BUDGET in
+// missedPromotions).
+static void
+test_budget_stage(void **state)
+{
+	fx *f = *state;
+	promo(f, "e0000000-0000-4000-8000-000000000001", "budgeted",
+	    "\"budgetIds\":[\"B-1\"],",
+	    "{\"type\":\"ARTICLE\",\"values\":[\"A\"]}", PCT10);
+	promo(f, "e0000000-0000-4000-8000-000000000002", "free", "",
+	    "{\"type\":\"ARTICLE\",\"values\":[\"A\"]}", PCT10);
+	dre_budget_set *b;
+	assert_int_equal(dre_budget_set_alloc(&b), DRE_OK);
+	assert_true(dre_budget_set_update(b, TENANT, "B-1", 1, true));
+	Dre__EvaluateRequest *r
+	    = request(f, 1, item(f, NULL, "A", 1000, 1000));
+	r->has_include_missed_promotions = r->include_missed_promotions = true;
+	dre_eval_ctx           ctx = { .tenant = TENANT,
+		          .now_ms = 1,
+		          .counter = 1,
+		          .transaction_id = "T",
+		          .currency = "EUR",
+		          .simulate = true,
+		          .budgets = b };
+	const dre_index       *ix = dre_engine_acquire(f->e);
+	Dre__EvaluateResponse *p = NULL;
+	dre_eval_error         err;
+	assert_int_equal(dre_evaluate(&p, f->a, ix, r, &ctx, &err), DRE_OK);
+	dre_index_release(ix);
+	assert_int_equal(disc(p, 0), 100); // only "free"
+	assert_int_equal(p->n_budget_limited_promotions, 1);
+	assert_string_equal(
+	    p->budget_limited_promotions[0]->promotion_name, "budgeted");
+	assert_int_equal(p->n_missed_promotions, 1);
+	assert_string_equal(p->missed_promotions[0]->stage, "BUDGET");
+	dre_budget_set_free(b);
+}
+
 int
 main(void)
 {
@@ -927,6 +966,8 @@ main(void)
 		    test_time_zones, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_hostile_amounts, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_budget_stage, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_cond_article_min_quantity, setup, teardown),
 		cmocka_unit_test_setup_teardown(
