@@ -82,8 +82,7 @@ ev_coupons_decide(ev *v)
 	if (c->coupons != NULL && c->ncoupons == req->n_coupons)
 		v->coup = c->coupons;
 	else { // not asked, no answer, or an answer of another shape
-		dre_coupon_result *u
-		    = ev_get(v, (v->ncoup + 1) * sizeof(*u));
+		dre_coupon_result *u = ev_get(v, (v->ncoup + 1) * sizeof(*u));
 		for (uint32_t i = 0; i < v->ncoup; i++) {
 			u[i].code = req->coupons[i] ? req->coupons[i] : "";
 			u[i].reason = "UNAVAILABLE";
@@ -110,8 +109,8 @@ ev_coupons_decide(ev *v)
 		for (size_t k = 0; k < r->npromotion_ids; k++) {
 			long rank = ix_promo_rank(v->t, r->promotion_ids[k]);
 			if (rank < 0
-			    || !type_listed(v->t->promos[rank]->promo,
-			        r->type_id))
+			    || !type_listed(
+			        v->t->promos[rank]->promo, r->type_id))
 				continue;
 			tr[ntr] = (uint32_t) rank;
 			trc[ntr++] = (int32_t) i;

@@ -348,8 +348,8 @@ coupons_check(ev_svc *s, const dre_rpc_call *call,
 	ProtobufCAllocator        al = { pb_alloc, pb_free, a };
 	Dre__CouponCheckResponse *cp = NULL;
 	if (rr->status == 200)
-		cp = dre__coupon_check_response__unpack(&al,
-		    rr->has_body ? rr->body.len : 0, rr->body.data);
+		cp = dre__coupon_check_response__unpack(
+		    &al, rr->has_body ? rr->body.len : 0, rr->body.data);
 	else
 		dre_warn("coupon.Check %s/%s: %d %s", call->tenant, txid,
 		    rr->status, rr->error_message ? rr->error_message : "");
@@ -428,14 +428,14 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		return;
 	}
 
-	dre_eval_ctx     ctx = { .tenant = call->tenant,
-		    .now_ms = dre_now_ms(),
-		    .transaction_id = txid,
-		    .currency = s->cfg.currency,
-		    .instance_id = s->cfg.common.instance_id,
-		    .source = s->source,
-		    .simulate = simulate,
-		    .budgets = s->budgets };
+	dre_eval_ctx ctx = { .tenant = call->tenant,
+		.now_ms = dre_now_ms(),
+		.transaction_id = txid,
+		.currency = s->cfg.currency,
+		.instance_id = s->cfg.common.instance_id,
+		.source = s->source,
+		.simulate = simulate,
+		.budgets = s->budgets };
 	if (req->n_coupons > 0) { // before the transaction's lock is taken
 		ctx.coupons = coupons_check(s, call, req, txid, a);
 		ctx.ncoupons = ctx.coupons ? req->n_coupons : 0;

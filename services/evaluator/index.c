@@ -1211,8 +1211,9 @@ ix_promo_rank(const ix_tenant *t, const char *id)
 	while (lo <= hi) { // promos are in (priority, id) order
 		long             mid = (lo + hi) / 2;
 		const dre_promo *q = t->promos[mid]->promo;
-		int c = p->priority != q->priority ? (p->priority < q->priority ? -1 : 1)
-		                                   : strcmp(p->id, q->id);
+		int              c = p->priority != q->priority
+		                 ? (p->priority < q->priority ? -1 : 1)
+		                 : strcmp(p->id, q->id);
 		if (c == 0)
 			return mid;
 		if (c < 0)

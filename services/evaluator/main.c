@@ -107,8 +107,8 @@ main(int argc, char **argv)
 	}
 	if ((err = dre_rpc_client_open(&s.coupon_cli, s.cfg.coupon_url))
 	    != DRE_OK) {
-		dre_error("coupon.url %s: %s", s.cfg.coupon_url,
-		    dre_strerror(err));
+		dre_error(
+		    "coupon.url %s: %s", s.cfg.coupon_url, dre_strerror(err));
 		goto out;
 	}
 	err = dre_rpc_server_open(&srv, s.cfg.common.rpc_listen, ev_routes, &s,

@@ -14,11 +14,11 @@
 #include "dre/clock.h"
 #include "engine.h"
 
-#define TENANT "tenant-abc"
-#define PG_ID  "60000000-0000-4000-8000-000000000001"
-#define P_S    "c0000000-0000-4000-8000-000000000001" // CT-S, 10 %
-#define P_N    "c0000000-0000-4000-8000-000000000002" // CT-N, 20 %
-#define P_OFF  "c0000000-0000-4000-8000-000000000003" // CT-S, INACTIVE
+#define TENANT  "tenant-abc"
+#define PG_ID   "60000000-0000-4000-8000-000000000001"
+#define P_S     "c0000000-0000-4000-8000-000000000001" // CT-S, 10 %
+#define P_N     "c0000000-0000-4000-8000-000000000002" // CT-N, 20 %
+#define P_OFF   "c0000000-0000-4000-8000-000000000003" // CT-S, INACTIVE
 #define P_PLAIN "c0000000-0000-4000-8000-000000000004" // no coupon type
 
 typedef struct {
@@ -32,7 +32,7 @@ put(fx *f, const char *key, const char *doc)
 {
 	dre_master_change c = { DRE_MK_PROMOTION, TENANT, key, ++f->version,
 		doc, strlen(doc) };
-	bool applied;
+	bool              applied;
 	assert_int_equal(dre_engine_apply(f->e, &c, 1000, &applied), DRE_OK);
 	assert_true(applied);
 }
@@ -63,8 +63,8 @@ setup(void **state)
 	    "\"status\":\"ACTIVE\",\"couponTypeIds\":[\"CT-S\"],"
 	    "\"validTo\":\"2020-01-01T00:00:00Z\",\"posGroups\":[\"other\"],",
 	    10);
-	promo(f, P_N, "\"status\":\"ACTIVE\",\"couponTypeIds\":[\"CT-N\"],",
-	    20);
+	promo(
+	    f, P_N, "\"status\":\"ACTIVE\",\"couponTypeIds\":[\"CT-N\"],", 20);
 	promo(f, P_OFF,
 	    "\"status\":\"INACTIVE\",\"couponTypeIds\":[\"CT-S\"],", 5);
 	promo(f, P_PLAIN, "\"status\":\"ACTIVE\",", 1);
@@ -114,25 +114,24 @@ run(fx *f, const dre_coupon_result *cs, size_t n, bool unavailable,
 	r->items = dre_arena_get(f->a, sizeof(*r->items));
 	r->items[0] = it;
 	r->n_items = 1;
-	assert_int_equal(dre_time_parse(&r->timestamp_ms,
-	                     "2026-06-07T14:30:00Z", 20),
+	assert_int_equal(
+	    dre_time_parse(&r->timestamp_ms, "2026-06-07T14:30:00Z", 20),
 	    DRE_OK);
 	r->has_timestamp_ms = true;
-	r->has_include_missed_promotions = r->include_missed_promotions
-	    = true;
+	r->has_include_missed_promotions = r->include_missed_promotions = true;
 	r->has_include_inactive = r->include_inactive = inactive;
 	r->coupons = dre_arena_get(f->a, (n + 1) * sizeof(char *));
 	for (size_t i = 0; i < n; i++)
 		r->coupons[i] = (char *) cs[i].code;
 	r->n_coupons = n;
-	dre_eval_ctx ctx = { .tenant = TENANT,
-		.now_ms = 1,
-		.counter = 1,
-		.transaction_id = "T",
-		.currency = "EUR",
-		.simulate = simulate,
-		.coupons = unavailable ? NULL : cs,
-		.ncoupons = unavailable ? 0 : n };
+	dre_eval_ctx           ctx = { .tenant = TENANT,
+		          .now_ms = 1,
+		          .counter = 1,
+		          .transaction_id = "T",
+		          .currency = "EUR",
+		          .simulate = simulate,
+		          .coupons = unavailable ? NULL : cs,
+		          .ncoupons = unavailable ? 0 : n };
 	const dre_index       *ix = dre_engine_acquire(f->e);
 	Dre__EvaluateResponse *p = NULL;
 	dre_eval_error         err;
@@ -171,9 +170,9 @@ stage_of(const Dre__EvaluateResponse *p, const char *id)
 static void
 test_triggered(void **state)
 {
-	fx               *f = *state;
-	dre_coupon_result c = ok("SAVE10", true);
-	Dre__EvaluateResponse *p = run(f, &c, 1, false, false, false);
+	fx                      *f = *state;
+	dre_coupon_result        c = ok("SAVE10", true);
+	Dre__EvaluateResponse   *p = run(f, &c, 1, false, false, false);
 	const Dre__LineDiscount *d = find(p, P_S);
 	assert_non_null(d);
 	assert_int_equal(d->discount_amount, 1000);
@@ -189,7 +188,8 @@ test_triggered(void **state)
 	assert_string_equal(stage_of(p, P_N), "COUPON");
 	assert_int_equal(p->n_applied_coupons, 1);
 	assert_string_equal(p->applied_coupons[0]->code, "SAVE10");
-	assert_string_equal(p->applied_coupons[0]->coupon_type_name, "Stackable");
+	assert_string_equal(
+	    p->applied_coupons[0]->coupon_type_name, "Stackable");
 	assert_int_equal(p->applied_coupons[0]->n_promotion_ids, 1);
 	assert_string_equal(p->applied_coupons[0]->promotion_ids[0], P_S);
 	assert_int_equal(p->n_invalid_coupons, 0);
@@ -242,8 +242,8 @@ test_stacking(void **state)
 static void
 test_unavailable(void **state)
 {
-	fx               *f = *state;
-	dre_coupon_result v[2] = { ok("SOLO", false), ok("MULTI", true) };
+	fx                    *f = *state;
+	dre_coupon_result      v[2] = { ok("SOLO", false), ok("MULTI", true) };
 	Dre__EvaluateResponse *p = run(f, v, 2, true, false, false);
 	assert_null(find(p, P_S));
 	assert_null(find(p, P_N));
@@ -262,9 +262,9 @@ static void
 test_applied_empty(void **state)
 {
 	fx *f = *state;
-	promo(f, P_N, "\"status\":\"ACTIVE\",\"couponTypeIds\":[\"CT-X\"],",
-	    20);
-	dre_coupon_result c = ok("SOLO", false);
+	promo(
+	    f, P_N, "\"status\":\"ACTIVE\",\"couponTypeIds\":[\"CT-X\"],", 20);
+	dre_coupon_result      c = ok("SOLO", false);
 	Dre__EvaluateResponse *p = run(f, &c, 1, false, false, false);
 	assert_null(find(p, P_N));
 	assert_int_equal(p->n_applied_coupons, 1);
@@ -276,8 +276,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_triggered, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stacking, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_triggered, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_stacking, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_unavailable, setup, teardown),
 		cmocka_unit_test_setup_teardown(
