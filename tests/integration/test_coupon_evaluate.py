@@ -176,9 +176,8 @@ class CouponEvaluate(harness.TestCase):
         self.assertEqual(len(self.stack.applied(b, self.p["id"])), 1)
 
     def test_expired_at_basket_time(self):
-        c = self.code(self.t)
-        # after the code's type window closes? The type is open; a basket
-        # after a closed type window is EXPIRED:
+        c = self.code(self.t)  # its type has no window
+        # a basket timed after its type's window closed: EXPIRED
         e = self.code(self.new_type(validFrom="2026-01-01T00:00:00Z",
                                     validTo="2026-12-31T23:59:59Z"))
         b = self.sim([e, c], timestamp="2027-02-01T10:00:00Z")
