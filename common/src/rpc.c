@@ -215,10 +215,11 @@ route_find(const dre_rpc_route *routes, const char *method)
 
 // serve runs the handler of a decoded call (route NULL: the error is in
 // rep already) and returns the encoded reply (NULL only when out of memory).
-// Frees req.
+// Frees req, except when an inline handler deferred the call to a worker
+// (*deferp set, NULL returned, req still the caller's).
 static nng_msg *
 serve(dre_rpc_server *s, Dre__RpcRequest *req, const dre_rpc_route *route,
-    dre_rpc_reply *rep)
+    dre_rpc_reply *rep, bool on_worker, bool *deferp)
 {
 	nng_msg *out;
 
@@ -244,7 +245,13 @@ serve(dre_rpc_server *s, Dre__RpcRequest *req, const dre_rpc_route *route,
 		call.body = req->has_body ? req->body.data : NULL;
 		call.body_len = req->has_body ? req->body.len : 0;
 		call.req = req;
+		call.on_worker = on_worker;
 		route->fn(s->svc, &call, rep);
+		if (rep->defer && !on_worker && deferp != NULL) {
+			reply_clear(rep);
+			*deferp = true;
+			return NULL;
+		}
 		if (rep->body.oom) {
 			reply_clear(rep);
 			dre_rpc_reply_error(
@@ -313,8 +320,12 @@ slot_cb(void *arg)
 		dre_rpc_reply_error(&rep, 404, "NOT_FOUND", NULL,
 		    "unknown method %s", req->method);
 	if (route == NULL || (route->flags & DRE_RPC_INLINE) != 0) {
-		slot_reply(w, serve(s, req, route, &rep));
-		return;
+		bool     deferred = false;
+		nng_msg *out = serve(s, req, route, &rep, false, &deferred);
+		if (!deferred) {
+			slot_reply(w, out);
+			return;
+		}
 	}
 	w->req = req;
 	w->route = route;
@@ -360,7 +371,7 @@ worker_main(void *arg)
 		rep.status = 200;
 		Dre__RpcRequest *req = w->req;
 		w->req = NULL;
-		slot_reply(w, serve(s, req, w->route, &rep));
+		slot_reply(w, serve(s, req, w->route, &rep, true, NULL));
 	}
 }
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "confirm.h"
 #include "confirm.pb-c.h"
@@ -169,6 +170,18 @@ check_promotions(const Dre__ConfirmRequest *req,
 			dre_rpc_reply_error(rep, 409, "CONFLICT", t,
 			    "promotion %s was not granted by this iteration",
 			    cp->promotion_id);
+			return false;
+		}
+		// A promotion a coupon triggered is confirmed with that code
+		// (or none: the granted one is carried), never another.
+		if (g->coupon_code != NULL && g->coupon_code[0] != '\0'
+		    && cp->coupon_code != NULL && cp->coupon_code[0] != '\0'
+		    && strcasecmp(cp->coupon_code, g->coupon_code) != 0) {
+			snprintf(t, sizeof(t),
+			    "appliedPromotions[%zu].couponCode", i);
+			dre_rpc_reply_error(rep, 409, "CONFLICT", t,
+			    "promotion %s was granted for coupon %s, not %s",
+			    cp->promotion_id, g->coupon_code, cp->coupon_code);
 			return false;
 		}
 		int64_t amount = g->amount;

@@ -97,9 +97,11 @@ pos_group_ok(const ev *v, const dre_promo *p)
 	return false;
 }
 
-// prefilter returns the stage a promotion falls out at, or NULL.
+// prefilter returns the stage a promotion falls out at, or NULL. One a
+// coupon triggered (coupon >= 0) skips validity and POS group; one that
+// needs a coupon and was not triggered falls out at COUPON.
 static const char *
-prefilter(ev *v, const ix_ent *e, const char **reason)
+prefilter(ev *v, const ix_ent *e, int32_t coupon, const char **reason)
 {
 	const dre_promo *p = e->promo;
 	bool inactive_ok = v->ctx->simulate && v->req->has_include_inactive
@@ -110,6 +112,17 @@ prefilter(ev *v, const ix_ent *e, const char **reason)
 		              dre_promo_status_name(p->status))
 		                         : NULL;
 		return "STATUS";
+	}
+	if (coupon < 0 && p->coupon_type_ids.n > 0) {
+		*reason = ev_coupon_gate(v, p);
+		return "COUPON";
+	}
+	if (coupon >= 0) {
+		if (!in_time_windows(e, v->ts)) {
+			*reason = "outside its time windows";
+			return "TIME_WINDOW";
+		}
+		return NULL;
 	}
 	if (v->ts < p->valid_from) {
 		*reason = "not yet valid at the transaction time";
@@ -283,8 +296,8 @@ header_echo(ev *v)
 	return h;
 }
 
-static bool
-app_applied(const ev *v, uint32_t ax)
+bool
+ev_app_applied(const ev *v, uint32_t ax)
 {
 	const ev_app *a = &v->apps[ax];
 	return v->chosen[ax] && !a->failed
@@ -326,8 +339,9 @@ line_items(ev *v, Dre__EvaluateResponse *r, int64_t *sale, int64_t *ret,
 			d->discount_type = (char *) dre_disc_type_name(x->dt);
 			d->discount_value = x->value;
 			d->discount_amount = x->amount;
+			d->coupon_code = (char *) v->apps[x->app].coupon;
 			d->has_triggered_by_coupon = true;
-			d->triggered_by_coupon = false;
+			d->triggered_by_coupon = d->coupon_code != NULL;
 			li->discounts[li->n_discounts++] = d;
 			ld += x->amount;
 		}
@@ -370,7 +384,7 @@ breakdown(ev *v, Dre__Totals *tot)
 	tot->promotion_breakdown = ev_get(v, (n + 1) * sizeof(*of));
 	int64_t points = 0;
 	for (uint32_t ax = 0; ax < n; ax++) {
-		if (!app_applied(v, ax))
+		if (!ev_app_applied(v, ax))
 			continue;
 		const dre_promo         *p = v->apps[ax].p;
 		Dre__PromotionBreakdown *b = ev_get(v, sizeof(*b));
@@ -420,7 +434,7 @@ missed_apps(ev *v)
 	for (uint32_t ax = 0; ax < v->napps; ax++) {
 		ev_app          *a = &v->apps[ax];
 		const dre_promo *p = a->p;
-		if (app_applied(v, ax))
+		if (ev_app_applied(v, ax))
 			continue;
 		const char *reason;
 		const char *stage = "EXCLUSIVITY";
@@ -438,7 +452,7 @@ missed_apps(ev *v)
 				         "customer more";
 				for (uint32_t bx = 0; bx < v->napps; bx++) {
 					const dre_promo *q = v->apps[bx].p;
-					if (!app_applied(v, bx))
+					if (!ev_app_applied(v, bx))
 						continue;
 					for (uint32_t g = 0;
 					     g < p->exclusion_groups.n; g++)
@@ -564,6 +578,8 @@ respond(ev *v, const dre_index *ix)
 	if (v->t != NULL)
 		ev_hints(v, r);
 	missed_list(v, r);
+	if (v->ncoup > 0)
+		ev_coupons_respond(v, r);
 	r->budget_limited_promotions = v->limited.v;
 	r->n_budget_limited_promotions = v->limited.n;
 	return r;
@@ -703,7 +719,8 @@ applicable(ev *v)
 		}
 		const ix_ent *e = v->t->promos[v->cand[k]];
 		const char   *reason = NULL;
-		const char   *stage = prefilter(v, e, &reason);
+		int32_t       coupon = v->cand_coupon ? v->cand_coupon[k] : -1;
+		const char   *stage = prefilter(v, e, coupon, &reason);
 		if (stage != NULL) {
 			if (v->want_missed)
 				missed_add(v, k, stage, reason);
@@ -731,6 +748,7 @@ applicable(ev *v)
 		a->p = e->promo;
 		a->cand = k;
 		a->sel = sel;
+		a->coupon = coupon >= 0 ? v->coup[coupon].code : NULL;
 		a->stage = e->cp.line_stage ? ST_LINE
 		    : e->cp.receipt_stage   ? ST_RECEIPT
 		    : e->cp.loyalty_stage   ? ST_LOYALTY
@@ -761,10 +779,12 @@ evaluate_run(ev *v, const dre_index *ix, dre_eval_error *err)
 	rc = pos_group_resolve(v, err);
 	if (rc != DRE_OK)
 		return rc;
-	if (v->t != NULL) {
+	if (v->t != NULL)
 		candidates(v);
+	if (v->req->n_coupons > 0)
+		ev_coupons_decide(v);
+	if (v->t != NULL)
 		applicable(v);
-	}
 	ev_best_price(v);
 	v->net_after_lines = v->run.line_net;
 	if (v->t != NULL && v->want_missed)

@@ -124,6 +124,21 @@ bool dre_budget_check(const dre_budget_set *b, const char *tenant,
 const struct dre_promo *dre_index_promotion(
     const dre_index *ix, const char *tenant, const char *id);
 
+// ---- coupons (engine_coupon.c)
+//
+// What the coupon service said about one code of the basket (coupon.Check),
+// in basket order. Borrowed for the evaluation.
+typedef struct {
+	const char        *code; // as presented in the basket
+	bool               valid;
+	const char        *reason; // stable reason code when !valid
+	const char        *type_id; // the coupon type; NULL when unknown
+	const char        *type_name;
+	bool               stackable;
+	const char *const *promotion_ids; // linked to the type (any status)
+	size_t             npromotion_ids;
+} dre_coupon_result;
+
 // The evaluation context the service supplies (the tenant comes from the
 // caller's credential, never the body). Borrowed for the call.
 typedef struct {
@@ -137,6 +152,11 @@ typedef struct {
 	const char *source; // "local-store" | "btp"; NULL = "local-store"
 	bool        simulate;
 	const dre_budget_set *budgets; // NULL = no budget is exhausted
+	// One result per request coupon, in order (ncoupons == the request's
+	// n_coupons). NULL = the coupon service was not asked or did not
+	// answer: every code is invalid with reason UNAVAILABLE.
+	const dre_coupon_result *coupons;
+	size_t                   ncoupons;
 } dre_eval_ctx;
 
 // A request the engine refuses (PRODUCT-DECISIONS §1).

@@ -638,7 +638,7 @@ free_item(ev *v, uint32_t ax, uint32_t ai)
 	g->promotion_id = (char *) p->id;
 	g->promotion_name = (char *) (p->name ? p->name : "");
 	g->has_triggered_by_coupon = true;
-	g->triggered_by_coupon = false;
+	g->triggered_by_coupon = a->coupon != NULL;
 	ev_grant *node = ev_get(v, sizeof(*node));
 	node->g = g;
 	if (r->grants_tail)

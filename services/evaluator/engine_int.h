@@ -60,6 +60,7 @@ typedef struct {
 	int64_t dyn_have, dyn_need; // the failing dynamic threshold
 	int64_t points; // loyalty points (recording run)
 	int64_t tier_amount; // SCALED_RECEIPT: subtotal its tier was read at
+	const char *coupon; // code that triggered it (couponCode), NULL
 } ev_app;
 
 // One discount of one promotion on one line (the recording run only).
@@ -167,6 +168,11 @@ struct ev {
 	ev_miss           *miss;
 	uint32_t           nmiss, capmiss;
 	dre_budget_limited limited; // engine_budget.c
+	// coupons (engine_coupon.c); all NULL/0 when the basket has none
+	uint32_t     ncoup; // request coupons
+	const char **coup_bad; // per coupon: invalid reason, NULL = applied
+	const dre_coupon_result *coup; // per coupon: the check's result
+	int32_t *cand_coupon; // per candidate: coupon that triggers it, -1
 };
 
 // ev_get returns n zeroed bytes and never NULL: an exhausted arena unwinds
@@ -238,6 +244,18 @@ int64_t ev_run_receipt(ev *v, const uint8_t *in);
 bool    ev_receipt_lost(ev *v, const uint8_t *in);
 int64_t ev_receipt_tier_value(
     const dre_promo_action *ac, int64_t amount, const dre_promo_tier **tp);
+
+// engine_coupon.c
+// ev_coupons_decide judges the basket's coupons in order (invalid,
+// DUPLICATE, NOT_STACKABLE) and adds the promotions of the applied ones to
+// the candidates, tagged (v->cand_coupon). After candidates().
+void ev_coupons_decide(ev *v);
+// ev_coupon_gate: a promotion that lists couponTypeIds and no applied
+// coupon triggered: its COUPON-stage reason (NULL unless want_missed).
+const char *ev_coupon_gate(ev *v, const dre_promo *p);
+// ev_coupons_respond fills appliedCoupons and invalidCoupons.
+void ev_coupons_respond(ev *v, Dre__EvaluateResponse *r);
+bool ev_app_applied(const ev *v, uint32_t ax);
 
 // engine_best.c
 // ev_best_price picks the combination and leaves the recording of its run

@@ -10,6 +10,7 @@
 #include "dre/bus.h"
 #include "dre/commit.h"
 #include "dre/config.h"
+#include "dre/rpc.h"
 #include "dre/store.h"
 #include "engine.h"
 
@@ -25,6 +26,7 @@ typedef struct {
 	int64_t        ack_wait_ms; // confirm waits this long for Kafka's ack
 	char          *sidefx_services; // services reporting side effects
 	int64_t        sidefx_cache_ms; // side-effects poll answers cached
+	char          *coupon_url; // coupon service (coupon.Check)
 } ev_cfg;
 
 // Column families of <data_dir>/evaluator-<shard>.
@@ -64,6 +66,7 @@ typedef struct {
 	ev_confirm     *confirm; // side-effect jobs, poll cache
 	ev_budgets     *bud; // budget snapshot + status feed
 	atomic_llong    disconnected_since; // mono ms; 0 = connected
+	dre_rpc_client *coupon_cli; // coupon.Check for baskets with coupons
 } ev_svc;
 
 #endif

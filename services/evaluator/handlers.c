@@ -9,6 +9,7 @@
 #include "dre/log.h"
 #include "dre/uuid.h"
 #include "confirm.pb-c.h"
+#include "coupon.pb-c.h"
 #include "dre/promo.h"
 #include "evaluate.pb-c.h"
 #include "confirm.h"
@@ -18,8 +19,12 @@
 #define DRE_VERSION "0.0.0"
 #endif
 
-#define TXID_MAX  50
-#define ITEMS_MAX 1000
+#define TXID_MAX    50
+#define ITEMS_MAX   1000
+#define COUPONS_MAX 100 // what one coupon.Check answers
+// coupon.Check waits at most this long, and at most half of what is left
+// of the evaluate deadline: the basket is priced in time either way.
+#define COUPON_CHECK_MS 300
 // The first block covers a 20-line basket and its answer; bigger baskets
 // chain more blocks, and a reset keeps only the first.
 #define ARENA_BLOCK (64 * 1024)
@@ -283,6 +288,11 @@ request_valid(const Dre__EvaluateRequest *req, dre_rpc_reply *rep)
 			    target, "quantity must not be 0");
 			return false;
 		}
+	if (req->n_coupons > COUPONS_MAX) {
+		dre_rpc_reply_error(rep, 400, "VALIDATION_FAILED", "coupons",
+		    "more than %d coupons", COUPONS_MAX);
+		return false;
+	}
 	const char *txid = req->header ? req->header->transaction_id : NULL;
 	if (txid != NULL && strlen(txid) > TXID_MAX) {
 		dre_rpc_reply_error(rep, 400, "VALIDATION_FAILED",
@@ -291,6 +301,79 @@ request_valid(const Dre__EvaluateRequest *req, dre_rpc_reply *rep)
 		return false;
 	}
 	return true;
+}
+
+// coupons_check asks the coupon service about the basket's codes with one
+// coupon.Check (read-only) and returns one result per code, in order,
+// allocated in a; NULL when it did not answer in time or answered
+// something else (the engine then reports every code UNAVAILABLE).
+static const dre_coupon_result *
+coupons_check(ev_svc *s, const dre_rpc_call *call,
+    const Dre__EvaluateRequest *req, const char *txid, dre_arena *a)
+{
+	int64_t now = dre_now_ms();
+	int64_t wait = COUPON_CHECK_MS;
+	if (call->deadline_ms > 0 && (call->deadline_ms - now) / 2 < wait)
+		wait = (call->deadline_ms - now) / 2;
+	if (s->coupon_cli == NULL || wait < 1)
+		return NULL;
+	Dre__CouponCheckRequest cr = DRE__COUPON_CHECK_REQUEST__INIT;
+	cr.codes = req->coupons;
+	cr.n_codes = req->n_coupons;
+	cr.customer_id = req->customer ? req->customer->customer_id : NULL;
+	cr.transaction_id = (char *) txid;
+	cr.has_at_ms = true;
+	cr.at_ms = req->has_timestamp_ms ? req->timestamp_ms : now;
+	size_t   blen = dre__coupon_check_request__get_packed_size(&cr);
+	uint8_t *body = dre_arena_get(a, blen + 1);
+	if (body == NULL)
+		return NULL;
+	dre__coupon_check_request__pack(&cr, body);
+	Dre__RpcRequest rq = DRE__RPC_REQUEST__INIT;
+	rq.method = "coupon.Check";
+	rq.tenant = (char *) call->tenant;
+	rq.principal = "evaluator";
+	rq.has_deadline_unix_ms = true;
+	rq.deadline_unix_ms = now + wait;
+	rq.has_body = true;
+	rq.body.data = body;
+	rq.body.len = blen;
+	Dre__RpcReply *rr = NULL;
+	dre_err err = dre_rpc_call_sync(s->coupon_cli, &rq, (int) wait, &rr);
+	if (err != DRE_OK) {
+		dre_warn("coupon.Check %s/%s: %s", call->tenant, txid,
+		    dre_strerror(err));
+		return NULL;
+	}
+	ProtobufCAllocator        al = { pb_alloc, pb_free, a };
+	Dre__CouponCheckResponse *cp = NULL;
+	if (rr->status == 200)
+		cp = dre__coupon_check_response__unpack(
+		    &al, rr->has_body ? rr->body.len : 0, rr->body.data);
+	else
+		dre_warn("coupon.Check %s/%s: %d %s", call->tenant, txid,
+		    rr->status, rr->error_message ? rr->error_message : "");
+	dre_rpc_reply_msg_free(rr);
+	if (cp == NULL || cp->n_results != req->n_coupons)
+		return NULL;
+	dre_coupon_result *v
+	    = dre_arena_get(a, (cp->n_results + 1) * sizeof(*v));
+	if (v == NULL)
+		return NULL;
+	for (size_t i = 0; i < cp->n_results; i++) {
+		const Dre__CouponCheckResult *x = cp->results[i];
+		v[i].code = req->coupons[i];
+		v[i].valid = x->valid;
+		v[i].reason = x->reason;
+		if (x->coupon_type != NULL) {
+			v[i].type_id = x->coupon_type->id;
+			v[i].type_name = x->coupon_type->name;
+			v[i].stackable = x->coupon_type->is_stackable;
+		}
+		v[i].promotion_ids = (const char *const *) x->promotion_ids;
+		v[i].npromotion_ids = x->n_promotion_ids;
+	}
+	return v;
 }
 
 static void
@@ -319,6 +402,11 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	}
 	if (!request_valid(req, rep))
 		return;
+	if (req->n_coupons > 0 && !call->on_worker) {
+		// Asking the coupon service blocks: not on an nng thread.
+		rep->defer = true;
+		return;
+	}
 
 	const char *txid = req->header ? req->header->transaction_id : NULL;
 	bool        fresh = txid == NULL || txid[0] == '\0';
@@ -340,14 +428,18 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		return;
 	}
 
-	dre_eval_ctx     ctx = { .tenant = call->tenant,
-		    .now_ms = dre_now_ms(),
-		    .transaction_id = txid,
-		    .currency = s->cfg.currency,
-		    .instance_id = s->cfg.common.instance_id,
-		    .source = s->source,
-		    .simulate = simulate,
-		    .budgets = s->budgets };
+	dre_eval_ctx ctx = { .tenant = call->tenant,
+		.now_ms = dre_now_ms(),
+		.transaction_id = txid,
+		.currency = s->cfg.currency,
+		.instance_id = s->cfg.common.instance_id,
+		.source = s->source,
+		.simulate = simulate,
+		.budgets = s->budgets };
+	if (req->n_coupons > 0) { // before the transaction's lock is taken
+		ctx.coupons = coupons_check(s, call, req, txid, a);
+		ctx.ncoupons = ctx.coupons ? req->n_coupons : 0;
+	}
 	pthread_mutex_t *mu
 	    = simulate ? NULL : &s->stripes[stripe_of(key, klen)];
 	int64_t last = 0;

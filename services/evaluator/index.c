@@ -1200,6 +1200,30 @@ dre_engine_apply(
 	return DRE_OK;
 }
 
+long
+ix_promo_rank(const ix_tenant *t, const char *id)
+{
+	long pos = ent_find(t->ents, t->nents, DRE_MK_PROMOTION, id);
+	if (pos < 0 || t->ents[pos]->deleted)
+		return -1;
+	const dre_promo *p = t->ents[pos]->promo;
+	long             lo = 0, hi = (long) t->npromos - 1;
+	while (lo <= hi) { // promos are in (priority, id) order
+		long             mid = (lo + hi) / 2;
+		const dre_promo *q = t->promos[mid]->promo;
+		int              c = p->priority != q->priority
+		                 ? (p->priority < q->priority ? -1 : 1)
+		                 : strcmp(p->id, q->id);
+		if (c == 0)
+			return mid;
+		if (c < 0)
+			hi = mid - 1;
+		else
+			lo = mid + 1;
+	}
+	return -1;
+}
+
 const dre_promo *
 dre_index_promotion(const dre_index *ix, const char *tenant, const char *id)
 {

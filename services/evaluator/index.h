@@ -177,5 +177,7 @@ struct dre_index {
 };
 
 const ix_tenant *ix_tenant_find(const dre_index *ix, const char *name);
+// ix_promo_rank returns the rank of live promotion id in t, or -1.
+long ix_promo_rank(const ix_tenant *t, const char *id);
 
 #endif

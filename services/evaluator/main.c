@@ -41,6 +41,9 @@ static const dre_cfg_opt ev_opts[] = {
 	    "services whose results complete a side-effects job" },
 	{ "sidefx.cache_ms", DRE_CFG_INT, offsetof(ev_cfg, sidefx_cache_ms),
 	    "1000", "side-effects poll answers are cached this long" },
+	{ "coupon.url", DRE_CFG_STR, offsetof(ev_cfg, coupon_url),
+	    "tcp://127.0.0.1:7501",
+	    "nng URL of dre-coupon (coupon.Check for baskets with coupons)" },
 	DRE_CFG_END,
 };
 
@@ -102,6 +105,12 @@ main(int argc, char **argv)
 		dre_error("event backbone: %s", dre_strerror(err));
 		goto out;
 	}
+	if ((err = dre_rpc_client_open(&s.coupon_cli, s.cfg.coupon_url))
+	    != DRE_OK) {
+		dre_error(
+		    "coupon.url %s: %s", s.cfg.coupon_url, dre_strerror(err));
+		goto out;
+	}
 	err = dre_rpc_server_open(&srv, s.cfg.common.rpc_listen, ev_routes, &s,
 	    (int) s.cfg.rpc_workers);
 	if (err != DRE_OK) {
@@ -117,6 +126,7 @@ main(int argc, char **argv)
 	rc = 0;
 out:
 	dre_rpc_server_close(srv); // no handler runs past this
+	dre_rpc_client_close(s.coupon_cli);
 	ev_budgets_stop(&s);
 	ev_confirm_stop(&s);
 	dre_committer_close(s.cm);

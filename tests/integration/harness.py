@@ -219,6 +219,7 @@ class Stack:
             a += ["-o", "shard=0",
                   "-o", "catalog.url=" + self.rpc_url("catalog"),
                   "-o", "budget.url=" + self.rpc_url("budget"),
+                  "-o", "coupon.url=" + self.rpc_url("coupon"),
                   "-o", "kafka.bootstrap.servers=" + self.bootstrap]
         elif name == "budget":
             a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap]

@@ -56,7 +56,24 @@ h_slow(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	dre_buf_puts(&rep->body, "late");
 }
 
+// h_defer is inline; it asks for a worker thread (as an evaluate with
+// coupons does) and answers from there. It leaves junk in rep before
+// deferring, which must not reach the reply.
+static void
+h_defer(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	(void) svc;
+	if (!call->on_worker) {
+		dre_buf_puts(&rep->body, "inline");
+		rep->defer = true;
+		return;
+	}
+	dre_buf_printf(&rep->body, "worker:%.*s", (int) call->body_len,
+	    (const char *) call->body);
+}
+
 static const dre_rpc_route routes[] = {
+	{ "test.Defer", h_defer, DRE_RPC_INLINE },
 	{ "test.Echo", h_echo },
 	{ "test.Fail", h_fail },
 	{ "test.Slow", h_slow },
@@ -115,6 +132,13 @@ test_routing(void **state)
 	assert_int_equal(rep->n_headers, 1);
 	assert_string_equal(rep->headers[0]->key, "Location");
 	assert_string_equal(rep->headers[0]->value, "/x/1");
+	dre_rpc_reply_msg_free(rep);
+
+	rep = call(c, "test.Defer", 2000, &err);
+	assert_int_equal(err, DRE_OK);
+	assert_int_equal(rep->status, 200);
+	assert_int_equal(rep->body.len, strlen("worker:{}"));
+	assert_memory_equal(rep->body.data, "worker:{}", rep->body.len);
 	dre_rpc_reply_msg_free(rep);
 
 	rep = call(c, "test.Nope", 2000, &err);

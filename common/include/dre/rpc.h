@@ -28,6 +28,7 @@ typedef struct {
 	const uint8_t *body;
 	size_t         body_len;
 	const Dre__RpcRequest *req;
+	bool           on_worker; // false: an inline handler on an nng thread
 } dre_rpc_call;
 
 // dre_rpc_param returns the value of a path/query parameter or NULL.
@@ -55,6 +56,10 @@ typedef struct {
 		const char *key; // static
 		char *      value; // owned
 	} headers[DRE_RPC_MAX_HEADERS];
+	// An inline handler that finds it must block after all (a call to
+	// another service) sets defer and returns with nothing else set: the
+	// call is queued for a worker thread, which runs the handler again.
+	bool defer;
 } dre_rpc_reply;
 
 // dre_rpc_reply_error sets status, code, target (may be NULL) and message.
