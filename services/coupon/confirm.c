@@ -400,6 +400,13 @@ issue(cp *s, dre_apply_ctx *x, sale *sl, const char *promo, size_t j,
 	dre_err     err;
 
 	for (int64_t n = 0; n < act->quantity; n++) {
+		if (sl->nissued == MAX_ISSUED) {
+			problem(sl,
+			    "promotion %s: more than %d post-purchase coupons "
+			    "for one sale, the rest not issued",
+			    promo, MAX_ISSUED);
+			return DRE_OK;
+		}
 		char   k[1024], js[24], ns[24], *v = NULL;
 		size_t kl, vl = 0;
 		snprintf(js, sizeof js, "%zu", j);
@@ -571,13 +578,17 @@ cp_confirm_apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 			    t.promotions[i].promotion_id);
 			return DRE_EUNAVAIL;
 		}
-		if (err == DRE_ENOTFOUND)
+		if (err == DRE_ENOTFOUND) {
 			problem(&sl,
 			    "promotion %s is unknown to the coupon service: "
 			    "its post-purchase coupons were not issued",
 			    t.promotions[i].promotion_id);
-		else if (err != DRE_OK)
+			nacts[i] = 0;
+			err = DRE_OK;
+		} else if (err != DRE_OK) {
+			dre_buf_free(&sl.reason);
 			return err;
+		}
 	}
 
 	// The codes, each once, in the order of the sale.
@@ -602,8 +613,11 @@ cp_confirm_apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 		if (j < ncodes)
 			continue;
 		if (ncodes == MAX_CODES) {
-			dre_buf_free(&sl.reason);
-			return DRE_EINVAL;
+			problem(&sl,
+			    "coupon '%s': more than %d coupon codes in one "
+			    "sale, not redeemed",
+			    norm, MAX_CODES);
+			continue;
 		}
 		memcpy(codes[ncodes++], norm, sizeof norm);
 	}
