@@ -512,7 +512,8 @@ holds_sweep(cp *s, dre_arena *a, dre_batch *b, const char *tenant, cp_code *c,
 		}
 		if (err == DRE_OK && r.state == CP_HOLD_HELD
 		    && (all || r.expires_at <= now))
-			err = cp_hold_end(s, b, tenant, c, &r, end, now, event);
+			err = cp_hold_end(
+			    s, b, tenant, c, &r, end, now, event);
 	}
 	free(v);
 	return err;
@@ -896,7 +897,8 @@ cp_redeem(cp *s, dre_arena *a, const char *tenant, const char *res_id,
 			    "reservation '%s' has expired", res_id);
 		goto unlock;
 	}
-	if ((err = cp_hold_end(s, b, tenant, &c, &r, CP_HOLD_REDEEMED, now, NULL))
+	if ((err = cp_hold_end(
+	         s, b, tenant, &c, &r, CP_HOLD_REDEEMED, now, NULL))
 	    != DRE_OK) {
 		failed(out, err);
 		goto unlock;
@@ -1164,8 +1166,9 @@ cp_expire_hold(
 	}
 	if (r.state == CP_HOLD_HELD && r.expires_at <= now) {
 		if ((err = cp_code_load(s, a, tenant, r.code, &c)) == DRE_OK
-		    && (err = cp_hold_end(s, b, tenant, &c, &r, CP_HOLD_EXPIRED,
-		            now, "COUPON_RESERVATION_EXPIRED"))
+		    && (err
+		           = cp_hold_end(s, b, tenant, &c, &r, CP_HOLD_EXPIRED,
+		               now, "COUPON_RESERVATION_EXPIRED"))
 		        == DRE_OK
 		    && (err = cp_stage_code(s, b, tenant, &c, now)) == DRE_OK)
 			err = commit(s, b);
@@ -1225,7 +1228,8 @@ cp_stage_new_code(cp *s, dre_batch *b, const char *tenant, cp_code *c)
 		idx_put(s, b, k, kl, "", 0);
 	}
 	if (c->valid_to != 0) {
-		kl = cp_key_when(k, sizeof k, 'v', c->valid_to, tenant, c->code);
+		kl = cp_key_when(
+		    k, sizeof k, 'v', c->valid_to, tenant, c->code);
 		idx_put(s, b, k, kl, "", 0);
 	}
 	return DRE_OK;

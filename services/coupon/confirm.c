@@ -28,16 +28,17 @@
 #include "dre/uuid.h"
 #include "keys.h"
 
-#define MAX_CODES      64 // distinct coupon codes one sale redeems
-#define MAX_ISSUED     1000 // post-purchase codes one sale gets
-#define MAX_HOLDS      4096
-#define REGEN_TRIES    16
+#define MAX_CODES   64 // distinct coupon codes one sale redeems
+#define MAX_ISSUED  1000 // post-purchase codes one sale gets
+#define MAX_HOLDS   4096
+#define REGEN_TRIES 16
 // A promotion the link table has never seen means its feed is behind the
 // sale's: the batch is retried (the applier backs off 0.1, 0.2, ... 5 s)
 // this many times, ~11 s, before the sale is applied without it.
-#define UNKNOWN_TRIES  8
+#define UNKNOWN_TRIES 8
 
-// ---- locks ------------------------------------------------------------------
+// ---- locks
+// ------------------------------------------------------------------
 
 static void
 lock_code(cp *s, const char *tenant, const char *code)
@@ -76,7 +77,8 @@ cp_confirm_batch_end(void *arg, dre_err err)
 		dre_outbox_kick(s->ob);
 }
 
-// ---- reads through the batch ------------------------------------------------
+// ---- reads through the batch
+// ------------------------------------------------
 
 static dre_err
 bget(cp *s, dre_apply_ctx *x, int cf, const char *k, size_t kl, char **v,
@@ -88,8 +90,8 @@ bget(cp *s, dre_apply_ctx *x, int cf, const char *k, size_t kl, char **v,
 }
 
 static dre_err
-code_get(cp *s, dre_apply_ctx *x, const char *tenant, const char *code,
-    cp_code *c)
+code_get(
+    cp *s, dre_apply_ctx *x, const char *tenant, const char *code, cp_code *c)
 {
 	char    k[512];
 	char   *v = NULL;
@@ -176,7 +178,8 @@ live_holds(cp *s, dre_apply_ctx *x, const char *tenant, const char *code,
 		return err;
 	}
 	while (n < MAX_HOLDS && dre_store_iter_next(it, &k, &kl, &v, &vl)) {
-		snprintf(ids[n], sizeof ids[n], "%.*s", (int) strnlen(v, vl), v);
+		snprintf(
+		    ids[n], sizeof ids[n], "%.*s", (int) strnlen(v, vl), v);
 		n++;
 	}
 	dre_store_iter_close(it);
@@ -303,8 +306,8 @@ redeem_code(cp *s, dre_apply_ctx *x, sale *sl, const char *code)
 
 	// Redeemed by this very transaction already (a replay, or the POS
 	// redeemed its reservation itself): nothing more to do.
-	err = bget(s, x, CF_IDX, k, cp_key(k, sizeof k, 'r', 3, tenant, code, tx),
-	    &v, &vl);
+	err = bget(s, x, CF_IDX, k,
+	    cp_key(k, sizeof k, 'r', 3, tenant, code, tx), &v, &vl);
 	free(v);
 	if (err == DRE_OK) {
 		sl->redeemed++;
@@ -317,8 +320,8 @@ redeem_code(cp *s, dre_apply_ctx *x, sale *sl, const char *code)
 	// (the discount was granted while it held).
 	err = hold_of(s, x, tenant, code, tx, &r);
 	if (err == DRE_OK && r.state == CP_HOLD_HELD) {
-		if ((err = cp_hold_end(s, x->b, tenant, &c, &r,
-		         CP_HOLD_REDEEMED, now, NULL))
+		if ((err = cp_hold_end(
+		         s, x->b, tenant, &c, &r, CP_HOLD_REDEEMED, now, NULL))
 		    != DRE_OK)
 			return err;
 		return redeemed(s, x, sl, &c, &ty, r.id,
@@ -339,8 +342,8 @@ redeem_code(cp *s, dre_apply_ctx *x, sale *sl, const char *code)
 		cv.held = c.held > lapsed ? c.held - lapsed : 0;
 		u.customer_uses = mine
 		    + counter_get(s, x, k,
-		        cp_key(k, sizeof k, 'k', 3, tenant, code,
-		            sl->customer),
+		        cp_key(
+		            k, sizeof k, 'k', 3, tenant, code, sl->customer),
 		        &err);
 		if (err != DRE_OK)
 			return err;
@@ -358,7 +361,8 @@ redeem_code(cp *s, dre_apply_ctx *x, sale *sl, const char *code)
 		err = resv_get(s, x, tenant, c.res_id, &r);
 		if (err == DRE_OK && r.state == CP_HOLD_HELD)
 			err = cp_hold_end(s, x->b, tenant, &c, &r,
-			    CP_HOLD_EXPIRED, now, "COUPON_RESERVATION_EXPIRED");
+			    CP_HOLD_EXPIRED, now,
+			    "COUPON_RESERVATION_EXPIRED");
 		else if (err == DRE_OK || err == DRE_ENOTFOUND) {
 			err = DRE_OK;
 			c.res_id[0] = c.res_tx[0] = '\0';
@@ -505,7 +509,8 @@ issue(cp *s, dre_apply_ctx *x, sale *sl, const char *promo, size_t j,
 	return DRE_OK;
 }
 
-// ---- the sale ---------------------------------------------------------------
+// ---- the sale
+// ---------------------------------------------------------------
 
 static dre_err
 result_put(cp *s, dre_apply_ctx *x, sale *sl, bool any)
@@ -562,10 +567,11 @@ cp_confirm_apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 
 	// First what the promotions ask for, before anything is staged: a
 	// promotion the link table does not know yet retries the batch.
-	cp_issue **acts = dre_arena_get(x->a, (t.npromotions + 1) * sizeof *acts);
-	size_t    *nacts = dre_arena_get(x->a, (t.npromotions + 1) * sizeof *nacts);
-	sale       sl = { .t = &t,
-		      .customer = t.customer_id ? t.customer_id : "" };
+	cp_issue **acts
+	    = dre_arena_get(x->a, (t.npromotions + 1) * sizeof *acts);
+	size_t *nacts
+	    = dre_arena_get(x->a, (t.npromotions + 1) * sizeof *nacts);
+	sale sl = { .t = &t, .customer = t.customer_id ? t.customer_id : "" };
 	if (acts == NULL || nacts == NULL)
 		return DRE_ENOMEM;
 	for (size_t i = 0; i < t.npromotions; i++) {
@@ -626,7 +632,8 @@ cp_confirm_apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 	for (size_t i = 0; err == DRE_OK && i < ncodes; i++)
 		err = redeem_code(s, x, &sl, codes[i]);
 	if (err == DRE_OK
-	    && (sl.issued = dre_arena_get(x->a, MAX_ISSUED * sizeof *sl.issued))
+	    && (sl.issued
+	           = dre_arena_get(x->a, MAX_ISSUED * sizeof *sl.issued))
 	        == NULL)
 		err = DRE_ENOMEM;
 	for (size_t i = 0; err == DRE_OK && i < t.npromotions; i++)
@@ -644,7 +651,8 @@ cp_confirm_apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 	return err;
 }
 
-// ---- the applier ------------------------------------------------------------
+// ---- the applier
+// ------------------------------------------------------------
 
 static const char *const topics[] = { DRE_TOPIC_TX_CONFIRMED };
 
@@ -652,8 +660,9 @@ dre_err
 cp_confirm_start(cp *s, int max_batch)
 {
 	if (dre_kvlist_get(s->kafka, "bootstrap.servers") == NULL) {
-		dre_warn("confirm: no kafka.bootstrap.servers: confirmed sales "
-		         "are not consumed");
+		dre_warn(
+		    "confirm: no kafka.bootstrap.servers: confirmed sales "
+		    "are not consumed");
 		return DRE_OK;
 	}
 	// Coupon codes are shared by every partition (a GENERIC code is used

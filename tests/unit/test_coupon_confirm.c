@@ -131,9 +131,8 @@ typedef struct {
 } sale_ev;
 
 static void
-sale_init(sale_ev *e, const char *tenant, const char *tx,
-    const char *customer, const char *promo_id, const char *const *codes,
-    size_t ncodes)
+sale_init(sale_ev *e, const char *tenant, const char *tx, const char *customer,
+    const char *promo_id, const char *const *codes, size_t ncodes)
 {
 	memset(e, 0, sizeof *e);
 	dre_uuid_v4(e->t.event_id);
@@ -172,7 +171,7 @@ apply_sale(dre_batch *b, const sale_ev *e, int attempts)
 		.event_id = e->t.event_id,
 		.attempts = attempts,
 		.now_ms = dre_now_ms() };
-	dre_err err = cp_confirm_apply(&S, &x, &m);
+	dre_err       err = cp_confirm_apply(&S, &x, &m);
 	dre_buf_free(&buf);
 	return err;
 }
@@ -364,7 +363,8 @@ test_post_purchase(void **state)
 	assert_int_equal(v[0].ncoupons, 3);
 	assert_int_equal(v[1].ncoupons, 3);
 	for (size_t i = 0; i < 3; i++) {
-		assert_string_equal(v[0].coupons[i].code, v[1].coupons[i].code);
+		assert_string_equal(
+		    v[0].coupons[i].code, v[1].coupons[i].code);
 		assert_string_equal(v[0].coupons[i].customer_id, "CUST-7");
 		assert_string_equal(
 		    v[0].coupons[i].coupon_type_id, i < 2 ? t1 : t2);
@@ -382,7 +382,8 @@ test_post_purchase(void **state)
 	cp_code_filter f = { .customer = "CUST-7", .state = -1, .top = 100 };
 	dre_buf        vals = { 0 };
 	int64_t        count = 0;
-	assert_int_equal(cp_codes_list(&S, A, "t1", &f, &vals, &count), DRE_OK);
+	assert_int_equal(
+	    cp_codes_list(&S, A, "t1", &f, &vals, &count), DRE_OK);
 	assert_int_equal(count, 3);
 	dre_buf_free(&vals);
 
