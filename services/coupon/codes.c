@@ -89,8 +89,8 @@ cp_be64_get(const unsigned char *b)
 	return (int64_t) v;
 }
 
-static pthread_mutex_t *
-stripe(cp *s, const char *tenant, const char *code)
+pthread_mutex_t *
+cp_stripe(cp *s, const char *tenant, const char *code)
 {
 	uint32_t h = 2166136261u;
 	for (const char *p = tenant; *p; p++)
@@ -107,8 +107,8 @@ dre_err
 cp_open(cp *s, const char *path, const dre_kvlist *kafka, const cp_opts *o)
 {
 	static const char *const cfs[] = { "types", "codes", "resv", "batches",
-		"idx", "links", "outbox" };
-	dre_store_cfg            cfg = { .path = path, .cfs = cfs, .ncfs = 7 };
+		"idx", "links", "outbox", "applier" };
+	dre_store_cfg            cfg = { .path = path, .cfs = cfs, .ncfs = 8 };
 	dre_err                  err;
 
 	memset(s, 0, sizeof *s);
@@ -287,8 +287,8 @@ stage_doc(cp *s, dre_batch *b, int cf, const char *tenant, const char *id,
 	return DRE_OK;
 }
 
-static dre_err
-stage_code(cp *s, dre_batch *b, const char *tenant, cp_code *c, int64_t now)
+dre_err
+cp_stage_code(cp *s, dre_batch *b, const char *tenant, cp_code *c, int64_t now)
 {
 	dre_buf doc = { 0 };
 	c->updated_at = now;
@@ -420,8 +420,8 @@ failed(cp_outcome *o, dre_err err)
 // hold_end stages the end of held reservation r of code c (state end at
 // now): the reservation, its indexes, the code's hold count and, for an
 // INDIVIDUAL code, RESERVED -> ACTIVE. The caller stages c.
-static dre_err
-hold_end(cp *s, dre_batch *b, const char *tenant, cp_code *c, cp_resv *r,
+dre_err
+cp_hold_end(cp *s, dre_batch *b, const char *tenant, cp_code *c, cp_resv *r,
     cp_hold_state end, int64_t now, const char *event)
 {
 	char   k[512];
@@ -512,7 +512,8 @@ holds_sweep(cp *s, dre_arena *a, dre_batch *b, const char *tenant, cp_code *c,
 		}
 		if (err == DRE_OK && r.state == CP_HOLD_HELD
 		    && (all || r.expires_at <= now))
-			err = hold_end(s, b, tenant, c, &r, end, now, event);
+			err = cp_hold_end(
+			    s, b, tenant, c, &r, end, now, event);
 	}
 	free(v);
 	return err;
@@ -650,7 +651,7 @@ flush(cp *s, dre_batch *b, const char *tenant, cp_code *c, int64_t now)
 	dre_err err = DRE_OK;
 	if (dre_batch_count(b) == 0)
 		return DRE_OK;
-	err = stage_code(s, b, tenant, c, now);
+	err = cp_stage_code(s, b, tenant, c, now);
 	if (err == DRE_OK)
 		err = commit(s, b);
 	dre_batch_clear(b);
@@ -686,7 +687,7 @@ void
 cp_reserve(cp *s, dre_arena *a, const char *tenant, const char *code,
     const char *tx, const char *customer, cp_resv *r, cp_outcome *out)
 {
-	pthread_mutex_t *mu = stripe(s, tenant, code);
+	pthread_mutex_t *mu = cp_stripe(s, tenant, code);
 	int64_t          now = dre_now_ms();
 	dre_batch       *b = dre_batch_alloc();
 	cp_code          c;
@@ -726,7 +727,7 @@ cp_reserve(cp *s, dre_arena *a, const char *tenant, const char *code,
 			goto unlock;
 		}
 		if (err == DRE_OK && r->state == CP_HOLD_HELD)
-			err = hold_end(s, b, tenant, &c, r, CP_HOLD_EXPIRED,
+			err = cp_hold_end(s, b, tenant, &c, r, CP_HOLD_EXPIRED,
 			    now, "COUPON_RESERVATION_EXPIRED");
 		if (err == DRE_OK)
 			err = flush(s, b, tenant, &c, now);
@@ -821,7 +822,7 @@ resv_lock(cp *s, dre_arena *a, const char *tenant, const char *id, cp_resv *r,
 		failed(out, err);
 		return NULL;
 	}
-	pthread_mutex_t *mu = stripe(s, tenant, r->code);
+	pthread_mutex_t *mu = cp_stripe(s, tenant, r->code);
 	pthread_mutex_lock(mu);
 	// Read again under the lock: it may have changed meanwhile.
 	if ((err = cp_resv_load(s, a, tenant, id, r)) != DRE_OK) {
@@ -883,10 +884,10 @@ cp_redeem(cp *s, dre_arena *a, const char *tenant, const char *res_id,
 		goto unlock;
 	}
 	if (r.expires_at <= now) {
-		err = hold_end(s, b, tenant, &c, &r, CP_HOLD_EXPIRED, now,
+		err = cp_hold_end(s, b, tenant, &c, &r, CP_HOLD_EXPIRED, now,
 		    "COUPON_RESERVATION_EXPIRED");
 		if (err == DRE_OK)
-			err = stage_code(s, b, tenant, &c, now);
+			err = cp_stage_code(s, b, tenant, &c, now);
 		if (err == DRE_OK)
 			err = commit(s, b);
 		if (err != DRE_OK)
@@ -896,7 +897,8 @@ cp_redeem(cp *s, dre_arena *a, const char *tenant, const char *res_id,
 			    "reservation '%s' has expired", res_id);
 		goto unlock;
 	}
-	if ((err = hold_end(s, b, tenant, &c, &r, CP_HOLD_REDEEMED, now, NULL))
+	if ((err = cp_hold_end(
+	         s, b, tenant, &c, &r, CP_HOLD_REDEEMED, now, NULL))
 	    != DRE_OK) {
 		failed(out, err);
 		goto unlock;
@@ -931,7 +933,7 @@ cp_redeem(cp *s, dre_arena *a, const char *tenant, const char *res_id,
 		.res_id = r.id,
 		.count = c.redemptions };
 	if ((err = cp_event_put(s, b, tenant, &e)) != DRE_OK
-	    || (err = stage_code(s, b, tenant, &c, now)) != DRE_OK
+	    || (err = cp_stage_code(s, b, tenant, &c, now)) != DRE_OK
 	    || (err = commit(s, b)) != DRE_OK) {
 		failed(out, err);
 		goto unlock;
@@ -980,10 +982,10 @@ cp_cancel(cp *s, dre_arena *a, const char *tenant, const char *res_id,
 		break;
 	}
 	if ((err = cp_code_load(s, a, tenant, r.code, &c)) != DRE_OK
-	    || (err = hold_end(
+	    || (err = cp_hold_end(
 	            s, b, tenant, &c, &r, CP_HOLD_RELEASED, now, NULL))
 	        != DRE_OK
-	    || (err = stage_code(s, b, tenant, &c, now)) != DRE_OK
+	    || (err = cp_stage_code(s, b, tenant, &c, now)) != DRE_OK
 	    || (err = commit(s, b)) != DRE_OK) {
 		failed(out, err);
 		goto unlock;
@@ -1003,7 +1005,7 @@ void
 cp_activate(cp *s, dre_arena *a, const char *tenant, const char *code,
     const char *customer, cp_code *c, cp_outcome *out)
 {
-	pthread_mutex_t *mu = stripe(s, tenant, code);
+	pthread_mutex_t *mu = cp_stripe(s, tenant, code);
 	int64_t          now = dre_now_ms();
 	dre_batch       *b = dre_batch_alloc();
 	cp_type          t;
@@ -1031,7 +1033,7 @@ cp_activate(cp *s, dre_arena *a, const char *tenant, const char *code,
 		.customer = customer,
 		.count = -1 };
 	if ((err = cp_event_put(s, b, tenant, &e)) != DRE_OK
-	    || (err = stage_code(s, b, tenant, c, now)) != DRE_OK
+	    || (err = cp_stage_code(s, b, tenant, c, now)) != DRE_OK
 	    || (err = commit(s, b)) != DRE_OK) {
 		failed(out, err);
 		goto unlock;
@@ -1071,14 +1073,14 @@ end_code(cp *s, dre_arena *a, dre_batch *b, const char *tenant, cp_code *c,
 		                           : "cancelled by an administrator" };
 	if ((err = cp_event_put(s, b, tenant, &e)) != DRE_OK)
 		return err;
-	return stage_code(s, b, tenant, c, now);
+	return cp_stage_code(s, b, tenant, c, now);
 }
 
 void
 cp_admin_cancel(cp *s, dre_arena *a, const char *tenant, const char *code,
     cp_code *c, cp_outcome *out)
 {
-	pthread_mutex_t *mu = stripe(s, tenant, code);
+	pthread_mutex_t *mu = cp_stripe(s, tenant, code);
 	int64_t          now = dre_now_ms();
 	dre_batch       *b = dre_batch_alloc();
 	cp_type          t;
@@ -1117,7 +1119,7 @@ void
 cp_expire_code(cp *s, dre_arena *a, const char *tenant, const char *code,
     int64_t when, int64_t now)
 {
-	pthread_mutex_t *mu = stripe(s, tenant, code);
+	pthread_mutex_t *mu = cp_stripe(s, tenant, code);
 	dre_batch       *b = dre_batch_alloc();
 	cp_code          c;
 	char             k[512];
@@ -1164,10 +1166,11 @@ cp_expire_hold(
 	}
 	if (r.state == CP_HOLD_HELD && r.expires_at <= now) {
 		if ((err = cp_code_load(s, a, tenant, r.code, &c)) == DRE_OK
-		    && (err = hold_end(s, b, tenant, &c, &r, CP_HOLD_EXPIRED,
-		            now, "COUPON_RESERVATION_EXPIRED"))
+		    && (err
+		           = cp_hold_end(s, b, tenant, &c, &r, CP_HOLD_EXPIRED,
+		               now, "COUPON_RESERVATION_EXPIRED"))
 		        == DRE_OK
-		    && (err = stage_code(s, b, tenant, &c, now)) == DRE_OK)
+		    && (err = cp_stage_code(s, b, tenant, &c, now)) == DRE_OK)
 			err = commit(s, b);
 	}
 	if (err != DRE_OK)
@@ -1211,6 +1214,28 @@ set_add(code_set *cs, const char *s)
 #define REGEN_TRIES 16
 
 dre_err
+cp_stage_new_code(cp *s, dre_batch *b, const char *tenant, cp_code *c)
+{
+	char    k[512];
+	size_t  kl;
+	dre_err err = cp_stage_code(s, b, tenant, c, c->created_at);
+	if (err != DRE_OK)
+		return err;
+	kl = cp_key(k, sizeof k, 't', 3, tenant, c->type_id, c->code);
+	idx_put(s, b, k, kl, "", 0);
+	if (c->customer[0] != '\0') {
+		kl = cp_key(k, sizeof k, 'u', 3, tenant, c->customer, c->code);
+		idx_put(s, b, k, kl, "", 0);
+	}
+	if (c->valid_to != 0) {
+		kl = cp_key_when(
+		    k, sizeof k, 'v', c->valid_to, tenant, c->code);
+		idx_put(s, b, k, kl, "", 0);
+	}
+	return DRE_OK;
+}
+
+dre_err
 cp_codes_insert(cp *s, const char *tenant, cp_code *codes, size_t n,
     const cp_type *t, bool regen, bool *dup, dre_batch *b, const char *event,
     const char *reason, size_t *inserted)
@@ -1248,21 +1273,8 @@ cp_codes_insert(cp *s, const char *tenant, cp_code *codes, size_t n,
 				err = DRE_EEXISTS; // the code space is full
 			continue;
 		}
-		if ((err = stage_code(s, b, tenant, c, c->created_at))
-		    != DRE_OK)
+		if ((err = cp_stage_new_code(s, b, tenant, c)) != DRE_OK)
 			break;
-		kl = cp_key(k, sizeof k, 't', 3, tenant, c->type_id, c->code);
-		idx_put(s, b, k, kl, "", 0);
-		if (c->customer[0] != '\0') {
-			kl = cp_key(
-			    k, sizeof k, 'u', 3, tenant, c->customer, c->code);
-			idx_put(s, b, k, kl, "", 0);
-		}
-		if (c->valid_to != 0) {
-			kl = cp_key_when(
-			    k, sizeof k, 'v', c->valid_to, tenant, c->code);
-			idx_put(s, b, k, kl, "", 0);
-		}
 		if (event != NULL) {
 			cp_event e = { .type = event,
 				.code = c->code,

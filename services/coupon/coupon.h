@@ -14,6 +14,7 @@
 #include "dre/arena.h"
 #include "dre/bus.h"
 #include "dre/config.h"
+#include "dre/consumer.h"
 #include "dre/err.h"
 #include "dre/store.h"
 #include "model.h"
@@ -26,7 +27,9 @@
 //   batches  tenant \0 batchId              -> batch document
 //   idx      secondary indexes, first byte a tag (codes.c)
 //   links    promotion -> coupon type links learnt from the catalog (links.c)
-//   outbox   dre.coupon.events not yet acknowledged by Kafka
+//   outbox   dre.coupon.events and dre.sidefx.results not yet acknowledged
+//   applier  positions and eventIds of dre.transactions.confirmed
+//            (common/include/dre/consumer.h)
 enum {
 	CF_TYPES = 1,
 	CF_CODES,
@@ -35,6 +38,7 @@ enum {
 	CF_IDX,
 	CF_LINKS,
 	CF_OUTBOX,
+	CF_APPLIER,
 };
 
 // Every transition of one code runs under the stripe its (tenant, code)
@@ -74,6 +78,14 @@ typedef struct {
 	pthread_t       sweeper, batcher;
 	bool            threads;
 	cp_links       *links;
+	// The dre.transactions.confirmed applier (confirm.c). It keeps the
+	// stripes of the codes it changed, and the creation lock once it
+	// created one, from the first change until its batch is written:
+	// only the applier ever holds more than one stripe, and nobody takes
+	// a stripe while holding the creation lock, so there is no cycle.
+	struct dre_applier *ap;
+	bool                ap_stripes[CP_STRIPES]; // applier thread only
+	bool                ap_create;
 } cp;
 
 // The outcome of an operation: status 200 on success, else the HTTP status
@@ -220,6 +232,21 @@ void cp_sweep(cp *s, int64_t now);
 // tests; the generator thread calls it).
 void cp_batch_run(cp *s, const char *tenant, const char *batch_id);
 
+// ---- confirmed sales (confirm.c)
+// ------------------------------------------------
+
+// cp_confirm_apply is the dre.transactions.confirmed applier's apply
+// function (arg = cp *): redeems the codes of appliedPromotions[].couponCode,
+// issues the post-purchase codes of the promotions' ISSUE_COUPON actions
+// and queues COUPON_REDEEMED / COUPON_ISSUED and one SideEffectResult.
+dre_err cp_confirm_apply(void *arg, dre_apply_ctx *x, const dre_msg *m);
+// cp_confirm_batch_end releases the locks the batch took (arg = cp *).
+void cp_confirm_batch_end(void *arg, dre_err err);
+// cp_confirm_start starts the applier (no Kafka: nothing to consume);
+// cp_confirm_stop stops it.
+dre_err cp_confirm_start(cp *s, int max_batch);
+void    cp_confirm_stop(cp *s);
+
 // ---- promotion links (links.c)
 // ------------------------------------------------
 
@@ -231,6 +258,19 @@ void    cp_links_stop(cp *s);
 // order) into *idsp; *first_active is the first ACTIVE one or NULL.
 size_t cp_links_get(cp *s, dre_arena *a, const char *tenant,
     const char *type_id, const char ***idsp, const char **first_active);
+// An ISSUE_COUPON action of a promotion: quantity codes of a type.
+#define CP_MAX_ISSUE     16 // actions kept per promotion
+#define CP_MAX_ISSUE_QTY 1000
+typedef struct {
+	const char *type_id;
+	int64_t     quantity;
+} cp_issue;
+
+// cp_links_issue lists the ISSUE_COUPON actions of a promotion (arena
+// memory) into *vp, *np. DRE_ENOTFOUND when the link table has never seen
+// the promotion (its feed is behind); a deleted one has none.
+dre_err cp_links_issue(cp *s, dre_arena *a, const char *tenant,
+    const char *promo_id, cp_issue **vp, size_t *np);
 // cp_links_apply records the promotion document doc (NULL = deleted) of
 // version into b (exposed for tests).
 void cp_links_apply(cp *s, dre_batch *b, const char *tenant,

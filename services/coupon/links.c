@@ -6,8 +6,11 @@
 // cluster triggers a fresh snapshot. Keys of CF_LINKS:
 //   'L' tenant \0 typeId \0 promotionId -> promotion status
 //   'P' tenant \0 promotionId           -> version (8) + typeIds,
-//   NUL-separated 'O' partition (4, big endian)        -> next offset (8) 'C'
-//   -> Kafka cluster id of the offsets
+//                                          NUL-separated
+//   'I' tenant \0 promotionId           -> its ISSUE_COUPON actions:
+//                                          typeId \0 quantity(8) ...
+//   'O' partition (4, big endian)        -> next offset (8)
+//   'C'                                  -> Kafka cluster id of the offsets
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +51,37 @@ struct cp_links {
 
 // ---- the link table -------------------------------------------------------
 
+// issue_actions packs the ISSUE_COUPON actions of a promotion document's
+// actions array into out (typeId \0 quantity(8) each). The catalog has
+// validated them (quantity 1..1000, default 1); anything else is skipped.
+static void
+issue_actions(dre_buf *out, const dre_json *acts)
+{
+	size_t n = 0;
+	for (const dre_json *x
+	     = dre_json_is(acts, DRE_JSON_ARRAY) ? acts->child : NULL;
+	     x != NULL && n < CP_MAX_ISSUE; x = x->next) {
+		const dre_json *ty = dre_json_get(x, "type");
+		const dre_json *ct = dre_json_get(x, "couponTypeId");
+		const dre_json *q = dre_json_get(x, "quantity");
+		int64_t         qty = 1;
+		unsigned char   be[8];
+		if (!dre_json_is(ty, DRE_JSON_STRING)
+		    || strcmp(ty->str, "ISSUE_COUPON") != 0
+		    || !dre_json_is(ct, DRE_JSON_STRING) || ct->len == 0
+		    || ct->len > DRE_UUID_LEN + 63
+		    || memchr(ct->str, 0, ct->len) != NULL)
+			continue;
+		if (q != NULL && !dre_json_is(q, DRE_JSON_NULL)
+		    && dre_json_int(&qty, q, 1, CP_MAX_ISSUE_QTY) != DRE_OK)
+			continue;
+		dre_buf_append(out, ct->str, ct->len + 1);
+		cp_be64_put(be, qty);
+		dre_buf_append(out, be, 8);
+		n++;
+	}
+}
+
 static void
 apply(cp *s, dre_batch *b, const char *tenant, const char *promo,
     int64_t version, const char *doc, size_t len, bool fresh)
@@ -80,10 +114,10 @@ apply(cp *s, dre_batch *b, const char *tenant, const char *promo,
 	}
 	free(old);
 
-	dre_buf         pv = { 0 };
+	dre_buf         pv = { 0 }, iv = { 0 };
 	unsigned char   be[8];
 	const char     *status = "UNKNOWN";
-	const dre_json *ids = NULL;
+	const dre_json *ids = NULL, *acts = NULL;
 	cp_be64_put(be, version);
 	dre_buf_append(&pv, be, 8);
 	if (doc != NULL && (a = dre_arena_alloc(0)) != NULL) {
@@ -96,8 +130,17 @@ apply(cp *s, dre_batch *b, const char *tenant, const char *promo,
 			if (dre_json_is(st, DRE_JSON_STRING))
 				status = st->str;
 			ids = dre_json_get(root, "couponTypeIds");
+			acts = dre_json_get(root, "actions");
 		}
 	}
+	issue_actions(&iv, acts);
+	char   ik[1024];
+	size_t ikl = cp_key(ik, sizeof ik, 'I', 2, tenant, promo);
+	if (ikl > 0 && iv.len > 0 && !iv.oom)
+		dre_batch_put(b, s->st, CF_LINKS, ik, ikl, iv.data, iv.len);
+	else if (ikl > 0 && !fresh)
+		dre_batch_delete(b, s->st, CF_LINKS, ik, ikl);
+	dre_buf_free(&iv);
 	size_t n = 0;
 	for (const dre_json *x
 	     = dre_json_is(ids, DRE_JSON_ARRAY) ? ids->child : NULL;
@@ -167,6 +210,49 @@ cp_links_get(cp *s, dre_arena *a, const char *tenant, const char *type_id,
 	dre_store_iter_close(it);
 	*idsp = ids;
 	return n;
+}
+
+dre_err
+cp_links_issue(cp *s, dre_arena *a, const char *tenant, const char *promo_id,
+    cp_issue **vp, size_t *np)
+{
+	char    k[1024];
+	size_t  kl = cp_key(k, sizeof k, 'P', 2, tenant, promo_id);
+	char   *v = NULL;
+	size_t  vl = 0, n = 0;
+	dre_err err;
+	*vp = NULL;
+	*np = 0;
+	if (kl == 0)
+		return DRE_ENOTFOUND;
+	if ((err = dre_store_get(s->st, CF_LINKS, k, kl, &v, &vl)) != DRE_OK)
+		return err;
+	free(v);
+	k[0] = 'I';
+	err = dre_store_get(s->st, CF_LINKS, k, kl, &v, &vl);
+	if (err == DRE_ENOTFOUND)
+		return DRE_OK; // known, no ISSUE_COUPON action
+	if (err != DRE_OK)
+		return err;
+	cp_issue *out = dre_arena_get(a, CP_MAX_ISSUE * sizeof *out);
+	for (size_t i = 0; out != NULL && i < vl && n < CP_MAX_ISSUE;) {
+		size_t tl = strnlen(v + i, vl - i);
+		if (i + tl + 1 + 8 > vl)
+			break;
+		out[n].type_id = dre_arena_strndup(a, v + i, tl);
+		out[n].quantity
+		    = cp_be64_get((const unsigned char *) v + i + tl + 1);
+		if (out[n].type_id == NULL)
+			break;
+		n++;
+		i += tl + 1 + 8;
+	}
+	free(v);
+	if (out == NULL)
+		return DRE_ENOMEM;
+	*vp = out;
+	*np = n;
+	return DRE_OK;
 }
 
 // ---- positions ------------------------------------------------------------

@@ -1,5 +1,6 @@
 // coupon/main.c -- dre-coupon: coupon types, codes, reservations and
-// redemptions (config, store, jobs, promotion links, rpc, shutdown).
+// redemptions, the coupon effects of confirmed sales (config, store, jobs,
+// promotion links, the confirmed-sales consumer, rpc, shutdown).
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@ typedef struct {
 	int64_t        retention_ms;
 	int64_t        batch_chunk;
 	int64_t        resnapshot_ms;
+	int64_t        max_batch;
 } cp_cfg;
 
 static const dre_cfg_opt cp_cfg_opts[] = {
@@ -48,6 +50,10 @@ static const dre_cfg_opt cp_cfg_opts[] = {
 	    "1000", "codes a batch job writes per synced batch" },
 	{ "coupon.resnapshot_ms", DRE_CFG_INT, offsetof(cp_cfg, resnapshot_ms),
 	    "30000", "without Kafka: how often the links are re-read" },
+	{ "consumer.max_batch", DRE_CFG_INT, offsetof(cp_cfg, max_batch),
+	    "500",
+	    "confirmed sales (dre.transactions.confirmed) applied per synced "
+	    "write" },
 	DRE_CFG_END,
 };
 
@@ -86,7 +92,8 @@ main(int argc, char **argv)
 	dre_svc_init("coupon", &cfg, cp_cfg_opts, &cfg.common, argc, argv);
 	if (cfg.reservation_ttl_ms <= 0 || cfg.issue_rate_per_min <= 0
 	    || cfg.sweep_ms <= 0 || cfg.batch_chunk <= 0
-	    || cfg.retention_ms < 0 || cfg.rpc_workers <= 0) {
+	    || cfg.retention_ms < 0 || cfg.rpc_workers <= 0
+	    || cfg.max_batch <= 0) {
 		dre_error(
 		    "coupon.* settings and rpc.workers must be positive");
 		goto out;
@@ -110,9 +117,11 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if ((err = cp_jobs_start(&s)) != DRE_OK
-	    || (err = cp_links_start(&s)) != DRE_OK) {
+	    || (err = cp_links_start(&s)) != DRE_OK
+	    || (err = cp_confirm_start(&s, (int) cfg.max_batch)) != DRE_OK) {
 		dre_error(
 		    "cannot start the background jobs: %s", dre_strerror(err));
+		cp_links_stop(&s);
 		cp_jobs_stop(&s);
 		cp_close(&s);
 		goto out;
@@ -122,6 +131,7 @@ main(int argc, char **argv)
 	    != DRE_OK) {
 		dre_error("cannot listen on %s: %s", cfg.common.rpc_listen,
 		    dre_strerror(err));
+		cp_confirm_stop(&s);
 		cp_links_stop(&s);
 		cp_jobs_stop(&s);
 		cp_close(&s);
@@ -135,6 +145,7 @@ main(int argc, char **argv)
 		;
 	dre_info("coupon stopping");
 	dre_rpc_server_close(srv);
+	cp_confirm_stop(&s);
 	cp_links_stop(&s);
 	cp_jobs_stop(&s);
 	cp_close(&s);
