@@ -90,7 +90,12 @@ class CouponConfirm(harness.TestCase):
                       pos_groups=[gid])
         s.create_promotion(p)
         s.create_promotion(q)
-        s.wait_for_promotion(p["id"], basket(gid, [item("L1", art_a, 1, "10.00")]))
+        probe = basket(gid, [item("L1", art_a, 1, "10.00")])
+        if linked_type:
+            # A coupon-linked promotion applies only with a valid code of its
+            # type; simulate reserves nothing, so a fresh code can probe.
+            probe["coupons"] = [{"code": self.new_code(linked_type)}]
+        s.wait_for_promotion(p["id"], probe)
         s.wait_for_promotion(q["id"], basket(gid, [item("L1", art_b, 1, "10.00")]))
         return gid, art_a, art_b, p, q, issue_type
 
@@ -165,6 +170,16 @@ class CouponConfirm(harness.TestCase):
         self.assertJob(txn, cb, "COMPLETED", 1)
         d = self.code_doc(code_b)
         self.assertEqual((d["status"], d["redemptionCount"]), ("REDEEMED", 1))
+
+        # The POS may also name a coupon for a promotion that is not linked to
+        # a coupon type (evaluate grants it without one): confirm carries the
+        # code and the coupon service redeems it directly, or reports why not.
+        art_c = uniq("C")
+        p = promotion("Open promo %s" % art_c, [{"type": "ARTICLE", "values": [art_c]}],
+                      [pct_action(10, articles=[art_c])], pos_groups=[gid])
+        self.stack.create_promotion(p)
+        line = [item("L1", art_c, 1, "10.00")]
+        self.stack.wait_for_promotion(p["id"], basket(gid, line))
 
         # (c) a GENERIC code: maxRedemptions 3, one per customer.
         code_g = self.new_code(tg)
