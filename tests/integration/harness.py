@@ -304,10 +304,24 @@ class Stack:
             if name == "gateway":
                 self.wait_healthy()
 
-    def start(self):
-        for name in SERVICES:
-            self.start_service(name)
-        self.wait_healthy()
+    def start(self, attempts=4):
+        """Starts every service. free_port() only finds a port that is free
+        now: another process (a parallel test, the mock broker's own random
+        listeners) may take it before our service binds. Such a start is
+        retried from scratch on fresh ports; any other failure is raised."""
+        for attempt in range(attempts):
+            try:
+                for name in SERVICES:
+                    self.start_service(name)
+                self.wait_healthy()
+                return
+            except StackError as e:
+                if attempt == attempts - 1 or "in use" not in str(e):
+                    raise
+                self.kill_all()
+                self.procs = {}
+                for k in self.ports:
+                    self.ports[k] = free_port()
 
     def wait_healthy(self, timeout=30):
         def up():
