@@ -74,24 +74,6 @@ struct dre_applier {
 
 // ---- keys -------------------------------------------------------------
 
-static void
-put_be64(uint8_t *p, int64_t v)
-{
-	for (int i = 7; i >= 0; i--) {
-		p[i] = (uint8_t) v;
-		v = (int64_t) ((uint64_t) v >> 8);
-	}
-}
-
-static int64_t
-get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return (int64_t) v;
-}
-
 // tp_key writes prefix topic \0 partition(be32) into buf; 0 when too long.
 static size_t
 tp_key(char *buf, size_t cap, char prefix, const char *topic, int32_t part)
@@ -177,8 +159,7 @@ load_state(dre_applier *ap)
 			    | ((uint32_t) pp[2] << 8) | pp[3]);
 			ap_pos *p = pos_add(ap, topic, part);
 			if (p != NULL)
-				p->committed = p->next
-				    = get_be64((const uint8_t *) v);
+				p->committed = p->next = dre_be64_get(v);
 		}
 	}
 	dre_store_iter_close(it);
@@ -226,7 +207,7 @@ batch_positions(dre_applier *ap, dre_batch *b, bool all)
 			dre_batch_delete(b, ap->cfg.st, ap->cfg.cf, key, kl);
 		} else {
 			uint8_t be[8];
-			put_be64(be, p->next);
+			dre_be64_put(be, p->next);
 			dre_batch_put(
 			    b, ap->cfg.st, ap->cfg.cf, key, kl, be, 8);
 		}
@@ -371,7 +352,7 @@ handle(dre_applier *ap, const dre_msg *m)
 	if (e == DRE_OK) {
 		if (dkl > 0) {
 			uint8_t be[8];
-			put_be64(be, x.now_ms);
+			dre_be64_put(be, x.now_ms);
 			dre_batch_put(
 			    ap->b, ap->cfg.st, ap->cfg.cf, dkey, dkl, be, 8);
 		}
@@ -385,7 +366,7 @@ handle(dre_applier *ap, const dre_msg *m)
 		size_t kl = tp_key(
 		    key, sizeof(key) - 8, 'x', m->topic, m->partition);
 		if (kl > 0) {
-			put_be64((uint8_t *) key + kl, m->offset);
+			dre_be64_put(key + kl, m->offset);
 			dre_batch_put(ap->b, ap->cfg.st, ap->cfg.cf, key,
 			    kl + 8, m->payload, m->len);
 		}
@@ -579,7 +560,7 @@ on_rebalance(void *arg, bool assign, dre_partition_offset *po, size_t n)
 		    && dre_store_get(ap->cfg.st, ap->cfg.cf, key, kl, &v, &vl)
 		        == DRE_OK
 		    && vl == 8)
-			p->committed = get_be64((const uint8_t *) v);
+			p->committed = dre_be64_get(v);
 		free(v);
 		p->next = p->committed;
 		p->assigned = true;
@@ -623,7 +604,7 @@ prune(dre_applier *ap)
 	size_t      kl, vl;
 	int64_t     n = 0;
 	while (b != NULL && dre_store_iter_next(it, &k, &kl, &v, &vl)) {
-		if (vl != 8 || get_be64((const uint8_t *) v) >= cutoff)
+		if (vl != 8 || dre_be64_get(v) >= cutoff)
 			continue;
 		dre_batch_delete(b, ap->cfg.st, ap->cfg.cf, k, kl);
 		if (++n % PRUNE_CHUNK == 0) {

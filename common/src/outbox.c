@@ -79,22 +79,6 @@ now_ms(void)
 	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void
-seq_key(uint8_t k[8], uint64_t seq)
-{
-	for (int i = 0; i < 8; i++)
-		k[i] = (uint8_t) (seq >> (56 - 8 * i));
-}
-
-static uint64_t
-key_seq(const char *k)
-{
-	uint64_t seq = 0;
-	for (int i = 0; i < 8; i++)
-		seq = seq << 8 | (uint8_t) k[i];
-	return seq;
-}
-
 // delivered runs on the producer's poll thread for every produced entry.
 static void
 delivered(void *arg, dre_err err, void *msg_opaque, int32_t partition,
@@ -182,7 +166,7 @@ static int
 relay_scan(dre_outbox *o)
 {
 	uint8_t start[8];
-	seq_key(start, o->cursor);
+	dre_be64_put(start, (int64_t) o->cursor);
 	dre_store_iter *it = NULL;
 	if (dre_store_iter_open_from(&it, o->st, o->cf, NULL, 0, start, 8))
 		return 0;
@@ -193,7 +177,7 @@ relay_scan(dre_outbox *o)
 	    && dre_store_iter_next(it, &k, &kl, &v, &vl)) {
 		if (kl != 8)
 			continue;
-		uint64_t seq = key_seq(k);
+		uint64_t seq = (uint64_t) dre_be64_get(k);
 		if (seq > o->produced_hw) {
 			int64_t now = now_ms();
 			if (o->hole_seq != o->produced_hw) {
@@ -253,7 +237,7 @@ flush_deletes(dre_outbox *o)
 	dre_batch *b = dre_batch_alloc();
 	for (size_t i = 0; b != NULL && i < n; i++) {
 		uint8_t k[8];
-		seq_key(k, v[i]);
+		dre_be64_put(k, (int64_t) v[i]);
 		dre_batch_delete(b, o->st, o->cf, k, sizeof(k));
 	}
 	if (b == NULL || dre_store_write(o->st, b, false) != DRE_OK)
@@ -376,7 +360,7 @@ dre_outbox_open(
 	while (dre_store_iter_next(it, &k, &kl, NULL, NULL)) {
 		if (kl != 8)
 			continue;
-		uint64_t seq = key_seq(k);
+		uint64_t seq = (uint64_t) dre_be64_get(k);
 		if (lo == NO_SEQ)
 			lo = seq;
 		hi = seq + 1;
@@ -446,7 +430,7 @@ dre_outbox_put(dre_outbox *o, dre_batch *b, const char *topic, const void *key,
 		memcpy(kp + 4 + klen, val, vlen);
 	uint8_t  k[8];
 	uint64_t seq = atomic_fetch_add(&o->next_seq, 1);
-	seq_key(k, seq);
+	dre_be64_put(k, (int64_t) seq);
 	dre_batch_put(b, o->st, o->cf, k, sizeof(k), v, n);
 	free(v);
 	atomic_fetch_add(&o->pending, 1);

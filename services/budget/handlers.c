@@ -9,6 +9,7 @@
 #include "apply.h"
 #include "dre/arena.h"
 #include "dre/clock.h"
+#include "dre/docapi.h"
 #include "dre/json.h"
 #include "dre/jsonw.h"
 #include "dre/log.h"
@@ -25,39 +26,17 @@
 static const int32_t default_thresholds[] = { 50, 80, 100 };
 
 typedef struct {
-	bud                *s;
-	const dre_rpc_call *call;
-	dre_rpc_reply      *rep;
-	dre_arena          *a;
+	dre_docapi_req d;
+	bud           *s;
 } req;
+
+static const dre_docapi_svc bud_api = { "the budget service", MINOR_VERSION };
 
 static bool
 req_begin(req *r, void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 {
 	r->s = svc;
-	r->call = call;
-	r->rep = rep;
-	r->a = NULL;
-	if (call->tenant[0] == '\0') {
-		dre_rpc_reply_error(
-		    rep, 403, "FORBIDDEN", NULL, "the call carries no tenant");
-		return false;
-	}
-	if ((r->a = dre_arena_alloc(0)) == NULL) {
-		dre_rpc_reply_error(
-		    rep, 503, "UNAVAILABLE", NULL, "out of memory");
-		return false;
-	}
-	return true;
-}
-
-static void
-reply_internal(req *r, dre_err err)
-{
-	dre_error("%s: %s", r->call->method, dre_strerror(err));
-	dre_rpc_reply_error(r->rep, 503, "UNAVAILABLE", NULL,
-	    "the budget service could not complete the request: %s",
-	    dre_strerror(err));
+	return dre_docapi_begin(&r->d, &bud_api, call, rep);
 }
 
 // ---- rendering ------------------------------------------------------------
@@ -91,11 +70,9 @@ utilization(const Dre__BudgetRecord *b)
 }
 
 static void
-render(dre_jsonw *w, const Dre__BudgetRecord *b, bool top)
+render(dre_jsonw *w, const Dre__BudgetRecord *b)
 {
 	dre_jsonw_obj_begin(w);
-	if (top)
-		dre_jsonw_kint(w, "minorVersion", MINOR_VERSION);
 	dre_jsonw_kstr(w, "id", b->id);
 	dre_jsonw_kstr(w, "name", b->name);
 	dre_jsonw_kstr(w, "description", b->description);
@@ -128,48 +105,18 @@ render(dre_jsonw *w, const Dre__BudgetRecord *b, bool top)
 static void
 reply_doc(req *r, int status, const Dre__BudgetRecord *b)
 {
+	dre_buf   doc = { 0 };
 	dre_jsonw w;
-	dre_buf_reset(&r->rep->body);
-	dre_jsonw_init(&w, &r->rep->body);
-	render(&w, b, true);
-	r->rep->status = status;
-	dre_rpc_reply_json(r->rep);
+	dre_jsonw_init(&w, &doc);
+	render(&w, b);
+	if (doc.oom)
+		dre_docapi_internal(&r->d, DRE_ENOMEM);
+	else
+		dre_docapi_reply_doc(&r->d, status, doc.data, doc.len);
+	dre_buf_free(&doc);
 }
 
 // ---- validation ----------------------------------------------------------
-
-static const dre_json *
-body(req *r)
-{
-	dre_json      *root = NULL;
-	dre_json_error je = { 0, NULL };
-	dre_err err = dre_json_parse(&root, r->a, (const char *) r->call->body,
-	    r->call->body_len, DRE_JSON_MAX_DEPTH, &je);
-	if (err == DRE_ENOMEM) {
-		reply_internal(r, err);
-		return NULL;
-	}
-	if (err != DRE_OK) {
-		dre_rpc_reply_error(r->rep, 400, "MALFORMED_JSON", NULL,
-		    "the body is not valid JSON: %s at byte %zu",
-		    je.msg ? je.msg : "parse error", je.offset);
-		return NULL;
-	}
-	if (!dre_json_is(root, DRE_JSON_OBJECT)) {
-		dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED", NULL,
-		    "the body must be a JSON object");
-		return NULL;
-	}
-	return root;
-}
-
-static bool
-invalid(req *r, const char *target, const char *msg)
-{
-	dre_rpc_reply_error(
-	    r->rep, 400, "VALIDATION_FAILED", target, "%s", msg);
-	return false;
-}
 
 // str_field reads a string member (NULL when absent or null).
 static bool
@@ -183,12 +130,10 @@ str_field(
 		return true;
 	if (v->type != DRE_JSON_STRING || strlen(v->str) != v->len
 	    || !dre_utf8_valid(v->str, v->len, &chars))
-		return invalid(r, name, "must be a string");
-	if (chars > max) {
-		dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED", name,
+		return dre_docapi_invalid(&r->d, name, "must be a string");
+	if (chars > max)
+		return dre_docapi_invalid(&r->d, name,
 		    "%s must be at most %zu characters", name, max);
-		return false;
-	}
 	*out = (char *) v->str;
 	return true;
 }
@@ -203,7 +148,8 @@ time_field(req *r, const dre_json *doc, const char *name,
 	if (s == NULL)
 		return true;
 	if (dre_time_parse(out, s, strlen(s)) != DRE_OK)
-		return invalid(r, name, "must be an ISO-8601 date-time");
+		return dre_docapi_invalid(
+		    &r->d, name, "must be an ISO-8601 date-time");
 	*has = true;
 	return true;
 }
@@ -225,11 +171,12 @@ apply_doc(req *r, const dre_json *doc, Dre__BudgetRecord *b, bool full)
 	if (!str_field(r, doc, "name", NAME_MAX_LEN, &s))
 		return false;
 	if (s != NULL && s[0] == '\0')
-		return invalid(r, "name", "name must not be empty");
+		return dre_docapi_invalid(
+		    &r->d, "name", "name must not be empty");
 	if (s != NULL)
 		b->name = s;
 	else if (full)
-		return invalid(r, "name", "name is required");
+		return dre_docapi_invalid(&r->d, "name", "name is required");
 	if (dre_json_get(doc, "description") != NULL) {
 		if (!str_field(r, doc, "description", DESC_MAX_LEN, &s))
 			return false;
@@ -242,26 +189,27 @@ apply_doc(req *r, const dre_json *doc, Dre__BudgetRecord *b, bool full)
 		    || dre_json_decimal(
 		           &t, v, DRE_MONEY_SCALE, DRE_DECIMAL_MAX_DIGITS)
 		        != DRE_OK)
-			return invalid(r, "totalAmount",
+			return dre_docapi_invalid(&r->d, "totalAmount",
 			    "totalAmount must be a decimal with at most 2 "
 			    "decimals");
 		if (t < 0)
-			return invalid(r, "totalAmount",
+			return dre_docapi_invalid(&r->d, "totalAmount",
 			    "totalAmount must not be negative");
 		b->total = t;
 	} else if (full) {
-		return invalid(r, "totalAmount", "totalAmount is required");
+		return dre_docapi_invalid(
+		    &r->d, "totalAmount", "totalAmount is required");
 	}
 	if (!str_field(r, doc, "currency", 3, &s))
 		return false;
 	if (s != NULL) {
 		if (strlen(s) != 3 || s[0] < 'A' || s[0] > 'Z' || s[1] < 'A'
 		    || s[1] > 'Z' || s[2] < 'A' || s[2] > 'Z')
-			return invalid(r, "currency",
+			return dre_docapi_invalid(&r->d, "currency",
 			    "currency must be an ISO 4217 code (EUR)");
 		if (b->consumed != 0 && b->currency != NULL
 		    && strcmp(b->currency, s) != 0) {
-			dre_rpc_reply_error(r->rep, 409, "CONFLICT",
+			dre_rpc_reply_error(r->d.rep, 409, "CONFLICT",
 			    "currency",
 			    "the currency of a budget with consumption "
 			    "cannot change");
@@ -275,17 +223,18 @@ apply_doc(req *r, const dre_json *doc, Dre__BudgetRecord *b, bool full)
 		return false;
 	if (b->has_valid_from && b->has_valid_to
 	    && b->valid_to < b->valid_from)
-		return invalid(r, "validTo", "validTo is before validFrom");
+		return dre_docapi_invalid(
+		    &r->d, "validTo", "validTo is before validFrom");
 	v = dre_json_get(doc, "thresholds");
 	if (!dre_json_is_null(v)) {
 		if (v->type != DRE_JSON_ARRAY || v->len > BUD_MAX_THRESHOLDS)
-			return invalid(r, "thresholds",
+			return dre_docapi_invalid(&r->d, "thresholds",
 			    "thresholds must be an array of at most 16 whole "
 			    "percentages");
-		int32_t *t = dre_arena_get(r->a, (v->len + 1) * sizeof(*t));
+		int32_t *t = dre_arena_get(r->d.a, (v->len + 1) * sizeof(*t));
 		size_t   n = 0;
 		if (t == NULL) {
-			reply_internal(r, DRE_ENOMEM);
+			dre_docapi_internal(&r->d, DRE_ENOMEM);
 			return false;
 		}
 		for (const dre_json *e = v->child; e != NULL; e = e->next) {
@@ -293,12 +242,12 @@ apply_doc(req *r, const dre_json *doc, Dre__BudgetRecord *b, bool full)
 			char    tg[32];
 			snprintf(tg, sizeof(tg), "thresholds[%zu]", n);
 			if (dre_json_int(&pct, e, 1, 100) != DRE_OK)
-				return invalid(r, tg,
+				return dre_docapi_invalid(&r->d, tg,
 				    "a threshold is a whole percentage 1-100");
 			for (size_t k = 0; k < n; k++)
 				if (t[k] == pct)
-					return invalid(
-					    r, tg, "threshold listed twice");
+					return dre_docapi_invalid(&r->d, tg,
+					    "threshold listed twice");
 			t[n++] = (int32_t) pct;
 		}
 		qsort(t, n, sizeof(*t), i32_cmp);
@@ -316,7 +265,7 @@ h_create(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	req r;
 	if (!req_begin(&r, svc, call, rep))
 		return;
-	const dre_json *doc = body(&r);
+	const dre_json *doc = dre_docapi_body(&r.d, DRE_DOCAPI_NOT_OBJECT);
 	if (doc == NULL)
 		goto out;
 	Dre__BudgetRecord b = DRE__BUDGET_RECORD__INIT;
@@ -324,12 +273,12 @@ h_create(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	if (!str_field(&r, doc, "id", 36, &id))
 		goto out;
 	if (id != NULL && !dre_uuid_valid(id, strlen(id))) {
-		invalid(&r, "id", "id must be a UUID");
+		dre_docapi_invalid(&r.d, "id", "id must be a UUID");
 		goto out;
 	}
 	if (id == NULL) {
-		if ((id = dre_arena_get(r.a, DRE_UUID_LEN + 1)) == NULL) {
-			reply_internal(&r, DRE_ENOMEM);
+		if ((id = dre_arena_get(r.d.a, DRE_UUID_LEN + 1)) == NULL) {
+			dre_docapi_internal(&r.d, DRE_ENOMEM);
 			goto out;
 		}
 		dre_uuid_v4(id);
@@ -345,7 +294,7 @@ h_create(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 
 	pthread_mutex_lock(&r.s->mu);
 	Dre__BudgetRecord *old = NULL;
-	dre_err err = bud_get(r.s, NULL, r.a, call->tenant, id, &old);
+	dre_err err = bud_get(r.s, NULL, r.d.a, call->tenant, id, &old);
 	if (err == DRE_OK) {
 		pthread_mutex_unlock(&r.s->mu);
 		dre_rpc_reply_error(rep, 409, "CONFLICT", "id",
@@ -354,7 +303,7 @@ h_create(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	}
 	dre_batch *wb = dre_batch_alloc();
 	bud_change c;
-	bud_retotal(&b, b.total, r.a, &c); // thresholds already reached
+	bud_retotal(&b, b.total, r.d.a, &c); // thresholds already reached
 	if (bud_exhausted(&b)) {
 		b.has_exhausted_at = true;
 		b.exhausted_at = now;
@@ -363,19 +312,19 @@ h_create(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	    ? DRE_ENOMEM
 	    : bud_status_changed(r.s, wb, call->tenant, &b, NULL, now);
 	if (err == DRE_OK)
-		err = bud_put(r.s, wb, r.a, call->tenant, &b);
+		err = bud_put(r.s, wb, r.d.a, call->tenant, &b);
 	if (err == DRE_OK)
 		err = dre_store_write(r.s->st, wb, true);
 	pthread_mutex_unlock(&r.s->mu);
 	dre_batch_free(wb);
 	if (err != DRE_OK) {
-		reply_internal(&r, err);
+		dre_docapi_internal(&r.d, err);
 		goto out;
 	}
 	dre_outbox_kick(r.s->ob);
 	reply_doc(&r, 201, &b);
 out:
-	dre_arena_free(r.a);
+	dre_docapi_end(&r.d);
 }
 
 static void
@@ -386,34 +335,16 @@ h_get(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	if (!req_begin(&r, svc, call, rep))
 		return;
 	Dre__BudgetRecord *b = NULL;
-	dre_err err = bud_get(r.s, NULL, r.a, call->tenant, id ? id : "", &b);
+	dre_err            err
+	    = bud_get(r.s, NULL, r.d.a, call->tenant, id ? id : "", &b);
 	if (err == DRE_ENOTFOUND)
 		dre_rpc_reply_error(
 		    rep, 404, "NOT_FOUND", NULL, "no budget %s", id ? id : "");
 	else if (err != DRE_OK)
-		reply_internal(&r, err);
+		dre_docapi_internal(&r.d, err);
 	else
 		reply_doc(&r, 200, b);
-	dre_arena_free(r.a);
-}
-
-static bool
-int_param(req *r, const char *name, int64_t def, int64_t *out)
-{
-	const char *v = dre_rpc_param(r->call, name);
-	char       *end = NULL;
-	if (v == NULL || v[0] == '\0') {
-		*out = def;
-		return true;
-	}
-	long long n = strtoll(v, &end, 10);
-	if (*end != '\0' || n < 0) {
-		dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED", name,
-		    "%s must be a non-negative integer", name);
-		return false;
-	}
-	*out = n;
-	return true;
+	dre_docapi_end(&r.d);
 }
 
 static void
@@ -423,52 +354,40 @@ h_list(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	int64_t top, skip, count = 0, emitted = 0;
 	if (!req_begin(&r, svc, call, rep))
 		return;
-	if (!int_param(&r, "$top", TOP_DEFAULT, &top)
-	    || !int_param(&r, "$skip", 0, &skip))
+	if (!dre_docapi_paging(&r.d, TOP_DEFAULT, TOP_MAX, &top, &skip))
 		goto out;
-	if (top > TOP_MAX)
-		top = TOP_MAX;
 	char   prefix[256];
 	size_t plen = bud_key(prefix, sizeof(prefix), call->tenant, "");
 	dre_store_iter *it = NULL;
 	if (plen == 0
 	    || dre_store_iter_open(&it, r.s->st, BUD_CF_BUDGETS, prefix, plen)
 	        != DRE_OK) {
-		reply_internal(&r, DRE_ESTORE);
+		dre_docapi_internal(&r.d, DRE_ESTORE);
 		goto out;
 	}
 	dre_buf   vals = { 0 };
 	dre_jsonw w;
-	dre_jsonw_init(&w, &vals);
-	dre_jsonw_arr_begin(&w);
+	dre_jsonw_init(&w, &vals); // the elements, commas by dre_jsonw
 	const char *k, *v;
 	size_t      kl, vl;
 	while (dre_store_iter_next(it, &k, &kl, &v, &vl)) {
 		count++;
 		if (count <= skip || emitted >= top)
 			continue;
-		dre_arena_reset(r.a);
+		dre_arena_reset(r.d.a);
 		Dre__BudgetRecord *b = dre__budget_record__unpack(
 		    NULL, vl, (const uint8_t *) v);
 		if (b == NULL)
 			continue;
-		render(&w, b, false);
+		render(&w, b);
 		dre__budget_record__free_unpacked(b, NULL);
 		emitted++;
 	}
-	dre_jsonw_arr_end(&w);
 	dre_store_iter_close(it);
-	dre_buf *out = &rep->body;
-	dre_buf_reset(out);
-	dre_buf_printf(out,
-	    "{\"minorVersion\":%d,\"count\":%lld,\"value\":", MINOR_VERSION,
-	    (long long) count);
-	dre_buf_append(out, vals.data, vals.len);
-	dre_buf_putc(out, '}');
+	dre_docapi_reply_list(&r.d, count, &vals);
 	dre_buf_free(&vals);
-	dre_rpc_reply_json(rep);
 out:
-	dre_arena_free(r.a);
+	dre_docapi_end(&r.d);
 }
 
 static void
@@ -479,18 +398,19 @@ h_update(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	const char *patch = dre_rpc_param(call, "patch");
 	if (!req_begin(&r, svc, call, rep))
 		return;
-	const dre_json *doc = body(&r);
+	const dre_json *doc = dre_docapi_body(&r.d, DRE_DOCAPI_NOT_OBJECT);
 	if (doc == NULL)
 		goto out;
 	const dre_json *bid = dre_json_get(doc, "id");
 	if (dre_json_is(bid, DRE_JSON_STRING) && id != NULL
 	    && strcmp(bid->str, id) != 0) {
-		invalid(&r, "id", "the id cannot change");
+		dre_docapi_invalid(&r.d, "id", "the id cannot change");
 		goto out;
 	}
 	pthread_mutex_lock(&r.s->mu);
 	Dre__BudgetRecord *b = NULL;
-	dre_err err = bud_get(r.s, NULL, r.a, call->tenant, id ? id : "", &b);
+	dre_err            err
+	    = bud_get(r.s, NULL, r.d.a, call->tenant, id ? id : "", &b);
 	if (err == DRE_ENOTFOUND) {
 		pthread_mutex_unlock(&r.s->mu);
 		dre_rpc_reply_error(
@@ -499,7 +419,7 @@ h_update(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	}
 	if (err != DRE_OK) {
 		pthread_mutex_unlock(&r.s->mu);
-		reply_internal(&r, err);
+		dre_docapi_internal(&r.d, err);
 		goto out;
 	}
 	int64_t old_total = b->total;
@@ -512,7 +432,7 @@ h_update(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	int64_t total = b->total;
 	b->total = old_total;
 	bud_change c;
-	bud_retotal(b, total, r.a, &c);
+	bud_retotal(b, total, r.d.a, &c);
 	b->modified_at = now;
 	if (c.exhausted_now) {
 		b->has_exhausted_at = true;
@@ -525,19 +445,19 @@ h_update(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	if (err == DRE_OK && (c.exhausted_now || c.active_now))
 		err = bud_status_changed(r.s, wb, call->tenant, b, NULL, now);
 	if (err == DRE_OK)
-		err = bud_put(r.s, wb, r.a, call->tenant, b);
+		err = bud_put(r.s, wb, r.d.a, call->tenant, b);
 	if (err == DRE_OK)
 		err = dre_store_write(r.s->st, wb, true);
 	pthread_mutex_unlock(&r.s->mu);
 	dre_batch_free(wb);
 	if (err != DRE_OK) {
-		reply_internal(&r, err);
+		dre_docapi_internal(&r.d, err);
 		goto out;
 	}
 	dre_outbox_kick(r.s->ob);
 	reply_doc(&r, 200, b);
 out:
-	dre_arena_free(r.a);
+	dre_docapi_end(&r.d);
 }
 
 static void
@@ -549,7 +469,8 @@ h_delete(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		return;
 	pthread_mutex_lock(&r.s->mu);
 	Dre__BudgetRecord *b = NULL;
-	dre_err err = bud_get(r.s, NULL, r.a, call->tenant, id ? id : "", &b);
+	dre_err            err
+	    = bud_get(r.s, NULL, r.d.a, call->tenant, id ? id : "", &b);
 	if (err == DRE_ENOTFOUND) {
 		pthread_mutex_unlock(&r.s->mu);
 		dre_rpc_reply_error(
@@ -570,13 +491,13 @@ h_delete(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	pthread_mutex_unlock(&r.s->mu);
 	dre_batch_free(wb);
 	if (err != DRE_OK) {
-		reply_internal(&r, err);
+		dre_docapi_internal(&r.d, err);
 		goto out;
 	}
 	dre_outbox_kick(r.s->ob);
 	rep->status = 200;
 out:
-	dre_arena_free(r.a);
+	dre_docapi_end(&r.d);
 }
 
 // ---- snapshot --------------------------------------------------------------

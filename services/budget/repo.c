@@ -13,24 +13,6 @@
 static const char *const bud_cfs[]
     = { "budgets", "meta", "outbox", "applier" };
 
-static void
-put_be64(uint8_t *p, int64_t v)
-{
-	for (int i = 7; i >= 0; i--) {
-		p[i] = (uint8_t) v;
-		v = (int64_t) ((uint64_t) v >> 8);
-	}
-}
-
-static int64_t
-get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return (int64_t) v;
-}
-
 static void *
 pb_alloc(void *data, size_t n)
 {
@@ -95,7 +77,7 @@ bud_status_changed(bud *s, dre_batch *b, const char *tenant,
 {
 	uint8_t be[8];
 	r->version = ++s->version;
-	put_be64(be, s->version);
+	dre_be64_put(be, s->version);
 	dre_batch_put(b, s->st, BUD_CF_META, "v", 1, be, 8);
 	dre_budget_status_event e = { 0 };
 	char                    seed[320];
@@ -138,7 +120,7 @@ bud_open(bud *s, const char *path, const dre_kvlist *kafka)
 	size_t vl = 0;
 	if (dre_store_get(s->st, BUD_CF_META, "v", 1, &v, &vl) == DRE_OK
 	    && vl == 8)
-		s->version = get_be64((const uint8_t *) v);
+		s->version = dre_be64_get(v);
 	free(v);
 	pthread_mutex_init(&s->mu, NULL);
 	s->kafka = kafka;

@@ -2,7 +2,6 @@
 // tenant settings, article import, snapshot.
 #include "handlers.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +9,7 @@
 #include "catalog.h"
 #include "dre/arena.h"
 #include "dre/clock.h"
+#include "dre/docapi.h"
 #include "dre/json.h"
 #include "dre/jsonw.h"
 #include "dre/log.h"
@@ -24,16 +24,15 @@
 #define TOP_MAX       1000
 #define MAX_ERRS      32
 
-// One request in progress: everything a handler needs, freed in req_end.
+// One request in progress: everything a handler needs, freed in
+// dre_docapi_end.
 typedef struct {
-	cat                *c;
-	const dre_rpc_call *call;
-	dre_rpc_reply      *rep;
-	dre_arena          *a;
-	cat_kind            k;
-	const ent_spec     *spec; // NULL for promotions
-	dre_promo_error     ev[MAX_ERRS];
-	dre_promo_errors    errs;
+	dre_docapi_req   d;
+	cat             *c;
+	cat_kind         k;
+	const ent_spec  *spec; // NULL for promotions
+	dre_promo_error  ev[MAX_ERRS];
+	dre_promo_errors errs;
 } req;
 
 static const ent_spec *const specs[CAT_NKINDS] = {
@@ -43,110 +42,29 @@ static const ent_spec *const specs[CAT_NKINDS] = {
 	[CAT_ARTICLE] = &ent_article,
 };
 
+static const dre_docapi_svc cat_api = { "the catalog", MINOR_VERSION };
+
 static bool
 req_begin(req *r, void *svc, const dre_rpc_call *call, dre_rpc_reply *rep,
     cat_kind k)
 {
 	r->c = svc;
-	r->call = call;
-	r->rep = rep;
 	r->k = k;
 	r->spec = specs[k];
 	r->errs.v = r->ev;
 	r->errs.cap = MAX_ERRS;
 	r->errs.n = 0;
-	if (call->tenant[0] == 0) {
-		dre_rpc_reply_error(
-		    rep, 403, "FORBIDDEN", NULL, "the call carries no tenant");
-		r->a = NULL;
-		return false;
-	}
-	if ((r->a = dre_arena_alloc(0)) == NULL) {
-		dre_rpc_reply_error(
-		    rep, 503, "UNAVAILABLE", NULL, "out of memory");
-		return false;
-	}
-	return true;
-}
-
-static void
-req_end(req *r)
-{
-	dre_arena_free(r->a);
-}
-
-static void
-reply_internal(req *r, dre_err err)
-{
-	dre_error("%s: %s", r->call->method, dre_strerror(err));
-	dre_rpc_reply_error(r->rep, 503, "UNAVAILABLE", NULL,
-	    "the catalog could not complete the request: %s",
-	    dre_strerror(err));
-}
-
-static void
-reply_invalid(req *r)
-{
-	const dre_promo_errors *e = &r->errs;
-	if (e->n == 0) {
-		dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED", NULL,
-		    "invalid document");
-		return;
-	}
-	dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED",
-	    e->v[0].target[0] ? e->v[0].target : NULL, "%s", e->v[0].message);
-	for (size_t i = 0; i < e->n && i < e->cap; i++)
-		dre_rpc_reply_detail(r->rep, "VALIDATION_FAILED",
-		    e->v[i].target[0] ? e->v[i].target : NULL, "%s",
-		    e->v[i].message);
-}
-
-// body parses the request body as JSON; answers MALFORMED_JSON otherwise.
-static const dre_json *
-body(req *r)
-{
-	dre_json      *root = NULL;
-	dre_json_error je = { 0, NULL };
-	dre_err err = dre_json_parse(&root, r->a, (const char *) r->call->body,
-	    r->call->body_len, DRE_JSON_MAX_DEPTH, &je);
-	if (err == DRE_ENOMEM) {
-		reply_internal(r, err);
-		return NULL;
-	}
-	if (err != DRE_OK) {
-		dre_rpc_reply_error(r->rep, 400, "MALFORMED_JSON", NULL,
-		    "the body is not valid JSON: %s at byte %zu",
-		    je.msg ? je.msg : "parse error", je.offset);
-		return NULL;
-	}
-	return root;
+	return dre_docapi_begin(&r->d, &cat_api, call, rep);
 }
 
 static const dre_json *
 parse_stored(req *r, const char *doc, size_t len)
 {
 	dre_json *root = NULL;
-	if (dre_json_parse(&root, r->a, doc, len, DRE_JSON_MAX_DEPTH, NULL)
+	if (dre_json_parse(&root, r->d.a, doc, len, DRE_JSON_MAX_DEPTH, NULL)
 	    != DRE_OK)
 		return NULL;
 	return root;
-}
-
-// reply_doc answers status with the stored document plus minorVersion.
-static void
-reply_doc(req *r, int status, const char *doc, size_t len)
-{
-	dre_buf *b = &r->rep->body;
-	dre_buf_reset(b);
-	dre_buf_printf(b, "{\"minorVersion\":%d", MINOR_VERSION);
-	if (len > 2 && doc[0] == '{') {
-		dre_buf_putc(b, ',');
-		dre_buf_append(b, doc + 1, len - 1);
-	} else {
-		dre_buf_putc(b, '}');
-	}
-	r->rep->status = status;
-	dre_rpc_reply_json(r->rep);
 }
 
 static const char *
@@ -179,7 +97,7 @@ resolve(req *r, const char *id, char **keyp, char **docp, size_t *lenp)
 {
 	dre_err     err;
 	const char *alt = alt_field(r->k);
-	err = cat_get(r->c, r->call->tenant, r->k, id, docp, lenp, NULL);
+	err = cat_get(r->c, r->d.call->tenant, r->k, id, docp, lenp, NULL);
 	if (err == DRE_OK) {
 		if ((*keyp = strdup(id)) == NULL) {
 			free(*docp);
@@ -190,10 +108,10 @@ resolve(req *r, const char *id, char **keyp, char **docp, size_t *lenp)
 	if (err != DRE_ENOTFOUND || alt == NULL)
 		return err;
 	char *key = NULL;
-	if ((err = cat_index_get(r->c, r->call->tenant, r->k, alt, id, &key))
+	if ((err = cat_index_get(r->c, r->d.call->tenant, r->k, alt, id, &key))
 	    != DRE_OK)
 		return err;
-	err = cat_get(r->c, r->call->tenant, r->k, key, docp, lenp, NULL);
+	err = cat_get(r->c, r->d.call->tenant, r->k, key, docp, lenp, NULL);
 	if (err != DRE_OK) {
 		free(key);
 		return err;
@@ -205,10 +123,9 @@ resolve(req *r, const char *id, char **keyp, char **docp, size_t *lenp)
 static const char *
 id_param(req *r)
 {
-	const char *id = dre_rpc_param(r->call, "id");
+	const char *id = dre_rpc_param(r->d.call, "id");
 	if (id == NULL || id[0] == 0) {
-		dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED", "id",
-		    "the entity id is missing");
+		dre_docapi_invalid(&r->d, "id", "the entity id is missing");
 		return NULL;
 	}
 	return id;
@@ -217,7 +134,7 @@ id_param(req *r)
 static void
 reply_not_found(req *r, const char *id)
 {
-	dre_rpc_reply_error(r->rep, 404, "NOT_FOUND", NULL,
+	dre_rpc_reply_error(r->d.rep, 404, "NOT_FOUND", NULL,
 	    "%s '%s' not found", cat_kind_name(r->k), id);
 }
 
@@ -233,12 +150,12 @@ build_promo(req *r, const dre_json *in, const dre_json *stored, bool patch,
 	dre_err    err;
 	int64_t    now = dre_now_ms();
 	if (stored != NULL
-	    && (err = dre_promo_parse(&base, r->a, stored, NULL, NULL))
+	    && (err = dre_promo_parse(&base, r->d.a, stored, NULL, NULL))
 	        != DRE_OK) {
-		reply_internal(r, DRE_ESTORE);
+		dre_docapi_internal(&r->d, DRE_ESTORE);
 		return false;
 	}
-	err = dre_promo_parse(&p, r->a, in, patch ? base : NULL, &r->errs);
+	err = dre_promo_parse(&p, r->d.a, in, patch ? base : NULL, &r->errs);
 	if (err == DRE_OK && base != NULL && !patch && p->id[0]
 	    && strcmp(p->id, base->id) != 0) {
 		r->errs.n = 0;
@@ -251,11 +168,11 @@ build_promo(req *r, const dre_json *in, const dre_json *stored, bool patch,
 		err = DRE_EINVAL;
 	}
 	if (err == DRE_ENOMEM) {
-		reply_internal(r, err);
+		dre_docapi_internal(&r->d, err);
 		return false;
 	}
 	if (err != DRE_OK) {
-		reply_invalid(r);
+		dre_docapi_errors(&r->d, &r->errs, "invalid document");
 		return false;
 	}
 	if (base != NULL) {
@@ -268,7 +185,7 @@ build_promo(req *r, const dre_json *in, const dre_json *stored, bool patch,
 	}
 	p->updated_at = now;
 	dre_promo_write(out, p);
-	*idp = dre_arena_strdup(r->a, p->id);
+	*idp = dre_arena_strdup(r->d.a, p->id);
 	return *idp != NULL;
 }
 
@@ -277,7 +194,7 @@ build_promo(req *r, const dre_json *in, const dre_json *stored, bool patch,
 static void
 do_create(req *r)
 {
-	const dre_json *in = body(r);
+	const dre_json *in = dre_docapi_body(&r->d, NULL);
 	dre_buf         doc = { 0 };
 	const char     *key = NULL;
 	char            id[DRE_UUID_LEN + 1];
@@ -298,7 +215,7 @@ do_create(req *r)
 		if (ent_validate(&d, r->spec, in, NULL, false, "", &r->errs)
 		        != DRE_OK
 		    || bad) {
-			reply_invalid(r);
+			dre_docapi_errors(&r->d, &r->errs, "invalid document");
 			goto out;
 		}
 		if (bid != NULL)
@@ -316,43 +233,43 @@ do_create(req *r)
 		nidx = 1;
 	}
 	if (doc.oom) {
-		reply_internal(r, DRE_ENOMEM);
+		dre_docapi_internal(&r->d, DRE_ENOMEM);
 		goto out;
 	}
 
 	pthread_mutex_lock(&r->c->mu);
-	err = cat_get(r->c, r->call->tenant, r->k, key, &old, NULL, NULL);
+	err = cat_get(r->c, r->d.call->tenant, r->k, key, &old, NULL, NULL);
 	if (err == DRE_OK) {
-		dre_rpc_reply_error(r->rep, 409, "CONFLICT", key_field(r),
+		dre_rpc_reply_error(r->d.rep, 409, "CONFLICT", key_field(r),
 		    "%s '%s' already exists", cat_kind_name(r->k), key);
 		goto unlock;
 	}
 	if (err != DRE_ENOTFOUND) {
-		reply_internal(r, err);
+		dre_docapi_internal(&r->d, err);
 		goto unlock;
 	}
 	for (size_t i = 0; i < nidx; i++) {
 		char *other = NULL;
-		err = cat_index_get(r->c, r->call->tenant, r->k, idx[i].field,
-		    idx[i].value, &other);
+		err = cat_index_get(r->c, r->d.call->tenant, r->k,
+		    idx[i].field, idx[i].value, &other);
 		free(other);
 		if (err == DRE_OK) {
-			dre_rpc_reply_error(r->rep, 409, "CONFLICT",
+			dre_rpc_reply_error(r->d.rep, 409, "CONFLICT",
 			    idx[i].field, "%s '%s' already exists",
 			    idx[i].field, idx[i].value);
 			goto unlock;
 		}
 		if (err != DRE_ENOTFOUND) {
-			reply_internal(r, err);
+			dre_docapi_internal(&r->d, err);
 			goto unlock;
 		}
 	}
-	err = cat_put_locked(r->c, r->call->tenant, r->k, key, doc.data,
+	err = cat_put_locked(r->c, r->d.call->tenant, r->k, key, doc.data,
 	    doc.len, idx, nidx, NULL, 0, NULL);
 	if (err != DRE_OK)
-		reply_internal(r, err);
+		dre_docapi_internal(&r->d, err);
 	else
-		reply_doc(r, 201, doc.data, doc.len);
+		dre_docapi_reply_doc(&r->d, 201, doc.data, doc.len);
 unlock:
 	pthread_mutex_unlock(&r->c->mu);
 out:
@@ -366,8 +283,8 @@ static void
 do_update(req *r)
 {
 	const char     *id = id_param(r);
-	const dre_json *in = id ? body(r) : NULL;
-	const char     *pp = dre_rpc_param(r->call, "patch");
+	const dre_json *in = id ? dre_docapi_body(&r->d, NULL) : NULL;
+	const char     *pp = dre_rpc_param(r->d.call, "patch");
 	bool            patch = pp != NULL && strcmp(pp, "1") == 0;
 	char           *key = NULL, *stored = NULL;
 	size_t          slen = 0;
@@ -383,12 +300,12 @@ do_update(req *r)
 		if (err == DRE_ENOTFOUND)
 			reply_not_found(r, id);
 		else
-			reply_internal(r, err);
+			dre_docapi_internal(&r->d, err);
 		goto unlock;
 	}
 	const dre_json *sroot = parse_stored(r, stored, slen);
 	if (sroot == NULL) {
-		reply_internal(r, DRE_ESTORE);
+		dre_docapi_internal(&r->d, DRE_ESTORE);
 		goto unlock;
 	}
 	if (r->spec == NULL) {
@@ -405,19 +322,18 @@ do_update(req *r)
 		if (ent_validate(&d, r->spec, in, sroot, patch, "", &r->errs)
 		        != DRE_OK
 		    || bad) {
-			reply_invalid(r);
+			dre_docapi_errors(&r->d, &r->errs, "invalid document");
 			goto unlock;
 		}
 		if (bid != NULL && strcmp(bid, eid) != 0) {
-			dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED",
-			    "id", "id cannot be changed");
+			dre_docapi_invalid(
+			    &r->d, "id", "id cannot be changed");
 			goto unlock;
 		}
 		if (r->spec->key >= 0
 		    && strcmp(ent_str(&d, r->spec->key), key) != 0) {
-			dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED",
-			    key_field(r), "%s cannot be changed",
-			    key_field(r));
+			dre_docapi_invalid(&r->d, key_field(r),
+			    "%s cannot be changed", key_field(r));
 			goto unlock;
 		}
 		if (r->spec->unique >= 0) {
@@ -429,13 +345,13 @@ do_update(req *r)
 			    : NULL;
 			if (was_v == NULL || strcmp(was_v, now_v) != 0) {
 				char *other = NULL;
-				err = cat_index_get(r->c, r->call->tenant,
+				err = cat_index_get(r->c, r->d.call->tenant,
 				    r->k, f, now_v, &other);
 				bool taken
 				    = err == DRE_OK && strcmp(other, key) != 0;
 				free(other);
 				if (taken) {
-					dre_rpc_reply_error(r->rep, 409,
+					dre_rpc_reply_error(r->d.rep, 409,
 					    "CONFLICT", f,
 					    "%s '%s' already exists", f,
 					    now_v);
@@ -455,15 +371,15 @@ do_update(req *r)
 		    &doc, &d, eid, ent_time(sroot, "createdAt"), dre_now_ms());
 	}
 	if (doc.oom) {
-		reply_internal(r, DRE_ENOMEM);
+		dre_docapi_internal(&r->d, DRE_ENOMEM);
 		goto unlock;
 	}
-	err = cat_put_locked(r->c, r->call->tenant, r->k, key, doc.data,
+	err = cat_put_locked(r->c, r->d.call->tenant, r->k, key, doc.data,
 	    doc.len, add, nadd, del, ndel, NULL);
 	if (err != DRE_OK)
-		reply_internal(r, err);
+		dre_docapi_internal(&r->d, err);
 	else
-		reply_doc(r, 200, doc.data, doc.len);
+		dre_docapi_reply_doc(&r->d, 200, doc.data, doc.len);
 unlock:
 	pthread_mutex_unlock(&r->c->mu);
 	free(key);
@@ -483,11 +399,11 @@ do_get(req *r)
 	if (id == NULL)
 		return;
 	if ((err = resolve(r, id, &key, &doc, &len)) == DRE_OK)
-		reply_doc(r, 200, doc, len);
+		dre_docapi_reply_doc(&r->d, 200, doc, len);
 	else if (err == DRE_ENOTFOUND)
 		reply_not_found(r, id);
 	else
-		reply_internal(r, err);
+		dre_docapi_internal(&r->d, err);
 	free(key);
 	free(doc);
 }
@@ -508,7 +424,7 @@ do_delete(req *r)
 		if (err == DRE_ENOTFOUND)
 			reply_not_found(r, id);
 		else
-			reply_internal(r, err);
+			dre_docapi_internal(&r->d, err);
 		goto unlock;
 	}
 	const char *alt = alt_field(r->k);
@@ -521,13 +437,13 @@ do_delete(req *r)
 			ndel = 1;
 		}
 	}
-	err = cat_put_locked(r->c, r->call->tenant, r->k, key, NULL, 0, NULL,
+	err = cat_put_locked(r->c, r->d.call->tenant, r->k, key, NULL, 0, NULL,
 	    0, del, ndel, NULL);
 	if (err != DRE_OK) {
-		reply_internal(r, err);
+		dre_docapi_internal(&r->d, err);
 	} else {
-		r->rep->status = 204;
-		dre_buf_reset(&r->rep->body);
+		r->d.rep->status = 204;
+		dre_buf_reset(&r->d.rep->body);
 	}
 unlock:
 	pthread_mutex_unlock(&r->c->mu);
@@ -563,23 +479,23 @@ do_settings_get(req *r)
 {
 	char   *doc = NULL;
 	size_t  len = 0;
-	dre_err err = cat_get(r->c, r->call->tenant, CAT_TENANT_SETTINGS,
+	dre_err err = cat_get(r->c, r->d.call->tenant, CAT_TENANT_SETTINGS,
 	    SETTINGS_KEY, &doc, &len, NULL);
 	if (err == DRE_ENOTFOUND) {
 		dre_buf d = { 0 };
 		settings_write(&d, false, "EUR", 0);
 		if (d.oom)
-			reply_internal(r, DRE_ENOMEM);
+			dre_docapi_internal(&r->d, DRE_ENOMEM);
 		else
-			reply_doc(r, 200, d.data, d.len);
+			dre_docapi_reply_doc(&r->d, 200, d.data, d.len);
 		dre_buf_free(&d);
 		return;
 	}
 	if (err != DRE_OK) {
-		reply_internal(r, err);
+		dre_docapi_internal(&r->d, err);
 		return;
 	}
-	reply_doc(r, 200, doc, len);
+	dre_docapi_reply_doc(&r->d, 200, doc, len);
 	free(doc);
 }
 
@@ -588,21 +504,16 @@ do_settings_get(req *r)
 static void
 do_settings_put(req *r)
 {
-	const dre_json *root = body(r);
+	const dre_json *root
+	    = dre_docapi_body(&r->d, "the settings must be a JSON object");
 	if (root == NULL)
 		return;
-	if (!dre_json_is(root, DRE_JSON_OBJECT)) {
-		dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED", NULL,
-		    "the settings must be a JSON object");
-		return;
-	}
 	bool            nudges = false;
 	const char     *cur = "EUR";
 	const dre_json *v = dre_json_get(root, "enableProductionNudges");
 	if (!dre_json_is_null(v)) {
 		if (v->type != DRE_JSON_TRUE && v->type != DRE_JSON_FALSE) {
-			dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED",
-			    "enableProductionNudges",
+			dre_docapi_invalid(&r->d, "enableProductionNudges",
 			    "enableProductionNudges must be a boolean");
 			return;
 		}
@@ -613,8 +524,7 @@ do_settings_put(req *r)
 		if (!dre_json_is(v, DRE_JSON_STRING) || v->len != 3
 		    || v->str[0] < 'A' || v->str[0] > 'Z' || v->str[1] < 'A'
 		    || v->str[1] > 'Z' || v->str[2] < 'A' || v->str[2] > 'Z') {
-			dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED",
-			    "currency",
+			dre_docapi_invalid(&r->d, "currency",
 			    "currency must be a 3-letter ISO 4217 code");
 			return;
 		}
@@ -623,19 +533,19 @@ do_settings_put(req *r)
 	dre_buf doc = { 0 };
 	settings_write(&doc, nudges, cur, dre_now_ms());
 	if (doc.oom) {
-		reply_internal(r, DRE_ENOMEM);
+		dre_docapi_internal(&r->d, DRE_ENOMEM);
 		dre_buf_free(&doc);
 		return;
 	}
 	pthread_mutex_lock(&r->c->mu);
 	dre_err err
-	    = cat_put_locked(r->c, r->call->tenant, CAT_TENANT_SETTINGS,
+	    = cat_put_locked(r->c, r->d.call->tenant, CAT_TENANT_SETTINGS,
 	        SETTINGS_KEY, doc.data, doc.len, NULL, 0, NULL, 0, NULL);
 	pthread_mutex_unlock(&r->c->mu);
 	if (err != DRE_OK)
-		reply_internal(r, err);
+		dre_docapi_internal(&r->d, err);
 	else
-		reply_doc(r, 200, doc.data, doc.len);
+		dre_docapi_reply_doc(&r->d, 200, doc.data, doc.len);
 	dre_buf_free(&doc);
 }
 
@@ -657,13 +567,13 @@ set_status(req *r, dre_promo_status st)
 		if (err == DRE_ENOTFOUND)
 			reply_not_found(r, id);
 		else
-			reply_internal(r, err);
+			dre_docapi_internal(&r->d, err);
 		goto unlock;
 	}
 	const dre_json *sroot = parse_stored(r, doc, len);
 	if (sroot == NULL
-	    || dre_promo_parse(&p, r->a, sroot, NULL, NULL) != DRE_OK) {
-		reply_internal(r, DRE_ESTORE);
+	    || dre_promo_parse(&p, r->d.a, sroot, NULL, NULL) != DRE_OK) {
+		dre_docapi_internal(&r->d, DRE_ESTORE);
 		goto unlock;
 	}
 	p->status = st;
@@ -672,12 +582,12 @@ set_status(req *r, dre_promo_status st)
 	if (out.oom)
 		err = DRE_ENOMEM;
 	else
-		err = cat_put_locked(r->c, r->call->tenant, r->k, key,
+		err = cat_put_locked(r->c, r->d.call->tenant, r->k, key,
 		    out.data, out.len, NULL, 0, NULL, 0, NULL);
 	if (err != DRE_OK)
-		reply_internal(r, err);
+		dre_docapi_internal(&r->d, err);
 	else
-		reply_doc(r, 200, out.data, out.len);
+		dre_docapi_reply_doc(&r->d, 200, out.data, out.len);
 unlock:
 	pthread_mutex_unlock(&r->c->mu);
 	free(key);
@@ -686,28 +596,6 @@ unlock:
 }
 
 // ---- list ---------------------------------------------------------------
-
-// int_param reads a non-negative integer parameter; answers 400 when bad.
-static bool
-int_param(req *r, const char *name, int64_t dflt, int64_t *out)
-{
-	const char *s = dre_rpc_param(r->call, name);
-	char       *end = NULL;
-	if (s == NULL || s[0] == 0) {
-		*out = dflt;
-		return true;
-	}
-	errno = 0;
-	long long v = strtoll(s, &end, 10);
-	if (errno != 0 || *end != 0 || v < 0 || s[0] == '-' || s[0] == '+'
-	    || s[0] == ' ') {
-		dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED", name,
-		    "%s must be a non-negative integer", name);
-		return false;
-	}
-	*out = v;
-	return true;
-}
 
 static void
 do_list(req *r)
@@ -722,40 +610,35 @@ do_list(req *r)
 	size_t           plen;
 	dre_err          err;
 
-	if (!int_param(r, "$top", TOP_DEFAULT, &top)
-	    || !int_param(r, "$skip", 0, &skip))
+	if (!dre_docapi_paging(&r->d, TOP_DEFAULT, TOP_MAX, &top, &skip))
 		return;
-	if (top > TOP_MAX)
-		top = TOP_MAX;
 	if (r->k == CAT_PROMOTION) {
-		status = dre_rpc_param(r->call, "status");
+		status = dre_rpc_param(r->d.call, "status");
 		if (status != NULL && status[0] == 0)
 			status = NULL;
 		if (status != NULL
 		    && dre_promo_status_parse(&want, status) != DRE_OK) {
-			dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED",
-			    "status", "status '%s' is not a promotion status",
-			    status);
+			dre_docapi_invalid(&r->d, "status",
+			    "status '%s' is not a promotion status", status);
 			return;
 		}
 	}
 	// tenant \0 KIND \0 (cat_key with an empty key): the trailing NUL
 	// keeps a kind apart from a longer kind name with the same start.
-	plen = cat_key(prefix, sizeof prefix, r->call->tenant, r->k, "");
+	plen = cat_key(prefix, sizeof prefix, r->d.call->tenant, r->k, "");
 	if (plen == 0) {
-		dre_rpc_reply_error(
-		    r->rep, 400, "VALIDATION_FAILED", NULL, "tenant too long");
+		dre_docapi_invalid(&r->d, NULL, "tenant too long");
 		return;
 	}
 	if ((err = dre_store_iter_open(
 	         &it, r->c->st, CF_ENTITIES, prefix, plen))
 	    != DRE_OK) {
-		reply_internal(r, err);
+		dre_docapi_internal(&r->d, err);
 		return;
 	}
 	if (status != NULL && (scratch = dre_arena_alloc(0)) == NULL) {
 		dre_store_iter_close(it);
-		reply_internal(r, DRE_ENOMEM);
+		dre_docapi_internal(&r->d, DRE_ENOMEM);
 		return;
 	}
 	const char *k, *v;
@@ -787,21 +670,8 @@ do_list(req *r)
 	}
 	dre_store_iter_close(it);
 	dre_arena_free(scratch);
-	dre_buf *b = &r->rep->body;
-	dre_buf_reset(b);
-	dre_buf_printf(b, "{\"minorVersion\":%d,\"count\":%lld,\"value\":[",
-	    MINOR_VERSION, (long long) count);
-	if (vals.len > 0)
-		dre_buf_append(b, vals.data, vals.len);
-	dre_buf_puts(b, "]}");
+	dre_docapi_reply_list(&r->d, count, &vals);
 	dre_buf_free(&vals);
-	if (b->oom) {
-		dre_buf_reset(b);
-		reply_internal(r, DRE_ENOMEM);
-		return;
-	}
-	r->rep->status = 200;
-	dre_rpc_reply_json(r->rep);
 }
 
 // ---- article import (seed 002: POST /pos/articles/import) ---------------
@@ -867,7 +737,7 @@ import_one(req *r, import_out *o, size_t i, const dre_json *x)
 
 	pthread_mutex_lock(&r->c->mu);
 	err = cat_get(
-	    r->c, r->call->tenant, CAT_ARTICLE, key, &stored, &slen, NULL);
+	    r->c, r->d.call->tenant, CAT_ARTICLE, key, &stored, &slen, NULL);
 	bool exists = err == DRE_OK;
 	if (err != DRE_OK && err != DRE_ENOTFOUND) {
 		import_fail(o, i, artnum, prefix, dre_strerror(err));
@@ -893,8 +763,8 @@ import_one(req *r, import_out *o, size_t i, const dre_json *x)
 	} else {
 		if (bid != NULL) {
 			char *other = NULL;
-			err = cat_index_get(r->c, r->call->tenant, CAT_ARTICLE,
-			    "id", bid, &other);
+			err = cat_index_get(r->c, r->d.call->tenant,
+			    CAT_ARTICLE, "id", bid, &other);
 			free(other);
 			if (err == DRE_OK) {
 				char t[64];
@@ -913,8 +783,8 @@ import_one(req *r, import_out *o, size_t i, const dre_json *x)
 	}
 	ent_write(&doc, &d, id, created, now);
 	err = doc.oom ? DRE_ENOMEM
-	              : cat_put_locked(r->c, r->call->tenant, CAT_ARTICLE, key,
-	                  doc.data, doc.len, add, nadd, NULL, 0, NULL);
+	              : cat_put_locked(r->c, r->d.call->tenant, CAT_ARTICLE,
+	                  key, doc.data, doc.len, add, nadd, NULL, 0, NULL);
 	if (err != DRE_OK) {
 		import_fail(o, i, artnum, prefix, dre_strerror(err));
 		goto unlock;
@@ -938,7 +808,7 @@ unlock:
 static void
 do_import(req *r)
 {
-	const dre_json *in = body(r);
+	const dre_json *in = dre_docapi_body(&r->d, NULL);
 	import_out      o = { 0 };
 	if (in == NULL)
 		return;
@@ -946,8 +816,8 @@ do_import(req *r)
 	    ? dre_json_get(in, "articles")
 	    : NULL;
 	if (!dre_json_is(arts, DRE_JSON_ARRAY)) {
-		dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED",
-		    "articles", "articles must be an array of articles");
+		dre_docapi_invalid(&r->d, "articles",
+		    "articles must be an array of articles");
 		return;
 	}
 	dre_jsonw_init(&o.rw, &o.results);
@@ -960,7 +830,7 @@ do_import(req *r)
 	dre_jsonw_arr_end(&o.rw);
 	dre_jsonw_arr_end(&o.ew);
 
-	dre_buf *b = &r->rep->body;
+	dre_buf *b = &r->d.rep->body;
 	dre_buf_reset(b);
 	dre_buf_printf(b,
 	    "{\"minorVersion\":%d,\"imported\":%lld,\"updated\":%lld,"
@@ -976,11 +846,11 @@ do_import(req *r)
 	dre_buf_free(&o.errors);
 	if (oom) {
 		dre_buf_reset(b);
-		reply_internal(r, DRE_ENOMEM);
+		dre_docapi_internal(&r->d, DRE_ENOMEM);
 		return;
 	}
-	r->rep->status = 200;
-	dre_rpc_reply_json(r->rep);
+	r->d.rep->status = 200;
+	dre_rpc_reply_json(r->d.rep);
 }
 
 // ---- snapshot -----------------------------------------------------------
@@ -1158,7 +1028,7 @@ nomem:
 		req r;                                                        \
 		if (req_begin(&r, svc, call, rep, kind))                      \
 			fn;                                                   \
-		req_end(&r);                                                  \
+		dre_docapi_end(&r.d);                                         \
 	}
 
 #define CRUD(kind, name)                                                      \

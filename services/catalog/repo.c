@@ -82,22 +82,6 @@ index_key(char *out, size_t cap, const char *tenant, cat_kind k,
 	return parts(out, cap, p, 4);
 }
 
-static void
-be64_put(unsigned char *b, int64_t v)
-{
-	for (int i = 7; i >= 0; i--, v = (int64_t) ((uint64_t) v >> 8))
-		b[i] = (unsigned char) (v & 0xff);
-}
-
-static int64_t
-be64_get(const unsigned char *b)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | b[i];
-	return (int64_t) v;
-}
-
 dre_err
 cat_open(cat *c, const char *path, const dre_kvlist *kafka)
 {
@@ -117,7 +101,7 @@ cat_open(cat *c, const char *path, const dre_kvlist *kafka)
 	err = dre_store_get(c->st, CF_META, META_VERSION,
 	    sizeof META_VERSION - 1, &val, &vlen);
 	if (err == DRE_OK && vlen == 8)
-		c->version = be64_get((const unsigned char *) val);
+		c->version = dre_be64_get(val);
 	free(val);
 	if (err != DRE_OK && err != DRE_ENOTFOUND)
 		goto fail;
@@ -161,7 +145,7 @@ cat_get(cat *c, const char *tenant, cat_kind k, const char *key, char **docp,
 		return DRE_ESTORE;
 	}
 	if (versionp)
-		*versionp = be64_get((const unsigned char *) val);
+		*versionp = dre_be64_get(val);
 	memmove(val, val + 8, vlen - 8);
 	val[vlen - 8] = 0;
 	*docp = val;
@@ -214,7 +198,7 @@ cat_put_locked(cat *c, const char *tenant, cat_kind k, const char *key,
 		return DRE_ETOOBIG;
 	if ((b = dre_batch_alloc()) == NULL)
 		return DRE_ENOMEM;
-	be64_put(vb, version);
+	dre_be64_put(vb, version);
 	if (doc != NULL) {
 		dre_buf_append(&val, vb, 8);
 		dre_buf_append(&val, doc, len);

@@ -12,6 +12,7 @@
 #include "apply.h"
 #include "dre/arena.h"
 #include "dre/clock.h"
+#include "dre/docapi.h"
 #include "dre/json.h"
 #include "dre/jsonw.h"
 #include "dre/log.h"
@@ -334,9 +335,12 @@ key_parts(dre_arena *a, const char *k, size_t kl, char **parts, size_t max)
 }
 
 static void
-perf(rep_svc *s, const dre_rpc_call *call, dre_rpc_reply *rep, bool one)
+perf(rep_svc *s, dre_docapi_req *d, bool one)
 {
-	query q;
+	const dre_rpc_call *call = d->call;
+	dre_rpc_reply      *rep = d->rep;
+	dre_arena          *a = d->a;
+	query               q;
 	if (!query_parse(call, rep, &q))
 		return;
 	const char *id = one ? dre_rpc_param(call, "id") : NULL;
@@ -347,19 +351,12 @@ perf(rep_svc *s, const dre_rpc_call *call, dre_rpc_reply *rep, bool one)
 	}
 	if (one)
 		q.by_day = q.by_channel = q.by_pos_group = false;
-	dre_arena *a = dre_arena_alloc(0);
-	perf_row  *rows = NULL;
-	size_t     nrows = 0, cap = 0, first_of_promo = 0;
-	if (a == NULL) {
-		dre_rpc_reply_error(
-		    rep, 503, "UNAVAILABLE", NULL, "out of memory");
-		return;
-	}
+	perf_row   *rows = NULL;
+	size_t      nrows = 0, cap = 0, first_of_promo = 0;
 	const char *pp[2] = { call->tenant, id };
 	char        prefix[512];
 	size_t      pl = rep_key(prefix, sizeof(prefix), 'p', pp, one ? 2 : 1);
 	if (pl == 0) {
-		dre_arena_free(a);
 		dre_rpc_reply_error(
 		    rep, 400, "VALIDATION_FAILED", "id", "too long");
 		return;
@@ -368,7 +365,6 @@ perf(rep_svc *s, const dre_rpc_call *call, dre_rpc_reply *rep, bool one)
 	dre_store_iter *it = NULL;
 	if (dre_store_iter_open(&it, s->st, REP_CF_AGG, prefix, pl)
 	    != DRE_OK) {
-		dre_arena_free(a);
 		dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL, "store");
 		return;
 	}
@@ -436,7 +432,6 @@ perf(rep_svc *s, const dre_rpc_call *call, dre_rpc_reply *rep, bool one)
 	dre_store_iter_close(it);
 	if (one && nrows == 0) {
 		free(rows);
-		dre_arena_free(a);
 		dre_rpc_reply_error(rep, 404, "NOT_FOUND", NULL,
 		    "no confirmed application of promotion %s", id);
 		return;
@@ -484,31 +479,33 @@ perf(rep_svc *s, const dre_rpc_call *call, dre_rpc_reply *rep, bool one)
 	table_end(&t, !one);
 	reply_table(rep, q.csv);
 	free(rows);
-	dre_arena_free(a);
 }
 
-static bool
-has_tenant(const dre_rpc_call *call, dre_rpc_reply *rep)
+static const dre_docapi_svc rep_api = { "the reporting service", 0 };
+
+typedef void report_fn(rep_svc *s, dre_docapi_req *d, bool one);
+
+// report runs fn as a request of its own (tenant, arena).
+static void
+report(report_fn *fn, void *svc, const dre_rpc_call *call, dre_rpc_reply *rep,
+    bool one)
 {
-	if (call->tenant[0] != '\0')
-		return true;
-	dre_rpc_reply_error(
-	    rep, 403, "FORBIDDEN", NULL, "the call carries no tenant");
-	return false;
+	dre_docapi_req d;
+	if (dre_docapi_begin(&d, &rep_api, call, rep))
+		fn(svc, &d, one);
+	dre_docapi_end(&d);
 }
 
 static void
 h_perf_list(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 {
-	if (has_tenant(call, rep))
-		perf(svc, call, rep, false);
+	report(perf, svc, call, rep, false);
 }
 
 static void
 h_perf_get(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 {
-	if (has_tenant(call, rep))
-		perf(svc, call, rep, true);
+	report(perf, svc, call, rep, true);
 }
 
 // ---- BudgetUtilization ----------------------------------------------------
@@ -612,9 +609,12 @@ budget_row(rep_svc *s, table *t, dre_arena *a, const char *tenant,
 }
 
 static void
-budgets(rep_svc *s, const dre_rpc_call *call, dre_rpc_reply *rep, bool one)
+budgets(rep_svc *s, dre_docapi_req *d, bool one)
 {
-	query q;
+	const dre_rpc_call *call = d->call;
+	dre_rpc_reply      *rep = d->rep;
+	dre_arena          *a = d->a;
+	query               q;
 	if (!query_parse(call, rep, &q))
 		return;
 	const char    *id = one ? dre_rpc_param(call, "id") : NULL;
@@ -637,14 +637,11 @@ budgets(rep_svc *s, const dre_rpc_call *call, dre_rpc_reply *rep, bool one)
 		dre_rpc_reply_msg_free(br);
 		return;
 	}
-	dre_arena *a = dre_arena_alloc(0);
-	dre_json  *root = NULL;
-	if (a == NULL
-	    || dre_json_parse(&root, a, (const char *) br->body.data,
-	           br->body.len, DRE_JSON_MAX_DEPTH, NULL)
-	        != DRE_OK) {
+	dre_json *root = NULL;
+	if (dre_json_parse(&root, a, (const char *) br->body.data,
+	        br->body.len, DRE_JSON_MAX_DEPTH, NULL)
+	    != DRE_OK) {
 		dre_rpc_reply_msg_free(br);
-		dre_arena_free(a);
 		dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL,
 		    "unreadable answer of the budget service");
 		return;
@@ -663,21 +660,18 @@ budgets(rep_svc *s, const dre_rpc_call *call, dre_rpc_reply *rep, bool one)
 	table_end(&t, !one);
 	reply_table(rep, q.csv);
 	dre_rpc_reply_msg_free(br);
-	dre_arena_free(a);
 }
 
 static void
 h_budget_list(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 {
-	if (has_tenant(call, rep))
-		budgets(svc, call, rep, false);
+	report(budgets, svc, call, rep, false);
 }
 
 static void
 h_budget_get(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 {
-	if (has_tenant(call, rep))
-		budgets(svc, call, rep, true);
+	report(budgets, svc, call, rep, true);
 }
 
 const dre_rpc_route rep_routes[] = {

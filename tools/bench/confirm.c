@@ -13,35 +13,21 @@
 //     what a poll shows first) minus the moment the confirm was sent, and
 //     whether every budget and report figure adds up.
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-static const char *host = "127.0.0.1";
-static int         port = 8080;
-static const char *auth = "YWRtaW46YWRtaW4="; // admin:admin
-static char        run_id[32];
-static char        promo_id[64], budget_id[64], group_code[48];
+#include "httpc.h"
 
-static int64_t
-now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
+static char run_id[32];
+static char promo_id[64], budget_id[64], group_code[48];
 
 static int64_t
 wall_us(void)
@@ -49,80 +35,6 @@ wall_us(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int
-connect_to(void)
-{
-	int                fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa
-	    = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port) };
-	inet_pton(AF_INET, host, &sa.sin_addr);
-	if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0) {
-		perror("connect");
-		exit(1);
-	}
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return fd;
-}
-
-static char *
-build_request(
-    const char *method, const char *path, const char *body, size_t *lenp)
-{
-	size_t blen = body ? strlen(body) : 0;
-	char  *r = malloc(blen + 512);
-	int    n = sprintf(r,
-	       "%s %s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Basic %s\r\n"
-	          "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-	       method, path, host, port, auth, blen);
-	if (blen)
-		memcpy(r + n, body, blen);
-	*lenp = (size_t) n + blen;
-	return r;
-}
-
-// call sends one request on a blocking socket and reads the answer.
-static int
-call(int fd, const char *method, const char *path, const char *body, char *out,
-    size_t ocap)
-{
-	static char   buf[1 << 20];
-	static size_t used;
-	size_t        len;
-	char         *req = build_request(method, path, body, &len);
-	if (write(fd, req, len) != (ssize_t) len) {
-		perror("write");
-		exit(1);
-	}
-	free(req);
-	for (;;) {
-		char *hend = memmem(buf, used, "\r\n\r\n", 4);
-		if (hend) {
-			size_t hlen = (size_t) (hend - buf) + 4;
-			char  *cl = memmem(buf, hlen, "ontent-Length:", 14);
-			if (!cl)
-				cl = memmem(buf, hlen, "ontent-length:", 14);
-			size_t clen = cl ? strtoul(cl + 14, NULL, 10) : 0;
-			if (used >= hlen + clen) {
-				int    status = atoi(buf + 9);
-				size_t n = clen < ocap - 1 ? clen : ocap - 1;
-				memcpy(out, buf + hlen, n);
-				out[n] = 0;
-				memmove(buf, buf + hlen + clen,
-				    used - hlen - clen);
-				used -= hlen + clen;
-				return status;
-			}
-		}
-		ssize_t n = read(fd, buf + used, sizeof(buf) - used);
-		if (n <= 0) {
-			fprintf(stderr, "connection lost\n");
-			exit(1);
-		}
-		used += (size_t) n;
-	}
 }
 
 static void
@@ -145,12 +57,12 @@ json_field(const char *json, const char *key, char *out, size_t cap)
 static void
 setup(void)
 {
-	int  fd = connect_to();
+	int  fd = httpc_connect();
 	char body[2048], out[8192];
 	snprintf(group_code, sizeof(group_code), "CB%s", run_id);
 	snprintf(body, sizeof(body), "{\"code\":\"%s\",\"name\":\"Bench\"}",
 	    group_code);
-	if (call(fd, "POST", "/api/v1/PosGroups", body, out, sizeof(out))
+	if (httpc_call(fd, "POST", "/api/v1/PosGroups", body, out, sizeof(out))
 	    != 201) {
 		fprintf(stderr, "POS group: %s\n", out);
 		exit(1);
@@ -159,7 +71,7 @@ setup(void)
 	    "{\"name\":\"Bench %s\",\"totalAmount\":100000000,"
 	    "\"currency\":\"EUR\"}",
 	    run_id);
-	if (call(fd, "POST", "/api/v1/Budgets", body, out, sizeof(out))
+	if (httpc_call(fd, "POST", "/api/v1/Budgets", body, out, sizeof(out))
 	    != 201) {
 		fprintf(stderr, "budget: %s\n", out);
 		exit(1);
@@ -172,7 +84,8 @@ setup(void)
 	    "\"values\":[\"CB-%s\"]}],\"actions\":[{\"type\":\"ARTICLE\","
 	    "\"discountType\":\"PERCENTAGE\",\"value\":10}]}",
 	    run_id, budget_id, run_id);
-	if (call(fd, "POST", "/api/v1/Promotions", body, out, sizeof(out))
+	if (httpc_call(
+	        fd, "POST", "/api/v1/Promotions", body, out, sizeof(out))
 	    != 201) {
 		fprintf(stderr, "promotion: %s\n", out);
 		exit(1);
@@ -183,13 +96,13 @@ setup(void)
 	    "\"articleNumber\":"
 	    "\"CB-%s\",\"quantity\":1,\"unitPrice\":20.00}]}}",
 	    group_code, run_id);
-	int64_t deadline = now_ns() + 30 * 1000000000ll;
+	int64_t deadline = httpc_now_ns() + 30 * 1000000000ll;
 	for (;;) {
-		int st = call(
+		int st = httpc_call(
 		    fd, "POST", "/pos/v2/simulate", body, out, sizeof(out));
 		if (st == 200 && strstr(out, promo_id) != NULL)
 			break;
-		if (now_ns() > deadline) {
+		if (httpc_now_ns() > deadline) {
 			fprintf(
 			    stderr, "the promotion never applied: %s\n", out);
 			exit(1);
@@ -229,20 +142,14 @@ run(int nconn, long n, double rate, make_fn make, done_fn done)
 {
 	int   ep = epoll_create1(0);
 	conn *cs = calloc((size_t) nconn, sizeof(conn));
-	for (int i = 0; i < nconn; i++) {
-		cs[i].fd = connect_to();
-		fcntl(cs[i].fd, F_SETFL, O_NONBLOCK);
-		struct epoll_event ev
-		    = { .events = EPOLLIN | EPOLLOUT | EPOLLET,
-			      .data.ptr = &cs[i] };
-		epoll_ctl(ep, EPOLL_CTL_ADD, cs[i].fd, &ev);
-	}
+	for (int i = 0; i < nconn; i++)
+		cs[i].fd = httpc_connect_epoll(ep, &cs[i]);
 	int64_t    interval = rate > 0 ? (int64_t) (1e9 / rate) : 0;
-	int64_t    start = now_ns(), next_due = start;
+	int64_t    start = httpc_now_ns(), next_due = start;
 	long       issued = 0, finished = 0;
 	run_result r = { 0 };
 	while (finished < n) {
-		int64_t t = now_ns();
+		int64_t t = httpc_now_ns();
 		for (int i = 0; i < nconn && issued < n; i++) {
 			conn *c = &cs[i];
 			if (c->busy)
@@ -260,7 +167,7 @@ run(int nconn, long n, double rate, make_fn make, done_fn done)
 		}
 		struct epoll_event evs[64];
 		int64_t            wait_ms
-		    = interval ? (next_due - now_ns()) / 1000000 : 1;
+		    = interval ? (next_due - httpc_now_ns()) / 1000000 : 1;
 		if (wait_ms < 0)
 			wait_ms = 0;
 		if (wait_ms > 2)
@@ -287,22 +194,17 @@ run(int nconn, long n, double rate, make_fn make, done_fn done)
 				}
 				c->used += (size_t) rd;
 			}
-			char *hend = memmem(c->in, c->used, "\r\n\r\n", 4);
-			if (!hend)
+			int    status;
+			size_t hlen, clen;
+			if (!httpc_response(
+			        c->in, c->used, &status, &hlen, &clen))
 				continue;
-			size_t hlen = (size_t) (hend - c->in) + 4;
-			char  *cl = memmem(c->in, hlen, "ontent-Length:", 14);
-			if (!cl)
-				cl = memmem(c->in, hlen, "ontent-length:", 14);
-			size_t clen = cl ? strtoul(cl + 14, NULL, 10) : 0;
-			if (c->used < hlen + clen)
-				continue;
-			int  status = atoi(c->in + 9);
 			char save = c->in[hlen + clen];
 			c->in[hlen + clen] = 0;
 			if (status != 200)
 				r.non200++;
-			done(c->item, status, c->in + hlen, now_ns() - c->due);
+			done(c->item, status, c->in + hlen,
+			    httpc_now_ns() - c->due);
 			c->in[hlen + clen] = save;
 			memmove(
 			    c->in, c->in + hlen + clen, c->used - hlen - clen);
@@ -312,7 +214,7 @@ run(int nconn, long n, double rate, make_fn make, done_fn done)
 		}
 	}
 	r.n = finished;
-	r.elapsed_ns = now_ns() - start;
+	r.elapsed_ns = httpc_now_ns() - start;
 	for (int i = 0; i < nconn; i++) {
 		close(cs[i].fd);
 		free(cs[i].req);
@@ -339,7 +241,7 @@ make_evaluate(long i, size_t *lenp)
 	    "\"lineReference\":\"L1\",\"articleNumber\":\"CB-%s\","
 	    "\"quantity\":1,\"unitPrice\":20.00}]}}",
 	    run_id, base + i, group_code, run_id);
-	return build_request("POST", "/pos/v2/evaluate", body, lenp);
+	return httpc_request_alloc("POST", "/pos/v2/evaluate", body, lenp);
 }
 
 static void
@@ -365,7 +267,7 @@ make_confirm(long i, size_t *lenp)
 	    run_id, base + i, run_id, base + i, promo_id);
 	if (sent_us != NULL)
 		sent_us[i] = wall_us();
-	return build_request("POST", "/pos/v2/confirm", body, lenp);
+	return httpc_request_alloc("POST", "/pos/v2/confirm", body, lenp);
 }
 
 static void
@@ -379,19 +281,6 @@ done_confirm(long i, int status, const char *body, int64_t ns)
 	if (strstr(body, "queued") != NULL)
 		queued++;
 	lat[i] = ns;
-}
-
-static int
-cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
-	return (x > y) - (x < y);
-}
-
-static double
-pct(int64_t *v, long n, double p)
-{
-	return n ? (double) v[(long) ((double) (n - 1) * p)] : 0;
 }
 
 static void
@@ -431,12 +320,6 @@ main(int argc, char **argv)
 	for (int c; (c = getopt_long(argc, argv, "h:p:c:n:r:d:", opts, NULL))
 	     != -1;) {
 		switch (c) {
-		case 'h':
-			host = optarg;
-			break;
-		case 'p':
-			port = atoi(optarg);
-			break;
 		case 'c':
 			nconn = atoi(optarg);
 			break;
@@ -450,6 +333,8 @@ main(int argc, char **argv)
 			duration = atoi(optarg);
 			break;
 		default:
+			if (httpc_option(c, optarg))
+				break;
 			fprintf(stderr,
 			    "usage: dre-bench-confirm [--host H] [--port P] "
 			    "[--connections N] [--count N] [--rate R] "
@@ -471,28 +356,29 @@ main(int argc, char **argv)
 		queued = 0;
 		run_result r
 		    = run(nconn, nthroughput, 0, make_confirm, done_confirm);
-		qsort(lat, (size_t) r.n, sizeof(int64_t), cmp_i64);
+		qsort(lat, (size_t) r.n, sizeof(int64_t), httpc_cmp_i64);
 		printf("  %ld confirms in %.2f s: %.0f confirms/s durable "
 		       "(%ld answered queued, non-200 %ld)\n",
 		    r.n, (double) r.elapsed_ns / 1e9,
 		    (double) r.n * 1e9 / (double) r.elapsed_ns, queued,
 		    r.non200);
 		printf("  answer latency ms: p50 %.2f  p99 %.2f  max %.2f\n",
-		    pct(lat, r.n, 0.5) / 1e6, pct(lat, r.n, 0.99) / 1e6,
-		    pct(lat, r.n, 1.0) / 1e6);
+		    httpc_pct(lat, (size_t) r.n, 0.5) / 1e6,
+		    httpc_pct(lat, (size_t) r.n, 0.99) / 1e6,
+		    httpc_pct(lat, (size_t) r.n, 1.0) / 1e6);
 		free(lat);
 		// The consumers catch up before the next phase: its latency
 		// must not include this backlog.
-		int     fd = connect_to();
+		int     fd = httpc_connect();
 		char    path[256], out[8192];
-		int64_t t0 = now_ns();
+		int64_t t0 = httpc_now_ns();
 		snprintf(path, sizeof(path), "/api/v1/Budgets/%s", budget_id);
 		for (;;) {
-			call(fd, "GET", path, NULL, out, sizeof(out));
+			httpc_call(fd, "GET", path, NULL, out, sizeof(out));
 			char *tx = strstr(out, "\"transactionsCount\":");
 			if (tx != NULL && atol(tx + 20) >= nthroughput)
 				break;
-			if (now_ns() - t0 > 120 * 1000000000ll) {
+			if (httpc_now_ns() - t0 > 120 * 1000000000ll) {
 				fprintf(stderr, "budget never caught up: %s\n",
 				    out);
 				exit(1);
@@ -503,13 +389,13 @@ main(int argc, char **argv)
 		    "/pos/v2/transactions/CB-%s-%ld/1/side-effects", run_id,
 		    nthroughput - 1);
 		for (;;) {
-			call(fd, "GET", path, NULL, out, sizeof(out));
+			httpc_call(fd, "GET", path, NULL, out, sizeof(out));
 			if (strstr(out, "\"COMPLETED\"") != NULL)
 				break;
 			usleep(20000);
 		}
 		printf("  consumers caught up %.1f s after the last confirm\n",
-		    (double) (now_ns() - t0) / 1e9);
+		    (double) (httpc_now_ns() - t0) / 1e9);
 		close(fd);
 	}
 
@@ -526,23 +412,24 @@ main(int argc, char **argv)
 		run_result r = run(nconn, n, rate, make_confirm, done_confirm);
 		printf("  %ld confirms in %.2f s (%ld queued)\n", r.n,
 		    (double) r.elapsed_ns / 1e9, queued);
-		qsort(lat, (size_t) r.n, sizeof(int64_t), cmp_i64);
+		qsort(lat, (size_t) r.n, sizeof(int64_t), httpc_cmp_i64);
 		printf("  answer latency ms: p50 %.2f  p99 %.2f  max %.2f\n",
-		    pct(lat, r.n, 0.5) / 1e6, pct(lat, r.n, 0.99) / 1e6,
-		    pct(lat, r.n, 1.0) / 1e6);
+		    httpc_pct(lat, (size_t) r.n, 0.5) / 1e6,
+		    httpc_pct(lat, (size_t) r.n, 0.99) / 1e6,
+		    httpc_pct(lat, (size_t) r.n, 1.0) / 1e6);
 		// Read every job (after the run: polling during it would add
 		// load the POS does not).
-		int      fd = connect_to();
+		int      fd = httpc_connect();
 		int64_t *done_ms = calloc((size_t) n, sizeof(int64_t));
 		char     path[256], out[4096], at[64];
 		long     pending = 0;
-		int64_t  deadline = now_ns() + 60 * 1000000000ll;
+		int64_t  deadline = httpc_now_ns() + 60 * 1000000000ll;
 		for (long i = 0; i < n; i++) {
 			snprintf(path, sizeof(path),
 			    "/pos/v2/transactions/CB-%s-%ld/1/side-effects",
 			    run_id, base + i);
 			for (;;) {
-				int st = call(
+				int st = httpc_call(
 				    fd, "GET", path, NULL, out, sizeof(out));
 				if (st == 200
 				    && strstr(out, "\"COMPLETED\"")) {
@@ -552,7 +439,7 @@ main(int argc, char **argv)
 					    - sent_us[i];
 					break;
 				}
-				if (now_ns() > deadline) {
+				if (httpc_now_ns() > deadline) {
 					pending++;
 					done_ms[i] = INT64_MAX / 2;
 					break;
@@ -560,14 +447,15 @@ main(int argc, char **argv)
 				usleep(10000);
 			}
 		}
-		qsort(done_ms, (size_t) n, sizeof(int64_t), cmp_i64);
+		qsort(done_ms, (size_t) n, sizeof(int64_t), httpc_cmp_i64);
 		printf("  confirm -> side effects COMPLETED ms (completedAt - "
 		       "sent, ms resolution): p50 %.1f  p99 %.1f  max %.1f  "
 		       "(%ld not completed)\n",
-		    pct(done_ms, n, 0.5) / 1e3, pct(done_ms, n, 0.99) / 1e3,
-		    pct(done_ms, n, 1.0) / 1e3, pending);
+		    httpc_pct(done_ms, (size_t) n, 0.5) / 1e3,
+		    httpc_pct(done_ms, (size_t) n, 0.99) / 1e3,
+		    httpc_pct(done_ms, (size_t) n, 1.0) / 1e3, pending);
 		snprintf(path, sizeof(path), "/api/v1/Budgets/%s", budget_id);
-		call(fd, "GET", path, NULL, out, sizeof(out));
+		httpc_call(fd, "GET", path, NULL, out, sizeof(out));
 		char *tx = strstr(out, "\"transactionsCount\":");
 		printf("  budget: %.80s... transactionsCount %ld (expected "
 		       "%ld)\n",

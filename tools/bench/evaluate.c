@@ -7,131 +7,22 @@
 // --setup N first creates N active promotions (and their articles) through
 // /api/v1 and waits until the evaluator has loaded them.
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "httpc.h"
 
 #define NBASKETS 512
 #define NARTICLES 5000
 #define NGROUPS 200
-
-static const char *host = "127.0.0.1";
-static int         port = 8080;
-static const char *auth = "YWRtaW46YWRtaW4="; // admin:admin
-
-static int64_t
-now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static uint32_t
-rnd(uint32_t n)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (uint32_t) (rng % n);
-}
-
-static int
-connect_to(void)
-{
-	int                fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET,
-		.sin_port = htons((uint16_t) port) };
-	inet_pton(AF_INET, host, &sa.sin_addr);
-	if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0) {
-		perror("connect");
-		exit(1);
-	}
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return fd;
-}
-
-static char *
-build_request(const char *method, const char *path, const char *body,
-    size_t *lenp)
-{
-	size_t blen = body ? strlen(body) : 0;
-	char * r = malloc(blen + 512);
-	int    n = sprintf(r,
-            "%s %s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Basic %s\r\n"
-            "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-            method, path, host, port, auth, blen);
-	if (blen)
-		memcpy(r + n, body, blen);
-	*lenp = (size_t) n + blen;
-	return r;
-}
-
-// Reads one HTTP response from a blocking socket; returns the status and
-// copies up to cap-1 body bytes into body (if not NULL).
-static int
-read_response(int fd, char *buf, size_t cap, size_t *used, char *body,
-    size_t bcap)
-{
-	for (;;) {
-		char *hend = memmem(buf, *used, "\r\n\r\n", 4);
-		if (hend) {
-			size_t hlen = (size_t) (hend - buf) + 4;
-			char * cl = memmem(buf, hlen, "Content-Length:", 15);
-			if (!cl)
-				cl = memmem(buf, hlen, "content-length:", 15);
-			size_t clen = cl ? strtoul(cl + 15, NULL, 10) : 0;
-			if (*used >= hlen + clen) {
-				int status = atoi(buf + 9);
-				if (body) {
-					size_t n = clen < bcap - 1 ? clen : bcap - 1;
-					memcpy(body, buf + hlen, n);
-					body[n] = 0;
-				}
-				memmove(buf, buf + hlen + clen,
-				    *used - hlen - clen);
-				*used -= hlen + clen;
-				return status;
-			}
-		}
-		if (*used == cap)
-			return -1;
-		ssize_t n = read(fd, buf + *used, cap - *used);
-		if (n <= 0)
-			return -1;
-		*used += (size_t) n;
-	}
-}
-
-static int
-call(int fd, const char *method, const char *path, const char *body,
-    char *out, size_t ocap)
-{
-	static char buf[1 << 20];
-	static size_t used;
-	size_t        len;
-	char *        req = build_request(method, path, body, &len);
-	if (write(fd, req, len) != (ssize_t) len) {
-		perror("write");
-		exit(1);
-	}
-	free(req);
-	return read_response(fd, buf, sizeof(buf), &used, out, ocap);
-}
 
 // setup creates NARTICLES articles (via import) and n promotions: a mix of
 // group percentages, per-article absolute discounts and article-list unit
@@ -139,10 +30,10 @@ call(int fd, const char *method, const char *path, const char *body,
 static void
 setup(int n)
 {
-	int   fd = connect_to();
+	int   fd = httpc_connect();
 	char *body = malloc(1 << 20);
 	char  out[4096];
-	int   pst = call(fd, "POST", "/api/v1/PosGroups",
+	int   pst = httpc_call(fd, "POST", "/api/v1/PosGroups",
             "{\"code\":\"BENCH\",\"name\":\"Benchmark store\"}", out,
             sizeof(out));
 	if (pst != 201 && pst != 409) {
@@ -157,7 +48,7 @@ setup(int n)
 			    "\"articleGroupId\":\"G%03d\",\"manufacturerId\":\"M%02d\"}",
 			    i == base ? "" : ",", i, i, i % NGROUPS, i % 20);
 		sprintf(body + o, "]}");
-		int st = call(fd, "POST", "/pos/articles/import", body, out,
+		int st = httpc_call(fd, "POST", "/pos/articles/import", body, out,
 		    sizeof(out));
 		if (st != 200) {
 			fprintf(stderr, "article import: %d %s\n", st, out);
@@ -190,7 +81,7 @@ setup(int n)
 		    "{\"name\":\"Bench %d\",\"type\":\"ARTICLE\",\"status\":\"ACTIVE\","
 		    "\"priority\":%d,\"conditions\":[%s],\"actions\":[%s]}",
 		    i, i % 200, cond, act);
-		int st = call(fd, "POST", "/api/v1/Promotions", body, out,
+		int st = httpc_call(fd, "POST", "/api/v1/Promotions", body, out,
 		    sizeof(out));
 		if (st != 201) {
 			fprintf(stderr, "create promotion: %d %s\n", st, out);
@@ -198,13 +89,13 @@ setup(int n)
 		}
 	}
 	// Wait (bounded) until the evaluator has the promotions in its index.
-	int64_t deadline = now_ns() + 30 * 1000000000ll;
+	int64_t deadline = httpc_now_ns() + 30 * 1000000000ll;
 	for (;;) {
-		int st = call(fd, "GET", "/pos/heartbeat", NULL, out, sizeof(out));
+		int st = httpc_call(fd, "GET", "/pos/heartbeat", NULL, out, sizeof(out));
 		char *p = strstr(out, "\"promotionsLoaded\":");
 		if (st == 200 && p && atoi(p + 19) >= n)
 			break;
-		if (now_ns() > deadline) {
+		if (httpc_now_ns() > deadline) {
 			fprintf(stderr, "evaluator did not load %d promotions: %s\n",
 			    n, out);
 			exit(1);
@@ -234,32 +125,24 @@ build_baskets(void)
 	char *body = malloc(64 * 1024);
 	for (int b = 0; b < NBASKETS; b++) {
 		// Realistic mix: most baskets small, a tail up to 40 lines.
-		int    lines = 1 + (rnd(4) == 0 ? rnd(40) : rnd(12));
+		int    lines = 1 + (httpc_rnd(4) == 0 ? httpc_rnd(40) : httpc_rnd(12));
 		size_t o = (size_t) sprintf(body,
 		    "{\"request\":{\"header\":{\"transactionId\":\"BENCH-%d\"},"
 		    "\"posGroupCode\":\"BENCH\",\"channel\":\"IN_STORE\",\"items\":[",
 		    b);
 		for (int l = 0; l < lines; l++) {
-			int a = (int) rnd(NARTICLES);
+			int a = (int) httpc_rnd(NARTICLES);
 			o += (size_t) sprintf(body + o,
 			    "%s{\"lineReference\":\"L%d\",\"articleNumber\":\"A%05d\","
 			    "\"articleGroupId\":\"G%03d\",\"quantity\":%d,"
 			    "\"unitPrice\":%d.%02d}",
-			    l ? "," : "", l + 1, a, a % NGROUPS, 1 + (int) rnd(3),
-			    1 + (int) rnd(60), (int) rnd(100));
+			    l ? "," : "", l + 1, a, a % NGROUPS, 1 + (int) httpc_rnd(3),
+			    1 + (int) httpc_rnd(60), (int) httpc_rnd(100));
 		}
 		o += (size_t) sprintf(body + o, "]}}");
-		reqs[b] = build_request("POST", "/pos/v2/evaluate", body,
-		    &reqlen[b]);
+		reqs[b] = httpc_request_alloc("POST", "/pos/v2/evaluate", body, &reqlen[b]);
 	}
 	free(body);
-}
-
-static int
-cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
-	return (x > y) - (x < y);
 }
 
 int
@@ -273,13 +156,13 @@ main(int argc, char **argv)
 		{ "setup", 1, 0, 's' }, { 0, 0, 0, 0 } };
 	for (int c; (c = getopt_long(argc, argv, "h:p:c:d:r:s:", opts, NULL)) != -1;) {
 		switch (c) {
-		case 'h': host = optarg; break;
-		case 'p': port = atoi(optarg); break;
 		case 'c': nconn = atoi(optarg); break;
 		case 'd': duration = atoi(optarg); break;
 		case 'r': rate = atof(optarg); break;
 		case 's': setup_n = atoi(optarg); break;
 		default:
+			if (httpc_option(c, optarg))
+				break;
 			fprintf(stderr, "usage: dre-bench-evaluate [--host H] [--port P] "
 			    "[--connections N] [--duration S] [--rate R] [--setup NPROMOS]\n");
 			return 2;
@@ -291,23 +174,18 @@ main(int argc, char **argv)
 
 	int   ep = epoll_create1(0);
 	conn *cs = calloc((size_t) nconn, sizeof(conn));
-	for (int i = 0; i < nconn; i++) {
-		cs[i].fd = connect_to();
-		fcntl(cs[i].fd, F_SETFL, O_NONBLOCK);
-		struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLET,
-			.data.ptr = &cs[i] };
-		epoll_ctl(ep, EPOLL_CTL_ADD, cs[i].fd, &ev);
-	}
+	for (int i = 0; i < nconn; i++)
+		cs[i].fd = httpc_connect_epoll(ep, &cs[i]);
 	size_t   lcap = 1 << 22, nlat = 0;
 	int64_t *lat = malloc(lcap * sizeof(int64_t));
-	int64_t  start = now_ns(), end = start + (int64_t) duration * 1000000000;
+	int64_t  start = httpc_now_ns(), end = start + (int64_t) duration * 1000000000;
 	int64_t  interval = rate > 0 ? (int64_t) (1e9 / rate) : 0;
 	int64_t  next_due = start;
 	long     errors = 0, non200 = 0;
 	int64_t  bytes = 0;
 
 	for (;;) {
-		int64_t t = now_ns();
+		int64_t t = httpc_now_ns();
 		if (t >= end)
 			break;
 		// Issue requests on idle connections.
@@ -320,14 +198,14 @@ main(int argc, char **argv)
 			c->busy = true;
 			c->due = interval ? next_due : t;
 			next_due += interval;
-			c->basket = (int) rnd(NBASKETS);
+			c->basket = (int) httpc_rnd(NBASKETS);
 			c->woff = 0;
 			ssize_t n = write(c->fd, reqs[c->basket], reqlen[c->basket]);
 			if (n > 0)
 				c->woff = (size_t) n;
 		}
 		struct epoll_event evs[64];
-		int64_t wait_ms = interval ? (next_due - now_ns()) / 1000000 : 1;
+		int64_t wait_ms = interval ? (next_due - httpc_now_ns()) / 1000000 : 1;
 		if (wait_ms < 0)
 			wait_ms = 0;
 		if (wait_ms > 5)
@@ -354,29 +232,23 @@ main(int argc, char **argv)
 				}
 				c->used += (size_t) r;
 			}
-			char *hend = memmem(c->in, c->used, "\r\n\r\n", 4);
-			if (!hend)
+			int    status;
+			size_t hlen, clen;
+			if (!httpc_response(c->in, c->used, &status, &hlen, &clen))
 				continue;
-			size_t hlen = (size_t) (hend - c->in) + 4;
-			char * cl = memmem(c->in, hlen, "ontent-Length:", 14);
-			if (!cl)
-				cl = memmem(c->in, hlen, "ontent-length:", 14);
-			size_t clen = cl ? strtoul(cl + 14, NULL, 10) : 0;
-			if (c->used < hlen + clen)
-				continue;
-			if (atoi(c->in + 9) != 200)
+			if (status != 200)
 				non200++;
 			bytes += (int64_t) (hlen + clen);
 			if (nlat < lcap)
-				lat[nlat++] = now_ns() - c->due;
+				lat[nlat++] = httpc_now_ns() - c->due;
 			memmove(c->in, c->in + hlen + clen, c->used - hlen - clen);
 			c->used -= hlen + clen;
 			c->busy = false;
 		}
 	}
-	double secs = (double) (now_ns() - start) / 1e9;
-	qsort(lat, nlat, sizeof(int64_t), cmp_i64);
-#define PCT(p) (nlat ? (double) lat[(size_t) ((double) (nlat - 1) * (p))] / 1e6 : 0)
+	double secs = (double) (httpc_now_ns() - start) / 1e9;
+	qsort(lat, nlat, sizeof(int64_t), httpc_cmp_i64);
+#define PCT(p) (httpc_pct(lat, nlat, (p)) / 1e6)
 	printf("requests %zu in %.1fs: %.0f req/s, %.1f MB/s, non-200 %ld, errors %ld\n",
 	    nlat, secs, (double) nlat / secs, (double) bytes / secs / 1e6,
 	    non200, errors);

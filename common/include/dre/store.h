@@ -74,4 +74,26 @@ bool dre_store_iter_next(dre_store_iter *it, const char **key, size_t *klen,
     const char **val, size_t *vlen);
 void dre_store_iter_close(dre_store_iter *it);
 
+// dre_be64_put writes v as 8 big-endian bytes at p; dre_be64_get reads them
+// back. Stored integers use this form so that keys sort numerically and
+// values read the same on every host.
+static inline void
+dre_be64_put(void *p, int64_t v)
+{
+	unsigned char *b = p;
+	uint64_t       u = (uint64_t) v;
+	for (int i = 7; i >= 0; i--, u >>= 8)
+		b[i] = (unsigned char) u;
+}
+
+static inline int64_t
+dre_be64_get(const void *p)
+{
+	const unsigned char *b = p;
+	uint64_t             u = 0;
+	for (int i = 0; i < 8; i++)
+		u = u << 8 | b[i];
+	return (int64_t) u;
+}
+
 #endif
