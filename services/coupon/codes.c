@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "coupon.h"
+#include "dre/store.h"
 #include "dre/avro.h"
 #include "dre/clock.h"
 #include "dre/log.h"
@@ -66,27 +67,11 @@ cp_key_when(char *out, size_t cap, char tag, int64_t when, const char *tenant,
 	if (1 + 8 + lt + 1 + li > cap)
 		return 0;
 	out[0] = tag;
-	cp_be64_put((unsigned char *) out + 1, when);
+	dre_be64_put((unsigned char *) out + 1, when);
 	memcpy(out + 9, tenant, lt);
 	out[9 + lt] = '\0';
 	memcpy(out + 10 + lt, id, li);
 	return 10 + lt + li;
-}
-
-void
-cp_be64_put(unsigned char *b, int64_t v)
-{
-	for (int i = 7; i >= 0; i--, v = (int64_t) ((uint64_t) v >> 8))
-		b[i] = (unsigned char) (v & 0xff);
-}
-
-int64_t
-cp_be64_get(const unsigned char *b)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | b[i];
-	return (int64_t) v;
 }
 
 pthread_mutex_t *
@@ -563,7 +548,7 @@ usage_of(cp *s, dre_arena *a, const char *tenant, const cp_code *c,
 		             : DRE_ENOTFOUND;
 		if (err == DRE_OK && vl == 8)
 			u->customer_uses
-			    = cp_be64_get((const unsigned char *) v);
+			    = dre_be64_get((const unsigned char *) v);
 		free(v);
 		if (err != DRE_OK && err != DRE_ENOTFOUND)
 			return err;
@@ -920,9 +905,9 @@ cp_redeem(cp *s, dre_arena *a, const char *tenant, const char *res_id,
 		if (kl > 0
 		    && dre_store_get(s->st, CF_IDX, k, kl, &v, &vl) == DRE_OK
 		    && vl == 8)
-			n = cp_be64_get((const unsigned char *) v);
+			n = dre_be64_get((const unsigned char *) v);
 		free(v);
-		cp_be64_put(be, n + 1);
+		dre_be64_put(be, n + 1);
 		idx_put(s, b, k, kl, be, 8);
 	}
 	cp_event e = { .type = "COUPON_REDEEMED",

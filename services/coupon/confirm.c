@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "coupon.h"
+#include "dre/store.h"
 #include "dre/avro.h"
 #include "dre/log.h"
 #include "dre/topics.h"
@@ -145,7 +146,7 @@ counter_get(cp *s, dre_apply_ctx *x, const char *k, size_t kl, dre_err *errp)
 	int64_t n = 0;
 	*errp = bget(s, x, CF_IDX, k, kl, &v, &vl);
 	if (*errp == DRE_OK && vl == 8)
-		n = cp_be64_get((const unsigned char *) v);
+		n = dre_be64_get((const unsigned char *) v);
 	free(v);
 	if (*errp == DRE_ENOTFOUND)
 		*errp = DRE_OK;
@@ -257,7 +258,7 @@ redeemed(cp *s, dre_apply_ctx *x, sale *sl, cp_code *c, const cp_type *ty,
 		int64_t       n = counter_get(s, x, k, kl, &err);
 		if (err != DRE_OK)
 			return err;
-		cp_be64_put(be, n + 1);
+		dre_be64_put(be, n + 1);
 		dre_batch_put(x->b, s->st, CF_IDX, k, kl, be, 8);
 	}
 	cp_event e = { .type = "COUPON_REDEEMED",

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "coupon.h"
+#include "dre/store.h"
 #include "dre/clock.h"
 #include "dre/log.h"
 #include "keys.h"
@@ -32,7 +33,7 @@ due_scan(cp *s, char tag, int64_t until, due_item *v, size_t cap)
 	while (n < cap && dre_store_iter_next(it, &k, &kl, &val, &vl)) {
 		if (kl < 10)
 			continue;
-		int64_t when = cp_be64_get((const unsigned char *) k + 1);
+		int64_t when = dre_be64_get((const unsigned char *) k + 1);
 		if (when > until)
 			break; // keys are in time order
 		const char *t = k + 9;

@@ -14,8 +14,6 @@ size_t cp_key(char *out, size_t cap, char tag, int n, ...);
 // cp_key_when writes tag, when (8 bytes big endian), tenant \0 id.
 size_t  cp_key_when(char *out, size_t cap, char tag, int64_t when,
      const char *tenant, const char *id);
-void    cp_be64_put(unsigned char *b, int64_t v);
-int64_t cp_be64_get(const unsigned char *b);
 
 // cp_expire_code expires a code whose validTo (index time when) passed.
 void cp_expire_code(cp *s, dre_arena *a, const char *tenant, const char *code,

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "coupon.h"
+#include "dre/store.h"
 #include "dre/avro.h"
 #include "dre/clock.h"
 #include "dre/json.h"
@@ -76,7 +77,7 @@ issue_actions(dre_buf *out, const dre_json *acts)
 		    && dre_json_int(&qty, q, 1, CP_MAX_ISSUE_QTY) != DRE_OK)
 			continue;
 		dre_buf_append(out, ct->str, ct->len + 1);
-		cp_be64_put(be, qty);
+		dre_be64_put(be, qty);
 		dre_buf_append(out, be, 8);
 		n++;
 	}
@@ -96,7 +97,7 @@ apply(cp *s, dre_batch *b, const char *tenant, const char *promo,
 	if (!fresh
 	    && dre_store_get(s->st, CF_LINKS, k, kl, &old, &ol) == DRE_OK
 	    && ol >= 8) {
-		if (cp_be64_get((const unsigned char *) old) >= version) {
+		if (dre_be64_get((const unsigned char *) old) >= version) {
 			free(old);
 			return; // a replay or an older event
 		}
@@ -118,7 +119,7 @@ apply(cp *s, dre_batch *b, const char *tenant, const char *promo,
 	unsigned char   be[8];
 	const char     *status = "UNKNOWN";
 	const dre_json *ids = NULL, *acts = NULL;
-	cp_be64_put(be, version);
+	dre_be64_put(be, version);
 	dre_buf_append(&pv, be, 8);
 	if (doc != NULL && (a = dre_arena_alloc(0)) != NULL) {
 		dre_json *root = NULL;
@@ -241,7 +242,7 @@ cp_links_issue(cp *s, dre_arena *a, const char *tenant, const char *promo_id,
 			break;
 		out[n].type_id = dre_arena_strndup(a, v + i, tl);
 		out[n].quantity
-		    = cp_be64_get((const unsigned char *) v + i + tl + 1);
+		    = dre_be64_get((const unsigned char *) v + i + tl + 1);
 		if (out[n].type_id == NULL)
 			break;
 		n++;
@@ -264,7 +265,7 @@ pos_save(cp_links *l, dre_batch *b, int part)
 	k[0] = 'O';
 	for (int i = 0; i < 4; i++)
 		k[1 + i] = (unsigned char) ((uint32_t) part >> (24 - 8 * i));
-	cp_be64_put(v, l->offset[part]);
+	dre_be64_put(v, l->offset[part]);
 	dre_batch_put(b, l->s->st, CF_LINKS, k, 5, v, 8);
 }
 
@@ -284,7 +285,7 @@ pos_load(cp_links *l)
 		l->offset[p] = DRE_OFFSET_BEGINNING;
 		if (dre_store_get(l->s->st, CF_LINKS, k, 5, &v, &vl) == DRE_OK
 		    && vl == 8) {
-			l->offset[p] = cp_be64_get((const unsigned char *) v);
+			l->offset[p] = dre_be64_get((const unsigned char *) v);
 			any = true;
 		}
 		free(v);

@@ -11,6 +11,7 @@
 
 #include "budget.pb-c.h"
 #include "budgets.h"
+#include "dre/store.h"
 #include "dre/avro.h"
 #include "dre/consumer.h"
 #include "dre/log.h"
@@ -24,24 +25,6 @@ struct ev_budgets {
 	dre_applier    *ap;
 	dre_rpc_client *cli;
 };
-
-static void
-put_be64(uint8_t *p, int64_t v)
-{
-	for (int i = 7; i >= 0; i--) {
-		p[i] = (uint8_t) v;
-		v = (int64_t) ((uint64_t) v >> 8);
-	}
-}
-
-static int64_t
-get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return (int64_t) v;
-}
 
 static size_t
 state_key(char *buf, size_t cap, const char *tenant, const char *id)
@@ -64,7 +47,7 @@ batch_state(ev_svc *s, dre_batch *b, const char *tenant, const char *id,
 	size_t  kl = state_key(key, sizeof(key), tenant, id);
 	if (kl == 0)
 		return;
-	put_be64(val, version);
+	dre_be64_put(val, version);
 	val[8] = exhausted;
 	dre_batch_put(b, s->st, EV_CF_BUDGET, key, kl, val, sizeof(val));
 }
@@ -82,7 +65,7 @@ state_newer(ev_svc *s, dre_batch *b, const char *tenant, const char *id,
 	bool newer = true;
 	if (dre_batch_get(b, s->st, EV_CF_BUDGET, key, kl, &v, &vl) == DRE_OK
 	    && vl == 9)
-		newer = version > get_be64((const uint8_t *) v);
+		newer = version > dre_be64_get((const uint8_t *) v);
 	free(v);
 	return newer;
 }
@@ -194,7 +177,7 @@ load(ev_svc *s)
 		snprintf(id, sizeof(id), "%.*s", (int) (kl - lt - 2),
 		    tenant + lt + 1);
 		dre_budget_set_update(s->budgets, tenant, id,
-		    get_be64((const uint8_t *) v), v[8] != 0);
+		    dre_be64_get((const uint8_t *) v), v[8] != 0);
 		n++;
 	}
 	dre_store_iter_close(it);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dre/store.h"
 #include "dre/avro.h"
 #include "dre/bus.h"
 #include "dre/clock.h"
@@ -56,24 +57,6 @@ struct ev_feed {
 	dre_arena      *a; // per message
 };
 
-static void
-put_be64(uint8_t *p, int64_t v)
-{
-	for (int i = 7; i >= 0; i--) {
-		p[i] = (uint8_t) v;
-		v = (int64_t) ((uint64_t) v >> 8);
-	}
-}
-
-static int64_t
-get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return (int64_t) v;
-}
-
 static size_t
 ent_key(char *buf, size_t cap, dre_master_kind kind, const char *tenant,
     const char *id)
@@ -114,7 +97,7 @@ batch_ent(ev_feed *f, dre_batch *b, const dre_master_change *c)
 	uint8_t *val = malloc(vlen);
 	if (val == NULL)
 		return;
-	put_be64(val, c->version);
+	dre_be64_put(val, c->version);
 	if (c->doc)
 		memcpy(val + 8, c->doc, c->doc_len);
 	dre_batch_put(b, f->s->st, EV_CF_MASTER, key, klen, val, vlen);
@@ -129,7 +112,7 @@ batch_pos(ev_feed *f, dre_batch *b, const feed_pos *p)
 	size_t  klen = pos_key(key, sizeof(key), p->topic, p->partition);
 	if (klen == 0)
 		return;
-	put_be64(be, p->offset);
+	dre_be64_put(be, p->offset);
 	dre_batch_put(b, f->s->st, EV_CF_MASTER, key, klen, be, 8);
 }
 
@@ -137,7 +120,7 @@ static void
 batch_sync(ev_feed *f, dre_batch *b, int64_t now)
 {
 	uint8_t be[8];
-	put_be64(be, now);
+	dre_be64_put(be, now);
 	dre_batch_put(b, f->s->st, EV_CF_MASTER, "s", 1, be, 8);
 	atomic_store(&f->s->last_sync_ms, now);
 }
@@ -220,7 +203,7 @@ local_load(ev_feed *f)
 			c.tenant = dre_arena_strdup(a, t + 1);
 			c.key = dre_arena_strndup(
 			    a, id + 1, kl - (size_t) (id + 1 - k));
-			c.version = get_be64((const uint8_t *) v);
+			c.version = dre_be64_get((const uint8_t *) v);
 			if (vl > 8) {
 				c.doc = dre_arena_strndup(a, v + 8, vl - 8);
 				c.doc_len = vl - 8;
@@ -242,10 +225,10 @@ local_load(ev_feed *f)
                             | ((uint32_t) pp[2] << 8) | pp[3]);
 			feed_pos *p = pos_find(f, topic, part);
 			if (p != NULL)
-				p->offset = get_be64((const uint8_t *) v);
+				p->offset = dre_be64_get((const uint8_t *) v);
 		} else if (kl == 1 && k[0] == 's' && vl == 8) {
 			atomic_store(&f->s->last_sync_ms,
-			    get_be64((const uint8_t *) v));
+			    dre_be64_get((const uint8_t *) v));
 		} else if (kl == 1 && k[0] == 'c') {
 			snprintf(f->cluster, sizeof(f->cluster), "%.*s",
 			    (int) vl, v);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dre/store.h"
 #include "dre/arena.h"
 #include "dre/clock.h"
 #include "dre/log.h"
@@ -98,24 +99,6 @@ ev_txn_key(char *buf, size_t cap, const char *tenant, const char *txid)
 	return lt + 1 + lx;
 }
 
-static void
-put_be64(uint8_t *p, int64_t v)
-{
-	for (int i = 7; i >= 0; i--) {
-		p[i] = (uint8_t) v;
-		v = (int64_t) ((uint64_t) v >> 8);
-	}
-}
-
-static int64_t
-get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return (int64_t) v;
-}
-
 // last_counter reads the last counter of a transaction (0 when new).
 static dre_err
 last_counter(ev_svc *s, const char *key, size_t klen, int64_t *last)
@@ -129,7 +112,7 @@ last_counter(ev_svc *s, const char *key, size_t klen, int64_t *last)
 	}
 	if (err != DRE_OK)
 		return err;
-	*last = vlen == 8 ? get_be64((const uint8_t *) val) : 0;
+	*last = vlen == 8 ? dre_be64_get((const uint8_t *) val) : 0;
 	free(val);
 	return DRE_OK;
 }
@@ -142,7 +125,7 @@ ev_iter_key(char *buf, size_t cap, const char *tenant, const char *txid,
 	if (klen == 0 || klen + 9 > cap)
 		return 0;
 	buf[klen] = '\0';
-	put_be64((uint8_t *) buf + klen + 1, counter);
+	dre_be64_put((uint8_t *) buf + klen + 1, counter);
 	return klen + 9;
 }
 
@@ -187,7 +170,7 @@ iteration_write(ev_svc *s, dre_arena *a, const char *key, size_t klen,
 {
 	uint8_t be[8];
 	char    ikey[256];
-	put_be64(be, counter);
+	dre_be64_put(be, counter);
 	if (klen + 9 > sizeof(ikey))
 		return DRE_EINVAL;
 	memcpy(ikey, key, klen);
