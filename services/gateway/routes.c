@@ -326,28 +326,47 @@ parse_json_body(gw_job *j, dre_json **rootp)
 
 // ---------------------------------------------------------------- evaluate
 
-static void
-render_evaluate(gw_job *j)
+// unpack_reply decodes the callee's protobuf answer into the job's arena. On
+// an error reply or an undecodable answer it has answered the client already
+// and returns NULL.
+static void *
+unpack_reply(gw_job *j, const ProtobufCMessageDescriptor *desc)
 {
-	ProtobufCAllocator     al = arena_allocator(j);
-	Dre__EvaluateResponse *r;
+	ProtobufCAllocator al = arena_allocator(j);
+	void              *m;
 
 	if (gw_job_reply_error(j))
-		return;
-	r = dre__evaluate_response__unpack(
-	    &al, j->rep->body.len, j->rep->body.data);
-	if (r == NULL) {
+		return NULL;
+	m = protobuf_c_message_unpack(
+	    desc, &al, j->rep->body.len, j->rep->body.data);
+	if (m == NULL)
 		gw_job_error(j, 503, "UNAVAILABLE", NULL,
 		    "undecodable evaluator answer");
-		return;
-	}
-	dre_buf_reset(&j->out);
-	dre_evalresp_write(&j->out, r);
+	return m;
+}
+
+// respond_out answers 200 with the JSON rendered into j->out.
+static void
+respond_out(gw_job *j)
+{
 	if (j->out.oom) {
 		gw_job_error(j, 503, "UNAVAILABLE", NULL, "out of memory");
 		return;
 	}
 	gw_job_respond(j, 200, j->out.data, j->out.len, JSON_CT);
+}
+
+static void
+render_evaluate(gw_job *j)
+{
+	Dre__EvaluateResponse *r
+	    = unpack_reply(j, &dre__evaluate_response__descriptor);
+
+	if (r == NULL)
+		return;
+	dre_buf_reset(&j->out);
+	dre_evalresp_write(&j->out, r);
+	respond_out(j);
 }
 
 static void
@@ -563,21 +582,14 @@ gw_catalog(gw_job *j)
 static void
 render_confirm(gw_job *j)
 {
-	ProtobufCAllocator    al = arena_allocator(j);
-	Dre__ConfirmResponse *r;
+	Dre__ConfirmResponse *r
+	    = unpack_reply(j, &dre__confirm_response__descriptor);
 
-	if (gw_job_reply_error(j))
+	if (r == NULL)
 		return;
-	r = dre__confirm_response__unpack(
-	    &al, j->rep->body.len, j->rep->body.data);
-	if (r == NULL) {
-		gw_job_error(j, 503, "UNAVAILABLE", NULL,
-		    "undecodable evaluator answer");
-		return;
-	}
 	dre_buf_reset(&j->out);
 	dre_confirmresp_write(&j->out, r);
-	gw_job_respond(j, 200, j->out.data, j->out.len, JSON_CT);
+	respond_out(j);
 }
 
 static void
