@@ -68,6 +68,14 @@ dre_err dre_engine_apply(
 
 // dre_engine_acquire returns the current index with a reference held.
 // Caller releases with dre_index_release(); the index never changes.
+//
+// Ownership rule: everything reached through an index -- promotion
+// documents, ids, names, texts, and so every string a dre_evaluate response
+// points at -- is borrowed from it and valid only until the reference is
+// released. A writer may swap in a new version at any moment and the
+// release of the last reference frees the old one, so hold the reference
+// until the last use: for an evaluation, until its response is packed onto
+// the wire (services/evaluator/handlers.c h_evaluate).
 const dre_index *dre_engine_acquire(dre_engine *e);
 void             dre_index_release(const dre_index *ix);
 
@@ -168,8 +176,9 @@ typedef struct {
 } dre_eval_error;
 
 // dre_evaluate prices req against ix for ctx. On success *respp is the
-// complete response, every part allocated in a (pack it, never free it with
-// protobuf-c). DRE_EINVAL with *err filled when the request is refused
+// complete response, allocated in a (pack it, never free it with
+// protobuf-c); its strings may be borrowed from ix, so pack it before
+// releasing ix. DRE_EINVAL with *err filled when the request is refused
 // (unknown posGroupCode, a line total beyond Decimal(15,2)); DRE_ENOMEM when
 // the arena is exhausted. The rules are README-engine.md's.
 dre_err dre_evaluate(Dre__EvaluateResponse **respp, dre_arena *a,

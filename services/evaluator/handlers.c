@@ -359,6 +359,21 @@ coupons_check(ev_svc *s, const dre_rpc_call *call,
 	return v;
 }
 
+// evaluate_pack writes resp into the reply's body (503 when out of memory).
+static void
+evaluate_pack(dre_rpc_reply *rep, const Dre__EvaluateResponse *resp)
+{
+	size_t len = dre__evaluate_response__get_packed_size(resp);
+	dre_buf_reserve(&rep->body, len + 1);
+	if (rep->body.oom) {
+		dre_rpc_reply_error(
+		    rep, 503, "UNAVAILABLE", NULL, "out of memory");
+		return;
+	}
+	dre__evaluate_response__pack(resp, (uint8_t *) rep->body.data);
+	rep->body.len = len;
+}
+
 static void
 h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 {
@@ -433,19 +448,25 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		err = last_counter(s, key, klen, &last);
 	Dre__EvaluateResponse *resp = NULL;
 	dre_eval_error         verr = { 0 };
+	// The response borrows strings (promotion ids, names, texts) from the
+	// index: the reference is held until the answer is packed, so that a
+	// master-data change swapping the index meanwhile cannot free them.
+	const dre_index *ix = NULL;
 	if (err == DRE_OK) {
 		ctx.counter = last + 1;
-		const dre_index *ix = dre_engine_acquire(s->engine);
+		ix = dre_engine_acquire(s->engine);
 		err = dre_evaluate(&resp, a, ix, req, &ctx, &verr);
 		if (err == DRE_OK && !simulate)
 			err = iteration_write(s, a, key, klen, ctx.counter,
 			    req, resp, ix, call->tenant);
 		else if (err == DRE_EINVAL && verr.code == NULL)
 			verr.code = "VALIDATION_FAILED";
-		dre_index_release(ix);
 	}
 	if (mu != NULL)
 		pthread_mutex_unlock(mu);
+	if (err == DRE_OK)
+		evaluate_pack(rep, resp);
+	dre_index_release(ix);
 	if (err == DRE_EINVAL) {
 		dre_rpc_reply_error(rep, verr.status ? verr.status : 400,
 		    verr.code, verr.target[0] ? verr.target : NULL, "%s",
@@ -457,17 +478,7 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		    dre_strerror(err));
 		dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL,
 		    "evaluation failed: %s", dre_strerror(err));
-		return;
 	}
-	size_t len = dre__evaluate_response__get_packed_size(resp);
-	dre_buf_reserve(&rep->body, len + 1);
-	if (rep->body.oom) {
-		dre_rpc_reply_error(
-		    rep, 503, "UNAVAILABLE", NULL, "out of memory");
-		return;
-	}
-	dre__evaluate_response__pack(resp, (uint8_t *) rep->body.data);
-	rep->body.len = len;
 }
 
 // ---- heartbeat

@@ -1,0 +1,200 @@
+// test_engine_concurrency.c -- readers evaluate and pack answers while a
+// writer swaps index versions (upserts, deletes, snapshot loads): every
+// answer is one consistent version (a promotion named "v<k>" gives the
+// discount of version k) and nothing an answer points at is freed while the
+// reader holds the index. Run under ASan (use-after-free) and TSan (races).
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "engine.h"
+
+#define TENANT  "tenant-abc"
+#define PROMO   "90000000-0000-4000-8000-000000000001"
+#define READERS 3
+#define CHANGES 20000
+
+typedef struct {
+	dre_engine     *e;
+	atomic_bool     done;
+	atomic_int      bad; // answers that mixed versions or did not pack
+	atomic_long     answers, discounted;
+	char            why[256];
+	pthread_mutex_t why_mu;
+} shared;
+
+static int
+pct_of(long version)
+{
+	return (int) (version % 30) + 1;
+}
+
+static void
+promo_doc(char *buf, size_t cap, long version)
+{
+	snprintf(buf, cap,
+	    "{\"id\":\"" PROMO "\",\"name\":\"v%ld\",\"type\":\"ARTICLE\","
+	    "\"status\":\"ACTIVE\",\"conditions\":[{\"type\":\"ARTICLE\","
+	    "\"values\":[\"A\"]}],\"actions\":[{\"type\":\"ARTICLE\","
+	    "\"discountType\":\"PERCENTAGE\",\"value\":%d,\"target\":{"
+	    "\"articles\":[\"A\"]}}]}",
+	    version, pct_of(version));
+}
+
+static void
+note_bad(shared *sh, const char *what, long a, long b)
+{
+	pthread_mutex_lock(&sh->why_mu);
+	if (sh->why[0] == '\0')
+		snprintf(sh->why, sizeof sh->why, "%s (%ld, %ld)", what, a, b);
+	pthread_mutex_unlock(&sh->why_mu);
+	atomic_fetch_add(&sh->bad, 1);
+}
+
+static void *
+reader(void *arg)
+{
+	shared    *sh = arg;
+	dre_arena *a = dre_arena_alloc(0);
+	if (a == NULL) {
+		note_bad(sh, "no arena", 0, 0);
+		return NULL;
+	}
+	Dre__BasketItem it = DRE__BASKET_ITEM__INIT;
+	it.line_reference = "L1";
+	it.article_number = "A";
+	it.quantity = 1000;
+	it.unit_price = 1000; // 10.00: p percent is p * 10 minor units
+	Dre__BasketItem     *items[] = { &it };
+	Dre__EvaluateRequest req = DRE__EVALUATE_REQUEST__INIT;
+	req.n_items = 1;
+	req.items = items;
+	dre_eval_ctx ctx = { .tenant = TENANT,
+		.now_ms = 1780842601234,
+		.counter = 1,
+		.transaction_id = "T",
+		.currency = "EUR" };
+	uint8_t      buf[8192];
+	while (!atomic_load(&sh->done)) {
+		dre_arena_reset(a);
+		const dre_index       *ix = dre_engine_acquire(sh->e);
+		Dre__EvaluateResponse *r = NULL;
+		dre_eval_error         err;
+		if (dre_evaluate(&r, a, ix, &req, &ctx, &err) != DRE_OK) {
+			dre_index_release(ix);
+			note_bad(sh, "evaluate failed", 0, 0);
+			break;
+		}
+		// Pack while the reference is held (as h_evaluate does), then
+		// read what the answer says.
+		size_t len = dre__evaluate_response__get_packed_size(r);
+		if (len > sizeof buf) {
+			dre_index_release(ix);
+			note_bad(sh, "answer too long", (long) len, 0);
+			break;
+		}
+		dre__evaluate_response__pack(r, buf);
+		long got = r->line_items[0]->line_discount;
+		long version = -1;
+		if (r->line_items[0]->n_discounts == 1) {
+			const char *name
+			    = r->line_items[0]->discounts[0]->promotion_name;
+			if (name == NULL || name[0] != 'v')
+				note_bad(sh, "bad name", 0, 0);
+			else
+				version = strtol(name + 1, NULL, 10);
+		}
+		dre_index_release(ix);
+		Dre__EvaluateResponse *back
+		    = dre__evaluate_response__unpack(NULL, len, buf);
+		if (back == NULL) {
+			note_bad(sh, "answer does not unpack", 0, 0);
+			break;
+		}
+		dre__evaluate_response__free_unpacked(back, NULL);
+		if (version >= 0 && got != pct_of(version) * 10)
+			note_bad(sh, "version, discount", version, got);
+		if (version < 0 && got != 0)
+			note_bad(sh, "a discount without a promotion", got, 0);
+		atomic_fetch_add(&sh->answers, 1);
+		if (version >= 0)
+			atomic_fetch_add(&sh->discounted, 1);
+	}
+	dre_arena_free(a);
+	return NULL;
+}
+
+static void
+test_readers_during_swaps(void **state)
+{
+	(void) state;
+	shared sh = { 0 };
+	pthread_mutex_init(&sh.why_mu, NULL);
+	assert_int_equal(dre_engine_alloc(&sh.e), DRE_OK);
+	char doc[1024];
+	promo_doc(doc, sizeof doc, 1);
+	dre_master_change c
+	    = { DRE_MK_PROMOTION, TENANT, PROMO, 1, doc, strlen(doc) };
+	assert_int_equal(dre_engine_apply(sh.e, &c, 1, NULL), DRE_OK);
+
+	pthread_t th[READERS];
+	for (int i = 0; i < READERS; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, reader, &sh), 0);
+	// Upserts mostly, a delete every 7th change and a whole snapshot load
+	// every 50th: each builds a new version and frees the old one when the
+	// last reader lets go.
+	for (long v = 2; v <= CHANGES; v++) {
+		bool applied = false;
+		if (v % 50 == 0) {
+			promo_doc(doc, sizeof doc, v);
+			dre_master_change s = { DRE_MK_PROMOTION, TENANT,
+				PROMO, v, doc, strlen(doc) };
+			assert_int_equal(
+			    dre_engine_load(sh.e, &s, 1, v, NULL), DRE_OK);
+			continue;
+		}
+		if (v % 7 == 0) {
+			dre_master_change d
+			    = { DRE_MK_PROMOTION, TENANT, PROMO, v, NULL, 0 };
+			assert_int_equal(
+			    dre_engine_apply(sh.e, &d, v, &applied), DRE_OK);
+		} else {
+			promo_doc(doc, sizeof doc, v);
+			dre_master_change u = { DRE_MK_PROMOTION, TENANT,
+				PROMO, v, doc, strlen(doc) };
+			assert_int_equal(
+			    dre_engine_apply(sh.e, &u, v, &applied), DRE_OK);
+		}
+		assert_true(applied);
+	}
+	atomic_store(&sh.done, true);
+	for (int i = 0; i < READERS; i++)
+		pthread_join(th[i], NULL);
+	if (sh.bad != 0)
+		fail_msg("%d bad answers; first: %s", sh.bad, sh.why);
+	// The readers really read while the versions changed.
+	assert_true(atomic_load(&sh.answers) > 0);
+	assert_true(atomic_load(&sh.discounted) > 0);
+	// The last version is what a reader sees now.
+	const dre_index *ix = dre_engine_acquire(sh.e);
+	assert_int_equal(dre_index_version(ix), CHANGES);
+	dre_index_release(ix);
+	dre_engine_free(sh.e);
+	pthread_mutex_destroy(&sh.why_mu);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_readers_during_swaps),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
