@@ -723,28 +723,39 @@ import_one(req *r, import_out *o, size_t i, const dre_json *x)
 	const char *bid = dre_json_is(x, DRE_JSON_OBJECT)
 	    ? ent_check_id(x, prefix, &r->errs, &bad)
 	    : NULL;
-	if (ent_validate(&d, &ent_article, x, NULL, false, prefix, &r->errs)
-	        != DRE_OK
-	    || bad) {
+	// An article without a usable number is refused as it stands; one
+	// with a number is validated after the stored one is read: an update
+	// changes the fields it names (null clears) and keeps the others.
+	if (artnum == NULL || bad) {
+		// articleNumber is required: this records why (after the id's
+		// problem, when there is one).
+		(void) ent_validate(
+		    &d, &ent_article, x, NULL, false, prefix, &r->errs);
 		import_fail(
 		    o, i, artnum, r->errs.v[0].target, r->errs.v[0].message);
 		return;
 	}
-	const char *key = ent_str(&d, ent_article.key);
-	int64_t     now = dre_now_ms(), created = now;
-	cat_index   add[1];
-	size_t      nadd = 0;
+	int64_t   now = dre_now_ms(), created = now;
+	cat_index add[1];
+	size_t    nadd = 0;
 
 	pthread_mutex_lock(&r->c->mu);
-	err = cat_get(
-	    r->c, r->d.call->tenant, CAT_ARTICLE, key, &stored, &slen, NULL);
+	err = cat_get(r->c, r->d.call->tenant, CAT_ARTICLE, artnum, &stored,
+	    &slen, NULL);
 	bool exists = err == DRE_OK;
-	if (err != DRE_OK && err != DRE_ENOTFOUND) {
+	if (err != DRE_OK && err != DRE_ENOTFOUND && err != DRE_EINVAL) {
 		import_fail(o, i, artnum, prefix, dre_strerror(err));
 		goto unlock;
 	}
+	const dre_json *sroot = exists ? parse_stored(r, stored, slen) : NULL;
+	if (ent_validate(&d, &ent_article, x, sroot, exists, prefix, &r->errs)
+	    != DRE_OK) {
+		import_fail(
+		    o, i, artnum, r->errs.v[0].target, r->errs.v[0].message);
+		goto unlock;
+	}
+	const char *key = ent_str(&d, ent_article.key);
 	if (exists) {
-		const dre_json *sroot = parse_stored(r, stored, slen);
 		const dre_json *sid = sroot ? dre_json_get(sroot, "id") : NULL;
 		if (!dre_json_is(sid, DRE_JSON_STRING)) {
 			import_fail(o, i, artnum, prefix,
