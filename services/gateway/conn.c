@@ -1,20 +1,22 @@
-// conn.c -- per-connection deadlines MHD does not have: a request's headers
-// must be complete within http.header_timeout_ms and its body within
-// http.body_timeout_ms, however slowly the bytes trickle in.
+// conn.c -- per-connection deadlines MHD does not have: a request line
+// must arrive within http.idle_timeout_ms of the connection opening (or of
+// the previous answer), its headers must be complete within
+// http.header_timeout_ms of the request line, and its body within
+// http.body_timeout_ms of the headers, however slowly the bytes trickle in.
 //
-// MHD's own connection timeout (http.idle_timeout_ms) is an idle timeout: it
-// restarts with every byte, so a client sending a header line every 20 s
-// keeps a connection (and, before the connection limits, a slot of the
-// server) forever. MHD 0.9.75 has no total header or body timeout and no
-// call to close a connection from outside its own thread, so:
+// MHD's own connection timeout is an idle timeout: it restarts with every
+// byte, so a client sending a header line every 20 s keeps a connection
+// (and, before the connection limits, a slot of the server) forever. MHD
+// 0.9.75 has no total header or body timeout and no call to close a
+// connection from outside its own thread, so:
 //
 //  - each connection gets a gw_conn (MHD's socket context), created in the
 //    NOTIFY_CONNECTION "started" callback and freed in the "closed" one;
-//  - the HTTP callbacks move it between phases: HEADERS (armed at accept,
-//    and again when the request line of a keep-alive follow-up arrives),
-//    BODY (headers complete, body being read) and NONE (waiting for the
-//    next request, call in flight, answer being sent: MHD's idle timeout
-//    alone applies);
+//  - the HTTP callbacks move it between phases: WAIT (from accept, and from
+//    each completed request, until the next request line), HEADERS (from
+//    the request line: MHD's URI callback is the earliest sign of a request
+//    MHD gives), BODY (headers complete, body being read) and NONE (call in
+//    flight, answer being sent: MHD's idle timeout alone applies);
 //  - a phase with a deadline puts the connection on that phase's list. Every
 //    entry of a list has the same timeout and is appended under the lock
 //    with the current time, so each list is sorted by deadline: the watcher
@@ -25,6 +27,10 @@
 //    client is not reading one). shutdown() never races with the close of
 //    the fd: MHD calls the "closed" notification, which unlinks the entry
 //    under the same lock, before it closes the socket.
+//
+// WAIT uses the idle timeout as a total: an idle keep-alive client (or a
+// pool's connection opened ahead of use) is closed when MHD would close it
+// anyway, but a request line trickled a byte at a time is bounded too.
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -39,10 +45,11 @@
 // How often the watcher looks: deadlines are kept within this much.
 #define GW_WATCH_TICK_MS 100
 
-enum { LIST_HEADERS, LIST_BODY, NLISTS };
+// One list per phase with a deadline: lists[phase - 1].
+#define NLISTS 3
 
 struct gw_conn {
-	gw_conn      *prev, *next; // on lists[phase] when that has a deadline
+	gw_conn      *prev, *next; // on lists[phase - 1] when listed
 	enum gw_phase phase;
 	int64_t       deadline; // monotonic millis
 	int           fd;
@@ -71,7 +78,7 @@ unlink_conn(gw_watch *w, gw_conn *c)
 
 	if (!c->listed)
 		return;
-	l = &w->lists[c->phase == GW_PHASE_HEADERS ? LIST_HEADERS : LIST_BODY];
+	l = &w->lists[c->phase - 1];
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -92,15 +99,11 @@ set_phase(gw_watch *w, gw_conn *c, enum gw_phase p, int64_t now)
 
 	if (c->cut)
 		return;
-	// Headers armed at accept keep that deadline when the request line
-	// arrives: the bound counts from the connection's first moment.
-	if (p == GW_PHASE_HEADERS && c->phase == GW_PHASE_HEADERS)
-		return;
 	unlink_conn(w, c);
 	c->phase = p;
 	if (p == GW_PHASE_NONE)
 		return;
-	l = &w->lists[p == GW_PHASE_HEADERS ? LIST_HEADERS : LIST_BODY];
+	l = &w->lists[p - 1];
 	if (l->timeout_ms <= 0)
 		return;
 	c->deadline = now + l->timeout_ms;
@@ -147,21 +150,29 @@ watch_run(void *arg)
 			cut[i] = l->cut;
 			l->cut = 0;
 		}
-		if (cut[LIST_HEADERS] == 0 && cut[LIST_BODY] == 0)
+		if (cut[0] == 0 && cut[1] == 0 && cut[2] == 0)
 			continue;
 		pthread_mutex_unlock(&w->mu);
 		// One line per tick, not one per connection: a slowloris
-		// run must not flood the log.
-		if (cut[LIST_HEADERS] > 0)
+		// run must not flood the log. Idle ones are routine.
+		if (cut[GW_PHASE_WAIT - 1] > 0)
+			dre_debug("closed %llu idle connection(s): no request "
+			          "line within %lld ms",
+			    (unsigned long long) cut[GW_PHASE_WAIT - 1],
+			    (long long) w->lists[GW_PHASE_WAIT - 1]
+			        .timeout_ms);
+		if (cut[GW_PHASE_HEADERS - 1] > 0)
 			dre_warn("closed %llu connection(s): request headers "
 			         "not complete within %lld ms",
-			    (unsigned long long) cut[LIST_HEADERS],
-			    (long long) w->lists[LIST_HEADERS].timeout_ms);
-		if (cut[LIST_BODY] > 0)
+			    (unsigned long long) cut[GW_PHASE_HEADERS - 1],
+			    (long long) w->lists[GW_PHASE_HEADERS - 1]
+			        .timeout_ms);
+		if (cut[GW_PHASE_BODY - 1] > 0)
 			dre_warn("closed %llu connection(s): request body not "
 			         "complete within %lld ms",
-			    (unsigned long long) cut[LIST_BODY],
-			    (long long) w->lists[LIST_BODY].timeout_ms);
+			    (unsigned long long) cut[GW_PHASE_BODY - 1],
+			    (long long) w->lists[GW_PHASE_BODY - 1]
+			        .timeout_ms);
 		pthread_mutex_lock(&w->mu);
 	}
 	pthread_mutex_unlock(&w->mu);
@@ -169,8 +180,8 @@ watch_run(void *arg)
 }
 
 dre_err
-gw_watch_open(
-    gw_watch **wp, int64_t header_timeout_ms, int64_t body_timeout_ms)
+gw_watch_open(gw_watch **wp, int64_t wait_timeout_ms,
+    int64_t header_timeout_ms, int64_t body_timeout_ms)
 {
 	gw_watch          *w;
 	pthread_condattr_t ca;
@@ -178,8 +189,9 @@ gw_watch_open(
 
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return DRE_ENOMEM;
-	w->lists[LIST_HEADERS].timeout_ms = header_timeout_ms;
-	w->lists[LIST_BODY].timeout_ms = body_timeout_ms;
+	w->lists[GW_PHASE_WAIT - 1].timeout_ms = wait_timeout_ms;
+	w->lists[GW_PHASE_HEADERS - 1].timeout_ms = header_timeout_ms;
+	w->lists[GW_PHASE_BODY - 1].timeout_ms = body_timeout_ms;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -225,7 +237,7 @@ gw_watch_conn_open(gw_watch *w, struct MHD_Connection *conn, void **socket_ctx)
 	c->fd = ci->connect_fd;
 	c->phase = GW_PHASE_NONE;
 	pthread_mutex_lock(&w->mu);
-	set_phase(w, c, GW_PHASE_HEADERS, dre_mono_ms());
+	set_phase(w, c, GW_PHASE_WAIT, dre_mono_ms());
 	pthread_mutex_unlock(&w->mu);
 	*socket_ctx = c;
 }

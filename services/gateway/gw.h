@@ -126,25 +126,25 @@ struct gw_job {
 
 // conn.c: where a connection is in its request, for the deadlines.
 enum gw_phase {
-	GW_PHASE_NONE, // between requests, call in flight, answering
-	GW_PHASE_HEADERS, // http.header_timeout_ms
-	GW_PHASE_BODY, // http.body_timeout_ms
+	GW_PHASE_NONE, // call in flight, answering: MHD's idle timeout only
+	GW_PHASE_WAIT, // until a request line: http.idle_timeout_ms
+	GW_PHASE_HEADERS, // request line to headers: http.header_timeout_ms
+	GW_PHASE_BODY, // headers to body: http.body_timeout_ms
 };
 
-// gw_watch_open starts the thread that closes connections past their
-// header or body deadline (a timeout of 0 turns that deadline off). Caller
+// gw_watch_open starts the thread that closes connections past the
+// deadline of their phase (a timeout of 0 turns that deadline off). Caller
 // closes with gw_watch_close() after MHD has stopped.
-dre_err gw_watch_open(
-    gw_watch **wp, int64_t header_timeout_ms, int64_t body_timeout_ms);
-void gw_watch_close(gw_watch *w);
+dre_err gw_watch_open(gw_watch **wp, int64_t wait_timeout_ms,
+    int64_t header_timeout_ms, int64_t body_timeout_ms);
+void    gw_watch_close(gw_watch *w);
 // gw_watch_conn_open and gw_watch_conn_close are called from MHD's
-// connection notification: started (the header deadline starts now) and
-// closed (before MHD closes the socket).
+// connection notification: started (WAIT starts now) and closed (before
+// MHD closes the socket).
 void gw_watch_conn_open(
     gw_watch *w, struct MHD_Connection *conn, void **socket_ctx);
 void gw_watch_conn_close(gw_watch *w, void **socket_ctx);
-// gw_watch_phase moves conn to phase p. HEADERS keeps a deadline already
-// running (the first request's counts from accept).
+// gw_watch_phase moves conn to phase p; its deadline starts now.
 void gw_watch_phase(gw_watch *w, struct MHD_Connection *conn, enum gw_phase p);
 
 // http.c

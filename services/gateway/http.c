@@ -534,16 +534,16 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	gw_job *j = *con_cls;
 
 	(void) toe;
-	// Until the next request line: MHD's idle timeout only.
-	gw_watch_phase(g->watch, conn, GW_PHASE_NONE);
+	// Answered: the next request line is due within the idle timeout.
+	gw_watch_phase(g->watch, conn, GW_PHASE_WAIT);
 	if (j != NULL)
 		job_put(j);
 	*con_cls = NULL;
 }
 
-// on_uri is MHD's URI log callback: a request line has arrived. The next
-// request of a keep-alive connection starts its header deadline here, so
-// that the time the client was idle before it does not count.
+// on_uri is MHD's URI log callback: a request line has arrived, the
+// header deadline starts (the time a client was idle before does not
+// count).
 static void *
 on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
@@ -639,8 +639,8 @@ gw_http_start(gw *g)
 		    "http.bind %s is not an IP address", g->cfg->http_bind);
 		return DRE_ECONFIG;
 	}
-	if ((err = gw_watch_open(&g->watch, g->cfg->header_timeout_ms,
-	         g->cfg->body_timeout_ms))
+	if ((err = gw_watch_open(&g->watch, g->cfg->idle_timeout_ms,
+	         g->cfg->header_timeout_ms, g->cfg->body_timeout_ms))
 	    != DRE_OK)
 		return err;
 	// Past the total limit a worker stops accepting: new connections

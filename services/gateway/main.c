@@ -31,17 +31,17 @@ static const dre_cfg_opt gw_opts[] = {
 	    "once (0 = no limit; raise it behind a proxy)" },
 	{ "http.header_timeout_ms", DRE_CFG_INT,
 	    offsetof(gw_cfg, header_timeout_ms), "10000",
-	    "a request's headers must be complete this long after the "
-	    "connection opened (keep-alive: after its request line), or the "
-	    "connection is closed (0 = off)" },
+	    "a request's headers must be complete this long after its "
+	    "request line, or the connection is closed (0 = off)" },
 	{ "http.body_timeout_ms", DRE_CFG_INT,
 	    offsetof(gw_cfg, body_timeout_ms), "30000",
 	    "a request's body must be complete this long after its headers, "
 	    "or the connection is closed (0 = off)" },
 	{ "http.idle_timeout_ms", DRE_CFG_INT,
 	    offsetof(gw_cfg, idle_timeout_ms), "60000",
-	    "a connection without a byte in either direction for this long is "
-	    "closed (whole seconds, rounded up), e.g. idle keep-alive" },
+	    "a connection idle this long is closed; a request line must "
+	    "arrive within it of the connection opening or of the last "
+	    "answer, however slowly its bytes trickle" },
 	{ "evaluator.urls", DRE_CFG_STR, offsetof(gw_cfg, evaluator_urls),
 	    "tcp://127.0.0.1:7201",
 	    "evaluator shards, comma-separated, in shard order" },

@@ -21,12 +21,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import basic_auth, deadline  # noqa: E402
 
-# Short deadlines keep the test fast; the defaults (10 s, 30 s) only scale.
+# Short deadlines keep the test fast; the defaults (10 s, 30 s, 60 s) only
+# scale.
 HEADER_MS = 3000
 BODY_MS = 3000
+IDLE_MS = 5000
 TICK = 0.1  # the gateway's watcher period (conn.c GW_WATCH_TICK_MS)
 PER_IP_DEFAULT = 1024  # http.max_connections_per_ip default
-GW_OPTS = ["http.header_timeout_ms=%d" % HEADER_MS, "http.body_timeout_ms=%d" % BODY_MS]
+GW_OPTS = ["http.header_timeout_ms=%d" % HEADER_MS, "http.body_timeout_ms=%d" % BODY_MS,
+           "http.idle_timeout_ms=%d" % IDLE_MS]
 
 PG = "60000000-0000-4000-8000-0000000000bb"
 VALID = ('{"request":{"posGroupId":"%s","items":[{"articleNumber":"A","quantity":1,'
@@ -235,10 +238,12 @@ class Conn(harness.TestCase):
             sys.stderr.write("%d refused at once (max %.2fs), %d cut after %.2f-%.2fs\n" % (
                 len(refused), refused[-1] if refused else 0, len(cut),
                 cut[0] if cut else 0, cut[-1] if cut else 0))
-            # Exactly the ones over the limit were refused, every other one
-            # was cut at the header deadline (plus the watcher's tick and
-            # the time to open 1,100 connections).
-            self.assertEqual(len(refused), n - PER_IP_DEFAULT)
+            # The ones over the limit were refused, every other one was cut
+            # at the header deadline (plus the watcher's tick). Up to two
+            # more may be refused: an earlier request's connection the
+            # gateway has not finished closing still counts for this address.
+            self.assertGreaterEqual(len(refused), n - PER_IP_DEFAULT)
+            self.assertLessEqual(len(refused), n - PER_IP_DEFAULT + 2)
             self.assertLess(refused[-1], deadline(1.5))
             self.assertLess(cut[-1], HEADER_MS / 1000 + deadline(2))
         finally:
@@ -344,8 +349,10 @@ class Conn(harness.TestCase):
             c.request("POST", "/pos/v2/evaluate", body=VALID, headers=hdrs)
             r = c.getresponse()
             self.assertEqual(r.status, 200, r.read()[:300])
-            r.read()
             self.assertIs(c.sock, sock)
+            # Idle past the idle timeout: closed without a word.
+            took = wait_closed(sock, IDLE_MS / 1000 + 5)
+            self.assertGreaterEqual(took, IDLE_MS / 1000 - 0.5)
         finally:
             c.close()
 
@@ -376,11 +383,38 @@ class Conn(harness.TestCase):
         self.assertGreaterEqual(took, HEADER_MS / 1000 - 0.5)
         self.assertLess(took, HEADER_MS / 1000 + deadline(2))
 
+    def test_6b_trickled_request_line(self):
+        """A request line trickled a byte every 0.5 s (each byte restarts
+        MHD's idle timer) is cut when the idle timeout has passed in total."""
+        k = connect(self.stack.http_port)
+        line = b"GET /pos/heartbeat?" + b"x" * 100
+        try:
+            t0 = time.monotonic()
+            k.settimeout(0.5)
+            got, sent = None, 0
+            while time.monotonic() - t0 < IDLE_MS / 1000 + deadline(3):
+                try:
+                    got = k.recv(4096)
+                    break
+                except socket.timeout:
+                    k.sendall(line[sent:sent + 1])
+                    sent += 1
+                except ConnectionResetError:
+                    got = b""
+                    break
+            took = time.monotonic() - t0
+        finally:
+            k.close()
+        self.assertEqual(got, b"")
+        self.assertGreaterEqual(took, IDLE_MS / 1000 - 0.5)
+        self.assertLess(took, IDLE_MS / 1000 + deadline(2))
+        self.assertLess(sent, len(line))
+
     # -- total limit -----------------------------------------------------------
     def test_7_total_limit(self):
         """With http.max_connections=64 and no per-address limit, a 65th
         connection waits in the listen queue while 64 idle ones are open and
-        is served once the header deadline has closed them."""
+        is served once the idle deadline has closed them."""
         s = self.stack
         s.stop_service("gateway")
         s.opts["gateway"] = GW_OPTS + ["http.max_connections=64",
@@ -394,11 +428,11 @@ class Conn(harness.TestCase):
             for _ in range(64):
                 idle.append(connect(s.http_port))
             t0 = time.monotonic()
-            r = self.other_client_get("/pos/heartbeat", timeout=HEADER_MS / 1000 + 10)
+            r = self.other_client_get("/pos/heartbeat", timeout=IDLE_MS / 1000 + 10)
             took = time.monotonic() - t0
             self.assertEqual(r.status, 200, r)
-            # It waited for the idle ones to be cut (header deadline).
-            self.assertGreater(took, HEADER_MS / 1000 - 1.5)
+            # It waited for the idle ones to be cut.
+            self.assertGreater(took, IDLE_MS / 1000 - 1.5)
             for k in idle:
                 wait_closed(k, 5)
         finally:
