@@ -481,8 +481,6 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 	}
 	switch (j->state) {
 	case JOB_READ:
-		if (*upload_size == 0)
-			gw_watch_phase(g->watch, conn, GW_PHASE_NONE);
 		if (*upload_size > 0) {
 			if (j->body.len + *upload_size > j->body_limit) {
 				j->in_upload = true;
@@ -496,6 +494,9 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 			*upload_size = 0;
 			return MHD_YES;
 		}
+		// The body is complete: the call and the answer have MHD's
+		// idle timeout only.
+		gw_watch_phase(g->watch, conn, GW_PHASE_NONE);
 		if (j->body.oom) {
 			gw_job_error(
 			    j, 503, "UNAVAILABLE", NULL, "out of memory");
