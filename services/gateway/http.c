@@ -27,6 +27,8 @@
 // Seconds a client should wait before retrying a 503: the rpc clients
 // redial a service every 50 ms to 1 s, so a restarted one is back by then.
 #define GW_RETRY_AFTER "1"
+// libmicrohttpd messages logged per second at most (see on_mhd_log).
+#define GW_MHD_LOG_PER_S 10
 
 // ---------------------------------------------------------------- jobs
 
@@ -575,6 +577,36 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
 	gw_watch_conn_open(g->watch, conn, socket_ctx);
 }
 
+// on_mhd_log is MHD's logger: its messages go to the log, at most
+// GW_MHD_LOG_PER_S a second. MHD has a line per refused or broken
+// connection, so a connection flood would otherwise flood the log too.
+static void
+on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	static _Atomic int64_t window;
+	static atomic_int      n;
+	int64_t                now = dre_mono_ms() / 1000;
+	int64_t                w = atomic_load(&window);
+	char                   msg[512];
+	size_t                 len;
+
+	(void) cls;
+	if (w != now && atomic_compare_exchange_strong(&window, &w, now)) {
+		int dropped = atomic_exchange(&n, 0) - GW_MHD_LOG_PER_S;
+		if (dropped > 0)
+			dre_info("libmicrohttpd: %d more message(s) not "
+			         "logged",
+			    dropped);
+	}
+	if (atomic_fetch_add(&n, 1) >= GW_MHD_LOG_PER_S)
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	len = strlen(msg);
+	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+		msg[--len] = '\0';
+	dre_info("libmicrohttpd: %s", msg);
+}
+
 // connection_budget raises the open-file limit to what
 // http.max_connections needs (up to the hard limit) and returns how many
 // connections fit: past the limit accept() would fail for everyone, nng
@@ -649,9 +681,10 @@ gw_http_start(gw *g)
 	// limit MHD accepts and closes at once, so that one client cannot
 	// hold every slot.
 	g->mhd = MHD_start_daemon(flags, (uint16_t) g->cfg->http_port, NULL,
-	    NULL, on_request, g, MHD_OPTION_SOCK_ADDR, sa,
-	    MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED,
-	    on_completed, g, MHD_OPTION_NOTIFY_CONNECTION, on_connection, g,
+	    NULL, on_request, g, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, g,
+	    MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_THREAD_POOL_SIZE, threads,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, g,
+	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, g,
 	    MHD_OPTION_URI_LOG_CALLBACK, on_uri, g,
 	    MHD_OPTION_CONNECTION_LIMIT, limit,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT,

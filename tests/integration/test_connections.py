@@ -133,11 +133,16 @@ def wait_closed(sock, timeout):
     return time.monotonic() - t0
 
 
+def shared_stack():
+    # Before the first process starts: the gateway inherits the limit.
+    raise_nofile(8192)
+    return harness.shared_stack(opts={"gateway": GW_OPTS})
+
+
 class Conn(harness.TestCase):
     @classmethod
     def setUpClass(cls):
-        raise_nofile(8192)
-        cls.stack = harness.shared_stack(opts={"gateway": GW_OPTS})
+        cls.stack = shared_stack()
 
     def other_client_get(self, path, timeout=2):
         """GET from another client address (127.0.0.2), with a deadline."""
@@ -449,7 +454,7 @@ class BackendDown(harness.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.stack = harness.shared_stack(opts={"gateway": GW_OPTS})
+        cls.stack = shared_stack()
 
     def check_down(self, service, path):
         s = self.stack
