@@ -222,8 +222,8 @@ class Conn(harness.TestCase):
             wait_closed(k, 2)
             k.close()
 
-            # Trickle a header line a second (far inside MHD's 60 s idle
-            # timeout): the header deadline alone must cut them.
+            # Trickle a header line a second (well inside the idle timeout,
+            # which each line restarts): the header deadline must cut them.
             end = time.monotonic() + deadline(HEADER_MS / 1000 + 5)
             next_line = time.monotonic() + 1
             while len(closed) < n and time.monotonic() < end:
