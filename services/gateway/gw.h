@@ -22,6 +22,11 @@ typedef struct {
 	char          *http_bind;
 	int64_t        http_threads;
 	int64_t        body_limit;
+	int64_t        max_connections;
+	int64_t        max_connections_per_ip; // 0 = no limit
+	int64_t        header_timeout_ms; // 0 = none
+	int64_t        body_timeout_ms; // 0 = none
+	int64_t        idle_timeout_ms;
 	char          *evaluator_urls; // comma-separated, one per shard
 	char          *catalog_url;
 	char          *budget_url;
@@ -35,8 +40,10 @@ typedef struct {
 
 #define GW_MAX_SHARDS 64
 
-typedef struct gw     gw;
-typedef struct gw_job gw_job;
+typedef struct gw       gw;
+typedef struct gw_job   gw_job;
+typedef struct gw_watch gw_watch;
+typedef struct gw_conn  gw_conn;
 
 // A handler runs when the request is complete (body read). It either
 // answers at once (gw_job_respond*) or starts an rpc with gw_job_call and
@@ -62,6 +69,7 @@ enum {
 struct gw {
 	gw_cfg            *cfg;
 	struct MHD_Daemon *mhd;
+	gw_watch          *watch; // header and body deadlines (conn.c)
 	dre_auth          *auth;
 	dre_rpc_client    *evaluators[GW_MAX_SHARDS];
 	size_t             nevaluators;
@@ -115,6 +123,29 @@ struct gw_job {
 	struct MHD_Response *pending;
 	gw_job              *next_free;
 };
+
+// conn.c: where a connection is in its request, for the deadlines.
+enum gw_phase {
+	GW_PHASE_NONE, // call in flight, answering: MHD's idle timeout only
+	GW_PHASE_WAIT, // until a request line: http.idle_timeout_ms
+	GW_PHASE_HEADERS, // request line to headers: http.header_timeout_ms
+	GW_PHASE_BODY, // headers to body: http.body_timeout_ms
+};
+
+// gw_watch_open starts the thread that closes connections past the
+// deadline of their phase (a timeout of 0 turns that deadline off). Caller
+// closes with gw_watch_close() after MHD has stopped.
+dre_err gw_watch_open(gw_watch **wp, int64_t wait_timeout_ms,
+    int64_t header_timeout_ms, int64_t body_timeout_ms);
+void    gw_watch_close(gw_watch *w);
+// gw_watch_conn_open and gw_watch_conn_close are called from MHD's
+// connection notification: started (WAIT starts now) and closed (before
+// MHD closes the socket).
+void gw_watch_conn_open(
+    gw_watch *w, struct MHD_Connection *conn, void **socket_ctx);
+void gw_watch_conn_close(gw_watch *w, void **socket_ctx);
+// gw_watch_phase moves conn to phase p; its deadline starts now.
+void gw_watch_phase(gw_watch *w, struct MHD_Connection *conn, enum gw_phase p);
 
 // http.c
 dre_err gw_http_start(gw *g);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "dre/clock.h"
@@ -20,6 +21,14 @@
 #define GW_MAX_FREE_JOBS 512
 // A response buffer that grew past this is not kept for the next request.
 #define GW_KEEP_BUF (256u << 10)
+// Open files kept for everything but client connections: the listener,
+// epoll, nng sockets and pipes, logs.
+#define GW_FD_RESERVE 256
+// Seconds a client should wait before retrying a 503: the rpc clients
+// redial a service every 50 ms to 1 s, so a restarted one is back by then.
+#define GW_RETRY_AFTER "1"
+// libmicrohttpd messages logged per second at most (see on_mhd_log).
+#define GW_MHD_LOG_PER_S 10
 
 // ---------------------------------------------------------------- jobs
 
@@ -122,6 +131,7 @@ gw_job_respond(gw_job *j, int status, const char *data, size_t len,
     const char *content_type)
 {
 	struct MHD_Response *r;
+	bool                 retry_after = false;
 
 	// The data outlives the response: it is freed when the request has
 	// completed (job_put), so MHD need not copy it.
@@ -134,8 +144,17 @@ gw_job_respond(gw_job *j, int status, const char *data, size_t len,
 	if (len > 0 || status != 204)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
 		    content_type != NULL ? content_type : JSON_CT);
-	for (size_t i = 0; i < j->nhdrs; i++)
+	for (size_t i = 0; i < j->nhdrs; i++) {
 		MHD_add_response_header(r, j->hdrs[i][0], j->hdrs[i][1]);
+		if (strcasecmp(j->hdrs[i][0], MHD_HTTP_HEADER_RETRY_AFTER)
+		    == 0)
+			retry_after = true;
+	}
+	// Every 503 is temporary (a service down or restarting, shutdown,
+	// memory): tell the client when to try again unless the callee did.
+	if (status == 503 && !retry_after)
+		MHD_add_response_header(
+		    r, MHD_HTTP_HEADER_RETRY_AFTER, GW_RETRY_AFTER);
 	if (j->in_upload) {
 		// Queued once the body has been read (and dropped).
 		j->pending = r;
@@ -264,6 +283,108 @@ gw_job_call(
 		on_reply(j, err, NULL);
 }
 
+// ---------------------------------------------------------------- framing
+
+typedef struct {
+	int         ncl, nte; // Content-Length, Transfer-Encoding headers
+	uint64_t    cl;
+	const char *why; // the first problem, NULL while none
+} framing;
+
+// trimmed returns v without optional whitespace around it in *len.
+static const char *
+trimmed(const char *v, size_t *len)
+{
+	size_t n;
+
+	while (*v == ' ' || *v == '\t')
+		v++;
+	n = strlen(v);
+	while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	*len = n;
+	return v;
+}
+
+static bool
+parse_length(const char *v, uint64_t *out)
+{
+	size_t   n;
+	uint64_t x = 0;
+
+	v = trimmed(v, &n);
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9' || x > (UINT64_MAX - 9) / 10)
+			return false;
+		x = x * 10 + (uint64_t) (v[i] - '0');
+	}
+	*out = x;
+	return true;
+}
+
+static enum MHD_Result
+framing_header(
+    void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	framing *f = cls;
+	uint64_t n = 0;
+	size_t   len;
+
+	(void) kind;
+	if (value == NULL)
+		value = "";
+	// RFC 9112 5.1: whitespace before the colon must be refused, since
+	// "Transfer-Encoding : chunked" frames the body for some parsers
+	// and not for others (MHD keeps it as an unknown header).
+	if (strpbrk(key, " \t") != NULL) {
+		f->why = "whitespace in a header name";
+	} else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+		// Repeats of one value frame the body the same way for
+		// everyone (RFC 9110 8.6 allows taking them as one).
+		if (!parse_length(value, &n))
+			f->why = "Content-Length is not a number";
+		else if (f->ncl > 0 && n != f->cl)
+			f->why = "two different Content-Length values";
+		f->cl = n;
+		f->ncl++;
+	} else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+		// Only a lone "chunked": MHD decodes nothing else, and would
+		// read any other coding to the end of the connection.
+		value = trimmed(value, &len);
+		if (++f->nte > 1)
+			f->why = "more than one Transfer-Encoding header";
+		else if (len != 7 || strncasecmp(value, "chunked", 7) != 0)
+			f->why = "Transfer-Encoding other than chunked";
+	}
+	return f->why == NULL ? MHD_YES : MHD_NO;
+}
+
+// framing_refused answers 400 MALFORMED_REQUEST and closes the connection
+// when the headers do not say unambiguously where the body ends. MHD 0.9.75
+// frames by the first Content-Length alone, and by Transfer-Encoding when
+// both are present: a proxy in front that framed the other way would let a
+// client hide a second request in the body (request smuggling). It runs at
+// the first call for a request, before MHD reads any of the body, and the
+// early answer makes MHD discard the rest of the connection.
+static bool
+framing_refused(gw_job *j)
+{
+	framing f = { 0, 0, 0, NULL };
+
+	MHD_get_connection_values(
+	    j->conn, MHD_HEADER_KIND, framing_header, &f);
+	if (f.why == NULL && f.ncl > 0 && f.nte > 0)
+		f.why = "both Content-Length and Transfer-Encoding";
+	if (f.why == NULL)
+		return false;
+	gw_job_header_add(j, MHD_HTTP_HEADER_CONNECTION, "close");
+	gw_job_error(j, 400, "MALFORMED_REQUEST", NULL,
+	    "ambiguous request framing: %s", f.why);
+	return true;
+}
+
 // ---------------------------------------------------------------- MHD
 
 static bool
@@ -347,12 +468,17 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 
 	(void) version;
 	if (j == NULL) {
+		// The headers are complete; the body's deadline starts.
+		gw_watch_phase(g->watch, conn, GW_PHASE_BODY);
 		if ((j = job_get(g)) == NULL)
 			return MHD_NO;
 		*con_cls = j;
 		j->conn = conn;
 		j->method = method;
-		job_begin(j, method, url);
+		if (!framing_refused(j))
+			job_begin(j, method, url);
+		if (j->state == JOB_SENT) // answered: no body is read
+			gw_watch_phase(g->watch, conn, GW_PHASE_NONE);
 		return MHD_YES;
 	}
 	switch (j->state) {
@@ -370,6 +496,9 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 			*upload_size = 0;
 			return MHD_YES;
 		}
+		// The body is complete: the call and the answer have MHD's
+		// idle timeout only.
+		gw_watch_phase(g->watch, conn, GW_PHASE_NONE);
 		if (j->body.oom) {
 			gw_job_error(
 			    j, 503, "UNAVAILABLE", NULL, "out of memory");
@@ -382,6 +511,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 			*upload_size = 0; // dropped, never buffered
 			return MHD_YES;
 		}
+		gw_watch_phase(g->watch, conn, GW_PHASE_NONE);
 		MHD_queue_response(
 		    conn, (unsigned) j->pending_status, j->pending);
 		MHD_destroy_response(j->pending);
@@ -403,32 +533,110 @@ static void
 on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     enum MHD_RequestTerminationCode toe)
 {
+	gw     *g = cls;
 	gw_job *j = *con_cls;
 
-	(void) cls;
-	(void) conn;
 	(void) toe;
+	// Answered: the next request line is due within the idle timeout.
+	gw_watch_phase(g->watch, conn, GW_PHASE_WAIT);
 	if (j != NULL)
 		job_put(j);
 	*con_cls = NULL;
+}
+
+// on_uri is MHD's URI log callback: a request line has arrived, the
+// header deadline starts (the time a client was idle before does not
+// count).
+static void *
+on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	gw *g = cls;
+
+	(void) uri;
+	gw_watch_phase(g->watch, conn, GW_PHASE_HEADERS);
+	return NULL; // *con_cls: on_request makes the job
 }
 
 static void
 on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
     enum MHD_ConnectionNotificationCode toe)
 {
+	gw                             *g = cls;
 	const union MHD_ConnectionInfo *ci;
 	int                             one = 1;
 
-	(void) cls;
-	(void) socket_ctx;
-	if (toe != MHD_CONNECTION_NOTIFY_STARTED)
+	if (toe != MHD_CONNECTION_NOTIFY_STARTED) {
+		gw_watch_conn_close(g->watch, socket_ctx);
 		return;
+	}
 	// Small JSON answers must not wait for Nagle + delayed ACK.
 	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	if (ci != NULL)
 		setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one,
 		    sizeof(one));
+	gw_watch_conn_open(g->watch, conn, socket_ctx);
+}
+
+// on_mhd_log is MHD's logger: its messages go to the log, at most
+// GW_MHD_LOG_PER_S a second. MHD has a line per refused or broken
+// connection, so a connection flood would otherwise flood the log too.
+static void
+on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	static _Atomic int64_t window;
+	static atomic_int      n;
+	int64_t                now = dre_mono_ms() / 1000;
+	int64_t                w = atomic_load(&window);
+	char                   msg[512];
+	size_t                 len;
+
+	(void) cls;
+	if (w != now && atomic_compare_exchange_strong(&window, &w, now)) {
+		int dropped = atomic_exchange(&n, 0) - GW_MHD_LOG_PER_S;
+		if (dropped > 0)
+			dre_info("libmicrohttpd: %d more message(s) not "
+			         "logged",
+			    dropped);
+	}
+	if (atomic_fetch_add(&n, 1) >= GW_MHD_LOG_PER_S)
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	len = strlen(msg);
+	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+		msg[--len] = '\0';
+	dre_info("libmicrohttpd: %s", msg);
+}
+
+// connection_budget raises the open-file limit to what
+// http.max_connections needs (up to the hard limit) and returns how many
+// connections fit: past the limit accept() would fail for everyone, nng
+// could not redial a service and the gateway would answer nobody.
+static unsigned int
+connection_budget(const gw_cfg *cfg)
+{
+	struct rlimit rl;
+	rlim_t        need = (rlim_t) cfg->max_connections + GW_FD_RESERVE;
+	rlim_t        fit;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY
+	    || rl.rlim_cur >= need)
+		return (unsigned int) cfg->max_connections;
+	fit = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need ? rl.rlim_max
+	                                                         : need;
+	if (fit > rl.rlim_cur) {
+		struct rlimit up = { fit, rl.rlim_max };
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			rl.rlim_cur = fit;
+	}
+	if (rl.rlim_cur >= need)
+		return (unsigned int) cfg->max_connections;
+	fit = rl.rlim_cur > GW_FD_RESERVE + 16 ? rl.rlim_cur - GW_FD_RESERVE
+	                                       : 16;
+	dre_warn("http.max_connections lowered from %lld to %llu: the "
+	         "open-file limit is %llu",
+	    (long long) cfg->max_connections, (unsigned long long) fit,
+	    (unsigned long long) rl.rlim_cur);
+	return (unsigned int) fit;
 }
 
 dre_err
@@ -442,6 +650,10 @@ gw_http_start(gw *g)
 	unsigned int threads = g->cfg->http_threads > 0
 	    ? (unsigned int) g->cfg->http_threads
 	    : 1;
+	unsigned int limit = connection_budget(g->cfg);
+	unsigned int idle_s
+	    = (unsigned int) ((g->cfg->idle_timeout_ms + 999) / 1000);
+	dre_err err;
 
 	memset(&a4, 0, sizeof(a4));
 	memset(&a6, 0, sizeof(a6));
@@ -460,11 +672,24 @@ gw_http_start(gw *g)
 		    "http.bind %s is not an IP address", g->cfg->http_bind);
 		return DRE_ECONFIG;
 	}
+	if ((err = gw_watch_open(&g->watch, g->cfg->idle_timeout_ms,
+	         g->cfg->header_timeout_ms, g->cfg->body_timeout_ms))
+	    != DRE_OK)
+		return err;
+	// Past the total limit a worker stops accepting: new connections
+	// wait in the listen queue until one closes. Past the per-address
+	// limit MHD accepts and closes at once, so that one client cannot
+	// hold every slot.
 	g->mhd = MHD_start_daemon(flags, (uint16_t) g->cfg->http_port, NULL,
-	    NULL, on_request, g, MHD_OPTION_SOCK_ADDR, sa,
-	    MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED,
-	    on_completed, g, MHD_OPTION_NOTIFY_CONNECTION, on_connection, g,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) 60,
+	    NULL, on_request, g, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, g,
+	    MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_THREAD_POOL_SIZE, threads,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, g,
+	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, g,
+	    MHD_OPTION_URI_LOG_CALLBACK, on_uri, g,
+	    MHD_OPTION_CONNECTION_LIMIT, limit,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    (unsigned int) g->cfg->max_connections_per_ip,
+	    MHD_OPTION_CONNECTION_TIMEOUT, idle_s,
 	    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int) 1,
 	    MHD_OPTION_END);
 	if (g->mhd == NULL) {
@@ -491,6 +716,9 @@ gw_http_stop(gw *g)
 	if (g->mhd != NULL)
 		MHD_stop_daemon(g->mhd);
 	g->mhd = NULL;
+	// After MHD: its "closed" notifications still use the watcher.
+	gw_watch_close(g->watch);
+	g->watch = NULL;
 	while (g->free_jobs != NULL) {
 		gw_job *j = g->free_jobs;
 		g->free_jobs = j->next_free;

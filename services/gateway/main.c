@@ -20,6 +20,28 @@ static const dre_cfg_opt gw_opts[] = {
 	    "HTTP threads (more than cores raises latency)" },
 	{ "http.body_limit", DRE_CFG_INT, offsetof(gw_cfg, body_limit),
 	    "1048576", "largest request body in bytes (413 beyond)" },
+	{ "http.max_connections", DRE_CFG_INT,
+	    offsetof(gw_cfg, max_connections), "4096",
+	    "open connections in total; more wait in the listen queue "
+	    "(lowered "
+	    "to fit the open-file limit)" },
+	{ "http.max_connections_per_ip", DRE_CFG_INT,
+	    offsetof(gw_cfg, max_connections_per_ip), "1024",
+	    "open connections from one client address, more are closed at "
+	    "once (0 = no limit; raise it behind a proxy)" },
+	{ "http.header_timeout_ms", DRE_CFG_INT,
+	    offsetof(gw_cfg, header_timeout_ms), "10000",
+	    "a request's headers must be complete this long after its "
+	    "request line, or the connection is closed (0 = off)" },
+	{ "http.body_timeout_ms", DRE_CFG_INT,
+	    offsetof(gw_cfg, body_timeout_ms), "30000",
+	    "a request's body must be complete this long after its headers, "
+	    "or the connection is closed (0 = off)" },
+	{ "http.idle_timeout_ms", DRE_CFG_INT,
+	    offsetof(gw_cfg, idle_timeout_ms), "60000",
+	    "a connection idle this long is closed; a request line must "
+	    "arrive within it of the connection opening or of the last "
+	    "answer, however slowly its bytes trickle" },
 	{ "evaluator.urls", DRE_CFG_STR, offsetof(gw_cfg, evaluator_urls),
 	    "tcp://127.0.0.1:7201",
 	    "evaluator shards, comma-separated, in shard order" },
@@ -92,6 +114,17 @@ main(int argc, char **argv)
 	    || cfg.rpc_timeout_ms <= 0 || cfg.body_limit <= 0) {
 		dre_error("http.port, rpc.timeout_ms and http.body_limit "
 		          "must be positive");
+		return 2;
+	}
+	if (cfg.max_connections <= 0 || cfg.max_connections > 1000000
+	    || cfg.max_connections_per_ip < 0
+	    || cfg.max_connections_per_ip > 1000000
+	    || cfg.header_timeout_ms < 0 || cfg.body_timeout_ms < 0
+	    || cfg.idle_timeout_ms <= 0) {
+		dre_error("http.max_connections and http.idle_timeout_ms must "
+		          "be positive; http.max_connections_per_ip, "
+		          "http.header_timeout_ms and http.body_timeout_ms "
+		          "must not be negative");
 		return 2;
 	}
 	g.cfg = &cfg;
