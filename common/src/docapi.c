@@ -64,6 +64,23 @@ dre_docapi_invalid(dre_docapi_req *r, const char *target, const char *fmt, ...)
 	return false;
 }
 
+bool
+dre_docapi_strict(
+    dre_docapi_req *r, const dre_json *doc, const char *const *known, size_t n)
+{
+	const dre_json *m = dre_json_unknown(doc, known, n, NULL);
+	if (m == NULL)
+		return true;
+	char        name[64];
+	int         kl = m->key_len > 60 ? 60 : (int) m->key_len;
+	const char *near = dre_json_did_you_mean(m->key, m->key_len, known, n);
+	snprintf(name, sizeof name, "%.*s", kl, m->key);
+	if (near != NULL)
+		return dre_docapi_invalid(r, name,
+		    "unknown field '%s' (did you mean '%s'?)", name, near);
+	return dre_docapi_invalid(r, name, "unknown field '%s'", name);
+}
+
 void
 dre_docapi_errors(
     dre_docapi_req *r, const dre_promo_errors *e, const char *fallback)

@@ -676,6 +676,75 @@ dre_json_get(const dre_json *obj, const char *key)
 }
 
 const dre_json *
+dre_json_unknown(const dre_json *obj, const char *const *known, size_t n,
+    const dre_json *after)
+{
+	if (obj == NULL || obj->type != DRE_JSON_OBJECT)
+		return NULL;
+	for (const dre_json *m = after ? after->next : obj->child; m != NULL;
+	     m = m->next) {
+		size_t i = 0;
+		while (i < n
+		    && !(strlen(known[i]) == m->key_len
+		        && memcmp(known[i], m->key, m->key_len) == 0))
+			i++;
+		if (i == n)
+			return m;
+	}
+	return NULL;
+}
+
+// edit_distance counts the insertions, deletions, substitutions and swaps
+// of neighbours that turn a[0..la) into b (NUL terminated; names of 64 bytes
+// or more are never suggested): the optimal string alignment distance.
+static size_t
+edit_distance(const char *a, size_t la, const char *b)
+{
+	size_t  lb = strlen(b), r0[64], r1[64], r2[64];
+	size_t *pp = r0, *prev = r1, *cur = r2;
+	if (la >= 64 || lb >= 64)
+		return SIZE_MAX;
+	for (size_t j = 0; j <= lb; j++)
+		prev[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		cur[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t d = prev[j - 1] + (a[i - 1] != b[j - 1]);
+			if (prev[j] + 1 < d)
+				d = prev[j] + 1;
+			if (cur[j - 1] + 1 < d)
+				d = cur[j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2]
+			    && a[i - 2] == b[j - 1] && pp[j - 2] + 1 < d)
+				d = pp[j - 2] + 1;
+			cur[j] = d;
+		}
+		size_t *t = pp;
+		pp = prev;
+		prev = cur;
+		cur = t;
+	}
+	return prev[lb];
+}
+
+const char *
+dre_json_did_you_mean(
+    const char *s, size_t len, const char *const *known, size_t n)
+{
+	const char *best = NULL;
+	size_t      bd = 3; // a typo: at most two edits
+	for (size_t i = 0; i < n; i++) {
+		size_t d = edit_distance(s, len, known[i]);
+		// ... and at most a third of what was typed ("tz" is not "to")
+		if (d < bd && 3 * d <= len) {
+			bd = d;
+			best = known[i];
+		}
+	}
+	return best;
+}
+
+const dre_json *
 dre_json_at(const dre_json *arr, size_t i)
 {
 	if (arr == NULL || arr->type != DRE_JSON_ARRAY || i >= arr->len)

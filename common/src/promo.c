@@ -146,6 +146,56 @@ jpath(char *out, size_t cap, const char *fmt, ...)
 }
 
 // present returns the member k of obj unless it is absent or null.
+// The members each object of the document may have (what the parser reads
+// and what dre_promo_write emits): anything else is refused (strict
+// master data, PRODUCT-DECISIONS §1).
+#define KNOWN(...)                                                            \
+	(const char *const[]) { __VA_ARGS__ },                                \
+	    sizeof((const char *const[]) { __VA_ARGS__ }) / sizeof(char *)
+#define K_PROMO                                                               \
+	KNOWN("id", "name", "description", "type", "status", "validFrom",     \
+	    "validTo", "timeWindows", "timezone", "posGroups", "currency",    \
+	    "priority", "exclusivity", "exclusionGroups",                     \
+	    "calculationConfig", "budgetIds", "couponTypeIds", "campaignId",  \
+	    "conditions", "actions", "createdAt", "modifiedAt",               \
+	    "minorVersion")
+#define K_WINDOW KNOWN("days", "from", "to")
+#define K_CALC   KNOWN("mode", "rounding", "precision")
+#define K_COND                                                                \
+	KNOWN("type", "values", "minQuantity", "articleListId", "min",        \
+	    "cardTypes", "key", "reasonCodes")
+#define K_ACTION                                                              \
+	KNOWN("type", "target", "maxQuantity", "discountType", "value",       \
+	    "bundlePrice", "maxApplications", "articleNumber", "quantity",    \
+	    "referencePrice", "points", "pointsPerUnit", "factor",            \
+	    "couponTypeId", "tiers", "components")
+#define K_TARGET                                                              \
+	KNOWN("articles", "articleGroups", "manufacturers", "articleListId")
+#define K_TIER      KNOWN("threshold", "minQuantity", "discountType", "value")
+#define K_COMPONENT KNOWN("articles", "articleGroups", "quantity")
+
+// strict records every member of obj not in known[0..n) as a problem with
+// the target prefix.member and a did-you-mean when a known name is close.
+static void
+strict(pctx *c, const dre_json *obj, const char *prefix,
+    const char *const *known, size_t n)
+{
+	for (const dre_json *m = dre_json_unknown(obj, known, n, NULL);
+	     m != NULL; m = dre_json_unknown(obj, known, n, m)) {
+		char        t[96];
+		int         kl = m->key_len > 60 ? 60 : (int) m->key_len;
+		const char *near
+		    = dre_json_did_you_mean(m->key, m->key_len, known, n);
+		jpath(t, sizeof t, "%s%s%.*s", prefix, prefix[0] ? "." : "",
+		    kl, m->key);
+		if (near != NULL)
+			perr(c, t, "unknown field '%.*s' (did you mean '%s'?)",
+			    kl, m->key, near);
+		else
+			perr(c, t, "unknown field '%.*s'", kl, m->key);
+	}
+}
+
 static const dre_json *
 present(const dre_json *obj, const char *k)
 {
@@ -368,6 +418,7 @@ parse_windows(pctx *c, dre_promo *p, const dre_json *v)
 			perr(c, t, "%s must be an object", t);
 			continue;
 		}
+		strict(c, e, t, K_WINDOW);
 		const dre_json *d = present(e, "days");
 		w[i].days = 0x7f;
 		if (d != NULL) {
@@ -421,6 +472,7 @@ parse_calc(pctx *c, dre_promo *p, const dre_json *v)
 		    "calculationConfig must be an object");
 		return;
 	}
+	strict(c, v, "calculationConfig", K_CALC);
 	const dre_json *m;
 	int             i;
 	int64_t         x;
@@ -468,6 +520,7 @@ parse_cond(pctx *c, dre_promo_cond *k, const dre_json *e, uint32_t i)
 		perr(c, t, "%s must be an object", t);
 		return;
 	}
+	strict(c, e, t, K_COND);
 	jpath(t, sizeof t, "conditions[%u].type", i);
 	if ((v = present(e, "type")) == NULL) {
 		perr(c, t, "%s is required", t);
@@ -593,6 +646,7 @@ parse_target(
 		perr(c, prefix, "%s must be an object", prefix);
 		return;
 	}
+	strict(c, v, prefix, K_TARGET);
 	const dre_json *m;
 	tg->present = true;
 	jpath(t, sizeof t, "%s.articles", prefix);
@@ -645,6 +699,7 @@ parse_tiers(pctx *c, dre_promo_action *ac, const dre_json *e, uint32_t i)
 			perr(c, pre, "%s must be an object", pre);
 			continue;
 		}
+		strict(c, x, pre, K_TIER);
 		const dre_json *m;
 		if (scaled) {
 			jpath(tk, sizeof tk, "%s.threshold", pre);
@@ -702,6 +757,7 @@ parse_components(pctx *c, dre_promo_action *ac, const dre_json *e, uint32_t i)
 			perr(c, pre, "%s must be an object", pre);
 			continue;
 		}
+		strict(c, x, pre, K_COMPONENT);
 		jpath(tk, sizeof tk, "%s.articles", pre);
 		if ((m = present(x, "articles")) != NULL)
 			get_strlist(c, &cs[k].articles, m, tk, false);
@@ -745,6 +801,7 @@ parse_action(pctx *c, dre_promo_action *ac, const dre_json *e, uint32_t i)
 		perr(c, pre, "%s must be an object", pre);
 		return;
 	}
+	strict(c, e, pre, K_ACTION);
 	jpath(t, sizeof t, "%s.type", pre);
 	if ((v = present(e, "type")) == NULL) {
 		perr(c, t, "%s is required", t);
@@ -1135,6 +1192,7 @@ dre_promo_parse(dre_promo **pp, dre_arena *a, const dre_json *doc,
 		promo_defaults(p);
 	}
 	apply_members(&c, p, doc, base != NULL);
+	strict(&c, doc, "", K_PROMO);
 
 	if (p->name == NULL && !c.name_bad)
 		perr(&c, "name", "name is required");

@@ -166,8 +166,19 @@ i32_cmp(const void *x, const void *y)
 static bool
 apply_doc(req *r, const dre_json *doc, Dre__BudgetRecord *b, bool full)
 {
+	// What a write may set, and what a read answers (a GET body can be PUT
+	// back); anything else is refused.
+	static const char *const known[]
+	    = { "id", "name", "description", "totalAmount", "currency",
+		      "thresholds", "validFrom", "validTo", "consumedAmount",
+		      "remainingAmount", "utilizationPct", "status",
+		      "thresholdsCrossed", "transactionsCount", "exhaustedAt",
+		      "createdAt", "modifiedAt", "minorVersion" };
 	char           *s = NULL;
 	const dre_json *v;
+	if (!dre_docapi_strict(
+	        &r->d, doc, known, sizeof known / sizeof known[0]))
+		return false;
 	if (!str_field(r, doc, "name", NAME_MAX_LEN, &s))
 		return false;
 	if (s != NULL && s[0] == '\0')

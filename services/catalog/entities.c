@@ -127,6 +127,29 @@ ent_validate(ent_doc *d, const ent_spec *spec, const dre_json *doc,
 		eerr(errs, prefix, "", "must be a JSON object");
 		return DRE_EINVAL;
 	}
+	// Strict master data (PRODUCT-DECISIONS §1): a member that is not a
+	// field of the entity (nor what a read answers: id, createdAt,
+	// modifiedAt, minorVersion) is refused, with the nearest field name
+	// as a hint.
+	const char *known[ENT_MAX_FIELDS + 4]
+	    = { "id", "createdAt", "modifiedAt", "minorVersion" };
+	size_t nknown = 4;
+	for (int i = 0; i < spec->nfields; i++)
+		known[nknown++] = spec->fields[i].name;
+	for (const dre_json *m = dre_json_unknown(doc, known, nknown, NULL);
+	     m != NULL; m = dre_json_unknown(doc, known, nknown, m)) {
+		char        name[64];
+		const char *near
+		    = dre_json_did_you_mean(m->key, m->key_len, known, nknown);
+		fmt(name, sizeof name, "%.*s",
+		    (int) (m->key_len > 60 ? 60 : m->key_len), m->key);
+		if (near != NULL)
+			eerr(errs, prefix, name,
+			    "is an unknown field (did you mean '%s'?)", near);
+		else
+			eerr(errs, prefix, name, "is an unknown field");
+		bad++;
+	}
 	for (int i = 0; i < spec->nfields; i++) {
 		const ent_field *f = &spec->fields[i];
 		const dre_json  *v = dre_json_get(doc, f->name);

@@ -508,6 +508,11 @@ do_settings_put(req *r)
 	    = dre_docapi_body(&r->d, "the settings must be a JSON object");
 	if (root == NULL)
 		return;
+	static const char *const known[] = { "enableProductionNudges",
+		"currency", "modifiedAt", "minorVersion" };
+	if (!dre_docapi_strict(
+	        &r->d, root, known, sizeof known / sizeof known[0]))
+		return;
 	bool            nudges = false;
 	const char     *cur = "EUR";
 	const dre_json *v = dre_json_get(root, "enableProductionNudges");

@@ -46,6 +46,12 @@ void dre_docapi_internal(dre_docapi_req *r, dre_err err);
 bool dre_docapi_invalid(dre_docapi_req *r, const char *target, const char *fmt,
     ...) __attribute__((format(printf, 3, 4)));
 
+// dre_docapi_strict answers 400 VALIDATION_FAILED naming the first member
+// of doc that is not in known[0..n) (target = its name, a did-you-mean when
+// a known name is close) and returns false; true when every member is
+// known. Master-data writes are strict (PRODUCT-DECISIONS §1).
+bool dre_docapi_strict(dre_docapi_req *r, const dre_json *doc,
+    const char *const *known, size_t n);
 // dre_docapi_errors answers 400 VALIDATION_FAILED with the first of errs as
 // the error and every one as a detail; with none, fallback is the message.
 void dre_docapi_errors(

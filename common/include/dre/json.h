@@ -26,17 +26,17 @@ typedef enum {
 typedef struct dre_json dre_json;
 struct dre_json {
 	dre_json_type type;
-	uint32_t      len;     // string bytes, number text bytes, or child count
-	const char *  str;     // unescaped string or number text, NUL-terminated
-	const char *  key;     // member name inside an object, else NULL
+	uint32_t      len; // string bytes, number text bytes, or child count
+	const char   *str; // unescaped string or number text, NUL-terminated
+	const char   *key; // member name inside an object, else NULL
 	uint32_t      key_len;
-	dre_json *    child;   // first element / member
-	dre_json *    next;    // next sibling
+	dre_json     *child; // first element / member
+	dre_json     *next; // next sibling
 };
 
 typedef struct {
-	size_t      offset;    // byte offset of the error in the input
-	const char *msg;       // static text, e.g. "duplicate key"
+	size_t      offset; // byte offset of the error in the input
+	const char *msg; // static text, e.g. "duplicate key"
 } dre_json_error;
 
 #define DRE_JSON_MAX_DEPTH 64
@@ -49,6 +49,17 @@ dre_err dre_json_parse(dre_json **rootp, dre_arena *arena, const char *text,
 
 // dre_json_get returns the member named key (case-sensitive) or NULL.
 const dre_json *dre_json_get(const dre_json *obj, const char *key);
+// dre_json_unknown returns the first member of object obj after member
+// `after` (NULL = from the start) whose name is not one of known[0..n), or
+// NULL when there is none: the strict check of master-data writes
+// (PRODUCT-DECISIONS §1, unknown fields).
+const dre_json *dre_json_unknown(const dre_json *obj, const char *const *known,
+    size_t n, const dre_json *after);
+// dre_json_did_you_mean returns the name of known[0..n) nearest to
+// s[0..len) when it is at most two edits away and the edits are at most a
+// third of s (a typo), else NULL.
+const char *dre_json_did_you_mean(
+    const char *s, size_t len, const char *const *known, size_t n);
 // dre_json_at returns element i of an array or NULL.
 const dre_json *dre_json_at(const dre_json *arr, size_t i);
 
@@ -66,10 +77,11 @@ dre_json_is_null(const dre_json *v)
 
 // dre_json_decimal reads a number (or a string holding one) exactly, scaled
 // by 10^scale; see dre_decimal_parse for the errors.
-dre_err dre_json_decimal(int64_t *out, const dre_json *v, int scale,
-    int max_digits);
+dre_err dre_json_decimal(
+    int64_t *out, const dre_json *v, int scale, int max_digits);
 // dre_json_int reads an integral number in [min, max].
-dre_err dre_json_int(int64_t *out, const dre_json *v, int64_t min, int64_t max);
+dre_err dre_json_int(
+    int64_t *out, const dre_json *v, int64_t min, int64_t max);
 
 // dre_utf8_valid reports whether s[0..len) is valid UTF-8 (no surrogates,
 // no overlongs) and counts its code points into *chars if not NULL.
