@@ -33,6 +33,11 @@ typedef struct {
 	const ent_spec  *spec; // NULL for promotions
 	dre_promo_error  ev[MAX_ERRS];
 	dre_promo_errors errs;
+	// The changes this request wrote, one line each: KIND \t key \t
+	// version. Sent back as the reply header dre-changes, so the gateway
+	// can wait until every evaluator applied them (read-your-writes,
+	// PRODUCT-DECISIONS §4b).
+	dre_buf changes;
 } req;
 
 static const ent_spec *const specs[CAT_NKINDS] = {
@@ -54,7 +59,37 @@ req_begin(req *r, void *svc, const dre_rpc_call *call, dre_rpc_reply *rep,
 	r->errs.v = r->ev;
 	r->errs.cap = MAX_ERRS;
 	r->errs.n = 0;
+	memset(&r->changes, 0, sizeof r->changes);
 	return dre_docapi_begin(&r->d, &cat_api, call, rep);
+}
+
+// req_end hands the changes to the gateway (on a successful answer only)
+// and releases the request.
+static void
+req_end(req *r)
+{
+	if (r->changes.len > 0 && !r->changes.oom && r->d.rep->status < 300) {
+		dre_buf_putc(&r->changes, '\0');
+		if (!r->changes.oom)
+			dre_rpc_reply_header(
+			    r->d.rep, "dre-changes", r->changes.data);
+	}
+	dre_buf_free(&r->changes);
+	dre_docapi_end(&r->d);
+}
+
+// put_locked is cat_put_locked that records the change in r->changes.
+static dre_err
+put_locked(req *r, cat_kind k, const char *key, const char *doc, size_t len,
+    const cat_index *add, size_t nadd, const cat_index *del, size_t ndel)
+{
+	int64_t version = 0;
+	dre_err err = cat_put_locked(r->c, r->d.call->tenant, k, key, doc, len,
+	    add, nadd, del, ndel, &version);
+	if (err == DRE_OK)
+		dre_buf_printf(&r->changes, "%s\t%s\t%lld\n", cat_kind_name(k),
+		    key, (long long) version);
+	return err;
 }
 
 static const dre_json *
@@ -264,8 +299,7 @@ do_create(req *r)
 			goto unlock;
 		}
 	}
-	err = cat_put_locked(r->c, r->d.call->tenant, r->k, key, doc.data,
-	    doc.len, idx, nidx, NULL, 0, NULL);
+	err = put_locked(r, r->k, key, doc.data, doc.len, idx, nidx, NULL, 0);
 	if (err != DRE_OK)
 		dre_docapi_internal(&r->d, err);
 	else
@@ -374,8 +408,8 @@ do_update(req *r)
 		dre_docapi_internal(&r->d, DRE_ENOMEM);
 		goto unlock;
 	}
-	err = cat_put_locked(r->c, r->d.call->tenant, r->k, key, doc.data,
-	    doc.len, add, nadd, del, ndel, NULL);
+	err = put_locked(
+	    r, r->k, key, doc.data, doc.len, add, nadd, del, ndel);
 	if (err != DRE_OK)
 		dre_docapi_internal(&r->d, err);
 	else
@@ -437,8 +471,7 @@ do_delete(req *r)
 			ndel = 1;
 		}
 	}
-	err = cat_put_locked(r->c, r->d.call->tenant, r->k, key, NULL, 0, NULL,
-	    0, del, ndel, NULL);
+	err = put_locked(r, r->k, key, NULL, 0, NULL, 0, del, ndel);
 	if (err != DRE_OK) {
 		dre_docapi_internal(&r->d, err);
 	} else {
@@ -543,9 +576,8 @@ do_settings_put(req *r)
 		return;
 	}
 	pthread_mutex_lock(&r->c->mu);
-	dre_err err
-	    = cat_put_locked(r->c, r->d.call->tenant, CAT_TENANT_SETTINGS,
-	        SETTINGS_KEY, doc.data, doc.len, NULL, 0, NULL, 0, NULL);
+	dre_err err = put_locked(r, CAT_TENANT_SETTINGS, SETTINGS_KEY,
+	    doc.data, doc.len, NULL, 0, NULL, 0);
 	pthread_mutex_unlock(&r->c->mu);
 	if (err != DRE_OK)
 		dre_docapi_internal(&r->d, err);
@@ -587,8 +619,8 @@ set_status(req *r, dre_promo_status st)
 	if (out.oom)
 		err = DRE_ENOMEM;
 	else
-		err = cat_put_locked(r->c, r->d.call->tenant, r->k, key,
-		    out.data, out.len, NULL, 0, NULL, 0, NULL);
+		err = put_locked(
+		    r, r->k, key, out.data, out.len, NULL, 0, NULL, 0);
 	if (err != DRE_OK)
 		dre_docapi_internal(&r->d, err);
 	else
@@ -799,8 +831,8 @@ import_one(req *r, import_out *o, size_t i, const dre_json *x)
 	}
 	ent_write(&doc, &d, id, created, now);
 	err = doc.oom ? DRE_ENOMEM
-	              : cat_put_locked(r->c, r->d.call->tenant, CAT_ARTICLE,
-	                  key, doc.data, doc.len, add, nadd, NULL, 0, NULL);
+	              : put_locked(r, CAT_ARTICLE, key, doc.data, doc.len, add,
+	                  nadd, NULL, 0);
 	if (err != DRE_OK) {
 		import_fail(o, i, artnum, prefix, dre_strerror(err));
 		goto unlock;
@@ -1044,7 +1076,7 @@ nomem:
 		req r;                                                        \
 		if (req_begin(&r, svc, call, rep, kind))                      \
 			fn;                                                   \
-		dre_docapi_end(&r.d);                                         \
+		req_end(&r);                                                  \
 	}
 
 #define CRUD(kind, name)                                                      \

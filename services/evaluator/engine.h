@@ -79,6 +79,12 @@ dre_err dre_engine_apply(
 const dre_index *dre_engine_acquire(dre_engine *e);
 void             dre_index_release(const dre_index *ix);
 
+// dre_engine_wait waits up to timeout_ms until the current index is no
+// longer seen (a reference the caller holds, so it cannot be freed and
+// reused meanwhile); true when it changed. For callers waiting for a change
+// to be applied (read-your-writes): check, wait, acquire again.
+bool dre_engine_wait(dre_engine *e, const dre_index *seen, int timeout_ms);
+
 // dre_index_version is the highest catalog version applied (0 when empty).
 int64_t dre_index_version(const dre_index *ix);
 // dre_index_data_age is when the last change was applied (epoch millis; 0 =

@@ -481,6 +481,76 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	}
 }
 
+// ---- read-your-writes
+// ----------------------------------------------------------------------
+
+// The longest a write may ask to wait (catalog.propagation_wait_ms).
+#define EV_AWAIT_MAX_MS 10000
+
+// changes_applied tells whether ix holds every change of body (lines of
+// KIND \t key \t version, as the catalog reports a write) at its version
+// or a later one.
+static bool
+changes_applied(
+    const dre_index *ix, const char *tenant, const uint8_t *body, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		char   line[512];
+		size_t n = 0;
+		while (i < len && body[i] != '\n' && n + 1 < sizeof line)
+			line[n++] = (char) body[i++];
+		while (i < len && body[i] != '\n') // overlong: not ours
+			i++;
+		i++;
+		line[n] = '\0';
+		char *key = strchr(line, '\t');
+		char *ver = key ? strchr(key + 1, '\t') : NULL;
+		if (ver == NULL)
+			continue;
+		*key++ = '\0';
+		*ver++ = '\0';
+		dre_master_kind kind;
+		if (dre_master_kind_parse(&kind, line) != DRE_OK)
+			continue;
+		if (dre_index_version_of(ix, tenant, kind, key)
+		    < strtoll(ver, NULL, 10))
+			return false;
+	}
+	return true;
+}
+
+// h_await answers once this evaluator prices with every change of the
+// body (200), or after wait_ms with the changes still missing (202): the
+// gateway holds a master-data write's answer on it (PRODUCT-DECISIONS §4b).
+static void
+h_await(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	ev_svc     *s = svc;
+	const char *w = dre_rpc_param(call, "wait_ms");
+	long long   wait = w != NULL ? strtoll(w, NULL, 10) : 2000;
+	if (wait < 0)
+		wait = 0;
+	if (wait > EV_AWAIT_MAX_MS)
+		wait = EV_AWAIT_MAX_MS;
+	int64_t          until = dre_mono_ms() + wait;
+	const dre_index *ix = dre_engine_acquire(s->engine);
+	for (;;) {
+		if (changes_applied(
+		        ix, call->tenant, call->body, call->body_len))
+			break;
+		int64_t left = until - dre_mono_ms();
+		if (left <= 0) {
+			rep->status = 202;
+			break;
+		}
+		dre_engine_wait(s->engine, ix, (int) left);
+		dre_index_release(ix);
+		ix = dre_engine_acquire(s->engine);
+	}
+	dre_index_release(ix);
+}
+
 // ---- heartbeat
 // ----------------------------------------------------------------------
 
@@ -550,5 +620,6 @@ const dre_rpc_route ev_routes[] = {
 	{ "evaluator.Confirm", ev_h_confirm, 0 },
 	{ "evaluator.SideEffects", ev_h_side_effects, 0 },
 	{ "evaluator.Heartbeat", h_heartbeat },
+	{ "evaluator.AwaitChanges", h_await, 0 },
 	{ NULL, NULL, 0 },
 };

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "dre/json.h"
 #include "dre/log.h"
@@ -11,6 +12,7 @@
 struct dre_engine {
 	pthread_mutex_t wlock; // serialises writers while they build
 	pthread_mutex_t plock; // guards only the pointer load + reference
+	pthread_cond_t  swapped; // broadcast (under plock) when cur changes
 	dre_index      *cur;
 };
 
@@ -935,6 +937,11 @@ dre_engine_alloc(dre_engine **ep)
 	atomic_init(&ix->ref, 1);
 	pthread_mutex_init(&e->wlock, NULL);
 	pthread_mutex_init(&e->plock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&e->swapped, &ca);
+	pthread_condattr_destroy(&ca);
 	e->cur = ix;
 	*ep = e;
 	return DRE_OK;
@@ -948,6 +955,7 @@ dre_engine_free(dre_engine *e)
 	index_unref(e->cur);
 	pthread_mutex_destroy(&e->wlock);
 	pthread_mutex_destroy(&e->plock);
+	pthread_cond_destroy(&e->swapped);
 	free(e);
 }
 
@@ -975,8 +983,29 @@ engine_swap(dre_engine *e, dre_index *ix)
 	pthread_mutex_lock(&e->plock);
 	dre_index *old = e->cur;
 	e->cur = ix;
+	pthread_cond_broadcast(&e->swapped);
 	pthread_mutex_unlock(&e->plock);
 	index_unref(old);
+}
+
+bool
+dre_engine_wait(dre_engine *e, const dre_index *seen, int timeout_ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&e->plock);
+	int rc = 0;
+	while (e->cur == seen && rc == 0)
+		rc = pthread_cond_timedwait(&e->swapped, &e->plock, &until);
+	bool changed = e->cur != seen;
+	pthread_mutex_unlock(&e->plock);
+	return changed;
 }
 
 int64_t

@@ -29,6 +29,7 @@ typedef struct {
 	int64_t        idle_timeout_ms;
 	char          *evaluator_urls; // comma-separated, one per shard
 	char          *catalog_url;
+	int64_t        propagation_wait_ms; // 0 = do not wait
 	char          *budget_url;
 	char          *reporting_url;
 	char          *coupon_url;
@@ -121,7 +122,12 @@ struct gw_job {
 	bool                 in_upload; // MHD refuses responses mid-body
 	int                  pending_status;
 	struct MHD_Response *pending;
-	gw_job              *next_free;
+	// Read-your-writes: the evaluators still applying this write's
+	// changes, and whether one of them did not within the bound.
+	bool        awaited;
+	atomic_int  await_left;
+	atomic_bool await_pending;
+	gw_job     *next_free;
 };
 
 // conn.c: where a connection is in its request, for the deadlines.
@@ -160,6 +166,11 @@ void gw_job_respond(gw_job *j, int status, const char *data, size_t len,
 void gw_job_header_add(gw_job *j, const char *key, const char *value);
 void gw_job_error(gw_job *j, int status, const char *code, const char *target,
     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+// gw_job_wait suspends the connection until gw_job_wake(j); render runs
+// then. False (answered 503) when the gateway is shutting down.
+bool gw_job_wait(gw_job *j, gw_render render);
+// gw_job_wake resumes a connection gw_job_wait suspended (any thread).
+void gw_job_wake(gw_job *j);
 // gw_job_call sends req to c and renders the outcome with render once it
 // arrives; the connection stays suspended meanwhile.
 void gw_job_call(

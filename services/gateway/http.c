@@ -84,6 +84,9 @@ job_put(gw_job *j)
 	j->rpc_err = DRE_OK;
 	j->nhdrs = 0;
 	j->in_upload = false;
+	j->awaited = false;
+	atomic_store(&j->await_left, 0);
+	atomic_store(&j->await_pending, false);
 	j->conn = NULL;
 	j->txid[0] = '\0';
 	memset(&j->who, 0, sizeof(j->who));
@@ -244,15 +247,12 @@ gw_job_envelope(
 	req->deadline_unix_ms = dre_now_ms() + j->g->cfg->rpc_timeout_ms;
 }
 
-static void
-on_reply(void *arg, dre_err err, Dre__RpcReply *rep)
+void
+gw_job_wake(gw_job *j)
 {
-	gw_job                *j = arg;
 	gw                    *g = j->g;
 	struct MHD_Connection *conn = j->conn;
 
-	j->rpc_err = err;
-	j->rep = rep;
 	j->state = JOB_DONE;
 	MHD_resume_connection(conn);
 	// Only now: shutdown waits for this count before stopping MHD, which
@@ -260,25 +260,44 @@ on_reply(void *arg, dre_err err, Dre__RpcReply *rep)
 	atomic_fetch_sub(&g->inflight, 1);
 }
 
-void
-gw_job_call(
-    gw_job *j, dre_rpc_client *c, Dre__RpcRequest *req, gw_render render)
+bool
+gw_job_wait(gw_job *j, gw_render render)
 {
-	gw     *g = j->g;
-	dre_err err;
+	gw *g = j->g;
 
 	atomic_fetch_add(&g->inflight, 1);
 	if (atomic_load(&g->stopping)) {
 		atomic_fetch_sub(&g->inflight, 1);
 		gw_job_error(j, 503, "UNAVAILABLE", NULL, "shutting down");
-		return;
+		return false;
 	}
 	j->render = render;
 	j->state = JOB_WAIT;
-	// Suspend first: the reply may arrive before call_async returns.
+	// Suspend first: the wake-up may come before the caller returns.
 	MHD_suspend_connection(j->conn);
+	return true;
+}
+
+static void
+on_reply(void *arg, dre_err err, Dre__RpcReply *rep)
+{
+	gw_job *j = arg;
+
+	j->rpc_err = err;
+	j->rep = rep;
+	gw_job_wake(j);
+}
+
+void
+gw_job_call(
+    gw_job *j, dre_rpc_client *c, Dre__RpcRequest *req, gw_render render)
+{
+	dre_err err;
+
+	if (!gw_job_wait(j, render))
+		return;
 	err = dre_rpc_call_async(
-	    c, req, (int) g->cfg->rpc_timeout_ms, on_reply, j);
+	    c, req, (int) j->g->cfg->rpc_timeout_ms, on_reply, j);
 	if (err != DRE_OK)
 		on_reply(j, err, NULL);
 }

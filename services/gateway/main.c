@@ -47,6 +47,11 @@ static const dre_cfg_opt gw_opts[] = {
 	    "evaluator shards, comma-separated, in shard order" },
 	{ "catalog.url", DRE_CFG_STR, offsetof(gw_cfg, catalog_url),
 	    "tcp://127.0.0.1:7101", "catalog service" },
+	{ "catalog.propagation_wait_ms", DRE_CFG_INT,
+	    offsetof(gw_cfg, propagation_wait_ms), "2000",
+	    "a master-data write answers once every live evaluator prices "
+	    "with it, or after this long with DRE-Propagation: pending "
+	    "(0 = answer at once; at most 10000)" },
 	{ "budget.url", DRE_CFG_STR, offsetof(gw_cfg, budget_url),
 	    "tcp://127.0.0.1:7301", "budget service (/api/v1/Budgets)" },
 	{ "reporting.url", DRE_CFG_STR, offsetof(gw_cfg, reporting_url),
@@ -111,7 +116,9 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if (cfg.http_port <= 0 || cfg.http_port > 65535
-	    || cfg.rpc_timeout_ms <= 0 || cfg.body_limit <= 0) {
+	    || cfg.rpc_timeout_ms <= 0 || cfg.body_limit <= 0
+	    || cfg.propagation_wait_ms < 0
+	    || cfg.propagation_wait_ms > 10000) {
 		dre_error("http.port, rpc.timeout_ms and http.body_limit "
 		          "must be positive");
 		return 2;

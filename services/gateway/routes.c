@@ -471,22 +471,97 @@ gw_heartbeat(gw_job *j)
 
 // ---------------------------------------------------------------- catalog
 
+// ---------------------------------------------------------------- catalog
+
+// Read-your-writes (PRODUCT-DECISIONS §4b): a master-data write is answered
+// once every live evaluator prices with it. The catalog names what it wrote
+// in the reply header dre-changes; each evaluator shard is asked to answer
+// when its index holds those versions (evaluator.AwaitChanges), bounded by
+// catalog.propagation_wait_ms. A shard that is not connected is not live
+// and not waited for; one that does not apply the changes in time makes
+// the answer carry DRE-Propagation: pending.
+#define CHANGES_HEADER "dre-changes"
+
+static void
+on_await(void *arg, dre_err err, Dre__RpcReply *rep)
+{
+	gw_job *j = arg;
+
+	if (err == DRE_ETIMEOUT || (err == DRE_OK && rep->status == 202))
+		atomic_store(&j->await_pending, true);
+	dre_rpc_reply_msg_free(rep);
+	if (atomic_fetch_sub(&j->await_left, 1) == 1)
+		gw_job_wake(j);
+}
+
+static void render_catalog(gw_job *j);
+
+// await_changes holds the answer until the evaluators applied changes;
+// false when there is nothing to wait for.
+static bool
+await_changes(gw_job *j, const char *changes)
+{
+	gw             *g = j->g;
+	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
+	Dre__Param      wp = DRE__PARAM__INIT;
+	Dre__Param     *params[1] = { &wp };
+	char            wait[24], *roles[32];
+
+	j->awaited = true;
+	if (g->cfg->propagation_wait_ms <= 0 || g->nevaluators == 0)
+		return false;
+	snprintf(wait, sizeof wait, "%lld",
+	    (long long) g->cfg->propagation_wait_ms);
+	wp.key = "wait_ms";
+	wp.value = wait;
+	gw_job_envelope(j, &req, "evaluator.AwaitChanges", roles);
+	req.params = params;
+	req.n_params = 1;
+	req.has_body = 1;
+	req.body.data = (uint8_t *) changes;
+	req.body.len = strlen(changes);
+	if (!gw_job_wait(j, render_catalog))
+		return true; // answered 503: shutting down
+	// One count for this loop, so that no reply wakes the job before
+	// every call is out.
+	atomic_store(&j->await_left, (int) g->nevaluators + 1);
+	for (size_t i = 0; i < g->nevaluators; i++) {
+		dre_err err = dre_rpc_call_async(g->evaluators[i], &req,
+		    (int) g->cfg->propagation_wait_ms + 1000, on_await, j);
+		if (err != DRE_OK) // not connected: not live
+			atomic_fetch_sub(&j->await_left, 1);
+	}
+	if (atomic_fetch_sub(&j->await_left, 1) == 1)
+		gw_job_wake(j);
+	return true;
+}
+
 static void
 render_catalog(gw_job *j)
 {
 	const Dre__RpcReply *rep = j->rep;
 	int                  status;
+	const char          *changes = NULL;
 
 	if (gw_job_reply_error(j))
 		return;
 	status = rep->status != 0 ? rep->status : 200;
+	for (size_t i = 0; i < rep->n_headers; i++)
+		if (strcmp(rep->headers[i]->key, CHANGES_HEADER) == 0)
+			changes = rep->headers[i]->value;
+	if (status < 300 && changes != NULL && !j->awaited
+	    && await_changes(j, changes))
+		return; // rendered again once the evaluators answered
 	if (status == 200 && strcmp(j->route->arg, "create") == 0)
 		status = 201;
 	if (status == 200 && strcmp(j->route->arg, "delete") == 0)
 		status = 204;
+	if (j->awaited && atomic_load(&j->await_pending))
+		gw_job_header_add(j, "DRE-Propagation", "pending");
 	for (size_t i = 0; i < rep->n_headers; i++)
-		gw_job_header_add(
-		    j, rep->headers[i]->key, rep->headers[i]->value);
+		if (strcmp(rep->headers[i]->key, CHANGES_HEADER) != 0)
+			gw_job_header_add(
+			    j, rep->headers[i]->key, rep->headers[i]->value);
 	if (status == 204) {
 		gw_job_respond(j, 204, NULL, 0, NULL);
 		return;

@@ -2,9 +2,12 @@
 # test_contract.py -- issue 10 (contract and consistency), the parts built so
 # far: strict master data (an unknown field is a 400 naming it, with a
 # did-you-mean; what a read answers can be written back); an article
-# re-import or PATCH changes only the fields it names (null clears).
+# re-import or PATCH changes only the fields it names (null clears);
+# read-your-writes: an evaluate sent right after a master-data write's
+# answer prices with it, with no sleep and no retry.
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -135,6 +138,84 @@ class Contract(harness.TestCase):
         self.assertEqual(s.request("PUT", "/api/v1/Articles/" + art, got).status, 200)
         got = self.assertOk(s.get("/api/v1/PosGroups/" + gid))
         self.assertEqual(s.request("PUT", "/api/v1/PosGroups/" + gid, got).status, 200)
+
+    # -- read-your-writes (PRODUCT-DECISIONS §4b) -----------------------------------
+    def test_read_your_writes(self):
+        s = self.stack
+        gid = self.pos_group()["id"]
+        lat = []
+
+        def timed(fn, *a, **kw):
+            t0 = time.monotonic()
+            r = fn(*a, **kw)
+            lat.append(time.monotonic() - t0)
+            self.assertNotIn("dre-propagation", r.headers, r)
+            return r
+        for i in range(20):
+            art = uniq("RYW")
+            req = harness.basket(gid, [harness.item("L1", art, 1, "10.00")])
+            p = harness.promotion("RYW %d" % i, [{"type": "ARTICLE", "values": [art]}],
+                                  [harness.pct_action(10, articles=[art])],
+                                  pos_groups=[gid])
+            self.assertEqual(timed(s.post, "/api/v1/Promotions", p).status, 201)
+            self.assertEqual(s.applied(self.assertOk(s.evaluate(req)), p["id"]),
+                             [("L1", harness.D("1.00"))], "create %d" % i)
+            p["actions"][0]["value"] = 20
+            self.assertOk(timed(s.request, "PUT", "/api/v1/Promotions/" + p["id"], p))
+            self.assertEqual(s.applied(self.assertOk(s.evaluate(req)), p["id"]),
+                             [("L1", harness.D("2.00"))], "PUT %d" % i)
+            self.assertOk(timed(s.post, "/api/v1/Promotions/%s/deactivate" % p["id"], {}))
+            self.assertEqual(s.applied(self.assertOk(s.evaluate(req)), p["id"]), [],
+                             "deactivate %d" % i)
+            self.assertOk(timed(s.post, "/api/v1/Promotions/%s/activate" % p["id"], {}))
+            self.assertEqual(s.applied(self.assertOk(s.evaluate(req)), p["id"]),
+                             [("L1", harness.D("2.00"))], "activate %d" % i)
+            self.assertEqual(timed(s.request, "DELETE", "/api/v1/Promotions/" + p["id"]).status,
+                             204)
+            self.assertEqual(s.applied(self.assertOk(s.evaluate(req)), p["id"]), [],
+                             "delete %d" % i)
+        # Master data the engine reads: an imported article's group makes a
+        # group promotion apply at once.
+        grp, art = uniq("G")[:20], uniq("RYWA")
+        p = harness.promotion("RYW group", [{"type": "ARTICLE_GROUP", "values": [grp]}],
+                              [harness.pct_action(10, articleGroups=[grp])], pos_groups=[gid])
+        self.assertEqual(s.post("/api/v1/Promotions", p).status, 201)
+        req = harness.basket(gid, [harness.item("L1", art, 1, "10.00")])
+        self.assertEqual(s.applied(self.assertOk(s.evaluate(req)), p["id"]), [])
+        self.assertOk(timed(s.post, "/pos/articles/import", {"articles": [
+            {"articleNumber": art, "name": "A", "articleGroupId": grp}]}))
+        self.assertEqual(s.applied(self.assertOk(s.evaluate(req)), p["id"]),
+                         [("L1", harness.D("1.00"))], "import")
+        lat.sort()
+        sys.stderr.write("read-your-writes: %d writes, latency p50 %.1f ms, p99 %.1f ms\n" % (
+            len(lat), lat[len(lat) // 2] * 1000, lat[int(len(lat) * 0.99)] * 1000))
+
+    def test_propagation_pending(self):
+        # The broker down: the evaluator cannot learn the change; the write
+        # still succeeds, after the bound, and says so.
+        st = harness.Stack(opts={"gateway": ["catalog.propagation_wait_ms=300"]})
+        try:
+            gid = st.create_pos_group()["id"]
+            st.broker_down()
+            p = harness.promotion("Pending", [], [harness.pct_action(10, articles=["A"])],
+                                  pos_groups=[gid])
+            t0 = time.monotonic()
+            r = st.post("/api/v1/Promotions", p)
+            took = time.monotonic() - t0
+            self.assertEqual(r.status, 201, r)
+            self.assertEqual(r.headers.get("dre-propagation"), "pending")
+            self.assertNotIn("dre-changes", r.headers)
+            self.assertGreaterEqual(took, 0.3)
+            st.broker_up()
+            req = harness.basket(gid, [harness.item("L1", "A", 1, "10.00")])
+            st.wait_for_promotion(p["id"], req, timeout=20)
+            # A bad write waits for nothing and says nothing of propagation.
+            r = st.post("/api/v1/Promotions", {"name": "x"})
+            self.assertEqual(r.status, 400)
+            self.assertNotIn("dre-propagation", r.headers)
+        finally:
+            st.kill_all()
+            st.cleanup()
 
 
 if __name__ == "__main__":
