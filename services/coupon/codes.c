@@ -593,6 +593,7 @@ cp_validate(cp *s, dre_arena *a, const char *tenant, const char *code,
 		return err;
 	cp_code_view(&out->code, &cv);
 	out->valid_until = cp_effective_valid_to(&cv, &out->type.r);
+	customer = cp_customer_of_use(out->code.customer, customer);
 	if ((err = usage_of(
 	         s, a, tenant, &out->code, &out->type, tx, customer, now, &u))
 	    != DRE_OK)
@@ -691,6 +692,8 @@ cp_reserve(cp *s, dre_arena *a, const char *tenant, const char *code,
 	pthread_mutex_lock(mu);
 	if (!prepare(s, a, b, tenant, code, now, &c, &t, out))
 		goto unlock;
+	// A personal code presented without a customer is used as its owner's.
+	customer = cp_customer_of_use(c.customer, customer);
 
 	// The same transaction asking again gets its live reservation; its
 	// lapsed one ends before a new one takes its index entry (an
@@ -841,7 +844,7 @@ cp_redeem(cp *s, dre_arena *a, const char *tenant, const char *res_id,
 		return;
 	}
 	if (strcmp(r.tx, tx) != 0) {
-		done(out, 409, CP_R_OTHER_TRANSACTION,
+		done(out, 409, CP_R_RESERVED_BY_OTHER,
 		    "reservation '%s' belongs to another transaction", res_id);
 		goto unlock;
 	}
@@ -851,12 +854,12 @@ cp_redeem(cp *s, dre_arena *a, const char *tenant, const char *res_id,
 		    "reservation '%s' has already been redeemed", res_id);
 		goto unlock;
 	case CP_HOLD_RELEASED:
-		done(out, 409, CP_R_RESERVATION_RELEASED,
-		    "reservation '%s' has been released", res_id);
+		done(out, 409, CP_R_CANCELLED,
+		    "reservation '%s' has been cancelled", res_id);
 		goto unlock;
 	case CP_HOLD_EXPIRED:
-		done(out, 409, CP_R_RESERVATION_EXPIRED,
-		    "reservation '%s' has expired", res_id);
+		done(out, 409, CP_R_EXPIRED, "reservation '%s' has expired",
+		    res_id);
 		goto unlock;
 	case CP_HOLD_HELD:
 		break;
@@ -878,7 +881,7 @@ cp_redeem(cp *s, dre_arena *a, const char *tenant, const char *res_id,
 		if (err != DRE_OK)
 			failed(out, err);
 		else
-			done(out, 409, CP_R_RESERVATION_EXPIRED,
+			done(out, 409, CP_R_EXPIRED,
 			    "reservation '%s' has expired", res_id);
 		goto unlock;
 	}
@@ -1008,6 +1011,11 @@ cp_activate(cp *s, dre_arena *a, const char *tenant, const char *code,
 	cp_reason why = cp_check_activate(&cv, &t.r, now, customer);
 	if (why != CP_R_OK) {
 		refuse(out, why, code);
+		goto unlock;
+	}
+	if (c->state != CP_CREATED) {
+		// Activated before (a retry of the app): nothing to write.
+		done(out, 200, CP_R_OK, "coupon '%s' is already active", code);
 		goto unlock;
 	}
 	c->state = CP_ACTIVE;

@@ -331,26 +331,24 @@ redeem_code(cp *s, dre_apply_ctx *x, sale *sl, const char *code)
 	if (err != DRE_OK && err != DRE_ENOTFOUND)
 		return err;
 
-	// Directly: the rules of a reserve, judged at the evaluation.
-	int64_t at = sl->t->evaluated_at > 0 ? sl->t->evaluated_at : now;
+	// Directly: the rules of a reserve, judged at the evaluation. A
+	// personal code in a sale without a customer is its owner's use.
+	int64_t     at = sl->t->evaluated_at > 0 ? sl->t->evaluated_at : now;
+	const char *who = cp_customer_of_use(c.customer, sl->customer);
 	cp_code_view(&c, &cv);
 	if (ty.r.generic) {
 		int64_t lapsed = 0, mine = 0;
-		if ((err = live_holds(
-		         s, x, tenant, code, sl->customer, &lapsed, &mine))
+		if ((err = live_holds(s, x, tenant, code, who, &lapsed, &mine))
 		    != DRE_OK)
 			return err;
 		cv.held = c.held > lapsed ? c.held - lapsed : 0;
 		u.customer_uses = mine
 		    + counter_get(s, x, k,
-		        cp_key(
-		            k, sizeof k, 'k', 3, tenant, code, sl->customer),
-		        &err);
+		        cp_key(k, sizeof k, 'k', 3, tenant, code, who), &err);
 		if (err != DRE_OK)
 			return err;
 	}
-	cp_reason why
-	    = cp_check_use(&cv, &ty.r, at, now, tx, sl->customer, &u);
+	cp_reason why = cp_check_use(&cv, &ty.r, at, now, tx, who, &u);
 	if (why != CP_R_OK) {
 		problem(sl, "coupon '%s' not redeemed: %s (%s)", code,
 		    cp_reason_text(why), cp_reason_name(why));
@@ -373,7 +371,7 @@ redeem_code(cp *s, dre_apply_ctx *x, sale *sl, const char *code)
 		if (err != DRE_OK)
 			return err;
 	}
-	return redeemed(s, x, sl, &c, &ty, "", sl->customer);
+	return redeemed(s, x, sl, &c, &ty, "", who);
 }
 
 // ---- post-purchase codes ------------------------------------------------

@@ -88,8 +88,10 @@ typedef struct {
 	bool                ap_create;
 } cp;
 
-// The outcome of an operation: status 200 on success, else the HTTP status
-// (404, 409, 503) with a stable reason and a message.
+// The outcome of an operation: status 200 on success; a refusal carries a
+// stable reason, a message and the status /api/v1 answers it with (404,
+// 409; the POS operations answer every refusal 200 with "reason"); 503 when
+// it could not be completed.
 typedef struct {
 	int       status;
 	cp_reason reason;
@@ -153,8 +155,8 @@ void cp_redeem(cp *s, dre_arena *a, const char *tenant, const char *res_id,
 // reservation answers success with a message saying so).
 void cp_cancel(cp *s, dre_arena *a, const char *tenant, const char *res_id,
     cp_outcome *out);
-// cp_activate moves a CREATED code of customer to ACTIVE; *c is the code
-// afterwards.
+// cp_activate moves a CREATED code of customer to ACTIVE (a code active
+// already answers success, nothing written); *c is the code afterwards.
 void cp_activate(cp *s, dre_arena *a, const char *tenant, const char *code,
     const char *customer, cp_code *c, cp_outcome *out);
 // cp_admin_cancel moves a non-terminal code to CANCELLED, releasing its

@@ -98,8 +98,9 @@ bad(req *r, const char *target, const char *msg)
 	    r->rep, 400, "VALIDATION_FAILED", target, "%s", msg);
 }
 
-// reply_outcome renders a refused operation: 404 NOT_FOUND, 409 CONFLICT
-// or 503, with the stable reason as details[0].code.
+// reply_outcome renders a refusal of the /api/v1 surface (404 NOT_FOUND,
+// 409 CONFLICT, with the stable reason as details[0].code) or a failure
+// (503). The POS operations answer refusals themselves (pos_end).
 static void
 reply_outcome(req *r, const cp_outcome *o, const char *target)
 {
@@ -263,22 +264,77 @@ do_validate(req *r)
 	reply_buf(r, 200, &b);
 }
 
-// code_arg reads and normalises the "code" member; a code that cannot
-// exist answers 404 like an unknown one.
+// ---- POS: how refusals are answered
+// ------------------------------------------------------
+//
+// A business refusal is an answer, not an error (PRODUCT-DECISIONS §5):
+// 200 with the operation's flag false, its seed 002 fields, a "reason" and
+// a "message". Errors stay for malformed requests (400), auth, payload and
+// the issue rate limit, and 503 when the service cannot complete a call.
+
+// refused reports whether o is a business refusal (the statuses /api/v1
+// would answer it with).
 static bool
-code_arg(req *r, const dre_json *in, char *code)
+refused(const cp_outcome *o)
 {
-	char given[CP_CODE_MAX * 4 + 1];
-	if (!field(
-	        r, in, "code", CP_CODE_MAX, true, given, sizeof given, NULL))
-		return false;
-	if (!cp_code_normalize(code, given, strlen(given))) {
-		cp_outcome o = { 404, CP_R_NOT_FOUND, "" };
-		snprintf(o.msg, sizeof o.msg, "coupon '%s': %s", given,
-		    cp_reason_text(CP_R_NOT_FOUND));
-		reply_outcome(r, &o, "code");
-		return false;
+	return o->status == 404 || o->status == 409;
+}
+
+// cut is the length of s's longest prefix of at most max bytes that
+// does not split a UTF-8 character (names are quoted into messages).
+static int
+cut(const char *s, size_t max)
+{
+	size_t n = strnlen(s, max + 1);
+	if (n > max) {
+		n = max;
+		while (n > 0 && ((unsigned char) s[n] & 0xC0) == 0x80)
+			n--;
 	}
+	return (int) n;
+}
+
+// not_found makes o the refusal of a code nobody holds, named as given.
+static void
+not_found(cp_outcome *o, const char *given)
+{
+	o->status = 404;
+	o->reason = CP_R_NOT_FOUND;
+	snprintf(o->msg, sizeof o->msg, "coupon '%.200s': %s", given,
+	    cp_reason_text(CP_R_NOT_FOUND));
+}
+
+// pos_failed answers an outcome that is neither success nor refusal (503).
+static bool
+pos_failed(req *r, const cp_outcome *o)
+{
+	if (o->status == 200 || refused(o))
+		return false;
+	reply_outcome(r, o, NULL);
+	return true;
+}
+
+// pos_end adds "reason" to a refusal, closes the answer and sends it (200).
+static void
+pos_end(req *r, dre_jsonw *w, dre_buf *b, const cp_outcome *o)
+{
+	if (refused(o))
+		dre_jsonw_kstr(w, "reason", cp_reason_name(o->reason));
+	dre_jsonw_obj_end(w);
+	reply_buf(r, 200, b);
+}
+
+// code_arg reads the "code" member into given[CP_CODE_MAX * 4 + 1] and its
+// stored form into code[CP_CODE_MAX + 1]; code is "" when no such code can
+// exist (any string may be typed at a till: NOT_FOUND, not 400).
+static bool
+code_arg(req *r, const dre_json *in, char *given, char *code)
+{
+	if (!field(r, in, "code", CP_CODE_MAX, true, given,
+	        CP_CODE_MAX * 4 + 1, NULL))
+		return false;
+	if (!cp_code_normalize(code, given, strlen(given)))
+		code[0] = '\0';
 	return true;
 }
 
@@ -289,33 +345,51 @@ static void
 do_reserve(req *r)
 {
 	const dre_json *in = body(r);
-	char            code[CP_CODE_MAX + 1], tx[CP_ID_BYTES];
-	char            customer[CP_ID_BYTES];
+	char            given[CP_CODE_MAX * 4 + 1], code[CP_CODE_MAX + 1];
+	char            tx[CP_ID_BYTES], customer[CP_ID_BYTES];
 	cp_resv         rv;
 	cp_outcome      o;
 
-	if (in == NULL || !code_arg(r, in, code)
+	if (in == NULL || !code_arg(r, in, given, code)
 	    || !field(
 	        r, in, "transactionId", CP_ID_MAX, true, tx, sizeof tx, NULL)
 	    || !field(r, in, "customerId", CP_ID_MAX, false, customer,
 	        sizeof customer, NULL))
 		return;
-	cp_reserve(r->s, r->a, r->call->tenant, code, tx, customer, &rv, &o);
-	if (o.status != 200) {
-		reply_outcome(r, &o, "code");
+	if (code[0] == '\0')
+		not_found(&o, given);
+	else
+		cp_reserve(
+		    r->s, r->a, r->call->tenant, code, tx, customer, &rv, &o);
+	if (pos_failed(r, &o))
 		return;
-	}
+	bool ok = o.status == 200, unknown = o.reason == CP_R_NOT_FOUND;
+	if (unknown)
+		not_found(&o, given);
 	dre_buf   b = { 0 };
 	dre_jsonw w;
 	dre_jsonw_init(&w, &b);
 	dre_jsonw_obj_begin(&w);
-	dre_jsonw_kstr(&w, "reservationId", rv.id);
-	dre_jsonw_kbool(&w, "reserved", true);
-	ktime_or_null(&w, "expiresAt", rv.expires_at);
+	dre_jsonw_kstr(&w, "reservationId", ok ? rv.id : NULL);
+	dre_jsonw_kbool(&w, "reserved", ok);
+	ktime_or_null(&w, "expiresAt", ok ? rv.expires_at : 0);
 	dre_jsonw_kstr(&w, "message", o.msg);
-	dre_jsonw_kstr(&w, "code", code);
-	dre_jsonw_obj_end(&w);
-	reply_buf(r, 200, &b);
+	dre_jsonw_kstr(&w, "code", unknown ? given : code);
+	pos_end(r, &w, &b, &o);
+}
+
+// reservation_arg reads "reservationId" (a UUID) into id[DRE_UUID_LEN + 2].
+static bool
+reservation_arg(req *r, const dre_json *in, char *id)
+{
+	if (!field(r, in, "reservationId", DRE_UUID_LEN + 1, true, id,
+	        DRE_UUID_LEN + 2, NULL))
+		return false;
+	if (!dre_uuid_valid(id, strlen(id))) {
+		bad(r, "reservationId", "reservationId must be a UUID");
+		return false;
+	}
+	return true;
 }
 
 static void
@@ -325,29 +399,20 @@ do_redeem(req *r)
 	char            id[DRE_UUID_LEN + 2], tx[CP_ID_BYTES];
 	cp_outcome      o;
 
-	if (in == NULL
-	    || !field(r, in, "reservationId", DRE_UUID_LEN + 1, true, id,
-	        sizeof id, NULL)
+	if (in == NULL || !reservation_arg(r, in, id)
 	    || !field(
 	        r, in, "transactionId", CP_ID_MAX, true, tx, sizeof tx, NULL))
 		return;
-	if (!dre_uuid_valid(id, strlen(id))) {
-		bad(r, "reservationId", "reservationId must be a UUID");
-		return;
-	}
 	cp_redeem(r->s, r->a, r->call->tenant, id, tx, &o);
-	if (o.status != 200) {
-		reply_outcome(r, &o, "reservationId");
+	if (pos_failed(r, &o))
 		return;
-	}
 	dre_buf   b = { 0 };
 	dre_jsonw w;
 	dre_jsonw_init(&w, &b);
 	dre_jsonw_obj_begin(&w);
-	dre_jsonw_kbool(&w, "redeemed", true);
+	dre_jsonw_kbool(&w, "redeemed", o.status == 200);
 	dre_jsonw_kstr(&w, "message", o.msg);
-	dre_jsonw_obj_end(&w);
-	reply_buf(r, 200, &b);
+	pos_end(r, &w, &b, &o);
 }
 
 static void
@@ -357,50 +422,47 @@ do_cancel(req *r)
 	char            id[DRE_UUID_LEN + 2];
 	cp_outcome      o;
 
-	if (in == NULL
-	    || !field(r, in, "reservationId", DRE_UUID_LEN + 1, true, id,
-	        sizeof id, NULL))
+	if (in == NULL || !reservation_arg(r, in, id))
 		return;
-	if (!dre_uuid_valid(id, strlen(id))) {
-		bad(r, "reservationId", "reservationId must be a UUID");
-		return;
-	}
 	cp_cancel(r->s, r->a, r->call->tenant, id, &o);
-	if (o.status != 200) {
-		reply_outcome(r, &o, "reservationId");
+	if (pos_failed(r, &o))
 		return;
-	}
 	dre_buf   b = { 0 };
 	dre_jsonw w;
 	dre_jsonw_init(&w, &b);
 	dre_jsonw_obj_begin(&w);
-	dre_jsonw_kbool(&w, "cancelled", true);
+	dre_jsonw_kbool(&w, "cancelled", o.status == 200);
 	dre_jsonw_kstr(&w, "message", o.msg);
-	dre_jsonw_obj_end(&w);
-	reply_buf(r, 200, &b);
+	pos_end(r, &w, &b, &o);
 }
 
 static void
 do_activate(req *r)
 {
 	const dre_json *in = body(r);
-	char            code[CP_CODE_MAX + 1], customer[CP_ID_BYTES];
+	char            given[CP_CODE_MAX * 4 + 1], code[CP_CODE_MAX + 1];
+	char            customer[CP_ID_BYTES];
 	cp_code         c;
 	cp_type         t;
 	cp_code_rules   cv;
 	cp_outcome      o;
 
-	if (in == NULL || !code_arg(r, in, code)
+	if (in == NULL || !code_arg(r, in, given, code)
 	    || !field(r, in, "customerId", CP_ID_MAX, true, customer,
 	        sizeof customer, NULL))
 		return;
-	cp_activate(r->s, r->a, r->call->tenant, code, customer, &c, &o);
-	if (o.status != 200) {
-		reply_outcome(r, &o, "code");
+	if (code[0] == '\0')
+		not_found(&o, given);
+	else
+		cp_activate(
+		    r->s, r->a, r->call->tenant, code, customer, &c, &o);
+	if (pos_failed(r, &o))
 		return;
-	}
+	bool    unknown = o.reason == CP_R_NOT_FOUND;
 	int64_t until = 0;
-	if (cp_type_load(r->s, r->a, r->call->tenant, c.type_id, &t)
+	if (unknown)
+		not_found(&o, given);
+	else if (cp_type_load(r->s, r->a, r->call->tenant, c.type_id, &t)
 	    == DRE_OK) {
 		cp_code_view(&c, &cv);
 		until = cp_effective_valid_to(&cv, &t.r);
@@ -409,24 +471,28 @@ do_activate(req *r)
 	dre_jsonw w;
 	dre_jsonw_init(&w, &b);
 	dre_jsonw_obj_begin(&w);
-	dre_jsonw_kbool(&w, "activated", true);
-	dre_jsonw_kstr(&w, "code", code);
+	dre_jsonw_kbool(&w, "activated", o.status == 200);
+	dre_jsonw_kstr(&w, "code", unknown ? given : code);
 	dre_jsonw_kstr(&w, "message", o.msg);
 	ktime_or_null(&w, "validUntil", until);
-	dre_jsonw_obj_end(&w);
-	reply_buf(r, 200, &b);
+	pos_end(r, &w, &b, &o);
 }
 
 // ---- POS: issue
 // ---------------------------------------------------------------
 
 // type_arg resolves couponTypeId or couponTypeName; answers when it cannot.
+// With missing[cap] given, an unknown type is not answered: its id or name
+// goes to missing (else missing is "").
 static bool
-type_arg(req *r, const dre_json *in, bool by_name, cp_type *t)
+type_arg(req *r, const dre_json *in, bool by_name, cp_type *t, char *missing,
+    size_t cap)
 {
 	char    id[DRE_UUID_LEN + 2], name[CP_NAME_BYTES];
 	bool    has_id = false, has_name = false;
 	dre_err err;
+	if (missing != NULL)
+		missing[0] = '\0';
 	if (!field(r, in, "couponTypeId", DRE_UUID_LEN + 1, false, id,
 	        sizeof id, &has_id))
 		return false;
@@ -442,6 +508,10 @@ type_arg(req *r, const dre_json *in, bool by_name, cp_type *t)
 	}
 	err = has_id ? cp_type_load(r->s, r->a, r->call->tenant, id, t)
 	             : cp_type_find_name(r->s, r->a, r->call->tenant, name, t);
+	if (err == DRE_ENOTFOUND && missing != NULL) {
+		snprintf(missing, cap, "%s", has_id ? id : name);
+		return true;
+	}
 	if (err == DRE_ENOTFOUND) {
 		dre_rpc_reply_error(r->rep, 404, "NOT_FOUND",
 		    has_id ? "couponTypeId" : "couponTypeName",
@@ -522,28 +592,71 @@ customers_arg(req *r, const dre_json *in, const char ***outp, size_t *np)
 	return true;
 }
 
+// issue_refused answers an issue that creates nothing: every customer is
+// a failure with the refusal's reason.
+static void
+issue_refused(req *r, const cp_outcome *o, const char **customers, size_t n)
+{
+	dre_buf   b = { 0 };
+	dre_jsonw w;
+	dre_jsonw_init(&w, &b);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kint(&w, "issuedCount", 0);
+	dre_jsonw_kint(&w, "failedCount", (int64_t) n);
+	dre_jsonw_key(&w, "issuedCoupons");
+	dre_jsonw_arr_begin(&w);
+	dre_jsonw_arr_end(&w);
+	dre_jsonw_key(&w, "failures");
+	dre_jsonw_arr_begin(&w);
+	for (size_t i = 0; i < n; i++) {
+		dre_jsonw_obj_begin(&w);
+		dre_jsonw_kstr(&w, "customerId", customers[i]);
+		dre_jsonw_kstr(&w, "reason", cp_reason_name(o->reason));
+		dre_jsonw_kstr(&w, "message", o->msg);
+		dre_jsonw_obj_end(&w);
+	}
+	dre_jsonw_arr_end(&w);
+	dre_jsonw_kstr(&w, "message", o->msg);
+	pos_end(r, &w, &b, o);
+}
+
 static void
 do_issue(req *r)
 {
 	const dre_json *in = body(r);
 	const char    **customers = NULL;
 	size_t          n = 0, inserted = 0;
-	char            reason[REASON_MAX * 4 + 1];
+	char            reason[REASON_MAX * 4 + 1], missing[CP_NAME_BYTES];
 	bool            has_reason = false;
 	cp_type         t;
 	int64_t         retry = 0, now = dre_now_ms();
 	dre_err         err;
 
-	if (in == NULL || !type_arg(r, in, true, &t)
+	if (in == NULL || !type_arg(r, in, true, &t, missing, sizeof missing)
 	    || !customers_arg(r, in, &customers, &n)
 	    || !field(r, in, "reason", REASON_MAX, false, reason,
 	        sizeof reason, &has_reason))
 		return;
-	if (!t.r.active) {
-		cp_outcome o = { 409, CP_R_INACTIVE, "" };
+	// The type decides whether anything can be issued: a refusal, not an
+	// error (the rate limit alone is 429).
+	cp_outcome o = { 200, CP_R_OK, "" };
+	if (missing[0] != '\0')
+		snprintf(o.msg, sizeof o.msg, "coupon type '%.*s' not found",
+		    cut(missing, 160), missing);
+	else if (!t.r.active)
 		snprintf(o.msg, sizeof o.msg,
-		    "coupon type '%.100s' is not active", t.name);
-		reply_outcome(r, &o, "couponTypeId");
+		    "coupon type '%.*s' is not active", cut(t.name, 160),
+		    t.name);
+	else if (t.r.valid_to != 0 && now > t.r.valid_to)
+		snprintf(o.msg, sizeof o.msg,
+		    "coupon type '%.*s' has expired: its validTo has passed",
+		    cut(t.name, 160), t.name);
+	if (o.msg[0] != '\0') {
+		o.status = 409;
+		o.reason = missing[0] != '\0' ? CP_R_NOT_FOUND
+		    : !t.r.active             ? CP_R_INACTIVE
+		                              : CP_R_EXPIRED;
+		issue_refused(r, &o, customers, n);
 		return;
 	}
 	const dre_json *meta = dre_json_get(in, "metadata");
@@ -1007,7 +1120,7 @@ do_code_create(req *r)
 	size_t          ins = 0;
 	dre_buf         doc = { 0 };
 
-	if (in == NULL || !type_arg(r, in, false, &t)
+	if (in == NULL || !type_arg(r, in, false, &t, NULL, 0)
 	    || !field(r, in, "code", CP_CODE_MAX, false, given, sizeof given,
 	        &has_code)
 	    || !field(r, in, "customerId", CP_ID_MAX, false, customer,
@@ -1060,7 +1173,7 @@ do_code_import(req *r)
 	dre_buf         errs = { 0 };
 	dre_jsonw       ew;
 
-	if (in == NULL || !type_arg(r, in, false, &t))
+	if (in == NULL || !type_arg(r, in, false, &t, NULL, 0))
 		return;
 	const dre_json *list = dre_json_get(in, "codes");
 	if (!dre_json_is(list, DRE_JSON_ARRAY) || list->len == 0
@@ -1279,7 +1392,7 @@ do_batch_create(req *r)
 	cp_batch        bt;
 	int64_t         n = 0;
 	dre_buf         doc = { 0 };
-	if (in == NULL || !type_arg(r, in, false, &t))
+	if (in == NULL || !type_arg(r, in, false, &t, NULL, 0))
 		return;
 	if (dre_json_int(
 	        &n, dre_json_get(in, "numberOfCodes"), 1, CP_BATCH_MAX)

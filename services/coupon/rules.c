@@ -185,6 +185,22 @@ terminal_reason(const cp_code_rules *c, const cp_type_rules *t)
 	}
 }
 
+const char *
+cp_customer_of_use(const char *owner, const char *given)
+{
+	return given != NULL && given[0] != '\0' ? given : owner;
+}
+
+// other_customer reports whether a customer other than the personal
+// code's own is named. Nobody named is not another customer: holding the
+// code is the proof (PRODUCT-DECISIONS §5).
+static bool
+other_customer(const cp_code_rules *c, const char *customer)
+{
+	return c->customer[0] != '\0' && customer != NULL
+	    && customer[0] != '\0' && strcmp(customer, c->customer) != 0;
+}
+
 cp_reason
 cp_check_use(const cp_code_rules *c, const cp_type_rules *t, int64_t at,
     int64_t now, const char *tx, const char *customer, const cp_usage *u)
@@ -196,10 +212,7 @@ cp_check_use(const cp_code_rules *c, const cp_type_rules *t, int64_t at,
 		return CP_R_INACTIVE;
 	if ((r = window_reason(c, t, at)) != CP_R_OK)
 		return r;
-	// A personal code is only ever usable by its customer, who must be
-	// named: an anonymous basket cannot use it.
-	if (c->customer[0] != '\0'
-	    && (customer == NULL || strcmp(customer, c->customer) != 0))
+	if (other_customer(c, customer))
 		return CP_R_OTHER_CUSTOMER;
 	if (c->state == CP_CREATED)
 		return CP_R_NOT_ACTIVE_YET;
@@ -230,11 +243,8 @@ cp_check_activate(const cp_code_rules *c, const cp_type_rules *t, int64_t now,
 	cp_reason r;
 	if ((r = terminal_reason(c, t)) != CP_R_OK)
 		return r;
-	if (c->customer[0] != '\0'
-	    && (customer == NULL || strcmp(customer, c->customer) != 0))
+	if (other_customer(c, customer))
 		return CP_R_OTHER_CUSTOMER;
-	if (c->state != CP_CREATED)
-		return CP_R_ALREADY_ACTIVE;
 	if (!t->active)
 		return CP_R_INACTIVE;
 	// Activating ahead of validFrom is fine (the app may show it early);
@@ -242,7 +252,7 @@ cp_check_activate(const cp_code_rules *c, const cp_type_rules *t, int64_t now,
 	int64_t to = cp_effective_valid_to(c, t);
 	if (to != 0 && now > to)
 		return CP_R_EXPIRED;
-	return CP_R_OK;
+	return CP_R_OK; // CREATED, or active already
 }
 
 void

@@ -40,9 +40,11 @@ typedef enum {
 	    CP_NSTATES
 } cp_state;
 
-// Why a code cannot be used or a transition is refused: stable codes that
-// clients may switch on (evaluate's invalidCoupons[].reason, the POS
-// endpoints' validate "reason" and error details[0].code).
+// Why a code cannot be used or an operation is refused: stable codes that
+// clients may switch on (evaluate's invalidCoupons[].reason, the "reason"
+// of the POS coupon operations' refusals, PRODUCT-DECISIONS §5). A code is
+// never repurposed. DUPLICATE, NOT_STACKABLE and UNAVAILABLE are
+// evaluate's only; the POS operations answer the other nine.
 #define CP_REASON_MAP(XX)                                                     \
 	XX(OK, "the coupon can be used")                                      \
 	XX(NOT_FOUND, "no such coupon code")                                  \
@@ -58,11 +60,6 @@ typedef enum {
 	XX(CANCELLED, "the coupon has been cancelled")                        \
 	XX(INACTIVE, "the coupon type is not active")                         \
 	XX(DUPLICATE, "the coupon was presented twice")                       \
-	XX(ALREADY_ACTIVE, "the coupon is already active")                    \
-	XX(OTHER_TRANSACTION,                                                 \
-	    "the reservation belongs to another transaction")                 \
-	XX(RESERVATION_EXPIRED, "the reservation has expired")                \
-	XX(RESERVATION_RELEASED, "the reservation has been released")         \
 	XX(UNAVAILABLE, "the coupon service did not answer")
 
 typedef enum {
@@ -120,15 +117,25 @@ typedef struct {
 	int64_t customer_uses; // redeemed + held by this customer
 } cp_usage;
 
+// cp_customer_of_use is the customer a use of a code is counted for: the
+// customer named (given, may be NULL or "") or else the code's own (owner,
+// "" = anyone). Holding a personal code is the proof (PRODUCT-DECISIONS
+// §5): whoever presents it without naming a customer uses it as its owner.
+const char *cp_customer_of_use(const char *owner, const char *given);
+
 // cp_check_use decides whether a code may be used (validate, check,
 // reserve) at `at` (validity) and `now` (reservation expiry) by transaction
-// tx (may be "") and customer (may be ""). A hold of another transaction
-// whose time has passed does not count.
+// tx (may be "") and customer (may be ""). A personal code is refused with
+// OTHER_CUSTOMER only when another customer is named. A hold of another
+// transaction whose time has passed does not count.
 cp_reason cp_check_use(const cp_code_rules *c, const cp_type_rules *t,
     int64_t at, int64_t now, const char *tx, const char *customer,
     const cp_usage *u);
 
-// cp_check_activate decides CREATED -> ACTIVE by customer.
+// cp_check_activate decides whether customer may activate the code:
+// CP_R_OK for a CREATED code (CREATED -> ACTIVE) and for one that is
+// active already (ACTIVE or RESERVED: nothing to do, activation is
+// idempotent).
 cp_reason cp_check_activate(const cp_code_rules *c, const cp_type_rules *t,
     int64_t now, const char *customer);
 

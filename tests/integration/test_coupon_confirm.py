@@ -69,7 +69,7 @@ class CouponConfirm(harness.TestCase):
         if customer:
             body["customerId"] = customer
         r = self.stack.post("/pos/coupons/reserve", body, user="pos-reader")
-        self.assertStatus(r, 200)
+        self.assertIs(self.assertOk(r)["reserved"], True)
         return r.body["reservationId"]
 
     def setup_promotions(self, linked_type=None):
@@ -153,8 +153,9 @@ class CouponConfirm(harness.TestCase):
         r = self.stack.post("/pos/coupons/redeem", {"reservationId": res_id,
                                                     "transactionId": txn},
                             user="pos-reader")
-        self.assertError(r, 409, "CONFLICT")
-        self.assertEqual(r.body["error"]["details"][0]["code"], "REDEEMED")
+        self.assertJson({"redeemed": False, "reason": "REDEEMED",
+                         "message": "reservation '%s' has already been redeemed" % res_id},
+                        self.assertOk(r))
 
         # A repeated confirm answers the same and redeems nothing twice.
         r = self.stack.confirm(txn, ca, [{"promotionId": p["id"], "couponCode": code_a}])
@@ -170,6 +171,26 @@ class CouponConfirm(harness.TestCase):
         self.assertJob(txn, cb, "COMPLETED", 1)
         d = self.code_doc(code_b)
         self.assertEqual((d["status"], d["redemptionCount"]), ("REDEEMED", 1))
+
+        # A personal code in a sale without a customer: holding it is the
+        # proof (PRODUCT-DECISIONS §5), redeemed as its owner's. In a sale
+        # of another customer it is not redeemed; the job says why.
+        owner = uniq("OWNER")
+        code_p = self.new_code(ti, customerId=owner)
+        txn = uniq("TXP")
+        cp, _ = self.sale(gid, txn, line, [(p, code_p)], coupons=[code_p])
+        self.assertJob(txn, cp, "COMPLETED", 1)
+        d = self.code_doc(code_p)
+        self.assertEqual((d["status"], d["redemptionCount"], d["customerId"]),
+                         ("REDEEMED", 1, owner))
+        code_q = self.new_code(ti, customerId=owner)
+        txn = uniq("TXP")
+        cp, _ = self.sale(gid, txn, line, [(p, code_q)], customer=uniq("OTHER"),
+                          coupons=[code_q])
+        self.assertJob(txn, cp, "PARTIAL", 0,
+                       reason="coupon: coupon '%s' not redeemed: the coupon belongs to "
+                              "another customer (OTHER_CUSTOMER)" % code_q)
+        self.assertEqual(self.code_doc(code_q)["status"], "ACTIVE")
 
         # The POS may also name a coupon for a promotion that is not linked to
         # a coupon type (evaluate grants it without one): confirm carries the

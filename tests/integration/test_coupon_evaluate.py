@@ -2,7 +2,8 @@
 # test_coupon_evaluate.py -- coupons on /pos/v2/evaluate and /pos/v2/simulate
 # through the real processes (issue 5): a coupon-triggered promotion applies
 # only with a valid code of its type (couponCode, triggeredByCoupon,
-# appliedCoupons), every invalidCoupons reason that HTTP can provoke,
+# appliedCoupons), every invalidCoupons reason that HTTP can provoke, a
+# personal code without a customer (holding it is the proof) and with another,
 # non-stackable coupons, confirm carrying the couponCode, simulate leaving
 # the code alone, and the coupon service down (UNAVAILABLE, answered at once).
 import os
@@ -143,17 +144,23 @@ class CouponEvaluate(harness.TestCase):
         tx = uniq("TX")
         res = self.assertOk(s.post("/pos/coupons/reserve", {"code": redeemed, "transactionId": tx},
                                    user="pos-reader"))
-        self.assertOk(s.post("/pos/coupons/redeem",
-                             {"reservationId": res["reservationId"], "transactionId": tx},
-                             user="pos-reader"))
+        self.assertIs(res["reserved"], True)
+        r = self.assertOk(s.post("/pos/coupons/redeem",
+                                 {"reservationId": res["reservationId"], "transactionId": tx},
+                                 user="pos-reader"))
+        self.assertIs(r["redeemed"], True)
         held = self.code(self.t)
-        self.assertOk(s.post("/pos/coupons/reserve", {"code": held, "transactionId": uniq("TX")},
-                             user="pos-reader"))
+        r = self.assertOk(s.post("/pos/coupons/reserve",
+                                 {"code": held, "transactionId": uniq("TX")},
+                                 user="pos-reader"))
+        self.assertIs(r["reserved"], True)
         personal = self.code(self.t, customerId="CUST-OTHER")
         g = self.new_type(type="GENERIC", maxRedemptions=1)
         generic = self.code(g)
-        self.assertOk(s.post("/pos/coupons/reserve", {"code": generic, "transactionId": uniq("TX")},
-                             user="pos-reader"))
+        r = self.assertOk(s.post("/pos/coupons/reserve",
+                                 {"code": generic, "transactionId": uniq("TX")},
+                                 user="pos-reader"))
+        self.assertIs(r["reserved"], True)
         later = self.code(self.new_type(validFrom="2027-01-01T00:00:00Z",
                                         validTo="2027-12-31T23:59:59Z"))
         cancelled = self.code(self.t)
@@ -174,6 +181,33 @@ class CouponEvaluate(harness.TestCase):
         ])
         self.assertEqual([c["code"] for c in b["appliedCoupons"]], [good])
         self.assertEqual(len(self.stack.applied(b, self.p["id"])), 1)
+
+    def test_personal_code(self):
+        """coupon.Check judges a personal code as reserve does (PRODUCT-
+        DECISIONS §5): a basket without a customer uses it (holding the code
+        is the proof), its owner's basket too, another customer's basket
+        gets OTHER_CUSTOMER."""
+        owner = uniq("OWNER")
+        c = self.code(self.t, customerId=owner)
+        applied = [{"code": c, "couponTypeName": self.t["name"],
+                    "promotionIds": [self.p["id"]]}]
+        # evaluate, no customer
+        b = self.assertEval(self.stack.evaluate(dict(
+            self.req, header={"transactionId": uniq("TX")}, coupons=[{"code": c}])))
+        self.assertEqual((b["appliedCoupons"], b["invalidCoupons"]), (applied, []))
+        self.assertEqual(self.stack.applied(b, self.p["id"]), [("L1", D("10.00"))])
+        self.assertEqual(self.status_of(c), "ACTIVE")
+        # its owner
+        b = self.sim([c], customer={"customerId": owner})
+        self.assertEqual((b["appliedCoupons"], b["invalidCoupons"]), (applied, []))
+        # another customer
+        for call, sim in ((self.stack.evaluate, False), (self.stack.simulate, True)):
+            b = self.assertEval(call(dict(
+                self.req, header={"transactionId": uniq("TX")}, coupons=[{"code": c}],
+                customer={"customerId": uniq("OTHER")})), simulation=sim)
+            self.assertEqual((b["appliedCoupons"], b["invalidCoupons"]),
+                             ([], [{"code": c, "reason": "OTHER_CUSTOMER"}]))
+            self.assertEqual(self.stack.applied(b, self.p["id"]), [])
 
     def test_expired_at_basket_time(self):
         c = self.code(self.t)  # its type has no window

@@ -5,6 +5,10 @@
 # concurrent redemptions of a limited GENERIC code), per-customer limits,
 # personalised issue and its rate limit, batch generation, the code alphabet,
 # tenant isolation and roles. The stack runs with a short reservation TTL.
+# Seed 002 is the contract of the six POS operations (PRODUCT-DECISIONS §5):
+# a business refusal is a 200 answer with the operation's flag false, a
+# reason and a message; a personal code is usable by whoever holds it unless
+# another customer is named.
 import concurrent.futures
 import datetime
 import os
@@ -21,6 +25,31 @@ TTL_MS = 2500
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 OPTS = {"coupon": ["coupon.reservation_ttl_ms=%d" % TTL_MS,
                    "coupon.sweep_ms=200", "coupon.batch_chunk=200"]}
+
+
+# The messages of the reason codes (services/coupon/rules.h CP_REASON_MAP).
+TEXT = {"NOT_FOUND": "no such coupon code",
+        "NOT_ACTIVE_YET": "the coupon is not active yet",
+        "EXPIRED": "the coupon has expired",
+        "REDEEMED": "the coupon has already been redeemed",
+        "RESERVED_BY_OTHER": "the coupon is reserved by another transaction",
+        "OTHER_CUSTOMER": "the coupon belongs to another customer",
+        "LIMIT_REACHED": "the coupon's redemption limit is reached",
+        "CANCELLED": "the coupon has been cancelled",
+        "INACTIVE": "the coupon type is not active"}
+
+# What redeem and cancel say about a reservation, per reason.
+RES_TEXT = {"NOT_FOUND": "reservation '%s' not found",
+            "RESERVED_BY_OTHER": "reservation '%s' belongs to another transaction",
+            "REDEEMED": "reservation '%s' has already been redeemed",
+            "CANCELLED": "reservation '%s' has been cancelled",
+            "EXPIRED": "reservation '%s' has expired"}
+
+# A refused operation's seed 002 fields, besides message and reason.
+REFUSED = {"reserve": {"reservationId": None, "reserved": False, "expiresAt": None},
+           "redeem": {"redeemed": False},
+           "cancel": {"cancelled": False},
+           "activate": {"activated": False}}
 
 
 def iso(dt):
@@ -103,11 +132,35 @@ class Coupons(harness.TestCase):
         self.assertTrue(0 < left <= TTL_MS / 1000 + 1, b)
         return b["reservationId"]
 
-    def assertRefused(self, r, status, reason, target=Ellipsis):
-        code = {404: "NOT_FOUND", 409: "CONFLICT"}[status]
-        e = self.assertError(r, status, code, target)
-        self.assertEqual(e["details"][0]["code"], reason, r)
-        return e
+    def assertRedeemed(self, r, code):
+        self.assertJson({"redeemed": True, "message": "coupon '%s' redeemed" % code},
+                        self.assertOk(r))
+
+    def assertRefusal(self, r, op, reason, message, **fields):
+        """A business refusal (PRODUCT-DECISIONS §5): 200, never 404/409,
+        and exactly the operation's fields with its flag false, the reason
+        and the message."""
+        b = self.assertOk(r)
+        want = dict(REFUSED[op], message=message, reason=reason, **fields)
+        self.assertJson(want, b)
+        return b
+
+    def assertNotReserved(self, r, code, reason):
+        return self.assertRefusal(r, "reserve", reason,
+                                  "coupon '%s': %s" % (code, TEXT[reason]), code=code)
+
+    def assertNotRedeemed(self, r, res_id, reason):
+        return self.assertRefusal(r, "redeem", reason, RES_TEXT[reason] % res_id)
+
+    def assertNotCancelled(self, r, res_id, reason):
+        msg = ("reservation '%s' has been redeemed and cannot be cancelled"
+               if reason == "REDEEMED" else RES_TEXT[reason]) % res_id
+        return self.assertRefusal(r, "cancel", reason, msg)
+
+    def assertNotActivated(self, r, code, reason, valid_until=None):
+        return self.assertRefusal(r, "activate", reason,
+                                  "coupon '%s': %s" % (code, TEXT[reason]),
+                                  code=code, validUntil=valid_until)
 
     def assertValid(self, code, reason=None, **kw):
         b = self.validate(code, **kw)
@@ -263,7 +316,7 @@ class Coupons(harness.TestCase):
                          ("RESERVED", res, t1))
         # the same transaction again: its reservation; another: refused
         self.assertEqual(self.assertOk(self.reserve(code, t1))["reservationId"], res)
-        self.assertRefused(self.reserve(code, t2), 409, "RESERVED_BY_OTHER", "code")
+        self.assertNotReserved(self.reserve(code, t2), code, "RESERVED_BY_OTHER")
         self.assertValid(code, "RESERVED_BY_OTHER", transactionId=t2)
         self.assertValid(code, transactionId=t1)
         # RESERVED -> ACTIVE by cancel; cancel is idempotent
@@ -276,13 +329,11 @@ class Coupons(harness.TestCase):
         self.assertJson({"cancelled": True, "message":
                          "reservation '%s' was already released; coupon '%s' is not held"
                          % (res, code)}, self.assertOk(r))
-        self.assertRefused(self.redeem(res, t1), 409, "RESERVATION_RELEASED",
-                           "reservationId")
+        self.assertNotRedeemed(self.redeem(res, t1), res, "CANCELLED")
         # ACTIVE -> RESERVED -> REDEEMED
         res2 = self.assertReserved(self.reserve(code, t2), code, t2)
         self.assertNotEqual(res, res2)
-        self.assertRefused(self.redeem(res2, t1), 409, "OTHER_TRANSACTION",
-                           "reservationId")
+        self.assertNotRedeemed(self.redeem(res2, t1), res2, "RESERVED_BY_OTHER")
         r = self.redeem(res2, t2)
         self.assertJson({"redeemed": True, "message": "coupon '%s' redeemed" % code},
                         self.assertOk(r))
@@ -290,21 +341,29 @@ class Coupons(harness.TestCase):
         self.assertEqual((d["status"], d["redemptionCount"], d["reservationRef"]),
                          ("REDEEMED", 1, None))
         # redeem is not idempotent; a redeemed code is final
-        self.assertRefused(self.redeem(res2, t2), 409, "REDEEMED", "reservationId")
-        self.assertRefused(self.cancel(res2), 409, "REDEEMED", "reservationId")
-        self.assertRefused(self.reserve(code, uniq("TX")), 409, "REDEEMED", "code")
-        self.assertRefused(self.activate(code, "C1"), 409, "REDEEMED", "code")
+        self.assertNotRedeemed(self.redeem(res2, t2), res2, "REDEEMED")
+        self.assertNotCancelled(self.cancel(res2), res2, "REDEEMED")
+        self.assertNotReserved(self.reserve(code, uniq("TX")), code, "REDEEMED")
+        self.assertNotActivated(self.activate(code, "C1"), code, "REDEEMED",
+                                "2030-01-01T00:00:00.000Z")
         self.assertValid(code, "REDEEMED")
         self.assertError(self.stack.request("PATCH", "/api/v1/CouponCodes/" + code,
                                             {"status": "CANCELLED"}),
                          409, "CONFLICT", "status")
 
     def test_unknown_and_malformed(self):
-        self.assertRefused(self.reserve("NOPE-" + uniq("X"), "T"), 404, "NOT_FOUND", "code")
-        self.assertRefused(self.reserve("not a code!", "T"), 404, "NOT_FOUND", "code")
-        self.assertRefused(self.redeem(new_id(), "T"), 404, "NOT_FOUND", "reservationId")
-        self.assertRefused(self.cancel(new_id()), 404, "NOT_FOUND", "reservationId")
-        self.assertRefused(self.activate("NOPE-" + uniq("X"), "C"), 404, "NOT_FOUND", "code")
+        """Unknown codes, reservations and types are refusals (200,
+        NOT_FOUND); malformed requests stay 400 with the field as target."""
+        nope = "NOPE-" + uniq("X")
+        self.assertNotReserved(self.reserve(nope, "T"), nope, "NOT_FOUND")
+        self.assertNotReserved(self.reserve(nope.lower(), "T"), nope.lower(), "NOT_FOUND")
+        self.assertNotReserved(self.reserve("not a code!", "T"), "not a code!", "NOT_FOUND")
+        rid = new_id()
+        self.assertNotRedeemed(self.redeem(rid, "T"), rid, "NOT_FOUND")
+        self.assertNotCancelled(self.cancel(rid), rid, "NOT_FOUND")
+        self.assertNotActivated(self.activate(nope, "C"), nope, "NOT_FOUND")
+        self.assertNotActivated(self.activate("not a code!", "C"), "not a code!",
+                                "NOT_FOUND")
         b = self.validate("nope-" + uniq("x").lower())
         self.assertEqual((b["valid"], b["reason"], b["message"], b["status"]),
                          (False, "NOT_FOUND", "no such coupon code", None))
@@ -316,8 +375,19 @@ class Coupons(harness.TestCase):
                 ("redeem", {"reservationId": new_id()}, "transactionId"),
                 ("cancel", {}, "reservationId"),
                 ("activate", {"code": "X"}, "customerId"),
+                ("activate", {"customerId": "C"}, "code"),
+                ("activate", {"code": "X", "customerId": 7}, "customerId"),
                 ("validate", {"code": "X" * 51}, "code"),
-                ("issue", {"customerId": "C"}, "couponTypeId")):
+                ("validate", {"code": "X", "customerId": ["C"]}, "customerId"),
+                ("reserve", {"code": "X", "transactionId": "T", "customerId": 5},
+                 "customerId"),
+                ("cancel", {"reservationId": "not-a-uuid"}, "reservationId"),
+                ("issue", {"customerId": "C"}, "couponTypeId"),
+                # an unknown type is a refusal, a request without customers
+                # is malformed: malformed wins
+                ("issue", {"couponTypeId": new_id()}, "customerId"),
+                ("issue", {"couponTypeId": new_id(), "customerIds": "C"},
+                 "customerIds")):
             r = self.post("/pos/coupons/" + path, body, user="pos-reader")
             self.assertError(r, 400, "VALIDATION_FAILED", target)
         self.assertError(self.post("/pos/coupons/validate", ["x"], user="pos-reader"),
@@ -350,44 +420,176 @@ class Coupons(harness.TestCase):
         self.assertJson({"status": "CREATED", "customerId": alice, "origin": "ISSUE",
                          "issueReason": "birthday",
                          "metadata": {"campaign": "B-DAY", "n": [1, 2]}}, d, subset=True)
-        # CREATED cannot be used, by its customer or anyone else
-        self.assertRefused(self.reserve(code, uniq("TX"), customerId=alice), 409,
-                           "NOT_ACTIVE_YET")
-        self.assertRefused(self.reserve(code, uniq("TX"), customerId=bob), 409,
-                           "OTHER_CUSTOMER")
+        # CREATED cannot be used, by its customer, anyone holding it, or
+        # another customer named
+        self.assertNotReserved(self.reserve(code, uniq("TX"), customerId=alice), code,
+                               "NOT_ACTIVE_YET")
+        self.assertNotReserved(self.reserve(code, uniq("TX")), code, "NOT_ACTIVE_YET")
+        self.assertNotReserved(self.reserve(code, uniq("TX"), customerId=bob), code,
+                               "OTHER_CUSTOMER")
         self.assertValid(code, "NOT_ACTIVE_YET", customerId=alice)
-        # only its customer activates it: CREATED -> ACTIVE
-        self.assertRefused(self.activate(code, bob), 409, "OTHER_CUSTOMER", "code")
+        self.assertValid(code, "NOT_ACTIVE_YET")
+        # not by another customer: CREATED -> ACTIVE by its own
+        self.assertNotActivated(self.activate(code, bob), code, "OTHER_CUSTOMER",
+                                got[alice]["validUntil"])
+        self.assertEqual(self.status_of(code), "CREATED")
         r = self.activate(code.lower(), alice)
         b = self.assertOk(r)
         self.assertJson({"activated": True, "code": code,
                          "message": "coupon '%s' activated" % code,
                          "validUntil": got[alice]["validUntil"]}, b)
         self.assertEqual(self.status_of(code), "ACTIVE")
-        self.assertRefused(self.activate(code, alice), 409, "ALREADY_ACTIVE", "code")
-        # only its customer uses it; an anonymous basket cannot
-        self.assertRefused(self.reserve(code, uniq("TX")), 409, "OTHER_CUSTOMER")
-        self.assertRefused(self.reserve(code, uniq("TX"), customerId=bob), 409,
-                           "OTHER_CUSTOMER")
-        self.assertValid(code, "OTHER_CUSTOMER", customerId=bob)
+        # again (the app retries): idempotent, nothing changes
+        activated_at = self.code_doc(code)["activatedAt"]
+        self.assertJson({"activated": True, "code": code,
+                         "message": "coupon '%s' is already active" % code,
+                         "validUntil": got[alice]["validUntil"]},
+                        self.assertOk(self.activate(code, alice)))
+        self.assertEqual(self.code_doc(code)["activatedAt"], activated_at)
+        self.assertNotActivated(self.activate(code, bob), code, "OTHER_CUSTOMER",
+                                got[alice]["validUntil"])
+        # its customer uses it
         self.assertValid(code, customerId=alice)
         tx = uniq("TX")
         res = self.assertReserved(self.reserve(code, tx, customerId=alice), code, tx)
-        self.assertOk(self.redeem(res, tx))
+        self.assertRedeemed(self.redeem(res, tx), code)
         self.assertEqual(self.status_of(code), "REDEEMED")
-        # issue for an inactive or unknown type
-        self.stack.request("PATCH", "/api/v1/CouponTypes/" + t["id"],
-                           {"status": "INACTIVE"})
-        self.assertRefused(self.post("/pos/coupons/issue",
-                                     {"couponTypeId": t["id"], "customerId": alice},
-                                     user="pos-reader"), 409, "INACTIVE")
-        self.assertError(self.post("/pos/coupons/issue",
-                                   {"couponTypeId": new_id(), "customerId": alice},
-                                   user="pos-reader"), 404, "NOT_FOUND", "couponTypeId")
+        self.assertNotActivated(self.activate(code, alice), code, "REDEEMED",
+                                got[alice]["validUntil"])
         self.assertError(self.post("/pos/coupons/issue",
                                    {"couponTypeId": t["id"], "customerIds": []},
                                    user="pos-reader"), 400, "VALIDATION_FAILED",
                          "customerIds")
+
+    # -- personal codes: holding the code is the proof (PRODUCT-DECISIONS §5) --------
+    def test_personal_code_without_customer(self):
+        """Seed 002's validate {code} and reserve {code, transactionId}: a
+        personal code works without a customerId; a different customerId is
+        OTHER_CUSTOMER; its owner's customerId works."""
+        t = self.new_type()
+        owner, other = uniq("OWNER"), uniq("OTHER")
+        anon, named = (self.new_code(t, uniq("PERS"), customerId=owner)
+                       for _ in range(2))
+        # nobody named: valid, reserved, redeemed
+        self.assertJson({"valid": True, "code": anon,
+                         "message": "coupon '%s' is valid" % anon,
+                         "promotionId": None, "validUntil": None, "reason": None,
+                         "couponTypeId": t["id"], "status": "ACTIVE"},
+                        self.validate(anon))
+        # another customer named: refused on validate and reserve
+        self.assertJson({"valid": False, "code": anon,
+                         "message": TEXT["OTHER_CUSTOMER"], "promotionId": None,
+                         "validUntil": None, "reason": "OTHER_CUSTOMER",
+                         "couponTypeId": t["id"], "status": "ACTIVE"},
+                        self.validate(anon, customerId=other))
+        self.assertNotReserved(self.reserve(anon, uniq("TX"), customerId=other), anon,
+                               "OTHER_CUSTOMER")
+        self.assertEqual(self.status_of(anon), "ACTIVE")
+        tx = uniq("TX")
+        res = self.assertReserved(self.reserve(anon, tx), anon, tx)
+        self.assertNotReserved(self.reserve(anon, uniq("TX"), customerId=other), anon,
+                               "OTHER_CUSTOMER")
+        self.assertJson({"redeemed": True, "message": "coupon '%s' redeemed" % anon},
+                        self.assertOk(self.redeem(res, tx)))
+        d = self.code_doc(anon)
+        self.assertEqual((d["status"], d["customerId"], d["redemptionCount"]),
+                         ("REDEEMED", owner, 1))
+        # its owner named: valid, reserved, redeemed
+        self.assertValid(named, customerId=owner)
+        tx = uniq("TX")
+        res = self.assertReserved(self.reserve(named, tx, customerId=owner), named, tx)
+        self.assertRedeemed(self.redeem(res, tx), named)
+        self.assertEqual(self.status_of(named), "REDEEMED")
+
+    def test_personal_generic_counts_for_owner(self):
+        """A use without a customer is its owner's use: the per-customer
+        limit of a personal GENERIC code counts it."""
+        t = self.new_type("GENERIC", maxRedemptionsPerCustomer=1)
+        owner = uniq("OWNER")
+        code = self.new_code(t, uniq("PGEN"), customerId=owner)
+        tx = uniq("TX")
+        res = self.assertReserved(self.reserve(code, tx), code, tx)
+        self.assertRedeemed(self.redeem(res, tx), code)
+        self.assertNotReserved(self.reserve(code, uniq("TX")), code, "LIMIT_REACHED")
+        self.assertNotReserved(self.reserve(code, uniq("TX"), customerId=owner), code,
+                               "LIMIT_REACHED")
+        self.assertNotReserved(self.reserve(code, uniq("TX"), customerId=uniq("O")),
+                               code, "OTHER_CUSTOMER")
+        self.assertValid(code, "LIMIT_REACHED")
+        self.assertValid(code, "LIMIT_REACHED", customerId=owner)
+        d = self.code_doc(code)
+        self.assertEqual((d["status"], d["redemptionCount"]), ("ACTIVE", 1))
+
+    # -- refusals are answers (PRODUCT-DECISIONS §5) -----------------------------------
+    def test_refusals_are_answers(self):
+        """One refusal of each of the six operations, exact bodies."""
+        t = self.new_type(validTo="2031-06-30T12:00:00Z")
+        code = self.new_code(t, uniq("REF"))
+        t1, t2 = uniq("TX"), uniq("TX")
+        res = self.assertReserved(self.reserve(code, t1), code, t1)
+        # validate
+        self.assertJson({"valid": False, "code": code,
+                         "message": TEXT["RESERVED_BY_OTHER"], "promotionId": None,
+                         "validUntil": "2031-06-30T12:00:00.000Z",
+                         "reason": "RESERVED_BY_OTHER", "couponTypeId": t["id"],
+                         "status": "RESERVED"},
+                        self.validate(code, transactionId=t2))
+        # reserve
+        self.assertJson({"reservationId": None, "reserved": False, "expiresAt": None,
+                         "message": "coupon '%s': the coupon is reserved by another "
+                                    "transaction" % code,
+                         "code": code, "reason": "RESERVED_BY_OTHER"},
+                        self.assertOk(self.reserve(code.lower(), t2)))
+        # redeem
+        self.assertJson({"redeemed": False,
+                         "message": "reservation '%s' belongs to another transaction"
+                                    % res,
+                         "reason": "RESERVED_BY_OTHER"},
+                        self.assertOk(self.redeem(res, t2)))
+        self.assertRedeemed(self.redeem(res, t1), code)
+        # cancel
+        self.assertJson({"cancelled": False,
+                         "message": "reservation '%s' has been redeemed and cannot "
+                                    "be cancelled" % res,
+                         "reason": "REDEEMED"},
+                        self.assertOk(self.cancel(res)))
+        # activate
+        self.assertJson({"activated": False, "code": code,
+                         "message": "coupon '%s': the coupon has already been "
+                                    "redeemed" % code,
+                         "validUntil": "2031-06-30T12:00:00.000Z",
+                         "reason": "REDEEMED"},
+                        self.assertOk(self.activate(code, "C")))
+        # issue: an unknown, an inactive, an expired type
+        def issue(body):
+            return self.assertOk(self.post("/pos/coupons/issue", body,
+                                           user="pos-reader"))
+
+        def refused(customers, reason, message):
+            return {"issuedCount": 0, "failedCount": len(customers),
+                    "issuedCoupons": [],
+                    "failures": [{"customerId": c, "reason": reason,
+                                  "message": message} for c in customers],
+                    "message": message, "reason": reason}
+        unknown = new_id()
+        self.assertJson(refused(["A", "B"], "NOT_FOUND",
+                                "coupon type '%s' not found" % unknown),
+                        issue({"couponTypeId": unknown, "customerIds": ["A", "B"]}))
+        name = uniq("No such type")
+        self.assertJson(refused(["A"], "NOT_FOUND", "coupon type '%s' not found" % name),
+                        issue({"couponTypeName": name, "customerId": "A"}))
+        off = self.new_type(status="INACTIVE")
+        self.assertJson(refused(["A"], "INACTIVE",
+                                "coupon type '%s' is not active" % off["name"]),
+                        issue({"couponTypeId": off["id"], "customerId": "A"}))
+        old = self.new_type(validTo="2020-01-01T00:00:00Z")
+        self.assertJson(refused(["A", "B", "C"], "EXPIRED",
+                                "coupon type '%s' has expired: its validTo has passed"
+                                % old["name"]),
+                        issue({"couponTypeName": old["name"],
+                               "customerIds": ["A", "B", "C"]}))
+        self.assertEqual(self.stack.get("/api/v1/CouponCodes?couponTypeId=%s"
+                                        % old["id"]).body["count"], 0)
 
     def test_admin_cancel(self):
         t = self.new_type()
@@ -397,8 +599,8 @@ class Coupons(harness.TestCase):
                                {"status": "CANCELLED"}, user="promo-manager")
         self.assertStatus(r, 200)
         self.assertEqual(r.body["status"], "CANCELLED")
-        self.assertRefused(self.reserve(a, uniq("TX")), 409, "CANCELLED")
-        self.assertRefused(self.activate(a, "C"), 409, "CANCELLED")
+        self.assertNotReserved(self.reserve(a, uniq("TX")), a, "CANCELLED")
+        self.assertNotActivated(self.activate(a, "C"), a, "CANCELLED")
         self.assertValid(a, "CANCELLED")
         self.assertError(self.stack.request("PATCH", "/api/v1/CouponCodes/" + a,
                                             {"status": "CANCELLED"}), 409, "CONFLICT")
@@ -409,7 +611,7 @@ class Coupons(harness.TestCase):
                                {"status": "CANCELLED"})
         self.assertEqual((r.body["status"], r.body["reservationRef"],
                           r.body["activeReservations"]), ("CANCELLED", None, 0))
-        self.assertRefused(self.redeem(res, tx), 409, "RESERVATION_RELEASED")
+        self.assertNotRedeemed(self.redeem(res, tx), res, "CANCELLED")
         # CREATED -> CANCELLED; nothing else may be set by PATCH
         r = self.post("/pos/coupons/issue", {"couponTypeId": t["id"], "customerId": "K"},
                       user="pos-reader")
@@ -435,14 +637,15 @@ class Coupons(harness.TestCase):
         later = self.new_type(validFrom=iso(utcnow() + datetime.timedelta(days=1)))
         future = self.new_code(later, uniq("FUT"))
         self.assertValid(future, "NOT_ACTIVE_YET")
-        self.assertRefused(self.reserve(future, uniq("TX")), 409, "NOT_ACTIVE_YET")
+        self.assertNotReserved(self.reserve(future, uniq("TX")), future, "NOT_ACTIVE_YET")
 
         wait_until(lambda: all(self.status_of(c) == "EXPIRED"
                                for c in (active, reserved, created)),
                    10, what="codes past validTo to be EXPIRED")
-        self.assertRefused(self.reserve(active, uniq("TX")), 409, "EXPIRED")
-        self.assertRefused(self.redeem(res, tx), 409, "RESERVATION_EXPIRED")
-        self.assertRefused(self.activate(created, "E"), 409, "EXPIRED")
+        self.assertNotReserved(self.reserve(active, uniq("TX")), active, "EXPIRED")
+        self.assertNotRedeemed(self.redeem(res, tx), res, "EXPIRED")
+        self.assertNotActivated(self.activate(created, "E"), created, "EXPIRED",
+                                soon)
         self.assertValid(active, "EXPIRED")
 
     def test_reservation_ttl(self):
@@ -455,22 +658,24 @@ class Coupons(harness.TestCase):
         g = self.new_type("GENERIC", maxRedemptions=1)
         gcode = self.new_code(g, uniq("GTTL"))
         gres = self.assertReserved(self.reserve(gcode, t1), gcode, t1)
-        self.assertRefused(self.reserve(gcode, t2), 409, "LIMIT_REACHED")
+        self.assertNotReserved(self.reserve(gcode, t2), gcode, "LIMIT_REACHED")
 
         wait_until(lambda: self.status_of(code) == "ACTIVE", 10,
                    what="the reservation to lapse")
         d = self.code_doc(code)
         self.assertEqual((d["reservationRef"], d["activeReservations"]), (None, 0))
-        self.assertRefused(self.redeem(res, t1), 409, "RESERVATION_EXPIRED")
-        self.assertOk(self.cancel(res))  # idempotent: nothing is held
+        self.assertNotRedeemed(self.redeem(res, t1), res, "EXPIRED")
+        self.assertJson({"cancelled": True, "message":
+                         "reservation '%s' was already expired; coupon '%s' is not held"
+                         % (res, code)}, self.assertOk(self.cancel(res)))  # idempotent
         res2 = self.assertReserved(self.reserve(code, t2), code, t2)
-        self.assertOk(self.redeem(res2, t2))
+        self.assertRedeemed(self.redeem(res2, t2), code)
         # the GENERIC slot held by t1 is free again
         wait_until(lambda: self.code_doc(gcode)["activeReservations"] == 0, 10,
                    what="the GENERIC hold to lapse")
-        self.assertRefused(self.redeem(gres, t1), 409, "RESERVATION_EXPIRED")
+        self.assertNotRedeemed(self.redeem(gres, t1), gres, "EXPIRED")
         gres2 = self.assertReserved(self.reserve(gcode, t2), gcode, t2)
-        self.assertOk(self.redeem(gres2, t2))
+        self.assertRedeemed(self.redeem(gres2, t2), gcode)
         self.assertEqual(self.status_of(gcode), "REDEEMED")
 
     # -- races -----------------------------------------------------------------
@@ -490,11 +695,11 @@ class Coupons(harness.TestCase):
         code = self.new_code(t, uniq("RACE"))
         txs = [uniq("TX") for _ in range(50)]
         rs = self.concurrently([lambda tx=tx: self.reserve(code, tx) for tx in txs])
-        ok = [(tx, r) for tx, r in zip(txs, rs) if r.status == 200]
-        self.assertEqual(len(ok), 1, [r.status for r in rs])
-        for r in rs:
-            if r.status != 200:
-                self.assertRefused(r, 409, "RESERVED_BY_OTHER")
+        ok = [(tx, r) for tx, r in zip(txs, rs) if self.assertOk(r)["reserved"]]
+        self.assertEqual(len(ok), 1, [r.body for r in rs])
+        for tx, r in zip(txs, rs):
+            if tx != ok[0][0]:
+                self.assertNotReserved(r, code, "RESERVED_BY_OTHER")
         d = self.code_doc(code)
         self.assertEqual((d["status"], d["reservedByTransactionId"],
                           d["reservationRef"], d["activeReservations"]),
@@ -506,15 +711,18 @@ class Coupons(harness.TestCase):
 
         def attempt(tx):
             r = self.reserve(code, tx)
-            if r.status != 200:
+            if not self.assertOk(r)["reserved"]:
                 return r
             return self.redeem(r.body["reservationId"], tx)
         rs = self.concurrently([lambda tx=uniq("TX"): attempt(tx) for _ in range(50)])
-        statuses = [r.status for r in rs]
-        self.assertEqual(statuses.count(200), 10, statuses)
+        redeemed = [r for r in rs if self.assertOk(r).get("redeemed")]
+        self.assertEqual(len(redeemed), 10, [r.body for r in rs])
+        for r in redeemed:
+            self.assertJson({"redeemed": True, "message": "coupon '%s' redeemed" % code},
+                            r.body)
         for r in rs:
-            if r.status != 200:
-                self.assertRefused(r, 409, "LIMIT_REACHED")
+            if r.body.get("redeemed") is not True:  # a reserve refused
+                self.assertNotReserved(r, code, "LIMIT_REACHED")
         d = self.code_doc(code)
         self.assertEqual((d["status"], d["redemptionCount"], d["activeReservations"]),
                          ("REDEEMED", 10, 0))
@@ -530,10 +738,15 @@ class Coupons(harness.TestCase):
             tx = uniq("TX")
             held.append((self.assertReserved(self.reserve(code, tx), code, tx), tx))
         rs = self.concurrently([lambda h=h: self.redeem(*h) for h in held + held])
-        self.assertEqual([r.status for r in rs].count(200), 10)
-        for r in rs:
-            if r.status != 200:
-                self.assertRefused(r, 409, "REDEEMED")
+        flags = [self.assertOk(r)["redeemed"] for r in rs]
+        self.assertEqual(flags.count(True), 10, [r.body for r in rs])
+        for i, (res, _) in enumerate(held):
+            # exactly one of its two redeems won, the other was refused
+            first, second = rs[i], rs[i + len(held)]
+            self.assertEqual(sorted([first.body["redeemed"], second.body["redeemed"]]),
+                             [False, True], (first.body, second.body))
+            lost = first if not first.body["redeemed"] else second
+            self.assertNotRedeemed(lost, res, "REDEEMED")
         self.assertEqual(self.code_doc(code)["redemptionCount"], 10)
 
     # -- GENERIC limits ----------------------------------------------------------
@@ -545,22 +758,22 @@ class Coupons(harness.TestCase):
         def use(customer, tx=None):
             tx = tx or uniq("TX")
             res = self.assertReserved(self.reserve(code, tx, customerId=customer), code, tx)
-            self.assertOk(self.redeem(res, tx))
+            self.assertRedeemed(self.redeem(res, tx), code)
             return tx
         tx1 = use(carol)
         use(carol)
-        self.assertRefused(self.reserve(code, uniq("TX"), customerId=carol), 409,
-                           "LIMIT_REACHED")
+        self.assertNotReserved(self.reserve(code, uniq("TX"), customerId=carol), code,
+                               "LIMIT_REACHED")
         self.assertValid(code, "LIMIT_REACHED", customerId=carol)
         self.assertValid(code, customerId=dave)
         use(dave)
         # a hold counts for the customer too
         tx = uniq("TX")
         self.assertReserved(self.reserve(code, tx, customerId=dave), code, tx)
-        self.assertRefused(self.reserve(code, uniq("TX"), customerId=dave), 409,
-                           "LIMIT_REACHED")
+        self.assertNotReserved(self.reserve(code, uniq("TX"), customerId=dave), code,
+                               "LIMIT_REACHED")
         # one transaction redeems a code once; the code stays ACTIVE (no total)
-        self.assertRefused(self.reserve(code, tx1, customerId=dave), 409, "REDEEMED")
+        self.assertNotReserved(self.reserve(code, tx1, customerId=dave), code, "REDEEMED")
         d = self.code_doc(code)
         self.assertEqual((d["status"], d["redemptionCount"], d["activeReservations"]),
                          ("ACTIVE", 3, 1))
@@ -686,13 +899,13 @@ class Coupons(harness.TestCase):
         self.assertNotIn(t["id"], [x["id"] for x in r.body["value"]])
         r = self.post("/pos/coupons/reserve", {"code": code, "transactionId": "T"},
                       user=other)
-        self.assertRefused(r, 404, "NOT_FOUND")
+        self.assertNotReserved(r, code, "NOT_FOUND")
         # the same code string in the other tenant is another coupon
         t2 = self.new_type(user=other, name=t["name"])
         self.assertEqual(self.new_code(t2, code, user=other), code)
         r = self.post("/pos/coupons/reserve", {"code": code, "transactionId": "T"},
                       user=other)
-        self.assertOk(r)
+        self.assertIs(self.assertOk(r)["reserved"], True)
         self.assertEqual(self.status_of(code), "ACTIVE")
         self.assertEqual(self.code_doc(code, user=other)["status"], "RESERVED")
 

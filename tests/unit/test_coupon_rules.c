@@ -56,8 +56,16 @@ test_names(void **state)
 	assert_string_equal(
 	    cp_reason_name(CP_R_NOT_STACKABLE), "NOT_STACKABLE");
 	assert_string_equal(cp_reason_name(CP_R_UNAVAILABLE), "UNAVAILABLE");
-	for (int r = 0; r < CP_NREASONS; r++)
+	// The stable reason codes (PRODUCT-DECISIONS §5 and evaluate's).
+	const char *stable[] = { "OK", "NOT_FOUND", "NOT_ACTIVE_YET",
+		"EXPIRED", "REDEEMED", "RESERVED_BY_OTHER", "OTHER_CUSTOMER",
+		"NOT_STACKABLE", "LIMIT_REACHED", "CANCELLED", "INACTIVE",
+		"DUPLICATE", "UNAVAILABLE" };
+	assert_int_equal(CP_NREASONS, sizeof stable / sizeof stable[0]);
+	for (int r = 0; r < CP_NREASONS; r++) {
+		assert_string_equal(cp_reason_name((cp_reason) r), stable[r]);
 		assert_true(cp_reason_text((cp_reason) r)[0] != '\0');
+	}
 }
 
 static void
@@ -203,7 +211,9 @@ test_personal(void **state)
 	    CP_R_OTHER_CUSTOMER);
 	assert_int_equal(cp_check_use(&c, &t, T0, T0, "T", "ALICE", NULL),
 	    CP_R_NOT_ACTIVE_YET);
-	// activation: only the customer, only from CREATED
+	assert_int_equal(
+	    cp_check_use(&c, &t, T0, T0, "T", "", NULL), CP_R_NOT_ACTIVE_YET);
+	// activation: not by another customer; CREATED or active already
 	assert_int_equal(
 	    cp_check_activate(&c, &t, T0, "BOB"), CP_R_OTHER_CUSTOMER);
 	assert_int_equal(cp_check_activate(&c, &t, T0, "ALICE"), CP_R_OK);
@@ -215,15 +225,31 @@ test_personal(void **state)
 	    cp_check_activate(&c, &t, T0, "ALICE"), CP_R_INACTIVE);
 	t.active = true;
 	c.state = CP_ACTIVE;
+	assert_int_equal(cp_check_activate(&c, &t, T0, "ALICE"), CP_R_OK);
 	assert_int_equal(
-	    cp_check_activate(&c, &t, T0, "ALICE"), CP_R_ALREADY_ACTIVE);
+	    cp_check_activate(&c, &t, T0, "BOB"), CP_R_OTHER_CUSTOMER);
+	t.active = false;
+	assert_int_equal(
+	    cp_check_activate(&c, &t, T0, "ALICE"), CP_R_INACTIVE);
+	t.active = true;
+	// use: holding the code is the proof; a named customer must be its own
 	assert_int_equal(
 	    cp_check_use(&c, &t, T0, T0, "T", "ALICE", NULL), CP_R_OK);
+	assert_int_equal(cp_check_use(&c, &t, T0, T0, "T", "", NULL), CP_R_OK);
 	assert_int_equal(
-	    cp_check_use(&c, &t, T0, T0, "T", "", NULL), CP_R_OTHER_CUSTOMER);
+	    cp_check_use(&c, &t, T0, T0, "T", NULL, NULL), CP_R_OK);
+	assert_int_equal(cp_check_use(&c, &t, T0, T0, "T", "BOB", NULL),
+	    CP_R_OTHER_CUSTOMER);
+	// a use without a customer is counted for the code's own
+	assert_string_equal(cp_customer_of_use("ALICE", ""), "ALICE");
+	assert_string_equal(cp_customer_of_use("ALICE", NULL), "ALICE");
+	assert_string_equal(cp_customer_of_use("ALICE", "BOB"), "BOB");
+	assert_string_equal(cp_customer_of_use("", ""), "");
 	c.state = CP_REDEEMED;
 	assert_int_equal(
 	    cp_check_activate(&c, &t, T0, "ALICE"), CP_R_REDEEMED);
+	assert_int_equal(
+	    cp_check_use(&c, &t, T0, T0, "T", "", NULL), CP_R_REDEEMED);
 }
 
 static void

@@ -228,7 +228,7 @@ test_hold_expiry(void **state)
 	assert_int_equal(r2.state, CP_HOLD_EXPIRED);
 	cp_redeem(&S, a, "t1", r.id, "TX-A", &o);
 	assert_int_equal(o.status, 409);
-	assert_int_equal(o.reason, CP_R_RESERVATION_EXPIRED);
+	assert_int_equal(o.reason, CP_R_EXPIRED);
 	// cancel of a lapsed reservation is a success (nothing held)
 	cp_cancel(&S, a, "t1", r.id, &o);
 	assert_int_equal(o.status, 200);
@@ -263,7 +263,84 @@ test_valid_to_expiry(void **state)
 	assert_int_equal(get_code("t1", "VT-2").state, CP_EXPIRED);
 	assert_int_equal(get_code("t1", "VT-3").state, CP_CANCELLED);
 	cp_redeem(&S, a, "t1", r.id, "TX", &o);
-	assert_int_equal(o.reason, CP_R_RESERVATION_EXPIRED);
+	assert_int_equal(o.reason, CP_R_EXPIRED);
+	dre_arena_free(a);
+}
+
+// A personal code is usable by whoever presents it without naming a
+// customer, counted as its owner's use; another customer named is refused
+// (PRODUCT-DECISIONS §5). Redeem's refusals use the POS reason codes;
+// activation is idempotent.
+static void
+test_personal_code(void **state)
+{
+	(void) state;
+	char       gid[37], iid[37];
+	dre_arena *a = dre_arena_alloc(0);
+	cp_resv    r, r2;
+	cp_check   ck;
+	cp_code    c;
+	cp_outcome o;
+	make_type("t1", true, 0, 1, 0, gid); // one use per customer
+	make_code("t1", gid, "MINE-1", "ALICE", CP_ACTIVE);
+	assert_int_equal(
+	    cp_validate(&S, a, "t1", "MINE-1", "", "TX-0", dre_now_ms(), &ck),
+	    DRE_OK);
+	assert_int_equal(ck.reason, CP_R_OK);
+	assert_int_equal(cp_validate(&S, a, "t1", "MINE-1", "BOB", "TX-0",
+	                     dre_now_ms(), &ck),
+	    DRE_OK);
+	assert_int_equal(ck.reason, CP_R_OTHER_CUSTOMER);
+	cp_reserve(&S, a, "t1", "MINE-1", "TX-1", "", &r, &o);
+	assert_int_equal(o.status, 200);
+	assert_string_equal(r.customer, "ALICE"); // the owner's use
+	// so the owner's limit counts it, named or not
+	cp_reserve(&S, a, "t1", "MINE-1", "TX-2", "", &r2, &o);
+	assert_int_equal(o.status, 409);
+	assert_int_equal(o.reason, CP_R_LIMIT_REACHED);
+	cp_reserve(&S, a, "t1", "MINE-1", "TX-2", "ALICE", &r2, &o);
+	assert_int_equal(o.reason, CP_R_LIMIT_REACHED);
+	cp_reserve(&S, a, "t1", "MINE-1", "TX-3", "BOB", &r2, &o);
+	assert_int_equal(o.status, 409);
+	assert_int_equal(o.reason, CP_R_OTHER_CUSTOMER);
+	assert_string_equal(
+	    o.msg, "coupon 'MINE-1': the coupon belongs to another customer");
+	// redeem: another transaction's reservation, then a cancelled one
+	cp_redeem(&S, a, "t1", r.id, "TX-9", &o);
+	assert_int_equal(o.status, 409);
+	assert_int_equal(o.reason, CP_R_RESERVED_BY_OTHER);
+	cp_cancel(&S, a, "t1", r.id, &o);
+	assert_int_equal(o.status, 200);
+	cp_redeem(&S, a, "t1", r.id, "TX-1", &o);
+	assert_int_equal(o.status, 409);
+	assert_int_equal(o.reason, CP_R_CANCELLED);
+	char want[96];
+	snprintf(
+	    want, sizeof want, "reservation '%s' has been cancelled", r.id);
+	assert_string_equal(o.msg, want);
+
+	// activation: by its customer, again (nothing to do), not by another
+	make_type("t1", false, 0, 0, 0, iid);
+	make_code("t1", iid, "MINE-2", "ALICE", CP_CREATED);
+	cp_activate(&S, a, "t1", "MINE-2", "BOB", &c, &o);
+	assert_int_equal(o.status, 409);
+	assert_int_equal(o.reason, CP_R_OTHER_CUSTOMER);
+	cp_activate(&S, a, "t1", "MINE-2", "ALICE", &c, &o);
+	assert_int_equal(o.status, 200);
+	assert_string_equal(o.msg, "coupon 'MINE-2' activated");
+	int64_t at = get_code("t1", "MINE-2").activated_at;
+	cp_activate(&S, a, "t1", "MINE-2", "ALICE", &c, &o);
+	assert_int_equal(o.status, 200);
+	assert_string_equal(o.msg, "coupon 'MINE-2' is already active");
+	assert_int_equal(get_code("t1", "MINE-2").activated_at, at);
+	cp_activate(&S, a, "t1", "MINE-2", "BOB", &c, &o);
+	assert_int_equal(o.reason, CP_R_OTHER_CUSTOMER);
+	// anyone holding it reserves and redeems it, as its owner's use
+	cp_reserve(&S, a, "t1", "MINE-2", "TX-4", "", &r, &o);
+	assert_int_equal(o.status, 200);
+	cp_redeem(&S, a, "t1", r.id, "TX-4", &o);
+	assert_int_equal(o.status, 200);
+	assert_int_equal(get_code("t1", "MINE-2").state, CP_REDEEMED);
 	dre_arena_free(a);
 }
 
@@ -608,6 +685,7 @@ main(void)
 		cmocka_unit_test(test_hold_expiry),
 		cmocka_unit_test(test_valid_to_expiry),
 		cmocka_unit_test(test_generic_relapse),
+		cmocka_unit_test(test_personal_code),
 		cmocka_unit_test(test_batch_and_uniqueness),
 		cmocka_unit_test(test_events),
 		cmocka_unit_test(test_event_codec),
