@@ -38,6 +38,9 @@ typedef struct {
 	// can wait until every evaluator applied them (read-your-writes,
 	// PRODUCT-DECISIONS §4b).
 	dre_buf changes;
+	int64_t version; // of the stored entity resolve() found
+	int64_t written; // version of this request's last write
+	int     nwritten; // entities written
 } req;
 
 static const ent_spec *const specs[CAT_NKINDS] = {
@@ -60,14 +63,21 @@ req_begin(req *r, void *svc, const dre_rpc_call *call, dre_rpc_reply *rep,
 	r->errs.cap = MAX_ERRS;
 	r->errs.n = 0;
 	memset(&r->changes, 0, sizeof r->changes);
+	r->version = 0;
+	r->written = 0;
+	r->nwritten = 0;
 	return dre_docapi_begin(&r->d, &cat_api, call, rep);
 }
+
+static void etag_set(req *r, int64_t version);
 
 // req_end hands the changes to the gateway (on a successful answer only)
 // and releases the request.
 static void
 req_end(req *r)
 {
+	if (r->nwritten == 1 && r->d.rep->status < 300)
+		etag_set(r, r->written); // one entity written: its new tag
 	if (r->changes.len > 0 && !r->changes.oom && r->d.rep->status < 300) {
 		dre_buf_putc(&r->changes, '\0');
 		if (!r->changes.oom)
@@ -86,9 +96,12 @@ put_locked(req *r, cat_kind k, const char *key, const char *doc, size_t len,
 	int64_t version = 0;
 	dre_err err = cat_put_locked(r->c, r->d.call->tenant, k, key, doc, len,
 	    add, nadd, del, ndel, &version);
-	if (err == DRE_OK)
+	if (err == DRE_OK) {
 		dre_buf_printf(&r->changes, "%s\t%s\t%lld\n", cat_kind_name(k),
 		    key, (long long) version);
+		r->written = version;
+		r->nwritten++;
+	}
 	return err;
 }
 
@@ -126,13 +139,15 @@ alt_field(cat_kind k)
 }
 
 // resolve finds the entity the "id" parameter names: by key, else by the
-// kind's secondary index. *keyp and *docp are malloc'd.
+// kind's secondary index. *keyp and *docp are malloc'd; r->version is the
+// stored version (its ETag).
 static dre_err
 resolve(req *r, const char *id, char **keyp, char **docp, size_t *lenp)
 {
 	dre_err     err;
 	const char *alt = alt_field(r->k);
-	err = cat_get(r->c, r->d.call->tenant, r->k, id, docp, lenp, NULL);
+	err = cat_get(
+	    r->c, r->d.call->tenant, r->k, id, docp, lenp, &r->version);
 	if (err == DRE_OK) {
 		if ((*keyp = strdup(id)) == NULL) {
 			free(*docp);
@@ -146,13 +161,64 @@ resolve(req *r, const char *id, char **keyp, char **docp, size_t *lenp)
 	if ((err = cat_index_get(r->c, r->d.call->tenant, r->k, alt, id, &key))
 	    != DRE_OK)
 		return err;
-	err = cat_get(r->c, r->d.call->tenant, r->k, key, docp, lenp, NULL);
+	err = cat_get(
+	    r->c, r->d.call->tenant, r->k, key, docp, lenp, &r->version);
 	if (err != DRE_OK) {
 		free(key);
 		return err;
 	}
 	*keyp = key;
 	return DRE_OK;
+}
+
+// ---- optimistic concurrency: ETag = the entity's version
+// ------------------------------------------------------------------------
+
+// etag_set answers the entity's ETag (a strong tag of its version).
+static void
+etag_set(req *r, int64_t version)
+{
+	char tag[32];
+	snprintf(tag, sizeof tag, "\"%lld\"", (long long) version);
+	dre_rpc_reply_header(r->d.rep, "ETag", tag);
+}
+
+// if_match_ok checks the request's If-Match (the gateway's if_match
+// parameter) against the stored version r->version: "*", or a list of
+// tags one of which is it (W/ prefixes compared weakly, as RFC 9110 allows
+// for If-Match on our own tags). Answers 412 and returns false otherwise.
+static bool
+if_match_ok(req *r)
+{
+	const char *im = dre_rpc_param(r->d.call, "if_match");
+	if (im == NULL)
+		return true;
+	char want[32];
+	snprintf(want, sizeof want, "%lld", (long long) r->version);
+	size_t wl = strlen(want);
+	for (const char *p = im; *p;) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (*p == '*')
+			return true;
+		if (p[0] == 'W' && p[1] == '/')
+			p += 2;
+		const char *q = p;
+		while (*q && *q != ',')
+			q++;
+		size_t n = (size_t) (q - p);
+		while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+			n--;
+		if (n == wl + 2 && p[0] == '"' && p[n - 1] == '"'
+		    && memcmp(p + 1, want, wl) == 0)
+			return true;
+		p = q;
+	}
+	dre_rpc_reply_error(r->d.rep, 412, "PRECONDITION_FAILED", "If-Match",
+	    "the entity changed since it was read (now version %s): read it "
+	    "again and reapply the change",
+	    want);
+	return false;
 }
 
 static const char *
@@ -337,6 +403,8 @@ do_update(req *r)
 			dre_docapi_internal(&r->d, err);
 		goto unlock;
 	}
+	if (!if_match_ok(r))
+		goto unlock;
 	const dre_json *sroot = parse_stored(r, stored, slen);
 	if (sroot == NULL) {
 		dre_docapi_internal(&r->d, DRE_ESTORE);
@@ -432,9 +500,10 @@ do_get(req *r)
 	dre_err     err;
 	if (id == NULL)
 		return;
-	if ((err = resolve(r, id, &key, &doc, &len)) == DRE_OK)
+	if ((err = resolve(r, id, &key, &doc, &len)) == DRE_OK) {
 		dre_docapi_reply_doc(&r->d, 200, doc, len);
-	else if (err == DRE_ENOTFOUND)
+		etag_set(r, r->version);
+	} else if (err == DRE_ENOTFOUND)
 		reply_not_found(r, id);
 	else
 		dre_docapi_internal(&r->d, err);
@@ -461,6 +530,8 @@ do_delete(req *r)
 			dre_docapi_internal(&r->d, err);
 		goto unlock;
 	}
+	if (!if_match_ok(r))
+		goto unlock;
 	const char *alt = alt_field(r->k);
 	if (alt != NULL) {
 		const dre_json *sroot = parse_stored(r, doc, len);
@@ -513,7 +584,7 @@ do_settings_get(req *r)
 	char   *doc = NULL;
 	size_t  len = 0;
 	dre_err err = cat_get(r->c, r->d.call->tenant, CAT_TENANT_SETTINGS,
-	    SETTINGS_KEY, &doc, &len, NULL);
+	    SETTINGS_KEY, &doc, &len, &r->version);
 	if (err == DRE_ENOTFOUND) {
 		dre_buf d = { 0 };
 		settings_write(&d, false, "EUR", 0);
@@ -522,6 +593,7 @@ do_settings_get(req *r)
 		else
 			dre_docapi_reply_doc(&r->d, 200, d.data, d.len);
 		dre_buf_free(&d);
+		etag_set(r, 0); // the defaults: never written
 		return;
 	}
 	if (err != DRE_OK) {
@@ -529,6 +601,7 @@ do_settings_get(req *r)
 		return;
 	}
 	dre_docapi_reply_doc(&r->d, 200, doc, len);
+	etag_set(r, r->version);
 	free(doc);
 }
 
@@ -576,6 +649,18 @@ do_settings_put(req *r)
 		return;
 	}
 	pthread_mutex_lock(&r->c->mu);
+	// If-Match against the stored settings (version 0: never written).
+	char   *old = NULL;
+	size_t  olen = 0;
+	dre_err gerr = cat_get(r->c, r->d.call->tenant, CAT_TENANT_SETTINGS,
+	    SETTINGS_KEY, &old, &olen, &r->version);
+	free(old);
+	if (gerr == DRE_ENOTFOUND)
+		r->version = 0;
+	if (!if_match_ok(r)) {
+		pthread_mutex_unlock(&r->c->mu);
+		return;
+	}
 	dre_err err = put_locked(r, CAT_TENANT_SETTINGS, SETTINGS_KEY,
 	    doc.data, doc.len, NULL, 0, NULL, 0);
 	pthread_mutex_unlock(&r->c->mu);
@@ -607,6 +692,8 @@ set_status(req *r, dre_promo_status st)
 			dre_docapi_internal(&r->d, err);
 		goto unlock;
 	}
+	if (!if_match_ok(r))
+		goto unlock;
 	const dre_json *sroot = parse_stored(r, doc, len);
 	if (sroot == NULL
 	    || dre_promo_parse(&p, r->d.a, sroot, NULL, NULL) != DRE_OK) {

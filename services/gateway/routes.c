@@ -637,6 +637,10 @@ gw_catalog(gw_job *j)
 		param_add(&pl, "id", j->id);
 	if (strcmp(j->method, "PATCH") == 0)
 		param_add(&pl, "patch", "1");
+	// Optimistic concurrency: the service compares it with the version.
+	const char *im = gw_job_header(j, MHD_HTTP_HEADER_IF_MATCH);
+	if (im != NULL)
+		param_add(&pl, "if_match", im);
 	MHD_get_connection_values(
 	    j->conn, MHD_GET_ARGUMENT_KIND, query_arg, &pl);
 	gw_job_envelope(j, &req, method, roles);
@@ -788,6 +792,10 @@ gw_service(gw_job *j)
 		param_add(&pl, "id", j->id);
 	if (strcmp(j->method, "PATCH") == 0)
 		param_add(&pl, "patch", "1");
+	// Optimistic concurrency: the service compares it with the version.
+	const char *im = gw_job_header(j, MHD_HTTP_HEADER_IF_MATCH);
+	if (im != NULL)
+		param_add(&pl, "if_match", im);
 	MHD_get_connection_values(
 	    j->conn, MHD_GET_ARGUMENT_KIND, query_arg, &pl);
 	gw_job_envelope(j, &req, j->route->arg, roles);

@@ -4,9 +4,12 @@
 # did-you-mean; what a read answers can be written back); an article
 # re-import or PATCH changes only the fields it names (null clears);
 # read-your-writes: an evaluate sent right after a master-data write's
-# answer prices with it, with no sleep and no retry.
+# answer prices with it, with no sleep and no retry; optimistic concurrency:
+# every entity read has an ETag, a write with a stale If-Match is 412 and
+# changes nothing (two PATCHes racing with one ETag: one wins).
 import os
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -216,6 +219,81 @@ class Contract(harness.TestCase):
         finally:
             st.kill_all()
             st.cleanup()
+
+    # -- optimistic concurrency (ETag / If-Match) ---------------------------------
+    def test_etag_if_match(self):
+        s = self.stack
+        gid = self.pos_group()["id"]
+        p = harness.promotion("Etag", [], [harness.pct_action(10, articles=["E"])],
+                              pos_groups=[gid])
+        r = s.post("/api/v1/Promotions", p)
+        self.assertEqual(r.status, 201, r)
+        tag0 = r.headers["etag"]
+        self.assertRegex(tag0, r'^"[0-9]+"$')
+        g = s.get("/api/v1/Promotions/" + p["id"])
+        self.assertEqual(g.headers["etag"], tag0)
+        path = "/api/v1/Promotions/" + p["id"]
+        # a matching tag writes and answers the new tag
+        r = s.request("PATCH", path, {"name": "Etag 2"}, headers={"If-Match": tag0})
+        self.assertOk(r)
+        tag1 = r.headers["etag"]
+        self.assertNotEqual(tag1, tag0)
+        self.assertEqual(s.get(path).headers["etag"], tag1)
+        # a stale tag: 412, nothing changes
+        for method, body in (("PATCH", {"name": "lost"}), ("PUT", dict(p, name="lost")),
+                             ("DELETE", None)):
+            r = s.request(method, path, body, headers={"If-Match": tag0})
+            self.assertError(r, 412, "PRECONDITION_FAILED", "If-Match")
+        r = s.post(path + "/deactivate", {}, headers={"If-Match": tag0})
+        self.assertError(r, 412, "PRECONDITION_FAILED", "If-Match")
+        self.assertEqual((s.get(path).body["name"], s.get(path).body["status"],
+                          s.get(path).headers["etag"]), ("Etag 2", "ACTIVE", tag1))
+        # "*", a list, a weak form of the current tag, and no If-Match at all
+        for form in (lambda t: '*', lambda t: '"1", %s' % t, lambda t: 'W/' + t):
+            im = form(tag1)
+            r = s.request("PATCH", path, {"description": im}, headers={"If-Match": im})
+            self.assertOk(r)
+            tag1 = r.headers["etag"]
+        self.assertOk(s.request("PATCH", path, {"description": "free"}))
+
+        # Two marketers edit with the same tag at the same moment: one edit
+        # wins, the other is told (412) -- none is lost silently.
+        for round_ in range(10):
+            tag = s.get(path).headers["etag"]
+            barrier = threading.Barrier(2)
+            out = {}
+
+            def edit(name):
+                barrier.wait()
+                out[name] = s.request("PATCH", path, {"name": name},
+                                      headers={"If-Match": tag})
+            ts = [threading.Thread(target=edit, args=("A%d" % round_,)),
+                  threading.Thread(target=edit, args=("B%d" % round_,))]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            statuses = sorted(r.status for r in out.values())
+            self.assertEqual(statuses, [200, 412], out)
+            winner = [n for n, r in out.items() if r.status == 200][0]
+            self.assertEqual(s.get(path).body["name"], winner)
+
+        # other entities and the tenant settings carry tags too
+        a = uniq("ART")
+        r = s.post("/api/v1/Articles", {"articleNumber": a, "name": "A"})
+        tag = r.headers["etag"]
+        r = s.request("PATCH", "/api/v1/Articles/" + a, {"name": "B"},
+                      headers={"If-Match": '"0"'})
+        self.assertError(r, 412, "PRECONDITION_FAILED", "If-Match")
+        self.assertOk(s.request("PATCH", "/api/v1/Articles/" + a, {"name": "B"},
+                                headers={"If-Match": tag}))
+        st = s.get("/api/v1/TenantSettings")
+        r = s.request("PUT", "/api/v1/TenantSettings", st.body,
+                      headers={"If-Match": '"999999999"'})
+        self.assertError(r, 412, "PRECONDITION_FAILED", "If-Match")
+        r = s.request("PUT", "/api/v1/TenantSettings", st.body,
+                      headers={"If-Match": st.headers["etag"]})
+        self.assertOk(r)
 
 
 if __name__ == "__main__":
