@@ -465,6 +465,14 @@ rd_rest(rd *r, Dre__EvaluateRequest *q, const dre_json *req, bool simulate)
 		q->has_timestamp_ms = 1;
 	}
 	TRY(rd_str(r, &q->channel, req, "", "channel", LEN_SHORT, false));
+	TRY(rd_str(r, &q->currency, req, "", "currency", 3, false));
+	if (q->currency != NULL
+	    && (strlen(q->currency) != 3 || q->currency[0] < 'A'
+	        || q->currency[0] > 'Z' || q->currency[1] < 'A'
+	        || q->currency[1] > 'Z' || q->currency[2] < 'A'
+	        || q->currency[2] > 'Z'))
+		return INVALID(r->err, "currency",
+		    "currency must be a 3-letter ISO 4217 code");
 	TRY(rd_obj(r, &v, req, "", "paymentInfo"));
 	if (v != NULL) {
 		Dre__PaymentInfo *p
@@ -938,6 +946,19 @@ write_meta(dre_jsonw *w, const Dre__EvaluateResponse *r)
 	if (r->has_data_age_ms) {
 		dre_jsonw_key(w, "dataAge");
 		dre_jsonw_time(w, r->data_age_ms);
+	}
+	if (r->n_warnings > 0) { // absent when empty: the seed's shape
+		dre_jsonw_key(w, "warnings");
+		dre_jsonw_arr_begin(w);
+		for (size_t i = 0; i < r->n_warnings; i++) {
+			const Dre__Warning *x = r->warnings[i];
+			dre_jsonw_obj_begin(w);
+			dre_jsonw_kstr(w, "code", x->code);
+			dre_jsonw_kstr(w, "message", x->message);
+			dre_jsonw_kstr(w, "target", x->target);
+			dre_jsonw_obj_end(w);
+		}
+		dre_jsonw_arr_end(w);
 	}
 	dre_jsonw_obj_end(w);
 }

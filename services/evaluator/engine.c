@@ -122,6 +122,10 @@ prefilter(ev *v, const ix_ent *e, int32_t coupon, const char **reason)
 			*reason = "outside its time windows";
 			return "TIME_WINDOW";
 		}
+		if (strcmp(p->currency, v->currency) != 0) {
+			*reason = "priced in another currency than the basket";
+			return "CURRENCY";
+		}
 		return NULL;
 	}
 	if (v->ts < p->valid_from) {
@@ -142,6 +146,13 @@ prefilter(ev *v, const ix_ent *e, int32_t coupon, const char **reason)
 	if (!pos_group_ok(v, p)) {
 		*reason = "not offered in this POS group";
 		return "POS_GROUP";
+	}
+	if (strcmp(p->currency, v->currency) != 0) {
+		*reason = v->want_missed
+		    ? ev_printf(v, "priced in %s, the basket is in %s",
+		        p->currency, v->currency)
+		    : NULL;
+		return "CURRENCY";
 	}
 	return NULL;
 }
@@ -582,6 +593,11 @@ respond(ev *v, const dre_index *ix)
 		ev_coupons_respond(v, r);
 	r->budget_limited_promotions = v->limited.v;
 	r->n_budget_limited_promotions = v->limited.n;
+	if (v->warning != NULL) {
+		r->warnings = ev_get(v, sizeof(*r->warnings));
+		r->warnings[0] = v->warning;
+		r->n_warnings = 1;
+	}
 	return r;
 }
 
@@ -662,38 +678,49 @@ lines_prepare(ev *v, dre_eval_error *err)
 	return DRE_OK;
 }
 
-static dre_err
-pos_group_resolve(ev *v, dre_eval_error *err)
+// pos_group_resolve finds the basket's POS group by id or code. An unknown
+// one never blocks the sale (PRODUCT-DECISIONS §4c): the basket is priced
+// with the all-store promotions only and the answer carries the warning
+// UNKNOWN_POS_GROUP naming the field.
+static void
+pos_group_resolve(ev *v)
 {
 	const Dre__EvaluateRequest *r = v->req;
+	const char                 *target = NULL, *given = NULL;
 	if (nonempty(r->pos_group_id)) {
-		v->pg[0] = r->pos_group_id;
 		const ix_ent *pg = v->t
 		    ? ix_map_get(&v->t->pg_by_id, r->pos_group_id)
 		    : NULL;
-		if (pg != NULL)
+		if (pg != NULL) {
+			v->pg[0] = r->pos_group_id;
 			v->pg[3] = pg->code;
+		} else {
+			target = "posGroupId";
+			given = r->pos_group_id;
+		}
 	}
 	if (nonempty(r->pos_group_code)) {
-		v->pg[1] = r->pos_group_code;
 		const ix_ent *pg = v->t
 		    ? ix_map_get(&v->t->pg_by_code, r->pos_group_code)
 		    : NULL;
-		if (pg == NULL) {
-			if (err != NULL) {
-				err->status = 400;
-				err->code = "VALIDATION_FAILED";
-				snprintf(err->message, sizeof(err->message),
-				    "unknown posGroupCode '%.100s'",
-				    r->pos_group_code);
-				snprintf(err->target, sizeof(err->target),
-				    "posGroupCode");
-			}
-			return DRE_EINVAL;
+		if (pg != NULL) {
+			v->pg[1] = r->pos_group_code;
+			v->pg[2] = pg->key;
+		} else if (target == NULL) {
+			target = "posGroupCode";
+			given = r->pos_group_code;
 		}
-		v->pg[2] = pg->key;
 	}
-	return DRE_OK;
+	if (target == NULL)
+		return;
+	Dre__Warning *w = ev_get(v, sizeof(*w));
+	dre__warning__init(w);
+	w->code = "UNKNOWN_POS_GROUP";
+	w->target = (char *) target;
+	w->message = ev_printf(v,
+	    "unknown %s '%.100s': priced with the promotions of every store",
+	    target, given);
+	v->warning = w;
 }
 
 // applicable runs the stages up to the conditions over the candidates;
@@ -769,16 +796,15 @@ evaluate_run(ev *v, const dre_index *ix, dre_eval_error *err)
 	    && v->req->include_missed_promotions;
 	const ix_ent *st = v->t ? v->t->settings : NULL;
 	v->nudges = st != NULL && st->nudges;
-	v->currency = st != NULL && st->currency ? st->currency
+	v->currency = nonempty(v->req->currency) ? v->req->currency
+	    : st != NULL && st->currency         ? st->currency
 	    : nonempty(v->ctx->currency)         ? v->ctx->currency
 	                                         : "EUR";
 	v->run.force = -1;
 	dre_err rc = lines_prepare(v, err);
 	if (rc != DRE_OK)
 		return rc;
-	rc = pos_group_resolve(v, err);
-	if (rc != DRE_OK)
-		return rc;
+	pos_group_resolve(v);
 	if (v->t != NULL)
 		candidates(v);
 	if (v->req->n_coupons > 0)

@@ -150,6 +150,7 @@ struct ev {
 	uint64_t                   *sale_bits;
 	int64_t                     units; // sale quantity, thousandths
 	const char                 *pg[4]; // request id, code; resolved
+	Dre__Warning               *warning; // UNKNOWN_POS_GROUP, or NULL
 	const char                 *channel_lc;
 	// candidates and what became of them
 	uint32_t    *cand; // ranks

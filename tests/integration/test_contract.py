@@ -5,6 +5,9 @@
 # re-import or PATCH changes only the fields it names (null clears);
 # read-your-writes: an evaluate sent right after a master-data write's
 # answer prices with it, with no sleep and no retry; optimistic concurrency:
+# unknown stores and currencies (§4c): an unknown posGroupId or
+# posGroupCode is priced with the all-store promotions and warned about, a
+# promotion in USD never discounts a EUR basket (missed stage CURRENCY);
 # every entity read has an ETag, a write with a stale If-Match is 412 and
 # changes nothing (two PATCHes racing with one ETag: one wins).
 import os
@@ -294,6 +297,51 @@ class Contract(harness.TestCase):
         r = s.request("PUT", "/api/v1/TenantSettings", st.body,
                       headers={"If-Match": st.headers["etag"]})
         self.assertOk(r)
+
+    # -- unknown stores and currencies (PRODUCT-DECISIONS §4c) -------------------
+    def test_unknown_store_and_currency(self):
+        s = self.stack
+        gid = self.pos_group()["id"]
+        art = uniq("CUR")
+        everywhere = harness.promotion("Everywhere", [{"type": "ARTICLE", "values": [art]}],
+                                       [harness.pct_action(10, articles=[art])])
+        here = harness.promotion("Here only", [{"type": "ARTICLE", "values": [art]}],
+                                 [harness.pct_action(20, articles=[art])], pos_groups=[gid])
+        usd = harness.promotion("Dollars", [{"type": "ARTICLE", "values": [art]}],
+                                [{"type": "ARTICLE", "discountType": "ABSOLUTE", "value": 5,
+                                  "target": {"articles": [art]}}], currency="USD")
+        for p in (everywhere, here, usd):
+            self.assertEqual(s.post("/api/v1/Promotions", p).status, 201)
+        items = [harness.item("L1", art, 1, "10.00")]
+
+        def names(b):
+            return sorted(d["promotionName"] for d in b["lineItems"][0]["discounts"])
+        b = self.assertOk(s.evaluate(harness.basket(gid, items)))
+        self.assertEqual(names(b), ["Everywhere", "Here only"])
+        self.assertNotIn("warnings", b["meta"])
+        unknown_id, unknown_code = harness.new_id(), uniq("NOWHERE")[:20]
+        for field, value in (("posGroupId", unknown_id), ("posGroupCode", unknown_code)):
+            req = {field: value, "items": items, "timestamp": harness.TS}
+            b = self.assertOk(s.evaluate(req))
+            self.assertEqual(names(b), ["Everywhere"], field)
+            self.assertEqual(b["meta"]["warnings"], [{
+                "code": "UNKNOWN_POS_GROUP", "target": field,
+                "message": "unknown %s '%s': priced with the promotions of every "
+                           "store" % (field, value)}])
+        # EUR basket (the tenant's currency): the USD promotion never applies
+        req = dict(harness.basket(gid, items), includeMissedPromotions=True)
+        b = self.assertOk(s.simulate(req))
+        self.assertEqual(names(b), ["Everywhere", "Here only"])
+        missed = {m["promotionId"]: m for m in b["missedPromotions"]}
+        self.assertEqual((missed[usd["id"]]["stage"], missed[usd["id"]]["reason"]),
+                         ("CURRENCY", "priced in USD, the basket is in EUR"))
+        # a USD basket: only the USD promotion, amounts in USD
+        b = self.assertOk(s.evaluate(dict(harness.basket(gid, items), currency="USD")))
+        self.assertEqual(names(b), ["Dollars"])
+        self.assertEqual(b["lineItems"][0]["lineDiscount"],
+                         {"value": harness.D("5.00"), "currency": "USD"})
+        self.assertError(s.evaluate(dict(harness.basket(gid, items), currency="usd")),
+                         400, "VALIDATION_FAILED", "currency")
 
 
 if __name__ == "__main__":

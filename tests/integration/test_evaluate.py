@@ -178,9 +178,16 @@ class Evaluate(harness.TestCase):
         b = self.ev(req)
         self.assertLines(b, [exp_line("L1", art, 1, "10.00",
                                       [disc(p, "PERCENTAGE", 10, "1.00")])])
-        # an unknown code is the caller's error
-        r = self.stack.evaluate(dict(req, posGroupCode=uniq("NOPE")[:20]))
-        self.assertError(r, 400, "VALIDATION_FAILED", "posGroupCode")
+        # an unknown code never blocks the sale (PRODUCT-DECISIONS §4c):
+        # all-store promotions only, and a warning
+        nope = uniq("NOPE")[:20]
+        b = self.ev(dict(req, posGroupCode=nope))
+        self.assertEqual(b["lineItems"][0]["discounts"], [])
+        self.assertEqual(b["meta"]["warnings"], [{
+            "code": "UNKNOWN_POS_GROUP", "target": "posGroupCode",
+            "message": "unknown posGroupCode '%s': priced with the promotions of "
+                       "every store" % nope}])
+        self.assertNotIn("warnings", self.ev(req)["meta"])
         # a promotion naming the group by its code, requested by id
         art2 = uniq("A")
         p2 = promotion(uniq("Promo"), [{"type": "ARTICLE", "values": [art2]}],

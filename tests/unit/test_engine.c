@@ -549,26 +549,66 @@ test_pos_groups(void **state)
 	r->pos_group_id = NULL;
 	r->pos_group_code = "NORTH";
 	assert_int_equal(disc(eval(f, r), 0), 200); // code resolves to id
-	r->pos_group_code = NULL;
+	assert_int_equal(eval(f, r)->n_warnings, 0);
+	// Unknown id or code (PRODUCT-DECISIONS §4c): priced with the
+	// all-store promotions, warned, never refused.
+	promo(f, "70000000-0000-4000-8000-000000000004", "everywhere", "",
+	    "{\"type\":\"ARTICLE\",\"values\":[\"A\"]}", PCT10);
+	const char *unknown[][2] = {
+		{ "60000000-0000-4000-8000-00000000ffff", NULL },
+		{ NULL, "NOWHERE" },
+	};
+	for (size_t i = 0; i < 2; i++) {
+		r->pos_group_id = (char *) unknown[i][0];
+		r->pos_group_code = (char *) unknown[i][1];
+		Dre__EvaluateResponse *p = eval(f, r);
+		assert_int_equal(disc(p, 0), 100); // "everywhere" only
+		assert_int_equal(p->n_warnings, 1);
+		assert_string_equal(p->warnings[0]->code, "UNKNOWN_POS_GROUP");
+		assert_string_equal(p->warnings[0]->target,
+		    i == 0 ? "posGroupId" : "posGroupCode");
+	}
+	// A promotion listing a group nobody created applies to nobody.
+	promo(f, "70000000-0000-4000-8000-000000000005", "ghost",
+	    "\"posGroups\":[\"60000000-0000-4000-8000-00000000ffff\"],",
+	    "{\"type\":\"ARTICLE\",\"values\":[\"A\"]}", PCT10);
 	r->pos_group_id = "60000000-0000-4000-8000-00000000ffff";
-	assert_int_equal(disc(eval(f, r), 0), 0); // unknown id: accepted
+	r->pos_group_code = NULL;
+	assert_int_equal(disc(eval(f, r), 0), 100);
+}
 
+// A promotion applies only to a basket in its currency (§4c); the basket's
+// currency is the request's, else the tenant's.
+static void
+test_currency(void **state)
+{
+	fx *f = *state;
+	promo(f, "71000000-0000-4000-8000-000000000001", "euro", "",
+	    "{\"type\":\"ARTICLE\",\"values\":[\"A\"]}", PCT10);
+	promo(f, "71000000-0000-4000-8000-000000000002", "dollar",
+	    "\"currency\":\"USD\",",
+	    "{\"type\":\"ARTICLE\",\"values\":[\"A\"]}",
+	    "{\"type\":\"ARTICLE\",\"discountType\":\"ABSOLUTE\","
+	    "\"value\":5,\"target\":{\"articles\":[\"A\"]}}");
+	Dre__EvaluateRequest *r
+	    = request(f, 1, item(f, NULL, "A", 1000, 1000));
 	r->pos_group_id = NULL;
-	r->pos_group_code = "NOWHERE";
-	dre_eval_ctx           ctx = { .tenant = TENANT,
-		          .now_ms = 1,
-		          .counter = 1,
-		          .transaction_id = "T",
-		          .currency = "EUR" };
-	const dre_index       *ix = dre_engine_acquire(f->e);
-	Dre__EvaluateResponse *p = NULL;
-	dre_eval_error         err;
-	assert_int_equal(
-	    dre_evaluate(&p, f->a, ix, r, &ctx, &err), DRE_EINVAL);
-	dre_index_release(ix);
-	assert_int_equal(err.status, 400);
-	assert_string_equal(err.code, "VALIDATION_FAILED");
-	assert_string_equal(err.target, "posGroupCode");
+	Dre__EvaluateResponse *p = eval(f, r); // the tenant's: EUR
+	assert_int_equal(disc(p, 0), 100);
+	assert_string_equal(p->currency, "EUR");
+	r->currency = "USD";
+	p = eval(f, r);
+	assert_int_equal(disc(p, 0), 500);
+	assert_string_equal(p->currency, "USD");
+	r->currency = "GBP";
+	r->has_include_missed_promotions = true;
+	r->include_missed_promotions = true;
+	p = eval_ctx(f, r, true);
+	assert_int_equal(disc(p, 0), 0);
+	assert_int_equal(p->n_missed_promotions, 2);
+	for (size_t i = 0; i < 2; i++)
+		assert_string_equal(
+		    p->missed_promotions[i]->stage, "CURRENCY");
 }
 
 static void
@@ -987,6 +1027,8 @@ main(void)
 		    test_return_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_pos_groups, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_currency, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_status_validity, setup, teardown),
 		cmocka_unit_test_setup_teardown(
