@@ -516,6 +516,115 @@ rd_rest(rd *r, Dre__EvaluateRequest *q, const dre_json *req, bool simulate)
 	return DRE_OK;
 }
 
+// ---------------------------------------------------------------- ignored
+
+// The members each object of an evaluate request may have. POS requests
+// stay lenient (PRODUCT-DECISIONS §1): others are ignored, but named.
+#define KN(...)                                                               \
+	(const char *const[]) { __VA_ARGS__ },                                \
+	    sizeof((const char *const[]) { __VA_ARGS__ }) / sizeof(char *)
+#define K_REQUEST                                                             \
+	KN("header", "posGroupId", "posGroupCode", "items", "customer",       \
+	    "coupons", "timestamp", "channel", "currency", "paymentInfo",     \
+	    "userDefinedFields", "manualDiscount", "includeInactive",         \
+	    "includeMissedPromotions")
+#define K_HEADER                                                              \
+	KN("transactionId", "transactionCounter", "receiptId",                \
+	    "headerReference")
+#define K_ITEM                                                                \
+	KN("lineReference", "articleNumber", "quantity", "unitPrice", "ean",  \
+	    "articleGroup", "articleGroupId", "manufacturerId",               \
+	    "additionalFields")
+#define K_CUSTOMER                                                            \
+	KN("customerId", "customerGroup", "loyaltyCardNo", "loyalty")
+#define K_LOYALTY KN("tier", "points")
+#define K_COUPON  KN("code")
+#define K_PAYMENT KN("paymentMeans", "cardType", "cardNumber")
+#define K_MANUAL  KN("enabled", "reasonCode")
+#define K_KV      KN("key", "value")
+
+typedef struct {
+	dre_arena *a;
+	char     **v;
+	size_t     n;
+} ignored;
+
+// ign_obj names every member of obj (at path prefix) not in known[0..n).
+static void
+ign_obj(ignored *g, const dre_json *obj, const char *prefix,
+    const char *const *known, size_t n)
+{
+	for (const dre_json *m = dre_json_unknown(obj, known, n, NULL);
+	     m != NULL && g->n <= DRE_EVAL_MAX_IGNORED;
+	     m = dre_json_unknown(obj, known, n, m)) {
+		size_t pl = strlen(prefix),
+		       kl = m->key_len > 64 ? 64 : m->key_len;
+		char *p = dre_arena_get(g->a, pl + kl + 2);
+		if (p == NULL)
+			return;
+		if (pl > 0) {
+			memcpy(p, prefix, pl);
+			p[pl++] = '.';
+		}
+		memcpy(p + pl, m->key, kl);
+		p[pl + kl] = '\0';
+		g->v[g->n++] = p;
+	}
+}
+
+// ign_each applies ign_obj to every object element of array arr.
+static void
+ign_each(ignored *g, const dre_json *arr, const char *name,
+    const char *const *known, size_t n)
+{
+	if (!dre_json_is(arr, DRE_JSON_ARRAY))
+		return;
+	size_t i = 0;
+	for (const dre_json *e = arr->child; e != NULL; e = e->next, i++) {
+		char p[160];
+		snprintf(p, sizeof p, "%s[%zu]", name, i);
+		ign_obj(g, e, p, known, n);
+	}
+}
+
+// ign_request collects the unknown members of a parsed request into q.
+static void
+ign_request(dre_arena *a, Dre__EvaluateRequest *q, const dre_json *req)
+{
+	ignored g = { a,
+		dre_arena_get(a, (DRE_EVAL_MAX_IGNORED + 1) * sizeof(char *)),
+		0 };
+	if (g.v == NULL)
+		return;
+	ign_obj(&g, req, "", K_REQUEST);
+	ign_obj(&g, dre_json_get(req, "header"), "header", K_HEADER);
+	const dre_json *items = dre_json_get(req, "items");
+	ign_each(&g, items, "items", K_ITEM);
+	if (dre_json_is(items, DRE_JSON_ARRAY)) {
+		size_t i = 0;
+		for (const dre_json *e = items->child; e != NULL;
+		     e = e->next, i++) {
+			char p[64];
+			snprintf(
+			    p, sizeof p, "items[%zu].additionalFields", i);
+			ign_each(
+			    &g, dre_json_get(e, "additionalFields"), p, K_KV);
+		}
+	}
+	const dre_json *c = dre_json_get(req, "customer");
+	ign_obj(&g, c, "customer", K_CUSTOMER);
+	ign_obj(&g, dre_json_get(c, "loyalty"), "customer.loyalty", K_LOYALTY);
+	ign_each(&g, dre_json_get(req, "coupons"), "coupons", K_COUPON);
+	ign_obj(
+	    &g, dre_json_get(req, "paymentInfo"), "paymentInfo", K_PAYMENT);
+	ign_obj(&g, dre_json_get(req, "manualDiscount"), "manualDiscount",
+	    K_MANUAL);
+	ign_each(&g, dre_json_get(req, "userDefinedFields"),
+	    "userDefinedFields", K_KV);
+	q->ignored_fields = g.v;
+	q->n_ignored_fields = g.n;
+}
+
 dre_err
 dre_evalreq_parse(Dre__EvaluateRequest **reqp, dre_arena *a,
     const dre_json *root, bool simulate, dre_wire_error *err)
@@ -557,6 +666,7 @@ dre_evalreq_parse(Dre__EvaluateRequest **reqp, dre_arena *a,
 	TRY(rd_customer(&r, q, req));
 	TRY(rd_coupons(&r, q, req));
 	TRY(rd_rest(&r, q, req, simulate));
+	ign_request(a, q, req);
 	*reqp = q;
 	return DRE_OK;
 }

@@ -561,13 +561,15 @@ unlock:
 
 // settings_write appends the normal form of a tenant's settings.
 static void
-settings_write(dre_buf *b, bool nudges, const char *currency, int64_t at)
+settings_write(
+    dre_buf *b, bool nudges, const char *currency, bool strict, int64_t at)
 {
 	dre_jsonw w;
 	dre_jsonw_init(&w, b);
 	dre_jsonw_obj_begin(&w);
 	dre_jsonw_kbool(&w, "enableProductionNudges", nudges);
 	dre_jsonw_kstr(&w, "currency", currency);
+	dre_jsonw_kbool(&w, "rejectUnknownFields", strict);
 	dre_jsonw_key(&w, "modifiedAt");
 	if (at == 0)
 		dre_jsonw_null(&w);
@@ -587,7 +589,7 @@ do_settings_get(req *r)
 	    SETTINGS_KEY, &doc, &len, &r->version);
 	if (err == DRE_ENOTFOUND) {
 		dre_buf d = { 0 };
-		settings_write(&d, false, "EUR", 0);
+		settings_write(&d, false, "EUR", false, 0);
 		if (d.oom)
 			dre_docapi_internal(&r->d, DRE_ENOMEM);
 		else
@@ -614,14 +616,24 @@ do_settings_put(req *r)
 	    = dre_docapi_body(&r->d, "the settings must be a JSON object");
 	if (root == NULL)
 		return;
-	static const char *const known[] = { "enableProductionNudges",
-		"currency", "modifiedAt", "minorVersion" };
+	static const char *const known[]
+	    = { "enableProductionNudges", "currency", "rejectUnknownFields",
+		      "modifiedAt", "minorVersion" };
 	if (!dre_docapi_strict(
 	        &r->d, root, known, sizeof known / sizeof known[0]))
 		return;
-	bool            nudges = false;
+	bool            nudges = false, strict = false;
 	const char     *cur = "EUR";
-	const dre_json *v = dre_json_get(root, "enableProductionNudges");
+	const dre_json *v = dre_json_get(root, "rejectUnknownFields");
+	if (!dre_json_is_null(v)) {
+		if (v->type != DRE_JSON_TRUE && v->type != DRE_JSON_FALSE) {
+			dre_docapi_invalid(&r->d, "rejectUnknownFields",
+			    "rejectUnknownFields must be a boolean");
+			return;
+		}
+		strict = v->type == DRE_JSON_TRUE;
+	}
+	v = dre_json_get(root, "enableProductionNudges");
 	if (!dre_json_is_null(v)) {
 		if (v->type != DRE_JSON_TRUE && v->type != DRE_JSON_FALSE) {
 			dre_docapi_invalid(&r->d, "enableProductionNudges",
@@ -642,7 +654,7 @@ do_settings_put(req *r)
 		cur = v->str;
 	}
 	dre_buf doc = { 0 };
-	settings_write(&doc, nudges, cur, dre_now_ms());
+	settings_write(&doc, nudges, cur, strict, dre_now_ms());
 	if (doc.oom) {
 		dre_docapi_internal(&r->d, DRE_ENOMEM);
 		dre_buf_free(&doc);

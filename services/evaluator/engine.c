@@ -801,6 +801,20 @@ evaluate_run(ev *v, const dre_index *ix, dre_eval_error *err)
 	    : nonempty(v->ctx->currency)         ? v->ctx->currency
 	                                         : "EUR";
 	v->run.force = -1;
+	if (st != NULL && st->reject_unknown && v->req->n_ignored_fields > 0) {
+		// The tenant wants POS requests strict (PRODUCT-DECISIONS §1).
+		if (err != NULL) {
+			err->status = 400;
+			err->code = "VALIDATION_FAILED";
+			snprintf(err->message, sizeof(err->message),
+			    "unknown field '%.60s' (the tenant setting "
+			    "rejectUnknownFields is on)",
+			    v->req->ignored_fields[0]);
+			snprintf(err->target, sizeof(err->target), "%s",
+			    v->req->ignored_fields[0]);
+		}
+		return DRE_EINVAL;
+	}
 	dre_err rc = lines_prepare(v, err);
 	if (rc != DRE_OK)
 		return rc;

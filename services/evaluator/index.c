@@ -426,6 +426,8 @@ ent_new(ix_ent **ep, const dre_master_change *c)
 		e->nudges
 		    = dre_json_is(dre_json_get(root, "enableProductionNudges"),
 		        DRE_JSON_TRUE);
+		e->reject_unknown = dre_json_is(
+		    dre_json_get(root, "rejectUnknownFields"), DRE_JSON_TRUE);
 		const char *cur = json_str(root, "currency");
 		e->currency = cur && strlen(cur) == 3 ? adup(a, cur) : NULL;
 		break;

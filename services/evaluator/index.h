@@ -80,6 +80,7 @@ struct ix_ent {
 	const char *code;
 	// TENANT_SETTINGS
 	bool        nudges; // enableProductionNudges
+	bool        reject_unknown; // rejectUnknownFields: POS requests strict
 	const char *currency;
 };
 

@@ -369,6 +369,29 @@ render_evaluate(gw_job *j)
 	respond_out(j);
 }
 
+// ignored_header names the request members DRE ignored in the header
+// DRE-Ignored-Fields (PRODUCT-DECISIONS §1: at most 20, then "…"); the
+// evaluator refuses them instead when the tenant set rejectUnknownFields.
+static void
+ignored_header(gw_job *j, const Dre__EvaluateRequest *q)
+{
+	size_t n = q->n_ignored_fields, len = 8;
+	if (n == 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		len += strlen(q->ignored_fields[i]) + 2;
+	char *v = dre_arena_get(j->arena, len);
+	if (v == NULL)
+		return;
+	size_t o = 0;
+	for (size_t i = 0; i < n && i < DRE_EVAL_MAX_IGNORED; i++)
+		o += (size_t) snprintf(v + o, len - o, "%s%s", i ? ", " : "",
+		    q->ignored_fields[i]);
+	if (n > DRE_EVAL_MAX_IGNORED)
+		snprintf(v + o, len - o, ", \u2026");
+	gw_job_header_add(j, "DRE-Ignored-Fields", v);
+}
+
 static void
 gw_evaluate(gw_job *j)
 {
@@ -396,6 +419,7 @@ gw_evaluate(gw_job *j)
 		gw_job_error(j, 503, "UNAVAILABLE", NULL, "out of memory");
 		return;
 	}
+	ignored_header(j, q);
 	if (q->header == NULL) {
 		q->header = dre_arena_get(j->arena, sizeof(*q->header));
 		if (q->header == NULL) {

@@ -8,7 +8,8 @@
 # unknown stores and currencies (§4c): an unknown posGroupId or
 # posGroupCode is priced with the all-store promotions and warned about, a
 # promotion in USD never discounts a EUR basket (missed stage CURRENCY);
-# every entity read has an ETag, a write with a stale If-Match is 412 and
+# POS requests stay lenient but name what they ignored (DRE-Ignored-Fields)
+# unless the tenant set rejectUnknownFields; every entity read has an ETag, a write with a stale If-Match is 412 and
 # changes nothing (two PATCHes racing with one ETag: one wins).
 import os
 import sys
@@ -342,6 +343,45 @@ class Contract(harness.TestCase):
                          {"value": harness.D("5.00"), "currency": "USD"})
         self.assertError(s.evaluate(dict(harness.basket(gid, items), currency="usd")),
                          400, "VALIDATION_FAILED", "currency")
+
+    # -- POS requests: lenient, but named (PRODUCT-DECISIONS §1) -------------------
+    def test_pos_ignored_fields(self):
+        s = self.stack
+        gid = self.pos_group()["id"]
+        req = harness.basket(gid, [harness.item("L1", "A", 1, "10.00")])
+        plain = self.assertOk(s.simulate(req))
+        self.assertNotIn("dre-ignored-fields", s.simulate(req).headers)
+        odd = dict(req, custmer={"customerId": "C"},
+                   items=[dict(req["items"][0], colour="red")],
+                   customer={"customerId": "C", "loyalty": {"tier": "G", "level": 2}})
+        r = s.simulate(odd)
+        self.assertEqual(r.headers["dre-ignored-fields"],
+                         "custmer, items[0].colour, customer.loyalty.level")
+        self.assertEqual(r.body["lineItems"], plain["lineItems"])
+        many = dict(req, **{"x%02d" % i: i for i in range(25)})
+        r = s.simulate(many)
+        self.assertEqual(r.status, 200)
+        # (header bytes are UTF-8: "…" as PRODUCT-DECISIONS §1 writes it)
+        self.assertEqual(r.headers["dre-ignored-fields"].encode("latin-1").decode("utf-8"),
+                         ", ".join("x%02d" % i for i in range(20)) + ", \u2026")
+        # a tenant that wants them strict (tenant B; the setting is its own)
+        b = "tenant-b-admin"
+        cur = s.get("/api/v1/TenantSettings", user=b)
+        self.assertIs(cur.body["rejectUnknownFields"], False)
+        r = s.request("PUT", "/api/v1/TenantSettings",
+                      {"rejectUnknownFields": True}, user=b)
+        self.assertOk(r)
+        gb = s.post("/api/v1/PosGroups", {"code": uniq("B")[:20], "name": "B"}, user=b)
+        self.assertEqual(gb.status, 201, gb)
+        breq = harness.basket(gb.body["id"], [harness.item("L1", "A", 1, "10.00")])
+        self.assertOk(s.evaluate(breq, user=b))
+        r = s.evaluate(dict(breq, custmer={}), user=b)
+        self.assertError(r, 400, "VALIDATION_FAILED", "custmer")
+        # the default tenant is unaffected
+        self.assertEqual(s.simulate(odd).status, 200)
+        self.assertOk(s.request("PUT", "/api/v1/TenantSettings",
+                                {"rejectUnknownFields": False}, user=b))
+        self.assertEqual(s.evaluate(dict(breq, custmer={}), user=b).status, 200)
 
 
 if __name__ == "__main__":

@@ -390,7 +390,8 @@ test_settings(void **state)
 	    call("catalog.TenantSettings.get", "t3", NULL, &out, NULL), 200);
 	assert_string_equal(out,
 	    "{\"minorVersion\":13,\"enableProductionNudges\":false,"
-	    "\"currency\":\"EUR\",\"modifiedAt\":null}");
+	    "\"currency\":\"EUR\",\"rejectUnknownFields\":false,"
+	    "\"modifiedAt\":null}");
 	free(out);
 	assert_int_equal(call("catalog.TenantSettings.update", "t3",
 	                     "{\"enableProductionNudges\":true}", &out, NULL),
@@ -401,7 +402,7 @@ test_settings(void **state)
 	    call("catalog.TenantSettings.get", "t3", NULL, &out, NULL), 200);
 	assert_non_null(strstr(out,
 	    "\"enableProductionNudges\":true,\"currency\":\"EUR\","
-	    "\"modifiedAt\":\"20"));
+	    "\"rejectUnknownFields\":false,\"modifiedAt\":\"20"));
 	free(out);
 	assert_int_equal(call("catalog.TenantSettings.update", "t3",
 	                     "{\"enableProductionNudges\":1}", &out, NULL),

@@ -14,22 +14,28 @@
 #include "evaluate.pb-c.h"
 
 #define DRE_EVAL_MINOR_VERSION 8
-#define DRE_EVAL_MAX_ITEMS 1000
+#define DRE_EVAL_MAX_ITEMS     1000
 
 // A request rejected before it reaches the engine (PRODUCT-DECISIONS §1).
 typedef struct {
-	int         status;      // 400 or 413
-	const char *code;        // VALIDATION_FAILED | PAYLOAD_TOO_LARGE | ...
+	int         status; // 400 or 413
+	const char *code; // VALIDATION_FAILED | PAYLOAD_TOO_LARGE | ...
 	char        message[200];
 	char        target[128]; // JSON path of the first offending field
 } dre_wire_error;
+
+// At most this many unknown members are named (ignored_fields holds one
+// more when there were more).
+#define DRE_EVAL_MAX_IGNORED 20
 
 // dre_evalreq_parse validates the parsed body (the top-level object holding
 // "request") against the seed's field tables and builds the protobuf
 // request, every part allocated in a (pack it with
 // dre__evaluate_request__pack; never free it with protobuf-c). simulate marks
 // /v2/simulate (includeInactive and includeMissedPromotions are honoured only
-// there). DRE_EINVAL with *err filled on the first violation.
+// there). q->ignored_fields names the members the seed's tables do not
+// have (JSON paths, DRE_EVAL_MAX_IGNORED and one more at most): POS requests
+// are lenient. DRE_EINVAL with *err filled on the first violation.
 dre_err dre_evalreq_parse(Dre__EvaluateRequest **reqp, dre_arena *a,
     const dre_json *root, bool simulate, dre_wire_error *err);
 
@@ -55,8 +61,8 @@ void dre_heartbeat_write(dre_buf *out, const Dre__HeartbeatResponse *h);
 
 // dre_error_body_write appends the error body of PRODUCT-DECISIONS §1.
 // target may be NULL (then omitted).
-void dre_error_body_write(dre_buf *out, const char *code, const char *message,
-    const char *target);
+void dre_error_body_write(
+    dre_buf *out, const char *code, const char *message, const char *target);
 
 // One entry of the error body's details[] (all borrowed; target may be NULL).
 typedef struct {
