@@ -98,6 +98,41 @@ bad(req *r, const char *target, const char *msg)
 	    r->rep, 400, "VALIDATION_FAILED", target, "%s", msg);
 }
 
+// strict answers 400 for the first member of in not in known[0..n)
+// (PRODUCT-DECISIONS §1: master-data writes refuse unknown fields, with a
+// did-you-mean) and returns false; true when every member is known.
+static bool
+strict(req *r, const dre_json *in, const char *const *known, size_t n)
+{
+	const dre_json *m = dre_json_unknown(in, known, n, NULL);
+	if (m == NULL)
+		return true;
+	char        name[64], msg[160];
+	const char *near = dre_json_did_you_mean(m->key, m->key_len, known, n);
+	snprintf(name, sizeof name, "%.*s",
+	    (int) (m->key_len > 60 ? 60 : m->key_len), m->key);
+	if (near != NULL)
+		snprintf(msg, sizeof msg,
+		    "unknown field '%s' (did you mean '%s'?)", name, near);
+	else
+		snprintf(msg, sizeof msg, "unknown field '%s'", name);
+	bad(r, name, msg);
+	return false;
+}
+
+// What a code or batch write may name, and what a read of one answers.
+static const char *const code_fields[] = { "code", "couponTypeId",
+	"couponTypeName", "customerId", "status", "validFrom", "validTo",
+	"metadata", "activatedAt", "activeReservations", "batchId",
+	"createdAt", "issueReason", "issuedAt", "issuingPromotionId",
+	"issuingTransactionId", "lastRedeemedAt", "origin", "redemptionCount",
+	"reservationRef", "reservedByTransactionId", "reservedUntil",
+	"updatedAt", "minorVersion" };
+static const char *const batch_fields[] = { "couponTypeId", "couponTypeName",
+	"numberOfCodes", "id", "status", "progress", "generatedCount", "error",
+	"createdAt", "startedAt", "completedAt", "minorVersion" };
+#define NFIELDS(v) (sizeof(v) / sizeof((v)[0]))
+
 // reply_outcome renders a refusal of the /api/v1 surface (404 NOT_FOUND,
 // 409 CONFLICT, with the stable reason as details[0].code) or a failure
 // (503). The POS operations answer refusals themselves (pos_end).
@@ -1120,7 +1155,8 @@ do_code_create(req *r)
 	size_t          ins = 0;
 	dre_buf         doc = { 0 };
 
-	if (in == NULL || !type_arg(r, in, false, &t, NULL, 0)
+	if (in == NULL || !strict(r, in, code_fields, NFIELDS(code_fields))
+	    || !type_arg(r, in, false, &t, NULL, 0)
 	    || !field(r, in, "code", CP_CODE_MAX, false, given, sizeof given,
 	        &has_code)
 	    || !field(r, in, "customerId", CP_ID_MAX, false, customer,
@@ -1331,6 +1367,7 @@ do_code_update(req *r)
 	cp_outcome      o;
 	dre_buf         doc = { 0 };
 	if (!code_param(r, code) || (in = body(r)) == NULL
+	    || !strict(r, in, code_fields, NFIELDS(code_fields))
 	    || !field(r, in, "status", 10, true, status, sizeof status, NULL))
 		return;
 	if (strcmp(status, "CANCELLED") != 0) {
@@ -1392,7 +1429,8 @@ do_batch_create(req *r)
 	cp_batch        bt;
 	int64_t         n = 0;
 	dre_buf         doc = { 0 };
-	if (in == NULL || !type_arg(r, in, false, &t, NULL, 0))
+	if (in == NULL || !strict(r, in, batch_fields, NFIELDS(batch_fields))
+	    || !type_arg(r, in, false, &t, NULL, 0))
 		return;
 	if (dre_json_int(
 	        &n, dre_json_get(in, "numberOfCodes"), 1, CP_BATCH_MAX)

@@ -237,6 +237,31 @@ cp_type_parse(cp_type *t, dre_arena *a, const dre_json *doc,
 		cp_err(errs, "", "the body must be a JSON object");
 		return DRE_EINVAL;
 	}
+	// Strict master data (PRODUCT-DECISIONS §1): what a write may set and
+	// what a read answers; anything else is refused with a hint. Stored
+	// documents (errs NULL) are ours and not checked.
+	static const char *const known[] = { "id", "name", "description",
+		"type", "prefix", "codeLength", "maxRedemptions",
+		"maxRedemptionsPerCustomer", "isStackable", "status",
+		"validFrom", "validTo", "validityDays", "promotionIds",
+		"createdAt", "updatedAt", "minorVersion" };
+	size_t                   nknown = sizeof known / sizeof known[0];
+	for (const dre_json *m
+	     = errs ? dre_json_unknown(doc, known, nknown, NULL) : NULL;
+	     m != NULL; m = dre_json_unknown(doc, known, nknown, m)) {
+		char        name[64];
+		const char *near
+		    = dre_json_did_you_mean(m->key, m->key_len, known, nknown);
+		snprintf(name, sizeof name, "%.*s",
+		    (int) (m->key_len > 60 ? 60 : m->key_len), m->key);
+		if (near != NULL)
+			cp_err(errs, name,
+			    "unknown field '%s' (did you mean '%s'?)", name,
+			    near);
+		else
+			cp_err(errs, name, "unknown field '%s'", name);
+		bad = true;
+	}
 	if (patch && base != NULL) {
 		*t = *base;
 	} else {

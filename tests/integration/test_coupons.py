@@ -181,7 +181,16 @@ class Coupons(harness.TestCase):
             "maxRedemptionsPerCustomer": 2,
             "validFrom": "2026-01-01T00:00:00Z", "validTo": "2030-12-31T23:59:59Z",
             "isStackable": False, "description": "welcome gift",
-            "unknownField": 1}, user="promo-manager")
+            "maxRedemtions": 1}, user="promo-manager")
+        # strict master data (PRODUCT-DECISIONS §1): named, with a hint
+        self.assertError(r, 400, "VALIDATION_FAILED", "maxRedemtions")
+        self.assertIn("did you mean 'maxRedemptions'?", r.body["error"]["message"])
+        r = self.post("/api/v1/CouponTypes", {
+            "id": tid, "name": name, "type": "GENERIC", "prefix": "wel",
+            "codeLength": 8, "maxRedemptions": 100,
+            "maxRedemptionsPerCustomer": 2,
+            "validFrom": "2026-01-01T00:00:00Z", "validTo": "2030-12-31T23:59:59Z",
+            "isStackable": False, "description": "welcome gift"}, user="promo-manager")
         self.assertStatus(r, 201)
         b = r.body
         self.assertRegex(b["createdAt"], ISO_RE)
