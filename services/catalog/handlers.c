@@ -12,6 +12,7 @@
 #include "dre/docapi.h"
 #include "dre/json.h"
 #include "dre/jsonw.h"
+#include "dre/odata.h"
 #include "dre/log.h"
 #include "dre/promo.h"
 #include "dre/topics.h"
@@ -733,21 +734,81 @@ unlock:
 
 // ---- list ---------------------------------------------------------------
 
+// The members a query can use per kind: scalar ones for $filter and
+// $orderby, every one for $select.
+static void
+query_fields(const req *r, dre_odata_fields *f, const char **scalars,
+    const char **members)
+{
+	static const char *const promo_scalars[]
+	    = { "id", "name", "description", "type", "status", "validFrom",
+		      "validTo", "timezone", "currency", "priority",
+		      "exclusivity", "campaignId", "createdAt", "modifiedAt" };
+	static const char *const promo_members[] = { "id", "name",
+		"description", "type", "status", "validFrom", "validTo",
+		"timeWindows", "timezone", "posGroups", "currency", "priority",
+		"exclusivity", "exclusionGroups", "calculationConfig",
+		"budgetIds", "couponTypeIds", "campaignId", "conditions",
+		"actions", "createdAt", "modifiedAt" };
+	size_t                   ns = 0, nm = 0;
+	if (r->spec == NULL) {
+		for (size_t i = 0; i < sizeof promo_scalars / sizeof(char *);
+		     i++)
+			scalars[ns++] = promo_scalars[i];
+		for (size_t i = 0; i < sizeof promo_members / sizeof(char *);
+		     i++)
+			members[nm++] = promo_members[i];
+	} else {
+		const char *common[] = { "id", "createdAt", "modifiedAt" };
+		for (size_t i = 0; i < 3; i++)
+			scalars[ns++] = members[nm++] = common[i];
+		for (int i = 0; i < r->spec->nfields; i++) {
+			members[nm++] = r->spec->fields[i].name;
+			if (r->spec->fields[i].type != ENT_STRLIST)
+				scalars[ns++] = r->spec->fields[i].name;
+		}
+	}
+	f->scalars = scalars;
+	f->nscalars = ns;
+	f->members = members;
+	f->nmembers = nm;
+}
+
+// do_list answers a page of the collection with the OData query options
+// (common/include/dre/odata.h); promotions also take status=. Documents are
+// only parsed when the query filters, sorts or selects.
 static void
 do_list(req *r)
 {
-	int64_t          top, skip, count = 0, emitted = 0;
+	int64_t          count = 0, emitted = 0;
 	dre_promo_status want = DRE_PS_DRAFT;
 	const char      *status = NULL;
 	dre_store_iter  *it = NULL;
 	dre_buf          vals = { 0 };
-	dre_arena       *scratch = NULL;
+	dre_arena       *docs = NULL;
 	char             prefix[512];
 	size_t           plen;
 	dre_err          err;
+	const char      *scalars[ENT_MAX_FIELDS + 24];
+	const char      *members[ENT_MAX_FIELDS + 24];
+	dre_odata_fields qf;
+	dre_odata       *q = NULL;
+	dre_odata_error  qerr;
+	dre_odata_item  *items = NULL;
+	size_t           nitems = 0, cap = 0;
 
-	if (!dre_docapi_paging(&r->d, TOP_DEFAULT, TOP_MAX, &top, &skip))
+	query_fields(r, &qf, scalars, members);
+	err = dre_odata_parse(
+	    &q, r->d.a, r->d.call, &qf, TOP_DEFAULT, TOP_MAX, &qerr);
+	if (err == DRE_EINVAL) {
+		dre_docapi_invalid(&r->d, qerr.target, "%s", qerr.message);
 		return;
+	}
+	if (err != DRE_OK) {
+		dre_docapi_internal(&r->d, err);
+		return;
+	}
+	int64_t top = dre_odata_top(q), skip = dre_odata_skip(q);
 	if (r->k == CAT_PROMOTION) {
 		status = dre_rpc_param(r->d.call, "status");
 		if (status != NULL && status[0] == 0)
@@ -759,6 +820,7 @@ do_list(req *r)
 			return;
 		}
 	}
+	bool parse = status != NULL || !dre_odata_trivial(q);
 	// tenant \0 KIND \0 (cat_key with an empty key): the trailing NUL
 	// keeps a kind apart from a longer kind name with the same start.
 	plen = cat_key(prefix, sizeof prefix, r->d.call->tenant, r->k, "");
@@ -772,7 +834,7 @@ do_list(req *r)
 		dre_docapi_internal(&r->d, err);
 		return;
 	}
-	if (status != NULL && (scratch = dre_arena_alloc(0)) == NULL) {
+	if (parse && (docs = dre_arena_alloc(0)) == NULL) {
 		dre_store_iter_close(it);
 		dre_docapi_internal(&r->d, DRE_ENOMEM);
 		return;
@@ -784,28 +846,58 @@ do_list(req *r)
 			continue;
 		const char *doc = v + 8;
 		size_t      dl = vl - 8;
+		if (!parse) { // a page of the documents as stored
+			count++;
+			if (count > skip && emitted < top) {
+				if (emitted > 0)
+					dre_buf_putc(&vals, ',');
+				dre_buf_append(&vals, doc, dl);
+				emitted++;
+			}
+			continue;
+		}
+		// Kept (text and tree) for sorting; the iterator's memory is
+		// not stable, so the text is copied.
+		char     *text = dre_arena_strndup(docs, doc, dl);
+		dre_json *root = NULL;
+		if (text == NULL
+		    || dre_json_parse(
+		           &root, docs, text, dl, DRE_JSON_MAX_DEPTH, NULL)
+		        != DRE_OK)
+			continue;
 		if (status != NULL) {
-			dre_json *root = NULL;
-			dre_arena_reset(scratch);
-			if (dre_json_parse(&root, scratch, doc, dl,
-			        DRE_JSON_MAX_DEPTH, NULL)
-			    != DRE_OK)
-				continue;
 			const dre_json *s = dre_json_get(root, "status");
 			if (!dre_json_is(s, DRE_JSON_STRING)
 			    || strcmp(s->str, status) != 0)
 				continue;
 		}
-		count++;
-		if (count > skip && emitted < top) {
+		if (!dre_odata_match(q, root))
+			continue;
+		if (nitems == cap) {
+			size_t          ncap = cap ? cap * 2 : 64;
+			dre_odata_item *nv
+			    = realloc(items, ncap * sizeof *items);
+			if (nv == NULL)
+				break;
+			items = nv;
+			cap = ncap;
+		}
+		items[nitems++] = (dre_odata_item) { root, text, dl };
+	}
+	dre_store_iter_close(it);
+	if (parse) {
+		dre_odata_sort(q, items, nitems);
+		count = (int64_t) nitems;
+		for (size_t i = (size_t) skip; i < nitems && emitted < top;
+		     i++) {
 			if (emitted > 0)
 				dre_buf_putc(&vals, ',');
-			dre_buf_append(&vals, doc, dl);
+			dre_odata_write(q, &vals, &items[i]);
 			emitted++;
 		}
 	}
-	dre_store_iter_close(it);
-	dre_arena_free(scratch);
+	free(items);
+	dre_arena_free(docs);
 	dre_docapi_reply_list(&r->d, count, &vals);
 	dre_buf_free(&vals);
 }

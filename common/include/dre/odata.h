@@ -1,0 +1,73 @@
+// odata.h -- the OData query subset of the /api/v1 collections: $filter,
+// $select, $orderby, $top, $skip, $count (issue 10.3).
+//
+// $filter: comparisons `field op literal` (eq ne gt ge lt le), the
+// functions contains(field,'text') and startswith(field,'text'), and, or,
+// not and parentheses. Literals: 'text' ('' is a quote), numbers (compared
+// exactly as decimals), true, false, null. Fields are the entity's scalar
+// members. $orderby: `field [asc|desc]`, comma-separated. $select: member
+// names, comma-separated. Anything else starting with '$' is refused, as is
+// a field the entity does not have: a query is never silently ignored.
+#ifndef DRE_ODATA_H
+#define DRE_ODATA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dre/arena.h"
+#include "dre/buf.h"
+#include "dre/json.h"
+#include "dre/rpc.h"
+
+typedef struct dre_odata dre_odata;
+
+// What an entity offers to queries: scalar members (filter and orderby)
+// and every member (select). Borrowed.
+typedef struct {
+	const char *const *scalars;
+	size_t             nscalars;
+	const char *const *members;
+	size_t             nmembers;
+} dre_odata_fields;
+
+// A refused query: target is the option ("$filter") and message says what
+// is wrong (at which character for $filter).
+typedef struct {
+	char target[32];
+	char message[200];
+} dre_odata_error;
+
+// dre_odata_parse reads the query options among call's parameters (other
+// parameters are left alone). *qp is allocated in a. DRE_EINVAL with *err
+// filled when an option or a field is not supported or does not parse.
+dre_err dre_odata_parse(dre_odata **qp, dre_arena *a, const dre_rpc_call *call,
+    const dre_odata_fields *fields, int64_t top_default, int64_t top_max,
+    dre_odata_error *err);
+
+// dre_odata_trivial is true when the query only pages ($top, $skip): the
+// caller may then stream documents without parsing them.
+bool    dre_odata_trivial(const dre_odata *q);
+int64_t dre_odata_top(const dre_odata *q);
+int64_t dre_odata_skip(const dre_odata *q);
+
+// dre_odata_match tells whether doc passes $filter (true without one).
+bool dre_odata_match(const dre_odata *q, const dre_json *doc);
+
+// One document that passed the filter: its parsed tree and its text.
+typedef struct {
+	const dre_json *doc;
+	const char     *text;
+	size_t          len;
+} dre_odata_item;
+
+// dre_odata_sort orders v[0..n) by $orderby (stable: equal items keep their
+// order, the store's key order).
+void dre_odata_sort(const dre_odata *q, dre_odata_item *v, size_t n);
+
+// dre_odata_write appends one item to out: its text as stored, or only the
+// $select members.
+void dre_odata_write(
+    const dre_odata *q, dre_buf *out, const dre_odata_item *it);
+
+#endif
