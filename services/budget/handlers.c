@@ -12,6 +12,7 @@
 #include "dre/docapi.h"
 #include "dre/json.h"
 #include "dre/jsonw.h"
+#include "dre/odata.h"
 #include "dre/log.h"
 #include "dre/money.h"
 #include "dre/topics.h"
@@ -358,15 +359,44 @@ h_get(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	dre_docapi_end(&r.d);
 }
 
+// What a list query can use (common/include/dre/odata.h): the scalar
+// members for $filter and $orderby, all of them for $select.
+static const char *const list_scalars[] = { "id", "name", "description",
+	"totalAmount", "consumedAmount", "remainingAmount", "currency",
+	"utilizationPct", "status", "validFrom", "validTo",
+	"transactionsCount", "exhaustedAt", "createdAt", "modifiedAt" };
+static const char *const list_members[]
+    = { "id", "name", "description", "totalAmount", "consumedAmount",
+	      "remainingAmount", "currency", "utilizationPct", "status",
+	      "validFrom", "validTo", "transactionsCount", "exhaustedAt",
+	      "createdAt", "modifiedAt", "thresholds", "thresholdsCrossed" };
+
 static void
 h_list(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 {
-	req     r;
-	int64_t top, skip, count = 0, emitted = 0;
+	req              r;
+	int64_t          count = 0, emitted = 0;
+	dre_odata       *q = NULL;
+	dre_odata_error  qerr;
+	dre_odata_fields qf = { list_scalars,
+		sizeof list_scalars / sizeof list_scalars[0], list_members,
+		sizeof list_members / sizeof list_members[0] };
+	dre_arena       *docs = NULL;
+	dre_odata_item  *items = NULL;
+	size_t           nitems = 0, cap = 0;
+	dre_buf          vals = { 0 };
 	if (!req_begin(&r, svc, call, rep))
 		return;
-	if (!dre_docapi_paging(&r.d, TOP_DEFAULT, TOP_MAX, &top, &skip))
+	dre_err err = dre_odata_parse(
+	    &q, r.d.a, call, &qf, TOP_DEFAULT, TOP_MAX, &qerr);
+	if (err == DRE_EINVAL) {
+		dre_docapi_invalid(&r.d, qerr.target, "%s", qerr.message);
 		goto out;
+	}
+	if (err != DRE_OK || (docs = dre_arena_alloc(0)) == NULL) {
+		dre_docapi_internal(&r.d, DRE_ENOMEM);
+		goto out;
+	}
 	char   prefix[256];
 	size_t plen = bud_key(prefix, sizeof(prefix), call->tenant, "");
 	dre_store_iter *it = NULL;
@@ -376,28 +406,58 @@ h_list(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		dre_docapi_internal(&r.d, DRE_ESTORE);
 		goto out;
 	}
-	dre_buf   vals = { 0 };
-	dre_jsonw w;
-	dre_jsonw_init(&w, &vals); // the elements, commas by dre_jsonw
+	// Budgets are few: each is rendered, parsed, filtered and kept for
+	// sorting; the page is written from what was kept.
 	const char *k, *v;
 	size_t      kl, vl;
 	while (dre_store_iter_next(it, &k, &kl, &v, &vl)) {
-		count++;
-		if (count <= skip || emitted >= top)
-			continue;
-		dre_arena_reset(r.d.a);
 		Dre__BudgetRecord *b = dre__budget_record__unpack(
 		    NULL, vl, (const uint8_t *) v);
 		if (b == NULL)
 			continue;
+		dre_buf   one = { 0 };
+		dre_jsonw w;
+		dre_jsonw_init(&w, &one);
 		render(&w, b);
 		dre__budget_record__free_unpacked(b, NULL);
-		emitted++;
+		char     *text = one.oom
+		        ? NULL
+		        : dre_arena_strndup(docs, one.data, one.len);
+		size_t    tl = one.len;
+		dre_json *root = NULL;
+		dre_buf_free(&one);
+		if (text == NULL
+		    || dre_json_parse(
+		           &root, docs, text, tl, DRE_JSON_MAX_DEPTH, NULL)
+		        != DRE_OK
+		    || !dre_odata_match(q, root))
+			continue;
+		if (nitems == cap) {
+			size_t          ncap = cap ? cap * 2 : 32;
+			dre_odata_item *nv
+			    = realloc(items, ncap * sizeof *items);
+			if (nv == NULL)
+				break;
+			items = nv;
+			cap = ncap;
+		}
+		items[nitems++] = (dre_odata_item) { root, text, tl };
 	}
 	dre_store_iter_close(it);
+	dre_odata_sort(q, items, nitems);
+	count = (int64_t) nitems;
+	for (size_t i = (size_t) dre_odata_skip(q);
+	     i < nitems && emitted < dre_odata_top(q); i++) {
+		if (emitted > 0)
+			dre_buf_putc(&vals, ',');
+		dre_odata_write(q, &vals, &items[i]);
+		emitted++;
+	}
 	dre_docapi_reply_list(&r.d, count, &vals);
-	dre_buf_free(&vals);
 out:
+	free(items);
+	dre_arena_free(docs);
+	dre_buf_free(&vals);
 	dre_docapi_end(&r.d);
 }
 

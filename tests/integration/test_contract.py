@@ -435,6 +435,17 @@ class Contract(harness.TestCase):
                                                  "referencePrice gt 1.505" % a,
                                       "$select": "articleNumber"})
         self.assertEqual(self.assertOk(r)["value"], [{"articleNumber": "%s-1" % a}])
+        # budgets (rendered documents) take the same options
+        bt = uniq("ODB")
+        for amount in ("30.00", "10.00", "20.00"):
+            s.create_budget(amount, name="%s %s" % (bt, amount))
+        r = q("/api/v1/Budgets", **{"$filter": "startswith(name,'%s') and totalAmount ge "
+                                               "15" % bt,
+                                     "$orderby": "totalAmount desc", "$select": "totalAmount"})
+        self.assertEqual(self.assertOk(r)["value"], [{"totalAmount": harness.D("30.00")},
+                                                    {"totalAmount": harness.D("20.00")}])
+        self.assertError(q("/api/v1/Budgets", **{"$orderby": "colour"}), 400,
+                         "VALIDATION_FAILED", "$orderby")
         # refused: unsupported options, unknown fields, bad syntax -- 400 naming it
         for opts, target, msg in (
                 ({"$expand": "x"}, "$expand", "query option $expand is not supported"),
