@@ -5,7 +5,9 @@
 // file (written atomically, removed on exit) and on stdout, and lets tests
 // take brokers down and up over nng (broker.Down, broker.Up, broker.Status).
 // The cluster lives in memory only: a restart is a new, empty cluster with a
-// new cluster id, which consumers detect.
+// new cluster id, which consumers detect. With broker.port set, a restart
+// listens on the same address, so running clients reconnect to the new
+// cluster (what a real cluster rebuilt behind the same name looks like).
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -23,12 +25,14 @@
 #include "dre/rpc.h"
 #include "dre/svc.h"
 #include "dre/topics.h"
+#include "listen.h"
 
 #define MAX_BROKERS 16
 
 typedef struct {
 	dre_common_cfg common;
 	int64_t        count;
+	int64_t        port;
 	char          *bootstrap_file;
 } broker_cfg;
 
@@ -36,6 +40,9 @@ static const dre_cfg_opt broker_opts[] = {
 	DRE_CFG_COMMON(broker_cfg, common, "tcp://127.0.0.1:7001"),
 	{ "broker.count", DRE_CFG_INT, offsetof(broker_cfg, count), "1",
 	    "number of mock brokers (1-16)" },
+	{ "broker.port", DRE_CFG_INT, offsetof(broker_cfg, port), "0",
+	    "port of broker 1 on 127.0.0.1, broker n on port + n - 1 (0 = "
+	    "ports chosen by the kernel, different after each start)" },
 	{ "broker.bootstrap_file", DRE_CFG_STR,
 	    offsetof(broker_cfg, bootstrap_file), NULL,
 	    "file receiving the bootstrap servers (default "
@@ -181,7 +188,7 @@ kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 
 // cluster_open starts count mock brokers and creates every DRE topic.
 static dre_err
-cluster_open(broker *b, const dre_kvlist *props)
+cluster_open(broker *b, const dre_kvlist *props, int port)
 {
 	char             errstr[512];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -201,7 +208,10 @@ cluster_open(broker *b, const dre_kvlist *props)
 		return DRE_EBUS;
 	}
 	conf = NULL; // now owned by b->rk
+	// The brokers' listeners are bound while the cluster is created.
+	listen_ports_from(port);
 	b->mc = rd_kafka_mock_cluster_new(b->rk, b->count);
+	listen_ports_from(0);
 	if (b->mc == NULL) {
 		dre_error("cannot start the mock cluster");
 		return DRE_EBUS;
@@ -245,8 +255,10 @@ main(int argc, char **argv)
 	broker b;
 	memset(&b, 0, sizeof(b));
 	pthread_mutex_init(&b.mu, NULL);
-	if (cfg.count < 1 || cfg.count > MAX_BROKERS) {
-		dre_error("broker.count must be 1..%d", MAX_BROKERS);
+	if (cfg.count < 1 || cfg.count > MAX_BROKERS || cfg.port < 0
+	    || cfg.port + cfg.count > 65536) {
+		dre_error("broker.count must be 1..%d, broker.port 0..%d",
+		    MAX_BROKERS, (int) (65536 - cfg.count));
 		dre_config_free(&cfg, broker_opts, &cfg.common.kafka);
 		return 2;
 	}
@@ -270,7 +282,7 @@ main(int argc, char **argv)
 		dre_error("out of memory");
 		goto out;
 	}
-	if (cluster_open(&b, &cfg.common.kafka) != DRE_OK)
+	if (cluster_open(&b, &cfg.common.kafka, (int) cfg.port) != DRE_OK)
 		goto out;
 	const char *servers = rd_kafka_mock_cluster_bootstraps(b.mc);
 	if (dre_rpc_server_open(&srv, cfg.common.rpc_listen, routes, &b, 2)
