@@ -110,8 +110,24 @@ dre_err dre_consumer_poll(dre_consumer *c, int timeout_ms, dre_msg *m);
 void dre_consumer_close(dre_consumer *c);
 
 // The outbox: events written in the same RocksDB batch as the state change
-// that caused them, produced by a relay thread, deleted when Kafka
-// acknowledged them. Nothing written to the outbox is lost.
+// that caused them, produced by a relay thread. Nothing written to the
+// outbox is lost, even when the broker loses what it acknowledged.
+//
+// The rule: an event is kept until it is safe, not merely acknowledged.
+// - Pending until a broker acknowledges it (acks=all); produced in order,
+//   retried after failures.
+// - Then kept, with the time of the acknowledgement, and dropped only once
+//   the relay has seen the same Kafka cluster id 5 minutes after that
+//   acknowledgement (at most 200000 kept, oldest dropped first).
+// - The relay asks for the cluster id (rd_kafka_clusterid) every 2 s. A
+//   different id than the one it saw last (stored, so also across a restart
+//   of the service) is a cluster that may not have what the old one
+//   acknowledged -- the embedded broker restarted is a new, empty cluster:
+//   once every report of what is in flight is in, every kept event goes
+//   back to pending and is produced again, to the new cluster.
+// Re-publishing is safe because every event carries its eventId and every
+// consumer drops an eventId it applied (or applies versioned state); a
+// re-published event can only be late, never applied twice.
 //
 // dre_outbox_open uses column family cf of st and producer p (both borrowed,
 // must outlive the outbox) and starts the relay.
@@ -127,7 +143,8 @@ uint64_t dre_outbox_put(dre_outbox *o, dre_batch *b, const char *topic,
 dre_err dre_outbox_wait(dre_outbox *o, uint64_t seq, int timeout_ms);
 // dre_outbox_kick wakes the relay after the caller's batch was written.
 void dre_outbox_kick(dre_outbox *o);
-// dre_outbox_pending is the number of events not yet acknowledged.
+// dre_outbox_pending is the number of events not yet acknowledged (by the
+// current cluster: events published again count again).
 int64_t dre_outbox_pending(dre_outbox *o);
 // dre_outbox_connected reports whether the relay currently reaches Kafka.
 bool dre_outbox_connected(dre_outbox *o);
