@@ -88,6 +88,7 @@ struct dre_outbox {
 	int64_t  stable_ms; // wall ms the relay last saw cluster unchanged
 	int64_t  next_probe, next_prune; // monotonic ms
 	int64_t  nkept; // acknowledged entries kept
+	int64_t  warned_ms; // monotonic ms of the last early-drop warning
 	bool     republish; // the cluster changed: kept entries go again
 	uint64_t cursor; // scan from here
 	uint64_t produced_hw; // highest sequence produced + 1
@@ -339,10 +340,12 @@ prune(dre_outbox *o)
 	dre_store_iter_close(it);
 	if (b != NULL && n > 0 && dre_store_write(o->st, b, false) == DRE_OK) {
 		o->nkept -= n;
-		if (early > 0)
+		if (early > 0 && now_ms() - o->warned_ms >= 60000) {
+			o->warned_ms = now_ms();
 			dre_warn("outbox: more than %d acknowledged events "
 			         "kept: %lld dropped before their time",
 			    KEEP_MAX, (long long) early);
+		}
 	}
 	dre_batch_free(b);
 }

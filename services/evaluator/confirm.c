@@ -66,6 +66,7 @@ struct ev_confirm {
 	pthread_mutex_t stop_mu;
 	pthread_cond_t  stop_cv;
 	bool            stop;
+	int64_t         swept_to; // wall ms: every deadline before is handled
 	pthread_mutex_t mu; // the cache
 	cache_ent      *cache;
 	char          **expected;
@@ -866,8 +867,9 @@ sfx_end_unlock(void *arg, dre_err err)
 }
 
 // time_out gives every expected service without a result a TIMED_OUT one,
-// into b. False when the job is finished already (or unreadable).
-static bool
+// into b. 1: done; 0: nothing to do (the job is finished, gone or
+// unreadable); -1: the store failed (the deadline stays).
+static int
 time_out(ev_svc *s, dre_batch *b, const char *jkey, size_t jkl, int64_t now)
 {
 	char   *val = NULL;
@@ -875,13 +877,13 @@ time_out(ev_svc *s, dre_batch *b, const char *jkey, size_t jkl, int64_t now)
 	dre_err err
 	    = dre_store_get(s->st, EV_CF_CONFIRM, jkey, jkl, &val, &vlen);
 	if (err != DRE_OK)
-		return false;
+		return err == DRE_ENOTFOUND ? 0 : -1;
 	Dre__SideEffectJob *j
 	    = dre__side_effect_job__unpack(NULL, vlen, (const uint8_t *) val);
 	free(val);
 	if (j == NULL || job_finished(j)) {
 		dre__side_effect_job__free_unpacked(j, NULL);
-		return false;
+		return 0;
 	}
 	// Our additions live on this stack frame; j's own arrays are put back
 	// before it is freed.
@@ -932,18 +934,25 @@ time_out(ev_svc *s, dre_batch *b, const char *jkey, size_t jkl, int64_t now)
 	free(add);
 	free(why);
 	dre__side_effect_job__free_unpacked(j, NULL);
-	return ok;
+	return ok ? 1 : -1;
 }
 
 // sweep ends the jobs whose deadline passed; returns how many deadlines it
-// handled (SWEEP_CHUNK at most).
+// handled (SWEEP_CHUNK at most). It starts at c->swept_to, below which
+// every deadline was handled: the deletes of the deadlines of jobs that
+// finished in time are not walked again and again.
 static int
 sweep(ev_svc *s)
 {
 	ev_confirm     *c = s->confirm;
 	int64_t         now = dre_now_ms();
+	int64_t         next = now; // the new swept_to
 	dre_store_iter *it = NULL;
-	if (dre_store_iter_open(&it, s->st, EV_CF_CONFIRM, "d", 1) != DRE_OK)
+	char            start[9] = { 'd' };
+	dre_be64_put(start + 1, c->swept_to);
+	if (dre_store_iter_open_from(
+	        &it, s->st, EV_CF_CONFIRM, "d", 1, start, sizeof(start))
+	    != DRE_OK)
 		return 0;
 	dre_batch  *b = dre_batch_alloc();
 	const char *k;
@@ -954,13 +963,20 @@ sweep(ev_svc *s)
 	size_t  nchanged = 0;
 	pthread_mutex_lock(&c->jobs_mu);
 	while (b != NULL && changed != NULL && changed_len != NULL
-	    && n < SWEEP_CHUNK
 	    && dre_store_iter_next(it, &k, &kl, NULL, NULL)) {
 		if (kl < 10 || kl - 9 > KEY_MAX)
 			continue;
-		if (dre_be64_get(k + 1) > now)
-			break; // the rest is due later
-		if (time_out(s, b, k + 9, kl - 9, now)) {
+		int64_t due = dre_be64_get(k + 1);
+		if (due > now || n >= SWEEP_CHUNK) {
+			next = due < now ? due : now;
+			break; // the rest is due later (or next time)
+		}
+		int r = time_out(s, b, k + 9, kl - 9, now);
+		if (r < 0) {
+			next = due;
+			break;
+		}
+		if (r > 0) {
 			memcpy(changed[nchanged], k + 9, kl - 9);
 			changed_len[nchanged++] = kl - 9;
 		}
@@ -968,9 +984,12 @@ sweep(ev_svc *s)
 		n++;
 	}
 	dre_store_iter_close(it);
-	if (b != NULL && n > 0 && dre_store_write(s->st, b, false) != DRE_OK) {
+	if (b == NULL || changed == NULL || changed_len == NULL
+	    || (n > 0 && dre_store_write(s->st, b, false) != DRE_OK)) {
 		n = 0; // retried next time
 		nchanged = 0;
+	} else {
+		c->swept_to = next;
 	}
 	pthread_mutex_unlock(&c->jobs_mu);
 	if (nchanged > 0)
