@@ -49,6 +49,17 @@
 #define KEPT_PREFIX    0xff // kept entries: 0xff ack_ms(8) seq(8)
 #define STATE_PREFIX   0xfe // 0xfe "cluster id" -> the last one seen
 #define KEPT_KEY_LEN   17
+// Offsets acknowledged per topic and partition, to recognise a log that
+// started again.
+#define MAX_TOPICS 32
+#define MAX_TPS    256
+#define NO_TOPIC   0xff
+
+typedef struct {
+	uint8_t topic; // index into topics
+	int32_t partition;
+	int64_t max; // highest offset acknowledged
+} ack_tp;
 
 // A caller of dre_outbox_wait, on its own stack.
 typedef struct ack_waiter ack_waiter;
@@ -79,11 +90,18 @@ struct dre_outbox {
 	uint64_t             *dels; // acknowledged, to delete from the store
 	size_t                ndels, capdels;
 	atomic_uint_fast64_t *acked; // ACK_RING slots
+	ack_tp                tps[MAX_TPS];
+	size_t                ntps;
+	bool     log_lost; // an acknowledgement went back in a partition
 	uint64_t retry_from; // lowest failed sequence, NO_SEQ = none
 	int64_t  retry_at; // monotonic ms
 	int      backoff_ms;
 
+	// Written by the relay before it produces seq, read by its report.
+	uint8_t *topic_of; // ACK_RING slots: topic index of seq
 	// Relay thread only.
+	char    *topics[MAX_TOPICS]; // names, index = topic index
+	size_t   ntopics;
 	char     cluster[128]; // the last cluster id seen ("" = none yet)
 	int64_t  stable_ms; // wall ms the relay last saw cluster unchanged
 	int64_t  next_probe, next_prune; // monotonic ms
@@ -117,6 +135,46 @@ wall_ms(void)
 static const char cluster_key[] = "\xfe"
                                   "cluster id";
 
+// track notes an acknowledged offset; one below an earlier one of the same
+// partition means the log started again. Called with o->mu held.
+static void
+track(dre_outbox *o, uint8_t topic, int32_t partition, int64_t offset)
+{
+	if (topic == NO_TOPIC || offset < 0)
+		return;
+	for (size_t i = 0; i < o->ntps; i++) {
+		ack_tp *t = &o->tps[i];
+		if (t->topic != topic || t->partition != partition)
+			continue;
+		if (offset < t->max && !o->log_lost) {
+			dre_warn("outbox: %s[%d] acknowledged at offset %lld "
+			         "after %lld: the broker lost its log",
+			    o->topics[topic], partition, (long long) offset,
+			    (long long) t->max);
+			o->log_lost = true;
+		}
+		if (offset > t->max)
+			t->max = offset;
+		return;
+	}
+	if (o->ntps < MAX_TPS)
+		o->tps[o->ntps++] = (ack_tp) { topic, partition, offset };
+}
+
+// topic_index returns the index of topic in o->topics, adding it; NO_TOPIC
+// when the table is full. Relay thread.
+static uint8_t
+topic_index(dre_outbox *o, const char *topic)
+{
+	for (size_t i = 0; i < o->ntopics; i++)
+		if (strcmp(o->topics[i], topic) == 0)
+			return (uint8_t) i;
+	if (o->ntopics == MAX_TOPICS
+	    || (o->topics[o->ntopics] = strdup(topic)) == NULL)
+		return NO_TOPIC;
+	return (uint8_t) o->ntopics++;
+}
+
 // delivered runs on the producer's poll thread for every produced entry.
 static void
 delivered(void *arg, dre_err err, void *msg_opaque, int32_t partition,
@@ -141,6 +199,7 @@ delivered(void *arg, dre_err err, void *msg_opaque, int32_t partition,
 		}
 		if (o->ndels < o->capdels)
 			o->dels[o->ndels++] = seq;
+		track(o, o->topic_of[seq % ACK_RING], partition, offset);
 		o->backoff_ms = BACKOFF_MIN_MS;
 		bool woke = false;
 		for (ack_waiter *w = o->waiters; w != NULL; w = w->next)
@@ -243,6 +302,7 @@ relay_scan(dre_outbox *o)
 			dre_error("outbox: entry %llu is malformed, skipped",
 			    (unsigned long long) seq);
 		} else {
+			o->topic_of[seq % ACK_RING] = topic_index(o, topic);
 			atomic_fetch_add(&o->inflight, 1);
 			dre_err e = dre_producer_send(o->p, topic, key, klen,
 			    payload, plen, (void *) (uintptr_t) seq);
@@ -350,8 +410,38 @@ prune(dre_outbox *o)
 	dre_batch_free(b);
 }
 
-// probe compares the cluster id with the last one seen. Relay thread,
-// o->mu not held.
+// log_behind asks for the high watermark of every partition the relay had
+// acknowledgements from; one at or below the highest acknowledged offset
+// is a log that lost them. Relay thread, o->mu not held.
+static bool
+log_behind(dre_outbox *o)
+{
+	ack_tp tps[MAX_TPS];
+	pthread_mutex_lock(&o->mu);
+	size_t n = o->ntps;
+	memcpy(tps, o->tps, n * sizeof(*tps));
+	pthread_mutex_unlock(&o->mu);
+	for (size_t i = 0; i < n; i++) {
+		int64_t hi = 0;
+		if (dre_producer_high_watermark(o->p, o->topics[tps[i].topic],
+		        tps[i].partition, &hi, 1000)
+		        != DRE_OK
+		    || hi > tps[i].max)
+			continue;
+		dre_warn("outbox: %s[%d] ends at offset %lld, %lld was "
+		         "acknowledged: the broker lost its log",
+		    o->topics[tps[i].topic], tps[i].partition, (long long) hi,
+		    (long long) tps[i].max);
+		pthread_mutex_lock(&o->mu);
+		o->log_lost = true;
+		pthread_mutex_unlock(&o->mu);
+		return true;
+	}
+	return false;
+}
+
+// probe compares the cluster id with the last one seen and the partitions'
+// ends with the offsets acknowledged. Relay thread, o->mu not held.
 static void
 probe(dre_outbox *o)
 {
@@ -361,7 +451,8 @@ probe(dre_outbox *o)
 	    || dre_bus_cluster_id(&o->props, id, sizeof(id), 1000) != DRE_OK)
 		return;
 	if (strcmp(id, o->cluster) == 0) {
-		o->stable_ms = wall_ms();
+		if (!log_behind(o))
+			o->stable_ms = wall_ms();
 		return;
 	}
 	if (o->cluster[0] == '\0') {
@@ -450,6 +541,12 @@ relay_thread(void *arg)
 			pthread_mutex_lock(&o->mu);
 		}
 		bool idle = atomic_load(&o->inflight) == 0;
+		if (o->log_lost && !o->republish) {
+			dre_warn("outbox: the %lld acknowledged event(s) kept "
+			         "are published again",
+			    (long long) o->nkept);
+			o->republish = true;
+		}
 		if (o->republish) {
 			// Every report first: an entry the old cluster
 			// acknowledged is kept before it is queued again, and
@@ -470,6 +567,8 @@ relay_thread(void *arg)
 				continue;
 			}
 			o->republish = false;
+			o->log_lost = false;
+			o->ntps = 0; // offsets of the new log from here
 			o->hole_skipped = true; // rescan from the start
 			o->retry_at = now_ms();
 		}
@@ -532,10 +631,14 @@ dre_outbox_open(
 	dre_outbox *o = calloc(1, sizeof(*o));
 	if (o == NULL)
 		return DRE_ENOMEM;
-	if ((o->acked = malloc(ACK_RING * sizeof(*o->acked))) == NULL) {
+	if ((o->acked = malloc(ACK_RING * sizeof(*o->acked))) == NULL
+	    || (o->topic_of = malloc(ACK_RING)) == NULL) {
+		free(o->acked);
+		free(o->topic_of);
 		free(o);
 		return DRE_ENOMEM;
 	}
+	memset(o->topic_of, NO_TOPIC, ACK_RING);
 	for (size_t i = 0; i < ACK_RING; i++)
 		atomic_init(&o->acked[i], NO_SEQ);
 	o->st = st;
@@ -552,6 +655,7 @@ dre_outbox_open(
 	if (e != DRE_OK) {
 		dre_kvlist_free(&o->props);
 		free(o->acked);
+		free(o->topic_of);
 		free(o);
 		return e;
 	}
@@ -597,6 +701,7 @@ dre_outbox_open(
 	if ((e = dre_producer_open(&o->p, &o->props, delivered, o))) {
 		dre_kvlist_free(&o->props);
 		free(o->acked);
+		free(o->topic_of);
 		free(o);
 		return e;
 	}
@@ -610,6 +715,7 @@ dre_outbox_open(
 		pthread_mutex_destroy(&o->mu);
 		dre_kvlist_free(&o->props);
 		free(o->acked);
+		free(o->topic_of);
 		free(o);
 		return DRE_ENOMEM;
 	}
@@ -731,6 +837,9 @@ dre_outbox_close(dre_outbox *o)
 	pthread_mutex_unlock(&o->mu);
 	free(o->dels);
 	free(o->acked);
+	free(o->topic_of);
+	for (size_t i = 0; i < o->ntopics; i++)
+		free(o->topics[i]);
 	pthread_cond_destroy(&o->ack_cv);
 	pthread_cond_destroy(&o->cv);
 	pthread_mutex_destroy(&o->mu);

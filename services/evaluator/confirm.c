@@ -895,7 +895,8 @@ time_out(ev_svc *s, dre_batch *b, const char *jkey, size_t jkl, int64_t now)
 	char(*why)[64] = calloc(j->n_expected + 1, sizeof(*why));
 	bool ok = res != NULL && add != NULL && why != NULL;
 	if (ok) {
-		memcpy(res, old, n0 * sizeof(*res));
+		if (n0 > 0)
+			memcpy(res, old, n0 * sizeof(*res));
 		for (size_t i = 0; i < j->n_expected; i++) {
 			if (result_of(j, j->expected[i]) != NULL)
 				continue;

@@ -38,6 +38,10 @@ void dre_producer_close(dre_producer *p);
 // dre_producer_outq_len is the number of messages not yet answered by a
 // delivery report.
 int dre_producer_outq_len(dre_producer *p);
+// dre_producer_high_watermark asks, through p's connections, for the high
+// watermark (next offset) of a partition.
+dre_err dre_producer_high_watermark(dre_producer *p, const char *topic,
+    int32_t partition, int64_t *high, int timeout_ms);
 // dre_producer_fatal reports whether the producer hit a fatal error and must
 // be closed and reopened.
 bool dre_producer_fatal(dre_producer *p);
@@ -119,12 +123,17 @@ void dre_consumer_close(dre_consumer *c);
 // - Then kept, with the time of the acknowledgement, and dropped only once
 //   the relay has seen the same Kafka cluster id 5 minutes after that
 //   acknowledgement (at most 200000 kept, oldest dropped first).
-// - The relay asks for the cluster id (rd_kafka_clusterid) every 2 s. A
-//   different id than the one it saw last (stored, so also across a restart
-//   of the service) is a cluster that may not have what the old one
-//   acknowledged -- the embedded broker restarted is a new, empty cluster:
-//   once every report of what is in flight is in, every kept event goes
-//   back to pending and is produced again, to the new cluster.
+// - A broker that lost what it acknowledged is recognised by any of: a
+//   different cluster id (rd_kafka_clusterid, asked every 2 s) than the one
+//   the relay saw last (stored, so also across a restart of the service);
+//   an acknowledgement at an offset below one acknowledged before in the
+//   same partition (the log started again); a partition's high watermark
+//   at or below the highest offset acknowledged in it (asked every 2 s).
+//   The embedded broker restarted is a new, empty cluster (its id is made
+//   of heap addresses: under ASan it can come back with the same id, the
+//   offsets still tell). Then, once every report of what is in flight is
+//   in, every kept event goes back to pending and is produced again, to the
+//   new cluster, and the offsets seen start from nothing.
 // Re-publishing is safe because every event carries its eventId and every
 // consumer drops an eventId it applied (or applies versioned state); a
 // re-published event can only be late, never applied twice.
