@@ -10,11 +10,13 @@
 // cluster (what a real cluster rebuilt behind the same name looks like).
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
@@ -28,6 +30,7 @@
 #include "listen.h"
 
 #define MAX_BROKERS 16
+#define MAX_PAD     256
 
 typedef struct {
 	dre_common_cfg common;
@@ -56,6 +59,8 @@ typedef struct {
 	int                      count;
 	pthread_mutex_t          mu;
 	bool                     up[MAX_BROKERS + 1]; // by broker id, 1-based
+	void                    *pad[MAX_PAD]; // see spread_heap
+	int                      npad;
 } broker;
 
 // write_atomic replaces path with text through a temporary file, so a
@@ -186,6 +191,38 @@ kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 	    "kafka %s: %s", fac, buf);
 }
 
+// spread_heap makes the next mock cluster object land at a random address.
+// librdkafka 2.0.2 makes the mock cluster's id of that address; where the
+// heap is not randomised (ASan's allocator) every start would present the
+// same id, and clients would take a new, empty cluster for the old one. A
+// random number of blocks of the cluster object's size (learnt from a
+// throwaway cluster), kept until the cluster closes, moves it.
+static void
+spread_heap(broker *b)
+{
+	char             errstr[256];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_conf_set_log_cb(conf, kafka_log);
+	rd_kafka_t *rk
+	    = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+	if (rk == NULL) {
+		rd_kafka_conf_destroy(conf);
+		return;
+	}
+	rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(rk, 1);
+	size_t size = mc != NULL ? malloc_usable_size(mc) : 0;
+	if (mc != NULL)
+		rd_kafka_mock_cluster_destroy(mc);
+	rd_kafka_destroy(rk);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	unsigned seed = (unsigned) getpid() ^ (unsigned) ts.tv_nsec;
+	int      n = size > 0 ? 1 + rand_r(&seed) % (MAX_PAD - 1) : 0;
+	for (b->npad = 0; b->npad < n; b->npad++)
+		if ((b->pad[b->npad] = malloc(size)) == NULL)
+			break;
+}
+
 // cluster_open starts count mock brokers and creates every DRE topic.
 static dre_err
 cluster_open(broker *b, const dre_kvlist *props, int port)
@@ -201,6 +238,7 @@ cluster_open(broker *b, const dre_kvlist *props, int port)
 			rd_kafka_conf_destroy(conf);
 			return DRE_ECONFIG;
 		}
+	spread_heap(b);
 	b->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
 	if (b->rk == NULL) {
 		rd_kafka_conf_destroy(conf);
@@ -242,6 +280,8 @@ cluster_close(broker *b)
 		rd_kafka_destroy(b->rk);
 	b->mc = NULL;
 	b->rk = NULL;
+	while (b->npad > 0)
+		free(b->pad[--b->npad]);
 }
 
 int
