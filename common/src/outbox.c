@@ -425,8 +425,9 @@ log_behind(dre_outbox *o)
 		int64_t hi = 0;
 		if (dre_producer_high_watermark(o->p, o->topics[tps[i].topic],
 		        tps[i].partition, &hi, 1000)
-		        != DRE_OK
-		    || hi > tps[i].max)
+		    != DRE_OK)
+			return false; // unreachable: not asked again now
+		if (hi > tps[i].max)
 			continue;
 		dre_warn("outbox: %s[%d] ends at offset %lld, %lld was "
 		         "acknowledged: the broker lost its log",
