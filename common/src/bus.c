@@ -335,6 +335,22 @@ dre_producer_outq_len(dre_producer *p)
 	return rd_kafka_outq_len(p->rk);
 }
 
+dre_err
+dre_producer_high_watermark(dre_producer *p, const char *topic,
+    int32_t partition, int64_t *high, int timeout_ms)
+{
+	int64_t             lo = 0, hi = 0;
+	rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+	    p->rk, topic, partition, &lo, &hi, timeout_ms);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		dre_debug("kafka: watermarks of %s[%d]: %s", topic, partition,
+		    rd_kafka_err2str(err));
+		return map_err(err);
+	}
+	*high = hi;
+	return DRE_OK;
+}
+
 bool
 dre_producer_fatal(dre_producer *p)
 {

@@ -1,15 +1,25 @@
 // outbox.c -- transactional outbox: events in RocksDB, relayed to Kafka.
 //
-// An entry is key = 8-byte big-endian sequence number, value = u16 topic
-// length, topic, u32 key length, key, payload (lengths big-endian). The relay
-// thread produces entries in sequence order with at most MAX_INFLIGHT
-// unanswered, deletes an entry when its delivery report says the broker has
-// it (acks=all), and after a failed report waits until nothing is in flight,
-// backs off and produces again from the lowest failed entry. An entry is
-// only ever deleted after a successful delivery, so nothing is lost; a crash
-// between delivery and delete produces it again (events carry an eventId).
+// A pending entry is key = 8-byte big-endian sequence number, value = u16
+// topic length, topic, u32 key length, key, payload (lengths big-endian).
+// The relay thread produces entries in sequence order with at most
+// MAX_INFLIGHT unanswered and after a failed report waits until nothing is
+// in flight, backs off and produces again from the lowest failed entry.
+//
+// An entry the broker acknowledged (acks=all) is not deleted but kept:
+// moved to key = 0xff, acknowledgement time (wall ms, 8), sequence (8), same
+// value. A broker can lose what it acknowledged -- the embedded broker
+// restarted is a new, empty cluster -- so the relay asks for the cluster id
+// every PROBE_EVERY_MS; when it differs from the one it saw before (key
+// 0xfe "cluster id"), every kept entry goes back to pending and is produced
+// again (consumers drop what they already applied by eventId). A kept entry
+// is dropped once the cluster that has it was seen unchanged KEEP_MS after
+// it was acknowledged, or, oldest first, when more than KEEP_MAX are kept.
+// Nothing is deleted before a successful delivery, so nothing is lost; a
+// crash between delivery and move produces it again.
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -29,6 +39,27 @@
 // The sequence numbers acknowledged lately, by seq % ACK_RING: a writer
 // waiting for its event looks here instead of in the store.
 #define ACK_RING 65536
+// Acknowledged entries are kept until the cluster that acknowledged them
+// was seen, unchanged, this long after (consumers have read them by then
+// unless they are down), and never more than KEEP_MAX of them.
+#define KEEP_MS        (5 * 60 * 1000)
+#define KEEP_MAX       200000
+#define PROBE_EVERY_MS 2000
+#define PRUNE_EVERY_MS 1000
+#define KEPT_PREFIX    0xff // kept entries: 0xff ack_ms(8) seq(8)
+#define STATE_PREFIX   0xfe // 0xfe "cluster id" -> the last one seen
+#define KEPT_KEY_LEN   17
+// Offsets acknowledged per topic and partition, to recognise a log that
+// started again.
+#define MAX_TOPICS 32
+#define MAX_TPS    256
+#define NO_TOPIC   0xff
+
+typedef struct {
+	uint8_t topic; // index into topics
+	int32_t partition;
+	int64_t max; // highest offset acknowledged
+} ack_tp;
 
 // A caller of dre_outbox_wait, on its own stack.
 typedef struct ack_waiter ack_waiter;
@@ -59,11 +90,24 @@ struct dre_outbox {
 	uint64_t             *dels; // acknowledged, to delete from the store
 	size_t                ndels, capdels;
 	atomic_uint_fast64_t *acked; // ACK_RING slots
+	ack_tp                tps[MAX_TPS];
+	size_t                ntps;
+	bool     log_lost; // an acknowledgement went back in a partition
 	uint64_t retry_from; // lowest failed sequence, NO_SEQ = none
 	int64_t  retry_at; // monotonic ms
 	int      backoff_ms;
 
+	// Written by the relay before it produces seq, read by its report.
+	uint8_t *topic_of; // ACK_RING slots: topic index of seq
 	// Relay thread only.
+	char    *topics[MAX_TOPICS]; // names, index = topic index
+	size_t   ntopics;
+	char     cluster[128]; // the last cluster id seen ("" = none yet)
+	int64_t  stable_ms; // wall ms the relay last saw cluster unchanged
+	int64_t  next_probe, next_prune; // monotonic ms
+	int64_t  nkept; // acknowledged entries kept
+	int64_t  warned_ms; // monotonic ms of the last early-drop warning
+	bool     republish; // the cluster changed: kept entries go again
 	uint64_t cursor; // scan from here
 	uint64_t produced_hw; // highest sequence produced + 1
 	uint64_t hole_seq; // first missing sequence being waited for
@@ -77,6 +121,58 @@ now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t
+wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+// Not 8 bytes long: never taken for a pending entry.
+static const char cluster_key[] = "\xfe"
+                                  "cluster id";
+
+// track notes an acknowledged offset; one below an earlier one of the same
+// partition means the log started again. Called with o->mu held.
+static void
+track(dre_outbox *o, uint8_t topic, int32_t partition, int64_t offset)
+{
+	if (topic == NO_TOPIC || offset < 0)
+		return;
+	for (size_t i = 0; i < o->ntps; i++) {
+		ack_tp *t = &o->tps[i];
+		if (t->topic != topic || t->partition != partition)
+			continue;
+		if (offset < t->max && !o->log_lost) {
+			dre_warn("outbox: %s[%d] acknowledged at offset %lld "
+			         "after %lld: the broker lost its log",
+			    o->topics[topic], partition, (long long) offset,
+			    (long long) t->max);
+			o->log_lost = true;
+		}
+		if (offset > t->max)
+			t->max = offset;
+		return;
+	}
+	if (o->ntps < MAX_TPS)
+		o->tps[o->ntps++] = (ack_tp) { topic, partition, offset };
+}
+
+// topic_index returns the index of topic in o->topics, adding it; NO_TOPIC
+// when the table is full. Relay thread.
+static uint8_t
+topic_index(dre_outbox *o, const char *topic)
+{
+	for (size_t i = 0; i < o->ntopics; i++)
+		if (strcmp(o->topics[i], topic) == 0)
+			return (uint8_t) i;
+	if (o->ntopics == MAX_TOPICS
+	    || (o->topics[o->ntopics] = strdup(topic)) == NULL)
+		return NO_TOPIC;
+	return (uint8_t) o->ntopics++;
 }
 
 // delivered runs on the producer's poll thread for every produced entry.
@@ -103,6 +199,7 @@ delivered(void *arg, dre_err err, void *msg_opaque, int32_t partition,
 		}
 		if (o->ndels < o->capdels)
 			o->dels[o->ndels++] = seq;
+		track(o, o->topic_of[seq % ACK_RING], partition, offset);
 		o->backoff_ms = BACKOFF_MIN_MS;
 		bool woke = false;
 		for (ack_waiter *w = o->waiters; w != NULL; w = w->next)
@@ -175,8 +272,11 @@ relay_scan(dre_outbox *o)
 	size_t      kl, vl;
 	while (atomic_load(&o->inflight) < MAX_INFLIGHT
 	    && dre_store_iter_next(it, &k, &kl, &v, &vl)) {
-		if (kl != 8)
+		if (kl != 8) {
+			if (kl > 0 && (uint8_t) k[0] >= STATE_PREFIX)
+				break; // past the pending entries
 			continue;
+		}
 		uint64_t seq = (uint64_t) dre_be64_get(k);
 		if (seq > o->produced_hw) {
 			int64_t now = now_ms();
@@ -202,6 +302,7 @@ relay_scan(dre_outbox *o)
 			dre_error("outbox: entry %llu is malformed, skipped",
 			    (unsigned long long) seq);
 		} else {
+			o->topic_of[seq % ACK_RING] = topic_index(o, topic);
 			atomic_fetch_add(&o->inflight, 1);
 			dre_err e = dre_producer_send(o->p, topic, key, klen,
 			    payload, plen, (void *) (uintptr_t) seq);
@@ -220,9 +321,17 @@ relay_scan(dre_outbox *o)
 	return n;
 }
 
-// flush_deletes removes acknowledged entries from the store in one batch;
-// called with o->mu held, drops it meanwhile. Not synced: an entry whose
-// delete is lost in a crash is produced once more, which consumers
+static void
+kept_key(uint8_t *k, int64_t ack_ms, uint64_t seq)
+{
+	k[0] = KEPT_PREFIX;
+	dre_be64_put(k + 1, ack_ms);
+	dre_be64_put(k + 9, (int64_t) seq);
+}
+
+// flush_deletes moves acknowledged entries from pending to kept in one
+// batch; called with o->mu held, drops it meanwhile. Not synced: an entry
+// whose move is lost in a crash is produced once more, which consumers
 // tolerate (eventId).
 static void
 flush_deletes(dre_outbox *o)
@@ -235,18 +344,172 @@ flush_deletes(dre_outbox *o)
 	o->ndels = o->capdels = 0;
 	pthread_mutex_unlock(&o->mu);
 	dre_batch *b = dre_batch_alloc();
+	int64_t    now = wall_ms(), moved = 0;
 	for (size_t i = 0; b != NULL && i < n; i++) {
-		uint8_t k[8];
+		uint8_t k[8], kk[KEPT_KEY_LEN];
+		char   *val = NULL;
+		size_t  vl = 0;
 		dre_be64_put(k, (int64_t) v[i]);
+		if (dre_store_get(o->st, o->cf, k, sizeof(k), &val, &vl)
+		    != DRE_OK)
+			continue; // gone already (acknowledged twice)
+		kept_key(kk, now, v[i]);
+		dre_batch_put(b, o->st, o->cf, kk, sizeof(kk), val, vl);
 		dre_batch_delete(b, o->st, o->cf, k, sizeof(k));
+		free(val);
+		moved++;
 	}
 	if (b == NULL || dre_store_write(o->st, b, false) != DRE_OK)
-		dre_warn("outbox: %zu acknowledged entries not deleted (they "
+		dre_warn("outbox: %zu acknowledged entries not moved (they "
 		         "are produced again after a restart)",
 		    n);
+	else
+		o->nkept += moved;
 	dre_batch_free(b);
 	free(v);
 	pthread_mutex_lock(&o->mu);
+}
+
+// prune drops kept entries the cluster has held, unchanged, for KEEP_MS,
+// and the oldest beyond KEEP_MAX. Relay thread, o->mu not held.
+static void
+prune(dre_outbox *o)
+{
+	o->next_prune = now_ms() + PRUNE_EVERY_MS;
+	int64_t cutoff = o->stable_ms - KEEP_MS;
+	if (o->nkept == 0 || (o->nkept <= KEEP_MAX && cutoff <= 0))
+		return;
+	uint8_t         pfx = KEPT_PREFIX;
+	dre_store_iter *it = NULL;
+	if (dre_store_iter_open(&it, o->st, o->cf, &pfx, 1) != DRE_OK)
+		return;
+	dre_batch  *b = dre_batch_alloc();
+	const char *k;
+	size_t      kl;
+	int64_t     n = 0, early = 0;
+	while (b != NULL && dre_store_iter_next(it, &k, &kl, NULL, NULL)) {
+		if (kl != KEPT_KEY_LEN)
+			continue;
+		bool over = o->nkept - n > KEEP_MAX;
+		if (dre_be64_get(k + 1) >= cutoff && !over)
+			break;
+		early += dre_be64_get(k + 1) >= cutoff;
+		dre_batch_delete(b, o->st, o->cf, k, kl);
+		n++;
+	}
+	dre_store_iter_close(it);
+	if (b != NULL && n > 0 && dre_store_write(o->st, b, false) == DRE_OK) {
+		o->nkept -= n;
+		if (early > 0 && now_ms() - o->warned_ms >= 60000) {
+			o->warned_ms = now_ms();
+			dre_warn("outbox: more than %d acknowledged events "
+			         "kept: %lld dropped before their time",
+			    KEEP_MAX, (long long) early);
+		}
+	}
+	dre_batch_free(b);
+}
+
+// log_behind asks for the high watermark of every partition the relay had
+// acknowledgements from; one at or below the highest acknowledged offset
+// is a log that lost them. Relay thread, o->mu not held.
+static bool
+log_behind(dre_outbox *o)
+{
+	ack_tp tps[MAX_TPS];
+	pthread_mutex_lock(&o->mu);
+	size_t n = o->ntps;
+	memcpy(tps, o->tps, n * sizeof(*tps));
+	pthread_mutex_unlock(&o->mu);
+	for (size_t i = 0; i < n; i++) {
+		int64_t hi = 0;
+		if (dre_producer_high_watermark(o->p, o->topics[tps[i].topic],
+		        tps[i].partition, &hi, 1000)
+		    != DRE_OK)
+			return false; // unreachable: not asked again now
+		if (hi > tps[i].max)
+			continue;
+		dre_warn("outbox: %s[%d] ends at offset %lld, %lld was "
+		         "acknowledged: the broker lost its log",
+		    o->topics[tps[i].topic], tps[i].partition, (long long) hi,
+		    (long long) tps[i].max);
+		pthread_mutex_lock(&o->mu);
+		o->log_lost = true;
+		pthread_mutex_unlock(&o->mu);
+		return true;
+	}
+	return false;
+}
+
+// probe compares the cluster id with the last one seen and the partitions'
+// ends with the offsets acknowledged. Relay thread, o->mu not held.
+static void
+probe(dre_outbox *o)
+{
+	o->next_probe = now_ms() + PROBE_EVERY_MS;
+	char id[128];
+	if (!dre_producer_connected(o->p)
+	    || dre_bus_cluster_id(&o->props, id, sizeof(id), 1000) != DRE_OK)
+		return;
+	if (strcmp(id, o->cluster) == 0) {
+		if (!log_behind(o))
+			o->stable_ms = wall_ms();
+		return;
+	}
+	if (o->cluster[0] == '\0') {
+		// The first cluster: what is kept (from before a restart of
+		// ours, with no id stored) stays as it is.
+		snprintf(o->cluster, sizeof(o->cluster), "%s", id);
+		dre_store_put(o->st, o->cf, cluster_key,
+		    sizeof(cluster_key) - 1, id, strlen(id), false);
+		o->stable_ms = wall_ms();
+		return;
+	}
+	dre_warn("outbox: Kafka cluster changed (%s -> %s): the %lld "
+	         "acknowledged event(s) kept are published again",
+	    o->cluster, id, (long long) o->nkept);
+	snprintf(o->cluster, sizeof(o->cluster), "%s", id);
+	o->republish = true;
+}
+
+// requeue moves every kept entry back to pending and stores the new
+// cluster id, in one batch: a crash before it is written finds the old id
+// and does it again. Relay thread, nothing in flight, o->mu not held.
+static dre_err
+requeue(dre_outbox *o)
+{
+	uint8_t         pfx = KEPT_PREFIX;
+	dre_store_iter *it = NULL;
+	dre_err         e = dre_store_iter_open(&it, o->st, o->cf, &pfx, 1);
+	if (e != DRE_OK)
+		return e;
+	dre_batch  *b = dre_batch_alloc();
+	const char *k, *v;
+	size_t      kl, vl;
+	int64_t     n = 0;
+	while (b != NULL && dre_store_iter_next(it, &k, &kl, &v, &vl)) {
+		if (kl != KEPT_KEY_LEN)
+			continue;
+		dre_batch_put(b, o->st, o->cf, k + 9, 8, v, vl);
+		dre_batch_delete(b, o->st, o->cf, k, kl);
+		n++;
+	}
+	dre_store_iter_close(it);
+	if (b == NULL)
+		return DRE_ENOMEM;
+	dre_batch_put(b, o->st, o->cf, cluster_key, sizeof(cluster_key) - 1,
+	    o->cluster, strlen(o->cluster));
+	e = dre_store_write(o->st, b, false);
+	dre_batch_free(b);
+	if (e == DRE_OK) {
+		atomic_fetch_add(&o->pending, n);
+		o->nkept -= n;
+		if (o->nkept < 0)
+			o->nkept = 0;
+		o->stable_ms = wall_ms();
+		dre_info("outbox: %lld event(s) queued again", (long long) n);
+	}
+	return e;
 }
 
 static void
@@ -270,7 +533,46 @@ relay_thread(void *arg)
 	pthread_mutex_lock(&o->mu);
 	while (!o->stop) {
 		flush_deletes(o);
+		if (now_ms() >= o->next_probe || now_ms() >= o->next_prune) {
+			pthread_mutex_unlock(&o->mu);
+			if (now_ms() >= o->next_probe && o->p != NULL)
+				probe(o);
+			if (now_ms() >= o->next_prune)
+				prune(o);
+			pthread_mutex_lock(&o->mu);
+		}
 		bool idle = atomic_load(&o->inflight) == 0;
+		if (o->log_lost && !o->republish) {
+			dre_warn("outbox: the %lld acknowledged event(s) kept "
+			         "are published again",
+			    (long long) o->nkept);
+			o->republish = true;
+		}
+		if (o->republish) {
+			// Every report first: an entry the old cluster
+			// acknowledged is kept before it is queued again, and
+			// none is in flight twice.
+			if (!idle) {
+				timed_wait(o, IDLE_WAIT_MS);
+				continue;
+			}
+			flush_deletes(o);
+			pthread_mutex_unlock(&o->mu);
+			dre_err e = requeue(o);
+			pthread_mutex_lock(&o->mu);
+			if (e != DRE_OK) {
+				dre_warn(
+				    "outbox: queueing kept events again: %s",
+				    dre_strerror(e));
+				timed_wait(o, BACKOFF_MAX_MS);
+				continue;
+			}
+			o->republish = false;
+			o->log_lost = false;
+			o->ntps = 0; // offsets of the new log from here
+			o->hole_skipped = true; // rescan from the start
+			o->retry_at = now_ms();
+		}
 		if (o->retry_from != NO_SEQ || o->hole_skipped) {
 			// Wait for every report before producing again, so no
 			// entry is ever in flight twice.
@@ -330,10 +632,14 @@ dre_outbox_open(
 	dre_outbox *o = calloc(1, sizeof(*o));
 	if (o == NULL)
 		return DRE_ENOMEM;
-	if ((o->acked = malloc(ACK_RING * sizeof(*o->acked))) == NULL) {
+	if ((o->acked = malloc(ACK_RING * sizeof(*o->acked))) == NULL
+	    || (o->topic_of = malloc(ACK_RING)) == NULL) {
+		free(o->acked);
+		free(o->topic_of);
 		free(o);
 		return DRE_ENOMEM;
 	}
+	memset(o->topic_of, NO_TOPIC, ACK_RING);
 	for (size_t i = 0; i < ACK_RING; i++)
 		atomic_init(&o->acked[i], NO_SEQ);
 	o->st = st;
@@ -350,35 +656,53 @@ dre_outbox_open(
 	if (e != DRE_OK) {
 		dre_kvlist_free(&o->props);
 		free(o->acked);
+		free(o->topic_of);
 		free(o);
 		return e;
 	}
-	const char *k;
-	size_t      kl;
+	const char *k, *v;
+	size_t      kl, vl;
 	uint64_t    lo = NO_SEQ, hi = 0;
 	int64_t     count = 0;
-	while (dre_store_iter_next(it, &k, &kl, NULL, NULL)) {
-		if (kl != 8)
-			continue;
-		uint64_t seq = (uint64_t) dre_be64_get(k);
-		if (lo == NO_SEQ)
-			lo = seq;
-		hi = seq + 1;
-		count++;
+	while (dre_store_iter_next(it, &k, &kl, &v, &vl)) {
+		if (kl == 8) {
+			uint64_t seq = (uint64_t) dre_be64_get(k);
+			if (lo == NO_SEQ)
+				lo = seq;
+			if (seq + 1 > hi)
+				hi = seq + 1;
+			count++;
+		} else if (kl == KEPT_KEY_LEN
+		    && (uint8_t) k[0] == KEPT_PREFIX) {
+			// Numbers go on after the kept entries too: they
+			// return to pending under their own.
+			uint64_t seq = (uint64_t) dre_be64_get(k + 9);
+			if (seq + 1 > hi)
+				hi = seq + 1;
+			o->nkept++;
+		} else if (kl == sizeof(cluster_key) - 1
+		    && memcmp(k, cluster_key, kl) == 0
+		    && vl < sizeof(o->cluster)) {
+			memcpy(o->cluster, v, vl);
+			o->cluster[vl] = '\0';
+		}
 	}
 	dre_store_iter_close(it);
 	atomic_init(&o->next_seq, hi);
 	atomic_init(&o->pending, count);
 	atomic_init(&o->inflight, 0);
 	o->cursor = lo == NO_SEQ ? hi : lo;
-	o->produced_hw = o->cursor;
-	if (count > 0)
-		dre_info("outbox: %lld pending event(s) from before",
-		    (long long) count);
+	// Every number below hi was written: no hole to wait for.
+	o->produced_hw = hi;
+	if (count > 0 || o->nkept > 0)
+		dre_info("outbox: %lld pending and %lld acknowledged event(s) "
+		         "from before",
+		    (long long) count, (long long) o->nkept);
 
 	if ((e = dre_producer_open(&o->p, &o->props, delivered, o))) {
 		dre_kvlist_free(&o->props);
 		free(o->acked);
+		free(o->topic_of);
 		free(o);
 		return e;
 	}
@@ -392,6 +716,7 @@ dre_outbox_open(
 		pthread_mutex_destroy(&o->mu);
 		dre_kvlist_free(&o->props);
 		free(o->acked);
+		free(o->topic_of);
 		free(o);
 		return DRE_ENOMEM;
 	}
@@ -513,6 +838,9 @@ dre_outbox_close(dre_outbox *o)
 	pthread_mutex_unlock(&o->mu);
 	free(o->dels);
 	free(o->acked);
+	free(o->topic_of);
+	for (size_t i = 0; i < o->ntopics; i++)
+		free(o->topics[i]);
 	pthread_cond_destroy(&o->ack_cv);
 	pthread_cond_destroy(&o->cv);
 	pthread_mutex_destroy(&o->mu);

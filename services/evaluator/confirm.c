@@ -8,6 +8,15 @@
 // Keys of EV_CF_CONFIRM:
 //   'c' tenant \0 transactionId              -> dre.ConfirmRecord
 //   'j' tenant \0 transactionId \0 counter(8) -> dre.SideEffectJob
+//   'd' due(8) 'j'-key                      -> "" (a job's deadline)
+//
+// A job with services to wait for gets a deadline, sidefx.timeout_ms after
+// the confirm. The sweeper thread visits the deadlines in time order: a job
+// not finished by then gets a TIMED_OUT result for every service that has
+// not answered ("<service>: no result within N ms" in the answer's reason)
+// and so ends PARTIAL (some answered) or FAILED (none did, or every answer
+// failed). A result that arrives later still replaces the service's
+// TIMED_OUT: the job shows what happened, and may end COMPLETED after all.
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +39,9 @@
 #define CACHE_SLOTS   4096
 #define MINOR_VERSION 8
 #define MSG_CONFIRMED "Transaction confirmed"
+#define TIMED_OUT     "TIMED_OUT" // a service's result set by the sweeper
+#define SWEEP_MS      500
+#define SWEEP_CHUNK   1000
 #define MSG_QUEUED                                                            \
 	"Transaction confirmed and stored; the event backbone is not "        \
 	"reachable, so the transaction is queued and will be delivered "      \
@@ -44,7 +56,17 @@ typedef struct {
 } cache_ent;
 
 struct ev_confirm {
-	dre_applier    *ap;
+	dre_applier *ap;
+	// Held by the results consumer from the start to the end of each
+	// batch and by the sweeper while it changes a job: a job is never
+	// changed by both at once.
+	pthread_mutex_t jobs_mu;
+	pthread_t       sweeper;
+	bool            sweeping; // the thread runs
+	pthread_mutex_t stop_mu;
+	pthread_cond_t  stop_cv;
+	bool            stop;
+	int64_t         swept_to; // wall ms: every deadline before is handled
 	pthread_mutex_t mu; // the cache
 	cache_ent      *cache;
 	char          **expected;
@@ -124,6 +146,8 @@ typedef struct {
 	size_t         markl, jobl;
 	const dre_buf *event;
 	uint64_t       seq; // set by fill
+	const char    *dkey; // the job's deadline; NULL = none
+	size_t         dkl;
 } confirm_write;
 
 // fill_confirm runs on the committer thread: marker, job and event go into
@@ -137,6 +161,8 @@ fill_confirm(void *arg, dre_batch *b)
 	    b, s->st, EV_CF_CONFIRM, w->mkey, w->mkl, w->mark, w->markl);
 	dre_batch_put(
 	    b, s->st, EV_CF_CONFIRM, w->jkey, w->jkl, w->job, w->jobl);
+	if (w->dkey != NULL)
+		dre_batch_put(b, s->st, EV_CF_CONFIRM, w->dkey, w->dkl, "", 0);
 	w->seq = dre_outbox_put(s->ob, b, DRE_TOPIC_TX_CONFIRMED, w->okey,
 	    w->okl, w->event->data, w->event->len);
 }
@@ -411,7 +437,15 @@ ev_h_confirm(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	dre__confirm_record__pack(&cr, mark);
 	dre__side_effect_job__pack(&job, jobv);
 	confirm_write w = { s, mkey, jkey, okey, mkl, jkl, (size_t) okl, mark,
-		jobv, markl, jobl, &event, 0 };
+		jobv, markl, jobl, &event, 0, NULL, 0 };
+	char          dkey[KEY_MAX + 9];
+	if (job.n_expected > 0 && s->cfg.sidefx_timeout_ms > 0) {
+		dkey[0] = 'd';
+		dre_be64_put(dkey + 1, now + s->cfg.sidefx_timeout_ms);
+		memcpy(dkey + 9, jkey, jkl);
+		w.dkey = dkey;
+		w.dkl = jkl + 9;
+	}
 	err = dre_committer_commit(s->cm, fill_confirm, &w);
 	pthread_mutex_unlock(mu);
 	dre_buf_free(&event);
@@ -466,7 +500,7 @@ result_of(const Dre__SideEffectJob *j, const char *service)
 
 // job_status is PENDING (nobody reported), RUNNING (some did), COMPLETED
 // (every expected service succeeded or had nothing to do), FAILED (every
-// expected service failed) or PARTIAL.
+// expected service failed or timed out) or PARTIAL.
 static const char *
 job_status(const Dre__SideEffectJob *j)
 {
@@ -476,7 +510,8 @@ job_status(const Dre__SideEffectJob *j)
 		if (r == NULL)
 			continue;
 		reported++;
-		failed += strcmp(r->status, "FAILED") == 0;
+		failed += strcmp(r->status, "FAILED") == 0
+		    || strcmp(r->status, TIMED_OUT) == 0;
 	}
 	if (j->n_expected == 0)
 		return "COMPLETED";
@@ -487,6 +522,13 @@ job_status(const Dre__SideEffectJob *j)
 	if (failed == 0)
 		return "COMPLETED";
 	return failed == reported ? "FAILED" : "PARTIAL";
+}
+
+static bool
+job_finished(const Dre__SideEffectJob *j)
+{
+	const char *st = job_status(j);
+	return strcmp(st, "PENDING") != 0 && strcmp(st, "RUNNING") != 0;
 }
 
 static void
@@ -783,12 +825,20 @@ sfx_apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 		j->has_loyalty_points = true;
 		j->loyalty_points = r.loyalty_points;
 	}
-	const char *st = job_status(j);
-	if (!j->has_completed_at
-	    && (strcmp(st, "COMPLETED") == 0 || strcmp(st, "PARTIAL") == 0
-	        || strcmp(st, "FAILED") == 0)) {
+	if (!j->has_completed_at && job_finished(j)) {
 		j->has_completed_at = true;
 		j->completed_at = x->now_ms;
+		// Its deadline goes too (one set under another
+		// sidefx.timeout_ms is left to the sweeper).
+		char dkey[KEY_MAX + 9];
+		if (s->cfg.sidefx_timeout_ms > 0) {
+			dkey[0] = 'd';
+			dre_be64_put(dkey + 1,
+			    j->enqueued_at + s->cfg.sidefx_timeout_ms);
+			memcpy(dkey + 9, jkey, jkl);
+			dre_batch_delete(
+			    x->b, s->st, EV_CF_CONFIRM, dkey, jkl + 9);
+		}
 	}
 	size_t   len = dre__side_effect_job__get_packed_size(j);
 	uint8_t *buf = dre_arena_get(x->a, len + 1);
@@ -798,6 +848,191 @@ sfx_apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 	dre_batch_put(x->b, s->st, EV_CF_CONFIRM, jkey, jkl, buf, len);
 	touched_add(s->confirm, jkey, jkl);
 	return DRE_OK;
+}
+
+// sfx_begin runs before each batch of results: the sweeper waits.
+static void
+sfx_begin(void *arg)
+{
+	ev_svc *s = arg;
+	pthread_mutex_lock(&s->confirm->jobs_mu);
+}
+
+static void
+sfx_end_unlock(void *arg, dre_err err)
+{
+	ev_svc *s = arg;
+	sfx_end(arg, err);
+	pthread_mutex_unlock(&s->confirm->jobs_mu);
+}
+
+// time_out gives every expected service without a result a TIMED_OUT one,
+// into b. 1: done; 0: nothing to do (the job is finished, gone or
+// unreadable); -1: the store failed (the deadline stays).
+static int
+time_out(ev_svc *s, dre_batch *b, const char *jkey, size_t jkl, int64_t now)
+{
+	char   *val = NULL;
+	size_t  vlen = 0;
+	dre_err err
+	    = dre_store_get(s->st, EV_CF_CONFIRM, jkey, jkl, &val, &vlen);
+	if (err != DRE_OK)
+		return err == DRE_ENOTFOUND ? 0 : -1;
+	Dre__SideEffectJob *j
+	    = dre__side_effect_job__unpack(NULL, vlen, (const uint8_t *) val);
+	free(val);
+	if (j == NULL || job_finished(j)) {
+		dre__side_effect_job__free_unpacked(j, NULL);
+		return 0;
+	}
+	// Our additions live on this stack frame; j's own arrays are put back
+	// before it is freed.
+	size_t               n0 = j->n_results, n = n0;
+	Dre__ServiceResult **old = j->results;
+	Dre__ServiceResult **res
+	    = calloc(n0 + j->n_expected + 1, sizeof(*res));
+	Dre__ServiceResult *add = calloc(j->n_expected + 1, sizeof(*add));
+	char(*why)[64] = calloc(j->n_expected + 1, sizeof(*why));
+	bool ok = res != NULL && add != NULL && why != NULL;
+	if (ok) {
+		if (n0 > 0)
+			memcpy(res, old, n0 * sizeof(*res));
+		for (size_t i = 0; i < j->n_expected; i++) {
+			if (result_of(j, j->expected[i]) != NULL)
+				continue;
+			Dre__ServiceResult *r = &add[n - n0];
+			dre__service_result__init(r);
+			snprintf(why[n - n0], sizeof(why[0]),
+			    "no result within %lld ms",
+			    (long long) s->cfg.sidefx_timeout_ms);
+			r->service = j->expected[i];
+			r->status = TIMED_OUT;
+			r->reason = why[n - n0];
+			r->at = now;
+			res[n++] = r;
+		}
+		j->results = res;
+		j->n_results = n;
+		if (!j->has_started_at) {
+			j->has_started_at = true;
+			j->started_at = now;
+		}
+		j->has_completed_at = true;
+		j->completed_at = now;
+		size_t   len = dre__side_effect_job__get_packed_size(j);
+		uint8_t *buf = malloc(len + 1);
+		if (buf != NULL) {
+			dre__side_effect_job__pack(j, buf);
+			dre_batch_put(
+			    b, s->st, EV_CF_CONFIRM, jkey, jkl, buf, len);
+			free(buf);
+		}
+		ok = buf != NULL;
+		j->results = old;
+		j->n_results = n0;
+	}
+	free(res);
+	free(add);
+	free(why);
+	dre__side_effect_job__free_unpacked(j, NULL);
+	return ok ? 1 : -1;
+}
+
+// sweep ends the jobs whose deadline passed; returns how many deadlines it
+// handled (SWEEP_CHUNK at most). It starts at c->swept_to, below which
+// every deadline was handled: the deletes of the deadlines of jobs that
+// finished in time are not walked again and again.
+static int
+sweep(ev_svc *s)
+{
+	ev_confirm     *c = s->confirm;
+	int64_t         now = dre_now_ms();
+	int64_t         next = now; // the new swept_to
+	dre_store_iter *it = NULL;
+	char            start[9] = { 'd' };
+	dre_be64_put(start + 1, c->swept_to);
+	if (dre_store_iter_open_from(
+	        &it, s->st, EV_CF_CONFIRM, "d", 1, start, sizeof(start))
+	    != DRE_OK)
+		return 0;
+	dre_batch  *b = dre_batch_alloc();
+	const char *k;
+	size_t      kl;
+	int         n = 0;
+	char(*changed)[KEY_MAX] = calloc(SWEEP_CHUNK, KEY_MAX);
+	size_t *changed_len = calloc(SWEEP_CHUNK, sizeof(size_t));
+	size_t  nchanged = 0;
+	pthread_mutex_lock(&c->jobs_mu);
+	while (b != NULL && changed != NULL && changed_len != NULL
+	    && dre_store_iter_next(it, &k, &kl, NULL, NULL)) {
+		if (kl < 10 || kl - 9 > KEY_MAX)
+			continue;
+		int64_t due = dre_be64_get(k + 1);
+		if (due > now || n >= SWEEP_CHUNK) {
+			next = due < now ? due : now;
+			break; // the rest is due later (or next time)
+		}
+		int r = time_out(s, b, k + 9, kl - 9, now);
+		if (r < 0) {
+			next = due;
+			break;
+		}
+		if (r > 0) {
+			memcpy(changed[nchanged], k + 9, kl - 9);
+			changed_len[nchanged++] = kl - 9;
+		}
+		dre_batch_delete(b, s->st, EV_CF_CONFIRM, k, kl);
+		n++;
+	}
+	dre_store_iter_close(it);
+	if (b == NULL || changed == NULL || changed_len == NULL
+	    || (n > 0 && dre_store_write(s->st, b, false) != DRE_OK)) {
+		n = 0; // retried next time
+		nchanged = 0;
+	} else {
+		c->swept_to = next;
+	}
+	pthread_mutex_unlock(&c->jobs_mu);
+	if (nchanged > 0)
+		dre_warn("side effects: %zu job(s) ended without every "
+		         "service's result within %lld ms",
+		    nchanged, (long long) s->cfg.sidefx_timeout_ms);
+	pthread_mutex_lock(&c->mu);
+	for (size_t i = 0; i < nchanged; i++) {
+		cache_ent *ce = &c->cache[slot_of(changed[i], changed_len[i])];
+		ce->gen++;
+		ce->klen = 0;
+	}
+	pthread_mutex_unlock(&c->mu);
+	dre_batch_free(b);
+	free(changed);
+	free(changed_len);
+	return n;
+}
+
+static void *
+sweeper_main(void *arg)
+{
+	ev_svc     *s = arg;
+	ev_confirm *c = s->confirm;
+	pthread_mutex_lock(&c->stop_mu);
+	while (!c->stop) {
+		pthread_mutex_unlock(&c->stop_mu);
+		int n = sweep(s);
+		pthread_mutex_lock(&c->stop_mu);
+		if (n >= SWEEP_CHUNK || c->stop)
+			continue; // more are due
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += SWEEP_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&c->stop_cv, &c->stop_mu, &ts);
+	}
+	pthread_mutex_unlock(&c->stop_mu);
+	return NULL;
 }
 
 static const char *const sfx_topics[] = { DRE_TOPIC_SIDEFX };
@@ -814,6 +1049,9 @@ ev_confirm_start(ev_svc *s)
 		return DRE_ENOMEM;
 	}
 	pthread_mutex_init(&c->mu, NULL);
+	pthread_mutex_init(&c->jobs_mu, NULL);
+	pthread_mutex_init(&c->stop_mu, NULL);
+	pthread_cond_init(&c->stop_cv, NULL);
 	// The services expected to report, fixed into each job at confirm.
 	char *copy
 	    = strdup(s->cfg.sidefx_services ? s->cfg.sidefx_services : ""),
@@ -837,12 +1075,19 @@ ev_confirm_start(ev_svc *s)
 		.cf = EV_CF_SFX,
 		.kafka = &s->cfg.common.kafka,
 		.apply = sfx_apply,
-		.batch_end = sfx_end,
+		.batch_begin = sfx_begin,
+		.batch_end = sfx_end_unlock,
 		.arg = s,
 		// A result replaces the service's entry of its job: applying
 		// one twice changes nothing.
 		.idempotent = true };
 	dre_err         err = dre_applier_start(&c->ap, &cfg);
+	if (err == DRE_OK && s->cfg.sidefx_timeout_ms > 0) {
+		if (pthread_create(&c->sweeper, NULL, sweeper_main, s) == 0)
+			c->sweeping = true;
+		else
+			err = DRE_ENOMEM;
+	}
 	if (err != DRE_OK)
 		ev_confirm_stop(s);
 	return err;
@@ -854,6 +1099,13 @@ ev_confirm_stop(ev_svc *s)
 	ev_confirm *c = s->confirm;
 	if (c == NULL)
 		return;
+	if (c->sweeping) {
+		pthread_mutex_lock(&c->stop_mu);
+		c->stop = true;
+		pthread_cond_signal(&c->stop_cv);
+		pthread_mutex_unlock(&c->stop_mu);
+		pthread_join(c->sweeper, NULL);
+	}
 	dre_applier_stop(c->ap);
 	for (size_t i = 0; i < CACHE_SLOTS; i++)
 		dre_buf_free(&c->cache[i].json);
@@ -863,6 +1115,9 @@ ev_confirm_stop(ev_svc *s)
 	free(c->expected);
 	free(c->touched);
 	free(c->touched_len);
+	pthread_cond_destroy(&c->stop_cv);
+	pthread_mutex_destroy(&c->stop_mu);
+	pthread_mutex_destroy(&c->jobs_mu);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
 	s->confirm = NULL;

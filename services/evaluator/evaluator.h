@@ -26,6 +26,7 @@ typedef struct {
 	int64_t        ack_wait_ms; // confirm waits this long for Kafka's ack
 	char          *sidefx_services; // services reporting side effects
 	int64_t        sidefx_cache_ms; // side-effects poll answers cached
+	int64_t        sidefx_timeout_ms; // a job unfinished by then ends
 	char          *coupon_url; // coupon service (coupon.Check)
 } ev_cfg;
 

@@ -41,6 +41,11 @@ static const dre_cfg_opt ev_opts[] = {
 	    "services whose results complete a side-effects job" },
 	{ "sidefx.cache_ms", DRE_CFG_INT, offsetof(ev_cfg, sidefx_cache_ms),
 	    "1000", "side-effects poll answers are cached this long" },
+	{ "sidefx.timeout_ms", DRE_CFG_INT,
+	    offsetof(ev_cfg, sidefx_timeout_ms), "60000",
+	    "a side-effects job some service has not answered this long "
+	    "after the confirm ends PARTIAL or FAILED, naming the service "
+	    "(0 = wait for ever)" },
 	{ "coupon.url", DRE_CFG_STR, offsetof(ev_cfg, coupon_url),
 	    "tcp://127.0.0.1:7501",
 	    "nng URL of dre-coupon (coupon.Check for baskets with coupons)" },

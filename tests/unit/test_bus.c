@@ -194,6 +194,44 @@ put_events(dre_outbox *o, dre_store *st, int from, int n)
 	dre_outbox_kick(o);
 }
 
+static int64_t
+sidefx_high(void)
+{
+	int64_t hw = 0;
+	for (int i = 0; i < 3; i++) {
+		int64_t hi = 0;
+		assert_int_equal(dre_bus_high_watermark(
+		                     &props, DRE_TOPIC_SIDEFX, i, &hi, 5000),
+		    DRE_OK);
+		hw += hi;
+	}
+	return hw;
+}
+
+// count_kept asserts that no entry of the outbox column family is pending,
+// copies the stored cluster id into cluster (when not NULL) and returns the
+// number of acknowledged entries kept.
+static int64_t
+count_kept(dre_store *st, char *cluster)
+{
+	dre_store_iter *it = NULL;
+	const char     *k, *v;
+	size_t          kl, vl;
+	int64_t         n = 0;
+	assert_int_equal(dre_store_iter_open(&it, st, 1, NULL, 0), DRE_OK);
+	while (dre_store_iter_next(it, &k, &kl, &v, &vl)) {
+		assert_int_not_equal(kl, 8);
+		if (kl == 17 && (uint8_t) k[0] == 0xff)
+			n++;
+		else if (cluster != NULL && kl == 11 && vl < 128) {
+			memcpy(cluster, v, vl);
+			cluster[vl] = '\0';
+		}
+	}
+	dre_store_iter_close(it);
+	return n;
+}
+
 static void
 test_outbox(void **state)
 {
@@ -227,7 +265,7 @@ test_outbox(void **state)
 	{
 		dre_batch *b = dre_batch_alloc();
 		uint64_t   seq = dre_outbox_put(
-                    o, b, DRE_TOPIC_SIDEFX, "t/w", 3, "ev-w", 4);
+		      o, b, DRE_TOPIC_SIDEFX, "t/w", 3, "ev-w", 4);
 		assert_int_equal(dre_store_write(st, b, true), DRE_OK);
 		dre_batch_free(b);
 		dre_outbox_kick(o);
@@ -243,7 +281,7 @@ test_outbox(void **state)
 	{
 		dre_batch *b = dre_batch_alloc();
 		uint64_t   seq = dre_outbox_put(
-                    o, b, DRE_TOPIC_SIDEFX, "t/80x", 5, "ev-x", 4);
+		      o, b, DRE_TOPIC_SIDEFX, "t/80x", 5, "ev-x", 4);
 		assert_int_equal(dre_store_write(st, b, true), DRE_OK);
 		dre_batch_free(b);
 		// Not acknowledged while the broker is away: the wait ends.
@@ -266,20 +304,15 @@ test_outbox(void **state)
 	assert_true(dre_outbox_connected(o));
 	dre_outbox_close(o);
 
-	// Nothing left in the outbox column family; every event reached Kafka
-	// (duplicates allowed).
-	dre_store_iter *it = NULL;
-	assert_int_equal(dre_store_iter_open(&it, st, 1, NULL, 0), DRE_OK);
-	assert_false(dre_store_iter_next(it, NULL, NULL, NULL, NULL));
-	dre_store_iter_close(it);
-	int64_t hw1 = 0;
-	for (int i = 0; i < 3; i++) {
-		int64_t hi = 0;
-		assert_int_equal(dre_bus_high_watermark(
-		                     &props, DRE_TOPIC_SIDEFX, i, &hi, 5000),
-		    DRE_OK);
-		hw1 += hi;
-	}
+	// Nothing pending in the outbox column family: the 102 events are
+	// kept (acknowledged), and every one reached Kafka (duplicates
+	// allowed).
+	char cluster[128];
+	assert_int_equal(
+	    dre_bus_cluster_id(&props, cluster, sizeof(cluster), 5000),
+	    DRE_OK);
+	assert_int_equal(count_kept(st, NULL), 102);
+	int64_t hw1 = sidefx_high(), kept = 0;
 	assert_true(hw1 - hw0 >= 102);
 
 	static char seen[400][32];
@@ -294,6 +327,29 @@ test_outbox(void **state)
 			found = strcmp(seen[j], v) == 0;
 		assert_true(found);
 	}
+	// Restarted, it finds another cluster id than the one it saw last (a
+	// broker that came back empty): every kept event is produced again.
+	assert_int_equal(dre_store_put(st, 1,
+	                     "\xfe"
+	                     "cluster id",
+	                     11, "another", 7, true),
+	    DRE_OK);
+	assert_int_equal(dre_outbox_open(&o, st, 1, &p2), DRE_OK);
+	int64_t hw2 = hw1;
+	for (int t = 0; t < 300 && hw2 - hw1 < 102; t++) {
+		sleep_ms(50);
+		hw2 = sidefx_high();
+	}
+	assert_true(hw2 - hw1 >= 102);
+	assert_true(wait_pending(o, 0, 10000));
+	for (int t = 0; t < 100 && (kept = count_kept(st, NULL)) != 102; t++)
+		sleep_ms(50);
+	assert_int_equal(kept, 102);
+	dre_outbox_close(o);
+	char stored[128] = "";
+	assert_int_equal(count_kept(st, stored), 102);
+	assert_string_equal(stored, cluster);
+
 	dre_kvlist_free(&p2);
 	dre_store_close(st);
 	char cmd[64];

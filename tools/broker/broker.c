@@ -5,14 +5,18 @@
 // file (written atomically, removed on exit) and on stdout, and lets tests
 // take brokers down and up over nng (broker.Down, broker.Up, broker.Status).
 // The cluster lives in memory only: a restart is a new, empty cluster with a
-// new cluster id, which consumers detect.
+// new cluster id, which consumers detect. With broker.port set, a restart
+// listens on the same address, so running clients reconnect to the new
+// cluster (what a real cluster rebuilt behind the same name looks like).
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
@@ -23,12 +27,15 @@
 #include "dre/rpc.h"
 #include "dre/svc.h"
 #include "dre/topics.h"
+#include "listen.h"
 
 #define MAX_BROKERS 16
+#define MAX_PAD     256
 
 typedef struct {
 	dre_common_cfg common;
 	int64_t        count;
+	int64_t        port;
 	char          *bootstrap_file;
 } broker_cfg;
 
@@ -36,6 +43,9 @@ static const dre_cfg_opt broker_opts[] = {
 	DRE_CFG_COMMON(broker_cfg, common, "tcp://127.0.0.1:7001"),
 	{ "broker.count", DRE_CFG_INT, offsetof(broker_cfg, count), "1",
 	    "number of mock brokers (1-16)" },
+	{ "broker.port", DRE_CFG_INT, offsetof(broker_cfg, port), "0",
+	    "port of broker 1 on 127.0.0.1, broker n on port + n - 1 (0 = "
+	    "ports chosen by the kernel, different after each start)" },
 	{ "broker.bootstrap_file", DRE_CFG_STR,
 	    offsetof(broker_cfg, bootstrap_file), NULL,
 	    "file receiving the bootstrap servers (default "
@@ -49,6 +59,8 @@ typedef struct {
 	int                      count;
 	pthread_mutex_t          mu;
 	bool                     up[MAX_BROKERS + 1]; // by broker id, 1-based
+	void                    *pad[MAX_PAD]; // see spread_heap
+	int                      npad;
 } broker;
 
 // write_atomic replaces path with text through a temporary file, so a
@@ -179,9 +191,41 @@ kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 	    "kafka %s: %s", fac, buf);
 }
 
+// spread_heap makes the next mock cluster object land at a random address.
+// librdkafka 2.0.2 makes the mock cluster's id of that address; where the
+// heap is not randomised (ASan's allocator) every start would present the
+// same id, and clients would take a new, empty cluster for the old one. A
+// random number of blocks of the cluster object's size (learnt from a
+// throwaway cluster), kept until the cluster closes, moves it.
+static void
+spread_heap(broker *b)
+{
+	char             errstr[256];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_conf_set_log_cb(conf, kafka_log);
+	rd_kafka_t *rk
+	    = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+	if (rk == NULL) {
+		rd_kafka_conf_destroy(conf);
+		return;
+	}
+	rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(rk, 1);
+	size_t size = mc != NULL ? malloc_usable_size(mc) : 0;
+	if (mc != NULL)
+		rd_kafka_mock_cluster_destroy(mc);
+	rd_kafka_destroy(rk);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	unsigned seed = (unsigned) getpid() ^ (unsigned) ts.tv_nsec;
+	int      n = size > 0 ? 1 + rand_r(&seed) % (MAX_PAD - 1) : 0;
+	for (b->npad = 0; b->npad < n; b->npad++)
+		if ((b->pad[b->npad] = malloc(size)) == NULL)
+			break;
+}
+
 // cluster_open starts count mock brokers and creates every DRE topic.
 static dre_err
-cluster_open(broker *b, const dre_kvlist *props)
+cluster_open(broker *b, const dre_kvlist *props, int port)
 {
 	char             errstr[512];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -194,6 +238,7 @@ cluster_open(broker *b, const dre_kvlist *props)
 			rd_kafka_conf_destroy(conf);
 			return DRE_ECONFIG;
 		}
+	spread_heap(b);
 	b->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
 	if (b->rk == NULL) {
 		rd_kafka_conf_destroy(conf);
@@ -201,7 +246,10 @@ cluster_open(broker *b, const dre_kvlist *props)
 		return DRE_EBUS;
 	}
 	conf = NULL; // now owned by b->rk
+	// The brokers' listeners are bound while the cluster is created.
+	listen_ports_from(port);
 	b->mc = rd_kafka_mock_cluster_new(b->rk, b->count);
+	listen_ports_from(0);
 	if (b->mc == NULL) {
 		dre_error("cannot start the mock cluster");
 		return DRE_EBUS;
@@ -232,6 +280,8 @@ cluster_close(broker *b)
 		rd_kafka_destroy(b->rk);
 	b->mc = NULL;
 	b->rk = NULL;
+	while (b->npad > 0)
+		free(b->pad[--b->npad]);
 }
 
 int
@@ -245,8 +295,10 @@ main(int argc, char **argv)
 	broker b;
 	memset(&b, 0, sizeof(b));
 	pthread_mutex_init(&b.mu, NULL);
-	if (cfg.count < 1 || cfg.count > MAX_BROKERS) {
-		dre_error("broker.count must be 1..%d", MAX_BROKERS);
+	if (cfg.count < 1 || cfg.count > MAX_BROKERS || cfg.port < 0
+	    || cfg.port + cfg.count > 65536) {
+		dre_error("broker.count must be 1..%d, broker.port 0..%d",
+		    MAX_BROKERS, (int) (65536 - cfg.count));
 		dre_config_free(&cfg, broker_opts, &cfg.common.kafka);
 		return 2;
 	}
@@ -270,7 +322,7 @@ main(int argc, char **argv)
 		dre_error("out of memory");
 		goto out;
 	}
-	if (cluster_open(&b, &cfg.common.kafka) != DRE_OK)
+	if (cluster_open(&b, &cfg.common.kafka, (int) cfg.port) != DRE_OK)
 		goto out;
 	const char *servers = rd_kafka_mock_cluster_bootstraps(b.mc);
 	if (dre_rpc_server_open(&srv, cfg.common.rpc_listen, routes, &b, 2)

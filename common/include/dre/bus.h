@@ -38,6 +38,10 @@ void dre_producer_close(dre_producer *p);
 // dre_producer_outq_len is the number of messages not yet answered by a
 // delivery report.
 int dre_producer_outq_len(dre_producer *p);
+// dre_producer_high_watermark asks, through p's connections, for the high
+// watermark (next offset) of a partition.
+dre_err dre_producer_high_watermark(dre_producer *p, const char *topic,
+    int32_t partition, int64_t *high, int timeout_ms);
 // dre_producer_fatal reports whether the producer hit a fatal error and must
 // be closed and reopened.
 bool dre_producer_fatal(dre_producer *p);
@@ -110,8 +114,29 @@ dre_err dre_consumer_poll(dre_consumer *c, int timeout_ms, dre_msg *m);
 void dre_consumer_close(dre_consumer *c);
 
 // The outbox: events written in the same RocksDB batch as the state change
-// that caused them, produced by a relay thread, deleted when Kafka
-// acknowledged them. Nothing written to the outbox is lost.
+// that caused them, produced by a relay thread. Nothing written to the
+// outbox is lost, even when the broker loses what it acknowledged.
+//
+// The rule: an event is kept until it is safe, not merely acknowledged.
+// - Pending until a broker acknowledges it (acks=all); produced in order,
+//   retried after failures.
+// - Then kept, with the time of the acknowledgement, and dropped only once
+//   the relay has seen the same Kafka cluster id 5 minutes after that
+//   acknowledgement (at most 200000 kept, oldest dropped first).
+// - A broker that lost what it acknowledged is recognised by any of: a
+//   different cluster id (rd_kafka_clusterid, asked every 2 s) than the one
+//   the relay saw last (stored, so also across a restart of the service);
+//   an acknowledgement at an offset below one acknowledged before in the
+//   same partition (the log started again); a partition's high watermark
+//   at or below the highest offset acknowledged in it (asked every 2 s).
+//   The embedded broker restarted is a new, empty cluster (its id is made
+//   of heap addresses: under ASan it can come back with the same id, the
+//   offsets still tell). Then, once every report of what is in flight is
+//   in, every kept event goes back to pending and is produced again, to the
+//   new cluster, and the offsets seen start from nothing.
+// Re-publishing is safe because every event carries its eventId and every
+// consumer drops an eventId it applied (or applies versioned state); a
+// re-published event can only be late, never applied twice.
 //
 // dre_outbox_open uses column family cf of st and producer p (both borrowed,
 // must outlive the outbox) and starts the relay.
@@ -127,7 +152,8 @@ uint64_t dre_outbox_put(dre_outbox *o, dre_batch *b, const char *topic,
 dre_err dre_outbox_wait(dre_outbox *o, uint64_t seq, int timeout_ms);
 // dre_outbox_kick wakes the relay after the caller's batch was written.
 void dre_outbox_kick(dre_outbox *o);
-// dre_outbox_pending is the number of events not yet acknowledged.
+// dre_outbox_pending is the number of events not yet acknowledged (by the
+// current cluster: events published again count again).
 int64_t dre_outbox_pending(dre_outbox *o);
 // dre_outbox_connected reports whether the relay currently reaches Kafka.
 bool dre_outbox_connected(dre_outbox *o);
