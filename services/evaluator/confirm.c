@@ -199,9 +199,25 @@ check_promotions(const Dre__ConfirmRequest *req,
 			return false;
 		}
 		// A promotion a coupon triggered is confirmed with that code
-		// (or none: the granted one is carried), never another.
-		if (g->coupon_code != NULL && g->coupon_code[0] != '\0'
-		    && cp->coupon_code != NULL && cp->coupon_code[0] != '\0'
+		// (or none: the granted one is carried), never another; one
+		// no coupon triggered is confirmed with none. Confirm spends
+		// only what evaluate granted: a till cannot redeem a code the
+		// iteration did not use (issue 10.8).
+		bool named
+		    = cp->coupon_code != NULL && cp->coupon_code[0] != '\0';
+		bool used
+		    = g->coupon_code != NULL && g->coupon_code[0] != '\0';
+		if (named && !used) {
+			snprintf(t, sizeof(t),
+			    "appliedPromotions[%zu].couponCode", i);
+			dre_rpc_reply_error(rep, 409, "CONFLICT", t,
+			    "promotion %s was not triggered by a coupon in "
+			    "this "
+			    "iteration: coupon %s cannot be redeemed with it",
+			    cp->promotion_id, cp->coupon_code);
+			return false;
+		}
+		if (named && used
 		    && strcasecmp(cp->coupon_code, g->coupon_code) != 0) {
 			snprintf(t, sizeof(t),
 			    "appliedPromotions[%zu].couponCode", i);
