@@ -672,6 +672,7 @@ do_settings_put(req *r)
 		r->version = 0;
 	if (!if_match_ok(r)) {
 		pthread_mutex_unlock(&r->c->mu);
+		dre_buf_free(&doc);
 		return;
 	}
 	dre_err err = put_locked(r, CAT_TENANT_SETTINGS, SETTINGS_KEY,

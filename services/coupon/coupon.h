@@ -252,6 +252,11 @@ void    cp_confirm_stop(cp *s);
 // ---- promotion links (links.c)
 // ------------------------------------------------
 
+// cp_links_have tells whether the link table holds promotion promo_id of
+// tenant at version or a later one (read-your-writes: the gateway holds a
+// promotion write's answer until confirm here will know it).
+bool cp_links_have(
+    cp *s, const char *tenant, const char *promo_id, int64_t version);
 // cp_links_start learns promotion -> coupon type links: a catalog
 // snapshot, then dre.master.promotions from the offsets it names.
 dre_err cp_links_start(cp *s);

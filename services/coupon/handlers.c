@@ -4,9 +4,11 @@
 #include "handlers.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "coupon.h"
 #include "coupon.pb-c.h"
@@ -1670,7 +1672,76 @@ OP(batch_create, do_batch_create)
 OP(batch_get, do_batch_get)
 OP(batch_list, do_batch_list)
 
+// ---- read-your-writes ---------------------------------------------------
+
+// At most this many writes wait here at once; more are answered at once
+// (202 when not yet known): the workers serve the tills first.
+#define AWAIT_MAX_WAITERS 2
+#define AWAIT_MAX_MS      10000
+
+static atomic_int await_waiters;
+
+// promotions_known tells whether every PROMOTION line of body (KIND \t key
+// \t version, as the catalog reports a write) is in the link table.
+static bool
+promotions_known(cp *s, const char *tenant, const uint8_t *body, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		char   line[512];
+		size_t n = 0;
+		while (i < len && body[i] != '\n' && n + 1 < sizeof line)
+			line[n++] = (char) body[i++];
+		while (i < len && body[i] != '\n')
+			i++;
+		i++;
+		line[n] = '\0';
+		char *key = strchr(line, '\t');
+		char *ver = key ? strchr(key + 1, '\t') : NULL;
+		if (ver == NULL)
+			continue;
+		*key++ = '\0';
+		*ver++ = '\0';
+		if (strcmp(line, "PROMOTION") == 0
+		    && !cp_links_have(s, tenant, key, strtoll(ver, NULL, 10)))
+			return false;
+	}
+	return true;
+}
+
+// h_await answers once the link table knows the promotions of a catalog
+// write (200), or after wait_ms (202): the gateway waits for it as for the
+// evaluators (PRODUCT-DECISIONS §4b), so that a confirm right after the
+// write finds the promotion here too.
+static void
+h_await(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	cp         *s = svc;
+	const char *w = dre_rpc_param(call, "wait_ms");
+	long long   wait = w != NULL ? strtoll(w, NULL, 10) : 2000;
+	if (wait < 0)
+		wait = 0;
+	if (wait > AWAIT_MAX_MS)
+		wait = AWAIT_MAX_MS;
+	if (atomic_fetch_add(&await_waiters, 1) >= AWAIT_MAX_WAITERS)
+		wait = 0;
+	int64_t until = dre_mono_ms() + wait;
+	for (;;) {
+		if (promotions_known(
+		        s, call->tenant, call->body, call->body_len))
+			break;
+		if (dre_mono_ms() >= until) {
+			rep->status = 202;
+			break;
+		}
+		struct timespec ts = { 0, 2 * 1000000L }; // the feed's pace
+		nanosleep(&ts, NULL);
+	}
+	atomic_fetch_sub(&await_waiters, 1);
+}
+
 const dre_rpc_route cp_routes[] = {
+	{ "coupon.AwaitChanges", h_await, 0 },
 	{ "coupon.Validate", h_validate, DRE_RPC_INLINE },
 	{ "coupon.Reserve", h_reserve, 0 },
 	{ "coupon.Redeem", h_redeem, 0 },

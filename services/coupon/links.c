@@ -213,6 +213,22 @@ cp_links_get(cp *s, dre_arena *a, const char *tenant, const char *type_id,
 	return n;
 }
 
+bool
+cp_links_have(cp *s, const char *tenant, const char *promo_id, int64_t version)
+{
+	char   k[1024];
+	size_t kl = cp_key(k, sizeof k, 'P', 2, tenant, promo_id);
+	char  *v = NULL;
+	size_t vl = 0;
+	if (kl == 0
+	    || dre_store_get(s->st, CF_LINKS, k, kl, &v, &vl) != DRE_OK)
+		return false;
+	bool have
+	    = vl >= 8 && dre_be64_get((const unsigned char *) v) >= version;
+	free(v);
+	return have;
+}
+
 dre_err
 cp_links_issue(cp *s, dre_arena *a, const char *tenant, const char *promo_id,
     cp_issue **vp, size_t *np)

@@ -500,7 +500,8 @@ gw_heartbeat(gw_job *j)
 // Read-your-writes (PRODUCT-DECISIONS §4b): a master-data write is answered
 // once every live evaluator prices with it. The catalog names what it wrote
 // in the reply header dre-changes; each evaluator shard is asked to answer
-// when its index holds those versions (evaluator.AwaitChanges), bounded by
+// when its index holds those versions (evaluator.AwaitChanges), and the
+// coupon service when its link table does (coupon.AwaitChanges), bounded by
 // catalog.propagation_wait_ms. A shard that is not connected is not live
 // and not waited for; one that does not apply the changes in time makes
 // the answer carry DRE-Propagation: pending.
@@ -547,10 +548,16 @@ await_changes(gw_job *j, const char *changes)
 	if (!gw_job_wait(j, render_catalog))
 		return true; // answered 503: shutting down
 	// One count for this loop, so that no reply wakes the job before
-	// every call is out.
-	atomic_store(&j->await_left, (int) g->nevaluators + 1);
-	for (size_t i = 0; i < g->nevaluators; i++) {
-		dre_err err = dre_rpc_call_async(g->evaluators[i], &req,
+	// every call is out. The coupon service learns promotions too (for
+	// confirm's redemptions and post-purchase codes): it is asked like an
+	// evaluator shard.
+	atomic_store(&j->await_left, (int) g->nevaluators + 2);
+	for (size_t i = 0; i <= g->nevaluators; i++) {
+		bool            coupon = i == g->nevaluators;
+		dre_rpc_client *c = coupon ? g->coupon : g->evaluators[i];
+		req.method = coupon ? "coupon.AwaitChanges"
+		                    : "evaluator.AwaitChanges";
+		dre_err err = dre_rpc_call_async(c, &req,
 		    (int) g->cfg->propagation_wait_ms + 1000, on_await, j);
 		if (err != DRE_OK) // not connected: not live
 			atomic_fetch_sub(&j->await_left, 1);

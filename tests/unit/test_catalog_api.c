@@ -96,6 +96,8 @@ call(const char *method, const char *tenant, const char *body, char **out,
 		free(rep.details[i].message);
 		free(rep.details[i].target);
 	}
+	for (size_t i = 0; i < rep.nheaders; i++)
+		free(rep.headers[i].value); // ETag, dre-changes
 	return rep.status;
 }
 
