@@ -71,14 +71,10 @@ dre_docapi_strict(
 	const dre_json *m = dre_json_unknown(doc, known, n, NULL);
 	if (m == NULL)
 		return true;
-	char        name[64];
-	int         kl = m->key_len > 60 ? 60 : (int) m->key_len;
-	const char *near = dre_json_did_you_mean(m->key, m->key_len, known, n);
-	snprintf(name, sizeof name, "%.*s", kl, m->key);
-	if (near != NULL)
-		return dre_docapi_invalid(r, name,
-		    "unknown field '%s' (did you mean '%s'?)", name, near);
-	return dre_docapi_invalid(r, name, "unknown field '%s'", name);
+	char name[64], msg[160];
+	dre_json_unknown_describe(
+	    m, known, n, name, sizeof name, msg, sizeof msg);
+	return dre_docapi_invalid(r, name, "%s", msg);
 }
 
 void

@@ -4,6 +4,7 @@
 // cannot overflow the C stack; numbers keep their text so money never
 // passes through a double.
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "dre/json.h"
@@ -777,4 +778,18 @@ dre_json_int(int64_t *out, const dre_json *v, int64_t min, int64_t max)
 		return DRE_EINVAL;
 	*out = n;
 	return DRE_OK;
+}
+
+void
+dre_json_unknown_describe(const dre_json *m, const char *const *known,
+    size_t n, char *name, size_t ncap, char *msg, size_t mcap)
+{
+	const char *near = dre_json_did_you_mean(m->key, m->key_len, known, n);
+	snprintf(name, ncap, "%.*s", (int) (m->key_len > 60 ? 60 : m->key_len),
+	    m->key);
+	if (near != NULL)
+		snprintf(msg, mcap, "unknown field '%s' (did you mean '%s'?)",
+		    name, near);
+	else
+		snprintf(msg, mcap, "unknown field '%s'", name);
 }

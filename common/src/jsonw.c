@@ -5,6 +5,8 @@
 
 #include "dre/clock.h"
 #include "dre/jsonw.h"
+
+#include "dre/json.h"
 #include "dre/money.h"
 
 void
@@ -249,4 +251,45 @@ dre_jsonw_kmoney(
 	dre_jsonw_decimal(w, minor, DRE_MONEY_SCALE);
 	dre_jsonw_kstr(w, "currency", currency);
 	dre_jsonw_obj_end(w);
+}
+
+void
+dre_jsonw_json(dre_jsonw *w, const dre_json *v)
+{
+	if (v == NULL) {
+		dre_jsonw_null(w);
+		return;
+	}
+	switch (v->type) {
+	case DRE_JSON_NULL:
+		dre_jsonw_null(w);
+		break;
+	case DRE_JSON_FALSE:
+	case DRE_JSON_TRUE:
+		dre_jsonw_bool(w, v->type == DRE_JSON_TRUE);
+		break;
+	case DRE_JSON_NUMBER:
+		dre_jsonw_raw(w, v->str, v->len);
+		break;
+	case DRE_JSON_STRING:
+		dre_jsonw_strn(w, v->str, v->len);
+		break;
+	case DRE_JSON_ARRAY:
+		dre_jsonw_arr_begin(w);
+		for (const dre_json *c = v->child; c != NULL; c = c->next)
+			dre_jsonw_json(w, c);
+		dre_jsonw_arr_end(w);
+		break;
+	case DRE_JSON_OBJECT:
+		dre_jsonw_obj_begin(w);
+		for (const dre_json *c = v->child; c != NULL; c = c->next) {
+			// Member names are escaped like any string.
+			dre_jsonw_strn(w, c->key, c->key_len);
+			dre_buf_putc(w->buf, ':');
+			w->after_key = true;
+			dre_jsonw_json(w, c);
+		}
+		dre_jsonw_obj_end(w);
+		break;
+	}
 }

@@ -662,46 +662,6 @@ dre_odata_sort(const dre_odata *q, dre_odata_item *v, size_t n)
 	free(r);
 }
 
-// write_value writes a parsed JSON value back as JSON.
-static void
-write_value(dre_jsonw *w, const dre_json *v)
-{
-	switch (v->type) {
-	case DRE_JSON_NULL:
-		dre_jsonw_null(w);
-		break;
-	case DRE_JSON_FALSE:
-		dre_jsonw_bool(w, false);
-		break;
-	case DRE_JSON_TRUE:
-		dre_jsonw_bool(w, true);
-		break;
-	case DRE_JSON_NUMBER:
-		dre_jsonw_raw(w, v->str, v->len);
-		break;
-	case DRE_JSON_STRING:
-		dre_jsonw_strn(w, v->str, v->len);
-		break;
-	case DRE_JSON_ARRAY:
-		dre_jsonw_arr_begin(w);
-		for (const dre_json *e = v->child; e != NULL; e = e->next)
-			write_value(w, e);
-		dre_jsonw_arr_end(w);
-		break;
-	case DRE_JSON_OBJECT:
-		dre_jsonw_obj_begin(w);
-		for (const dre_json *m = v->child; m != NULL; m = m->next) {
-			char key[128];
-			snprintf(
-			    key, sizeof key, "%.*s", (int) m->key_len, m->key);
-			dre_jsonw_key(w, key);
-			write_value(w, m);
-		}
-		dre_jsonw_obj_end(w);
-		break;
-	}
-}
-
 void
 dre_odata_write(const dre_odata *q, dre_buf *out, const dre_odata_item *it)
 {
@@ -715,10 +675,41 @@ dre_odata_write(const dre_odata *q, dre_buf *out, const dre_odata_item *it)
 	for (size_t i = 0; i < q->nselect; i++) {
 		const dre_json *v = dre_json_get(it->doc, q->select[i]);
 		dre_jsonw_key(&w, q->select[i]);
-		if (v == NULL)
-			dre_jsonw_null(&w);
-		else
-			write_value(&w, v);
+		dre_jsonw_json(&w, v);
 	}
 	dre_jsonw_obj_end(&w);
+}
+
+bool
+dre_odata_keep(const dre_odata *q, dre_odata_list *l, const dre_json *doc,
+    const char *text, size_t len)
+{
+	if (!dre_odata_match(q, doc))
+		return true;
+	if (l->n == l->cap) {
+		size_t          ncap = l->cap ? l->cap * 2 : 64;
+		dre_odata_item *nv = realloc(l->v, ncap * sizeof *nv);
+		if (nv == NULL)
+			return false;
+		l->v = nv;
+		l->cap = ncap;
+	}
+	l->v[l->n++] = (dre_odata_item) { doc, text, len };
+	return true;
+}
+
+int64_t
+dre_odata_page(const dre_odata *q, dre_odata_list *l, dre_buf *out)
+{
+	int64_t emitted = 0;
+	dre_odata_sort(q, l->v, l->n);
+	for (size_t i = (size_t) q->skip; i < l->n && emitted < q->top; i++) {
+		if (emitted++ > 0)
+			dre_buf_putc(out, ',');
+		dre_odata_write(q, out, &l->v[i]);
+	}
+	int64_t n = (int64_t) l->n;
+	free(l->v);
+	memset(l, 0, sizeof *l);
+	return n;
 }

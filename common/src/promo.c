@@ -182,17 +182,12 @@ strict(pctx *c, const dre_json *obj, const char *prefix,
 {
 	for (const dre_json *m = dre_json_unknown(obj, known, n, NULL);
 	     m != NULL; m = dre_json_unknown(obj, known, n, m)) {
-		char        t[96];
-		int         kl = m->key_len > 60 ? 60 : (int) m->key_len;
-		const char *near
-		    = dre_json_did_you_mean(m->key, m->key_len, known, n);
-		jpath(t, sizeof t, "%s%s%.*s", prefix, prefix[0] ? "." : "",
-		    kl, m->key);
-		if (near != NULL)
-			perr(c, t, "unknown field '%.*s' (did you mean '%s'?)",
-			    kl, m->key, near);
-		else
-			perr(c, t, "unknown field '%.*s'", kl, m->key);
+		char name[64], msg[160], t[96];
+		dre_json_unknown_describe(
+		    m, known, n, name, sizeof name, msg, sizeof msg);
+		jpath(
+		    t, sizeof t, "%s%s%s", prefix, prefix[0] ? "." : "", name);
+		perr(c, t, "%s", msg);
 	}
 }
 

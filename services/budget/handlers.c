@@ -375,15 +375,14 @@ static void
 h_list(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 {
 	req              r;
-	int64_t          count = 0, emitted = 0;
+	int64_t          count = 0;
 	dre_odata       *q = NULL;
 	dre_odata_error  qerr;
 	dre_odata_fields qf = { list_scalars,
 		sizeof list_scalars / sizeof list_scalars[0], list_members,
 		sizeof list_members / sizeof list_members[0] };
 	dre_arena       *docs = NULL;
-	dre_odata_item  *items = NULL;
-	size_t           nitems = 0, cap = 0;
+	dre_odata_list   kept = { 0 };
 	dre_buf          vals = { 0 };
 	if (!req_begin(&r, svc, call, rep))
 		return;
@@ -430,32 +429,14 @@ h_list(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		    || dre_json_parse(
 		           &root, docs, text, tl, DRE_JSON_MAX_DEPTH, NULL)
 		        != DRE_OK
-		    || !dre_odata_match(q, root))
+		    || !dre_odata_keep(q, &kept, root, text, tl))
 			continue;
-		if (nitems == cap) {
-			size_t          ncap = cap ? cap * 2 : 32;
-			dre_odata_item *nv
-			    = realloc(items, ncap * sizeof *items);
-			if (nv == NULL)
-				break;
-			items = nv;
-			cap = ncap;
-		}
-		items[nitems++] = (dre_odata_item) { root, text, tl };
 	}
 	dre_store_iter_close(it);
-	dre_odata_sort(q, items, nitems);
-	count = (int64_t) nitems;
-	for (size_t i = (size_t) dre_odata_skip(q);
-	     i < nitems && emitted < dre_odata_top(q); i++) {
-		if (emitted > 0)
-			dre_buf_putc(&vals, ',');
-		dre_odata_write(q, &vals, &items[i]);
-		emitted++;
-	}
+	count = dre_odata_page(q, &kept, &vals);
 	dre_docapi_reply_list(&r.d, count, &vals);
 out:
-	free(items);
+	free(kept.v);
 	dre_arena_free(docs);
 	dre_buf_free(&vals);
 	dre_docapi_end(&r.d);

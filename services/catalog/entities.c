@@ -138,16 +138,11 @@ ent_validate(ent_doc *d, const ent_spec *spec, const dre_json *doc,
 		known[nknown++] = spec->fields[i].name;
 	for (const dre_json *m = dre_json_unknown(doc, known, nknown, NULL);
 	     m != NULL; m = dre_json_unknown(doc, known, nknown, m)) {
-		char        name[64];
-		const char *near
-		    = dre_json_did_you_mean(m->key, m->key_len, known, nknown);
-		fmt(name, sizeof name, "%.*s",
-		    (int) (m->key_len > 60 ? 60 : m->key_len), m->key);
-		if (near != NULL)
-			eerr(errs, prefix, name,
-			    "is an unknown field (did you mean '%s'?)", near);
-		else
-			eerr(errs, prefix, name, "is an unknown field");
+		char name[64], msg[160];
+		dre_json_unknown_describe(
+		    m, known, nknown, name, sizeof name, msg, sizeof msg);
+		// eerr starts the message with the target: "is" reads on.
+		eerr(errs, prefix, name, "is an %s", msg);
 		bad++;
 	}
 	for (int i = 0; i < spec->nfields; i++) {

@@ -8,6 +8,7 @@
 
 #include "catalog.h"
 #include "dre/arena.h"
+#include "dre/changes.h"
 #include "dre/clock.h"
 #include "dre/docapi.h"
 #include "dre/json.h"
@@ -98,8 +99,7 @@ put_locked(req *r, cat_kind k, const char *key, const char *doc, size_t len,
 	dre_err err = cat_put_locked(r->c, r->d.call->tenant, k, key, doc, len,
 	    add, nadd, del, ndel, &version);
 	if (err == DRE_OK) {
-		dre_buf_printf(&r->changes, "%s\t%s\t%lld\n", cat_kind_name(k),
-		    key, (long long) version);
+		dre_changes_add(&r->changes, cat_kind_name(k), key, version);
 		r->written = version;
 		r->nwritten++;
 	}
@@ -795,8 +795,7 @@ do_list(req *r)
 	dre_odata_fields qf;
 	dre_odata       *q = NULL;
 	dre_odata_error  qerr;
-	dre_odata_item  *items = NULL;
-	size_t           nitems = 0, cap = 0;
+	dre_odata_list   kept = { 0 };
 
 	query_fields(r, &qf, scalars, members);
 	err = dre_odata_parse(
@@ -872,32 +871,13 @@ do_list(req *r)
 			    || strcmp(s->str, status) != 0)
 				continue;
 		}
-		if (!dre_odata_match(q, root))
-			continue;
-		if (nitems == cap) {
-			size_t          ncap = cap ? cap * 2 : 64;
-			dre_odata_item *nv
-			    = realloc(items, ncap * sizeof *items);
-			if (nv == NULL)
-				break;
-			items = nv;
-			cap = ncap;
-		}
-		items[nitems++] = (dre_odata_item) { root, text, dl };
+		if (!dre_odata_keep(q, &kept, root, text, dl))
+			break;
 	}
 	dre_store_iter_close(it);
-	if (parse) {
-		dre_odata_sort(q, items, nitems);
-		count = (int64_t) nitems;
-		for (size_t i = (size_t) skip; i < nitems && emitted < top;
-		     i++) {
-			if (emitted > 0)
-				dre_buf_putc(&vals, ',');
-			dre_odata_write(q, &vals, &items[i]);
-			emitted++;
-		}
-	}
-	free(items);
+	if (parse)
+		count = dre_odata_page(q, &kept, &vals);
+	free(kept.v);
 	dre_arena_free(docs);
 	dre_docapi_reply_list(&r->d, count, &vals);
 	dre_buf_free(&vals);

@@ -13,6 +13,7 @@
 #include "coupon.h"
 #include "coupon.pb-c.h"
 #include "dre/arena.h"
+#include "dre/changes.h"
 #include "dre/clock.h"
 #include "dre/json.h"
 #include "dre/jsonw.h"
@@ -109,15 +110,9 @@ strict(req *r, const dre_json *in, const char *const *known, size_t n)
 	const dre_json *m = dre_json_unknown(in, known, n, NULL);
 	if (m == NULL)
 		return true;
-	char        name[64], msg[160];
-	const char *near = dre_json_did_you_mean(m->key, m->key_len, known, n);
-	snprintf(name, sizeof name, "%.*s",
-	    (int) (m->key_len > 60 ? 60 : m->key_len), m->key);
-	if (near != NULL)
-		snprintf(msg, sizeof msg,
-		    "unknown field '%s' (did you mean '%s'?)", name, near);
-	else
-		snprintf(msg, sizeof msg, "unknown field '%s'", name);
+	char name[64], msg[160];
+	dre_json_unknown_describe(
+	    m, known, n, name, sizeof name, msg, sizeof msg);
 	bad(r, name, msg);
 	return false;
 }
@@ -1686,26 +1681,15 @@ static atomic_int await_waiters;
 static bool
 promotions_known(cp *s, const char *tenant, const uint8_t *body, size_t len)
 {
-	size_t i = 0;
-	while (i < len) {
-		char   line[512];
-		size_t n = 0;
-		while (i < len && body[i] != '\n' && n + 1 < sizeof line)
-			line[n++] = (char) body[i++];
-		while (i < len && body[i] != '\n')
-			i++;
-		i++;
-		line[n] = '\0';
-		char *key = strchr(line, '\t');
-		char *ver = key ? strchr(key + 1, '\t') : NULL;
-		if (ver == NULL)
-			continue;
-		*key++ = '\0';
-		*ver++ = '\0';
-		if (strcmp(line, "PROMOTION") == 0
-		    && !cp_links_have(s, tenant, key, strtoll(ver, NULL, 10)))
+	char        line[512];
+	const char *kind, *key;
+	int64_t     version;
+	size_t      pos = 0;
+	while (dre_changes_next(
+	    body, len, &pos, line, sizeof line, &kind, &key, &version))
+		if (strcmp(kind, "PROMOTION") == 0
+		    && !cp_links_have(s, tenant, key, version))
 			return false;
-	}
 	return true;
 }
 

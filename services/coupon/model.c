@@ -183,47 +183,6 @@ opt_bool(bool *out, const dre_json *o, const char *key, dre_promo_errors *errs)
 	return true;
 }
 
-void
-cp_json_emit(dre_jsonw *w, const dre_json *v)
-{
-	if (v == NULL) {
-		dre_jsonw_null(w);
-		return;
-	}
-	switch (v->type) {
-	case DRE_JSON_NULL:
-		dre_jsonw_null(w);
-		break;
-	case DRE_JSON_FALSE:
-	case DRE_JSON_TRUE:
-		dre_jsonw_bool(w, v->type == DRE_JSON_TRUE);
-		break;
-	case DRE_JSON_NUMBER:
-		dre_jsonw_raw(w, v->str, v->len);
-		break;
-	case DRE_JSON_STRING:
-		dre_jsonw_strn(w, v->str, v->len);
-		break;
-	case DRE_JSON_ARRAY:
-		dre_jsonw_arr_begin(w);
-		for (const dre_json *c = v->child; c != NULL; c = c->next)
-			cp_json_emit(w, c);
-		dre_jsonw_arr_end(w);
-		break;
-	case DRE_JSON_OBJECT:
-		dre_jsonw_obj_begin(w);
-		for (const dre_json *c = v->child; c != NULL; c = c->next) {
-			// Member names are escaped like any string.
-			dre_jsonw_strn(w, c->key, c->key_len);
-			dre_buf_putc(w->buf, ':');
-			w->after_key = true;
-			cp_json_emit(w, c);
-		}
-		dre_jsonw_obj_end(w);
-		break;
-	}
-}
-
 // ---- coupon types -------------------------------------------------------
 
 dre_err
@@ -249,17 +208,10 @@ cp_type_parse(cp_type *t, dre_arena *a, const dre_json *doc,
 	for (const dre_json *m
 	     = errs ? dre_json_unknown(doc, known, nknown, NULL) : NULL;
 	     m != NULL; m = dre_json_unknown(doc, known, nknown, m)) {
-		char        name[64];
-		const char *near
-		    = dre_json_did_you_mean(m->key, m->key_len, known, nknown);
-		snprintf(name, sizeof name, "%.*s",
-		    (int) (m->key_len > 60 ? 60 : m->key_len), m->key);
-		if (near != NULL)
-			cp_err(errs, name,
-			    "unknown field '%s' (did you mean '%s'?)", name,
-			    near);
-		else
-			cp_err(errs, name, "unknown field '%s'", name);
+		char name[64], msg[160];
+		dre_json_unknown_describe(
+		    m, known, nknown, name, sizeof name, msg, sizeof msg);
+		cp_err(errs, name, "%s", msg);
 		bad = true;
 	}
 	if (patch && base != NULL) {
@@ -520,7 +472,7 @@ cp_code_write(dre_buf *out, const cp_code *c)
 	kstrnull(&w, "issuingTransactionId", c->issuing_tx);
 	kstrnull(&w, "issueReason", c->issue_reason);
 	dre_jsonw_key(&w, "metadata");
-	cp_json_emit(&w, c->metadata);
+	dre_jsonw_json(&w, c->metadata);
 	ktime(&w, "createdAt", c->created_at);
 	ktime(&w, "updatedAt", c->updated_at);
 	ktime(&w, "activatedAt", c->activated_at);

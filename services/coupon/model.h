@@ -126,8 +126,6 @@ void    cp_batch_write(dre_buf *out, const cp_batch *b);
 // absent or null leaves out untouched and sets *present false.
 bool cp_json_str(char *out, size_t cap, const dre_json *obj, const char *key,
     size_t max, const char *target, dre_promo_errors *errs, bool *present);
-// cp_json_emit writes the parsed JSON value v (NULL = null).
-void cp_json_emit(dre_jsonw *w, const dre_json *v);
 // cp_err adds one problem to errs (NULL is fine).
 void cp_err(dre_promo_errors *errs, const char *target, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

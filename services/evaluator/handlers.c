@@ -6,6 +6,7 @@
 
 #include "dre/store.h"
 #include "dre/arena.h"
+#include "dre/changes.h"
 #include "dre/clock.h"
 #include "dre/log.h"
 #include "dre/uuid.h"
@@ -494,27 +495,15 @@ static bool
 changes_applied(
     const dre_index *ix, const char *tenant, const uint8_t *body, size_t len)
 {
-	size_t i = 0;
-	while (i < len) {
-		char   line[512];
-		size_t n = 0;
-		while (i < len && body[i] != '\n' && n + 1 < sizeof line)
-			line[n++] = (char) body[i++];
-		while (i < len && body[i] != '\n') // overlong: not ours
-			i++;
-		i++;
-		line[n] = '\0';
-		char *key = strchr(line, '\t');
-		char *ver = key ? strchr(key + 1, '\t') : NULL;
-		if (ver == NULL)
-			continue;
-		*key++ = '\0';
-		*ver++ = '\0';
-		dre_master_kind kind;
-		if (dre_master_kind_parse(&kind, line) != DRE_OK)
-			continue;
-		if (dre_index_version_of(ix, tenant, kind, key)
-		    < strtoll(ver, NULL, 10))
+	char        line[512];
+	const char *kind, *key;
+	int64_t     version;
+	size_t      pos = 0;
+	while (dre_changes_next(
+	    body, len, &pos, line, sizeof line, &kind, &key, &version)) {
+		dre_master_kind k;
+		if (dre_master_kind_parse(&k, kind) == DRE_OK
+		    && dre_index_version_of(ix, tenant, k, key) < version)
 			return false;
 	}
 	return true;

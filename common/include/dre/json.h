@@ -60,6 +60,11 @@ const dre_json *dre_json_unknown(const dre_json *obj, const char *const *known,
 // third of s (a typo), else NULL.
 const char *dre_json_did_you_mean(
     const char *s, size_t len, const char *const *known, size_t n);
+// dre_json_unknown_describe writes the unknown member m's name (at most 60
+// bytes) into name and the message of its refusal into msg: "unknown field
+// 'x'", with "(did you mean 'y'?)" when a name of known[0..n) is close.
+void dre_json_unknown_describe(const dre_json *m, const char *const *known,
+    size_t n, char *name, size_t ncap, char *msg, size_t mcap);
 // dre_json_at returns element i of an array or NULL.
 const dre_json *dre_json_at(const dre_json *arr, size_t i);
 

@@ -10,7 +10,7 @@
 #define DRE_JSONW_MAX_DEPTH 64
 
 typedef struct {
-	dre_buf *buf;              // borrowed
+	dre_buf *buf; // borrowed
 	int      depth;
 	bool     first[DRE_JSONW_MAX_DEPTH]; // no element yet at this depth
 	bool     after_key;
@@ -36,6 +36,9 @@ void dre_jsonw_int(dre_jsonw *w, int64_t v);
 void dre_jsonw_decimal(dre_jsonw *w, int64_t v, int scale);
 // dre_jsonw_decimal_trim: same without trailing fractional zeros (10, 12.5).
 void dre_jsonw_decimal_trim(dre_jsonw *w, int64_t v, int scale);
+// dre_jsonw_json writes the parsed JSON value v back as JSON (NULL = null).
+struct dre_json;
+void dre_jsonw_json(dre_jsonw *w, const struct dre_json *v);
 // dre_jsonw_raw inserts already-valid JSON text as one value.
 void dre_jsonw_raw(dre_jsonw *w, const char *json, size_t n);
 // dre_jsonw_time writes an ISO-8601 UTC string with milliseconds
@@ -47,8 +50,8 @@ void dre_jsonw_kstr(dre_jsonw *w, const char *key, const char *s);
 void dre_jsonw_kint(dre_jsonw *w, const char *key, int64_t v);
 void dre_jsonw_kbool(dre_jsonw *w, const char *key, bool v);
 // dre_jsonw_kmoney writes "key": { "value": v, "currency": cur }.
-void dre_jsonw_kmoney(dre_jsonw *w, const char *key, int64_t minor,
-    const char *currency);
+void dre_jsonw_kmoney(
+    dre_jsonw *w, const char *key, int64_t minor, const char *currency);
 
 // dre_json_escape appends s[0..n) as a quoted JSON string to b.
 void dre_json_escape(dre_buf *b, const char *s, size_t n);

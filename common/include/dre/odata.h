@@ -70,4 +70,20 @@ void dre_odata_sort(const dre_odata *q, dre_odata_item *v, size_t n);
 void dre_odata_write(
     const dre_odata *q, dre_buf *out, const dre_odata_item *it);
 
+// The documents of a collection that passed $filter, kept for sorting and
+// paging. Zero-initialise.
+typedef struct {
+	dre_odata_item *v;
+	size_t          n, cap;
+} dre_odata_list;
+
+// dre_odata_keep adds doc (its tree and its text, which must outlive the
+// list) to l when it passes $filter. False when out of memory.
+bool dre_odata_keep(const dre_odata *q, dre_odata_list *l, const dre_json *doc,
+    const char *text, size_t len);
+
+// dre_odata_page sorts l, appends the page ($skip, $top) to out, the items
+// comma-separated, frees l and returns how many documents matched.
+int64_t dre_odata_page(const dre_odata *q, dre_odata_list *l, dre_buf *out);
+
 #endif
