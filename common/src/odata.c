@@ -288,13 +288,16 @@ parse_primary(parser *ps)
 	return n;
 }
 
+// parse_chain parses operand (kw operand)* into a left-leaning tree of
+// kind k: "and" over primaries, "or" over and-chains.
 static node *
-parse_and(parser *ps)
+parse_chain(
+    parser *ps, const char *kw, node_kind k, node *(*operand)(parser *) )
 {
-	node *l = parse_primary(ps);
-	while (l != NULL && keyword(ps, "and")) {
-		node *r = parse_primary(ps), *n;
-		if (r == NULL || (n = new_node(ps, N_AND)) == NULL)
+	node *l = operand(ps);
+	while (l != NULL && keyword(ps, kw)) {
+		node *r = operand(ps), *n;
+		if (r == NULL || (n = new_node(ps, k)) == NULL)
 			return NULL;
 		n->a = l;
 		n->b = r;
@@ -304,18 +307,15 @@ parse_and(parser *ps)
 }
 
 static node *
+parse_and(parser *ps)
+{
+	return parse_chain(ps, "and", N_AND, parse_primary);
+}
+
+static node *
 parse_or(parser *ps)
 {
-	node *l = parse_and(ps);
-	while (l != NULL && keyword(ps, "or")) {
-		node *r = parse_and(ps), *n;
-		if (r == NULL || (n = new_node(ps, N_OR)) == NULL)
-			return NULL;
-		n->a = l;
-		n->b = r;
-		l = n;
-	}
-	return l;
+	return parse_chain(ps, "or", N_OR, parse_and);
 }
 
 // ---- comparing values ----------------------------------------------------
