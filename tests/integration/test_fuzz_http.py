@@ -10,10 +10,12 @@
 # that died. The seed is printed on failure; DRE_FUZZ_HTTP_SEED replays it,
 # DRE_FUZZ_HTTP_SECONDS (default 20) and DRE_FUZZ_HTTP_COUNT (default 4000
 # per thread) bound the run.
+import copy
 import http.client
 import json
 import os
 import random
+import re
 import sys
 import threading
 import time
@@ -35,6 +37,7 @@ RAW_BYTES = [b"\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\xe2\x82", b"\x00", b"\x7f
 NUMBERS = ["1e400", "-1e400", "1e-400", "99999999999999999999999", "-0",
            "0.000000000000000000001", "9223372036854775808", "-9223372036854775809",
            "1.005", "12345678901234.56", "1E+2", "0"]
+KEY_RE = re.compile(rb'[{,] ?("(?:[^"\\]|\\.)*": ?)')
 SCALARS = [None, True, False, 0, -1, 1.5, "", "x", [], {}, [1], {"a": 1}]
 
 
@@ -181,7 +184,7 @@ class Fuzz(harness.TestCase):
                 m = "unknown"
             if m == "swap":
                 c, k = rnd.choice(spots)
-                c[k] = rnd.choice(SCALARS + [rnd.choice(UNICODE)])
+                c[k] = copy.deepcopy(rnd.choice(SCALARS + [rnd.choice(UNICODE)]))
             elif m == "nest":
                 c, k = rnd.choice(spots)
                 v = c[k]
@@ -200,7 +203,7 @@ class Fuzz(harness.TestCase):
                 del c[k]
             elif m == "unknown":
                 if isinstance(obj, dict):
-                    obj[uniq("x")] = rnd.choice(SCALARS)
+                    obj[uniq("x")] = copy.deepcopy(rnd.choice(SCALARS))
             elif m == "long":
                 c, k = rnd.choice(spots)
                 c[k] = rnd.choice("Aé😀") * rnd.choice([51, 256, 1001, 70000])
@@ -212,7 +215,7 @@ class Fuzz(harness.TestCase):
                             obj[k] = v
             # the text-level ones end the structural stage
             elif m in ("flip", "truncate", "dupkey", "raw"):
-                text = bytearray(harness.dumps(obj).encode("utf-8"))
+                text = bytearray(self.dumps(rnd, obj))
                 if m == "flip" and text:
                     for _ in range(rnd.randint(1, 4)):
                         i = rnd.randrange(len(text))
@@ -220,21 +223,26 @@ class Fuzz(harness.TestCase):
                 elif m == "truncate":
                     del text[rnd.randrange(len(text) + 1):]
                 elif m == "dupkey":
-                    s = bytes(text)
-                    i = s.find(b'":', rnd.randrange(len(s) + 1))
-                    j = s.rfind(b'"', 0, i) if i > 0 else -1
-                    j = s.rfind(b'"', 0, j) if j > 0 else -1
-                    if j >= 0 and s[j - 1:j] in (b"{", b","):
-                        key = s[j:i + 2]
-                        text[j:j] = key + b"1,"
+                    keys = list(KEY_RE.finditer(bytes(text)))
+                    if keys:
+                        k = rnd.choice(keys)
+                        text[k.start(1):k.start(1)] = k.group(1) + b"1, "
                 elif m == "raw":
                     i = rnd.randrange(len(text) + 1)
                     ins = rnd.choice(RAW_BYTES + [e.encode() for e in ESCAPES])
                     text[i:i] = ins
                 break
         if text is None:
-            text = harness.dumps(obj).encode("utf-8")
+            text = self.dumps(rnd, obj)
         return "+".join(names), bytes(text)
+
+    @staticmethod
+    def dumps(rnd, obj):
+        """JSON text of obj; non-ASCII as raw UTF-8 or as \\u escapes."""
+        if rnd.random() < 0.5:
+            return harness.dumps(obj).encode("utf-8")
+        return harness._DEC_RE.sub(lambda m: m.group(1), json.dumps(
+            obj, default=harness._json_default, ensure_ascii=False)).encode("utf-8")
 
     # -- one request -----------------------------------------------------------
     def send(self, method, path, body):
@@ -255,6 +263,13 @@ class Fuzz(harness.TestCase):
             conn.close()
 
     def worker(self, idx, seed, stop_at, failures, stats):
+        try:
+            self.fuzz(idx, seed, stop_at, failures, stats)
+        except Exception as e:  # a bug of the fuzzer itself fails the test too
+            failures.append("thread %d: %r" % (idx, e))
+            raise
+
+    def fuzz(self, idx, seed, stop_at, failures, stats):
         rnd = random.Random(seed * 1000 + idx)
         slow = harness.deadline(SLOW_S)
         for n in range(COUNT):
