@@ -24,6 +24,9 @@
 		}                                                             \
 	} while (0)
 
+// check_refusal: the refusal is complete and its error body, as the gateway
+// writes it, is JSON our own strict reader accepts (messages and targets may
+// quote the request, cut to their buffers).
 static void
 check_refusal(const dre_wire_error *werr)
 {
@@ -31,6 +34,23 @@ check_refusal(const dre_wire_error *werr)
 	CHECK(werr->code != NULL && werr->code[0] != '\0');
 	CHECK(memchr(werr->message, '\0', sizeof(werr->message)) != NULL);
 	CHECK(memchr(werr->target, '\0', sizeof(werr->target)) != NULL);
+
+	dre_buf        b = { 0 };
+	dre_arena     *a = dre_arena_alloc(0);
+	dre_json      *root;
+	dre_json_error jerr = { 0, NULL };
+	CHECK(a != NULL);
+	dre_error_body_write(&b, werr->code, werr->message,
+	    werr->target[0] != '\0' ? werr->target : NULL);
+	CHECK(!b.oom);
+	if (dre_json_parse(&root, a, b.data, b.len, DRE_JSON_MAX_DEPTH, &jerr)
+	    != DRE_OK) {
+		fprintf(stderr, "error body is not JSON (%s at %zu): %s\n",
+		    jerr.msg, jerr.offset, b.data);
+		abort();
+	}
+	dre_arena_free(a);
+	dre_buf_free(&b);
 }
 
 // round_trip packs m, unpacks it and packs the copy: same bytes.

@@ -13,6 +13,7 @@
 
 #include "dre/arena.h"
 #include "dre/buf.h"
+#include "dre/evalwire.h"
 #include "dre/json.h"
 #include "dre/promo.h"
 
@@ -92,6 +93,34 @@ written_again(dre_buf *out, dre_arena *a, const dre_buf *text)
 	dre_promo_write(out, p);
 }
 
+// error_body writes the catalog's 400 body of the problems and reads it
+// back: messages quote the document, cut to their buffers.
+static void
+error_body(const dre_promo_error *ev, size_t n)
+{
+	dre_error_detail d[8];
+	dre_buf          b = { 0 };
+	dre_arena       *a = dre_arena_alloc(0);
+	dre_json        *root;
+	dre_json_error   jerr = { 0, NULL };
+
+	CHECK(a != NULL && n <= 8);
+	for (size_t i = 0; i < n; i++)
+		d[i] = (dre_error_detail) { ev[i].code, ev[i].message,
+			ev[i].target[0] != '\0' ? ev[i].target : NULL };
+	dre_error_body_write_details(
+	    &b, "VALIDATION_FAILED", ev[0].message, d[0].target, d, n);
+	CHECK(!b.oom);
+	if (dre_json_parse(&root, a, b.data, b.len, DRE_JSON_MAX_DEPTH, &jerr)
+	    != DRE_OK) {
+		fprintf(stderr, "error body is not JSON (%s at %zu): %s\n",
+		    jerr.msg, jerr.offset, b.data);
+		abort();
+	}
+	dre_arena_free(a);
+	dre_buf_free(&b);
+}
+
 static void
 one(dre_arena *a, const dre_json *doc, const dre_promo *b)
 {
@@ -111,6 +140,7 @@ one(dre_arena *a, const dre_json *doc, const dre_promo *b)
 			CHECK(memchr(ev[i].target, '\0', sizeof(ev[i].target))
 			    != NULL);
 		}
+		error_body(ev, errs.n < errs.cap ? errs.n : errs.cap);
 		return;
 	}
 	CHECK(err == DRE_OK && p != NULL);
