@@ -98,11 +98,13 @@ money(dre_buf *b, int64_t cents)
 static int64_t
 amount(fdp *f)
 {
-	switch (range(f, 0, 7)) {
+	switch (range(f, 0, 15)) {
 	case 0:
 		return 0;
 	case 1:
 		return range(f, 0, 999999999999999LL);
+	case 2:
+		return range(f, 0, 10000000);
 	default:
 		return range(f, 1, 5000);
 	}
@@ -424,28 +426,21 @@ basket(fdp *f, dre_arena *a)
 			it->article_group_id = (char *) grps[k];
 			it->manufacturer_id = (char *) manus[k];
 		}
-		switch (range(f, 0, 9)) {
-		case 0:
-		case 1:
-		case 2:
-		case 3:
-		case 4:
+		// Mostly ordinary lines: a basket with one line beyond
+		// Decimal(15,2) is refused whole, so the extremes are rare.
+		int64_t kind = range(f, 0, 31);
+		if (kind < 16)
 			it->quantity = range(f, 1, 5) * 1000;
-			break;
-		case 5:
-		case 6:
+		else if (kind < 22)
 			it->quantity = range(f, 1, 3000); // weighed
-			break;
-		case 7:
+		else if (kind < 26)
 			it->quantity = -1000 * range(f, 1, 2); // return
-			break;
-		case 8:
-			it->quantity = range(f, 1, 999999999999999LL);
-			break;
-		default:
+		else if (kind < 30)
 			it->quantity = 1000;
-			break;
-		}
+		else if (kind == 30)
+			it->quantity = range(f, 1, 999999999LL);
+		else
+			it->quantity = range(f, 1, 999999999999999LL);
 		it->unit_price = amount(f);
 		r->items[r->n_items++] = it;
 	}
