@@ -19,6 +19,7 @@ import re
 import sys
 import threading
 import time
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -61,9 +62,9 @@ class Fuzz(harness.TestCase):
         cls.code = r.body["code"]
         cls.budget = s.create_budget("1000.00")
         # Entities the fuzzer itself created, for PATCH/PUT/DELETE/activate.
-        cls.created = {"Promotions": [cls.promo["id"]], "PosGroups": [cls.pg["id"]],
+        cls.created = {"Promotions": [cls.promo["id"]], "PosGroups": [],
                        "ArticleGroups": [], "Articles": [], "Budgets": [cls.budget["id"]],
-                       "CouponTypes": [cls.ctype["id"]], "CouponCodes": [cls.code]}
+                       "CouponTypes": [], "CouponCodes": [cls.code]}
         cls.lock = threading.Lock()
 
     # -- the valid requests ----------------------------------------------------
@@ -87,7 +88,8 @@ class Fuzz(harness.TestCase):
         def pick(kind):
             with self.lock:
                 ids = self.created[kind]
-                return rnd.choice(ids) if ids and rnd.random() < 0.8 else new_id()
+                key = rnd.choice(ids) if ids and rnd.random() < 0.8 else new_id()
+            return urllib.parse.quote(key, safe="")
         txn = uniq("FZ")
         promo = harness.promotion(
             uniq("P"), [{"type": "ARTICLE", "values": ["A"], "minQuantity": 1}],
@@ -101,6 +103,7 @@ class Fuzz(harness.TestCase):
             (6, "POST", "/pos/v2/evaluate", self.basket(rnd)),
             (3, "POST", "/pos/v2/simulate", self.basket(rnd)),
             (1, "POST", "/pos/evaluate", self.basket(rnd)),
+            (1, "POST", "/pos/simulate", self.basket(rnd)),
             (2, "POST", "/pos/v2/confirm", {"request": {
                 "header": {"transactionId": txn, "transactionCounter": 1},
                 "transactionId": txn, "appliedPromotions": [
@@ -124,29 +127,30 @@ class Fuzz(harness.TestCase):
             (1, "POST", "/api/v1/Promotions/%s/activate" % pick("Promotions"), None),
             (1, "POST", "/api/v1/Promotions/%s/deactivate" % pick("Promotions"), None),
             (1, "DELETE", "/api/v1/Promotions/" + pick("Promotions"), None),
-            (1, "POST", "/api/v1/PosGroups", {"id": new_id(), "code": uniq("S")[:20],
-                                              "name": "g"}),
-            (1, "PATCH", "/api/v1/PosGroups/" + pick("PosGroups"), {"name": "g2"}),
-            (1, "POST", "/api/v1/ArticleGroups", {"id": uniq("AG")[:20], "name": "ag"}),
-            (1, "POST", "/api/v1/Articles", {"articleNumber": uniq("ART")[:20],
-                                             "name": "a", "articleGroupId": "G1"}),
             (1, "PUT", "/api/v1/TenantSettings", {"enableProductionNudges":
                                                   rnd.random() < 0.5}),
-            (1, "POST", "/api/v1/Budgets", {"name": uniq("B"), "totalAmount": D("50.00"),
-                                            "currency": "EUR"}),
-            (1, "PATCH", "/api/v1/Budgets/" + pick("Budgets"), {"name": uniq("B")}),
-            (1, "POST", "/api/v1/CouponTypes", {"name": uniq("T"), "type": "INDIVIDUAL",
-                                                "prefix": "FZ"}),
-            (1, "PATCH", "/api/v1/CouponTypes/" + pick("CouponTypes"),
-             {"description": "d"}),
-            (1, "POST", "/api/v1/CouponCodes", {"couponTypeId": self.ctype["id"]}),
-            (1, "PATCH", "/api/v1/CouponCodes/" + pick("CouponCodes"),
-             {"customerId": "C2"}),
             (1, "POST", "/api/v1/CouponCodes/import", {"couponTypeId": self.ctype["id"],
                                                        "codes": [uniq("FZ")[:16]]}),
             (1, "POST", "/api/v1/CouponCodeBatches", {"couponTypeId": self.ctype["id"],
                                                       "numberOfCodes": 3}),
         ]
+        # The other /api/v1 collections: POST, PATCH, PUT and DELETE each.
+        docs = {
+            "PosGroups": {"id": new_id(), "code": uniq("S")[:20], "name": "g"},
+            "ArticleGroups": {"articleGroupId": uniq("AG")[:20], "name": "ag"},
+            "Articles": {"articleNumber": uniq("ART")[:20], "name": "a",
+                         "articleGroupId": "G1", "referencePrice": D("1.29")},
+            "Budgets": {"name": uniq("B"), "totalAmount": D("50.00"), "currency": "EUR"},
+            "CouponTypes": {"name": uniq("T"), "type": "INDIVIDUAL", "prefix": "FZ"},
+            "CouponCodes": {"couponTypeId": self.ctype["id"]},
+        }
+        for kind, doc in docs.items():
+            table.append((1, "POST", "/api/v1/" + kind, doc))
+            patch = {k: v for k, v in doc.items() if k in ("name", "couponTypeId")}
+            table.append((1, "PATCH", "/api/v1/%s/%s" % (kind, pick(kind)), patch))
+            table.append((0.5, "PUT", "/api/v1/%s/%s" % (kind, pick(kind)), doc))
+            if kind != "CouponCodes":  # codes are never deleted
+                table.append((0.3, "DELETE", "/api/v1/%s/%s" % (kind, pick(kind)), None))
         total = sum(w for w, *_ in table)
         x = rnd.uniform(0, total)
         for w, method, path, body in table:
@@ -318,7 +322,9 @@ class Fuzz(harness.TestCase):
             b = json.loads(data)
         except ValueError:
             return
-        key = b.get("code" if kind == "CouponCodes" else "id") if isinstance(b, dict) else None
+        field = {"CouponCodes": "code", "ArticleGroups": "articleGroupId",
+                 "Articles": "articleNumber"}.get(kind, "id")
+        key = b.get(field) if isinstance(b, dict) else None
         if kind in self.created and isinstance(key, str):
             with self.lock:
                 if len(self.created[kind]) < 200:
