@@ -4,12 +4,12 @@ targets from the golden scenarios and the integration test data. Run by hand
 when the inputs change: python3 tests/fuzz/make_corpus.py build/fuzz/fuzz/avro_seeds
 
 A few dozen small files per target; libFuzzer grows its own copy in a
-scratch directory (tools/dre fuzz), never this one."""
+scratch directory (tools/dre fuzz), never this one. Inputs that once
+crashed a target are kept as crash_<what> and replayed by ctest."""
 import glob
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,7 +38,10 @@ def dumps(v):
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: make_corpus.py PATH/TO/avro_seeds")
-    shutil.rmtree(CORPUS, ignore_errors=True)
+    # Regression inputs (crash_*) are kept; everything else is rewritten.
+    for path in glob.glob(os.path.join(CORPUS, "*", "*")):
+        if not os.path.basename(path).startswith("crash_"):
+            os.remove(path)
     scen = sorted(glob.glob(os.path.join(SRC, "tests/scenarios/*.json")))
     rnd = random.Random(9)
     picked = rnd.sample(scen, 24)
