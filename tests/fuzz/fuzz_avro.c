@@ -33,51 +33,35 @@ static const char *const writers[] = { "MasterDataChanged",
 	"BudgetStatus", "BudgetEvent", "CouponEvent" };
 #define NWRITERS (sizeof(writers) / sizeof(writers[0]))
 
+// Every event codec of avro.h: struct type and name suffix.
+#define CODECS(XX)                                                            \
+	XX(dre_master_event, master)                                          \
+	XX(dre_tx_confirmed, tx_confirmed)                                    \
+	XX(dre_sfx_result, sfx_result)                                        \
+	XX(dre_budget_status_event, budget_status)                            \
+	XX(dre_budget_event, budget_event)                                    \
+	XX(dre_coupon_event, coupon)
+
 // One codec, type-erased: decode into ev, encode ev.
 typedef struct {
 	const char *name;
-	size_t      size;
 	dre_err (*decode)(void *ev, dre_arena *a, const void *d, size_t n);
 	dre_err (*encode)(dre_buf *out, const void *ev);
 } codec;
 
-#define CODEC(T, dec, enc)                                                    \
-	static dre_err dec##_any(                                             \
-	    void *ev, dre_arena *a, const void *d, size_t n)                  \
+#define WRAP(T, n)                                                            \
+	static dre_err n##_decode(                                            \
+	    void *ev, dre_arena *a, const void *d, size_t len)                \
 	{                                                                     \
-		return dec((T *) ev, a, d, n);                                \
+		return dre_avro_decode_##n((T *) ev, a, d, len);              \
 	}                                                                     \
-	static dre_err enc##_any(dre_buf *out, const void *ev)                \
+	static dre_err n##_encode(dre_buf *out, const void *ev)               \
 	{                                                                     \
-		return enc(out, (const T *) ev);                              \
+		return dre_avro_encode_##n(out, (const T *) ev);              \
 	}
-
-CODEC(dre_master_event, dre_avro_decode_master, dre_avro_encode_master)
-CODEC(dre_tx_confirmed, dre_avro_decode_tx_confirmed,
-    dre_avro_encode_tx_confirmed)
-CODEC(dre_sfx_result, dre_avro_decode_sfx_result, dre_avro_encode_sfx_result)
-CODEC(dre_budget_status_event, dre_avro_decode_budget_status,
-    dre_avro_encode_budget_status)
-CODEC(dre_budget_event, dre_avro_decode_budget_event,
-    dre_avro_encode_budget_event)
-CODEC(dre_coupon_event, dre_avro_decode_coupon, dre_avro_encode_coupon)
-
-#define C(T, dec, enc)                                                        \
-	{                                                                     \
-#T, sizeof(T), dec##_any, enc##_any                           \
-	}
-static const codec codecs[] = {
-	C(dre_master_event, dre_avro_decode_master, dre_avro_encode_master),
-	C(dre_tx_confirmed, dre_avro_decode_tx_confirmed,
-	    dre_avro_encode_tx_confirmed),
-	C(dre_sfx_result, dre_avro_decode_sfx_result,
-	    dre_avro_encode_sfx_result),
-	C(dre_budget_status_event, dre_avro_decode_budget_status,
-	    dre_avro_encode_budget_status),
-	C(dre_budget_event, dre_avro_decode_budget_event,
-	    dre_avro_encode_budget_event),
-	C(dre_coupon_event, dre_avro_decode_coupon, dre_avro_encode_coupon),
-};
+CODECS(WRAP)
+#define ENTRY(T, n) { #n, n##_decode, n##_encode },
+static const codec codecs[] = { CODECS(ENTRY) };
 
 // Large enough for any of the event structs.
 typedef union {
