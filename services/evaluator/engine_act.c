@@ -217,13 +217,17 @@ markdown(ev *v, uint32_t ax, uint32_t ai, dre_disc_type dt, int64_t val)
 			break;
 		}
 		case DRE_DISC_UNIT_PRICE:
-			if (mult)
-				d = ev_round(p,
-				    ((__int128) av * 1000
-				        - (__int128) val * l->qty)
-				        * units,
-				    (__int128) l->qty * 1000);
-			else if (l->price > val)
+			if (mult) {
+				// What is left above val x qty; only a
+				// positive gap is multiplied: a negative one
+				// (val above the price, up to 1e30) times
+				// units would leave 128 bits.
+				__int128 gap = (__int128) av * 1000
+				    - (__int128) val * l->qty;
+				if (gap > 0)
+					d = ev_round(p, gap * units,
+					    (__int128) l->qty * 1000);
+			} else if (l->price > val)
 				d = ev_round(p,
 				    (__int128) (l->price - val) * units, 1000);
 			break;
