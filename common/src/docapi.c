@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "dre/buf.h"
 #include "dre/log.h"
@@ -193,4 +194,29 @@ dre_docapi_reply_list(dre_docapi_req *r, int64_t count, const dre_buf *items)
 	if (items->oom)
 		b->oom = 1;
 	reply_body(r, 200, b);
+}
+
+bool
+dre_etag_match(const char *if_match, const char *version)
+{
+	size_t wl = strlen(version);
+	for (const char *p = if_match; *p;) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (*p == '*')
+			return true;
+		if (p[0] == 'W' && p[1] == '/')
+			p += 2;
+		const char *q = p;
+		while (*q && *q != ',')
+			q++;
+		size_t n = (size_t) (q - p);
+		while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+			n--;
+		if (n == wl + 2 && p[0] == '"' && p[n - 1] == '"'
+		    && memcmp(p + 1, version, wl) == 0)
+			return true;
+		p = q;
+	}
+	return false;
 }

@@ -103,6 +103,41 @@ render(dre_jsonw *w, const Dre__BudgetRecord *b)
 	dre_jsonw_obj_end(w);
 }
 
+// ---- optimistic concurrency: ETag = the budget's edit revision
+// ------------------------------------------------------------------------
+
+// etag_set answers b's ETag. Consumption does not change it: only edits
+// through /api/v1 do (a marketer's edit must not be refused because a sale
+// consumed the budget meanwhile).
+static void
+etag_set(req *r, const Dre__BudgetRecord *b)
+{
+	char tag[32];
+	snprintf(tag, sizeof tag, "\"%lld\"",
+	    (long long) (b->has_revision ? b->revision : 0));
+	dre_rpc_reply_header(r->d.rep, "ETag", tag);
+}
+
+// if_match_ok checks the request's If-Match against b's revision ("*", or
+// a list of tags, W/ forms compared weakly); answers 412 otherwise.
+static bool
+if_match_ok(req *r, const Dre__BudgetRecord *b)
+{
+	const char *im = dre_rpc_param(r->d.call, "if_match");
+	if (im == NULL)
+		return true;
+	char want[32];
+	snprintf(want, sizeof want, "%lld",
+	    (long long) (b->has_revision ? b->revision : 0));
+	if (dre_etag_match(im, want))
+		return true;
+	dre_rpc_reply_error(r->d.rep, 412, "PRECONDITION_FAILED", "If-Match",
+	    "the budget changed since it was read (now revision %s): read it "
+	    "again and reapply the change",
+	    want);
+	return false;
+}
+
 static void
 reply_doc(req *r, int status, const Dre__BudgetRecord *b)
 {
@@ -335,6 +370,7 @@ h_create(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	}
 	dre_outbox_kick(r.s->ob);
 	reply_doc(&r, 201, &b);
+	etag_set(&r, &b);
 out:
 	dre_docapi_end(&r.d);
 }
@@ -354,8 +390,10 @@ h_get(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		    rep, 404, "NOT_FOUND", NULL, "no budget %s", id ? id : "");
 	else if (err != DRE_OK)
 		dre_docapi_internal(&r.d, err);
-	else
+	else {
 		reply_doc(&r, 200, b);
+		etag_set(&r, b);
+	}
 	dre_docapi_end(&r.d);
 }
 
@@ -474,6 +512,10 @@ h_update(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		dre_docapi_internal(&r.d, err);
 		goto out;
 	}
+	if (!if_match_ok(&r, b)) {
+		pthread_mutex_unlock(&r.s->mu);
+		goto out;
+	}
 	int64_t old_total = b->total;
 	bool    full = patch == NULL || strcmp(patch, "1") != 0;
 	if (!apply_doc(&r, doc, b, full)) {
@@ -483,6 +525,8 @@ h_update(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	int64_t now = dre_now_ms();
 	int64_t total = b->total;
 	b->total = old_total;
+	b->revision = (b->has_revision ? b->revision : 0) + 1;
+	b->has_revision = true;
 	bud_change c;
 	bud_retotal(b, total, r.d.a, &c);
 	b->modified_at = now;
@@ -508,6 +552,7 @@ h_update(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	}
 	dre_outbox_kick(r.s->ob);
 	reply_doc(&r, 200, b);
+	etag_set(&r, b);
 out:
 	dre_docapi_end(&r.d);
 }
@@ -527,6 +572,10 @@ h_delete(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		pthread_mutex_unlock(&r.s->mu);
 		dre_rpc_reply_error(
 		    rep, 404, "NOT_FOUND", NULL, "no budget %s", id ? id : "");
+		goto out;
+	}
+	if (err == DRE_OK && !if_match_ok(&r, b)) {
+		pthread_mutex_unlock(&r.s->mu);
 		goto out;
 	}
 	char   key[256];

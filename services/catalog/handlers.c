@@ -196,25 +196,8 @@ if_match_ok(req *r)
 		return true;
 	char want[32];
 	snprintf(want, sizeof want, "%lld", (long long) r->version);
-	size_t wl = strlen(want);
-	for (const char *p = im; *p;) {
-		while (*p == ' ' || *p == '\t' || *p == ',')
-			p++;
-		if (*p == '*')
-			return true;
-		if (p[0] == 'W' && p[1] == '/')
-			p += 2;
-		const char *q = p;
-		while (*q && *q != ',')
-			q++;
-		size_t n = (size_t) (q - p);
-		while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
-			n--;
-		if (n == wl + 2 && p[0] == '"' && p[n - 1] == '"'
-		    && memcmp(p + 1, want, wl) == 0)
-			return true;
-		p = q;
-	}
+	if (dre_etag_match(im, want))
+		return true;
 	dre_rpc_reply_error(r->d.rep, 412, "PRECONDITION_FAILED", "If-Match",
 	    "the entity changed since it was read (now version %s): read it "
 	    "again and reapply the change",

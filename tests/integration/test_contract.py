@@ -285,6 +285,35 @@ class Contract(harness.TestCase):
             winner = [n for n, r in out.items() if r.status == 200][0]
             self.assertEqual(s.get(path).body["name"], winner)
 
+        # budgets: the tag is the edit revision (a sale's consumption does
+        # not change it; two edits with one tag: one wins)
+        bud = s.post("/api/v1/Budgets", {"name": uniq("EtagB"), "totalAmount": 100,
+                                         "currency": "EUR"})
+        self.assertEqual((bud.status, bud.headers["etag"]), (201, '"0"'))
+        bpath = "/api/v1/Budgets/" + bud.body["id"]
+        self.assertEqual(s.get(bpath).headers["etag"], '"0"')
+        r = s.request("PATCH", bpath, {"totalAmount": 120}, headers={"If-Match": '"0"'})
+        self.assertEqual((r.status, r.headers["etag"]), (200, '"1"'))
+        for method, body in (("PATCH", {"totalAmount": 1}), ("DELETE", None)):
+            r = s.request(method, bpath, body, headers={"If-Match": '"0"'})
+            self.assertError(r, 412, "PRECONDITION_FAILED", "If-Match")
+        self.assertEqual(s.get(bpath).body["totalAmount"], harness.D("120.00"))
+        outcome = {}
+        barrier = threading.Barrier(2)
+
+        def bedit(total):
+            barrier.wait()
+            outcome[total] = s.request("PATCH", bpath, {"totalAmount": total},
+                                       headers={"If-Match": '"1"'}).status
+        ts = [threading.Thread(target=bedit, args=(t,)) for t in (130, 140)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        self.assertEqual(sorted(outcome.values()), [200, 412], outcome)
+        won = [t for t, st in outcome.items() if st == 200][0]
+        self.assertEqual(s.get(bpath).body["totalAmount"], harness.D(won))
+
         # other entities and the tenant settings carry tags too
         a = uniq("ART")
         r = s.post("/api/v1/Articles", {"articleNumber": a, "name": "A"})

@@ -81,4 +81,9 @@ void dre_docapi_reply_doc(
 void dre_docapi_reply_list(
     dre_docapi_req *r, int64_t count, const dre_buf *items);
 
+// dre_etag_match tells whether an If-Match header value names the entity
+// whose ETag is "version" (quoted): "*", or one tag of a comma-separated
+// list; W/ forms compare weakly, as RFC 9110 allows for our own tags.
+bool dre_etag_match(const char *if_match, const char *version);
+
 #endif
