@@ -29,6 +29,8 @@ SECONDS = float(os.environ.get("DRE_FUZZ_HTTP_SECONDS", "20"))
 COUNT = int(os.environ.get("DRE_FUZZ_HTTP_COUNT", "4000"))
 SEED = int(os.environ.get("DRE_FUZZ_HTTP_SEED", str(int(time.time()) % 1000000)))
 THREADS = 2
+# The gateway's http.body_limit (its default): larger bodies get 413.
+BODY_LIMIT = 1 << 20
 SLOW_S = 2.0
 
 UNICODE = ["é", "😀", "\u202e", "e\u0301", "\ufeff", "\u4e2d\u6587", "\U0010ffff"]
@@ -258,6 +260,16 @@ class Fuzz(harness.TestCase):
         if body is not None:
             hdrs["Content-Type"] = "application/json"
         t0 = time.monotonic()
+        if body is not None and len(body) > BODY_LIMIT:
+            # The gateway answers 413 as soon as it has the headers and
+            # closes: a client must read that answer while it still sends
+            # (http.client would stop at a broken pipe and never read it).
+            conn.close()
+            head = "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\nContent-Length: %d" % (
+                method, path, "\r\n".join("%s: %s" % kv for kv in hdrs.items()),
+                len(body))
+            r = harness.raw_http(self.stack.http_port, head, body, timeout=30)
+            return r.status, r.raw, time.monotonic() - t0
         try:
             conn.request(method, path, body=body, headers=hdrs)
             resp = conn.getresponse()
