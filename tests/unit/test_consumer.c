@@ -114,13 +114,14 @@ produce(dre_producer *p, const char *tenant, const char *budget,
 // ---- the service under test: sums consumedAmount per budget -------------
 
 typedef struct {
-	atomic_int applied;
-	atomic_int fail_next; // this many transient failures to inject
-	atomic_int max_attempts;
-	atomic_int begins, ends;
-	atomic_int recovers;
-	atomic_int in_batch;  // applied in the open batch
-	atomic_int committed; // applied in batches that were written
+	atomic_int  applied;
+	atomic_int  fail_next; // this many transient failures to inject
+	atomic_int  max_attempts;
+	atomic_int  begins, ends;
+	atomic_int  recovers;
+	atomic_int  in_batch; // applied in the open batch
+	atomic_int  committed; // applied in batches that were written
+	const char *watch; // count only this budget's events (NULL = all)
 } svc;
 
 static int64_t
@@ -160,7 +161,8 @@ apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 	dre_batch_put(
 	    x->b, x->st, CF_STATE, e.budget_id, strlen(e.budget_id), &n, 8);
 	atomic_fetch_add(&s->applied, 1);
-	atomic_fetch_add(&s->in_batch, 1);
+	if (s->watch == NULL || strcmp(s->watch, e.budget_id) == 0)
+		atomic_fetch_add(&s->in_batch, 1);
 	return DRE_OK;
 }
 
@@ -180,7 +182,8 @@ end(void *arg, dre_err err)
 	// A batch dropped by a rebalance or a transient failure is applied
 	// again later; only written batches count as applications.
 	if (err == DRE_OK)
-		atomic_fetch_add(&s->committed, atomic_exchange(&s->in_batch, 0));
+		atomic_fetch_add(
+		    &s->committed, atomic_exchange(&s->in_batch, 0));
 }
 
 static dre_err
@@ -360,8 +363,12 @@ test_group_mode(void **state)
 	dre_applier *ap = start(st, &s, "dre-test-group", NULL);
 	wait_sum(st, budget, 60);
 	dre_applier_stop(ap);
-	// A new member of the group starts from the stored positions.
+	// A new member of the group starts from the stored positions. Other
+	// tests' events on the topic that the first member had not reached
+	// when it stopped (it stops once this budget's sum is there) are read
+	// now: only this budget's events are counted.
 	memset(&s, 0, sizeof(s));
+	s.watch = budget;
 	for (int i = 0; i < 5; i++)
 		produce(p, "t2", budget, 2, NULL);
 	assert_int_equal(dre_producer_flush(p, 10000), DRE_OK);
