@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "coupon.h"
+#include "dre/outbox.h"
 #include "dre/store.h"
 #include "dre/avro.h"
 #include "dre/log.h"

@@ -16,6 +16,7 @@
 #include "dre/config.h"
 #include "dre/consumer.h"
 #include "dre/err.h"
+#include "dre/outbox.h"
 #include "dre/store.h"
 #include "model.h"
 #include "rules.h"

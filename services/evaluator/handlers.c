@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dre/outbox.h"
 #include "dre/store.h"
 #include "dre/arena.h"
 #include "dre/changes.h"

@@ -14,6 +14,8 @@
 #include "../../services/catalog/handlers.c"
 #include "../../services/catalog/repo.c"
 
+#include "dre/busmock.h"
+
 static char          dir[64];
 static cat           C;
 static dre_kvlist    props;

@@ -25,6 +25,9 @@
 #include "../../services/coupon/model.c"
 #include "../../services/coupon/rules.c"
 
+#include "dre/busmock.h"
+#include "dre/outbox.h"
+
 static char          dir[64];
 static cp            S;
 static dre_kvlist    props;

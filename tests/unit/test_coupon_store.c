@@ -20,6 +20,8 @@
 #include "../../services/coupon/model.c"
 #include "../../services/coupon/rules.c"
 
+#include "dre/busmock.h"
+
 static char          dir[64];
 static cp            S;
 static dre_kvlist    props;
