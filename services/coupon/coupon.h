@@ -79,7 +79,7 @@ typedef struct {
 	pthread_t       sweeper, batcher;
 	bool            threads;
 	cp_links       *links;
-	// The dre.transactions.confirmed applier (confirm.c). It keeps the
+	// The dre.transactions.confirmed applier (apply.c). It keeps the
 	// stripes of the codes it changed, and the creation lock once it
 	// created one, from the first change until its batch is written:
 	// only the applier ever holds more than one stripe, and nobody takes
@@ -234,21 +234,6 @@ void cp_sweep(cp *s, int64_t now);
 // cp_batch_run generates the codes of one batch to completion (exposed for
 // tests; the generator thread calls it).
 void cp_batch_run(cp *s, const char *tenant, const char *batch_id);
-
-// ---- confirmed sales (confirm.c)
-// ------------------------------------------------
-
-// cp_confirm_apply is the dre.transactions.confirmed applier's apply
-// function (arg = cp *): redeems the codes of appliedPromotions[].couponCode,
-// issues the post-purchase codes of the promotions' ISSUE_COUPON actions
-// and queues COUPON_REDEEMED / COUPON_ISSUED and one SideEffectResult.
-dre_err cp_confirm_apply(void *arg, dre_apply_ctx *x, const dre_msg *m);
-// cp_confirm_batch_end releases the locks the batch took (arg = cp *).
-void cp_confirm_batch_end(void *arg, dre_err err);
-// cp_confirm_start starts the applier (no Kafka: nothing to consume);
-// cp_confirm_stop stops it.
-dre_err cp_confirm_start(cp *s, int max_batch);
-void    cp_confirm_stop(cp *s);
 
 // ---- promotion links (links.c)
 // ------------------------------------------------

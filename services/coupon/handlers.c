@@ -1120,10 +1120,10 @@ do_type_list(req *r)
 // ---- /api/v1/CouponCodes
 // -----------------------------------------------------------
 
-// new_code fills a code of type t born now.
-static void
-new_code(cp_code *c, const cp_type *t, const char *code, const char *customer,
-    cp_state st, const char *origin, int64_t now)
+// cp_code_new fills a code of type t born now.
+void
+cp_code_new(cp_code *c, const cp_type *t, const char *code,
+    const char *customer, cp_state st, const char *origin, int64_t now)
 {
 	memset(c, 0, sizeof *c);
 	if (code != NULL)
@@ -1175,7 +1175,7 @@ do_code_create(req *r)
 		}
 		st = CP_CREATED;
 	}
-	new_code(&c, &t, has_code ? code : NULL, customer, st,
+	cp_code_new(&c, &t, has_code ? code : NULL, customer, st,
 	    CP_ORIGIN_IMPORT, dre_now_ms());
 	dre_batch *b = dre_batch_alloc();
 	dre_err    err = b == NULL ? DRE_ENOMEM
@@ -1271,7 +1271,7 @@ do_code_import(req *r)
 			dre_jsonw_obj_end(&ew);
 			continue;
 		}
-		new_code(&codes[n], &t, code, customer, CP_ACTIVE,
+		cp_code_new(&codes[n], &t, code, customer, CP_ACTIVE,
 		    CP_ORIGIN_IMPORT, now);
 		index[n++] = i;
 	}

@@ -10,6 +10,7 @@
 #include "dre/json.h"
 #include "dre/log.h"
 #include "dre/uuid.h"
+#include "dre/version.h"
 #include "gw.h"
 
 #define JSON_CT "application/json; charset=utf-8"

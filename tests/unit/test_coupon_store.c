@@ -12,13 +12,15 @@
 
 #include <cmocka.h>
 
-// The service is an executable, not a library: compile its sources here.
-#include "../../services/coupon/codes.c"
-#include "../../services/coupon/handlers.c"
-#include "../../services/coupon/jobs.c"
-#include "../../services/coupon/links.c"
-#include "../../services/coupon/model.c"
-#include "../../services/coupon/rules.c"
+#include "coupon.h"
+#include "coupon.pb-c.h"
+#include "dre/avro.h"
+#include "dre/clock.h"
+#include "dre/topics.h"
+#include "dre/uuid.h"
+#include "handlers.h"
+#include "model.h"
+#include "rules.h"
 
 #include "dre/busmock.h"
 
@@ -60,6 +62,17 @@ teardown(void **state)
 	return system(cmd) != 0;
 }
 
+// route is the handler of method in the coupon service's route table.
+static dre_rpc_fn
+route(const char *method)
+{
+	const dre_rpc_route *rt = cp_routes;
+	while (rt->method && strcmp(rt->method, method) != 0)
+		rt++;
+	assert_non_null(rt->method);
+	return rt->fn;
+}
+
 // make_type stores a coupon type; returns its id in id[37].
 static void
 make_type(const char *tenant, bool generic, int64_t max, int64_t per_cust,
@@ -90,7 +103,8 @@ make_code(const char *tenant, const char *type_id, const char *code,
 	bool       dup = false;
 	size_t     n = 0;
 	assert_int_equal(cp_type_load(&S, a, tenant, type_id, &t), DRE_OK);
-	new_code(&c, &t, code, customer, st, CP_ORIGIN_IMPORT, dre_now_ms());
+	cp_code_new(
+	    &c, &t, code, customer, st, CP_ORIGIN_IMPORT, dre_now_ms());
 	dre_batch *b = dre_batch_alloc();
 	assert_int_equal(cp_codes_insert(&S, tenant, &c, 1, &t, false, &dup, b,
 	                     NULL, NULL, &n),
@@ -442,7 +456,7 @@ test_batch_and_uniqueness(void **state)
 	cp_code c[32];
 	size_t  n = 0;
 	for (int i = 0; i < 31; i++) {
-		new_code(
+		cp_code_new(
 		    &c[i], &tiny, NULL, "", CP_ACTIVE, CP_ORIGIN_BATCH, 1);
 		c[i].code[1] = CP_ALPHABET[i];
 	}
@@ -452,15 +466,15 @@ test_batch_and_uniqueness(void **state)
 	    DRE_OK);
 	assert_int_equal(n, 31);
 	dre_batch_clear(b);
-	new_code(&c[31], &tiny, NULL, "", CP_ACTIVE, CP_ORIGIN_BATCH, 1);
+	cp_code_new(&c[31], &tiny, NULL, "", CP_ACTIVE, CP_ORIGIN_BATCH, 1);
 	assert_int_equal(cp_codes_insert(&S, "t1", &c[31], 1, &tiny, true,
 	                     NULL, b, NULL, NULL, &n),
 	    DRE_EEXISTS);
 	dre_batch_free(b);
 	// explicit codes: a duplicate is reported, not overwritten
 	bool dup[2];
-	new_code(&c[0], &t, "DUP-1", "", CP_ACTIVE, CP_ORIGIN_IMPORT, 1);
-	new_code(&c[1], &t, "DUP-1", "", CP_ACTIVE, CP_ORIGIN_IMPORT, 1);
+	cp_code_new(&c[0], &t, "DUP-1", "", CP_ACTIVE, CP_ORIGIN_IMPORT, 1);
+	cp_code_new(&c[1], &t, "DUP-1", "", CP_ACTIVE, CP_ORIGIN_IMPORT, 1);
 	b = dre_batch_alloc();
 	assert_int_equal(
 	    cp_codes_insert(&S, "t1", c, 2, &t, false, dup, b, NULL, NULL, &n),
@@ -642,7 +656,7 @@ test_links_and_check(void **state)
 		   .body_len = n,
 		   .req = &rq0 };
 	dre_rpc_reply   rep = { .status = 200 };
-	h_check(&S, &c, &rep);
+	route("coupon.Check")(&S, &c, &rep);
 	assert_int_equal(rep.status, 200);
 	Dre__CouponCheckResponse *res = dre__coupon_check_response__unpack(
 	    NULL, rep.body.len, (const uint8_t *) rep.body.data);
