@@ -22,7 +22,7 @@
 // route table names a backend by GW_<ID>. Adding a service is a row here
 // and its routes in routes.c. Flags:
 //  GW_SHARDED: the key lists one URL per shard, comma-separated, in shard
-//    order; the handlers choose the shard (routes.c, shard_of).
+//    order; the handlers choose the shard (routes.c, client_of).
 //  GW_AWAITS: the service learns master data from the catalog's feed; a
 //    write is answered once it has applied it (read-your-writes, routes.c).
 #define GW_BACKEND_MAP(XX)                                                    \
@@ -43,12 +43,15 @@ enum {
 	GW_AWAITS = 1 << 1,
 };
 
+// clang-format off
 typedef enum {
 #define GW_BACKEND_ID(id, name, key, url, flags, help) GW_##id,
 	GW_BACKEND_MAP(GW_BACKEND_ID)
 #undef GW_BACKEND_ID
-	    GW_NBACKENDS
+	GW_NBACKENDS,
+	GW_SELF = GW_NBACKENDS, // a route the gateway answers itself
 } gw_backend_id;
+// clang-format on
 
 typedef struct {
 	const char *name; // rpc method prefix
@@ -97,7 +100,7 @@ typedef struct {
 	const char   *method; // HTTP method
 	const char   *pattern; // segments; ":entity", ":id", ":counter" bind
 	gw_handler    fn;
-	gw_backend_id backend; // the service called
+	gw_backend_id backend; // the service called, or GW_SELF
 	// The rpc method without the backend's prefix ("Budgets.create" on
 	// GW_BUDGET calls "budget.Budgets.create"); on a route with :entity,
 	// the operation on the entity ("create" on /api/v1/Promotions calls

@@ -252,10 +252,11 @@ gw_route_match(
 			continue;
 		}
 		// Fits: the names are the table's and the entities' list.
-		snprintf(j->rpc_method, sizeof(j->rpc_method), "%s.%s%s%s",
-		    gw_backends[r->backend].name,
-		    j->entity != NULL ? j->entity : "",
-		    j->entity != NULL ? "." : "", r->arg);
+		if (r->backend != GW_SELF)
+			snprintf(j->rpc_method, sizeof(j->rpc_method),
+			    "%s.%s%s%s", gw_backends[r->backend].name,
+			    j->entity != NULL ? j->entity : "",
+			    j->entity != NULL ? "." : "", r->arg);
 		return r;
 	}
 	return NULL;
