@@ -789,11 +789,14 @@ list_add(lister *l, const char *text, size_t len)
 		return !(l->oom = l->vals.oom);
 	}
 	dre_arena_reset(l->scratch);
-	if (dre_json_parse(
-	        &root, l->scratch, text, len, DRE_JSON_MAX_DEPTH, NULL)
-	    != DRE_OK)
-		return true; // not ours: skipped, as a stored one that will
-		             // not parse
+	dre_err err = dre_json_parse(
+	    &root, l->scratch, text, len, DRE_JSON_MAX_DEPTH, NULL);
+	if (err == DRE_ENOMEM) {
+		l->oom = true;
+		return false;
+	}
+	if (err != DRE_OK) // never one of ours: left out
+		return true;
 	if (!dre_odata_sorted(l->q)) {
 		dre_odata_emit(l->q, &l->count, &l->vals, root, text, len);
 		return !(l->oom = l->vals.oom);
