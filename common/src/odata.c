@@ -703,34 +703,36 @@ dre_odata_keep(const dre_odata *q, dre_odata_list *l, const dre_json *doc,
 	return true;
 }
 
-void
-dre_odata_emit(const dre_odata *q, int64_t *count, dre_buf *out,
-    const dre_json *doc, const char *text, size_t len)
+// page_put writes it, the match at pos (0-based), when it falls in the page
+// ($skip, $top), comma-separated from the one before.
+static void
+page_put(
+    const dre_odata *q, int64_t pos, dre_buf *out, const dre_odata_item *it)
 {
-	if (!dre_odata_match(q, doc))
-		return;
-	int64_t pos = (*count)++; // 0-based among the matches
 	if (pos < q->skip || pos - q->skip >= q->top)
 		return;
 	if (pos > q->skip)
 		dre_buf_putc(out, ',');
-	dre_odata_write(q, out, &(dre_odata_item) { doc, text, len });
+	dre_odata_write(q, out, it);
+}
+
+void
+dre_odata_emit(const dre_odata *q, int64_t *count, dre_buf *out,
+    const dre_json *doc, const char *text, size_t len)
+{
+	if (dre_odata_match(q, doc))
+		page_put(
+		    q, (*count)++, out, &(dre_odata_item) { doc, text, len });
 }
 
 int64_t
 dre_odata_page(const dre_odata *q, dre_odata_list *l, dre_buf *out)
 {
-	int64_t n = 0;
-	// What was kept passed $filter already: only the page is written.
 	dre_odata_sort(q, l->v, l->n);
-	for (size_t i = 0; i < l->n; i++) {
-		int64_t pos = n++;
-		if (pos < q->skip || pos - q->skip >= q->top)
-			continue;
-		if (pos > q->skip)
-			dre_buf_putc(out, ',');
-		dre_odata_write(q, out, &l->v[i]);
-	}
+	for (size_t i = (size_t) q->skip;
+	     i < l->n && (int64_t) i - q->skip < q->top; i++)
+		page_put(q, (int64_t) i, out, &l->v[i]);
+	int64_t n = (int64_t) l->n;
 	free(l->v);
 	memset(l, 0, sizeof *l);
 	return n;

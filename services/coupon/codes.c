@@ -1096,11 +1096,7 @@ cp_admin_cancel(cp *s, dre_arena *a, const char *tenant, const char *code,
 		}
 		cp_code_etag(tag, c);
 		if (!dre_etag_match(if_match, tag)) {
-			done(out, 412, CP_R_OK,
-			    "the coupon code changed since it was read (its "
-			    "ETag is now \"%s\"): read it again and reapply "
-			    "the change",
-			    tag);
+			done(out, 412, CP_R_OK, "%s", tag);
 			goto unlock;
 		}
 	}

@@ -162,7 +162,8 @@ void cp_activate(cp *s, dre_arena *a, const char *tenant, const char *code,
 // cp_admin_cancel moves a non-terminal code to CANCELLED, releasing its
 // reservations; *c is the code afterwards. With if_match (an If-Match
 // header value, else NULL) the code's ETag (cp_code_etag) must match it,
-// checked under the code's lock: status 412 otherwise, nothing changed.
+// checked under the code's lock: otherwise status 412 with the code's
+// current ETag as msg, nothing changed.
 void cp_admin_cancel(cp *s, dre_arena *a, const char *tenant, const char *code,
     const char *if_match, cp_code *c, cp_outcome *out);
 

@@ -113,10 +113,7 @@ field(req *r, const dre_json *o, const char *key, size_t max, bool required,
 		return false;
 	}
 	if (!p && required) {
-		char msg[96];
-		snprintf(msg, sizeof msg, "%s is required", key);
-		bad(r, key, msg);
-		return false;
+		return dre_docapi_invalid(&r->d, key, "%s is required", key);
 	}
 	if (present != NULL)
 		*present = p;
@@ -517,12 +514,9 @@ customers_arg(req *r, const dre_json *in, const char ***outp, size_t *np)
 	}
 	if (!dre_json_is(many, DRE_JSON_ARRAY) || many->len == 0
 	    || many->len > ISSUE_MAX) {
-		char msg[96];
-		snprintf(msg, sizeof msg,
+		return dre_docapi_invalid(&r->d, "customerIds",
 		    "customerIds must be an array of 1 to %d customer ids",
 		    ISSUE_MAX);
-		bad(r, "customerIds", msg);
-		return false;
 	}
 	const char **v = dre_arena_get(r->d.a, many->len * sizeof *v);
 	size_t       n = 0;
@@ -537,12 +531,9 @@ customers_arg(req *r, const dre_json *in, const char ***outp, size_t *np)
 		    || !dre_utf8_valid(x->str, x->len, &chars) || chars == 0
 		    || chars > CP_ID_MAX
 		    || memchr(x->str, 0, x->len) != NULL) {
-			char msg[96];
-			snprintf(msg, sizeof msg,
+			return dre_docapi_invalid(&r->d, target,
 			    "%s must be a string of 1 to %d characters",
 			    target, CP_ID_MAX);
-			bad(r, target, msg);
-			return false;
 		}
 		v[n] = x->str;
 	}
@@ -1252,12 +1243,10 @@ do_code_import(req *r)
 	const dre_json *list = dre_json_get(in, "codes");
 	if (!dre_json_is(list, DRE_JSON_ARRAY) || list->len == 0
 	    || list->len > IMPORT_MAX) {
-		char msg[128];
-		snprintf(msg, sizeof msg,
+		dre_docapi_invalid(&r->d, "codes",
 		    "codes must be an array of 1 to %d codes (strings or "
 		    "{code, customerId})",
 		    IMPORT_MAX);
-		bad(r, "codes", msg);
 		return;
 	}
 	cp_code *codes = calloc(list->len, sizeof *codes);
@@ -1417,8 +1406,7 @@ do_code_update(req *r)
 	cp_admin_cancel(r->s, r->d.a, r->d.call->tenant, code,
 	    dre_rpc_param(r->d.call, "if_match"), &c, &o);
 	if (o.status == 412) {
-		dre_rpc_reply_error(r->d.rep, 412, "PRECONDITION_FAILED",
-		    "If-Match", "%s", o.msg);
+		dre_docapi_stale(&r->d, o.msg, "coupon code");
 		return;
 	}
 	if (o.status != 200) {

@@ -597,7 +597,7 @@ etag_of(char *out, dre_buf *doc)
 	uint64_t h = 14695981039346656037ULL;
 	for (size_t i = 0; i < doc->len; i++)
 		h = (h ^ (unsigned char) doc->data[i]) * 1099511628211ULL;
-	if (doc->oom) // never equal to a tag of a whole document
+	if (doc->oom) // not the document's tag: an If-Match fails, safely
 		h = 0;
 	snprintf(out, CP_ETAG_BYTES, "%016llx", (unsigned long long) h);
 	dre_buf_free(doc);
