@@ -1421,11 +1421,16 @@ cp_codes_scan(cp *s, const char *tenant, const cp_code_filter *f,
 	dre_arena      *scratch;
 
 	// The narrowest index: a customer's codes, a type's codes, or all.
-	if (f->customer != NULL)
+	// What the index answers for is not checked again: a code is only
+	// parsed for what remains (a type's million codes are not).
+	cp_code_filter rest = *f;
+	if (f->customer != NULL) {
 		pl = cp_key(p, sizeof p, 'u', 3, tenant, f->customer, "");
-	else if (f->type_id != NULL)
+		rest.customer = NULL;
+	} else if (f->type_id != NULL) {
 		pl = cp_key(p, sizeof p, 't', 3, tenant, f->type_id, "");
-	else {
+		rest.type_id = NULL;
+	} else {
 		pl = cp_key(p, sizeof p, 0, 2, tenant, "");
 		cf = CF_CODES;
 	}
@@ -1440,7 +1445,7 @@ cp_codes_scan(cp *s, const char *tenant, const cp_code_filter *f,
 	bool more = true;
 	while (more && dre_store_iter_next(it, &k, &kl, &v, &vl)) {
 		if (cf == CF_CODES) {
-			if (doc_matches(scratch, f, v, vl))
+			if (doc_matches(scratch, &rest, v, vl))
 				more = fn(arg, v, vl);
 			continue;
 		}
@@ -1449,7 +1454,7 @@ cp_codes_scan(cp *s, const char *tenant, const cp_code_filter *f,
 		char   code[CP_CODE_MAX + 1];
 		snprintf(code, sizeof code, "%.*s", (int) (kl - pl), k + pl);
 		if (load(s, CF_CODES, tenant, code, &doc, &dl) == DRE_OK
-		    && doc_matches(scratch, f, doc, dl))
+		    && doc_matches(scratch, &rest, doc, dl))
 			more = fn(arg, doc, dl);
 		free(doc);
 	}
