@@ -1409,7 +1409,7 @@ doc_matches(dre_arena *a, const cp_code_filter *f, const char *doc, size_t len)
 
 dre_err
 cp_codes_scan(cp *s, const char *tenant, const cp_code_filter *f,
-    cp_code_visit fn, void *arg)
+    cp_code_peek peek, cp_code_visit fn, void *arg)
 {
 	char            p[512];
 	size_t          pl;
@@ -1452,6 +1452,10 @@ cp_codes_scan(cp *s, const char *tenant, const cp_code_filter *f,
 		char  *doc = NULL;
 		size_t dl = 0;
 		char   code[CP_CODE_MAX + 1];
+		// A page of a type's codes reads the page, not the type.
+		if (peek != NULL && rest.state < 0 && rest.type_id == NULL
+		    && rest.customer == NULL && !peek(arg))
+			continue;
 		snprintf(code, sizeof code, "%.*s", (int) (kl - pl), k + pl);
 		if (load(s, CF_CODES, tenant, code, &doc, &dl) == DRE_OK
 		    && doc_matches(scratch, &rest, doc, dl))
@@ -1491,7 +1495,7 @@ cp_codes_list(cp *s, dre_arena *a, const char *tenant, const cp_code_filter *f,
 	list_page lp = { f, vals, count };
 	(void) a;
 	*count = 0;
-	dre_err err = cp_codes_scan(s, tenant, f, page_add, &lp);
+	dre_err err = cp_codes_scan(s, tenant, f, NULL, page_add, &lp);
 	if (err == DRE_OK && vals->oom)
 		err = DRE_ENOMEM;
 	return err;

@@ -225,11 +225,16 @@ dre_err cp_codes_list(cp *s, dre_arena *a, const char *tenant,
 // A visitor of code documents: doc[0..len) is borrowed for the call; false
 // stops the scan.
 typedef bool (*cp_code_visit)(void *arg, const char *doc, size_t len);
+// A peek at a code that matches by its index alone (nothing else in the
+// filter needs its document): true when the visitor wants the document
+// (then read and visited), false when it only counts the code.
+typedef bool (*cp_code_peek)(void *arg);
 // cp_codes_scan calls fn with every code document matching f's type,
 // customer and state (its skip and top are not used), in code order: the
-// keys come from one snapshot of the narrowest index.
+// keys come from one snapshot of the narrowest index. peek may be NULL
+// (every document is read).
 dre_err cp_codes_scan(cp *s, const char *tenant, const cp_code_filter *f,
-    cp_code_visit fn, void *arg);
+    cp_code_peek peek, cp_code_visit fn, void *arg);
 
 // ---- background jobs (jobs.c)
 // ------------------------------------------------

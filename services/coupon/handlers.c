@@ -1439,6 +1439,20 @@ code_visit(void *arg, const char *doc, size_t len)
 	return list_add(arg, doc, len);
 }
 
+// code_peek counts a code known to match without its document when the
+// query neither filters, selects nor sorts and the code is outside the
+// page: only the page's documents are read.
+static bool
+code_peek(void *arg)
+{
+	lister *l = arg;
+	int64_t pos = l->count, skip = dre_odata_skip(l->q);
+	if (l->parse || (pos >= skip && pos - skip < dre_odata_top(l->q)))
+		return true;
+	l->count++;
+	return false;
+}
+
 // do_code_list answers a page of the tenant's codes with the query options;
 // couponTypeId=, customerId= (read through their indexes) and status=
 // narrow it too.
@@ -1461,8 +1475,8 @@ do_code_list(req *r)
 		list_free(&l);
 		return;
 	}
-	dre_err err
-	    = cp_codes_scan(r->s, r->d.call->tenant, &f, code_visit, &l);
+	dre_err err = cp_codes_scan(
+	    r->s, r->d.call->tenant, &f, code_peek, code_visit, &l);
 	if (err != DRE_OK) {
 		dre_docapi_internal(&r->d, err);
 		list_free(&l);
