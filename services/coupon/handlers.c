@@ -1,6 +1,7 @@
 // coupon/handlers.c -- the coupon service's nng API: the six POS coupon
 // operations (JSON, seed 002 shapes), /api/v1 CouponTypes, CouponCodes and
-// CouponCodeBatches (JSON), and coupon.Check (protobuf, for the evaluator).
+// CouponCodeBatches (JSON documents on common/docapi: OData query options,
+// ETag and If-Match), and coupon.Check (protobuf, for the evaluator).
 #include "handlers.h"
 
 #include <stdatomic.h>
