@@ -161,9 +161,12 @@ void cp_cancel(cp *s, dre_arena *a, const char *tenant, const char *res_id,
 void cp_activate(cp *s, dre_arena *a, const char *tenant, const char *code,
     const char *customer, cp_code *c, cp_outcome *out);
 // cp_admin_cancel moves a non-terminal code to CANCELLED, releasing its
-// reservations; *c is the code afterwards.
+// reservations; *c is the code afterwards. With if_match (an If-Match
+// header value, else NULL) the code's ETag (cp_code_etag) must match it,
+// checked under the code's lock: otherwise status 412 with the code's
+// current ETag as msg, nothing changed.
 void cp_admin_cancel(cp *s, dre_arena *a, const char *tenant, const char *code,
-    cp_code *c, cp_outcome *out);
+    const char *if_match, cp_code *c, cp_outcome *out);
 
 // ---- creating codes --------------------------------------------------------
 
@@ -219,6 +222,20 @@ typedef struct {
 // vals and counts all matches into *count.
 dre_err cp_codes_list(cp *s, dre_arena *a, const char *tenant,
     const cp_code_filter *f, dre_buf *vals, int64_t *count);
+
+// A visitor of code documents: doc[0..len) is borrowed for the call; false
+// stops the scan.
+typedef bool (*cp_code_visit)(void *arg, const char *doc, size_t len);
+// A peek at a code that matches by its index alone (nothing else in the
+// filter needs its document): true when the visitor wants the document
+// (then read and visited), false when it only counts the code.
+typedef bool (*cp_code_peek)(void *arg);
+// cp_codes_scan calls fn with every code document matching f's type,
+// customer and state (its skip and top are not used), in code order: the
+// keys come from one snapshot of the narrowest index. peek may be NULL
+// (every document is read).
+dre_err cp_codes_scan(cp *s, const char *tenant, const cp_code_filter *f,
+    cp_code_peek peek, cp_code_visit fn, void *arg);
 
 // ---- background jobs (jobs.c)
 // ------------------------------------------------

@@ -270,7 +270,7 @@ test_valid_to_expiry(void **state)
 	cp_reserve(&S, a, "t1", "VT-2", "TX", "", &r, &o);
 	assert_int_equal(o.status, 200);
 	assert_true(r.expires_at <= end);
-	cp_admin_cancel(&S, a, "t1", "VT-3", &(cp_code) { 0 }, &o);
+	cp_admin_cancel(&S, a, "t1", "VT-3", NULL, &(cp_code) { 0 }, &o);
 	assert_int_equal(o.status, 200);
 	cp_sweep(&S, end); // validTo itself is still valid
 	assert_int_equal(get_code("t1", "VT-1").state, CP_ACTIVE);
