@@ -5,8 +5,8 @@
 // C3 01 + CRC-64-AVRO(Parsing Canonical Form), little-endian + Avro binary.
 // Decoding looks the fingerprint up among all embedded schemas: the current
 // one decodes directly, an older version of the same record (kept as
-// proto/<Name>_v<N>.avsc) is resolved to the current one by avro-c's
-// resolver. Adding an event type = its .avsc + one encode/decode pair below.
+// proto/<Name>_v<N>.avsc) is decoded with its own schema and read by field
+// name, a field it lacks taking its default. Adding an event type = its .avsc + one encode/decode pair below.
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +34,6 @@ typedef struct {
 	avro_value_iface_t *iface; // generic values of this schema
 	const char *fullname; // record full name, e.g. dre.MasterDataChanged
 	int         current; // index of the current schema of fullname
-	avro_value_iface_t *resolved; // this (old) writer -> current reader
 } schema_entry;
 
 static pthread_once_t schemas_once = PTHREAD_ONCE_INIT;
@@ -310,15 +309,6 @@ schemas_init(void)
 			if (strcmp(tab[i].fullname, tab[j].fullname) == 0
 			    && strstr(tab[j].name, "_v") == NULL)
 				tab[i].current = (int) j;
-		if (tab[i].current == (int) i)
-			continue;
-		tab[i].resolved = avro_resolved_writer_new(
-		    tab[i].schema, tab[tab[i].current].schema);
-		if (tab[i].resolved == NULL)
-			dre_error(
-			    "avro: proto/%s.avsc cannot be read as %s: %s",
-			    tab[i].name, tab[tab[i].current].name,
-			    avro_strerror());
 	}
 	schemas = tab;
 	nschemas = ok;
@@ -526,7 +516,11 @@ encode_event(dre_buf *out, const char *name, fill_fn fill, const void *ev)
 
 // decode_event checks the header, finds the writer schema by fingerprint
 // (name's current schema or an older version of the same record) and hands
-// the generic record of the current schema to rd.
+// the generic record to rd. An older version is read with its own schema:
+// rd reads fields by name, and a field an older version lacks is read with
+// its default (get_long_or). avro-c's resolved writer is not used: it
+// corrupts the heap on records with arrays of records (TransactionConfirmed
+// v1 -> v2, even between identical schemas; avro-c 1.11).
 static dre_err
 decode_event(void *ev, dre_arena *a, const char *name, read_fn rd,
     const void *data, size_t len)
@@ -545,25 +539,17 @@ decode_event(void *ev, dre_arena *a, const char *name, read_fn rd,
 		if (schemas[i].fp == fp
 		    && schemas[i].current == (int) (cur - schemas))
 			w = &schemas[i];
-	if (w == NULL || (w != cur && w->resolved == NULL))
+	if (w == NULL)
 		return DRE_ECODEC;
 
 	const uint8_t *body = p + SO_HEADER_LEN, *end = p + len;
 	if (!body_valid(w->schema, &body, end, 0) || body != end)
 		return DRE_ECODEC; // truncated, malformed or trailing bytes
 
-	avro_value_t rec, res;
-	if (avro_generic_value_new(cur->iface, &rec) != 0)
+	avro_value_t rec;
+	if (avro_generic_value_new(w->iface, &rec) != 0)
 		return DRE_ENOMEM;
 	avro_value_t *dst = &rec;
-	if (w != cur) {
-		if (avro_resolved_writer_new_value(w->resolved, &res) != 0) {
-			avro_value_decref(&rec);
-			return DRE_ENOMEM;
-		}
-		avro_resolved_writer_set_dest(&res, &rec);
-		dst = &res;
-	}
 	dre_err       e = DRE_OK;
 	char          extra;
 	avro_reader_t r = avro_reader_memory(
@@ -579,8 +565,6 @@ decode_event(void *ev, dre_arena *a, const char *name, read_fn rd,
 	}
 	if (e == DRE_OK)
 		e = rd(ev, a, &rec);
-	if (w != cur)
-		avro_value_decref(&res);
 	avro_value_decref(&rec);
 	return e;
 }
@@ -702,6 +686,19 @@ get_long(int64_t *out, avro_value_t *rec, const char *name)
 	if (field(rec, name, &f) != DRE_OK || avro_value_get_long(&f, out))
 		return DRE_ECODEC;
 	return DRE_OK;
+}
+
+// get_long_or reads a long field an older version of the schema lacks:
+// dflt when absent.
+static dre_err
+get_long_or(int64_t *out, avro_value_t *rec, const char *name, int64_t dflt)
+{
+	avro_value_t f;
+	if (avro_value_get_by_name(rec, name, &f, NULL) != 0) {
+		*out = dflt;
+		return DRE_OK;
+	}
+	return avro_value_get_long(&f, out) == 0 ? DRE_OK : DRE_ECODEC;
 }
 
 static dre_err
@@ -954,6 +951,7 @@ txc_fill(avro_value_t *rec, const void *ev)
 	TRY(set_long(rec, "subtotal", e->subtotal));
 	TRY(set_long(rec, "totalDiscount", e->total_discount));
 	TRY(set_long(rec, "grandTotal", e->grand_total));
+	TRY(set_long(rec, "loyaltyPointsEarned", e->loyalty_points));
 	TRY(field(rec, "lines", &arr));
 	for (size_t i = 0; i < e->nlines; i++) {
 		const dre_tx_line *l = &e->lines[i];
@@ -1010,6 +1008,7 @@ txc_read(void *ev, dre_arena *a, avro_value_t *rec)
 	TRY(get_long(&e->subtotal, rec, "subtotal"));
 	TRY(get_long(&e->total_discount, rec, "totalDiscount"));
 	TRY(get_long(&e->grand_total, rec, "grandTotal"));
+	TRY(get_long_or(&e->loyalty_points, rec, "loyaltyPointsEarned", 0));
 	TRY(array_of(rec, "lines", &arr, &n));
 	dre_tx_line *lines = arena_array(a, n, sizeof(*lines));
 	if (lines == NULL)
@@ -1310,6 +1309,69 @@ dre_avro_decode_budget_event(
 	memset(&tmp, 0, sizeof(tmp));
 	dre_err err
 	    = decode_event(&tmp, a, "BudgetEvent", bev_read, data, len);
+	if (err == DRE_OK)
+		*e = tmp;
+	return err;
+}
+
+// ---- dre.LoyaltyEvent ---------------------------------------------------
+
+static dre_err
+lev_fill(avro_value_t *rec, const void *ev)
+{
+	const dre_loyalty_event *e = ev;
+	TRY(set_cstr(rec, "eventId", e->event_id));
+	TRY(set_cstr(rec, "tenant", e->tenant));
+	TRY(set_long(rec, "occurredAt", e->occurred_at));
+	TRY(set_int(rec, "schemaVersion", e->schema_version));
+	TRY(set_enum(rec, "type", e->type));
+	TRY(set_cstr(rec, "contactId", e->contact_id));
+	TRY(set_long(rec, "points", e->points));
+	TRY(set_long(rec, "pointsBalance", e->points_balance));
+	TRY(set_opt_cstr(rec, "level", e->level));
+	TRY(set_opt_cstr(rec, "previousLevel", e->previous_level));
+	TRY(set_opt_cstr(rec, "transactionId", e->transaction_id));
+	TRY(set_opt_cstr(rec, "receiptId", e->receipt_id));
+	TRY(set_opt_cstr(rec, "reference", e->reference));
+	return DRE_OK;
+}
+
+static dre_err
+lev_read(void *ev, dre_arena *a, avro_value_t *rec)
+{
+	dre_loyalty_event *e = ev;
+	char              *s = NULL;
+	TRY(copy_event_id(e->event_id, a, rec));
+	TRY(get_cstr(&e->tenant, a, rec, "tenant"));
+	TRY(get_long(&e->occurred_at, rec, "occurredAt"));
+	TRY(get_int(&e->schema_version, rec, "schemaVersion"));
+	TRY(get_enum(&s, a, rec, "type"));
+	e->type = s;
+	TRY(get_cstr(&e->contact_id, a, rec, "contactId"));
+	TRY(get_long(&e->points, rec, "points"));
+	TRY(get_long(&e->points_balance, rec, "pointsBalance"));
+	TRY(get_opt_cstr(&e->level, a, rec, "level"));
+	TRY(get_opt_cstr(&e->previous_level, a, rec, "previousLevel"));
+	TRY(get_opt_cstr(&e->transaction_id, a, rec, "transactionId"));
+	TRY(get_opt_cstr(&e->receipt_id, a, rec, "receiptId"));
+	TRY(get_opt_cstr(&e->reference, a, rec, "reference"));
+	return DRE_OK;
+}
+
+dre_err
+dre_avro_encode_loyalty_event(dre_buf *out, const dre_loyalty_event *e)
+{
+	return encode_event(out, "LoyaltyEvent", lev_fill, e);
+}
+
+dre_err
+dre_avro_decode_loyalty_event(
+    dre_loyalty_event *e, dre_arena *a, const void *data, size_t len)
+{
+	dre_loyalty_event tmp;
+	memset(&tmp, 0, sizeof(tmp));
+	dre_err err
+	    = decode_event(&tmp, a, "LoyaltyEvent", lev_read, data, len);
 	if (err == DRE_OK)
 		*e = tmp;
 	return err;

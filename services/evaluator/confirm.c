@@ -388,7 +388,7 @@ ev_h_confirm(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	dre_uuid_v4(ev.event_id);
 	ev.tenant = call->tenant;
 	ev.occurred_at = now;
-	ev.schema_version = 1;
+	ev.schema_version = 2;
 	ev.transaction_id = txid;
 	ev.transaction_counter = counter;
 	ev.evaluated_at = it->evaluated_at;
@@ -407,6 +407,7 @@ ev_h_confirm(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	ev.subtotal = it->subtotal;
 	ev.total_discount = total;
 	ev.grand_total = it->subtotal - total;
+	ev.loyalty_points = it->has_loyalty_points ? it->loyalty_points : 0;
 	for (size_t i = 0; i < it->n_lines; i++) {
 		const Dre__IterationLine *l = it->lines[i];
 		lines[i] = (dre_tx_line) { l->line_reference,

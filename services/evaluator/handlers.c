@@ -189,6 +189,8 @@ iteration_write(ev_svc *s, dre_arena *a, const char *key, size_t klen,
 	rec.receipt_id = req->header ? req->header->receipt_id : NULL;
 	rec.subtotal = t->subtotal;
 	rec.discount = t->discount;
+	rec.has_loyalty_points = true;
+	rec.loyalty_points = t->loyalty_points_earned;
 	rec.lines = dre_arena_get(a, (r->n_line_items + 1) * sizeof(void *));
 	rec.promotions = dre_arena_get(
 	    a, (t->n_promotion_breakdown + 1) * sizeof(void *));

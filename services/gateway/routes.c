@@ -28,6 +28,11 @@
 #define ROLES_BUDGET_WRITE                                                    \
 	(DRE_ROLE(ADMIN) | DRE_ROLE(BUDGET_MANAGER)                           \
 	    | DRE_ROLE(PUBLIC_API_WRITER))
+// Loyalty: tills and web shops (POS credentials) and the integrations
+// that write members (public API writers) use /api/v3.
+#define ROLES_LOYALTY                                                         \
+	(DRE_ROLE(ADMIN) | DRE_ROLE(POS_READER) | DRE_ROLE(PROMOTION_MANAGER) \
+	    | DRE_ROLE(PUBLIC_API_WRITER))
 #define ROLES_REPORTING                                                       \
 	(DRE_ROLE(ADMIN) | DRE_ROLE(PROMOTION_MANAGER)                        \
 	    | DRE_ROLE(BUDGET_MANAGER))
@@ -86,6 +91,22 @@ const gw_route gw_routes[] = {
 	    "TenantSettings.get", ROLES_READ, GW_BODY_NONE },
 	{ "PUT", "/api/v1/TenantSettings", gw_forward, GW_CATALOG,
 	    "TenantSettings.update", ROLES_WRITE, GW_BODY_JSON },
+	{ "GET", "/api/v1/LoyaltyProgram", gw_forward, GW_LOYALTY,
+	    "Program.get", ROLES_READ | ROLES_LOYALTY, GW_BODY_NONE },
+	{ "PUT", "/api/v1/LoyaltyProgram", gw_forward, GW_LOYALTY,
+	    "Program.put", ROLES_WRITE, GW_BODY_JSON },
+	{ "POST", "/api/v3/contacts", gw_forward, GW_LOYALTY,
+	    "Contacts.upsert", ROLES_LOYALTY, GW_BODY_JSON },
+	{ "GET", "/api/v3/contacts/id", gw_forward, GW_LOYALTY,
+	    "Contacts.lookup", ROLES_LOYALTY, GW_BODY_NONE },
+	{ "GET", "/api/v3/contacts/:id", gw_forward, GW_LOYALTY,
+	    "Contacts.get", ROLES_LOYALTY, GW_BODY_NONE },
+	{ "PATCH", "/api/v3/contacts/:id", gw_forward, GW_LOYALTY,
+	    "Contacts.update", ROLES_LOYALTY, GW_BODY_JSON },
+	{ "GET", "/api/v3/contactoverview", gw_forward, GW_LOYALTY,
+	    "ContactOverview.get", ROLES_LOYALTY, GW_BODY_NONE },
+	{ "POST", "/api/v3/receipts", gw_forward, GW_LOYALTY,
+	    "Receipts.create", ROLES_LOYALTY, GW_BODY_JSON },
 	{ "POST", "/api/v1/:entity", gw_forward, GW_CATALOG, "create",
 	    ROLES_WRITE, GW_BODY_JSON },
 	{ "GET", "/api/v1/:entity", gw_forward, GW_CATALOG, "list", ROLES_READ,

@@ -72,7 +72,8 @@ class Confirm(harness.TestCase):
         self.assertEqual(e["key"], "default/" + txn)
         v = e["value"]
         self.assertRegex(v["eventId"], harness.UUID_RE)
-        self.assertJson({"tenant": "default", "schemaVersion": 1, "transactionId": txn,
+        self.assertJson({"tenant": "default", "schemaVersion": 2, "transactionId": txn,
+                         "loyaltyPointsEarned": 0,
                          "transactionCounter": 1, "customerId": {"string": "CUST-4711"},
                          "posGroupId": {"string": self.gid}, "currency": "EUR",
                          "subtotal": 17998, "totalDiscount": 1800, "grandTotal": 16198,

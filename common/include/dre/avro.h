@@ -76,6 +76,7 @@ typedef struct {
 	int64_t                 subtotal;
 	int64_t                 total_discount;
 	int64_t                 grand_total;
+	int64_t                 loyalty_points; // loyaltyPointsEarned (v2)
 	const dre_tx_line      *lines;
 	size_t                  nlines;
 	const dre_tx_promotion *promotions;
@@ -165,6 +166,28 @@ typedef struct {
 dre_err dre_avro_encode_budget_event(dre_buf *out, const dre_budget_event *e);
 dre_err dre_avro_decode_budget_event(
     dre_budget_event *e, dre_arena *a, const void *data, size_t len);
+
+// dre.LoyaltyEvent (proto/LoyaltyEvent.avsc). NULL strings are null.
+typedef struct {
+	char        event_id[37];
+	const char *tenant;
+	int64_t     occurred_at;
+	int32_t     schema_version;
+	const char *type; // POINTS_EARNED | LEVEL_CHANGED | ...
+	const char *contact_id;
+	int64_t     points;
+	int64_t     points_balance;
+	const char *level;
+	const char *previous_level;
+	const char *transaction_id;
+	const char *receipt_id;
+	const char *reference;
+} dre_loyalty_event;
+
+dre_err dre_avro_encode_loyalty_event(
+    dre_buf *out, const dre_loyalty_event *e);
+dre_err dre_avro_decode_loyalty_event(
+    dre_loyalty_event *e, dre_arena *a, const void *data, size_t len);
 
 // dre_avro_event_id reads the eventId of any DRE event without knowing its
 // schema: by convention (proto/EVENTS.md) eventId is the first field of

@@ -1,0 +1,139 @@
+// loyalty/apply.c -- credits confirmed sales' points to members, exactly
+// once: the contact, the transaction's marker, the events and the
+// side-effect result go into the applier's batch with its offsets.
+#include <stdio.h>
+#include <string.h>
+
+#include "apply.h"
+#include "dre/avro.h"
+#include "dre/log.h"
+#include "dre/outbox.h"
+#include "dre/topics.h"
+#include "dre/uuid.h"
+
+int32_t
+loy_day(int64_t ms)
+{
+	return (int32_t) (ms / 86400000);
+}
+
+void
+loy_batch_begin(void *arg)
+{
+	loy *s = arg;
+	pthread_mutex_lock(&s->mu);
+}
+
+void
+loy_batch_end(void *arg, dre_err err)
+{
+	loy *s = arg;
+	pthread_mutex_unlock(&s->mu);
+	if (err == DRE_OK)
+		dre_outbox_kick(s->ob);
+}
+
+// result queues the transaction's SideEffectResult.
+static dre_err
+result(loy *s, dre_apply_ctx *x, const dre_tx_confirmed *t, const char *status,
+    const char *reason, int64_t points)
+{
+	dre_sfx_result res = { 0 };
+	char           seed[64];
+	int            sl
+	    = snprintf(seed, sizeof(seed), "sidefx|loyalty|%s", t->event_id);
+	dre_uuid_derive(res.event_id, seed, (size_t) sl);
+	res.tenant = t->tenant;
+	res.occurred_at = x->now_ms;
+	res.schema_version = 1;
+	res.transaction_id = t->transaction_id;
+	res.transaction_counter = t->transaction_counter;
+	res.source_event_id = t->event_id;
+	res.service = "loyalty";
+	res.status = status;
+	res.attempts = x->attempts;
+	res.reason = reason;
+	res.loyalty_points = points;
+	dre_buf ev = { 0 };
+	dre_err err = dre_avro_encode_sfx_result(&ev, &res);
+	if (err == DRE_OK) {
+		char key[320];
+		int  kl = snprintf(
+		     key, sizeof(key), "%s/%s", t->tenant, t->transaction_id);
+		dre_outbox_put(s->ob, x->b, DRE_TOPIC_SIDEFX, key, (size_t) kl,
+		    ev.data, ev.len);
+	}
+	dre_buf_free(&ev);
+	return err;
+}
+
+dre_err
+loy_apply_confirmed(void *arg, dre_apply_ctx *x, const dre_msg *m)
+{
+	loy             *s = arg;
+	dre_tx_confirmed t;
+	dre_err          err
+	    = dre_avro_decode_tx_confirmed(&t, x->a, m->payload, m->len);
+	if (err != DRE_OK)
+		return err;
+	if (t.customer_id == NULL || t.customer_id[0] == '\0')
+		return result(
+		    s, x, &t, "SKIPPED", "the sale names no customer", 0);
+	loy_contact c;
+	err = loy_resolve(s, x->b, x->a, t.tenant, t.customer_id, &c);
+	if (err == DRE_ENOTFOUND) {
+		char reason[300];
+		snprintf(reason, sizeof(reason),
+		    "customer %s is not a loyalty contact", t.customer_id);
+		return result(s, x, &t, "SKIPPED", reason, 0);
+	}
+	if (err != DRE_OK)
+		return err == DRE_ECODEC ? DRE_ESTORE : err;
+
+	// The transaction is marked as earned through DRE, also with no
+	// points: a receipt sent for it later earns nothing.
+	char   key[768];
+	int    rl = snprintf(key, sizeof(key), "t%s", c.id);
+	size_t kl = 0;
+	if (rl > 0 && (size_t) rl + 1 + strlen(t.transaction_id) < 600) {
+		memcpy(
+		    key + rl + 1, t.transaction_id, strlen(t.transaction_id));
+		key[rl] = '\0';
+		char full[800];
+		kl = loy_key(full, sizeof(full), t.tenant, key,
+		    (size_t) rl + 1 + strlen(t.transaction_id));
+		if (kl > 0) {
+			uint8_t be[8];
+			dre_be64_put(be, t.loyalty_points);
+			dre_batch_put(
+			    x->b, s->st, LOY_CF_LEDGER, full, kl, be, 8);
+		}
+	}
+	if (t.loyalty_points != 0) {
+		loy_program p;
+		const char *prev = NULL;
+		if ((err = loy_program_get(s, x->a, t.tenant, &p)) != DRE_OK)
+			return err == DRE_ECODEC ? DRE_ESTORE : err;
+		loy_credit(
+		    &c, x->a, &p, t.loyalty_points, loy_day(x->now_ms), &prev);
+		c.modified = x->now_ms;
+		if ((err = loy_contact_put(s, x->b, t.tenant, &c, &c))
+		        != DRE_OK
+		    || (err = loy_event(s, x->b, t.tenant, &c,
+		            t.loyalty_points > 0 ? "POINTS_EARNED"
+		                                 : "POINTS_DEDUCTED",
+		            t.loyalty_points > 0 ? t.loyalty_points
+		                                 : -t.loyalty_points,
+		            NULL, t.transaction_id, NULL, NULL, t.event_id,
+		            x->now_ms))
+		        != DRE_OK)
+			return err;
+		if (prev == NULL || strcmp(prev, c.level) != 0)
+			if ((err = loy_event(s, x->b, t.tenant, &c,
+			         "LEVEL_CHANGED", 0, prev, t.transaction_id,
+			         NULL, NULL, t.event_id, x->now_ms))
+			    != DRE_OK)
+				return err;
+	}
+	return result(s, x, &t, "SUCCESS", NULL, t.loyalty_points);
+}

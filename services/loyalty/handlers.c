@@ -1,0 +1,892 @@
+// loyalty/handlers.c -- the loyalty service's nng API: the program
+// (/api/v1/LoyaltyProgram), contacts, the contact overview and receipts in
+// Voyado Engage's v3 shapes (PRODUCT-DECISIONS §8); errors keep §1's
+// envelope with Engage's names as error.code.
+#include "handlers.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apply.h"
+#include "dre/clock.h"
+#include "dre/docapi.h"
+#include "dre/json.h"
+#include "dre/jsonw.h"
+#include "dre/log.h"
+#include "dre/money.h"
+#include "dre/uuid.h"
+
+#define MINOR_VERSION 1
+#define ATTR_MAX_LEN  256
+
+static const dre_docapi_svc loy_api = { "the loyalty service", MINOR_VERSION };
+
+typedef struct {
+	dre_docapi_req d;
+	loy           *s;
+} req;
+
+static bool
+req_begin(req *r, void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	r->s = svc;
+	return dre_docapi_begin(&r->d, &loy_api, call, rep);
+}
+
+// ---- identifiers --------------------------------------------------------
+
+bool
+loy_email_valid(const char *s)
+{
+	const char *at = strchr(s, '@');
+	size_t      n = strlen(s);
+	if (at == NULL || at == s || strchr(at + 1, '@') != NULL || n > 254)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (isspace((unsigned char) *p) || iscntrl((unsigned char) *p)
+		    || *p == ',' || *p == ';' || *p == '<' || *p == '>')
+			return false;
+	const char *dot = strrchr(at + 1, '.');
+	return dot != NULL && dot > at + 1 && dot[1] != '\0'
+	    && strstr(at, "..") == NULL;
+}
+
+bool
+loy_phone_valid(const char *s)
+{
+	if (s[0] != '+' || s[1] < '1' || s[1] > '9')
+		return false;
+	size_t n = 0;
+	for (const char *p = s + 1; *p; p++, n++)
+		if (!isdigit((unsigned char) *p))
+			return false;
+	return n >= 7 && n <= 15;
+}
+
+// check_attr answers 400 when v is not a valid value of attribute i.
+static bool
+check_attr(req *r, int i, const char *v)
+{
+	if (v == NULL || v[0] == '\0')
+		return true;
+	if (strlen(v) > ATTR_MAX_LEN) {
+		dre_rpc_reply_error(r->d.rep, 400, "VALIDATION_FAILED",
+		    loy_attr_names[i], "%s is longer than %d bytes",
+		    loy_attr_names[i], ATTR_MAX_LEN);
+		return false;
+	}
+	if (i == LOY_A_EMAIL && !loy_email_valid(v)) {
+		dre_rpc_reply_error(r->d.rep, 400, "InvalidEmailAddress",
+		    "email", "'%s' is not a valid email address", v);
+		return false;
+	}
+	if (i == LOY_A_MOBILE && !loy_phone_valid(v)) {
+		dre_rpc_reply_error(r->d.rep, 400, "InvalidPhoneNumber",
+		    "mobilePhone",
+		    "'%s' is not a mobile phone number in E.164 form "
+		    "(+46701234567)",
+		    v);
+		return false;
+	}
+	return true;
+}
+
+static const char *const contact_known[]
+    = { "email", "mobilePhone", "memberNumber", "firstName", "lastName",
+	      "countryCode", "language", "birthDay", "gender", "street",
+	      "zipCode", "city", "preferences", "consents" };
+#define NCONTACT_KNOWN (sizeof(contact_known) / sizeof(contact_known[0]))
+
+// read_attrs applies the attributes present in doc to c (a present null
+// or "" overwrites too); false once it has answered 400.
+static bool
+read_attrs(req *r, const dre_json *doc, loy_contact *c)
+{
+	const dre_json *m;
+	if ((m = dre_json_unknown(doc, contact_known, NCONTACT_KNOWN, NULL))
+	    != NULL) {
+		char name[64], msg[160];
+		dre_json_unknown_describe(m, contact_known, NCONTACT_KNOWN,
+		    name, sizeof(name), msg, sizeof(msg));
+		dre_rpc_reply_error(
+		    r->d.rep, 400, "VALIDATION_FAILED", name, "%s", msg);
+		return false;
+	}
+	for (int i = 0; i < LOY_NATTRS; i++) {
+		const dre_json *v = dre_json_get(doc, loy_attr_names[i]);
+		if (v == NULL)
+			continue;
+		if (dre_json_is(v, DRE_JSON_NULL)) {
+			c->attr[i] = NULL;
+			continue;
+		}
+		if (!dre_json_is(v, DRE_JSON_STRING)) {
+			dre_rpc_reply_error(r->d.rep, 400, "VALIDATION_FAILED",
+			    loy_attr_names[i], "%s must be a string or null",
+			    loy_attr_names[i]);
+			return false;
+		}
+		if (!check_attr(r, i, v->str))
+			return false;
+		c->attr[i] = v->str;
+	}
+	const dre_json *p = dre_json_get(doc, "preferences");
+	if (p != NULL) {
+		if (!dre_json_is_null(p) && !dre_json_is(p, DRE_JSON_OBJECT)) {
+			dre_rpc_reply_error(r->d.rep, 400, "VALIDATION_FAILED",
+			    "preferences", "preferences must be an object");
+			return false;
+		}
+		c->preferences = dre_json_is_null(p) ? NULL : p;
+	}
+	p = dre_json_get(doc, "consents");
+	if (p != NULL) {
+		if (!dre_json_is_null(p) && !dre_json_is(p, DRE_JSON_ARRAY)
+		    && !dre_json_is(p, DRE_JSON_OBJECT)) {
+			dre_rpc_reply_error(r->d.rep, 400, "VALIDATION_FAILED",
+			    "consents", "consents must be an array or object");
+			return false;
+		}
+		c->consents = dre_json_is_null(p) ? NULL : p;
+	}
+	return true;
+}
+
+static bool
+present(const char *v)
+{
+	return v != NULL && v[0] != '\0';
+}
+
+// ---- replies ------------------------------------------------------------
+
+static void
+reply_contact(req *r, int status, const loy_contact *c)
+{
+	loy_render(&r->d.rep->body, c);
+	r->d.rep->status = status;
+	dre_rpc_reply_json(r->d.rep);
+}
+
+static void
+not_found(req *r, const char *what)
+{
+	dre_rpc_reply_error(
+	    r->d.rep, 404, "ContactNotFound", NULL, "no contact %s", what);
+}
+
+// write commits b synced and kicks the outbox.
+static dre_err
+commit(loy *s, dre_batch *b)
+{
+	dre_err err = dre_store_write(s->st, b, true);
+	if (err == DRE_OK)
+		dre_outbox_kick(s->ob);
+	return err;
+}
+
+// ---- /api/v1/LoyaltyProgram ---------------------------------------------
+
+static void
+h_program_get(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	req r;
+	if (req_begin(&r, svc, call, rep)) {
+		loy_program p;
+		dre_err err = loy_program_get(r.s, r.d.a, call->tenant, &p);
+		if (err != DRE_OK) {
+			dre_docapi_internal(&r.d, err);
+		} else {
+			loy_program_render(&rep->body, &p);
+			dre_rpc_reply_json(rep);
+		}
+	}
+	dre_docapi_end(&r.d);
+}
+
+static void
+h_program_put(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	req r;
+	if (!req_begin(&r, svc, call, rep))
+		goto out;
+	const dre_json *doc = dre_docapi_body(&r.d, DRE_DOCAPI_NOT_OBJECT);
+	if (doc == NULL)
+		goto out;
+	loy_program p;
+	const char *target = NULL;
+	char        msg[200];
+	if (!loy_program_parse(&p, r.d.a, doc, &target, msg, sizeof(msg))) {
+		dre_docapi_invalid(&r.d, target, "%s", msg);
+		goto out;
+	}
+	dre_buf doc_out = { 0 };
+	loy_program_render(&doc_out, &p);
+	dre_err err = doc_out.oom
+	    ? DRE_ENOMEM
+	    : dre_store_put(r.s->st, LOY_CF_PROGRAM, call->tenant,
+	        strlen(call->tenant), doc_out.data, doc_out.len, true);
+	if (err != DRE_OK)
+		dre_docapi_internal(&r.d, err);
+	else {
+		dre_buf_append(&rep->body, doc_out.data, doc_out.len);
+		dre_rpc_reply_json(rep);
+	}
+	dre_buf_free(&doc_out);
+out:
+	dre_docapi_end(&r.d);
+}
+
+// ---- contacts -----------------------------------------------------------
+
+// existing finds a contact holding one of c's identifiers (email, mobile
+// phone, member number) other than c itself; *id NULL when none.
+static dre_err
+existing(req *r, const loy_contact *c, const char **id, const char **which)
+{
+	static const struct {
+		char        kind;
+		loy_attr    attr;
+		const char *name;
+	} ks[] = { { 'e', LOY_A_EMAIL, "email" },
+		{ 'm', LOY_A_MOBILE, "mobilePhone" },
+		{ 'n', LOY_A_MEMBER, "memberNumber" } };
+	*id = NULL;
+	for (size_t i = 0; i < 3; i++) {
+		const char *v = c->attr[ks[i].attr], *found = NULL;
+		if (!present(v))
+			continue;
+		dre_err err = loy_lookup(r->s, NULL, r->d.a, r->d.call->tenant,
+		    ks[i].kind, v, &found);
+		if (err == DRE_ENOTFOUND)
+			continue;
+		if (err != DRE_OK)
+			return err;
+		if (c->id != NULL && strcmp(found, c->id) == 0)
+			continue;
+		*id = found;
+		*which = ks[i].name;
+		return DRE_OK;
+	}
+	return DRE_OK;
+}
+
+static void
+h_create(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	req        r;
+	dre_batch *b = NULL;
+	bool       locked = false;
+	if (!req_begin(&r, svc, call, rep))
+		goto out;
+	const dre_json *doc = dre_docapi_body(&r.d, DRE_DOCAPI_NOT_OBJECT);
+	if (doc == NULL)
+		goto out;
+	loy_contact c;
+	memset(&c, 0, sizeof(c));
+	if (!read_attrs(&r, doc, &c))
+		goto out;
+	if (!present(c.attr[LOY_A_EMAIL]) && !present(c.attr[LOY_A_MOBILE])
+	    && !present(c.attr[LOY_A_MEMBER])) {
+		dre_docapi_invalid(&r.d, "email",
+		    "a contact needs at least one of email, mobilePhone and "
+		    "memberNumber");
+		goto out;
+	}
+	for (int i = 0; i < LOY_NATTRS; i++)
+		if (c.attr[i] != NULL && c.attr[i][0] == '\0')
+			c.attr[i] = NULL;
+	pthread_mutex_lock(&r.s->mu);
+	locked = true;
+	const char *id = NULL, *which = NULL;
+	dre_err     err = existing(&r, &c, &id, &which);
+	if (err == DRE_OK && id != NULL) {
+		// Never a duplicate: the contact holding the identifier.
+		loy_contact old;
+		err = loy_contact_get(
+		    r.s, NULL, r.d.a, call->tenant, id, &old);
+		if (err == DRE_OK) {
+			reply_contact(&r, 200, &old);
+			goto out;
+		}
+	}
+	if (err != DRE_OK) {
+		dre_docapi_internal(&r.d, err);
+		goto out;
+	}
+	char       *nid = dre_arena_get(r.d.a, DRE_UUID_LEN + 1);
+	loy_program p;
+	if (nid == NULL
+	    || (err = loy_program_get(r.s, r.d.a, call->tenant, &p))
+	        != DRE_OK) {
+		dre_docapi_internal(&r.d, nid == NULL ? DRE_ENOMEM : err);
+		goto out;
+	}
+	dre_uuid_v4(nid);
+	c.id = nid;
+	c.source = dre_rpc_param(call, "source");
+	c.store = dre_rpc_param(call, "storeExternalId");
+	c.created = c.modified = dre_now_ms();
+	c.level = p.levels[0].name;
+	if ((b = dre_batch_alloc_indexed()) == NULL) {
+		dre_docapi_internal(&r.d, DRE_ENOMEM);
+		goto out;
+	}
+	if ((err = loy_contact_put(r.s, b, call->tenant, &c, NULL)) != DRE_OK
+	    || (err = loy_event(r.s, b, call->tenant, &c, "CONTACT_CREATED", 0,
+	            NULL, NULL, NULL, NULL, "created", c.created))
+	        != DRE_OK
+	    || (err = commit(r.s, b)) != DRE_OK) {
+		dre_docapi_internal(&r.d, err);
+		goto out;
+	}
+	reply_contact(&r, 201, &c);
+out:
+	if (locked)
+		pthread_mutex_unlock(&r.s->mu);
+	dre_batch_free(b);
+	dre_docapi_end(&r.d);
+}
+
+// find answers the ids of the contacts a lookup names: kind is e, m, n or
+// 'a' (any of them, and a contact id). Up to 4 distinct ids.
+static dre_err
+find(req *r, char kind, const char *v, const char **ids, size_t *n)
+{
+	static const char kinds[] = { 'e', 'm', 'n' };
+	*n = 0;
+	for (size_t i = 0; i < 3; i++) {
+		const char *id = NULL;
+		if (kind != 'a' && kind != kinds[i])
+			continue;
+		if (kinds[i] == 'e' && kind == 'a' && strchr(v, '@') == NULL)
+			continue;
+		dre_err err = loy_lookup(
+		    r->s, NULL, r->d.a, r->d.call->tenant, kinds[i], v, &id);
+		if (err == DRE_ENOTFOUND)
+			continue;
+		if (err != DRE_OK)
+			return err;
+		bool dup = false;
+		for (size_t k = 0; k < *n; k++)
+			dup = dup || strcmp(ids[k], id) == 0;
+		if (!dup)
+			ids[(*n)++] = id;
+	}
+	return DRE_OK;
+}
+
+// lookup_params reads which of email / mobilePhone / customKey / any a
+// request names; false once it answered 400.
+static bool
+lookup_params(req *r, char *kind, const char **v)
+{
+	static const struct {
+		const char *name;
+		char        kind;
+	} ps[]
+	    = { { "email", 'e' }, { "mobilePhone", 'm' }, { "customKey", 'n' },
+		      { "memberNumber", 'n' }, { "any", 'a' } };
+	*v = NULL;
+	for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) {
+		const char *x = dre_rpc_param(r->d.call, ps[i].name);
+		if (x == NULL)
+			continue;
+		if (*v != NULL)
+			return dre_docapi_invalid(&r->d, ps[i].name,
+			    "name one of email, mobilePhone, customKey and "
+			    "any");
+		if (x[0] == '\0')
+			return dre_docapi_invalid(
+			    &r->d, ps[i].name, "%s is empty", ps[i].name);
+		*v = x;
+		*kind = ps[i].kind;
+	}
+	if (*v == NULL)
+		return dre_docapi_invalid(&r->d, "email",
+		    "name the contact by email, mobilePhone, customKey or "
+		    "any");
+	if (*kind == 'e' && !loy_email_valid(*v)) {
+		dre_rpc_reply_error(r->d.rep, 400, "InvalidEmailAddress",
+		    "email", "'%s' is not a valid email address", *v);
+		return false;
+	}
+	if (*kind == 'm' && !loy_phone_valid(*v)) {
+		dre_rpc_reply_error(r->d.rep, 400, "InvalidPhoneNumber",
+		    "mobilePhone",
+		    "'%s' is not a mobile phone number in E.164 form", *v);
+		return false;
+	}
+	return true;
+}
+
+// resolve_one finds the one contact a lookup names; false once answered.
+static bool
+resolve_one(req *r, char kind, const char *v, const char **id)
+{
+	const char *ids[4];
+	size_t      n = 0;
+	dre_err     err = find(r, kind, v, ids, &n);
+	if (err == DRE_OK && n == 0 && kind == 'a') {
+		loy_contact c;
+		err = loy_contact_get(
+		    r->s, NULL, r->d.a, r->d.call->tenant, v, &c);
+		if (err == DRE_OK)
+			ids[n++] = c.id;
+		else if (err == DRE_ENOTFOUND)
+			err = DRE_OK;
+	}
+	if (err != DRE_OK) {
+		dre_docapi_internal(&r->d, err);
+		return false;
+	}
+	if (n == 0) {
+		char what[300];
+		snprintf(what, sizeof(what), "matches '%s'", v);
+		not_found(r, what);
+		return false;
+	}
+	if (n > 1) {
+		dre_rpc_reply_error(r->d.rep, 409, "MultipleMatches", NULL,
+		    "%zu contacts match '%s'", n, v);
+		return false;
+	}
+	*id = ids[0];
+	return true;
+}
+
+static void
+h_lookup(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	req         r;
+	char        kind = 0;
+	const char *v = NULL, *id = NULL;
+	if (req_begin(&r, svc, call, rep) && lookup_params(&r, &kind, &v)
+	    && resolve_one(&r, kind, v, &id)) {
+		dre_jsonw w;
+		dre_jsonw_init(&w, &rep->body);
+		dre_jsonw_str(&w, id);
+		dre_rpc_reply_json(rep);
+	}
+	dre_docapi_end(&r.d);
+}
+
+static void
+h_get(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	req r;
+	if (req_begin(&r, svc, call, rep)) {
+		const char *id = dre_rpc_param(call, "id");
+		loy_contact c;
+		dre_err     err = loy_contact_get(
+		        r.s, NULL, r.d.a, call->tenant, id ? id : "", &c);
+		if (err == DRE_ENOTFOUND)
+			not_found(&r, id ? id : "");
+		else if (err != DRE_OK)
+			dre_docapi_internal(&r.d, err);
+		else
+			reply_contact(&r, 200, &c);
+	}
+	dre_docapi_end(&r.d);
+}
+
+static void
+h_update(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	req        r;
+	dre_batch *b = NULL;
+	bool       locked = false;
+	if (!req_begin(&r, svc, call, rep))
+		goto out;
+	const dre_json *doc = dre_docapi_body(&r.d, DRE_DOCAPI_NOT_OBJECT);
+	if (doc == NULL)
+		goto out;
+	const char *id = dre_rpc_param(call, "id");
+	pthread_mutex_lock(&r.s->mu);
+	locked = true;
+	loy_contact old, c;
+	dre_err     err = loy_contact_get(
+	        r.s, NULL, r.d.a, call->tenant, id ? id : "", &old);
+	if (err == DRE_ENOTFOUND) {
+		not_found(&r, id ? id : "");
+		goto out;
+	}
+	if (err != DRE_OK) {
+		dre_docapi_internal(&r.d, err);
+		goto out;
+	}
+	c = old;
+	if (!read_attrs(&r, doc, &c))
+		goto out;
+	const char *other = NULL, *which = NULL;
+	if ((err = existing(&r, &c, &other, &which)) != DRE_OK) {
+		dre_docapi_internal(&r.d, err);
+		goto out;
+	}
+	if (other != NULL) {
+		dre_rpc_reply_error(rep, 409, "ContactAlreadyExists", which,
+		    "contact %s already has this %s", other, which);
+		goto out;
+	}
+	c.modified = dre_now_ms();
+	if ((b = dre_batch_alloc_indexed()) == NULL) {
+		dre_docapi_internal(&r.d, DRE_ENOMEM);
+		goto out;
+	}
+	char seed[32];
+	snprintf(seed, sizeof(seed), "updated|%lld", (long long) c.modified);
+	if ((err = loy_contact_put(r.s, b, call->tenant, &c, &old)) != DRE_OK
+	    || (err = loy_event(r.s, b, call->tenant, &c, "CONTACT_UPDATED", 0,
+	            NULL, NULL, NULL, NULL, seed, c.modified))
+	        != DRE_OK
+	    || (err = commit(r.s, b)) != DRE_OK) {
+		dre_docapi_internal(&r.d, err);
+		goto out;
+	}
+	reply_contact(&r, 200, &c);
+out:
+	if (locked)
+		pthread_mutex_unlock(&r.s->mu);
+	dre_batch_free(b);
+	dre_docapi_end(&r.d);
+}
+
+static void
+h_overview(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	req         r;
+	const char *id = NULL;
+	if (!req_begin(&r, svc, call, rep))
+		goto out;
+	id = dre_rpc_param(call, "contactId");
+	if (id == NULL) {
+		char        kind = 0;
+		const char *v = NULL;
+		if (!lookup_params(&r, &kind, &v)
+		    || !resolve_one(&r, kind, v, &id))
+			goto out;
+	}
+	loy_contact c;
+	loy_program p;
+	dre_err err = loy_contact_get(r.s, NULL, r.d.a, call->tenant, id, &c);
+	if (err == DRE_ENOTFOUND) {
+		not_found(&r, id);
+		goto out;
+	}
+	if (err == DRE_OK)
+		err = loy_program_get(r.s, r.d.a, call->tenant, &p);
+	if (err != DRE_OK) {
+		dre_docapi_internal(&r.d, err);
+		goto out;
+	}
+	int64_t     earned = loy_earned365(&c, loy_day(dre_now_ms()));
+	const char *level = loy_level(&p, earned), *next = NULL;
+	int64_t     to_next = 0;
+	for (size_t i = 0; i < p.nlevels && next == NULL; i++)
+		if (p.levels[i].min > earned) {
+			next = p.levels[i].name;
+			to_next = p.levels[i].min - earned;
+		}
+	// The contact's document, then its loyalty state.
+	loy_render(&rep->body, &c);
+	if (rep->body.len > 0 && rep->body.data[rep->body.len - 1] == '}')
+		rep->body.len--;
+	dre_jsonw w;
+	dre_buf_puts(&rep->body, ",\"loyalty\":");
+	dre_jsonw_init(&w, &rep->body);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "level", level);
+	dre_jsonw_kint(&w, "pointsBalance", c.balance);
+	dre_jsonw_kint(&w, "pointsEarnedLast365", earned);
+	dre_jsonw_key(&w, "nextLevel");
+	if (next != NULL)
+		dre_jsonw_str(&w, next);
+	else
+		dre_jsonw_null(&w);
+	dre_jsonw_key(&w, "pointsToNextLevel");
+	if (next != NULL)
+		dre_jsonw_int(&w, to_next);
+	else
+		dre_jsonw_null(&w);
+	dre_jsonw_obj_end(&w);
+	dre_buf_puts(&rep->body, ",\"vouchers\":[],\"promotions\":[]}");
+	dre_rpc_reply_json(rep);
+out:
+	dre_docapi_end(&r.d);
+}
+
+// ---- receipts -----------------------------------------------------------
+
+// receipt_contact finds the receipt's contact{matchKey, matchKeyType}.
+static bool
+receipt_contact(req *r, const dre_json *doc, loy_contact *c)
+{
+	const dre_json *ct = dre_json_get(doc, "contact");
+	const dre_json *k = dre_json_get(ct, "matchKey");
+	const dre_json *t = dre_json_get(ct, "matchKeyType");
+	if (!dre_json_is(ct, DRE_JSON_OBJECT)
+	    || !dre_json_is(k, DRE_JSON_STRING) || k->len == 0)
+		return dre_docapi_invalid(
+		    &r->d, "contact.matchKey", "contact.matchKey is required");
+	const char *type = dre_json_is(t, DRE_JSON_STRING) ? t->str : "any";
+	char        kind;
+	if (strcasecmp(type, "email") == 0)
+		kind = 'e';
+	else if (strcasecmp(type, "mobile") == 0
+	    || strcasecmp(type, "mobilePhone") == 0)
+		kind = 'm';
+	else if (strcasecmp(type, "memberNumber") == 0
+	    || strcasecmp(type, "customKey") == 0
+	    || strcasecmp(type, "cardNumber") == 0)
+		kind = 'n';
+	else if (strcasecmp(type, "contactId") == 0)
+		kind = 'i';
+	else if (strcasecmp(type, "any") == 0)
+		kind = 'a';
+	else
+		return dre_docapi_invalid(&r->d, "contact.matchKeyType",
+		    "matchKeyType must be one of ContactId, Email, Mobile, "
+		    "MemberNumber, Any");
+	const char *id = k->str;
+	if (kind != 'i' && !resolve_one(r, kind, k->str, &id))
+		return false;
+	dre_err err
+	    = loy_contact_get(r->s, NULL, r->d.a, r->d.call->tenant, id, c);
+	if (err == DRE_ENOTFOUND) {
+		not_found(r, k->str);
+		return false;
+	}
+	if (err != DRE_OK) {
+		dre_docapi_internal(&r->d, err);
+		return false;
+	}
+	return true;
+}
+
+// receipt_points sums the receipt's items: PURCHASE earns, RETURN deducts,
+// ADJUSTMENT neither; *amount is the net in minor units. false once
+// answered 400.
+static bool
+receipt_amount(req *r, const dre_json *doc, int64_t *amount)
+{
+	const dre_json *items = dre_json_get(doc, "items");
+	if (!dre_json_is(items, DRE_JSON_ARRAY) || items->len == 0)
+		return dre_docapi_invalid(
+		    &r->d, "items", "a receipt needs at least one item");
+	int64_t net = 0;
+	size_t  i = 0;
+	for (const dre_json *it = items->child; it != NULL;
+	     it = it->next, i++) {
+		char            t[48];
+		const dre_json *ty = dre_json_get(it, "type");
+		const dre_json *gp = dre_json_get(it, "grossPaidPrice");
+		const dre_json *ab = dre_json_get(it, "awardsBonus");
+		int64_t         v = 0;
+		snprintf(t, sizeof(t), "items[%zu].type", i);
+		if (!dre_json_is(it, DRE_JSON_OBJECT))
+			return dre_docapi_invalid(
+			    &r->d, t, "items[%zu] must be an object", i);
+		const char *type
+		    = dre_json_is(ty, DRE_JSON_STRING) ? ty->str : "PURCHASE";
+		int sign = strcmp(type, "PURCHASE") == 0 ? 1
+		    : strcmp(type, "RETURN") == 0        ? -1
+		    : strcmp(type, "ADJUSTMENT") == 0    ? 0
+		                                         : 2;
+		if (sign == 2)
+			return dre_docapi_invalid(&r->d, t,
+			    "%s must be PURCHASE, RETURN or ADJUSTMENT", t);
+		snprintf(t, sizeof(t), "items[%zu].grossPaidPrice", i);
+		if (!dre_json_is(gp, DRE_JSON_NUMBER)
+		    || dre_json_decimal(&v, gp, DRE_MONEY_SCALE, 15) != DRE_OK)
+			return dre_docapi_invalid(&r->d, t,
+			    "%s must be a number with at most 2 decimals", t);
+		if (v < 0)
+			return dre_docapi_invalid(&r->d, t,
+			    "%s must not be negative (a RETURN item deducts "
+			    "its price)",
+			    t);
+		if (dre_json_is(ab, DRE_JSON_FALSE))
+			continue;
+		net += sign * v;
+	}
+	*amount = net;
+	return true;
+}
+
+// floor_div divides rounding towards minus infinity.
+static int64_t
+floor_div(__int128 a, __int128 b)
+{
+	__int128 q = a / b;
+	if ((a % b != 0) && ((a < 0) != (b < 0)))
+		q--;
+	return (int64_t) q;
+}
+
+static void
+reply_receipt(req *r, const char *id)
+{
+	dre_jsonw w;
+	dre_jsonw_init(&w, &r->d.rep->body);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "id", id);
+	dre_jsonw_obj_end(&w);
+	r->d.rep->status = 202;
+	dre_rpc_reply_json(r->d.rep);
+}
+
+static void
+h_receipt(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	req        r;
+	dre_batch *b = NULL;
+	bool       locked = false;
+	if (!req_begin(&r, svc, call, rep))
+		goto out;
+	const dre_json *doc = dre_docapi_body(&r.d, DRE_DOCAPI_NOT_OBJECT);
+	if (doc == NULL)
+		goto out;
+	const dre_json *u = dre_json_get(doc, "uniqueReceiptId");
+	if (!dre_json_is(u, DRE_JSON_STRING) || u->len == 0 || u->len > 200) {
+		dre_docapi_invalid(&r.d, "uniqueReceiptId",
+		    "uniqueReceiptId must be a string of 1 to 200 bytes");
+		goto out;
+	}
+	int64_t         rate = 1000000, amount = 0;
+	const dre_json *x = dre_json_get(doc, "exchangeRateToGroupCurrency");
+	if (!dre_json_is_null(x)
+	    && (!dre_json_is(x, DRE_JSON_NUMBER)
+	        || dre_json_decimal(&rate, x, 6, 15) != DRE_OK || rate <= 0)) {
+		dre_docapi_invalid(&r.d, "exchangeRateToGroupCurrency",
+		    "exchangeRateToGroupCurrency must be a positive number "
+		    "with at most 6 decimals");
+		goto out;
+	}
+	if (!receipt_amount(&r, doc, &amount))
+		goto out;
+	loy_contact c;
+	if (!receipt_contact(&r, doc, &c))
+		goto out;
+
+	pthread_mutex_lock(&r.s->mu);
+	locked = true;
+	char   rk[512], tk[800], *v = NULL;
+	size_t vl = 0;
+	char   rest[256 + 8];
+	rest[0] = 'r';
+	memcpy(rest + 1, u->str, u->len);
+	size_t  rkl = loy_key(rk, sizeof(rk), call->tenant, rest, u->len + 1);
+	dre_err err = dre_store_get(r.s->st, LOY_CF_LEDGER, rk, rkl, &v, &vl);
+	if (err == DRE_OK) { // idempotent: the first answer again
+		dre_json *d = NULL;
+		char     *copy = dre_arena_strndup(r.d.a, v, vl);
+		free(v);
+		if (copy != NULL
+		    && dre_json_parse(&d, r.d.a, copy, vl, 4, NULL) == DRE_OK
+		    && dre_json_is(dre_json_get(d, "id"), DRE_JSON_STRING))
+			reply_receipt(&r, dre_json_get(d, "id")->str);
+		else
+			dre_docapi_internal(&r.d, DRE_ECODEC);
+		goto out;
+	}
+	if (err != DRE_ENOTFOUND) {
+		dre_docapi_internal(&r.d, err);
+		goto out;
+	}
+	// Re-read under the lock: the applier may have credited meanwhile.
+	if ((err = loy_contact_get(r.s, NULL, r.d.a, call->tenant, c.id, &c))
+	    != DRE_OK) {
+		dre_docapi_internal(&r.d, err);
+		goto out;
+	}
+	// A transaction this contact confirmed through DRE earned at
+	// confirm: kept in the history, earns nothing.
+	char   trest[600];
+	size_t idl = strlen(c.id);
+	bool   confirmed = false;
+	trest[0] = 't';
+	memcpy(trest + 1, c.id, idl + 1);
+	memcpy(trest + 2 + idl, u->str, u->len);
+	size_t tkl
+	    = loy_key(tk, sizeof(tk), call->tenant, trest, idl + 2 + u->len);
+	err = dre_store_get(r.s->st, LOY_CF_LEDGER, tk, tkl, &v, &vl);
+	if (err == DRE_OK) {
+		free(v);
+		confirmed = true;
+	} else if (err != DRE_ENOTFOUND) {
+		dre_docapi_internal(&r.d, err);
+		goto out;
+	}
+	loy_program p;
+	if ((err = loy_program_get(r.s, r.d.a, call->tenant, &p)) != DRE_OK) {
+		dre_docapi_internal(&r.d, err);
+		goto out;
+	}
+	int64_t points = confirmed
+	    ? 0
+	    : floor_div((__int128) amount * p.ppcu * rate,
+	        (__int128) 100 * 100 * 1000000);
+	char   *id = dre_arena_get(r.d.a, DRE_UUID_LEN + 1);
+	if (id == NULL || (b = dre_batch_alloc_indexed()) == NULL) {
+		dre_docapi_internal(&r.d, DRE_ENOMEM);
+		goto out;
+	}
+	char seed[300];
+	snprintf(seed, sizeof(seed), "receipt|%s|%.*s", call->tenant,
+	    (int) u->len, u->str);
+	dre_uuid_derive(id, seed, strlen(seed));
+	int64_t now = dre_now_ms();
+	dre_buf rec = { 0 };
+	dre_buf_printf(&rec,
+	    "{\"id\":\"%s\",\"contactId\":\"%s\",\"points\":%lld,"
+	    "\"amount\":%lld,\"confirmedThroughDre\":%s,\"at\":%lld}",
+	    id, c.id, (long long) points, (long long) amount,
+	    confirmed ? "true" : "false", (long long) now);
+	dre_batch_put(b, r.s->st, LOY_CF_LEDGER, rk, rkl, rec.data, rec.len);
+	dre_buf_free(&rec);
+	if (points != 0) {
+		const char *prev = NULL;
+		loy_contact before = c;
+		loy_credit(&c, r.d.a, &p, points, loy_day(now), &prev);
+		c.modified = now;
+		if ((err = loy_contact_put(r.s, b, call->tenant, &c, &before))
+		        != DRE_OK
+		    || (err = loy_event(r.s, b, call->tenant, &c,
+		            points > 0 ? "POINTS_EARNED" : "POINTS_DEDUCTED",
+		            points > 0 ? points : -points, NULL, NULL, u->str,
+		            NULL, seed, now))
+		        != DRE_OK
+		    || ((prev == NULL || strcmp(prev, c.level) != 0)
+		        && (err = loy_event(r.s, b, call->tenant, &c,
+		                "LEVEL_CHANGED", 0, prev, NULL, u->str, NULL,
+		                seed, now))
+		            != DRE_OK)) {
+			dre_docapi_internal(&r.d, err);
+			goto out;
+		}
+	}
+	if ((err = commit(r.s, b)) != DRE_OK) {
+		dre_docapi_internal(&r.d, err);
+		goto out;
+	}
+	reply_receipt(&r, id);
+out:
+	if (locked)
+		pthread_mutex_unlock(&r.s->mu);
+	dre_batch_free(b);
+	dre_docapi_end(&r.d);
+}
+
+const dre_rpc_route loy_routes[] = {
+	{ "loyalty.Program.get", h_program_get, 0 },
+	{ "loyalty.Program.put", h_program_put, 0 },
+	{ "loyalty.Contacts.upsert", h_create, 0 },
+	{ "loyalty.Contacts.lookup", h_lookup, 0 },
+	{ "loyalty.Contacts.get", h_get, 0 },
+	{ "loyalty.Contacts.update", h_update, 0 },
+	{ "loyalty.ContactOverview.get", h_overview, 0 },
+	{ "loyalty.Receipts.create", h_receipt, 0 },
+	{ NULL, NULL, 0 },
+};

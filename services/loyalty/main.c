@@ -1,0 +1,92 @@
+// loyalty/main.c -- dre-loyalty: the member system (contacts, points,
+// levels) in Engage's v3 shapes, crediting confirmed sales exactly once.
+#include <stddef.h>
+#include <stdlib.h>
+
+#include "apply.h"
+#include "dre/log.h"
+#include "dre/rpc.h"
+#include "dre/svc.h"
+#include "dre/topics.h"
+#include "handlers.h"
+#include "loyalty.h"
+
+typedef struct {
+	dre_common_cfg common;
+	int64_t        rpc_workers;
+	char          *group_id;
+	int64_t        max_batch;
+} loy_cfg;
+
+static const dre_cfg_opt loy_opts[] = {
+	DRE_CFG_COMMON(loy_cfg, common, "tcp://127.0.0.1:7601"),
+	{ "rpc.workers", DRE_CFG_INT, offsetof(loy_cfg, rpc_workers), "4",
+	    "concurrent request handlers" },
+	{ "consumer.group_id", DRE_CFG_STR, offsetof(loy_cfg, group_id), "",
+	    "consumer group (empty: this instance reads every partition; "
+	    "run one instance per store)" },
+	{ "consumer.max_batch", DRE_CFG_INT, offsetof(loy_cfg, max_batch),
+	    "500", "confirmed sales applied per synced write" },
+	DRE_CFG_END,
+};
+
+static const char *const topics[] = { DRE_TOPIC_TX_CONFIRMED };
+
+int
+main(int argc, char **argv)
+{
+	loy_cfg         cfg = { 0 };
+	loy             s;
+	dre_rpc_server *srv = NULL;
+	dre_err         err;
+	int             rc = 1;
+	bool            opened = false;
+
+	dre_svc_init("loyalty", &cfg, loy_opts, &cfg.common, argc, argv);
+	char *path = dre_svc_path(&cfg.common, "loyalty");
+	if (path == NULL)
+		goto out;
+	if ((err = loy_open(&s, path, &cfg.common.kafka)) != DRE_OK) {
+		dre_error("cannot open the loyalty store %s: %s", path,
+		    dre_strerror(err));
+		goto out;
+	}
+	opened = true;
+	dre_applier_cfg acfg = { .name = "transactions",
+		.topics = topics,
+		.ntopics = 1,
+		.st = s.st,
+		.cf = LOY_CF_APPLIER,
+		.kafka = &cfg.common.kafka,
+		.group_id = cfg.group_id,
+		.apply = loy_apply_confirmed,
+		.batch_begin = loy_batch_begin,
+		.batch_end = loy_batch_end,
+		.arg = &s,
+		.max_batch = (int) cfg.max_batch };
+	if ((err = dre_applier_start(&s.ap, &acfg)) != DRE_OK) {
+		dre_error("consumer: %s", dre_strerror(err));
+		goto out;
+	}
+	if ((err = dre_rpc_server_open(&srv, cfg.common.rpc_listen, loy_routes,
+	         &s, (int) cfg.rpc_workers))
+	    != DRE_OK) {
+		dre_error("cannot listen on %s: %s", cfg.common.rpc_listen,
+		    dre_strerror(err));
+		goto out;
+	}
+	dre_info("loyalty serving on %s", cfg.common.rpc_listen);
+	while (!dre_svc_wait(-1))
+		;
+	dre_info("loyalty stopping");
+	rc = 0;
+out:
+	dre_rpc_server_close(srv);
+	if (opened) {
+		dre_applier_stop(s.ap);
+		loy_close(&s);
+	}
+	free(path);
+	dre_config_free(&cfg, loy_opts, &cfg.common.kafka);
+	return rc;
+}
