@@ -76,9 +76,9 @@ loy_apply_confirmed(void *arg, dre_apply_ctx *x, const dre_msg *m)
 	    = dre_avro_decode_tx_confirmed(&t, x->a, m->payload, m->len);
 	if (err != DRE_OK)
 		return err;
+	// No customer: nothing to do, as for a sale without coupons.
 	if (t.customer_id == NULL || t.customer_id[0] == '\0')
-		return result(
-		    s, x, &t, "SKIPPED", "the sale names no customer", 0);
+		return result(s, x, &t, "SKIPPED", NULL, 0);
 	loy_contact c;
 	err = loy_resolve(s, x->b, x->a, t.tenant, t.customer_id, &c);
 	if (err == DRE_ENOTFOUND) {

@@ -53,7 +53,9 @@ class Confirm(harness.TestCase):
         self.assertJson({"minorVersion": 8, "transactionId": txn, "transactionCounter": 1,
                          "status": "COMPLETED", "attempts": 1, "couponsRedeemed": 0,
                          "budgetsConsumed": [], "loyaltyPointsEarned": 0,
-                         "postPurchaseCoupons": [], "reason": None},
+                         "postPurchaseCoupons": [],
+                         # CUST-4711 is not a member (PRODUCT-DECISIONS §8)
+                         "reason": "loyalty: customer CUST-4711 is not a loyalty contact"},
                         b, subset=True)
         self.assertEqual(set(b), {"minorVersion", "transactionId", "transactionCounter",
                                   "status", "enqueuedAt", "startedAt", "completedAt",
