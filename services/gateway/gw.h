@@ -57,7 +57,7 @@ typedef struct {
 	const char *pattern; // segments; ":entity" and ":id" match variables
 	gw_handler  fn;
 	const char *arg; // rpc method or catalog operation
-	uint32_t    roles; // any of these; 0 = POS roles (see gw_pos_roles)
+	uint32_t    roles; // any of these; 0 = public (no authentication)
 	int         body; // GW_BODY_*: what the request body must be
 } gw_route;
 
@@ -191,5 +191,8 @@ void                  gw_heartbeat(gw_job *j);
 // (405 instead of 404).
 const gw_route *gw_route_match(
     gw_job *j, const char *method, const char *path, bool *path_known);
+
+// openapi.c: GET /openapi.json, the embedded proto/openapi.yaml as JSON.
+void gw_openapi(gw_job *j);
 
 #endif
