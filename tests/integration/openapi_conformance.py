@@ -42,6 +42,21 @@ DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 FORMATS = jsonschema.FormatChecker(formats=())
 
 
+class Loader(yaml.SafeLoader):
+    """YAML without implicit timestamps, as proto/openapi_embed.py reads it
+    for GET /openapi.json: an unquoted date stays a string."""
+
+
+Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+def load_doc(path=DOC):
+    with open(path, encoding="utf-8") as f:
+        return yaml.load(f, Loader=Loader)
+
+
 @FORMATS.checks("date-time")
 def _date_time(v):
     return not isinstance(v, str) or DATE_TIME_RE.match(v) is not None
@@ -117,8 +132,7 @@ def segments(path):
 
 class Doc:
     def __init__(self, path):
-        with open(path, encoding="utf-8") as f:
-            self.doc = yaml.safe_load(f)
+        self.doc = load_doc(path)
         comps = self.doc.get("components", {})
         self.defs = {n: convert(x) for n, x in comps.get("schemas", {}).items()}
         self.responses = comps.get("responses", {})
