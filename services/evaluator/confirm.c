@@ -32,6 +32,7 @@
 #include "dre/jsonw.h"
 #include "dre/log.h"
 #include "dre/money.h"
+#include "dre/outbox.h"
 #include "dre/topics.h"
 #include "dre/uuid.h"
 #include "handlers.h"

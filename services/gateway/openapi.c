@@ -12,5 +12,5 @@ void
 gw_openapi(gw_job *j)
 {
 	gw_job_respond(j, 200, dre_openapi_json, dre_openapi_json_len,
-	    "application/json; charset=utf-8");
+	    GW_JSON_CT);
 }
