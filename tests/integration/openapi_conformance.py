@@ -221,7 +221,8 @@ def check(doc, a):
             errs = list(doc.validator(("header", h, json.dumps(spec["schema"])),
                                       spec["schema"]).iter_errors(val))
             if errs:
-                problems.append("header %s: %s" % (h, errs[0].message))
+                problems.append("header %s: %s" % (h, errs[0].message.replace(
+                    repr(val), "value")))
     content = resp.get("content")
     body = a["body"]
     if not content:
