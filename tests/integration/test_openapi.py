@@ -263,7 +263,9 @@ class OpenApi(harness.TestCase):
             if "{" in p:
                 r = s.request(m, path, body=body)
                 self.assertIn(r.status, (400, 404), "%s %s: %r" % (m, path, r))
-                self.assertError(r, r.status, "NOT_FOUND" if r.status == 404
+                # Engage's names are the codes of /api/v3 (PRODUCT-DECISIONS §8)
+                nf = "ContactNotFound" if p.startswith("/api/v3/contacts") else "NOT_FOUND"
+                self.assertError(r, r.status, nf if r.status == 404
                                  else "VALIDATION_FAILED")
                 checked += 1
                 for x in params:
