@@ -99,6 +99,8 @@ const gw_route gw_routes[] = {
 	    "Program.put", ROLES_WRITE, GW_BODY_JSON },
 	{ "POST", "/api/v3/contacts", gw_forward, GW_LOYALTY,
 	    "Contacts.upsert", ROLES_LOYALTY, GW_BODY_JSON },
+	{ "POST", "/api/v3/contacts/import", gw_forward, GW_LOYALTY,
+	    "Contacts.import", ROLES_WRITE, GW_BODY_JSON },
 	{ "GET", "/api/v3/contacts/id", gw_forward, GW_LOYALTY,
 	    "Contacts.lookup", ROLES_LOYALTY, GW_BODY_NONE },
 	{ "GET", "/api/v3/contacts/:id", gw_forward, GW_LOYALTY,

@@ -5,6 +5,7 @@
 #include "handlers.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -879,6 +880,287 @@ out:
 	dre_docapi_end(&r.d);
 }
 
+// ---- migration ----------------------------------------------------------
+
+#define IMPORT_MAX_ERRORS 100
+
+static const char *const import_known[] = { "email", "mobilePhone",
+	"memberNumber", "firstName", "lastName", "countryCode", "language",
+	"birthDay", "gender", "street", "zipCode", "city", "preferences",
+	"consents", "pointsBalance", "level", "pointsEarnedLast365" };
+#define NIMPORT_KNOWN (sizeof(import_known) / sizeof(import_known[0]))
+
+typedef struct {
+	int64_t created, updated, failed;
+	size_t  nerrors;
+	dre_buf errors; // comma-separated error objects
+} import_stats;
+
+static void row_error(import_stats *st, int64_t row, const char *code,
+    const char *target, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static void
+row_error(import_stats *st, int64_t row, const char *code, const char *target,
+    const char *fmt, ...)
+{
+	st->failed++;
+	if (st->nerrors++ >= IMPORT_MAX_ERRORS)
+		return;
+	char    msg[300];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	dre_jsonw w;
+	if (st->errors.len > 0)
+		dre_buf_putc(&st->errors, ',');
+	dre_jsonw_init(&w, &st->errors);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kint(&w, "row", row);
+	dre_jsonw_kstr(&w, "code", code);
+	if (target != NULL)
+		dre_jsonw_kstr(&w, "target", target);
+	dre_jsonw_kstr(&w, "message", msg);
+	dre_jsonw_obj_end(&w);
+}
+
+// import_row validates one member and writes it into b (found by
+// memberNumber, email or mobilePhone: replaced, else created). A row is
+// all or nothing: refused rows leave b as they found it.
+static void
+import_row(req *r, dre_batch *b, const loy_program *p, const dre_json *m,
+    int64_t row, int64_t now, import_stats *st)
+{
+	const char     *tenant = r->d.call->tenant;
+	const dre_json *u;
+	if (!dre_json_is(m, DRE_JSON_OBJECT)) {
+		row_error(st, row, "VALIDATION_FAILED", NULL,
+		    "a member must be a JSON object");
+		return;
+	}
+	if ((u = dre_json_unknown(m, import_known, NIMPORT_KNOWN, NULL))
+	    != NULL) {
+		row_error(st, row, "VALIDATION_FAILED", u->key,
+		    "unknown field '%s'", u->key);
+		return;
+	}
+	loy_contact c;
+	memset(&c, 0, sizeof(c));
+	for (int i = 0; i < LOY_NATTRS; i++) {
+		const dre_json *v = dre_json_get(m, loy_attr_names[i]);
+		if (dre_json_is_null(v))
+			continue;
+		if (!dre_json_is(v, DRE_JSON_STRING)) {
+			row_error(st, row, "VALIDATION_FAILED",
+			    loy_attr_names[i], "%s must be a string or null",
+			    loy_attr_names[i]);
+			return;
+		}
+		if (v->str[0] == '\0')
+			continue;
+		if (i == LOY_A_EMAIL && !loy_email_valid(v->str)) {
+			row_error(st, row, "InvalidEmailAddress", "email",
+			    "'%s' is not a valid email address", v->str);
+			return;
+		}
+		if (i == LOY_A_MOBILE && !loy_phone_valid(v->str)) {
+			row_error(st, row, "InvalidPhoneNumber", "mobilePhone",
+			    "'%s' is not a mobile phone number in E.164 form",
+			    v->str);
+			return;
+		}
+		if (strlen(v->str) > ATTR_MAX_LEN) {
+			row_error(st, row, "VALIDATION_FAILED",
+			    loy_attr_names[i], "%s is longer than %d bytes",
+			    loy_attr_names[i], ATTR_MAX_LEN);
+			return;
+		}
+		c.attr[i] = v->str;
+	}
+	if (c.attr[LOY_A_EMAIL] == NULL && c.attr[LOY_A_MOBILE] == NULL
+	    && c.attr[LOY_A_MEMBER] == NULL) {
+		row_error(st, row, "VALIDATION_FAILED", "memberNumber",
+		    "a member needs one of memberNumber, email and "
+		    "mobilePhone");
+		return;
+	}
+	int64_t balance = 0, earned = -1;
+	u = dre_json_get(m, "pointsBalance");
+	if (!dre_json_is_null(u)
+	    && dre_json_int(&balance, u, -(INT64_C(1) << 50), INT64_C(1) << 50)
+	        != DRE_OK) {
+		row_error(st, row, "VALIDATION_FAILED", "pointsBalance",
+		    "pointsBalance must be an integer");
+		return;
+	}
+	u = dre_json_get(m, "pointsEarnedLast365");
+	if (!dre_json_is_null(u)
+	    && dre_json_int(&earned, u, 0, INT64_C(1) << 50) != DRE_OK) {
+		row_error(st, row, "VALIDATION_FAILED", "pointsEarnedLast365",
+		    "pointsEarnedLast365 must be an integer >= 0");
+		return;
+	}
+	const char *level = p->levels[0].name;
+	u = dre_json_get(m, "level");
+	if (!dre_json_is_null(u)) {
+		size_t i = 0;
+		while (i < p->nlevels
+		    && !(dre_json_is(u, DRE_JSON_STRING)
+		        && strcmp(p->levels[i].name, u->str) == 0))
+			i++;
+		if (i == p->nlevels) {
+			row_error(st, row, "VALIDATION_FAILED", "level",
+			    "level must be one of the program's levels");
+			return;
+		}
+		level = p->levels[i].name;
+		if (earned < 0)
+			earned = p->levels[i].min;
+	}
+	// The contact holding one of the identifiers (memberNumber first).
+	static const char     kinds[] = { 'n', 'e', 'm' };
+	static const loy_attr attrs[]
+	    = { LOY_A_MEMBER, LOY_A_EMAIL, LOY_A_MOBILE };
+	const char *id = NULL;
+	for (size_t k = 0; k < 3 && id == NULL; k++) {
+		if (c.attr[attrs[k]] == NULL)
+			continue;
+		dre_err err = loy_lookup(
+		    r->s, b, r->d.a, tenant, kinds[k], c.attr[attrs[k]], &id);
+		if (err != DRE_OK && err != DRE_ENOTFOUND) {
+			row_error(st, row, "UNAVAILABLE", NULL, "%s",
+			    dre_strerror(err));
+			return;
+		}
+	}
+	loy_contact old, *oldp = NULL;
+	if (id != NULL) {
+		dre_err err
+		    = loy_contact_get(r->s, b, r->d.a, tenant, id, &old);
+		if (err != DRE_OK) {
+			row_error(st, row, "UNAVAILABLE", NULL, "%s",
+			    dre_strerror(err));
+			return;
+		}
+		oldp = &old;
+		c.id = old.id;
+		c.source = old.source;
+		c.store = old.store;
+		c.created = old.created;
+		c.preferences = old.preferences;
+		c.consents = old.consents;
+	} else {
+		char *nid = dre_arena_get(r->d.a, DRE_UUID_LEN + 1);
+		if (nid == NULL) {
+			row_error(
+			    st, row, "UNAVAILABLE", NULL, "out of memory");
+			return;
+		}
+		dre_uuid_v4(nid);
+		c.id = nid;
+		c.source = "MIGRATION";
+		c.created = now;
+	}
+	// Another contact must not hold one of the other identifiers.
+	for (size_t k = 0; k < 3; k++) {
+		const char *other = NULL;
+		if (c.attr[attrs[k]] == NULL)
+			continue;
+		if (loy_lookup(r->s, b, r->d.a, tenant, kinds[k],
+		        c.attr[attrs[k]], &other)
+		        == DRE_OK
+		    && strcmp(other, c.id) != 0) {
+			row_error(st, row, "ContactAlreadyExists",
+			    loy_attr_names[attrs[k]],
+			    "contact %s already has this %s", other,
+			    loy_attr_names[attrs[k]]);
+			return;
+		}
+	}
+	const dre_json *pf = dre_json_get(m, "preferences");
+	if (dre_json_is(pf, DRE_JSON_OBJECT))
+		c.preferences = pf;
+	pf = dre_json_get(m, "consents");
+	if (dre_json_is(pf, DRE_JSON_ARRAY)
+	    || dre_json_is(pf, DRE_JSON_OBJECT))
+		c.consents = pf;
+	// The balance and level are set, not added: a run again is the same.
+	c.modified = now;
+	c.balance = balance;
+	c.level = level;
+	c.earn = dre_arena_get(r->d.a, sizeof(*c.earn));
+	if (c.earn != NULL && earned > 0) {
+		c.earn[0] = (loy_earn) { loy_day(now), earned };
+		c.nearn = 1;
+	}
+	dre_err err = loy_contact_put(r->s, b, tenant, &c, oldp);
+	if (err != DRE_OK) {
+		row_error(
+		    st, row, "UNAVAILABLE", NULL, "%s", dre_strerror(err));
+		return;
+	}
+	if (oldp != NULL)
+		st->updated++;
+	else
+		st->created++;
+}
+
+static void
+h_import(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	req          r;
+	dre_batch   *b = NULL;
+	bool         locked = false;
+	import_stats st = { 0 };
+	if (!req_begin(&r, svc, call, rep))
+		goto out;
+	const dre_json *doc = dre_docapi_body(&r.d, NULL);
+	if (doc == NULL)
+		goto out;
+	if (!dre_json_is(doc, DRE_JSON_ARRAY)) {
+		dre_docapi_invalid(
+		    &r.d, "body", "the body must be a JSON array of members");
+		goto out;
+	}
+	int64_t first = 0;
+	if (!dre_docapi_int_param(&r.d, "firstRow", 0, &first))
+		goto out;
+	loy_program p;
+	dre_err     err = loy_program_get(r.s, r.d.a, call->tenant, &p);
+	if (err != DRE_OK || (b = dre_batch_alloc_indexed()) == NULL) {
+		dre_docapi_internal(&r.d, err != DRE_OK ? err : DRE_ENOMEM);
+		goto out;
+	}
+	pthread_mutex_lock(&r.s->mu);
+	locked = true;
+	int64_t now = dre_now_ms(), row = first;
+	for (const dre_json *m = doc->child; m != NULL; m = m->next, row++) {
+		dre_batch_savepoint(b);
+		int64_t failed = st.failed;
+		import_row(&r, b, &p, m, row, now, &st);
+		if (st.failed != failed)
+			dre_batch_rollback(b);
+	}
+	if ((err = dre_store_write(r.s->st, b, true)) != DRE_OK) {
+		dre_docapi_internal(&r.d, err);
+		goto out;
+	}
+	dre_buf_printf(&rep->body,
+	    "{\"rows\":%lld,\"created\":%lld,\"updated\":%lld,\"failed\":%lld,"
+	    "\"errors\":[%s]}",
+	    (long long) (row - first), (long long) st.created,
+	    (long long) st.updated, (long long) st.failed,
+	    st.errors.len ? st.errors.data : "");
+	dre_rpc_reply_json(rep);
+out:
+	if (locked)
+		pthread_mutex_unlock(&r.s->mu);
+	dre_buf_free(&st.errors);
+	dre_batch_free(b);
+	dre_docapi_end(&r.d);
+}
+
 const dre_rpc_route loy_routes[] = {
 	{ "loyalty.Program.get", h_program_get, 0 },
 	{ "loyalty.Program.put", h_program_put, 0 },
@@ -888,5 +1170,6 @@ const dre_rpc_route loy_routes[] = {
 	{ "loyalty.Contacts.update", h_update, 0 },
 	{ "loyalty.ContactOverview.get", h_overview, 0 },
 	{ "loyalty.Receipts.create", h_receipt, 0 },
+	{ "loyalty.Contacts.import", h_import, 0 },
 	{ NULL, NULL, 0 },
 };
