@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "coupon.h"
+#include "dre/hash.h"
 #include "dre/outbox.h"
 #include "dre/store.h"
 #include "dre/avro.h"
@@ -79,13 +80,8 @@ cp_key_when(char *out, size_t cap, char tag, int64_t when, const char *tenant,
 pthread_mutex_t *
 cp_stripe(cp *s, const char *tenant, const char *code)
 {
-	uint32_t h = 2166136261u;
-	for (const char *p = tenant; *p; p++)
-		h = (h ^ (uint8_t) *p) * 16777619u;
-	h = (h ^ 0) * 16777619u;
-	for (const char *p = code; *p; p++)
-		h = (h ^ (uint8_t) *p) * 16777619u;
-	return &s->stripes[h % CP_STRIPES];
+	uint32_t h = dre_fnv1a32_str(DRE_FNV32_INIT, tenant, 1);
+	return &s->stripes[dre_fnv1a32_str(h, code, 0) % CP_STRIPES];
 }
 
 // ---- open / close -------------------------------------------------------
@@ -1198,20 +1194,11 @@ typedef struct {
 	size_t       cap;
 } code_set;
 
-static uint32_t
-hash_str(const char *s)
-{
-	uint32_t h = 2166136261u;
-	for (; *s; s++)
-		h = (h ^ (uint8_t) *s) * 16777619u;
-	return h;
-}
-
 // set_add returns false when s is already in the set.
 static bool
 set_add(code_set *cs, const char *s)
 {
-	size_t i = hash_str(s) & (cs->cap - 1);
+	size_t i = dre_fnv1a32_str(DRE_FNV32_INIT, s, 0) & (cs->cap - 1);
 	while (cs->slot[i] != NULL) {
 		if (strcmp(cs->slot[i], s) == 0)
 			return false;

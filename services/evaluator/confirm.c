@@ -29,6 +29,7 @@
 #include "dre/avro.h"
 #include "dre/clock.h"
 #include "dre/consumer.h"
+#include "dre/hash.h"
 #include "dre/jsonw.h"
 #include "dre/log.h"
 #include "dre/money.h"
@@ -104,10 +105,7 @@ prefixed(char *out, char prefix, const char *key, size_t klen)
 static uint32_t
 slot_of(const char *key, size_t klen)
 {
-	uint32_t h = 2166136261u;
-	for (size_t i = 0; i < klen; i++)
-		h = (h ^ (unsigned char) key[i]) * 16777619u;
-	return h % CACHE_SLOTS;
+	return dre_fnv1a32(DRE_FNV32_INIT, key, klen) % CACHE_SLOTS;
 }
 
 static void

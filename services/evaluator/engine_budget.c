@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dre/hash.h"
 #include "dre/promo.h"
 #include "engine.h"
 
@@ -27,10 +28,7 @@ struct dre_budget_set {
 static uint64_t
 bs_hash(const char *k, size_t n)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char) k[i]) * 0x100000001b3ULL;
-	return h;
+	return dre_fnv1a64(DRE_FNV64_INIT, k, n);
 }
 
 // bs_key writes tenant \0 id into buf; 0 when it does not fit.

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dre/hash.h"
 #include "dre/outbox.h"
 #include "dre/store.h"
 #include "dre/arena.h"
@@ -131,10 +132,7 @@ ev_iter_key(char *buf, size_t cap, const char *tenant, const char *txid,
 static uint32_t
 stripe_of(const char *key, size_t klen)
 {
-	uint32_t h = 2166136261u;
-	for (size_t i = 0; i < klen; i++)
-		h = (h ^ (unsigned char) key[i]) * 16777619u;
-	return h % EV_STRIPES;
+	return dre_fnv1a32(DRE_FNV32_INIT, key, klen) % EV_STRIPES;
 }
 
 pthread_mutex_t *

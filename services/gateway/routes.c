@@ -8,6 +8,7 @@
 
 #include "dre/clock.h"
 #include "dre/evalwire.h"
+#include "dre/hash.h"
 #include "dre/json.h"
 #include "dre/log.h"
 #include "dre/uuid.h"
@@ -288,16 +289,6 @@ arena_allocator(gw_job *j)
 	return al;
 }
 
-static uint32_t
-fnv1a(uint32_t h, const char *s)
-{
-	for (; *s != '\0'; s++) {
-		h ^= (uint8_t) *s;
-		h *= 16777619u;
-	}
-	return h;
-}
-
 // client_of picks the client of the route's backend. On a sharded one a
 // transaction goes to one shard for its whole life, chosen by tenant and
 // txid, so that its iteration counter and confirm idempotency live in one
@@ -306,15 +297,11 @@ static dre_rpc_client *
 client_of(gw_job *j, const char *txid)
 {
 	const gw_backend *b = &j->g->backends[j->route->backend];
-	uint32_t          h;
 
 	if (txid == NULL || b->n <= 1)
 		return b->clients[0];
-	h = fnv1a(2166136261u, j->who.tenant);
-	h ^= 0;
-	h *= 16777619u; // separator: ("ab","c") != ("a","bc")
-	h = fnv1a(h, txid);
-	return b->clients[h % b->n];
+	uint32_t h = dre_fnv1a32_str(DRE_FNV32_INIT, j->who.tenant, 1);
+	return b->clients[dre_fnv1a32_str(h, txid, 0) % b->n];
 }
 
 static bool
