@@ -80,18 +80,6 @@ struct ev_confirm {
 	size_t  ntouched, captouched;
 };
 
-static void *
-pb_alloc(void *data, size_t n)
-{
-	return dre_arena_get(data, n);
-}
-
-static void
-pb_free(void *data, void *p)
-{
-	// Freed with the arena.
-}
-
 static size_t
 prefixed(char *out, char prefix, const char *key, size_t klen)
 {
@@ -289,7 +277,7 @@ ev_h_confirm(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		    rep, 401, "UNAUTHORIZED", NULL, "no tenant in the call");
 		return;
 	}
-	ProtobufCAllocator   al = { pb_alloc, pb_free, a };
+	ProtobufCAllocator   al = dre_arena_pb(a);
 	Dre__ConfirmRequest *req
 	    = dre__confirm_request__unpack(&al, call->body_len, call->body);
 	if (req == NULL || req->header == NULL
@@ -768,7 +756,7 @@ sfx_apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 		return DRE_OK; // another shard's transaction
 	if (err != DRE_OK)
 		return err;
-	ProtobufCAllocator  al = { pb_alloc, pb_free, x->a };
+	ProtobufCAllocator  al = dre_arena_pb(x->a);
 	Dre__SideEffectJob *j
 	    = dre__side_effect_job__unpack(&al, vlen, (const uint8_t *) val);
 	free(val);

@@ -73,18 +73,6 @@ ev_worker_arena(ev_svc *s)
 	return a;
 }
 
-static void *
-pb_alloc(void *data, size_t n)
-{
-	return dre_arena_get(data, n);
-}
-
-static void
-pb_free(void *data, void *p)
-{
-	// Freed with the arena.
-}
-
 // ---- counters
 // ----------------------------------------------------------------
 
@@ -325,7 +313,7 @@ coupons_check(ev_svc *s, const dre_rpc_call *call,
 		    dre_strerror(err));
 		return NULL;
 	}
-	ProtobufCAllocator        al = { pb_alloc, pb_free, a };
+	ProtobufCAllocator        al = dre_arena_pb(a);
 	Dre__CouponCheckResponse *cp = NULL;
 	if (rr->status == 200)
 		cp = dre__coupon_check_response__unpack(
@@ -387,7 +375,7 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		    rep, 401, "UNAUTHORIZED", NULL, "no tenant in the call");
 		return;
 	}
-	ProtobufCAllocator    al = { pb_alloc, pb_free, a };
+	ProtobufCAllocator    al = dre_arena_pb(a);
 	Dre__EvaluateRequest *req
 	    = dre__evaluate_request__unpack(&al, call->body_len, call->body);
 	if (req == NULL) {

@@ -269,26 +269,6 @@ gw_route_match(
 // ---------------------------------------------------------------- helpers
 
 // protobuf-c allocates unpacked replies from the job's arena: one free.
-static void *
-pb_alloc(void *a, size_t n)
-{
-	return dre_arena_get(a, n);
-}
-
-static void
-pb_free(void *a, void *p)
-{
-	(void) a;
-	(void) p;
-}
-
-static ProtobufCAllocator
-arena_allocator(gw_job *j)
-{
-	ProtobufCAllocator al = { pb_alloc, pb_free, j->arena };
-	return al;
-}
-
 // client_of picks the client of the route's backend. On a sharded one a
 // transaction goes to one shard for its whole life, chosen by tenant and
 // txid, so that its iteration counter and confirm idempotency live in one
@@ -370,7 +350,7 @@ call_packed(
 static void *
 unpack_reply(gw_job *j, const ProtobufCMessageDescriptor *desc)
 {
-	ProtobufCAllocator al = arena_allocator(j);
+	ProtobufCAllocator al = dre_arena_pb(j->arena);
 	void              *m;
 
 	if (gw_job_reply_error(j))
@@ -468,7 +448,7 @@ gw_evaluate(gw_job *j)
 static void
 render_heartbeat(gw_job *j)
 {
-	ProtobufCAllocator      al = arena_allocator(j);
+	ProtobufCAllocator      al = dre_arena_pb(j->arena);
 	Dre__HeartbeatResponse *h = NULL;
 	Dre__HeartbeatResponse  down = DRE__HEARTBEAT_RESPONSE__INIT;
 	int                     status = 200;
