@@ -17,12 +17,7 @@ static const char *const bud_cfs[]
 size_t
 bud_key(char *out, size_t cap, const char *tenant, const char *id)
 {
-	size_t lt = strlen(tenant), li = strlen(id);
-	if (lt + li + 1 > cap)
-		return 0;
-	memcpy(out, tenant, lt + 1);
-	memcpy(out + lt + 1, id, li);
-	return lt + li + 1;
+	return dre_key(out, cap, 0, 2, tenant, id);
 }
 
 dre_err

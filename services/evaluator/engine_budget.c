@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "dre/hash.h"
+#include "dre/store.h"
 #include "dre/promo.h"
 #include "engine.h"
 
@@ -35,12 +36,7 @@ bs_hash(const char *k, size_t n)
 static size_t
 bs_key(char *buf, size_t cap, const char *tenant, const char *id)
 {
-	size_t lt = strlen(tenant), li = strlen(id);
-	if (lt + li + 2 > cap)
-		return 0;
-	memcpy(buf, tenant, lt + 1);
-	memcpy(buf + lt + 1, id, li + 1);
-	return lt + li + 2;
+	return dre_key(buf, cap, 0, 3, tenant, id, "");
 }
 
 static bs_ent *

@@ -79,12 +79,7 @@ ev_worker_arena(ev_svc *s)
 size_t
 ev_txn_key(char *buf, size_t cap, const char *tenant, const char *txid)
 {
-	size_t lt = strlen(tenant), lx = strlen(txid);
-	if (lt + lx + 2 > cap)
-		return 0;
-	memcpy(buf, tenant, lt + 1);
-	memcpy(buf + lt + 1, txid, lx);
-	return lt + 1 + lx;
+	return dre_key(buf, cap, 0, 2, tenant, txid);
 }
 
 // last_counter reads the last counter of a transaction (0 when new).
