@@ -13,18 +13,6 @@
 #include "dre/topics.h"
 #include "dre/uuid.h"
 
-static void *
-pb_alloc(void *data, size_t n)
-{
-	return dre_arena_get(data, n);
-}
-
-static void
-pb_free(void *data, void *p)
-{
-	// Freed with the arena.
-}
-
 void
 rep_day(char *out, int64_t ms)
 {
@@ -89,7 +77,7 @@ fold(rep_svc *s, dre_apply_ctx *x, const char *key, size_t kl, int64_t amount,
 	Dre__Aggregate *a = NULL;
 	dre_err err = dre_batch_get(x->b, s->st, REP_CF_AGG, key, kl, &v, &vl);
 	if (err == DRE_OK) {
-		ProtobufCAllocator al = { pb_alloc, pb_free, x->a };
+		ProtobufCAllocator al = dre_arena_pb(x->a);
 		a = dre__aggregate__unpack(&al, vl, (const uint8_t *) v);
 		free(v);
 		if (a == NULL)
