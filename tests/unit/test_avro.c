@@ -244,8 +244,8 @@ test_tx_confirmed_round_trip(void **state)
 {
 	const char *const b1[] = { "bud-1", "bud-2" };
 	dre_tx_line       lines[2] = {
-                { "L1", "ART-1", 2000, 8999, 17998, 1800, 16198 },
-                { "L2", "CIG-1", -1000, 2500, -2500, 0, -2500 },
+		      { "L1", "ART-1", 2000, 8999, 17998, 1800, 16198 },
+		      { "L2", "CIG-1", -1000, 2500, -2500, 0, -2500 },
 	};
 	dre_tx_promotion promos[2] = {
 		{ "p-1", "Ten off", "ARTICLE", 1700, 1800, NULL, b1, 2 },
@@ -308,8 +308,73 @@ test_tx_confirmed_round_trip(void **state)
 	assert_int_equal(dre_avro_encode_master(&b, &m), DRE_OK);
 	assert_int_equal(dre_avro_event_id(id, b.data, b.len), DRE_OK);
 	assert_string_equal(id, m.event_id);
-	assert_int_equal(dre_avro_decode_tx_confirmed(&out, a, b.data, b.len),
-	    DRE_ECODEC);
+	assert_int_equal(
+	    dre_avro_decode_tx_confirmed(&out, a, b.data, b.len), DRE_ECODEC);
+
+	// Version 2 carries loyaltyPointsEarned; a version 1 body (the same
+	// without the last field) is read with 0 points.
+	in.schema_version = 2;
+	in.loyalty_points = 92;
+	dre_buf_reset(&b);
+	assert_int_equal(dre_avro_encode_tx_confirmed(&b, &in), DRE_OK);
+	assert_int_equal(
+	    dre_avro_decode_tx_confirmed(&out, a, b.data, b.len), DRE_OK);
+	assert_int_equal(out.loyalty_points, 92);
+	in.loyalty_points = 0;
+	dre_buf_reset(&b);
+	assert_int_equal(dre_avro_encode_tx_confirmed(&b, &in), DRE_OK);
+	uint64_t v1 = 0;
+	assert_int_equal(
+	    dre_avro_fingerprint("TransactionConfirmed_v1", &v1), DRE_OK);
+	for (int i = 0; i < 8; i++)
+		((uint8_t *) b.data)[2 + i] = (uint8_t) (v1 >> (8 * i));
+	assert_int_equal(b.data[b.len - 1], 0); // the long 0, one byte
+	out.loyalty_points = -1;
+	assert_int_equal(
+	    dre_avro_decode_tx_confirmed(&out, a, b.data, b.len - 1), DRE_OK);
+	assert_int_equal(out.loyalty_points, 0);
+	assert_int_equal(out.npromotions, 2);
+	assert_string_equal(out.promotions[1].coupon_code, "WELCOME");
+	assert_string_equal(out.customer_id, "C-1");
+	// ... and a version 1 header on a version 2 body is refused.
+	assert_int_equal(
+	    dre_avro_decode_tx_confirmed(&out, a, b.data, b.len), DRE_ECODEC);
+	dre_arena_free(a);
+	dre_buf_free(&b);
+}
+
+static void
+test_loyalty_event_round_trip(void **state)
+{
+	dre_loyalty_event in = { .tenant = "t",
+		.occurred_at = 1780000000123,
+		.schema_version = 1,
+		.type = "LEVEL_CHANGED",
+		.contact_id = "c-1",
+		.points = 0,
+		.points_balance = 1092,
+		.level = "SILVER",
+		.previous_level = "BASE",
+		.transaction_id = "TX-1" };
+	strcpy(in.event_id, "0b5c2a54-6b7e-4f43-9b6c-5f3f4d0e2a12");
+	dre_buf b = { 0 };
+	assert_int_equal(dre_avro_encode_loyalty_event(&b, &in), DRE_OK);
+	dre_arena        *a = dre_arena_alloc(0);
+	dre_loyalty_event out;
+	assert_int_equal(
+	    dre_avro_decode_loyalty_event(&out, a, b.data, b.len), DRE_OK);
+	assert_string_equal(out.event_id, in.event_id);
+	assert_string_equal(out.type, "LEVEL_CHANGED");
+	assert_string_equal(out.contact_id, "c-1");
+	assert_int_equal(out.points_balance, 1092);
+	assert_string_equal(out.level, "SILVER");
+	assert_string_equal(out.previous_level, "BASE");
+	assert_string_equal(out.transaction_id, "TX-1");
+	assert_null(out.receipt_id);
+	assert_null(out.reference);
+	in.type = "NO_SUCH_TYPE";
+	dre_buf_reset(&b);
+	assert_int_not_equal(dre_avro_encode_loyalty_event(&b, &in), DRE_OK);
 	dre_arena_free(a);
 	dre_buf_free(&b);
 }
@@ -339,8 +404,8 @@ test_sidefx_and_budget_round_trip(void **state)
 	assert_int_equal(dre_avro_encode_sfx_result(&b, &r), DRE_OK);
 	dre_arena     *a = dre_arena_alloc(0);
 	dre_sfx_result o;
-	assert_int_equal(dre_avro_decode_sfx_result(&o, a, b.data, b.len),
-	    DRE_OK);
+	assert_int_equal(
+	    dre_avro_decode_sfx_result(&o, a, b.data, b.len), DRE_OK);
 	assert_string_equal(o.status, "SUCCESS");
 	assert_int_equal(o.attempts, 2);
 	assert_null(o.reason);
@@ -410,13 +475,15 @@ test_sidefx_and_budget_round_trip(void **state)
 static void
 test_every_schema_loads(void **state)
 {
-	static const char *const names[] = { "MasterDataChanged",
-		"TransactionConfirmed", "SideEffectResult", "BudgetStatus",
-		"BudgetEvent", NULL };
+	static const char *const names[]
+	    = { "MasterDataChanged", "TransactionConfirmed",
+		      "SideEffectResult", "BudgetStatus", "BudgetEvent",
+		      "LoyaltyEvent", "TransactionConfirmed_v1", NULL };
 	uint64_t fps[8];
 	for (int i = 0; names[i] != NULL; i++) {
 		assert_non_null(dre_avro_schema_json(names[i]));
-		assert_int_equal(dre_avro_fingerprint(names[i], &fps[i]), DRE_OK);
+		assert_int_equal(
+		    dre_avro_fingerprint(names[i], &fps[i]), DRE_OK);
 		for (int k = 0; k < i; k++)
 			assert_true(fps[k] != fps[i]);
 	}
@@ -434,6 +501,7 @@ main(void)
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_tx_confirmed_round_trip),
 		cmocka_unit_test(test_sidefx_and_budget_round_trip),
+		cmocka_unit_test(test_loyalty_event_round_trip),
 		cmocka_unit_test(test_every_schema_loads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
