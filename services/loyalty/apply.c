@@ -2,6 +2,7 @@
 // once: the contact, the transaction's marker, the events and the
 // side-effect result go into the applier's batch with its offsets.
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "apply.h"
@@ -67,6 +68,43 @@ result(loy *s, dre_apply_ctx *x, const dre_tx_confirmed *t, const char *status,
 	return err;
 }
 
+// receipt_earned: DRE_OK when a receipt with uniqueReceiptId txid earned
+// (or deducted) points for contact id, DRE_ENOTFOUND when none did.
+static dre_err
+receipt_earned(loy *s, dre_apply_ctx *x, const char *tenant, const char *id,
+    const char *txid)
+{
+	char   rest[256], key[600], *v = NULL;
+	size_t vl = 0, n = strlen(txid);
+	if (n + 1 > sizeof(rest))
+		return DRE_ENOTFOUND;
+	rest[0] = 'r';
+	memcpy(rest + 1, txid, n);
+	size_t  kl = loy_key(key, sizeof(key), tenant, rest, n + 1);
+	dre_err err = kl == 0
+	    ? DRE_ENOTFOUND
+	    : dre_batch_get(x->b, s->st, LOY_CF_LEDGER, key, kl, &v, &vl);
+	if (err != DRE_OK)
+		return err;
+	dre_json   *d = NULL;
+	char       *copy = dre_arena_strndup(x->a, v, vl);
+	int64_t     pts = 0;
+	const char *who = NULL;
+	free(v);
+	if (copy == NULL)
+		return DRE_ENOMEM;
+	if (dre_json_parse(&d, x->a, copy, vl, 4, NULL) == DRE_OK) {
+		const dre_json *c = dre_json_get(d, "contactId");
+		who = dre_json_is(c, DRE_JSON_STRING) ? c->str : NULL;
+		if (dre_json_int(
+		        &pts, dre_json_get(d, "points"), INT64_MIN, INT64_MAX)
+		    != DRE_OK)
+			pts = 0;
+	}
+	return who != NULL && strcmp(who, id) == 0 && pts != 0 ? DRE_OK
+	                                                       : DRE_ENOTFOUND;
+}
+
 dre_err
 loy_apply_confirmed(void *arg, dre_apply_ctx *x, const dre_msg *m)
 {
@@ -108,6 +146,19 @@ loy_apply_confirmed(void *arg, dre_apply_ctx *x, const dre_msg *m)
 			dre_batch_put(
 			    x->b, s->st, LOY_CF_LEDGER, full, kl, be, 8);
 		}
+	}
+	// A receipt sent for this transaction before the confirm came in
+	// earned its points already: never twice.
+	if (t.loyalty_points != 0
+	    && (err = receipt_earned(s, x, t.tenant, c.id, t.transaction_id))
+	        != DRE_ENOTFOUND) {
+		if (err != DRE_OK)
+			return err;
+		char reason[300];
+		snprintf(reason, sizeof(reason),
+		    "transaction %s earned through its receipt",
+		    t.transaction_id);
+		return result(s, x, &t, "SKIPPED", reason, 0);
 	}
 	if (t.loyalty_points != 0) {
 		loy_program p;

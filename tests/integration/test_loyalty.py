@@ -275,6 +275,24 @@ class Loyalty(harness.TestCase):
         self.assertStatus(r, 202)
         self.assertEqual(self.overview(c["id"])["loyalty"]["pointsBalance"], 92)
 
+    def test_receipt_before_the_confirm_earns_once(self):
+        s = self.stack
+        p, gid, art = self.points_promo()
+        c = self.contact(email=email())
+        txn = uniq("TX")
+        r = self.receipt({"matchKey": c["id"], "matchKeyType": "ContactId"}, txn,
+                         [{"type": "PURCHASE", "grossPaidPrice": D("92.50")}])
+        self.assertStatus(r, 202)
+        self.assertEqual(self.overview(c["id"])["loyalty"]["pointsBalance"], 92)
+        req = basket(gid, [item("L1", art, 2, "46.25")], txn=txn,
+                     customer={"customerId": c["id"]})
+        self.assertEval(s.evaluate(req))
+        self.assertOk(s.confirm(txn, 1, []))
+        se = s.wait_side_effects(txn, 1)
+        self.assertEqual(se["loyaltyPointsEarned"], 0)
+        self.assertEqual(se["reason"], "loyalty: transaction %s earned through its receipt" % txn)
+        self.assertEqual(self.overview(c["id"])["loyalty"]["pointsBalance"], 92)
+
     def test_receipt_refusals_write_nothing(self):
         s = self.stack
         e = email()
