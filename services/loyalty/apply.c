@@ -74,13 +74,9 @@ static dre_err
 receipt_earned(loy *s, dre_apply_ctx *x, const char *tenant, const char *id,
     const char *txid)
 {
-	char   rest[256], key[600], *v = NULL;
-	size_t vl = 0, n = strlen(txid);
-	if (n + 1 > sizeof(rest))
-		return DRE_ENOTFOUND;
-	rest[0] = 'r';
-	memcpy(rest + 1, txid, n);
-	size_t  kl = loy_key(key, sizeof(key), tenant, rest, n + 1);
+	char    key[600], *v = NULL;
+	size_t  vl = 0;
+	size_t  kl = dre_key(key, sizeof(key), 0, 3, tenant, "r", txid);
 	dre_err err = kl == 0
 	    ? DRE_ENOTFOUND
 	    : dre_batch_get(x->b, s->st, LOY_CF_LEDGER, key, kl, &v, &vl);
@@ -130,22 +126,13 @@ loy_apply_confirmed(void *arg, dre_apply_ctx *x, const dre_msg *m)
 
 	// The transaction is marked as earned through DRE, also with no
 	// points: a receipt sent for it later earns nothing.
-	char   key[768];
-	int    rl = snprintf(key, sizeof(key), "t%s", c.id);
-	size_t kl = 0;
-	if (rl > 0 && (size_t) rl + 1 + strlen(t.transaction_id) < 600) {
-		memcpy(
-		    key + rl + 1, t.transaction_id, strlen(t.transaction_id));
-		key[rl] = '\0';
-		char full[800];
-		kl = loy_key(full, sizeof(full), t.tenant, key,
-		    (size_t) rl + 1 + strlen(t.transaction_id));
-		if (kl > 0) {
-			uint8_t be[8];
-			dre_be64_put(be, t.loyalty_points);
-			dre_batch_put(
-			    x->b, s->st, LOY_CF_LEDGER, full, kl, be, 8);
-		}
+	char   key[800];
+	size_t kl = dre_key(
+	    key, sizeof(key), 0, 4, t.tenant, "t", c.id, t.transaction_id);
+	if (kl > 0) {
+		uint8_t be[8];
+		dre_be64_put(be, t.loyalty_points);
+		dre_batch_put(x->b, s->st, LOY_CF_LEDGER, key, kl, be, 8);
 	}
 	// A receipt sent for this transaction before the confirm came in
 	// earned its points already: never twice.

@@ -750,9 +750,11 @@ h_receipt(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	if (doc == NULL)
 		goto out;
 	const dre_json *u = dre_json_get(doc, "uniqueReceiptId");
-	if (!dre_json_is(u, DRE_JSON_STRING) || u->len == 0 || u->len > 200) {
+	if (!dre_json_is(u, DRE_JSON_STRING) || u->len == 0 || u->len > 200
+	    || strlen(u->str) != u->len) {
 		dre_docapi_invalid(&r.d, "uniqueReceiptId",
-		    "uniqueReceiptId must be a string of 1 to 200 bytes");
+		    "uniqueReceiptId must be a string of 1 to 200 bytes "
+		    "(no NUL)");
 		goto out;
 	}
 	int64_t         rate = 1000000, amount = 0;
@@ -773,12 +775,9 @@ h_receipt(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 
 	pthread_mutex_lock(&r.s->mu);
 	locked = true;
-	char   rk[512], tk[800], *v = NULL;
-	size_t vl = 0;
-	char   rest[256 + 8];
-	rest[0] = 'r';
-	memcpy(rest + 1, u->str, u->len);
-	size_t  rkl = loy_key(rk, sizeof(rk), call->tenant, rest, u->len + 1);
+	char    rk[512], tk[800], *v = NULL;
+	size_t  vl = 0;
+	size_t  rkl = dre_key(rk, sizeof(rk), 0, 3, call->tenant, "r", u->str);
 	dre_err err = dre_store_get(r.s->st, LOY_CF_LEDGER, rk, rkl, &v, &vl);
 	if (err == DRE_OK) { // idempotent: the first answer again
 		dre_json *d = NULL;
@@ -804,14 +803,9 @@ h_receipt(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	}
 	// A transaction this contact confirmed through DRE earned at
 	// confirm: kept in the history, earns nothing.
-	char   trest[600];
-	size_t idl = strlen(c.id);
 	bool   confirmed = false;
-	trest[0] = 't';
-	memcpy(trest + 1, c.id, idl + 1);
-	memcpy(trest + 2 + idl, u->str, u->len);
 	size_t tkl
-	    = loy_key(tk, sizeof(tk), call->tenant, trest, idl + 2 + u->len);
+	    = dre_key(tk, sizeof(tk), 0, 4, call->tenant, "t", c.id, u->str);
 	err = dre_store_get(r.s->st, LOY_CF_LEDGER, tk, tkl, &v, &vl);
 	if (err == DRE_OK) {
 		free(v);

@@ -18,9 +18,10 @@
 // Column families (0 is RocksDB's "default", unused).
 enum {
 	LOY_CF_CONTACTS = 1, // tenant \0 id -> contact (JSON, loy_contact)
-	LOY_CF_INDEX, // tenant \0 kind value -> id (kind e|m|n)
+	LOY_CF_INDEX, // tenant \0 kind \0 value -> id (kind e|m|n)
 	LOY_CF_PROGRAM, // tenant -> program (JSON as answered)
-	LOY_CF_LEDGER, // tenant \0 'r' receipt | 't' contact \0 txid
+	LOY_CF_LEDGER, // tenant \0 r \0 receipt | tenant \0 t \0 contact \0
+	               // txid
 	LOY_CF_OUTBOX, // events waiting for Kafka
 	LOY_CF_APPLIER, // the dre.transactions.confirmed applier's keys
 	LOY_NCFS = LOY_CF_APPLIER,
@@ -96,10 +97,6 @@ typedef struct {
 	// API calls take it per call, the applier for a whole batch.
 	pthread_mutex_t mu;
 } loy;
-
-// loy_key writes tenant \0 rest[0..n); 0 when it does not fit in cap.
-size_t loy_key(
-    char *out, size_t cap, const char *tenant, const char *rest, size_t n);
 
 // loy_contact_get reads contact id of tenant as b will leave it (b may be
 // NULL) into c (strings in a). DRE_ENOTFOUND, DRE_ECODEC.

@@ -23,17 +23,6 @@ const char *const loy_attr_names[LOY_NATTRS] = {
 #undef LOY_ATTR_NAME
 };
 
-size_t
-loy_key(char *out, size_t cap, const char *tenant, const char *rest, size_t n)
-{
-	size_t lt = strlen(tenant);
-	if (lt + 1 + n > cap)
-		return 0;
-	memcpy(out, tenant, lt + 1);
-	memcpy(out + lt + 1, rest, n);
-	return lt + 1 + n;
-}
-
 const char *
 loy_norm_email(dre_arena *a, const char *email)
 {
@@ -185,7 +174,7 @@ loy_contact_get(loy *s, dre_batch *b, dre_arena *a, const char *tenant,
     const char *id, loy_contact *c)
 {
 	char   key[512], *v = NULL;
-	size_t vl = 0, kl = loy_key(key, sizeof(key), tenant, id, strlen(id));
+	size_t vl = 0, kl = dre_key(key, sizeof(key), 0, 2, tenant, id);
 	if (kl == 0)
 		return DRE_ENOTFOUND;
 	dre_err err = b != NULL
@@ -200,18 +189,13 @@ loy_contact_get(loy *s, dre_batch *b, dre_arena *a, const char *tenant,
 	return parse_contact(c, a, copy, vl);
 }
 
-// index_key writes tenant \0 kind value.
+// index_key writes tenant \0 kind \0 value.
 static size_t
 index_key(
     char *out, size_t cap, const char *tenant, char kind, const char *value)
 {
-	size_t lt = strlen(tenant), lv = strlen(value);
-	if (lt + 2 + lv > cap)
-		return 0;
-	memcpy(out, tenant, lt + 1);
-	out[lt + 1] = kind;
-	memcpy(out + lt + 2, value, lv);
-	return lt + 2 + lv;
+	char k[2] = { kind, '\0' };
+	return dre_key(out, cap, 0, 3, tenant, k, value);
 }
 
 static const struct {
@@ -239,7 +223,7 @@ loy_contact_put(loy *s, dre_batch *b, const char *tenant, const loy_contact *c,
     const loy_contact *old)
 {
 	char   key[512];
-	size_t kl = loy_key(key, sizeof(key), tenant, c->id, strlen(c->id));
+	size_t kl = dre_key(key, sizeof(key), 0, 2, tenant, c->id);
 	if (kl == 0)
 		return DRE_EINVAL;
 	for (size_t i = 0; i < sizeof(keyed) / sizeof(keyed[0]); i++) {
