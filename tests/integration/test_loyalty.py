@@ -108,6 +108,35 @@ class Loyalty(harness.TestCase):
         self.assertError(s.get("/api/v3/contacts/id?email=not-an-email"), 400,
                          "InvalidEmailAddress", "email")
 
+    def test_overview_by_identifier_tenants_apart_and_events(self):
+        s = self.stack
+        e, mn = email(), uniq("MN")
+        c = self.contact(email=e, memberNumber=mn)
+        for q in ("contactType=member&email=" + e, "customKey=" + mn, "contactId=" + c["id"]):
+            o = self.assertOk(s.get("/api/v3/contactoverview?" + q))
+            self.assertEqual(o["id"], c["id"], q)
+            self.assertJson({"level": "BASE", "pointsBalance": 0, "pointsEarnedLast365": 0,
+                             "nextLevel": "SILVER", "pointsToNextLevel": 1000}, o["loyalty"])
+            self.assertEqual((o["vouchers"], o["promotions"]), ([], []))
+        self.assertError(s.get("/api/v3/contactoverview?contactId=" + harness.new_id()),
+                         404, "ContactNotFound")
+        # another tenant sees nothing of it, and may hold the same email
+        u = "tenant-b-admin"
+        self.assertError(s.get("/api/v3/contacts/" + c["id"], user=u), 404, "ContactNotFound")
+        self.assertError(s.get("/api/v3/contacts/id?email=" + e, user=u), 404, "ContactNotFound")
+        r = s.post("/api/v3/contacts", {"email": e}, user=u)
+        self.assertStatus(r, 201)
+        self.assertNotEqual(r.body["id"], c["id"])
+        # a POS credential may read and write members; a budget manager not
+        self.assertStatus(s.get("/api/v3/contacts/" + c["id"], user="pos-reader"), 200)
+        self.assertError(s.get("/api/v3/contacts/" + c["id"], user="budget-manager"),
+                         403, "FORBIDDEN")
+        self.assertOk(s.request("PATCH", "/api/v3/contacts/" + c["id"], {"city": "Oslo"}))
+        evs = [(x["key"], x["value"]["type"]) for x in s.events("dre.loyalty.events")
+               if x["value"]["contactId"] == c["id"]]
+        self.assertEqual(evs, [("default/" + c["id"], "CONTACT_CREATED"),
+                               ("default/" + c["id"], "CONTACT_UPDATED")])
+
     def test_identifiers_validated(self):
         s = self.stack
         cases = [({"email": "no-at-sign"}, "InvalidEmailAddress", "email"),
