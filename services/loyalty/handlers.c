@@ -1011,6 +1011,17 @@ import_row(req *r, dre_batch *b, const loy_program *p, const dre_json *m,
 		level = p->levels[i].name;
 		if (earned < 0)
 			earned = p->levels[i].min;
+		// The level follows the points of the last 365 days: both
+		// given must agree.
+		if (strcmp(loy_level(p, earned), level) != 0) {
+			row_error(st, row, "VALIDATION_FAILED", "level",
+			    "level %s does not go with pointsEarnedLast365 "
+			    "%lld (that is %s)",
+			    level, (long long) earned, loy_level(p, earned));
+			return;
+		}
+	} else if (earned > 0) { // no level: the one the points give
+		level = loy_level(p, earned);
 	}
 	// The contact holding one of the identifiers (memberNumber first).
 	static const char     kinds[] = { 'n', 'e', 'm' };

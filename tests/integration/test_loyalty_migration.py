@@ -124,20 +124,27 @@ class Migration(harness.TestCase):
         rows = [member(tag, i) for i in range(50)] + [
             # member 1's number with member 3's email
             {"memberNumber": "%s-%07d" % (tag, 1), "email": "%s-3@mig.example.com" % tag.lower()},
-            {"firstName": "nobody"}, 7]
+            {"firstName": "nobody"}, 7,
+            {"memberNumber": tag + "-x", "level": "GOLD", "pointsEarnedLast365": 10},
+            {"memberNumber": tag + "-y", "pointsEarnedLast365": 1200, "pointsBalance": 3}]
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump(rows, f, indent=2)
             path = f.name
         try:
             rc, tot, errors, _, _, _ = self.run_tool(path)
             self.assertEqual((tot["rows"], tot["created"], tot["updated"], tot["failed"]),
-                             (53, 47, 0, 6))
+                             (55, 48, 0, 7))
             self.assertEqual([(e["row"], e["code"], e.get("target")) for e in errors],
                              [(5, "InvalidEmailAddress", "email"), (6, "VALIDATION_FAILED", "level"),
                               (7, "VALIDATION_FAILED", "pointsBalance"),
                               (50, "ContactAlreadyExists", "email"),
                               (51, "VALIDATION_FAILED", "memberNumber"),
-                              (52, "VALIDATION_FAILED", None)])
+                              (52, "VALIDATION_FAILED", None),
+                              (53, "VALIDATION_FAILED", "level")])
+            cid = s.get("/api/v3/contacts/id?customKey=" + tag + "-y").body
+            o = self.assertOk(s.get("/api/v3/contactoverview?contactId=" + cid))
+            self.assertJson({"level": "SILVER", "pointsBalance": 3, "pointsEarnedLast365": 1200,
+                             "nextLevel": "GOLD", "pointsToNextLevel": 3800}, o["loyalty"])
         finally:
             os.unlink(path)
         # the endpoint itself: not an array, malformed
