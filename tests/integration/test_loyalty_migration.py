@@ -93,7 +93,9 @@ class Migration(harness.TestCase):
                                      7: ("VALIDATION_FAILED", "pointsBalance")})
             # streamed: the service holds a chunk, RocksDB its write buffers
             # (bounded), whatever the size of the file
-            self.assertLess(peak - before, 160 * 1024)
+            # (ASan's quarantine keeps freed memory: not measured there)
+            if not SANITIZED:
+                self.assertLess(peak - before, 160 * 1024)
 
             for i in (0, 1, 2, ROWS // 2, ROWS - 1):
                 m = member(tag, i)
