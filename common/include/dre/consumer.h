@@ -18,8 +18,13 @@
 // explicitly (the service's recover function, else the log's beginning,
 // which the de-duplication keys make safe), never skipped silently.
 //
-// Keys in the applier's column family (its own; the service's state lives
-// in other column families of the same store):
+// A follower -- a service keeping a copy of data another service owns
+// (evaluator feed.c, coupon links.c) -- is an applier too: recover = take
+// the owner's snapshot, apply = one change of the owner's feed, batch_end =
+// publish what the batch changed (after it was written).
+//
+// Keys in the applier's column family (its own, or shared with the
+// service's state when that uses no key starting with o, c, d or x):
 //   'o' topic \0 partition(be32) -> next offset (be64)
 //   'c'                          -> cluster id of those offsets
 //   'd' eventId                  -> epoch ms applied (be64); pruned after
@@ -64,7 +69,8 @@ typedef dre_err (*dre_apply_fn)(void *arg, dre_apply_ctx *x, const dre_msg *m);
 // (first start, a position the log no longer has, a new cluster): it writes
 // the new state into x->b and sets po[i].offset for each of the n
 // partitions (preset to DRE_OFFSET_BEGINNING), e.g. from a snapshot of the
-// owner. An error is retried after a back-off. Static mode only.
+// owner (dre/snapshot.h). An error is retried after a back-off. Static mode
+// only.
 typedef dre_err (*dre_recover_fn)(
     void *arg, dre_apply_ctx *x, dre_partition_offset *po, size_t n);
 
@@ -84,7 +90,21 @@ typedef struct {
 	// dropped. Either may be NULL.
 	void (*batch_begin)(void *arg);
 	void (*batch_end)(void *arg, dre_err err);
+	// Called after each probe of the cluster (every few seconds, on the
+	// applier's thread; the first one in dre_applier_start) with whether
+	// it answered. May be NULL.
+	void (*probed)(void *arg, bool reached);
 	void *arg;
+	// Refreshes, with a recover function (static mode): a recovery that
+	// is not forced by lost positions. The stored state keeps being
+	// served and followed while one fails; it is retried after a
+	// back-off. recover_at_start: one when the applier starts, even with
+	// stored positions (a follower that wants the owner's current copy).
+	// resync_ms: one every resync_ms while the cluster does not answer or
+	// none is configured (0 = never): the safety net of a follower whose
+	// feed is down.
+	bool    recover_at_start;
+	int64_t resync_ms;
 	// idempotent: applying an event twice changes nothing (a versioned
 	// or replacing state): no eventId keys are kept.
 	bool    idempotent;
