@@ -74,6 +74,8 @@ struct dre_applier {
 
 	pthread_mutex_t   stats_mu;
 	dre_applier_stats stats;
+
+	dre_snapshot_client *snap; // cfg.snapshot's; NULL = none
 };
 
 // ---- keys -------------------------------------------------------------
@@ -146,7 +148,8 @@ load_state(dre_applier *ap)
 	char  *c = NULL;
 	size_t cl = 0;
 	if (dre_store_get(ap->cfg.st, ap->cfg.cf, "c", 1, &c, &cl) == DRE_OK)
-		snprintf(ap->cluster, sizeof(ap->cluster), "%.*s", (int) cl, c);
+		snprintf(
+		    ap->cluster, sizeof(ap->cluster), "%.*s", (int) cl, c);
 	free(c);
 	dre_store_iter *it = NULL;
 	if (dre_store_iter_open(&it, ap->cfg.st, ap->cfg.cf, "o", 1))
@@ -437,8 +440,8 @@ recover(dre_applier *ap, ap_pos *only, const char *why, bool alarm)
 	dre_err e = batch_commit(ap);
 	if (e != DRE_OK)
 		return e;
-	dre_log(alarm ? DRE_LOG_WARN : DRE_LOG_INFO,
-	    "%s: %s%s: recovering %s", ap->name, alarm ? "ALARM: " : "", why,
+	dre_log(alarm ? DRE_LOG_WARN : DRE_LOG_INFO, "%s: %s%s: recovering %s",
+	    ap->name, alarm ? "ALARM: " : "", why,
 	    ap->cfg.recover != NULL && ap->group == NULL
 	        ? "from the owner's snapshot"
 	        : "from the log's beginning (events already applied are "
@@ -451,13 +454,19 @@ recover(dre_applier *ap, ap_pos *only, const char *why, bool alarm)
 		ap->cfg.batch_begin(ap->cfg.arg);
 	dre_batch_clear(ap->b);
 	if (ap->cfg.recover != NULL && ap->group == NULL) {
+		ProtobufCMessage *snap = NULL;
+		if (ap->snap != NULL)
+			e = dre_snapshot_fetch(&snap, ap->snap);
 		dre_arena_reset(ap->a);
 		dre_apply_ctx x = { .st = ap->cfg.st,
 			.b = ap->b,
 			.a = ap->a,
 			.attempts = 1,
-			.now_ms = dre_now_ms() };
-		e = ap->cfg.recover(ap->cfg.arg, &x, po, ap->npos);
+			.now_ms = dre_now_ms(),
+			.snapshot = snap };
+		if (e == DRE_OK)
+			e = ap->cfg.recover(ap->cfg.arg, &x, po, ap->npos);
+		dre_snapshot_free(snap);
 	}
 	if (e == DRE_OK) {
 		for (size_t i = 0; i < ap->npos; i++) {
@@ -762,6 +771,13 @@ dre_applier_start(dre_applier **app, const dre_applier_cfg *cfg)
 		dre_applier_stop(ap);
 		return DRE_ENOMEM;
 	}
+	dre_err err = cfg->snapshot != NULL
+	    ? dre_snapshot_client_open(&ap->snap, cfg->snapshot)
+	    : DRE_OK;
+	if (err != DRE_OK) {
+		dre_applier_stop(ap);
+		return err;
+	}
 	load_state(ap);
 	if (ap->group == NULL)
 		static_positions(ap);
@@ -798,6 +814,7 @@ dre_applier_stop(dre_applier *ap)
 	batch_commit(ap);
 	dre_batch_free(ap->b);
 	dre_arena_free(ap->a);
+	dre_snapshot_client_close(ap->snap);
 	dre_kvlist_free(&ap->kafka);
 	pthread_mutex_destroy(&ap->stats_mu);
 	free(ap->name);

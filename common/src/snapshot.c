@@ -58,8 +58,7 @@ dre_snapshot_fetch(ProtobufCMessage **msgp, dre_snapshot_client *c)
 	}
 	if (rep->status != 200) {
 		dre_warn("%s from %s: %d %s", c->cfg.method, c->cfg.url,
-		    rep->status,
-		    rep->error_message ? rep->error_message : "");
+		    rep->status, rep->error_message ? rep->error_message : "");
 		dre_rpc_reply_msg_free(rep);
 		return DRE_EUNAVAIL;
 	}
@@ -83,8 +82,8 @@ dre_snapshot_free(ProtobufCMessage *m)
 }
 
 void
-dre_snapshot_positions(dre_partition_offset *po, size_t n,
-    Dre__TopicOffset *const *v, size_t nv)
+dre_snapshot_positions(
+    dre_partition_offset *po, size_t n, Dre__TopicOffset *const *v, size_t nv)
 {
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < nv; k++)

@@ -30,8 +30,7 @@
 #define SNAPSHOT_TIMEOUT_MS 15000
 
 struct cp_links {
-	dre_applier         *ap;
-	dre_snapshot_client *cat;
+	dre_applier *ap;
 };
 
 // ---- the link table -------------------------------------------------------
@@ -264,14 +263,11 @@ cp_links_issue(cp *s, dre_arena *a, const char *tenant, const char *promo_id,
 static dre_err
 snapshot(void *arg, dre_apply_ctx *x, dre_partition_offset *po, size_t n)
 {
-	cp               *s = arg;
-	ProtobufCMessage *m = NULL;
-	size_t            npromo = 0;
-	dre_err           err = dre_snapshot_fetch(&m, s->links->cat);
-	if (err != DRE_OK)
-		return err;
-	Dre__SnapshotResponse *snap = (Dre__SnapshotResponse *) m;
-	err = dre_snapshot_wipe(x->b, s->st, CF_LINKS, "LPIOC");
+	cp                          *s = arg;
+	const Dre__SnapshotResponse *snap
+	    = (const Dre__SnapshotResponse *) x->snapshot;
+	size_t  npromo = 0;
+	dre_err err = dre_snapshot_wipe(x->b, s->st, CF_LINKS, "LPIOC");
 	for (size_t i = 0; err == DRE_OK && i < snap->n_entities; i++) {
 		const Dre__MasterEntity *e = snap->entities[i];
 		if (strcmp(e->kind, "PROMOTION") != 0)
@@ -284,7 +280,6 @@ snapshot(void *arg, dre_apply_ctx *x, dre_partition_offset *po, size_t n)
 		dre_snapshot_positions(po, n, snap->offsets, snap->n_offsets);
 		dre_info("links: snapshot with %zu promotions", npromo);
 	}
-	dre_snapshot_free(m);
 	return err;
 }
 
@@ -330,13 +325,12 @@ cp_links_start(cp *s)
 		.kafka = s->kafka,
 		.apply = change,
 		.recover = snapshot,
+		.snapshot = &sc,
 		.arg = s,
 		.idempotent = true, // versioned promotions
 		.recover_at_start = true,
 		.resync_ms = s->o.resnapshot_ms };
-	dre_err err = dre_snapshot_client_open(&l->cat, &sc);
-	if (err == DRE_OK)
-		err = dre_applier_start(&l->ap, &cfg);
+	dre_err         err = dre_applier_start(&l->ap, &cfg);
 	if (err != DRE_OK)
 		cp_links_stop(s);
 	return err;
@@ -349,7 +343,6 @@ cp_links_stop(cp *s)
 	if (l == NULL)
 		return;
 	dre_applier_stop(l->ap);
-	dre_snapshot_client_close(l->cat);
 	free(l);
 	s->links = NULL;
 }

@@ -22,8 +22,7 @@
 #define SNAPSHOT_TIMEOUT_MS 3000
 
 struct ev_budgets {
-	dre_applier         *ap;
-	dre_snapshot_client *cli;
+	dre_applier *ap;
 };
 
 static size_t
@@ -95,17 +94,12 @@ status_apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 static dre_err
 snapshot(void *arg, dre_apply_ctx *x, dre_partition_offset *po, size_t n)
 {
-	ev_svc           *s = arg;
-	ProtobufCMessage *m = NULL;
-	dre_err           err = dre_snapshot_fetch(&m, s->bud->cli);
+	ev_svc                            *s = arg;
+	const Dre__BudgetSnapshotResponse *snap
+	    = (const Dre__BudgetSnapshotResponse *) x->snapshot;
+	dre_err err = dre_snapshot_wipe(x->b, s->st, EV_CF_BUDGET, "b");
 	if (err != DRE_OK)
-		return DRE_EUNAVAIL;
-	Dre__BudgetSnapshotResponse *snap = (Dre__BudgetSnapshotResponse *) m;
-	if ((err = dre_snapshot_wipe(x->b, s->st, EV_CF_BUDGET, "b"))
-	    != DRE_OK) {
-		dre_snapshot_free(m);
 		return err;
-	}
 	dre_budget_set_clear(s->budgets);
 	for (size_t i = 0; i < snap->n_budgets; i++) {
 		const Dre__BudgetState *b = snap->budgets[i];
@@ -117,7 +111,6 @@ snapshot(void *arg, dre_apply_ctx *x, dre_partition_offset *po, size_t n)
 	dre_snapshot_positions(po, n, snap->offsets, snap->n_offsets);
 	dre_info("budget snapshot: %zu budgets (%zu exhausted)",
 	    snap->n_budgets, dre_budget_set_count(s->budgets));
-	dre_snapshot_free(m);
 	return DRE_OK;
 }
 
@@ -165,19 +158,18 @@ ev_budgets_start(ev_svc *s)
 		.principal = "evaluator",
 		.reply = &dre__budget_snapshot_response__descriptor,
 		.timeout_ms = SNAPSHOT_TIMEOUT_MS };
-	dre_applier_cfg cfg = { .name = "budget-status",
-		.topics = status_topics,
-		.ntopics = 1,
-		.st = s->st,
-		.cf = EV_CF_BAPPLY,
-		.kafka = &s->cfg.common.kafka,
-		.apply = status_apply,
-		.recover = snapshot,
-		.arg = s,
-		.idempotent = true }; // versioned states
-	dre_err         err = dre_snapshot_client_open(&bu->cli, &sc);
-	if (err == DRE_OK)
-		err = dre_applier_start(&bu->ap, &cfg);
+	dre_applier_cfg  cfg = { .name = "budget-status",
+		 .topics = status_topics,
+		 .ntopics = 1,
+		 .st = s->st,
+		 .cf = EV_CF_BAPPLY,
+		 .kafka = &s->cfg.common.kafka,
+		 .apply = status_apply,
+		 .recover = snapshot,
+		 .snapshot = &sc,
+		 .arg = s,
+		 .idempotent = true }; // versioned states
+	dre_err          err = dre_applier_start(&bu->ap, &cfg);
 	if (err != DRE_OK)
 		ev_budgets_stop(s);
 	return err;
@@ -190,7 +182,6 @@ ev_budgets_stop(ev_svc *s)
 	if (bu == NULL)
 		return;
 	dre_applier_stop(bu->ap);
-	dre_snapshot_client_close(bu->cli);
 	free(bu);
 	s->bud = NULL;
 }

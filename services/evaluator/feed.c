@@ -29,9 +29,8 @@ static const char *const master_topics[] = { DRE_TOPIC_PROMOTIONS,
 //                                 (version only: a delete)
 //   's'                       -> last sync with the source (epoch ms, 8)
 struct ev_feed {
-	ev_svc              *s;
-	dre_applier         *ap;
-	dre_snapshot_client *cat;
+	ev_svc      *s;
+	dre_applier *ap;
 	// The open batch (applier thread only).
 	int64_t sync_ms; // when it synced with the source; 0 = not
 	bool    snapshot; // it loads a snapshot
@@ -113,8 +112,7 @@ local_load(ev_feed *f)
 		    &f->s->last_sync_ms, dre_be64_get((const uint8_t *) s));
 	free(s);
 	dre_store_iter *it;
-	if (dre_store_iter_open(&it, f->s->st, EV_CF_MASTER, "e", 1)
-	    != DRE_OK)
+	if (dre_store_iter_open(&it, f->s->st, EV_CF_MASTER, "e", 1) != DRE_OK)
 		return;
 	dre_arena  *a = dre_arena_alloc(1 << 20);
 	change_vec  cv = { 0 };
@@ -131,7 +129,8 @@ local_load(ev_feed *f)
 		if (dre_master_kind_parse(&c.kind, kind) != DRE_OK)
 			continue;
 		c.tenant = dre_arena_strdup(a, t + 1);
-		c.key = dre_arena_strndup(a, id + 1, kl - (size_t) (id + 1 - k));
+		c.key
+		    = dre_arena_strndup(a, id + 1, kl - (size_t) (id + 1 - k));
 		c.version = dre_be64_get((const uint8_t *) v);
 		if (vl > 8) {
 			c.doc = dre_arena_strndup(a, v + 8, vl - 8);
@@ -162,18 +161,13 @@ local_load(ev_feed *f)
 static dre_err
 snapshot(void *arg, dre_apply_ctx *x, dre_partition_offset *po, size_t n)
 {
-	ev_feed          *f = arg;
-	ProtobufCMessage *m = NULL;
-	dre_err           err = dre_snapshot_fetch(&m, f->cat);
-	if (err != DRE_OK)
-		return err;
-	Dre__SnapshotResponse *snap = (Dre__SnapshotResponse *) m;
-	dre_master_change     *v = calloc(snap->n_entities + 1, sizeof(*v));
-	size_t                 nv = 0, nbad = 0;
-	if (v == NULL) {
-		err = DRE_ENOMEM;
-		goto out;
-	}
+	ev_feed                     *f = arg;
+	const Dre__SnapshotResponse *snap
+	    = (const Dre__SnapshotResponse *) x->snapshot;
+	dre_master_change *v = calloc(snap->n_entities + 1, sizeof(*v));
+	size_t             nv = 0, nbad = 0;
+	if (v == NULL)
+		return DRE_ENOMEM;
 	for (size_t i = 0; i < snap->n_entities; i++) {
 		const Dre__MasterEntity *e = snap->entities[i];
 		dre_master_change       *c = &v[nv];
@@ -182,12 +176,13 @@ snapshot(void *arg, dre_apply_ctx *x, dre_partition_offset *po, size_t n)
 		c->tenant = e->tenant;
 		c->key = e->id;
 		c->version = e->version;
-		c->doc = e->document.data ? (const char *) e->document.data
-		                          : "";
+		c->doc
+		    = e->document.data ? (const char *) e->document.data : "";
 		c->doc_len = e->document.len;
 		nv++;
 	}
-	err = dre_engine_stage_load(f->s->engine, v, nv, x->now_ms, &nbad);
+	dre_err err
+	    = dre_engine_stage_load(f->s->engine, v, nv, x->now_ms, &nbad);
 	if (err == DRE_OK) // the local copy is replaced as a whole
 		err = dre_snapshot_wipe(x->b, f->s->st, EV_CF_MASTER, "e");
 	if (err != DRE_OK)
@@ -202,7 +197,6 @@ snapshot(void *arg, dre_apply_ctx *x, dre_partition_offset *po, size_t n)
 	    nv, nbad, (long long) snap->version, snap->n_offsets);
 out:
 	free(v);
-	dre_snapshot_free(m);
 	return err;
 }
 
@@ -313,15 +307,14 @@ ev_feed_start(ev_svc *s)
 		.kafka = &s->cfg.common.kafka,
 		.apply = change,
 		.recover = snapshot,
+		.snapshot = &sc,
 		.batch_end = batch_end,
 		.probed = probed,
 		.arg = f,
 		.idempotent = true, // versioned entities
 		.recover_at_start = true,
 		.resync_ms = s->cfg.resnapshot_ms };
-	dre_err err = dre_snapshot_client_open(&f->cat, &sc);
-	if (err == DRE_OK)
-		err = dre_applier_start(&f->ap, &cfg);
+	dre_err         err = dre_applier_start(&f->ap, &cfg);
 	if (err != DRE_OK)
 		ev_feed_stop(s);
 	return err;
@@ -334,7 +327,6 @@ ev_feed_stop(ev_svc *s)
 	if (f == NULL)
 		return;
 	dre_applier_stop(f->ap);
-	dre_snapshot_client_close(f->cat);
 	free(f);
 	s->feed = NULL;
 }

@@ -1197,8 +1197,8 @@ dre_engine_stage_load(dre_engine *e, const dre_master_change *v, size_t n,
 // stage_change builds the staged version (or the current one, when none
 // is staged) with c and stages it (wlock held).
 static dre_err
-stage_change(dre_engine *e, const dre_master_change *c, int64_t now_ms,
-    bool *appliedp)
+stage_change(
+    dre_engine *e, const dre_master_change *c, int64_t now_ms, bool *appliedp)
 {
 	// Only writers replace e->cur and e->next and they hold wlock:
 	// reading them here without plock is safe.

@@ -210,7 +210,7 @@ pair_reader(void *arg)
 	shared *sh = arg;
 	while (!atomic_load(&sh->done)) {
 		const dre_index *ix = dre_engine_acquire(sh->e);
-		int64_t          a = version_of(ix, "A"), b = version_of(ix, "B");
+		int64_t a = version_of(ix, "A"), b = version_of(ix, "B");
 		dre_index_release(ix);
 		if (a != b)
 			note_bad(sh, "half a batch", (long) a, (long) b);
@@ -249,12 +249,15 @@ test_batches_publish_at_once(void **state)
 			published = -1;
 			continue;
 		}
-		assert_int_equal(dre_engine_stage(sh.e, &a, v, &applied), DRE_OK);
+		assert_int_equal(
+		    dre_engine_stage(sh.e, &a, v, &applied), DRE_OK);
 		assert_true(applied);
 		// Again in the same batch: the staged version is seen.
-		assert_int_equal(dre_engine_stage(sh.e, &a, v, &applied), DRE_OK);
+		assert_int_equal(
+		    dre_engine_stage(sh.e, &a, v, &applied), DRE_OK);
 		assert_false(applied);
-		assert_int_equal(dre_engine_stage(sh.e, &b, v, &applied), DRE_OK);
+		assert_int_equal(
+		    dre_engine_stage(sh.e, &b, v, &applied), DRE_OK);
 		// Nothing is visible before the publish.
 		const dre_index *ix = dre_engine_acquire(sh.e);
 		assert_int_equal(version_of(ix, "A"), published);

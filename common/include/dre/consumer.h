@@ -19,9 +19,10 @@
 // which the de-duplication keys make safe), never skipped silently.
 //
 // A follower -- a service keeping a copy of data another service owns
-// (evaluator feed.c, coupon links.c) -- is an applier too: recover = take
-// the owner's snapshot, apply = one change of the owner's feed, batch_end =
-// publish what the batch changed (after it was written).
+// (evaluator feed.c and budgets.c, coupon links.c) -- is an applier too:
+// cfg.snapshot names the owner's snapshot call, recover = replace the copy
+// by the snapshot the applier fetched, apply = one change of the owner's
+// feed, batch_end = publish what the batch changed (once it is written).
 //
 // Keys in the applier's column family (its own, or shared with the
 // service's state when that uses no key starting with o, c, d or x):
@@ -42,6 +43,7 @@
 #include "dre/bus.h"
 #include "dre/config.h"
 #include "dre/err.h"
+#include "dre/snapshot.h"
 #include "dre/store.h"
 
 typedef struct dre_applier dre_applier;
@@ -55,6 +57,9 @@ typedef struct {
 	const char *event_id; // NULL when the message carries none
 	int         attempts; // 1 on the first try of this message
 	int64_t     now_ms;
+	// recover only: the owner's answer (of cfg.snapshot->reply's type);
+	// NULL without cfg.snapshot.
+	const ProtobufCMessage *snapshot;
 } dre_apply_ctx;
 
 // dre_apply_fn applies one message into x->b (never writes the store
@@ -68,9 +73,9 @@ typedef dre_err (*dre_apply_fn)(void *arg, dre_apply_ctx *x, const dre_msg *m);
 // dre_recover_fn replaces the service's state when its positions are lost
 // (first start, a position the log no longer has, a new cluster): it writes
 // the new state into x->b and sets po[i].offset for each of the n
-// partitions (preset to DRE_OFFSET_BEGINNING), e.g. from a snapshot of the
-// owner (dre/snapshot.h). An error is retried after a back-off. Static mode
-// only.
+// partitions (preset to DRE_OFFSET_BEGINNING), e.g. from x->snapshot
+// (dre_snapshot_positions). An error is retried after a back-off. Static
+// mode only.
 typedef dre_err (*dre_recover_fn)(
     void *arg, dre_apply_ctx *x, dre_partition_offset *po, size_t n);
 
@@ -85,6 +90,10 @@ typedef struct {
 	                      // partition of topics (dre_topics[])
 	dre_apply_fn   apply;
 	dre_recover_fn recover; // NULL = restart from the beginning
+	// The owner's snapshot, fetched before each recover call and handed
+	// to it in x->snapshot; a failed fetch fails the recovery. Copied
+	// (its strings are borrowed for the applier's lifetime). NULL = none.
+	const dre_snapshot_cfg *snapshot;
 	// Called on the applier's thread around each batch: begin before the
 	// first apply, end after the batch was written (err DRE_OK) or
 	// dropped. Either may be NULL.

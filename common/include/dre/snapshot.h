@@ -44,8 +44,8 @@ void dre_snapshot_free(ProtobufCMessage *m);
 
 // dre_snapshot_positions sets po[i].offset for every partition of po that
 // the snapshot's offsets (v[0..nv)) name; the others are left as they are.
-void dre_snapshot_positions(dre_partition_offset *po, size_t n,
-    Dre__TopicOffset *const *v, size_t nv);
+void dre_snapshot_positions(
+    dre_partition_offset *po, size_t n, Dre__TopicOffset *const *v, size_t nv);
 
 // dre_snapshot_wipe deletes, in b, every key of cf that starts with one of
 // the bytes of prefixes: the part of a copy a snapshot replaces.
