@@ -6,10 +6,23 @@
 #include "dre/rpc.h"
 #include "dre/snapshot.h"
 
+// The catalog's answer holds all master data: it may take a while.
+#define CATALOG_TIMEOUT_MS 15000
+
 struct dre_snapshot_client {
 	dre_snapshot_cfg cfg;
 	dre_rpc_client  *cli; // dialled at the first fetch
 };
+
+dre_snapshot_cfg
+dre_snapshot_catalog(const char *url, const char *principal)
+{
+	return (dre_snapshot_cfg) { .url = url,
+		.method = "catalog.Snapshot",
+		.principal = principal,
+		.reply = &dre__snapshot_response__descriptor,
+		.timeout_ms = CATALOG_TIMEOUT_MS };
+}
 
 dre_err
 dre_snapshot_client_open(dre_snapshot_client **cp, const dre_snapshot_cfg *cfg)

@@ -27,7 +27,6 @@
 #include "master.pb-c.h"
 
 #define MAX_TYPES_PER_PROMO 64
-#define SNAPSHOT_TIMEOUT_MS 15000
 
 struct cp_links {
 	dre_applier *ap;
@@ -310,11 +309,7 @@ cp_links_start(cp *s)
 	if (l == NULL)
 		return DRE_ENOMEM;
 	s->links = l;
-	dre_snapshot_cfg sc = { .url = s->o.catalog_url,
-		.method = "catalog.Snapshot",
-		.principal = "coupon",
-		.reply = &dre__snapshot_response__descriptor,
-		.timeout_ms = SNAPSHOT_TIMEOUT_MS };
+	dre_snapshot_cfg sc = dre_snapshot_catalog(s->o.catalog_url, "coupon");
 	// Always a fresh snapshot at start; the stored table serves until
 	// then (and while the catalog is down).
 	dre_applier_cfg cfg = { .name = "links",

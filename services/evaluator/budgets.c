@@ -158,18 +158,19 @@ ev_budgets_start(ev_svc *s)
 		.principal = "evaluator",
 		.reply = &dre__budget_snapshot_response__descriptor,
 		.timeout_ms = SNAPSHOT_TIMEOUT_MS };
-	dre_applier_cfg  cfg = { .name = "budget-status",
-		 .topics = status_topics,
-		 .ntopics = 1,
-		 .st = s->st,
-		 .cf = EV_CF_BAPPLY,
-		 .kafka = &s->cfg.common.kafka,
-		 .apply = status_apply,
-		 .recover = snapshot,
-		 .snapshot = &sc,
-		 .arg = s,
-		 .idempotent = true }; // versioned states
-	dre_err          err = dre_applier_start(&bu->ap, &cfg);
+
+	dre_applier_cfg cfg = { .name = "budget-status",
+		.topics = status_topics,
+		.ntopics = 1,
+		.st = s->st,
+		.cf = EV_CF_BAPPLY,
+		.kafka = &s->cfg.common.kafka,
+		.apply = status_apply,
+		.recover = snapshot,
+		.snapshot = &sc,
+		.arg = s,
+		.idempotent = true }; // versioned states
+	dre_err         err = dre_applier_start(&bu->ap, &cfg);
 	if (err != DRE_OK)
 		ev_budgets_stop(s);
 	return err;

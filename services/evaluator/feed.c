@@ -18,8 +18,6 @@
 #include "feed.h"
 #include "master.pb-c.h"
 
-#define SNAPSHOT_TIMEOUT_MS 15000
-
 static const char *const master_topics[] = { DRE_TOPIC_PROMOTIONS,
 	DRE_TOPIC_ARTICLES, DRE_TOPIC_POS_GROUPS, DRE_TOPIC_ARTICLE_GROUPS };
 
@@ -292,11 +290,8 @@ ev_feed_start(ev_svc *s)
 	s->feed = f;
 	bootstrap_default(s);
 	local_load(f);
-	dre_snapshot_cfg sc = { .url = s->cfg.catalog_url,
-		.method = "catalog.Snapshot",
-		.principal = "evaluator",
-		.reply = &dre__snapshot_response__descriptor,
-		.timeout_ms = SNAPSHOT_TIMEOUT_MS };
+	dre_snapshot_cfg sc
+	    = dre_snapshot_catalog(s->cfg.catalog_url, "evaluator");
 	// Always a fresh snapshot at start: the local copy serves (and is
 	// followed) until then, and while the catalog is down.
 	dre_applier_cfg cfg = { .name = "feed",

@@ -112,6 +112,16 @@ produce(dre_producer *p, const char *tenant, const char *budget,
 	return used;
 }
 
+// producer opens a producer and names a budget of the test's own.
+static dre_producer *
+producer(char *budget, size_t cap, char prefix)
+{
+	dre_producer *p = NULL;
+	assert_int_equal(dre_producer_open(&p, &props, NULL, NULL), DRE_OK);
+	snprintf(budget, cap, "%c-%d", prefix, rand());
+	return p;
+}
+
 // ---- the service under test: sums consumedAmount per budget -------------
 
 typedef struct {
@@ -275,11 +285,9 @@ static void
 test_exactly_once(void **state)
 {
 	dre_store    *st = store_open("once");
-	dre_producer *p = NULL;
 	svc           s = { 0 };
-	assert_int_equal(dre_producer_open(&p, &props, NULL, NULL), DRE_OK);
-	char budget[40];
-	snprintf(budget, sizeof(budget), "b-%d", rand());
+	char          budget[40];
+	dre_producer *p = producer(budget, sizeof(budget), 'b');
 
 	// 50 events of 1..50, each produced twice (a re-published event).
 	int64_t want = 0;
@@ -326,11 +334,9 @@ static void
 test_transient_and_poison(void **state)
 {
 	dre_store    *st = store_open("retry");
-	dre_producer *p = NULL;
 	svc           s = { 0 };
-	assert_int_equal(dre_producer_open(&p, &props, NULL, NULL), DRE_OK);
-	char budget[40];
-	snprintf(budget, sizeof(budget), "b-%d", rand());
+	char          budget[40];
+	dre_producer *p = producer(budget, sizeof(budget), 'b');
 	atomic_store(&s.fail_next, 2);
 	dre_applier *ap = start(st, &s, NULL, NULL);
 	for (int i = 0; i < 20; i++)
@@ -387,11 +393,9 @@ static void
 test_group_mode(void **state)
 {
 	dre_store    *st = store_open("group");
-	dre_producer *p = NULL;
 	svc           s = { 0 };
-	assert_int_equal(dre_producer_open(&p, &props, NULL, NULL), DRE_OK);
-	char budget[40];
-	snprintf(budget, sizeof(budget), "g-%d", rand());
+	char          budget[40];
+	dre_producer *p = producer(budget, sizeof(budget), 'g');
 	for (int i = 0; i < 30; i++)
 		produce(p, "t2", budget, 2, NULL);
 	assert_int_equal(dre_producer_flush(p, 10000), DRE_OK);
@@ -425,11 +429,9 @@ static void
 test_refresh(void **state)
 {
 	dre_store    *st = store_open("refresh");
-	dre_producer *p = NULL;
 	svc           s = { 0 };
-	assert_int_equal(dre_producer_open(&p, &props, NULL, NULL), DRE_OK);
-	char budget[40];
-	snprintf(budget, sizeof(budget), "r-%d", rand());
+	char          budget[40];
+	dre_producer *p = producer(budget, sizeof(budget), 'r');
 	// A first run stores positions.
 	dre_applier *ap = start(st, &s, NULL, NULL);
 	for (int i = 0; i < 5; i++)

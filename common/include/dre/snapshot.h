@@ -26,6 +26,11 @@ typedef struct {
 	int timeout_ms; // a stop waits for a call in progress
 } dre_snapshot_cfg;
 
+// dre_snapshot_catalog is the cfg of the catalog's snapshot (every
+// tenant's master data, a Dre__SnapshotResponse) at url, asked by
+// principal: what every follower of the dre.master.* feed takes.
+dre_snapshot_cfg dre_snapshot_catalog(const char *url, const char *principal);
+
 // dre_snapshot_client_open copies cfg (its strings are borrowed for the
 // client's lifetime; the connection is dialled at the first fetch).
 // Caller closes with dre_snapshot_client_close().
