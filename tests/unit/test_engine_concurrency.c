@@ -194,7 +194,7 @@ test_readers_during_swaps(void **state)
 
 // ---- staged batches -------------------------------------------------------
 
-#define BATCHES 5000
+#define BATCHES 1000
 
 static int64_t
 version_of(const dre_index *ix, const char *key)
