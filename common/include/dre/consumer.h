@@ -94,9 +94,11 @@ typedef struct {
 	// to it in x->snapshot; a failed fetch fails the recovery. Copied
 	// (its strings are borrowed for the applier's lifetime). NULL = none.
 	const dre_snapshot_cfg *snapshot;
-	// Called on the applier's thread around each batch: begin before the
-	// first apply, end after the batch was written (err DRE_OK) or
-	// dropped. Either may be NULL.
+	// Called on the applier's thread around each batch (and each
+	// recovery: one that dre_applier_start finds due, a changed cluster,
+	// runs on its caller's thread): begin before the first apply, end
+	// after the batch was written (err DRE_OK) or dropped. Either may be
+	// NULL.
 	void (*batch_begin)(void *arg);
 	void (*batch_end)(void *arg, dre_err err);
 	// Called after each probe of the cluster (every few seconds, on the
