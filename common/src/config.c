@@ -13,6 +13,7 @@
 
 #include "dre/config.h"
 #include "dre/log.h"
+#include "dre/version.h"
 
 #define KAFKA_PREFIX     "kafka."
 #define KAFKA_PREFIX_LEN (sizeof(KAFKA_PREFIX) - 1)
@@ -280,8 +281,8 @@ print_help(const char *prog, const dre_cfg_opt *table)
 	static const char *const types[] = { "string", "int", "bool" };
 	char                     var[256];
 	printf("usage: %s [--config FILE] [-o name=value | --name=value | "
-	       "--name value]...\n\n",
-	    prog);
+	       "--name value]...\n       %s --help | --version\n\n",
+	    prog, prog);
 	printf("Precedence: defaults < file (--config, DRE_CONFIG) < "
 	       "environment (DRE_<NAME>) < command line.\n"
 	       "kafka.<property> (env DRE_KAFKA_<PROPERTY>) is passed to "
@@ -318,6 +319,14 @@ dre_config_load(void *cfg, const dre_cfg_opt *table, dre_kvlist *kafka,
 		if (strcmp(argv[i], "--help") == 0
 		    || strcmp(argv[i], "-h") == 0) {
 			print_help(argv[0] ? argv[0] : "dre", table);
+			exit(0);
+		}
+		if (strcmp(argv[i], "--version") == 0) {
+			const char *prog = argv[0] ? argv[0] : "dre";
+			const char *slash = strrchr(prog, '/');
+			printf(
+			    "%s %s\n", slash ? slash + 1 : prog, DRE_VERSION);
+			fflush(stdout);
 			exit(0);
 		}
 	}

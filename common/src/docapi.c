@@ -220,3 +220,30 @@ dre_etag_match(const char *if_match, const char *version)
 	}
 	return false;
 }
+
+void
+dre_docapi_etag(dre_docapi_req *r, const char *version)
+{
+	char tag[80];
+	snprintf(tag, sizeof tag, "\"%.64s\"", version);
+	dre_rpc_reply_header(r->rep, "ETag", tag);
+}
+
+bool
+dre_docapi_if_match(dre_docapi_req *r, const char *version, const char *what)
+{
+	const char *im = dre_rpc_param(r->call, "if_match");
+	if (im == NULL || dre_etag_match(im, version))
+		return true;
+	dre_docapi_stale(r, version, what);
+	return false;
+}
+
+void
+dre_docapi_stale(dre_docapi_req *r, const char *version, const char *what)
+{
+	dre_rpc_reply_error(r->rep, 412, "PRECONDITION_FAILED", "If-Match",
+	    "the %s changed since it was read (its ETag is now \"%s\"): read "
+	    "it again and reapply the change",
+	    what, version);
+}

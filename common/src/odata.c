@@ -444,85 +444,82 @@ eval(const node *n, const dre_json *doc)
 
 // ---- options -------------------------------------------------------------
 
-static dre_err
-parse_orderby(dre_odata *q, dre_arena *a, const char *s,
-    const dre_odata_fields *f, dre_odata_error *err)
-{
-	const char *p = s;
-	while (*p) {
-		while (*p == ' ' || *p == ',')
-			p++;
-		if (*p == '\0')
-			break;
-		const char *b = p;
-		while (*p && *p != ' ' && *p != ',')
-			p++;
-		char *name = dre_arena_strndup(a, b, (size_t) (p - b));
-		if (name == NULL)
-			return DRE_ENOMEM;
-		if (!known(f->scalars, f->nscalars, name))
-			return fail(err, "$orderby",
-			    "$orderby: '%.60s' is not a field that can be "
-			    "sorted on",
-			    name);
-		while (*p == ' ')
-			p++;
-		bool desc = false;
-		if (strncmp(p, "desc", 4) == 0
-		    && (p[4] == '\0' || p[4] == ',' || p[4] == ' ')) {
-			desc = true;
-			p += 4;
-		} else if (strncmp(p, "asc", 3) == 0
-		    && (p[3] == '\0' || p[3] == ',' || p[3] == ' ')) {
-			p += 3;
-		}
-		while (*p == ' ')
-			p++;
-		if (*p != '\0' && *p != ',')
-			return fail(err, "$orderby",
-			    "$orderby: expected 'field [asc|desc]' separated "
-			    "by commas");
-		if (q->norder == MAX_ORDER)
-			return fail(err, "$orderby",
-			    "$orderby: at most %d keys", MAX_ORDER);
-		q->order[q->norder] = name;
-		q->desc[q->norder++] = desc;
-	}
-	if (q->norder == 0)
-		return fail(err, "$orderby", "$orderby names no field");
-	return DRE_OK;
-}
+// An item of a comma-separated option ($orderby, $select): the option's
+// item parser gets it trimmed of spaces, in a's memory.
+typedef dre_err (*item_fn)(
+    dre_odata *q, char *item, const dre_odata_fields *f, dre_odata_error *err);
 
+// parse_list splits s at commas and hands each non-empty item to fn; an
+// option naming no item at all is refused.
 static dre_err
-parse_select(dre_odata *q, dre_arena *a, const char *s,
-    const dre_odata_fields *f, dre_odata_error *err)
+parse_list(dre_odata *q, dre_arena *a, const char *opt, const char *s,
+    item_fn fn, const dre_odata_fields *f, dre_odata_error *err)
 {
-	const char *p = s;
-	while (*p) {
+	size_t n = 0;
+	for (const char *p = s; *p;) {
 		while (*p == ' ' || *p == ',')
 			p++;
-		if (*p == '\0')
-			break;
 		const char *b = p;
 		while (*p && *p != ',')
 			p++;
-		size_t n = (size_t) (p - b);
-		while (n > 0 && b[n - 1] == ' ')
-			n--;
-		char *name = dre_arena_strndup(a, b, n);
-		if (name == NULL)
+		size_t len = (size_t) (p - b);
+		while (len > 0 && b[len - 1] == ' ')
+			len--;
+		if (len == 0)
+			continue;
+		char *item = dre_arena_strndup(a, b, len);
+		if (item == NULL)
 			return DRE_ENOMEM;
-		if (!known(f->members, f->nmembers, name))
-			return fail(err, "$select",
-			    "$select: '%.60s' is not a field of this entity",
-			    name);
-		if (q->nselect == MAX_SELECT)
-			return fail(err, "$select",
-			    "$select: at most %d fields", MAX_SELECT);
-		q->select[q->nselect++] = name;
+		dre_err e = fn(q, item, f, err);
+		if (e != DRE_OK)
+			return e;
+		n++;
 	}
-	if (q->nselect == 0)
-		return fail(err, "$select", "$select names no field");
+	if (n == 0)
+		return fail(err, opt, "%s names no field", opt);
+	return DRE_OK;
+}
+
+// orderby_item reads `field [asc|desc]`.
+static dre_err
+orderby_item(
+    dre_odata *q, char *item, const dre_odata_fields *f, dre_odata_error *err)
+{
+	char *dir = strchr(item, ' ');
+	if (dir != NULL) {
+		*dir++ = '\0';
+		while (*dir == ' ')
+			dir++;
+	}
+	if (!known(f->scalars, f->nscalars, item))
+		return fail(err, "$orderby",
+		    "$orderby: '%.60s' is not a field that can be sorted on",
+		    item);
+	bool desc = dir != NULL && strcmp(dir, "desc") == 0;
+	if (dir != NULL && !desc && strcmp(dir, "asc") != 0)
+		return fail(err, "$orderby",
+		    "$orderby: expected 'field [asc|desc]' separated by "
+		    "commas");
+	if (q->norder == MAX_ORDER)
+		return fail(
+		    err, "$orderby", "$orderby: at most %d keys", MAX_ORDER);
+	q->order[q->norder] = item;
+	q->desc[q->norder++] = desc;
+	return DRE_OK;
+}
+
+// select_item reads one member name.
+static dre_err
+select_item(
+    dre_odata *q, char *item, const dre_odata_fields *f, dre_odata_error *err)
+{
+	if (!known(f->members, f->nmembers, item))
+		return fail(err, "$select",
+		    "$select: '%.60s' is not a field of this entity", item);
+	if (q->nselect == MAX_SELECT)
+		return fail(
+		    err, "$select", "$select: at most %d fields", MAX_SELECT);
+	q->select[q->nselect++] = item;
 	return DRE_OK;
 }
 
@@ -582,9 +579,11 @@ dre_odata_parse(dre_odata **qp, dre_arena *a, const dre_rpc_call *call,
 			if (ps.bad)
 				e = DRE_EINVAL;
 		} else if (strcmp(k, "$orderby") == 0) {
-			e = parse_orderby(q, a, v, f, err);
+			e = parse_list(
+			    q, a, "$orderby", v, orderby_item, f, err);
 		} else if (strcmp(k, "$select") == 0) {
-			e = parse_select(q, a, v, f, err);
+			e = parse_list(
+			    q, a, "$select", v, select_item, f, err);
 		} else {
 			e = fail(err, k,
 			    "query option %.40s is not supported ($filter, "
@@ -614,6 +613,12 @@ int64_t
 dre_odata_skip(const dre_odata *q)
 {
 	return q->skip;
+}
+
+bool
+dre_odata_sorted(const dre_odata *q)
+{
+	return q->norder > 0;
 }
 
 bool
@@ -698,16 +703,35 @@ dre_odata_keep(const dre_odata *q, dre_odata_list *l, const dre_json *doc,
 	return true;
 }
 
+// page_put writes it, the match at pos (0-based), when it falls in the page
+// ($skip, $top), comma-separated from the one before.
+static void
+page_put(
+    const dre_odata *q, int64_t pos, dre_buf *out, const dre_odata_item *it)
+{
+	if (pos < q->skip || pos - q->skip >= q->top)
+		return;
+	if (pos > q->skip)
+		dre_buf_putc(out, ',');
+	dre_odata_write(q, out, it);
+}
+
+void
+dre_odata_emit(const dre_odata *q, int64_t *count, dre_buf *out,
+    const dre_json *doc, const char *text, size_t len)
+{
+	if (dre_odata_match(q, doc))
+		page_put(
+		    q, (*count)++, out, &(dre_odata_item) { doc, text, len });
+}
+
 int64_t
 dre_odata_page(const dre_odata *q, dre_odata_list *l, dre_buf *out)
 {
-	int64_t emitted = 0;
 	dre_odata_sort(q, l->v, l->n);
-	for (size_t i = (size_t) q->skip; i < l->n && emitted < q->top; i++) {
-		if (emitted++ > 0)
-			dre_buf_putc(out, ',');
-		dre_odata_write(q, out, &l->v[i]);
-	}
+	for (size_t i = (size_t) q->skip;
+	     i < l->n && (int64_t) i - q->skip < q->top; i++)
+		page_put(q, (int64_t) i, out, &l->v[i]);
 	int64_t n = (int64_t) l->n;
 	free(l->v);
 	memset(l, 0, sizeof *l);

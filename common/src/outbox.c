@@ -26,6 +26,7 @@
 
 #include "dre/bus.h"
 #include "dre/log.h"
+#include "dre/outbox.h"
 
 #define MAX_INFLIGHT   1000
 #define BACKOFF_MIN_MS 250

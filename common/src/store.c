@@ -9,9 +9,9 @@
 
 #include <rocksdb/c.h>
 
+#include "dre/fs.h"
 #include "dre/log.h"
 #include "dre/store.h"
-#include "dre/svc.h"
 
 struct dre_store {
 	rocksdb_t                           *db;

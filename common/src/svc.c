@@ -11,41 +11,11 @@
 #include <unistd.h>
 
 #include "dre/log.h"
+#include "dre/fs.h"
 #include "dre/svc.h"
 
 static atomic_bool svc_stop;
 static atomic_bool svc_signals_blocked;
-
-int
-dre_mkdirs(const char *path)
-{
-	char *p = strdup(path);
-	if (p == NULL)
-		return -1;
-	size_t n = strlen(p);
-	while (n > 1 && p[n - 1] == '/')
-		p[--n] = '\0';
-	for (char *s = p + 1; *s != '\0'; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-			free(p);
-			return -1;
-		}
-		*s = '/';
-	}
-	int rv = 0;
-	if (mkdir(p, 0755) != 0 && errno != EEXIST)
-		rv = -1;
-	struct stat st;
-	if (rv == 0 && (stat(p, &st) != 0 || !S_ISDIR(st.st_mode))) {
-		errno = ENOTDIR;
-		rv = -1;
-	}
-	free(p);
-	return rv;
-}
 
 static void
 stop_signals(sigset_t *set)

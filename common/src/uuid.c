@@ -14,36 +14,16 @@ dre_uuid_v4(char *out)
 	uuid_unparse_lower(u, out);
 }
 
-// fnv1a64 hashes data from seed h.
-static uint64_t
-fnv1a64(uint64_t h, const void *data, size_t len)
-{
-	const unsigned char *p = data;
-	for (size_t i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ULL;
-	}
-	// Final avalanche (splitmix64) so similar inputs differ everywhere.
-	h ^= h >> 30;
-	h *= 0xbf58476d1ce4e5b9ULL;
-	h ^= h >> 27;
-	h *= 0x94d049bb133111ebULL;
-	h ^= h >> 31;
-	return h;
-}
+// The namespace of DRE's derived ids (RFC 9562 §5.5): fixed for ever, so a
+// derived id is the same in every release and on every machine.
+static const uuid_t derive_ns = { 0x4d, 0x52, 0x45, 0x1e, 0x7a, 0x0b, 0x4c,
+	0x5e, 0x9b, 0x1f, 0x3c, 0x6d, 0x8e, 0x20, 0x51, 0x47 };
 
 void
 dre_uuid_derive(char *out, const void *data, size_t len)
 {
-	uuid_t   u;
-	uint64_t hi = fnv1a64(0xcbf29ce484222325ULL, data, len);
-	uint64_t lo = fnv1a64(hi ^ 0x9e3779b97f4a7c15ULL, data, len);
-	for (int i = 0; i < 8; i++) {
-		u[i] = (unsigned char) (hi >> (56 - 8 * i));
-		u[8 + i] = (unsigned char) (lo >> (56 - 8 * i));
-	}
-	u[6] = (unsigned char) ((u[6] & 0x0f) | 0x80); // version 8: custom
-	u[8] = (unsigned char) ((u[8] & 0x3f) | 0x80); // RFC 4122 variant
+	uuid_t u;
+	uuid_generate_sha1(u, derive_ns, data, len);
 	uuid_unparse_lower(u, out);
 }
 

@@ -8,6 +8,7 @@
 #include "apply.h"
 #include "dre/avro.h"
 #include "dre/log.h"
+#include "dre/outbox.h"
 #include "dre/topics.h"
 #include "dre/uuid.h"
 

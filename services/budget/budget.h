@@ -12,6 +12,7 @@
 #include "dre/bus.h"
 #include "dre/config.h"
 #include "dre/consumer.h"
+#include "dre/outbox.h"
 #include "dre/store.h"
 
 // Column families (0 is RocksDB's "default", unused).

@@ -15,6 +15,7 @@
 #include "dre/odata.h"
 #include "dre/log.h"
 #include "dre/money.h"
+#include "dre/outbox.h"
 #include "dre/topics.h"
 #include "dre/uuid.h"
 

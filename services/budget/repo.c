@@ -7,6 +7,7 @@
 #include "budget.h"
 #include "dre/avro.h"
 #include "dre/log.h"
+#include "dre/outbox.h"
 #include "dre/topics.h"
 #include "dre/uuid.h"
 

@@ -11,6 +11,7 @@
 #include "dre/bus.h"
 #include "dre/config.h"
 #include "dre/err.h"
+#include "dre/outbox.h"
 #include "dre/store.h"
 
 typedef enum {

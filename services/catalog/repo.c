@@ -9,6 +9,7 @@
 #include "dre/buf.h"
 #include "dre/clock.h"
 #include "dre/log.h"
+#include "dre/outbox.h"
 #include "dre/topics.h"
 #include "dre/uuid.h"
 

@@ -22,9 +22,11 @@
 #include <string.h>
 
 #include "coupon.h"
+#include "dre/outbox.h"
 #include "dre/store.h"
 #include "dre/avro.h"
 #include "dre/clock.h"
+#include "dre/docapi.h" // dre_etag_match
 #include "dre/log.h"
 #include "dre/topics.h"
 #include "dre/uuid.h"
@@ -1071,7 +1073,7 @@ end_code(cp *s, dre_arena *a, dre_batch *b, const char *tenant, cp_code *c,
 
 void
 cp_admin_cancel(cp *s, dre_arena *a, const char *tenant, const char *code,
-    cp_code *c, cp_outcome *out)
+    const char *if_match, cp_code *c, cp_outcome *out)
 {
 	pthread_mutex_t *mu = cp_stripe(s, tenant, code);
 	int64_t          now = dre_now_ms();
@@ -1084,6 +1086,21 @@ cp_admin_cancel(cp *s, dre_arena *a, const char *tenant, const char *code,
 		return;
 	}
 	pthread_mutex_lock(mu);
+	// The precondition is on the code as it was read (before prepare ends
+	// a lapsed hold: that is the sweeper's change, not this request's).
+	if (if_match != NULL
+	    && (err = cp_code_load(s, a, tenant, code, c)) != DRE_ENOTFOUND) {
+		char tag[CP_ETAG_BYTES];
+		if (err != DRE_OK) {
+			failed(out, err);
+			goto unlock;
+		}
+		cp_code_etag(tag, c);
+		if (!dre_etag_match(if_match, tag)) {
+			done(out, 412, CP_R_OK, "%s", tag);
+			goto unlock;
+		}
+	}
 	if (!prepare(s, a, b, tenant, code, now, c, &t, out))
 		goto unlock;
 	if (cp_state_terminal(c->state)) {
@@ -1376,19 +1393,6 @@ cp_rate_take_tenant(
 
 // ---- listing --------------------------------------------------------------
 
-// list_add counts a matching code document and appends it in the page.
-static void
-list_add(const cp_code_filter *f, dre_buf *vals, int64_t *count,
-    const char *doc, size_t len)
-{
-	(*count)++;
-	if (*count > f->skip && *count <= f->skip + f->top) {
-		if (vals->len > 0)
-			dre_buf_putc(vals, ',');
-		dre_buf_append(vals, doc, len);
-	}
-}
-
 // doc_matches checks the filters that need the document.
 static bool
 doc_matches(dre_arena *a, const cp_code_filter *f, const char *doc, size_t len)
@@ -1405,26 +1409,29 @@ doc_matches(dre_arena *a, const cp_code_filter *f, const char *doc, size_t len)
 }
 
 dre_err
-cp_codes_list(cp *s, dre_arena *a, const char *tenant, const cp_code_filter *f,
-    dre_buf *vals, int64_t *count)
+cp_codes_scan(cp *s, const char *tenant, const cp_code_filter *f,
+    cp_code_peek peek, cp_code_visit fn, void *arg)
 {
 	char            p[512];
 	size_t          pl;
 	dre_store_iter *it = NULL;
 	const char     *k, *v;
 	size_t          kl, vl;
-	dre_err         err;
+	dre_err         err = DRE_OK;
 	int             cf = CF_IDX;
 	dre_arena      *scratch;
 
-	(void) a;
-	*count = 0;
 	// The narrowest index: a customer's codes, a type's codes, or all.
-	if (f->customer != NULL)
+	// What the index answers for is not checked again: a code is only
+	// parsed for what remains (a type's million codes are not).
+	cp_code_filter rest = *f;
+	if (f->customer != NULL) {
 		pl = cp_key(p, sizeof p, 'u', 3, tenant, f->customer, "");
-	else if (f->type_id != NULL)
+		rest.customer = NULL;
+	} else if (f->type_id != NULL) {
 		pl = cp_key(p, sizeof p, 't', 3, tenant, f->type_id, "");
-	else {
+		rest.type_id = NULL;
+	} else {
 		pl = cp_key(p, sizeof p, 0, 2, tenant, "");
 		cf = CF_CODES;
 	}
@@ -1436,22 +1443,61 @@ cp_codes_list(cp *s, dre_arena *a, const char *tenant, const cp_code_filter *f,
 		dre_arena_free(scratch);
 		return err;
 	}
-	while (dre_store_iter_next(it, &k, &kl, &v, &vl)) {
+	bool more = true;
+	while (more && dre_store_iter_next(it, &k, &kl, &v, &vl)) {
 		if (cf == CF_CODES) {
-			if (doc_matches(scratch, f, v, vl))
-				list_add(f, vals, count, v, vl);
+			if (doc_matches(scratch, &rest, v, vl))
+				more = fn(arg, v, vl);
 			continue;
 		}
 		char  *doc = NULL;
 		size_t dl = 0;
 		char   code[CP_CODE_MAX + 1];
+		// A page of a type's codes reads the page, not the type.
+		if (peek != NULL && rest.state < 0 && rest.type_id == NULL
+		    && rest.customer == NULL && !peek(arg))
+			continue;
 		snprintf(code, sizeof code, "%.*s", (int) (kl - pl), k + pl);
 		if (load(s, CF_CODES, tenant, code, &doc, &dl) == DRE_OK
-		    && doc_matches(scratch, f, doc, dl))
-			list_add(f, vals, count, doc, dl);
+		    && doc_matches(scratch, &rest, doc, dl))
+			more = fn(arg, doc, dl);
 		free(doc);
 	}
 	dre_store_iter_close(it);
 	dre_arena_free(scratch);
-	return vals->oom ? DRE_ENOMEM : DRE_OK;
+	return DRE_OK;
+}
+
+typedef struct {
+	const cp_code_filter *f;
+	dre_buf              *vals;
+	int64_t              *count;
+} list_page;
+
+// page_add counts a matching code document and appends it in the page.
+static bool
+page_add(void *arg, const char *doc, size_t len)
+{
+	list_page *lp = arg;
+	(*lp->count)++;
+	if (*lp->count > lp->f->skip
+	    && *lp->count - lp->f->skip <= lp->f->top) {
+		if (lp->vals->len > 0)
+			dre_buf_putc(lp->vals, ',');
+		dre_buf_append(lp->vals, doc, len);
+	}
+	return true;
+}
+
+dre_err
+cp_codes_list(cp *s, dre_arena *a, const char *tenant, const cp_code_filter *f,
+    dre_buf *vals, int64_t *count)
+{
+	list_page lp = { f, vals, count };
+	(void) a;
+	*count = 0;
+	dre_err err = cp_codes_scan(s, tenant, f, NULL, page_add, &lp);
+	if (err == DRE_OK && vals->oom)
+		err = DRE_ENOMEM;
+	return err;
 }

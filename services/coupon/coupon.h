@@ -16,6 +16,7 @@
 #include "dre/config.h"
 #include "dre/consumer.h"
 #include "dre/err.h"
+#include "dre/outbox.h"
 #include "dre/store.h"
 #include "model.h"
 #include "rules.h"
@@ -78,7 +79,7 @@ typedef struct {
 	pthread_t       sweeper, batcher;
 	bool            threads;
 	cp_links       *links;
-	// The dre.transactions.confirmed applier (confirm.c). It keeps the
+	// The dre.transactions.confirmed applier (apply.c). It keeps the
 	// stripes of the codes it changed, and the creation lock once it
 	// created one, from the first change until its batch is written:
 	// only the applier ever holds more than one stripe, and nobody takes
@@ -160,9 +161,12 @@ void cp_cancel(cp *s, dre_arena *a, const char *tenant, const char *res_id,
 void cp_activate(cp *s, dre_arena *a, const char *tenant, const char *code,
     const char *customer, cp_code *c, cp_outcome *out);
 // cp_admin_cancel moves a non-terminal code to CANCELLED, releasing its
-// reservations; *c is the code afterwards.
+// reservations; *c is the code afterwards. With if_match (an If-Match
+// header value, else NULL) the code's ETag (cp_code_etag) must match it,
+// checked under the code's lock: otherwise status 412 with the code's
+// current ETag as msg, nothing changed.
 void cp_admin_cancel(cp *s, dre_arena *a, const char *tenant, const char *code,
-    cp_code *c, cp_outcome *out);
+    const char *if_match, cp_code *c, cp_outcome *out);
 
 // ---- creating codes --------------------------------------------------------
 
@@ -219,6 +223,20 @@ typedef struct {
 dre_err cp_codes_list(cp *s, dre_arena *a, const char *tenant,
     const cp_code_filter *f, dre_buf *vals, int64_t *count);
 
+// A visitor of code documents: doc[0..len) is borrowed for the call; false
+// stops the scan.
+typedef bool (*cp_code_visit)(void *arg, const char *doc, size_t len);
+// A peek at a code that matches by its index alone (nothing else in the
+// filter needs its document): true when the visitor wants the document
+// (then read and visited), false when it only counts the code.
+typedef bool (*cp_code_peek)(void *arg);
+// cp_codes_scan calls fn with every code document matching f's type,
+// customer and state (its skip and top are not used), in code order: the
+// keys come from one snapshot of the narrowest index. peek may be NULL
+// (every document is read).
+dre_err cp_codes_scan(cp *s, const char *tenant, const cp_code_filter *f,
+    cp_code_peek peek, cp_code_visit fn, void *arg);
+
 // ---- background jobs (jobs.c)
 // ------------------------------------------------
 
@@ -233,21 +251,6 @@ void cp_sweep(cp *s, int64_t now);
 // cp_batch_run generates the codes of one batch to completion (exposed for
 // tests; the generator thread calls it).
 void cp_batch_run(cp *s, const char *tenant, const char *batch_id);
-
-// ---- confirmed sales (confirm.c)
-// ------------------------------------------------
-
-// cp_confirm_apply is the dre.transactions.confirmed applier's apply
-// function (arg = cp *): redeems the codes of appliedPromotions[].couponCode,
-// issues the post-purchase codes of the promotions' ISSUE_COUPON actions
-// and queues COUPON_REDEEMED / COUPON_ISSUED and one SideEffectResult.
-dre_err cp_confirm_apply(void *arg, dre_apply_ctx *x, const dre_msg *m);
-// cp_confirm_batch_end releases the locks the batch took (arg = cp *).
-void cp_confirm_batch_end(void *arg, dre_err err);
-// cp_confirm_start starts the applier (no Kafka: nothing to consume);
-// cp_confirm_stop stops it.
-dre_err cp_confirm_start(cp *s, int max_batch);
-void    cp_confirm_stop(cp *s);
 
 // ---- promotion links (links.c)
 // ------------------------------------------------

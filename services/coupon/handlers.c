@@ -1,9 +1,9 @@
 // coupon/handlers.c -- the coupon service's nng API: the six POS coupon
 // operations (JSON, seed 002 shapes), /api/v1 CouponTypes, CouponCodes and
-// CouponCodeBatches (JSON), and coupon.Check (protobuf, for the evaluator).
+// CouponCodeBatches (JSON documents on common/docapi: OData query options,
+// ETag and If-Match), and coupon.Check (protobuf, for the evaluator).
 #include "handlers.h"
 
-#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,9 +15,11 @@
 #include "dre/arena.h"
 #include "dre/changes.h"
 #include "dre/clock.h"
+#include "dre/docapi.h"
 #include "dre/json.h"
 #include "dre/jsonw.h"
 #include "dre/log.h"
+#include "dre/odata.h"
 #include "dre/uuid.h"
 
 #define MINOR_VERSION   13
@@ -29,92 +31,38 @@
 #define REASON_MAX      200
 #define CHECK_MAX_CODES 100
 
-// One request in progress; everything is freed in req_end.
+// One request in progress; everything is freed in dre_docapi_end.
 typedef struct {
-	cp                 *s;
-	const dre_rpc_call *call;
-	dre_rpc_reply      *rep;
-	dre_arena          *a;
-	dre_promo_error     ev[MAX_ERRS];
-	dre_promo_errors    errs;
+	dre_docapi_req   d;
+	cp              *s;
+	dre_promo_error  ev[MAX_ERRS];
+	dre_promo_errors errs;
 } req;
+
+static const dre_docapi_svc cp_api = { "the coupon service", MINOR_VERSION };
 
 static bool
 req_begin(req *r, void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 {
 	r->s = svc;
-	r->call = call;
-	r->rep = rep;
 	r->errs.v = r->ev;
 	r->errs.cap = MAX_ERRS;
 	r->errs.n = 0;
-	r->a = NULL;
-	if (call->tenant[0] == '\0') {
-		dre_rpc_reply_error(
-		    rep, 403, "FORBIDDEN", NULL, "the call carries no tenant");
-		return false;
-	}
-	if ((r->a = dre_arena_alloc(0)) == NULL) {
-		dre_rpc_reply_error(
-		    rep, 503, "UNAVAILABLE", NULL, "out of memory");
-		return false;
-	}
-	return true;
+	return dre_docapi_begin(&r->d, &cp_api, call, rep);
 }
 
-static void
-req_end(req *r)
-{
-	dre_arena_free(r->a);
-}
-
-static void
-reply_internal(req *r, dre_err err)
-{
-	dre_error("%s: %s", r->call->method, dre_strerror(err));
-	dre_rpc_reply_error(r->rep, 503, "UNAVAILABLE", NULL,
-	    "the coupon service could not complete the request: %s",
-	    dre_strerror(err));
-}
-
-static void
-reply_invalid(req *r)
-{
-	const dre_promo_errors *e = &r->errs;
-	if (e->n == 0) {
-		dre_rpc_reply_error(
-		    r->rep, 400, "VALIDATION_FAILED", NULL, "invalid request");
-		return;
-	}
-	dre_rpc_reply_error(r->rep, 400, "VALIDATION_FAILED",
-	    e->v[0].target[0] ? e->v[0].target : NULL, "%s", e->v[0].message);
-	for (size_t i = 0; i < e->n && i < e->cap; i++)
-		dre_rpc_reply_detail(r->rep, "VALIDATION_FAILED",
-		    e->v[i].target[0] ? e->v[i].target : NULL, "%s",
-		    e->v[i].message);
-}
-
+// bad answers 400 VALIDATION_FAILED with target (may be NULL) and msg.
 static void
 bad(req *r, const char *target, const char *msg)
 {
-	dre_rpc_reply_error(
-	    r->rep, 400, "VALIDATION_FAILED", target, "%s", msg);
+	dre_docapi_invalid(&r->d, target, "%s", msg);
 }
 
-// strict answers 400 for the first member of in not in known[0..n)
-// (PRODUCT-DECISIONS §1: master-data writes refuse unknown fields, with a
-// did-you-mean) and returns false; true when every member is known.
-static bool
-strict(req *r, const dre_json *in, const char *const *known, size_t n)
+// reply_invalid answers 400 with the problems collected in r->errs.
+static void
+reply_invalid(req *r)
 {
-	const dre_json *m = dre_json_unknown(in, known, n, NULL);
-	if (m == NULL)
-		return true;
-	char name[64], msg[160];
-	dre_json_unknown_describe(
-	    m, known, n, name, sizeof name, msg, sizeof msg);
-	bad(r, name, msg);
-	return false;
+	dre_docapi_errors(&r->d, &r->errs, "invalid request");
 }
 
 // What a code or batch write may name, and what a read of one answers.
@@ -139,35 +87,17 @@ reply_outcome(req *r, const cp_outcome *o, const char *target)
 	const char *code = o->status == 404 ? "NOT_FOUND"
 	    : o->status == 409              ? "CONFLICT"
 	                                    : "UNAVAILABLE";
-	dre_rpc_reply_error(r->rep, o->status, code, target, "%s", o->msg);
+	dre_rpc_reply_error(r->d.rep, o->status, code, target, "%s", o->msg);
 	if (o->status == 404 || o->status == 409)
-		dre_rpc_reply_detail(r->rep, cp_reason_name(o->reason), target,
-		    "%s", cp_reason_text(o->reason));
+		dre_rpc_reply_detail(r->d.rep, cp_reason_name(o->reason),
+		    target, "%s", cp_reason_text(o->reason));
 }
 
-// body parses the request body as a JSON object.
+// body parses the request body as a JSON object (answers 400 otherwise).
 static const dre_json *
 body(req *r)
 {
-	dre_json      *root = NULL;
-	dre_json_error je = { 0, NULL };
-	dre_err err = dre_json_parse(&root, r->a, (const char *) r->call->body,
-	    r->call->body_len, DRE_JSON_MAX_DEPTH, &je);
-	if (err == DRE_ENOMEM) {
-		reply_internal(r, err);
-		return NULL;
-	}
-	if (err != DRE_OK) {
-		dre_rpc_reply_error(r->rep, 400, "MALFORMED_JSON", NULL,
-		    "the body is not valid JSON: %s at byte %zu",
-		    je.msg ? je.msg : "parse error", je.offset);
-		return NULL;
-	}
-	if (!dre_json_is(root, DRE_JSON_OBJECT)) {
-		bad(r, NULL, "the body must be a JSON object");
-		return NULL;
-	}
-	return root;
+	return dre_docapi_body(&r->d, DRE_DOCAPI_NOT_OBJECT);
 }
 
 // field reads a string member (1..max characters); answers 400 when it is
@@ -184,10 +114,7 @@ field(req *r, const dre_json *o, const char *key, size_t max, bool required,
 		return false;
 	}
 	if (!p && required) {
-		char msg[96];
-		snprintf(msg, sizeof msg, "%s is required", key);
-		bad(r, key, msg);
-		return false;
+		return dre_docapi_invalid(&r->d, key, "%s is required", key);
 	}
 	if (present != NULL)
 		*present = p;
@@ -199,31 +126,28 @@ static void
 reply_buf(req *r, int status, dre_buf *b)
 {
 	if (b->oom) {
-		reply_internal(r, DRE_ENOMEM);
+		dre_docapi_internal(&r->d, DRE_ENOMEM);
 		return;
 	}
-	dre_buf_free(&r->rep->body);
-	r->rep->body = *b;
+	dre_buf_free(&r->d.rep->body);
+	r->d.rep->body = *b;
 	memset(b, 0, sizeof *b);
-	r->rep->status = status;
-	dre_rpc_reply_json(r->rep);
+	r->d.rep->status = status;
+	dre_rpc_reply_json(r->d.rep);
 }
 
-// reply_api answers status with a /api/v1 document: minorVersion first.
+// reply_doc answers status with the /api/v1 document doc (minorVersion
+// first) and, when etag is not NULL, its ETag.
 static void
-reply_api(req *r, int status, const dre_buf *doc)
+reply_doc(req *r, int status, const dre_buf *doc, const char *etag)
 {
-	dre_buf b = { 0 };
-	dre_buf_printf(&b, "{\"minorVersion\":%d", MINOR_VERSION);
-	if (doc->len > 2 && doc->data[0] == '{') {
-		dre_buf_putc(&b, ',');
-		dre_buf_append(&b, doc->data + 1, doc->len - 1);
-	} else {
-		dre_buf_putc(&b, '}');
+	if (doc->oom) {
+		dre_docapi_internal(&r->d, DRE_ENOMEM);
+		return;
 	}
-	if (doc->oom)
-		b.oom = 1;
-	reply_buf(r, status, &b);
+	dre_docapi_reply_doc(&r->d, status, doc->data, doc->len);
+	if (etag != NULL && r->d.rep->status == status)
+		dre_docapi_etag(&r->d, etag);
 }
 
 static void
@@ -260,16 +184,16 @@ do_validate(req *r)
 	memset(&ck, 0, sizeof ck);
 	ck.reason = CP_R_NOT_FOUND;
 	if (cp_code_normalize(code, given, strlen(given))) {
-		err = cp_validate(r->s, r->a, r->call->tenant, code, customer,
-		    tx, dre_now_ms(), &ck);
+		err = cp_validate(r->s, r->d.a, r->d.call->tenant, code,
+		    customer, tx, dre_now_ms(), &ck);
 		if (err != DRE_OK) {
-			reply_internal(r, err);
+			dre_docapi_internal(&r->d, err);
 			return;
 		}
 	}
 	if (ck.reason != CP_R_NOT_FOUND) {
 		const char **ids;
-		cp_links_get(r->s, r->a, r->call->tenant, ck.code.type_id,
+		cp_links_get(r->s, r->d.a, r->d.call->tenant, ck.code.type_id,
 		    &ids, &promo);
 	}
 	dre_buf   b = { 0 };
@@ -391,8 +315,8 @@ do_reserve(req *r)
 	if (code[0] == '\0')
 		not_found(&o, given);
 	else
-		cp_reserve(
-		    r->s, r->a, r->call->tenant, code, tx, customer, &rv, &o);
+		cp_reserve(r->s, r->d.a, r->d.call->tenant, code, tx, customer,
+		    &rv, &o);
 	if (pos_failed(r, &o))
 		return;
 	bool ok = o.status == 200, unknown = o.reason == CP_R_NOT_FOUND;
@@ -435,7 +359,7 @@ do_redeem(req *r)
 	    || !field(
 	        r, in, "transactionId", CP_ID_MAX, true, tx, sizeof tx, NULL))
 		return;
-	cp_redeem(r->s, r->a, r->call->tenant, id, tx, &o);
+	cp_redeem(r->s, r->d.a, r->d.call->tenant, id, tx, &o);
 	if (pos_failed(r, &o))
 		return;
 	dre_buf   b = { 0 };
@@ -456,7 +380,7 @@ do_cancel(req *r)
 
 	if (in == NULL || !reservation_arg(r, in, id))
 		return;
-	cp_cancel(r->s, r->a, r->call->tenant, id, &o);
+	cp_cancel(r->s, r->d.a, r->d.call->tenant, id, &o);
 	if (pos_failed(r, &o))
 		return;
 	dre_buf   b = { 0 };
@@ -487,14 +411,14 @@ do_activate(req *r)
 		not_found(&o, given);
 	else
 		cp_activate(
-		    r->s, r->a, r->call->tenant, code, customer, &c, &o);
+		    r->s, r->d.a, r->d.call->tenant, code, customer, &c, &o);
 	if (pos_failed(r, &o))
 		return;
 	bool    unknown = o.reason == CP_R_NOT_FOUND;
 	int64_t until = 0;
 	if (unknown)
 		not_found(&o, given);
-	else if (cp_type_load(r->s, r->a, r->call->tenant, c.type_id, &t)
+	else if (cp_type_load(r->s, r->d.a, r->d.call->tenant, c.type_id, &t)
 	    == DRE_OK) {
 		cp_code_view(&c, &cv);
 		until = cp_effective_valid_to(&cv, &t.r);
@@ -538,20 +462,21 @@ type_arg(req *r, const dre_json *in, bool by_name, cp_type *t, char *missing,
 		            : "couponTypeId is required");
 		return false;
 	}
-	err = has_id ? cp_type_load(r->s, r->a, r->call->tenant, id, t)
-	             : cp_type_find_name(r->s, r->a, r->call->tenant, name, t);
+	err = has_id
+	    ? cp_type_load(r->s, r->d.a, r->d.call->tenant, id, t)
+	    : cp_type_find_name(r->s, r->d.a, r->d.call->tenant, name, t);
 	if (err == DRE_ENOTFOUND && missing != NULL) {
 		snprintf(missing, cap, "%s", has_id ? id : name);
 		return true;
 	}
 	if (err == DRE_ENOTFOUND) {
-		dre_rpc_reply_error(r->rep, 404, "NOT_FOUND",
+		dre_rpc_reply_error(r->d.rep, 404, "NOT_FOUND",
 		    has_id ? "couponTypeId" : "couponTypeName",
 		    "coupon type '%s' not found", has_id ? id : name);
 		return false;
 	}
 	if (err != DRE_OK) {
-		reply_internal(r, err);
+		dre_docapi_internal(&r->d, err);
 		return false;
 	}
 	return true;
@@ -576,31 +501,28 @@ customers_arg(req *r, const dre_json *in, const char ***outp, size_t *np)
 		return false;
 	}
 	if (has_one) {
-		const char **v = dre_arena_get(r->a, sizeof *v);
+		const char **v = dre_arena_get(r->d.a, sizeof *v);
 		if (v == NULL
 		    || !field(r, in, "customerId", CP_ID_MAX, true, buf,
 		        sizeof buf, NULL))
 			return v == NULL
-			    ? (reply_internal(r, DRE_ENOMEM), false)
+			    ? (dre_docapi_internal(&r->d, DRE_ENOMEM), false)
 			    : false;
-		v[0] = dre_arena_strdup(r->a, buf);
+		v[0] = dre_arena_strdup(r->d.a, buf);
 		*outp = v;
 		*np = 1;
 		return v[0] != NULL;
 	}
 	if (!dre_json_is(many, DRE_JSON_ARRAY) || many->len == 0
 	    || many->len > ISSUE_MAX) {
-		char msg[96];
-		snprintf(msg, sizeof msg,
+		return dre_docapi_invalid(&r->d, "customerIds",
 		    "customerIds must be an array of 1 to %d customer ids",
 		    ISSUE_MAX);
-		bad(r, "customerIds", msg);
-		return false;
 	}
-	const char **v = dre_arena_get(r->a, many->len * sizeof *v);
+	const char **v = dre_arena_get(r->d.a, many->len * sizeof *v);
 	size_t       n = 0;
 	if (v == NULL) {
-		reply_internal(r, DRE_ENOMEM);
+		dre_docapi_internal(&r->d, DRE_ENOMEM);
 		return false;
 	}
 	for (const dre_json *x = many->child; x != NULL; x = x->next, n++) {
@@ -610,12 +532,9 @@ customers_arg(req *r, const dre_json *in, const char ***outp, size_t *np)
 		    || !dre_utf8_valid(x->str, x->len, &chars) || chars == 0
 		    || chars > CP_ID_MAX
 		    || memchr(x->str, 0, x->len) != NULL) {
-			char msg[96];
-			snprintf(msg, sizeof msg,
+			return dre_docapi_invalid(&r->d, target,
 			    "%s must be a string of 1 to %d characters",
 			    target, CP_ID_MAX);
-			bad(r, target, msg);
-			return false;
 		}
 		v[n] = x->str;
 	}
@@ -696,12 +615,12 @@ do_issue(req *r)
 		meta = NULL;
 
 	int64_t got = cp_rate_take_tenant(
-	    r->s, r->call->tenant, (int64_t) n, now, &retry);
+	    r->s, r->d.call->tenant, (int64_t) n, now, &retry);
 	char ra[24];
 	snprintf(ra, sizeof ra, "%lld", (long long) retry);
 	if (got == 0) {
-		dre_rpc_reply_header(r->rep, "Retry-After", ra);
-		dre_rpc_reply_error(r->rep, 429, "RATE_LIMITED", NULL,
+		dre_rpc_reply_header(r->d.rep, "Retry-After", ra);
+		dre_rpc_reply_error(r->d.rep, 429, "RATE_LIMITED", NULL,
 		    "at most %lld coupons may be issued per minute; retry in "
 		    "%lld s",
 		    (long long) r->s->o.issue_rate_per_min, (long long) retry);
@@ -709,7 +628,7 @@ do_issue(req *r)
 	}
 	cp_code *codes = calloc((size_t) got, sizeof *codes);
 	if (codes == NULL) {
-		reply_internal(r, DRE_ENOMEM);
+		dre_docapi_internal(&r->d, DRE_ENOMEM);
 		return;
 	}
 	for (int64_t i = 0; i < got; i++) {
@@ -727,13 +646,13 @@ do_issue(req *r)
 	}
 	dre_batch *b = dre_batch_alloc();
 	err = b == NULL ? DRE_ENOMEM
-	                : cp_codes_insert(r->s, r->call->tenant, codes,
+	                : cp_codes_insert(r->s, r->d.call->tenant, codes,
 	                    (size_t) got, &t, true, NULL, b, "COUPON_ISSUED",
 	                    has_reason ? reason : NULL, &inserted);
 	dre_batch_free(b);
 	if (err != DRE_OK) {
 		free(codes);
-		reply_internal(r, err);
+		dre_docapi_internal(&r->d, err);
 		return;
 	}
 	dre_buf   out = { 0 };
@@ -783,7 +702,7 @@ do_issue(req *r)
 	dre_jsonw_obj_end(&w);
 	free(codes);
 	if ((size_t) got < n)
-		dre_rpc_reply_header(r->rep, "Retry-After", ra);
+		dre_rpc_reply_header(r->d.rep, "Retry-After", ra);
 	reply_buf(r, 200, &out);
 }
 
@@ -793,7 +712,7 @@ do_issue(req *r)
 static const char *
 id_param(req *r)
 {
-	const char *id = dre_rpc_param(r->call, "id");
+	const char *id = dre_rpc_param(r->d.call, "id");
 	if (id == NULL || id[0] == '\0') {
 		bad(r, "id", "the entity id is missing");
 		return NULL;
@@ -801,60 +720,158 @@ id_param(req *r)
 	return id;
 }
 
-// int_param reads a non-negative integer parameter; answers 400 when bad.
-static bool
-int_param(req *r, const char *name, int64_t dflt, int64_t *out)
-{
-	const char *s = dre_rpc_param(r->call, name);
-	char       *end = NULL;
-	if (s == NULL || s[0] == '\0') {
-		*out = dflt;
-		return true;
-	}
-	errno = 0;
-	long long v = strtoll(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < 0 || s[0] < '0' || s[0] > '9') {
-		char msg[96];
-		snprintf(msg, sizeof msg, "%s must be a non-negative integer",
-		    name);
-		bad(r, name, msg);
-		return false;
-	}
-	*out = v;
-	return true;
-}
-
 static const char *
 str_param(req *r, const char *name)
 {
-	const char *s = dre_rpc_param(r->call, name);
+	const char *s = dre_rpc_param(r->d.call, name);
 	return s != NULL && s[0] != '\0' ? s : NULL;
 }
 
-static void
-reply_list(req *r, int64_t count, const dre_buf *vals)
+// ---- /api/v1 lists: the OData query options (common/include/dre/odata.h)
+// -------------------------------------------------------------------------
+
+// A list in progress. Without $orderby the page is written while the
+// collection is read, keeping nothing (a type may have a million codes);
+// with one, the documents that pass $filter are kept and sorted.
+typedef struct {
+	req           *r;
+	dre_odata     *q;
+	bool           parse; // $filter, $select or $orderby: parsed documents
+	dre_arena     *scratch; // the document at hand
+	dre_arena     *docs; // the documents kept for sorting
+	dre_odata_list kept;
+	dre_buf        vals; // the page
+	int64_t        count;
+	bool           oom;
+} lister;
+
+// list_begin reads the query options for an entity offering fields;
+// false once it has answered (400 naming the option, or 503).
+static bool
+list_begin(lister *l, req *r, const dre_odata_fields *fields)
 {
-	dre_buf b = { 0 };
-	dre_buf_printf(&b, "{\"minorVersion\":%d,\"count\":%lld,\"value\":[",
-	    MINOR_VERSION, (long long) count);
-	if (vals->len > 0)
-		dre_buf_append(&b, vals->data, vals->len);
-	dre_buf_puts(&b, "]}");
-	if (vals->oom)
-		b.oom = 1;
-	reply_buf(r, 200, &b);
+	dre_odata_error qerr;
+	memset(l, 0, sizeof *l);
+	l->r = r;
+	dre_err err = dre_odata_parse(
+	    &l->q, r->d.a, r->d.call, fields, TOP_DEFAULT, TOP_MAX, &qerr);
+	if (err == DRE_EINVAL)
+		return dre_docapi_invalid(
+		    &r->d, qerr.target, "%s", qerr.message);
+	l->parse = !dre_odata_trivial(l->q);
+	if (err != DRE_OK
+	    || (l->parse
+	        && ((l->scratch = dre_arena_alloc(0)) == NULL
+	            || (l->docs = dre_arena_alloc(0)) == NULL))) {
+		dre_arena_free(l->scratch);
+		dre_docapi_internal(&r->d, err != DRE_OK ? err : DRE_ENOMEM);
+		return false;
+	}
+	return true;
+}
+
+// list_add offers one document of the collection, text[0..len) as a read
+// answers it (borrowed for the call). False once out of memory.
+static bool
+list_add(lister *l, const char *text, size_t len)
+{
+	dre_json *root = NULL;
+	if (!l->parse) {
+		dre_odata_emit(l->q, &l->count, &l->vals, NULL, text, len);
+		return !(l->oom = l->vals.oom);
+	}
+	dre_arena_reset(l->scratch);
+	dre_err err = dre_json_parse(
+	    &root, l->scratch, text, len, DRE_JSON_MAX_DEPTH, NULL);
+	if (err == DRE_ENOMEM) {
+		l->oom = true;
+		return false;
+	}
+	if (err != DRE_OK) // never one of ours: left out
+		return true;
+	if (!dre_odata_sorted(l->q)) {
+		dre_odata_emit(l->q, &l->count, &l->vals, root, text, len);
+		return !(l->oom = l->vals.oom);
+	}
+	if (!dre_odata_match(l->q, root))
+		return true;
+	// Kept: the text and its tree in docs, for sorting.
+	char *kept = dre_arena_strndup(l->docs, text, len);
+	if (kept == NULL
+	    || dre_json_parse(
+	           &root, l->docs, kept, len, DRE_JSON_MAX_DEPTH, NULL)
+	        != DRE_OK
+	    || !dre_odata_keep(l->q, &l->kept, root, kept, len))
+		l->oom = true;
+	return !l->oom;
+}
+
+// list_free frees what l holds.
+static void
+list_free(lister *l)
+{
+	free(l->kept.v);
+	l->kept.v = NULL;
+	dre_arena_free(l->scratch);
+	dre_arena_free(l->docs);
+	dre_buf_free(&l->vals);
+}
+
+// list_end answers the page (or 503) and frees what l holds.
+static void
+list_end(lister *l)
+{
+	if (l->parse && dre_odata_sorted(l->q))
+		l->count = dre_odata_page(l->q, &l->kept, &l->vals);
+	if (l->oom || l->vals.oom)
+		dre_docapi_internal(&l->r->d, DRE_ENOMEM);
+	else
+		dre_docapi_reply_list(&l->r->d, l->count, &l->vals);
+	list_free(l);
 }
 
 // ---- /api/v1/CouponTypes
 // ---------------------------------------------------------
 
+// What a type list can query: every member of a type but promotionIds (an
+// array) filters and sorts; all of them select.
+static const char *const type_scalars[] = { "id", "name", "description",
+	"type", "prefix", "codeLength", "maxRedemptions",
+	"maxRedemptionsPerCustomer", "validFrom", "validTo", "validityDays",
+	"isStackable", "status", "createdAt", "updatedAt" };
+static const char *const type_members[] = { "id", "name", "description",
+	"type", "prefix", "codeLength", "maxRedemptions",
+	"maxRedemptionsPerCustomer", "validFrom", "validTo", "validityDays",
+	"isStackable", "status", "promotionIds", "createdAt", "updatedAt" };
+
 static void
-type_doc(req *r, const cp_type *t, dre_buf *out)
+type_doc(req *r, const cp_type *t, dre_arena *a, dre_buf *out)
 {
 	const char **ids = NULL;
-	size_t       n
-	    = cp_links_get(r->s, r->a, r->call->tenant, t->id, &ids, NULL);
+	size_t n = cp_links_get(r->s, a, r->d.call->tenant, t->id, &ids, NULL);
 	cp_type_write(out, t, true, ids, n);
+}
+
+// reply_type answers status with t and its ETag.
+static void
+reply_type(req *r, int status, const cp_type *t)
+{
+	dre_buf doc = { 0 };
+	char    tag[CP_ETAG_BYTES];
+	type_doc(r, t, r->d.a, &doc);
+	cp_type_etag(tag, t);
+	reply_doc(r, status, &doc, tag);
+	dre_buf_free(&doc);
+}
+
+// type_if_match checks If-Match against the stored type old (412 and
+// false when it does not match).
+static bool
+type_if_match(req *r, const cp_type *old)
+{
+	char tag[CP_ETAG_BYTES];
+	cp_type_etag(tag, old);
+	return dre_docapi_if_match(&r->d, tag, "coupon type");
 }
 
 static void
@@ -862,7 +879,6 @@ do_type_create(req *r)
 {
 	const dre_json *in = body(r);
 	cp_type         t, other;
-	dre_buf         doc = { 0 };
 	char            id[DRE_UUID_LEN + 2];
 	bool            has_id = false;
 	dre_err         err;
@@ -877,7 +893,7 @@ do_type_create(req *r)
 		return;
 	}
 	r->errs.n = 0;
-	if (cp_type_parse(&t, r->a, in, NULL, false, &r->errs) != DRE_OK) {
+	if (cp_type_parse(&t, r->d.a, in, NULL, false, &r->errs) != DRE_OK) {
 		reply_invalid(r);
 		return;
 	}
@@ -888,39 +904,39 @@ do_type_create(req *r)
 	t.created_at = t.updated_at = dre_now_ms();
 	pthread_mutex_lock(&r->s->types_mu);
 	if (has_id
-	    && (err = cp_type_load(r->s, r->a, r->call->tenant, t.id, &other))
+	    && (err = cp_type_load(
+	            r->s, r->d.a, r->d.call->tenant, t.id, &other))
 	        != DRE_ENOTFOUND) {
 		if (err == DRE_OK)
-			dre_rpc_reply_error(r->rep, 409, "CONFLICT", "id",
+			dre_rpc_reply_error(r->d.rep, 409, "CONFLICT", "id",
 			    "coupon type '%s' already exists", t.id);
 		else
-			reply_internal(r, err);
+			dre_docapi_internal(&r->d, err);
 		goto unlock;
 	}
-	err = cp_type_find_name(r->s, r->a, r->call->tenant, t.name, &other);
+	err = cp_type_find_name(
+	    r->s, r->d.a, r->d.call->tenant, t.name, &other);
 	if (err == DRE_OK) {
-		dre_rpc_reply_error(r->rep, 409, "CONFLICT", "name",
+		dre_rpc_reply_error(r->d.rep, 409, "CONFLICT", "name",
 		    "a coupon type named '%s' already exists", t.name);
 		goto unlock;
 	}
 	if (err != DRE_ENOTFOUND
-	    || (err = cp_type_store(r->s, r->call->tenant, &t, NULL))
+	    || (err = cp_type_store(r->s, r->d.call->tenant, &t, NULL))
 	        != DRE_OK) {
-		reply_internal(r, err);
+		dre_docapi_internal(&r->d, err);
 		goto unlock;
 	}
-	type_doc(r, &t, &doc);
-	reply_api(r, 201, &doc);
+	reply_type(r, 201, &t);
 unlock:
 	pthread_mutex_unlock(&r->s->types_mu);
-	dre_buf_free(&doc);
 }
 
 static void
 reply_type_missing(req *r, const char *id)
 {
-	dre_rpc_reply_error(
-	    r->rep, 404, "NOT_FOUND", NULL, "coupon type '%s' not found", id);
+	dre_rpc_reply_error(r->d.rep, 404, "NOT_FOUND", NULL,
+	    "coupon type '%s' not found", id);
 }
 
 static void
@@ -928,49 +944,50 @@ do_type_get(req *r)
 {
 	const char *id = id_param(r);
 	cp_type     t;
-	dre_buf     doc = { 0 };
 	dre_err     err;
 	if (id == NULL)
 		return;
-	err = cp_type_load(r->s, r->a, r->call->tenant, id, &t);
+	err = cp_type_load(r->s, r->d.a, r->d.call->tenant, id, &t);
 	if (err == DRE_ENOTFOUND)
-		err = cp_type_find_name(r->s, r->a, r->call->tenant, id, &t);
+		err = cp_type_find_name(
+		    r->s, r->d.a, r->d.call->tenant, id, &t);
 	if (err == DRE_ENOTFOUND) {
 		reply_type_missing(r, id);
 		return;
 	}
 	if (err != DRE_OK) {
-		reply_internal(r, err);
+		dre_docapi_internal(&r->d, err);
 		return;
 	}
-	type_doc(r, &t, &doc);
-	reply_api(r, 200, &doc);
-	dre_buf_free(&doc);
+	reply_type(r, 200, &t);
 }
 
+// do_type_update: PUT replaces, PATCH changes what it names. Under the
+// types lock, so that If-Match is checked against what is replaced.
 static void
 do_type_update(req *r)
 {
 	const char     *id = id_param(r);
 	const dre_json *in = id != NULL ? body(r) : NULL;
-	const char     *pp = dre_rpc_param(r->call, "patch");
+	const char     *pp = dre_rpc_param(r->d.call, "patch");
 	bool            patch = pp != NULL && strcmp(pp, "1") == 0;
 	cp_type         old, t, other;
-	dre_buf         doc = { 0 };
 	dre_err         err;
 	if (in == NULL)
 		return;
 	pthread_mutex_lock(&r->s->types_mu);
-	if ((err = cp_type_load(r->s, r->a, r->call->tenant, id, &old))
+	if ((err = cp_type_load(r->s, r->d.a, r->d.call->tenant, id, &old))
 	    != DRE_OK) {
 		if (err == DRE_ENOTFOUND)
 			reply_type_missing(r, id);
 		else
-			reply_internal(r, err);
+			dre_docapi_internal(&r->d, err);
 		goto unlock;
 	}
+	if (!type_if_match(r, &old))
+		goto unlock;
 	r->errs.n = 0;
-	if (cp_type_parse(&t, r->a, in, &old, patch, &r->errs) != DRE_OK) {
+	if (cp_type_parse(&t, r->d.a, in, &old, patch, &r->errs) != DRE_OK) {
 		reply_invalid(r);
 		goto unlock;
 	}
@@ -986,24 +1003,24 @@ do_type_update(req *r)
 		goto unlock;
 	}
 	if (strcmp(t.name, old.name) != 0
-	    && cp_type_find_name(r->s, r->a, r->call->tenant, t.name, &other)
+	    && cp_type_find_name(
+	           r->s, r->d.a, r->d.call->tenant, t.name, &other)
 	        == DRE_OK) {
-		dre_rpc_reply_error(r->rep, 409, "CONFLICT", "name",
+		dre_rpc_reply_error(r->d.rep, 409, "CONFLICT", "name",
 		    "a coupon type named '%s' already exists", t.name);
 		goto unlock;
 	}
 	memcpy(t.id, old.id, sizeof t.id);
 	t.created_at = old.created_at;
 	t.updated_at = dre_now_ms();
-	if ((err = cp_type_store(r->s, r->call->tenant, &t, &old)) != DRE_OK) {
-		reply_internal(r, err);
+	if ((err = cp_type_store(r->s, r->d.call->tenant, &t, &old))
+	    != DRE_OK) {
+		dre_docapi_internal(&r->d, err);
 		goto unlock;
 	}
-	type_doc(r, &t, &doc);
-	reply_api(r, 200, &doc);
+	reply_type(r, 200, &t);
 unlock:
 	pthread_mutex_unlock(&r->s->types_mu);
-	dre_buf_free(&doc);
 }
 
 static void
@@ -1015,79 +1032,81 @@ do_type_delete(req *r)
 	if (id == NULL)
 		return;
 	pthread_mutex_lock(&r->s->types_mu);
-	if ((err = cp_type_load(r->s, r->a, r->call->tenant, id, &old))
+	if ((err = cp_type_load(r->s, r->d.a, r->d.call->tenant, id, &old))
 	    != DRE_OK) {
 		if (err == DRE_ENOTFOUND)
 			reply_type_missing(r, id);
 		else
-			reply_internal(r, err);
+			dre_docapi_internal(&r->d, err);
 		goto unlock;
 	}
+	if (!type_if_match(r, &old))
+		goto unlock;
 	// Codes refer to their type for its rules: a type with codes is
 	// deactivated (status INACTIVE), never deleted. The creation lock
 	// keeps a code from appearing between the check and the delete.
 	pthread_mutex_lock(&r->s->create_mu);
-	if (cp_type_has_codes(r->s, r->call->tenant, old.id)) {
+	if (cp_type_has_codes(r->s, r->d.call->tenant, old.id)) {
 		pthread_mutex_unlock(&r->s->create_mu);
-		dre_rpc_reply_error(r->rep, 409, "CONFLICT", NULL,
+		dre_rpc_reply_error(r->d.rep, 409, "CONFLICT", NULL,
 		    "coupon type '%s' has codes; set its status to INACTIVE "
 		    "instead",
 		    old.id);
 		goto unlock;
 	}
-	err = cp_type_store(r->s, r->call->tenant, NULL, &old);
+	err = cp_type_store(r->s, r->d.call->tenant, NULL, &old);
 	pthread_mutex_unlock(&r->s->create_mu);
 	if (err != DRE_OK) {
-		reply_internal(r, err);
+		dre_docapi_internal(&r->d, err);
 		goto unlock;
 	}
-	r->rep->status = 204;
-	dre_buf_reset(&r->rep->body);
+	r->d.rep->status = 204;
+	dre_buf_reset(&r->d.rep->body);
 unlock:
 	pthread_mutex_unlock(&r->s->types_mu);
 }
 
+// do_type_list answers a page of the tenant's types with the query options;
+// status=ACTIVE|INACTIVE narrows it too.
 static void
 do_type_list(req *r)
 {
-	int64_t         top, skip, count = 0, emitted = 0;
-	const char     *status = str_param(r, "status");
-	dre_store_iter *it = NULL;
-	dre_buf         vals = { 0 };
-	dre_arena      *scratch = NULL;
-	char            prefix[256];
-	int             pl;
-	dre_err         err;
+	static const dre_odata_fields fields = { type_scalars,
+		NFIELDS(type_scalars), type_members, NFIELDS(type_members) };
+	const char                   *status = str_param(r, "status");
+	dre_store_iter               *it = NULL;
+	dre_arena                    *scratch = NULL;
+	char                          prefix[256];
+	int                           pl;
+	dre_err                       err;
+	lister                        l;
 
-	if (!int_param(r, "$top", TOP_DEFAULT, &top)
-	    || !int_param(r, "$skip", 0, &skip))
+	if (!list_begin(&l, r, &fields))
 		return;
-	if (top > TOP_MAX)
-		top = TOP_MAX;
 	if (status != NULL && strcmp(status, "ACTIVE") != 0
 	    && strcmp(status, "INACTIVE") != 0) {
 		bad(r, "status", "status must be ACTIVE or INACTIVE");
-		return;
+		goto out;
 	}
-	pl = snprintf(prefix, sizeof prefix, "%s", r->call->tenant);
+	pl = snprintf(prefix, sizeof prefix, "%s", r->d.call->tenant);
 	if (pl < 0 || (size_t) pl + 1 >= sizeof prefix) {
 		bad(r, NULL, "tenant too long");
-		return;
+		goto out;
 	}
 	if ((scratch = dre_arena_alloc(0)) == NULL) {
-		reply_internal(r, DRE_ENOMEM);
-		return;
+		dre_docapi_internal(&r->d, DRE_ENOMEM);
+		goto out;
 	}
 	// tenant \0: the NUL keeps tenant "a" apart from tenant "ab".
 	if ((err = dre_store_iter_open(
 	         &it, r->s->st, CF_TYPES, prefix, (size_t) pl + 1))
 	    != DRE_OK) {
-		dre_arena_free(scratch);
-		reply_internal(r, err);
-		return;
+		dre_docapi_internal(&r->d, err);
+		goto out;
 	}
 	const char *k, *v;
 	size_t      kl, vl;
+	dre_buf     doc = { 0 };
 	while (dre_store_iter_next(it, &k, &kl, &v, &vl)) {
 		dre_json *root = NULL;
 		cp_type   t;
@@ -1101,29 +1120,32 @@ do_type_list(req *r)
 		if (status != NULL
 		    && t.r.active != (strcmp(status, "ACTIVE") == 0))
 			continue;
-		count++;
-		if (count > skip && emitted < top) {
-			const char **ids = NULL;
-			size_t       n = cp_links_get(
-			          r->s, scratch, r->call->tenant, t.id, &ids, NULL);
-			if (emitted++ > 0)
-				dre_buf_putc(&vals, ',');
-			cp_type_write(&vals, &t, true, ids, n);
+		// Types are few: each is written as a read answers it (with
+		// its promotionIds) before the query sees it.
+		dre_buf_reset(&doc);
+		type_doc(r, &t, scratch, &doc);
+		if (doc.oom || !list_add(&l, doc.data, doc.len)) {
+			l.oom = true;
+			break;
 		}
 	}
+	dre_buf_free(&doc);
 	dre_store_iter_close(it);
+	list_end(&l);
 	dre_arena_free(scratch);
-	reply_list(r, count, &vals);
-	dre_buf_free(&vals);
+	return;
+out:
+	dre_arena_free(scratch);
+	list_free(&l); // answered already
 }
 
 // ---- /api/v1/CouponCodes
 // -----------------------------------------------------------
 
-// new_code fills a code of type t born now.
-static void
-new_code(cp_code *c, const cp_type *t, const char *code, const char *customer,
-    cp_state st, const char *origin, int64_t now)
+// cp_code_new fills a code of type t born now.
+void
+cp_code_new(cp_code *c, const cp_type *t, const char *code,
+    const char *customer, cp_state st, const char *origin, int64_t now)
 {
 	memset(c, 0, sizeof *c);
 	if (code != NULL)
@@ -1140,6 +1162,18 @@ new_code(cp_code *c, const cp_type *t, const char *code, const char *customer,
 	    &t->r, t->validity_days, now, &c->valid_from, &c->valid_to);
 }
 
+// reply_code answers status with code c and its ETag.
+static void
+reply_code(req *r, int status, const cp_code *c)
+{
+	dre_buf doc = { 0 };
+	char    tag[CP_ETAG_BYTES];
+	cp_code_write(&doc, c);
+	cp_code_etag(tag, c);
+	reply_doc(r, status, &doc, tag);
+	dre_buf_free(&doc);
+}
+
 static void
 do_code_create(req *r)
 {
@@ -1150,9 +1184,9 @@ do_code_create(req *r)
 	cp_type         t;
 	cp_code         c;
 	size_t          ins = 0;
-	dre_buf         doc = { 0 };
 
-	if (in == NULL || !strict(r, in, code_fields, NFIELDS(code_fields))
+	if (in == NULL
+	    || !dre_docapi_strict(&r->d, in, code_fields, NFIELDS(code_fields))
 	    || !type_arg(r, in, false, &t, NULL, 0)
 	    || !field(r, in, "code", CP_CODE_MAX, false, given, sizeof given,
 	        &has_code)
@@ -1175,25 +1209,24 @@ do_code_create(req *r)
 		}
 		st = CP_CREATED;
 	}
-	new_code(&c, &t, has_code ? code : NULL, customer, st,
+	cp_code_new(&c, &t, has_code ? code : NULL, customer, st,
 	    CP_ORIGIN_IMPORT, dre_now_ms());
 	dre_batch *b = dre_batch_alloc();
-	dre_err    err = b == NULL ? DRE_ENOMEM
-	                           : cp_codes_insert(r->s, r->call->tenant, &c, 1,
-	                               &t, !has_code, &dup, b, NULL, NULL, &ins);
+	dre_err    err = b == NULL
+	       ? DRE_ENOMEM
+	       : cp_codes_insert(r->s, r->d.call->tenant, &c, 1, &t, !has_code,
+	           &dup, b, NULL, NULL, &ins);
 	dre_batch_free(b);
 	if (err != DRE_OK) {
-		reply_internal(r, err);
+		dre_docapi_internal(&r->d, err);
 		return;
 	}
 	if (dup) {
-		dre_rpc_reply_error(r->rep, 409, "CONFLICT", "code",
+		dre_rpc_reply_error(r->d.rep, 409, "CONFLICT", "code",
 		    "coupon code '%s' already exists", c.code);
 		return;
 	}
-	cp_code_write(&doc, &c);
-	reply_api(r, 201, &doc);
-	dre_buf_free(&doc);
+	reply_code(r, 201, &c);
 }
 
 static void
@@ -1211,12 +1244,10 @@ do_code_import(req *r)
 	const dre_json *list = dre_json_get(in, "codes");
 	if (!dre_json_is(list, DRE_JSON_ARRAY) || list->len == 0
 	    || list->len > IMPORT_MAX) {
-		char msg[128];
-		snprintf(msg, sizeof msg,
+		dre_docapi_invalid(&r->d, "codes",
 		    "codes must be an array of 1 to %d codes (strings or "
 		    "{code, customerId})",
 		    IMPORT_MAX);
-		bad(r, "codes", msg);
 		return;
 	}
 	cp_code *codes = calloc(list->len, sizeof *codes);
@@ -1226,7 +1257,7 @@ do_code_import(req *r)
 		free(codes);
 		free(index);
 		free(dup);
-		reply_internal(r, DRE_ENOMEM);
+		dre_docapi_internal(&r->d, DRE_ENOMEM);
 		return;
 	}
 	dre_jsonw_init(&ew, &errs);
@@ -1271,14 +1302,15 @@ do_code_import(req *r)
 			dre_jsonw_obj_end(&ew);
 			continue;
 		}
-		new_code(&codes[n], &t, code, customer, CP_ACTIVE,
+		cp_code_new(&codes[n], &t, code, customer, CP_ACTIVE,
 		    CP_ORIGIN_IMPORT, now);
 		index[n++] = i;
 	}
 	dre_batch *b = dre_batch_alloc();
-	dre_err    err = b == NULL ? DRE_ENOMEM
-	                           : cp_codes_insert(r->s, r->call->tenant, codes,
-	                               n, &t, false, dup, b, NULL, NULL, &ins);
+	dre_err    err = b == NULL
+	       ? DRE_ENOMEM
+	       : cp_codes_insert(r->s, r->d.call->tenant, codes, n, &t, false,
+	           dup, b, NULL, NULL, &ins);
 	dre_batch_free(b);
 	for (size_t j = 0; err == DRE_OK && j < n; j++) {
 		if (!dup[j])
@@ -1299,7 +1331,7 @@ do_code_import(req *r)
 	free(dup);
 	if (err != DRE_OK) {
 		dre_buf_free(&errs);
-		reply_internal(r, err);
+		dre_docapi_internal(&r->d, err);
 		return;
 	}
 	dre_buf out = { 0 };
@@ -1322,7 +1354,7 @@ code_param(req *r, char *code)
 	if (id == NULL)
 		return false;
 	if (!cp_code_normalize(code, id, strlen(id))) {
-		dre_rpc_reply_error(r->rep, 404, "NOT_FOUND", NULL,
+		dre_rpc_reply_error(r->d.rep, 404, "NOT_FOUND", NULL,
 		    "coupon code '%s' not found", id);
 		return false;
 	}
@@ -1334,27 +1366,26 @@ do_code_get(req *r)
 {
 	char    code[CP_CODE_MAX + 1];
 	cp_code c;
-	dre_buf doc = { 0 };
 	dre_err err;
 	if (!code_param(r, code))
 		return;
-	err = cp_code_load(r->s, r->a, r->call->tenant, code, &c);
+	err = cp_code_load(r->s, r->d.a, r->d.call->tenant, code, &c);
 	if (err == DRE_ENOTFOUND) {
-		dre_rpc_reply_error(r->rep, 404, "NOT_FOUND", NULL,
+		dre_rpc_reply_error(r->d.rep, 404, "NOT_FOUND", NULL,
 		    "coupon code '%s' not found", code);
 		return;
 	}
 	if (err != DRE_OK) {
-		reply_internal(r, err);
+		dre_docapi_internal(&r->d, err);
 		return;
 	}
-	cp_code_write(&doc, &c);
-	reply_api(r, 200, &doc);
-	dre_buf_free(&doc);
+	reply_code(r, 200, &c);
 }
 
 // do_code_update: an administrator may cancel a code; every other change of
-// state goes through the POS operations.
+// state goes through the POS operations. If-Match is checked under the
+// code's lock (cp_admin_cancel): a till's reservation in between is a
+// change too.
 static void
 do_code_update(req *r)
 {
@@ -1362,9 +1393,8 @@ do_code_update(req *r)
 	const dre_json *in;
 	cp_code         c;
 	cp_outcome      o;
-	dre_buf         doc = { 0 };
 	if (!code_param(r, code) || (in = body(r)) == NULL
-	    || !strict(r, in, code_fields, NFIELDS(code_fields))
+	    || !dre_docapi_strict(&r->d, in, code_fields, NFIELDS(code_fields))
 	    || !field(r, in, "status", 10, true, status, sizeof status, NULL))
 		return;
 	if (strcmp(status, "CANCELLED") != 0) {
@@ -1374,49 +1404,106 @@ do_code_update(req *r)
 		    "redeem and cancel a reservation through /pos/coupons");
 		return;
 	}
-	cp_admin_cancel(r->s, r->a, r->call->tenant, code, &c, &o);
+	cp_admin_cancel(r->s, r->d.a, r->d.call->tenant, code,
+	    dre_rpc_param(r->d.call, "if_match"), &c, &o);
+	if (o.status == 412) {
+		dre_docapi_stale(&r->d, o.msg, "coupon code");
+		return;
+	}
 	if (o.status != 200) {
 		reply_outcome(r, &o, "status");
 		return;
 	}
-	cp_code_write(&doc, &c);
-	reply_api(r, 200, &doc);
-	dre_buf_free(&doc);
+	reply_code(r, 200, &c);
 }
 
+// What a code list can query: every member of a code but metadata (the
+// client's JSON value) filters and sorts; all of them select.
+static const char *const code_scalars[] = { "code", "couponTypeId", "status",
+	"customerId", "validFrom", "validTo", "redemptionCount",
+	"activeReservations", "reservationRef", "reservedByTransactionId",
+	"reservedUntil", "origin", "batchId", "issuedAt", "issuingPromotionId",
+	"issuingTransactionId", "issueReason", "createdAt", "updatedAt",
+	"activatedAt", "lastRedeemedAt" };
+static const char *const code_members[] = { "code", "couponTypeId", "status",
+	"customerId", "validFrom", "validTo", "redemptionCount",
+	"activeReservations", "reservationRef", "reservedByTransactionId",
+	"reservedUntil", "origin", "batchId", "issuedAt", "issuingPromotionId",
+	"issuingTransactionId", "issueReason", "metadata", "createdAt",
+	"updatedAt", "activatedAt", "lastRedeemedAt" };
+
+// code_visit hands one code document (stored as a read answers it) to the
+// list.
+static bool
+code_visit(void *arg, const char *doc, size_t len)
+{
+	return list_add(arg, doc, len);
+}
+
+// code_peek counts a code known to match without its document when the
+// query neither filters, selects nor sorts and the code is outside the
+// page: only the page's documents are read.
+static bool
+code_peek(void *arg)
+{
+	lister *l = arg;
+	int64_t pos = l->count, skip = dre_odata_skip(l->q);
+	if (l->parse || (pos >= skip && pos - skip < dre_odata_top(l->q)))
+		return true;
+	l->count++;
+	return false;
+}
+
+// do_code_list answers a page of the tenant's codes with the query options;
+// couponTypeId=, customerId= (read through their indexes) and status=
+// narrow it too.
 static void
 do_code_list(req *r)
 {
-	cp_code_filter f = { NULL, NULL, -1, 0, 0 };
-	const char    *st = str_param(r, "status");
-	dre_buf        vals = { 0 };
-	int64_t        count = 0;
-	dre_err        err;
-	if (!int_param(r, "$top", TOP_DEFAULT, &f.top)
-	    || !int_param(r, "$skip", 0, &f.skip))
+	static const dre_odata_fields fields = { code_scalars,
+		NFIELDS(code_scalars), code_members, NFIELDS(code_members) };
+	cp_code_filter                f = { NULL, NULL, -1, 0, 0 };
+	const char                   *st = str_param(r, "status");
+	lister                        l;
+	if (!list_begin(&l, r, &fields))
 		return;
-	if (f.top > TOP_MAX)
-		f.top = TOP_MAX;
 	f.type_id = str_param(r, "couponTypeId");
 	f.customer = str_param(r, "customerId");
 	if (st != NULL && (f.state = cp_state_parse(st)) < 0) {
 		bad(r, "status",
 		    "status must be CREATED, ACTIVE, RESERVED, REDEEMED, "
 		    "EXPIRED or CANCELLED");
+		list_free(&l);
 		return;
 	}
-	err = cp_codes_list(r->s, r->a, r->call->tenant, &f, &vals, &count);
+	dre_err err = cp_codes_scan(
+	    r->s, r->d.call->tenant, &f, code_peek, code_visit, &l);
 	if (err != DRE_OK) {
-		dre_buf_free(&vals);
-		reply_internal(r, err);
+		dre_docapi_internal(&r->d, err);
+		list_free(&l);
 		return;
 	}
-	reply_list(r, count, &vals);
-	dre_buf_free(&vals);
+	list_end(&l);
 }
 
 // ---- /api/v1/CouponCodeBatches
 // -------------------------------------------------------
+
+static const char *const batch_scalars[]
+    = { "id", "couponTypeId", "numberOfCodes", "generatedCount", "progress",
+	      "status", "error", "createdAt", "startedAt", "completedAt" };
+
+// reply_batch answers status with bt and its ETag.
+static void
+reply_batch(req *r, int status, const cp_batch *bt)
+{
+	dre_buf doc = { 0 };
+	char    tag[CP_ETAG_BYTES];
+	cp_batch_write(&doc, bt);
+	cp_batch_etag(tag, bt);
+	reply_doc(r, status, &doc, tag);
+	dre_buf_free(&doc);
+}
 
 static void
 do_batch_create(req *r)
@@ -1425,18 +1512,17 @@ do_batch_create(req *r)
 	cp_type         t;
 	cp_batch        bt;
 	int64_t         n = 0;
-	dre_buf         doc = { 0 };
-	if (in == NULL || !strict(r, in, batch_fields, NFIELDS(batch_fields))
+	if (in == NULL
+	    || !dre_docapi_strict(
+	        &r->d, in, batch_fields, NFIELDS(batch_fields))
 	    || !type_arg(r, in, false, &t, NULL, 0))
 		return;
 	if (dre_json_int(
 	        &n, dre_json_get(in, "numberOfCodes"), 1, CP_BATCH_MAX)
 	    != DRE_OK) {
-		char msg[96];
-		snprintf(msg, sizeof msg,
+		dre_docapi_invalid(&r->d, "numberOfCodes",
 		    "numberOfCodes must be an integer from 1 to %d",
 		    CP_BATCH_MAX);
-		bad(r, "numberOfCodes", msg);
 		return;
 	}
 	memset(&bt, 0, sizeof bt);
@@ -1448,19 +1534,17 @@ do_batch_create(req *r)
 	dre_batch *b = dre_batch_alloc();
 	dre_err    err = DRE_ENOMEM;
 	if (b != NULL) {
-		cp_batch_stage(r->s, b, r->call->tenant, &bt);
+		cp_batch_stage(r->s, b, r->d.call->tenant, &bt);
 		err = dre_store_write(r->s->st, b, true);
 	}
 	dre_batch_free(b);
 	if (err != DRE_OK) {
-		reply_internal(r, err);
+		dre_docapi_internal(&r->d, err);
 		return;
 	}
 	cp_jobs_kick(r->s);
-	cp_batch_write(&doc, &bt);
 	// Accepted: the codes are generated in the background.
-	reply_api(r, 202, &doc);
-	dre_buf_free(&doc);
+	reply_batch(r, 202, &bt);
 }
 
 static void
@@ -1468,50 +1552,51 @@ do_batch_get(req *r)
 {
 	const char *id = id_param(r);
 	cp_batch    bt;
-	dre_buf     doc = { 0 };
 	dre_err     err;
 	if (id == NULL)
 		return;
-	err = cp_batch_load(r->s, r->a, r->call->tenant, id, &bt);
+	err = cp_batch_load(r->s, r->d.a, r->d.call->tenant, id, &bt);
 	if (err == DRE_ENOTFOUND) {
-		dre_rpc_reply_error(r->rep, 404, "NOT_FOUND", NULL,
+		dre_rpc_reply_error(r->d.rep, 404, "NOT_FOUND", NULL,
 		    "coupon code batch '%s' not found", id);
 		return;
 	}
 	if (err != DRE_OK) {
-		reply_internal(r, err);
+		dre_docapi_internal(&r->d, err);
 		return;
 	}
-	cp_batch_write(&doc, &bt);
-	reply_api(r, 200, &doc);
-	dre_buf_free(&doc);
+	reply_batch(r, 200, &bt);
 }
 
+// do_batch_list answers a page of the tenant's batches with the query
+// options; couponTypeId= narrows it too.
 static void
 do_batch_list(req *r)
 {
-	int64_t         top, skip, count = 0, emitted = 0;
+	static const dre_odata_fields fields
+	    = { batch_scalars, NFIELDS(batch_scalars), batch_scalars,
+		      NFIELDS(batch_scalars) };
 	const char     *type = str_param(r, "couponTypeId");
 	dre_store_iter *it = NULL;
-	dre_buf         vals = { 0 };
-	dre_arena      *scratch;
+	dre_arena      *scratch = NULL;
+	dre_buf         doc = { 0 };
 	dre_err         err;
+	lister          l;
 
-	if (!int_param(r, "$top", TOP_DEFAULT, &top)
-	    || !int_param(r, "$skip", 0, &skip))
+	if (!list_begin(&l, r, &fields))
 		return;
-	if (top > TOP_MAX)
-		top = TOP_MAX;
 	if ((scratch = dre_arena_alloc(0)) == NULL) {
-		reply_internal(r, DRE_ENOMEM);
+		dre_docapi_internal(&r->d, DRE_ENOMEM);
+		list_free(&l);
 		return;
 	}
-	size_t tl = strlen(r->call->tenant) + 1; // with its NUL
+	size_t tl = strlen(r->d.call->tenant) + 1; // with its NUL
 	if ((err = dre_store_iter_open(
-	         &it, r->s->st, CF_BATCHES, r->call->tenant, tl))
+	         &it, r->s->st, CF_BATCHES, r->d.call->tenant, tl))
 	    != DRE_OK) {
 		dre_arena_free(scratch);
-		reply_internal(r, err);
+		dre_docapi_internal(&r->d, err);
+		list_free(&l);
 		return;
 	}
 	const char *k, *v;
@@ -1522,17 +1607,17 @@ do_batch_list(req *r)
 		if (cp_batch_parse(&bt, scratch, v, vl) != DRE_OK
 		    || (type != NULL && strcmp(bt.type_id, type) != 0))
 			continue;
-		count++;
-		if (count > skip && emitted < top) {
-			if (emitted++ > 0)
-				dre_buf_putc(&vals, ',');
-			cp_batch_write(&vals, &bt);
+		dre_buf_reset(&doc);
+		cp_batch_write(&doc, &bt);
+		if (doc.oom || !list_add(&l, doc.data, doc.len)) {
+			l.oom = true;
+			break;
 		}
 	}
 	dre_store_iter_close(it);
 	dre_arena_free(scratch);
-	reply_list(r, count, &vals);
-	dre_buf_free(&vals);
+	dre_buf_free(&doc);
+	list_end(&l);
 }
 
 // ---- coupon.Check (protobuf)
@@ -1542,7 +1627,7 @@ static void
 do_check(req *r)
 {
 	Dre__CouponCheckRequest *in = dre__coupon_check_request__unpack(
-	    NULL, r->call->body_len, r->call->body);
+	    NULL, r->d.call->body_len, r->d.call->body);
 	Dre__CouponCheckResponse out = DRE__COUPON_CHECK_RESPONSE__INIT;
 	int64_t                  now = dre_now_ms();
 	dre_err                  err = DRE_OK;
@@ -1560,17 +1645,18 @@ do_check(req *r)
 	const char *tx = in->transaction_id ? in->transaction_id : "";
 	int64_t     at = in->has_at_ms && in->at_ms > 0 ? in->at_ms : now;
 	size_t      n = in->n_codes;
-	out.results = dre_arena_get(r->a, (n ? n : 1) * sizeof *out.results);
-	char **norm = dre_arena_get(r->a, (n ? n : 1) * sizeof *norm);
+	out.results = dre_arena_get(r->d.a, (n ? n : 1) * sizeof *out.results);
+	char **norm = dre_arena_get(r->d.a, (n ? n : 1) * sizeof *norm);
 	if (out.results == NULL || norm == NULL) {
 		dre__coupon_check_request__free_unpacked(in, NULL);
-		reply_internal(r, DRE_ENOMEM);
+		dre_docapi_internal(&r->d, DRE_ENOMEM);
 		return;
 	}
 	for (size_t i = 0; i < n && err == DRE_OK; i++) {
-		Dre__CouponCheckResult *res = dre_arena_get(r->a, sizeof *res);
-		Dre__CouponTypeRef     *ref = dre_arena_get(r->a, sizeof *ref);
-		char       *code = dre_arena_get(r->a, CP_CODE_MAX + 1);
+		Dre__CouponCheckResult *res
+		    = dre_arena_get(r->d.a, sizeof *res);
+		Dre__CouponTypeRef *ref = dre_arena_get(r->d.a, sizeof *ref);
+		char       *code = dre_arena_get(r->d.a, CP_CODE_MAX + 1);
 		const char *given = in->codes[i] ? in->codes[i] : "";
 		cp_check    ck;
 		if (res == NULL || ref == NULL || code == NULL) {
@@ -1588,22 +1674,23 @@ do_check(req *r)
 				    && strcmp(norm[j], code) == 0)
 					ck.reason = CP_R_DUPLICATE;
 			if (ck.reason != CP_R_DUPLICATE)
-				err = cp_validate(r->s, r->a, r->call->tenant,
-				    code, customer, tx, at, &ck);
+				err = cp_validate(r->s, r->d.a,
+				    r->d.call->tenant, code, customer, tx, at,
+				    &ck);
 		}
 		res->code = dre_arena_strdup(
-		    r->a, norm[i] != NULL ? norm[i] : given);
+		    r->d.a, norm[i] != NULL ? norm[i] : given);
 		res->valid = ck.reason == CP_R_OK;
 		if (ck.reason != CP_R_NOT_FOUND
 		    && ck.reason != CP_R_DUPLICATE) {
 			dre__coupon_type_ref__init(ref);
-			ref->id = dre_arena_strdup(r->a, ck.type.id);
-			ref->name = dre_arena_strdup(r->a, ck.type.name);
+			ref->id = dre_arena_strdup(r->d.a, ck.type.id);
+			ref->name = dre_arena_strdup(r->d.a, ck.type.name);
 			ref->is_stackable = ck.type.r.stackable;
 			res->coupon_type = ref;
 			const char **ids = NULL;
-			res->n_promotion_ids = cp_links_get(r->s, r->a,
-			    r->call->tenant, ck.type.id, &ids, NULL);
+			res->n_promotion_ids = cp_links_get(r->s, r->d.a,
+			    r->d.call->tenant, ck.type.id, &ids, NULL);
 			res->promotion_ids = (char **) ids;
 			if (ck.valid_until != 0) {
 				res->has_valid_until_ms = true;
@@ -1618,19 +1705,20 @@ do_check(req *r)
 	}
 	dre__coupon_check_request__free_unpacked(in, NULL);
 	if (err != DRE_OK) {
-		reply_internal(r, err);
+		dre_docapi_internal(&r->d, err);
 		return;
 	}
 	size_t len = dre__coupon_check_response__get_packed_size(&out);
-	dre_buf_reset(&r->rep->body);
-	dre_buf_reserve(&r->rep->body, len + 1);
-	if (r->rep->body.oom) {
-		reply_internal(r, DRE_ENOMEM);
+	dre_buf_reset(&r->d.rep->body);
+	dre_buf_reserve(&r->d.rep->body, len + 1);
+	if (r->d.rep->body.oom) {
+		dre_docapi_internal(&r->d, DRE_ENOMEM);
 		return;
 	}
-	dre__coupon_check_response__pack(&out, (uint8_t *) r->rep->body.data);
-	r->rep->body.len = len;
-	r->rep->status = 200;
+	dre__coupon_check_response__pack(
+	    &out, (uint8_t *) r->d.rep->body.data);
+	r->d.rep->body.len = len;
+	r->d.rep->status = 200;
 }
 
 // ---- route table
@@ -1643,7 +1731,7 @@ do_check(req *r)
 		req r;                                                        \
 		if (req_begin(&r, svc, call, rep))                            \
 			fn(&r);                                               \
-		req_end(&r);                                                  \
+		dre_docapi_end(&r.d);                                         \
 	}
 
 OP(validate, do_validate)

@@ -3,8 +3,15 @@
 #define CP_HANDLERS_H
 
 #include "dre/rpc.h"
+#include "model.h"
 
 // cp_routes is the route table for dre_rpc_server_open; svc is a cp *.
 extern const dre_rpc_route cp_routes[];
+
+// cp_code_new fills *c as a new code of type t born at now: code (NULL =
+// drawn from the type's prefix and length), customer ("" or NULL = anyone),
+// state, origin (CP_ORIGIN_*) and the validity the type gives it.
+void cp_code_new(cp_code *c, const cp_type *t, const char *code,
+    const char *customer, cp_state st, const char *origin, int64_t now);
 
 #endif

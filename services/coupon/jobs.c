@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "coupon.h"
+#include "dre/outbox.h"
 #include "dre/store.h"
 #include "dre/clock.h"
 #include "dre/log.h"

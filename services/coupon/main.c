@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "apply.h"
 #include "coupon.h"
 #include "dre/log.h"
 #include "dre/rpc.h"
@@ -118,7 +119,7 @@ main(int argc, char **argv)
 	}
 	if ((err = cp_jobs_start(&s)) != DRE_OK
 	    || (err = cp_links_start(&s)) != DRE_OK
-	    || (err = cp_confirm_start(&s, (int) cfg.max_batch)) != DRE_OK) {
+	    || (err = cp_applier_start(&s, (int) cfg.max_batch)) != DRE_OK) {
 		dre_error(
 		    "cannot start the background jobs: %s", dre_strerror(err));
 		cp_links_stop(&s);
@@ -131,7 +132,7 @@ main(int argc, char **argv)
 	    != DRE_OK) {
 		dre_error("cannot listen on %s: %s", cfg.common.rpc_listen,
 		    dre_strerror(err));
-		cp_confirm_stop(&s);
+		cp_applier_stop(&s);
 		cp_links_stop(&s);
 		cp_jobs_stop(&s);
 		cp_close(&s);
@@ -145,7 +146,7 @@ main(int argc, char **argv)
 		;
 	dre_info("coupon stopping");
 	dre_rpc_server_close(srv);
-	cp_confirm_stop(&s);
+	cp_applier_stop(&s);
 	cp_links_stop(&s);
 	cp_jobs_stop(&s);
 	cp_close(&s);

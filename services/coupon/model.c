@@ -587,3 +587,42 @@ cp_batch_write(dre_buf *out, const cp_batch *b)
 	ktime(&w, "completedAt", b->completed_at);
 	dre_jsonw_obj_end(&w);
 }
+
+// ---- ETags ----------------------------------------------------------------
+
+// etag_of writes the tag of doc into out[CP_ETAG_BYTES].
+static void
+etag_of(char *out, dre_buf *doc)
+{
+	uint64_t h = 14695981039346656037ULL;
+	for (size_t i = 0; i < doc->len; i++)
+		h = (h ^ (unsigned char) doc->data[i]) * 1099511628211ULL;
+	if (doc->oom) // not the document's tag: an If-Match fails, safely
+		h = 0;
+	snprintf(out, CP_ETAG_BYTES, "%016llx", (unsigned long long) h);
+	dre_buf_free(doc);
+}
+
+void
+cp_type_etag(char *out, const cp_type *t)
+{
+	dre_buf doc = { 0 };
+	cp_type_write(&doc, t, false, NULL, 0); // the stored form
+	etag_of(out, &doc);
+}
+
+void
+cp_code_etag(char *out, const cp_code *c)
+{
+	dre_buf doc = { 0 };
+	cp_code_write(&doc, c);
+	etag_of(out, &doc);
+}
+
+void
+cp_batch_etag(char *out, const cp_batch *b)
+{
+	dre_buf doc = { 0 };
+	cp_batch_write(&doc, b);
+	etag_of(out, &doc);
+}

@@ -119,6 +119,19 @@ typedef struct {
 dre_err cp_batch_parse(cp_batch *b, dre_arena *a, const char *doc, size_t len);
 void    cp_batch_write(dre_buf *out, const cp_batch *b);
 
+// ETags (issue 10.7): a hash (FNV-1a, 64 bits, 16 hex digits) of the
+// entity's stored form as written from its parsed fields. Codes change
+// through the tills, the sweeper and the confirm applier as much as through
+// /api/v1, and their stored form is what a read answers: a tag of the
+// content moves with every change, whichever path made it (updatedAt at
+// least changes), without a revision member in the documents. A type's
+// promotionIds, learnt from the catalog, are not part of it: the tag covers
+// what an edit can change.
+#define CP_ETAG_BYTES 17
+void cp_type_etag(char *out, const cp_type *t);
+void cp_code_etag(char *out, const cp_code *c);
+void cp_batch_etag(char *out, const cp_batch *b);
+
 // Field readers shared with the handlers. Each records a problem in errs
 // under target and returns false when the member is present but wrong.
 //

@@ -10,6 +10,7 @@
 #include "dre/bus.h"
 #include "dre/commit.h"
 #include "dre/config.h"
+#include "dre/outbox.h"
 #include "dre/rpc.h"
 #include "dre/store.h"
 #include "engine.h"

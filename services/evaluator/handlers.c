@@ -4,22 +4,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dre/outbox.h"
 #include "dre/store.h"
 #include "dre/arena.h"
 #include "dre/changes.h"
 #include "dre/clock.h"
 #include "dre/log.h"
 #include "dre/uuid.h"
+#include "dre/version.h"
 #include "confirm.pb-c.h"
 #include "coupon.pb-c.h"
 #include "dre/promo.h"
 #include "evaluate.pb-c.h"
 #include "confirm.h"
 #include "handlers.h"
-
-#ifndef DRE_VERSION
-#define DRE_VERSION "0.0.0"
-#endif
 
 #define TXID_MAX    50
 #define ITEMS_MAX   1000

@@ -7,6 +7,7 @@
 
 #include "dre/clock.h"
 #include "dre/log.h"
+#include "dre/outbox.h"
 #include "dre/rpc.h"
 #include "dre/svc.h"
 #include "evaluator.h"

@@ -63,6 +63,19 @@ typedef struct {
 	uint64_t cut; // connections cut since the last log line
 } deadline_list;
 
+// How a phase's cuts are logged: idle connections are routine.
+static const struct {
+	dre_log_level level;
+	const char   *what;
+} cut_log[NLISTS] = {
+	[GW_PHASE_WAIT - 1]
+	= { DRE_LOG_DEBUG, "idle connection(s): no request line" },
+	[GW_PHASE_HEADERS - 1]
+	= { DRE_LOG_WARN, "connection(s): request headers not complete" },
+	[GW_PHASE_BODY - 1]
+	= { DRE_LOG_WARN, "connection(s): request body not complete" },
+};
+
 struct gw_watch {
 	pthread_mutex_t mu;
 	pthread_cond_t  cv;
@@ -93,7 +106,7 @@ unlink_conn(gw_watch *w, gw_conn *c)
 
 // set_phase moves c to phase p; the caller holds w->mu.
 static void
-set_phase(gw_watch *w, gw_conn *c, enum gw_phase p, int64_t now)
+set_phase(gw_watch *w, gw_conn *c, enum gw_phase p)
 {
 	deadline_list *l;
 
@@ -106,7 +119,7 @@ set_phase(gw_watch *w, gw_conn *c, enum gw_phase p, int64_t now)
 	l = &w->lists[p - 1];
 	if (l->timeout_ms <= 0)
 		return;
-	c->deadline = now + l->timeout_ms;
+	c->deadline = dre_mono_ms() + l->timeout_ms;
 	c->prev = l->tail;
 	c->next = NULL;
 	if (l->tail != NULL)
@@ -117,6 +130,15 @@ set_phase(gw_watch *w, gw_conn *c, enum gw_phase p, int64_t now)
 	c->listed = true;
 }
 
+// move is set_phase under the lock.
+static void
+move(gw_watch *w, gw_conn *c, enum gw_phase p)
+{
+	pthread_mutex_lock(&w->mu);
+	set_phase(w, c, p);
+	pthread_mutex_unlock(&w->mu);
+}
+
 static void *
 watch_run(void *arg)
 {
@@ -125,7 +147,7 @@ watch_run(void *arg)
 	pthread_mutex_lock(&w->mu);
 	while (!w->stop) {
 		struct timespec ts;
-		uint64_t        cut[NLISTS];
+		uint64_t        cut[NLISTS], any = 0;
 		int64_t         now;
 
 		clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -148,31 +170,21 @@ watch_run(void *arg)
 				l->cut++;
 			}
 			cut[i] = l->cut;
+			any += l->cut;
 			l->cut = 0;
 		}
-		if (cut[0] == 0 && cut[1] == 0 && cut[2] == 0)
+		if (any == 0)
 			continue;
 		pthread_mutex_unlock(&w->mu);
-		// One line per tick, not one per connection: a slowloris
-		// run must not flood the log. Idle ones are routine.
-		if (cut[GW_PHASE_WAIT - 1] > 0)
-			dre_debug("closed %llu idle connection(s): no request "
-			          "line within %lld ms",
-			    (unsigned long long) cut[GW_PHASE_WAIT - 1],
-			    (long long) w->lists[GW_PHASE_WAIT - 1]
-			        .timeout_ms);
-		if (cut[GW_PHASE_HEADERS - 1] > 0)
-			dre_warn("closed %llu connection(s): request headers "
-			         "not complete within %lld ms",
-			    (unsigned long long) cut[GW_PHASE_HEADERS - 1],
-			    (long long) w->lists[GW_PHASE_HEADERS - 1]
-			        .timeout_ms);
-		if (cut[GW_PHASE_BODY - 1] > 0)
-			dre_warn("closed %llu connection(s): request body not "
-			         "complete within %lld ms",
-			    (unsigned long long) cut[GW_PHASE_BODY - 1],
-			    (long long) w->lists[GW_PHASE_BODY - 1]
-			        .timeout_ms);
+		// One line per tick and phase, not one per connection: a
+		// slowloris run must not flood the log.
+		for (int i = 0; i < NLISTS; i++)
+			if (cut[i] > 0)
+				dre_log(cut_log[i].level,
+				    "closed %llu %s within %lld ms",
+				    (unsigned long long) cut[i],
+				    cut_log[i].what,
+				    (long long) w->lists[i].timeout_ms);
 		pthread_mutex_lock(&w->mu);
 	}
 	pthread_mutex_unlock(&w->mu);
@@ -236,9 +248,7 @@ gw_watch_conn_open(gw_watch *w, struct MHD_Connection *conn, void **socket_ctx)
 		return;
 	c->fd = ci->connect_fd;
 	c->phase = GW_PHASE_NONE;
-	pthread_mutex_lock(&w->mu);
-	set_phase(w, c, GW_PHASE_WAIT, dre_mono_ms());
-	pthread_mutex_unlock(&w->mu);
+	move(w, c, GW_PHASE_WAIT);
 	*socket_ctx = c;
 }
 
@@ -265,7 +275,5 @@ gw_watch_phase(gw_watch *w, struct MHD_Connection *conn, enum gw_phase p)
 	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	if (ci == NULL || (c = ci->socket_context) == NULL)
 		return;
-	pthread_mutex_lock(&w->mu);
-	set_phase(w, c, p, dre_mono_ms());
-	pthread_mutex_unlock(&w->mu);
+	move(w, c, p);
 }

@@ -1,5 +1,5 @@
-// gw.h -- the gateway's shared types: config, the server, one job per
-// request in flight, and the route table's handler signature.
+// gw.h -- the gateway's shared types: the backend table, config, the
+// server, one job per request in flight, and the route table.
 #ifndef GW_H
 #define GW_H
 
@@ -16,6 +16,52 @@
 #include "dre/config.h"
 #include "dre/rpc.h"
 
+// GW_BACKEND_MAP lists the services behind the gateway, one row each:
+// XX(ID, name, config key, default URL, flags, help). name is the prefix of
+// the rpc methods the service answers ("budget" answers "budget.*"); the
+// route table names a backend by GW_<ID>. Adding a service is a row here
+// and its routes in routes.c. Flags:
+//  GW_SHARDED: the key lists one URL per shard, comma-separated, in shard
+//    order; the handlers choose the shard (routes.c, client_of).
+//  GW_AWAITS: the service learns master data from the catalog's feed; a
+//    write is answered once it has applied it (read-your-writes, routes.c).
+#define GW_BACKEND_MAP(XX)                                                    \
+	XX(EVALUATOR, "evaluator", "evaluator.urls", "tcp://127.0.0.1:7201",  \
+	    GW_SHARDED | GW_AWAITS,                                           \
+	    "evaluator shards, comma-separated, in shard order")              \
+	XX(CATALOG, "catalog", "catalog.url", "tcp://127.0.0.1:7101", 0,      \
+	    "catalog service")                                                \
+	XX(BUDGET, "budget", "budget.url", "tcp://127.0.0.1:7301", 0,         \
+	    "budget service (/api/v1/Budgets)")                               \
+	XX(REPORTING, "reporting", "reporting.url", "tcp://127.0.0.1:7401",   \
+	    0, "reporting service (/reporting/*)")                            \
+	XX(COUPON, "coupon", "coupon.url", "tcp://127.0.0.1:7501", GW_AWAITS, \
+	    "coupon service")
+
+enum {
+	GW_SHARDED = 1 << 0,
+	GW_AWAITS = 1 << 1,
+};
+
+// clang-format off
+typedef enum {
+#define GW_BACKEND_ID(id, name, key, url, flags, help) GW_##id,
+	GW_BACKEND_MAP(GW_BACKEND_ID)
+#undef GW_BACKEND_ID
+	GW_NBACKENDS,
+	GW_SELF = GW_NBACKENDS, // a route the gateway answers itself
+} gw_backend_id;
+// clang-format on
+
+typedef struct {
+	const char *name; // rpc method prefix
+	const char *key; // config key of its URL(s)
+	unsigned    flags; // GW_SHARDED, GW_AWAITS
+} gw_backend_def;
+
+// gw_backends describes each backend, indexed by gw_backend_id.
+extern const gw_backend_def gw_backends[GW_NBACKENDS];
+
 typedef struct {
 	dre_common_cfg common;
 	int64_t        http_port;
@@ -27,12 +73,8 @@ typedef struct {
 	int64_t        header_timeout_ms; // 0 = none
 	int64_t        body_timeout_ms; // 0 = none
 	int64_t        idle_timeout_ms;
-	char          *evaluator_urls; // comma-separated, one per shard
-	char          *catalog_url;
+	char          *urls[GW_NBACKENDS]; // by gw_backend_id: its config key
 	int64_t        propagation_wait_ms; // 0 = do not wait
-	char          *budget_url;
-	char          *reporting_url;
-	char          *coupon_url;
 	bool           dev_users;
 	char          *users;
 	int64_t        rpc_timeout_ms;
@@ -40,6 +82,8 @@ typedef struct {
 } gw_cfg;
 
 #define GW_MAX_SHARDS 64
+
+#define GW_JSON_CT "application/json; charset=utf-8"
 
 typedef struct gw       gw;
 typedef struct gw_job   gw_job;
@@ -53,11 +97,16 @@ typedef void (*gw_handler)(gw_job *j);
 typedef void (*gw_render)(gw_job *j);
 
 typedef struct {
-	const char *method; // HTTP method
-	const char *pattern; // segments; ":entity" and ":id" match variables
-	gw_handler  fn;
-	const char *arg; // rpc method or catalog operation
-	uint32_t    roles; // any of these; 0 = POS roles (see gw_pos_roles)
+	const char   *method; // HTTP method
+	const char   *pattern; // segments; ":entity", ":id", ":counter" bind
+	gw_handler    fn;
+	gw_backend_id backend; // the service called, or GW_SELF
+	// The rpc method without the backend's prefix ("Budgets.create" on
+	// GW_BUDGET calls "budget.Budgets.create"); on a route with :entity,
+	// the operation on the entity ("create" on /api/v1/Promotions calls
+	// "catalog.Promotions.create").
+	const char *arg;
+	uint32_t    roles; // any of these; 0 = public (no authentication)
 	int         body; // GW_BODY_*: what the request body must be
 } gw_route;
 
@@ -67,17 +116,18 @@ enum {
 	GW_BODY_JSON_OPT, // optional; application/json when present
 };
 
+// One rpc client per backend, one per shard of a sharded one.
+typedef struct {
+	dre_rpc_client *clients[GW_MAX_SHARDS];
+	size_t          n;
+} gw_backend;
+
 struct gw {
 	gw_cfg            *cfg;
 	struct MHD_Daemon *mhd;
 	gw_watch          *watch; // header and body deadlines (conn.c)
 	dre_auth          *auth;
-	dre_rpc_client    *evaluators[GW_MAX_SHARDS];
-	size_t             nevaluators;
-	dre_rpc_client    *catalog;
-	dre_rpc_client    *budget;
-	dre_rpc_client    *reporting;
-	dre_rpc_client    *coupon;
+	gw_backend         backends[GW_NBACKENDS]; // by gw_backend_id
 	int64_t            started_ms;
 	atomic_bool        stopping;
 	atomic_int         inflight; // suspended connections
@@ -112,6 +162,7 @@ struct gw_job {
 	const char *entity;
 	const char *id;
 	const char *counter; // :counter (side-effects)
+	char        rpc_method[80]; // the route's, in full (gw_route_match)
 	// rpc outcome, filled by the nng callback before resume.
 	gw_render            render;
 	dre_err              rpc_err;
@@ -153,6 +204,11 @@ void gw_watch_conn_close(gw_watch *w, void **socket_ctx);
 // gw_watch_phase moves conn to phase p; its deadline starts now.
 void gw_watch_phase(gw_watch *w, struct MHD_Connection *conn, enum gw_phase p);
 
+// backend.c: gw_backends_open dials every backend's URL(s) from g->cfg;
+// gw_backends_close closes what it opened (also after a failed open).
+dre_err gw_backends_open(gw *g);
+void    gw_backends_close(gw *g);
+
 // http.c
 dre_err gw_http_start(gw *g);
 void    gw_http_stop(gw *g);
@@ -166,6 +222,8 @@ void gw_job_respond(gw_job *j, int status, const char *data, size_t len,
 void gw_job_header_add(gw_job *j, const char *key, const char *value);
 void gw_job_error(gw_job *j, int status, const char *code, const char *target,
     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+// gw_job_oom answers 503 UNAVAILABLE "out of memory".
+void gw_job_oom(gw_job *j);
 // gw_job_wait suspends the connection until gw_job_wake(j); render runs
 // then. False (answered 503) when the gateway is shutting down.
 bool gw_job_wait(gw_job *j, gw_render render);
@@ -191,5 +249,8 @@ void                  gw_heartbeat(gw_job *j);
 // (405 instead of 404).
 const gw_route *gw_route_match(
     gw_job *j, const char *method, const char *path, bool *path_known);
+
+// openapi.c: GET /openapi.json, the embedded proto/openapi.yaml as JSON.
+void gw_openapi(gw_job *j);
 
 #endif

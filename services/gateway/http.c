@@ -16,7 +16,6 @@
 #include "dre/log.h"
 #include "gw.h"
 
-#define JSON_CT "application/json; charset=utf-8"
 // Idle jobs kept for reuse; beyond this they are freed.
 #define GW_MAX_FREE_JOBS 512
 // A response buffer that grew past this is not kept for the next request.
@@ -89,6 +88,7 @@ job_put(gw_job *j)
 	atomic_store(&j->await_pending, false);
 	j->conn = NULL;
 	j->txid[0] = '\0';
+	j->rpc_method[0] = '\0';
 	memset(&j->who, 0, sizeof(j->who));
 	dre_arena_reset(j->arena);
 	if (j->body.cap > GW_KEEP_BUF)
@@ -146,7 +146,7 @@ gw_job_respond(gw_job *j, int status, const char *data, size_t len,
 	}
 	if (len > 0 || status != 204)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-		    content_type != NULL ? content_type : JSON_CT);
+		    content_type != NULL ? content_type : GW_JSON_CT);
 	for (size_t i = 0; i < j->nhdrs; i++) {
 		MHD_add_response_header(r, j->hdrs[i][0], j->hdrs[i][1]);
 		if (strcasecmp(j->hdrs[i][0], MHD_HTTP_HEADER_RETRY_AFTER)
@@ -182,7 +182,13 @@ gw_job_error(gw_job *j, int status, const char *code, const char *target,
 	va_end(ap);
 	dre_buf_reset(&j->out);
 	dre_error_body_write(&j->out, code, msg, target);
-	gw_job_respond(j, status, j->out.data, j->out.len, JSON_CT);
+	gw_job_respond(j, status, j->out.data, j->out.len, GW_JSON_CT);
+}
+
+void
+gw_job_oom(gw_job *j)
+{
+	gw_job_error(j, 503, "UNAVAILABLE", NULL, "out of memory");
 }
 
 bool
@@ -209,7 +215,7 @@ gw_job_reply_error(gw_job *j)
 	    && rep->content_type != NULL) {
 		// The callee wrote its own error document.
 		gw_job_respond(j, rep->status, (const char *) rep->body.data,
-		    rep->body.len, JSON_CT);
+		    rep->body.len, GW_JSON_CT);
 		return true;
 	}
 	for (size_t i = 0; i < rep->n_details && i < DRE_RPC_MAX_DETAILS;
@@ -223,7 +229,7 @@ gw_job_reply_error(gw_job *j)
 	    rep->error_code != NULL ? rep->error_code : "UNAVAILABLE",
 	    rep->error_message != NULL ? rep->error_message : "",
 	    rep->error_target, det, n);
-	gw_job_respond(j, rep->status, j->out.data, j->out.len, JSON_CT);
+	gw_job_respond(j, rep->status, j->out.data, j->out.len, GW_JSON_CT);
 	return true;
 }
 
@@ -440,7 +446,9 @@ job_begin(gw_job *j, const char *method, const char *url)
 		return;
 	}
 	j->route = r;
-	if (r->fn == gw_heartbeat
+	if (r->roles == 0) {
+		// Public (the API description): no credentials are read.
+	} else if (r->fn == gw_heartbeat
 	    && strcmp(g->cfg->mode, "local-store") == 0) {
 		snprintf(j->who.tenant, sizeof(j->who.tenant), "default");
 	} else {
@@ -519,8 +527,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		// idle timeout only.
 		gw_watch_phase(g->watch, conn, GW_PHASE_NONE);
 		if (j->body.oom) {
-			gw_job_error(
-			    j, 503, "UNAVAILABLE", NULL, "out of memory");
+			gw_job_oom(j);
 			return MHD_YES;
 		}
 		j->route->fn(j);

@@ -1,5 +1,5 @@
-// main.c -- dre-gateway: HTTP/JSON in, nng + protobuf out to the evaluator
-// shards and the catalog.
+// main.c -- dre-gateway: HTTP/JSON in, nng + protobuf out to the services
+// of the backend table (gw.h).
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,22 +42,19 @@ static const dre_cfg_opt gw_opts[] = {
 	    "a connection idle this long is closed; a request line must "
 	    "arrive within it of the connection opening or of the last "
 	    "answer, however slowly its bytes trickle" },
-	{ "evaluator.urls", DRE_CFG_STR, offsetof(gw_cfg, evaluator_urls),
-	    "tcp://127.0.0.1:7201",
-	    "evaluator shards, comma-separated, in shard order" },
-	{ "catalog.url", DRE_CFG_STR, offsetof(gw_cfg, catalog_url),
-	    "tcp://127.0.0.1:7101", "catalog service" },
+// clang-format off
+	// One URL option per backend (gw.h, GW_BACKEND_MAP).
+#define GW_BACKEND_OPT(id, name, key, url, flags, help)                       \
+	{ key, DRE_CFG_STR,                                                   \
+	    offsetof(gw_cfg, urls) + GW_##id * sizeof(char *), url, help },
+	GW_BACKEND_MAP(GW_BACKEND_OPT)
+#undef GW_BACKEND_OPT
+	// clang-format on
 	{ "catalog.propagation_wait_ms", DRE_CFG_INT,
 	    offsetof(gw_cfg, propagation_wait_ms), "2000",
 	    "a master-data write answers once every live evaluator prices "
 	    "with it, or after this long with DRE-Propagation: pending "
 	    "(0 = answer at once; at most 10000)" },
-	{ "budget.url", DRE_CFG_STR, offsetof(gw_cfg, budget_url),
-	    "tcp://127.0.0.1:7301", "budget service (/api/v1/Budgets)" },
-	{ "reporting.url", DRE_CFG_STR, offsetof(gw_cfg, reporting_url),
-	    "tcp://127.0.0.1:7401", "reporting service (/reporting/*)" },
-	{ "coupon.url", DRE_CFG_STR, offsetof(gw_cfg, coupon_url),
-	    "tcp://127.0.0.1:7501", "coupon service" },
 	{ "auth.dev_users", DRE_CFG_BOOL, offsetof(gw_cfg, dev_users), "true",
 	    "enable the PRODUCT-DECISIONS §2 development users" },
 	{ "auth.users", DRE_CFG_STR, offsetof(gw_cfg, users), NULL,
@@ -68,37 +65,6 @@ static const dre_cfg_opt gw_opts[] = {
 	    "central | local-store" },
 	DRE_CFG_END,
 };
-
-// open_evaluators dials one client per comma-separated shard URL.
-static dre_err
-open_evaluators(gw *g, const char *urls)
-{
-	char   *copy = strdup(urls), *save = NULL;
-	dre_err err = DRE_OK;
-
-	if (copy == NULL)
-		return DRE_ENOMEM;
-	for (char *u = strtok_r(copy, ", ", &save); u != NULL;
-	     u = strtok_r(NULL, ", ", &save)) {
-		if (g->nevaluators >= GW_MAX_SHARDS) {
-			dre_error("evaluator.urls: more than %d shards",
-			    GW_MAX_SHARDS);
-			err = DRE_ECONFIG;
-			break;
-		}
-		if ((err = dre_rpc_client_open(
-		         &g->evaluators[g->nevaluators], u))
-		    != DRE_OK)
-			break;
-		g->nevaluators++;
-	}
-	free(copy);
-	if (err == DRE_OK && g->nevaluators == 0) {
-		dre_error("evaluator.urls is empty");
-		err = DRE_ECONFIG;
-	}
-	return err;
-}
 
 int
 main(int argc, char **argv)
@@ -145,14 +111,7 @@ main(int argc, char **argv)
 		dre_error("auth.users: %s", dre_strerror(err));
 		goto out;
 	}
-	if ((err = open_evaluators(&g, cfg.evaluator_urls)) != DRE_OK
-	    || (err = dre_rpc_client_open(&g.catalog, cfg.catalog_url))
-	        != DRE_OK
-	    || (err = dre_rpc_client_open(&g.budget, cfg.budget_url)) != DRE_OK
-	    || (err = dre_rpc_client_open(&g.reporting, cfg.reporting_url))
-	        != DRE_OK
-	    || (err = dre_rpc_client_open(&g.coupon, cfg.coupon_url))
-	        != DRE_OK) {
+	if ((err = gw_backends_open(&g)) != DRE_OK) {
 		dre_error("cannot open rpc clients: %s", dre_strerror(err));
 		goto out;
 	}
@@ -160,18 +119,14 @@ main(int argc, char **argv)
 		goto out;
 	dre_info("listening on http://%s:%d (%zu evaluator shard%s, "
 	         "catalog %s, mode %s)",
-	    cfg.http_bind, (int) cfg.http_port, g.nevaluators,
-	    g.nevaluators == 1 ? "" : "s", cfg.catalog_url, cfg.mode);
+	    cfg.http_bind, (int) cfg.http_port, g.backends[GW_EVALUATOR].n,
+	    g.backends[GW_EVALUATOR].n == 1 ? "" : "s", cfg.urls[GW_CATALOG],
+	    cfg.mode);
 	dre_svc_wait(-1);
 	rc = 0;
 out:
 	gw_http_stop(&g);
-	for (size_t i = 0; i < g.nevaluators; i++)
-		dre_rpc_client_close(g.evaluators[i]);
-	dre_rpc_client_close(g.catalog);
-	dre_rpc_client_close(g.budget);
-	dre_rpc_client_close(g.reporting);
-	dre_rpc_client_close(g.coupon);
+	gw_backends_close(&g);
 	dre_auth_close(g.auth);
 	dre_config_free(&cfg, gw_opts, &cfg.common.kafka);
 	pthread_mutex_destroy(&g.free_mu);

@@ -1,6 +1,7 @@
 // routes.c -- the gateway's route table and its handlers: POS evaluate /
-// simulate / heartbeat, article import, the /api/v1 master data, and the
-// coupon endpoints (forwarded to dre-coupon).
+// simulate / confirm / heartbeat on the evaluator shards, and one
+// forwarding handler for every other route (master data, budgets,
+// reporting, coupons) to the backend its row names.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,9 +11,8 @@
 #include "dre/json.h"
 #include "dre/log.h"
 #include "dre/uuid.h"
+#include "dre/version.h"
 #include "gw.h"
-
-#define JSON_CT "application/json; charset=utf-8"
 
 #define ROLES_POS (DRE_ROLE(ADMIN) | DRE_ROLE(POS_READER))
 #define ROLES_READ                                                            \
@@ -33,118 +33,116 @@
 	    | DRE_ROLE(BUDGET_MANAGER))
 
 static void gw_evaluate(gw_job *j);
-static void gw_catalog(gw_job *j);
 static void gw_confirm(gw_job *j);
 static void gw_side_effects(gw_job *j);
-static void gw_service(gw_job *j);
+static void gw_forward(gw_job *j);
 
 const gw_route gw_routes[] = {
-	{ "POST", "/pos/v2/evaluate", gw_evaluate, "evaluator.Evaluate",
+	{ "GET", "/openapi.json", gw_openapi, GW_SELF, "openapi", 0,
+	    GW_BODY_NONE },
+	{ "POST", "/pos/v2/evaluate", gw_evaluate, GW_EVALUATOR, "Evaluate",
 	    ROLES_POS, GW_BODY_JSON },
-	{ "POST", "/pos/v2/simulate", gw_evaluate, "evaluator.Simulate",
+	{ "POST", "/pos/v2/simulate", gw_evaluate, GW_EVALUATOR, "Simulate",
 	    ROLES_POS, GW_BODY_JSON },
-	{ "POST", "/pos/evaluate", gw_evaluate, "evaluator.Evaluate",
+	{ "POST", "/pos/evaluate", gw_evaluate, GW_EVALUATOR, "Evaluate",
 	    ROLES_POS, GW_BODY_JSON },
-	{ "POST", "/pos/simulate", gw_evaluate, "evaluator.Simulate",
+	{ "POST", "/pos/simulate", gw_evaluate, GW_EVALUATOR, "Simulate",
 	    ROLES_POS, GW_BODY_JSON },
-	{ "GET", "/pos/heartbeat", gw_heartbeat, "evaluator.Heartbeat",
+	{ "GET", "/pos/heartbeat", gw_heartbeat, GW_EVALUATOR, "Heartbeat",
 	    ROLES_POS, GW_BODY_NONE },
-	{ "POST", "/pos/v2/confirm", gw_confirm, "evaluator.Confirm",
+	{ "POST", "/pos/v2/confirm", gw_confirm, GW_EVALUATOR, "Confirm",
 	    ROLES_POS, GW_BODY_JSON },
-	{ "POST", "/pos/confirm", gw_confirm, "evaluator.Confirm", ROLES_POS,
-	    GW_BODY_JSON },
+	{ "POST", "/pos/confirm", gw_confirm, GW_EVALUATOR, "Confirm",
+	    ROLES_POS, GW_BODY_JSON },
 	{ "GET", "/pos/v2/transactions/:id/:counter/side-effects",
-	    gw_side_effects, "evaluator.SideEffects", ROLES_POS,
+	    gw_side_effects, GW_EVALUATOR, "SideEffects", ROLES_POS,
 	    GW_BODY_NONE },
-	{ "POST", "/api/v1/Budgets", gw_service, "budget.Budgets.create",
+	{ "POST", "/api/v1/Budgets", gw_forward, GW_BUDGET, "Budgets.create",
 	    ROLES_BUDGET_WRITE, GW_BODY_JSON },
-	{ "GET", "/api/v1/Budgets", gw_service, "budget.Budgets.list",
+	{ "GET", "/api/v1/Budgets", gw_forward, GW_BUDGET, "Budgets.list",
 	    ROLES_BUDGET_READ, GW_BODY_NONE },
-	{ "GET", "/api/v1/Budgets/:id", gw_service, "budget.Budgets.get",
+	{ "GET", "/api/v1/Budgets/:id", gw_forward, GW_BUDGET, "Budgets.get",
 	    ROLES_BUDGET_READ, GW_BODY_NONE },
-	{ "PATCH", "/api/v1/Budgets/:id", gw_service, "budget.Budgets.update",
-	    ROLES_BUDGET_WRITE, GW_BODY_JSON },
-	{ "PUT", "/api/v1/Budgets/:id", gw_service, "budget.Budgets.update",
-	    ROLES_BUDGET_WRITE, GW_BODY_JSON },
-	{ "DELETE", "/api/v1/Budgets/:id", gw_service, "budget.Budgets.delete",
-	    ROLES_BUDGET_WRITE, GW_BODY_NONE },
-	{ "GET", "/reporting/PromotionPerformance", gw_service,
-	    "reporting.PromotionPerformance.list", ROLES_REPORTING,
+	{ "PATCH", "/api/v1/Budgets/:id", gw_forward, GW_BUDGET,
+	    "Budgets.update", ROLES_BUDGET_WRITE, GW_BODY_JSON },
+	{ "PUT", "/api/v1/Budgets/:id", gw_forward, GW_BUDGET,
+	    "Budgets.update", ROLES_BUDGET_WRITE, GW_BODY_JSON },
+	{ "DELETE", "/api/v1/Budgets/:id", gw_forward, GW_BUDGET,
+	    "Budgets.delete", ROLES_BUDGET_WRITE, GW_BODY_NONE },
+	{ "GET", "/reporting/PromotionPerformance", gw_forward, GW_REPORTING,
+	    "PromotionPerformance.list", ROLES_REPORTING, GW_BODY_NONE },
+	{ "GET", "/reporting/PromotionPerformance/:id", gw_forward,
+	    GW_REPORTING, "PromotionPerformance.get", ROLES_REPORTING,
 	    GW_BODY_NONE },
-	{ "GET", "/reporting/PromotionPerformance/:id", gw_service,
-	    "reporting.PromotionPerformance.get", ROLES_REPORTING,
+	{ "GET", "/reporting/BudgetUtilization", gw_forward, GW_REPORTING,
+	    "BudgetUtilization.list", ROLES_REPORTING, GW_BODY_NONE },
+	{ "GET", "/reporting/BudgetUtilization/:id", gw_forward, GW_REPORTING,
+	    "BudgetUtilization.get", ROLES_REPORTING, GW_BODY_NONE },
+	{ "POST", "/pos/articles/import", gw_forward, GW_CATALOG,
+	    "Articles.import", ROLES_POS, GW_BODY_JSON },
+	{ "POST", "/api/v1/Promotions/:id/activate", gw_forward, GW_CATALOG,
+	    "Promotions.activate", ROLES_WRITE, GW_BODY_JSON_OPT },
+	{ "POST", "/api/v1/Promotions/:id/deactivate", gw_forward, GW_CATALOG,
+	    "Promotions.deactivate", ROLES_WRITE, GW_BODY_JSON_OPT },
+	{ "GET", "/api/v1/TenantSettings", gw_forward, GW_CATALOG,
+	    "TenantSettings.get", ROLES_READ, GW_BODY_NONE },
+	{ "PUT", "/api/v1/TenantSettings", gw_forward, GW_CATALOG,
+	    "TenantSettings.update", ROLES_WRITE, GW_BODY_JSON },
+	{ "POST", "/api/v1/:entity", gw_forward, GW_CATALOG, "create",
+	    ROLES_WRITE, GW_BODY_JSON },
+	{ "GET", "/api/v1/:entity", gw_forward, GW_CATALOG, "list", ROLES_READ,
 	    GW_BODY_NONE },
-	{ "GET", "/reporting/BudgetUtilization", gw_service,
-	    "reporting.BudgetUtilization.list", ROLES_REPORTING,
-	    GW_BODY_NONE },
-	{ "GET", "/reporting/BudgetUtilization/:id", gw_service,
-	    "reporting.BudgetUtilization.get", ROLES_REPORTING, GW_BODY_NONE },
-	{ "POST", "/pos/articles/import", gw_catalog,
-	    "catalog.Articles.import", ROLES_POS, GW_BODY_JSON },
-	{ "POST", "/api/v1/Promotions/:id/activate", gw_catalog, "activate",
-	    ROLES_WRITE, GW_BODY_JSON_OPT },
-	{ "POST", "/api/v1/Promotions/:id/deactivate", gw_catalog,
-	    "deactivate", ROLES_WRITE, GW_BODY_JSON_OPT },
-	{ "GET", "/api/v1/TenantSettings", gw_catalog,
-	    "catalog.TenantSettings.get", ROLES_READ, GW_BODY_NONE },
-	{ "PUT", "/api/v1/TenantSettings", gw_catalog,
-	    "catalog.TenantSettings.update", ROLES_WRITE, GW_BODY_JSON },
-	{ "POST", "/api/v1/:entity", gw_catalog, "create", ROLES_WRITE,
-	    GW_BODY_JSON },
-	{ "GET", "/api/v1/:entity", gw_catalog, "list", ROLES_READ,
-	    GW_BODY_NONE },
-	{ "GET", "/api/v1/:entity/:id", gw_catalog, "get", ROLES_READ,
-	    GW_BODY_NONE },
-	{ "PATCH", "/api/v1/:entity/:id", gw_catalog, "update", ROLES_WRITE,
-	    GW_BODY_JSON },
-	{ "PUT", "/api/v1/:entity/:id", gw_catalog, "update", ROLES_WRITE,
-	    GW_BODY_JSON },
-	{ "DELETE", "/api/v1/:entity/:id", gw_catalog, "delete", ROLES_WRITE,
-	    GW_BODY_NONE },
-	// Coupons: the coupon service (gw_catalog forwards "coupon.*" there).
-	{ "POST", "/pos/coupons/validate", gw_catalog, "coupon.Validate",
-	    ROLES_POS, GW_BODY_JSON },
-	{ "POST", "/pos/coupons/reserve", gw_catalog, "coupon.Reserve",
-	    ROLES_POS, GW_BODY_JSON },
-	{ "POST", "/pos/coupons/redeem", gw_catalog, "coupon.Redeem",
-	    ROLES_POS, GW_BODY_JSON },
-	{ "POST", "/pos/coupons/cancel", gw_catalog, "coupon.Cancel",
-	    ROLES_POS, GW_BODY_JSON },
-	{ "POST", "/pos/coupons/activate", gw_catalog, "coupon.Activate",
-	    ROLES_POS, GW_BODY_JSON },
-	{ "POST", "/pos/coupons/issue", gw_catalog, "coupon.Issue", ROLES_POS,
-	    GW_BODY_JSON },
-	{ "POST", "/api/v1/CouponTypes", gw_catalog,
-	    "coupon.CouponTypes.create", ROLES_WRITE, GW_BODY_JSON },
-	{ "GET", "/api/v1/CouponTypes", gw_catalog, "coupon.CouponTypes.list",
+	{ "GET", "/api/v1/:entity/:id", gw_forward, GW_CATALOG, "get",
 	    ROLES_READ, GW_BODY_NONE },
-	{ "GET", "/api/v1/CouponTypes/:id", gw_catalog,
-	    "coupon.CouponTypes.get", ROLES_READ, GW_BODY_NONE },
-	{ "PATCH", "/api/v1/CouponTypes/:id", gw_catalog,
-	    "coupon.CouponTypes.update", ROLES_WRITE, GW_BODY_JSON },
-	{ "PUT", "/api/v1/CouponTypes/:id", gw_catalog,
-	    "coupon.CouponTypes.update", ROLES_WRITE, GW_BODY_JSON },
-	{ "DELETE", "/api/v1/CouponTypes/:id", gw_catalog,
-	    "coupon.CouponTypes.delete", ROLES_WRITE, GW_BODY_NONE },
-	{ "POST", "/api/v1/CouponCodes/import", gw_catalog,
-	    "coupon.CouponCodes.import", ROLES_WRITE, GW_BODY_JSON },
-	{ "POST", "/api/v1/CouponCodes", gw_catalog,
-	    "coupon.CouponCodes.create", ROLES_WRITE, GW_BODY_JSON },
-	{ "GET", "/api/v1/CouponCodes", gw_catalog, "coupon.CouponCodes.list",
-	    ROLES_READ, GW_BODY_NONE },
-	{ "GET", "/api/v1/CouponCodes/:id", gw_catalog,
-	    "coupon.CouponCodes.get", ROLES_READ, GW_BODY_NONE },
-	{ "PATCH", "/api/v1/CouponCodes/:id", gw_catalog,
-	    "coupon.CouponCodes.update", ROLES_WRITE, GW_BODY_JSON },
-	{ "PUT", "/api/v1/CouponCodes/:id", gw_catalog,
-	    "coupon.CouponCodes.update", ROLES_WRITE, GW_BODY_JSON },
-	{ "POST", "/api/v1/CouponCodeBatches", gw_catalog,
-	    "coupon.CouponCodeBatches.create", ROLES_WRITE, GW_BODY_JSON },
-	{ "GET", "/api/v1/CouponCodeBatches", gw_catalog,
-	    "coupon.CouponCodeBatches.list", ROLES_READ, GW_BODY_NONE },
-	{ "GET", "/api/v1/CouponCodeBatches/:id", gw_catalog,
-	    "coupon.CouponCodeBatches.get", ROLES_READ, GW_BODY_NONE },
-	{ NULL, NULL, NULL, NULL, 0, 0 },
+	{ "PATCH", "/api/v1/:entity/:id", gw_forward, GW_CATALOG, "update",
+	    ROLES_WRITE, GW_BODY_JSON },
+	{ "PUT", "/api/v1/:entity/:id", gw_forward, GW_CATALOG, "update",
+	    ROLES_WRITE, GW_BODY_JSON },
+	{ "DELETE", "/api/v1/:entity/:id", gw_forward, GW_CATALOG, "delete",
+	    ROLES_WRITE, GW_BODY_NONE },
+	{ "POST", "/pos/coupons/validate", gw_forward, GW_COUPON, "Validate",
+	    ROLES_POS, GW_BODY_JSON },
+	{ "POST", "/pos/coupons/reserve", gw_forward, GW_COUPON, "Reserve",
+	    ROLES_POS, GW_BODY_JSON },
+	{ "POST", "/pos/coupons/redeem", gw_forward, GW_COUPON, "Redeem",
+	    ROLES_POS, GW_BODY_JSON },
+	{ "POST", "/pos/coupons/cancel", gw_forward, GW_COUPON, "Cancel",
+	    ROLES_POS, GW_BODY_JSON },
+	{ "POST", "/pos/coupons/activate", gw_forward, GW_COUPON, "Activate",
+	    ROLES_POS, GW_BODY_JSON },
+	{ "POST", "/pos/coupons/issue", gw_forward, GW_COUPON, "Issue",
+	    ROLES_POS, GW_BODY_JSON },
+	{ "POST", "/api/v1/CouponTypes", gw_forward, GW_COUPON,
+	    "CouponTypes.create", ROLES_WRITE, GW_BODY_JSON },
+	{ "GET", "/api/v1/CouponTypes", gw_forward, GW_COUPON,
+	    "CouponTypes.list", ROLES_READ, GW_BODY_NONE },
+	{ "GET", "/api/v1/CouponTypes/:id", gw_forward, GW_COUPON,
+	    "CouponTypes.get", ROLES_READ, GW_BODY_NONE },
+	{ "PATCH", "/api/v1/CouponTypes/:id", gw_forward, GW_COUPON,
+	    "CouponTypes.update", ROLES_WRITE, GW_BODY_JSON },
+	{ "PUT", "/api/v1/CouponTypes/:id", gw_forward, GW_COUPON,
+	    "CouponTypes.update", ROLES_WRITE, GW_BODY_JSON },
+	{ "DELETE", "/api/v1/CouponTypes/:id", gw_forward, GW_COUPON,
+	    "CouponTypes.delete", ROLES_WRITE, GW_BODY_NONE },
+	{ "POST", "/api/v1/CouponCodes/import", gw_forward, GW_COUPON,
+	    "CouponCodes.import", ROLES_WRITE, GW_BODY_JSON },
+	{ "POST", "/api/v1/CouponCodes", gw_forward, GW_COUPON,
+	    "CouponCodes.create", ROLES_WRITE, GW_BODY_JSON },
+	{ "GET", "/api/v1/CouponCodes", gw_forward, GW_COUPON,
+	    "CouponCodes.list", ROLES_READ, GW_BODY_NONE },
+	{ "GET", "/api/v1/CouponCodes/:id", gw_forward, GW_COUPON,
+	    "CouponCodes.get", ROLES_READ, GW_BODY_NONE },
+	{ "PATCH", "/api/v1/CouponCodes/:id", gw_forward, GW_COUPON,
+	    "CouponCodes.update", ROLES_WRITE, GW_BODY_JSON },
+	{ "PUT", "/api/v1/CouponCodes/:id", gw_forward, GW_COUPON,
+	    "CouponCodes.update", ROLES_WRITE, GW_BODY_JSON },
+	{ "POST", "/api/v1/CouponCodeBatches", gw_forward, GW_COUPON,
+	    "CouponCodeBatches.create", ROLES_WRITE, GW_BODY_JSON },
+	{ "GET", "/api/v1/CouponCodeBatches", gw_forward, GW_COUPON,
+	    "CouponCodeBatches.list", ROLES_READ, GW_BODY_NONE },
+	{ "GET", "/api/v1/CouponCodeBatches/:id", gw_forward, GW_COUPON,
+	    "CouponCodeBatches.get", ROLES_READ, GW_BODY_NONE },
+	{ NULL, NULL, NULL, 0, NULL, 0, 0 },
 };
 
 static const char *const entities[]
@@ -252,9 +250,17 @@ gw_route_match(
 	for (const gw_route *r = gw_routes; r->method != NULL; r++) {
 		if (!match_pattern(j, r->pattern, segs, n))
 			continue;
-		if (strcmp(r->method, method) == 0)
-			return r;
-		*path_known = true;
+		if (strcmp(r->method, method) != 0) {
+			*path_known = true;
+			continue;
+		}
+		// Fits: the names are the table's and the entities' list.
+		if (r->backend != GW_SELF)
+			snprintf(j->rpc_method, sizeof(j->rpc_method),
+			    "%s.%s%s%s", gw_backends[r->backend].name,
+			    j->entity != NULL ? j->entity : "",
+			    j->entity != NULL ? "." : "", r->arg);
+		return r;
 	}
 	return NULL;
 }
@@ -292,16 +298,23 @@ fnv1a(uint32_t h, const char *s)
 	return h;
 }
 
-// shard_of routes a transaction to one evaluator for its whole life, so
-// its iteration counter and confirm idempotency live in one place.
-static size_t
-shard_of(const gw *g, const char *tenant, const char *txid)
+// client_of picks the client of the route's backend. On a sharded one a
+// transaction goes to one shard for its whole life, chosen by tenant and
+// txid, so that its iteration counter and confirm idempotency live in one
+// place; txid is NULL for calls any shard answers (the first one does).
+static dre_rpc_client *
+client_of(gw_job *j, const char *txid)
 {
-	uint32_t h = fnv1a(2166136261u, tenant);
+	const gw_backend *b = &j->g->backends[j->route->backend];
+	uint32_t          h;
+
+	if (txid == NULL || b->n <= 1)
+		return b->clients[0];
+	h = fnv1a(2166136261u, j->who.tenant);
 	h ^= 0;
 	h *= 16777619u; // separator: ("ab","c") != ("a","bc")
 	h = fnv1a(h, txid);
-	return g->nevaluators > 0 ? h % g->nevaluators : 0;
+	return b->clients[h % b->n];
 }
 
 static bool
@@ -316,7 +329,7 @@ parse_json_body(gw_job *j, dre_json **rootp)
 	if (err == DRE_OK)
 		return true;
 	if (err == DRE_ENOMEM)
-		gw_job_error(j, 503, "UNAVAILABLE", NULL, "out of memory");
+		gw_job_oom(j);
 	else
 		gw_job_error(j, 400, "MALFORMED_JSON", NULL,
 		    "malformed JSON at byte %zu: %s", jerr.offset,
@@ -324,11 +337,49 @@ parse_json_body(gw_job *j, dre_json **rootp)
 	return false;
 }
 
-// ---------------------------------------------------------------- evaluate
+// wire_refused answers the outcome of a dre_*req_parse that failed: the
+// request's fault as it says, anything else as out of memory. False (and
+// nothing answered) when it succeeded.
+static bool
+wire_refused(gw_job *j, dre_err err, const dre_wire_error *werr)
+{
+	if (err == DRE_OK)
+		return false;
+	if (err == DRE_EINVAL)
+		gw_job_error(j, werr->status, werr->code,
+		    werr->target[0] != '\0' ? werr->target : NULL, "%s",
+		    werr->message);
+	else
+		gw_job_oom(j);
+	return true;
+}
 
-// unpack_reply decodes the callee's protobuf answer into the job's arena. On
-// an error reply or an undecodable answer it has answered the client already
-// and returns NULL.
+// call_packed sends q, packed into the arena, as the body of the route's
+// call to the shard of txid, and renders the reply with render.
+static void
+call_packed(
+    gw_job *j, const ProtobufCMessage *q, const char *txid, gw_render render)
+{
+	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
+	char           *roles[32];
+	size_t          n = protobuf_c_message_get_packed_size(q);
+	uint8_t        *packed = dre_arena_get(j->arena, n > 0 ? n : 1);
+
+	if (packed == NULL) {
+		gw_job_oom(j);
+		return;
+	}
+	protobuf_c_message_pack(q, packed);
+	gw_job_envelope(j, &req, j->rpc_method, roles);
+	req.has_body = 1;
+	req.body.data = packed;
+	req.body.len = n;
+	gw_job_call(j, client_of(j, txid), &req, render);
+}
+
+// unpack_reply decodes the callee's protobuf answer into the job's arena and
+// empties j->out for its rendering. On an error reply or an undecodable
+// answer it has answered the client already and returns NULL.
 static void *
 unpack_reply(gw_job *j, const ProtobufCMessageDescriptor *desc)
 {
@@ -342,6 +393,8 @@ unpack_reply(gw_job *j, const ProtobufCMessageDescriptor *desc)
 	if (m == NULL)
 		gw_job_error(j, 503, "UNAVAILABLE", NULL,
 		    "undecodable evaluator answer");
+	else
+		dre_buf_reset(&j->out);
 	return m;
 }
 
@@ -350,11 +403,13 @@ static void
 respond_out(gw_job *j)
 {
 	if (j->out.oom) {
-		gw_job_error(j, 503, "UNAVAILABLE", NULL, "out of memory");
+		gw_job_oom(j);
 		return;
 	}
-	gw_job_respond(j, 200, j->out.data, j->out.len, JSON_CT);
+	gw_job_respond(j, 200, j->out.data, j->out.len, GW_JSON_CT);
 }
+
+// ---------------------------------------------------------------- evaluate
 
 static void
 render_evaluate(gw_job *j)
@@ -364,7 +419,6 @@ render_evaluate(gw_job *j)
 
 	if (r == NULL)
 		return;
-	dre_buf_reset(&j->out);
 	dre_evalresp_write(&j->out, r);
 	respond_out(j);
 }
@@ -395,36 +449,20 @@ ignored_header(gw_job *j, const Dre__EvaluateRequest *q)
 static void
 gw_evaluate(gw_job *j)
 {
-	gw       *g = j->g;
-	bool      simulate = strcmp(j->route->arg, "evaluator.Simulate") == 0;
+	bool      simulate = strcmp(j->route->arg, "Simulate") == 0;
 	dre_json *root;
 	Dre__EvaluateRequest *q;
 	dre_wire_error        werr;
-	dre_err               err;
-	Dre__RpcRequest       req = DRE__RPC_REQUEST__INIT;
-	char                 *roles[32];
-	uint8_t              *packed;
-	size_t                n;
 
-	if (!parse_json_body(j, &root))
+	if (!parse_json_body(j, &root)
+	    || wire_refused(j,
+	        dre_evalreq_parse(&q, j->arena, root, simulate, &werr), &werr))
 		return;
-	err = dre_evalreq_parse(&q, j->arena, root, simulate, &werr);
-	if (err == DRE_EINVAL) {
-		gw_job_error(j, werr.status, werr.code,
-		    werr.target[0] != '\0' ? werr.target : NULL, "%s",
-		    werr.message);
-		return;
-	}
-	if (err != DRE_OK) {
-		gw_job_error(j, 503, "UNAVAILABLE", NULL, "out of memory");
-		return;
-	}
 	ignored_header(j, q);
 	if (q->header == NULL) {
 		q->header = dre_arena_get(j->arena, sizeof(*q->header));
 		if (q->header == NULL) {
-			gw_job_error(
-			    j, 503, "UNAVAILABLE", NULL, "out of memory");
+			gw_job_oom(j);
 			return;
 		}
 		dre__request_header__init(q->header);
@@ -435,21 +473,7 @@ gw_evaluate(gw_job *j)
 		dre_uuid_v4(j->txid);
 		q->header->transaction_id = j->txid;
 	}
-	n = dre__evaluate_request__get_packed_size(q);
-	packed = dre_arena_get(j->arena, n > 0 ? n : 1);
-	if (packed == NULL) {
-		gw_job_error(j, 503, "UNAVAILABLE", NULL, "out of memory");
-		return;
-	}
-	dre__evaluate_request__pack(q, packed);
-	gw_job_envelope(j, &req, j->route->arg, roles);
-	req.has_body = 1;
-	req.body.data = packed;
-	req.body.len = n;
-	gw_job_call(j,
-	    g->evaluators[shard_of(
-	        g, j->who.tenant, q->header->transaction_id)],
-	    &req, render_evaluate);
+	call_packed(j, &q->base, q->header->transaction_id, render_evaluate);
 }
 
 // ---------------------------------------------------------------- heartbeat
@@ -480,7 +504,7 @@ render_heartbeat(gw_job *j)
 		status = 503;
 	dre_buf_reset(&j->out);
 	dre_heartbeat_write(&j->out, h);
-	gw_job_respond(j, status, j->out.data, j->out.len, JSON_CT);
+	gw_job_respond(j, status, j->out.data, j->out.len, GW_JSON_CT);
 }
 
 void
@@ -489,20 +513,48 @@ gw_heartbeat(gw_job *j)
 	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
 	char           *roles[32];
 
-	gw_job_envelope(j, &req, j->route->arg, roles);
-	gw_job_call(j, j->g->evaluators[0], &req, render_heartbeat);
+	gw_job_envelope(j, &req, j->rpc_method, roles);
+	gw_job_call(j, client_of(j, NULL), &req, render_heartbeat);
 }
 
-// ---------------------------------------------------------------- catalog
+// ---------------------------------------------------------------- confirm
 
-// ---------------------------------------------------------------- catalog
+static void
+render_confirm(gw_job *j)
+{
+	Dre__ConfirmResponse *r
+	    = unpack_reply(j, &dre__confirm_response__descriptor);
+
+	if (r == NULL)
+		return;
+	dre_confirmresp_write(&j->out, r);
+	respond_out(j);
+}
+
+static void
+gw_confirm(gw_job *j)
+{
+	dre_json            *root;
+	Dre__ConfirmRequest *q;
+	dre_wire_error       werr;
+
+	if (!parse_json_body(j, &root)
+	    || wire_refused(
+	        j, dre_confirmreq_parse(&q, j->arena, root, &werr), &werr))
+		return;
+	// The shard that evaluated the transaction holds its iterations.
+	call_packed(j, &q->base, q->header->transaction_id, render_confirm);
+}
+
+// ---------------------------------------------------------------- forward
 
 // Read-your-writes (PRODUCT-DECISIONS §4b): a master-data write is answered
-// once every live evaluator prices with it. The catalog names what it wrote
-// in the reply header dre-changes; each evaluator shard is asked to answer
-// when its index holds those versions (evaluator.AwaitChanges), and the
-// coupon service when its link table does (coupon.AwaitChanges), bounded by
-// catalog.propagation_wait_ms. A shard that is not connected is not live
+// once every live service that learns master data prices with it. The
+// catalog names what it wrote in the reply header dre-changes; each
+// backend marked GW_AWAITS (every evaluator shard, and the coupon service
+// for confirm's redemptions and post-purchase codes) is asked to answer
+// when it holds those versions (<name>.AwaitChanges), bounded by
+// catalog.propagation_wait_ms. A client that is not connected is not live
 // and not waited for; one that does not apply the changes in time makes
 // the answer carry DRE-Propagation: pending.
 #define CHANGES_HEADER "dre-changes"
@@ -519,9 +571,9 @@ on_await(void *arg, dre_err err, Dre__RpcReply *rep)
 		gw_job_wake(j);
 }
 
-static void render_catalog(gw_job *j);
+static void render_forward(gw_job *j);
 
-// await_changes holds the answer until the evaluators applied changes;
+// await_changes holds the answer until the services applied changes;
 // false when there is nothing to wait for.
 static bool
 await_changes(gw_job *j, const char *changes)
@@ -530,45 +582,62 @@ await_changes(gw_job *j, const char *changes)
 	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
 	Dre__Param      wp = DRE__PARAM__INIT;
 	Dre__Param     *params[1] = { &wp };
-	char            wait[24], *roles[32];
+	char            wait[24], method[48] = "", *roles[32];
+	size_t          n = 0;
 
 	j->awaited = true;
-	if (g->cfg->propagation_wait_ms <= 0 || g->nevaluators == 0)
+	for (int b = 0; b < GW_NBACKENDS; b++)
+		if ((gw_backends[b].flags & GW_AWAITS) != 0)
+			n += g->backends[b].n;
+	if (g->cfg->propagation_wait_ms <= 0 || n == 0)
 		return false;
 	snprintf(wait, sizeof wait, "%lld",
 	    (long long) g->cfg->propagation_wait_ms);
 	wp.key = "wait_ms";
 	wp.value = wait;
-	gw_job_envelope(j, &req, "evaluator.AwaitChanges", roles);
+	gw_job_envelope(j, &req, method, roles); // method: per backend below
 	req.params = params;
 	req.n_params = 1;
 	req.has_body = 1;
 	req.body.data = (uint8_t *) changes;
 	req.body.len = strlen(changes);
-	if (!gw_job_wait(j, render_catalog))
+	if (!gw_job_wait(j, render_forward))
 		return true; // answered 503: shutting down
 	// One count for this loop, so that no reply wakes the job before
-	// every call is out. The coupon service learns promotions too (for
-	// confirm's redemptions and post-purchase codes): it is asked like an
-	// evaluator shard.
-	atomic_store(&j->await_left, (int) g->nevaluators + 2);
-	for (size_t i = 0; i <= g->nevaluators; i++) {
-		bool            coupon = i == g->nevaluators;
-		dre_rpc_client *c = coupon ? g->coupon : g->evaluators[i];
-		req.method = coupon ? "coupon.AwaitChanges"
-		                    : "evaluator.AwaitChanges";
-		dre_err err = dre_rpc_call_async(c, &req,
-		    (int) g->cfg->propagation_wait_ms + 1000, on_await, j);
-		if (err != DRE_OK) // not connected: not live
-			atomic_fetch_sub(&j->await_left, 1);
+	// every call is out.
+	atomic_store(&j->await_left, (int) n + 1);
+	for (int b = 0; b < GW_NBACKENDS; b++) {
+		if ((gw_backends[b].flags & GW_AWAITS) == 0)
+			continue;
+		snprintf(method, sizeof method, "%s.AwaitChanges",
+		    gw_backends[b].name);
+		for (size_t i = 0; i < g->backends[b].n; i++) {
+			dre_err err
+			    = dre_rpc_call_async(g->backends[b].clients[i],
+			        &req, (int) g->cfg->propagation_wait_ms + 1000,
+			        on_await, j);
+			if (err != DRE_OK) // not connected: not live
+				atomic_fetch_sub(&j->await_left, 1);
+		}
 	}
 	if (atomic_fetch_sub(&j->await_left, 1) == 1)
 		gw_job_wake(j);
 	return true;
 }
 
+static bool
+ends_with(const char *s, const char *suffix)
+{
+	size_t sl = strlen(s), xl = strlen(suffix);
+
+	return sl > xl && strcmp(s + sl - xl, suffix) == 0;
+}
+
+// render_forward sends the callee's document as it is (JSON unless the
+// callee named another content type, e.g. text/csv), once the services
+// learning a write it reports have applied it.
 static void
-render_catalog(gw_job *j)
+render_forward(gw_job *j)
 {
 	const Dre__RpcReply *rep = j->rep;
 	int                  status;
@@ -582,10 +651,10 @@ render_catalog(gw_job *j)
 			changes = rep->headers[i]->value;
 	if (status < 300 && changes != NULL && !j->awaited
 	    && await_changes(j, changes))
-		return; // rendered again once the evaluators answered
-	if (status == 200 && strcmp(j->route->arg, "create") == 0)
+		return; // rendered again once the services answered
+	if (status == 200 && ends_with(j->rpc_method, ".create"))
 		status = 201;
-	if (status == 200 && strcmp(j->route->arg, "delete") == 0)
+	if (status == 200 && ends_with(j->rpc_method, ".delete"))
 		status = 204;
 	if (j->awaited && atomic_load(&j->await_pending))
 		gw_job_header_add(j, "DRE-Propagation", "pending");
@@ -599,7 +668,11 @@ render_catalog(gw_job *j)
 	}
 	// The reply body is the client's document: sent as is, no copy.
 	gw_job_respond(j, status, (const char *) rep->body.data,
-	    rep->has_body ? rep->body.len : 0, JSON_CT);
+	    rep->has_body ? rep->body.len : 0,
+	    rep->content_type != NULL
+	            && strncmp(rep->content_type, "application/json", 16) != 0
+	        ? rep->content_type
+	        : GW_JSON_CT);
 }
 
 typedef struct {
@@ -607,6 +680,20 @@ typedef struct {
 	Dre__Param **params;
 	size_t       n, cap;
 } param_list;
+
+// params_init makes room for cap params; false (answered 503) without
+// memory.
+static bool
+params_init(param_list *l, gw_job *j, size_t cap)
+{
+	l->j = j;
+	l->n = 0;
+	l->cap = cap;
+	l->params = dre_arena_get(j->arena, cap * sizeof(*l->params));
+	if (l->params == NULL)
+		gw_job_oom(j);
+	return l->params != NULL;
+}
 
 static bool
 param_add(param_list *l, const char *key, const char *value)
@@ -637,188 +724,40 @@ query_arg(
 }
 
 static void
-gw_catalog(gw_job *j)
-{
-	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
-	char           *roles[32];
-	char           *method;
-	dre_json       *root;
-	param_list      pl = { j, NULL, 0, 40 };
-
-	if (j->body.len > 0 && !parse_json_body(j, &root))
-		return;
-	if (strncmp(j->route->arg, "catalog.", 8) == 0
-	    || strncmp(j->route->arg, "coupon.", 7) == 0) {
-		method = (char *) j->route->arg;
-	} else {
-		// Only Promotions have activate/deactivate (no :entity).
-		const char *entity
-		    = j->entity != NULL ? j->entity : "Promotions";
-		size_t n = strlen(entity) + strlen(j->route->arg) + 16;
-		if ((method = dre_arena_get(j->arena, n)) != NULL)
-			snprintf(
-			    method, n, "catalog.%s.%s", entity, j->route->arg);
-	}
-	pl.params = dre_arena_get(j->arena, pl.cap * sizeof(*pl.params));
-	if (method == NULL || pl.params == NULL) {
-		gw_job_error(j, 503, "UNAVAILABLE", NULL, "out of memory");
-		return;
-	}
-	if (j->id != NULL)
-		param_add(&pl, "id", j->id);
-	if (strcmp(j->method, "PATCH") == 0)
-		param_add(&pl, "patch", "1");
-	// Optimistic concurrency: the service compares it with the version.
-	const char *im = gw_job_header(j, MHD_HTTP_HEADER_IF_MATCH);
-	if (im != NULL)
-		param_add(&pl, "if_match", im);
-	MHD_get_connection_values(
-	    j->conn, MHD_GET_ARGUMENT_KIND, query_arg, &pl);
-	gw_job_envelope(j, &req, method, roles);
-	req.params = pl.params;
-	req.n_params = pl.n;
-	if (j->body.len > 0) {
-		req.has_body = 1;
-		req.body.data = (uint8_t *) j->body.data;
-		req.body.len = j->body.len;
-	}
-	gw_job_call(j,
-	    strncmp(method, "coupon.", 7) == 0 ? j->g->coupon : j->g->catalog,
-	    &req, render_catalog);
-}
-
-// ---------------------------------------------------------------- confirm
-
-static void
-render_confirm(gw_job *j)
-{
-	Dre__ConfirmResponse *r
-	    = unpack_reply(j, &dre__confirm_response__descriptor);
-
-	if (r == NULL)
-		return;
-	dre_buf_reset(&j->out);
-	dre_confirmresp_write(&j->out, r);
-	respond_out(j);
-}
-
-static void
-gw_confirm(gw_job *j)
-{
-	gw                  *g = j->g;
-	dre_json            *root;
-	Dre__ConfirmRequest *q;
-	dre_wire_error       werr;
-	dre_err              err;
-	Dre__RpcRequest      req = DRE__RPC_REQUEST__INIT;
-	char                *roles[32];
-	uint8_t             *packed;
-	size_t               n;
-
-	if (!parse_json_body(j, &root))
-		return;
-	err = dre_confirmreq_parse(&q, j->arena, root, &werr);
-	if (err == DRE_EINVAL) {
-		gw_job_error(j, werr.status, werr.code,
-		    werr.target[0] != '\0' ? werr.target : NULL, "%s",
-		    werr.message);
-		return;
-	}
-	if (err != DRE_OK) {
-		gw_job_error(j, 503, "UNAVAILABLE", NULL, "out of memory");
-		return;
-	}
-	n = dre__confirm_request__get_packed_size(q);
-	if ((packed = dre_arena_get(j->arena, n > 0 ? n : 1)) == NULL) {
-		gw_job_error(j, 503, "UNAVAILABLE", NULL, "out of memory");
-		return;
-	}
-	dre__confirm_request__pack(q, packed);
-	gw_job_envelope(j, &req, j->route->arg, roles);
-	req.has_body = 1;
-	req.body.data = packed;
-	req.body.len = n;
-	// The shard that evaluated the transaction holds its iterations.
-	gw_job_call(j,
-	    g->evaluators[shard_of(
-	        g, j->who.tenant, q->header->transaction_id)],
-	    &req, render_confirm);
-}
-
-// ---------------------------------------------------------------- services
-
-// render_passthrough sends the callee's document as it is (JSON unless the
-// callee named another content type, e.g. text/csv).
-static void
-render_passthrough(gw_job *j)
-{
-	const Dre__RpcReply *rep = j->rep;
-	int                  status;
-	const char          *arg = j->route->arg;
-	size_t               al = strlen(arg);
-
-	if (gw_job_reply_error(j))
-		return;
-	status = rep->status != 0 ? rep->status : 200;
-	if (status == 200 && al > 7 && strcmp(arg + al - 7, ".create") == 0)
-		status = 201;
-	if (status == 200 && al > 7 && strcmp(arg + al - 7, ".delete") == 0)
-		status = 204;
-	for (size_t i = 0; i < rep->n_headers; i++)
-		gw_job_header_add(
-		    j, rep->headers[i]->key, rep->headers[i]->value);
-	if (status == 204) {
-		gw_job_respond(j, 204, NULL, 0, NULL);
-		return;
-	}
-	gw_job_respond(j, status, (const char *) rep->body.data,
-	    rep->has_body ? rep->body.len : 0,
-	    rep->content_type != NULL
-	            && strncmp(rep->content_type, "application/json", 16) != 0
-	        ? rep->content_type
-	        : JSON_CT);
-}
-
-static void
 gw_side_effects(gw_job *j)
 {
 	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
 	char           *roles[32];
-	param_list      pl = { j, NULL, 0, 4 };
+	param_list      pl;
 
-	pl.params = dre_arena_get(j->arena, pl.cap * sizeof(*pl.params));
-	if (pl.params == NULL || !param_add(&pl, "id", j->id)
+	if (!params_init(&pl, j, 4))
+		return;
+	if (!param_add(&pl, "id", j->id)
 	    || !param_add(&pl, "counter", j->counter)) {
-		gw_job_error(j, 503, "UNAVAILABLE", NULL, "out of memory");
+		gw_job_oom(j);
 		return;
 	}
-	gw_job_envelope(j, &req, j->route->arg, roles);
+	gw_job_envelope(j, &req, j->rpc_method, roles);
 	req.params = pl.params;
 	req.n_params = pl.n;
-	gw_job_call(j, j->g->evaluators[shard_of(j->g, j->who.tenant, j->id)],
-	    &req, render_passthrough);
+	gw_job_call(j, client_of(j, j->id), &req, render_forward);
 }
 
-// gw_service forwards a /api/v1/Budgets or /reporting call: path id and
-// query arguments as params, the body as it came.
+// gw_forward calls the route's backend with the path's id and the query
+// arguments as params and the body as it came (checked to be JSON), and
+// answers with the callee's document.
 static void
-gw_service(gw_job *j)
+gw_forward(gw_job *j)
 {
 	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
 	char           *roles[32];
 	dre_json       *root;
-	param_list      pl = { j, NULL, 0, 40 };
-	dre_rpc_client *c = strncmp(j->route->arg, "budget.", 7) == 0
-	    ? j->g->budget
-	    : j->g->reporting;
+	param_list      pl;
 
 	if (j->body.len > 0 && !parse_json_body(j, &root))
 		return;
-	pl.params = dre_arena_get(j->arena, pl.cap * sizeof(*pl.params));
-	if (pl.params == NULL) {
-		gw_job_error(j, 503, "UNAVAILABLE", NULL, "out of memory");
+	if (!params_init(&pl, j, 40))
 		return;
-	}
 	if (j->id != NULL)
 		param_add(&pl, "id", j->id);
 	if (strcmp(j->method, "PATCH") == 0)
@@ -829,7 +768,7 @@ gw_service(gw_job *j)
 		param_add(&pl, "if_match", im);
 	MHD_get_connection_values(
 	    j->conn, MHD_GET_ARGUMENT_KIND, query_arg, &pl);
-	gw_job_envelope(j, &req, j->route->arg, roles);
+	gw_job_envelope(j, &req, j->rpc_method, roles);
 	req.params = pl.params;
 	req.n_params = pl.n;
 	if (j->body.len > 0) {
@@ -837,5 +776,5 @@ gw_service(gw_job *j)
 		req.body.data = (uint8_t *) j->body.data;
 		req.body.len = j->body.len;
 	}
-	gw_job_call(j, c, &req, render_passthrough);
+	gw_job_call(j, client_of(j, NULL), &req, render_forward);
 }

@@ -3,6 +3,8 @@
 
 #include "reporting.h"
 
+#include "dre/outbox.h"
+
 static const char *const rep_cfs[] = { "aggregates", "outbox", "applier" };
 
 dre_err

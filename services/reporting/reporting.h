@@ -10,6 +10,7 @@
 #include "dre/bus.h"
 #include "dre/config.h"
 #include "dre/consumer.h"
+#include "dre/outbox.h"
 #include "dre/rpc.h"
 #include "dre/store.h"
 

@@ -23,7 +23,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import D, basket, item, pct_action, promotion, uniq  # noqa: E402
+import streams  # noqa: E402
+from harness import D, uniq  # noqa: E402
 
 SANITIZED = bool(os.environ.get("DRE_SANITIZE"))
 CONFIRMS = int(os.environ.get("DRE_BROKER_RESTART_CONFIRMS",
@@ -51,91 +52,7 @@ def own_stack(test, **kw):
 
 
 def prepare(s):
-    gid = s.create_pos_group()["id"]
-    art = uniq("ART")
-    budget = s.create_budget("1000000.00", thresholds=[1])
-    p = promotion("Broker restart %s" % art, [{"type": "ARTICLE", "values": [art]}],
-                  [pct_action(10, articles=[art])], pos_groups=[gid],
-                  budgetIds=[budget["id"]])
-    s.create_promotion(p)
-    req = basket(gid, [item("L1", art, 1, "10.00")])
-    s.wait_for_promotion(p["id"], req)
-    return budget, p, req, art
-
-
-class Stream:
-    """Paced evaluate + confirm of n transactions from CLIENTS threads; a
-    503 or a dropped connection is retried (a repeated confirm is
-    idempotent)."""
-
-    def __init__(self, s, p, req, art, n, seconds):
-        self.s, self.p, self.req, self.art, self.n = s, p, req, art, n
-        self.rate = n / seconds
-        self.next = 0
-        self.lock = threading.Lock()
-        self.confirmed = {}     # txn -> (counter, amount)
-        self.errors = []
-        self.retries = 0
-        self.t0 = None
-
-    def call(self, fn):
-        deadline = time.monotonic() + harness.deadline(60)
-        while True:
-            try:
-                r = fn()
-                if r.status == 200:
-                    return r
-                if r.status != 503:
-                    raise AssertionError("unexpected answer %r" % r)
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("no answer for 60 s")
-            with self.lock:
-                self.retries += 1
-            time.sleep(0.02)  # retry back-off, not a synchronisation
-
-    def one(self, i):
-        txn = "BR-%05d-%s" % (i, self.art[-6:])
-        price = D("10.00") + D(i % 50)
-        req = dict(self.req, items=[item("L1", self.art, 1, price)],
-                   header={"transactionId": txn})
-        r = self.call(lambda: self.s.evaluate(req))
-        granted = r.body["totals"]["discount"]["value"]
-        assert granted == price / 10, r
-        counter = r.body["meta"]["header"]["transactionCounter"]
-        amount = granted - D("0.01") * (i % 4)
-        self.call(lambda: self.s.confirm(txn, counter, [{
-            "promotionId": self.p["id"],
-            "discountAmount": {"value": amount, "currency": "EUR"}}]))
-        with self.lock:
-            self.confirmed[txn] = (counter, amount)
-
-    def worker(self):
-        while True:
-            with self.lock:
-                i = self.next
-                if i >= self.n:
-                    return
-                self.next += 1
-            wait = self.t0 + i / self.rate - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)  # pacing the stream
-            try:
-                self.one(i)
-            except Exception as e:  # noqa: BLE001 -- reported below
-                with self.lock:
-                    self.errors.append("%d: %r" % (i, e))
-
-    def run(self, during):
-        self.t0 = time.monotonic()
-        threads = [threading.Thread(target=self.worker, daemon=True)
-                   for _ in range(CLIENTS)]
-        for t in threads:
-            t.start()
-        during(self)
-        for t in threads:
-            t.join()
+    return streams.markdown_with_budget(s, "Broker restart", s.create_pos_group()["id"])
 
 
 class BrokerRestart(harness.TestCase):
@@ -151,15 +68,14 @@ class BrokerRestart(harness.TestCase):
 
         def restarts(stream):
             for f in RESTARTS_AT:
-                wait = stream.t0 + f * STREAM_SECONDS - time.monotonic()
-                if wait > 0:
-                    time.sleep(wait)  # the restart schedule
+                stream.at(f * STREAM_SECONDS)
                 s.kill9("broker")
-                log.append((round(time.monotonic() - stream.t0, 2), len(stream.confirmed)))
+                log.append((stream.since_start(), len(stream.confirmed)))
                 s.start_service("broker")
                 self.assertEqual(s.bootstrap, bootstrap)
 
-        st = Stream(s, p, req, art, CONFIRMS, STREAM_SECONDS)
+        st = streams.ConfirmStream(s, p, req, art, "BR-" + art[-6:], CONFIRMS,
+                                   STREAM_SECONDS, CLIENTS)
         t = time.monotonic()
         st.run(restarts)
         sys.stderr.write("%d confirms in %.1f s, %d retries, broker restarts "

@@ -17,11 +17,11 @@
 import os
 import random
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import streams  # noqa: E402
 from harness import D, basket, item, pct_action, promotion, uniq  # noqa: E402
 
 SANITIZED = bool(os.environ.get("DRE_SANITIZE"))
@@ -314,28 +314,9 @@ class CouponConfirm(harness.TestCase):
         for i in range(0, CONFIRMS, 3):
             self.reserve(codes[i], txns[i])
 
-        lock = threading.Lock()
-        state = {"next": 0, "done": {}, "errors": [], "retries": 0}
-        rate = CONFIRMS / STREAM_SECONDS
-        t0 = time.monotonic()
+        stream = streams.PacedStream(CONFIRMS, STREAM_SECONDS, CLIENTS)
+        done = {}
         lines = [item("L1", art_a, 1, "10.00"), item("L2", art_b, 1, "20.00")]
-
-        def call(fn):
-            end = time.monotonic() + harness.deadline(60)
-            while True:
-                try:
-                    r = fn()
-                    if r.status == 200:
-                        return r
-                    if r.status != 503:
-                        raise AssertionError("unexpected answer %r" % r)
-                except OSError:
-                    pass
-                if time.monotonic() > end:
-                    raise AssertionError("no answer for 60 s")
-                with lock:
-                    state["retries"] += 1
-                time.sleep(0.02)  # retry back-off, not a synchronisation
 
         def one(i):
             req = basket(gid, lines, txn=txns[i], customerId="KC-%d" % i,
@@ -345,62 +326,42 @@ class CouponConfirm(harness.TestCase):
             # the till evaluates again (a new iteration).
             end = time.monotonic() + harness.deadline(60)
             while True:
-                r = call(lambda: s.evaluate(req))
+                r = stream.call(lambda: s.evaluate(req))
                 used = {c["code"] for c in r.body["appliedCoupons"]}
                 if used == {codes[i], generic}:
                     break
                 if time.monotonic() > end:
                     raise AssertionError("codes never applied: %r" % r)
-                with lock:
-                    state["retries"] += 1
+                stream.count_retry()
                 time.sleep(0.02)  # retry back-off, not a synchronisation
             counter = r.body["meta"]["header"]["transactionCounter"]
-            call(lambda: s.confirm(txns[i], counter, [
+            stream.call(lambda: s.confirm(txns[i], counter, [
                 {"promotionId": p["id"], "couponCode": codes[i]},
                 {"promotionId": q["id"], "couponCode": generic}],
                 customerId="KC-%d" % i))
-            with lock:
-                state["done"][txns[i]] = counter
+            with stream.lock:
+                done[txns[i]] = counter
+        stream.one = one
 
-        def worker():
-            while True:
-                with lock:
-                    i = state["next"]
-                    if i >= CONFIRMS:
-                        return
-                    state["next"] += 1
-                wait = t0 + i / rate - time.monotonic()
-                if wait > 0:
-                    time.sleep(wait)  # pacing the stream
-                try:
-                    one(i)
-                except Exception as e:  # noqa: BLE001 -- reported below
-                    with lock:
-                        state["errors"].append("%d: %r" % (i, e))
-
-        threads = [threading.Thread(target=worker, daemon=True) for _ in range(CLIENTS)]
-        for t in threads:
-            t.start()
         kills = []
-        for at in sorted(random.uniform(0.3, STREAM_SECONDS - 0.3) for _ in range(KILLS)):
-            wait = t0 + at - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)  # the kill schedule
-            s.kill9("coupon")
-            kills.append((round(time.monotonic() - t0, 2), len(state["done"])))
-            s.start_service("coupon")
-        for t in threads:
-            t.join()
+
+        def kill_coupon(stream):
+            for at in sorted(random.uniform(0.3, STREAM_SECONDS - 0.3) for _ in range(KILLS)):
+                stream.at(at)
+                s.kill9("coupon")
+                kills.append((stream.since_start(), len(done)))
+                s.start_service("coupon")
+        stream.run(kill_coupon)
         sys.stderr.write("coupon kills (s, confirmed so far): %s; %d retries\n"
-                         % (kills, state["retries"]))
-        self.assertEqual(state["errors"], [])
-        self.assertEqual(len(state["done"]), CONFIRMS)
+                         % (kills, stream.retries))
+        self.assertEqual(stream.errors, [])
+        self.assertEqual(len(done), CONFIRMS)
         self.assertGreaterEqual(len(kills), 5)
 
         # Every job completes with exactly 2 redemptions and 2 new codes.
         issued = {}
         for txn in txns:
-            j = s.wait_side_effects(txn, state["done"][txn], timeout=60)
+            j = s.wait_side_effects(txn, done[txn], timeout=60)
             self.assertEqual((j["couponsRedeemed"], len(j["postPurchaseCoupons"]),
                               j["reason"]), (2, 2, None), j)
             for e in j["postPurchaseCoupons"]:

@@ -16,90 +16,14 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import D, basket, item, pct_action, promotion, uniq  # noqa: E402
+import streams  # noqa: E402
+from harness import D  # noqa: E402
 
 SANITIZED = bool(os.environ.get("DRE_SANITIZE"))
 CONFIRMS = int(os.environ.get("DRE_CRASH_CONFIRMS", 600 if SANITIZED else 2000))
 KILLS = 10              # per victim
 STREAM_SECONDS = 20.0   # the confirms are paced over this long
 CLIENTS = 8
-
-
-class Stream:
-    """Paced evaluate + confirm of CONFIRMS transactions from CLIENTS threads,
-    retrying through outages (a repeated confirm is idempotent)."""
-
-    def __init__(self, stack, p, req, n, seconds):
-        self.s, self.p, self.req, self.n = stack, p, req, n
-        self.rate = n / seconds
-        self.next = 0
-        self.lock = threading.Lock()
-        self.confirmed = {}     # txn -> (counter, amount)
-        self.errors = []
-        self.retries = 0
-        self.t0 = None
-
-    def call(self, fn):
-        """fn() until it answers 200 (503 and dropped connections are an
-        evaluator being restarted)."""
-        deadline = time.monotonic() + harness.deadline(60)
-        while True:
-            try:
-                r = fn()
-                if r.status == 200:
-                    return r
-                if r.status != 503:
-                    raise AssertionError("unexpected answer %r" % r)
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("no answer for 60 s")
-            with self.lock:
-                self.retries += 1
-            time.sleep(0.02)  # retry back-off, not a synchronisation
-
-    def one(self, i):
-        txn = "CR-%s-%05d" % (self.tag, i)
-        price = D("10.00") + D(i % 50)
-        req = dict(self.req, items=[item("L1", self.art, 1, price)],
-                   header={"transactionId": txn})
-        r = self.call(lambda: self.s.evaluate(req))
-        granted = r.body["totals"]["discount"]["value"]
-        assert granted == price / 10, r
-        counter = r.body["meta"]["header"]["transactionCounter"]
-        amount = granted - D("0.01") * (i % 4)
-        self.call(lambda: self.s.confirm(txn, counter, [{
-            "promotionId": self.p["id"],
-            "discountAmount": {"value": amount, "currency": "EUR"}}]))
-        with self.lock:
-            self.confirmed[txn] = (counter, amount)
-
-    def worker(self):
-        while True:
-            with self.lock:
-                i = self.next
-                if i >= self.n:
-                    return
-                self.next += 1
-            due = self.t0 + i / self.rate
-            wait = due - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)  # pacing the stream
-            try:
-                self.one(i)
-            except Exception as e:  # noqa: BLE001 -- reported below
-                with self.lock:
-                    self.errors.append("%d: %r" % (i, e))
-
-    def run(self, art, tag, during):
-        self.art, self.tag = art, tag
-        self.t0 = time.monotonic()
-        threads = [threading.Thread(target=self.worker, daemon=True) for _ in range(CLIENTS)]
-        for t in threads:
-            t.start()
-        during(self)
-        for t in threads:
-            t.join()
 
 
 def killer(stack, victims, seconds):
@@ -111,28 +35,16 @@ def killer(stack, victims, seconds):
 
     def run(stream):
         for at, v in plan:
-            wait = stream.t0 + at - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)  # the kill schedule
+            stream.at(at)
             stack.kill9(v)
-            log.append((round(time.monotonic() - stream.t0, 2), v, len(stream.confirmed)))
+            log.append((stream.since_start(), v, len(stream.confirmed)))
             stack.start_service(v)
     return plan, log, run
 
 
 class Crash(harness.TestCase):
-    def prepare(self, total="1000000.00"):
-        s = self.stack
-        gid = self.pos_group()["id"]
-        art = uniq("ART")
-        budget = s.create_budget(total, thresholds=[1])
-        p = promotion("Crash %s" % art, [{"type": "ARTICLE", "values": [art]}],
-                      [pct_action(10, articles=[art])], pos_groups=[gid],
-                      budgetIds=[budget["id"]])
-        s.create_promotion(p)
-        req = basket(gid, [item("L1", art, 1, "10.00")])
-        s.wait_for_promotion(p["id"], req)
-        return budget, p, req, art
+    def prepare(self):
+        return streams.markdown_with_budget(self.stack, "Crash", self.pos_group()["id"])
 
     def check(self, stream, budget, p):
         s = self.stack
@@ -195,9 +107,10 @@ class Crash(harness.TestCase):
     def stream_with_kills(self, victims, tag):
         budget, p, req, art = self.prepare()
         plan, log, run = killer(self.stack, victims, STREAM_SECONDS)
-        st = Stream(self.stack, p, req, CONFIRMS, STREAM_SECONDS)
+        st = streams.ConfirmStream(self.stack, p, req, art, "CR-" + tag, CONFIRMS,
+                                   STREAM_SECONDS, CLIENTS)
         t = time.monotonic()
-        st.run(art, tag, run)
+        st.run(run)
         sys.stderr.write("%s: %d confirms in %.1f s, %d retries, kills (s, victim, "
                          "confirmed so far): %s\n" % (tag, len(st.confirmed),
                                                       time.monotonic() - t, st.retries, log))

@@ -13,6 +13,7 @@
 
 #include "apply.h"
 #include "dre/avro.h"
+#include "dre/busmock.h"
 #include "dre/uuid.h"
 
 static Dre__BudgetRecord

@@ -12,6 +12,8 @@
 #include <cmocka.h>
 
 #include "dre/bus.h"
+#include "dre/busmock.h"
+#include "dre/outbox.h"
 #include "dre/topics.h"
 
 static dre_bus_mock *mock;

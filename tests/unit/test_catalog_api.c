@@ -9,10 +9,14 @@
 
 #include <cmocka.h>
 
-// The service is an executable, not a library: compile its sources here.
-#include "../../services/catalog/entities.c"
-#include "../../services/catalog/handlers.c"
-#include "../../services/catalog/repo.c"
+#include "catalog.h"
+#include "dre/avro.h"
+#include "dre/topics.h"
+#include "entities.h"
+#include "handlers.h"
+#include "master.pb-c.h"
+
+#include "dre/busmock.h"
 
 static char          dir[64];
 static cat           C;
@@ -43,6 +47,17 @@ teardown(void **state)
 	return system(cmd) != 0;
 }
 
+// route is the handler of method in the catalog's route table.
+static dre_rpc_fn
+route(const char *method)
+{
+	const dre_rpc_route *rt = cat_routes;
+	while (rt->method && strcmp(rt->method, method) != 0)
+		rt++;
+	assert_non_null(rt->method);
+	return rt->fn;
+}
+
 // call invokes the handler of method as tenant with body and params
 // ("k=v" strings, NULL-terminated); the reply body is copied to *out.
 static int
@@ -65,18 +80,14 @@ call(const char *method, const char *tenant, const char *body, char **out,
 	rq0.method = (char *) method;
 	rq0.params = pp;
 	rq0.n_params = n;
-	dre_rpc_call         c = { .method = method,
-		        .tenant = tenant,
-		        .principal = "test",
-		        .body = (const uint8_t *) body,
-		        .body_len = body ? strlen(body) : 0,
-		        .req = &rq0 };
-	dre_rpc_reply        rep = { .status = 200 };
-	const dre_rpc_route *rt = cat_routes;
-	while (rt->method && strcmp(rt->method, method) != 0)
-		rt++;
-	assert_non_null(rt->method);
-	rt->fn(&C, &c, &rep);
+	dre_rpc_call  c = { .method = method,
+		 .tenant = tenant,
+		 .principal = "test",
+		 .body = (const uint8_t *) body,
+		 .body_len = body ? strlen(body) : 0,
+		 .req = &rq0 };
+	dre_rpc_reply rep = { .status = 200 };
+	route(method)(&C, &c, &rep);
 	if (out) {
 		if (rep.status >= 400)
 			*out
@@ -313,7 +324,7 @@ test_snapshot(void **state)
 		   .body_len = n,
 		   .req = &rq0 };
 	dre_rpc_reply   rep = { .status = 200 };
-	h_snapshot(&C, &c, &rep);
+	route("catalog.Snapshot")(&C, &c, &rep);
 	assert_int_equal(rep.status, 200);
 	Dre__SnapshotResponse *s = dre__snapshot_response__unpack(
 	    NULL, rep.body.len, (const uint8_t *) rep.body.data);

@@ -16,6 +16,7 @@
 
 #include "dre/avro.h"
 #include "dre/bus.h"
+#include "dre/busmock.h"
 #include "dre/consumer.h"
 #include "dre/topics.h"
 #include "dre/uuid.h"

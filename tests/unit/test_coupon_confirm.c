@@ -1,5 +1,5 @@
 // test_coupon_confirm.c -- the coupon service's apply of confirmed sales
-// (services/coupon/confirm.c) against a real RocksDB and a mock Kafka
+// (services/coupon/apply.c) against a real RocksDB and a mock Kafka
 // cluster: redemption through a reservation, directly, of a GENERIC code by
 // several sales of one batch (the batch's own writes counted), a code that
 // cannot be redeemed reported, post-purchase codes and their replay, an
@@ -16,14 +16,20 @@
 
 #include <cmocka.h>
 
-// The service is an executable, not a library: compile its sources here.
-#include "../../services/coupon/codes.c"
-#include "../../services/coupon/confirm.c"
-#include "../../services/coupon/handlers.c"
-#include "../../services/coupon/jobs.c"
-#include "../../services/coupon/links.c"
-#include "../../services/coupon/model.c"
-#include "../../services/coupon/rules.c"
+#include "apply.h"
+#include "coupon.h"
+#include "coupon.pb-c.h"
+#include "dre/avro.h"
+#include "dre/clock.h"
+#include "dre/topics.h"
+#include "dre/uuid.h"
+#include "handlers.h"
+#include "keys.h"
+#include "model.h"
+#include "rules.h"
+
+#include "dre/busmock.h"
+#include "dre/outbox.h"
 
 static char          dir[64];
 static cp            S;
@@ -96,7 +102,8 @@ make_code(const char *tenant, const char *type_id, const char *code,
 	bool    dup = false;
 	size_t  n = 0;
 	assert_int_equal(cp_type_load(&S, A, tenant, type_id, &t), DRE_OK);
-	new_code(&c, &t, code, customer, st, CP_ORIGIN_IMPORT, dre_now_ms());
+	cp_code_new(
+	    &c, &t, code, customer, st, CP_ORIGIN_IMPORT, dre_now_ms());
 	dre_batch *b = dre_batch_alloc();
 	assert_int_equal(cp_codes_insert(&S, tenant, &c, 1, &t, false, &dup, b,
 	                     NULL, NULL, &n),
@@ -171,7 +178,7 @@ apply_sale(dre_batch *b, const sale_ev *e, int attempts)
 		.event_id = e->t.event_id,
 		.attempts = attempts,
 		.now_ms = dre_now_ms() };
-	dre_err       err = cp_confirm_apply(&S, &x, &m);
+	dre_err       err = cp_apply_confirmed(&S, &x, &m);
 	dre_buf_free(&buf);
 	return err;
 }
@@ -181,7 +188,7 @@ static void
 commit_batch(dre_batch *b)
 {
 	assert_int_equal(dre_store_write(S.st, b, true), DRE_OK);
-	cp_confirm_batch_end(&S, DRE_OK);
+	cp_apply_batch_end(&S, DRE_OK);
 	dre_batch_clear(b);
 }
 
@@ -422,8 +429,8 @@ test_unknown_promotion(void **state)
 	sale_init(&e, "t2", "TX-U", "C", "UNSEEN", NULL, 0);
 	assert_int_equal(apply_sale(b, &e, 1), DRE_EUNAVAIL);
 	assert_int_equal(dre_batch_count(b), 0);
-	cp_confirm_batch_end(&S, DRE_EUNAVAIL);
-	assert_int_equal(apply_sale(b, &e, UNKNOWN_TRIES), DRE_OK);
+	cp_apply_batch_end(&S, DRE_EUNAVAIL);
+	assert_int_equal(apply_sale(b, &e, CP_UNKNOWN_TRIES), DRE_OK);
 	commit_batch(b);
 	promo("t2", "SEEN", 1, "{\"status\":\"ACTIVE\"}");
 	sale_init(&e, "t2", "TX-S", "C", "SEEN", NULL, 0);
@@ -435,7 +442,7 @@ test_unknown_promotion(void **state)
 	dre_sfx_result v[2];
 	assert_int_equal(results_of(a, "TX-U", v, 2), 1);
 	assert_string_equal(v[0].status, "FAILED");
-	assert_int_equal(v[0].attempts, UNKNOWN_TRIES);
+	assert_int_equal(v[0].attempts, CP_UNKNOWN_TRIES);
 	assert_string_equal(v[0].reason,
 	    "promotion UNSEEN is unknown to the coupon service: its "
 	    "post-purchase coupons were not issued");

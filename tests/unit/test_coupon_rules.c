@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "../../services/coupon/rules.c"
+#include "rules.h"
 
 #define T0 1780000000000LL // an instant in 2026
 

@@ -12,13 +12,17 @@
 
 #include <cmocka.h>
 
-// The service is an executable, not a library: compile its sources here.
-#include "../../services/coupon/codes.c"
-#include "../../services/coupon/handlers.c"
-#include "../../services/coupon/jobs.c"
-#include "../../services/coupon/links.c"
-#include "../../services/coupon/model.c"
-#include "../../services/coupon/rules.c"
+#include "coupon.h"
+#include "coupon.pb-c.h"
+#include "dre/avro.h"
+#include "dre/clock.h"
+#include "dre/topics.h"
+#include "dre/uuid.h"
+#include "handlers.h"
+#include "model.h"
+#include "rules.h"
+
+#include "dre/busmock.h"
 
 static char          dir[64];
 static cp            S;
@@ -58,6 +62,17 @@ teardown(void **state)
 	return system(cmd) != 0;
 }
 
+// route is the handler of method in the coupon service's route table.
+static dre_rpc_fn
+route(const char *method)
+{
+	const dre_rpc_route *rt = cp_routes;
+	while (rt->method && strcmp(rt->method, method) != 0)
+		rt++;
+	assert_non_null(rt->method);
+	return rt->fn;
+}
+
 // make_type stores a coupon type; returns its id in id[37].
 static void
 make_type(const char *tenant, bool generic, int64_t max, int64_t per_cust,
@@ -88,7 +103,8 @@ make_code(const char *tenant, const char *type_id, const char *code,
 	bool       dup = false;
 	size_t     n = 0;
 	assert_int_equal(cp_type_load(&S, a, tenant, type_id, &t), DRE_OK);
-	new_code(&c, &t, code, customer, st, CP_ORIGIN_IMPORT, dre_now_ms());
+	cp_code_new(
+	    &c, &t, code, customer, st, CP_ORIGIN_IMPORT, dre_now_ms());
 	dre_batch *b = dre_batch_alloc();
 	assert_int_equal(cp_codes_insert(&S, tenant, &c, 1, &t, false, &dup, b,
 	                     NULL, NULL, &n),
@@ -254,7 +270,7 @@ test_valid_to_expiry(void **state)
 	cp_reserve(&S, a, "t1", "VT-2", "TX", "", &r, &o);
 	assert_int_equal(o.status, 200);
 	assert_true(r.expires_at <= end);
-	cp_admin_cancel(&S, a, "t1", "VT-3", &(cp_code) { 0 }, &o);
+	cp_admin_cancel(&S, a, "t1", "VT-3", NULL, &(cp_code) { 0 }, &o);
 	assert_int_equal(o.status, 200);
 	cp_sweep(&S, end); // validTo itself is still valid
 	assert_int_equal(get_code("t1", "VT-1").state, CP_ACTIVE);
@@ -440,7 +456,7 @@ test_batch_and_uniqueness(void **state)
 	cp_code c[32];
 	size_t  n = 0;
 	for (int i = 0; i < 31; i++) {
-		new_code(
+		cp_code_new(
 		    &c[i], &tiny, NULL, "", CP_ACTIVE, CP_ORIGIN_BATCH, 1);
 		c[i].code[1] = CP_ALPHABET[i];
 	}
@@ -450,15 +466,15 @@ test_batch_and_uniqueness(void **state)
 	    DRE_OK);
 	assert_int_equal(n, 31);
 	dre_batch_clear(b);
-	new_code(&c[31], &tiny, NULL, "", CP_ACTIVE, CP_ORIGIN_BATCH, 1);
+	cp_code_new(&c[31], &tiny, NULL, "", CP_ACTIVE, CP_ORIGIN_BATCH, 1);
 	assert_int_equal(cp_codes_insert(&S, "t1", &c[31], 1, &tiny, true,
 	                     NULL, b, NULL, NULL, &n),
 	    DRE_EEXISTS);
 	dre_batch_free(b);
 	// explicit codes: a duplicate is reported, not overwritten
 	bool dup[2];
-	new_code(&c[0], &t, "DUP-1", "", CP_ACTIVE, CP_ORIGIN_IMPORT, 1);
-	new_code(&c[1], &t, "DUP-1", "", CP_ACTIVE, CP_ORIGIN_IMPORT, 1);
+	cp_code_new(&c[0], &t, "DUP-1", "", CP_ACTIVE, CP_ORIGIN_IMPORT, 1);
+	cp_code_new(&c[1], &t, "DUP-1", "", CP_ACTIVE, CP_ORIGIN_IMPORT, 1);
 	b = dre_batch_alloc();
 	assert_int_equal(
 	    cp_codes_insert(&S, "t1", c, 2, &t, false, dup, b, NULL, NULL, &n),
@@ -640,7 +656,7 @@ test_links_and_check(void **state)
 		   .body_len = n,
 		   .req = &rq0 };
 	dre_rpc_reply   rep = { .status = 200 };
-	h_check(&S, &c, &rep);
+	route("coupon.Check")(&S, &c, &rep);
 	assert_int_equal(rep.status, 200);
 	Dre__CouponCheckResponse *res = dre__coupon_check_response__unpack(
 	    NULL, rep.body.len, (const uint8_t *) rep.body.data);

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "apply.h"
+#include "dre/busmock.h"
 #include "dre/uuid.h"
 
 static void

@@ -1,4 +1,4 @@
-// test_uuid.c -- v4 format and uniqueness, validator edge cases.
+// test_uuid.c -- v4 format and uniqueness, derived ids, validator edge cases.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +22,24 @@ test_v4(void **state)
 	for (size_t i = 0; i < DRE_UUID_LEN; i++)
 		assert_true(a[i] == '-' || (a[i] >= '0' && a[i] <= '9')
 		    || (a[i] >= 'a' && a[i] <= 'f'));
+}
+
+// The expected ids come from an independent implementation: Python's
+// uuid.uuid5(UUID('4d52451e-7a0b-4c5e-9b1f-3c6d8e205147'), name).
+static void
+test_derive(void **state)
+{
+	char a[DRE_UUID_LEN + 1], b[DRE_UUID_LEN + 1];
+	const char *name = "default/tx-1/budget";
+	dre_uuid_derive(a, name, strlen(name));
+	assert_string_equal(a, "27308734-d74b-5aa9-83c0-4ffe9a73e2de");
+	dre_uuid_derive(b, name, strlen(name));
+	assert_string_equal(a, b);
+	dre_uuid_derive(b, "", 0);
+	assert_string_equal(b, "20762a76-a62b-5ada-8fbf-397d0ff89bf3");
+	dre_uuid_derive(b, name, strlen(name) - 1);
+	assert_string_not_equal(a, b);
+	assert_true(dre_uuid_valid(a, strlen(a)));
 }
 
 static void
@@ -53,6 +71,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_v4),
+		cmocka_unit_test(test_derive),
 		cmocka_unit_test(test_valid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -138,7 +138,7 @@ phase(const char *name, bool reserve, int nconn, int duration)
 	conn   *cs = calloc((size_t) nconn, sizeof(conn));
 	size_t  lcap = 1 << 22, nlat = 0, next_code = 0;
 	int64_t *lat = malloc(lcap * sizeof(int64_t));
-	long     non200 = 0;
+	long     non200 = 0, refused = 0;
 	for (int i = 0; i < nconn; i++)
 		cs[i].fd = httpc_connect_epoll(ep, &cs[i]);
 	int64_t start = httpc_now_ns(), end = start + (int64_t) duration * 1000000000;
@@ -199,6 +199,13 @@ phase(const char *name, bool reserve, int nconn, int duration)
 				if (non200++ < 3)
 					fprintf(stderr, "%s: %.*s\n", name,
 					    (int) clen, c->in + hlen);
+			} else if (reserve
+			    && memmem(c->in + hlen, clen, "\"reserved\":true",
+			           15) == NULL) {
+				// a business refusal is a 200 (§5)
+				if (refused++ < 3)
+					fprintf(stderr, "%s: %.*s\n", name,
+					    (int) clen, c->in + hlen);
 			}
 			if (nlat < lcap)
 				lat[nlat++] = httpc_now_ns() - c->start;
@@ -211,16 +218,16 @@ phase(const char *name, bool reserve, int nconn, int duration)
 	double secs = (double) (httpc_now_ns() - start) / 1e9;
 	qsort(lat, nlat, sizeof(int64_t), httpc_cmp_i64);
 #define PCT(p) (httpc_pct(lat, nlat, (p)) / 1e6)
-	printf("%-8s %zu requests in %.1fs: %.0f req/s, non-200 %ld; latency ms "
-	       "p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n",
-	    name, nlat, secs, (double) nlat / secs, non200, PCT(0.50),
+	printf("%-8s %zu requests in %.1fs: %.0f req/s, non-200 %ld, refused "
+	       "%ld; latency ms p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n",
+	    name, nlat, secs, (double) nlat / secs, non200, refused, PCT(0.50),
 	    PCT(0.99), PCT(0.999), PCT(1.0));
 	for (int i = 0; i < nconn; i++)
 		close(cs[i].fd);
 	close(ep);
 	free(cs);
 	free(lat);
-	return non200 ? 1 : 0;
+	return non200 || refused ? 1 : 0;
 }
 
 int

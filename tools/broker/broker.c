@@ -23,6 +23,7 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include "dre/config.h"
+#include "dre/fs.h"
 #include "dre/log.h"
 #include "dre/rpc.h"
 #include "dre/svc.h"

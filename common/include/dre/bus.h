@@ -1,4 +1,5 @@
-// bus.h -- Kafka (librdkafka): idempotent producer, consumer, outbox relay.
+// bus.h -- Kafka (librdkafka): idempotent producer and consumer. The
+// outbox relay is outbox.h, the in-process mock cluster of tests busmock.h.
 #ifndef DRE_BUS_H
 #define DRE_BUS_H
 
@@ -8,11 +9,9 @@
 
 #include "dre/config.h"
 #include "dre/err.h"
-#include "dre/store.h"
 
 typedef struct dre_producer dre_producer;
 typedef struct dre_consumer dre_consumer;
-typedef struct dre_outbox dre_outbox;
 
 // Delivery report: err DRE_OK when the broker persisted the message (acks=all).
 typedef void (*dre_delivery_fn)(void *arg, dre_err err, void *msg_opaque,
@@ -112,65 +111,5 @@ dre_err dre_consumer_seek(
 // DRE_EBUS: another consumer error (logged).
 dre_err dre_consumer_poll(dre_consumer *c, int timeout_ms, dre_msg *m);
 void dre_consumer_close(dre_consumer *c);
-
-// The outbox: events written in the same RocksDB batch as the state change
-// that caused them, produced by a relay thread. Nothing written to the
-// outbox is lost, even when the broker loses what it acknowledged.
-//
-// The rule: an event is kept until it is safe, not merely acknowledged.
-// - Pending until a broker acknowledges it (acks=all); produced in order,
-//   retried after failures.
-// - Then kept, with the time of the acknowledgement, and dropped only once
-//   the relay has seen the same Kafka cluster id 5 minutes after that
-//   acknowledgement (at most 200000 kept, oldest dropped first).
-// - A broker that lost what it acknowledged is recognised by any of: a
-//   different cluster id (rd_kafka_clusterid, asked every 2 s) than the one
-//   the relay saw last (stored, so also across a restart of the service);
-//   an acknowledgement at an offset below one acknowledged before in the
-//   same partition (the log started again); a partition's high watermark
-//   at or below the highest offset acknowledged in it (asked every 2 s).
-//   The embedded broker restarted is a new, empty cluster (its id is made
-//   of heap addresses: under ASan it can come back with the same id, the
-//   offsets still tell). Then, once every report of what is in flight is
-//   in, every kept event goes back to pending and is produced again, to the
-//   new cluster, and the offsets seen start from nothing.
-// Re-publishing is safe because every event carries its eventId and every
-// consumer drops an eventId it applied (or applies versioned state); a
-// re-published event can only be late, never applied twice.
-//
-// dre_outbox_open uses column family cf of st and producer p (both borrowed,
-// must outlive the outbox) and starts the relay.
-dre_err dre_outbox_open(dre_outbox **op, dre_store *st, int cf,
-    const dre_kvlist *props);
-// dre_outbox_put appends one event to batch b; the caller writes b.
-// Returns the event's sequence number (for dre_outbox_wait).
-uint64_t dre_outbox_put(dre_outbox *o, dre_batch *b, const char *topic,
-    const void *key, size_t klen, const void *val, size_t vlen);
-// dre_outbox_wait waits up to timeout_ms until the broker acknowledged the
-// event seq (written and kicked before). DRE_OK once it did, DRE_ETIMEOUT
-// otherwise (it stays in the outbox and is delivered later).
-dre_err dre_outbox_wait(dre_outbox *o, uint64_t seq, int timeout_ms);
-// dre_outbox_kick wakes the relay after the caller's batch was written.
-void dre_outbox_kick(dre_outbox *o);
-// dre_outbox_pending is the number of events not yet acknowledged (by the
-// current cluster: events published again count again).
-int64_t dre_outbox_pending(dre_outbox *o);
-// dre_outbox_connected reports whether the relay currently reaches Kafka.
-bool dre_outbox_connected(dre_outbox *o);
-// dre_outbox_close stops the relay (pending events stay in the store).
-void dre_outbox_close(dre_outbox *o);
-
-// An in-process librdkafka mock cluster on loopback with every topic of
-// dre_topics[] created: for tests that need a broker without a process.
-typedef struct dre_bus_mock dre_bus_mock;
-// dre_bus_mock_open starts `brokers` mock brokers (ids 1..brokers). Caller
-// closes with dre_bus_mock_close().
-dre_err dre_bus_mock_open(dre_bus_mock **mp, int brokers);
-// dre_bus_mock_bootstrap returns the bootstrap.servers string; borrowed
-// until close.
-const char *dre_bus_mock_bootstrap(const dre_bus_mock *m);
-// dre_bus_mock_set_up takes broker id (-1 = all) up or down.
-dre_err dre_bus_mock_set_up(dre_bus_mock *m, int32_t broker, bool up);
-void dre_bus_mock_close(dre_bus_mock *m);
 
 #endif

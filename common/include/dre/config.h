@@ -65,7 +65,8 @@ typedef struct {
 // dre_config_load fills cfg from table and argv (argv[0] skipped). kafka
 // receives the kafka.* keys. Returns DRE_ECONFIG with a message logged on an
 // unknown key, a bad value or an unreadable file. "--help" prints the table
-// and exits 0.
+// and exits 0; "--version" prints the program's name and DRE_VERSION
+// (dre/version.h) and exits 0.
 dre_err dre_config_load(void *cfg, const dre_cfg_opt *table, dre_kvlist *kafka,
     int argc, char **argv);
 // dre_config_free frees the strings the table put into cfg and the kvlist.

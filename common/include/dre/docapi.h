@@ -86,4 +86,17 @@ void dre_docapi_reply_list(
 // list; W/ forms compare weakly, as RFC 9110 allows for our own tags.
 bool dre_etag_match(const char *if_match, const char *version);
 
+// dre_docapi_etag answers the header ETag: version, quoted (a strong tag).
+void dre_docapi_etag(dre_docapi_req *r, const char *version);
+// dre_docapi_if_match checks the request's If-Match (the gateway's if_match
+// parameter) against the entity's current version (dre_etag_match): true
+// when there is none or it matches. Otherwise answers as dre_docapi_stale
+// and returns false: the caller then changes nothing.
+bool dre_docapi_if_match(
+    dre_docapi_req *r, const char *version, const char *what);
+// dre_docapi_stale answers 412 PRECONDITION_FAILED, target If-Match: the
+// <what> changed since it was read, its ETag is now version.
+void dre_docapi_stale(
+    dre_docapi_req *r, const char *version, const char *what);
+
 #endif

@@ -51,6 +51,11 @@ bool    dre_odata_trivial(const dre_odata *q);
 int64_t dre_odata_top(const dre_odata *q);
 int64_t dre_odata_skip(const dre_odata *q);
 
+// dre_odata_sorted tells whether the query has an $orderby. Without one
+// the page can be written while the collection is read, in store order,
+// keeping nothing (dre_odata_emit): what a large collection needs.
+bool dre_odata_sorted(const dre_odata *q);
+
 // dre_odata_match tells whether doc passes $filter (true without one).
 bool dre_odata_match(const dre_odata *q, const dre_json *doc);
 
@@ -81,6 +86,14 @@ typedef struct {
 // list) to l when it passes $filter. False when out of memory.
 bool dre_odata_keep(const dre_odata *q, dre_odata_list *l, const dre_json *doc,
     const char *text, size_t len);
+
+// dre_odata_emit counts the document (its tree and its text) into *count
+// when it passes $filter and appends it to out, comma-separated and with
+// $select applied, when it falls in the page ($skip, $top). Documents come
+// in the order they are answered: for a query without $orderby. doc may be
+// NULL when the query is trivial (the text is then written as it is).
+void dre_odata_emit(const dre_odata *q, int64_t *count, dre_buf *out,
+    const dre_json *doc, const char *text, size_t len);
 
 // dre_odata_page sorts l, appends the page ($skip, $top) to out, the items
 // comma-separated, frees l and returns how many documents matched.

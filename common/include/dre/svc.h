@@ -26,8 +26,4 @@ void dre_svc_stop(void);
 // and creates the directory. NULL (logged) when it cannot be created.
 char *dre_svc_path(const dre_common_cfg *common, const char *sub);
 
-// dre_mkdirs creates path and its parents; existing directories are fine.
-// Returns 0, or -1 with errno set.
-int dre_mkdirs(const char *path);
-
 #endif

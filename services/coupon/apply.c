@@ -1,4 +1,5 @@
-// coupon/confirm.c -- what a confirmed sale does to coupons, exactly once:
+// coupon/apply.c -- the confirmed-sale applier: what a sale on
+// dre.transactions.confirmed does to coupons, exactly once:
 // the codes of appliedPromotions[].couponCode are redeemed, the promotions'
 // ISSUE_COUPON actions generate post-purchase codes, and one
 // SideEffectResult is queued -- all into the applier's batch, which is
@@ -21,7 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "apply.h"
 #include "coupon.h"
+#include "dre/outbox.h"
 #include "dre/store.h"
 #include "dre/avro.h"
 #include "dre/log.h"
@@ -33,10 +36,6 @@
 #define MAX_ISSUED  1000 // post-purchase codes one sale gets
 #define MAX_HOLDS   4096
 #define REGEN_TRIES 16
-// A promotion the link table has never seen means its feed is behind the
-// sale's: the batch is retried (the applier backs off 0.1, 0.2, ... 5 s)
-// this many times, ~11 s, before the sale is applied without it.
-#define UNKNOWN_TRIES 8
 
 // ---- locks
 // ------------------------------------------------------------------
@@ -62,7 +61,7 @@ lock_create(cp *s)
 }
 
 void
-cp_confirm_batch_end(void *arg, dre_err err)
+cp_apply_batch_end(void *arg, dre_err err)
 {
 	cp *s = arg;
 	if (s->ap_create) {
@@ -553,7 +552,7 @@ result_put(cp *s, dre_apply_ctx *x, sale *sl, bool any)
 }
 
 dre_err
-cp_confirm_apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
+cp_apply_confirmed(void *arg, dre_apply_ctx *x, const dre_msg *m)
 {
 	cp              *s = arg;
 	dre_tx_confirmed t;
@@ -576,7 +575,7 @@ cp_confirm_apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 	for (size_t i = 0; i < t.npromotions; i++) {
 		err = cp_links_issue(s, x->a, t.tenant,
 		    t.promotions[i].promotion_id, &acts[i], &nacts[i]);
-		if (err == DRE_ENOTFOUND && x->attempts < UNKNOWN_TRIES) {
+		if (err == DRE_ENOTFOUND && x->attempts < CP_UNKNOWN_TRIES) {
 			dre_info("confirm %s/%s: promotion %s not known yet: "
 			         "waiting for the promotion feed",
 			    t.tenant, t.transaction_id,
@@ -656,7 +655,7 @@ cp_confirm_apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 static const char *const topics[] = { DRE_TOPIC_TX_CONFIRMED };
 
 dre_err
-cp_confirm_start(cp *s, int max_batch)
+cp_applier_start(cp *s, int max_batch)
 {
 	if (dre_kvlist_get(s->kafka, "bootstrap.servers") == NULL) {
 		dre_warn(
@@ -674,15 +673,15 @@ cp_confirm_start(cp *s, int max_batch)
 		.st = s->st,
 		.cf = CF_APPLIER,
 		.kafka = s->kafka,
-		.apply = cp_confirm_apply,
-		.batch_end = cp_confirm_batch_end,
+		.apply = cp_apply_confirmed,
+		.batch_end = cp_apply_batch_end,
 		.arg = s,
 		.max_batch = max_batch };
 	return dre_applier_start(&s->ap, &cfg);
 }
 
 void
-cp_confirm_stop(cp *s)
+cp_applier_stop(cp *s)
 {
 	dre_applier_stop(s->ap);
 	s->ap = NULL;
