@@ -25,6 +25,7 @@
 #include "apply.h"
 #include "coupon.h"
 #include "dre/outbox.h"
+#include "dre/sidefx.h"
 #include "dre/store.h"
 #include "dre/avro.h"
 #include "dre/log.h"
@@ -514,41 +515,18 @@ static dre_err
 result_put(cp *s, dre_apply_ctx *x, sale *sl, bool any)
 {
 	const dre_tx_confirmed *t = sl->t;
-	dre_sfx_result          res = { 0 };
-	char                    seed[64];
-	int sn = snprintf(seed, sizeof seed, "sidefx|coupon|%s", t->event_id);
-	dre_uuid_derive(res.event_id, seed, (size_t) sn);
-	res.tenant = t->tenant;
-	res.occurred_at = x->now_ms;
-	res.schema_version = 1;
-	res.transaction_id = t->transaction_id;
-	res.transaction_counter = t->transaction_counter;
-	res.source_event_id = t->event_id;
-	res.service = "coupon";
+	dre_sfx_result          res;
+	dre_sidefx_init(&res, "coupon", t, x);
 	res.status = sl->reason.len > 0 ? "FAILED"
 	    : any                       ? "SUCCESS"
 	                                : "SKIPPED";
-	res.attempts = x->attempts;
 	res.reason = sl->reason.len > 0
 	    ? dre_arena_strdup(x->a, sl->reason.data)
 	    : NULL;
 	res.coupons_redeemed = sl->redeemed;
 	res.coupons = sl->issued;
 	res.ncoupons = sl->nissued;
-	dre_buf ev = { 0 };
-	dre_err err = dre_avro_encode_sfx_result(&ev, &res);
-	if (err == DRE_OK) {
-		char key[320];
-		int  kl = snprintf(
-		     key, sizeof key, "%s/%s", t->tenant, t->transaction_id);
-		if (kl < 0 || (size_t) kl >= sizeof key)
-			err = DRE_EINVAL;
-		else
-			dre_outbox_put(s->ob, x->b, DRE_TOPIC_SIDEFX, key,
-			    (size_t) kl, ev.data, ev.len);
-	}
-	dre_buf_free(&ev);
-	return err;
+	return dre_sidefx_put(s->ob, x->b, &res);
 }
 
 dre_err
