@@ -9,8 +9,7 @@
 #include "dre/avro.h"
 #include "dre/log.h"
 #include "dre/outbox.h"
-#include "dre/topics.h"
-#include "dre/uuid.h"
+#include "dre/sidefx.h"
 
 int32_t
 loy_day(int64_t ms)
@@ -39,33 +38,12 @@ static dre_err
 result(loy *s, dre_apply_ctx *x, const dre_tx_confirmed *t, const char *status,
     const char *reason, int64_t points)
 {
-	dre_sfx_result res = { 0 };
-	char           seed[64];
-	int            sl
-	    = snprintf(seed, sizeof(seed), "sidefx|loyalty|%s", t->event_id);
-	dre_uuid_derive(res.event_id, seed, (size_t) sl);
-	res.tenant = t->tenant;
-	res.occurred_at = x->now_ms;
-	res.schema_version = 1;
-	res.transaction_id = t->transaction_id;
-	res.transaction_counter = t->transaction_counter;
-	res.source_event_id = t->event_id;
-	res.service = "loyalty";
+	dre_sfx_result res;
+	dre_sidefx_init(&res, "loyalty", t, x);
 	res.status = status;
-	res.attempts = x->attempts;
-	res.reason = reason;
+	res.reason = reason != NULL ? dre_arena_strdup(x->a, reason) : NULL;
 	res.loyalty_points = points;
-	dre_buf ev = { 0 };
-	dre_err err = dre_avro_encode_sfx_result(&ev, &res);
-	if (err == DRE_OK) {
-		char key[320];
-		int  kl = snprintf(
-		     key, sizeof(key), "%s/%s", t->tenant, t->transaction_id);
-		dre_outbox_put(s->ob, x->b, DRE_TOPIC_SIDEFX, key, (size_t) kl,
-		    ev.data, ev.len);
-	}
-	dre_buf_free(&ev);
-	return err;
+	return dre_sidefx_put(s->ob, x->b, &res);
 }
 
 // receipt_earned: DRE_OK when a receipt with uniqueReceiptId txid earned
