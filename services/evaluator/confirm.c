@@ -589,10 +589,14 @@ job_render(dre_buf *out, const char *txid, int64_t counter,
 		dre_jsonw_obj_end(&w);
 	}
 	dre_jsonw_arr_end(&w);
-	// reason: every service's reason, "service: text; ...".
+	// reason: every service's reason, "service: text; ...", but for a
+	// SKIPPED result's (nothing to do is no problem of the sale: loyalty
+	// names the customer it does not know, PRODUCT-DECISIONS §8; the
+	// result on dre.sidefx.results keeps it).
 	dre_buf reason = { 0 };
 	for (size_t i = 0; i < j->n_results; i++)
-		if (j->results[i]->reason != NULL) {
+		if (j->results[i]->reason != NULL
+		    && strcmp(j->results[i]->status, "SKIPPED") != 0) {
 			dre_buf_printf(&reason, "%s%s: %s",
 			    reason.len ? "; " : "", j->results[i]->service,
 			    j->results[i]->reason);
