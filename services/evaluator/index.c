@@ -5,6 +5,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "dre/hash.h"
 #include "dre/json.h"
 #include "dre/log.h"
 #include "index.h"
@@ -43,21 +44,18 @@ dre_master_kind_name(dre_master_kind k)
 static uint32_t
 hash_str(const char *s)
 {
-	uint32_t h = 2166136261u;
-	for (; *s; s++)
-		h = (h ^ (unsigned char) *s) * 16777619u;
-	return h;
+	return dre_fnv1a32_str(DRE_FNV32_INIT, s, 0);
 }
 
 static uint32_t
 hash_nocase(const char *s)
 {
-	uint32_t h = 2166136261u;
+	uint32_t h = DRE_FNV32_INIT;
 	for (; *s; s++) {
 		unsigned char c = (unsigned char) *s;
 		if (c >= 'A' && c <= 'Z')
 			c += 'a' - 'A';
-		h = (h ^ c) * 16777619u;
+		h = dre_fnv1a32(h, &c, 1);
 	}
 	return h;
 }
