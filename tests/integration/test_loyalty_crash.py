@@ -153,14 +153,6 @@ class LoyaltyBrokerRestart(harness.TestCase):
         during the stream: the evaluator's outbox publishes the lost
         confirms again, loyalty's applier recovers its positions and its
         de-duplication keys drop what it had applied."""
-        if SANITIZED:
-            # Under ASan's timing the common consumer's recovery (bus.c
-            # dre_consumer_assign: one whole re-assign per lost partition,
-            # several within milliseconds after an empty cluster) trips
-            # librdkafka 2.0.2's assertion rktp_started in
-            # rd_kafka_assignment_partition_stopped and the process aborts.
-            # A bug of the common layer, reported; not loyalty's.
-            self.skipTest("librdkafka assertion on rapid re-assign under ASan (common/bus.c)")
         s = own_stack(self)
         gid, art, members = points_setup(self, s)
         log = []
