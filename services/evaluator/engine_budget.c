@@ -147,6 +147,22 @@ dre_budget_set_update(dre_budget_set *b, const char *tenant,
 	return changed;
 }
 
+int64_t
+dre_budget_set_version(
+    const dre_budget_set *cb, const char *tenant, const char *budget_id)
+{
+	dre_budget_set *b = (dre_budget_set *) cb; // the lock is not state
+	char            k[512];
+	size_t          kl = bs_key(k, sizeof(k), tenant, budget_id);
+	if (kl == 0)
+		return -1;
+	pthread_rwlock_rdlock(&b->lk);
+	bs_ent *e = bs_find(b->slots, b->cap, k, kl);
+	int64_t v = e->key != NULL ? e->version : -1;
+	pthread_rwlock_unlock(&b->lk);
+	return v;
+}
+
 bool
 dre_budget_set_exhausted(
     const dre_budget_set *cb, const char *tenant, const char *budget_id)
