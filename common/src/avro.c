@@ -6,7 +6,8 @@
 // Decoding looks the fingerprint up among all embedded schemas: the current
 // one decodes directly, an older version of the same record (kept as
 // proto/<Name>_v<N>.avsc) is decoded with its own schema and read by field
-// name, a field it lacks taking its default. Adding an event type = its .avsc + one encode/decode pair below.
+// name, a field it lacks taking its default. Adding an event type = its
+// .avsc + one encode/decode pair below.
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
