@@ -38,7 +38,7 @@ static const dre_cfg_opt ev_opts[] = {
 	    "how long a confirm waits for Kafka's acknowledgement before it "
 	    "answers \"queued\" (0 = never wait)" },
 	{ "sidefx.services", DRE_CFG_STR, offsetof(ev_cfg, sidefx_services),
-	    "budget,reporting,coupon",
+	    "budget,reporting,coupon,webhook",
 	    "services whose results complete a side-effects job" },
 	{ "sidefx.cache_ms", DRE_CFG_INT, offsetof(ev_cfg, sidefx_cache_ms),
 	    "1000", "side-effects poll answers are cached this long" },

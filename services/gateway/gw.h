@@ -36,7 +36,9 @@
 	XX(REPORTING, "reporting", "reporting.url", "tcp://127.0.0.1:7401",   \
 	    0, "reporting service (/reporting/*)")                            \
 	XX(COUPON, "coupon", "coupon.url", "tcp://127.0.0.1:7501", GW_AWAITS, \
-	    "coupon service")
+	    "coupon service")                                                 \
+	XX(WEBHOOK, "webhook", "webhook.url", "tcp://127.0.0.1:7701", 0,      \
+	    "webhook service (/api/v1/Webhook*)")
 
 enum {
 	GW_SHARDED = 1 << 0,

@@ -52,9 +52,11 @@ EXTRA_USERS = ("tenant-b-admin:tb:Admin:tenant-b,"
                "tenant-c-admin:tc:Admin:tenant-c")
 
 SERVICES = ("broker", "catalog", "budget", "reporting", "coupon", "evaluator",
+            "webhook",
             "gateway")
 # Services that consume Kafka and need the broker's address.
-KAFKA_SERVICES = ("catalog", "budget", "reporting", "coupon", "evaluator")
+KAFKA_SERVICES = ("catalog", "budget", "reporting", "coupon", "evaluator",
+                  "webhook")
 UUID_RE = re.compile(
     r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
@@ -178,6 +180,7 @@ class Stack:
             "evaluator": free_port(),
             "budget": free_port(),
             "reporting": free_port(),
+            "webhook": free_port(),
             "http": free_port(),
         }
         self.procs = {}
@@ -223,6 +226,10 @@ class Stack:
                   "-o", "kafka.bootstrap.servers=" + self.bootstrap]
         elif name == "budget":
             a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap]
+        elif name == "webhook":
+            # Test receivers are plain http on 127.0.0.1 (dev/test only).
+            a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap,
+                  "-o", "webhook.allow_insecure_urls=true"]
         elif name == "reporting":
             a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap,
                   "-o", "budget.url=" + self.rpc_url("budget"),
@@ -236,6 +243,7 @@ class Stack:
                  "-o", "budget.url=" + self.rpc_url("budget"),
                  "-o", "reporting.url=" + self.rpc_url("reporting"),
                  "-o", "coupon.url=" + self.rpc_url("coupon"),
+                 "-o", "webhook.url=" + self.rpc_url("webhook"),
                  "-o", "auth.users=" + EXTRA_USERS]
         for kv in self.opts.get(name, ()):
             a += ["-o", kv]
