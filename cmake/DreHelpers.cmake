@@ -84,7 +84,10 @@ function(dre_add_integration_test)
   if(NOT ARG_SCRIPT)
     set(ARG_SCRIPT integration/test_${ARG_NAME}.py)
   endif()
-  set(env "DRE_BIN_DIR=${CMAKE_BINARY_DIR}/bin" "DRE_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+  # DRE_IT_RECORD_DIR: harness.py records every answer there for the
+  # OpenAPI conformance test (tests/CMakeLists.txt), which runs after them.
+  set(env "DRE_BIN_DIR=${CMAKE_BINARY_DIR}/bin" "DRE_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
+    "DRE_IT_RECORD_DIR=${CMAKE_BINARY_DIR}/it-answers")
   if(DRE_SANITIZE)
     list(APPEND env "DRE_SANITIZE=1")
   endif()
@@ -92,7 +95,8 @@ function(dre_add_integration_test)
   add_test(NAME dre.integration.${ARG_NAME}
     COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/${ARG_SCRIPT})
   set_tests_properties(dre.integration.${ARG_NAME} PROPERTIES
-    LABELS integration TIMEOUT 600 ENVIRONMENT "${env}")
+    LABELS integration TIMEOUT 600 ENVIRONMENT "${env}"
+    FIXTURES_REQUIRED dre_it_answers)
 endfunction()
 
 # dre_add_fuzz_target(NAME t [LIBS ...])

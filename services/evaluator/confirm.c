@@ -17,6 +17,7 @@
 // and so ends PARTIAL (some answered) or FAILED (none did, or every answer
 // failed). A result that arrives later still replaces the service's
 // TIMED_OUT: the job shows what happened, and may end COMPLETED after all.
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -622,7 +623,14 @@ ev_h_side_effects(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	const char *txid = dre_rpc_param(call, "id");
 	const char *cs = dre_rpc_param(call, "counter");
 	char       *end = NULL;
-	long long   counter = cs ? strtoll(cs, &end, 10) : 0;
+	long long   counter = 0;
+	// Digits only, and no overflow: strtoll would take a sign or white
+	// space, and clamp a number too large to LLONG_MAX.
+	errno = 0;
+	if (cs != NULL && cs[0] >= '0' && cs[0] <= '9')
+		counter = strtoll(cs, &end, 10);
+	if (errno != 0 || end == NULL || *end != '\0')
+		counter = 0;
 	if (call->tenant[0] == '\0') {
 		dre_rpc_reply_error(
 		    rep, 401, "UNAUTHORIZED", NULL, "no tenant in the call");
@@ -633,7 +641,7 @@ ev_h_side_effects(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		    "transactionId", "transactionId must be 1-50 characters");
 		return;
 	}
-	if (cs == NULL || end == cs || *end != '\0' || counter < 1) {
+	if (counter < 1) {
 		dre_rpc_reply_error(rep, 400, "VALIDATION_FAILED",
 		    "transactionCounter",
 		    "transactionCounter must be an integer >= 1");

@@ -108,7 +108,7 @@ typedef struct {
 	// the operation on the entity ("create" on /api/v1/Promotions calls
 	// "catalog.Promotions.create").
 	const char *arg;
-	uint32_t    roles; // any of these; 0 = POS roles (see gw_pos_roles)
+	uint32_t    roles; // any of these; 0 = public (no authentication)
 	int         body; // GW_BODY_*: what the request body must be
 } gw_route;
 
@@ -251,5 +251,8 @@ void                  gw_heartbeat(gw_job *j);
 // (405 instead of 404).
 const gw_route *gw_route_match(
     gw_job *j, const char *method, const char *path, bool *path_known);
+
+// openapi.c: GET /openapi.json, the embedded proto/openapi.yaml as JSON.
+void gw_openapi(gw_job *j);
 
 #endif

@@ -39,6 +39,8 @@ static void gw_side_effects(gw_job *j);
 static void gw_forward(gw_job *j);
 
 const gw_route gw_routes[] = {
+	{ "GET", "/openapi.json", gw_openapi, GW_SELF, "openapi", 0,
+	    GW_BODY_NONE },
 	{ "POST", "/pos/v2/evaluate", gw_evaluate, GW_EVALUATOR, "Evaluate",
 	    ROLES_POS, GW_BODY_JSON },
 	{ "POST", "/pos/v2/simulate", gw_evaluate, GW_EVALUATOR, "Simulate",

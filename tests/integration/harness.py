@@ -6,7 +6,9 @@
 # dre-budget, dre-reporting, dre-evaluator, dre-gateway), DRE_SOURCE_DIR (the
 # source tree), optional
 # DRE_IT_KEEP=1 (keep the data dirs), DRE_IT_SCALE (multiply every deadline;
-# defaults to 3 when the bin dir looks like a sanitizer build).
+# defaults to 3 when the bin dir looks like a sanitizer build),
+# DRE_IT_RECORD_DIR (append every HTTP answer received to a JSONL file there,
+# for the OpenAPI conformance test; ctest sets it).
 import atexit
 import base64
 import copy
@@ -124,6 +126,34 @@ def D(s):
 
 def money(v, currency="EUR"):
     return {"value": D(v), "currency": currency}
+
+
+RECORD_DIR = os.environ.get("DRE_IT_RECORD_DIR")
+# Response headers the OpenAPI document describes (and the conformance test
+# checks where it documents them).
+RECORD_HEADERS = ("content-type", "etag", "dre-propagation",
+                  "dre-ignored-fields", "retry-after", "www-authenticate",
+                  "location")
+_record_lock = threading.Lock()
+
+
+def record_answer(method, path, status, headers, raw):
+    """Appends one answer to DRE_IT_RECORD_DIR/<test>-<pid>.jsonl when that
+    is set: the conformance test (test_openapi_conformance.py) validates
+    every recorded answer against proto/openapi.yaml."""
+    if not RECORD_DIR:
+        return
+    test = os.path.splitext(os.path.basename(sys.argv[0] or "python"))[0]
+    line = json.dumps({
+        "test": test, "method": method, "path": path, "status": status,
+        "headers": {k: v for k, v in headers.items() if k in RECORD_HEADERS},
+        "body": raw.decode("utf-8", "replace"),
+    }) + "\n"
+    name = os.path.join(RECORD_DIR, "%s-%d.jsonl" % (test, os.getpid()))
+    with _record_lock:
+        os.makedirs(RECORD_DIR, exist_ok=True)
+        with open(name, "a", encoding="utf-8") as f:
+            f.write(line)
 
 
 class Response:
@@ -470,6 +500,7 @@ class Stack:
             resp = conn.getresponse()
             payload = resp.read()
             h = {k.lower(): v for k, v in resp.getheaders()}
+            record_answer(method, path, resp.status, h, payload)
             return Response(resp.status, h, payload)
         finally:
             conn.close()
@@ -673,6 +704,9 @@ def raw_http(port, head, body=b"", timeout=60):
     payload = data[i + 4:]
     if "content-length" in hdrs:
         payload = payload[:int(hdrs["content-length"])]
+    req = head.split("\r\n", 1)[0].split(" ")
+    if len(req) == 3 and req[2].startswith("HTTP/"):
+        record_answer(req[0], req[1], int(m.group(1)), hdrs, payload)
     return Response(int(m.group(1)), hdrs, payload)
 
 

@@ -98,7 +98,14 @@ def exchange(port, data, timeout=10):
             buf.extend(c)
     finally:
         s.close()
-    return [r for _, _, r in parse_responses(bytes(buf))]
+    rs = [r for _, _, r in parse_responses(bytes(buf))]
+    # One answer is the first request's (the framing refusals): recorded
+    # for the OpenAPI conformance test.
+    req = re.match(rb"([A-Z]+) (\S+) HTTP/1\.[01]\r\n", data)
+    if len(rs) == 1 and req:
+        harness.record_answer(req.group(1).decode(), req.group(2).decode("latin-1"),
+                              rs[0].status, rs[0].headers, rs[0].raw)
+    return rs
 
 
 def read_response(sock):
@@ -152,8 +159,9 @@ class Conn(harness.TestCase):
         try:
             c.request("GET", path, headers={"Authorization": basic_auth("admin")})
             r = c.getresponse()
-            return harness.Response(r.status, {k.lower(): v for k, v in r.getheaders()},
-                                    r.read())
+            h, raw = {k.lower(): v for k, v in r.getheaders()}, r.read()
+            harness.record_answer("GET", path, r.status, h, raw)
+            return harness.Response(r.status, h, raw)
         finally:
             c.close()
 
@@ -166,8 +174,9 @@ class Conn(harness.TestCase):
                       headers={"Authorization": basic_auth("admin"),
                                "Content-Type": "application/json"})
             r = c.getresponse()
-            return harness.Response(r.status, {k.lower(): v for k, v in r.getheaders()},
-                                    r.read())
+            h, raw = {k.lower(): v for k, v in r.getheaders()}, r.read()
+            harness.record_answer("POST", "/pos/v2/evaluate", r.status, h, raw)
+            return harness.Response(r.status, h, raw)
         finally:
             c.close()
 

@@ -61,6 +61,8 @@ class Client:
                 self.conn.request(method, path, body=data, headers=hdrs)
                 r = self.conn.getresponse()
                 raw = r.read()
+                harness.record_answer(method, path, r.status,
+                                      {k.lower(): v for k, v in r.getheaders()}, raw)
                 if r.getheader("Connection", "").lower() == "close":
                     self.conn.close()
                     self.conn = None

@@ -75,7 +75,10 @@ class ToolStack:
                 hdrs["Content-Type"] = "application/json"
             c.request(method, path, body=data, headers=hdrs)
             r = c.getresponse()
-            return r.status, r.read()
+            raw = r.read()
+            harness.record_answer(method, path, r.status,
+                                  {k.lower(): v for k, v in r.getheaders()}, raw)
+            return r.status, raw
         finally:
             c.close()
 
