@@ -461,16 +461,26 @@ fill(wh_deliverer *dl, int64_t now)
 			dl->next_due = due;
 			break;
 		}
-		char tenant[128], id[WH_KEY_MAX];
-		size_t lt = strnlen(k + 8, kl - 8);
-		if (lt >= sizeof tenant || kl - 8 - lt - 1 >= sizeof id)
+		// due tenant \0 sub \0 id
+		char        tenant[128], sub[WH_KEY_MAX], id[WH_KEY_MAX];
+		const char *p = k + 8, *end = k + kl;
+		const char *z1 = memchr(p, '\0', (size_t) (end - p));
+		const char *z2
+		    = z1 ? memchr(z1 + 1, '\0', (size_t) (end - z1 - 1)) : NULL;
+		if (z2 == NULL || (size_t) (z1 - p) >= sizeof tenant
+		    || (size_t) (z2 - z1 - 1) >= sizeof sub
+		    || (size_t) (end - z2 - 1) >= sizeof id)
 			continue;
-		memcpy(tenant, k + 8, lt);
-		tenant[lt] = '\0';
-		memcpy(id, k + 9 + lt, kl - 9 - lt);
-		id[kl - 9 - lt] = '\0';
+		memcpy(tenant, p, (size_t) (z1 - p));
+		tenant[z1 - p] = '\0';
+		memcpy(sub, z1 + 1, (size_t) (z2 - z1 - 1));
+		sub[z2 - z1 - 1] = '\0';
+		memcpy(id, z2 + 1, (size_t) (end - z2 - 1));
+		id[end - z2 - 1] = '\0';
+		// A subscription at its bound is passed over without a read.
 		size_t per_sub = 0;
-		if (in_flight(dl, tenant, id, NULL, &per_sub))
+		if (in_flight(dl, tenant, id, sub, &per_sub)
+		    || (int64_t) per_sub >= s->o.max_in_flight_per_sub)
 			continue;
 		dre_arena_reset(a);
 		pthread_mutex_lock(&s->mu);
@@ -482,7 +492,8 @@ fill(wh_deliverer *dl, int64_t now)
 			// A stale entry (record gone or moved): drop it.
 			dre_batch *b = dre_batch_alloc();
 			char       dk[WH_KEY_MAX + 8];
-			size_t     dkl = wh_due_key(dk, sizeof dk, due, tenant, id);
+			size_t     dkl
+			    = wh_due_key(dk, sizeof dk, due, tenant, sub, id);
 			if (b != NULL && dkl > 0) {
 				dre_batch_delete(b, s->st, WH_CF_DUE, dk, dkl);
 				dre_store_write(s->st, b, false);
@@ -502,9 +513,6 @@ fill(wh_deliverer *dl, int64_t now)
 		}
 		pthread_mutex_unlock(&s->mu);
 		if (err != DRE_OK)
-			continue;
-		in_flight(dl, tenant, id, d.sub_id, &per_sub);
-		if ((int64_t) per_sub >= s->o.max_in_flight_per_sub)
 			continue;
 		if ((err = start(dl, a, tenant, &d, &u, now)) != DRE_OK
 		    && err != DRE_EUNAVAIL) {

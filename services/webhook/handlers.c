@@ -759,7 +759,7 @@ h_del_delete(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 			dre_batch_delete(b, r.s->st, WH_CF_DELIVERIES, key, kl);
 			size_t dl = strcmp(d.status, "PENDING") == 0
 			    ? wh_due_key(due, sizeof due, d.next_attempt_at,
-			          call->tenant, d.id)
+			          call->tenant, d.sub_id, d.id)
 			    : 0;
 			if (dl > 0)
 				dre_batch_delete(b, r.s->st, WH_CF_DUE, due, dl);

@@ -24,14 +24,22 @@ wh_key(char *out, size_t cap, const char *tenant, const char *id)
 }
 
 size_t
-wh_due_key(
-    char *out, size_t cap, int64_t due, const char *tenant, const char *id)
+wh_due_key(char *out, size_t cap, int64_t due, const char *tenant,
+    const char *sub_id, const char *id)
 {
-	if (cap < 8)
+	size_t ls = strlen(sub_id);
+	if (cap < 8 + ls + 1)
 		return 0;
 	dre_be64_put(out, due < 0 ? 0 : due);
-	size_t n = wh_key(out + 8, cap - 8, tenant, id);
-	return n == 0 ? 0 : n + 8;
+	size_t n = wh_key(out + 8, cap - 9, tenant, sub_id);
+	if (n == 0)
+		return 0;
+	out[8 + n] = '\0';
+	size_t li = strlen(id);
+	if (8 + n + 1 + li > cap)
+		return 0;
+	memcpy(out + 8 + n + 1, id, li);
+	return 8 + n + 1 + li;
 }
 
 static const char *
@@ -289,11 +297,12 @@ wh_delivery_put(wh *s, dre_batch *b, const char *tenant,
 	if (err != DRE_OK || old_due < -1)
 		return err;
 	if (old_due >= 0
-	    && (dl = wh_due_key(due, sizeof due, old_due, tenant, d->id)) > 0)
+	    && (dl = wh_due_key(
+	                  due, sizeof due, old_due, tenant, d->sub_id, d->id)) > 0)
 		dre_batch_delete(b, s->st, WH_CF_DUE, due, dl);
 	if (strcmp(d->status, "PENDING") == 0
 	    && (dl = wh_due_key(
-	            due, sizeof due, d->next_attempt_at, tenant, d->id))
+	            due, sizeof due, d->next_attempt_at, tenant, d->sub_id, d->id))
 	        > 0)
 		dre_batch_put(b, s->st, WH_CF_DUE, due, dl, "", 0);
 	return DRE_OK;

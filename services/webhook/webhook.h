@@ -19,7 +19,7 @@
 enum {
 	WH_CF_SUBS = 1, // tenant \0 id -> subscription (JSON, secret sealed)
 	WH_CF_DELIVERIES, // tenant \0 id -> delivery record (JSON)
-	WH_CF_DUE, // due ms (be64) tenant \0 id -> "" (the schedule)
+	WH_CF_DUE, // due ms (be64) tenant \0 sub \0 id -> "" (the schedule)
 	WH_CF_OUTBOX, // SideEffectResults waiting for Kafka
 	WH_CF_APPLIER, // the applier's offsets and eventIds
 	WH_NCFS = WH_CF_APPLIER,
@@ -103,9 +103,12 @@ dre_err wh_delivery_put(wh *s, dre_batch *b, const char *tenant,
     const wh_delivery *d, int64_t old_due);
 // wh_delivery_render writes the list view (detail adds payload and log).
 void wh_delivery_render(dre_buf *out, const wh_delivery *d, bool detail);
-// wh_due_key writes the schedule key of (due, tenant, id).
+// wh_due_key writes the schedule key of a delivery: due (be64) tenant \0
+// sub_id \0 id. The subscription is in the key so that the delivery thread
+// passes over the backlog of a subscription at its in-flight bound without
+// reading a record.
 size_t wh_due_key(char *out, size_t cap, int64_t due, const char *tenant,
-    const char *id);
+    const char *sub_id, const char *id);
 
 // wh_enqueue adds a PENDING delivery of the event body (a JSON object
 // {id, type, timestamp, tenant, data}) to subscription sub_id into b, due
