@@ -237,6 +237,140 @@ apply_promotion(wh *s, dre_apply_ctx *x, const dre_msg *m)
 	return err;
 }
 
+// wanted: some active subscription of tenant wants type.
+static bool
+wanted(wh *s, dre_arena *a, const char *tenant, const char *type)
+{
+	char            prefix[WH_KEY_MAX];
+	size_t          pl = wh_key(prefix, sizeof prefix, tenant, "");
+	dre_store_iter *it = NULL;
+	bool            yes = false;
+	if (pl == 0
+	    || dre_store_iter_open(&it, s->st, WH_CF_SUBS, prefix, pl)
+	        != DRE_OK)
+		return false;
+	const char *k, *v;
+	size_t      kl, vl;
+	while (!yes && dre_store_iter_next(it, &k, &kl, &v, &vl)) {
+		wh_sub u;
+		yes = wh_sub_parse(&u, a, v, vl) == DRE_OK
+		    && wh_sub_wants(&u, type);
+	}
+	dre_store_iter_close(it);
+	return yes;
+}
+
+// apply_sidefx folds the SideEffectResults of a sale, as the evaluator
+// does: once every service of sfx_services reported, SIDE_EFFECTS_COMPLETED
+// (status COMPLETED, or PARTIAL when one failed) goes to its subscribers.
+// Results are kept only while a subscriber of the type exists.
+static dre_err
+apply_sidefx(wh *s, dre_apply_ctx *x, const dre_msg *m)
+{
+	dre_sfx_result r;
+	dre_err err = dre_avro_decode_sfx_result(&r, x->a, m->payload, m->len);
+	if (err != DRE_OK)
+		return err;
+	if (s->o.nsfx == 0
+	    || !wanted(s, x->a, r.tenant, "SIDE_EFFECTS_COMPLETED"))
+		return DRE_OK;
+	char   key[WH_KEY_MAX + 8];
+	size_t kl = wh_key(key, sizeof key - 9, r.tenant, r.transaction_id);
+	if (kl == 0)
+		return DRE_OK;
+	key[kl] = '\0';
+	dre_be64_put(key + kl + 1, r.transaction_counter);
+	kl += 1 + 8;
+	char     *v = NULL;
+	size_t    vl = 0;
+	dre_json *prev = NULL;
+	if (dre_batch_get(x->b, s->st, WH_CF_SIDEFX, key, kl, &v, &vl)
+	    == DRE_OK) {
+		char *text = dre_arena_strndup(x->a, v, vl);
+		free(v);
+		if (text == NULL
+		    || dre_json_parse(
+		           &prev, x->a, text, vl, DRE_JSON_MAX_DEPTH, NULL)
+		        != DRE_OK
+		    || !dre_json_is(prev, DRE_JSON_ARRAY))
+			prev = NULL;
+	}
+	// The results so far, this one added (once per service).
+	dre_buf   list = { 0 };
+	dre_jsonw w;
+	size_t    have = 0;
+	bool      failed = false, seen = false;
+	dre_jsonw_init(&w, &list);
+	dre_jsonw_arr_begin(&w);
+	for (const dre_json *e = prev ? prev->child : NULL; e; e = e->next) {
+		const dre_json *sv = dre_json_get(e, "service");
+		const dre_json *st = dre_json_get(e, "status");
+		if (!dre_json_is(sv, DRE_JSON_STRING))
+			continue;
+		seen = seen || strcmp(sv->str, r.service) == 0;
+		failed = failed
+		    || (dre_json_is(st, DRE_JSON_STRING)
+		        && strcmp(st->str, "FAILED") == 0);
+		dre_jsonw_json(&w, e);
+	}
+	if (!seen) {
+		dre_jsonw_obj_begin(&w);
+		dre_jsonw_kstr(&w, "service", r.service);
+		dre_jsonw_kstr(&w, "status", r.status);
+		dre_jsonw_kstr(&w, "reason", r.reason);
+		dre_jsonw_obj_end(&w);
+		failed = failed || strcmp(r.status, "FAILED") == 0;
+	}
+	dre_jsonw_arr_end(&w);
+	if (list.oom) {
+		dre_buf_free(&list);
+		return DRE_ENOMEM;
+	}
+	dre_json *now = NULL;
+	char     *lt = dre_arena_strndup(x->a, list.data, list.len);
+	if (lt == NULL
+	    || dre_json_parse(&now, x->a, lt, list.len, DRE_JSON_MAX_DEPTH, NULL)
+	        != DRE_OK) {
+		dre_buf_free(&list);
+		return DRE_ENOMEM;
+	}
+	for (size_t i = 0; i < s->o.nsfx; i++)
+		for (const dre_json *e = now->child; e; e = e->next) {
+			const dre_json *sv = dre_json_get(e, "service");
+			if (dre_json_is(sv, DRE_JSON_STRING)
+			    && strcmp(sv->str, s->o.sfx_services[i]) == 0) {
+				have++;
+				break;
+			}
+		}
+	if (have < s->o.nsfx) {
+		dre_batch_put(
+		    x->b, s->st, WH_CF_SIDEFX, key, kl, list.data, list.len);
+		dre_buf_free(&list);
+		return DRE_OK;
+	}
+	dre_batch_delete(x->b, s->st, WH_CF_SIDEFX, key, kl);
+	char eid[DRE_UUID_LEN + 1], seed[400];
+	int  sl = snprintf(seed, sizeof seed, "sidefx-completed|%s|%s|%lld",
+            r.tenant, r.transaction_id, (long long) r.transaction_counter);
+	dre_uuid_derive(eid, seed, (size_t) sl);
+	dre_buf data = { 0 };
+	dre_jsonw_init(&w, &data);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "transactionId", r.transaction_id);
+	dre_jsonw_kint(&w, "transactionCounter", r.transaction_counter);
+	dre_jsonw_kstr(&w, "status", failed ? "PARTIAL" : "COMPLETED");
+	dre_jsonw_key(&w, "results");
+	dre_jsonw_raw(&w, list.data, list.len);
+	dre_jsonw_obj_end(&w);
+	dre_buf_free(&list);
+	size_t n = 0;
+	err = fan(s, x, eid, "SIDE_EFFECTS_COMPLETED", x->now_ms, r.tenant,
+	    &data, &n);
+	dre_buf_free(&data);
+	return err;
+}
+
 dre_err
 wh_apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 {
@@ -249,5 +383,7 @@ wh_apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 		return apply_coupon(s, x, m);
 	if (strcmp(m->topic, DRE_TOPIC_PROMOTIONS) == 0)
 		return apply_promotion(s, x, m);
+	if (strcmp(m->topic, DRE_TOPIC_SIDEFX) == 0)
+		return apply_sidefx(s, x, m);
 	return DRE_OK;
 }

@@ -27,6 +27,7 @@ typedef struct {
 	int64_t        max_in_flight;
 	int64_t        max_in_flight_per_sub;
 	int64_t        retention_ms;
+	char          *sfx_services;
 } wh_cfg;
 
 static const dre_cfg_opt wh_opts_table[] = {
@@ -58,12 +59,29 @@ static const dre_cfg_opt wh_opts_table[] = {
 	    "604800000",
 	    "how long DELIVERED records are kept (FAILED ones stay until "
 	    "reposted or deleted)" },
+	{ "webhook.sidefx_services", DRE_CFG_STR,
+	    offsetof(wh_cfg, sfx_services), "budget,reporting,coupon,webhook",
+	    "services whose results complete a sale's side effects "
+	    "(SIDE_EFFECTS_COMPLETED; as the evaluator's sidefx.services)" },
 	DRE_CFG_END,
 };
 
 static const char *const topics[] = { DRE_TOPIC_TX_CONFIRMED,
-	DRE_TOPIC_BUDGET_EVENTS, DRE_TOPIC_COUPON_EVENTS,
-	DRE_TOPIC_PROMOTIONS };
+	DRE_TOPIC_BUDGET_EVENTS, DRE_TOPIC_COUPON_EVENTS, DRE_TOPIC_PROMOTIONS,
+	DRE_TOPIC_SIDEFX };
+
+#define MAX_SFX 16
+
+// split_services cuts the comma list (in place) into at most MAX_SFX names.
+static size_t
+split_services(char *list, const char **out)
+{
+	size_t n = 0;
+	for (char *save = NULL, *t = strtok_r(list, ", ", &save);
+	     t != NULL && n < MAX_SFX; t = strtok_r(NULL, ", ", &save))
+		out[n++] = t;
+	return n;
+}
 
 int
 main(int argc, char **argv)
@@ -104,6 +122,9 @@ main(int argc, char **argv)
 	s.o.max_in_flight = cfg.max_in_flight;
 	s.o.max_in_flight_per_sub = cfg.max_in_flight_per_sub;
 	s.o.retention_ms = cfg.retention_ms;
+	const char *sfx[MAX_SFX];
+	s.o.nsfx = cfg.sfx_services ? split_services(cfg.sfx_services, sfx) : 0;
+	s.o.sfx_services = sfx;
 	if (s.o.allow_insecure)
 		dre_warn("webhook.allow_insecure_urls: http and internal "
 		         "targets are allowed (never in production)");

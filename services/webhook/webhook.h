@@ -22,7 +22,8 @@ enum {
 	WH_CF_DUE, // due ms (be64) tenant \0 sub \0 id -> "" (the schedule)
 	WH_CF_OUTBOX, // SideEffectResults waiting for Kafka
 	WH_CF_APPLIER, // the applier's offsets and eventIds
-	WH_NCFS = WH_CF_APPLIER,
+	WH_CF_SIDEFX, // tenant \0 txn \0 counter(be64) -> results so far (JSON)
+	WH_NCFS = WH_CF_SIDEFX,
 };
 
 #define WH_KEY_MAX 256
@@ -36,6 +37,11 @@ typedef struct {
 	int64_t max_in_flight; // attempts in flight, all subscriptions
 	int64_t max_in_flight_per_sub;
 	int64_t retention_ms; // DELIVERED records kept this long
+	// The services whose SideEffectResults complete a sale's side
+	// effects (SIDE_EFFECTS_COMPLETED), as the evaluator's
+	// sidefx.services; borrowed.
+	const char *const *sfx_services;
+	size_t             nsfx;
 } wh_opts;
 
 typedef struct {

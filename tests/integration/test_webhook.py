@@ -189,6 +189,7 @@ class WebhookTest(harness.TestCase):
     # -- a signed delivery -------------------------------------------------------
     def test_signed_delivery_of_a_confirm(self):
         sub = self.subscribe("/signed", ["TRANSACTION_CONFIRMED"], secret=SECRET)
+        sfx = self.subscribe("/sfx", ["SIDE_EFFECTS_COMPLETED"])
         txn = uniq("WH-SIG")
         counter = self.sale(txn)
 
@@ -219,6 +220,20 @@ class WebhookTest(harness.TestCase):
         # The sale's side-effects job completes: the evaluator waits for the
         # webhook service's SideEffectResult too (sidefx.services).
         self.s.wait_side_effects(txn, counter, timeout=harness.deadline(20))
+        # ... and the webhook service folds the same results itself.
+        def completed():
+            for _, h, b, _ in self.rx.at("/sfx"):
+                x = json.loads(b)
+                if x["data"]["transactionId"] == txn:
+                    return x
+            return None
+        done = wait_until(completed, harness.deadline(20),
+                          what="SIDE_EFFECTS_COMPLETED")
+        self.assertEqual("SIDE_EFFECTS_COMPLETED", done["type"])
+        self.assertEqual("COMPLETED", done["data"]["status"])
+        self.assertEqual({"budget", "reporting", "coupon", "webhook"},
+                         {r["service"] for r in done["data"]["results"]})
+        self.s.request("DELETE", "/api/v1/WebhookSubscriptions/" + sfx["id"])
 
     # -- retries, dead letter, repost --------------------------------------------
     def test_retries_dead_letter_and_repost(self):
