@@ -137,3 +137,22 @@ dre_arena_used(const dre_arena *a)
 {
 	return a->total;
 }
+
+static void *
+pb_alloc(void *a, size_t n)
+{
+	return dre_arena_get(a, n);
+}
+
+static void
+pb_free(void *a, void *p)
+{
+	(void) a;
+	(void) p; // freed with the arena
+}
+
+ProtobufCAllocator
+dre_arena_pb(dre_arena *a)
+{
+	return (ProtobufCAllocator) { pb_alloc, pb_free, a };
+}

@@ -6,6 +6,7 @@
 
 #include "dre/clock.h"
 #include "dre/evalwire.h"
+#include "dre/hash.h"
 #include "dre/jsonw.h"
 #include "dre/money.h"
 #include "dre/uuid.h"
@@ -269,22 +270,11 @@ typedef struct {
 	size_t       mask;
 } refset;
 
-static uint32_t
-fnv1a(const char *s)
-{
-	uint32_t h = 2166136261u;
-	while (*s != '\0') {
-		h ^= (uint8_t) *s++;
-		h *= 16777619u;
-	}
-	return h;
-}
-
 // refset_add returns false when s was already present.
 static bool
 refset_add(refset *set, const char *s)
 {
-	size_t i = fnv1a(s) & set->mask;
+	size_t i = dre_fnv1a32_str(DRE_FNV32_INIT, s, 0) & set->mask;
 	while (set->slot[i] != NULL) {
 		if (strcmp(set->slot[i], s) == 0)
 			return false;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dre/hash.h"
 #include "dre/json.h"
 #include "dre/money.h"
 
@@ -405,11 +406,7 @@ static uint64_t
 key_hash(const parser *p, const char *k, size_t n)
 {
 	// FNV-1a from a per-parse seed, then a final mix.
-	uint64_t h = p->seed;
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char) k[i];
-		h *= 0x100000001b3ULL;
-	}
+	uint64_t h = dre_fnv1a64(p->seed, k, n);
 	h ^= h >> 33;
 	h *= 0xff51afd7ed558ccdULL;
 	h ^= h >> 33;
@@ -650,7 +647,7 @@ dre_json_parse(dre_json **rootp, dre_arena *arena, const char *text,
 	p.max_depth = max_depth > 0 ? (size_t) max_depth : DRE_JSON_MAX_DEPTH;
 	// Addresses vary per request (ASLR, arena blocks): a cheap seed that
 	// makes crafted colliding keys hard to prepare in advance.
-	p.seed = 0xcbf29ce484222325ULL ^ (uint64_t) (uintptr_t) arena
+	p.seed = DRE_FNV64_INIT ^ (uint64_t) (uintptr_t) arena
 	    ^ ((uint64_t) (uintptr_t) text << 17) ^ (uint64_t) len;
 	p.err = err;
 	if (err != NULL) {

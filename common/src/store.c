@@ -3,6 +3,7 @@
 // The only file that includes rocksdb/c.h. Every RocksDB error string is
 // logged here once, freed, and becomes DRE_ESTORE for the caller.
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -448,4 +449,31 @@ dre_store_iter_close(dre_store_iter *it)
 	rocksdb_release_snapshot(it->s->db, it->snap);
 	free(it->prefix);
 	free(it);
+}
+
+size_t
+dre_key(char *out, size_t cap, char tag, int n, ...)
+{
+	size_t  len = 0;
+	va_list ap;
+	if (tag != 0) {
+		if (cap < 1)
+			return 0;
+		out[len++] = tag;
+	}
+	va_start(ap, n);
+	for (int i = 0; i < n; i++) {
+		const char *p = va_arg(ap, const char *);
+		size_t      l = strlen(p);
+		if (len + l + 1 > cap) {
+			va_end(ap);
+			return 0;
+		}
+		memcpy(out + len, p, l);
+		len += l;
+		if (i + 1 < n)
+			out[len++] = '\0';
+	}
+	va_end(ap);
+	return len;
 }

@@ -9,6 +9,7 @@
 #include "dre/avro.h"
 #include "dre/log.h"
 #include "dre/outbox.h"
+#include "dre/sidefx.h"
 #include "dre/topics.h"
 #include "dre/uuid.h"
 
@@ -232,33 +233,14 @@ bud_apply_confirmed(void *arg, dre_apply_ctx *x, const dre_msg *m)
 
 	// One result per transaction; its id is derived from the sale's, so
 	// it is the same if this is ever made again.
-	dre_sfx_result res = { 0 };
-	char           seed[64];
-	int sl = snprintf(seed, sizeof(seed), "sidefx|budget|%s", t.event_id);
-	dre_uuid_derive(res.event_id, seed, (size_t) sl);
-	res.tenant = t.tenant;
-	res.occurred_at = x->now_ms;
-	res.schema_version = 1;
-	res.transaction_id = t.transaction_id;
-	res.transaction_counter = t.transaction_counter;
-	res.source_event_id = t.event_id;
-	res.service = "budget";
+	dre_sfx_result res;
+	dre_sidefx_init(&res, "budget", &t, x);
 	res.status = nfailed > 0 ? "FAILED"
 	    : ndone > 0          ? "SUCCESS"
 	                         : "SKIPPED";
-	res.attempts = x->attempts;
 	res.reason = reason.len ? dre_arena_strdup(x->a, reason.data) : NULL;
 	res.budgets = done;
 	res.nbudgets = ndone;
 	dre_buf_free(&reason);
-	dre_buf ev = { 0 };
-	if ((err = dre_avro_encode_sfx_result(&ev, &res)) == DRE_OK) {
-		char key[320];
-		int  kl = snprintf(
-		     key, sizeof(key), "%s/%s", t.tenant, t.transaction_id);
-		dre_outbox_put(s->ob, x->b, DRE_TOPIC_SIDEFX, key, (size_t) kl,
-		    ev.data, ev.len);
-	}
-	dre_buf_free(&ev);
-	return err;
+	return dre_sidefx_put(s->ob, x->b, &res);
 }

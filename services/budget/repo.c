@@ -14,27 +14,10 @@
 static const char *const bud_cfs[]
     = { "budgets", "meta", "outbox", "applier" };
 
-static void *
-pb_alloc(void *data, size_t n)
-{
-	return dre_arena_get(data, n);
-}
-
-static void
-pb_free(void *data, void *p)
-{
-	// Freed with the arena.
-}
-
 size_t
 bud_key(char *out, size_t cap, const char *tenant, const char *id)
 {
-	size_t lt = strlen(tenant), li = strlen(id);
-	if (lt + li + 1 > cap)
-		return 0;
-	memcpy(out, tenant, lt + 1);
-	memcpy(out + lt + 1, id, li);
-	return lt + li + 1;
+	return dre_key(out, cap, 0, 2, tenant, id);
 }
 
 dre_err
@@ -49,7 +32,7 @@ bud_get(bud *s, dre_batch *b, dre_arena *a, const char *tenant, const char *id,
 	    = dre_batch_get(b, s->st, BUD_CF_BUDGETS, key, kl, &v, &vl);
 	if (err != DRE_OK)
 		return err;
-	ProtobufCAllocator al = { pb_alloc, pb_free, a };
+	ProtobufCAllocator al = dre_arena_pb(a);
 	*out = dre__budget_record__unpack(&al, vl, (const uint8_t *) v);
 	free(v);
 	return *out != NULL ? DRE_OK : DRE_ECODEC;

@@ -50,37 +50,17 @@ cat_kind_parse(const char *s, size_t n)
 	return -1;
 }
 
-// parts joins NUL-separated parts into out; returns the length or 0 when
-// it does not fit.
-static size_t
-parts(char *out, size_t cap, const char *const *p, size_t n)
-{
-	size_t len = 0;
-	for (size_t i = 0; i < n; i++) {
-		size_t l = strlen(p[i]);
-		if (len + l + 1 > cap)
-			return 0;
-		memcpy(out + len, p[i], l);
-		len += l;
-		if (i + 1 < n)
-			out[len++] = 0;
-	}
-	return len;
-}
-
 size_t
 cat_key(char *out, size_t cap, const char *tenant, cat_kind k, const char *key)
 {
-	const char *p[] = { tenant, kinds[k].name, key };
-	return parts(out, cap, p, 3);
+	return dre_key(out, cap, 0, 3, tenant, kinds[k].name, key);
 }
 
 static size_t
 index_key(char *out, size_t cap, const char *tenant, cat_kind k,
     const char *field, const char *value)
 {
-	const char *p[] = { tenant, kinds[k].name, field, value };
-	return parts(out, cap, p, 4);
+	return dre_key(out, cap, 0, 4, tenant, kinds[k].name, field, value);
 }
 
 dre_err

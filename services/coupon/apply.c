@@ -25,6 +25,7 @@
 #include "apply.h"
 #include "coupon.h"
 #include "dre/outbox.h"
+#include "dre/sidefx.h"
 #include "dre/store.h"
 #include "dre/avro.h"
 #include "dre/log.h"
@@ -97,7 +98,7 @@ code_get(
 	char   *v = NULL;
 	size_t  vl = 0;
 	dre_err err = bget(s, x, CF_CODES, k,
-	    cp_key(k, sizeof k, 0, 2, tenant, code), &v, &vl);
+	    dre_key(k, sizeof k, 0, 2, tenant, code), &v, &vl);
 	if (err == DRE_OK && cp_code_parse(c, x->a, v, vl) != DRE_OK)
 		err = DRE_ESTORE; // a stored document we cannot read
 	free(v);
@@ -112,7 +113,7 @@ resv_get(
 	char   *v = NULL;
 	size_t  vl = 0;
 	dre_err err = bget(
-	    s, x, CF_RESV, k, cp_key(k, sizeof k, 0, 2, tenant, id), &v, &vl);
+	    s, x, CF_RESV, k, dre_key(k, sizeof k, 0, 2, tenant, id), &v, &vl);
 	if (err == DRE_OK && cp_resv_parse(r, x->a, v, vl) != DRE_OK)
 		err = DRE_ESTORE;
 	free(v);
@@ -129,7 +130,7 @@ hold_of(cp *s, dre_apply_ctx *x, const char *tenant, const char *code,
 	char   *v = NULL;
 	size_t  vl = 0;
 	dre_err err = bget(s, x, CF_IDX, k,
-	    cp_key(k, sizeof k, 'h', 3, tenant, code, tx), &v, &vl);
+	    dre_key(k, sizeof k, 'h', 3, tenant, code, tx), &v, &vl);
 	if (err != DRE_OK)
 		return err;
 	snprintf(id, sizeof id, "%.*s", (int) strnlen(v, vl), v);
@@ -162,7 +163,7 @@ live_holds(cp *s, dre_apply_ctx *x, const char *tenant, const char *code,
     const char *customer, int64_t *lapsed, int64_t *mine)
 {
 	char            p[512];
-	size_t          pl = cp_key(p, sizeof p, 'h', 3, tenant, code, "");
+	size_t          pl = dre_key(p, sizeof p, 'h', 3, tenant, code, "");
 	dre_store_iter *it = NULL;
 	const char     *k, *v;
 	size_t          kl, vl, n = 0;
@@ -246,12 +247,12 @@ redeemed(cp *s, dre_apply_ctx *x, sale *sl, cp_code *c, const cp_type *ty,
 	    || (ty->r.max_redemptions > 0
 	        && c->redemptions >= ty->r.max_redemptions))
 		c->state = CP_REDEEMED;
-	kl = cp_key(k, sizeof k, 'r', 3, tenant, c->code, tx);
+	kl = dre_key(k, sizeof k, 'r', 3, tenant, c->code, tx);
 	if (kl == 0)
 		return DRE_ETOOBIG;
 	dre_batch_put(x->b, s->st, CF_IDX, k, kl, res_id, strlen(res_id));
 	if (customer[0] != '\0'
-	    && (kl = cp_key(k, sizeof k, 'k', 3, tenant, c->code, customer))
+	    && (kl = dre_key(k, sizeof k, 'k', 3, tenant, c->code, customer))
 	        > 0) {
 		unsigned char be[8];
 		int64_t       n = counter_get(s, x, k, kl, &err);
@@ -307,7 +308,7 @@ redeem_code(cp *s, dre_apply_ctx *x, sale *sl, const char *code)
 	// Redeemed by this very transaction already (a replay, or the POS
 	// redeemed its reservation itself): nothing more to do.
 	err = bget(s, x, CF_IDX, k,
-	    cp_key(k, sizeof k, 'r', 3, tenant, code, tx), &v, &vl);
+	    dre_key(k, sizeof k, 'r', 3, tenant, code, tx), &v, &vl);
 	free(v);
 	if (err == DRE_OK) {
 		sl->redeemed++;
@@ -343,7 +344,7 @@ redeem_code(cp *s, dre_apply_ctx *x, sale *sl, const char *code)
 		cv.held = c.held > lapsed ? c.held - lapsed : 0;
 		u.customer_uses = mine
 		    + counter_get(s, x, k,
-		        cp_key(k, sizeof k, 'k', 3, tenant, code, who), &err);
+		        dre_key(k, sizeof k, 'k', 3, tenant, code, who), &err);
 		if (err != DRE_OK)
 			return err;
 	}
@@ -413,7 +414,7 @@ issue(cp *s, dre_apply_ctx *x, sale *sl, const char *promo, size_t j,
 		size_t kl, vl = 0;
 		snprintf(js, sizeof js, "%zu", j);
 		snprintf(ns, sizeof ns, "%lld", (long long) n);
-		kl = cp_key(k, sizeof k, 'p', 5, tenant, tx, promo, js, ns);
+		kl = dre_key(k, sizeof k, 'p', 5, tenant, tx, promo, js, ns);
 		if (kl == 0)
 			return DRE_EINVAL;
 		err = bget(s, x, CF_IDX, k, kl, &v, &vl);
@@ -464,7 +465,7 @@ issue(cp *s, dre_apply_ctx *x, sale *sl, const char *promo, size_t j,
 			        c.code, ty.prefix, (int) ty.code_length))
 				return DRE_EINVAL;
 			err = bget(s, x, CF_CODES, ck,
-			    cp_key(ck, sizeof ck, 0, 2, tenant, c.code), &cv,
+			    dre_key(ck, sizeof ck, 0, 2, tenant, c.code), &cv,
 			    &cvl);
 			free(cv);
 			if (err == DRE_ENOTFOUND)
@@ -514,41 +515,18 @@ static dre_err
 result_put(cp *s, dre_apply_ctx *x, sale *sl, bool any)
 {
 	const dre_tx_confirmed *t = sl->t;
-	dre_sfx_result          res = { 0 };
-	char                    seed[64];
-	int sn = snprintf(seed, sizeof seed, "sidefx|coupon|%s", t->event_id);
-	dre_uuid_derive(res.event_id, seed, (size_t) sn);
-	res.tenant = t->tenant;
-	res.occurred_at = x->now_ms;
-	res.schema_version = 1;
-	res.transaction_id = t->transaction_id;
-	res.transaction_counter = t->transaction_counter;
-	res.source_event_id = t->event_id;
-	res.service = "coupon";
+	dre_sfx_result          res;
+	dre_sidefx_init(&res, "coupon", t, x);
 	res.status = sl->reason.len > 0 ? "FAILED"
 	    : any                       ? "SUCCESS"
 	                                : "SKIPPED";
-	res.attempts = x->attempts;
 	res.reason = sl->reason.len > 0
 	    ? dre_arena_strdup(x->a, sl->reason.data)
 	    : NULL;
 	res.coupons_redeemed = sl->redeemed;
 	res.coupons = sl->issued;
 	res.ncoupons = sl->nissued;
-	dre_buf ev = { 0 };
-	dre_err err = dre_avro_encode_sfx_result(&ev, &res);
-	if (err == DRE_OK) {
-		char key[320];
-		int  kl = snprintf(
-		     key, sizeof key, "%s/%s", t->tenant, t->transaction_id);
-		if (kl < 0 || (size_t) kl >= sizeof key)
-			err = DRE_EINVAL;
-		else
-			dre_outbox_put(s->ob, x->b, DRE_TOPIC_SIDEFX, key,
-			    (size_t) kl, ev.data, ev.len);
-	}
-	dre_buf_free(&ev);
-	return err;
+	return dre_sidefx_put(s->ob, x->b, &res);
 }
 
 dre_err

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "coupon.h"
+#include "dre/hash.h"
 #include "dre/outbox.h"
 #include "dre/store.h"
 #include "dre/avro.h"
@@ -33,33 +34,6 @@
 #include "keys.h"
 
 // ---- keys ---------------------------------------------------------------
-
-size_t
-cp_key(char *out, size_t cap, char tag, int n, ...)
-{
-	size_t  len = 0;
-	va_list ap;
-	if (tag != 0) {
-		if (cap < 1)
-			return 0;
-		out[len++] = tag;
-	}
-	va_start(ap, n);
-	for (int i = 0; i < n; i++) {
-		const char *p = va_arg(ap, const char *);
-		size_t      l = strlen(p);
-		if (len + l + 1 > cap) {
-			va_end(ap);
-			return 0;
-		}
-		memcpy(out + len, p, l);
-		len += l;
-		if (i + 1 < n)
-			out[len++] = '\0';
-	}
-	va_end(ap);
-	return len;
-}
 
 size_t
 cp_key_when(char *out, size_t cap, char tag, int64_t when, const char *tenant,
@@ -79,13 +53,8 @@ cp_key_when(char *out, size_t cap, char tag, int64_t when, const char *tenant,
 pthread_mutex_t *
 cp_stripe(cp *s, const char *tenant, const char *code)
 {
-	uint32_t h = 2166136261u;
-	for (const char *p = tenant; *p; p++)
-		h = (h ^ (uint8_t) *p) * 16777619u;
-	h = (h ^ 0) * 16777619u;
-	for (const char *p = code; *p; p++)
-		h = (h ^ (uint8_t) *p) * 16777619u;
-	return &s->stripes[h % CP_STRIPES];
+	uint32_t h = dre_fnv1a32_str(DRE_FNV32_INIT, tenant, 1);
+	return &s->stripes[dre_fnv1a32_str(h, code, 0) % CP_STRIPES];
 }
 
 // ---- open / close -------------------------------------------------------
@@ -145,7 +114,7 @@ static dre_err
 load(cp *s, int cf, const char *tenant, const char *id, char **v, size_t *vl)
 {
 	char   k[512];
-	size_t kl = cp_key(k, sizeof k, 0, 2, tenant, id);
+	size_t kl = dre_key(k, sizeof k, 0, 2, tenant, id);
 	if (kl == 0)
 		return DRE_ENOTFOUND;
 	return dre_store_get(s->st, cf, k, kl, v, vl);
@@ -175,7 +144,7 @@ cp_type_find_name(
 	char    k[1024], id[DRE_UUID_LEN + 1];
 	char   *v = NULL;
 	size_t  vl = 0;
-	size_t  kl = cp_key(k, sizeof k, 'n', 2, tenant, name);
+	size_t  kl = dre_key(k, sizeof k, 'n', 2, tenant, name);
 	dre_err err;
 	if (kl == 0)
 		return DRE_ENOTFOUND;
@@ -245,7 +214,7 @@ bool
 cp_type_has_codes(cp *s, const char *tenant, const char *type_id)
 {
 	char            p[512];
-	size_t          pl = cp_key(p, sizeof p, 't', 3, tenant, type_id, "");
+	size_t          pl = dre_key(p, sizeof p, 't', 3, tenant, type_id, "");
 	dre_store_iter *it = NULL;
 	const char     *k, *v;
 	size_t          kl, vl;
@@ -265,7 +234,7 @@ stage_doc(cp *s, dre_batch *b, int cf, const char *tenant, const char *id,
     dre_buf *doc)
 {
 	char   k[512];
-	size_t kl = cp_key(k, sizeof k, 0, 2, tenant, id);
+	size_t kl = dre_key(k, sizeof k, 0, 2, tenant, id);
 	if (kl == 0)
 		return DRE_ETOOBIG;
 	if (doc->oom)
@@ -418,7 +387,7 @@ cp_hold_end(cp *s, dre_batch *b, const char *tenant, cp_code *c, cp_resv *r,
 	dre_err err = stage_resv(s, b, tenant, r);
 	if (err != DRE_OK)
 		return err;
-	kl = cp_key(k, sizeof k, 'h', 3, tenant, c->code, r->tx);
+	kl = dre_key(k, sizeof k, 'h', 3, tenant, c->code, r->tx);
 	idx_del(s, b, k, kl);
 	kl = cp_key_when(k, sizeof k, 'x', r->expires_at, tenant, r->id);
 	idx_del(s, b, k, kl);
@@ -455,7 +424,7 @@ holds_of(cp *s, const char *tenant, const char *code, hold_ref *v, size_t cap,
     dre_err *errp)
 {
 	char            p[512];
-	size_t          pl = cp_key(p, sizeof p, 'h', 3, tenant, code, "");
+	size_t          pl = dre_key(p, sizeof p, 'h', 3, tenant, code, "");
 	dre_store_iter *it = NULL;
 	const char     *k, *val;
 	size_t          kl, vl, n = 0;
@@ -521,7 +490,7 @@ usage_of(cp *s, dre_arena *a, const char *tenant, const cp_code *c,
 	if (tx != NULL && tx[0] != '\0') {
 		char  *v = NULL;
 		size_t vl = 0;
-		kl = cp_key(k, sizeof k, 'h', 3, tenant, c->code, tx);
+		kl = dre_key(k, sizeof k, 'h', 3, tenant, c->code, tx);
 		if (kl > 0
 		    && (err = dre_store_get(s->st, CF_IDX, k, kl, &v, &vl))
 		        == DRE_OK) {
@@ -536,7 +505,7 @@ usage_of(cp *s, dre_arena *a, const char *tenant, const cp_code *c,
 		}
 		if (err != DRE_OK && err != DRE_ENOTFOUND)
 			return err;
-		kl = cp_key(k, sizeof k, 'r', 3, tenant, c->code, tx);
+		kl = dre_key(k, sizeof k, 'r', 3, tenant, c->code, tx);
 		u->own_redeemed = kl > 0 && exists(s, CF_IDX, k, kl, &err);
 		if (err != DRE_OK)
 			return err;
@@ -545,7 +514,7 @@ usage_of(cp *s, dre_arena *a, const char *tenant, const cp_code *c,
 	    && customer[0] != '\0') {
 		char  *v = NULL;
 		size_t vl = 0;
-		kl = cp_key(k, sizeof k, 'k', 3, tenant, c->code, customer);
+		kl = dre_key(k, sizeof k, 'k', 3, tenant, c->code, customer);
 		err = kl > 0 ? dre_store_get(s->st, CF_IDX, k, kl, &v, &vl)
 		             : DRE_ENOTFOUND;
 		if (err == DRE_OK && vl == 8)
@@ -700,7 +669,7 @@ cp_reserve(cp *s, dre_arena *a, const char *tenant, const char *code,
 	// The same transaction asking again gets its live reservation; its
 	// lapsed one ends before a new one takes its index entry (an
 	// INDIVIDUAL code's only hold was ended by prepare already).
-	kl = cp_key(k, sizeof k, 'h', 3, tenant, code, tx);
+	kl = dre_key(k, sizeof k, 'h', 3, tenant, code, tx);
 	err = kl ? dre_store_get(s->st, CF_IDX, k, kl, &v, &vl)
 	         : DRE_ENOTFOUND;
 	if (err == DRE_OK) {
@@ -899,14 +868,14 @@ cp_redeem(cp *s, dre_arena *a, const char *tenant, const char *res_id,
 	    || (t.r.max_redemptions > 0
 	        && c.redemptions >= t.r.max_redemptions))
 		c.state = CP_REDEEMED;
-	kl = cp_key(k, sizeof k, 'r', 3, tenant, c.code, r.tx);
+	kl = dre_key(k, sizeof k, 'r', 3, tenant, c.code, r.tx);
 	idx_put(s, b, k, kl, r.id, strlen(r.id));
 	if (r.customer[0] != '\0') {
 		char         *v = NULL;
 		size_t        vl = 0;
 		unsigned char be[8];
 		int64_t       n = 0;
-		kl = cp_key(k, sizeof k, 'k', 3, tenant, c.code, r.customer);
+		kl = dre_key(k, sizeof k, 'k', 3, tenant, c.code, r.customer);
 		if (kl > 0
 		    && dre_store_get(s->st, CF_IDX, k, kl, &v, &vl) == DRE_OK
 		    && vl == 8)
@@ -1198,20 +1167,11 @@ typedef struct {
 	size_t       cap;
 } code_set;
 
-static uint32_t
-hash_str(const char *s)
-{
-	uint32_t h = 2166136261u;
-	for (; *s; s++)
-		h = (h ^ (uint8_t) *s) * 16777619u;
-	return h;
-}
-
 // set_add returns false when s is already in the set.
 static bool
 set_add(code_set *cs, const char *s)
 {
-	size_t i = hash_str(s) & (cs->cap - 1);
+	size_t i = dre_fnv1a32_str(DRE_FNV32_INIT, s, 0) & (cs->cap - 1);
 	while (cs->slot[i] != NULL) {
 		if (strcmp(cs->slot[i], s) == 0)
 			return false;
@@ -1231,10 +1191,10 @@ cp_stage_new_code(cp *s, dre_batch *b, const char *tenant, cp_code *c)
 	dre_err err = cp_stage_code(s, b, tenant, c, c->created_at);
 	if (err != DRE_OK)
 		return err;
-	kl = cp_key(k, sizeof k, 't', 3, tenant, c->type_id, c->code);
+	kl = dre_key(k, sizeof k, 't', 3, tenant, c->type_id, c->code);
 	idx_put(s, b, k, kl, "", 0);
 	if (c->customer[0] != '\0') {
-		kl = cp_key(k, sizeof k, 'u', 3, tenant, c->customer, c->code);
+		kl = dre_key(k, sizeof k, 'u', 3, tenant, c->customer, c->code);
 		idx_put(s, b, k, kl, "", 0);
 	}
 	if (c->valid_to != 0) {
@@ -1264,7 +1224,7 @@ cp_codes_insert(cp *s, const char *tenant, cp_code *codes, size_t n,
 		cp_code *c = &codes[i];
 		bool     taken = false;
 		for (int tries = 0;; tries++) {
-			kl = cp_key(k, sizeof k, 0, 2, tenant, c->code);
+			kl = dre_key(k, sizeof k, 0, 2, tenant, c->code);
 			taken = kl == 0 || exists(s, CF_CODES, k, kl, &err);
 			if (err != DRE_OK)
 				break;
@@ -1321,18 +1281,18 @@ cp_type_store(cp *s, const char *tenant, const cp_type *t, const cp_type *old)
 	if (b == NULL)
 		return DRE_ENOMEM;
 	if (old != NULL && (t == NULL || strcmp(old->name, t->name) != 0)) {
-		kl = cp_key(k, sizeof k, 'n', 2, tenant, old->name);
+		kl = dre_key(k, sizeof k, 'n', 2, tenant, old->name);
 		idx_del(s, b, k, kl);
 	}
 	if (t != NULL) {
 		cp_type_write(&doc, t, false, NULL, 0);
 		err = stage_doc(s, b, CF_TYPES, tenant, t->id, &doc);
-		kl = cp_key(k, sizeof k, 'n', 2, tenant, t->name);
+		kl = dre_key(k, sizeof k, 'n', 2, tenant, t->name);
 		if (kl == 0)
 			err = DRE_ETOOBIG;
 		idx_put(s, b, k, kl, t->id, strlen(t->id));
 	} else {
-		kl = cp_key(k, sizeof k, 0, 2, tenant, old->id);
+		kl = dre_key(k, sizeof k, 0, 2, tenant, old->id);
 		if (kl > 0)
 			dre_batch_delete(b, s->st, CF_TYPES, k, kl);
 	}
@@ -1426,13 +1386,13 @@ cp_codes_scan(cp *s, const char *tenant, const cp_code_filter *f,
 	// parsed for what remains (a type's million codes are not).
 	cp_code_filter rest = *f;
 	if (f->customer != NULL) {
-		pl = cp_key(p, sizeof p, 'u', 3, tenant, f->customer, "");
+		pl = dre_key(p, sizeof p, 'u', 3, tenant, f->customer, "");
 		rest.customer = NULL;
 	} else if (f->type_id != NULL) {
-		pl = cp_key(p, sizeof p, 't', 3, tenant, f->type_id, "");
+		pl = dre_key(p, sizeof p, 't', 3, tenant, f->type_id, "");
 		rest.type_id = NULL;
 	} else {
-		pl = cp_key(p, sizeof p, 0, 2, tenant, "");
+		pl = dre_key(p, sizeof p, 0, 2, tenant, "");
 		cf = CF_CODES;
 	}
 	if (pl == 0)

@@ -94,7 +94,7 @@ cp_sweep(cp *s, int64_t now)
 		for (size_t i = 0; i < n; i++) {
 			char   k[512];
 			size_t kl
-			    = cp_key(k, sizeof k, 0, 2, v[i].tenant, v[i].id);
+			    = dre_key(k, sizeof k, 0, 2, v[i].tenant, v[i].id);
 			if (kl > 0)
 				dre_batch_delete(b, s->st, CF_RESV, k, kl);
 			kl = cp_key_when(

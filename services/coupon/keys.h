@@ -8,9 +8,6 @@
 
 #include "coupon.h"
 
-// cp_key writes tag (0 = none) and n string parts joined by NUL into out;
-// 0 when it does not fit.
-size_t cp_key(char *out, size_t cap, char tag, int n, ...);
 // cp_key_when writes tag, when (8 bytes big endian), tenant \0 id.
 size_t  cp_key_when(char *out, size_t cap, char tag, int64_t when,
      const char *tenant, const char *id);

@@ -88,7 +88,7 @@ apply(cp *s, dre_batch *b, const char *tenant, const char *promo,
     int64_t version, const char *doc, size_t len, bool fresh)
 {
 	char       k[1024];
-	size_t     kl = cp_key(k, sizeof k, 'P', 2, tenant, promo);
+	size_t     kl = dre_key(k, sizeof k, 'P', 2, tenant, promo);
 	char      *old = NULL;
 	size_t     ol = 0;
 	dre_arena *a = NULL;
@@ -107,7 +107,7 @@ apply(cp *s, dre_batch *b, const char *tenant, const char *promo,
 			char   t[DRE_UUID_LEN + 64], lk[1024];
 			snprintf(t, sizeof t, "%.*s", (int) n, old + i);
 			size_t ll
-			    = cp_key(lk, sizeof lk, 'L', 3, tenant, t, promo);
+			    = dre_key(lk, sizeof lk, 'L', 3, tenant, t, promo);
 			if (ll > 0)
 				dre_batch_delete(b, s->st, CF_LINKS, lk, ll);
 			i += n + 1;
@@ -136,7 +136,7 @@ apply(cp *s, dre_batch *b, const char *tenant, const char *promo,
 	}
 	issue_actions(&iv, acts);
 	char   ik[1024];
-	size_t ikl = cp_key(ik, sizeof ik, 'I', 2, tenant, promo);
+	size_t ikl = dre_key(ik, sizeof ik, 'I', 2, tenant, promo);
 	if (ikl > 0 && iv.len > 0 && !iv.oom)
 		dre_batch_put(b, s->st, CF_LINKS, ik, ikl, iv.data, iv.len);
 	else if (ikl > 0 && !fresh)
@@ -151,7 +151,7 @@ apply(cp *s, dre_batch *b, const char *tenant, const char *promo,
 		if (!dre_json_is(x, DRE_JSON_STRING) || x->len == 0
 		    || memchr(x->str, 0, x->len) != NULL)
 			continue;
-		ll = cp_key(lk, sizeof lk, 'L', 3, tenant, x->str, promo);
+		ll = dre_key(lk, sizeof lk, 'L', 3, tenant, x->str, promo);
 		if (ll == 0)
 			continue;
 		dre_batch_put(
@@ -178,7 +178,7 @@ cp_links_get(cp *s, dre_arena *a, const char *tenant, const char *type_id,
     const char ***idsp, const char **first_active)
 {
 	char            p[1024];
-	size_t          pl = cp_key(p, sizeof p, 'L', 3, tenant, type_id, "");
+	size_t          pl = dre_key(p, sizeof p, 'L', 3, tenant, type_id, "");
 	dre_store_iter *it = NULL;
 	const char     *k, *v;
 	size_t          kl, vl, n = 0, cap = 0;
@@ -217,7 +217,7 @@ bool
 cp_links_have(cp *s, const char *tenant, const char *promo_id, int64_t version)
 {
 	char   k[1024];
-	size_t kl = cp_key(k, sizeof k, 'P', 2, tenant, promo_id);
+	size_t kl = dre_key(k, sizeof k, 'P', 2, tenant, promo_id);
 	char  *v = NULL;
 	size_t vl = 0;
 	if (kl == 0
@@ -234,7 +234,7 @@ cp_links_issue(cp *s, dre_arena *a, const char *tenant, const char *promo_id,
     cp_issue **vp, size_t *np)
 {
 	char    k[1024];
-	size_t  kl = cp_key(k, sizeof k, 'P', 2, tenant, promo_id);
+	size_t  kl = dre_key(k, sizeof k, 'P', 2, tenant, promo_id);
 	char   *v = NULL;
 	size_t  vl = 0, n = 0;
 	dre_err err;

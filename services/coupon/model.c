@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "dre/clock.h"
+#include "dre/hash.h"
 #include "dre/jsonw.h"
 
 #define DESC_MAX          1000
@@ -594,9 +595,7 @@ cp_batch_write(dre_buf *out, const cp_batch *b)
 static void
 etag_of(char *out, dre_buf *doc)
 {
-	uint64_t h = 14695981039346656037ULL;
-	for (size_t i = 0; i < doc->len; i++)
-		h = (h ^ (unsigned char) doc->data[i]) * 1099511628211ULL;
+	uint64_t h = dre_fnv1a64(DRE_FNV64_INIT, doc->data, doc->len);
 	if (doc->oom) // not the document's tag: an If-Match fails, safely
 		h = 0;
 	snprintf(out, CP_ETAG_BYTES, "%016llx", (unsigned long long) h);

@@ -29,6 +29,7 @@
 #include "dre/avro.h"
 #include "dre/clock.h"
 #include "dre/consumer.h"
+#include "dre/hash.h"
 #include "dre/jsonw.h"
 #include "dre/log.h"
 #include "dre/money.h"
@@ -79,18 +80,6 @@ struct ev_confirm {
 	size_t  ntouched, captouched;
 };
 
-static void *
-pb_alloc(void *data, size_t n)
-{
-	return dre_arena_get(data, n);
-}
-
-static void
-pb_free(void *data, void *p)
-{
-	// Freed with the arena.
-}
-
 static size_t
 prefixed(char *out, char prefix, const char *key, size_t klen)
 {
@@ -104,10 +93,7 @@ prefixed(char *out, char prefix, const char *key, size_t klen)
 static uint32_t
 slot_of(const char *key, size_t klen)
 {
-	uint32_t h = 2166136261u;
-	for (size_t i = 0; i < klen; i++)
-		h = (h ^ (unsigned char) key[i]) * 16777619u;
-	return h % CACHE_SLOTS;
+	return dre_fnv1a32(DRE_FNV32_INIT, key, klen) % CACHE_SLOTS;
 }
 
 static void
@@ -291,7 +277,7 @@ ev_h_confirm(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		    rep, 401, "UNAUTHORIZED", NULL, "no tenant in the call");
 		return;
 	}
-	ProtobufCAllocator   al = { pb_alloc, pb_free, a };
+	ProtobufCAllocator   al = dre_arena_pb(a);
 	Dre__ConfirmRequest *req
 	    = dre__confirm_request__unpack(&al, call->body_len, call->body);
 	if (req == NULL || req->header == NULL
@@ -770,7 +756,7 @@ sfx_apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 		return DRE_OK; // another shard's transaction
 	if (err != DRE_OK)
 		return err;
-	ProtobufCAllocator  al = { pb_alloc, pb_free, x->a };
+	ProtobufCAllocator  al = dre_arena_pb(x->a);
 	Dre__SideEffectJob *j
 	    = dre__side_effect_job__unpack(&al, vlen, (const uint8_t *) val);
 	free(val);

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dre/hash.h"
+#include "dre/store.h"
 #include "dre/promo.h"
 #include "engine.h"
 
@@ -27,22 +29,14 @@ struct dre_budget_set {
 static uint64_t
 bs_hash(const char *k, size_t n)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char) k[i]) * 0x100000001b3ULL;
-	return h;
+	return dre_fnv1a64(DRE_FNV64_INIT, k, n);
 }
 
 // bs_key writes tenant \0 id into buf; 0 when it does not fit.
 static size_t
 bs_key(char *buf, size_t cap, const char *tenant, const char *id)
 {
-	size_t lt = strlen(tenant), li = strlen(id);
-	if (lt + li + 2 > cap)
-		return 0;
-	memcpy(buf, tenant, lt + 1);
-	memcpy(buf + lt + 1, id, li + 1);
-	return lt + li + 2;
+	return dre_key(buf, cap, 0, 3, tenant, id, "");
 }
 
 static bs_ent *

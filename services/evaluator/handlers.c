@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dre/hash.h"
 #include "dre/outbox.h"
 #include "dre/store.h"
 #include "dre/arena.h"
@@ -72,30 +73,13 @@ ev_worker_arena(ev_svc *s)
 	return a;
 }
 
-static void *
-pb_alloc(void *data, size_t n)
-{
-	return dre_arena_get(data, n);
-}
-
-static void
-pb_free(void *data, void *p)
-{
-	// Freed with the arena.
-}
-
 // ---- counters
 // ----------------------------------------------------------------
 
 size_t
 ev_txn_key(char *buf, size_t cap, const char *tenant, const char *txid)
 {
-	size_t lt = strlen(tenant), lx = strlen(txid);
-	if (lt + lx + 2 > cap)
-		return 0;
-	memcpy(buf, tenant, lt + 1);
-	memcpy(buf + lt + 1, txid, lx);
-	return lt + 1 + lx;
+	return dre_key(buf, cap, 0, 2, tenant, txid);
 }
 
 // last_counter reads the last counter of a transaction (0 when new).
@@ -131,10 +115,7 @@ ev_iter_key(char *buf, size_t cap, const char *tenant, const char *txid,
 static uint32_t
 stripe_of(const char *key, size_t klen)
 {
-	uint32_t h = 2166136261u;
-	for (size_t i = 0; i < klen; i++)
-		h = (h ^ (unsigned char) key[i]) * 16777619u;
-	return h % EV_STRIPES;
+	return dre_fnv1a32(DRE_FNV32_INIT, key, klen) % EV_STRIPES;
 }
 
 pthread_mutex_t *
@@ -327,7 +308,7 @@ coupons_check(ev_svc *s, const dre_rpc_call *call,
 		    dre_strerror(err));
 		return NULL;
 	}
-	ProtobufCAllocator        al = { pb_alloc, pb_free, a };
+	ProtobufCAllocator        al = dre_arena_pb(a);
 	Dre__CouponCheckResponse *cp = NULL;
 	if (rr->status == 200)
 		cp = dre__coupon_check_response__unpack(
@@ -389,7 +370,7 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		    rep, 401, "UNAUTHORIZED", NULL, "no tenant in the call");
 		return;
 	}
-	ProtobufCAllocator    al = { pb_alloc, pb_free, a };
+	ProtobufCAllocator    al = dre_arena_pb(a);
 	Dre__EvaluateRequest *req
 	    = dre__evaluate_request__unpack(&al, call->body_len, call->body);
 	if (req == NULL) {

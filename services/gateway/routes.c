@@ -8,6 +8,7 @@
 
 #include "dre/clock.h"
 #include "dre/evalwire.h"
+#include "dre/hash.h"
 #include "dre/json.h"
 #include "dre/log.h"
 #include "dre/uuid.h"
@@ -300,36 +301,6 @@ gw_route_match(
 // ---------------------------------------------------------------- helpers
 
 // protobuf-c allocates unpacked replies from the job's arena: one free.
-static void *
-pb_alloc(void *a, size_t n)
-{
-	return dre_arena_get(a, n);
-}
-
-static void
-pb_free(void *a, void *p)
-{
-	(void) a;
-	(void) p;
-}
-
-static ProtobufCAllocator
-arena_allocator(gw_job *j)
-{
-	ProtobufCAllocator al = { pb_alloc, pb_free, j->arena };
-	return al;
-}
-
-static uint32_t
-fnv1a(uint32_t h, const char *s)
-{
-	for (; *s != '\0'; s++) {
-		h ^= (uint8_t) *s;
-		h *= 16777619u;
-	}
-	return h;
-}
-
 // client_of picks the client of the route's backend. On a sharded one a
 // transaction goes to one shard for its whole life, chosen by tenant and
 // txid, so that its iteration counter and confirm idempotency live in one
@@ -338,15 +309,11 @@ static dre_rpc_client *
 client_of(gw_job *j, const char *txid)
 {
 	const gw_backend *b = &j->g->backends[j->route->backend];
-	uint32_t          h;
 
 	if (txid == NULL || b->n <= 1)
 		return b->clients[0];
-	h = fnv1a(2166136261u, j->who.tenant);
-	h ^= 0;
-	h *= 16777619u; // separator: ("ab","c") != ("a","bc")
-	h = fnv1a(h, txid);
-	return b->clients[h % b->n];
+	uint32_t h = dre_fnv1a32_str(DRE_FNV32_INIT, j->who.tenant, 1);
+	return b->clients[dre_fnv1a32_str(h, txid, 0) % b->n];
 }
 
 static bool
@@ -415,7 +382,7 @@ call_packed(
 static void *
 unpack_reply(gw_job *j, const ProtobufCMessageDescriptor *desc)
 {
-	ProtobufCAllocator al = arena_allocator(j);
+	ProtobufCAllocator al = dre_arena_pb(j->arena);
 	void              *m;
 
 	if (gw_job_reply_error(j))
@@ -513,7 +480,7 @@ gw_evaluate(gw_job *j)
 static void
 render_heartbeat(gw_job *j)
 {
-	ProtobufCAllocator      al = arena_allocator(j);
+	ProtobufCAllocator      al = dre_arena_pb(j->arena);
 	Dre__HeartbeatResponse *h = NULL;
 	Dre__HeartbeatResponse  down = DRE__HEARTBEAT_RESPONSE__INIT;
 	int                     status = 200;

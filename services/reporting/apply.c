@@ -10,20 +10,9 @@
 #include "dre/clock.h"
 #include "dre/log.h"
 #include "dre/outbox.h"
+#include "dre/sidefx.h"
 #include "dre/topics.h"
 #include "dre/uuid.h"
-
-static void *
-pb_alloc(void *data, size_t n)
-{
-	return dre_arena_get(data, n);
-}
-
-static void
-pb_free(void *data, void *p)
-{
-	// Freed with the arena.
-}
 
 void
 rep_day(char *out, int64_t ms)
@@ -89,7 +78,7 @@ fold(rep_svc *s, dre_apply_ctx *x, const char *key, size_t kl, int64_t amount,
 	Dre__Aggregate *a = NULL;
 	dre_err err = dre_batch_get(x->b, s->st, REP_CF_AGG, key, kl, &v, &vl);
 	if (err == DRE_OK) {
-		ProtobufCAllocator al = { pb_alloc, pb_free, x->a };
+		ProtobufCAllocator al = dre_arena_pb(x->a);
 		a = dre__aggregate__unpack(&al, vl, (const uint8_t *) v);
 		free(v);
 		if (a == NULL)
@@ -144,30 +133,9 @@ rep_apply_confirmed(void *arg, dre_apply_ctx *x, const dre_msg *m)
 		}
 	}
 
-	dre_sfx_result res = { 0 };
-	char           seed[64];
-	int            sl
-	    = snprintf(seed, sizeof(seed), "sidefx|reporting|%s", t.event_id);
-	dre_uuid_derive(res.event_id, seed, (size_t) sl);
-	res.tenant = t.tenant;
-	res.occurred_at = x->now_ms;
-	res.schema_version = 1;
-	res.transaction_id = t.transaction_id;
-	res.transaction_counter = t.transaction_counter;
-	res.source_event_id = t.event_id;
-	res.service = "reporting";
-	res.status = "SUCCESS";
-	res.attempts = x->attempts;
-	dre_buf ev = { 0 };
-	if ((err = dre_avro_encode_sfx_result(&ev, &res)) == DRE_OK) {
-		char key[320];
-		int  kl = snprintf(
-		     key, sizeof(key), "%s/%s", t.tenant, t.transaction_id);
-		dre_outbox_put(s->ob, x->b, DRE_TOPIC_SIDEFX, key, (size_t) kl,
-		    ev.data, ev.len);
-	}
-	dre_buf_free(&ev);
-	return err;
+	dre_sfx_result res;
+	dre_sidefx_init(&res, "reporting", &t, x);
+	return dre_sidefx_put(s->ob, x->b, &res);
 }
 
 void

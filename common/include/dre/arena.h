@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include <protobuf-c/protobuf-c.h>
+
 typedef struct dre_arena dre_arena;
 
 // dre_arena_alloc creates an arena whose first block holds block_size bytes
@@ -19,6 +21,9 @@ void *dre_arena_get(dre_arena *a, size_t n);
 // dre_arena_strndup copies n bytes of s and a NUL.
 char *dre_arena_strndup(dre_arena *a, const char *s, size_t n);
 char *dre_arena_strdup(dre_arena *a, const char *s);
+// dre_arena_pb is a protobuf-c allocator drawing from a (free is a no-op:
+// what it unpacks is released with the arena).
+ProtobufCAllocator dre_arena_pb(dre_arena *a);
 // dre_arena_used is the number of bytes handed out so far.
 size_t dre_arena_used(const dre_arena *a);
 

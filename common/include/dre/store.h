@@ -96,4 +96,10 @@ dre_be64_get(const void *p)
 	return (int64_t) u;
 }
 
+// dre_key writes tag (0 = none) and then n string parts joined by NUL bytes
+// into out[cap] (no NUL after the last part: pass "" as a last part for
+// one); returns the length, or 0 when it does not fit. The one way DRE
+// builds a store key: tenant \0 id, kind \0 tenant \0 id, ...
+size_t dre_key(char *out, size_t cap, char tag, int n, ...);
+
 #endif
