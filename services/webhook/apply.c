@@ -11,6 +11,7 @@
 #include "dre/jsonw.h"
 #include "dre/log.h"
 #include "dre/money.h"
+#include "dre/sidefx.h"
 #include "dre/topics.h"
 #include "dre/uuid.h"
 
@@ -112,34 +113,12 @@ apply_tx(wh *s, dre_apply_ctx *x, const dre_msg *m)
 		return err;
 
 	// The result says the deliveries are durably queued, not delivered:
-	// a receiver down for hours must not hold the sale's job open.
-	dre_sfx_result res = { 0 };
-	char           seed[64], reason[64];
-	int sl = snprintf(seed, sizeof(seed), "sidefx|webhook|%s", t.event_id);
-	dre_uuid_derive(res.event_id, seed, (size_t) sl);
-	res.tenant = t.tenant;
-	res.occurred_at = x->now_ms;
-	res.schema_version = 1;
-	res.transaction_id = t.transaction_id;
-	res.transaction_counter = t.transaction_counter;
-	res.source_event_id = t.event_id;
-	res.service = "webhook";
+	// a receiver down for hours must not hold the sale's job open. No
+	// reason: the job's reason lists problems only.
+	dre_sfx_result res;
+	dre_sidefx_init(&res, "webhook", &t, x);
 	res.status = n > 0 ? "SUCCESS" : "SKIPPED";
-	res.attempts = x->attempts;
-	if (n > 0) {
-		snprintf(reason, sizeof reason, "%zu deliveries queued", n);
-		res.reason = reason;
-	}
-	dre_buf ev = { 0 };
-	if ((err = dre_avro_encode_sfx_result(&ev, &res)) == DRE_OK) {
-		char key[320];
-		int  kl = snprintf(
-                    key, sizeof(key), "%s/%s", t.tenant, t.transaction_id);
-		dre_outbox_put(s->ob, x->b, DRE_TOPIC_SIDEFX, key, (size_t) kl,
-		    ev.data, ev.len);
-	}
-	dre_buf_free(&ev);
-	return err;
+	return dre_sidefx_put(s->ob, x->b, &res);
 }
 
 static dre_err
