@@ -15,7 +15,7 @@
 #include "dre/version.h"
 #include "gw.h"
 
-#define ROLES_POS (DRE_ROLE(ADMIN) | DRE_ROLE(POS_READER))
+#define ROLES_POS   (DRE_ROLE(ADMIN) | DRE_ROLE(POS_READER))
 #define ROLES_ADMIN DRE_ROLE(ADMIN)
 #define ROLES_READ                                                            \
 	(DRE_ROLE(ADMIN) | DRE_ROLE(PROMOTION_MANAGER)                        \
@@ -81,9 +81,8 @@ const gw_route gw_routes[] = {
 	    "WebhookSubscriptions.update", ROLES_ADMIN, GW_BODY_JSON },
 	{ "PUT", "/api/v1/WebhookSubscriptions/:id", gw_forward, GW_WEBHOOK,
 	    "WebhookSubscriptions.update", ROLES_ADMIN, GW_BODY_JSON },
-	{ "DELETE", "/api/v1/WebhookSubscriptions/:id", gw_forward,
-	    GW_WEBHOOK, "WebhookSubscriptions.delete", ROLES_ADMIN,
-	    GW_BODY_NONE },
+	{ "DELETE", "/api/v1/WebhookSubscriptions/:id", gw_forward, GW_WEBHOOK,
+	    "WebhookSubscriptions.delete", ROLES_ADMIN, GW_BODY_NONE },
 	{ "POST", "/api/v1/WebhookSubscriptions/:id/rotate-secret", gw_forward,
 	    GW_WEBHOOK, "WebhookSubscriptions.rotateSecret", ROLES_ADMIN,
 	    GW_BODY_NONE },

@@ -88,10 +88,11 @@ fan(wh *s, dre_apply_ctx *x, const char *event_id, const char *type,
 	dre_buf body = { 0 };
 	if (data->oom)
 		return DRE_ENOMEM;
-	wh_event_body(&body, event_id, type, at, tenant, data->data, data->len);
+	wh_event_body(
+	    &body, event_id, type, at, tenant, data->data, data->len);
 	dre_err err = body.oom ? DRE_ENOMEM
 	                       : wh_fanout(s, x->b, x->a, tenant, event_id,
-	                             type, body.data, body.len, x->now_ms, n);
+	                           type, body.data, body.len, x->now_ms, n);
 	dre_buf_free(&body);
 	return err;
 }
@@ -100,7 +101,8 @@ static dre_err
 apply_tx(wh *s, dre_apply_ctx *x, const dre_msg *m)
 {
 	dre_tx_confirmed t;
-	dre_err err = dre_avro_decode_tx_confirmed(&t, x->a, m->payload, m->len);
+	dre_err          err
+	    = dre_avro_decode_tx_confirmed(&t, x->a, m->payload, m->len);
 	if (err != DRE_OK)
 		return err;
 	dre_buf data = { 0 };
@@ -125,7 +127,8 @@ static dre_err
 apply_budget(wh *s, dre_apply_ctx *x, const dre_msg *m)
 {
 	dre_budget_event e;
-	dre_err err = dre_avro_decode_budget_event(&e, x->a, m->payload, m->len);
+	dre_err          err
+	    = dre_avro_decode_budget_event(&e, x->a, m->payload, m->len);
 	if (err != DRE_OK)
 		return err;
 	dre_buf   data = { 0 };
@@ -142,7 +145,8 @@ apply_budget(wh *s, dre_apply_ctx *x, const dre_msg *m)
 	kstr_opt(&w, "currency", e.currency);
 	kstr_opt(&w, "transactionId", e.transaction_id);
 	dre_jsonw_obj_end(&w);
-	err = fan(s, x, e.event_id, e.type, e.occurred_at, e.tenant, &data, &n);
+	err = fan(
+	    s, x, e.event_id, e.type, e.occurred_at, e.tenant, &data, &n);
 	dre_buf_free(&data);
 	return err;
 }
@@ -151,13 +155,13 @@ static dre_err
 apply_coupon(wh *s, dre_apply_ctx *x, const dre_msg *m)
 {
 	dre_coupon_event e;
-	dre_err          err
-	    = dre_avro_decode_coupon(&e, x->a, m->payload, m->len);
+	dre_err err = dre_avro_decode_coupon(&e, x->a, m->payload, m->len);
 	if (err != DRE_OK)
 		return err;
 	// Only the subscribable kinds (PRODUCT-DECISIONS §9).
-	static const char *const kinds[] = { "COUPON_ISSUED",
-		"COUPON_REDEEMED", "COUPON_EXPIRED", "COUPON_BATCH_COMPLETED" };
+	static const char *const kinds[]
+	    = { "COUPON_ISSUED", "COUPON_REDEEMED", "COUPON_EXPIRED",
+		      "COUPON_BATCH_COMPLETED" };
 	bool known = false;
 	for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
 		known = known || strcmp(e.type, kinds[i]) == 0;
@@ -177,7 +181,8 @@ apply_coupon(wh *s, dre_apply_ctx *x, const dre_msg *m)
 		dre_jsonw_kint(&w, "count", e.count);
 	kstr_opt(&w, "promotionId", e.promotion_id);
 	dre_jsonw_obj_end(&w);
-	err = fan(s, x, e.event_id, e.type, e.occurred_at, e.tenant, &data, &n);
+	err = fan(
+	    s, x, e.event_id, e.type, e.occurred_at, e.tenant, &data, &n);
 	dre_buf_free(&data);
 	return err;
 }
@@ -195,9 +200,9 @@ apply_promotion(wh *s, dre_apply_ctx *x, const dre_msg *m)
 	// created the promotion: every upsert is PROMOTION_UPDATED.
 	const char *type = strcmp(e.op, "DELETE") == 0 ? "PROMOTION_DELETED"
 	                                               : "PROMOTION_UPDATED";
-	dre_buf   data = { 0 };
-	dre_jsonw w;
-	size_t    n = 0;
+	dre_buf     data = { 0 };
+	dre_jsonw   w;
+	size_t      n = 0;
 	dre_jsonw_init(&w, &data);
 	dre_jsonw_obj_begin(&w);
 	dre_jsonw_kstr(&w, "promotionId", e.entity_id);
@@ -308,7 +313,8 @@ apply_sidefx(wh *s, dre_apply_ctx *x, const dre_msg *m)
 	dre_json *now = NULL;
 	char     *lt = dre_arena_strndup(x->a, list.data, list.len);
 	if (lt == NULL
-	    || dre_json_parse(&now, x->a, lt, list.len, DRE_JSON_MAX_DEPTH, NULL)
+	    || dre_json_parse(
+	           &now, x->a, lt, list.len, DRE_JSON_MAX_DEPTH, NULL)
 	        != DRE_OK) {
 		dre_buf_free(&list);
 		return DRE_ENOMEM;
@@ -331,7 +337,7 @@ apply_sidefx(wh *s, dre_apply_ctx *x, const dre_msg *m)
 	dre_batch_delete(x->b, s->st, WH_CF_SIDEFX, key, kl);
 	char eid[DRE_UUID_LEN + 1], seed[400];
 	int  sl = snprintf(seed, sizeof seed, "sidefx-completed|%s|%s|%lld",
-            r.tenant, r.transaction_id, (long long) r.transaction_counter);
+	     r.tenant, r.transaction_id, (long long) r.transaction_counter);
 	dre_uuid_derive(eid, seed, (size_t) sl);
 	dre_buf data = { 0 };
 	dre_jsonw_init(&w, &data);

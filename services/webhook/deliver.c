@@ -114,7 +114,8 @@ backoff_ms(const wh_sub *u, int64_t n)
 	return (int64_t) (d * 1000.0 * (1.0 + jitter));
 }
 
-// ---- state changes -----------------------------------------------------------
+// ---- state changes
+// -----------------------------------------------------------
 
 // dead_letter raises WEBHOOK_DELIVERY_DEAD_LETTER for d into b.
 static dre_err
@@ -125,7 +126,7 @@ dead_letter(wh *s, dre_batch *b, dre_arena *a, const char *tenant,
 		return DRE_OK; // never a dead letter of a dead letter
 	char    eid[DRE_UUID_LEN + 1], seed[128];
 	int     sl = snprintf(seed, sizeof seed, "webhook-dead-letter|%s|%lld",
-            d->id, (long long) d->series);
+	        d->id, (long long) d->series);
 	dre_buf data = { 0 }, body = { 0 };
 	dre_uuid_derive(eid, seed, (size_t) sl);
 	dre_jsonw w;
@@ -146,7 +147,7 @@ dead_letter(wh *s, dre_batch *b, dre_arena *a, const char *tenant,
 	dre_err err = data.oom || body.oom
 	    ? DRE_ENOMEM
 	    : wh_fanout(s, b, a, tenant, eid, "WEBHOOK_DELIVERY_DEAD_LETTER",
-	          body.data, body.len, now, &n);
+	        body.data, body.len, now, &n);
 	dre_buf_free(&data);
 	dre_buf_free(&body);
 	return err;
@@ -253,7 +254,8 @@ fail_now(wh *s, dre_arena *a, const char *tenant, wh_delivery *d,
 	(void) now;
 }
 
-// ---- transfers -----------------------------------------------------------------
+// ---- transfers
+// -----------------------------------------------------------------
 
 static void
 xfer_clear(wh_deliverer *dl, xfer *x)
@@ -298,8 +300,8 @@ header(struct curl_slist *l, const char *name, const char *value)
 
 // start sends one attempt of d to u.
 static dre_err
-start(wh_deliverer *dl, dre_arena *a, const char *tenant,
-    const wh_delivery *d, const wh_sub *u, int64_t now)
+start(wh_deliverer *dl, dre_arena *a, const char *tenant, const wh_delivery *d,
+    const wh_sub *u, int64_t now)
 {
 	wh           *s = dl->s;
 	xfer         *x = NULL;
@@ -410,7 +412,8 @@ done(wh_deliverer *dl, xfer *x, CURLcode rc)
 	    && !answer_refuses(&x->resp);
 	if (x->refused)
 		snprintf(err, sizeof err,
-		    "the target resolves to a private, loopback, link-local or "
+		    "the target resolves to a private, loopback, link-local "
+		    "or "
 		    "multicast address");
 	else if (rc != CURLE_OK)
 		snprintf(err, sizeof err, "%s", curl_easy_strerror(rc));
@@ -422,8 +425,7 @@ done(wh_deliverer *dl, xfer *x, CURLcode rc)
 	pthread_mutex_lock(&s->mu);
 	wh_delivery d;
 	wh_sub      u;
-	if (a != NULL
-	    && wh_delivery_get(s, a, x->tenant, x->id, &d) == DRE_OK
+	if (a != NULL && wh_delivery_get(s, a, x->tenant, x->id, &d) == DRE_OK
 	    && strcmp(d.status, "PENDING") == 0 && d.series == x->series) {
 		if (wh_sub_get(s, a, x->tenant, d.sub_id, &u) != DRE_OK) {
 			memset(&u, 0, sizeof u);
@@ -465,8 +467,9 @@ fill(wh_deliverer *dl, int64_t now)
 		char        tenant[128], sub[WH_KEY_MAX], id[WH_KEY_MAX];
 		const char *p = k + 8, *end = k + kl;
 		const char *z1 = memchr(p, '\0', (size_t) (end - p));
-		const char *z2
-		    = z1 ? memchr(z1 + 1, '\0', (size_t) (end - z1 - 1)) : NULL;
+		const char *z2 = z1
+		    ? memchr(z1 + 1, '\0', (size_t) (end - z1 - 1))
+		    : NULL;
 		if (z2 == NULL || (size_t) (z1 - p) >= sizeof tenant
 		    || (size_t) (z2 - z1 - 1) >= sizeof sub
 		    || (size_t) (end - z2 - 1) >= sizeof id)
@@ -580,8 +583,8 @@ run(void *arg)
 			if (msg->msg != CURLMSG_DONE)
 				continue;
 			xfer *x = NULL;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
-			    (char **) &x);
+			curl_easy_getinfo(
+			    msg->easy_handle, CURLINFO_PRIVATE, (char **) &x);
 			if (x != NULL)
 				done(dl, x, msg->data.result);
 		}

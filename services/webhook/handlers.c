@@ -30,7 +30,8 @@ static const char *const event_types[] = { "PROMOTION_CREATED",
 	"BUDGET_THRESHOLD_CROSSED", "BUDGET_EXHAUSTED", "COUPON_ISSUED",
 	"COUPON_REDEEMED", "COUPON_EXPIRED", "COUPON_BATCH_COMPLETED",
 	"LOYALTY_POINTS_AWARDED", "LOYALTY_VOUCHER_CREATED",
-	"IMPORT_JOB_FINISHED", "WEBHOOK_DELIVERY_DEAD_LETTER", "WEBHOOK_TEST" };
+	"IMPORT_JOB_FINISHED", "WEBHOOK_DELIVERY_DEAD_LETTER",
+	"WEBHOOK_TEST" };
 #define NTYPES (sizeof event_types / sizeof event_types[0])
 
 typedef struct {
@@ -113,8 +114,8 @@ reply_delivery(req *r, int status, const wh_delivery *d, bool detail)
 // ---- validation ----------------------------------------------------------
 
 static bool
-str_field(req *r, const dre_json *doc, const char *name, size_t max,
-    char **out)
+str_field(
+    req *r, const dre_json *doc, const char *name, size_t max, char **out)
 {
 	const dre_json *v = dre_json_get(doc, name);
 	size_t          chars = 0;
@@ -160,14 +161,13 @@ int_member(req *r, const dre_json *o, const char *name, int64_t min,
 // apply_doc copies the document's fields into u; *secret is set when the
 // document gives one. full: url and eventTypes are required (create).
 static bool
-apply_doc(
-    req *r, const dre_json *doc, wh_sub *u, bool full, char **secret)
+apply_doc(req *r, const dre_json *doc, wh_sub *u, bool full, char **secret)
 {
 	static const char *const known[] = { "id", "url", "eventTypes",
 		"description", "active", "secret", "retryPolicy", "createdAt",
 		"modifiedAt", "minorVersion" };
-	char           *s = NULL;
-	const dre_json *v;
+	char                    *s = NULL;
+	const dre_json          *v;
 	if (!dre_docapi_strict(
 	        &r->d, doc, known, sizeof known / sizeof known[0]))
 		return false;
@@ -202,7 +202,8 @@ apply_doc(
 			        && strcmp(e->str, "*") != 0))
 				return dre_docapi_invalid(&r->d, tg,
 				    "unknown event type (one of "
-				    "TRANSACTION_CONFIRMED, PROMOTION_UPDATED, "
+				    "TRANSACTION_CONFIRMED, "
+				    "PROMOTION_UPDATED, "
 				    "... or \"*\")");
 			t[n++] = e->str;
 		}
@@ -241,14 +242,14 @@ apply_doc(
 		const dre_json *bad = dre_json_unknown(v, rp, 3, NULL);
 		if (bad != NULL) {
 			char name[64], msg[160], tg[96];
-			dre_json_unknown_describe(bad, rp, 3, name,
-			    sizeof name, msg, sizeof msg);
+			dre_json_unknown_describe(
+			    bad, rp, 3, name, sizeof name, msg, sizeof msg);
 			snprintf(tg, sizeof tg, "retryPolicy.%s", name);
 			return dre_docapi_invalid(&r->d, tg, "%s", msg);
 		}
 		if (!int_member(r, v, "maxAttempts", 1, 20, &u->max_attempts)
-		    || !int_member(r, v, "initialDelaySeconds", 1, 86400,
-		        &u->initial_s)
+		    || !int_member(
+		        r, v, "initialDelaySeconds", 1, 86400, &u->initial_s)
 		    || !int_member(
 		        r, v, "maxDelaySeconds", 1, 7 * 86400, &u->max_s))
 			return false;
@@ -506,8 +507,8 @@ h_sub_test(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	dre_jsonw_kstr(&w, "subscriptionId", u.id);
 	dre_jsonw_kstr(&w, "message", "a test event from DRE");
 	dre_jsonw_obj_end(&w);
-	wh_event_body(&body, eid, "WEBHOOK_TEST", now, call->tenant,
-	    data.data, data.len);
+	wh_event_body(&body, eid, "WEBHOOK_TEST", now, call->tenant, data.data,
+	    data.len);
 	dre_batch *b = dre_batch_alloc();
 	dre_err    err = b == NULL || data.oom || body.oom
 	       ? DRE_ENOMEM
@@ -524,8 +525,8 @@ h_sub_test(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	}
 	wh_deliverer_kick(r.s);
 	char seed[128], did[DRE_UUID_LEN + 1];
-	int  sl = snprintf(
-            seed, sizeof seed, "webhook-delivery|%s|%s", u.id, eid);
+	int  sl
+	    = snprintf(seed, sizeof seed, "webhook-delivery|%s|%s", u.id, eid);
 	dre_uuid_derive(did, seed, (size_t) sl);
 	wh_delivery d;
 	if (wh_delivery_get(r.s, r.d.a, call->tenant, did, &d) == DRE_OK)
@@ -560,8 +561,7 @@ h_sub_repost(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	static const char *const known[] = { "status", "from", "to" };
 	char                    *st = NULL, *from_s = NULL, *to_s = NULL;
 	int64_t                  from = INT64_MIN, to = INT64_MAX;
-	if (doc == NULL
-	    || !dre_docapi_strict(&r.d, doc, known, 3)
+	if (doc == NULL || !dre_docapi_strict(&r.d, doc, known, 3)
 	    || !str_field(&r, doc, "status", 20, &st)
 	    || !str_field(&r, doc, "from", 40, &from_s)
 	    || !str_field(&r, doc, "to", 40, &to_s))
@@ -572,8 +572,8 @@ h_sub_repost(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		    "reposted in bulk)");
 		goto out;
 	}
-	if (from_s != NULL && dre_time_parse(&from, from_s, strlen(from_s))
-	        != DRE_OK) {
+	if (from_s != NULL
+	    && dre_time_parse(&from, from_s, strlen(from_s)) != DRE_OK) {
 		dre_docapi_invalid(&r.d, "from", "from must be ISO-8601");
 		goto out;
 	}
@@ -602,8 +602,8 @@ h_sub_repost(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		wh_delivery d;
 		if (wh_delivery_parse(&d, a, v, vl) != DRE_OK
 		    || strcmp(d.sub_id, u.id) != 0
-		    || strcmp(d.status, "FAILED") != 0
-		    || d.created_at < from || d.created_at > to)
+		    || strcmp(d.status, "FAILED") != 0 || d.created_at < from
+		    || d.created_at > to)
 			continue;
 		if ((err = repost(r.s, b, call->tenant, &d, now)) == DRE_OK)
 			n++;
@@ -620,8 +620,8 @@ h_sub_repost(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	}
 	wh_deliverer_kick(r.s);
 	char body[64];
-	int  bl = snprintf(body, sizeof body, "{\"reposted\":%lld}",
-            (long long) n);
+	int  bl = snprintf(
+	     body, sizeof body, "{\"reposted\":%lld}", (long long) n);
 	dre_docapi_reply_doc(&r.d, 202, body, (size_t) bl);
 out:
 	dre_docapi_end(&r.d);
@@ -756,13 +756,15 @@ h_del_delete(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		size_t     kl = wh_key(key, sizeof key, call->tenant, d.id);
 		dre_batch *b = dre_batch_alloc();
 		if (b != NULL) {
-			dre_batch_delete(b, r.s->st, WH_CF_DELIVERIES, key, kl);
+			dre_batch_delete(
+			    b, r.s->st, WH_CF_DELIVERIES, key, kl);
 			size_t dl = strcmp(d.status, "PENDING") == 0
 			    ? wh_due_key(due, sizeof due, d.next_attempt_at,
-			          call->tenant, d.sub_id, d.id)
+			        call->tenant, d.sub_id, d.id)
 			    : 0;
 			if (dl > 0)
-				dre_batch_delete(b, r.s->st, WH_CF_DUE, due, dl);
+				dre_batch_delete(
+				    b, r.s->st, WH_CF_DUE, due, dl);
 		}
 		if (b == NULL || dre_store_write(r.s->st, b, true) != DRE_OK)
 			dre_docapi_internal(&r.d, DRE_ESTORE);

@@ -123,7 +123,8 @@ main(int argc, char **argv)
 	s.o.max_in_flight_per_sub = cfg.max_in_flight_per_sub;
 	s.o.retention_ms = cfg.retention_ms;
 	const char *sfx[MAX_SFX];
-	s.o.nsfx = cfg.sfx_services ? split_services(cfg.sfx_services, sfx) : 0;
+	s.o.nsfx
+	    = cfg.sfx_services ? split_services(cfg.sfx_services, sfx) : 0;
 	s.o.sfx_services = sfx;
 	if (s.o.allow_insecure)
 		dre_warn("webhook.allow_insecure_urls: http and internal "

@@ -60,7 +60,8 @@ jint(const dre_json *o, const char *k, int64_t dflt)
 	return dflt;
 }
 
-// ---- subscriptions ----------------------------------------------------------
+// ---- subscriptions
+// ----------------------------------------------------------
 
 dre_err
 wh_sub_parse(wh_sub *u, dre_arena *a, const char *v, size_t vl)
@@ -147,7 +148,8 @@ wh_sub_put(wh *s, dre_batch *b, const char *tenant, const wh_sub *u)
 	dre_jsonw_obj_end(&w);
 	dre_err err = doc.oom ? DRE_ENOMEM : DRE_OK;
 	if (err == DRE_OK)
-		dre_batch_put(b, s->st, WH_CF_SUBS, key, kl, doc.data, doc.len);
+		dre_batch_put(
+		    b, s->st, WH_CF_SUBS, key, kl, doc.data, doc.len);
 	dre_buf_free(&doc);
 	return err;
 }
@@ -165,7 +167,8 @@ wh_sub_wants(const wh_sub *u, const char *type)
 	return false;
 }
 
-// ---- deliveries -------------------------------------------------------------
+// ---- deliveries
+// -------------------------------------------------------------
 
 dre_err
 wh_delivery_parse(wh_delivery *d, dre_arena *a, const char *v, size_t vl)
@@ -201,8 +204,8 @@ wh_delivery_parse(wh_delivery *d, dre_arena *a, const char *v, size_t vl)
 }
 
 dre_err
-wh_delivery_get(wh *s, dre_arena *a, const char *tenant, const char *id,
-    wh_delivery *out)
+wh_delivery_get(
+    wh *s, dre_arena *a, const char *tenant, const char *id, wh_delivery *out)
 {
 	char   key[WH_KEY_MAX], *v = NULL;
 	size_t vl = 0, kl = wh_key(key, sizeof key, tenant, id);
@@ -278,8 +281,8 @@ wh_delivery_render(dre_buf *out, const wh_delivery *d, bool detail)
 }
 
 dre_err
-wh_delivery_put(wh *s, dre_batch *b, const char *tenant,
-    const wh_delivery *d, int64_t old_due)
+wh_delivery_put(wh *s, dre_batch *b, const char *tenant, const wh_delivery *d,
+    int64_t old_due)
 {
 	char      key[WH_KEY_MAX], due[WH_KEY_MAX + 8];
 	size_t    kl = wh_key(key, sizeof key, tenant, d->id), dl;
@@ -298,19 +301,20 @@ wh_delivery_put(wh *s, dre_batch *b, const char *tenant,
 		return err;
 	if (old_due >= 0
 	    && (dl = wh_due_key(
-	                  due, sizeof due, old_due, tenant, d->sub_id, d->id)) > 0)
+	            due, sizeof due, old_due, tenant, d->sub_id, d->id))
+	        > 0)
 		dre_batch_delete(b, s->st, WH_CF_DUE, due, dl);
 	if (strcmp(d->status, "PENDING") == 0
-	    && (dl = wh_due_key(
-	            due, sizeof due, d->next_attempt_at, tenant, d->sub_id, d->id))
+	    && (dl = wh_due_key(due, sizeof due, d->next_attempt_at, tenant,
+	            d->sub_id, d->id))
 	        > 0)
 		dre_batch_put(b, s->st, WH_CF_DUE, due, dl, "", 0);
 	return DRE_OK;
 }
 
 void
-wh_event_body(dre_buf *out, const char *event_id, const char *type,
-    int64_t at, const char *tenant, const char *data, size_t dlen)
+wh_event_body(dre_buf *out, const char *event_id, const char *type, int64_t at,
+    const char *tenant, const char *data, size_t dlen)
 {
 	dre_jsonw w;
 	dre_jsonw_init(&w, out);
@@ -334,7 +338,7 @@ wh_enqueue(wh *s, dre_batch *b, dre_arena *a, const char *tenant,
 	char        id[DRE_UUID_LEN + 1], seed[200];
 	dre_json   *payload = NULL;
 	int         sl = snprintf(
-            seed, sizeof seed, "webhook-delivery|%s|%s", sub_id, event_id);
+	            seed, sizeof seed, "webhook-delivery|%s|%s", sub_id, event_id);
 	dre_uuid_derive(id, seed, (size_t) sl);
 	char *text = dre_arena_strndup(a, body, blen);
 	if (text == NULL)
@@ -385,8 +389,7 @@ wh_fanout(wh *s, dre_batch *b, dre_arena *a, const char *tenant,
 }
 
 dre_err
-wh_open(wh *s, const char *path, const char *key_file,
-    const dre_kvlist *kafka)
+wh_open(wh *s, const char *path, const char *key_file, const dre_kvlist *kafka)
 {
 	memset(s, 0, sizeof(*s));
 	s->o.timeout_ms = 10000;

@@ -120,15 +120,16 @@ wh_unseal(char *out, size_t cap, const unsigned char *key, const char *sealed)
 	unsigned char raw[NONCE_LEN + 256 + TAG_LEN + 4];
 	int           n = unb64(raw, sizeof raw, sealed);
 	int           len = 0, fin = 0;
-	if (n < NONCE_LEN + TAG_LEN || (size_t) (n - NONCE_LEN - TAG_LEN) >= cap)
+	if (n < NONCE_LEN + TAG_LEN
+	    || (size_t) (n - NONCE_LEN - TAG_LEN) >= cap)
 		return DRE_ECODEC;
 	int             cl = n - NONCE_LEN - TAG_LEN;
 	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
 	dre_err         err = DRE_ECODEC;
 	if (c != NULL
 	    && EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, raw) == 1
-	    && EVP_DecryptUpdate(c, (unsigned char *) out, &len,
-	           raw + NONCE_LEN, cl)
+	    && EVP_DecryptUpdate(
+	           c, (unsigned char *) out, &len, raw + NONCE_LEN, cl)
 	        == 1
 	    && EVP_CIPHER_CTX_ctrl(
 	           c, EVP_CTRL_GCM_SET_TAG, TAG_LEN, raw + NONCE_LEN + cl)
@@ -143,15 +144,15 @@ wh_unseal(char *out, size_t cap, const unsigned char *key, const char *sealed)
 }
 
 static void
-hmac(unsigned char *mac, const unsigned char *key, size_t klen,
-    const void *p1, size_t l1, const void *p2, size_t l2)
+hmac(unsigned char *mac, const unsigned char *key, size_t klen, const void *p1,
+    size_t l1, const void *p2, size_t l2)
 {
 	// HMAC() takes one buffer: the two parts go through the streaming
 	// EVP_MAC interface instead.
 	EVP_MAC     *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
 	EVP_MAC_CTX *c = m ? EVP_MAC_CTX_new(m) : NULL;
 	OSSL_PARAM   ps[] = { OSSL_PARAM_construct_utf8_string(
-		                      "digest", (char *) "SHA256", 0),
+		                  "digest", (char *) "SHA256", 0),
 		  OSSL_PARAM_construct_end() };
 	size_t       ml = 0;
 	memset(mac, 0, 32);
@@ -202,8 +203,8 @@ wh_key_file_load(unsigned char *key, const char *path)
 		ssize_t n = read(fd, key, WH_SECRET_KEY_LEN);
 		close(fd);
 		if (n != WH_SECRET_KEY_LEN) {
-			dre_error("%s: not a %d-byte key", path,
-			    WH_SECRET_KEY_LEN);
+			dre_error(
+			    "%s: not a %d-byte key", path, WH_SECRET_KEY_LEN);
 			return DRE_EINVAL;
 		}
 		return DRE_OK;

@@ -22,11 +22,12 @@ enum {
 	WH_CF_DUE, // due ms (be64) tenant \0 sub \0 id -> "" (the schedule)
 	WH_CF_OUTBOX, // SideEffectResults waiting for Kafka
 	WH_CF_APPLIER, // the applier's offsets and eventIds
-	WH_CF_SIDEFX, // tenant \0 txn \0 counter(be64) -> results so far (JSON)
+	WH_CF_SIDEFX, // tenant \0 txn \0 counter(be64) -> results so far
+	              // (JSON)
 	WH_NCFS = WH_CF_SIDEFX,
 };
 
-#define WH_KEY_MAX 256
+#define WH_KEY_MAX        256
 #define WH_SECRET_KEY_LEN 32 // AES-256-GCM key sealing the secrets
 
 typedef struct wh_deliverer wh_deliverer;
@@ -98,8 +99,8 @@ typedef struct {
 	const char     *extra_log; // one more attempt (JSON object) or NULL
 } wh_delivery;
 
-dre_err wh_delivery_get(wh *s, dre_arena *a, const char *tenant,
-    const char *id, wh_delivery *out);
+dre_err wh_delivery_get(
+    wh *s, dre_arena *a, const char *tenant, const char *id, wh_delivery *out);
 // wh_delivery_parse reads a stored record.
 dre_err wh_delivery_parse(
     wh_delivery *d, dre_arena *a, const char *v, size_t vl);
@@ -134,9 +135,9 @@ void wh_event_body(dre_buf *out, const char *event_id, const char *type,
 
 // wh_open / wh_close: store, seal key, outbox (service main and tests).
 // key_file holds the sealing key; created (0600) when missing.
-dre_err wh_open(wh *s, const char *path, const char *key_file,
-    const dre_kvlist *kafka);
-void    wh_close(wh *s);
+dre_err wh_open(
+    wh *s, const char *path, const char *key_file, const dre_kvlist *kafka);
+void wh_close(wh *s);
 
 // ---- secrets (sign.c) -----------------------------------------------------
 
@@ -153,11 +154,11 @@ dre_err wh_seal(dre_buf *out, const unsigned char *key, const char *secret);
 dre_err wh_unseal(
     char *out, size_t cap, const unsigned char *key, const char *sealed);
 // wh_sign_std writes "v1,<base64 HMAC-SHA256(key, id.ts.body)>" (out: 64+).
-void wh_sign_std(char *out, size_t cap, const unsigned char *key,
-    size_t klen, const char *id, int64_t ts, const char *body, size_t blen);
+void wh_sign_std(char *out, size_t cap, const unsigned char *key, size_t klen,
+    const char *id, int64_t ts, const char *body, size_t blen);
 // wh_sign_dre writes "sha256=<hex HMAC-SHA256(key, body)>" (out: 72+).
-void wh_sign_dre(char *out, size_t cap, const unsigned char *key,
-    size_t klen, const char *body, size_t blen);
+void wh_sign_dre(char *out, size_t cap, const unsigned char *key, size_t klen,
+    const char *body, size_t blen);
 // wh_key_file_load reads (or creates) the 32-byte sealing key.
 dre_err wh_key_file_load(unsigned char *key, const char *path);
 

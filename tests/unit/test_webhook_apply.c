@@ -58,15 +58,15 @@ subscribe(const char *id, const char *type, bool active)
 	assert_int_equal(
 	    wh_seal(&sealed, s.seal_key, "whsec_MDEyMzQ1Njc4OWFiY2RlZg=="),
 	    DRE_OK);
-	wh_sub u = { .id = id,
-		.url = "https://hooks.example.com/x",
-		.types = types,
-		.ntypes = 1,
-		.active = active,
-		.sealed = sealed.data,
-		.max_attempts = 3,
-		.initial_s = 1,
-		.max_s = 10 };
+	wh_sub     u = { .id = id,
+		    .url = "https://hooks.example.com/x",
+		    .types = types,
+		    .ntypes = 1,
+		    .active = active,
+		    .sealed = sealed.data,
+		    .max_attempts = 3,
+		    .initial_s = 1,
+		    .max_s = 10 };
 	dre_batch *b = dre_batch_alloc();
 	assert_int_equal(wh_sub_put(&s, b, "t1", &u), DRE_OK);
 	assert_int_equal(dre_store_write(s.st, b, true), DRE_OK);
@@ -168,8 +168,8 @@ test_sale_becomes_deliveries(void **state)
 	apply_sale("t1", eid, "TX-1");
 	assert_int_equal(count(WH_CF_DELIVERIES, NULL), 2);
 	assert_int_equal(count(WH_CF_DELIVERIES, "\"PENDING\""), 2);
-	assert_int_equal(count(WH_CF_DELIVERIES, "\"transactionId\":\"TX-1\""),
-	    2);
+	assert_int_equal(
+	    count(WH_CF_DELIVERIES, "\"transactionId\":\"TX-1\""), 2);
 	assert_int_equal(count(WH_CF_DELIVERIES, "\"grandTotal\":19.99"), 2);
 	assert_int_equal(count(WH_CF_DUE, NULL), 2);
 	dre_arena *a = dre_arena_alloc(0);
