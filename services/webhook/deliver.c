@@ -373,6 +373,9 @@ start(wh_deliverer *dl, dre_arena *a, const char *tenant, const wh_delivery *d,
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR,
 	    s->o.allow_insecure ? "http,https" : "https");
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	// No proxy from the environment: the guard must see the target's
+	// own addresses, not a proxy's.
+	curl_easy_setopt(e, CURLOPT_PROXY, "");
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) s->o.timeout_ms);
