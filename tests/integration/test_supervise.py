@@ -13,7 +13,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import toolstack  # noqa: E402
 
-NAMES = ("broker", "catalog", "budget", "reporting", "coupon", "evaluator", "gateway")
+NAMES = ("broker", "catalog", "budget", "reporting", "coupon", "evaluator", "gateway",
+         "webhook")
 
 
 class Supervise(harness.TestCase):
