@@ -706,6 +706,18 @@ dre_consumer_assign_list(
 }
 
 dre_err
+dre_consumer_assign_topic(dre_consumer *c, const char *topic, int64_t offset)
+{
+	const dre_topic *t = dre_topic_find(topic);
+	if (t == NULL || t->partitions <= 0 || t->partitions > 1024)
+		return DRE_EINVAL;
+	dre_partition_offset po[1024];
+	for (int p = 0; p < t->partitions; p++)
+		po[p] = (dre_partition_offset) { topic, p, offset };
+	return dre_consumer_assign_list(c, po, (size_t) t->partitions);
+}
+
+dre_err
 dre_consumer_poll(dre_consumer *c, int timeout_ms, dre_msg *m)
 {
 	if (c->last != NULL) {

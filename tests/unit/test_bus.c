@@ -76,10 +76,7 @@ consume_all(const char *topic, int64_t from, int n, char seen[][32])
 {
 	dre_consumer *c = NULL;
 	assert_int_equal(dre_consumer_open(&c, &props, NULL), DRE_OK);
-	const dre_topic *t = dre_topic_find(topic);
-	for (int i = 0; i < t->partitions; i++)
-		assert_int_equal(
-		    dre_consumer_assign(c, topic, i, from), DRE_OK);
+	assert_int_equal(dre_consumer_assign_topic(c, topic, from), DRE_OK);
 	int got = 0;
 	for (int tries = 0; got < n && tries < 200; tries++) {
 		dre_msg m;

@@ -348,13 +348,10 @@ static void
 test_events(void **state)
 {
 	dre_consumer    *co = NULL;
-	const dre_topic *t = dre_topic_find(DRE_TOPIC_ARTICLES);
-	assert_non_null(t);
 	assert_int_equal(dre_consumer_open(&co, &props, NULL), DRE_OK);
-	for (int p = 0; p < t->partitions; p++)
-		assert_int_equal(dre_consumer_assign(co, DRE_TOPIC_ARTICLES, p,
-		                     DRE_OFFSET_BEGINNING),
-		    DRE_OK);
+	assert_int_equal(dre_consumer_assign_topic(
+	                     co, DRE_TOPIC_ARTICLES, DRE_OFFSET_BEGINNING),
+	    DRE_OK);
 	bool found = false;
 	for (int i = 0; i < 100 && !found; i++) {
 		dre_msg m;
@@ -438,12 +435,10 @@ test_settings(void **state)
 	free(out);
 
 	dre_consumer    *co = NULL;
-	const dre_topic *t = dre_topic_find(DRE_TOPIC_PROMOTIONS);
 	assert_int_equal(dre_consumer_open(&co, &props, NULL), DRE_OK);
-	for (int p = 0; p < t->partitions; p++)
-		assert_int_equal(dre_consumer_assign(co, DRE_TOPIC_PROMOTIONS,
-		                     p, DRE_OFFSET_BEGINNING),
-		    DRE_OK);
+	assert_int_equal(dre_consumer_assign_topic(
+	                     co, DRE_TOPIC_PROMOTIONS, DRE_OFFSET_BEGINNING),
+	    DRE_OK);
 	bool found = false;
 	for (int i = 0; i < 100 && !found; i++) {
 		dre_msg m;

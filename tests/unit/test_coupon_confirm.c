@@ -208,15 +208,13 @@ static size_t
 results_of(dre_arena *a, const char *tx, dre_sfx_result *out, size_t cap)
 {
 	dre_consumer    *co = NULL;
-	const dre_topic *tp = dre_topic_find(DRE_TOPIC_SIDEFX);
 	size_t           n = 0;
 	int              idle = 0;
 	dre_outbox_kick(S.ob);
 	assert_int_equal(dre_consumer_open(&co, &props, NULL), DRE_OK);
-	for (int p = 0; p < tp->partitions; p++)
-		assert_int_equal(dre_consumer_assign(co, DRE_TOPIC_SIDEFX, p,
-		                     DRE_OFFSET_BEGINNING),
-		    DRE_OK);
+	assert_int_equal(dre_consumer_assign_topic(
+	                     co, DRE_TOPIC_SIDEFX, DRE_OFFSET_BEGINNING),
+	    DRE_OK);
 	// The relay delivers within a moment; stop after 0.6 s of silence
 	// once something arrived (or 10 s without anything).
 	while (idle < (n > 0 ? 3 : 50)) {

@@ -509,13 +509,10 @@ test_events(void **state)
 	assert_int_equal(o.status, 200);
 
 	dre_consumer    *co = NULL;
-	const dre_topic *tp = dre_topic_find(DRE_TOPIC_COUPON_EVENTS);
 	assert_int_equal(dre_consumer_open(&co, &props, NULL), DRE_OK);
-	for (int p = 0; p < tp->partitions; p++)
-		assert_int_equal(
-		    dre_consumer_assign(
-		        co, DRE_TOPIC_COUPON_EVENTS, p, DRE_OFFSET_BEGINNING),
-		    DRE_OK);
+	assert_int_equal(dre_consumer_assign_topic(
+	                     co, DRE_TOPIC_COUPON_EVENTS, DRE_OFFSET_BEGINNING),
+	    DRE_OK);
 	bool redeemed = false, batch = false;
 	for (int i = 0; i < 100 && !(redeemed && batch); i++) {
 		dre_msg          m;

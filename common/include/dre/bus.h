@@ -89,6 +89,11 @@ typedef struct {
 // is re-assigned while its previous stop is still in progress.
 dre_err dre_consumer_assign_list(dre_consumer *c,
     const dre_partition_offset *po, size_t n);
+// dre_consumer_assign_topic assigns every partition of the declared topic
+// (dre_topics[]) from offset, in one dre_consumer_assign_list call.
+// DRE_EINVAL for a topic that is not declared.
+dre_err dre_consumer_assign_topic(
+    dre_consumer *c, const char *topic, int64_t offset);
 // Group mode: a consumer that joins group_id and subscribes to topics. On
 // every assignment change the handler runs on the polling thread: on assign
 // it sets po[i].offset (preset to DRE_OFFSET_BEGINNING) from its own store;
