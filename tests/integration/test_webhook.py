@@ -60,10 +60,13 @@ class Receiver:
                 elif mode == "hang":
                     time.sleep(rec.hang_s)  # the hanging receiver itself
                     code = 200
-                self.send_response(code)
-                self.send_header("Content-Length", str(len(text)))
-                self.end_headers()
-                self.wfile.write(text)
+                try:
+                    self.send_response(code)
+                    self.send_header("Content-Length", str(len(text)))
+                    self.end_headers()
+                    self.wfile.write(text)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the sender gave up (timeout, shutdown)
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.httpd.daemon_threads = True
@@ -314,7 +317,9 @@ class WebhookTest(harness.TestCase):
     def test_hanging_receiver_does_not_delay_a_healthy_one(self):
         # The hanging receiver is another server (another host in life).
         slow = Receiver()
-        slow.mode["/hang"] = "hang"
+        # WH_SLOW_MODE=ok runs the same sales with both receivers healthy:
+        # the baseline the latencies printed here compare with.
+        slow.mode["/hang"] = os.environ.get("WH_SLOW_MODE", "hang")
         r = self.s.post("/api/v1/WebhookSubscriptions", {
             "url": slow.url("/hang"), "eventTypes": ["TRANSACTION_CONFIRMED"]})
         self.assertStatus(r, 201)
@@ -342,7 +347,9 @@ class WebhookTest(harness.TestCase):
               "%.3f s (the hanging one takes %d s an attempt)" % (worst, slow.hang_s))
         self.assertLess(worst, harness.deadline(3))
         self.assertLess(time.monotonic() - t0, harness.deadline(15))
-        self.assertGreaterEqual(len(slow.at("/hang")), 8)  # it was hanging
+        # The slow one holds its 8 slots meanwhile (per-subscription bound).
+        wait_until(lambda: len(slow.at("/hang")) >= 8, harness.deadline(10),
+                   what="the hanging receiver's slots")
         for sid in (hang["id"], ok["id"]):
             self.s.request("DELETE", "/api/v1/WebhookSubscriptions/" + sid)
         slow.close()
