@@ -11,8 +11,10 @@ import base64
 import hashlib
 import hmac
 import http.server
+import ipaddress
 import json
 import os
+import socket
 import threading
 import time
 
@@ -458,6 +460,42 @@ class WebhookTest(harness.TestCase):
               "dre-webhook started: %.0f deliveries/s (start-up included)"
               % (n, t1 - t0, n / (t1 - t0)))
         self.s.request("DELETE", "/api/v1/WebhookSubscriptions/" + sub["id"])
+
+
+class SecureGuard(harness.TestCase):
+    """The SSRF guard of a stack without webhook.allow_insecure_urls: http
+    and internal address literals refused at subscription, and a name that
+    resolves to loopback refused at connection (the open-socket check)."""
+
+    def test_guard_refuses_internal_targets(self):
+        host = socket.gethostname()
+        addr = socket.getaddrinfo(host, 443, proto=socket.IPPROTO_TCP)[0][4][0]
+        if not ipaddress.ip_address(addr).is_private and \
+                not ipaddress.ip_address(addr).is_loopback:
+            self.skipTest("%s resolves to a public address" % host)
+        s = harness.Stack(opts={"webhook": ["webhook.allow_insecure_urls=false"]})
+        try:
+            for url in ("http://hooks.example.com/x", "https://127.0.0.1/x",
+                        "https://[::1]/x", "https://169.254.169.254/x",
+                        "https://10.0.0.1/x", "https://localhost/x"):
+                r = s.post("/api/v1/WebhookSubscriptions",
+                           {"url": url, "eventTypes": ["*"]})
+                self.assertStatus(r, 400)
+                self.assertEqual("url", r.body["error"]["target"], r)
+            r = s.post("/api/v1/WebhookSubscriptions", {
+                "url": "https://%s:9/x" % host, "eventTypes": ["WEBHOOK_TEST"],
+                "retryPolicy": {"maxAttempts": 1}})
+            self.assertStatus(r, 201)
+            d = s.post("/api/v1/WebhookSubscriptions/%s/test" % r.body["id"]).body
+
+            def failed():
+                x = s.get("/api/v1/WebhookDeliveries/" + d["id"]).body
+                return x if x["status"] == "FAILED" else None
+            x = wait_until(failed, harness.deadline(20), what="refused")
+            self.assertIn("private, loopback", x["lastError"], x)
+            self.assertIsNone(x["lastStatusCode"], x)
+        finally:
+            s.stop()
 
 
 if __name__ == "__main__":
