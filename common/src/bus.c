@@ -59,7 +59,8 @@ sleep_ms(int ms)
 }
 
 void
-dre_bus_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+dre_bus_log_cb(
+    const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
 	// Pass-through properties are shared by producers and consumers;
 	// each ignores (and warns about) the other's.
@@ -443,7 +444,8 @@ to_rd(int64_t off, int64_t *out)
 	*out = off == DRE_OFFSET_BEGINNING ? RD_KAFKA_OFFSET_BEGINNING
 	    : off == DRE_OFFSET_END        ? RD_KAFKA_OFFSET_END
 	                                   : off;
-	return off >= 0 || off == DRE_OFFSET_BEGINNING || off == DRE_OFFSET_END;
+	return off >= 0 || off == DRE_OFFSET_BEGINNING
+	    || off == DRE_OFFSET_END;
 }
 
 // rebalance_cb hands a group assignment change to the owner, who fills the
@@ -454,11 +456,10 @@ static void
 rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
-	dre_consumer         *c = opaque;
-	bool                  assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
-	bool                  coop = strcmp(rd_kafka_rebalance_protocol(rk),
-                                    "COOPERATIVE")
-	    == 0;
+	dre_consumer *c = opaque;
+	bool          assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+	bool          coop
+	    = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
 	size_t                n = (size_t) parts->cnt;
 	dre_partition_offset *po = calloc(n ? n : 1, sizeof(*po));
 	if (po == NULL) {
@@ -575,8 +576,7 @@ dre_consumer_open_group(dre_consumer **cp, const dre_kvlist *props,
 }
 
 dre_err
-dre_consumer_subscribe(
-    dre_consumer *c, const char *const *topics, size_t n)
+dre_consumer_subscribe(dre_consumer *c, const char *const *topics, size_t n)
 {
 	rd_kafka_topic_partition_list_t *l
 	    = rd_kafka_topic_partition_list_new((int) n);
@@ -593,8 +593,7 @@ dre_consumer_subscribe(
 }
 
 dre_err
-dre_consumer_seek(
-    dre_consumer *c, const dre_partition_offset *po, size_t n)
+dre_consumer_seek(dre_consumer *c, const dre_partition_offset *po, size_t n)
 {
 	rd_kafka_topic_partition_list_t *l
 	    = rd_kafka_topic_partition_list_new((int) n);
@@ -606,7 +605,8 @@ dre_consumer_seek(
 		}
 		rd_kafka_topic_partition_list_add(
 		    l, po[i].topic, po[i].partition)
-		    ->offset = off;
+		    ->offset
+		    = off;
 	}
 	rd_kafka_error_t *e = rd_kafka_seek_partitions(c->rk, l, 5000);
 	dre_err           rc = DRE_OK;
@@ -691,7 +691,8 @@ dre_consumer_assign_list(
 		}
 		rd_kafka_topic_partition_list_add(
 		    all, po[i].topic, po[i].partition)
-		    ->offset = off;
+		    ->offset
+		    = off;
 	}
 	rd_kafka_resp_err_t err = rd_kafka_assign(c->rk, all);
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {

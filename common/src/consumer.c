@@ -59,6 +59,10 @@ struct dre_applier {
 	char            cluster[128]; // of the stored positions
 	bool            have_kafka;
 	bool            recovered; // recover() ran at least once
+	bool            refresh; // a recovery at start is due
+	int64_t         last_recover; // mono ms of the last recovery
+	int64_t         next_refresh; // mono ms: no refresh before
+	int             refresh_backoff_ms;
 	int64_t         next_probe;
 	int64_t         next_prune;
 	int             backoff_ms;
@@ -70,6 +74,8 @@ struct dre_applier {
 
 	pthread_mutex_t   stats_mu;
 	dre_applier_stats stats;
+
+	dre_snapshot_client *snap; // cfg.snapshot's; NULL = none
 };
 
 // ---- keys -------------------------------------------------------------
@@ -139,16 +145,19 @@ our_topic(const dre_applier *ap, const char *topic)
 static void
 load_state(dre_applier *ap)
 {
+	char  *c = NULL;
+	size_t cl = 0;
+	if (dre_store_get(ap->cfg.st, ap->cfg.cf, "c", 1, &c, &cl) == DRE_OK)
+		snprintf(
+		    ap->cluster, sizeof(ap->cluster), "%.*s", (int) cl, c);
+	free(c);
 	dre_store_iter *it = NULL;
-	if (dre_store_iter_open(&it, ap->cfg.st, ap->cfg.cf, NULL, 0))
+	if (dre_store_iter_open(&it, ap->cfg.st, ap->cfg.cf, "o", 1))
 		return;
 	const char *k, *v;
 	size_t      kl, vl;
 	while (dre_store_iter_next(it, &k, &kl, &v, &vl)) {
-		if (kl == 1 && k[0] == 'c') {
-			snprintf(ap->cluster, sizeof(ap->cluster), "%.*s",
-			    (int) vl, v);
-		} else if (kl > 6 && k[0] == 'o' && vl == 8) {
+		if (kl > 6 && vl == 8) {
 			const char *topic = k + 1;
 			size_t      lt = strnlen(topic, kl - 1);
 			if (lt + 6 != kl || !our_topic(ap, topic))
@@ -423,18 +432,16 @@ assign_static(dre_applier *ap)
 }
 
 // recover replaces the positions (all of them, or only p) and, with a
-// recover function, the service's state, in one synced batch.
+// recover function, the service's state, in one synced batch. alarm: the
+// positions were lost (else a first start or a refresh).
 static dre_err
-recover(dre_applier *ap, ap_pos *only, const char *why)
+recover(dre_applier *ap, ap_pos *only, const char *why, bool alarm)
 {
 	dre_err e = batch_commit(ap);
 	if (e != DRE_OK)
 		return e;
-	// A first start is no alarm; a lost position is.
-	dre_log(
-	    ap->recovered || have_positions(ap) ? DRE_LOG_WARN : DRE_LOG_INFO,
-	    "%s: %s%s: recovering %s", ap->name,
-	    ap->recovered || have_positions(ap) ? "ALARM: " : "", why,
+	dre_log(alarm ? DRE_LOG_WARN : DRE_LOG_INFO, "%s: %s%s: recovering %s",
+	    ap->name, alarm ? "ALARM: " : "", why,
 	    ap->cfg.recover != NULL && ap->group == NULL
 	        ? "from the owner's snapshot"
 	        : "from the log's beginning (events already applied are "
@@ -447,13 +454,19 @@ recover(dre_applier *ap, ap_pos *only, const char *why)
 		ap->cfg.batch_begin(ap->cfg.arg);
 	dre_batch_clear(ap->b);
 	if (ap->cfg.recover != NULL && ap->group == NULL) {
+		ProtobufCMessage *snap = NULL;
+		if (ap->snap != NULL)
+			e = dre_snapshot_fetch(&snap, ap->snap);
 		dre_arena_reset(ap->a);
 		dre_apply_ctx x = { .st = ap->cfg.st,
 			.b = ap->b,
 			.a = ap->a,
 			.attempts = 1,
-			.now_ms = dre_now_ms() };
-		e = ap->cfg.recover(ap->cfg.arg, &x, po, ap->npos);
+			.now_ms = dre_now_ms(),
+			.snapshot = snap };
+		if (e == DRE_OK)
+			e = ap->cfg.recover(ap->cfg.arg, &x, po, ap->npos);
+		dre_snapshot_free(snap);
 	}
 	if (e == DRE_OK) {
 		for (size_t i = 0; i < ap->npos; i++) {
@@ -482,6 +495,10 @@ recover(dre_applier *ap, ap_pos *only, const char *why)
 	for (size_t i = 0; i < ap->npos; i++)
 		ap->pos[i].committed = ap->pos[i].next;
 	ap->recovered = true;
+	ap->refresh = false;
+	ap->last_recover = dre_mono_ms();
+	ap->next_refresh = 0;
+	ap->refresh_backoff_ms = BACKOFF_MIN_MS;
 	stat_add(ap, &ap->stats.recoveries, 1);
 	// Start over from the new positions.
 	if (ap->group == NULL) {
@@ -501,11 +518,13 @@ probe(dre_applier *ap)
 	if (!ap->have_kafka)
 		return;
 	char id[128];
-	if (dre_bus_cluster_id(&ap->kafka, id, sizeof(id), 1000) != DRE_OK) {
-		atomic_store(&ap->healthy, false);
+	bool reached
+	    = dre_bus_cluster_id(&ap->kafka, id, sizeof(id), 1000) == DRE_OK;
+	atomic_store(&ap->healthy, reached);
+	if (ap->cfg.probed != NULL)
+		ap->cfg.probed(ap->cfg.arg, reached);
+	if (!reached)
 		return;
-	}
-	atomic_store(&ap->healthy, true);
 	if (ap->cluster[0] == '\0') {
 		snprintf(ap->cluster, sizeof(ap->cluster), "%s", id);
 		dre_store_put(
@@ -520,7 +539,7 @@ probe(dre_applier *ap)
 	char old[128];
 	snprintf(old, sizeof(old), "%s", ap->cluster);
 	snprintf(ap->cluster, sizeof(ap->cluster), "%s", id);
-	if (recover(ap, NULL, why) != DRE_OK) {
+	if (recover(ap, NULL, why, true) != DRE_OK) {
 		snprintf(ap->cluster, sizeof(ap->cluster), "%s", old);
 		ap->next_probe = dre_mono_ms() + ap->backoff_ms;
 	}
@@ -621,6 +640,30 @@ prune(dre_applier *ap)
 		    (long long) n);
 }
 
+// refresh runs a recovery that is due without lost positions (at start,
+// or while the cluster is away); a failure leaves the stored state in
+// service and is retried after a back-off of its own.
+static void
+refresh(dre_applier *ap, int64_t now)
+{
+	const char *why = NULL;
+	if (ap->cfg.recover == NULL || ap->group != NULL
+	    || now < ap->next_refresh)
+		return;
+	if (ap->refresh)
+		why = "start";
+	else if (ap->cfg.resync_ms > 0 && !atomic_load(&ap->healthy)
+	    && now - ap->last_recover >= ap->cfg.resync_ms)
+		why = ap->have_kafka ? "Kafka cluster unreachable"
+		                     : "no Kafka cluster";
+	if (why == NULL || recover(ap, NULL, why, false) == DRE_OK)
+		return;
+	ap->next_refresh = now + ap->refresh_backoff_ms;
+	ap->refresh_backoff_ms = ap->refresh_backoff_ms * 2 > BACKOFF_MAX_MS
+	    ? BACKOFF_MAX_MS
+	    : ap->refresh_backoff_ms * 2;
+}
+
 // ---- the thread ---------------------------------------------------------
 
 static void *
@@ -631,16 +674,18 @@ applier_main(void *arg)
 		int64_t now = dre_mono_ms();
 		if (ap->nmsgs == 0 && now >= ap->next_probe)
 			probe(ap);
+		bool alarm = have_positions(ap) || ap->recovered;
 		if (ap->nmsgs == 0 && atomic_exchange(&ap->resync, false)
 		    && recover(ap, NULL,
-		           have_positions(ap) || ap->recovered
-		               ? "resync requested"
-		               : "no stored positions")
+		           alarm ? "resync requested" : "no stored positions",
+		           alarm)
 		        != DRE_OK) {
 			atomic_store(&ap->resync, true);
 			backoff_sleep(ap);
 			continue;
 		}
+		if (ap->nmsgs == 0)
+			refresh(ap, now);
 		if (ap->c == NULL && connect_consumer(ap) != DRE_OK) {
 			backoff_sleep(ap);
 			continue;
@@ -678,7 +723,7 @@ applier_main(void *arg)
 			snprintf(why, sizeof(why),
 			    "stored position of %s[%d] is gone from the log",
 			    m.topic ? m.topic : "?", m.partition);
-			if (recover(ap, p, why) != DRE_OK)
+			if (recover(ap, p, why, true) != DRE_OK)
 				backoff_sleep(ap);
 		}
 	}
@@ -719,12 +764,19 @@ dre_applier_start(dre_applier **app, const dre_applier_cfg *cfg)
 	ap->b = dre_batch_alloc_indexed();
 	ap->a = dre_arena_alloc(64 * 1024);
 	pthread_mutex_init(&ap->stats_mu, NULL);
-	ap->backoff_ms = BACKOFF_MIN_MS;
+	ap->backoff_ms = ap->refresh_backoff_ms = BACKOFF_MIN_MS;
 	ap->next_prune = dre_mono_ms() + PRUNE_FIRST_MS;
 	if (ap->name == NULL || ap->b == NULL || ap->a == NULL
 	    || (cfg->group_id && cfg->group_id[0] && ap->group == NULL)) {
 		dre_applier_stop(ap);
 		return DRE_ENOMEM;
+	}
+	dre_err err = cfg->snapshot != NULL
+	    ? dre_snapshot_client_open(&ap->snap, cfg->snapshot)
+	    : DRE_OK;
+	if (err != DRE_OK) {
+		dre_applier_stop(ap);
+		return err;
 	}
 	load_state(ap);
 	if (ap->group == NULL)
@@ -735,6 +787,7 @@ dre_applier_start(dre_applier **app, const dre_applier_cfg *cfg)
 	if (ap->group == NULL && !have_positions(ap) && cfg->recover != NULL
 	    && !ap->recovered)
 		atomic_store(&ap->resync, true);
+	ap->refresh = cfg->recover_at_start && !ap->recovered;
 	if (!ap->have_kafka)
 		dre_warn("%s: no kafka.bootstrap.servers: nothing to consume",
 		    ap->name);
@@ -761,6 +814,7 @@ dre_applier_stop(dre_applier *ap)
 	batch_commit(ap);
 	dre_batch_free(ap->b);
 	dre_arena_free(ap->a);
+	dre_snapshot_client_close(ap->snap);
 	dre_kvlist_free(&ap->kafka);
 	pthread_mutex_destroy(&ap->stats_mu);
 	free(ap->name);

@@ -185,9 +185,9 @@ struct rpc_slot {
 	nng_ctx              ctx;
 	nng_aio             *aio;
 	bool                 sending;
-	Dre__RpcRequest     *req;   // the call waiting for a worker
+	Dre__RpcRequest     *req; // the call waiting for a worker
 	const dre_rpc_route *route;
-	rpc_slot            *next;  // worker queue link
+	rpc_slot            *next; // worker queue link
 };
 
 struct dre_rpc_server {
@@ -309,7 +309,7 @@ slot_cb(void *arg)
 	dre_rpc_reply        rep;
 	const dre_rpc_route *route = NULL;
 	Dre__RpcRequest     *req = dre__rpc_request__unpack(
-            NULL, nng_msg_len(in), nng_msg_body(in));
+	        NULL, nng_msg_len(in), nng_msg_body(in));
 	nng_msg_free(in);
 	memset(&rep, 0, sizeof(rep));
 	rep.status = 200;
@@ -410,7 +410,8 @@ dre_rpc_server_open(dre_rpc_server **sp, const char *url,
 			goto fail;
 	}
 	for (int i = 0; i < workers; i++) {
-		if (pthread_create(&s->threads[i], NULL, worker_main, s) != 0) {
+		if (pthread_create(&s->threads[i], NULL, worker_main, s)
+		    != 0) {
 			rv = NNG_ENOMEM;
 			goto fail;
 		}

@@ -11,11 +11,13 @@ dre_sidefx_init(dre_sfx_result *res, const char *service,
     const dre_tx_confirmed *t, const dre_apply_ctx *x)
 {
 	char seed[128];
-	int  n = snprintf(seed, sizeof(seed), "sidefx|%s|%s", service,
-	     t->event_id);
+	int  n = snprintf(
+	     seed, sizeof(seed), "sidefx|%s|%s", service, t->event_id);
 	*res = (dre_sfx_result) { 0 };
 	dre_uuid_derive(res->event_id, seed,
-	    n < 0 ? 0 : (size_t) n < sizeof(seed) ? (size_t) n : sizeof(seed) - 1);
+	    n < 0                           ? 0
+	        : (size_t) n < sizeof(seed) ? (size_t) n
+	                                    : sizeof(seed) - 1);
 	res->tenant = t->tenant;
 	res->occurred_at = x->now_ms;
 	res->schema_version = 1;

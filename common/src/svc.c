@@ -50,7 +50,8 @@ dre_svc_init(const char *name, void *cfg, const dre_cfg_opt *table,
 	signal(SIGPIPE, SIG_IGN);
 
 	if (common != NULL && common->data_dir != NULL
-	    && *common->data_dir != '\0' && dre_mkdirs(common->data_dir) != 0) {
+	    && *common->data_dir != '\0'
+	    && dre_mkdirs(common->data_dir) != 0) {
 		dre_error("cannot create data_dir %s: %s", common->data_dir,
 		    strerror(errno));
 		exit(2);

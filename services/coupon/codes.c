@@ -1194,7 +1194,8 @@ cp_stage_new_code(cp *s, dre_batch *b, const char *tenant, cp_code *c)
 	kl = dre_key(k, sizeof k, 't', 3, tenant, c->type_id, c->code);
 	idx_put(s, b, k, kl, "", 0);
 	if (c->customer[0] != '\0') {
-		kl = dre_key(k, sizeof k, 'u', 3, tenant, c->customer, c->code);
+		kl = dre_key(
+		    k, sizeof k, 'u', 3, tenant, c->customer, c->code);
 		idx_put(s, b, k, kl, "", 0);
 	}
 	if (c->valid_to != 0) {

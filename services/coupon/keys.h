@@ -9,8 +9,8 @@
 #include "coupon.h"
 
 // cp_key_when writes tag, when (8 bytes big endian), tenant \0 id.
-size_t  cp_key_when(char *out, size_t cap, char tag, int64_t when,
-     const char *tenant, const char *id);
+size_t cp_key_when(char *out, size_t cap, char tag, int64_t when,
+    const char *tenant, const char *id);
 
 // cp_expire_code expires a code whose validTo (index time when) passed.
 void cp_expire_code(cp *s, dre_arena *a, const char *tenant, const char *code,

@@ -1,53 +1,35 @@
 // coupon/links.c -- which promotions a coupon type unlocks. The catalog owns
 // promotions and their couponTypeIds; this service keeps a derived link table
-// in RocksDB: a catalog snapshot first, then the dre.master.promotions change
-// feed from the offsets the snapshot names (the evaluator's pattern, for one
-// topic). Versions make replays harmless; a lost position or a new Kafka
-// cluster triggers a fresh snapshot. Keys of CF_LINKS:
+// in RocksDB: a follower of the catalog (dre/consumer.h, the evaluator's
+// pattern for one topic): a catalog snapshot first, then the
+// dre.master.promotions change feed from the offsets the snapshot names.
+// Versions make replays harmless; a lost position or a new Kafka cluster
+// triggers a fresh snapshot. Keys of CF_LINKS, beside the applier's own
+// ('o' positions, 'c' cluster id, 'x' dead letters):
 //   'L' tenant \0 typeId \0 promotionId -> promotion status
 //   'P' tenant \0 promotionId           -> version (8) + typeIds,
 //                                          NUL-separated
 //   'I' tenant \0 promotionId           -> its ISSUE_COUPON actions:
 //                                          typeId \0 quantity(8) ...
-//   'O' partition (4, big endian)        -> next offset (8)
-//   'C'                                  -> Kafka cluster id of the offsets
+// ('O' and 'C', the positions of an older layout, go at the next snapshot.)
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "coupon.h"
-#include "dre/store.h"
 #include "dre/avro.h"
-#include "dre/clock.h"
 #include "dre/json.h"
 #include "dre/log.h"
-#include "dre/rpc.h"
+#include "dre/snapshot.h"
+#include "dre/store.h"
 #include "dre/topics.h"
 #include "keys.h"
 #include "master.pb-c.h"
 
-#define MAX_PARTS           64
 #define MAX_TYPES_PER_PROMO 64
-#define POLL_MS             100
-#define PROBE_EVERY_MS      5000
-#define BACKOFF_MIN_MS      250
-#define BACKOFF_MAX_MS      10000
-#define SNAPSHOT_TIMEOUT_MS 15000
 
 struct cp_links {
-	cp             *s;
-	pthread_t       th;
-	atomic_bool     running;
-	dre_consumer   *c;
-	dre_rpc_client *cat;
-	bool            have_kafka;
-	int             nparts;
-	int64_t         offset[MAX_PARTS]; // next to consume
-	char            cluster[128];
-	bool            need_snapshot;
-	int64_t         next_snapshot, last_snapshot, next_probe; // mono ms
-	int             backoff_ms;
-	dre_arena      *a;
+	dre_applier *ap;
 };
 
 // ---- the link table -------------------------------------------------------
@@ -94,8 +76,9 @@ apply(cp *s, dre_batch *b, const char *tenant, const char *promo,
 	dre_arena *a = NULL;
 	if (kl == 0)
 		return;
+	// Through the batch: an earlier change of the same batch counts.
 	if (!fresh
-	    && dre_store_get(s->st, CF_LINKS, k, kl, &old, &ol) == DRE_OK
+	    && dre_batch_get(b, s->st, CF_LINKS, k, kl, &old, &ol) == DRE_OK
 	    && ol >= 8) {
 		if (dre_be64_get((const unsigned char *) old) >= version) {
 			free(old);
@@ -272,284 +255,80 @@ cp_links_issue(cp *s, dre_arena *a, const char *tenant, const char *promo_id,
 	return DRE_OK;
 }
 
-// ---- positions ------------------------------------------------------------
+// ---- the follower ---------------------------------------------------------
 
-static void
-pos_save(cp_links *l, dre_batch *b, int part)
-{
-	unsigned char k[5], v[8];
-	k[0] = 'O';
-	for (int i = 0; i < 4; i++)
-		k[1 + i] = (unsigned char) ((uint32_t) part >> (24 - 8 * i));
-	dre_be64_put(v, l->offset[part]);
-	dre_batch_put(b, l->s->st, CF_LINKS, k, 5, v, 8);
-}
-
-// pos_load reads the stored positions; false when there are none.
-static bool
-pos_load(cp_links *l)
-{
-	bool any = false;
-	for (int p = 0; p < l->nparts; p++) {
-		unsigned char k[5];
-		char         *v = NULL;
-		size_t        vl = 0;
-		k[0] = 'O';
-		for (int i = 0; i < 4; i++)
-			k[1 + i]
-			    = (unsigned char) ((uint32_t) p >> (24 - 8 * i));
-		l->offset[p] = DRE_OFFSET_BEGINNING;
-		if (dre_store_get(l->s->st, CF_LINKS, k, 5, &v, &vl) == DRE_OK
-		    && vl == 8) {
-			l->offset[p] = dre_be64_get((const unsigned char *) v);
-			any = true;
-		}
-		free(v);
-	}
-	char  *v = NULL;
-	size_t vl = 0;
-	if (dre_store_get(l->s->st, CF_LINKS, "C", 1, &v, &vl) == DRE_OK)
-		snprintf(l->cluster, sizeof l->cluster, "%.*s", (int) vl, v);
-	free(v);
-	return any;
-}
-
-static void
-consumer_restart(cp_links *l)
-{
-	dre_partition_offset po[MAX_PARTS];
-	dre_consumer_close(l->c);
-	l->c = NULL;
-	if (!l->have_kafka)
-		return;
-	if (dre_consumer_open(&l->c, l->s->kafka, NULL) != DRE_OK)
-		return;
-	for (int p = 0; p < l->nparts; p++)
-		po[p] = (dre_partition_offset) { DRE_TOPIC_PROMOTIONS, p,
-			l->offset[p] };
-	if (dre_consumer_assign_list(l->c, po, (size_t) l->nparts) != DRE_OK) {
-		dre_consumer_close(l->c);
-		l->c = NULL;
-	}
-}
-
-// ---- snapshot -------------------------------------------------------------
-
+// snapshot replaces the link table by the catalog's promotions and sets the
+// positions the snapshot names.
 static dre_err
-snapshot_take(cp_links *l)
+snapshot(void *arg, dre_apply_ctx *x, dre_partition_offset *po, size_t n)
 {
-	cp *s = l->s;
-	if (l->cat == NULL
-	    && dre_rpc_client_open(&l->cat, s->o.catalog_url) != DRE_OK)
-		return DRE_EUNAVAIL;
-	Dre__SnapshotRequest sr = DRE__SNAPSHOT_REQUEST__INIT;
-	uint8_t              body[8];
-	Dre__RpcRequest      rq = DRE__RPC_REQUEST__INIT;
-	Dre__RpcReply       *rep = NULL;
-	rq.method = "catalog.Snapshot";
-	rq.has_body = true;
-	rq.body.data = body;
-	rq.body.len = dre__snapshot_request__pack(&sr, body);
-	rq.tenant = "";
-	rq.principal = "coupon";
-	dre_err err
-	    = dre_rpc_call_sync(l->cat, &rq, SNAPSHOT_TIMEOUT_MS, &rep);
-	if (err != DRE_OK)
-		return err;
-	if (rep->status != 200) {
-		dre_warn("links: catalog snapshot answered %d", rep->status);
-		dre_rpc_reply_msg_free(rep);
-		return DRE_EUNAVAIL;
-	}
-	Dre__SnapshotResponse *snap = dre__snapshot_response__unpack(
-	    NULL, rep->has_body ? rep->body.len : 0, rep->body.data);
-	dre_rpc_reply_msg_free(rep);
-	if (snap == NULL)
-		return DRE_ECODEC;
-
-	// The link table is replaced as a whole, in one batch.
-	dre_batch      *b = dre_batch_alloc();
-	dre_store_iter *it = NULL;
-	size_t          npromo = 0;
-	if (b == NULL) {
-		dre__snapshot_response__free_unpacked(snap, NULL);
-		return DRE_ENOMEM;
-	}
-	if ((err = dre_store_iter_open(&it, s->st, CF_LINKS, NULL, 0))
-	    == DRE_OK) {
-		const char *k, *v;
-		size_t      kl, vl;
-		while (dre_store_iter_next(it, &k, &kl, &v, &vl))
-			dre_batch_delete(b, s->st, CF_LINKS, k, kl);
-		dre_store_iter_close(it);
-	}
+	cp                          *s = arg;
+	const Dre__SnapshotResponse *snap
+	    = (const Dre__SnapshotResponse *) x->snapshot;
+	size_t  npromo = 0;
+	dre_err err = dre_snapshot_wipe(x->b, s->st, CF_LINKS, "LPIOC");
 	for (size_t i = 0; err == DRE_OK && i < snap->n_entities; i++) {
 		const Dre__MasterEntity *e = snap->entities[i];
 		if (strcmp(e->kind, "PROMOTION") != 0)
 			continue;
-		apply(s, b, e->tenant, e->id, e->version,
+		apply(s, x->b, e->tenant, e->id, e->version,
 		    (const char *) e->document.data, e->document.len, true);
 		npromo++;
 	}
-	for (int p = 0; p < l->nparts; p++)
-		l->offset[p] = DRE_OFFSET_BEGINNING;
-	for (size_t i = 0; i < snap->n_offsets; i++) {
-		const Dre__TopicOffset *o = snap->offsets[i];
-		if (strcmp(o->topic, DRE_TOPIC_PROMOTIONS) == 0
-		    && o->partition >= 0 && o->partition < l->nparts)
-			l->offset[o->partition] = o->offset;
-	}
-	snprintf(l->cluster, sizeof l->cluster, "%s",
-	    snap->cluster_id ? snap->cluster_id : "");
-	for (int p = 0; p < l->nparts; p++)
-		pos_save(l, b, p);
-	dre_batch_put(
-	    b, s->st, CF_LINKS, "C", 1, l->cluster, strlen(l->cluster));
-	if (err == DRE_OK)
-		err = dre_store_write(s->st, b, false);
-	dre_batch_free(b);
-	dre__snapshot_response__free_unpacked(snap, NULL);
 	if (err == DRE_OK) {
+		dre_snapshot_positions(po, n, snap->offsets, snap->n_offsets);
 		dre_info("links: snapshot with %zu promotions", npromo);
-		consumer_restart(l);
 	}
 	return err;
 }
 
-// ---- the feed -------------------------------------------------------------
-
-static void
-message_apply(cp_links *l, const dre_msg *m)
+// change records one promotion change of the feed.
+static dre_err
+change(void *arg, dre_apply_ctx *x, const dre_msg *m)
 {
-	if (m->topic == NULL || strcmp(m->topic, DRE_TOPIC_PROMOTIONS) != 0
-	    || m->partition < 0 || m->partition >= l->nparts)
-		return;
-	dre_batch *b = dre_batch_alloc();
-	if (b == NULL)
-		return;
 	dre_master_event ev;
-	dre_arena_reset(l->a);
-	if (dre_avro_decode_master(&ev, l->a, m->payload, m->len) != DRE_OK)
-		dre_warn("links: %s[%d]@%lld undecodable: skipped", m->topic,
-		    m->partition, (long long) m->offset);
-	else if (ev.entity_kind != NULL
-	    && strcmp(ev.entity_kind, "PROMOTION") == 0 && ev.tenant != NULL
-	    && ev.entity_id != NULL) {
+	dre_err err = dre_avro_decode_master(&ev, x->a, m->payload, m->len);
+	if (err != DRE_OK)
+		return err;
+	if (ev.entity_kind != NULL && strcmp(ev.entity_kind, "PROMOTION") == 0
+	    && ev.tenant != NULL && ev.entity_id != NULL) {
 		bool del = ev.op != NULL && strcmp(ev.op, "DELETE") == 0;
-		apply(l->s, b, ev.tenant, ev.entity_id, ev.version,
+		apply(arg, x->b, ev.tenant, ev.entity_id, ev.version,
 		    del ? NULL : ev.document, del ? 0 : ev.document_len,
 		    false);
 	}
-	l->offset[m->partition] = m->offset + 1;
-	pos_save(l, b, m->partition);
-	if (dre_store_write(l->s->st, b, false) != DRE_OK)
-		dre_warn("links: not written");
-	dre_batch_free(b);
+	return DRE_OK;
 }
 
-static void
-probe(cp_links *l, int64_t now)
-{
-	char id[128];
-	l->next_probe = now + PROBE_EVERY_MS;
-	if (!l->have_kafka
-	    || dre_bus_cluster_id(l->s->kafka, id, sizeof id, 1000) != DRE_OK)
-		return;
-	if (l->cluster[0] != '\0' && strcmp(id, l->cluster) != 0) {
-		dre_warn(
-		    "links: Kafka cluster changed (%s -> %s): re-snapshot",
-		    l->cluster, id);
-		l->need_snapshot = true;
-		l->next_snapshot = now;
-	}
-}
-
-static void *
-links_main(void *arg)
-{
-	cp_links *l = arg;
-	while (atomic_load(&l->running)) {
-		int64_t now = dre_mono_ms();
-		if (now >= l->next_probe)
-			probe(l, now);
-		if (!l->have_kafka && !l->need_snapshot
-		    && now - l->last_snapshot >= l->s->o.resnapshot_ms)
-			l->need_snapshot = true; // no feed: poll the catalog
-		if (l->need_snapshot && now >= l->next_snapshot) {
-			dre_err err = snapshot_take(l);
-			if (err == DRE_OK) {
-				l->need_snapshot = false;
-				l->backoff_ms = BACKOFF_MIN_MS;
-				l->last_snapshot = dre_mono_ms();
-			} else {
-				dre_warn(
-				    "links: snapshot from %s: %s (retry in "
-				    "%d ms)",
-				    l->s->o.catalog_url, dre_strerror(err),
-				    l->backoff_ms);
-				l->next_snapshot = now + l->backoff_ms;
-				l->backoff_ms
-				    = l->backoff_ms * 2 > BACKOFF_MAX_MS
-				    ? BACKOFF_MAX_MS
-				    : l->backoff_ms * 2;
-				// Meanwhile follow the feed from the stored
-				// positions.
-				if (l->c == NULL && pos_load(l))
-					consumer_restart(l);
-			}
-			continue;
-		}
-		if (l->c == NULL) {
-			struct timespec ts = { 0, POLL_MS * 1000000L };
-			nanosleep(&ts, NULL);
-			continue;
-		}
-		dre_msg m;
-		dre_err err = dre_consumer_poll(l->c, POLL_MS, &m);
-		if (err == DRE_OK)
-			message_apply(l, &m);
-		else if (err == DRE_ENOTFOUND) {
-			l->need_snapshot = true;
-			l->next_snapshot = now;
-		}
-	}
-	return NULL;
-}
+static const char *const links_topics[] = { DRE_TOPIC_PROMOTIONS };
 
 dre_err
 cp_links_start(cp *s)
 {
-	cp_links        *l = calloc(1, sizeof *l);
-	const dre_topic *t = dre_topic_find(DRE_TOPIC_PROMOTIONS);
+	cp_links *l = calloc(1, sizeof *l);
 	if (l == NULL)
 		return DRE_ENOMEM;
-	if ((l->a = dre_arena_alloc(64 * 1024)) == NULL) {
-		free(l);
-		return DRE_ENOMEM;
-	}
-	l->s = s;
-	l->nparts = t != NULL && t->partitions > 0 ? t->partitions : 1;
-	if (l->nparts > MAX_PARTS)
-		l->nparts = MAX_PARTS;
-	l->have_kafka = dre_kvlist_get(s->kafka, "bootstrap.servers") != NULL;
+	s->links = l;
+	dre_snapshot_cfg sc = dre_snapshot_catalog(s->o.catalog_url, "coupon");
 	// Always a fresh snapshot at start; the stored table serves until
 	// then (and while the catalog is down).
-	l->need_snapshot = true;
-	l->backoff_ms = BACKOFF_MIN_MS;
-	pos_load(l);
-	if (!l->have_kafka)
-		dre_warn(
-		    "links: no kafka.bootstrap.servers: catalog snapshots "
-		    "every %lld ms only",
-		    (long long) s->o.resnapshot_ms);
-	atomic_init(&l->running, true);
-	if (pthread_create(&l->th, NULL, links_main, l) != 0) {
-		dre_arena_free(l->a);
-		free(l);
-		return DRE_ENOMEM;
-	}
-	s->links = l;
-	return DRE_OK;
+	dre_applier_cfg cfg = { .name = "links",
+		.topics = links_topics,
+		.ntopics = 1,
+		.st = s->st,
+		.cf = CF_LINKS,
+		.kafka = s->kafka,
+		.apply = change,
+		.recover = snapshot,
+		.snapshot = &sc,
+		.arg = s,
+		.idempotent = true, // versioned promotions
+		.recover_at_start = true,
+		.resync_ms = s->o.resnapshot_ms };
+	dre_err         err = dre_applier_start(&l->ap, &cfg);
+	if (err != DRE_OK)
+		cp_links_stop(s);
+	return err;
 }
 
 void
@@ -558,11 +337,7 @@ cp_links_stop(cp *s)
 	cp_links *l = s->links;
 	if (l == NULL)
 		return;
-	atomic_store(&l->running, false);
-	pthread_join(l->th, NULL);
-	dre_consumer_close(l->c);
-	dre_rpc_client_close(l->cat);
-	dre_arena_free(l->a);
+	dre_applier_stop(l->ap);
 	free(l);
 	s->links = NULL;
 }

@@ -15,15 +15,14 @@
 #include "dre/avro.h"
 #include "dre/consumer.h"
 #include "dre/log.h"
-#include "dre/rpc.h"
+#include "dre/snapshot.h"
 #include "dre/topics.h"
 
 // Short: a stop waits for a snapshot in progress.
 #define SNAPSHOT_TIMEOUT_MS 3000
 
 struct ev_budgets {
-	dre_applier    *ap;
-	dre_rpc_client *cli;
+	dre_applier *ap;
 };
 
 static size_t
@@ -95,49 +94,12 @@ status_apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 static dre_err
 snapshot(void *arg, dre_apply_ctx *x, dre_partition_offset *po, size_t n)
 {
-	ev_svc     *s = arg;
-	ev_budgets *bu = s->bud;
-	if (bu->cli == NULL
-	    && dre_rpc_client_open(&bu->cli, s->cfg.budget_url) != DRE_OK)
-		return DRE_EUNAVAIL;
-	Dre__BudgetSnapshotRequest sr = DRE__BUDGET_SNAPSHOT_REQUEST__INIT;
-	uint8_t                    body[8];
-	Dre__RpcRequest            rq = DRE__RPC_REQUEST__INIT;
-	rq.method = "budget.Snapshot";
-	rq.has_body = true;
-	rq.body.data = body;
-	rq.body.len = dre__budget_snapshot_request__pack(&sr, body);
-	rq.tenant = "";
-	rq.principal = "evaluator";
-	Dre__RpcReply *rep = NULL;
-	dre_err        err
-	    = dre_rpc_call_sync(bu->cli, &rq, SNAPSHOT_TIMEOUT_MS, &rep);
-	if (err != DRE_OK) {
-		dre_warn("budget snapshot from %s: %s", s->cfg.budget_url,
-		    dre_strerror(err));
-		return DRE_EUNAVAIL;
-	}
-	if (rep->status != 200) {
-		dre_warn("budget snapshot: %d %s", rep->status,
-		    rep->error_message ? rep->error_message : "");
-		dre_rpc_reply_msg_free(rep);
-		return DRE_EUNAVAIL;
-	}
-	Dre__BudgetSnapshotResponse *snap
-	    = dre__budget_snapshot_response__unpack(
-	        NULL, rep->has_body ? rep->body.len : 0, rep->body.data);
-	dre_rpc_reply_msg_free(rep);
-	if (snap == NULL)
-		return DRE_EUNAVAIL;
-
-	dre_store_iter *it = NULL;
-	if (dre_store_iter_open(&it, s->st, EV_CF_BUDGET, "b", 1) == DRE_OK) {
-		const char *k;
-		size_t      kl;
-		while (dre_store_iter_next(it, &k, &kl, NULL, NULL))
-			dre_batch_delete(x->b, s->st, EV_CF_BUDGET, k, kl);
-		dre_store_iter_close(it);
-	}
+	ev_svc                            *s = arg;
+	const Dre__BudgetSnapshotResponse *snap
+	    = (const Dre__BudgetSnapshotResponse *) x->snapshot;
+	dre_err err = dre_snapshot_wipe(x->b, s->st, EV_CF_BUDGET, "b");
+	if (err != DRE_OK)
+		return err;
 	dre_budget_set_clear(s->budgets);
 	for (size_t i = 0; i < snap->n_budgets; i++) {
 		const Dre__BudgetState *b = snap->budgets[i];
@@ -146,15 +108,9 @@ snapshot(void *arg, dre_apply_ctx *x, dre_partition_offset *po, size_t n)
 		dre_budget_set_update(s->budgets, b->tenant, b->budget_id,
 		    b->version, b->exhausted);
 	}
-	for (size_t i = 0; i < n; i++)
-		for (size_t k = 0; k < snap->n_offsets; k++)
-			if (snap->offsets[k]->partition == po[i].partition
-			    && strcmp(snap->offsets[k]->topic, po[i].topic)
-			        == 0)
-				po[i].offset = snap->offsets[k]->offset;
+	dre_snapshot_positions(po, n, snap->offsets, snap->n_offsets);
 	dre_info("budget snapshot: %zu budgets (%zu exhausted)",
 	    snap->n_budgets, dre_budget_set_count(s->budgets));
-	dre__budget_snapshot_response__free_unpacked(snap, NULL);
 	return DRE_OK;
 }
 
@@ -197,6 +153,12 @@ ev_budgets_start(ev_svc *s)
 		return DRE_ENOMEM;
 	s->bud = bu;
 	load(s);
+	dre_snapshot_cfg sc = { .url = s->cfg.budget_url,
+		.method = "budget.Snapshot",
+		.principal = "evaluator",
+		.reply = &dre__budget_snapshot_response__descriptor,
+		.timeout_ms = SNAPSHOT_TIMEOUT_MS };
+
 	dre_applier_cfg cfg = { .name = "budget-status",
 		.topics = status_topics,
 		.ntopics = 1,
@@ -205,6 +167,7 @@ ev_budgets_start(ev_svc *s)
 		.kafka = &s->cfg.common.kafka,
 		.apply = status_apply,
 		.recover = snapshot,
+		.snapshot = &sc,
 		.arg = s,
 		.idempotent = true }; // versioned states
 	dre_err         err = dre_applier_start(&bu->ap, &cfg);
@@ -220,7 +183,6 @@ ev_budgets_stop(ev_svc *s)
 	if (bu == NULL)
 		return;
 	dre_applier_stop(bu->ap);
-	dre_rpc_client_close(bu->cli);
 	free(bu);
 	s->bud = NULL;
 }

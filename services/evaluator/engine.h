@@ -4,6 +4,8 @@
 // The index is a refcounted immutable snapshot. Writers (snapshot load, one
 // change from the feed) build a new version beside the current one and swap
 // the pointer; readers take a reference and never wait for a writer's build.
+// A writer may also stage several changes (a batch of the feed) and publish
+// them in one swap: readers see all of them or none.
 // Evaluation allocates everything from the caller's per-basket arena.
 #ifndef DRE_ENGINE_H
 #define DRE_ENGINE_H
@@ -65,6 +67,19 @@ dre_err dre_engine_load(dre_engine *e, const dre_master_change *v, size_t n,
 // it was. DRE_EINVAL when the document does not parse (nothing changes).
 dre_err dre_engine_apply(
     dre_engine *e, const dre_master_change *c, int64_t now_ms, bool *appliedp);
+
+// dre_engine_stage_load and dre_engine_stage are dre_engine_load and
+// dre_engine_apply without the swap: they build on the staged version (if
+// any, else the current one) and stage the result, which readers do not see
+// until dre_engine_publish swaps it in; dre_engine_discard drops it. One
+// writer stages at a time (dre_engine_load and dre_engine_apply publish
+// whatever is staged).
+dre_err dre_engine_stage_load(dre_engine *e, const dre_master_change *v,
+    size_t n, int64_t now_ms, size_t *nbadp);
+dre_err dre_engine_stage(
+    dre_engine *e, const dre_master_change *c, int64_t now_ms, bool *appliedp);
+void dre_engine_publish(dre_engine *e);
+void dre_engine_discard(dre_engine *e);
 
 // dre_engine_acquire returns the current index with a reference held.
 // Caller releases with dre_index_release(); the index never changes.

@@ -7,9 +7,10 @@
 #include "evaluator.h"
 
 // ev_feed_start loads the local copy (if any) into the engine, then starts
-// the thread that takes a snapshot from the catalog and follows the feed.
+// the follower (an applier) that takes a snapshot from the catalog and
+// follows the feed.
 dre_err ev_feed_start(ev_svc *s);
-// ev_feed_stop stops and joins the thread and closes the consumer.
+// ev_feed_stop stops the follower. Without a feed it does nothing.
 void ev_feed_stop(ev_svc *s);
 
 #endif

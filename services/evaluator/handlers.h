@@ -16,8 +16,8 @@ void    ev_handlers_fini(ev_svc *s);
 // does not fit in cap.
 size_t ev_txn_key(char *buf, size_t cap, const char *tenant, const char *txid);
 // ev_iter_key writes the iteration key: txn key \0 counter (be64).
-size_t ev_iter_key(char *buf, size_t cap, const char *tenant,
-    const char *txid, int64_t counter);
+size_t ev_iter_key(char *buf, size_t cap, const char *tenant, const char *txid,
+    int64_t counter);
 // ev_stripe is the lock serialising everything done to one transaction.
 pthread_mutex_t *ev_stripe(ev_svc *s, const char *key, size_t klen);
 // ev_worker_arena returns the calling rpc worker's arena, reset.

@@ -5,6 +5,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "dre/hash.h"
 #include "dre/json.h"
 #include "dre/log.h"
 #include "index.h"
@@ -14,6 +15,7 @@ struct dre_engine {
 	pthread_mutex_t plock; // guards only the pointer load + reference
 	pthread_cond_t  swapped; // broadcast (under plock) when cur changes
 	dre_index      *cur;
+	dre_index      *next; // staged, not yet published (under wlock)
 };
 
 static const char *const kind_names[] = { "PROMOTION", "ARTICLE", "POS_GROUP",
@@ -42,21 +44,18 @@ dre_master_kind_name(dre_master_kind k)
 static uint32_t
 hash_str(const char *s)
 {
-	uint32_t h = 2166136261u;
-	for (; *s; s++)
-		h = (h ^ (unsigned char) *s) * 16777619u;
-	return h;
+	return dre_fnv1a32_str(DRE_FNV32_INIT, s, 0);
 }
 
 static uint32_t
 hash_nocase(const char *s)
 {
-	uint32_t h = 2166136261u;
+	uint32_t h = DRE_FNV32_INIT;
 	for (; *s; s++) {
 		unsigned char c = (unsigned char) *s;
 		if (c >= 'A' && c <= 'Z')
 			c += 'a' - 'A';
-		h = (h ^ c) * 16777619u;
+		h = dre_fnv1a32(h, &c, 1);
 	}
 	return h;
 }
@@ -955,6 +954,7 @@ dre_engine_free(dre_engine *e)
 	if (e == NULL)
 		return;
 	index_unref(e->cur);
+	index_unref(e->next);
 	pthread_mutex_destroy(&e->wlock);
 	pthread_mutex_destroy(&e->plock);
 	pthread_cond_destroy(&e->swapped);
@@ -1064,9 +1064,44 @@ load_cmp(const void *x, const void *y)
 	                                     : a->e->version < b->e->version;
 }
 
-dre_err
-dre_engine_load(dre_engine *e, const dre_master_change *v, size_t n,
-    int64_t now_ms, size_t *nbadp)
+// stage_locked makes ix the staged version (wlock held).
+static void
+stage_locked(dre_engine *e, dre_index *ix)
+{
+	index_unref(e->next);
+	e->next = ix;
+}
+
+// publish_locked swaps the staged version in (wlock held).
+static void
+publish_locked(dre_engine *e)
+{
+	if (e->next != NULL)
+		engine_swap(e, e->next);
+	e->next = NULL;
+}
+
+void
+dre_engine_publish(dre_engine *e)
+{
+	pthread_mutex_lock(&e->wlock);
+	publish_locked(e);
+	pthread_mutex_unlock(&e->wlock);
+}
+
+void
+dre_engine_discard(dre_engine *e)
+{
+	pthread_mutex_lock(&e->wlock);
+	stage_locked(e, NULL);
+	pthread_mutex_unlock(&e->wlock);
+}
+
+// load builds the index of a snapshot; publish: swap it in at once, else
+// stage it.
+static dre_err
+load(dre_engine *e, const dre_master_change *v, size_t n, int64_t now_ms,
+    size_t *nbadp, bool publish)
 {
 	load_item *items = calloc(n + 1, sizeof(*items));
 	dre_index *ix = calloc(1, sizeof(*ix));
@@ -1126,7 +1161,9 @@ dre_engine_load(dre_engine *e, const dre_master_change *v, size_t n,
 	}
 	ix->data_age = now_ms;
 	pthread_mutex_lock(&e->wlock);
-	engine_swap(e, ix);
+	stage_locked(e, ix);
+	if (publish)
+		publish_locked(e);
 	pthread_mutex_unlock(&e->wlock);
 	ix = NULL;
 	err = DRE_OK;
@@ -1142,32 +1179,39 @@ out:
 }
 
 dre_err
-dre_engine_apply(
+dre_engine_load(dre_engine *e, const dre_master_change *v, size_t n,
+    int64_t now_ms, size_t *nbadp)
+{
+	return load(e, v, n, now_ms, nbadp, true);
+}
+
+dre_err
+dre_engine_stage_load(dre_engine *e, const dre_master_change *v, size_t n,
+    int64_t now_ms, size_t *nbadp)
+{
+	return load(e, v, n, now_ms, nbadp, false);
+}
+
+// stage_change builds the staged version (or the current one, when none
+// is staged) with c and stages it (wlock held).
+static dre_err
+stage_change(
     dre_engine *e, const dre_master_change *c, int64_t now_ms, bool *appliedp)
 {
-	if (appliedp != NULL)
-		*appliedp = false;
-	if (c->tenant == NULL || c->key == NULL)
-		return DRE_EINVAL;
-	pthread_mutex_lock(&e->wlock);
-	// Only writers replace e->cur and they hold wlock: reading it here
-	// without plock is safe.
-	dre_index       *cur = e->cur;
+	// Only writers replace e->cur and e->next and they hold wlock:
+	// reading them here without plock is safe.
+	dre_index       *cur = e->next != NULL ? e->next : e->cur;
 	const ix_tenant *old = ix_tenant_find(cur, c->tenant);
 	long             pos = -1;
 	if (old != NULL) {
 		pos = ent_find(old->ents, old->nents, c->kind, c->key);
-		if (pos >= 0 && old->ents[pos]->version >= c->version) {
-			pthread_mutex_unlock(&e->wlock);
+		if (pos >= 0 && old->ents[pos]->version >= c->version)
 			return DRE_OK; // stale or duplicate change
-		}
 	}
 	ix_ent *ent;
 	dre_err err = ent_new(&ent, c);
-	if (err != DRE_OK) {
-		pthread_mutex_unlock(&e->wlock);
+	if (err != DRE_OK)
 		return err;
-	}
 	uint32_t    n = old ? old->nents : 0;
 	ix_ent    **ents = malloc((n + 1) * sizeof(ix_ent *));
 	dre_index  *ix = calloc(1, sizeof(*ix));
@@ -1177,7 +1221,6 @@ dre_engine_apply(
 		free(ix);
 		free(tv);
 		ent_unref(ent);
-		pthread_mutex_unlock(&e->wlock);
 		return DRE_ENOMEM;
 	}
 	uint32_t k = 0;
@@ -1203,7 +1246,6 @@ dre_engine_apply(
 	if (nt == NULL) {
 		free(ix);
 		free(tv);
-		pthread_mutex_unlock(&e->wlock);
 		return DRE_ENOMEM;
 	}
 	atomic_init(&ix->ref, 1);
@@ -1224,11 +1266,41 @@ dre_engine_apply(
 		tv[ix->ntenants++] = nt;
 	ix->version = cur->version > c->version ? cur->version : c->version;
 	ix->data_age = now_ms;
-	engine_swap(e, ix);
-	pthread_mutex_unlock(&e->wlock);
+	stage_locked(e, ix); // drops the previous staged version, if any
 	if (appliedp != NULL)
 		*appliedp = true;
 	return DRE_OK;
+}
+
+// change stages c and, with publish, swaps it in at once.
+static dre_err
+change(dre_engine *e, const dre_master_change *c, int64_t now_ms,
+    bool *appliedp, bool publish)
+{
+	if (appliedp != NULL)
+		*appliedp = false;
+	if (c->tenant == NULL || c->key == NULL)
+		return DRE_EINVAL;
+	pthread_mutex_lock(&e->wlock);
+	dre_err err = stage_change(e, c, now_ms, appliedp);
+	if (err == DRE_OK && publish)
+		publish_locked(e);
+	pthread_mutex_unlock(&e->wlock);
+	return err;
+}
+
+dre_err
+dre_engine_apply(
+    dre_engine *e, const dre_master_change *c, int64_t now_ms, bool *appliedp)
+{
+	return change(e, c, now_ms, appliedp, true);
+}
+
+dre_err
+dre_engine_stage(
+    dre_engine *e, const dre_master_change *c, int64_t now_ms, bool *appliedp)
+{
+	return change(e, c, now_ms, appliedp, false);
 }
 
 long

@@ -11,6 +11,6 @@ extern const size_t dre_openapi_json_len;
 void
 gw_openapi(gw_job *j)
 {
-	gw_job_respond(j, 200, dre_openapi_json, dre_openapi_json_len,
-	    GW_JSON_CT);
+	gw_job_respond(
+	    j, 200, dre_openapi_json, dre_openapi_json_len, GW_JSON_CT);
 }

@@ -244,8 +244,8 @@ test_tx_confirmed_round_trip(void **state)
 {
 	const char *const b1[] = { "bud-1", "bud-2" };
 	dre_tx_line       lines[2] = {
-                { "L1", "ART-1", 2000, 8999, 17998, 1800, 16198 },
-                { "L2", "CIG-1", -1000, 2500, -2500, 0, -2500 },
+		      { "L1", "ART-1", 2000, 8999, 17998, 1800, 16198 },
+		      { "L2", "CIG-1", -1000, 2500, -2500, 0, -2500 },
 	};
 	dre_tx_promotion promos[2] = {
 		{ "p-1", "Ten off", "ARTICLE", 1700, 1800, NULL, b1, 2 },
@@ -308,8 +308,8 @@ test_tx_confirmed_round_trip(void **state)
 	assert_int_equal(dre_avro_encode_master(&b, &m), DRE_OK);
 	assert_int_equal(dre_avro_event_id(id, b.data, b.len), DRE_OK);
 	assert_string_equal(id, m.event_id);
-	assert_int_equal(dre_avro_decode_tx_confirmed(&out, a, b.data, b.len),
-	    DRE_ECODEC);
+	assert_int_equal(
+	    dre_avro_decode_tx_confirmed(&out, a, b.data, b.len), DRE_ECODEC);
 	dre_arena_free(a);
 	dre_buf_free(&b);
 }
@@ -339,8 +339,8 @@ test_sidefx_and_budget_round_trip(void **state)
 	assert_int_equal(dre_avro_encode_sfx_result(&b, &r), DRE_OK);
 	dre_arena     *a = dre_arena_alloc(0);
 	dre_sfx_result o;
-	assert_int_equal(dre_avro_decode_sfx_result(&o, a, b.data, b.len),
-	    DRE_OK);
+	assert_int_equal(
+	    dre_avro_decode_sfx_result(&o, a, b.data, b.len), DRE_OK);
 	assert_string_equal(o.status, "SUCCESS");
 	assert_int_equal(o.attempts, 2);
 	assert_null(o.reason);
@@ -413,10 +413,11 @@ test_every_schema_loads(void **state)
 	static const char *const names[] = { "MasterDataChanged",
 		"TransactionConfirmed", "SideEffectResult", "BudgetStatus",
 		"BudgetEvent", NULL };
-	uint64_t fps[8];
+	uint64_t                 fps[8];
 	for (int i = 0; names[i] != NULL; i++) {
 		assert_non_null(dre_avro_schema_json(names[i]));
-		assert_int_equal(dre_avro_fingerprint(names[i], &fps[i]), DRE_OK);
+		assert_int_equal(
+		    dre_avro_fingerprint(names[i], &fps[i]), DRE_OK);
 		for (int k = 0; k < i; k++)
 			assert_true(fps[k] != fps[i]);
 	}

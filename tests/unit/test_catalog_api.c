@@ -347,7 +347,7 @@ test_snapshot(void **state)
 static void
 test_events(void **state)
 {
-	dre_consumer    *co = NULL;
+	dre_consumer *co = NULL;
 	assert_int_equal(dre_consumer_open(&co, &props, NULL), DRE_OK);
 	assert_int_equal(dre_consumer_assign_topic(
 	                     co, DRE_TOPIC_ARTICLES, DRE_OFFSET_BEGINNING),
@@ -434,7 +434,7 @@ test_settings(void **state)
 	assert_non_null(strstr(out, "\"enableProductionNudges\":false"));
 	free(out);
 
-	dre_consumer    *co = NULL;
+	dre_consumer *co = NULL;
 	assert_int_equal(dre_consumer_open(&co, &props, NULL), DRE_OK);
 	assert_int_equal(dre_consumer_assign_topic(
 	                     co, DRE_TOPIC_PROMOTIONS, DRE_OFFSET_BEGINNING),

@@ -1,6 +1,7 @@
 // test_consumer.c -- the applier against an in-process mock cluster: every
 // event applied exactly once across duplicates, restarts, transient
-// failures, dead letters, a changed cluster and group mode.
+// failures, dead letters, a changed cluster and group mode; a follower's
+// refreshes (at start, and while there is no cluster).
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -112,6 +113,16 @@ produce(dre_producer *p, const char *tenant, const char *budget,
 	return used;
 }
 
+// producer opens a producer and names a budget of the test's own.
+static dre_producer *
+producer(char *budget, size_t cap, char prefix)
+{
+	dre_producer *p = NULL;
+	assert_int_equal(dre_producer_open(&p, &props, NULL, NULL), DRE_OK);
+	snprintf(budget, cap, "%c-%d", prefix, rand());
+	return p;
+}
+
 // ---- the service under test: sums consumedAmount per budget -------------
 
 typedef struct {
@@ -120,6 +131,7 @@ typedef struct {
 	atomic_int  max_attempts;
 	atomic_int  begins, ends;
 	atomic_int  recovers;
+	atomic_int  probes, reached;
 	atomic_int  in_batch; // applied in the open batch
 	atomic_int  committed; // applied in batches that were written
 	const char *watch; // count only this budget's events (NULL = all)
@@ -199,8 +211,26 @@ recover_zero(void *arg, dre_apply_ctx *x, dre_partition_offset *po, size_t n)
 	return DRE_OK;
 }
 
-static dre_applier *
-start(dre_store *st, svc *s, const char *group, dre_recover_fn rec)
+// recover_down is an owner that does not answer.
+static dre_err
+recover_down(void *arg, dre_apply_ctx *x, dre_partition_offset *po, size_t n)
+{
+	svc *s = arg;
+	atomic_fetch_add(&s->recovers, 1);
+	return DRE_EUNAVAIL;
+}
+
+static void
+probed(void *arg, bool reached)
+{
+	svc *s = arg;
+	atomic_fetch_add(&s->probes, 1);
+	if (reached)
+		atomic_fetch_add(&s->reached, 1);
+}
+
+static dre_applier_cfg
+cfg_of(dre_store *st, svc *s, const char *group, dre_recover_fn rec)
 {
 	dre_applier_cfg cfg = { .name = "test",
 		.topics = topics,
@@ -213,11 +243,28 @@ start(dre_store *st, svc *s, const char *group, dre_recover_fn rec)
 		.recover = rec,
 		.batch_begin = begin,
 		.batch_end = end,
+		.probed = probed,
 		.arg = s,
 		.max_batch = 7 };
+	return cfg;
+}
+
+static dre_applier *
+start(dre_store *st, svc *s, const char *group, dre_recover_fn rec)
+{
+	dre_applier_cfg cfg = cfg_of(st, s, group, rec);
 	dre_applier    *ap = NULL;
 	assert_int_equal(dre_applier_start(&ap, &cfg), DRE_OK);
 	return ap;
+}
+
+// wait_count waits up to 20 s for *n to reach want.
+static void
+wait_count(atomic_int *n, int want)
+{
+	for (int i = 0; i < 400 && atomic_load(n) < want; i++)
+		sleep_ms(50);
+	assert_true(atomic_load(n) >= want);
 }
 
 static int64_t
@@ -239,11 +286,9 @@ static void
 test_exactly_once(void **state)
 {
 	dre_store    *st = store_open("once");
-	dre_producer *p = NULL;
 	svc           s = { 0 };
-	assert_int_equal(dre_producer_open(&p, &props, NULL, NULL), DRE_OK);
-	char budget[40];
-	snprintf(budget, sizeof(budget), "b-%d", rand());
+	char          budget[40];
+	dre_producer *p = producer(budget, sizeof(budget), 'b');
 
 	// 50 events of 1..50, each produced twice (a re-published event).
 	int64_t want = 0;
@@ -290,11 +335,9 @@ static void
 test_transient_and_poison(void **state)
 {
 	dre_store    *st = store_open("retry");
-	dre_producer *p = NULL;
 	svc           s = { 0 };
-	assert_int_equal(dre_producer_open(&p, &props, NULL, NULL), DRE_OK);
-	char budget[40];
-	snprintf(budget, sizeof(budget), "b-%d", rand());
+	char          budget[40];
+	dre_producer *p = producer(budget, sizeof(budget), 'b');
 	atomic_store(&s.fail_next, 2);
 	dre_applier *ap = start(st, &s, NULL, NULL);
 	for (int i = 0; i < 20; i++)
@@ -351,11 +394,9 @@ static void
 test_group_mode(void **state)
 {
 	dre_store    *st = store_open("group");
-	dre_producer *p = NULL;
 	svc           s = { 0 };
-	assert_int_equal(dre_producer_open(&p, &props, NULL, NULL), DRE_OK);
-	char budget[40];
-	snprintf(budget, sizeof(budget), "g-%d", rand());
+	char          budget[40];
+	dre_producer *p = producer(budget, sizeof(budget), 'g');
 	for (int i = 0; i < 30; i++)
 		produce(p, "t2", budget, 2, NULL);
 	assert_int_equal(dre_producer_flush(p, 10000), DRE_OK);
@@ -385,6 +426,51 @@ test_group_mode(void **state)
 	store_remove(st);
 }
 
+static void
+test_refresh(void **state)
+{
+	dre_store    *st = store_open("refresh");
+	svc           s = { 0 };
+	char          budget[40];
+	dre_producer *p = producer(budget, sizeof(budget), 'r');
+	// A first run stores positions.
+	dre_applier *ap = start(st, &s, NULL, NULL);
+	for (int i = 0; i < 5; i++)
+		produce(p, "t1", budget, 1, NULL);
+	assert_int_equal(dre_producer_flush(p, 10000), DRE_OK);
+	wait_sum(st, budget, 5);
+	dre_applier_stop(ap);
+	assert_true(atomic_load(&s.reached) >= 1);
+
+	// A refresh at start from an owner that does not answer: retried,
+	// and the feed is followed from the stored positions meanwhile.
+	memset(&s, 0, sizeof(s));
+	dre_applier_cfg cfg = cfg_of(st, &s, NULL, recover_down);
+	cfg.recover_at_start = true;
+	assert_int_equal(dre_applier_start(&ap, &cfg), DRE_OK);
+	for (int i = 0; i < 5; i++)
+		produce(p, "t1", budget, 1, NULL);
+	assert_int_equal(dre_producer_flush(p, 10000), DRE_OK);
+	wait_sum(st, budget, 10);
+	wait_count(&s.recovers, 2);
+	dre_applier_stop(ap);
+	assert_int_equal(atomic_load(&s.begins), atomic_load(&s.ends));
+
+	// Without a cluster: a recovery every resync_ms.
+	memset(&s, 0, sizeof(s));
+	dre_kvlist none = { 0 };
+	cfg = cfg_of(st, &s, NULL, recover_zero);
+	cfg.kafka = &none;
+	cfg.resync_ms = 100;
+	assert_int_equal(dre_applier_start(&ap, &cfg), DRE_OK);
+	wait_count(&s.recovers, 3);
+	dre_applier_stop(ap);
+	assert_int_equal(atomic_load(&s.probes), 0);
+	assert_int_equal(stored_sum(st, "b-snap"), 1000);
+	dre_producer_close(p);
+	store_remove(st);
+}
+
 int
 main(void)
 {
@@ -394,6 +480,7 @@ main(void)
 		cmocka_unit_test(test_transient_and_poison),
 		cmocka_unit_test(test_cluster_change_recovers),
 		cmocka_unit_test(test_group_mode),
+		cmocka_unit_test(test_refresh),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -207,9 +207,9 @@ stripe_locked(const char *tenant, const char *code)
 static size_t
 results_of(dre_arena *a, const char *tx, dre_sfx_result *out, size_t cap)
 {
-	dre_consumer    *co = NULL;
-	size_t           n = 0;
-	int              idle = 0;
+	dre_consumer *co = NULL;
+	size_t        n = 0;
+	int           idle = 0;
 	dre_outbox_kick(S.ob);
 	assert_int_equal(dre_consumer_open(&co, &props, NULL), DRE_OK);
 	assert_int_equal(dre_consumer_assign_topic(

@@ -508,10 +508,10 @@ test_events(void **state)
 	cp_redeem(&S, a, "t1", r.id, "TX-EV", &o);
 	assert_int_equal(o.status, 200);
 
-	dre_consumer    *co = NULL;
+	dre_consumer *co = NULL;
 	assert_int_equal(dre_consumer_open(&co, &props, NULL), DRE_OK);
-	assert_int_equal(dre_consumer_assign_topic(
-	                     co, DRE_TOPIC_COUPON_EVENTS, DRE_OFFSET_BEGINNING),
+	assert_int_equal(dre_consumer_assign_topic(co, DRE_TOPIC_COUPON_EVENTS,
+	                     DRE_OFFSET_BEGINNING),
 	    DRE_OK);
 	bool redeemed = false, batch = false;
 	for (int i = 0; i < 100 && !(redeemed && batch); i++) {

@@ -2,7 +2,9 @@
 // writer swaps index versions (upserts, deletes, snapshot loads): every
 // answer is one consistent version (a promotion named "v<k>" gives the
 // discount of version k) and nothing an answer points at is freed while the
-// reader holds the index. Run under ASan (use-after-free) and TSan (races).
+// reader holds the index; and changes staged together (a batch of the feed)
+// are seen all at once or not at all. Run under ASan (use-after-free) and
+// TSan (races).
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -190,11 +192,103 @@ test_readers_during_swaps(void **state)
 	pthread_mutex_destroy(&sh.why_mu);
 }
 
+// ---- staged batches -------------------------------------------------------
+
+#define BATCHES 1000
+
+static int64_t
+version_of(const dre_index *ix, const char *key)
+{
+	return dre_index_version_of(ix, TENANT, DRE_MK_PROMOTION, key);
+}
+
+// pair_reader checks that keys A and B always have the same version: the
+// writer changes both in every batch.
+static void *
+pair_reader(void *arg)
+{
+	shared *sh = arg;
+	while (!atomic_load(&sh->done)) {
+		const dre_index *ix = dre_engine_acquire(sh->e);
+		int64_t a = version_of(ix, "A"), b = version_of(ix, "B");
+		dre_index_release(ix);
+		if (a != b)
+			note_bad(sh, "half a batch", (long) a, (long) b);
+		atomic_fetch_add(&sh->answers, 1);
+	}
+	return NULL;
+}
+
+static void
+test_batches_publish_at_once(void **state)
+{
+	(void) state;
+	shared sh = { 0 };
+	pthread_mutex_init(&sh.why_mu, NULL);
+	assert_int_equal(dre_engine_alloc(&sh.e), DRE_OK);
+	pthread_t th[READERS];
+	for (int i = 0; i < READERS; i++)
+		assert_int_equal(
+		    pthread_create(&th[i], NULL, pair_reader, &sh), 0);
+	int64_t published = -1;
+	for (long v = 1; v <= BATCHES; v++) {
+		bool              applied = false;
+		dre_master_change a
+		    = { DRE_MK_PROMOTION, TENANT, "A", v, NULL, 0 };
+		dre_master_change b
+		    = { DRE_MK_PROMOTION, TENANT, "B", v, NULL, 0 };
+		if (v % 50 == 0) {
+			// A snapshot replaces what is staged: nothing of A
+			// and B (deletes are not loaded).
+			assert_int_equal(
+			    dre_engine_stage(sh.e, &a, v, &applied), DRE_OK);
+			assert_int_equal(
+			    dre_engine_stage_load(sh.e, NULL, 0, v, NULL),
+			    DRE_OK);
+			dre_engine_publish(sh.e);
+			published = -1;
+			continue;
+		}
+		assert_int_equal(
+		    dre_engine_stage(sh.e, &a, v, &applied), DRE_OK);
+		assert_true(applied);
+		// Again in the same batch: the staged version is seen.
+		assert_int_equal(
+		    dre_engine_stage(sh.e, &a, v, &applied), DRE_OK);
+		assert_false(applied);
+		assert_int_equal(
+		    dre_engine_stage(sh.e, &b, v, &applied), DRE_OK);
+		// Nothing is visible before the publish.
+		const dre_index *ix = dre_engine_acquire(sh.e);
+		assert_int_equal(version_of(ix, "A"), published);
+		dre_index_release(ix);
+		if (v % 7 == 0) {
+			dre_engine_discard(sh.e); // a batch that was dropped
+			continue;
+		}
+		dre_engine_publish(sh.e);
+		published = v;
+	}
+	atomic_store(&sh.done, true);
+	for (int i = 0; i < READERS; i++)
+		pthread_join(th[i], NULL);
+	if (sh.bad != 0)
+		fail_msg("%d bad reads; first: %s", sh.bad, sh.why);
+	assert_true(atomic_load(&sh.answers) > 0);
+	const dre_index *ix = dre_engine_acquire(sh.e);
+	assert_int_equal(version_of(ix, "A"), published);
+	assert_int_equal(version_of(ix, "B"), published);
+	dre_index_release(ix);
+	dre_engine_free(sh.e);
+	pthread_mutex_destroy(&sh.why_mu);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_readers_during_swaps),
+		cmocka_unit_test(test_batches_publish_at_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

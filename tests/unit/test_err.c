@@ -17,8 +17,8 @@ test_strerror(void **state)
 	assert_string_equal(dre_strerror((dre_err) 9999), "unknown error");
 	for (int a = DRE_ENOMEM; a <= DRE_ECLOSED; a++)
 		for (int b = a + 1; b <= DRE_ECLOSED; b++)
-			assert_string_not_equal(
-			    dre_strerror((dre_err) a), dre_strerror((dre_err) b));
+			assert_string_not_equal(dre_strerror((dre_err) a),
+			    dre_strerror((dre_err) b));
 }
 
 int

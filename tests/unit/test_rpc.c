@@ -310,7 +310,7 @@ test_async_many(void **state)
 	Dre__RpcRequest    req = DRE__RPC_REQUEST__INIT;
 
 	(void) state;
-	char               url[64];
+	char url[64];
 
 	memset(&st, 0, sizeof(st));
 	free_tcp_url(url, sizeof(url));

@@ -151,8 +151,7 @@ test_indexed_batch(void **state)
 	free(v);
 	assert_int_equal(
 	    dre_store_get(s, 1, "gone", 4, &v, &n), DRE_ENOTFOUND);
-	assert_int_equal(
-	    dre_store_get(s, 2, "new", 3, &v, &n), DRE_ENOTFOUND);
+	assert_int_equal(dre_store_get(s, 2, "new", 3, &v, &n), DRE_ENOTFOUND);
 	// NULL batch: a plain get.
 	assert_int_equal(dre_batch_get(NULL, s, 1, "k", 1, &v, &n), DRE_OK);
 	free(v);

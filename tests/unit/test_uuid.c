@@ -29,7 +29,7 @@ test_v4(void **state)
 static void
 test_derive(void **state)
 {
-	char a[DRE_UUID_LEN + 1], b[DRE_UUID_LEN + 1];
+	char        a[DRE_UUID_LEN + 1], b[DRE_UUID_LEN + 1];
 	const char *name = "default/tx-1/budget";
 	dre_uuid_derive(a, name, strlen(name));
 	assert_string_equal(a, "27308734-d74b-5aa9-83c0-4ffe9a73e2de");

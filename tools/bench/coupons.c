@@ -55,13 +55,15 @@ setup(int n)
 	    "{\"name\":\"Bench %d-%lld\",\"type\":\"INDIVIDUAL\","
 	    "\"prefix\":\"BN\",\"codeLength\":10}",
 	    (int) getpid(), (long long) httpc_now_ns());
-	int st = httpc_call(fd, "POST", "/api/v1/CouponTypes", body, out, 1 << 22);
+	int st = httpc_call(
+	    fd, "POST", "/api/v1/CouponTypes", body, out, 1 << 22);
 	if (st != 201 || !json_str(out, "id", id, sizeof(id))) {
 		fprintf(stderr, "create coupon type: %d %s\n", st, out);
 		exit(1);
 	}
 	sprintf(body, "{\"couponTypeId\":\"%s\",\"numberOfCodes\":%d}", id, n);
-	st = httpc_call(fd, "POST", "/api/v1/CouponCodeBatches", body, out, 1 << 22);
+	st = httpc_call(
+	    fd, "POST", "/api/v1/CouponCodeBatches", body, out, 1 << 22);
 	if (st != 202 || !json_str(out, "id", batch, sizeof(batch))) {
 		fprintf(stderr, "create batch: %d %s\n", st, out);
 		exit(1);
@@ -70,10 +72,12 @@ setup(int n)
 	for (;;) {
 		sprintf(path, "/api/v1/CouponCodeBatches/%s", batch);
 		st = httpc_call(fd, "GET", path, NULL, out, 1 << 22);
-		if (st == 200 && json_str(out, "status", status, sizeof(status))
+		if (st == 200
+		    && json_str(out, "status", status, sizeof(status))
 		    && strcmp(status, "COMPLETED") == 0)
 			break;
-		if (httpc_now_ns() > deadline || strcmp(status, "FAILED") == 0) {
+		if (httpc_now_ns() > deadline
+		    || strcmp(status, "FAILED") == 0) {
 			fprintf(stderr, "batch did not complete: %s\n", out);
 			exit(1);
 		}
@@ -84,8 +88,8 @@ setup(int n)
 	codes = calloc((size_t) n, CODE_MAX);
 	for (int skip = 0; skip < n; skip += 1000) {
 		sprintf(path,
-		    "/api/v1/CouponCodes?couponTypeId=%s&$top=1000&$skip=%d", id,
-		    skip);
+		    "/api/v1/CouponCodes?couponTypeId=%s&$top=1000&$skip=%d",
+		    id, skip);
 		st = httpc_call(fd, "GET", path, NULL, out, 1 << 22);
 		if (st != 200) {
 			fprintf(stderr, "list codes: %d %s\n", st, out);
@@ -93,7 +97,8 @@ setup(int n)
 		}
 		const char *p = out;
 		while (ncodes < (size_t) n
-		    && (p = json_str(p, "code", codes[ncodes], CODE_MAX)) != NULL)
+		    && (p = json_str(p, "code", codes[ncodes], CODE_MAX))
+		        != NULL)
 			ncodes++;
 	}
 	free(out);
@@ -120,10 +125,12 @@ next_request(conn *c, bool reserve, size_t *next_code)
 		if (*next_code >= ncodes)
 			return false;
 		size_t i = (*next_code)++;
-		sprintf(body, "{\"code\":\"%s\",\"transactionId\":\"BENCH-%zu\"}",
+		sprintf(body,
+		    "{\"code\":\"%s\",\"transactionId\":\"BENCH-%zu\"}",
 		    codes[i], i);
 	} else {
-		sprintf(body, "{\"code\":\"%s\"}", codes[httpc_rnd((uint32_t) ncodes)]);
+		sprintf(body, "{\"code\":\"%s\"}",
+		    codes[httpc_rnd((uint32_t) ncodes)]);
 	}
 	c->olen = httpc_request(c->out, "POST",
 	    reserve ? "/pos/coupons/reserve" : "/pos/coupons/validate", body);
@@ -134,16 +141,17 @@ next_request(conn *c, bool reserve, size_t *next_code)
 static int
 phase(const char *name, bool reserve, int nconn, int duration)
 {
-	int     ep = epoll_create1(0);
-	conn   *cs = calloc((size_t) nconn, sizeof(conn));
-	size_t  lcap = 1 << 22, nlat = 0, next_code = 0;
+	int      ep = epoll_create1(0);
+	conn    *cs = calloc((size_t) nconn, sizeof(conn));
+	size_t   lcap = 1 << 22, nlat = 0, next_code = 0;
 	int64_t *lat = malloc(lcap * sizeof(int64_t));
 	long     non200 = 0, refused = 0;
 	for (int i = 0; i < nconn; i++)
 		cs[i].fd = httpc_connect_epoll(ep, &cs[i]);
-	int64_t start = httpc_now_ns(), end = start + (int64_t) duration * 1000000000;
-	int     busy = 0;
-	bool    more = true;
+	int64_t start = httpc_now_ns(),
+	        end = start + (int64_t) duration * 1000000000;
+	int  busy = 0;
+	bool more = true;
 	for (;;) {
 		int64_t t = httpc_now_ns();
 		if (t < end && more) {
@@ -170,8 +178,8 @@ phase(const char *name, bool reserve, int nconn, int duration)
 		for (int e = 0; e < n; e++) {
 			conn *c = evs[e].data.ptr;
 			if (c->busy && c->woff < c->olen) {
-				ssize_t w = write(
-				    c->fd, c->out + c->woff, c->olen - c->woff);
+				ssize_t w = write(c->fd, c->out + c->woff,
+				    c->olen - c->woff);
 				if (w > 0)
 					c->woff += (size_t) w;
 			}
@@ -191,17 +199,19 @@ phase(const char *name, bool reserve, int nconn, int duration)
 				c->used += (size_t) r;
 			}
 
-				int    status;
+			int    status;
 			size_t hlen, clen;
-			if (!httpc_response(c->in, c->used, &status, &hlen, &clen))
+			if (!httpc_response(
+			        c->in, c->used, &status, &hlen, &clen))
 				continue;
 			if (status != 200) {
 				if (non200++ < 3)
 					fprintf(stderr, "%s: %.*s\n", name,
 					    (int) clen, c->in + hlen);
 			} else if (reserve
-			    && memmem(c->in + hlen, clen, "\"reserved\":true",
-			           15) == NULL) {
+			    && memmem(
+			           c->in + hlen, clen, "\"reserved\":true", 15)
+			        == NULL) {
 				// a business refusal is a 200 (§5)
 				if (refused++ < 3)
 					fprintf(stderr, "%s: %.*s\n", name,
@@ -209,7 +219,8 @@ phase(const char *name, bool reserve, int nconn, int duration)
 			}
 			if (nlat < lcap)
 				lat[nlat++] = httpc_now_ns() - c->start;
-			memmove(c->in, c->in + hlen + clen, c->used - hlen - clen);
+			memmove(
+			    c->in, c->in + hlen + clen, c->used - hlen - clen);
 			c->used -= hlen + clen;
 			c->busy = false;
 			busy--;
@@ -233,17 +244,23 @@ phase(const char *name, bool reserve, int nconn, int duration)
 int
 main(int argc, char **argv)
 {
-	int nconn = 16, duration = 10, ncode = 20000;
-	static const struct option opts[] = { { "host", 1, 0, 'h' },
-		{ "port", 1, 0, 'p' }, { "connections", 1, 0, 'c' },
-		{ "duration", 1, 0, 'd' }, { "codes", 1, 0, 'n' },
-		{ 0, 0, 0, 0 } };
-	for (int c; (c = getopt_long(argc, argv, "h:p:c:d:n:", opts, NULL))
-	     != -1;) {
+	int                        nconn = 16, duration = 10, ncode = 20000;
+	static const struct option opts[]
+	    = { { "host", 1, 0, 'h' }, { "port", 1, 0, 'p' },
+		      { "connections", 1, 0, 'c' }, { "duration", 1, 0, 'd' },
+		      { "codes", 1, 0, 'n' }, { 0, 0, 0, 0 } };
+	for (int c;
+	     (c = getopt_long(argc, argv, "h:p:c:d:n:", opts, NULL)) != -1;) {
 		switch (c) {
-		case 'c': nconn = atoi(optarg); break;
-		case 'd': duration = atoi(optarg); break;
-		case 'n': ncode = atoi(optarg); break;
+		case 'c':
+			nconn = atoi(optarg);
+			break;
+		case 'd':
+			duration = atoi(optarg);
+			break;
+		case 'n':
+			ncode = atoi(optarg);
+			break;
 		default:
 			if (httpc_option(c, optarg))
 				break;

@@ -13,10 +13,11 @@ typedef struct dre_arena dre_arena;
 dre_arena *dre_arena_alloc(size_t block_size);
 // dre_arena_free releases the arena and all it handed out; NULL is a no-op.
 void dre_arena_free(dre_arena *a);
-// dre_arena_reset forgets every allocation but keeps the first block for reuse.
+// dre_arena_reset forgets every allocation but keeps the first block for
+// reuse.
 void dre_arena_reset(dre_arena *a);
-// dre_arena_get returns n bytes aligned to 16, zeroed; NULL when out of memory.
-// Borrowed; valid until the arena is reset or freed.
+// dre_arena_get returns n bytes aligned to 16, zeroed; NULL when out of
+// memory. Borrowed; valid until the arena is reset or freed.
 void *dre_arena_get(dre_arena *a, size_t n);
 // dre_arena_strndup copies n bytes of s and a NUL.
 char *dre_arena_strndup(dre_arena *a, const char *s, size_t n);

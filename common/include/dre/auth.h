@@ -7,16 +7,16 @@
 
 #include "dre/err.h"
 
-#define DRE_ROLE_MAP(XX)                                                 \
-	XX(ADMIN, "Admin")                                               \
-	XX(POS_READER, "POSReader")                                      \
-	XX(PROMOTION_MANAGER, "PromotionManager")                        \
-	XX(PROMOTION_APPROVER, "PromotionApprover")                      \
-	XX(BUDGET_MANAGER, "BudgetManager")                              \
-	XX(PUBLIC_API_READER, "PublicApiReader")                         \
-	XX(PUBLIC_API_WRITER, "PublicApiWriter")                         \
-	XX(SYNC_SERVICE, "SyncService")                                  \
-	XX(LOCAL_DEPLOYMENT, "LocalDeployment")                          \
+#define DRE_ROLE_MAP(XX)                                                      \
+	XX(ADMIN, "Admin")                                                    \
+	XX(POS_READER, "POSReader")                                           \
+	XX(PROMOTION_MANAGER, "PromotionManager")                             \
+	XX(PROMOTION_APPROVER, "PromotionApprover")                           \
+	XX(BUDGET_MANAGER, "BudgetManager")                                   \
+	XX(PUBLIC_API_READER, "PublicApiReader")                              \
+	XX(PUBLIC_API_WRITER, "PublicApiWriter")                              \
+	XX(SYNC_SERVICE, "SyncService")                                       \
+	XX(LOCAL_DEPLOYMENT, "LocalDeployment")                               \
 	XX(MASTER_DATA_INGESTER, "MasterDataIngester")
 
 enum {
@@ -26,7 +26,7 @@ enum {
 };
 #define DRE_ROLE(name) (1u << DRE_ROLE_BIT_##name)
 
-#define DRE_TENANT_MAX 64
+#define DRE_TENANT_MAX    64
 #define DRE_PRINCIPAL_MAX 64
 
 typedef struct {
@@ -41,12 +41,12 @@ typedef struct dre_auth dre_auth;
 // separated by ',' or ';'. dev_users adds the PRODUCT-DECISIONS §2 users.
 // Caller closes with dre_auth_close().
 dre_err dre_auth_open(dre_auth **ap, const char *users, bool dev_users);
-void dre_auth_close(dre_auth *a);
+void    dre_auth_close(dre_auth *a);
 
 // dre_auth_check authenticates an Authorization header value (NULL when
 // absent). DRE_EAUTH when missing or wrong. Constant-time password compare.
-dre_err dre_auth_check(const dre_auth *a, const char *authorization,
-    dre_principal *out);
+dre_err dre_auth_check(
+    const dre_auth *a, const char *authorization, dre_principal *out);
 
 // dre_role_parse maps a role name ("Admin") to its bit, 0 if unknown.
 uint32_t dre_role_parse(const char *name);

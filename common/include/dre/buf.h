@@ -8,9 +8,10 @@
 
 // A dre_buf is a plain struct: zero-initialise it or use dre_buf_init.
 // data is always NUL-terminated after the first append. oom is set once an
-// allocation failed; later appends are ignored so callers check once at the end.
+// allocation failed; later appends are ignored so callers check once at the
+// end.
 typedef struct {
-	char * data;
+	char  *data;
 	size_t len;
 	size_t cap;
 	int    oom;

@@ -13,15 +13,16 @@
 typedef struct dre_producer dre_producer;
 typedef struct dre_consumer dre_consumer;
 
-// Delivery report: err DRE_OK when the broker persisted the message (acks=all).
+// Delivery report: err DRE_OK when the broker persisted the message
+// (acks=all).
 typedef void (*dre_delivery_fn)(void *arg, dre_err err, void *msg_opaque,
     int32_t partition, int64_t offset);
 
 // dre_producer_open creates an idempotent producer (enable.idempotence,
 // acks=all) from the pass-through properties. Delivery reports are served
 // by an internal poll thread. Caller closes with dre_producer_close().
-dre_err dre_producer_open(dre_producer **pp, const dre_kvlist *props,
-    dre_delivery_fn fn, void *arg);
+dre_err dre_producer_open(
+    dre_producer **pp, const dre_kvlist *props, dre_delivery_fn fn, void *arg);
 // dre_producer_send copies key and value and enqueues; partition by key.
 // Retries while the local queue is full (bounded). msg_opaque is handed to
 // the delivery report.
@@ -46,15 +47,15 @@ dre_err dre_producer_high_watermark(dre_producer *p, const char *topic,
 bool dre_producer_fatal(dre_producer *p);
 
 // dre_bus_cluster_id asks the cluster for its id into buf (cap bytes).
-dre_err dre_bus_cluster_id(const dre_kvlist *props, char *buf, size_t cap,
-    int timeout_ms);
+dre_err dre_bus_cluster_id(
+    const dre_kvlist *props, char *buf, size_t cap, int timeout_ms);
 // dre_bus_watermarks returns the high watermark (next offset) of a
 // partition.
 dre_err dre_bus_high_watermark(const dre_kvlist *props, const char *topic,
     int32_t partition, int64_t *high, int timeout_ms);
 
 typedef struct {
-	const char *   topic;
+	const char    *topic;
 	int32_t        partition;
 	int64_t        offset;
 	const uint8_t *key;
@@ -67,15 +68,15 @@ typedef struct {
 // dre_consumer_open creates a consumer with auto.offset.reset=error and no
 // auto commit (positions live in the consumer's own store). group_id NULL =
 // static assignment through dre_consumer_assign.
-dre_err dre_consumer_open(dre_consumer **cp, const dre_kvlist *props,
-    const char *group_id);
+dre_err dre_consumer_open(
+    dre_consumer **cp, const dre_kvlist *props, const char *group_id);
 // dre_consumer_assign adds topic/partition starting at offset (>= 0, or
 // DRE_OFFSET_BEGINNING / DRE_OFFSET_END) to the static assignment and applies
 // it.
 #define DRE_OFFSET_BEGINNING (-2)
-#define DRE_OFFSET_END (-1)
-dre_err dre_consumer_assign(dre_consumer *c, const char *topic,
-    int32_t partition, int64_t offset);
+#define DRE_OFFSET_END       (-1)
+dre_err dre_consumer_assign(
+    dre_consumer *c, const char *topic, int32_t partition, int64_t offset);
 
 typedef struct {
 	const char *topic;
@@ -87,8 +88,8 @@ typedef struct {
 // partitions of po, each starting at its offset, in one call. Prefer it over
 // n calls of dre_consumer_assign: librdkafka 2.0.2 asserts when a partition
 // is re-assigned while its previous stop is still in progress.
-dre_err dre_consumer_assign_list(dre_consumer *c,
-    const dre_partition_offset *po, size_t n);
+dre_err dre_consumer_assign_list(
+    dre_consumer *c, const dre_partition_offset *po, size_t n);
 // dre_consumer_assign_topic assigns every partition of the declared topic
 // (dre_topics[]) from offset, in one dre_consumer_assign_list call.
 // DRE_EINVAL for a topic that is not declared.
@@ -115,6 +116,6 @@ dre_err dre_consumer_seek(
 // offset is out of range (the caller must recover explicitly: re-snapshot).
 // DRE_EBUS: another consumer error (logged).
 dre_err dre_consumer_poll(dre_consumer *c, int timeout_ms, dre_msg *m);
-void dre_consumer_close(dre_consumer *c);
+void    dre_consumer_close(dre_consumer *c);
 
 #endif

@@ -18,6 +18,6 @@ dre_err dre_bus_mock_open(dre_bus_mock **mp, int brokers);
 const char *dre_bus_mock_bootstrap(const dre_bus_mock *m);
 // dre_bus_mock_set_up takes broker id (-1 = all) up or down.
 dre_err dre_bus_mock_set_up(dre_bus_mock *m, int32_t broker, bool up);
-void dre_bus_mock_close(dre_bus_mock *m);
+void    dre_bus_mock_close(dre_bus_mock *m);
 
 #endif

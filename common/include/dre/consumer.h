@@ -18,8 +18,14 @@
 // explicitly (the service's recover function, else the log's beginning,
 // which the de-duplication keys make safe), never skipped silently.
 //
-// Keys in the applier's column family (its own; the service's state lives
-// in other column families of the same store):
+// A follower -- a service keeping a copy of data another service owns
+// (evaluator feed.c and budgets.c, coupon links.c) -- is an applier too:
+// cfg.snapshot names the owner's snapshot call, recover = replace the copy
+// by the snapshot the applier fetched, apply = one change of the owner's
+// feed, batch_end = publish what the batch changed (once it is written).
+//
+// Keys in the applier's column family (its own, or shared with the
+// service's state when that uses no key starting with o, c, d or x):
 //   'o' topic \0 partition(be32) -> next offset (be64)
 //   'c'                          -> cluster id of those offsets
 //   'd' eventId                  -> epoch ms applied (be64); pruned after
@@ -37,6 +43,7 @@
 #include "dre/bus.h"
 #include "dre/config.h"
 #include "dre/err.h"
+#include "dre/snapshot.h"
 #include "dre/store.h"
 
 typedef struct dre_applier dre_applier;
@@ -50,6 +57,9 @@ typedef struct {
 	const char *event_id; // NULL when the message carries none
 	int         attempts; // 1 on the first try of this message
 	int64_t     now_ms;
+	// recover only: the owner's answer (of cfg.snapshot->reply's type);
+	// NULL without cfg.snapshot.
+	const ProtobufCMessage *snapshot;
 } dre_apply_ctx;
 
 // dre_apply_fn applies one message into x->b (never writes the store
@@ -63,8 +73,9 @@ typedef dre_err (*dre_apply_fn)(void *arg, dre_apply_ctx *x, const dre_msg *m);
 // dre_recover_fn replaces the service's state when its positions are lost
 // (first start, a position the log no longer has, a new cluster): it writes
 // the new state into x->b and sets po[i].offset for each of the n
-// partitions (preset to DRE_OFFSET_BEGINNING), e.g. from a snapshot of the
-// owner. An error is retried after a back-off. Static mode only.
+// partitions (preset to DRE_OFFSET_BEGINNING), e.g. from x->snapshot
+// (dre_snapshot_positions). An error is retried after a back-off. Static
+// mode only.
 typedef dre_err (*dre_recover_fn)(
     void *arg, dre_apply_ctx *x, dre_partition_offset *po, size_t n);
 
@@ -79,12 +90,32 @@ typedef struct {
 	                      // partition of topics (dre_topics[])
 	dre_apply_fn   apply;
 	dre_recover_fn recover; // NULL = restart from the beginning
-	// Called on the applier's thread around each batch: begin before the
-	// first apply, end after the batch was written (err DRE_OK) or
-	// dropped. Either may be NULL.
+	// The owner's snapshot, fetched before each recover call and handed
+	// to it in x->snapshot; a failed fetch fails the recovery. Copied
+	// (its strings are borrowed for the applier's lifetime). NULL = none.
+	const dre_snapshot_cfg *snapshot;
+	// Called on the applier's thread around each batch (and each
+	// recovery: one that dre_applier_start finds due, a changed cluster,
+	// runs on its caller's thread): begin before the first apply, end
+	// after the batch was written (err DRE_OK) or dropped. Either may be
+	// NULL.
 	void (*batch_begin)(void *arg);
 	void (*batch_end)(void *arg, dre_err err);
+	// Called after each probe of the cluster (every few seconds, on the
+	// applier's thread; the first one in dre_applier_start) with whether
+	// it answered. May be NULL.
+	void (*probed)(void *arg, bool reached);
 	void *arg;
+	// Refreshes, with a recover function (static mode): a recovery that
+	// is not forced by lost positions. The stored state keeps being
+	// served and followed while one fails; it is retried after a
+	// back-off. recover_at_start: one when the applier starts, even with
+	// stored positions (a follower that wants the owner's current copy).
+	// resync_ms: one every resync_ms while the cluster does not answer or
+	// none is configured (0 = never): the safety net of a follower whose
+	// feed is down.
+	bool    recover_at_start;
+	int64_t resync_ms;
 	// idempotent: applying an event twice changes nothing (a versioned
 	// or replacing state): no eventId keys are kept.
 	bool    idempotent;

@@ -2,24 +2,24 @@
 #ifndef DRE_ERR_H
 #define DRE_ERR_H
 
-#define DRE_ERR_MAP(XX)                                                 \
-	XX(NOMEM, "out of memory")                                      \
-	XX(INVAL, "invalid argument")                                   \
-	XX(NOTFOUND, "not found")                                       \
-	XX(EXISTS, "already exists")                                    \
-	XX(CONFLICT, "state conflict")                                  \
-	XX(PARSE, "malformed input")                                    \
-	XX(TOOBIG, "too large")                                         \
-	XX(STORE, "storage failure")                                    \
-	XX(BUS, "event bus failure")                                    \
-	XX(RPC, "rpc failure")                                          \
-	XX(TIMEOUT, "timed out")                                        \
-	XX(UNAVAIL, "dependency unavailable")                           \
-	XX(CODEC, "encoding failure")                                   \
-	XX(CONFIG, "configuration error")                               \
-	XX(IO, "i/o error")                                             \
-	XX(AUTH, "authentication failed")                               \
-	XX(FORBIDDEN, "not allowed")                                    \
+#define DRE_ERR_MAP(XX)                                                       \
+	XX(NOMEM, "out of memory")                                            \
+	XX(INVAL, "invalid argument")                                         \
+	XX(NOTFOUND, "not found")                                             \
+	XX(EXISTS, "already exists")                                          \
+	XX(CONFLICT, "state conflict")                                        \
+	XX(PARSE, "malformed input")                                          \
+	XX(TOOBIG, "too large")                                               \
+	XX(STORE, "storage failure")                                          \
+	XX(BUS, "event bus failure")                                          \
+	XX(RPC, "rpc failure")                                                \
+	XX(TIMEOUT, "timed out")                                              \
+	XX(UNAVAIL, "dependency unavailable")                                 \
+	XX(CODEC, "encoding failure")                                         \
+	XX(CONFIG, "configuration error")                                     \
+	XX(IO, "i/o error")                                                   \
+	XX(AUTH, "authentication failed")                                     \
+	XX(FORBIDDEN, "not allowed")                                          \
 	XX(CLOSED, "closed")
 
 typedef enum {

@@ -8,22 +8,23 @@
 
 #include "dre/err.h"
 
-#define DRE_MONEY_SCALE 2 // Decimal(15,2): minor units of a 2-exponent currency
-#define DRE_QTY_SCALE 3   // Decimal(15,3): thousandths
-#define DRE_PCT_SCALE 2   // percent in hundredths: 10% = 1000
+#define DRE_MONEY_SCALE                                                       \
+	2 // Decimal(15,2): minor units of a 2-exponent currency
+#define DRE_QTY_SCALE 3 // Decimal(15,3): thousandths
+#define DRE_PCT_SCALE 2 // percent in hundredths: 10% = 1000
 
 // Decimal(15,s): at most 15 digits in all.
 #define DRE_DECIMAL_MAX_DIGITS 15
 
 typedef enum {
 	DRE_ROUND_HALF_UP = 0, // commercial rounding, away from zero at .5
-	DRE_ROUND_DOWN,        // towards zero
-	DRE_ROUND_UP,          // away from zero
-	DRE_ROUND_NONE,        // no rounding at the promotion step (see README)
+	DRE_ROUND_DOWN, // towards zero
+	DRE_ROUND_UP, // away from zero
+	DRE_ROUND_NONE, // no rounding at the promotion step (see README)
 } dre_rounding;
 
 // dre_rounding_parse maps "HALF_UP|DOWN|UP|NONE"; DRE_EINVAL otherwise.
-dre_err dre_rounding_parse(dre_rounding *out, const char *s);
+dre_err     dre_rounding_parse(dre_rounding *out, const char *s);
 const char *dre_rounding_name(dre_rounding r);
 
 // dre_decimal_parse reads the exact decimal text s[0..len) (JSON number
@@ -31,8 +32,8 @@ const char *dre_rounding_name(dre_rounding r);
 // 10^scale. Fails with DRE_EPARSE on bad syntax, DRE_EINVAL when the value has
 // more fractional digits than scale (after removing trailing zeros) and
 // DRE_ETOOBIG when it has more than max_digits digits in all (0 = 18).
-dre_err dre_decimal_parse(int64_t *out, const char *s, size_t len, int scale,
-    int max_digits);
+dre_err dre_decimal_parse(
+    int64_t *out, const char *s, size_t len, int scale, int max_digits);
 
 // dre_decimal_format writes v / 10^scale with exactly scale decimals
 // ("179.98", "2.000", "-0.50"). Returns the length; buf must hold 32 bytes.
@@ -49,13 +50,13 @@ int64_t dre_div_round(__int128 num, __int128 den, dre_rounding mode);
 // DRE_MONEY_SCALE) expressed as the rational num/den to `precision` decimals
 // with mode, then to whole minor units (HALF_UP) when precision is finer than
 // the minor unit. precision 0 rounds to whole currency units.
-int64_t dre_round_to_precision(__int128 num, __int128 den, dre_rounding mode,
-    int precision);
+int64_t dre_round_to_precision(
+    __int128 num, __int128 den, dre_rounding mode, int precision);
 
 // dre_pct_of returns pct (hundredths of a percent) of amount (minor units),
 // i.e. amount*pct/10000, rounded with mode at precision.
-int64_t dre_pct_of(int64_t amount, int64_t pct, dre_rounding mode,
-    int precision);
+int64_t dre_pct_of(
+    int64_t amount, int64_t pct, dre_rounding mode, int precision);
 
 // dre_mul_qty returns price (minor units) * qty (thousandths), rounded
 // HALF_UP to minor units: the line total.

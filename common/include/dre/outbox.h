@@ -40,8 +40,8 @@ typedef struct dre_outbox dre_outbox;
 //
 // dre_outbox_open uses column family cf of st and producer p (both borrowed,
 // must outlive the outbox) and starts the relay.
-dre_err dre_outbox_open(dre_outbox **op, dre_store *st, int cf,
-    const dre_kvlist *props);
+dre_err dre_outbox_open(
+    dre_outbox **op, dre_store *st, int cf, const dre_kvlist *props);
 // dre_outbox_put appends one event to batch b; the caller writes b.
 // Returns the event's sequence number (for dre_outbox_wait).
 uint64_t dre_outbox_put(dre_outbox *o, dre_batch *b, const char *topic,

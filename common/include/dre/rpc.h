@@ -20,15 +20,15 @@
 // One call as the handler sees it. Everything is borrowed for the duration
 // of the handler.
 typedef struct {
-	const char *   method;
-	const char *   tenant;    // never NULL ("" when absent)
-	const char *   principal; // never NULL
-	uint32_t       roles;     // DRE_ROLE() bits
-	int64_t        deadline_ms; // epoch millis; 0 = none
-	const uint8_t *body;
-	size_t         body_len;
+	const char            *method;
+	const char            *tenant; // never NULL ("" when absent)
+	const char            *principal; // never NULL
+	uint32_t               roles; // DRE_ROLE() bits
+	int64_t                deadline_ms; // epoch millis; 0 = none
+	const uint8_t         *body;
+	size_t                 body_len;
 	const Dre__RpcRequest *req;
-	bool           on_worker; // false: an inline handler on an nng thread
+	bool on_worker; // false: an inline handler on an nng thread
 } dre_rpc_call;
 
 // dre_rpc_param returns the value of a path/query parameter or NULL.
@@ -40,21 +40,21 @@ const char *dre_rpc_param(const dre_rpc_call *call, const char *key);
 // The reply a handler fills. status defaults to 200 and body to empty.
 typedef struct {
 	int         status;
-	const char *content_type;   // static string; NULL = protobuf / none
+	const char *content_type; // static string; NULL = protobuf / none
 	dre_buf     body;
-	const char *error_code;     // static string
-	char *      error_message;  // owned
-	char *      error_target;   // owned
+	const char *error_code; // static string
+	char       *error_message; // owned
+	char       *error_target; // owned
 	size_t      ndetails;
 	struct {
 		const char *code;
-		char *      message; // owned
-		char *      target;  // owned
+		char       *message; // owned
+		char       *target; // owned
 	} details[DRE_RPC_MAX_DETAILS];
 	size_t nheaders;
 	struct {
 		const char *key; // static
-		char *      value; // owned
+		char       *value; // owned
 	} headers[DRE_RPC_MAX_HEADERS];
 	// An inline handler that finds it must block after all (a call to
 	// another service) sets defer and returns with nothing else set: the
@@ -70,16 +70,18 @@ void dre_rpc_reply_error(dre_rpc_reply *r, int status, const char *code,
 void dre_rpc_reply_detail(dre_rpc_reply *r, const char *code,
     const char *target, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-void dre_rpc_reply_header(dre_rpc_reply *r, const char *key, const char *value);
+void dre_rpc_reply_header(
+    dre_rpc_reply *r, const char *key, const char *value);
 // dre_rpc_reply_json marks the body as a JSON document for the client.
 void dre_rpc_reply_json(dre_rpc_reply *r);
 
-typedef void (*dre_rpc_fn)(void *svc, const dre_rpc_call *call,
-    dre_rpc_reply *rep);
+typedef void (*dre_rpc_fn)(
+    void *svc, const dre_rpc_call *call, dre_rpc_reply *rep);
 
 // Route flags.
-#define DRE_RPC_INLINE 1 // handler never blocks: run it on the nng thread
-                         // that received the call (saves a thread hand-off)
+#define DRE_RPC_INLINE                                                        \
+	1 // handler never blocks: run it on the nng thread
+	  // that received the call (saves a thread hand-off)
 
 typedef struct {
 	const char *method;
@@ -106,7 +108,7 @@ typedef struct dre_rpc_client dre_rpc_client;
 // dre_rpc_client_open dials url (non-blocking: connects in the background
 // and reconnects). Caller closes with dre_rpc_client_close().
 dre_err dre_rpc_client_open(dre_rpc_client **cp, const char *url);
-void dre_rpc_client_close(dre_rpc_client *c);
+void    dre_rpc_client_close(dre_rpc_client *c);
 
 // dre_rpc_call_sync sends req and waits up to timeout_ms for the reply. On
 // success *repp is the reply; caller frees with dre_rpc_reply_msg_free().

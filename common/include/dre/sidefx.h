@@ -18,6 +18,7 @@ void dre_sidefx_init(dre_sfx_result *res, const char *service,
 
 // dre_sidefx_put encodes res and appends it to outbox ob in batch b, keyed
 // tenant/transactionId (the caller writes b).
-dre_err dre_sidefx_put(dre_outbox *ob, dre_batch *b, const dre_sfx_result *res);
+dre_err dre_sidefx_put(
+    dre_outbox *ob, dre_batch *b, const dre_sfx_result *res);
 
 #endif

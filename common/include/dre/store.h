@@ -1,4 +1,5 @@
-// store.h -- RocksDB with column families; the only place that sees rocksdb/c.h.
+// store.h -- RocksDB with column families; the only place that sees
+// rocksdb/c.h.
 #ifndef DRE_STORE_H
 #define DRE_STORE_H
 
@@ -8,22 +9,22 @@
 
 #include "dre/err.h"
 
-typedef struct dre_store dre_store;
-typedef struct dre_batch dre_batch;
+typedef struct dre_store      dre_store;
+typedef struct dre_batch      dre_batch;
 typedef struct dre_store_iter dre_store_iter;
 
 typedef struct {
-	const char *        path;      // directory, created if missing
-	const char *const * cfs;       // column family names besides "default"
-	size_t              ncfs;
-	size_t              cache_mb;  // block cache; 0 = 8
+	const char        *path; // directory, created if missing
+	const char *const *cfs; // column family names besides "default"
+	size_t             ncfs;
+	size_t             cache_mb; // block cache; 0 = 8
 } dre_store_cfg;
 
 // dre_store_open opens (creating) the database and its column families.
 // Caller closes with dre_store_close(). Column family 0 is "default", i is
 // cfs[i-1].
 dre_err dre_store_open(dre_store **sp, const dre_store_cfg *cfg);
-void dre_store_close(dre_store *s);
+void    dre_store_close(dre_store *s);
 
 // dre_store_get copies the value into *valp (caller frees with free()).
 // DRE_ENOTFOUND when absent.
@@ -31,8 +32,8 @@ dre_err dre_store_get(dre_store *s, int cf, const void *key, size_t klen,
     char **valp, size_t *vlenp);
 dre_err dre_store_put(dre_store *s, int cf, const void *key, size_t klen,
     const void *val, size_t vlen, bool sync);
-dre_err dre_store_delete(dre_store *s, int cf, const void *key, size_t klen,
-    bool sync);
+dre_err dre_store_delete(
+    dre_store *s, int cf, const void *key, size_t klen, bool sync);
 
 // Batches: every change in one batch is applied atomically.
 dre_batch *dre_batch_alloc(void);
@@ -40,12 +41,12 @@ dre_batch *dre_batch_alloc(void);
 // (a RocksDB WriteBatchWithIndex): for appliers whose later changes depend
 // on earlier, not yet written ones. Freed with dre_batch_free().
 dre_batch *dre_batch_alloc_indexed(void);
-void dre_batch_free(dre_batch *b);
-void dre_batch_clear(dre_batch *b);
-void dre_batch_put(dre_batch *b, dre_store *s, int cf, const void *key,
-    size_t klen, const void *val, size_t vlen);
-void dre_batch_delete(dre_batch *b, dre_store *s, int cf, const void *key,
-    size_t klen);
+void       dre_batch_free(dre_batch *b);
+void       dre_batch_clear(dre_batch *b);
+void       dre_batch_put(dre_batch *b, dre_store *s, int cf, const void *key,
+          size_t klen, const void *val, size_t vlen);
+void       dre_batch_delete(
+          dre_batch *b, dre_store *s, int cf, const void *key, size_t klen);
 size_t dre_batch_count(const dre_batch *b);
 // dre_batch_savepoint marks the batch's current end; dre_batch_rollback
 // drops every change made since the last mark (and the mark).

@@ -1,0 +1,60 @@
+// snapshot.h -- the follower's snapshot client: asks the service that owns
+// some data (catalog, budget) for a full copy over nng.
+//
+// A follower takes one when it has no position in the owner's change feed
+// (see dre_recover_fn in dre/consumer.h): the answer carries the state and
+// the feed's offsets it is current to (a repeated dre.TopicOffset named
+// `offsets`, as every snapshot response of proto/ has).
+#ifndef DRE_SNAPSHOT_H
+#define DRE_SNAPSHOT_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stddef.h>
+
+#include "dre/bus.h"
+#include "dre/err.h"
+#include "dre/store.h"
+#include "master.pb-c.h"
+
+typedef struct dre_snapshot_client dre_snapshot_client;
+
+typedef struct {
+	const char *url; // the owner's nng address
+	const char *method; // e.g. "catalog.Snapshot"
+	const char *principal; // who asks (the owner logs it)
+	const ProtobufCMessageDescriptor *reply; // the answer's message type
+	int timeout_ms; // a stop waits for a call in progress
+} dre_snapshot_cfg;
+
+// dre_snapshot_catalog is the cfg of the catalog's snapshot (every
+// tenant's master data, a Dre__SnapshotResponse) at url, asked by
+// principal: what every follower of the dre.master.* feed takes.
+dre_snapshot_cfg dre_snapshot_catalog(const char *url, const char *principal);
+
+// dre_snapshot_client_open copies cfg (its strings are borrowed for the
+// client's lifetime; the connection is dialled at the first fetch).
+// Caller closes with dre_snapshot_client_close().
+dre_err dre_snapshot_client_open(
+    dre_snapshot_client **cp, const dre_snapshot_cfg *cfg);
+// dre_snapshot_client_close closes the connection. NULL is a no-op.
+void dre_snapshot_client_close(dre_snapshot_client *c);
+
+// dre_snapshot_fetch asks for the whole snapshot (an empty request: every
+// tenant). On success *msgp is the answer, of cfg->reply's type; caller
+// frees with dre_snapshot_free(). DRE_EUNAVAIL when the owner cannot be
+// reached or refuses (logged here), DRE_ECODEC on an undecodable answer.
+dre_err dre_snapshot_fetch(ProtobufCMessage **msgp, dre_snapshot_client *c);
+// dre_snapshot_free frees an answer. NULL is a no-op.
+void dre_snapshot_free(ProtobufCMessage *m);
+
+// dre_snapshot_positions sets po[i].offset for every partition of po that
+// the snapshot's offsets (v[0..nv)) name; the others are left as they are.
+void dre_snapshot_positions(
+    dre_partition_offset *po, size_t n, Dre__TopicOffset *const *v, size_t nv);
+
+// dre_snapshot_wipe deletes, in b, every key of cf that starts with one of
+// the bytes of prefixes: the part of a copy a snapshot replaces.
+dre_err dre_snapshot_wipe(
+    dre_batch *b, dre_store *st, int cf, const char *prefixes);
+
+#endif
