@@ -21,10 +21,9 @@ dre_mono_ms(void)
 	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-// days_from_civil counts days since 1970-01-01 of a proleptic Gregorian date
-// (Howard Hinnant's algorithm; eras of 400 years keep it branch-light).
-static int64_t
-days_from_civil(int64_t y, int m, int d)
+// Howard Hinnant's algorithms; eras of 400 years keep them branch-light.
+int64_t
+dre_days_from_civil(int64_t y, int m, int d)
 {
 	y -= m <= 2;
 	int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -34,8 +33,8 @@ days_from_civil(int64_t y, int m, int d)
 	return era * 146097 + doe - 719468;
 }
 
-static void
-civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+void
+dre_civil_from_days(int64_t z, int64_t *y, int *m, int *d)
 {
 	z += 719468;
 	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
@@ -93,7 +92,7 @@ dre_time_parse(int64_t *ms, const char *s, size_t len)
 	int d = digits(s, len, &i, 2);
 	if (d < 1 || d > days_in_month(y, mo))
 		return DRE_EPARSE;
-	int64_t t = days_from_civil(y, mo, d) * 86400000;
+	int64_t t = dre_days_from_civil(y, mo, d) * 86400000;
 	if (i == len) {
 		*ms = t;
 		return DRE_OK;
@@ -175,7 +174,7 @@ dre_time_format(char *buf, int64_t ms)
 	}
 	int64_t y;
 	int     m, d;
-	civil_from_days(days, &y, &m, &d);
+	dre_civil_from_days(days, &y, &m, &d);
 	if (y < 0 || y > 9999) {
 		// Out of the 4-digit range: clamp rather than print garbage.
 		y = y < 0 ? 0 : 9999;

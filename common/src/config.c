@@ -106,6 +106,35 @@ parse_bool(bool *out, const char *v)
 	return DRE_EINVAL;
 }
 
+// one_of reports whether v is one of the '|'-separated choices.
+static bool
+one_of(const char *choices, const char *v)
+{
+	size_t n = strlen(v);
+	for (const char *c = choices; *c != '\0';) {
+		size_t l = strcspn(c, "|");
+		if (l == n && strncmp(c, v, n) == 0)
+			return true;
+		c += l + (c[l] == '|');
+	}
+	return false;
+}
+
+// range_text describes an integer option's bounds ("1..65535", "at least
+// 1"); static storage, one caller at a time (start-up).
+static const char *
+range_text(const dre_cfg_opt *o)
+{
+	static char buf[64];
+	if (o->max == INT64_MAX)
+		snprintf(
+		    buf, sizeof(buf), "at least %lld", (long long) o->min);
+	else
+		snprintf(buf, sizeof(buf), "%lld..%lld", (long long) o->min,
+		    (long long) o->max);
+	return buf;
+}
+
 // opt_set stores text v into the field of o; where names the source for the
 // log line when v is not a value of the option's type.
 static dre_err
@@ -114,6 +143,11 @@ opt_set(void *cfg, const dre_cfg_opt *o, const char *v, const char *where)
 	char *field = (char *) cfg + o->offset;
 	switch (o->type) {
 	case DRE_CFG_STR: {
+		if (o->choices != NULL && !one_of(o->choices, v)) {
+			dre_error("config: %s: %s must be one of %s, got '%s'",
+			    where, o->name, o->choices, v);
+			return DRE_ECONFIG;
+		}
 		char *s = strdup(v);
 		if (s == NULL)
 			return DRE_ENOMEM;
@@ -129,6 +163,11 @@ opt_set(void *cfg, const dre_cfg_opt *o, const char *v, const char *where)
 			dre_error(
 			    "config: %s: %s expects an integer, got '%s'",
 			    where, o->name, v);
+			return DRE_ECONFIG;
+		}
+		if (o->min < o->max && (n < o->min || n > o->max)) {
+			dre_error("config: %s: %s must be %s, got %lld", where,
+			    o->name, range_text(o), n);
 			return DRE_ECONFIG;
 		}
 		*(int64_t *) field = (int64_t) n;
@@ -289,9 +328,14 @@ print_help(const char *prog, const dre_cfg_opt *table)
 	       "librdkafka.\n\noptions:\n");
 	for (const dre_cfg_opt *o = table; o->name != NULL; o++) {
 		env_name(var, sizeof(var), o->name);
-		printf("  %-24s %-6s default '%s' (env %s)\n      %s\n",
-		    o->name, types[o->type], o->def ? o->def : "", var,
+		printf("  %-24s %-6s default '%s' (env %s)\n      %s", o->name,
+		    types[o->type], o->def ? o->def : "", var,
 		    o->help ? o->help : "");
+		if (o->choices != NULL)
+			printf(" (one of %s)", o->choices);
+		else if (o->type == DRE_CFG_INT && o->min < o->max)
+			printf(" (%s)", range_text(o));
+		printf("\n");
 	}
 	fflush(stdout);
 }

@@ -500,13 +500,13 @@ recover(dre_applier *ap, ap_pos *only, const char *why, bool alarm)
 	ap->next_refresh = 0;
 	ap->refresh_backoff_ms = BACKOFF_MIN_MS;
 	stat_add(ap, &ap->stats.recoveries, 1);
-	// Start over from the new positions.
-	if (ap->group == NULL) {
-		if (ap->c != NULL)
-			e = assign_static(ap);
-	} else {
-		rewind_consumer(ap);
-	}
+	// Start over from the new positions: a seek of the partitions the
+	// consumer holds (a consumer that cannot seek is reopened and assigned
+	// afresh). Not a re-assignment: a log lost by a broker reports each
+	// partition out of range, one recovery each, and librdkafka 2.0.2
+	// asserts (rktp_started) when a partition is re-assigned while its
+	// previous stop is still in progress.
+	rewind_consumer(ap);
 	return DRE_OK;
 }
 

@@ -8,6 +8,8 @@
 
 #include "apply.h"
 #include "dre/arena.h"
+#include "dre/buf.h"
+#include "dre/changes.h"
 #include "dre/clock.h"
 #include "dre/docapi.h"
 #include "dre/json.h"
@@ -42,6 +44,20 @@ req_begin(req *r, void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 }
 
 // ---- rendering ------------------------------------------------------------
+
+// changes_header names the status change a write made (its budget and the
+// service-wide version) in the reply header dre-changes: the gateway
+// answers the write once every evaluator knows it (PRODUCT-DECISIONS §4b).
+static void
+changes_header(dre_rpc_reply *rep, const char *id, int64_t version)
+{
+	dre_buf b = { 0 };
+	dre_changes_add(&b, "BUDGET", id, version);
+	if (!b.oom && b.len > 0)
+		dre_rpc_reply_header(
+		    rep, "dre-changes", (const char *) b.data);
+	dre_buf_free(&b);
+}
 
 static void
 kdecimal(dre_jsonw *w, const char *key, int64_t v)
@@ -370,6 +386,7 @@ h_create(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		goto out;
 	}
 	dre_outbox_kick(r.s->ob);
+	changes_header(rep, b.id, b.version);
 	reply_doc(&r, 201, &b);
 	etag_set(&r, &b);
 out:
@@ -539,7 +556,8 @@ h_update(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	}
 	dre_batch *wb = dre_batch_alloc();
 	err = wb == NULL ? DRE_ENOMEM : DRE_OK;
-	if (err == DRE_OK && (c.exhausted_now || c.active_now))
+	bool status_changed = c.exhausted_now || c.active_now;
+	if (err == DRE_OK && status_changed)
 		err = bud_status_changed(r.s, wb, call->tenant, b, NULL, now);
 	if (err == DRE_OK)
 		err = bud_put(r.s, wb, r.d.a, call->tenant, b);
@@ -552,6 +570,8 @@ h_update(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		goto out;
 	}
 	dre_outbox_kick(r.s->ob);
+	if (status_changed)
+		changes_header(rep, b->id, b->version);
 	reply_doc(&r, 200, b);
 	etag_set(&r, b);
 out:
@@ -597,6 +617,7 @@ h_delete(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		goto out;
 	}
 	dre_outbox_kick(r.s->ob);
+	changes_header(rep, b->id, b->version);
 	rep->status = 200;
 out:
 	dre_docapi_end(&r.d);

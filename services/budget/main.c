@@ -22,16 +22,18 @@ typedef struct {
 static const dre_cfg_opt bud_opts[] = {
 	DRE_CFG_COMMON(bud_cfg, common, "tcp://127.0.0.1:7301"),
 	{ "rpc.workers", DRE_CFG_INT, offsetof(bud_cfg, rpc_workers), "4",
-	    "concurrent request handlers" },
-	{ "budget.kafka_timeout_ms", DRE_CFG_INT,
+	    "concurrent request handlers", DRE_CFG_RANGE(1, 4096) },
+	{ "snapshot.kafka_timeout_ms", DRE_CFG_INT,
 	    offsetof(bud_cfg, kafka_timeout_ms), "2000",
-	    "how long a snapshot waits for Kafka watermarks" },
+	    "how long a snapshot waits for Kafka watermarks",
+	    DRE_CFG_POSITIVE },
 	{ "consumer.group_id", DRE_CFG_STR, offsetof(bud_cfg, group_id), "",
 	    "consumer group (empty: this instance reads every partition; "
 	    "budgets are shared by all partitions, so run one instance per "
 	    "store)" },
 	{ "consumer.max_batch", DRE_CFG_INT, offsetof(bud_cfg, max_batch),
-	    "500", "confirmed sales applied per synced write" },
+	    "500", "confirmed sales applied per synced write",
+	    DRE_CFG_RANGE(1, 100000) },
 	DRE_CFG_END,
 };
 

@@ -18,10 +18,11 @@ typedef struct {
 static const dre_cfg_opt cat_opts[] = {
 	DRE_CFG_COMMON(cat_cfg, common, "tcp://127.0.0.1:7101"),
 	{ "rpc.workers", DRE_CFG_INT, offsetof(cat_cfg, rpc_workers), "4",
-	    "concurrent request handlers" },
-	{ "catalog.kafka_timeout_ms", DRE_CFG_INT,
+	    "concurrent request handlers", DRE_CFG_RANGE(1, 4096) },
+	{ "snapshot.kafka_timeout_ms", DRE_CFG_INT,
 	    offsetof(cat_cfg, kafka_timeout_ms), "2000",
-	    "how long a snapshot waits for Kafka watermarks" },
+	    "how long a snapshot waits for Kafka watermarks",
+	    DRE_CFG_POSITIVE },
 	DRE_CFG_END,
 };
 

@@ -27,34 +27,42 @@ typedef struct {
 } cp_cfg;
 
 static const dre_cfg_opt cp_cfg_opts[] = {
-	DRE_CFG_COMMON(cp_cfg, common, "tcp://127.0.0.1:7301"),
+	DRE_CFG_COMMON(cp_cfg, common, "tcp://127.0.0.1:7501"),
 	{ "rpc.workers", DRE_CFG_INT, offsetof(cp_cfg, rpc_workers), "8",
 	    "concurrent request handlers (synced writes of different codes "
-	    "share an fsync)" },
+	    "share an fsync)",
+	    DRE_CFG_RANGE(1, 4096) },
 	{ "catalog.url", DRE_CFG_STR, offsetof(cp_cfg, catalog_url),
 	    "tcp://127.0.0.1:7101",
 	    "catalog service (snapshot of promotion -> coupon type links)" },
 	{ "coupon.reservation_ttl_ms", DRE_CFG_INT,
 	    offsetof(cp_cfg, reservation_ttl_ms), "900000",
 	    "a reservation not redeemed within this time lapses and the code "
-	    "is usable again" },
+	    "is usable again",
+	    DRE_CFG_POSITIVE },
 	{ "coupon.issue_rate_per_min", DRE_CFG_INT,
 	    offsetof(cp_cfg, issue_rate_per_min), "1000",
-	    "codes POST /pos/coupons/issue may create per minute and tenant" },
+	    "codes POST /pos/coupons/issue may create per minute and tenant",
+	    DRE_CFG_POSITIVE },
 	{ "coupon.sweep_ms", DRE_CFG_INT, offsetof(cp_cfg, sweep_ms), "1000",
-	    "how often lapsed reservations and expired codes are swept" },
+	    "how often lapsed reservations and expired codes are swept",
+	    DRE_CFG_POSITIVE },
 	{ "coupon.reservation_retention_ms", DRE_CFG_INT,
 	    offsetof(cp_cfg, retention_ms), "86400000",
 	    "finished reservations are kept this long (redeem/cancel "
-	    "answers)" },
+	    "answers)",
+	    DRE_CFG_NONNEGATIVE },
 	{ "coupon.batch_chunk", DRE_CFG_INT, offsetof(cp_cfg, batch_chunk),
-	    "1000", "codes a batch job writes per synced batch" },
-	{ "coupon.resnapshot_ms", DRE_CFG_INT, offsetof(cp_cfg, resnapshot_ms),
-	    "30000", "without Kafka: how often the links are re-read" },
+	    "1000", "codes a batch job writes per synced batch",
+	    DRE_CFG_RANGE(1, 100000) },
+	{ "feed.resnapshot_ms", DRE_CFG_INT, offsetof(cp_cfg, resnapshot_ms),
+	    "30000", "without Kafka: how often the links are re-read",
+	    DRE_CFG_RANGE(1000, INT64_MAX) },
 	{ "consumer.max_batch", DRE_CFG_INT, offsetof(cp_cfg, max_batch),
 	    "500",
 	    "confirmed sales (dre.transactions.confirmed) applied per synced "
-	    "write" },
+	    "write",
+	    DRE_CFG_RANGE(1, 100000) },
 	DRE_CFG_END,
 };
 
@@ -91,14 +99,6 @@ main(int argc, char **argv)
 	char           *path = NULL;
 
 	dre_svc_init("coupon", &cfg, cp_cfg_opts, &cfg.common, argc, argv);
-	if (cfg.reservation_ttl_ms <= 0 || cfg.issue_rate_per_min <= 0
-	    || cfg.sweep_ms <= 0 || cfg.batch_chunk <= 0
-	    || cfg.retention_ms < 0 || cfg.rpc_workers <= 0
-	    || cfg.max_batch <= 0) {
-		dre_error(
-		    "coupon.* settings and rpc.workers must be positive");
-		goto out;
-	}
 	bootstrap_default(&cfg);
 	if ((path = dre_svc_path(&cfg.common, "coupon")) == NULL)
 		goto out;

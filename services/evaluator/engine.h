@@ -132,6 +132,10 @@ bool dre_budget_set_update(dre_budget_set *b, const char *tenant,
 void dre_budget_set_clear(dre_budget_set *b);
 bool dre_budget_set_exhausted(
     const dre_budget_set *b, const char *tenant, const char *budget_id);
+// dre_budget_set_version is the version of the state held for budget_id of
+// tenant, -1 when none is.
+int64_t dre_budget_set_version(
+    const dre_budget_set *b, const char *tenant, const char *budget_id);
 // dre_budget_set_count is the number of exhausted budgets held.
 size_t dre_budget_set_count(const dre_budget_set *b);
 

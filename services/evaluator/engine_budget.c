@@ -147,20 +147,44 @@ dre_budget_set_update(dre_budget_set *b, const char *tenant,
 	return changed;
 }
 
-bool
-dre_budget_set_exhausted(
-    const dre_budget_set *cb, const char *tenant, const char *budget_id)
+// lookup reads the state held for budget_id of tenant: its version (-1
+// when none is held) and whether it is exhausted.
+static int64_t
+lookup(const dre_budget_set *cb, const char *tenant, const char *budget_id,
+    bool *exhausted)
 {
 	dre_budget_set *b = (dre_budget_set *) cb; // the lock is not state
 	char            k[512];
 	size_t          kl = bs_key(k, sizeof(k), tenant, budget_id);
+	int64_t         v = -1;
+	*exhausted = false;
 	if (kl == 0)
-		return false;
+		return v;
 	pthread_rwlock_rdlock(&b->lk);
 	bs_ent *e = bs_find(b->slots, b->cap, k, kl);
-	bool    ex = e->key != NULL && e->exhausted;
+	if (e->key != NULL) {
+		v = e->version;
+		*exhausted = e->exhausted;
+	}
 	pthread_rwlock_unlock(&b->lk);
-	return ex;
+	return v;
+}
+
+int64_t
+dre_budget_set_version(
+    const dre_budget_set *b, const char *tenant, const char *budget_id)
+{
+	bool exhausted;
+	return lookup(b, tenant, budget_id, &exhausted);
+}
+
+bool
+dre_budget_set_exhausted(
+    const dre_budget_set *b, const char *tenant, const char *budget_id)
+{
+	bool exhausted;
+	lookup(b, tenant, budget_id, &exhausted);
+	return exhausted;
 }
 
 size_t

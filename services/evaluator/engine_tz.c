@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dre/clock.h"
 #include "index.h"
 
 typedef struct {
@@ -223,30 +224,13 @@ zone_parse(ix_zone *z, const unsigned char *d, size_t len)
 
 // ---- civil calendar -----------------------------------------------------
 
-// days_from_civil: days since 1970-01-01 of y-m-d (proleptic Gregorian).
-static int64_t
-days_from_civil(int64_t y, int m, int d)
-{
-	y -= m <= 2;
-	int64_t  era = (y >= 0 ? y : y - 399) / 400;
-	unsigned yoe = (unsigned) (y - era * 400);
-	unsigned doy
-	    = (unsigned) ((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1);
-	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int64_t) doe - 719468;
-}
-
 static int64_t
 year_of(int64_t days)
 {
-	days += 719468;
-	int64_t  era = (days >= 0 ? days : days - 146096) / 146097;
-	unsigned doe = (unsigned) (days - era * 146097);
-	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	int64_t  y = (int64_t) yoe + era * 400;
-	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	unsigned mp = (5 * doy + 2) / 153;
-	return y + (mp >= 10);
+	int64_t y;
+	int     m, d;
+	dre_civil_from_days(days, &y, &m, &d);
+	return y;
 }
 
 static bool
@@ -261,13 +245,13 @@ when_local(const tz_when *w, int64_t y)
 {
 	int64_t day;
 	if (w->kind == 'J') {
-		day = days_from_civil(y, 1, 1) + w->yday - 1;
+		day = dre_days_from_civil(y, 1, 1) + w->yday - 1;
 		if (leap(y) && w->yday >= 60)
 			day++;
 	} else if (w->kind == 'D') {
-		day = days_from_civil(y, 1, 1) + w->yday;
+		day = dre_days_from_civil(y, 1, 1) + w->yday;
 	} else {
-		int64_t first = days_from_civil(y, w->mon, 1);
+		int64_t first = dre_days_from_civil(y, w->mon, 1);
 		int     wd = (int) (((first + 4) % 7 + 7) % 7); // 0 = Sunday
 		int     delta = (w->day - wd + 7) % 7;
 		day = first + delta + 7 * (w->week - 1);

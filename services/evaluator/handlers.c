@@ -470,18 +470,28 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 // changes_applied tells whether ix holds every change of body (lines of
 // KIND \t key \t version, as the catalog reports a write) at its version
 // or a later one.
+// A BUDGET line is a budget's status change (dre.budgets.status, applied to
+// the engine's budget set), the others master data (the index). *budget is
+// set when a budget change is still missing.
 static bool
-changes_applied(
-    const dre_index *ix, const char *tenant, const uint8_t *body, size_t len)
+changes_applied(const ev_svc *s, const dre_index *ix, const char *tenant,
+    const uint8_t *body, size_t len, bool *budget)
 {
 	char        line[512];
 	const char *kind, *key;
 	int64_t     version;
 	size_t      pos = 0;
+	*budget = false;
 	while (dre_changes_next(
 	    body, len, &pos, line, sizeof line, &kind, &key, &version)) {
 		dre_master_kind k;
-		if (dre_master_kind_parse(&k, kind) == DRE_OK
+		if (strcmp(kind, "BUDGET") == 0) {
+			if (dre_budget_set_version(s->budgets, tenant, key)
+			    < version) {
+				*budget = true;
+				return false;
+			}
+		} else if (dre_master_kind_parse(&k, kind) == DRE_OK
 		    && dre_index_version_of(ix, tenant, k, key) < version)
 			return false;
 	}
@@ -504,15 +514,18 @@ h_await(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	int64_t          until = dre_mono_ms() + wait;
 	const dre_index *ix = dre_engine_acquire(s->engine);
 	for (;;) {
-		if (changes_applied(
-		        ix, call->tenant, call->body, call->body_len))
+		bool budget;
+		if (changes_applied(s, ix, call->tenant, call->body,
+		        call->body_len, &budget))
 			break;
 		int64_t left = until - dre_mono_ms();
 		if (left <= 0) {
 			rep->status = 202;
 			break;
 		}
-		dre_engine_wait(s->engine, ix, (int) left);
+		// A budget state does not swap the index: look again soon.
+		dre_engine_wait(
+		    s->engine, ix, budget && left > 2 ? 2 : (int) left);
 		dre_index_release(ix);
 		ix = dre_engine_acquire(s->engine);
 	}

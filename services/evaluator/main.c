@@ -19,34 +19,40 @@
 static const dre_cfg_opt ev_opts[] = {
 	DRE_CFG_COMMON(ev_cfg, common, "tcp://127.0.0.1:7201"),
 	{ "shard", DRE_CFG_INT, offsetof(ev_cfg, shard), "0",
-	    "evaluator shard number (state in <data_dir>/evaluator-<shard>)" },
+	    "evaluator shard number (state in <data_dir>/evaluator-<shard>)",
+	    DRE_CFG_RANGE(0, 1023) },
 	{ "catalog.url", DRE_CFG_STR, offsetof(ev_cfg, catalog_url),
 	    "tcp://127.0.0.1:7101", "nng URL of dre-catalog (snapshots)" },
 	{ "currency", DRE_CFG_STR, offsetof(ev_cfg, currency), "EUR",
 	    "currency of the answers" },
 	{ "rpc.workers", DRE_CFG_INT, offsetof(ev_cfg, rpc_workers), "128",
 	    "concurrent request handlers (confirms wait for fsync and Kafka, "
-	    "so more than cores)" },
+	    "so more than cores)",
+	    DRE_CFG_RANGE(1, 4096) },
 	{ "mode", DRE_CFG_STR, offsetof(ev_cfg, mode), "central",
-	    "central | local-store" },
-	{ "resnapshot_ms", DRE_CFG_INT, offsetof(ev_cfg, resnapshot_ms),
-	    "30000", "re-snapshot this often while the feed is unhealthy" },
+	    "central | local-store", DRE_CFG_CHOICES("central|local-store") },
+	{ "feed.resnapshot_ms", DRE_CFG_INT, offsetof(ev_cfg, resnapshot_ms),
+	    "30000", "re-snapshot this often while the feed is unhealthy",
+	    DRE_CFG_RANGE(1000, INT64_MAX) },
 	{ "budget.url", DRE_CFG_STR, offsetof(ev_cfg, budget_url),
 	    "tcp://127.0.0.1:7301", "nng URL of dre-budget (snapshots)" },
 	{ "confirm.ack_wait_ms", DRE_CFG_INT, offsetof(ev_cfg, ack_wait_ms),
 	    "250",
 	    "how long a confirm waits for Kafka's acknowledgement before it "
-	    "answers \"queued\" (0 = never wait)" },
+	    "answers \"queued\" (0 = never wait)",
+	    DRE_CFG_NONNEGATIVE },
 	{ "sidefx.services", DRE_CFG_STR, offsetof(ev_cfg, sidefx_services),
 	    "budget,reporting,coupon,webhook",
 	    "services whose results complete a side-effects job" },
 	{ "sidefx.cache_ms", DRE_CFG_INT, offsetof(ev_cfg, sidefx_cache_ms),
-	    "1000", "side-effects poll answers are cached this long" },
+	    "1000", "side-effects poll answers are cached this long",
+	    DRE_CFG_NONNEGATIVE },
 	{ "sidefx.timeout_ms", DRE_CFG_INT,
 	    offsetof(ev_cfg, sidefx_timeout_ms), "60000",
 	    "a side-effects job some service has not answered this long "
 	    "after the confirm ends PARTIAL or FAILED, naming the service "
-	    "(0 = wait for ever)" },
+	    "(0 = wait for ever)",
+	    DRE_CFG_NONNEGATIVE },
 	{ "coupon.url", DRE_CFG_STR, offsetof(ev_cfg, coupon_url),
 	    "tcp://127.0.0.1:7501",
 	    "nng URL of dre-coupon (coupon.Check for baskets with coupons)" },
@@ -67,17 +73,7 @@ main(int argc, char **argv)
 
 	dre_svc_init("evaluator", &s.cfg, ev_opts, &s.cfg.common, argc, argv);
 	s.started_ms = dre_now_ms();
-	if (strcmp(s.cfg.mode, "central") != 0
-	    && strcmp(s.cfg.mode, "local-store") != 0) {
-		dre_error(
-		    "mode must be central or local-store, not %s", s.cfg.mode);
-		goto out;
-	}
 	s.source = strcmp(s.cfg.mode, "central") == 0 ? "btp" : "local-store";
-	if (s.cfg.rpc_workers < 1)
-		s.cfg.rpc_workers = 1;
-	if (s.cfg.resnapshot_ms < 1000)
-		s.cfg.resnapshot_ms = 1000;
 	char sub[64];
 	snprintf(sub, sizeof(sub), "evaluator-%lld", (long long) s.cfg.shard);
 	if ((path = dre_svc_path(&s.cfg.common, sub)) == NULL) {

@@ -13,35 +13,42 @@
 static const dre_cfg_opt gw_opts[] = {
 	DRE_CFG_COMMON(gw_cfg, common, ""),
 	{ "http.port", DRE_CFG_INT, offsetof(gw_cfg, http_port), "8080",
-	    "HTTP port" },
+	    "HTTP port", DRE_CFG_RANGE(1, 65535) },
 	{ "http.bind", DRE_CFG_STR, offsetof(gw_cfg, http_bind), "127.0.0.1",
 	    "HTTP bind address" },
 	{ "http.threads", DRE_CFG_INT, offsetof(gw_cfg, http_threads), "2",
-	    "HTTP threads (more than cores raises latency)" },
+	    "HTTP threads (more than cores raises latency)",
+	    DRE_CFG_RANGE(1, 256) },
 	{ "http.body_limit", DRE_CFG_INT, offsetof(gw_cfg, body_limit),
-	    "1048576", "largest request body in bytes (413 beyond)" },
+	    "1048576", "largest request body in bytes (413 beyond)",
+	    DRE_CFG_POSITIVE },
 	{ "http.max_connections", DRE_CFG_INT,
 	    offsetof(gw_cfg, max_connections), "4096",
 	    "open connections in total; more wait in the listen queue "
 	    "(lowered "
-	    "to fit the open-file limit)" },
+	    "to fit the open-file limit)",
+	    DRE_CFG_RANGE(1, 1000000) },
 	{ "http.max_connections_per_ip", DRE_CFG_INT,
 	    offsetof(gw_cfg, max_connections_per_ip), "1024",
 	    "open connections from one client address, more are closed at "
-	    "once (0 = no limit; raise it behind a proxy)" },
+	    "once (0 = no limit; raise it behind a proxy)",
+	    DRE_CFG_RANGE(0, 1000000) },
 	{ "http.header_timeout_ms", DRE_CFG_INT,
 	    offsetof(gw_cfg, header_timeout_ms), "10000",
 	    "a request's headers must be complete this long after its "
-	    "request line, or the connection is closed (0 = off)" },
+	    "request line, or the connection is closed (0 = off)",
+	    DRE_CFG_NONNEGATIVE },
 	{ "http.body_timeout_ms", DRE_CFG_INT,
 	    offsetof(gw_cfg, body_timeout_ms), "30000",
 	    "a request's body must be complete this long after its headers, "
-	    "or the connection is closed (0 = off)" },
+	    "or the connection is closed (0 = off)",
+	    DRE_CFG_NONNEGATIVE },
 	{ "http.idle_timeout_ms", DRE_CFG_INT,
 	    offsetof(gw_cfg, idle_timeout_ms), "60000",
 	    "a connection idle this long is closed; a request line must "
 	    "arrive within it of the connection opening or of the last "
-	    "answer, however slowly its bytes trickle" },
+	    "answer, however slowly its bytes trickle",
+	    DRE_CFG_POSITIVE },
 // clang-format off
 	// One URL option per backend (gw.h, GW_BACKEND_MAP).
 #define GW_BACKEND_OPT(id, name, key, url, flags, help)                       \
@@ -54,15 +61,16 @@ static const dre_cfg_opt gw_opts[] = {
 	    offsetof(gw_cfg, propagation_wait_ms), "2000",
 	    "a master-data write answers once every live evaluator prices "
 	    "with it, or after this long with DRE-Propagation: pending "
-	    "(0 = answer at once; at most 10000)" },
+	    "(0 = answer at once; at most 10000)",
+	    DRE_CFG_RANGE(0, 10000) },
 	{ "auth.dev_users", DRE_CFG_BOOL, offsetof(gw_cfg, dev_users), "true",
 	    "enable the PRODUCT-DECISIONS §2 development users" },
 	{ "auth.users", DRE_CFG_STR, offsetof(gw_cfg, users), NULL,
 	    "user:password:Role[+Role]:tenant, separated by ','" },
 	{ "rpc.timeout_ms", DRE_CFG_INT, offsetof(gw_cfg, rpc_timeout_ms),
-	    "5000", "deadline of each call to a service" },
+	    "5000", "deadline of each call to a service", DRE_CFG_POSITIVE },
 	{ "mode", DRE_CFG_STR, offsetof(gw_cfg, mode), "central",
-	    "central | local-store" },
+	    "central | local-store", DRE_CFG_CHOICES("central|local-store") },
 	DRE_CFG_END,
 };
 
@@ -75,31 +83,6 @@ main(int argc, char **argv)
 	int           rc = 1;
 
 	dre_svc_init("gateway", &cfg, gw_opts, &cfg.common, argc, argv);
-	if (strcmp(cfg.mode, "central") != 0
-	    && strcmp(cfg.mode, "local-store") != 0) {
-		dre_error(
-		    "mode must be central or local-store, not %s", cfg.mode);
-		return 2;
-	}
-	if (cfg.http_port <= 0 || cfg.http_port > 65535
-	    || cfg.rpc_timeout_ms <= 0 || cfg.body_limit <= 0
-	    || cfg.propagation_wait_ms < 0
-	    || cfg.propagation_wait_ms > 10000) {
-		dre_error("http.port, rpc.timeout_ms and http.body_limit "
-		          "must be positive");
-		return 2;
-	}
-	if (cfg.max_connections <= 0 || cfg.max_connections > 1000000
-	    || cfg.max_connections_per_ip < 0
-	    || cfg.max_connections_per_ip > 1000000
-	    || cfg.header_timeout_ms < 0 || cfg.body_timeout_ms < 0
-	    || cfg.idle_timeout_ms <= 0) {
-		dre_error("http.max_connections and http.idle_timeout_ms must "
-		          "be positive; http.max_connections_per_ip, "
-		          "http.header_timeout_ms and http.body_timeout_ms "
-		          "must not be negative");
-		return 2;
-	}
 	g.cfg = &cfg;
 	g.started_ms = dre_now_ms();
 	pthread_mutex_init(&g.free_mu, NULL);

@@ -25,17 +25,19 @@ typedef struct {
 static const dre_cfg_opt rep_opts[] = {
 	DRE_CFG_COMMON(rep_cfg, common, "tcp://127.0.0.1:7401"),
 	{ "rpc.workers", DRE_CFG_INT, offsetof(rep_cfg, rpc_workers), "2",
-	    "concurrent report queries" },
+	    "concurrent report queries", DRE_CFG_RANGE(1, 4096) },
 	{ "budget.url", DRE_CFG_STR, offsetof(rep_cfg, budget_url),
 	    "tcp://127.0.0.1:7301", "budget service (BudgetUtilization)" },
 	{ "catalog.url", DRE_CFG_STR, offsetof(rep_cfg, catalog_url),
 	    "tcp://127.0.0.1:7101", "catalog (promotion status)" },
 	{ "rpc.timeout_ms", DRE_CFG_INT, offsetof(rep_cfg, rpc_timeout_ms),
-	    "2000", "deadline of calls to the budget service and catalog" },
+	    "2000", "deadline of calls to the budget service and catalog",
+	    DRE_CFG_POSITIVE },
 	{ "consumer.group_id", DRE_CFG_STR, offsetof(rep_cfg, group_id), "",
 	    "consumer group (empty: this instance reads every partition)" },
 	{ "consumer.max_batch", DRE_CFG_INT, offsetof(rep_cfg, max_batch),
-	    "500", "confirmed sales applied per synced write" },
+	    "500", "confirmed sales applied per synced write",
+	    DRE_CFG_RANGE(1, 100000) },
 	DRE_CFG_END,
 };
 

@@ -200,6 +200,44 @@ class Contract(harness.TestCase):
         sys.stderr.write("read-your-writes: %d writes, latency p50 %.1f ms, p99 %.1f ms\n" % (
             len(lat), lat[len(lat) // 2] * 1000, lat[int(len(lat) * 0.99)] * 1000))
 
+    def test_read_your_budget_writes(self):
+        # A budget write that changes its status (a total lowered below what
+        # was consumed: EXHAUSTED; raised again: ACTIVE; deleted) is in
+        # effect for the evaluate sent right after its answer, no sleep.
+        s = self.stack
+        gid = self.pos_group()["id"]
+        b = s.create_budget("100.00")
+        art = uniq("RYWB")
+        p = harness.promotion("RYW budget", [{"type": "ARTICLE", "values": [art]}],
+                              [harness.pct_action(10, articles=[art])], pos_groups=[gid],
+                              budgetIds=[b["id"]])
+        s.create_promotion(p)
+        req = harness.basket(gid, [harness.item("L1", art, 1, "10.00")])
+        s.wait_for_promotion(p["id"], req)
+        txn = uniq("TX")
+        self.assertOk(s.evaluate(dict(req, header={"transactionId": txn})))
+        self.assertOk(s.confirm(txn, 1, [{"promotionId": p["id"]}]))
+        s.wait_side_effects(txn, 1)
+        self.assertEqual(s.budget(b["id"])["consumedAmount"], harness.D("1.00"))
+
+        def limited():
+            body = self.assertOk(s.evaluate(req))
+            return [x["promotionId"] for x in body["budgetLimitedPromotions"]]
+        for i in range(10):
+            r = s.request("PATCH", "/api/v1/Budgets/" + b["id"], {"totalAmount": 0.5})
+            self.assertOk(r)
+            self.assertNotIn("dre-propagation", r.headers, r)
+            self.assertEqual(limited(), [p["id"]], "lowered %d" % i)
+            r = s.request("PATCH", "/api/v1/Budgets/" + b["id"], {"totalAmount": 100})
+            self.assertOk(r)
+            self.assertNotIn("dre-propagation", r.headers, r)
+            self.assertEqual(limited(), [], "raised %d" % i)
+        s.request("PATCH", "/api/v1/Budgets/" + b["id"], {"totalAmount": 0.5})
+        self.assertEqual(limited(), [p["id"]])
+        r = s.request("DELETE", "/api/v1/Budgets/" + b["id"])
+        self.assertEqual(r.status, 204, r)
+        self.assertEqual(limited(), [], "deleted")
+
     def test_propagation_pending(self):
         # The broker down: the evaluator cannot learn the change; the write
         # still succeeds, after the bound, and says so.

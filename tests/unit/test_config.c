@@ -20,18 +20,22 @@ typedef struct {
 	bool           dev;
 	bool           tls;
 	char          *name;
+	char          *mode;
 } test_cfg;
 
 static const dre_cfg_opt table[] = {
 	DRE_CFG_COMMON(test_cfg, common, "tcp://127.0.0.1:7999"),
 	{ "http.bind", DRE_CFG_STR, offsetof(test_cfg, bind), "127.0.0.1",
 	    "address" },
-	{ "http.port", DRE_CFG_INT, offsetof(test_cfg, port), "8080", "port" },
+	{ "http.port", DRE_CFG_INT, offsetof(test_cfg, port), "8080", "port",
+	    DRE_CFG_RANGE(1, 65535) },
 	{ "workers", DRE_CFG_INT, offsetof(test_cfg, workers), NULL, "n" },
 	{ "auth.dev_users", DRE_CFG_BOOL, offsetof(test_cfg, dev), "true",
 	    "dev users" },
 	{ "tls", DRE_CFG_BOOL, offsetof(test_cfg, tls), NULL, "tls" },
 	{ "name", DRE_CFG_STR, offsetof(test_cfg, name), NULL, "name" },
+	{ "mode", DRE_CFG_STR, offsetof(test_cfg, mode), "central", "mode",
+	    DRE_CFG_CHOICES("central|local-store") },
 	DRE_CFG_END,
 };
 
@@ -229,6 +233,47 @@ test_errors(void **state)
 	unsetenv("DRE_HTTP_PORT");
 }
 
+// Bounds and choices of a row are checked wherever the value comes from.
+static void
+test_bounds_and_choices(void **state)
+{
+	test_cfg c;
+	char    *ok[] = { "prog", "--http.port=65535", "--mode=local-store",
+		   "--log_level=warn", NULL };
+	assert_int_equal(load(&c, 4, ok), DRE_OK);
+	assert_int_equal(c.port, 65535);
+	assert_string_equal(c.mode, "local-store");
+	release(&c);
+	char *a1[] = { "prog", "--http.port=0", NULL };
+	assert_int_equal(load(&c, 2, a1), DRE_ECONFIG);
+	release(&c);
+	char *a2[] = { "prog", "--http.port=65536", NULL };
+	assert_int_equal(load(&c, 2, a2), DRE_ECONFIG);
+	release(&c);
+	char *a3[] = { "prog", "--mode=locals", NULL };
+	assert_int_equal(load(&c, 2, a3), DRE_ECONFIG);
+	release(&c);
+	char *a4[] = { "prog", "--mode=central|local-store", NULL };
+	assert_int_equal(load(&c, 2, a4), DRE_ECONFIG);
+	release(&c);
+	char *a5[] = { "prog", "--mode=", NULL };
+	assert_int_equal(load(&c, 2, a5), DRE_ECONFIG);
+	release(&c);
+	char *a6[] = { "prog", "--log_level=verbose", NULL };
+	assert_int_equal(load(&c, 2, a6), DRE_ECONFIG);
+	release(&c);
+	write_file("http.port = -1\n");
+	setenv("DRE_CONFIG", path, 1);
+	char *a7[] = { "prog", NULL };
+	assert_int_equal(load(&c, 1, a7), DRE_ECONFIG);
+	release(&c);
+	unsetenv("DRE_CONFIG");
+	setenv("DRE_MODE", "local", 1);
+	assert_int_equal(load(&c, 1, a7), DRE_ECONFIG);
+	release(&c);
+	unsetenv("DRE_MODE");
+}
+
 static void
 test_kvlist(void **state)
 {
@@ -255,6 +300,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_precedence, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_bounds_and_choices, setup, teardown),
 		cmocka_unit_test(test_kvlist),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,6 +6,7 @@
 // are seen all at once or not at all. Run under ASan (use-after-free) and
 // TSan (races).
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -16,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "dre/clock.h"
 #include "engine.h"
 
 #define TENANT  "tenant-abc"
@@ -230,6 +232,11 @@ test_batches_publish_at_once(void **state)
 	for (int i = 0; i < READERS; i++)
 		assert_int_equal(
 		    pthread_create(&th[i], NULL, pair_reader, &sh), 0);
+	// The batches take milliseconds: start them once the readers read, so
+	// the two overlap (bounded: a reader that never runs fails below).
+	for (int64_t end = dre_mono_ms() + 10000;
+	     atomic_load(&sh.answers) < READERS && dre_mono_ms() < end;)
+		sched_yield();
 	int64_t published = -1;
 	for (long v = 1; v <= BATCHES; v++) {
 		bool              applied = false;

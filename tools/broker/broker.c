@@ -43,10 +43,11 @@ typedef struct {
 static const dre_cfg_opt broker_opts[] = {
 	DRE_CFG_COMMON(broker_cfg, common, "tcp://127.0.0.1:7001"),
 	{ "broker.count", DRE_CFG_INT, offsetof(broker_cfg, count), "1",
-	    "number of mock brokers (1-16)" },
+	    "number of mock brokers (1-16)", DRE_CFG_RANGE(1, 16) },
 	{ "broker.port", DRE_CFG_INT, offsetof(broker_cfg, port), "0",
 	    "port of broker 1 on 127.0.0.1, broker n on port + n - 1 (0 = "
-	    "ports chosen by the kernel, different after each start)" },
+	    "ports chosen by the kernel, different after each start)",
+	    DRE_CFG_RANGE(0, 65535) },
 	{ "broker.bootstrap_file", DRE_CFG_STR,
 	    offsetof(broker_cfg, bootstrap_file), NULL,
 	    "file receiving the bootstrap servers (default "

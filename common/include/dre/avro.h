@@ -17,14 +17,14 @@
 typedef struct {
 	char        event_id[37];
 	const char *tenant;
-	int64_t     occurred_at;    // epoch millis
+	int64_t     occurred_at; // epoch millis
 	int32_t     schema_version;
-	const char *entity_kind;    // PROMOTION | ARTICLE | POS_GROUP | ARTICLE_GROUP
-	                            // | TENANT_SETTINGS
+	const char *entity_kind; // PROMOTION | ARTICLE | POS_GROUP |
+	                         // ARTICLE_GROUP | TENANT_SETTINGS
 	const char *entity_id;
-	const char *op;             // UPSERT | DELETE
-	int64_t     version;        // catalog sequence number
-	const char *document;       // JSON document, NULL on DELETE
+	const char *op; // UPSERT | DELETE
+	int64_t     version; // catalog sequence number
+	const char *document; // JSON document, NULL on DELETE
 	size_t      document_len;
 } dre_master_event;
 
@@ -32,8 +32,8 @@ typedef struct {
 dre_err dre_avro_encode_master(dre_buf *out, const dre_master_event *e);
 // dre_avro_decode_master decodes data; strings are copied into a.
 // DRE_ECODEC on a wrong header, unknown fingerprint or bad body.
-dre_err dre_avro_decode_master(dre_master_event *e, dre_arena *a,
-    const void *data, size_t len);
+dre_err dre_avro_decode_master(
+    dre_master_event *e, dre_arena *a, const void *data, size_t len);
 
 // dre.TransactionConfirmed (proto/TransactionConfirmed.avsc). Amounts are
 // minor units of currency, quantities thousandths.
@@ -83,8 +83,8 @@ typedef struct {
 } dre_tx_confirmed;
 
 dre_err dre_avro_encode_tx_confirmed(dre_buf *out, const dre_tx_confirmed *e);
-dre_err dre_avro_decode_tx_confirmed(dre_tx_confirmed *e, dre_arena *a,
-    const void *data, size_t len);
+dre_err dre_avro_decode_tx_confirmed(
+    dre_tx_confirmed *e, dre_arena *a, const void *data, size_t len);
 
 // dre.SideEffectResult (proto/SideEffectResult.avsc).
 typedef struct {
@@ -123,8 +123,8 @@ typedef struct {
 } dre_sfx_result;
 
 dre_err dre_avro_encode_sfx_result(dre_buf *out, const dre_sfx_result *e);
-dre_err dre_avro_decode_sfx_result(dre_sfx_result *e, dre_arena *a,
-    const void *data, size_t len);
+dre_err dre_avro_decode_sfx_result(
+    dre_sfx_result *e, dre_arena *a, const void *data, size_t len);
 
 // dre.BudgetStatus (proto/BudgetStatus.avsc).
 typedef struct {
@@ -143,8 +143,8 @@ typedef struct {
 
 dre_err dre_avro_encode_budget_status(
     dre_buf *out, const dre_budget_status_event *e);
-dre_err dre_avro_decode_budget_status(dre_budget_status_event *e,
-    dre_arena *a, const void *data, size_t len);
+dre_err dre_avro_decode_budget_status(
+    dre_budget_status_event *e, dre_arena *a, const void *data, size_t len);
 
 // dre.BudgetEvent (proto/BudgetEvent.avsc).
 typedef struct {
@@ -177,23 +177,23 @@ dre_err dre_avro_event_id(char *out, const void *data, size_t len);
 typedef struct {
 	char        event_id[37];
 	const char *tenant;
-	int64_t     occurred_at;    // epoch millis
+	int64_t     occurred_at; // epoch millis
 	int32_t     schema_version;
-	const char *type;           // COUPON_REDEEMED | COUPON_EXPIRED | ...
+	const char *type; // COUPON_REDEEMED | COUPON_EXPIRED | ...
 	const char *code;
 	const char *coupon_type_id;
 	const char *customer_id;
 	const char *transaction_id;
 	const char *reservation_id;
 	const char *batch_id;
-	int64_t     count;          // < 0 = null
+	int64_t     count; // < 0 = null
 	const char *promotion_id;
 	const char *reason;
 } dre_coupon_event;
 
 dre_err dre_avro_encode_coupon(dre_buf *out, const dre_coupon_event *e);
-dre_err dre_avro_decode_coupon(dre_coupon_event *e, dre_arena *a,
-    const void *data, size_t len);
+dre_err dre_avro_decode_coupon(
+    dre_coupon_event *e, dre_arena *a, const void *data, size_t len);
 
 // dre_avro_schema_json returns the embedded .avsc text of a schema by file
 // name without extension ("MasterDataChanged"), or NULL.

@@ -14,6 +14,10 @@ int64_t dre_mono_ms(void);
 // dre_time_parse parses ISO-8601 / RFC 3339 ("2026-06-07T14:30:00Z",
 // "...T14:30:00.123+02:00", "2026-06-07") into epoch millis.
 dre_err dre_time_parse(int64_t *ms, const char *s, size_t len);
+// dre_days_from_civil counts the days since 1970-01-01 of the proleptic
+// Gregorian date y-m-d (m 1-12, d 1-31); dre_civil_from_days is its inverse.
+int64_t dre_days_from_civil(int64_t y, int m, int d);
+void    dre_civil_from_days(int64_t days, int64_t *y, int *m, int *d);
 // dre_time_format writes "YYYY-MM-DDTHH:MM:SS.mmmZ"; buf holds 32 bytes.
 size_t dre_time_format(char *buf, int64_t ms);
 

@@ -16,20 +16,35 @@
 #include "dre/err.h"
 
 typedef enum {
-	DRE_CFG_STR,  // char * (owned by the struct; freed by dre_config_free)
-	DRE_CFG_INT,  // int64_t
+	DRE_CFG_STR, // char * (owned by the struct; freed by dre_config_free)
+	DRE_CFG_INT, // int64_t
 	DRE_CFG_BOOL, // bool: true/false/1/0/yes/no/on/off
 } dre_cfg_type;
 
 typedef struct {
-	const char * name;
+	const char  *name;
 	dre_cfg_type type;
 	size_t       offset;
-	const char * def; // default as text; NULL = empty string / 0 / false
-	const char * help;
+	const char  *def; // default as text; NULL = empty string / 0 / false
+	const char  *help;
+	// A string's allowed values, '|'-separated (NULL = any), and an
+	// integer's bounds (used when min < max). A value outside them is a
+	// configuration error at start-up, so mains check nothing by hand.
+	const char *choices;
+	int64_t     min, max;
 } dre_cfg_opt;
 
-#define DRE_CFG_END { NULL, DRE_CFG_STR, 0, NULL, NULL }
+// Append to a row: DRE_CFG_RANGE(1, 65535) or DRE_CFG_CHOICES("a|b").
+#define DRE_CFG_RANGE(lo, hi) NULL, (lo), (hi)
+#define DRE_CFG_CHOICES(list) (list), 0, 0
+// A duration or count that must be at least 1 / at least 0.
+#define DRE_CFG_POSITIVE    DRE_CFG_RANGE(1, INT64_MAX)
+#define DRE_CFG_NONNEGATIVE DRE_CFG_RANGE(0, INT64_MAX)
+
+#define DRE_CFG_END                                                           \
+	{                                                                     \
+		NULL, DRE_CFG_STR, 0, NULL, NULL, NULL, 0, 0                  \
+	}
 
 // Key/value list of pass-through properties (kafka.*).
 typedef struct {
@@ -38,29 +53,33 @@ typedef struct {
 	size_t n;
 } dre_kvlist;
 
-void dre_kvlist_set(dre_kvlist *l, const char *key, const char *val);
+void        dre_kvlist_set(dre_kvlist *l, const char *key, const char *val);
 const char *dre_kvlist_get(const dre_kvlist *l, const char *key);
-void dre_kvlist_free(dre_kvlist *l);
+void        dre_kvlist_free(dre_kvlist *l);
 
 // Options every service has; embed as the first member of a service config
 // and list DRE_CFG_COMMON(struct_type, member) in its table.
 typedef struct {
-	char *     data_dir;   // state lives under <data_dir>/<service>
-	char *     log_level;
-	char *     rpc_listen; // nng URL of this service's REP socket
-	char *     instance_id;
-	dre_kvlist kafka;      // kafka.* pass-through
+	char      *data_dir; // state lives under <data_dir>/<service>
+	char      *log_level;
+	char      *rpc_listen; // nng URL of this service's REP socket
+	char      *instance_id;
+	dre_kvlist kafka; // kafka.* pass-through
 } dre_common_cfg;
 
-#define DRE_CFG_COMMON(T, m, rpc_default)                                    \
+#define DRE_CFG_COMMON(T, m, rpc_default)                                     \
 	{ "data_dir", DRE_CFG_STR, offsetof(T, m.data_dir), "./var",          \
-	    "directory for all state" },                                       \
+		"directory for all state" },                                  \
 	    { "log_level", DRE_CFG_STR, offsetof(T, m.log_level), "info",     \
-		"debug|info|warn|error" },                                     \
+		    "how much is logged",                                     \
+		    DRE_CFG_CHOICES("debug|info|warn|error") },               \
 	    { "rpc.listen", DRE_CFG_STR, offsetof(T, m.rpc_listen),           \
-		rpc_default, "nng URL of the service's request/reply socket" }, \
-	    { "instance_id", DRE_CFG_STR, offsetof(T, m.instance_id),        \
-		"STORE-001", "instance identifier shown in responses" }
+		    rpc_default,                                              \
+		    "nng URL of the service's request/reply socket" },        \
+	{                                                                     \
+		"instance_id", DRE_CFG_STR, offsetof(T, m.instance_id),       \
+		    "STORE-001", "instance identifier shown in responses"     \
+	}
 
 // dre_config_load fills cfg from table and argv (argv[0] skipped). kafka
 // receives the kafka.* keys. Returns DRE_ECONFIG with a message logged on an

@@ -4,16 +4,16 @@
 
 #include <stdint.h>
 
-#define DRE_TOPIC_PROMOTIONS "dre.master.promotions"
-#define DRE_TOPIC_ARTICLES "dre.master.articles"
-#define DRE_TOPIC_POS_GROUPS "dre.master.posgroups"
+#define DRE_TOPIC_PROMOTIONS     "dre.master.promotions"
+#define DRE_TOPIC_ARTICLES       "dre.master.articles"
+#define DRE_TOPIC_POS_GROUPS     "dre.master.posgroups"
 #define DRE_TOPIC_ARTICLE_GROUPS "dre.master.articlegroups"
-#define DRE_TOPIC_TX_CONFIRMED "dre.transactions.confirmed"
-#define DRE_TOPIC_CALCULATIONS "dre.calculations"
-#define DRE_TOPIC_SIDEFX "dre.sidefx.results"
-#define DRE_TOPIC_BUDGET_STATUS "dre.budgets.status"
-#define DRE_TOPIC_BUDGET_EVENTS "dre.budget.events"
-#define DRE_TOPIC_COUPON_EVENTS "dre.coupon.events"
+#define DRE_TOPIC_TX_CONFIRMED   "dre.transactions.confirmed"
+#define DRE_TOPIC_CALCULATIONS   "dre.calculations"
+#define DRE_TOPIC_SIDEFX         "dre.sidefx.results"
+#define DRE_TOPIC_BUDGET_STATUS  "dre.budgets.status"
+#define DRE_TOPIC_BUDGET_EVENTS  "dre.budget.events"
+#define DRE_TOPIC_COUPON_EVENTS  "dre.coupon.events"
 #define DRE_TOPIC_LOYALTY_EVENTS "dre.loyalty.events"
 #define DRE_TOPIC_CATALOG_EVENTS "dre.catalog.events"
 
