@@ -42,7 +42,7 @@ static const dre_cfg_opt ev_opts[] = {
 	    "answers \"queued\" (0 = never wait)",
 	    DRE_CFG_NONNEGATIVE },
 	{ "sidefx.services", DRE_CFG_STR, offsetof(ev_cfg, sidefx_services),
-	    "budget,reporting,coupon,loyalty",
+	    "budget,reporting,coupon,loyalty,webhook",
 	    "services whose results complete a side-effects job" },
 	{ "sidefx.cache_ms", DRE_CFG_INT, offsetof(ev_cfg, sidefx_cache_ms),
 	    "1000", "side-effects poll answers are cached this long",

@@ -38,7 +38,9 @@
 	XX(COUPON, "coupon", "coupon.url", "tcp://127.0.0.1:7501", GW_AWAITS, \
 	    "coupon service")                                                 \
 	XX(LOYALTY, "loyalty", "loyalty.url", "tcp://127.0.0.1:7601", 0,      \
-	    "loyalty service")
+	    "loyalty service")                                                \
+	XX(WEBHOOK, "webhook", "webhook.url", "tcp://127.0.0.1:7701", 0,      \
+	    "webhook service (/api/v1/Webhook*)")
 
 enum {
 	GW_SHARDED = 1 << 0,

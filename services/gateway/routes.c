@@ -15,7 +15,8 @@
 #include "dre/version.h"
 #include "gw.h"
 
-#define ROLES_POS (DRE_ROLE(ADMIN) | DRE_ROLE(POS_READER))
+#define ROLES_POS   (DRE_ROLE(ADMIN) | DRE_ROLE(POS_READER))
+#define ROLES_ADMIN DRE_ROLE(ADMIN)
 #define ROLES_READ                                                            \
 	(DRE_ROLE(ADMIN) | DRE_ROLE(PROMOTION_MANAGER)                        \
 	    | DRE_ROLE(PUBLIC_API_READER) | DRE_ROLE(PUBLIC_API_WRITER))
@@ -75,6 +76,36 @@ const gw_route gw_routes[] = {
 	    "Budgets.update", ROLES_BUDGET_WRITE, GW_BODY_JSON },
 	{ "DELETE", "/api/v1/Budgets/:id", gw_forward, GW_BUDGET,
 	    "Budgets.delete", ROLES_BUDGET_WRITE, GW_BODY_NONE },
+	{ "POST", "/api/v1/WebhookSubscriptions", gw_forward, GW_WEBHOOK,
+	    "WebhookSubscriptions.create", ROLES_ADMIN, GW_BODY_JSON },
+	{ "GET", "/api/v1/WebhookSubscriptions", gw_forward, GW_WEBHOOK,
+	    "WebhookSubscriptions.list", ROLES_ADMIN, GW_BODY_NONE },
+	{ "GET", "/api/v1/WebhookSubscriptions/:id", gw_forward, GW_WEBHOOK,
+	    "WebhookSubscriptions.get", ROLES_ADMIN, GW_BODY_NONE },
+	{ "PATCH", "/api/v1/WebhookSubscriptions/:id", gw_forward, GW_WEBHOOK,
+	    "WebhookSubscriptions.update", ROLES_ADMIN, GW_BODY_JSON },
+	{ "PUT", "/api/v1/WebhookSubscriptions/:id", gw_forward, GW_WEBHOOK,
+	    "WebhookSubscriptions.update", ROLES_ADMIN, GW_BODY_JSON },
+	{ "DELETE", "/api/v1/WebhookSubscriptions/:id", gw_forward, GW_WEBHOOK,
+	    "WebhookSubscriptions.delete", ROLES_ADMIN, GW_BODY_NONE },
+	{ "POST", "/api/v1/WebhookSubscriptions/:id/rotate-secret", gw_forward,
+	    GW_WEBHOOK, "WebhookSubscriptions.rotateSecret", ROLES_ADMIN,
+	    GW_BODY_NONE },
+	{ "POST", "/api/v1/WebhookSubscriptions/:id/test", gw_forward,
+	    GW_WEBHOOK, "WebhookSubscriptions.test", ROLES_ADMIN,
+	    GW_BODY_NONE },
+	{ "POST", "/api/v1/WebhookSubscriptions/:id/repost", gw_forward,
+	    GW_WEBHOOK, "WebhookSubscriptions.repost", ROLES_ADMIN,
+	    GW_BODY_JSON },
+	{ "GET", "/api/v1/WebhookDeliveries", gw_forward, GW_WEBHOOK,
+	    "WebhookDeliveries.list", ROLES_ADMIN, GW_BODY_NONE },
+	{ "GET", "/api/v1/WebhookDeliveries/:id", gw_forward, GW_WEBHOOK,
+	    "WebhookDeliveries.get", ROLES_ADMIN, GW_BODY_NONE },
+	{ "DELETE", "/api/v1/WebhookDeliveries/:id", gw_forward, GW_WEBHOOK,
+	    "WebhookDeliveries.delete", ROLES_ADMIN, GW_BODY_NONE },
+	{ "POST", "/api/v1/WebhookDeliveries/:id/repost", gw_forward,
+	    GW_WEBHOOK, "WebhookDeliveries.repost", ROLES_ADMIN,
+	    GW_BODY_NONE },
 	{ "GET", "/reporting/PromotionPerformance", gw_forward, GW_REPORTING,
 	    "PromotionPerformance.list", ROLES_REPORTING, GW_BODY_NONE },
 	{ "GET", "/reporting/PromotionPerformance/:id", gw_forward,

@@ -55,10 +55,10 @@ EXTRA_USERS = ("tenant-b-admin:tb:Admin:tenant-b,"
 
 SERVICES = ("broker", "catalog", "budget", "reporting", "coupon",
             "loyalty",
-            "evaluator", "gateway")
+            "evaluator", "webhook", "gateway")
 # Services that consume Kafka and need the broker's address.
 KAFKA_SERVICES = ("catalog", "budget", "reporting", "coupon", "evaluator",
-                  "loyalty")
+                  "loyalty", "webhook")
 UUID_RE = re.compile(
     r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
@@ -211,6 +211,7 @@ class Stack:
             "budget": free_port(),
             "reporting": free_port(),
             "loyalty": free_port(),
+            "webhook": free_port(),
             "http": free_port(),
         }
         self.procs = {}
@@ -258,6 +259,10 @@ class Stack:
             a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap]
         elif name == "loyalty":
             a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap]
+        elif name == "webhook":
+            # Test receivers are plain http on 127.0.0.1 (dev/test only).
+            a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap,
+                  "-o", "webhook.allow_insecure_urls=true"]
         elif name == "reporting":
             a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap,
                   "-o", "budget.url=" + self.rpc_url("budget"),
@@ -272,6 +277,7 @@ class Stack:
                  "-o", "reporting.url=" + self.rpc_url("reporting"),
                  "-o", "coupon.url=" + self.rpc_url("coupon"),
                  "-o", "loyalty.url=" + self.rpc_url("loyalty"),
+                 "-o", "webhook.url=" + self.rpc_url("webhook"),
                  "-o", "auth.users=" + EXTRA_USERS]
         for kv in self.opts.get(name, ()):
             a += ["-o", kv]

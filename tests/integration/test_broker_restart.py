@@ -192,7 +192,7 @@ class BrokerRestart(harness.TestCase):
         self.assertEqual(s.budget(budget["id"])["consumedAmount"], D("1.00"))
 
         # A job nobody answers ends FAILED, naming every service.
-        for name in ("budget", "coupon", "loyalty"):
+        for name in ("budget", "coupon", "loyalty", "webhook"):
             s.stop_service(name)
         txn2 = uniq("TO")
         r = s.evaluate(dict(req, header={"transactionId": txn2}))
@@ -201,12 +201,12 @@ class BrokerRestart(harness.TestCase):
         se2 = s.wait_side_effects(txn2, 1, statuses=("PARTIAL", "FAILED", "COMPLETED"),
                                   timeout=TIMEOUT_MS / 1000 + 15)
         self.assertEqual(se2["status"], "FAILED", se2)
-        for name in ("budget", "reporting", "coupon", "loyalty"):
+        for name in ("budget", "reporting", "coupon", "loyalty", "webhook"):
             self.assertIn("%s: no result within %d ms" % (name, TIMEOUT_MS), se2["reason"])
 
         # Late results still count: once the services are back both jobs
         # show every result and end COMPLETED.
-        for name in ("budget", "coupon", "reporting", "loyalty"):
+        for name in ("budget", "coupon", "reporting", "loyalty", "webhook"):
             s.start_service(name)
         for x in (txn, txn2):
             se = s.wait_side_effects(x, 1, timeout=60)

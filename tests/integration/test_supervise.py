@@ -14,7 +14,7 @@ import harness  # noqa: E402
 import toolstack  # noqa: E402
 
 NAMES = ("broker", "catalog", "budget", "reporting", "coupon", "loyalty", "evaluator",
-         "gateway")
+         "gateway", "webhook")
 
 
 class Supervise(harness.TestCase):

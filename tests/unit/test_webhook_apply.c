@@ -1,0 +1,199 @@
+// test_webhook_apply.c -- the webhook applier on a real store: a confirmed
+// sale becomes one PENDING delivery (and schedule entry) per matching active
+// subscription, the same event twice is one delivery, and the service's
+// SideEffectResult is queued in the same batch (SUCCESS, or SKIPPED without
+// a subscriber).
+#define _GNU_SOURCE // memmem
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "apply.h"
+#include "dre/avro.h"
+#include "dre/busmock.h"
+#include "dre/uuid.h"
+#include "webhook.h"
+
+static dre_bus_mock *mock;
+static char          dir[256], keyf[300];
+static wh            s;
+static dre_kvlist    props;
+
+static int
+setup(void **state)
+{
+	(void) state;
+	if (dre_bus_mock_open(&mock, 1) != DRE_OK)
+		return -1;
+	dre_kvlist_set(
+	    &props, "bootstrap.servers", dre_bus_mock_bootstrap(mock));
+	snprintf(dir, sizeof dir, "/tmp/dre-test-webhook-%d", (int) getpid());
+	snprintf(keyf, sizeof keyf, "%s.key", dir);
+	return wh_open(&s, dir, keyf, &props) == DRE_OK ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+	(void) state;
+	wh_close(&s);
+	dre_kvlist_free(&props);
+	dre_bus_mock_close(mock);
+	char cmd[700];
+	snprintf(cmd, sizeof cmd, "rm -rf %s %s", dir, keyf);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void
+subscribe(const char *id, const char *type, bool active)
+{
+	const char *types[] = { type };
+	dre_buf     sealed = { 0 };
+	assert_int_equal(
+	    wh_seal(&sealed, s.seal_key, "whsec_MDEyMzQ1Njc4OWFiY2RlZg=="),
+	    DRE_OK);
+	wh_sub     u = { .id = id,
+		    .url = "https://hooks.example.com/x",
+		    .types = types,
+		    .ntypes = 1,
+		    .active = active,
+		    .sealed = sealed.data,
+		    .max_attempts = 3,
+		    .initial_s = 1,
+		    .max_s = 10 };
+	dre_batch *b = dre_batch_alloc();
+	assert_int_equal(wh_sub_put(&s, b, "t1", &u), DRE_OK);
+	assert_int_equal(dre_store_write(s.st, b, true), DRE_OK);
+	dre_batch_free(b);
+	dre_buf_free(&sealed);
+}
+
+static size_t
+count(int cf, const char *needle)
+{
+	dre_store_iter *it = NULL;
+	size_t          n = 0;
+	assert_int_equal(dre_store_iter_open(&it, s.st, cf, NULL, 0), DRE_OK);
+	const char *k, *v;
+	size_t      kl, vl;
+	while (dre_store_iter_next(it, &k, &kl, &v, &vl))
+		if (needle == NULL || memmem(v, vl, needle, strlen(needle)))
+			n++;
+	dre_store_iter_close(it);
+	return n;
+}
+
+// result finds the SideEffectResult queued for txid: its status, or NULL.
+static const char *
+result(dre_arena *a, const char *txid)
+{
+	dre_store_iter *it = NULL;
+	const char     *status = NULL;
+	assert_int_equal(
+	    dre_store_iter_open(&it, s.st, WH_CF_OUTBOX, NULL, 0), DRE_OK);
+	const char *k, *v;
+	size_t      kl, vl;
+	while (dre_store_iter_next(it, &k, &kl, &v, &vl)) {
+		const uint8_t *u = (const uint8_t *) v;
+		size_t         tl = (size_t) u[0] << 8 | u[1];
+		const uint8_t *kp = u + 2 + tl;
+		size_t klen = (size_t) kp[0] << 24 | (size_t) kp[1] << 16
+		    | (size_t) kp[2] << 8 | kp[3];
+		dre_sfx_result r;
+		if (tl == strlen("dre.sidefx.results")
+		    && memcmp(v + 2, "dre.sidefx.results", tl) == 0
+		    && dre_avro_decode_sfx_result(&r, a, v + 2 + tl + 4 + klen,
+		           vl - (2 + tl + 4 + klen))
+		        == DRE_OK
+		    && strcmp(r.transaction_id, txid) == 0) {
+			assert_string_equal(r.service, "webhook");
+			status = r.status;
+		}
+	}
+	dre_store_iter_close(it);
+	return status;
+}
+
+static void
+apply_sale(const char *tenant, const char *event_id, const char *txid)
+{
+	dre_tx_confirmed t = { 0 };
+	snprintf(t.event_id, sizeof t.event_id, "%s", event_id);
+	t.tenant = tenant;
+	t.occurred_at = t.evaluated_at = t.transaction_time = 1;
+	t.schema_version = 1;
+	t.transaction_id = txid;
+	t.transaction_counter = 1;
+	t.currency = "EUR";
+	t.subtotal = 1999;
+	t.grand_total = 1999;
+	dre_buf ev = { 0 };
+	assert_int_equal(dre_avro_encode_tx_confirmed(&ev, &t), DRE_OK);
+	dre_msg       m = { .topic = "dre.transactions.confirmed",
+		      .payload = (const uint8_t *) ev.data,
+		      .len = ev.len };
+	dre_batch    *b = dre_batch_alloc_indexed();
+	dre_arena    *a = dre_arena_alloc(0);
+	dre_apply_ctx x = { .st = s.st,
+		.b = b,
+		.a = a,
+		.event_id = t.event_id,
+		.attempts = 1,
+		.now_ms = 5 };
+	wh_batch_begin(&s);
+	assert_int_equal(wh_apply(&s, &x, &m), DRE_OK);
+	assert_int_equal(dre_store_write(s.st, b, true), DRE_OK);
+	wh_batch_end(&s, DRE_OK);
+	dre_batch_free(b);
+	dre_arena_free(a);
+	dre_buf_free(&ev);
+}
+
+static void
+test_sale_becomes_deliveries(void **state)
+{
+	(void) state;
+	subscribe("s-tx", "TRANSACTION_CONFIRMED", true);
+	subscribe("s-all", "*", true);
+	subscribe("s-off", "TRANSACTION_CONFIRMED", false);
+	subscribe("s-budget", "BUDGET_EXHAUSTED", true);
+	char eid[DRE_UUID_LEN + 1];
+	dre_uuid_v4(eid);
+	apply_sale("t1", eid, "TX-1");
+	assert_int_equal(count(WH_CF_DELIVERIES, NULL), 2);
+	assert_int_equal(count(WH_CF_DELIVERIES, "\"PENDING\""), 2);
+	assert_int_equal(
+	    count(WH_CF_DELIVERIES, "\"transactionId\":\"TX-1\""), 2);
+	assert_int_equal(count(WH_CF_DELIVERIES, "\"grandTotal\":19.99"), 2);
+	assert_int_equal(count(WH_CF_DUE, NULL), 2);
+	dre_arena *a = dre_arena_alloc(0);
+	assert_string_equal(result(a, "TX-1"), "SUCCESS");
+
+	// The same event again (a producer retry the applier did not catch)
+	// is the same two deliveries.
+	apply_sale("t1", eid, "TX-1");
+	assert_int_equal(count(WH_CF_DELIVERIES, NULL), 2);
+	assert_int_equal(count(WH_CF_DUE, NULL), 2);
+
+	// A tenant without subscribers: no delivery, a SKIPPED result.
+	dre_uuid_v4(eid);
+	apply_sale("t2", eid, "TX-2");
+	assert_int_equal(count(WH_CF_DELIVERIES, NULL), 2);
+	assert_string_equal(result(a, "TX-2"), "SKIPPED");
+	dre_arena_free(a);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sale_becomes_deliveries),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
