@@ -250,11 +250,18 @@ dre_producer_open(
 		"1000",
 		NULL,
 	};
+	// Topics are declared (common/src/topics.c) and created with their
+	// partition counts by whoever runs Kafka (dre-broker, a deployment
+	// step), never by a producer's first message: a topic a producer made
+	// has the broker's default partitions (after a restart of the dev
+	// broker a relay could win that race against dre-broker's creation).
 	static const char *const forced[] = {
 		"enable.idempotence",
 		"true",
 		"acks",
 		"all",
+		"allow.auto.create.topics",
+		"false",
 		NULL,
 	};
 	dre_producer *p = calloc(1, sizeof(*p));

@@ -236,7 +236,7 @@ class WebhookTest(harness.TestCase):
                           what="SIDE_EFFECTS_COMPLETED")
         self.assertEqual("SIDE_EFFECTS_COMPLETED", done["type"])
         self.assertEqual("COMPLETED", done["data"]["status"])
-        self.assertEqual({"budget", "reporting", "coupon", "webhook"},
+        self.assertEqual({"budget", "reporting", "coupon", "loyalty", "webhook"},
                          {r["service"] for r in done["data"]["results"]})
         self.s.request("DELETE", "/api/v1/WebhookSubscriptions/" + sfx["id"])
 
