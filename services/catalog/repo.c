@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "catalog.h"
+#include "dre/audit.h"
 #include "dre/avro.h"
 #include "dre/buf.h"
 #include "dre/clock.h"
@@ -16,14 +17,17 @@
 static const struct {
 	const char *name;
 	const char *topic;
+	const char *entity; // in the audit log
 } kinds[CAT_NKINDS] = {
-	[CAT_PROMOTION] = { "PROMOTION", DRE_TOPIC_PROMOTIONS },
-	[CAT_POS_GROUP] = { "POS_GROUP", DRE_TOPIC_POS_GROUPS },
-	[CAT_ARTICLE_GROUP] = { "ARTICLE_GROUP", DRE_TOPIC_ARTICLE_GROUPS },
-	[CAT_ARTICLE] = { "ARTICLE", DRE_TOPIC_ARTICLES },
+	[CAT_PROMOTION] = { "PROMOTION", DRE_TOPIC_PROMOTIONS, "Promotion" },
+	[CAT_POS_GROUP] = { "POS_GROUP", DRE_TOPIC_POS_GROUPS, "PosGroup" },
+	[CAT_ARTICLE_GROUP]
+	= { "ARTICLE_GROUP", DRE_TOPIC_ARTICLE_GROUPS, "ArticleGroup" },
+	[CAT_ARTICLE] = { "ARTICLE", DRE_TOPIC_ARTICLES, "Article" },
 	// Settings change how promotions are evaluated: they travel with
 	// them, in order, to every evaluator.
-	[CAT_TENANT_SETTINGS] = { "TENANT_SETTINGS", DRE_TOPIC_PROMOTIONS },
+	[CAT_TENANT_SETTINGS]
+	= { "TENANT_SETTINGS", DRE_TOPIC_PROMOTIONS, "TenantSettings" },
 };
 
 static const char META_VERSION[] = "version";
@@ -32,6 +36,12 @@ const char *
 cat_kind_name(cat_kind k)
 {
 	return kinds[k].name;
+}
+
+const char *
+cat_audit_entity(cat_kind k)
+{
+	return kinds[k].entity;
 }
 
 const char *
@@ -67,8 +77,8 @@ dre_err
 cat_open(cat *c, const char *path, const dre_kvlist *kafka)
 {
 	static const char *const cfs[]
-	    = { "entities", "index", "meta", "outbox" };
-	dre_store_cfg cfg = { .path = path, .cfs = cfs, .ncfs = 4 };
+	    = { "entities", "index", "meta", "outbox", "audit" };
+	dre_store_cfg cfg = { .path = path, .cfs = cfs, .ncfs = 5 };
 	dre_err       err;
 	char         *val = NULL;
 	size_t        vlen = 0;
@@ -161,10 +171,57 @@ cat_index_get(cat *c, const char *tenant, cat_kind k, const char *field,
 	return DRE_OK;
 }
 
+// put_audit adds the audit record of a change (the stored document before
+// it, doc after it) and the approval state au carries to b.
+static dre_err
+put_audit(cat *c, dre_batch *b, const char *tenant, cat_kind k,
+    const char *key, const char *kb, size_t kl, const char *doc, size_t len,
+    const cat_audit *au)
+{
+	char         *old = NULL;
+	size_t        olen = 0;
+	dre_audit_rec rec = { 0 };
+	dre_err err = dre_store_get(c->st, CF_ENTITIES, kb, kl, &old, &olen);
+	if (err != DRE_OK && err != DRE_ENOTFOUND)
+		return err;
+	if (err == DRE_OK && olen < 8) {
+		free(old);
+		return DRE_ESTORE;
+	}
+	rec.tenant = tenant;
+	rec.actor = au->actor;
+	rec.entity = kinds[k].entity;
+	rec.entity_id = key;
+	rec.action = au->action ? au->action
+	    : doc == NULL       ? "delete"
+	    : old == NULL       ? "create"
+	                        : "update";
+	if (old != NULL) {
+		rec.before = old + 8;
+		rec.before_len = olen - 8;
+	}
+	rec.after = doc;
+	rec.after_len = doc ? len : 0;
+	rec.details = au->details;
+	rec.details_len = au->details ? strlen(au->details) : 0;
+	err = dre_audit_put(b, c->st, CF_AUDIT, 0, &rec, NULL);
+	free(old);
+	if (err == DRE_OK && au->approval != NULL) {
+		char   ak[1024];
+		size_t al = dre_key(
+		    ak, sizeof ak, CAT_META_APPROVAL, 2, tenant, key);
+		if (al == 0)
+			return DRE_ETOOBIG;
+		dre_batch_put(
+		    b, c->st, CF_META, ak, al, au->approval, au->approval_len);
+	}
+	return err;
+}
+
 dre_err
 cat_put_locked(cat *c, const char *tenant, cat_kind k, const char *key,
     const char *doc, size_t len, const cat_index *add, size_t nadd,
-    const cat_index *del, size_t ndel, int64_t *versionp)
+    const cat_index *del, size_t ndel, const cat_audit *au, int64_t *versionp)
 {
 	char             kb[1024], ib[1024], okey[1024];
 	size_t           kl = cat_key(kb, sizeof kb, tenant, k, key);
@@ -203,6 +260,10 @@ cat_put_locked(cat *c, const char *tenant, cat_kind k, const char *key,
 	}
 	dre_batch_put(
 	    b, c->st, CF_META, META_VERSION, sizeof META_VERSION - 1, vb, 8);
+	if (au != NULL
+	    && (err = put_audit(c, b, tenant, k, key, kb, kl, doc, len, au))
+	        != DRE_OK)
+		goto out;
 
 	dre_uuid_v4(e.event_id);
 	e.tenant = tenant;

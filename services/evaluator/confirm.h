@@ -14,6 +14,9 @@ void ev_confirm_stop(ev_svc *s);
 
 // evaluator.Confirm: body dre.ConfirmRequest -> dre.ConfirmResponse.
 void ev_h_confirm(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep);
+// evaluator.CalculationAuditLogs.get: param id (the transactionId) -> the
+// calculation audit record its confirm wrote (dre/audit.h), 404 before.
+void ev_h_calc_audit(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep);
 // evaluator.SideEffects: params id, counter -> the JSON the client gets.
 void ev_h_side_effects(
     void *svc, const dre_rpc_call *call, dre_rpc_reply *rep);

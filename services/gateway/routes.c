@@ -35,6 +35,10 @@
 #define ROLES_LOYALTY                                                         \
 	(DRE_ROLE(ADMIN) | DRE_ROLE(POS_READER) | DRE_ROLE(PROMOTION_MANAGER) \
 	    | DRE_ROLE(PUBLIC_API_WRITER))
+// Approval (issue 13.5): approvers decide, writers submit.
+#define ROLES_APPROVE (DRE_ROLE(ADMIN) | DRE_ROLE(PROMOTION_APPROVER))
+// The audit log is read by admins and auditors only.
+#define ROLES_AUDIT (DRE_ROLE(ADMIN) | DRE_ROLE(AUDITOR))
 #define ROLES_REPORTING                                                       \
 	(DRE_ROLE(ADMIN) | DRE_ROLE(PROMOTION_MANAGER)                        \
 	    | DRE_ROLE(BUDGET_MANAGER))
@@ -121,6 +125,16 @@ const gw_route gw_routes[] = {
 	    "Promotions.activate", ROLES_WRITE, GW_BODY_JSON_OPT },
 	{ "POST", "/api/v1/Promotions/:id/deactivate", gw_forward, GW_CATALOG,
 	    "Promotions.deactivate", ROLES_WRITE, GW_BODY_JSON_OPT },
+	{ "POST", "/api/v1/Promotions/:id/submit", gw_forward, GW_CATALOG,
+	    "Promotions.submit", ROLES_WRITE, GW_BODY_JSON_OPT },
+	{ "POST", "/api/v1/Promotions/:id/approve", gw_forward, GW_CATALOG,
+	    "Promotions.approve", ROLES_APPROVE, GW_BODY_JSON_OPT },
+	{ "POST", "/api/v1/Promotions/:id/reject", gw_forward, GW_CATALOG,
+	    "Promotions.reject", ROLES_APPROVE, GW_BODY_JSON },
+	{ "GET", "/api/v1/AuditLogs", gw_forward, GW_CATALOG, "AuditLogs.list",
+	    ROLES_AUDIT, GW_BODY_NONE },
+	{ "GET", "/api/v1/CalculationAuditLogs/:id", gw_forward, GW_EVALUATOR,
+	    "CalculationAuditLogs.get", ROLES_AUDIT, GW_BODY_NONE },
 	{ "GET", "/api/v1/TenantSettings", gw_forward, GW_CATALOG,
 	    "TenantSettings.get", ROLES_READ, GW_BODY_NONE },
 	{ "PUT", "/api/v1/TenantSettings", gw_forward, GW_CATALOG,
@@ -797,5 +811,8 @@ gw_forward(gw_job *j)
 		req.body.data = (uint8_t *) j->body.data;
 		req.body.len = j->body.len;
 	}
-	gw_job_call(j, client_of(j, NULL), &req, render_forward);
+	// The evaluator's forwarded routes name a transaction: its shard.
+	gw_job_call(j,
+	    client_of(j, j->route->backend == GW_EVALUATOR ? j->id : NULL),
+	    &req, render_forward);
 }
