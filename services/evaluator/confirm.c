@@ -588,7 +588,8 @@ unavailable:
 
 // ---- the calculation audit record -----------------------------------------
 
-static const dre_docapi_svc calc_api = { "the evaluator", MINOR_VERSION };
+// An /api/v1 document: the Public API's minor version (catalog/handlers.c).
+static const dre_docapi_svc calc_api = { "the evaluator", 13 };
 
 void
 ev_h_calc_audit(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)

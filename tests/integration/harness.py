@@ -765,12 +765,15 @@ def _pb_fields(buf):
     return out
 
 
-def nng_call(url, method, params=None, tenant="", timeout=10):
+def nng_call(url, method, params=None, tenant="", timeout=10, body=None,
+             principal="harness"):
     """One request over nng's SP protocol (REQ0 -> REP0 on TCP): returns
-    (RpcReply.status, RpcReply.body)."""
+    (RpcReply.status, RpcReply.body). body (bytes or str) is the request's."""
     m = re.match(r"tcp://([^:]+):(\d+)$", url)
     host, port = m.group(1), int(m.group(2))
-    req = _pb_field(1, method) + _pb_field(2, tenant) + _pb_field(3, "harness")
+    req = _pb_field(1, method) + _pb_field(2, tenant) + _pb_field(3, principal)
+    if body is not None:
+        req += _pb_field(6, body)
     for k, v in (params or {}).items():
         req += _pb_field(7, _pb_field(1, k) + _pb_field(2, str(v)))
     with socket.create_connection((host, port), timeout=deadline(timeout)) as sk:
