@@ -207,8 +207,8 @@ iteration_write(ev_svc *s, dre_arena *a, const char *key, size_t klen,
 		    : pr              ? (char *) dre_promo_type_name(pr->type)
 		                      : "ARTICLE";
 		p->coupon_code = d ? d->coupon_code : NULL;
-		int64_t ver = dre_index_version_of(
-		    ix, tenant, DRE_MK_PROMOTION, b->promotion_id);
+		int64_t ver = eng_index_version_of(
+		    ix, tenant, ENG_MK_PROMOTION, b->promotion_id);
 		if (ver >= 0) {
 			p->has_promotion_version = true;
 			p->promotion_version = ver;
