@@ -9,6 +9,7 @@
 #include "catalog.h"
 #include "dre/arena.h"
 #include "dre/audit.h"
+#include "dre/auth.h"
 #include "dre/changes.h"
 #include "dre/clock.h"
 #include "dre/docapi.h"
@@ -830,6 +831,18 @@ do_settings_put(req *r)
 	if (!if_match_ok(r)) {
 		pthread_mutex_unlock(&r->c->mu);
 		dre_buf_free(&doc);
+		return;
+	}
+	// Four eyes cannot be switched off (or on) by those it binds.
+	if (approval != require_approval(r)
+	    && (r->d.call->roles & DRE_ROLE(ADMIN)) == 0) {
+		pthread_mutex_unlock(&r->c->mu);
+		dre_buf_free(&doc);
+		dre_rpc_reply_error(r->d.rep, 403, "FORBIDDEN",
+		    "requireApproval",
+		    "changing requireApproval needs the role Admin (the "
+		    "settings keep it: send \"requireApproval\": %s)",
+		    approval ? "false" : "true");
 		return;
 	}
 	dre_err err = put_locked(r, CAT_TENANT_SETTINGS, SETTINGS_KEY,

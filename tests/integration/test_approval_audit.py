@@ -75,6 +75,15 @@ class Approval(harness.TestCase):
         self.assertError(self.stack.request("PUT", "/api/v1/TenantSettings",
                                             {"requireApproval": "yes"}, user="appr-admin"),
                          400, "VALIDATION_FAILED", "requireApproval")
+        # Only an admin switches it: a manager's PUT must keep it.
+        self.assertError(self.stack.request("PUT", "/api/v1/TenantSettings",
+                                            {"currency": "EUR"}, user="appr-editor"),
+                         403, "FORBIDDEN", "requireApproval")
+        self.assertOk(self.stack.request("PUT", "/api/v1/TenantSettings",
+                                         {"requireApproval": True}, user="appr-editor"))
+        self.assertError(self.stack.request("PUT", "/api/v1/TenantSettings",
+                                            {"requireApproval": True}, user="promo-manager"),
+                         403, "FORBIDDEN", "requireApproval")
 
     def test_four_eyes(self):
         s = self.stack
