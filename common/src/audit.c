@@ -11,7 +11,14 @@
 
 #define KEY_MAX     512
 #define TOP_DEFAULT 100
-#define TOP_MAX     1000
+
+static const char *const scalars[]
+    = { "id", "at", "actor", "entity", "entityId", "action" };
+static const char *const members[] = { "id", "at", "actor", "entity",
+	"entityId", "action", "before", "after", "details" };
+const dre_odata_fields   dre_audit_fields
+    = { scalars, sizeof scalars / sizeof *scalars, members,
+	      sizeof members / sizeof *members };
 
 // audit_key writes tag, tenant \0, be64(at), id; 0 when it does not fit.
 static size_t
@@ -178,13 +185,6 @@ dre_audit_record(dre_docapi_req *r, dre_store *st, int cf, char tag)
 void
 dre_audit_list(dre_docapi_req *r, dre_store *st, int cf, char tag)
 {
-	static const char *const scalars[]
-	    = { "id", "at", "actor", "entity", "entityId", "action" };
-	static const char *const members[] = { "id", "at", "actor", "entity",
-		"entityId", "action", "before", "after", "details" };
-	const dre_odata_fields   qf
-	    = { scalars, sizeof scalars / sizeof *scalars, members,
-		      sizeof members / sizeof *members };
 	dre_odata      *q = NULL;
 	dre_odata_error qerr;
 	dre_odata_list  kept = { 0 };
@@ -194,8 +194,8 @@ dre_audit_list(dre_docapi_req *r, dre_store *st, int cf, char tag)
 	int64_t         count = 0;
 	char            prefix[KEY_MAX];
 	bool            oom = false;
-	dre_err         err = dre_odata_parse(
-	            &q, r->a, r->call, &qf, TOP_DEFAULT, TOP_MAX, &qerr);
+	dre_err err = dre_odata_parse(&q, r->a, r->call, &dre_audit_fields,
+	    TOP_DEFAULT, DRE_AUDIT_TOP_MAX, &qerr);
 	if (err == DRE_EINVAL) {
 		dre_docapi_invalid(r, qerr.target, "%s", qerr.message);
 		return;

@@ -622,6 +622,18 @@ ev_h_calc_audit(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	dre_docapi_end(&d);
 }
 
+// evaluator.AuditLogs.list: this shard's calculation records, for the
+// gateway's merge of GET /api/v1/AuditLogs.
+void
+ev_h_audit_list(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	ev_svc        *s = svc;
+	dre_docapi_req d;
+	if (dre_docapi_begin(&d, &calc_api, call, rep))
+		dre_audit_list(&d, s->st, EV_CF_CONFIRM, 'a');
+	dre_docapi_end(&d);
+}
+
 // ---- the job -------------------------------------------------------------
 
 static const Dre__ServiceResult *

@@ -608,6 +608,7 @@ const dre_rpc_route ev_routes[] = {
 	{ "evaluator.Confirm", ev_h_confirm, 0 },
 	{ "evaluator.SideEffects", ev_h_side_effects, 0 },
 	{ "evaluator.CalculationAuditLogs.get", ev_h_calc_audit, 0 },
+	{ "evaluator.AuditLogs.list", ev_h_audit_list, 0 },
 	{ "evaluator.Heartbeat", h_heartbeat },
 	{ "evaluator.AwaitChanges", h_await, 0 },
 	{ NULL, NULL, 0 },

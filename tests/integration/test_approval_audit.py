@@ -256,6 +256,12 @@ class AuditLog(harness.TestCase):
         self.assertEqual([x["action"] for x in b["value"]], ["update"])
         self.assertError(s.get("/api/v1/AuditLogs?$filter=colour%20eq%20'red'",
                                user="aud-auditor"), 400, "VALIDATION_FAILED", "$filter")
+        self.assertError(s.get("/api/v1/AuditLogs?$top=1001", user="aud-auditor"),
+                         400, "VALIDATION_FAILED", "$top")
+        self.assertError(s.get("/api/v1/AuditLogs?$skip=x", user="aud-auditor"),
+                         400, "VALIDATION_FAILED", "$skip")
+        self.assertError(s.get("/api/v1/AuditLogs?$count=maybe", user="aud-auditor"),
+                         400, "VALIDATION_FAILED", "$count")
 
     def test_read_roles_and_tenants(self):
         s = self.stack
@@ -359,6 +365,17 @@ class CalculationAudit(harness.TestCase):
                                 "discount": eur("1.00"), "grantedDiscount": eur("1.00"),
                                 "couponCode": None}]}}, rec, subset=True)
         self.assertRegex(rec["details"]["evaluatedAt"], ISO_RE)
+        # The same record is in the audit log, beside the promotion's own.
+        q = ("/api/v1/AuditLogs?$filter=entityId eq '%s' or entityId eq '%s'"
+             % (txn, p["id"])).replace(" ", "%20")
+        b = self.assertOk(s.get(q, user="auditor"))
+        self.assertEqual([(x["entity"], x["action"]) for x in b["value"]],
+                         [("Promotion", "create"), ("Transaction", "confirm")])
+        self.assertEqual(b["value"][1], {k: v for k, v in rec.items() if k != "minorVersion"})
+        b = self.assertOk(s.get(q + "&$orderby=at%20desc&$top=1&$select=entity,entityId",
+                                user="auditor"))
+        self.assertEqual(b, {"minorVersion": 13, "count": 2,
+                             "value": [{"entity": "Transaction", "entityId": txn}]})
 
         # A new version of the promotion: the next confirm names it.
         r = s.request("PATCH", "/api/v1/Promotions/" + p["id"],

@@ -18,6 +18,7 @@
 
 #include "dre/docapi.h"
 #include "dre/err.h"
+#include "dre/odata.h"
 #include "dre/store.h"
 
 typedef struct {
@@ -58,9 +59,18 @@ void dre_audit_render(dre_buf *out, const dre_audit_rec *rec);
 // with the record, 400 VALIDATION_FAILED on a bad body.
 void dre_audit_record(dre_docapi_req *r, dre_store *st, int cf, char tag);
 
+// What a query of the records can use: $filter and $orderby over id, at,
+// actor, entity, entityId, action; $select over every member.
+extern const dre_odata_fields dre_audit_fields;
+
+// DRE_AUDIT_TOP_MAX is the most a service answers in one page: the gateway
+// merges the services' pages, asking each for $skip + $top records of the
+// caller's page ($top at most 1000, $skip + $top at most this).
+#define DRE_AUDIT_TOP_MAX 10000
+
 // dre_audit_list answers a page of the call's tenant's records with the
 // query options ($filter, $select, $orderby, $top, $skip, $count; default
-// order: oldest first).
+// order: oldest first; records under tag in key order).
 void dre_audit_list(dre_docapi_req *r, dre_store *st, int cf, char tag);
 
 #endif
