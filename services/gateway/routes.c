@@ -823,13 +823,14 @@ gw_forward(gw_job *j)
 // ---------------------------------------------------------------- audit log
 
 // GET /api/v1/AuditLogs is one collection over every service that keeps
-// audit records (dre/audit.h): the catalog (master data, auth events) and
-// every evaluator shard (confirm's calculation records). Each is asked for
+// audit records (dre/audit.h): the catalog (master data, auth events), the
+// budget service (budgets) and every evaluator shard (confirm's
+// calculation records). Each is asked for
 // the first $skip + $top records of the query (without $select, ordered by
 // at when the query does not order), the gateway merges them, orders,
 // pages and selects with the same query (common/odata) and adds the
 // counts.
-static const int audit_backends[] = { GW_CATALOG, GW_EVALUATOR };
+static const int audit_backends[] = { GW_CATALOG, GW_EVALUATOR, GW_BUDGET };
 
 typedef struct {
 	gw_job        *j;

@@ -263,6 +263,28 @@ class AuditLog(harness.TestCase):
         self.assertError(s.get("/api/v1/AuditLogs?$count=maybe", user="aud-auditor"),
                          400, "VALIDATION_FAILED", "$count")
 
+    def test_budget_writes_are_audited(self):
+        # The budget service keeps its own records; the collection has them.
+        s = self.stack
+        r = s.post("/api/v1/Budgets", {"name": "Spring", "totalAmount": D("100.00"),
+                                       "currency": "EUR"}, user="aud-admin")
+        self.assertStatus(r, 201)
+        created = doc_of(r.body)
+        bid = created["id"]
+        updated = doc_of(self.assertOk(s.request("PATCH", "/api/v1/Budgets/" + bid,
+                                                 {"totalAmount": D("150.00")},
+                                                 user="aud-admin")))
+        self.assertStatus(s.request("DELETE", "/api/v1/Budgets/" + bid, user="aud-admin"), 204)
+        b = self.logs("$filter=entity eq 'Budget' and entityId eq '%s'" % bid)
+        self.assertJson([
+            {"actor": "aud-admin", "entity": "Budget", "entityId": bid, "action": "create",
+             "before": None, "after": created, "details": None},
+            {"actor": "aud-admin", "entity": "Budget", "entityId": bid, "action": "update",
+             "before": created, "after": updated, "details": None},
+            {"actor": "aud-admin", "entity": "Budget", "entityId": bid, "action": "delete",
+             "before": updated, "after": None, "details": None},
+        ], [{k: v for k, v in rec.items() if k not in ("id", "at")} for rec in b["value"]])
+
     def test_read_roles_and_tenants(self):
         s = self.stack
         self.assertError(s.get("/api/v1/AuditLogs", user="promo-manager"), 403, "FORBIDDEN")
