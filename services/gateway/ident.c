@@ -145,7 +145,7 @@ refused_slow(gw_job *j)
 	}
 	snprintf(ra, 24, "%lld", (long long) ((wait + 999) / 1000));
 	gw_job_header_add(j, MHD_HTTP_HEADER_RETRY_AFTER, ra);
-	gw_job_error(j, 429, "TOO_MANY_REQUESTS", NULL,
+	gw_job_error(j, 429, "RATE_LIMITED", NULL,
 	    "too many failed credentials from this client; retry after %s s",
 	    ra);
 	return true;
