@@ -84,8 +84,8 @@ static const dre_cfg_opt gw_opts[] = {
 	    "tenant" },
 	{ "auth.jwt.scope_prefix", DRE_CFG_STR,
 	    offsetof(gw_cfg, jwt_scope_prefix), "dre.",
-	    "prefix of the role scopes in an external token (XSUAA: "
-	    "<xsappname>.)" },
+	    "prefix of the role scopes in an external token (XSUAA: the "
+	    "xsappname and a dot)" },
 	{ "auth.fail_limit", DRE_CFG_INT, offsetof(gw_cfg, fail_limit), "5",
 	    "failed credentials of one client address and principal before "
 	    "it is slowed down (429)",
