@@ -257,8 +257,8 @@ copy_claim(char *dst, size_t cap, json_t *v)
 }
 
 static dre_err
-claims_check(
-    json_t *c, const dre_jwt_rules *r, int64_t now, dre_principal *out)
+claims_check(json_t *c, const dre_jwt_rules *r, int64_t now,
+    dre_principal *out, int64_t *expp)
 {
 	int64_t     exp, nbf, iat;
 	const char *iss = json_string_value(json_object_get(c, "iss"));
@@ -271,6 +271,8 @@ claims_check(
 	if (!json_is_object(c) || !num_claim(c, "exp", &exp)
 	    || exp + r->leeway_s <= now)
 		return DRE_EAUTH;
+	if (expp != NULL)
+		*expp = exp;
 	if (num_claim(c, "nbf", &nbf) && nbf > now + r->leeway_s)
 		return DRE_EAUTH;
 	if (num_claim(c, "iat", &iat) && iat > now + r->leeway_s)
@@ -296,7 +298,7 @@ claims_check(
 
 dre_err
 dre_jwt_verify(const dre_jwks *keys, const dre_jwt_rules *rules,
-    const char *token, int64_t now_s, dre_principal *out)
+    const char *token, int64_t now_s, dre_principal *out, int64_t *exp)
 {
 	cjose_err          cerr;
 	cjose_jws_t       *jws;
@@ -330,7 +332,7 @@ dre_jwt_verify(const dre_jwks *keys, const dre_jwt_rules *rules,
 	    || !cjose_jws_get_plaintext(jws, &pt, &ptlen, &cerr))
 		goto out;
 	json_t *claims = json_loadb((const char *) pt, ptlen, 0, NULL);
-	err = claims != NULL ? claims_check(claims, rules, now_s, out)
+	err = claims != NULL ? claims_check(claims, rules, now_s, out, exp)
 	                     : DRE_EAUTH;
 	json_decref(claims);
 out:

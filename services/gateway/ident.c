@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/evp.h>
+
 #include "dre/clock.h"
 #include "dre/hash.h"
 #include "dre/log.h"
@@ -24,6 +26,9 @@
 // made-up key ids costs the catalog 10 cheap calls a second.
 #define KEYS_REFRESH_MS 100
 #define LEEWAY_S        60
+// Verified tokens remembered (by SHA-256), so that a till sending the same
+// token for an hour pays the RSA verification once.
+#define TOKEN_CACHE 1024
 
 typedef struct {
 	uint64_t tag; // hash of source and principal; 0 = free
@@ -33,7 +38,15 @@ typedef struct {
 	int64_t  fails;
 } limit_slot;
 
+typedef struct {
+	unsigned char digest[32];
+	int64_t       exp_s; // 0 = free
+	dre_principal who;
+} token_entry;
+
 struct gw_ident {
+	pthread_mutex_t  cache_mu;
+	token_entry      cache[TOKEN_CACHE];
 	pthread_rwlock_t keys_mu;
 	dre_jwks        *own; // the catalog's keys
 	char             own_issuer[256];
@@ -234,7 +247,7 @@ own_keys_fetch(gw *g)
 }
 
 static dre_err
-verify_own(gw *g, const char *token, dre_principal *who)
+verify_own(gw *g, const char *token, dre_principal *who, int64_t *expp)
 {
 	gw_ident     *id = g->ident;
 	dre_jwt_rules rules = { .audience = "dre",
@@ -243,25 +256,61 @@ verify_own(gw *g, const char *token, dre_principal *who)
 		.leeway_s = LEEWAY_S };
 	pthread_rwlock_rdlock(&id->keys_mu);
 	rules.issuer = id->own_issuer;
-	dre_err err = id->own != NULL
-	    ? dre_jwt_verify(id->own, &rules, token, dre_now_ms() / 1000, who)
-	    : DRE_ENOTFOUND;
+	dre_err err = id->own != NULL ? dre_jwt_verify(id->own, &rules, token,
+	                  dre_now_ms() / 1000, who, expp)
+	                              : DRE_ENOTFOUND;
 	pthread_rwlock_unlock(&id->keys_mu);
 	return err;
 }
 
-// bearer verifies a token: ours (asking the catalog for its keys again
-// when the token names one we do not know), else the external issuer's.
+// bearer_verify checks a token: ours, else the external issuer's, else
+// ours again after asking the catalog for its keys (a key id we do not
+// know).
+static dre_err
+bearer_verify(gw *g, const char *token, dre_principal *who, int64_t *exp)
+{
+	dre_err err = verify_own(g, token, who, exp);
+	if (err == DRE_ENOTFOUND && g->ident->ext != NULL)
+		err = dre_jwt_verify(g->ident->ext, &g->ident->ext_rules,
+		    token, dre_now_ms() / 1000, who, exp);
+	if (err == DRE_ENOTFOUND && own_keys_fetch(g))
+		err = verify_own(g, token, who, exp);
+	return err == DRE_OK ? DRE_OK : DRE_EAUTH;
+}
+
+// bearer is bearer_verify behind the cache of verified tokens: a token
+// does not change, and a key verifies until the tokens it signed expired,
+// so a verified token stays good until its exp (plus the leeway).
 static dre_err
 bearer(gw *g, const char *token, dre_principal *who)
 {
-	dre_err err = verify_own(g, token, who);
-	if (err == DRE_ENOTFOUND && own_keys_fetch(g))
-		err = verify_own(g, token, who);
-	if (err == DRE_ENOTFOUND && g->ident->ext != NULL)
-		err = dre_jwt_verify(g->ident->ext, &g->ident->ext_rules,
-		    token, dre_now_ms() / 1000, who);
-	return err == DRE_OK ? DRE_OK : DRE_EAUTH;
+	gw_ident     *id = g->ident;
+	unsigned char d[32];
+	unsigned int  dl = 0;
+	size_t        len = strnlen(token, 8193);
+	int64_t       now = dre_now_ms() / 1000, exp = 0;
+
+	if (len > 8192
+	    || EVP_Digest(token, len, d, &dl, EVP_sha256(), NULL) != 1)
+		return bearer_verify(g, token, who, &exp);
+	token_entry *e = &id->cache[(d[0] | d[1] << 8) % TOKEN_CACHE];
+	pthread_mutex_lock(&id->cache_mu);
+	bool hit = e->exp_s != 0 && memcmp(e->digest, d, 32) == 0
+	    && now < e->exp_s + LEEWAY_S;
+	if (hit)
+		*who = e->who;
+	pthread_mutex_unlock(&id->cache_mu);
+	if (hit)
+		return DRE_OK;
+	dre_err err = bearer_verify(g, token, who, &exp);
+	if (err == DRE_OK) {
+		pthread_mutex_lock(&id->cache_mu);
+		memcpy(e->digest, d, 32);
+		e->exp_s = exp;
+		e->who = *who;
+		pthread_mutex_unlock(&id->cache_mu);
+	}
+	return err;
 }
 
 static dre_err
@@ -294,6 +343,7 @@ gw_ident_open(gw *g)
 	if (id == NULL)
 		return DRE_ENOMEM;
 	pthread_rwlock_init(&id->keys_mu, NULL);
+	pthread_mutex_init(&id->cache_mu, NULL);
 	pthread_mutex_init(&id->fetch_mu, NULL);
 	pthread_mutex_init(&id->limit_mu, NULL);
 	g->ident = id;
@@ -335,6 +385,7 @@ gw_ident_close(gw *g)
 	dre_jwks_free(id->own);
 	dre_jwks_free(id->ext);
 	pthread_rwlock_destroy(&id->keys_mu);
+	pthread_mutex_destroy(&id->cache_mu);
 	pthread_mutex_destroy(&id->fetch_mu);
 	pthread_mutex_destroy(&id->limit_mu);
 	free(id);

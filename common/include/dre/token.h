@@ -46,10 +46,11 @@ typedef struct {
 // other refused before a key is looked at), a key of keys by its kid (or
 // the only key when the token names none), the signature, exp (required),
 // nbf, iss, aud and a tenant; the principal is sub, the roles its scopes.
-// DRE_ENOTFOUND when keys has no key of that kid (try another set / refresh
-// the keys), DRE_EAUTH on anything else wrong.
+// *exp (when not NULL) is the token's exp. DRE_ENOTFOUND when keys has no
+// key of that kid (try another set / refresh the keys), DRE_EAUTH on
+// anything else wrong.
 dre_err dre_jwt_verify(const dre_jwks *keys, const dre_jwt_rules *rules,
-    const char *token, int64_t now_s, dre_principal *out);
+    const char *token, int64_t now_s, dre_principal *out, int64_t *exp);
 
 // dre_jwt_sign signs the claims (a JSON object) with the private JWK JSON
 // priv (its kid goes into the header); *compact is the token (caller frees
