@@ -479,7 +479,7 @@ do_create(
 	    roles_json(in.roles), "expiresAt", time_json(in.expires_ms),
 	    "createdAt", time_json(dre_now_ms()), "createdBy", call->principal,
 	    k->tag == 'C' ? "secretHash" : "keyHash", hash);
-	char    prefix[32];
+	char    prefix[48];
 	snprintf(prefix, sizeof prefix, "dre_%s_", id);
 	if (k->tag == 'C')
 		json_object_set_new(doc, "clientId", json_string(id));

@@ -17,13 +17,16 @@
 const char *httpc_host = "127.0.0.1";
 int         httpc_port = 8080;
 
-// The Authorization header value: $DRE_BENCH_AUTHORIZATION (e.g. "Bearer
-// eyJ..." to measure token verification), else Basic admin:admin.
+// The credential header: $DRE_BENCH_AUTH_HEADER (e.g. "Authorization:
+// Bearer eyJ..." or "X-Api-Key: dre_...", to measure what checking them
+// costs), else Basic admin:admin.
 static const char *
 auth(void)
 {
-	const char *a = getenv("DRE_BENCH_AUTHORIZATION");
-	return a != NULL && a[0] != '\0' ? a : "Basic YWRtaW46YWRtaW4=";
+	const char *a = getenv("DRE_BENCH_AUTH_HEADER");
+	return a != NULL && a[0] != '\0'
+	    ? a
+	    : "Authorization: Basic YWRtaW46YWRtaW4=";
 }
 
 bool
@@ -92,7 +95,7 @@ httpc_request(
 {
 	size_t blen = body ? strlen(body) : 0;
 	int    n = sprintf(out,
-	       "%s %s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: %s\r\n"
+	       "%s %s HTTP/1.1\r\nHost: %s:%d\r\n%s\r\n"
 	          "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
 	       method, path, httpc_host, httpc_port, auth(), blen);
 	if (blen)

@@ -25,8 +25,8 @@ int httpc_connect(void);
 // for reading and writing, to ep with ptr as its data.
 int httpc_connect_epoll(int ep, void *ptr);
 
-// httpc_request writes a request with the Authorization of
-// $DRE_BENCH_AUTHORIZATION (default Basic admin:admin) into out (room for
+// httpc_request writes a request with the credential header
+// $DRE_BENCH_AUTH_HEADER (default Basic admin:admin) into out (room for
 // strlen(body) + 512 + that header) and returns its length.
 size_t httpc_request(
     char *out, const char *method, const char *path, const char *body);
