@@ -76,6 +76,11 @@ typedef struct {
 	size_t      approval_len;
 } cat_audit;
 
+// cat_audit_auth_event records an auth event (dre_auth_event_hook's
+// function; arg is the cat) in the audit log, synced.
+void cat_audit_auth_event(void *arg, const char *event, const char *tenant,
+    const char *principal, const char *subject, const char *source);
+
 // cat_audit_entity is the entity name of a kind in the audit log
 // ("Promotion", "Article", ...).
 const char *cat_audit_entity(cat_kind k);

@@ -6,9 +6,11 @@
 
 #include "catalog.h"
 #include "dre/audit.h"
+#include "dre/auth.h"
 #include "dre/avro.h"
 #include "dre/buf.h"
 #include "dre/clock.h"
+#include "dre/jsonw.h"
 #include "dre/log.h"
 #include "dre/outbox.h"
 #include "dre/topics.h"
@@ -110,6 +112,7 @@ fail:
 void
 cat_close(cat *c)
 {
+	dre_auth_event_hook(NULL, NULL); // cat_audit_auth_event's store
 	dre_outbox_close(c->ob);
 	c->ob = NULL;
 	dre_store_close(c->st);
@@ -299,4 +302,51 @@ out:
 	dre_buf_free(&val);
 	dre_buf_free(&ev);
 	return err;
+}
+
+// Auth events (dre_auth_event: API clients and keys created, revoked or
+// deleted, tokens issued, signing keys rotated) as audit records: entity
+// from the event's first part, action from its second, the subject as the
+// entity id, the source in details.
+void
+cat_audit_auth_event(void *arg, const char *event, const char *tenant,
+    const char *principal, const char *subject, const char *source)
+{
+	static const struct {
+		const char *prefix, *entity;
+	} names[] = { { "apiclient", "ApiClient" }, { "apikey", "ApiKey" },
+		{ "token", "Token" }, { "signingkey", "SigningKey" },
+		{ "login", "Login" } };
+	cat          *c = arg;
+	const char   *dot = strchr(event, '.');
+	size_t        pl = dot ? (size_t) (dot - event) : strlen(event);
+	dre_audit_rec rec = { .tenant = tenant ? tenant : "",
+		.actor = principal && principal[0] ? principal : NULL,
+		.entity = "Auth",
+		.entity_id = subject && subject[0] ? subject : NULL,
+		.action = dot ? dot + 1 : event };
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (strlen(names[i].prefix) == pl
+		    && memcmp(names[i].prefix, event, pl) == 0)
+			rec.entity = names[i].entity;
+	dre_buf   det = { 0 };
+	dre_jsonw w;
+	dre_jsonw_init(&w, &det);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "event", event);
+	dre_jsonw_kstr(&w, "source", source && source[0] ? source : NULL);
+	dre_jsonw_obj_end(&w);
+	rec.details = det.data;
+	rec.details_len = det.len;
+	dre_batch *b = det.oom ? NULL : dre_batch_alloc();
+	dre_err    err = b == NULL
+	       ? DRE_ENOMEM
+	       : dre_audit_put(b, c->st, CF_AUDIT, 0, &rec, NULL);
+	if (err == DRE_OK)
+		err = dre_store_write(c->st, b, true);
+	if (err != DRE_OK)
+		dre_error("audit: auth event %s not recorded: %s", event,
+		    dre_strerror(err));
+	dre_batch_free(b);
+	dre_buf_free(&det);
 }

@@ -9,6 +9,7 @@
 import json
 import os
 import sys
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -341,6 +342,44 @@ class AuditLog(harness.TestCase):
                                          "actor": "mallory", "details": {"failures": 20}}))
         self.assertEqual(st, 201, body)
         self.assertEqual(json.loads(body)["actor"], "mallory")
+
+    def test_api_keys_and_tokens_are_audited(self):
+        # The identity part's auth events (dre_auth_event) reach the log.
+        s = self.stack
+        r = s.post("/api/v1/ApiKeys", {"name": "till 7", "roles": ["POSReader"]},
+                   user="appr-admin")
+        self.assertStatus(r, 201)
+        kid = r.body["id"]
+        self.assertStatus(s.request("DELETE", "/api/v1/ApiKeys/" + kid, user="appr-admin"), 204)
+        b = self.logs("$filter=entity eq 'ApiKey' and entityId eq '%s'" % kid, user="appr-admin")
+        self.assertJson([
+            {"actor": "appr-admin", "entity": "ApiKey", "entityId": kid, "action": "created",
+             "before": None, "after": None,
+             "details": {"event": "apikey.created", "source": None}},
+            {"actor": "appr-admin", "entity": "ApiKey", "entityId": kid, "action": "revoked",
+             "before": None, "after": None,
+             "details": {"event": "apikey.revoked", "source": None}},
+        ], [{k: v for k, v in rec.items() if k not in ("id", "at")} for rec in b["value"]])
+        self.assertNotIn(r.body["key"], json.dumps(b))
+        # A client and a token issued to it: the client is the token's actor.
+        r = s.post("/api/v1/ApiClients", {"name": "erp", "roles": ["PublicApiReader"]},
+                   user="appr-admin")
+        self.assertStatus(r, 201)
+        c = r.body
+        body = urllib.parse.urlencode({"grant_type": "client_credentials",
+                                       "client_id": c["clientId"],
+                                       "client_secret": c["clientSecret"]}).encode()
+        r = s.request("POST", "/oauth/token", raw=body, user=None,
+                      content_type="application/x-www-form-urlencoded")
+        self.assertStatus(r, 200)
+        b = self.logs("$filter=actor eq '%s' or entityId eq '%s'" % (c["clientId"], c["id"]),
+                      user="appr-admin")
+        self.assertEqual([(x["entity"], x["action"], x["actor"]) for x in b["value"]],
+                         [("ApiClient", "created", "appr-admin"),
+                          ("Token", "issued", c["clientId"])])
+        self.assertRegex(b["value"][1]["entityId"], UUID_RE)  # the token's jti
+        self.assertNotIn(c["clientSecret"], json.dumps(b))
+        self.assertNotIn(r.body["access_token"], json.dumps(b))
 
 
 class CalculationAudit(harness.TestCase):
