@@ -688,6 +688,23 @@ worker_main(void *arg)
 	}
 }
 
+// log_methods names every method a server answers (operators see what a
+// socket exposes; test_internal_auth calls each of them).
+static void
+log_methods(const char *url, const dre_rpc_route *routes)
+{
+	dre_buf b;
+	int     n = 0;
+
+	dre_buf_init(&b);
+
+	for (const dre_rpc_route *r = routes; r->method != NULL; r++, n++)
+		dre_buf_printf(&b, " %s", r->method);
+	dre_info("rpc: listening on %s, %d methods:%.*s", url, n, (int) b.len,
+	    b.data != NULL ? b.data : "");
+	dre_buf_free(&b);
+}
+
 dre_err
 dre_rpc_server_open(dre_rpc_server **sp, const char *url,
     const dre_rpc_route *routes, void *svc, int workers)
@@ -742,6 +759,7 @@ dre_rpc_server_open(dre_rpc_server **sp, const char *url,
 	}
 	for (int i = 0; i < s->nslots; i++)
 		nng_ctx_recv(s->slots[i].ctx, s->slots[i].aio);
+	log_methods(url, routes);
 	*sp = s;
 	return DRE_OK;
 fail:
