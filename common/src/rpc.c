@@ -74,38 +74,25 @@ dre_rpc_key_set(const uint8_t *key, size_t len)
 	return DRE_OK;
 }
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 dre_err
 dre_rpc_key_parse(const char *text, uint8_t *key)
 {
-	const char *p = text;
-	size_t      n = 0;
+	char   hex[2 * DRE_RPC_KEY_LEN + 1];
+	size_t n, len = 0;
 
-	if (p == NULL)
+	if (text == NULL)
 		return DRE_EINVAL;
-	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-		p++;
-	for (; n < DRE_RPC_KEY_LEN; n++, p += 2) {
-		int hi = hexval((unsigned char) p[0]);
-		int lo = hi < 0 ? -1 : hexval((unsigned char) p[1]);
-		if (lo < 0)
-			return DRE_EINVAL;
-		key[n] = (uint8_t) (hi << 4 | lo);
-	}
-	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-		p++;
-	return *p == '\0' ? DRE_OK : DRE_EINVAL;
+	text += strspn(text, " \t\r\n");
+	n = strcspn(text, " \t\r\n");
+	if (n != 2 * DRE_RPC_KEY_LEN
+	    || text[n + strspn(text + n, " \t\r\n")] != '\0')
+		return DRE_EINVAL;
+	memcpy(hex, text, n);
+	hex[n] = '\0';
+	if (OPENSSL_hexstr2buf_ex(key, DRE_RPC_KEY_LEN, &len, hex, '\0') != 1
+	    || len != DRE_RPC_KEY_LEN)
+		return DRE_EINVAL;
+	return DRE_OK;
 }
 
 static void
