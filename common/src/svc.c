@@ -17,6 +17,7 @@
 #include "dre/svc.h"
 
 static atomic_bool svc_stop;
+static atomic_bool svc_signals_blocked;
 
 // load_internal_key installs the key of internal.key, else of
 // internal.key_file (default <data_dir>/internal.key). A missing default
@@ -29,6 +30,7 @@ load_internal_key(const dre_common_cfg *common)
 	uint8_t     key[DRE_RPC_KEY_LEN];
 	char        text[256];
 	const char *file = common->internal_key_file;
+	bool        by_default = file == NULL || *file == '\0';
 	char       *path = NULL;
 	bool        ok = false;
 
@@ -39,7 +41,7 @@ load_internal_key(const dre_common_cfg *common)
 		}
 		goto set;
 	}
-	if (file == NULL || *file == '\0') {
+	if (by_default) {
 		const char *dir = common->data_dir && *common->data_dir
 		    ? common->data_dir
 		    : ".";
@@ -49,13 +51,12 @@ load_internal_key(const dre_common_cfg *common)
 	}
 	FILE *f = fopen(file, "r");
 	if (f == NULL) {
+		int err = errno;
+		if (!(err == ENOENT && by_default))
+			dre_error(
+			    "internal key file %s: %s", file, strerror(err));
 		free(path);
-		if (errno == ENOENT && common->internal_key_file != NULL
-		    && *common->internal_key_file == '\0')
-			return true;
-		dre_error("internal.key_file %s: %s",
-		    common->internal_key_file, strerror(errno));
-		return false;
+		return err == ENOENT && by_default;
 	}
 	size_t n = fread(text, 1, sizeof(text) - 1, f);
 	fclose(f);
@@ -73,7 +74,6 @@ set:
 		dre_error("cannot install the internal key");
 	return ok;
 }
-static atomic_bool svc_signals_blocked;
 
 static void
 stop_signals(sigset_t *set)

@@ -146,16 +146,26 @@ class InternalAuth(harness.TestCase):
     def test_no_key_no_start(self):
         d = self.stack.data_dir + "-nokey"
         os.makedirs(d, exist_ok=True)
-        p = subprocess.run([os.path.join(harness.BIN_DIR, "dre-budget"),
-                            "-o", "data_dir=" + d,
-                            "-o", "rpc.listen=tcp://127.0.0.1:%d" % harness.free_port(),
-                            "-o", "kafka.bootstrap.servers=" + self.stack.bootstrap],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           env={k: v for k, v in os.environ.items() if not k.startswith("DRE_")},
-                           timeout=harness.deadline(30))
-        self.assertNotEqual(p.returncode, 0)
-        self.assertIn("no internal key", p.stdout.decode())
-
+        bad = os.path.join(d, "bad.key")
+        with open(bad, "w") as f:
+            f.write("not-hex\n")
+        cases = (([], "rpc: no internal key: set internal.key_file or DRE_INTERNAL_KEY"),
+                 (["-o", "internal.key_file=" + bad], "internal key file %s: not 64 hex "
+                  "digits" % bad),
+                 (["-o", "internal.key_file=" + bad + "-missing"], "internal key file %s: "
+                  "No such file or directory" % (bad + "-missing")),
+                 (["-o", "internal.key=abcd"], "internal.key: not 64 hex digits"))
+        for extra, msg in cases:
+            p = subprocess.run([os.path.join(harness.BIN_DIR, "dre-budget"),
+                                "-o", "data_dir=" + d,
+                                "-o", "rpc.listen=tcp://127.0.0.1:%d" % harness.free_port(),
+                                "-o", "kafka.bootstrap.servers=" + self.stack.bootstrap] + extra,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               env={k: v for k, v in os.environ.items()
+                                    if not k.startswith("DRE_")},
+                               timeout=harness.deadline(30))
+            self.assertNotEqual(p.returncode, 0, extra)
+            self.assertIn(msg, p.stdout.decode(), extra)
 
 if __name__ == "__main__":
     harness.main()
