@@ -39,6 +39,7 @@ COLLECTION_FIXTURE = {
     "WebhookSubscriptions": "sub", "WebhookDeliveries": "delivery",
     "contacts": "contact", "PromotionPerformance": "promo",
     "BudgetUtilization": "budget", "transactions": "txn",
+    "ApiClients": "apiclient", "ApiKeys": "apikey",
 }
 # Query strings that name A's data on routes that take them.
 QUERIES = {
@@ -79,6 +80,11 @@ def bodies(a):
         "validateCoupon": coupon, "reserveCoupon": coupon, "redeemCoupon": coupon,
         "cancelCouponReservation": coupon, "activateCoupon": coupon,
         "importCouponCodes": {"couponTypeId": a["ctype"], "codes": [a["code"]]},
+        "createApiClient": {"name": a["mark"], "roles": ["Admin"]},
+        "createApiKey": {"name": a["mark"], "roles": ["POSReader"]},
+        # A's client id with a wrong secret: the same 401 as an unknown one.
+        "oauthToken": {"grant_type": "client_credentials", "client_id": a["clientid"],
+                       "client_secret": "wrong-" + a["mark"]},
         "issueCoupons": {"couponTypeId": a["ctype"], "customerId": a["contact"]},
     }
 
@@ -139,6 +145,11 @@ class Isolation(harness.TestCase):
         a["sub"] = make("/api/v1/WebhookSubscriptions", sub_doc)["id"]
         a["email"] = "%s@example.com" % mark.lower()
         a["contact"] = make("/api/v3/contacts", {"email": a["email"], "firstName": mark})["id"]
+        cl = make("/api/v1/ApiClients", {"name": mark, "roles": ["Admin"]})
+        a["apiclient"], a["clientid"], a["clientsecret"] = cl["id"], cl["clientId"], \
+            cl["clientSecret"]
+        k = make("/api/v1/ApiKeys", {"name": mark, "roles": ["POSReader"]})
+        a["apikey"], a["apikeysecret"] = k["id"], k["key"]
         a["program"] = self.assertOk(s.get("/api/v1/LoyaltyProgram"))
         a["receipt"] = uniq("ISORC")
         make("/api/v3/receipts", {"contact": {"matchKey": a["contact"], "matchKeyType": "ContactId"},
@@ -187,7 +198,8 @@ class Isolation(harness.TestCase):
                  "/api/v1/CouponCodeBatches/" + a["batch"],
                  "/api/v1/WebhookSubscriptions/" + a["sub"],
                  "/api/v3/contacts/" + a["contact"], "/api/v1/LoyaltyProgram",
-                 "/api/v1/TenantSettings",
+                 "/api/v1/TenantSettings", "/api/v1/ApiClients/" + a["apiclient"],
+                 "/api/v1/ApiKeys/" + a["apikey"],
                  "/pos/v2/transactions/%s/1/side-effects" % a["txn"],
                  "/reporting/PromotionPerformance/" + a["promo"],
                  "/reporting/BudgetUtilization/" + a["budget"],
@@ -206,7 +218,8 @@ class Isolation(harness.TestCase):
         # Every token of A's that B must never see unless it sent it.
         secrets = {k: str(v) for k, v in a.items()
                    if k in COLLECTION_FIXTURE.values()
-                   or k in ("mark", "email", "txn", "pgcode", "reservation", "receipt")}
+                   or k in ("mark", "email", "txn", "pgcode", "reservation", "receipt",
+                           "clientid", "clientsecret", "apikeysecret")}
         before = self.a_state(a)
         table = bodies(a)
         ops = []
@@ -253,19 +266,24 @@ class Isolation(harness.TestCase):
             url = PARAM_RE.sub(lambda m: urllib.parse.quote(str(fill[m.group(1)])), path)
             if path in QUERIES:
                 url += "?" + QUERIES[path].format(**a)
-            raw = harness.dumps(body) if body is not None else None
-            calls.append((method, path, url, raw))
+            ctype = "application/json"
+            if body is not None and "application/json" not in op["requestBody"]["content"]:
+                ctype = next(iter(op["requestBody"]["content"]))
+                raw = urllib.parse.urlencode(body)
+            else:
+                raw = harness.dumps(body) if body is not None else None
+            calls.append((method, path, url, raw, ctype))
         # Pass 1: tenant B with A's tokens. Pass 2, the control: tenant C,
         # as new as B was, the same calls in the same order with fresh tokens
         # in place of A's. The two tenants' own states evolve alike, so the
         # answers must match call by call.
         fresh = {v: fresh_like(v) for v in secrets.values()}
-        first = [self.call_as(B, m, url, raw) for m, _, url, raw in calls]
-        second = [self.call_as(C, m, replace_all(url, fresh), replace_all(raw, fresh))
-                  for m, _, url, raw in calls]
+        first = [self.call_as(B, m, url, raw, ct) for m, _, url, raw, ct in calls]
+        second = [self.call_as(C, m, replace_all(url, fresh), replace_all(raw, fresh), ct)
+                  for m, _, url, raw, ct in calls]
         to_a = {v: "<A:%s>" % k for k, v in secrets.items()}
         to_a2 = {fresh[v]: "<A:%s>" % k for k, v in secrets.items()}
-        for (method, path, url, raw), r1, r2 in zip(calls, first, second):
+        for (method, path, url, raw, _), r1, r2 in zip(calls, first, second):
             sent = url + (raw or "")
             leaked = [k for k, v in secrets.items() if v in r1.text and v not in sent]
             if leaked:
@@ -287,14 +305,17 @@ class Isolation(harness.TestCase):
         if problems:
             self.fail("%d problem(s):\n  %s" % (len(problems), "\n  ".join(problems)))
 
-    def call_as(self, user, method, url, raw):
-        return self.stack.request(method, url, raw=raw.encode() if raw else None, user=user)
+    def call_as(self, user, method, url, raw, ctype):
+        return self.stack.request(method, url, raw=raw.encode() if raw else None, user=user,
+                                  content_type=ctype)
 
 
 def fresh_like(v):
     """An unknown token of the same shape as A's v."""
     if UUID_RE.fullmatch(v):
         return new_id()
+    if re.fullmatch(r"[0-9a-f]+", v):
+        return os.urandom(len(v)).hex()[:len(v)]
     if "@" in v:
         return uniq("fresh").lower() + "@example.com"
     return uniq(re.sub(r"-[0-9A-F]{10}$", "", v) or "X")[:max(len(v), 12)]
@@ -313,6 +334,12 @@ def normalise(text):
     text = UUID_RE.sub("<uuid>", text)
     text = re.sub(r"whsec_[A-Za-z0-9+/=]+", "<secret>", text)
     text = re.sub(r'"tenant-[bc]"', '"<tenant>"', text)
+    text = re.sub(r"tenant-[bc]-admin", "<admin>", text)
+    # generated API client ids and secrets, API keys and their ids
+    text = re.sub(r"dre-[0-9a-f]{16}", "<client>", text)
+    text = re.sub(r'"clientSecret":"[^"]*"', '"clientSecret":"<secret>"', text)
+    text = re.sub(r"dre_[0-9a-f]{12}_[A-Za-z0-9_-]*", "<apikey>", text)
+    text = re.sub(r'"id":"[0-9a-f]{12}"', '"id":"<apikey-id>"', text)
     text = re.sub(r'"uptime":\d+', '"uptime":0', text)
     return TS_RE.sub("<time>", text)
 
