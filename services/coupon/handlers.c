@@ -1089,6 +1089,15 @@ cp_code_new(cp_code *c, const cp_type *t, const char *code,
 	    &t->r, t->validity_days, now, &c->valid_from, &c->valid_to);
 }
 
+// created_event is the event of a code created by an administrator: one
+// created for a customer is issued to them (COUPON_ISSUED, as /pos/coupons/
+// issue); one for whoever holds it raises none.
+static const char *
+created_event(const cp_code *c)
+{
+	return c->customer[0] != '\0' ? "COUPON_ISSUED" : NULL;
+}
+
 // reply_code answers status with code c and its ETag.
 static void
 reply_code(req *r, int status, const cp_code *c)
@@ -1142,7 +1151,7 @@ do_code_create(req *r)
 	dre_err    err = b == NULL
 	       ? DRE_ENOMEM
 	       : cp_codes_insert(r->s, r->d.call->tenant, &c, 1, &t, !has_code,
-	           &dup, b, NULL, NULL, &ins);
+	           &dup, b, created_event(&c), NULL, &ins);
 	dre_batch_free(b);
 	if (err != DRE_OK) {
 		dre_docapi_internal(&r->d, err);

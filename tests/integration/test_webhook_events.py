@@ -50,7 +50,7 @@ class WebhookEvents(harness.TestCase):
             got = wait_until(lambda: self.rx.at(path) if len(self.rx.at(path)) >= n
                              else None, harness.deadline(20), what=what)
         except AssertionError:
-            print("DEBUG", [g[2] for g in self.rx.at(path)])
+            print("received at %s:" % path, [g[2] for g in self.rx.at(path)])
             raise
         out = []
         for _, h, b, _ in got:
@@ -205,25 +205,43 @@ class WebhookEvents(harness.TestCase):
 
     # -- coupons ---------------------------------------------------------------
     def test_coupon_issued_and_expired(self):
+        """COUPON_ISSUED: a code issued to a customer (/pos/coupons/issue) or
+        created for one by an administrator; a code for whoever holds it is
+        not issued. COUPON_EXPIRED: every code of a type whose validTo
+        passes (the coupon service's sweep, coupon.sweep_ms)."""
         self.subscribe("/coupon", ["COUPON_ISSUED", "COUPON_EXPIRED"])
         soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=2)
         r = self.s.post("/api/v1/CouponTypes", {"name": uniq("WH type"),
                                                 "type": "INDIVIDUAL", "validTo": iso(soon)})
         self.assertStatus(r, 201)
         tid = r.body["id"]
-        cust = uniq("CUST")
+        cust, cust2 = uniq("CUST"), uniq("CUST")
         r = self.s.post("/pos/coupons/issue", {"couponTypeId": tid, "customerIds": [cust],
                                                "reason": "birthday"}, user="pos-reader")
-        self.assertOk(r)
-        code = r.body["issuedCoupons"][0]["code"]
-        got = self.bodies("/coupon", 2, "COUPON_ISSUED and COUPON_EXPIRED")
+        issued = self.assertOk(r)["issuedCoupons"][0]["code"]
+        r = self.s.post("/api/v1/CouponCodes", {"couponTypeId": tid, "customerId": cust2})
+        self.assertStatus(r, 201)
+        personal = r.body["code"]
+        r = self.s.post("/api/v1/CouponCodes", {"couponTypeId": tid})
+        self.assertStatus(r, 201)
+        anyone = r.body["code"]
+        got = self.by_type(self.bodies("/coupon", 5, "COUPON_ISSUED and COUPON_EXPIRED"))
+        key = lambda x: x["data"]["code"]
         self.assertEqual(
-            [{"type": "COUPON_ISSUED", "tenant": "default",
-              "data": {"code": code, "couponTypeId": tid, "customerId": cust}},
-             {"type": "COUPON_EXPIRED", "tenant": "default",
-              "data": {"code": code, "couponTypeId": tid, "customerId": cust,
-                       "count": 0}}],
-            [self.strip(x) for x in got])
+            sorted([{"type": "COUPON_ISSUED", "tenant": "default",
+                     "data": {"code": issued, "couponTypeId": tid, "customerId": cust}},
+                    {"type": "COUPON_ISSUED", "tenant": "default",
+                     "data": {"code": personal, "couponTypeId": tid,
+                              "customerId": cust2}}], key=key),
+            sorted([self.strip(x) for x in got["COUPON_ISSUED"]], key=key))
+        expired = [{"type": "COUPON_EXPIRED", "tenant": "default",
+                    "data": {"code": c, "couponTypeId": tid, "customerId": u,
+                             "count": 0}}
+                   for c, u in ((issued, cust), (personal, cust2), (anyone, None))]
+        del expired[2]["data"]["customerId"]  # a code of whoever holds it
+        self.assertEqual(
+            sorted(expired, key=key),
+            sorted([self.strip(x) for x in got["COUPON_EXPIRED"]], key=key))
 
     # -- OData on deliveries -----------------------------------------------------
     def test_deliveries_odata(self):
