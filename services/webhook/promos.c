@@ -100,9 +100,8 @@ emit(wh *s, dre_apply_ctx *x, const dre_master_event *e, const char *type,
 	return err;
 }
 
-// change applies one event of the feed.
-static dre_err
-change(void *arg, dre_apply_ctx *x, const dre_msg *m)
+dre_err
+wh_promo_apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 {
 	wh              *s = arg;
 	dre_master_event e;
@@ -216,7 +215,7 @@ wh_promos_start(wh *s, const char *catalog_url, const dre_kvlist *kafka)
 		.st = s->st,
 		.cf = WH_CF_PROMOS,
 		.kafka = kafka,
-		.apply = change,
+		.apply = wh_promo_apply,
 		.recover = recover,
 		.snapshot = &sc,
 		.batch_end = wh_batch_end,

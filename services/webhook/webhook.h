@@ -183,6 +183,9 @@ bool wh_addr_allowed(const struct sockaddr *addr, bool insecure);
 dre_err wh_promos_start(
     wh *s, const char *catalog_url, const dre_kvlist *kafka);
 void wh_promos_stop(wh *s);
+// wh_promo_apply is the follower's apply function (arg = wh *): one
+// MasterDataChanged of dre.master.promotions into x's batch.
+dre_err wh_promo_apply(void *arg, dre_apply_ctx *x, const dre_msg *m);
 
 // ---- the delivery thread (deliver.c) --------------------------------------
 
