@@ -118,6 +118,30 @@ result(dre_arena *a, const char *txid)
 	return status;
 }
 
+// run applies the encoded event ev of topic with fn in one written batch,
+// between the applier's batch hooks.
+static void
+run(dre_apply_fn fn, const char *topic, const dre_buf *ev, const char *eid)
+{
+	dre_msg       m = { .topic = topic,
+		      .payload = (const uint8_t *) ev->data,
+		      .len = ev->len };
+	dre_batch    *b = dre_batch_alloc_indexed();
+	dre_arena    *a = dre_arena_alloc(0);
+	dre_apply_ctx x = { .st = s.st,
+		.b = b,
+		.a = a,
+		.event_id = eid,
+		.attempts = 1,
+		.now_ms = 5 };
+	wh_batch_begin(&s);
+	assert_int_equal(fn(&s, &x, &m), DRE_OK);
+	assert_int_equal(dre_store_write(s.st, b, true), DRE_OK);
+	wh_batch_end(&s, DRE_OK);
+	dre_batch_free(b);
+	dre_arena_free(a);
+}
+
 static void
 apply_sale(const char *tenant, const char *event_id, const char *txid)
 {
@@ -133,23 +157,7 @@ apply_sale(const char *tenant, const char *event_id, const char *txid)
 	t.grand_total = 1999;
 	dre_buf ev = { 0 };
 	assert_int_equal(dre_avro_encode_tx_confirmed(&ev, &t), DRE_OK);
-	dre_msg       m = { .topic = "dre.transactions.confirmed",
-		      .payload = (const uint8_t *) ev.data,
-		      .len = ev.len };
-	dre_batch    *b = dre_batch_alloc_indexed();
-	dre_arena    *a = dre_arena_alloc(0);
-	dre_apply_ctx x = { .st = s.st,
-		.b = b,
-		.a = a,
-		.event_id = t.event_id,
-		.attempts = 1,
-		.now_ms = 5 };
-	wh_batch_begin(&s);
-	assert_int_equal(wh_apply(&s, &x, &m), DRE_OK);
-	assert_int_equal(dre_store_write(s.st, b, true), DRE_OK);
-	wh_batch_end(&s, DRE_OK);
-	dre_batch_free(b);
-	dre_arena_free(a);
+	run(wh_apply, "dre.transactions.confirmed", &ev, t.event_id);
 	dre_buf_free(&ev);
 }
 
@@ -210,21 +218,7 @@ promo(int64_t version, const char *status)
 	memcpy(e.event_id, eid, sizeof e.event_id);
 	dre_buf ev = { 0 };
 	assert_int_equal(dre_avro_encode_master(&ev, &e), DRE_OK);
-	dre_msg       m = { .topic = "dre.master.promotions",
-		      .payload = (const uint8_t *) ev.data,
-		      .len = ev.len };
-	dre_batch    *b = dre_batch_alloc_indexed();
-	dre_arena    *a = dre_arena_alloc(0);
-	dre_apply_ctx x = { .st = s.st,
-		.b = b,
-		.a = a,
-		.event_id = e.event_id,
-		.attempts = 1,
-		.now_ms = 5 };
-	assert_int_equal(wh_promo_apply(&s, &x, &m), DRE_OK);
-	assert_int_equal(dre_store_write(s.st, b, true), DRE_OK);
-	dre_batch_free(b);
-	dre_arena_free(a);
+	run(wh_promo_apply, "dre.master.promotions", &ev, e.event_id);
 	dre_buf_free(&ev);
 }
 
