@@ -78,21 +78,11 @@ emit(wh *s, dre_apply_ctx *x, const dre_master_event *e, const char *type,
 	dre_jsonw_init(&w, &data);
 	dre_jsonw_obj_begin(&w);
 	dre_jsonw_kstr(&w, "promotionId", e->entity_id);
-	dre_jsonw_key(&w, "status");
-	if (status != NULL && status[0] != '\0')
-		dre_jsonw_str(&w, status);
-	else
-		dre_jsonw_null(&w);
-	dre_jsonw_key(&w, "previousStatus");
-	if (prev != NULL && prev[0] != '\0')
-		dre_jsonw_str(&w, prev);
-	else
-		dre_jsonw_null(&w);
+	// "" (none, deleted) is null; so is a missing document.
+	dre_jsonw_kstr(&w, "status", status && status[0] ? status : NULL);
+	dre_jsonw_kstr(&w, "previousStatus", prev && prev[0] ? prev : NULL);
 	dre_jsonw_key(&w, "promotion");
-	if (doc != NULL)
-		dre_jsonw_json(&w, doc);
-	else
-		dre_jsonw_null(&w);
+	dre_jsonw_json(&w, doc);
 	dre_jsonw_obj_end(&w);
 	dre_err err = wh_raise(
 	    s, x, event_id, type, e->occurred_at, e->tenant, &data, &n);
