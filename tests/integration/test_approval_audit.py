@@ -323,7 +323,7 @@ class AuditLog(harness.TestCase):
         s = self.stack
         ev = {"entity": "ApiKey", "entityId": "key-42", "action": "keyRevoked",
               "details": {"prefix": "dre_ab12", "reason": "leaked"}}
-        st, body = harness.nng_call(s.rpc_url("catalog"), "catalog.AuditLogs.record",
+        st, body = s.rpc_call("catalog", "catalog.AuditLogs.record",
                                     tenant="aud", principal="aud-admin",
                                     body=json.dumps(ev))
         self.assertEqual(st, 201, body)
@@ -333,10 +333,10 @@ class AuditLog(harness.TestCase):
                          "after": None, "details": ev["details"]}, rec, subset=True)
         b = self.logs("$filter=entity eq 'ApiKey'")
         self.assertEqual(b["value"], [doc_of(rec)])
-        st, body = harness.nng_call(s.rpc_url("catalog"), "catalog.AuditLogs.record",
+        st, body = s.rpc_call("catalog", "catalog.AuditLogs.record",
                                     tenant="aud", body=json.dumps({"entity": "ApiKey"}))
         self.assertEqual(st, 400, body)
-        st, body = harness.nng_call(s.rpc_url("catalog"), "catalog.AuditLogs.record",
+        st, body = s.rpc_call("catalog", "catalog.AuditLogs.record",
                                     tenant="aud", body=json.dumps(
                                         {"entity": "Login", "action": "loginFailures",
                                          "actor": "mallory", "details": {"failures": 20}}))
