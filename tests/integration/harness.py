@@ -254,11 +254,14 @@ class Stack:
                   "-o", "catalog.url=" + self.rpc_url("catalog"),
                   "-o", "budget.url=" + self.rpc_url("budget"),
                   "-o", "coupon.url=" + self.rpc_url("coupon"),
+                  "-o", "loyalty.url=" + self.rpc_url("loyalty"),
                   "-o", "kafka.bootstrap.servers=" + self.bootstrap]
         elif name == "budget":
             a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap]
         elif name == "loyalty":
-            a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap]
+            a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap,
+                  "-o", "coupon.url=" + self.rpc_url("coupon"),
+                  "-o", "catalog.url=" + self.rpc_url("catalog")]
         elif name == "webhook":
             # Test receivers are plain http on 127.0.0.1 (dev/test only).
             a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap,
@@ -765,12 +768,14 @@ def _pb_fields(buf):
     return out
 
 
-def nng_call(url, method, params=None, tenant="", timeout=10):
+def nng_call(url, method, params=None, tenant="", timeout=10, body=None):
     """One request over nng's SP protocol (REQ0 -> REP0 on TCP): returns
-    (RpcReply.status, RpcReply.body)."""
+    (RpcReply.status, RpcReply.body). body: the request's body (bytes)."""
     m = re.match(r"tcp://([^:]+):(\d+)$", url)
     host, port = m.group(1), int(m.group(2))
     req = _pb_field(1, method) + _pb_field(2, tenant) + _pb_field(3, "harness")
+    if body is not None:
+        req += _pb_field(6, body)
     for k, v in (params or {}).items():
         req += _pb_field(7, _pb_field(1, k) + _pb_field(2, str(v)))
     with socket.create_connection((host, port), timeout=deadline(timeout)) as sk:
