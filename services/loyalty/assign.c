@@ -441,14 +441,14 @@ loy_h_assign_list(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		goto out;
 	const char *contact = dre_rpc_param(call, "contactId");
 	const char *chan = dre_rpc_param(call, "redemptionChannelType");
-	if (contact == NULL || contact[0] == '\0') {
-		dre_docapi_invalid(&d, "contactId", "contactId is required");
-		goto out;
-	}
 	if (chan != NULL && strcmp(chan, "POS") != 0
 	    && strcmp(chan, "ECOM") != 0 && strcmp(chan, "OTHER") != 0) {
 		dre_docapi_invalid(&d, "redemptionChannelType",
 		    "redemptionChannelType must be POS, ECOM or OTHER");
+		goto out;
+	}
+	if (contact == NULL || contact[0] == '\0') {
+		dre_docapi_invalid(&d, "contactId", "contactId is required");
 		goto out;
 	}
 	loy_contact c;

@@ -686,13 +686,13 @@ loy_h_voucher_list(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	// RewardVouchers.list, .available or .redeemed.
 	const char *dot = strrchr(call->method, '.');
 	const char *which = dot != NULL ? dot + 1 : "list";
+	if (!dre_docapi_int_param(&d, "offset", 0, &skip)
+	    || !dre_docapi_int_param(&d, "count", 100, &top))
+		goto out;
 	if (id == NULL || id[0] == '\0') {
 		dre_docapi_invalid(&d, "contactId", "contactId is required");
 		goto out;
 	}
-	if (!dre_docapi_int_param(&d, "offset", 0, &skip)
-	    || !dre_docapi_int_param(&d, "count", 100, &top))
-		goto out;
 	if (top > 1000)
 		top = 1000;
 	loy_contact c;
