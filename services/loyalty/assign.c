@@ -24,23 +24,6 @@ typedef struct {
 	bool        redeemed;
 } assignment;
 
-static const char *
-jstr(const dre_json *o, const char *k)
-{
-	const dre_json *v = dre_json_get(o, k);
-	return dre_json_is(v, DRE_JSON_STRING) ? v->str : NULL;
-}
-
-static int64_t
-jint(const dre_json *o, const char *k)
-{
-	int64_t v = 0;
-	if (dre_json_int(&v, dre_json_get(o, k), INT64_MIN, INT64_MAX)
-	    != DRE_OK)
-		return 0;
-	return v;
-}
-
 static void
 as_store(dre_buf *out, const assignment *x)
 {
@@ -71,16 +54,16 @@ as_parse(assignment *x, dre_arena *a, const char *text, size_t len)
 	if (dre_json_parse(&d, a, copy, len, 4, NULL) != DRE_OK)
 		return DRE_ECODEC;
 	memset(x, 0, sizeof *x);
-	x->id = jstr(d, "id");
-	x->promotion = jstr(d, "promotionId");
-	x->external = jstr(d, "externalId");
-	x->name = jstr(d, "name");
-	x->contact = jstr(d, "contactId");
-	x->tx = jstr(d, "transactionId");
-	x->channel = jstr(d, "channel");
-	x->created = jint(d, "createdOn");
-	x->expires = jint(d, "expiresOn");
-	x->redeemed_on = jint(d, "redeemedOn");
+	x->id = loy_jstr(d, "id");
+	x->promotion = loy_jstr(d, "promotionId");
+	x->external = loy_jstr(d, "externalId");
+	x->name = loy_jstr(d, "name");
+	x->contact = loy_jstr(d, "contactId");
+	x->tx = loy_jstr(d, "transactionId");
+	x->channel = loy_jstr(d, "channel");
+	x->created = loy_jint(d, "createdOn");
+	x->expires = loy_jint(d, "expiresOn");
+	x->redeemed_on = loy_jint(d, "redeemedOn");
 	x->redeemed = dre_json_is(dre_json_get(d, "redeemed"), DRE_JSON_TRUE);
 	return x->id != NULL && x->promotion != NULL && x->contact != NULL
 	    ? DRE_OK
@@ -217,12 +200,12 @@ typedef struct {
 static void
 promo_read(promo_ref *p, const dre_json *doc)
 {
-	p->id = jstr(doc, "id");
-	p->name = jstr(doc, "name");
-	p->external = jstr(doc, "externalId");
-	const char *as = jstr(doc, "assignment");
+	p->id = loy_jstr(doc, "id");
+	p->name = loy_jstr(doc, "name");
+	p->external = loy_jstr(doc, "externalId");
+	const char *as = loy_jstr(doc, "assignment");
 	p->personal = as != NULL && strcmp(as, "PERSONAL") == 0;
-	const char *vt = jstr(doc, "validTo");
+	const char *vt = loy_jstr(doc, "validTo");
 	p->valid_to = 0;
 	if (vt != NULL
 	    && dre_time_parse(&p->valid_to, vt, strlen(vt)) != DRE_OK)

@@ -105,8 +105,8 @@ main(int argc, char **argv)
 out:
 	dre_rpc_server_close(srv);
 	if (opened) {
+		dre_applier_stop(s.ap); // it kicks the converter
 		loy_vouchers_stop(&s);
-		dre_applier_stop(s.ap);
 		dre_rpc_client_close(s.coupon);
 		dre_rpc_client_close(s.catalog);
 		loy_close(&s);

@@ -105,15 +105,15 @@ typedef struct {
 	bool        redeemed;
 } voucher;
 
-static const char *
-jstr(const dre_json *o, const char *k)
+const char *
+loy_jstr(const dre_json *o, const char *k)
 {
 	const dre_json *v = dre_json_get(o, k);
 	return dre_json_is(v, DRE_JSON_STRING) ? v->str : NULL;
 }
 
-static int64_t
-jint(const dre_json *o, const char *k)
+int64_t
+loy_jint(const dre_json *o, const char *k)
 {
 	int64_t v = 0;
 	if (dre_json_int(&v, dre_json_get(o, k), INT64_MIN, INT64_MAX)
@@ -153,17 +153,17 @@ voucher_parse(voucher *v, dre_arena *a, const char *text, size_t len)
 	if (dre_json_parse(&d, a, copy, len, 4, NULL) != DRE_OK)
 		return DRE_ECODEC;
 	memset(v, 0, sizeof *v);
-	v->id = jstr(d, "id");
-	v->number = jstr(d, "voucherNumber");
-	v->contact = jstr(d, "contactId");
-	v->name = jstr(d, "name");
-	v->currency = jstr(d, "currency");
-	v->tx = jstr(d, "transactionId");
-	v->points = jint(d, "points");
-	v->amount = jint(d, "amount");
-	v->created = jint(d, "createdOn");
-	v->expires = jint(d, "expiresOn");
-	v->redeemed_on = jint(d, "redeemedOn");
+	v->id = loy_jstr(d, "id");
+	v->number = loy_jstr(d, "voucherNumber");
+	v->contact = loy_jstr(d, "contactId");
+	v->name = loy_jstr(d, "name");
+	v->currency = loy_jstr(d, "currency");
+	v->tx = loy_jstr(d, "transactionId");
+	v->points = loy_jint(d, "points");
+	v->amount = loy_jint(d, "amount");
+	v->created = loy_jint(d, "createdOn");
+	v->expires = loy_jint(d, "expiresOn");
+	v->redeemed_on = loy_jint(d, "redeemedOn");
 	v->redeemed = dre_json_is(dre_json_get(d, "redeemed"), DRE_JSON_TRUE);
 	return v->id != NULL && v->number != NULL ? DRE_OK : DRE_ECODEC;
 }
@@ -263,13 +263,13 @@ issue(loy *s, dre_arena *a, const char *tenant, const loy_program *p,
 		    dre_strerror(err));
 		return false;
 	}
-	const char *msg = jstr(dre_json_get(doc, "error"), "message");
+	const char *msg = loy_jstr(dre_json_get(doc, "error"), "message");
 	if (st == 409) {
 		fail(o, 409, "VoucherNotIssued", "voucherRule.couponTypeId",
 		    "%s: no points were debited", msg ? msg : "refused");
 		return false;
 	}
-	*code = jstr(doc, "code");
+	*code = loy_jstr(doc, "code");
 	if ((st != 200 && st != 201) || *code == NULL) {
 		fail(o, 503, "UNAVAILABLE", NULL,
 		    "the coupon service did not issue the voucher (%d %s): no "
@@ -652,7 +652,7 @@ loy_h_voucher_exchange(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	const dre_json *in = dre_docapi_body(&d, DRE_DOCAPI_NOT_OBJECT);
 	if (in == NULL || !dre_docapi_strict(&d, in, known, 1))
 		goto out;
-	const char *id = jstr(in, "contactId");
+	const char *id = loy_jstr(in, "contactId");
 	if (id == NULL || id[0] == '\0' || strlen(id) > 200) {
 		dre_docapi_invalid(&d, "contactId",
 		    "contactId must be a string of 1 to 200 bytes");

@@ -27,6 +27,11 @@ typedef struct {
 	char        msg[240];
 } loy_outcome;
 
+// loy_jstr / loy_jint: member k of object o as a string (NULL when it is
+// not one) or an integer (0 when it is not one).
+const char *loy_jstr(const dre_json *o, const char *k);
+int64_t     loy_jint(const dre_json *o, const char *k);
+
 // loy_call makes one JSON call (body may be NULL) to cli with params
 // (key, value pairs, n of them), waiting at most s->call_ms: *status and
 // the parsed answer *doc (NULL when none). DRE_ETIMEOUT / DRE_EUNAVAIL when
