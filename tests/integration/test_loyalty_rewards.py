@@ -28,6 +28,11 @@ def email():
 
 
 class Rewards(harness.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        # a stalled coupon service is given up on after 0.5 s (default 2 s)
+        cls.stack = harness.shared_stack(opts={"loyalty": ["rewards.call_timeout_ms=500"]})
+
     # -- helpers ---------------------------------------------------------------
     def contact(self, **attrs):
         r = self.stack.post("/api/v3/contacts?source=POS&storeExternalId=S1", attrs)
@@ -188,6 +193,17 @@ class Rewards(harness.TestCase):
         cid = self.contact(email=email())["id"]
         self.receipt(cid, "600.00")
         self.assertEqual(self.balance(cid), 600)
+        # stalled (SIGSTOP): no answer within the bound, nothing debited
+        pid = s.procs["coupon"].pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            self.assertError(s.post("/api/v3/reward-vouchers", {"contactId": cid}),
+                             503, "UNAVAILABLE")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        self.assertEqual(self.balance(cid), 600)
+        self.assertEqual(self.vouchers(cid)["totalCount"], 0)
+        # down: the same
         s.stop_service("coupon")
         try:
             self.assertError(s.post("/api/v3/reward-vouchers", {"contactId": cid}),
