@@ -47,12 +47,10 @@ as_store(dre_buf *out, const assignment *x)
 static dre_err
 as_parse(assignment *x, dre_arena *a, const char *text, size_t len)
 {
-	dre_json *d = NULL;
-	char     *copy = dre_arena_strndup(a, text, len);
-	if (copy == NULL)
-		return DRE_ENOMEM;
-	if (dre_json_parse(&d, a, copy, len, 4, NULL) != DRE_OK)
-		return DRE_ECODEC;
+	const dre_json *d = NULL;
+	dre_err         err = loy_json_doc(a, text, len, &d);
+	if (err != DRE_OK)
+		return err;
 	memset(x, 0, sizeof *x);
 	x->id = loy_jstr(d, "id");
 	x->promotion = loy_jstr(d, "promotionId");

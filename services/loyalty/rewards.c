@@ -143,8 +143,8 @@ voucher_store(dre_buf *out, const voucher *v)
 	dre_jsonw_obj_end(&w);
 }
 
-static dre_err
-voucher_parse(voucher *v, dre_arena *a, const char *text, size_t len)
+dre_err
+loy_json_doc(dre_arena *a, const char *text, size_t len, const dre_json **doc)
 {
 	dre_json *d = NULL;
 	char     *copy = dre_arena_strndup(a, text, len);
@@ -152,6 +152,17 @@ voucher_parse(voucher *v, dre_arena *a, const char *text, size_t len)
 		return DRE_ENOMEM;
 	if (dre_json_parse(&d, a, copy, len, 4, NULL) != DRE_OK)
 		return DRE_ECODEC;
+	*doc = d;
+	return DRE_OK;
+}
+
+static dre_err
+voucher_parse(voucher *v, dre_arena *a, const char *text, size_t len)
+{
+	const dre_json *d = NULL;
+	dre_err         err = loy_json_doc(a, text, len, &d);
+	if (err != DRE_OK)
+		return err;
 	memset(v, 0, sizeof *v);
 	v->id = loy_jstr(d, "id");
 	v->number = loy_jstr(d, "voucherNumber");

@@ -32,6 +32,10 @@ typedef struct {
 const char *loy_jstr(const dre_json *o, const char *k);
 int64_t     loy_jint(const dre_json *o, const char *k);
 
+// loy_json_doc parses a stored JSON document (copied into a) into *doc.
+dre_err loy_json_doc(
+    dre_arena *a, const char *text, size_t len, const dre_json **doc);
+
 // loy_call makes one JSON call (body may be NULL) to cli with params
 // (key, value pairs, n of them), waiting at most s->call_ms: *status and
 // the parsed answer *doc (NULL when none). DRE_ETIMEOUT / DRE_EUNAVAIL when
