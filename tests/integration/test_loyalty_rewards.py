@@ -232,7 +232,7 @@ class Rewards(harness.TestCase):
         body = {"voucherId": uniq("V"), "couponTypeId": vt["id"], "customerId": cid}
         answers = []
         for _ in range(2):
-            st, raw = harness.nng_call(s.rpc_url("coupon"), "coupon.IssueVoucher",
+            st, raw = s.rpc_call("coupon", "coupon.IssueVoucher",
                                        tenant="default", body=json.dumps(body).encode())
             answers.append((st, json.loads(raw)))
         (st1, a1), (st2, a2) = answers
@@ -240,12 +240,12 @@ class Rewards(harness.TestCase):
         self.assertEqual(a1["code"], a2["code"])
         self.assertEqual(a1["status"], "ACTIVE")
         # no type, a GENERIC one: refused, nothing issued
-        st, raw = harness.nng_call(s.rpc_url("coupon"), "coupon.IssueVoucher", tenant="default",
+        st, raw = s.rpc_call("coupon", "coupon.IssueVoucher", tenant="default",
                                    body=json.dumps({"voucherId": uniq("V")}).encode())
         self.assertEqual(st, 400)
         gen = self.assertStatusBody(s.post("/api/v1/CouponTypes", {
             "name": uniq("Gen"), "type": "GENERIC", "prefix": "GG"}), 201)
-        st, raw = harness.nng_call(s.rpc_url("coupon"), "coupon.IssueVoucher", tenant="default",
+        st, raw = s.rpc_call("coupon", "coupon.IssueVoucher", tenant="default",
                                    body=json.dumps(dict(body, voucherId=uniq("V"),
                                                         couponTypeId=gen["id"])).encode())
         self.assertEqual(st, 409)
