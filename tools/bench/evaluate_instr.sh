@@ -4,7 +4,8 @@
 # not depend on how loaded the machine is (req/s does). Not a test.
 #
 # The stack of tools/bench/evaluate.sh (broker, catalog, evaluator, gateway)
-# with the gateway and the evaluator under valgrind --tool=callgrind; the
+# with the gateway and the evaluator under valgrind --tool=callgrind (the
+# evaluator from after the setup); the
 # setup of ../shared/bench/evaluate_vs_floor.sh (1,000 promotions from
 # dre-bench-evaluate --setup plus one "10% on every group"); the floor's
 # 20-line basket without its coupons, sent N times over one keep-alive
@@ -41,9 +42,11 @@ for _ in $(seq 100); do [ -s "$D/broker/bootstrap" ] && break; sleep 0.1; done
 BS=$(cat "$D/broker/bootstrap")
 start "$B/dre-catalog" -o data_dir="$D" -o rpc.listen=tcp://127.0.0.1:$((RB + 101)) \
 	-o kafka.bootstrap.servers="$BS"
-start "${VG[@]}" --callgrind-out-file="$D/evaluator.cg" "$B/dre-evaluator" -o data_dir="$D" \
-	-o rpc.listen=tcp://127.0.0.1:$((RB + 201)) -o catalog.url=tcp://127.0.0.1:$((RB + 101)) \
-	-o kafka.bootstrap.servers="$BS" ${EV_OPTS:-}
+# The evaluator runs without valgrind for the setup (1,000 promotions
+# applied one by one), then is restarted under it on the same data.
+EV_ARGS=(-o data_dir="$D" -o rpc.listen=tcp://127.0.0.1:$((RB + 201))
+	-o catalog.url=tcp://127.0.0.1:$((RB + 101)) -o kafka.bootstrap.servers="$BS" ${EV_OPTS:-})
+start "$B/dre-evaluator" "${EV_ARGS[@]}"
 EV_PID=${PIDS[-1]}
 start "${VG[@]}" --callgrind-out-file="$D/gateway.cg" "$B/dre-gateway" -o data_dir="$D" \
 	-o http.port="$PORT" -o evaluator.urls=tcp://127.0.0.1:$((RB + 201)) \
@@ -60,6 +63,25 @@ curl -s -o /dev/null -u admin:admin -H 'Content-Type: application/json' \
  "validFrom":"2020-01-01T00:00:00Z","validTo":"2099-12-31T23:59:59Z","posGroups":[],
  "conditions":[],"actions":[{"type":"ARTICLE_GROUP","discountType":"PERCENTAGE","value":10,"target":{"articleGroups":
  ["BEVERAGES","DAIRY","BAKERY","PRODUCE","MEAT","FROZEN","SNACKS","HOUSEHOLD","PERSONAL_CARE","ELECTRONICS"]}}]}'
+# loaded N: until the evaluator prices with N promotions.
+loaded() {
+	local n
+	for _ in $(seq 900); do
+		n=$(curl -s -u admin:admin "http://127.0.0.1:$PORT/pos/heartbeat" |
+			sed -n 's/.*"promotionsLoaded":\([0-9]*\).*/\1/p')
+		[ "${n:-0}" -ge "$1" ] && return 0
+		sleep 1
+	done
+	echo "the evaluator did not load $1 promotions" >&2
+	exit 1
+}
+want=$((${PROMOTIONS:-1000} + 1))
+loaded "$want"
+kill "$EV_PID"
+wait "$EV_PID" 2>/dev/null || true
+start "${VG[@]}" --callgrind-out-file="$D/evaluator.cg" "$B/dre-evaluator" "${EV_ARGS[@]}"
+EV_PID=${PIDS[-1]}
+loaded "$want"
 python3 "$FLOOR/gen_basket.py" -n "$LINES" -o "$D/basket.json" >/dev/null
 python3 - "$D/basket.json" <<'PY'
 import json, sys
