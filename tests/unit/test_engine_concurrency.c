@@ -3,8 +3,10 @@
 // answer is one consistent version (a promotion named "v<k>" gives the
 // discount of version k) and nothing an answer points at is freed while the
 // reader holds the index; and changes staged together (a batch of the feed)
-// are seen all at once or not at all. Run under ASan (use-after-free) and
-// TSan (races).
+// are seen all at once or not at all; and the exhausted-budget set, written
+// by the feed and by side-effect results at once (out of order) while
+// evaluations and read-your-writes waits read it, keeps the highest version
+// of each budget. Run under ASan (use-after-free) and TSan (races).
 #include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -286,12 +288,113 @@ test_batches_publish_at_once(void **state)
 	pthread_mutex_destroy(&sh.why_mu);
 }
 
+// ---- the exhausted-budget set ---------------------------------------------
+
+#define BUDGETS  300 // past several growths of the table
+#define VERSIONS 400
+
+typedef struct {
+	eng_budget_set *b;
+	int             writer; // takes the versions v with v % 2 == writer
+	atomic_bool    *done;
+	atomic_int     *bad;
+	atomic_long    *reads;
+} bs_arg;
+
+static void
+budget_name(char *buf, size_t cap, int i)
+{
+	snprintf(buf, cap, "b-%03d", i);
+}
+
+// bs_writer records versions of every budget, interleaved with the other
+// writer, so older versions often arrive after newer ones.
+static void *
+bs_writer(void *arg)
+{
+	bs_arg *a = arg;
+	char    id[16];
+	for (int v = 1 + a->writer; v <= VERSIONS; v += 2)
+		for (int i = 0; i < BUDGETS; i++) {
+			budget_name(id, sizeof id, i);
+			eng_budget_set_update(a->b, TENANT, id, v, v % 3 == 0);
+		}
+	return NULL;
+}
+
+// bs_reader checks that the version it reads of a budget never goes back.
+static void *
+bs_reader(void *arg)
+{
+	bs_arg *a = arg;
+	int64_t seen[BUDGETS];
+	char    id[16];
+	for (int i = 0; i < BUDGETS; i++)
+		seen[i] = -1;
+	for (unsigned n = 0; !atomic_load(a->done); n++) {
+		int i = (int) (n * 7919u % BUDGETS);
+		budget_name(id, sizeof id, i);
+		int64_t v = eng_budget_set_version(a->b, TENANT, id);
+		(void) eng_budget_set_exhausted(a->b, TENANT, id);
+		if (v < seen[i] || v > VERSIONS
+		    || eng_budget_set_count(a->b) > BUDGETS)
+			atomic_fetch_add(a->bad, 1);
+		seen[i] = v;
+		atomic_fetch_add(a->reads, 1);
+	}
+	return NULL;
+}
+
+static void
+test_budget_set_under_writers(void **state)
+{
+	(void) state;
+	eng_budget_set *b = NULL;
+	assert_int_equal(eng_budget_set_alloc(&b), DRE_OK);
+	atomic_bool done = false;
+	atomic_int  bad = 0;
+	atomic_long reads = 0;
+	bs_arg      args[2 + READERS];
+	pthread_t   th[2 + READERS];
+	for (int i = 0; i < 2 + READERS; i++) {
+		args[i] = (bs_arg) { b, i, &done, &bad, &reads };
+		assert_int_equal(pthread_create(&th[i], NULL,
+		                     i < 2 ? bs_writer : bs_reader, &args[i]),
+		    0);
+	}
+	pthread_join(th[0], NULL);
+	pthread_join(th[1], NULL);
+	// The readers read while the writers wrote; let them read the end too.
+	for (long end = atomic_load(&reads) + 1000; atomic_load(&reads) < end;)
+		sched_yield();
+	atomic_store(&done, true);
+	for (int i = 2; i < 2 + READERS; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(atomic_load(&bad), 0);
+	// Every budget holds the highest version and its state.
+	char id[16];
+	for (int i = 0; i < BUDGETS; i++) {
+		budget_name(id, sizeof id, i);
+		assert_int_equal(
+		    eng_budget_set_version(b, TENANT, id), VERSIONS);
+		assert_int_equal(eng_budget_set_exhausted(b, TENANT, id),
+		    VERSIONS % 3 == 0);
+	}
+	assert_int_equal(
+	    eng_budget_set_count(b), VERSIONS % 3 == 0 ? BUDGETS : 0);
+	assert_int_equal(eng_budget_set_version(b, TENANT, "b-none"), -1);
+	eng_budget_set_clear(b);
+	assert_int_equal(eng_budget_set_version(b, TENANT, "b-000"), -1);
+	eng_budget_set_free(b);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_readers_during_swaps),
 		cmocka_unit_test(test_batches_publish_at_once),
+		cmocka_unit_test(test_budget_set_under_writers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
