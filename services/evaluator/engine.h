@@ -107,6 +107,9 @@ int64_t dre_index_version(const dre_index *ix);
 int64_t dre_index_data_age(const dre_index *ix);
 // dre_index_promotions counts the live promotions of tenant (NULL = all).
 size_t dre_index_promotions(const dre_index *ix, const char *tenant);
+// dre_index_bytes is the memory the index's tenants and entities take; it
+// sets *entities (when not NULL) to their number, tombstones included.
+size_t dre_index_bytes(const dre_index *ix, size_t *entities);
 // dre_index_version_of returns the version the index holds for kind/key of
 // tenant (tombstones included), or -1.
 int64_t dre_index_version_of(const dre_index *ix, const char *tenant,

@@ -47,6 +47,10 @@ static void gw_forward(gw_job *j);
 const gw_route gw_routes[] = {
 	{ "GET", "/openapi.json", gw_openapi, GW_SELF, "openapi", 0,
 	    GW_BODY_NONE },
+	{ "GET", "/healthz", gw_healthz, GW_SELF, "healthz", 0, GW_BODY_NONE },
+	{ "GET", "/readyz", gw_readyz, GW_SELF, "readyz", 0, GW_BODY_NONE },
+	{ "GET", "/metrics", gw_metrics, GW_SELF, "metrics", ROLES_ADMIN,
+	    GW_BODY_NONE },
 	{ "POST", "/pos/v2/evaluate", gw_evaluate, GW_EVALUATOR, "Evaluate",
 	    ROLES_POS, GW_BODY_JSON },
 	{ "POST", "/pos/v2/simulate", gw_evaluate, GW_EVALUATOR, "Simulate",
@@ -521,6 +525,7 @@ render_heartbeat(gw_job *j)
 		down.uptime_s = (dre_now_ms() - j->g->started_ms) / 1000;
 		h = &down;
 	}
+	gw_services_fill(j, h);
 	if (h->status != NULL && strcmp(h->status, "DOWN") == 0)
 		status = 503;
 	dre_buf_reset(&j->out);
@@ -528,14 +533,23 @@ render_heartbeat(gw_job *j)
 	gw_job_respond(j, status, j->out.data, j->out.len, GW_JSON_CT);
 }
 
-void
-gw_heartbeat(gw_job *j)
+// heartbeat_call asks the evaluator for the heartbeat once every
+// service's Health answered.
+static void
+heartbeat_call(gw_job *j)
 {
 	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
 	char           *roles[32];
 
 	gw_job_envelope(j, &req, j->rpc_method, roles);
 	gw_job_call(j, client_of(j, NULL), &req, render_heartbeat);
+}
+
+void
+gw_heartbeat(gw_job *j)
+{
+	gw_fanout(
+	    j, "Health", (int) j->g->cfg->health_timeout_ms, heartbeat_call);
 }
 
 // ---------------------------------------------------------------- confirm

@@ -278,7 +278,9 @@ class Stack:
                  "-o", "coupon.url=" + self.rpc_url("coupon"),
                  "-o", "loyalty.url=" + self.rpc_url("loyalty"),
                  "-o", "webhook.url=" + self.rpc_url("webhook"),
-                 "-o", "auth.users=" + EXTRA_USERS]
+                 "-o", "auth.users=" + EXTRA_USERS,
+                 # Tests stop the gateway at once; test_ops drains it.
+                 "-o", "shutdown.grace_ms=0"]
         for kv in self.opts.get(name, ()):
             a += ["-o", kv]
         return a + list(self.extra.get(name, []))

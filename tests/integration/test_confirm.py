@@ -72,7 +72,7 @@ class Confirm(harness.TestCase):
         self.assertEqual(e["key"], "default/" + txn)
         v = e["value"]
         self.assertRegex(v["eventId"], harness.UUID_RE)
-        self.assertJson({"tenant": "default", "schemaVersion": 2, "transactionId": txn,
+        self.assertJson({"tenant": "default", "schemaVersion": 3, "transactionId": txn,
                          "loyaltyPointsEarned": 0,
                          "transactionCounter": 1, "customerId": {"string": "CUST-4711"},
                          "posGroupId": {"string": self.gid}, "currency": "EUR",
