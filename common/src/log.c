@@ -141,8 +141,8 @@ dre_log(dre_log_level level, const char *fmt, ...)
 		json_put(line, &n, sizeof(line) - 80, msg, ml);
 		line[n++] = '"';
 		if (log_rid[0] != '\0') {
-			memcpy(line + n, ",\"request_id\":\"", 16);
-			n += 16;
+			memcpy(line + n, ",\"request_id\":\"", 15);
+			n += 15;
 			json_put(line, &n, sizeof(line) - 4, log_rid,
 			    strlen(log_rid));
 			line[n++] = '"';

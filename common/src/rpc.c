@@ -478,9 +478,19 @@ dre_rpc_server_open(dre_rpc_server **sp, const char *url,
 	for (int i = 0;
 	     s->m_calls && s->m_errors && s->m_seconds && i < s->nroutes;
 	     i++) {
-		char lab[160], esc[128];
-		dre_metric_label_escape(
-		    esc, sizeof(esc), server_route(s, i)->method);
+		char        lab[160], esc[128], full[128];
+		const char *m = server_route(s, i)->method;
+		if (i >= s->nroutes - 2) {
+			// A built-in is named like the service's own methods.
+			const char *dot = s->nroutes > 2
+			    ? strchr(routes[0].method, '.')
+			    : NULL;
+			snprintf(full, sizeof(full), "%.*s%s%s",
+			    dot != NULL ? (int) (dot - routes[0].method) : 0,
+			    routes[0].method, dot != NULL ? "." : "", m);
+			m = full;
+		}
+		dre_metric_label_escape(esc, sizeof(esc), m);
 		snprintf(lab, sizeof(lab), "method=\"%s\"", esc);
 		s->m_calls[i]
 		    = dre_metric_counter("dre_rpc_server_calls_total",
