@@ -33,7 +33,7 @@ except ImportError:  # Debian's python3-prometheus-client under another python3
 
 SERVICES = ("evaluator", "catalog", "budget", "reporting", "coupon", "loyalty",
             "webhook")
-GRACE_MS = 1500
+GRACE_MS = int(2000 * harness.SCALE)
 
 # ---------------------------------------------------------------- a strict
 # reader of the text exposition format 0.0.4: every sample belongs to the
