@@ -69,12 +69,12 @@ static void
 index_collect(void *arg)
 {
 	ev_svc          *s = arg;
-	const dre_index *ix = dre_engine_acquire(s->engine);
-	size_t           ents = 0, bytes = dre_index_bytes(ix, &ents);
+	const eng_index *ix = eng_acquire(s->engine);
+	size_t           ents = 0, bytes = eng_index_bytes(ix, &ents);
 
 	dre_metric_set(dre_metric_gauge("dre_engine_index_promotions",
 	                   "live promotions in the engine's index", NULL),
-	    (int64_t) dre_index_promotions(ix, NULL));
+	    (int64_t) eng_index_promotions(ix, NULL));
 	dre_metric_set(dre_metric_gauge("dre_engine_index_entities",
 	                   "master-data entities in the index (tombstones "
 	                   "included)",
@@ -86,8 +86,8 @@ index_collect(void *arg)
 	dre_metric_set(
 	    dre_metric_gauge("dre_engine_index_version",
 	        "version (feed position) of the published index", NULL),
-	    dre_index_version(ix));
-	dre_index_release(ix);
+	    eng_index_version(ix));
+	eng_index_release(ix);
 	dre_metric_set(dre_metric_gauge("dre_evaluator_feed_connected",
 	                   "1 while the master-data feed reaches Kafka", NULL),
 	    atomic_load(&s->kafka_ok) ? 1 : 0);
@@ -125,8 +125,8 @@ main(int argc, char **argv)
 		dre_error("store %s: %s", path, dre_strerror(err));
 		goto out;
 	}
-	if (dre_engine_alloc(&s.engine) != DRE_OK
-	    || dre_budget_set_alloc(&s.budgets) != DRE_OK
+	if (eng_alloc(&s.engine) != DRE_OK
+	    || eng_budget_set_alloc(&s.budgets) != DRE_OK
 	    || ev_handlers_init(&s) != DRE_OK) {
 		dre_error("out of memory");
 		goto out;
@@ -179,8 +179,8 @@ out:
 	ev_feed_stop(&s);
 	if (handlers)
 		ev_handlers_fini(&s);
-	dre_engine_free(s.engine);
-	dre_budget_set_free(s.budgets);
+	eng_free(s.engine);
+	eng_budget_set_free(s.budgets);
 	dre_store_close(s.st);
 	free(path);
 	dre_config_free(&s.cfg, ev_opts, &s.cfg.common.kafka);
