@@ -23,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import basket, item, pct_action, promotion, uniq  # noqa: E402
+from harness import uniq  # noqa: E402
 
 try:
     import prometheus_client.parser as prom_parser
@@ -132,14 +132,7 @@ class Ops(harness.TestCase):
         })
 
     def setUp(self):
-        s = self.stack
-        self.gid = self.pos_group()["id"]
-        self.art = uniq("ART")
-        self.p = promotion("Ten off", [{"type": "ARTICLE", "values": [self.art]}],
-                           [pct_action(10, articles=[self.art])], pos_groups=[self.gid])
-        s.create_promotion(self.p)
-        self.req = basket(self.gid, [item("L1", self.art, 1, "10.00")])
-        s.wait_for_promotion(self.p["id"], self.req)
+        self.ten_percent_off(1, "10.00")
 
     def metrics(self):
         r = self.stack.get("/metrics")
