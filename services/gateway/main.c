@@ -88,6 +88,35 @@ static const dre_cfg_opt gw_opts[] = {
 	{ "log.access", DRE_CFG_BOOL, offsetof(gw_cfg, access_log), "true",
 	    "one log line per request: method, path, status, duration, "
 	    "tenant, request id (never a header)" },
+	{ "auth.jwt.issuer", DRE_CFG_STR, offsetof(gw_cfg, jwt_issuer), "",
+	    "iss of an external token issuer (XSUAA, OIDC) whose tokens are "
+	    "accepted; empty: none" },
+	{ "auth.jwt.audience", DRE_CFG_STR, offsetof(gw_cfg, jwt_audience),
+	    "dre", "aud an external issuer's token must name" },
+	{ "auth.jwt.jwks_file", DRE_CFG_STR, offsetof(gw_cfg, jwt_jwks_file),
+	    "", "the external issuer's public keys (a JWKS document)" },
+	{ "auth.jwt.tenant_claim", DRE_CFG_STR,
+	    offsetof(gw_cfg, jwt_tenant_claim), "",
+	    "claim holding the tenant in an external token; empty: zid, then "
+	    "tenant" },
+	{ "auth.jwt.scope_prefix", DRE_CFG_STR,
+	    offsetof(gw_cfg, jwt_scope_prefix), "dre.",
+	    "prefix of the role scopes in an external token (XSUAA: the "
+	    "xsappname and a dot)" },
+	{ "auth.fail_limit", DRE_CFG_INT, offsetof(gw_cfg, fail_limit), "5",
+	    "failed credentials of one client address and principal before "
+	    "it is slowed down (429)",
+	    DRE_CFG_RANGE(1, 1000000) },
+	{ "auth.fail_window_ms", DRE_CFG_INT, offsetof(gw_cfg, fail_window_ms),
+	    "60000", "window in which failed credentials are counted",
+	    DRE_CFG_POSITIVE },
+	{ "auth.lockout_ms", DRE_CFG_INT, offsetof(gw_cfg, lockout_ms), "1000",
+	    "first wait after auth.fail_limit failures; doubles with each "
+	    "further failure",
+	    DRE_CFG_POSITIVE },
+	{ "auth.lockout_max_ms", DRE_CFG_INT, offsetof(gw_cfg, lockout_max_ms),
+	    "60000", "longest wait imposed on failed credentials",
+	    DRE_CFG_POSITIVE },
 	DRE_CFG_END,
 };
 
@@ -118,6 +147,8 @@ main(int argc, char **argv)
 		dre_error("cannot set up the metrics: %s", dre_strerror(err));
 		goto out;
 	}
+	if ((err = gw_ident_open(&g)) != DRE_OK)
+		goto out;
 	if ((err = gw_backends_open(&g)) != DRE_OK) {
 		dre_error("cannot open rpc clients: %s", dre_strerror(err));
 		goto out;
@@ -148,6 +179,7 @@ out:
 	gw_http_stop(&g);
 	gw_backends_close(&g);
 	gw_ops_close(&g);
+	gw_ident_close(&g);
 	dre_auth_close(g.auth);
 	dre_config_free(&cfg, gw_opts, &cfg.common.kafka);
 	pthread_mutex_destroy(&g.free_mu);

@@ -129,8 +129,11 @@ class OpenApi(harness.TestCase):
                 c = r.get("content", {})
                 if not c or any("schema" not in x for x in c.values()):
                     problems.append("%s %s: no response schema" % (name, st))
-            # The routes without authentication: the document, the probes.
-            if ("security" in o) != (p in ("/openapi.json", "/healthz", "/readyz")):
+            # Public: the document, the token endpoint (the client
+            # authenticates in the request), the token keys and the probes.
+            if ("security" in o) != (p in ("/openapi.json", "/oauth/token",
+                                           "/.well-known/jwks.json", "/healthz",
+                                           "/readyz")):
                 problems.append("%s: security overridden" % name)
         # No untyped object: an object states its properties or that it
         # is a free-form map (additionalProperties).

@@ -204,17 +204,17 @@ class Ops(harness.TestCase):
     def test_every_service_answers_metrics_and_health_over_nng(self):
         s = self.stack
         for svc in SERVICES:
-            st, body = harness.nng_call(s.rpc_url(svc), svc + ".Health")
+            st, body = s.rpc_call(svc, svc + ".Health")
             self.assertEqual(st, 200, (svc, body))
             h = json.loads(body)
             self.assertEqual(h["status"], "UP", (svc, h))
-            st, body = harness.nng_call(s.rpc_url(svc), svc + ".Metrics")
+            st, body = s.rpc_call(svc, svc + ".Metrics")
             self.assertEqual(st, 200, svc)
             fams = parse_strict(body.decode())
             self.assertIsNotNone(value_of(fams, "dre_rpc_server_calls_total", service=svc,
                                           method=svc + ".Health"), svc)
         # The applier's Kafka check is among the budget's.
-        st, body = harness.nng_call(s.rpc_url("budget"), "budget.Health")
+        st, body = s.rpc_call("budget", "budget.Health")
         self.assertTrue(any(k.startswith("kafka:") for k in json.loads(body)["checks"]))
 
     # -- health ----------------------------------------------------------------
