@@ -85,6 +85,10 @@ static const dre_cfg_opt gw_opts[] = {
 	    "Health answer (a service that does not answer in time counts "
 	    "as UNREACHABLE)",
 	    DRE_CFG_RANGE(1, 60000) },
+	{ "metrics.tenant", DRE_CFG_STR, offsetof(gw_cfg, metrics_tenant),
+	    "default",
+	    "the operator's tenant: only its Admins read /metrics (the whole "
+	    "deployment's figures, every tenant's traffic together)" },
 	{ "log.access", DRE_CFG_BOOL, offsetof(gw_cfg, access_log), "true",
 	    "one log line per request: method, path, status, duration, "
 	    "tenant, request id (never a header)" },

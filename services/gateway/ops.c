@@ -437,6 +437,13 @@ render_metrics(gw_job *j)
 void
 gw_metrics(gw_job *j)
 {
+	// Every tenant's traffic together: the operator's, not a tenant's.
+	if (strcmp(j->who.tenant, j->g->cfg->metrics_tenant) != 0) {
+		gw_job_error(j, 403, "FORBIDDEN", NULL,
+		    "the metrics are read by Admins of the operator's tenant "
+		    "(metrics.tenant)");
+		return;
+	}
 	gw_fanout(
 	    j, "Metrics", (int) j->g->cfg->rpc_timeout_ms, render_metrics);
 }

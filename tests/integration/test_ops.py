@@ -200,6 +200,8 @@ class Ops(harness.TestCase):
         s = self.stack
         self.assertError(s.get("/metrics", user=None), 401, "UNAUTHORIZED")
         self.assertError(s.get("/metrics", user="pos-reader"), 403, "FORBIDDEN")
+        # Another tenant's Admin: the figures are every tenant's together.
+        self.assertError(s.get("/metrics", user="tenant-b-admin"), 403, "FORBIDDEN")
 
     def test_every_service_answers_metrics_and_health_over_nng(self):
         s = self.stack
