@@ -224,7 +224,7 @@ struct gw_job {
 	bool        awaited;
 	atomic_int  await_left;
 	atomic_bool await_pending;
-	gw_job     *next_free;
+	void *fan; // a fanned-out call's replies (routes.c), in the arena
 	// Operations (ops.c): the request id, where and when the request
 	// began, how it was answered, and the replies of a fan-out.
 	char              rid[DRE_REQUEST_ID_MAX + 1];
@@ -232,7 +232,8 @@ struct gw_job {
 	int64_t           t0_us; // monotonic
 	int               status; // answered with; 0 = not yet
 	const char       *error_code; // static string or the reply's
-	struct gw_fanout *fan;
+	struct gw_fanout *ops_fan; // Health / Metrics of every service
+	gw_job           *next_free;
 };
 
 // conn.c: where a connection is in its request, for the deadlines.

@@ -240,11 +240,11 @@ struct gw_fanout {
 void
 gw_ops_free(gw_job *j)
 {
-	if (j->fan == NULL)
+	if (j->ops_fan == NULL)
 		return;
-	for (size_t i = 0; i < j->fan->n; i++)
-		dre_rpc_reply_msg_free(j->fan->s[i].rep);
-	j->fan = NULL; // the struct itself is in the arena
+	for (size_t i = 0; i < j->ops_fan->n; i++)
+		dre_rpc_reply_msg_free(j->ops_fan->s[i].rep);
+	j->ops_fan = NULL; // the struct itself is in the arena
 }
 
 static void
@@ -286,7 +286,7 @@ gw_fanout(gw_job *j, const char *what, int timeout_ms, gw_render render)
 			clients[f->n++] = g->backends[b].clients[k];
 		}
 	}
-	j->fan = f;
+	j->ops_fan = f;
 	if (!gw_job_wait(j, render))
 		return;
 	atomic_store(&f->left, (int) f->n + 1);
@@ -340,7 +340,7 @@ gw_healthz(gw_job *j)
 static void
 render_readyz(gw_job *j)
 {
-	gw_fanout_t *f = j->fan;
+	gw_fanout_t *f = j->ops_fan;
 	bool         ready = !atomic_load(&j->g->draining);
 	dre_jsonw    w;
 
@@ -381,7 +381,7 @@ gw_readyz(gw_job *j)
 static void
 render_metrics(gw_job *j)
 {
-	gw_fanout_t *f = j->fan;
+	gw_fanout_t *f = j->ops_fan;
 	const char  *texts[GW_FAN_MAX + 1];
 	size_t       lens[GW_FAN_MAX + 1];
 	const char  *extra[GW_FAN_MAX + 1];
@@ -451,7 +451,7 @@ gw_metrics(gw_job *j)
 void
 gw_services_fill(gw_job *j, Dre__HeartbeatResponse *h)
 {
-	gw_fanout_t *f = j->fan;
+	gw_fanout_t *f = j->ops_fan;
 	bool         all = true;
 
 	if (f == NULL || f->n == 0)
