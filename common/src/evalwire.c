@@ -1231,6 +1231,14 @@ dre_heartbeat_write(dre_buf *out, const Dre__HeartbeatResponse *h)
 	dre_jsonw_kint(&w, "pendingTransactions", h->pending_transactions);
 	dre_jsonw_kint(&w, "promotionsLoaded", h->promotions_loaded);
 	dre_jsonw_kint(&w, "uptime", h->uptime_s);
+	if (h->n_services > 0) {
+		dre_jsonw_key(&w, "services");
+		dre_jsonw_obj_begin(&w);
+		for (size_t i = 0; i < h->n_services; i++)
+			dre_jsonw_kstr(
+			    &w, h->services[i]->name, h->services[i]->status);
+		dre_jsonw_obj_end(&w);
+	}
 	dre_jsonw_obj_end(&w);
 }
 
