@@ -14,8 +14,9 @@
 #include "dre/fs.h"
 #include "dre/svc.h"
 
-static atomic_bool svc_stop;
-static atomic_bool svc_signals_blocked;
+static atomic_bool      svc_stop;
+static dre_svc_check_fn svc_check;
+static atomic_bool      svc_signals_blocked;
 
 static void
 stop_signals(sigset_t *set)
@@ -26,9 +27,76 @@ stop_signals(sigset_t *set)
 }
 
 void
+dre_svc_on_check(dre_svc_check_fn fn)
+{
+	svc_check = fn;
+}
+
+// take_flag removes every flag from argv (argc updated); true if present.
+static bool
+take_flag(int *argc, char **argv, const char *flag)
+{
+	bool found = false;
+	int  n = 1;
+	for (int i = 1; i < *argc; i++) {
+		if (strcmp(argv[i], flag) == 0)
+			found = true;
+		else
+			argv[n++] = argv[i];
+	}
+	*argc = n;
+	return found;
+}
+
+// urls_ok checks every nng URL option of the table: rpc.listen (may be
+// empty: the gateway has none) and each comma-separated *.url/*.urls value.
+static bool
+urls_ok(const void *cfg, const dre_cfg_opt *table)
+{
+	bool ok = true;
+	for (const dre_cfg_opt *o = table; o->name != NULL; o++) {
+		size_t nl = strlen(o->name);
+		bool   listen = strcmp(o->name, "rpc.listen") == 0;
+		bool   dial = (nl > 4 && strcmp(o->name + nl - 4, ".url") == 0)
+		    || (nl > 5 && strcmp(o->name + nl - 5, ".urls") == 0);
+		if (o->type != DRE_CFG_STR || (!listen && !dial))
+			continue;
+		const char *v
+		    = *(char *const *) ((const char *) cfg + o->offset);
+		if (v == NULL || *v == '\0') {
+			if (dial) {
+				dre_error("%s: empty", o->name);
+				ok = false;
+			}
+			continue;
+		}
+		for (const char *p = v; *p != '\0';) {
+			size_t l = strcspn(p, ",");
+			char   one[512];
+			if (l == 0 || l >= sizeof(one)) {
+				dre_error("%s: bad list '%s'", o->name, v);
+				ok = false;
+				break;
+			}
+			memcpy(one, p, l);
+			one[l] = '\0';
+			if (!dre_config_nng_url_ok(one)) {
+				dre_error("%s: '%s' is not an nng URL "
+				          "(tcp://host:port, ipc://path)",
+				    o->name, one);
+				ok = false;
+			}
+			p += l + (p[l] == ',');
+		}
+	}
+	return ok;
+}
+
+void
 dre_svc_init(const char *name, void *cfg, const dre_cfg_opt *table,
     dre_common_cfg *common, int argc, char **argv)
 {
+	bool check = take_flag(&argc, argv, "--check-config");
 	// Log under the service's name already while the config loads.
 	dre_log_init(name, DRE_LOG_INFO);
 	if (dre_config_load(
@@ -36,6 +104,22 @@ dre_svc_init(const char *name, void *cfg, const dre_cfg_opt *table,
 	    != DRE_OK) {
 		dre_error("invalid configuration; see %s --help", name);
 		exit(2);
+	}
+	if (check) {
+		bool ok = urls_ok(cfg, table);
+		if (svc_check != NULL && !svc_check(cfg))
+			ok = false;
+		if (!ok) {
+			dre_error(
+			    "invalid configuration; see %s --help", name);
+			exit(2);
+		}
+		dre_config_print(
+		    stdout, cfg, table, common ? &common->kafka : NULL);
+		printf("%s: configuration OK\n", name);
+		fflush(stdout);
+		dre_config_free(cfg, table, common ? &common->kafka : NULL);
+		exit(0);
 	}
 	if (common != NULL)
 		dre_log_init(name, dre_log_level_parse(common->log_level));

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "dre/err.h"
 
@@ -88,6 +89,14 @@ typedef struct {
 // (dre/version.h) and exits 0.
 dre_err dre_config_load(void *cfg, const dre_cfg_opt *table, dre_kvlist *kafka,
     int argc, char **argv);
+// dre_config_print writes the effective configuration, one "name = value"
+// line per table row then the kafka.* keys, to f. Secrets (auth.users and
+// any key naming a password or secret) are written as "<set>" or "".
+void dre_config_print(FILE *f, const void *cfg, const dre_cfg_opt *table,
+    const dre_kvlist *kafka);
+// dre_config_nng_url_ok reports whether url is a dialable/listenable nng URL
+// (tcp://host:port, tls+tcp://host:port, ipc://path or inproc://name).
+bool dre_config_nng_url_ok(const char *url);
 // dre_config_free frees the strings the table put into cfg and the kvlist.
 void dre_config_free(void *cfg, const dre_cfg_opt *table, dre_kvlist *kafka);
 

@@ -22,6 +22,9 @@ typedef struct {
 	int         partitions;
 	int64_t     retention_ms; // -1 = infinite
 	const char *doc;
+	// Kafka's cleanup.policy: "delete" (retention only) or
+	// "compact,delete" (the latest record per key, within retention).
+	const char *cleanup;
 } dre_topic;
 
 // dre_topics lists every topic, terminated by { NULL }.
