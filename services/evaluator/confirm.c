@@ -346,6 +346,17 @@ ev_h_confirm(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	Dre__IterationRecord *it
 	    = dre__iteration_record__unpack(&al, vlen, (const uint8_t *) val);
 	free(val);
+	// An expired iteration that compaction has not dropped yet is gone
+	// all the same (retention.iterations_ms): its confirm marker may be.
+	if (it != NULL && s->cfg.iterations_ttl_ms > 0
+	    && it->evaluated_at < dre_now_ms() - s->cfg.iterations_ttl_ms) {
+		pthread_mutex_unlock(mu);
+		dre_rpc_reply_error(rep, 404, "NOT_FOUND",
+		    "header.transactionCounter",
+		    "transaction %s has no evaluated iteration %lld", txid,
+		    (long long) counter);
+		return;
+	}
 	if (it == NULL) {
 		pthread_mutex_unlock(mu);
 		dre_rpc_reply_error(rep, 404, "NOT_FOUND",
@@ -1137,4 +1148,23 @@ ev_confirm_stop(ev_svc *s)
 	pthread_mutex_destroy(&c->mu);
 	free(c);
 	s->confirm = NULL;
+}
+
+int64_t
+ev_confirm_record_time(
+    const char *key, size_t klen, const char *val, size_t vlen)
+{
+	if (klen < 1)
+		return -1;
+	if (key[0] == 'j')
+		return ev_pb_first_varint(val, vlen); // enqueued_at
+	if (key[0] != 'c')
+		return -1;
+	Dre__ConfirmRecord *cr
+	    = dre__confirm_record__unpack(NULL, vlen, (const uint8_t *) val);
+	if (cr == NULL)
+		return -1;
+	int64_t at = cr->confirmed_at;
+	dre__confirm_record__free_unpacked(cr, NULL);
+	return at;
 }
