@@ -12,6 +12,7 @@
 
 #include "dre/log.h"
 #include "dre/fs.h"
+#include "dre/registry.h"
 #include "dre/svc.h"
 
 static atomic_bool      svc_stop;
@@ -105,6 +106,16 @@ dre_svc_init(const char *name, void *cfg, const dre_cfg_opt *table,
 		dre_error("invalid configuration; see %s --help", name);
 		exit(2);
 	}
+	bool confluent = common != NULL && common->events_format != NULL
+	    && strcmp(common->events_format, "confluent") == 0;
+	if (confluent
+	    && (common->registry_url == NULL
+	        || (strncmp(common->registry_url, "http://", 7) != 0
+	            && strncmp(common->registry_url, "https://", 8) != 0))) {
+		dre_error("events.format=confluent needs events.registry_url "
+		          "(http:// or https://)");
+		exit(2);
+	}
 	if (check) {
 		bool ok = urls_ok(cfg, table);
 		if (svc_check != NULL && !svc_check(cfg))
@@ -123,6 +134,16 @@ dre_svc_init(const char *name, void *cfg, const dre_cfg_opt *table,
 	}
 	if (common != NULL)
 		dre_log_init(name, dre_log_level_parse(common->log_level));
+	// Before any producer exists: every event is then written with the
+	// registry's ids. A registry that cannot be reached stops the start
+	// (the supervisor retries), rather than writing another format.
+	if (confluent
+	    && dre_registry_register_all(common->registry_url, 10000)
+	        != DRE_OK) {
+		dre_error("cannot register the event schemas with %s",
+		    common->registry_url);
+		exit(1);
+	}
 
 	// Blocked here, before any thread exists, so every thread inherits
 	// the mask and only dre_svc_wait's sigtimedwait receives them.

@@ -338,7 +338,8 @@ class DeployCheck(unittest.TestCase):
         hdr = read(os.path.join(SOURCE_DIR, "common", "include", "dre", "topics.h"))
         names = dict(re.findall(r'#define (DRE_TOPIC_\w+)\s+"([^"]+)"', hdr))
         want = []
-        for m in re.finditer(r'\{ (DRE_TOPIC_\w+), (\d+), (\d+) \* DAY_MS,.*?"(delete|compact,delete)" \}',
+        for m in re.finditer(r'\{ (DRE_TOPIC_\w+), (\d+), (\d+) \* DAY_MS,.*?"(delete|compact,delete)",'
+                             r'\s*(?:NULL|"\w+") \}',
                              src, re.S):
             want.append("%s partitions=%s replication.factor=3 retention.ms=%d cleanup.policy=%s"
                         % (names[m.group(1)], m.group(2), int(m.group(3)) * 86400000, m.group(4)))
@@ -387,6 +388,9 @@ class DeployCheck(unittest.TestCase):
                 (["dre-evaluator", "-o", "catalog.url=tcp://catalog"], "catalog.url"),
                 (["dre-gateway", "-o", "auth.dev_users=false"], "auth.users"),
                 (["dre-gateway", "-o", "auth.users=alice:pw:NoSuchRole:T"], "auth.users"),
+                (["dre-evaluator", "-o", "retention.iterations_ms=0"], "retention.iterations_ms"),
+                (["dre-budget", "-o", "events.format=confluent"], "events.registry_url"),
+                (["dre-budget", "-o", "events.format=avro"], "events.format"),
             ]
             for argv, word in cases:
                 rc, out, err = check_config(Proc("x", [], argv, base))

@@ -65,6 +65,8 @@ typedef struct {
 	char      *log_level;
 	char      *rpc_listen; // nng URL of this service's REP socket
 	char      *instance_id;
+	char      *events_format; // single-object | confluent
+	char      *registry_url; // schema registry (events.format=confluent)
 	dre_kvlist kafka; // kafka.* pass-through
 } dre_common_cfg;
 
@@ -77,9 +79,20 @@ typedef struct {
 	    { "rpc.listen", DRE_CFG_STR, offsetof(T, m.rpc_listen),           \
 		    rpc_default,                                              \
 		    "nng URL of the service's request/reply socket" },        \
+	    { "instance_id", DRE_CFG_STR, offsetof(T, m.instance_id),         \
+		    "STORE-001", "instance identifier shown in responses" },  \
+	    { "events.format", DRE_CFG_STR, offsetof(T, m.events_format),     \
+		    "single-object",                                          \
+		    "wire format of produced events: Avro single-object "     \
+		    "encoding, or confluent (0x00 + schema-registry id + "    \
+		    "Avro; schemas registered at start with "                 \
+		    "events.registry_url); both are read",                    \
+		    DRE_CFG_CHOICES("single-object|confluent") },             \
 	{                                                                     \
-		"instance_id", DRE_CFG_STR, offsetof(T, m.instance_id),       \
-		    "STORE-001", "instance identifier shown in responses"     \
+		"events.registry_url", DRE_CFG_STR,                           \
+		    offsetof(T, m.registry_url), NULL,                        \
+		    "schema registry base URL (http or https; "               \
+		    "events.format=confluent)"                                \
 	}
 
 // dre_config_load fills cfg from table and argv (argv[0] skipped). kafka
