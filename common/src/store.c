@@ -229,6 +229,11 @@ dre_store_open(dre_store **sp, const dre_store_cfg *cfg)
 	rocksdb_options_set_block_based_table_factory(s->opts, s->table);
 	rocksdb_options_set_write_buffer_size(s->opts, 4 << 20);
 	rocksdb_options_set_max_write_buffer_number(s->opts, 2);
+	// A column family written rarely keeps the WAL files holding its
+	// unflushed writes alive, and with them every other family's: past
+	// this total the oldest such family is flushed, so the WAL stays
+	// bounded (disk use flat under a steady load).
+	rocksdb_options_set_max_total_wal_size(s->opts, 16 << 20);
 	rocksdb_options_set_max_open_files(s->opts, 256);
 	rocksdb_options_set_keep_log_file_num(s->opts, 2);
 	rocksdb_options_set_max_log_file_size(s->opts, 1 << 20);

@@ -17,7 +17,7 @@ import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import BIN_DIR, D, SOURCE_DIR, basket, item, pct_action, promotion, uniq  # noqa: E402
+from harness import BIN_DIR, D, SOURCE_DIR, uniq  # noqa: E402
 
 
 class Registry(http.server.ThreadingHTTPServer):
@@ -105,13 +105,7 @@ class Confluent(harness.TestCase):
 
     def sale(self):
         s = self.stack
-        gid = self.pos_group()["id"]
-        art = uniq("ART")
-        p = promotion("Ten off", [{"type": "ARTICLE", "values": [art]}],
-                      [pct_action(10, articles=[art])], pos_groups=[gid])
-        s.create_promotion(p)
-        req = basket(gid, [item("L1", art, 2, "89.99")])
-        s.wait_for_promotion(p["id"], req)
+        p, req = self.ten_off_basket()
         txn = uniq("TX")
         self.assertEval(s.evaluate(dict(req, header={"transactionId": txn})))
         self.assertOk(s.confirm(txn, 1, [{"promotionId": p["id"], "couponCode": None}]))

@@ -14,12 +14,12 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import D, basket, item, pct_action, promotion, uniq  # noqa: E402
+from harness import D, uniq  # noqa: E402
 
-TTL_MS = 1500
+TTL_MS = 1000
 OPTS = {"evaluator": ["retention.iterations_ms=%d" % TTL_MS,
                       "retention.confirmed_ms=%d" % TTL_MS,
-                      "retention.compact_every_ms=200"]}
+                      "retention.compact_every_ms=150"]}
 
 
 class Retention(harness.TestCase):
@@ -28,14 +28,7 @@ class Retention(harness.TestCase):
         cls.stack = harness.shared_stack(opts=OPTS)
 
     def setUp(self):
-        s = self.stack
-        self.gid = self.pos_group()["id"]
-        self.art = uniq("ART")
-        self.p = promotion("Ten off", [{"type": "ARTICLE", "values": [self.art]}],
-                           [pct_action(10, articles=[self.art])], pos_groups=[self.gid])
-        s.create_promotion(self.p)
-        self.req = basket(self.gid, [item("L1", self.art, 2, "89.99")])
-        s.wait_for_promotion(self.p["id"], self.req)
+        self.p, self.req = self.ten_off_basket()
 
     def evaluate(self, txn):
         b = self.assertEval(self.stack.evaluate(dict(self.req, header={"transactionId": txn})))
@@ -51,12 +44,30 @@ class Retention(harness.TestCase):
         the iteration exists, 404 once it is gone; never confirms."""
         return self.stack.confirm(txn, 1, [self.applied(pid=str(uuid.uuid4()))]).status
 
+    def confirmed(self):
+        txn = uniq("TX")
+        self.assertEqual(self.evaluate(txn), 1)
+        self.assertOk(self.stack.confirm(txn, 1, [self.applied()]))
+        return txn
+
+    def wait_compaction(self):
+        """Returns once a compaction cycle that started after the call
+        dropped everything expired by then: a job confirmed now is gone only
+        after a cycle that started once it expired, and each cycle compacts
+        the iterations before the jobs (column-family order)."""
+        txn = self.confirmed()
+        harness.wait_until(lambda: self.stack.side_effects(txn, 1).status == 404, 20,
+                           interval=0.2, what="side-effect job dropped")
+
     def test_unconfirmed_iteration_expires(self):
         s, txn = self.stack, uniq("TX")
         self.assertEqual(self.evaluate(txn), 1)
         self.assertEqual(self.probe(txn), 409)
-        harness.wait_until(lambda: self.probe(txn) == 404, 20, interval=0.2,
-                           what="iteration 1 dropped")
+        # The first cycle after a later job expired ran after the iteration
+        # expired too; the second started after that one finished.
+        self.wait_compaction()
+        self.wait_compaction()
+        self.assertEqual(self.probe(txn), 404)
         e = self.assertError(s.confirm(txn, 1, [self.applied()]), 404, "NOT_FOUND",
                              "header.transactionCounter")
         self.assertIn(txn, e["message"])
@@ -65,9 +76,8 @@ class Retention(harness.TestCase):
         self.assertOk(s.confirm(txn, 1, [self.applied()]))
 
     def test_confirm_marker_and_job_expire(self):
-        s, txn = self.stack, uniq("TX")
-        self.assertEqual(self.evaluate(txn), 1)
-        self.assertOk(s.confirm(txn, 1, [self.applied()]))
+        s = self.stack
+        txn = self.confirmed()
         harness.wait_until(lambda: s.side_effects(txn, 1).status == 404, 20, interval=0.2,
                            what="side-effect job dropped")
         # Marker and iteration are both gone: a repeat is 404, never a

@@ -23,7 +23,7 @@ trap cleanup EXIT
 start() { "$@" >>"$D/log" 2>&1 & PIDS+=($!); }
 
 start "$B/dre-broker" -o data_dir="$D" -o rpc.listen=tcp://127.0.0.1:17901
-for _ in $(seq 100); do [ -f "$D/broker/bootstrap" ] && break; sleep 0.1; done
+for _ in $(seq 600); do [ -f "$D/broker/bootstrap" ] && break; sleep 0.1; done
 BS=$(cat "$D/broker/bootstrap")
 start "$B/dre-catalog" -o data_dir="$D" -o rpc.listen=tcp://127.0.0.1:17911 -o kafka.bootstrap.servers="$BS"
 start "$B/dre-evaluator" -o data_dir="$D" -o rpc.listen=tcp://127.0.0.1:17921 \

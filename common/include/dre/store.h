@@ -34,7 +34,8 @@ typedef struct {
 	// cfs[i-1]).
 	const dre_store_ttl *ttl;
 	// > 0: a thread compacts every column family with a TTL this often,
-	// so records expire in files that no longer receive writes too.
+	// in column-family order, so records expire in files that no longer
+	// receive writes too.
 	int64_t compact_every_ms;
 } dre_store_cfg;
 
