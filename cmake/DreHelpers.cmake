@@ -54,13 +54,15 @@ endfunction()
 #
 # A cmocka test: the executable test_<mod> in <build>/tests, registered as
 # ctest dre.unit.<mod> (LABELS unit, and tsan when mod is in TSAN_UNITS).
-# Every test links dre_common and cmocka; LIBS adds the service cores it
+# Every test links dre_common, cmocka and the scaffolding of
+# tests/unit/testkit.h; LIBS adds the service cores it
 # runs in-process.
 function(dre_add_unit_test)
   cmake_parse_arguments(ARG "" "NAME" "SOURCES;LIBS" ${ARGN})
   set(exe test_${ARG_NAME})
   add_executable(${exe} ${ARG_SOURCES})
-  target_link_libraries(${exe} PRIVATE ${ARG_LIBS} dre_common PkgConfig::CMOCKA)
+  target_link_libraries(${exe} PRIVATE ${ARG_LIBS} dre_testkit dre_common
+    PkgConfig::CMOCKA)
   set_target_properties(${exe} PROPERTIES
     RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
   add_test(NAME dre.unit.${ARG_NAME} COMMAND ${exe})

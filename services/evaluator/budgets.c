@@ -82,7 +82,7 @@ status_apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 	if (!state_newer(s, x->b, e.tenant, e.budget_id, e.version))
 		return DRE_OK;
 	batch_state(s, x->b, e.tenant, e.budget_id, e.version, exhausted);
-	if (dre_budget_set_update(
+	if (eng_budget_set_update(
 	        s->budgets, e.tenant, e.budget_id, e.version, exhausted))
 		dre_info("budget %s/%s is %s (version %lld)", e.tenant,
 		    e.budget_id, e.status, (long long) e.version);
@@ -100,17 +100,17 @@ snapshot(void *arg, dre_apply_ctx *x, dre_partition_offset *po, size_t n)
 	dre_err err = dre_snapshot_wipe(x->b, s->st, EV_CF_BUDGET, "b");
 	if (err != DRE_OK)
 		return err;
-	dre_budget_set_clear(s->budgets);
+	eng_budget_set_clear(s->budgets);
 	for (size_t i = 0; i < snap->n_budgets; i++) {
 		const Dre__BudgetState *b = snap->budgets[i];
 		batch_state(s, x->b, b->tenant, b->budget_id, b->version,
 		    b->exhausted);
-		dre_budget_set_update(s->budgets, b->tenant, b->budget_id,
+		eng_budget_set_update(s->budgets, b->tenant, b->budget_id,
 		    b->version, b->exhausted);
 	}
 	dre_snapshot_positions(po, n, snap->offsets, snap->n_offsets);
 	dre_info("budget snapshot: %zu budgets (%zu exhausted)",
-	    snap->n_budgets, dre_budget_set_count(s->budgets));
+	    snap->n_budgets, eng_budget_set_count(s->budgets));
 	return DRE_OK;
 }
 
@@ -132,7 +132,7 @@ load(ev_svc *s)
 		char id[256];
 		snprintf(id, sizeof(id), "%.*s", (int) (kl - lt - 2),
 		    tenant + lt + 1);
-		dre_budget_set_update(s->budgets, tenant, id,
+		eng_budget_set_update(s->budgets, tenant, id,
 		    dre_be64_get((const uint8_t *) v), v[8] != 0);
 		n++;
 	}
@@ -140,7 +140,7 @@ load(ev_svc *s)
 	if (n > 0)
 		dre_info("budget states: %zu from the local copy (%zu "
 		         "exhausted)",
-		    n, dre_budget_set_count(s->budgets));
+		    n, eng_budget_set_count(s->budgets));
 }
 
 static const char *const status_topics[] = { DRE_TOPIC_BUDGET_STATUS };

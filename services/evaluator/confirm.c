@@ -755,7 +755,7 @@ sfx_apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 	// A budget's state after a consumption: the engine learns it here
 	// first (the status feed brings it to the other shards).
 	for (size_t i = 0; i < r.nbudgets; i++)
-		dre_budget_set_update(s->budgets, r.tenant,
+		eng_budget_set_update(s->budgets, r.tenant,
 		    r.budgets[i].budget_id, r.budgets[i].budget_version,
 		    strcmp(r.budgets[i].budget_status, "EXHAUSTED") == 0);
 

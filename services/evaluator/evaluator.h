@@ -53,7 +53,7 @@ typedef struct ev_budgets ev_budgets;
 
 typedef struct {
 	ev_cfg          cfg;
-	dre_engine     *engine;
+	eng_engine     *engine;
 	dre_store      *st;
 	ev_feed        *feed;
 	const char     *source; // "local-store" | "btp"
@@ -67,7 +67,7 @@ typedef struct {
 	// Confirm and the event backbone.
 	dre_outbox     *ob; // dre.transactions.confirmed relay
 	dre_committer  *cm; // group commit of confirms
-	dre_budget_set *budgets; // exhausted budgets (engine input)
+	eng_budget_set *budgets; // exhausted budgets (engine input)
 	ev_confirm     *confirm; // side-effect jobs, poll cache
 	ev_budgets     *bud; // budget snapshot + status feed
 	atomic_llong    disconnected_since; // mono ms; 0 = connected

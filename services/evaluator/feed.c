@@ -35,10 +35,10 @@ struct ev_feed {
 };
 
 static size_t
-ent_key(char *buf, size_t cap, dre_master_kind kind, const char *tenant,
+ent_key(char *buf, size_t cap, eng_master_kind kind, const char *tenant,
     const char *id)
 {
-	const char *k = dre_master_kind_name(kind);
+	const char *k = eng_master_kind_name(kind);
 	size_t      lk = strlen(k), lt = strlen(tenant), li = strlen(id);
 	if (lk + lt + li + 3 > cap)
 		return 0;
@@ -50,7 +50,7 @@ ent_key(char *buf, size_t cap, dre_master_kind kind, const char *tenant,
 }
 
 static void
-batch_ent(ev_feed *f, dre_batch *b, const dre_master_change *c)
+batch_ent(ev_feed *f, dre_batch *b, const eng_master_change *c)
 {
 	char   key[512];
 	size_t klen = ent_key(key, sizeof(key), c->kind, c->tenant, c->key);
@@ -80,16 +80,16 @@ batch_sync(ev_feed *f, dre_batch *b, int64_t now)
 // ------------------------------------------------------------
 
 typedef struct {
-	dre_master_change *v;
+	eng_master_change *v;
 	size_t             n, cap;
 } change_vec;
 
 static bool
-change_push(change_vec *cv, const dre_master_change *c)
+change_push(change_vec *cv, const eng_master_change *c)
 {
 	if (cv->n == cv->cap) {
 		size_t             cap = cv->cap ? cv->cap * 2 : 256;
-		dre_master_change *v = realloc(cv->v, cap * sizeof(*v));
+		eng_master_change *v = realloc(cv->v, cap * sizeof(*v));
 		if (v == NULL)
 			return false;
 		cv->v = v;
@@ -123,8 +123,8 @@ local_load(ev_feed *f)
 		    = t ? memchr(t + 1, 0, kl - (size_t) (t + 1 - k)) : NULL;
 		if (id == NULL || vl < 8)
 			continue;
-		dre_master_change c = { 0 };
-		if (dre_master_kind_parse(&c.kind, kind) != DRE_OK)
+		eng_master_change c = { 0 };
+		if (eng_master_kind_parse(&c.kind, kind) != DRE_OK)
 			continue;
 		c.tenant = dre_arena_strdup(a, t + 1);
 		c.key
@@ -140,8 +140,7 @@ local_load(ev_feed *f)
 	dre_store_iter_close(it);
 	if (cv.n > 0) {
 		size_t nbad = 0;
-		if (dre_engine_load(
-		        f->s->engine, cv.v, cv.n, dre_now_ms(), &nbad)
+		if (eng_load(f->s->engine, cv.v, cv.n, dre_now_ms(), &nbad)
 		    == DRE_OK) {
 			atomic_store(&f->s->loaded, true);
 			dre_info("local copy: %zu entities (%zu unreadable)",
@@ -162,14 +161,14 @@ snapshot(void *arg, dre_apply_ctx *x, dre_partition_offset *po, size_t n)
 	ev_feed                     *f = arg;
 	const Dre__SnapshotResponse *snap
 	    = (const Dre__SnapshotResponse *) x->snapshot;
-	dre_master_change *v = calloc(snap->n_entities + 1, sizeof(*v));
+	eng_master_change *v = calloc(snap->n_entities + 1, sizeof(*v));
 	size_t             nv = 0, nbad = 0;
 	if (v == NULL)
 		return DRE_ENOMEM;
 	for (size_t i = 0; i < snap->n_entities; i++) {
 		const Dre__MasterEntity *e = snap->entities[i];
-		dre_master_change       *c = &v[nv];
-		if (dre_master_kind_parse(&c->kind, e->kind) != DRE_OK)
+		eng_master_change       *c = &v[nv];
+		if (eng_master_kind_parse(&c->kind, e->kind) != DRE_OK)
 			continue;
 		c->tenant = e->tenant;
 		c->key = e->id;
@@ -179,8 +178,7 @@ snapshot(void *arg, dre_apply_ctx *x, dre_partition_offset *po, size_t n)
 		c->doc_len = e->document.len;
 		nv++;
 	}
-	dre_err err
-	    = dre_engine_stage_load(f->s->engine, v, nv, x->now_ms, &nbad);
+	dre_err err = eng_stage_load(f->s->engine, v, nv, x->now_ms, &nbad);
 	if (err == DRE_OK) // the local copy is replaced as a whole
 		err = dre_snapshot_wipe(x->b, f->s->st, EV_CF_MASTER, "e");
 	if (err != DRE_OK)
@@ -208,16 +206,16 @@ change(void *arg, dre_apply_ctx *x, const dre_msg *m)
 	if (err != DRE_OK)
 		return err;
 	bool              del = ev.op != NULL && strcmp(ev.op, "DELETE") == 0;
-	dre_master_change c = { .tenant = ev.tenant,
+	eng_master_change c = { .tenant = ev.tenant,
 		.key = ev.entity_id,
 		.version = ev.version,
 		.doc = del ? NULL : ev.document,
 		.doc_len = del ? 0 : ev.document_len };
-	if (dre_master_kind_parse(&c.kind, ev.entity_kind) != DRE_OK
+	if (eng_master_kind_parse(&c.kind, ev.entity_kind) != DRE_OK
 	    || c.tenant == NULL || c.key == NULL || (!del && c.doc == NULL))
 		return DRE_EINVAL;
 	bool applied = false;
-	err = dre_engine_stage(f->s->engine, &c, x->now_ms, &applied);
+	err = eng_stage(f->s->engine, &c, x->now_ms, &applied);
 	if (err == DRE_EINVAL)
 		dre_warn("feed: %s %s v%lld rejected", ev.entity_kind, c.key,
 		    (long long) c.version);
@@ -235,9 +233,9 @@ batch_end(void *arg, dre_err err)
 {
 	ev_feed *f = arg;
 	if (err != DRE_OK) {
-		dre_engine_discard(f->s->engine);
+		eng_discard(f->s->engine);
 	} else {
-		dre_engine_publish(f->s->engine);
+		eng_publish(f->s->engine);
 		if (f->sync_ms > 0)
 			atomic_store(&f->s->last_sync_ms, f->sync_ms);
 		if (f->snapshot)

@@ -176,7 +176,7 @@ find_discount(const Dre__EvaluateResponse *r, const char *id)
 static dre_err
 iteration_write(ev_svc *s, dre_arena *a, const char *key, size_t klen,
     int64_t counter, const Dre__EvaluateRequest *req,
-    const Dre__EvaluateResponse *r, const dre_index *ix, const char *tenant)
+    const Dre__EvaluateResponse *r, const eng_index *ix, const char *tenant)
 {
 	uint8_t be[16]; // the counter, then the time of this evaluation
 	char    ikey[256];
@@ -233,7 +233,7 @@ iteration_write(ev_svc *s, dre_arena *a, const char *key, size_t klen,
 		p->amount = b->total_discount;
 		const Dre__LineDiscount *d = find_discount(r, b->promotion_id);
 		const dre_promo         *pr
-		    = dre_index_promotion(ix, tenant, b->promotion_id);
+		    = eng_index_promotion(ix, tenant, b->promotion_id);
 		p->promotion_type = d ? d->promotion_type
 		    : pr              ? (char *) dre_promo_type_name(pr->type)
 		                      : "ARTICLE";
@@ -303,7 +303,7 @@ request_valid(const Dre__EvaluateRequest *req, dre_rpc_reply *rep)
 // coupon.Check (read-only) and returns one result per code, in order,
 // allocated in a; NULL when it did not answer in time or answered
 // something else (the engine then reports every code UNAVAILABLE).
-static const dre_coupon_result *
+static const eng_coupon_result *
 coupons_check(ev_svc *s, const dre_rpc_call *call,
     const Dre__EvaluateRequest *req, const char *txid, dre_arena *a)
 {
@@ -352,7 +352,7 @@ coupons_check(ev_svc *s, const dre_rpc_call *call,
 	dre_rpc_reply_msg_free(rr);
 	if (cp == NULL || cp->n_results != req->n_coupons)
 		return NULL;
-	dre_coupon_result *v
+	eng_coupon_result *v
 	    = dre_arena_get(a, (cp->n_results + 1) * sizeof(*v));
 	if (v == NULL)
 		return NULL;
@@ -439,7 +439,7 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		return;
 	}
 
-	dre_eval_ctx ctx = { .tenant = call->tenant,
+	eng_eval_ctx ctx = { .tenant = call->tenant,
 		.now_ms = dre_now_ms(),
 		.transaction_id = txid,
 		.currency = s->cfg.currency,
@@ -460,15 +460,15 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	if (!fresh)
 		err = last_counter(s, key, klen, &last);
 	Dre__EvaluateResponse *resp = NULL;
-	dre_eval_error         verr = { 0 };
+	eng_eval_error         verr = { 0 };
 	// The response borrows strings (promotion ids, names, texts) from the
 	// index: the reference is held until the answer is packed, so that a
 	// master-data change swapping the index meanwhile cannot free them.
-	const dre_index *ix = NULL;
+	const eng_index *ix = NULL;
 	if (err == DRE_OK) {
 		ctx.counter = last + 1;
-		ix = dre_engine_acquire(s->engine);
-		err = dre_evaluate(&resp, a, ix, req, &ctx, &verr);
+		ix = eng_acquire(s->engine);
+		err = eng_evaluate(&resp, a, ix, req, &ctx, &verr);
 		if (err == DRE_OK && !simulate)
 			err = iteration_write(s, a, key, klen, ctx.counter,
 			    req, resp, ix, call->tenant);
@@ -479,7 +479,7 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		pthread_mutex_unlock(mu);
 	if (err == DRE_OK)
 		evaluate_pack(rep, resp);
-	dre_index_release(ix);
+	eng_index_release(ix);
 	if (err == DRE_EINVAL) {
 		dre_rpc_reply_error(rep, verr.status ? verr.status : 400,
 		    verr.code, verr.target[0] ? verr.target : NULL, "%s",
@@ -507,7 +507,7 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 // the engine's budget set), the others master data (the index). *budget is
 // set when a budget change is still missing.
 static bool
-changes_applied(const ev_svc *s, const dre_index *ix, const char *tenant,
+changes_applied(const ev_svc *s, const eng_index *ix, const char *tenant,
     const uint8_t *body, size_t len, bool *budget)
 {
 	char        line[512];
@@ -517,15 +517,15 @@ changes_applied(const ev_svc *s, const dre_index *ix, const char *tenant,
 	*budget = false;
 	while (dre_changes_next(
 	    body, len, &pos, line, sizeof line, &kind, &key, &version)) {
-		dre_master_kind k;
+		eng_master_kind k;
 		if (strcmp(kind, "BUDGET") == 0) {
-			if (dre_budget_set_version(s->budgets, tenant, key)
+			if (eng_budget_set_version(s->budgets, tenant, key)
 			    < version) {
 				*budget = true;
 				return false;
 			}
-		} else if (dre_master_kind_parse(&k, kind) == DRE_OK
-		    && dre_index_version_of(ix, tenant, k, key) < version)
+		} else if (eng_master_kind_parse(&k, kind) == DRE_OK
+		    && eng_index_version_of(ix, tenant, k, key) < version)
 			return false;
 	}
 	return true;
@@ -545,7 +545,7 @@ h_await(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	if (wait > EV_AWAIT_MAX_MS)
 		wait = EV_AWAIT_MAX_MS;
 	int64_t          until = dre_mono_ms() + wait;
-	const dre_index *ix = dre_engine_acquire(s->engine);
+	const eng_index *ix = eng_acquire(s->engine);
 	for (;;) {
 		bool budget;
 		if (changes_applied(s, ix, call->tenant, call->body,
@@ -557,12 +557,11 @@ h_await(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 			break;
 		}
 		// A budget state does not swap the index: look again soon.
-		dre_engine_wait(
-		    s->engine, ix, budget && left > 2 ? 2 : (int) left);
-		dre_index_release(ix);
-		ix = dre_engine_acquire(s->engine);
+		eng_wait(s->engine, ix, budget && left > 2 ? 2 : (int) left);
+		eng_index_release(ix);
+		ix = eng_acquire(s->engine);
 	}
-	dre_index_release(ix);
+	eng_index_release(ix);
 }
 
 // ---- heartbeat
@@ -575,7 +574,7 @@ h_heartbeat(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	Dre__HeartbeatResponse hb = DRE__HEARTBEAT_RESPONSE__INIT;
 	const char            *btp = ev_btp_connectivity(s);
 	bool                   up = strcmp(btp, "CONNECTED") == 0;
-	const dre_index       *ix = dre_engine_acquire(s->engine);
+	const eng_index       *ix = eng_acquire(s->engine);
 	hb.status
 	    = (char *) (atomic_load(&s->loaded) && up ? "UP" : "DEGRADED");
 	hb.version = DRE_VERSION;
@@ -588,9 +587,9 @@ h_heartbeat(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	}
 	hb.pending_transactions
 	    = s->ob != NULL ? dre_outbox_pending(s->ob) : 0;
-	hb.promotions_loaded = (int64_t) dre_index_promotions(
+	hb.promotions_loaded = (int64_t) eng_index_promotions(
 	    ix, call->tenant[0] ? call->tenant : NULL);
-	dre_index_release(ix);
+	eng_index_release(ix);
 	hb.uptime_s = (dre_now_ms() - s->started_ms) / 1000;
 	size_t len = dre__heartbeat_response__get_packed_size(&hb);
 	dre_buf_reserve(&rep->body, len + 1);

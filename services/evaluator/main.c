@@ -137,8 +137,8 @@ main(int argc, char **argv)
 		dre_error("store %s: %s", path, dre_strerror(err));
 		goto out;
 	}
-	if (dre_engine_alloc(&s.engine) != DRE_OK
-	    || dre_budget_set_alloc(&s.budgets) != DRE_OK
+	if (eng_alloc(&s.engine) != DRE_OK
+	    || eng_budget_set_alloc(&s.budgets) != DRE_OK
 	    || ev_handlers_init(&s) != DRE_OK) {
 		dre_error("out of memory");
 		goto out;
@@ -187,8 +187,8 @@ out:
 	ev_feed_stop(&s);
 	if (handlers)
 		ev_handlers_fini(&s);
-	dre_engine_free(s.engine);
-	dre_budget_set_free(s.budgets);
+	eng_free(s.engine);
+	eng_budget_set_free(s.budgets);
 	dre_store_close(s.st);
 	free(path);
 	dre_config_free(&s.cfg, ev_opts, &s.cfg.common.kafka);

@@ -1,8 +1,8 @@
 // fuzz_engine.c -- libFuzzer target for the promotion engine: the input
 // bytes choose (FuzzedDataProvider style) a few promotion documents, master
-// data and a basket; the engine loads them (dre_engine_load) and prices the
-// basket (dre_evaluate), then again after one promotion is deleted
-// (dre_engine_apply).
+// data and a basket; the engine loads them (eng_load) and prices the
+// basket (eng_evaluate), then again after one promotion is deleted
+// (eng_apply).
 //
 // Oracle, integers in minor units: every line's discounts are positive and
 // add up to its lineDiscount; lineNet = lineTotal - lineDiscount; a sale
@@ -565,20 +565,20 @@ check_response(const Dre__EvaluateRequest *q, const Dre__EvaluateResponse *r)
 }
 
 static void
-evaluate(dre_engine *e, dre_arena *a, const Dre__EvaluateRequest *q,
-    const dre_eval_ctx *ctx)
+evaluate(eng_engine *e, dre_arena *a, const Dre__EvaluateRequest *q,
+    const eng_eval_ctx *ctx)
 {
-	const dre_index       *ix = dre_engine_acquire(e);
+	const eng_index       *ix = eng_acquire(e);
 	Dre__EvaluateResponse *r = NULL;
-	dre_eval_error         err;
+	eng_eval_error         err;
 
 	memset(&err, 0, sizeof(err));
-	dre_err rc = dre_evaluate(&r, a, ix, q, ctx, &err);
+	dre_err rc = eng_evaluate(&r, a, ix, q, ctx, &err);
 	if (rc == DRE_OK)
 		check_response(q, r);
 	else
 		CHECK(rc == DRE_EINVAL && err.status == 400);
-	dre_index_release(ix);
+	eng_index_release(ix);
 }
 
 int
@@ -588,7 +588,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fdp               f = { data, size };
 	char             *docs[MAXP];
 	char              ids[MAXP][40];
-	dre_master_change v[MAXP + 3];
+	eng_master_change v[MAXP + 3];
 	size_t            nv = 0, nbad = 0;
 
 	if (!once) {
@@ -599,7 +599,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int k = 0; k < np; k++) {
 		docs[k] = promotion(&f, k);
 		snprintf(ids[k], sizeof(ids[k]), ID_FMT, k);
-		v[nv++] = (dre_master_change) { DRE_MK_PROMOTION, TENANT,
+		v[nv++] = (eng_master_change) { ENG_MK_PROMOTION, TENANT,
 			ids[k], k + 1, docs[k], strlen(docs[k]) };
 	}
 	static const char pg[]
@@ -609,35 +609,35 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	      "\"referencePrice\":3.25,"
 	      "\"articleGroupId\":\"G2\"}";
 	static const char settings[] = "{\"enableProductionNudges\":true}";
-	v[nv++] = (dre_master_change) { DRE_MK_POS_GROUP, TENANT, PG_ID, 100,
+	v[nv++] = (eng_master_change) { ENG_MK_POS_GROUP, TENANT, PG_ID, 100,
 		pg, strlen(pg) };
-	v[nv++] = (dre_master_change) { DRE_MK_ARTICLE, TENANT, "GIFT", 101,
+	v[nv++] = (eng_master_change) { ENG_MK_ARTICLE, TENANT, "GIFT", 101,
 		gift, strlen(gift) };
 	if (flag(&f))
-		v[nv++] = (dre_master_change) { DRE_MK_TENANT_SETTINGS, TENANT,
+		v[nv++] = (eng_master_change) { ENG_MK_TENANT_SETTINGS, TENANT,
 			"settings", 102, settings, strlen(settings) };
 
-	dre_engine *e;
-	CHECK(dre_engine_alloc(&e) == DRE_OK);
-	CHECK(dre_engine_load(e, v, nv, NOW_MS, &nbad) == DRE_OK);
+	eng_engine *e;
+	CHECK(eng_alloc(&e) == DRE_OK);
+	CHECK(eng_load(e, v, nv, NOW_MS, &nbad) == DRE_OK);
 	if (nbad != 0) { // the generator writes valid documents only
 		for (int k = 0; k < np; k++)
 			fprintf(stderr, "%s\n", docs[k]);
 		CHECK(nbad == 0);
 	}
 
-	dre_budget_set *budgets;
-	CHECK(dre_budget_set_alloc(&budgets) == DRE_OK);
-	dre_budget_set_update(budgets, TENANT, "B1", 1, true);
+	eng_budget_set *budgets;
+	CHECK(eng_budget_set_alloc(&budgets) == DRE_OK);
+	eng_budget_set_update(budgets, TENANT, "B1", 1, true);
 
 	// The basket in one arena, each evaluation in the other.
 	dre_arena *qa = dre_arena_alloc(0), *a = dre_arena_alloc(1 << 16);
 	CHECK(qa != NULL && a != NULL);
 	Dre__EvaluateRequest *q = basket(&f, qa);
 	// One coupon, linked to a promotion, when the basket carries it.
-	dre_coupon_result cr = { 0 };
+	eng_coupon_result cr = { 0 };
 	const char       *linked[1] = { ids[range(&f, 0, np - 1)] };
-	dre_eval_ctx      ctx = { .tenant = TENANT,
+	eng_eval_ctx      ctx = { .tenant = TENANT,
 		     .now_ms = NOW_MS,
 		     .counter = 1,
 		     .transaction_id = "T",
@@ -670,18 +670,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	evaluate(e, a, q, &ctx);
 
 	// The same basket after one promotion is deleted.
-	dre_master_change del = { DRE_MK_PROMOTION, TENANT,
+	eng_master_change del = { ENG_MK_PROMOTION, TENANT,
 		ids[range(&f, 0, np - 1)], 1000, NULL, 0 };
 	bool              applied = false;
-	CHECK(dre_engine_apply(e, &del, NOW_MS, &applied) == DRE_OK);
+	CHECK(eng_apply(e, &del, NOW_MS, &applied) == DRE_OK);
 	CHECK(applied);
 	dre_arena_reset(a);
 	evaluate(e, a, q, &ctx);
 
 	dre_arena_free(a);
 	dre_arena_free(qa);
-	dre_budget_set_free(budgets);
-	dre_engine_free(e);
+	eng_budget_set_free(budgets);
+	eng_free(e);
 	for (int k = 0; k < np; k++)
 		free(docs[k]);
 	return 0;

@@ -15,6 +15,7 @@
 #include "dre/avro.h"
 #include "dre/busmock.h"
 #include "dre/uuid.h"
+#include "testkit.h"
 
 static Dre__BudgetRecord
 record(int64_t total, int32_t *th, size_t nth)
@@ -94,11 +95,9 @@ static dre_kvlist    props;
 static int
 setup(void **state)
 {
-	if (dre_bus_mock_open(&mock, 1) != DRE_OK)
+	if (tk_broker_open(&mock, &props) != 0
+	    || tk_tmpdir(dir, sizeof dir, "budget") != 0)
 		return -1;
-	dre_kvlist_set(
-	    &props, "bootstrap.servers", dre_bus_mock_bootstrap(mock));
-	snprintf(dir, sizeof(dir), "/tmp/dre-test-budget-%d", (int) getpid());
 	return bud_open(&s, dir, &props) == DRE_OK ? 0 : -1;
 }
 
@@ -106,11 +105,8 @@ static int
 teardown(void **state)
 {
 	bud_close(&s);
-	dre_kvlist_free(&props);
-	dre_bus_mock_close(mock);
-	char cmd[300];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	tk_broker_close(mock, &props);
+	return tk_rmtree(dir);
 }
 
 // outbox_topics lists the topics of the events waiting in the outbox.

@@ -15,6 +15,7 @@
 #include "dre/busmock.h"
 #include "dre/outbox.h"
 #include "dre/topics.h"
+#include "testkit.h"
 
 static dre_bus_mock *mock;
 static dre_kvlist    props;
@@ -29,18 +30,13 @@ sleep_ms(int ms)
 static int
 group_setup(void **state)
 {
-	if (dre_bus_mock_open(&mock, 1) != DRE_OK)
-		return -1;
-	dre_kvlist_set(
-	    &props, "bootstrap.servers", dre_bus_mock_bootstrap(mock));
-	return 0;
+	return tk_broker_open(&mock, &props);
 }
 
 static int
 group_teardown(void **state)
 {
-	dre_kvlist_free(&props);
-	dre_bus_mock_close(mock);
+	tk_broker_close(mock, &props);
 	return 0;
 }
 
@@ -237,8 +233,8 @@ count_kept(dre_store *st, char *cluster)
 static void
 test_outbox(void **state)
 {
-	char dir[] = "/tmp/dre-test-outbox-XXXXXX";
-	assert_non_null(mkdtemp(dir));
+	char dir[64];
+	assert_int_equal(tk_tmpdir(dir, sizeof dir, "outbox"), 0);
 	static const char *const cfs[] = { "outbox" };
 	dre_store_cfg            cfg = { .path = dir, .cfs = cfs, .ncfs = 1 };
 	dre_store               *st = NULL;
@@ -354,9 +350,7 @@ test_outbox(void **state)
 
 	dre_kvlist_free(&p2);
 	dre_store_close(st);
-	char cmd[64];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(tk_rmtree(dir), 0);
 }
 
 int

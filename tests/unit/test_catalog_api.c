@@ -17,6 +17,7 @@
 #include "master.pb-c.h"
 
 #include "dre/busmock.h"
+#include "testkit.h"
 
 static char          dir[64];
 static cat           C;
@@ -26,25 +27,18 @@ static dre_bus_mock *mock;
 static int
 setup(void **state)
 {
-	snprintf(dir, sizeof dir, "/tmp/dre-test-catalog-XXXXXX");
-	if (mkdtemp(dir) == NULL)
+	if (tk_tmpdir(dir, sizeof dir, "catalog") != 0
+	    || tk_broker_open(&mock, &props) != 0)
 		return 1;
-	if (dre_bus_mock_open(&mock, 1) != DRE_OK)
-		return 1;
-	dre_kvlist_set(
-	    &props, "bootstrap.servers", dre_bus_mock_bootstrap(mock));
 	return cat_open(&C, dir, &props) != DRE_OK;
 }
 
 static int
 teardown(void **state)
 {
-	char cmd[128];
 	cat_close(&C);
-	dre_bus_mock_close(mock);
-	dre_kvlist_free(&props);
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	return system(cmd) != 0;
+	tk_broker_close(mock, &props);
+	return tk_rmtree(dir) != 0;
 }
 
 // route is the handler of method in the catalog's route table.

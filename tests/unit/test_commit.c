@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "dre/commit.h"
+#include "testkit.h"
 
 #define THREADS 16
 #define PER     200
@@ -53,8 +54,7 @@ worker(void *arg)
 static void
 test_group_commit(void **state)
 {
-	snprintf(dir, sizeof(dir), "/tmp/dre-test-commit-XXXXXX");
-	assert_non_null(mkdtemp(dir));
+	assert_int_equal(tk_tmpdir(dir, sizeof dir, "commit"), 0);
 	dre_store_cfg cfg = { .path = dir, .cfs = cfs, .ncfs = 1 };
 	assert_int_equal(dre_store_open(&st, &cfg), DRE_OK);
 	assert_int_equal(dre_committer_open(&cm, st), DRE_OK);
@@ -75,9 +75,7 @@ test_group_commit(void **state)
 	dre_committer_close(cm);
 	dre_committer_close(NULL);
 	dre_store_close(st);
-	char cmd[300];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(tk_rmtree(dir), 0);
 }
 
 int

@@ -20,6 +20,7 @@
 #include "dre/consumer.h"
 #include "dre/topics.h"
 #include "dre/uuid.h"
+#include "testkit.h"
 
 #define CF_STATE 1
 #define CF_AP    2
@@ -40,18 +41,13 @@ sleep_ms(int ms)
 static int
 group_setup(void **state)
 {
-	if (dre_bus_mock_open(&mock, 1) != DRE_OK)
-		return -1;
-	dre_kvlist_set(
-	    &props, "bootstrap.servers", dre_bus_mock_bootstrap(mock));
-	return 0;
+	return tk_broker_open(&mock, &props);
 }
 
 static int
 group_teardown(void **state)
 {
-	dre_kvlist_free(&props);
-	dre_bus_mock_close(mock);
+	tk_broker_close(mock, &props);
 	return 0;
 }
 
@@ -59,11 +55,9 @@ static dre_store *
 store_open(const char *name)
 {
 	static const char *const cfs[] = { "state", "applier" };
-	snprintf(dir, sizeof(dir), "/tmp/dre-test-consumer-%d-%s",
-	    (int) getpid(), name);
-	char cmd[300];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
+	char                     tag[64];
+	snprintf(tag, sizeof tag, "consumer-%s", name);
+	assert_int_equal(tk_tmpdir(dir, sizeof dir, tag), 0);
 	dre_store_cfg cfg = { .path = dir, .cfs = cfs, .ncfs = 2 };
 	dre_store    *st = NULL;
 	assert_int_equal(dre_store_open(&st, &cfg), DRE_OK);
@@ -74,9 +68,7 @@ static void
 store_remove(dre_store *st)
 {
 	dre_store_close(st);
-	char cmd[300];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(tk_rmtree(dir), 0);
 }
 
 // produce sends one BudgetStatus event adding amount to budget; id NULL

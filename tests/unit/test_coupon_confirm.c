@@ -30,6 +30,7 @@
 
 #include "dre/busmock.h"
 #include "dre/outbox.h"
+#include "testkit.h"
 
 static char          dir[64];
 static cp            S;
@@ -48,27 +49,22 @@ static int
 setup(void **state)
 {
 	(void) state;
-	snprintf(dir, sizeof dir, "/tmp/dre-test-cpconf-XXXXXX");
-	if (mkdtemp(dir) == NULL || (A = dre_arena_alloc(0)) == NULL)
+	if (tk_tmpdir(dir, sizeof dir, "cpconf") != 0
+	    || (A = dre_arena_alloc(0)) == NULL)
 		return 1;
-	if (dre_bus_mock_open(&mock, 1) != DRE_OK)
+	if (tk_broker_open(&mock, &props) != 0)
 		return 1;
-	dre_kvlist_set(
-	    &props, "bootstrap.servers", dre_bus_mock_bootstrap(mock));
 	return cp_open(&S, dir, &props, &OPTS) != DRE_OK;
 }
 
 static int
 teardown(void **state)
 {
-	char cmd[128];
 	(void) state;
 	cp_close(&S);
-	dre_bus_mock_close(mock);
-	dre_kvlist_free(&props);
+	tk_broker_close(mock, &props);
 	dre_arena_free(A);
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	return system(cmd) != 0;
+	return tk_rmtree(dir) != 0;
 }
 
 // ---- fixtures -----------------------------------------------------------

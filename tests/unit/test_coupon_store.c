@@ -23,6 +23,7 @@
 #include "rules.h"
 
 #include "dre/busmock.h"
+#include "testkit.h"
 
 static char          dir[64];
 static cp            S;
@@ -40,26 +41,20 @@ static int
 setup(void **state)
 {
 	(void) state;
-	snprintf(dir, sizeof dir, "/tmp/dre-test-coupon-XXXXXX");
-	if (mkdtemp(dir) == NULL)
+	if (tk_tmpdir(dir, sizeof dir, "coupon") != 0)
 		return 1;
-	if (dre_bus_mock_open(&mock, 1) != DRE_OK)
+	if (tk_broker_open(&mock, &props) != 0)
 		return 1;
-	dre_kvlist_set(
-	    &props, "bootstrap.servers", dre_bus_mock_bootstrap(mock));
 	return cp_open(&S, dir, &props, &OPTS) != DRE_OK;
 }
 
 static int
 teardown(void **state)
 {
-	char cmd[128];
 	(void) state;
 	cp_close(&S);
-	dre_bus_mock_close(mock);
-	dre_kvlist_free(&props);
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	return system(cmd) != 0;
+	tk_broker_close(mock, &props);
+	return tk_rmtree(dir) != 0;
 }
 
 // route is the handler of method in the coupon service's route table.

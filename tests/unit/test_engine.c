@@ -21,7 +21,7 @@
 // ------------------------------------------------------------------
 
 typedef struct {
-	dre_engine *e;
+	eng_engine *e;
 	dre_arena  *a;
 	int64_t     version;
 } fx;
@@ -31,7 +31,7 @@ setup(void **state)
 {
 	fx *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
-	assert_int_equal(dre_engine_alloc(&f->e), DRE_OK);
+	assert_int_equal(eng_alloc(&f->e), DRE_OK);
 	f->a = dre_arena_alloc(0);
 	assert_non_null(f->a);
 	*state = f;
@@ -42,19 +42,19 @@ static int
 teardown(void **state)
 {
 	fx *f = *state;
-	dre_engine_free(f->e);
+	eng_free(f->e);
 	dre_arena_free(f->a);
 	free(f);
 	return 0;
 }
 
 static void
-put(fx *f, dre_master_kind kind, const char *key, const char *doc)
+put(fx *f, eng_master_kind kind, const char *key, const char *doc)
 {
-	dre_master_change c
+	eng_master_change c
 	    = { kind, TENANT, key, ++f->version, doc, doc ? strlen(doc) : 0 };
 	bool applied;
-	assert_int_equal(dre_engine_apply(f->e, &c, 1000, &applied), DRE_OK);
+	assert_int_equal(eng_apply(f->e, &c, 1000, &applied), DRE_OK);
 	assert_true(applied);
 }
 
@@ -71,7 +71,7 @@ promo(fx *f, const char *id, const char *name, const char *extra,
 	    id, name,
 	    strstr(extra, "\"status\"") ? "" : "\"status\":\"ACTIVE\",", extra,
 	    conds, acts);
-	put(f, DRE_MK_PROMOTION, id, doc);
+	put(f, ENG_MK_PROMOTION, id, doc);
 }
 
 static Dre__BasketItem *
@@ -109,18 +109,18 @@ request(fx *f, size_t n, ...)
 static Dre__EvaluateResponse *
 eval_ctx(fx *f, const Dre__EvaluateRequest *r, bool simulate)
 {
-	dre_eval_ctx           ctx = { .tenant = TENANT,
+	eng_eval_ctx           ctx = { .tenant = TENANT,
 		          .now_ms = 1780842601234,
 		          .counter = 1,
 		          .transaction_id = "TXN-2026-001",
 		          .currency = "EUR",
 		          .instance_id = "STORE-001",
 		          .simulate = simulate };
-	const dre_index       *ix = dre_engine_acquire(f->e);
+	const eng_index       *ix = eng_acquire(f->e);
 	Dre__EvaluateResponse *resp = NULL;
-	dre_eval_error         err;
-	assert_int_equal(dre_evaluate(&resp, f->a, ix, r, &ctx, &err), DRE_OK);
-	dre_index_release(ix);
+	eng_eval_error         err;
+	assert_int_equal(eng_evaluate(&resp, f->a, ix, r, &ctx, &err), DRE_OK);
+	eng_index_release(ix);
 	// Every response must pack: required fields are all set.
 	size_t   len = dre__evaluate_response__get_packed_size(resp);
 	uint8_t *buf = malloc(len + 1);
@@ -153,7 +153,7 @@ disc(const Dre__EvaluateResponse *r, size_t i)
 static void
 seed_setup(fx *f)
 {
-	put(f, DRE_MK_POS_GROUP, PG_ID,
+	put(f, ENG_MK_POS_GROUP, PG_ID,
 	    "{\"id\":\"" PG_ID "\",\"code\":\"STORE-001\",\"name\":\"S1\"}");
 	promo(f, SEED_PROMO, "Electronics 10% Off",
 	    "\"validFrom\":\"2026-01-01T00:00:00Z\","
@@ -298,7 +298,7 @@ static void
 test_cond_article_list_group_manufacturer(void **state)
 {
 	fx *f = *state;
-	put(f, DRE_MK_ARTICLE, "M1",
+	put(f, ENG_MK_ARTICLE, "M1",
 	    "{\"articleNumber\":\"M1\",\"articleGroupId\":\"DRINKS\","
 	    "\"manufacturerId\":\"ACME\"}");
 	promo(f, "20000000-0000-4000-8000-000000000002", "list", "",
@@ -532,7 +532,7 @@ static void
 test_pos_groups(void **state)
 {
 	fx *f = *state;
-	put(f, DRE_MK_POS_GROUP, PG_ID,
+	put(f, ENG_MK_POS_GROUP, PG_ID,
 	    "{\"id\":\"" PG_ID "\",\"code\":\"NORTH\"}");
 	promo(f, "70000000-0000-4000-8000-000000000001", "by id",
 	    "\"posGroups\":[\"" PG_ID "\"],",
@@ -684,67 +684,66 @@ test_index_updates(void **state)
 	Dre__EvaluateRequest *rb
 	    = request(f, 1, item(f, NULL, "B", 1000, 1000));
 	bool              applied;
-	dre_master_change c
-	    = { DRE_MK_PROMOTION, TENANT, id, 10, doc, strlen(doc) };
-	assert_int_equal(dre_engine_apply(f->e, &c, 5, &applied), DRE_OK);
+	eng_master_change c
+	    = { ENG_MK_PROMOTION, TENANT, id, 10, doc, strlen(doc) };
+	assert_int_equal(eng_apply(f->e, &c, 5, &applied), DRE_OK);
 	assert_true(applied);
-	const dre_index *old = dre_engine_acquire(f->e); // a reader holds v10
+	const eng_index *old = eng_acquire(f->e); // a reader holds v10
 	assert_int_equal(disc(eval(f, ra), 0), 100);
 
 	// Older or equal versions are ignored.
 	c.doc = doc2;
 	c.doc_len = strlen(doc2);
 	c.version = 9;
-	assert_int_equal(dre_engine_apply(f->e, &c, 6, &applied), DRE_OK);
+	assert_int_equal(eng_apply(f->e, &c, 6, &applied), DRE_OK);
 	assert_false(applied);
 	c.version = 10;
-	assert_int_equal(dre_engine_apply(f->e, &c, 6, &applied), DRE_OK);
+	assert_int_equal(eng_apply(f->e, &c, 6, &applied), DRE_OK);
 	assert_false(applied);
 	c.version = 11;
-	assert_int_equal(dre_engine_apply(f->e, &c, 7, &applied), DRE_OK);
+	assert_int_equal(eng_apply(f->e, &c, 7, &applied), DRE_OK);
 	assert_true(applied);
 	assert_int_equal(disc(eval(f, ra), 0), 0);
 	assert_int_equal(disc(eval(f, rb), 0), 100);
 	// The reader's version did not change under it.
 	assert_int_equal(
-	    dre_index_version_of(old, TENANT, DRE_MK_PROMOTION, id), 10);
-	dre_index_release(old);
+	    eng_index_version_of(old, TENANT, ENG_MK_PROMOTION, id), 10);
+	eng_index_release(old);
 
 	// Delete, then a stale upsert: the tombstone keeps it deleted.
-	dre_master_change del = { DRE_MK_PROMOTION, TENANT, id, 12, NULL, 0 };
-	assert_int_equal(dre_engine_apply(f->e, &del, 8, &applied), DRE_OK);
+	eng_master_change del = { ENG_MK_PROMOTION, TENANT, id, 12, NULL, 0 };
+	assert_int_equal(eng_apply(f->e, &del, 8, &applied), DRE_OK);
 	assert_true(applied);
 	assert_int_equal(disc(eval(f, rb), 0), 0);
 	c.version = 11;
-	assert_int_equal(dre_engine_apply(f->e, &c, 9, &applied), DRE_OK);
+	assert_int_equal(eng_apply(f->e, &c, 9, &applied), DRE_OK);
 	assert_false(applied);
-	const dre_index *ix = dre_engine_acquire(f->e);
-	assert_int_equal(dre_index_promotions(ix, TENANT), 0);
-	assert_int_equal(dre_index_version(ix), 12);
-	assert_int_equal(dre_index_data_age(ix), 8);
-	dre_index_release(ix);
+	const eng_index *ix = eng_acquire(f->e);
+	assert_int_equal(eng_index_promotions(ix, TENANT), 0);
+	assert_int_equal(eng_index_version(ix), 12);
+	assert_int_equal(eng_index_data_age(ix), 8);
+	eng_index_release(ix);
 	c.version = 13;
-	assert_int_equal(dre_engine_apply(f->e, &c, 9, &applied), DRE_OK);
+	assert_int_equal(eng_apply(f->e, &c, 9, &applied), DRE_OK);
 	assert_true(applied);
 	assert_int_equal(disc(eval(f, rb), 0), 100);
 
 	// A broken document changes nothing.
-	dre_master_change bad
-	    = { DRE_MK_PROMOTION, TENANT, id, 14, "{\"id\":", 7 };
-	assert_int_equal(
-	    dre_engine_apply(f->e, &bad, 10, &applied), DRE_EINVAL);
+	eng_master_change bad
+	    = { ENG_MK_PROMOTION, TENANT, id, 14, "{\"id\":", 7 };
+	assert_int_equal(eng_apply(f->e, &bad, 10, &applied), DRE_EINVAL);
 	assert_int_equal(disc(eval(f, rb), 0), 100);
 
 	// Tenants are isolated.
-	dre_eval_ctx ctx = { .tenant = "other",
+	eng_eval_ctx ctx = { .tenant = "other",
 		.now_ms = 1,
 		.counter = 1,
 		.transaction_id = "T",
 		.currency = "EUR" };
-	ix = dre_engine_acquire(f->e);
+	ix = eng_acquire(f->e);
 	Dre__EvaluateResponse *p = NULL;
-	assert_int_equal(dre_evaluate(&p, f->a, ix, rb, &ctx, NULL), DRE_OK);
-	dre_index_release(ix);
+	assert_int_equal(eng_evaluate(&p, f->a, ix, rb, &ctx, NULL), DRE_OK);
+	eng_index_release(ix);
 	assert_int_equal(disc(p, 0), 0);
 	assert_true(p->has_data_age_ms);
 }
@@ -766,26 +765,26 @@ test_load_snapshot(void **state)
 	      "\"type\":\"ARTICLE\",\"values\":[\"A\"]}],\"actions\":[{"
 	      "\"type\":\"ARTICLE\",\"discountType\":\"PERCENTAGE\","
 	      "\"value\":20}]}";
-	dre_master_change v[] = {
-		{ DRE_MK_PROMOTION, TENANT,
+	eng_master_change v[] = {
+		{ ENG_MK_PROMOTION, TENANT,
 		    "a0000000-0000-4000-8000-000000000001", 5, d2,
 		    strlen(d2) },
-		{ DRE_MK_PROMOTION, TENANT,
+		{ ENG_MK_PROMOTION, TENANT,
 		    "a0000000-0000-4000-8000-000000000001", 3, d1,
 		    strlen(d1) },
-		{ DRE_MK_PROMOTION, "t2",
+		{ ENG_MK_PROMOTION, "t2",
 		    "a0000000-0000-4000-8000-000000000001", 4, d1,
 		    strlen(d1) },
-		{ DRE_MK_PROMOTION, TENANT, "broken", 6, "[]", 2 },
+		{ ENG_MK_PROMOTION, TENANT, "broken", 6, "[]", 2 },
 	};
 	size_t nbad = 0;
-	assert_int_equal(dre_engine_load(f->e, v, 4, 77, &nbad), DRE_OK);
+	assert_int_equal(eng_load(f->e, v, 4, 77, &nbad), DRE_OK);
 	assert_int_equal(nbad, 1);
-	const dre_index *ix = dre_engine_acquire(f->e);
-	assert_int_equal(dre_index_promotions(ix, NULL), 2);
-	assert_int_equal(dre_index_promotions(ix, TENANT), 1);
-	assert_int_equal(dre_index_version(ix), 6);
-	dre_index_release(ix);
+	const eng_index *ix = eng_acquire(f->e);
+	assert_int_equal(eng_index_promotions(ix, NULL), 2);
+	assert_int_equal(eng_index_promotions(ix, TENANT), 1);
+	assert_int_equal(eng_index_version(ix), 6);
+	eng_index_release(ix);
 	Dre__EvaluateResponse *p
 	    = eval(f, request(f, 1, item(f, NULL, "A", 1000, 1000)));
 	assert_int_equal(disc(p, 0), 200);
@@ -799,7 +798,7 @@ test_many_promotions(void **state)
 {
 	fx *f = *state;
 	enum { N = 2000 };
-	dre_master_change *v = calloc(N, sizeof(*v));
+	eng_master_change *v = calloc(N, sizeof(*v));
 	char(*docs)[512] = calloc(N, 512);
 	char(*ids)[40] = calloc(N, 40);
 	for (int i = 0; i < N; i++) {
@@ -811,10 +810,10 @@ test_many_promotions(void **state)
 		    "\"actions\":[{\"type\":\"ARTICLE\",\"discountType\":"
 		    "\"ABSOLUTE\",\"value\":0.01}]}",
 		    ids[i], i, N - i, i % 500);
-		v[i] = (dre_master_change) { DRE_MK_PROMOTION, TENANT, ids[i],
+		v[i] = (eng_master_change) { ENG_MK_PROMOTION, TENANT, ids[i],
 			i + 1, docs[i], strlen(docs[i]) };
 	}
-	assert_int_equal(dre_engine_load(f->e, v, N, 1, NULL), DRE_OK);
+	assert_int_equal(eng_load(f->e, v, N, 1, NULL), DRE_OK);
 	Dre__EvaluateResponse *p = eval(f,
 	    request(f, 2, item(f, NULL, "ART-7", 1000, 1000),
 	        item(f, NULL, "ART-499", 1000, 1000)));
@@ -929,17 +928,17 @@ test_hostile_amounts(void **state)
 	// 999999999.999 units at 999999.99: 10^17 cents.
 	Dre__EvaluateRequest *r
 	    = request(f, 1, item(f, NULL, "H", 999999999999, 99999999));
-	dre_eval_ctx           ctx = { .tenant = TENANT,
+	eng_eval_ctx           ctx = { .tenant = TENANT,
 		          .now_ms = 1,
 		          .counter = 1,
 		          .transaction_id = "T",
 		          .currency = "EUR" };
-	const dre_index       *ix = dre_engine_acquire(f->e);
+	const eng_index       *ix = eng_acquire(f->e);
 	Dre__EvaluateResponse *p = NULL;
-	dre_eval_error         err = { 0 };
+	eng_eval_error         err = { 0 };
 	assert_int_equal(
-	    dre_evaluate(&p, f->a, ix, r, &ctx, &err), DRE_EINVAL);
-	dre_index_release(ix);
+	    eng_evaluate(&p, f->a, ix, r, &ctx, &err), DRE_EINVAL);
+	eng_index_release(ix);
 	assert_int_equal(err.status, 400);
 	assert_string_equal(err.target, "items[0].quantity");
 	// 1000 lines of 999999.999 units at up to 999999.99: 10^14 cents
@@ -969,31 +968,31 @@ test_budget_stage(void **state)
 	    "{\"type\":\"ARTICLE\",\"values\":[\"A\"]}", PCT10);
 	promo(f, "e0000000-0000-4000-8000-000000000002", "free", "",
 	    "{\"type\":\"ARTICLE\",\"values\":[\"A\"]}", PCT10);
-	dre_budget_set *b;
-	assert_int_equal(dre_budget_set_alloc(&b), DRE_OK);
-	assert_true(dre_budget_set_update(b, TENANT, "B-1", 1, true));
+	eng_budget_set *b;
+	assert_int_equal(eng_budget_set_alloc(&b), DRE_OK);
+	assert_true(eng_budget_set_update(b, TENANT, "B-1", 1, true));
 	Dre__EvaluateRequest *r
 	    = request(f, 1, item(f, NULL, "A", 1000, 1000));
 	r->has_include_missed_promotions = r->include_missed_promotions = true;
-	dre_eval_ctx           ctx = { .tenant = TENANT,
+	eng_eval_ctx           ctx = { .tenant = TENANT,
 		          .now_ms = 1,
 		          .counter = 1,
 		          .transaction_id = "T",
 		          .currency = "EUR",
 		          .simulate = true,
 		          .budgets = b };
-	const dre_index       *ix = dre_engine_acquire(f->e);
+	const eng_index       *ix = eng_acquire(f->e);
 	Dre__EvaluateResponse *p = NULL;
-	dre_eval_error         err;
-	assert_int_equal(dre_evaluate(&p, f->a, ix, r, &ctx, &err), DRE_OK);
-	dre_index_release(ix);
+	eng_eval_error         err;
+	assert_int_equal(eng_evaluate(&p, f->a, ix, r, &ctx, &err), DRE_OK);
+	eng_index_release(ix);
 	assert_int_equal(disc(p, 0), 100); // only "free"
 	assert_int_equal(p->n_budget_limited_promotions, 1);
 	assert_string_equal(
 	    p->budget_limited_promotions[0]->promotion_name, "budgeted");
 	assert_int_equal(p->n_missed_promotions, 1);
 	assert_string_equal(p->missed_promotions[0]->stage, "BUDGET");
-	dre_budget_set_free(b);
+	eng_budget_set_free(b);
 }
 
 int

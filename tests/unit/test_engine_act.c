@@ -29,12 +29,12 @@ price_one(const char *mode, const char *act, int64_t qty, int64_t price)
 	    "\"status\":\"ACTIVE\",\"calculationConfig\":{\"mode\":\"%s\"},"
 	    "\"conditions\":[],\"actions\":[%s]}",
 	    mode, act);
-	dre_engine *e;
-	assert_int_equal(dre_engine_alloc(&e), DRE_OK);
-	dre_master_change c
-	    = { DRE_MK_PROMOTION, TENANT, PROMO, 1, doc, strlen(doc) };
+	eng_engine *e;
+	assert_int_equal(eng_alloc(&e), DRE_OK);
+	eng_master_change c
+	    = { ENG_MK_PROMOTION, TENANT, PROMO, 1, doc, strlen(doc) };
 	bool applied = false;
-	assert_int_equal(dre_engine_apply(e, &c, 1, &applied), DRE_OK);
+	assert_int_equal(eng_apply(e, &c, 1, &applied), DRE_OK);
 	assert_true(applied);
 
 	dre_arena *a = dre_arena_alloc(0);
@@ -49,15 +49,15 @@ price_one(const char *mode, const char *act, int64_t qty, int64_t price)
 	req.n_items = 1;
 	req.has_timestamp_ms = true;
 	req.timestamp_ms = 1780000000000;
-	dre_eval_ctx           ctx = { .tenant = TENANT,
+	eng_eval_ctx           ctx = { .tenant = TENANT,
 		          .now_ms = 1780000000000,
 		          .counter = 1,
 		          .transaction_id = "T",
 		          .currency = "EUR" };
-	const dre_index       *ix = dre_engine_acquire(e);
+	const eng_index       *ix = eng_acquire(e);
 	Dre__EvaluateResponse *r = NULL;
-	dre_eval_error         err;
-	assert_int_equal(dre_evaluate(&r, a, ix, &req, &ctx, &err), DRE_OK);
+	eng_eval_error         err;
+	assert_int_equal(eng_evaluate(&r, a, ix, &req, &ctx, &err), DRE_OK);
 	assert_int_equal(r->n_line_items, 1);
 	const Dre__LineItem *li = r->line_items[0];
 	assert_int_equal(li->line_total, dre_mul_qty(price, qty));
@@ -66,9 +66,9 @@ price_one(const char *mode, const char *act, int64_t qty, int64_t price)
 	assert_int_equal(li->line_net, li->line_total - li->line_discount);
 	assert_int_equal(r->totals->discount, li->line_discount);
 	int64_t d = li->line_discount;
-	dre_index_release(ix);
+	eng_index_release(ix);
 	dre_arena_free(a);
-	dre_engine_free(e);
+	eng_free(e);
 	return d;
 }
 

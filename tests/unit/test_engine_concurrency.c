@@ -3,8 +3,10 @@
 // answer is one consistent version (a promotion named "v<k>" gives the
 // discount of version k) and nothing an answer points at is freed while the
 // reader holds the index; and changes staged together (a batch of the feed)
-// are seen all at once or not at all. Run under ASan (use-after-free) and
-// TSan (races).
+// are seen all at once or not at all; and the exhausted-budget set, written
+// by the feed and by side-effect results at once (out of order) while
+// evaluations and read-your-writes waits read it, keeps the highest version
+// of each budget. Run under ASan (use-after-free) and TSan (races).
 #include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -26,7 +28,7 @@
 #define CHANGES 20000
 
 typedef struct {
-	dre_engine     *e;
+	eng_engine     *e;
 	atomic_bool     done;
 	atomic_int      bad; // answers that mixed versions or did not pack
 	atomic_long     answers, discounted;
@@ -80,7 +82,7 @@ reader(void *arg)
 	Dre__EvaluateRequest req = DRE__EVALUATE_REQUEST__INIT;
 	req.n_items = 1;
 	req.items = items;
-	dre_eval_ctx ctx = { .tenant = TENANT,
+	eng_eval_ctx ctx = { .tenant = TENANT,
 		.now_ms = 1780842601234,
 		.counter = 1,
 		.transaction_id = "T",
@@ -88,11 +90,11 @@ reader(void *arg)
 	uint8_t      buf[8192];
 	while (!atomic_load(&sh->done)) {
 		dre_arena_reset(a);
-		const dre_index       *ix = dre_engine_acquire(sh->e);
+		const eng_index       *ix = eng_acquire(sh->e);
 		Dre__EvaluateResponse *r = NULL;
-		dre_eval_error         err;
-		if (dre_evaluate(&r, a, ix, &req, &ctx, &err) != DRE_OK) {
-			dre_index_release(ix);
+		eng_eval_error         err;
+		if (eng_evaluate(&r, a, ix, &req, &ctx, &err) != DRE_OK) {
+			eng_index_release(ix);
 			note_bad(sh, "evaluate failed", 0, 0);
 			break;
 		}
@@ -100,7 +102,7 @@ reader(void *arg)
 		// read what the answer says.
 		size_t len = dre__evaluate_response__get_packed_size(r);
 		if (len > sizeof buf) {
-			dre_index_release(ix);
+			eng_index_release(ix);
 			note_bad(sh, "answer too long", (long) len, 0);
 			break;
 		}
@@ -115,7 +117,7 @@ reader(void *arg)
 			else
 				version = strtol(name + 1, NULL, 10);
 		}
-		dre_index_release(ix);
+		eng_index_release(ix);
 		Dre__EvaluateResponse *back
 		    = dre__evaluate_response__unpack(NULL, len, buf);
 		if (back == NULL) {
@@ -141,12 +143,12 @@ test_readers_during_swaps(void **state)
 	(void) state;
 	shared sh = { 0 };
 	pthread_mutex_init(&sh.why_mu, NULL);
-	assert_int_equal(dre_engine_alloc(&sh.e), DRE_OK);
+	assert_int_equal(eng_alloc(&sh.e), DRE_OK);
 	char doc[1024];
 	promo_doc(doc, sizeof doc, 1);
-	dre_master_change c
-	    = { DRE_MK_PROMOTION, TENANT, PROMO, 1, doc, strlen(doc) };
-	assert_int_equal(dre_engine_apply(sh.e, &c, 1, NULL), DRE_OK);
+	eng_master_change c
+	    = { ENG_MK_PROMOTION, TENANT, PROMO, 1, doc, strlen(doc) };
+	assert_int_equal(eng_apply(sh.e, &c, 1, NULL), DRE_OK);
 
 	pthread_t th[READERS];
 	for (int i = 0; i < READERS; i++)
@@ -158,23 +160,23 @@ test_readers_during_swaps(void **state)
 		bool applied = false;
 		if (v % 50 == 0) {
 			promo_doc(doc, sizeof doc, v);
-			dre_master_change s = { DRE_MK_PROMOTION, TENANT,
+			eng_master_change s = { ENG_MK_PROMOTION, TENANT,
 				PROMO, v, doc, strlen(doc) };
 			assert_int_equal(
-			    dre_engine_load(sh.e, &s, 1, v, NULL), DRE_OK);
+			    eng_load(sh.e, &s, 1, v, NULL), DRE_OK);
 			continue;
 		}
 		if (v % 7 == 0) {
-			dre_master_change d
-			    = { DRE_MK_PROMOTION, TENANT, PROMO, v, NULL, 0 };
+			eng_master_change d
+			    = { ENG_MK_PROMOTION, TENANT, PROMO, v, NULL, 0 };
 			assert_int_equal(
-			    dre_engine_apply(sh.e, &d, v, &applied), DRE_OK);
+			    eng_apply(sh.e, &d, v, &applied), DRE_OK);
 		} else {
 			promo_doc(doc, sizeof doc, v);
-			dre_master_change u = { DRE_MK_PROMOTION, TENANT,
+			eng_master_change u = { ENG_MK_PROMOTION, TENANT,
 				PROMO, v, doc, strlen(doc) };
 			assert_int_equal(
-			    dre_engine_apply(sh.e, &u, v, &applied), DRE_OK);
+			    eng_apply(sh.e, &u, v, &applied), DRE_OK);
 		}
 		assert_true(applied);
 	}
@@ -187,10 +189,10 @@ test_readers_during_swaps(void **state)
 	assert_true(atomic_load(&sh.answers) > 0);
 	assert_true(atomic_load(&sh.discounted) > 0);
 	// The last version is what a reader sees now.
-	const dre_index *ix = dre_engine_acquire(sh.e);
-	assert_int_equal(dre_index_version(ix), CHANGES);
-	dre_index_release(ix);
-	dre_engine_free(sh.e);
+	const eng_index *ix = eng_acquire(sh.e);
+	assert_int_equal(eng_index_version(ix), CHANGES);
+	eng_index_release(ix);
+	eng_free(sh.e);
 	pthread_mutex_destroy(&sh.why_mu);
 }
 
@@ -199,9 +201,9 @@ test_readers_during_swaps(void **state)
 #define BATCHES 1000
 
 static int64_t
-version_of(const dre_index *ix, const char *key)
+version_of(const eng_index *ix, const char *key)
 {
-	return dre_index_version_of(ix, TENANT, DRE_MK_PROMOTION, key);
+	return eng_index_version_of(ix, TENANT, ENG_MK_PROMOTION, key);
 }
 
 // pair_reader checks that keys A and B always have the same version: the
@@ -211,9 +213,9 @@ pair_reader(void *arg)
 {
 	shared *sh = arg;
 	while (!atomic_load(&sh->done)) {
-		const dre_index *ix = dre_engine_acquire(sh->e);
+		const eng_index *ix = eng_acquire(sh->e);
 		int64_t a = version_of(ix, "A"), b = version_of(ix, "B");
-		dre_index_release(ix);
+		eng_index_release(ix);
 		if (a != b)
 			note_bad(sh, "half a batch", (long) a, (long) b);
 		atomic_fetch_add(&sh->answers, 1);
@@ -227,7 +229,7 @@ test_batches_publish_at_once(void **state)
 	(void) state;
 	shared sh = { 0 };
 	pthread_mutex_init(&sh.why_mu, NULL);
-	assert_int_equal(dre_engine_alloc(&sh.e), DRE_OK);
+	assert_int_equal(eng_alloc(&sh.e), DRE_OK);
 	pthread_t th[READERS];
 	for (int i = 0; i < READERS; i++)
 		assert_int_equal(
@@ -240,40 +242,36 @@ test_batches_publish_at_once(void **state)
 	int64_t published = -1;
 	for (long v = 1; v <= BATCHES; v++) {
 		bool              applied = false;
-		dre_master_change a
-		    = { DRE_MK_PROMOTION, TENANT, "A", v, NULL, 0 };
-		dre_master_change b
-		    = { DRE_MK_PROMOTION, TENANT, "B", v, NULL, 0 };
+		eng_master_change a
+		    = { ENG_MK_PROMOTION, TENANT, "A", v, NULL, 0 };
+		eng_master_change b
+		    = { ENG_MK_PROMOTION, TENANT, "B", v, NULL, 0 };
 		if (v % 50 == 0) {
 			// A snapshot replaces what is staged: nothing of A
 			// and B (deletes are not loaded).
 			assert_int_equal(
-			    dre_engine_stage(sh.e, &a, v, &applied), DRE_OK);
+			    eng_stage(sh.e, &a, v, &applied), DRE_OK);
 			assert_int_equal(
-			    dre_engine_stage_load(sh.e, NULL, 0, v, NULL),
-			    DRE_OK);
-			dre_engine_publish(sh.e);
+			    eng_stage_load(sh.e, NULL, 0, v, NULL), DRE_OK);
+			eng_publish(sh.e);
 			published = -1;
 			continue;
 		}
-		assert_int_equal(
-		    dre_engine_stage(sh.e, &a, v, &applied), DRE_OK);
+		assert_int_equal(eng_stage(sh.e, &a, v, &applied), DRE_OK);
 		assert_true(applied);
 		// Again in the same batch: the staged version is seen.
-		assert_int_equal(
-		    dre_engine_stage(sh.e, &a, v, &applied), DRE_OK);
+		assert_int_equal(eng_stage(sh.e, &a, v, &applied), DRE_OK);
 		assert_false(applied);
-		assert_int_equal(
-		    dre_engine_stage(sh.e, &b, v, &applied), DRE_OK);
+		assert_int_equal(eng_stage(sh.e, &b, v, &applied), DRE_OK);
 		// Nothing is visible before the publish.
-		const dre_index *ix = dre_engine_acquire(sh.e);
+		const eng_index *ix = eng_acquire(sh.e);
 		assert_int_equal(version_of(ix, "A"), published);
-		dre_index_release(ix);
+		eng_index_release(ix);
 		if (v % 7 == 0) {
-			dre_engine_discard(sh.e); // a batch that was dropped
+			eng_discard(sh.e); // a batch that was dropped
 			continue;
 		}
-		dre_engine_publish(sh.e);
+		eng_publish(sh.e);
 		published = v;
 	}
 	atomic_store(&sh.done, true);
@@ -282,12 +280,112 @@ test_batches_publish_at_once(void **state)
 	if (sh.bad != 0)
 		fail_msg("%d bad reads; first: %s", sh.bad, sh.why);
 	assert_true(atomic_load(&sh.answers) > 0);
-	const dre_index *ix = dre_engine_acquire(sh.e);
+	const eng_index *ix = eng_acquire(sh.e);
 	assert_int_equal(version_of(ix, "A"), published);
 	assert_int_equal(version_of(ix, "B"), published);
-	dre_index_release(ix);
-	dre_engine_free(sh.e);
+	eng_index_release(ix);
+	eng_free(sh.e);
 	pthread_mutex_destroy(&sh.why_mu);
+}
+
+// ---- the exhausted-budget set ---------------------------------------------
+
+#define BUDGETS  300 // past several growths of the table
+#define VERSIONS 400
+
+typedef struct {
+	eng_budget_set *b;
+	int             writer; // takes the versions v with v % 2 == writer
+	atomic_bool    *done;
+	atomic_int     *bad;
+	atomic_long    *reads;
+} bs_arg;
+
+static void
+budget_name(char *buf, size_t cap, int i)
+{
+	snprintf(buf, cap, "b-%03d", i);
+}
+
+// bs_writer records versions of every budget, interleaved with the other
+// writer, so older versions often arrive after newer ones.
+static void *
+bs_writer(void *arg)
+{
+	bs_arg *a = arg;
+	char    id[16];
+	for (int v = 1 + a->writer; v <= VERSIONS; v += 2)
+		for (int i = 0; i < BUDGETS; i++) {
+			budget_name(id, sizeof id, i);
+			eng_budget_set_update(a->b, TENANT, id, v, v % 3 == 0);
+		}
+	return NULL;
+}
+
+// bs_reader checks that the version it reads of a budget never goes back.
+static void *
+bs_reader(void *arg)
+{
+	bs_arg *a = arg;
+	int64_t seen[BUDGETS];
+	char    id[16];
+	for (int i = 0; i < BUDGETS; i++)
+		seen[i] = -1;
+	for (unsigned n = 0; !atomic_load(a->done); n++) {
+		int i = (int) (n * 7919u % BUDGETS);
+		budget_name(id, sizeof id, i);
+		int64_t v = eng_budget_set_version(a->b, TENANT, id);
+		(void) eng_budget_set_exhausted(a->b, TENANT, id);
+		if (v < seen[i] || v > VERSIONS
+		    || eng_budget_set_count(a->b) > BUDGETS)
+			atomic_fetch_add(a->bad, 1);
+		seen[i] = v;
+		atomic_fetch_add(a->reads, 1);
+	}
+	return NULL;
+}
+
+static void
+test_budget_set_under_writers(void **state)
+{
+	(void) state;
+	eng_budget_set *b = NULL;
+	assert_int_equal(eng_budget_set_alloc(&b), DRE_OK);
+	atomic_bool done = false;
+	atomic_int  bad = 0;
+	atomic_long reads = 0;
+	bs_arg      args[2 + READERS];
+	pthread_t   th[2 + READERS];
+	for (int i = 0; i < 2 + READERS; i++) {
+		args[i] = (bs_arg) { b, i, &done, &bad, &reads };
+		assert_int_equal(pthread_create(&th[i], NULL,
+		                     i < 2 ? bs_writer : bs_reader, &args[i]),
+		    0);
+	}
+	pthread_join(th[0], NULL);
+	pthread_join(th[1], NULL);
+	// The readers read while the writers wrote; let them read the end too.
+	for (long end = atomic_load(&reads) + 1000; atomic_load(&reads) < end;)
+		sched_yield();
+	atomic_store(&done, true);
+	for (int i = 2; i < 2 + READERS; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(atomic_load(&bad), 0);
+	// Every budget holds the highest version and its state.
+	char id[16];
+	for (int i = 0; i < BUDGETS; i++) {
+		budget_name(id, sizeof id, i);
+		assert_int_equal(
+		    eng_budget_set_version(b, TENANT, id), VERSIONS);
+		assert_int_equal(eng_budget_set_exhausted(b, TENANT, id),
+		    VERSIONS % 3 == 0);
+	}
+	assert_int_equal(
+	    eng_budget_set_count(b), VERSIONS % 3 == 0 ? BUDGETS : 0);
+	assert_int_equal(eng_budget_set_version(b, TENANT, "b-none"), -1);
+	eng_budget_set_clear(b);
+	assert_int_equal(eng_budget_set_version(b, TENANT, "b-000"), -1);
+	eng_budget_set_free(b);
 }
 
 int
@@ -296,6 +394,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_readers_during_swaps),
 		cmocka_unit_test(test_batches_publish_at_once),
+		cmocka_unit_test(test_budget_set_under_writers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

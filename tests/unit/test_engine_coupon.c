@@ -22,7 +22,7 @@
 #define P_PLAIN "c0000000-0000-4000-8000-000000000004" // no coupon type
 
 typedef struct {
-	dre_engine *e;
+	eng_engine *e;
 	dre_arena  *a;
 	int64_t     version;
 } fx;
@@ -30,10 +30,10 @@ typedef struct {
 static void
 put(fx *f, const char *key, const char *doc)
 {
-	dre_master_change c = { DRE_MK_PROMOTION, TENANT, key, ++f->version,
+	eng_master_change c = { ENG_MK_PROMOTION, TENANT, key, ++f->version,
 		doc, strlen(doc) };
 	bool              applied;
-	assert_int_equal(dre_engine_apply(f->e, &c, 1000, &applied), DRE_OK);
+	assert_int_equal(eng_apply(f->e, &c, 1000, &applied), DRE_OK);
 	assert_true(applied);
 }
 
@@ -55,7 +55,7 @@ setup(void **state)
 {
 	fx *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
-	assert_int_equal(dre_engine_alloc(&f->e), DRE_OK);
+	assert_int_equal(eng_alloc(&f->e), DRE_OK);
 	f->a = dre_arena_alloc(0);
 	assert_non_null(f->a);
 	// Out of date and for another POS group: a coupon skips both.
@@ -76,7 +76,7 @@ static int
 teardown(void **state)
 {
 	fx *f = *state;
-	dre_engine_free(f->e);
+	eng_free(f->e);
 	dre_arena_free(f->a);
 	free(f);
 	return 0;
@@ -85,10 +85,10 @@ teardown(void **state)
 static const char *const ids_s[] = { P_S, P_OFF, P_PLAIN, "unknown-id" };
 static const char *const ids_n[] = { P_N };
 
-static dre_coupon_result
+static eng_coupon_result
 ok(const char *code, bool stackable)
 {
-	dre_coupon_result r = { .code = code,
+	eng_coupon_result r = { .code = code,
 		.valid = true,
 		.type_id = stackable ? "CT-S" : "CT-N",
 		.type_name = stackable ? "Stackable" : "Solo",
@@ -99,7 +99,7 @@ ok(const char *code, bool stackable)
 }
 
 static Dre__EvaluateResponse *
-run(fx *f, const dre_coupon_result *cs, size_t n, bool unavailable,
+run(fx *f, const eng_coupon_result *cs, size_t n, bool unavailable,
     bool simulate, bool inactive)
 {
 	Dre__EvaluateRequest *r = dre_arena_get(f->a, sizeof(*r));
@@ -124,7 +124,7 @@ run(fx *f, const dre_coupon_result *cs, size_t n, bool unavailable,
 	for (size_t i = 0; i < n; i++)
 		r->coupons[i] = (char *) cs[i].code;
 	r->n_coupons = n;
-	dre_eval_ctx           ctx = { .tenant = TENANT,
+	eng_eval_ctx           ctx = { .tenant = TENANT,
 		          .now_ms = 1,
 		          .counter = 1,
 		          .transaction_id = "T",
@@ -132,11 +132,11 @@ run(fx *f, const dre_coupon_result *cs, size_t n, bool unavailable,
 		          .simulate = simulate,
 		          .coupons = unavailable ? NULL : cs,
 		          .ncoupons = unavailable ? 0 : n };
-	const dre_index       *ix = dre_engine_acquire(f->e);
+	const eng_index       *ix = eng_acquire(f->e);
 	Dre__EvaluateResponse *p = NULL;
-	dre_eval_error         err;
-	assert_int_equal(dre_evaluate(&p, f->a, ix, r, &ctx, &err), DRE_OK);
-	dre_index_release(ix);
+	eng_eval_error         err;
+	assert_int_equal(eng_evaluate(&p, f->a, ix, r, &ctx, &err), DRE_OK);
+	eng_index_release(ix);
 	size_t   len = dre__evaluate_response__get_packed_size(p);
 	uint8_t *buf = malloc(len + 1);
 	dre__evaluate_response__pack(p, buf); // every required field set
@@ -171,7 +171,7 @@ static void
 test_triggered(void **state)
 {
 	fx                      *f = *state;
-	dre_coupon_result        c = ok("SAVE10", true);
+	eng_coupon_result        c = ok("SAVE10", true);
 	Dre__EvaluateResponse   *p = run(f, &c, 1, false, false, false);
 	const Dre__LineDiscount *d = find(p, P_S);
 	assert_non_null(d);
@@ -211,7 +211,7 @@ static void
 test_stacking(void **state)
 {
 	fx               *f = *state;
-	dre_coupon_result v[4] = { ok("SOLO", false), ok("MULTI", true),
+	eng_coupon_result v[4] = { ok("SOLO", false), ok("MULTI", true),
 		ok("BAD", true), ok("solo", false) };
 	v[2].valid = false;
 	v[2].reason = "EXPIRED";
@@ -231,7 +231,7 @@ test_stacking(void **state)
 	assert_string_equal(stage_of(p, P_S), "COUPON");
 
 	// the first applied wins: a stackable code keeps a later solo out
-	dre_coupon_result w[2] = { ok("MULTI", true), ok("SOLO", false) };
+	eng_coupon_result w[2] = { ok("MULTI", true), ok("SOLO", false) };
 	p = run(f, w, 2, false, false, false);
 	assert_non_null(find(p, P_S));
 	assert_null(find(p, P_N));
@@ -243,7 +243,7 @@ static void
 test_unavailable(void **state)
 {
 	fx                    *f = *state;
-	dre_coupon_result      v[2] = { ok("SOLO", false), ok("MULTI", true) };
+	eng_coupon_result      v[2] = { ok("SOLO", false), ok("MULTI", true) };
 	Dre__EvaluateResponse *p = run(f, v, 2, true, false, false);
 	assert_null(find(p, P_S));
 	assert_null(find(p, P_N));
@@ -264,7 +264,7 @@ test_applied_empty(void **state)
 	fx *f = *state;
 	promo(
 	    f, P_N, "\"status\":\"ACTIVE\",\"couponTypeIds\":[\"CT-X\"],", 20);
-	dre_coupon_result      c = ok("SOLO", false);
+	eng_coupon_result      c = ok("SOLO", false);
 	Dre__EvaluateResponse *p = run(f, &c, 1, false, false, false);
 	assert_null(find(p, P_N));
 	assert_int_equal(p->n_applied_coupons, 1);

@@ -255,19 +255,19 @@ basket(dre_arena *a)
 }
 
 static Dre__EvaluateResponse *
-eval(dre_engine *e, dre_arena *a, const Dre__EvaluateRequest *r,
+eval(eng_engine *e, dre_arena *a, const Dre__EvaluateRequest *r,
     const char *tenant)
 {
-	dre_eval_ctx           ctx = { .tenant = tenant,
+	eng_eval_ctx           ctx = { .tenant = tenant,
 		          .now_ms = 1780000000000,
 		          .counter = 1,
 		          .transaction_id = "T",
 		          .currency = "EUR" };
-	const dre_index       *ix = dre_engine_acquire(e);
+	const eng_index       *ix = eng_acquire(e);
 	Dre__EvaluateResponse *resp = NULL;
-	dre_eval_error         err;
-	assert_int_equal(dre_evaluate(&resp, a, ix, r, &ctx, &err), DRE_OK);
-	dre_index_release(ix);
+	eng_eval_error         err;
+	assert_int_equal(eng_evaluate(&resp, a, ix, r, &ctx, &err), DRE_OK);
+	eng_index_release(ix);
 	return resp;
 }
 
@@ -339,7 +339,7 @@ test_properties(void **state)
 		char  ids[MAXP][40], single[MAXP][16];
 		// Tenant "fwd" loads them in order, "rev" in reverse with
 		// other versions, "s<i>" holds promotion i alone.
-		dre_master_change v[3 * MAXP];
+		eng_master_change v[3 * MAXP];
 		size_t            nv = 0;
 		for (int k = 0; k < np; k++) {
 			docs[k] = promotion(k);
@@ -348,21 +348,21 @@ test_properties(void **state)
 			snprintf(single[k], sizeof(single[k]), "s%d", k);
 		}
 		for (int k = 0; k < np; k++)
-			v[nv++] = (dre_master_change) { DRE_MK_PROMOTION,
+			v[nv++] = (eng_master_change) { ENG_MK_PROMOTION,
 				"fwd", ids[k], k + 1, docs[k],
 				strlen(docs[k]) };
 		for (int k = np - 1; k >= 0; k--)
-			v[nv++] = (dre_master_change) { DRE_MK_PROMOTION,
+			v[nv++] = (eng_master_change) { ENG_MK_PROMOTION,
 				"rev", ids[k], 100 - k, docs[k],
 				strlen(docs[k]) };
 		for (int k = 0; k < np; k++)
-			v[nv++] = (dre_master_change) { DRE_MK_PROMOTION,
+			v[nv++] = (eng_master_change) { ENG_MK_PROMOTION,
 				single[k], ids[k], 1, docs[k],
 				strlen(docs[k]) };
-		dre_engine *e;
-		assert_int_equal(dre_engine_alloc(&e), DRE_OK);
+		eng_engine *e;
+		assert_int_equal(eng_alloc(&e), DRE_OK);
 		size_t nbad = 0;
-		assert_int_equal(dre_engine_load(e, v, nv, 1, &nbad), DRE_OK);
+		assert_int_equal(eng_load(e, v, nv, 1, &nbad), DRE_OK);
 		if (nbad != 0) {
 			for (int k = 0; k < np; k++)
 				print_error("%s\n", docs[k]);
@@ -419,7 +419,7 @@ test_properties(void **state)
 				fail();
 			}
 		}
-		dre_engine_free(e);
+		eng_free(e);
 		for (int k = 0; k < np; k++)
 			free(docs[k]);
 	}

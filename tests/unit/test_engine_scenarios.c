@@ -1,6 +1,6 @@
 // test_engine_scenarios.c -- the golden scenarios of tests/scenarios/*.json
 // run in-process: master data into a fresh engine, the request through
-// dre_evalreq_parse, dre_evaluate, dre_evalresp_write, and the answer
+// dre_evalreq_parse, eng_evaluate, dre_evalresp_write, and the answer
 // compared with the scenario's expected response (every field but the
 // per-instance meta fields). tests/integration/test_scenarios.py runs the
 // same files over HTTP.
@@ -192,13 +192,13 @@ slurp(const char *path, size_t *lenp)
 // ---------------------------------------------------------
 
 typedef struct {
-	dre_master_change *v;
+	eng_master_change *v;
 	size_t             n, cap;
 	dre_buf           *docs; // keep the texts alive
 } changes;
 
 static void
-add(changes *c, dre_master_kind kind, const char *key, const dre_json *doc)
+add(changes *c, eng_master_kind kind, const char *key, const dre_json *doc)
 {
 	if (c->n == c->cap) {
 		c->cap = c->cap ? c->cap * 2 : 32;
@@ -210,14 +210,14 @@ add(changes *c, dre_master_kind kind, const char *key, const dre_json *doc)
 	dre_buf *b = &c->docs[c->n];
 	memset(b, 0, sizeof(*b));
 	dump(b, doc);
-	c->v[c->n] = (dre_master_change) { kind, TENANT, key,
+	c->v[c->n] = (eng_master_change) { kind, TENANT, key,
 		(int64_t) c->n + 1, b->data, b->len };
 	c->n++;
 }
 
 static void
 add_all(changes *c, const dre_json *root, const char *member,
-    dre_master_kind kind, const char *key)
+    eng_master_kind kind, const char *key)
 {
 	const dre_json *arr = dre_json_get(root, member);
 	if (!dre_json_is(arr, DRE_JSON_ARRAY))
@@ -246,19 +246,19 @@ run_one(const char *dir, const char *file, const char *outdir)
 		    "%s: bad JSON at %zu: %s\n", file, jerr.offset, jerr.msg);
 		fail();
 	}
-	dre_engine *e;
-	assert_int_equal(dre_engine_alloc(&e), DRE_OK);
+	eng_engine *e;
+	assert_int_equal(eng_alloc(&e), DRE_OK);
 	changes c = { 0 };
-	add_all(&c, root, "posGroups", DRE_MK_POS_GROUP, "id");
+	add_all(&c, root, "posGroups", ENG_MK_POS_GROUP, "id");
 	add_all(
-	    &c, root, "articleGroups", DRE_MK_ARTICLE_GROUP, "articleGroupId");
-	add_all(&c, root, "articles", DRE_MK_ARTICLE, "articleNumber");
-	add_all(&c, root, "promotions", DRE_MK_PROMOTION, "id");
+	    &c, root, "articleGroups", ENG_MK_ARTICLE_GROUP, "articleGroupId");
+	add_all(&c, root, "articles", ENG_MK_ARTICLE, "articleNumber");
+	add_all(&c, root, "promotions", ENG_MK_PROMOTION, "id");
 	const dre_json *ts = dre_json_get(root, "tenantSettings");
 	if (dre_json_is(ts, DRE_JSON_OBJECT))
-		add(&c, DRE_MK_TENANT_SETTINGS, "settings", ts);
+		add(&c, ENG_MK_TENANT_SETTINGS, "settings", ts);
 	size_t nbad = 0;
-	assert_int_equal(dre_engine_load(e, c.v, c.n, 1000, &nbad), DRE_OK);
+	assert_int_equal(eng_load(e, c.v, c.n, 1000, &nbad), DRE_OK);
 	if (nbad != 0) {
 		print_error("%s: %zu master documents rejected\n", file, nbad);
 		fail();
@@ -275,7 +275,7 @@ run_one(const char *dir, const char *file, const char *outdir)
 	}
 	assert_non_null(req->header);
 	assert_non_null(req->header->transaction_id);
-	dre_eval_ctx           ctx = { .tenant = TENANT,
+	eng_eval_ctx           ctx = { .tenant = TENANT,
 		          .now_ms = 1780000000000,
 		          .counter = 1,
 		          .transaction_id = req->header->transaction_id,
@@ -283,11 +283,11 @@ run_one(const char *dir, const char *file, const char *outdir)
 		          .instance_id = "SCENARIO",
 		          .source = "local-store",
 		          .simulate = simulate };
-	const dre_index       *ix = dre_engine_acquire(e);
+	const eng_index       *ix = eng_acquire(e);
 	Dre__EvaluateResponse *resp = NULL;
-	dre_eval_error         verr = { 0 };
-	dre_err rc = dre_evaluate(&resp, a, ix, req, &ctx, &verr);
-	dre_index_release(ix);
+	eng_eval_error         verr = { 0 };
+	dre_err rc = eng_evaluate(&resp, a, ix, req, &ctx, &verr);
+	eng_index_release(ix);
 	if (rc != DRE_OK) {
 		print_error("%s: evaluate failed: %s %s\n", file,
 		    dre_strerror(rc), verr.message);
@@ -320,7 +320,7 @@ run_one(const char *dir, const char *file, const char *outdir)
 		dre_buf_free(&c.docs[i]);
 	free(c.docs);
 	free(c.v);
-	dre_engine_free(e);
+	eng_free(e);
 	dre_arena_free(a);
 	free(text);
 	return bad;

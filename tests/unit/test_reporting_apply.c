@@ -13,6 +13,7 @@
 #include "apply.h"
 #include "dre/busmock.h"
 #include "dre/uuid.h"
+#include "testkit.h"
 
 static void
 test_day_key_fold(void **state)
@@ -52,11 +53,8 @@ test_apply(void **state)
 	char          dir[128];
 	rep_svc       s;
 	memset(&s, 0, sizeof(s));
-	assert_int_equal(dre_bus_mock_open(&mock, 1), DRE_OK);
-	dre_kvlist_set(
-	    &props, "bootstrap.servers", dre_bus_mock_bootstrap(mock));
-	snprintf(
-	    dir, sizeof(dir), "/tmp/dre-test-reporting-%d", (int) getpid());
+	assert_int_equal(tk_broker_open(&mock, &props), 0);
+	assert_int_equal(tk_tmpdir(dir, sizeof dir, "reporting"), 0);
 	assert_int_equal(rep_open(&s, dir, &props), DRE_OK);
 
 	const char *const bids[] = { "b-1" };
@@ -121,11 +119,8 @@ test_apply(void **state)
 	free(v);
 
 	rep_close(&s);
-	dre_kvlist_free(&props);
-	dre_bus_mock_close(mock);
-	char cmd[200];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
+	tk_broker_close(mock, &props);
+	assert_int_equal(tk_rmtree(dir), 0);
 }
 
 int

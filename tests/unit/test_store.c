@@ -11,6 +11,7 @@
 
 #include "dre/clock.h"
 #include "dre/store.h"
+#include "testkit.h"
 
 static const char *const cfs[] = { "one", "two" };
 
@@ -19,8 +20,7 @@ static char dir[256];
 static int
 setup(void **state)
 {
-	snprintf(dir, sizeof(dir), "/tmp/dre-test-store-XXXXXX");
-	if (mkdtemp(dir) == NULL)
+	if (tk_tmpdir(dir, sizeof dir, "store") != 0)
 		return -1;
 	strcat(dir, "/db/nested"); // parents are created
 	return 0;
@@ -29,10 +29,8 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	char cmd[300];
-	snprintf(
-	    cmd, sizeof(cmd), "rm -rf '%.*s'", (int) (strlen(dir) - 10), dir);
-	return system(cmd) == 0 ? 0 : -1;
+	dir[strlen(dir) - strlen("/db/nested")] = '\0';
+	return tk_rmtree(dir);
 }
 
 static dre_store *

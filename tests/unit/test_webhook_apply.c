@@ -19,6 +19,7 @@
 #include "dre/busmock.h"
 #include "dre/uuid.h"
 #include "webhook.h"
+#include "testkit.h"
 
 static dre_bus_mock *mock;
 static char          dir[256], keyf[300];
@@ -29,11 +30,9 @@ static int
 setup(void **state)
 {
 	(void) state;
-	if (dre_bus_mock_open(&mock, 1) != DRE_OK)
+	if (tk_broker_open(&mock, &props) != 0
+	    || tk_tmpdir(dir, sizeof dir, "webhook") != 0)
 		return -1;
-	dre_kvlist_set(
-	    &props, "bootstrap.servers", dre_bus_mock_bootstrap(mock));
-	snprintf(dir, sizeof dir, "/tmp/dre-test-webhook-%d", (int) getpid());
 	snprintf(keyf, sizeof keyf, "%s.key", dir);
 	return wh_open(&s, dir, keyf, &props) == DRE_OK ? 0 : -1;
 }
@@ -43,11 +42,8 @@ teardown(void **state)
 {
 	(void) state;
 	wh_close(&s);
-	dre_kvlist_free(&props);
-	dre_bus_mock_close(mock);
-	char cmd[700];
-	snprintf(cmd, sizeof cmd, "rm -rf %s %s", dir, keyf);
-	return system(cmd) == 0 ? 0 : -1;
+	tk_broker_close(mock, &props);
+	return tk_rmtree(dir) == 0 && tk_rmtree(keyf) == 0 ? 0 : -1;
 }
 
 static void

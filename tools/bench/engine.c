@@ -287,7 +287,7 @@ run(uint32_t n, double seconds, uint32_t lines)
 	    = { 10 * n, n / 5 > 10 ? n / 5 : 10, n / 5 > 10 ? n / 5 : 10 };
 	uint32_t           total = n + 25;
 	dre_buf           *docs = calloc(total, sizeof(dre_buf));
-	dre_master_change *v = calloc(total, sizeof(*v));
+	eng_master_change *v = calloc(total, sizeof(*v));
 	char(*ids)[40] = calloc(total, 40);
 	for (uint32_t i = 0; i < total; i++) {
 		if (i < n) {
@@ -299,16 +299,16 @@ run(uint32_t n, double seconds, uint32_t lines)
 			snprintf(ids[i], 40, "c0000000-0000-4000-8000-%012u",
 			    i - n);
 		}
-		v[i] = (dre_master_change) { DRE_MK_PROMOTION, "bench", ids[i],
+		v[i] = (eng_master_change) { ENG_MK_PROMOTION, "bench", ids[i],
 			i + 1, docs[i].data, docs[i].len };
 	}
-	dre_engine *e;
-	if (dre_engine_alloc(&e) != DRE_OK)
+	eng_engine *e;
+	if (eng_alloc(&e) != DRE_OK)
 		exit(1);
 	long    rss0 = rss_kb();
 	int64_t t0 = now_ns();
 	size_t  nbad = 0;
-	if (dre_engine_load(e, v, total, 1, &nbad) != DRE_OK || nbad) {
+	if (eng_load(e, v, total, 1, &nbad) != DRE_OK || nbad) {
 		fprintf(stderr, "load failed (%zu bad)\n", nbad);
 		exit(1);
 	}
@@ -324,8 +324,8 @@ run(uint32_t n, double seconds, uint32_t lines)
 	const uint32_t         nb = 1024;
 	Dre__EvaluateRequest **bs = baskets(ba, nb, lines, &c);
 	dre_arena             *a = dre_arena_alloc(64 * 1024);
-	const dre_index       *ix = dre_engine_acquire(e);
-	dre_eval_ctx           ctx = { .tenant = "bench",
+	const eng_index       *ix = eng_acquire(e);
+	eng_eval_ctx           ctx = { .tenant = "bench",
 		          .now_ms = 1781000000000,
 		          .counter = 1,
 		          .transaction_id = "T",
@@ -337,8 +337,8 @@ run(uint32_t n, double seconds, uint32_t lines)
 		for (uint32_t k = 0; k < 256; k++) {
 			dre_arena_reset(a);
 			Dre__EvaluateResponse *resp;
-			dre_eval_error         err;
-			if (dre_evaluate(
+			eng_eval_error         err;
+			if (eng_evaluate(
 			        &resp, a, ix, bs[count % nb], &ctx, &err)
 			    != DRE_OK) {
 				fprintf(stderr, "evaluate failed\n");
@@ -352,7 +352,7 @@ run(uint32_t n, double seconds, uint32_t lines)
 		}
 		end = now_ns();
 	} while (end < deadline);
-	dre_index_release(ix);
+	eng_index_release(ix);
 	double secs = (double) (end - start) / 1e9;
 	double bps = (double) count / secs;
 	printf("%9u  %12.0f  %10.0f  %10.1f  %9.0f  %8.1f  %9.2f\n", n, bps,
@@ -361,7 +361,7 @@ run(uint32_t n, double seconds, uint32_t lines)
 	    (double) apps / (count < nb ? (double) count : nb));
 	dre_arena_free(a);
 	dre_arena_free(ba);
-	dre_engine_free(e);
+	eng_free(e);
 }
 
 int

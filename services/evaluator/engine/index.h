@@ -1,7 +1,7 @@
 // index.h -- internal layout of the immutable master-data index (engine.c
 // reads it, index.c builds it). Not part of the engine's public API.
-#ifndef DRE_EVALUATOR_INDEX_H
-#define DRE_EVALUATOR_INDEX_H
+#ifndef ENG_INDEX_H
+#define ENG_INDEX_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -63,7 +63,7 @@ typedef struct {
 typedef struct ix_ent ix_ent;
 struct ix_ent {
 	atomic_int      ref;
-	dre_master_kind kind;
+	eng_master_kind kind;
 	bool            deleted; // tombstone: keeps the version of a delete
 	int64_t         version;
 	char           *key;
@@ -169,7 +169,7 @@ struct ix_tenant {
 	const ix_ent *settings; // TENANT_SETTINGS, NULL = defaults
 };
 
-struct dre_index {
+struct eng_index {
 	atomic_int  ref;
 	ix_tenant **tenants; // by name
 	uint32_t    ntenants;
@@ -177,7 +177,7 @@ struct dre_index {
 	int64_t     data_age;
 };
 
-const ix_tenant *ix_tenant_find(const dre_index *ix, const char *name);
+const ix_tenant *ix_tenant_find(const eng_index *ix, const char *name);
 // ix_promo_rank returns the rank of live promotion id in t, or -1.
 long ix_promo_rank(const ix_tenant *t, const char *id);
 

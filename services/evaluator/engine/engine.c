@@ -540,7 +540,7 @@ missed_list(ev *v, Dre__EvaluateResponse *r)
 }
 
 static Dre__EvaluateResponse *
-respond(ev *v, const dre_index *ix)
+respond(ev *v, const eng_index *ix)
 {
 	Dre__EvaluateResponse *r = ev_get(v, sizeof(*r));
 	dre__evaluate_response__init(r);
@@ -609,7 +609,7 @@ respond(ev *v, const dre_index *ix)
 #define LINE_TOTAL_MAX 999999999999999LL
 
 static dre_err
-lines_prepare(ev *v, dre_eval_error *err)
+lines_prepare(ev *v, eng_eval_error *err)
 {
 	const Dre__EvaluateRequest *r = v->req;
 	v->n = (uint32_t) r->n_items;
@@ -753,7 +753,7 @@ applicable(ev *v)
 				missed_add(v, k, stage, reason);
 			continue;
 		}
-		if (dre_budget_check(v->ctx->budgets, v->ctx->tenant, e->promo,
+		if (eng_budget_check(v->ctx->budgets, v->ctx->tenant, e->promo,
 		        v->a, &v->limited, &reason)) {
 			if (v->want_missed)
 				missed_add(v, k, "BUDGET", reason);
@@ -787,7 +787,7 @@ applicable(ev *v)
 }
 
 static dre_err
-evaluate_run(ev *v, const dre_index *ix, dre_eval_error *err)
+evaluate_run(ev *v, const eng_index *ix, eng_eval_error *err)
 {
 	v->t = ix_tenant_find(ix, v->ctx->tenant ? v->ctx->tenant : "");
 	v->ts
@@ -833,9 +833,9 @@ evaluate_run(ev *v, const dre_index *ix, dre_eval_error *err)
 }
 
 dre_err
-dre_evaluate(Dre__EvaluateResponse **respp, dre_arena *a, const dre_index *ix,
-    const Dre__EvaluateRequest *req, const dre_eval_ctx *ctx,
-    dre_eval_error *err)
+eng_evaluate(Dre__EvaluateResponse **respp, dre_arena *a, const eng_index *ix,
+    const Dre__EvaluateRequest *req, const eng_eval_ctx *ctx,
+    eng_eval_error *err)
 {
 	// v is only changed through pointers after setjmp (its address is
 	// taken), so its contents are well defined after a longjmp.

@@ -10,12 +10,12 @@
 #include "dre/log.h"
 #include "index.h"
 
-struct dre_engine {
+struct eng_engine {
 	pthread_mutex_t wlock; // serialises writers while they build
 	pthread_mutex_t plock; // guards only the pointer load + reference
 	pthread_cond_t  swapped; // broadcast (under plock) when cur changes
-	dre_index      *cur;
-	dre_index      *next; // staged, not yet published (under wlock)
+	eng_index      *cur;
+	eng_index      *next; // staged, not yet published (under wlock)
 };
 
 static const char *const kind_names[] = { "PROMOTION", "ARTICLE", "POS_GROUP",
@@ -23,18 +23,18 @@ static const char *const kind_names[] = { "PROMOTION", "ARTICLE", "POS_GROUP",
 #define NKINDS 5
 
 dre_err
-dre_master_kind_parse(dre_master_kind *out, const char *s)
+eng_master_kind_parse(eng_master_kind *out, const char *s)
 {
 	for (int i = 0; i < NKINDS; i++)
 		if (s != NULL && strcmp(s, kind_names[i]) == 0) {
-			*out = (dre_master_kind) i;
+			*out = (eng_master_kind) i;
 			return DRE_OK;
 		}
 	return DRE_EINVAL;
 }
 
 const char *
-dre_master_kind_name(dre_master_kind k)
+eng_master_kind_name(eng_master_kind k)
 {
 	return (unsigned) k < NKINDS ? kind_names[k] : "UNKNOWN";
 }
@@ -337,7 +337,7 @@ adup(dre_arena *a, const char *s)
 
 // ent_new compiles one change into an entity with one reference.
 static dre_err
-ent_new(ix_ent **ep, const dre_master_change *c)
+ent_new(ix_ent **ep, const eng_master_change *c)
 {
 	// A compiled promotion takes about its document's size plus 700
 	// bytes: one block holds it (a larger one chains a second).
@@ -371,7 +371,7 @@ ent_new(ix_ent **ep, const dre_master_change *c)
 	    &root, tmp, c->doc, c->doc_len, DRE_JSON_MAX_DEPTH, &jerr);
 	if (err != DRE_OK) {
 		dre_warn("master %s %s v%lld: bad JSON at %zu: %s",
-		    dre_master_kind_name(c->kind), c->key,
+		    eng_master_kind_name(c->kind), c->key,
 		    (long long) c->version, jerr.offset,
 		    jerr.msg ? jerr.msg : "?");
 		err = DRE_EINVAL;
@@ -379,7 +379,7 @@ ent_new(ix_ent **ep, const dre_master_change *c)
 	}
 	err = DRE_ENOMEM;
 	switch (c->kind) {
-	case DRE_MK_PROMOTION: {
+	case ENG_MK_PROMOTION: {
 		dre_promo_error  ev[1];
 		dre_promo_errors errs = { ev, 1, 0 };
 		dre_promo       *p;
@@ -396,7 +396,7 @@ ent_new(ix_ent **ep, const dre_master_change *c)
 			goto fail;
 		break;
 	}
-	case DRE_MK_ARTICLE: {
+	case ENG_MK_ARTICLE: {
 		e->article_group_id
 		    = adup(a, json_str(root, "articleGroupId"));
 		e->manufacturer_id = adup(a, json_str(root, "manufacturerId"));
@@ -412,12 +412,12 @@ ent_new(ix_ent **ep, const dre_master_change *c)
 		    : -1;
 		break;
 	}
-	case DRE_MK_POS_GROUP:
+	case ENG_MK_POS_GROUP:
 		e->code = adup(a, json_str(root, "code"));
 		break;
-	case DRE_MK_ARTICLE_GROUP:
+	case ENG_MK_ARTICLE_GROUP:
 		break;
-	case DRE_MK_TENANT_SETTINGS: {
+	case ENG_MK_TENANT_SETTINGS: {
 		if (!dre_json_is(root, DRE_JSON_OBJECT)) {
 			err = DRE_EINVAL;
 			goto fail;
@@ -443,7 +443,7 @@ fail:
 }
 
 static int
-ent_cmp_key(dre_master_kind k, const char *key, const ix_ent *e)
+ent_cmp_key(eng_master_kind k, const char *key, const ix_ent *e)
 {
 	if (k != e->kind)
 		return k < e->kind ? -1 : 1;
@@ -460,7 +460,7 @@ ent_cmp(const void *x, const void *y)
 // ent_find returns the position of kind/key in the sorted array, or the
 // insertion point negated minus one.
 static long
-ent_find(ix_ent *const *v, uint32_t n, dre_master_kind k, const char *key)
+ent_find(ix_ent *const *v, uint32_t n, eng_master_kind k, const char *key)
 {
 	long lo = 0, hi = (long) n - 1;
 	while (lo <= hi) {
@@ -838,9 +838,9 @@ tenant_build(const char *name, ix_ent **ents, uint32_t n)
 	for (uint32_t i = 0; i < n; i++) {
 		if (ents[i]->deleted)
 			continue;
-		np += ents[i]->kind == DRE_MK_PROMOTION;
-		narts += ents[i]->kind == DRE_MK_ARTICLE;
-		npgs += ents[i]->kind == DRE_MK_POS_GROUP;
+		np += ents[i]->kind == ENG_MK_PROMOTION;
+		narts += ents[i]->kind == ENG_MK_ARTICLE;
+		npgs += ents[i]->kind == ENG_MK_POS_GROUP;
 	}
 	t->promos = dre_arena_get(a, (np + 1) * sizeof(ix_ent *));
 	uint32_t *unscoped = dre_arena_get(a, (np + 1) * sizeof(uint32_t));
@@ -853,15 +853,15 @@ tenant_build(const char *name, ix_ent **ents, uint32_t n)
 		ix_ent *e = ents[i];
 		if (e->deleted)
 			continue;
-		if (e->kind == DRE_MK_PROMOTION)
+		if (e->kind == ENG_MK_PROMOTION)
 			t->promos[t->npromos++] = e;
-		else if (e->kind == DRE_MK_ARTICLE)
+		else if (e->kind == ENG_MK_ARTICLE)
 			map_put(&t->articles, e->key, e);
-		else if (e->kind == DRE_MK_POS_GROUP) {
+		else if (e->kind == ENG_MK_POS_GROUP) {
 			map_put(&t->pg_by_id, e->key, e);
 			if (e->code != NULL)
 				map_put(&t->pg_by_code, e->code, e);
-		} else if (e->kind == DRE_MK_TENANT_SETTINGS)
+		} else if (e->kind == ENG_MK_TENANT_SETTINGS)
 			t->settings = e;
 	}
 	qsort(t->promos, t->npromos, sizeof(ix_ent *), promo_rank_cmp);
@@ -896,7 +896,7 @@ fail:
 // ----------------------------------------------------------
 
 static void
-index_unref(dre_index *ix)
+index_unref(eng_index *ix)
 {
 	if (ix == NULL
 	    || atomic_fetch_sub_explicit(&ix->ref, 1, memory_order_acq_rel)
@@ -909,7 +909,7 @@ index_unref(dre_index *ix)
 }
 
 const ix_tenant *
-ix_tenant_find(const dre_index *ix, const char *name)
+ix_tenant_find(const eng_index *ix, const char *name)
 {
 	long lo = 0, hi = (long) ix->ntenants - 1;
 	while (lo <= hi) {
@@ -926,10 +926,10 @@ ix_tenant_find(const dre_index *ix, const char *name)
 }
 
 dre_err
-dre_engine_alloc(dre_engine **ep)
+eng_alloc(eng_engine **ep)
 {
-	dre_engine *e = calloc(1, sizeof(*e));
-	dre_index  *ix = calloc(1, sizeof(*ix));
+	eng_engine *e = calloc(1, sizeof(*e));
+	eng_index  *ix = calloc(1, sizeof(*ix));
 	if (e == NULL || ix == NULL) {
 		free(e);
 		free(ix);
@@ -949,7 +949,7 @@ dre_engine_alloc(dre_engine **ep)
 }
 
 void
-dre_engine_free(dre_engine *e)
+eng_free(eng_engine *e)
 {
 	if (e == NULL)
 		return;
@@ -961,29 +961,29 @@ dre_engine_free(dre_engine *e)
 	free(e);
 }
 
-const dre_index *
-dre_engine_acquire(dre_engine *e)
+const eng_index *
+eng_acquire(eng_engine *e)
 {
 	// The lock covers two instructions; a writer holds it only to swap,
 	// never while building, so readers do not wait for a build.
 	pthread_mutex_lock(&e->plock);
-	dre_index *ix = e->cur;
+	eng_index *ix = e->cur;
 	atomic_fetch_add_explicit(&ix->ref, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&e->plock);
 	return ix;
 }
 
 void
-dre_index_release(const dre_index *ix)
+eng_index_release(const eng_index *ix)
 {
-	index_unref((dre_index *) ix);
+	index_unref((eng_index *) ix);
 }
 
 static void
-engine_swap(dre_engine *e, dre_index *ix)
+engine_swap(eng_engine *e, eng_index *ix)
 {
 	pthread_mutex_lock(&e->plock);
-	dre_index *old = e->cur;
+	eng_index *old = e->cur;
 	e->cur = ix;
 	pthread_cond_broadcast(&e->swapped);
 	pthread_mutex_unlock(&e->plock);
@@ -991,7 +991,7 @@ engine_swap(dre_engine *e, dre_index *ix)
 }
 
 bool
-dre_engine_wait(dre_engine *e, const dre_index *seen, int timeout_ms)
+eng_wait(eng_engine *e, const eng_index *seen, int timeout_ms)
 {
 	struct timespec until;
 	clock_gettime(CLOCK_MONOTONIC, &until);
@@ -1011,19 +1011,19 @@ dre_engine_wait(dre_engine *e, const dre_index *seen, int timeout_ms)
 }
 
 int64_t
-dre_index_version(const dre_index *ix)
+eng_index_version(const eng_index *ix)
 {
 	return ix->version;
 }
 
 int64_t
-dre_index_data_age(const dre_index *ix)
+eng_index_data_age(const eng_index *ix)
 {
 	return ix->data_age;
 }
 
 size_t
-dre_index_promotions(const dre_index *ix, const char *tenant)
+eng_index_promotions(const eng_index *ix, const char *tenant)
 {
 	size_t n = 0;
 	for (uint32_t i = 0; i < ix->ntenants; i++)
@@ -1034,8 +1034,8 @@ dre_index_promotions(const dre_index *ix, const char *tenant)
 }
 
 int64_t
-dre_index_version_of(const dre_index *ix, const char *tenant,
-    dre_master_kind kind, const char *key)
+eng_index_version_of(const eng_index *ix, const char *tenant,
+    eng_master_kind kind, const char *key)
 {
 	const ix_tenant *t = ix_tenant_find(ix, tenant);
 	if (t == NULL)
@@ -1066,7 +1066,7 @@ load_cmp(const void *x, const void *y)
 
 // stage_locked makes ix the staged version (wlock held).
 static void
-stage_locked(dre_engine *e, dre_index *ix)
+stage_locked(eng_engine *e, eng_index *ix)
 {
 	index_unref(e->next);
 	e->next = ix;
@@ -1074,7 +1074,7 @@ stage_locked(dre_engine *e, dre_index *ix)
 
 // publish_locked swaps the staged version in (wlock held).
 static void
-publish_locked(dre_engine *e)
+publish_locked(eng_engine *e)
 {
 	if (e->next != NULL)
 		engine_swap(e, e->next);
@@ -1082,7 +1082,7 @@ publish_locked(dre_engine *e)
 }
 
 void
-dre_engine_publish(dre_engine *e)
+eng_publish(eng_engine *e)
 {
 	pthread_mutex_lock(&e->wlock);
 	publish_locked(e);
@@ -1090,7 +1090,7 @@ dre_engine_publish(dre_engine *e)
 }
 
 void
-dre_engine_discard(dre_engine *e)
+eng_discard(eng_engine *e)
 {
 	pthread_mutex_lock(&e->wlock);
 	stage_locked(e, NULL);
@@ -1100,11 +1100,11 @@ dre_engine_discard(dre_engine *e)
 // load builds the index of a snapshot; publish: swap it in at once, else
 // stage it.
 static dre_err
-load(dre_engine *e, const dre_master_change *v, size_t n, int64_t now_ms,
+load(eng_engine *e, const eng_master_change *v, size_t n, int64_t now_ms,
     size_t *nbadp, bool publish)
 {
 	load_item *items = calloc(n + 1, sizeof(*items));
-	dre_index *ix = calloc(1, sizeof(*ix));
+	eng_index *ix = calloc(1, sizeof(*ix));
 	size_t     m = 0, nbad = 0;
 	dre_err    err = DRE_ENOMEM;
 	if (items == NULL || ix == NULL)
@@ -1179,14 +1179,14 @@ out:
 }
 
 dre_err
-dre_engine_load(dre_engine *e, const dre_master_change *v, size_t n,
-    int64_t now_ms, size_t *nbadp)
+eng_load(eng_engine *e, const eng_master_change *v, size_t n, int64_t now_ms,
+    size_t *nbadp)
 {
 	return load(e, v, n, now_ms, nbadp, true);
 }
 
 dre_err
-dre_engine_stage_load(dre_engine *e, const dre_master_change *v, size_t n,
+eng_stage_load(eng_engine *e, const eng_master_change *v, size_t n,
     int64_t now_ms, size_t *nbadp)
 {
 	return load(e, v, n, now_ms, nbadp, false);
@@ -1196,11 +1196,11 @@ dre_engine_stage_load(dre_engine *e, const dre_master_change *v, size_t n,
 // is staged) with c and stages it (wlock held).
 static dre_err
 stage_change(
-    dre_engine *e, const dre_master_change *c, int64_t now_ms, bool *appliedp)
+    eng_engine *e, const eng_master_change *c, int64_t now_ms, bool *appliedp)
 {
 	// Only writers replace e->cur and e->next and they hold wlock:
 	// reading them here without plock is safe.
-	dre_index       *cur = e->next != NULL ? e->next : e->cur;
+	eng_index       *cur = e->next != NULL ? e->next : e->cur;
 	const ix_tenant *old = ix_tenant_find(cur, c->tenant);
 	long             pos = -1;
 	if (old != NULL) {
@@ -1214,7 +1214,7 @@ stage_change(
 		return err;
 	uint32_t    n = old ? old->nents : 0;
 	ix_ent    **ents = malloc((n + 1) * sizeof(ix_ent *));
-	dre_index  *ix = calloc(1, sizeof(*ix));
+	eng_index  *ix = calloc(1, sizeof(*ix));
 	ix_tenant **tv = calloc(cur->ntenants + 1, sizeof(ix_tenant *));
 	if (ents == NULL || ix == NULL || tv == NULL) {
 		free(ents);
@@ -1274,7 +1274,7 @@ stage_change(
 
 // change stages c and, with publish, swaps it in at once.
 static dre_err
-change(dre_engine *e, const dre_master_change *c, int64_t now_ms,
+change(eng_engine *e, const eng_master_change *c, int64_t now_ms,
     bool *appliedp, bool publish)
 {
 	if (appliedp != NULL)
@@ -1290,15 +1290,15 @@ change(dre_engine *e, const dre_master_change *c, int64_t now_ms,
 }
 
 dre_err
-dre_engine_apply(
-    dre_engine *e, const dre_master_change *c, int64_t now_ms, bool *appliedp)
+eng_apply(
+    eng_engine *e, const eng_master_change *c, int64_t now_ms, bool *appliedp)
 {
 	return change(e, c, now_ms, appliedp, true);
 }
 
 dre_err
-dre_engine_stage(
-    dre_engine *e, const dre_master_change *c, int64_t now_ms, bool *appliedp)
+eng_stage(
+    eng_engine *e, const eng_master_change *c, int64_t now_ms, bool *appliedp)
 {
 	return change(e, c, now_ms, appliedp, false);
 }
@@ -1306,7 +1306,7 @@ dre_engine_stage(
 long
 ix_promo_rank(const ix_tenant *t, const char *id)
 {
-	long pos = ent_find(t->ents, t->nents, DRE_MK_PROMOTION, id);
+	long pos = ent_find(t->ents, t->nents, ENG_MK_PROMOTION, id);
 	if (pos < 0 || t->ents[pos]->deleted)
 		return -1;
 	const dre_promo *p = t->ents[pos]->promo;
@@ -1328,10 +1328,10 @@ ix_promo_rank(const ix_tenant *t, const char *id)
 }
 
 const dre_promo *
-dre_index_promotion(const dre_index *ix, const char *tenant, const char *id)
+eng_index_promotion(const eng_index *ix, const char *tenant, const char *id)
 {
 	const ix_tenant *t = ix_tenant_find(ix, tenant);
-	long pos = t ? ent_find(t->ents, t->nents, DRE_MK_PROMOTION, id) : -1;
+	long pos = t ? ent_find(t->ents, t->nents, ENG_MK_PROMOTION, id) : -1;
 	if (pos < 0 || t->ents[pos]->deleted)
 		return NULL;
 	return t->ents[pos]->promo;

@@ -7,8 +7,8 @@
 // A writer may also stage several changes (a batch of the feed) and publish
 // them in one swap: readers see all of them or none.
 // Evaluation allocates everything from the caller's per-basket arena.
-#ifndef DRE_ENGINE_H
-#define DRE_ENGINE_H
+#ifndef ENG_ENGINE_H
+#define ENG_ENGINE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -19,98 +19,98 @@
 #include "evaluate.pb-c.h"
 
 typedef enum {
-	DRE_MK_PROMOTION = 0,
-	DRE_MK_ARTICLE,
-	DRE_MK_POS_GROUP,
-	DRE_MK_ARTICLE_GROUP,
-	DRE_MK_TENANT_SETTINGS, // key "settings": { enableProductionNudges,
+	ENG_MK_PROMOTION = 0,
+	ENG_MK_ARTICLE,
+	ENG_MK_POS_GROUP,
+	ENG_MK_ARTICLE_GROUP,
+	ENG_MK_TENANT_SETTINGS, // key "settings": { enableProductionNudges,
 	                        // currency }
-} dre_master_kind;
+} eng_master_kind;
 
-// dre_master_kind_parse maps the wire literals PROMOTION | ARTICLE |
+// eng_master_kind_parse maps the wire literals PROMOTION | ARTICLE |
 // POS_GROUP | ARTICLE_GROUP | TENANT_SETTINGS; DRE_EINVAL otherwise.
-dre_err     dre_master_kind_parse(dre_master_kind *out, const char *s);
-const char *dre_master_kind_name(dre_master_kind k);
+dre_err     eng_master_kind_parse(eng_master_kind *out, const char *s);
+const char *eng_master_kind_name(eng_master_kind k);
 
 // One master-data change: an upsert (doc != NULL) or a delete (doc NULL) of
 // the entity kind/key of tenant at catalog version `version`. Borrowed for
 // the call; the engine copies what it keeps.
 typedef struct {
-	dre_master_kind kind;
+	eng_master_kind kind;
 	const char     *tenant;
 	const char     *key;
 	int64_t         version;
 	const char     *doc; // JSON document; NULL = delete
 	size_t          doc_len;
-} dre_master_change;
+} eng_master_change;
 
-typedef struct dre_engine dre_engine;
-typedef struct dre_index  dre_index;
+typedef struct eng_engine eng_engine;
+typedef struct eng_index  eng_index;
 
-// dre_engine_alloc creates an engine holding an empty index. Caller frees
-// with dre_engine_free().
-dre_err dre_engine_alloc(dre_engine **ep);
-// dre_engine_free releases the engine; readers must have released every
+// eng_alloc creates an engine holding an empty index. Caller frees
+// with eng_free().
+dre_err eng_alloc(eng_engine **ep);
+// eng_free releases the engine; readers must have released every
 // index they acquired. NULL is a no-op.
-void dre_engine_free(dre_engine *e);
+void eng_free(eng_engine *e);
 
-// dre_engine_load replaces the whole index by the n changes (a snapshot:
+// eng_load replaces the whole index by the n changes (a snapshot:
 // only upserts matter; for one key the highest version wins). Documents that
 // do not parse are skipped and counted in *nbadp (if not NULL). now_ms
 // becomes the data age.
-dre_err dre_engine_load(dre_engine *e, const dre_master_change *v, size_t n,
+dre_err eng_load(eng_engine *e, const eng_master_change *v, size_t n,
     int64_t now_ms, size_t *nbadp);
 
-// dre_engine_apply applies one change if its version is newer than what the
+// eng_apply applies one change if its version is newer than what the
 // index holds for kind/key (deletes leave a tombstone so that an older
 // upsert arriving later is ignored). *appliedp (if not NULL) tells whether
 // it was. DRE_EINVAL when the document does not parse (nothing changes).
-dre_err dre_engine_apply(
-    dre_engine *e, const dre_master_change *c, int64_t now_ms, bool *appliedp);
+dre_err eng_apply(
+    eng_engine *e, const eng_master_change *c, int64_t now_ms, bool *appliedp);
 
-// dre_engine_stage_load and dre_engine_stage are dre_engine_load and
-// dre_engine_apply without the swap: they build on the staged version (if
+// eng_stage_load and eng_stage are eng_load and
+// eng_apply without the swap: they build on the staged version (if
 // any, else the current one) and stage the result, which readers do not see
-// until dre_engine_publish swaps it in; dre_engine_discard drops it. One
-// writer stages at a time (dre_engine_load and dre_engine_apply publish
+// until eng_publish swaps it in; eng_discard drops it. One
+// writer stages at a time (eng_load and eng_apply publish
 // whatever is staged).
-dre_err dre_engine_stage_load(dre_engine *e, const dre_master_change *v,
-    size_t n, int64_t now_ms, size_t *nbadp);
-dre_err dre_engine_stage(
-    dre_engine *e, const dre_master_change *c, int64_t now_ms, bool *appliedp);
-void dre_engine_publish(dre_engine *e);
-void dre_engine_discard(dre_engine *e);
+dre_err eng_stage_load(eng_engine *e, const eng_master_change *v, size_t n,
+    int64_t now_ms, size_t *nbadp);
+dre_err eng_stage(
+    eng_engine *e, const eng_master_change *c, int64_t now_ms, bool *appliedp);
+void eng_publish(eng_engine *e);
+void eng_discard(eng_engine *e);
 
-// dre_engine_acquire returns the current index with a reference held.
-// Caller releases with dre_index_release(); the index never changes.
+// eng_acquire returns the current index with a reference held.
+// Caller releases with eng_index_release(); the index never changes.
 //
 // Ownership rule: everything reached through an index -- promotion
-// documents, ids, names, texts, and so every string a dre_evaluate response
+// documents, ids, names, texts, and so every string a eng_evaluate response
 // points at -- is borrowed from it and valid only until the reference is
 // released. A writer may swap in a new version at any moment and the
 // release of the last reference frees the old one, so hold the reference
 // until the last use: for an evaluation, until its response is packed onto
 // the wire (services/evaluator/handlers.c h_evaluate).
-const dre_index *dre_engine_acquire(dre_engine *e);
-void             dre_index_release(const dre_index *ix);
+const eng_index *eng_acquire(eng_engine *e);
+void             eng_index_release(const eng_index *ix);
 
-// dre_engine_wait waits up to timeout_ms until the current index is no
+// eng_wait waits up to timeout_ms until the current index is no
 // longer seen (a reference the caller holds, so it cannot be freed and
 // reused meanwhile); true when it changed. For callers waiting for a change
 // to be applied (read-your-writes): check, wait, acquire again.
-bool dre_engine_wait(dre_engine *e, const dre_index *seen, int timeout_ms);
+bool eng_wait(eng_engine *e, const eng_index *seen, int timeout_ms);
 
-// dre_index_version is the highest catalog version applied (0 when empty).
-int64_t dre_index_version(const dre_index *ix);
-// dre_index_data_age is when the last change was applied (epoch millis; 0 =
+// eng_index_version is the highest catalog version applied (0 when empty).
+int64_t eng_index_version(const eng_index *ix);
+// eng_index_data_age is when the last change was applied (epoch millis; 0 =
 // never).
-int64_t dre_index_data_age(const dre_index *ix);
-// dre_index_promotions counts the live promotions of tenant (NULL = all).
-size_t dre_index_promotions(const dre_index *ix, const char *tenant);
-// dre_index_version_of returns the version the index holds for kind/key of
+int64_t eng_index_data_age(const eng_index *ix);
+// eng_index_promotions counts the live promotions of tenant (NULL = all).
+size_t eng_index_promotions(const eng_index *ix, const char *tenant);
+// eng_index_version_of returns the version the index holds for kind/key of
 // tenant (tombstones included), or -1.
-int64_t dre_index_version_of(const dre_index *ix, const char *tenant,
-    dre_master_kind kind, const char *key);
+int64_t eng_index_version_of(const eng_index *ix, const char *tenant,
+    eng_master_kind kind, const char *key);
 
 struct dre_promo;
 
@@ -119,43 +119,43 @@ struct dre_promo;
 // The evaluator's view of which budgets are exhausted, fed by the budget
 // service (snapshot + dre.budgets.status) and by side-effect results. Thread
 // safe; each entry keeps the highest version seen.
-typedef struct dre_budget_set dre_budget_set;
+typedef struct eng_budget_set eng_budget_set;
 
-dre_err dre_budget_set_alloc(dre_budget_set **bp);
-void    dre_budget_set_free(dre_budget_set *b); // NULL is a no-op
-// dre_budget_set_update records the state of budget_id of tenant at
+dre_err eng_budget_set_alloc(eng_budget_set **bp);
+void    eng_budget_set_free(eng_budget_set *b); // NULL is a no-op
+// eng_budget_set_update records the state of budget_id of tenant at
 // version; an older version than the one held is ignored. Returns true when
 // the entry changed.
-bool dre_budget_set_update(dre_budget_set *b, const char *tenant,
+bool eng_budget_set_update(eng_budget_set *b, const char *tenant,
     const char *budget_id, int64_t version, bool exhausted);
-// dre_budget_set_clear forgets everything (before a snapshot is loaded).
-void dre_budget_set_clear(dre_budget_set *b);
-bool dre_budget_set_exhausted(
-    const dre_budget_set *b, const char *tenant, const char *budget_id);
-// dre_budget_set_version is the version of the state held for budget_id of
+// eng_budget_set_clear forgets everything (before a snapshot is loaded).
+void eng_budget_set_clear(eng_budget_set *b);
+bool eng_budget_set_exhausted(
+    const eng_budget_set *b, const char *tenant, const char *budget_id);
+// eng_budget_set_version is the version of the state held for budget_id of
 // tenant, -1 when none is.
-int64_t dre_budget_set_version(
-    const dre_budget_set *b, const char *tenant, const char *budget_id);
-// dre_budget_set_count is the number of exhausted budgets held.
-size_t dre_budget_set_count(const dre_budget_set *b);
+int64_t eng_budget_set_version(
+    const eng_budget_set *b, const char *tenant, const char *budget_id);
+// eng_budget_set_count is the number of exhausted budgets held.
+size_t eng_budget_set_count(const eng_budget_set *b);
 
 // The promotions an evaluation dropped because a budget is exhausted.
 typedef struct {
 	Dre__BudgetLimitedPromotion **v;
 	size_t                        n, cap;
-} dre_budget_limited;
+} eng_budget_limited;
 
-// dre_budget_check is the budget stage of PRODUCT-DECISIONS §3: true when
+// eng_budget_check is the budget stage of PRODUCT-DECISIONS §3: true when
 // one of p's budgets is exhausted for tenant; then p is listed in out (its
 // entries allocated in a) and *reason says which budget.
-bool dre_budget_check(const dre_budget_set *b, const char *tenant,
-    const struct dre_promo *p, dre_arena *a, dre_budget_limited *out,
+bool eng_budget_check(const eng_budget_set *b, const char *tenant,
+    const struct dre_promo *p, dre_arena *a, eng_budget_limited *out,
     const char **reason);
 
-// dre_index_promotion returns the live promotion id of tenant, or NULL.
+// eng_index_promotion returns the live promotion id of tenant, or NULL.
 // Borrowed from ix (valid while the caller holds it).
-const struct dre_promo *dre_index_promotion(
-    const dre_index *ix, const char *tenant, const char *id);
+const struct dre_promo *eng_index_promotion(
+    const eng_index *ix, const char *tenant, const char *id);
 
 // ---- coupons (engine_coupon.c)
 //
@@ -170,7 +170,7 @@ typedef struct {
 	bool               stackable;
 	const char *const *promotion_ids; // linked to the type (any status)
 	size_t             npromotion_ids;
-} dre_coupon_result;
+} eng_coupon_result;
 
 // The evaluation context the service supplies (the tenant comes from the
 // caller's credential, never the body). Borrowed for the call.
@@ -184,13 +184,13 @@ typedef struct {
 	const char *instance_id;
 	const char *source; // "local-store" | "btp"; NULL = "local-store"
 	bool        simulate;
-	const dre_budget_set *budgets; // NULL = no budget is exhausted
+	const eng_budget_set *budgets; // NULL = no budget is exhausted
 	// One result per request coupon, in order (ncoupons == the request's
 	// n_coupons). NULL = the coupon service was not asked or did not
 	// answer: every code is invalid with reason UNAVAILABLE.
-	const dre_coupon_result *coupons;
+	const eng_coupon_result *coupons;
 	size_t                   ncoupons;
-} dre_eval_ctx;
+} eng_eval_ctx;
 
 // A request the engine refuses (PRODUCT-DECISIONS §1).
 typedef struct {
@@ -198,16 +198,16 @@ typedef struct {
 	const char *code; // static: VALIDATION_FAILED
 	char        message[160];
 	char        target[64];
-} dre_eval_error;
+} eng_eval_error;
 
-// dre_evaluate prices req against ix for ctx. On success *respp is the
+// eng_evaluate prices req against ix for ctx. On success *respp is the
 // complete response, allocated in a (pack it, never free it with
 // protobuf-c); its strings may be borrowed from ix, so pack it before
 // releasing ix. DRE_EINVAL with *err filled when the request is refused
 // (unknown posGroupCode, a line total beyond Decimal(15,2)); DRE_ENOMEM when
 // the arena is exhausted. The rules are README-engine.md's.
-dre_err dre_evaluate(Dre__EvaluateResponse **respp, dre_arena *a,
-    const dre_index *ix, const Dre__EvaluateRequest *req,
-    const dre_eval_ctx *ctx, dre_eval_error *err);
+dre_err eng_evaluate(Dre__EvaluateResponse **respp, dre_arena *a,
+    const eng_index *ix, const Dre__EvaluateRequest *req,
+    const eng_eval_ctx *ctx, eng_eval_error *err);
 
 #endif

@@ -50,10 +50,10 @@ cand_find(const ev *v, uint32_t rank)
 static void
 judge(ev *v)
 {
-	const dre_eval_ctx *c = v->ctx;
+	const eng_eval_ctx *c = v->ctx;
 	bool                any = false, exclusive = false;
 	for (uint32_t i = 0; i < v->ncoup; i++) {
-		const dre_coupon_result *r = &v->coup[i];
+		const eng_coupon_result *r = &v->coup[i];
 		const char              *bad = NULL;
 		if (c->coupons == NULL)
 			bad = "UNAVAILABLE";
@@ -75,14 +75,14 @@ judge(ev *v)
 void
 ev_coupons_decide(ev *v)
 {
-	const dre_eval_ctx         *c = v->ctx;
+	const eng_eval_ctx         *c = v->ctx;
 	const Dre__EvaluateRequest *req = v->req;
 	v->ncoup = (uint32_t) req->n_coupons;
 	v->coup_bad = ev_get(v, (v->ncoup + 1) * sizeof(char *));
 	if (c->coupons != NULL && c->ncoupons == req->n_coupons)
 		v->coup = c->coupons;
 	else { // not asked, no answer, or an answer of another shape
-		dre_coupon_result *u = ev_get(v, (v->ncoup + 1) * sizeof(*u));
+		eng_coupon_result *u = ev_get(v, (v->ncoup + 1) * sizeof(*u));
 		for (uint32_t i = 0; i < v->ncoup; i++) {
 			u[i].code = req->coupons[i] ? req->coupons[i] : "";
 			u[i].reason = "UNAVAILABLE";
@@ -103,7 +103,7 @@ ev_coupons_decide(ev *v)
 	uint32_t *tr = ev_get(v, cap * sizeof(uint32_t));
 	int32_t  *trc = ev_get(v, cap * sizeof(int32_t));
 	for (uint32_t i = 0; i < v->ncoup; i++) {
-		const dre_coupon_result *r = &v->coup[i];
+		const eng_coupon_result *r = &v->coup[i];
 		if (v->coup_bad[i] != NULL)
 			continue;
 		for (size_t k = 0; k < r->npromotion_ids; k++) {
@@ -161,7 +161,7 @@ ev_coupons_respond(ev *v, Dre__EvaluateResponse *r)
 	r->invalid_coupons
 	    = ev_get(v, (v->ncoup + 1) * sizeof(Dre__InvalidCoupon *));
 	for (uint32_t i = 0; i < v->ncoup; i++) {
-		const dre_coupon_result *c = &v->coup[i];
+		const eng_coupon_result *c = &v->coup[i];
 		if (v->coup_bad[i] != NULL) {
 			Dre__InvalidCoupon *x = ev_get(v, sizeof(*x));
 			dre__invalid_coupon__init(x);

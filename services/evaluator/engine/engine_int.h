@@ -1,7 +1,7 @@
 // engine_int.h -- the state of one evaluation, shared by the engine*.c files
 // (pipeline, conditions, actions, best price, hints). Not part of the API.
-#ifndef DRE_EVALUATOR_ENGINE_INT_H
-#define DRE_EVALUATOR_ENGINE_INT_H
+#ifndef ENG_ENGINE_INT_H
+#define ENG_ENGINE_INT_H
 
 #include <setjmp.h>
 #include <stdbool.h>
@@ -137,7 +137,7 @@ struct ev {
 	dre_arena                  *a;
 	char                       *bump, *bump_end; // see ev_get
 	const Dre__EvaluateRequest *req;
-	const dre_eval_ctx         *ctx;
+	const eng_eval_ctx         *ctx;
 	const ix_tenant            *t;
 	const char                 *currency;
 	ev_line                    *lines;
@@ -168,16 +168,16 @@ struct ev {
 	// hints
 	ev_miss           *miss;
 	uint32_t           nmiss, capmiss;
-	dre_budget_limited limited; // engine_budget.c
+	eng_budget_limited limited; // engine_budget.c
 	// coupons (engine_coupon.c); all NULL/0 when the basket has none
 	uint32_t     ncoup; // request coupons
 	const char **coup_bad; // per coupon: invalid reason, NULL = applied
-	const dre_coupon_result *coup; // per coupon: the check's result
+	const eng_coupon_result *coup; // per coupon: the check's result
 	int32_t *cand_coupon; // per candidate: coupon that triggers it, -1
 };
 
 // ev_get returns n zeroed bytes and never NULL: an exhausted arena unwinds
-// to dre_evaluate. It bumps a pointer through zeroed chunks taken from the
+// to eng_evaluate. It bumps a pointer through zeroed chunks taken from the
 // arena (one library call per 16 KiB instead of one per object).
 void *ev_get_slow(ev *v, size_t n);
 

@@ -18,7 +18,7 @@ typedef struct {
 	bool    exhausted;
 } bs_ent;
 
-struct dre_budget_set {
+struct eng_budget_set {
 	pthread_rwlock_t lk;
 	bs_ent          *slots;
 	size_t           cap; // power of two
@@ -52,7 +52,7 @@ bs_find(bs_ent *slots, size_t cap, const char *k, size_t kl)
 }
 
 static bool
-bs_grow(dre_budget_set *b)
+bs_grow(eng_budget_set *b)
 {
 	size_t  cap = b->cap ? b->cap * 2 : 64;
 	bs_ent *slots = calloc(cap, sizeof(*slots));
@@ -69,9 +69,9 @@ bs_grow(dre_budget_set *b)
 }
 
 dre_err
-dre_budget_set_alloc(dre_budget_set **bp)
+eng_budget_set_alloc(eng_budget_set **bp)
 {
-	dre_budget_set *b = calloc(1, sizeof(*b));
+	eng_budget_set *b = calloc(1, sizeof(*b));
 	if (b == NULL)
 		return DRE_ENOMEM;
 	if (!bs_grow(b)) {
@@ -84,7 +84,7 @@ dre_budget_set_alloc(dre_budget_set **bp)
 }
 
 static void
-bs_free_keys(dre_budget_set *b)
+bs_free_keys(eng_budget_set *b)
 {
 	for (size_t i = 0; i < b->cap; i++) {
 		free(b->slots[i].key);
@@ -94,7 +94,7 @@ bs_free_keys(dre_budget_set *b)
 }
 
 void
-dre_budget_set_free(dre_budget_set *b)
+eng_budget_set_free(eng_budget_set *b)
 {
 	if (b == NULL)
 		return;
@@ -105,7 +105,7 @@ dre_budget_set_free(dre_budget_set *b)
 }
 
 void
-dre_budget_set_clear(dre_budget_set *b)
+eng_budget_set_clear(eng_budget_set *b)
 {
 	pthread_rwlock_wrlock(&b->lk);
 	bs_free_keys(b);
@@ -113,7 +113,7 @@ dre_budget_set_clear(dre_budget_set *b)
 }
 
 bool
-dre_budget_set_update(dre_budget_set *b, const char *tenant,
+eng_budget_set_update(eng_budget_set *b, const char *tenant,
     const char *budget_id, int64_t version, bool exhausted)
 {
 	char   k[512];
@@ -150,10 +150,10 @@ dre_budget_set_update(dre_budget_set *b, const char *tenant,
 // lookup reads the state held for budget_id of tenant: its version (-1
 // when none is held) and whether it is exhausted.
 static int64_t
-lookup(const dre_budget_set *cb, const char *tenant, const char *budget_id,
+lookup(const eng_budget_set *cb, const char *tenant, const char *budget_id,
     bool *exhausted)
 {
-	dre_budget_set *b = (dre_budget_set *) cb; // the lock is not state
+	eng_budget_set *b = (eng_budget_set *) cb; // the lock is not state
 	char            k[512];
 	size_t          kl = bs_key(k, sizeof(k), tenant, budget_id);
 	int64_t         v = -1;
@@ -171,16 +171,16 @@ lookup(const dre_budget_set *cb, const char *tenant, const char *budget_id,
 }
 
 int64_t
-dre_budget_set_version(
-    const dre_budget_set *b, const char *tenant, const char *budget_id)
+eng_budget_set_version(
+    const eng_budget_set *b, const char *tenant, const char *budget_id)
 {
 	bool exhausted;
 	return lookup(b, tenant, budget_id, &exhausted);
 }
 
 bool
-dre_budget_set_exhausted(
-    const dre_budget_set *b, const char *tenant, const char *budget_id)
+eng_budget_set_exhausted(
+    const eng_budget_set *b, const char *tenant, const char *budget_id)
 {
 	bool exhausted;
 	lookup(b, tenant, budget_id, &exhausted);
@@ -188,9 +188,9 @@ dre_budget_set_exhausted(
 }
 
 size_t
-dre_budget_set_count(const dre_budget_set *cb)
+eng_budget_set_count(const eng_budget_set *cb)
 {
-	dre_budget_set *b = (dre_budget_set *) cb;
+	eng_budget_set *b = (eng_budget_set *) cb;
 	pthread_rwlock_rdlock(&b->lk);
 	size_t n = b->nexhausted;
 	pthread_rwlock_unlock(&b->lk);
@@ -198,15 +198,15 @@ dre_budget_set_count(const dre_budget_set *cb)
 }
 
 bool
-dre_budget_check(const dre_budget_set *b, const char *tenant,
-    const dre_promo *p, dre_arena *a, dre_budget_limited *out,
+eng_budget_check(const eng_budget_set *b, const char *tenant,
+    const dre_promo *p, dre_arena *a, eng_budget_limited *out,
     const char **reason)
 {
 	if (b == NULL || p->budget_ids.n == 0 || tenant == NULL)
 		return false;
 	const char *hit = NULL;
 	for (uint32_t i = 0; i < p->budget_ids.n && hit == NULL; i++)
-		if (dre_budget_set_exhausted(b, tenant, p->budget_ids.v[i]))
+		if (eng_budget_set_exhausted(b, tenant, p->budget_ids.v[i]))
 			hit = p->budget_ids.v[i];
 	if (hit == NULL)
 		return false;
