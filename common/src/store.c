@@ -109,6 +109,8 @@ ttl_filter_name(void *state)
 	return "dre.ttl";
 }
 
+// compactor_main flushes every column family and compacts those with a TTL
+// every compact_every_ms, until dre_store_close.
 static void *
 compactor_main(void *arg)
 {
@@ -125,6 +127,17 @@ compactor_main(void *arg)
 		if (s->stopping)
 			break;
 		pthread_mutex_unlock(&s->mu);
+		// Every family first: a rarely written one would otherwise
+		// keep old WAL files (and the disk they use) alive.
+		rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+		rocksdb_flushoptions_set_wait(fo, 1);
+		for (size_t i = 0; i < s->ncf; i++) {
+			char *err = NULL;
+			rocksdb_flush_cf(s->db, fo, s->cfh[i], &err);
+			if (err != NULL)
+				store_fail("flush", s->path, err);
+		}
+		rocksdb_flushoptions_destroy(fo);
 		for (size_t i = 0; i < s->ncf; i++)
 			if (s->filters[i] != NULL)
 				dre_store_compact(s, (int) i);

@@ -272,6 +272,11 @@ class DeployCheck(unittest.TestCase):
         self.assertEqual(len(boots), 1, boots)
         self.assert_dials(procs, boots.pop().split(","))
         self.assert_sharded(procs)
+        # The units run what `cmake --install` lays out, as the image does.
+        docker = read(os.path.join(DEPLOY, "Dockerfile"))
+        self.assertIn("cmake --install /build --prefix /opt/dre", docker)
+        self.assertIn("COPY --from=build /opt/dre/ /usr/local/", docker)
+        self.assertRegex(docker, r"(?m)^USER dre$")
         gw = [p for p in procs if p.origin == "systemd dre-gateway"][0]
         self.assertEqual(gw.cfg["auth.dev_users"], "false")
         self.assertEqual(gw.cfg["auth.users"], "<set>")
