@@ -9,6 +9,7 @@
 # cluster, the same for every unit); every file or document the deploy files
 # cite exists. Also --check-config itself: exit 2 with the error on an
 # unknown key, a bad URL or a gateway without users; nothing created.
+import concurrent.futures
 import glob
 import os
 import re
@@ -208,8 +209,9 @@ def k8s_procs():
 
 class DeployCheck(unittest.TestCase):
     def run_all(self, procs):
-        for p in procs:
-            rc, out, err = check_config(p)
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(check_config, procs))
+        for p, (rc, out, err) in zip(procs, results):
             self.assertEqual(rc, 0, "%s: --check-config exit %d\n%s" % (p, rc, err))
             self.assertRegex(out, r"(?m)^\w+: configuration OK$")
             p.cfg = parse_effective(out)
@@ -311,6 +313,11 @@ class DeployCheck(unittest.TestCase):
 
     def test_cited_files_exist(self):
         cited = 0
+        names = {}  # file name -> a path of the source tree (no build dirs)
+        for d, dirs, files in os.walk(SOURCE_DIR):
+            dirs[:] = [x for x in dirs if not x.startswith((".", "build", "var"))]
+            for f in files:
+                names.setdefault(f, os.path.join(d, f))
         for path in sorted(glob.glob(os.path.join(DEPLOY, "**", "*"), recursive=True)):
             if os.path.isdir(path) or path.endswith(".json"):
                 continue
@@ -326,9 +333,7 @@ class DeployCheck(unittest.TestCase):
                 elif "/" in ref:
                     local = os.path.join(SOURCE_DIR, ref)
                 else:
-                    found = [f for f in glob.glob(os.path.join(SOURCE_DIR, "**", ref),
-                                                  recursive=True) if "/build/" not in f]
-                    local = found[0] if found else os.path.join(SOURCE_DIR, ref)
+                    local = names.get(ref, os.path.join(SOURCE_DIR, ref))
                 cited += 1
                 self.assertTrue(local and os.path.exists(local),
                                 "%s cites %s, which does not exist" %
