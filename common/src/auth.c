@@ -3,9 +3,15 @@
 // Users come from configuration and, when enabled, the dev users of
 // PRODUCT-DECISIONS §2. Every header is hostile until proven otherwise:
 // bounded, strictly decoded, compared in constant time.
+#include <crypt.h>
+#include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "dre/auth.h"
 #include "dre/log.h"
@@ -21,11 +27,18 @@ typedef struct {
 	size_t   pass_len;
 	uint32_t roles;
 	char     tenant[DRE_TENANT_MAX + 1];
+	// pass is a crypt(3) hash. Hashes are slow on purpose (yescrypt,
+	// bcrypt): the SHA-256 of the last password that matched is kept, so
+	// a till sending it on every request pays the hash once.
+	bool          hashed;
+	bool          ok_valid; // under dre_auth.mu
+	unsigned char ok_sha[32];
 } user;
 
 struct dre_auth {
-	user  *users;
-	size_t n;
+	user           *users;
+	size_t          n;
+	pthread_mutex_t mu;
 };
 
 static const char *const role_names[] = {
@@ -35,11 +48,17 @@ static const char *const role_names[] = {
 };
 #define ROLE_COUNT (sizeof(role_names) / sizeof(role_names[0]))
 
-static const char dev_users[] = "admin:admin:Admin:default,"
-                                "pos-reader:pos:POSReader:default,"
-                                "promo-manager:promo:PromotionManager:default,"
-                                "budget-manager:budget:BudgetManager:default,"
-                                "api-writer:api:PublicApiWriter:default";
+static const char dev_users[]
+    = "admin:admin:Admin:default,"
+      "pos-reader:pos:POSReader:default,"
+      "promo-manager:promo:PromotionManager:default,"
+      "budget-manager:budget:BudgetManager:default,"
+      "api-writer:api:PublicApiWriter:default,"
+      "api-reader:reader:PublicApiReader:default,"
+      "approver:approve:PromotionApprover:default,"
+      "sync-service:sync:SyncService:default,"
+      "local-store:local:LocalDeployment:default,"
+      "md-ingester:ingest:MasterDataIngester:default";
 
 uint32_t
 dre_role_parse(const char *name)
@@ -137,11 +156,12 @@ user_parse(user *u, const char *s, size_t n)
 	}
 	u->name_len = (size_t) (c1 - s);
 	u->pass_len = (size_t) (c2 - c1 - 1);
+	u->hashed = u->pass[0] == '$';
 	return roles_parse(&u->roles, c2 + 1, (size_t) (c3 - c2 - 1));
 }
 
 static dre_err
-users_add(dre_auth *a, const char *list)
+users_add(dre_auth *a, const char *list, bool dev)
 {
 	const char *p = list;
 	while (*p != '\0') {
@@ -162,6 +182,12 @@ users_add(dre_auth *a, const char *list)
 			    = user_parse(&a->users[a->n], b, (size_t) (e - b));
 			if (rv != DRE_OK)
 				return rv;
+			if (!dev && !a->users[a->n].hashed)
+				dre_warn(
+				    "auth: user %s has a plaintext password; "
+				    "give a crypt(3) hash (mkpasswd) in "
+				    "production",
+				    a->users[a->n].name);
 			a->n++;
 		}
 		p += n;
@@ -177,12 +203,13 @@ dre_auth_open(dre_auth **ap, const char *users, bool dev)
 	dre_auth *a = calloc(1, sizeof(*a));
 	if (a == NULL)
 		return DRE_ENOMEM;
+	pthread_mutex_init(&a->mu, NULL);
 	dre_err rv = DRE_OK;
 	// Configured users first: they win over a dev user of the same name.
 	if (users != NULL)
-		rv = users_add(a, users);
+		rv = users_add(a, users, false);
 	if (rv == DRE_OK && dev)
-		rv = users_add(a, dev_users);
+		rv = users_add(a, dev_users, true);
 	if (rv != DRE_OK) {
 		dre_auth_close(a);
 		return rv;
@@ -200,6 +227,7 @@ dre_auth_close(dre_auth *a)
 	if (a->users != NULL)
 		explicit_bzero(a->users, a->n * sizeof(*a->users));
 	free(a->users);
+	pthread_mutex_destroy(&a->mu);
 	free(a);
 }
 
@@ -261,28 +289,111 @@ ct_eq(const unsigned char *a, size_t alen, const char *b, size_t blen)
 	return diff == 0;
 }
 
-dre_err
-dre_auth_check(
-    const dre_auth *a, const char *authorization, dre_principal *out)
+// basic_decode decodes the credentials of a Basic header into cred (cap
+// bytes); -1 when it is not one.
+static long
+basic_decode(const char *authorization, unsigned char *cred, size_t cap)
 {
-	if (a == NULL || authorization == NULL)
-		return DRE_EAUTH;
+	if (authorization == NULL)
+		return -1;
 	size_t hl = strnlen(authorization, AUTH_HEADER_MAX + 1);
 	if (hl > AUTH_HEADER_MAX)
-		return DRE_EAUTH;
+		return -1;
 	const char *p = authorization;
 	while (*p == ' ' || *p == '\t')
 		p++;
 	if (strncasecmp(p, "Basic", 5) != 0 || (p[5] != ' ' && p[5] != '\t'))
-		return DRE_EAUTH;
+		return -1;
 	p += 5;
 	while (*p == ' ' || *p == '\t')
 		p++;
 	size_t n = strlen(p);
 	while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
 		n--;
+	long cl = b64_decode(cred, cap, p, n);
+	return cl > 0 ? cl : -1;
+}
+
+bool
+dre_auth_basic_split(const char *authorization, char *name, size_t ucap,
+    char *pass, size_t pcap)
+{
+	unsigned char  cred[AUTH_HEADER_MAX];
+	long           cl = basic_decode(authorization, cred, sizeof(cred));
+	unsigned char *colon = cl > 0 ? memchr(cred, ':', (size_t) cl) : NULL;
+	size_t         ul = colon != NULL ? (size_t) (colon - cred) : 0;
+	size_t         pl = colon != NULL ? (size_t) cl - ul - 1 : 0;
+	bool ok = colon != NULL && ul < ucap && (pass == NULL || pl < pcap)
+	    && memchr(cred, '\0', (size_t) cl) == NULL;
+	if (ok) {
+		memcpy(name, cred, ul);
+		name[ul] = '\0';
+		if (pass != NULL) {
+			memcpy(pass, colon + 1, pl);
+			pass[pl] = '\0';
+		}
+	}
+	explicit_bzero(cred, sizeof(cred));
+	return ok;
+}
+
+static bool
+sha256(unsigned char out[32], const unsigned char *s, size_t n)
+{
+	unsigned int len = 0;
+	return EVP_Digest(s, n, out, &len, EVP_sha256(), NULL) == 1
+	    && len == 32;
+}
+
+// hash_check verifies pw against u's crypt(3) hash, or against the digest
+// of the last password that did.
+static bool
+hash_check(dre_auth *a, user *u, const unsigned char *pw, size_t pl)
+{
+	unsigned char d[32];
+	char          phrase[PASSWORD_MAX + 1];
+	bool          ok = false;
+
+	if (pl > PASSWORD_MAX || !sha256(d, pw, pl))
+		return false;
+	pthread_mutex_lock(&a->mu);
+	ok = u->ok_valid && CRYPTO_memcmp(d, u->ok_sha, 32) == 0;
+	pthread_mutex_unlock(&a->mu);
+	if (ok)
+		return true;
+	struct crypt_data *cd = calloc(1, sizeof(*cd));
+	if (cd == NULL)
+		return false;
+	memcpy(phrase, pw, pl);
+	phrase[pl] = '\0';
+	const char *h = memchr(pw, '\0', pl) == NULL
+	    ? crypt_rn(phrase, u->pass, cd, (int) sizeof(*cd))
+	    : NULL;
+	ok = h != NULL && h[0] != '*' && strlen(h) == u->pass_len
+	    && CRYPTO_memcmp(h, u->pass, u->pass_len) == 0;
+	explicit_bzero(phrase, sizeof(phrase));
+	explicit_bzero(cd, sizeof(*cd));
+	free(cd);
+	if (ok) {
+		pthread_mutex_lock(&a->mu);
+		memcpy(u->ok_sha, d, 32);
+		u->ok_valid = true;
+		pthread_mutex_unlock(&a->mu);
+	}
+	return ok;
+}
+
+dre_err
+dre_auth_check(
+    const dre_auth *ca, const char *authorization, dre_principal *out)
+{
+	// The table itself is not changed; only the hash cache (under mu).
+	dre_auth     *a = (dre_auth *) ca;
 	unsigned char cred[AUTH_HEADER_MAX];
-	long          cl = b64_decode(cred, sizeof(cred), p, n);
+
+	if (a == NULL)
+		return DRE_EAUTH;
+	long cl = basic_decode(authorization, cred, sizeof(cred));
 	if (cl <= 0)
 		return DRE_EAUTH;
 	// RFC 7617: the user-id cannot contain a colon; the password can.
@@ -297,14 +408,19 @@ dre_auth_check(
 
 	// Look at every user without stopping early, so the time taken says
 	// nothing about which names exist.
-	const user *found = NULL;
+	user *found = NULL, *named = NULL;
 	for (size_t i = 0; i < a->n; i++) {
-		const user *u = &a->users[i];
-		bool        ok = ct_eq(cred, ul, u->name, u->name_len);
-		ok &= ct_eq(pw, pl, u->pass, u->pass_len);
+		user *u = &a->users[i];
+		bool  ok = ct_eq(cred, ul, u->name, u->name_len);
+		if (ok && named == NULL)
+			named = u;
+		ok &= !u->hashed && ct_eq(pw, pl, u->pass, u->pass_len);
 		if (ok && found == NULL)
 			found = u;
 	}
+	if (found == NULL && named != NULL && named->hashed
+	    && hash_check(a, named, pw, pl))
+		found = named;
 	explicit_bzero(cred, sizeof(cred));
 	if (found == NULL)
 		return DRE_EAUTH;
@@ -315,4 +431,39 @@ dre_auth_check(
 	memcpy(out->principal, found->name, sizeof(out->principal));
 	out->roles = found->roles;
 	return DRE_OK;
+}
+
+char *
+dre_roles_text(uint32_t roles, const char *sep, char *out, size_t cap)
+{
+	size_t o = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < ROLE_COUNT && o < cap; i++)
+		if ((roles & (1u << i)) != 0)
+			o += (size_t) snprintf(out + o, cap - o, "%s%s",
+			    o > 0 ? sep : "", role_names[i]);
+	return out;
+}
+
+static dre_auth_event_fn event_fn;
+static void             *event_arg;
+
+void
+dre_auth_event_hook(dre_auth_event_fn fn, void *arg)
+{
+	event_arg = arg;
+	event_fn = fn;
+}
+
+void
+dre_auth_event(const char *event, const char *tenant, const char *principal,
+    const char *subject, const char *source)
+{
+	dre_info("auth-event event=%s tenant=%s principal=%s subject=%s "
+	         "source=%s",
+	    event, tenant != NULL ? tenant : "",
+	    principal != NULL ? principal : "", subject != NULL ? subject : "",
+	    source != NULL ? source : "");
+	if (event_fn != NULL)
+		event_fn(event_arg, event, tenant, principal, subject, source);
 }

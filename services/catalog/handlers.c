@@ -19,6 +19,7 @@
 #include "dre/topics.h"
 #include "dre/uuid.h"
 #include "entities.h"
+#include "identity.h"
 #include "master.pb-c.h"
 
 #define MINOR_VERSION 13
@@ -1271,5 +1272,18 @@ const dre_rpc_route cat_routes[] = {
 	{ "catalog.TenantSettings.get", h_settings_get },
 	{ "catalog.TenantSettings.update", h_settings_update },
 	{ "catalog.Snapshot", h_snapshot },
+	// Identity (identity.c): API clients, API keys, tokens, keys.
+	{ "catalog.ApiClients.create", h_apiclients_create },
+	{ "catalog.ApiClients.list", h_apiclients_list },
+	{ "catalog.ApiClients.get", h_apiclients_get },
+	{ "catalog.ApiClients.delete", h_apiclients_delete },
+	{ "catalog.ApiKeys.create", h_apikeys_create },
+	{ "catalog.ApiKeys.list", h_apikeys_list },
+	{ "catalog.ApiKeys.get", h_apikeys_get },
+	{ "catalog.ApiKeys.delete", h_apikeys_delete },
+	{ "catalog.ApiKeys.verify", h_apikeys_verify, DRE_RPC_INLINE },
+	{ "catalog.OAuth.token", h_oauth_token },
+	{ "catalog.Jwks.get", h_jwks_get, DRE_RPC_INLINE },
+	{ "catalog.SigningKeys.rotate", h_signingkeys_rotate },
 	{ NULL, NULL },
 };

@@ -8,11 +8,15 @@
 #include "dre/rpc.h"
 #include "dre/svc.h"
 #include "handlers.h"
+#include "identity.h"
 
 typedef struct {
 	dre_common_cfg common;
 	int64_t        rpc_workers;
 	int64_t        kafka_timeout_ms;
+	char          *issuer;
+	int64_t        token_ttl_s;
+	char          *key_tenant;
 } cat_cfg;
 
 static const dre_cfg_opt cat_opts[] = {
@@ -23,6 +27,15 @@ static const dre_cfg_opt cat_opts[] = {
 	    offsetof(cat_cfg, kafka_timeout_ms), "2000",
 	    "how long a snapshot waits for Kafka watermarks",
 	    DRE_CFG_POSITIVE },
+	{ "auth.issuer", DRE_CFG_STR, offsetof(cat_cfg, issuer), "dre",
+	    "iss of the tokens POST /oauth/token issues (the gateways learn "
+	    "it with the keys)" },
+	{ "auth.token_ttl_s", DRE_CFG_INT, offsetof(cat_cfg, token_ttl_s),
+	    "3600", "lifetime of an issued token, seconds",
+	    DRE_CFG_RANGE(60, 86400) },
+	{ "auth.key_tenant", DRE_CFG_STR, offsetof(cat_cfg, key_tenant),
+	    "default",
+	    "tenant whose Admins may rotate the token signing key" },
 	DRE_CFG_END,
 };
 
@@ -47,11 +60,19 @@ main(int argc, char **argv)
 		goto out;
 	}
 	c.kafka_timeout_ms = (int) cfg.kafka_timeout_ms;
+	cat_id_cfg idc = { cfg.issuer, cfg.token_ttl_s, cfg.key_tenant };
+	if ((err = cat_id_open(&c, &idc)) != DRE_OK) {
+		dre_error("cannot load the token signing keys: %s",
+		    dre_strerror(err));
+		cat_close(&c);
+		goto out;
+	}
 	if ((err = dre_rpc_server_open(&srv, cfg.common.rpc_listen, cat_routes,
 	         &c, (int) cfg.rpc_workers))
 	    != DRE_OK) {
 		dre_error("cannot listen on %s: %s", cfg.common.rpc_listen,
 		    dre_strerror(err));
+		cat_id_close(&c);
 		cat_close(&c);
 		goto out;
 	}
@@ -60,6 +81,7 @@ main(int argc, char **argv)
 		;
 	dre_info("catalog stopping");
 	dre_rpc_server_close(srv);
+	cat_id_close(&c);
 	cat_close(&c);
 	rc = 0;
 out:

@@ -83,6 +83,20 @@ typedef struct {
 	char          *users;
 	int64_t        rpc_timeout_ms;
 	char          *mode; // central | local-store
+	// Tokens of an external issuer (XSUAA, any OIDC provider); none when
+	// jwt_issuer is empty.
+	char *jwt_issuer;
+	char *jwt_audience;
+	char *jwt_jwks_file;
+	char *jwt_tenant_claim;
+	char *jwt_scope_prefix;
+	// Failed credentials (ident.c): fail_limit failures of one source
+	// and principal within fail_window_ms lock that pair out for
+	// lockout_ms, doubling up to lockout_max_ms.
+	int64_t fail_limit;
+	int64_t fail_window_ms;
+	int64_t lockout_ms;
+	int64_t lockout_max_ms;
 } gw_cfg;
 
 #define GW_MAX_SHARDS 64
@@ -112,13 +126,25 @@ typedef struct {
 	const char *arg;
 	uint32_t    roles; // any of these; 0 = public (no authentication)
 	int         body; // GW_BODY_*: what the request body must be
+	unsigned    auth; // GW_AUTH_*: credentials accepted beyond the usual
 } gw_route;
 
 enum {
 	GW_BODY_NONE = 0, // ignored
 	GW_BODY_JSON, // required, application/json
 	GW_BODY_JSON_OPT, // optional; application/json when present
+	GW_BODY_FORM, // required, application/x-www-form-urlencoded
 };
+
+// Every authenticated route takes Basic, Bearer and X-Api-Key (and the
+// header apikey under /api/v3, the loyalty facade). GW_AUTH_QUERY_KEY adds
+// ?api_key= (the POS-platform bridge's paths only: a key in a URL ends up
+// in logs).
+enum {
+	GW_AUTH_QUERY_KEY = 1 << 0,
+};
+
+typedef struct gw_ident gw_ident;
 
 // One rpc client per backend, one per shard of a sharded one.
 typedef struct {
@@ -131,6 +157,7 @@ struct gw {
 	struct MHD_Daemon *mhd;
 	gw_watch          *watch; // header and body deadlines (conn.c)
 	dre_auth          *auth;
+	gw_ident          *ident; // tokens, keys, failed-credential limits
 	gw_backend         backends[GW_NBACKENDS]; // by gw_backend_id
 	int64_t            started_ms;
 	atomic_bool        stopping;
@@ -168,10 +195,15 @@ struct gw_job {
 	const char *counter; // :counter (side-effects)
 	char        rpc_method[80]; // the route's, in full (gw_route_match)
 	// rpc outcome, filled by the nng callback before resume.
-	gw_render            render;
-	dre_err              rpc_err;
-	Dre__RpcReply       *rep;
-	char                 txid[40];
+	gw_render      render;
+	dre_err        rpc_err;
+	Dre__RpcReply *rep;
+	char           txid[40];
+	// Authentication (ident.c): the caller's address, the principal
+	// its failures count against, an API key still to verify.
+	char                 src[48];
+	char                 limit_key[96];
+	const char          *apikey;
 	size_t               nhdrs;
 	const char          *hdrs[8][2];
 	bool                 in_upload; // MHD refuses responses mid-body
@@ -253,6 +285,20 @@ void                  gw_heartbeat(gw_job *j);
 // (405 instead of 404).
 const gw_route *gw_route_match(
     gw_job *j, const char *method, const char *path, bool *path_known);
+
+// ident.c: credentials beyond Basic users (Bearer JWTs, API keys), the
+// token endpoint and the failed-credential limit.
+dre_err gw_ident_open(gw *g);
+void    gw_ident_close(gw *g);
+// gw_authenticate sets j->who from the request's credentials (or leaves an
+// API key for gw_key_verify) and checks the route's roles; false when it
+// has answered (401, 403, 429).
+bool gw_authenticate(gw_job *j, const char *method, const char *url);
+// gw_key_verify asks the catalog about j->apikey, then runs the route's
+// handler (or answers 401/403).
+void gw_key_verify(gw_job *j);
+// gw_token is POST /oauth/token (RFC 6749 client credentials).
+void gw_token(gw_job *j);
 
 // openapi.c: GET /openapi.json, the embedded proto/openapi.yaml as JSON.
 void gw_openapi(gw_job *j);

@@ -89,6 +89,9 @@ job_put(gw_job *j)
 	j->conn = NULL;
 	j->txid[0] = '\0';
 	j->rpc_method[0] = '\0';
+	j->apikey = NULL;
+	j->src[0] = '\0';
+	j->limit_key[0] = '\0';
 	memset(&j->who, 0, sizeof(j->who));
 	dre_arena_reset(j->arena);
 	if (j->body.cap > GW_KEEP_BUF)
@@ -451,21 +454,8 @@ job_begin(gw_job *j, const char *method, const char *url)
 	} else if (r->fn == gw_heartbeat
 	    && strcmp(g->cfg->mode, "local-store") == 0) {
 		snprintf(j->who.tenant, sizeof(j->who.tenant), "default");
-	} else {
-		const char *authz
-		    = gw_job_header(j, MHD_HTTP_HEADER_AUTHORIZATION);
-		if (dre_auth_check(g->auth, authz, &j->who) != DRE_OK) {
-			gw_job_header_add(j, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-			    "Basic realm=\"DRE\"");
-			gw_job_error(j, 401, "UNAUTHORIZED", NULL,
-			    "missing or invalid credentials");
-			return;
-		}
-		if ((j->who.roles & r->roles) == 0) {
-			gw_job_error(j, 403, "FORBIDDEN", NULL,
-			    "role not allowed to %s %s", method, url);
-			return;
-		}
+	} else if (!gw_authenticate(j, method, url)) {
+		return; // answered 401, 403 or 429
 	}
 	cl = gw_job_header(j, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	te = gw_job_header(j, MHD_HTTP_HEADER_TRANSFER_ENCODING);
@@ -476,6 +466,14 @@ job_begin(gw_job *j, const char *method, const char *url)
 	    && !content_type_json(ct)) {
 		gw_job_error(j, 415, "UNSUPPORTED_MEDIA_TYPE", NULL,
 		    "Content-Type must be application/json");
+		return;
+	}
+	if (r->body == GW_BODY_FORM
+	    && (ct == NULL
+	        || strncasecmp(ct, "application/x-www-form-urlencoded", 33)
+	            != 0)) {
+		gw_job_error(j, 415, "UNSUPPORTED_MEDIA_TYPE", NULL,
+		    "Content-Type must be application/x-www-form-urlencoded");
 		return;
 	}
 	if (cl != NULL && strtoull(cl, NULL, 10) > j->body_limit) {
@@ -530,7 +528,10 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 			gw_job_oom(j);
 			return MHD_YES;
 		}
-		j->route->fn(j);
+		if (j->apikey != NULL)
+			gw_key_verify(j); // runs the handler once verified
+		else
+			j->route->fn(j);
 		return MHD_YES;
 	case JOB_REFUSED:
 		if (*upload_size > 0) {

@@ -71,12 +71,42 @@ static const dre_cfg_opt gw_opts[] = {
 	    "5000", "deadline of each call to a service", DRE_CFG_POSITIVE },
 	{ "mode", DRE_CFG_STR, offsetof(gw_cfg, mode), "central",
 	    "central | local-store", DRE_CFG_CHOICES("central|local-store") },
+	{ "auth.jwt.issuer", DRE_CFG_STR, offsetof(gw_cfg, jwt_issuer), "",
+	    "iss of an external token issuer (XSUAA, OIDC) whose tokens are "
+	    "accepted; empty: none" },
+	{ "auth.jwt.audience", DRE_CFG_STR, offsetof(gw_cfg, jwt_audience),
+	    "dre", "aud an external issuer's token must name" },
+	{ "auth.jwt.jwks_file", DRE_CFG_STR, offsetof(gw_cfg, jwt_jwks_file),
+	    "", "the external issuer's public keys (a JWKS document)" },
+	{ "auth.jwt.tenant_claim", DRE_CFG_STR,
+	    offsetof(gw_cfg, jwt_tenant_claim), "",
+	    "claim holding the tenant in an external token; empty: zid, then "
+	    "tenant" },
+	{ "auth.jwt.scope_prefix", DRE_CFG_STR,
+	    offsetof(gw_cfg, jwt_scope_prefix), "dre.",
+	    "prefix of the role scopes in an external token (XSUAA: the "
+	    "xsappname and a dot)" },
+	{ "auth.fail_limit", DRE_CFG_INT, offsetof(gw_cfg, fail_limit), "5",
+	    "failed credentials of one client address and principal before "
+	    "it is slowed down (429)",
+	    DRE_CFG_RANGE(1, 1000000) },
+	{ "auth.fail_window_ms", DRE_CFG_INT, offsetof(gw_cfg, fail_window_ms),
+	    "60000", "window in which failed credentials are counted",
+	    DRE_CFG_POSITIVE },
+	{ "auth.lockout_ms", DRE_CFG_INT, offsetof(gw_cfg, lockout_ms), "1000",
+	    "first wait after auth.fail_limit failures; doubles with each "
+	    "further failure",
+	    DRE_CFG_POSITIVE },
+	{ "auth.lockout_max_ms", DRE_CFG_INT, offsetof(gw_cfg, lockout_max_ms),
+	    "60000", "longest wait imposed on failed credentials",
+	    DRE_CFG_POSITIVE },
 	DRE_CFG_END,
 };
 
 // gw_check validates what the table cannot: the user table parses, and a
-// gateway without development users has at least one user (else every call
-// is 401).
+// gateway without development users has someone who can sign in -- a
+// configured user or an external token issuer -- else nobody could create
+// the OAuth2 clients and API keys integrations use, and every call is 401.
 static bool
 gw_check(const void *c)
 {
@@ -88,9 +118,11 @@ gw_check(const void *c)
 		dre_error("auth.users: %s", dre_strerror(err));
 		return false;
 	}
-	if (!cfg->dev_users && (cfg->users == NULL || *cfg->users == '\0')) {
-		dre_error("auth.users: empty and auth.dev_users=false: every "
-		          "call would be 401");
+	if (!cfg->dev_users && (cfg->users == NULL || *cfg->users == '\0')
+	    && (cfg->jwt_issuer == NULL || *cfg->jwt_issuer == '\0')) {
+		dre_error("auth.users: empty, auth.dev_users=false and no "
+		          "auth.jwt.issuer: nobody can sign in (every call "
+		          "would be 401)");
 		return false;
 	}
 	return true;
@@ -117,6 +149,8 @@ main(int argc, char **argv)
 		dre_error("auth.users: %s", dre_strerror(err));
 		goto out;
 	}
+	if ((err = gw_ident_open(&g)) != DRE_OK)
+		goto out;
 	if ((err = gw_backends_open(&g)) != DRE_OK) {
 		dre_error("cannot open rpc clients: %s", dre_strerror(err));
 		goto out;
@@ -133,6 +167,7 @@ main(int argc, char **argv)
 out:
 	gw_http_stop(&g);
 	gw_backends_close(&g);
+	gw_ident_close(&g);
 	dre_auth_close(g.auth);
 	dre_config_free(&cfg, gw_opts, &cfg.common.kafka);
 	pthread_mutex_destroy(&g.free_mu);

@@ -19,7 +19,8 @@
 #define ROLES_ADMIN DRE_ROLE(ADMIN)
 #define ROLES_READ                                                            \
 	(DRE_ROLE(ADMIN) | DRE_ROLE(PROMOTION_MANAGER)                        \
-	    | DRE_ROLE(PUBLIC_API_READER) | DRE_ROLE(PUBLIC_API_WRITER))
+	    | DRE_ROLE(PROMOTION_APPROVER) | DRE_ROLE(PUBLIC_API_READER)      \
+	    | DRE_ROLE(PUBLIC_API_WRITER))
 #define ROLES_WRITE                                                           \
 	(DRE_ROLE(ADMIN) | DRE_ROLE(PROMOTION_MANAGER)                        \
 	    | DRE_ROLE(PUBLIC_API_WRITER))
@@ -47,6 +48,30 @@ static void gw_forward(gw_job *j);
 const gw_route gw_routes[] = {
 	{ "GET", "/openapi.json", gw_openapi, GW_SELF, "openapi", 0,
 	    GW_BODY_NONE },
+	// Identity (ident.c, catalog/identity.c). The token endpoint
+	// authenticates the client itself (RFC 6749 §2.3).
+	{ "POST", "/oauth/token", gw_token, GW_CATALOG, "OAuth.token", 0,
+	    GW_BODY_FORM },
+	{ "GET", "/.well-known/jwks.json", gw_forward, GW_CATALOG, "Jwks.get",
+	    0, GW_BODY_NONE },
+	{ "POST", "/api/v1/ApiClients", gw_forward, GW_CATALOG,
+	    "ApiClients.create", ROLES_ADMIN, GW_BODY_JSON },
+	{ "GET", "/api/v1/ApiClients", gw_forward, GW_CATALOG,
+	    "ApiClients.list", ROLES_ADMIN, GW_BODY_NONE },
+	{ "GET", "/api/v1/ApiClients/:id", gw_forward, GW_CATALOG,
+	    "ApiClients.get", ROLES_ADMIN, GW_BODY_NONE },
+	{ "DELETE", "/api/v1/ApiClients/:id", gw_forward, GW_CATALOG,
+	    "ApiClients.delete", ROLES_ADMIN, GW_BODY_NONE },
+	{ "POST", "/api/v1/ApiKeys", gw_forward, GW_CATALOG, "ApiKeys.create",
+	    ROLES_ADMIN, GW_BODY_JSON },
+	{ "GET", "/api/v1/ApiKeys", gw_forward, GW_CATALOG, "ApiKeys.list",
+	    ROLES_ADMIN, GW_BODY_NONE },
+	{ "GET", "/api/v1/ApiKeys/:id", gw_forward, GW_CATALOG, "ApiKeys.get",
+	    ROLES_ADMIN, GW_BODY_NONE },
+	{ "DELETE", "/api/v1/ApiKeys/:id", gw_forward, GW_CATALOG,
+	    "ApiKeys.delete", ROLES_ADMIN, GW_BODY_NONE },
+	{ "POST", "/api/v1/SigningKeys/rotate", gw_forward, GW_CATALOG,
+	    "SigningKeys.rotate", ROLES_ADMIN, GW_BODY_NONE },
 	{ "POST", "/pos/v2/evaluate", gw_evaluate, GW_EVALUATOR, "Evaluate",
 	    ROLES_POS, GW_BODY_JSON },
 	{ "POST", "/pos/v2/simulate", gw_evaluate, GW_EVALUATOR, "Simulate",

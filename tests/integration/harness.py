@@ -46,6 +46,11 @@ USERS = {
     "promo-manager": "promo",
     "budget-manager": "budget",
     "api-writer": "api",
+    "api-reader": "reader",
+    "approver": "approve",
+    "sync-service": "sync",
+    "local-store": "local",
+    "md-ingester": "ingest",
     # Admins of two more tenants (gateway auth.users), for isolation tests.
     "tenant-b-admin": "tb",
     "tenant-c-admin": "tc",

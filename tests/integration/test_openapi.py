@@ -129,7 +129,10 @@ class OpenApi(harness.TestCase):
                 c = r.get("content", {})
                 if not c or any("schema" not in x for x in c.values()):
                     problems.append("%s %s: no response schema" % (name, st))
-            if ("security" in o) != (p == "/openapi.json"):
+            # Public: the document, the token endpoint (the client
+            # authenticates in the request) and the token keys.
+            if ("security" in o) != (p in ("/openapi.json", "/oauth/token",
+                                           "/.well-known/jwks.json")):
                 problems.append("%s: security overridden" % name)
         # No untyped object: an object states its properties or that it
         # is a free-form map (additionalProperties).

@@ -109,7 +109,7 @@ typedef struct {
 	int     fd;
 	char    in[1 << 16];
 	size_t  used;
-	char    out[1024];
+	char    out[4096]; // request: body, headers, a token
 	size_t  olen, woff;
 	int64_t start;
 	bool    busy;

@@ -17,7 +17,17 @@
 const char *httpc_host = "127.0.0.1";
 int         httpc_port = 8080;
 
-static const char *auth = "YWRtaW46YWRtaW4="; // admin:admin
+// The credential header: $DRE_BENCH_AUTH_HEADER (e.g. "Authorization:
+// Bearer eyJ..." or "X-Api-Key: dre_...", to measure what checking them
+// costs), else Basic admin:admin.
+static const char *
+auth(void)
+{
+	const char *a = getenv("DRE_BENCH_AUTH_HEADER");
+	return a != NULL && a[0] != '\0'
+	    ? a
+	    : "Authorization: Basic YWRtaW46YWRtaW4=";
+}
 
 bool
 httpc_option(int c, const char *arg)
@@ -85,9 +95,9 @@ httpc_request(
 {
 	size_t blen = body ? strlen(body) : 0;
 	int    n = sprintf(out,
-	       "%s %s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Basic %s\r\n"
+	       "%s %s HTTP/1.1\r\nHost: %s:%d\r\n%s\r\n"
 	          "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-	       method, path, httpc_host, httpc_port, auth, blen);
+	       method, path, httpc_host, httpc_port, auth(), blen);
 	if (blen)
 		memcpy(out + n, body, blen);
 	return (size_t) n + blen;
@@ -97,7 +107,7 @@ char *
 httpc_request_alloc(
     const char *method, const char *path, const char *body, size_t *lenp)
 {
-	char *r = malloc((body ? strlen(body) : 0) + 512);
+	char *r = malloc((body ? strlen(body) : 0) + 512 + strlen(auth()));
 	if (r == NULL) {
 		perror("malloc");
 		exit(1);

@@ -25,8 +25,9 @@ int httpc_connect(void);
 // for reading and writing, to ep with ptr as its data.
 int httpc_connect_epoll(int ep, void *ptr);
 
-// httpc_request writes a request with basic auth into out (room for
-// strlen(body) + 512) and returns its length.
+// httpc_request writes a request with the credential header
+// $DRE_BENCH_AUTH_HEADER (default Basic admin:admin) into out (room for
+// strlen(body) + 512 + that header) and returns its length.
 size_t httpc_request(
     char *out, const char *method, const char *path, const char *body);
 // httpc_request_alloc is httpc_request into memory the caller frees.

@@ -1,8 +1,11 @@
-// auth.h -- who is calling: Basic dev users (and later JWT, API keys).
+// auth.h -- who is calling: Basic users from configuration (plaintext dev
+// users, crypt(3) hashes), role names, and the hook for auth events. JWTs and
+// secrets: dre/token.h.
 #ifndef DRE_AUTH_H
 #define DRE_AUTH_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "dre/err.h"
@@ -38,7 +41,9 @@ typedef struct {
 typedef struct dre_auth dre_auth;
 
 // dre_auth_open parses the user table "user:password:Role[+Role]:tenant"
-// separated by ',' or ';'. dev_users adds the PRODUCT-DECISIONS §2 users.
+// separated by ',' or ';'. A password starting with '$' is a crypt(3) hash
+// ($y$, $2b$, $6$, ...). dev_users adds the PRODUCT-DECISIONS §2 users (one
+// per role, plaintext).
 // Caller closes with dre_auth_close().
 dre_err dre_auth_open(dre_auth **ap, const char *users, bool dev_users);
 void    dre_auth_close(dre_auth *a);
@@ -47,6 +52,31 @@ void    dre_auth_close(dre_auth *a);
 // absent). DRE_EAUTH when missing or wrong. Constant-time password compare.
 dre_err dre_auth_check(
     const dre_auth *a, const char *authorization, dre_principal *out);
+
+// dre_auth_basic_split decodes a Basic header into user (ucap bytes) and,
+// unless pass is NULL, the password (pcap bytes); false when the header is
+// not Basic, not decodable or does not fit.
+bool dre_auth_basic_split(const char *authorization, char *user, size_t ucap,
+    char *pass, size_t pcap);
+
+// dre_roles_text writes the names of roles joined by sep ("Admin or
+// POSReader") into out; returns out.
+char *dre_roles_text(uint32_t roles, const char *sep, char *out, size_t cap);
+
+// Auth events ("token.issued", "apikey.created", "apikey.revoked",
+// "apiclient.created", "apiclient.deleted", "signingkey.rotated",
+// "login.failure_burst", ...): who (tenant, principal) did what to which
+// subject (a client id, key prefix, user name), from where (a source
+// address or ""). Each is logged as one structured line
+//   auth-event event=<e> tenant=<t> principal=<p> subject=<s> source=<a>
+// and handed to the hook, if one is set (the audit log of issue 13 point 6
+// sets it). Never pass a secret.
+typedef void (*dre_auth_event_fn)(void *arg, const char *event,
+    const char *tenant, const char *principal, const char *subject,
+    const char *source);
+void dre_auth_event_hook(dre_auth_event_fn fn, void *arg);
+void dre_auth_event(const char *event, const char *tenant,
+    const char *principal, const char *subject, const char *source);
 
 // dre_role_parse maps a role name ("Admin") to its bit, 0 if unknown.
 uint32_t dre_role_parse(const char *name);
