@@ -473,8 +473,10 @@ dre_config_load(void *cfg, const dre_cfg_opt *table, dre_kvlist *kafka,
 static bool
 is_secret(const char *name)
 {
+	size_t n = strlen(name);
 	return strcmp(name, "auth.users") == 0 || strstr(name, "password")
-	    || strstr(name, "secret") || strstr(name, "sasl.oauthbearer");
+	    || strstr(name, "secret") || strstr(name, "sasl.oauthbearer")
+	    || (n > 4 && strcmp(name + n - 4, ".key") == 0);
 }
 
 void

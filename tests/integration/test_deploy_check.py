@@ -28,6 +28,7 @@ from harness import BIN_DIR, SOURCE_DIR  # noqa: E402
 DEPLOY = os.path.join(SOURCE_DIR, "deploy")
 # The secrets an operator creates (docs/operating.md): a well-formed stand-in.
 SECRET_USERS = "ops:not-a-real-password:Admin:TENANT-001"
+SECRET_KEY = "0123456789abcdef" * 4  # DRE_INTERNAL_KEY
 # The install prefix of deploy/Dockerfile and the systemd units.
 PREFIX_BIN = "/usr/local/bin/"
 
@@ -174,7 +175,11 @@ def k8s_procs():
         for c in pod["containers"]:
             env = {}
             for ef in c.get("envFrom", []):
-                env.update(maps[ef["configMapRef"]["name"]])
+                if "secretRef" in ef:
+                    secrets.add(ef["secretRef"]["name"])
+                    env["DRE_INTERNAL_KEY"] = SECRET_KEY
+                else:
+                    env.update(maps[ef["configMapRef"]["name"]])
             for ev in c.get("env", []):
                 if "value" in ev:
                     env[ev["name"]] = str(ev["value"])
@@ -304,7 +309,7 @@ class DeployCheck(unittest.TestCase):
                 self.assertIn(port[1], p.ports, p)
         # The operator creates the Secrets; the document says how.
         ops = read(os.path.join(SOURCE_DIR, "docs", "operating.md"))
-        self.assertEqual(secrets, {"dre-gateway-users"})
+        self.assertEqual(secrets, {"dre-gateway-users", "dre-internal"})
         for s in secrets:
             self.assertIn("kubectl create secret generic " + s, ops)
         gw = [p for p in procs if p.origin.startswith("kubernetes dre-gateway")][0]
@@ -401,6 +406,7 @@ class DeployCheck(unittest.TestCase):
                 (["dre-evaluator", "-o", "retention.iterations_ms=0"], "retention.iterations_ms"),
                 (["dre-budget", "-o", "events.format=confluent"], "events.registry_url"),
                 (["dre-budget", "-o", "events.format=avro"], "events.format"),
+                (["dre-budget", "-o", "internal.key=abc"], "internal.key"),
             ]
             for argv, word in cases:
                 rc, out, err = check_config(Proc("x", [], argv, base))

@@ -67,6 +67,8 @@ typedef struct {
 	char      *instance_id;
 	char      *events_format; // single-object | confluent
 	char      *registry_url; // schema registry (events.format=confluent)
+	char      *internal_key; // 64 hex digits (DRE_INTERNAL_KEY)
+	char      *internal_key_file; // "" = <data_dir>/internal.key
 	dre_kvlist kafka; // kafka.* pass-through
 } dre_common_cfg;
 
@@ -88,11 +90,19 @@ typedef struct {
 		    "Avro; schemas registered at start with "                 \
 		    "events.registry_url); both are read",                    \
 		    DRE_CFG_CHOICES("single-object|confluent") },             \
-	{                                                                     \
-		"events.registry_url", DRE_CFG_STR,                           \
+	    { "events.registry_url", DRE_CFG_STR,                             \
 		    offsetof(T, m.registry_url), NULL,                        \
 		    "schema registry base URL (http or https; "               \
-		    "events.format=confluent)"                                \
+		    "events.format=confluent)" },                             \
+	    { "internal.key", DRE_CFG_STR, offsetof(T, m.internal_key), "",   \
+		    "the deployment's internal key (64 hex digits) proving "  \
+		    "calls between DRE processes; better given as "           \
+		    "DRE_INTERNAL_KEY or in internal.key_file" },             \
+	{                                                                     \
+		"internal.key_file", DRE_CFG_STR,                             \
+		    offsetof(T, m.internal_key_file), "",                     \
+		    "file holding the internal key (64 hex digits); empty = " \
+		    "<data_dir>/internal.key"                                 \
 	}
 
 // dre_config_load fills cfg from table and argv (argv[0] skipped). kafka
@@ -103,8 +113,9 @@ typedef struct {
 dre_err dre_config_load(void *cfg, const dre_cfg_opt *table, dre_kvlist *kafka,
     int argc, char **argv);
 // dre_config_print writes the effective configuration, one "name = value"
-// line per table row then the kafka.* keys, to f. Secrets (auth.users and
-// any key naming a password or secret) are written as "<set>" or "".
+// line per table row then the kafka.* keys, to f. Secrets (auth.users,
+// *.key such as internal.key, any key naming a password or secret) are
+// written as "<set>" or "".
 void dre_config_print(FILE *f, const void *cfg, const dre_cfg_opt *table,
     const dre_kvlist *kafka);
 // dre_config_nng_url_ok reports whether url is a dialable/listenable nng URL

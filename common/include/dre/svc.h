@@ -20,7 +20,8 @@ void dre_svc_init(const char *name, void *cfg, const dre_cfg_opt *table,
 // dre_svc_on_check), print the effective configuration ("name = value",
 // secrets hidden) and "<name>: configuration OK" to stdout and exit 0 -- or
 // print the errors to stderr and exit 2. It opens no store, socket or file
-// besides the config file, and creates no directory.
+// besides the config file (internal.key_file is not read; an internal.key
+// given inline is checked), and creates no directory.
 typedef bool (*dre_svc_check_fn)(const void *cfg);
 // dre_svc_on_check registers the service's own validation (called before
 // dre_svc_init; logs each error and returns false).
