@@ -375,7 +375,8 @@ class DeployCheck(unittest.TestCase):
         broker = subprocess.Popen(
             [os.path.join(BIN_DIR, "dre-broker"), "-o", "data_dir=" + tmp,
              "-o", "rpc.listen=ipc://" + tmp + "/ctl", "-o", "broker.topics=false"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            env=dict(os.environ, DRE_INTERNAL_KEY=SECRET_KEY))
         try:
             line = broker.stdout.readline().decode().strip()
             self.assertTrue(line.startswith("bootstrap="), line)

@@ -21,6 +21,8 @@ PIDS=()
 cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$D"; }
 trap cleanup EXIT
 start() { "$@" >>"$D/log" 2>&1 & PIDS+=($!); }
+# Every process finds the deployment's internal key at <data_dir>/internal.key.
+(umask 077; openssl rand -hex 32 >"$D/internal.key")
 
 start "$B/dre-broker" -o data_dir="$D" -o rpc.listen=tcp://127.0.0.1:17901
 for _ in $(seq 600); do [ -f "$D/broker/bootstrap" ] && break; sleep 0.1; done
