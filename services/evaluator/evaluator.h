@@ -32,6 +32,8 @@ typedef struct {
 	int64_t        iterations_ttl_ms; // retention of counters, iterations
 	int64_t        confirmed_ttl_ms; // retention of confirms and jobs
 	int64_t        compact_every_ms; // retention's compaction period
+	char          *loyalty_url; // loyalty service (assignments)
+	int64_t        loyalty_timeout_ms; // the longest an evaluate waits
 } ev_cfg;
 
 // Column families of <data_dir>/evaluator-<shard>.
@@ -72,6 +74,7 @@ typedef struct {
 	ev_budgets     *bud; // budget snapshot + status feed
 	atomic_llong    disconnected_since; // mono ms; 0 = connected
 	dre_rpc_client *coupon_cli; // coupon.Check for baskets with coupons
+	dre_rpc_client *loyalty_cli; // personal promotions of a customer
 } ev_svc;
 
 #endif
