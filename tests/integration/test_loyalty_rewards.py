@@ -444,6 +444,9 @@ class Rewards(harness.TestCase):
         finally:
             s.start_service("loyalty")
         s.wait_for_promotion(w["id"], req)
+        # the gateway has reconnected too (the tests after this one use it)
+        harness.wait_until(lambda: s.get("/api/v1/LoyaltyProgram").status == 200, 10,
+                           what="gateway reconnected to loyalty")
 
     # -- redeem through the API ------------------------------------------------
     def test_g_redeem_through_the_api(self):
