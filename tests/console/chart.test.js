@@ -38,3 +38,9 @@ test("no rows: an empty chart that says so", () => {
   assert.match(svg, /No data/);
   assert.match(svg, /role="img"/);
 });
+
+test("textWidth leaves room for longer figures", () => {
+  const svg = chart.hbars([{ label: "A", value: 100, text: "100.0% of 40 EUR" }], { width: 400, labelWidth: 100, textWidth: 150 });
+  assert.match(svg, /<rect class="bar full" x="100" y="12" width="150"/);
+  assert.match(svg, /<text x="256" y="\d+(\.\d+)?">100.0% of 40 EUR<\/text>/);
+});

@@ -3,8 +3,8 @@
 # own: the programs in bin/, libdre_common in lib/ (found through the
 # programs' RPATH, $ORIGIN/../lib, not the build tree), the published
 # contracts (Avro schemas, EVENTS.md, openapi.yaml) and the browser console
-# in share/dre/; every
-# installed service answers --help and --version (the project() version).
+# in share/dre/; every installed service answers --help and --version (the
+# project() version).
 import glob
 import os
 import re

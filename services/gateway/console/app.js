@@ -27,7 +27,9 @@
     var h = { "Accept": "application/json" };
     if (session) h.Authorization = session.auth;
     Object.keys(headers || {}).forEach(function (k) { h[k] = headers[k]; });
-    var init = { method: method, headers: h };
+    // credentials "omit": the Authorization header is ours, and a 401
+    // never opens the browser's own sign-in dialog.
+    var init = { method: method, headers: h, credentials: "omit" };
     if (body !== undefined) {
       h["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
@@ -54,6 +56,11 @@
     return Number(m).toFixed(2);
   }
 
+  function qty(q) {
+    if (q && typeof q === "object") return q.value + (q.unit && q.unit !== "PCE" ? " " + q.unit : "");
+    return q;
+  }
+
   function list(s) {
     return String(s || "").split(",").map(function (x) { return x.trim(); }).filter(Boolean);
   }
@@ -64,7 +71,7 @@
   // ------------------------------------------------------------ session
   function signIn(user, pass) {
     var auth = "Basic " + btoa(unescape(encodeURIComponent(user + ":" + pass)));
-    return fetch("/api/v1/Me", { headers: { Authorization: auth, Accept: "application/json" } })
+    return fetch("/api/v1/Me", { headers: { Authorization: auth, Accept: "application/json" }, credentials: "omit" })
       .then(function (r) {
         return r.json().then(function (b) {
           if (r.status !== 200) throw new Error(b && b.error ? b.error.message : "HTTP " + r.status);
@@ -451,7 +458,7 @@
       input("s-customer", "Customer id", "") + input("s-tier", "Loyalty tier", "") +
       input("s-coupons", "Coupons (comma-separated)", "") + input("s-channel", "Channel", "") +
       input("s-time", "Time (UTC, empty: now)", "", 'type="datetime-local"') +
-      '<div><label for="s-inactive"><input type="checkbox" id="s-inactive"> Include inactive promotions</label></div>' +
+      '<div class="check"><input type="checkbox" id="s-inactive"><label for="s-inactive">Include inactive promotions</label></div>' +
       '</div><h2>Lines</h2><table><thead><tr><th>Article</th><th>Quantity</th><th>Unit price</th><th><span class="sr-only">Remove</span></th></tr></thead>' +
       '<tbody id="s-lines"></tbody></table><div class="toolbar"><button type="button" id="s-add">Add line</button>' +
       '<button type="submit" class="primary" id="s-run">Simulate</button>' +
@@ -521,7 +528,7 @@
       var h = '<h2>Lines</h2><table id="s-result"><thead><tr><th>Line</th><th>Article</th><th class=num>Qty</th><th class=num>Total</th>' +
         "<th>Discounts</th><th class=num>Discount</th><th class=num>Net</th></tr></thead><tbody>" +
         b.lineItems.map(function (l) {
-          return "<tr><td>" + esc(l.lineReference) + "</td><td>" + esc(l.articleNumber) + "</td><td class=num>" + esc(l.quantity) +
+          return "<tr><td>" + esc(l.lineReference) + "</td><td>" + esc(l.articleNumber) + "</td><td class=num>" + esc(qty(l.quantity)) +
             "</td><td class=num>" + money(l.lineTotal) + "</td><td>" +
             (l.discounts.length ? l.discounts.map(function (d) { return esc(d.promotionName) + " (" + esc(d.discountType) + " " + esc(d.discountValue) + ")"; }).join("<br>") : '<span class="muted">none</span>') +
             "</td><td class=num>" + money(l.lineDiscount) + "</td><td class=num>" + money(l.lineNet) + "</td></tr>";
@@ -560,7 +567,7 @@
       rows = r.body.value || [];
       $("#b-chart").innerHTML = DreChart.hbars(rows.map(function (b) {
         return { label: b.name, value: b.utilizationPct, text: Number(b.utilizationPct).toFixed(1) + "% of " + b.totalAmount + " " + b.currency };
-      }), { title: "Budget utilisation (% of the total consumed)", width: 760, labelWidth: 200 });
+      }), { title: "Budget utilisation (% of the total consumed)", width: 900, labelWidth: 220, textWidth: 200 });
       $("#b-table tbody").innerHTML = rows.map(function (b) {
         return "<tr><td>" + esc(b.name) + "</td><td>" + badge(b.status) + "</td><td class=num>" + money(b.totalAmount) + "</td><td class=num>" +
           money(b.consumedAmount) + "</td><td class=num>" + money(b.remainingAmount) + "</td><td class=num>" + Number(b.utilizationPct).toFixed(1) +

@@ -17,12 +17,12 @@
 
   // hbars draws one horizontal bar per row: rows [{label, value, text}],
   // value a percentage (clamped to 0..100 for the bar, text shows the real
-  // figure). opts: {title, width, rowHeight, labelWidth}. A bar at or past
+  // figure). opts: {title, width, rowHeight, labelWidth, textWidth}. A bar at or past
   // 80% gets class "high", at or past 100% "full".
   function hbars(rows, opts) {
     opts = opts || {};
     var width = opts.width || 640, rh = opts.rowHeight || 28, lw = opts.labelWidth || 180;
-    var tw = 70, bw = Math.max(40, width - lw - tw), top = 8;
+    var tw = opts.textWidth || 70, bw = Math.max(40, width - lw - tw), top = 8;
     var height = top * 2 + Math.max(1, rows.length) * rh;
     var title = opts.title || "Chart";
     var out = [];
