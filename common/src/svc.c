@@ -1,4 +1,5 @@
 // svc.c -- the frame every DRE process shares: config, logging, signals.
+#define _GNU_SOURCE // asprintf
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -10,12 +11,69 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "dre/log.h"
 #include "dre/fs.h"
+#include "dre/log.h"
+#include "dre/rpc.h"
 #include "dre/svc.h"
 
 static atomic_bool svc_stop;
 static atomic_bool svc_signals_blocked;
+
+// load_internal_key installs the key of internal.key, else of
+// internal.key_file (default <data_dir>/internal.key). A missing default
+// file is no error here: a process that opens an rpc socket then fails to
+// start with a message naming the settings. Returns false (logged) on a
+// key that is given but unusable.
+static bool
+load_internal_key(const dre_common_cfg *common)
+{
+	uint8_t     key[DRE_RPC_KEY_LEN];
+	char        text[256];
+	const char *file = common->internal_key_file;
+	bool        by_default = file == NULL || *file == '\0';
+	char       *path = NULL;
+	bool        ok = false;
+
+	if (common->internal_key != NULL && *common->internal_key != '\0') {
+		if (dre_rpc_key_parse(common->internal_key, key) != DRE_OK) {
+			dre_error("internal.key: not 64 hex digits");
+			return false;
+		}
+		goto set;
+	}
+	if (by_default) {
+		const char *dir = common->data_dir && *common->data_dir
+		    ? common->data_dir
+		    : ".";
+		if (asprintf(&path, "%s/internal.key", dir) < 0)
+			return false;
+		file = path;
+	}
+	FILE *f = fopen(file, "r");
+	if (f == NULL) {
+		int err = errno;
+		if (!(err == ENOENT && by_default))
+			dre_error(
+			    "internal key file %s: %s", file, strerror(err));
+		free(path);
+		return err == ENOENT && by_default;
+	}
+	size_t n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	if (dre_rpc_key_parse(text, key) != DRE_OK) {
+		dre_error("internal key file %s: not 64 hex digits", file);
+		free(path);
+		return false;
+	}
+	free(path);
+set:
+	ok = dre_rpc_key_set(key, sizeof(key)) == DRE_OK;
+	memset(key, 0, sizeof(key));
+	if (!ok)
+		dre_error("cannot install the internal key");
+	return ok;
+}
 
 static void
 stop_signals(sigset_t *set)
@@ -56,6 +114,8 @@ dre_svc_init(const char *name, void *cfg, const dre_cfg_opt *table,
 		    strerror(errno));
 		exit(2);
 	}
+	if (common != NULL && !load_internal_key(common))
+		exit(2);
 }
 
 bool

@@ -13,6 +13,8 @@ import atexit
 import base64
 import copy
 import decimal
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -207,6 +209,10 @@ class Stack:
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="dre-it-")
         self.log_dir = os.path.join(self.data_dir, "log")
         os.makedirs(self.log_dir, exist_ok=True)
+        # One internal key per stack, where every process finds it by
+        # default (<data_dir>/internal.key), kept across restarts.
+        self.internal_key = ensure_internal_key(
+            os.path.join(self.data_dir, "internal.key"))
         self.bootstrap_file = os.path.join(self.data_dir, "broker", "bootstrap")
         self.ports = {
             "broker": free_port(),
@@ -267,6 +273,7 @@ class Stack:
         elif name == "webhook":
             # Test receivers are plain http on 127.0.0.1 (dev/test only).
             a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap,
+                  "-o", "catalog.url=" + self.rpc_url("catalog"),
                   "-o", "webhook.allow_insecure_urls=true"]
         elif name == "reporting":
             a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap,
@@ -591,7 +598,15 @@ class Stack:
     def broker_call(self, method, **params):
         """Calls the dev broker's control socket (broker.Down, broker.Up,
         broker.Status) over nng REQ/REP; returns (status, body bytes)."""
-        return nng_call(self.rpc_url("broker"), method, params)
+        return nng_call(self.rpc_url("broker"), method, params,
+                        key=self.internal_key)
+
+    def rpc_call(self, name, method, params=None, **kw):
+        """Calls service `name` over nng with the stack's internal key (the
+        keyword arguments of nng_call override it: key=None sends no proof,
+        key=b"..." a wrong one, sent_ms an old time)."""
+        kw.setdefault("key", self.internal_key)
+        return nng_call(self.rpc_url(name), method, params, **kw)
 
     def broker_down(self):
         st, body = self.broker_call("broker.Down")
@@ -770,14 +785,53 @@ def _pb_fields(buf):
     return out
 
 
-def nng_call(url, method, params=None, tenant="", timeout=10):
+def ensure_internal_key(path):
+    """The internal key in path (64 hex digits), created (mode 0600) when
+    missing; returns it as bytes."""
+    try:
+        with open(path) as f:
+            return bytes.fromhex(f.read().strip())
+    except FileNotFoundError:
+        pass
+    key = os.urandom(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key.hex() + "\n")
+    return key
+
+
+def rpc_proof(key, envelope, sent_ms=None, client_id=None, counter=1):
+    """The proof common/src/rpc.c expects before a packed RpcRequest:
+    "DRE\\1", sent_ms, client id, counter, HMAC-SHA256 of all that and the
+    envelope."""
+    if sent_ms is None:
+        sent_ms = int(time.time() * 1000)
+    if client_id is None:
+        client_id = int.from_bytes(os.urandom(8), "big") | 1
+    head = b"DRE\x01" + struct.pack(">qQQ", sent_ms, client_id, counter)
+    return head + hmac.new(key, head + envelope, hashlib.sha256).digest()
+
+
+def nng_call(url, method, params=None, tenant="", timeout=10, key=None,
+             sent_ms=None, body=None, roles=(), principal="harness",
+             raw=None):
     """One request over nng's SP protocol (REQ0 -> REP0 on TCP): returns
-    (RpcReply.status, RpcReply.body)."""
+    (RpcReply.status, RpcReply.body). With key (bytes) the envelope carries
+    the internal proof (sent at sent_ms, default now); without it none.
+    raw: send these bytes instead of anything built here."""
     m = re.match(r"tcp://([^:]+):(\d+)$", url)
     host, port = m.group(1), int(m.group(2))
-    req = _pb_field(1, method) + _pb_field(2, tenant) + _pb_field(3, "harness")
+    req = _pb_field(1, method) + _pb_field(2, tenant) + _pb_field(3, principal)
+    for r in roles:
+        req += _pb_field(4, r)
+    if body is not None:
+        req += _pb_field(6, body)
     for k, v in (params or {}).items():
         req += _pb_field(7, _pb_field(1, k) + _pb_field(2, str(v)))
+    if key is not None:
+        req = rpc_proof(key, req, sent_ms) + req
+    if raw is not None:
+        req = raw
     with socket.create_connection((host, port), timeout=deadline(timeout)) as sk:
         sk.sendall(b"\x00SP\x00" + struct.pack(">H", 0x30) + b"\x00\x00")
         hello = _recv_exact(sk, 8)

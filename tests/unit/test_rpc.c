@@ -172,15 +172,15 @@ typedef struct {
 	    = (ret(*)(__VA_ARGS__)) dlsym(RTLD_DEFAULT, #name);               \
 	assert_non_null(name)
 
-static void
-test_undecodable(void **state)
+// raw_call sends msg[0..len) as it is on a REQ socket of nng and returns
+// the decoded reply.
+static Dre__RpcReply *
+raw_call(const uint8_t *msg, size_t len)
 {
-	dre_rpc_server *s;
-	raw_sock        sock;
-	void           *m;
-	Dre__RpcReply  *rep;
+	raw_sock       sock;
+	void          *m;
+	Dre__RpcReply *rep;
 
-	(void) state;
 	RAW(nng_req0_open, int, raw_sock *);
 	RAW(nng_dial, int, raw_sock, const char *, void *, int);
 	RAW(nng_msg_alloc, int, void **, size_t);
@@ -191,21 +191,161 @@ test_undecodable(void **state)
 	RAW(nng_msg_body, void *, void *);
 	RAW(nng_msg_free, void, void *);
 	RAW(nng_close, int, raw_sock);
-	assert_int_equal(
-	    dre_rpc_server_open(&s, URL, routes, NULL, 1), DRE_OK);
 	assert_int_equal(nng_req0_open(&sock), 0);
 	assert_int_equal(nng_dial(sock, URL, NULL, 0), 0);
 	assert_int_equal(nng_msg_alloc(&m, 0), 0);
-	assert_int_equal(nng_msg_append(m, "\xff\xff\xff", 3), 0);
+	assert_int_equal(nng_msg_append(m, msg, len), 0);
 	assert_int_equal(nng_sendmsg(sock, m, 0), 0);
 	assert_int_equal(nng_recvmsg(sock, &m, 0), 0);
 	rep = dre__rpc_reply__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
 	assert_non_null(rep);
-	assert_int_equal(rep->status, 400);
-	dre_rpc_reply_msg_free(rep);
 	nng_msg_free(m);
 	nng_close(sock);
+	return rep;
+}
+
+static atomic_int echo_calls;
+
+static void
+h_count(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	(void) svc;
+	(void) call;
+	atomic_fetch_add(&echo_calls, 1);
+	rep->status = 204;
+}
+
+static const dre_rpc_route count_routes[] = {
+	{ "test.Count", h_count },
+	{ NULL, NULL },
+};
+
+// sealed packs a test.Count request behind a proof sent at sent_ms by
+// (id, ctr) into out; returns the length.
+static size_t
+sealed(uint8_t *out, int64_t sent_ms, uint64_t id, uint64_t ctr)
+{
+	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
+
+	req.method = (char *) "test.Count";
+	req.tenant = (char *) "default";
+	size_t len = dre__rpc_request__pack(&req, out + DRE_RPC_PROOF_LEN);
+	assert_int_equal(
+	    dre_rpc_seal(out, out + DRE_RPC_PROOF_LEN, len, sent_ms, id, ctr),
+	    DRE_OK);
+	return DRE_RPC_PROOF_LEN + len;
+}
+
+static void
+expect_status(const uint8_t *msg, size_t len, int status, const char *msg_has)
+{
+	Dre__RpcReply *rep = raw_call(msg, len);
+	assert_int_equal(rep->status, status);
+	if (msg_has != NULL) {
+		assert_string_equal(rep->error_code, "UNAUTHORIZED");
+		assert_non_null(strstr(rep->error_message, msg_has));
+	}
+	dre_rpc_reply_msg_free(rep);
+}
+
+// Every call must carry a fresh, unused proof made with the key: without
+// one, with a wrong MAC, a changed byte, an old or future time, or a second
+// time, it is refused with 401 before its handler runs.
+static void
+test_proofs(void **state)
+{
+	dre_rpc_server *s;
+	uint8_t         msg[256], bad[256];
+	int64_t         now = dre_now_ms();
+	size_t          len;
+
+	(void) state;
+	atomic_store(&echo_calls, 0);
+	uint8_t other[DRE_RPC_KEY_LEN], key[DRE_RPC_KEY_LEN];
+	uint8_t other_msg[256];
+	memset(other, 0x5a, sizeof(other));
+	assert_int_equal(dre_rpc_key_set(other, sizeof(other)), DRE_OK);
+	size_t other_len = sealed(other_msg, now, 8, 1);
+	memset(key, 0x11, sizeof(key));
+	assert_int_equal(dre_rpc_key_set(key, sizeof(key)), DRE_OK);
+	assert_int_equal(
+	    dre_rpc_server_open(&s, URL, count_routes, NULL, 1), DRE_OK);
+
+	// No proof: a bare envelope, or garbage.
+	len = sealed(msg, now, 7, 1);
+	expect_status(
+	    msg + DRE_RPC_PROOF_LEN, len - DRE_RPC_PROOF_LEN, 401, "no proof");
+	expect_status((const uint8_t *) "\xff\xff\xff", 3, 401, "no proof");
+	// A flipped bit in the MAC, in the header and in the envelope.
+	size_t flips[] = { DRE_RPC_PROOF_LEN - 1, 13, len - 1 };
+	for (size_t i = 0; i < 3; i++) {
+		memcpy(bad, msg, len);
+		bad[flips[i]] ^= 1;
+		expect_status(bad, len, 401, "bad signature");
+	}
+	// Another key (sealed before the server opened: the key is set once
+	// per process, never while calls are served).
+	expect_status(other_msg, other_len, 401, "bad signature");
+	// Outside the validity either way.
+	len = sealed(bad, now - DRE_RPC_PROOF_TTL_MS - 1000, 9, 1);
+	expect_status(bad, len, 401, "expired");
+	len = sealed(bad, now + DRE_RPC_PROOF_TTL_MS + 1000, 9, 2);
+	expect_status(bad, len, 401, "expired");
+	assert_int_equal(atomic_load(&echo_calls), 0);
+
+	// The valid call once, then its replay.
+	len = sealed(msg, now, 7, 1);
+	expect_status(msg, len, 204, NULL);
+	expect_status(msg, len, 401, "replayed");
+	// Counters may come out of order within the window, never twice.
+	len = sealed(msg, now, 7, 5);
+	expect_status(msg, len, 204, NULL);
+	len = sealed(msg, now, 7, 3);
+	expect_status(msg, len, 204, NULL);
+	expect_status(msg, len, 401, "replayed");
+	len = sealed(msg, now, 7, 700);
+	expect_status(msg, len, 204, NULL);
+	len = sealed(msg, now, 7, 4); // below the window now
+	expect_status(msg, len, 401, "replayed");
+	len = sealed(msg, now, 7, 699);
+	expect_status(msg, len, 204, NULL);
+	assert_int_equal(atomic_load(&echo_calls), 5);
+
+	// A valid proof over an undecodable envelope.
+	uint8_t junk[DRE_RPC_PROOF_LEN + 3] = { 0 };
+	memcpy(junk + DRE_RPC_PROOF_LEN, "\xff\xff\xff", 3);
+	assert_int_equal(
+	    dre_rpc_seal(junk, junk + DRE_RPC_PROOF_LEN, 3, now, 10, 1),
+	    DRE_OK);
+	expect_status(junk, sizeof(junk), 400, NULL);
 	dre_rpc_server_close(s);
+}
+
+static void
+test_key_parse(void **state)
+{
+	uint8_t key[DRE_RPC_KEY_LEN];
+
+	(void) state;
+	assert_int_equal(
+	    dre_rpc_key_parse(" 000102030405060708090a0b0c0d0e0f"
+	                      "101112131415161718191A1B1C1D1E1F\n",
+	        key),
+	    DRE_OK);
+	assert_int_equal(key[0], 0);
+	assert_int_equal(key[26], 0x1a);
+	assert_int_equal(key[31], 0x1f);
+	assert_int_equal(dre_rpc_key_parse("0001", key), DRE_EINVAL);
+	assert_int_equal(
+	    dre_rpc_key_parse("000102030405060708090a0b0c0d0e0f"
+	                      "101112131415161718191a1b1c1d1e1fff",
+	        key),
+	    DRE_EINVAL);
+	assert_int_equal(dre_rpc_key_parse("000102030405060708090a0b0c0d0e0f"
+	                                   "101112131415161718191a1b1c1d1e1g",
+	                     key),
+	    DRE_EINVAL);
+	assert_int_equal(dre_rpc_key_set(key, 16), DRE_EINVAL);
 }
 
 static void
@@ -386,9 +526,15 @@ test_reply_helpers(void **state)
 int
 main(void)
 {
+	uint8_t key[DRE_RPC_KEY_LEN];
+
+	memset(key, 0x11, sizeof(key));
+	if (dre_rpc_key_set(key, sizeof(key)) != DRE_OK)
+		return 1;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_routing),
-		cmocka_unit_test(test_undecodable),
+		cmocka_unit_test(test_proofs),
+		cmocka_unit_test(test_key_parse),
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_unreachable),
 		cmocka_unit_test(test_async_many),

@@ -64,6 +64,8 @@ typedef struct {
 	char      *log_level;
 	char      *rpc_listen; // nng URL of this service's REP socket
 	char      *instance_id;
+	char      *internal_key; // 64 hex digits (DRE_INTERNAL_KEY)
+	char      *internal_key_file; // "" = <data_dir>/internal.key
 	dre_kvlist kafka; // kafka.* pass-through
 } dre_common_cfg;
 
@@ -76,9 +78,17 @@ typedef struct {
 	    { "rpc.listen", DRE_CFG_STR, offsetof(T, m.rpc_listen),           \
 		    rpc_default,                                              \
 		    "nng URL of the service's request/reply socket" },        \
+	    { "instance_id", DRE_CFG_STR, offsetof(T, m.instance_id),         \
+		    "STORE-001", "instance identifier shown in responses" },  \
+	    { "internal.key", DRE_CFG_STR, offsetof(T, m.internal_key), "",   \
+		    "the deployment's internal key (64 hex digits) proving "  \
+		    "calls between DRE processes; better given as "           \
+		    "DRE_INTERNAL_KEY or in internal.key_file" },             \
 	{                                                                     \
-		"instance_id", DRE_CFG_STR, offsetof(T, m.instance_id),       \
-		    "STORE-001", "instance identifier shown in responses"     \
+		"internal.key_file", DRE_CFG_STR,                             \
+		    offsetof(T, m.internal_key_file), "",                     \
+		    "file holding the internal key (64 hex digits); empty = " \
+		    "<data_dir>/internal.key"                                 \
 	}
 
 // dre_config_load fills cfg from table and argv (argv[0] skipped). kafka

@@ -6,6 +6,20 @@
 // asynchronously (callback on an nng thread, no thread per call). REQ
 // re-sends are disabled: a call is delivered at most once, and a timed-out
 // call reports DRE_ETIMEOUT.
+//
+// Internal authentication: every request carries a proof that its sender
+// holds the deployment's internal key (dre_rpc_key_set). The client
+// prepends DRE_RPC_PROOF_LEN bytes to the packed RpcRequest:
+//
+//   "DRE\1" | sent_ms (int64, big-endian, epoch millis) | client id (8 bytes,
+//   random per client) | counter (uint64 BE, 1, 2, ... per client) |
+//   HMAC-SHA256(key, every byte before the mac and every byte after it)
+//
+// so the MAC covers the whole envelope (method, tenant, principal, roles,
+// params, body) and the header. The server answers 401 UNAUTHORIZED, before
+// decoding anything, when the proof is missing or its MAC is wrong, when
+// sent_ms is more than DRE_RPC_PROOF_TTL_MS away from its clock, and when a
+// (client id, counter) pair was seen already (a replay).
 #ifndef DRE_RPC_H
 #define DRE_RPC_H
 
@@ -89,6 +103,24 @@ typedef struct {
 	int         flags; // DRE_RPC_INLINE or 0 (may block: a worker runs it)
 } dre_rpc_route;
 
+#define DRE_RPC_KEY_LEN      32
+#define DRE_RPC_PROOF_LEN    60
+#define DRE_RPC_PROOF_TTL_MS 30000
+
+// dre_rpc_key_set installs the deployment's internal key (DRE_RPC_KEY_LEN
+// bytes) for every client and server of the process; dre_svc_init calls it
+// with the key of the internal.key / internal.key_file settings. Until a key
+// is set, opening a server or a client fails with DRE_ECONFIG.
+dre_err dre_rpc_key_set(const uint8_t *key, size_t len);
+// dre_rpc_key_parse reads 64 hex digits (surrounding white space ignored)
+// into key[DRE_RPC_KEY_LEN]; DRE_EINVAL on anything else.
+dre_err dre_rpc_key_parse(const char *text, uint8_t *key);
+// dre_rpc_seal writes the proof of the packed request msg[0..len) into
+// proof[DRE_RPC_PROOF_LEN] as sent at sent_ms by (client_id, counter).
+// DRE_ECONFIG without a key. (Clients call it; exposed for tests and tools.)
+dre_err dre_rpc_seal(uint8_t *proof, const uint8_t *msg, size_t len,
+    int64_t sent_ms, uint64_t client_id, uint64_t counter);
+
 typedef struct dre_rpc_server dre_rpc_server;
 
 // dre_rpc_server_open listens on url and serves routes (terminated by a
@@ -96,7 +128,7 @@ typedef struct dre_rpc_server dre_rpc_server;
 // calls are received concurrently; DRE_RPC_INLINE routes run at once on the
 // receiving nng thread, the others are queued to `workers` threads so a
 // handler that blocks (fsync, a long scan) never stalls nng. An unknown
-// method answers 404 NOT_FOUND.
+// method answers 404 NOT_FOUND; a call without a valid proof (above) 401.
 dre_err dre_rpc_server_open(dre_rpc_server **sp, const char *url,
     const dre_rpc_route *routes, void *svc, int workers);
 // dre_rpc_server_close stops receiving, waits for handlers in progress and
