@@ -1,6 +1,7 @@
 // e2e.js -- drives the console in headless Chromium (Debian's chromium,
 // puppeteer-core pinned by package-lock.json): sign in, find a promotion,
-// create one with a validation error and correct it, simulate a basket and
+// see another user's change explained (412, reload), create a promotion
+// with a validation error and correct it, simulate a basket and
 // read the discount and a "why not?" reason, open the budget chart, and
 // check that a budget manager sees only the budget page. Saves a
 // screenshot of each page into DRE_SHOTS. Run by
@@ -96,7 +97,30 @@ async function visibleNav(page) {
     check((await text(page, "#promo-rows .badge")) === "ACTIVE", "the search finds the promotion, with its status badge");
     await shot(page, "promotions");
 
-    // 2. A new promotion: 150% is refused on the field, 10% is saved.
+    // 2. Someone else changes the promotion while it is open: saving
+    // explains the conflict, Reload shows their version.
+    await page.click("#promo-rows a");
+    await page.waitForSelector("#p-name", { visible: true, timeout: T });
+    const id = (await page.evaluate(() => location.hash)).split("/")[2];
+    const other = await fetch(base + "/api/v1/Promotions/" + id, {
+      method: "PATCH",
+      headers: { "Content-Type": "application/json", Authorization: "Basic " + Buffer.from("admin:admin").toString("base64") },
+      body: JSON.stringify({ description: "changed elsewhere" }),
+    });
+    check(other.status === 200, "another user changed the promotion");
+    await typeInto(page, "#p-priority", "7");
+    await page.click("#promo-save");
+    await page.waitForSelector("#promo-reload", { timeout: T });
+    check((await text(page, "#promo-banner")).includes("changed by someone else"), "the 412 is explained");
+    check(await page.$eval("#promo-reload", (e) => e === document.activeElement), "the Reload button has the focus");
+    await shot(page, "promotion-conflict");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => document.querySelector("#p-description").value === "changed elsewhere", { timeout: T });
+    check((await page.$eval("#p-priority", (e) => e.value)) === "100", "Reload shows the stored version");
+    await page.click("#promo-back");
+    await page.waitForSelector("#promo-new", { timeout: T });
+
+    // 3. A new promotion: 150% is refused on the field, 10% is saved.
     await page.click("#promo-new");
     await page.waitForSelector("#p-name", { visible: true, timeout: T });
     await page.type("#p-name", data.newName);
@@ -122,7 +146,7 @@ async function visibleNav(page) {
     check(/^#\/promotions\/[0-9a-f-]{36}$/.test(await page.evaluate(() => location.hash)), "the editor now shows the stored promotion");
     await shot(page, "promotion-saved");
 
-    // 3. Simulate a basket: the new promotion's discount, and why the
+    // 4. Simulate a basket: the new promotion's discount, and why the
     // other one did not apply.
     await page.click("#nav button[data-page=simulator]");
     await page.waitForSelector("#s-art-1", { timeout: T });
@@ -142,7 +166,7 @@ async function visibleNav(page) {
       "why not: " + (row ? row.join(" | ") : JSON.stringify(missed)));
     await shot(page, "simulator");
 
-    // 4. The budget chart.
+    // 5. The budget chart.
     await page.click("#nav button[data-page=budgets]");
     await page.waitForSelector("#b-chart svg g.row", { timeout: T });
     const labels = await page.$$eval("#b-chart svg g.row", (gs) => gs.map((g) => g.getAttribute("data-label")));
@@ -151,7 +175,7 @@ async function visibleNav(page) {
     check(used.startsWith("25.0%"), "the bar shows the budget's utilisation: " + used);
     await shot(page, "budgets");
 
-    // 5. A budget manager sees the budget page only.
+    // 6. A budget manager sees the budget page only.
     await page.click("#logout");
     await signIn(page, "budget-manager", "budget");
     check(JSON.stringify(await visibleNav(page)) === JSON.stringify(["Budgets"]), "a budget manager sees only Budgets");

@@ -140,7 +140,7 @@ class Console(harness.TestCase):
         out = p.stdout.decode(errors="replace")
         sys.stderr.write(out + "e2e.js: %.1fs\n" % (time.monotonic() - t0))
         self.assertEqual(p.returncode, 0, out)
-        for n in ("login", "promotions", "promotion-error", "promotion-saved",
+        for n in ("login", "promotions", "promotion-conflict", "promotion-error", "promotion-saved",
                   "simulator", "budgets"):
             f = os.path.join(shots, n + ".png")
             with open(f, "rb") as fh:
