@@ -207,6 +207,12 @@ iteration_write(ev_svc *s, dre_arena *a, const char *key, size_t klen,
 		    : pr              ? (char *) dre_promo_type_name(pr->type)
 		                      : "ARTICLE";
 		p->coupon_code = d ? d->coupon_code : NULL;
+		int64_t ver = eng_index_version_of(
+		    ix, tenant, ENG_MK_PROMOTION, b->promotion_id);
+		if (ver >= 0) {
+			p->has_promotion_version = true;
+			p->promotion_version = ver;
+		}
 		if (pr != NULL && pr->budget_ids.n > 0) {
 			p->budget_ids = (char **) pr->budget_ids.v;
 			p->n_budget_ids = pr->budget_ids.n;
@@ -601,6 +607,8 @@ const dre_rpc_route ev_routes[] = {
 	{ "evaluator.Simulate", h_evaluate, DRE_RPC_INLINE },
 	{ "evaluator.Confirm", ev_h_confirm, 0 },
 	{ "evaluator.SideEffects", ev_h_side_effects, 0 },
+	{ "evaluator.CalculationAuditLogs.get", ev_h_calc_audit, 0 },
+	{ "evaluator.AuditLogs.list", ev_h_audit_list, 0 },
 	{ "evaluator.Heartbeat", h_heartbeat },
 	{ "evaluator.AwaitChanges", h_await, 0 },
 	{ NULL, NULL, 0 },

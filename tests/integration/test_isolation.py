@@ -39,7 +39,7 @@ COLLECTION_FIXTURE = {
     "WebhookSubscriptions": "sub", "WebhookDeliveries": "delivery",
     "contacts": "contact", "PromotionPerformance": "promo",
     "BudgetUtilization": "budget", "transactions": "txn",
-    "ApiClients": "apiclient", "ApiKeys": "apikey",
+    "ApiClients": "apiclient", "ApiKeys": "apikey", "CalculationAuditLogs": "txn",
 }
 # Query strings that name A's data on routes that take them.
 QUERIES = {
@@ -67,6 +67,7 @@ def bodies(a):
         "replace": a["docs"],
         "repostFailedWebhookDeliveries": {},
         "activatePromotion": {}, "deactivatePromotion": {},
+        "submitPromotion": {}, "approvePromotion": {}, "rejectPromotion": {"reason": a["mark"]},
         "replaceTenantSettings": {"rejectUnknownFields": False},
         "replaceLoyaltyProgram": a["program"],
         "createContact": {"email": a["email"], "firstName": a["mark"]},
