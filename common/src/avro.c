@@ -690,6 +690,15 @@ get_long(int64_t *out, avro_value_t *rec, const char *name)
 }
 
 // get_long_or reads a long field an older version of the schema lacks:
+// has_field: whether the writer's schema has the field (an older version
+// may lack it).
+static bool
+has_field(avro_value_t *rec, const char *name)
+{
+	avro_value_t f;
+	return avro_value_get_by_name(rec, name, &f, NULL) == 0;
+}
+
 // dflt when absent.
 static dre_err
 get_long_or(int64_t *out, avro_value_t *rec, const char *name, int64_t dflt)
@@ -953,6 +962,7 @@ txc_fill(avro_value_t *rec, const void *ev)
 	TRY(set_long(rec, "totalDiscount", e->total_discount));
 	TRY(set_long(rec, "grandTotal", e->grand_total));
 	TRY(set_long(rec, "loyaltyPointsEarned", e->loyalty_points));
+	TRY(set_opt_cstr(rec, "requestId", e->request_id));
 	TRY(field(rec, "lines", &arr));
 	for (size_t i = 0; i < e->nlines; i++) {
 		const dre_tx_line *l = &e->lines[i];
@@ -1010,6 +1020,9 @@ txc_read(void *ev, dre_arena *a, avro_value_t *rec)
 	TRY(get_long(&e->total_discount, rec, "totalDiscount"));
 	TRY(get_long(&e->grand_total, rec, "grandTotal"));
 	TRY(get_long_or(&e->loyalty_points, rec, "loyaltyPointsEarned", 0));
+	e->request_id = NULL;
+	if (has_field(rec, "requestId"))
+		TRY(get_opt_cstr(&e->request_id, a, rec, "requestId"));
 	TRY(array_of(rec, "lines", &arr, &n));
 	dre_tx_line *lines = arena_array(a, n, sizeof(*lines));
 	if (lines == NULL)

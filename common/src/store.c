@@ -4,6 +4,7 @@
 // logged here once, freed, and becomes DRE_ESTORE for the caller.
 #include <errno.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 
 #include "dre/fs.h"
 #include "dre/log.h"
+#include "dre/metrics.h"
 #include "dre/store.h"
 
 struct dre_store {
@@ -66,11 +68,77 @@ cf_handle(dre_store *s, int cf)
 	return s->cfh[cf];
 }
 
+// A RocksDB property summed over the column families, as a gauge.
+typedef struct {
+	const char *prop, *name, *help;
+} store_prop;
+
+static const store_prop store_props[] = {
+	{ "rocksdb.total-sst-files-size", "dre_rocksdb_sst_files_bytes",
+	    "size of the store's SST files" },
+	{ "rocksdb.estimate-live-data-size", "dre_rocksdb_live_data_bytes",
+	    "estimated size of the live data" },
+	{ "rocksdb.cur-size-all-mem-tables", "dre_rocksdb_memtable_bytes",
+	    "size of the memtables" },
+	{ "rocksdb.estimate-num-keys", "dre_rocksdb_keys",
+	    "estimated number of keys" },
+	{ "rocksdb.estimate-pending-compaction-bytes",
+	    "dre_rocksdb_pending_compaction_bytes",
+	    "bytes compaction still has to rewrite" },
+	{ "rocksdb.num-running-compactions", "dre_rocksdb_running_compactions",
+	    "compactions running" },
+	{ "rocksdb.is-write-stopped", "dre_rocksdb_write_stopped",
+	    "1 while writes are stopped (a write stall)" },
+	{ "rocksdb.actual-delayed-write-rate",
+	    "dre_rocksdb_delayed_write_rate_bytes_per_second",
+	    "rate writes are slowed to while delayed (0 = not delayed)" },
+};
+
+// store_collect reads the properties into gauges labelled by the store's
+// directory name.
+static void
+store_collect(void *arg)
+{
+	dre_store  *s = arg;
+	const char *base = strrchr(s->path, '/');
+	char        esc[128], lab[160];
+
+	dre_metric_label_escape(
+	    esc, sizeof(esc), base != NULL ? base + 1 : s->path);
+	snprintf(lab, sizeof(lab), "store=\"%s\"", esc);
+	for (size_t p = 0; p < sizeof(store_props) / sizeof(store_props[0]);
+	     p++) {
+		uint64_t sum = 0, v;
+		bool     db_wide
+		    = strcmp(store_props[p].prop, "rocksdb.is-write-stopped")
+		        == 0
+		    || strcmp(store_props[p].prop,
+		           "rocksdb.actual-delayed-write-rate")
+		        == 0;
+		if (db_wide) {
+			if (rocksdb_property_int(
+			        s->db, store_props[p].prop, &v)
+			    == 0)
+				sum = v;
+		} else {
+			for (size_t i = 0; i < s->ncf; i++)
+				if (rocksdb_property_int_cf(s->db, s->cfh[i],
+				        store_props[p].prop, &v)
+				    == 0)
+					sum += v;
+		}
+		dre_metric_set(dre_metric_gauge(store_props[p].name,
+		                   store_props[p].help, lab),
+		    (int64_t) sum);
+	}
+}
+
 void
 dre_store_close(dre_store *s)
 {
 	if (s == NULL)
 		return;
+	dre_metrics_collector_remove(store_collect, s);
 	if (s->cfh != NULL)
 		for (size_t i = 0; i < s->ncf; i++)
 			if (s->cfh[i] != NULL)
@@ -167,6 +235,7 @@ dre_store_open(dre_store **sp, const dre_store_cfg *cfg)
 	rocksdb_writeoptions_set_sync(s->wo_sync, 1);
 	s->wo_async = rocksdb_writeoptions_create();
 	s->ro = rocksdb_readoptions_create();
+	dre_metrics_collector_add(store_collect, s);
 	*sp = s;
 	return DRE_OK;
 }

@@ -13,6 +13,7 @@
 
 #include "dre/fs.h"
 #include "dre/log.h"
+#include "dre/metrics.h"
 #include "dre/rpc.h"
 #include "dre/svc.h"
 
@@ -95,8 +96,11 @@ dre_svc_init(const char *name, void *cfg, const dre_cfg_opt *table,
 		dre_error("invalid configuration; see %s --help", name);
 		exit(2);
 	}
-	if (common != NULL)
+	if (common != NULL) {
 		dre_log_init(name, dre_log_level_parse(common->log_level));
+		dre_log_format_set(common->log_format);
+	}
+	dre_metrics_init(name);
 
 	// Blocked here, before any thread exists, so every thread inherits
 	// the mask and only dre_svc_wait's sigtimedwait receives them.

@@ -1039,14 +1039,16 @@ query_fields(const req *r, dre_odata_fields *f, const char **scalars,
 	static const char *const promo_scalars[]
 	    = { "id", "name", "description", "type", "status", "validFrom",
 		      "validTo", "timezone", "currency", "priority",
-		      "exclusivity", "campaignId", "createdAt", "modifiedAt" };
-	static const char *const promo_members[] = { "id", "name",
-		"description", "type", "status", "validFrom", "validTo",
-		"timeWindows", "timezone", "posGroups", "currency", "priority",
-		"exclusivity", "exclusionGroups", "calculationConfig",
-		"budgetIds", "couponTypeIds", "campaignId", "conditions",
-		"actions", "createdAt", "modifiedAt" };
-	size_t                   ns = 0, nm = 0;
+		      "exclusivity", "campaignId", "externalId", "assignment",
+		      "createdAt", "modifiedAt" };
+	static const char *const promo_members[]
+	    = { "id", "name", "description", "type", "status", "validFrom",
+		      "validTo", "timeWindows", "timezone", "posGroups",
+		      "currency", "priority", "exclusivity", "exclusionGroups",
+		      "calculationConfig", "budgetIds", "couponTypeIds",
+		      "campaignId", "externalId", "assignment", "conditions",
+		      "actions", "createdAt", "modifiedAt" };
+	size_t ns = 0, nm = 0;
 	if (r->spec == NULL) {
 		for (size_t i = 0; i < sizeof promo_scalars / sizeof(char *);
 		     i++)

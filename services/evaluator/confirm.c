@@ -462,7 +462,8 @@ ev_h_confirm(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	dre_uuid_v4(ev.event_id);
 	ev.tenant = call->tenant;
 	ev.occurred_at = now;
-	ev.schema_version = 2;
+	ev.schema_version = 3;
+	ev.request_id = call->req != NULL ? call->req->request_id : NULL;
 	ev.transaction_id = txid;
 	ev.transaction_counter = counter;
 	ev.evaluated_at = it->evaluated_at;

@@ -19,6 +19,7 @@
 #include "evaluate.pb-c.h"
 #include "confirm.h"
 #include "handlers.h"
+#include "personal.h"
 
 #define TXID_MAX    50
 #define ITEMS_MAX   1000
@@ -388,8 +389,18 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	}
 	if (!request_valid(req, rep))
 		return;
-	if (req->n_coupons > 0 && !call->on_worker) {
-		// Asking the coupon service blocks: not on an nng thread.
+	// A known customer of a tenant with personal promotions: loyalty is
+	// asked which ones the customer holds.
+	const char *customer = ev_personal_customer(req);
+	bool        personal = false;
+	if (customer != NULL) {
+		const eng_index *pix = eng_acquire(s->engine);
+		personal = eng_index_has_personal(pix, call->tenant);
+		eng_index_release(pix);
+	}
+	if ((req->n_coupons > 0 || personal) && !call->on_worker) {
+		// Asking the coupon or loyalty service blocks: not on an nng
+		// thread.
 		rep->defer = true;
 		return;
 	}
@@ -426,6 +437,8 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		ctx.coupons = coupons_check(s, call, req, txid, a);
 		ctx.ncoupons = ctx.coupons ? req->n_coupons : 0;
 	}
+	if (personal)
+		ev_personal_ask(s, call, customer, a, &ctx);
 	pthread_mutex_t *mu
 	    = simulate ? NULL : &s->stripes[stripe_of(key, klen)];
 	int64_t last = 0;

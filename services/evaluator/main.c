@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "dre/clock.h"
+#include "dre/health.h"
 #include "dre/log.h"
+#include "dre/metrics.h"
 #include "dre/outbox.h"
 #include "dre/rpc.h"
 #include "dre/svc.h"
@@ -56,11 +58,58 @@ static const dre_cfg_opt ev_opts[] = {
 	{ "coupon.url", DRE_CFG_STR, offsetof(ev_cfg, coupon_url),
 	    "tcp://127.0.0.1:7501",
 	    "nng URL of dre-coupon (coupon.Check for baskets with coupons)" },
+	{ "loyalty.url", DRE_CFG_STR, offsetof(ev_cfg, loyalty_url),
+	    "tcp://127.0.0.1:7601",
+	    "nng URL of dre-loyalty (the personal promotions of a basket's "
+	    "customer)" },
+	{ "loyalty.timeout_ms", DRE_CFG_INT,
+	    offsetof(ev_cfg, loyalty_timeout_ms), "50",
+	    "the longest an evaluate waits for loyalty; past it the basket is "
+	    "priced without personal promotions (warning "
+	    "LOYALTY_UNAVAILABLE)",
+	    DRE_CFG_RANGE(1, 10000) },
 	DRE_CFG_END,
 };
 
 static const char *const ev_cfs[]
     = { "txn", "master", "confirm", "outbox", "sfx", "budget", "bapply" };
+
+// index_collect sets the engine's gauges before a metrics rendering.
+static void
+index_collect(void *arg)
+{
+	ev_svc          *s = arg;
+	const eng_index *ix = eng_acquire(s->engine);
+	size_t           ents = 0, bytes = eng_index_bytes(ix, &ents);
+
+	dre_metric_set(dre_metric_gauge("dre_engine_index_promotions",
+	                   "live promotions in the engine's index", NULL),
+	    (int64_t) eng_index_promotions(ix, NULL));
+	dre_metric_set(dre_metric_gauge("dre_engine_index_entities",
+	                   "master-data entities in the index (tombstones "
+	                   "included)",
+	                   NULL),
+	    (int64_t) ents);
+	dre_metric_set(dre_metric_gauge("dre_engine_index_bytes",
+	                   "memory of the index's tenants and entities", NULL),
+	    (int64_t) bytes);
+	dre_metric_set(
+	    dre_metric_gauge("dre_engine_index_version",
+	        "version (feed position) of the published index", NULL),
+	    eng_index_version(ix));
+	eng_index_release(ix);
+	dre_metric_set(dre_metric_gauge("dre_evaluator_feed_connected",
+	                   "1 while the master-data feed reaches Kafka", NULL),
+	    atomic_load(&s->kafka_ok) ? 1 : 0);
+}
+
+// index_loaded: not ready before the first master data was loaded.
+static bool
+index_loaded(void *arg)
+{
+	ev_svc *s = arg;
+	return atomic_load(&s->loaded);
+}
 
 int
 main(int argc, char **argv)
@@ -113,6 +162,12 @@ main(int argc, char **argv)
 		    "coupon.url %s: %s", s.cfg.coupon_url, dre_strerror(err));
 		goto out;
 	}
+	if ((err = dre_rpc_client_open(&s.loyalty_cli, s.cfg.loyalty_url))
+	    != DRE_OK) {
+		dre_error("loyalty.url %s: %s", s.cfg.loyalty_url,
+		    dre_strerror(err));
+		goto out;
+	}
 	err = dre_rpc_server_open(&srv, s.cfg.common.rpc_listen, ev_routes, &s,
 	    (int) s.cfg.rpc_workers);
 	if (err != DRE_OK) {
@@ -120,6 +175,8 @@ main(int argc, char **argv)
 		    dre_strerror(err));
 		goto out;
 	}
+	dre_metrics_collector_add(index_collect, &s);
+	dre_health_add("index_loaded", index_loaded, &s);
 	dre_info("shard %lld serving on %s (%s mode)", (long long) s.cfg.shard,
 	    s.cfg.common.rpc_listen, s.cfg.mode);
 	while (!dre_svc_wait(-1))
@@ -127,8 +184,11 @@ main(int argc, char **argv)
 	dre_info("stopping");
 	rc = 0;
 out:
+	dre_metrics_collector_remove(index_collect, &s);
+	dre_health_remove(index_loaded, &s);
 	dre_rpc_server_close(srv); // no handler runs past this
 	dre_rpc_client_close(s.coupon_cli);
+	dre_rpc_client_close(s.loyalty_cli);
 	ev_budgets_stop(&s);
 	ev_confirm_stop(&s);
 	dre_committer_close(s.cm);

@@ -58,6 +58,10 @@ static void gw_audit_logs(gw_job *j);
 const gw_route gw_routes[] = {
 	{ "GET", "/openapi.json", gw_openapi, GW_SELF, "openapi", 0,
 	    GW_BODY_NONE },
+	{ "GET", "/healthz", gw_healthz, GW_SELF, "healthz", 0, GW_BODY_NONE },
+	{ "GET", "/readyz", gw_readyz, GW_SELF, "readyz", 0, GW_BODY_NONE },
+	{ "GET", "/metrics", gw_metrics, GW_SELF, "metrics", ROLES_ADMIN,
+	    GW_BODY_NONE },
 	// The browser console (console.c): its files are public, the
 	// application calls the API with the user's credentials.
 	{ "GET", "/console", gw_console, GW_SELF, "console", 0, GW_BODY_NONE },
@@ -194,6 +198,24 @@ const gw_route gw_routes[] = {
 	    "ContactOverview.get", ROLES_LOYALTY, GW_BODY_NONE },
 	{ "POST", "/api/v3/receipts", gw_forward, GW_LOYALTY,
 	    "Receipts.create", ROLES_LOYALTY, GW_BODY_JSON },
+	{ "POST", "/api/v3/reward-vouchers", gw_forward, GW_LOYALTY,
+	    "RewardVouchers.exchange", ROLES_LOYALTY, GW_BODY_JSON },
+	{ "GET", "/api/v3/reward-vouchers", gw_forward, GW_LOYALTY,
+	    "RewardVouchers.list", ROLES_LOYALTY, GW_BODY_NONE },
+	{ "GET", "/api/v3/reward-vouchers/available", gw_forward, GW_LOYALTY,
+	    "RewardVouchers.available", ROLES_LOYALTY, GW_BODY_NONE },
+	{ "GET", "/api/v3/reward-vouchers/redeemed", gw_forward, GW_LOYALTY,
+	    "RewardVouchers.redeemed", ROLES_LOYALTY, GW_BODY_NONE },
+	{ "POST", "/api/v3/promotion-assignments", gw_forward, GW_LOYALTY,
+	    "PromotionAssignments.assign", ROLES_LOYALTY, GW_BODY_JSON },
+	{ "GET", "/api/v3/promotion-assignments", gw_forward, GW_LOYALTY,
+	    "PromotionAssignments.list", ROLES_LOYALTY, GW_BODY_NONE },
+	{ "DELETE", "/api/v3/promotion-assignments/:id", gw_forward,
+	    GW_LOYALTY, "PromotionAssignments.delete", ROLES_LOYALTY,
+	    GW_BODY_NONE },
+	{ "POST", "/api/v3/promotion-assignments/:id/redeem", gw_forward,
+	    GW_LOYALTY, "PromotionAssignments.redeem", ROLES_LOYALTY,
+	    GW_BODY_JSON_OPT },
 	{ "POST", "/api/v1/:entity", gw_forward, GW_CATALOG, "create",
 	    ROLES_WRITE, GW_BODY_JSON },
 	{ "GET", "/api/v1/:entity", gw_forward, GW_CATALOG, "list", ROLES_READ,
@@ -572,6 +594,7 @@ render_heartbeat(gw_job *j)
 		down.uptime_s = (dre_now_ms() - j->g->started_ms) / 1000;
 		h = &down;
 	}
+	gw_services_fill(j, h);
 	if (h->status != NULL && strcmp(h->status, "DOWN") == 0)
 		status = 503;
 	dre_buf_reset(&j->out);
@@ -579,14 +602,23 @@ render_heartbeat(gw_job *j)
 	gw_job_respond(j, status, j->out.data, j->out.len, GW_JSON_CT);
 }
 
-void
-gw_heartbeat(gw_job *j)
+// heartbeat_call asks the evaluator for the heartbeat once every
+// service's Health answered.
+static void
+heartbeat_call(gw_job *j)
 {
 	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
 	char           *roles[32];
 
 	gw_job_envelope(j, &req, j->rpc_method, roles);
 	gw_job_call(j, client_of(j, NULL), &req, render_heartbeat);
+}
+
+void
+gw_heartbeat(gw_job *j)
+{
+	gw_fanout(
+	    j, "Health", (int) j->g->cfg->health_timeout_ms, heartbeat_call);
 }
 
 // ---------------------------------------------------------------- confirm

@@ -265,11 +265,14 @@ class Stack:
                   "-o", "catalog.url=" + self.rpc_url("catalog"),
                   "-o", "budget.url=" + self.rpc_url("budget"),
                   "-o", "coupon.url=" + self.rpc_url("coupon"),
+                  "-o", "loyalty.url=" + self.rpc_url("loyalty"),
                   "-o", "kafka.bootstrap.servers=" + self.bootstrap]
         elif name == "budget":
             a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap]
         elif name == "loyalty":
-            a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap]
+            a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap,
+                  "-o", "coupon.url=" + self.rpc_url("coupon"),
+                  "-o", "catalog.url=" + self.rpc_url("catalog")]
         elif name == "webhook":
             # Test receivers are plain http on 127.0.0.1 (dev/test only).
             a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap,
@@ -290,7 +293,9 @@ class Stack:
                  "-o", "coupon.url=" + self.rpc_url("coupon"),
                  "-o", "loyalty.url=" + self.rpc_url("loyalty"),
                  "-o", "webhook.url=" + self.rpc_url("webhook"),
-                 "-o", "auth.users=" + EXTRA_USERS]
+                 "-o", "auth.users=" + EXTRA_USERS,
+                 # Tests stop the gateway at once; test_ops drains it.
+                 "-o", "shutdown.grace_ms=0"]
         for kv in self.opts.get(name, ()):
             a += ["-o", kv]
         return a + list(self.extra.get(name, []))
@@ -1120,6 +1125,19 @@ class TestCase(unittest.TestCase):
     def pos_group(self):
         """A fresh POS group per test keeps its promotions to itself."""
         return self.stack.create_pos_group()
+
+    def ten_percent_off(self, qty, price):
+        """A fresh POS group with a new article 10 % off ("Ten off"), live in
+        the evaluator: sets self.gid, self.art, self.p and self.req (a basket
+        of one line L1 of qty x price)."""
+        s = self.stack
+        self.gid = self.pos_group()["id"]
+        self.art = uniq("ART")
+        self.p = promotion("Ten off", [{"type": "ARTICLE", "values": [self.art]}],
+                           [pct_action(10, articles=[self.art])], pos_groups=[self.gid])
+        s.create_promotion(self.p)
+        self.req = basket(self.gid, [item("L1", self.art, qty, price)])
+        s.wait_for_promotion(self.p["id"], self.req)
 
 
 _RESULT_OK = [True]

@@ -40,11 +40,16 @@ COLLECTION_FIXTURE = {
     "contacts": "contact", "PromotionPerformance": "promo",
     "BudgetUtilization": "budget", "transactions": "txn",
     "ApiClients": "apiclient", "ApiKeys": "apikey", "CalculationAuditLogs": "txn",
+    "promotion-assignments": "assignment",
 }
 # Query strings that name A's data on routes that take them.
 QUERIES = {
     "/api/v3/contacts/id": "email={email}",
     "/api/v3/contactoverview": "contactId={contact}",
+    "/api/v3/reward-vouchers": "contactId={contact}",
+    "/api/v3/reward-vouchers/available": "contactId={contact}",
+    "/api/v3/reward-vouchers/redeemed": "contactId={contact}",
+    "/api/v3/promotion-assignments": "contactId={contact}",
 }
 
 
@@ -87,6 +92,9 @@ def bodies(a):
         "oauthToken": {"grant_type": "client_credentials", "client_id": a["clientid"],
                        "client_secret": "wrong-" + a["mark"]},
         "issueCoupons": {"couponTypeId": a["ctype"], "customerId": a["contact"]},
+        "exchangeRewardVoucher": {"contactId": a["contact"]},
+        "assignPromotion": {"contactId": a["contact"], "promotionId": a["personal"]},
+        "redeemPromotionAssignment": {"redemptionChannel": "POS"},
     }
 
 
@@ -152,6 +160,14 @@ class Isolation(harness.TestCase):
         k = make("/api/v1/ApiKeys", {"name": mark, "roles": ["POSReader"]})
         a["apikey"], a["apikeysecret"] = k["id"], k["key"]
         a["program"] = self.assertOk(s.get("/api/v1/LoyaltyProgram"))
+        # A personal promotion of A's, assigned to A's contact.
+        pp = promotion(mark + " personal", [{"type": "ARTICLE", "values": [a["article"]]}],
+                       [pct_action(5, articles=[a["article"]])], pos_groups=[a["pg"]],
+                       assignment="PERSONAL", externalId=uniq("ISOEXT"))
+        make("/api/v1/Promotions", pp)
+        a["personal"] = pp["id"]
+        a["assignment"] = make("/api/v3/promotion-assignments",
+                               {"contactId": a["contact"], "promotionId": pp["id"]})["id"]
         a["receipt"] = uniq("ISORC")
         make("/api/v3/receipts", {"contact": {"matchKey": a["contact"], "matchKeyType": "ContactId"},
                                   "uniqueReceiptId": a["receipt"], "receiptNumber": a["receipt"],
@@ -205,7 +221,9 @@ class Isolation(harness.TestCase):
                  "/reporting/PromotionPerformance/" + a["promo"],
                  "/reporting/BudgetUtilization/" + a["budget"],
                  "/api/v1/Promotions?$top=1000", "/api/v1/Budgets?$top=1000",
-                 "/api/v1/CouponCodes?$top=1000"]
+                 "/api/v1/CouponCodes?$top=1000",
+                 "/api/v3/promotion-assignments?contactId=" + a["contact"],
+                 "/api/v3/reward-vouchers?contactId=" + a["contact"]]
         out = {}
         for p in paths:
             r = s.get(p)
@@ -220,7 +238,7 @@ class Isolation(harness.TestCase):
         secrets = {k: str(v) for k, v in a.items()
                    if k in COLLECTION_FIXTURE.values()
                    or k in ("mark", "email", "txn", "pgcode", "reservation", "receipt",
-                           "clientid", "clientsecret", "apikeysecret")}
+                           "personal", "clientid", "clientsecret", "apikeysecret")}
         before = self.a_state(a)
         table = bodies(a)
         ops = []

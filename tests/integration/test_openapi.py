@@ -130,11 +130,12 @@ class OpenApi(harness.TestCase):
                 if not c or any("schema" not in x for x in c.values()):
                     problems.append("%s %s: no response schema" % (name, st))
             # Public: the document, the token endpoint (the client
-            # authenticates in the request), the token keys and the
-            # console's static files.
+            # authenticates in the request), the token keys, the probes
+            # and the console's static files.
             if ("security" in o) != (p in ("/openapi.json", "/oauth/token",
-                                           "/.well-known/jwks.json",
-                                           "/console", "/console/{file}")):
+                                           "/.well-known/jwks.json", "/healthz",
+                                           "/readyz", "/console",
+                                           "/console/{file}")):
                 problems.append("%s: security overridden" % name)
         # No untyped object: an object states its properties or that it
         # is a free-form map (additionalProperties).
@@ -269,7 +270,9 @@ class OpenApi(harness.TestCase):
                 r = s.request(m, path, body=body)
                 self.assertIn(r.status, (400, 404), "%s %s: %r" % (m, path, r))
                 # Engage's names are the codes of /api/v3 (PRODUCT-DECISIONS §8)
-                nf = "ContactNotFound" if p.startswith("/api/v3/contacts") else "NOT_FOUND"
+                nf = ("ContactNotFound" if p.startswith("/api/v3/contacts")
+                      else "PromotionNotFound"
+                      if p.startswith("/api/v3/promotion-assignments") else "NOT_FOUND")
                 self.assertError(r, r.status, nf if r.status == 404
                                  else "VALIDATION_FAILED")
                 checked += 1

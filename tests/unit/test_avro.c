@@ -311,32 +311,48 @@ test_tx_confirmed_round_trip(void **state)
 	assert_int_equal(
 	    dre_avro_decode_tx_confirmed(&out, a, b.data, b.len), DRE_ECODEC);
 
-	// Version 2 carries loyaltyPointsEarned; a version 1 body (the same
-	// without the last field) is read with 0 points.
-	in.schema_version = 2;
+	// Version 3 carries requestId, version 2 loyaltyPointsEarned: a
+	// version 2 body is the same without the last field (no request id),
+	// a version 1 body without the last two (0 points).
+	in.schema_version = 3;
 	in.loyalty_points = 92;
+	in.request_id = "req-4711";
 	dre_buf_reset(&b);
 	assert_int_equal(dre_avro_encode_tx_confirmed(&b, &in), DRE_OK);
 	assert_int_equal(
 	    dre_avro_decode_tx_confirmed(&out, a, b.data, b.len), DRE_OK);
 	assert_int_equal(out.loyalty_points, 92);
+	assert_string_equal(out.request_id, "req-4711");
 	in.loyalty_points = 0;
+	in.request_id = NULL;
 	dre_buf_reset(&b);
 	assert_int_equal(dre_avro_encode_tx_confirmed(&b, &in), DRE_OK);
+	assert_int_equal(b.data[b.len - 1], 0); // requestId null, one byte
+	assert_int_equal(b.data[b.len - 2], 0); // the long 0, one byte
+	uint64_t v2 = 0;
+	assert_int_equal(
+	    dre_avro_fingerprint("TransactionConfirmed_v2", &v2), DRE_OK);
+	for (int i = 0; i < 8; i++)
+		((uint8_t *) b.data)[2 + i] = (uint8_t) (v2 >> (8 * i));
+	out.request_id = "stale";
+	assert_int_equal(
+	    dre_avro_decode_tx_confirmed(&out, a, b.data, b.len - 1), DRE_OK);
+	assert_null(out.request_id);
+	assert_int_equal(out.npromotions, 2);
 	uint64_t v1 = 0;
 	assert_int_equal(
 	    dre_avro_fingerprint("TransactionConfirmed_v1", &v1), DRE_OK);
 	for (int i = 0; i < 8; i++)
 		((uint8_t *) b.data)[2 + i] = (uint8_t) (v1 >> (8 * i));
-	assert_int_equal(b.data[b.len - 1], 0); // the long 0, one byte
 	out.loyalty_points = -1;
 	assert_int_equal(
-	    dre_avro_decode_tx_confirmed(&out, a, b.data, b.len - 1), DRE_OK);
+	    dre_avro_decode_tx_confirmed(&out, a, b.data, b.len - 2), DRE_OK);
 	assert_int_equal(out.loyalty_points, 0);
+	assert_null(out.request_id);
 	assert_int_equal(out.npromotions, 2);
 	assert_string_equal(out.promotions[1].coupon_code, "WELCOME");
 	assert_string_equal(out.customer_id, "C-1");
-	// ... and a version 1 header on a version 2 body is refused.
+	// ... and a version 1 header on a version 3 body is refused.
 	assert_int_equal(
 	    dre_avro_decode_tx_confirmed(&out, a, b.data, b.len), DRE_ECODEC);
 	dre_arena_free(a);
@@ -475,11 +491,11 @@ test_sidefx_and_budget_round_trip(void **state)
 static void
 test_every_schema_loads(void **state)
 {
-	static const char *const names[]
-	    = { "MasterDataChanged", "TransactionConfirmed",
-		      "SideEffectResult", "BudgetStatus", "BudgetEvent",
-		      "LoyaltyEvent", "TransactionConfirmed_v1", NULL };
-	uint64_t fps[8];
+	static const char *const names[] = { "MasterDataChanged",
+		"TransactionConfirmed", "SideEffectResult", "BudgetStatus",
+		"BudgetEvent", "LoyaltyEvent", "TransactionConfirmed_v1",
+		"TransactionConfirmed_v2", NULL };
+	uint64_t                 fps[9];
 	for (int i = 0; names[i] != NULL; i++) {
 		assert_non_null(dre_avro_schema_json(names[i]));
 		assert_int_equal(

@@ -77,6 +77,7 @@ typedef struct {
 	int64_t                 total_discount;
 	int64_t                 grand_total;
 	int64_t                 loyalty_points; // loyaltyPointsEarned (v2)
+	const char             *request_id; // requestId (v3); NULL = absent
 	const dre_tx_line      *lines;
 	size_t                  nlines;
 	const dre_tx_promotion *promotions;

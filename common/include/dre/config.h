@@ -62,6 +62,7 @@ void        dre_kvlist_free(dre_kvlist *l);
 typedef struct {
 	char      *data_dir; // state lives under <data_dir>/<service>
 	char      *log_level;
+	char      *log_format; // text | json
 	char      *rpc_listen; // nng URL of this service's REP socket
 	char      *instance_id;
 	char      *internal_key; // 64 hex digits (DRE_INTERNAL_KEY)
@@ -75,6 +76,10 @@ typedef struct {
 	    { "log_level", DRE_CFG_STR, offsetof(T, m.log_level), "info",     \
 		    "how much is logged",                                     \
 		    DRE_CFG_CHOICES("debug|info|warn|error") },               \
+	    { "log.format", DRE_CFG_STR, offsetof(T, m.log_format), "text",   \
+		    "log line format: text (for people) or json (one object " \
+		    "per line: ts, level, service, msg, request_id)",         \
+		    DRE_CFG_CHOICES("text|json") },                           \
 	    { "rpc.listen", DRE_CFG_STR, offsetof(T, m.rpc_listen),           \
 		    rpc_default,                                              \
 		    "nng URL of the service's request/reply socket" },        \
