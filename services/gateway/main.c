@@ -127,6 +127,31 @@ static const dre_cfg_opt gw_opts[] = {
 	DRE_CFG_END,
 };
 
+// gw_check validates what the table cannot: the user table parses, and a
+// gateway without development users has someone who can sign in -- a
+// configured user or an external token issuer -- else nobody could create
+// the OAuth2 clients and API keys integrations use, and every call is 401.
+static bool
+gw_check(const void *c)
+{
+	const gw_cfg *cfg = c;
+	dre_auth     *a = NULL;
+	dre_err       err = dre_auth_open(&a, cfg->users, cfg->dev_users);
+	dre_auth_close(a);
+	if (err != DRE_OK) {
+		dre_error("auth.users: %s", dre_strerror(err));
+		return false;
+	}
+	if (!cfg->dev_users && (cfg->users == NULL || *cfg->users == '\0')
+	    && (cfg->jwt_issuer == NULL || *cfg->jwt_issuer == '\0')) {
+		dre_error("auth.users: empty, auth.dev_users=false and no "
+		          "auth.jwt.issuer: nobody can sign in (every call "
+		          "would be 401)");
+		return false;
+	}
+	return true;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -135,6 +160,7 @@ main(int argc, char **argv)
 	dre_err       err;
 	int           rc = 1;
 
+	dre_svc_on_check(gw_check);
 	dre_svc_init("gateway", &cfg, gw_opts, &cfg.common, argc, argv);
 	g.cfg = &cfg;
 	g.started_ms = dre_now_ms();

@@ -1139,6 +1139,18 @@ class TestCase(unittest.TestCase):
         self.req = basket(self.gid, [item("L1", self.art, qty, price)])
         s.wait_for_promotion(self.p["id"], self.req)
 
+    def ten_off_basket(self):
+        """A fresh POS group and article with a live 10 % promotion on it:
+        (promotion, evaluate request of 2 x 89.99, discount 18.00)."""
+        gid = self.pos_group()["id"]
+        art = uniq("ART")
+        p = promotion("Ten off", [{"type": "ARTICLE", "values": [art]}],
+                      [pct_action(10, articles=[art])], pos_groups=[gid])
+        self.stack.create_promotion(p)
+        req = basket(gid, [item("L1", art, 2, "89.99")])
+        self.stack.wait_for_promotion(p["id"], req)
+        return p, req
+
 
 _RESULT_OK = [True]
 _SHARED = []

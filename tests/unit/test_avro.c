@@ -395,6 +395,23 @@ test_loyalty_event_round_trip(void **state)
 	dre_buf_free(&b);
 }
 
+static dre_budget_status_event
+sample_status(void)
+{
+	dre_budget_status_event s = { .tenant = "t",
+		.occurred_at = 1,
+		.schema_version = 1,
+		.budget_id = "bud-1",
+		.version = 12,
+		.status = "EXHAUSTED",
+		.budget_name = "Summer",
+		.total_amount = 100000,
+		.consumed_amount = 100001,
+		.currency = "EUR" };
+	strcpy(s.event_id, "e-1");
+	return s;
+}
+
 static void
 test_sidefx_and_budget_round_trip(void **state)
 {
@@ -435,17 +452,7 @@ test_sidefx_and_budget_round_trip(void **state)
 	dre_buf_reset(&b);
 	assert_int_not_equal(dre_avro_encode_sfx_result(&b, &r), DRE_OK);
 
-	dre_budget_status_event s = { .tenant = "t",
-		.occurred_at = 1,
-		.schema_version = 1,
-		.budget_id = "bud-1",
-		.version = 12,
-		.status = "EXHAUSTED",
-		.budget_name = "Summer",
-		.total_amount = 100000,
-		.consumed_amount = 100001,
-		.currency = "EUR" };
-	strcpy(s.event_id, "e-1");
+	dre_budget_status_event s = sample_status();
 	dre_buf_reset(&b);
 	assert_int_equal(dre_avro_encode_budget_status(&b, &s), DRE_OK);
 	dre_budget_status_event so;
@@ -488,6 +495,51 @@ test_sidefx_and_budget_round_trip(void **state)
 	dre_buf_free(&b);
 }
 
+// Confluent framing: 00 + the registry id (big-endian) + the same body;
+// both framings decode, the event id reads from both, an unregistered
+// schema cannot be written and an unknown id does not decode.
+static void
+test_confluent_framing(void **state)
+{
+	(void) state;
+	dre_arena              *a = dre_arena_alloc(0);
+	dre_buf                 so = { 0 }, cf = { 0 };
+	dre_budget_status_event s = sample_status();
+	assert_int_equal(dre_avro_encode_budget_status(&so, &s), DRE_OK);
+	dre_avro_write_confluent(true);
+	assert_int_not_equal(dre_avro_encode_budget_status(&cf, &s), DRE_OK);
+	assert_int_equal(
+	    dre_avro_set_registry_id("BudgetStatus", 0x01020304), DRE_OK);
+	assert_int_equal(
+	    dre_avro_set_registry_id("NoSuchSchema", 1), DRE_EINVAL);
+	dre_buf_reset(&cf);
+	assert_int_equal(dre_avro_encode_budget_status(&cf, &s), DRE_OK);
+	dre_avro_write_confluent(false);
+	const uint8_t hdr[] = { 0x00, 0x01, 0x02, 0x03, 0x04 };
+	assert_int_equal(cf.len, so.len - 10 + 5);
+	assert_memory_equal(cf.data, hdr, sizeof(hdr));
+	assert_memory_equal(cf.data + 5, so.data + 10, so.len - 10);
+	dre_budget_status_event o;
+	assert_int_equal(
+	    dre_avro_decode_budget_status(&o, a, cf.data, cf.len), DRE_OK);
+	assert_string_equal(o.budget_name, "Summer");
+	assert_int_equal(o.consumed_amount, 100001);
+	char id[37];
+	assert_int_equal(dre_avro_event_id(id, cf.data, cf.len), DRE_OK);
+	assert_string_equal(id, "e-1");
+	// An id no schema has, and a body for another record: not decoded.
+	cf.data[4] = 0x05;
+	assert_int_not_equal(
+	    dre_avro_decode_budget_status(&o, a, cf.data, cf.len), DRE_OK);
+	cf.data[4] = 0x04;
+	dre_budget_event be;
+	assert_int_not_equal(
+	    dre_avro_decode_budget_event(&be, a, cf.data, cf.len), DRE_OK);
+	dre_buf_free(&so);
+	dre_buf_free(&cf);
+	dre_arena_free(a);
+}
+
 static void
 test_every_schema_loads(void **state)
 {
@@ -519,6 +571,7 @@ main(void)
 		cmocka_unit_test(test_sidefx_and_budget_round_trip),
 		cmocka_unit_test(test_loyalty_event_round_trip),
 		cmocka_unit_test(test_every_schema_loads),
+		cmocka_unit_test(test_confluent_framing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
