@@ -103,6 +103,7 @@ typedef struct {
 	int64_t fail_window_ms;
 	int64_t lockout_ms;
 	int64_t lockout_max_ms;
+	char   *console_dir; // console.c; empty: share/dre/console by bin/
 } gw_cfg;
 
 #define GW_MAX_SHARDS 64
@@ -175,6 +176,7 @@ struct gw {
 	pthread_mutex_t    free_mu;
 	gw_job            *free_jobs;
 	int                nfree;
+	char               console_dir[4096]; // resolved console.dir
 };
 
 enum gw_state {
@@ -345,5 +347,12 @@ void gw_token(gw_job *j);
 
 // openapi.c: GET /openapi.json, the embedded proto/openapi.yaml as JSON.
 void gw_openapi(gw_job *j);
+
+// console.c: the browser console's static files (GET /console, public)
+// and GET /api/v1/Me (the caller's principal, tenant and roles).
+// gw_console_open resolves console.dir once at start.
+dre_err gw_console_open(gw *g);
+void    gw_console(gw_job *j);
+void    gw_me(gw_job *j);
 
 #endif

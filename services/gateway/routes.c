@@ -42,6 +42,9 @@
 #define ROLES_APPROVE (DRE_ROLE(ADMIN) | DRE_ROLE(PROMOTION_APPROVER))
 // The audit log is read by admins and auditors only.
 #define ROLES_AUDIT (DRE_ROLE(ADMIN) | DRE_ROLE(AUDITOR))
+// Any signed-in caller (GET /api/v1/Me).
+#define DRE_ROLE_OR(name, text) | DRE_ROLE(name)
+#define ROLES_ANY               (0u DRE_ROLE_MAP(DRE_ROLE_OR))
 #define ROLES_REPORTING                                                       \
 	(DRE_ROLE(ADMIN) | DRE_ROLE(PROMOTION_MANAGER)                        \
 	    | DRE_ROLE(BUDGET_MANAGER))
@@ -59,6 +62,12 @@ const gw_route gw_routes[] = {
 	{ "GET", "/readyz", gw_readyz, GW_SELF, "readyz", 0, GW_BODY_NONE },
 	{ "GET", "/metrics", gw_metrics, GW_SELF, "metrics", ROLES_ADMIN,
 	    GW_BODY_NONE },
+	// The browser console (console.c): its files are public, the
+	// application calls the API with the user's credentials.
+	{ "GET", "/console", gw_console, GW_SELF, "console", 0, GW_BODY_NONE },
+	{ "GET", "/console/:id", gw_console, GW_SELF, "console", 0,
+	    GW_BODY_NONE },
+	{ "GET", "/api/v1/Me", gw_me, GW_SELF, "me", ROLES_ANY, GW_BODY_NONE },
 	// Identity (ident.c, catalog/identity.c). The token endpoint
 	// authenticates the client itself (RFC 6749 §2.3).
 	{ "POST", "/oauth/token", gw_token, GW_CATALOG, "OAuth.token", 0,

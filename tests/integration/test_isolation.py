@@ -269,6 +269,8 @@ class Isolation(harness.TestCase):
                 key = COLLECTION_FIXTURE.get(coll)
                 if name == "transactionCounter":
                     fill[name] = "1"
+                elif name == "file":  # the console's files: no tenant's
+                    fill[name] = "index.html"
                 elif key is None:
                     missing.append(name)
                 else:
