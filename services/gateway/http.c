@@ -79,6 +79,7 @@ job_put(gw_job *j)
 	j->entity = NULL;
 	j->id = NULL;
 	j->counter = NULL;
+	j->ctx = NULL;
 	j->render = NULL;
 	j->rpc_err = DRE_OK;
 	j->nhdrs = 0;
@@ -183,6 +184,10 @@ gw_job_error(gw_job *j, int status, const char *code, const char *target,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (j->route != NULL && (j->route->auth & GW_AUTH_PLATFORM) != 0) {
+		gw_bridge_error(j, status, code, msg);
+		return;
+	}
 	dre_buf_reset(&j->out);
 	dre_error_body_write(&j->out, code, msg, target);
 	gw_job_respond(j, status, j->out.data, j->out.len, GW_JSON_CT);
@@ -211,6 +216,13 @@ gw_job_reply_error(gw_job *j)
 	}
 	if (rep->status < 400)
 		return false;
+	if (j->route != NULL && (j->route->auth & GW_AUTH_PLATFORM) != 0) {
+		gw_job_error(j, rep->status,
+		    rep->error_code != NULL ? rep->error_code : "ERROR", NULL,
+		    "%s",
+		    rep->error_message != NULL ? rep->error_message : "");
+		return true;
+	}
 	for (size_t i = 0; i < rep->n_headers; i++)
 		gw_job_header_add(
 		    j, rep->headers[i]->key, rep->headers[i]->value);
