@@ -287,6 +287,61 @@ message(dre_jsonw *w, const char *code, const char *text)
 	dre_jsonw_obj_end(w);
 }
 
+// The codes a priced cart reserves, one coupon.Reserve after another.
+typedef struct {
+	const char *cart;
+	char      **codes;
+	size_t      n, next;
+} hold;
+
+// coupon_call sends a JSON body to the coupon service's method and renders
+// the reply with render.
+static void
+coupon_call(gw_job *j, const char *method, const char *body, gw_render render)
+{
+	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
+	char           *roles[32];
+
+	snprintf(j->rpc_method, sizeof j->rpc_method, "%s", method);
+	gw_job_envelope(j, &req, j->rpc_method, roles);
+	req.has_body = 1;
+	req.body.data = (uint8_t *) body;
+	req.body.len = strlen(body);
+	gw_job_call(j, j->g->backends[GW_COUPON].clients[0], &req, render);
+}
+
+// hold_next reserves the cart's next code, then answers the cart (in
+// j->out). A code the coupon service does not hold (a race with another
+// cart) is refused by ORDER's confirm rules, never here.
+static void
+hold_next(gw_job *j)
+{
+	hold     *h = (hold *) j->ctx;
+	dre_buf   b = { 0 };
+	dre_jsonw w;
+
+	if (j->rep != NULL) {
+		dre_rpc_reply_msg_free(j->rep);
+		j->rep = NULL;
+	}
+	if (h->next >= h->n) {
+		gw_job_respond(j, 200, j->out.data, j->out.len, GW_JSON_CT);
+		return;
+	}
+	dre_jsonw_init(&w, &b);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "code", h->codes[h->next++]);
+	dre_jsonw_kstr(&w, "transactionId", h->cart);
+	dre_jsonw_obj_end(&w);
+	char *body = b.oom ? NULL : dre_arena_strdup(j->arena, b.data);
+	dre_buf_free(&b);
+	if (body == NULL) {
+		gw_job_oom(j);
+		return;
+	}
+	coupon_call(j, "coupon.Reserve", body, hold_next);
+}
+
 static void
 render_cart(gw_job *j)
 {
@@ -372,7 +427,30 @@ render_cart(gw_job *j)
 	}
 	dre_jsonw_arr_end(&w);
 	dre_jsonw_obj_end(&w);
-	gw_respond_out(j);
+	if (j->out.oom) {
+		gw_job_oom(j);
+		return;
+	}
+	// The cart holds its codes until ORDER redeems them or VOID_CART
+	// releases them (another cart cannot use a single-use code meanwhile).
+	hold  *h = dre_arena_get(j->arena, sizeof(*h));
+	char **codes = dre_arena_get(
+	    j->arena, (r->n_applied_coupons + 1) * sizeof(char *));
+	char *cart = dre_arena_strdup(j->arena, r->header->transaction_id);
+	if (h == NULL || codes == NULL || cart == NULL) {
+		gw_job_oom(j);
+		return;
+	}
+	for (size_t i = 0; i < r->n_applied_coupons; i++)
+		if ((codes[i] = dre_arena_strdup(
+		         j->arena, r->applied_coupons[i]->code))
+		    == NULL) {
+			gw_job_oom(j);
+			return;
+		}
+	*h = (hold) { cart, codes, r->n_applied_coupons, 0 };
+	j->ctx = h;
+	hold_next(j);
 }
 
 void
@@ -562,4 +640,52 @@ gw_bridge_order(gw_job *j)
 	ignored_done(j, &ig);
 	j->ctx = order;
 	gw_call_packed(j, &q->base, cart, render_order);
+}
+
+// ---------------------------------------------------------------- VOID_CART
+
+static const char *const k_void[] = { "cartId", NULL };
+
+static void
+render_void(gw_job *j)
+{
+	dre_jsonw w;
+
+	if (gw_job_reply_error(j))
+		return;
+	dre_buf_reset(&j->out);
+	dre_jsonw_init(&w, &j->out);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "cartId", j->ctx);
+	dre_jsonw_kbool(&w, "voided", true);
+	dre_jsonw_obj_end(&w);
+	gw_respond_out(j);
+}
+
+void
+gw_bridge_void(gw_job *j)
+{
+	dre_json   *root;
+	const char *cart;
+	ignored     ig = { { 0 }, 0 };
+	dre_buf     b = { 0 };
+	dre_jsonw   w;
+
+	if (!body_object(j, &root)
+	    || !str_member(j, root, "", "cartId", true, &cart))
+		return;
+	ignore_unknown(&ig, root, "", k_void);
+	ignored_done(j, &ig);
+	dre_jsonw_init(&w, &b);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "transactionId", cart);
+	dre_jsonw_obj_end(&w);
+	char *body = b.oom ? NULL : dre_arena_strdup(j->arena, b.data);
+	dre_buf_free(&b);
+	if (body == NULL) {
+		gw_job_oom(j);
+		return;
+	}
+	j->ctx = cart;
+	coupon_call(j, "coupon.ReleaseTransaction", body, render_void);
 }

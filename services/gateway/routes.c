@@ -97,6 +97,8 @@ const gw_route gw_routes[] = {
 	    GW_EVALUATOR, "Evaluate", ROLES_POS, GW_BODY_JSON, BRIDGE },
 	{ "POST", "/rc/webhooks/ORDER", gw_bridge_order, GW_EVALUATOR,
 	    "Confirm", ROLES_POS, GW_BODY_JSON, BRIDGE },
+	{ "POST", "/rc/webhooks/VOID_CART", gw_bridge_void, GW_COUPON,
+	    "ReleaseTransaction", ROLES_POS, GW_BODY_JSON, BRIDGE },
 	{ "POST", "/api/v1/Budgets", gw_forward, GW_BUDGET, "Budgets.create",
 	    ROLES_BUDGET_WRITE, GW_BODY_JSON },
 	{ "GET", "/api/v1/Budgets", gw_forward, GW_BUDGET, "Budgets.list",

@@ -18,6 +18,7 @@ from harness import D, basket, item, pct_action, promotion, uniq  # noqa: E402
 
 CART = "/rc/spi/1.0/sa/cartValidation"
 ORDER = "/rc/webhooks/ORDER"
+VOID = "/rc/webhooks/VOID_CART"
 
 
 class Bridge(harness.TestCase):
@@ -115,11 +116,17 @@ class Bridge(harness.TestCase):
             "loyaltyPointsEarned": 18}, b)
         self.assertEqual([m["code"] for m in msgs], ["INVALID_PROMO_CODE"])
         self.assertTrue(msgs[0]["text"].startswith("promo code NO-SUCH-CODE: "), msgs)
-        # The same engine: /pos/v2/evaluate of the same basket agrees.
+        # The same engine: /pos/v2/simulate of the same basket agrees.
         ev = self.assertEval(s.simulate(basket(
-            g["id"], [item("1", art, 2, "10.00")], customer={"customerId": mn},
+            g["id"], [item("1", art, 2, "10.00")], txn=cart_id, customer={"customerId": mn},
             coupons=[{"code": code}])), simulation=True)
         self.assertEqual(ev["totals"]["grandTotal"]["value"], D("18.00"))
+        # The cart holds its code: another cart cannot use it meanwhile.
+        self.assertEqual(self.assertOk(s.get("/api/v1/CouponCodes/" + code))["status"],
+                         "RESERVED")
+        other = self.assertOk(self.cart(uniq("CART"), g["code"], [line], codes=[code]))
+        self.assertEqual([m["code"] for m in other["messages"]], ["INVALID_PROMO_CODE"])
+        self.assertEqual(other["totals"]["discount"], D("0.00"))
 
         # ORDER confirms that iteration; a repost gets the first answer.
         order_id = uniq("ORD")
@@ -142,6 +149,23 @@ class Bridge(harness.TestCase):
         self.assertEqual((c["status"], c["redemptionCount"]), ("REDEEMED", 1))
         o = self.assertOk(s.get("/api/v3/contactoverview?contactId=" + contact["id"]))
         self.assertEqual(o["loyalty"]["pointsBalance"], 18)
+
+        # VOID_CART of another cart frees its reservation; a repost gets the
+        # same answer.
+        code2 = self.new_code(ctype)
+        cart3 = uniq("CART")
+        b3 = self.assertOk(self.cart(cart3, g["code"], [line], codes=[code2]))
+        self.assertEqual(b3["totals"]["discount"], D("2.00"))
+        self.assertEqual(self.assertOk(s.get("/api/v1/CouponCodes/" + code2))["status"],
+                         "RESERVED")
+        for _ in range(2):
+            self.assertEqual(self.assertOk(self.call(VOID, {"cartId": cart3})),
+                             {"cartId": cart3, "voided": True})
+            c2 = self.assertOk(s.get("/api/v1/CouponCodes/" + code2))
+            self.assertEqual((c2["status"], c2["activeReservations"]), ("ACTIVE", 0))
+        self.assertEqual(self.assertOk(self.call(VOID, {"cartId": uniq("NOCART")}))["voided"],
+                         True)
+        self.assertPlatformError(self.call(VOID, {}), 400, "MISSING_FIELD")
 
         # A promotion the cart was not granted: the confirm rules, 409.
         cart2 = uniq("CART")
