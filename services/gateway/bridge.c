@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dre/clock.h"
 #include "dre/evalwire.h"
 #include "dre/json.h"
 #include "dre/jsonw.h"
@@ -688,4 +689,84 @@ gw_bridge_void(gw_job *j)
 	}
 	j->ctx = cart;
 	coupon_call(j, "coupon.ReleaseTransaction", body, render_void);
+}
+
+// ---------------------------------------------------------------- codes
+
+static const char *const k_code[] = { "code", "cartId", "customerId", NULL };
+
+// render_code answers coupon.Validate in the platform's shape: expiresAt in
+// epoch milliseconds (null when the code does not end).
+static void
+render_code(gw_job *j)
+{
+	dre_json      *v = NULL;
+	dre_json_error jerr = { 0, NULL };
+	dre_jsonw      w;
+	int64_t        until = 0;
+
+	if (gw_job_reply_error(j))
+		return;
+	if (dre_json_parse(&v, j->arena, (const char *) j->rep->body.data,
+	        j->rep->body.len, DRE_JSON_MAX_DEPTH, &jerr)
+	        != DRE_OK
+	    || v->type != DRE_JSON_OBJECT) {
+		gw_job_error(j, 503, "UNAVAILABLE", NULL,
+		    "undecodable coupon service answer");
+		return;
+	}
+	const dre_json *vu = dre_json_get(v, "validUntil");
+	if (dre_json_is(vu, DRE_JSON_STRING))
+		dre_time_parse(&until, vu->str, vu->len);
+	const dre_json *valid = dre_json_get(v, "valid");
+	dre_buf_reset(&j->out);
+	dre_jsonw_init(&w, &j->out);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kbool(&w, "valid", dre_json_is(valid, DRE_JSON_TRUE));
+	dre_jsonw_key(&w, "code");
+	dre_jsonw_json(&w, dre_json_get(v, "code"));
+	dre_jsonw_key(&w, "promotionId");
+	dre_jsonw_json(&w, dre_json_get(v, "promotionId"));
+	dre_jsonw_key(&w, "message");
+	dre_jsonw_json(&w, dre_json_get(v, "message"));
+	dre_jsonw_key(&w, "expiresAt");
+	if (until != 0)
+		dre_jsonw_int(&w, until);
+	else
+		dre_jsonw_null(&w);
+	dre_jsonw_obj_end(&w);
+	gw_respond_out(j);
+}
+
+void
+gw_bridge_code(gw_job *j)
+{
+	dre_json   *root;
+	const char *code, *cart, *cust;
+	ignored     ig = { { 0 }, 0 };
+	dre_buf     b = { 0 };
+	dre_jsonw   w;
+
+	if (!body_object(j, &root)
+	    || !str_member(j, root, "", "code", true, &code)
+	    || !str_member(j, root, "", "cartId", false, &cart)
+	    || !str_member(j, root, "", "customerId", false, &cust))
+		return;
+	ignore_unknown(&ig, root, "", k_code);
+	ignored_done(j, &ig);
+	dre_jsonw_init(&w, &b);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "code", code);
+	if (cart != NULL)
+		dre_jsonw_kstr(&w, "transactionId", cart);
+	if (cust != NULL)
+		dre_jsonw_kstr(&w, "customerId", cust);
+	dre_jsonw_obj_end(&w);
+	char *body = b.oom ? NULL : dre_arena_strdup(j->arena, b.data);
+	dre_buf_free(&b);
+	if (body == NULL) {
+		gw_job_oom(j);
+		return;
+	}
+	coupon_call(j, "coupon.Validate", body, render_code);
 }

@@ -19,6 +19,7 @@ from harness import D, basket, item, pct_action, promotion, uniq  # noqa: E402
 CART = "/rc/spi/1.0/sa/cartValidation"
 ORDER = "/rc/webhooks/ORDER"
 VOID = "/rc/webhooks/VOID_CART"
+CODE = "/rc/spi/1.0/promotion-code/validate"
 
 
 class Bridge(harness.TestCase):
@@ -121,6 +122,17 @@ class Bridge(harness.TestCase):
             g["id"], [item("1", art, 2, "10.00")], txn=cart_id, customer={"customerId": mn},
             coupons=[{"code": code}])), simulation=True)
         self.assertEqual(ev["totals"]["grandTotal"]["value"], D("18.00"))
+        # Code validation: valid for the cart holding it, not for another.
+        r = self.call(CODE, {"code": code.lower(), "cartId": cart_id, "customerId": mn})
+        self.assertJson({"valid": True, "code": code, "promotionId": p["id"],
+                         "message": "coupon '%s' is valid" % code, "expiresAt": None},
+                        self.assertOk(r))
+        v = self.assertOk(self.call(CODE, {"code": code, "cartId": uniq("CART")}))
+        self.assertEqual((v["valid"], v["code"], v["promotionId"]), (False, code, p["id"]))
+        v = self.assertOk(self.call(CODE, {"code": "NO-SUCH-CODE", "till": 3}))
+        self.assertEqual((v["valid"], v["code"], v["promotionId"], v["expiresAt"]),
+                         (False, "NO-SUCH-CODE", None, None))
+        self.assertPlatformError(self.call(CODE, {"cartId": cart_id}), 400, "MISSING_FIELD")
         # The cart holds its code: another cart cannot use it meanwhile.
         self.assertEqual(self.assertOk(s.get("/api/v1/CouponCodes/" + code))["status"],
                          "RESERVED")
