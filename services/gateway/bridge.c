@@ -29,7 +29,7 @@ gw_bridge_error(gw_job *j, int status, const char *code, const char *msg)
 
 	dre_buf_reset(&j->out);
 	if (status == 401) { // the platform's contract: no body at all
-		gw_job_respond(j, 401, "", 0, GW_JSON_CT);
+		gw_job_respond(j, 401, "", 0, "text/plain");
 		return;
 	}
 	dre_jsonw_init(&w, &j->out);

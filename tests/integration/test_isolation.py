@@ -86,6 +86,15 @@ def bodies(a):
         "oauthToken": {"grant_type": "client_credentials", "client_id": a["clientid"],
                        "client_secret": "wrong-" + a["mark"]},
         "issueCoupons": {"couponTypeId": a["ctype"], "customerId": a["contact"]},
+        "rcCartValidation": {"cartId": a["txn"], "storeId": a["pg"],
+                             "customer": {"loyaltyId": a["contact"]}, "promoCodes": [a["code"]],
+                             "lineItems": [{"lineId": "1", "sku": a["article"], "quantity": 1,
+                                            "unitPrice": D("20.00")}]},
+        "rcPromotionCodeValidate": {"code": a["code"], "cartId": a["txn"],
+                                    "customerId": a["contact"]},
+        "rcWebhookOrder": {"orderId": a["txn"], "cartId": a["txn"], "customerId": a["contact"],
+                           "promotions": [{"promotionId": a["promo"], "amount": D("0.00")}]},
+        "rcWebhookVoidCart": {"cartId": a["txn"]},
     }
 
 
