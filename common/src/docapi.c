@@ -247,3 +247,85 @@ dre_docapi_stale(dre_docapi_req *r, const char *version, const char *what)
 	    "it again and reapply the change",
 	    what, version);
 }
+
+// ---- lists
+// ------------------------------------------------------------------
+
+bool
+dre_docapi_list_begin(dre_docapi_list *l, dre_docapi_req *r,
+    const dre_odata_fields *fields, int64_t dflt, int64_t max)
+{
+	dre_odata_error qerr;
+	memset(l, 0, sizeof *l);
+	l->r = r;
+	dre_err err
+	    = dre_odata_parse(&l->q, r->a, r->call, fields, dflt, max, &qerr);
+	if (err == DRE_EINVAL)
+		return dre_docapi_invalid(r, qerr.target, "%s", qerr.message);
+	l->parse = err == DRE_OK && !dre_odata_trivial(l->q);
+	if (err != DRE_OK
+	    || (l->parse
+	        && ((l->scratch = dre_arena_alloc(0)) == NULL
+	            || (l->docs = dre_arena_alloc(0)) == NULL))) {
+		dre_docapi_internal(r, err != DRE_OK ? err : DRE_ENOMEM);
+		return false;
+	}
+	return true;
+}
+
+bool
+dre_docapi_list_add(dre_docapi_list *l, const char *text, size_t len)
+{
+	dre_json *root = NULL;
+	if (!l->parse) {
+		dre_odata_emit(l->q, &l->count, &l->vals, NULL, text, len);
+		return !(l->oom = l->vals.oom);
+	}
+	dre_arena_reset(l->scratch);
+	dre_err err = dre_json_parse(
+	    &root, l->scratch, text, len, DRE_JSON_MAX_DEPTH, NULL);
+	if (err == DRE_ENOMEM) {
+		l->oom = true;
+		return false;
+	}
+	if (err != DRE_OK) // never one of ours: left out
+		return true;
+	if (!dre_odata_sorted(l->q)) {
+		dre_odata_emit(l->q, &l->count, &l->vals, root, text, len);
+		return !(l->oom = l->vals.oom);
+	}
+	if (!dre_odata_match(l->q, root))
+		return true;
+	// Kept: the text and its tree in docs, for sorting.
+	char *kept = dre_arena_strndup(l->docs, text, len);
+	if (kept == NULL
+	    || dre_json_parse(
+	           &root, l->docs, kept, len, DRE_JSON_MAX_DEPTH, NULL)
+	        != DRE_OK
+	    || !dre_odata_keep(l->q, &l->kept, root, kept, len))
+		l->oom = true;
+	return !l->oom;
+}
+
+void
+dre_docapi_list_free(dre_docapi_list *l)
+{
+	free(l->kept.v);
+	l->kept.v = NULL;
+	dre_arena_free(l->scratch);
+	dre_arena_free(l->docs);
+	l->scratch = l->docs = NULL;
+	dre_buf_free(&l->vals);
+}
+
+void
+dre_docapi_list_end(dre_docapi_list *l)
+{
+	if (l->parse && dre_odata_sorted(l->q))
+		l->count = dre_odata_page(l->q, &l->kept, &l->vals);
+	if (l->oom || l->vals.oom)
+		dre_docapi_internal(l->r, DRE_ENOMEM);
+	else
+		dre_docapi_reply_list(l->r, l->count, &l->vals);
+	dre_docapi_list_free(l);
+}

@@ -756,104 +756,31 @@ str_param(req *r, const char *name)
 // ---- /api/v1 lists: the OData query options (common/include/dre/odata.h)
 // -------------------------------------------------------------------------
 
-// A list in progress. Without $orderby the page is written while the
-// collection is read, keeping nothing (a type may have a million codes);
-// with one, the documents that pass $filter are kept and sorted.
-typedef struct {
-	req           *r;
-	dre_odata     *q;
-	bool           parse; // $filter, $select or $orderby: parsed documents
-	dre_arena     *scratch; // the document at hand
-	dre_arena     *docs; // the documents kept for sorting
-	dre_odata_list kept;
-	dre_buf        vals; // the page
-	int64_t        count;
-	bool           oom;
-} lister;
+// A list in progress: common/docapi's, with this service's page bounds.
+typedef dre_docapi_list lister;
 
-// list_begin reads the query options for an entity offering fields;
-// false once it has answered (400 naming the option, or 503).
 static bool
 list_begin(lister *l, req *r, const dre_odata_fields *fields)
 {
-	dre_odata_error qerr;
-	memset(l, 0, sizeof *l);
-	l->r = r;
-	dre_err err = dre_odata_parse(
-	    &l->q, r->d.a, r->d.call, fields, TOP_DEFAULT, TOP_MAX, &qerr);
-	if (err == DRE_EINVAL)
-		return dre_docapi_invalid(
-		    &r->d, qerr.target, "%s", qerr.message);
-	l->parse = !dre_odata_trivial(l->q);
-	if (err != DRE_OK
-	    || (l->parse
-	        && ((l->scratch = dre_arena_alloc(0)) == NULL
-	            || (l->docs = dre_arena_alloc(0)) == NULL))) {
-		dre_arena_free(l->scratch);
-		dre_docapi_internal(&r->d, err != DRE_OK ? err : DRE_ENOMEM);
-		return false;
-	}
-	return true;
+	return dre_docapi_list_begin(l, &r->d, fields, TOP_DEFAULT, TOP_MAX);
 }
 
-// list_add offers one document of the collection, text[0..len) as a read
-// answers it (borrowed for the call). False once out of memory.
 static bool
 list_add(lister *l, const char *text, size_t len)
 {
-	dre_json *root = NULL;
-	if (!l->parse) {
-		dre_odata_emit(l->q, &l->count, &l->vals, NULL, text, len);
-		return !(l->oom = l->vals.oom);
-	}
-	dre_arena_reset(l->scratch);
-	dre_err err = dre_json_parse(
-	    &root, l->scratch, text, len, DRE_JSON_MAX_DEPTH, NULL);
-	if (err == DRE_ENOMEM) {
-		l->oom = true;
-		return false;
-	}
-	if (err != DRE_OK) // never one of ours: left out
-		return true;
-	if (!dre_odata_sorted(l->q)) {
-		dre_odata_emit(l->q, &l->count, &l->vals, root, text, len);
-		return !(l->oom = l->vals.oom);
-	}
-	if (!dre_odata_match(l->q, root))
-		return true;
-	// Kept: the text and its tree in docs, for sorting.
-	char *kept = dre_arena_strndup(l->docs, text, len);
-	if (kept == NULL
-	    || dre_json_parse(
-	           &root, l->docs, kept, len, DRE_JSON_MAX_DEPTH, NULL)
-	        != DRE_OK
-	    || !dre_odata_keep(l->q, &l->kept, root, kept, len))
-		l->oom = true;
-	return !l->oom;
+	return dre_docapi_list_add(l, text, len);
 }
 
-// list_free frees what l holds.
 static void
 list_free(lister *l)
 {
-	free(l->kept.v);
-	l->kept.v = NULL;
-	dre_arena_free(l->scratch);
-	dre_arena_free(l->docs);
-	dre_buf_free(&l->vals);
+	dre_docapi_list_free(l);
 }
 
-// list_end answers the page (or 503) and frees what l holds.
 static void
 list_end(lister *l)
 {
-	if (l->parse && dre_odata_sorted(l->q))
-		l->count = dre_odata_page(l->q, &l->kept, &l->vals);
-	if (l->oom || l->vals.oom)
-		dre_docapi_internal(&l->r->d, DRE_ENOMEM);
-	else
-		dre_docapi_reply_list(&l->r->d, l->count, &l->vals);
-	list_free(l);
+	dre_docapi_list_end(l);
 }
 
 // ---- /api/v1/CouponTypes
@@ -1188,6 +1115,15 @@ cp_code_new(cp_code *c, const cp_type *t, const char *code,
 	    &t->r, t->validity_days, now, &c->valid_from, &c->valid_to);
 }
 
+// created_event is the event of a code created by an administrator: one
+// created for a customer is issued to them (COUPON_ISSUED, as /pos/coupons/
+// issue); one for whoever holds it raises none.
+static const char *
+created_event(const cp_code *c)
+{
+	return c->customer[0] != '\0' ? "COUPON_ISSUED" : NULL;
+}
+
 // reply_code answers status with code c and its ETag.
 static void
 reply_code(req *r, int status, const cp_code *c)
@@ -1241,7 +1177,7 @@ do_code_create(req *r)
 	dre_err    err = b == NULL
 	       ? DRE_ENOMEM
 	       : cp_codes_insert(r->s, r->d.call->tenant, &c, 1, &t, !has_code,
-	           &dup, b, NULL, NULL, &ins);
+	           &dup, b, created_event(&c), NULL, &ins);
 	dre_batch_free(b);
 	if (err != DRE_OK) {
 		dre_docapi_internal(&r->d, err);

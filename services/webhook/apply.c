@@ -80,9 +80,8 @@ tx_data(dre_buf *out, const dre_tx_confirmed *t)
 	dre_jsonw_obj_end(&w);
 }
 
-// fan writes the event's body and enqueues it for every subscriber.
-static dre_err
-fan(wh *s, dre_apply_ctx *x, const char *event_id, const char *type,
+dre_err
+wh_raise(wh *s, dre_apply_ctx *x, const char *event_id, const char *type,
     int64_t at, const char *tenant, const dre_buf *data, size_t *n)
 {
 	dre_buf body = { 0 };
@@ -108,8 +107,8 @@ apply_tx(wh *s, dre_apply_ctx *x, const dre_msg *m)
 	dre_buf data = { 0 };
 	size_t  n = 0;
 	tx_data(&data, &t);
-	err = fan(s, x, t.event_id, "TRANSACTION_CONFIRMED", t.occurred_at,
-	    t.tenant, &data, &n);
+	err = wh_raise(s, x, t.event_id, "TRANSACTION_CONFIRMED",
+	    t.occurred_at, t.tenant, &data, &n);
 	dre_buf_free(&data);
 	if (err != DRE_OK)
 		return err;
@@ -145,7 +144,7 @@ apply_budget(wh *s, dre_apply_ctx *x, const dre_msg *m)
 	kstr_opt(&w, "currency", e.currency);
 	kstr_opt(&w, "transactionId", e.transaction_id);
 	dre_jsonw_obj_end(&w);
-	err = fan(
+	err = wh_raise(
 	    s, x, e.event_id, e.type, e.occurred_at, e.tenant, &data, &n);
 	dre_buf_free(&data);
 	return err;
@@ -181,42 +180,62 @@ apply_coupon(wh *s, dre_apply_ctx *x, const dre_msg *m)
 		dre_jsonw_kint(&w, "count", e.count);
 	kstr_opt(&w, "promotionId", e.promotion_id);
 	dre_jsonw_obj_end(&w);
-	err = fan(
+	err = wh_raise(
 	    s, x, e.event_id, e.type, e.occurred_at, e.tenant, &data, &n);
 	dre_buf_free(&data);
 	return err;
 }
 
+// The loyalty events (PRODUCT-DECISIONS §8) as webhook event types: §9's
+// LOYALTY_POINTS_AWARDED and LOYALTY_VOUCHER_CREATED, and LOYALTY_ + the
+// loyalty name for the others.
+static const char *const loyalty_types[][2] = {
+	{ "POINTS_EARNED", "LOYALTY_POINTS_AWARDED" },
+	{ "POINTS_DEDUCTED", "LOYALTY_POINTS_DEDUCTED" },
+	{ "LEVEL_CHANGED", "LOYALTY_LEVEL_CHANGED" },
+	{ "VOUCHER_CREATED", "LOYALTY_VOUCHER_CREATED" },
+	{ "VOUCHER_REDEEMED", "LOYALTY_VOUCHER_REDEEMED" },
+	{ "PROMOTION_ASSIGNED", "LOYALTY_PROMOTION_ASSIGNED" },
+	{ "PROMOTION_REDEEMED", "LOYALTY_PROMOTION_REDEEMED" },
+	{ "CONTACT_CREATED", "LOYALTY_CONTACT_CREATED" },
+	{ "CONTACT_UPDATED", "LOYALTY_CONTACT_UPDATED" },
+};
+
 static dre_err
-apply_promotion(wh *s, dre_apply_ctx *x, const dre_msg *m)
+apply_loyalty(wh *s, dre_apply_ctx *x, const dre_msg *m)
 {
-	dre_master_event e;
-	dre_err err = dre_avro_decode_master(&e, x->a, m->payload, m->len);
+	dre_loyalty_event e;
+	dre_err           err
+	    = dre_avro_decode_loyalty_event(&e, x->a, m->payload, m->len);
 	if (err != DRE_OK)
 		return err;
-	if (strcmp(e.entity_kind, "PROMOTION") != 0)
-		return DRE_OK;
-	// The catalog's feed says UPSERT or DELETE, not whether an upsert
-	// created the promotion: every upsert is PROMOTION_UPDATED.
-	const char *type = strcmp(e.op, "DELETE") == 0 ? "PROMOTION_DELETED"
-	                                               : "PROMOTION_UPDATED";
-	dre_buf     data = { 0 };
-	dre_jsonw   w;
-	size_t      n = 0;
+	const char *type = NULL;
+	for (size_t i = 0; i < sizeof loyalty_types / sizeof loyalty_types[0];
+	     i++)
+		if (strcmp(e.type, loyalty_types[i][0]) == 0)
+			type = loyalty_types[i][1];
+	if (type == NULL)
+		return DRE_OK; // a later kind: not subscribable yet
+	dre_buf   data = { 0 };
+	dre_jsonw w;
+	size_t    n = 0;
 	dre_jsonw_init(&w, &data);
 	dre_jsonw_obj_begin(&w);
-	dre_jsonw_kstr(&w, "promotionId", e.entity_id);
-	dre_jsonw_key(&w, "promotion");
-	dre_json *doc = NULL;
-	if (e.document != NULL
-	    && dre_json_parse(&doc, x->a, e.document, e.document_len,
-	           DRE_JSON_MAX_DEPTH, NULL)
-	        == DRE_OK)
-		dre_jsonw_json(&w, doc);
-	else
-		dre_jsonw_null(&w);
+	dre_jsonw_kstr(&w, "contactId", e.contact_id);
+	dre_jsonw_kint(&w, "points", e.points);
+	dre_jsonw_kint(&w, "pointsBalance", e.points_balance);
+	kstr_opt(&w, "level", e.level);
+	kstr_opt(&w, "previousLevel", e.previous_level);
+	kstr_opt(&w, "transactionId", e.transaction_id);
+	kstr_opt(&w, "receiptId", e.receipt_id);
+	// reference: a voucher number or a promotion assignment's id.
+	if (strncmp(e.type, "VOUCHER_", 8) == 0)
+		kstr_opt(&w, "voucherNumber", e.reference);
+	else if (strncmp(e.type, "PROMOTION_", 10) == 0)
+		kstr_opt(&w, "assignmentId", e.reference);
 	dre_jsonw_obj_end(&w);
-	err = fan(s, x, e.event_id, type, e.occurred_at, e.tenant, &data, &n);
+	err = wh_raise(
+	    s, x, e.event_id, type, e.occurred_at, e.tenant, &data, &n);
 	dre_buf_free(&data);
 	return err;
 }
@@ -350,8 +369,8 @@ apply_sidefx(wh *s, dre_apply_ctx *x, const dre_msg *m)
 	dre_jsonw_obj_end(&w);
 	dre_buf_free(&list);
 	size_t n = 0;
-	err = fan(s, x, eid, "SIDE_EFFECTS_COMPLETED", x->now_ms, r.tenant,
-	    &data, &n);
+	err = wh_raise(s, x, eid, "SIDE_EFFECTS_COMPLETED", x->now_ms,
+	    r.tenant, &data, &n);
 	dre_buf_free(&data);
 	return err;
 }
@@ -366,8 +385,8 @@ wh_apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 		return apply_budget(s, x, m);
 	if (strcmp(m->topic, DRE_TOPIC_COUPON_EVENTS) == 0)
 		return apply_coupon(s, x, m);
-	if (strcmp(m->topic, DRE_TOPIC_PROMOTIONS) == 0)
-		return apply_promotion(s, x, m);
+	if (strcmp(m->topic, DRE_TOPIC_LOYALTY_EVENTS) == 0)
+		return apply_loyalty(s, x, m);
 	if (strcmp(m->topic, DRE_TOPIC_SIDEFX) == 0)
 		return apply_sidefx(s, x, m);
 	return DRE_OK;

@@ -30,9 +30,13 @@ static const char *const event_types[] = { "PROMOTION_CREATED",
 	"BUDGET_THRESHOLD_CROSSED", "BUDGET_EXHAUSTED", "COUPON_ISSUED",
 	"COUPON_REDEEMED", "COUPON_EXPIRED", "COUPON_BATCH_COMPLETED",
 	"LOYALTY_POINTS_AWARDED", "LOYALTY_VOUCHER_CREATED",
-	"IMPORT_JOB_FINISHED", "WEBHOOK_DELIVERY_DEAD_LETTER",
-	"WEBHOOK_TEST" };
-#define NTYPES (sizeof event_types / sizeof event_types[0])
+	"LOYALTY_POINTS_DEDUCTED", "LOYALTY_LEVEL_CHANGED",
+	"LOYALTY_VOUCHER_REDEEMED", "LOYALTY_PROMOTION_ASSIGNED",
+	"LOYALTY_PROMOTION_REDEEMED", "LOYALTY_CONTACT_CREATED",
+	"LOYALTY_CONTACT_UPDATED", "IMPORT_JOB_FINISHED",
+	"WEBHOOK_DELIVERY_DEAD_LETTER", "WEBHOOK_TEST" };
+#define NTYPES     (sizeof event_types / sizeof event_types[0])
+#define NFIELDS(a) (sizeof(a) / sizeof(a)[0])
 
 typedef struct {
 	dre_docapi_req d;
@@ -629,18 +633,27 @@ out:
 
 // ---- deliveries ------------------------------------------------------------
 
+// What a delivery list can query ($filter, $orderby, $select): every
+// member of the list view.
+static const char *const del_fields[] = { "id", "subscriptionId", "eventId",
+	"eventType", "status", "attempts", "totalAttempts", "createdAt",
+	"lastAttemptAt", "nextAttemptAt", "lastStatusCode", "lastError" };
+
 static void
 h_del_list(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 {
-	req         r;
-	int64_t     top = 0, skip = 0, count = 0;
-	dre_buf     items = { 0 };
-	const char *sub = dre_rpc_param(call, "subscriptionId");
-	const char *status = dre_rpc_param(call, "status");
-	const char *type = dre_rpc_param(call, "eventType");
+	req              r;
+	dre_docapi_list  l;
+	dre_odata_fields qf = { del_fields, NFIELDS(del_fields), del_fields,
+		NFIELDS(del_fields) };
+	dre_buf          doc = { 0 };
+	const char      *sub = dre_rpc_param(call, "subscriptionId");
+	const char      *status = dre_rpc_param(call, "status");
+	const char      *type = dre_rpc_param(call, "eventType");
 	if (!req_begin(&r, svc, call, rep))
 		return;
-	if (!dre_docapi_paging(&r.d, TOP_DEFAULT, TOP_MAX, &top, &skip))
+	// The filters of §9 stay beside $filter (both apply).
+	if (!dre_docapi_list_begin(&l, &r.d, &qf, TOP_DEFAULT, TOP_MAX))
 		goto out;
 	if (status != NULL && status[0] != '\0'
 	    && strcmp(status, "PENDING") != 0
@@ -666,7 +679,8 @@ h_del_list(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	const char *k, *v;
 	size_t      kl, vl;
 	dre_arena  *a = dre_arena_alloc(0);
-	while (a != NULL && dre_store_iter_next(it, &k, &kl, &v, &vl)) {
+	l.oom = a == NULL;
+	while (!l.oom && dre_store_iter_next(it, &k, &kl, &v, &vl)) {
 		wh_delivery d;
 		dre_arena_reset(a);
 		if (wh_delivery_parse(&d, a, v, vl) != DRE_OK)
@@ -675,17 +689,19 @@ h_del_list(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		    || (status && status[0] && strcmp(d.status, status) != 0)
 		    || (type && type[0] && strcmp(d.event_type, type) != 0))
 			continue;
-		if (count++ < skip || count > skip + top)
-			continue;
-		if (items.len > 0)
-			dre_buf_putc(&items, ',');
-		wh_delivery_render(&items, &d, false);
+		dre_buf_reset(&doc);
+		wh_delivery_render(&doc, &d, false);
+		if (doc.oom || !dre_docapi_list_add(&l, doc.data, doc.len))
+			l.oom = true;
 	}
 	dre_arena_free(a);
 	dre_store_iter_close(it);
-	dre_docapi_reply_list(&r.d, count, &items);
+	dre_buf_free(&doc);
+	dre_docapi_list_end(&l);
+	dre_docapi_end(&r.d);
+	return;
 out:
-	dre_buf_free(&items);
+	dre_docapi_list_free(&l);
 	dre_docapi_end(&r.d);
 }
 

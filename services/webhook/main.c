@@ -28,6 +28,7 @@ typedef struct {
 	int64_t        max_in_flight_per_sub;
 	int64_t        retention_ms;
 	char          *sfx_services;
+	char          *catalog_url;
 } wh_cfg;
 
 static const dre_cfg_opt wh_opts_table[] = {
@@ -63,12 +64,17 @@ static const dre_cfg_opt wh_opts_table[] = {
 	    offsetof(wh_cfg, sfx_services), "budget,reporting,coupon,webhook",
 	    "services whose results complete a sale's side effects "
 	    "(SIDE_EFFECTS_COMPLETED; as the evaluator's sidefx.services)" },
+	{ "catalog.url", DRE_CFG_STR, offsetof(wh_cfg, catalog_url),
+	    "tcp://127.0.0.1:7101",
+	    "catalog service (snapshot of the promotions, taken when the "
+	    "promotion feed has no position: PROMOTION_* events)" },
 	DRE_CFG_END,
 };
 
+// The promotion feed has its own applier (promos.c).
 static const char *const topics[] = { DRE_TOPIC_TX_CONFIRMED,
-	DRE_TOPIC_BUDGET_EVENTS, DRE_TOPIC_COUPON_EVENTS, DRE_TOPIC_PROMOTIONS,
-	DRE_TOPIC_SIDEFX };
+	DRE_TOPIC_BUDGET_EVENTS, DRE_TOPIC_COUPON_EVENTS,
+	DRE_TOPIC_LOYALTY_EVENTS, DRE_TOPIC_SIDEFX };
 
 #define MAX_SFX 16
 
@@ -145,7 +151,9 @@ main(int argc, char **argv)
 		.batch_end = wh_batch_end,
 		.arg = &s,
 		.max_batch = (int) cfg.max_batch };
-	if ((err = dre_applier_start(&s.ap, &acfg)) != DRE_OK) {
+	if ((err = dre_applier_start(&s.ap, &acfg)) != DRE_OK
+	    || (err = wh_promos_start(&s, cfg.catalog_url, &cfg.common.kafka))
+	        != DRE_OK) {
 		dre_error("consumer: %s", dre_strerror(err));
 		goto out;
 	}
@@ -164,6 +172,7 @@ main(int argc, char **argv)
 out:
 	dre_rpc_server_close(srv);
 	if (opened) {
+		wh_promos_stop(&s);
 		dre_applier_stop(s.ap);
 		wh_deliverer_stop(&s);
 		wh_close(&s);

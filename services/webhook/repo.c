@@ -9,8 +9,8 @@
 #include "dre/uuid.h"
 #include "webhook.h"
 
-static const char *const wh_cfs[]
-    = { "subscriptions", "deliveries", "due", "outbox", "applier", "sidefx" };
+static const char *const wh_cfs[] = { "subscriptions", "deliveries", "due",
+	"outbox", "applier", "sidefx", "promotions" };
 
 size_t
 wh_key(char *out, size_t cap, const char *tenant, const char *id)

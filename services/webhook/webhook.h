@@ -24,7 +24,8 @@ enum {
 	WH_CF_APPLIER, // the applier's offsets and eventIds
 	WH_CF_SIDEFX, // tenant \0 txn \0 counter(be64) -> results so far
 	              // (JSON)
-	WH_NCFS = WH_CF_SIDEFX,
+	WH_CF_PROMOS, // the promotion follower's copy and offsets (promos.c)
+	WH_NCFS = WH_CF_PROMOS,
 };
 
 #define WH_KEY_MAX        256
@@ -49,6 +50,7 @@ typedef struct {
 	dre_store    *st;
 	dre_outbox   *ob;
 	dre_applier  *ap;
+	dre_applier  *promo_ap; // the promotion follower (promos.c)
 	wh_deliverer *dl;
 	wh_opts       o;
 	unsigned char seal_key[WH_SECRET_KEY_LEN];
@@ -172,6 +174,18 @@ bool wh_url_check(const char *url, bool insecure, char *why, size_t cap);
 // multicast, unspecified or otherwise reserved (always true when insecure).
 struct sockaddr;
 bool wh_addr_allowed(const struct sockaddr *addr, bool insecure);
+
+// ---- the promotion events (promos.c) -------------------------------------
+
+// wh_promos_start follows the catalog's promotion feed (snapshot from
+// catalog_url when it has no position) and raises PROMOTION_CREATED,
+// _UPDATED, _ACTIVATED, _DEACTIVATED and _DELETED. wh_promos_stop joins it.
+dre_err wh_promos_start(
+    wh *s, const char *catalog_url, const dre_kvlist *kafka);
+void wh_promos_stop(wh *s);
+// wh_promo_apply is the follower's apply function (arg = wh *): one
+// MasterDataChanged of dre.master.promotions into x's batch.
+dre_err wh_promo_apply(void *arg, dre_apply_ctx *x, const dre_msg *m);
 
 // ---- the delivery thread (deliver.c) --------------------------------------
 

@@ -273,6 +273,7 @@ class Stack:
         elif name == "webhook":
             # Test receivers are plain http on 127.0.0.1 (dev/test only).
             a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap,
+                  "-o", "catalog.url=" + self.rpc_url("catalog"),
                   "-o", "webhook.allow_insecure_urls=true"]
         elif name == "reporting":
             a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap,

@@ -2,7 +2,9 @@
 // sale becomes one PENDING delivery (and schedule entry) per matching active
 // subscription, the same event twice is one delivery, and the service's
 // SideEffectResult is queued in the same batch (SUCCESS, or SKIPPED without
-// a subscriber).
+// a subscriber). The promotion follower: CREATED for an unknown promotion,
+// UPDATED after, ACTIVATED / DEACTIVATED when the status enters or leaves
+// ACTIVE, DELETED; a replayed or older change raises nothing.
 #define _GNU_SOURCE // memmem
 #include <setjmp.h>
 #include <stdarg.h>
@@ -116,6 +118,30 @@ result(dre_arena *a, const char *txid)
 	return status;
 }
 
+// run applies the encoded event ev of topic with fn in one written batch,
+// between the applier's batch hooks.
+static void
+run(dre_apply_fn fn, const char *topic, const dre_buf *ev, const char *eid)
+{
+	dre_msg       m = { .topic = topic,
+		      .payload = (const uint8_t *) ev->data,
+		      .len = ev->len };
+	dre_batch    *b = dre_batch_alloc_indexed();
+	dre_arena    *a = dre_arena_alloc(0);
+	dre_apply_ctx x = { .st = s.st,
+		.b = b,
+		.a = a,
+		.event_id = eid,
+		.attempts = 1,
+		.now_ms = 5 };
+	wh_batch_begin(&s);
+	assert_int_equal(fn(&s, &x, &m), DRE_OK);
+	assert_int_equal(dre_store_write(s.st, b, true), DRE_OK);
+	wh_batch_end(&s, DRE_OK);
+	dre_batch_free(b);
+	dre_arena_free(a);
+}
+
 static void
 apply_sale(const char *tenant, const char *event_id, const char *txid)
 {
@@ -131,23 +157,7 @@ apply_sale(const char *tenant, const char *event_id, const char *txid)
 	t.grand_total = 1999;
 	dre_buf ev = { 0 };
 	assert_int_equal(dre_avro_encode_tx_confirmed(&ev, &t), DRE_OK);
-	dre_msg       m = { .topic = "dre.transactions.confirmed",
-		      .payload = (const uint8_t *) ev.data,
-		      .len = ev.len };
-	dre_batch    *b = dre_batch_alloc_indexed();
-	dre_arena    *a = dre_arena_alloc(0);
-	dre_apply_ctx x = { .st = s.st,
-		.b = b,
-		.a = a,
-		.event_id = t.event_id,
-		.attempts = 1,
-		.now_ms = 5 };
-	wh_batch_begin(&s);
-	assert_int_equal(wh_apply(&s, &x, &m), DRE_OK);
-	assert_int_equal(dre_store_write(s.st, b, true), DRE_OK);
-	wh_batch_end(&s, DRE_OK);
-	dre_batch_free(b);
-	dre_arena_free(a);
+	run(wh_apply, "dre.transactions.confirmed", &ev, t.event_id);
 	dre_buf_free(&ev);
 }
 
@@ -185,11 +195,89 @@ test_sale_becomes_deliveries(void **state)
 	dre_arena_free(a);
 }
 
+// promo applies one change of promotion P1 (tenant t1) through the
+// follower; status NULL = a DELETE.
+static void
+promo(int64_t version, const char *status)
+{
+	char             doc[128], eid[DRE_UUID_LEN + 1];
+	dre_master_event e = { .tenant = "t1",
+		.occurred_at = 1,
+		.schema_version = 2,
+		.entity_kind = "PROMOTION",
+		.entity_id = "P1",
+		.op = status ? "UPSERT" : "DELETE",
+		.version = version };
+	snprintf(doc, sizeof doc, "{\"id\":\"P1\",\"status\":\"%s\"}",
+	    status ? status : "");
+	if (status != NULL) {
+		e.document = doc;
+		e.document_len = strlen(doc);
+	}
+	dre_uuid_v4(eid);
+	memcpy(e.event_id, eid, sizeof e.event_id);
+	dre_buf ev = { 0 };
+	assert_int_equal(dre_avro_encode_master(&ev, &e), DRE_OK);
+	run(wh_promo_apply, "dre.master.promotions", &ev, e.event_id);
+	dre_buf_free(&ev);
+}
+
+// promo_events counts the deliveries of type to subscription s-promo.
+static size_t
+promo_events(const char *type)
+{
+	char            needle[64];
+	const char     *sub = "\"subscriptionId\":\"s-promo\"";
+	dre_store_iter *it = NULL;
+	size_t          n = 0;
+	snprintf(needle, sizeof needle, "\"eventType\":\"%s\"", type);
+	assert_int_equal(
+	    dre_store_iter_open(&it, s.st, WH_CF_DELIVERIES, NULL, 0), DRE_OK);
+	const char *k, *v;
+	size_t      kl, vl;
+	while (dre_store_iter_next(it, &k, &kl, &v, &vl))
+		if (memmem(v, vl, needle, strlen(needle))
+		    && memmem(v, vl, sub, strlen(sub)))
+			n++;
+	dre_store_iter_close(it);
+	return n;
+}
+
+static void
+test_promotion_events(void **state)
+{
+	(void) state;
+	subscribe("s-promo", "*", true);
+	promo(10, "INACTIVE");
+	assert_int_equal(promo_events("PROMOTION_CREATED"), 1);
+	assert_int_equal(promo_events("PROMOTION_ACTIVATED"), 0);
+	promo(10, "ACTIVE"); // a replay of version 10: nothing
+	promo(12, "ACTIVE");
+	assert_int_equal(promo_events("PROMOTION_CREATED"), 1);
+	assert_int_equal(promo_events("PROMOTION_UPDATED"), 1);
+	assert_int_equal(promo_events("PROMOTION_ACTIVATED"), 1);
+	promo(11, "INACTIVE"); // older than the copy: nothing
+	promo(13, "ACTIVE"); // still active: UPDATED only
+	assert_int_equal(promo_events("PROMOTION_UPDATED"), 2);
+	assert_int_equal(promo_events("PROMOTION_ACTIVATED"), 1);
+	assert_int_equal(promo_events("PROMOTION_DEACTIVATED"), 0);
+	promo(14, "EXPIRED");
+	assert_int_equal(promo_events("PROMOTION_DEACTIVATED"), 1);
+	promo(15, NULL);
+	assert_int_equal(promo_events("PROMOTION_DELETED"), 1);
+	promo(14, "ACTIVE"); // older than the deletion: nothing
+	promo(16, "ACTIVE"); // written again: created again
+	assert_int_equal(promo_events("PROMOTION_CREATED"), 2);
+	assert_int_equal(promo_events("PROMOTION_ACTIVATED"), 2);
+	assert_int_equal(promo_events("PROMOTION_UPDATED"), 3);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sale_becomes_deliveries),
+		cmocka_unit_test(test_promotion_events),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

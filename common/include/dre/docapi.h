@@ -10,6 +10,7 @@
 #include "dre/arena.h"
 #include "dre/err.h"
 #include "dre/json.h"
+#include "dre/odata.h"
 #include "dre/promo.h"
 #include "dre/rpc.h"
 
@@ -80,6 +81,36 @@ void dre_docapi_reply_doc(
 // memory.
 void dre_docapi_reply_list(
     dre_docapi_req *r, int64_t count, const dre_buf *items);
+
+// A list answer in progress, with the OData query options (dre/odata.h).
+// Without $orderby the page is written while the collection is read,
+// keeping nothing (a collection may hold a million documents); with one,
+// the documents that pass $filter are kept and sorted. The members are
+// the caller's to read (count, q: to peek at $skip/$top before rendering).
+typedef struct {
+	dre_docapi_req *r;
+	dre_odata      *q;
+	bool            parse; // $filter, $select or $orderby: parsed docs
+	dre_arena      *scratch; // the document at hand
+	dre_arena      *docs; // the documents kept for sorting
+	dre_odata_list  kept;
+	dre_buf         vals; // the page
+	int64_t         count;
+	bool            oom;
+} dre_docapi_list;
+
+// dre_docapi_list_begin reads the query options for an entity offering
+// fields ($top: dflt when absent, at most max); false once it has answered
+// (400 naming the option, or 503) -- dre_docapi_list_free is still right.
+bool dre_docapi_list_begin(dre_docapi_list *l, dre_docapi_req *r,
+    const dre_odata_fields *fields, int64_t dflt, int64_t max);
+// dre_docapi_list_add offers one document of the collection, text[0..len)
+// as a read answers it (borrowed for the call). False once out of memory.
+bool dre_docapi_list_add(dre_docapi_list *l, const char *text, size_t len);
+// dre_docapi_list_end answers the page (or 503) and frees what l holds.
+void dre_docapi_list_end(dre_docapi_list *l);
+// dre_docapi_list_free frees what l holds (when it has answered already).
+void dre_docapi_list_free(dre_docapi_list *l);
 
 // dre_etag_match tells whether an If-Match header value names the entity
 // whose ETag is "version" (quoted): "*", or one tag of a comma-separated
