@@ -97,6 +97,8 @@ const gw_route gw_routes[] = {
 	    GW_EVALUATOR, "Evaluate", ROLES_POS, GW_BODY_JSON, BRIDGE },
 	{ "POST", "/rc/spi/1.0/promotion-code/validate", gw_bridge_code,
 	    GW_COUPON, "Validate", ROLES_POS, GW_BODY_JSON, BRIDGE },
+	{ "POST", "/rc/spi/1.0/sa/getLoyaltyPoints", gw_forward, GW_LOYALTY,
+	    "OrderPoints.get", ROLES_POS, GW_BODY_JSON, BRIDGE },
 	{ "POST", "/rc/webhooks/ORDER", gw_bridge_order, GW_EVALUATOR,
 	    "Confirm", ROLES_POS, GW_BODY_JSON, BRIDGE },
 	{ "POST", "/rc/webhooks/VOID_CART", gw_bridge_void, GW_COUPON,

@@ -111,6 +111,14 @@ loy_apply_confirmed(void *arg, dre_apply_ctx *x, const dre_msg *m)
 		uint8_t be[8];
 		dre_be64_put(be, t.loyalty_points);
 		dre_batch_put(x->b, s->st, LOY_CF_LEDGER, key, kl, be, 8);
+		// By the sale's receipt id too (the POS-platform bridge's
+		// orderId: getLoyaltyPoints).
+		if (t.receipt_id != NULL && t.receipt_id[0] != '\0'
+		    && (kl = dre_key(key, sizeof(key), 0, 4, t.tenant, "o",
+		            c.id, t.receipt_id))
+		        > 0)
+			dre_batch_put(
+			    x->b, s->st, LOY_CF_LEDGER, key, kl, be, 8);
 	}
 	// A receipt sent for this transaction before the confirm came in
 	// earned its points already: never twice.

@@ -17,6 +17,7 @@
 #include "dre/jsonw.h"
 #include "dre/log.h"
 #include "dre/money.h"
+#include "dre/store.h"
 #include "dre/uuid.h"
 
 #define MINOR_VERSION 1
@@ -618,6 +619,75 @@ out:
 	dre_docapi_end(&r.d);
 }
 
+// ---- the POS-platform bridge ---------------------------------------------
+
+// h_order_points answers the platform's getLoyaltyPoints {orderId,
+// customerId} in its shape: the points that confirmed order (its receipt
+// id) earned the member, the balance and the tier now.
+static void
+h_order_points(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	req r;
+	if (!req_begin(&r, svc, call, rep))
+		goto out;
+	const dre_json *doc = dre_docapi_body(&r.d, DRE_DOCAPI_NOT_OBJECT);
+	if (doc == NULL)
+		goto out;
+	const dre_json *o = dre_json_get(doc, "orderId");
+	const dre_json *who = dre_json_get(doc, "customerId");
+	if (!dre_json_is(o, DRE_JSON_STRING) || o->len == 0
+	    || !dre_json_is(who, DRE_JSON_STRING) || who->len == 0) {
+		dre_rpc_reply_error(rep, 400, "MISSING_FIELD", NULL,
+		    "orderId and customerId are required strings");
+		goto out;
+	}
+	loy_contact c;
+	loy_program p;
+	dre_err     err
+	    = loy_resolve(r.s, NULL, r.d.a, call->tenant, who->str, &c);
+	if (err == DRE_ENOTFOUND) {
+		dre_rpc_reply_error(rep, 404, "CUSTOMER_NOT_FOUND", NULL,
+		    "customer %s is not a loyalty member", who->str);
+		goto out;
+	}
+	char   key[800], *v = NULL;
+	size_t kl = 0, vl = 0;
+	if (err == DRE_OK)
+		err = loy_program_get(r.s, r.d.a, call->tenant, &p);
+	if (err == DRE_OK) {
+		kl = dre_key(
+		    key, sizeof(key), 0, 4, call->tenant, "o", c.id, o->str);
+		err = kl == 0
+		    ? DRE_ENOTFOUND
+		    : dre_store_get(r.s->st, LOY_CF_LEDGER, key, kl, &v, &vl);
+	}
+	if (err == DRE_ENOTFOUND) {
+		dre_rpc_reply_error(rep, 404, "ORDER_NOT_FOUND", NULL,
+		    "order %s of customer %s has not been confirmed (yet)",
+		    o->str, who->str);
+		goto out;
+	}
+	if (err != DRE_OK) {
+		dre_docapi_internal(&r.d, err);
+		goto out;
+	}
+	int64_t pts = vl == 8 ? dre_be64_get((const uint8_t *) v) : 0;
+	free(v);
+	int64_t   earned = loy_earned365(&c, loy_day(dre_now_ms()));
+	dre_jsonw w;
+	dre_jsonw_init(&w, &rep->body);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "orderId", o->str);
+	dre_jsonw_kstr(&w, "customerId", who->str);
+	dre_jsonw_kint(&w, "pointsEarned", pts);
+	dre_jsonw_kint(&w, "pointsBalance", c.balance);
+	dre_jsonw_kstr(&w, "tier", loy_level(&p, earned));
+	dre_jsonw_obj_end(&w);
+	dre_rpc_reply_json(rep);
+out:
+	dre_docapi_end(&r.d);
+}
+
 // ---- receipts -----------------------------------------------------------
 
 // receipt_contact finds the receipt's contact{matchKey, matchKeyType}.
@@ -1174,6 +1244,7 @@ const dre_rpc_route loy_routes[] = {
 	{ "loyalty.Contacts.get", h_get, 0 },
 	{ "loyalty.Contacts.update", h_update, 0 },
 	{ "loyalty.ContactOverview.get", h_overview, 0 },
+	{ "loyalty.OrderPoints.get", h_order_points, 0 },
 	{ "loyalty.Receipts.create", h_receipt, 0 },
 	{ "loyalty.Contacts.import", h_import, 0 },
 	{ NULL, NULL, 0 },

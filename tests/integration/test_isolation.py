@@ -95,6 +95,7 @@ def bodies(a):
         "rcWebhookOrder": {"orderId": a["txn"], "cartId": a["txn"], "customerId": a["contact"],
                            "promotions": [{"promotionId": a["promo"], "amount": D("0.00")}]},
         "rcWebhookVoidCart": {"cartId": a["txn"]},
+        "rcGetLoyaltyPoints": {"orderId": a["txn"], "customerId": a["contact"]},
     }
 
 

@@ -20,6 +20,7 @@ CART = "/rc/spi/1.0/sa/cartValidation"
 ORDER = "/rc/webhooks/ORDER"
 VOID = "/rc/webhooks/VOID_CART"
 CODE = "/rc/spi/1.0/promotion-code/validate"
+POINTS = "/rc/spi/1.0/sa/getLoyaltyPoints"
 
 
 class Bridge(harness.TestCase):
@@ -161,6 +162,17 @@ class Bridge(harness.TestCase):
         self.assertEqual((c["status"], c["redemptionCount"]), ("REDEEMED", 1))
         o = self.assertOk(s.get("/api/v3/contactoverview?contactId=" + contact["id"]))
         self.assertEqual(o["loyalty"]["pointsBalance"], 18)
+        # getLoyaltyPoints: what that order earned the member, for the receipt.
+        self.assertEqual(self.assertOk(self.call(POINTS, {"orderId": order_id,
+                                                          "customerId": mn})),
+                         {"orderId": order_id, "customerId": mn, "pointsEarned": 18,
+                          "pointsBalance": 18, "tier": "BASE"})
+        self.assertPlatformError(self.call(POINTS, {"orderId": uniq("ORD"), "customerId": mn}),
+                                 404, "ORDER_NOT_FOUND")
+        self.assertPlatformError(self.call(POINTS, {"orderId": order_id,
+                                                    "customerId": uniq("NOBODY")}),
+                                 404, "CUSTOMER_NOT_FOUND")
+        self.assertPlatformError(self.call(POINTS, {"orderId": order_id}), 400, "MISSING_FIELD")
 
         # VOID_CART of another cart frees its reservation; a repost gets the
         # same answer.
