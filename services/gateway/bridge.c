@@ -295,10 +295,11 @@ typedef struct {
 	size_t      n, next;
 } hold;
 
-// coupon_call sends a JSON body to the coupon service's method and renders
-// the reply with render.
+// backend_call sends a JSON body to method of backend (its first client)
+// and renders the reply with render.
 static void
-coupon_call(gw_job *j, const char *method, const char *body, gw_render render)
+backend_call(gw_job *j, gw_backend_id backend, const char *method,
+    const char *body, gw_render render)
 {
 	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
 	char           *roles[32];
@@ -308,7 +309,13 @@ coupon_call(gw_job *j, const char *method, const char *body, gw_render render)
 	req.has_body = 1;
 	req.body.data = (uint8_t *) body;
 	req.body.len = strlen(body);
-	gw_job_call(j, j->g->backends[GW_COUPON].clients[0], &req, render);
+	gw_job_call(j, j->g->backends[backend].clients[0], &req, render);
+}
+
+static void
+coupon_call(gw_job *j, const char *method, const char *body, gw_render render)
+{
+	backend_call(j, GW_COUPON, method, body, render);
 }
 
 // hold_next reserves the cart's next code, then answers the cart (in
@@ -769,4 +776,80 @@ gw_bridge_code(gw_job *j)
 		return;
 	}
 	coupon_call(j, "coupon.Validate", body, render_code);
+}
+
+// ---------------------------------------------------------------- RETURN
+
+static const char *const k_return[]
+    = { "orderId", "returnId", "customerId", "lineItems", NULL };
+static const char *const k_return_line[]
+    = { "sku", "quantity", "refundAmount", NULL };
+
+// render_passed answers the callee's document as it is (it is in the
+// platform's shape already).
+static void
+render_passed(gw_job *j)
+{
+	if (gw_job_reply_error(j))
+		return;
+	gw_job_respond(j, 200, (const char *) j->rep->body.data,
+	    j->rep->has_body ? j->rep->body.len : 0, GW_JSON_CT);
+}
+
+void
+gw_bridge_return(gw_job *j)
+{
+	dre_json       *root;
+	const char     *order, *ret;
+	const dre_json *lines;
+	ignored         ig = { { 0 }, 0 };
+	int64_t         refund = 0;
+	size_t          i = 0;
+
+	if (!body_object(j, &root)
+	    || !str_member(j, root, "", "orderId", true, &order)
+	    || !str_member(j, root, "", "returnId", true, &ret))
+		return;
+	lines = dre_json_get(root, "lineItems");
+	if (!dre_json_is(lines, DRE_JSON_ARRAY) || lines->len == 0) {
+		gw_job_error(j, 400, "EMPTY_RETURN", NULL,
+		    "lineItems must hold at least one returned line");
+		return;
+	}
+	for (const dre_json *e = lines->child; e != NULL; e = e->next, i++) {
+		char    path[32];
+		int64_t v;
+		snprintf(path, sizeof path, "lineItems[%zu]", i);
+		if (e->type != DRE_JSON_OBJECT
+		    || dre_json_decimal(&v, dre_json_get(e, "refundAmount"),
+		           DRE_MONEY_SCALE, 15)
+		        != DRE_OK
+		    || v < 0) {
+			gw_job_error(j, 400, "INVALID_FIELD", NULL,
+			    "%s.refundAmount must be a number not below 0",
+			    path);
+			dre_buf_free(&ig.b);
+			return;
+		}
+		refund += v;
+		ignore_unknown(&ig, e, path, k_return_line);
+	}
+	ignore_unknown(&ig, root, "", k_return);
+	ignored_done(j, &ig);
+	dre_buf   b = { 0 };
+	dre_jsonw w;
+	dre_jsonw_init(&w, &b);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "orderId", order);
+	dre_jsonw_kstr(&w, "returnId", ret);
+	dre_jsonw_kint(&w, "refund", refund);
+	dre_jsonw_obj_end(&w);
+	char *body = b.oom ? NULL : dre_arena_strdup(j->arena, b.data);
+	dre_buf_free(&b);
+	if (body == NULL) {
+		gw_job_oom(j);
+		return;
+	}
+	backend_call(
+	    j, GW_LOYALTY, "loyalty.Returns.create", body, render_passed);
 }

@@ -330,6 +330,7 @@ void gw_bridge_cart(gw_job *j);
 void gw_bridge_order(gw_job *j);
 void gw_bridge_void(gw_job *j);
 void gw_bridge_code(gw_job *j);
+void gw_bridge_return(gw_job *j);
 
 // openapi.c: GET /openapi.json, the embedded proto/openapi.yaml as JSON.
 void gw_openapi(gw_job *j);

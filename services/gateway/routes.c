@@ -101,6 +101,8 @@ const gw_route gw_routes[] = {
 	    "OrderPoints.get", ROLES_POS, GW_BODY_JSON, BRIDGE },
 	{ "POST", "/rc/webhooks/ORDER", gw_bridge_order, GW_EVALUATOR,
 	    "Confirm", ROLES_POS, GW_BODY_JSON, BRIDGE },
+	{ "POST", "/rc/webhooks/RETURN", gw_bridge_return, GW_LOYALTY,
+	    "Returns.create", ROLES_POS, GW_BODY_JSON, BRIDGE },
 	{ "POST", "/rc/webhooks/VOID_CART", gw_bridge_void, GW_COUPON,
 	    "ReleaseTransaction", ROLES_POS, GW_BODY_JSON, BRIDGE },
 	{ "POST", "/api/v1/Budgets", gw_forward, GW_BUDGET, "Budgets.create",

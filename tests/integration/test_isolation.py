@@ -95,6 +95,9 @@ def bodies(a):
         "rcWebhookOrder": {"orderId": a["txn"], "cartId": a["txn"], "customerId": a["contact"],
                            "promotions": [{"promotionId": a["promo"], "amount": D("0.00")}]},
         "rcWebhookVoidCart": {"cartId": a["txn"]},
+        "rcWebhookReturn": {"orderId": a["txn"], "returnId": a["txn"],
+                            "lineItems": [{"sku": a["article"], "quantity": 1,
+                                           "refundAmount": D("1.00")}]},
         "rcGetLoyaltyPoints": {"orderId": a["txn"], "customerId": a["contact"]},
     }
 

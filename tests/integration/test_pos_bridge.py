@@ -21,6 +21,7 @@ ORDER = "/rc/webhooks/ORDER"
 VOID = "/rc/webhooks/VOID_CART"
 CODE = "/rc/spi/1.0/promotion-code/validate"
 POINTS = "/rc/spi/1.0/sa/getLoyaltyPoints"
+RETURN = "/rc/webhooks/RETURN"
 
 
 class Bridge(harness.TestCase):
@@ -173,6 +174,26 @@ class Bridge(harness.TestCase):
                                                     "customerId": uniq("NOBODY")}),
                                  404, "CUSTOMER_NOT_FOUND")
         self.assertPlatformError(self.call(POINTS, {"orderId": order_id}), 400, "MISSING_FIELD")
+
+        # RETURN of half the sale deducts half its points; a repost gets the
+        # first answer; the rest of the sale deducts at most what is left.
+        ret = {"orderId": order_id, "returnId": uniq("RET"),
+               "lineItems": [{"sku": art, "quantity": 1, "refundAmount": D("9.00")}]}
+        first = self.assertOk(self.call(RETURN, ret))
+        self.assertEqual(first, {"orderId": order_id, "returnId": ret["returnId"],
+                                 "customerId": contact["id"], "pointsDeducted": 9,
+                                 "pointsBalance": 9})
+        self.assertEqual(self.assertOk(self.call(RETURN, ret)), first)
+        ret2 = dict(ret, returnId=uniq("RET"),
+                    lineItems=[{"sku": art, "quantity": 2, "refundAmount": D("18.00")}])
+        self.assertEqual(self.assertOk(self.call(RETURN, ret2))["pointsDeducted"], 9)
+        o = self.assertOk(s.get("/api/v3/contactoverview?contactId=" + contact["id"]))
+        self.assertEqual(o["loyalty"]["pointsBalance"], 0)
+        self.assertPlatformError(self.call(RETURN, dict(ret, orderId=uniq("NOORDER"),
+                                                        returnId=uniq("RET"))),
+                                 404, "ORDER_NOT_FOUND")
+        self.assertPlatformError(self.call(RETURN, dict(ret, lineItems=[])), 400, "EMPTY_RETURN")
+        self.assertPlatformError(self.call(RETURN, {"orderId": order_id}), 400, "MISSING_FIELD")
 
         # VOID_CART of another cart frees its reservation; a repost gets the
         # same answer.
