@@ -36,6 +36,7 @@ static const char *const action_names[] = { "ARTICLE", "ARTICLE_GROUP",
 static const char *const disc_names[]
     = { "PERCENTAGE", "ABSOLUTE", "UNIT_PRICE" };
 static const char *const excl_names[] = { "NONE", "LINE", "RECEIPT" };
+static const char *const assign_names[] = { "NONE", "PERSONAL" };
 static const char *const mode_names[] = { "ADDITIVE", "MULTIPLICATIVE" };
 static const char *const rounding_names[]
     = { "HALF_UP", "DOWN", "UP", "NONE" };
@@ -157,8 +158,8 @@ jpath(char *out, size_t cap, const char *fmt, ...)
 	    "validTo", "timeWindows", "timezone", "posGroups", "currency",    \
 	    "priority", "exclusivity", "exclusionGroups",                     \
 	    "calculationConfig", "budgetIds", "couponTypeIds", "campaignId",  \
-	    "conditions", "actions", "createdAt", "modifiedAt",               \
-	    "minorVersion")
+	    "externalId", "assignment", "conditions", "actions", "createdAt", \
+	    "modifiedAt", "minorVersion")
 #define K_WINDOW KNOWN("days", "from", "to")
 #define K_CALC   KNOWN("mode", "rounding", "precision")
 #define K_COND                                                                \
@@ -1121,6 +1122,19 @@ apply_members(pctx *c, dre_promo *p, const dre_json *doc, bool patch)
 			get_str(c, &p->campaign_id, v, "campaignId", 1,
 			    STR_MAX_CHARS);
 	}
+	if ((v = dre_json_get(doc, "externalId")) != NULL) {
+		p->external_id = NULL;
+		if (!dre_json_is_null(v))
+			get_str(c, &p->external_id, v, "externalId", 1,
+			    STR_MAX_CHARS);
+	}
+	if ((v = dre_json_get(doc, "assignment")) != NULL) {
+		p->assignment = DRE_ASSIGN_NONE;
+		if (!dre_json_is_null(v)
+		    && get_enum(c, &i, v, assign_names, NELEM(assign_names),
+		        "assignment"))
+			p->assignment = (dre_assignment) i;
+	}
 	if ((v = dre_json_get(doc, "conditions")) != NULL) {
 		p->conds = NULL;
 		p->nconds = 0;
@@ -1451,6 +1465,9 @@ dre_promo_write(dre_buf *out, const dre_promo *p)
 	w_strlist(&w, "budgetIds", &p->budget_ids);
 	w_strlist(&w, "couponTypeIds", &p->coupon_type_ids);
 	dre_jsonw_kstr(&w, "campaignId", p->campaign_id);
+	dre_jsonw_kstr(&w, "externalId", p->external_id);
+	dre_jsonw_kstr(&w, "assignment",
+	    enum_name(assign_names, NELEM(assign_names), (int) p->assignment));
 	dre_jsonw_key(&w, "conditions");
 	dre_jsonw_arr_begin(&w);
 	for (uint32_t i = 0; i < p->nconds; i++)

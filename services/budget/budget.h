@@ -21,7 +21,8 @@ enum {
 	BUD_CF_META, // 'v' -> last status version (be64)
 	BUD_CF_OUTBOX, // events waiting for Kafka
 	BUD_CF_APPLIER, // the dre.transactions.confirmed applier's keys
-	BUD_NCFS = BUD_CF_APPLIER,
+	BUD_CF_AUDIT, // the audit records of /api/v1 writes (dre/audit.h)
+	BUD_NCFS = BUD_CF_AUDIT,
 };
 
 typedef struct {

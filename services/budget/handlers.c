@@ -8,6 +8,7 @@
 
 #include "apply.h"
 #include "dre/arena.h"
+#include "dre/audit.h"
 #include "dre/buf.h"
 #include "dre/changes.h"
 #include "dre/clock.h"
@@ -118,6 +119,46 @@ render(dre_jsonw *w, const Dre__BudgetRecord *b)
 	ktime_opt(w, "createdAt", true, b->created_at);
 	ktime_opt(w, "modifiedAt", true, b->modified_at);
 	dre_jsonw_obj_end(w);
+}
+
+// doc_of renders b as the API answers it, without minorVersion (the audit
+// log's before and after).
+static void
+doc_of(dre_buf *out, const Dre__BudgetRecord *b)
+{
+	dre_jsonw w;
+	dre_jsonw_init(&w, out);
+	render(&w, b);
+}
+
+// audit_put adds the audit record of an /api/v1 write to wb: before (a
+// rendered budget, NULL for a create) and after (NULL for a delete).
+static dre_err
+audit_put(req *r, dre_batch *wb, const char *id, const dre_buf *before,
+    const Dre__BudgetRecord *after)
+{
+	dre_buf       a = { 0 };
+	dre_audit_rec rec = { .tenant = r->d.call->tenant,
+		.actor = r->d.call->principal,
+		.entity = "Budget",
+		.entity_id = id,
+		.action = before == NULL ? "create"
+		    : after == NULL      ? "delete"
+		                         : "update" };
+	if (before != NULL) {
+		rec.before = before->data;
+		rec.before_len = before->len;
+	}
+	if (after != NULL) {
+		doc_of(&a, after);
+		rec.after = a.data;
+		rec.after_len = a.len;
+	}
+	dre_err err = (before != NULL && before->oom) || a.oom
+	    ? DRE_ENOMEM
+	    : dre_audit_put(wb, r->s->st, BUD_CF_AUDIT, 0, &rec, NULL);
+	dre_buf_free(&a);
+	return err;
 }
 
 // ---- optimistic concurrency: ETag = the budget's edit revision
@@ -378,6 +419,8 @@ h_create(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	if (err == DRE_OK)
 		err = bud_put(r.s, wb, r.d.a, call->tenant, &b);
 	if (err == DRE_OK)
+		err = audit_put(&r, wb, b.id, NULL, &b);
+	if (err == DRE_OK)
 		err = dre_store_write(r.s->st, wb, true);
 	pthread_mutex_unlock(&r.s->mu);
 	dre_batch_free(wb);
@@ -536,8 +579,11 @@ h_update(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	}
 	int64_t old_total = b->total;
 	bool    full = patch == NULL || strcmp(patch, "1") != 0;
+	dre_buf before = { 0 };
+	doc_of(&before, b);
 	if (!apply_doc(&r, doc, b, full)) {
 		pthread_mutex_unlock(&r.s->mu);
+		dre_buf_free(&before);
 		goto out;
 	}
 	int64_t now = dre_now_ms();
@@ -562,8 +608,11 @@ h_update(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	if (err == DRE_OK)
 		err = bud_put(r.s, wb, r.d.a, call->tenant, b);
 	if (err == DRE_OK)
+		err = audit_put(&r, wb, b->id, &before, b);
+	if (err == DRE_OK)
 		err = dre_store_write(r.s->st, wb, true);
 	pthread_mutex_unlock(&r.s->mu);
+	dre_buf_free(&before);
 	dre_batch_free(wb);
 	if (err != DRE_OK) {
 		dre_docapi_internal(&r.d, err);
@@ -607,9 +656,14 @@ h_delete(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		                 : bud_status_changed(r.s, wb, call->tenant, b,
 		                     "DELETED", dre_now_ms());
 	if (err == DRE_OK) {
+		dre_buf before = { 0 };
+		doc_of(&before, b);
 		dre_batch_delete(wb, r.s->st, BUD_CF_BUDGETS, key, kl);
-		err = dre_store_write(r.s->st, wb, true);
+		err = audit_put(&r, wb, b->id, &before, NULL);
+		dre_buf_free(&before);
 	}
+	if (err == DRE_OK)
+		err = dre_store_write(r.s->st, wb, true);
 	pthread_mutex_unlock(&r.s->mu);
 	dre_batch_free(wb);
 	if (err != DRE_OK) {
@@ -620,6 +674,17 @@ h_delete(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	changes_header(rep, b->id, b->version);
 	rep->status = 200;
 out:
+	dre_docapi_end(&r.d);
+}
+
+// budget.AuditLogs.list: the budgets' audit records, for the gateway's
+// merge of GET /api/v1/AuditLogs.
+static void
+h_audit_list(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	req r;
+	if (req_begin(&r, svc, call, rep))
+		dre_audit_list(&r.d, r.s->st, BUD_CF_AUDIT, 0);
 	dre_docapi_end(&r.d);
 }
 
@@ -727,5 +792,6 @@ const dre_rpc_route bud_routes[] = {
 	{ "budget.Budgets.update", h_update },
 	{ "budget.Budgets.delete", h_delete },
 	{ "budget.Snapshot", h_snapshot },
+	{ "budget.AuditLogs.list", h_audit_list },
 	{ NULL, NULL },
 };

@@ -24,7 +24,11 @@ typedef enum {
 } cat_kind;
 
 // Column families (0 is RocksDB's "default", unused).
-enum { CF_ENTITIES = 1, CF_INDEX, CF_META, CF_OUTBOX };
+enum { CF_ENTITIES = 1, CF_INDEX, CF_META, CF_OUTBOX, CF_AUDIT };
+
+// Keys of CF_META besides the version: 'a' tenant \0 promotion id -> the
+// promotion's approval state (JSON, handlers.c).
+#define CAT_META_APPROVAL 'a'
 
 typedef struct {
 	dre_store        *st;
@@ -61,13 +65,35 @@ typedef struct {
 	const char *value;
 } cat_index;
 
+// What a write tells the audit log (dre/audit.h) besides the entity before
+// and after, and what else it stores in the same batch.
+typedef struct {
+	const char *actor; // the call's principal
+	const char *action; // NULL: create, update or delete, from the change
+	const char *details; // JSON object or NULL
+	// The promotion's approval state (CAT_META_APPROVAL), NULL: unchanged.
+	const char *approval;
+	size_t      approval_len;
+} cat_audit;
+
+// cat_audit_auth_event records an auth event (dre_auth_event_hook's
+// function; arg is the cat) in the audit log, synced.
+void cat_audit_auth_event(void *arg, const char *event, const char *tenant,
+    const char *principal, const char *subject, const char *source);
+
+// cat_audit_entity is the entity name of a kind in the audit log
+// ("Promotion", "Article", ...).
+const char *cat_audit_entity(cat_kind k);
+
 // cat_put_locked stores doc under (tenant, kind, key) with a new version,
 // updates the secondary indexes (del first, then add) and queues the UPSERT
 // event, in one synced batch. doc NULL deletes the entity (DELETE event).
+// The same batch holds the audit record (the stored document before, doc
+// after, and what au says; none when au is NULL) and au's approval state.
 // The caller holds c->mu.
 dre_err cat_put_locked(cat *c, const char *tenant, cat_kind k, const char *key,
     const char *doc, size_t len, const cat_index *add, size_t nadd,
-    const cat_index *del, size_t ndel, int64_t *versionp);
+    const cat_index *del, size_t ndel, const cat_audit *au, int64_t *versionp);
 
 // The entity key layout: tenant \0 kind \0 key; the value: 8-byte
 // big-endian version + JSON document.

@@ -8,6 +8,8 @@
 
 #include "catalog.h"
 #include "dre/arena.h"
+#include "dre/audit.h"
+#include "dre/auth.h"
 #include "dre/changes.h"
 #include "dre/clock.h"
 #include "dre/docapi.h"
@@ -44,6 +46,12 @@ typedef struct {
 	int64_t version; // of the stored entity resolve() found
 	int64_t written; // version of this request's last write
 	int     nwritten; // entities written
+	// For the audit log: the action when it is not create, update or
+	// delete, its details (JSON), and the promotion's approval state to
+	// store with the change (dre_buf data, NULL: unchanged).
+	const char *action;
+	const char *details;
+	dre_buf     approval;
 } req;
 
 static const ent_spec *const specs[CAT_NKINDS] = {
@@ -69,6 +77,9 @@ req_begin(req *r, void *svc, const dre_rpc_call *call, dre_rpc_reply *rep,
 	r->version = 0;
 	r->written = 0;
 	r->nwritten = 0;
+	r->action = NULL;
+	r->details = NULL;
+	memset(&r->approval, 0, sizeof r->approval);
 	return dre_docapi_begin(&r->d, &cat_api, call, rep);
 }
 
@@ -88,6 +99,7 @@ req_end(req *r)
 			    r->d.rep, "dre-changes", r->changes.data);
 	}
 	dre_buf_free(&r->changes);
+	dre_buf_free(&r->approval);
 	dre_docapi_end(&r->d);
 }
 
@@ -96,9 +108,14 @@ static dre_err
 put_locked(req *r, cat_kind k, const char *key, const char *doc, size_t len,
     const cat_index *add, size_t nadd, const cat_index *del, size_t ndel)
 {
-	int64_t version = 0;
+	int64_t   version = 0;
+	cat_audit au = { r->d.call->principal, r->action, r->details,
+		r->approval.len > 0 ? r->approval.data : NULL,
+		r->approval.len };
+	if (r->approval.oom)
+		return DRE_ENOMEM;
 	dre_err err = cat_put_locked(r->c, r->d.call->tenant, k, key, doc, len,
-	    add, nadd, del, ndel, &version);
+	    add, nadd, del, ndel, &au, &version);
 	if (err == DRE_OK) {
 		dre_changes_add(&r->changes, cat_kind_name(k), key, version);
 		r->written = version;
@@ -224,6 +241,151 @@ reply_not_found(req *r, const char *id)
 	    "%s '%s' not found", cat_kind_name(r->k), id);
 }
 
+// ---- approval (issue 13.5) ------------------------------------------------
+//
+// DRAFT -> PENDING_APPROVAL (submit) -> APPROVED | REJECTED (approve,
+// reject with a reason); APPROVED -> ACTIVE (activate). Every promotion
+// write stores, beside the promotion and in its batch, the approval state
+// (CF_META, CAT_META_APPROVAL): the last editor, whether the content was
+// approved since, who decided and why. With the tenant setting
+// requireApproval a promotion reaches ACTIVE only from APPROVED (or from
+// INACTIVE when its content was approved and not edited since), approved
+// by someone other than its last editor; without it activate works from
+// any status, as before.
+
+// The approval state of a promotion, as stored (JSON).
+typedef struct {
+	const char *last_editor; // "" when unknown (written before 13.5)
+	const char *submitted_by;
+	const char *decided_by;
+	const char *reason;
+	bool        approved; // the current content was approved
+} approval_state;
+
+#define SETTINGS_KEY "settings"
+
+// require_approval tells whether the tenant set requireApproval.
+static bool
+require_approval(req *r)
+{
+	char           *doc = NULL;
+	size_t          len = 0;
+	const dre_json *root = NULL;
+	bool            on = false;
+	if (cat_get(r->c, r->d.call->tenant, CAT_TENANT_SETTINGS, SETTINGS_KEY,
+	        &doc, &len, NULL)
+	    != DRE_OK)
+		return false;
+	if ((root = parse_stored(r, doc, len)) != NULL)
+		on = dre_json_is(
+		    dre_json_get(root, "requireApproval"), DRE_JSON_TRUE);
+	free(doc);
+	return on;
+}
+
+static const char *
+state_str(req *r, const dre_json *root, const char *name)
+{
+	const dre_json *v = root ? dre_json_get(root, name) : NULL;
+	return dre_json_is(v, DRE_JSON_STRING)
+	    ? dre_arena_strdup(r->d.a, v->str)
+	    : NULL;
+}
+
+// approval_get reads the approval state of promotion key (all empty when
+// none was stored).
+static dre_err
+approval_get(req *r, const char *key, approval_state *st)
+{
+	char   ak[1024], *val = NULL;
+	size_t vlen = 0;
+	size_t al = dre_key(
+	    ak, sizeof ak, CAT_META_APPROVAL, 2, r->d.call->tenant, key);
+	dre_err err = al == 0
+	    ? DRE_ENOTFOUND
+	    : dre_store_get(r->c->st, CF_META, ak, al, &val, &vlen);
+	memset(st, 0, sizeof *st);
+	st->last_editor = "";
+	if (err == DRE_ENOTFOUND)
+		return DRE_OK;
+	if (err != DRE_OK)
+		return err;
+	const dre_json *root = parse_stored(r, val, vlen);
+	free(val);
+	if (root == NULL)
+		return DRE_ESTORE;
+	const char *le = state_str(r, root, "lastEditor");
+	st->last_editor = le ? le : "";
+	st->submitted_by = state_str(r, root, "submittedBy");
+	st->decided_by = state_str(r, root, "decidedBy");
+	st->reason = state_str(r, root, "reason");
+	st->approved
+	    = dre_json_is(dre_json_get(root, "approved"), DRE_JSON_TRUE);
+	return DRE_OK;
+}
+
+// approval_set makes st the state the request's write stores.
+static void
+approval_set(req *r, const approval_state *st)
+{
+	dre_jsonw w;
+	dre_buf_reset(&r->approval);
+	dre_jsonw_init(&w, &r->approval);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "lastEditor", st->last_editor);
+	dre_jsonw_kstr(&w, "submittedBy", st->submitted_by);
+	dre_jsonw_kstr(&w, "decidedBy", st->decided_by);
+	dre_jsonw_kstr(&w, "reason", st->reason);
+	dre_jsonw_kbool(&w, "approved", st->approved);
+	dre_jsonw_obj_end(&w);
+}
+
+// needs_approval: the statuses only the workflow (and activate) reach.
+static bool
+needs_approval(dre_promo_status s)
+{
+	return s == DRE_PS_PENDING_APPROVAL || s == DRE_PS_APPROVED
+	    || s == DRE_PS_REJECTED || s == DRE_PS_ACTIVE || s == DRE_PS_PILOT;
+}
+
+// approval_edit applies the workflow to a create or update (base NULL:
+// create) resulting in p: the caller becomes the last editor and the
+// content is no longer approved. With requireApproval an edit cannot set a
+// workflow or live status, cannot change an ACTIVE promotion, and takes a
+// submitted, approved or rejected one back to DRAFT. False once it has
+// answered 409 APPROVAL_REQUIRED.
+static bool
+approval_edit(req *r, const dre_promo *base, dre_promo *p)
+{
+	approval_state st = { 0 };
+	st.last_editor = r->d.call->principal;
+	approval_set(r, &st);
+	if (!require_approval(r))
+		return true;
+	dre_promo_status was = base ? base->status : DRE_PS_DRAFT;
+	if (base != NULL && p->status == was
+	    && (was == DRE_PS_PENDING_APPROVAL || was == DRE_PS_APPROVED
+	        || was == DRE_PS_REJECTED)) {
+		p->status = DRE_PS_DRAFT; // the edit withdraws it
+		return true;
+	}
+	if (!needs_approval(p->status))
+		return true;
+	if (base != NULL && p->status == was)
+		dre_rpc_reply_error(r->d.rep, 409, "APPROVAL_REQUIRED",
+		    "status",
+		    "the promotion is %s and the tenant requires approval: "
+		    "deactivate it, change it and submit it again",
+		    dre_promo_status_name(was));
+	else
+		dre_rpc_reply_error(r->d.rep, 409, "APPROVAL_REQUIRED",
+		    "status",
+		    "the tenant requires approval: a promotion becomes %s "
+		    "only through submit, approve and activate",
+		    dre_promo_status_name(p->status));
+	return false;
+}
+
 // ---- documents ----------------------------------------------------------
 
 // build_promo turns body (PUT/POST) or body over stored (PATCH) into the
@@ -261,6 +423,8 @@ build_promo(req *r, const dre_json *in, const dre_json *stored, bool patch,
 		dre_docapi_errors(&r->d, &r->errs, "invalid document");
 		return false;
 	}
+	if (!approval_edit(r, base, p))
+		return false;
 	if (base != NULL) {
 		memcpy(p->id, base->id, sizeof p->id);
 		p->created_at = base->created_at;
@@ -542,12 +706,12 @@ unlock:
 
 // ---- tenant settings ------------------------------------------------------
 
-#define SETTINGS_KEY "settings"
-
 // settings_write appends the normal form of a tenant's settings.
+// requireApproval is written only when on (absent: off), so the settings of
+// a tenant that never asked for it read as before.
 static void
-settings_write(
-    dre_buf *b, bool nudges, const char *currency, bool strict, int64_t at)
+settings_write(dre_buf *b, bool nudges, const char *currency, bool strict,
+    bool approval, int64_t at)
 {
 	dre_jsonw w;
 	dre_jsonw_init(&w, b);
@@ -555,6 +719,8 @@ settings_write(
 	dre_jsonw_kbool(&w, "enableProductionNudges", nudges);
 	dre_jsonw_kstr(&w, "currency", currency);
 	dre_jsonw_kbool(&w, "rejectUnknownFields", strict);
+	if (approval)
+		dre_jsonw_kbool(&w, "requireApproval", true);
 	dre_jsonw_key(&w, "modifiedAt");
 	if (at == 0)
 		dre_jsonw_null(&w);
@@ -574,7 +740,7 @@ do_settings_get(req *r)
 	    SETTINGS_KEY, &doc, &len, &r->version);
 	if (err == DRE_ENOTFOUND) {
 		dre_buf d = { 0 };
-		settings_write(&d, false, "EUR", false, 0);
+		settings_write(&d, false, "EUR", false, false, 0);
 		if (d.oom)
 			dre_docapi_internal(&r->d, DRE_ENOMEM);
 		else
@@ -603,13 +769,22 @@ do_settings_put(req *r)
 		return;
 	static const char *const known[]
 	    = { "enableProductionNudges", "currency", "rejectUnknownFields",
-		      "modifiedAt", "minorVersion" };
+		      "requireApproval", "modifiedAt", "minorVersion" };
 	if (!dre_docapi_strict(
 	        &r->d, root, known, sizeof known / sizeof known[0]))
 		return;
-	bool            nudges = false, strict = false;
+	bool            nudges = false, strict = false, approval = false;
 	const char     *cur = "EUR";
-	const dre_json *v = dre_json_get(root, "rejectUnknownFields");
+	const dre_json *v = dre_json_get(root, "requireApproval");
+	if (!dre_json_is_null(v)) {
+		if (v->type != DRE_JSON_TRUE && v->type != DRE_JSON_FALSE) {
+			dre_docapi_invalid(&r->d, "requireApproval",
+			    "requireApproval must be a boolean");
+			return;
+		}
+		approval = v->type == DRE_JSON_TRUE;
+	}
+	v = dre_json_get(root, "rejectUnknownFields");
 	if (!dre_json_is_null(v)) {
 		if (v->type != DRE_JSON_TRUE && v->type != DRE_JSON_FALSE) {
 			dre_docapi_invalid(&r->d, "rejectUnknownFields",
@@ -639,7 +814,7 @@ do_settings_put(req *r)
 		cur = v->str;
 	}
 	dre_buf doc = { 0 };
-	settings_write(&doc, nudges, cur, strict, dre_now_ms());
+	settings_write(&doc, nudges, cur, strict, approval, dre_now_ms());
 	if (doc.oom) {
 		dre_docapi_internal(&r->d, DRE_ENOMEM);
 		dre_buf_free(&doc);
@@ -659,6 +834,18 @@ do_settings_put(req *r)
 		dre_buf_free(&doc);
 		return;
 	}
+	// Four eyes cannot be switched off (or on) by those it binds.
+	if (approval != require_approval(r)
+	    && (r->d.call->roles & DRE_ROLE(ADMIN)) == 0) {
+		pthread_mutex_unlock(&r->c->mu);
+		dre_buf_free(&doc);
+		dre_rpc_reply_error(r->d.rep, 403, "FORBIDDEN",
+		    "requireApproval",
+		    "changing requireApproval needs the role Admin (the "
+		    "settings keep it: send \"requireApproval\": %s)",
+		    approval ? "false" : "true");
+		return;
+	}
 	dre_err err = put_locked(r, CAT_TENANT_SETTINGS, SETTINGS_KEY,
 	    doc.data, doc.len, NULL, 0, NULL, 0);
 	pthread_mutex_unlock(&r->c->mu);
@@ -669,18 +856,122 @@ do_settings_put(req *r)
 	dre_buf_free(&doc);
 }
 
-// ---- activate / deactivate ----------------------------------------------
+// ---- activate, deactivate, submit, approve, reject ----------------------
+
+typedef enum {
+	ACT_ACTIVATE,
+	ACT_DEACTIVATE,
+	ACT_SUBMIT,
+	ACT_APPROVE,
+	ACT_REJECT,
+} promo_action;
+
+static const char *const action_names[]
+    = { "activate", "deactivate", "submit", "approve", "reject" };
+
+// reject_reason reads the reject body's reason (required); NULL once it
+// has answered 400.
+static const char *
+reject_reason(req *r)
+{
+	static const char *const known[] = { "reason" };
+	const dre_json *in = dre_docapi_body(&r->d, DRE_DOCAPI_NOT_OBJECT);
+	if (in == NULL || !dre_docapi_strict(&r->d, in, known, 1))
+		return NULL;
+	const dre_json *v = dre_json_get(in, "reason");
+	if (!dre_json_is(v, DRE_JSON_STRING) || v->len == 0 || v->len > 1000) {
+		dre_docapi_invalid(&r->d, "reason",
+		    "reason must be a string of 1 to 1000 characters saying "
+		    "why the promotion is rejected");
+		return NULL;
+	}
+	return v->str;
+}
+
+// transition_ok checks that action may move promotion p (approval state
+// st) and sets its next status and state; false once it has answered.
+static bool
+transition_ok(req *r, promo_action act, dre_promo *p, approval_state *st,
+    const char *reason)
+{
+	const char      *who = r->d.call->principal;
+	dre_promo_status was = p->status;
+	switch (act) {
+	case ACT_DEACTIVATE:
+		p->status = DRE_PS_INACTIVE;
+		return true;
+	case ACT_ACTIVATE:
+		if (was != DRE_PS_ACTIVE && was != DRE_PS_APPROVED
+		    && !(was == DRE_PS_INACTIVE && st->approved)
+		    && require_approval(r)) {
+			dre_rpc_reply_error(r->d.rep, 409, "APPROVAL_REQUIRED",
+			    "status",
+			    "the tenant requires approval: the promotion is "
+			    "%s and its content was not approved; submit it "
+			    "and have someone other than its last editor "
+			    "approve it",
+			    dre_promo_status_name(was));
+			return false;
+		}
+		p->status = DRE_PS_ACTIVE;
+		return true;
+	case ACT_SUBMIT:
+		if (was != DRE_PS_DRAFT && was != DRE_PS_REJECTED
+		    && was != DRE_PS_INACTIVE) {
+			dre_rpc_reply_error(r->d.rep, 409, "CONFLICT",
+			    "status",
+			    "the promotion is %s: only a DRAFT, REJECTED or "
+			    "INACTIVE promotion can be submitted",
+			    dre_promo_status_name(was));
+			return false;
+		}
+		p->status = DRE_PS_PENDING_APPROVAL;
+		st->submitted_by = who;
+		st->decided_by = st->reason = NULL;
+		st->approved = false;
+		return true;
+	case ACT_APPROVE:
+	case ACT_REJECT:
+		if (was != DRE_PS_PENDING_APPROVAL) {
+			dre_rpc_reply_error(r->d.rep, 409, "CONFLICT",
+			    "status",
+			    "the promotion is %s: only a PENDING_APPROVAL "
+			    "promotion can be %s",
+			    dre_promo_status_name(was),
+			    act == ACT_APPROVE ? "approved" : "rejected");
+			return false;
+		}
+		if (act == ACT_APPROVE && strcmp(st->last_editor, who) == 0) {
+			dre_rpc_reply_error(r->d.rep, 403,
+			    "FOUR_EYES_REQUIRED", NULL,
+			    "%s made the last change to this promotion and "
+			    "cannot approve it: someone else must",
+			    who);
+			return false;
+		}
+		p->status
+		    = act == ACT_APPROVE ? DRE_PS_APPROVED : DRE_PS_REJECTED;
+		st->decided_by = who;
+		st->reason = reason;
+		st->approved = act == ACT_APPROVE;
+		return true;
+	}
+	return false;
+}
 
 static void
-set_status(req *r, dre_promo_status st)
+transition(req *r, promo_action act)
 {
-	const char *id = id_param(r);
-	char       *key = NULL, *doc = NULL;
-	size_t      len = 0;
-	dre_buf     out = { 0 };
-	dre_promo  *p = NULL;
-	dre_err     err;
-	if (id == NULL)
+	const char    *id = id_param(r);
+	const char    *reason = NULL;
+	char          *key = NULL, *doc = NULL;
+	size_t         len = 0;
+	dre_buf        out = { 0 };
+	dre_promo     *p = NULL;
+	approval_state st;
+	dre_err        err;
+	if (id == NULL
+	    || (act == ACT_REJECT && (reason = reject_reason(r)) == NULL))
 		return;
 	pthread_mutex_lock(&r->c->mu);
 	if ((err = resolve(r, id, &key, &doc, &len)) != DRE_OK) {
@@ -698,7 +989,27 @@ set_status(req *r, dre_promo_status st)
 		dre_docapi_internal(&r->d, DRE_ESTORE);
 		goto unlock;
 	}
-	p->status = st;
+	if ((err = approval_get(r, key, &st)) != DRE_OK) {
+		dre_docapi_internal(&r->d, err);
+		goto unlock;
+	}
+	if (!transition_ok(r, act, p, &st, reason))
+		goto unlock;
+	r->action = action_names[act];
+	if (act >= ACT_SUBMIT)
+		approval_set(r, &st);
+	if (reason != NULL) {
+		dre_buf   det = { 0 };
+		dre_jsonw w;
+		dre_jsonw_init(&w, &det);
+		dre_jsonw_obj_begin(&w);
+		dre_jsonw_kstr(&w, "reason", reason);
+		dre_jsonw_obj_end(&w);
+		dre_buf_putc(&det, 0);
+		r->details
+		    = det.oom ? NULL : dre_arena_strdup(r->d.a, det.data);
+		dre_buf_free(&det);
+	}
 	p->updated_at = dre_now_ms();
 	dre_promo_write(&out, p);
 	if (out.oom)
@@ -728,14 +1039,16 @@ query_fields(const req *r, dre_odata_fields *f, const char **scalars,
 	static const char *const promo_scalars[]
 	    = { "id", "name", "description", "type", "status", "validFrom",
 		      "validTo", "timezone", "currency", "priority",
-		      "exclusivity", "campaignId", "createdAt", "modifiedAt" };
-	static const char *const promo_members[] = { "id", "name",
-		"description", "type", "status", "validFrom", "validTo",
-		"timeWindows", "timezone", "posGroups", "currency", "priority",
-		"exclusivity", "exclusionGroups", "calculationConfig",
-		"budgetIds", "couponTypeIds", "campaignId", "conditions",
-		"actions", "createdAt", "modifiedAt" };
-	size_t                   ns = 0, nm = 0;
+		      "exclusivity", "campaignId", "externalId", "assignment",
+		      "createdAt", "modifiedAt" };
+	static const char *const promo_members[]
+	    = { "id", "name", "description", "type", "status", "validFrom",
+		      "validTo", "timeWindows", "timezone", "posGroups",
+		      "currency", "priority", "exclusivity", "exclusionGroups",
+		      "calculationConfig", "budgetIds", "couponTypeIds",
+		      "campaignId", "externalId", "assignment", "conditions",
+		      "actions", "createdAt", "modifiedAt" };
+	size_t ns = 0, nm = 0;
 	if (r->spec == NULL) {
 		for (size_t i = 0; i < sizeof promo_scalars / sizeof(char *);
 		     i++)
@@ -1246,8 +1559,13 @@ CRUD(CAT_PROMOTION, promotions)
 CRUD(CAT_POS_GROUP, pos_groups)
 CRUD(CAT_ARTICLE_GROUP, article_groups)
 CRUD(CAT_ARTICLE, articles)
-OP(CAT_PROMOTION, promotions_activate, set_status(&r, DRE_PS_ACTIVE))
-OP(CAT_PROMOTION, promotions_deactivate, set_status(&r, DRE_PS_INACTIVE))
+OP(CAT_PROMOTION, promotions_activate, transition(&r, ACT_ACTIVATE))
+OP(CAT_PROMOTION, promotions_deactivate, transition(&r, ACT_DEACTIVATE))
+OP(CAT_PROMOTION, promotions_submit, transition(&r, ACT_SUBMIT))
+OP(CAT_PROMOTION, promotions_approve, transition(&r, ACT_APPROVE))
+OP(CAT_PROMOTION, promotions_reject, transition(&r, ACT_REJECT))
+OP(CAT_PROMOTION, audit_list, dre_audit_list(&r.d, r.c->st, CF_AUDIT, 0))
+OP(CAT_PROMOTION, audit_record, dre_audit_record(&r.d, r.c->st, CF_AUDIT, 0))
 OP(CAT_ARTICLE, articles_import, do_import(&r))
 OP(CAT_TENANT_SETTINGS, settings_get, do_settings_get(&r))
 OP(CAT_TENANT_SETTINGS, settings_update, do_settings_put(&r))
@@ -1268,6 +1586,11 @@ const dre_rpc_route cat_routes[] = {
 	ROUTES("Articles", articles),
 	{ "catalog.Promotions.activate", h_promotions_activate },
 	{ "catalog.Promotions.deactivate", h_promotions_deactivate },
+	{ "catalog.Promotions.submit", h_promotions_submit },
+	{ "catalog.Promotions.approve", h_promotions_approve },
+	{ "catalog.Promotions.reject", h_promotions_reject },
+	{ "catalog.AuditLogs.list", h_audit_list },
+	{ "catalog.AuditLogs.record", h_audit_record },
 	{ "catalog.Articles.import", h_articles_import },
 	{ "catalog.TenantSettings.get", h_settings_get },
 	{ "catalog.TenantSettings.update", h_settings_update },

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "catalog.h"
+#include "dre/auth.h"
 #include "dre/log.h"
 #include "dre/rpc.h"
 #include "dre/svc.h"
@@ -60,6 +61,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	c.kafka_timeout_ms = (int) cfg.kafka_timeout_ms;
+	dre_auth_event_hook(cat_audit_auth_event, &c); // issue 13.6
 	cat_id_cfg idc = { cfg.issuer, cfg.token_ttl_s, cfg.key_tenant };
 	if ((err = cat_id_open(&c, &idc)) != DRE_OK) {
 		dre_error("cannot load the token signing keys: %s",

@@ -5,9 +5,12 @@
 #include <string.h>
 
 #include "catalog.h"
+#include "dre/audit.h"
+#include "dre/auth.h"
 #include "dre/avro.h"
 #include "dre/buf.h"
 #include "dre/clock.h"
+#include "dre/jsonw.h"
 #include "dre/log.h"
 #include "dre/outbox.h"
 #include "dre/topics.h"
@@ -16,14 +19,17 @@
 static const struct {
 	const char *name;
 	const char *topic;
+	const char *entity; // in the audit log
 } kinds[CAT_NKINDS] = {
-	[CAT_PROMOTION] = { "PROMOTION", DRE_TOPIC_PROMOTIONS },
-	[CAT_POS_GROUP] = { "POS_GROUP", DRE_TOPIC_POS_GROUPS },
-	[CAT_ARTICLE_GROUP] = { "ARTICLE_GROUP", DRE_TOPIC_ARTICLE_GROUPS },
-	[CAT_ARTICLE] = { "ARTICLE", DRE_TOPIC_ARTICLES },
+	[CAT_PROMOTION] = { "PROMOTION", DRE_TOPIC_PROMOTIONS, "Promotion" },
+	[CAT_POS_GROUP] = { "POS_GROUP", DRE_TOPIC_POS_GROUPS, "PosGroup" },
+	[CAT_ARTICLE_GROUP]
+	= { "ARTICLE_GROUP", DRE_TOPIC_ARTICLE_GROUPS, "ArticleGroup" },
+	[CAT_ARTICLE] = { "ARTICLE", DRE_TOPIC_ARTICLES, "Article" },
 	// Settings change how promotions are evaluated: they travel with
 	// them, in order, to every evaluator.
-	[CAT_TENANT_SETTINGS] = { "TENANT_SETTINGS", DRE_TOPIC_PROMOTIONS },
+	[CAT_TENANT_SETTINGS]
+	= { "TENANT_SETTINGS", DRE_TOPIC_PROMOTIONS, "TenantSettings" },
 };
 
 static const char META_VERSION[] = "version";
@@ -32,6 +38,12 @@ const char *
 cat_kind_name(cat_kind k)
 {
 	return kinds[k].name;
+}
+
+const char *
+cat_audit_entity(cat_kind k)
+{
+	return kinds[k].entity;
 }
 
 const char *
@@ -67,8 +79,8 @@ dre_err
 cat_open(cat *c, const char *path, const dre_kvlist *kafka)
 {
 	static const char *const cfs[]
-	    = { "entities", "index", "meta", "outbox" };
-	dre_store_cfg cfg = { .path = path, .cfs = cfs, .ncfs = 4 };
+	    = { "entities", "index", "meta", "outbox", "audit" };
+	dre_store_cfg cfg = { .path = path, .cfs = cfs, .ncfs = 5 };
 	dre_err       err;
 	char         *val = NULL;
 	size_t        vlen = 0;
@@ -100,6 +112,7 @@ fail:
 void
 cat_close(cat *c)
 {
+	dre_auth_event_hook(NULL, NULL); // cat_audit_auth_event's store
 	dre_outbox_close(c->ob);
 	c->ob = NULL;
 	dre_store_close(c->st);
@@ -161,10 +174,57 @@ cat_index_get(cat *c, const char *tenant, cat_kind k, const char *field,
 	return DRE_OK;
 }
 
+// put_audit adds the audit record of a change (the stored document before
+// it, doc after it) and the approval state au carries to b.
+static dre_err
+put_audit(cat *c, dre_batch *b, const char *tenant, cat_kind k,
+    const char *key, const char *kb, size_t kl, const char *doc, size_t len,
+    const cat_audit *au)
+{
+	char         *old = NULL;
+	size_t        olen = 0;
+	dre_audit_rec rec = { 0 };
+	dre_err err = dre_store_get(c->st, CF_ENTITIES, kb, kl, &old, &olen);
+	if (err != DRE_OK && err != DRE_ENOTFOUND)
+		return err;
+	if (err == DRE_OK && olen < 8) {
+		free(old);
+		return DRE_ESTORE;
+	}
+	rec.tenant = tenant;
+	rec.actor = au->actor;
+	rec.entity = kinds[k].entity;
+	rec.entity_id = key;
+	rec.action = au->action ? au->action
+	    : doc == NULL       ? "delete"
+	    : old == NULL       ? "create"
+	                        : "update";
+	if (old != NULL) {
+		rec.before = old + 8;
+		rec.before_len = olen - 8;
+	}
+	rec.after = doc;
+	rec.after_len = doc ? len : 0;
+	rec.details = au->details;
+	rec.details_len = au->details ? strlen(au->details) : 0;
+	err = dre_audit_put(b, c->st, CF_AUDIT, 0, &rec, NULL);
+	free(old);
+	if (err == DRE_OK && au->approval != NULL) {
+		char   ak[1024];
+		size_t al = dre_key(
+		    ak, sizeof ak, CAT_META_APPROVAL, 2, tenant, key);
+		if (al == 0)
+			return DRE_ETOOBIG;
+		dre_batch_put(
+		    b, c->st, CF_META, ak, al, au->approval, au->approval_len);
+	}
+	return err;
+}
+
 dre_err
 cat_put_locked(cat *c, const char *tenant, cat_kind k, const char *key,
     const char *doc, size_t len, const cat_index *add, size_t nadd,
-    const cat_index *del, size_t ndel, int64_t *versionp)
+    const cat_index *del, size_t ndel, const cat_audit *au, int64_t *versionp)
 {
 	char             kb[1024], ib[1024], okey[1024];
 	size_t           kl = cat_key(kb, sizeof kb, tenant, k, key);
@@ -203,6 +263,10 @@ cat_put_locked(cat *c, const char *tenant, cat_kind k, const char *key,
 	}
 	dre_batch_put(
 	    b, c->st, CF_META, META_VERSION, sizeof META_VERSION - 1, vb, 8);
+	if (au != NULL
+	    && (err = put_audit(c, b, tenant, k, key, kb, kl, doc, len, au))
+	        != DRE_OK)
+		goto out;
 
 	dre_uuid_v4(e.event_id);
 	e.tenant = tenant;
@@ -238,4 +302,51 @@ out:
 	dre_buf_free(&val);
 	dre_buf_free(&ev);
 	return err;
+}
+
+// Auth events (dre_auth_event: API clients and keys created, revoked or
+// deleted, tokens issued, signing keys rotated) as audit records: entity
+// from the event's first part, action from its second, the subject as the
+// entity id, the source in details.
+void
+cat_audit_auth_event(void *arg, const char *event, const char *tenant,
+    const char *principal, const char *subject, const char *source)
+{
+	static const struct {
+		const char *prefix, *entity;
+	} names[] = { { "apiclient", "ApiClient" }, { "apikey", "ApiKey" },
+		{ "token", "Token" }, { "signingkey", "SigningKey" },
+		{ "login", "Login" } };
+	cat          *c = arg;
+	const char   *dot = strchr(event, '.');
+	size_t        pl = dot ? (size_t) (dot - event) : strlen(event);
+	dre_audit_rec rec = { .tenant = tenant ? tenant : "",
+		.actor = principal && principal[0] ? principal : NULL,
+		.entity = "Auth",
+		.entity_id = subject && subject[0] ? subject : NULL,
+		.action = dot ? dot + 1 : event };
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (strlen(names[i].prefix) == pl
+		    && memcmp(names[i].prefix, event, pl) == 0)
+			rec.entity = names[i].entity;
+	dre_buf   det = { 0 };
+	dre_jsonw w;
+	dre_jsonw_init(&w, &det);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "event", event);
+	dre_jsonw_kstr(&w, "source", source && source[0] ? source : NULL);
+	dre_jsonw_obj_end(&w);
+	rec.details = det.data;
+	rec.details_len = det.len;
+	dre_batch *b = det.oom ? NULL : dre_batch_alloc();
+	dre_err    err = b == NULL
+	       ? DRE_ENOMEM
+	       : dre_audit_put(b, c->st, CF_AUDIT, 0, &rec, NULL);
+	if (err == DRE_OK)
+		err = dre_store_write(c->st, b, true);
+	if (err != DRE_OK)
+		dre_error("audit: auth event %s not recorded: %s", event,
+		    dre_strerror(err));
+	dre_batch_free(b);
+	dre_buf_free(&det);
 }

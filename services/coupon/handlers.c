@@ -21,6 +21,7 @@
 #include "dre/log.h"
 #include "dre/odata.h"
 #include "dre/uuid.h"
+#include "vouchers.h"
 
 #define MINOR_VERSION   13
 #define TOP_DEFAULT     100
@@ -1785,6 +1786,7 @@ const dre_rpc_route cp_routes[] = {
 	{ "coupon.Activate", h_activate, 0 },
 	{ "coupon.Issue", h_issue, 0 },
 	{ "coupon.Check", h_check, DRE_RPC_INLINE },
+	{ "coupon.IssueVoucher", cp_h_issue_voucher, 0 },
 	{ "coupon.CouponTypes.create", h_type_create, 0 },
 	{ "coupon.CouponTypes.list", h_type_list, 0 },
 	{ "coupon.CouponTypes.get", h_type_get, 0 },

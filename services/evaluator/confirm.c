@@ -9,6 +9,8 @@
 //   'c' tenant \0 transactionId              -> dre.ConfirmRecord
 //   'j' tenant \0 transactionId \0 counter(8) -> dre.SideEffectJob
 //   'd' due(8) 'j'-key                      -> "" (a job's deadline)
+//   'a' tenant \0 transactionId              -> the calculation audit
+//                                               record (JSON, dre/audit.h)
 //
 // A job with services to wait for gets a deadline, sidefx.timeout_ms after
 // the confirm. The sweeper thread visits the deadlines in time order: a job
@@ -26,8 +28,10 @@
 
 #include "confirm.h"
 #include "confirm.pb-c.h"
+#include "dre/audit.h"
 #include "dre/avro.h"
 #include "dre/clock.h"
+#include "dre/docapi.h"
 #include "dre/consumer.h"
 #include "dre/hash.h"
 #include "dre/jsonw.h"
@@ -136,6 +140,9 @@ typedef struct {
 	uint64_t       seq; // set by fill
 	const char    *dkey; // the job's deadline; NULL = none
 	size_t         dkl;
+	const char    *akey; // the calculation audit record
+	size_t         akl;
+	const dre_buf *audit;
 } confirm_write;
 
 // fill_confirm runs on the committer thread: marker, job and event go into
@@ -151,6 +158,8 @@ fill_confirm(void *arg, dre_batch *b)
 	    b, s->st, EV_CF_CONFIRM, w->jkey, w->jkl, w->job, w->jobl);
 	if (w->dkey != NULL)
 		dre_batch_put(b, s->st, EV_CF_CONFIRM, w->dkey, w->dkl, "", 0);
+	dre_batch_put(b, s->st, EV_CF_CONFIRM, w->akey, w->akl, w->audit->data,
+	    w->audit->len);
 	w->seq = dre_outbox_put(s->ob, b, DRE_TOPIC_TX_CONFIRMED, w->okey,
 	    w->okl, w->event->data, w->event->len);
 }
@@ -260,6 +269,84 @@ check_promotions(const Dre__ConfirmRequest *req,
 	}
 	*totalp = total;
 	return true;
+}
+
+// calc_audit renders the calculation audit record of a confirm (seed 002:
+// what was priced, with which promotion versions) into out.
+static void
+calc_audit(dre_buf *out, const dre_rpc_call *call, const dre_tx_confirmed *ev,
+    const Dre__IterationRecord *it)
+{
+	dre_buf   det = { 0 };
+	dre_jsonw w;
+	dre_jsonw_init(&w, &det);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kint(&w, "transactionCounter", ev->transaction_counter);
+	dre_jsonw_key(&w, "evaluatedAt");
+	dre_jsonw_time(&w, ev->evaluated_at);
+	dre_jsonw_key(&w, "transactionTime");
+	dre_jsonw_time(&w, ev->transaction_time);
+	dre_jsonw_kstr(&w, "posGroupId", ev->pos_group_id);
+	dre_jsonw_kstr(&w, "posGroupCode", ev->pos_group_code);
+	dre_jsonw_kstr(&w, "channel", ev->channel);
+	dre_jsonw_kstr(&w, "customerId", ev->customer_id);
+	dre_jsonw_kstr(&w, "receiptId", ev->receipt_id);
+	dre_jsonw_kmoney(&w, "subtotal", ev->subtotal, ev->currency);
+	dre_jsonw_kmoney(
+	    &w, "totalDiscount", ev->total_discount, ev->currency);
+	dre_jsonw_kmoney(&w, "grandTotal", ev->grand_total, ev->currency);
+	dre_jsonw_key(&w, "lines");
+	dre_jsonw_arr_begin(&w);
+	for (size_t i = 0; i < ev->nlines; i++) {
+		const dre_tx_line *l = &ev->lines[i];
+		dre_jsonw_obj_begin(&w);
+		dre_jsonw_kstr(&w, "lineReference", l->line_reference);
+		dre_jsonw_kstr(&w, "articleNumber", l->article_number);
+		dre_jsonw_key(&w, "quantity");
+		dre_jsonw_decimal_trim(&w, l->quantity, DRE_QTY_SCALE);
+		dre_jsonw_kmoney(&w, "unitPrice", l->unit_price, ev->currency);
+		dre_jsonw_kmoney(&w, "lineTotal", l->line_total, ev->currency);
+		dre_jsonw_kmoney(
+		    &w, "lineDiscount", l->line_discount, ev->currency);
+		dre_jsonw_obj_end(&w);
+	}
+	dre_jsonw_arr_end(&w);
+	dre_jsonw_key(&w, "promotions");
+	dre_jsonw_arr_begin(&w);
+	for (size_t i = 0; i < ev->npromotions; i++) {
+		const dre_tx_promotion        *p = &ev->promotions[i];
+		const Dre__IterationPromotion *g
+		    = granted(it, p->promotion_id);
+		dre_jsonw_obj_begin(&w);
+		dre_jsonw_kstr(&w, "promotionId", p->promotion_id);
+		dre_jsonw_key(&w, "promotionVersion");
+		if (g != NULL && g->has_promotion_version)
+			dre_jsonw_int(&w, g->promotion_version);
+		else
+			dre_jsonw_null(&w);
+		dre_jsonw_kstr(&w, "promotionName", p->promotion_name);
+		dre_jsonw_kstr(&w, "promotionType", p->promotion_type);
+		dre_jsonw_kmoney(&w, "discount", p->amount, ev->currency);
+		dre_jsonw_kmoney(
+		    &w, "grantedDiscount", p->granted_amount, ev->currency);
+		dre_jsonw_kstr(&w, "couponCode", p->coupon_code);
+		dre_jsonw_obj_end(&w);
+	}
+	dre_jsonw_arr_end(&w);
+	dre_jsonw_obj_end(&w);
+	dre_audit_rec rec = { .tenant = call->tenant,
+		.actor = call->principal,
+		.at_ms = ev->occurred_at,
+		.entity = "Transaction",
+		.entity_id = ev->transaction_id,
+		.action = "confirm",
+		.details = det.data,
+		.details_len = det.len };
+	if (det.oom)
+		out->oom = true;
+	else
+		dre_audit_render(out, &rec);
+	dre_buf_free(&det);
 }
 
 void
@@ -428,9 +515,14 @@ ev_h_confirm(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	ev.nlines = it->n_lines;
 	ev.promotions = promos;
 	ev.npromotions = req->n_applied_promotions;
-	dre_buf event = { 0 };
-	if ((err = dre_avro_encode_tx_confirmed(&event, &ev)) != DRE_OK) {
+	dre_buf event = { 0 }, audit = { 0 };
+	char    akey[KEY_MAX];
+	size_t  akl = prefixed(akey, 'a', tkey, tkl);
+	calc_audit(&audit, call, &ev, it);
+	if ((err = dre_avro_encode_tx_confirmed(&event, &ev)) != DRE_OK
+	    || (err = audit.oom || akl == 0 ? DRE_ENOMEM : DRE_OK) != DRE_OK) {
 		dre_buf_free(&event);
+		dre_buf_free(&audit);
 		goto unavailable;
 	}
 
@@ -458,13 +550,14 @@ ev_h_confirm(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	if (mark == NULL || jobv == NULL || okl <= 0
 	    || (size_t) okl >= sizeof(okey)) {
 		dre_buf_free(&event);
+		dre_buf_free(&audit);
 		err = DRE_ENOMEM;
 		goto unavailable;
 	}
 	dre__confirm_record__pack(&cr, mark);
 	dre__side_effect_job__pack(&job, jobv);
 	confirm_write w = { s, mkey, jkey, okey, mkl, jkl, (size_t) okl, mark,
-		jobv, markl, jobl, &event, 0, NULL, 0 };
+		jobv, markl, jobl, &event, 0, NULL, 0, akey, akl, &audit };
 	char          dkey[KEY_MAX + 9];
 	if (job.n_expected > 0 && s->cfg.sidefx_timeout_ms > 0) {
 		dkey[0] = 'd';
@@ -476,6 +569,7 @@ ev_h_confirm(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	err = dre_committer_commit(s->cm, fill_confirm, &w);
 	pthread_mutex_unlock(mu);
 	dre_buf_free(&event);
+	dre_buf_free(&audit);
 	if (err != DRE_OK) {
 		dre_error("confirm %s/%s/%lld: %s", call->tenant, txid,
 		    (long long) counter, dre_strerror(err));
@@ -512,6 +606,54 @@ unavailable:
 	dre_warn("confirm %s/%s: %s", call->tenant, txid, dre_strerror(err));
 	dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL,
 	    "the confirmation could not be processed: %s", dre_strerror(err));
+}
+
+// ---- the calculation audit record -----------------------------------------
+
+// An /api/v1 document: the Public API's minor version (catalog/handlers.c).
+static const dre_docapi_svc calc_api = { "the evaluator", 13 };
+
+void
+ev_h_calc_audit(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	ev_svc        *s = svc;
+	dre_docapi_req d;
+	char           tkey[KEY_MAX], akey[KEY_MAX];
+	if (!dre_docapi_begin(&d, &calc_api, call, rep)) {
+		dre_docapi_end(&d);
+		return;
+	}
+	const char *txid = dre_rpc_param(call, "id");
+	size_t      tkl = txid
+	         ? ev_txn_key(tkey, sizeof(tkey) - 16, call->tenant, txid)
+	         : 0;
+	size_t      akl = tkl ? prefixed(akey, 'a', tkey, tkl) : 0;
+	char       *val = NULL;
+	size_t      vlen = 0;
+	dre_err     err = akl == 0
+	        ? DRE_ENOTFOUND
+	        : dre_store_get(s->st, EV_CF_CONFIRM, akey, akl, &val, &vlen);
+	if (err == DRE_OK)
+		dre_docapi_reply_doc(&d, 200, val, vlen);
+	else if (err == DRE_ENOTFOUND)
+		dre_rpc_reply_error(rep, 404, "NOT_FOUND", NULL,
+		    "transaction %s has no confirm", txid ? txid : "");
+	else
+		dre_docapi_internal(&d, err);
+	free(val);
+	dre_docapi_end(&d);
+}
+
+// evaluator.AuditLogs.list: this shard's calculation records, for the
+// gateway's merge of GET /api/v1/AuditLogs.
+void
+ev_h_audit_list(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	ev_svc        *s = svc;
+	dre_docapi_req d;
+	if (dre_docapi_begin(&d, &calc_api, call, rep))
+		dre_audit_list(&d, s->st, EV_CF_CONFIRM, 'a');
+	dre_docapi_end(&d);
 }
 
 // ---- the job -------------------------------------------------------------

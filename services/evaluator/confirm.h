@@ -14,6 +14,12 @@ void ev_confirm_stop(ev_svc *s);
 
 // evaluator.Confirm: body dre.ConfirmRequest -> dre.ConfirmResponse.
 void ev_h_confirm(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep);
+// evaluator.CalculationAuditLogs.get: param id (the transactionId) -> the
+// calculation audit record its confirm wrote (dre/audit.h), 404 before.
+void ev_h_calc_audit(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep);
+// evaluator.AuditLogs.list: the shard's calculation records as a page of
+// the audit log (dre_audit_list; the gateway merges the shards' pages).
+void ev_h_audit_list(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep);
 // evaluator.SideEffects: params id, counter -> the JSON the client gets.
 void ev_h_side_effects(
     void *svc, const dre_rpc_call *call, dre_rpc_reply *rep);

@@ -29,6 +29,8 @@ typedef struct {
 	int64_t        sidefx_cache_ms; // side-effects poll answers cached
 	int64_t        sidefx_timeout_ms; // a job unfinished by then ends
 	char          *coupon_url; // coupon service (coupon.Check)
+	char          *loyalty_url; // loyalty service (assignments)
+	int64_t        loyalty_timeout_ms; // the longest an evaluate waits
 } ev_cfg;
 
 // Column families of <data_dir>/evaluator-<shard>.
@@ -69,6 +71,7 @@ typedef struct {
 	ev_budgets     *bud; // budget snapshot + status feed
 	atomic_llong    disconnected_since; // mono ms; 0 = connected
 	dre_rpc_client *coupon_cli; // coupon.Check for baskets with coupons
+	dre_rpc_client *loyalty_cli; // personal promotions of a customer
 } ev_svc;
 
 #endif

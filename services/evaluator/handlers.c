@@ -19,6 +19,7 @@
 #include "evaluate.pb-c.h"
 #include "confirm.h"
 #include "handlers.h"
+#include "personal.h"
 
 #define TXID_MAX    50
 #define ITEMS_MAX   1000
@@ -206,6 +207,12 @@ iteration_write(ev_svc *s, dre_arena *a, const char *key, size_t klen,
 		    : pr              ? (char *) dre_promo_type_name(pr->type)
 		                      : "ARTICLE";
 		p->coupon_code = d ? d->coupon_code : NULL;
+		int64_t ver = eng_index_version_of(
+		    ix, tenant, ENG_MK_PROMOTION, b->promotion_id);
+		if (ver >= 0) {
+			p->has_promotion_version = true;
+			p->promotion_version = ver;
+		}
 		if (pr != NULL && pr->budget_ids.n > 0) {
 			p->budget_ids = (char **) pr->budget_ids.v;
 			p->n_budget_ids = pr->budget_ids.n;
@@ -381,8 +388,18 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	}
 	if (!request_valid(req, rep))
 		return;
-	if (req->n_coupons > 0 && !call->on_worker) {
-		// Asking the coupon service blocks: not on an nng thread.
+	// A known customer of a tenant with personal promotions: loyalty is
+	// asked which ones the customer holds.
+	const char *customer = ev_personal_customer(req);
+	bool        personal = false;
+	if (customer != NULL) {
+		const eng_index *pix = eng_acquire(s->engine);
+		personal = eng_index_has_personal(pix, call->tenant);
+		eng_index_release(pix);
+	}
+	if ((req->n_coupons > 0 || personal) && !call->on_worker) {
+		// Asking the coupon or loyalty service blocks: not on an nng
+		// thread.
 		rep->defer = true;
 		return;
 	}
@@ -419,6 +436,8 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		ctx.coupons = coupons_check(s, call, req, txid, a);
 		ctx.ncoupons = ctx.coupons ? req->n_coupons : 0;
 	}
+	if (personal)
+		ev_personal_ask(s, call, customer, a, &ctx);
 	pthread_mutex_t *mu
 	    = simulate ? NULL : &s->stripes[stripe_of(key, klen)];
 	int64_t last = 0;
@@ -600,6 +619,8 @@ const dre_rpc_route ev_routes[] = {
 	{ "evaluator.Simulate", h_evaluate, DRE_RPC_INLINE },
 	{ "evaluator.Confirm", ev_h_confirm, 0 },
 	{ "evaluator.SideEffects", ev_h_side_effects, 0 },
+	{ "evaluator.CalculationAuditLogs.get", ev_h_calc_audit, 0 },
+	{ "evaluator.AuditLogs.list", ev_h_audit_list, 0 },
 	{ "evaluator.Heartbeat", h_heartbeat },
 	{ "evaluator.AwaitChanges", h_await, 0 },
 	{ NULL, NULL, 0 },

@@ -56,6 +56,16 @@ static const dre_cfg_opt ev_opts[] = {
 	{ "coupon.url", DRE_CFG_STR, offsetof(ev_cfg, coupon_url),
 	    "tcp://127.0.0.1:7501",
 	    "nng URL of dre-coupon (coupon.Check for baskets with coupons)" },
+	{ "loyalty.url", DRE_CFG_STR, offsetof(ev_cfg, loyalty_url),
+	    "tcp://127.0.0.1:7601",
+	    "nng URL of dre-loyalty (the personal promotions of a basket's "
+	    "customer)" },
+	{ "loyalty.timeout_ms", DRE_CFG_INT,
+	    offsetof(ev_cfg, loyalty_timeout_ms), "50",
+	    "the longest an evaluate waits for loyalty; past it the basket is "
+	    "priced without personal promotions (warning "
+	    "LOYALTY_UNAVAILABLE)",
+	    DRE_CFG_RANGE(1, 10000) },
 	DRE_CFG_END,
 };
 
@@ -113,6 +123,12 @@ main(int argc, char **argv)
 		    "coupon.url %s: %s", s.cfg.coupon_url, dre_strerror(err));
 		goto out;
 	}
+	if ((err = dre_rpc_client_open(&s.loyalty_cli, s.cfg.loyalty_url))
+	    != DRE_OK) {
+		dre_error("loyalty.url %s: %s", s.cfg.loyalty_url,
+		    dre_strerror(err));
+		goto out;
+	}
 	err = dre_rpc_server_open(&srv, s.cfg.common.rpc_listen, ev_routes, &s,
 	    (int) s.cfg.rpc_workers);
 	if (err != DRE_OK) {
@@ -129,6 +145,7 @@ main(int argc, char **argv)
 out:
 	dre_rpc_server_close(srv); // no handler runs past this
 	dre_rpc_client_close(s.coupon_cli);
+	dre_rpc_client_close(s.loyalty_cli);
 	ev_budgets_stop(&s);
 	ev_confirm_stop(&s);
 	dre_committer_close(s.cm);

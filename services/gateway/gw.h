@@ -218,7 +218,8 @@ struct gw_job {
 	bool        awaited;
 	atomic_int  await_left;
 	atomic_bool await_pending;
-	gw_job     *next_free;
+	void   *fan; // a fanned-out call's replies (routes.c), in the arena
+	gw_job *next_free;
 };
 
 // conn.c: where a connection is in its request, for the deadlines.

@@ -87,6 +87,7 @@ job_put(gw_job *j)
 	j->awaited = false;
 	atomic_store(&j->await_left, 0);
 	atomic_store(&j->await_pending, false);
+	j->fan = NULL;
 	j->conn = NULL;
 	j->txid[0] = '\0';
 	j->rpc_method[0] = '\0';

@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dre/audit.h"
 #include "dre/clock.h"
 #include "dre/evalwire.h"
+#include "dre/jsonw.h"
 #include "dre/hash.h"
 #include "dre/json.h"
 #include "dre/log.h"
@@ -36,6 +38,10 @@
 #define ROLES_LOYALTY                                                         \
 	(DRE_ROLE(ADMIN) | DRE_ROLE(POS_READER) | DRE_ROLE(PROMOTION_MANAGER) \
 	    | DRE_ROLE(PUBLIC_API_WRITER))
+// Approval (issue 13.5): approvers decide, writers submit.
+#define ROLES_APPROVE (DRE_ROLE(ADMIN) | DRE_ROLE(PROMOTION_APPROVER))
+// The audit log is read by admins and auditors only.
+#define ROLES_AUDIT (DRE_ROLE(ADMIN) | DRE_ROLE(AUDITOR))
 #define ROLES_REPORTING                                                       \
 	(DRE_ROLE(ADMIN) | DRE_ROLE(PROMOTION_MANAGER)                        \
 	    | DRE_ROLE(BUDGET_MANAGER))
@@ -46,6 +52,7 @@ static void gw_evaluate(gw_job *j);
 static void gw_confirm(gw_job *j);
 static void gw_side_effects(gw_job *j);
 static void gw_forward(gw_job *j);
+static void gw_audit_logs(gw_job *j);
 
 const gw_route gw_routes[] = {
 	{ "GET", "/openapi.json", gw_openapi, GW_SELF, "openapi", 0,
@@ -162,6 +169,16 @@ const gw_route gw_routes[] = {
 	    "Promotions.activate", ROLES_WRITE, GW_BODY_JSON_OPT },
 	{ "POST", "/api/v1/Promotions/:id/deactivate", gw_forward, GW_CATALOG,
 	    "Promotions.deactivate", ROLES_WRITE, GW_BODY_JSON_OPT },
+	{ "POST", "/api/v1/Promotions/:id/submit", gw_forward, GW_CATALOG,
+	    "Promotions.submit", ROLES_WRITE, GW_BODY_JSON_OPT },
+	{ "POST", "/api/v1/Promotions/:id/approve", gw_forward, GW_CATALOG,
+	    "Promotions.approve", ROLES_APPROVE, GW_BODY_JSON_OPT },
+	{ "POST", "/api/v1/Promotions/:id/reject", gw_forward, GW_CATALOG,
+	    "Promotions.reject", ROLES_APPROVE, GW_BODY_JSON },
+	{ "GET", "/api/v1/AuditLogs", gw_audit_logs, GW_CATALOG,
+	    "AuditLogs.list", ROLES_AUDIT, GW_BODY_NONE },
+	{ "GET", "/api/v1/CalculationAuditLogs/:id", gw_forward, GW_EVALUATOR,
+	    "CalculationAuditLogs.get", ROLES_AUDIT, GW_BODY_NONE },
 	{ "GET", "/api/v1/TenantSettings", gw_forward, GW_CATALOG,
 	    "TenantSettings.get", ROLES_READ, GW_BODY_NONE },
 	{ "PUT", "/api/v1/TenantSettings", gw_forward, GW_CATALOG,
@@ -184,6 +201,24 @@ const gw_route gw_routes[] = {
 	    "ContactOverview.get", ROLES_LOYALTY, GW_BODY_NONE },
 	{ "POST", "/api/v3/receipts", gw_forward, GW_LOYALTY,
 	    "Receipts.create", ROLES_LOYALTY, GW_BODY_JSON },
+	{ "POST", "/api/v3/reward-vouchers", gw_forward, GW_LOYALTY,
+	    "RewardVouchers.exchange", ROLES_LOYALTY, GW_BODY_JSON },
+	{ "GET", "/api/v3/reward-vouchers", gw_forward, GW_LOYALTY,
+	    "RewardVouchers.list", ROLES_LOYALTY, GW_BODY_NONE },
+	{ "GET", "/api/v3/reward-vouchers/available", gw_forward, GW_LOYALTY,
+	    "RewardVouchers.available", ROLES_LOYALTY, GW_BODY_NONE },
+	{ "GET", "/api/v3/reward-vouchers/redeemed", gw_forward, GW_LOYALTY,
+	    "RewardVouchers.redeemed", ROLES_LOYALTY, GW_BODY_NONE },
+	{ "POST", "/api/v3/promotion-assignments", gw_forward, GW_LOYALTY,
+	    "PromotionAssignments.assign", ROLES_LOYALTY, GW_BODY_JSON },
+	{ "GET", "/api/v3/promotion-assignments", gw_forward, GW_LOYALTY,
+	    "PromotionAssignments.list", ROLES_LOYALTY, GW_BODY_NONE },
+	{ "DELETE", "/api/v3/promotion-assignments/:id", gw_forward,
+	    GW_LOYALTY, "PromotionAssignments.delete", ROLES_LOYALTY,
+	    GW_BODY_NONE },
+	{ "POST", "/api/v3/promotion-assignments/:id/redeem", gw_forward,
+	    GW_LOYALTY, "PromotionAssignments.redeem", ROLES_LOYALTY,
+	    GW_BODY_JSON_OPT },
 	{ "POST", "/api/v1/:entity", gw_forward, GW_CATALOG, "create",
 	    ROLES_WRITE, GW_BODY_JSON },
 	{ "GET", "/api/v1/:entity", gw_forward, GW_CATALOG, "list", ROLES_READ,
@@ -839,5 +874,245 @@ gw_forward(gw_job *j)
 		req.body.data = (uint8_t *) j->body.data;
 		req.body.len = j->body.len;
 	}
-	gw_job_call(j, gw_client_of(j, NULL), &req, render_forward);
+	// The evaluator's forwarded routes name a transaction: its shard.
+	gw_job_call(j,
+	    gw_client_of(j, j->route->backend == GW_EVALUATOR ? j->id : NULL),
+	    &req, render_forward);
+}
+
+// ---------------------------------------------------------------- audit log
+
+// GET /api/v1/AuditLogs is one collection over every service that keeps
+// audit records (dre/audit.h): the catalog (master data, auth events), the
+// budget service (budgets) and every evaluator shard (confirm's
+// calculation records). Each is asked for
+// the first $skip + $top records of the query (without $select, ordered by
+// at when the query does not order), the gateway merges them, orders,
+// pages and selects with the same query (common/odata) and adds the
+// counts.
+static const int audit_backends[] = { GW_CATALOG, GW_EVALUATOR, GW_BUDGET };
+
+typedef struct {
+	gw_job        *j;
+	dre_err        err;
+	Dre__RpcReply *rep;
+	const char    *name;
+} fan_slot;
+
+typedef struct {
+	size_t          n;
+	fan_slot       *slots;
+	Dre__RpcRequest mine; // the query as the gateway applies it
+} fan_state;
+
+static void
+on_fan(void *arg, dre_err err, Dre__RpcReply *rep)
+{
+	fan_slot *sl = arg;
+	gw_job   *j = sl->j;
+
+	sl->err = err;
+	sl->rep = rep;
+	if (atomic_fetch_sub(&j->await_left, 1) == 1)
+		gw_job_wake(j);
+}
+
+// fan_int reads a non-negative integer query option (dflt when absent);
+// false once it has answered 400.
+static bool
+fan_int(gw_job *j, const char *name, int64_t dflt, int64_t max, int64_t *out)
+{
+	const char *v = MHD_lookup_connection_value(
+	    j->conn, MHD_GET_ARGUMENT_KIND, name);
+	char *end = NULL;
+	if (v == NULL) {
+		*out = dflt;
+		return true;
+	}
+	long long n = strtoll(v, &end, 10);
+	if (v[0] < '0' || v[0] > '9' || *end != '\0' || n > max) {
+		gw_job_error(j, 400, "VALIDATION_FAILED", name,
+		    "%s must be an integer from 0 to %lld", name,
+		    (long long) max);
+		return false;
+	}
+	*out = n;
+	return true;
+}
+
+static void render_audit_logs(gw_job *j);
+
+static void
+gw_audit_logs(gw_job *j)
+{
+	gw             *g = j->g;
+	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
+	param_list      pl, mine;
+	char           *roles[32], *want;
+	int64_t         top, skip;
+	fan_state      *f;
+	size_t          n = 0;
+
+	if (!fan_int(j, "$top", 100, 1000, &top)
+	    || !fan_int(j, "$skip", 0, DRE_AUDIT_TOP_MAX - top, &skip))
+		return;
+	if (!params_init(&pl, j, 40) || !params_init(&mine, j, 40))
+		return;
+	MHD_get_connection_values(
+	    j->conn, MHD_GET_ARGUMENT_KIND, query_arg, &mine);
+	bool ordered = false;
+	for (size_t i = 0; i < mine.n; i++) {
+		const char *k = mine.params[i]->key;
+		if (strcmp(k, "$orderby") == 0)
+			ordered = true;
+		if (strcmp(k, "$top") != 0 && strcmp(k, "$skip") != 0
+		    && strcmp(k, "$select") != 0)
+			param_add(&pl, k, mine.params[i]->value);
+	}
+	if (!ordered) { // oldest first across the services too
+		param_add(&pl, "$orderby", "at");
+		param_add(&mine, "$orderby", "at");
+	}
+	want = dre_arena_get(j->arena, 24);
+	f = dre_arena_get(j->arena, sizeof *f);
+	for (size_t b = 0; b < sizeof audit_backends / sizeof(int); b++)
+		n += g->backends[audit_backends[b]].n;
+	if (want == NULL || f == NULL
+	    || (f->slots = dre_arena_get(j->arena, n * sizeof *f->slots))
+	        == NULL) {
+		gw_job_oom(j);
+		return;
+	}
+	snprintf(want, 24, "%lld", (long long) (skip + top));
+	param_add(&pl, "$top", want);
+	param_add(&pl, "$skip", "0");
+	dre__rpc_request__init(&f->mine);
+	f->mine.params = mine.params;
+	f->mine.n_params = mine.n;
+	f->n = n;
+	j->fan = f;
+	gw_job_envelope(j, &req, "", roles);
+	req.params = pl.params;
+	req.n_params = pl.n;
+	if (!gw_job_wait(j, render_audit_logs))
+		return;
+	atomic_store(&j->await_left, (int) n + 1);
+	size_t k = 0;
+	for (size_t b = 0; b < sizeof audit_backends / sizeof(int); b++) {
+		const gw_backend *be = &g->backends[audit_backends[b]];
+		char              method[48];
+		snprintf(method, sizeof method, "%s.AuditLogs.list",
+		    gw_backends[audit_backends[b]].name);
+		req.method = method;
+		for (size_t i = 0; i < be->n; i++, k++) {
+			fan_slot *sl = &f->slots[k];
+			sl->j = j;
+			sl->rep = NULL;
+			sl->name = gw_backends[audit_backends[b]].name;
+			sl->err = dre_rpc_call_async(be->clients[i], &req,
+			    (int) g->cfg->rpc_timeout_ms, on_fan, sl);
+			if (sl->err != DRE_OK)
+				atomic_fetch_sub(&j->await_left, 1);
+		}
+	}
+	if (atomic_fetch_sub(&j->await_left, 1) == 1)
+		gw_job_wake(j);
+}
+
+// fan_merge keeps every record of one service's page for the merge and
+// adds its count; false once it has answered.
+static bool
+fan_merge(gw_job *j, const dre_odata *q, dre_odata_list *kept,
+    const Dre__RpcReply *rep, int64_t *count)
+{
+	dre_json       *root = NULL;
+	const dre_json *c, *v;
+	if (dre_json_parse(&root, j->arena,
+	        rep->has_body ? (const char *) rep->body.data : "",
+	        rep->has_body ? rep->body.len : 0, DRE_JSON_MAX_DEPTH, NULL)
+	        != DRE_OK
+	    || !dre_json_is(c = dre_json_get(root, "count"), DRE_JSON_NUMBER)
+	    || !dre_json_is(v = dre_json_get(root, "value"), DRE_JSON_ARRAY)) {
+		gw_job_error(
+		    j, 503, "UNAVAILABLE", NULL, "undecodable audit log page");
+		return false;
+	}
+	*count += strtoll(c->str, NULL, 10);
+	for (const dre_json *x = v->child; x != NULL; x = x->next) {
+		dre_buf   b = { 0 };
+		dre_jsonw w;
+		dre_jsonw_init(&w, &b);
+		dre_jsonw_json(&w, x);
+		char  *text = b.oom
+		     ? NULL
+		     : dre_arena_strndup(j->arena, b.data, b.len);
+		size_t len = b.len;
+		dre_buf_free(&b);
+		if (text == NULL || !dre_odata_keep(q, kept, x, text, len)) {
+			gw_job_oom(j);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void
+render_audit_logs(gw_job *j)
+{
+	fan_state      *f = j->fan;
+	dre_rpc_call    call = { 0 };
+	dre_odata      *q = NULL;
+	dre_odata_error qerr;
+	dre_odata_list  kept = { 0 };
+	dre_buf         vals = { 0 };
+	int64_t         count = 0;
+	bool            answered = false;
+
+	// A service's refusal (the query) or absence answers for all.
+	for (size_t i = 0; i < f->n && !answered; i++) {
+		fan_slot *sl = &f->slots[i];
+		if (sl->err == DRE_OK && sl->rep != NULL
+		    && sl->rep->status < 400)
+			continue;
+		j->rpc_err = sl->err;
+		j->rep = sl->rep; // freed with the job
+		sl->rep = NULL;
+		if (j->rpc_err != DRE_OK)
+			dre_warn("audit log: %s: %s", sl->name,
+			    dre_strerror(j->rpc_err));
+		answered = gw_job_reply_error(j);
+	}
+	call.tenant = j->who.tenant;
+	call.principal = j->who.principal;
+	call.req = &f->mine;
+	if (!answered
+	    && dre_odata_parse(
+	           &q, j->arena, &call, &dre_audit_fields, 100, 1000, &qerr)
+	        != DRE_OK) {
+		gw_job_error(j, 400, "VALIDATION_FAILED", qerr.target, "%s",
+		    qerr.message);
+		answered = true;
+	}
+	for (size_t i = 0; i < f->n && !answered; i++)
+		answered = !fan_merge(j, q, &kept, f->slots[i].rep, &count);
+	for (size_t i = 0; i < f->n; i++)
+		dre_rpc_reply_msg_free(f->slots[i].rep);
+	if (answered) {
+		free(kept.v);
+		return;
+	}
+	dre_odata_page(q, &kept, &vals);
+	free(kept.v);
+	dre_buf_reset(&j->out);
+	dre_buf_printf(&j->out,
+	    "{\"minorVersion\":13,\"count\":%lld,\"value\":[",
+	    (long long) count);
+	dre_buf_append(&j->out, vals.data, vals.len);
+	dre_buf_puts(&j->out, "]}");
+	bool oom = vals.oom || j->out.oom;
+	dre_buf_free(&vals);
+	if (oom)
+		gw_job_oom(j);
+	else
+		gw_job_respond(j, 200, j->out.data, j->out.len, GW_JSON_CT);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "apply.h"
+#include "rewards.h"
 #include "dre/avro.h"
 #include "dre/log.h"
 #include "dre/outbox.h"
@@ -29,8 +30,10 @@ loy_batch_end(void *arg, dre_err err)
 {
 	loy *s = arg;
 	pthread_mutex_unlock(&s->mu);
-	if (err == DRE_OK)
+	if (err == DRE_OK) {
 		dre_outbox_kick(s->ob);
+		loy_vouchers_kick(s);
+	}
 }
 
 // result queues the transaction's SideEffectResult.
@@ -88,11 +91,28 @@ loy_apply_confirmed(void *arg, dre_apply_ctx *x, const dre_msg *m)
 	    = dre_avro_decode_tx_confirmed(&t, x->a, m->payload, m->len);
 	if (err != DRE_OK)
 		return err;
-	// No customer: nothing to do, as for a sale without coupons.
-	if (t.customer_id == NULL || t.customer_id[0] == '\0')
+	// No customer: nothing to credit, as for a sale without coupons; a
+	// reward voucher it used (whoever holds the code) is redeemed.
+	if (t.customer_id == NULL || t.customer_id[0] == '\0') {
+		if ((err = loy_rewards_confirmed(s, x, &t, NULL)) != DRE_OK)
+			return err == DRE_ECODEC ? DRE_ESTORE : err;
 		return result(s, x, &t, "SKIPPED", NULL, 0);
+	}
 	loy_contact c;
 	err = loy_resolve(s, x->b, x->a, t.tenant, t.customer_id, &c);
+	if (err == DRE_OK || err == DRE_ENOTFOUND) {
+		dre_err rerr = loy_rewards_confirmed(
+		    s, x, &t, err == DRE_OK ? &c : NULL);
+		if (rerr != DRE_OK)
+			return rerr == DRE_ECODEC ? DRE_ESTORE : rerr;
+		// The contact as the batch now holds it (an event of the
+		// rewards changed nothing of it, but read it back anyway).
+		if (err == DRE_OK
+		    && (err = loy_contact_get(
+		            s, x->b, x->a, t.tenant, c.id, &c))
+		        != DRE_OK)
+			return err == DRE_ECODEC ? DRE_ESTORE : err;
+	}
 	if (err == DRE_ENOTFOUND) {
 		char reason[300];
 		snprintf(reason, sizeof(reason),
@@ -157,6 +177,7 @@ loy_apply_confirmed(void *arg, dre_apply_ctx *x, const dre_msg *m)
 		loy_credit(
 		    &c, x->a, &p, t.loyalty_points, loy_day(x->now_ms), &prev);
 		c.modified = x->now_ms;
+		loy_vouchers_due(s, x->b, t.tenant, &c, &p);
 		if ((err = loy_contact_put(s, x->b, t.tenant, &c, &c))
 		        != DRE_OK
 		    || (err = loy_event(s, x->b, t.tenant, &c,

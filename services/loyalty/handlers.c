@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "apply.h"
+#include "rewards.h"
 #include "dre/clock.h"
 #include "dre/docapi.h"
 #include "dre/json.h"
@@ -613,7 +614,23 @@ h_overview(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	else
 		dre_jsonw_null(&w);
 	dre_jsonw_obj_end(&w);
-	dre_buf_puts(&rep->body, ",\"vouchers\":[],\"promotions\":[]}");
+	// The available vouchers and the live personal promotions.
+	int64_t total = 0;
+	dre_buf_puts(&rep->body, ",\"vouchers\":");
+	dre_jsonw_init(&w, &rep->body);
+	err = loy_vouchers_render(
+	    r.s, r.d.a, call->tenant, c.id, 'v', 0, 1000, &w, &total);
+	dre_buf_puts(&rep->body, ",\"promotions\":");
+	dre_jsonw_init(&w, &rep->body);
+	if (err == DRE_OK)
+		err = loy_assignments_render(
+		    r.s, r.d.a, call->tenant, c.id, true, &w);
+	dre_buf_putc(&rep->body, '}');
+	if (err != DRE_OK) {
+		dre_buf_reset(&rep->body);
+		dre_docapi_internal(&r.d, err);
+		goto out;
+	}
 	dre_rpc_reply_json(rep);
 out:
 	dre_docapi_end(&r.d);
@@ -1074,11 +1091,14 @@ h_receipt(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 			dre_docapi_internal(&r.d, err);
 			goto out;
 		}
+		loy_vouchers_due(r.s, b, call->tenant, &c, &p);
 	}
 	if ((err = commit(r.s, b)) != DRE_OK) {
 		dre_docapi_internal(&r.d, err);
 		goto out;
 	}
+	if (points > 0)
+		loy_vouchers_kick(r.s);
 	reply_receipt(&r, id);
 out:
 	if (locked)
@@ -1391,5 +1411,14 @@ const dre_rpc_route loy_routes[] = {
 	{ "loyalty.Returns.create", h_return, 0 },
 	{ "loyalty.Receipts.create", h_receipt, 0 },
 	{ "loyalty.Contacts.import", h_import, 0 },
+	{ "loyalty.RewardVouchers.exchange", loy_h_voucher_exchange, 0 },
+	{ "loyalty.RewardVouchers.list", loy_h_voucher_list, 0 },
+	{ "loyalty.RewardVouchers.available", loy_h_voucher_list, 0 },
+	{ "loyalty.RewardVouchers.redeemed", loy_h_voucher_list, 0 },
+	{ "loyalty.PromotionAssignments.assign", loy_h_assign_create, 0 },
+	{ "loyalty.PromotionAssignments.list", loy_h_assign_list, 0 },
+	{ "loyalty.PromotionAssignments.delete", loy_h_assign_delete, 0 },
+	{ "loyalty.PromotionAssignments.redeem", loy_h_assign_redeem, 0 },
+	{ "loyalty.Assignments.active", loy_h_assign_active, 0 },
 	{ NULL, NULL, 0 },
 };

@@ -5,6 +5,7 @@
 #define LOY_LOYALTY_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -13,6 +14,7 @@
 #include "dre/consumer.h"
 #include "dre/json.h"
 #include "dre/outbox.h"
+#include "dre/rpc.h"
 #include "dre/store.h"
 
 // Column families (0 is RocksDB's "default", unused).
@@ -24,7 +26,8 @@ enum {
 	               // txid
 	LOY_CF_OUTBOX, // events waiting for Kafka
 	LOY_CF_APPLIER, // the dre.transactions.confirmed applier's keys
-	LOY_NCFS = LOY_CF_APPLIER,
+	LOY_CF_REWARDS, // reward vouchers, promotion assignments (rewards.c)
+	LOY_NCFS = LOY_CF_REWARDS,
 };
 
 // The flat attributes of a contact, in the order they are answered.
@@ -72,6 +75,7 @@ typedef struct {
 	const char     *level;
 	loy_earn       *earn; // oldest first
 	size_t          nearn;
+	int64_t         vouchers; // reward vouchers made so far
 } loy_contact;
 
 // The program of a tenant (GET/PUT /api/v1/LoyaltyProgram).
@@ -87,6 +91,7 @@ typedef struct {
 	const char *voucher_currency;
 	int64_t     validity_days;
 	bool        automatic;
+	const char *voucher_type; // voucherRule.couponTypeId; NULL = none
 } loy_program;
 
 typedef struct {
@@ -96,6 +101,18 @@ typedef struct {
 	// mu serialises every read-modify-write of a contact and its keys:
 	// API calls take it per call, the applier for a whole batch.
 	pthread_mutex_t mu;
+	// Reward vouchers are coupon codes (coupon.IssueVoucher); an
+	// assignment names a promotion of the catalog. Both calls wait at
+	// most call_ms.
+	dre_rpc_client *coupon, *catalog;
+	int64_t         call_ms;
+	// The automatic conversion of points into vouchers (rewards.c).
+	pthread_t       converter;
+	bool            converter_on;
+	atomic_bool     stop;
+	pthread_mutex_t cmu;
+	pthread_cond_t  ccv;
+	bool            kicked; // under cmu
 } loy;
 
 // loy_contact_get reads contact id of tenant as b will leave it (b may be

@@ -9,6 +9,7 @@
 #include "dre/svc.h"
 #include "dre/topics.h"
 #include "handlers.h"
+#include "rewards.h"
 #include "loyalty.h"
 
 typedef struct {
@@ -16,6 +17,8 @@ typedef struct {
 	int64_t        rpc_workers;
 	char          *group_id;
 	int64_t        max_batch;
+	char          *coupon_url, *catalog_url;
+	int64_t        call_ms;
 } loy_cfg;
 
 static const dre_cfg_opt loy_opts[] = {
@@ -27,6 +30,17 @@ static const dre_cfg_opt loy_opts[] = {
 	    "run one instance per store)" },
 	{ "consumer.max_batch", DRE_CFG_INT, offsetof(loy_cfg, max_batch),
 	    "500", "confirmed sales applied per synced write" },
+	{ "coupon.url", DRE_CFG_STR, offsetof(loy_cfg, coupon_url),
+	    "tcp://127.0.0.1:7501",
+	    "nng URL of dre-coupon (reward vouchers are its codes)" },
+	{ "catalog.url", DRE_CFG_STR, offsetof(loy_cfg, catalog_url),
+	    "tcp://127.0.0.1:7101",
+	    "nng URL of dre-catalog (the promotions assignments name)" },
+	{ "rewards.call_timeout_ms", DRE_CFG_INT, offsetof(loy_cfg, call_ms),
+	    "2000",
+	    "the longest a voucher exchange waits for dre-coupon, an "
+	    "assignment for dre-catalog (then 503, nothing changed)",
+	    DRE_CFG_RANGE(1, 60000) },
 	DRE_CFG_END,
 };
 
@@ -52,6 +66,14 @@ main(int argc, char **argv)
 		goto out;
 	}
 	opened = true;
+	s.call_ms = cfg.call_ms;
+	if ((err = dre_rpc_client_open(&s.coupon, cfg.coupon_url)) != DRE_OK
+	    || (err = dre_rpc_client_open(&s.catalog, cfg.catalog_url))
+	        != DRE_OK
+	    || (err = loy_vouchers_start(&s)) != DRE_OK) {
+		dre_error("coupon.url / catalog.url: %s", dre_strerror(err));
+		goto out;
+	}
 	dre_applier_cfg acfg = { .name = "transactions",
 		.topics = topics,
 		.ntopics = 1,
@@ -83,7 +105,10 @@ main(int argc, char **argv)
 out:
 	dre_rpc_server_close(srv);
 	if (opened) {
-		dre_applier_stop(s.ap);
+		dre_applier_stop(s.ap); // it kicks the converter
+		loy_vouchers_stop(&s);
+		dre_rpc_client_close(s.coupon);
+		dre_rpc_client_close(s.catalog);
 		loy_close(&s);
 	}
 	free(path);

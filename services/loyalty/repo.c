@@ -14,8 +14,8 @@
 #include "dre/uuid.h"
 #include "loyalty.h"
 
-static const char *const loy_cfs[]
-    = { "contacts", "index", "program", "ledger", "outbox", "applier" };
+static const char *const loy_cfs[] = { "contacts", "index", "program",
+	"ledger", "outbox", "applier", "rewards" };
 
 const char *const loy_attr_names[LOY_NATTRS] = {
 #define LOY_ATTR_NAME(id, name) name,
@@ -93,6 +93,7 @@ loy_serialize(dre_buf *out, const loy_contact *c)
 		dre_jsonw_arr_end(&w);
 	}
 	dre_jsonw_arr_end(&w);
+	dre_jsonw_kint(&w, "vouchers", c->vouchers);
 	dre_jsonw_obj_end(&w);
 }
 
@@ -150,6 +151,11 @@ parse_contact(loy_contact *c, dre_arena *a, const char *v, size_t vl)
 	        != DRE_OK)
 		return DRE_ECODEC;
 	c->level = opt_str(dre_json_get(d, "level"));
+	if (dre_json_get(d, "vouchers") != NULL
+	    && dre_json_int(
+	           &c->vouchers, dre_json_get(d, "vouchers"), 0, INT64_MAX)
+	        != DRE_OK)
+		return DRE_ECODEC;
 	const dre_json *e = dre_json_get(d, "earn");
 	if (c->id == NULL || !dre_json_is(e, DRE_JSON_ARRAY))
 		return DRE_ECODEC;
@@ -339,6 +345,7 @@ loy_program_render(dre_buf *out, const loy_program *p)
 	dre_jsonw_kstr(&w, "currency", p->voucher_currency);
 	dre_jsonw_kint(&w, "validityDays", p->validity_days);
 	dre_jsonw_kbool(&w, "automatic", p->automatic);
+	dre_jsonw_kstr(&w, "couponTypeId", p->voucher_type);
 	dre_jsonw_obj_end(&w);
 	dre_jsonw_obj_end(&w);
 }
@@ -357,7 +364,7 @@ loy_program_parse(loy_program *p, dre_arena *a, const dre_json *doc,
 	static const char *const known[]
 	    = { "pointsPerCurrencyUnit", "levels", "voucherRule" };
 	static const char *const vknown[] = { "pointsPerVoucher", "value",
-		"currency", "validityDays", "automatic" };
+		"currency", "validityDays", "automatic", "couponTypeId" };
 	const dre_json          *m;
 	loy_program_default(p);
 	if ((m = dre_json_unknown(doc, known, 3, NULL)) != NULL)
@@ -410,7 +417,7 @@ loy_program_parse(loy_program *p, dre_arena *a, const dre_json *doc,
 	if (v != NULL) {
 		if (!dre_json_is(v, DRE_JSON_OBJECT))
 			BAD("voucherRule", "voucherRule must be an object");
-		if ((m = dre_json_unknown(v, vknown, 5, NULL)) != NULL)
+		if ((m = dre_json_unknown(v, vknown, 6, NULL)) != NULL)
 			BAD("voucherRule", "unknown field 'voucherRule.%s'",
 			    m->key);
 		const dre_json *x = dre_json_get(v, "pointsPerVoucher");
@@ -447,6 +454,15 @@ loy_program_parse(loy_program *p, dre_arena *a, const dre_json *doc,
 				BAD("voucherRule.automatic",
 				    "automatic must be true or false");
 			p->automatic = dre_json_is(x, DRE_JSON_TRUE);
+		}
+		x = dre_json_get(v, "couponTypeId");
+		if (x != NULL && !dre_json_is_null(x)) {
+			if (!dre_json_is(x, DRE_JSON_STRING) || x->len == 0
+			    || x->len > 36)
+				BAD("voucherRule.couponTypeId",
+				    "couponTypeId must be the id of a coupon "
+				    "type (INDIVIDUAL) or null");
+			p->voucher_type = dre_arena_strdup(a, x->str);
 		}
 	}
 	return true;

@@ -265,11 +265,14 @@ class Stack:
                   "-o", "catalog.url=" + self.rpc_url("catalog"),
                   "-o", "budget.url=" + self.rpc_url("budget"),
                   "-o", "coupon.url=" + self.rpc_url("coupon"),
+                  "-o", "loyalty.url=" + self.rpc_url("loyalty"),
                   "-o", "kafka.bootstrap.servers=" + self.bootstrap]
         elif name == "budget":
             a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap]
         elif name == "loyalty":
-            a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap]
+            a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap,
+                  "-o", "coupon.url=" + self.rpc_url("coupon"),
+                  "-o", "catalog.url=" + self.rpc_url("catalog")]
         elif name == "webhook":
             # Test receivers are plain http on 127.0.0.1 (dev/test only).
             a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap,

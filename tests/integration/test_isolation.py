@@ -39,12 +39,17 @@ COLLECTION_FIXTURE = {
     "WebhookSubscriptions": "sub", "WebhookDeliveries": "delivery",
     "contacts": "contact", "PromotionPerformance": "promo",
     "BudgetUtilization": "budget", "transactions": "txn",
-    "ApiClients": "apiclient", "ApiKeys": "apikey",
+    "ApiClients": "apiclient", "ApiKeys": "apikey", "CalculationAuditLogs": "txn",
+    "promotion-assignments": "assignment",
 }
 # Query strings that name A's data on routes that take them.
 QUERIES = {
     "/api/v3/contacts/id": "email={email}",
     "/api/v3/contactoverview": "contactId={contact}",
+    "/api/v3/reward-vouchers": "contactId={contact}",
+    "/api/v3/reward-vouchers/available": "contactId={contact}",
+    "/api/v3/reward-vouchers/redeemed": "contactId={contact}",
+    "/api/v3/promotion-assignments": "contactId={contact}",
 }
 
 
@@ -67,6 +72,7 @@ def bodies(a):
         "replace": a["docs"],
         "repostFailedWebhookDeliveries": {},
         "activatePromotion": {}, "deactivatePromotion": {},
+        "submitPromotion": {}, "approvePromotion": {}, "rejectPromotion": {"reason": a["mark"]},
         "replaceTenantSettings": {"rejectUnknownFields": False},
         "replaceLoyaltyProgram": a["program"],
         "createContact": {"email": a["email"], "firstName": a["mark"]},
@@ -99,6 +105,9 @@ def bodies(a):
                             "lineItems": [{"sku": a["article"], "quantity": 1,
                                            "refundAmount": D("1.00")}]},
         "rcGetLoyaltyPoints": {"orderId": a["txn"], "customerId": a["contact"]},
+        "exchangeRewardVoucher": {"contactId": a["contact"]},
+        "assignPromotion": {"contactId": a["contact"], "promotionId": a["personal"]},
+        "redeemPromotionAssignment": {"redemptionChannel": "POS"},
     }
 
 
@@ -164,6 +173,14 @@ class Isolation(harness.TestCase):
         k = make("/api/v1/ApiKeys", {"name": mark, "roles": ["POSReader"]})
         a["apikey"], a["apikeysecret"] = k["id"], k["key"]
         a["program"] = self.assertOk(s.get("/api/v1/LoyaltyProgram"))
+        # A personal promotion of A's, assigned to A's contact.
+        pp = promotion(mark + " personal", [{"type": "ARTICLE", "values": [a["article"]]}],
+                       [pct_action(5, articles=[a["article"]])], pos_groups=[a["pg"]],
+                       assignment="PERSONAL", externalId=uniq("ISOEXT"))
+        make("/api/v1/Promotions", pp)
+        a["personal"] = pp["id"]
+        a["assignment"] = make("/api/v3/promotion-assignments",
+                               {"contactId": a["contact"], "promotionId": pp["id"]})["id"]
         a["receipt"] = uniq("ISORC")
         make("/api/v3/receipts", {"contact": {"matchKey": a["contact"], "matchKeyType": "ContactId"},
                                   "uniqueReceiptId": a["receipt"], "receiptNumber": a["receipt"],
@@ -217,7 +234,9 @@ class Isolation(harness.TestCase):
                  "/reporting/PromotionPerformance/" + a["promo"],
                  "/reporting/BudgetUtilization/" + a["budget"],
                  "/api/v1/Promotions?$top=1000", "/api/v1/Budgets?$top=1000",
-                 "/api/v1/CouponCodes?$top=1000"]
+                 "/api/v1/CouponCodes?$top=1000",
+                 "/api/v3/promotion-assignments?contactId=" + a["contact"],
+                 "/api/v3/reward-vouchers?contactId=" + a["contact"]]
         out = {}
         for p in paths:
             r = s.get(p)
@@ -232,7 +251,7 @@ class Isolation(harness.TestCase):
         secrets = {k: str(v) for k, v in a.items()
                    if k in COLLECTION_FIXTURE.values()
                    or k in ("mark", "email", "txn", "pgcode", "reservation", "receipt",
-                           "clientid", "clientsecret", "apikeysecret")}
+                           "personal", "clientid", "clientsecret", "apikeysecret")}
         before = self.a_state(a)
         table = bodies(a)
         ops = []

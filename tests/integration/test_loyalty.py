@@ -17,7 +17,7 @@ DEFAULT_PROGRAM = {
                {"name": "SILVER", "minPoints": 1000},
                {"name": "GOLD", "minPoints": 5000}],
     "voucherRule": {"pointsPerVoucher": 500, "value": D("5.00"), "currency": "EUR",
-                    "validityDays": 90, "automatic": True},
+                    "validityDays": 90, "automatic": True, "couponTypeId": None},
 }
 ATTRS = ("email", "mobilePhone", "memberNumber", "firstName", "lastName", "countryCode",
          "language", "birthDay", "gender", "street", "zipCode", "city")
@@ -44,7 +44,8 @@ class Loyalty(harness.TestCase):
         doc = {"pointsPerCurrencyUnit": D("2.5"),
                "levels": [{"name": "BASE", "minPoints": 0}, {"name": "VIP", "minPoints": 300}],
                "voucherRule": {"pointsPerVoucher": 100, "value": D("2.00"), "currency": "SEK",
-                               "validityDays": 30, "automatic": False}}
+                               "validityDays": 30, "automatic": False,
+                               "couponTypeId": None}}
         self.assertJson(doc, self.assertOk(s.request("PUT", "/api/v1/LoyaltyProgram", doc, user=u)))
         self.assertJson(doc, self.assertOk(s.get("/api/v1/LoyaltyProgram", user=u)))
         bad = [({"levels": []}, "levels"),

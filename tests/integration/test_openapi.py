@@ -267,7 +267,9 @@ class OpenApi(harness.TestCase):
                 r = s.request(m, path, body=body)
                 self.assertIn(r.status, (400, 404), "%s %s: %r" % (m, path, r))
                 # Engage's names are the codes of /api/v3 (PRODUCT-DECISIONS §8)
-                nf = "ContactNotFound" if p.startswith("/api/v3/contacts") else "NOT_FOUND"
+                nf = ("ContactNotFound" if p.startswith("/api/v3/contacts")
+                      else "PromotionNotFound"
+                      if p.startswith("/api/v3/promotion-assignments") else "NOT_FOUND")
                 self.assertError(r, r.status, nf if r.status == 404
                                  else "VALIDATION_FAILED")
                 checked += 1

@@ -20,7 +20,8 @@
 	XX(PUBLIC_API_WRITER, "PublicApiWriter")                              \
 	XX(SYNC_SERVICE, "SyncService")                                       \
 	XX(LOCAL_DEPLOYMENT, "LocalDeployment")                               \
-	XX(MASTER_DATA_INGESTER, "MasterDataIngester")
+	XX(MASTER_DATA_INGESTER, "MasterDataIngester")                        \
+	XX(AUDITOR, "Auditor")
 
 enum {
 #define DRE_ROLE_BIT(name, text) DRE_ROLE_BIT_##name,

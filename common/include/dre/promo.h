@@ -79,6 +79,13 @@ typedef enum {
 	DRE_EXCL_RECEIPT,
 } dre_exclusivity;
 
+// Who may get a promotion (PRODUCT-DECISIONS §8): everybody, or only a
+// customer holding a valid, unredeemed assignment (dre-loyalty).
+typedef enum {
+	DRE_ASSIGN_NONE = 0,
+	DRE_ASSIGN_PERSONAL,
+} dre_assignment;
+
 typedef enum {
 	DRE_CALC_ADDITIVE = 0,
 	DRE_CALC_MULTIPLICATIVE,
@@ -173,6 +180,8 @@ typedef struct dre_promo {
 	dre_strlist       budget_ids;
 	dre_strlist       coupon_type_ids;
 	const char       *campaign_id;
+	const char       *external_id; // unique per tenant; NULL = none
+	dre_assignment    assignment;
 	dre_promo_cond   *conds;
 	uint32_t          nconds;
 	dre_promo_action *actions;

@@ -97,6 +97,22 @@ pos_group_ok(const ev *v, const dre_promo *p)
 	return false;
 }
 
+// assigned tells whether the basket's customer holds an assignment of the
+// PERSONAL promotion p (by its id or its externalId).
+static bool
+assigned(const ev *v, const dre_promo *p)
+{
+	for (size_t i = 0; i < v->ctx->nassigned; i++) {
+		const char *a = v->ctx->assigned[i];
+		if (a != NULL
+		    && (strcmp(a, p->id) == 0
+		        || (p->external_id != NULL
+		            && strcmp(a, p->external_id) == 0)))
+			return true;
+	}
+	return false;
+}
+
 // prefilter returns the stage a promotion falls out at, or NULL. One a
 // coupon triggered (coupon >= 0) skips validity and POS group; one that
 // needs a coupon and was not triggered falls out at COUPON.
@@ -153,6 +169,12 @@ prefilter(ev *v, const ix_ent *e, int32_t coupon, const char **reason)
 		        p->currency, v->currency)
 		    : NULL;
 		return "CURRENCY";
+	}
+	if (p->assignment == DRE_ASSIGN_PERSONAL && !assigned(v, p)) {
+		*reason = v->ctx->loyalty_unavailable
+		    ? "personal: the loyalty service did not answer"
+		    : "personal: not assigned to the basket's customer";
+		return "ASSIGNMENT";
 	}
 	return NULL;
 }
@@ -593,10 +615,11 @@ respond(ev *v, const eng_index *ix)
 		ev_coupons_respond(v, r);
 	r->budget_limited_promotions = v->limited.v;
 	r->n_budget_limited_promotions = v->limited.n;
-	if (v->warning != NULL) {
-		r->warnings = ev_get(v, sizeof(*r->warnings));
-		r->warnings[0] = v->warning;
-		r->n_warnings = 1;
+	if (v->nwarnings > 0) { // v lives on eng_evaluate's stack: copied
+		r->warnings = ev_get(v, v->nwarnings * sizeof(*r->warnings));
+		memcpy(r->warnings, v->warnings,
+		    v->nwarnings * sizeof(*r->warnings));
+		r->n_warnings = v->nwarnings;
 	}
 	return r;
 }
@@ -720,7 +743,23 @@ pos_group_resolve(ev *v)
 	w->message = ev_printf(v,
 	    "unknown %s '%.100s': priced with the promotions of every store",
 	    target, given);
-	v->warning = w;
+	v->warnings[v->nwarnings++] = w;
+}
+
+// loyalty_warn adds LOYALTY_UNAVAILABLE when the loyalty service was asked
+// about the customer's assignments and did not answer in time.
+static void
+loyalty_warn(ev *v)
+{
+	if (!v->ctx->loyalty_unavailable)
+		return;
+	Dre__Warning *w = ev_get(v, sizeof(*w));
+	dre__warning__init(w);
+	w->code = "LOYALTY_UNAVAILABLE";
+	w->target = "customer";
+	w->message = "the loyalty service did not answer in time: priced "
+	             "without the customer's personal promotions";
+	v->warnings[v->nwarnings++] = w;
 }
 
 // applicable runs the stages up to the conditions over the candidates;
@@ -819,6 +858,7 @@ evaluate_run(ev *v, const eng_index *ix, eng_eval_error *err)
 	if (rc != DRE_OK)
 		return rc;
 	pos_group_resolve(v);
+	loyalty_warn(v);
 	if (v->t != NULL)
 		candidates(v);
 	if (v->req->n_coupons > 0)

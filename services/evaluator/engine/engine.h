@@ -107,6 +107,9 @@ int64_t eng_index_version(const eng_index *ix);
 int64_t eng_index_data_age(const eng_index *ix);
 // eng_index_promotions counts the live promotions of tenant (NULL = all).
 size_t eng_index_promotions(const eng_index *ix, const char *tenant);
+// eng_index_has_personal tells whether tenant has a live PERSONAL
+// promotion (then an evaluate for a known customer asks loyalty).
+bool eng_index_has_personal(const eng_index *ix, const char *tenant);
 // eng_index_version_of returns the version the index holds for kind/key of
 // tenant (tombstones included), or -1.
 int64_t eng_index_version_of(const eng_index *ix, const char *tenant,
@@ -190,6 +193,14 @@ typedef struct {
 	// answer: every code is invalid with reason UNAVAILABLE.
 	const eng_coupon_result *coupons;
 	size_t                   ncoupons;
+	// The promotions the basket's customer holds a valid, unredeemed
+	// assignment of (PRODUCT-DECISIONS §8): a PERSONAL promotion applies
+	// only when listed (its id or externalId). loyalty_unavailable: the
+	// loyalty service was asked and did not answer in time; no personal
+	// promotion applies and the answer warns LOYALTY_UNAVAILABLE.
+	const char *const *assigned;
+	size_t             nassigned;
+	bool               loyalty_unavailable;
 } eng_eval_ctx;
 
 // A request the engine refuses (PRODUCT-DECISIONS §1).

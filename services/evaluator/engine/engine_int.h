@@ -150,8 +150,9 @@ struct ev {
 	uint64_t                   *sale_bits;
 	int64_t                     units; // sale quantity, thousandths
 	const char                 *pg[4]; // request id, code; resolved
-	Dre__Warning               *warning; // UNKNOWN_POS_GROUP, or NULL
-	const char                 *channel_lc;
+	Dre__Warning *warnings[2]; // UNKNOWN_POS_GROUP, LOYALTY_UNAVAILABLE
+	uint32_t      nwarnings;
+	const char   *channel_lc;
 	// candidates and what became of them
 	uint32_t    *cand; // ranks
 	uint32_t     ncand;

@@ -1033,6 +1033,16 @@ eng_index_promotions(const eng_index *ix, const char *tenant)
 	return n;
 }
 
+bool
+eng_index_has_personal(const eng_index *ix, const char *tenant)
+{
+	const ix_tenant *t = ix_tenant_find(ix, tenant);
+	for (uint32_t i = 0; t != NULL && i < t->npromos; i++)
+		if (t->promos[i]->promo->assignment == DRE_ASSIGN_PERSONAL)
+			return true;
+	return false;
+}
+
 int64_t
 eng_index_version_of(const eng_index *ix, const char *tenant,
     eng_master_kind kind, const char *key)

@@ -1,0 +1,443 @@
+#!/usr/bin/env python3
+# test_loyalty_rewards.py -- reward vouchers and personal promotions of
+# dre-loyalty over HTTP (PRODUCT-DECISIONS §8): confirm -> points -> voucher
+# exchanged (a single-use coupon code bound to the member) -> evaluate with
+# the code -> confirm -> the code REDEEMED in the coupon service and the
+# voucher redeemed in loyalty; nothing debited while the coupon service is
+# down; coupon.IssueVoucher idempotent by voucher id; automatic conversion;
+# personal promotions (member A gets it, member B does not, by id or
+# externalId, redeemed once by confirm) and LOYALTY_UNAVAILABLE when loyalty
+# is down or stalled (still 200); migrated balances publish no events and
+# convert nothing until the member's next credit.
+import json
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import D, basket, item, promotion, uniq  # noqa: E402
+
+LEVELS = [{"name": "BASE", "minPoints": 0}, {"name": "SILVER", "minPoints": 1000},
+          {"name": "GOLD", "minPoints": 5000}]
+
+
+def email():
+    return uniq("r").lower() + "@example.com"
+
+
+class Rewards(harness.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        # a stalled coupon service is given up on after 0.5 s (default 2 s)
+        cls.stack = harness.shared_stack(opts={"loyalty": ["rewards.call_timeout_ms=500"]})
+
+    # -- helpers ---------------------------------------------------------------
+    def contact(self, **attrs):
+        r = self.stack.post("/api/v3/contacts?source=POS&storeExternalId=S1", attrs)
+        self.assertStatus(r, 201)
+        return r.body
+
+    def balance(self, cid):
+        o = self.assertOk(self.stack.get("/api/v3/contactoverview?contactId=" + cid))
+        return o["loyalty"]["pointsBalance"]
+
+    def program(self, automatic, type_id):
+        doc = {"pointsPerCurrencyUnit": 1, "levels": LEVELS,
+               "voucherRule": {"pointsPerVoucher": 500, "value": D("5.00"),
+                               "currency": "EUR", "validityDays": 90,
+                               "automatic": automatic, "couponTypeId": type_id}}
+        self.assertJson(doc, self.assertOk(
+            self.stack.request("PUT", "/api/v1/LoyaltyProgram", doc)))
+
+    def voucher_setup(self):
+        """An INDIVIDUAL coupon type for the vouchers and the promotion
+        linked to it (5.00 off the receipt), in effect."""
+        s = self.stack
+        gid = self.pos_group()["id"]
+        r = s.post("/api/v1/CouponTypes", {"name": uniq("Vouchers"), "type": "INDIVIDUAL",
+                                            "prefix": "RV", "codeLength": 10})
+        self.assertStatus(r, 201)
+        vt = r.body
+        vp = promotion("Reward voucher 5", [],
+                       [{"type": "RECEIPT", "discountType": "ABSOLUTE", "value": D("5.00")}],
+                       pos_groups=[gid], ptype="COUPON", couponTypeIds=[vt["id"]])
+        s.create_promotion(vp)
+        probe = self.assertStatusBody(s.post("/api/v1/CouponCodes",
+                                             {"couponTypeId": vt["id"]}), 201)["code"]
+        art = uniq("ART")
+        s.wait_for_promotion(vp["id"], basket(gid, [item("L1", art, 1, "20.00")],
+                                              coupons=[{"code": probe}]))
+        return gid, art, vt, vp
+
+    def assertStatusBody(self, r, status):
+        self.assertStatus(r, status)
+        return r.body
+
+    def receipt(self, cid, amount):
+        rid = uniq("R")
+        r = self.stack.post("/api/v3/receipts", {
+            "contact": {"matchKey": cid, "matchKeyType": "ContactId"},
+            "uniqueReceiptId": rid, "receiptNumber": rid, "currency": "EUR",
+            "items": [{"type": "PURCHASE", "sku": "A", "quantity": 1,
+                       "grossPaidPrice": D(amount)}]})
+        self.assertStatus(r, 202)
+
+    def vouchers(self, cid, which=""):
+        return self.assertOk(self.stack.get(
+            "/api/v3/reward-vouchers%s?contactId=%s" % (which, cid)))
+
+    def code_doc(self, code):
+        return self.assertOk(self.stack.get("/api/v1/CouponCodes/" + code))
+
+    def loyalty_events(self, cid):
+        return [e["value"] for e in self.stack.events("dre.loyalty.events")
+                if e["value"]["contactId"] == cid]
+
+    # -- vouchers --------------------------------------------------------------
+    def test_a_points_voucher_evaluate_confirm_redeemed(self):
+        s = self.stack
+        gid, art, vt, vp = self.voucher_setup()
+        self.program(False, vt["id"])
+        pts = promotion("Points %s" % art, [{"type": "CUSTOMER_REQUIRED"}],
+                        [{"type": "CURRENCY_TO_POINTS", "pointsPerUnit": 1}],
+                        pos_groups=[gid], ptype="LOYALTY")
+        s.create_promotion(pts)
+        harness.wait_until(
+            lambda: self.assertEval(s.simulate(basket(
+                gid, [item("L1", art, 2, "300.00")], customer={"customerId": "probe"})),
+                simulation=True)["totals"]["savingsSummary"]["loyaltyPointsEarned"] == 600,
+            10, what="points promotion in effect")
+        c = self.contact(email=email())
+        cid = c["id"]
+        # nothing to exchange yet
+        self.assertError(s.post("/api/v3/reward-vouchers", {"contactId": cid}),
+                         409, "InsufficientPoints", "contactId")
+        # confirm -> 600 points credited
+        txn = uniq("TX")
+        b = self.assertEval(s.evaluate(basket(gid, [item("L1", art, 2, "300.00")], txn=txn,
+                                              customer={"customerId": cid})))
+        self.assertEqual(b["totals"]["savingsSummary"]["loyaltyPointsEarned"], 600)
+        self.assertOk(s.confirm(txn, 1, [], customerId=cid))
+        self.assertEqual(s.wait_side_effects(txn, 1)["loyaltyPointsEarned"], 600)
+        self.assertEqual(self.balance(cid), 600)
+        # the exchange: 500 points become a voucher, a code of the type
+        v = self.assertStatusBody(s.post("/api/v3/reward-vouchers", {"contactId": cid}), 201)
+        code = v["voucherNumber"]
+        self.assertRegex(code, r"^RV[A-HJ-NP-Z2-9]{10}$")
+        self.assertRegex(v["id"], harness.UUID_RE)
+        self.assertRegex(v["expiresOn"], harness.ISO_RE)
+        self.assertJson({"name": "Reward voucher 5.00 EUR", "redeemed": False,
+                         "redeemedOn": None, "value": {"currency": "EUR", "amount": D("5.00")},
+                         "points": 500}, v, subset=True)
+        self.assertEqual(self.balance(cid), 100)
+        self.assertError(s.post("/api/v3/reward-vouchers", {"contactId": cid}),
+                         409, "InsufficientPoints", "contactId")
+        self.assertEqual(self.balance(cid), 100)
+        cd = self.code_doc(code)
+        self.assertJson({"code": code, "couponTypeId": vt["id"], "customerId": cid,
+                         "status": "ACTIVE", "origin": "ISSUE"}, cd, subset=True)
+        self.assertJson({"count": 1, "offset": 0, "totalCount": 1, "items": [v]},
+                        self.vouchers(cid, "/available"))
+        o = self.assertOk(s.get("/api/v3/contactoverview?contactId=" + cid))
+        self.assertEqual(o["vouchers"], [v])
+        # evaluate with the voucher: 5.00 off
+        txn2 = uniq("TX")
+        b = self.assertEval(s.evaluate(basket(gid, [item("L1", art, 1, "20.00")], txn=txn2,
+                                              coupons=[{"code": code}])))
+        self.assertEqual(b["totals"]["discount"]["value"], D("5.00"), b)
+        self.assertEqual([(a["code"], a["promotionIds"]) for a in b["appliedCoupons"]],
+                         [(code, [vp["id"]])])
+        # confirm redeems it: the code REDEEMED, the voucher redeemed
+        self.assertOk(s.confirm(txn2, 1, [{"promotionId": vp["id"], "couponCode": code}]))
+        j = s.wait_side_effects(txn2, 1)
+        self.assertEqual(j["couponsRedeemed"], 1, j)
+        self.assertEqual(self.code_doc(code)["status"], "REDEEMED")
+        harness.wait_until(lambda: self.vouchers(cid, "/redeemed")["totalCount"] == 1, 10,
+                           what="voucher redeemed in loyalty")
+        red = self.vouchers(cid, "/redeemed")["items"][0]
+        self.assertEqual((red["id"], red["redeemed"]), (v["id"], True))
+        self.assertRegex(red["redeemedOn"], harness.ISO_RE)
+        self.assertEqual(self.vouchers(cid, "/available")["items"], [])
+        self.assertEqual(self.vouchers(cid)["totalCount"], 1)
+        # the code is spent
+        b = self.assertEval(s.evaluate(basket(gid, [item("L1", art, 1, "20.00")],
+                                              coupons=[{"code": code}])))
+        self.assertEqual([(x["code"], x["reason"]) for x in b["invalidCoupons"]],
+                         [(code, "REDEEMED")])
+        # the events
+        evs = self.loyalty_events(cid)
+        self.assertEqual([(e["type"], e["points"], e["pointsBalance"]) for e in evs
+                          if e["type"].startswith("VOUCHER")],
+                         [("VOUCHER_CREATED", 500, 100), ("VOUCHER_REDEEMED", 0, 100)])
+        for e in evs:
+            if e["type"].startswith("VOUCHER"):
+                self.assertEqual(e["reference"], {"string": code})
+        # refusals
+        self.assertError(s.post("/api/v3/reward-vouchers", {"contactId": harness.new_id()}),
+                         404, "ContactNotFound", "contactId")
+        self.assertError(s.post("/api/v3/reward-vouchers", {}), 400, "VALIDATION_FAILED",
+                         "contactId")
+        self.assertError(s.post("/api/v3/reward-vouchers", {"contactId": cid, "x": 1}), 400,
+                         "VALIDATION_FAILED", "x")
+        self.assertError(s.get("/api/v3/reward-vouchers"), 400, "VALIDATION_FAILED",
+                         "contactId")
+        self.assertError(s.get("/api/v3/reward-vouchers?contactId=" + harness.new_id()),
+                         404, "ContactNotFound")
+
+    def test_b_coupon_down_debits_nothing_and_issue_is_idempotent(self):
+        s = self.stack
+        gid, art, vt, vp = self.voucher_setup()
+        self.program(False, vt["id"])
+        cid = self.contact(email=email())["id"]
+        self.receipt(cid, "600.00")
+        self.assertEqual(self.balance(cid), 600)
+        # stalled (SIGSTOP): no answer within the bound, nothing debited
+        pid = s.procs["coupon"].pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            self.assertError(s.post("/api/v3/reward-vouchers", {"contactId": cid}),
+                             503, "UNAVAILABLE")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        self.assertEqual(self.balance(cid), 600)
+        self.assertEqual(self.vouchers(cid)["totalCount"], 0)
+        # down: the same
+        s.stop_service("coupon")
+        try:
+            self.assertError(s.post("/api/v3/reward-vouchers", {"contactId": cid}),
+                             503, "UNAVAILABLE")
+            self.assertEqual(self.balance(cid), 600)
+            self.assertEqual(self.vouchers(cid)["totalCount"], 0)
+        finally:
+            s.start_service("coupon")
+        # once loyalty has reconnected (a 503 meanwhile debits nothing)
+        got = {}
+
+        def exchanged():
+            r = s.post("/api/v3/reward-vouchers", {"contactId": cid})
+            if r.status == 503:
+                self.assertEqual(self.balance(cid), 600)
+                return False
+            got["r"] = r
+            return True
+        harness.wait_until(exchanged, 10, interval=0.1, what="coupon service back")
+        v = self.assertStatusBody(got["r"], 201)
+        harness.wait_until(lambda: s.get("/api/v1/CouponTypes").status == 200, 10,
+                           what="gateway reconnected to coupon")
+        self.assertEqual(self.balance(cid), 100)
+        self.assertEqual(self.code_doc(v["voucherNumber"])["customerId"], cid)
+        # coupon.IssueVoucher: the same voucher id, the same code
+        body = {"voucherId": uniq("V"), "couponTypeId": vt["id"], "customerId": cid}
+        answers = []
+        for _ in range(2):
+            st, raw = s.rpc_call("coupon", "coupon.IssueVoucher",
+                                       tenant="default", body=json.dumps(body).encode())
+            answers.append((st, json.loads(raw)))
+        (st1, a1), (st2, a2) = answers
+        self.assertEqual((st1, a1["created"], st2, a2["created"]), (201, True, 200, False))
+        self.assertEqual(a1["code"], a2["code"])
+        self.assertEqual(a1["status"], "ACTIVE")
+        # no type, a GENERIC one: refused, nothing issued
+        st, raw = s.rpc_call("coupon", "coupon.IssueVoucher", tenant="default",
+                                   body=json.dumps({"voucherId": uniq("V")}).encode())
+        self.assertEqual(st, 400)
+        gen = self.assertStatusBody(s.post("/api/v1/CouponTypes", {
+            "name": uniq("Gen"), "type": "GENERIC", "prefix": "GG"}), 201)
+        st, raw = s.rpc_call("coupon", "coupon.IssueVoucher", tenant="default",
+                                   body=json.dumps(dict(body, voucherId=uniq("V"),
+                                                        couponTypeId=gen["id"])).encode())
+        self.assertEqual(st, 409)
+
+    def test_c_automatic_conversion(self):
+        s = self.stack
+        gid, art, vt, vp = self.voucher_setup()
+        self.program(True, vt["id"])
+        cid = self.contact(email=email())["id"]
+        self.receipt(cid, "1100.00")
+        harness.wait_until(lambda: self.vouchers(cid, "/available")["totalCount"] == 2, 10,
+                           what="two automatic vouchers")
+        self.assertEqual(self.balance(cid), 100)
+        codes = [v["voucherNumber"] for v in self.vouchers(cid)["items"]]
+        self.assertEqual(len(set(codes)), 2)
+        for code in codes:
+            self.assertEqual(self.code_doc(code)["customerId"], cid)
+
+    # -- migration -------------------------------------------------------------
+    def test_d_migration_publishes_no_events_and_converts_nothing(self):
+        s = self.stack
+        gid, art, vt, vp = self.voucher_setup()
+        self.program(True, vt["id"])
+        mn = uniq("MIG")
+        r = s.post("/api/v3/contacts/import?firstRow=1",
+                   [{"memberNumber": mn, "email": email(), "pointsBalance": 1200,
+                     "level": "SILVER"}])
+        self.assertOk(r)
+        cid = self.assertOk(s.get("/api/v3/contacts/id?customKey=" + mn))
+        self.assertEqual(self.balance(cid), 1200)
+        # a later event of another contact is on the topic: anything the
+        # import had published would be there before it
+        marker = self.contact(email=email())["id"]
+        harness.wait_until(lambda: self.loyalty_events(marker), 15, what="marker event")
+        self.assertEqual(self.loyalty_events(cid), [])
+        self.assertEqual(self.vouchers(cid)["totalCount"], 0)
+        # the member's next credit converts (events from then on)
+        self.receipt(cid, "10.00")
+        harness.wait_until(lambda: self.vouchers(cid)["totalCount"] == 2, 10,
+                           what="vouchers after the first credit")
+        self.assertEqual(self.balance(cid), 210)
+        harness.wait_until(
+            lambda: [e["type"] for e in self.loyalty_events(cid)] ==
+            ["POINTS_EARNED", "VOUCHER_CREATED", "VOUCHER_CREATED"], 15,
+            what="the events of the credit")
+
+    # -- personal promotions ---------------------------------------------------
+    def test_e_personal_promotions(self):
+        s = self.stack
+        gid = self.pos_group()["id"]
+        art = uniq("ART")
+        ext = uniq("WELCOME")
+        w = promotion("Welcome 10%", [{"type": "ARTICLE", "values": [art]}],
+                      [harness.pct_action(10, articles=[art])], pos_groups=[gid],
+                      assignment="PERSONAL", externalId=ext)
+        s.create_promotion(w)
+        stored = self.assertOk(s.get("/api/v1/Promotions/" + w["id"]))
+        self.assertEqual((stored["assignment"], stored["externalId"]), ("PERSONAL", ext))
+        everyone = promotion("Everyone", [{"type": "ARTICLE", "values": [art]}],
+                             [harness.pct_action(1, articles=[art])], pos_groups=[gid])
+        s.create_promotion(everyone)
+        a = self.contact(email=email(), memberNumber=uniq("A"))
+        bb = self.contact(email=email())
+
+        def sale(who, txn=None, **kw):
+            req = basket(gid, [item("L1", art, 1, "50.00")], txn=txn, **kw)
+            if who is not None:
+                req["customer"] = {"customerId": who}
+            return req
+        s.wait_for_promotion(everyone["id"], sale(a["id"]))
+        # nobody holds it yet
+        self.assertEqual(s.applied(self.assertEval(s.simulate(sale(a["id"])), True), w["id"]), [])
+        # assigned to A by its externalId (the welcome at sign-up)
+        r = s.post("/api/v3/promotion-assignments", {"contactId": a["id"], "promotionId": ext})
+        asg = self.assertStatusBody(r, 201)
+        self.assertJson({"promotionId": w["id"], "contactId": a["id"], "externalId": ext,
+                         "name": "Welcome 10%", "redeemed": False, "redeemedOn": None,
+                         "redemptionChannels": [{"type": "POS", "valueType": "EXTERNALID",
+                                                 "value": ext}]}, asg, subset=True)
+        self.assertRegex(asg["expiresOn"], harness.ISO_RE)
+        again = s.post("/api/v3/promotion-assignments",
+                       {"contactId": a["id"], "promotionId": w["id"]})
+        self.assertEqual(self.assertOk(again)["id"], asg["id"])
+        # A gets it at once (also by memberNumber); B and an anonymous basket do not
+        txn = uniq("TX")
+        ba = self.assertEval(s.evaluate(sale(a["id"], txn=txn)))
+        self.assertEqual(s.applied(ba, w["id"]), [("L1", D("5.00"))])
+        self.assertNotIn("warnings", ba["meta"])
+        bm = self.assertEval(s.simulate(sale(a["attributes"]["memberNumber"])), True)
+        self.assertEqual(s.applied(bm, w["id"]), [("L1", D("5.00"))])
+        req_b = sale(bb["id"])
+        req_b["includeMissedPromotions"] = True
+        b_b = self.assertEval(s.simulate(req_b), True)
+        self.assertEqual(s.applied(b_b, w["id"]), [])
+        self.assertEqual(s.applied(b_b, everyone["id"]), [("L1", D("0.50"))])
+        missed = [m for m in b_b["missedPromotions"] if m["promotionId"] == w["id"]]
+        self.assertEqual([(m["stage"], m["reason"]) for m in missed],
+                         [("ASSIGNMENT", "personal: not assigned to the basket's customer")])
+        self.assertEqual(s.applied(self.assertEval(s.simulate(sale(None)), True), w["id"]), [])
+        items = self.assertOk(s.get("/api/v3/promotion-assignments?contactId=%s"
+                                    "&redemptionChannelType=POS" % a["id"]))["items"]
+        self.assertEqual([x["id"] for x in items], [asg["id"]])
+        o = self.assertOk(s.get("/api/v3/contactoverview?contactId=" + a["id"]))
+        self.assertEqual([x["id"] for x in o["promotions"]], [asg["id"]])
+        # confirm redeems it, once: the next evaluate of A no longer gets it
+        self.assertOk(s.confirm(txn, 1, [{"promotionId": w["id"]}], customerId=a["id"]))
+        s.wait_side_effects(txn, 1)
+        harness.wait_until(lambda: self.assertOk(s.get(
+            "/api/v3/promotion-assignments?contactId=" + a["id"]))["items"][0]["redeemed"],
+            10, what="assignment redeemed by confirm")
+        self.assertEqual(s.applied(self.assertEval(s.simulate(sale(a["id"])), True), w["id"]), [])
+        self.assertEqual(self.assertOk(s.get("/api/v3/contactoverview?contactId=" + a["id"]))
+                         ["promotions"], [])
+        self.assertError(s.post("/api/v3/promotion-assignments/%s/redeem" % asg["id"]),
+                         409, "PromotionAlreadyRedeemed")
+        evs = [(e["type"], e["reference"]) for e in self.loyalty_events(a["id"])
+               if e["type"].startswith("PROMOTION")]
+        self.assertEqual(evs, [("PROMOTION_ASSIGNED", {"string": asg["id"]}),
+                               ("PROMOTION_REDEEMED", {"string": asg["id"]})])
+        # B: assigned, redeemed by hand, then again; unassigned
+        x = self.assertStatusBody(s.post("/api/v3/promotion-assignments",
+                                         {"contactId": bb["id"], "promotionId": w["id"]}), 201)
+        r = self.assertOk(s.post("/api/v3/promotion-assignments/%s/redeem" % x["id"],
+                                 {"redemptionChannel": "POS"}))
+        self.assertEqual(r["redeemed"], True)
+        self.assertError(s.post("/api/v3/promotion-assignments/%s/redeem" % x["id"]),
+                         409, "PromotionAlreadyRedeemed")
+        y = self.assertStatusBody(s.post("/api/v3/promotion-assignments",
+                                         {"contactId": bb["id"], "promotionId": w["id"]}), 201)
+        self.assertNotEqual(y["id"], x["id"])
+        s.wait_for_promotion(w["id"], sale(bb["id"]))
+        self.assertStatus(s.request("DELETE", "/api/v3/promotion-assignments/" + y["id"]), 204)
+        self.assertEqual(s.applied(self.assertEval(s.simulate(sale(bb["id"])), True), w["id"]), [])
+        # refusals
+        self.assertError(s.request("DELETE", "/api/v3/promotion-assignments/" + y["id"]),
+                         404, "PromotionNotFound")
+        self.assertError(s.post("/api/v3/promotion-assignments",
+                                {"contactId": a["id"], "promotionId": uniq("NOPE")}),
+                         404, "PromotionNotFound", "promotionId")
+        self.assertError(s.post("/api/v3/promotion-assignments",
+                                {"contactId": a["id"], "promotionId": everyone["id"]}),
+                         400, "VALIDATION_FAILED", "promotionId")
+        self.assertError(s.post("/api/v3/promotion-assignments",
+                                {"contactId": harness.new_id(), "promotionId": w["id"]}),
+                         404, "ContactNotFound", "contactId")
+        self.assertError(s.post("/api/v3/promotion-assignments", {"contactId": a["id"]}),
+                         400, "VALIDATION_FAILED", "promotionId")
+        self.assertError(s.get("/api/v3/promotion-assignments"), 400, "VALIDATION_FAILED",
+                         "contactId")
+
+    def test_f_loyalty_down_or_stalled_still_prices(self):
+        s = self.stack
+        gid = self.pos_group()["id"]
+        art = uniq("ART")
+        w = promotion("Personal 20%", [{"type": "ARTICLE", "values": [art]}],
+                      [harness.pct_action(20, articles=[art])], pos_groups=[gid],
+                      assignment="PERSONAL")
+        s.create_promotion(w)
+        a = self.contact(email=email())
+        self.assertStatus(s.post("/api/v3/promotion-assignments",
+                                 {"contactId": a["id"], "promotionId": w["id"]}), 201)
+        req = basket(gid, [item("L1", art, 1, "50.00")], customer={"customerId": a["id"]})
+        s.wait_for_promotion(w["id"], req)
+        warning = {"code": "LOYALTY_UNAVAILABLE", "target": "customer",
+                   "message": "the loyalty service did not answer in time: priced without "
+                              "the customer's personal promotions"}
+        # stalled (SIGSTOP): answered within the bound, without it
+        pid = s.procs["loyalty"].pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            b = self.assertEval(s.evaluate(req))
+            took = time.monotonic() - t0
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        self.assertLess(took, 1.0)
+        self.assertEqual(s.applied(b, w["id"]), [])
+        self.assertEqual(b["meta"]["warnings"], [warning])
+        self.assertEqual(b["totals"]["discount"]["value"], D("0"))
+        # down: the same
+        s.stop_service("loyalty")
+        try:
+            b = self.assertEval(s.evaluate(req))
+            self.assertEqual(s.applied(b, w["id"]), [])
+            self.assertEqual(b["meta"]["warnings"], [warning])
+            # a basket without a customer asks nothing: no warning
+            anon = basket(gid, [item("L1", art, 1, "50.00")])
+            self.assertNotIn("warnings", self.assertEval(s.evaluate(anon))["meta"])
+        finally:
+            s.start_service("loyalty")
+        s.wait_for_promotion(w["id"], req)
+
+
+if __name__ == "__main__":
+    harness.main()
