@@ -106,6 +106,8 @@ const gw_route gw_routes[] = {
 	    GW_COUPON, "Validate", ROLES_POS, GW_BODY_JSON, BRIDGE },
 	{ "POST", "/rc/spi/1.0/sa/getLoyaltyPoints", gw_forward, GW_LOYALTY,
 	    "OrderPoints.get", ROLES_POS, GW_BODY_JSON, BRIDGE },
+	{ "POST", "/rc/spi/1.0/reward/lookup", gw_forward, GW_LOYALTY,
+	    "RewardLookup.get", ROLES_POS, GW_BODY_JSON, BRIDGE },
 	{ "POST", "/rc/webhooks/ORDER", gw_bridge_order, GW_EVALUATOR,
 	    "Confirm", ROLES_POS, GW_BODY_JSON, BRIDGE },
 	{ "POST", "/rc/webhooks/RETURN", gw_bridge_return, GW_LOYALTY,

@@ -705,6 +705,70 @@ out:
 	dre_docapi_end(&r.d);
 }
 
+// h_reward_lookup answers the platform's reward lookup {customerId |
+// loyaltyId}: the member's points, tier and available reward vouchers.
+static void
+h_reward_lookup(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	req r;
+	if (!req_begin(&r, svc, call, rep))
+		goto out;
+	const dre_json *doc = dre_docapi_body(&r.d, DRE_DOCAPI_NOT_OBJECT);
+	if (doc == NULL)
+		goto out;
+	const dre_json *who = dre_json_get(doc, "loyaltyId");
+	if (!dre_json_is(who, DRE_JSON_STRING) || who->len == 0)
+		who = dre_json_get(doc, "customerId");
+	if (!dre_json_is(who, DRE_JSON_STRING) || who->len == 0) {
+		dre_rpc_reply_error(rep, 400, "MISSING_FIELD", NULL,
+		    "customerId or loyaltyId is required");
+		goto out;
+	}
+	loy_contact c;
+	loy_program p;
+	dre_err     err
+	    = loy_resolve(r.s, NULL, r.d.a, call->tenant, who->str, &c);
+	if (err == DRE_ENOTFOUND) {
+		dre_rpc_reply_error(rep, 404, "CUSTOMER_NOT_FOUND", NULL,
+		    "customer %s is not a loyalty member", who->str);
+		goto out;
+	}
+	if (err == DRE_OK)
+		err = loy_program_get(r.s, r.d.a, call->tenant, &p);
+	dre_buf   rewards = { 0 };
+	dre_jsonw w;
+	int64_t   total = 0;
+	dre_jsonw_init(&w, &rewards);
+	if (err == DRE_OK)
+		err = loy_vouchers_render(
+		    r.s, r.d.a, call->tenant, c.id, 'p', 0, 1000, &w, &total);
+	if (err != DRE_OK || rewards.oom) {
+		dre_buf_free(&rewards);
+		dre_docapi_internal(&r.d, err != DRE_OK ? err : DRE_ENOMEM);
+		goto out;
+	}
+	int64_t earned = loy_earned365(&c, loy_day(dre_now_ms()));
+	int64_t to_next = p.per_voucher - c.balance;
+	dre_jsonw_init(&w, &rep->body);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "accountNumber",
+	    c.attr[LOY_A_MEMBER] != NULL ? c.attr[LOY_A_MEMBER] : c.id);
+	dre_jsonw_kint(&w, "totalPoints", c.balance);
+	dre_jsonw_kint(&w, "currentRewardPoints", c.balance);
+	dre_jsonw_kint(&w, "pointsToNextReward", to_next > 0 ? to_next : 0);
+	dre_jsonw_key(&w, "currentTier");
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "name", loy_level(&p, earned));
+	dre_jsonw_obj_end(&w);
+	dre_jsonw_key(&w, "rewards");
+	dre_jsonw_raw(&w, rewards.data, rewards.len);
+	dre_jsonw_obj_end(&w);
+	dre_buf_free(&rewards);
+	dre_rpc_reply_json(rep);
+out:
+	dre_docapi_end(&r.d);
+}
+
 // h_return answers the platform's RETURN {orderId, returnId, refund (minor
 // units)}: the member of that confirmed order loses the points of the
 // refunded share of the sale (points * refund / total, never more than the
@@ -1409,6 +1473,7 @@ const dre_rpc_route loy_routes[] = {
 	{ "loyalty.ContactOverview.get", h_overview, 0 },
 	{ "loyalty.OrderPoints.get", h_order_points, 0 },
 	{ "loyalty.Returns.create", h_return, 0 },
+	{ "loyalty.RewardLookup.get", h_reward_lookup, 0 },
 	{ "loyalty.Receipts.create", h_receipt, 0 },
 	{ "loyalty.Contacts.import", h_import, 0 },
 	{ "loyalty.RewardVouchers.exchange", loy_h_voucher_exchange, 0 },

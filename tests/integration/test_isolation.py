@@ -105,6 +105,7 @@ def bodies(a):
                             "lineItems": [{"sku": a["article"], "quantity": 1,
                                            "refundAmount": D("1.00")}]},
         "rcGetLoyaltyPoints": {"orderId": a["txn"], "customerId": a["contact"]},
+        "rcRewardLookup": {"customerId": a["contact"]},
         "exchangeRewardVoucher": {"contactId": a["contact"]},
         "assignPromotion": {"contactId": a["contact"], "promotionId": a["personal"]},
         "redeemPromotionAssignment": {"redemptionChannel": "POS"},

@@ -22,6 +22,7 @@ VOID = "/rc/webhooks/VOID_CART"
 CODE = "/rc/spi/1.0/promotion-code/validate"
 POINTS = "/rc/spi/1.0/sa/getLoyaltyPoints"
 RETURN = "/rc/webhooks/RETURN"
+REWARDS = "/rc/spi/1.0/reward/lookup"
 
 
 class Bridge(harness.TestCase):
@@ -174,6 +175,11 @@ class Bridge(harness.TestCase):
                                                     "customerId": uniq("NOBODY")}),
                                  404, "CUSTOMER_NOT_FOUND")
         self.assertPlatformError(self.call(POINTS, {"orderId": order_id}), 400, "MISSING_FIELD")
+        # Reward lookup shows the points (no voucher yet: 500 points make one).
+        self.assertEqual(self.assertOk(self.call(REWARDS, {"loyaltyId": mn})),
+                         {"accountNumber": mn, "totalPoints": 18, "currentRewardPoints": 18,
+                          "pointsToNextReward": 482, "currentTier": {"name": "BASE"},
+                          "rewards": []})
 
         # RETURN of half the sale deducts half its points; a repost gets the
         # first answer; the rest of the sale deducts at most what is left.
@@ -218,6 +224,45 @@ class Bridge(harness.TestCase):
         r = self.call(ORDER, {"orderId": uniq("ORD"), "cartId": cart2,
                               "promotions": [{"promotionId": p["id"], "amount": D("2.00")}]})
         self.assertPlatformError(r, 409, "PROMOTION_NOT_GRANTED")
+
+    # -- reward lookup (runs after the till flow: it sets the program) ---------
+    def test_vouchers_in_reward_lookup(self):
+        s = self.stack
+        r = s.post("/api/v1/CouponTypes", {"name": uniq("Vouchers"), "type": "INDIVIDUAL",
+                                           "prefix": "RV", "codeLength": 10})
+        self.assertStatus(r, 201)
+        doc = {"pointsPerCurrencyUnit": 1,
+               "voucherRule": {"pointsPerVoucher": 500, "value": D("5.00"), "currency": "EUR",
+                               "validityDays": 90, "automatic": False,
+                               "couponTypeId": r.body["id"]}}
+        self.assertOk(s.request("PUT", "/api/v1/LoyaltyProgram", doc))
+        contact, mn = self.member()
+        rid = uniq("R")
+        self.assertStatus(s.post("/api/v3/receipts", {
+            "contact": {"matchKey": contact["id"], "matchKeyType": "ContactId"},
+            "uniqueReceiptId": rid, "receiptNumber": rid, "currency": "EUR",
+            "items": [{"type": "PURCHASE", "sku": "A", "quantity": 1,
+                       "grossPaidPrice": D("600.00")}]}), 202)
+        harness.wait_until(lambda: self.assertOk(s.get(
+            "/api/v3/contactoverview?contactId=" + contact["id"]))["loyalty"]["pointsBalance"]
+            == 600, 10, what="receipt points credited")
+        v = s.post("/api/v3/reward-vouchers", {"contactId": contact["id"]})
+        self.assertStatus(v, 201)
+        b = self.assertOk(self.call(REWARDS, {"loyaltyId": mn}))
+        rewards = b.pop("rewards")
+        self.assertEqual(b, {"accountNumber": mn, "totalPoints": 100, "currentRewardPoints": 100,
+                             "pointsToNextReward": 400, "currentTier": {"name": "BASE"}})
+        self.assertEqual(len(rewards), 1, rewards)
+        self.assertEqual(rewards[0]["rewardId"], v.body["voucherNumber"])
+        self.assertEqual((rewards[0]["name"], rewards[0]["amount"], rewards[0]["currency"]),
+                         ("Reward voucher 5.00 EUR", D("5.00"), "EUR"))
+        self.assertGreater(rewards[0]["expiresAt"], int(time.time() * 1000) + 89 * 86400000)
+        # by customerId (the contact id) the same
+        self.assertEqual(self.assertOk(self.call(REWARDS, {"customerId": contact["id"]}))
+                         ["rewards"], rewards)
+        self.assertPlatformError(self.call(REWARDS, {"loyaltyId": uniq("NOBODY")}), 404,
+                                 "CUSTOMER_NOT_FOUND")
+        self.assertPlatformError(self.call(REWARDS, {}), 400, "MISSING_FIELD")
 
     # -- conventions and bad input --------------------------------------------
     def test_auth_is_the_query_key_and_a_401_is_empty(self):
