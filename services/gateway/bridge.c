@@ -312,10 +312,19 @@ backend_call(gw_job *j, gw_backend_id backend, const char *method,
 	gw_job_call(j, j->g->backends[backend].clients[0], &req, render);
 }
 
+// backend_send is backend_call with the JSON body in b (freed).
 static void
-coupon_call(gw_job *j, const char *method, const char *body, gw_render render)
+backend_send(gw_job *j, gw_backend_id backend, const char *method, dre_buf *b,
+    gw_render render)
 {
-	backend_call(j, GW_COUPON, method, body, render);
+	char *body = b->oom ? NULL : dre_arena_strdup(j->arena, b->data);
+
+	dre_buf_free(b);
+	if (body == NULL) {
+		gw_job_oom(j);
+		return;
+	}
+	backend_call(j, backend, method, body, render);
 }
 
 // hold_next reserves the cart's next code, then answers the cart (in
@@ -341,13 +350,7 @@ hold_next(gw_job *j)
 	dre_jsonw_kstr(&w, "code", h->codes[h->next++]);
 	dre_jsonw_kstr(&w, "transactionId", h->cart);
 	dre_jsonw_obj_end(&w);
-	char *body = b.oom ? NULL : dre_arena_strdup(j->arena, b.data);
-	dre_buf_free(&b);
-	if (body == NULL) {
-		gw_job_oom(j);
-		return;
-	}
-	coupon_call(j, "coupon.Reserve", body, hold_next);
+	backend_send(j, GW_COUPON, "coupon.Reserve", &b, hold_next);
 }
 
 static void
@@ -688,14 +691,9 @@ gw_bridge_void(gw_job *j)
 	dre_jsonw_obj_begin(&w);
 	dre_jsonw_kstr(&w, "transactionId", cart);
 	dre_jsonw_obj_end(&w);
-	char *body = b.oom ? NULL : dre_arena_strdup(j->arena, b.data);
-	dre_buf_free(&b);
-	if (body == NULL) {
-		gw_job_oom(j);
-		return;
-	}
 	j->ctx = cart;
-	coupon_call(j, "coupon.ReleaseTransaction", body, render_void);
+	backend_send(
+	    j, GW_COUPON, "coupon.ReleaseTransaction", &b, render_void);
 }
 
 // ---------------------------------------------------------------- codes
@@ -769,13 +767,7 @@ gw_bridge_code(gw_job *j)
 	if (cust != NULL)
 		dre_jsonw_kstr(&w, "customerId", cust);
 	dre_jsonw_obj_end(&w);
-	char *body = b.oom ? NULL : dre_arena_strdup(j->arena, b.data);
-	dre_buf_free(&b);
-	if (body == NULL) {
-		gw_job_oom(j);
-		return;
-	}
-	coupon_call(j, "coupon.Validate", body, render_code);
+	backend_send(j, GW_COUPON, "coupon.Validate", &b, render_code);
 }
 
 // ---------------------------------------------------------------- RETURN
@@ -844,12 +836,6 @@ gw_bridge_return(gw_job *j)
 	dre_jsonw_kstr(&w, "returnId", ret);
 	dre_jsonw_kint(&w, "refund", refund);
 	dre_jsonw_obj_end(&w);
-	char *body = b.oom ? NULL : dre_arena_strdup(j->arena, b.data);
-	dre_buf_free(&b);
-	if (body == NULL) {
-		gw_job_oom(j);
-		return;
-	}
-	backend_call(
-	    j, GW_LOYALTY, "loyalty.Returns.create", body, render_passed);
+	backend_send(
+	    j, GW_LOYALTY, "loyalty.Returns.create", &b, render_passed);
 }
