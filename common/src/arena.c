@@ -86,7 +86,7 @@ dre_arena_reset(dre_arena *a)
 }
 
 void *
-dre_arena_get(dre_arena *a, size_t n)
+dre_arena_get_raw(dre_arena *a, size_t n)
 {
 	if (n == 0)
 		n = 1;
@@ -108,7 +108,15 @@ dre_arena_get(dre_arena *a, size_t n)
 	void *p = b->data + b->used;
 	b->used += need;
 	a->total += need;
-	memset(p, 0, n);
+	return p;
+}
+
+void *
+dre_arena_get(dre_arena *a, size_t n)
+{
+	void *p = dre_arena_get_raw(a, n);
+	if (p != NULL)
+		memset(p, 0, n ? n : 1);
 	return p;
 }
 
@@ -117,7 +125,7 @@ dre_arena_strndup(dre_arena *a, const char *s, size_t n)
 {
 	if (n == SIZE_MAX)
 		return NULL;
-	char *p = dre_arena_get(a, n + 1);
+	char *p = dre_arena_get_raw(a, n + 1);
 	if (p == NULL)
 		return NULL;
 	if (n > 0)

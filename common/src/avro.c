@@ -9,6 +9,7 @@
 // name, a field it lacks taking its default. Adding an event type = its
 // .avsc + one encode/decode pair below.
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,7 @@ extern const struct dre_avsc_file {
 
 #define CRC64_AVRO_EMPTY 0xc15d213aa4d7a795ULL
 #define SO_HEADER_LEN    10
+#define CF_HEADER_LEN    5 // Confluent: 0x00 + schema id (big-endian)
 
 typedef struct {
 	const char         *name; // file name without .avsc
@@ -35,7 +37,11 @@ typedef struct {
 	avro_value_iface_t *iface; // generic values of this schema
 	const char *fullname; // record full name, e.g. dre.MasterDataChanged
 	int         current; // index of the current schema of fullname
+	_Atomic int32_t reg_id; // schema-registry id; -1 = not registered
 } schema_entry;
+
+// events.format=confluent: written with the registry's ids.
+static atomic_bool confluent;
 
 static pthread_once_t schemas_once = PTHREAD_ONCE_INIT;
 static schema_entry  *schemas;
@@ -305,6 +311,7 @@ schemas_init(void)
 	// The current schema of a record is the file without a "_v<N>"
 	// suffix; older versions resolve to it.
 	for (size_t i = 0; i < ok; i++) {
+		atomic_init(&tab[i].reg_id, -1);
 		tab[i].current = (int) i;
 		for (size_t j = 0; j < ok; j++)
 			if (strcmp(tab[i].fullname, tab[j].fullname) == 0
@@ -313,6 +320,51 @@ schemas_init(void)
 	}
 	schemas = tab;
 	nschemas = ok;
+}
+
+static const schema_entry *schema_find(const char *name);
+
+dre_err
+dre_avro_set_registry_id(const char *name, int32_t id)
+{
+	schema_entry *s = (schema_entry *) schema_find(name);
+	if (s == NULL || id < 0)
+		return DRE_EINVAL;
+	atomic_store(&s->reg_id, id);
+	return DRE_OK;
+}
+
+void
+dre_avro_write_confluent(bool on)
+{
+	atomic_store(&confluent, on);
+}
+
+// header_find reads a value's header -- single-object (C3 01 + fingerprint)
+// or Confluent (00 + registry id) -- and returns the writer's schema entry
+// (NULL when unknown) and the header's length.
+static const schema_entry *
+header_find(const uint8_t *p, size_t len, size_t *hlen)
+{
+	if (len >= SO_HEADER_LEN && p[0] == 0xC3 && p[1] == 0x01) {
+		uint64_t fp = 0;
+		for (int i = 0; i < 8; i++)
+			fp |= (uint64_t) p[2 + i] << (8 * i);
+		*hlen = SO_HEADER_LEN;
+		for (size_t i = 0; i < nschemas; i++)
+			if (schemas[i].fp == fp)
+				return &schemas[i];
+		return NULL;
+	}
+	if (len >= CF_HEADER_LEN && p[0] == 0x00) {
+		int32_t id = (int32_t) ((uint32_t) p[1] << 24
+		    | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 8 | p[4]);
+		*hlen = CF_HEADER_LEN;
+		for (size_t i = 0; i < nschemas; i++)
+			if (atomic_load(&schemas[i].reg_id) == id)
+				return &schemas[i];
+	}
+	return NULL;
 }
 
 static const schema_entry *
@@ -488,12 +540,26 @@ encode_event(dre_buf *out, const char *name, fill_fn fill, const void *ev)
 	dre_err e = fill(&rec, ev);
 	if (e == DRE_OK && avro_value_sizeof(&rec, &size) != 0)
 		e = avro_fail("size", name);
+	int32_t id = atomic_load(&s->reg_id);
+	if (e == DRE_OK && atomic_load(&confluent) && id < 0) {
+		dre_error("avro: %s has no schema-registry id", name);
+		e = DRE_ECODEC;
+	}
 	if (e == DRE_OK) {
 		uint8_t hdr[SO_HEADER_LEN] = { 0xC3, 0x01 };
-		for (int i = 0; i < 8; i++)
-			hdr[2 + i] = (uint8_t) (s->fp >> (8 * i));
+		size_t  hl = SO_HEADER_LEN;
+		if (atomic_load(&confluent)) {
+			hdr[0] = 0x00;
+			for (int i = 0; i < 4; i++)
+				hdr[1 + i] = (uint8_t) ((uint32_t) id
+				    >> (24 - 8 * i));
+			hl = CF_HEADER_LEN;
+		} else {
+			for (int i = 0; i < 8; i++)
+				hdr[2 + i] = (uint8_t) (s->fp >> (8 * i));
+		}
 		size_t start = out->len;
-		dre_buf_append(out, hdr, sizeof(hdr));
+		dre_buf_append(out, hdr, hl);
 		dre_buf_reserve(out, size);
 		if (out->oom) {
 			e = DRE_ENOMEM;
@@ -526,24 +592,16 @@ static dre_err
 decode_event(void *ev, dre_arena *a, const char *name, read_fn rd,
     const void *data, size_t len)
 {
-	const uint8_t *p = data;
-	if (len < SO_HEADER_LEN || p[0] != 0xC3 || p[1] != 0x01)
-		return DRE_ECODEC;
-	uint64_t fp = 0;
-	for (int i = 0; i < 8; i++)
-		fp |= (uint64_t) p[2 + i] << (8 * i);
+	const uint8_t      *p = data;
 	const schema_entry *cur = schema_find(name);
 	if (cur == NULL)
 		return DRE_ECODEC;
-	const schema_entry *w = NULL;
-	for (size_t i = 0; i < nschemas; i++)
-		if (schemas[i].fp == fp
-		    && schemas[i].current == (int) (cur - schemas))
-			w = &schemas[i];
-	if (w == NULL)
+	size_t              hl = 0;
+	const schema_entry *w = header_find(p, len, &hl);
+	if (w == NULL || w->current != (int) (cur - schemas))
 		return DRE_ECODEC;
 
-	const uint8_t *body = p + SO_HEADER_LEN, *end = p + len;
+	const uint8_t *body = p + hl, *end = p + len;
 	if (!body_valid(w->schema, &body, end, 0) || body != end)
 		return DRE_ECODEC; // truncated, malformed or trailing bytes
 
@@ -553,8 +611,8 @@ decode_event(void *ev, dre_arena *a, const char *name, read_fn rd,
 	avro_value_t *dst = &rec;
 	dre_err       e = DRE_OK;
 	char          extra;
-	avro_reader_t r = avro_reader_memory(
-	    (const char *) p + SO_HEADER_LEN, (int64_t) (len - SO_HEADER_LEN));
+	avro_reader_t r
+	    = avro_reader_memory((const char *) p + hl, (int64_t) (len - hl));
 	if (r == NULL) {
 		e = DRE_ENOMEM;
 	} else {
@@ -690,6 +748,15 @@ get_long(int64_t *out, avro_value_t *rec, const char *name)
 }
 
 // get_long_or reads a long field an older version of the schema lacks:
+// has_field: whether the writer's schema has the field (an older version
+// may lack it).
+static bool
+has_field(avro_value_t *rec, const char *name)
+{
+	avro_value_t f;
+	return avro_value_get_by_name(rec, name, &f, NULL) == 0;
+}
+
 // dflt when absent.
 static dre_err
 get_long_or(int64_t *out, avro_value_t *rec, const char *name, int64_t dflt)
@@ -953,6 +1020,7 @@ txc_fill(avro_value_t *rec, const void *ev)
 	TRY(set_long(rec, "totalDiscount", e->total_discount));
 	TRY(set_long(rec, "grandTotal", e->grand_total));
 	TRY(set_long(rec, "loyaltyPointsEarned", e->loyalty_points));
+	TRY(set_opt_cstr(rec, "requestId", e->request_id));
 	TRY(field(rec, "lines", &arr));
 	for (size_t i = 0; i < e->nlines; i++) {
 		const dre_tx_line *l = &e->lines[i];
@@ -1010,6 +1078,9 @@ txc_read(void *ev, dre_arena *a, avro_value_t *rec)
 	TRY(get_long(&e->total_discount, rec, "totalDiscount"));
 	TRY(get_long(&e->grand_total, rec, "grandTotal"));
 	TRY(get_long_or(&e->loyalty_points, rec, "loyaltyPointsEarned", 0));
+	e->request_id = NULL;
+	if (has_field(rec, "requestId"))
+		TRY(get_opt_cstr(&e->request_id, a, rec, "requestId"));
 	TRY(array_of(rec, "lines", &arr, &n));
 	dre_tx_line *lines = arena_array(a, n, sizeof(*lines));
 	if (lines == NULL)
@@ -1385,9 +1456,15 @@ dre_avro_event_id(char *out, const void *data, size_t len)
 {
 	const uint8_t *p = data, *end = p + len;
 	int64_t        n = 0;
-	if (len < SO_HEADER_LEN || p[0] != 0xC3 || p[1] != 0x01)
+	// The header's length is all that matters here (eventId is the
+	// first field of every schema), so an id this process has not
+	// registered still reads.
+	if (len >= SO_HEADER_LEN && p[0] == 0xC3 && p[1] == 0x01)
+		p += SO_HEADER_LEN;
+	else if (len >= CF_HEADER_LEN && p[0] == 0x00)
+		p += CF_HEADER_LEN;
+	else
 		return DRE_ECODEC;
-	p += SO_HEADER_LEN;
 	if (!skip_long(&p, end, &n) || n <= 0 || n > 36 || n > end - p)
 		return DRE_ECODEC;
 	for (int64_t i = 0; i < n; i++)

@@ -725,6 +725,22 @@ dre_consumer_assign_topic(dre_consumer *c, const char *topic, int64_t offset)
 	return dre_consumer_assign_list(c, po, (size_t) t->partitions);
 }
 
+bool
+dre_consumer_high_watermark(
+    dre_consumer *c, const char *topic, int32_t partition, int64_t *high)
+{
+	int64_t lo = 0, hi = 0;
+
+	if (c == NULL || c->rk == NULL
+	    || rd_kafka_get_watermark_offsets(
+	           c->rk, topic, partition, &lo, &hi)
+	        != RD_KAFKA_RESP_ERR_NO_ERROR
+	    || hi < 0)
+		return false;
+	*high = hi;
+	return true;
+}
+
 dre_err
 dre_consumer_poll(dre_consumer *c, int timeout_ms, dre_msg *m)
 {

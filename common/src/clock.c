@@ -21,6 +21,14 @@ dre_mono_ms(void)
 	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t
+dre_mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 // Howard Hinnant's algorithms; eras of 400 years keep them branch-light.
 int64_t
 dre_days_from_civil(int64_t y, int m, int d)

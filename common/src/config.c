@@ -470,6 +470,69 @@ dre_config_load(void *cfg, const dre_cfg_opt *table, dre_kvlist *kafka,
 	return DRE_OK;
 }
 
+static bool
+is_secret(const char *name)
+{
+	size_t n = strlen(name);
+	return strcmp(name, "auth.users") == 0 || strstr(name, "password")
+	    || strstr(name, "secret") || strstr(name, "sasl.oauthbearer")
+	    || (n > 4 && strcmp(name + n - 4, ".key") == 0);
+}
+
+void
+dre_config_print(FILE *f, const void *cfg, const dre_cfg_opt *table,
+    const dre_kvlist *kafka)
+{
+	for (const dre_cfg_opt *o = table; o->name != NULL; o++) {
+		const char *field = (const char *) cfg + o->offset;
+		if (o->type == DRE_CFG_INT) {
+			fprintf(f, "%s = %" PRId64 "\n", o->name,
+			    *(const int64_t *) field);
+		} else if (o->type == DRE_CFG_BOOL) {
+			fprintf(f, "%s = %s\n", o->name,
+			    *(const bool *) field ? "true" : "false");
+		} else {
+			const char *v = *(char *const *) field;
+			if (v == NULL)
+				v = "";
+			if (is_secret(o->name) && *v != '\0')
+				v = "<set>";
+			fprintf(f, "%s = %s\n", o->name, v);
+		}
+	}
+	for (size_t i = 0; kafka != NULL && i < kafka->n; i++)
+		fprintf(f, "%s%s = %s\n", KAFKA_PREFIX, kafka->keys[i],
+		    is_secret(kafka->keys[i]) ? "<set>" : kafka->vals[i]);
+}
+
+bool
+dre_config_nng_url_ok(const char *url)
+{
+	static const char *const hosted[]
+	    = { "tcp://", "tls+tcp://", "tcp4://", "tcp6://" };
+	if (url == NULL)
+		return false;
+	if (strncmp(url, "ipc://", 6) == 0)
+		return url[6] != '\0';
+	if (strncmp(url, "inproc://", 9) == 0)
+		return url[9] != '\0';
+	for (size_t i = 0; i < sizeof(hosted) / sizeof(hosted[0]); i++) {
+		size_t pl = strlen(hosted[i]);
+		if (strncmp(url, hosted[i], pl) != 0)
+			continue;
+		const char *host = url + pl;
+		const char *colon = strrchr(host, ':');
+		if (colon == NULL || colon == host)
+			return false;
+		char         *end;
+		unsigned long port = strtoul(colon + 1, &end, 10);
+		return colon[1] != '\0' && *end == '\0' && port >= 1
+		    && port <= 65535
+		    && strcspn(host, "/ ") > (size_t) (colon - host);
+	}
+	return false;
+}
+
 void
 dre_config_free(void *cfg, const dre_cfg_opt *table, dre_kvlist *kafka)
 {

@@ -18,6 +18,8 @@
 #include "dre/consumer.h"
 #include "dre/log.h"
 #include "dre/topics.h"
+#include "dre/health.h"
+#include "dre/metrics.h"
 
 #define MAX_PARTS        256
 #define PROBE_EVERY_MS   5000
@@ -33,11 +35,12 @@
 #define NO_OFFSET        (-1) // position unknown: the log's beginning
 
 typedef struct {
-	char    topic[128];
-	int32_t partition;
-	int64_t committed; // next offset as stored; NO_OFFSET = beginning
-	int64_t next; // next offset including the open batch
-	bool    assigned;
+	char        topic[128];
+	int32_t     partition;
+	int64_t     committed; // next offset as stored; NO_OFFSET = beginning
+	int64_t     next; // next offset including the open batch
+	bool        assigned;
+	dre_metric *m_lag; // dre_consumer_lag_messages of this partition
 } ap_pos;
 
 struct dre_applier {
@@ -76,6 +79,7 @@ struct dre_applier {
 	dre_applier_stats stats;
 
 	dre_snapshot_client *snap; // cfg.snapshot's; NULL = none
+	bool                 registered; // its collector and health check
 };
 
 // ---- keys -------------------------------------------------------------
@@ -261,6 +265,7 @@ static void
 batch_abort(dre_applier *ap, dre_err err)
 {
 	dre_batch_clear(ap->b);
+	dre_metrics_pending_discard();
 	ap->nmsgs = 0;
 	if (ap->cfg.batch_end != NULL)
 		ap->cfg.batch_end(ap->cfg.arg, err);
@@ -269,6 +274,8 @@ batch_abort(dre_applier *ap, dre_err err)
 }
 
 // batch_commit writes the open batch with its positions, synced.
+static void lag_update(dre_applier *ap);
+
 static dre_err
 batch_commit(dre_applier *ap)
 {
@@ -285,6 +292,7 @@ batch_commit(dre_applier *ap)
 	}
 	for (size_t i = 0; i < ap->npos; i++)
 		ap->pos[i].committed = ap->pos[i].next;
+	dre_metrics_pending_commit();
 	dre_batch_clear(ap->b);
 	ap->nmsgs = 0;
 	if (ap->cfg.batch_end != NULL)
@@ -293,7 +301,68 @@ batch_commit(dre_applier *ap)
 	ap->stats.batches++;
 	ap->stats.lag_hint = n;
 	pthread_mutex_unlock(&ap->stats_mu);
+	lag_update(ap);
 	return DRE_OK;
+}
+
+// lag_update sets each partition's lag: its end offset as last fetched
+// minus the next offset to apply (nothing while the end is unknown).
+static void
+lag_update(dre_applier *ap)
+{
+	for (size_t i = 0; i < ap->npos; i++) {
+		ap_pos *p = &ap->pos[i];
+		int64_t hi;
+		if (!dre_consumer_high_watermark(
+		        ap->c, p->topic, p->partition, &hi))
+			continue;
+		if (p->m_lag == NULL) {
+			char lab[256], esc[160];
+			dre_metric_label_escape(esc, sizeof(esc), p->topic);
+			snprintf(lab, sizeof(lab),
+			    "consumer=\"%s\",topic=\"%s\",partition=\"%d\"",
+			    ap->name, esc, (int) p->partition);
+			p->m_lag = dre_metric_gauge(
+			    "dre_consumer_lag_messages",
+			    "messages in the partition not yet applied", lab);
+		}
+		int64_t at = p->committed >= 0 ? p->committed : 0;
+		dre_metric_set(p->m_lag, hi > at ? hi - at : 0);
+	}
+}
+
+// applier_collect copies the applier's counters into its series.
+static void
+applier_collect(void *arg)
+{
+	dre_applier      *ap = arg;
+	dre_applier_stats st;
+	char              lab[96];
+
+	dre_applier_stats_get(ap, &st);
+	snprintf(lab, sizeof(lab), "consumer=\"%s\"", ap->name);
+	dre_metric_set(dre_metric_counter("dre_consumer_applied_events_total",
+	                   "events applied", lab),
+	    st.applied);
+	dre_metric_set(
+	    dre_metric_counter("dre_consumer_duplicate_events_total",
+	        "events recognised by eventId and skipped", lab),
+	    st.duplicates);
+	dre_metric_set(dre_metric_counter("dre_consumer_dead_letters_total",
+	                   "messages that could not be applied", lab),
+	    st.dead_letters);
+	dre_metric_set(dre_metric_counter("dre_consumer_batches_total",
+	                   "synced batches written", lab),
+	    st.batches);
+	dre_metric_set(dre_metric_gauge("dre_consumer_connected",
+	                   "1 while the consumer reaches Kafka", lab),
+	    atomic_load(&ap->healthy) ? 1 : 0);
+}
+
+static bool
+applier_ready(void *arg)
+{
+	return dre_applier_healthy(arg);
 }
 
 static bool
@@ -521,6 +590,7 @@ probe(dre_applier *ap)
 	bool reached
 	    = dre_bus_cluster_id(&ap->kafka, id, sizeof(id), 1000) == DRE_OK;
 	atomic_store(&ap->healthy, reached);
+	lag_update(ap);
 	if (ap->cfg.probed != NULL)
 		ap->cfg.probed(ap->cfg.arg, reached);
 	if (!reached)
@@ -795,6 +865,13 @@ dre_applier_start(dre_applier **app, const dre_applier_cfg *cfg)
 		dre_applier_stop(ap);
 		return DRE_ENOMEM;
 	}
+	dre_metrics_collector_add(applier_collect, ap);
+	if (ap->have_kafka) {
+		char check[160];
+		snprintf(check, sizeof(check), "kafka:%s", ap->name);
+		dre_health_add(check, applier_ready, ap);
+	}
+	ap->registered = true;
 	*app = ap;
 	return DRE_OK;
 }
@@ -804,6 +881,10 @@ dre_applier_stop(dre_applier *ap)
 {
 	if (ap == NULL)
 		return;
+	if (ap->registered) {
+		dre_metrics_collector_remove(applier_collect, ap);
+		dre_health_remove(applier_ready, ap);
+	}
 	if (ap->th != 0) {
 		atomic_store(&ap->stop, true);
 		pthread_join(ap->th, NULL);

@@ -1,6 +1,7 @@
 // evalwire.c -- POS wire contract (seed 002): evaluate request JSON ->
 // protobuf, evaluate response protobuf -> JSON, error and heartbeat bodies.
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -41,22 +42,45 @@ fail(dre_wire_error *err, int status, const char *code, const char *target,
 #define INVALID(err, target, ...)                                             \
 	fail(err, 400, "VALIDATION_FAILED", target, __VA_ARGS__)
 
-// pathf formats a JSON path into out[128]; a path too long is cut (it only
-// names the field in an error message).
-static const char *pathf(char *out, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+// Paths name a field in an error message. They are built for every line
+// of a basket, so without printf: a path too long is cut at 127 bytes.
+#define PATH_MAX_LEN 128
 
-static const char *
-pathf(char *out, const char *fmt, ...)
+// path_put appends s to out[*o..cap-1) and keeps out NUL terminated.
+static void
+path_put(char *out, size_t cap, size_t *o, const char *s, size_t n)
 {
-	va_list ap;
-	int     n;
+	if (*o + n >= cap)
+		n = cap - 1 - *o;
+	memcpy(out + *o, s, n);
+	*o += n;
+	out[*o] = '\0';
+}
 
-	va_start(ap, fmt);
-	n = vsnprintf(out, 128, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		out[0] = '\0';
+// path_index writes "<prefix>.<name>[i]" (or "<name>[i]" without a
+// prefix; no "[i]" when i is SIZE_MAX) into out[cap].
+static const char *
+path_index(
+    char *out, size_t cap, const char *prefix, const char *name, size_t i)
+{
+	size_t o = 0;
+	out[0] = '\0';
+	if (prefix != NULL && prefix[0] != '\0') {
+		path_put(out, cap, &o, prefix, strlen(prefix));
+		path_put(out, cap, &o, ".", 1);
+	}
+	path_put(out, cap, &o, name, strlen(name));
+	if (i != SIZE_MAX) {
+		char  tmp[24];
+		char *d = tmp + sizeof(tmp);
+		*--d = ']';
+		do {
+			*--d = (char) ('0' + i % 10);
+			i /= 10;
+		} while (i != 0);
+		*--d = '[';
+		path_put(out, cap, &o, d, (size_t) (tmp + sizeof(tmp) - d));
+	}
 	return out;
 }
 
@@ -64,9 +88,7 @@ pathf(char *out, const char *fmt, ...)
 static const char *
 join(char *out, const char *prefix, const char *name)
 {
-	if (prefix == NULL || prefix[0] == '\0')
-		return pathf(out, "%s", name);
-	return pathf(out, "%s.%s", prefix, name);
+	return path_index(out, PATH_MAX_LEN, prefix, name, SIZE_MAX);
 }
 
 // ---------------------------------------------------------------- readers
@@ -222,7 +244,6 @@ rd_kvs(rd *r, Dre__KeyValue ***outp, size_t *np, const dre_json *obj,
     const char *prefix, const char *name)
 {
 	const dre_json *arr, *el;
-	char            path[128];
 	size_t          i = 0;
 
 	TRY(rd_arr(r, &arr, obj, prefix, name));
@@ -233,7 +254,7 @@ rd_kvs(rd *r, Dre__KeyValue ***outp, size_t *np, const dre_json *obj,
 		return DRE_ENOMEM;
 	for (el = arr->child; el != NULL; el = el->next, i++) {
 		char base[128];
-		pathf(base, "%s[%zu]", join(path, prefix, name), i);
+		path_index(base, sizeof(base), prefix, name, i);
 		if (el->type != DRE_JSON_OBJECT)
 			return INVALID(r->err, base,
 			    "%s must be an array of objects {key, value}",
@@ -292,7 +313,7 @@ rd_item(
 	Dre__BasketItem *it;
 	bool             present;
 
-	pathf(base, "items[%zu]", i);
+	path_index(base, sizeof(base), NULL, "items", i);
 	if (el->type != DRE_JSON_OBJECT)
 		return INVALID(r->err, base, "items must be objects");
 	if ((it = NEW(r, Dre__BasketItem, dre__basket_item__init)) == NULL)
@@ -433,7 +454,7 @@ rd_coupons(rd *r, Dre__EvaluateRequest *q, const dre_json *req)
 		return DRE_ENOMEM;
 	for (el = arr->child; el != NULL; el = el->next, i++) {
 		char base[128];
-		pathf(base, "coupons[%zu]", i);
+		path_index(base, sizeof(base), NULL, "coupons", i);
 		TRY(rd_str(
 		    r, &q->coupons[i], el, base, "code", LEN_SHORT, true));
 	}
@@ -572,7 +593,7 @@ ign_each(ignored *g, const dre_json *arr, const char *name,
 	size_t i = 0;
 	for (const dre_json *e = arr->child; e != NULL; e = e->next, i++) {
 		char p[160];
-		snprintf(p, sizeof p, "%s[%zu]", name, i);
+		path_index(p, sizeof p, NULL, name, i);
 		ign_obj(g, e, p, known, n);
 	}
 }
@@ -594,9 +615,10 @@ ign_request(dre_arena *a, Dre__EvaluateRequest *q, const dre_json *req)
 		size_t i = 0;
 		for (const dre_json *e = items->child; e != NULL;
 		     e = e->next, i++) {
-			char p[64];
-			snprintf(
-			    p, sizeof p, "items[%zu].additionalFields", i);
+			char t[32], p[64];
+			path_index(t, sizeof t, NULL, "items", i);
+			path_index(
+			    p, sizeof p, t, "additionalFields", SIZE_MAX);
 			ign_each(
 			    &g, dre_json_get(e, "additionalFields"), p, K_KV);
 		}
@@ -702,7 +724,7 @@ rd_confirm_promotion(rd *r, Dre__ConfirmPromotion **outp, const dre_json *el,
 	const dre_json        *m;
 	bool                   present;
 
-	pathf(base, "appliedPromotions[%zu]", i);
+	path_index(base, sizeof(base), NULL, "appliedPromotions", i);
 	if (el->type != DRE_JSON_OBJECT)
 		return INVALID(r->err, base,
 		    "appliedPromotions must be an array of objects");
@@ -760,7 +782,7 @@ rd_confirm_items(rd *r, Dre__ConfirmRequest *q, const dre_json *req)
 	for (el = arr->child; el != NULL; el = el->next, i++) {
 		char              base[128];
 		Dre__ConfirmItem *it;
-		pathf(base, "items[%zu]", i);
+		path_index(base, sizeof(base), NULL, "items", i);
 		if (el->type != DRE_JSON_OBJECT)
 			return INVALID(r->err, base, "items must be objects");
 		if ((it = NEW(r, Dre__ConfirmItem, dre__confirm_item__init))
@@ -1209,6 +1231,14 @@ dre_heartbeat_write(dre_buf *out, const Dre__HeartbeatResponse *h)
 	dre_jsonw_kint(&w, "pendingTransactions", h->pending_transactions);
 	dre_jsonw_kint(&w, "promotionsLoaded", h->promotions_loaded);
 	dre_jsonw_kint(&w, "uptime", h->uptime_s);
+	if (h->n_services > 0) {
+		dre_jsonw_key(&w, "services");
+		dre_jsonw_obj_begin(&w);
+		for (size_t i = 0; i < h->n_services; i++)
+			dre_jsonw_kstr(
+			    &w, h->services[i]->name, h->services[i]->status);
+		dre_jsonw_obj_end(&w);
+	}
 	dre_jsonw_obj_end(&w);
 }
 

@@ -682,8 +682,10 @@ dre_json_unknown(const dre_json *obj, const char *const *known, size_t n,
 	for (const dre_json *m = after ? after->next : obj->child; m != NULL;
 	     m = m->next) {
 		size_t i = 0;
+		// The first byte rules out most names without a strlen.
 		while (i < n
-		    && !(strlen(known[i]) == m->key_len
+		    && !(known[i][0] == m->key[0]
+		        && strlen(known[i]) == m->key_len
 		        && memcmp(known[i], m->key, m->key_len) == 0))
 			i++;
 		if (i == n)

@@ -3,6 +3,7 @@
 // Each line goes out with one write(2), so lines of concurrent threads
 // never interleave.
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -13,6 +14,9 @@
 
 static char          log_service[32] = "dre";
 static dre_log_level log_min = DRE_LOG_INFO;
+static bool          log_json;
+// The request the calling thread works on (rpc server, gateway).
+static __thread char log_rid[DRE_REQUEST_ID_MAX + 1];
 
 static const char *const level_names[] = { "DEBUG", "INFO", "WARN", "ERROR" };
 
@@ -22,6 +26,70 @@ dre_log_init(const char *service, dre_log_level level)
 	if (service != NULL)
 		snprintf(log_service, sizeof(log_service), "%s", service);
 	log_min = level;
+}
+
+void
+dre_log_format_set(const char *format)
+{
+	log_json = format != NULL && strcmp(format, "json") == 0;
+}
+
+void
+dre_log_set_request_id(const char *rid)
+{
+	size_t n = 0;
+
+	if (rid != NULL) {
+		n = strlen(rid);
+		if (n > DRE_REQUEST_ID_MAX)
+			n = DRE_REQUEST_ID_MAX;
+		memcpy(log_rid, rid, n);
+	}
+	log_rid[n] = '\0';
+}
+
+const char *
+dre_log_request_id(void)
+{
+	return log_rid[0] != '\0' ? log_rid : NULL;
+}
+
+// json_put appends s to line[*n..cap) as JSON string content.
+static void
+json_put(char *line, size_t *n, size_t cap, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < len && *n + 7 < cap; i++) {
+		unsigned char c = (unsigned char) s[i];
+		if (c == '"' || c == '\\') {
+			line[(*n)++] = '\\';
+			line[(*n)++] = (char) c;
+		} else if (c == '\n') {
+			line[(*n)++] = '\\';
+			line[(*n)++] = 'n';
+		} else if (c < 0x20) {
+			memcpy(line + *n, "\\u00", 4);
+			*n += 4;
+			line[(*n)++] = hex[c >> 4];
+			line[(*n)++] = hex[c & 15];
+		} else {
+			line[(*n)++] = (char) c;
+		}
+	}
+}
+
+// log_write writes one line with a single write(2).
+static void
+log_write(const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(STDERR_FILENO, p, n);
+		if (w <= 0)
+			return;
+		p += w;
+		n -= (size_t) w;
+	}
 }
 
 dre_log_level
@@ -48,9 +116,45 @@ dre_log(dre_log_level level, const char *fmt, ...)
 
 	// A fixed stack buffer: logging must work when memory is exhausted.
 	char   line[2048];
-	size_t n = dre_time_format(line, dre_now_ms());
-	int    k = snprintf(line + n, sizeof(line) - n,
-	       " %s %s: ", level_names[level], log_service);
+	char   msg[1536];
+	size_t n;
+	int    k;
+	if (log_json) {
+		char    ts[40];
+		va_list ap;
+		va_start(ap, fmt);
+		k = vsnprintf(msg, sizeof(msg), fmt, ap);
+		va_end(ap);
+		size_t ml = k < 0               ? 0
+		    : (size_t) k >= sizeof(msg) ? sizeof(msg) - 1
+		                                : (size_t) k;
+		while (ml > 0 && msg[ml - 1] == '\n')
+			ml--;
+		ts[dre_time_format(ts, dre_now_ms())] = '\0';
+		n = (size_t) snprintf(line, sizeof(line),
+		    "{\"ts\":\"%s\",\"level\":\"%s\",\"service\":\"", ts,
+		    level_names[level]);
+		json_put(line, &n, sizeof(line) - 64, log_service,
+		    strlen(log_service));
+		memcpy(line + n, "\",\"msg\":\"", 9);
+		n += 9;
+		json_put(line, &n, sizeof(line) - 80, msg, ml);
+		line[n++] = '"';
+		if (log_rid[0] != '\0') {
+			memcpy(line + n, ",\"request_id\":\"", 15);
+			n += 15;
+			json_put(line, &n, sizeof(line) - 4, log_rid,
+			    strlen(log_rid));
+			line[n++] = '"';
+		}
+		line[n++] = '}';
+		line[n++] = '\n';
+		log_write(line, n);
+		return;
+	}
+	n = dre_time_format(line, dre_now_ms());
+	k = snprintf(line + n, sizeof(line) - n,
+	    " %s %s: ", level_names[level], log_service);
 	if (k > 0)
 		n += (size_t) k;
 
@@ -60,6 +164,12 @@ dre_log(dre_log_level level, const char *fmt, ...)
 	va_end(ap);
 	if (k > 0)
 		n += (size_t) k;
+	if (log_rid[0] != '\0' && n < sizeof(line) - 2) {
+		k = snprintf(
+		    line + n, sizeof(line) - n, " request_id=%s", log_rid);
+		if (k > 0)
+			n += (size_t) k;
+	}
 	if (n > sizeof(line) - 2) {
 		// Truncated: mark it so the reader knows.
 		n = sizeof(line) - 2;
@@ -69,13 +179,5 @@ dre_log(dre_log_level level, const char *fmt, ...)
 	while (n > 0 && line[n - 1] == '\n')
 		n--;
 	line[n++] = '\n';
-
-	const char *p = line;
-	while (n > 0) {
-		ssize_t w = write(STDERR_FILENO, p, n);
-		if (w <= 0)
-			return;
-		p += w;
-		n -= (size_t) w;
-	}
+	log_write(line, n);
 }

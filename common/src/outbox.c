@@ -26,6 +26,7 @@
 
 #include "dre/bus.h"
 #include "dre/log.h"
+#include "dre/metrics.h"
 #include "dre/outbox.h"
 
 #define MAX_INFLIGHT   1000
@@ -626,6 +627,23 @@ relay_thread(void *arg)
 	return NULL;
 }
 
+// outbox_collect sets the outbox's gauges before a metrics rendering.
+static void
+outbox_collect(void *arg)
+{
+	dre_outbox *o = arg;
+
+	dre_metric_set(dre_metric_gauge("dre_outbox_pending_events",
+	                   "events written to the outbox and not yet "
+	                   "acknowledged by Kafka",
+	                   NULL),
+	    dre_outbox_pending(o));
+	dre_metric_set(
+	    dre_metric_gauge("dre_outbox_connected",
+	        "1 while the outbox's producer reaches Kafka", NULL),
+	    dre_outbox_connected(o) ? 1 : 0);
+}
+
 dre_err
 dre_outbox_open(
     dre_outbox **op, dre_store *st, int cf, const dre_kvlist *props)
@@ -721,6 +739,7 @@ dre_outbox_open(
 		free(o);
 		return DRE_ENOMEM;
 	}
+	dre_metrics_collector_add(outbox_collect, o);
 	*op = o;
 	return DRE_OK;
 }
@@ -827,6 +846,7 @@ dre_outbox_close(dre_outbox *o)
 {
 	if (o == NULL)
 		return;
+	dre_metrics_collector_remove(outbox_collect, o);
 	pthread_mutex_lock(&o->mu);
 	o->stop = true;
 	pthread_cond_signal(&o->cv);

@@ -19,7 +19,9 @@
 
 #include "dre/auth.h"
 #include "dre/clock.h"
+#include "dre/health.h"
 #include "dre/log.h"
+#include "dre/metrics.h"
 #include "dre/rpc.h"
 
 // Messages may carry a whole catalog page or a 1000-line basket answer;
@@ -486,16 +488,74 @@ struct dre_rpc_server {
 	pthread_cond_t       cv;
 	rpc_slot            *head, *tail; // calls waiting for a worker
 	bool                 closing;
-	rpc_peers            peers;
+	int                  nroutes; // routes + the built-ins after them
+	// By route index: calls served, failed (status >= 500) and their
+	// handling time.
+	dre_metric **m_calls, **m_errors, **m_seconds;
+	rpc_peers    peers;
+};
+
+// ---- built-in methods: every server answers <prefix>.Metrics and
+// <prefix>.Health for the whole process (dre/metrics.h, dre/health.h).
+
+static void
+h_metrics(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	(void) svc;
+	(void) call;
+	dre_metrics_render(&rep->body);
+	rep->content_type = "text/plain; version=0.0.4";
+}
+
+static void
+h_health(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	(void) svc;
+	(void) call;
+	if (!dre_health_render(&rep->body))
+		rep->status = 503;
+	dre_rpc_reply_json(rep);
+}
+
+static const dre_rpc_route builtin_routes[] = {
+	{ "Metrics", h_metrics, 0 },
+	{ "Health", h_health, 0 },
 };
 
 static const dre_rpc_route *
-route_find(const dre_rpc_route *routes, const char *method)
+server_route(dre_rpc_server *s, int i)
 {
-	for (const dre_rpc_route *r = routes; r->method != NULL; r++)
-		if (strcmp(r->method, method) == 0)
-			return r;
-	return NULL;
+	int n = s->nroutes - 2;
+	return i < n ? &s->routes[i] : &builtin_routes[i - n];
+}
+
+// route_index returns the index of method in routes, of a built-in method
+// after them, or -1.
+static int
+route_index(const dre_rpc_route *routes, int nroutes, const char *method)
+{
+	for (int i = 0; i < nroutes; i++)
+		if (strcmp(routes[i].method, method) == 0)
+			return i;
+	const char *dot = strrchr(method, '.');
+	if (dot == NULL)
+		return -1;
+	for (int i = 0; i < 2; i++)
+		if (strcmp(dot + 1, builtin_routes[i].method) == 0)
+			return nroutes + i;
+	return -1;
+}
+
+// route_slot is the index of route in the server's metrics arrays.
+static int
+route_slot(dre_rpc_server *s, const dre_rpc_route *route)
+{
+	int n = s->nroutes - 2;
+	if (route >= s->routes && route < s->routes + n)
+		return (int) (route - s->routes);
+	if (route >= builtin_routes && route < builtin_routes + 2)
+		return n + (int) (route - builtin_routes);
+	return -1;
 }
 
 // serve runs the handler of a decoded call (route NULL: the error is in
@@ -531,12 +591,28 @@ serve(dre_rpc_server *s, Dre__RpcRequest *req, const dre_rpc_route *route,
 		call.body_len = req->has_body ? req->body.len : 0;
 		call.req = req;
 		call.on_worker = on_worker;
+		dre_log_set_request_id(req->request_id);
+		int64_t t0 = dre_mono_us();
 		route->fn(s->svc, &call, rep);
+		dre_log_set_request_id(NULL);
 		if (rep->defer && !on_worker && deferp != NULL) {
 			reply_clear(rep);
 			*deferp = true;
 			return NULL;
 		}
+		int ri = route_slot(s, route);
+		if (ri >= 0) {
+			dre_metric_inc(s->m_calls[ri]);
+			dre_metric_observe_us(
+			    s->m_seconds[ri], dre_mono_us() - t0);
+			if (rep->status >= 500)
+				dre_metric_inc(s->m_errors[ri]);
+		}
+		dre_debug("rpc %s %d %.3f ms%s%s", req->method,
+		    rep->status != 0 ? rep->status : 200,
+		    (double) (dre_mono_us() - t0) / 1000.0,
+		    req->request_id != NULL ? " request_id=" : "",
+		    req->request_id != NULL ? req->request_id : "");
 		if (rep->body.oom) {
 			reply_clear(rep);
 			dre_rpc_reply_error(
@@ -616,9 +692,14 @@ slot_cb(void *arg)
 	} else if (req == NULL)
 		dre_rpc_reply_error(&rep, 400, "VALIDATION_FAILED", NULL,
 		    "undecodable rpc request");
-	else if ((route = route_find(s->routes, req->method)) == NULL)
-		dre_rpc_reply_error(&rep, 404, "NOT_FOUND", NULL,
-		    "unknown method %s", req->method);
+	else {
+		int ri = route_index(s->routes, s->nroutes - 2, req->method);
+		if (ri >= 0)
+			route = server_route(s, ri);
+		else
+			dre_rpc_reply_error(&rep, 404, "NOT_FOUND", NULL,
+			    "unknown method %s", req->method);
+	}
 	if (route == NULL || (route->flags & DRE_RPC_INLINE) != 0) {
 		bool     deferred = false;
 		nng_msg *out = serve(s, req, route, &rep, false, &deferred);
@@ -710,6 +791,39 @@ dre_rpc_server_open(dre_rpc_server **sp, const char *url,
 		return DRE_ENOMEM;
 	s->routes = routes;
 	s->svc = svc;
+	for (s->nroutes = 0; routes[s->nroutes].method != NULL; s->nroutes++)
+		;
+	s->nroutes += 2;
+	s->m_calls = calloc((size_t) s->nroutes, sizeof(dre_metric *));
+	s->m_errors = calloc((size_t) s->nroutes, sizeof(dre_metric *));
+	s->m_seconds = calloc((size_t) s->nroutes, sizeof(dre_metric *));
+	for (int i = 0;
+	     s->m_calls && s->m_errors && s->m_seconds && i < s->nroutes;
+	     i++) {
+		char        lab[160], esc[128], full[128];
+		const char *m = server_route(s, i)->method;
+		if (i >= s->nroutes - 2) {
+			// A built-in is named like the service's own methods.
+			const char *dot = s->nroutes > 2
+			    ? strchr(routes[0].method, '.')
+			    : NULL;
+			snprintf(full, sizeof(full), "%.*s%s%s",
+			    dot != NULL ? (int) (dot - routes[0].method) : 0,
+			    routes[0].method, dot != NULL ? "." : "", m);
+			m = full;
+		}
+		dre_metric_label_escape(esc, sizeof(esc), m);
+		snprintf(lab, sizeof(lab), "method=\"%s\"", esc);
+		s->m_calls[i]
+		    = dre_metric_counter("dre_rpc_server_calls_total",
+		        "rpc calls served, by method", lab);
+		s->m_errors[i] = dre_metric_counter(
+		    "dre_rpc_server_errors_total",
+		    "rpc calls answered with a status of 500 or more", lab);
+		s->m_seconds[i]
+		    = dre_metric_histogram("dre_rpc_server_duration_seconds",
+		        "time spent in the rpc handler", lab);
+	}
 	pthread_mutex_init(&s->mtx, NULL);
 	pthread_mutex_init(&s->peers.mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
@@ -787,6 +901,9 @@ dre_rpc_server_close(dre_rpc_server *s)
 	pthread_cond_destroy(&s->cv);
 	free(s->slots);
 	free(s->threads);
+	free(s->m_calls);
+	free(s->m_errors);
+	free(s->m_seconds);
 	free(s);
 }
 
@@ -801,6 +918,7 @@ struct rpc_op {
 	nng_aio        *aio;
 	int             state;
 	int64_t         deadline; // monotonic millis
+	int64_t         started_us; // monotonic micros
 	dre_rpc_done    done;
 	void           *arg;
 	rpc_op         *next_free;
@@ -815,9 +933,35 @@ struct dre_rpc_client {
 	atomic_int      npipes;
 	int64_t         opened; // monotonic millis
 	bool            closed;
+	dre_metric     *m_seconds; // round trips
+	dre_metric     *m_failed[4]; // by client_fail_kind
 	uint64_t        id; // random, names the client in its proofs
 	atomic_ulong    counter;
 };
+
+// Calls that got no reply, by kind (the label of
+// dre_rpc_client_failures_total).
+enum { FAIL_TIMEOUT, FAIL_UNAVAILABLE, FAIL_CLOSED, FAIL_OTHER };
+static const char *const fail_kinds[]
+    = { "timeout", "unavailable", "closed", "other" };
+
+static void
+client_metrics_open(dre_rpc_client *c, const char *url)
+{
+	char esc[128], lab[192];
+
+	dre_metric_label_escape(esc, sizeof(esc), url);
+	snprintf(lab, sizeof(lab), "peer=\"%s\"", esc);
+	c->m_seconds = dre_metric_histogram("dre_rpc_client_duration_seconds",
+	    "rpc round trips that got a reply, send to reply", lab);
+	for (int i = 0; i < 4; i++) {
+		snprintf(lab, sizeof(lab), "peer=\"%s\",reason=\"%s\"", esc,
+		    fail_kinds[i]);
+		c->m_failed[i]
+		    = dre_metric_counter("dre_rpc_client_failures_total",
+		        "rpc calls that got no reply, by reason", lab);
+	}
+}
 
 static void
 pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
@@ -873,6 +1017,7 @@ dre_rpc_client_open(dre_rpc_client **cp, const char *url)
 	nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, pipe_event, c);
 	nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, pipe_event, c);
 	c->opened = dre_mono_ms();
+	client_metrics_open(c, url);
 	if ((rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
 		dre_error("rpc: dial %s: %s", url, nng_strerror(rv));
 		nng_close(c->sock);
@@ -947,9 +1092,18 @@ op_release(rpc_op *op)
 static void
 op_finish(rpc_op *op, dre_err err, Dre__RpcReply *rep)
 {
-	dre_rpc_done done = op->done;
-	void        *arg = op->arg;
+	dre_rpc_done    done = op->done;
+	void           *arg = op->arg;
+	dre_rpc_client *c = op->c;
 
+	if (err == DRE_OK)
+		dre_metric_observe_us(
+		    c->m_seconds, dre_mono_us() - op->started_us);
+	else
+		dre_metric_inc(c->m_failed[err == DRE_ETIMEOUT ? FAIL_TIMEOUT
+		        : err == DRE_EUNAVAIL ? FAIL_UNAVAILABLE
+		        : err == DRE_ECLOSED  ? FAIL_CLOSED
+		                              : FAIL_OTHER]);
 	done(arg, err, rep);
 	op_release(op);
 }
@@ -1040,9 +1194,19 @@ dre_rpc_call_async(dre_rpc_client *c, const Dre__RpcRequest *req,
 	dre_err  err;
 	int64_t  now = dre_mono_ms();
 
+	Dre__RpcRequest withid;
+
 	if (atomic_load(&c->npipes) == 0
-	    && now - c->opened > RPC_CONNECT_GRACE_MS)
+	    && now - c->opened > RPC_CONNECT_GRACE_MS) {
+		dre_metric_inc(c->m_failed[FAIL_UNAVAILABLE]);
 		return DRE_EUNAVAIL;
+	}
+	if (req->request_id == NULL && dre_log_request_id() != NULL) {
+		// A call made while serving a request carries its id on.
+		withid = *req;
+		withid.request_id = (char *) dre_log_request_id();
+		req = &withid;
+	}
 	size_t len = dre__rpc_request__get_packed_size(req);
 	if (nng_msg_alloc(&m, DRE_RPC_PROOF_LEN + len) != 0)
 		return DRE_ENOMEM;
@@ -1060,6 +1224,7 @@ dre_rpc_call_async(dre_rpc_client *c, const Dre__RpcRequest *req,
 	op->arg = arg;
 	op->state = OP_SEND;
 	op->deadline = now + timeout_ms;
+	op->started_us = dre_mono_us();
 	nng_aio_set_msg(op->aio, m);
 	nng_aio_set_timeout(op->aio, timeout_ms);
 	nng_ctx_send(op->ctx, op->aio);

@@ -3,15 +3,19 @@
 // The only file that includes rocksdb/c.h. Every RocksDB error string is
 // logged here once, freed, and becomes DRE_ESTORE for the caller.
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include <rocksdb/c.h>
 
+#include "dre/clock.h"
 #include "dre/fs.h"
 #include "dre/log.h"
+#include "dre/metrics.h"
 #include "dre/store.h"
 
 struct dre_store {
@@ -25,6 +29,16 @@ struct dre_store {
 	rocksdb_column_family_handle_t     **cfh;
 	size_t                               ncf;
 	char                                *path;
+	// Retention (dre_store_ttl): per column family, its own options with
+	// the compaction filter, and the compacting thread.
+	rocksdb_options_t          **cfopts;
+	rocksdb_compactionfilter_t **filters;
+	dre_store_ttl               *ttl;
+	int64_t                      compact_every_ms;
+	pthread_t                    compactor;
+	bool                         compactor_on, stopping;
+	pthread_mutex_t              mu;
+	pthread_cond_t               cv;
 };
 
 // A batch is plain, or indexed (rocksdb_writebatch_wi_t) when its owner
@@ -66,11 +80,155 @@ cf_handle(dre_store *s, int cf)
 	return s->cfh[cf];
 }
 
+// A RocksDB property summed over the column families, as a gauge.
+typedef struct {
+	const char *prop, *name, *help;
+} store_prop;
+
+static const store_prop store_props[] = {
+	{ "rocksdb.total-sst-files-size", "dre_rocksdb_sst_files_bytes",
+	    "size of the store's SST files" },
+	{ "rocksdb.estimate-live-data-size", "dre_rocksdb_live_data_bytes",
+	    "estimated size of the live data" },
+	{ "rocksdb.cur-size-all-mem-tables", "dre_rocksdb_memtable_bytes",
+	    "size of the memtables" },
+	{ "rocksdb.estimate-num-keys", "dre_rocksdb_keys",
+	    "estimated number of keys" },
+	{ "rocksdb.estimate-pending-compaction-bytes",
+	    "dre_rocksdb_pending_compaction_bytes",
+	    "bytes compaction still has to rewrite" },
+	{ "rocksdb.num-running-compactions", "dre_rocksdb_running_compactions",
+	    "compactions running" },
+	{ "rocksdb.is-write-stopped", "dre_rocksdb_write_stopped",
+	    "1 while writes are stopped (a write stall)" },
+	{ "rocksdb.actual-delayed-write-rate",
+	    "dre_rocksdb_delayed_write_rate_bytes_per_second",
+	    "rate writes are slowed to while delayed (0 = not delayed)" },
+};
+
+// store_collect reads the properties into gauges labelled by the store's
+// directory name.
+static void
+store_collect(void *arg)
+{
+	dre_store  *s = arg;
+	const char *base = strrchr(s->path, '/');
+	char        esc[128], lab[160];
+
+	dre_metric_label_escape(
+	    esc, sizeof(esc), base != NULL ? base + 1 : s->path);
+	snprintf(lab, sizeof(lab), "store=\"%s\"", esc);
+	for (size_t p = 0; p < sizeof(store_props) / sizeof(store_props[0]);
+	     p++) {
+		uint64_t sum = 0, v;
+		bool     db_wide
+		    = strcmp(store_props[p].prop, "rocksdb.is-write-stopped")
+		        == 0
+		    || strcmp(store_props[p].prop,
+		           "rocksdb.actual-delayed-write-rate")
+		        == 0;
+		if (db_wide) {
+			if (rocksdb_property_int(
+			        s->db, store_props[p].prop, &v)
+			    == 0)
+				sum = v;
+		} else {
+			for (size_t i = 0; i < s->ncf; i++)
+				if (rocksdb_property_int_cf(s->db, s->cfh[i],
+				        store_props[p].prop, &v)
+				    == 0)
+					sum += v;
+		}
+		dre_metric_set(dre_metric_gauge(store_props[p].name,
+		                   store_props[p].help, lab),
+		    (int64_t) sum);
+	}
+}
+
+// ttl_filter is the compaction filter of a column family with a TTL: true
+// (drop) when the record's time is known and older than the TTL.
+static unsigned char
+ttl_filter(void *state, int level, const char *key, size_t klen,
+    const char *val, size_t vlen, char **nv, size_t *nvl,
+    unsigned char *changed)
+{
+	(void) level;
+	(void) nv;
+	(void) nvl;
+	*changed = 0;
+	const dre_store_ttl *t = state;
+	int64_t              at = t->record_time(key, klen, val, vlen);
+	return at >= 0 && at < dre_now_ms() - t->ttl_ms;
+}
+
+// RocksDB calls a filter's destructor unconditionally; the state is the
+// store's.
+static void
+ttl_filter_destroy(void *state)
+{
+	(void) state;
+}
+
+static const char *
+ttl_filter_name(void *state)
+{
+	(void) state;
+	return "dre.ttl";
+}
+
+// compactor_main flushes every column family and compacts those with a TTL
+// every compact_every_ms, until dre_store_close.
+static void *
+compactor_main(void *arg)
+{
+	dre_store *s = arg;
+	pthread_mutex_lock(&s->mu);
+	while (!s->stopping) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		int64_t ns
+		    = ts.tv_nsec + (s->compact_every_ms % 1000) * 1000000;
+		ts.tv_sec += s->compact_every_ms / 1000 + ns / 1000000000;
+		ts.tv_nsec = ns % 1000000000;
+		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+		if (s->stopping)
+			break;
+		pthread_mutex_unlock(&s->mu);
+		// Every family first: a rarely written one would otherwise
+		// keep old WAL files (and the disk they use) alive.
+		rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+		rocksdb_flushoptions_set_wait(fo, 1);
+		for (size_t i = 0; i < s->ncf; i++) {
+			char *err = NULL;
+			rocksdb_flush_cf(s->db, fo, s->cfh[i], &err);
+			if (err != NULL)
+				store_fail("flush", s->path, err);
+		}
+		rocksdb_flushoptions_destroy(fo);
+		for (size_t i = 0; i < s->ncf; i++)
+			if (s->filters[i] != NULL)
+				dre_store_compact(s, (int) i);
+		pthread_mutex_lock(&s->mu);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
 void
 dre_store_close(dre_store *s)
 {
 	if (s == NULL)
 		return;
+	dre_metrics_collector_remove(store_collect, s);
+	if (s->compactor_on) {
+		pthread_mutex_lock(&s->mu);
+		s->stopping = true;
+		pthread_cond_signal(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->compactor, NULL);
+	}
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
 	if (s->cfh != NULL)
 		for (size_t i = 0; i < s->ncf; i++)
 			if (s->cfh[i] != NULL)
@@ -78,6 +236,15 @@ dre_store_close(dre_store *s)
 				    s->cfh[i]);
 	if (s->db != NULL)
 		rocksdb_close(s->db);
+	for (size_t i = 0; i < s->ncf; i++) {
+		if (s->cfopts != NULL && s->cfopts[i] != NULL)
+			rocksdb_options_destroy(s->cfopts[i]);
+		if (s->filters != NULL && s->filters[i] != NULL)
+			rocksdb_compactionfilter_destroy(s->filters[i]);
+	}
+	free(s->cfopts);
+	free(s->filters);
+	free(s->ttl);
 	if (s->opts != NULL)
 		rocksdb_options_destroy(s->opts);
 	if (s->table != NULL)
@@ -107,13 +274,19 @@ dre_store_open(dre_store **sp, const dre_store_cfg *cfg)
 	dre_store *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return DRE_ENOMEM;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
 	s->ncf = cfg->ncfs + 1;
 	s->cfh = calloc(s->ncf, sizeof(*s->cfh));
+	s->cfopts = calloc(s->ncf, sizeof(*s->cfopts));
+	s->filters = calloc(s->ncf, sizeof(*s->filters));
+	s->ttl = calloc(s->ncf, sizeof(*s->ttl));
 	s->path = strdup(cfg->path);
 	const char              **names = calloc(s->ncf, sizeof(*names));
 	const rocksdb_options_t **cfopts = calloc(s->ncf, sizeof(*cfopts));
 	if (s->cfh == NULL || s->path == NULL || names == NULL
-	    || cfopts == NULL) {
+	    || cfopts == NULL || s->cfopts == NULL || s->filters == NULL
+	    || s->ttl == NULL) {
 		free(names);
 		free(cfopts);
 		dre_store_close(s);
@@ -137,6 +310,11 @@ dre_store_open(dre_store **sp, const dre_store_cfg *cfg)
 	rocksdb_options_set_block_based_table_factory(s->opts, s->table);
 	rocksdb_options_set_write_buffer_size(s->opts, 4 << 20);
 	rocksdb_options_set_max_write_buffer_number(s->opts, 2);
+	// A column family written rarely keeps the WAL files holding its
+	// unflushed writes alive, and with them every other family's: past
+	// this total the oldest such family is flushed, so the WAL stays
+	// bounded (disk use flat under a steady load).
+	rocksdb_options_set_max_total_wal_size(s->opts, 16 << 20);
 	rocksdb_options_set_max_open_files(s->opts, 256);
 	rocksdb_options_set_keep_log_file_num(s->opts, 2);
 	rocksdb_options_set_max_log_file_size(s->opts, 1 << 20);
@@ -144,11 +322,21 @@ dre_store_open(dre_store **sp, const dre_store_cfg *cfg)
 	rocksdb_options_set_memtable_prefix_bloom_size_ratio(s->opts, 0.05);
 	rocksdb_options_set_memtable_whole_key_filtering(s->opts, 1);
 
-	names[0] = "default";
-	cfopts[0] = s->opts;
-	for (size_t i = 0; i < cfg->ncfs; i++) {
-		names[i + 1] = cfg->cfs[i];
-		cfopts[i + 1] = s->opts;
+	bool any_ttl = false;
+	for (size_t i = 0; i < s->ncf; i++) {
+		names[i] = i == 0 ? "default" : cfg->cfs[i - 1];
+		cfopts[i] = s->opts;
+		if (cfg->ttl == NULL || cfg->ttl[i].ttl_ms <= 0
+		    || cfg->ttl[i].record_time == NULL)
+			continue;
+		s->ttl[i] = cfg->ttl[i];
+		s->filters[i] = rocksdb_compactionfilter_create(&s->ttl[i],
+		    ttl_filter_destroy, ttl_filter, ttl_filter_name);
+		s->cfopts[i] = rocksdb_options_create_copy(s->opts);
+		rocksdb_options_set_compaction_filter(
+		    s->cfopts[i], s->filters[i]);
+		cfopts[i] = s->cfopts[i];
+		any_ttl = true;
 	}
 	char *err = NULL;
 	s->db = rocksdb_open_column_families(
@@ -167,8 +355,39 @@ dre_store_open(dre_store **sp, const dre_store_cfg *cfg)
 	rocksdb_writeoptions_set_sync(s->wo_sync, 1);
 	s->wo_async = rocksdb_writeoptions_create();
 	s->ro = rocksdb_readoptions_create();
+	dre_metrics_collector_add(store_collect, s);
+	s->compact_every_ms = cfg->compact_every_ms;
+	if (any_ttl && s->compact_every_ms > 0) {
+		if (pthread_create(&s->compactor, NULL, compactor_main, s)
+		    != 0) {
+			dre_store_close(s);
+			return DRE_ENOMEM;
+		}
+		s->compactor_on = true;
+	}
 	*sp = s;
 	return DRE_OK;
+}
+
+dre_err
+dre_store_compact(dre_store *s, int cf)
+{
+	rocksdb_compact_range_cf(s->db, cf_handle(s, cf), NULL, 0, NULL, 0);
+	return DRE_OK;
+}
+
+uint64_t
+dre_store_disk_bytes(dre_store *s)
+{
+	uint64_t total = 0;
+	for (size_t i = 0; i < s->ncf; i++) {
+		char *v = rocksdb_property_value_cf(
+		    s->db, s->cfh[i], "rocksdb.total-sst-files-size");
+		if (v != NULL)
+			total += strtoull(v, NULL, 10);
+		rocksdb_free(v);
+	}
+	return total;
 }
 
 dre_err

@@ -13,11 +13,14 @@
 
 #include "dre/fs.h"
 #include "dre/log.h"
+#include "dre/metrics.h"
+#include "dre/registry.h"
 #include "dre/rpc.h"
 #include "dre/svc.h"
 
-static atomic_bool svc_stop;
-static atomic_bool svc_signals_blocked;
+static atomic_bool      svc_stop;
+static dre_svc_check_fn svc_check;
+static atomic_bool      svc_signals_blocked;
 
 // load_internal_key installs the key of internal.key, else of
 // internal.key_file (default <data_dir>/internal.key). A missing default
@@ -84,9 +87,76 @@ stop_signals(sigset_t *set)
 }
 
 void
+dre_svc_on_check(dre_svc_check_fn fn)
+{
+	svc_check = fn;
+}
+
+// take_flag removes every flag from argv (argc updated); true if present.
+static bool
+take_flag(int *argc, char **argv, const char *flag)
+{
+	bool found = false;
+	int  n = 1;
+	for (int i = 1; i < *argc; i++) {
+		if (strcmp(argv[i], flag) == 0)
+			found = true;
+		else
+			argv[n++] = argv[i];
+	}
+	*argc = n;
+	return found;
+}
+
+// urls_ok checks every nng URL option of the table: rpc.listen (may be
+// empty: the gateway has none) and each comma-separated *.url/*.urls value.
+static bool
+urls_ok(const void *cfg, const dre_cfg_opt *table)
+{
+	bool ok = true;
+	for (const dre_cfg_opt *o = table; o->name != NULL; o++) {
+		size_t nl = strlen(o->name);
+		bool   listen = strcmp(o->name, "rpc.listen") == 0;
+		bool   dial = (nl > 4 && strcmp(o->name + nl - 4, ".url") == 0)
+		    || (nl > 5 && strcmp(o->name + nl - 5, ".urls") == 0);
+		if (o->type != DRE_CFG_STR || (!listen && !dial))
+			continue;
+		const char *v
+		    = *(char *const *) ((const char *) cfg + o->offset);
+		if (v == NULL || *v == '\0') {
+			if (dial) {
+				dre_error("%s: empty", o->name);
+				ok = false;
+			}
+			continue;
+		}
+		for (const char *p = v; *p != '\0';) {
+			size_t l = strcspn(p, ",");
+			char   one[512];
+			if (l == 0 || l >= sizeof(one)) {
+				dre_error("%s: bad list '%s'", o->name, v);
+				ok = false;
+				break;
+			}
+			memcpy(one, p, l);
+			one[l] = '\0';
+			if (!dre_config_nng_url_ok(one)) {
+				dre_error("%s: '%s' is not an nng URL "
+				          "(tcp://host:port, ipc://path)",
+				    o->name, one);
+				ok = false;
+			}
+			p += l + (p[l] == ',');
+		}
+	}
+	return ok;
+}
+
+void
 dre_svc_init(const char *name, void *cfg, const dre_cfg_opt *table,
     dre_common_cfg *common, int argc, char **argv)
 {
+	bool check = take_flag(&argc, argv, "--check-config");
 	// Log under the service's name already while the config loads.
 	dre_log_init(name, DRE_LOG_INFO);
 	if (dre_config_load(
@@ -95,8 +165,57 @@ dre_svc_init(const char *name, void *cfg, const dre_cfg_opt *table,
 		dre_error("invalid configuration; see %s --help", name);
 		exit(2);
 	}
-	if (common != NULL)
+	bool confluent = common != NULL && common->events_format != NULL
+	    && strcmp(common->events_format, "confluent") == 0;
+	if (confluent
+	    && (common->registry_url == NULL
+	        || (strncmp(common->registry_url, "http://", 7) != 0
+	            && strncmp(common->registry_url, "https://", 8) != 0))) {
+		dre_error("events.format=confluent needs events.registry_url "
+		          "(http:// or https://)");
+		exit(2);
+	}
+	if (check) {
+		bool    ok = urls_ok(cfg, table);
+		uint8_t key[DRE_RPC_KEY_LEN];
+		// The key's syntax only: a key file is a secret the checking
+		// machine need not have (no file but the config is read).
+		if (common != NULL && common->internal_key != NULL
+		    && *common->internal_key != '\0'
+		    && dre_rpc_key_parse(common->internal_key, key)
+		        != DRE_OK) {
+			dre_error("internal.key: not 64 hex digits");
+			ok = false;
+		}
+		if (svc_check != NULL && !svc_check(cfg))
+			ok = false;
+		if (!ok) {
+			dre_error(
+			    "invalid configuration; see %s --help", name);
+			exit(2);
+		}
+		dre_config_print(
+		    stdout, cfg, table, common ? &common->kafka : NULL);
+		printf("%s: configuration OK\n", name);
+		fflush(stdout);
+		dre_config_free(cfg, table, common ? &common->kafka : NULL);
+		exit(0);
+	}
+	if (common != NULL) {
 		dre_log_init(name, dre_log_level_parse(common->log_level));
+		dre_log_format_set(common->log_format);
+	}
+	dre_metrics_init(name);
+	// Before any producer exists: every event is then written with the
+	// registry's ids. A registry that cannot be reached stops the start
+	// (the supervisor retries), rather than writing another format.
+	if (confluent
+	    && dre_registry_register_all(common->registry_url, 10000)
+	        != DRE_OK) {
+		dre_error("cannot register the event schemas with %s",
+		    common->registry_url);
+		exit(1);
+	}
 
 	// Blocked here, before any thread exists, so every thread inherits
 	// the mask and only dre_svc_wait's sigtimedwait receives them.

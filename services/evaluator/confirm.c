@@ -442,6 +442,30 @@ ev_h_confirm(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	if (err != DRE_ENOTFOUND)
 		goto unavailable;
 	err = dre_store_get(s->st, EV_CF_TXN, ikey, ikl, &val, &vlen);
+	Dre__IterationRecord *it = NULL;
+	if (err == DRE_OK) {
+		it = dre__iteration_record__unpack(
+		    &al, vlen, (const uint8_t *) val);
+		free(val);
+		if (it == NULL) {
+			pthread_mutex_unlock(mu);
+			dre_rpc_reply_error(rep, 404, "NOT_FOUND",
+			    "header.transactionCounter",
+			    "iteration %lld of transaction %s was stored by "
+			    "an "
+			    "older version and cannot be confirmed; evaluate "
+			    "again",
+			    (long long) counter, txid);
+			return;
+		}
+		// An expired iteration that compaction has not dropped yet
+		// is gone all the same (retention.iterations_ms): its confirm
+		// marker may be.
+		if (s->cfg.iterations_ttl_ms > 0
+		    && it->evaluated_at
+		        < dre_now_ms() - s->cfg.iterations_ttl_ms)
+			err = DRE_ENOTFOUND;
+	}
 	if (err == DRE_ENOTFOUND) {
 		pthread_mutex_unlock(mu);
 		dre_rpc_reply_error(rep, 404, "NOT_FOUND",
@@ -452,18 +476,6 @@ ev_h_confirm(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	}
 	if (err != DRE_OK)
 		goto unavailable;
-	Dre__IterationRecord *it
-	    = dre__iteration_record__unpack(&al, vlen, (const uint8_t *) val);
-	free(val);
-	if (it == NULL) {
-		pthread_mutex_unlock(mu);
-		dre_rpc_reply_error(rep, 404, "NOT_FOUND",
-		    "header.transactionCounter",
-		    "iteration %lld of transaction %s was stored by an older "
-		    "version and cannot be confirmed; evaluate again",
-		    (long long) counter, txid);
-		return;
-	}
 	dre_tx_promotion *promos = dre_arena_get(
 	    a, (req->n_applied_promotions + 1) * sizeof(*promos));
 	dre_tx_line *lines
@@ -484,7 +496,8 @@ ev_h_confirm(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	dre_uuid_v4(ev.event_id);
 	ev.tenant = call->tenant;
 	ev.occurred_at = now;
-	ev.schema_version = 2;
+	ev.schema_version = 3;
+	ev.request_id = call->req != NULL ? call->req->request_id : NULL;
 	ev.transaction_id = txid;
 	ev.transaction_counter = counter;
 	ev.evaluated_at = it->evaluated_at;
@@ -1301,4 +1314,23 @@ ev_confirm_stop(ev_svc *s)
 	pthread_mutex_destroy(&c->mu);
 	free(c);
 	s->confirm = NULL;
+}
+
+int64_t
+ev_confirm_record_time(
+    const char *key, size_t klen, const char *val, size_t vlen)
+{
+	if (klen < 1)
+		return -1;
+	if (key[0] == 'j')
+		return ev_pb_first_varint(val, vlen); // enqueued_at
+	if (key[0] != 'c')
+		return -1;
+	Dre__ConfirmRecord *cr
+	    = dre__confirm_record__unpack(NULL, vlen, (const uint8_t *) val);
+	if (cr == NULL)
+		return -1;
+	int64_t at = cr->confirmed_at;
+	dre__confirm_record__free_unpacked(cr, NULL);
+	return at;
 }

@@ -29,6 +29,9 @@ typedef struct {
 	int64_t        sidefx_cache_ms; // side-effects poll answers cached
 	int64_t        sidefx_timeout_ms; // a job unfinished by then ends
 	char          *coupon_url; // coupon service (coupon.Check)
+	int64_t        iterations_ttl_ms; // retention of counters, iterations
+	int64_t        confirmed_ttl_ms; // retention of confirms and jobs
+	int64_t        compact_every_ms; // retention's compaction period
 	char          *loyalty_url; // loyalty service (assignments)
 	int64_t        loyalty_timeout_ms; // the longest an evaluate waits
 } ev_cfg;

@@ -95,9 +95,39 @@ ev_last_counter(ev_svc *s, const char *key, size_t klen, int64_t *last)
 	}
 	if (err != DRE_OK)
 		return err;
-	*last = vlen == 8 ? dre_be64_get((const uint8_t *) val) : 0;
+	// counter(8), then the time of the evaluation (8; older stores: none)
+	*last = vlen >= 8 ? dre_be64_get((const uint8_t *) val) : 0;
 	free(val);
 	return DRE_OK;
+}
+
+int64_t
+ev_pb_first_varint(const char *val, size_t vlen)
+{
+	const uint8_t *p = (const uint8_t *) val;
+	if (vlen < 2 || p[0] != 0x08) // field 1, wire type varint
+		return -1;
+	uint64_t v = 0;
+	for (size_t i = 1; i < vlen && i <= 10; i++) {
+		v |= (uint64_t) (p[i] & 0x7f) << (7 * (i - 1));
+		if ((p[i] & 0x80) == 0)
+			return v > INT64_MAX ? -1 : (int64_t) v;
+	}
+	return -1;
+}
+
+int64_t
+ev_txn_record_time(const char *key, size_t klen, const char *val, size_t vlen)
+{
+	// tenant \0 transactionId is a counter; an iteration has its own
+	// \0 and counter after it (neither part holds a NUL).
+	size_t nuls = 0;
+	for (size_t i = 0; i < klen; i++)
+		nuls += key[i] == '\0';
+	if (nuls <= 1)
+		return vlen == 16 ? dre_be64_get((const uint8_t *) val + 8)
+		                  : -1;
+	return ev_pb_first_varint(val, vlen);
 }
 
 size_t
@@ -148,9 +178,10 @@ iteration_write(ev_svc *s, dre_arena *a, const char *key, size_t klen,
     int64_t counter, const Dre__EvaluateRequest *req,
     const Dre__EvaluateResponse *r, const eng_index *ix, const char *tenant)
 {
-	uint8_t be[8];
+	uint8_t be[16]; // the counter, then the time of this evaluation
 	char    ikey[256];
 	dre_be64_put(be, counter);
+	dre_be64_put(be + 8, r->evaluated_at_ms);
 	if (klen + 9 > sizeof(ikey))
 		return DRE_EINVAL;
 	memcpy(ikey, key, klen);
@@ -227,7 +258,7 @@ iteration_write(ev_svc *s, dre_arena *a, const char *key, size_t klen,
 	dre_batch *b = dre_batch_alloc();
 	if (b == NULL)
 		return DRE_ENOMEM;
-	dre_batch_put(b, s->st, EV_CF_TXN, key, klen, be, 8);
+	dre_batch_put(b, s->st, EV_CF_TXN, key, klen, be, sizeof(be));
 	dre_batch_put(b, s->st, EV_CF_TXN, ikey, klen + 9, val, n);
 	dre_err err = dre_store_write(s->st, b, false);
 	dre_batch_free(b);

@@ -19,6 +19,20 @@ size_t ev_txn_key(char *buf, size_t cap, const char *tenant, const char *txid);
 // ev_txn_key; 0 when it was never evaluated).
 dre_err ev_last_counter(
     ev_svc *s, const char *key, size_t klen, int64_t *last);
+// ev_txn_record_time is the time of a record of EV_CF_TXN for retention
+// (dre_store_ttl): a counter's last evaluation, an iteration's evaluatedAt;
+// -1 (kept) for a counter written before counters carried their time.
+int64_t ev_txn_record_time(
+    const char *key, size_t klen, const char *val, size_t vlen);
+// ev_confirm_record_time is the time of a record of EV_CF_CONFIRM: a
+// confirm marker's confirmedAt, a side-effect job's enqueuedAt; -1 (kept)
+// for a deadline (the sweeper deletes those).
+int64_t ev_confirm_record_time(
+    const char *key, size_t klen, const char *val, size_t vlen);
+// ev_pb_first_varint reads a protobuf message's first field when it is
+// field 1 as a varint (what protobuf-c writes first for a required int64
+// field 1); -1 otherwise.
+int64_t ev_pb_first_varint(const char *val, size_t vlen);
 // ev_iter_key writes the iteration key: txn key \0 counter (be64).
 size_t ev_iter_key(char *buf, size_t cap, const char *tenant, const char *txid,
     int64_t counter);

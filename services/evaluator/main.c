@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "dre/clock.h"
+#include "dre/health.h"
 #include "dre/log.h"
+#include "dre/metrics.h"
 #include "dre/outbox.h"
 #include "dre/rpc.h"
 #include "dre/svc.h"
@@ -56,6 +58,22 @@ static const dre_cfg_opt ev_opts[] = {
 	{ "coupon.url", DRE_CFG_STR, offsetof(ev_cfg, coupon_url),
 	    "tcp://127.0.0.1:7501",
 	    "nng URL of dre-coupon (coupon.Check for baskets with coupons)" },
+	{ "retention.iterations_ms", DRE_CFG_INT,
+	    offsetof(ev_cfg, iterations_ttl_ms), "86400000",
+	    "transaction counters and evaluated iterations are dropped this "
+	    "long after their last evaluation (a confirm of an older "
+	    "iteration is 404; 0 = kept for ever)",
+	    DRE_CFG_NONNEGATIVE },
+	{ "retention.confirmed_ms", DRE_CFG_INT,
+	    offsetof(ev_cfg, confirmed_ttl_ms), "604800000",
+	    "confirm markers and side-effect jobs are dropped this long after "
+	    "the confirm (a repeated confirm is then 404, the side-effects "
+	    "poll 404; 0 = kept for ever)",
+	    DRE_CFG_NONNEGATIVE },
+	{ "retention.compact_every_ms", DRE_CFG_INT,
+	    offsetof(ev_cfg, compact_every_ms), "3600000",
+	    "how often the store is compacted to drop expired records",
+	    DRE_CFG_POSITIVE },
 	{ "loyalty.url", DRE_CFG_STR, offsetof(ev_cfg, loyalty_url),
 	    "tcp://127.0.0.1:7601",
 	    "nng URL of dre-loyalty (the personal promotions of a basket's "
@@ -72,6 +90,63 @@ static const dre_cfg_opt ev_opts[] = {
 static const char *const ev_cfs[]
     = { "txn", "master", "confirm", "outbox", "sfx", "budget", "bapply" };
 
+// index_collect sets the engine's gauges before a metrics rendering.
+static void
+index_collect(void *arg)
+{
+	ev_svc          *s = arg;
+	const eng_index *ix = eng_acquire(s->engine);
+	size_t           ents = 0, bytes = eng_index_bytes(ix, &ents);
+
+	dre_metric_set(dre_metric_gauge("dre_engine_index_promotions",
+	                   "live promotions in the engine's index", NULL),
+	    (int64_t) eng_index_promotions(ix, NULL));
+	dre_metric_set(dre_metric_gauge("dre_engine_index_entities",
+	                   "master-data entities in the index (tombstones "
+	                   "included)",
+	                   NULL),
+	    (int64_t) ents);
+	dre_metric_set(dre_metric_gauge("dre_engine_index_bytes",
+	                   "memory of the index's tenants and entities", NULL),
+	    (int64_t) bytes);
+	dre_metric_set(
+	    dre_metric_gauge("dre_engine_index_version",
+	        "version (feed position) of the published index", NULL),
+	    eng_index_version(ix));
+	eng_index_release(ix);
+	dre_metric_set(dre_metric_gauge("dre_evaluator_feed_connected",
+	                   "1 while the master-data feed reaches Kafka", NULL),
+	    atomic_load(&s->kafka_ok) ? 1 : 0);
+}
+
+// index_loaded: not ready before the first master data was loaded.
+static bool
+index_loaded(void *arg)
+{
+	ev_svc *s = arg;
+	return atomic_load(&s->loaded);
+}
+
+// ev_check: an iteration never outlives its confirm marker (else a repeated
+// confirm would find the iteration without the marker and confirm twice).
+static bool
+ev_check(const void *c)
+{
+	const ev_cfg *cfg = c;
+	if (cfg->confirmed_ttl_ms > 0
+	    && (cfg->iterations_ttl_ms == 0
+	        || cfg->iterations_ttl_ms > cfg->confirmed_ttl_ms)) {
+		dre_error(
+		    "retention.iterations_ms (%lld) must be at most "
+		    "retention.confirmed_ms (%lld), and not 0 (for ever) "
+		    "while that is not",
+		    (long long) cfg->iterations_ttl_ms,
+		    (long long) cfg->confirmed_ttl_ms);
+		return false;
+	}
+	return true;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -81,7 +156,12 @@ main(int argc, char **argv)
 	char           *path = NULL;
 	bool            handlers = false;
 
+	dre_svc_on_check(ev_check);
 	dre_svc_init("evaluator", &s.cfg, ev_opts, &s.cfg.common, argc, argv);
+	if (!ev_check(&s.cfg)) {
+		dre_config_free(&s.cfg, ev_opts, &s.cfg.common.kafka);
+		return 2;
+	}
 	s.started_ms = dre_now_ms();
 	s.source = strcmp(s.cfg.mode, "central") == 0 ? "btp" : "local-store";
 	char sub[64];
@@ -90,7 +170,17 @@ main(int argc, char **argv)
 		dre_error("cannot create %s/%s", s.cfg.common.data_dir, sub);
 		goto out;
 	}
-	dre_store_cfg scfg = { .path = path, .cfs = ev_cfs, .ncfs = EV_NCFS };
+	// Retention (docs/operating.md "Data retention"): by compaction.
+	dre_store_ttl ttl[EV_NCFS + 1] = { { 0 } };
+	ttl[EV_CF_TXN]
+	    = (dre_store_ttl) { s.cfg.iterations_ttl_ms, ev_txn_record_time };
+	ttl[EV_CF_CONFIRM] = (dre_store_ttl) { s.cfg.confirmed_ttl_ms,
+		ev_confirm_record_time };
+	dre_store_cfg scfg = { .path = path,
+		.cfs = ev_cfs,
+		.ncfs = EV_NCFS,
+		.ttl = ttl,
+		.compact_every_ms = s.cfg.compact_every_ms };
 	dre_err       err = dre_store_open(&s.st, &scfg);
 	if (err != DRE_OK) {
 		dre_error("store %s: %s", path, dre_strerror(err));
@@ -136,6 +226,8 @@ main(int argc, char **argv)
 		    dre_strerror(err));
 		goto out;
 	}
+	dre_metrics_collector_add(index_collect, &s);
+	dre_health_add("index_loaded", index_loaded, &s);
 	dre_info("shard %lld serving on %s (%s mode)", (long long) s.cfg.shard,
 	    s.cfg.common.rpc_listen, s.cfg.mode);
 	while (!dre_svc_wait(-1))
@@ -143,6 +235,8 @@ main(int argc, char **argv)
 	dre_info("stopping");
 	rc = 0;
 out:
+	dre_metrics_collector_remove(index_collect, &s);
+	dre_health_remove(index_loaded, &s);
 	dre_rpc_server_close(srv); // no handler runs past this
 	dre_rpc_client_close(s.coupon_cli);
 	dre_rpc_client_close(s.loyalty_cli);

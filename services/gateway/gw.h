@@ -14,7 +14,9 @@
 #include "dre/auth.h"
 #include "dre/buf.h"
 #include "dre/config.h"
+#include "dre/log.h"
 #include "dre/rpc.h"
+#include "evaluate.pb-c.h"
 
 // GW_BACKEND_MAP lists the services behind the gateway, one row each:
 // XX(ID, name, config key, default URL, flags, help). name is the prefix of
@@ -83,6 +85,10 @@ typedef struct {
 	char          *users;
 	int64_t        rpc_timeout_ms;
 	char          *mode; // central | local-store
+	int64_t        shutdown_grace_ms; // serve on after SIGTERM, not ready
+	int64_t        health_timeout_ms; // each service's answer to Health
+	bool           access_log;
+	char          *metrics_tenant; // whose Admins read /metrics
 	// Tokens of an external issuer (XSUAA, any OIDC provider); none when
 	// jwt_issuer is empty.
 	char *jwt_issuer;
@@ -164,7 +170,11 @@ struct gw {
 	gw_backend         backends[GW_NBACKENDS]; // by gw_backend_id
 	int64_t            started_ms;
 	atomic_bool        stopping;
+	atomic_bool        draining; // SIGTERM: not ready, still serving
 	atomic_int         inflight; // suspended connections
+	atomic_int         active; // requests between headers and completion
+	struct gw_ops     *ops; // metrics of the routes (ops.c)
+	int                quiesced_fd; // listener after gw_http_drain; -1
 	pthread_mutex_t    free_mu;
 	gw_job            *free_jobs;
 	int                nfree;
@@ -218,8 +228,16 @@ struct gw_job {
 	bool        awaited;
 	atomic_int  await_left;
 	atomic_bool await_pending;
-	void   *fan; // a fanned-out call's replies (routes.c), in the arena
-	gw_job *next_free;
+	void *fan; // a fanned-out call's replies (routes.c), in the arena
+	// Operations (ops.c): the request id, where and when the request
+	// began, how it was answered, and the replies of a fan-out.
+	char              rid[DRE_REQUEST_ID_MAX + 1];
+	const char       *path; // in the arena
+	int64_t           t0_us; // monotonic
+	int               status; // answered with; 0 = not yet
+	const char       *error_code; // static string or the reply's
+	struct gw_fanout *ops_fan; // Health / Metrics of every service
+	gw_job           *next_free;
 };
 
 // conn.c: where a connection is in its request, for the deadlines.
@@ -252,7 +270,10 @@ void    gw_backends_close(gw *g);
 
 // http.c
 dre_err gw_http_start(gw *g);
-void    gw_http_stop(gw *g);
+// gw_http_drain stops accepting connections and waits (at most
+// rpc.timeout_ms + 1 s) until every request begun has been answered.
+void gw_http_drain(gw *g);
+void gw_http_stop(gw *g);
 
 // gw_job_respond answers with data[0..len) (borrowed until the request is
 // completed: j->out or the rpc reply) and the headers added so far.
@@ -291,6 +312,27 @@ void                  gw_heartbeat(gw_job *j);
 const gw_route *gw_route_match(
     gw_job *j, const char *method, const char *path, bool *path_known);
 
+// ops.c: request ids, the access log and the gateway's metrics, the
+// fan-out of Health / Metrics calls to every service, /healthz, /readyz,
+// /metrics and the services in the heartbeat.
+dre_err gw_ops_open(gw *g);
+void    gw_ops_close(gw *g);
+// gw_ops_begin takes (or makes) the request id and notes the start.
+void gw_ops_begin(gw_job *j, const char *url);
+// gw_ops_end writes the access log line and counts the request.
+void gw_ops_end(gw_job *j);
+// gw_ops_free releases what a fan-out left in the job.
+void gw_ops_free(gw_job *j);
+void gw_healthz(gw_job *j);
+void gw_readyz(gw_job *j);
+void gw_metrics(gw_job *j);
+// gw_services_fill adds the state of every service (from the Health
+// fan-out of j) to a heartbeat and lowers an UP status to DEGRADED when
+// one is not UP.
+void gw_services_fill(gw_job *j, Dre__HeartbeatResponse *h);
+// gw_fanout calls "<service>.<what>" on every service and shard at once
+// and renders with render once all answered (or failed).
+void gw_fanout(gw_job *j, const char *what, int timeout_ms, gw_render render);
 // ident.c: credentials beyond Basic users (Bearer JWTs, API keys), the
 // token endpoint and the failed-credential limit.
 dre_err gw_ident_open(gw *g);

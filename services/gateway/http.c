@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "dre/clock.h"
 #include "dre/evalwire.h"
@@ -53,6 +54,7 @@ job_get(gw *g)
 	}
 	j->state = JOB_READ;
 	j->body_limit = (size_t) g->cfg->body_limit;
+	atomic_fetch_add(&g->active, 1);
 	return j;
 }
 
@@ -70,6 +72,7 @@ job_put(gw_job *j)
 {
 	gw *g = j->g;
 
+	gw_ops_free(j);
 	dre_rpc_reply_msg_free(j->rep);
 	if (j->pending != NULL)
 		MHD_destroy_response(j->pending);
@@ -104,6 +107,13 @@ job_put(gw_job *j)
 		dre_buf_free(&j->out);
 	else
 		dre_buf_reset(&j->out);
+	j->rid[0] = '\0';
+	j->path = NULL;
+	j->t0_us = 0;
+	j->status = 0;
+	j->error_code = NULL;
+	j->method = NULL;
+	atomic_fetch_sub(&g->active, 1);
 	pthread_mutex_lock(&g->free_mu);
 	if (g->nfree < GW_MAX_FREE_JOBS) {
 		j->next_free = g->free_jobs;
@@ -163,6 +173,14 @@ gw_job_respond(gw_job *j, int status, const char *data, size_t len,
 	if (status == 503 && !retry_after)
 		MHD_add_response_header(
 		    r, MHD_HTTP_HEADER_RETRY_AFTER, GW_RETRY_AFTER);
+	if (j->rid[0] != '\0')
+		MHD_add_response_header(r, "X-Request-Id", j->rid);
+	// Draining: the client's next request goes on a new connection,
+	// which a load balancer sends to a gateway that stays.
+	if (atomic_load(&j->g->draining))
+		MHD_add_response_header(
+		    r, MHD_HTTP_HEADER_CONNECTION, "close");
+	j->status = status;
 	if (j->in_upload) {
 		// Queued once the body has been read (and dropped).
 		j->pending = r;
@@ -185,6 +203,7 @@ gw_job_error(gw_job *j, int status, const char *code, const char *target,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	j->error_code = code;
 	if (j->route != NULL && (j->route->auth & GW_AUTH_PLATFORM) != 0) {
 		gw_bridge_error(j, status, code, msg);
 		return;
@@ -217,6 +236,7 @@ gw_job_reply_error(gw_job *j)
 	}
 	if (rep->status < 400)
 		return false;
+	j->error_code = rep->error_code;
 	if (j->route != NULL && (j->route->auth & GW_AUTH_PLATFORM) != 0) {
 		gw_job_error(j, rep->status,
 		    rep->error_code != NULL ? rep->error_code : "ERROR", NULL,
@@ -267,6 +287,7 @@ gw_job_envelope(
 	req->n_roles = n;
 	req->has_deadline_unix_ms = 1;
 	req->deadline_unix_ms = dre_now_ms() + j->g->cfg->rpc_timeout_ms;
+	req->request_id = j->rid[0] != '\0' ? j->rid : NULL;
 }
 
 void
@@ -513,6 +534,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		*con_cls = j;
 		j->conn = conn;
 		j->method = method;
+		gw_ops_begin(j, url);
 		if (!framing_refused(j))
 			job_begin(j, method, url);
 		if (j->state == JOB_SENT) // answered: no body is read
@@ -579,8 +601,10 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void) toe;
 	// Answered: the next request line is due within the idle timeout.
 	gw_watch_phase(g->watch, conn, GW_PHASE_WAIT);
-	if (j != NULL)
+	if (j != NULL) {
+		gw_ops_end(j);
 		job_put(j);
+	}
 	*con_cls = NULL;
 }
 
@@ -686,7 +710,7 @@ gw_http_start(gw *g)
 	struct sockaddr_in6 a6;
 	struct sockaddr    *sa;
 	unsigned int        flags = MHD_USE_EPOLL_INTERNAL_THREAD
-	    | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	    | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_ITC;
 	unsigned int threads = g->cfg->http_threads > 0
 	    ? (unsigned int) g->cfg->http_threads
 	    : 1;
@@ -741,6 +765,28 @@ gw_http_start(gw *g)
 }
 
 void
+gw_http_drain(gw *g)
+{
+	int64_t until;
+
+	if (g->mhd == NULL)
+		return;
+	// No new connection from here on (the listening socket stays open
+	// until MHD stops, so a client is refused rather than reset); the
+	// requests begun finish: each is answered within rpc.timeout_ms.
+	g->quiesced_fd = MHD_quiesce_daemon(g->mhd);
+	until = dre_mono_ms() + g->cfg->rpc_timeout_ms + 1000;
+	while (atomic_load(&g->active) > 0 && dre_mono_ms() < until) {
+		struct timespec ts = { 0, 5 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	if (atomic_load(&g->active) > 0)
+		dre_warn("drain: %d request(s) still unanswered after %lld ms",
+		    atomic_load(&g->active),
+		    (long long) g->cfg->rpc_timeout_ms + 1000);
+}
+
+void
 gw_http_stop(gw *g)
 {
 	int64_t until;
@@ -756,6 +802,9 @@ gw_http_stop(gw *g)
 	if (g->mhd != NULL)
 		MHD_stop_daemon(g->mhd);
 	g->mhd = NULL;
+	if (g->quiesced_fd >= 0)
+		close(g->quiesced_fd);
+	g->quiesced_fd = -1;
 	// After MHD: its "closed" notifications still use the watcher.
 	gw_watch_close(g->watch);
 	g->watch = NULL;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dre/clock.h"
 #include "dre/log.h"
@@ -71,6 +72,26 @@ static const dre_cfg_opt gw_opts[] = {
 	    "5000", "deadline of each call to a service", DRE_CFG_POSITIVE },
 	{ "mode", DRE_CFG_STR, offsetof(gw_cfg, mode), "central",
 	    "central | local-store", DRE_CFG_CHOICES("central|local-store") },
+	{ "shutdown.grace_ms", DRE_CFG_INT,
+	    offsetof(gw_cfg, shutdown_grace_ms), "5000",
+	    "after SIGTERM /readyz answers 503 and every request is still "
+	    "served for this long (for load balancers to take the gateway "
+	    "out); then no new connection is accepted, the requests begun "
+	    "are answered and the process exits",
+	    DRE_CFG_RANGE(0, 600000) },
+	{ "health.timeout_ms", DRE_CFG_INT,
+	    offsetof(gw_cfg, health_timeout_ms), "1000",
+	    "how long /readyz and the heartbeat wait for each service's "
+	    "Health answer (a service that does not answer in time counts "
+	    "as UNREACHABLE)",
+	    DRE_CFG_RANGE(1, 60000) },
+	{ "metrics.tenant", DRE_CFG_STR, offsetof(gw_cfg, metrics_tenant),
+	    "default",
+	    "the operator's tenant: only its Admins read /metrics (the whole "
+	    "deployment's figures, every tenant's traffic together)" },
+	{ "log.access", DRE_CFG_BOOL, offsetof(gw_cfg, access_log), "true",
+	    "one log line per request: method, path, status, duration, "
+	    "tenant, request id (never a header)" },
 	{ "auth.jwt.issuer", DRE_CFG_STR, offsetof(gw_cfg, jwt_issuer), "",
 	    "iss of an external token issuer (XSUAA, OIDC) whose tokens are "
 	    "accepted; empty: none" },
@@ -103,6 +124,31 @@ static const dre_cfg_opt gw_opts[] = {
 	DRE_CFG_END,
 };
 
+// gw_check validates what the table cannot: the user table parses, and a
+// gateway without development users has someone who can sign in -- a
+// configured user or an external token issuer -- else nobody could create
+// the OAuth2 clients and API keys integrations use, and every call is 401.
+static bool
+gw_check(const void *c)
+{
+	const gw_cfg *cfg = c;
+	dre_auth     *a = NULL;
+	dre_err       err = dre_auth_open(&a, cfg->users, cfg->dev_users);
+	dre_auth_close(a);
+	if (err != DRE_OK) {
+		dre_error("auth.users: %s", dre_strerror(err));
+		return false;
+	}
+	if (!cfg->dev_users && (cfg->users == NULL || *cfg->users == '\0')
+	    && (cfg->jwt_issuer == NULL || *cfg->jwt_issuer == '\0')) {
+		dre_error("auth.users: empty, auth.dev_users=false and no "
+		          "auth.jwt.issuer: nobody can sign in (every call "
+		          "would be 401)");
+		return false;
+	}
+	return true;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -111,16 +157,24 @@ main(int argc, char **argv)
 	dre_err       err;
 	int           rc = 1;
 
+	dre_svc_on_check(gw_check);
 	dre_svc_init("gateway", &cfg, gw_opts, &cfg.common, argc, argv);
 	g.cfg = &cfg;
 	g.started_ms = dre_now_ms();
 	pthread_mutex_init(&g.free_mu, NULL);
 	atomic_init(&g.stopping, false);
 	atomic_init(&g.inflight, 0);
+	atomic_init(&g.active, 0);
+	atomic_init(&g.draining, false);
+	g.quiesced_fd = -1;
 
 	if ((err = dre_auth_open(&g.auth, cfg.users, cfg.dev_users))
 	    != DRE_OK) {
 		dre_error("auth.users: %s", dre_strerror(err));
+		goto out;
+	}
+	if ((err = gw_ops_open(&g)) != DRE_OK) {
+		dre_error("cannot set up the metrics: %s", dre_strerror(err));
 		goto out;
 	}
 	if ((err = gw_ident_open(&g)) != DRE_OK)
@@ -137,10 +191,24 @@ main(int argc, char **argv)
 	    g.backends[GW_EVALUATOR].n == 1 ? "" : "s", cfg.urls[GW_CATALOG],
 	    cfg.mode);
 	dre_svc_wait(-1);
+	// Drain: not ready at once (load balancers stop sending), serving
+	// all the same for the grace period, then no new connection and the
+	// requests begun are answered before anything closes.
+	atomic_store(&g.draining, true);
+	dre_info("draining: /readyz answers 503, serving for %lld ms more",
+	    (long long) cfg.shutdown_grace_ms);
+	for (int64_t until = dre_mono_ms() + cfg.shutdown_grace_ms;
+	     dre_mono_ms() < until;) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	gw_http_drain(&g);
+	dre_info("drained: %d request(s) unanswered", atomic_load(&g.active));
 	rc = 0;
 out:
 	gw_http_stop(&g);
 	gw_backends_close(&g);
+	gw_ops_close(&g);
 	gw_ident_close(&g);
 	dre_auth_close(g.auth);
 	dre_config_free(&cfg, gw_opts, &cfg.common.kafka);

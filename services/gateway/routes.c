@@ -57,6 +57,10 @@ static void gw_audit_logs(gw_job *j);
 const gw_route gw_routes[] = {
 	{ "GET", "/openapi.json", gw_openapi, GW_SELF, "openapi", 0,
 	    GW_BODY_NONE },
+	{ "GET", "/healthz", gw_healthz, GW_SELF, "healthz", 0, GW_BODY_NONE },
+	{ "GET", "/readyz", gw_readyz, GW_SELF, "readyz", 0, GW_BODY_NONE },
+	{ "GET", "/metrics", gw_metrics, GW_SELF, "metrics", ROLES_ADMIN,
+	    GW_BODY_NONE },
 	// Identity (ident.c, catalog/identity.c). The token endpoint
 	// authenticates the client itself (RFC 6749 §2.3).
 	{ "POST", "/oauth/token", gw_token, GW_CATALOG, "OAuth.token", 0,
@@ -600,6 +604,7 @@ render_heartbeat(gw_job *j)
 		down.uptime_s = (dre_now_ms() - j->g->started_ms) / 1000;
 		h = &down;
 	}
+	gw_services_fill(j, h);
 	if (h->status != NULL && strcmp(h->status, "DOWN") == 0)
 		status = 503;
 	dre_buf_reset(&j->out);
@@ -607,14 +612,23 @@ render_heartbeat(gw_job *j)
 	gw_job_respond(j, status, j->out.data, j->out.len, GW_JSON_CT);
 }
 
-void
-gw_heartbeat(gw_job *j)
+// heartbeat_call asks the evaluator for the heartbeat once every
+// service's Health answered.
+static void
+heartbeat_call(gw_job *j)
 {
 	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
 	char           *roles[32];
 
 	gw_job_envelope(j, &req, j->rpc_method, roles);
 	gw_job_call(j, gw_client_of(j, NULL), &req, render_heartbeat);
+}
+
+void
+gw_heartbeat(gw_job *j)
+{
+	gw_fanout(
+	    j, "Health", (int) j->g->cfg->health_timeout_ms, heartbeat_call);
 }
 
 // ---------------------------------------------------------------- confirm

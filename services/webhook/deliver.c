@@ -19,6 +19,7 @@
 #include "dre/clock.h"
 #include "dre/jsonw.h"
 #include "dre/log.h"
+#include "dre/metrics.h"
 #include "dre/uuid.h"
 #include "webhook.h"
 
@@ -222,6 +223,17 @@ finish(wh *s, dre_arena *a, const char *tenant, wh_delivery *d,
 	} else {
 		d->next_attempt_at = now + backoff_ms(u, d->attempts);
 	}
+	dre_metric_inc(dre_metric_counter("dre_webhook_attempts_total",
+	    "delivery attempts, by outcome (delivered, retry: another "
+	    "attempt is scheduled, failed: the delivery ended unsuccessfully)",
+	    ok                                     ? "result=\"delivered\""
+	        : strcmp(d->status, "FAILED") == 0 ? "result=\"failed\""
+	                                           : "result=\"retry\""));
+	dre_metric_observe_us(
+	    dre_metric_histogram("dre_webhook_attempt_duration_seconds",
+	        "time of a delivery attempt, request to answer or failure",
+	        NULL),
+	    (now - started) * 1000);
 	dre_err err = wh_delivery_put(s, b, tenant, d, old_due);
 	if (err == DRE_OK)
 		err = dre_store_write(s->st, b, false);

@@ -293,7 +293,9 @@ class Stack:
                  "-o", "coupon.url=" + self.rpc_url("coupon"),
                  "-o", "loyalty.url=" + self.rpc_url("loyalty"),
                  "-o", "webhook.url=" + self.rpc_url("webhook"),
-                 "-o", "auth.users=" + EXTRA_USERS]
+                 "-o", "auth.users=" + EXTRA_USERS,
+                 # Tests stop the gateway at once; test_ops drains it.
+                 "-o", "shutdown.grace_ms=0"]
         for kv in self.opts.get(name, ()):
             a += ["-o", kv]
         return a + list(self.extra.get(name, []))
@@ -1123,6 +1125,31 @@ class TestCase(unittest.TestCase):
     def pos_group(self):
         """A fresh POS group per test keeps its promotions to itself."""
         return self.stack.create_pos_group()
+
+    def ten_percent_off(self, qty, price):
+        """A fresh POS group with a new article 10 % off ("Ten off"), live in
+        the evaluator: sets self.gid, self.art, self.p and self.req (a basket
+        of one line L1 of qty x price)."""
+        s = self.stack
+        self.gid = self.pos_group()["id"]
+        self.art = uniq("ART")
+        self.p = promotion("Ten off", [{"type": "ARTICLE", "values": [self.art]}],
+                           [pct_action(10, articles=[self.art])], pos_groups=[self.gid])
+        s.create_promotion(self.p)
+        self.req = basket(self.gid, [item("L1", self.art, qty, price)])
+        s.wait_for_promotion(self.p["id"], self.req)
+
+    def ten_off_basket(self):
+        """A fresh POS group and article with a live 10 % promotion on it:
+        (promotion, evaluate request of 2 x 89.99, discount 18.00)."""
+        gid = self.pos_group()["id"]
+        art = uniq("ART")
+        p = promotion("Ten off", [{"type": "ARTICLE", "values": [art]}],
+                      [pct_action(10, articles=[art])], pos_groups=[gid])
+        self.stack.create_promotion(p)
+        req = basket(gid, [item("L1", art, 2, "89.99")])
+        self.stack.wait_for_promotion(p["id"], req)
+        return p, req
 
 
 _RESULT_OK = [True]

@@ -106,9 +106,12 @@ class Canonical(harness.TestCase):
     def test_3_heartbeat(self):
         r = self.stack.get("/pos/heartbeat")
         b = self.assertOk(r)
+        # PRODUCT-DECISIONS §6, and every service's state (issue 14).
         self.assertEqual(set(b), {"status", "version", "mode", "btpConnectivity",
                                   "lastSync", "pendingTransactions",
-                                  "promotionsLoaded", "uptime"}, r)
+                                  "promotionsLoaded", "uptime", "services"}, r)
+        self.assertEqual(b["services"], {k: "UP" for k in (
+            "evaluator", "catalog", "budget", "reporting", "coupon", "loyalty", "webhook")})
         self.assertEqual(b["status"], "UP")
         self.assertEqual(b["mode"], "central")
         self.assertEqual(b["btpConnectivity"], "CONNECTED")

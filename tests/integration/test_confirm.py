@@ -8,21 +8,14 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import D, ISO_RE, basket, instant, item, pct_action, promotion, uniq  # noqa: E402
+from harness import D, ISO_RE, instant, uniq  # noqa: E402
 
 CONFIRMED = "Transaction confirmed"
 
 
 class Confirm(harness.TestCase):
     def setUp(self):
-        s = self.stack
-        self.gid = self.pos_group()["id"]
-        self.art = uniq("ART")
-        self.p = promotion("Ten off", [{"type": "ARTICLE", "values": [self.art]}],
-                           [pct_action(10, articles=[self.art])], pos_groups=[self.gid])
-        s.create_promotion(self.p)
-        self.req = basket(self.gid, [item("L1", self.art, 2, "89.99")])
-        s.wait_for_promotion(self.p["id"], self.req)
+        self.ten_percent_off(2, "89.99")
 
     def evaluate(self, txn, **kw):
         req = dict(self.req, header={"transactionId": txn}, **kw)
@@ -72,7 +65,7 @@ class Confirm(harness.TestCase):
         self.assertEqual(e["key"], "default/" + txn)
         v = e["value"]
         self.assertRegex(v["eventId"], harness.UUID_RE)
-        self.assertJson({"tenant": "default", "schemaVersion": 2, "transactionId": txn,
+        self.assertJson({"tenant": "default", "schemaVersion": 3, "transactionId": txn,
                          "loyaltyPointsEarned": 0,
                          "transactionCounter": 1, "customerId": {"string": "CUST-4711"},
                          "posGroupId": {"string": self.gid}, "currency": "EUR",

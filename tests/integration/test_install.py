@@ -19,7 +19,7 @@ from harness import BIN_DIR, SOURCE_DIR  # noqa: E402
 BUILD_DIR = os.environ.get("DRE_BUILD_DIR", os.path.dirname(BIN_DIR))
 CMAKE = os.environ.get("DRE_CMAKE", "cmake")
 SERVICES = ["budget", "catalog", "coupon", "evaluator", "gateway", "reporting"]
-TOOLS = ["dre-broker", "dre-events"]  # built unless DRE_TOOLS=OFF
+TOOLS = ["dre-broker", "dre-events", "dre-topics"]  # built unless DRE_TOOLS=OFF
 
 
 def project_version():

@@ -130,9 +130,10 @@ class OpenApi(harness.TestCase):
                 if not c or any("schema" not in x for x in c.values()):
                     problems.append("%s %s: no response schema" % (name, st))
             # Public: the document, the token endpoint (the client
-            # authenticates in the request) and the token keys.
+            # authenticates in the request), the token keys and the probes.
             if ("security" in o) != (p in ("/openapi.json", "/oauth/token",
-                                           "/.well-known/jwks.json")):
+                                           "/.well-known/jwks.json", "/healthz",
+                                           "/readyz")):
                 problems.append("%s: security overridden" % name)
         # No untyped object: an object states its properties or that it
         # is a free-form map (additionalProperties).

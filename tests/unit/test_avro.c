@@ -311,32 +311,48 @@ test_tx_confirmed_round_trip(void **state)
 	assert_int_equal(
 	    dre_avro_decode_tx_confirmed(&out, a, b.data, b.len), DRE_ECODEC);
 
-	// Version 2 carries loyaltyPointsEarned; a version 1 body (the same
-	// without the last field) is read with 0 points.
-	in.schema_version = 2;
+	// Version 3 carries requestId, version 2 loyaltyPointsEarned: a
+	// version 2 body is the same without the last field (no request id),
+	// a version 1 body without the last two (0 points).
+	in.schema_version = 3;
 	in.loyalty_points = 92;
+	in.request_id = "req-4711";
 	dre_buf_reset(&b);
 	assert_int_equal(dre_avro_encode_tx_confirmed(&b, &in), DRE_OK);
 	assert_int_equal(
 	    dre_avro_decode_tx_confirmed(&out, a, b.data, b.len), DRE_OK);
 	assert_int_equal(out.loyalty_points, 92);
+	assert_string_equal(out.request_id, "req-4711");
 	in.loyalty_points = 0;
+	in.request_id = NULL;
 	dre_buf_reset(&b);
 	assert_int_equal(dre_avro_encode_tx_confirmed(&b, &in), DRE_OK);
+	assert_int_equal(b.data[b.len - 1], 0); // requestId null, one byte
+	assert_int_equal(b.data[b.len - 2], 0); // the long 0, one byte
+	uint64_t v2 = 0;
+	assert_int_equal(
+	    dre_avro_fingerprint("TransactionConfirmed_v2", &v2), DRE_OK);
+	for (int i = 0; i < 8; i++)
+		((uint8_t *) b.data)[2 + i] = (uint8_t) (v2 >> (8 * i));
+	out.request_id = "stale";
+	assert_int_equal(
+	    dre_avro_decode_tx_confirmed(&out, a, b.data, b.len - 1), DRE_OK);
+	assert_null(out.request_id);
+	assert_int_equal(out.npromotions, 2);
 	uint64_t v1 = 0;
 	assert_int_equal(
 	    dre_avro_fingerprint("TransactionConfirmed_v1", &v1), DRE_OK);
 	for (int i = 0; i < 8; i++)
 		((uint8_t *) b.data)[2 + i] = (uint8_t) (v1 >> (8 * i));
-	assert_int_equal(b.data[b.len - 1], 0); // the long 0, one byte
 	out.loyalty_points = -1;
 	assert_int_equal(
-	    dre_avro_decode_tx_confirmed(&out, a, b.data, b.len - 1), DRE_OK);
+	    dre_avro_decode_tx_confirmed(&out, a, b.data, b.len - 2), DRE_OK);
 	assert_int_equal(out.loyalty_points, 0);
+	assert_null(out.request_id);
 	assert_int_equal(out.npromotions, 2);
 	assert_string_equal(out.promotions[1].coupon_code, "WELCOME");
 	assert_string_equal(out.customer_id, "C-1");
-	// ... and a version 1 header on a version 2 body is refused.
+	// ... and a version 1 header on a version 3 body is refused.
 	assert_int_equal(
 	    dre_avro_decode_tx_confirmed(&out, a, b.data, b.len), DRE_ECODEC);
 	dre_arena_free(a);
@@ -379,6 +395,23 @@ test_loyalty_event_round_trip(void **state)
 	dre_buf_free(&b);
 }
 
+static dre_budget_status_event
+sample_status(void)
+{
+	dre_budget_status_event s = { .tenant = "t",
+		.occurred_at = 1,
+		.schema_version = 1,
+		.budget_id = "bud-1",
+		.version = 12,
+		.status = "EXHAUSTED",
+		.budget_name = "Summer",
+		.total_amount = 100000,
+		.consumed_amount = 100001,
+		.currency = "EUR" };
+	strcpy(s.event_id, "e-1");
+	return s;
+}
+
 static void
 test_sidefx_and_budget_round_trip(void **state)
 {
@@ -419,17 +452,7 @@ test_sidefx_and_budget_round_trip(void **state)
 	dre_buf_reset(&b);
 	assert_int_not_equal(dre_avro_encode_sfx_result(&b, &r), DRE_OK);
 
-	dre_budget_status_event s = { .tenant = "t",
-		.occurred_at = 1,
-		.schema_version = 1,
-		.budget_id = "bud-1",
-		.version = 12,
-		.status = "EXHAUSTED",
-		.budget_name = "Summer",
-		.total_amount = 100000,
-		.consumed_amount = 100001,
-		.currency = "EUR" };
-	strcpy(s.event_id, "e-1");
+	dre_budget_status_event s = sample_status();
 	dre_buf_reset(&b);
 	assert_int_equal(dre_avro_encode_budget_status(&b, &s), DRE_OK);
 	dre_budget_status_event so;
@@ -472,14 +495,59 @@ test_sidefx_and_budget_round_trip(void **state)
 	dre_buf_free(&b);
 }
 
+// Confluent framing: 00 + the registry id (big-endian) + the same body;
+// both framings decode, the event id reads from both, an unregistered
+// schema cannot be written and an unknown id does not decode.
+static void
+test_confluent_framing(void **state)
+{
+	(void) state;
+	dre_arena              *a = dre_arena_alloc(0);
+	dre_buf                 so = { 0 }, cf = { 0 };
+	dre_budget_status_event s = sample_status();
+	assert_int_equal(dre_avro_encode_budget_status(&so, &s), DRE_OK);
+	dre_avro_write_confluent(true);
+	assert_int_not_equal(dre_avro_encode_budget_status(&cf, &s), DRE_OK);
+	assert_int_equal(
+	    dre_avro_set_registry_id("BudgetStatus", 0x01020304), DRE_OK);
+	assert_int_equal(
+	    dre_avro_set_registry_id("NoSuchSchema", 1), DRE_EINVAL);
+	dre_buf_reset(&cf);
+	assert_int_equal(dre_avro_encode_budget_status(&cf, &s), DRE_OK);
+	dre_avro_write_confluent(false);
+	const uint8_t hdr[] = { 0x00, 0x01, 0x02, 0x03, 0x04 };
+	assert_int_equal(cf.len, so.len - 10 + 5);
+	assert_memory_equal(cf.data, hdr, sizeof(hdr));
+	assert_memory_equal(cf.data + 5, so.data + 10, so.len - 10);
+	dre_budget_status_event o;
+	assert_int_equal(
+	    dre_avro_decode_budget_status(&o, a, cf.data, cf.len), DRE_OK);
+	assert_string_equal(o.budget_name, "Summer");
+	assert_int_equal(o.consumed_amount, 100001);
+	char id[37];
+	assert_int_equal(dre_avro_event_id(id, cf.data, cf.len), DRE_OK);
+	assert_string_equal(id, "e-1");
+	// An id no schema has, and a body for another record: not decoded.
+	cf.data[4] = 0x05;
+	assert_int_not_equal(
+	    dre_avro_decode_budget_status(&o, a, cf.data, cf.len), DRE_OK);
+	cf.data[4] = 0x04;
+	dre_budget_event be;
+	assert_int_not_equal(
+	    dre_avro_decode_budget_event(&be, a, cf.data, cf.len), DRE_OK);
+	dre_buf_free(&so);
+	dre_buf_free(&cf);
+	dre_arena_free(a);
+}
+
 static void
 test_every_schema_loads(void **state)
 {
-	static const char *const names[]
-	    = { "MasterDataChanged", "TransactionConfirmed",
-		      "SideEffectResult", "BudgetStatus", "BudgetEvent",
-		      "LoyaltyEvent", "TransactionConfirmed_v1", NULL };
-	uint64_t fps[8];
+	static const char *const names[] = { "MasterDataChanged",
+		"TransactionConfirmed", "SideEffectResult", "BudgetStatus",
+		"BudgetEvent", "LoyaltyEvent", "TransactionConfirmed_v1",
+		"TransactionConfirmed_v2", NULL };
+	uint64_t                 fps[9];
 	for (int i = 0; names[i] != NULL; i++) {
 		assert_non_null(dre_avro_schema_json(names[i]));
 		assert_int_equal(
@@ -503,6 +571,7 @@ main(void)
 		cmocka_unit_test(test_sidefx_and_budget_round_trip),
 		cmocka_unit_test(test_loyalty_event_round_trip),
 		cmocka_unit_test(test_every_schema_loads),
+		cmocka_unit_test(test_confluent_framing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

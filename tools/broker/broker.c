@@ -38,6 +38,7 @@ typedef struct {
 	int64_t        count;
 	int64_t        port;
 	char          *bootstrap_file;
+	bool           topics;
 } broker_cfg;
 
 static const dre_cfg_opt broker_opts[] = {
@@ -52,6 +53,9 @@ static const dre_cfg_opt broker_opts[] = {
 	    offsetof(broker_cfg, bootstrap_file), NULL,
 	    "file receiving the bootstrap servers (default "
 	    "<data_dir>/broker/bootstrap)" },
+	{ "broker.topics", DRE_CFG_BOOL, offsetof(broker_cfg, topics), "true",
+	    "create every DRE topic at start (false = an empty cluster, as a "
+	    "real one before dre-topics ran)" },
 	DRE_CFG_END,
 };
 
@@ -227,7 +231,7 @@ spread_heap(broker *b)
 
 // cluster_open starts count mock brokers and creates every DRE topic.
 static dre_err
-cluster_open(broker *b, const dre_kvlist *props, int port)
+cluster_open(broker *b, const dre_kvlist *props, int port, bool topics)
 {
 	char             errstr[512];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -259,7 +263,7 @@ cluster_open(broker *b, const dre_kvlist *props, int port)
 	// The mock cluster replicates in name only; a factor up to 3 makes
 	// followers exist so that taking one broker down means something.
 	int rf = b->count < 3 ? b->count : 3;
-	for (const dre_topic *t = dre_topics; t->name != NULL; t++) {
+	for (const dre_topic *t = dre_topics; topics && t->name != NULL; t++) {
 		rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(
 		    b->mc, t->name, t->partitions, rf);
 		if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -324,7 +328,8 @@ main(int argc, char **argv)
 		dre_error("out of memory");
 		goto out;
 	}
-	if (cluster_open(&b, &cfg.common.kafka, (int) cfg.port) != DRE_OK)
+	if (cluster_open(&b, &cfg.common.kafka, (int) cfg.port, cfg.topics)
+	    != DRE_OK)
 		goto out;
 	const char *servers = rd_kafka_mock_cluster_bootstraps(b.mc);
 	if (dre_rpc_server_open(&srv, cfg.common.rpc_listen, routes, &b, 2)

@@ -19,6 +19,9 @@ void dre_arena_reset(dre_arena *a);
 // dre_arena_get returns n bytes aligned to 16, zeroed; NULL when out of
 // memory. Borrowed; valid until the arena is reset or freed.
 void *dre_arena_get(dre_arena *a, size_t n);
+// dre_arena_get_raw is dre_arena_get without the zeroing, for memory the
+// caller writes in full at once (string copies).
+void *dre_arena_get_raw(dre_arena *a, size_t n);
 // dre_arena_strndup copies n bytes of s and a NUL.
 char *dre_arena_strndup(dre_arena *a, const char *s, size_t n);
 char *dre_arena_strdup(dre_arena *a, const char *s);

@@ -6,6 +6,7 @@
 #ifndef DRE_AVRO_H
 #define DRE_AVRO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -77,6 +78,7 @@ typedef struct {
 	int64_t                 total_discount;
 	int64_t                 grand_total;
 	int64_t                 loyalty_points; // loyaltyPointsEarned (v2)
+	const char             *request_id; // requestId (v3); NULL = absent
 	const dre_tx_line      *lines;
 	size_t                  nlines;
 	const dre_tx_promotion *promotions;
@@ -217,6 +219,15 @@ typedef struct {
 dre_err dre_avro_encode_coupon(dre_buf *out, const dre_coupon_event *e);
 dre_err dre_avro_decode_coupon(
     dre_coupon_event *e, dre_arena *a, const void *data, size_t len);
+
+// Confluent schema-registry wire format (events.format=confluent): 0x00,
+// the schema's registry id (4 bytes, big-endian), the Avro body. Decoding
+// reads both formats; dre_avro_set_registry_id tells it (and the encoder)
+// the id the registry gave schema name ("TransactionConfirmed");
+// dre_avro_write_confluent(true) makes every encoder write the Confluent
+// form (an unregistered schema then fails to encode).
+dre_err dre_avro_set_registry_id(const char *name, int32_t id);
+void    dre_avro_write_confluent(bool on);
 
 // dre_avro_schema_json returns the embedded .avsc text of a schema by file
 // name without extension ("MasterDataChanged"), or NULL.

@@ -115,6 +115,10 @@ dre_err dre_consumer_seek(
 // until the next poll. DRE_ETIMEOUT: nothing arrived. DRE_ENOTFOUND: a stored
 // offset is out of range (the caller must recover explicitly: re-snapshot).
 // DRE_EBUS: another consumer error (logged).
+// dre_consumer_high_watermark reads the partition's end offset as last
+// seen in a fetch (never blocks); false while unknown.
+bool dre_consumer_high_watermark(
+    dre_consumer *c, const char *topic, int32_t partition, int64_t *high);
 dre_err dre_consumer_poll(dre_consumer *c, int timeout_ms, dre_msg *m);
 void    dre_consumer_close(dre_consumer *c);
 

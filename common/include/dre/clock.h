@@ -11,6 +11,8 @@
 int64_t dre_now_ms(void);
 // dre_mono_ms is a monotonic clock in milliseconds (for deadlines).
 int64_t dre_mono_ms(void);
+// dre_mono_us is the same clock in microseconds (for durations).
+int64_t dre_mono_us(void);
 // dre_time_parse parses ISO-8601 / RFC 3339 ("2026-06-07T14:30:00Z",
 // "...T14:30:00.123+02:00", "2026-06-07") into epoch millis.
 dre_err dre_time_parse(int64_t *ms, const char *s, size_t len);

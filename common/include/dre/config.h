@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "dre/err.h"
 
@@ -62,8 +63,11 @@ void        dre_kvlist_free(dre_kvlist *l);
 typedef struct {
 	char      *data_dir; // state lives under <data_dir>/<service>
 	char      *log_level;
+	char      *log_format; // text | json
 	char      *rpc_listen; // nng URL of this service's REP socket
 	char      *instance_id;
+	char      *events_format; // single-object | confluent
+	char      *registry_url; // schema registry (events.format=confluent)
 	char      *internal_key; // 64 hex digits (DRE_INTERNAL_KEY)
 	char      *internal_key_file; // "" = <data_dir>/internal.key
 	dre_kvlist kafka; // kafka.* pass-through
@@ -75,11 +79,26 @@ typedef struct {
 	    { "log_level", DRE_CFG_STR, offsetof(T, m.log_level), "info",     \
 		    "how much is logged",                                     \
 		    DRE_CFG_CHOICES("debug|info|warn|error") },               \
+	    { "log.format", DRE_CFG_STR, offsetof(T, m.log_format), "text",   \
+		    "log line format: text (for people) or json (one object " \
+		    "per line: ts, level, service, msg, request_id)",         \
+		    DRE_CFG_CHOICES("text|json") },                           \
 	    { "rpc.listen", DRE_CFG_STR, offsetof(T, m.rpc_listen),           \
 		    rpc_default,                                              \
 		    "nng URL of the service's request/reply socket" },        \
 	    { "instance_id", DRE_CFG_STR, offsetof(T, m.instance_id),         \
 		    "STORE-001", "instance identifier shown in responses" },  \
+	    { "events.format", DRE_CFG_STR, offsetof(T, m.events_format),     \
+		    "single-object",                                          \
+		    "wire format of produced events: Avro single-object "     \
+		    "encoding, or confluent (0x00 + schema-registry id + "    \
+		    "Avro; schemas registered at start with "                 \
+		    "events.registry_url); both are read",                    \
+		    DRE_CFG_CHOICES("single-object|confluent") },             \
+	    { "events.registry_url", DRE_CFG_STR,                             \
+		    offsetof(T, m.registry_url), NULL,                        \
+		    "schema registry base URL (http or https; "               \
+		    "events.format=confluent)" },                             \
 	    { "internal.key", DRE_CFG_STR, offsetof(T, m.internal_key), "",   \
 		    "the deployment's internal key (64 hex digits) proving "  \
 		    "calls between DRE processes; better given as "           \
@@ -98,6 +117,15 @@ typedef struct {
 // (dre/version.h) and exits 0.
 dre_err dre_config_load(void *cfg, const dre_cfg_opt *table, dre_kvlist *kafka,
     int argc, char **argv);
+// dre_config_print writes the effective configuration, one "name = value"
+// line per table row then the kafka.* keys, to f. Secrets (auth.users,
+// *.key such as internal.key, any key naming a password or secret) are
+// written as "<set>" or "".
+void dre_config_print(FILE *f, const void *cfg, const dre_cfg_opt *table,
+    const dre_kvlist *kafka);
+// dre_config_nng_url_ok reports whether url is a dialable/listenable nng URL
+// (tcp://host:port, tls+tcp://host:port, ipc://path or inproc://name).
+bool dre_config_nng_url_ok(const char *url);
 // dre_config_free frees the strings the table put into cfg and the kvlist.
 void dre_config_free(void *cfg, const dre_cfg_opt *table, dre_kvlist *kafka);
 

@@ -12,9 +12,23 @@ typedef enum {
 // dre_log_init names the process in every line and sets the lowest level
 // printed.
 void dre_log_init(const char *service, dre_log_level level);
+// dre_log_format_set chooses the line format: "json" (one JSON object per
+// line: ts, level, service, msg, request_id when set) or anything else for
+// the text lines below.
+void dre_log_format_set(const char *format);
+
+// Longest request id kept (X-Request-Id, traceparent's trace id).
+#define DRE_REQUEST_ID_MAX 64
+// dre_log_set_request_id sets the request the calling thread works on
+// (copied; NULL clears): every line it logs carries it, and the rpc calls
+// it makes pass it on. dre_log_request_id returns it (NULL when none).
+void        dre_log_set_request_id(const char *rid);
+const char *dre_log_request_id(void);
+
 // dre_log_level_parse maps "debug|info|warn|error" to a level (default info).
 dre_log_level dre_log_level_parse(const char *s);
-// dre_log writes "<iso time> <LEVEL> <service>: <message>\n" atomically.
+// dre_log writes "<iso time> <LEVEL> <service>: <message>[ request_id=<id>]\n"
+// (or the JSON line) atomically.
 void dre_log(dre_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

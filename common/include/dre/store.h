@@ -13,11 +13,30 @@ typedef struct dre_store      dre_store;
 typedef struct dre_batch      dre_batch;
 typedef struct dre_store_iter dre_store_iter;
 
+// Retention of a column family: a record whose time (record_time: epoch
+// milliseconds, -1 = keep for ever) is more than ttl_ms in the past is
+// dropped when RocksDB compacts the file holding it (a compaction filter;
+// no extra write, point reads unchanged). An expired record stays readable
+// until then: ttl_ms is a lower bound of how long a record is kept.
+typedef int64_t (*dre_store_time_fn)(
+    const char *key, size_t klen, const char *val, size_t vlen);
+typedef struct {
+	int64_t           ttl_ms; // 0 = kept for ever
+	dre_store_time_fn record_time;
+} dre_store_ttl;
+
 typedef struct {
 	const char        *path; // directory, created if missing
 	const char *const *cfs; // column family names besides "default"
 	size_t             ncfs;
 	size_t             cache_mb; // block cache; 0 = 8
+	// NULL, or one entry per column family (ttl[0] is "default", ttl[i]
+	// cfs[i-1]).
+	const dre_store_ttl *ttl;
+	// > 0: a thread compacts every column family with a TTL this often,
+	// in column-family order, so records expire in files that no longer
+	// receive writes too.
+	int64_t compact_every_ms;
 } dre_store_cfg;
 
 // dre_store_open opens (creating) the database and its column families.
@@ -34,6 +53,12 @@ dre_err dre_store_put(dre_store *s, int cf, const void *key, size_t klen,
     const void *val, size_t vlen, bool sync);
 dre_err dre_store_delete(
     dre_store *s, int cf, const void *key, size_t klen, bool sync);
+
+// dre_store_compact compacts the whole of cf now (and so applies its TTL).
+dre_err dre_store_compact(dre_store *s, int cf);
+// dre_store_disk_bytes is the size of the store's table files (every
+// column family; RocksDB's rocksdb.total-sst-files-size).
+uint64_t dre_store_disk_bytes(dre_store *s);
 
 // Batches: every change in one batch is applied atomically.
 dre_batch *dre_batch_alloc(void);

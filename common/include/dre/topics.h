@@ -22,6 +22,13 @@ typedef struct {
 	int         partitions;
 	int64_t     retention_ms; // -1 = infinite
 	const char *doc;
+	// Kafka's cleanup.policy: "delete" (retention only) or
+	// "compact,delete" (the latest record per key, within retention).
+	const char *cleanup;
+	// The value schema (proto/<schema>.avsc without the extension; NULL =
+	// none yet), registered as subject <name>-value with
+	// events.format=confluent.
+	const char *schema;
 } dre_topic;
 
 // dre_topics lists every topic, terminated by { NULL }.

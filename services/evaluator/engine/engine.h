@@ -110,6 +110,9 @@ size_t eng_index_promotions(const eng_index *ix, const char *tenant);
 // eng_index_has_personal tells whether tenant has a live PERSONAL
 // promotion (then an evaluate for a known customer asks loyalty).
 bool eng_index_has_personal(const eng_index *ix, const char *tenant);
+// eng_index_bytes is the memory the index's tenants and entities take; it
+// sets *entities (when not NULL) to their number, tombstones included.
+size_t eng_index_bytes(const eng_index *ix, size_t *entities);
 // eng_index_version_of returns the version the index holds for kind/key of
 // tenant (tombstones included), or -1.
 int64_t eng_index_version_of(const eng_index *ix, const char *tenant,

@@ -1043,6 +1043,23 @@ eng_index_has_personal(const eng_index *ix, const char *tenant)
 	return false;
 }
 
+size_t
+eng_index_bytes(const eng_index *ix, size_t *entities)
+{
+	size_t n = 0, ne = 0;
+	for (uint32_t i = 0; i < ix->ntenants; i++) {
+		const ix_tenant *t = ix->tenants[i];
+		n += dre_arena_used(t->a);
+		for (uint32_t k = 0; k < t->nents; k++)
+			if (t->ents[k]->a != NULL)
+				n += dre_arena_used(t->ents[k]->a);
+		ne += t->nents;
+	}
+	if (entities != NULL)
+		*entities = ne;
+	return n;
+}
+
 int64_t
 eng_index_version_of(const eng_index *ix, const char *tenant,
     eng_master_kind kind, const char *key)
