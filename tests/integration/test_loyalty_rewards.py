@@ -551,6 +551,8 @@ class Rewards(harness.TestCase):
             return True
         harness.wait_until(redeemed, 10, interval=0.1, what="coupon service back")
         self.assertTrue(self.assertOk(got["r"])["redeemed"])
+        harness.wait_until(lambda: s.get("/api/v1/CouponTypes").status == 200, 10,
+                           what="gateway reconnected to coupon")
         self.assertEqual(self.code_doc(v["voucherNumber"])["status"], "CANCELLED")
 
     # -- the level for LOYALTY_TIER --------------------------------------------
