@@ -12,6 +12,7 @@
 //   'u' tenant \0 customerId \0 CODE   -> ""      (codes of a customer)
 //   'h' tenant \0 CODE \0 txId         -> reservationId \0 customerId (holds)
 //   'r' tenant \0 CODE \0 txId         -> reservationId ("" = direct)
+//   'T' tenant \0 txId \0 CODE         -> reservationId (holds of a tx)
 //   'k' tenant \0 CODE \0 customerId   -> redemptions (8, big endian)
 //   'x' expiresAt(8) tenant \0 resId   -> ""      (holds by expiry)
 //   'v' validTo(8) tenant \0 CODE      -> ""      (codes by end of validity)
@@ -417,6 +418,8 @@ cp_hold_end(cp *s, dre_batch *b, const char *tenant, cp_code *c, cp_resv *r,
 		return err;
 	kl = dre_key(k, sizeof k, 'h', 3, tenant, c->code, r->tx);
 	idx_del(s, b, k, kl);
+	kl = dre_key(k, sizeof k, 'T', 3, tenant, r->tx, c->code);
+	idx_del(s, b, k, kl);
 	kl = cp_key_when(k, sizeof k, 'x', r->expires_at, tenant, r->id);
 	idx_del(s, b, k, kl);
 	kl = cp_key_when(k, sizeof k, 'f', now, tenant, r->id);
@@ -777,6 +780,8 @@ cp_reserve(cp *s, dre_arena *a, const char *tenant, const char *code,
 	memcpy(hv, r->id, il + 1);
 	memcpy(hv + il + 1, r->customer, cl);
 	idx_put(s, b, k, kl, hv, il + 1 + cl);
+	kl = dre_key(k, sizeof k, 'T', 3, tenant, tx, code);
+	idx_put(s, b, k, kl, r->id, il);
 	kl = cp_key_when(k, sizeof k, 'x', r->expires_at, tenant, r->id);
 	idx_put(s, b, k, kl, "", 0);
 	// The reservation, its indexes and the code in one synced batch.
@@ -792,6 +797,46 @@ unlock:
 }
 
 // ---- redeem / cancel ----------------------------------------------------
+
+#define RELEASE_MAX 64
+
+size_t
+cp_release_tx(
+    cp *s, dre_arena *a, const char *tenant, const char *tx, cp_outcome *out)
+{
+	char            p[512], ids[RELEASE_MAX][DRE_UUID_LEN + 1];
+	size_t          pl = dre_key(p, sizeof p, 'T', 3, tenant, tx, "");
+	dre_store_iter *it = NULL;
+	const char     *k, *val;
+	size_t          kl, vl, n = 0, released = 0;
+	dre_err         err;
+
+	done(out, 200, CP_R_OK, "transaction '%.50s' holds no coupon", tx);
+	if (pl == 0)
+		return 0;
+	if ((err = dre_store_iter_open(&it, s->st, CF_IDX, p, pl)) != DRE_OK) {
+		failed(out, err);
+		return 0;
+	}
+	while (n < RELEASE_MAX && dre_store_iter_next(it, &k, &kl, &val, &vl))
+		snprintf(ids[n++], sizeof ids[0], "%.*s",
+		    (int) (vl < DRE_UUID_LEN ? vl : DRE_UUID_LEN), val);
+	dre_store_iter_close(it);
+	for (size_t i = 0; i < n; i++) {
+		cp_outcome o;
+		cp_cancel(s, a, tenant, ids[i], &o);
+		if (o.status != 200 && o.status != 409) {
+			*out = o;
+			return released;
+		}
+		released += o.status == 200;
+	}
+	if (released > 0)
+		done(out, 200, CP_R_OK,
+		    "%zu reservation(s) of transaction '%.50s' released",
+		    released, tx);
+	return released;
+}
 
 // resv_lock finds reservation id and locks its code; NULL (answered) when
 // it does not exist.

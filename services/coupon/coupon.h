@@ -167,6 +167,10 @@ void cp_redeem(cp *s, dre_arena *a, const char *tenant, const char *res_id,
 // reservation answers success with a message saying so).
 void cp_cancel(cp *s, dre_arena *a, const char *tenant, const char *res_id,
     cp_outcome *out);
+// cp_release_tx releases every live reservation of transaction tx (a voided
+// cart); the count released. Idempotent: nothing held answers success.
+size_t cp_release_tx(
+    cp *s, dre_arena *a, const char *tenant, const char *tx, cp_outcome *out);
 // cp_activate moves a CREATED code of customer to ACTIVE (a code active
 // already answers success, nothing written); *c is the code afterwards.
 void cp_activate(cp *s, dre_arena *a, const char *tenant, const char *code,

@@ -394,6 +394,32 @@ do_cancel(req *r)
 	pos_end(r, &w, &b, &o);
 }
 
+// do_release: every live reservation of a transaction ends (the POS
+// platform's VOID_CART).
+static void
+do_release(req *r)
+{
+	const dre_json *in = body(r);
+	char            tx[CP_ID_BYTES];
+	cp_outcome      o;
+
+	if (in == NULL
+	    || !field(
+	        r, in, "transactionId", CP_ID_MAX, true, tx, sizeof tx, NULL))
+		return;
+	size_t n = cp_release_tx(r->s, r->d.a, r->d.call->tenant, tx, &o);
+	if (pos_failed(r, &o))
+		return;
+	dre_buf   b = { 0 };
+	dre_jsonw w;
+	dre_jsonw_init(&w, &b);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "transactionId", tx);
+	dre_jsonw_kint(&w, "released", (int64_t) n);
+	dre_jsonw_kstr(&w, "message", o.msg);
+	pos_end(r, &w, &b, &o);
+}
+
 static void
 do_activate(req *r)
 {
@@ -1687,6 +1713,7 @@ OP(validate, do_validate)
 OP(reserve, do_reserve)
 OP(redeem, do_redeem)
 OP(cancel, do_cancel)
+OP(release, do_release)
 OP(activate, do_activate)
 OP(issue, do_issue)
 OP(check, do_check)
@@ -1776,6 +1803,7 @@ const dre_rpc_route cp_routes[] = {
 	{ "coupon.Reserve", h_reserve, 0 },
 	{ "coupon.Redeem", h_redeem, 0 },
 	{ "coupon.Cancel", h_cancel, 0 },
+	{ "coupon.ReleaseTransaction", h_release, 0 },
 	{ "coupon.Activate", h_activate, 0 },
 	{ "coupon.Issue", h_issue, 0 },
 	{ "coupon.Check", h_check, DRE_RPC_INLINE },

@@ -367,24 +367,25 @@ ev_h_confirm(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	ProtobufCAllocator   al = dre_arena_pb(a);
 	Dre__ConfirmRequest *req
 	    = dre__confirm_request__unpack(&al, call->body_len, call->body);
+	// Without a counter (the POS-platform bridge's ORDER, which names
+	// the cart only) the transaction's last priced iteration is confirmed,
+	// or the one confirmed before.
 	if (req == NULL || req->header == NULL
 	    || req->header->transaction_id == NULL
-	    || !req->header->has_transaction_counter
-	    || req->header->transaction_counter < 1) {
+	    || (req->header->has_transaction_counter
+	        && req->header->transaction_counter < 1)) {
 		dre_rpc_reply_error(rep, 400, "VALIDATION_FAILED", "header",
 		    "header.transactionId and header.transactionCounter are "
 		    "required");
 		return;
 	}
 	const char *txid = req->header->transaction_id;
+	bool        latest = !req->header->has_transaction_counter;
 	int64_t     counter = req->header->transaction_counter;
 	char        tkey[KEY_MAX], ikey[KEY_MAX], mkey[KEY_MAX], jkey[KEY_MAX];
 	size_t tkl = ev_txn_key(tkey, sizeof(tkey) - 16, call->tenant, txid);
-	size_t ikl
-	    = ev_iter_key(ikey, sizeof(ikey) - 1, call->tenant, txid, counter);
 	size_t mkl = prefixed(mkey, 'c', tkey, tkl);
-	size_t jkl = prefixed(jkey, 'j', ikey, ikl);
-	if (tkl == 0 || ikl == 0 || mkl == 0 || jkl == 0) {
+	if (tkl == 0 || mkl == 0) {
 		dre_rpc_reply_error(rep, 400, "VALIDATION_FAILED",
 		    "header.transactionId", "transactionId too long");
 		return;
@@ -396,6 +397,27 @@ ev_h_confirm(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	size_t  vlen = 0;
 	dre_err err
 	    = dre_store_get(s->st, EV_CF_CONFIRM, mkey, mkl, &val, &vlen);
+	if (err == DRE_ENOTFOUND && latest) {
+		if ((err = ev_last_counter(s, tkey, tkl, &counter)) != DRE_OK)
+			goto unavailable;
+		if (counter == 0) {
+			pthread_mutex_unlock(mu);
+			dre_rpc_reply_error(rep, 404, "NOT_FOUND",
+			    "header.transactionId",
+			    "transaction %s was never priced", txid);
+			return;
+		}
+		err = DRE_ENOTFOUND;
+	}
+	size_t ikl
+	    = ev_iter_key(ikey, sizeof(ikey) - 1, call->tenant, txid, counter);
+	size_t jkl = prefixed(jkey, 'j', ikey, ikl);
+	if (err == DRE_ENOTFOUND && (ikl == 0 || jkl == 0)) {
+		pthread_mutex_unlock(mu);
+		dre_rpc_reply_error(rep, 400, "VALIDATION_FAILED",
+		    "header.transactionId", "transactionId too long");
+		return;
+	}
 	if (err == DRE_OK) {
 		// Confirmed before: the same iteration gets the first answer,
 		// another one is refused.
@@ -406,7 +428,7 @@ ev_h_confirm(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		if (cr == NULL) {
 			dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL,
 			    "confirm record unreadable");
-		} else if (cr->counter == counter) {
+		} else if (latest || cr->counter == counter) {
 			answer(rep, txid, cr->message);
 		} else {
 			dre_rpc_reply_error(rep, 409, "CONFLICT",

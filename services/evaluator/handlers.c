@@ -83,9 +83,8 @@ ev_txn_key(char *buf, size_t cap, const char *tenant, const char *txid)
 	return dre_key(buf, cap, 0, 2, tenant, txid);
 }
 
-// last_counter reads the last counter of a transaction (0 when new).
-static dre_err
-last_counter(ev_svc *s, const char *key, size_t klen, int64_t *last)
+dre_err
+ev_last_counter(ev_svc *s, const char *key, size_t klen, int64_t *last)
 {
 	char   *val;
 	size_t  vlen;
@@ -477,7 +476,7 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	if (mu != NULL)
 		pthread_mutex_lock(mu);
 	if (!fresh)
-		err = last_counter(s, key, klen, &last);
+		err = ev_last_counter(s, key, klen, &last);
 	Dre__EvaluateResponse *resp = NULL;
 	eng_eval_error         verr = { 0 };
 	// The response borrows strings (promotion ids, names, texts) from the

@@ -103,6 +103,7 @@ typedef struct {
 	int64_t fail_window_ms;
 	int64_t lockout_ms;
 	int64_t lockout_max_ms;
+	char   *console_dir; // console.c; empty: share/dre/console by bin/
 } gw_cfg;
 
 #define GW_MAX_SHARDS 64
@@ -146,8 +147,11 @@ enum {
 // header apikey under /api/v3, the loyalty facade). GW_AUTH_QUERY_KEY adds
 // ?api_key= (the POS-platform bridge's paths only: a key in a URL ends up
 // in logs).
+// GW_AUTH_PLATFORM marks the bridge's routes (bridge.c): the POS
+// platform's conventions apply to every answer, errors included.
 enum {
 	GW_AUTH_QUERY_KEY = 1 << 0,
+	GW_AUTH_PLATFORM = 1 << 1,
 };
 
 typedef struct gw_ident gw_ident;
@@ -175,6 +179,7 @@ struct gw {
 	pthread_mutex_t    free_mu;
 	gw_job            *free_jobs;
 	int                nfree;
+	char               console_dir[4096]; // resolved console.dir
 };
 
 enum gw_state {
@@ -203,6 +208,7 @@ struct gw_job {
 	const char *entity;
 	const char *id;
 	const char *counter; // :counter (side-effects)
+	const void *ctx; // the handler's state for its render (arena)
 	char        rpc_method[80]; // the route's, in full (gw_route_match)
 	// rpc outcome, filled by the nng callback before resume.
 	gw_render      render;
@@ -343,7 +349,42 @@ void gw_key_verify(gw_job *j);
 // gw_token is POST /oauth/token (RFC 6749 client credentials).
 void gw_token(gw_job *j);
 
+// Shared by the route handlers (routes.c, bridge.c).
+// gw_client_of picks the client of the route's backend (the shard of txid
+// on a sharded one; NULL: any shard).
+dre_rpc_client *gw_client_of(gw_job *j, const char *txid);
+// gw_parse_json_body parses the request body into the arena; false when it
+// has answered 400 (or 503).
+struct dre_json;
+bool gw_parse_json_body(gw_job *j, struct dre_json **rootp);
+// gw_call_packed sends q as the body of the route's call to the shard of
+// txid and renders the reply with render.
+void gw_call_packed(
+    gw_job *j, const ProtobufCMessage *q, const char *txid, gw_render render);
+// gw_unpack_reply decodes the callee's protobuf answer (NULL when it has
+// answered the error) and empties j->out.
+void *gw_unpack_reply(gw_job *j, const ProtobufCMessageDescriptor *desc);
+// gw_respond_out answers 200 with j->out.
+void gw_respond_out(gw_job *j);
+
+// bridge.c: the POS-platform bridge (PRODUCT-DECISIONS §10).
+// gw_bridge_error answers an error of a GW_AUTH_PLATFORM route in the
+// platform's shape: {errorCode, errorMessage}, a 401 with an empty body.
+void gw_bridge_error(gw_job *j, int status, const char *code, const char *msg);
+void gw_bridge_cart(gw_job *j);
+void gw_bridge_order(gw_job *j);
+void gw_bridge_void(gw_job *j);
+void gw_bridge_code(gw_job *j);
+void gw_bridge_return(gw_job *j);
+
 // openapi.c: GET /openapi.json, the embedded proto/openapi.yaml as JSON.
 void gw_openapi(gw_job *j);
+
+// console.c: the browser console's static files (GET /console, public)
+// and GET /api/v1/Me (the caller's principal, tenant and roles).
+// gw_console_open resolves console.dir once at start.
+dre_err gw_console_open(gw *g);
+void    gw_console(gw_job *j);
+void    gw_me(gw_job *j);
 
 #endif

@@ -82,6 +82,7 @@ job_put(gw_job *j)
 	j->entity = NULL;
 	j->id = NULL;
 	j->counter = NULL;
+	j->ctx = NULL;
 	j->render = NULL;
 	j->rpc_err = DRE_OK;
 	j->nhdrs = 0;
@@ -203,6 +204,10 @@ gw_job_error(gw_job *j, int status, const char *code, const char *target,
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	j->error_code = code;
+	if (j->route != NULL && (j->route->auth & GW_AUTH_PLATFORM) != 0) {
+		gw_bridge_error(j, status, code, msg);
+		return;
+	}
 	dre_buf_reset(&j->out);
 	dre_error_body_write(&j->out, code, msg, target);
 	gw_job_respond(j, status, j->out.data, j->out.len, GW_JSON_CT);
@@ -232,6 +237,13 @@ gw_job_reply_error(gw_job *j)
 	if (rep->status < 400)
 		return false;
 	j->error_code = rep->error_code;
+	if (j->route != NULL && (j->route->auth & GW_AUTH_PLATFORM) != 0) {
+		gw_job_error(j, rep->status,
+		    rep->error_code != NULL ? rep->error_code : "ERROR", NULL,
+		    "%s",
+		    rep->error_message != NULL ? rep->error_message : "");
+		return true;
+	}
 	for (size_t i = 0; i < rep->n_headers; i++)
 		gw_job_header_add(
 		    j, rep->headers[i]->key, rep->headers[i]->value);

@@ -121,6 +121,9 @@ static const dre_cfg_opt gw_opts[] = {
 	{ "auth.lockout_max_ms", DRE_CFG_INT, offsetof(gw_cfg, lockout_max_ms),
 	    "60000", "longest wait imposed on failed credentials",
 	    DRE_CFG_POSITIVE },
+	{ "console.dir", DRE_CFG_STR, offsetof(gw_cfg, console_dir), "",
+	    "directory of the browser console's files (GET /console); "
+	    "empty: share/dre/console beside the bin/ of this program" },
 	DRE_CFG_END,
 };
 
@@ -178,6 +181,8 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if ((err = gw_ident_open(&g)) != DRE_OK)
+		goto out;
+	if ((err = gw_console_open(&g)) != DRE_OK)
 		goto out;
 	if ((err = gw_backends_open(&g)) != DRE_OK) {
 		dre_error("cannot open rpc clients: %s", dre_strerror(err));

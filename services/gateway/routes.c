@@ -42,9 +42,14 @@
 #define ROLES_APPROVE (DRE_ROLE(ADMIN) | DRE_ROLE(PROMOTION_APPROVER))
 // The audit log is read by admins and auditors only.
 #define ROLES_AUDIT (DRE_ROLE(ADMIN) | DRE_ROLE(AUDITOR))
+// Any signed-in caller (GET /api/v1/Me).
+#define DRE_ROLE_OR(name, text) | DRE_ROLE(name)
+#define ROLES_ANY               (0u DRE_ROLE_MAP(DRE_ROLE_OR))
 #define ROLES_REPORTING                                                       \
 	(DRE_ROLE(ADMIN) | DRE_ROLE(PROMOTION_MANAGER)                        \
 	    | DRE_ROLE(BUDGET_MANAGER))
+
+#define BRIDGE (GW_AUTH_QUERY_KEY | GW_AUTH_PLATFORM)
 
 static void gw_evaluate(gw_job *j);
 static void gw_confirm(gw_job *j);
@@ -59,6 +64,12 @@ const gw_route gw_routes[] = {
 	{ "GET", "/readyz", gw_readyz, GW_SELF, "readyz", 0, GW_BODY_NONE },
 	{ "GET", "/metrics", gw_metrics, GW_SELF, "metrics", ROLES_ADMIN,
 	    GW_BODY_NONE },
+	// The browser console (console.c): its files are public, the
+	// application calls the API with the user's credentials.
+	{ "GET", "/console", gw_console, GW_SELF, "console", 0, GW_BODY_NONE },
+	{ "GET", "/console/:id", gw_console, GW_SELF, "console", 0,
+	    GW_BODY_NONE },
+	{ "GET", "/api/v1/Me", gw_me, GW_SELF, "me", ROLES_ANY, GW_BODY_NONE },
 	// Identity (ident.c, catalog/identity.c). The token endpoint
 	// authenticates the client itself (RFC 6749 §2.3).
 	{ "POST", "/oauth/token", gw_token, GW_CATALOG, "OAuth.token", 0,
@@ -100,6 +111,22 @@ const gw_route gw_routes[] = {
 	{ "GET", "/pos/v2/transactions/:id/:counter/side-effects",
 	    gw_side_effects, GW_EVALUATOR, "SideEffects", ROLES_POS,
 	    GW_BODY_NONE },
+	// The POS-platform bridge (bridge.c, PRODUCT-DECISIONS §10): the
+	// platform's conventions, ?api_key= among its credentials.
+	{ "POST", "/rc/spi/1.0/sa/cartValidation", gw_bridge_cart,
+	    GW_EVALUATOR, "Evaluate", ROLES_POS, GW_BODY_JSON, BRIDGE },
+	{ "POST", "/rc/spi/1.0/promotion-code/validate", gw_bridge_code,
+	    GW_COUPON, "Validate", ROLES_POS, GW_BODY_JSON, BRIDGE },
+	{ "POST", "/rc/spi/1.0/sa/getLoyaltyPoints", gw_forward, GW_LOYALTY,
+	    "OrderPoints.get", ROLES_POS, GW_BODY_JSON, BRIDGE },
+	{ "POST", "/rc/spi/1.0/reward/lookup", gw_forward, GW_LOYALTY,
+	    "RewardLookup.get", ROLES_POS, GW_BODY_JSON, BRIDGE },
+	{ "POST", "/rc/webhooks/ORDER", gw_bridge_order, GW_EVALUATOR,
+	    "Confirm", ROLES_POS, GW_BODY_JSON, BRIDGE },
+	{ "POST", "/rc/webhooks/RETURN", gw_bridge_return, GW_LOYALTY,
+	    "Returns.create", ROLES_POS, GW_BODY_JSON, BRIDGE },
+	{ "POST", "/rc/webhooks/VOID_CART", gw_bridge_void, GW_COUPON,
+	    "ReleaseTransaction", ROLES_POS, GW_BODY_JSON, BRIDGE },
 	{ "POST", "/api/v1/Budgets", gw_forward, GW_BUDGET, "Budgets.create",
 	    ROLES_BUDGET_WRITE, GW_BODY_JSON },
 	{ "GET", "/api/v1/Budgets", gw_forward, GW_BUDGET, "Budgets.list",
@@ -387,12 +414,12 @@ gw_route_match(
 // ---------------------------------------------------------------- helpers
 
 // protobuf-c allocates unpacked replies from the job's arena: one free.
-// client_of picks the client of the route's backend. On a sharded one a
+// gw_client_of picks the client of the route's backend. On a sharded one a
 // transaction goes to one shard for its whole life, chosen by tenant and
 // txid, so that its iteration counter and confirm idempotency live in one
 // place; txid is NULL for calls any shard answers (the first one does).
-static dre_rpc_client *
-client_of(gw_job *j, const char *txid)
+dre_rpc_client *
+gw_client_of(gw_job *j, const char *txid)
 {
 	const gw_backend *b = &j->g->backends[j->route->backend];
 
@@ -402,8 +429,8 @@ client_of(gw_job *j, const char *txid)
 	return b->clients[dre_fnv1a32_str(h, txid, 0) % b->n];
 }
 
-static bool
-parse_json_body(gw_job *j, dre_json **rootp)
+bool
+gw_parse_json_body(gw_job *j, dre_json **rootp)
 {
 	dre_json_error jerr = { 0, NULL };
 	dre_err        err;
@@ -439,10 +466,10 @@ wire_refused(gw_job *j, dre_err err, const dre_wire_error *werr)
 	return true;
 }
 
-// call_packed sends q, packed into the arena, as the body of the route's
+// gw_call_packed sends q, packed into the arena, as the body of the route's
 // call to the shard of txid, and renders the reply with render.
-static void
-call_packed(
+void
+gw_call_packed(
     gw_job *j, const ProtobufCMessage *q, const char *txid, gw_render render)
 {
 	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
@@ -459,14 +486,14 @@ call_packed(
 	req.has_body = 1;
 	req.body.data = packed;
 	req.body.len = n;
-	gw_job_call(j, client_of(j, txid), &req, render);
+	gw_job_call(j, gw_client_of(j, txid), &req, render);
 }
 
-// unpack_reply decodes the callee's protobuf answer into the job's arena and
-// empties j->out for its rendering. On an error reply or an undecodable
+// gw_unpack_reply decodes the callee's protobuf answer into the job's arena
+// and empties j->out for its rendering. On an error reply or an undecodable
 // answer it has answered the client already and returns NULL.
-static void *
-unpack_reply(gw_job *j, const ProtobufCMessageDescriptor *desc)
+void *
+gw_unpack_reply(gw_job *j, const ProtobufCMessageDescriptor *desc)
 {
 	ProtobufCAllocator al = dre_arena_pb(j->arena);
 	void              *m;
@@ -483,9 +510,9 @@ unpack_reply(gw_job *j, const ProtobufCMessageDescriptor *desc)
 	return m;
 }
 
-// respond_out answers 200 with the JSON rendered into j->out.
-static void
-respond_out(gw_job *j)
+// gw_respond_out answers 200 with the JSON rendered into j->out.
+void
+gw_respond_out(gw_job *j)
 {
 	if (j->out.oom) {
 		gw_job_oom(j);
@@ -500,12 +527,12 @@ static void
 render_evaluate(gw_job *j)
 {
 	Dre__EvaluateResponse *r
-	    = unpack_reply(j, &dre__evaluate_response__descriptor);
+	    = gw_unpack_reply(j, &dre__evaluate_response__descriptor);
 
 	if (r == NULL)
 		return;
 	dre_evalresp_write(&j->out, r);
-	respond_out(j);
+	gw_respond_out(j);
 }
 
 // ignored_header names the request members DRE ignored in the header
@@ -539,7 +566,7 @@ gw_evaluate(gw_job *j)
 	Dre__EvaluateRequest *q;
 	dre_wire_error        werr;
 
-	if (!parse_json_body(j, &root)
+	if (!gw_parse_json_body(j, &root)
 	    || wire_refused(j,
 	        dre_evalreq_parse(&q, j->arena, root, simulate, &werr), &werr))
 		return;
@@ -558,7 +585,8 @@ gw_evaluate(gw_job *j)
 		dre_uuid_v4(j->txid);
 		q->header->transaction_id = j->txid;
 	}
-	call_packed(j, &q->base, q->header->transaction_id, render_evaluate);
+	gw_call_packed(
+	    j, &q->base, q->header->transaction_id, render_evaluate);
 }
 
 // ---------------------------------------------------------------- heartbeat
@@ -602,7 +630,7 @@ heartbeat_call(gw_job *j)
 	char           *roles[32];
 
 	gw_job_envelope(j, &req, j->rpc_method, roles);
-	gw_job_call(j, client_of(j, NULL), &req, render_heartbeat);
+	gw_job_call(j, gw_client_of(j, NULL), &req, render_heartbeat);
 }
 
 void
@@ -618,12 +646,12 @@ static void
 render_confirm(gw_job *j)
 {
 	Dre__ConfirmResponse *r
-	    = unpack_reply(j, &dre__confirm_response__descriptor);
+	    = gw_unpack_reply(j, &dre__confirm_response__descriptor);
 
 	if (r == NULL)
 		return;
 	dre_confirmresp_write(&j->out, r);
-	respond_out(j);
+	gw_respond_out(j);
 }
 
 static void
@@ -633,12 +661,12 @@ gw_confirm(gw_job *j)
 	Dre__ConfirmRequest *q;
 	dre_wire_error       werr;
 
-	if (!parse_json_body(j, &root)
+	if (!gw_parse_json_body(j, &root)
 	    || wire_refused(
 	        j, dre_confirmreq_parse(&q, j->arena, root, &werr), &werr))
 		return;
 	// The shard that evaluated the transaction holds its iterations.
-	call_packed(j, &q->base, q->header->transaction_id, render_confirm);
+	gw_call_packed(j, &q->base, q->header->transaction_id, render_confirm);
 }
 
 // ---------------------------------------------------------------- forward
@@ -835,7 +863,7 @@ gw_side_effects(gw_job *j)
 	gw_job_envelope(j, &req, j->rpc_method, roles);
 	req.params = pl.params;
 	req.n_params = pl.n;
-	gw_job_call(j, client_of(j, j->id), &req, render_forward);
+	gw_job_call(j, gw_client_of(j, j->id), &req, render_forward);
 }
 
 // gw_forward calls the route's backend with the path's id and the query
@@ -849,7 +877,7 @@ gw_forward(gw_job *j)
 	dre_json       *root;
 	param_list      pl;
 
-	if (j->body.len > 0 && !parse_json_body(j, &root))
+	if (j->body.len > 0 && !gw_parse_json_body(j, &root))
 		return;
 	if (!params_init(&pl, j, 40))
 		return;
@@ -873,7 +901,7 @@ gw_forward(gw_job *j)
 	}
 	// The evaluator's forwarded routes name a transaction: its shard.
 	gw_job_call(j,
-	    client_of(j, j->route->backend == GW_EVALUATOR ? j->id : NULL),
+	    gw_client_of(j, j->route->backend == GW_EVALUATOR ? j->id : NULL),
 	    &req, render_forward);
 }
 

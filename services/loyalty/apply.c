@@ -131,6 +131,30 @@ loy_apply_confirmed(void *arg, dre_apply_ctx *x, const dre_msg *m)
 		uint8_t be[8];
 		dre_be64_put(be, t.loyalty_points);
 		dre_batch_put(x->b, s->st, LOY_CF_LEDGER, key, kl, be, 8);
+		// By the sale's receipt id too (the POS-platform bridge's
+		// orderId: getLoyaltyPoints).
+		if (t.receipt_id != NULL && t.receipt_id[0] != '\0'
+		    && (kl = dre_key(key, sizeof(key), 0, 4, t.tenant, "o",
+		            c.id, t.receipt_id))
+		        > 0)
+			dre_batch_put(
+			    x->b, s->st, LOY_CF_LEDGER, key, kl, be, 8);
+		// And the order for a RETURN naming it alone: contact id \0,
+		// points, the sale's total (be64 each).
+		size_t idl = strlen(c.id);
+		char   ov[300];
+		if (t.receipt_id != NULL && t.receipt_id[0] != '\0'
+		    && idl + 17 <= sizeof(ov)
+		    && (kl = dre_key(key, sizeof(key), 0, 3, t.tenant, "O",
+		            t.receipt_id))
+		        > 0) {
+			memcpy(ov, c.id, idl + 1);
+			dre_be64_put(
+			    (uint8_t *) ov + idl + 1, t.loyalty_points);
+			dre_be64_put((uint8_t *) ov + idl + 9, t.grand_total);
+			dre_batch_put(
+			    x->b, s->st, LOY_CF_LEDGER, key, kl, ov, idl + 17);
+		}
 	}
 	// A receipt sent for this transaction before the confirm came in
 	// earned its points already: never twice.

@@ -18,6 +18,7 @@
 #include "dre/jsonw.h"
 #include "dre/log.h"
 #include "dre/money.h"
+#include "dre/store.h"
 #include "dre/uuid.h"
 
 #define MINOR_VERSION 1
@@ -635,6 +636,282 @@ out:
 	dre_docapi_end(&r.d);
 }
 
+// ---- the POS-platform bridge ---------------------------------------------
+
+// h_order_points answers the platform's getLoyaltyPoints {orderId,
+// customerId} in its shape: the points that confirmed order (its receipt
+// id) earned the member, the balance and the tier now.
+static void
+h_order_points(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	req r;
+	if (!req_begin(&r, svc, call, rep))
+		goto out;
+	const dre_json *doc = dre_docapi_body(&r.d, DRE_DOCAPI_NOT_OBJECT);
+	if (doc == NULL)
+		goto out;
+	const dre_json *o = dre_json_get(doc, "orderId");
+	const dre_json *who = dre_json_get(doc, "customerId");
+	if (!dre_json_is(o, DRE_JSON_STRING) || o->len == 0
+	    || !dre_json_is(who, DRE_JSON_STRING) || who->len == 0) {
+		dre_rpc_reply_error(rep, 400, "MISSING_FIELD", NULL,
+		    "orderId and customerId are required strings");
+		goto out;
+	}
+	loy_contact c;
+	loy_program p;
+	dre_err     err
+	    = loy_resolve(r.s, NULL, r.d.a, call->tenant, who->str, &c);
+	if (err == DRE_ENOTFOUND) {
+		dre_rpc_reply_error(rep, 404, "CUSTOMER_NOT_FOUND", NULL,
+		    "customer %s is not a loyalty member", who->str);
+		goto out;
+	}
+	char   key[800], *v = NULL;
+	size_t kl = 0, vl = 0;
+	if (err == DRE_OK)
+		err = loy_program_get(r.s, r.d.a, call->tenant, &p);
+	if (err == DRE_OK) {
+		kl = dre_key(
+		    key, sizeof(key), 0, 4, call->tenant, "o", c.id, o->str);
+		err = kl == 0
+		    ? DRE_ENOTFOUND
+		    : dre_store_get(r.s->st, LOY_CF_LEDGER, key, kl, &v, &vl);
+	}
+	if (err == DRE_ENOTFOUND) {
+		dre_rpc_reply_error(rep, 404, "ORDER_NOT_FOUND", NULL,
+		    "order %s of customer %s has not been confirmed (yet)",
+		    o->str, who->str);
+		goto out;
+	}
+	if (err != DRE_OK) {
+		dre_docapi_internal(&r.d, err);
+		goto out;
+	}
+	int64_t pts = vl == 8 ? dre_be64_get((const uint8_t *) v) : 0;
+	free(v);
+	int64_t   earned = loy_earned365(&c, loy_day(dre_now_ms()));
+	dre_jsonw w;
+	dre_jsonw_init(&w, &rep->body);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "orderId", o->str);
+	dre_jsonw_kstr(&w, "customerId", who->str);
+	dre_jsonw_kint(&w, "pointsEarned", pts);
+	dre_jsonw_kint(&w, "pointsBalance", c.balance);
+	dre_jsonw_kstr(&w, "tier", loy_level(&p, earned));
+	dre_jsonw_obj_end(&w);
+	dre_rpc_reply_json(rep);
+out:
+	dre_docapi_end(&r.d);
+}
+
+// h_reward_lookup answers the platform's reward lookup {customerId |
+// loyaltyId}: the member's points, tier and available reward vouchers.
+static void
+h_reward_lookup(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	req r;
+	if (!req_begin(&r, svc, call, rep))
+		goto out;
+	const dre_json *doc = dre_docapi_body(&r.d, DRE_DOCAPI_NOT_OBJECT);
+	if (doc == NULL)
+		goto out;
+	const dre_json *who = dre_json_get(doc, "loyaltyId");
+	if (!dre_json_is(who, DRE_JSON_STRING) || who->len == 0)
+		who = dre_json_get(doc, "customerId");
+	if (!dre_json_is(who, DRE_JSON_STRING) || who->len == 0) {
+		dre_rpc_reply_error(rep, 400, "MISSING_FIELD", NULL,
+		    "customerId or loyaltyId is required");
+		goto out;
+	}
+	loy_contact c;
+	loy_program p;
+	dre_err     err
+	    = loy_resolve(r.s, NULL, r.d.a, call->tenant, who->str, &c);
+	if (err == DRE_ENOTFOUND) {
+		dre_rpc_reply_error(rep, 404, "CUSTOMER_NOT_FOUND", NULL,
+		    "customer %s is not a loyalty member", who->str);
+		goto out;
+	}
+	if (err == DRE_OK)
+		err = loy_program_get(r.s, r.d.a, call->tenant, &p);
+	dre_buf   rewards = { 0 };
+	dre_jsonw w;
+	int64_t   total = 0;
+	dre_jsonw_init(&w, &rewards);
+	if (err == DRE_OK)
+		err = loy_vouchers_render(
+		    r.s, r.d.a, call->tenant, c.id, 'p', 0, 1000, &w, &total);
+	if (err != DRE_OK || rewards.oom) {
+		dre_buf_free(&rewards);
+		dre_docapi_internal(&r.d, err != DRE_OK ? err : DRE_ENOMEM);
+		goto out;
+	}
+	int64_t earned = loy_earned365(&c, loy_day(dre_now_ms()));
+	int64_t to_next = p.per_voucher - c.balance;
+	dre_jsonw_init(&w, &rep->body);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "accountNumber",
+	    c.attr[LOY_A_MEMBER] != NULL ? c.attr[LOY_A_MEMBER] : c.id);
+	dre_jsonw_kint(&w, "totalPoints", c.balance);
+	dre_jsonw_kint(&w, "currentRewardPoints", c.balance);
+	dre_jsonw_kint(&w, "pointsToNextReward", to_next > 0 ? to_next : 0);
+	dre_jsonw_key(&w, "currentTier");
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "name", loy_level(&p, earned));
+	dre_jsonw_obj_end(&w);
+	dre_jsonw_key(&w, "rewards");
+	dre_jsonw_raw(&w, rewards.data, rewards.len);
+	dre_jsonw_obj_end(&w);
+	dre_buf_free(&rewards);
+	dre_rpc_reply_json(rep);
+out:
+	dre_docapi_end(&r.d);
+}
+
+// h_return answers the platform's RETURN {orderId, returnId, refund (minor
+// units)}: the member of that confirmed order loses the points of the
+// refunded share of the sale (points * refund / total, never more than the
+// order earned). Idempotent by returnId: a repost gets the first answer.
+static void
+h_return(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	req        r;
+	dre_batch *b = NULL;
+	bool       locked = false;
+	if (!req_begin(&r, svc, call, rep))
+		goto out;
+	const dre_json *doc = dre_docapi_body(&r.d, DRE_DOCAPI_NOT_OBJECT);
+	if (doc == NULL)
+		goto out;
+	const dre_json *o = dre_json_get(doc, "orderId");
+	const dre_json *rid = dre_json_get(doc, "returnId");
+	int64_t         refund = 0;
+	if (!dre_json_is(o, DRE_JSON_STRING) || o->len == 0
+	    || !dre_json_is(rid, DRE_JSON_STRING) || rid->len == 0
+	    || dre_json_int(&refund, dre_json_get(doc, "refund"), 0, INT64_MAX)
+	        != DRE_OK) {
+		dre_rpc_reply_error(rep, 400, "MISSING_FIELD", NULL,
+		    "orderId, returnId and refund are required");
+		goto out;
+	}
+	pthread_mutex_lock(&r.s->mu);
+	locked = true;
+	char   rk[512], ok[512], dk[512], *v = NULL;
+	size_t vl = 0;
+	size_t rkl
+	    = dre_key(rk, sizeof(rk), 0, 3, call->tenant, "R", rid->str);
+	size_t  okl = dre_key(ok, sizeof(ok), 0, 3, call->tenant, "O", o->str);
+	size_t  dkl = dre_key(dk, sizeof(dk), 0, 3, call->tenant, "D", o->str);
+	dre_err err = rkl && okl && dkl
+	    ? dre_store_get(r.s->st, LOY_CF_LEDGER, rk, rkl, &v, &vl)
+	    : DRE_EINVAL;
+	if (err == DRE_OK) { // a repost: the first answer
+		dre_buf_append(&rep->body, v, vl);
+		free(v);
+		dre_rpc_reply_json(rep);
+		goto out;
+	}
+	if (err == DRE_EINVAL) {
+		dre_rpc_reply_error(
+		    rep, 400, "INVALID_FIELD", NULL, "orderId too long");
+		goto out;
+	}
+	if (err != DRE_ENOTFOUND
+	    || (err = dre_store_get(r.s->st, LOY_CF_LEDGER, ok, okl, &v, &vl))
+	        == DRE_ENOTFOUND) {
+		if (err == DRE_ENOTFOUND)
+			dre_rpc_reply_error(rep, 404, "ORDER_NOT_FOUND", NULL,
+			    "no confirmed order %s of a loyalty member",
+			    o->str);
+		else
+			dre_docapi_internal(&r.d, err);
+		goto out;
+	}
+	if (err != DRE_OK) {
+		dre_docapi_internal(&r.d, err);
+		goto out;
+	}
+	size_t  idl = strnlen(v, vl);
+	char   *cid = dre_arena_strndup(r.d.a, v, idl);
+	int64_t earned = 0, total = 0, done = 0;
+	if (idl + 17 == vl) {
+		earned = dre_be64_get((const uint8_t *) v + idl + 1);
+		total = dre_be64_get((const uint8_t *) v + idl + 9);
+	}
+	free(v);
+	if ((err = dre_store_get(r.s->st, LOY_CF_LEDGER, dk, dkl, &v, &vl))
+	    == DRE_OK) {
+		done = vl == 8 ? dre_be64_get((const uint8_t *) v) : 0;
+		free(v);
+	} else if (err != DRE_ENOTFOUND) {
+		dre_docapi_internal(&r.d, err);
+		goto out;
+	}
+	int64_t deduct = total > 0 && refund < total
+	    ? (int64_t) ((__int128) earned * refund / total)
+	    : earned;
+	if (deduct > earned - done)
+		deduct = earned - done;
+	if (deduct < 0)
+		deduct = 0;
+	loy_contact c;
+	loy_program p;
+	int64_t     now = dre_now_ms();
+	if (cid == NULL || (b = dre_batch_alloc_indexed()) == NULL) {
+		dre_docapi_internal(&r.d, DRE_ENOMEM);
+		goto out;
+	}
+	if ((err = loy_contact_get(r.s, NULL, r.d.a, call->tenant, cid, &c))
+	        != DRE_OK
+	    || (err = loy_program_get(r.s, r.d.a, call->tenant, &p))
+	        != DRE_OK) {
+		dre_docapi_internal(&r.d, err);
+		goto out;
+	}
+	if (deduct > 0) {
+		const char *prev = NULL;
+		char        seed[300];
+		snprintf(seed, sizeof(seed), "return|%s", rid->str);
+		loy_credit(&c, r.d.a, &p, -deduct, loy_day(now), &prev);
+		c.modified = now;
+		if ((err = loy_contact_put(r.s, b, call->tenant, &c, &c))
+		        != DRE_OK
+		    || (err = loy_event(r.s, b, call->tenant, &c,
+		            "POINTS_DEDUCTED", deduct, NULL, NULL, o->str,
+		            rid->str, seed, now))
+		        != DRE_OK) {
+			dre_docapi_internal(&r.d, err);
+			goto out;
+		}
+	}
+	dre_jsonw w;
+	dre_jsonw_init(&w, &rep->body);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "orderId", o->str);
+	dre_jsonw_kstr(&w, "returnId", rid->str);
+	dre_jsonw_kstr(&w, "customerId", c.id);
+	dre_jsonw_kint(&w, "pointsDeducted", deduct);
+	dre_jsonw_kint(&w, "pointsBalance", c.balance);
+	dre_jsonw_obj_end(&w);
+	uint8_t be[8];
+	dre_be64_put(be, done + deduct);
+	dre_batch_put(b, r.s->st, LOY_CF_LEDGER, dk, dkl, be, 8);
+	dre_batch_put(
+	    b, r.s->st, LOY_CF_LEDGER, rk, rkl, rep->body.data, rep->body.len);
+	if ((err = commit(r.s, b)) != DRE_OK) {
+		dre_buf_reset(&rep->body);
+		dre_docapi_internal(&r.d, err);
+		goto out;
+	}
+	dre_rpc_reply_json(rep);
+out:
+	if (locked)
+		pthread_mutex_unlock(&r.s->mu);
+	dre_batch_free(b);
+	dre_docapi_end(&r.d);
+}
+
 // ---- receipts -----------------------------------------------------------
 
 // receipt_contact finds the receipt's contact{matchKey, matchKeyType}.
@@ -1194,6 +1471,9 @@ const dre_rpc_route loy_routes[] = {
 	{ "loyalty.Contacts.get", h_get, 0 },
 	{ "loyalty.Contacts.update", h_update, 0 },
 	{ "loyalty.ContactOverview.get", h_overview, 0 },
+	{ "loyalty.OrderPoints.get", h_order_points, 0 },
+	{ "loyalty.Returns.create", h_return, 0 },
+	{ "loyalty.RewardLookup.get", h_reward_lookup, 0 },
 	{ "loyalty.Receipts.create", h_receipt, 0 },
 	{ "loyalty.Contacts.import", h_import, 0 },
 	{ "loyalty.RewardVouchers.exchange", loy_h_voucher_exchange, 0 },

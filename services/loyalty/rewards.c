@@ -205,6 +205,21 @@ voucher_render(dre_jsonw *w, const voucher *v)
 	dre_jsonw_obj_end(w);
 }
 
+// voucher_render_rc writes v as a reward of the POS platform's reward
+// lookup: rewardId is the voucher number, usable as a promo code.
+static void
+voucher_render_rc(dre_jsonw *w, const voucher *v)
+{
+	dre_jsonw_obj_begin(w);
+	dre_jsonw_kstr(w, "rewardId", v->number);
+	dre_jsonw_kstr(w, "name", v->name);
+	dre_jsonw_key(w, "amount");
+	dre_jsonw_decimal(w, v->amount, DRE_MONEY_SCALE);
+	dre_jsonw_kstr(w, "currency", v->currency);
+	dre_jsonw_kint(w, "expiresAt", v->expires);
+	dre_jsonw_obj_end(w);
+}
+
 static void fail(loy_outcome *o, int status, const char *code,
     const char *target, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
@@ -428,10 +443,15 @@ loy_vouchers_render(loy *s, dre_arena *a, const char *tenant,
 		if (voucher_parse(&v, a, val, vl) != DRE_OK)
 			continue;
 		bool avail = !v.redeemed && v.expires > now;
-		if ((which == 'v' && !avail) || (which == 'r' && !v.redeemed))
+		if (((which == 'v' || which == 'p') && !avail)
+		    || (which == 'r' && !v.redeemed))
 			continue;
-		if (*total >= skip && *total < skip + top)
-			voucher_render(w, &v);
+		if (*total >= skip && *total < skip + top) {
+			if (which == 'p')
+				voucher_render_rc(w, &v);
+			else
+				voucher_render(w, &v);
+		}
 		(*total)++;
 	}
 	dre_jsonw_arr_end(w);

@@ -55,7 +55,8 @@ dre_err loy_call(loy *s, dre_rpc_client *cli, const char *method,
 void loy_voucher_exchange(loy *s, dre_arena *a, const char *tenant,
     const char *contact, loy_outcome *o, dre_buf *out);
 
-// loy_vouchers_render writes the contact's vouchers (which: 'a' all, 'v'
+// loy_vouchers_render writes the contact's vouchers (which: 'p' available
+// ones in the POS platform's reward shape, 'a' all, 'v'
 // available, 'r' redeemed), from offset skip, at most top, as Engage's
 // items into w; *total counts every match.
 dre_err loy_vouchers_render(loy *s, dre_arena *a, const char *tenant,

@@ -2,8 +2,9 @@
 # test_install.py -- `cmake --install` lays out a prefix that runs on its
 # own: the programs in bin/, libdre_common in lib/ (found through the
 # programs' RPATH, $ORIGIN/../lib, not the build tree), the published
-# contracts (Avro schemas, EVENTS.md, openapi.yaml) in share/dre/; every
-# installed service answers --help and --version (the project() version).
+# contracts (Avro schemas, EVENTS.md, openapi.yaml) and the browser console
+# in share/dre/; every installed service answers --help and --version (the
+# project() version).
 import glob
 import os
 import re
@@ -71,6 +72,13 @@ class Install(unittest.TestCase):
         with open(os.path.join(share, "openapi.yaml"), "rb") as a, \
                 open(os.path.join(SOURCE_DIR, "proto", "openapi.yaml"), "rb") as b:
             self.assertEqual(a.read(), b.read())
+        # The browser console, where the gateway's console.dir default
+        # (share/dre/console beside bin/) finds it.
+        console = os.path.join(share, "console")
+        for n in ("index.html", "console.css", "app.js", "chart.js"):
+            with open(os.path.join(console, n), "rb") as a, open(os.path.join(
+                    SOURCE_DIR, "services", "gateway", "console", n), "rb") as b:
+                self.assertEqual(a.read(), b.read(), n)
 
     def test_services_run_from_the_prefix(self):
         version = project_version()

@@ -92,6 +92,20 @@ def bodies(a):
         "oauthToken": {"grant_type": "client_credentials", "client_id": a["clientid"],
                        "client_secret": "wrong-" + a["mark"]},
         "issueCoupons": {"couponTypeId": a["ctype"], "customerId": a["contact"]},
+        "rcCartValidation": {"cartId": a["txn"], "storeId": a["pg"],
+                             "customer": {"loyaltyId": a["contact"]}, "promoCodes": [a["code"]],
+                             "lineItems": [{"lineId": "1", "sku": a["article"], "quantity": 1,
+                                            "unitPrice": D("20.00")}]},
+        "rcPromotionCodeValidate": {"code": a["code"], "cartId": a["txn"],
+                                    "customerId": a["contact"]},
+        "rcWebhookOrder": {"orderId": a["txn"], "cartId": a["txn"], "customerId": a["contact"],
+                           "promotions": [{"promotionId": a["promo"], "amount": D("0.00")}]},
+        "rcWebhookVoidCart": {"cartId": a["txn"]},
+        "rcWebhookReturn": {"orderId": a["txn"], "returnId": a["txn"],
+                            "lineItems": [{"sku": a["article"], "quantity": 1,
+                                           "refundAmount": D("1.00")}]},
+        "rcGetLoyaltyPoints": {"orderId": a["txn"], "customerId": a["contact"]},
+        "rcRewardLookup": {"customerId": a["contact"]},
         "exchangeRewardVoucher": {"contactId": a["contact"]},
         "assignPromotion": {"contactId": a["contact"], "promotionId": a["personal"]},
         "redeemPromotionAssignment": {"redemptionChannel": "POS"},
@@ -269,6 +283,8 @@ class Isolation(harness.TestCase):
                 key = COLLECTION_FIXTURE.get(coll)
                 if name == "transactionCounter":
                     fill[name] = "1"
+                elif name == "file":  # the console's files: no tenant's
+                    fill[name] = "index.html"
                 elif key is None:
                     missing.append(name)
                 else:

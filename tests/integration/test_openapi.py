@@ -130,10 +130,12 @@ class OpenApi(harness.TestCase):
                 if not c or any("schema" not in x for x in c.values()):
                     problems.append("%s %s: no response schema" % (name, st))
             # Public: the document, the token endpoint (the client
-            # authenticates in the request), the token keys and the probes.
+            # authenticates in the request), the token keys, the probes
+            # and the console's static files.
             if ("security" in o) != (p in ("/openapi.json", "/oauth/token",
                                            "/.well-known/jwks.json", "/healthz",
-                                           "/readyz")):
+                                           "/readyz", "/console",
+                                           "/console/{file}")):
                 problems.append("%s: security overridden" % name)
         # No untyped object: an object states its properties or that it
         # is a free-form map (additionalProperties).

@@ -6,7 +6,9 @@
 // With --rate the load is open-loop: latency is measured from the moment a
 // request was due, so a stalled server cannot hide its queueing delay.
 // --setup N first creates N active promotions (and their articles) through
-// /api/v1 and waits until the evaluator has loaded them.
+// /api/v1 and waits until the evaluator has loaded them. --bridge sends the
+// same baskets as the POS platform's carts to the bridge's cart validation
+// (POST /rc/spi/1.0/sa/cartValidation) instead.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
@@ -141,6 +143,35 @@ typedef struct {
 static char  *reqs[NBASKETS];
 static size_t reqlen[NBASKETS];
 
+static bool bridge;
+
+// build_carts is build_baskets in the POS platform's cart shape.
+static void
+build_carts(void)
+{
+	char *body = malloc(64 * 1024);
+	for (int b = 0; b < NBASKETS; b++) {
+		int lines
+		    = 1 + (httpc_rnd(4) == 0 ? httpc_rnd(40) : httpc_rnd(12));
+		size_t o = (size_t) sprintf(body,
+		    "{\"cartId\":\"BENCH-%d\",\"storeId\":\"BENCH\","
+		    "\"lineItems\":[",
+		    b);
+		for (int l = 0; l < lines; l++) {
+			int a = (int) httpc_rnd(NARTICLES);
+			o += (size_t) sprintf(body + o,
+			    "%s{\"lineId\":\"L%d\",\"sku\":\"A%05d\","
+			    "\"quantity\":%d,\"unitPrice\":%d.%02d}",
+			    l ? "," : "", l + 1, a, 1 + (int) httpc_rnd(3),
+			    1 + (int) httpc_rnd(60), (int) httpc_rnd(100));
+		}
+		o += (size_t) sprintf(body + o, "]}");
+		reqs[b] = httpc_request_alloc(
+		    "POST", "/rc/spi/1.0/sa/cartValidation", body, &reqlen[b]);
+	}
+	free(body);
+}
+
 static void
 build_baskets(void)
 {
@@ -178,11 +209,12 @@ main(int argc, char **argv)
 {
 	int    nconn = 32, duration = 10, setup_n = 0;
 	double rate = 0; // requests per second; 0 = as fast as possible
-	static const struct option opts[] = { { "host", 1, 0, 'h' },
-		{ "port", 1, 0, 'p' }, { "connections", 1, 0, 'c' },
-		{ "duration", 1, 0, 'd' }, { "rate", 1, 0, 'r' },
-		{ "setup", 1, 0, 's' }, { 0, 0, 0, 0 } };
-	for (int c; (c = getopt_long(argc, argv, "h:p:c:d:r:s:", opts, NULL))
+	static const struct option opts[]
+	    = { { "host", 1, 0, 'h' }, { "port", 1, 0, 'p' },
+		      { "connections", 1, 0, 'c' }, { "duration", 1, 0, 'd' },
+		      { "rate", 1, 0, 'r' }, { "setup", 1, 0, 's' },
+		      { "bridge", 0, 0, 'b' }, { 0, 0, 0, 0 } };
+	for (int c; (c = getopt_long(argc, argv, "h:p:c:d:r:s:b", opts, NULL))
 	     != -1;) {
 		switch (c) {
 		case 'c':
@@ -197,19 +229,25 @@ main(int argc, char **argv)
 		case 's':
 			setup_n = atoi(optarg);
 			break;
+		case 'b':
+			bridge = true;
+			break;
 		default:
 			if (httpc_option(c, optarg))
 				break;
 			fprintf(stderr,
 			    "usage: dre-bench-evaluate [--host H] [--port P] "
 			    "[--connections N] [--duration S] [--rate R] "
-			    "[--setup NPROMOS]\n");
+			    "[--setup NPROMOS] [--bridge]\n");
 			return 2;
 		}
 	}
 	if (setup_n > 0)
 		setup(setup_n);
-	build_baskets();
+	if (bridge)
+		build_carts();
+	else
+		build_baskets();
 
 	int   ep = epoll_create1(0);
 	conn *cs = calloc((size_t) nconn, sizeof(conn));

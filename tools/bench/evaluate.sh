@@ -13,6 +13,8 @@ EVURL=${EVURL:-tcp://127.0.0.1:17201}
 PIDS=()
 cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$D"; }
 trap cleanup EXIT
+# Every process of the stack finds the internal key in its data_dir.
+(umask 077; openssl rand -hex 32 >"$D/internal.key")
 start() { taskset -c 0 "$@" >>"$D/log" 2>&1 & PIDS+=($!); }
 
 start "$B/dre-broker" -o data_dir="$D" -o rpc.listen=tcp://127.0.0.1:17001
