@@ -445,6 +445,21 @@ dre_roles_text(uint32_t roles, const char *sep, char *out, size_t cap)
 	return out;
 }
 
+bool
+dre_auth_tenant_of(const dre_auth *a, const char *name, char *out, size_t cap)
+{
+	if (cap > 0)
+		out[0] = '\0';
+	if (a == NULL || name == NULL)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->users[i].name, name) == 0) {
+			snprintf(out, cap, "%s", a->users[i].tenant);
+			return true;
+		}
+	return false;
+}
+
 static dre_auth_event_fn event_fn;
 static void             *event_arg;
 

@@ -26,6 +26,7 @@
 #include "dre/hash.h"
 #include "dre/outbox.h"
 #include "dre/store.h"
+#include "dre/audit.h"
 #include "dre/avro.h"
 #include "dre/clock.h"
 #include "dre/docapi.h" // dre_etag_match
@@ -64,8 +65,8 @@ dre_err
 cp_open(cp *s, const char *path, const dre_kvlist *kafka, const cp_opts *o)
 {
 	static const char *const cfs[] = { "types", "codes", "resv", "batches",
-		"idx", "links", "outbox", "applier" };
-	dre_store_cfg            cfg = { .path = path, .cfs = cfs, .ncfs = 8 };
+		"idx", "links", "outbox", "applier", "audit" };
+	dre_store_cfg            cfg = { .path = path, .cfs = cfs, .ncfs = 9 };
 	dre_err                  err;
 
 	memset(s, 0, sizeof *s);
@@ -326,6 +327,33 @@ cp_event_put(cp *s, dre_batch *b, const char *tenant, const cp_event *e)
 	    out.data, out.len);
 	dre_buf_free(&out);
 	return DRE_OK;
+}
+
+dre_err
+cp_audit_put(cp *s, dre_batch *b, const char *tenant, const char *actor,
+    const char *entity, const char *id, const dre_buf *before,
+    const dre_buf *after)
+{
+	dre_audit_rec rec = { .tenant = tenant,
+		.actor = actor,
+		.entity = entity,
+		.entity_id = id,
+		.action = before == NULL ? "create"
+		    : after == NULL      ? "delete"
+		                         : "update" };
+	if (before != NULL) {
+		if (before->oom)
+			return DRE_ENOMEM;
+		rec.before = before->data;
+		rec.before_len = before->len;
+	}
+	if (after != NULL) {
+		if (after->oom)
+			return DRE_ENOMEM;
+		rec.after = after->data;
+		rec.after_len = after->len;
+	}
+	return dre_audit_put(b, s->st, CF_AUDIT, 0, &rec, NULL);
 }
 
 // commit writes b synced and wakes the outbox relay.
@@ -1088,7 +1116,7 @@ end_code(cp *s, dre_arena *a, dre_batch *b, const char *tenant, cp_code *c,
 
 void
 cp_admin_cancel(cp *s, dre_arena *a, const char *tenant, const char *code,
-    const char *if_match, cp_code *c, cp_outcome *out)
+    const char *actor, const char *if_match, cp_code *c, cp_outcome *out)
 {
 	pthread_mutex_t *mu = cp_stripe(s, tenant, code);
 	int64_t          now = dre_now_ms();
@@ -1127,9 +1155,17 @@ cp_admin_cancel(cp *s, dre_arena *a, const char *tenant, const char *code,
 		    cp_state_name(c->state));
 		goto unlock;
 	}
+	dre_buf before = { 0 }, after = { 0 };
+	cp_code_write(&before, c);
 	if ((err = end_code(s, a, b, tenant, c, CP_CANCELLED, now, NULL))
-	        != DRE_OK
-	    || (err = commit(s, b)) != DRE_OK) {
+	    == DRE_OK) {
+		cp_code_write(&after, c);
+		err = cp_audit_put(s, b, tenant, actor, "CouponCode", c->code,
+		    &before, &after);
+	}
+	dre_buf_free(&before);
+	dre_buf_free(&after);
+	if (err != DRE_OK || (err = commit(s, b)) != DRE_OK) {
 		failed(out, err);
 		goto unlock;
 	}
@@ -1305,7 +1341,7 @@ cp_stage_new_code(cp *s, dre_batch *b, const char *tenant, cp_code *c)
 dre_err
 cp_codes_insert(cp *s, const char *tenant, cp_code *codes, size_t n,
     const cp_type *t, bool regen, bool *dup, dre_batch *b, const char *event,
-    const char *reason, size_t *inserted)
+    const char *reason, const char *actor, size_t *inserted)
 {
 	code_set cs = { NULL, 16 };
 	char     k[512];
@@ -1354,6 +1390,13 @@ cp_codes_insert(cp *s, const char *tenant, cp_code *codes, size_t n,
 				.reason = reason };
 			err = cp_event_put(s, b, tenant, &e);
 		}
+		if (actor != NULL && err == DRE_OK) {
+			dre_buf doc = { 0 };
+			cp_code_write(&doc, c);
+			err = cp_audit_put(s, b, tenant, actor, "CouponCode",
+			    c->code, NULL, &doc);
+			dre_buf_free(&doc);
+		}
 		ok++;
 	}
 	if (err == DRE_OK)
@@ -1368,10 +1411,11 @@ cp_codes_insert(cp *s, const char *tenant, cp_code *codes, size_t n,
 // ---- coupon types ---------------------------------------------------------
 
 dre_err
-cp_type_store(cp *s, const char *tenant, const cp_type *t, const cp_type *old)
+cp_type_store(cp *s, const char *tenant, const char *actor, const cp_type *t,
+    const cp_type *old)
 {
 	dre_batch *b = dre_batch_alloc();
-	dre_buf    doc = { 0 };
+	dre_buf    doc = { 0 }, before = { 0 };
 	char       k[1024];
 	size_t     kl;
 	dre_err    err = DRE_OK;
@@ -1393,8 +1437,15 @@ cp_type_store(cp *s, const char *tenant, const cp_type *t, const cp_type *old)
 		if (kl > 0)
 			dre_batch_delete(b, s->st, CF_TYPES, k, kl);
 	}
+	if (old != NULL)
+		cp_type_write(&before, old, false, NULL, 0);
+	if (err == DRE_OK)
+		err = cp_audit_put(s, b, tenant, actor, "CouponType",
+		    t != NULL ? t->id : old->id, old != NULL ? &before : NULL,
+		    t != NULL ? &doc : NULL);
 	if (err == DRE_OK)
 		err = commit(s, b);
+	dre_buf_free(&before);
 	dre_buf_free(&doc);
 	dre_batch_free(b);
 	return err;

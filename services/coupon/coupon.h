@@ -31,6 +31,8 @@
 //   outbox   dre.coupon.events and dre.sidefx.results not yet acknowledged
 //   applier  positions and eventIds of dre.transactions.confirmed
 //            (common/include/dre/consumer.h)
+//   audit    the audit records of /api/v1 writes: coupon types, codes
+//            created, imported or cancelled, batches (dre/audit.h)
 enum {
 	CF_TYPES = 1,
 	CF_CODES,
@@ -40,6 +42,7 @@ enum {
 	CF_LINKS,
 	CF_OUTBOX,
 	CF_APPLIER,
+	CF_AUDIT,
 };
 
 // Every transition of one code runs under the stripe its (tenant, code)
@@ -126,9 +129,17 @@ bool cp_type_has_codes(cp *s, const char *tenant, const char *type_id);
 // ---- coupon types (under types_mu) ----------------------------------------
 
 // cp_type_store writes t (new or replaced; old = the stored version or
-// NULL) and its name index in one synced batch; t NULL deletes old.
-dre_err cp_type_store(
-    cp *s, const char *tenant, const cp_type *t, const cp_type *old);
+// NULL) and its name index in one synced batch; t NULL deletes old. The
+// batch carries the change's audit record, actor its principal.
+dre_err cp_type_store(cp *s, const char *tenant, const char *actor,
+    const cp_type *t, const cp_type *old);
+
+// cp_audit_put adds the audit record of an /api/v1 write to b: entity
+// ("CouponType", "CouponCode", "CouponCodeBatch") and id, before (NULL for
+// a create) and after (NULL for a delete) the documents as stored.
+dre_err cp_audit_put(cp *s, dre_batch *b, const char *tenant,
+    const char *actor, const char *entity, const char *id,
+    const dre_buf *before, const dre_buf *after);
 
 // ---- the POS operations --------------------------------------------------
 
@@ -168,9 +179,9 @@ void cp_activate(cp *s, dre_arena *a, const char *tenant, const char *code,
 // reservations; *c is the code afterwards. With if_match (an If-Match
 // header value, else NULL) the code's ETag (cp_code_etag) must match it,
 // checked under the code's lock: otherwise status 412 with the code's
-// current ETag as msg, nothing changed.
+// current ETag as msg, nothing changed. The change is audited with actor.
 void cp_admin_cancel(cp *s, dre_arena *a, const char *tenant, const char *code,
-    const char *if_match, cp_code *c, cp_outcome *out);
+    const char *actor, const char *if_match, cp_code *c, cp_outcome *out);
 // cp_voucher_withdraw ends the reward voucher code of customer that its
 // member redeemed through the loyalty service (ACTIVE or CREATED ->
 // CANCELLED): it cannot be used at a till afterwards. Idempotent: a code
@@ -187,10 +198,11 @@ void cp_voucher_withdraw(cp *s, dre_arena *a, const char *tenant,
 // the creation lock. A code that exists already (or twice in codes) is
 // drawn again from the type's prefix and length when regen, else skipped
 // with dup[i] set. event (e.g. "COUPON_ISSUED") is queued per inserted
-// code unless NULL. *inserted counts the codes written.
+// code unless NULL. *inserted counts the codes written. With actor (an
+// /api/v1 create or import) each inserted code gets an audit record.
 dre_err cp_codes_insert(cp *s, const char *tenant, cp_code *codes, size_t n,
     const cp_type *t, bool regen, bool *dup, dre_batch *b, const char *event,
-    const char *reason, size_t *inserted);
+    const char *reason, const char *actor, size_t *inserted);
 
 // cp_rate_take_tenant takes up to want issue tokens of tenant (see
 // cp_rate_take).

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "coupon.h"
+#include "dre/audit.h"
 #include "coupon.pb-c.h"
 #include "dre/arena.h"
 #include "dre/changes.h"
@@ -675,7 +676,7 @@ do_issue(req *r)
 	err = b == NULL ? DRE_ENOMEM
 	                : cp_codes_insert(r->s, r->d.call->tenant, codes,
 	                    (size_t) got, &t, true, NULL, b, "COUPON_ISSUED",
-	                    has_reason ? reason : NULL, &inserted);
+	                    has_reason ? reason : NULL, NULL, &inserted);
 	dre_batch_free(b);
 	if (err != DRE_OK) {
 		free(codes);
@@ -876,7 +877,8 @@ do_type_create(req *r)
 		goto unlock;
 	}
 	if (err != DRE_ENOTFOUND
-	    || (err = cp_type_store(r->s, r->d.call->tenant, &t, NULL))
+	    || (err = cp_type_store(
+	            r->s, r->d.call->tenant, r->d.call->principal, &t, NULL))
 	        != DRE_OK) {
 		dre_docapi_internal(&r->d, err);
 		goto unlock;
@@ -967,7 +969,8 @@ do_type_update(req *r)
 	memcpy(t.id, old.id, sizeof t.id);
 	t.created_at = old.created_at;
 	t.updated_at = dre_now_ms();
-	if ((err = cp_type_store(r->s, r->d.call->tenant, &t, &old))
+	if ((err = cp_type_store(
+	         r->s, r->d.call->tenant, r->d.call->principal, &t, &old))
 	    != DRE_OK) {
 		dre_docapi_internal(&r->d, err);
 		goto unlock;
@@ -1008,7 +1011,8 @@ do_type_delete(req *r)
 		    old.id);
 		goto unlock;
 	}
-	err = cp_type_store(r->s, r->d.call->tenant, NULL, &old);
+	err = cp_type_store(
+	    r->s, r->d.call->tenant, r->d.call->principal, NULL, &old);
 	pthread_mutex_unlock(&r->s->create_mu);
 	if (err != DRE_OK) {
 		dre_docapi_internal(&r->d, err);
@@ -1178,7 +1182,7 @@ do_code_create(req *r)
 	dre_err    err = b == NULL
 	       ? DRE_ENOMEM
 	       : cp_codes_insert(r->s, r->d.call->tenant, &c, 1, &t, !has_code,
-	           &dup, b, created_event(&c), NULL, &ins);
+	           &dup, b, created_event(&c), NULL, r->d.call->principal, &ins);
 	dre_batch_free(b);
 	if (err != DRE_OK) {
 		dre_docapi_internal(&r->d, err);
@@ -1273,7 +1277,7 @@ do_code_import(req *r)
 	dre_err    err = b == NULL
 	       ? DRE_ENOMEM
 	       : cp_codes_insert(r->s, r->d.call->tenant, codes, n, &t, false,
-	           dup, b, NULL, NULL, &ins);
+	           dup, b, NULL, NULL, r->d.call->principal, &ins);
 	dre_batch_free(b);
 	for (size_t j = 0; err == DRE_OK && j < n; j++) {
 		if (!dup[j])
@@ -1368,7 +1372,8 @@ do_code_update(req *r)
 		return;
 	}
 	cp_admin_cancel(r->s, r->d.a, r->d.call->tenant, code,
-	    dre_rpc_param(r->d.call, "if_match"), &c, &o);
+	    r->d.call->principal, dre_rpc_param(r->d.call, "if_match"), &c,
+	    &o);
 	if (o.status == 412) {
 		dre_docapi_stale(&r->d, o.msg, "coupon code");
 		return;
@@ -1497,8 +1502,15 @@ do_batch_create(req *r)
 	dre_batch *b = dre_batch_alloc();
 	dre_err    err = DRE_ENOMEM;
 	if (b != NULL) {
+		dre_buf doc = { 0 };
 		cp_batch_stage(r->s, b, r->d.call->tenant, &bt);
-		err = dre_store_write(r->s->st, b, true);
+		cp_batch_write(&doc, &bt);
+		err = cp_audit_put(r->s, b, r->d.call->tenant,
+		    r->d.call->principal, "CouponCodeBatch", bt.id, NULL,
+		    &doc);
+		dre_buf_free(&doc);
+		if (err == DRE_OK)
+			err = dre_store_write(r->s->st, b, true);
 	}
 	dre_batch_free(b);
 	if (err != DRE_OK) {
@@ -1719,6 +1731,15 @@ OP(batch_create, do_batch_create)
 OP(batch_get, do_batch_get)
 OP(batch_list, do_batch_list)
 
+// coupon.AuditLogs.list: the audit records of the coupon master data, for
+// the gateway's merge of GET /api/v1/AuditLogs.
+static void
+do_audit_list(req *r)
+{
+	dre_audit_list(&r->d, r->s->st, CF_AUDIT, 0);
+}
+OP(audit_list, do_audit_list)
+
 // ---- read-your-writes ---------------------------------------------------
 
 // At most this many writes wait here at once; more are answered at once
@@ -1801,5 +1822,6 @@ const dre_rpc_route cp_routes[] = {
 	{ "coupon.CouponCodeBatches.create", h_batch_create, 0 },
 	{ "coupon.CouponCodeBatches.get", h_batch_get, 0 },
 	{ "coupon.CouponCodeBatches.list", h_batch_list, 0 },
+	{ "coupon.AuditLogs.list", h_audit_list, 0 },
 	{ NULL, NULL, 0 },
 };

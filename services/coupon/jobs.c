@@ -231,7 +231,7 @@ cp_batch_run(cp *s, const char *tenant, const char *batch_id)
 			goto out;
 		cp_batch_stage(s, b, tenant, &next);
 		err = cp_codes_insert(s, tenant, codes, (size_t) n, &t, true,
-		    NULL, b, NULL, NULL, &ins);
+		    NULL, b, NULL, NULL, NULL, &ins);
 		dre_batch_free(b);
 		if (err == DRE_EEXISTS) {
 			batch_end(s, tenant, &bt,

@@ -168,7 +168,7 @@ issue(cp *s, dre_docapi_req *d)
 		// The code and the voucher's index in one synced batch.
 		dre_batch_put(b, s->st, CF_IDX, k, kl, c.code, strlen(c.code));
 		err = cp_codes_insert(s, tenant, &c, 1, &t, false, NULL, b,
-		    "COUPON_ISSUED", c.issue_reason, &inserted);
+		    "COUPON_ISSUED", c.issue_reason, NULL, &inserted);
 		if (err == DRE_OK && inserted != 1) {
 			// Another writer took the code meanwhile: the index
 			// written with the batch is taken back; the caller

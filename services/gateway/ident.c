@@ -15,6 +15,7 @@
 
 #include "dre/clock.h"
 #include "dre/hash.h"
+#include "dre/jsonw.h"
 #include "dre/log.h"
 #include "dre/token.h"
 #include "gw.h"
@@ -104,6 +105,79 @@ limit_wait(gw_ident *id, const char *key)
 	return wait;
 }
 
+// burst_recorded ends the audit call of a burst: nothing waits for it.
+static void
+burst_recorded(void *arg, dre_err err, Dre__RpcReply *rep)
+{
+	(void) arg;
+	if (err != DRE_OK || rep->status != 201)
+		dre_warn("audit of login.failure_burst not recorded: %s",
+		    err != DRE_OK ? dre_strerror(err)
+		                  : "refused by the catalog");
+	if (rep != NULL)
+		dre_rpc_reply_msg_free(rep);
+}
+
+// burst_record records a burst of failed credentials in the audit log
+// (docs/audit.md): one asynchronous call to the catalog's
+// catalog.AuditLogs.record, best-effort, the request does not wait for it.
+// principal is a Basic user name (its tenant when configured) or the limit
+// key "source|key:<key id>" / "source|client:<client id>"; every other
+// burst goes to the operator's tenant (metrics.tenant).
+static void
+burst_record(
+    gw *g, const char *principal, bool user, const char *src, int64_t fails)
+{
+	char        tenant[DRE_TENANT_MAX + 1];
+	const char *kind = "user", *name = principal, *bar;
+	char        kbuf[16];
+	if (!user && (bar = strchr(principal, '|')) != NULL) {
+		const char *colon = strchr(bar + 1, ':');
+		size_t kl = colon != NULL ? (size_t) (colon - bar - 1) : 0;
+		if (colon != NULL && kl < sizeof kbuf) {
+			memcpy(kbuf, bar + 1, kl);
+			kbuf[kl] = '\0';
+			kind = kbuf;
+			name = colon + 1;
+		}
+	}
+	if (!user || !dre_auth_tenant_of(g->auth, name, tenant, sizeof tenant))
+		snprintf(tenant, sizeof tenant, "%s", g->cfg->metrics_tenant);
+	dre_buf   body = { 0 };
+	dre_jsonw w;
+	dre_jsonw_init(&w, &body);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "entity", "Login");
+	dre_jsonw_kstr(&w, "entityId", name);
+	dre_jsonw_kstr(&w, "action", "failure_burst");
+	dre_jsonw_kstr(&w, "actor", name);
+	dre_jsonw_key(&w, "details");
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "event", "login.failure_burst");
+	dre_jsonw_kstr(&w, "source", src);
+	dre_jsonw_kstr(&w, "credential", kind);
+	dre_jsonw_kint(&w, "failures", fails);
+	dre_jsonw_obj_end(&w);
+	dre_jsonw_obj_end(&w);
+	if (body.oom) {
+		dre_buf_free(&body);
+		return;
+	}
+	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
+	req.method = "catalog.AuditLogs.record";
+	req.tenant = tenant;
+	req.principal = "gateway";
+	req.has_body = true;
+	req.body.data = (uint8_t *) body.data;
+	req.body.len = body.len;
+	dre_err err = dre_rpc_call_async(g->backends[GW_CATALOG].clients[0],
+	    &req, (int) g->cfg->rpc_timeout_ms, burst_recorded, NULL);
+	if (err != DRE_OK)
+		dre_warn("audit of login.failure_burst not recorded: %s",
+		    dre_strerror(err));
+	dre_buf_free(&body);
+}
+
 static void
 limit_fail(gw *g, const char *key, const char *src, const char *principal)
 {
@@ -130,9 +204,12 @@ limit_fail(gw *g, const char *key, const char *src, const char *principal)
 		s->until_ms = now + ms;
 		burst = s->fails == g->cfg->fail_limit;
 	}
+	int64_t fails = s->fails;
 	pthread_mutex_unlock(&id->limit_mu);
-	if (burst)
+	if (burst) {
 		dre_auth_event("login.failure_burst", "", "", principal, src);
+		burst_record(g, principal, principal != key, src, fails);
+	}
 }
 
 static void

@@ -917,7 +917,8 @@ gw_forward(gw_job *j)
 // at when the query does not order), the gateway merges them, orders,
 // pages and selects with the same query (common/odata) and adds the
 // counts.
-static const int audit_backends[] = { GW_CATALOG, GW_EVALUATOR, GW_BUDGET };
+static const int audit_backends[]
+    = { GW_CATALOG, GW_EVALUATOR, GW_BUDGET, GW_COUPON, GW_WEBHOOK };
 
 typedef struct {
 	gw_job        *j;

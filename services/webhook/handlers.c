@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dre/audit.h"
 #include "dre/clock.h"
 #include "dre/docapi.h"
 #include "dre/json.h"
@@ -280,12 +281,52 @@ seal(req *r, wh_sub *u, const char *secret)
 	return u->sealed != NULL;
 }
 
+// audit_put adds the audit record of a subscription write to b: before
+// (NULL for a create) and after (NULL for a delete) as a read answers them,
+// without the secret.
+static dre_err
+audit_put(req *r, dre_batch *b, const char *id, const wh_sub *before,
+    const wh_sub *after)
+{
+	dre_buf       bd = { 0 }, ad = { 0 };
+	dre_jsonw     w;
+	dre_audit_rec rec = { .tenant = r->d.call->tenant,
+		.actor = r->d.call->principal,
+		.entity = "WebhookSubscription",
+		.entity_id = id,
+		.action = before == NULL ? "create"
+		    : after == NULL      ? "delete"
+		                         : "update" };
+	if (before != NULL) {
+		dre_jsonw_init(&w, &bd);
+		render_sub(&w, before, NULL);
+		rec.before = bd.data;
+		rec.before_len = bd.len;
+	}
+	if (after != NULL) {
+		dre_jsonw_init(&w, &ad);
+		render_sub(&w, after, NULL);
+		rec.after = ad.data;
+		rec.after_len = ad.len;
+	}
+	dre_err err = bd.oom || ad.oom
+	    ? DRE_ENOMEM
+	    : dre_audit_put(b, r->s->st, WH_CF_AUDIT, 0, &rec, NULL);
+	dre_buf_free(&bd);
+	dre_buf_free(&ad);
+	return err;
+}
+
+// write_sub stores u (old: the stored version, NULL for a create) with its
+// audit record.
 static bool
-write_sub(req *r, const wh_sub *u)
+write_sub(req *r, const wh_sub *u, const wh_sub *old)
 {
 	dre_batch *b = dre_batch_alloc();
 	dre_err    err = b == NULL ? DRE_ENOMEM
 	                           : wh_sub_put(r->s, b, r->d.call->tenant, u);
+	if (err == DRE_OK)
+		err = audit_put(r, b, u->id, old, u);
 	if (err == DRE_OK)
 		err = dre_store_write(r->s->st, b, true);
 	dre_batch_free(b);
@@ -353,7 +394,7 @@ h_sub_create(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		    "webhook subscription %s already exists", id);
 		goto out;
 	}
-	if (write_sub(&r, &u))
+	if (write_sub(&r, &u, NULL))
 		reply_sub(&r, 201, &u, secret);
 out:
 	OPENSSL_cleanse(made, sizeof made);
@@ -434,6 +475,7 @@ h_sub_update(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	}
 	if (!load_sub(&r, id, &u))
 		goto out;
+	wh_sub      old = u;
 	const char *patch = dre_rpc_param(call, "patch");
 	bool        full = patch == NULL || strcmp(patch, "1") != 0;
 	if (!apply_doc(&r, doc, &u, full, &secret))
@@ -441,7 +483,7 @@ h_sub_update(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	if (secret != NULL && !seal(&r, &u, secret))
 		goto out;
 	u.modified_at = dre_now_ms();
-	if (write_sub(&r, &u)) {
+	if (write_sub(&r, &u, &old)) {
 		reply_sub(&r, 200, &u, NULL);
 		wh_deliverer_kick(r.s);
 	}
@@ -457,11 +499,19 @@ h_sub_delete(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	if (!req_begin(&r, svc, call, rep))
 		return;
 	if (load_sub(&r, param_id(call), &u)) {
-		char   key[WH_KEY_MAX];
-		size_t kl = wh_key(key, sizeof key, call->tenant, u.id);
-		if (dre_store_delete(r.s->st, WH_CF_SUBS, key, kl, true)
-		    != DRE_OK)
-			dre_docapi_internal(&r.d, DRE_ESTORE);
+		char       key[WH_KEY_MAX];
+		size_t     kl = wh_key(key, sizeof key, call->tenant, u.id);
+		dre_batch *b = dre_batch_alloc();
+		dre_err    err = b == NULL || kl == 0 ? DRE_ENOMEM : DRE_OK;
+		if (err == DRE_OK) {
+			dre_batch_delete(b, r.s->st, WH_CF_SUBS, key, kl);
+			err = audit_put(&r, b, u.id, &u, NULL);
+		}
+		if (err == DRE_OK)
+			err = dre_store_write(r.s->st, b, true);
+		dre_batch_free(b);
+		if (err != DRE_OK)
+			dre_docapi_internal(&r.d, err);
 		else
 			rep->status = 204;
 	}
@@ -478,6 +528,7 @@ h_sub_rotate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		return;
 	if (!load_sub(&r, param_id(call), &u))
 		goto out;
+	wh_sub old = u;
 	if (wh_secret_new(made, sizeof made) != DRE_OK) {
 		dre_docapi_internal(&r.d, DRE_EINVAL);
 		goto out;
@@ -485,7 +536,7 @@ h_sub_rotate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	if (!seal(&r, &u, made))
 		goto out;
 	u.modified_at = dre_now_ms();
-	if (write_sub(&r, &u))
+	if (write_sub(&r, &u, &old))
 		reply_sub(&r, 200, &u, made);
 out:
 	OPENSSL_cleanse(made, sizeof made);
@@ -792,6 +843,17 @@ h_del_delete(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	dre_docapi_end(&r.d);
 }
 
+// webhook.AuditLogs.list: the subscriptions' audit records, for the
+// gateway's merge of GET /api/v1/AuditLogs.
+static void
+h_audit_list(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	req r;
+	if (req_begin(&r, svc, call, rep))
+		dre_audit_list(&r.d, r.s->st, WH_CF_AUDIT, 0);
+	dre_docapi_end(&r.d);
+}
+
 const dre_rpc_route wh_routes[] = {
 	{ "webhook.WebhookSubscriptions.create", h_sub_create, 0 },
 	{ "webhook.WebhookSubscriptions.list", h_sub_list, 0 },
@@ -805,5 +867,6 @@ const dre_rpc_route wh_routes[] = {
 	{ "webhook.WebhookDeliveries.get", h_del_get, 0 },
 	{ "webhook.WebhookDeliveries.repost", h_del_repost, 0 },
 	{ "webhook.WebhookDeliveries.delete", h_del_delete, 0 },
+	{ "webhook.AuditLogs.list", h_audit_list, 0 },
 	{ NULL, NULL, 0 },
 };

@@ -10,7 +10,7 @@
 #include "webhook.h"
 
 static const char *const wh_cfs[] = { "subscriptions", "deliveries", "due",
-	"outbox", "applier", "sidefx", "promotions" };
+	"outbox", "applier", "sidefx", "promotions", "audit" };
 
 size_t
 wh_key(char *out, size_t cap, const char *tenant, const char *id)

@@ -25,7 +25,8 @@ enum {
 	WH_CF_SIDEFX, // tenant \0 txn \0 counter(be64) -> results so far
 	              // (JSON)
 	WH_CF_PROMOS, // the promotion follower's copy and offsets (promos.c)
-	WH_NCFS = WH_CF_PROMOS,
+	WH_CF_AUDIT, // audit records of subscription writes (dre/audit.h)
+	WH_NCFS = WH_CF_AUDIT,
 };
 
 #define WH_KEY_MAX        256

@@ -24,6 +24,7 @@ USERS = {
     "aud-admin": ("ad", "Admin", "aud"),
     "aud-auditor": ("au", "Auditor", "aud"),
     "auditor": ("au", "Auditor", "default"),
+    "aud-victim": ("vi", "PromotionManager", "aud"),
 }
 for _u, (_pw, _role, _t) in USERS.items():
     harness.USERS[_u] = _pw
@@ -285,6 +286,103 @@ class AuditLog(harness.TestCase):
             {"actor": "aud-admin", "entity": "Budget", "entityId": bid, "action": "delete",
              "before": updated, "after": None, "details": None},
         ], [{k: v for k, v in rec.items() if k not in ("id", "at")} for rec in b["value"]])
+
+    def test_coupon_writes_are_audited(self):
+        # The coupon service keeps its own records: types, codes, batches.
+        s = self.stack
+
+        def stored(body):  # a type as stored: without its links
+            return {k: v for k, v in doc_of(body).items() if k != "promotionIds"}
+
+        r = s.post("/api/v1/CouponTypes", {"name": uniq("AudT"), "type": "INDIVIDUAL",
+                                           "codeLength": 8}, user="aud-admin")
+        self.assertStatus(r, 201)
+        created = stored(r.body)
+        tid = created["id"]
+        updated = stored(self.assertOk(s.request("PATCH", "/api/v1/CouponTypes/" + tid,
+                                                 {"description": "v2"}, user="aud-admin")))
+        self.assertEqual(updated["description"], "v2")
+        self.assertStatus(s.request("DELETE", "/api/v1/CouponTypes/" + tid, user="aud-admin"),
+                          204)
+        b = self.logs("$filter=entity eq 'CouponType' and entityId eq '%s'" % tid)
+        self.assertJson([
+            {"actor": "aud-admin", "entity": "CouponType", "entityId": tid, "action": "create",
+             "before": None, "after": created, "details": None},
+            {"actor": "aud-admin", "entity": "CouponType", "entityId": tid, "action": "update",
+             "before": created, "after": updated, "details": None},
+            {"actor": "aud-admin", "entity": "CouponType", "entityId": tid, "action": "delete",
+             "before": updated, "after": None, "details": None},
+        ], [{k: v for k, v in rec.items() if k not in ("id", "at")} for rec in b["value"]])
+        # A code created by the API and cancelled by an administrator, a batch.
+        r = s.post("/api/v1/CouponTypes", {"name": uniq("AudC"), "type": "INDIVIDUAL",
+                                           "codeLength": 8}, user="aud-admin")
+        self.assertStatus(r, 201)
+        tid = r.body["id"]
+        code = uniq("AUD")[:16].upper().replace("-", "")
+        r = s.post("/api/v1/CouponCodes", {"couponTypeId": tid, "code": code},
+                   user="aud-admin")
+        self.assertStatus(r, 201)
+        made = doc_of(r.body)
+        cancelled = doc_of(self.assertOk(s.request(
+            "PATCH", "/api/v1/CouponCodes/" + code, {"status": "CANCELLED"},
+            user="aud-admin")))
+        b = self.logs("$filter=entity eq 'CouponCode' and entityId eq '%s'" % made["code"])
+        self.assertEqual(
+            [("aud-admin", "CouponCode", made["code"], "create", None, made, None),
+             ("aud-admin", "CouponCode", made["code"], "update", made, cancelled, None)],
+            [(x["actor"], x["entity"], x["entityId"], x["action"], x["before"], x["after"],
+              x["details"]) for x in b["value"]])
+        r = s.post("/api/v1/CouponCodeBatches", {"couponTypeId": tid, "numberOfCodes": 2},
+                   user="aud-admin")
+        self.assertStatus(r, 202)
+        b = self.logs("$filter=entity eq 'CouponCodeBatch' and entityId eq '%s'"
+                      % r.body["id"])
+        self.assertJson([{"actor": "aud-admin", "action": "create", "before": None,
+                          "after": {"id": r.body["id"], "couponTypeId": tid,
+                                    "numberOfCodes": 2, "status": "PENDING"}}],
+                        b["value"], subset=True)
+
+    def test_webhook_subscriptions_are_audited(self):
+        s = self.stack
+        r = s.post("/api/v1/WebhookSubscriptions", {
+            "url": "http://127.0.0.1:9/audit", "eventTypes": ["PROMOTION_UPDATED"]},
+            user="aud-admin")
+        self.assertStatus(r, 201)
+        created = {k: v for k, v in doc_of(r.body).items() if k != "secret"}
+        sid = created["id"]
+        self.assertStatus(s.request("DELETE", "/api/v1/WebhookSubscriptions/" + sid,
+                                    user="aud-admin"), 204)
+        b = self.logs("$filter=entity eq 'WebhookSubscription' and entityId eq '%s'" % sid)
+        self.assertJson([
+            {"actor": "aud-admin", "entity": "WebhookSubscription", "entityId": sid,
+             "action": "create", "before": None, "after": created, "details": None},
+            {"actor": "aud-admin", "entity": "WebhookSubscription", "entityId": sid,
+             "action": "delete", "before": created, "after": None, "details": None},
+        ], [{k: v for k, v in rec.items() if k not in ("id", "at")} for rec in b["value"]])
+        self.assertNotIn("whsec_", json.dumps(b))
+
+    def test_login_failure_bursts_are_audited(self):
+        # auth.fail_limit (5) bad passwords in a row: one record, in the
+        # user's tenant for a configured user, else the operator's
+        # (metrics.tenant, "default").
+        s = self.stack
+        stranger = uniq("mallory")
+        for user in ("aud-victim", stranger):
+            for _ in range(5):
+                self.assertError(s.get("/api/v1/Promotions", user=user, password="wrong"),
+                                 401, "UNAUTHORIZED")
+        for user, reader in (("aud-victim", "aud-auditor"), (stranger, "admin")):
+            q = "$filter=entity eq 'Login' and entityId eq '%s'" % user
+            b = harness.wait_until(lambda: self.logs(q, user=reader)["value"], 10,
+                                   what="the burst of %s recorded" % user)
+            self.assertJson([{"actor": user, "entity": "Login", "entityId": user,
+                              "action": "failure_burst", "before": None, "after": None,
+                              "details": {"event": "login.failure_burst",
+                                          "source": "127.0.0.1", "credential": "user",
+                                          "failures": 5}}], b, subset=True)
+        # Not in the other tenant.
+        q = "$filter=entity eq 'Login' and entityId eq '%s'" % stranger
+        self.assertEqual(self.logs(q)["value"], [])
 
     def test_read_roles_and_tenants(self):
         s = self.stack

@@ -85,7 +85,7 @@ make_type(const char *tenant, bool generic, int64_t max, int64_t per_cust,
 		.stackable = true,
 		.max_redemptions = generic ? max : 1,
 		.max_per_customer = per_cust };
-	assert_int_equal(cp_type_store(&S, tenant, &t, NULL), DRE_OK);
+	assert_int_equal(cp_type_store(&S, tenant, "admin", &t, NULL), DRE_OK);
 	memcpy(id, t.id, DRE_UUID_LEN + 1);
 }
 
@@ -102,7 +102,7 @@ make_code(const char *tenant, const char *type_id, const char *code,
 	    &c, &t, code, customer, st, CP_ORIGIN_IMPORT, dre_now_ms());
 	dre_batch *b = dre_batch_alloc();
 	assert_int_equal(cp_codes_insert(&S, tenant, &c, 1, &t, false, &dup, b,
-	                     NULL, NULL, &n),
+	                     NULL, NULL, NULL, &n),
 	    DRE_OK);
 	dre_batch_free(b);
 	assert_int_equal(n, 1);

@@ -84,7 +84,7 @@ make_type(const char *tenant, bool generic, int64_t max, int64_t per_cust,
 		.max_redemptions = generic ? max : 1,
 		.max_per_customer = per_cust,
 		.valid_to = valid_to };
-	assert_int_equal(cp_type_store(&S, tenant, &t, NULL), DRE_OK);
+	assert_int_equal(cp_type_store(&S, tenant, "admin", &t, NULL), DRE_OK);
 	memcpy(id, t.id, DRE_UUID_LEN + 1);
 }
 
@@ -102,7 +102,7 @@ make_code(const char *tenant, const char *type_id, const char *code,
 	    &c, &t, code, customer, st, CP_ORIGIN_IMPORT, dre_now_ms());
 	dre_batch *b = dre_batch_alloc();
 	assert_int_equal(cp_codes_insert(&S, tenant, &c, 1, &t, false, &dup, b,
-	                     NULL, NULL, &n),
+	                     NULL, NULL, NULL, &n),
 	    DRE_OK);
 	dre_batch_free(b);
 	assert_false(dup);
@@ -265,7 +265,8 @@ test_valid_to_expiry(void **state)
 	cp_reserve(&S, a, "t1", "VT-2", "TX", "", &r, &o);
 	assert_int_equal(o.status, 200);
 	assert_true(r.expires_at <= end);
-	cp_admin_cancel(&S, a, "t1", "VT-3", NULL, &(cp_code) { 0 }, &o);
+	cp_admin_cancel(
+	    &S, a, "t1", "VT-3", "admin", NULL, &(cp_code) { 0 }, &o);
 	assert_int_equal(o.status, 200);
 	cp_sweep(&S, end); // validTo itself is still valid
 	assert_int_equal(get_code("t1", "VT-1").state, CP_ACTIVE);
@@ -457,13 +458,13 @@ test_batch_and_uniqueness(void **state)
 	}
 	dre_batch *b = dre_batch_alloc();
 	assert_int_equal(cp_codes_insert(&S, "t1", c, 31, &tiny, false, NULL,
-	                     b, NULL, NULL, &n),
+	                     b, NULL, NULL, NULL, &n),
 	    DRE_OK);
 	assert_int_equal(n, 31);
 	dre_batch_clear(b);
 	cp_code_new(&c[31], &tiny, NULL, "", CP_ACTIVE, CP_ORIGIN_BATCH, 1);
 	assert_int_equal(cp_codes_insert(&S, "t1", &c[31], 1, &tiny, true,
-	                     NULL, b, NULL, NULL, &n),
+	                     NULL, b, NULL, NULL, NULL, &n),
 	    DRE_EEXISTS);
 	dre_batch_free(b);
 	// explicit codes: a duplicate is reported, not overwritten
@@ -471,8 +472,8 @@ test_batch_and_uniqueness(void **state)
 	cp_code_new(&c[0], &t, "DUP-1", "", CP_ACTIVE, CP_ORIGIN_IMPORT, 1);
 	cp_code_new(&c[1], &t, "DUP-1", "", CP_ACTIVE, CP_ORIGIN_IMPORT, 1);
 	b = dre_batch_alloc();
-	assert_int_equal(
-	    cp_codes_insert(&S, "t1", c, 2, &t, false, dup, b, NULL, NULL, &n),
+	assert_int_equal(cp_codes_insert(&S, "t1", c, 2, &t, false, dup, b,
+	                     NULL, NULL, NULL, &n),
 	    DRE_OK);
 	dre_batch_free(b);
 	assert_int_equal(n, 1);

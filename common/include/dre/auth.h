@@ -54,6 +54,12 @@ void    dre_auth_close(dre_auth *a);
 dre_err dre_auth_check(
     const dre_auth *a, const char *authorization, dre_principal *out);
 
+// dre_auth_tenant_of copies the tenant of the configured user name into
+// out (cap bytes) and answers true; false (out "") when no such user. For
+// an event about a user (a burst of failed logins), never to authenticate.
+bool dre_auth_tenant_of(
+    const dre_auth *a, const char *name, char *out, size_t cap);
+
 // dre_auth_basic_split decodes a Basic header into user (ucap bytes) and,
 // unless pass is NULL, the password (pcap bytes); false when the header is
 // not Basic, not decodable or does not fit.
