@@ -1082,10 +1082,10 @@ unlock:
 }
 
 // end_code moves c to a terminal state (CANCELLED or EXPIRED), ending its
-// holds, with its event.
+// holds, with its event; why NULL = the default reason of the state.
 static dre_err
 end_code(cp *s, dre_arena *a, dre_batch *b, const char *tenant, cp_code *c,
-    cp_state to, int64_t now)
+    cp_state to, int64_t now, const char *why)
 {
 	char    k[512];
 	size_t  kl;
@@ -1106,8 +1106,9 @@ end_code(cp *s, dre_arena *a, dre_batch *b, const char *tenant, cp_code *c,
 		.type_id = c->type_id,
 		.customer = c->customer,
 		.count = c->redemptions,
-		.reason = to == CP_EXPIRED ? "validTo passed"
-		                           : "cancelled by an administrator" };
+		.reason = why != NULL  ? why
+		    : to == CP_EXPIRED ? "validTo passed"
+		                       : "cancelled by an administrator" };
 	if ((err = cp_event_put(s, b, tenant, &e)) != DRE_OK)
 		return err;
 	return cp_stage_code(s, b, tenant, c, now);
@@ -1156,7 +1157,7 @@ cp_admin_cancel(cp *s, dre_arena *a, const char *tenant, const char *code,
 	}
 	dre_buf before = { 0 }, after = { 0 };
 	cp_code_write(&before, c);
-	if ((err = end_code(s, a, b, tenant, c, CP_CANCELLED, now))
+	if ((err = end_code(s, a, b, tenant, c, CP_CANCELLED, now, NULL))
 	    == DRE_OK) {
 		cp_code_write(&after, c);
 		err = cp_audit_put(s, b, tenant, actor, "CouponCode", c->code,
@@ -1169,6 +1170,55 @@ cp_admin_cancel(cp *s, dre_arena *a, const char *tenant, const char *code,
 		goto unlock;
 	}
 	done(out, 200, CP_R_OK, "coupon '%s' cancelled", code);
+unlock:
+	pthread_mutex_unlock(mu);
+	dre_batch_free(b);
+}
+
+void
+cp_voucher_withdraw(cp *s, dre_arena *a, const char *tenant, const char *code,
+    const char *customer, cp_code *c, cp_outcome *out)
+{
+	pthread_mutex_t *mu = cp_stripe(s, tenant, code);
+	int64_t          now = dre_now_ms();
+	dre_batch       *b = dre_batch_alloc();
+	cp_type          t;
+	dre_err          err;
+
+	if (b == NULL) {
+		failed(out, DRE_ENOMEM);
+		return;
+	}
+	pthread_mutex_lock(mu);
+	if (!prepare(s, a, b, tenant, code, now, c, &t, out))
+		goto unlock;
+	if (strcmp(c->customer, customer) != 0) {
+		refuse(out, CP_R_OTHER_CUSTOMER, code);
+		goto unlock;
+	}
+	if (c->state == CP_CANCELLED) { // a retry: withdrawn already
+		done(out, 200, CP_R_OK, "coupon '%s' was withdrawn already",
+		    code);
+		goto unlock;
+	}
+	if (cp_state_terminal(c->state)) {
+		refuse(out,
+		    c->state == CP_REDEEMED ? CP_R_REDEEMED : CP_R_EXPIRED,
+		    code);
+		goto unlock;
+	}
+	if (c->state == CP_RESERVED) { // a till holds it right now
+		refuse(out, CP_R_RESERVED_BY_OTHER, code);
+		goto unlock;
+	}
+	if ((err = end_code(s, a, b, tenant, c, CP_CANCELLED, now,
+	         "reward voucher redeemed through the loyalty service"))
+	        != DRE_OK
+	    || (err = commit(s, b)) != DRE_OK) {
+		failed(out, err);
+		goto unlock;
+	}
+	done(out, 200, CP_R_OK, "coupon '%s' withdrawn", code);
 unlock:
 	pthread_mutex_unlock(mu);
 	dre_batch_free(b);
@@ -1192,7 +1242,7 @@ cp_expire_code(cp *s, dre_arena *a, const char *tenant, const char *code,
 	err = cp_code_load(s, a, tenant, code, &c);
 	bool live = err == DRE_OK && !cp_state_terminal(c.state);
 	if (live && c.valid_to != 0 && c.valid_to < now)
-		err = end_code(s, a, b, tenant, &c, CP_EXPIRED, now);
+		err = end_code(s, a, b, tenant, &c, CP_EXPIRED, now, NULL);
 	if (err == DRE_ENOTFOUND || !live || c.valid_to != when) {
 		// The entry has served its purpose (or is stale).
 		err = DRE_OK;

@@ -182,6 +182,14 @@ void cp_activate(cp *s, dre_arena *a, const char *tenant, const char *code,
 // current ETag as msg, nothing changed. The change is audited with actor.
 void cp_admin_cancel(cp *s, dre_arena *a, const char *tenant, const char *code,
     const char *actor, const char *if_match, cp_code *c, cp_outcome *out);
+// cp_voucher_withdraw ends the reward voucher code of customer that its
+// member redeemed through the loyalty service (ACTIVE or CREATED ->
+// CANCELLED): it cannot be used at a till afterwards. Idempotent: a code
+// CANCELLED already answers success, nothing written. 404 for an unknown
+// code; 409 with the reason for another customer's, a REDEEMED or EXPIRED
+// one, and one a till holds (RESERVED_BY_OTHER).
+void cp_voucher_withdraw(cp *s, dre_arena *a, const char *tenant,
+    const char *code, const char *customer, cp_code *c, cp_outcome *out);
 
 // ---- creating codes --------------------------------------------------------
 

@@ -1808,6 +1808,7 @@ const dre_rpc_route cp_routes[] = {
 	{ "coupon.Issue", h_issue, 0 },
 	{ "coupon.Check", h_check, DRE_RPC_INLINE },
 	{ "coupon.IssueVoucher", cp_h_issue_voucher, 0 },
+	{ "coupon.RedeemVoucher", cp_h_redeem_voucher, 0 },
 	{ "coupon.CouponTypes.create", h_type_create, 0 },
 	{ "coupon.CouponTypes.list", h_type_list, 0 },
 	{ "coupon.CouponTypes.get", h_type_get, 0 },

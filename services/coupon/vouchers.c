@@ -4,6 +4,12 @@
 // voucher id the loyalty service derives: the same id answers the same code
 // however often it is asked (a retry after a lost answer, a crash of the
 // caller between the issue and its own write).
+//
+// coupon.RedeemVoucher: the member redeemed the voucher through the
+// loyalty service (POST /api/v3/reward-vouchers/{id}/redeem); its code is
+// withdrawn (CANCELLED) so that no till can use it afterwards. Idempotent
+// too: the loyalty service asks first and records its own redemption after,
+// so a retry after a crash in between converges.
 #include "vouchers.h"
 
 #include <pthread.h>
@@ -177,6 +183,63 @@ issue(cp *s, dre_docapi_req *d)
 		dre_docapi_internal(d, err);
 	else
 		reply_code(d, 201, &c, true);
+}
+
+// redeem withdraws the code of voucher id voucherId of customerId.
+static void
+redeem(cp *s, dre_docapi_req *d)
+{
+	static const char *const known[] = { "voucherId", "customerId" };
+	const dre_json *in = dre_docapi_body(d, DRE_DOCAPI_NOT_OBJECT);
+	if (in == NULL || !dre_docapi_strict(d, in, known, 2))
+		return;
+	const char *tenant = d->call->tenant;
+	const char *vid = str_member(in, "voucherId", CP_ID_MAX);
+	const char *customer = str_member(in, "customerId", CP_ID_MAX);
+	if (vid == NULL || customer == NULL) {
+		dre_docapi_invalid(d, vid == NULL ? "voucherId" : "customerId",
+		    "voucherId and customerId are required strings");
+		return;
+	}
+	char   k[512], code[CP_CODE_MAX + 1];
+	size_t kl = dre_key(k, sizeof k, VOUCHER_TAG, 2, tenant, vid);
+	if (kl == 0) {
+		dre_docapi_invalid(d, "voucherId", "voucherId too long");
+		return;
+	}
+	char   *v = NULL;
+	size_t  vl = 0;
+	dre_err err = dre_store_get(s->st, CF_IDX, k, kl, &v, &vl);
+	if (err == DRE_ENOTFOUND) {
+		dre_rpc_reply_error(d->rep, 404, "NOT_FOUND", "voucherId",
+		    "no voucher %s was issued", vid);
+		return;
+	}
+	if (err != DRE_OK) {
+		dre_docapi_internal(d, err);
+		return;
+	}
+	snprintf(code, sizeof code, "%.*s", (int) vl, v);
+	free(v);
+	cp_code    c;
+	cp_outcome o;
+	cp_voucher_withdraw(s, d->a, tenant, code, customer, &c, &o);
+	if (o.status != 200) {
+		dre_rpc_reply_error(d->rep, o.status,
+		    o.status == 503 ? "UNAVAILABLE" : cp_reason_name(o.reason),
+		    "voucherId", "%s", o.msg);
+		return;
+	}
+	reply_code(d, 200, &c, false);
+}
+
+void
+cp_h_redeem_voucher(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	dre_docapi_req d;
+	if (dre_docapi_begin(&d, &cp_voucher_api, call, rep))
+		redeem(svc, &d);
+	dre_docapi_end(&d);
 }
 
 void

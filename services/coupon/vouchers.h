@@ -13,4 +13,12 @@
 void cp_h_issue_voucher(
     void *svc, const dre_rpc_call *call, dre_rpc_reply *rep);
 
+// cp_h_redeem_voucher: body {voucherId, customerId} -> 200 {code, ...,
+// status: "CANCELLED"} once the voucher's code is withdrawn (also when it
+// was before: idempotent); 404 NOT_FOUND for a voucher id never issued;
+// 409 with the reason as error code (OTHER_CUSTOMER, REDEEMED, EXPIRED,
+// RESERVED_BY_OTHER) when it cannot be.
+void cp_h_redeem_voucher(
+    void *svc, const dre_rpc_call *call, dre_rpc_reply *rep);
+
 #endif

@@ -419,14 +419,19 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	}
 	if (!request_valid(req, rep))
 		return;
-	// A known customer of a tenant with personal promotions: loyalty is
-	// asked which ones the customer holds.
+	// A known customer of a tenant with personal promotions, or with
+	// LOYALTY_TIER conditions and a basket that states no tier: loyalty is
+	// asked (one call) which ones the customer holds and its level.
 	const char *customer = ev_personal_customer(req);
 	bool        personal = false;
 	if (customer != NULL) {
 		const eng_index *pix = eng_acquire(s->engine);
-		personal = eng_index_has_personal(pix, call->tenant);
+		unsigned need = eng_index_loyalty_needs(pix, call->tenant);
 		eng_index_release(pix);
+		bool tier = req->customer->loyalty_tier != NULL
+		    && req->customer->loyalty_tier[0] != '\0';
+		personal = (need & ENG_LOYALTY_PERSONAL) != 0
+		    || ((need & ENG_LOYALTY_TIER) != 0 && !tier);
 	}
 	if ((req->n_coupons > 0 || personal) && !call->on_worker) {
 		// Asking the coupon or loyalty service blocks: not on an nng
@@ -468,7 +473,7 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		ctx.ncoupons = ctx.coupons ? req->n_coupons : 0;
 	}
 	if (personal)
-		ev_personal_ask(s, call, customer, a, &ctx);
+		ev_personal_ask(s, call, customer, req, a, &ctx);
 	pthread_mutex_t *mu
 	    = simulate ? NULL : &s->stripes[stripe_of(key, klen)];
 	int64_t last = 0;

@@ -25,7 +25,7 @@ ev_personal_customer(const Dre__EvaluateRequest *req)
 
 void
 ev_personal_ask(ev_svc *s, const dre_rpc_call *call, const char *customer,
-    dre_arena *a, eng_eval_ctx *ctx)
+    Dre__EvaluateRequest *req, dre_arena *a, eng_eval_ctx *ctx)
 {
 	int64_t now = dre_now_ms();
 	int64_t wait = s->cfg.loyalty_timeout_ms;
@@ -65,6 +65,12 @@ ev_personal_ask(ev_svc *s, const dre_rpc_call *call, const char *customer,
 		dre_warn("loyalty.Assignments.active %s: %d %s", call->tenant,
 		    rr->status, rr->error_message ? rr->error_message : "");
 	dre_rpc_reply_msg_free(rr);
+	const dre_json *level = dre_json_get(doc, "level");
+	if (dre_json_is(level, DRE_JSON_STRING) && level->len > 0
+	    && req->customer != NULL
+	    && (req->customer->loyalty_tier == NULL
+	        || req->customer->loyalty_tier[0] == '\0'))
+		req->customer->loyalty_tier = (char *) level->str;
 	const dre_json *ids = dre_json_get(doc, "promotionIds");
 	if (!dre_json_is(ids, DRE_JSON_ARRAY))
 		return;

@@ -15,8 +15,11 @@ const char *ev_personal_customer(const Dre__EvaluateRequest *req);
 // ev_personal_ask fills ctx->assigned with the promotions the customer
 // holds an unredeemed assignment of (loyalty.Assignments.active), waiting
 // at most loyalty.timeout_ms; past it, or when loyalty answers an error,
-// ctx->loyalty_unavailable is set. An unknown customer has none.
+// ctx->loyalty_unavailable is set. An unknown customer has none. The same
+// answer carries the contact's level: a basket that states no
+// customer.loyalty.tier gets it (for LOYALTY_TIER conditions); one that
+// states it keeps its own.
 void ev_personal_ask(ev_svc *s, const dre_rpc_call *call, const char *customer,
-    dre_arena *a, eng_eval_ctx *ctx);
+    Dre__EvaluateRequest *req, dre_arena *a, eng_eval_ctx *ctx);
 
 #endif

@@ -224,6 +224,8 @@ const gw_route gw_routes[] = {
 	    "RewardVouchers.available", ROLES_LOYALTY, GW_BODY_NONE },
 	{ "GET", "/api/v3/reward-vouchers/redeemed", gw_forward, GW_LOYALTY,
 	    "RewardVouchers.redeemed", ROLES_LOYALTY, GW_BODY_NONE },
+	{ "POST", "/api/v3/reward-vouchers/:id/redeem", gw_forward, GW_LOYALTY,
+	    "RewardVouchers.redeem", ROLES_LOYALTY, GW_BODY_JSON_OPT },
 	{ "POST", "/api/v3/promotion-assignments", gw_forward, GW_LOYALTY,
 	    "PromotionAssignments.assign", ROLES_LOYALTY, GW_BODY_JSON },
 	{ "GET", "/api/v3/promotion-assignments", gw_forward, GW_LOYALTY,

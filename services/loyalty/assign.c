@@ -14,6 +14,7 @@
 #include "dre/clock.h"
 #include "dre/docapi.h"
 #include "dre/uuid.h"
+#include "apply.h"
 #include "rewards.h"
 
 static const dre_docapi_svc loy_assign_api = { "the loyalty service", 1 };
@@ -581,9 +582,11 @@ active_one(void *arg, const assignment *x)
 		dre_jsonw_str(r->w, x->promotion);
 }
 
-// loy_h_assign_active answers the evaluator: {contactId, promotionIds[]}
-// of the live assignments of customerId (a contact id or memberNumber);
-// an unknown customer holds none.
+// loy_h_assign_active answers the evaluator: {contactId, level,
+// promotionIds[]} -- the level the points of the last 365 days give (for
+// LOYALTY_TIER conditions) and the live assignments of customerId (a
+// contact id or memberNumber); an unknown customer has no level and holds
+// none.
 void
 loy_h_assign_active(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 {
@@ -600,10 +603,22 @@ loy_h_assign_active(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		dre_docapi_internal(&d, err);
 		goto out;
 	}
+	const char *level = NULL;
+	loy_program p;
+	if (err == DRE_OK) {
+		dre_err perr = loy_program_get(s, d.a, call->tenant, &p);
+		if (perr != DRE_OK) {
+			dre_docapi_internal(&d, perr);
+			goto out;
+		}
+		level
+		    = loy_level(&p, loy_earned365(&c, loy_day(dre_now_ms())));
+	}
 	dre_jsonw w;
 	dre_jsonw_init(&w, &rep->body);
 	dre_jsonw_obj_begin(&w);
 	dre_jsonw_kstr(&w, "contactId", err == DRE_OK ? c.id : NULL);
+	dre_jsonw_kstr(&w, "level", level);
 	dre_jsonw_key(&w, "promotionIds");
 	dre_jsonw_arr_begin(&w);
 	active_ctx ac = { &w, dre_now_ms() };

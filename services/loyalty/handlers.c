@@ -1480,6 +1480,7 @@ const dre_rpc_route loy_routes[] = {
 	{ "loyalty.RewardVouchers.list", loy_h_voucher_list, 0 },
 	{ "loyalty.RewardVouchers.available", loy_h_voucher_list, 0 },
 	{ "loyalty.RewardVouchers.redeemed", loy_h_voucher_list, 0 },
+	{ "loyalty.RewardVouchers.redeem", loy_h_voucher_redeem, 0 },
 	{ "loyalty.PromotionAssignments.assign", loy_h_assign_create, 0 },
 	{ "loyalty.PromotionAssignments.list", loy_h_assign_list, 0 },
 	{ "loyalty.PromotionAssignments.delete", loy_h_assign_delete, 0 },

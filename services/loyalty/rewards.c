@@ -2,7 +2,8 @@
 // coupon code of the coupon service (coupon.IssueVoucher), on request
 // (POST /api/v3/reward-vouchers) or automatically while the program says
 // so; listed in Engage's shape; marked redeemed when a confirmed sale used
-// the code (the coupon service redeems the code itself).
+// the code (the coupon service redeems the code itself) or when redeemed
+// through POST /api/v3/reward-vouchers/{id}/redeem.
 //
 // No half-applied exchange: the code is issued first, idempotently by a
 // voucher id derived from the contact and its voucher count, and only then
@@ -11,6 +12,13 @@
 // they were (503); a crash between the two leaves a code nobody knows of,
 // which the next exchange of the contact gets back (same voucher id) and
 // records.
+//
+// A redeem through the API likewise asks the coupon service first to
+// withdraw the code (coupon.RedeemVoucher, idempotent: no till can use it
+// afterwards) and only then records the redemption and its event in one
+// synced batch: a crash in between leaves a withdrawn code on an unredeemed
+// voucher, which the retry (the coupon service answers success again)
+// completes.
 #include "rewards.h"
 
 #include <stdarg.h>
@@ -420,6 +428,165 @@ loy_voucher_exchange(loy *s, dre_arena *a, const char *tenant,
 	pthread_mutex_unlock(&s->mu);
 }
 
+// ---- redeem ----------------------------------------------------------------
+
+// withdraw asks the coupon service to withdraw the code of voucher v.
+static bool
+withdraw(
+    loy *s, dre_arena *a, const char *tenant, const voucher *v, loy_outcome *o)
+{
+	dre_buf   body = { 0 };
+	dre_jsonw w;
+	dre_jsonw_init(&w, &body);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "voucherId", v->id);
+	dre_jsonw_kstr(&w, "customerId", v->contact);
+	dre_jsonw_obj_end(&w);
+	int             st = 0;
+	const dre_json *doc = NULL;
+	dre_err         err = body.oom ? DRE_ENOMEM
+	                               : loy_call(s, s->coupon, "coupon.RedeemVoucher",
+	                                   tenant, NULL, 0, &body, a, &st, &doc);
+	dre_buf_free(&body);
+	if (err != DRE_OK) {
+		fail(o, 503, "UNAVAILABLE", NULL,
+		    "the coupon service did not answer (%s): the voucher was "
+		    "not redeemed",
+		    dre_strerror(err));
+		return false;
+	}
+	if (st == 200)
+		return true;
+	const dre_json *e = dre_json_get(doc, "error");
+	const char     *code = loy_jstr(e, "code");
+	const char     *msg = loy_jstr(e, "message");
+	if (code == NULL)
+		code = "";
+	if (msg == NULL)
+		msg = "refused";
+	if (st == 409 && strcmp(code, "REDEEMED") == 0)
+		fail(o, 409, "RewardVoucherAlreadyRedeemed", "id",
+		    "reward voucher %s was redeemed already (its code was "
+		    "used "
+		    "at a till)",
+		    v->id);
+	else if (st == 409 && strcmp(code, "EXPIRED") == 0)
+		fail(o, 409, "RewardVoucherExpired", "id",
+		    "reward voucher %s has expired", v->id);
+	else if (st == 409 && strcmp(code, "RESERVED_BY_OTHER") == 0)
+		fail(o, 409, "RewardVoucherInUse", "id",
+		    "reward voucher %s is held by a transaction at a till: "
+		    "not redeemed",
+		    v->id);
+	else if (st == 404 || st == 409)
+		fail(o, 409, "RewardVoucherNotRedeemable", "id",
+		    "the coupon service refused to withdraw the code of "
+		    "reward voucher %s (%s): not redeemed",
+		    v->id, msg);
+	else
+		fail(o, 503, "UNAVAILABLE", NULL,
+		    "the coupon service did not withdraw the code (%d %s): "
+		    "the voucher was not redeemed",
+		    st, msg);
+	return false;
+}
+
+// redeem is loy_voucher_redeem under s->mu.
+static void
+redeem(loy *s, dre_arena *a, const char *tenant, const char *contact,
+    const char *vid, loy_outcome *o, dre_buf *out)
+{
+	loy_contact c;
+	dre_err     err = loy_contact_get(s, NULL, a, tenant, contact, &c);
+	if (err == DRE_ENOTFOUND) {
+		fail(o, 404, "ContactNotFound", "contactId", "no contact %s",
+		    contact);
+		return;
+	}
+	char   k[600], *val = NULL;
+	size_t kl = 0, vl = 0;
+	if (err == DRE_OK) {
+		kl = dre_key(k, sizeof k, 'V', 3, tenant, c.id, vid);
+		err = kl == 0
+		    ? DRE_ENOTFOUND
+		    : dre_store_get(s->st, LOY_CF_REWARDS, k, kl, &val, &vl);
+	}
+	if (err == DRE_ENOTFOUND) {
+		// Unknown, or another contact's: the same answer.
+		fail(o, 404, "RewardVoucherNotFound", "id",
+		    "contact %s holds no reward voucher %s", c.id, vid);
+		return;
+	}
+	voucher v;
+	if (err == DRE_OK) {
+		err = voucher_parse(&v, a, val, vl);
+		free(val);
+	}
+	if (err != DRE_OK) {
+		fail(o, 503, "UNAVAILABLE", NULL,
+		    "the loyalty service could not complete the request: %s",
+		    dre_strerror(err));
+		return;
+	}
+	int64_t now = dre_now_ms();
+	if (v.redeemed) {
+		fail(o, 409, "RewardVoucherAlreadyRedeemed", "id",
+		    "reward voucher %s was redeemed already", v.id);
+		return;
+	}
+	if (v.expires != 0 && v.expires <= now) {
+		fail(o, 409, "RewardVoucherExpired", "id",
+		    "reward voucher %s has expired", v.id);
+		return;
+	}
+	if (!withdraw(s, a, tenant, &v, o))
+		return;
+	v.redeemed = true;
+	v.redeemed_on = now;
+	dre_batch *b = dre_batch_alloc_indexed();
+	dre_buf    doc = { 0 };
+	char       seed[300];
+	if (b == NULL) {
+		err = DRE_ENOMEM;
+		goto done;
+	}
+	voucher_store(&doc, &v);
+	if (doc.oom) {
+		err = DRE_ENOMEM;
+		goto done;
+	}
+	dre_batch_put(b, s->st, LOY_CF_REWARDS, k, kl, doc.data, doc.len);
+	snprintf(seed, sizeof seed, "redeem|%s", v.id);
+	if ((err = loy_event(s, b, tenant, &c, "VOUCHER_REDEEMED", 0, NULL,
+	         NULL, NULL, v.number, seed, now))
+	        != DRE_OK
+	    || (err = dre_store_write(s->st, b, true)) != DRE_OK)
+		goto done;
+	dre_outbox_kick(s->ob);
+	dre_jsonw w;
+	dre_jsonw_init(&w, out);
+	voucher_render(&w, &v);
+	o->status = 200;
+done:
+	if (err != DRE_OK)
+		fail(o, 503, "UNAVAILABLE", NULL,
+		    "the loyalty service could not record the redemption "
+		    "(%s); its code is withdrawn: retry to complete it",
+		    dre_strerror(err));
+	dre_buf_free(&doc);
+	dre_batch_free(b);
+}
+
+void
+loy_voucher_redeem(loy *s, dre_arena *a, const char *tenant,
+    const char *contact, const char *id, loy_outcome *o, dre_buf *out)
+{
+	memset(o, 0, sizeof *o);
+	pthread_mutex_lock(&s->mu);
+	redeem(s, a, tenant, contact, id, o, out);
+	pthread_mutex_unlock(&s->mu);
+}
+
 // ---- listing ------------------------------------------------------------
 
 dre_err
@@ -698,6 +865,61 @@ loy_h_voucher_exchange(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		goto out;
 	}
 	rep->status = 201;
+	dre_rpc_reply_json(rep);
+out:
+	dre_docapi_end(&d);
+}
+
+// loy_h_voucher_redeem: POST /api/v3/reward-vouchers/{id}/redeem with
+// contactId in the query or the body ({contactId?, redemptionChannel?})
+// -> 200 the voucher, redeemed.
+void
+loy_h_voucher_redeem(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	static const char *const known[]
+	    = { "contactId", "redemptionChannel" };
+	dre_docapi_req d;
+	if (!dre_docapi_begin(&d, &loy_voucher_api, call, rep))
+		goto out;
+	const char *id = dre_rpc_param(call, "id");
+	const char *who = dre_rpc_param(call, "contactId");
+	if (call->body_len > 0) {
+		const dre_json *in
+		    = dre_docapi_body(&d, DRE_DOCAPI_NOT_OBJECT);
+		if (in == NULL || !dre_docapi_strict(&d, in, known, 2))
+			goto out;
+		const dre_json *b = dre_json_get(in, "contactId");
+		if (b != NULL && !dre_json_is(b, DRE_JSON_STRING)) {
+			dre_docapi_invalid(
+			    &d, "contactId", "contactId must be a string");
+			goto out;
+		}
+		if (b != NULL && who != NULL && strcmp(b->str, who) != 0) {
+			dre_docapi_invalid(&d, "contactId",
+			    "the query and the body name different contacts");
+			goto out;
+		}
+		if (b != NULL)
+			who = b->str;
+	}
+	if (who == NULL || who[0] == '\0' || strlen(who) > 200) {
+		dre_docapi_invalid(&d, "contactId",
+		    "contactId (query or body) is required: the contact "
+		    "whose voucher is redeemed");
+		goto out;
+	}
+	if (id == NULL || id[0] == '\0' || strlen(id) > 200) {
+		dre_docapi_invalid(&d, "id", "the voucher id is required");
+		goto out;
+	}
+	loy_outcome o;
+	loy_voucher_redeem(svc, d.a, call->tenant, who, id, &o, &rep->body);
+	if (o.status != 200) {
+		dre_buf_reset(&rep->body);
+		dre_rpc_reply_error(
+		    rep, o.status, o.code, o.target, "%s", o.msg);
+		goto out;
+	}
 	dre_rpc_reply_json(rep);
 out:
 	dre_docapi_end(&d);

@@ -55,6 +55,16 @@ dre_err loy_call(loy *s, dre_rpc_client *cli, const char *method,
 void loy_voucher_exchange(loy *s, dre_arena *a, const char *tenant,
     const char *contact, loy_outcome *o, dre_buf *out);
 
+// loy_voucher_redeem redeems reward voucher id of contact (an id) through
+// the API: 404 ContactNotFound / RewardVoucherNotFound (also for another
+// contact's voucher), 409 RewardVoucherAlreadyRedeemed / ...Expired /
+// ...InUse; otherwise the coupon service withdraws its code first
+// (coupon.RedeemVoucher, idempotent), then the voucher is marked redeemed
+// with VOUCHER_REDEEMED in one synced batch. Takes s->mu. On success (200)
+// the voucher is rendered into out.
+void loy_voucher_redeem(loy *s, dre_arena *a, const char *tenant,
+    const char *contact, const char *id, loy_outcome *o, dre_buf *out);
+
 // loy_vouchers_render writes the contact's vouchers (which: 'p' available
 // ones in the POS platform's reward shape, 'a' all, 'v'
 // available, 'r' redeemed), from offset skip, at most top, as Engage's
@@ -98,6 +108,8 @@ dre_err loy_rewards_confirmed(
 void loy_h_voucher_exchange(
     void *svc, const dre_rpc_call *call, dre_rpc_reply *rep);
 void loy_h_voucher_list(
+    void *svc, const dre_rpc_call *call, dre_rpc_reply *rep);
+void loy_h_voucher_redeem(
     void *svc, const dre_rpc_call *call, dre_rpc_reply *rep);
 void loy_h_assign_create(
     void *svc, const dre_rpc_call *call, dre_rpc_reply *rep);

@@ -40,7 +40,7 @@ COLLECTION_FIXTURE = {
     "contacts": "contact", "PromotionPerformance": "promo",
     "BudgetUtilization": "budget", "transactions": "txn",
     "ApiClients": "apiclient", "ApiKeys": "apikey", "CalculationAuditLogs": "txn",
-    "promotion-assignments": "assignment",
+    "promotion-assignments": "assignment", "reward-vouchers": "voucher",
 }
 # Query strings that name A's data on routes that take them.
 QUERIES = {
@@ -50,6 +50,7 @@ QUERIES = {
     "/api/v3/reward-vouchers/available": "contactId={contact}",
     "/api/v3/reward-vouchers/redeemed": "contactId={contact}",
     "/api/v3/promotion-assignments": "contactId={contact}",
+    "/api/v3/reward-vouchers/{id}/redeem": "contactId={contact}",
 }
 
 
@@ -109,6 +110,7 @@ def bodies(a):
         "exchangeRewardVoucher": {"contactId": a["contact"]},
         "assignPromotion": {"contactId": a["contact"], "promotionId": a["personal"]},
         "redeemPromotionAssignment": {"redemptionChannel": "POS"},
+        "redeemRewardVoucher": {"contactId": a["contact"]},
     }
 
 
@@ -173,7 +175,21 @@ class Isolation(harness.TestCase):
             cl["clientSecret"]
         k = make("/api/v1/ApiKeys", {"name": mark, "roles": ["POSReader"]})
         a["apikey"], a["apikeysecret"] = k["id"], k["key"]
+        # A reward voucher of A's contact (its code is one of A's type).
+        prog = self.assertOk(s.get("/api/v1/LoyaltyProgram"))
+        prog["voucherRule"] = dict(prog["voucherRule"], automatic=False,
+                                   couponTypeId=a["ctype"])
+        self.assertOk(s.request("PUT", "/api/v1/LoyaltyProgram", prog))
         a["program"] = self.assertOk(s.get("/api/v1/LoyaltyProgram"))
+        vr = uniq("ISOVR")
+        make("/api/v3/receipts", {"contact": {"matchKey": a["contact"], "matchKeyType": "ContactId"},
+                                  "uniqueReceiptId": vr, "receiptNumber": vr,
+                                  "createdDate": harness.TS, "currency": "EUR",
+                                  "items": [{"type": "PURCHASE",
+                                             "grossPaidPrice": D("%d.00" % prog["voucherRule"]
+                                                                 ["pointsPerVoucher"])}]},
+             202)
+        a["voucher"] = make("/api/v3/reward-vouchers", {"contactId": a["contact"]})["id"]
         # A personal promotion of A's, assigned to A's contact.
         pp = promotion(mark + " personal", [{"type": "ARTICLE", "values": [a["article"]]}],
                        [pct_action(5, articles=[a["article"]])], pos_groups=[a["pg"]],

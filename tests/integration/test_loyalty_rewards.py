@@ -8,7 +8,10 @@
 # personal promotions (member A gets it, member B does not, by id or
 # externalId, redeemed once by confirm) and LOYALTY_UNAVAILABLE when loyalty
 # is down or stalled (still 200); migrated balances publish no events and
-# convert nothing until the member's next credit.
+# convert nothing until the member's next credit; POST
+# /api/v3/reward-vouchers/{id}/redeem (the code withdrawn in the coupon
+# service first, idempotently; another member's voucher refused, nothing
+# changed); the member's level from loyalty for LOYALTY_TIER conditions.
 import json
 import os
 import signal
@@ -166,6 +169,10 @@ class Rewards(harness.TestCase):
                                               coupons=[{"code": code}])))
         self.assertEqual([(x["code"], x["reason"]) for x in b["invalidCoupons"]],
                          [(code, "REDEEMED")])
+        # redeemed by the confirm: the API's redeem refuses it
+        self.assertError(s.post("/api/v3/reward-vouchers/%s/redeem" % v["id"],
+                                {"contactId": cid}), 409, "RewardVoucherAlreadyRedeemed", "id")
+        self.assertEqual(self.code_doc(code)["status"], "REDEEMED")
         # the events
         evs = self.loyalty_events(cid)
         self.assertEqual([(e["type"], e["points"], e["pointsBalance"]) for e in evs
@@ -437,6 +444,163 @@ class Rewards(harness.TestCase):
         finally:
             s.start_service("loyalty")
         s.wait_for_promotion(w["id"], req)
+        # the gateway has reconnected too (the tests after this one use it)
+        harness.wait_until(lambda: s.get("/api/v1/LoyaltyProgram").status == 200, 10,
+                           what="gateway reconnected to loyalty")
+
+    # -- redeem through the API ------------------------------------------------
+    def test_g_redeem_through_the_api(self):
+        s = self.stack
+        gid, art, vt, vp = self.voucher_setup()
+        self.program(False, vt["id"])
+        cid = self.contact(email=email())["id"]
+        other = self.contact(email=email())["id"]
+        self.receipt(cid, "1000.00")
+        v1 = self.assertStatusBody(s.post("/api/v3/reward-vouchers", {"contactId": cid}), 201)
+        v2 = self.assertStatusBody(s.post("/api/v3/reward-vouchers", {"contactId": cid}), 201)
+        self.assertEqual(self.balance(cid), 0)
+        code = v1["voucherNumber"]
+        path = "/api/v3/reward-vouchers/%s/redeem" % v1["id"]
+        # refusals: nothing changes
+        self.assertError(s.post(path), 400, "VALIDATION_FAILED", "contactId")
+        self.assertError(s.post(path, {"contactId": cid, "x": 1}), 400, "VALIDATION_FAILED",
+                         "x")
+        self.assertError(s.post(path + "?contactId=" + cid, {"contactId": other}), 400,
+                         "VALIDATION_FAILED", "contactId")
+        self.assertError(s.post(path + "?contactId=" + other), 404, "RewardVoucherNotFound",
+                         "id")
+        self.assertError(s.post(path, {"contactId": other}), 404, "RewardVoucherNotFound", "id")
+        self.assertError(s.post("/api/v3/reward-vouchers/%s/redeem" % harness.new_id(),
+                                {"contactId": cid}), 404, "RewardVoucherNotFound", "id")
+        self.assertError(s.post(path, {"contactId": harness.new_id()}), 404, "ContactNotFound",
+                         "contactId")
+        self.assertEqual(self.vouchers(cid, "/available")["totalCount"], 2)
+        self.assertEqual(self.vouchers(other)["totalCount"], 0)
+        self.assertEqual(self.code_doc(code)["status"], "ACTIVE")
+        # redeem (contactId in the query, no body): the list shape, redeemed
+        red = self.assertOk(s.post(path + "?contactId=" + cid))
+        self.assertRegex(red["redeemedOn"], harness.ISO_RE)
+        self.assertJson(dict(v1, redeemed=True, redeemedOn=red["redeemedOn"]), red)
+        self.assertError(s.post(path, {"contactId": cid}), 409,
+                         "RewardVoucherAlreadyRedeemed", "id")
+        self.assertEqual(self.vouchers(cid, "/redeemed")["items"], [red])
+        self.assertEqual(self.vouchers(cid, "/available")["items"], [v2])
+        self.assertEqual(self.balance(cid), 0)
+        # the code is withdrawn: no till can use it
+        self.assertJson({"code": code, "customerId": cid, "status": "CANCELLED"},
+                        self.code_doc(code), subset=True)
+        b = self.assertEval(s.evaluate(basket(gid, [item("L1", art, 1, "20.00")],
+                                              coupons=[{"code": code}],
+                                              customer={"customerId": cid})))
+        self.assertEqual([(x["code"], x["reason"]) for x in b["invalidCoupons"]],
+                         [(code, "CANCELLED")])
+        self.assertEqual(b.get("appliedCoupons", []), [])
+        # coupon.RedeemVoucher is idempotent; another customer is refused
+
+        def rpc(vid, customer):
+            st, raw = s.rpc_call("coupon", "coupon.RedeemVoucher", tenant="default",
+                                 body=json.dumps({"voucherId": vid,
+                                                  "customerId": customer}).encode())
+            return st, json.loads(raw) if raw else None
+        st, doc = rpc(v1["id"], cid)
+        self.assertEqual((st, doc["code"], doc["status"]), (200, code, "CANCELLED"))
+        st, _ = rpc(v2["id"], other)
+        self.assertEqual(st, 409)
+        self.assertEqual(self.code_doc(v2["voucherNumber"])["status"], "ACTIVE")
+        st, _ = rpc(harness.new_id(), cid)
+        self.assertEqual(st, 404)
+        # a redeem cut short after the coupon service withdrew the code (the
+        # loyalty write lost): the retry completes it
+        st, doc = rpc(v2["id"], cid)
+        self.assertEqual((st, doc["status"]), (200, "CANCELLED"))
+        self.assertEqual(self.vouchers(cid, "/available")["totalCount"], 1)
+        red2 = self.assertOk(s.post("/api/v3/reward-vouchers/%s/redeem" % v2["id"],
+                                    {"contactId": cid, "redemptionChannel": "POS"}))
+        self.assertEqual((red2["id"], red2["redeemed"]), (v2["id"], True))
+        self.assertEqual(self.vouchers(cid, "/available")["totalCount"], 0)
+        harness.wait_until(
+            lambda: [(e["type"], e["reference"]) for e in self.loyalty_events(cid)
+                     if e["type"].startswith("VOUCHER")] ==
+            [("VOUCHER_CREATED", {"string": code}),
+             ("VOUCHER_CREATED", {"string": v2["voucherNumber"]}),
+             ("VOUCHER_REDEEMED", {"string": code}),
+             ("VOUCHER_REDEEMED", {"string": v2["voucherNumber"]})],
+            15, what="the voucher events")
+
+    def test_g2_redeem_while_the_coupon_service_is_down_changes_nothing(self):
+        s = self.stack
+        gid, art, vt, vp = self.voucher_setup()
+        self.program(False, vt["id"])
+        cid = self.contact(email=email())["id"]
+        self.receipt(cid, "500.00")
+        v = self.assertStatusBody(s.post("/api/v3/reward-vouchers", {"contactId": cid}), 201)
+        path = "/api/v3/reward-vouchers/%s/redeem" % v["id"]
+        s.stop_service("coupon")
+        try:
+            self.assertError(s.post(path, {"contactId": cid}), 503, "UNAVAILABLE")
+            self.assertEqual(self.vouchers(cid, "/available")["items"], [v])
+        finally:
+            s.start_service("coupon")
+        got = {}
+
+        def redeemed():
+            r = s.post(path, {"contactId": cid})
+            if r.status == 503:
+                return False
+            got["r"] = r
+            return True
+        harness.wait_until(redeemed, 10, interval=0.1, what="coupon service back")
+        self.assertTrue(self.assertOk(got["r"])["redeemed"])
+        harness.wait_until(lambda: s.get("/api/v1/CouponTypes").status == 200, 10,
+                           what="gateway reconnected to coupon")
+        self.assertEqual(self.code_doc(v["voucherNumber"])["status"], "CANCELLED")
+
+    # -- the level for LOYALTY_TIER --------------------------------------------
+    def test_h_level_from_loyalty_for_loyalty_tier(self):
+        s = self.stack
+        gid = self.pos_group()["id"]
+        art = uniq("ART")
+        gold = promotion("Gold 10%", [{"type": "ARTICLE", "values": [art]},
+                                      {"type": "LOYALTY_TIER", "values": ["GOLD"]}],
+                         [harness.pct_action(10, articles=[art])], pos_groups=[gid])
+        s.create_promotion(gold)
+        mn = uniq("GOLD")
+        r = s.post("/api/v3/contacts/import?firstRow=1",
+                   [{"memberNumber": mn, "email": email(), "pointsBalance": 0,
+                     "level": "GOLD"}])
+        self.assertOk(r)
+        gid_c = self.assertOk(s.get("/api/v3/contacts/id?customKey=" + mn))
+        o = self.assertOk(s.get("/api/v3/contactoverview?contactId=" + gid_c))
+        self.assertEqual(o["loyalty"]["level"], "GOLD")
+        base = self.contact(email=email())["id"]
+
+        def sale(customer):
+            req = basket(gid, [item("L1", art, 1, "50.00")])
+            if customer is not None:
+                req["customer"] = customer
+            return req
+        s.wait_for_promotion(gold["id"], sale({"customerId": "probe",
+                                               "loyalty": {"tier": "GOLD"}}))
+        ten = [("L1", D("5.00"))]
+        # the GOLD member, no tier in the basket: loyalty's level (by id and
+        # by memberNumber), on evaluate and simulate
+        b = self.assertEval(s.evaluate(sale({"customerId": gid_c})))
+        self.assertEqual(s.applied(b, gold["id"]), ten)
+        self.assertNotIn("warnings", b["meta"])
+        b = self.assertEval(s.simulate(sale({"loyaltyCardNo": mn})), True)
+        self.assertEqual(s.applied(b, gold["id"]), ten)
+        # a basket stating the tier keeps its own
+        b = self.assertEval(s.simulate(sale({"customerId": gid_c,
+                                             "loyalty": {"tier": "SILVER"}})), True)
+        self.assertEqual(s.applied(b, gold["id"]), [])
+        b = self.assertEval(s.simulate(sale({"customerId": base,
+                                             "loyalty": {"tier": "GOLD"}})), True)
+        self.assertEqual(s.applied(b, gold["id"]), ten)
+        # a BASE member, an unknown customer, no customer: no GOLD
+        for who in ({"customerId": base}, {"customerId": harness.new_id()}, None):
+            b = self.assertEval(s.simulate(sale(who)), True)
+            self.assertEqual(s.applied(b, gold["id"]), [], who)
+            self.assertNotIn("warnings", b["meta"])
 
 
 if __name__ == "__main__":

@@ -107,9 +107,13 @@ int64_t eng_index_version(const eng_index *ix);
 int64_t eng_index_data_age(const eng_index *ix);
 // eng_index_promotions counts the live promotions of tenant (NULL = all).
 size_t eng_index_promotions(const eng_index *ix, const char *tenant);
-// eng_index_has_personal tells whether tenant has a live PERSONAL
-// promotion (then an evaluate for a known customer asks loyalty).
-bool eng_index_has_personal(const eng_index *ix, const char *tenant);
+// What of the loyalty service the live promotions of a tenant need, for a
+// basket of a known customer: its assignments (a PERSONAL promotion) and
+// its level (a LOYALTY_TIER condition, when the basket states no tier).
+enum { ENG_LOYALTY_PERSONAL = 1, ENG_LOYALTY_TIER = 2 };
+// eng_index_loyalty_needs is the ENG_LOYALTY_* set of tenant (kept with
+// the index, no scan per call).
+unsigned eng_index_loyalty_needs(const eng_index *ix, const char *tenant);
 // eng_index_bytes is the memory the index's tenants and entities take; it
 // sets *entities (when not NULL) to their number, tombstones included.
 size_t eng_index_bytes(const eng_index *ix, size_t *entities);

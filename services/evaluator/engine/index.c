@@ -812,6 +812,21 @@ thrlist_build(ix_thrlist *l, dre_arena *a, thr_vec *tv)
 	return true;
 }
 
+// promo_loyalty_needs is what of the loyalty service p needs (ENG_LOYALTY_*).
+static unsigned
+promo_loyalty_needs(const dre_promo *p)
+{
+	unsigned need = 0;
+	if (p == NULL)
+		return 0;
+	if (p->assignment == DRE_ASSIGN_PERSONAL)
+		need |= ENG_LOYALTY_PERSONAL;
+	for (uint32_t i = 0; i < p->nconds; i++)
+		if (p->conds[i].type == DRE_COND_LOYALTY_TIER)
+			need |= ENG_LOYALTY_TIER;
+	return need;
+}
+
 // tenant_build makes a tenant version of the n entities (sorted by kind and
 // key; their references pass to the tenant, also on failure).
 static ix_tenant *
@@ -853,9 +868,10 @@ tenant_build(const char *name, ix_ent **ents, uint32_t n)
 		ix_ent *e = ents[i];
 		if (e->deleted)
 			continue;
-		if (e->kind == ENG_MK_PROMOTION)
+		if (e->kind == ENG_MK_PROMOTION) {
 			t->promos[t->npromos++] = e;
-		else if (e->kind == ENG_MK_ARTICLE)
+			t->loyalty_needs |= promo_loyalty_needs(e->promo);
+		} else if (e->kind == ENG_MK_ARTICLE)
 			map_put(&t->articles, e->key, e);
 		else if (e->kind == ENG_MK_POS_GROUP) {
 			map_put(&t->pg_by_id, e->key, e);
@@ -1033,14 +1049,11 @@ eng_index_promotions(const eng_index *ix, const char *tenant)
 	return n;
 }
 
-bool
-eng_index_has_personal(const eng_index *ix, const char *tenant)
+unsigned
+eng_index_loyalty_needs(const eng_index *ix, const char *tenant)
 {
 	const ix_tenant *t = ix_tenant_find(ix, tenant);
-	for (uint32_t i = 0; t != NULL && i < t->npromos; i++)
-		if (t->promos[i]->promo->assignment == DRE_ASSIGN_PERSONAL)
-			return true;
-	return false;
+	return t != NULL ? t->loyalty_needs : 0;
 }
 
 size_t

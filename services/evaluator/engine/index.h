@@ -167,6 +167,7 @@ struct ix_tenant {
 	ix_map        pg_by_id; // POS group id -> ix_ent
 	ix_map        pg_by_code; // POS group code -> ix_ent
 	const ix_ent *settings; // TENANT_SETTINGS, NULL = defaults
+	unsigned      loyalty_needs; // ENG_LOYALTY_* of the live promotions
 };
 
 struct eng_index {
