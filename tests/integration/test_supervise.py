@@ -33,9 +33,18 @@ class Supervise(harness.TestCase):
         finally:
             st.kill()
 
+    @staticmethod
+    def stack_out(data):
+        with open(os.path.join(data, "stack.out"), "rb") as f:
+            return f.read().decode(errors="replace")
+
     def run_checks(self, p, data):
         harness.wait_until(lambda: self.ok("GET", "/pos/heartbeat"), 60,
                            what="the stack to serve")
+        # Supervision begins once tools/stack has started everything (a
+        # process that dies before is a failed start, not a crash).
+        harness.wait_until(lambda: "Ctrl-C stops everything" in self.stack_out(data), 60,
+                           what="tools/stack to supervise")
         before = toolstack.pids_of(data)
         self.assertEqual(sorted(before), sorted(NAMES))
         body = {"name": "Supervised", "totalAmount": 10, "currency": "EUR"}
@@ -60,8 +69,7 @@ class Supervise(harness.TestCase):
             os.kill(old, signal.SIGKILL)
             harness.wait_until(lambda: toolstack.pids_of(data).get("evaluator") not in (None, old),
                                20, what="dre-evaluator to be restarted")
-        with open(os.path.join(data, "stack.out"), "rb") as f:
-            out = f.read().decode(errors="replace")
+        out = self.stack_out(data)
         self.assertIn("dre-evaluator exited (status 137); restarting in 1s", out)
         self.assertIn("dre-evaluator exited (status 137); restarting in 2s", out)
         req = {"request": {"posGroupId": harness.new_id(), "items": [
