@@ -368,7 +368,11 @@ class CouponConfirm(harness.TestCase):
                 self.assertNotIn(e["code"], issued)
                 issued[e["code"]] = e
         # Every code redeemed exactly once; the GENERIC one exactly CONFIRMS
-        # times.
+        # times (read once the gateway has reconnected to the restarted
+        # service: until then it answers 503).
+        harness.wait_until(
+            lambda: self.stack.get("/api/v1/CouponCodes?$top=1").status == 200, 30,
+            what="the gateway to reach the restarted coupon service")
         done = {x["code"]: x for x in self.codes_of(couponTypeId=ti["id"])}
         # the stream's codes, and the one setup_promotions probed with
         self.assertEqual(len(done), CONFIRMS + 1)
