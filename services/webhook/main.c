@@ -61,7 +61,8 @@ static const dre_cfg_opt wh_opts_table[] = {
 	    "how long DELIVERED records are kept (FAILED ones stay until "
 	    "reposted or deleted)" },
 	{ "webhook.sidefx_services", DRE_CFG_STR,
-	    offsetof(wh_cfg, sfx_services), "budget,reporting,coupon,webhook",
+	    offsetof(wh_cfg, sfx_services),
+	    "budget,reporting,coupon,loyalty,webhook",
 	    "services whose results complete a sale's side effects "
 	    "(SIDE_EFFECTS_COMPLETED; as the evaluator's sidefx.services)" },
 	{ "catalog.url", DRE_CFG_STR, offsetof(wh_cfg, catalog_url),
