@@ -76,7 +76,7 @@ function(dre_add_unit_test)
 endfunction()
 
 # dre_add_integration_test(NAME mod [SCRIPT test_mod.py] [ENVIRONMENT ...]
-#                          [LABELS ...])
+#                          [LABELS ...] [COST seconds])
 #
 # A python3 test driving the real processes: ctest dre.integration.<mod>
 # (LABELS integration, and LABELS) runs integration/test_<mod>.py with the
@@ -84,9 +84,11 @@ endfunction()
 # sanitized build: long tests scale down); ENVIRONMENT adds NAME=value
 # entries. LABELS fault: a kill -9 / restart test of thousands of confirms,
 # which tools/dre test runs in the plain build only (at full size; the
-# sanitized stage skips them to stay within CI's time).
+# sanitized stage skips them to stay within CI's time). COST: the test's
+# usual run time; ctest -j starts the costliest first, so a fresh clone (no
+# recorded timings) does not end on one long test running alone.
 function(dre_add_integration_test)
-  cmake_parse_arguments(ARG "" "NAME;SCRIPT" "ENVIRONMENT;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "" "NAME;SCRIPT;COST" "ENVIRONMENT;LABELS" ${ARGN})
   if(NOT ARG_SCRIPT)
     set(ARG_SCRIPT integration/test_${ARG_NAME}.py)
   endif()
@@ -103,6 +105,9 @@ function(dre_add_integration_test)
   set_tests_properties(dre.integration.${ARG_NAME} PROPERTIES
     LABELS "integration;${ARG_LABELS}" TIMEOUT 600 ENVIRONMENT "${env}"
     FIXTURES_REQUIRED dre_it_answers)
+  if(ARG_COST)
+    set_tests_properties(dre.integration.${ARG_NAME} PROPERTIES COST ${ARG_COST})
+  endif()
 endfunction()
 
 # dre_add_fuzz_target(NAME t [LIBS ...])
