@@ -13,6 +13,8 @@
 # API (create, list, mark redeemed once, used in a cart).
 import json
 import os
+import re
+import subprocess
 import sys
 import time
 
@@ -273,6 +275,64 @@ class Bridge(harness.TestCase):
                               "promotions": [{"promotionId": p["id"], "amount": D("2.00")}]})
         self.assertPlatformError(r, 409, "PROMOTION_NOT_GRANTED")
 
+    # -- the worked example of docs/pos-bridge.md, as a retailer replays it --------
+    def test_docs_curl_sequence(self):
+        doc = open(os.path.join(harness.SOURCE_DIR, "docs", "pos-bridge.md"),
+                   encoding="utf-8").read()
+        part = doc[doc.index("## A till's sale, replayable with curl"):]
+        script = re.search(r"```sh\n(.*?)```", part, re.S).group(1)
+        p = subprocess.run(["bash", "-c", script], env=dict(os.environ, GW=self.stack.base_url),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=harness.deadline(60))
+        self.assertEqual(p.returncode, 0, p.stderr.decode() + p.stdout.decode())
+        out = {}
+        for line in p.stdout.decode().splitlines():
+            label, _, rest = line.partition(" ")
+            out[label] = rest
+        again, _, status = out.pop("again").rpartition(" ")
+        got = {k: json.loads(v, parse_float=D) for k, v in out.items()}
+        promo = got["cart"]["lineItems"][0]["promotions"][0]["promotionId"]
+        self.assertEqual(got["cart"], {
+            "valid": True, "cartId": "CART-1", "transactionCounter": 1, "currency": "EUR",
+            "lineItems": [{"lineId": "1", "sku": "A1", "quantity": 2, "unitPrice": D("10.00"),
+                           "lineTotal": D("20.00"), "discount": D("2.00"), "netTotal": D("18.00"),
+                           "promotions": [{"promotionId": promo, "name": "10% on A1 with a code",
+                                           "amount": D("2.00"), "code": "RC1234"}]}],
+            "grantedItems": [],
+            "totals": {"subtotal": D("20.00"), "discount": D("2.00"), "total": D("18.00")},
+            "loyaltyPointsEarned": 18, "messages": []})
+        self.assertEqual(got["code"], {"valid": True, "code": "RC1234", "promotionId": promo,
+                                       "message": "coupon 'RC1234' is valid", "expiresAt": None})
+        self.assertEqual((got["order"]["orderId"], got["order"]["confirmed"]), ("ORD-1", True))
+        self.assertEqual((got["sidefx"]["status"], got["sidefx"]["couponsRedeemed"],
+                          got["sidefx"]["loyaltyPointsEarned"]), ("COMPLETED", 1, 18))
+        self.assertEqual(got["points"], {"orderId": "ORD-1", "customerId": "M1",
+                                         "pointsEarned": 18, "pointsBalance": 18,
+                                         "tier": "BASE"})
+        self.assertEqual(got["rewards"], {"accountNumber": "M1", "totalPoints": 18,
+                                          "currentRewardPoints": 18, "pointsToNextReward": 482,
+                                          "currentTier": {"name": "BASE"}, "rewards": []})
+        ret = dict(got["return"])
+        self.assertTrue(ret.pop("customerId"))
+        self.assertEqual(ret, {"orderId": "ORD-1", "returnId": "RET-1", "pointsDeducted": 9,
+                               "pointsBalance": 9})
+        self.assertEqual(got["cart2"]["totals"]["discount"], D("1.00"))
+        self.assertEqual(got["void"], {"cartId": "CART-2", "voided": True})
+        self.assertEqual((got["freed"]["status"], got["freed"]["activeReservations"]),
+                         ("ACTIVE", 0))
+        self.assertEqual(got["supc"]["codes"], [{"code": "RC-WEB-1", "status": "ACTIVE"},
+                                                {"code": "RC-WEB-2", "status": "ACTIVE"}])
+        listed = {c["code"]: c for c in got["supclist"]["codes"]}
+        self.assertEqual((listed["RC1234"]["status"], listed["RC1234"]["cartId"]),
+                         ("REDEEMED", "CART-1"))
+        self.assertEqual(listed["RC5678"], {"code": "RC5678", "status": "ACTIVE"})
+        self.assertEqual(got["redeemed"], {"promotionId": promo, "codes": [
+            {"code": "RC-WEB-1", "status": "REDEEMED", "redeemedAt": 1780833600000,
+             "orderId": "WEB-9"}]})
+        self.assertEqual((json.loads(again), status), ({
+            "errorCode": "ALREADY_REDEEMED",
+            "errorMessage": "code 'RC-WEB-1' is REDEEMED already"}, "409"))
+
     # -- SUPC: single-use promotion codes of an external system ----------------
     def test_supc(self):
         s = self.stack
@@ -425,6 +485,8 @@ class Bridge(harness.TestCase):
             ({"cartId": uniq("C"), "lineItems": [ok_line]}, 400, "MISSING_FIELD"),
             ({"cartId": uniq("C"), "storeId": g["code"], "lineItems": [ok_line],
               "promoCodes": "ABC"}, 400, "INVALID_FIELD"),
+            ({"cartId": uniq("C"), "storeId": g["code"],
+              "lineItems": [dict(ok_line, category="C" * 21)]}, 400, "INVALID_FIELD"),
             ([1, 2], 400, "INVALID_REQUEST"),
         ]
         for body, status, code in cases:
