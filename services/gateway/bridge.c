@@ -848,3 +848,32 @@ gw_bridge_return(gw_job *j)
 	backend_send(
 	    j, GW_LOYALTY, "loyalty.Returns.create", &b, render_passed);
 }
+
+// ---------------------------------------------------------------- SUPC
+
+static const char *const k_supc[] = { "codes", "count", NULL };
+static const char *const k_supc_code[]
+    = { "code", "redeemed", "orderId", "redeemedAt", NULL };
+
+void
+gw_bridge_supc(gw_job *j)
+{
+	dre_json       *root;
+	ignored         ig = { { 0 }, 0 };
+	const dre_json *codes;
+	size_t          i = 0;
+
+	if (!body_object(j, &root))
+		return;
+	ignore_unknown(&ig, root, "", k_supc);
+	codes = dre_json_get(root, "codes");
+	for (const dre_json *e
+	     = dre_json_is(codes, DRE_JSON_ARRAY) ? codes->child : NULL;
+	     e != NULL; e = e->next, i++) {
+		char path[32];
+		snprintf(path, sizeof path, "codes[%zu]", i);
+		ignore_unknown(&ig, e, path, k_supc_code);
+	}
+	ignored_done(j, &ig);
+	gw_forward(j);
+}

@@ -338,8 +338,9 @@ class Bridge(harness.TestCase):
         s = self.stack
         g, art, ctype, p = self.setup_store()
         a, b = uniq("SUPC-A"), uniq("supc-b")
-        r = self.supc("POST", p["id"], {"codes": [a, b]})
+        r = self.supc("POST", p["id"], {"codes": [a, b], "batchName": "web"})
         self.assertStatus(r, 201)
+        self.assertEqual(r.headers.get("dre-ignored-fields"), "batchName")
         self.assertEqual(r.body, {"promotionId": p["id"], "couponTypeId": ctype["id"],
                                   "codes": [{"code": a, "status": "ACTIVE"},
                                             {"code": b.upper(), "status": "ACTIVE"}]})
@@ -368,8 +369,10 @@ class Bridge(harness.TestCase):
         # Marked redeemed by the external system: exactly once.
         at = 1780833600000
         mark = {"codes": [{"code": a.lower(), "redeemed": True, "orderId": "EXT-1",
-                           "redeemedAt": at}]}
-        self.assertEqual(self.assertOk(self.supc("PUT", p["id"], mark)),
+                           "redeemedAt": at, "channel": "WEB"}]}
+        r = self.supc("PUT", p["id"], mark)
+        self.assertEqual(r.headers.get("dre-ignored-fields"), "codes[0].channel")
+        self.assertEqual(self.assertOk(r),
                          {"promotionId": p["id"], "codes": [
                              {"code": a, "status": "REDEEMED", "redeemedAt": at,
                               "orderId": "EXT-1"}]})
