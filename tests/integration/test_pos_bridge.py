@@ -3,8 +3,8 @@
 # 004) through the real processes, in the platform's shapes only: a till's
 # cart validation with a promo code and a member (priced by the same engine
 # as /pos/v2/evaluate), the ORDER webhook confirming the cart's last priced
-# iteration (code redeemed, points credited, side effects COMPLETED), a
-# repost getting the first answer; the platform's conventions (?api_key=,
+# iteration (budget consumed, code redeemed, points credited, side effects
+# COMPLETED), a repost getting the first answer; the platform's conventions (?api_key=,
 # empty 401, {errorCode, errorMessage}, DRE-Ignored-Fields) and its bad
 # inputs (no lines, negative quantity, unknown store, ORDER of a cart never
 # priced, a promotion not granted, RETURN of an unknown order, a SUPC
@@ -77,9 +77,10 @@ class Bridge(harness.TestCase):
                                            "prefix": "RC"})
         self.assertStatus(r, 201)
         ctype = r.body
+        self.budget = s.create_budget("100.00")
         p = promotion("Bridge 10%% %s" % art, [{"type": "ARTICLE", "values": [art]}],
                       [pct_action(10, articles=[art])], pos_groups=[g["id"]],
-                      couponTypeIds=[ctype["id"]])
+                      couponTypeIds=[ctype["id"]], budgetIds=[self.budget["id"]])
         pts = promotion("Points %s" % art, [{"type": "CUSTOMER_REQUIRED"}],
                         [{"type": "CURRENCY_TO_POINTS", "pointsPerUnit": 1}],
                         pos_groups=[g["id"]], ptype="LOYALTY")
@@ -185,6 +186,10 @@ class Bridge(harness.TestCase):
         j = s.wait_side_effects(cart_id, 1)
         self.assertEqual((j["status"], j["couponsRedeemed"], j["loyaltyPointsEarned"]),
                          ("COMPLETED", 1, 18), j)
+        self.assertEqual(j["budgetsConsumed"], [{"budgetId": self.budget["id"],
+                                                 "amount": harness.money("2.00")}])
+        bb = s.budget(self.budget["id"])
+        self.assertEqual((bb["consumedAmount"], bb["transactionsCount"]), (D("2.00"), 1))
         c = self.assertOk(s.get("/api/v1/CouponCodes/" + code))
         self.assertEqual((c["status"], c["redemptionCount"]), ("REDEEMED", 1))
         o = self.assertOk(s.get("/api/v3/contactoverview?contactId=" + contact["id"]))
@@ -240,9 +245,10 @@ class Bridge(harness.TestCase):
         self.assertEqual((evs[1]["value"]["refundAmount"], evs[1]["value"]["pointsDeducted"],
                           evs[1]["value"]["pointsBalance"]), (1800, 9, 0))
         # ... and as the webhook TRANSACTION_RETURNED, with the same id.
-        got = harness.wait_until(lambda: self.rx.at(hook) if len(self.rx.at(hook)) >= 2
-                                 else None, 20, what="TRANSACTION_RETURNED webhook")
-        first = json.loads(got[0][2], parse_float=D)
+        def delivered():
+            got = [json.loads(g[2], parse_float=D) for g in self.rx.at(hook)]
+            return [x for x in got if x["data"]["returnId"] == ret["returnId"]] or None
+        first, = harness.wait_until(delivered, 20, what="TRANSACTION_RETURNED webhook")
         self.assertEqual((first["id"], first["type"]), (eid, "TRANSACTION_RETURNED"))
         self.assertEqual(first["data"], {"orderId": order_id, "returnId": ret["returnId"],
                                          "customerId": contact["id"],
