@@ -64,11 +64,11 @@ test("columns: one bar per point on a 0..niceMax scale, with data-value", () => 
 test("line: measured points solid, the projection dashed from the last measured one", () => {
   const svg = chart.line([{ label: "a", value: 40 }, { label: "b", value: 30 }, { label: "c", value: 0, projected: true }],
     { width: 400, height: 220 });
-  // x: 64 .. 384, scale 0..50 over 170 px
-  assert.match(svg, /<polyline class="actual" points="64,44 224,78"\/>/);
-  assert.match(svg, /<polyline class="projected" points="224,78 384,180"\/>/);
+  // x: 64 .. 360, scale 0..50 over 170 px
+  assert.match(svg, /<polyline class="actual" points="64,44 212,78"\/>/);
+  assert.match(svg, /<polyline class="projected" points="212,78 360,180"\/>/);
   assert.strictEqual((svg.match(/<circle /g) || []).length, 3);
-  assert.match(svg, /<circle class="projected" cx="384" cy="180" r="3" data-label="c" data-value="0">/);
+  assert.match(svg, /<circle class="projected" cx="360" cy="180" r="3" data-label="c" data-value="0">/);
   assert.ok(!/class="projected" points/.test(chart.line([{ label: "a", value: 1 }], {})), "no projection, no dashed line");
 });
 
@@ -76,4 +76,10 @@ test("csv: RFC 4180 quoting, empty nulls, CRLF", () => {
   assert.strictEqual(chart.csv(["a", "b"], [{ a: "x,y", b: null }, { a: 1, b: 'q"' }, { a: "l\nm" }]),
     'a,b\r\n"x,y",\r\n1,"q"""\r\n"l\nm",\r\n');
   assert.strictEqual(chart.csv(["a"], []), "a\r\n");
+});
+
+test("plain bars never mark high or full (shares, funnels)", () => {
+  const svg = chart.hbars([{ label: "issued", value: 100 }, { label: "redeemed", value: 90 }], { width: 400, labelWidth: 100, plain: true });
+  assert.ok(!/bar (full|high)/.test(svg));
+  assert.match(svg, /<rect class="bar" x="100" y="12" width="230"/);
 });

@@ -719,7 +719,7 @@
         var top = per.reduce(function (m, x) { return Math.max(m, x.cents); }, 0);
         $("#r-stores").innerHTML = DreChart.hbars(per.map(function (x) {
           return { label: storeName(x.key), value: top ? 100 * x.cents / top : 0, text: fromCents(x.cents) + " " + x.currency };
-        }), { id: "r-stores-c", title: "Discount given per store (bar: share of the largest)", width: 900, labelWidth: 260, textWidth: 140 });
+        }), { id: "r-stores-c", title: "Discount given per store (bar: share of the largest)", width: 900, labelWidth: 260, textWidth: 140, plain: true });
         $("#r-stores-table tbody").innerHTML = per.map(function (x) {
           return "<tr><td>" + esc(storeName(x.key)) + "</td><td class=num>" + x.count + "</td><td class=num>" + fromCents(x.cents) + " " + esc(x.currency) + "</td></tr>";
         }).join("");
@@ -754,7 +754,7 @@
             bars.push({ label: x.couponType + " · issued", value: 100, text: String(x.issued) });
             bars.push({ label: x.couponType + " · redeemed", value: 100 * x.redeemed / x.issued, text: x.redeemed + " (" + x.redemptionRate + "%)" });
           });
-          $("#r-funnel").innerHTML = DreChart.hbars(bars, { id: "r-funnel-c", title: "Coupon codes issued, then redeemed", width: 900, labelWidth: 300, textWidth: 140 });
+          $("#r-funnel").innerHTML = DreChart.hbars(bars, { id: "r-funnel-c", title: "Coupon codes issued, then redeemed", width: 900, labelWidth: 300, textWidth: 140, plain: true });
           $("#r-funnel-table tbody").innerHTML = funnelRows.map(function (x) {
             return "<tr><td>" + esc(x.couponType) + "</td><td class=num>" + x.issued + "</td><td class=num>" + x.redeemed + "</td><td class=num>" + x.redemptionRate + "%</td></tr>";
           }).join("") || '<tr><td colspan="4" class="muted">No coupon codes yet.</td></tr>';

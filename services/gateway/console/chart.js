@@ -20,8 +20,9 @@
 
   // hbars draws one horizontal bar per row: rows [{label, value, text}],
   // value a percentage (clamped to 0..100 for the bar, text shows the real
-  // figure). opts: {title, width, rowHeight, labelWidth, textWidth}. A bar at or past
-  // 80% gets class "high", at or past 100% "full".
+  // figure). opts: {title, id, width, rowHeight, labelWidth, textWidth,
+  // plain}. A bar at or past 80% gets class "high", at or past 100% "full"
+  // (a budget running out), unless opts.plain (shares, funnels).
   function hbars(rows, opts) {
     opts = opts || {};
     var width = opts.width || 640, rh = opts.rowHeight || 28, lw = opts.labelWidth || 180;
@@ -32,7 +33,7 @@
       out.push('<text x="0" y="' + (top + rh / 2) + '">No data</text>');
     rows.forEach(function (r, i) {
       var v = num(r.value), y = top + i * rh, w = Math.round(bw * Math.min(100, Math.max(0, v)) / 100);
-      var cls = v >= 100 ? "bar full" : v >= 80 ? "bar high" : "bar";
+      var cls = opts.plain ? "bar" : v >= 100 ? "bar full" : v >= 80 ? "bar high" : "bar";
       var text = r.text !== undefined ? r.text : v + "%";
       out.push('<g class="row" data-label="' + esc(r.label) + '">');
       out.push('<text x="0" y="' + (y + rh * 0.65) + '">' + esc(r.label) + "</text>");
@@ -100,7 +101,7 @@
   function line(points, opts) {
     opts = opts || {};
     var width = opts.width || 640, height = opts.height || 220, left = 64, bottom = 40, top = 10;
-    var ph = height - top - bottom, pw = width - left - 16;
+    var ph = height - top - bottom, pw = width - left - 40; // room for the last label
     var max = niceMax(points.reduce(function (m, p) { return Math.max(m, num(p.value)); }, 0));
     var step = points.length > 1 ? pw / (points.length - 1) : 0;
     var xy = points.map(function (p, i) {
