@@ -32,7 +32,7 @@ const browserName = process.env.DRE_BROWSER || "chromium";
 const exe = process.env.DRE_BROWSER_EXE || "/usr/bin/chromium";
 // Waits scale like the harness's (DRE_E2E_SCALE: 3 under the sanitizers).
 const scale = Number(process.env.DRE_E2E_SCALE || 1);
-const T = 10000 * scale;
+const T = 20000 * scale;
 const t0 = Date.now();
 
 function check(cond, what) {
