@@ -914,9 +914,12 @@
         if ($("#ct-length").value.trim()) body.codeLength = Number($("#ct-length").value.trim());
         api("POST", "/api/v1/CouponTypes", body).then(function (r) {
           if (r.status !== 201 && r.status !== 200) { fieldErrors($("#ct-form"), r, $("#ct-msg")); return; }
-          $("#ct-msg").className = "ok"; $("#ct-msg").textContent = "Created “" + r.body.name + "”.";
           $("#ct-name").value = ""; $("#ct-prefix").value = "";
-          loadTypes().then(function () { $("#cb-type").value = r.body.id; });
+          // said once the lists show it, chosen for a batch
+          loadTypes().then(function () {
+            $("#cb-type").value = r.body.id;
+            $("#ct-msg").className = "ok"; $("#ct-msg").textContent = "Created “" + r.body.name + "”.";
+          });
         });
       });
       $("#cb-form").addEventListener("submit", function (ev) {
