@@ -887,17 +887,26 @@ static void supc_got_promo(gw_job *j);
 static void supc_type_made(gw_job *j);
 static void supc_updated(gw_job *j);
 
-// supc_call sends body (NULL: none) to method of backend with the
-// promotion id (and If-Match, PATCH when etag is given) as params.
+// supc_call sends the JSON body in b (NULL: none; freed) to method of
+// backend with the promotion id (and If-Match, PATCH when etag is given)
+// as params.
 static void
-supc_call(gw_job *j, gw_backend_id backend, const char *method,
-    const char *body, const char *etag, gw_render render)
+supc_call(gw_job *j, gw_backend_id backend, const char *method, dre_buf *b,
+    const char *etag, gw_render render)
 {
 	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
 	Dre__Param      pv[3], *pp[3];
-	char           *roles[32];
+	char           *roles[32], *body = NULL;
 	size_t          n = 0;
 
+	if (b != NULL) {
+		body = b->oom ? NULL : dre_arena_strdup(j->arena, b->data);
+		dre_buf_free(b);
+		if (body == NULL) {
+			gw_job_oom(j);
+			return;
+		}
+	}
 	if (j->rep != NULL) {
 		dre_rpc_reply_msg_free(j->rep);
 		j->rep = NULL;
@@ -960,15 +969,12 @@ supc_again(gw_job *j)
 {
 	supc_first *f = (supc_first *) j->ctx;
 
-	char *body = dre_arena_strndup(j->arena, j->body.data, j->body.len);
+	dre_buf b = { 0 };
 
-	if (body == NULL) {
-		gw_job_oom(j);
-		return;
-	}
+	dre_buf_append(&b, j->body.data, j->body.len);
+	dre_buf_append(&b, "", 1);
 	f->asked_again = true;
-	supc_call(
-	    j, GW_COUPON, "coupon.Supc.create", body, NULL, supc_created);
+	supc_call(j, GW_COUPON, "coupon.Supc.create", &b, NULL, supc_created);
 }
 
 // supc_update names the type in the promotion read, or, when it does
@@ -1012,14 +1018,8 @@ supc_update(gw_job *j)
 	dre_jsonw_str(&w, f->type_id);
 	dre_jsonw_arr_end(&w);
 	dre_jsonw_obj_end(&w);
-	char *body = b.oom ? NULL : dre_arena_strdup(j->arena, b.data);
-	dre_buf_free(&b);
-	if (body == NULL) {
-		gw_job_oom(j);
-		return;
-	}
 	f->tries++;
-	supc_call(j, GW_CATALOG, "catalog.Promotions.update", body,
+	supc_call(j, GW_CATALOG, "catalog.Promotions.update", &b,
 	    f->etag != NULL ? f->etag : "*", supc_updated);
 }
 
@@ -1067,13 +1067,7 @@ supc_make_type(gw_job *j)
 	    "single-use promotion codes (SUPC) of the promotion, created by "
 	    "the POS-platform bridge");
 	dre_jsonw_obj_end(&w);
-	char *body = b.oom ? NULL : dre_arena_strdup(j->arena, b.data);
-	dre_buf_free(&b);
-	if (body == NULL) {
-		gw_job_oom(j);
-		return;
-	}
-	supc_call(j, GW_COUPON, "coupon.CouponTypes.create", body, NULL,
+	supc_call(j, GW_COUPON, "coupon.CouponTypes.create", &b, NULL,
 	    supc_type_made);
 }
 
