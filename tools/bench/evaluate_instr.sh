@@ -37,8 +37,10 @@ trap cleanup EXIT
 start() { "$@" >>"$D/log" 2>&1 & PIDS+=($!); }
 VG=(valgrind --tool=callgrind --trace-children=no --dump-line=no)
 
+# Every process of the stack finds the internal key in its data_dir.
+(umask 077; openssl rand -hex 32 >"$D/internal.key")
 start "$B/dre-broker" -o data_dir="$D" -o rpc.listen=tcp://127.0.0.1:$((RB + 1))
-for _ in $(seq 100); do [ -s "$D/broker/bootstrap" ] && break; sleep 0.1; done
+for _ in $(seq 600); do [ -s "$D/broker/bootstrap" ] && break; sleep 0.1; done
 BS=$(cat "$D/broker/bootstrap")
 start "$B/dre-catalog" -o data_dir="$D" -o rpc.listen=tcp://127.0.0.1:$((RB + 101)) \
 	-o kafka.bootstrap.servers="$BS"
