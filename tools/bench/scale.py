@@ -15,7 +15,8 @@
 # (dre_engine_index_promotions and _entities on /metrics) and it prices a
 # basket, and its VmRSS / VmHWM read. Last line: "scale promotions P
 # articles A startup_s S rss_mib R hwm_mib H restart_s S2 restart_rss_mib R2
-# restart_hwm_mib H2".
+# restart_hwm_mib H2 change_visible_s C", C the slowest of three new
+# promotions from POST to the evaluator's index.
 import argparse
 import base64
 import http.client
@@ -215,9 +216,23 @@ def main():
         s1, rss1, hwm1 = start_timed("first start (catalog snapshot)")
         stack.stop_service("evaluator", timeout=120)
         s2, rss2, hwm2 = start_timed("restart (its local copy)")
+        # One master-data change at this size: a new promotion, from the
+        # POST until the evaluator's index counts it.
+        vis = []
+        for k in range(3):
+            n0 = gauges(conn(PORT[0])).get("dre_engine_index_promotions", 0)
+            t1 = time.monotonic()
+            create(conn(PORT[0]), args.promotions + k)
+            harness.wait_until(
+                lambda: gauges(conn(PORT[0])).get("dre_engine_index_promotions", 0) > n0,
+                300, interval=0.01, what="the new promotion in the index")
+            vis.append(time.monotonic() - t1)
+        print("one promotion created -> in the evaluator's index: %s s"
+              % " ".join("%.2f" % v for v in vis), flush=True)
         print("scale promotions %d articles %d startup_s %.2f rss_mib %d hwm_mib %d "
-              "restart_s %.2f restart_rss_mib %d restart_hwm_mib %d"
-              % (args.promotions, args.articles, s1, rss1, hwm1, s2, rss2, hwm2))
+              "restart_s %.2f restart_rss_mib %d restart_hwm_mib %d change_visible_s %.2f"
+              % (args.promotions, args.articles, s1, rss1, hwm1, s2, rss2, hwm2,
+                 max(vis)))
     finally:
         try:
             stack.stop()
