@@ -39,7 +39,7 @@ for ((k = 0; k < SHARDS; k++)); do
 	EVPIDS+=("${PIDS[-1]}")
 done
 start "$B/dre-gateway" -o data_dir="$D" -o http.port="$PORT" -o evaluator.urls="$EVURLS" \
-	-o catalog.url=tcp://127.0.0.1:17101 ${GW_OPTS:-}
+	-o catalog.url=tcp://127.0.0.1:17101 -o rpc.timeout_ms=60000 ${GW_OPTS:-}
 GWPID=${PIDS[-1]}
 # DEGRADED: the services this bench does not start (budget, coupon, ...) are UNREACHABLE.
 for _ in $(seq 600); do curl -s -u admin:admin "http://127.0.0.1:$PORT/pos/heartbeat" | grep -E '"status":"(UP|DEGRADED)"' | grep -q '"catalog":"UP"' && break; sleep 0.1; done
