@@ -7,8 +7,8 @@
 #include "dre/snapshot.h"
 
 // The catalog's answer holds all master data: it may take a while, and
-// it is large -- some 250 MB at 1,000,000 articles and 100,000 promotions
-// (the rpc default of 64 MiB is some 250,000 articles).
+// it is large -- some 300 MB at 1,000,000 articles (about 300 B each; the
+// rpc default of 64 MiB holds some 200,000).
 #define CATALOG_TIMEOUT_MS 15000
 #define CATALOG_MAX_BYTES  ((size_t) 2 << 30)
 
