@@ -911,14 +911,14 @@ gw_forward(gw_job *j)
 
 // GET /api/v1/AuditLogs is one collection over every service that keeps
 // audit records (dre/audit.h): the catalog (master data, auth events), the
-// budget service (budgets) and every evaluator shard (confirm's
-// calculation records). Each is asked for
+// budget, coupon, loyalty and webhook services (their writes) and every
+// evaluator shard (confirm's calculation records). Each is asked for
 // the first $skip + $top records of the query (without $select, ordered by
 // at when the query does not order), the gateway merges them, orders,
 // pages and selects with the same query (common/odata) and adds the
 // counts.
-static const int audit_backends[]
-    = { GW_CATALOG, GW_EVALUATOR, GW_BUDGET, GW_COUPON, GW_WEBHOOK };
+static const int audit_backends[] = { GW_CATALOG, GW_EVALUATOR, GW_BUDGET,
+	GW_COUPON, GW_LOYALTY, GW_WEBHOOK };
 
 typedef struct {
 	gw_job        *j;

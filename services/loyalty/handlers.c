@@ -12,6 +12,7 @@
 
 #include "apply.h"
 #include "rewards.h"
+#include "dre/audit.h"
 #include "dre/clock.h"
 #include "dre/docapi.h"
 #include "dre/json.h"
@@ -190,6 +191,38 @@ commit(loy *s, dre_batch *b)
 	return err;
 }
 
+// audit_points adds the audit record of a points change of contact c
+// (before: as it was) made by a receipt or an exchange: details {key:
+// ref, "points": points}.
+static dre_err
+audit_points(req *r, dre_batch *b, const loy_contact *before,
+    const loy_contact *c, const char *key, const char *ref, int64_t points)
+{
+	dre_buf   d = { 0 };
+	dre_jsonw w;
+	dre_jsonw_init(&w, &d);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, key, ref);
+	dre_jsonw_kint(&w, "points", points);
+	dre_jsonw_obj_end(&w);
+	dre_err err = d.oom ? DRE_ENOMEM
+	                    : loy_audit_contact(r->s, b, r->d.call->tenant,
+	                        r->d.call->principal, before, c, d.data);
+	dre_buf_free(&d);
+	return err;
+}
+
+// loyalty.AuditLogs.list: the records of the API's writes, for the
+// gateway's GET /api/v1/AuditLogs (dre/audit.h).
+static void
+h_audit_list(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	req r;
+	if (req_begin(&r, svc, call, rep))
+		dre_audit_list(&r.d, r.s->st, LOY_CF_AUDIT, 0);
+	dre_docapi_end(&r.d);
+}
+
 // ---- /api/v1/LoyaltyProgram ---------------------------------------------
 
 static void
@@ -225,12 +258,31 @@ h_program_put(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		dre_docapi_invalid(&r.d, target, "%s", msg);
 		goto out;
 	}
-	dre_buf doc_out = { 0 };
+	// The program as stored before (none: the defaults, a create) and
+	// after, with their audit record in one batch.
+	dre_buf    doc_out = { 0 };
+	dre_batch *b = NULL;
+	char      *v = NULL;
+	size_t     vl = 0, tl = strlen(call->tenant);
 	loy_program_render(&doc_out, &p);
-	dre_err err = doc_out.oom
-	    ? DRE_ENOMEM
-	    : dre_store_put(r.s->st, LOY_CF_PROGRAM, call->tenant,
-	        strlen(call->tenant), doc_out.data, doc_out.len, true);
+	pthread_mutex_lock(&r.s->mu);
+	dre_err err = dre_store_get(
+	    r.s->st, LOY_CF_PROGRAM, call->tenant, tl, &v, &vl);
+	const dre_buf before = { .data = v, .len = vl };
+	if (err == DRE_OK || err == DRE_ENOTFOUND)
+		err = (b = dre_batch_alloc()) == NULL ? DRE_ENOMEM : DRE_OK;
+	if (err == DRE_OK) {
+		dre_batch_put(b, r.s->st, LOY_CF_PROGRAM, call->tenant, tl,
+		    doc_out.data, doc_out.len);
+		err = dre_audit_change(b, r.s->st, LOY_CF_AUDIT, call->tenant,
+		    call->principal, "LoyaltyProgram", "program", NULL,
+		    v != NULL ? &before : NULL, &doc_out, NULL);
+	}
+	if (err == DRE_OK)
+		err = dre_store_write(r.s->st, b, true);
+	pthread_mutex_unlock(&r.s->mu);
+	dre_batch_free(b);
+	free(v);
 	if (err != DRE_OK)
 		dre_docapi_internal(&r.d, err);
 	else {
@@ -340,6 +392,9 @@ h_create(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	if ((err = loy_contact_put(r.s, b, call->tenant, &c, NULL)) != DRE_OK
 	    || (err = loy_event(r.s, b, call->tenant, &c, "CONTACT_CREATED", 0,
 	            NULL, NULL, NULL, NULL, "created", c.created))
+	        != DRE_OK
+	    || (err = loy_audit_contact(
+	            r.s, b, call->tenant, call->principal, NULL, &c, NULL))
 	        != DRE_OK
 	    || (err = commit(r.s, b)) != DRE_OK) {
 		dre_docapi_internal(&r.d, err);
@@ -543,6 +598,9 @@ h_update(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	if ((err = loy_contact_put(r.s, b, call->tenant, &c, &old)) != DRE_OK
 	    || (err = loy_event(r.s, b, call->tenant, &c, "CONTACT_UPDATED", 0,
 	            NULL, NULL, NULL, NULL, seed, c.modified))
+	        != DRE_OK
+	    || (err = loy_audit_contact(
+	            r.s, b, call->tenant, call->principal, &old, &c, NULL))
 	        != DRE_OK
 	    || (err = commit(r.s, b)) != DRE_OK) {
 		dre_docapi_internal(&r.d, err);
@@ -1151,7 +1209,10 @@ h_receipt(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		        && (err = loy_event(r.s, b, call->tenant, &c,
 		                "LEVEL_CHANGED", 0, prev, NULL, u->str, NULL,
 		                seed, now))
-		            != DRE_OK)) {
+		            != DRE_OK)
+		    || (err = audit_points(
+		            &r, b, &before, &c, "receiptId", u->str, points))
+		        != DRE_OK) {
 			dre_docapi_internal(&r.d, err);
 			goto out;
 		}
@@ -1396,7 +1457,13 @@ import_row(req *r, dre_batch *b, const loy_program *p, const dre_json *m,
 		c.earn[0] = (loy_earn) { loy_day(now), earned };
 		c.nearn = 1;
 	}
+	char details[48];
+	snprintf(
+	    details, sizeof details, "{\"importRow\":%lld}", (long long) row);
 	dre_err err = loy_contact_put(r->s, b, tenant, &c, oldp);
+	if (err == DRE_OK)
+		err = loy_audit_contact(
+		    r->s, b, tenant, r->d.call->principal, oldp, &c, details);
 	if (err != DRE_OK) {
 		row_error(
 		    st, row, "UNAVAILABLE", NULL, "%s", dre_strerror(err));
@@ -1486,5 +1553,6 @@ const dre_rpc_route loy_routes[] = {
 	{ "loyalty.PromotionAssignments.delete", loy_h_assign_delete, 0 },
 	{ "loyalty.PromotionAssignments.redeem", loy_h_assign_redeem, 0 },
 	{ "loyalty.Assignments.active", loy_h_assign_active, 0 },
+	{ "loyalty.AuditLogs.list", h_audit_list, 0 },
 	{ NULL, NULL, 0 },
 };
