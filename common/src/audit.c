@@ -282,3 +282,13 @@ dre_audit_list(dre_docapi_req *r, dre_store *st, int cf, char tag)
 		dre_docapi_reply_list(r, count, &vals);
 	dre_buf_free(&vals);
 }
+
+void
+dre_audit_list_call(const dre_docapi_svc *api, dre_store *st, int cf, char tag,
+    const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	dre_docapi_req r;
+	if (dre_docapi_begin(&r, api, call, rep))
+		dre_audit_list(&r, st, cf, tag);
+	dre_docapi_end(&r);
+}

@@ -668,10 +668,8 @@ out:
 static void
 h_audit_list(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 {
-	req r;
-	if (req_begin(&r, svc, call, rep))
-		dre_audit_list(&r.d, r.s->st, BUD_CF_AUDIT, 0);
-	dre_docapi_end(&r.d);
+	bud *s = svc;
+	dre_audit_list_call(&bud_api, s->st, BUD_CF_AUDIT, 0, call, rep);
 }
 
 // ---- snapshot --------------------------------------------------------------

@@ -217,10 +217,8 @@ audit_points(req *r, dre_batch *b, const loy_contact *before,
 static void
 h_audit_list(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 {
-	req r;
-	if (req_begin(&r, svc, call, rep))
-		dre_audit_list(&r.d, r.s->st, LOY_CF_AUDIT, 0);
-	dre_docapi_end(&r.d);
+	loy *s = svc;
+	dre_audit_list_call(&loy_api, s->st, LOY_CF_AUDIT, 0, call, rep);
 }
 
 // ---- /api/v1/LoyaltyProgram ---------------------------------------------

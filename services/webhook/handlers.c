@@ -846,10 +846,8 @@ h_del_delete(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 static void
 h_audit_list(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 {
-	req r;
-	if (req_begin(&r, svc, call, rep))
-		dre_audit_list(&r.d, r.s->st, WH_CF_AUDIT, 0);
-	dre_docapi_end(&r.d);
+	wh *s = svc;
+	dre_audit_list_call(&wh_api, s->st, WH_CF_AUDIT, 0, call, rep);
 }
 
 const dre_rpc_route wh_routes[] = {

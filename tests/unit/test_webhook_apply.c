@@ -408,65 +408,60 @@ c_apply(dre_apply_fn fn, const char *topic, dre_buf *evs, char (*eids)[40],
 	dre_arena_free(a);
 }
 
-static void *
-c_sales(void *arg)
+// c_event encodes event n of a stream into ev and its id into eid: a sale,
+// or (promo) the creation of an active promotion, CREATED and ACTIVATED.
+static void
+c_event(bool promo, int n, dre_buf *ev, char *eid)
 {
-	(void) arg;
-	dre_buf evs[C_BATCH];
-	char    eids[C_BATCH][40], txid[32];
-	for (int i = 0; i < C_SALES; i += C_BATCH) {
-		for (int k = 0; k < C_BATCH; k++) {
-			dre_tx_confirmed t = { 0 };
-			dre_uuid_v4(t.event_id);
-			snprintf(eids[k], sizeof eids[k], "%s", t.event_id);
-			snprintf(txid, sizeof txid, "CTX-%d", i + k);
-			t.tenant = C_TENANT;
-			t.occurred_at = t.evaluated_at = t.transaction_time
-			    = 1;
-			t.schema_version = 1;
-			t.transaction_id = txid;
-			t.transaction_counter = 1;
-			t.currency = "EUR";
-			memset(&evs[k], 0, sizeof evs[k]);
-			if (dre_avro_encode_tx_confirmed(&evs[k], &t)
-			    != DRE_OK)
-				atomic_fetch_add(&cs.bad, 1);
-		}
-		c_apply(wh_apply, "dre.transactions.confirmed", evs, eids,
-		    C_BATCH);
-		for (int k = 0; k < C_BATCH; k++)
-			dre_buf_free(&evs[k]);
+	char    name[32];
+	dre_err err;
+	memset(ev, 0, sizeof *ev);
+	snprintf(name, sizeof name, "%s-%d", promo ? "CP" : "CTX", n);
+	if (promo) {
+		dre_master_event e = { .tenant = C_TENANT,
+			.occurred_at = 1,
+			.schema_version = 2,
+			.entity_kind = "PROMOTION",
+			.entity_id = name,
+			.op = "UPSERT",
+			.version = 1,
+			.document = "{\"status\":\"ACTIVE\"}",
+			.document_len = 19 };
+		dre_uuid_v4(e.event_id);
+		snprintf(eid, 40, "%s", e.event_id);
+		err = dre_avro_encode_master(ev, &e);
+	} else {
+		dre_tx_confirmed t = { .tenant = C_TENANT,
+			.occurred_at = 1,
+			.evaluated_at = 1,
+			.transaction_time = 1,
+			.schema_version = 1,
+			.transaction_id = name,
+			.transaction_counter = 1,
+			.currency = "EUR" };
+		dre_uuid_v4(t.event_id);
+		snprintf(eid, 40, "%s", t.event_id);
+		err = dre_avro_encode_tx_confirmed(ev, &t);
 	}
-	return NULL;
+	if (err != DRE_OK)
+		atomic_fetch_add(&cs.bad, 1);
 }
 
-// c_promos creates C_PROMOS active promotions: CREATED and ACTIVATED each.
+// c_stream applies C_SALES sales (arg NULL) or C_PROMOS promotions, as the
+// appliers do: C_BATCH events a batch.
 static void *
-c_promos(void *arg)
+c_stream(void *arg)
 {
-	(void) arg;
+	bool    promo = arg != NULL;
 	dre_buf evs[C_BATCH];
-	char    eids[C_BATCH][40], pid[32];
-	for (int i = 0; i < C_PROMOS; i += C_BATCH) {
-		for (int k = 0; k < C_BATCH; k++) {
-			snprintf(pid, sizeof pid, "CP-%d", i + k);
-			dre_master_event e = { .tenant = C_TENANT,
-				.occurred_at = 1,
-				.schema_version = 2,
-				.entity_kind = "PROMOTION",
-				.entity_id = pid,
-				.op = "UPSERT",
-				.version = 1,
-				.document = "{\"status\":\"ACTIVE\"}",
-				.document_len = 19 };
-			dre_uuid_v4(e.event_id);
-			snprintf(eids[k], sizeof eids[k], "%s", e.event_id);
-			memset(&evs[k], 0, sizeof evs[k]);
-			if (dre_avro_encode_master(&evs[k], &e) != DRE_OK)
-				atomic_fetch_add(&cs.bad, 1);
-		}
-		c_apply(wh_promo_apply, "dre.master.promotions", evs, eids,
-		    C_BATCH);
+	char    eids[C_BATCH][40];
+	for (int i = 0; i < (promo ? C_PROMOS : C_SALES); i += C_BATCH) {
+		for (int k = 0; k < C_BATCH; k++)
+			c_event(promo, i + k, &evs[k], eids[k]);
+		c_apply(promo ? wh_promo_apply : wh_apply,
+		    promo ? "dre.master.promotions"
+		          : "dre.transactions.confirmed",
+		    evs, eids, C_BATCH);
 		for (int k = 0; k < C_BATCH; k++)
 			dre_buf_free(&evs[k]);
 	}
@@ -507,9 +502,9 @@ test_subscriptions_change_while_matching(void **state)
 	assert_int_equal(
 	    pthread_create(&th[C_WRITERS], NULL, c_patcher, NULL), 0);
 	assert_int_equal(
-	    pthread_create(&th[C_WRITERS + 1], NULL, c_sales, NULL), 0);
+	    pthread_create(&th[C_WRITERS + 1], NULL, c_stream, NULL), 0);
 	assert_int_equal(
-	    pthread_create(&th[C_WRITERS + 2], NULL, c_promos, NULL), 0);
+	    pthread_create(&th[C_WRITERS + 2], NULL, c_stream, &cs), 0);
 	for (int i = 0; i < C_WRITERS + 3; i++)
 		pthread_join(th[i], NULL);
 	assert_int_equal(atomic_load(&cs.bad), 0);

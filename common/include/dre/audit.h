@@ -85,4 +85,10 @@ extern const dre_odata_fields dre_audit_fields;
 // order: oldest first; records under tag in key order).
 void dre_audit_list(dre_docapi_req *r, dre_store *st, int cf, char tag);
 
+// dre_audit_list_call is a service's "<svc>.AuditLogs.list" handler body:
+// dre_audit_list of the records in cf of st under tag, with the service's
+// document API (api: its name and minor version in the answers).
+void dre_audit_list_call(const dre_docapi_svc *api, dre_store *st, int cf,
+    char tag, const dre_rpc_call *call, dre_rpc_reply *rep);
+
 #endif
