@@ -30,7 +30,7 @@
 
 static const char *const writers[] = { "MasterDataChanged",
 	"MasterDataChanged_v1", "TransactionConfirmed", "SideEffectResult",
-	"BudgetStatus", "BudgetEvent", "CouponEvent" };
+	"BudgetStatus", "BudgetEvent", "CouponEvent", "TransactionReturned" };
 #define NWRITERS (sizeof(writers) / sizeof(writers[0]))
 
 // Every event codec of avro.h: struct type and name suffix.
@@ -40,7 +40,8 @@ static const char *const writers[] = { "MasterDataChanged",
 	XX(dre_sfx_result, sfx_result)                                        \
 	XX(dre_budget_status_event, budget_status)                            \
 	XX(dre_budget_event, budget_event)                                    \
-	XX(dre_coupon_event, coupon)
+	XX(dre_coupon_event, coupon)                                          \
+	XX(dre_return_event, return_event)
 
 // One codec, type-erased: decode into ev, encode ev.
 typedef struct {
@@ -71,6 +72,7 @@ typedef union {
 	dre_budget_status_event b;
 	dre_budget_event        e;
 	dre_coupon_event        c;
+	dre_return_event        r;
 } any_event;
 
 static void
