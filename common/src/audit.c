@@ -87,6 +87,35 @@ dre_audit_put(dre_batch *b, dre_store *st, int cf, char tag,
 	return DRE_OK;
 }
 
+dre_err
+dre_audit_change(dre_batch *b, dre_store *st, int cf, const char *tenant,
+    const char *actor, const char *entity, const char *entity_id,
+    const char *action, const dre_buf *before, const dre_buf *after,
+    const char *details)
+{
+	dre_audit_rec rec = { .tenant = tenant,
+		.actor = actor,
+		.entity = entity,
+		.entity_id = entity_id,
+		.action = action != NULL ? action
+		    : after == NULL      ? "delete"
+		    : before == NULL     ? "create"
+		                         : "update",
+		.details = details,
+		.details_len = details != NULL ? strlen(details) : 0 };
+	if ((before != NULL && before->oom) || (after != NULL && after->oom))
+		return DRE_ENOMEM;
+	if (before != NULL) {
+		rec.before = before->data;
+		rec.before_len = before->len;
+	}
+	if (after != NULL) {
+		rec.after = after->data;
+		rec.after_len = after->len;
+	}
+	return dre_audit_put(b, st, cf, 0, &rec, NULL);
+}
+
 void
 dre_audit_render(dre_buf *out, const dre_audit_rec *rec)
 {
@@ -252,4 +281,14 @@ dre_audit_list(dre_docapi_req *r, dre_store *st, int cf, char tag)
 	else
 		dre_docapi_reply_list(r, count, &vals);
 	dre_buf_free(&vals);
+}
+
+void
+dre_audit_list_call(const dre_docapi_svc *api, dre_store *st, int cf, char tag,
+    const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	dre_docapi_req r;
+	if (dre_docapi_begin(&r, api, call, rep))
+		dre_audit_list(&r, st, cf, tag);
+	dre_docapi_end(&r);
 }

@@ -137,26 +137,12 @@ static dre_err
 audit_put(req *r, dre_batch *wb, const char *id, const dre_buf *before,
     const Dre__BudgetRecord *after)
 {
-	dre_buf       a = { 0 };
-	dre_audit_rec rec = { .tenant = r->d.call->tenant,
-		.actor = r->d.call->principal,
-		.entity = "Budget",
-		.entity_id = id,
-		.action = before == NULL ? "create"
-		    : after == NULL      ? "delete"
-		                         : "update" };
-	if (before != NULL) {
-		rec.before = before->data;
-		rec.before_len = before->len;
-	}
-	if (after != NULL) {
+	dre_buf a = { 0 };
+	if (after != NULL)
 		doc_of(&a, after);
-		rec.after = a.data;
-		rec.after_len = a.len;
-	}
-	dre_err err = (before != NULL && before->oom) || a.oom
-	    ? DRE_ENOMEM
-	    : dre_audit_put(wb, r->s->st, BUD_CF_AUDIT, 0, &rec, NULL);
+	dre_err err = dre_audit_change(wb, r->s->st, BUD_CF_AUDIT,
+	    r->d.call->tenant, r->d.call->principal, "Budget", id, NULL,
+	    before, after != NULL ? &a : NULL, NULL);
 	dre_buf_free(&a);
 	return err;
 }
@@ -682,10 +668,8 @@ out:
 static void
 h_audit_list(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 {
-	req r;
-	if (req_begin(&r, svc, call, rep))
-		dre_audit_list(&r.d, r.s->st, BUD_CF_AUDIT, 0);
-	dre_docapi_end(&r.d);
+	bud *s = svc;
+	dre_audit_list_call(&bud_api, s->st, BUD_CF_AUDIT, 0, call, rep);
 }
 
 // ---- snapshot --------------------------------------------------------------

@@ -181,9 +181,8 @@ put_audit(cat *c, dre_batch *b, const char *tenant, cat_kind k,
     const char *key, const char *kb, size_t kl, const char *doc, size_t len,
     const cat_audit *au)
 {
-	char         *old = NULL;
-	size_t        olen = 0;
-	dre_audit_rec rec = { 0 };
+	char   *old = NULL;
+	size_t  olen = 0;
 	dre_err err = dre_store_get(c->st, CF_ENTITIES, kb, kl, &old, &olen);
 	if (err != DRE_OK && err != DRE_ENOTFOUND)
 		return err;
@@ -191,23 +190,13 @@ put_audit(cat *c, dre_batch *b, const char *tenant, cat_kind k,
 		free(old);
 		return DRE_ESTORE;
 	}
-	rec.tenant = tenant;
-	rec.actor = au->actor;
-	rec.entity = kinds[k].entity;
-	rec.entity_id = key;
-	rec.action = au->action ? au->action
-	    : doc == NULL       ? "delete"
-	    : old == NULL       ? "create"
-	                        : "update";
-	if (old != NULL) {
-		rec.before = old + 8;
-		rec.before_len = olen - 8;
-	}
-	rec.after = doc;
-	rec.after_len = doc ? len : 0;
-	rec.details = au->details;
-	rec.details_len = au->details ? strlen(au->details) : 0;
-	err = dre_audit_put(b, c->st, CF_AUDIT, 0, &rec, NULL);
+	// The stored document after its version; doc as it will be.
+	const dre_buf before
+	    = { .data = old ? old + 8 : NULL, .len = old ? olen - 8 : 0 };
+	const dre_buf after = { .data = (char *) doc, .len = doc ? len : 0 };
+	err = dre_audit_change(b, c->st, CF_AUDIT, tenant, au->actor,
+	    kinds[k].entity, key, au->action, old != NULL ? &before : NULL,
+	    doc != NULL ? &after : NULL, au->details);
 	free(old);
 	if (err == DRE_OK && au->approval != NULL) {
 		char   ak[1024];

@@ -330,33 +330,6 @@ cp_event_put(cp *s, dre_batch *b, const char *tenant, const cp_event *e)
 	return DRE_OK;
 }
 
-dre_err
-cp_audit_put(cp *s, dre_batch *b, const char *tenant, const char *actor,
-    const char *entity, const char *id, const dre_buf *before,
-    const dre_buf *after)
-{
-	dre_audit_rec rec = { .tenant = tenant,
-		.actor = actor,
-		.entity = entity,
-		.entity_id = id,
-		.action = before == NULL ? "create"
-		    : after == NULL      ? "delete"
-		                         : "update" };
-	if (before != NULL) {
-		if (before->oom)
-			return DRE_ENOMEM;
-		rec.before = before->data;
-		rec.before_len = before->len;
-	}
-	if (after != NULL) {
-		if (after->oom)
-			return DRE_ENOMEM;
-		rec.after = after->data;
-		rec.after_len = after->len;
-	}
-	return dre_audit_put(b, s->st, CF_AUDIT, 0, &rec, NULL);
-}
-
 // commit writes b synced and wakes the outbox relay.
 static dre_err
 commit(cp *s, dre_batch *b)
@@ -1161,8 +1134,8 @@ cp_admin_cancel(cp *s, dre_arena *a, const char *tenant, const char *code,
 	if ((err = end_code(s, a, b, tenant, c, CP_CANCELLED, now, NULL))
 	    == DRE_OK) {
 		cp_code_write(&after, c);
-		err = cp_audit_put(s, b, tenant, actor, "CouponCode", c->code,
-		    &before, &after);
+		err = dre_audit_change(b, s->st, CF_AUDIT, tenant, actor,
+		    "CouponCode", c->code, NULL, &before, &after, NULL);
 	}
 	dre_buf_free(&before);
 	dre_buf_free(&after);
@@ -1513,8 +1486,9 @@ cp_codes_insert(cp *s, const char *tenant, cp_code *codes, size_t n,
 		if (actor != NULL && err == DRE_OK) {
 			dre_buf doc = { 0 };
 			cp_code_write(&doc, c);
-			err = cp_audit_put(s, b, tenant, actor, "CouponCode",
-			    c->code, NULL, &doc);
+			err = dre_audit_change(b, s->st, CF_AUDIT, tenant,
+			    actor, "CouponCode", c->code, NULL, NULL, &doc,
+			    NULL);
 			dre_buf_free(&doc);
 		}
 		ok++;
@@ -1560,9 +1534,10 @@ cp_type_store(cp *s, const char *tenant, const char *actor, const cp_type *t,
 	if (old != NULL)
 		cp_type_write(&before, old, false, NULL, 0);
 	if (err == DRE_OK)
-		err = cp_audit_put(s, b, tenant, actor, "CouponType",
-		    t != NULL ? t->id : old->id, old != NULL ? &before : NULL,
-		    t != NULL ? &doc : NULL);
+		err = dre_audit_change(b, s->st, CF_AUDIT, tenant, actor,
+		    "CouponType", t != NULL ? t->id : old->id, NULL,
+		    old != NULL ? &before : NULL, t != NULL ? &doc : NULL,
+		    NULL);
 	if (err == DRE_OK)
 		err = commit(s, b);
 	dre_buf_free(&before);

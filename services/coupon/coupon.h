@@ -134,13 +134,6 @@ bool cp_type_has_codes(cp *s, const char *tenant, const char *type_id);
 dre_err cp_type_store(cp *s, const char *tenant, const char *actor,
     const cp_type *t, const cp_type *old);
 
-// cp_audit_put adds the audit record of an /api/v1 write to b: entity
-// ("CouponType", "CouponCode", "CouponCodeBatch") and id, before (NULL for
-// a create) and after (NULL for a delete) the documents as stored.
-dre_err cp_audit_put(cp *s, dre_batch *b, const char *tenant,
-    const char *actor, const char *entity, const char *id,
-    const dre_buf *before, const dre_buf *after);
-
 // ---- the POS operations --------------------------------------------------
 
 typedef struct {

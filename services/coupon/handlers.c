@@ -1506,9 +1506,9 @@ do_batch_create(req *r)
 		dre_buf doc = { 0 };
 		cp_batch_stage(r->s, b, r->d.call->tenant, &bt);
 		cp_batch_write(&doc, &bt);
-		err = cp_audit_put(r->s, b, r->d.call->tenant,
-		    r->d.call->principal, "CouponCodeBatch", bt.id, NULL,
-		    &doc);
+		err = dre_audit_change(b, r->s->st, CF_AUDIT,
+		    r->d.call->tenant, r->d.call->principal, "CouponCodeBatch",
+		    bt.id, NULL, NULL, &doc, NULL);
 		dre_buf_free(&doc);
 		if (err == DRE_OK)
 			err = dre_store_write(r->s->st, b, true);

@@ -662,11 +662,8 @@ ev_h_calc_audit(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 void
 ev_h_audit_list(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 {
-	ev_svc        *s = svc;
-	dre_docapi_req d;
-	if (dre_docapi_begin(&d, &calc_api, call, rep))
-		dre_audit_list(&d, s->st, EV_CF_CONFIRM, 'a');
-	dre_docapi_end(&d);
+	ev_svc *s = svc;
+	dre_audit_list_call(&calc_api, s->st, EV_CF_CONFIRM, 'a', call, rep);
 }
 
 // ---- the job -------------------------------------------------------------

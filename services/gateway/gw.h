@@ -230,7 +230,6 @@ struct gw_job {
 	bool        awaited;
 	atomic_int  await_left;
 	atomic_bool await_pending;
-	void *fan; // a fanned-out call's replies (routes.c), in the arena
 	// Operations (ops.c): the request id, where and when the request
 	// began, how it was answered, and the replies of a fan-out.
 	char              rid[DRE_REQUEST_ID_MAX + 1];
@@ -238,7 +237,7 @@ struct gw_job {
 	int64_t           t0_us; // monotonic
 	int               status; // answered with; 0 = not yet
 	const char       *error_code; // static string or the reply's
-	struct gw_fanout *ops_fan; // Health / Metrics of every service
+	struct gw_fanout *fan; // a fan-out's replies (gw_fanout), in the arena
 	gw_job           *next_free;
 };
 
@@ -332,9 +331,34 @@ void gw_metrics(gw_job *j);
 // fan-out of j) to a heartbeat and lowers an UP status to DEGRADED when
 // one is not UP.
 void gw_services_fill(gw_job *j, Dre__HeartbeatResponse *h);
-// gw_fanout calls "<service>.<what>" on every service and shard at once
-// and renders with render once all answered (or failed).
-void gw_fanout(gw_job *j, const char *what, int timeout_ms, gw_render render);
+// A fan-out: one call to several services and every shard of each at once
+// (the audit log, /readyz, /metrics, the heartbeat's services). j->fan
+// holds the replies until the job ends (gw_ops_free).
+#define GW_FAN_MAX (GW_NBACKENDS + GW_MAX_SHARDS)
+
+typedef struct gw_fanout gw_fanout_t;
+
+typedef struct {
+	gw_fanout_t   *fan;
+	char           name[48]; // "catalog"; "evaluator-1" when sharded
+	int            shard; // -1 when not sharded
+	dre_err        err;
+	Dre__RpcReply *rep; // NULL when err
+} gw_fan_slot;
+
+struct gw_fanout {
+	gw_job     *j;
+	atomic_int  left;
+	size_t      n;
+	gw_fan_slot s[GW_FAN_MAX];
+};
+
+// gw_fanout calls "<service>.<what>" with params (n of them, may be NULL)
+// on the services backends[0..nb) (NULL: every service), every shard of
+// each, at once, waiting at most timeout_ms, and renders with render once
+// all answered (or failed).
+void gw_fanout(gw_job *j, const int *backends, size_t nb, const char *what,
+    Dre__Param **params, size_t nparams, int timeout_ms, gw_render render);
 // ident.c: credentials beyond Basic users (Bearer JWTs, API keys), the
 // token endpoint and the failed-credential limit.
 dre_err gw_ident_open(gw *g);

@@ -218,39 +218,20 @@ gw_ops_end(gw_job *j)
 
 // ---------------------------------------------------------------- fan-out
 
-#define GW_FAN_MAX (GW_NBACKENDS + GW_MAX_SHARDS)
-
-typedef struct gw_fanout gw_fanout_t;
-
-typedef struct {
-	gw_fanout_t   *fan;
-	char           name[48]; // "catalog"; "evaluator-1" when sharded
-	int            shard; // -1 when not sharded
-	dre_err        err;
-	Dre__RpcReply *rep;
-} fan_slot;
-
-struct gw_fanout {
-	gw_job    *j;
-	atomic_int left;
-	size_t     n;
-	fan_slot   s[GW_FAN_MAX];
-};
-
 void
 gw_ops_free(gw_job *j)
 {
-	if (j->ops_fan == NULL)
+	if (j->fan == NULL)
 		return;
-	for (size_t i = 0; i < j->ops_fan->n; i++)
-		dre_rpc_reply_msg_free(j->ops_fan->s[i].rep);
-	j->ops_fan = NULL; // the struct itself is in the arena
+	for (size_t i = 0; i < j->fan->n; i++)
+		dre_rpc_reply_msg_free(j->fan->s[i].rep);
+	j->fan = NULL; // the struct itself is in the arena
 }
 
 static void
 fan_done(void *arg, dre_err err, Dre__RpcReply *rep)
 {
-	fan_slot *s = arg;
+	gw_fan_slot *s = arg;
 
 	s->err = err;
 	s->rep = rep;
@@ -259,11 +240,13 @@ fan_done(void *arg, dre_err err, Dre__RpcReply *rep)
 }
 
 void
-gw_fanout(gw_job *j, const char *what, int timeout_ms, gw_render render)
+gw_fanout(gw_job *j, const int *backends, size_t nb, const char *what,
+    Dre__Param **params, size_t nparams, int timeout_ms, gw_render render)
 {
 	gw             *g = j->g;
 	gw_fanout_t    *f = dre_arena_get(j->arena, sizeof(*f));
 	dre_rpc_client *clients[GW_FAN_MAX];
+	int             of[GW_FAN_MAX]; // the backend of each slot
 
 	if (f == NULL) {
 		gw_job_oom(j);
@@ -271,10 +254,11 @@ gw_fanout(gw_job *j, const char *what, int timeout_ms, gw_render render)
 	}
 	memset(f, 0, sizeof(*f));
 	f->j = j;
-	for (int b = 0; b < GW_NBACKENDS; b++) {
+	for (size_t i = 0; i < (backends != NULL ? nb : GW_NBACKENDS); i++) {
+		int b = backends != NULL ? backends[i] : (int) i;
 		for (size_t k = 0; k < g->backends[b].n && f->n < GW_FAN_MAX;
 		     k++) {
-			fan_slot *s = &f->s[f->n];
+			gw_fan_slot *s = &f->s[f->n];
 			s->fan = f;
 			s->shard = g->backends[b].n > 1 ? (int) k : -1;
 			if (s->shard >= 0)
@@ -283,10 +267,11 @@ gw_fanout(gw_job *j, const char *what, int timeout_ms, gw_render render)
 			else
 				snprintf(s->name, sizeof(s->name), "%s",
 				    gw_backends[b].name);
+			of[f->n] = b;
 			clients[f->n++] = g->backends[b].clients[k];
 		}
 	}
-	j->ops_fan = f;
+	j->fan = f;
 	if (!gw_job_wait(j, render))
 		return;
 	atomic_store(&f->left, (int) f->n + 1);
@@ -294,18 +279,12 @@ gw_fanout(gw_job *j, const char *what, int timeout_ms, gw_render render)
 		Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
 		char           *roles[32];
 		char            method[80];
-		int             b = 0;
-		size_t          seen = 0;
-		// The backend of slot i: its name is the rpc prefix.
-		for (b = 0; b < GW_NBACKENDS; b++) {
-			if (i < seen + g->backends[b].n)
-				break;
-			seen += g->backends[b].n;
-		}
-		snprintf(method, sizeof(method), "%s.%s", gw_backends[b].name,
-		    what);
+		snprintf(method, sizeof(method), "%s.%s",
+		    gw_backends[of[i]].name, what);
 		gw_job_envelope(j, &req, method, roles);
 		req.deadline_unix_ms = dre_now_ms() + timeout_ms;
+		req.params = params;
+		req.n_params = nparams;
 		dre_err err = dre_rpc_call_async(
 		    clients[i], &req, timeout_ms, fan_done, &f->s[i]);
 		if (err != DRE_OK) {
@@ -319,7 +298,7 @@ gw_fanout(gw_job *j, const char *what, int timeout_ms, gw_render render)
 
 // slot_state: UP, DOWN (answered: not ready) or UNREACHABLE.
 static const char *
-slot_state(const fan_slot *s)
+slot_state(const gw_fan_slot *s)
 {
 	if (s->err != DRE_OK || s->rep == NULL)
 		return "UNREACHABLE";
@@ -340,7 +319,7 @@ gw_healthz(gw_job *j)
 static void
 render_readyz(gw_job *j)
 {
-	gw_fanout_t *f = j->ops_fan;
+	gw_fanout_t *f = j->fan;
 	bool         ready = !atomic_load(&j->g->draining);
 	dre_jsonw    w;
 
@@ -374,14 +353,14 @@ gw_readyz(gw_job *j)
 		render_readyz(j);
 		return;
 	}
-	gw_fanout(
-	    j, "Health", (int) j->g->cfg->health_timeout_ms, render_readyz);
+	gw_fanout(j, NULL, 0, "Health", NULL, 0,
+	    (int) j->g->cfg->health_timeout_ms, render_readyz);
 }
 
 static void
 render_metrics(gw_job *j)
 {
-	gw_fanout_t *f = j->ops_fan;
+	gw_fanout_t *f = j->fan;
 	const char  *texts[GW_FAN_MAX + 1];
 	size_t       lens[GW_FAN_MAX + 1];
 	const char  *extra[GW_FAN_MAX + 1];
@@ -444,14 +423,14 @@ gw_metrics(gw_job *j)
 		    "(metrics.tenant)");
 		return;
 	}
-	gw_fanout(
-	    j, "Metrics", (int) j->g->cfg->rpc_timeout_ms, render_metrics);
+	gw_fanout(j, NULL, 0, "Metrics", NULL, 0,
+	    (int) j->g->cfg->rpc_timeout_ms, render_metrics);
 }
 
 void
 gw_services_fill(gw_job *j, Dre__HeartbeatResponse *h)
 {
-	gw_fanout_t *f = j->ops_fan;
+	gw_fanout_t *f = j->fan;
 	bool         all = true;
 
 	if (f == NULL || f->n == 0)

@@ -643,8 +643,8 @@ heartbeat_call(gw_job *j)
 void
 gw_heartbeat(gw_job *j)
 {
-	gw_fanout(
-	    j, "Health", (int) j->g->cfg->health_timeout_ms, heartbeat_call);
+	gw_fanout(j, NULL, 0, "Health", NULL, 0,
+	    (int) j->g->cfg->health_timeout_ms, heartbeat_call);
 }
 
 // ---------------------------------------------------------------- confirm
@@ -918,39 +918,14 @@ gw_forward_then(gw_job *j, gw_render render)
 
 // GET /api/v1/AuditLogs is one collection over every service that keeps
 // audit records (dre/audit.h): the catalog (master data, auth events), the
-// budget service (budgets) and every evaluator shard (confirm's
-// calculation records). Each is asked for
+// budget, coupon, loyalty and webhook services (their writes) and every
+// evaluator shard (confirm's calculation records). Each is asked for
 // the first $skip + $top records of the query (without $select, ordered by
 // at when the query does not order), the gateway merges them, orders,
 // pages and selects with the same query (common/odata) and adds the
 // counts.
-static const int audit_backends[]
-    = { GW_CATALOG, GW_EVALUATOR, GW_BUDGET, GW_COUPON, GW_WEBHOOK };
-
-typedef struct {
-	gw_job        *j;
-	dre_err        err;
-	Dre__RpcReply *rep;
-	const char    *name;
-} fan_slot;
-
-typedef struct {
-	size_t          n;
-	fan_slot       *slots;
-	Dre__RpcRequest mine; // the query as the gateway applies it
-} fan_state;
-
-static void
-on_fan(void *arg, dre_err err, Dre__RpcReply *rep)
-{
-	fan_slot *sl = arg;
-	gw_job   *j = sl->j;
-
-	sl->err = err;
-	sl->rep = rep;
-	if (atomic_fetch_sub(&j->await_left, 1) == 1)
-		gw_job_wake(j);
-}
+static const int audit_backends[] = { GW_CATALOG, GW_EVALUATOR, GW_BUDGET,
+	GW_COUPON, GW_LOYALTY, GW_WEBHOOK };
 
 // fan_int reads a non-negative integer query option (dflt when absent);
 // false once it has answered 400.
@@ -980,78 +955,49 @@ static void render_audit_logs(gw_job *j);
 static void
 gw_audit_logs(gw_job *j)
 {
-	gw             *g = j->g;
-	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
-	param_list      pl, mine;
-	char           *roles[32], *want;
-	int64_t         top, skip;
-	fan_state      *f;
-	size_t          n = 0;
+	param_list       pl, *mine;
+	int64_t          top, skip;
+	Dre__RpcRequest *q;
+	char            *want;
 
 	if (!fan_int(j, "$top", 100, 1000, &top)
 	    || !fan_int(j, "$skip", 0, DRE_AUDIT_TOP_MAX - top, &skip))
 		return;
-	if (!params_init(&pl, j, 40) || !params_init(&mine, j, 40))
+	// mine: the query as the gateway applies it (its render's ctx).
+	mine = dre_arena_get(j->arena, sizeof *mine);
+	q = dre_arena_get(j->arena, sizeof *q);
+	want = dre_arena_get(j->arena, 24);
+	if (mine == NULL || q == NULL || want == NULL) {
+		gw_job_oom(j);
+		return;
+	}
+	if (!params_init(&pl, j, 40) || !params_init(mine, j, 40))
 		return;
 	MHD_get_connection_values(
-	    j->conn, MHD_GET_ARGUMENT_KIND, query_arg, &mine);
+	    j->conn, MHD_GET_ARGUMENT_KIND, query_arg, mine);
 	bool ordered = false;
-	for (size_t i = 0; i < mine.n; i++) {
-		const char *k = mine.params[i]->key;
+	for (size_t i = 0; i < mine->n; i++) {
+		const char *k = mine->params[i]->key;
 		if (strcmp(k, "$orderby") == 0)
 			ordered = true;
 		if (strcmp(k, "$top") != 0 && strcmp(k, "$skip") != 0
 		    && strcmp(k, "$select") != 0)
-			param_add(&pl, k, mine.params[i]->value);
+			param_add(&pl, k, mine->params[i]->value);
 	}
 	if (!ordered) { // oldest first across the services too
 		param_add(&pl, "$orderby", "at");
-		param_add(&mine, "$orderby", "at");
-	}
-	want = dre_arena_get(j->arena, 24);
-	f = dre_arena_get(j->arena, sizeof *f);
-	for (size_t b = 0; b < sizeof audit_backends / sizeof(int); b++)
-		n += g->backends[audit_backends[b]].n;
-	if (want == NULL || f == NULL
-	    || (f->slots = dre_arena_get(j->arena, n * sizeof *f->slots))
-	        == NULL) {
-		gw_job_oom(j);
-		return;
+		param_add(mine, "$orderby", "at");
 	}
 	snprintf(want, 24, "%lld", (long long) (skip + top));
 	param_add(&pl, "$top", want);
 	param_add(&pl, "$skip", "0");
-	dre__rpc_request__init(&f->mine);
-	f->mine.params = mine.params;
-	f->mine.n_params = mine.n;
-	f->n = n;
-	j->fan = f;
-	gw_job_envelope(j, &req, "", roles);
-	req.params = pl.params;
-	req.n_params = pl.n;
-	if (!gw_job_wait(j, render_audit_logs))
-		return;
-	atomic_store(&j->await_left, (int) n + 1);
-	size_t k = 0;
-	for (size_t b = 0; b < sizeof audit_backends / sizeof(int); b++) {
-		const gw_backend *be = &g->backends[audit_backends[b]];
-		char              method[48];
-		snprintf(method, sizeof method, "%s.AuditLogs.list",
-		    gw_backends[audit_backends[b]].name);
-		req.method = method;
-		for (size_t i = 0; i < be->n; i++, k++) {
-			fan_slot *sl = &f->slots[k];
-			sl->j = j;
-			sl->rep = NULL;
-			sl->name = gw_backends[audit_backends[b]].name;
-			sl->err = dre_rpc_call_async(be->clients[i], &req,
-			    (int) g->cfg->rpc_timeout_ms, on_fan, sl);
-			if (sl->err != DRE_OK)
-				atomic_fetch_sub(&j->await_left, 1);
-		}
-	}
-	if (atomic_fetch_sub(&j->await_left, 1) == 1)
-		gw_job_wake(j);
+	dre__rpc_request__init(q);
+	q->params = mine->params;
+	q->n_params = mine->n;
+	j->ctx = q;
+	gw_fanout(j, audit_backends, sizeof audit_backends / sizeof(int),
+	    "AuditLogs.list", pl.params, pl.n, (int) j->g->cfg->rpc_timeout_ms,
+	    render_audit_logs);
 }
 
 // fan_merge keeps every record of one service's page for the merge and
@@ -1094,7 +1040,7 @@ fan_merge(gw_job *j, const dre_odata *q, dre_odata_list *kept,
 static void
 render_audit_logs(gw_job *j)
 {
-	fan_state      *f = j->fan;
+	gw_fanout_t    *f = j->fan;
 	dre_rpc_call    call = { 0 };
 	dre_odata      *q = NULL;
 	dre_odata_error qerr;
@@ -1105,7 +1051,7 @@ render_audit_logs(gw_job *j)
 
 	// A service's refusal (the query) or absence answers for all.
 	for (size_t i = 0; i < f->n && !answered; i++) {
-		fan_slot *sl = &f->slots[i];
+		gw_fan_slot *sl = &f->s[i];
 		if (sl->err == DRE_OK && sl->rep != NULL
 		    && sl->rep->status < 400)
 			continue;
@@ -1119,7 +1065,7 @@ render_audit_logs(gw_job *j)
 	}
 	call.tenant = j->who.tenant;
 	call.principal = j->who.principal;
-	call.req = &f->mine;
+	call.req = j->ctx;
 	if (!answered
 	    && dre_odata_parse(
 	           &q, j->arena, &call, &dre_audit_fields, 100, 1000, &qerr)
@@ -1129,9 +1075,7 @@ render_audit_logs(gw_job *j)
 		answered = true;
 	}
 	for (size_t i = 0; i < f->n && !answered; i++)
-		answered = !fan_merge(j, q, &kept, f->slots[i].rep, &count);
-	for (size_t i = 0; i < f->n; i++)
-		dre_rpc_reply_msg_free(f->slots[i].rep);
+		answered = !fan_merge(j, q, &kept, f->s[i].rep, &count);
 	if (answered) {
 		free(kept.v);
 		return;

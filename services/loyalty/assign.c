@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dre/audit.h"
 #include "dre/clock.h"
 #include "dre/docapi.h"
 #include "dre/uuid.h"
@@ -102,6 +103,31 @@ as_render(dre_jsonw *w, const assignment *x, bool full)
 	dre_jsonw_obj_end(w);
 	dre_jsonw_arr_end(w);
 	dre_jsonw_obj_end(w);
+}
+
+// as_audit adds the audit record of a write of an assignment by the call's
+// caller to b: before / after (NULL: none) as the API answers them.
+static dre_err
+as_audit(loy *s, dre_batch *b, const dre_rpc_call *call, const char *action,
+    const assignment *before, const assignment *after)
+{
+	dre_buf   bd = { 0 }, ad = { 0 };
+	dre_jsonw w;
+	if (before != NULL) {
+		dre_jsonw_init(&w, &bd);
+		as_render(&w, before, true);
+	}
+	if (after != NULL) {
+		dre_jsonw_init(&w, &ad);
+		as_render(&w, after, true);
+	}
+	dre_err err = dre_audit_change(b, s->st, LOY_CF_AUDIT, call->tenant,
+	    call->principal, "PromotionAssignment",
+	    after != NULL ? after->id : before->id, action,
+	    before != NULL ? &bd : NULL, after != NULL ? &ad : NULL, NULL);
+	dre_buf_free(&bd);
+	dre_buf_free(&ad);
+	return err;
 }
 
 static bool
@@ -400,6 +426,7 @@ loy_h_assign_create(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	    || (err = loy_event(s, b, call->tenant, &c, "PROMOTION_ASSIGNED",
 	            0, NULL, NULL, NULL, id, id, x.created))
 	        != DRE_OK
+	    || (err = as_audit(s, b, call, NULL, NULL, &x)) != DRE_OK
 	    || (err = dre_store_write(s->st, b, true)) != DRE_OK) {
 		dre_docapi_internal(&d, doc.oom ? DRE_ENOMEM : err);
 		goto out;
@@ -519,7 +546,8 @@ finish(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep, bool redeem)
 	size_t ql = dre_key(
 	    qk, sizeof qk, 'Q', 3, call->tenant, x.contact, x.promotion);
 	dre_batch_delete(b, s->st, LOY_CF_REWARDS, qk, ql);
-	int64_t now = dre_now_ms();
+	int64_t    now = dre_now_ms();
+	assignment before = x;
 	if (redeem) {
 		x.redeemed = true;
 		x.redeemed_on = now;
@@ -538,6 +566,9 @@ finish(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep, bool redeem)
 		size_t bl = dre_key(bk, sizeof bk, 'B', 2, call->tenant, x.id);
 		dre_batch_delete(b, s->st, LOY_CF_REWARDS, bk, bl);
 	}
+	if (err == DRE_OK)
+		err = as_audit(s, b, call, redeem ? "redeem" : NULL, &before,
+		    redeem ? &x : NULL);
 	if (err == DRE_OK)
 		err = dre_store_write(s->st, b, true);
 	if (err != DRE_OK) {

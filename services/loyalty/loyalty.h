@@ -27,7 +27,8 @@ enum {
 	LOY_CF_OUTBOX, // events waiting for Kafka
 	LOY_CF_APPLIER, // the dre.transactions.confirmed applier's keys
 	LOY_CF_REWARDS, // reward vouchers, promotion assignments (rewards.c)
-	LOY_NCFS = LOY_CF_REWARDS,
+	LOY_CF_AUDIT, // audit records of the API's writes (dre/audit.h)
+	LOY_NCFS = LOY_CF_AUDIT,
 };
 
 // The flat attributes of a contact, in the order they are answered.
@@ -162,6 +163,14 @@ dre_err loy_event(loy *s, dre_batch *b, const char *tenant,
 
 // loy_render writes c as answered by /api/v3/contacts.
 void loy_render(dre_buf *out, const loy_contact *c);
+// loy_audit_contact adds the audit record of a write of contact after
+// (before: what it was, NULL for a new contact; after NULL: deleted) by
+// actor to b: both as GET /api/v3/contacts/{id} answers them, with
+// "loyalty": {pointsBalance, level}. details: a JSON object or NULL.
+dre_err loy_audit_contact(loy *s, dre_batch *b, const char *tenant,
+    const char *actor, const loy_contact *before, const loy_contact *after,
+    const char *details);
+
 // loy_serialize writes c as stored.
 void loy_serialize(dre_buf *out, const loy_contact *c);
 

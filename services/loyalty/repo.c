@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dre/audit.h"
 #include "dre/avro.h"
 #include "dre/clock.h"
 #include "dre/jsonw.h"
@@ -15,7 +16,7 @@
 #include "loyalty.h"
 
 static const char *const loy_cfs[] = { "contacts", "index", "program",
-	"ledger", "outbox", "applier", "rewards" };
+	"ledger", "outbox", "applier", "rewards", "audit" };
 
 const char *const loy_attr_names[LOY_NATTRS] = {
 #define LOY_ATTR_NAME(id, name) name,
@@ -116,6 +117,39 @@ loy_render(dre_buf *out, const loy_contact *c)
 	dre_jsonw_obj_end(&w);
 	prefs(&w, c);
 	dre_jsonw_obj_end(&w);
+}
+
+// audit_doc renders c for the audit log (NULL: none).
+static const dre_buf *
+audit_doc(dre_buf *out, const loy_contact *c)
+{
+	if (c == NULL)
+		return NULL;
+	loy_render(out, c);
+	if (out->len > 0 && out->data[out->len - 1] == '}')
+		out->len--;
+	dre_jsonw w;
+	dre_buf_puts(out, ",\"loyalty\":");
+	dre_jsonw_init(&w, out);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kint(&w, "pointsBalance", c->balance);
+	dre_jsonw_kstr(&w, "level", c->level);
+	dre_jsonw_obj_end(&w);
+	dre_buf_putc(out, '}');
+	return out;
+}
+
+dre_err
+loy_audit_contact(loy *s, dre_batch *b, const char *tenant, const char *actor,
+    const loy_contact *before, const loy_contact *after, const char *details)
+{
+	dre_buf bd = { 0 }, ad = { 0 };
+	dre_err err = dre_audit_change(b, s->st, LOY_CF_AUDIT, tenant, actor,
+	    "Contact", after != NULL ? after->id : before->id, NULL,
+	    audit_doc(&bd, before), audit_doc(&ad, after), details);
+	dre_buf_free(&bd);
+	dre_buf_free(&ad);
+	return err;
 }
 
 static const char *

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dre/audit.h"
 #include "dre/clock.h"
 #include "dre/docapi.h"
 #include "dre/log.h"
@@ -228,6 +229,35 @@ voucher_render_rc(dre_jsonw *w, const voucher *v)
 	dre_jsonw_obj_end(w);
 }
 
+// voucher_audit adds the audit record of a write of voucher after (before:
+// as it was; NULL for a new one) by actor to b: both as the API answers
+// them but for the code (voucherNumber null: whoever reads the log must not
+// be able to use it).
+static dre_err
+voucher_audit(loy *s, dre_batch *b, const char *tenant, const char *actor,
+    const char *action, const voucher *before, const voucher *after)
+{
+	dre_buf   bd = { 0 }, ad = { 0 };
+	dre_jsonw w;
+	voucher   v;
+	if (before != NULL) {
+		v = *before;
+		v.number = NULL;
+		dre_jsonw_init(&w, &bd);
+		voucher_render(&w, &v);
+	}
+	v = *after;
+	v.number = NULL;
+	dre_jsonw_init(&w, &ad);
+	voucher_render(&w, &v);
+	dre_err err = dre_audit_change(b, s->st, LOY_CF_AUDIT, tenant, actor,
+	    "RewardVoucher", after->id, action, before != NULL ? &bd : NULL,
+	    &ad, NULL);
+	dre_buf_free(&bd);
+	dre_buf_free(&ad);
+	return err;
+}
+
 static void fail(loy_outcome *o, int status, const char *code,
     const char *target, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
@@ -316,8 +346,8 @@ issue(loy *s, dre_arena *a, const char *tenant, const loy_program *p,
 
 // exchange is loy_voucher_exchange under s->mu.
 static void
-exchange(loy *s, dre_arena *a, const char *tenant, const char *id,
-    loy_outcome *o, dre_buf *out)
+exchange(loy *s, dre_arena *a, const char *tenant, const char *actor,
+    const char *id, loy_outcome *o, dre_buf *out)
 {
 	loy_contact c;
 	loy_program p;
@@ -373,6 +403,7 @@ exchange(loy *s, dre_arena *a, const char *tenant, const char *id,
 	    (long long) (p.voucher_value / 100),
 	    (long long) (p.voucher_value % 100), p.voucher_currency);
 	v.name = name;
+	loy_contact before = c;
 	c.balance -= p.per_voucher;
 	c.vouchers = seq;
 	c.modified = now;
@@ -401,6 +432,18 @@ exchange(loy *s, dre_arena *a, const char *tenant, const char *id,
 	            p.per_voucher, NULL, NULL, NULL, code, vid, now))
 	        != DRE_OK)
 		goto out;
+	if (actor != NULL) { // an API call (not the automatic conversion)
+		char details[128];
+		snprintf(details, sizeof details,
+		    "{\"rewardVoucherId\":\"%s\",\"points\":%lld}", vid,
+		    (long long) -p.per_voucher);
+		if ((err = voucher_audit(s, b, tenant, actor, NULL, NULL, &v))
+		        != DRE_OK
+		    || (err = loy_audit_contact(
+		            s, b, tenant, actor, &before, &c, details))
+		        != DRE_OK)
+			goto out;
+	}
 	if ((err = dre_store_write(s->st, b, true)) != DRE_OK)
 		goto out;
 	dre_outbox_kick(s->ob);
@@ -420,11 +463,11 @@ out:
 
 void
 loy_voucher_exchange(loy *s, dre_arena *a, const char *tenant,
-    const char *contact, loy_outcome *o, dre_buf *out)
+    const char *actor, const char *contact, loy_outcome *o, dre_buf *out)
 {
 	memset(o, 0, sizeof *o);
 	pthread_mutex_lock(&s->mu);
-	exchange(s, a, tenant, contact, o, out);
+	exchange(s, a, tenant, actor, contact, o, out);
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -493,8 +536,8 @@ withdraw(
 
 // redeem is loy_voucher_redeem under s->mu.
 static void
-redeem(loy *s, dre_arena *a, const char *tenant, const char *contact,
-    const char *vid, loy_outcome *o, dre_buf *out)
+redeem(loy *s, dre_arena *a, const char *tenant, const char *actor,
+    const char *contact, const char *vid, loy_outcome *o, dre_buf *out)
 {
 	loy_contact c;
 	dre_err     err = loy_contact_get(s, NULL, a, tenant, contact, &c);
@@ -541,6 +584,7 @@ redeem(loy *s, dre_arena *a, const char *tenant, const char *contact,
 	}
 	if (!withdraw(s, a, tenant, &v, o))
 		return;
+	voucher before = v;
 	v.redeemed = true;
 	v.redeemed_on = now;
 	dre_batch *b = dre_batch_alloc_indexed();
@@ -560,6 +604,9 @@ redeem(loy *s, dre_arena *a, const char *tenant, const char *contact,
 	if ((err = loy_event(s, b, tenant, &c, "VOUCHER_REDEEMED", 0, NULL,
 	         NULL, NULL, v.number, seed, now))
 	        != DRE_OK
+	    || (err
+	           = voucher_audit(s, b, tenant, actor, "redeem", &before, &v))
+	        != DRE_OK
 	    || (err = dre_store_write(s->st, b, true)) != DRE_OK)
 		goto done;
 	dre_outbox_kick(s->ob);
@@ -578,12 +625,12 @@ done:
 }
 
 void
-loy_voucher_redeem(loy *s, dre_arena *a, const char *tenant,
+loy_voucher_redeem(loy *s, dre_arena *a, const char *tenant, const char *actor,
     const char *contact, const char *id, loy_outcome *o, dre_buf *out)
 {
 	memset(o, 0, sizeof *o);
 	pthread_mutex_lock(&s->mu);
-	redeem(s, a, tenant, contact, id, o, out);
+	redeem(s, a, tenant, actor, contact, id, o, out);
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -727,7 +774,7 @@ convert_one(loy *s, const char *tenant, const char *contact)
 	for (int i = 0; i < CONVERT_MAX_ROUND && !atomic_load(&s->stop); i++) {
 		loy_outcome o;
 		dre_buf     out = { 0 };
-		loy_voucher_exchange(s, a, tenant, contact, &o, &out);
+		loy_voucher_exchange(s, a, tenant, NULL, contact, &o, &out);
 		dre_buf_free(&out);
 		dre_arena_reset(a);
 		if (o.status == 201)
@@ -857,7 +904,8 @@ loy_h_voucher_exchange(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		goto out;
 	}
 	loy_outcome o;
-	loy_voucher_exchange(svc, d.a, call->tenant, id, &o, &rep->body);
+	loy_voucher_exchange(
+	    svc, d.a, call->tenant, call->principal, id, &o, &rep->body);
 	if (o.status != 201) {
 		dre_buf_reset(&rep->body);
 		dre_rpc_reply_error(
@@ -913,7 +961,8 @@ loy_h_voucher_redeem(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		goto out;
 	}
 	loy_outcome o;
-	loy_voucher_redeem(svc, d.a, call->tenant, who, id, &o, &rep->body);
+	loy_voucher_redeem(
+	    svc, d.a, call->tenant, call->principal, who, id, &o, &rep->body);
 	if (o.status != 200) {
 		dre_buf_reset(&rep->body);
 		dre_rpc_reply_error(

@@ -52,8 +52,10 @@ dre_err loy_call(loy *s, dre_rpc_client *cli, const char *method,
 // count), then the debit, the voucher and VOUCHER_CREATED are written in
 // one synced batch. When the coupon service does not issue it, nothing is
 // debited (503). Takes s->mu. On success the voucher is rendered into out.
+// actor: the API caller, whose exchange is audited; NULL for the automatic
+// conversion.
 void loy_voucher_exchange(loy *s, dre_arena *a, const char *tenant,
-    const char *contact, loy_outcome *o, dre_buf *out);
+    const char *actor, const char *contact, loy_outcome *o, dre_buf *out);
 
 // loy_voucher_redeem redeems reward voucher id of contact (an id) through
 // the API: 404 ContactNotFound / RewardVoucherNotFound (also for another
@@ -61,9 +63,10 @@ void loy_voucher_exchange(loy *s, dre_arena *a, const char *tenant,
 // ...InUse; otherwise the coupon service withdraws its code first
 // (coupon.RedeemVoucher, idempotent), then the voucher is marked redeemed
 // with VOUCHER_REDEEMED in one synced batch. Takes s->mu. On success (200)
-// the voucher is rendered into out.
+// the voucher is rendered into out; the audit record names actor.
 void loy_voucher_redeem(loy *s, dre_arena *a, const char *tenant,
-    const char *contact, const char *id, loy_outcome *o, dre_buf *out);
+    const char *actor, const char *contact, const char *id, loy_outcome *o,
+    dre_buf *out);
 
 // loy_vouchers_render writes the contact's vouchers (which: 'p' available
 // ones in the POS platform's reward shape, 'a' all, 'v'

@@ -282,37 +282,28 @@ seal(req *r, wh_sub *u, const char *secret)
 	return u->sealed != NULL;
 }
 
+// sub_doc renders u as a read answers it, without the secret (NULL: none).
+static const dre_buf *
+sub_doc(dre_buf *out, const wh_sub *u)
+{
+	dre_jsonw w;
+	if (u == NULL)
+		return NULL;
+	dre_jsonw_init(&w, out);
+	render_sub(&w, u, NULL);
+	return out;
+}
+
 // audit_put adds the audit record of a subscription write to b: before
-// (NULL for a create) and after (NULL for a delete) as a read answers them,
-// without the secret.
+// (NULL for a create) and after (NULL for a delete).
 static dre_err
 audit_put(req *r, dre_batch *b, const char *id, const wh_sub *before,
     const wh_sub *after)
 {
-	dre_buf       bd = { 0 }, ad = { 0 };
-	dre_jsonw     w;
-	dre_audit_rec rec = { .tenant = r->d.call->tenant,
-		.actor = r->d.call->principal,
-		.entity = "WebhookSubscription",
-		.entity_id = id,
-		.action = before == NULL ? "create"
-		    : after == NULL      ? "delete"
-		                         : "update" };
-	if (before != NULL) {
-		dre_jsonw_init(&w, &bd);
-		render_sub(&w, before, NULL);
-		rec.before = bd.data;
-		rec.before_len = bd.len;
-	}
-	if (after != NULL) {
-		dre_jsonw_init(&w, &ad);
-		render_sub(&w, after, NULL);
-		rec.after = ad.data;
-		rec.after_len = ad.len;
-	}
-	dre_err err = bd.oom || ad.oom
-	    ? DRE_ENOMEM
-	    : dre_audit_put(b, r->s->st, WH_CF_AUDIT, 0, &rec, NULL);
+	dre_buf bd = { 0 }, ad = { 0 };
+	dre_err err = dre_audit_change(b, r->s->st, WH_CF_AUDIT,
+	    r->d.call->tenant, r->d.call->principal, "WebhookSubscription", id,
+	    NULL, sub_doc(&bd, before), sub_doc(&ad, after), NULL);
 	dre_buf_free(&bd);
 	dre_buf_free(&ad);
 	return err;
@@ -390,13 +381,13 @@ h_sub_create(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		goto out;
 	u.created_at = u.modified_at = dre_now_ms();
 	wh_sub old;
-	if (wh_sub_get(r.s, r.d.a, call->tenant, id, &old) == DRE_OK) {
+	pthread_mutex_lock(&r.s->sub_mu);
+	if (wh_sub_get(r.s, r.d.a, call->tenant, id, &old) == DRE_OK)
 		dre_rpc_reply_error(rep, 409, "CONFLICT", "id",
 		    "webhook subscription %s already exists", id);
-		goto out;
-	}
-	if (write_sub(&r, &u, NULL))
+	else if (write_sub(&r, &u, NULL))
 		reply_sub(&r, 201, &u, secret);
+	pthread_mutex_unlock(&r.s->sub_mu);
 out:
 	OPENSSL_cleanse(made, sizeof made);
 	dre_docapi_end(&r.d);
@@ -474,20 +465,23 @@ h_sub_update(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		dre_docapi_invalid(&r.d, "id", "the id cannot change");
 		goto out;
 	}
+	pthread_mutex_lock(&r.s->sub_mu);
 	if (!load_sub(&r, id, &u))
-		goto out;
+		goto unlock;
 	wh_sub      old = u;
 	const char *patch = dre_rpc_param(call, "patch");
 	bool        full = patch == NULL || strcmp(patch, "1") != 0;
 	if (!apply_doc(&r, doc, &u, full, &secret))
-		goto out;
+		goto unlock;
 	if (secret != NULL && !seal(&r, &u, secret))
-		goto out;
+		goto unlock;
 	u.modified_at = dre_now_ms();
 	if (write_sub(&r, &u, &old)) {
 		reply_sub(&r, 200, &u, NULL);
 		wh_deliverer_kick(r.s);
 	}
+unlock:
+	pthread_mutex_unlock(&r.s->sub_mu);
 out:
 	dre_docapi_end(&r.d);
 }
@@ -499,6 +493,7 @@ h_sub_delete(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	wh_sub u;
 	if (!req_begin(&r, svc, call, rep))
 		return;
+	pthread_mutex_lock(&r.s->sub_mu);
 	if (load_sub(&r, param_id(call), &u)) {
 		char       key[WH_KEY_MAX];
 		size_t     kl = wh_key(key, sizeof key, call->tenant, u.id);
@@ -516,6 +511,7 @@ h_sub_delete(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		else
 			rep->status = 204;
 	}
+	pthread_mutex_unlock(&r.s->sub_mu);
 	dre_docapi_end(&r.d);
 }
 
@@ -527,19 +523,21 @@ h_sub_rotate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	char   made[80] = "";
 	if (!req_begin(&r, svc, call, rep))
 		return;
+	pthread_mutex_lock(&r.s->sub_mu);
 	if (!load_sub(&r, param_id(call), &u))
-		goto out;
+		goto unlock;
 	wh_sub old = u;
 	if (wh_secret_new(made, sizeof made) != DRE_OK) {
 		dre_docapi_internal(&r.d, DRE_EINVAL);
-		goto out;
+		goto unlock;
 	}
 	if (!seal(&r, &u, made))
-		goto out;
+		goto unlock;
 	u.modified_at = dre_now_ms();
 	if (write_sub(&r, &u, &old))
 		reply_sub(&r, 200, &u, made);
-out:
+unlock:
+	pthread_mutex_unlock(&r.s->sub_mu);
 	OPENSSL_cleanse(made, sizeof made);
 	dre_docapi_end(&r.d);
 }
@@ -849,10 +847,8 @@ h_del_delete(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 static void
 h_audit_list(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 {
-	req r;
-	if (req_begin(&r, svc, call, rep))
-		dre_audit_list(&r.d, r.s->st, WH_CF_AUDIT, 0);
-	dre_docapi_end(&r.d);
+	wh *s = svc;
+	dre_audit_list_call(&wh_api, s->st, WH_CF_AUDIT, 0, call, rep);
 }
 
 const dre_rpc_route wh_routes[] = {

@@ -403,10 +403,12 @@ wh_open(wh *s, const char *path, const char *key_file, const dre_kvlist *kafka)
 	if ((err = dre_store_open(&s->st, &cfg)) != DRE_OK)
 		return err;
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->sub_mu, NULL);
 	if ((err = dre_outbox_open(&s->ob, s->st, WH_CF_OUTBOX, kafka))
 	    != DRE_OK) {
 		dre_store_close(s->st);
 		pthread_mutex_destroy(&s->mu);
+		pthread_mutex_destroy(&s->sub_mu);
 		return err;
 	}
 	return DRE_OK;
@@ -418,6 +420,7 @@ wh_close(wh *s)
 	dre_outbox_close(s->ob);
 	dre_store_close(s->st);
 	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->sub_mu);
 	s->ob = NULL;
 	s->st = NULL;
 }

@@ -58,6 +58,10 @@ typedef struct {
 	// mu serialises every read-modify-write of a delivery record and of
 	// its schedule entry (the delivery thread, repost, the applier).
 	pthread_mutex_t mu;
+	// sub_mu serialises every read-modify-write of a subscription (the
+	// API's create, update, rotate, delete): without it an update that
+	// read the subscription before a delete wrote it back after.
+	pthread_mutex_t sub_mu;
 } wh;
 
 // A subscription as stored.

@@ -2,7 +2,8 @@
 # test_approval_audit.py -- issue 13.5 and 13.6: the approval workflow
 # (submit, approve, reject with a reason; four eyes; the tenant setting
 # requireApproval, and without it the behaviour from before) and the audit
-# log (exact records with before/after for create, update and delete, the
+# log (exact records with before/after for create, update and delete of
+# the catalog's, budget, coupon, webhook and loyalty writes, the
 # query options, the read roles, tenant scoping, the nng entry point for
 # auth events, and confirm's calculation record with the promotion ids and
 # versions it priced with).
@@ -16,7 +17,8 @@ import harness  # noqa: E402
 from harness import D, ISO_RE, UUID_RE, basket, item, pct_action, promotion, uniq  # noqa: E402
 
 # Users of two tenants of their own: "appr" (requireApproval on) and "aud"
-# (a fresh audit log), plus an auditor of the default tenant.
+# (a fresh audit log), "loy" (the loyalty writes' log), plus an auditor of
+# the default tenant.
 USERS = {
     "appr-editor": ("ed", "PromotionManager", "appr"),
     "appr-admin": ("ad", "Admin", "appr"),
@@ -25,6 +27,7 @@ USERS = {
     "aud-auditor": ("au", "Auditor", "aud"),
     "auditor": ("au", "Auditor", "default"),
     "aud-victim": ("vi", "PromotionManager", "aud"),
+    "loy-admin": ("lo", "Admin", "loy"),
 }
 for _u, (_pw, _role, _t) in USERS.items():
     harness.USERS[_u] = _pw
@@ -360,6 +363,102 @@ class AuditLog(harness.TestCase):
              "action": "delete", "before": created, "after": None, "details": None},
         ], [{k: v for k, v in rec.items() if k not in ("id", "at")} for rec in b["value"]])
         self.assertNotIn("whsec_", json.dumps(b))
+
+    def test_loyalty_writes_are_audited(self):
+        # The loyalty service keeps its own records: the program, contacts
+        # (create, PATCH, import, points), vouchers, assignments.
+        s = self.stack
+        u = "loy-admin"
+
+        def recs(entity, eid):
+            b = self.logs("$filter=entity eq '%s' and entityId eq '%s'" % (entity, eid), user=u)
+            return [{k: v for k, v in x.items() if k not in ("id", "at")} for x in b["value"]]
+
+        def rec(entity, eid, action, before, after, details=None):
+            return {"actor": u, "entity": entity, "entityId": eid, "action": action,
+                    "before": before, "after": after, "details": details}
+
+        def state(cid, balance, level="BASE"):  # a contact as its records show it
+            c = self.assertOk(s.get("/api/v3/contacts/" + cid, user=u))
+            return dict(c, loyalty={"pointsBalance": balance, "level": level})
+
+        r = s.post("/api/v1/CouponTypes", {"name": uniq("AudV"), "type": "INDIVIDUAL",
+                                           "prefix": "RV", "codeLength": 10}, user=u)
+        self.assertStatus(r, 201)
+        rule = {"pointsPerVoucher": 500, "value": D("5.00"), "currency": "EUR",
+                "validityDays": 90, "automatic": False, "couponTypeId": r.body["id"]}
+        levels = [{"name": "BASE", "minPoints": 0}, {"name": "SILVER", "minPoints": 1000}]
+        p1 = self.assertOk(s.request("PUT", "/api/v1/LoyaltyProgram", {
+            "pointsPerCurrencyUnit": 2, "levels": levels, "voucherRule": rule}, user=u))
+        p2 = self.assertOk(s.request("PUT", "/api/v1/LoyaltyProgram", {
+            "pointsPerCurrencyUnit": 1, "levels": levels, "voucherRule": rule}, user=u))
+        self.assertEqual(recs("LoyaltyProgram", "program"),
+                         [rec("LoyaltyProgram", "program", "create", None, p1),
+                          rec("LoyaltyProgram", "program", "update", p1, p2)])
+        # A contact: created (the same identifier again writes nothing), patched.
+        mail = uniq("aud").lower() + "@example.com"
+        r = s.post("/api/v3/contacts", {"email": mail, "firstName": "Ann"}, user=u)
+        self.assertStatus(r, 201)
+        cid = r.body["id"]
+        created = dict(r.body, loyalty={"pointsBalance": 0, "level": "BASE"})
+        self.assertEqual(self.assertOk(s.post("/api/v3/contacts", {"email": mail}, user=u))
+                         ["id"], cid)
+        self.assertOk(s.request("PATCH", "/api/v3/contacts/" + cid, {"firstName": "Anna"},
+                                user=u))
+        patched = state(cid, 0)
+        # 600.00 on a receipt: 600 points; 500 of them exchanged for a voucher.
+        rid = uniq("R")
+        self.assertStatus(s.post("/api/v3/receipts", {
+            "contact": {"matchKey": cid, "matchKeyType": "ContactId"},
+            "uniqueReceiptId": rid, "currency": "EUR",
+            "items": [{"type": "PURCHASE", "grossPaidPrice": D("600.00")}]}, user=u), 202)
+        earned = state(cid, 600)
+        r = s.post("/api/v3/reward-vouchers", {"contactId": cid}, user=u)
+        self.assertStatus(r, 201)
+        v = r.body
+        spent = state(cid, 100)
+        self.assertEqual(recs("Contact", cid), [
+            rec("Contact", cid, "create", None, created),
+            rec("Contact", cid, "update", created, patched),
+            rec("Contact", cid, "update", patched, earned,
+                {"receiptId": rid, "points": 600}),
+            rec("Contact", cid, "update", earned, spent,
+                {"rewardVoucherId": v["id"], "points": -500})])
+        redeemed = self.assertOk(s.post("/api/v3/reward-vouchers/%s/redeem" % v["id"],
+                                        {"contactId": cid}, user=u))
+        unsecret = [dict(x, voucherNumber=None) for x in (v, redeemed)]
+        self.assertEqual(recs("RewardVoucher", v["id"]), [
+            rec("RewardVoucher", v["id"], "create", None, unsecret[0]),
+            rec("RewardVoucher", v["id"], "redeem", unsecret[0], unsecret[1])])
+        # A migration (contacts/import): one record for the request.
+        mail2 = uniq("imp").lower() + "@example.com"
+        self.assertEqual(self.assertOk(s.post("/api/v3/contacts/import", [
+            {"email": mail2, "firstName": "Imp", "pointsBalance": 7}], user=u))["created"], 1)
+        cid2 = self.assertOk(s.get("/api/v3/contacts/id?email=" + mail2, user=u))
+        self.assertEqual(recs("Contact", cid2), [])  # a migration: one record a request
+        b = self.logs("$filter=entity eq 'ContactImport'", user=u)
+        self.assertEqual([{k: v for k, v in x.items() if k not in ("id", "at")}
+                          for x in b["value"]],
+                         [rec("ContactImport", None, "import", None, None,
+                              {"firstRow": 0, "rows": 1, "created": 1, "updated": 0,
+                               "failed": 0})])
+        # A personal promotion assigned, then unassigned.
+        art = uniq("ART")
+        w = promotion("Welcome", [{"type": "ARTICLE", "values": [art]}],
+                      [pct_action(10, articles=[art])], assignment="PERSONAL")
+        self.assertStatus(s.post("/api/v1/Promotions", w, user=u), 201)
+        r = s.post("/api/v3/promotion-assignments", {"contactId": cid, "promotionId": w["id"]},
+                   user=u)
+        self.assertStatus(r, 201)
+        a = r.body
+        self.assertStatus(s.request("DELETE", "/api/v3/promotion-assignments/" + a["id"],
+                                    user=u), 204)
+        self.assertEqual(recs("PromotionAssignment", a["id"]), [
+            rec("PromotionAssignment", a["id"], "create", None, a),
+            rec("PromotionAssignment", a["id"], "delete", a, None)])
+        # No voucher code anywhere in the log.
+        self.assertNotIn(v["voucherNumber"],
+                         json.dumps(self.logs("$top=1000", user=u), default=str))
 
     def test_login_failure_bursts_are_audited(self):
         # auth.fail_limit (5) bad passwords in a row: one record, in the

@@ -2,8 +2,9 @@
 # test_identity.py -- identity and access (issue 13 points 1-4, 9): API
 # clients and OAuth2 client-credentials tokens (RS256, JWKS, rotation),
 # forged tokens, an external issuer's tokens, API keys (revoked at once on
-# every gateway), crypt(3) Basic users, roles and their 403s, the limit on
-# failed credentials, and no secret in answers or logs.
+# every gateway, also while many requests authenticate and tokens are
+# issued), crypt(3) Basic users, roles and their 403s, the limit on failed
+# credentials, and no secret in answers or logs.
 import base64
 import ctypes
 import hashlib
@@ -14,6 +15,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 
@@ -148,6 +150,11 @@ class Base(harness.TestCase):
         r = form_post(self.stack.http_port, "/oauth/token", f)
         self.assertStatus(r, 200)
         return r.body["access_token"]
+
+    def create_key(self, roles, user="admin"):
+        r = self.stack.post("/api/v1/ApiKeys", {"name": uniq("till"), "roles": roles}, user=user)
+        self.assertStatus(r, 201)
+        return r.body
 
     def bearer_get(self, tok, path="/api/v1/Promotions", port=None):
         return call(port or self.stack.http_port, "GET", path,
@@ -437,11 +444,6 @@ class Forged(Base):
 
 
 class ApiKeys(Base):
-    def create_key(self, roles, user="admin"):
-        r = self.stack.post("/api/v1/ApiKeys", {"name": uniq("till"), "roles": roles}, user=user)
-        self.assertStatus(r, 201)
-        return r.body
-
     def test_key_shown_once_and_used(self):
         s = self.stack
         k = self.create_key(["POSReader", "PublicApiReader"])
@@ -503,6 +505,90 @@ class ApiKeys(Base):
             g2.terminate()
             g2.wait(10)
             log.close()
+
+
+class UnderLoad(Base):
+    def test_keys_and_tokens_change_while_requests_authenticate(self):
+        # Eight clients authenticate without pause (API keys, Bearer
+        # tokens) while keys are created and revoked and tokens issued: a
+        # key works from its creation's answer, is refused by the very next
+        # request once its revocation is answered and by every request begun
+        # after that; tokens work as soon as issued; no 5xx, no crash.
+        s = self.stack
+        p = s.http_port
+        client = self.create_client(["PublicApiReader"])
+        lock = threading.Lock()
+        live = [("key", self.create_key(["PublicApiReader"])["key"])]  # (kind, credential)
+        revoked = {}  # key -> monotonic time its DELETE was answered
+        seen = []  # (key, start, status) of every request with a key revoked meanwhile
+        uses = {}  # key -> requests it passed
+        bad = []
+        done = threading.Event()
+
+        def headers(kind, cred):
+            return {"X-Api-Key": cred} if kind == "key" else {"Authorization": "Bearer " + cred}
+
+        def client_loop(n):
+            i = n
+            while not done.is_set():
+                with lock:
+                    pool = live + [("key", k) for k in revoked]
+                kind, cred = pool[i % len(pool)]
+                i += 7
+                t0 = time.monotonic()
+                st = call(p, "GET", "/api/v1/Promotions?$top=1", headers=headers(kind, cred)).status
+                with lock:
+                    if st == 200:
+                        uses[cred] = uses.get(cred, 0) + 1
+                    if kind == "key" and cred in revoked:
+                        seen.append((cred, t0, st))
+                    elif st != 200 and (kind != "key" or st not in (401, 429)):
+                        bad.append((kind, st))
+                    elif st != 200:  # a key revoked while this request ran
+                        seen.append((cred, t0, st))
+
+        def churn():
+            try:
+                for _ in range(12):
+                    k = self.create_key(["PublicApiReader"])
+                    h = headers("key", k["key"])
+                    self.assertStatus(call(p, "GET", "/api/v1/Promotions?$top=1", headers=h), 200)
+                    with lock:
+                        live.append(("key", k["key"]))
+                    harness.wait_until(lambda: uses.get(k["key"], 0) >= 3, 10,
+                                       what="the clients using the new key")
+                    with lock:
+                        live.remove(("key", k["key"]))
+                    self.assertStatus(s.request("DELETE", "/api/v1/ApiKeys/" + k["id"]), 204)
+                    with lock:
+                        revoked[k["key"]] = time.monotonic()
+                    r = call(p, "GET", "/api/v1/Promotions?$top=1", headers=h)
+                    self.assertIn(r.status, (401, 429), "revoked key accepted")
+                for _ in range(20):
+                    tok = self.token(client)
+                    self.assertStatus(self.bearer_get(tok, "/api/v1/Promotions?$top=1"), 200)
+                    with lock:
+                        live.append(("token", tok))
+            except Exception as e:  # noqa: BLE001 -- reported below
+                bad.append(("churn", repr(e)))
+            finally:
+                done.set()
+
+        threads = [threading.Thread(target=client_loop, args=(n,)) for n in range(8)]
+        threads.append(threading.Thread(target=churn))
+        for t in threads:
+            t.start()
+        done.wait(harness.deadline(15))
+        done.set()
+        for t in threads:
+            t.join(harness.deadline(30))
+        self.assertEqual(bad, [])
+        # After its revocation was answered, never accepted again.
+        late = [(k[:16], st) for k, t0, st in seen if t0 >= revoked.get(k, 1e18) and st == 200]
+        self.assertEqual(late, [])
+        self.assertEqual([k[:16] for k, _, _ in seen if k not in revoked], [])
+        self.assertGreater(len(seen), 0)
+        self.assertStatus(call(p, "GET", "/healthz"), 200)
 
 
 class Users(Base):

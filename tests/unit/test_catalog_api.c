@@ -53,57 +53,16 @@ route(const char *method)
 }
 
 // call invokes the handler of method as tenant with body and params
-// ("k=v" strings, NULL-terminated); the reply body is copied to *out.
+// ("k=v" strings, NULL-terminated); the reply body (an error's target) is
+// copied to *out.
 static int
 call(const char *method, const char *tenant, const char *body, char **out,
     const char *const *params)
 {
-	Dre__RpcRequest rq0 = DRE__RPC_REQUEST__INIT;
-	Dre__Param      pv[8], *pp[8];
-	char            kv[8][128];
-	size_t          n = 0;
-	for (; params && params[n]; n++) {
-		dre__param__init(&pv[n]);
-		snprintf(kv[n], sizeof kv[n], "%s", params[n]);
-		char *eq = strchr(kv[n], '=');
-		*eq = 0;
-		pv[n].key = kv[n];
-		pv[n].value = eq + 1;
-		pp[n] = &pv[n];
-	}
-	rq0.method = (char *) method;
-	rq0.params = pp;
-	rq0.n_params = n;
-	dre_rpc_call  c = { .method = method,
-		 .tenant = tenant,
-		 .principal = "test",
-		 .body = (const uint8_t *) body,
-		 .body_len = body ? strlen(body) : 0,
-		 .req = &rq0 };
-	dre_rpc_reply rep = { .status = 200 };
-	route(method)(&C, &c, &rep);
-	if (out) {
-		if (rep.status >= 400)
-			*out
-			    = strdup(rep.error_target ? rep.error_target : "");
-		else
-			*out = strndup(
-			    rep.body.data ? rep.body.data : "", rep.body.len);
-	}
-	if (rep.status < 300 && rep.status != 204)
-		assert_string_equal(rep.content_type, "application/json");
-	if (rep.status >= 400)
-		assert_non_null(rep.error_code);
-	dre_buf_free(&rep.body);
-	free(rep.error_message);
-	free(rep.error_target);
-	for (size_t i = 0; i < rep.ndetails; i++) {
-		free(rep.details[i].message);
-		free(rep.details[i].target);
-	}
-	for (size_t i = 0; i < rep.nheaders; i++)
-		free(rep.headers[i].value); // ETag, dre-changes
-	return rep.status;
+	int status
+	    = tk_call(cat_routes, &C, method, tenant, body, params, out);
+	assert_int_not_equal(status, -1);
+	return status;
 }
 
 #define P(...) ((const char *const[]) { __VA_ARGS__, NULL })

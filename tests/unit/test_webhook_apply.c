@@ -5,10 +5,19 @@
 // a subscriber). The promotion follower: CREATED for an unknown promotion,
 // UPDATED after, ACTIVATED / DEACTIVATED when the status enters or leaves
 // ACTIVE, DELETED; a replayed or older change raises nothing.
+// Concurrency (run under ASan and TSan): subscriptions created, patched
+// and deleted through the API while both appliers match a stream of sales
+// and promotion changes against them -- a subscription there all along gets
+// every event once, no delivery names a subscription that never existed,
+// and a deleted subscription stays deleted (an update racing the delete
+// answers 404, never writes it back).
 #define _GNU_SOURCE // memmem
+#include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +28,9 @@
 #include "apply.h"
 #include "dre/avro.h"
 #include "dre/busmock.h"
+#include "dre/clock.h"
 #include "dre/uuid.h"
+#include "handlers.h"
 #include "webhook.h"
 #include "testkit.h"
 
@@ -272,12 +283,276 @@ test_promotion_events(void **state)
 	assert_int_equal(promo_events("PROMOTION_UPDATED"), 3);
 }
 
+// ---- concurrency
+// ------------------------------------------------------------
+
+#define C_TENANT  "tc"
+#define C_STABLE  "00000000-0000-4000-8000-00000000aaaa"
+#define C_WRITERS 2
+#define C_SUBS    40 // per writer: created, patched, deleted
+#define C_SALES   240
+#define C_PROMOS  64 // a multiple of C_BATCH, as C_SALES
+#define C_BATCH   8 // events per applied batch
+
+typedef struct {
+	atomic_int  bad;
+	atomic_int  writers_left;
+	char        ids[C_WRITERS][C_SUBS][DRE_UUID_LEN + 1];
+	atomic_int  made[C_WRITERS]; // ids[w][0..made) were created
+	atomic_long patched, refused; // the racing patcher's 200s and 404s
+} c_shared;
+
+static c_shared cs;
+
+static int
+c_call(const char *method, const char *body, const char *id, const char *p)
+{
+	char        idp[64];
+	const char *params[3] = { NULL, NULL, NULL };
+	if (id != NULL) {
+		snprintf(idp, sizeof idp, "id=%s", id);
+		params[0] = idp;
+		params[1] = p;
+	}
+	return tk_call(wh_routes, &s, method, C_TENANT, body, params, NULL);
+}
+
+static void *
+c_writer(void *arg)
+{
+	int  w = (int) (intptr_t) arg;
+	char body[256];
+	for (int i = 0; i < C_SUBS; i++) {
+		char *id = cs.ids[w][i];
+		dre_uuid_v4(id);
+		snprintf(body, sizeof body,
+		    "{\"id\":\"%s\",\"url\":\"https://hooks.example.com/"
+		    "%d\",\"eventTypes\":[\"%s\"]}",
+		    id, w, i % 2 ? "TRANSACTION_CONFIRMED" : "*");
+		if (c_call("webhook.WebhookSubscriptions.create", body, NULL,
+		        NULL)
+		    != 201)
+			atomic_fetch_add(&cs.bad, 1);
+		atomic_store(&cs.made[w], i + 1);
+		if (c_call("webhook.WebhookSubscriptions.update",
+		        "{\"active\":false}", id, "patch=1")
+		        != 200
+		    || c_call("webhook.WebhookSubscriptions.update",
+		           "{\"active\":true}", id, "patch=1")
+		        != 200
+		    || c_call("webhook.WebhookSubscriptions.delete", NULL, id,
+		           NULL)
+		        != 204
+		    || c_call(
+		           "webhook.WebhookSubscriptions.get", NULL, id, NULL)
+		        != 404)
+			atomic_fetch_add(&cs.bad, 1);
+	}
+	atomic_fetch_sub(&cs.writers_left, 1);
+	return NULL;
+}
+
+// c_patcher patches the subscription each writer made last, racing the
+// writer's own patches and delete: 200 or 404, nothing else.
+static void *
+c_patcher(void *arg)
+{
+	(void) arg;
+	while (atomic_load(&cs.writers_left) > 0) {
+		for (int w = 0; w < C_WRITERS; w++) {
+			int n = atomic_load(&cs.made[w]);
+			if (n == 0)
+				continue;
+			int st = c_call("webhook.WebhookSubscriptions.update",
+			    "{\"description\":\"raced\"}", cs.ids[w][n - 1],
+			    "patch=1");
+			if (st == 200)
+				atomic_fetch_add(&cs.patched, 1);
+			else if (st == 404)
+				atomic_fetch_add(&cs.refused, 1);
+			else
+				atomic_fetch_add(&cs.bad, 1);
+		}
+	}
+	return NULL;
+}
+
+// c_apply applies the encoded events evs[0..n) of topic with fn in one
+// batch, as the applier does.
+static void
+c_apply(dre_apply_fn fn, const char *topic, dre_buf *evs, char (*eids)[40],
+    size_t n)
+{
+	dre_batch *b = dre_batch_alloc_indexed();
+	dre_arena *a = dre_arena_alloc(0);
+	dre_err    err = DRE_OK;
+	wh_batch_begin(&s);
+	for (size_t i = 0; i < n && err == DRE_OK; i++) {
+		dre_msg       m = { .topic = topic,
+			      .payload = (const uint8_t *) evs[i].data,
+			      .len = evs[i].len };
+		dre_apply_ctx x = { .st = s.st,
+			.b = b,
+			.a = a,
+			.event_id = eids[i],
+			.attempts = 1,
+			.now_ms = dre_now_ms() };
+		err = fn(&s, &x, &m);
+	}
+	if (err == DRE_OK)
+		err = dre_store_write(s.st, b, true);
+	wh_batch_end(&s, err);
+	if (err != DRE_OK)
+		atomic_fetch_add(&cs.bad, 1);
+	dre_batch_free(b);
+	dre_arena_free(a);
+}
+
+// c_event encodes event n of a stream into ev and its id into eid: a sale,
+// or (promo) the creation of an active promotion, CREATED and ACTIVATED.
+static void
+c_event(bool promo, int n, dre_buf *ev, char *eid)
+{
+	char    name[32];
+	dre_err err;
+	memset(ev, 0, sizeof *ev);
+	snprintf(name, sizeof name, "%s-%d", promo ? "CP" : "CTX", n);
+	if (promo) {
+		dre_master_event e = { .tenant = C_TENANT,
+			.occurred_at = 1,
+			.schema_version = 2,
+			.entity_kind = "PROMOTION",
+			.entity_id = name,
+			.op = "UPSERT",
+			.version = 1,
+			.document = "{\"status\":\"ACTIVE\"}",
+			.document_len = 19 };
+		dre_uuid_v4(e.event_id);
+		snprintf(eid, 40, "%s", e.event_id);
+		err = dre_avro_encode_master(ev, &e);
+	} else {
+		dre_tx_confirmed t = { .tenant = C_TENANT,
+			.occurred_at = 1,
+			.evaluated_at = 1,
+			.transaction_time = 1,
+			.schema_version = 1,
+			.transaction_id = name,
+			.transaction_counter = 1,
+			.currency = "EUR" };
+		dre_uuid_v4(t.event_id);
+		snprintf(eid, 40, "%s", t.event_id);
+		err = dre_avro_encode_tx_confirmed(ev, &t);
+	}
+	if (err != DRE_OK)
+		atomic_fetch_add(&cs.bad, 1);
+}
+
+// c_stream applies C_SALES sales (arg NULL) or C_PROMOS promotions, as the
+// appliers do: C_BATCH events a batch.
+static void *
+c_stream(void *arg)
+{
+	bool    promo = arg != NULL;
+	dre_buf evs[C_BATCH];
+	char    eids[C_BATCH][40];
+	for (int i = 0; i < (promo ? C_PROMOS : C_SALES); i += C_BATCH) {
+		for (int k = 0; k < C_BATCH; k++)
+			c_event(promo, i + k, &evs[k], eids[k]);
+		c_apply(promo ? wh_promo_apply : wh_apply,
+		    promo ? "dre.master.promotions"
+		          : "dre.transactions.confirmed",
+		    evs, eids, C_BATCH);
+		for (int k = 0; k < C_BATCH; k++)
+			dre_buf_free(&evs[k]);
+	}
+	return NULL;
+}
+
+// c_known: id is the stable subscription or one a writer created.
+static bool
+c_known(const char *id, size_t len)
+{
+	if (len == strlen(C_STABLE) && memcmp(id, C_STABLE, len) == 0)
+		return true;
+	for (int w = 0; w < C_WRITERS; w++)
+		for (int i = 0; i < C_SUBS; i++)
+			if (len == strlen(cs.ids[w][i])
+			    && memcmp(id, cs.ids[w][i], len) == 0)
+				return true;
+	return false;
+}
+
+static void
+test_subscriptions_change_while_matching(void **state)
+{
+	(void) state;
+	memset(&cs, 0, sizeof cs);
+	atomic_store(&cs.writers_left, C_WRITERS);
+	assert_int_equal(c_call("webhook.WebhookSubscriptions.create",
+	                     "{\"id\":\"" C_STABLE "\",\"url\":"
+	                     "\"https://hooks.example.com/s\","
+	                     "\"eventTypes\":[\"*\"]}",
+	                     NULL, NULL),
+	    201);
+	pthread_t th[C_WRITERS + 3];
+	for (int w = 0; w < C_WRITERS; w++)
+		assert_int_equal(pthread_create(&th[w], NULL, c_writer,
+		                     (void *) (intptr_t) w),
+		    0);
+	assert_int_equal(
+	    pthread_create(&th[C_WRITERS], NULL, c_patcher, NULL), 0);
+	assert_int_equal(
+	    pthread_create(&th[C_WRITERS + 1], NULL, c_stream, NULL), 0);
+	assert_int_equal(
+	    pthread_create(&th[C_WRITERS + 2], NULL, c_stream, &cs), 0);
+	for (int i = 0; i < C_WRITERS + 3; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(atomic_load(&cs.bad), 0);
+	print_message("racing patches: %ld applied, %ld refused (404)\n",
+	    atomic_load(&cs.patched), atomic_load(&cs.refused));
+
+	// Only the stable subscription is left: no delete was undone.
+	char            prefix[WH_KEY_MAX];
+	size_t          pl = wh_key(prefix, sizeof prefix, C_TENANT, "");
+	dre_store_iter *it = NULL;
+	const char     *k, *v;
+	size_t          kl, vl, subs = 0, stable = 0, deliveries = 0;
+	assert_int_equal(
+	    dre_store_iter_open(&it, s.st, WH_CF_SUBS, prefix, pl), DRE_OK);
+	while (dre_store_iter_next(it, &k, &kl, &v, &vl))
+		subs++;
+	dre_store_iter_close(it);
+	assert_int_equal(subs, 1);
+	// The stable one got every sale and both events of every promotion,
+	// once; every delivery names a subscription that existed.
+	assert_int_equal(
+	    dre_store_iter_open(&it, s.st, WH_CF_DELIVERIES, prefix, pl),
+	    DRE_OK);
+	static const char tag[] = "\"subscriptionId\":\"";
+	while (dre_store_iter_next(it, &k, &kl, &v, &vl)) {
+		const char *p = memmem(v, vl, tag, sizeof tag - 1);
+		assert_non_null(p);
+		p += sizeof tag - 1;
+		const char *q = memchr(p, '"', vl - (size_t) (p - v));
+		assert_non_null(q);
+		assert_true(c_known(p, (size_t) (q - p)));
+		stable += (size_t) (q - p) == strlen(C_STABLE)
+		    && memcmp(p, C_STABLE, strlen(C_STABLE)) == 0;
+
+		deliveries++;
+	}
+	dre_store_iter_close(it);
+	assert_int_equal(stable, C_SALES + 2 * C_PROMOS);
+	assert_true(deliveries >= stable);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sale_becomes_deliveries),
 		cmocka_unit_test(test_promotion_events),
+		cmocka_unit_test(test_subscriptions_change_while_matching),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -7,6 +7,7 @@
 
 #include "dre/busmock.h"
 #include "dre/config.h"
+#include "dre/rpc.h"
 
 // tk_tmpdir makes a fresh, empty directory /tmp/dre-test-<tag>-XXXXXX and
 // writes its path into dir (n bytes). Returns 0, or -1 when it cannot.
@@ -18,5 +19,16 @@ int tk_rmtree(const char *path);
 int tk_broker_open(dre_bus_mock **mock, dre_kvlist *props);
 // tk_broker_close frees props and stops the cluster.
 void tk_broker_close(dre_bus_mock *mock, dre_kvlist *props);
+
+// tk_call runs the handler of method in routes (svc its state) in the
+// calling thread, as an nng call of tenant by principal "test" with body
+// (NULL: none) and params ("k=v" strings, NULL-terminated, at most 8 of
+// at most 127 bytes). Returns the status, or -1 when the reply breaks the
+// rules every handler keeps (a 2xx with a body not application/json, an
+// error without a code). *out (when out is not NULL; free it) is the body,
+// or the error's target ("" when none) for a status >= 400.
+int tk_call(const dre_rpc_route *routes, void *svc, const char *method,
+    const char *tenant, const char *body, const char *const *params,
+    char **out);
 
 #endif

@@ -45,6 +45,18 @@ typedef struct {
 dre_err dre_audit_put(dre_batch *b, dre_store *st, int cf, char tag,
     const dre_audit_rec *rec, char *id);
 
+// dre_audit_change adds the record of a write of entity entity_id by actor
+// in tenant to b (column family cf of st, no tag), the form every service
+// uses for its writes: before and after are the entity as a read answers
+// it, secrets left out (NULL: none, a create has no before, a delete no
+// after); action NULL names the write by them (delete, create, update);
+// details is a JSON object or NULL. DRE_ENOMEM when before or after ran out
+// of memory while rendered.
+dre_err dre_audit_change(dre_batch *b, dre_store *st, int cf,
+    const char *tenant, const char *actor, const char *entity,
+    const char *entity_id, const char *action, const dre_buf *before,
+    const dre_buf *after, const char *details);
+
 // dre_audit_render appends the record (a new id) to out, for a caller
 // that stores it under a key of its own in the batch of its change (one
 // record per entity, read back by that key: the evaluator's calculation
@@ -72,5 +84,11 @@ extern const dre_odata_fields dre_audit_fields;
 // query options ($filter, $select, $orderby, $top, $skip, $count; default
 // order: oldest first; records under tag in key order).
 void dre_audit_list(dre_docapi_req *r, dre_store *st, int cf, char tag);
+
+// dre_audit_list_call is a service's "<svc>.AuditLogs.list" handler body:
+// dre_audit_list of the records in cf of st under tag, with the service's
+// document API (api: its name and minor version in the answers).
+void dre_audit_list_call(const dre_docapi_svc *api, dre_store *st, int cf,
+    char tag, const dre_rpc_call *call, dre_rpc_reply *rep);
 
 #endif
