@@ -1652,12 +1652,22 @@ m_complete(dre_ijob_reg *r, dre_docapi_req *d)
 	reply_job(d, 202, r, &j);
 }
 
+// m_get answers the job; pos_only: seed 002's ArticleImportJobs, which
+// shows the jobs of POST /pos/articles/import-batch only.
 static void
-m_get(dre_ijob_reg *r, dre_docapi_req *d)
+m_get(dre_ijob_reg *r, dre_docapi_req *d, bool pos_only)
 {
 	job j;
-	if (load(r, d, "id", &j))
-		reply_job(d, 200, r, &j);
+	if (!load(r, d, "id", &j))
+		return;
+	if (pos_only && strcmp(j.source, "pos") != 0) {
+		dre_rpc_reply_error(d->rep, 404, "NOT_FOUND", NULL,
+		    "article import job '%s' not found (jobs of "
+		    "/api/v1/ImportJobs are read there)",
+		    j.id);
+		return;
+	}
+	reply_job(d, 200, r, &j);
 }
 
 static void
@@ -1762,15 +1772,21 @@ list_records(dre_ijob_reg *r, dre_docapi_req *d, char tag, const char *jid,
 	dre_docapi_list_end(&l);
 }
 
+static const char *const job_fields[]
+    = { "id", "entity", "mode", "format", "name", "status", "total",
+	      "processed", "succeeded", "failed", "progressPercent",
+	      "bytesTotal", "bytesProcessed", "createdAt", "startedAt",
+	      "finishedAt", "errorMessage", "callbackUrl", "uploadUrl" };
+
+const dre_odata_fields dre_ijob_fields
+    = { job_fields, sizeof job_fields / sizeof job_fields[0], job_fields,
+	      sizeof job_fields / sizeof job_fields[0] };
+
 static void
 m_list(dre_ijob_reg *r, dre_docapi_req *d)
 {
-	static const char *const f[] = { "id", "entity", "mode", "format",
-		"name", "status", "total", "processed", "succeeded", "failed",
-		"progressPercent", "bytesTotal", "bytesProcessed", "createdAt",
-		"startedAt", "finishedAt", "errorMessage", "callbackUrl",
-		"uploadUrl" };
-	list_records(r, d, K_JOB, NULL, f, sizeof f / sizeof f[0]);
+	list_records(r, d, K_JOB, NULL, job_fields,
+	    sizeof job_fields / sizeof job_fields[0]);
 }
 
 static void
@@ -1809,7 +1825,9 @@ dre_ijob_dispatch(
 		else if (strcmp(m, "ImportJobs.complete") == 0)
 			m_complete(r, &d);
 		else if (strcmp(m, "ImportJobs.get") == 0)
-			m_get(r, &d);
+			m_get(r, &d, false);
+		else if (strcmp(m, "ArticleImportJobs.get") == 0)
+			m_get(r, &d, true);
 		else if (strcmp(m, "ImportJobs.list") == 0)
 			m_list(r, &d);
 		else if (strcmp(m, "ImportJobs.cancel") == 0)

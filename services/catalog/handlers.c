@@ -1592,6 +1592,18 @@ const dre_rpc_route cat_routes[] = {
 	{ "catalog.AuditLogs.list", h_audit_list },
 	{ "catalog.AuditLogs.record", h_audit_record },
 	{ "catalog.Articles.import", h_articles_import },
+	{ "catalog.Articles.importBatch", cat_import_batch },
+	// Import jobs (imports.c, dre/importjob.h).
+	{ "catalog.ImportJobs.create", cat_ijob },
+	{ "catalog.ImportJobs.submit", cat_ijob },
+	{ "catalog.ImportJobs.append", cat_ijob },
+	{ "catalog.ImportJobs.complete", cat_ijob },
+	{ "catalog.ImportJobs.get", cat_ijob },
+	{ "catalog.ImportJobs.list", cat_ijob },
+	{ "catalog.ImportJobs.cancel", cat_ijob },
+	{ "catalog.ImportJobErrors.list", cat_ijob },
+	{ "catalog.ImportJobItems.list", cat_ijob },
+	{ "catalog.ArticleImportJobs.get", cat_ijob },
 	{ "catalog.TenantSettings.get", h_settings_get },
 	{ "catalog.TenantSettings.update", h_settings_update },
 	{ "catalog.Snapshot", h_snapshot },
@@ -1610,3 +1622,191 @@ const dre_rpc_route cat_routes[] = {
 	{ "catalog.SigningKeys.rotate", h_signingkeys_rotate },
 	{ NULL, NULL },
 };
+
+// ---- import jobs (dre/importjob.h): one row through create or update ------
+
+// invoke runs op as the job's principal on body, as the rpc route would.
+static void
+invoke(cat *c, cat_kind k, const dre_ijob_row *row, const char *id,
+    void (*op)(req *), dre_rpc_reply *rep)
+{
+	Dre__RpcRequest rq = DRE__RPC_REQUEST__INIT;
+	Dre__Param      pid = DRE__PARAM__INIT;
+	Dre__Param     *ps[1] = { &pid };
+	if (id != NULL) {
+		pid.key = (char *) "id";
+		pid.value = (char *) id;
+		rq.params = ps;
+		rq.n_params = 1;
+	}
+	rq.method = (char *) "catalog.import";
+	rq.tenant = (char *) row->tenant;
+	rq.principal = (char *) row->principal;
+	dre_rpc_call call = { .method = rq.method,
+		.tenant = row->tenant,
+		.principal = row->principal,
+		.body = (const uint8_t *) row->json,
+		.body_len = row->len,
+		.req = &rq,
+		.on_worker = true };
+	req          r;
+	if (req_begin(&r, c, &call, rep, k))
+		op(&r);
+	req_end(&r);
+}
+
+// lookup_field is the member an UPSERT finds the stored entity by.
+static const char *
+lookup_field(cat_kind k)
+{
+	const ent_spec *s = specs[k];
+	if (s == NULL)
+		return "id";
+	return s->fields[s->key >= 0 ? s->key : s->unique].name;
+}
+
+static void
+result_str(char *out, size_t cap, const char *s)
+{
+	snprintf(out, cap, "%s", s != NULL ? s : "");
+}
+
+dre_err
+cat_import_row(
+    cat *c, cat_kind k, const dre_ijob_row *row, dre_ijob_result *res)
+{
+	dre_arena      *a = dre_arena_alloc(0);
+	dre_json       *in = NULL;
+	const dre_json *kv = NULL;
+	dre_rpc_reply   rep;
+	bool            exists = false;
+	if (a == NULL)
+		return DRE_ENOMEM;
+	if (dre_json_parse(
+	        &in, a, row->json, row->len, DRE_JSON_MAX_DEPTH, NULL)
+	        == DRE_OK
+	    && dre_json_is(in, DRE_JSON_OBJECT))
+		kv = dre_json_get(in, lookup_field(k));
+	if (dre_json_is(kv, DRE_JSON_STRING))
+		result_str(res->key, sizeof res->key, kv->str);
+	if (row->mode == DRE_IJOB_UPSERT && res->key[0]) {
+		char   *doc = NULL, *key = NULL;
+		dre_err err
+		    = cat_get(c, row->tenant, k, res->key, &doc, NULL, NULL);
+		if (err == DRE_ENOTFOUND && alt_field(k) != NULL)
+			err = cat_index_get(
+			    c, row->tenant, k, alt_field(k), res->key, &key);
+		exists = err == DRE_OK;
+		free(doc);
+		free(key);
+	}
+	dre_arena_free(a);
+	memset(&rep, 0, sizeof rep);
+	invoke(c, k, row, exists ? res->key : NULL,
+	    exists ? do_update : do_create, &rep);
+	int     st = rep.status ? rep.status : 200;
+	dre_err out = DRE_OK;
+	if (st < 300) {
+		res->created = !exists;
+		dre_arena *b = dre_arena_alloc(0);
+		dre_json  *doc = NULL;
+		if (b != NULL
+		    && dre_json_parse(&doc, b,
+		           rep.body.data ? rep.body.data : "", rep.body.len,
+		           DRE_JSON_MAX_DEPTH, NULL)
+		        == DRE_OK) {
+			const dre_json *v = dre_json_get(doc, "id");
+			if (dre_json_is(v, DRE_JSON_STRING))
+				result_str(res->id, sizeof res->id, v->str);
+			v = dre_json_get(doc, lookup_field(k));
+			if (dre_json_is(v, DRE_JSON_STRING))
+				result_str(res->key, sizeof res->key, v->str);
+		}
+		dre_arena_free(b);
+	} else if (st >= 500) {
+		out = DRE_EUNAVAIL;
+	} else {
+		result_str(res->code, sizeof res->code, rep.error_code);
+		result_str(res->message, sizeof res->message,
+		    rep.ndetails > 0 ? rep.details[0].message
+		                     : rep.error_message);
+		result_str(res->target, sizeof res->target,
+		    rep.ndetails > 0 ? rep.details[0].target
+		                     : rep.error_target);
+		out = DRE_EINVAL;
+	}
+	dre_rpc_reply_clear(&rep);
+	return out;
+}
+
+// do_import_batch is seed 002's POST /pos/articles/import-batch {name,
+// articles[]}: the articles become an import job (source "pos": per-article
+// items are kept for ArticleImportJobItems).
+static void
+do_import_batch(req *r)
+{
+	static const char *const known[] = { "name", "articles" };
+	const dre_json *in = dre_docapi_body(&r->d, DRE_DOCAPI_NOT_OBJECT);
+	if (in == NULL || !dre_docapi_strict(&r->d, in, known, 2))
+		return;
+	const dre_json *arts = dre_json_get(in, "articles");
+	const dre_json *name = dre_json_get(in, "name");
+	if (!dre_json_is(arts, DRE_JSON_ARRAY)) {
+		dre_docapi_invalid(&r->d, "articles",
+		    "articles must be an array of articles");
+		return;
+	}
+	if (!dre_json_is_null(name)
+	    && (!dre_json_is(name, DRE_JSON_STRING) || name->len > 255)) {
+		dre_docapi_invalid(&r->d, "name",
+		    "name must be a string of at most 255 characters");
+		return;
+	}
+	dre_buf   data = { 0 };
+	dre_jsonw w;
+	dre_jsonw_init(&w, &data);
+	dre_jsonw_json(&w, arts);
+	char          id[DRE_IJOB_ID_MAX];
+	dre_ijob_spec s = { r->d.call->tenant, r->d.call->principal,
+		"Articles", DRE_IJOB_JSON, DRE_IJOB_UPSERT,
+		dre_json_is(name, DRE_JSON_STRING) ? name->str : NULL, "pos",
+		NULL, NULL };
+	dre_err       err = data.oom
+	          ? DRE_ENOMEM
+	          : dre_ijob_submit(r->c->jobs, &s, data.data, data.len, id);
+	dre_buf_free(&data);
+	if (err == DRE_ETOOBIG) {
+		dre_rpc_reply_error(r->d.rep, 413, "PAYLOAD_TOO_LARGE", NULL,
+		    "the articles do not fit: imports.max_upload or the "
+		    "disk's "
+		    "free space");
+		return;
+	}
+	if (err != DRE_OK) {
+		dre_docapi_internal(&r->d, err);
+		return;
+	}
+	dre_buf  *b = &r->d.rep->body;
+	dre_jsonw o;
+	char      msg[96];
+	snprintf(msg, sizeof msg, "import job created: %u articles queued",
+	    (unsigned) arts->len);
+	dre_buf_reset(b);
+	dre_jsonw_init(&o, b);
+	dre_jsonw_obj_begin(&o);
+	dre_jsonw_kint(&o, "minorVersion", MINOR_VERSION);
+	dre_jsonw_kstr(&o, "jobId", id);
+	dre_jsonw_kstr(&o, "status", "QUEUED");
+	dre_jsonw_kstr(&o, "message", msg);
+	dre_jsonw_obj_end(&o);
+	r->d.rep->status = 202;
+	dre_rpc_reply_json(r->d.rep);
+}
+
+OP(CAT_ARTICLE, articles_import_batch, do_import_batch(&r))
+
+void
+cat_import_batch(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	h_articles_import_batch(svc, call, rep);
+}

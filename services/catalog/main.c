@@ -18,6 +18,7 @@ typedef struct {
 	char          *issuer;
 	int64_t        token_ttl_s;
 	char          *key_tenant;
+	dre_ijob_opts  imports;
 } cat_cfg;
 
 static const dre_cfg_opt cat_opts[] = {
@@ -37,6 +38,7 @@ static const dre_cfg_opt cat_opts[] = {
 	{ "auth.key_tenant", DRE_CFG_STR, offsetof(cat_cfg, key_tenant),
 	    "default",
 	    "tenant whose Admins may rotate the token signing key" },
+	DRE_IJOB_CFG_ROWS(cat_cfg, imports),
 	DRE_CFG_END,
 };
 
@@ -69,11 +71,32 @@ main(int argc, char **argv)
 		cat_close(&c);
 		goto out;
 	}
+	char        *jdir = dre_svc_path(&cfg.common, "catalog-imports");
+	dre_ijob_cfg jc = { .svc = "catalog",
+		.st = c.st,
+		.cf = CF_JOBS,
+		.dir = jdir,
+		.entities = cat_imports,
+		.svc_arg = &c,
+		.ob = c.ob,
+		.max_upload = cfg.imports.max_upload,
+		.min_free = cfg.imports.min_free,
+		.callback_insecure = cfg.imports.callback_insecure };
+	err = jdir == NULL ? DRE_EIO : dre_ijob_open(&c.jobs, &jc);
+	free(jdir);
+	if (err != DRE_OK) {
+		dre_error(
+		    "cannot start the import jobs: %s", dre_strerror(err));
+		cat_id_close(&c);
+		cat_close(&c);
+		goto out;
+	}
 	if ((err = dre_rpc_server_open(&srv, cfg.common.rpc_listen, cat_routes,
 	         &c, (int) cfg.rpc_workers))
 	    != DRE_OK) {
 		dre_error("cannot listen on %s: %s", cfg.common.rpc_listen,
 		    dre_strerror(err));
+		dre_ijob_close(c.jobs);
 		cat_id_close(&c);
 		cat_close(&c);
 		goto out;
@@ -83,6 +106,7 @@ main(int argc, char **argv)
 		;
 	dre_info("catalog stopping");
 	dre_rpc_server_close(srv);
+	dre_ijob_close(c.jobs); // at a row boundary: resumed at the next start
 	cat_id_close(&c);
 	cat_close(&c);
 	rc = 0;

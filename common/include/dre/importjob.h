@@ -50,6 +50,7 @@
 #include "dre/buf.h"
 #include "dre/config.h"
 #include "dre/err.h"
+#include "dre/odata.h"
 #include "dre/outbox.h"
 #include "dre/rpc.h"
 #include "dre/store.h"
@@ -134,6 +135,27 @@ typedef struct {
 	bool    callback_insecure;
 } dre_ijob_opts;
 
+// DRE_IJOB_CFG_ROWS(type, member) are the config rows of the settings
+// above, for an owner's config table (member: its dre_ijob_opts).
+#define DRE_IJOB_CFG_ROWS(type, m)                                            \
+	{ "imports.max_upload", DRE_CFG_INT, offsetof(type, m.max_upload),    \
+		"0",                                                          \
+		"largest import upload accepted, bytes (0: no limit but the " \
+		"disk)",                                                      \
+		DRE_CFG_NONNEGATIVE },                                        \
+	    { "imports.min_free_bytes", DRE_CFG_INT,                          \
+		    offsetof(type, m.min_free), "104857600",                  \
+		    "an import upload fails rather than leave less free "     \
+		    "disk "                                                   \
+		    "space than this",                                        \
+		    DRE_CFG_NONNEGATIVE },                                    \
+	{                                                                     \
+		"imports.callback_insecure", DRE_CFG_BOOL,                    \
+		    offsetof(type, m.callback_insecure), "false",             \
+		    "allow http and private addresses as import job "         \
+		    "callbackUrl (tests, closed networks)"                    \
+	}
+
 // dre_ijob_open starts the owner's job machinery: unfinished jobs found in
 // the store are queued again (resumed at their cursor) and the worker
 // thread starts. dre_ijob_close stops the worker at a row boundary.
@@ -176,6 +198,10 @@ dre_err dre_ijob_submit(dre_ijob_reg *r, const dre_ijob_spec *spec,
 // dre_ijob_dispatch serves any of the methods (by the name's suffix).
 void dre_ijob_dispatch(
     dre_ijob_reg *r, const dre_rpc_call *call, dre_rpc_reply *rep);
+
+// dre_ijob_fields are the members of a job document (the gateway merges
+// every owner's ImportJobs.list with them).
+extern const dre_odata_fields dre_ijob_fields;
 
 // dre_ijob_job_json appends job id's document as GET answers it to out;
 // DRE_ENOTFOUND when the tenant has no such job.
