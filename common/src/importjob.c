@@ -352,6 +352,113 @@ dre_ijob_enlist(dre_batch *b)
 	return true;
 }
 
+// ---- a row through an owner's rpc handler ---------------------------------
+
+static void
+res_str(char *out, size_t cap, const char *s)
+{
+	snprintf(out, cap, "%s", s != NULL ? s : "");
+}
+
+dre_err
+dre_ijob_run(dre_rpc_fn fn, void *svc, const dre_ijob_row *row, const char *id,
+    const char *key_field, dre_ijob_result *res)
+{
+	Dre__RpcRequest rq = DRE__RPC_REQUEST__INIT;
+	Dre__Param      pid = DRE__PARAM__INIT;
+	Dre__Param     *ps[1] = { &pid };
+	dre_rpc_reply   rep;
+	dre_err         out = DRE_OK;
+	if (id != NULL) {
+		pid.key = (char *) "id";
+		pid.value = (char *) id;
+		rq.params = ps;
+		rq.n_params = 1;
+	}
+	rq.method = (char *) "import.row";
+	rq.tenant = (char *) row->tenant;
+	rq.principal = (char *) row->principal;
+	dre_rpc_call call = { .method = rq.method,
+		.tenant = row->tenant,
+		.principal = row->principal,
+		.body = (const uint8_t *) row->json,
+		.body_len = row->len,
+		.req = &rq,
+		.on_worker = true };
+	memset(&rep, 0, sizeof rep);
+	fn(svc, &call, &rep);
+	int st = rep.status ? rep.status : 200;
+	if (st < 300) {
+		dre_arena *a = dre_arena_alloc(0);
+		dre_json  *doc = NULL;
+		if (a != NULL
+		    && dre_json_parse(&doc, a,
+		           rep.body.data ? rep.body.data : "", rep.body.len,
+		           DRE_JSON_MAX_DEPTH, NULL)
+		        == DRE_OK) {
+			const dre_json *v = dre_json_get(doc, "id");
+			if (dre_json_is(v, DRE_JSON_STRING))
+				res_str(res->id, sizeof res->id, v->str);
+			v = key_field ? dre_json_get(doc, key_field) : NULL;
+			if (dre_json_is(v, DRE_JSON_STRING))
+				res_str(res->key, sizeof res->key, v->str);
+		}
+		dre_arena_free(a);
+	} else if (st >= 500) {
+		out = DRE_EUNAVAIL;
+	} else {
+		res_str(res->code, sizeof res->code, rep.error_code);
+		res_str(res->message, sizeof res->message,
+		    rep.ndetails > 0 ? rep.details[0].message
+		                     : rep.error_message);
+		res_str(res->target, sizeof res->target,
+		    rep.ndetails > 0 ? rep.details[0].target
+		                     : rep.error_target);
+		if (rep.error_code == NULL && rep.body.len > 0) {
+			// The handler wrote its own error document.
+			dre_arena *a = dre_arena_alloc(0);
+			dre_json  *doc = NULL;
+			if (a != NULL
+			    && dre_json_parse(&doc, a, rep.body.data,
+			           rep.body.len, DRE_JSON_MAX_DEPTH, NULL)
+			        == DRE_OK) {
+				const dre_json *e = dre_json_get(doc, "error");
+				const dre_json *c = dre_json_get(e, "code");
+				const dre_json *m = dre_json_get(e, "message");
+				if (dre_json_is(c, DRE_JSON_STRING))
+					res_str(res->code, sizeof res->code,
+					    c->str);
+				if (dre_json_is(m, DRE_JSON_STRING))
+					res_str(res->message,
+					    sizeof res->message, m->str);
+			}
+			dre_arena_free(a);
+		}
+		res->status = st;
+		out = DRE_EINVAL;
+	}
+	dre_rpc_reply_clear(&rep);
+	return out;
+}
+
+// dre_ijob_row_key reads member k of the row (a string) into res->key.
+void
+dre_ijob_row_key(const dre_ijob_row *row, const char *k, dre_ijob_result *res)
+{
+	dre_arena *a = dre_arena_alloc(0);
+	dre_json  *in = NULL;
+	if (a != NULL
+	    && dre_json_parse(
+	           &in, a, row->json, row->len, DRE_JSON_MAX_DEPTH, NULL)
+	        == DRE_OK
+	    && dre_json_is(in, DRE_JSON_OBJECT)) {
+		const dre_json *v = dre_json_get(in, k);
+		if (dre_json_is(v, DRE_JSON_STRING))
+			res_str(res->key, sizeof res->key, v->str);
+	}
+	dre_arena_free(a);
+}
+
 // ---- the file readers ------------------------------------------------------
 
 // A window on the file: bytes [base + 0, base + len) are in buf; pos is

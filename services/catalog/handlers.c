@@ -1625,36 +1625,6 @@ const dre_rpc_route cat_routes[] = {
 
 // ---- import jobs (dre/importjob.h): one row through create or update ------
 
-// invoke runs op as the job's principal on body, as the rpc route would.
-static void
-invoke(cat *c, cat_kind k, const dre_ijob_row *row, const char *id,
-    void (*op)(req *), dre_rpc_reply *rep)
-{
-	Dre__RpcRequest rq = DRE__RPC_REQUEST__INIT;
-	Dre__Param      pid = DRE__PARAM__INIT;
-	Dre__Param     *ps[1] = { &pid };
-	if (id != NULL) {
-		pid.key = (char *) "id";
-		pid.value = (char *) id;
-		rq.params = ps;
-		rq.n_params = 1;
-	}
-	rq.method = (char *) "catalog.import";
-	rq.tenant = (char *) row->tenant;
-	rq.principal = (char *) row->principal;
-	dre_rpc_call call = { .method = rq.method,
-		.tenant = row->tenant,
-		.principal = row->principal,
-		.body = (const uint8_t *) row->json,
-		.body_len = row->len,
-		.req = &rq,
-		.on_worker = true };
-	req          r;
-	if (req_begin(&r, c, &call, rep, k))
-		op(&r);
-	req_end(&r);
-}
-
 // lookup_field is the member an UPSERT finds the stored entity by.
 static const char *
 lookup_field(cat_kind k)
@@ -1665,30 +1635,18 @@ lookup_field(cat_kind k)
 	return s->fields[s->key >= 0 ? s->key : s->unique].name;
 }
 
-static void
-result_str(char *out, size_t cap, const char *s)
-{
-	snprintf(out, cap, "%s", s != NULL ? s : "");
-}
-
 dre_err
 cat_import_row(
     cat *c, cat_kind k, const dre_ijob_row *row, dre_ijob_result *res)
 {
-	dre_arena      *a = dre_arena_alloc(0);
-	dre_json       *in = NULL;
-	const dre_json *kv = NULL;
-	dre_rpc_reply   rep;
-	bool            exists = false;
-	if (a == NULL)
-		return DRE_ENOMEM;
-	if (dre_json_parse(
-	        &in, a, row->json, row->len, DRE_JSON_MAX_DEPTH, NULL)
-	        == DRE_OK
-	    && dre_json_is(in, DRE_JSON_OBJECT))
-		kv = dre_json_get(in, lookup_field(k));
-	if (dre_json_is(kv, DRE_JSON_STRING))
-		result_str(res->key, sizeof res->key, kv->str);
+	static const dre_rpc_fn create[]
+	    = { h_promotions_create, h_pos_groups_create,
+		      h_article_groups_create, h_articles_create };
+	static const dre_rpc_fn update[]
+	    = { h_promotions_update, h_pos_groups_update,
+		      h_article_groups_update, h_articles_update };
+	bool exists = false;
+	dre_ijob_row_key(row, lookup_field(k), res);
 	if (row->mode == DRE_IJOB_UPSERT && res->key[0]) {
 		char   *doc = NULL, *key = NULL;
 		dre_err err
@@ -1700,43 +1658,9 @@ cat_import_row(
 		free(doc);
 		free(key);
 	}
-	dre_arena_free(a);
-	memset(&rep, 0, sizeof rep);
-	invoke(c, k, row, exists ? res->key : NULL,
-	    exists ? do_update : do_create, &rep);
-	int     st = rep.status ? rep.status : 200;
-	dre_err out = DRE_OK;
-	if (st < 300) {
-		res->created = !exists;
-		dre_arena *b = dre_arena_alloc(0);
-		dre_json  *doc = NULL;
-		if (b != NULL
-		    && dre_json_parse(&doc, b,
-		           rep.body.data ? rep.body.data : "", rep.body.len,
-		           DRE_JSON_MAX_DEPTH, NULL)
-		        == DRE_OK) {
-			const dre_json *v = dre_json_get(doc, "id");
-			if (dre_json_is(v, DRE_JSON_STRING))
-				result_str(res->id, sizeof res->id, v->str);
-			v = dre_json_get(doc, lookup_field(k));
-			if (dre_json_is(v, DRE_JSON_STRING))
-				result_str(res->key, sizeof res->key, v->str);
-		}
-		dre_arena_free(b);
-	} else if (st >= 500) {
-		out = DRE_EUNAVAIL;
-	} else {
-		result_str(res->code, sizeof res->code, rep.error_code);
-		result_str(res->message, sizeof res->message,
-		    rep.ndetails > 0 ? rep.details[0].message
-		                     : rep.error_message);
-		result_str(res->target, sizeof res->target,
-		    rep.ndetails > 0 ? rep.details[0].target
-		                     : rep.error_target);
-		out = DRE_EINVAL;
-	}
-	dre_rpc_reply_clear(&rep);
-	return out;
+	res->created = !exists;
+	return dre_ijob_run(exists ? update[k] : create[k], c, row,
+	    exists ? res->key : NULL, lookup_field(k), res);
 }
 
 // do_import_batch is seed 002's POST /pos/articles/import-batch {name,

@@ -90,7 +90,19 @@ typedef struct {
 	char code[48];
 	char target[128];
 	char message[512];
+	int  status; // the single write's HTTP status when rejected
 } dre_ijob_result;
+
+// dre_ijob_run applies a row through an owner's rpc handler fn (its
+// single-write route: create, or update with id): the row is the body, the
+// job's tenant and principal the caller's. A 2xx is DRE_OK (res->id and
+// res->key from the answer's "id" and key_field), a 4xx DRE_EINVAL with
+// the answer's error in res, a 5xx DRE_EUNAVAIL.
+dre_err dre_ijob_run(dre_rpc_fn fn, void *svc, const dre_ijob_row *row,
+    const char *id, const char *key_field, dre_ijob_result *res);
+// dre_ijob_row_key copies the row's string member k into res->key.
+void dre_ijob_row_key(
+    const dre_ijob_row *row, const char *k, dre_ijob_result *res);
 
 // How a CSV cell becomes a JSON value for a column.
 typedef enum {
