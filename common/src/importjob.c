@@ -875,7 +875,8 @@ rd_open(reader *p, const char *path, dre_ijob_fmt fmt, int64_t offset,
 	if (fmt == DRE_IJOB_JSON) {
 		if ((p->tok = json_tokener_new_ex(DRE_JSON_MAX_DEPTH)) == NULL)
 			return DRE_ENOMEM;
-		json_tokener_set_flags(p->tok, JSON_TOKENER_STRICT);
+		json_tokener_set_flags(p->tok,
+		    JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS);
 		p->state = offset > 0 ? 2 : 0;
 	}
 	if (fmt == DRE_IJOB_CSV) {
