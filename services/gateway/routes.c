@@ -1222,14 +1222,11 @@ static const struct {
 	const char *entity;
 	int         backend;
 } import_owners[] = {
-	{ "Articles", GW_CATALOG },
-	{ "ArticleGroups", GW_CATALOG },
-	{ "PosGroups", GW_CATALOG },
-	{ "Promotions", GW_CATALOG },
-	{ "CouponCodes", GW_COUPON },
-	{ "CouponTypes", GW_COUPON },
-	{ "Budgets", GW_BUDGET },
-	{ "Contacts", GW_LOYALTY },
+	{ "Articles", GW_CATALOG }, { "ArticleGroups", GW_CATALOG },
+	{ "PosGroups", GW_CATALOG }, { "Promotions", GW_CATALOG },
+	{ "CouponCodes", GW_COUPON }, { "CouponTypes", GW_COUPON },
+	// Budgets (budget) and Contacts (loyalty) follow: a row here, one in
+	// import_backends, the owner's dre_ijob_entity rows and routes.
 };
 
 static const int import_backends[] = { GW_CATALOG, GW_COUPON };
