@@ -128,7 +128,9 @@ class Imports(harness.TestCase):
 
     def test_json_array_and_csv_bulk_import(self):
         s, tag = self.stack, uniq("BLK")
-        arr = [{"articleNumber": "%s-J%d" % (tag, i), "name": "J %d" % i} for i in range(50)]
+        # ~1 MB: several upload chunks and reads, rows across their edges
+        arr = [{"articleNumber": "%s-J%d" % (tag, i), "name": "J %d" % i,
+                "manufacturer": "M" * (100 + i % 150)} for i in range(3000)]
         r = s.request("POST", "/api/v1/Articles:bulk-import", raw=json.dumps(arr, indent=1).encode())
         self.assertStatus(r, 202)
         jid = r.body["jobId"]
@@ -136,7 +138,9 @@ class Imports(harness.TestCase):
                                   "statusUrl": "/api/v1/ImportJobs/" + jid})
         j = wait_job(s, jid)
         self.assertEqual((j["status"], j["format"], j["total"], j["succeeded"]),
-                         ("COMPLETED", "JSON", 50, 50))
+                         ("COMPLETED", "JSON", 3000, 3000))
+        a = self.assertOk(s.get("/api/v1/Articles/%s-J2999" % tag))
+        self.assertEqual(a["manufacturer"], "M" * (100 + 2999 % 150))
         csv = ('articleNumber,name,ean,referencePrice,manufacturer\r\n'
                '%s-C1,"Water, still",4001954600106,0.99,"Spring ""Best"" Corp"\r\n'
                '%s-C2,"Two\nlines",,12.50,\r\n'
