@@ -560,30 +560,44 @@ skip_ws(reader *p)
 	}
 }
 
+// next_line finds the line at pos, reading more as needed: *end is the
+// index of its '\n' (*nl set) or of the end of the file (*nl clear).
+// RD_ROW when there is one, RD_END at the end of the file, RD_FAIL.
+static rd_out
+next_line(reader *p, size_t *end, bool *nl)
+{
+	for (;;) {
+		char *c
+		    = memchr(p->w.buf + p->w.pos, '\n', p->w.len - p->w.pos);
+		if (c != NULL) {
+			*end = (size_t) (c - p->w.buf);
+			*nl = true;
+			return RD_ROW;
+		}
+		if (p->w.len - p->w.pos > MAX_ROW)
+			return rd_fail(p, p->w.base + (int64_t) p->w.pos,
+			    "a line longer than 1 MiB");
+		if (p->w.eof) {
+			*end = p->w.len;
+			*nl = false;
+			return RD_ROW;
+		}
+		if (!win_fill(&p->w, p->w.pos))
+			return rd_fail(p, p->w.base, "read error");
+	}
+}
+
 static rd_out
 next_ndjson(reader *p)
 {
 	for (;;) {
-		char *nl
-		    = memchr(p->w.buf + p->w.pos, '\n', p->w.len - p->w.pos);
 		size_t end;
-		if (nl == NULL) {
-			if (p->w.len - p->w.pos > MAX_ROW)
-				return rd_fail(p,
-				    p->w.base + (int64_t) p->w.pos,
-				    "a line longer than 1 MiB");
-			if (!p->w.eof) {
-				if (!win_fill(&p->w, p->w.pos))
-					return rd_fail(
-					    p, p->w.base, "read error");
-				continue;
-			}
-			if (p->w.pos >= p->w.len)
-				return RD_END;
-			end = p->w.len; // the last line without a newline
-		} else {
-			end = (size_t) (nl - p->w.buf);
-		}
+		bool   nl;
+		rd_out o = next_line(p, &end, &nl);
+		if (o != RD_ROW)
+			return o;
+		if (!nl && p->w.pos >= p->w.len)
+			return RD_END;
 		size_t s = p->w.pos, e = end;
 		p->w.pos = nl ? end + 1 : end;
 		while (s < e && is_ws(p->w.buf[s]))
@@ -780,24 +794,14 @@ static rd_out
 next_csv(reader *p)
 {
 	for (;;) {
-		char *nl
-		    = memchr(p->w.buf + p->w.pos, '\n', p->w.len - p->w.pos);
 		size_t end;
-		if (nl == NULL) {
-			if (p->w.len - p->w.pos > MAX_ROW)
-				return rd_fail(p,
-				    p->w.base + (int64_t) p->w.pos,
-				    "a record longer than 1 MiB");
-			if (!p->w.eof) {
-				if (!win_fill(&p->w, p->w.pos))
-					return rd_fail(
-					    p, p->w.base, "read error");
-				continue;
-			}
-			end = p->w.len;
-		} else {
-			end = (size_t) (nl - p->w.buf) + 1;
-		}
+		bool   found;
+		rd_out o = next_line(p, &end, &found);
+		if (o != RD_ROW)
+			return o;
+		char *nl = found ? p->w.buf + end : NULL;
+		if (found)
+			end++;
 		size_t s = p->w.pos, len = end - s;
 		if (len > 0) {
 			size_t used = csv_parse(&p->csv, p->w.buf + s, len,
