@@ -271,7 +271,8 @@ class Stack:
                   "-o", "loyalty.url=" + self.rpc_url("loyalty"),
                   "-o", "kafka.bootstrap.servers=" + self.bootstrap]
         elif name == "budget":
-            a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap]
+            a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap,
+                  "-o", "imports.callback_insecure=true"]
         elif name == "loyalty":
             a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap,
                   "-o", "coupon.url=" + self.rpc_url("coupon"),

@@ -259,6 +259,30 @@ class Imports(harness.TestCase):
         ids = [x["id"] for x in self.assertOk(s.get("/api/v1/ImportJobs?$top=1000"))["value"]]
         self.assertIn(j["id"], ids)
 
+    def test_budgets(self):
+        s, tag = self.stack, uniq("BUD")
+        bid = harness.new_id()
+        rows = [{"id": bid, "name": tag + " a", "totalAmount": harness.D("100.00"), "currency": "EUR"},
+                {"name": tag + " b", "totalAmount": harness.D("5.50"), "currency": "EUR"},
+                {"name": tag + " c", "totalAmount": "lots", "currency": "EUR"}]
+        data = "".join(harness.dumps(x) + "\n" for x in rows).encode()
+        r = s.request("POST", "/api/v1/Budgets:bulk-import", raw=data,
+                      content_type="application/x-ndjson", user="budget-manager")
+        self.assertStatus(r, 202)
+        self.assertTrue(r.body["jobId"].startswith("budget-"))
+        j = wait_job(s, r.body["jobId"])
+        self.assertEqual((j["entity"], j["succeeded"], j["failed"]), ("Budgets", 2, 1))
+        self.assertEqual([(e[0], e[2], e[3]) for e in errors_of(s, j["id"])],
+                         [(3, "VALIDATION_FAILED", "totalAmount")])
+        b = self.assertOk(s.get("/api/v1/Budgets/" + bid))
+        self.assertEqual((b["name"], b["totalAmount"]), (tag + " a", harness.D("100.00")))
+        # UPSERT by id: the total changes, the budget stays one
+        rows[0]["totalAmount"] = harness.D("150.00")
+        r = s.request("POST", "/api/v1/Budgets:bulk-import", raw=(harness.dumps(rows[0]) + "\n").encode(),
+                      content_type="application/x-ndjson")
+        self.assertEqual(wait_job(s, r.body["jobId"])["status"], "COMPLETED")
+        self.assertEqual(s.get("/api/v1/Budgets/" + bid).body["totalAmount"], harness.D("150.00"))
+
     def test_upload_limit(self):
         # a stack whose catalog takes at most 4 KiB: the upload fails
         # cleanly, the job FAILED and nothing of it applied

@@ -123,6 +123,7 @@ def bodies(a):
         "bulkImportPromotions": [{k: v for k, v in a["docs"]["Promotion"].items()
                                   if k != "id"}],
         "bulkImportCouponTypes": [{"name": a["mark"], "type": "INDIVIDUAL"}],
+        "bulkImportBudgets": [{"name": a["mark"], "totalAmount": D("10"), "currency": "EUR"}],
         "bulkImportCouponCodes": [{"couponTypeId": a["ctype"], "code": a["code"]}],
     }
 
