@@ -275,6 +275,7 @@ class Stack:
                   "-o", "imports.callback_insecure=true"]
         elif name == "loyalty":
             a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap,
+                  "-o", "imports.callback_insecure=true",
                   "-o", "coupon.url=" + self.rpc_url("coupon"),
                   "-o", "catalog.url=" + self.rpc_url("catalog")]
         elif name == "webhook":

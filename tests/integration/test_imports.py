@@ -283,6 +283,23 @@ class Imports(harness.TestCase):
         self.assertEqual(wait_job(s, r.body["jobId"])["status"], "COMPLETED")
         self.assertEqual(s.get("/api/v1/Budgets/" + bid).body["totalAmount"], harness.D("150.00"))
 
+    def test_contacts_with_points_and_level(self):
+        s, tag = self.stack, uniq("MIG")
+        csv = ("memberNumber,email,firstName,pointsBalance,level\n"
+               "%s-1,%s-1@mig.example.com,Ann,1200,SILVER\n"
+               "%s-2,%s-2@mig.example.com,Bob,40,BASE\n"
+               "%s-3,broken,Cid,7,BASE\n" % (tag, tag.lower(), tag, tag.lower(), tag))
+        r = s.request("POST", "/api/v1/Contacts:bulk-import", raw=csv.encode(), content_type="text/csv")
+        self.assertStatus(r, 202)
+        self.assertTrue(r.body["jobId"].startswith("loyalty-"))
+        j = wait_job(s, r.body["jobId"])
+        self.assertEqual((j["entity"], j["succeeded"], j["failed"]), ("Contacts", 2, 1))
+        self.assertEqual([(e[0], e[1], e[2]) for e in errors_of(s, j["id"])],
+                         [(3, tag + "-3", "InvalidEmailAddress")])
+        cid = s.get("/api/v3/contacts/id?customKey=%s-1" % tag).body
+        o = self.assertOk(s.get("/api/v3/contactoverview?contactId=" + cid))
+        self.assertEqual((o["loyalty"]["level"], o["loyalty"]["pointsBalance"]), ("SILVER", 1200))
+
     def test_upload_limit(self):
         # a stack whose catalog takes at most 4 KiB: the upload fails
         # cleanly, the job FAILED and nothing of it applied
