@@ -12,6 +12,7 @@
 
 #include "apply.h"
 #include "rewards.h"
+#include "dre/avro.h"
 #include "dre/clock.h"
 #include "dre/docapi.h"
 #include "dre/importjob.h"
@@ -19,7 +20,9 @@
 #include "dre/jsonw.h"
 #include "dre/log.h"
 #include "dre/money.h"
+#include "dre/outbox.h"
 #include "dre/store.h"
+#include "dre/topics.h"
 #include "dre/uuid.h"
 
 #define MINOR_VERSION 1
@@ -823,8 +826,7 @@ h_return(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	        == DRE_ENOTFOUND) {
 		if (err == DRE_ENOTFOUND)
 			dre_rpc_reply_error(rep, 404, "ORDER_NOT_FOUND", NULL,
-			    "no confirmed order %s of a loyalty member",
-			    o->str);
+			    "no confirmed order %s", o->str);
 		else
 			dre_docapi_internal(&r.d, err);
 		goto out;
@@ -863,13 +865,20 @@ h_return(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		dre_docapi_internal(&r.d, DRE_ENOMEM);
 		goto out;
 	}
-	if ((err = loy_contact_get(r.s, NULL, r.d.a, call->tenant, cid, &c))
-	        != DRE_OK
-	    || (err = loy_program_get(r.s, r.d.a, call->tenant, &p))
-	        != DRE_OK) {
+	// A sale without a member (cid ""): nothing to deduct, the return
+	// is still recorded and published.
+	memset(&c, 0, sizeof(c));
+	if (cid[0] != '\0'
+	    && ((err
+	            = loy_contact_get(r.s, NULL, r.d.a, call->tenant, cid, &c))
+	            != DRE_OK
+	        || (err = loy_program_get(r.s, r.d.a, call->tenant, &p))
+	            != DRE_OK)) {
 		dre_docapi_internal(&r.d, err);
 		goto out;
 	}
+	if (cid[0] == '\0')
+		deduct = 0;
 	if (deduct > 0) {
 		const char *prev = NULL;
 		char        seed[300];
@@ -891,10 +900,42 @@ h_return(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	dre_jsonw_obj_begin(&w);
 	dre_jsonw_kstr(&w, "orderId", o->str);
 	dre_jsonw_kstr(&w, "returnId", rid->str);
-	dre_jsonw_kstr(&w, "customerId", c.id);
+	if (cid[0] != '\0')
+		dre_jsonw_kstr(&w, "customerId", c.id);
 	dre_jsonw_kint(&w, "pointsDeducted", deduct);
 	dre_jsonw_kint(&w, "pointsBalance", c.balance);
 	dre_jsonw_obj_end(&w);
+	// TRANSACTION_RETURNED, in the batch of the deduction (outbox).
+	dre_return_event ev = { .tenant = call->tenant,
+		.occurred_at = now,
+		.schema_version = 1,
+		.order_id = o->str,
+		.return_id = rid->str,
+		.customer_id = cid[0] != '\0' ? c.id : NULL,
+		.refund_amount = refund,
+		.points_deducted = deduct,
+		.points_balance = c.balance };
+	dre_buf          evb = { 0 };
+	dre_buf_printf(
+	    &evb, "transaction-returned|%s|%s", call->tenant, rid->str);
+	if (evb.oom) {
+		dre_buf_free(&evb);
+		dre_docapi_internal(&r.d, DRE_ENOMEM);
+		goto out;
+	}
+	dre_uuid_derive(ev.event_id, evb.data, evb.len);
+	dre_buf_reset(&evb);
+	if ((err = dre_avro_encode_return_event(&evb, &ev)) != DRE_OK) {
+		dre_buf_free(&evb);
+		dre_docapi_internal(&r.d, err);
+		goto out;
+	}
+	char evk[512];
+	int  evkl = snprintf(evk, sizeof(evk), "%s/%s", call->tenant, o->str);
+	dre_outbox_put(r.s->ob, b, DRE_TOPIC_TX_RETURNED, evk,
+	    evkl < (int) sizeof(evk) ? (size_t) evkl : sizeof(evk) - 1,
+	    evb.data, evb.len);
+	dre_buf_free(&evb);
 	uint8_t be[8];
 	dre_be64_put(be, done + deduct);
 	dre_batch_put(b, r.s->st, LOY_CF_LEDGER, dk, dkl, be, 8);

@@ -41,6 +41,7 @@ COLLECTION_FIXTURE = {
     "BudgetUtilization": "budget", "transactions": "txn",
     "ApiClients": "apiclient", "ApiKeys": "apikey", "CalculationAuditLogs": "txn",
     "promotion-assignments": "assignment", "reward-vouchers": "voucher",
+    "promotions": "promo",
     "ImportJobs": "importjob", "ArticleImportJobs": "posjob",
 }
 # Query strings that name A's data on routes that take them.
@@ -108,6 +109,8 @@ def bodies(a):
                                            "refundAmount": D("1.00")}]},
         "rcGetLoyaltyPoints": {"orderId": a["txn"], "customerId": a["contact"]},
         "rcRewardLookup": {"customerId": a["contact"]},
+        "rcSupcCreate": {"count": 1},
+        "rcSupcRedeem": {"codes": [{"code": a["code"], "redeemed": True, "orderId": a["txn"]}]},
         "exchangeRewardVoucher": {"contactId": a["contact"]},
         "assignPromotion": {"contactId": a["contact"], "promotionId": a["personal"]},
         "redeemPromotionAssignment": {"redemptionChannel": "POS"},
