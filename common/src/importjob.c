@@ -576,8 +576,9 @@ static rd_out
 next_line(reader *p, size_t *end, bool *nl)
 {
 	for (;;) {
-		char *c
-		    = memchr(p->w.buf + p->w.pos, '\n', p->w.len - p->w.pos);
+		char *c = p->w.len > p->w.pos
+		    ? memchr(p->w.buf + p->w.pos, '\n', p->w.len - p->w.pos)
+		    : NULL;
 		if (c != NULL) {
 			*end = (size_t) (c - p->w.buf);
 			*nl = true;
