@@ -18,6 +18,7 @@ typedef struct {
 	char          *issuer;
 	int64_t        token_ttl_s;
 	char          *key_tenant;
+	dre_ijob_opts  imports;
 } cat_cfg;
 
 static const dre_cfg_opt cat_opts[] = {
@@ -37,6 +38,7 @@ static const dre_cfg_opt cat_opts[] = {
 	{ "auth.key_tenant", DRE_CFG_STR, offsetof(cat_cfg, key_tenant),
 	    "default",
 	    "tenant whose Admins may rotate the token signing key" },
+	DRE_IJOB_CFG_ROWS(cat_cfg, imports),
 	DRE_CFG_END,
 };
 
@@ -69,11 +71,19 @@ main(int argc, char **argv)
 		cat_close(&c);
 		goto out;
 	}
+	err = dre_ijob_start(&c.jobs, &cfg.common, "catalog", c.st, CF_JOBS,
+	    cat_imports, &c, c.ob, &cfg.imports);
+	if (err != DRE_OK) {
+		cat_id_close(&c);
+		cat_close(&c);
+		goto out;
+	}
 	if ((err = dre_rpc_server_open(&srv, cfg.common.rpc_listen, cat_routes,
 	         &c, (int) cfg.rpc_workers))
 	    != DRE_OK) {
 		dre_error("cannot listen on %s: %s", cfg.common.rpc_listen,
 		    dre_strerror(err));
+		dre_ijob_close(c.jobs);
 		cat_id_close(&c);
 		cat_close(&c);
 		goto out;
@@ -83,6 +93,7 @@ main(int argc, char **argv)
 		;
 	dre_info("catalog stopping");
 	dre_rpc_server_close(srv);
+	dre_ijob_close(c.jobs); // at a row boundary: resumed at the next start
 	cat_id_close(&c);
 	cat_close(&c);
 	rc = 0;

@@ -11,6 +11,7 @@
 #include "dre/log.h"
 #include "dre/rpc.h"
 #include "dre/svc.h"
+#include "dre/importjob.h"
 #include "handlers.h"
 
 typedef struct {
@@ -24,6 +25,7 @@ typedef struct {
 	int64_t        batch_chunk;
 	int64_t        resnapshot_ms;
 	int64_t        max_batch;
+	dre_ijob_opts  imports;
 } cp_cfg;
 
 static const dre_cfg_opt cp_cfg_opts[] = {
@@ -63,6 +65,7 @@ static const dre_cfg_opt cp_cfg_opts[] = {
 	    "confirmed sales (dre.transactions.confirmed) applied per synced "
 	    "write",
 	    DRE_CFG_RANGE(1, 100000) },
+	DRE_IJOB_CFG_ROWS(cp_cfg, imports),
 	DRE_CFG_END,
 };
 
@@ -127,11 +130,21 @@ main(int argc, char **argv)
 		cp_close(&s);
 		goto out;
 	}
+	err = dre_ijob_start(&s.jobs, &cfg.common, "coupon", s.st, CF_JOBS,
+	    cp_imports, &s, s.ob, &cfg.imports);
+	if (err != DRE_OK) {
+		cp_applier_stop(&s);
+		cp_links_stop(&s);
+		cp_jobs_stop(&s);
+		cp_close(&s);
+		goto out;
+	}
 	if ((err = dre_rpc_server_open(&srv, cfg.common.rpc_listen, cp_routes,
 	         &s, (int) cfg.rpc_workers))
 	    != DRE_OK) {
 		dre_error("cannot listen on %s: %s", cfg.common.rpc_listen,
 		    dre_strerror(err));
+		dre_ijob_close(s.jobs);
 		cp_applier_stop(&s);
 		cp_links_stop(&s);
 		cp_jobs_stop(&s);
@@ -146,6 +159,7 @@ main(int argc, char **argv)
 		;
 	dre_info("coupon stopping");
 	dre_rpc_server_close(srv);
+	dre_ijob_close(s.jobs); // at a row boundary: resumed at the next start
 	cp_applier_stop(&s);
 	cp_links_stop(&s);
 	cp_jobs_stop(&s);

@@ -19,6 +19,7 @@ typedef struct {
 	int64_t        max_batch;
 	char          *coupon_url, *catalog_url;
 	int64_t        call_ms;
+	dre_ijob_opts  imports;
 } loy_cfg;
 
 static const dre_cfg_opt loy_opts[] = {
@@ -41,6 +42,7 @@ static const dre_cfg_opt loy_opts[] = {
 	    "the longest a voucher exchange waits for dre-coupon, an "
 	    "assignment for dre-catalog (then 503, nothing changed)",
 	    DRE_CFG_RANGE(1, 60000) },
+	DRE_IJOB_CFG_ROWS(loy_cfg, imports),
 	DRE_CFG_END,
 };
 
@@ -66,6 +68,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	opened = true;
+	s.jobs = NULL;
 	s.call_ms = cfg.call_ms;
 	if ((err = dre_rpc_client_open(&s.coupon, cfg.coupon_url)) != DRE_OK
 	    || (err = dre_rpc_client_open(&s.catalog, cfg.catalog_url))
@@ -90,6 +93,11 @@ main(int argc, char **argv)
 		dre_error("consumer: %s", dre_strerror(err));
 		goto out;
 	}
+	err = dre_ijob_start(&s.jobs, &cfg.common, "loyalty", s.st,
+	    LOY_CF_JOBS, loy_imports, &s, s.ob, &cfg.imports);
+	if (err != DRE_OK) {
+		goto out;
+	}
 	if ((err = dre_rpc_server_open(&srv, cfg.common.rpc_listen, loy_routes,
 	         &s, (int) cfg.rpc_workers))
 	    != DRE_OK) {
@@ -105,6 +113,8 @@ main(int argc, char **argv)
 out:
 	dre_rpc_server_close(srv);
 	if (opened) {
+		dre_ijob_close(
+		    s.jobs); // at a row boundary: resumed next start
 		dre_applier_stop(s.ap); // it kicks the converter
 		loy_vouchers_stop(&s);
 		dre_rpc_client_close(s.coupon);

@@ -16,7 +16,7 @@
 #include "loyalty.h"
 
 static const char *const loy_cfs[] = { "contacts", "index", "program",
-	"ledger", "outbox", "applier", "rewards", "audit" };
+	"ledger", "outbox", "applier", "rewards", "audit", "jobs" };
 
 const char *const loy_attr_names[LOY_NATTRS] = {
 #define LOY_ATTR_NAME(id, name) name,

@@ -281,9 +281,12 @@ class Stack:
         if name == "broker":
             a += ["-o", "broker.bootstrap_file=" + self.bootstrap_file]
         elif name == "catalog":
-            a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap]
+            # Import job callbacks go to test receivers on 127.0.0.1.
+            a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap,
+                  "-o", "imports.callback_insecure=true"]
         elif name == "coupon":
             a += ["-o", "catalog.url=" + self.rpc_url("catalog"),
+                  "-o", "imports.callback_insecure=true",
                   "-o", "kafka.bootstrap.servers=" + self.bootstrap]
         elif kind == "evaluator":
             a += ["-o", "shard=%d" % self.shard_names.index(name),
@@ -293,9 +296,11 @@ class Stack:
                   "-o", "loyalty.url=" + self.rpc_url("loyalty"),
                   "-o", "kafka.bootstrap.servers=" + self.bootstrap]
         elif name == "budget":
-            a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap]
+            a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap,
+                  "-o", "imports.callback_insecure=true"]
         elif name == "loyalty":
             a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap,
+                  "-o", "imports.callback_insecure=true",
                   "-o", "coupon.url=" + self.rpc_url("coupon"),
                   "-o", "catalog.url=" + self.rpc_url("catalog")]
         elif name == "webhook":
