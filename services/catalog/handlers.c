@@ -1784,6 +1784,7 @@ md_apply(req *r, const dre_buf *rows, import_out *o)
 		import_one(r, o, i, x);
 	dre_jsonw_arr_end(&o->rw);
 	dre_jsonw_arr_end(&o->ew);
+	r->nwritten = 0; // the answer is the message's, no article's ETag
 	return o->results.oom || o->errors.oom ? DRE_ENOMEM : DRE_OK;
 }
 
