@@ -1325,6 +1325,67 @@ dre_avro_decode_budget_status(
 	return err;
 }
 
+// ---- dre.ImportJobFinished ------------------------------------------------
+
+static dre_err
+ijf_fill(avro_value_t *rec, const void *ev)
+{
+	const dre_import_finished_event *e = ev;
+	TRY(set_cstr(rec, "eventId", e->event_id));
+	TRY(set_cstr(rec, "tenant", e->tenant));
+	TRY(set_long(rec, "occurredAt", e->occurred_at));
+	TRY(set_int(rec, "schemaVersion", e->schema_version));
+	TRY(set_cstr(rec, "eventType", "IMPORT_JOB_FINISHED"));
+	TRY(set_cstr(rec, "jobId", e->job_id));
+	TRY(set_cstr(rec, "entity", e->entity));
+	TRY(set_enum(rec, "status", e->status));
+	TRY(set_long(rec, "total", e->total));
+	TRY(set_long(rec, "succeeded", e->succeeded));
+	TRY(set_long(rec, "failed", e->failed));
+	TRY(set_opt_cstr(rec, "errorMessage", e->error_message));
+	return DRE_OK;
+}
+
+static dre_err
+ijf_read(void *ev, dre_arena *a, avro_value_t *rec)
+{
+	dre_import_finished_event *e = ev;
+	char                      *s = NULL;
+	TRY(copy_event_id(e->event_id, a, rec));
+	TRY(get_cstr(&e->tenant, a, rec, "tenant"));
+	TRY(get_long(&e->occurred_at, rec, "occurredAt"));
+	TRY(get_int(&e->schema_version, rec, "schemaVersion"));
+	TRY(get_cstr(&e->job_id, a, rec, "jobId"));
+	TRY(get_cstr(&e->entity, a, rec, "entity"));
+	TRY(get_enum(&s, a, rec, "status"));
+	e->status = s;
+	TRY(get_long(&e->total, rec, "total"));
+	TRY(get_long(&e->succeeded, rec, "succeeded"));
+	TRY(get_long(&e->failed, rec, "failed"));
+	TRY(get_opt_cstr(&e->error_message, a, rec, "errorMessage"));
+	return DRE_OK;
+}
+
+dre_err
+dre_avro_encode_import_finished(
+    dre_buf *out, const dre_import_finished_event *e)
+{
+	return encode_event(out, "ImportJobFinished", ijf_fill, e);
+}
+
+dre_err
+dre_avro_decode_import_finished(
+    dre_import_finished_event *e, dre_arena *a, const void *data, size_t len)
+{
+	dre_import_finished_event tmp;
+	memset(&tmp, 0, sizeof(tmp));
+	dre_err err
+	    = decode_event(&tmp, a, "ImportJobFinished", ijf_read, data, len);
+	if (err == DRE_OK)
+		*e = tmp;
+	return err;
+}
+
 // ---- dre.BudgetEvent ----------------------------------------------------
 
 static dre_err

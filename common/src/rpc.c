@@ -391,6 +391,12 @@ reply_clear(dre_rpc_reply *r)
 }
 
 void
+dre_rpc_reply_clear(dre_rpc_reply *r)
+{
+	reply_clear(r);
+}
+
+void
 dre_rpc_reply_msg_free(Dre__RpcReply *rep)
 {
 	if (rep != NULL)

@@ -51,6 +51,9 @@ const dre_topic dre_topics[] = {
 	{ DRE_TOPIC_CATALOG_EVENTS, 3, 7 * DAY_MS,
 	    "catalog business events (webhooks); key tenant/id", "delete",
 	    NULL },
+	{ DRE_TOPIC_IMPORTS, 3, 7 * DAY_MS,
+	    "import jobs finished (IMPORT_JOB_FINISHED); key tenant/jobId",
+	    "delete", "ImportJobFinished" },
 	{ NULL, 0, 0, NULL, NULL, NULL },
 };
 

@@ -11,6 +11,7 @@
 #include "dre/bus.h"
 #include "dre/config.h"
 #include "dre/err.h"
+#include "dre/importjob.h"
 #include "dre/outbox.h"
 #include "dre/store.h"
 
@@ -25,7 +26,7 @@ typedef enum {
 } cat_kind;
 
 // Column families (0 is RocksDB's "default", unused).
-enum { CF_ENTITIES = 1, CF_INDEX, CF_META, CF_OUTBOX, CF_AUDIT };
+enum { CF_ENTITIES = 1, CF_INDEX, CF_META, CF_OUTBOX, CF_AUDIT, CF_JOBS };
 
 // Keys of CF_META besides the version: 'a' tenant \0 promotion id -> the
 // promotion's approval state (JSON, handlers.c).
@@ -47,7 +48,11 @@ typedef struct {
 	// Limits of an XML master-data message (masterdata.h).
 	int64_t md_max_bytes;
 	int64_t md_max_depth;
+	dre_ijob_reg     *jobs; // import jobs (imports.c); NULL until open
 } cat;
+
+// cat_imports are the catalog's importable entities (imports.c).
+extern const dre_ijob_entity cat_imports[];
 
 // cat_kind_name is the entity kind on the wire (PROMOTION, ...).
 const char *cat_kind_name(cat_kind k);

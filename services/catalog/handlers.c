@@ -2234,6 +2234,18 @@ const dre_rpc_route cat_routes[] = {
 	{ "catalog.AuditLogs.list", h_audit_list },
 	{ "catalog.AuditLogs.record", h_audit_record },
 	{ "catalog.Articles.import", h_articles_import },
+	{ "catalog.Articles.importBatch", cat_import_batch },
+	// Import jobs (imports.c, dre/importjob.h).
+	{ "catalog.ImportJobs.create", cat_ijob },
+	{ "catalog.ImportJobs.submit", cat_ijob },
+	{ "catalog.ImportJobs.append", cat_ijob },
+	{ "catalog.ImportJobs.complete", cat_ijob },
+	{ "catalog.ImportJobs.get", cat_ijob },
+	{ "catalog.ImportJobs.list", cat_ijob },
+	{ "catalog.ImportJobs.cancel", cat_ijob },
+	{ "catalog.ImportJobErrors.list", cat_ijob },
+	{ "catalog.ImportJobItems.list", cat_ijob },
+	{ "catalog.ArticleImportJobs.get", cat_ijob },
 	{ "catalog.TenantSettings.get", h_settings_get },
 	{ "catalog.TenantSettings.update", h_settings_update },
 	{ "catalog.Snapshot", h_snapshot },
@@ -2252,3 +2264,115 @@ const dre_rpc_route cat_routes[] = {
 	{ "catalog.SigningKeys.rotate", h_signingkeys_rotate },
 	{ NULL, NULL },
 };
+
+// ---- import jobs (dre/importjob.h): one row through create or update ------
+
+// lookup_field is the member an UPSERT finds the stored entity by.
+static const char *
+lookup_field(cat_kind k)
+{
+	const ent_spec *s = specs[k];
+	if (s == NULL)
+		return "id";
+	return s->fields[s->key >= 0 ? s->key : s->unique].name;
+}
+
+dre_err
+cat_import_row(
+    cat *c, cat_kind k, const dre_ijob_row *row, dre_ijob_result *res)
+{
+	static const dre_rpc_fn create[]
+	    = { h_promotions_create, h_pos_groups_create,
+		      h_article_groups_create, h_articles_create };
+	static const dre_rpc_fn update[]
+	    = { h_promotions_update, h_pos_groups_update,
+		      h_article_groups_update, h_articles_update };
+	bool exists = false;
+	dre_ijob_row_key(row, lookup_field(k), res);
+	if (row->mode == DRE_IJOB_UPSERT && res->key[0]) {
+		char   *doc = NULL, *key = NULL;
+		dre_err err
+		    = cat_get(c, row->tenant, k, res->key, &doc, NULL, NULL);
+		if (err == DRE_ENOTFOUND && alt_field(k) != NULL)
+			err = cat_index_get(
+			    c, row->tenant, k, alt_field(k), res->key, &key);
+		exists = err == DRE_OK;
+		free(doc);
+		free(key);
+	}
+	res->created = !exists;
+	return dre_ijob_run(exists ? update[k] : create[k], c, row,
+	    exists ? res->key : NULL, lookup_field(k), res);
+}
+
+// do_import_batch is seed 002's POST /pos/articles/import-batch {name,
+// articles[]}: the articles become an import job (source "pos": per-article
+// items are kept for ArticleImportJobItems).
+static void
+do_import_batch(req *r)
+{
+	static const char *const known[] = { "name", "articles" };
+	const dre_json *in = dre_docapi_body(&r->d, DRE_DOCAPI_NOT_OBJECT);
+	if (in == NULL || !dre_docapi_strict(&r->d, in, known, 2))
+		return;
+	const dre_json *arts = dre_json_get(in, "articles");
+	const dre_json *name = dre_json_get(in, "name");
+	if (!dre_json_is(arts, DRE_JSON_ARRAY)) {
+		dre_docapi_invalid(&r->d, "articles",
+		    "articles must be an array of articles");
+		return;
+	}
+	if (!dre_json_is_null(name)
+	    && (!dre_json_is(name, DRE_JSON_STRING) || name->len > 255)) {
+		dre_docapi_invalid(&r->d, "name",
+		    "name must be a string of at most 255 characters");
+		return;
+	}
+	dre_buf   data = { 0 };
+	dre_jsonw w;
+	dre_jsonw_init(&w, &data);
+	dre_jsonw_json(&w, arts);
+	char          id[DRE_IJOB_ID_MAX];
+	dre_ijob_spec s = { r->d.call->tenant, r->d.call->principal,
+		"Articles", DRE_IJOB_JSON, DRE_IJOB_UPSERT,
+		dre_json_is(name, DRE_JSON_STRING) ? name->str : NULL, "pos",
+		NULL, NULL };
+	dre_err       err = data.oom
+	          ? DRE_ENOMEM
+	          : dre_ijob_submit(r->c->jobs, &s, data.data, data.len, id);
+	dre_buf_free(&data);
+	if (err == DRE_ETOOBIG) {
+		dre_rpc_reply_error(r->d.rep, 413, "PAYLOAD_TOO_LARGE", NULL,
+		    "the articles do not fit: imports.max_upload or the "
+		    "disk's "
+		    "free space");
+		return;
+	}
+	if (err != DRE_OK) {
+		dre_docapi_internal(&r->d, err);
+		return;
+	}
+	dre_buf  *b = &r->d.rep->body;
+	dre_jsonw o;
+	char      msg[96];
+	snprintf(msg, sizeof msg, "import job created: %u articles queued",
+	    (unsigned) arts->len);
+	dre_buf_reset(b);
+	dre_jsonw_init(&o, b);
+	dre_jsonw_obj_begin(&o);
+	dre_jsonw_kint(&o, "minorVersion", MINOR_VERSION);
+	dre_jsonw_kstr(&o, "jobId", id);
+	dre_jsonw_kstr(&o, "status", "QUEUED");
+	dre_jsonw_kstr(&o, "message", msg);
+	dre_jsonw_obj_end(&o);
+	r->d.rep->status = 202;
+	dre_rpc_reply_json(r->d.rep);
+}
+
+OP(CAT_ARTICLE, articles_import_batch, do_import_batch(&r))
+
+void
+cat_import_batch(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	h_articles_import_batch(svc, call, rep);
+}

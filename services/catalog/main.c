@@ -20,6 +20,7 @@ typedef struct {
 	char          *key_tenant;
 	int64_t        md_max_bytes;
 	int64_t        md_max_depth;
+	dre_ijob_opts  imports;
 } cat_cfg;
 
 static const dre_cfg_opt cat_opts[] = {
@@ -49,6 +50,7 @@ static const dre_cfg_opt cat_opts[] = {
 	    "deepest element nesting of a DRFOUT SOAP message (the parser "
 	    "stops at the first element deeper)",
 	    DRE_CFG_RANGE(8, 256) },
+	DRE_IJOB_CFG_ROWS(cat_cfg, imports),
 	DRE_CFG_END,
 };
 
@@ -83,11 +85,32 @@ main(int argc, char **argv)
 		cat_close(&c);
 		goto out;
 	}
+	char        *jdir = dre_svc_path(&cfg.common, "catalog-imports");
+	dre_ijob_cfg jc = { .svc = "catalog",
+		.st = c.st,
+		.cf = CF_JOBS,
+		.dir = jdir,
+		.entities = cat_imports,
+		.svc_arg = &c,
+		.ob = c.ob,
+		.max_upload = cfg.imports.max_upload,
+		.min_free = cfg.imports.min_free,
+		.callback_insecure = cfg.imports.callback_insecure };
+	err = jdir == NULL ? DRE_EIO : dre_ijob_open(&c.jobs, &jc);
+	free(jdir);
+	if (err != DRE_OK) {
+		dre_error(
+		    "cannot start the import jobs: %s", dre_strerror(err));
+		cat_id_close(&c);
+		cat_close(&c);
+		goto out;
+	}
 	if ((err = dre_rpc_server_open(&srv, cfg.common.rpc_listen, cat_routes,
 	         &c, (int) cfg.rpc_workers))
 	    != DRE_OK) {
 		dre_error("cannot listen on %s: %s", cfg.common.rpc_listen,
 		    dre_strerror(err));
+		dre_ijob_close(c.jobs);
 		cat_id_close(&c);
 		cat_close(&c);
 		goto out;
@@ -97,6 +120,7 @@ main(int argc, char **argv)
 		;
 	dre_info("catalog stopping");
 	dre_rpc_server_close(srv);
+	dre_ijob_close(c.jobs); // at a row boundary: resumed at the next start
 	cat_id_close(&c);
 	cat_close(&c);
 	rc = 0;

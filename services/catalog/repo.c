@@ -82,8 +82,8 @@ dre_err
 cat_open(cat *c, const char *path, const dre_kvlist *kafka)
 {
 	static const char *const cfs[]
-	    = { "entities", "index", "meta", "outbox", "audit" };
-	dre_store_cfg cfg = { .path = path, .cfs = cfs, .ncfs = 5 };
+	    = { "entities", "index", "meta", "outbox", "audit", "jobs" };
+	dre_store_cfg cfg = { .path = path, .cfs = cfs, .ncfs = 6 };
 	dre_err       err;
 	char         *val = NULL;
 	size_t        vlen = 0;
@@ -296,7 +296,10 @@ cat_put_locked(cat *c, const char *tenant, cat_kind k, const char *key,
 		err = DRE_ENOMEM;
 		goto out;
 	}
-	if ((err = dre_store_write(c->st, b, true)) != DRE_OK)
+	// An import row's cursor rides in the same batch (dre/importjob.h);
+	// the job syncs when it finishes, a process crash loses nothing.
+	bool in_job = dre_ijob_enlist(b);
+	if ((err = dre_store_write(c->st, b, !in_job)) != DRE_OK)
 		goto out;
 	c->version = version;
 	dre_outbox_kick(c->ob);

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "coupon.h"
+#include "dre/importjob.h"
 #include "dre/hash.h"
 #include "dre/outbox.h"
 #include "dre/store.h"
@@ -65,9 +66,9 @@ dre_err
 cp_open(cp *s, const char *path, const dre_kvlist *kafka, const cp_opts *o)
 {
 	static const char *const cfs[] = { "types", "codes", "resv", "batches",
-		"idx", "links", "outbox", "applier", "audit" };
-	dre_store_cfg            cfg = { .path = path, .cfs = cfs, .ncfs = 9 };
-	dre_err                  err;
+		"idx", "links", "outbox", "applier", "audit", "jobs" };
+	dre_store_cfg cfg = { .path = path, .cfs = cfs, .ncfs = 10 };
+	dre_err       err;
 
 	memset(s, 0, sizeof *s);
 	s->kafka = kafka;
@@ -362,7 +363,9 @@ commit(cp *s, dre_batch *b)
 {
 	if (dre_batch_count(b) == 0)
 		return DRE_OK;
-	dre_err err = dre_store_write(s->st, b, true);
+	// An import row's cursor rides in the same batch (dre/importjob.h).
+	bool    in_job = dre_ijob_enlist(b);
+	dre_err err = dre_store_write(s->st, b, !in_job);
 	if (err == DRE_OK)
 		dre_outbox_kick(s->ob);
 	return err;

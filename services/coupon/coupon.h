@@ -43,6 +43,7 @@ enum {
 	CF_OUTBOX,
 	CF_APPLIER,
 	CF_AUDIT,
+	CF_JOBS, // import jobs (dre/importjob.h)
 };
 
 // Every transition of one code runs under the stripe its (tenant, code)
@@ -87,9 +88,10 @@ typedef struct {
 	// created one, from the first change until its batch is written:
 	// only the applier ever holds more than one stripe, and nobody takes
 	// a stripe while holding the creation lock, so there is no cycle.
-	struct dre_applier *ap;
-	bool                ap_stripes[CP_STRIPES]; // applier thread only
-	bool                ap_create;
+	struct dre_applier  *ap;
+	bool                 ap_stripes[CP_STRIPES]; // applier thread only
+	bool                 ap_create;
+	struct dre_ijob_reg *jobs; // import jobs (handlers.c cp_imports)
 } cp;
 
 // The outcome of an operation: status 200 on success; a refusal carries a

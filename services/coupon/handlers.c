@@ -17,6 +17,7 @@
 #include "dre/changes.h"
 #include "dre/clock.h"
 #include "dre/docapi.h"
+#include "dre/importjob.h"
 #include "dre/json.h"
 #include "dre/jsonw.h"
 #include "dre/log.h"
@@ -1727,6 +1728,66 @@ OP(code_import, do_code_import)
 OP(code_list, do_code_list)
 OP(code_get, do_code_get)
 OP(code_update, do_code_update)
+
+// ---- import jobs: a row of CouponCodes or CouponTypes ----------------------
+
+static void
+h_ijob(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	dre_ijob_dispatch(((cp *) svc)->jobs, call, rep);
+}
+
+// A code is created; under UPSERT a code that exists already is left as
+// it is (a file imported again changes nothing).
+static dre_err
+import_code(void *svc, const dre_ijob_row *row, dre_ijob_result *res)
+{
+	dre_ijob_row_key(row, "code", res);
+	res->created = true;
+	dre_err err = dre_ijob_run(h_code_create, svc, row, NULL, "code", res);
+	if (err == DRE_EINVAL && res->status == 409
+	    && row->mode == DRE_IJOB_UPSERT
+	    && strcmp(res->target, "code") == 0) {
+		res->created = false;
+		return DRE_OK;
+	}
+	return err;
+}
+
+// A type is created, or under UPSERT updated when its id exists.
+static dre_err
+import_type(void *svc, const dre_ijob_row *row, dre_ijob_result *res)
+{
+	dre_ijob_row_key(row, "id", res);
+	if (row->mode == DRE_IJOB_UPSERT && res->key[0]) {
+		dre_ijob_result probe = { 0 };
+		dre_err         err = dre_ijob_run(
+		            h_type_update, svc, row, res->key, "id", &probe);
+		if (!(err == DRE_EINVAL && probe.status == 404)) {
+			*res = probe;
+			return err;
+		}
+	}
+	res->created = true;
+	return dre_ijob_run(h_type_create, svc, row, NULL, "id", res);
+}
+
+static dre_ijob_cell
+csv_cell(const char *col)
+{
+	static const char *const raw[] = { "metadata", "maxRedemptions",
+		"maxRedemptionsPerCustomer", "validityDays", "codeLength" };
+	for (size_t i = 0; i < sizeof raw / sizeof raw[0]; i++)
+		if (strcmp(col, raw[i]) == 0)
+			return DRE_IJOB_CELL_RAW;
+	return DRE_IJOB_CELL_STRING;
+}
+
+const dre_ijob_entity cp_imports[] = {
+	{ "CouponCodes", import_code, csv_cell },
+	{ "CouponTypes", import_type, csv_cell },
+	{ NULL, NULL, NULL },
+};
 OP(batch_create, do_batch_create)
 OP(batch_get, do_batch_get)
 OP(batch_list, do_batch_list)
@@ -1819,6 +1880,16 @@ const dre_rpc_route cp_routes[] = {
 	{ "coupon.CouponCodes.list", h_code_list, 0 },
 	{ "coupon.CouponCodes.get", h_code_get, 0 },
 	{ "coupon.CouponCodes.update", h_code_update, 0 },
+	// Import jobs (dre/importjob.h): cp_imports below.
+	{ "coupon.ImportJobs.create", h_ijob, 0 },
+	{ "coupon.ImportJobs.submit", h_ijob, 0 },
+	{ "coupon.ImportJobs.append", h_ijob, 0 },
+	{ "coupon.ImportJobs.complete", h_ijob, 0 },
+	{ "coupon.ImportJobs.get", h_ijob, 0 },
+	{ "coupon.ImportJobs.list", h_ijob, 0 },
+	{ "coupon.ImportJobs.cancel", h_ijob, 0 },
+	{ "coupon.ImportJobErrors.list", h_ijob, 0 },
+	{ "coupon.ImportJobItems.list", h_ijob, 0 },
 	{ "coupon.CouponCodeBatches.create", h_batch_create, 0 },
 	{ "coupon.CouponCodeBatches.get", h_batch_get, 0 },
 	{ "coupon.CouponCodeBatches.list", h_batch_list, 0 },

@@ -2,11 +2,16 @@
 #ifndef CP_HANDLERS_H
 #define CP_HANDLERS_H
 
+#include "dre/importjob.h"
 #include "dre/rpc.h"
 #include "model.h"
 
 // cp_routes is the route table for dre_rpc_server_open; svc is a cp *.
 extern const dre_rpc_route cp_routes[];
+
+// cp_imports are the coupon service's importable entities (import jobs,
+// dre/importjob.h): CouponCodes and CouponTypes.
+extern const dre_ijob_entity cp_imports[];
 
 // cp_code_new fills *c as a new code of type t born at now: code (NULL =
 // drawn from the type's prefix and length), customer ("" or NULL = anyone),

@@ -11,6 +11,7 @@
 #include "dre/log.h"
 #include "dre/rpc.h"
 #include "dre/svc.h"
+#include "dre/importjob.h"
 #include "handlers.h"
 
 typedef struct {
@@ -24,6 +25,7 @@ typedef struct {
 	int64_t        batch_chunk;
 	int64_t        resnapshot_ms;
 	int64_t        max_batch;
+	dre_ijob_opts  imports;
 } cp_cfg;
 
 static const dre_cfg_opt cp_cfg_opts[] = {
@@ -63,6 +65,7 @@ static const dre_cfg_opt cp_cfg_opts[] = {
 	    "confirmed sales (dre.transactions.confirmed) applied per synced "
 	    "write",
 	    DRE_CFG_RANGE(1, 100000) },
+	DRE_IJOB_CFG_ROWS(cp_cfg, imports),
 	DRE_CFG_END,
 };
 
@@ -127,11 +130,34 @@ main(int argc, char **argv)
 		cp_close(&s);
 		goto out;
 	}
+	char        *jdir = dre_svc_path(&cfg.common, "coupon-imports");
+	dre_ijob_cfg jc = { .svc = "coupon",
+		.st = s.st,
+		.cf = CF_JOBS,
+		.dir = jdir,
+		.entities = cp_imports,
+		.svc_arg = &s,
+		.ob = s.ob,
+		.max_upload = cfg.imports.max_upload,
+		.min_free = cfg.imports.min_free,
+		.callback_insecure = cfg.imports.callback_insecure };
+	err = jdir == NULL ? DRE_EIO : dre_ijob_open(&s.jobs, &jc);
+	free(jdir);
+	if (err != DRE_OK) {
+		dre_error(
+		    "cannot start the import jobs: %s", dre_strerror(err));
+		cp_applier_stop(&s);
+		cp_links_stop(&s);
+		cp_jobs_stop(&s);
+		cp_close(&s);
+		goto out;
+	}
 	if ((err = dre_rpc_server_open(&srv, cfg.common.rpc_listen, cp_routes,
 	         &s, (int) cfg.rpc_workers))
 	    != DRE_OK) {
 		dre_error("cannot listen on %s: %s", cfg.common.rpc_listen,
 		    dre_strerror(err));
+		dre_ijob_close(s.jobs);
 		cp_applier_stop(&s);
 		cp_links_stop(&s);
 		cp_jobs_stop(&s);
@@ -146,6 +172,7 @@ main(int argc, char **argv)
 		;
 	dre_info("coupon stopping");
 	dre_rpc_server_close(srv);
+	dre_ijob_close(s.jobs); // at a row boundary: resumed at the next start
 	cp_applier_stop(&s);
 	cp_links_stop(&s);
 	cp_jobs_stop(&s);

@@ -144,7 +144,14 @@ enum {
 	// required, text/xml (SOAP 1.1) or application/soap+xml (SOAP 1.2),
 	// forwarded unparsed with its media type (param content_type)
 	GW_BODY_XML,
+	// Any media type, any size: handed to the route's handler in chunks
+	// of GW_STREAM_CHUNK as it arrives (j->streaming; the handler sends
+	// each on and the read goes on once it was stored), never buffered
+	// whole; http.body_limit does not apply (import uploads).
+	GW_BODY_STREAM,
 };
+
+#define GW_STREAM_CHUNK (256u << 10)
 
 // Every authenticated route takes Basic, Bearer and X-Api-Key (and the
 // header apikey under /api/v3, the loyalty facade). GW_AUTH_QUERY_KEY adds
@@ -220,12 +227,16 @@ struct gw_job {
 	char           txid[40];
 	// Authentication (ident.c): the caller's address, the principal
 	// its failures count against, an API key still to verify.
-	char                 src[48];
-	char                 limit_key[96];
-	const char          *apikey;
-	size_t               nhdrs;
-	const char          *hdrs[8][2];
-	bool                 in_upload; // MHD refuses responses mid-body
+	char        src[48];
+	char        limit_key[96];
+	const char *apikey;
+	size_t      nhdrs;
+	const char *hdrs[8][2];
+	bool        in_upload; // MHD refuses responses mid-body
+	// GW_BODY_STREAM: the body so far is a chunk to pass on (false: the
+	// last one, the body is complete); stream_off is the bytes passed on.
+	bool                 streaming;
+	int64_t              stream_off;
 	int                  pending_status;
 	struct MHD_Response *pending;
 	// Read-your-writes: the evaluators still applying this write's

@@ -87,6 +87,8 @@ job_put(gw_job *j)
 	j->rpc_err = DRE_OK;
 	j->nhdrs = 0;
 	j->in_upload = false;
+	j->streaming = false;
+	j->stream_off = 0;
 	j->awaited = false;
 	atomic_store(&j->await_left, 0);
 	atomic_store(&j->await_pending, false);
@@ -533,6 +535,8 @@ job_begin(gw_job *j, const char *method, const char *url)
 		    "application/soap+xml (SOAP 1.2)");
 		return;
 	}
+	if (r->body == GW_BODY_STREAM)
+		j->body_limit = SIZE_MAX; // the owner checks its disk
 	if (cl != NULL && strtoull(cl, NULL, 10) > j->body_limit) {
 		gw_job_error(j, 413, "PAYLOAD_TOO_LARGE", NULL,
 		    "body larger than %zu bytes", j->body_limit);
@@ -566,6 +570,26 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 	}
 	switch (j->state) {
 	case JOB_READ:
+	read:
+		if (*upload_size > 0 && j->route->body == GW_BODY_STREAM) {
+			// Passed on in chunks: the connection is suspended
+			// while the owner stores one, then reading goes on.
+			dre_buf_append(&j->body, upload, *upload_size);
+			*upload_size = 0;
+			if (j->body.oom) {
+				j->in_upload = true;
+				gw_job_oom(j);
+				j->in_upload = false;
+			} else if (j->body.len >= GW_STREAM_CHUNK) {
+				j->streaming = true;
+				gw_watch_phase(g->watch, conn, GW_PHASE_NONE);
+				if (j->apikey != NULL)
+					gw_key_verify(j);
+				else
+					j->route->fn(j);
+			}
+			return MHD_YES;
+		}
 		if (*upload_size > 0) {
 			if (j->body.len + *upload_size > j->body_limit) {
 				j->in_upload = true;
@@ -586,6 +610,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 			gw_job_oom(j);
 			return MHD_YES;
 		}
+		j->streaming = false;
 		if (j->apikey != NULL)
 			gw_key_verify(j); // runs the handler once verified
 		else
@@ -605,6 +630,10 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		return MHD_YES;
 	case JOB_DONE:
 		j->render(j);
+		if (j->state == JOB_READ) { // a streamed chunk was stored
+			gw_watch_phase(g->watch, conn, GW_PHASE_BODY);
+			goto read;
+		}
 		return MHD_YES;
 	case JOB_WAIT:
 	case JOB_SENT:

@@ -5,12 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "dre/audit.h"
 #include "dre/clock.h"
 #include "dre/evalwire.h"
 #include "dre/jsonw.h"
 #include "dre/hash.h"
+#include "dre/importjob.h"
 #include "dre/json.h"
 #include "dre/log.h"
 #include "dre/uuid.h"
@@ -58,6 +60,17 @@ static void gw_confirm(gw_job *j);
 static void gw_side_effects(gw_job *j);
 static void gw_forward(gw_job *j);
 static void gw_audit_logs(gw_job *j);
+static void gw_import_create(gw_job *j);
+static void gw_import_list(gw_job *j);
+static void gw_import_job(gw_job *j);
+static void gw_import_rows(gw_job *j);
+static void gw_import_stream(gw_job *j);
+
+#define BULK(entity)                                                          \
+	{                                                                     \
+		"POST", "/api/v1/" entity ":bulk-import", gw_import_stream,   \
+		    GW_CATALOG, entity, ROLES_WRITE, GW_BODY_STREAM           \
+	}
 
 const gw_route gw_routes[] = {
 	{ "GET", "/openapi.json", gw_openapi, GW_SELF, "openapi", 0,
@@ -199,6 +212,38 @@ const gw_route gw_routes[] = {
 	    "MasterData.message", ROLES_INGEST, GW_BODY_NONE },
 	{ "GET", "/api/v1/master-data/messages/:id/raw", gw_forward,
 	    GW_CATALOG, "MasterData.raw", ROLES_INGEST, GW_BODY_NONE },
+	// Import jobs (PRODUCT-DECISIONS §11): in the entity's owner, the
+	// upload streamed through (GW_BODY_STREAM).
+	{ "POST", "/pos/articles/import-batch", gw_forward, GW_CATALOG,
+	    "Articles.importBatch", ROLES_POS, GW_BODY_JSON },
+	{ "POST", "/api/v1/ImportJobs", gw_import_create, GW_CATALOG,
+	    "ImportJobs.create", ROLES_WRITE, GW_BODY_JSON },
+	{ "GET", "/api/v1/ImportJobs", gw_import_list, GW_CATALOG,
+	    "ImportJobs.list", ROLES_READ, GW_BODY_NONE },
+	{ "GET", "/api/v1/ImportJobs/:id", gw_import_job, GW_CATALOG,
+	    "ImportJobs.get", ROLES_READ, GW_BODY_NONE },
+	{ "PUT", "/api/v1/ImportJobs/:id/data", gw_import_stream, GW_CATALOG,
+	    "ImportJobs.append", ROLES_WRITE, GW_BODY_STREAM },
+	{ "POST", "/api/v1/ImportJobs/:id/cancel", gw_import_job, GW_CATALOG,
+	    "ImportJobs.cancel", ROLES_WRITE, GW_BODY_NONE },
+	{ "GET", "/api/v1/ImportJobErrors", gw_import_rows, GW_CATALOG,
+	    "ImportJobErrors.list", ROLES_READ, GW_BODY_NONE },
+	{ "GET", "/api/v1/ArticleImportJobs/:id", gw_import_job, GW_CATALOG,
+	    "ArticleImportJobs.get", ROLES_READ | ROLES_POS, GW_BODY_NONE },
+	{ "GET", "/admin/ArticleImportJobs/:id", gw_import_job, GW_CATALOG,
+	    "ArticleImportJobs.get", ROLES_ADMIN, GW_BODY_NONE },
+	{ "GET", "/api/v1/ArticleImportJobItems", gw_import_rows, GW_CATALOG,
+	    "ImportJobItems.list", ROLES_READ | ROLES_POS, GW_BODY_NONE },
+	{ "GET", "/admin/ArticleImportJobItems", gw_import_rows, GW_CATALOG,
+	    "ImportJobItems.list", ROLES_ADMIN, GW_BODY_NONE },
+	BULK("Articles"),
+	BULK("ArticleGroups"),
+	BULK("PosGroups"),
+	BULK("Promotions"),
+	BULK("CouponCodes"),
+	BULK("CouponTypes"),
+	BULK("Budgets"),
+	BULK("Contacts"),
 	{ "POST", "/api/v1/Promotions/:id/activate", gw_forward, GW_CATALOG,
 	    "Promotions.activate", ROLES_WRITE, GW_BODY_JSON_OPT },
 	{ "POST", "/api/v1/Promotions/:id/deactivate", gw_forward, GW_CATALOG,
@@ -953,9 +998,11 @@ typedef struct {
 } fan_slot;
 
 typedef struct {
-	size_t          n;
-	fan_slot       *slots;
-	Dre__RpcRequest mine; // the query as the gateway applies it
+	size_t                  n;
+	fan_slot               *slots;
+	Dre__RpcRequest         mine; // the query as the gateway applies it
+	const dre_odata_fields *fields; // of the merged collection
+	const char             *what; // "audit log", "import jobs"
 } fan_state;
 
 static void
@@ -993,10 +1040,16 @@ fan_int(gw_job *j, const char *name, int64_t dflt, int64_t max, int64_t *out)
 	return true;
 }
 
-static void render_audit_logs(gw_job *j);
+static void render_fan_list(gw_job *j);
 
+// fan_list answers one collection merged from the method `list` of every
+// backend (and shard) of backends[0..nb): each is asked for the first
+// $skip + $top documents of the query (without $select, ordered by order
+// when the query does not order), the gateway merges them, orders, pages
+// and selects with the same query (common/odata) and adds the counts.
 static void
-gw_audit_logs(gw_job *j)
+fan_list(gw_job *j, const int *backends, size_t nb, const char *list,
+    const char *order, const dre_odata_fields *fields, const char *what)
 {
 	gw             *g = j->g;
 	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
@@ -1023,13 +1076,13 @@ gw_audit_logs(gw_job *j)
 			param_add(&pl, k, mine.params[i]->value);
 	}
 	if (!ordered) { // oldest first across the services too
-		param_add(&pl, "$orderby", "at");
-		param_add(&mine, "$orderby", "at");
+		param_add(&pl, "$orderby", order);
+		param_add(&mine, "$orderby", order);
 	}
 	want = dre_arena_get(j->arena, 24);
 	f = dre_arena_get(j->arena, sizeof *f);
-	for (size_t b = 0; b < sizeof audit_backends / sizeof(int); b++)
-		n += g->backends[audit_backends[b]].n;
+	for (size_t b = 0; b < nb; b++)
+		n += g->backends[backends[b]].n;
 	if (want == NULL || f == NULL
 	    || (f->slots = dre_arena_get(j->arena, n * sizeof *f->slots))
 	        == NULL) {
@@ -1043,25 +1096,27 @@ gw_audit_logs(gw_job *j)
 	f->mine.params = mine.params;
 	f->mine.n_params = mine.n;
 	f->n = n;
+	f->fields = fields;
+	f->what = what;
 	j->fan = f;
 	gw_job_envelope(j, &req, "", roles);
 	req.params = pl.params;
 	req.n_params = pl.n;
-	if (!gw_job_wait(j, render_audit_logs))
+	if (!gw_job_wait(j, render_fan_list))
 		return;
 	atomic_store(&j->await_left, (int) n + 1);
 	size_t k = 0;
-	for (size_t b = 0; b < sizeof audit_backends / sizeof(int); b++) {
-		const gw_backend *be = &g->backends[audit_backends[b]];
+	for (size_t b = 0; b < nb; b++) {
+		const gw_backend *be = &g->backends[backends[b]];
 		char              method[48];
-		snprintf(method, sizeof method, "%s.AuditLogs.list",
-		    gw_backends[audit_backends[b]].name);
+		snprintf(method, sizeof method, "%s.%s",
+		    gw_backends[backends[b]].name, list);
 		req.method = method;
 		for (size_t i = 0; i < be->n; i++, k++) {
 			fan_slot *sl = &f->slots[k];
 			sl->j = j;
 			sl->rep = NULL;
-			sl->name = gw_backends[audit_backends[b]].name;
+			sl->name = gw_backends[backends[b]].name;
 			sl->err = dre_rpc_call_async(be->clients[i], &req,
 			    (int) g->cfg->rpc_timeout_ms, on_fan, sl);
 			if (sl->err != DRE_OK)
@@ -1072,11 +1127,18 @@ gw_audit_logs(gw_job *j)
 		gw_job_wake(j);
 }
 
+static void
+gw_audit_logs(gw_job *j)
+{
+	fan_list(j, audit_backends, sizeof audit_backends / sizeof(int),
+	    "AuditLogs.list", "at", &dre_audit_fields, "audit log");
+}
+
 // fan_merge keeps every record of one service's page for the merge and
 // adds its count; false once it has answered.
 static bool
 fan_merge(gw_job *j, const dre_odata *q, dre_odata_list *kept,
-    const Dre__RpcReply *rep, int64_t *count)
+    const Dre__RpcReply *rep, int64_t *count, const char *what)
 {
 	dre_json       *root = NULL;
 	const dre_json *c, *v;
@@ -1087,7 +1149,7 @@ fan_merge(gw_job *j, const dre_odata *q, dre_odata_list *kept,
 	    || !dre_json_is(c = dre_json_get(root, "count"), DRE_JSON_NUMBER)
 	    || !dre_json_is(v = dre_json_get(root, "value"), DRE_JSON_ARRAY)) {
 		gw_job_error(
-		    j, 503, "UNAVAILABLE", NULL, "undecodable audit log page");
+		    j, 503, "UNAVAILABLE", NULL, "undecodable %s page", what);
 		return false;
 	}
 	*count += strtoll(c->str, NULL, 10);
@@ -1110,7 +1172,7 @@ fan_merge(gw_job *j, const dre_odata *q, dre_odata_list *kept,
 }
 
 static void
-render_audit_logs(gw_job *j)
+render_fan_list(gw_job *j)
 {
 	fan_state      *f = j->fan;
 	dre_rpc_call    call = { 0 };
@@ -1131,7 +1193,7 @@ render_audit_logs(gw_job *j)
 		j->rep = sl->rep; // freed with the job
 		sl->rep = NULL;
 		if (j->rpc_err != DRE_OK)
-			dre_warn("audit log: %s: %s", sl->name,
+			dre_warn("%s: %s: %s", f->what, sl->name,
 			    dre_strerror(j->rpc_err));
 		answered = gw_job_reply_error(j);
 	}
@@ -1140,14 +1202,15 @@ render_audit_logs(gw_job *j)
 	call.req = &f->mine;
 	if (!answered
 	    && dre_odata_parse(
-	           &q, j->arena, &call, &dre_audit_fields, 100, 1000, &qerr)
+	           &q, j->arena, &call, f->fields, 100, 1000, &qerr)
 	        != DRE_OK) {
 		gw_job_error(j, 400, "VALIDATION_FAILED", qerr.target, "%s",
 		    qerr.message);
 		answered = true;
 	}
 	for (size_t i = 0; i < f->n && !answered; i++)
-		answered = !fan_merge(j, q, &kept, f->slots[i].rep, &count);
+		answered = !fan_merge(
+		    j, q, &kept, f->slots[i].rep, &count, f->what);
 	for (size_t i = 0; i < f->n; i++)
 		dre_rpc_reply_msg_free(f->slots[i].rep);
 	if (answered) {
@@ -1168,4 +1231,363 @@ render_audit_logs(gw_job *j)
 		gw_job_oom(j);
 	else
 		gw_job_respond(j, 200, j->out.data, j->out.len, GW_JSON_CT);
+}
+
+// ---------------------------------------------------------------- imports
+//
+// Import jobs (PRODUCT-DECISIONS §11, dre/importjob.h) live in the service
+// that owns the entity; a job id "<service>-<uuid>" names it. Uploads are
+// streamed: every GW_STREAM_CHUNK of the body goes to the owner
+// (ImportJobs.append) while the connection waits, so the gateway holds one
+// chunk at a time whatever the file's size.
+
+static const struct {
+	const char *entity;
+	int         backend;
+} import_owners[] = {
+	{ "Articles", GW_CATALOG },
+	{ "ArticleGroups", GW_CATALOG },
+	{ "PosGroups", GW_CATALOG },
+	{ "Promotions", GW_CATALOG },
+	{ "CouponCodes", GW_COUPON },
+	{ "CouponTypes", GW_COUPON },
+	{ "Budgets", GW_BUDGET },
+	{ "Contacts", GW_LOYALTY },
+};
+
+static const int import_backends[] = { GW_CATALOG, GW_COUPON };
+
+// GET /api/v1/ImportJobs: every owner's jobs, oldest first.
+static void
+gw_import_list(gw_job *j)
+{
+	fan_list(j, import_backends, sizeof import_backends / sizeof(int),
+	    "ImportJobs.list", "createdAt", &dre_ijob_fields, "import jobs");
+}
+
+static int
+owner_of_entity(const char *entity)
+{
+	for (size_t i = 0;
+	     entity && i < sizeof import_owners / sizeof import_owners[0]; i++)
+		if (strcmp(import_owners[i].entity, entity) == 0)
+			return import_owners[i].backend;
+	return -1;
+}
+
+// owner_of_job: the backend whose name prefixes the job id; -1 when none.
+static int
+owner_of_job(const char *id)
+{
+	const char *dash = id ? strchr(id, '-') : NULL;
+	if (dash == NULL)
+		return -1;
+	for (int b = 0; b < GW_NBACKENDS; b++) {
+		size_t n = strlen(gw_backends[b].name);
+		if ((size_t) (dash - id) == n
+		    && strncmp(id, gw_backends[b].name, n) == 0)
+			return b;
+	}
+	return -1;
+}
+
+static void
+job_not_found(gw_job *j, const char *id)
+{
+	gw_job_error(j, 404, "NOT_FOUND", NULL, "import job '%s' not found",
+	    id ? id : "");
+}
+
+// call_owner sends method with params pl and body[0..len) to backend b.
+static void
+call_owner(gw_job *j, int b, const char *method, param_list *pl,
+    const void *body, size_t len, gw_render render)
+{
+	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
+	char           *roles[32];
+	snprintf(j->rpc_method, sizeof j->rpc_method, "%s.%s",
+	    gw_backends[b].name, method);
+	gw_job_envelope(j, &req, j->rpc_method, roles);
+	if (pl != NULL) {
+		req.params = pl->params;
+		req.n_params = pl->n;
+	}
+	if (len > 0) {
+		req.has_body = 1;
+		req.body.data = (uint8_t *) body;
+		req.body.len = len;
+	}
+	gw_job_call(j, j->g->backends[b].clients[0], &req, render);
+}
+
+// forward_owner is gw_forward to backend b's method (query arguments and
+// the path's id as params; jobId added when not NULL).
+static void
+forward_owner(gw_job *j, int b, const char *method, const char *job_id)
+{
+	param_list pl;
+	if (!params_init(&pl, j, 40))
+		return;
+	if (j->id != NULL)
+		param_add(&pl, "id", j->id);
+	if (job_id != NULL)
+		param_add(&pl, "jobId", job_id);
+	MHD_get_connection_values(
+	    j->conn, MHD_GET_ARGUMENT_KIND, query_arg, &pl);
+	call_owner(
+	    j, b, method, &pl, j->body.data, j->body.len, render_forward);
+}
+
+// POST /api/v1/ImportJobs: to the owner of the body's entity.
+static void
+gw_import_create(gw_job *j)
+{
+	dre_json *root;
+	if (!gw_parse_json_body(j, &root))
+		return;
+	const dre_json *e = dre_json_is(root, DRE_JSON_OBJECT)
+	    ? dre_json_get(root, "entity")
+	    : NULL;
+	int             b
+	    = owner_of_entity(dre_json_is(e, DRE_JSON_STRING) ? e->str : NULL);
+	if (b < 0) {
+		gw_job_error(j, 400, "VALIDATION_FAILED", "entity",
+		    "entity '%s' cannot be imported (Articles, ArticleGroups, "
+		    "PosGroups, Promotions, CouponCodes, ...)",
+		    dre_json_is(e, DRE_JSON_STRING) ? e->str : "");
+		return;
+	}
+	forward_owner(j, b, "ImportJobs.create", NULL);
+}
+
+// GET /api/v1/ImportJobs/:id, POST …/:id/cancel, GET
+// /api/v1/ArticleImportJobs/:id: to the job's owner.
+static void
+gw_import_job(gw_job *j)
+{
+	int b = owner_of_job(j->id);
+	if (b < 0) {
+		job_not_found(j, j->id);
+		return;
+	}
+	forward_owner(j, b, j->route->arg, NULL);
+}
+
+// filter_job_id finds jobId eq '<id>' in $filter (in the arena).
+static const char *
+filter_job_id(gw_job *j)
+{
+	const char *f = MHD_lookup_connection_value(
+	    j->conn, MHD_GET_ARGUMENT_KIND, "$filter");
+	const char *p = f ? strstr(f, "jobId eq '") : NULL;
+	if (p == NULL)
+		return NULL;
+	p += strlen("jobId eq '");
+	const char *e = strchr(p, '\'');
+	return e ? dre_arena_strndup(j->arena, p, (size_t) (e - p)) : NULL;
+}
+
+// GET /api/v1/ImportJobErrors, /api/v1/ArticleImportJobItems: the rows of
+// one job, named by $filter=jobId eq '<id>'.
+static void
+gw_import_rows(gw_job *j)
+{
+	const char *id = filter_job_id(j);
+	if (id == NULL) {
+		gw_job_error(j, 400, "VALIDATION_FAILED", "$filter",
+		    "the rows are read per job: $filter=jobId eq '<id>'");
+		return;
+	}
+	int b = owner_of_job(id);
+	if (b < 0) {
+		job_not_found(j, id);
+		return;
+	}
+	forward_owner(j, b, j->route->arg, id);
+}
+
+// ---- the streamed upload (PUT <uploadUrl>, POST /api/v1/<E>:bulk-import)
+
+typedef struct {
+	int  backend;
+	char id[96];
+	bool bulk; // :bulk-import: the job is created with the first chunk
+} stream_ctx;
+
+static void stream_next(gw_job *j);
+
+static bool
+stream_failed(gw_job *j)
+{
+	if (j->rpc_err == DRE_OK && j->rep != NULL && j->rep->status < 400)
+		return false;
+	// Mid-body the answer waits until the rest is read (and dropped).
+	j->in_upload = j->streaming;
+	gw_job_reply_error(j);
+	j->in_upload = false;
+	return true;
+}
+
+static void
+render_stream_done(gw_job *j)
+{
+	stream_ctx *s = (stream_ctx *) j->ctx;
+	if (stream_failed(j))
+		return;
+	if (!s->bulk) {
+		render_forward(j); // 202 the job, QUEUED
+		return;
+	}
+	dre_buf_reset(&j->out);
+	dre_jsonw w;
+	char      url[160];
+	snprintf(url, sizeof url, "/api/v1/ImportJobs/%s", s->id);
+	dre_jsonw_init(&w, &j->out);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "jobId", s->id);
+	dre_jsonw_kstr(&w, "status", "QUEUED");
+	dre_jsonw_kstr(&w, "statusUrl", url);
+	dre_jsonw_obj_end(&w);
+	if (j->out.oom)
+		gw_job_oom(j);
+	else
+		gw_job_respond(j, 202, j->out.data, j->out.len, GW_JSON_CT);
+}
+
+static void
+render_stream_chunk(gw_job *j)
+{
+	if (stream_failed(j))
+		return;
+	dre_rpc_reply_msg_free(j->rep);
+	j->rep = NULL;
+	j->stream_off += (int64_t) j->body.len;
+	dre_buf_reset(&j->body);
+	if (j->streaming)
+		j->state = JOB_READ; // read on (http.c)
+	else
+		stream_next(j); // the last chunk is in: complete
+}
+
+// stream_next passes the chunk in j->body on, or completes the job once
+// the body is complete and passed on.
+static void
+stream_next(gw_job *j)
+{
+	stream_ctx *s = (stream_ctx *) j->ctx;
+	param_list  pl;
+	if (!params_init(&pl, j, 4))
+		return;
+	param_add(&pl, "id", s->id);
+	if (j->body.len == 0 && !j->streaming) {
+		call_owner(j, s->backend, "ImportJobs.complete", &pl, NULL, 0,
+		    render_stream_done);
+		return;
+	}
+	char *off = dre_arena_get(j->arena, 24);
+	if (off == NULL) {
+		gw_job_oom(j);
+		return;
+	}
+	snprintf(off, 24, "%lld", (long long) j->stream_off);
+	param_add(&pl, "offset", off);
+	call_owner(j, s->backend, "ImportJobs.append", &pl, j->body.data,
+	    j->body.len, render_stream_chunk);
+}
+
+static void
+render_bulk_created(gw_job *j)
+{
+	stream_ctx *s = (stream_ctx *) j->ctx;
+	dre_json   *root = NULL;
+	if (stream_failed(j))
+		return;
+	const dre_json *id = NULL;
+	if (dre_json_parse(&root, j->arena,
+	        j->rep->has_body ? (const char *) j->rep->body.data : "",
+	        j->rep->has_body ? j->rep->body.len : 0, DRE_JSON_MAX_DEPTH,
+	        NULL)
+	    == DRE_OK)
+		id = dre_json_get(root, "id");
+	if (!dre_json_is(id, DRE_JSON_STRING)) {
+		gw_job_error(j, 503, "UNAVAILABLE", NULL,
+		    "undecodable import job answer");
+		return;
+	}
+	snprintf(s->id, sizeof s->id, "%s", id->str);
+	dre_rpc_reply_msg_free(j->rep);
+	j->rep = NULL;
+	stream_next(j);
+}
+
+// bulk_format: ?format=, else the media type (JSON by default).
+static const char *
+bulk_format(gw_job *j)
+{
+	const char *f = MHD_lookup_connection_value(
+	    j->conn, MHD_GET_ARGUMENT_KIND, "format");
+	const char *ct = gw_job_header(j, MHD_HTTP_HEADER_CONTENT_TYPE);
+	if (f != NULL)
+		return f;
+	if (ct != NULL && strncasecmp(ct, "text/csv", 8) == 0)
+		return "CSV";
+	if (ct != NULL
+	    && (strncasecmp(ct, "application/x-ndjson", 20) == 0
+	        || strncasecmp(ct, "application/jsonl", 17) == 0))
+		return "NDJSON";
+	return "JSON";
+}
+
+// The route handler of both: runs at every chunk (j->streaming) and once
+// at the end of the body.
+static void
+gw_import_stream(gw_job *j)
+{
+	stream_ctx *s = (stream_ctx *) j->ctx;
+	if (s == NULL) {
+		if ((s = dre_arena_get(j->arena, sizeof *s)) == NULL) {
+			gw_job_oom(j);
+			return;
+		}
+		memset(s, 0, sizeof *s);
+		j->ctx = s;
+		s->bulk = j->id == NULL;
+		if (s->bulk) {
+			s->backend = owner_of_entity(j->route->arg);
+		} else {
+			s->backend = owner_of_job(j->id);
+			snprintf(s->id, sizeof s->id, "%s", j->id);
+		}
+		if (s->backend < 0) {
+			j->in_upload = j->streaming;
+			job_not_found(j, j->id);
+			j->in_upload = false;
+			return;
+		}
+		if (s->bulk) { // create first: entity, format, mode
+			dre_buf     b = { 0 };
+			dre_jsonw   w;
+			const char *mode = MHD_lookup_connection_value(
+			    j->conn, MHD_GET_ARGUMENT_KIND, "mode");
+			dre_jsonw_init(&w, &b);
+			dre_jsonw_obj_begin(&w);
+			dre_jsonw_kstr(&w, "entity", j->route->arg);
+			dre_jsonw_kstr(&w, "format", bulk_format(j));
+			dre_jsonw_kstr(&w, "mode", mode);
+			dre_jsonw_obj_end(&w);
+			char  *body = b.oom
+			     ? NULL
+			     : dre_arena_strndup(j->arena, b.data, b.len);
+			size_t len = b.len;
+			dre_buf_free(&b);
+			if (body == NULL) {
+				gw_job_oom(j);
+				return;
+			}
+			call_owner(j, s->backend, "ImportJobs.create", NULL,
+			    body, len, render_bulk_created);
+			return;
+		}
+	}
+	stream_next(j);
 }

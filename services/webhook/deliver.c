@@ -72,7 +72,7 @@ open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 {
 	xfer *x = arg;
 	(void) purpose;
-	if (!wh_addr_allowed(&a->addr, x->s->o.allow_insecure)) {
+	if (!dre_net_addr_allowed(&a->addr, x->s->o.allow_insecure)) {
 		x->refused = true;
 		return CURL_SOCKET_BAD;
 	}

@@ -13,6 +13,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "dre/hmac.h"
 #include "dre/log.h"
 #include "webhook.h"
 
@@ -143,27 +144,6 @@ wh_unseal(char *out, size_t cap, const unsigned char *key, const char *sealed)
 	return err;
 }
 
-static void
-hmac(unsigned char *mac, const unsigned char *key, size_t klen, const void *p1,
-    size_t l1, const void *p2, size_t l2)
-{
-	// HMAC() takes one buffer: the two parts go through the streaming
-	// EVP_MAC interface instead.
-	EVP_MAC     *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	EVP_MAC_CTX *c = m ? EVP_MAC_CTX_new(m) : NULL;
-	OSSL_PARAM   ps[] = { OSSL_PARAM_construct_utf8_string(
-		                  "digest", (char *) "SHA256", 0),
-		  OSSL_PARAM_construct_end() };
-	size_t       ml = 0;
-	memset(mac, 0, 32);
-	if (c != NULL && EVP_MAC_init(c, key, klen, ps) == 1
-	    && EVP_MAC_update(c, p1, l1) == 1
-	    && (l2 == 0 || EVP_MAC_update(c, p2, l2) == 1))
-		EVP_MAC_final(c, mac, &ml, 32);
-	EVP_MAC_CTX_free(c);
-	EVP_MAC_free(m);
-}
-
 void
 wh_sign_std(char *out, size_t cap, const unsigned char *key, size_t klen,
     const char *id, int64_t ts, const char *body, size_t blen)
@@ -171,7 +151,7 @@ wh_sign_std(char *out, size_t cap, const unsigned char *key, size_t klen,
 	char          head[128];
 	unsigned char mac[32];
 	int hl = snprintf(head, sizeof head, "%s.%lld.", id, (long long) ts);
-	hmac(mac, key, klen, head, (size_t) hl, body, blen);
+	dre_hmac_sha256(mac, key, klen, head, (size_t) hl, body, blen);
 	if (cap < 4)
 		return;
 	memcpy(out, "v1,", 3);
@@ -182,17 +162,12 @@ void
 wh_sign_dre(char *out, size_t cap, const unsigned char *key, size_t klen,
     const char *body, size_t blen)
 {
-	static const char hex[] = "0123456789abcdef";
-	unsigned char     mac[32];
-	hmac(mac, key, klen, body, blen, NULL, 0);
+	unsigned char mac[32];
+	dre_hmac_sha256(mac, key, klen, body, blen, NULL, 0);
 	if (cap < 7 + 64 + 1)
 		return;
 	memcpy(out, "sha256=", 7);
-	for (int i = 0; i < 32; i++) {
-		out[7 + 2 * i] = hex[mac[i] >> 4];
-		out[8 + 2 * i] = hex[mac[i] & 15];
-	}
-	out[7 + 64] = '\0';
+	dre_hex(out + 7, mac, sizeof mac);
 }
 
 dre_err

@@ -165,16 +165,9 @@ void wh_sign_dre(char *out, size_t cap, const unsigned char *key, size_t klen,
 // wh_key_file_load reads (or creates) the 32-byte sealing key.
 dre_err wh_key_file_load(unsigned char *key, const char *path);
 
-// ---- the SSRF guard (guard.c) ---------------------------------------------
-
-// wh_url_check tells whether url may be a target: https (http only when
-// insecure), a host, and when the host is an address literal, an allowed
-// one. On refusal writes why into why.
-bool wh_url_check(const char *url, bool insecure, char *why, size_t cap);
-// wh_addr_allowed: addr is not loopback, private, link-local, unique-local,
-// multicast, unspecified or otherwise reserved (always true when insecure).
-struct sockaddr;
-bool wh_addr_allowed(const struct sockaddr *addr, bool insecure);
+// The SSRF guard is common/ (dre/netguard.h): dre_net_url_check,
+// dre_net_addr_allowed.
+#include "dre/netguard.h"
 
 // ---- the promotion events (promos.c) -------------------------------------
 

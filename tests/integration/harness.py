@@ -256,9 +256,12 @@ class Stack:
         if name == "broker":
             a += ["-o", "broker.bootstrap_file=" + self.bootstrap_file]
         elif name == "catalog":
-            a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap]
+            # Import job callbacks go to test receivers on 127.0.0.1.
+            a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap,
+                  "-o", "imports.callback_insecure=true"]
         elif name == "coupon":
             a += ["-o", "catalog.url=" + self.rpc_url("catalog"),
+                  "-o", "imports.callback_insecure=true",
                   "-o", "kafka.bootstrap.servers=" + self.bootstrap]
         elif name == "evaluator":
             a += ["-o", "shard=0",

@@ -18,7 +18,7 @@ static const char master_canonical[]
       "{\"name\":\"schemaVersion\",\"type\":\"int\"},"
       "{\"name\":\"entityKind\",\"type\":{\"name\":\"dre.EntityKind\","
       "\"type\":\"enum\",\"symbols\":[\"PROMOTION\",\"ARTICLE\","
-      "\"POS_GROUP\",\"ARTICLE_GROUP\",\"TENANT_SETTINGS\"]}},"
+      "\"POS_GROUP\",\"ARTICLE_GROUP\",\"TENANT_SETTINGS\",\"CAMPAIGN\"]}},"
       "{\"name\":\"entityId\",\"type\":\"string\"},"
       "{\"name\":\"op\",\"type\":{\"name\":\"dre.ChangeOp\",\"type\":"
       "\"enum\",\"symbols\":[\"UPSERT\",\"DELETE\"]}},"

@@ -12,14 +12,14 @@
 static void
 test_every_topic_declared(void **state)
 {
-	const char *names[]
-	    = { DRE_TOPIC_PROMOTIONS, DRE_TOPIC_ARTICLES, DRE_TOPIC_POS_GROUPS,
-		      DRE_TOPIC_ARTICLE_GROUPS, DRE_TOPIC_CAMPAIGNS,
-		      DRE_TOPIC_TX_CONFIRMED, DRE_TOPIC_CALCULATIONS,
-		      DRE_TOPIC_SIDEFX, DRE_TOPIC_BUDGET_STATUS,
-		      DRE_TOPIC_BUDGET_EVENTS, DRE_TOPIC_COUPON_EVENTS,
-		      DRE_TOPIC_LOYALTY_EVENTS, DRE_TOPIC_CATALOG_EVENTS };
-	size_t n = sizeof(names) / sizeof(names[0]);
+	const char *names[] = { DRE_TOPIC_PROMOTIONS, DRE_TOPIC_ARTICLES,
+		DRE_TOPIC_POS_GROUPS, DRE_TOPIC_ARTICLE_GROUPS,
+		DRE_TOPIC_CAMPAIGNS, DRE_TOPIC_TX_CONFIRMED,
+		DRE_TOPIC_CALCULATIONS, DRE_TOPIC_SIDEFX,
+		DRE_TOPIC_BUDGET_STATUS, DRE_TOPIC_BUDGET_EVENTS,
+		DRE_TOPIC_COUPON_EVENTS, DRE_TOPIC_LOYALTY_EVENTS,
+		DRE_TOPIC_CATALOG_EVENTS, DRE_TOPIC_IMPORTS };
+	size_t      n = sizeof(names) / sizeof(names[0]);
 	for (size_t i = 0; i < n; i++) {
 		const dre_topic *t = dre_topic_find(names[i]);
 		assert_non_null(t);

@@ -18,7 +18,7 @@ static bool
 url_ok(const char *url, bool insecure)
 {
 	char why[160];
-	return wh_url_check(url, insecure, why, sizeof why);
+	return dre_net_url_check(url, insecure, why, sizeof why);
 }
 
 static void
@@ -53,7 +53,7 @@ v4(const char *a)
 {
 	struct sockaddr_in s = { .sin_family = AF_INET };
 	inet_pton(AF_INET, a, &s.sin_addr);
-	return wh_addr_allowed((struct sockaddr *) &s, false);
+	return dre_net_addr_allowed((struct sockaddr *) &s, false);
 }
 
 static bool
@@ -61,7 +61,7 @@ v6(const char *a)
 {
 	struct sockaddr_in6 s = { .sin6_family = AF_INET6 };
 	inet_pton(AF_INET6, a, &s.sin6_addr);
-	return wh_addr_allowed((struct sockaddr *) &s, false);
+	return dre_net_addr_allowed((struct sockaddr *) &s, false);
 }
 
 static void
@@ -87,7 +87,7 @@ test_addresses(void **state)
 	assert_false(v6("::ffff:10.0.0.1"));
 	struct sockaddr_in s = { .sin_family = AF_INET };
 	inet_pton(AF_INET, "127.0.0.1", &s.sin_addr);
-	assert_true(wh_addr_allowed((struct sockaddr *) &s, true));
+	assert_true(dre_net_addr_allowed((struct sockaddr *) &s, true));
 }
 
 static void

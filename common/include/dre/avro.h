@@ -149,6 +149,26 @@ dre_err dre_avro_encode_budget_status(
 dre_err dre_avro_decode_budget_status(
     dre_budget_status_event *e, dre_arena *a, const void *data, size_t len);
 
+// dre.ImportJobFinished (proto/ImportJobFinished.avsc).
+typedef struct {
+	char        event_id[37];
+	const char *tenant;
+	int64_t     occurred_at;
+	int32_t     schema_version;
+	const char *job_id;
+	const char *entity;
+	const char *status; // COMPLETED | COMPLETED_WITH_ERRORS | FAILED | ...
+	int64_t     total;
+	int64_t     succeeded;
+	int64_t     failed;
+	const char *error_message; // may be NULL
+} dre_import_finished_event;
+
+dre_err dre_avro_encode_import_finished(
+    dre_buf *out, const dre_import_finished_event *e);
+dre_err dre_avro_decode_import_finished(
+    dre_import_finished_event *e, dre_arena *a, const void *data, size_t len);
+
 // dre.BudgetEvent (proto/BudgetEvent.avsc).
 typedef struct {
 	char        event_id[37];

@@ -86,6 +86,9 @@ void dre_rpc_reply_detail(dre_rpc_reply *r, const char *code,
     __attribute__((format(printf, 4, 5)));
 void dre_rpc_reply_header(
     dre_rpc_reply *r, const char *key, const char *value);
+// dre_rpc_reply_clear frees what a reply holds and zeroes it (for a
+// handler run in-process, e.g. an import job's row).
+void dre_rpc_reply_clear(dre_rpc_reply *r);
 // dre_rpc_reply_json marks the body as a JSON document for the client.
 void dre_rpc_reply_json(dre_rpc_reply *r);
 

@@ -17,6 +17,7 @@
 #define DRE_TOPIC_COUPON_EVENTS  "dre.coupon.events"
 #define DRE_TOPIC_LOYALTY_EVENTS "dre.loyalty.events"
 #define DRE_TOPIC_CATALOG_EVENTS "dre.catalog.events"
+#define DRE_TOPIC_IMPORTS        "dre.imports"
 
 typedef struct {
 	const char *name;

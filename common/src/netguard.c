@@ -1,7 +1,7 @@
 // webhook/guard.c -- the SSRF guard: which URLs and addresses a delivery
 // may reach. The URL is checked when a subscription is written, the
 // address on every connection (deliver.c opens its sockets through
-// wh_addr_allowed), so a name that resolves to an internal address later
+// dre_net_addr_allowed), so a name that resolves to an internal address later
 // is refused then.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -12,7 +12,7 @@
 
 #include <curl/curl.h>
 
-#include "webhook.h"
+#include "dre/netguard.h"
 
 static bool
 v4_allowed(uint32_t a)
@@ -38,7 +38,7 @@ v4_allowed(uint32_t a)
 }
 
 bool
-wh_addr_allowed(const struct sockaddr *addr, bool insecure)
+dre_net_addr_allowed(const struct sockaddr *addr, bool insecure)
 {
 	if (insecure)
 		return true;
@@ -75,7 +75,7 @@ wh_addr_allowed(const struct sockaddr *addr, bool insecure)
 }
 
 bool
-wh_url_check(const char *url, bool insecure, char *why, size_t cap)
+dre_net_url_check(const char *url, bool insecure, char *why, size_t cap)
 {
 	CURLU *u = curl_url();
 	char  *scheme = NULL, *host = NULL;
@@ -110,10 +110,12 @@ wh_url_check(const char *url, bool insecure, char *why, size_t cap)
 	bool                literal = false, allowed = true;
 	if (inet_pton(AF_INET, lit, &a4.sin_addr) == 1) {
 		literal = true;
-		allowed = wh_addr_allowed((struct sockaddr *) &a4, insecure);
+		allowed
+		    = dre_net_addr_allowed((struct sockaddr *) &a4, insecure);
 	} else if (inet_pton(AF_INET6, lit, &a6.sin6_addr) == 1) {
 		literal = true;
-		allowed = wh_addr_allowed((struct sockaddr *) &a6, insecure);
+		allowed
+		    = dre_net_addr_allowed((struct sockaddr *) &a6, insecure);
 	}
 	if (literal && !allowed) {
 		snprintf(why, cap,
@@ -131,4 +133,67 @@ out:
 	curl_free(host);
 	curl_url_cleanup(u);
 	return ok;
+}
+
+// ---- one POST -----------------------------------------------------------
+
+static curl_socket_t
+guarded_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	const bool *insecure = arg;
+	(void) purpose;
+	if (!dre_net_addr_allowed(&a->addr, *insecure))
+		return CURL_SOCKET_BAD;
+	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
+static size_t
+discard(char *p, size_t size, size_t n, void *arg)
+{
+	(void) p;
+	(void) arg;
+	return size * n;
+}
+
+CURLcode
+dre_net_post(const char *url, const char *body, size_t len, const char *header,
+    bool insecure, long timeout_ms, long *code)
+{
+	CURL              *e = curl_easy_init();
+	struct curl_slist *h = NULL, *n;
+	CURLcode           rc;
+	*code = 0;
+	if (e == NULL)
+		return CURLE_OUT_OF_MEMORY;
+	const char *lines[] = { "Content-Type: application/json",
+		"User-Agent: DRE/1", "Expect:", header };
+	for (size_t i = 0; i < 4; i++) {
+		if (lines[i] == NULL)
+			continue;
+		if ((n = curl_slist_append(h, lines[i])) == NULL) {
+			curl_slist_free_all(h);
+			curl_easy_cleanup(e);
+			return CURLE_OUT_OF_MEMORY;
+		}
+		h = n;
+	}
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(
+	    e, CURLOPT_PROTOCOLS_STR, insecure ? "http,https" : "https");
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_PROXY, "");
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long) len);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, guarded_socket);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, &insecure);
+	rc = curl_easy_perform(e);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, code);
+	curl_easy_cleanup(e);
+	curl_slist_free_all(h);
+	return rc;
 }

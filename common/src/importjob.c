@@ -1,0 +1,1951 @@
+// importjob.c -- bulk import jobs run by the entity's owner (dre/importjob.h):
+// the job record, cursor and row errors in the owner's store, the upload
+// file, the three row readers (JSON array framed by json-c's incremental
+// tokener, NDJSON, CSV through libcsv), the worker thread, cancel, the
+// signed callback and the IMPORT_JOB_FINISHED event.
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <csv.h>
+#include <curl/curl.h>
+#include <json-c/json_tokener.h>
+#include <json-c/json_object.h>
+
+#include "dre/arena.h"
+#include "dre/avro.h"
+#include "dre/clock.h"
+#include "dre/docapi.h"
+#include "dre/fs.h"
+#include "dre/hmac.h"
+#include "dre/importjob.h"
+#include "dre/json.h"
+#include "dre/jsonw.h"
+#include "dre/log.h"
+#include "dre/netguard.h"
+#include "dre/odata.h"
+#include "dre/topics.h"
+#include "dre/uuid.h"
+
+#define MAX_ROW     (1u << 20) // one row's bytes at most
+#define READ_CHUNK  (256u << 10)
+#define MINOR       1
+#define LIST_TOP    100
+#define LIST_MAX    1000
+#define CALLBACK_MS 5000
+
+// Keys in the owner's column family: tag tenant \0 id [\0 be64 row].
+#define K_JOB    'j' // the job record (JSON)
+#define K_CURSOR 'c' // offset, row, succeeded, failed: 4 x be64
+#define K_ERROR  'e' // one rejected row (JSON)
+#define K_ITEM   'i' // one row's result (JSON), jobs with items only
+
+static const char *const status_names[]
+    = { "WAITING_FOR_DATA", "QUEUED", "RUNNING", "COMPLETED",
+	      "COMPLETED_WITH_ERRORS", "FAILED", "CANCELLED" };
+static const char *const fmt_names[] = { "JSON", "NDJSON", "CSV" };
+static const char *const mode_names[] = { "UPSERT", "CREATE" };
+
+const char *
+dre_ijob_status_name(dre_ijob_status s)
+{
+	return (unsigned) s < 7 ? status_names[s] : "FAILED";
+}
+
+static int
+name_index(const char *const *names, int n, const char *s)
+{
+	for (int i = 0; s != NULL && i < n; i++)
+		if (strcmp(names[i], s) == 0)
+			return i;
+	return -1;
+}
+
+// ---- the job record ------------------------------------------------------
+
+typedef struct {
+	char            tenant[128];
+	char            id[DRE_IJOB_ID_MAX];
+	char            entity[48];
+	char            name[256];
+	char            source[16];
+	char            principal[128];
+	char            callback_url[2048];
+	char            callback_secret[256];
+	dre_ijob_status status;
+	dre_ijob_fmt    format;
+	dre_ijob_mode   mode;
+	int64_t         created_at, started_at, finished_at;
+	int64_t         bytes; // the uploaded file's size
+	int64_t         total; // rows, once finished (-1 before)
+	char            error[512]; // why it FAILED
+} job;
+
+typedef struct {
+	int64_t offset, row, ok, failed;
+} cursor;
+
+typedef struct qent {
+	char         tenant[128];
+	char         id[DRE_IJOB_ID_MAX];
+	struct qent *next;
+} qent;
+
+struct dre_ijob_reg {
+	dre_ijob_cfg    cfg;
+	char            dir[4096];
+	pthread_mutex_t mu;
+	pthread_cond_t  cv;
+	pthread_t       th;
+	bool            started, stop;
+	qent           *head, *tail;
+	// The job the worker runs and whether a cancel asked it to stop.
+	char running[DRE_IJOB_ID_MAX];
+	char running_tenant[128];
+	bool cancel;
+	bool done; // the running job finished (cancel waits for it)
+};
+
+static size_t
+jkey(char *out, size_t cap, char tag, const char *tenant, const char *id)
+{
+	return dre_key(out, cap, tag, 2, tenant, id);
+}
+
+static size_t
+rowkey(char *out, size_t cap, char tag, const char *tenant, const char *id,
+    int64_t row)
+{
+	size_t n = dre_key(out, cap, tag, 2, tenant, id);
+	if (n == 0 || n + 9 > cap)
+		return 0;
+	out[n] = 0;
+	dre_be64_put(out + n + 1, row);
+	return n + 9;
+}
+
+static void
+job_write(dre_buf *b, const job *j)
+{
+	dre_jsonw w;
+	dre_jsonw_init(&w, b);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "id", j->id);
+	dre_jsonw_kstr(&w, "entity", j->entity);
+	dre_jsonw_kstr(&w, "name", j->name[0] ? j->name : NULL);
+	dre_jsonw_kstr(&w, "source", j->source);
+	dre_jsonw_kstr(&w, "principal", j->principal);
+	dre_jsonw_kstr(&w, "callbackUrl", j->callback_url);
+	dre_jsonw_kstr(&w, "callbackSecret", j->callback_secret);
+	dre_jsonw_kint(&w, "status", j->status);
+	dre_jsonw_kint(&w, "format", j->format);
+	dre_jsonw_kint(&w, "mode", j->mode);
+	dre_jsonw_kint(&w, "createdAt", j->created_at);
+	dre_jsonw_kint(&w, "startedAt", j->started_at);
+	dre_jsonw_kint(&w, "finishedAt", j->finished_at);
+	dre_jsonw_kint(&w, "bytes", j->bytes);
+	dre_jsonw_kint(&w, "total", j->total);
+	dre_jsonw_kstr(&w, "error", j->error);
+	dre_jsonw_obj_end(&w);
+}
+
+static void
+jstr(char *out, size_t cap, const dre_json *o, const char *k)
+{
+	const dre_json *v = dre_json_get(o, k);
+	snprintf(
+	    out, cap, "%s", dre_json_is(v, DRE_JSON_STRING) ? v->str : "");
+}
+
+static int64_t
+jint(const dre_json *o, const char *k)
+{
+	const dre_json *v = dre_json_get(o, k);
+	return dre_json_is(v, DRE_JSON_NUMBER) ? strtoll(v->str, NULL, 10) : 0;
+}
+
+static dre_err
+job_get(dre_ijob_reg *r, const char *tenant, const char *id, job *j)
+{
+	char    kb[512], *val = NULL;
+	size_t  vl = 0, kl = jkey(kb, sizeof kb, K_JOB, tenant, id);
+	dre_err err;
+	if (kl == 0)
+		return DRE_ENOTFOUND;
+	if ((err = dre_store_get(r->cfg.st, r->cfg.cf, kb, kl, &val, &vl))
+	    != DRE_OK)
+		return err;
+	dre_arena *a = dre_arena_alloc(0);
+	dre_json  *o = NULL;
+	err = a == NULL
+	    ? DRE_ENOMEM
+	    : dre_json_parse(&o, a, val, vl, DRE_JSON_MAX_DEPTH, NULL);
+	if (err == DRE_OK) {
+		memset(j, 0, sizeof *j);
+		snprintf(j->tenant, sizeof j->tenant, "%s", tenant);
+		jstr(j->id, sizeof j->id, o, "id");
+		jstr(j->entity, sizeof j->entity, o, "entity");
+		jstr(j->name, sizeof j->name, o, "name");
+		jstr(j->source, sizeof j->source, o, "source");
+		jstr(j->principal, sizeof j->principal, o, "principal");
+		jstr(
+		    j->callback_url, sizeof j->callback_url, o, "callbackUrl");
+		jstr(j->callback_secret, sizeof j->callback_secret, o,
+		    "callbackSecret");
+		jstr(j->error, sizeof j->error, o, "error");
+		j->status = (dre_ijob_status) jint(o, "status");
+		j->format = (dre_ijob_fmt) jint(o, "format");
+		j->mode = (dre_ijob_mode) jint(o, "mode");
+		j->created_at = jint(o, "createdAt");
+		j->started_at = jint(o, "startedAt");
+		j->finished_at = jint(o, "finishedAt");
+		j->bytes = jint(o, "bytes");
+		j->total = jint(o, "total");
+	}
+	dre_arena_free(a);
+	free(val);
+	return err == DRE_OK ? DRE_OK : DRE_ESTORE;
+}
+
+static void
+job_put(dre_ijob_reg *r, dre_batch *b, const job *j)
+{
+	char    kb[512];
+	size_t  kl = jkey(kb, sizeof kb, K_JOB, j->tenant, j->id);
+	dre_buf v = { 0 };
+	job_write(&v, j);
+	if (kl > 0 && !v.oom)
+		dre_batch_put(b, r->cfg.st, r->cfg.cf, kb, kl, v.data, v.len);
+	dre_buf_free(&v);
+}
+
+static void
+cursor_get(dre_ijob_reg *r, const job *j, cursor *c)
+{
+	char   kb[512], *val = NULL;
+	size_t vl = 0, kl = jkey(kb, sizeof kb, K_CURSOR, j->tenant, j->id);
+	memset(c, 0, sizeof *c);
+	if (kl > 0
+	    && dre_store_get(r->cfg.st, r->cfg.cf, kb, kl, &val, &vl) == DRE_OK
+	    && vl == 32) {
+		c->offset = dre_be64_get(val);
+		c->row = dre_be64_get(val + 8);
+		c->ok = dre_be64_get(val + 16);
+		c->failed = dre_be64_get(val + 24);
+	}
+	free(val);
+}
+
+static void
+cursor_put(dre_ijob_reg *r, dre_batch *b, const char *tenant, const char *id,
+    const cursor *c)
+{
+	char          kb[512];
+	unsigned char v[32];
+	size_t        kl = jkey(kb, sizeof kb, K_CURSOR, tenant, id);
+	dre_be64_put(v, c->offset);
+	dre_be64_put(v + 8, c->row);
+	dre_be64_put(v + 16, c->ok);
+	dre_be64_put(v + 24, c->failed);
+	if (kl > 0)
+		dre_batch_put(b, r->cfg.st, r->cfg.cf, kb, kl, v, sizeof v);
+}
+
+static void
+file_path(dre_ijob_reg *r, const job *j, char *out, size_t cap)
+{
+	// The tenant is part of the name through its hash-free escape: ids
+	// are unique on their own (a UUID each).
+	snprintf(out, cap, "%s/%s.data", r->dir, j->id);
+}
+
+// job_doc appends the job as GET answers it.
+static void
+job_doc(dre_ijob_reg *r, const job *j, dre_buf *out)
+{
+	cursor    c;
+	dre_jsonw w;
+	cursor_get(r, j, &c);
+	dre_jsonw_init(&w, out);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "id", j->id);
+	dre_jsonw_kstr(&w, "entity", j->entity);
+	dre_jsonw_kstr(&w, "mode", mode_names[j->mode & 1]);
+	dre_jsonw_kstr(&w, "format", fmt_names[j->format % 3]);
+	dre_jsonw_kstr(&w, "name", j->name[0] ? j->name : NULL);
+	dre_jsonw_kstr(&w, "status", dre_ijob_status_name(j->status));
+	dre_jsonw_key(&w, "total");
+	if (j->total >= 0 && j->status >= DRE_IJOB_COMPLETED)
+		dre_jsonw_int(&w, j->total);
+	else
+		dre_jsonw_null(&w);
+	dre_jsonw_kint(&w, "processed", c.row);
+	dre_jsonw_kint(&w, "succeeded", c.ok);
+	dre_jsonw_kint(&w, "failed", c.failed);
+	int64_t pct = j->status == DRE_IJOB_COMPLETED
+	        || j->status == DRE_IJOB_COMPLETED_WITH_ERRORS
+	    ? 100
+	    : j->bytes > 0 ? c.offset * 100 / j->bytes
+	                   : 0;
+	dre_jsonw_kint(&w, "progressPercent", pct > 100 ? 100 : pct);
+	dre_jsonw_kint(&w, "bytesTotal", j->bytes);
+	dre_jsonw_kint(&w, "bytesProcessed", c.offset);
+	dre_jsonw_key(&w, "createdAt");
+	dre_jsonw_time(&w, j->created_at);
+	dre_jsonw_key(&w, "startedAt");
+	if (j->started_at)
+		dre_jsonw_time(&w, j->started_at);
+	else
+		dre_jsonw_null(&w);
+	dre_jsonw_key(&w, "finishedAt");
+	if (j->finished_at)
+		dre_jsonw_time(&w, j->finished_at);
+	else
+		dre_jsonw_null(&w);
+	dre_jsonw_kstr(&w, "errorMessage", j->error[0] ? j->error : NULL);
+	dre_jsonw_kstr(
+	    &w, "callbackUrl", j->callback_url[0] ? j->callback_url : NULL);
+	if (j->status == DRE_IJOB_WAITING_FOR_DATA) {
+		char u[256];
+		snprintf(u, sizeof u, "/api/v1/ImportJobs/%s/data", j->id);
+		dre_jsonw_kstr(&w, "uploadUrl", u);
+	}
+	dre_jsonw_obj_end(&w);
+}
+
+dre_err
+dre_ijob_job_json(
+    dre_ijob_reg *r, const char *tenant, const char *id, dre_buf *out)
+{
+	job     j;
+	dre_err err = job_get(r, tenant, id, &j);
+	if (err == DRE_OK)
+		job_doc(r, &j, out);
+	return err;
+}
+
+// ---- the thread's current row (dre_ijob_enlist) ---------------------------
+
+typedef struct {
+	dre_ijob_reg *r;
+	const job    *j;
+	cursor        next; // the cursor once the row is applied
+	bool          used;
+} rowctx;
+
+static __thread rowctx *tl_row;
+
+bool
+dre_ijob_enlist(dre_batch *b)
+{
+	rowctx *x = tl_row;
+	if (x == NULL || x->used)
+		return false;
+	cursor_put(x->r, b, x->j->tenant, x->j->id, &x->next);
+	x->used = true;
+	return true;
+}
+
+// ---- a row through an owner's rpc handler ---------------------------------
+
+static void
+res_str(char *out, size_t cap, const char *s)
+{
+	snprintf(out, cap, "%s", s != NULL ? s : "");
+}
+
+dre_err
+dre_ijob_run(dre_rpc_fn fn, void *svc, const dre_ijob_row *row, const char *id,
+    const char *key_field, dre_ijob_result *res)
+{
+	Dre__RpcRequest rq = DRE__RPC_REQUEST__INIT;
+	Dre__Param      pid = DRE__PARAM__INIT;
+	Dre__Param     *ps[1] = { &pid };
+	dre_rpc_reply   rep;
+	dre_err         out = DRE_OK;
+	if (id != NULL) {
+		pid.key = (char *) "id";
+		pid.value = (char *) id;
+		rq.params = ps;
+		rq.n_params = 1;
+	}
+	rq.method = (char *) "import.row";
+	rq.tenant = (char *) row->tenant;
+	rq.principal = (char *) row->principal;
+	dre_rpc_call call = { .method = rq.method,
+		.tenant = row->tenant,
+		.principal = row->principal,
+		.body = (const uint8_t *) row->json,
+		.body_len = row->len,
+		.req = &rq,
+		.on_worker = true };
+	memset(&rep, 0, sizeof rep);
+	fn(svc, &call, &rep);
+	int st = rep.status ? rep.status : 200;
+	if (st < 300) {
+		dre_arena *a = dre_arena_alloc(0);
+		dre_json  *doc = NULL;
+		if (a != NULL
+		    && dre_json_parse(&doc, a,
+		           rep.body.data ? rep.body.data : "", rep.body.len,
+		           DRE_JSON_MAX_DEPTH, NULL)
+		        == DRE_OK) {
+			const dre_json *v = dre_json_get(doc, "id");
+			if (dre_json_is(v, DRE_JSON_STRING))
+				res_str(res->id, sizeof res->id, v->str);
+			v = key_field ? dre_json_get(doc, key_field) : NULL;
+			if (dre_json_is(v, DRE_JSON_STRING))
+				res_str(res->key, sizeof res->key, v->str);
+		}
+		dre_arena_free(a);
+	} else if (st >= 500) {
+		out = DRE_EUNAVAIL;
+	} else {
+		res_str(res->code, sizeof res->code, rep.error_code);
+		res_str(res->message, sizeof res->message,
+		    rep.ndetails > 0 ? rep.details[0].message
+		                     : rep.error_message);
+		res_str(res->target, sizeof res->target,
+		    rep.ndetails > 0 ? rep.details[0].target
+		                     : rep.error_target);
+		if (rep.error_code == NULL && rep.body.len > 0) {
+			// The handler wrote its own error document.
+			dre_arena *a = dre_arena_alloc(0);
+			dre_json  *doc = NULL;
+			if (a != NULL
+			    && dre_json_parse(&doc, a, rep.body.data,
+			           rep.body.len, DRE_JSON_MAX_DEPTH, NULL)
+			        == DRE_OK) {
+				const dre_json *e = dre_json_get(doc, "error");
+				const dre_json *c = dre_json_get(e, "code");
+				const dre_json *m = dre_json_get(e, "message");
+				if (dre_json_is(c, DRE_JSON_STRING))
+					res_str(res->code, sizeof res->code,
+					    c->str);
+				if (dre_json_is(m, DRE_JSON_STRING))
+					res_str(res->message,
+					    sizeof res->message, m->str);
+			}
+			dre_arena_free(a);
+		}
+		res->status = st;
+		out = DRE_EINVAL;
+	}
+	dre_rpc_reply_clear(&rep);
+	return out;
+}
+
+// dre_ijob_row_key reads member k of the row (a string) into res->key.
+void
+dre_ijob_row_key(const dre_ijob_row *row, const char *k, dre_ijob_result *res)
+{
+	dre_arena *a = dre_arena_alloc(0);
+	dre_json  *in = NULL;
+	if (a != NULL
+	    && dre_json_parse(
+	           &in, a, row->json, row->len, DRE_JSON_MAX_DEPTH, NULL)
+	        == DRE_OK
+	    && dre_json_is(in, DRE_JSON_OBJECT)) {
+		const dre_json *v = dre_json_get(in, k);
+		if (dre_json_is(v, DRE_JSON_STRING))
+			res_str(res->key, sizeof res->key, v->str);
+	}
+	dre_arena_free(a);
+}
+
+// ---- the file readers ------------------------------------------------------
+
+// A window on the file: bytes [base + 0, base + len) are in buf; pos is
+// the next byte to look at (relative to buf).
+typedef struct {
+	int     fd;
+	char   *buf;
+	size_t  cap, len, pos;
+	int64_t base;
+	bool    eof;
+} win;
+
+// win_fill keeps bytes from keep on (moved to the front) and reads more;
+// false on a read error.
+static bool
+win_fill(win *w, size_t keep)
+{
+	if (keep > 0) {
+		memmove(w->buf, w->buf + keep, w->len - keep);
+		w->len -= keep;
+		w->pos -= keep;
+		w->base += (int64_t) keep;
+	}
+	if (w->cap - w->len < READ_CHUNK) {
+		size_t ncap = w->len + READ_CHUNK;
+		if (ncap > MAX_ROW + 2 * READ_CHUNK)
+			return true; // full: the caller sees no progress
+		char *nb = realloc(w->buf, ncap);
+		if (nb == NULL)
+			return false;
+		w->buf = nb;
+		w->cap = ncap;
+	}
+	ssize_t n = read(w->fd, w->buf + w->len, w->cap - w->len);
+	if (n < 0)
+		return false;
+	if (n == 0)
+		w->eof = true;
+	w->len += (size_t) n;
+	return true;
+}
+
+// What a reader found.
+typedef enum { RD_ROW, RD_END, RD_FAIL } rd_out;
+
+typedef struct {
+	win          w;
+	dre_ijob_fmt fmt;
+	// JSON array framing
+	int state; // 0 '[', 1 first, 2 ',' or ']', 3 after ','
+	struct json_tokener *tok;
+	// CSV
+	struct csv_parser csv;
+	bool              csv_init;
+	char            **hdr;
+	size_t            nhdr;
+	bool              have_hdr;
+	dre_buf           fields; // the current record's fields, NUL-separated
+	size_t            nfields;
+	bool              rec_done;
+	bool              fields_null[256];
+	const dre_ijob_entity *ent;
+	// the row found
+	dre_buf row;
+	int64_t next; // file offset after the row
+	// a malformed file
+	int64_t err_off;
+	char    err[256];
+} reader;
+
+static rd_out
+rd_fail(reader *p, int64_t off, const char *what)
+{
+	p->err_off = off;
+	snprintf(p->err, sizeof p->err, "%s", what);
+	return RD_FAIL;
+}
+
+static bool
+is_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+// skip_ws moves past white space, reading more as needed; false at the
+// end of the file (or a read error: eof is then set too).
+static bool
+skip_ws(reader *p)
+{
+	for (;;) {
+		while (p->w.pos < p->w.len && is_ws(p->w.buf[p->w.pos]))
+			p->w.pos++;
+		if (p->w.pos < p->w.len)
+			return true;
+		if (p->w.eof || !win_fill(&p->w, p->w.pos))
+			return false;
+		if (p->w.eof && p->w.pos >= p->w.len)
+			return false;
+	}
+}
+
+static rd_out
+next_ndjson(reader *p)
+{
+	for (;;) {
+		char *nl
+		    = memchr(p->w.buf + p->w.pos, '\n', p->w.len - p->w.pos);
+		size_t end;
+		if (nl == NULL) {
+			if (p->w.len - p->w.pos > MAX_ROW)
+				return rd_fail(p,
+				    p->w.base + (int64_t) p->w.pos,
+				    "a line longer than 1 MiB");
+			if (!p->w.eof) {
+				if (!win_fill(&p->w, p->w.pos))
+					return rd_fail(
+					    p, p->w.base, "read error");
+				continue;
+			}
+			if (p->w.pos >= p->w.len)
+				return RD_END;
+			end = p->w.len; // the last line without a newline
+		} else {
+			end = (size_t) (nl - p->w.buf);
+		}
+		size_t s = p->w.pos, e = end;
+		p->w.pos = nl ? end + 1 : end;
+		while (s < e && is_ws(p->w.buf[s]))
+			s++;
+		while (e > s && is_ws(p->w.buf[e - 1]))
+			e--;
+		if (s == e)
+			continue; // blank line
+		dre_buf_reset(&p->row);
+		dre_buf_append(&p->row, p->w.buf + s, e - s);
+		p->next = p->w.base + (int64_t) p->w.pos;
+		return RD_ROW;
+	}
+}
+
+static rd_out
+next_json(reader *p)
+{
+	for (;;) {
+		if (!skip_ws(p)) {
+			if (p->state == 0)
+				return rd_fail(p,
+				    p->w.base + (int64_t) p->w.pos,
+				    "expected '[': the file is empty");
+			if (p->state == 4)
+				return RD_END;
+			return rd_fail(p, p->w.base + (int64_t) p->w.pos,
+			    "unexpected end of file: the array is not closed");
+		}
+		char    c = p->w.buf[p->w.pos];
+		int64_t at = p->w.base + (int64_t) p->w.pos;
+		switch (p->state) {
+		case 0:
+			if (c != '[')
+				return rd_fail(p, at,
+				    "expected '[': a JSON array of rows");
+			p->w.pos++;
+			p->state = 1;
+			continue;
+		case 2:
+			if (c == ',') {
+				p->w.pos++;
+				p->state = 3;
+			} else if (c == ']') {
+				p->w.pos++;
+				p->state = 4;
+			} else {
+				return rd_fail(
+				    p, at, "expected ',' or ']' after a row");
+			}
+			continue;
+		case 4:
+			return rd_fail(
+			    p, at, "unexpected data after the array");
+		default:
+			break;
+		}
+		if (p->state == 1 && c == ']') {
+			p->w.pos++;
+			p->state = 4;
+			continue;
+		}
+		// One element: json-c's tokener decides where it ends.
+		size_t start = p->w.pos, fed = p->w.pos;
+		json_tokener_reset(p->tok);
+		for (;;) {
+			json_object *o = json_tokener_parse_ex(
+			    p->tok, p->w.buf + fed, (int) (p->w.len - fed));
+			enum json_tokener_error je
+			    = json_tokener_get_error(p->tok);
+			if (o != NULL || je == json_tokener_success) {
+				size_t end
+				    = fed + json_tokener_get_parse_end(p->tok);
+				json_object_put(o);
+				dre_buf_reset(&p->row);
+				dre_buf_append(
+				    &p->row, p->w.buf + start, end - start);
+				p->w.pos = end;
+				p->next = p->w.base + (int64_t) end;
+				p->state = 2;
+				return RD_ROW;
+			}
+			if (je != json_tokener_continue)
+				return rd_fail(p,
+				    p->w.base + (int64_t) fed
+				        + (int64_t) json_tokener_get_parse_end(
+				            p->tok),
+				    json_tokener_error_desc(je));
+			if (p->w.eof)
+				return rd_fail(p,
+				    p->w.base + (int64_t) p->w.len,
+				    "unexpected end of file inside a row");
+			if (p->w.len - start > MAX_ROW)
+				return rd_fail(p, p->w.base + (int64_t) start,
+				    "a row larger than 1 MiB");
+			size_t keep = start;
+			fed = p->w.len - keep;
+			start = 0;
+			if (!win_fill(&p->w, keep))
+				return rd_fail(p, p->w.base, "read error");
+		}
+	}
+}
+
+// ---- CSV (libcsv): a record's fields, then a JSON object of them
+
+static void
+csv_field(void *s, size_t len, void *arg)
+{
+	reader *p = arg;
+	if (p->nfields < 256)
+		p->fields_null[p->nfields] = s == NULL;
+	dre_buf_append(&p->fields, s ? s : "", s ? len : 0);
+	dre_buf_putc(&p->fields, 0);
+	p->nfields++;
+}
+
+static void
+csv_record(int c, void *arg)
+{
+	reader *p = arg;
+	(void) c;
+	p->rec_done = true;
+}
+
+// cell_json writes one CSV cell as the column's kind of JSON value.
+static void
+cell_json(dre_jsonw *w, dre_ijob_cell kind, const char *v)
+{
+	size_t n = strlen(v);
+	if (kind == DRE_IJOB_CELL_RAW) {
+		dre_arena *a = dre_arena_alloc(0);
+		dre_json  *o = NULL;
+		bool       ok = a != NULL
+		    && dre_json_parse(&o, a, v, n, DRE_JSON_MAX_DEPTH, NULL)
+		        == DRE_OK;
+		dre_arena_free(a);
+		if (ok) {
+			dre_jsonw_raw(w, v, n);
+			return;
+		}
+	} else if (kind == DRE_IJOB_CELL_LIST) {
+		dre_jsonw_arr_begin(w);
+		const char *s = v;
+		while (*s) {
+			const char *e = strchr(s, ';');
+			size_t      l = e ? (size_t) (e - s) : strlen(s);
+			if (l > 0)
+				dre_jsonw_strn(w, s, l);
+			s += l + (e ? 1 : 0);
+		}
+		dre_jsonw_arr_end(w);
+		return;
+	}
+	dre_jsonw_str(w, v);
+}
+
+// csv_take turns the record read into the header or a row; true for a row.
+static bool
+csv_take(reader *p)
+{
+	const char *f = p->fields.data ? p->fields.data : "";
+	size_t      n = p->nfields;
+	if (!p->have_hdr) {
+		p->hdr = calloc(n ? n : 1, sizeof *p->hdr);
+		for (size_t i = 0; p->hdr && i < n; i++) {
+			p->hdr[i] = strdup(f);
+			f += strlen(f) + 1;
+		}
+		p->nhdr = p->hdr ? n : 0;
+		p->have_hdr = true;
+		return false;
+	}
+	dre_buf_reset(&p->row);
+	dre_jsonw w;
+	dre_jsonw_init(&w, &p->row);
+	dre_jsonw_obj_begin(&w);
+	for (size_t i = 0; i < n; i++) {
+		const char *v = f;
+		f += strlen(f) + 1;
+		if (i >= p->nhdr || (i < 256 && p->fields_null[i]))
+			continue; // an empty cell: the member is absent
+		dre_ijob_cell kind = p->ent && p->ent->csv_cell
+		    ? p->ent->csv_cell(p->hdr[i])
+		    : DRE_IJOB_CELL_STRING;
+		dre_jsonw_key(&w, p->hdr[i]);
+		cell_json(&w, kind, v);
+	}
+	dre_jsonw_obj_end(&w);
+	return true;
+}
+
+static rd_out
+next_csv(reader *p)
+{
+	for (;;) {
+		char *nl
+		    = memchr(p->w.buf + p->w.pos, '\n', p->w.len - p->w.pos);
+		size_t end;
+		if (nl == NULL) {
+			if (p->w.len - p->w.pos > MAX_ROW)
+				return rd_fail(p,
+				    p->w.base + (int64_t) p->w.pos,
+				    "a record longer than 1 MiB");
+			if (!p->w.eof) {
+				if (!win_fill(&p->w, p->w.pos))
+					return rd_fail(
+					    p, p->w.base, "read error");
+				continue;
+			}
+			end = p->w.len;
+		} else {
+			end = (size_t) (nl - p->w.buf) + 1;
+		}
+		size_t s = p->w.pos, len = end - s;
+		if (len > 0) {
+			size_t used = csv_parse(&p->csv, p->w.buf + s, len,
+			    csv_field, csv_record, p);
+			if (used != len)
+				return rd_fail(p,
+				    p->w.base + (int64_t) (s + used),
+				    csv_strerror(csv_error(&p->csv)));
+		}
+		p->w.pos = end;
+		if (nl == NULL) { // the end of the file
+			if (csv_fini(&p->csv, csv_field, csv_record, p) != 0)
+				return rd_fail(p, p->w.base + (int64_t) end,
+				    "unterminated quoted field");
+			if (!p->rec_done)
+				return RD_END;
+		}
+		if (!p->rec_done)
+			continue; // a quoted field goes on on the next line
+		p->rec_done = false;
+		bool row = csv_take(p);
+		dre_buf_reset(&p->fields);
+		p->nfields = 0;
+		if (p->fields.oom || p->row.oom)
+			return rd_fail(p, p->w.base, "out of memory");
+		if (row) {
+			p->next = p->w.base + (int64_t) p->w.pos;
+			return RD_ROW;
+		}
+		if (nl == NULL)
+			return RD_END;
+	}
+}
+
+static rd_out
+rd_next(reader *p)
+{
+	switch (p->fmt) {
+	case DRE_IJOB_NDJSON:
+		return next_ndjson(p);
+	case DRE_IJOB_CSV:
+		return next_csv(p);
+	default:
+		return next_json(p);
+	}
+}
+
+static void
+rd_close(reader *p)
+{
+	if (p->w.fd >= 0)
+		close(p->w.fd);
+	free(p->w.buf);
+	if (p->tok)
+		json_tokener_free(p->tok);
+	if (p->csv_init)
+		csv_free(&p->csv);
+	for (size_t i = 0; i < p->nhdr; i++)
+		free(p->hdr[i]);
+	free(p->hdr);
+	dre_buf_free(&p->fields);
+	dre_buf_free(&p->row);
+}
+
+// rd_open opens the file at the cursor. CSV reads its header first.
+static dre_err
+rd_open(reader *p, const char *path, dre_ijob_fmt fmt, int64_t offset,
+    const dre_ijob_entity *ent)
+{
+	memset(p, 0, sizeof *p);
+	p->fmt = fmt;
+	p->ent = ent;
+	if ((p->w.fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return DRE_EIO;
+	if (fmt == DRE_IJOB_JSON) {
+		if ((p->tok = json_tokener_new_ex(DRE_JSON_MAX_DEPTH)) == NULL)
+			return DRE_ENOMEM;
+		json_tokener_set_flags(p->tok, JSON_TOKENER_STRICT);
+		p->state = offset > 0 ? 2 : 0;
+	}
+	if (fmt == DRE_IJOB_CSV) {
+		if (csv_init(&p->csv,
+		        CSV_STRICT | CSV_STRICT_FINI | CSV_EMPTY_IS_NULL)
+		    != 0)
+			return DRE_ENOMEM;
+		p->csv_init = true;
+		if (offset > 0) { // the header again, then the cursor
+			if (next_csv(p) == RD_FAIL)
+				return DRE_EPARSE;
+		}
+	}
+	if (offset > 0) {
+		if (lseek(p->w.fd, offset, SEEK_SET) != offset)
+			return DRE_EIO;
+		p->w.len = p->w.pos = 0;
+		p->w.base = offset;
+		p->w.eof = false;
+	}
+	return DRE_OK;
+}
+
+// line_col finds the line and column (1-based, in bytes) of offset.
+static void
+line_col(const char *path, int64_t offset, int64_t *line, int64_t *col)
+{
+	int     fd = open(path, O_RDONLY | O_CLOEXEC);
+	char    b[65536];
+	int64_t at = 0, ln = 1, last_nl = -1;
+	while (fd >= 0 && at < offset) {
+		ssize_t n = read(fd, b, sizeof b);
+		if (n <= 0)
+			break;
+		for (ssize_t i = 0; i < n && at < offset; i++, at++)
+			if (b[i] == '\n') {
+				ln++;
+				last_nl = at;
+			}
+	}
+	if (fd >= 0)
+		close(fd);
+	*line = ln;
+	*col = offset - last_nl;
+}
+
+// ---- finishing: the event, the callback
+// -------------------------------------
+
+static void
+callback_send(dre_ijob_reg *r, const job *j, const dre_buf *body)
+{
+	char          ts[24], hex[65], sig[128];
+	int64_t       t = dre_now_ms() / 1000;
+	unsigned char mac[32];
+	int           tl = snprintf(ts, sizeof ts, "%lld", (long long) t);
+	// HMAC-SHA256(secret, "<t>.<body>")
+	dre_buf msg = { 0 };
+	dre_buf_append(&msg, ts, (size_t) tl);
+	dre_buf_putc(&msg, '.');
+	dre_buf_append(&msg, body->data, body->len);
+	dre_hmac_sha256(mac, j->callback_secret, strlen(j->callback_secret),
+	    msg.data, msg.len, NULL, 0);
+	dre_buf_free(&msg);
+	dre_hex(hex, mac, sizeof mac);
+	snprintf(sig, sizeof sig, "X-DRE-Signature: t=%s,v1=%s", ts, hex);
+	for (int attempt = 0; attempt < 3; attempt++) {
+		long     code = 0;
+		CURLcode rc
+		    = dre_net_post(j->callback_url, body->data, body->len, sig,
+		        r->cfg.callback_insecure, CALLBACK_MS, &code);
+		if (rc == CURLE_OK && code >= 200 && code < 300)
+			return;
+		dre_warn("import job %s: callback %s failed (%s, HTTP %ld)",
+		    j->id, j->callback_url, curl_easy_strerror(rc), code);
+		struct timespec ts2
+		    = { 0, (long) (200 + 800 * attempt) * 1000000L };
+		nanosleep(&ts2, NULL);
+	}
+}
+
+// finish stores the job's end state with its event in one synced batch,
+// removes the file and calls back.
+static void
+finish(dre_ijob_reg *r, job *j, dre_ijob_status st, const char *why)
+{
+	cursor c;
+	char   path[4200];
+	cursor_get(r, j, &c);
+	j->status = st;
+	j->finished_at = dre_now_ms();
+	j->total = c.row;
+	if (why)
+		snprintf(j->error, sizeof j->error, "%s", why);
+	dre_batch *b = dre_batch_alloc();
+	if (b == NULL)
+		return;
+	job_put(r, b, j);
+	if (r->cfg.ob != NULL) {
+		dre_import_finished_event e = { 0 };
+		dre_buf                   ev = { 0 };
+		char                      okey[300];
+		dre_uuid_v4(e.event_id);
+		e.tenant = j->tenant;
+		e.occurred_at = j->finished_at;
+		e.schema_version = 1;
+		e.job_id = j->id;
+		e.entity = j->entity;
+		e.status = dre_ijob_status_name(st);
+		e.total = c.row;
+		e.succeeded = c.ok;
+		e.failed = c.failed;
+		e.error_message = j->error[0] ? j->error : NULL;
+		int ol
+		    = snprintf(okey, sizeof okey, "%s/%s", j->tenant, j->id);
+		if (dre_avro_encode_import_finished(&ev, &e) == DRE_OK
+		    && !ev.oom && ol > 0 && (size_t) ol < sizeof okey)
+			dre_outbox_put(r->cfg.ob, b, DRE_TOPIC_IMPORTS, okey,
+			    (size_t) ol, ev.data, ev.len);
+		dre_buf_free(&ev);
+	}
+	dre_err err = dre_store_write(r->cfg.st, b, true);
+	dre_batch_free(b);
+	if (err != DRE_OK) {
+		dre_error("import job %s: cannot store its end: %s", j->id,
+		    dre_strerror(err));
+		return;
+	}
+	if (r->cfg.ob != NULL)
+		dre_outbox_kick(r->cfg.ob);
+	file_path(r, j, path, sizeof path);
+	unlink(path);
+	dre_info("import job %s/%s %s: %lld rows, %lld ok, %lld failed%s%s",
+	    j->tenant, j->id, dre_ijob_status_name(st), (long long) c.row,
+	    (long long) c.ok, (long long) c.failed, why ? ": " : "",
+	    why ? why : "");
+	if (j->callback_url[0]) {
+		dre_buf body = { 0 };
+		job_doc(r, j, &body);
+		if (!body.oom)
+			callback_send(r, j, &body);
+		dre_buf_free(&body);
+	}
+}
+
+// ---- the worker -----------------------------------------------------------
+
+static const dre_ijob_entity *
+entity_find(dre_ijob_reg *r, const char *name)
+{
+	for (const dre_ijob_entity *e = r->cfg.entities; e && e->name; e++)
+		if (strcmp(e->name, name) == 0)
+			return e;
+	return NULL;
+}
+
+static void
+row_error(dre_ijob_reg *r, dre_batch *b, const job *j, int64_t row,
+    const dre_ijob_result *res)
+{
+	char      kb[600];
+	dre_buf   v = { 0 };
+	dre_jsonw w;
+	size_t    kl = rowkey(kb, sizeof kb, K_ERROR, j->tenant, j->id, row);
+	dre_jsonw_init(&w, &v);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "jobId", j->id);
+	dre_jsonw_kint(&w, "row", row);
+	dre_jsonw_kstr(&w, "key", res->key[0] ? res->key : NULL);
+	dre_jsonw_kstr(
+	    &w, "code", res->code[0] ? res->code : "VALIDATION_FAILED");
+	dre_jsonw_kstr(&w, "message", res->message);
+	dre_jsonw_kstr(&w, "target", res->target[0] ? res->target : NULL);
+	dre_jsonw_obj_end(&w);
+	if (kl > 0 && !v.oom)
+		dre_batch_put(b, r->cfg.st, r->cfg.cf, kb, kl, v.data, v.len);
+	dre_buf_free(&v);
+}
+
+static void
+row_item(dre_ijob_reg *r, dre_batch *b, const job *j, int64_t row, bool ok,
+    const dre_ijob_result *res)
+{
+	char      kb[600];
+	dre_buf   v = { 0 };
+	dre_jsonw w;
+	size_t    kl = rowkey(kb, sizeof kb, K_ITEM, j->tenant, j->id, row);
+	dre_jsonw_init(&w, &v);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "jobId", j->id);
+	dre_jsonw_kint(&w, "row", row);
+	dre_jsonw_kstr(&w, "articleNumber", res->key[0] ? res->key : NULL);
+	dre_jsonw_kstr(&w, "status",
+	    !ok                ? "failed"
+	        : res->created ? "created"
+	                       : "updated");
+	dre_jsonw_kstr(&w, "articleId", ok && res->id[0] ? res->id : NULL);
+	dre_jsonw_kstr(&w, "error", ok ? NULL : res->message);
+	dre_jsonw_obj_end(&w);
+	if (kl > 0 && !v.oom)
+		dre_batch_put(b, r->cfg.st, r->cfg.cf, kb, kl, v.data, v.len);
+	dre_buf_free(&v);
+}
+
+static bool
+want_stop(dre_ijob_reg *r, bool *cancelled)
+{
+	pthread_mutex_lock(&r->mu);
+	bool stop = r->stop;
+	*cancelled = r->cancel;
+	pthread_mutex_unlock(&r->mu);
+	return stop || *cancelled;
+}
+
+static void
+run_job(dre_ijob_reg *r, const char *tenant, const char *id)
+{
+	job     j;
+	cursor  c;
+	reader  p;
+	char    path[4200];
+	dre_err err;
+	if (job_get(r, tenant, id, &j) != DRE_OK)
+		return;
+	if (j.status != DRE_IJOB_QUEUED && j.status != DRE_IJOB_RUNNING)
+		return;
+	const dre_ijob_entity *ent = entity_find(r, j.entity);
+	if (ent == NULL) {
+		finish(
+		    r, &j, DRE_IJOB_FAILED, "the entity cannot be imported");
+		return;
+	}
+	if (j.status == DRE_IJOB_QUEUED) {
+		j.status = DRE_IJOB_RUNNING;
+		j.started_at = dre_now_ms();
+		dre_batch *b = dre_batch_alloc();
+		if (b == NULL)
+			return;
+		job_put(r, b, &j);
+		err = dre_store_write(r->cfg.st, b, true);
+		dre_batch_free(b);
+		if (err != DRE_OK)
+			return;
+	}
+	cursor_get(r, &j, &c);
+	file_path(r, &j, path, sizeof path);
+	if ((err = rd_open(&p, path, j.format, c.offset, ent)) != DRE_OK) {
+		rd_close(&p);
+		finish(r, &j, DRE_IJOB_FAILED,
+		    err == DRE_EIO ? "the uploaded file is gone"
+		                   : "the file's header cannot be read");
+		return;
+	}
+	bool       items = strcmp(j.source, "pos") == 0;
+	bool       cancelled = false;
+	rd_out     o;
+	dre_batch *b = dre_batch_alloc();
+	while (b != NULL && (o = rd_next(&p)) == RD_ROW) {
+		if (want_stop(r, &cancelled))
+			break;
+		dre_ijob_result res;
+		memset(&res, 0, sizeof res);
+		dre_ijob_row row = { j.tenant, j.principal, j.mode,
+			p.row.data ? p.row.data : "", p.row.len, c.row + 1 };
+		rowctx       x = { r, &j, c, false };
+		x.next.offset = p.next;
+		x.next.row = c.row + 1;
+		x.next.ok = c.ok + 1;
+		tl_row = &x;
+		err = ent->apply(r->cfg.svc_arg, &row, &res);
+		tl_row = NULL;
+		dre_batch_clear(b);
+		if (err == DRE_OK) {
+			c = x.next;
+			if (!x.used) // applied without a write: the cursor
+			             // alone
+				cursor_put(r, b, j.tenant, j.id, &c);
+			if (items)
+				row_item(r, b, &j, c.row, true, &res);
+		} else if (err == DRE_EINVAL) {
+			c.offset = p.next;
+			c.row++;
+			c.failed++;
+			row_error(r, b, &j, c.row, &res);
+			if (items)
+				row_item(r, b, &j, c.row, false, &res);
+			cursor_put(r, b, j.tenant, j.id, &c);
+		} else {
+			dre_error("import job %s: row %lld: %s; the job "
+			          "resumes when the service restarts",
+			    j.id, (long long) c.row + 1, dre_strerror(err));
+			dre_batch_free(b);
+			rd_close(&p);
+			return;
+		}
+		if (dre_batch_count(b) > 0
+		    && (err = dre_store_write(r->cfg.st, b, false))
+		        != DRE_OK) {
+			dre_error(
+			    "import job %s: %s", j.id, dre_strerror(err));
+			dre_batch_free(b);
+			rd_close(&p);
+			return;
+		}
+	}
+	dre_batch_free(b);
+	if (cancelled) {
+		rd_close(&p);
+		finish(r, &j, DRE_IJOB_CANCELLED, NULL);
+		return;
+	}
+	if (r->stop || b == NULL) { // resumed at the next start
+		rd_close(&p);
+		return;
+	}
+	if (o == RD_FAIL) {
+		int64_t line, col;
+		char    why[512];
+		line_col(path, p.err_off, &line, &col);
+		snprintf(why, sizeof why,
+		    "malformed %s at line %lld, column %lld: %s",
+		    fmt_names[j.format % 3], (long long) line, (long long) col,
+		    p.err);
+		rd_close(&p);
+		finish(r, &j, DRE_IJOB_FAILED, why);
+		return;
+	}
+	rd_close(&p);
+	cursor_get(r, &j, &c);
+	finish(r, &j,
+	    c.failed > 0 ? DRE_IJOB_COMPLETED_WITH_ERRORS : DRE_IJOB_COMPLETED,
+	    NULL);
+}
+
+static void *
+worker(void *arg)
+{
+	dre_ijob_reg *r = arg;
+	pthread_mutex_lock(&r->mu);
+	while (!r->stop) {
+		if (r->head == NULL) {
+			pthread_cond_wait(&r->cv, &r->mu);
+			continue;
+		}
+		qent *q = r->head;
+		r->head = q->next;
+		if (r->head == NULL)
+			r->tail = NULL;
+		snprintf(r->running, sizeof r->running, "%s", q->id);
+		snprintf(r->running_tenant, sizeof r->running_tenant, "%s",
+		    q->tenant);
+		r->cancel = false;
+		r->done = false;
+		pthread_mutex_unlock(&r->mu);
+		run_job(r, q->tenant, q->id);
+		free(q);
+		pthread_mutex_lock(&r->mu);
+		r->running[0] = 0;
+		r->done = true;
+		pthread_cond_broadcast(&r->cv);
+	}
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
+static void
+enqueue(dre_ijob_reg *r, const char *tenant, const char *id)
+{
+	qent *q = calloc(1, sizeof *q);
+	if (q == NULL)
+		return;
+	snprintf(q->tenant, sizeof q->tenant, "%s", tenant);
+	snprintf(q->id, sizeof q->id, "%s", id);
+	pthread_mutex_lock(&r->mu);
+	if (r->tail)
+		r->tail->next = q;
+	else
+		r->head = q;
+	r->tail = q;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+}
+
+// ---- open, close
+// ------------------------------------------------------------
+
+typedef struct {
+	int64_t created;
+	char    tenant[128];
+	char    id[DRE_IJOB_ID_MAX];
+} pending;
+
+static int
+pending_cmp(const void *a, const void *b)
+{
+	const pending *x = a, *y = b;
+	return x->created < y->created ? -1 : x->created > y->created;
+}
+
+dre_err
+dre_ijob_open(dre_ijob_reg **rp, const dre_ijob_cfg *cfg)
+{
+	dre_ijob_reg *r = calloc(1, sizeof *r);
+	if (r == NULL)
+		return DRE_ENOMEM;
+	r->cfg = *cfg;
+	snprintf(r->dir, sizeof r->dir, "%s", cfg->dir);
+	if (dre_mkdirs(r->dir) != 0) {
+		dre_error(
+		    "imports: cannot create %s: %s", r->dir, strerror(errno));
+		free(r);
+		return DRE_EIO;
+	}
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	// Unfinished jobs, oldest first: queued again, resumed at the cursor.
+	dre_store_iter *it = NULL;
+	pending        *pv = NULL;
+	size_t          np = 0, cap = 0;
+	char            tag = K_JOB;
+	if (dre_store_iter_open(&it, cfg->st, cfg->cf, &tag, 1) == DRE_OK) {
+		const char *k, *v;
+		size_t      kl, vl;
+		while (dre_store_iter_next(it, &k, &kl, &v, &vl)) {
+			const char *t = k + 1;
+			size_t      tl = strnlen(t, kl - 1);
+			if (tl + 2 >= kl)
+				continue;
+			job  j;
+			char tenant[128], id[DRE_IJOB_ID_MAX];
+			snprintf(tenant, sizeof tenant, "%.*s", (int) tl, t);
+			snprintf(id, sizeof id, "%.*s", (int) (kl - tl - 2),
+			    t + tl + 1);
+			if (job_get(r, tenant, id, &j) != DRE_OK
+			    || (j.status != DRE_IJOB_QUEUED
+			        && j.status != DRE_IJOB_RUNNING))
+				continue;
+			if (np == cap) {
+				cap = cap ? cap * 2 : 16;
+				pending *n = realloc(pv, cap * sizeof *pv);
+				if (n == NULL)
+					break;
+				pv = n;
+			}
+			pv[np].created = j.created_at;
+			memcpy(pv[np].tenant, tenant, sizeof tenant);
+			memcpy(pv[np].id, id, sizeof id);
+			np++;
+		}
+		dre_store_iter_close(it);
+	}
+	qsort(pv, np, sizeof *pv, pending_cmp);
+	for (size_t i = 0; i < np; i++) {
+		dre_info("import job %s/%s resumes", pv[i].tenant, pv[i].id);
+		enqueue(r, pv[i].tenant, pv[i].id);
+	}
+	free(pv);
+	if (pthread_create(&r->th, NULL, worker, r) != 0) {
+		pthread_mutex_destroy(&r->mu);
+		pthread_cond_destroy(&r->cv);
+		free(r);
+		return DRE_ENOMEM;
+	}
+	r->started = true;
+	*rp = r;
+	return DRE_OK;
+}
+
+void
+dre_ijob_close(dre_ijob_reg *r)
+{
+	if (r == NULL)
+		return;
+	pthread_mutex_lock(&r->mu);
+	r->stop = true;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	if (r->started)
+		pthread_join(r->th, NULL);
+	while (r->head) {
+		qent *q = r->head;
+		r->head = q->next;
+		free(q);
+	}
+	pthread_mutex_destroy(&r->mu);
+	pthread_cond_destroy(&r->cv);
+	free(r);
+}
+
+// ---- create, upload
+// ---------------------------------------------------------
+
+static dre_err
+job_create(dre_ijob_reg *r, const dre_ijob_spec *s, job *j)
+{
+	char uuid[DRE_UUID_LEN + 1];
+	memset(j, 0, sizeof *j);
+	dre_uuid_v4(uuid);
+	snprintf(j->id, sizeof j->id, "%s-%s", r->cfg.svc, uuid);
+	snprintf(j->tenant, sizeof j->tenant, "%s", s->tenant);
+	snprintf(j->entity, sizeof j->entity, "%s", s->entity);
+	snprintf(j->name, sizeof j->name, "%s", s->name ? s->name : "");
+	snprintf(
+	    j->source, sizeof j->source, "%s", s->source ? s->source : "api");
+	snprintf(j->principal, sizeof j->principal, "%s",
+	    s->principal ? s->principal : "");
+	snprintf(j->callback_url, sizeof j->callback_url, "%s",
+	    s->callback_url ? s->callback_url : "");
+	snprintf(j->callback_secret, sizeof j->callback_secret, "%s",
+	    s->callback_secret ? s->callback_secret : "");
+	j->format = s->format;
+	j->mode = s->mode;
+	j->status = DRE_IJOB_WAITING_FOR_DATA;
+	j->created_at = dre_now_ms();
+	j->total = -1;
+	dre_batch *b = dre_batch_alloc();
+	if (b == NULL)
+		return DRE_ENOMEM;
+	job_put(r, b, j);
+	cursor c = { 0, 0, 0, 0 };
+	cursor_put(r, b, j->tenant, j->id, &c);
+	dre_err err = dre_store_write(r->cfg.st, b, true);
+	dre_batch_free(b);
+	return err;
+}
+
+// room_for checks that len more bytes fit: imports.max_upload and the
+// disk's free space (imports.min_free_bytes stays free).
+static const char *
+room_for(dre_ijob_reg *r, int64_t have, size_t len)
+{
+	struct statvfs vfs;
+	if (r->cfg.max_upload > 0 && have + (int64_t) len > r->cfg.max_upload)
+		return "the upload is larger than imports.max_upload";
+	if (statvfs(r->dir, &vfs) == 0) {
+		int64_t avail
+		    = (int64_t) vfs.f_bavail * (int64_t) vfs.f_frsize;
+		if (avail - (int64_t) len < r->cfg.min_free)
+			return "not enough disk space for the upload";
+	}
+	return NULL;
+}
+
+// append_data appends data to the job's file; on no room the job FAILS
+// (the file removed) and *why says why.
+static dre_err
+append_data(
+    dre_ijob_reg *r, job *j, const void *data, size_t len, const char **why)
+{
+	char        path[4200];
+	struct stat sb;
+	file_path(r, j, path, sizeof path);
+	int64_t have = stat(path, &sb) == 0 ? (int64_t) sb.st_size : 0;
+	*why = room_for(r, have, len);
+	if (*why != NULL) {
+		unlink(path);
+		j->status = DRE_IJOB_FAILED;
+		j->finished_at = dre_now_ms();
+		snprintf(j->error, sizeof j->error, "%s", *why);
+		dre_batch *b = dre_batch_alloc();
+		if (b) {
+			job_put(r, b, j);
+			dre_store_write(r->cfg.st, b, true);
+			dre_batch_free(b);
+		}
+		return DRE_ETOOBIG;
+	}
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return DRE_EIO;
+	const char *p = data;
+	size_t      left = len;
+	while (left > 0) {
+		ssize_t n = write(fd, p, left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			close(fd);
+			*why = "cannot write the upload (disk full?)";
+			return DRE_EIO;
+		}
+		p += n;
+		left -= (size_t) n;
+	}
+	close(fd);
+	return DRE_OK;
+}
+
+// complete queues a job whose file is whole.
+static dre_err
+complete(dre_ijob_reg *r, job *j)
+{
+	char        path[4200];
+	struct stat sb;
+	file_path(r, j, path, sizeof path);
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	j->bytes = stat(path, &sb) == 0 ? (int64_t) sb.st_size : 0;
+	j->status = DRE_IJOB_QUEUED;
+	dre_batch *b = dre_batch_alloc();
+	if (b == NULL)
+		return DRE_ENOMEM;
+	job_put(r, b, j);
+	dre_err err = dre_store_write(r->cfg.st, b, true);
+	dre_batch_free(b);
+	if (err == DRE_OK)
+		enqueue(r, j->tenant, j->id);
+	return err;
+}
+
+dre_err
+dre_ijob_submit(dre_ijob_reg *r, const dre_ijob_spec *spec, const void *data,
+    size_t len, char *id)
+{
+	job         j;
+	const char *why = NULL;
+	dre_err     err;
+	if (entity_find(r, spec->entity) == NULL)
+		return DRE_EINVAL;
+	if (room_for(r, 0, len) != NULL)
+		return DRE_ETOOBIG;
+	if ((err = job_create(r, spec, &j)) != DRE_OK)
+		return err;
+	if (len > 0 && (err = append_data(r, &j, data, len, &why)) != DRE_OK)
+		return err;
+	if ((err = complete(r, &j)) != DRE_OK)
+		return err;
+	snprintf(id, DRE_IJOB_ID_MAX, "%s", j.id);
+	return DRE_OK;
+}
+
+// ---- the rpc methods
+// ----------------------------------------------------------
+
+static const dre_docapi_svc ijob_api = { "the import jobs", MINOR };
+
+static void
+reply_job(dre_docapi_req *d, int status, dre_ijob_reg *r, const job *j)
+{
+	dre_buf b = { 0 };
+	job_doc(r, j, &b);
+	if (b.oom)
+		dre_docapi_internal(d, DRE_ENOMEM);
+	else
+		dre_docapi_reply_doc(d, status, b.data, b.len);
+	dre_buf_free(&b);
+}
+
+// load reads the job the id parameter names; false once answered (404).
+static bool
+load(dre_ijob_reg *r, dre_docapi_req *d, const char *pname, job *j)
+{
+	const char *id = dre_rpc_param(d->call, pname);
+	dre_err     err;
+	if (id == NULL || id[0] == 0) {
+		dre_docapi_invalid(d, pname, "the job id is missing");
+		return false;
+	}
+	if ((err = job_get(r, d->call->tenant, id, j)) == DRE_ENOTFOUND) {
+		dre_rpc_reply_error(d->rep, 404, "NOT_FOUND", NULL,
+		    "import job '%s' not found", id);
+		return false;
+	}
+	if (err != DRE_OK) {
+		dre_docapi_internal(d, err);
+		return false;
+	}
+	return true;
+}
+
+static bool
+parse_enum(dre_docapi_req *d, const char *target, const char *v,
+    const char *const *names, int n, int dflt, int *out)
+{
+	if (v == NULL || v[0] == 0) {
+		*out = dflt;
+		return true;
+	}
+	int i = name_index(names, n, v);
+	if (i < 0) {
+		dre_docapi_invalid(d, target,
+		    "%s '%s' is not one of %s%s%s%s%s", target, v, names[0],
+		    n > 1 ? ", " : "", n > 1 ? names[1] : "",
+		    n > 2 ? ", " : "", n > 2 ? names[2] : "");
+		return false;
+	}
+	*out = i;
+	return true;
+}
+
+static bool
+check_entity(dre_ijob_reg *r, dre_docapi_req *d, const char *e)
+{
+	if (e != NULL && entity_find(r, e) != NULL)
+		return true;
+	dre_buf names = { 0 };
+	for (const dre_ijob_entity *x = r->cfg.entities; x && x->name; x++) {
+		if (names.len)
+			dre_buf_puts(&names, ", ");
+		dre_buf_puts(&names, x->name);
+	}
+	dre_buf_putc(&names, 0);
+	dre_docapi_invalid(d, "entity",
+	    "entity '%s' cannot be imported here (%s)", e ? e : "",
+	    names.data ? names.data : "");
+	dre_buf_free(&names);
+	return false;
+}
+
+static bool
+check_callback(
+    dre_ijob_reg *r, dre_docapi_req *d, const char *url, const char *secret)
+{
+	char why[200];
+	if (url == NULL || url[0] == 0)
+		return true;
+	if (!dre_net_url_check(
+	        url, r->cfg.callback_insecure, why, sizeof why)) {
+		dre_docapi_invalid(d, "callbackUrl", "%s", why);
+		return false;
+	}
+	if (secret == NULL || strlen(secret) < 16 || strlen(secret) > 200) {
+		dre_docapi_invalid(d, "callbackSecret",
+		    "callbackSecret must be 16 to 200 characters: the "
+		    "callback is signed with it");
+		return false;
+	}
+	return true;
+}
+
+static const char *
+body_str(const dre_json *in, const char *k, bool *bad)
+{
+	const dre_json *v = dre_json_get(in, k);
+	if (v == NULL || v->type == DRE_JSON_NULL)
+		return NULL;
+	if (v->type != DRE_JSON_STRING) {
+		*bad = true;
+		return k;
+	}
+	return v->str;
+}
+
+static void
+m_create(dre_ijob_reg *r, dre_docapi_req *d)
+{
+	static const char *const known[] = { "entity", "mode", "format",
+		"callbackUrl", "callbackSecret", "name" };
+	const dre_json *in = dre_docapi_body(d, DRE_DOCAPI_NOT_OBJECT);
+	bool            bad = false;
+	int             fmt, mode;
+	job             j;
+	if (in == NULL || !dre_docapi_strict(d, in, known, 6))
+		return;
+	dre_ijob_spec s = { d->call->tenant, d->call->principal,
+		body_str(in, "entity", &bad), 0, 0, body_str(in, "name", &bad),
+		"api", body_str(in, "callbackUrl", &bad),
+		body_str(in, "callbackSecret", &bad) };
+	const char   *fs = body_str(in, "format", &bad);
+	const char   *ms = body_str(in, "mode", &bad);
+	if (bad) {
+		dre_docapi_invalid(d, NULL,
+		    "entity, mode, format, name, callbackUrl and "
+		    "callbackSecret are strings");
+		return;
+	}
+	if (!check_entity(r, d, s.entity))
+		return;
+	if (fs == NULL) {
+		dre_docapi_invalid(
+		    d, "format", "format is required: JSON, NDJSON or CSV");
+		return;
+	}
+	if (!parse_enum(d, "format", fs, fmt_names, 3, 0, &fmt)
+	    || !parse_enum(d, "mode", ms, mode_names, 2, 0, &mode)
+	    || !check_callback(r, d, s.callback_url, s.callback_secret))
+		return;
+	s.format = (dre_ijob_fmt) fmt;
+	s.mode = (dre_ijob_mode) mode;
+	dre_err err = job_create(r, &s, &j);
+	if (err != DRE_OK) {
+		dre_docapi_internal(d, err);
+		return;
+	}
+	reply_job(d, 201, r, &j);
+}
+
+static void
+m_submit(dre_ijob_reg *r, dre_docapi_req *d)
+{
+	int           fmt, mode;
+	char          id[DRE_IJOB_ID_MAX];
+	job           j;
+	const char   *cu = dre_rpc_param(d->call, "callback_url");
+	const char   *cs = dre_rpc_param(d->call, "callback_secret");
+	dre_ijob_spec s = { d->call->tenant, d->call->principal,
+		dre_rpc_param(d->call, "entity"), 0, 0,
+		dre_rpc_param(d->call, "name"),
+		dre_rpc_param(d->call, "source"), cu && cu[0] ? cu : NULL,
+		cs };
+	if (!check_entity(r, d, s.entity))
+		return;
+	if (!parse_enum(d, "format", dre_rpc_param(d->call, "format"),
+	        fmt_names, 3, 0, &fmt)
+	    || !parse_enum(d, "mode", dre_rpc_param(d->call, "mode"),
+	        mode_names, 2, 0, &mode)
+	    || !check_callback(r, d, s.callback_url, s.callback_secret))
+		return;
+	s.format = (dre_ijob_fmt) fmt;
+	s.mode = (dre_ijob_mode) mode;
+	if (s.source != NULL && s.source[0] == 0)
+		s.source = NULL;
+	dre_err err = dre_ijob_submit(r, &s,
+	    d->call->body ? d->call->body : (const uint8_t *) "",
+	    d->call->body_len, id);
+	if (err == DRE_ETOOBIG) {
+		dre_rpc_reply_error(d->rep, 413, "PAYLOAD_TOO_LARGE", NULL,
+		    "the data does not fit: imports.max_upload or the disk's "
+		    "free space");
+		return;
+	}
+	if (err != DRE_OK || job_get(r, d->call->tenant, id, &j) != DRE_OK) {
+		dre_docapi_internal(d, err != DRE_OK ? err : DRE_ESTORE);
+		return;
+	}
+	reply_job(d, 202, r, &j);
+}
+
+static bool
+waiting(dre_docapi_req *d, const job *j)
+{
+	if (j->status == DRE_IJOB_WAITING_FOR_DATA)
+		return true;
+	dre_rpc_reply_error(d->rep, 409, "CONFLICT", "status",
+	    "import job '%s' is %s: it takes no more data", j->id,
+	    dre_ijob_status_name(j->status));
+	return false;
+}
+
+static void
+m_append(dre_ijob_reg *r, dre_docapi_req *d)
+{
+	job         j;
+	const char *why = NULL;
+	if (!load(r, d, "id", &j) || !waiting(d, &j))
+		return;
+	dre_err err
+	    = append_data(r, &j, d->call->body, d->call->body_len, &why);
+	if (err == DRE_ETOOBIG) {
+		dre_rpc_reply_error(d->rep, 413, "PAYLOAD_TOO_LARGE", NULL,
+		    "%s: import job '%s' FAILED, nothing was imported", why,
+		    j.id);
+		return;
+	}
+	if (err != DRE_OK) {
+		dre_rpc_reply_error(d->rep, 507, "INSUFFICIENT_STORAGE", NULL,
+		    "%s", why ? why : "cannot store the upload");
+		return;
+	}
+	dre_buf *b = &d->rep->body;
+	dre_buf_reset(b);
+	dre_buf_printf(
+	    b, "{\"id\":\"%s\",\"received\":%zu}", j.id, d->call->body_len);
+	dre_rpc_reply_json(d->rep);
+}
+
+static void
+m_complete(dre_ijob_reg *r, dre_docapi_req *d)
+{
+	job j;
+	if (!load(r, d, "id", &j) || !waiting(d, &j))
+		return;
+	dre_err err = complete(r, &j);
+	if (err != DRE_OK) {
+		dre_docapi_internal(d, err);
+		return;
+	}
+	reply_job(d, 202, r, &j);
+}
+
+// m_get answers the job; pos_only: seed 002's ArticleImportJobs, which
+// shows the jobs of POST /pos/articles/import-batch only.
+static void
+m_get(dre_ijob_reg *r, dre_docapi_req *d, bool pos_only)
+{
+	job j;
+	if (!load(r, d, "id", &j))
+		return;
+	if (pos_only && strcmp(j.source, "pos") != 0) {
+		dre_rpc_reply_error(d->rep, 404, "NOT_FOUND", NULL,
+		    "article import job '%s' not found (jobs of "
+		    "/api/v1/ImportJobs are read there)",
+		    j.id);
+		return;
+	}
+	reply_job(d, 200, r, &j);
+}
+
+static void
+m_cancel(dre_ijob_reg *r, dre_docapi_req *d)
+{
+	job j;
+	if (!load(r, d, "id", &j))
+		return;
+	if (j.status >= DRE_IJOB_COMPLETED) {
+		dre_rpc_reply_error(d->rep, 409, "CONFLICT", "status",
+		    "import job '%s' is %s already", j.id,
+		    dre_ijob_status_name(j.status));
+		return;
+	}
+	pthread_mutex_lock(&r->mu);
+	bool running = strcmp(r->running, j.id) == 0
+	    && strcmp(r->running_tenant, j.tenant) == 0;
+	if (running) {
+		r->cancel = true;
+		int64_t until = dre_now_ms() + 10000;
+		while (!r->done && dre_now_ms() < until) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 50 * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+		}
+	} else {
+		// Not started: out of the queue, then finished here.
+		for (qent **q = &r->head; *q; q = &(*q)->next)
+			if (strcmp((*q)->id, j.id) == 0) {
+				qent *x = *q;
+				*q = x->next;
+				free(x);
+				break;
+			}
+		r->tail = r->head;
+		while (r->tail && r->tail->next)
+			r->tail = r->tail->next;
+	}
+	pthread_mutex_unlock(&r->mu);
+	if (!running)
+		finish(r, &j, DRE_IJOB_CANCELLED, NULL);
+	if (!load(r, d, "id", &j))
+		return;
+	reply_job(d, 200, r, &j);
+}
+
+// list_prefix answers the tenant's records of tag (under job id when not
+// NULL) as an OData list with the given members.
+static void
+list_records(dre_ijob_reg *r, dre_docapi_req *d, char tag, const char *jid,
+    const char *const *fields, size_t nf)
+{
+	dre_odata_fields qf = { fields, nf, fields, nf };
+	dre_docapi_list  l;
+	char             kb[600];
+	size_t           kl;
+	if (jid != NULL) {
+		kl = jkey(kb, sizeof kb, tag, d->call->tenant, jid);
+		if (kl > 0)
+			kb[kl++] = 0;
+	} else {
+		kl = dre_key(kb, sizeof kb, tag, 1, d->call->tenant);
+		if (kl > 0)
+			kb[kl++] = 0;
+	}
+	if (!dre_docapi_list_begin(&l, d, &qf, LIST_TOP, LIST_MAX)) {
+		dre_docapi_list_free(&l);
+		return;
+	}
+	dre_store_iter *it = NULL;
+	if (kl == 0
+	    || dre_store_iter_open(&it, r->cfg.st, r->cfg.cf, kb, kl)
+	        != DRE_OK) {
+		dre_docapi_list_free(&l);
+		dre_docapi_internal(d, DRE_ESTORE);
+		return;
+	}
+	const char *k, *v;
+	size_t      klen, vl;
+	bool        ok = true;
+	while (ok && dre_store_iter_next(it, &k, &klen, &v, &vl)) {
+		if (tag != K_JOB) {
+			ok = dre_docapi_list_add(&l, v, vl);
+			continue;
+		}
+		char id[DRE_IJOB_ID_MAX];
+		snprintf(id, sizeof id, "%.*s", (int) (klen - kl), k + kl);
+		job     j;
+		dre_buf b = { 0 };
+		if (job_get(r, d->call->tenant, id, &j) == DRE_OK) {
+			job_doc(r, &j, &b);
+			ok = !b.oom && dre_docapi_list_add(&l, b.data, b.len);
+		}
+		dre_buf_free(&b);
+	}
+	dre_store_iter_close(it);
+	dre_docapi_list_end(&l);
+}
+
+static const char *const job_fields[]
+    = { "id", "entity", "mode", "format", "name", "status", "total",
+	      "processed", "succeeded", "failed", "progressPercent",
+	      "bytesTotal", "bytesProcessed", "createdAt", "startedAt",
+	      "finishedAt", "errorMessage", "callbackUrl", "uploadUrl" };
+
+const dre_odata_fields dre_ijob_fields
+    = { job_fields, sizeof job_fields / sizeof job_fields[0], job_fields,
+	      sizeof job_fields / sizeof job_fields[0] };
+
+static void
+m_list(dre_ijob_reg *r, dre_docapi_req *d)
+{
+	list_records(r, d, K_JOB, NULL, job_fields,
+	    sizeof job_fields / sizeof job_fields[0]);
+}
+
+static void
+m_rows(dre_ijob_reg *r, dre_docapi_req *d, char tag)
+{
+	static const char *const ef[]
+	    = { "jobId", "row", "key", "code", "message", "target" };
+	static const char *const itf[] = { "jobId", "row", "articleNumber",
+		"status", "articleId", "error" };
+	job                      j;
+	if (!load(r, d, "jobId", &j))
+		return;
+	if (tag == K_ERROR)
+		list_records(r, d, tag, j.id, ef, 6);
+	else
+		list_records(r, d, tag, j.id, itf, 6);
+}
+
+void
+dre_ijob_dispatch(
+    dre_ijob_reg *r, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	dre_docapi_req d;
+	const char    *m = strchr(call->method, '.');
+	m = m ? m + 1 : call->method;
+	if (dre_docapi_begin(&d, &ijob_api, call, rep)) {
+		if (r == NULL)
+			dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL,
+			    "import jobs are not available");
+		else if (strcmp(m, "ImportJobs.create") == 0)
+			m_create(r, &d);
+		else if (strcmp(m, "ImportJobs.submit") == 0)
+			m_submit(r, &d);
+		else if (strcmp(m, "ImportJobs.append") == 0)
+			m_append(r, &d);
+		else if (strcmp(m, "ImportJobs.complete") == 0)
+			m_complete(r, &d);
+		else if (strcmp(m, "ImportJobs.get") == 0)
+			m_get(r, &d, false);
+		else if (strcmp(m, "ArticleImportJobs.get") == 0)
+			m_get(r, &d, true);
+		else if (strcmp(m, "ImportJobs.list") == 0)
+			m_list(r, &d);
+		else if (strcmp(m, "ImportJobs.cancel") == 0)
+			m_cancel(r, &d);
+		else if (strcmp(m, "ImportJobErrors.list") == 0)
+			m_rows(r, &d, K_ERROR);
+		else if (strcmp(m, "ImportJobItems.list") == 0)
+			m_rows(r, &d, K_ITEM);
+		else
+			dre_rpc_reply_error(rep, 404, "NOT_FOUND", NULL,
+			    "no method %s", call->method);
+	}
+	dre_docapi_end(&d);
+}
