@@ -46,9 +46,9 @@ typedef struct {
 	int64_t           version; // last version handed out; under mu
 	int               kafka_timeout_ms;
 	// Limits of an XML master-data message (masterdata.h).
-	int64_t md_max_bytes;
-	int64_t md_max_depth;
-	dre_ijob_reg     *jobs; // import jobs (imports.c); NULL until open
+	int64_t       md_max_bytes;
+	int64_t       md_max_depth;
+	dre_ijob_reg *jobs; // import jobs (imports.c); NULL until open
 } cat;
 
 // cat_imports are the catalog's importable entities (imports.c).

@@ -1695,13 +1695,14 @@ do_import(req *r)
 // POST /api/v1/master-data/ProductMerchandiseViewReplicationBulkRequest
 // (JSON) and /api/v1/master-data/soap (SOAP 1.1 or 1.2): the message is
 // read (masterdata.c), its products become article rows (md_articles) and
-// are applied (md_apply); the message as it came ('r'), its record ('m')
-// and the answer ('q') are then stored in one synced batch. The tenant's
-// next message with the same MessageHeader/ID gets that answer again and
-// changes nothing. Messages are handled one at a time (md_mu): S/4 sends
-// them in sequence, and a repeat must find the first one's answer. A crash
-// before the batch leaves no record: S/4's retry applies the rows again,
-// which upserts to the same articles.
+// an Articles import job (dre/importjob.h, UPSERT) runs them in the
+// background; the message as it came ('r'), its record with the job's id
+// ('m') and the answer ('q') are stored in one synced batch. The tenant's
+// next message with the same MessageHeader/ID gets that answer again: no
+// second job. Messages are handled one at a time (md_mu), so a repeat
+// always finds the first one's answer. A crash between the job and the
+// batch leaves a job without a record: S/4's retry makes a second job of
+// the same rows, which upserts the same articles.
 
 static pthread_mutex_t md_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -1762,32 +1763,6 @@ md_replay(req *r, const char *id)
 	return true;
 }
 
-// md_apply applies the article rows (md_articles) through the article
-// import's upsert (import_one), counting into *o.
-// TODO(issue 17.1, branch imports): submit the rows as an Articles import
-// job instead, and keep its id in the record and the answer -- the one
-// step left of issue 17.3.
-static dre_err
-md_apply(req *r, const dre_buf *rows, import_out *o)
-{
-	dre_json *root = NULL;
-	dre_err   err = dre_json_parse(
-	      &root, r->d.a, rows->data, rows->len, DRE_JSON_MAX_DEPTH, NULL);
-	if (err != DRE_OK)
-		return err;
-	dre_jsonw_init(&o->rw, &o->results);
-	dre_jsonw_init(&o->ew, &o->errors);
-	dre_jsonw_arr_begin(&o->rw);
-	dre_jsonw_arr_begin(&o->ew);
-	size_t i = 0;
-	for (const dre_json *x = root->child; x != NULL; x = x->next, i++)
-		import_one(r, o, i, x);
-	dre_jsonw_arr_end(&o->rw);
-	dre_jsonw_arr_end(&o->ew);
-	r->nwritten = 0; // the answer is the message's, no article's ETag
-	return o->results.oom || o->errors.oom ? DRE_ENOMEM : DRE_OK;
-}
-
 static const char *
 md_format(const md_message *m)
 {
@@ -1796,11 +1771,10 @@ md_format(const md_message *m)
 	                     : "JSON";
 }
 
-// md_record writes the message's record: what came, when, and what its
-// articles did.
+// md_record writes the message's record: what came, when, and its job.
 static void
 md_record(
-    dre_buf *b, const md_message *m, const import_out *o, int64_t received)
+    dre_buf *b, const md_message *m, const char *job_id, int64_t received)
 {
 	dre_jsonw w;
 	dre_jsonw_init(&w, b);
@@ -1812,25 +1786,18 @@ md_record(
 	dre_jsonw_key(&w, "receivedAt");
 	dre_jsonw_time(&w, received);
 	dre_jsonw_kint(&w, "products", (int64_t) m->n);
-	dre_jsonw_kstr(&w, "jobId", NULL);
-	dre_jsonw_kstr(&w, "status",
-	    o->failed > 0 ? "COMPLETED_WITH_ERRORS" : "COMPLETED");
-	dre_jsonw_kint(&w, "imported", o->imported);
-	dre_jsonw_kint(&w, "updated", o->updated);
-	dre_jsonw_kint(&w, "failed", o->failed);
-	dre_jsonw_key(&w, "errors");
-	dre_jsonw_raw(&w, o->errors.data, o->errors.len);
+	dre_jsonw_kstr(&w, "jobId", job_id);
 	dre_jsonw_obj_end(&w);
 }
 
 // md_answer writes the answer: JSON {messageId, status, jobId, products}
 // or the SOAP acknowledgement; *code is its content type's code.
 static dre_err
-md_answer(dre_buf *b, const md_message *m, char *code)
+md_answer(dre_buf *b, const md_message *m, const char *job_id, char *code)
 {
 	if (m->soap != 0) {
 		*code = m->soap == 11 ? '1' : '2';
-		return md_soap_ack(b, m, NULL, "ACCEPTED");
+		return md_soap_ack(b, m, job_id, "ACCEPTED");
 	}
 	dre_jsonw w;
 	*code = 'J';
@@ -1839,7 +1806,7 @@ md_answer(dre_buf *b, const md_message *m, char *code)
 	dre_jsonw_kint(&w, "minorVersion", MINOR_VERSION);
 	dre_jsonw_kstr(&w, "messageId", m->id);
 	dre_jsonw_kstr(&w, "status", "ACCEPTED");
-	dre_jsonw_kstr(&w, "jobId", NULL);
+	dre_jsonw_kstr(&w, "jobId", job_id);
 	dre_jsonw_kint(&w, "products", (int64_t) m->n);
 	dre_jsonw_obj_end(&w);
 	return b->oom ? DRE_ENOMEM : DRE_OK;
@@ -1878,34 +1845,46 @@ md_store(req *r, const md_message *m, const dre_buf *record, char code,
 	return err;
 }
 
-// md_replicate handles one parsed message (m) under md_mu.
+// md_replicate handles one parsed message (m) under md_mu: its rows
+// (md_articles) become an Articles import job.
 static void
 md_replicate(req *r, const md_message *m)
 {
-	import_out o = { 0 };
-	dre_buf    rows = { 0 }, record = { 0 }, answer = { 0 };
-	char       code = 'J';
-	int64_t    received = dre_now_ms();
-	dre_err    err;
+	dre_buf rows = { 0 }, record = { 0 }, answer = { 0 };
+	char    code = 'J', job[DRE_IJOB_ID_MAX] = "";
+	char    name[160];
+	int64_t received = dre_now_ms();
+	dre_err err;
 	pthread_mutex_lock(&md_mu);
 	if (md_replay(r, m->id))
 		goto out;
 	md_articles(&rows, m);
-	if (rows.oom) {
-		err = DRE_ENOMEM;
-		goto fail;
+	snprintf(name, sizeof name, "S/4HANA DRFOUT %s", m->id);
+	dre_ijob_spec spec = { .tenant = r->d.call->tenant,
+		.principal = r->d.call->principal,
+		.entity = "Articles",
+		.format = DRE_IJOB_NDJSON,
+		.mode = DRE_IJOB_UPSERT,
+		.name = name,
+		.source = "s4" };
+	err = rows.oom ? DRE_ENOMEM
+	    : r->c->jobs == NULL
+	    ? DRE_EUNAVAIL
+	    : dre_ijob_submit(r->c->jobs, &spec, rows.data, rows.len, job);
+	if (err == DRE_ETOOBIG) {
+		dre_rpc_reply_error(r->d.rep, 413, "PAYLOAD_TOO_LARGE", NULL,
+		    "the message's articles do not fit: imports.max_upload "
+		    "or the disk's free space");
+		goto out;
 	}
-	if ((err = md_apply(r, &rows, &o)) != DRE_OK)
+	if (err != DRE_OK)
 		goto fail;
-	md_record(&record, m, &o, received);
-	if ((err = md_answer(&answer, m, &code)) != DRE_OK
+	md_record(&record, m, job, received);
+	if ((err = md_answer(&answer, m, job, &code)) != DRE_OK
 	    || (err = md_store(r, m, &record, code, &answer)) != DRE_OK)
 		goto fail;
-	dre_info("master data: %s (%s, %zu products) from %s: %lld imported, "
-	         "%lld updated, %lld failed",
-	    m->id, md_format(m), m->n, m->sender ? m->sender : "?",
-	    (long long) o.imported, (long long) o.updated,
-	    (long long) o.failed);
+	dre_info("master data: %s (%s, %zu products) from %s: import job %s",
+	    m->id, md_format(m), m->n, m->sender ? m->sender : "?", job);
 	dre_buf_reset(&r->d.rep->body);
 	dre_buf_append(&r->d.rep->body, answer.data, answer.len);
 	r->d.rep->status = 202;
@@ -1918,8 +1897,6 @@ out:
 	dre_buf_free(&rows);
 	dre_buf_free(&record);
 	dre_buf_free(&answer);
-	dre_buf_free(&o.results);
-	dre_buf_free(&o.errors);
 }
 
 static void
@@ -1963,6 +1940,37 @@ do_md_soap(req *r)
 		md_replicate(r, &m);
 }
 
+// md_reply_record answers the record with "job": its import job as
+// GET /api/v1/ImportJobs/{id} reads now (null when gone).
+static void
+md_reply_record(req *r, const char *rec, size_t len)
+{
+	const dre_json *root = parse_stored(r, rec, len);
+	const dre_json *jid = root ? dre_json_get(root, "jobId") : NULL;
+	dre_buf         doc = { 0 }, job = { 0 };
+	if (root == NULL || len < 2) {
+		dre_docapi_internal(&r->d, DRE_ESTORE);
+		return;
+	}
+	if (dre_json_is(jid, DRE_JSON_STRING) && r->c->jobs != NULL
+	    && dre_ijob_job_json(r->c->jobs, r->d.call->tenant, jid->str, &job)
+	        != DRE_OK)
+		dre_buf_reset(&job);
+	dre_buf_append(&doc, rec, len - 1); // without the closing brace
+	dre_buf_puts(&doc, ",\"job\":");
+	if (job.len > 0)
+		dre_buf_append(&doc, job.data, job.len);
+	else
+		dre_buf_puts(&doc, "null");
+	dre_buf_putc(&doc, '}');
+	if (doc.oom || job.oom)
+		dre_docapi_internal(&r->d, DRE_ENOMEM);
+	else
+		dre_docapi_reply_doc(&r->d, 200, doc.data, doc.len);
+	dre_buf_free(&doc);
+	dre_buf_free(&job);
+}
+
 // do_md_get answers GET /api/v1/master-data/messages/{id} (the record) or
 // .../raw (the message as it came, with its media type).
 static void
@@ -1984,7 +1992,7 @@ do_md_get(req *r, bool raw)
 	} else if (err != DRE_OK) {
 		dre_docapi_internal(&r->d, err);
 	} else if (!raw) {
-		dre_docapi_reply_doc(&r->d, 200, v, len);
+		md_reply_record(r, v, len);
 	} else {
 		dre_buf_reset(&r->d.rep->body);
 		dre_buf_append(&r->d.rep->body, v, len);

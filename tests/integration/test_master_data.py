@@ -178,8 +178,11 @@ class Campaigns(harness.TestCase):
                          [("Campaign", "create"), ("Campaign", "update"),
                           ("Campaign", "addPromotions"), ("Campaign", "removePromotion")])
         # An event per change on dre.master.campaigns, none for the evaluators.
-        evs = [e["value"] for e in s.events("dre.master.campaigns", wait_s=5)
-               if e["value"]["entityId"] == c["id"]]
+        def events():
+            evs = [e["value"] for e in s.events("dre.master.campaigns", wait_s=5)
+                   if e["value"]["entityId"] == c["id"]]
+            return len(evs) >= 4 and evs
+        evs = harness.wait_until(events, 10, what="the campaign's 4 events")
         self.assertEqual([(e["entityKind"], e["op"], e["schemaVersion"]) for e in evs],
                          [("CAMPAIGN", "UPSERT", 3)] * 4)
         self.assertStatus(s.request("DELETE", "/api/v1/Campaigns/" + c["id"]), 204)
@@ -317,6 +320,19 @@ class Drfout(harness.TestCase):
         self.assertStatus(r, 200)
         self.assertJson(article_of(p), r.body, subset=True)
 
+    def wait_job(self, job, user="admin"):
+        """The import job once finished (GET /api/v1/ImportJobs/{id})."""
+        def done():
+            r = self.stack.get("/api/v1/ImportJobs/" + job, user=user)
+            return r.status == 200 and r.body["status"] not in (
+                "WAITING_FOR_DATA", "QUEUED", "RUNNING") and r.body
+        return harness.wait_until(done, 10, what="import job %s finished" % job)
+
+    def jobs(self, user="admin"):
+        r = self.stack.get("/api/v1/ImportJobs?$top=1000", user=user)
+        self.assertStatus(r, 200)
+        return [j["id"] for j in r.body["value"]]
+
     def test_json(self):
         s = self.stack
         pre = uniq("DJ")
@@ -334,16 +350,24 @@ class Drfout(harness.TestCase):
         path = "/api/v1/master-data/ProductMerchandiseViewReplicationBulkRequest"
         r = s.post(path, msg, user=ING)
         self.assertStatus(r, 202)
+        job = r.body["jobId"]
         self.assertEqual(r.body, {"minorVersion": r.body["minorVersion"],
                                   "messageId": msg["MessageHeader"]["ID"],
-                                  "status": "ACCEPTED", "jobId": None, "products": 3})
+                                  "status": "ACCEPTED", "jobId": job, "products": 3})
+        self.assertTrue(job.startswith("catalog-"), job)
+        self.assertJson({"id": job, "entity": "Articles", "mode": "UPSERT", "format": "NDJSON",
+                         "name": "S/4HANA DRFOUT " + msg["MessageHeader"]["ID"],
+                         "status": "COMPLETED", "total": 3, "processed": 3, "succeeded": 3,
+                         "failed": 0}, self.wait_job(job), subset=True)
         for p in ps:
             self.assertArticle(p)
-        # The same message id again: the first answer, nothing applied.
+        # The same message id again: the first answer, no second job.
+        jobs = self.jobs()
         changed = dict(msg, ProductMerchandiseView=[{"Product": {"ProductID": ps[0]["number"],
                                                                  "Description": "Changed"}}])
         r2 = s.post(path, changed, user=ING)
         self.assertEqual((r2.status, r2.raw), (202, r.raw))
+        self.assertEqual(self.jobs(), jobs)
         self.assertArticle(ps[0])
         # The message kept: its record and the bytes as they came.
         mid = urllib.parse.quote(msg["MessageHeader"]["ID"])
@@ -352,25 +376,34 @@ class Drfout(harness.TestCase):
         self.assertJson({"messageId": msg["MessageHeader"]["ID"], "format": "JSON",
                          "senderBusinessSystemId": "S4HCLNT100",
                          "creationDateTime": "2026-12-06T07:30:00Z", "products": 3,
-                         "jobId": None, "status": "COMPLETED", "imported": 3, "updated": 0,
-                         "failed": 0, "errors": []}, r.body, subset=True)
+                         "jobId": job, "job": {"id": job, "status": "COMPLETED",
+                                               "succeeded": 3}}, r.body, subset=True)
         r = s.get("/api/v1/master-data/messages/%s/raw" % mid, user=ING)
         self.assertEqual((r.status, r.headers["content-type"]),
                          (200, "application/json; charset=utf-8"))
         self.assertEqual(r.body, msg)
-        # A product without a name is a row error; the others go on.
+        # A product without a name is a row error; the others go on. An
+        # update replaces the article (the job's UPSERT): what the message
+        # lacks is cleared.
         msg2 = {"MessageHeader": {"ID": uniq("MSG")},
                 "ProductMerchandiseView": [{"Product": {"ProductID": pre + "-new"}},
                                            {"Product": {"ProductID": ps[1]["number"],
                                                         "Description": "Renamed"}}]}
-        self.assertStatus(s.post(path, msg2, user=ING), 202)
+        r = s.post(path, msg2, user=ING)
+        self.assertStatus(r, 202)
+        job2 = r.body["jobId"]
+        self.assertJson({"status": "COMPLETED_WITH_ERRORS", "total": 2, "succeeded": 1,
+                         "failed": 1}, self.wait_job(job2), subset=True)
         self.assertError(self.article(pre + "-new"), 404, "NOT_FOUND")
-        self.assertArticle(dict(ps[1], name="Renamed"))
+        self.assertArticle({"number": ps[1]["number"], "name": "Renamed", "ean": None,
+                            "group": None, "mid": None, "manufacturer": None})
+        r = s.get(q("/api/v1/ImportJobErrors?$filter=jobId eq '%s'" % job2))
+        self.assertStatus(r, 200)
+        self.assertEqual([(x["row"], x["key"], x["code"], x["target"]) for x in r.body["value"]],
+                         [(1, pre + "-new", "VALIDATION_FAILED", "name")])
         r = s.get("/api/v1/master-data/messages/" + msg2["MessageHeader"]["ID"], user=ING)
-        self.assertJson({"status": "COMPLETED_WITH_ERRORS", "imported": 0, "updated": 1,
-                         "failed": 1}, r.body, subset=True)
-        self.assertEqual([(x["index"], x["target"]) for x in r.body["errors"]],
-                         [(0, "articles[0].name")])
+        self.assertJson({"jobId": job2, "job": {"status": "COMPLETED_WITH_ERRORS",
+                                                "failed": 1}}, r.body, subset=True)
 
     def soap_roundtrip(self, version, content_type):
         s = self.stack
@@ -389,19 +422,27 @@ class Drfout(harness.TestCase):
         conf = ack.find("{%s}Body/{%s}ProductMerchandiseViewReplicationBulkConfirmation"
                         % (version, ACK_NS))
         self.assertIsNotNone(conf, r.raw)
+        job = conf.findtext("ImportJobID")
+        self.assertEqual([c_.tag for c_ in conf],
+                         ["MessageHeader", "Status", "ImportJobID", "ProductCount"])
         self.assertEqual((conf.findtext("MessageHeader/ReferenceID"), conf.findtext("Status"),
                           conf.findtext("ProductCount")), (mid, "ACCEPTED", "2"))
+        self.assertJson({"status": "COMPLETED", "succeeded": 2}, self.wait_job(job),
+                        subset=True)
         for p in ps:
             self.assertArticle(p)
+        jobs = self.jobs()
         r2 = s.request("POST", "/api/v1/master-data/soap", raw=body, content_type=content_type,
                        user=ING)
         self.assertEqual((r2.status, r2.raw), (202, r.raw))
+        self.assertEqual(self.jobs(), jobs)
         r = s.get("/api/v1/master-data/messages/%s/raw" % mid, user=ING)
         self.assertEqual((r.status, r.raw), (200, body))
         self.assertEqual(r.headers["content-type"].split(";")[0], content_type.split(";")[0])
         r = s.get("/api/v1/master-data/messages/" + mid, user=ING)
         self.assertJson({"format": "SOAP 1.1" if version == SOAP11 else "SOAP 1.2",
-                         "imported": 2, "failed": 0}, r.body, subset=True)
+                         "jobId": job, "job": {"id": job, "status": "COMPLETED"}}, r.body,
+                        subset=True)
         return mid, ps
 
     def test_soap_11(self):
@@ -417,6 +458,9 @@ class Drfout(harness.TestCase):
         r = s.request("POST", "/api/v1/master-data/soap", raw=soap(mid, ps[:1], SOAP12),
                       content_type="application/soap+xml", user=B)
         self.assertStatus(r, 202)
+        job = ET.fromstring(r.raw).findtext(".//ImportJobID")
+        self.assertError(s.get("/api/v1/ImportJobs/" + job), 404, "NOT_FOUND")
+        self.wait_job(job, user=B)
         self.assertArticle(ps[0], user=B)
         self.assertError(s.request("POST", "/api/v1/master-data/soap", raw=soap(mid, ps),
                                    content_type="text/xml", user="pos-reader"), 403, "FORBIDDEN")
@@ -432,6 +476,7 @@ class Drfout(harness.TestCase):
     def test_hostile_and_malformed_xml(self):
         s = self.stack
         pre = uniq("DH")
+        jobs = self.jobs()
         ok = soap(uniq("MSG"), [product(pre, 0)]).decode()
         head, rest = ok.split("\n", 1)
         # Billion laughs and an external entity: refused at the DOCTYPE,
@@ -487,6 +532,8 @@ class Drfout(harness.TestCase):
         self.assertError(s.post(path, [1], user=ING), 400, "VALIDATION_FAILED")
         self.assertError(s.get("/api/v1/master-data/messages/" + new_id(), user=ING), 404,
                          "NOT_FOUND")
+        # Nothing of it reached a job or the articles.
+        self.assertEqual(self.jobs(), jobs)
         self.assertError(self.article(pre + "-0"), 404, "NOT_FOUND")
 
 
