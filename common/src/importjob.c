@@ -875,7 +875,8 @@ rd_open(reader *p, const char *path, dre_ijob_fmt fmt, int64_t offset,
 	if (fmt == DRE_IJOB_JSON) {
 		if ((p->tok = json_tokener_new_ex(DRE_JSON_MAX_DEPTH)) == NULL)
 			return DRE_ENOMEM;
-		json_tokener_set_flags(p->tok, JSON_TOKENER_STRICT);
+		json_tokener_set_flags(p->tok,
+		    JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS);
 		p->state = offset > 0 ? 2 : 0;
 	}
 	if (fmt == DRE_IJOB_CSV) {
@@ -1896,14 +1897,17 @@ m_list(dre_ijob_reg *r, dre_docapi_req *d)
 	    sizeof job_fields / sizeof job_fields[0]);
 }
 
+static const char *const ef[]
+    = { "jobId", "row", "key", "code", "message", "target" };
+static const char *const itf[]
+    = { "jobId", "row", "articleNumber", "status", "articleId", "error" };
+const dre_odata_fields dre_ijob_error_fields = { ef, 6, ef, 6 };
+const dre_odata_fields dre_ijob_item_fields = { itf, 6, itf, 6 };
+
 static void
 m_rows(dre_ijob_reg *r, dre_docapi_req *d, char tag)
 {
-	static const char *const ef[]
-	    = { "jobId", "row", "key", "code", "message", "target" };
-	static const char *const itf[] = { "jobId", "row", "articleNumber",
-		"status", "articleId", "error" };
-	job                      j;
+	job j;
 	if (!load(r, d, "jobId", &j))
 		return;
 	if (tag == K_ERROR)

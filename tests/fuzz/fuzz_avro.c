@@ -30,7 +30,7 @@
 
 static const char *const writers[] = { "MasterDataChanged",
 	"MasterDataChanged_v1", "TransactionConfirmed", "SideEffectResult",
-	"BudgetStatus", "BudgetEvent", "CouponEvent" };
+	"BudgetStatus", "BudgetEvent", "CouponEvent", "ImportJobFinished" };
 #define NWRITERS (sizeof(writers) / sizeof(writers[0]))
 
 // Every event codec of avro.h: struct type and name suffix.
@@ -40,7 +40,8 @@ static const char *const writers[] = { "MasterDataChanged",
 	XX(dre_sfx_result, sfx_result)                                        \
 	XX(dre_budget_status_event, budget_status)                            \
 	XX(dre_budget_event, budget_event)                                    \
-	XX(dre_coupon_event, coupon)
+	XX(dre_coupon_event, coupon)                                          \
+	XX(dre_import_finished_event, import_finished)
 
 // One codec, type-erased: decode into ev, encode ev.
 typedef struct {
@@ -65,12 +66,13 @@ static const codec codecs[] = { CODECS(ENTRY) };
 
 // Large enough for any of the event structs.
 typedef union {
-	dre_master_event        m;
-	dre_tx_confirmed        t;
-	dre_sfx_result          s;
-	dre_budget_status_event b;
-	dre_budget_event        e;
-	dre_coupon_event        c;
+	dre_master_event          m;
+	dre_tx_confirmed          t;
+	dre_sfx_result            s;
+	dre_budget_status_event   b;
+	dre_budget_event          e;
+	dre_coupon_event          c;
+	dre_import_finished_event i;
 } any_event;
 
 static void

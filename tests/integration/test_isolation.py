@@ -42,6 +42,7 @@ COLLECTION_FIXTURE = {
     "ApiClients": "apiclient", "ApiKeys": "apikey", "CalculationAuditLogs": "txn",
     "promotion-assignments": "assignment", "reward-vouchers": "voucher",
     "Campaigns": "campaign", "messages": "mdmsg",
+    "ImportJobs": "importjob", "ArticleImportJobs": "posjob",
 }
 # Query strings that name A's data on routes that take them.
 QUERIES = {
@@ -123,6 +124,18 @@ def bodies(a):
             '<ProductID>%s</ProductID><Description>%s</Description></Product>'
             '</ProductMerchandiseView></n0:ProductMerchandiseViewReplicationBulkRequest>'
             '</s:Body></s:Envelope>' % (a["mdmsg"], a["article"], a["mark"])),
+        "createImportJob": {"entity": "Articles", "format": "JSON", "name": a["mark"]},
+        "uploadImportJob": {"articleNumber": a["article"]},
+        "importArticlesBatch": {"name": a["mark"], "articles": [
+            {"articleNumber": a["article"], "name": a["mark"]}]},
+        "bulkImportArticles": [{"articleNumber": a["article"], "name": a["mark"]}],
+        "bulkImportArticleGroups": [{"articleGroupId": a["ag"], "name": a["mark"]}],
+        "bulkImportPosGroups": [{"code": a["pgcode"], "name": a["mark"]}],
+        # B's own copies, without A's ids (an id is the tenant's own).
+        "bulkImportPromotions": [{k: v for k, v in a["docs"]["Promotion"].items()
+                                  if k != "id"}],
+        "bulkImportCouponTypes": [{"name": a["mark"], "type": "INDIVIDUAL"}],
+        "bulkImportCouponCodes": [{"couponTypeId": a["ctype"], "code": a["code"]}],
     }
 
 
@@ -241,6 +254,18 @@ class Isolation(harness.TestCase):
                    10, what="A's promotion in the report")
         wait_until(lambda: s.get("/reporting/BudgetUtilization/" + a["budget"]).status == 200,
                    10, what="A's budget in the report")
+        # Import jobs (issue 17): one of /api/v1, one of seed 002's import-batch.
+        r = s.request("POST", "/api/v1/Articles:bulk-import",
+                      raw=harness.dumps([{"articleNumber": a["article"] + "-J", "name": mark}]).encode())
+        self.assertStatus(r, 202)
+        a["importjob"] = r.body["jobId"]
+        r = s.post("/pos/articles/import-batch", {"name": mark, "articles": [
+            {"articleNumber": a["article"] + "-P", "name": mark}]})
+        self.assertStatus(r, 202)
+        a["posjob"] = r.body["jobId"]
+        for jid in (a["importjob"], a["posjob"]):
+            wait_until(lambda: s.get("/api/v1/ImportJobs/" + jid).body["status"] == "COMPLETED",
+                       10, what="A's import job")
         a["docs"] = {"Promotion": p, "PosGroup": {"id": a["pg"], "code": a["pgcode"], "name": mark},
                      "ArticleGroup": {"articleGroupId": a["ag"], "name": mark},
                      "Article": art_doc,
@@ -276,7 +301,11 @@ class Isolation(harness.TestCase):
                  "/api/v1/Promotions?$top=1000", "/api/v1/Budgets?$top=1000",
                  "/api/v1/CouponCodes?$top=1000",
                  "/api/v3/promotion-assignments?contactId=" + a["contact"],
-                 "/api/v3/reward-vouchers?contactId=" + a["contact"]]
+                 "/api/v3/reward-vouchers?contactId=" + a["contact"],
+                 "/api/v1/ImportJobs/" + a["importjob"],
+                 "/api/v1/ArticleImportJobs/" + a["posjob"],
+                 "/api/v1/ImportJobErrors?$filter=" + urllib.parse.quote(
+                     "jobId eq '%s'" % a["importjob"])]
         out = {}
         for p in paths:
             r = s.get(p)

@@ -386,6 +386,49 @@ test_tx_confirmed_round_trip(void **state)
 }
 
 static void
+test_import_finished_round_trip(void **state)
+{
+	(void) state;
+	dre_arena                *a = dre_arena_alloc(0);
+	dre_buf                   b = { 0 };
+	dre_import_finished_event e = { .tenant = "t",
+		.occurred_at = 1780000000000,
+		.schema_version = 1,
+		.job_id = "catalog-1",
+		.entity = "Articles",
+		.status = "FAILED",
+		.total = 7,
+		.succeeded = 5,
+		.failed = 2,
+		.error_message = "malformed JSON at line 3, column 20" };
+	strcpy(e.event_id, "0b6f2a4e-6c1d-4f53-9a55-000000000009");
+	assert_int_equal(dre_avro_encode_import_finished(&b, &e), DRE_OK);
+	dre_import_finished_event o;
+	assert_int_equal(
+	    dre_avro_decode_import_finished(&o, a, b.data, b.len), DRE_OK);
+	assert_string_equal(o.event_id, e.event_id);
+	assert_string_equal(o.job_id, "catalog-1");
+	assert_string_equal(o.entity, "Articles");
+	assert_string_equal(o.status, "FAILED");
+	assert_int_equal(o.total, 7);
+	assert_int_equal(o.succeeded, 5);
+	assert_int_equal(o.failed, 2);
+	assert_string_equal(o.error_message, e.error_message);
+	e.error_message = NULL; // optional
+	e.status = "COMPLETED";
+	dre_buf_reset(&b);
+	assert_int_equal(dre_avro_encode_import_finished(&b, &e), DRE_OK);
+	assert_int_equal(
+	    dre_avro_decode_import_finished(&o, a, b.data, b.len), DRE_OK);
+	assert_null(o.error_message);
+	e.status = "SOMEHOW"; // not a symbol
+	dre_buf_reset(&b);
+	assert_int_not_equal(dre_avro_encode_import_finished(&b, &e), DRE_OK);
+	dre_buf_free(&b);
+	dre_arena_free(a);
+}
+
+static void
 test_loyalty_event_round_trip(void **state)
 {
 	dre_loyalty_event in = { .tenant = "t",
@@ -596,6 +639,7 @@ main(void)
 		cmocka_unit_test(test_tx_confirmed_round_trip),
 		cmocka_unit_test(test_sidefx_and_budget_round_trip),
 		cmocka_unit_test(test_loyalty_event_round_trip),
+		cmocka_unit_test(test_import_finished_round_trip),
 		cmocka_unit_test(test_every_schema_loads),
 		cmocka_unit_test(test_confluent_framing),
 	};

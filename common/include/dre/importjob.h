@@ -214,6 +214,9 @@ void dre_ijob_dispatch(
 // dre_ijob_fields are the members of a job document (the gateway merges
 // every owner's ImportJobs.list with them).
 extern const dre_odata_fields dre_ijob_fields;
+// ... of an ImportJobError and an ArticleImportJobItem.
+extern const dre_odata_fields dre_ijob_error_fields;
+extern const dre_odata_fields dre_ijob_item_fields;
 
 // dre_ijob_job_json appends job id's document as GET answers it to out;
 // DRE_ENOTFOUND when the tenant has no such job.
