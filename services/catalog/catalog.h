@@ -32,11 +32,9 @@ enum { CF_ENTITIES = 1, CF_INDEX, CF_META, CF_OUTBOX, CF_AUDIT, CF_JOBS };
 // promotion's approval state (JSON, handlers.c).
 #define CAT_META_APPROVAL 'a'
 // S/4HANA DRFOUT messages (handlers.c, issue 17.3), each 'x' tenant \0
-// message id: 'm' the message's record (JSON), 'r' the message as it came,
-// 'q' the first answer (its content type \0 its body).
+// message id: 'm' the message's record (JSON), 'r' the message as it came.
 #define CAT_META_MD_MESSAGE 'm'
 #define CAT_META_MD_RAW     'r'
-#define CAT_META_MD_ANSWER  'q'
 
 typedef struct {
 	dre_store        *st;

@@ -1696,29 +1696,16 @@ do_import(req *r)
 // (JSON) and /api/v1/master-data/soap (SOAP 1.1 or 1.2): the message is
 // read (masterdata.c), its products become article rows (md_articles) and
 // an Articles import job (dre/importjob.h, UPSERT) runs them in the
-// background; the message as it came ('r'), its record with the job's id
-// ('m') and the answer ('q') are stored in one synced batch. The tenant's
-// next message with the same MessageHeader/ID gets that answer again: no
-// second job. Messages are handled one at a time (md_mu), so a repeat
-// always finds the first one's answer. A crash between the job and the
-// batch leaves a job without a record: S/4's retry makes a second job of
-// the same rows, which upserts the same articles.
+// background; the message as it came ('r') and its record with the job's
+// id ('m') are stored in one synced batch. The tenant's next message with
+// the same MessageHeader/ID is answered from that record -- the same
+// answer, byte for byte, on the same transport -- and starts no second
+// job. Messages are handled one at a time (md_mu), so a repeat always finds
+// the first one's record. A crash between the job and the batch leaves a
+// job without a record: S/4's retry makes a second job of the same rows,
+// which upserts the same articles.
 
 static pthread_mutex_t md_mu = PTHREAD_MUTEX_INITIALIZER;
-
-// What a stored answer's first byte says its content type is.
-static const char *
-md_answer_type(char code)
-{
-	switch (code) {
-	case '1':
-		return md_soap_content_type(11);
-	case '2':
-		return md_soap_content_type(12);
-	default:
-		return "application/json";
-	}
-}
 
 static size_t
 md_key(req *r, char *out, size_t cap, char tag, const char *id)
@@ -1738,37 +1725,18 @@ md_load(req *r, char tag, const char *id, char **vp, size_t *lenp)
 	return dre_store_get(r->c->st, CF_META, k, kl, vp, lenp);
 }
 
-// md_replay answers the first answer to message id; false (nothing
-// answered) when the tenant never sent it.
-static bool
-md_replay(req *r, const char *id)
+static const char *
+md_format(int soap)
 {
-	char   *v = NULL;
-	size_t  len = 0;
-	dre_err err = md_load(r, CAT_META_MD_ANSWER, id, &v, &len);
-	if (err == DRE_ENOTFOUND)
-		return false;
-	if (err != DRE_OK || len < 1) {
-		free(v);
-		dre_docapi_internal(&r->d, err != DRE_OK ? err : DRE_ESTORE);
-		return true;
-	}
-	dre_buf_reset(&r->d.rep->body);
-	dre_buf_append(&r->d.rep->body, v + 1, len - 1);
-	r->d.rep->status = 202;
-	r->d.rep->content_type = md_answer_type(v[0]);
-	free(v);
-	dre_info("master data: %s repeated for tenant %s: the first answer",
-	    id, r->d.call->tenant);
-	return true;
+	return soap == 11 ? "SOAP 1.1" : soap == 12 ? "SOAP 1.2" : "JSON";
 }
 
+// md_media_type is the content type of an answer (or a message) in the
+// transport of soap (0: JSON).
 static const char *
-md_format(const md_message *m)
+md_media_type(int soap)
 {
-	return m->soap == 11 ? "SOAP 1.1"
-	    : m->soap == 12  ? "SOAP 1.2"
-	                     : "JSON";
+	return soap ? md_soap_content_type(soap) : "application/json";
 }
 
 // md_record writes the message's record: what came, when, and its job.
@@ -1780,7 +1748,7 @@ md_record(
 	dre_jsonw_init(&w, b);
 	dre_jsonw_obj_begin(&w);
 	dre_jsonw_kstr(&w, "messageId", m->id);
-	dre_jsonw_kstr(&w, "format", md_format(m));
+	dre_jsonw_kstr(&w, "format", md_format(m->soap));
 	dre_jsonw_kstr(&w, "senderBusinessSystemId", m->sender);
 	dre_jsonw_kstr(&w, "creationDateTime", m->created);
 	dre_jsonw_key(&w, "receivedAt");
@@ -1790,58 +1758,90 @@ md_record(
 	dre_jsonw_obj_end(&w);
 }
 
-// md_answer writes the answer: JSON {messageId, status, jobId, products}
-// or the SOAP acknowledgement; *code is its content type's code.
-static dre_err
-md_answer(dre_buf *b, const md_message *m, const char *job_id, char *code)
+// md_reply answers 202: JSON {messageId, status, jobId, products} or the
+// SOAP acknowledgement (the transport of m->soap). A function of its
+// arguments only, so that a repeat gets the same bytes.
+static void
+md_reply(req *r, const md_message *m, const char *job_id, int64_t received)
 {
-	if (m->soap != 0) {
-		*code = m->soap == 11 ? '1' : '2';
-		return md_soap_ack(b, m, job_id, "ACCEPTED");
-	}
+	dre_buf  *b = &r->d.rep->body;
+	dre_err   err = DRE_OK;
 	dre_jsonw w;
-	*code = 'J';
-	dre_jsonw_init(&w, b);
-	dre_jsonw_obj_begin(&w);
-	dre_jsonw_kint(&w, "minorVersion", MINOR_VERSION);
-	dre_jsonw_kstr(&w, "messageId", m->id);
-	dre_jsonw_kstr(&w, "status", "ACCEPTED");
-	dre_jsonw_kstr(&w, "jobId", job_id);
-	dre_jsonw_kint(&w, "products", (int64_t) m->n);
-	dre_jsonw_obj_end(&w);
-	return b->oom ? DRE_ENOMEM : DRE_OK;
+	dre_buf_reset(b);
+	if (m->soap != 0) {
+		err = md_soap_ack(b, m, job_id, "ACCEPTED", received);
+	} else {
+		dre_jsonw_init(&w, b);
+		dre_jsonw_obj_begin(&w);
+		dre_jsonw_kint(&w, "minorVersion", MINOR_VERSION);
+		dre_jsonw_kstr(&w, "messageId", m->id);
+		dre_jsonw_kstr(&w, "status", "ACCEPTED");
+		dre_jsonw_kstr(&w, "jobId", job_id);
+		dre_jsonw_kint(&w, "products", (int64_t) m->n);
+		dre_jsonw_obj_end(&w);
+	}
+	if (err == DRE_OK && b->oom)
+		err = DRE_ENOMEM;
+	if (err != DRE_OK) {
+		dre_buf_reset(b);
+		dre_docapi_internal(&r->d, err);
+		return;
+	}
+	r->d.rep->status = 202;
+	r->d.rep->content_type = md_media_type(m->soap);
 }
 
-// md_store keeps the message as it came, its record and the answer.
+// md_replay answers a message whose ID the tenant sent before from its
+// record; false (nothing answered) when it never did.
+static bool
+md_replay(req *r, const md_message *m)
+{
+	char   *v = NULL;
+	size_t  len = 0;
+	dre_err err = md_load(r, CAT_META_MD_MESSAGE, m->id, &v, &len);
+	if (err == DRE_ENOTFOUND)
+		return false;
+	const dre_json *rec = err == DRE_OK ? parse_stored(r, v, len) : NULL;
+	const dre_json *job = rec ? dre_json_get(rec, "jobId") : NULL;
+	const dre_json *n = rec ? dre_json_get(rec, "products") : NULL;
+	if (!dre_json_is(job, DRE_JSON_STRING)
+	    || !dre_json_is(n, DRE_JSON_NUMBER)) {
+		free(v);
+		dre_docapi_internal(&r->d, err != DRE_OK ? err : DRE_ESTORE);
+		return true;
+	}
+	md_message first = *m; // the first message's count, this transport
+	first.n = (size_t) strtoull(n->str, NULL, 10);
+	md_reply(r, &first, job->str, ent_time(rec, "receivedAt"));
+	free(v);
+	dre_info("master data: %s repeated for tenant %s: the first answer",
+	    m->id, r->d.call->tenant);
+	return true;
+}
+
+// md_store keeps the message as it came and its record.
 static dre_err
-md_store(req *r, const md_message *m, const dre_buf *record, char code,
-    const dre_buf *answer)
+md_store(req *r, const md_message *m, const dre_buf *record)
 {
 	char       k[512];
-	size_t     kl;
+	size_t     kl, kl2;
 	dre_batch *b = dre_batch_alloc();
-	dre_buf    a = { 0 };
 	dre_err    err = DRE_OK;
 	if (b == NULL)
 		return DRE_ENOMEM;
-	dre_buf_putc(&a, code);
-	dre_buf_append(&a, answer->data, answer->len);
 	if ((kl = md_key(r, k, sizeof k, CAT_META_MD_RAW, m->id)) > 0)
 		dre_batch_put(b, r->c->st, CF_META, k, kl, r->d.call->body,
 		    r->d.call->body_len);
-	if ((kl = md_key(r, k, sizeof k, CAT_META_MD_MESSAGE, m->id)) > 0)
+	if ((kl2 = md_key(r, k, sizeof k, CAT_META_MD_MESSAGE, m->id)) > 0)
 		dre_batch_put(
-		    b, r->c->st, CF_META, k, kl, record->data, record->len);
-	if ((kl = md_key(r, k, sizeof k, CAT_META_MD_ANSWER, m->id)) > 0)
-		dre_batch_put(b, r->c->st, CF_META, k, kl, a.data, a.len);
-	if (kl == 0)
+		    b, r->c->st, CF_META, k, kl2, record->data, record->len);
+	if (kl == 0 || kl2 == 0)
 		err = DRE_ETOOBIG;
-	else if (a.oom || record->oom)
+	else if (record->oom)
 		err = DRE_ENOMEM;
 	else
 		err = dre_store_write(r->c->st, b, true);
 	dre_batch_free(b);
-	dre_buf_free(&a);
 	return err;
 }
 
@@ -1850,13 +1850,13 @@ md_store(req *r, const md_message *m, const dre_buf *record, char code,
 static void
 md_replicate(req *r, const md_message *m)
 {
-	dre_buf rows = { 0 }, record = { 0 }, answer = { 0 };
-	char    code = 'J', job[DRE_IJOB_ID_MAX] = "";
+	dre_buf rows = { 0 }, record = { 0 };
+	char    job[DRE_IJOB_ID_MAX] = "";
 	char    name[160];
 	int64_t received = dre_now_ms();
 	dre_err err;
 	pthread_mutex_lock(&md_mu);
-	if (md_replay(r, m->id))
+	if (md_replay(r, m))
 		goto out;
 	md_articles(&rows, m);
 	snprintf(name, sizeof name, "S/4HANA DRFOUT %s", m->id);
@@ -1880,15 +1880,11 @@ md_replicate(req *r, const md_message *m)
 	if (err != DRE_OK)
 		goto fail;
 	md_record(&record, m, job, received);
-	if ((err = md_answer(&answer, m, job, &code)) != DRE_OK
-	    || (err = md_store(r, m, &record, code, &answer)) != DRE_OK)
+	if ((err = md_store(r, m, &record)) != DRE_OK)
 		goto fail;
 	dre_info("master data: %s (%s, %zu products) from %s: import job %s",
-	    m->id, md_format(m), m->n, m->sender ? m->sender : "?", job);
-	dre_buf_reset(&r->d.rep->body);
-	dre_buf_append(&r->d.rep->body, answer.data, answer.len);
-	r->d.rep->status = 202;
-	r->d.rep->content_type = md_answer_type(code);
+	    m->id, md_format(m->soap), m->n, m->sender ? m->sender : "?", job);
+	md_reply(r, m, job, received);
 	goto out;
 fail:
 	dre_docapi_internal(&r->d, err);
@@ -1896,7 +1892,6 @@ out:
 	pthread_mutex_unlock(&md_mu);
 	dre_buf_free(&rows);
 	dre_buf_free(&record);
-	dre_buf_free(&answer);
 }
 
 static void
@@ -1977,30 +1972,36 @@ static void
 do_md_get(req *r, bool raw)
 {
 	const char *id = id_param(r);
-	char       *v = NULL, *q = NULL;
-	size_t      len = 0, qlen = 0;
+	char       *v = NULL, *rec = NULL;
+	size_t      len = 0, rlen = 0;
 	dre_err     err;
 	if (id == NULL)
 		return;
-	err = md_load(
-	    r, raw ? CAT_META_MD_RAW : CAT_META_MD_MESSAGE, id, &v, &len);
+	err = md_load(r, CAT_META_MD_MESSAGE, id, &rec, &rlen);
 	if (err == DRE_OK && raw)
-		err = md_load(r, CAT_META_MD_ANSWER, id, &q, &qlen);
+		err = md_load(r, CAT_META_MD_RAW, id, &v, &len);
 	if (err == DRE_ENOTFOUND) {
 		dre_rpc_reply_error(r->d.rep, 404, "NOT_FOUND", NULL,
 		    "master-data message '%s' not found", id);
 	} else if (err != DRE_OK) {
 		dre_docapi_internal(&r->d, err);
 	} else if (!raw) {
-		md_reply_record(r, v, len);
+		md_reply_record(r, rec, rlen);
 	} else {
+		const dre_json *root = parse_stored(r, rec, rlen);
+		const dre_json *f = root ? dre_json_get(root, "format") : NULL;
+		int             soap = 0;
+		if (dre_json_is(f, DRE_JSON_STRING))
+			soap = strcmp(f->str, "SOAP 1.1") == 0 ? 11
+			    : strcmp(f->str, "SOAP 1.2") == 0  ? 12
+			                                       : 0;
 		dre_buf_reset(&r->d.rep->body);
 		dre_buf_append(&r->d.rep->body, v, len);
 		r->d.rep->status = 200;
-		r->d.rep->content_type = md_answer_type(qlen > 0 ? q[0] : 'J');
+		r->d.rep->content_type = md_media_type(soap);
 	}
 	free(v);
-	free(q);
+	free(rec);
 }
 
 // ---- snapshot -----------------------------------------------------------

@@ -439,8 +439,8 @@ md_soap_content_type(int soap)
 }
 
 dre_err
-md_soap_ack(
-    dre_buf *out, const md_message *m, const char *job_id, const char *status)
+md_soap_ack(dre_buf *out, const md_message *m, const char *job_id,
+    const char *status, int64_t received_ms)
 {
 	pthread_once(&once, init);
 	xmlBufferPtr     buf = xmlBufferCreate();
@@ -451,7 +451,7 @@ md_soap_ack(
 		xmlBufferFree(buf);
 		return DRE_ENOMEM;
 	}
-	dre_time_format(now, dre_now_ms());
+	dre_time_format(now, received_ms);
 	snprintf(count, sizeof count, "%zu", m->n);
 #define W(call)                                                               \
 	do {                                                                  \

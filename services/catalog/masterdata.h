@@ -72,10 +72,11 @@ dre_err md_parse_soap(md_message *m, dre_arena *a, const char *xml, size_t len,
 void md_articles(dre_buf *out, const md_message *m);
 
 // md_soap_ack writes the SOAP acknowledgement (the version of m->soap) of
-// message m: its ID, the import job's id (NULL: none), the status and the
-// number of products. Well-formed by construction (libxml2's writer).
-dre_err md_soap_ack(
-    dre_buf *out, const md_message *m, const char *job_id, const char *status);
+// message m, received at received_ms: its ID, the import job's id (NULL:
+// none), the status and the number of products. Well-formed by
+// construction (libxml2's writer); the same arguments, the same bytes.
+dre_err md_soap_ack(dre_buf *out, const md_message *m, const char *job_id,
+    const char *status, int64_t received_ms);
 
 // md_soap_content_type is the media type of a SOAP answer of version soap.
 const char *md_soap_content_type(int soap);

@@ -367,6 +367,15 @@ class Drfout(harness.TestCase):
                                                                  "Description": "Changed"}}])
         r2 = s.post(path, changed, user=ING)
         self.assertEqual((r2.status, r2.raw), (202, r.raw))
+        # ... also through SOAP: the first answer in SOAP's form.
+        r3 = s.request("POST", "/api/v1/master-data/soap", raw=soap(
+            msg["MessageHeader"]["ID"], ps[:1]), content_type="text/xml", user=ING)
+        self.assertEqual((r3.status, r3.headers["content-type"]),
+                         (202, "text/xml; charset=utf-8"))
+        conf = ET.fromstring(r3.raw).find(".//{%s}ProductMerchandiseViewReplicationBulkConfirmation"
+                                          % ACK_NS)
+        self.assertEqual((conf.findtext("ImportJobID"), conf.findtext("ProductCount")),
+                         (job, "3"))
         self.assertEqual(self.jobs(), jobs)
         self.assertArticle(ps[0])
         # The message kept: its record and the bytes as they came.
