@@ -1510,6 +1510,62 @@ dre_avro_decode_loyalty_event(
 	return err;
 }
 
+// ---- dre.TransactionReturned
+// ------------------------------------------------
+
+static dre_err
+ret_fill(avro_value_t *rec, const void *ev)
+{
+	const dre_return_event *e = ev;
+	TRY(set_cstr(rec, "eventId", e->event_id));
+	TRY(set_cstr(rec, "tenant", e->tenant));
+	TRY(set_long(rec, "occurredAt", e->occurred_at));
+	TRY(set_int(rec, "schemaVersion", e->schema_version));
+	TRY(set_cstr(rec, "orderId", e->order_id));
+	TRY(set_cstr(rec, "returnId", e->return_id));
+	TRY(set_opt_cstr(rec, "customerId", e->customer_id));
+	TRY(set_long(rec, "refundAmount", e->refund_amount));
+	TRY(set_long(rec, "pointsDeducted", e->points_deducted));
+	TRY(set_long(rec, "pointsBalance", e->points_balance));
+	return DRE_OK;
+}
+
+static dre_err
+ret_read(void *ev, dre_arena *a, avro_value_t *rec)
+{
+	dre_return_event *e = ev;
+	TRY(copy_event_id(e->event_id, a, rec));
+	TRY(get_cstr(&e->tenant, a, rec, "tenant"));
+	TRY(get_long(&e->occurred_at, rec, "occurredAt"));
+	TRY(get_int(&e->schema_version, rec, "schemaVersion"));
+	TRY(get_cstr(&e->order_id, a, rec, "orderId"));
+	TRY(get_cstr(&e->return_id, a, rec, "returnId"));
+	TRY(get_opt_cstr(&e->customer_id, a, rec, "customerId"));
+	TRY(get_long(&e->refund_amount, rec, "refundAmount"));
+	TRY(get_long(&e->points_deducted, rec, "pointsDeducted"));
+	TRY(get_long(&e->points_balance, rec, "pointsBalance"));
+	return DRE_OK;
+}
+
+dre_err
+dre_avro_encode_return_event(dre_buf *out, const dre_return_event *e)
+{
+	return encode_event(out, "TransactionReturned", ret_fill, e);
+}
+
+dre_err
+dre_avro_decode_return_event(
+    dre_return_event *e, dre_arena *a, const void *data, size_t len)
+{
+	dre_return_event tmp;
+	memset(&tmp, 0, sizeof(tmp));
+	dre_err err = decode_event(
+	    &tmp, a, "TransactionReturned", ret_read, data, len);
+	if (err == DRE_OK)
+		*e = tmp;
+	return err;
+}
+
 // ---- the eventId convention ---------------------------------------------
 
 dre_err

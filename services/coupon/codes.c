@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "coupon.h"
 #include "dre/importjob.h"
@@ -1224,6 +1225,125 @@ cp_voucher_withdraw(cp *s, dre_arena *a, const char *tenant, const char *code,
 	done(out, 200, CP_R_OK, "coupon '%s' withdrawn", code);
 unlock:
 	pthread_mutex_unlock(mu);
+	dre_batch_free(b);
+}
+
+// stripes_lock takes the stripes of every code of v: the first one
+// waiting, the others only when free (the confirm applier holds several in
+// its own order), else all are let go and taken again a moment later.
+// *mus gets the distinct stripes; false when they could not be had.
+static bool
+stripes_lock(cp *s, const char *tenant, const cp_ext_redeem *v, size_t n,
+    pthread_mutex_t **mus, size_t *nmu)
+{
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		pthread_mutex_t *mu = cp_stripe(s, tenant, v[i].code);
+		bool             seen = false;
+		for (size_t k = 0; k < m && !seen; k++)
+			seen = mus[k] == mu;
+		if (!seen)
+			mus[m++] = mu;
+	}
+	*nmu = m;
+	for (int tries = 0; tries < 2000; tries++) {
+		size_t got = 1;
+		pthread_mutex_lock(mus[0]);
+		while (got < m && pthread_mutex_trylock(mus[got]) == 0)
+			got++;
+		if (got == m)
+			return true;
+		while (got > 0)
+			pthread_mutex_unlock(mus[--got]);
+		nanosleep(&(struct timespec) { 0, 1000000 }, NULL);
+	}
+	return false;
+}
+
+void
+cp_redeem_external(cp *s, dre_arena *a, const char *tenant, cp_ext_redeem *v,
+    size_t n, const char *const *type_ids, size_t ntypes, cp_outcome *out)
+{
+	int64_t           now = dre_now_ms();
+	dre_batch        *b = dre_batch_alloc();
+	pthread_mutex_t **mus = calloc(n + 1, sizeof *mus);
+	size_t            nmu = 0;
+	dre_err           err = DRE_OK;
+	char              k[512];
+	size_t            kl;
+
+	if (b == NULL || mus == NULL) {
+		failed(out, DRE_ENOMEM);
+		goto end;
+	}
+	if (!stripes_lock(s, tenant, v, n, mus, &nmu)) {
+		failed(out, DRE_ETIMEOUT);
+		nmu = 0;
+		goto end;
+	}
+	// Every code first: one that cannot be redeemed changes nothing.
+	for (size_t i = 0; i < n; i++) {
+		cp_type t;
+		bool    ours = false;
+		if (!prepare(
+		        s, a, b, tenant, v[i].code, now, &v[i].c, &t, out))
+			goto unlock;
+		for (size_t j = 0; j < ntypes && !ours; j++)
+			ours = strcmp(type_ids[j], v[i].c.type_id) == 0;
+		if (!ours) {
+			refuse(out, CP_R_NOT_FOUND, v[i].code);
+			goto unlock;
+		}
+		if (cp_state_terminal(v[i].c.state)) {
+			done(out, 409,
+			    v[i].c.state == CP_REDEEMED      ? CP_R_REDEEMED
+			        : v[i].c.state == CP_EXPIRED ? CP_R_EXPIRED
+			                                     : CP_R_CANCELLED,
+			    "code '%s' is %s already", v[i].code,
+			    cp_state_name(v[i].c.state));
+			goto unlock;
+		}
+	}
+	for (size_t i = 0; i < n && err == DRE_OK; i++) {
+		cp_code *c = &v[i].c;
+		// A till's hold ends: the code was used elsewhere.
+		err = holds_sweep(
+		    s, a, b, tenant, c, now, true, CP_HOLD_RELEASED, NULL);
+		if (err != DRE_OK)
+			break;
+		c->state = CP_REDEEMED;
+		c->redemptions++;
+		c->redeemed_at = v[i].at > 0 ? v[i].at : now;
+		if (c->valid_to != 0) {
+			kl = cp_key_when(
+			    k, sizeof k, 'v', c->valid_to, tenant, c->code);
+			idx_del(s, b, k, kl);
+		}
+		kl = dre_key(k, sizeof k, 'r', 3, tenant, c->code,
+		    v[i].order != NULL ? v[i].order : "");
+		idx_put(s, b, k, kl, CP_RES_EXTERNAL, strlen(CP_RES_EXTERNAL));
+		cp_event e = { .type = "COUPON_REDEEMED",
+			.code = c->code,
+			.type_id = c->type_id,
+			.customer = c->customer,
+			.tx = v[i].order,
+			.count = c->redemptions,
+			.reason = "redeemed by an external system" };
+		if ((err = cp_event_put(s, b, tenant, &e)) == DRE_OK)
+			err = cp_stage_code(s, b, tenant, c, now);
+	}
+	if (err == DRE_OK)
+		err = commit(s, b);
+	if (err != DRE_OK) {
+		failed(out, err);
+		goto unlock;
+	}
+	done(out, 200, CP_R_OK, "%zu codes redeemed", n);
+unlock:
+	while (nmu > 0)
+		pthread_mutex_unlock(mus[--nmu]);
+end:
+	free(mus);
 	dre_batch_free(b);
 }
 

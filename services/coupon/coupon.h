@@ -193,6 +193,29 @@ void cp_admin_cancel(cp *s, dre_arena *a, const char *tenant, const char *code,
 void cp_voucher_withdraw(cp *s, dre_arena *a, const char *tenant,
     const char *code, const char *customer, cp_code *c, cp_outcome *out);
 
+// One code an external system redeemed (the POS platform's SUPC API,
+// PRODUCT-DECISIONS §10): its order (NULL = none) and time (0 = now); c is
+// the code afterwards.
+typedef struct {
+	const char *code;
+	const char *order;
+	int64_t     at;
+	cp_code     c;
+} cp_ext_redeem;
+
+// The 'r' index value (codes.c) of an external redemption, in place of a
+// reservation id: the transaction id of its key is the external order.
+#define CP_RES_EXTERNAL "external"
+
+// cp_redeem_external marks the n codes of v REDEEMED, all or none, in one
+// synced batch under the stripes of every code: each must exist, be of one
+// of the ntypes types (else 404 NOT_FOUND) and not be terminal (409 with
+// REDEEMED, EXPIRED or CANCELLED, naming the code). A till's hold on one
+// ends (released). Each gets COUPON_REDEEMED with the order as transaction.
+void cp_redeem_external(cp *s, dre_arena *a, const char *tenant,
+    cp_ext_redeem *v, size_t n, const char *const *type_ids, size_t ntypes,
+    cp_outcome *out);
+
 // ---- creating codes --------------------------------------------------------
 
 // cp_codes_insert adds n new codes (complete documents) of type t in one
@@ -290,6 +313,11 @@ bool cp_links_have(
 // snapshot, then dre.master.promotions from the offsets it names.
 dre_err cp_links_start(cp *s);
 void    cp_links_stop(cp *s);
+// cp_links_types lists the coupon types a promotion names (arena strings)
+// into *idsp, *np (none for a deleted one). DRE_ENOTFOUND when the link
+// table has never seen the promotion.
+dre_err cp_links_types(cp *s, dre_arena *a, const char *tenant,
+    const char *promo_id, const char ***idsp, size_t *np);
 // cp_links_get lists the promotions linked to a type (arena strings, key
 // order) into *idsp; *first_active is the first ACTIVE one or NULL.
 size_t cp_links_get(cp *s, dre_arena *a, const char *tenant,

@@ -23,6 +23,7 @@
 #include "dre/log.h"
 #include "dre/odata.h"
 #include "dre/uuid.h"
+#include "supc.h"
 #include "vouchers.h"
 
 #define MINOR_VERSION   13
@@ -1870,6 +1871,9 @@ const dre_rpc_route cp_routes[] = {
 	{ "coupon.Check", h_check, DRE_RPC_INLINE },
 	{ "coupon.IssueVoucher", cp_h_issue_voucher, 0 },
 	{ "coupon.RedeemVoucher", cp_h_redeem_voucher, 0 },
+	{ "coupon.Supc.list", cp_h_supc_list, 0 },
+	{ "coupon.Supc.create", cp_h_supc_create, 0 },
+	{ "coupon.Supc.redeem", cp_h_supc_redeem, 0 },
 	{ "coupon.CouponTypes.create", h_type_create, 0 },
 	{ "coupon.CouponTypes.list", h_type_list, 0 },
 	{ "coupon.CouponTypes.get", h_type_get, 0 },

@@ -196,6 +196,39 @@ cp_links_get(cp *s, dre_arena *a, const char *tenant, const char *type_id,
 	return n;
 }
 
+dre_err
+cp_links_types(cp *s, dre_arena *a, const char *tenant, const char *promo_id,
+    const char ***idsp, size_t *np)
+{
+	char         k[1024];
+	size_t       kl = dre_key(k, sizeof k, 'P', 2, tenant, promo_id);
+	char        *v = NULL;
+	size_t       vl = 0, n = 0;
+	const char **ids;
+	dre_err      err;
+	*idsp = NULL;
+	*np = 0;
+	if (kl == 0)
+		return DRE_ENOTFOUND;
+	if ((err = dre_store_get(s->st, CF_LINKS, k, kl, &v, &vl)) != DRE_OK)
+		return err;
+	// A deleted promotion keeps its version and names no type: unknown.
+	ids = dre_arena_get(a, MAX_TYPES_PER_PROMO * sizeof *ids);
+	for (size_t i = 8; ids != NULL && i < vl && n < MAX_TYPES_PER_PROMO;) {
+		size_t l = strnlen(v + i, vl - i);
+		if ((ids[n] = dre_arena_strndup(a, v + i, l)) == NULL)
+			break;
+		n++;
+		i += l + 1;
+	}
+	free(v);
+	if (ids == NULL)
+		return DRE_ENOMEM;
+	*idsp = ids;
+	*np = n;
+	return DRE_OK;
+}
+
 bool
 cp_links_have(cp *s, const char *tenant, const char *promo_id, int64_t version)
 {

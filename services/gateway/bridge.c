@@ -158,6 +158,15 @@ cart_line(gw_job *j, dre_jsonw *w, const dre_json *el, size_t i)
 	    || !str_member(j, el, path, "category", false, &cat)
 	    || !str_member(j, el, path, "brand", false, &brand))
 		return false;
+	// The article group id DRE matches group promotions on (else the
+	// article's own group from master data).
+	if (cat != NULL && strlen(cat) > 20) {
+		gw_job_error(j, 400, "INVALID_FIELD", NULL,
+		    "%s.category must be an article group id of at most 20 "
+		    "characters",
+		    path);
+		return false;
+	}
 	q = dre_json_get(el, "quantity");
 	if (dre_json_decimal(&v, q, DRE_QTY_SCALE, 15) != DRE_OK || v <= 0) {
 		gw_job_error(j, 400, "INVALID_QUANTITY", NULL,
@@ -177,7 +186,7 @@ cart_line(gw_job *j, dre_jsonw *w, const dre_json *el, size_t i)
 	if (upc != NULL)
 		dre_jsonw_kstr(w, "ean", upc);
 	if (cat != NULL)
-		dre_jsonw_kstr(w, "articleGroup", cat);
+		dre_jsonw_kstr(w, "articleGroupId", cat);
 	if (brand != NULL)
 		dre_jsonw_kstr(w, "manufacturerId", brand);
 	dre_jsonw_key(w, "quantity");
@@ -190,7 +199,7 @@ cart_line(gw_job *j, dre_jsonw *w, const dre_json *el, size_t i)
 
 // cart_evaluate writes the evaluate request of a cart (PRODUCT-DECISIONS
 // §10: cartId -> transactionId, storeId -> posGroupCode, sku/upc/category/
-// brand -> articleNumber/ean/articleGroup/manufacturerId, loyaltyId (else
+// brand -> articleNumber/ean/articleGroupId/manufacturerId, loyaltyId (else
 // customerId) -> customer, promoCodes -> coupons); false when answered.
 static bool
 cart_evaluate(gw_job *j, const dre_json *c, dre_buf *out, ignored *ig)
@@ -838,4 +847,33 @@ gw_bridge_return(gw_job *j)
 	dre_jsonw_obj_end(&w);
 	backend_send(
 	    j, GW_LOYALTY, "loyalty.Returns.create", &b, render_passed);
+}
+
+// ---------------------------------------------------------------- SUPC
+
+static const char *const k_supc[] = { "codes", "count", NULL };
+static const char *const k_supc_code[]
+    = { "code", "redeemed", "orderId", "redeemedAt", NULL };
+
+void
+gw_bridge_supc(gw_job *j)
+{
+	dre_json       *root;
+	ignored         ig = { { 0 }, 0 };
+	const dre_json *codes;
+	size_t          i = 0;
+
+	if (!body_object(j, &root))
+		return;
+	ignore_unknown(&ig, root, "", k_supc);
+	codes = dre_json_get(root, "codes");
+	for (const dre_json *e
+	     = dre_json_is(codes, DRE_JSON_ARRAY) ? codes->child : NULL;
+	     e != NULL; e = e->next, i++) {
+		char path[32];
+		snprintf(path, sizeof path, "codes[%zu]", i);
+		ignore_unknown(&ig, e, path, k_supc_code);
+	}
+	ignored_done(j, &ig);
+	gw_forward(j);
 }

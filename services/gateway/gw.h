@@ -390,6 +390,12 @@ void gw_bridge_order(gw_job *j);
 void gw_bridge_void(gw_job *j);
 void gw_bridge_code(gw_job *j);
 void gw_bridge_return(gw_job *j);
+// gw_bridge_supc names the unknown members of a SUPC write in
+// DRE-Ignored-Fields, then forwards it (the coupon service answers).
+void gw_bridge_supc(gw_job *j);
+// gw_forward sends the request to the route's backend as it is and answers
+// the reply (routes.c).
+void gw_forward(gw_job *j);
 
 // openapi.c: GET /openapi.json, the embedded proto/openapi.yaml as JSON.
 void gw_openapi(gw_job *j);

@@ -58,7 +58,6 @@
 static void gw_evaluate(gw_job *j);
 static void gw_confirm(gw_job *j);
 static void gw_side_effects(gw_job *j);
-static void gw_forward(gw_job *j);
 static void gw_audit_logs(gw_job *j);
 static void gw_import_create(gw_job *j);
 static void gw_import_list(gw_job *j);
@@ -136,6 +135,12 @@ const gw_route gw_routes[] = {
 	    "Returns.create", ROLES_POS, GW_BODY_JSON, BRIDGE },
 	{ "POST", "/rc/webhooks/VOID_CART", gw_bridge_void, GW_COUPON,
 	    "ReleaseTransaction", ROLES_POS, GW_BODY_JSON, BRIDGE },
+	{ "GET", "/merchant/v1/promotions/:id/supc", gw_forward, GW_COUPON,
+	    "Supc.list", ROLES_READ, GW_BODY_NONE, BRIDGE },
+	{ "POST", "/merchant/v1/promotions/:id/supc", gw_bridge_supc,
+	    GW_COUPON, "Supc.create", ROLES_WRITE, GW_BODY_JSON, BRIDGE },
+	{ "PUT", "/merchant/v1/promotions/:id/supc", gw_bridge_supc, GW_COUPON,
+	    "Supc.redeem", ROLES_WRITE, GW_BODY_JSON, BRIDGE },
 	{ "POST", "/api/v1/Budgets", gw_forward, GW_BUDGET, "Budgets.create",
 	    ROLES_BUDGET_WRITE, GW_BODY_JSON },
 	{ "GET", "/api/v1/Budgets", gw_forward, GW_BUDGET, "Budgets.list",
@@ -937,7 +942,7 @@ gw_side_effects(gw_job *j)
 // gw_forward calls the route's backend with the path's id and the query
 // arguments as params and the body as it came (checked to be JSON, or XML
 // on a GW_BODY_XML route), and answers with the callee's document.
-static void
+void
 gw_forward(gw_job *j)
 {
 	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;

@@ -12,13 +12,16 @@
 
 #include "apply.h"
 #include "rewards.h"
+#include "dre/avro.h"
 #include "dre/clock.h"
 #include "dre/docapi.h"
 #include "dre/json.h"
 #include "dre/jsonw.h"
 #include "dre/log.h"
 #include "dre/money.h"
+#include "dre/outbox.h"
 #include "dre/store.h"
+#include "dre/topics.h"
 #include "dre/uuid.h"
 
 #define MINOR_VERSION 1
@@ -894,6 +897,37 @@ h_return(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	dre_jsonw_kint(&w, "pointsDeducted", deduct);
 	dre_jsonw_kint(&w, "pointsBalance", c.balance);
 	dre_jsonw_obj_end(&w);
+	// TRANSACTION_RETURNED, in the batch of the deduction (outbox).
+	dre_return_event ev = { .tenant = call->tenant,
+		.occurred_at = now,
+		.schema_version = 1,
+		.order_id = o->str,
+		.return_id = rid->str,
+		.customer_id = c.id,
+		.refund_amount = refund,
+		.points_deducted = deduct,
+		.points_balance = c.balance };
+	dre_buf          evb = { 0 };
+	dre_buf_printf(
+	    &evb, "transaction-returned|%s|%s", call->tenant, rid->str);
+	if (evb.oom) {
+		dre_buf_free(&evb);
+		dre_docapi_internal(&r.d, DRE_ENOMEM);
+		goto out;
+	}
+	dre_uuid_derive(ev.event_id, evb.data, evb.len);
+	dre_buf_reset(&evb);
+	if ((err = dre_avro_encode_return_event(&evb, &ev)) != DRE_OK) {
+		dre_buf_free(&evb);
+		dre_docapi_internal(&r.d, err);
+		goto out;
+	}
+	char evk[512];
+	int  evkl = snprintf(evk, sizeof(evk), "%s/%s", call->tenant, o->str);
+	dre_outbox_put(r.s->ob, b, DRE_TOPIC_TX_RETURNED, evk,
+	    evkl < (int) sizeof(evk) ? (size_t) evkl : sizeof(evk) - 1,
+	    evb.data, evb.len);
+	dre_buf_free(&evb);
 	uint8_t be[8];
 	dre_be64_put(be, done + deduct);
 	dre_batch_put(b, r.s->st, LOY_CF_LEDGER, dk, dkl, be, 8);

@@ -240,6 +240,34 @@ apply_loyalty(wh *s, dre_apply_ctx *x, const dre_msg *m)
 	return err;
 }
 
+// apply_return raises TRANSACTION_RETURNED (PRODUCT-DECISIONS §7, §10):
+// goods of a confirmed sale came back through the POS-platform bridge.
+static dre_err
+apply_return(wh *s, dre_apply_ctx *x, const dre_msg *m)
+{
+	dre_return_event e;
+	dre_err          err
+	    = dre_avro_decode_return_event(&e, x->a, m->payload, m->len);
+	if (err != DRE_OK)
+		return err;
+	dre_buf   data = { 0 };
+	dre_jsonw w;
+	size_t    n = 0;
+	dre_jsonw_init(&w, &data);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "orderId", e.order_id);
+	dre_jsonw_kstr(&w, "returnId", e.return_id);
+	kstr_opt(&w, "customerId", e.customer_id);
+	kmoney(&w, "refundAmount", e.refund_amount);
+	dre_jsonw_kint(&w, "pointsDeducted", e.points_deducted);
+	dre_jsonw_kint(&w, "pointsBalance", e.points_balance);
+	dre_jsonw_obj_end(&w);
+	err = wh_raise(s, x, e.event_id, "TRANSACTION_RETURNED", e.occurred_at,
+	    e.tenant, &data, &n);
+	dre_buf_free(&data);
+	return err;
+}
+
 // wanted: some active subscription of tenant wants type.
 static bool
 wanted(wh *s, dre_arena *a, const char *tenant, const char *type)
@@ -387,6 +415,8 @@ wh_apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 		return apply_coupon(s, x, m);
 	if (strcmp(m->topic, DRE_TOPIC_LOYALTY_EVENTS) == 0)
 		return apply_loyalty(s, x, m);
+	if (strcmp(m->topic, DRE_TOPIC_TX_RETURNED) == 0)
+		return apply_return(s, x, m);
 	if (strcmp(m->topic, DRE_TOPIC_SIDEFX) == 0)
 		return apply_sidefx(s, x, m);
 	return DRE_OK;

@@ -75,7 +75,7 @@ static const dre_cfg_opt wh_opts_table[] = {
 // The promotion feed has its own applier (promos.c).
 static const char *const topics[] = { DRE_TOPIC_TX_CONFIRMED,
 	DRE_TOPIC_BUDGET_EVENTS, DRE_TOPIC_COUPON_EVENTS,
-	DRE_TOPIC_LOYALTY_EVENTS, DRE_TOPIC_SIDEFX };
+	DRE_TOPIC_LOYALTY_EVENTS, DRE_TOPIC_SIDEFX, DRE_TOPIC_TX_RETURNED };
 
 #define MAX_SFX 16
 

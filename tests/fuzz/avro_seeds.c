@@ -160,6 +160,20 @@ main(int argc, char **argv)
 		      .promotion_id = "10000000-0000-4000-8000-000000000001",
 		      .reason = NULL };
 	rc |= put(dir, "coupon_event", dre_avro_encode_coupon(&b, &ce), &b);
+
+	dre_return_event re
+	    = { .event_id = "0b6f2a4e-6c1d-4f53-9a55-000000000007",
+		      .tenant = "default",
+		      .occurred_at = 1780000000000,
+		      .schema_version = 1,
+		      .order_id = "ORD-1",
+		      .return_id = "RET-1",
+		      .customer_id = "C-1",
+		      .refund_amount = 900,
+		      .points_deducted = 9,
+		      .points_balance = 9 };
+	rc |= put(
+	    dir, "return_event", dre_avro_encode_return_event(&b, &re), &b);
 	dre_buf_free(&b);
 	return rc;
 }

@@ -19,7 +19,8 @@ SRC = os.path.dirname(os.path.dirname(HERE))
 CORPUS = os.path.join(HERE, "corpus")
 # Indexes into fuzz_avro.c's writers[] (framed inputs).
 AVRO_WRITERS = {"master": 0, "tx_confirmed": 2, "sfx_result": 3,
-                "budget_status": 4, "budget_event": 5, "coupon_event": 6}
+                "budget_status": 4, "budget_event": 5, "coupon_event": 6,
+                "return_event": 7}
 
 
 def write(target, name, data):

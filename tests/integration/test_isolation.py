@@ -43,6 +43,7 @@ COLLECTION_FIXTURE = {
     "promotion-assignments": "assignment", "reward-vouchers": "voucher",
     "Campaigns": "campaign", "messages": "mdmsg",
     "ImportJobs": "importjob", "ArticleImportJobs": "posjob",
+    "promotions": "promo",
 }
 # Query strings that name A's data on routes that take them.
 QUERIES = {
@@ -109,6 +110,8 @@ def bodies(a):
                                            "refundAmount": D("1.00")}]},
         "rcGetLoyaltyPoints": {"orderId": a["txn"], "customerId": a["contact"]},
         "rcRewardLookup": {"customerId": a["contact"]},
+        "rcSupcCreate": {"count": 1},
+        "rcSupcRedeem": {"codes": [{"code": a["code"], "redeemed": True, "orderId": a["txn"]}]},
         "exchangeRewardVoucher": {"contactId": a["contact"]},
         "assignPromotion": {"contactId": a["contact"], "promotionId": a["personal"]},
         "redeemPromotionAssignment": {"redemptionChannel": "POS"},

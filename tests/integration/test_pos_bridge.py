@@ -3,18 +3,25 @@
 # 004) through the real processes, in the platform's shapes only: a till's
 # cart validation with a promo code and a member (priced by the same engine
 # as /pos/v2/evaluate), the ORDER webhook confirming the cart's last priced
-# iteration (code redeemed, points credited, side effects COMPLETED), a
-# repost getting the first answer; the platform's conventions (?api_key=,
+# iteration (budget consumed, code redeemed, points credited, side effects
+# COMPLETED), a repost getting the first answer; the platform's conventions (?api_key=,
 # empty 401, {errorCode, errorMessage}, DRE-Ignored-Fields) and its bad
 # inputs (no lines, negative quantity, unknown store, ORDER of a cart never
-# priced, a promotion not granted), never a 5xx.
+# priced, a promotion not granted, RETURN of an unknown order, a SUPC
+# redeemed twice), never a 5xx and nothing half-applied; RETURN's
+# TRANSACTION_RETURNED event on its topic and as a webhook; the SUPC merchant
+# API (create, list, mark redeemed once, used in a cart).
+import json
 import os
+import re
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import D, basket, item, pct_action, promotion, uniq  # noqa: E402
+from test_webhook import Receiver  # noqa: E402
 
 CART = "/rc/spi/1.0/sa/cartValidation"
 ORDER = "/rc/webhooks/ORDER"
@@ -23,6 +30,7 @@ CODE = "/rc/spi/1.0/promotion-code/validate"
 POINTS = "/rc/spi/1.0/sa/getLoyaltyPoints"
 RETURN = "/rc/webhooks/RETURN"
 REWARDS = "/rc/spi/1.0/reward/lookup"
+SUPC = "/merchant/v1/promotions/%s/supc"
 
 
 class Bridge(harness.TestCase):
@@ -33,11 +41,24 @@ class Bridge(harness.TestCase):
         r = s.post("/api/v1/ApiKeys", {"name": uniq("till"), "roles": ["POSReader"]})
         assert r.status == 201, r
         cls.key = r.body["key"]
+        r = s.post("/api/v1/ApiKeys", {"name": uniq("merchant"), "roles": ["PublicApiWriter"]})
+        assert r.status == 201, r
+        cls.merchant_key = r.body["key"]
+        cls.rx = Receiver()
 
-    def call(self, path, body, key=Ellipsis, raw=None):
+    @classmethod
+    def tearDownClass(cls):
+        cls.rx.close()
+        super().tearDownClass()
+
+    def call(self, path, body, key=Ellipsis, raw=None, method="POST"):
         k = self.key if key is Ellipsis else key
         q = "" if k is None else "?api_key=" + k
-        return self.stack.request("POST", path + q, body=body, raw=raw, user=None)
+        return self.stack.request(method, path + q, body=body, raw=raw, user=None)
+
+    def supc(self, method, promo_id, body=None, key=Ellipsis):
+        return self.call(SUPC % promo_id, body, method=method,
+                         key=self.merchant_key if key is Ellipsis else key)
 
     def assertPlatformError(self, r, status, code):
         self.assertStatus(r, status)
@@ -56,14 +77,16 @@ class Bridge(harness.TestCase):
                                            "prefix": "RC"})
         self.assertStatus(r, 201)
         ctype = r.body
+        self.budget = s.create_budget("100.00")
         p = promotion("Bridge 10%% %s" % art, [{"type": "ARTICLE", "values": [art]}],
                       [pct_action(10, articles=[art])], pos_groups=[g["id"]],
-                      couponTypeIds=[ctype["id"]])
+                      couponTypeIds=[ctype["id"]], budgetIds=[self.budget["id"]])
         pts = promotion("Points %s" % art, [{"type": "CUSTOMER_REQUIRED"}],
                         [{"type": "CURRENCY_TO_POINTS", "pointsPerUnit": 1}],
                         pos_groups=[g["id"]], ptype="LOYALTY")
         s.create_promotion(p)
         s.create_promotion(pts)
+        self.points_promo = pts
         probe = basket(g["id"], [item("L1", art, 1, "10.00")], customer={"customerId": "x"})
         probe["coupons"] = [{"code": self.new_code(ctype)}]
         s.wait_for_promotion(p["id"], probe)
@@ -97,6 +120,9 @@ class Bridge(harness.TestCase):
     # -- the till's flow -------------------------------------------------------
     def test_till_flow(self):
         s = self.stack
+        hook = "/returned-" + uniq("h")
+        self.assertStatus(s.post("/api/v1/WebhookSubscriptions", {
+            "url": self.rx.url(hook), "eventTypes": ["TRANSACTION_RETURNED"]}), 201)
         g, art, ctype, p = self.setup_store()
         contact, mn = self.member()
         code = self.new_code(ctype)
@@ -160,6 +186,10 @@ class Bridge(harness.TestCase):
         j = s.wait_side_effects(cart_id, 1)
         self.assertEqual((j["status"], j["couponsRedeemed"], j["loyaltyPointsEarned"]),
                          ("COMPLETED", 1, 18), j)
+        self.assertEqual(j["budgetsConsumed"], [{"budgetId": self.budget["id"],
+                                                 "amount": harness.money("2.00")}])
+        bb = s.budget(self.budget["id"])
+        self.assertEqual((bb["consumedAmount"], bb["transactionsCount"]), (D("2.00"), 1))
         c = self.assertOk(s.get("/api/v1/CouponCodes/" + code))
         self.assertEqual((c["status"], c["redemptionCount"]), ("REDEEMED", 1))
         o = self.assertOk(s.get("/api/v3/contactoverview?contactId=" + contact["id"]))
@@ -195,9 +225,35 @@ class Bridge(harness.TestCase):
         self.assertEqual(self.assertOk(self.call(RETURN, ret2))["pointsDeducted"], 9)
         o = self.assertOk(s.get("/api/v3/contactoverview?contactId=" + contact["id"]))
         self.assertEqual(o["loyalty"]["pointsBalance"], 0)
-        self.assertPlatformError(self.call(RETURN, dict(ret, orderId=uniq("NOORDER"),
-                                                        returnId=uniq("RET"))),
-                                 404, "ORDER_NOT_FOUND")
+        unknown = dict(ret, orderId=uniq("NOORDER"), returnId=uniq("RET"))
+        self.assertPlatformError(self.call(RETURN, unknown), 404, "ORDER_NOT_FOUND")
+        # TRANSACTION_RETURNED: once per return (not for the repost, nor for
+        # the unknown order), key <tenant>/<orderId>, amounts in minor units.
+        ours = (ret["returnId"], ret2["returnId"], unknown["returnId"])
+        evs = harness.wait_until(lambda: [
+            e for e in s.events("dre.transactions.returned", wait_s=5)
+            if e["value"]["returnId"] in ours] or None, 20, what="TRANSACTION_RETURNED")
+        self.assertEqual([e["value"]["returnId"] for e in evs],
+                         [ret["returnId"], ret2["returnId"]])
+        self.assertEqual({e["key"] for e in evs}, {"default/" + order_id})
+        v = dict(evs[0]["value"])
+        eid, at = v.pop("eventId"), v.pop("occurredAt")
+        self.assertEqual(v, {"tenant": "default", "schemaVersion": 1, "orderId": order_id,
+                             "returnId": ret["returnId"], "customerId": {"string": contact["id"]},
+                             "refundAmount": 900, "pointsDeducted": 9, "pointsBalance": 9})
+        self.assertLessEqual(abs(at - time.time() * 1000), 60000)
+        self.assertEqual((evs[1]["value"]["refundAmount"], evs[1]["value"]["pointsDeducted"],
+                          evs[1]["value"]["pointsBalance"]), (1800, 9, 0))
+        # ... and as the webhook TRANSACTION_RETURNED, with the same id.
+        def delivered():
+            got = [json.loads(g[2], parse_float=D) for g in self.rx.at(hook)]
+            return [x for x in got if x["data"]["returnId"] == ret["returnId"]] or None
+        first, = harness.wait_until(delivered, 20, what="TRANSACTION_RETURNED webhook")
+        self.assertEqual((first["id"], first["type"]), (eid, "TRANSACTION_RETURNED"))
+        self.assertEqual(first["data"], {"orderId": order_id, "returnId": ret["returnId"],
+                                         "customerId": contact["id"],
+                                         "refundAmount": D("9.00"), "pointsDeducted": 9,
+                                         "pointsBalance": 9})
         self.assertPlatformError(self.call(RETURN, dict(ret, lineItems=[])), 400, "EMPTY_RETURN")
         self.assertPlatformError(self.call(RETURN, {"orderId": order_id}), 400, "MISSING_FIELD")
 
@@ -224,6 +280,154 @@ class Bridge(harness.TestCase):
         r = self.call(ORDER, {"orderId": uniq("ORD"), "cartId": cart2,
                               "promotions": [{"promotionId": p["id"], "amount": D("2.00")}]})
         self.assertPlatformError(r, 409, "PROMOTION_NOT_GRANTED")
+
+    # -- the worked example of docs/pos-bridge.md, as a retailer replays it --------
+    def test_docs_curl_sequence(self):
+        doc = open(os.path.join(harness.SOURCE_DIR, "docs", "pos-bridge.md"),
+                   encoding="utf-8").read()
+        part = doc[doc.index("## A till's sale, replayable with curl"):]
+        script = re.search(r"```sh\n(.*?)```", part, re.S).group(1)
+        p = subprocess.run(["bash", "-c", script], env=dict(os.environ, GW=self.stack.base_url),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=harness.deadline(60))
+        self.assertEqual(p.returncode, 0, p.stderr.decode() + p.stdout.decode())
+        out = {}
+        for line in p.stdout.decode().splitlines():
+            label, _, rest = line.partition(" ")
+            out[label] = rest
+        again, _, status = out.pop("again").rpartition(" ")
+        got = {k: json.loads(v, parse_float=D) for k, v in out.items()}
+        promo = got["cart"]["lineItems"][0]["promotions"][0]["promotionId"]
+        self.assertEqual(got["cart"], {
+            "valid": True, "cartId": "CART-1", "transactionCounter": 1, "currency": "EUR",
+            "lineItems": [{"lineId": "1", "sku": "A1", "quantity": 2, "unitPrice": D("10.00"),
+                           "lineTotal": D("20.00"), "discount": D("2.00"), "netTotal": D("18.00"),
+                           "promotions": [{"promotionId": promo, "name": "10% on A1 with a code",
+                                           "amount": D("2.00"), "code": "RC1234"}]}],
+            "grantedItems": [],
+            "totals": {"subtotal": D("20.00"), "discount": D("2.00"), "total": D("18.00")},
+            "loyaltyPointsEarned": 18, "messages": []})
+        self.assertEqual(got["code"], {"valid": True, "code": "RC1234", "promotionId": promo,
+                                       "message": "coupon 'RC1234' is valid", "expiresAt": None})
+        self.assertEqual((got["order"]["orderId"], got["order"]["confirmed"]), ("ORD-1", True))
+        self.assertEqual((got["sidefx"]["status"], got["sidefx"]["couponsRedeemed"],
+                          got["sidefx"]["loyaltyPointsEarned"]), ("COMPLETED", 1, 18))
+        self.assertEqual(got["points"], {"orderId": "ORD-1", "customerId": "M1",
+                                         "pointsEarned": 18, "pointsBalance": 18,
+                                         "tier": "BASE"})
+        self.assertEqual(got["rewards"], {"accountNumber": "M1", "totalPoints": 18,
+                                          "currentRewardPoints": 18, "pointsToNextReward": 482,
+                                          "currentTier": {"name": "BASE"}, "rewards": []})
+        ret = dict(got["return"])
+        self.assertTrue(ret.pop("customerId"))
+        self.assertEqual(ret, {"orderId": "ORD-1", "returnId": "RET-1", "pointsDeducted": 9,
+                               "pointsBalance": 9})
+        self.assertEqual(got["cart2"]["totals"]["discount"], D("1.00"))
+        self.assertEqual(got["void"], {"cartId": "CART-2", "voided": True})
+        self.assertEqual((got["freed"]["status"], got["freed"]["activeReservations"]),
+                         ("ACTIVE", 0))
+        self.assertEqual(got["supc"]["codes"], [{"code": "RC-WEB-1", "status": "ACTIVE"},
+                                                {"code": "RC-WEB-2", "status": "ACTIVE"}])
+        listed = {c["code"]: c for c in got["supclist"]["codes"]}
+        self.assertEqual((listed["RC1234"]["status"], listed["RC1234"]["cartId"]),
+                         ("REDEEMED", "CART-1"))
+        self.assertEqual(listed["RC5678"], {"code": "RC5678", "status": "ACTIVE"})
+        self.assertEqual(got["redeemed"], {"promotionId": promo, "codes": [
+            {"code": "RC-WEB-1", "status": "REDEEMED", "redeemedAt": 1780833600000,
+             "orderId": "WEB-9"}]})
+        self.assertEqual((json.loads(again), status), ({
+            "errorCode": "ALREADY_REDEEMED",
+            "errorMessage": "code 'RC-WEB-1' is REDEEMED already"}, "409"))
+
+    # -- SUPC: single-use promotion codes of an external system ----------------
+    def test_supc(self):
+        s = self.stack
+        g, art, ctype, p = self.setup_store()
+        a, b = uniq("SUPC-A"), uniq("supc-b")
+        r = self.supc("POST", p["id"], {"codes": [a, b], "batchName": "web"})
+        self.assertStatus(r, 201)
+        self.assertEqual(r.headers.get("dre-ignored-fields"), "batchName")
+        self.assertEqual(r.body, {"promotionId": p["id"], "couponTypeId": ctype["id"],
+                                  "codes": [{"code": a, "status": "ACTIVE"},
+                                            {"code": b.upper(), "status": "ACTIVE"}]})
+        b = b.upper()
+        r = self.supc("POST", p["id"], {"count": 3})
+        self.assertStatus(r, 201)
+        gen = [c["code"] for c in r.body["codes"]]
+        self.assertEqual(len(set(gen)), 3)
+        self.assertTrue(all(c.startswith("RC") for c in gen), gen)
+        # All or none: one code that exists, nothing created.
+        fresh = uniq("SUPC-N")
+        self.assertPlatformError(self.supc("POST", p["id"], {"codes": [fresh, a]}), 409,
+                                 "CODE_EXISTS")
+        self.assertStatus(s.get("/api/v1/CouponCodes/" + fresh), 404)
+        for body, code in (({}, "MISSING_FIELD"), ({"count": 0}, "INVALID_FIELD"),
+                           ({"codes": []}, "INVALID_FIELD"), ({"codes": [""]}, "INVALID_FIELD"),
+                           ({"codes": [fresh, fresh]}, "INVALID_FIELD"),
+                           ({"codes": [fresh], "count": 1}, "MISSING_FIELD")):
+            self.assertPlatformError(self.supc("POST", p["id"], body), 400, code)
+        self.assertStatus(s.get("/api/v1/CouponCodes/" + fresh), 404)
+        # The list: every code of the promotion's INDIVIDUAL type.
+        lst = self.assertOk(self.supc("GET", p["id"]))
+        self.assertEqual(lst["promotionId"], p["id"])
+        mine = {c["code"]: c for c in lst["codes"] if c["code"] in [a, b] + gen}
+        self.assertEqual(mine, {c: {"code": c, "status": "ACTIVE"} for c in [a, b] + gen})
+        # Marked redeemed by the external system: exactly once.
+        at = 1780833600000
+        mark = {"codes": [{"code": a.lower(), "redeemed": True, "orderId": "EXT-1",
+                           "redeemedAt": at, "channel": "WEB"}]}
+        r = self.supc("PUT", p["id"], mark)
+        self.assertEqual(r.headers.get("dre-ignored-fields"), "codes[0].channel")
+        self.assertEqual(self.assertOk(r),
+                         {"promotionId": p["id"], "codes": [
+                             {"code": a, "status": "REDEEMED", "redeemedAt": at,
+                              "orderId": "EXT-1"}]})
+        msg = self.assertPlatformError(self.supc("PUT", p["id"], mark), 409, "ALREADY_REDEEMED")
+        self.assertIn(a, msg)
+        # A second mark among fresh codes: 409, and the fresh code unchanged.
+        both = {"codes": [{"code": gen[0], "redeemed": True, "orderId": "EXT-2"},
+                          {"code": a, "redeemed": True, "orderId": "EXT-2"}]}
+        self.assertPlatformError(self.supc("PUT", p["id"], both), 409, "ALREADY_REDEEMED")
+        c = self.assertOk(s.get("/api/v1/CouponCodes/" + gen[0]))
+        self.assertEqual((c["status"], c["redemptionCount"]), ("ACTIVE", 0))
+        c = self.assertOk(s.get("/api/v1/CouponCodes/" + a))
+        self.assertEqual((c["status"], c["redemptionCount"]), ("REDEEMED", 1))
+        for body, status, code in (
+                ({"codes": [{"code": uniq("NOPE"), "redeemed": True}]}, 404, "CODE_NOT_FOUND"),
+                ({"codes": [{"code": gen[0], "redeemed": False}]}, 400, "INVALID_FIELD"),
+                ({"codes": [{"code": gen[0], "redeemed": True, "redeemedAt": "now"}]}, 400,
+                 "INVALID_FIELD"),
+                ({"codes": []}, 400, "INVALID_FIELD"), ({}, 400, "MISSING_FIELD")):
+            self.assertPlatformError(self.supc("PUT", p["id"], body), status, code)
+        # A SUPC is a promo code of a cart: priced, reserved, redeemed by ORDER.
+        line = {"lineId": "1", "sku": art, "quantity": 1, "unitPrice": D("10.00")}
+        cart_id = uniq("CART")
+        cb = self.assertOk(self.cart(cart_id, g["code"], [line], codes=[b]))
+        self.assertEqual((cb["totals"]["discount"], cb["messages"]), (D("1.00"), []))
+        self.assertEqual(cb["lineItems"][0]["promotions"][0]["code"], b)
+        self.assertOk(self.call(ORDER, {"orderId": uniq("ORD"), "cartId": cart_id,
+                                        "promotions": [{"promotionId": p["id"],
+                                                        "amount": D("1.00"), "code": b}]}))
+        self.assertEqual(s.wait_side_effects(cart_id, 1)["couponsRedeemed"], 1)
+        # The one the external system redeemed is refused at the till.
+        ca = self.assertOk(self.cart(uniq("CART"), g["code"], [line], codes=[a]))
+        self.assertEqual([m["code"] for m in ca["messages"]], ["INVALID_PROMO_CODE"])
+        self.assertEqual(ca["totals"]["discount"], D("0.00"))
+        lst = {c["code"]: c for c in self.assertOk(self.supc("GET", p["id"]))["codes"]}
+        self.assertEqual(lst[a], {"code": a, "status": "REDEEMED", "redeemedAt": at,
+                                  "orderId": "EXT-1"})
+        self.assertEqual((lst[b]["status"], lst[b]["cartId"]), ("REDEEMED", cart_id))
+        self.assertIsInstance(lst[b]["redeemedAt"], int)
+        # A promotion without an INDIVIDUAL coupon type, one DRE does not know.
+        self.assertPlatformError(self.supc("GET", self.points_promo["id"]), 409, "NO_SUPC_TYPE")
+        self.assertPlatformError(self.supc("POST", self.points_promo["id"], {"count": 1}), 409,
+                                 "NO_SUPC_TYPE")
+        self.assertPlatformError(self.supc("GET", harness.new_id()), 404, "PROMOTION_NOT_FOUND")
+        # A till's key reads nothing here; no key: the empty 401.
+        self.assertPlatformError(self.supc("POST", p["id"], {"count": 1}, key=self.key), 403,
+                                 "FORBIDDEN")
+        r = self.supc("GET", p["id"], key=None)
+        self.assertEqual((r.status, r.raw), (401, b""))
 
     # -- reward lookup (runs after the till flow: it sets the program) ---------
     def test_vouchers_in_reward_lookup(self):
@@ -290,6 +494,8 @@ class Bridge(harness.TestCase):
             ({"cartId": uniq("C"), "lineItems": [ok_line]}, 400, "MISSING_FIELD"),
             ({"cartId": uniq("C"), "storeId": g["code"], "lineItems": [ok_line],
               "promoCodes": "ABC"}, 400, "INVALID_FIELD"),
+            ({"cartId": uniq("C"), "storeId": g["code"],
+              "lineItems": [dict(ok_line, category="C" * 21)]}, 400, "INVALID_FIELD"),
             ([1, 2], 400, "INVALID_REQUEST"),
         ]
         for body, status, code in cases:
@@ -308,6 +514,7 @@ class Bridge(harness.TestCase):
         msg = self.assertPlatformError(self.call(ORDER, {"orderId": uniq("O"), "cartId": never}),
                                        404, "CART_NOT_FOUND")
         self.assertIn(never, msg)
+        self.assertStatus(self.stack.side_effects(never, 1), 404)
         self.assertPlatformError(self.call(ORDER, {"cartId": never}), 400, "MISSING_FIELD")
         self.assertPlatformError(self.call(ORDER, {"orderId": "o", "cartId": cart_id,
                                                    "createdAt": "yesterday"}),

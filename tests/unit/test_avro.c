@@ -464,6 +464,51 @@ test_loyalty_event_round_trip(void **state)
 	dre_buf_free(&b);
 }
 
+static void
+test_return_event_round_trip(void **state)
+{
+	dre_return_event in = { .tenant = "t",
+		.occurred_at = 1780000000123,
+		.schema_version = 1,
+		.order_id = "ORD-1",
+		.return_id = "RET-1",
+		.customer_id = "c-1",
+		.refund_amount = 900,
+		.points_deducted = 9,
+		.points_balance = 41 };
+	(void) state;
+	strcpy(in.event_id, "0b5c2a54-6b7e-4f43-9b6c-5f3f4d0e2a13");
+	dre_buf b = { 0 };
+	assert_int_equal(dre_avro_encode_return_event(&b, &in), DRE_OK);
+	dre_arena       *a = dre_arena_alloc(0);
+	dre_return_event out;
+	assert_int_equal(
+	    dre_avro_decode_return_event(&out, a, b.data, b.len), DRE_OK);
+	assert_string_equal(out.event_id, in.event_id);
+	assert_string_equal(out.tenant, "t");
+	assert_int_equal(out.occurred_at, 1780000000123);
+	assert_int_equal(out.schema_version, 1);
+	assert_string_equal(out.order_id, "ORD-1");
+	assert_string_equal(out.return_id, "RET-1");
+	assert_string_equal(out.customer_id, "c-1");
+	assert_int_equal(out.refund_amount, 900);
+	assert_int_equal(out.points_deducted, 9);
+	assert_int_equal(out.points_balance, 41);
+	// No member: customerId null.
+	in.customer_id = NULL;
+	dre_buf_reset(&b);
+	assert_int_equal(dre_avro_encode_return_event(&b, &in), DRE_OK);
+	assert_int_equal(
+	    dre_avro_decode_return_event(&out, a, b.data, b.len), DRE_OK);
+	assert_null(out.customer_id);
+	// Another event's bytes are not a return.
+	dre_loyalty_event le;
+	assert_int_not_equal(
+	    dre_avro_decode_loyalty_event(&le, a, b.data, b.len), DRE_OK);
+	dre_arena_free(a);
+	dre_buf_free(&b);
+}
+
 static dre_budget_status_event
 sample_status(void)
 {
@@ -615,8 +660,8 @@ test_every_schema_loads(void **state)
 	static const char *const names[] = { "MasterDataChanged",
 		"TransactionConfirmed", "SideEffectResult", "BudgetStatus",
 		"BudgetEvent", "LoyaltyEvent", "TransactionConfirmed_v1",
-		"TransactionConfirmed_v2", NULL };
-	uint64_t                 fps[9];
+		"TransactionConfirmed_v2", "TransactionReturned", NULL };
+	uint64_t                 fps[10];
 	for (int i = 0; names[i] != NULL; i++) {
 		assert_non_null(dre_avro_schema_json(names[i]));
 		assert_int_equal(
@@ -640,6 +685,7 @@ main(void)
 		cmocka_unit_test(test_sidefx_and_budget_round_trip),
 		cmocka_unit_test(test_loyalty_event_round_trip),
 		cmocka_unit_test(test_import_finished_round_trip),
+		cmocka_unit_test(test_return_event_round_trip),
 		cmocka_unit_test(test_every_schema_loads),
 		cmocka_unit_test(test_confluent_framing),
 	};

@@ -673,6 +673,68 @@ test_links_and_check(void **state)
 	dre_arena_free(a);
 }
 
+// Codes an external system redeemed (the bridge's SUPC API): all or none,
+// each once, a till's hold ends, only codes of the given types.
+static void
+test_redeem_external(void **state)
+{
+	(void) state;
+	char         tid[37], tid2[37];
+	dre_arena   *a = dre_arena_alloc(0);
+	cp_outcome   o;
+	cp_resv      r;
+	const char **ids = NULL;
+	size_t       n = 0;
+	make_type("t1", false, 0, 0, 0, tid);
+	make_type("t1", false, 0, 0, 0, tid2);
+	make_code("t1", tid, "EXT-1", "", CP_ACTIVE);
+	make_code("t1", tid, "EXT-2", "", CP_ACTIVE);
+	make_code("t1", tid2, "EXT-3", "", CP_ACTIVE);
+	cp_reserve(&S, a, "t1", "EXT-2", "CART-9", NULL, &r, &o);
+	assert_int_equal(o.status, 200);
+	const char *types[] = { tid };
+	// A code of another type: refused, nothing changed.
+	cp_ext_redeem v[2] = { { .code = "EXT-1", .order = "O1", .at = 1000 },
+		{ .code = "EXT-3", .order = "O1" } };
+	cp_redeem_external(&S, a, "t1", v, 2, types, 1, &o);
+	assert_int_equal(o.status, 404);
+	assert_int_equal(get_code("t1", "EXT-1").state, CP_ACTIVE);
+	// Both of the type: redeemed, the till's hold ended.
+	v[1] = (cp_ext_redeem) { .code = "EXT-2", .order = "O2" };
+	cp_redeem_external(&S, a, "t1", v, 2, types, 1, &o);
+	assert_int_equal(o.status, 200);
+	cp_code c = get_code("t1", "EXT-1");
+	assert_int_equal(c.state, CP_REDEEMED);
+	assert_int_equal(c.redeemed_at, 1000);
+	assert_int_equal(c.redemptions, 1);
+	c = get_code("t1", "EXT-2");
+	assert_int_equal(c.state, CP_REDEEMED);
+	assert_int_equal(c.held, 0);
+	assert_int_equal(cp_resv_load(&S, a, "t1", r.id, &r), DRE_OK);
+	assert_int_equal(r.state, CP_HOLD_RELEASED);
+	// Once only.
+	cp_redeem_external(&S, a, "t1", v, 1, types, 1, &o);
+	assert_int_equal(o.status, 409);
+	assert_int_equal(o.reason, CP_R_REDEEMED);
+	assert_int_equal(get_code("t1", "EXT-1").redemptions, 1);
+	// The promotion's types from the link table.
+	char doc[256];
+	snprintf(
+	    doc, sizeof doc, "{\"couponTypeIds\":[\"%s\",\"%s\"]}", tid, tid2);
+	dre_batch *b = dre_batch_alloc();
+	cp_links_apply(&S, b, "t1", "P-EXT", 3, doc, strlen(doc));
+	assert_int_equal(dre_store_write(S.st, b, false), DRE_OK);
+	dre_batch_free(b);
+	assert_int_equal(
+	    cp_links_types(&S, a, "t1", "P-EXT", &ids, &n), DRE_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(ids[0], tid);
+	assert_string_equal(ids[1], tid2);
+	assert_int_equal(
+	    cp_links_types(&S, a, "t1", "P-NONE", &ids, &n), DRE_ENOTFOUND);
+	dre_arena_free(a);
+}
+
 // Restart keeps codes, reservations and indexes.
 static void
 test_restart(void **state)
@@ -699,6 +761,7 @@ main(void)
 		cmocka_unit_test(test_events),
 		cmocka_unit_test(test_event_codec),
 		cmocka_unit_test(test_links_and_check),
+		cmocka_unit_test(test_redeem_external),
 		cmocka_unit_test(test_restart),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -8,7 +8,11 @@
 // --setup N first creates N active promotions (and their articles) through
 // /api/v1 and waits until the evaluator has loaded them. --bridge sends the
 // same baskets as the POS platform's carts to the bridge's cart validation
-// (POST /rc/spi/1.0/sa/cartValidation) instead.
+// (POST /rc/spi/1.0/sa/cartValidation) instead. --compare R measures both on
+// the same connections and the same baskets, alternating R rounds of
+// --duration seconds each (evaluate, cart validation, evaluate, ...), so
+// that the load of other work on the machine falls on both alike; it prints
+// each path's figures and their ratio.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
@@ -140,81 +144,208 @@ typedef struct {
 	int     basket;
 } conn;
 
-static char  *reqs[NBASKETS];
-static size_t reqlen[NBASKETS];
+// One request set: every basket as /pos/v2/evaluate or as a cart.
+typedef struct {
+	const char *name;
+	char       *req[NBASKETS];
+	size_t      len[NBASKETS];
+} reqset;
 
-static bool bridge;
+static reqset evals = { "/pos/v2/evaluate", { 0 }, { 0 } };
+static reqset carts = { "/rc/spi/1.0/sa/cartValidation", { 0 }, { 0 } };
 
-// build_carts is build_baskets in the POS platform's cart shape.
-static void
-build_carts(void)
-{
-	char *body = malloc(64 * 1024);
-	for (int b = 0; b < NBASKETS; b++) {
-		int lines
-		    = 1 + (httpc_rnd(4) == 0 ? httpc_rnd(40) : httpc_rnd(12));
-		size_t o = (size_t) sprintf(body,
-		    "{\"cartId\":\"BENCH-%d\",\"storeId\":\"BENCH\","
-		    "\"lineItems\":[",
-		    b);
-		for (int l = 0; l < lines; l++) {
-			int a = (int) httpc_rnd(NARTICLES);
-			o += (size_t) sprintf(body + o,
-			    "%s{\"lineId\":\"L%d\",\"sku\":\"A%05d\","
-			    "\"quantity\":%d,\"unitPrice\":%d.%02d}",
-			    l ? "," : "", l + 1, a, 1 + (int) httpc_rnd(3),
-			    1 + (int) httpc_rnd(60), (int) httpc_rnd(100));
-		}
-		o += (size_t) sprintf(body + o, "]}");
-		reqs[b] = httpc_request_alloc(
-		    "POST", "/rc/spi/1.0/sa/cartValidation", body, &reqlen[b]);
-	}
-	free(body);
-}
-
+// build_baskets writes each basket twice from the same draws: as an
+// evaluate request and as the POS platform's cart (storeId = the POS group
+// code, sku = the article; the article group comes from the article's
+// master data in both, as a cart names none).
 static void
 build_baskets(void)
 {
-	char *body = malloc(64 * 1024);
+	char *ev = malloc(64 * 1024), *ca = malloc(64 * 1024);
 	for (int b = 0; b < NBASKETS; b++) {
 		// Realistic mix: most baskets small, a tail up to 40 lines.
 		int lines
 		    = 1 + (httpc_rnd(4) == 0 ? httpc_rnd(40) : httpc_rnd(12));
-		size_t o = (size_t) sprintf(body,
+		size_t o = (size_t) sprintf(ev,
 		    "{\"request\":{\"header\":{\"transactionId\":\"BENCH-%d\"}"
 		    ","
 		    "\"posGroupCode\":\"BENCH\",\"channel\":\"IN_STORE\","
 		    "\"items\":[",
 		    b);
+		size_t oc = (size_t) sprintf(ca,
+		    "{\"cartId\":\"BENCH-%d\",\"storeId\":\"BENCH\","
+		    "\"lineItems\":[",
+		    b);
 		for (int l = 0; l < lines; l++) {
 			int a = (int) httpc_rnd(NARTICLES);
-			o += (size_t) sprintf(body + o,
+			int q = 1 + (int) httpc_rnd(3);
+			int eu = 1 + (int) httpc_rnd(60),
+			    ct = (int) httpc_rnd(100);
+			o += (size_t) sprintf(ev + o,
 			    "%s{\"lineReference\":\"L%d\",\"articleNumber\":"
-			    "\"A%05d\","
-			    "\"articleGroupId\":\"G%03d\",\"quantity\":%d,"
-			    "\"unitPrice\":%d.%02d}",
-			    l ? "," : "", l + 1, a, a % NGROUPS,
-			    1 + (int) httpc_rnd(3), 1 + (int) httpc_rnd(60),
-			    (int) httpc_rnd(100));
+			    "\"A%05d\",\"quantity\":%d,\"unitPrice\":%d.%02d}",
+			    l ? "," : "", l + 1, a, q, eu, ct);
+			oc += (size_t) sprintf(ca + oc,
+			    "%s{\"lineId\":\"L%d\",\"sku\":\"A%05d\","
+			    "\"quantity\":%d,\"unitPrice\":%d.%02d}",
+			    l ? "," : "", l + 1, a, q, eu, ct);
 		}
-		o += (size_t) sprintf(body + o, "]}}");
-		reqs[b] = httpc_request_alloc(
-		    "POST", "/pos/v2/evaluate", body, &reqlen[b]);
+		sprintf(ev + o, "]}}");
+		sprintf(ca + oc, "]}");
+		evals.req[b] = httpc_request_alloc(
+		    "POST", evals.name, ev, &evals.len[b]);
+		carts.req[b] = httpc_request_alloc(
+		    "POST", carts.name, ca, &carts.len[b]);
 	}
-	free(body);
+	free(ev);
+	free(ca);
+}
+
+// What one path measured (over one or more rounds).
+typedef struct {
+	int64_t *lat;
+	size_t   n, cap;
+	long     errors, non200;
+	int64_t  bytes;
+	double   secs;
+} tally;
+
+// run sends requests of rs on the nconn connections for duration seconds
+// (open loop at rate when > 0) and adds what it measured to t. Answers of
+// requests still in flight at the end are awaited (not counted). False when
+// a connection was lost.
+static bool
+run(int ep, conn *cs, int nconn, const reqset *rs, int duration, double rate,
+    tally *t)
+{
+	int64_t start = httpc_now_ns(),
+	        end = start + (int64_t) duration * 1000000000;
+	int64_t interval = rate > 0 ? (int64_t) (1e9 / rate) : 0;
+	int64_t next_due = start;
+	int     busy = 0;
+
+	for (;;) {
+		int64_t now = httpc_now_ns();
+		if (now >= end && busy == 0)
+			break;
+		// Issue requests on idle connections.
+		for (int i = 0; i < nconn && now < end; i++) {
+			conn *c = &cs[i];
+			if (c->busy)
+				continue;
+			if (interval && next_due > now)
+				break;
+			c->busy = true;
+			busy++;
+			c->due = interval ? next_due : now;
+			next_due += interval;
+			c->basket = (int) httpc_rnd(NBASKETS);
+			c->woff = 0;
+			ssize_t n = write(
+			    c->fd, rs->req[c->basket], rs->len[c->basket]);
+			if (n > 0)
+				c->woff = (size_t) n;
+		}
+		struct epoll_event evs[64];
+		int64_t            wait_ms
+		    = interval ? (next_due - httpc_now_ns()) / 1000000 : 1;
+		if (wait_ms < 0)
+			wait_ms = 0;
+		if (wait_ms > 5)
+			wait_ms = 5;
+		int n = epoll_wait(ep, evs, 64, (int) wait_ms);
+		for (int e = 0; e < n; e++) {
+			conn *c = evs[e].data.ptr;
+			if (c->busy && c->woff < rs->len[c->basket]) {
+				ssize_t w = write(c->fd,
+				    rs->req[c->basket] + c->woff,
+				    rs->len[c->basket] - c->woff);
+				if (w > 0)
+					c->woff += (size_t) w;
+			}
+			for (;;) {
+				ssize_t r = read(c->fd, c->in + c->used,
+				    sizeof(c->in) - c->used);
+				if (r <= 0) {
+					if (r == 0 || (errno != EAGAIN)) {
+						t->errors++;
+						fprintf(stderr,
+						    "connection lost: %s "
+						    "(read %zd)\n",
+						    r == 0 ? "closed by server"
+						           : strerror(errno),
+						    r);
+						return false;
+					}
+					break;
+				}
+				c->used += (size_t) r;
+			}
+			int    status;
+			size_t hlen, clen;
+			if (!c->busy
+			    || !httpc_response(
+			        c->in, c->used, &status, &hlen, &clen))
+				continue;
+			int64_t done = httpc_now_ns();
+			if (c->due < end) {
+				if (status != 200)
+					t->non200++;
+				t->bytes += (int64_t) (hlen + clen);
+				if (t->n < t->cap)
+					t->lat[t->n++] = done - c->due;
+			}
+			memmove(
+			    c->in, c->in + hlen + clen, c->used - hlen - clen);
+			c->used -= hlen + clen;
+			c->busy = false;
+			busy--;
+		}
+	}
+	t->secs += (double) (end - start) / 1e9;
+	return true;
+}
+
+#define PCT(t, p) (httpc_pct((t)->lat, (t)->n, (p)) / 1e6)
+
+static void
+report(const char *name, tally *t)
+{
+	qsort(t->lat, t->n, sizeof(int64_t), httpc_cmp_i64);
+	if (name != NULL)
+		printf("%s\n  ", name);
+	printf("requests %zu in %.1fs: %.0f req/s, %.1f MB/s, non-200 %ld, "
+	       "errors %ld\n",
+	    t->n, t->secs, (double) t->n / t->secs,
+	    (double) t->bytes / t->secs / 1e6, t->non200, t->errors);
+	printf("%slatency ms: p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max "
+	       "%.3f\n",
+	    name != NULL ? "  " : "", PCT(t, 0.50), PCT(t, 0.90), PCT(t, 0.99),
+	    PCT(t, 0.999), PCT(t, 1.0));
+}
+
+static tally
+tally_new(void)
+{
+	tally t = { 0 };
+	t.cap = 1 << 22;
+	t.lat = malloc(t.cap * sizeof(int64_t));
+	return t;
 }
 
 int
 main(int argc, char **argv)
 {
-	int    nconn = 32, duration = 10, setup_n = 0;
+	int    nconn = 32, duration = 10, setup_n = 0, rounds = 0;
 	double rate = 0; // requests per second; 0 = as fast as possible
-	static const struct option opts[]
-	    = { { "host", 1, 0, 'h' }, { "port", 1, 0, 'p' },
-		      { "connections", 1, 0, 'c' }, { "duration", 1, 0, 'd' },
-		      { "rate", 1, 0, 'r' }, { "setup", 1, 0, 's' },
-		      { "bridge", 0, 0, 'b' }, { 0, 0, 0, 0 } };
-	for (int c; (c = getopt_long(argc, argv, "h:p:c:d:r:s:b", opts, NULL))
+	bool   bridge = false;
+	static const struct option opts[] = { { "host", 1, 0, 'h' },
+		{ "port", 1, 0, 'p' }, { "connections", 1, 0, 'c' },
+		{ "duration", 1, 0, 'd' }, { "rate", 1, 0, 'r' },
+		{ "setup", 1, 0, 's' }, { "bridge", 0, 0, 'b' },
+		{ "compare", 1, 0, 'C' }, { 0, 0, 0, 0 } };
+	for (int c;
+	     (c = getopt_long(argc, argv, "h:p:c:d:r:s:bC:", opts, NULL))
 	     != -1;) {
 		switch (c) {
 		case 'c':
@@ -232,117 +363,46 @@ main(int argc, char **argv)
 		case 'b':
 			bridge = true;
 			break;
+		case 'C':
+			rounds = atoi(optarg);
+			break;
 		default:
 			if (httpc_option(c, optarg))
 				break;
 			fprintf(stderr,
 			    "usage: dre-bench-evaluate [--host H] [--port P] "
 			    "[--connections N] [--duration S] [--rate R] "
-			    "[--setup NPROMOS] [--bridge]\n");
+			    "[--setup NPROMOS] [--bridge | --compare "
+			    "ROUNDS]\n");
 			return 2;
 		}
 	}
 	if (setup_n > 0)
 		setup(setup_n);
-	if (bridge)
-		build_carts();
-	else
-		build_baskets();
+	build_baskets();
 
 	int   ep = epoll_create1(0);
 	conn *cs = calloc((size_t) nconn, sizeof(conn));
 	for (int i = 0; i < nconn; i++)
 		cs[i].fd = httpc_connect_epoll(ep, &cs[i]);
-	size_t   lcap = 1 << 22, nlat = 0;
-	int64_t *lat = malloc(lcap * sizeof(int64_t));
-	int64_t  start = httpc_now_ns(),
-	        end = start + (int64_t) duration * 1000000000;
-	int64_t interval = rate > 0 ? (int64_t) (1e9 / rate) : 0;
-	int64_t next_due = start;
-	long    errors = 0, non200 = 0;
-	int64_t bytes = 0;
-
-	for (;;) {
-		int64_t t = httpc_now_ns();
-		if (t >= end)
-			break;
-		// Issue requests on idle connections.
-		for (int i = 0; i < nconn; i++) {
-			conn *c = &cs[i];
-			if (c->busy)
-				continue;
-			if (interval && next_due > t)
-				break;
-			c->busy = true;
-			c->due = interval ? next_due : t;
-			next_due += interval;
-			c->basket = (int) httpc_rnd(NBASKETS);
-			c->woff = 0;
-			ssize_t n
-			    = write(c->fd, reqs[c->basket], reqlen[c->basket]);
-			if (n > 0)
-				c->woff = (size_t) n;
-		}
-		struct epoll_event evs[64];
-		int64_t            wait_ms
-		    = interval ? (next_due - httpc_now_ns()) / 1000000 : 1;
-		if (wait_ms < 0)
-			wait_ms = 0;
-		if (wait_ms > 5)
-			wait_ms = 5;
-		int n = epoll_wait(ep, evs, 64, (int) wait_ms);
-		for (int e = 0; e < n; e++) {
-			conn *c = evs[e].data.ptr;
-			if (c->busy && c->woff < reqlen[c->basket]) {
-				ssize_t w
-				    = write(c->fd, reqs[c->basket] + c->woff,
-				        reqlen[c->basket] - c->woff);
-				if (w > 0)
-					c->woff += (size_t) w;
-			}
-			for (;;) {
-				ssize_t r = read(c->fd, c->in + c->used,
-				    sizeof(c->in) - c->used);
-				if (r <= 0) {
-					if (r == 0 || (errno != EAGAIN)) {
-						errors++;
-						fprintf(stderr,
-						    "connection lost: %s "
-						    "(read %zd)\n",
-						    r == 0 ? "closed by server"
-						           : strerror(errno),
-						    r);
-						return 1;
-					}
-					break;
-				}
-				c->used += (size_t) r;
-			}
-			int    status;
-			size_t hlen, clen;
-			if (!httpc_response(
-			        c->in, c->used, &status, &hlen, &clen))
-				continue;
-			if (status != 200)
-				non200++;
-			bytes += (int64_t) (hlen + clen);
-			if (nlat < lcap)
-				lat[nlat++] = httpc_now_ns() - c->due;
-			memmove(
-			    c->in, c->in + hlen + clen, c->used - hlen - clen);
-			c->used -= hlen + clen;
-			c->busy = false;
-		}
+	tally te = tally_new(), tc = tally_new();
+	if (rounds <= 0) {
+		if (!run(ep, cs, nconn, bridge ? &carts : &evals, duration,
+		        rate, &te))
+			return 1;
+		report(NULL, &te);
+		return te.non200 || te.errors ? 1 : 0;
 	}
-	double secs = (double) (httpc_now_ns() - start) / 1e9;
-	qsort(lat, nlat, sizeof(int64_t), httpc_cmp_i64);
-#define PCT(p) (httpc_pct(lat, nlat, (p)) / 1e6)
-	printf("requests %zu in %.1fs: %.0f req/s, %.1f MB/s, non-200 %ld, "
-	       "errors %ld\n",
-	    nlat, secs, (double) nlat / secs, (double) bytes / secs / 1e6,
-	    non200, errors);
-	printf(
-	    "latency ms: p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n",
-	    PCT(0.50), PCT(0.90), PCT(0.99), PCT(0.999), PCT(1.0));
-	return non200 || errors ? 1 : 0;
+	for (int r = 0; r < rounds; r++)
+		if (!run(ep, cs, nconn, &evals, duration, rate, &te)
+		    || !run(ep, cs, nconn, &carts, duration, rate, &tc))
+			return 1;
+	report(evals.name, &te);
+	report(carts.name, &tc);
+	printf("cart validation / evaluate: req/s %.2f, p50 %.2f, p99 %.2f "
+	       "(%d rounds of %d s each, %d connections)\n",
+	    ((double) tc.n / tc.secs) / ((double) te.n / te.secs),
+	    PCT(&tc, 0.50) / PCT(&te, 0.50), PCT(&tc, 0.99) / PCT(&te, 0.99),
+	    rounds, duration, nconn);
+	return te.non200 || te.errors || tc.non200 || tc.errors ? 1 : 0;
 }

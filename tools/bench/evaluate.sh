@@ -3,6 +3,8 @@
 # catalog, evaluator and gateway pinned to core 0, 1,000 promotions, the load
 # generator on core 1. Not a test.
 #   tools/bench/evaluate.sh [dre-bench-evaluate args]   (default: -d 10 -c 32)
+#   tools/bench/evaluate.sh --compare 3 -d 5 -c 32   (cart validation next to
+#   evaluate: the same baskets, alternating rounds, and their ratio)
 # Build first: tools/dre build. Extra service options: EV_OPTS, GW_OPTS.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)

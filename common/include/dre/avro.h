@@ -211,6 +211,25 @@ dre_err dre_avro_encode_loyalty_event(
 dre_err dre_avro_decode_loyalty_event(
     dre_loyalty_event *e, dre_arena *a, const void *data, size_t len);
 
+// dre.TransactionReturned (proto/TransactionReturned.avsc). NULL customer
+// is null.
+typedef struct {
+	char        event_id[37];
+	const char *tenant;
+	int64_t     occurred_at;
+	int32_t     schema_version;
+	const char *order_id;
+	const char *return_id;
+	const char *customer_id;
+	int64_t     refund_amount; // minor units
+	int64_t     points_deducted;
+	int64_t     points_balance;
+} dre_return_event;
+
+dre_err dre_avro_encode_return_event(dre_buf *out, const dre_return_event *e);
+dre_err dre_avro_decode_return_event(
+    dre_return_event *e, dre_arena *a, const void *data, size_t len);
+
 // dre_avro_event_id reads the eventId of any DRE event without knowing its
 // schema: by convention (proto/EVENTS.md) eventId is the first field of
 // every event record, so it is the first string of the body. out holds 37

@@ -10,6 +10,7 @@
 #define DRE_TOPIC_ARTICLE_GROUPS "dre.master.articlegroups"
 #define DRE_TOPIC_CAMPAIGNS      "dre.master.campaigns"
 #define DRE_TOPIC_TX_CONFIRMED   "dre.transactions.confirmed"
+#define DRE_TOPIC_TX_RETURNED    "dre.transactions.returned"
 #define DRE_TOPIC_CALCULATIONS   "dre.calculations"
 #define DRE_TOPIC_SIDEFX         "dre.sidefx.results"
 #define DRE_TOPIC_BUDGET_STATUS  "dre.budgets.status"
