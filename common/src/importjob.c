@@ -360,33 +360,41 @@ res_str(char *out, size_t cap, const char *s)
 	snprintf(out, cap, "%s", s != NULL ? s : "");
 }
 
+void
+dre_ijob_call_init(dre_ijob_call *c, const dre_ijob_row *row, const char *id)
+{
+	dre__rpc_request__init(&c->rq);
+	dre__param__init(&c->pid);
+	c->ps[0] = &c->pid;
+	if (id != NULL) {
+		c->pid.key = (char *) "id";
+		c->pid.value = (char *) id;
+		c->rq.params = c->ps;
+		c->rq.n_params = 1;
+	}
+	c->rq.method = (char *) "import.row";
+	c->rq.tenant = (char *) row->tenant;
+	c->rq.principal = (char *) row->principal;
+	memset(&c->call, 0, sizeof c->call);
+	c->call.method = c->rq.method;
+	c->call.tenant = row->tenant;
+	c->call.principal = row->principal;
+	c->call.body = (const uint8_t *) row->json;
+	c->call.body_len = row->len;
+	c->call.req = &c->rq;
+	c->call.on_worker = true;
+}
+
 dre_err
 dre_ijob_run(dre_rpc_fn fn, void *svc, const dre_ijob_row *row, const char *id,
     const char *key_field, dre_ijob_result *res)
 {
-	Dre__RpcRequest rq = DRE__RPC_REQUEST__INIT;
-	Dre__Param      pid = DRE__PARAM__INIT;
-	Dre__Param     *ps[1] = { &pid };
-	dre_rpc_reply   rep;
-	dre_err         out = DRE_OK;
-	if (id != NULL) {
-		pid.key = (char *) "id";
-		pid.value = (char *) id;
-		rq.params = ps;
-		rq.n_params = 1;
-	}
-	rq.method = (char *) "import.row";
-	rq.tenant = (char *) row->tenant;
-	rq.principal = (char *) row->principal;
-	dre_rpc_call call = { .method = rq.method,
-		.tenant = row->tenant,
-		.principal = row->principal,
-		.body = (const uint8_t *) row->json,
-		.body_len = row->len,
-		.req = &rq,
-		.on_worker = true };
+	dre_ijob_call c;
+	dre_rpc_reply rep;
+	dre_err       out = DRE_OK;
+	dre_ijob_call_init(&c, row, id);
 	memset(&rep, 0, sizeof rep);
-	fn(svc, &call, &rep);
+	fn(svc, &c.call, &rep);
 	int st = rep.status ? rep.status : 200;
 	if (st < 300) {
 		dre_arena *a = dre_arena_alloc(0);
@@ -423,11 +431,11 @@ dre_ijob_run(dre_rpc_fn fn, void *svc, const dre_ijob_row *row, const char *id,
 			           rep.body.len, DRE_JSON_MAX_DEPTH, NULL)
 			        == DRE_OK) {
 				const dre_json *e = dre_json_get(doc, "error");
-				const dre_json *c = dre_json_get(e, "code");
+				const dre_json *ec = dre_json_get(e, "code");
 				const dre_json *m = dre_json_get(e, "message");
-				if (dre_json_is(c, DRE_JSON_STRING))
+				if (dre_json_is(ec, DRE_JSON_STRING))
 					res_str(res->code, sizeof res->code,
-					    c->str);
+					    ec->str);
 				if (dre_json_is(m, DRE_JSON_STRING))
 					res_str(res->message,
 					    sizeof res->message, m->str);
@@ -560,30 +568,44 @@ skip_ws(reader *p)
 	}
 }
 
+// next_line finds the line at pos, reading more as needed: *end is the
+// index of its '\n' (*nl set) or of the end of the file (*nl clear).
+// RD_ROW when there is one, RD_END at the end of the file, RD_FAIL.
+static rd_out
+next_line(reader *p, size_t *end, bool *nl)
+{
+	for (;;) {
+		char *c
+		    = memchr(p->w.buf + p->w.pos, '\n', p->w.len - p->w.pos);
+		if (c != NULL) {
+			*end = (size_t) (c - p->w.buf);
+			*nl = true;
+			return RD_ROW;
+		}
+		if (p->w.len - p->w.pos > MAX_ROW)
+			return rd_fail(p, p->w.base + (int64_t) p->w.pos,
+			    "a line longer than 1 MiB");
+		if (p->w.eof) {
+			*end = p->w.len;
+			*nl = false;
+			return RD_ROW;
+		}
+		if (!win_fill(&p->w, p->w.pos))
+			return rd_fail(p, p->w.base, "read error");
+	}
+}
+
 static rd_out
 next_ndjson(reader *p)
 {
 	for (;;) {
-		char *nl
-		    = memchr(p->w.buf + p->w.pos, '\n', p->w.len - p->w.pos);
 		size_t end;
-		if (nl == NULL) {
-			if (p->w.len - p->w.pos > MAX_ROW)
-				return rd_fail(p,
-				    p->w.base + (int64_t) p->w.pos,
-				    "a line longer than 1 MiB");
-			if (!p->w.eof) {
-				if (!win_fill(&p->w, p->w.pos))
-					return rd_fail(
-					    p, p->w.base, "read error");
-				continue;
-			}
-			if (p->w.pos >= p->w.len)
-				return RD_END;
-			end = p->w.len; // the last line without a newline
-		} else {
-			end = (size_t) (nl - p->w.buf);
-		}
+		bool   nl;
+		rd_out o = next_line(p, &end, &nl);
+		if (o != RD_ROW)
+			return o;
+		if (!nl && p->w.pos >= p->w.len)
+			return RD_END;
 		size_t s = p->w.pos, e = end;
 		p->w.pos = nl ? end + 1 : end;
 		while (s < e && is_ws(p->w.buf[s]))
@@ -780,24 +802,14 @@ static rd_out
 next_csv(reader *p)
 {
 	for (;;) {
-		char *nl
-		    = memchr(p->w.buf + p->w.pos, '\n', p->w.len - p->w.pos);
 		size_t end;
-		if (nl == NULL) {
-			if (p->w.len - p->w.pos > MAX_ROW)
-				return rd_fail(p,
-				    p->w.base + (int64_t) p->w.pos,
-				    "a record longer than 1 MiB");
-			if (!p->w.eof) {
-				if (!win_fill(&p->w, p->w.pos))
-					return rd_fail(
-					    p, p->w.base, "read error");
-				continue;
-			}
-			end = p->w.len;
-		} else {
-			end = (size_t) (nl - p->w.buf) + 1;
-		}
+		bool   found;
+		rd_out o = next_line(p, &end, &found);
+		if (o != RD_ROW)
+			return o;
+		char *nl = found ? p->w.buf + end : NULL;
+		if (found)
+			end++;
 		size_t s = p->w.pos, len = end - s;
 		if (len > 0) {
 			size_t used = csv_parse(&p->csv, p->w.buf + s, len,

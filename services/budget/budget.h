@@ -22,7 +22,8 @@ enum {
 	BUD_CF_OUTBOX, // events waiting for Kafka
 	BUD_CF_APPLIER, // the dre.transactions.confirmed applier's keys
 	BUD_CF_AUDIT, // the audit records of /api/v1 writes (dre/audit.h)
-	BUD_NCFS = BUD_CF_AUDIT,
+	BUD_CF_JOBS, // import jobs (dre/importjob.h)
+	BUD_NCFS = BUD_CF_JOBS,
 };
 
 typedef struct {
@@ -35,6 +36,7 @@ typedef struct {
 	// it per call, the applier for a whole batch (begin to end).
 	pthread_mutex_t mu;
 	int64_t         version; // last status version handed out; under mu
+	struct dre_ijob_reg *jobs; // import jobs of Budgets (handlers.c)
 } bud;
 
 // bud_key writes tenant \0 id; 0 when it does not fit in cap.

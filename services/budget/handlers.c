@@ -13,6 +13,7 @@
 #include "dre/changes.h"
 #include "dre/clock.h"
 #include "dre/docapi.h"
+#include "dre/importjob.h"
 #include "dre/json.h"
 #include "dre/jsonw.h"
 #include "dre/odata.h"
@@ -421,7 +422,7 @@ h_create(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	if (err == DRE_OK)
 		err = audit_put(&r, wb, b.id, NULL, &b);
 	if (err == DRE_OK)
-		err = dre_store_write(r.s->st, wb, true);
+		err = dre_store_write(r.s->st, wb, !dre_ijob_enlist(wb));
 	pthread_mutex_unlock(&r.s->mu);
 	dre_batch_free(wb);
 	if (err != DRE_OK) {
@@ -610,7 +611,7 @@ h_update(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	if (err == DRE_OK)
 		err = audit_put(&r, wb, b->id, &before, b);
 	if (err == DRE_OK)
-		err = dre_store_write(r.s->st, wb, true);
+		err = dre_store_write(r.s->st, wb, !dre_ijob_enlist(wb));
 	pthread_mutex_unlock(&r.s->mu);
 	dre_buf_free(&before);
 	dre_batch_free(wb);
@@ -663,7 +664,7 @@ h_delete(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		dre_buf_free(&before);
 	}
 	if (err == DRE_OK)
-		err = dre_store_write(r.s->st, wb, true);
+		err = dre_store_write(r.s->st, wb, !dre_ijob_enlist(wb));
 	pthread_mutex_unlock(&r.s->mu);
 	dre_batch_free(wb);
 	if (err != DRE_OK) {
@@ -785,8 +786,51 @@ h_snapshot(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	dre_arena_free(a);
 }
 
+// ---- import jobs: a row of Budgets
+// ------------------------------------------
+
+static void
+h_ijob(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	dre_ijob_dispatch(((bud *) svc)->jobs, call, rep);
+}
+
+// A budget is created, or under UPSERT replaced when its id exists (the
+// amount consumed so far stays: the budget's own rule for an update).
+static dre_err
+import_budget(void *svc, const dre_ijob_row *row, dre_ijob_result *res)
+{
+	dre_ijob_row_key(row, "id", res);
+	if (row->mode == DRE_IJOB_UPSERT && res->key[0]) {
+		dre_ijob_result probe = { 0 };
+		dre_err         err
+		    = dre_ijob_run(h_update, svc, row, res->key, "id", &probe);
+		if (!(err == DRE_EINVAL && probe.status == 404)) {
+			*res = probe;
+			return err;
+		}
+	}
+	res->created = true;
+	return dre_ijob_run(h_create, svc, row, NULL, "id", res);
+}
+
+const dre_ijob_entity bud_imports[] = {
+	{ "Budgets", import_budget, NULL },
+	{ NULL, NULL, NULL },
+};
+
 const dre_rpc_route bud_routes[] = {
 	{ "budget.Budgets.create", h_create },
+	// Import jobs (dre/importjob.h): bud_imports below.
+	{ "budget.ImportJobs.create", h_ijob },
+	{ "budget.ImportJobs.submit", h_ijob },
+	{ "budget.ImportJobs.append", h_ijob },
+	{ "budget.ImportJobs.complete", h_ijob },
+	{ "budget.ImportJobs.get", h_ijob },
+	{ "budget.ImportJobs.list", h_ijob },
+	{ "budget.ImportJobs.cancel", h_ijob },
+	{ "budget.ImportJobErrors.list", h_ijob },
+	{ "budget.ImportJobItems.list", h_ijob },
 	{ "budget.Budgets.list", h_list },
 	{ "budget.Budgets.get", h_get },
 	{ "budget.Budgets.update", h_update },

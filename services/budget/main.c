@@ -17,6 +17,7 @@ typedef struct {
 	int64_t        kafka_timeout_ms;
 	char          *group_id;
 	int64_t        max_batch;
+	dre_ijob_opts  imports;
 } bud_cfg;
 
 static const dre_cfg_opt bud_opts[] = {
@@ -34,6 +35,7 @@ static const dre_cfg_opt bud_opts[] = {
 	{ "consumer.max_batch", DRE_CFG_INT, offsetof(bud_cfg, max_batch),
 	    "500", "confirmed sales applied per synced write",
 	    DRE_CFG_RANGE(1, 100000) },
+	DRE_IJOB_CFG_ROWS(bud_cfg, imports),
 	DRE_CFG_END,
 };
 
@@ -59,6 +61,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	opened = true;
+	s.jobs = NULL;
 	s.kafka_timeout_ms = (int) cfg.kafka_timeout_ms;
 	dre_applier_cfg acfg = { .name = "transactions",
 		.topics = topics,
@@ -76,6 +79,24 @@ main(int argc, char **argv)
 		dre_error("consumer: %s", dre_strerror(err));
 		goto out;
 	}
+	char        *jdir = dre_svc_path(&cfg.common, "budget-imports");
+	dre_ijob_cfg jc = { .svc = "budget",
+		.st = s.st,
+		.cf = BUD_CF_JOBS,
+		.dir = jdir,
+		.entities = bud_imports,
+		.svc_arg = &s,
+		.ob = s.ob,
+		.max_upload = cfg.imports.max_upload,
+		.min_free = cfg.imports.min_free,
+		.callback_insecure = cfg.imports.callback_insecure };
+	err = jdir == NULL ? DRE_EIO : dre_ijob_open(&s.jobs, &jc);
+	free(jdir);
+	if (err != DRE_OK) {
+		dre_error(
+		    "cannot start the import jobs: %s", dre_strerror(err));
+		goto out;
+	}
 	if ((err = dre_rpc_server_open(&srv, cfg.common.rpc_listen, bud_routes,
 	         &s, (int) cfg.rpc_workers))
 	    != DRE_OK) {
@@ -91,6 +112,8 @@ main(int argc, char **argv)
 out:
 	dre_rpc_server_close(srv);
 	if (opened) {
+		dre_ijob_close(
+		    s.jobs); // at a row boundary: resumed next start
 		dre_applier_stop(s.ap);
 		bud_close(&s);
 	}

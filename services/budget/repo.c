@@ -12,7 +12,7 @@
 #include "dre/uuid.h"
 
 static const char *const bud_cfs[]
-    = { "budgets", "meta", "outbox", "applier", "audit" };
+    = { "budgets", "meta", "outbox", "applier", "audit", "jobs" };
 
 size_t
 bud_key(char *out, size_t cap, const char *tenant, const char *id)

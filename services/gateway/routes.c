@@ -245,6 +245,10 @@ const gw_route gw_routes[] = {
 	    GW_CATALOG, "Promotions", ROLES_WRITE, GW_BODY_STREAM },
 	{ "POST", "/api/v1/CouponCodes:bulk-import", gw_import_stream,
 	    GW_CATALOG, "CouponCodes", ROLES_WRITE, GW_BODY_STREAM },
+	{ "POST", "/api/v1/Contacts:bulk-import", gw_import_stream, GW_CATALOG,
+	    "Contacts", ROLES_WRITE, GW_BODY_STREAM },
+	{ "POST", "/api/v1/Budgets:bulk-import", gw_import_stream, GW_CATALOG,
+	    "Budgets", ROLES_BUDGET_WRITE, GW_BODY_STREAM },
 	{ "POST", "/api/v1/CouponTypes:bulk-import", gw_import_stream,
 	    GW_CATALOG, "CouponTypes", ROLES_WRITE, GW_BODY_STREAM },
 	{ "POST", "/api/v1/Budgets:bulk-import", gw_import_stream, GW_CATALOG,
@@ -1252,14 +1256,18 @@ static const struct {
 	const char *entity;
 	int         backend;
 } import_owners[] = {
-	{ "Articles", GW_CATALOG }, { "ArticleGroups", GW_CATALOG },
-	{ "PosGroups", GW_CATALOG }, { "Promotions", GW_CATALOG },
-	{ "CouponCodes", GW_COUPON }, { "CouponTypes", GW_COUPON },
-	// Budgets (budget) and Contacts (loyalty) follow: a row here, one in
-	// import_backends, the owner's dre_ijob_entity rows and routes.
+	{ "Articles", GW_CATALOG },
+	{ "ArticleGroups", GW_CATALOG },
+	{ "PosGroups", GW_CATALOG },
+	{ "Promotions", GW_CATALOG },
+	{ "CouponCodes", GW_COUPON },
+	{ "CouponTypes", GW_COUPON },
+	{ "Budgets", GW_BUDGET },
+	{ "Contacts", GW_LOYALTY },
 };
 
-static const int import_backends[] = { GW_CATALOG, GW_COUPON };
+static const int import_backends[]
+    = { GW_CATALOG, GW_COUPON, GW_BUDGET, GW_LOYALTY };
 
 // GET /api/v1/ImportJobs: every owner's jobs, oldest first.
 static void

@@ -15,6 +15,7 @@
 #include "dre/avro.h"
 #include "dre/clock.h"
 #include "dre/docapi.h"
+#include "dre/importjob.h"
 #include "dre/json.h"
 #include "dre/jsonw.h"
 #include "dre/log.h"
@@ -1478,7 +1479,10 @@ h_import(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		if (st.failed != failed)
 			dre_batch_rollback(b);
 	}
-	if ((err = dre_store_write(r.s->st, b, true)) != DRE_OK) {
+	// An import job's row (dre/importjob.h): its cursor rides in the
+	// batch when the row was taken.
+	bool in_job = st.failed == 0 && dre_ijob_enlist(b);
+	if ((err = dre_store_write(r.s->st, b, !in_job)) != DRE_OK) {
 		dre_docapi_internal(&r.d, err);
 		goto out;
 	}
@@ -1497,6 +1501,97 @@ out:
 	dre_docapi_end(&r.d);
 }
 
+// ---- import jobs: Contacts with points and level (migration) --------------
+
+static void
+h_ijob(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	dre_ijob_dispatch(((loy *) svc)->jobs, call, rep);
+}
+
+// import_contact runs one member through Contacts.import (the migration
+// path: found by memberNumber, email or mobilePhone, balance and level
+// set) as a one-member array, and reads its answer.
+static dre_err
+import_contact(void *svc, const dre_ijob_row *row, dre_ijob_result *res)
+{
+	dre_buf       body = { 0 };
+	dre_ijob_call c;
+	dre_rpc_reply rep;
+	dre_err       out = DRE_OK;
+	dre_ijob_row_key(row, "memberNumber", res);
+	if (res->key[0] == 0)
+		dre_ijob_row_key(row, "email", res);
+	dre_buf_putc(&body, '[');
+	dre_buf_append(&body, row->json, row->len);
+	dre_buf_putc(&body, ']');
+	if (body.oom)
+		return DRE_ENOMEM;
+	dre_ijob_row one = *row;
+	one.json = body.data;
+	one.len = body.len;
+	dre_ijob_call_init(&c, &one, NULL);
+	memset(&rep, 0, sizeof rep);
+	h_import(svc, &c.call, &rep);
+	dre_arena *a = dre_arena_alloc(0);
+	dre_json  *doc = NULL;
+	int        st = rep.status ? rep.status : 200;
+	if (st >= 500 || a == NULL) {
+		out = DRE_EUNAVAIL;
+	} else if (st >= 400) {
+		snprintf(res->code, sizeof res->code, "%s",
+		    rep.error_code ? rep.error_code : "VALIDATION_FAILED");
+		snprintf(res->message, sizeof res->message, "%s",
+		    rep.error_message ? rep.error_message : "");
+		snprintf(res->target, sizeof res->target, "%s",
+		    rep.error_target ? rep.error_target : "");
+		out = DRE_EINVAL;
+	} else if (dre_json_parse(&doc, a, rep.body.data ? rep.body.data : "",
+	               rep.body.len, DRE_JSON_MAX_DEPTH, NULL)
+	    != DRE_OK) {
+		out = DRE_EUNAVAIL;
+	} else {
+		const dre_json *errs = dre_json_get(doc, "errors");
+		if (dre_json_is(errs, DRE_JSON_ARRAY) && errs->child != NULL) {
+			const dre_json *x = errs->child;
+			const dre_json *v = dre_json_get(x, "code");
+			snprintf(res->code, sizeof res->code, "%s",
+			    dre_json_is(v, DRE_JSON_STRING) ? v->str : "");
+			v = dre_json_get(x, "message");
+			snprintf(res->message, sizeof res->message, "%s",
+			    dre_json_is(v, DRE_JSON_STRING) ? v->str : "");
+			v = dre_json_get(x, "target");
+			snprintf(res->target, sizeof res->target, "%s",
+			    dre_json_is(v, DRE_JSON_STRING) ? v->str : "");
+			out = DRE_EINVAL;
+		} else {
+			const dre_json *v = dre_json_get(doc, "created");
+			res->created = dre_json_is(v, DRE_JSON_NUMBER)
+			    && strcmp(v->str, "1") == 0;
+		}
+	}
+	dre_arena_free(a);
+	dre_rpc_reply_clear(&rep);
+	dre_buf_free(&body);
+	return out;
+}
+
+static dre_ijob_cell
+contact_cell(const char *col)
+{
+	static const char *const raw[]
+	    = { "pointsBalance", "pointsEarnedLast365", "customAttributes" };
+	for (size_t i = 0; i < sizeof raw / sizeof raw[0]; i++)
+		if (strcmp(col, raw[i]) == 0)
+			return DRE_IJOB_CELL_RAW;
+	return DRE_IJOB_CELL_STRING;
+}
+
+const dre_ijob_entity loy_imports[] = {
+	{ "Contacts", import_contact, contact_cell },
+	{ NULL, NULL, NULL },
+};
+
 const dre_rpc_route loy_routes[] = {
 	{ "loyalty.Program.get", h_program_get, 0 },
 	{ "loyalty.Program.put", h_program_put, 0 },
@@ -1510,6 +1605,15 @@ const dre_rpc_route loy_routes[] = {
 	{ "loyalty.RewardLookup.get", h_reward_lookup, 0 },
 	{ "loyalty.Receipts.create", h_receipt, 0 },
 	{ "loyalty.Contacts.import", h_import, 0 },
+	{ "loyalty.ImportJobs.create", h_ijob, 0 },
+	{ "loyalty.ImportJobs.submit", h_ijob, 0 },
+	{ "loyalty.ImportJobs.append", h_ijob, 0 },
+	{ "loyalty.ImportJobs.complete", h_ijob, 0 },
+	{ "loyalty.ImportJobs.get", h_ijob, 0 },
+	{ "loyalty.ImportJobs.list", h_ijob, 0 },
+	{ "loyalty.ImportJobs.cancel", h_ijob, 0 },
+	{ "loyalty.ImportJobErrors.list", h_ijob, 0 },
+	{ "loyalty.ImportJobItems.list", h_ijob, 0 },
 	{ "loyalty.RewardVouchers.exchange", loy_h_voucher_exchange, 0 },
 	{ "loyalty.RewardVouchers.list", loy_h_voucher_list, 0 },
 	{ "loyalty.RewardVouchers.available", loy_h_voucher_list, 0 },

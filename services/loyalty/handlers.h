@@ -2,6 +2,7 @@
 #ifndef LOY_HANDLERS_H
 #define LOY_HANDLERS_H
 
+#include "dre/importjob.h"
 #include "dre/rpc.h"
 #include "loyalty.h"
 
@@ -16,5 +17,8 @@ extern const dre_rpc_route loy_routes[];
 // (an address with one @, a dotted domain, no spaces; E.164).
 bool loy_email_valid(const char *s);
 bool loy_phone_valid(const char *s);
+
+// loy_imports: Contacts (with points and level) as an importable entity.
+extern const dre_ijob_entity loy_imports[];
 
 #endif

@@ -27,7 +27,8 @@ enum {
 	LOY_CF_OUTBOX, // events waiting for Kafka
 	LOY_CF_APPLIER, // the dre.transactions.confirmed applier's keys
 	LOY_CF_REWARDS, // reward vouchers, promotion assignments (rewards.c)
-	LOY_NCFS = LOY_CF_REWARDS,
+	LOY_CF_JOBS, // import jobs (dre/importjob.h)
+	LOY_NCFS = LOY_CF_JOBS,
 };
 
 // The flat attributes of a contact, in the order they are answered.
@@ -107,12 +108,13 @@ typedef struct {
 	dre_rpc_client *coupon, *catalog;
 	int64_t         call_ms;
 	// The automatic conversion of points into vouchers (rewards.c).
-	pthread_t       converter;
-	bool            converter_on;
-	atomic_bool     stop;
-	pthread_mutex_t cmu;
-	pthread_cond_t  ccv;
-	bool            kicked; // under cmu
+	pthread_t            converter;
+	bool                 converter_on;
+	atomic_bool          stop;
+	pthread_mutex_t      cmu;
+	pthread_cond_t       ccv;
+	bool                 kicked; // under cmu
+	struct dre_ijob_reg *jobs; // import jobs of Contacts (handlers.c)
 } loy;
 
 // loy_contact_get reads contact id of tenant as b will leave it (b may be

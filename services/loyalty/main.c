@@ -19,6 +19,7 @@ typedef struct {
 	int64_t        max_batch;
 	char          *coupon_url, *catalog_url;
 	int64_t        call_ms;
+	dre_ijob_opts  imports;
 } loy_cfg;
 
 static const dre_cfg_opt loy_opts[] = {
@@ -41,6 +42,7 @@ static const dre_cfg_opt loy_opts[] = {
 	    "the longest a voucher exchange waits for dre-coupon, an "
 	    "assignment for dre-catalog (then 503, nothing changed)",
 	    DRE_CFG_RANGE(1, 60000) },
+	DRE_IJOB_CFG_ROWS(loy_cfg, imports),
 	DRE_CFG_END,
 };
 
@@ -66,6 +68,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	opened = true;
+	s.jobs = NULL;
 	s.call_ms = cfg.call_ms;
 	if ((err = dre_rpc_client_open(&s.coupon, cfg.coupon_url)) != DRE_OK
 	    || (err = dre_rpc_client_open(&s.catalog, cfg.catalog_url))
@@ -90,6 +93,24 @@ main(int argc, char **argv)
 		dre_error("consumer: %s", dre_strerror(err));
 		goto out;
 	}
+	char        *jdir = dre_svc_path(&cfg.common, "loyalty-imports");
+	dre_ijob_cfg jc = { .svc = "loyalty",
+		.st = s.st,
+		.cf = LOY_CF_JOBS,
+		.dir = jdir,
+		.entities = loy_imports,
+		.svc_arg = &s,
+		.ob = s.ob,
+		.max_upload = cfg.imports.max_upload,
+		.min_free = cfg.imports.min_free,
+		.callback_insecure = cfg.imports.callback_insecure };
+	err = jdir == NULL ? DRE_EIO : dre_ijob_open(&s.jobs, &jc);
+	free(jdir);
+	if (err != DRE_OK) {
+		dre_error(
+		    "cannot start the import jobs: %s", dre_strerror(err));
+		goto out;
+	}
 	if ((err = dre_rpc_server_open(&srv, cfg.common.rpc_listen, loy_routes,
 	         &s, (int) cfg.rpc_workers))
 	    != DRE_OK) {
@@ -105,6 +126,8 @@ main(int argc, char **argv)
 out:
 	dre_rpc_server_close(srv);
 	if (opened) {
+		dre_ijob_close(
+		    s.jobs); // at a row boundary: resumed next start
 		dre_applier_stop(s.ap); // it kicks the converter
 		loy_vouchers_stop(&s);
 		dre_rpc_client_close(s.coupon);

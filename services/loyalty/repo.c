@@ -15,7 +15,7 @@
 #include "loyalty.h"
 
 static const char *const loy_cfs[] = { "contacts", "index", "program",
-	"ledger", "outbox", "applier", "rewards" };
+	"ledger", "outbox", "applier", "rewards", "jobs" };
 
 const char *const loy_attr_names[LOY_NATTRS] = {
 #define LOY_ATTR_NAME(id, name) name,

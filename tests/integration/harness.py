@@ -271,9 +271,11 @@ class Stack:
                   "-o", "loyalty.url=" + self.rpc_url("loyalty"),
                   "-o", "kafka.bootstrap.servers=" + self.bootstrap]
         elif name == "budget":
-            a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap]
+            a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap,
+                  "-o", "imports.callback_insecure=true"]
         elif name == "loyalty":
             a += ["-o", "kafka.bootstrap.servers=" + self.bootstrap,
+                  "-o", "imports.callback_insecure=true",
                   "-o", "coupon.url=" + self.rpc_url("coupon"),
                   "-o", "catalog.url=" + self.rpc_url("catalog")]
         elif name == "webhook":

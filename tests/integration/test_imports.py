@@ -128,7 +128,9 @@ class Imports(harness.TestCase):
 
     def test_json_array_and_csv_bulk_import(self):
         s, tag = self.stack, uniq("BLK")
-        arr = [{"articleNumber": "%s-J%d" % (tag, i), "name": "J %d" % i} for i in range(50)]
+        # ~1 MB: several upload chunks and reads, rows across their edges
+        arr = [{"articleNumber": "%s-J%d" % (tag, i), "name": "J %d" % i,
+                "manufacturer": "M" * (100 + i % 150)} for i in range(3000)]
         r = s.request("POST", "/api/v1/Articles:bulk-import", raw=json.dumps(arr, indent=1).encode())
         self.assertStatus(r, 202)
         jid = r.body["jobId"]
@@ -136,7 +138,9 @@ class Imports(harness.TestCase):
                                   "statusUrl": "/api/v1/ImportJobs/" + jid})
         j = wait_job(s, jid)
         self.assertEqual((j["status"], j["format"], j["total"], j["succeeded"]),
-                         ("COMPLETED", "JSON", 50, 50))
+                         ("COMPLETED", "JSON", 3000, 3000))
+        a = self.assertOk(s.get("/api/v1/Articles/%s-J2999" % tag))
+        self.assertEqual(a["manufacturer"], "M" * (100 + 2999 % 150))
         csv = ('articleNumber,name,ean,referencePrice,manufacturer\r\n'
                '%s-C1,"Water, still",4001954600106,0.99,"Spring ""Best"" Corp"\r\n'
                '%s-C2,"Two\nlines",,12.50,\r\n'
@@ -254,6 +258,47 @@ class Imports(harness.TestCase):
         self.assertEqual((j["succeeded"], j["failed"]), (200, 1))
         ids = [x["id"] for x in self.assertOk(s.get("/api/v1/ImportJobs?$top=1000"))["value"]]
         self.assertIn(j["id"], ids)
+
+    def test_budgets(self):
+        s, tag = self.stack, uniq("BUD")
+        bid = harness.new_id()
+        rows = [{"id": bid, "name": tag + " a", "totalAmount": harness.D("100.00"), "currency": "EUR"},
+                {"name": tag + " b", "totalAmount": harness.D("5.50"), "currency": "EUR"},
+                {"name": tag + " c", "totalAmount": "lots", "currency": "EUR"}]
+        data = "".join(harness.dumps(x) + "\n" for x in rows).encode()
+        r = s.request("POST", "/api/v1/Budgets:bulk-import", raw=data,
+                      content_type="application/x-ndjson", user="budget-manager")
+        self.assertStatus(r, 202)
+        self.assertTrue(r.body["jobId"].startswith("budget-"))
+        j = wait_job(s, r.body["jobId"])
+        self.assertEqual((j["entity"], j["succeeded"], j["failed"]), ("Budgets", 2, 1))
+        self.assertEqual([(e[0], e[2], e[3]) for e in errors_of(s, j["id"])],
+                         [(3, "VALIDATION_FAILED", "totalAmount")])
+        b = self.assertOk(s.get("/api/v1/Budgets/" + bid))
+        self.assertEqual((b["name"], b["totalAmount"]), (tag + " a", harness.D("100.00")))
+        # UPSERT by id: the total changes, the budget stays one
+        rows[0]["totalAmount"] = harness.D("150.00")
+        r = s.request("POST", "/api/v1/Budgets:bulk-import", raw=(harness.dumps(rows[0]) + "\n").encode(),
+                      content_type="application/x-ndjson")
+        self.assertEqual(wait_job(s, r.body["jobId"])["status"], "COMPLETED")
+        self.assertEqual(s.get("/api/v1/Budgets/" + bid).body["totalAmount"], harness.D("150.00"))
+
+    def test_contacts_with_points_and_level(self):
+        s, tag = self.stack, uniq("MIG")
+        csv = ("memberNumber,email,firstName,pointsBalance,level\n"
+               "%s-1,%s-1@mig.example.com,Ann,1200,SILVER\n"
+               "%s-2,%s-2@mig.example.com,Bob,40,BASE\n"
+               "%s-3,broken,Cid,7,BASE\n" % (tag, tag.lower(), tag, tag.lower(), tag))
+        r = s.request("POST", "/api/v1/Contacts:bulk-import", raw=csv.encode(), content_type="text/csv")
+        self.assertStatus(r, 202)
+        self.assertTrue(r.body["jobId"].startswith("loyalty-"))
+        j = wait_job(s, r.body["jobId"])
+        self.assertEqual((j["entity"], j["succeeded"], j["failed"]), ("Contacts", 2, 1))
+        self.assertEqual([(e[0], e[1], e[2]) for e in errors_of(s, j["id"])],
+                         [(3, tag + "-3", "InvalidEmailAddress")])
+        cid = s.get("/api/v3/contacts/id?customKey=%s-1" % tag).body
+        o = self.assertOk(s.get("/api/v3/contactoverview?contactId=" + cid))
+        self.assertEqual((o["loyalty"]["level"], o["loyalty"]["pointsBalance"]), ("SILVER", 1200))
 
     def test_upload_limit(self):
         # a stack whose catalog takes at most 4 KiB: the upload fails

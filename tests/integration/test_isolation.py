@@ -138,6 +138,9 @@ def bodies(a):
         "bulkImportPromotions": [{k: v for k, v in a["docs"]["Promotion"].items()
                                   if k != "id"}],
         "bulkImportCouponTypes": [{"name": a["mark"], "type": "INDIVIDUAL"}],
+        "bulkImportContacts": [{"memberNumber": a["mark"], "email": "b-" + a["email"],
+                                "pointsBalance": 5, "level": "BASE"}],
+        "bulkImportBudgets": [{"name": a["mark"], "totalAmount": D("10"), "currency": "EUR"}],
         "bulkImportCouponCodes": [{"couponTypeId": a["ctype"], "code": a["code"]}],
     }
 

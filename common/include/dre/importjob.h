@@ -93,6 +93,19 @@ typedef struct {
 	int  status; // the single write's HTTP status when rejected
 } dre_ijob_result;
 
+// A call as an owner's rpc handler sees it, made from a row: the row is
+// the body, the job's tenant and principal the caller's, id (NULL: none)
+// the "id" parameter. For owners whose row goes through a handler whose
+// answer dre_ijob_run cannot read (e.g. a bulk handler).
+typedef struct {
+	Dre__RpcRequest rq;
+	Dre__Param      pid;
+	Dre__Param     *ps[1];
+	dre_rpc_call    call;
+} dre_ijob_call;
+void dre_ijob_call_init(
+    dre_ijob_call *c, const dre_ijob_row *row, const char *id);
+
 // dre_ijob_run applies a row through an owner's rpc handler fn (its
 // single-write route: create, or update with id): the row is the body, the
 // job's tenant and principal the caller's. A 2xx is DRE_OK (res->id and
