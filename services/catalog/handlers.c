@@ -248,6 +248,30 @@ reply_not_found(req *r, const char *id)
 	    "%s '%s' not found", cat_kind_name(r->k), id);
 }
 
+// resolve_stored is resolve() for a handler that reads (check false) or
+// changes (check true: If-Match must hold) the entity: its stored document
+// parsed, or NULL once it has answered 404, 412 or 503. *keyp and *docp
+// as resolve() sets them (the caller frees them in either case).
+static const dre_json *
+resolve_stored(
+    req *r, const char *id, bool check, char **keyp, char **docp, size_t *lenp)
+{
+	dre_err err = resolve(r, id, keyp, docp, lenp);
+	if (err != DRE_OK) {
+		if (err == DRE_ENOTFOUND)
+			reply_not_found(r, id);
+		else
+			dre_docapi_internal(&r->d, err);
+		return NULL;
+	}
+	if (check && !if_match_ok(r))
+		return NULL;
+	const dre_json *root = parse_stored(r, *docp, *lenp);
+	if (root == NULL)
+		dre_docapi_internal(&r->d, DRE_ESTORE);
+	return root;
+}
+
 // ---- approval (issue 13.5) ------------------------------------------------
 //
 // DRAFT -> PENDING_APPROVAL (submit) -> APPROVED | REJECTED (approve,
@@ -558,20 +582,10 @@ do_update(req *r)
 		return;
 
 	pthread_mutex_lock(&r->c->mu);
-	if ((err = resolve(r, id, &key, &stored, &slen)) != DRE_OK) {
-		if (err == DRE_ENOTFOUND)
-			reply_not_found(r, id);
-		else
-			dre_docapi_internal(&r->d, err);
+	const dre_json *sroot
+	    = resolve_stored(r, id, true, &key, &stored, &slen);
+	if (sroot == NULL)
 		goto unlock;
-	}
-	if (!if_match_ok(r))
-		goto unlock;
-	const dre_json *sroot = parse_stored(r, stored, slen);
-	if (sroot == NULL) {
-		dre_docapi_internal(&r->d, DRE_ESTORE);
-		goto unlock;
-	}
 	if (r->spec == NULL) {
 		const char *pid;
 		if (!build_promo(r, in, sroot, patch, &doc, &pid))
@@ -989,18 +1003,10 @@ transition(req *r, promo_action act)
 	    || (act == ACT_REJECT && (reason = reject_reason(r)) == NULL))
 		return;
 	pthread_mutex_lock(&r->c->mu);
-	if ((err = resolve(r, id, &key, &doc, &len)) != DRE_OK) {
-		if (err == DRE_ENOTFOUND)
-			reply_not_found(r, id);
-		else
-			dre_docapi_internal(&r->d, err);
+	const dre_json *sroot = resolve_stored(r, id, true, &key, &doc, &len);
+	if (sroot == NULL)
 		goto unlock;
-	}
-	if (!if_match_ok(r))
-		goto unlock;
-	const dre_json *sroot = parse_stored(r, doc, len);
-	if (sroot == NULL
-	    || dre_promo_parse(&p, r->d.a, sroot, NULL, NULL) != DRE_OK) {
+	if (dre_promo_parse(&p, r->d.a, sroot, NULL, NULL) != DRE_OK) {
 		dre_docapi_internal(&r->d, DRE_ESTORE);
 		goto unlock;
 	}
@@ -1330,20 +1336,10 @@ campaign_change(req *r, bool add)
 	if (ids == NULL)
 		return;
 	pthread_mutex_lock(&r->c->mu);
-	if ((err = resolve(r, id, &key, &stored, &slen)) != DRE_OK) {
-		if (err == DRE_ENOTFOUND)
-			reply_not_found(r, id);
-		else
-			dre_docapi_internal(&r->d, err);
+	const dre_json *sroot
+	    = resolve_stored(r, id, true, &key, &stored, &slen);
+	if (sroot == NULL)
 		goto unlock;
-	}
-	if (!if_match_ok(r))
-		goto unlock;
-	const dre_json *sroot = parse_stored(r, stored, slen);
-	if (sroot == NULL) {
-		dre_docapi_internal(&r->d, DRE_ESTORE);
-		goto unlock;
-	}
 	const dre_json *had = dre_json_get(sroot, "promotionIds");
 	if (!add && !in_list(had, ids->str)) {
 		dre_rpc_reply_error(r->d.rep, 404, "NOT_FOUND", "promotionId",
@@ -1432,14 +1428,10 @@ campaign_ics(req *r)
 	dre_err        err;
 	if (id == NULL)
 		return;
-	if ((err = resolve(r, id, &key, &stored, &slen)) != DRE_OK) {
-		if (err == DRE_ENOTFOUND)
-			reply_not_found(r, id);
-		else
-			dre_docapi_internal(&r->d, err);
-		return;
-	}
-	const dre_json *root = parse_stored(r, stored, slen);
+	const dre_json *root
+	    = resolve_stored(r, id, false, &key, &stored, &slen);
+	if (root == NULL)
+		goto out;
 	const dre_json *ids = root ? dre_json_get(root, "promotionIds") : NULL;
 	const char     *sd = root ? str_of(root, "startDate") : NULL;
 	const char     *ed = root ? str_of(root, "endDate") : NULL;
@@ -1448,7 +1440,7 @@ campaign_ics(req *r)
 		   .start_day = INT64_MIN,
 		   .end_day = INT64_MAX,
 		   .modified_at = ent_time(root, "modifiedAt") };
-	if (root == NULL || c.id == NULL || c.name == NULL) {
+	if (c.id == NULL || c.name == NULL) {
 		dre_docapi_internal(&r->d, DRE_ESTORE);
 		goto out;
 	}
