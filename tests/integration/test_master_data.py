@@ -257,7 +257,9 @@ class Campaigns(harness.TestCase):
                         valid_to="2027-03-15T22:00:00Z", description="Zwei, drei; vier")
         p2 = self.promo(uniq("Open end"), valid_from="2027-04-01T00:00:00Z", valid_to=None)
         p3 = self.promo(uniq("Deleted later"))
-        c = self.campaign(name="Spring, 2027\nEaster", promotionIds=[p1["id"], p2["id"], p3["id"]])
+        p4 = self.promo(uniq("Always"), valid_from=None, valid_to=None)
+        c = self.campaign(name="Spring, 2027\nEaster",
+                          promotionIds=[p1["id"], p2["id"], p3["id"], p4["id"]])
         self.assertStatus(s.request("DELETE", "/api/v1/Promotions/" + p3["id"]), 204)
         r = s.get("/api/v1/Campaigns/%s/exportICS" % c["id"])
         self.assertStatus(r, 200)
@@ -277,7 +279,7 @@ class Campaigns(harness.TestCase):
                           "CALSCALE": ["GREGORIAN"], "METHOD": ["PUBLISH"],
                           "X-WR-CALNAME": ["Spring, 2027\\nEaster"]})
         events = cals[0]["children"]
-        self.assertEqual([e["type"] for e in events], ["VEVENT", "VEVENT"])
+        self.assertEqual([e["type"] for e in events], ["VEVENT"] * 3)
 
         def one(e, k):
             vals = e["props"].get(k)
@@ -295,7 +297,11 @@ class Campaigns(harness.TestCase):
             # validTo open: the day after the campaign's endDate.
             {"UID": ((), "%s@%s.campaigns.dre" % (p2["id"], c["id"])),
              "DTSTAMP": got[1]["DTSTAMP"], "DTSTART": ((), "20270401T000000Z"),
-             "DTEND": ((), "20270501T000000Z"), "SUMMARY": ((), p2["name"])}])
+             "DTEND": ((), "20270501T000000Z"), "SUMMARY": ((), p2["name"])},
+            # No validity at all: the campaign's days.
+            {"UID": ((), "%s@%s.campaigns.dre" % (p4["id"], c["id"])),
+             "DTSTAMP": got[2]["DTSTAMP"], "DTSTART": ((), "20270301T000000Z"),
+             "DTEND": ((), "20270501T000000Z"), "SUMMARY": ((), p4["name"])}])
         self.assertEqual(ical_text(got[0]["SUMMARY"][1]), long_name)
         self.assertEqual(ical_text(props["X-WR-CALNAME"][0][1]), "Spring, 2027\nEaster")
         # The same export again is the same document (stable UIDs, stamps).
