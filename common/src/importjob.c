@@ -1340,7 +1340,8 @@ dre_ijob_open(dre_ijob_reg **rp, const dre_ijob_cfg *cfg)
 		}
 		dre_store_iter_close(it);
 	}
-	qsort(pv, np, sizeof *pv, pending_cmp);
+	if (np > 1)
+		qsort(pv, np, sizeof *pv, pending_cmp);
 	for (size_t i = 0; i < np; i++) {
 		dre_info("import job %s/%s resumes", pv[i].tenant, pv[i].id);
 		enqueue(r, pv[i].tenant, pv[i].id);

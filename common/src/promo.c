@@ -291,7 +291,11 @@ get_dec(pctx *c, int64_t *out, const dre_json *v, int scale, int64_t min,
 		char lo[32], hi[32];
 		dre_decimal_format_trim(lo, min, scale);
 		dre_decimal_format_trim(hi, max, scale);
-		if (min_exclusive)
+		if (min_exclusive && max != MONEY_MAX && max != QTY_MAX)
+			perr(c, target,
+			    "%s must be greater than %s and at most %s",
+			    target, lo, hi);
+		else if (min_exclusive)
 			perr(c, target, "%s must be greater than %s", target,
 			    lo);
 		else if (max == MONEY_MAX || max == QTY_MAX)

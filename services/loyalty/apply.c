@@ -49,6 +49,28 @@ result(loy *s, dre_apply_ctx *x, const dre_tx_confirmed *t, const char *status,
 	return dre_sidefx_put(s->ob, x->b, &res);
 }
 
+// order_put records the sale by its receipt id (the POS-platform bridge's
+// orderId) for a RETURN naming the order alone: the member's contact id
+// ("" for a sale without one) \0, the points earned and the sale's total
+// (be64 each). A return of a sale without a member deducts nothing but is
+// still a TRANSACTION_RETURNED.
+static void
+order_put(loy *s, dre_apply_ctx *x, const dre_tx_confirmed *t, const char *id)
+{
+	char   key[600], ov[300];
+	size_t idl = strlen(id), kl;
+	if (t->receipt_id == NULL || t->receipt_id[0] == '\0'
+	    || idl + 17 > sizeof(ov)
+	    || (kl = dre_key(
+	            key, sizeof(key), 0, 3, t->tenant, "O", t->receipt_id))
+	        == 0)
+		return;
+	memcpy(ov, id, idl + 1);
+	dre_be64_put((uint8_t *) ov + idl + 1, id[0] ? t->loyalty_points : 0);
+	dre_be64_put((uint8_t *) ov + idl + 9, t->grand_total);
+	dre_batch_put(x->b, s->st, LOY_CF_LEDGER, key, kl, ov, idl + 17);
+}
+
 // receipt_earned: DRE_OK when a receipt with uniqueReceiptId txid earned
 // (or deducted) points for contact id, DRE_ENOTFOUND when none did.
 static dre_err
@@ -96,6 +118,7 @@ loy_apply_confirmed(void *arg, dre_apply_ctx *x, const dre_msg *m)
 	if (t.customer_id == NULL || t.customer_id[0] == '\0') {
 		if ((err = loy_rewards_confirmed(s, x, &t, NULL)) != DRE_OK)
 			return err == DRE_ECODEC ? DRE_ESTORE : err;
+		order_put(s, x, &t, "");
 		return result(s, x, &t, "SKIPPED", NULL, 0);
 	}
 	loy_contact c;
@@ -117,6 +140,7 @@ loy_apply_confirmed(void *arg, dre_apply_ctx *x, const dre_msg *m)
 		char reason[300];
 		snprintf(reason, sizeof(reason),
 		    "customer %s is not a loyalty contact", t.customer_id);
+		order_put(s, x, &t, "");
 		return result(s, x, &t, "SKIPPED", reason, 0);
 	}
 	if (err != DRE_OK)
@@ -139,22 +163,7 @@ loy_apply_confirmed(void *arg, dre_apply_ctx *x, const dre_msg *m)
 		        > 0)
 			dre_batch_put(
 			    x->b, s->st, LOY_CF_LEDGER, key, kl, be, 8);
-		// And the order for a RETURN naming it alone: contact id \0,
-		// points, the sale's total (be64 each).
-		size_t idl = strlen(c.id);
-		char   ov[300];
-		if (t.receipt_id != NULL && t.receipt_id[0] != '\0'
-		    && idl + 17 <= sizeof(ov)
-		    && (kl = dre_key(key, sizeof(key), 0, 3, t.tenant, "O",
-		            t.receipt_id))
-		        > 0) {
-			memcpy(ov, c.id, idl + 1);
-			dre_be64_put(
-			    (uint8_t *) ov + idl + 1, t.loyalty_points);
-			dre_be64_put((uint8_t *) ov + idl + 9, t.grand_total);
-			dre_batch_put(
-			    x->b, s->st, LOY_CF_LEDGER, key, kl, ov, idl + 17);
-		}
+		order_put(s, x, &t, c.id);
 	}
 	// A receipt sent for this transaction before the confirm came in
 	// earned its points already: never twice.

@@ -826,8 +826,7 @@ h_return(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	        == DRE_ENOTFOUND) {
 		if (err == DRE_ENOTFOUND)
 			dre_rpc_reply_error(rep, 404, "ORDER_NOT_FOUND", NULL,
-			    "no confirmed order %s of a loyalty member",
-			    o->str);
+			    "no confirmed order %s", o->str);
 		else
 			dre_docapi_internal(&r.d, err);
 		goto out;
@@ -866,13 +865,20 @@ h_return(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		dre_docapi_internal(&r.d, DRE_ENOMEM);
 		goto out;
 	}
-	if ((err = loy_contact_get(r.s, NULL, r.d.a, call->tenant, cid, &c))
-	        != DRE_OK
-	    || (err = loy_program_get(r.s, r.d.a, call->tenant, &p))
-	        != DRE_OK) {
+	// A sale without a member (cid ""): nothing to deduct, the return
+	// is still recorded and published.
+	memset(&c, 0, sizeof(c));
+	if (cid[0] != '\0'
+	    && ((err
+	            = loy_contact_get(r.s, NULL, r.d.a, call->tenant, cid, &c))
+	            != DRE_OK
+	        || (err = loy_program_get(r.s, r.d.a, call->tenant, &p))
+	            != DRE_OK)) {
 		dre_docapi_internal(&r.d, err);
 		goto out;
 	}
+	if (cid[0] == '\0')
+		deduct = 0;
 	if (deduct > 0) {
 		const char *prev = NULL;
 		char        seed[300];
@@ -894,7 +900,8 @@ h_return(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	dre_jsonw_obj_begin(&w);
 	dre_jsonw_kstr(&w, "orderId", o->str);
 	dre_jsonw_kstr(&w, "returnId", rid->str);
-	dre_jsonw_kstr(&w, "customerId", c.id);
+	if (cid[0] != '\0')
+		dre_jsonw_kstr(&w, "customerId", c.id);
 	dre_jsonw_kint(&w, "pointsDeducted", deduct);
 	dre_jsonw_kint(&w, "pointsBalance", c.balance);
 	dre_jsonw_obj_end(&w);
@@ -904,7 +911,7 @@ h_return(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		.schema_version = 1,
 		.order_id = o->str,
 		.return_id = rid->str,
-		.customer_id = c.id,
+		.customer_id = cid[0] != '\0' ? c.id : NULL,
 		.refund_amount = refund,
 		.points_deducted = deduct,
 		.points_balance = c.balance };

@@ -31,7 +31,7 @@
 static const char *const writers[]
     = { "MasterDataChanged", "MasterDataChanged_v1", "TransactionConfirmed",
 	      "SideEffectResult", "BudgetStatus", "BudgetEvent", "CouponEvent",
-	      "ImportJobFinished", "TransactionReturned" };
+	      "TransactionReturned", "ImportJobFinished" };
 #define NWRITERS (sizeof(writers) / sizeof(writers[0]))
 
 // Every event codec of avro.h: struct type and name suffix.
@@ -42,8 +42,8 @@ static const char *const writers[]
 	XX(dre_budget_status_event, budget_status)                            \
 	XX(dre_budget_event, budget_event)                                    \
 	XX(dre_coupon_event, coupon)                                          \
-	XX(dre_import_finished_event, import_finished)                        \
-	XX(dre_return_event, return_event)
+	XX(dre_return_event, return_event)                                    \
+	XX(dre_import_finished_event, import_finished)
 
 // One codec, type-erased: decode into ev, encode ev.
 typedef struct {
@@ -74,8 +74,8 @@ typedef union {
 	dre_budget_status_event   b;
 	dre_budget_event          e;
 	dre_coupon_event          c;
-	dre_import_finished_event i;
 	dre_return_event          r;
+	dre_import_finished_event i;
 } any_event;
 
 static void

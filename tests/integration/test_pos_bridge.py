@@ -254,6 +254,28 @@ class Bridge(harness.TestCase):
                                          "customerId": contact["id"],
                                          "refundAmount": D("9.00"), "pointsDeducted": 9,
                                          "pointsBalance": 9})
+        # A sale without a member: its RETURN deducts nothing and is still
+        # recorded (a repost gets the first answer) and published.
+        anon_cart, anon_order = uniq("CART"), uniq("ORD")
+        self.assertOk(self.cart(anon_cart, g["code"], [dict(line, quantity=1)]))
+        self.assertOk(self.call(ORDER, {"orderId": anon_order, "cartId": anon_cart,
+                                        "lineItems": [{"sku": art, "quantity": 1}]}))
+        self.assertEqual(s.wait_side_effects(anon_cart, 1)["status"], "COMPLETED")
+        anon = {"orderId": anon_order, "returnId": uniq("RET"),
+                "lineItems": [{"sku": art, "quantity": 1, "refundAmount": D("9.00")}]}
+        want = {"orderId": anon_order, "returnId": anon["returnId"], "pointsDeducted": 0,
+                "pointsBalance": 0}
+        self.assertEqual(self.assertOk(self.call(RETURN, anon)), want)
+        self.assertEqual(self.assertOk(self.call(RETURN, anon)), want)
+        ev, = harness.wait_until(lambda: [
+            e for e in s.events("dre.transactions.returned", wait_s=5)
+            if e["value"]["returnId"] == anon["returnId"]] or None, 20,
+            what="TRANSACTION_RETURNED without a member")
+        v = dict(ev["value"])
+        v.pop("eventId"), v.pop("occurredAt")
+        self.assertEqual(v, {"tenant": "default", "schemaVersion": 1, "orderId": anon_order,
+                             "returnId": anon["returnId"], "customerId": None,
+                             "refundAmount": 900, "pointsDeducted": 0, "pointsBalance": 0})
         self.assertPlatformError(self.call(RETURN, dict(ret, lineItems=[])), 400, "EMPTY_RETURN")
         self.assertPlatformError(self.call(RETURN, {"orderId": order_id}), 400, "MISSING_FIELD")
 

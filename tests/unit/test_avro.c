@@ -684,8 +684,8 @@ main(void)
 		cmocka_unit_test(test_tx_confirmed_round_trip),
 		cmocka_unit_test(test_sidefx_and_budget_round_trip),
 		cmocka_unit_test(test_loyalty_event_round_trip),
-		cmocka_unit_test(test_import_finished_round_trip),
 		cmocka_unit_test(test_return_event_round_trip),
+		cmocka_unit_test(test_import_finished_round_trip),
 		cmocka_unit_test(test_every_schema_loads),
 		cmocka_unit_test(test_confluent_framing),
 	};

@@ -394,6 +394,40 @@ test_invalid_documents(void **state)
 	}
 }
 
+// A percentage out of range names both bounds: 150 is not "must be greater
+// than 0" (the console shows this message on the field).
+static void
+test_range_messages(void **state)
+{
+	static const struct {
+		const char *doc, *target, *message;
+	} cases[] = {
+		{ ACT("{\"type\":\"ARTICLE\",\"discountType\":\"PERCENTAGE\","
+		      "\"value\":150}"),
+		    "actions[0].value",
+		    "actions[0].value must be greater than 0 and at most "
+		    "100" },
+		{ ACT("{\"type\":\"ARTICLE\",\"discountType\":\"PERCENTAGE\","
+		      "\"value\":0}"),
+		    "actions[0].value",
+		    "actions[0].value must be greater than 0 and at most "
+		    "100" },
+		{ ACT("{\"type\":\"MULTIPLY_POINTS\",\"factor\":0}"),
+		    "actions[0].factor",
+		    "actions[0].factor must be greater than 0" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		dre_promo_error  ev[2];
+		dre_promo_errors errs = { ev, 2, 0 };
+		dre_promo       *p = NULL;
+		assert_int_equal(
+		    parse(&p, cases[i].doc, NULL, &errs), DRE_EINVAL);
+		assert_int_equal(errs.n, 1);
+		assert_string_equal(ev[0].target, cases[i].target);
+		assert_string_equal(ev[0].message, cases[i].message);
+	}
+}
+
 // Every problem is recorded, in document order; more than cap are counted.
 static void
 test_every_problem(void **state)
@@ -550,6 +584,7 @@ main(void)
 		cmocka_unit_test(test_full_round_trip),
 		cmocka_unit_test(test_invalid_documents),
 		cmocka_unit_test(test_every_problem),
+		cmocka_unit_test(test_range_messages),
 		cmocka_unit_test(test_patch),
 		cmocka_unit_test(test_unknown_fields),
 		cmocka_unit_test(test_names),
