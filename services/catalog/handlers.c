@@ -1855,7 +1855,7 @@ md_replicate(req *r, const md_message *m)
 	dre_ijob_spec spec = { .tenant = r->d.call->tenant,
 		.principal = r->d.call->principal,
 		.entity = "Articles",
-		.format = DRE_IJOB_NDJSON,
+		.format = DRE_IJOB_JSON,
 		.mode = DRE_IJOB_UPSERT,
 		.name = name,
 		.source = "s4" };

@@ -411,6 +411,7 @@ void
 md_articles(dre_buf *out, const md_message *m)
 {
 	dre_jsonw w;
+	dre_buf_putc(out, '[');
 	for (size_t i = 0; i < m->n; i++) {
 		const md_product *p = &m->products[i];
 		const struct {
@@ -419,14 +420,15 @@ md_articles(dre_buf *out, const md_message *m)
 			{ "ean", p->ean }, { "articleGroupId", p->group },
 			{ "manufacturer", p->manufacturer },
 			{ "manufacturerId", p->manufacturer_id } };
-		dre_jsonw_init(&w, out); // one document per line
+		dre_buf_puts(out, i ? ",\n" : "\n"); // one document a line
+		dre_jsonw_init(&w, out);
 		dre_jsonw_obj_begin(&w);
 		for (size_t k = 0; k < sizeof f / sizeof f[0]; k++)
 			if (f[k].v != NULL)
 				dre_jsonw_kstr(&w, f[k].k, f[k].v);
 		dre_jsonw_obj_end(&w);
-		dre_buf_putc(out, '\n');
 	}
+	dre_buf_puts(out, "\n]\n");
 }
 
 // ---- acknowledgement --------------------------------------------------

@@ -65,10 +65,11 @@ dre_err md_parse_json(
 dre_err md_parse_soap(md_message *m, dre_arena *a, const char *xml, size_t len,
     const md_limits *lim, md_error *e);
 
-// md_articles is THE conversion of a message into article rows: NDJSON,
-// one Article document per product, in order (articleNumber, name, ean,
-// articleGroupId, manufacturer, manufacturerId; an element the product
-// lacks is left out) -- the file of the message's Articles import job.
+// md_articles is THE conversion of a message into article rows: a JSON
+// array of Article documents, one per product and line, in order
+// (articleNumber, name, ean, articleGroupId, manufacturer, manufacturerId;
+// an element the product lacks is left out) -- the file of the message's
+// Articles import job.
 void md_articles(dre_buf *out, const md_message *m);
 
 // md_soap_ack writes the SOAP acknowledgement (the version of m->soap) of

@@ -361,7 +361,7 @@ class Drfout(harness.TestCase):
                                   "messageId": msg["MessageHeader"]["ID"],
                                   "status": "ACCEPTED", "jobId": job, "products": 3})
         self.assertTrue(job.startswith("catalog-"), job)
-        self.assertJson({"id": job, "entity": "Articles", "mode": "UPSERT", "format": "NDJSON",
+        self.assertJson({"id": job, "entity": "Articles", "mode": "UPSERT", "format": "JSON",
                          "name": "S/4HANA DRFOUT " + msg["MessageHeader"]["ID"],
                          "status": "COMPLETED", "total": 3, "processed": 3, "succeeded": 3,
                          "failed": 0}, self.wait_job(job), subset=True)

@@ -61,11 +61,11 @@ test_soap_products_and_rows(void **state)
 	assert_int_equal(m.n, 2);
 	md_articles(&rows, &m);
 	assert_string_equal(rows.data,
-	    "{\"articleNumber\":\"100234\",\"name\":\"Cola & <Lemon>\","
+	    "[\n{\"articleNumber\":\"100234\",\"name\":\"Cola & <Lemon>\","
 	    "\"ean\":\"4006381333931\",\"articleGroupId\":\"FOOD01\","
 	    "\"manufacturer\":\"ACME \\\"Drinks\\\"\","
-	    "\"manufacturerId\":\"M-17\"}\n"
-	    "{\"articleNumber\":\"100235\",\"name\":\"Water\"}\n");
+	    "\"manufacturerId\":\"M-17\"},\n"
+	    "{\"articleNumber\":\"100235\",\"name\":\"Water\"}\n]\n");
 	dre_buf_free(&rows);
 	dre_arena_free(a);
 }
@@ -146,7 +146,7 @@ test_json(void **state)
 	assert_int_equal(m.soap, 0);
 	md_articles(&rows, &m);
 	assert_string_equal(
-	    rows.data, "{\"articleNumber\":\"7\",\"name\":\"Seven\"}\n");
+	    rows.data, "[\n{\"articleNumber\":\"7\",\"name\":\"Seven\"}\n]\n");
 	const char nohdr[] = "{\"ProductMerchandiseView\":[]}";
 	assert_int_equal(
 	    dre_json_parse(&root, a, nohdr, sizeof nohdr - 1, 16, NULL),
