@@ -1036,6 +1036,13 @@ dre_rpc_client_open(dre_rpc_client **cp, const char *url)
 }
 
 void
+dre_rpc_client_set_recv_max(dre_rpc_client *c, size_t bytes)
+{
+	if (c != NULL)
+		nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, bytes);
+}
+
+void
 dre_rpc_client_close(dre_rpc_client *c)
 {
 	rpc_op *op, *next;

@@ -6,8 +6,11 @@
 #include "dre/rpc.h"
 #include "dre/snapshot.h"
 
-// The catalog's answer holds all master data: it may take a while.
+// The catalog's answer holds all master data: it may take a while, and
+// it is large -- some 300 MB at 1,000,000 articles (about 300 B each; the
+// rpc default of 64 MiB holds some 200,000).
 #define CATALOG_TIMEOUT_MS 15000
+#define CATALOG_MAX_BYTES  ((size_t) 2 << 30)
 
 struct dre_snapshot_client {
 	dre_snapshot_cfg cfg;
@@ -21,7 +24,8 @@ dre_snapshot_catalog(const char *url, const char *principal)
 		.method = "catalog.Snapshot",
 		.principal = principal,
 		.reply = &dre__snapshot_response__descriptor,
-		.timeout_ms = CATALOG_TIMEOUT_MS };
+		.timeout_ms = CATALOG_TIMEOUT_MS,
+		.max_bytes = CATALOG_MAX_BYTES };
 }
 
 dre_err
@@ -50,9 +54,12 @@ dre_snapshot_client_close(dre_snapshot_client *c)
 dre_err
 dre_snapshot_fetch(ProtobufCMessage **msgp, dre_snapshot_client *c)
 {
-	if (c->cli == NULL
-	    && dre_rpc_client_open(&c->cli, c->cfg.url) != DRE_OK)
-		return DRE_EUNAVAIL;
+	if (c->cli == NULL) {
+		if (dre_rpc_client_open(&c->cli, c->cfg.url) != DRE_OK)
+			return DRE_EUNAVAIL;
+		if (c->cfg.max_bytes > 0)
+			dre_rpc_client_set_recv_max(c->cli, c->cfg.max_bytes);
+	}
 	// Every snapshot request is empty here (no tenant: all of them), and
 	// an empty message packs to no bytes.
 	Dre__RpcRequest rq = DRE__RPC_REQUEST__INIT;

@@ -8,8 +8,8 @@
 //
 // The errors carry the platform's error codes (the gateway answers them as
 // {errorCode, errorMessage}): 404 PROMOTION_NOT_FOUND, CODE_NOT_FOUND; 409
-// NO_SUPC_TYPE, CODE_EXISTS, ALREADY_REDEEMED, CODE_NOT_REDEEMABLE; 400
-// MISSING_FIELD, INVALID_FIELD.
+// NO_SUPC_TYPE (create only), CODE_EXISTS, ALREADY_REDEEMED,
+// CODE_NOT_REDEEMABLE; 400 MISSING_FIELD, INVALID_FIELD.
 #include "supc.h"
 
 #include <stdio.h>
@@ -30,6 +30,10 @@ static const dre_docapi_svc supc_api = { "the coupon service", 1 };
 
 // supc_types finds the promotion's INDIVIDUAL coupon types (every one when
 // listing, the first active one otherwise: *t); false when it has answered.
+// Only creating (t given) needs one: it answers 409 NO_SUPC_TYPE, on which
+// the gateway's bridge creates the type and names it in the promotion
+// ("created on first use", PRODUCT-DECISIONS §10) and asks again; a list
+// of a promotion without one is empty, and none of its codes is known.
 static bool
 supc_types(dre_docapi_req *d, cp *s, const char *promo, bool active,
     const char ***idsp, size_t *np, cp_type *t)
@@ -61,7 +65,7 @@ supc_types(dre_docapi_req *d, cp *s, const char *promo, bool active,
 			*t = ty;
 		ids[m++] = ids[i];
 	}
-	if (m == 0) {
+	if (m == 0 && t != NULL) {
 		dre_rpc_reply_error(d->rep, 409, "NO_SUPC_TYPE", NULL,
 		    "promotion '%s' names no %sINDIVIDUAL coupon type in its "
 		    "couponTypeIds: single-use codes need one",
@@ -409,6 +413,13 @@ cp_h_supc_redeem(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	if (!redeem_items(&d, list, v)
 	    || !supc_types(&d, s, promo, false, &ids, &nt, NULL))
 		goto out;
+	if (nt == 0) {
+		dre_rpc_reply_error(rep, 404, "CODE_NOT_FOUND", NULL,
+		    "code '%s' not found among the promotion's single-use "
+		    "codes (it has none)",
+		    v[0].code);
+		goto out;
+	}
 	cp_outcome o;
 	cp_redeem_external(s, d.a, call->tenant, v, list->len, ids, nt, &o);
 	if (o.status != 200) {

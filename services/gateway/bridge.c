@@ -11,11 +11,16 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <stdlib.h>
+#include <strings.h>
+
+#include "dre/changes.h"
 #include "dre/clock.h"
 #include "dre/evalwire.h"
 #include "dre/json.h"
 #include "dre/jsonw.h"
 #include "dre/money.h"
+#include "dre/uuid.h"
 #include "gw.h"
 
 #define MAX_IGNORED 20
@@ -855,6 +860,327 @@ static const char *const k_supc[] = { "codes", "count", NULL };
 static const char *const k_supc_code[]
     = { "code", "redeemed", "orderId", "redeemedAt", NULL };
 
+// The promotion's INDIVIDUAL coupon type, created on first use (§10): when
+// the coupon service answers a POST with 409 NO_SUPC_TYPE, the bridge
+// reads the promotion (catalog), creates the type (coupon service; its id
+// derived from the promotion's, so that two first POSTs make one type),
+// adds it to the promotion's couponTypeIds (a PATCH with If-Match, read
+// again on 412), waits until the services that learn master data hold the
+// promotion's version (read-your-writes, §4b) and asks the coupon service
+// again. Every step is the normal write of its service (roles, audit as
+// the caller, events), as if the code system had made the calls itself.
+#define SUPC_TRIES     5 // promotion updates tried on 412
+#define SUPC_NAME_KEEP 95 // characters of the promotion's name kept
+
+typedef struct {
+	char            type_id[DRE_UUID_LEN + 1];
+	const char     *etag; // the promotion's version as read
+	const dre_json *promo; // the promotion as read (arena)
+	int             tries;
+	bool            type_made; // created now or found
+	bool            by_id; // the type named "SUPC <promotionId>"
+	bool            asked_again; // the coupon service asked again
+} supc_first;
+
+static void supc_created(gw_job *j);
+static void supc_got_promo(gw_job *j);
+static void supc_type_made(gw_job *j);
+static void supc_updated(gw_job *j);
+
+// supc_call sends the JSON body in b (NULL: none; freed) to method of
+// backend with the promotion id (and If-Match, PATCH when etag is given)
+// as params.
+static void
+supc_call(gw_job *j, gw_backend_id backend, const char *method, dre_buf *b,
+    const char *etag, gw_render render)
+{
+	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
+	Dre__Param      pv[3], *pp[3];
+	char           *roles[32], *body = NULL;
+	size_t          n = 0;
+
+	if (b != NULL) {
+		body = b->oom ? NULL : dre_arena_strdup(j->arena, b->data);
+		dre_buf_free(b);
+		if (body == NULL) {
+			gw_job_oom(j);
+			return;
+		}
+	}
+	if (j->rep != NULL) {
+		dre_rpc_reply_msg_free(j->rep);
+		j->rep = NULL;
+	}
+	dre__param__init(&pv[n]);
+	pv[n].key = "id";
+	pv[n].value = (char *) j->id;
+	pp[n] = &pv[n];
+	n++;
+	if (etag != NULL) {
+		dre__param__init(&pv[n]);
+		pv[n].key = "if_match";
+		pv[n].value = (char *) etag;
+		pp[n] = &pv[n];
+		n++;
+		dre__param__init(&pv[n]);
+		pv[n].key = "patch";
+		pv[n].value = "1";
+		pp[n] = &pv[n];
+		n++;
+	}
+	snprintf(j->rpc_method, sizeof j->rpc_method, "%s", method);
+	gw_job_envelope(j, &req, j->rpc_method, roles);
+	req.params = pp;
+	req.n_params = n;
+	if (body != NULL) {
+		req.has_body = 1;
+		req.body.data = (uint8_t *) body;
+		req.body.len = strlen(body);
+	}
+	gw_job_call(j, j->g->backends[backend].clients[0], &req, render);
+}
+
+static const char *
+reply_header(const Dre__RpcReply *rep, const char *key)
+{
+	for (size_t i = 0; i < rep->n_headers; i++)
+		if (strcasecmp(rep->headers[i]->key, key) == 0)
+			return rep->headers[i]->value;
+	return NULL;
+}
+
+// names_type tells whether the promotion read names the type already.
+static bool
+names_type(const supc_first *f)
+{
+	const dre_json *ids = dre_json_get(f->promo, "couponTypeIds");
+	for (const dre_json *x
+	     = dre_json_is(ids, DRE_JSON_ARRAY) ? ids->child : NULL;
+	     x != NULL; x = x->next)
+		if (dre_json_is(x, DRE_JSON_STRING)
+		    && strcmp(x->str, f->type_id) == 0)
+			return true;
+	return false;
+}
+
+// supc_again asks the coupon service again (the codes of the type now).
+static void
+supc_again(gw_job *j)
+{
+	supc_first *f = (supc_first *) j->ctx;
+
+	dre_buf b = { 0 };
+
+	dre_buf_append(&b, j->body.data, j->body.len);
+	dre_buf_append(&b, "", 1);
+	f->asked_again = true;
+	supc_call(j, GW_COUPON, "coupon.Supc.create", &b, NULL, supc_created);
+}
+
+// supc_update names the type in the promotion read, or, when it does
+// already (a concurrent first POST), waits for that version.
+static void
+supc_update(gw_job *j)
+{
+	supc_first *f = (supc_first *) j->ctx;
+	dre_buf     b = { 0 };
+	dre_jsonw   w;
+
+	if (names_type(f)) {
+		const dre_json *v = dre_json_get(f->promo, "version");
+		int64_t         ver = 0;
+		char           *changes;
+		if (f->etag != NULL)
+			ver = strtoll(f->etag + (f->etag[0] == '"'), NULL, 10);
+		else if (dre_json_is(v, DRE_JSON_NUMBER))
+			dre_json_int(&ver, v, 0, INT64_MAX);
+		dre_changes_add(&b, "PROMOTION", j->id, ver);
+		changes = b.oom ? NULL : dre_arena_strdup(j->arena, b.data);
+		dre_buf_free(&b);
+		if (changes == NULL) {
+			gw_job_oom(j);
+			return;
+		}
+		if (!gw_await_changes(j, changes, supc_again))
+			supc_again(j);
+		return;
+	}
+	const dre_json *ids = dre_json_get(f->promo, "couponTypeIds");
+	dre_jsonw_init(&w, &b);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_key(&w, "couponTypeIds");
+	dre_jsonw_arr_begin(&w);
+	for (const dre_json *x
+	     = dre_json_is(ids, DRE_JSON_ARRAY) ? ids->child : NULL;
+	     x != NULL; x = x->next)
+		if (dre_json_is(x, DRE_JSON_STRING))
+			dre_jsonw_strn(&w, x->str, x->len);
+	dre_jsonw_str(&w, f->type_id);
+	dre_jsonw_arr_end(&w);
+	dre_jsonw_obj_end(&w);
+	f->tries++;
+	supc_call(j, GW_CATALOG, "catalog.Promotions.update", &b,
+	    f->etag != NULL ? f->etag : "*", supc_updated);
+}
+
+// supc_make_type creates the INDIVIDUAL type "SUPC <promotion name>" (on
+// a clash of names "SUPC <promotionId>").
+static void
+supc_make_type(gw_job *j)
+{
+	supc_first     *f = (supc_first *) j->ctx;
+	const dre_json *nm = dre_json_get(f->promo, "name");
+	dre_buf         b = { 0 };
+	dre_jsonw       w;
+	size_t          len = 0, chars = 0;
+
+	if (!f->by_id && dre_json_is(nm, DRE_JSON_STRING) && nm->len > 0) {
+		// At most SUPC_NAME_KEEP characters, never half of one.
+		while (len < nm->len
+		    && (chars < SUPC_NAME_KEEP
+		        || ((unsigned char) nm->str[len] & 0xC0) == 0x80)) {
+			if (((unsigned char) nm->str[len] & 0xC0) != 0x80)
+				chars++;
+			len++;
+		}
+	} else
+		f->by_id = true;
+	char *name
+	    = dre_arena_get(j->arena, 8 + (f->by_id ? strlen(j->id) : len));
+	if (name == NULL) {
+		gw_job_oom(j);
+		return;
+	}
+	if (f->by_id)
+		snprintf(name, 6 + strlen(j->id), "SUPC %s", j->id);
+	else {
+		memcpy(name, "SUPC ", 5);
+		memcpy(name + 5, nm->str, len);
+		name[5 + len] = '\0';
+	}
+	dre_jsonw_init(&w, &b);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "id", f->type_id);
+	dre_jsonw_kstr(&w, "name", name);
+	dre_jsonw_kstr(&w, "type", "INDIVIDUAL");
+	dre_jsonw_kstr(&w, "description",
+	    "single-use promotion codes (SUPC) of the promotion, created by "
+	    "the POS-platform bridge");
+	dre_jsonw_obj_end(&w);
+	supc_call(j, GW_COUPON, "coupon.CouponTypes.create", &b, NULL,
+	    supc_type_made);
+}
+
+static void
+supc_type_made(gw_job *j)
+{
+	supc_first *f = (supc_first *) j->ctx;
+	const char *target
+	    = j->rpc_err == DRE_OK ? j->rep->error_target : NULL;
+
+	if (j->rpc_err == DRE_OK && j->rep->status == 409 && target != NULL) {
+		if (strcmp(target, "name") == 0 && !f->by_id) {
+			f->by_id = true;
+			supc_make_type(j);
+			return;
+		}
+		if (strcmp(target, "id") == 0) // made by a concurrent POST
+			goto made;
+	}
+	if (gw_job_reply_error(j))
+		return;
+made:
+	f->type_made = true;
+	supc_update(j);
+}
+
+static void
+supc_get_promo(gw_job *j)
+{
+	supc_call(j, GW_CATALOG, "catalog.Promotions.get", NULL, NULL,
+	    supc_got_promo);
+}
+
+static void
+supc_got_promo(gw_job *j)
+{
+	supc_first *f = (supc_first *) j->ctx;
+	dre_json   *doc = NULL;
+	const char *etag;
+	char       *text;
+
+	if (gw_job_reply_error(j))
+		return;
+	text = dre_arena_strndup(j->arena,
+	    j->rep->has_body ? (const char *) j->rep->body.data : "",
+	    j->rep->has_body ? j->rep->body.len : 0);
+	if (text == NULL
+	    || dre_json_parse(&doc, j->arena, text, strlen(text), 32, NULL)
+	        != DRE_OK
+	    || !dre_json_is(doc, DRE_JSON_OBJECT)) {
+		gw_job_error(j, 503, "UNAVAILABLE", NULL,
+		    "the promotion could not be read");
+		return;
+	}
+	f->promo = doc;
+	etag = reply_header(j->rep, "ETag");
+	f->etag = etag != NULL ? dre_arena_strdup(j->arena, etag) : NULL;
+	if (f->type_made)
+		supc_update(j);
+	else
+		supc_make_type(j);
+}
+
+static void
+supc_updated(gw_job *j)
+{
+	supc_first *f = (supc_first *) j->ctx;
+	const char *changes;
+
+	if (j->rpc_err == DRE_OK && j->rep->status == 412
+	    && f->tries < SUPC_TRIES) {
+		supc_get_promo(j); // changed since read: read it again
+		return;
+	}
+	if (gw_job_reply_error(j))
+		return;
+	changes = reply_header(j->rep, "dre-changes");
+	if (changes == NULL || !gw_await_changes(j, changes, supc_again))
+		supc_again(j);
+}
+
+// supc_created answers the coupon service's reply, or creates the type on
+// the first NO_SUPC_TYPE.
+static void
+supc_created(gw_job *j)
+{
+	supc_first *f = (supc_first *) j->ctx;
+	bool        no_type = j->rpc_err == DRE_OK && j->rep->status == 409
+	    && j->rep->error_code != NULL
+	    && strcmp(j->rep->error_code, "NO_SUPC_TYPE") == 0;
+
+	if (no_type && f == NULL) {
+		if ((f = dre_arena_get(j->arena, sizeof *f)) == NULL) {
+			gw_job_oom(j);
+			return;
+		}
+		j->ctx = f;
+		char seed[256];
+		int  n = snprintf(
+		     seed, sizeof seed, "supc\t%s\t%s", j->who.tenant, j->id);
+		dre_uuid_derive(f->type_id, seed, (size_t) n);
+		supc_get_promo(j);
+		return;
+	}
+	if (no_type && atomic_load(&j->await_pending)) {
+		gw_job_error(j, 503, "UNAVAILABLE", NULL,
+		    "the promotion's new coupon type is not in effect yet: "
+		    "ask again");
+		return;
+	}
+	gw_render_forward(j);
+}
+
 void
 gw_bridge_supc(gw_job *j)
 {
@@ -875,5 +1201,8 @@ gw_bridge_supc(gw_job *j)
 		ignore_unknown(&ig, e, path, k_supc_code);
 	}
 	ignored_done(j, &ig);
-	gw_forward(j);
+	if (strcmp(j->method, "POST") == 0)
+		gw_forward_then(j, supc_created);
+	else
+		gw_forward(j);
 }

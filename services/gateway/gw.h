@@ -391,11 +391,21 @@ void gw_bridge_void(gw_job *j);
 void gw_bridge_code(gw_job *j);
 void gw_bridge_return(gw_job *j);
 // gw_bridge_supc names the unknown members of a SUPC write in
-// DRE-Ignored-Fields, then forwards it (the coupon service answers).
+// DRE-Ignored-Fields, then forwards it (the coupon service answers); a
+// POST for a promotion without an INDIVIDUAL coupon type creates the type
+// and names it in the promotion first.
 void gw_bridge_supc(gw_job *j);
 // gw_forward sends the request to the route's backend as it is and answers
-// the reply (routes.c).
+// the reply (routes.c); gw_forward_then renders the reply with render.
 void gw_forward(gw_job *j);
+void gw_forward_then(gw_job *j, gw_render render);
+// gw_render_forward answers the callee's reply as it is, once the services
+// learning a master-data write it reports (dre-changes) have applied it.
+void gw_render_forward(gw_job *j);
+// gw_await_changes holds the answer until the services that learn master
+// data hold changes (dre/changes.h lines), then runs render; false (render
+// not called) when there is nothing to wait for (PRODUCT-DECISIONS §4b).
+bool gw_await_changes(gw_job *j, const char *changes, gw_render render);
 
 // openapi.c: GET /openapi.json, the embedded proto/openapi.yaml as JSON.
 void gw_openapi(gw_job *j);

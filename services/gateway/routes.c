@@ -771,12 +771,8 @@ on_await(void *arg, dre_err err, Dre__RpcReply *rep)
 		gw_job_wake(j);
 }
 
-static void render_forward(gw_job *j);
-
-// await_changes holds the answer until the services applied changes;
-// false when there is nothing to wait for.
-static bool
-await_changes(gw_job *j, const char *changes)
+bool
+gw_await_changes(gw_job *j, const char *changes, gw_render render)
 {
 	gw             *g = j->g;
 	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
@@ -801,7 +797,7 @@ await_changes(gw_job *j, const char *changes)
 	req.has_body = 1;
 	req.body.data = (uint8_t *) changes;
 	req.body.len = strlen(changes);
-	if (!gw_job_wait(j, render_forward))
+	if (!gw_job_wait(j, render))
 		return true; // answered 503: shutting down
 	// One count for this loop, so that no reply wakes the job before
 	// every call is out.
@@ -833,11 +829,11 @@ ends_with(const char *s, const char *suffix)
 	return sl > xl && strcmp(s + sl - xl, suffix) == 0;
 }
 
-// render_forward sends the callee's document as it is (JSON unless the
+// gw_render_forward sends the callee's document as it is (JSON unless the
 // callee named another content type, e.g. text/csv), once the services
 // learning a write it reports have applied it.
-static void
-render_forward(gw_job *j)
+void
+gw_render_forward(gw_job *j)
 {
 	const Dre__RpcReply *rep = j->rep;
 	int                  status;
@@ -850,7 +846,7 @@ render_forward(gw_job *j)
 		if (strcmp(rep->headers[i]->key, CHANGES_HEADER) == 0)
 			changes = rep->headers[i]->value;
 	if (status < 300 && changes != NULL && !j->awaited
-	    && await_changes(j, changes))
+	    && gw_await_changes(j, changes, gw_render_forward))
 		return; // rendered again once the services answered
 	if (status == 200 && ends_with(j->rpc_method, ".create"))
 		status = 201;
@@ -940,7 +936,7 @@ gw_side_effects(gw_job *j)
 	gw_job_envelope(j, &req, j->rpc_method, roles);
 	req.params = pl.params;
 	req.n_params = pl.n;
-	gw_job_call(j, gw_client_of(j, j->id), &req, render_forward);
+	gw_job_call(j, gw_client_of(j, j->id), &req, gw_render_forward);
 }
 
 // gw_forward calls the route's backend with the path's id and the query
@@ -948,6 +944,12 @@ gw_side_effects(gw_job *j)
 // on a GW_BODY_XML route), and answers with the callee's document.
 void
 gw_forward(gw_job *j)
+{
+	gw_forward_then(j, gw_render_forward);
+}
+
+void
+gw_forward_then(gw_job *j, gw_render render)
 {
 	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
 	char           *roles[32];
@@ -985,7 +987,7 @@ gw_forward(gw_job *j)
 	// The evaluator's forwarded routes name a transaction: its shard.
 	gw_job_call(j,
 	    gw_client_of(j, j->route->backend == GW_EVALUATOR ? j->id : NULL),
-	    &req, render_forward);
+	    &req, render);
 }
 
 // ---------------------------------------------------------------- audit log

@@ -8,7 +8,8 @@
 # DRE_IT_KEEP=1 (keep the data dirs), DRE_IT_SCALE (multiply every deadline;
 # defaults to 3 when the bin dir looks like a sanitizer build),
 # DRE_IT_RECORD_DIR (append every HTTP answer received to a JSONL file there,
-# for the OpenAPI conformance test; ctest sets it).
+# for the OpenAPI conformance test; ctest sets it), DRE_IT_SHARDS (evaluator
+# shards of a Stack that does not name its own; 1).
 import atexit
 import base64
 import copy
@@ -74,6 +75,12 @@ ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\
 TS = "2026-06-07T12:00:00Z"
 VALID_FROM = "2026-01-01T00:00:00Z"
 VALID_TO = "2026-12-31T23:59:59Z"
+
+
+def service_kind(name):
+    """The program of a service name: "evaluator" for every shard
+    ("evaluator", "evaluator-1", ...), else the name itself."""
+    return "evaluator" if name.startswith("evaluator-") else name
 
 
 def deadline(seconds):
@@ -199,12 +206,27 @@ class Stack:
     service name to extra "-o key=value" settings (e.g. {"coupon":
     ["coupon.reservation_ttl_ms=2000"]})."""
 
-    def __init__(self, data_dir=None, start=True, extra=None, opts=None):
+    def __init__(self, data_dir=None, start=True, extra=None, opts=None,
+                 shards=None):
         """extra: {service: [argv...]} appended to that service's command
         line (e.g. {"evaluator": ["-o", "confirm.ack_wait_ms=100"]}); opts:
-        {service: ["key=value", ...]}, each passed as -o key=value."""
+        {service: ["key=value", ...]}, each passed as -o key=value.
+        shards: evaluator shards (DRE_IT_SHARDS, else 1). Shard 0 is the
+        service "evaluator", shard k > 0 "evaluator-k" (its own port and
+        <data_dir>/evaluator-k); extra and opts of "evaluator" apply to
+        every shard, those of "evaluator-k" to that one only."""
         self.extra = dict(extra or {})
         self.opts = dict(opts or {})
+        if shards is None:
+            shards = int(os.environ.get("DRE_IT_SHARDS", "1"))
+        if shards < 1:
+            raise ValueError("shards must be at least 1")
+        self.shards = shards
+        self.shard_names = ["evaluator"] + [
+            "evaluator-%d" % k for k in range(1, shards)]
+        i = SERVICES.index("evaluator")
+        self.services = SERVICES[:i + 1] + tuple(self.shard_names[1:]) + \
+            SERVICES[i + 1:]
         self.own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="dre-it-")
         self.log_dir = os.path.join(self.data_dir, "log")
@@ -225,6 +247,8 @@ class Stack:
             "webhook": free_port(),
             "http": free_port(),
         }
+        for name in self.shard_names[1:]:
+            self.ports[name] = free_port()
         self.procs = {}
         self.logs = {}
         self.bootstrap = None
@@ -250,7 +274,8 @@ class Stack:
         return "http://127.0.0.1:%d" % self.http_port
 
     def argv(self, name):
-        binary = os.path.join(BIN_DIR, "dre-" + name)
+        kind = service_kind(name)
+        binary = os.path.join(BIN_DIR, "dre-" + kind)
         a = [binary, "-o", "data_dir=" + self.data_dir,
              "-o", "rpc.listen=" + self.rpc_url(name if name != "gateway" else "http")]
         if name == "broker":
@@ -263,8 +288,8 @@ class Stack:
             a += ["-o", "catalog.url=" + self.rpc_url("catalog"),
                   "-o", "imports.callback_insecure=true",
                   "-o", "kafka.bootstrap.servers=" + self.bootstrap]
-        elif name == "evaluator":
-            a += ["-o", "shard=0",
+        elif kind == "evaluator":
+            a += ["-o", "shard=%d" % self.shard_names.index(name),
                   "-o", "catalog.url=" + self.rpc_url("catalog"),
                   "-o", "budget.url=" + self.rpc_url("budget"),
                   "-o", "coupon.url=" + self.rpc_url("coupon"),
@@ -291,7 +316,8 @@ class Stack:
             a = [binary, "-o", "data_dir=" + self.data_dir,
                  "-o", "http.bind=127.0.0.1",
                  "-o", "http.port=%d" % self.http_port,
-                 "-o", "evaluator.urls=" + self.rpc_url("evaluator"),
+                 "-o", "evaluator.urls=" + ",".join(
+                     self.rpc_url(n) for n in self.shard_names),
                  "-o", "catalog.url=" + self.rpc_url("catalog"),
                  "-o", "budget.url=" + self.rpc_url("budget"),
                  "-o", "reporting.url=" + self.rpc_url("reporting"),
@@ -301,9 +327,13 @@ class Stack:
                  "-o", "auth.users=" + EXTRA_USERS,
                  # Tests stop the gateway at once; test_ops drains it.
                  "-o", "shutdown.grace_ms=0"]
-        for kv in self.opts.get(name, ()):
-            a += ["-o", kv]
-        return a + list(self.extra.get(name, []))
+        names = [name] if kind == name else [kind, name]
+        for n in names:
+            for kv in self.opts.get(n, ()):
+                a += ["-o", kv]
+        for n in names:
+            a += list(self.extra.get(n, []))
+        return a
 
     # -- process control -----------------------------------------------------
     def _spawn(self, name):
@@ -353,7 +383,7 @@ class Stack:
                 return s or None
             self.bootstrap = wait_until(ready, 30, what="broker bootstrap file")
         else:
-            if name in KAFKA_SERVICES and not self.bootstrap:
+            if service_kind(name) in KAFKA_SERVICES and not self.bootstrap:
                 raise StackError("start the broker first")
             self._spawn(name)
             port = self.ports["http" if name == "gateway" else name]
@@ -375,7 +405,7 @@ class Stack:
         retried from scratch on fresh ports; any other failure is raised."""
         for attempt in range(attempts):
             try:
-                for name in SERVICES:
+                for name in self.services:
                     self.start_service(name)
                 self.wait_healthy()
                 return
@@ -443,7 +473,7 @@ class Stack:
         return p is not None and p.poll() is None
 
     def assert_all_alive(self):
-        for name in SERVICES:
+        for name in self.services:
             if not self.alive(name):
                 raise StackError("dre-%s is not running (status %s); log:\n%s" % (
                     name, self.procs[name].returncode if name in self.procs else None,
@@ -453,7 +483,7 @@ class Stack:
         """Stops every process (gateway first); raises if one did not stop
         cleanly. Always leaves no process behind."""
         errors = []
-        for name in reversed(SERVICES):
+        for name in reversed(self.services):
             try:
                 self.stop_service(name)
             except StackError as e:
@@ -493,7 +523,7 @@ class Stack:
 
     def dump_logs(self, out=None):
         out = out or sys.stderr
-        for name in SERVICES:
+        for name in self.services:
             out.write("\n===== dre-%s log (%s) =====\n" % (name, self.data_dir))
             out.write(self.log_text(name))
         out.write("\n")

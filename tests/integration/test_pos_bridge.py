@@ -10,12 +10,14 @@
 # priced, a promotion not granted, RETURN of an unknown order, a SUPC
 # redeemed twice), never a 5xx and nothing half-applied; RETURN's
 # TRANSACTION_RETURNED event on its topic and as a webhook; the SUPC merchant
-# API (create, list, mark redeemed once, used in a cart).
+# API (create, list, mark redeemed once, used in a cart; the promotion's
+# INDIVIDUAL coupon type created on first use).
 import json
 import os
 import re
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -440,16 +442,83 @@ class Bridge(harness.TestCase):
                                   "orderId": "EXT-1"})
         self.assertEqual((lst[b]["status"], lst[b]["cartId"]), ("REDEEMED", cart_id))
         self.assertIsInstance(lst[b]["redeemedAt"], int)
-        # A promotion without an INDIVIDUAL coupon type, one DRE does not know.
-        self.assertPlatformError(self.supc("GET", self.points_promo["id"]), 409, "NO_SUPC_TYPE")
-        self.assertPlatformError(self.supc("POST", self.points_promo["id"], {"count": 1}), 409,
-                                 "NO_SUPC_TYPE")
         self.assertPlatformError(self.supc("GET", harness.new_id()), 404, "PROMOTION_NOT_FOUND")
+        self.supc_type_on_first_use(g, art, gen[0])
         # A till's key reads nothing here; no key: the empty 401.
         self.assertPlatformError(self.supc("POST", p["id"], {"count": 1}, key=self.key), 403,
                                  "FORBIDDEN")
         r = self.supc("GET", p["id"], key=None)
         self.assertEqual((r.status, r.raw), (401, b""))
+
+    def supc_type_on_first_use(self, g, art, other_code):
+        """A promotion without an INDIVIDUAL coupon type: its list is empty,
+        none of its codes is known; the first POST creates the type "SUPC
+        <name>", names it in couponTypeIds (the promotion is code-gated from
+        then on) and its codes are valid in the very next cart; a second POST
+        reuses the type, so do two first POSTs at once."""
+        s = self.stack
+        line = {"lineId": "1", "sku": art, "quantity": 1, "unitPrice": D("10.00")}
+        name = uniq("Open")
+        op = promotion(name, [{"type": "ARTICLE", "values": [art]}],
+                       [pct_action(5, articles=[art])], pos_groups=[g["id"]])
+        s.create_promotion(op)
+        self.assertEqual(self.assertOk(self.supc("GET", op["id"])),
+                         {"promotionId": op["id"], "codes": []})
+        self.assertPlatformError(self.supc("PUT", op["id"], {"codes": [
+            {"code": other_code, "redeemed": True}]}), 404, "CODE_NOT_FOUND")
+        # Open to every cart until now.
+        c0 = self.assertOk(self.cart(uniq("CART"), g["code"], [line]))
+        self.assertEqual(c0["totals"]["discount"], D("0.50"))
+        r = self.supc("POST", op["id"], {"count": 2})
+        self.assertStatus(r, 201)
+        tid = r.body["couponTypeId"]
+        first = [c["code"] for c in r.body["codes"]]
+        self.assertEqual((r.body["promotionId"], len(first)), (op["id"], 2))
+        self.assertEqual(self.assertOk(s.get("/api/v1/Promotions/" + op["id"]))
+                         ["couponTypeIds"], [tid])
+        q = "$filter=" + ("startswith(name,'SUPC %s')" % name).replace(" ", "%20")
+        types = self.assertOk(s.get("/api/v1/CouponTypes?" + q))["value"]
+        self.assertEqual([(t["id"], t["name"], t["type"], t["status"]) for t in types],
+                         [(tid, "SUPC " + name, "INDIVIDUAL", "ACTIVE")])
+        # In effect at once: the next cart with a code gets it, one without does not.
+        c1 = self.assertOk(self.cart(uniq("CART"), g["code"], [line], codes=[first[0]]))
+        self.assertEqual((c1["totals"]["discount"], c1["messages"]), (D("0.50"), []))
+        self.assertEqual(c1["lineItems"][0]["promotions"][0]["code"], first[0])
+        c2 = self.assertOk(self.cart(uniq("CART"), g["code"], [line]))
+        self.assertEqual(c2["totals"]["discount"], D("0.00"))
+        # A second POST reuses the type; the list has every code.
+        mine = uniq("SUPC-R")
+        r = self.supc("POST", op["id"], {"codes": [mine]})
+        self.assertStatus(r, 201)
+        self.assertEqual(r.body, {"promotionId": op["id"], "couponTypeId": tid,
+                                  "codes": [{"code": mine, "status": "ACTIVE"}]})
+        self.assertEqual(sorted(c["code"] for c in self.assertOk(
+            self.supc("GET", op["id"]))["codes"]), sorted(first + [mine]))
+        self.assertEqual(len(self.assertOk(s.get("/api/v1/CouponTypes?" + q))["value"]), 1)
+        # Written as the caller through the normal paths: audited.
+        for entity, eid, action in (("CouponType", tid, "create"),
+                                    ("Promotion", op["id"], "update")):
+            recs = self.assertOk(s.get(("/api/v1/AuditLogs?$filter=entity eq '%s' and "
+                                        "entityId eq '%s'" % (entity, eid)).replace(" ", "%20")))
+            self.assertIn(action, [x["action"] for x in recs["value"]], recs)
+        # Two first POSTs at once: one type, named once.
+        op2 = promotion(uniq("Twice"), [{"type": "ARTICLE", "values": [art]}],
+                        [pct_action(5, articles=[art])], pos_groups=[g["id"]])
+        s.create_promotion(op2)
+        out = [None, None]
+
+        def post(i):
+            out[i] = self.supc("POST", op2["id"], {"count": 1})
+        ts = [threading.Thread(target=post, args=(i,)) for i in (0, 1)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        for r in out:
+            self.assertStatus(r, 201)
+        self.assertEqual(out[0].body["couponTypeId"], out[1].body["couponTypeId"])
+        self.assertEqual(self.assertOk(s.get("/api/v1/Promotions/" + op2["id"]))
+                         ["couponTypeIds"], [out[0].body["couponTypeId"]])
 
     # -- reward lookup (runs after the till flow: it sets the program) ---------
     def test_vouchers_in_reward_lookup(self):

@@ -8,7 +8,8 @@
 #   e.g. tools/bench/confirm_stack.py build/bin --count 20000 --rate 1000
 #
 # Extra process options: DRE_BENCH_EVALUATOR="-o rpc.workers=64 ..." (and
-# DRE_BENCH_BUDGET, DRE_BENCH_REPORTING, DRE_BENCH_GATEWAY).
+# DRE_BENCH_BUDGET, DRE_BENCH_REPORTING, DRE_BENCH_GATEWAY); DRE_IT_SHARDS=2 runs
+# two evaluator shards (DRE_BENCH_EVALUATOR applies to both).
 import os
 import shlex
 import subprocess
@@ -39,7 +40,7 @@ def main():
                               "--port", str(stack.http_port)] + sys.argv[2:])
         after = {n: cpu_seconds(p.pid) for n, p in stack.procs.items()}
         print("CPU seconds used during the run:",
-              ", ".join("%s %.2f" % (n, after[n] - before[n]) for n in harness.SERVICES))
+              ", ".join("%s %.2f" % (n, after[n] - before[n]) for n in stack.services))
     finally:
         stack.stop()
         stack.cleanup()

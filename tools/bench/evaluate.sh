@@ -6,29 +6,53 @@
 #   tools/bench/evaluate.sh --compare 3 -d 5 -c 32   (cart validation next to
 #   evaluate: the same baskets, alternating rounds, and their ratio)
 # Build first: tools/dre build. Extra service options: EV_OPTS, GW_OPTS.
+# SHARDS=N starts N evaluator shards behind the gateway (1); PIN=0 leaves the
+# processes to the scheduler (both cores) instead of pinning the stack to
+# core 0 and the load generator to core 1. RPC=ipc connects gateway and
+# evaluators over ipc:// sockets in the data dir instead of tcp://127.0.0.1.
+# Last line: "cpu_us_per_request gateway G evaluator E" -- CPU time (user +
+# system, all threads) the gateway and the evaluators used during the run
+# over the requests answered: unlike req/s, hardly moved by other load.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 B=${BIN_DIR:-$ROOT/build/release/bin}
 D=$(mktemp -d /tmp/dre-bench.XXXXXX)
 PORT=${PORT:-18081}
-EVURL=${EVURL:-tcp://127.0.0.1:17201}
+SHARDS=${SHARDS:-1}
+EVURLS=""
+evurl() { if [ "${RPC:-tcp}" = ipc ]; then echo "ipc://$D/evaluator-$1.sock"; else echo "tcp://127.0.0.1:$((17201 + $1))"; fi; }
+if [ "${PIN:-1}" = 0 ]; then CORE0=(); CORE1=(); else CORE0=(taskset -c 0); CORE1=(taskset -c 1); fi
 PIDS=()
+EVPIDS=()
 cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$D"; }
 trap cleanup EXIT
+for ((k = 0; k < SHARDS; k++)); do EVURLS+=${EVURLS:+,}$(evurl $k); done
 # Every process of the stack finds the internal key in its data_dir.
 (umask 077; openssl rand -hex 32 >"$D/internal.key")
-start() { taskset -c 0 "$@" >>"$D/log" 2>&1 & PIDS+=($!); }
+start() { "${CORE0[@]}" "$@" >>"$D/log" 2>&1 & PIDS+=($!); }
 
 start "$B/dre-broker" -o data_dir="$D" -o rpc.listen=tcp://127.0.0.1:17001
-for _ in $(seq 100); do [ -f "$D/broker/bootstrap" ] && break; sleep 0.1; done
+for _ in $(seq 600); do [ -s "$D/broker/bootstrap" ] && break; sleep 0.1; done
 BS=$(cat "$D/broker/bootstrap")
 start "$B/dre-catalog" -o data_dir="$D" -o rpc.listen=tcp://127.0.0.1:17101 -o kafka.bootstrap.servers="$BS"
-start "$B/dre-evaluator" -o data_dir="$D" -o rpc.listen="$EVURL" -o catalog.url=tcp://127.0.0.1:17101 \
-	-o kafka.bootstrap.servers="$BS" ${EV_OPTS:-}
-start "$B/dre-gateway" -o data_dir="$D" -o http.port="$PORT" -o evaluator.urls="$EVURL" \
-	-o catalog.url=tcp://127.0.0.1:17101 ${GW_OPTS:-}
+for ((k = 0; k < SHARDS; k++)); do
+	start "$B/dre-evaluator" -o data_dir="$D" -o rpc.listen="$(evurl $k)" -o shard=$k \
+		-o catalog.url=tcp://127.0.0.1:17101 -o kafka.bootstrap.servers="$BS" ${EV_OPTS:-}
+	EVPIDS+=("${PIDS[-1]}")
+done
+start "$B/dre-gateway" -o data_dir="$D" -o http.port="$PORT" -o evaluator.urls="$EVURLS" \
+	-o catalog.url=tcp://127.0.0.1:17101 -o rpc.timeout_ms=60000 ${GW_OPTS:-}
+GWPID=${PIDS[-1]}
 # DEGRADED: the services this bench does not start (budget, coupon, ...) are UNREACHABLE.
-for _ in $(seq 100); do curl -s -u admin:admin "http://127.0.0.1:$PORT/pos/heartbeat" | grep -Eq '"status":"(UP|DEGRADED)"' && break; sleep 0.1; done
-taskset -c 1 "$B/dre-bench-evaluate" --port "$PORT" --setup "${PROMOTIONS:-1000}" --duration 1 -c 4 >/dev/null
+for _ in $(seq 600); do curl -s -u admin:admin "http://127.0.0.1:$PORT/pos/heartbeat" | grep -E '"status":"(UP|DEGRADED)"' | grep -q '"catalog":"UP"' && break; sleep 0.1; done
+"${CORE1[@]}" "$B/dre-bench-evaluate" --port "$PORT" --setup "${PROMOTIONS:-1000}" --duration 1 -c 4 >/dev/null
 [ $# -gt 0 ] || set -- -d 10 -c 32
-taskset -c 1 "$B/dre-bench-evaluate" --port "$PORT" "$@"
+# cpu PID...: clock ticks (user + system) the processes used so far.
+cpu() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
+g0=$(cpu "$GWPID")
+e0=$(cpu "${EVPIDS[@]}")
+"${CORE1[@]}" "$B/dre-bench-evaluate" --port "$PORT" "$@" | tee "$D/run.out"
+g1=$(cpu "$GWPID")
+e1=$(cpu "${EVPIDS[@]}")
+n=$(sed -n 's/^requests \([0-9]*\) .*/\1/p' "$D/run.out")
+python3 -c "import os; t=1e6/os.sysconf('SC_CLK_TCK')/max($n,1); print('cpu_us_per_request gateway %.1f evaluator %.1f' % (($g1-$g0)*t, ($e1-$e0)*t))"

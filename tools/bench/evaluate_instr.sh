@@ -13,7 +13,9 @@
 # dumped after the N requests, so start-up and setup are not counted.
 #
 #   tools/bench/evaluate_instr.sh            (N=200, PROMOTIONS=1000, LINES=20)
-# Prints "instructions/request gateway G evaluator E total T" last: each
+# Prints the request path's inclusive counts (gateway on_request, evaluator
+# slot_cb: nng callback to reply) and then "instructions/request gateway G
+# evaluator E total T" last: each
 # process's count over the N requests less its count over as long a time
 # without requests (background threads). The profiles stay in $OUT
 # (default /tmp/dre-instr): tools/bench/cgtop.py $OUT/gateway.busy.out
@@ -37,8 +39,10 @@ trap cleanup EXIT
 start() { "$@" >>"$D/log" 2>&1 & PIDS+=($!); }
 VG=(valgrind --tool=callgrind --trace-children=no --dump-line=no)
 
+# Every process of the stack finds the internal key in its data_dir.
+(umask 077; openssl rand -hex 32 >"$D/internal.key")
 start "$B/dre-broker" -o data_dir="$D" -o rpc.listen=tcp://127.0.0.1:$((RB + 1))
-for _ in $(seq 100); do [ -s "$D/broker/bootstrap" ] && break; sleep 0.1; done
+for _ in $(seq 600); do [ -s "$D/broker/bootstrap" ] && break; sleep 0.1; done
 BS=$(cat "$D/broker/bootstrap")
 start "$B/dre-catalog" -o data_dir="$D" -o rpc.listen=tcp://127.0.0.1:$((RB + 101)) \
 	-o kafka.bootstrap.servers="$BS"
@@ -135,4 +139,15 @@ g=$(per gateway)
 e=$(per evaluator)
 echo "request ${sizes% *} B, answer ${sizes#* } B, $N requests in $(python3 -c "print(round($t1 - $t0, 1))") s, profiles in $OUT"
 echo "idle instructions over that time: gateway $(ir gateway.idle) evaluator $(ir evaluator.idle)"
+# incl FILE FUNCTION: FUNCTION's inclusive count per request -- the request
+# path alone, steadier than the busy-minus-idle figures (the evaluator's
+# background threads make those noisy).
+incl() {
+	callgrind_annotate --inclusive=yes "$OUT/$1.busy.out" 2>/dev/null |
+		awk -v f="$2" -v n="$N" '$0 ~ ":" f " " {gsub(",", "", $1); print int($1 / n); exit}'
+}
+echo "request path/request: gateway on_request $(incl gateway on_request)" \
+	"(JSON parse $(incl gateway dre_json_parse), request to protobuf $(incl gateway dre_evalreq_parse)," \
+	"answer to JSON $(incl gateway render_evaluate))" \
+	"evaluator slot_cb $(incl evaluator slot_cb) (engine $(incl evaluator eng_evaluate))"
 echo "instructions/request gateway $g evaluator $e total $((g + e))"

@@ -144,6 +144,10 @@ typedef struct dre_rpc_client dre_rpc_client;
 // and reconnects). Caller closes with dre_rpc_client_close().
 dre_err dre_rpc_client_open(dre_rpc_client **cp, const char *url);
 void    dre_rpc_client_close(dre_rpc_client *c);
+// dre_rpc_client_set_recv_max raises (or lowers) the largest reply c
+// accepts, 64 MiB by default: for a trusted owner's full snapshot, which
+// grows with the data (1,000,000 articles are some 300 MB).
+void dre_rpc_client_set_recv_max(dre_rpc_client *c, size_t bytes);
 
 // dre_rpc_call_sync sends req and waits up to timeout_ms for the reply. On
 // success *repp is the reply; caller frees with dre_rpc_reply_msg_free().

@@ -23,7 +23,8 @@ typedef struct {
 	const char *method; // e.g. "catalog.Snapshot"
 	const char *principal; // who asks (the owner logs it)
 	const ProtobufCMessageDescriptor *reply; // the answer's message type
-	int timeout_ms; // a stop waits for a call in progress
+	int    timeout_ms; // a stop waits for a call in progress
+	size_t max_bytes; // largest answer accepted (0: the rpc default)
 } dre_snapshot_cfg;
 
 // dre_snapshot_catalog is the cfg of the catalog's snapshot (every

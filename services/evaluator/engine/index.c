@@ -340,8 +340,13 @@ static dre_err
 ent_new(ix_ent **ep, const eng_master_change *c)
 {
 	// A compiled promotion takes about its document's size plus 700
-	// bytes: one block holds it (a larger one chains a second).
-	size_t     blk = c->doc ? c->doc_len * 2 + 512 : 256;
+	// bytes: one block holds it (a larger one chains a second). Other
+	// entities keep a few of their fields (an article about 200 bytes of
+	// its ~300): a block the promotions' size would leave 1 KB unused per
+	// article, a gigabyte at a million articles.
+	size_t     blk = c->doc == NULL       ? 256
+	        : c->kind == ENG_MK_PROMOTION ? c->doc_len * 2 + 512
+	                                      : c->doc_len / 2 + 128;
 	dre_arena *a = dre_arena_alloc(blk);
 	ix_ent    *e = calloc(1, sizeof(*e));
 	dre_arena *tmp = NULL;

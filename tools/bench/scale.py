@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+# scale.py -- the evaluator at scale: RSS with P promotions and A articles,
+# and its start-up time (a restart: catalog snapshot to serving). Not a test.
+#
+#   tools/bench/scale.py BIN_DIR [--promotions 100000] [--articles 1000000]
+#                        [--threads 4] [--batch 1000]
+#
+# A fresh embedded stack (tests/integration/harness.py, one evaluator shard,
+# data dir in /dev/shm); with the evaluator stopped (and the services that
+# only follow master data for their own ends: reporting, coupon, loyalty,
+# webhook), the articles go in
+# through the catalog's bulk import (POST /pos/articles/import, --batch a
+# request), the promotions through POST /api/v1/Promotions on --threads
+# keep-alive connections, in the mix of dre-bench-evaluate --setup. Then the
+# evaluator is started (a catalog snapshot) and restarted (its local copy),
+# each timed from spawn until its index holds them all
+# (dre_engine_index_promotions and _entities on /metrics) and it prices a
+# basket, and its VmRSS / VmHWM read. Last line: "scale promotions P
+# articles A startup_s S rss_mib R hwm_mib H restart_s S2 restart_rss_mib R2
+# restart_hwm_mib H2 change_visible_s C", C the slowest of three new
+# promotions from POST to the evaluator's index.
+import argparse
+import base64
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+AUTH = "Basic " + base64.b64encode(b"admin:admin").decode()
+NGROUPS = 200
+
+
+def conn(port):
+    return http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+
+
+def call(c, method, path, body=None):
+    h = {"Authorization": AUTH}
+    if body is not None:
+        h["Content-Type"] = "application/json"
+    c.request(method, path, body, h)
+    r = c.getresponse()
+    return r.status, r.read()
+
+
+def promotion(i, narticles):
+    a = lambda k: "A%07d" % ((i * k) % narticles)  # noqa: E731
+    if i % 10 == 0:
+        g = "G%03d" % ((i // 10) % NGROUPS)
+        cond = {"type": "ARTICLE_GROUP", "values": [g]}
+        act = {"type": "ARTICLE_GROUP", "discountType": "PERCENTAGE",
+               "value": 1 + i % 30, "target": {"articleGroups": [g]}}
+    elif i % 2 == 0:
+        cond = {"type": "ARTICLE", "values": [a(7), a(13)]}
+        act = {"type": "ARTICLE", "discountType": "ABSOLUTE",
+               "value": float("0.%02d" % (10 + i % 80))}
+    else:
+        cond = {"type": "ARTICLE_LIST", "values": [a(3), a(11), a(17)]}
+        act = {"type": "ARTICLE_LIST", "discountType": "UNIT_PRICE",
+               "value": float("%d.99" % (1 + i % 9)), "maxQuantity": 2}
+    return json.dumps({"name": "Scale %d" % i, "type": "ARTICLE",
+                       "status": "ACTIVE", "priority": i % 200,
+                       "conditions": [cond], "actions": [act]})
+
+
+def parallel(threads, n, work):
+    """Runs work(conn, i) for i in 0..n-1 on threads connections."""
+    nxt = [0]
+    lock = threading.Lock()
+    errors = []
+
+    def run():
+        c = None
+        while not errors:
+            with lock:
+                i = nxt[0]
+                nxt[0] += 1
+            if i >= n:
+                return
+            for attempt in range(3):
+                try:
+                    if c is None:
+                        c = conn(PORT[0])
+                    work(c, i)
+                    break
+                except (OSError, http.client.HTTPException) as e:
+                    c = None
+                    if attempt == 2:
+                        errors.append("%d: %r" % (i, e))
+                except AssertionError as e:
+                    errors.append(str(e))
+                    break
+    ts = [threading.Thread(target=run) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    if errors:
+        sys.exit("load failed: " + errors[0])
+
+
+PORT = [0]
+
+
+def gauges(c):
+    st, body = call(c, "GET", "/metrics")
+    out = {}
+    for name, v in re.findall(
+            r'^(dre_engine_index_(?:promotions|entities))\{[^}]*service="evaluator"[^}]*\} (\S+)',
+            body.decode(), re.M):
+        out[name] = float(v)
+    if not out:  # unlabelled form
+        for name, v in re.findall(
+                r'^(dre_engine_index_(?:promotions|entities))(?:\{[^}]*\})? (\S+)',
+                body.decode(), re.M):
+            out[name] = max(out.get(name, 0), float(v))
+    return out
+
+
+def proc_kib(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("bin_dir")
+    ap.add_argument("--promotions", type=int, default=100000)
+    ap.add_argument("--articles", type=int, default=1000000)
+    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=1000)
+    args = ap.parse_args()
+    os.environ["DRE_BIN_DIR"] = os.path.abspath(args.bin_dir)
+    sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+    import harness
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # runs finally
+    # RAM-backed data dir when there is one: the loader is not the figure,
+    # and the catalog syncs every imported article.
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    data_dir = tempfile.mkdtemp(prefix="dre-scale-", dir=base)
+    stack = harness.Stack(data_dir=data_dir,
+                          opts={"gateway": ["catalog.propagation_wait_ms=0",
+                                            "rpc.timeout_ms=120000"]})
+    PORT[0] = stack.http_port
+    try:
+        # The data goes into the catalog while the evaluator is stopped:
+        # its start then loads everything from one snapshot.
+        stack.stop_service("evaluator")
+        # The services that only follow master data for their own ends
+        # would spend the machine on a million article events meanwhile.
+        for name in ("webhook", "loyalty", "coupon", "reporting"):
+            stack.stop_service(name)
+        t0 = time.monotonic()
+        c = conn(PORT[0])
+        st, body = call(c, "POST", "/api/v1/PosGroups",
+                        json.dumps({"code": "SCALE", "name": "Scale store"}))
+        assert st == 201, (st, body)
+        gid = json.loads(body)["id"]
+        nb = (args.articles + args.batch - 1) // args.batch
+
+        def import_batch(c, b):
+            lo, hi = b * args.batch, min(args.articles, (b + 1) * args.batch)
+            arts = [{"articleNumber": "A%07d" % i, "name": "Article %d" % i,
+                     "articleGroupId": "G%03d" % (i % NGROUPS),
+                     "manufacturerId": "M%02d" % (i % 20)} for i in range(lo, hi)]
+            st, body = call(c, "POST", "/pos/articles/import",
+                            json.dumps({"articles": arts}))
+            if st != 200 or json.loads(body).get("failed"):
+                raise AssertionError("import %d: %d %s" % (b, st, body[:300]))
+        parallel(min(args.threads, 2), nb, import_batch)
+        t_art = time.monotonic() - t0
+        print("articles imported: %d in %.1f s" % (args.articles, t_art), flush=True)
+
+        def create(c, i):
+            st, body = call(c, "POST", "/api/v1/Promotions",
+                            promotion(i, args.articles))
+            if st != 201:
+                raise AssertionError("promotion %d: %d %s" % (i, st, body[:300]))
+        parallel(args.threads, args.promotions, create)
+        t_load = time.monotonic() - t0
+        print("promotions created: %d in %.1f s" % (args.promotions, t_load - t_art),
+              flush=True)
+        req = {"request": harness.basket(
+            gid, [harness.item("L1", "A0000007", 1, "10.00")])}
+
+        def start_timed(what):
+            """Starts the evaluator; seconds until its index holds every
+            promotion and article and it prices a basket; its VmRSS/VmHWM."""
+            t1 = time.monotonic()
+            stack._spawn("evaluator")
+
+            def serving():
+                stack._alive_or_fail("evaluator")
+                g = gauges(conn(PORT[0]))
+                if not (g.get("dre_engine_index_promotions", 0) >= args.promotions
+                        and g.get("dre_engine_index_entities", 0) >= args.articles):
+                    return False
+                st, body = call(conn(PORT[0]), "POST", "/pos/v2/simulate",
+                                harness.dumps(req))
+                if st == 400:
+                    raise AssertionError("simulate: %s" % body)
+                return st == 200
+            harness.wait_until(serving, 900, interval=0.05,
+                               what="the evaluator serving")
+            secs = time.monotonic() - t1
+            pid = stack.procs["evaluator"].pid
+            rss, hwm = proc_kib(pid, "VmRSS") >> 10, proc_kib(pid, "VmHWM") >> 10
+            print("evaluator %s: serving after %.2f s, VmRSS %d MiB, VmHWM %d MiB"
+                  % (what, secs, rss, hwm), flush=True)
+            return secs, rss, hwm
+        s1, rss1, hwm1 = start_timed("first start (catalog snapshot)")
+        stack.stop_service("evaluator", timeout=120)
+        s2, rss2, hwm2 = start_timed("restart (its local copy)")
+        # One master-data change at this size: a new promotion, from the
+        # POST until the evaluator's index counts it.
+        vis = []
+        for k in range(3):
+            n0 = gauges(conn(PORT[0])).get("dre_engine_index_promotions", 0)
+            t1 = time.monotonic()
+            create(conn(PORT[0]), args.promotions + k)
+            harness.wait_until(
+                lambda: gauges(conn(PORT[0])).get("dre_engine_index_promotions", 0) > n0,
+                300, interval=0.01, what="the new promotion in the index")
+            vis.append(time.monotonic() - t1)
+        print("one promotion created -> in the evaluator's index: %s s"
+              % " ".join("%.2f" % v for v in vis), flush=True)
+        print("scale promotions %d articles %d startup_s %.2f rss_mib %d hwm_mib %d "
+              "restart_s %.2f restart_rss_mib %d restart_hwm_mib %d change_visible_s %.2f"
+              % (args.promotions, args.articles, s1, rss1, hwm1, s2, rss2, hwm2,
+                 max(vis)))
+    finally:
+        try:
+            for name in ("webhook", "loyalty", "coupon", "reporting"):
+                if not stack.alive(name):
+                    stack.procs.pop(name, None)
+            stack.stop()
+        finally:
+            stack.kill_all()
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
