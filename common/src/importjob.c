@@ -30,6 +30,7 @@
 #include "dre/log.h"
 #include "dre/netguard.h"
 #include "dre/odata.h"
+#include "dre/svc.h"
 #include "dre/topics.h"
 #include "dre/uuid.h"
 
@@ -1356,6 +1357,32 @@ dre_ijob_open(dre_ijob_reg **rp, const dre_ijob_cfg *cfg)
 	r->started = true;
 	*rp = r;
 	return DRE_OK;
+}
+
+dre_err
+dre_ijob_start(dre_ijob_reg **rp, const dre_common_cfg *common,
+    const char *svc, dre_store *st, int cf, const dre_ijob_entity *entities,
+    void *svc_arg, dre_outbox *ob, const dre_ijob_opts *o)
+{
+	char sub[64];
+	snprintf(sub, sizeof sub, "%s-imports", svc);
+	char        *dir = dre_svc_path(common, sub);
+	dre_ijob_cfg c = { .svc = svc,
+		.st = st,
+		.cf = cf,
+		.dir = dir,
+		.entities = entities,
+		.svc_arg = svc_arg,
+		.ob = ob,
+		.max_upload = o->max_upload,
+		.min_free = o->min_free,
+		.callback_insecure = o->callback_insecure };
+	dre_err      err = dir == NULL ? DRE_EIO : dre_ijob_open(rp, &c);
+	free(dir);
+	if (err != DRE_OK)
+		dre_error(
+		    "cannot start the import jobs: %s", dre_strerror(err));
+	return err;
 }
 
 void

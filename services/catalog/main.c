@@ -85,22 +85,9 @@ main(int argc, char **argv)
 		cat_close(&c);
 		goto out;
 	}
-	char        *jdir = dre_svc_path(&cfg.common, "catalog-imports");
-	dre_ijob_cfg jc = { .svc = "catalog",
-		.st = c.st,
-		.cf = CF_JOBS,
-		.dir = jdir,
-		.entities = cat_imports,
-		.svc_arg = &c,
-		.ob = c.ob,
-		.max_upload = cfg.imports.max_upload,
-		.min_free = cfg.imports.min_free,
-		.callback_insecure = cfg.imports.callback_insecure };
-	err = jdir == NULL ? DRE_EIO : dre_ijob_open(&c.jobs, &jc);
-	free(jdir);
+	err = dre_ijob_start(&c.jobs, &cfg.common, "catalog", c.st, CF_JOBS,
+	    cat_imports, &c, c.ob, &cfg.imports);
 	if (err != DRE_OK) {
-		dre_error(
-		    "cannot start the import jobs: %s", dre_strerror(err));
 		cat_id_close(&c);
 		cat_close(&c);
 		goto out;

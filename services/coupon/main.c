@@ -130,22 +130,9 @@ main(int argc, char **argv)
 		cp_close(&s);
 		goto out;
 	}
-	char        *jdir = dre_svc_path(&cfg.common, "coupon-imports");
-	dre_ijob_cfg jc = { .svc = "coupon",
-		.st = s.st,
-		.cf = CF_JOBS,
-		.dir = jdir,
-		.entities = cp_imports,
-		.svc_arg = &s,
-		.ob = s.ob,
-		.max_upload = cfg.imports.max_upload,
-		.min_free = cfg.imports.min_free,
-		.callback_insecure = cfg.imports.callback_insecure };
-	err = jdir == NULL ? DRE_EIO : dre_ijob_open(&s.jobs, &jc);
-	free(jdir);
+	err = dre_ijob_start(&s.jobs, &cfg.common, "coupon", s.st, CF_JOBS,
+	    cp_imports, &s, s.ob, &cfg.imports);
 	if (err != DRE_OK) {
-		dre_error(
-		    "cannot start the import jobs: %s", dre_strerror(err));
 		cp_applier_stop(&s);
 		cp_links_stop(&s);
 		cp_jobs_stop(&s);

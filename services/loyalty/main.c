@@ -93,22 +93,9 @@ main(int argc, char **argv)
 		dre_error("consumer: %s", dre_strerror(err));
 		goto out;
 	}
-	char        *jdir = dre_svc_path(&cfg.common, "loyalty-imports");
-	dre_ijob_cfg jc = { .svc = "loyalty",
-		.st = s.st,
-		.cf = LOY_CF_JOBS,
-		.dir = jdir,
-		.entities = loy_imports,
-		.svc_arg = &s,
-		.ob = s.ob,
-		.max_upload = cfg.imports.max_upload,
-		.min_free = cfg.imports.min_free,
-		.callback_insecure = cfg.imports.callback_insecure };
-	err = jdir == NULL ? DRE_EIO : dre_ijob_open(&s.jobs, &jc);
-	free(jdir);
+	err = dre_ijob_start(&s.jobs, &cfg.common, "loyalty", s.st,
+	    LOY_CF_JOBS, loy_imports, &s, s.ob, &cfg.imports);
 	if (err != DRE_OK) {
-		dre_error(
-		    "cannot start the import jobs: %s", dre_strerror(err));
 		goto out;
 	}
 	if ((err = dre_rpc_server_open(&srv, cfg.common.rpc_listen, loy_routes,

@@ -181,7 +181,8 @@ apply_doc(req *r, const dre_json *doc, wh_sub *u, bool full, char **secret)
 		return false;
 	if (s != NULL) {
 		char why[160];
-		if (!dre_net_url_check(s, r->s->o.allow_insecure, why, sizeof why))
+		if (!dre_net_url_check(
+		        s, r->s->o.allow_insecure, why, sizeof why))
 			return dre_docapi_invalid(&r->d, "url", "%s", why);
 		u->url = s;
 	} else if (full) {

@@ -181,6 +181,12 @@ typedef struct {
 		    "callbackUrl (tests, closed networks)"                    \
 	}
 
+// dre_ijob_start is dre_ijob_open for a service: uploads in
+// <data_dir>/<svc>-imports, the settings o, errors logged.
+dre_err dre_ijob_start(dre_ijob_reg **rp, const dre_common_cfg *common,
+    const char *svc, dre_store *st, int cf, const dre_ijob_entity *entities,
+    void *svc_arg, dre_outbox *ob, const dre_ijob_opts *o);
+
 // dre_ijob_open starts the owner's job machinery: unfinished jobs found in
 // the store are queued again (resumed at their cursor) and the worker
 // thread starts. dre_ijob_close stops the worker at a row boundary.
