@@ -1349,7 +1349,7 @@ forward_owner(gw_job *j, int b, const char *method, const char *job_id)
 	MHD_get_connection_values(
 	    j->conn, MHD_GET_ARGUMENT_KIND, query_arg, &pl);
 	call_owner(
-	    j, b, method, &pl, j->body.data, j->body.len, render_forward);
+	    j, b, method, &pl, j->body.data, j->body.len, gw_render_forward);
 }
 
 // POST /api/v1/ImportJobs: to the owner of the body's entity.
@@ -1474,7 +1474,7 @@ render_stream_done(gw_job *j)
 	if (stream_failed(j))
 		return;
 	if (!s->bulk) {
-		render_forward(j); // 202 the job, QUEUED
+		gw_render_forward(j); // 202 the job, QUEUED
 		return;
 	}
 	dre_buf_reset(&j->out);
