@@ -24,6 +24,9 @@ const dre_topic dre_topics[] = {
 	    "dre.MasterDataChanged for article groups; key "
 	    "tenant/articleGroupId",
 	    "delete", "MasterDataChanged" },
+	{ DRE_TOPIC_CAMPAIGNS, 3, 7 * DAY_MS,
+	    "dre.MasterDataChanged for campaigns; key tenant/id", "delete",
+	    "MasterDataChanged" },
 	{ DRE_TOPIC_TX_CONFIRMED, 6, 7 * DAY_MS,
 	    "confirmed sales; key tenant/transactionId", "delete",
 	    "TransactionConfirmed" },

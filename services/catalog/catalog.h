@@ -21,6 +21,7 @@ typedef enum {
 	CAT_ARTICLE_GROUP,
 	CAT_ARTICLE,
 	CAT_TENANT_SETTINGS, // one per tenant, key "settings"
+	CAT_CAMPAIGN, // issue 17.4: groups promotions; no evaluator reads it
 	CAT_NKINDS,
 } cat_kind;
 
@@ -30,6 +31,10 @@ enum { CF_ENTITIES = 1, CF_INDEX, CF_META, CF_OUTBOX, CF_AUDIT, CF_JOBS };
 // Keys of CF_META besides the version: 'a' tenant \0 promotion id -> the
 // promotion's approval state (JSON, handlers.c).
 #define CAT_META_APPROVAL 'a'
+// S/4HANA DRFOUT messages (handlers.c, issue 17.3), each 'x' tenant \0
+// message id: 'm' the message's record (JSON), 'r' the message as it came.
+#define CAT_META_MD_MESSAGE 'm'
+#define CAT_META_MD_RAW     'r'
 
 typedef struct {
 	dre_store        *st;
@@ -38,7 +43,10 @@ typedef struct {
 	pthread_mutex_t   mu; // serialises every read-check-write
 	int64_t           version; // last version handed out; under mu
 	int               kafka_timeout_ms;
-	dre_ijob_reg     *jobs; // import jobs (imports.c); NULL until open
+	// Limits of an XML master-data message (masterdata.h).
+	int64_t       md_max_bytes;
+	int64_t       md_max_depth;
+	dre_ijob_reg *jobs; // import jobs (imports.c); NULL until open
 } cat;
 
 // cat_imports are the catalog's importable entities (imports.c).

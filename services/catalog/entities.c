@@ -1,5 +1,5 @@
 // catalog/entities.c -- validation and normal form of POS groups, article
-// groups and articles.
+// groups, articles and campaigns.
 #include "entities.h"
 
 #include <stdarg.h>
@@ -40,6 +40,44 @@ static const ent_field article_fields[] = {
 	{ "unit", ENT_CODE, 20, false },
 };
 const ent_spec ent_article = { "ARTICLE", article_fields, 9, 0, -1 };
+
+// A campaign groups promotions (issue 17.4); its dates are calendar days,
+// endDate included. Which promotion ids exist, and that endDate is not
+// before startDate, the handlers check (they need the store).
+static const ent_field campaign_fields[] = {
+	[ENT_CAMPAIGN_NAME] = { "name", ENT_STR, 255, true },
+	[ENT_CAMPAIGN_DESCRIPTION] = { "description", ENT_STR, 5000, false },
+	[ENT_CAMPAIGN_START] = { "startDate", ENT_DATE, 10, false },
+	[ENT_CAMPAIGN_END] = { "endDate", ENT_DATE, 10, false },
+	[ENT_CAMPAIGN_PROMOTIONS] = { "promotionIds", ENT_STRLIST, 64, false },
+};
+const ent_spec ent_campaign = { "CAMPAIGN", campaign_fields, 5, -1, -1 };
+
+dre_err
+ent_date_parse(int64_t *days, const char *s, size_t len)
+{
+	int64_t y = 0;
+	int     m = 0, d = 0;
+	if (len != 10 || s[4] != '-' || s[7] != '-')
+		return DRE_EINVAL;
+	for (size_t i = 0; i < 10; i++)
+		if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
+			return DRE_EINVAL;
+	y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10
+	    + (s[3] - '0');
+	m = (s[5] - '0') * 10 + (s[6] - '0');
+	d = (s[8] - '0') * 10 + (s[9] - '0');
+	if (m < 1 || m > 12 || d < 1 || d > 31)
+		return DRE_EINVAL;
+	// 2027-02-30 is not a day: the round trip lands elsewhere.
+	int64_t n = dre_days_from_civil(y, m, d), ry = 0;
+	int     rm = 0, rd = 0;
+	dre_civil_from_days(n, &ry, &rm, &rd);
+	if (ry != y || rm != m || rd != d)
+		return DRE_EINVAL;
+	*days = n;
+	return DRE_OK;
+}
 
 // fmt formats into out, truncating quietly (targets and messages are short).
 static void fmt(char *out, size_t cap, const char *f, ...)
@@ -164,6 +202,13 @@ ent_validate(ent_doc *d, const ent_spec *spec, const dre_json *doc,
 		case ENT_DIGITS:
 			check_string(v, f, &why);
 			break;
+		case ENT_DATE: {
+			int64_t days = 0;
+			if (!dre_json_is(v, DRE_JSON_STRING)
+			    || ent_date_parse(&days, v->str, v->len) != DRE_OK)
+				why = "must be a date YYYY-MM-DD";
+			break;
+		}
 		case ENT_MONEY: {
 			dre_err e = dre_json_decimal(&d->money[i], v,
 			    DRE_MONEY_SCALE, DRE_DECIMAL_MAX_DIGITS);

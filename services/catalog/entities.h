@@ -17,6 +17,7 @@ typedef enum {
 	ENT_DIGITS, // string of 1..max decimal digits (EAN)
 	ENT_MONEY, // Decimal(15,2) >= 0, written with two decimals
 	ENT_STRLIST, // array of non-empty strings
+	ENT_DATE, // calendar date "YYYY-MM-DD"
 } ent_ftype;
 
 typedef struct {
@@ -29,7 +30,8 @@ typedef struct {
 #define ENT_MAX_FIELDS 12
 
 typedef struct {
-	const char *kind; // PROMOTION | POS_GROUP | ARTICLE_GROUP | ARTICLE
+	const char *kind; // PROMOTION | POS_GROUP | ARTICLE_GROUP | ARTICLE |
+	                  // CAMPAIGN
 	const ent_field *fields;
 	int              nfields;
 	int              key; // index of the key field; -1 = the id
@@ -39,6 +41,20 @@ typedef struct {
 extern const ent_spec ent_pos_group;
 extern const ent_spec ent_article_group;
 extern const ent_spec ent_article;
+extern const ent_spec ent_campaign;
+
+// Field indexes of a campaign (ent_campaign).
+enum {
+	ENT_CAMPAIGN_NAME,
+	ENT_CAMPAIGN_DESCRIPTION,
+	ENT_CAMPAIGN_START,
+	ENT_CAMPAIGN_END,
+	ENT_CAMPAIGN_PROMOTIONS,
+};
+
+// ent_date_parse reads a calendar date "YYYY-MM-DD" (a real day of the
+// proleptic Gregorian calendar) into days since 1970-01-01.
+dre_err ent_date_parse(int64_t *days, const char *s, size_t len);
 
 // One validated document: the JSON value of each field (NULL = null) and
 // the decimals already read.

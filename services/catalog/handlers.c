@@ -1,7 +1,8 @@
-// catalog/handlers.c -- nng handlers: CRUD of the four master-data kinds,
-// tenant settings, article import, snapshot.
+// catalog/handlers.c -- nng handlers: CRUD of the master-data kinds and
+// campaigns, tenant settings, article import, snapshot.
 #include "handlers.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +21,10 @@
 #include "dre/promo.h"
 #include "dre/topics.h"
 #include "dre/uuid.h"
+#include "calendar.h"
 #include "entities.h"
 #include "identity.h"
+#include "masterdata.h"
 #include "master.pb-c.h"
 
 #define MINOR_VERSION 13
@@ -59,6 +62,7 @@ static const ent_spec *const specs[CAT_NKINDS] = {
 	[CAT_POS_GROUP] = &ent_pos_group,
 	[CAT_ARTICLE_GROUP] = &ent_article_group,
 	[CAT_ARTICLE] = &ent_article,
+	[CAT_CAMPAIGN] = &ent_campaign,
 };
 
 static const dre_docapi_svc cat_api = { "the catalog", MINOR_VERSION };
@@ -117,7 +121,10 @@ put_locked(req *r, cat_kind k, const char *key, const char *doc, size_t len,
 	dre_err err = cat_put_locked(r->c, r->d.call->tenant, k, key, doc, len,
 	    add, nadd, del, ndel, &au, &version);
 	if (err == DRE_OK) {
-		dre_changes_add(&r->changes, cat_kind_name(k), key, version);
+		// No evaluator reads campaigns: nothing to wait for.
+		if (k != CAT_CAMPAIGN)
+			dre_changes_add(
+			    &r->changes, cat_kind_name(k), key, version);
 		r->written = version;
 		r->nwritten++;
 	}
@@ -239,6 +246,30 @@ reply_not_found(req *r, const char *id)
 {
 	dre_rpc_reply_error(r->d.rep, 404, "NOT_FOUND", NULL,
 	    "%s '%s' not found", cat_kind_name(r->k), id);
+}
+
+// resolve_stored is resolve() for a handler that reads (check false) or
+// changes (check true: If-Match must hold) the entity: its stored document
+// parsed, or NULL once it has answered 404, 412 or 503. *keyp and *docp
+// as resolve() sets them (the caller frees them in either case).
+static const dre_json *
+resolve_stored(
+    req *r, const char *id, bool check, char **keyp, char **docp, size_t *lenp)
+{
+	dre_err err = resolve(r, id, keyp, docp, lenp);
+	if (err != DRE_OK) {
+		if (err == DRE_ENOTFOUND)
+			reply_not_found(r, id);
+		else
+			dre_docapi_internal(&r->d, err);
+		return NULL;
+	}
+	if (check && !if_match_ok(r))
+		return NULL;
+	const dre_json *root = parse_stored(r, *docp, *lenp);
+	if (root == NULL)
+		dre_docapi_internal(&r->d, DRE_ESTORE);
+	return root;
 }
 
 // ---- approval (issue 13.5) ------------------------------------------------
@@ -439,6 +470,8 @@ build_promo(req *r, const dre_json *in, const dre_json *stored, bool patch,
 	return *idp != NULL;
 }
 
+static bool campaign_check(req *r, const ent_doc *d, const dre_json *base);
+
 // ---- create -------------------------------------------------------------
 
 static void
@@ -468,6 +501,8 @@ do_create(req *r)
 			dre_docapi_errors(&r->d, &r->errs, "invalid document");
 			goto out;
 		}
+		if (r->k == CAT_CAMPAIGN && !campaign_check(r, &d, NULL))
+			goto out;
 		if (bid != NULL)
 			snprintf(id, sizeof id, "%s", bid);
 		else
@@ -476,11 +511,13 @@ do_create(req *r)
 		int64_t now = dre_now_ms();
 		ent_write(&doc, &d, id, now, now);
 		const char *alt = alt_field(r->k);
-		idx[0].field = alt;
-		idx[0].value = strcmp(alt, "id") == 0
-		    ? id
-		    : ent_str(&d, r->spec->unique);
-		nidx = 1;
+		if (alt != NULL) {
+			idx[0].field = alt;
+			idx[0].value = strcmp(alt, "id") == 0
+			    ? id
+			    : ent_str(&d, r->spec->unique);
+			nidx = 1;
+		}
 	}
 	if (doc.oom) {
 		dre_docapi_internal(&r->d, DRE_ENOMEM);
@@ -545,20 +582,10 @@ do_update(req *r)
 		return;
 
 	pthread_mutex_lock(&r->c->mu);
-	if ((err = resolve(r, id, &key, &stored, &slen)) != DRE_OK) {
-		if (err == DRE_ENOTFOUND)
-			reply_not_found(r, id);
-		else
-			dre_docapi_internal(&r->d, err);
+	const dre_json *sroot
+	    = resolve_stored(r, id, true, &key, &stored, &slen);
+	if (sroot == NULL)
 		goto unlock;
-	}
-	if (!if_match_ok(r))
-		goto unlock;
-	const dre_json *sroot = parse_stored(r, stored, slen);
-	if (sroot == NULL) {
-		dre_docapi_internal(&r->d, DRE_ESTORE);
-		goto unlock;
-	}
 	if (r->spec == NULL) {
 		const char *pid;
 		if (!build_promo(r, in, sroot, patch, &doc, &pid))
@@ -576,6 +603,8 @@ do_update(req *r)
 			dre_docapi_errors(&r->d, &r->errs, "invalid document");
 			goto unlock;
 		}
+		if (r->k == CAT_CAMPAIGN && !campaign_check(r, &d, sroot))
+			goto unlock;
 		if (bid != NULL && strcmp(bid, eid) != 0) {
 			dre_docapi_invalid(
 			    &r->d, "id", "id cannot be changed");
@@ -974,18 +1003,10 @@ transition(req *r, promo_action act)
 	    || (act == ACT_REJECT && (reason = reject_reason(r)) == NULL))
 		return;
 	pthread_mutex_lock(&r->c->mu);
-	if ((err = resolve(r, id, &key, &doc, &len)) != DRE_OK) {
-		if (err == DRE_ENOTFOUND)
-			reply_not_found(r, id);
-		else
-			dre_docapi_internal(&r->d, err);
+	const dre_json *sroot = resolve_stored(r, id, true, &key, &doc, &len);
+	if (sroot == NULL)
 		goto unlock;
-	}
-	if (!if_match_ok(r))
-		goto unlock;
-	const dre_json *sroot = parse_stored(r, doc, len);
-	if (sroot == NULL
-	    || dre_promo_parse(&p, r->d.a, sroot, NULL, NULL) != DRE_OK) {
+	if (dre_promo_parse(&p, r->d.a, sroot, NULL, NULL) != DRE_OK) {
 		dre_docapi_internal(&r->d, DRE_ESTORE);
 		goto unlock;
 	}
@@ -1180,6 +1201,297 @@ do_list(req *r)
 	dre_buf_free(&vals);
 }
 
+// ---- campaigns (issue 17.4) -----------------------------------------------
+//
+// A campaign groups promotions: {name, description, startDate, endDate,
+// promotionIds[]}. CRUD goes through the generic entity handlers above
+// (campaign_check adds what needs the store); addPromotions and
+// removePromotion change the list as a PATCH would; exportICS answers the
+// campaign as an iCalendar (calendar.c).
+
+static void err_add(req *r, const char *target, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+err_add(req *r, const char *target, const char *fmt, ...)
+{
+	if (r->errs.n < r->errs.cap) {
+		dre_promo_error *e = &r->errs.v[r->errs.n];
+		va_list          ap;
+		e->code = "VALIDATION_FAILED";
+		snprintf(e->target, sizeof e->target, "%s", target);
+		va_start(ap, fmt);
+		vsnprintf(e->message, sizeof e->message, fmt, ap);
+		va_end(ap);
+	}
+	r->errs.n++;
+}
+
+// in_list tells whether the JSON array list holds the string s.
+static bool
+in_list(const dre_json *list, const char *s)
+{
+	for (const dre_json *x
+	     = dre_json_is(list, DRE_JSON_ARRAY) ? list->child : NULL;
+	     x != NULL; x = x->next)
+		if (dre_json_is(x, DRE_JSON_STRING) && strcmp(x->str, s) == 0)
+			return true;
+	return false;
+}
+
+// campaign_check completes the validation of campaign d (written over
+// base, the stored one, or NULL): endDate not before startDate, no
+// promotion id twice, every promotion id not already in base names a
+// promotion of the tenant. False once it has answered 400 (every problem
+// a detail, target promotionIds[i]) or 503.
+static bool
+campaign_check(req *r, const ent_doc *d, const dre_json *base)
+{
+	const char *sd = ent_str(d, ENT_CAMPAIGN_START);
+	const char *ed = ent_str(d, ENT_CAMPAIGN_END);
+	int64_t     s = 0, e = 0;
+	r->errs.n = 0;
+	if (sd && ed && ent_date_parse(&s, sd, strlen(sd)) == DRE_OK
+	    && ent_date_parse(&e, ed, strlen(ed)) == DRE_OK && e < s)
+		err_add(r, "endDate",
+		    "endDate %s must not be before startDate %s", ed, sd);
+	const dre_json *ids = d->v[ENT_CAMPAIGN_PROMOTIONS];
+	const dre_json *had = base ? dre_json_get(base, "promotionIds") : NULL;
+	size_t          i = 0;
+	for (const dre_json *x = ids ? ids->child : NULL; x != NULL;
+	     x = x->next, i++) {
+		char target[48];
+		snprintf(target, sizeof target, "promotionIds[%zu]", i);
+		bool twice = false;
+		for (const dre_json *y = ids->child; y != x; y = y->next)
+			twice = twice || strcmp(y->str, x->str) == 0;
+		if (twice) {
+			err_add(r, target, "promotion '%s' is listed twice",
+			    x->str);
+			continue;
+		}
+		if (in_list(had, x->str))
+			continue;
+		char   *doc = NULL;
+		dre_err err = cat_get(r->c, r->d.call->tenant, CAT_PROMOTION,
+		    x->str, &doc, NULL, NULL);
+		free(doc);
+		if (err == DRE_ENOTFOUND)
+			err_add(r, target, "promotion '%s' does not exist",
+			    x->str);
+		else if (err != DRE_OK) {
+			dre_docapi_internal(&r->d, err);
+			return false;
+		}
+	}
+	if (r->errs.n == 0)
+		return true;
+	dre_docapi_errors(&r->d, &r->errs, "invalid campaign");
+	return false;
+}
+
+// campaign_ids reads the body of addPromotions ({promotionIds: [..]}) or
+// removePromotion ({promotionId}); NULL once it has answered 400.
+static const dre_json *
+campaign_ids(req *r, bool add)
+{
+	const char *const known[] = { add ? "promotionIds" : "promotionId" };
+	const dre_json   *in = dre_docapi_body(&r->d, DRE_DOCAPI_NOT_OBJECT);
+	if (in == NULL || !dre_docapi_strict(&r->d, in, known, 1))
+		return NULL;
+	const dre_json *v = dre_json_get(in, known[0]);
+	if (!add) {
+		if (!dre_json_is(v, DRE_JSON_STRING) || v->len == 0) {
+			dre_docapi_invalid(&r->d, "promotionId",
+			    "promotionId must be the id of a promotion of the "
+			    "campaign");
+			return NULL;
+		}
+		return v;
+	}
+	bool ok = dre_json_is(v, DRE_JSON_ARRAY) && v->child != NULL;
+	for (const dre_json *x = ok ? v->child : NULL; x; x = x->next)
+		ok = ok && dre_json_is(x, DRE_JSON_STRING) && x->len > 0;
+	if (!ok) {
+		dre_docapi_invalid(&r->d, "promotionIds",
+		    "promotionIds must be a non-empty array of promotion ids");
+		return NULL;
+	}
+	return v;
+}
+
+// campaign_change adds ids (an array) to the campaign's promotions, those
+// it has already kept where they are, or removes the one id (a string):
+// the new list is applied as a PATCH {promotionIds} of the stored campaign.
+static void
+campaign_change(req *r, bool add)
+{
+	const char     *id = id_param(r);
+	const dre_json *ids = id ? campaign_ids(r, add) : NULL;
+	char           *key = NULL, *stored = NULL;
+	size_t          slen = 0;
+	dre_buf         patch = { 0 }, doc = { 0 };
+	dre_jsonw       w;
+	dre_err         err;
+	if (ids == NULL)
+		return;
+	pthread_mutex_lock(&r->c->mu);
+	const dre_json *sroot
+	    = resolve_stored(r, id, true, &key, &stored, &slen);
+	if (sroot == NULL)
+		goto unlock;
+	const dre_json *had = dre_json_get(sroot, "promotionIds");
+	if (!add && !in_list(had, ids->str)) {
+		dre_rpc_reply_error(r->d.rep, 404, "NOT_FOUND", "promotionId",
+		    "promotion '%s' is not in campaign '%s'", ids->str, key);
+		goto unlock;
+	}
+	dre_jsonw_init(&w, &patch);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_key(&w, "promotionIds");
+	dre_jsonw_arr_begin(&w);
+	for (const dre_json *x
+	     = dre_json_is(had, DRE_JSON_ARRAY) ? had->child : NULL;
+	     x != NULL; x = x->next)
+		if (add || strcmp(x->str, ids->str) != 0)
+			dre_jsonw_strn(&w, x->str, x->len);
+	for (const dre_json *x = add ? ids->child : NULL; x; x = x->next) {
+		bool seen = in_list(had, x->str);
+		for (const dre_json *y = ids->child; y != x && !seen;
+		     y = y->next)
+			seen = strcmp(y->str, x->str) == 0;
+		if (!seen)
+			dre_jsonw_strn(&w, x->str, x->len);
+	}
+	dre_jsonw_arr_end(&w);
+	dre_jsonw_obj_end(&w);
+	dre_json *proot = NULL;
+	ent_doc   d;
+	if (patch.oom
+	    || dre_json_parse(&proot, r->d.a, patch.data, patch.len,
+	           DRE_JSON_MAX_DEPTH, NULL)
+	        != DRE_OK) {
+		dre_docapi_internal(&r->d, DRE_ENOMEM);
+		goto unlock;
+	}
+	if (ent_validate(&d, &ent_campaign, proot, sroot, true, "", &r->errs)
+	    != DRE_OK) {
+		// The request's ids: each is a non-empty string, so only a
+		// too long one can fail here.
+		dre_docapi_errors(&r->d, &r->errs, "invalid campaign");
+		goto unlock;
+	}
+	if (!campaign_check(r, &d, sroot))
+		goto unlock;
+	const dre_json *sid = dre_json_get(sroot, "id");
+	ent_write(&doc, &d, dre_json_is(sid, DRE_JSON_STRING) ? sid->str : key,
+	    ent_time(sroot, "createdAt"), dre_now_ms());
+	r->action = add ? "addPromotions" : "removePromotion";
+	err = doc.oom ? DRE_ENOMEM
+	              : put_locked(r, CAT_CAMPAIGN, key, doc.data, doc.len,
+	                  NULL, 0, NULL, 0);
+	if (err != DRE_OK)
+		dre_docapi_internal(&r->d, err);
+	else
+		dre_docapi_reply_doc(&r->d, 200, doc.data, doc.len);
+unlock:
+	pthread_mutex_unlock(&r->c->mu);
+	free(key);
+	free(stored);
+	dre_buf_free(&patch);
+	dre_buf_free(&doc);
+}
+
+static int64_t
+time_or(const dre_json *doc, const char *k, int64_t open)
+{
+	int64_t ms = ent_time(doc, k);
+	return ms != 0 ? ms : open;
+}
+
+static const char *
+str_of(const dre_json *doc, const char *k)
+{
+	const dre_json *v = dre_json_get(doc, k);
+	return dre_json_is(v, DRE_JSON_STRING) ? v->str : NULL;
+}
+
+// campaign_ics answers GET .../exportICS: text/calendar, one event per
+// promotion of the campaign that still exists.
+static void
+campaign_ics(req *r)
+{
+	const char    *id = id_param(r);
+	char          *key = NULL, *stored = NULL;
+	size_t         slen = 0, n = 0;
+	cal_promotion *ps = NULL;
+	dre_err        err;
+	if (id == NULL)
+		return;
+	const dre_json *root
+	    = resolve_stored(r, id, false, &key, &stored, &slen);
+	if (root == NULL)
+		goto out;
+	const dre_json *ids = root ? dre_json_get(root, "promotionIds") : NULL;
+	const char     *sd = root ? str_of(root, "startDate") : NULL;
+	const char     *ed = root ? str_of(root, "endDate") : NULL;
+	cal_campaign    c = { .id = str_of(root, "id"),
+		   .name = str_of(root, "name"),
+		   .start_day = INT64_MIN,
+		   .end_day = INT64_MAX,
+		   .modified_at = ent_time(root, "modifiedAt") };
+	if (c.id == NULL || c.name == NULL) {
+		dre_docapi_internal(&r->d, DRE_ESTORE);
+		goto out;
+	}
+	if (sd != NULL)
+		(void) ent_date_parse(&c.start_day, sd, strlen(sd));
+	if (ed != NULL)
+		(void) ent_date_parse(&c.end_day, ed, strlen(ed));
+	size_t cap = dre_json_is(ids, DRE_JSON_ARRAY) ? ids->len : 0;
+	if (cap > 0
+	    && (ps = dre_arena_get(r->d.a, cap * sizeof *ps)) == NULL) {
+		dre_docapi_internal(&r->d, DRE_ENOMEM);
+		goto out;
+	}
+	for (const dre_json *x = cap ? ids->child : NULL; x; x = x->next) {
+		char           *pdoc = NULL;
+		size_t          plen = 0;
+		const dre_json *p = NULL;
+		err = cat_get(r->c, r->d.call->tenant, CAT_PROMOTION, x->str,
+		    &pdoc, &plen, NULL);
+		if (err == DRE_ENOTFOUND)
+			continue; // deleted since it was added
+		if (err == DRE_OK) {
+			char *text = dre_arena_strndup(r->d.a, pdoc, plen);
+			p = text ? parse_stored(r, text, plen) : NULL;
+		}
+		free(pdoc);
+		if (p == NULL || str_of(p, "name") == NULL) {
+			dre_docapi_internal(
+			    &r->d, err != DRE_OK ? err : DRE_ESTORE);
+			goto out;
+		}
+		ps[n++] = (cal_promotion) { .id = x->str,
+			.name = str_of(p, "name"),
+			.description = str_of(p, "description"),
+			.valid_from = time_or(p, "validFrom", INT64_MIN),
+			.valid_to = time_or(p, "validTo", INT64_MAX),
+			.modified_at = ent_time(p, "modifiedAt") };
+	}
+	dre_buf_reset(&r->d.rep->body);
+	if ((err = cal_write(&r->d.rep->body, &c, ps, n)) != DRE_OK) {
+		dre_buf_reset(&r->d.rep->body);
+		dre_docapi_internal(&r->d, err);
+		goto out;
+	}
+	r->d.rep->status = 200;
+	r->d.rep->content_type = "text/calendar; charset=utf-8";
+out:
+	free(key);
+	free(stored);
+}
+
 // ---- article import (seed 002: POST /pos/articles/import) ---------------
 
 typedef struct {
@@ -1370,6 +1682,320 @@ do_import(req *r)
 	dre_rpc_reply_json(r->d.rep);
 }
 
+// ---- S/4HANA DRFOUT (issue 17.3) -----------------------------------------
+//
+// POST /api/v1/master-data/ProductMerchandiseViewReplicationBulkRequest
+// (JSON) and /api/v1/master-data/soap (SOAP 1.1 or 1.2): the message is
+// read (masterdata.c), its products become article rows (md_articles) and
+// an Articles import job (dre/importjob.h, UPSERT) runs them in the
+// background; the message as it came ('r') and its record with the job's
+// id ('m') are stored in one synced batch. The tenant's next message with
+// the same MessageHeader/ID is answered from that record -- the same
+// answer, byte for byte, on the same transport -- and starts no second
+// job. Messages are handled one at a time (md_mu), so a repeat always finds
+// the first one's record. A crash between the job and the batch leaves a
+// job without a record: S/4's retry makes a second job of the same rows,
+// which upserts the same articles.
+
+static pthread_mutex_t md_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static size_t
+md_key(req *r, char *out, size_t cap, char tag, const char *id)
+{
+	return dre_key(out, cap, tag, 2, r->d.call->tenant, id);
+}
+
+// md_load reads the stored value tag of message id (caller frees with
+// free()); DRE_ENOTFOUND when there is none.
+static dre_err
+md_load(req *r, char tag, const char *id, char **vp, size_t *lenp)
+{
+	char   k[512];
+	size_t kl = md_key(r, k, sizeof k, tag, id);
+	if (kl == 0)
+		return DRE_ENOTFOUND;
+	return dre_store_get(r->c->st, CF_META, k, kl, vp, lenp);
+}
+
+static const char *
+md_format(int soap)
+{
+	return soap == 11 ? "SOAP 1.1" : soap == 12 ? "SOAP 1.2" : "JSON";
+}
+
+// md_media_type is the content type of an answer (or a message) in the
+// transport of soap (0: JSON).
+static const char *
+md_media_type(int soap)
+{
+	return soap ? md_soap_content_type(soap) : "application/json";
+}
+
+// md_record writes the message's record: what came, when, and its job.
+static void
+md_record(
+    dre_buf *b, const md_message *m, const char *job_id, int64_t received)
+{
+	dre_jsonw w;
+	dre_jsonw_init(&w, b);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "messageId", m->id);
+	dre_jsonw_kstr(&w, "format", md_format(m->soap));
+	dre_jsonw_kstr(&w, "senderBusinessSystemId", m->sender);
+	dre_jsonw_kstr(&w, "creationDateTime", m->created);
+	dre_jsonw_key(&w, "receivedAt");
+	dre_jsonw_time(&w, received);
+	dre_jsonw_kint(&w, "products", (int64_t) m->n);
+	dre_jsonw_kstr(&w, "jobId", job_id);
+	dre_jsonw_obj_end(&w);
+}
+
+// md_reply answers 202: JSON {messageId, status, jobId, products} or the
+// SOAP acknowledgement (the transport of m->soap). A function of its
+// arguments only, so that a repeat gets the same bytes.
+static void
+md_reply(req *r, const md_message *m, const char *job_id, int64_t received)
+{
+	dre_buf  *b = &r->d.rep->body;
+	dre_err   err = DRE_OK;
+	dre_jsonw w;
+	dre_buf_reset(b);
+	if (m->soap != 0) {
+		err = md_soap_ack(b, m, job_id, "ACCEPTED", received);
+	} else {
+		dre_jsonw_init(&w, b);
+		dre_jsonw_obj_begin(&w);
+		dre_jsonw_kint(&w, "minorVersion", MINOR_VERSION);
+		dre_jsonw_kstr(&w, "messageId", m->id);
+		dre_jsonw_kstr(&w, "status", "ACCEPTED");
+		dre_jsonw_kstr(&w, "jobId", job_id);
+		dre_jsonw_kint(&w, "products", (int64_t) m->n);
+		dre_jsonw_obj_end(&w);
+	}
+	if (err == DRE_OK && b->oom)
+		err = DRE_ENOMEM;
+	if (err != DRE_OK) {
+		dre_buf_reset(b);
+		dre_docapi_internal(&r->d, err);
+		return;
+	}
+	r->d.rep->status = 202;
+	r->d.rep->content_type = md_media_type(m->soap);
+}
+
+// md_replay answers a message whose ID the tenant sent before from its
+// record; false (nothing answered) when it never did.
+static bool
+md_replay(req *r, const md_message *m)
+{
+	char   *v = NULL;
+	size_t  len = 0;
+	dre_err err = md_load(r, CAT_META_MD_MESSAGE, m->id, &v, &len);
+	if (err == DRE_ENOTFOUND)
+		return false;
+	const dre_json *rec = err == DRE_OK ? parse_stored(r, v, len) : NULL;
+	const dre_json *job = rec ? dre_json_get(rec, "jobId") : NULL;
+	const dre_json *n = rec ? dre_json_get(rec, "products") : NULL;
+	if (!dre_json_is(job, DRE_JSON_STRING)
+	    || !dre_json_is(n, DRE_JSON_NUMBER)) {
+		free(v);
+		dre_docapi_internal(&r->d, err != DRE_OK ? err : DRE_ESTORE);
+		return true;
+	}
+	md_message first = *m; // the first message's count, this transport
+	first.n = (size_t) strtoull(n->str, NULL, 10);
+	md_reply(r, &first, job->str, ent_time(rec, "receivedAt"));
+	free(v);
+	dre_info("master data: %s repeated for tenant %s: the first answer",
+	    m->id, r->d.call->tenant);
+	return true;
+}
+
+// md_store keeps the message as it came and its record.
+static dre_err
+md_store(req *r, const md_message *m, const dre_buf *record)
+{
+	char       k[512];
+	size_t     kl, kl2;
+	dre_batch *b = dre_batch_alloc();
+	dre_err    err = DRE_OK;
+	if (b == NULL)
+		return DRE_ENOMEM;
+	if ((kl = md_key(r, k, sizeof k, CAT_META_MD_RAW, m->id)) > 0)
+		dre_batch_put(b, r->c->st, CF_META, k, kl, r->d.call->body,
+		    r->d.call->body_len);
+	if ((kl2 = md_key(r, k, sizeof k, CAT_META_MD_MESSAGE, m->id)) > 0)
+		dre_batch_put(
+		    b, r->c->st, CF_META, k, kl2, record->data, record->len);
+	if (kl == 0 || kl2 == 0)
+		err = DRE_ETOOBIG;
+	else if (record->oom)
+		err = DRE_ENOMEM;
+	else
+		err = dre_store_write(r->c->st, b, true);
+	dre_batch_free(b);
+	return err;
+}
+
+// md_replicate handles one parsed message (m) under md_mu: its rows
+// (md_articles) become an Articles import job.
+static void
+md_replicate(req *r, const md_message *m)
+{
+	dre_buf rows = { 0 }, record = { 0 };
+	char    job[DRE_IJOB_ID_MAX] = "";
+	char    name[160];
+	int64_t received = dre_now_ms();
+	dre_err err;
+	pthread_mutex_lock(&md_mu);
+	if (md_replay(r, m))
+		goto out;
+	md_articles(&rows, m);
+	snprintf(name, sizeof name, "S/4HANA DRFOUT %s", m->id);
+	dre_ijob_spec spec = { .tenant = r->d.call->tenant,
+		.principal = r->d.call->principal,
+		.entity = "Articles",
+		.format = DRE_IJOB_JSON,
+		.mode = DRE_IJOB_UPSERT,
+		.name = name,
+		.source = "s4" };
+	err = rows.oom ? DRE_ENOMEM
+	    : r->c->jobs == NULL
+	    ? DRE_EUNAVAIL
+	    : dre_ijob_submit(r->c->jobs, &spec, rows.data, rows.len, job);
+	if (err == DRE_ETOOBIG) {
+		dre_rpc_reply_error(r->d.rep, 413, "PAYLOAD_TOO_LARGE", NULL,
+		    "the message's articles do not fit: imports.max_upload "
+		    "or the disk's free space");
+		goto out;
+	}
+	if (err != DRE_OK)
+		goto fail;
+	md_record(&record, m, job, received);
+	if ((err = md_store(r, m, &record)) != DRE_OK)
+		goto fail;
+	dre_info("master data: %s (%s, %zu products) from %s: import job %s",
+	    m->id, md_format(m->soap), m->n, m->sender ? m->sender : "?", job);
+	md_reply(r, m, job, received);
+	goto out;
+fail:
+	dre_docapi_internal(&r->d, err);
+out:
+	pthread_mutex_unlock(&md_mu);
+	dre_buf_free(&rows);
+	dre_buf_free(&record);
+}
+
+static void
+md_refuse(req *r, const md_error *e)
+{
+	dre_rpc_reply_error(r->d.rep, e->status, e->code,
+	    e->target[0] ? e->target : NULL, "%s", e->message);
+}
+
+static void
+do_md_json(req *r)
+{
+	const dre_json *in = dre_docapi_body(&r->d, NULL);
+	md_message      m;
+	md_error        e;
+	dre_err         err;
+	if (in == NULL)
+		return;
+	if ((err = md_parse_json(&m, r->d.a, in, &e)) == DRE_EINVAL)
+		md_refuse(r, &e);
+	else if (err != DRE_OK)
+		dre_docapi_internal(&r->d, err);
+	else
+		md_replicate(r, &m);
+}
+
+static void
+do_md_soap(req *r)
+{
+	md_limits lim
+	    = { (size_t) r->c->md_max_bytes, (int) r->c->md_max_depth };
+	md_message m;
+	md_error   e;
+	dre_err err = md_parse_soap(&m, r->d.a, (const char *) r->d.call->body,
+	    r->d.call->body_len, &lim, &e);
+	if (err == DRE_EINVAL)
+		md_refuse(r, &e);
+	else if (err != DRE_OK)
+		dre_docapi_internal(&r->d, err);
+	else
+		md_replicate(r, &m);
+}
+
+// md_reply_record answers the record with "job": its import job as
+// GET /api/v1/ImportJobs/{id} reads now (null when gone).
+static void
+md_reply_record(req *r, const char *rec, size_t len)
+{
+	const dre_json *root = parse_stored(r, rec, len);
+	const dre_json *jid = root ? dre_json_get(root, "jobId") : NULL;
+	dre_buf         doc = { 0 }, job = { 0 };
+	if (root == NULL || len < 2) {
+		dre_docapi_internal(&r->d, DRE_ESTORE);
+		return;
+	}
+	if (dre_json_is(jid, DRE_JSON_STRING) && r->c->jobs != NULL
+	    && dre_ijob_job_json(r->c->jobs, r->d.call->tenant, jid->str, &job)
+	        != DRE_OK)
+		dre_buf_reset(&job);
+	dre_buf_append(&doc, rec, len - 1); // without the closing brace
+	dre_buf_puts(&doc, ",\"job\":");
+	if (job.len > 0)
+		dre_buf_append(&doc, job.data, job.len);
+	else
+		dre_buf_puts(&doc, "null");
+	dre_buf_putc(&doc, '}');
+	if (doc.oom || job.oom)
+		dre_docapi_internal(&r->d, DRE_ENOMEM);
+	else
+		dre_docapi_reply_doc(&r->d, 200, doc.data, doc.len);
+	dre_buf_free(&doc);
+	dre_buf_free(&job);
+}
+
+// do_md_get answers GET /api/v1/master-data/messages/{id} (the record) or
+// .../raw (the message as it came, with its media type).
+static void
+do_md_get(req *r, bool raw)
+{
+	const char *id = id_param(r);
+	char       *v = NULL, *rec = NULL;
+	size_t      len = 0, rlen = 0;
+	dre_err     err;
+	if (id == NULL)
+		return;
+	err = md_load(r, CAT_META_MD_MESSAGE, id, &rec, &rlen);
+	if (err == DRE_OK && raw)
+		err = md_load(r, CAT_META_MD_RAW, id, &v, &len);
+	if (err == DRE_ENOTFOUND) {
+		dre_rpc_reply_error(r->d.rep, 404, "NOT_FOUND", NULL,
+		    "master-data message '%s' not found", id);
+	} else if (err != DRE_OK) {
+		dre_docapi_internal(&r->d, err);
+	} else if (!raw) {
+		md_reply_record(r, rec, rlen);
+	} else {
+		const dre_json *root = parse_stored(r, rec, rlen);
+		const dre_json *f = root ? dre_json_get(root, "format") : NULL;
+		int             soap = 0;
+		if (dre_json_is(f, DRE_JSON_STRING))
+			soap = strcmp(f->str, "SOAP 1.1") == 0 ? 11
+			    : strcmp(f->str, "SOAP 1.2") == 0  ? 12
+			                                       : 0;
+		dre_buf_reset(&r->d.rep->body);
+		dre_buf_append(&r->d.rep->body, v, len);
+		r->d.rep->status = 200;
+		r->d.rep->content_type = md_media_type(soap);
+	}
+	free(v);
+	free(rec);
+}
+
 // ---- snapshot -----------------------------------------------------------
 
 static const char *const master_topics[] = { DRE_TOPIC_PROMOTIONS,
@@ -1478,7 +2104,8 @@ h_snapshot(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		    : NULL;
 		int         kind
 		    = s2 ? cat_kind_parse(s1 + 1, (size_t) (s2 - s1 - 1)) : -1;
-		if (kind < 0 || vl < 8)
+		// Campaigns are no evaluator's business (issue 17.4).
+		if (kind < 0 || kind == CAT_CAMPAIGN || vl < 8)
 			continue;
 		if (out.n_entities == cap) {
 			size_t              ncap = cap ? cap * 2 : 256;
@@ -1559,6 +2186,14 @@ CRUD(CAT_PROMOTION, promotions)
 CRUD(CAT_POS_GROUP, pos_groups)
 CRUD(CAT_ARTICLE_GROUP, article_groups)
 CRUD(CAT_ARTICLE, articles)
+CRUD(CAT_CAMPAIGN, campaigns)
+OP(CAT_CAMPAIGN, campaigns_add, campaign_change(&r, true))
+OP(CAT_CAMPAIGN, campaigns_remove, campaign_change(&r, false))
+OP(CAT_CAMPAIGN, campaigns_ics, campaign_ics(&r))
+OP(CAT_ARTICLE, md_json, do_md_json(&r))
+OP(CAT_ARTICLE, md_soap, do_md_soap(&r))
+OP(CAT_ARTICLE, md_message, do_md_get(&r, false))
+OP(CAT_ARTICLE, md_raw, do_md_get(&r, true))
 OP(CAT_PROMOTION, promotions_activate, transition(&r, ACT_ACTIVATE))
 OP(CAT_PROMOTION, promotions_deactivate, transition(&r, ACT_DEACTIVATE))
 OP(CAT_PROMOTION, promotions_submit, transition(&r, ACT_SUBMIT))
@@ -1584,6 +2219,14 @@ const dre_rpc_route cat_routes[] = {
 	ROUTES("PosGroups", pos_groups),
 	ROUTES("ArticleGroups", article_groups),
 	ROUTES("Articles", articles),
+	ROUTES("Campaigns", campaigns),
+	{ "catalog.Campaigns.addPromotions", h_campaigns_add },
+	{ "catalog.Campaigns.removePromotion", h_campaigns_remove },
+	{ "catalog.Campaigns.exportICS", h_campaigns_ics },
+	{ "catalog.MasterData.replicate", h_md_json },
+	{ "catalog.MasterData.replicateSoap", h_md_soap },
+	{ "catalog.MasterData.message", h_md_message },
+	{ "catalog.MasterData.raw", h_md_raw },
 	{ "catalog.Promotions.activate", h_promotions_activate },
 	{ "catalog.Promotions.deactivate", h_promotions_deactivate },
 	{ "catalog.Promotions.submit", h_promotions_submit },

@@ -18,6 +18,8 @@ typedef struct {
 	char          *issuer;
 	int64_t        token_ttl_s;
 	char          *key_tenant;
+	int64_t        md_max_bytes;
+	int64_t        md_max_depth;
 	dre_ijob_opts  imports;
 } cat_cfg;
 
@@ -38,6 +40,16 @@ static const dre_cfg_opt cat_opts[] = {
 	{ "auth.key_tenant", DRE_CFG_STR, offsetof(cat_cfg, key_tenant),
 	    "default",
 	    "tenant whose Admins may rotate the token signing key" },
+	{ "masterdata.max_xml_bytes", DRE_CFG_INT,
+	    offsetof(cat_cfg, md_max_bytes), "1048576",
+	    "largest S/4HANA DRFOUT SOAP message read, bytes (a larger one "
+	    "is refused with 413 before it is parsed)",
+	    DRE_CFG_RANGE(1024, 1073741824) },
+	{ "masterdata.max_xml_depth", DRE_CFG_INT,
+	    offsetof(cat_cfg, md_max_depth), "32",
+	    "deepest element nesting of a DRFOUT SOAP message (the parser "
+	    "stops at the first element deeper)",
+	    DRE_CFG_RANGE(8, 256) },
 	DRE_IJOB_CFG_ROWS(cat_cfg, imports),
 	DRE_CFG_END,
 };
@@ -63,6 +75,8 @@ main(int argc, char **argv)
 		goto out;
 	}
 	c.kafka_timeout_ms = (int) cfg.kafka_timeout_ms;
+	c.md_max_bytes = cfg.md_max_bytes;
+	c.md_max_depth = cfg.md_max_depth;
 	dre_auth_event_hook(cat_audit_auth_event, &c); // issue 13.6
 	cat_id_cfg idc = { cfg.issuer, cfg.token_ttl_s, cfg.key_tenant };
 	if ((err = cat_id_open(&c, &idc)) != DRE_OK) {

@@ -30,6 +30,9 @@ static const struct {
 	// them, in order, to every evaluator.
 	[CAT_TENANT_SETTINGS]
 	= { "TENANT_SETTINGS", DRE_TOPIC_PROMOTIONS, "TenantSettings" },
+	// Campaigns group promotions for people (calendars, reports): a
+	// topic of their own, which the evaluators do not read.
+	[CAT_CAMPAIGN] = { "CAMPAIGN", DRE_TOPIC_CAMPAIGNS, "Campaign" },
 };
 
 static const char META_VERSION[] = "version";
@@ -88,6 +91,8 @@ cat_open(cat *c, const char *path, const dre_kvlist *kafka)
 	memset(c, 0, sizeof *c);
 	c->kafka = kafka;
 	c->kafka_timeout_ms = 2000;
+	c->md_max_bytes = 1 << 20;
+	c->md_max_depth = 32;
 	pthread_mutex_init(&c->mu, NULL);
 	if ((err = dre_store_open(&c->st, &cfg)) != DRE_OK)
 		return err;
@@ -260,7 +265,7 @@ cat_put_locked(cat *c, const char *tenant, cat_kind k, const char *key,
 	dre_uuid_v4(e.event_id);
 	e.tenant = tenant;
 	e.occurred_at = dre_now_ms();
-	e.schema_version = 2;
+	e.schema_version = 3;
 	e.entity_kind = kinds[k].name;
 	e.entity_id = key;
 	e.op = doc != NULL ? "UPSERT" : "DELETE";

@@ -141,6 +141,9 @@ enum {
 	GW_BODY_JSON, // required, application/json
 	GW_BODY_JSON_OPT, // optional; application/json when present
 	GW_BODY_FORM, // required, application/x-www-form-urlencoded
+	// required, text/xml (SOAP 1.1) or application/soap+xml (SOAP 1.2),
+	// forwarded unparsed with its media type (param content_type)
+	GW_BODY_XML,
 	// Any media type, any size: handed to the route's handler in chunks
 	// of GW_STREAM_CHUNK as it arrives (j->streaming; the handler sends
 	// each on and the read goes on once it was stored), never buffered

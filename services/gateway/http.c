@@ -464,6 +464,23 @@ content_type_json(const char *ct)
 	return *ct == '\0' || *ct == ';' || *ct == ' ';
 }
 
+// content_type_xml accepts the media types of a SOAP message.
+static bool
+content_type_xml(const char *ct)
+{
+	static const char *const types[]
+	    = { "text/xml", "application/soap+xml" };
+	while (ct != NULL && *ct == ' ')
+		ct++;
+	for (size_t i = 0; ct != NULL && i < 2; i++) {
+		size_t n = strlen(types[i]);
+		if (strncasecmp(ct, types[i], n) == 0
+		    && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' '))
+			return true;
+	}
+	return false;
+}
+
 // job_begin decides everything the headers allow: route, auth, media type,
 // declared size. It answers at once when the request cannot succeed.
 static void
@@ -510,6 +527,12 @@ job_begin(gw_job *j, const char *method, const char *url)
 	            != 0)) {
 		gw_job_error(j, 415, "UNSUPPORTED_MEDIA_TYPE", NULL,
 		    "Content-Type must be application/x-www-form-urlencoded");
+		return;
+	}
+	if (r->body == GW_BODY_XML && !content_type_xml(ct)) {
+		gw_job_error(j, 415, "UNSUPPORTED_MEDIA_TYPE", NULL,
+		    "Content-Type must be text/xml (SOAP 1.1) or "
+		    "application/soap+xml (SOAP 1.2)");
 		return;
 	}
 	if (r->body == GW_BODY_STREAM)

@@ -47,6 +47,8 @@
 // Any signed-in caller (GET /api/v1/Me).
 #define DRE_ROLE_OR(name, text) | DRE_ROLE(name)
 #define ROLES_ANY               (0u DRE_ROLE_MAP(DRE_ROLE_OR))
+// S/4HANA DRFOUT (issue 17.3): the ERP's technical user, and admins.
+#define ROLES_INGEST (DRE_ROLE(ADMIN) | DRE_ROLE(MASTER_DATA_INGESTER))
 #define ROLES_REPORTING                                                       \
 	(DRE_ROLE(ADMIN) | DRE_ROLE(PROMOTION_MANAGER)                        \
 	    | DRE_ROLE(BUDGET_MANAGER))
@@ -192,6 +194,23 @@ const gw_route gw_routes[] = {
 	    "BudgetUtilization.get", ROLES_REPORTING, GW_BODY_NONE },
 	{ "POST", "/pos/articles/import", gw_forward, GW_CATALOG,
 	    "Articles.import", ROLES_POS, GW_BODY_JSON },
+	{ "POST", "/api/v1/Campaigns/:id/addPromotions", gw_forward,
+	    GW_CATALOG, "Campaigns.addPromotions", ROLES_WRITE, GW_BODY_JSON },
+	{ "POST", "/api/v1/Campaigns/:id/removePromotion", gw_forward,
+	    GW_CATALOG, "Campaigns.removePromotion", ROLES_WRITE,
+	    GW_BODY_JSON },
+	{ "GET", "/api/v1/Campaigns/:id/exportICS", gw_forward, GW_CATALOG,
+	    "Campaigns.exportICS", ROLES_READ, GW_BODY_NONE },
+	{ "POST",
+	    "/api/v1/master-data/ProductMerchandiseViewReplicationBulkRequest",
+	    gw_forward, GW_CATALOG, "MasterData.replicate", ROLES_INGEST,
+	    GW_BODY_JSON },
+	{ "POST", "/api/v1/master-data/soap", gw_forward, GW_CATALOG,
+	    "MasterData.replicateSoap", ROLES_INGEST, GW_BODY_XML },
+	{ "GET", "/api/v1/master-data/messages/:id", gw_forward, GW_CATALOG,
+	    "MasterData.message", ROLES_INGEST, GW_BODY_NONE },
+	{ "GET", "/api/v1/master-data/messages/:id/raw", gw_forward,
+	    GW_CATALOG, "MasterData.raw", ROLES_INGEST, GW_BODY_NONE },
 	// Import jobs (PRODUCT-DECISIONS §11): in the entity's owner, the
 	// upload streamed through (GW_BODY_STREAM).
 	{ "POST", "/pos/articles/import-batch", gw_forward, GW_CATALOG,
@@ -349,8 +368,8 @@ const gw_route gw_routes[] = {
 	{ NULL, NULL, NULL, 0, NULL, 0, 0 },
 };
 
-static const char *const entities[]
-    = { "Promotions", "PosGroups", "ArticleGroups", "Articles", NULL };
+static const char *const entities[] = { "Promotions", "PosGroups",
+	"ArticleGroups", "Articles", "Campaigns", NULL };
 
 // ---------------------------------------------------------------- matching
 
@@ -921,8 +940,8 @@ gw_side_effects(gw_job *j)
 }
 
 // gw_forward calls the route's backend with the path's id and the query
-// arguments as params and the body as it came (checked to be JSON), and
-// answers with the callee's document.
+// arguments as params and the body as it came (checked to be JSON, or XML
+// on a GW_BODY_XML route), and answers with the callee's document.
 void
 gw_forward(gw_job *j)
 {
@@ -937,10 +956,16 @@ gw_forward_then(gw_job *j, gw_render render)
 	dre_json       *root;
 	param_list      pl;
 
-	if (j->body.len > 0 && !gw_parse_json_body(j, &root))
+	bool xml = j->route->body == GW_BODY_XML;
+	if (j->body.len > 0 && !xml && !gw_parse_json_body(j, &root))
 		return;
 	if (!params_init(&pl, j, 40))
 		return;
+	// An XML body goes as it came; the callee parses it (and picks the
+	// SOAP version of its answer by the media type).
+	if (xml)
+		param_add(&pl, "content_type",
+		    gw_job_header(j, MHD_HTTP_HEADER_CONTENT_TYPE));
 	if (j->id != NULL)
 		param_add(&pl, "id", j->id);
 	if (strcmp(j->method, "PATCH") == 0)

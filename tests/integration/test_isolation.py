@@ -41,8 +41,9 @@ COLLECTION_FIXTURE = {
     "BudgetUtilization": "budget", "transactions": "txn",
     "ApiClients": "apiclient", "ApiKeys": "apikey", "CalculationAuditLogs": "txn",
     "promotion-assignments": "assignment", "reward-vouchers": "voucher",
-    "promotions": "promo",
+    "Campaigns": "campaign", "messages": "mdmsg",
     "ImportJobs": "importjob", "ArticleImportJobs": "posjob",
+    "promotions": "promo",
 }
 # Query strings that name A's data on routes that take them.
 QUERIES = {
@@ -115,6 +116,17 @@ def bodies(a):
         "assignPromotion": {"contactId": a["contact"], "promotionId": a["personal"]},
         "redeemPromotionAssignment": {"redemptionChannel": "POS"},
         "redeemRewardVoucher": {"contactId": a["contact"]},
+        "addCampaignPromotions": {"promotionIds": [a["promo"]]},
+        "removeCampaignPromotion": {"promotionId": a["promo"]},
+        "replicateProductMerchandiseViews": a["drfout"],
+        # S/4's SOAP form of the same message (sent as is).
+        "replicateProductMerchandiseViewsSoap": (
+            '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>'
+            '<n0:ProductMerchandiseViewReplicationBulkRequest xmlns:n0="urn:x">'
+            '<MessageHeader><ID>%s</ID></MessageHeader><ProductMerchandiseView><Product>'
+            '<ProductID>%s</ProductID><Description>%s</Description></Product>'
+            '</ProductMerchandiseView></n0:ProductMerchandiseViewReplicationBulkRequest>'
+            '</s:Body></s:Envelope>' % (a["mdmsg"], a["article"], a["mark"])),
         "createImportJob": {"entity": "Articles", "format": "JSON", "name": a["mark"]},
         "uploadImportJob": {"articleNumber": a["article"]},
         "importArticlesBatch": {"name": a["mark"], "articles": [
@@ -217,6 +229,12 @@ class Isolation(harness.TestCase):
         a["personal"] = pp["id"]
         a["assignment"] = make("/api/v3/promotion-assignments",
                                {"contactId": a["contact"], "promotionId": pp["id"]})["id"]
+        # A campaign of A's promotion, and an S/4 DRFOUT message of A's.
+        a["campaign"] = make("/api/v1/Campaigns", {"name": mark, "promotionIds": [p["id"]]})["id"]
+        a["mdmsg"] = uniq("ISOMSG")
+        a["drfout"] = {"MessageHeader": {"ID": a["mdmsg"]}, "ProductMerchandiseView": [
+            {"Product": {"ProductID": a["article"], "Description": mark}}]}
+        make("/api/v1/master-data/ProductMerchandiseViewReplicationBulkRequest", a["drfout"], 202)
         a["receipt"] = uniq("ISORC")
         make("/api/v3/receipts", {"contact": {"matchKey": a["contact"], "matchKeyType": "ContactId"},
                                   "uniqueReceiptId": a["receipt"], "receiptNumber": a["receipt"],
@@ -260,6 +278,8 @@ class Isolation(harness.TestCase):
                      "Budget": {"id": a["budget"], "name": mark, "totalAmount": D("1"),
                                 "currency": "EUR"},
                      "CouponType": {"id": a["ctype"], "name": mark, "type": "INDIVIDUAL"},
+                     "Campaign": {"id": a["campaign"], "name": mark,
+                                  "promotionIds": [a["promo"]]},
                      "CouponCode": {"couponTypeId": a["ctype"], "code": a["code"]},
                      "CouponCodeBatch": {"couponTypeId": a["ctype"], "numberOfCodes": 1},
                      "WebhookSubscription": dict(sub_doc, id=a["sub"])}
@@ -278,6 +298,9 @@ class Isolation(harness.TestCase):
                  "/api/v3/contacts/" + a["contact"], "/api/v1/LoyaltyProgram",
                  "/api/v1/TenantSettings", "/api/v1/ApiClients/" + a["apiclient"],
                  "/api/v1/ApiKeys/" + a["apikey"],
+                 "/api/v1/Campaigns/" + a["campaign"],
+                 "/api/v1/Campaigns/%s/exportICS" % a["campaign"],
+                 "/api/v1/master-data/messages/" + a["mdmsg"],
                  "/pos/v2/transactions/%s/1/side-effects" % a["txn"],
                  "/reporting/PromotionPerformance/" + a["promo"],
                  "/reporting/BudgetUtilization/" + a["budget"],
@@ -355,7 +378,7 @@ class Isolation(harness.TestCase):
             ctype = "application/json"
             if body is not None and "application/json" not in op["requestBody"]["content"]:
                 ctype = next(iter(op["requestBody"]["content"]))
-                raw = urllib.parse.urlencode(body)
+                raw = body if isinstance(body, str) else urllib.parse.urlencode(body)
             else:
                 raw = harness.dumps(body) if body is not None else None
             calls.append((method, path, url, raw, ctype))

@@ -18,7 +18,7 @@ static const char master_canonical[]
       "{\"name\":\"schemaVersion\",\"type\":\"int\"},"
       "{\"name\":\"entityKind\",\"type\":{\"name\":\"dre.EntityKind\","
       "\"type\":\"enum\",\"symbols\":[\"PROMOTION\",\"ARTICLE\","
-      "\"POS_GROUP\",\"ARTICLE_GROUP\",\"TENANT_SETTINGS\"]}},"
+      "\"POS_GROUP\",\"ARTICLE_GROUP\",\"TENANT_SETTINGS\",\"CAMPAIGN\"]}},"
       "{\"name\":\"entityId\",\"type\":\"string\"},"
       "{\"name\":\"op\",\"type\":{\"name\":\"dre.ChangeOp\",\"type\":"
       "\"enum\",\"symbols\":[\"UPSERT\",\"DELETE\"]}},"
@@ -192,6 +192,32 @@ test_schema_versions(void **state)
 	assert_string_equal(out.entity_kind, "ARTICLE_GROUP");
 	assert_string_equal(out.entity_id, "AG-42");
 	assert_int_equal(out.schema_version, 1);
+
+	// Version 3 added CAMPAIGN (issue 17.4); a version 2 writer's
+	// TENANT_SETTINGS still reads.
+	uint64_t v2old = 0;
+	assert_int_equal(
+	    dre_avro_fingerprint("MasterDataChanged_v2", &v2old), DRE_OK);
+	assert_true(v2old != v2 && v2old != v1);
+	in = sample();
+	in.schema_version = 3;
+	in.entity_kind = "CAMPAIGN";
+	dre_buf_reset(&b);
+	assert_int_equal(dre_avro_encode_master(&b, &in), DRE_OK);
+	assert_int_equal(
+	    dre_avro_decode_master(&out, a, b.data, b.len), DRE_OK);
+	assert_string_equal(out.entity_kind, "CAMPAIGN");
+	assert_int_equal(out.schema_version, 3);
+	in.schema_version = 2;
+	in.entity_kind = "TENANT_SETTINGS";
+	dre_buf_reset(&b);
+	assert_int_equal(dre_avro_encode_master(&b, &in), DRE_OK);
+	for (int i = 0; i < 8; i++) // the version 2 writer
+		((uint8_t *) b.data)[2 + i] = (uint8_t) (v2old >> (8 * i));
+	assert_int_equal(
+	    dre_avro_decode_master(&out, a, b.data, b.len), DRE_OK);
+	assert_string_equal(out.entity_kind, "TENANT_SETTINGS");
+	assert_int_equal(out.schema_version, 2);
 	dre_arena_free(a);
 	dre_buf_free(&b);
 }

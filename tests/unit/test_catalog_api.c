@@ -406,7 +406,7 @@ test_settings(void **state)
 		    dre_avro_decode_master(&e, a, m.payload, m.len), DRE_OK);
 		assert_string_equal(e.entity_kind, "TENANT_SETTINGS");
 		assert_string_equal(e.entity_id, "settings");
-		assert_int_equal(e.schema_version, 2);
+		assert_int_equal(e.schema_version, 3);
 		dre_arena_free(a);
 		found = true;
 	}

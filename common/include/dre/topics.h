@@ -8,6 +8,7 @@
 #define DRE_TOPIC_ARTICLES       "dre.master.articles"
 #define DRE_TOPIC_POS_GROUPS     "dre.master.posgroups"
 #define DRE_TOPIC_ARTICLE_GROUPS "dre.master.articlegroups"
+#define DRE_TOPIC_CAMPAIGNS      "dre.master.campaigns"
 #define DRE_TOPIC_TX_CONFIRMED   "dre.transactions.confirmed"
 #define DRE_TOPIC_TX_RETURNED    "dre.transactions.returned"
 #define DRE_TOPIC_CALCULATIONS   "dre.calculations"
