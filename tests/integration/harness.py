@@ -19,6 +19,7 @@ import hmac
 import http.client
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -107,12 +108,38 @@ def wait_until(pred, timeout, interval=0.05, what="condition"):
         interval = min(interval * 1.5, 0.5)
 
 
+_PORTS_TAKEN = set()
+
+
 def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A port for a server of the test stack, below the kernel's ephemeral
+    range (ip_local_port_range): a port the kernel handed out with bind(0)
+    and that was closed again is the next outgoing connection's source port
+    as likely as any, and then the server cannot listen ("Address in use",
+    seen in CI with parallel tests). Random in 20000..32767, checked free
+    (listening and connecting), never twice in one test process."""
+    lo, hi = 20000, 32767
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            first = int(f.read().split()[0])
+        hi = min(hi, first - 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    rnd = random.SystemRandom()
+    for _ in range(200):
+        port = rnd.randint(lo, hi)
+        if port in _PORTS_TAKEN:
+            continue
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        _PORTS_TAKEN.add(port)
+        return port
+    raise RuntimeError("no free port in %d..%d" % (lo, hi))
 
 
 def instant(s):

@@ -263,15 +263,27 @@ cluster_open(broker *b, const dre_kvlist *props, int port, bool topics)
 	// The mock cluster replicates in name only; a factor up to 3 makes
 	// followers exist so that taking one broker down means something.
 	int rf = b->count < 3 ? b->count : 3;
+	// The listeners are open already: a client that reconnects at once
+	// (a restart on the same port) would make the cluster auto-create a
+	// topic with its default partition count before ours. So the brokers
+	// refuse connections until the topics exist. A topic created in the
+	// instant before is left as it is (it exists, which is all a client
+	// needs).
+	rd_kafka_mock_broker_set_down(b->mc, -1);
 	for (const dre_topic *t = dre_topics; topics && t->name != NULL; t++) {
 		rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(
 		    b->mc, t->name, t->partitions, rf);
-		if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		if (err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+			dre_warn("topic %s was created by a client's request "
+			         "first (default partition count)",
+			    t->name);
+		else if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
 			dre_error("create topic %s: %s", t->name,
 			    rd_kafka_err2str(err));
 			return DRE_EBUS;
 		}
 	}
+	rd_kafka_mock_broker_set_up(b->mc, -1);
 	for (int i = 1; i <= b->count; i++)
 		b->up[i] = true;
 	return DRE_OK;
