@@ -185,7 +185,7 @@ struct gw {
 	atomic_int         inflight; // suspended connections
 	atomic_int         active; // requests between headers and completion
 	struct gw_ops     *ops; // metrics of the routes (ops.c)
-	int                quiesced_fd; // listener after gw_http_drain; -1
+	atomic_bool        refusing; // after gw_http_drain: no new connection
 	pthread_mutex_t    free_mu;
 	gw_job            *free_jobs;
 	int                nfree;

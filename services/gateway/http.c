@@ -673,6 +673,21 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	return NULL; // *con_cls: on_request makes the job
 }
 
+// After gw_http_drain a worker closes each new connection as it accepts
+// it. (MHD_quiesce_daemon is not used: with epoll and a thread pool,
+// libmicrohttpd 0.9.75 races the worker that removes the listening socket
+// from its own epoll set and aborts the process: "Failed to remove listen
+// FD from epoll set".)
+static enum MHD_Result
+on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	gw *g = cls;
+
+	(void) addr;
+	(void) addrlen;
+	return atomic_load(&g->refusing) ? MHD_NO : MHD_YES;
+}
+
 static void
 on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
     enum MHD_ConnectionNotificationCode toe)
@@ -796,11 +811,11 @@ gw_http_start(gw *g)
 	// wait in the listen queue until one closes. Past the per-address
 	// limit MHD accepts and closes at once, so that one client cannot
 	// hold every slot.
-	g->mhd = MHD_start_daemon(flags, (uint16_t) g->cfg->http_port, NULL,
-	    NULL, on_request, g, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, g,
-	    MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_THREAD_POOL_SIZE, threads,
-	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, g,
-	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, g,
+	g->mhd = MHD_start_daemon(flags, (uint16_t) g->cfg->http_port,
+	    on_accept, g, on_request, g, MHD_OPTION_EXTERNAL_LOGGER,
+	    on_mhd_log, g, MHD_OPTION_SOCK_ADDR, sa,
+	    MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED,
+	    on_completed, g, MHD_OPTION_NOTIFY_CONNECTION, on_connection, g,
 	    MHD_OPTION_URI_LOG_CALLBACK, on_uri, g,
 	    MHD_OPTION_CONNECTION_LIMIT, limit,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT,
@@ -823,10 +838,10 @@ gw_http_drain(gw *g)
 
 	if (g->mhd == NULL)
 		return;
-	// No new connection from here on (the listening socket stays open
-	// until MHD stops, so a client is refused rather than reset); the
-	// requests begun finish: each is answered within rpc.timeout_ms.
-	g->quiesced_fd = MHD_quiesce_daemon(g->mhd);
+	// No new connection from here on (each is closed as it is accepted,
+	// so a client learns at once to go elsewhere); the requests begun
+	// finish: each is answered within rpc.timeout_ms.
+	atomic_store(&g->refusing, true);
 	until = dre_mono_ms() + g->cfg->rpc_timeout_ms + 1000;
 	while (atomic_load(&g->active) > 0 && dre_mono_ms() < until) {
 		struct timespec ts = { 0, 5 * 1000 * 1000 };
@@ -854,9 +869,6 @@ gw_http_stop(gw *g)
 	if (g->mhd != NULL)
 		MHD_stop_daemon(g->mhd);
 	g->mhd = NULL;
-	if (g->quiesced_fd >= 0)
-		close(g->quiesced_fd);
-	g->quiesced_fd = -1;
 	// After MHD: its "closed" notifications still use the watcher.
 	gw_watch_close(g->watch);
 	g->watch = NULL;

@@ -169,7 +169,7 @@ main(int argc, char **argv)
 	atomic_init(&g.inflight, 0);
 	atomic_init(&g.active, 0);
 	atomic_init(&g.draining, false);
-	g.quiesced_fd = -1;
+	atomic_init(&g.refusing, false);
 
 	if ((err = dre_auth_open(&g.auth, cfg.users, cfg.dev_users))
 	    != DRE_OK) {

@@ -16,6 +16,7 @@ import math
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -341,6 +342,49 @@ class Ops(harness.TestCase):
             self.assertIn(msg, p.stdout.decode())
 
     # -- drain -----------------------------------------------------------------
+    def test_zz_drain_closes_new_connections(self):
+        """Past the grace period, while a request begun earlier is still
+        open, a new connection is closed at once (a client goes elsewhere
+        rather than wait in the listen queue); the open request keeps the
+        gateway up, and it exits 0 once that request ends."""
+        s = self.stack
+        gw = s.procs["gateway"]
+        auth = "Basic " + __import__("base64").b64encode(b"pos-reader:pos").decode()
+        held = socket.create_connection(("127.0.0.1", s.http_port), timeout=10)
+        try:
+            # Headers and the first byte of a body that does not come yet.
+            held.sendall(("POST /pos/v2/evaluate HTTP/1.1\r\nHost: dre\r\n"
+                          "Authorization: %s\r\nContent-Type: application/json\r\n"
+                          "Content-Length: 100000\r\n\r\n{" % auth).encode())
+            # In flight: the held request and the scrape itself.
+            harness.wait_until(
+                lambda: (value_of(parse_strict(self.metrics()), "dre_http_requests_in_flight",
+                                  service="gateway") or 0) >= 2,
+                5, what="the held request in flight")
+            os.killpg(gw.pid, signal.SIGTERM)
+
+            def closed_at_once():
+                c = socket.create_connection(("127.0.0.1", s.http_port), timeout=10)
+                c.settimeout(3)
+                try:
+                    c.sendall(b"GET /healthz HTTP/1.1\r\nHost: dre\r\n\r\n")
+                    return c.recv(4096) == b"" or None  # else answered: still in grace
+                except ConnectionResetError:
+                    return True
+                except socket.timeout:
+                    # Neither answered nor closed: left in the listen queue.
+                    raise AssertionError("a new connection was left waiting during the drain")
+                finally:
+                    c.close()
+            harness.wait_until(closed_at_once, GRACE_MS / 1000.0 + 5, interval=0.05,
+                               what="a new connection closed at once after the grace period")
+            self.assertIsNone(gw.poll(), "the held request keeps the gateway up")
+        finally:
+            held.close()
+        rc = gw.wait(timeout=harness.deadline(15))
+        self.assertEqual(rc, 0, s.log_text("gateway")[-3000:])
+        s.start_service("gateway")
+
     def test_zz_drain_on_sigterm_under_load(self):
         """Clients evaluate in a loop on keep-alive connections (a new one
         when the gateway closes theirs), as behind a load balancer that stops
