@@ -1,5 +1,10 @@
 // commit.c -- group commit: one synced batch for every caller queued while
 // the previous write was in progress.
+//
+// Each caller waits on its own condition variable, woken alone when its
+// group is written: a broadcast would wake every waiting caller (up to one
+// per RPC worker) for every write, most of them only to sleep again behind
+// the next group, and that herd cost more CPU than the writes.
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -14,6 +19,7 @@ struct waiter {
 	dre_err         err;
 	bool            done;
 	waiter         *next;
+	pthread_cond_t  cv; // signalled when done is set
 };
 
 struct dre_committer {
@@ -22,7 +28,7 @@ struct dre_committer {
 	pthread_t           th;
 	pthread_mutex_t     mu;
 	pthread_cond_t      queued; // the committer waits for work
-	pthread_cond_t      written; // callers wait for their group
+	bool                idle; // the committer waits on queued
 	waiter             *head, *tail; // under mu
 	bool                stop;
 	dre_committer_stats stats; // under mu
@@ -34,8 +40,11 @@ committer_main(void *arg)
 	dre_committer *c = arg;
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
-		while (c->head == NULL && !c->stop)
+		while (c->head == NULL && !c->stop) {
+			c->idle = true;
 			pthread_cond_wait(&c->queued, &c->mu);
+			c->idle = false;
+		}
 		if (c->head == NULL)
 			break;
 		waiter *group = c->head;
@@ -53,16 +62,18 @@ committer_main(void *arg)
 
 		pthread_mutex_lock(&c->mu);
 		for (waiter *w = group; w != NULL;) {
-			waiter *next = w->next; // w dies once done is seen
+			// w lives until its caller sees done, which needs mu:
+			// it is safe to signal here.
+			waiter *next = w->next;
 			w->err = err;
 			w->done = true;
+			pthread_cond_signal(&w->cv);
 			w = next;
 		}
 		c->stats.commits += n;
 		c->stats.writes++;
 		if (n > c->stats.max_group)
 			c->stats.max_group = n;
-		pthread_cond_broadcast(&c->written);
 	}
 	pthread_mutex_unlock(&c->mu);
 	return NULL;
@@ -81,11 +92,9 @@ dre_committer_open(dre_committer **cp, dre_store *st)
 	}
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->queued, NULL);
-	pthread_cond_init(&c->written, NULL);
 	if (pthread_create(&c->th, NULL, committer_main, c) != 0) {
 		dre_batch_free(c->b);
 		pthread_cond_destroy(&c->queued);
-		pthread_cond_destroy(&c->written);
 		pthread_mutex_destroy(&c->mu);
 		free(c);
 		return DRE_ENOMEM;
@@ -98,9 +107,11 @@ dre_err
 dre_committer_commit(dre_committer *c, dre_commit_fill fill, void *arg)
 {
 	waiter w = { fill, arg, DRE_OK, false, NULL };
+	pthread_cond_init(&w.cv, NULL);
 	pthread_mutex_lock(&c->mu);
 	if (c->stop) {
 		pthread_mutex_unlock(&c->mu);
+		pthread_cond_destroy(&w.cv);
 		return DRE_ECLOSED;
 	}
 	if (c->tail != NULL)
@@ -108,10 +119,12 @@ dre_committer_commit(dre_committer *c, dre_commit_fill fill, void *arg)
 	else
 		c->head = &w;
 	c->tail = &w;
-	pthread_cond_signal(&c->queued);
+	if (c->idle)
+		pthread_cond_signal(&c->queued);
 	while (!w.done)
-		pthread_cond_wait(&c->written, &c->mu);
+		pthread_cond_wait(&w.cv, &c->mu);
 	pthread_mutex_unlock(&c->mu);
+	pthread_cond_destroy(&w.cv);
 	return w.err;
 }
 
@@ -127,7 +140,6 @@ dre_committer_close(dre_committer *c)
 	pthread_join(c->th, NULL);
 	dre_batch_free(c->b);
 	pthread_cond_destroy(&c->queued);
-	pthread_cond_destroy(&c->written);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
 }

@@ -41,6 +41,15 @@
 // The sequence numbers acknowledged lately, by seq % ACK_RING: a writer
 // waiting for its event looks here instead of in the store.
 #define ACK_RING 65536
+// Writers waiting in dre_outbox_wait, by seq % WAIT_BUCKETS; each waits on
+// its own condition variable and is woken alone by its acknowledgement (a
+// broadcast per acknowledgement woke every waiting writer, up to one per RPC
+// worker, thousands of times a second).
+#define WAIT_BUCKETS 256
+// Acknowledged entries wait in o->dels until the relay moves them in one
+// batch; a delivery report wakes the relay for that only once this many
+// gathered (or on the relay's next kick or idle round).
+#define DELS_WAKE 256
 // Acknowledged entries are kept until the cluster that acknowledged them
 // was seen, unchanged, this long after (consumers have read them by then
 // unless they are down), and never more than KEEP_MAX of them.
@@ -66,9 +75,10 @@ typedef struct {
 // A caller of dre_outbox_wait, on its own stack.
 typedef struct ack_waiter ack_waiter;
 struct ack_waiter {
-	uint64_t    seq;
-	bool        acked;
-	ack_waiter *next;
+	uint64_t       seq;
+	bool           acked;
+	ack_waiter    *next;
+	pthread_cond_t cv; // signalled when acked is set
 };
 
 struct dre_outbox {
@@ -83,12 +93,13 @@ struct dre_outbox {
 	atomic_uint_fast64_t next_seq; // next sequence number to hand out
 	atomic_int_fast64_t  pending; // written and not acknowledged
 	atomic_int           inflight; // produced, report outstanding
+	// Set by dre_outbox_kick, cleared by the relay before it scans; only
+	// the kick that sets it takes mu to wake the relay.
+	atomic_bool kicked;
 
 	// Under mu: shared between the relay and delivery reports.
 	bool                  stop;
-	bool                  kicked;
-	ack_waiter           *waiters;
-	pthread_cond_t        ack_cv;
+	ack_waiter           *waiters[WAIT_BUCKETS];
 	uint64_t             *dels; // acknowledged, to delete from the store
 	size_t                ndels, capdels;
 	atomic_uint_fast64_t *acked; // ACK_RING slots
@@ -203,21 +214,24 @@ delivered(void *arg, dre_err err, void *msg_opaque, int32_t partition,
 			o->dels[o->ndels++] = seq;
 		track(o, o->topic_of[seq % ACK_RING], partition, offset);
 		o->backoff_ms = BACKOFF_MIN_MS;
-		bool woke = false;
-		for (ack_waiter *w = o->waiters; w != NULL; w = w->next)
+		for (ack_waiter *w = o->waiters[seq % WAIT_BUCKETS]; w != NULL;
+		     w = w->next)
 			if (w->seq == seq) {
 				w->acked = true;
-				woke = true;
+				pthread_cond_signal(&w->cv);
 			}
-		if (woke)
-			pthread_cond_broadcast(&o->ack_cv);
 	} else {
 		if (o->retry_from == NO_SEQ || seq < o->retry_from)
 			o->retry_from = seq;
 		o->retry_at = now_ms() + o->backoff_ms;
 	}
-	atomic_fetch_sub(&o->inflight, 1);
-	pthread_cond_signal(&o->cv);
+	// The relay is woken when it may wait for this report: a failure to
+	// handle, room below the in-flight bound, nothing in flight (a retry
+	// or a republish waits for that), or a batch of entries to move.
+	int before = atomic_fetch_sub(&o->inflight, 1);
+	if (err != DRE_OK || before >= MAX_INFLIGHT || before == 1
+	    || o->ndels >= DELS_WAKE)
+		pthread_cond_signal(&o->cv);
 	pthread_mutex_unlock(&o->mu);
 }
 
@@ -616,11 +630,12 @@ relay_thread(void *arg)
 			timed_wait(o, IDLE_WAIT_MS);
 			continue;
 		}
-		o->kicked = false;
+		atomic_store(&o->kicked, false);
 		pthread_mutex_unlock(&o->mu);
 		int n = relay_scan(o);
 		pthread_mutex_lock(&o->mu);
-		if (n == 0 && !o->kicked && !o->stop && o->ndels == 0)
+		if (n == 0 && !atomic_load(&o->kicked) && !o->stop
+		    && o->ndels < DELS_WAKE)
 			timed_wait(o, IDLE_WAIT_MS);
 	}
 	pthread_mutex_unlock(&o->mu);
@@ -710,6 +725,7 @@ dre_outbox_open(
 	atomic_init(&o->next_seq, hi);
 	atomic_init(&o->pending, count);
 	atomic_init(&o->inflight, 0);
+	atomic_init(&o->kicked, false);
 	o->cursor = lo == NO_SEQ ? hi : lo;
 	// Every number below hi was written: no hole to wait for.
 	o->produced_hw = hi;
@@ -727,10 +743,8 @@ dre_outbox_open(
 	}
 	pthread_mutex_init(&o->mu, NULL);
 	pthread_cond_init(&o->cv, NULL);
-	pthread_cond_init(&o->ack_cv, NULL);
 	if (pthread_create(&o->thread, NULL, relay_thread, o) != 0) {
 		dre_producer_close(o->p);
-		pthread_cond_destroy(&o->ack_cv);
 		pthread_cond_destroy(&o->cv);
 		pthread_mutex_destroy(&o->mu);
 		dre_kvlist_free(&o->props);
@@ -785,16 +799,8 @@ dre_outbox_put(dre_outbox *o, dre_batch *b, const char *topic, const void *key,
 dre_err
 dre_outbox_wait(dre_outbox *o, uint64_t seq, int timeout_ms)
 {
-	ack_waiter w = { seq, false, NULL };
-	// Registered first, then checked: a report that came before we looked
-	// is in the ring, one that comes later (it marks waiters after the
-	// ring, under the lock) finds w.
-	pthread_mutex_lock(&o->mu);
-	w.next = o->waiters;
-	o->waiters = &w;
-	w.acked = atomic_load(&o->acked[seq % ACK_RING]) == seq;
-	pthread_mutex_unlock(&o->mu);
-
+	if (atomic_load(&o->acked[seq % ACK_RING]) == seq)
+		return DRE_OK;
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += timeout_ms / 1000;
@@ -803,25 +809,37 @@ dre_outbox_wait(dre_outbox *o, uint64_t seq, int timeout_ms)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000L;
 	}
+	ack_waiter w = { seq, false, NULL };
+	pthread_cond_init(&w.cv, NULL);
+	// Registered first, then checked: a report that came before we looked
+	// is in the ring, one that comes later (it marks waiters after the
+	// ring, under the lock) finds w.
+	ack_waiter **head = &o->waiters[seq % WAIT_BUCKETS];
 	pthread_mutex_lock(&o->mu);
+	w.next = *head;
+	*head = &w;
+	w.acked = atomic_load(&o->acked[seq % ACK_RING]) == seq;
 	while (!w.acked && !o->stop
-	    && pthread_cond_timedwait(&o->ack_cv, &o->mu, &ts) == 0)
+	    && pthread_cond_timedwait(&w.cv, &o->mu, &ts) == 0)
 		;
-	for (ack_waiter **pp = &o->waiters; *pp != NULL; pp = &(*pp)->next)
+	for (ack_waiter **pp = head; *pp != NULL; pp = &(*pp)->next)
 		if (*pp == &w) {
 			*pp = w.next;
 			break;
 		}
 	bool acked = w.acked;
 	pthread_mutex_unlock(&o->mu);
+	pthread_cond_destroy(&w.cv);
 	return acked ? DRE_OK : DRE_ETIMEOUT;
 }
 
 void
 dre_outbox_kick(dre_outbox *o)
 {
+	// Kicked already and not yet seen by the relay: that kick wakes it.
+	if (atomic_exchange(&o->kicked, true))
+		return;
 	pthread_mutex_lock(&o->mu);
-	o->kicked = true;
 	pthread_cond_signal(&o->cv);
 	pthread_mutex_unlock(&o->mu);
 }
@@ -862,7 +880,6 @@ dre_outbox_close(dre_outbox *o)
 	free(o->topic_of);
 	for (size_t i = 0; i < o->ntopics; i++)
 		free(o->topics[i]);
-	pthread_cond_destroy(&o->ack_cv);
 	pthread_cond_destroy(&o->cv);
 	pthread_mutex_destroy(&o->mu);
 	dre_kvlist_free(&o->props);

@@ -27,6 +27,7 @@
 #include "httpc.h"
 
 static char run_id[32];
+static bool marks; // --marks: "@mark NAME N" lines for confirm_stack.py
 static char promo_id[64], budget_id[64], group_code[48];
 
 static int64_t
@@ -110,6 +111,17 @@ setup(void)
 		usleep(50000);
 	}
 	close(fd);
+}
+
+// mark tells the wrapper (confirm_stack.py) that a phase starts or ends,
+// so it can read each process's CPU time right then.
+static void
+mark(const char *name, long n)
+{
+	if (!marks)
+		return;
+	printf("@mark %s %ld\n", name, n);
+	fflush(stdout);
 }
 
 // ---- an epoll client: one request at a time per connection ----------------
@@ -313,11 +325,12 @@ main(int argc, char **argv)
 	int                        nconn = 128, duration = 10;
 	long                       nthroughput = 20000;
 	double                     rate = 1000;
-	static const struct option opts[] = { { "host", 1, 0, 'h' },
-		{ "port", 1, 0, 'p' }, { "connections", 1, 0, 'c' },
-		{ "count", 1, 0, 'n' }, { "rate", 1, 0, 'r' },
-		{ "duration", 1, 0, 'd' }, { 0, 0, 0, 0 } };
-	for (int c; (c = getopt_long(argc, argv, "h:p:c:n:r:d:", opts, NULL))
+	static const struct option opts[]
+	    = { { "host", 1, 0, 'h' }, { "port", 1, 0, 'p' },
+		      { "connections", 1, 0, 'c' }, { "count", 1, 0, 'n' },
+		      { "rate", 1, 0, 'r' }, { "duration", 1, 0, 'd' },
+		      { "marks", 0, 0, 'm' }, { 0, 0, 0, 0 } };
+	for (int c; (c = getopt_long(argc, argv, "h:p:c:n:r:d:m", opts, NULL))
 	     != -1;) {
 		switch (c) {
 		case 'c':
@@ -332,13 +345,16 @@ main(int argc, char **argv)
 		case 'd':
 			duration = atoi(optarg);
 			break;
+		case 'm':
+			marks = true;
+			break;
 		default:
 			if (httpc_option(c, optarg))
 				break;
 			fprintf(stderr,
 			    "usage: dre-bench-confirm [--host H] [--port P] "
 			    "[--connections N] [--count N] [--rate R] "
-			    "[--duration S]\n");
+			    "[--duration S] [--marks]\n");
 			return 2;
 		}
 	}
@@ -354,8 +370,11 @@ main(int argc, char **argv)
 		evaluate_all(nconn, nthroughput);
 		lat = calloc((size_t) nthroughput, sizeof(int64_t));
 		queued = 0;
+		fflush(stdout);
+		mark("confirm-start", nthroughput);
 		run_result r
 		    = run(nconn, nthroughput, 0, make_confirm, done_confirm);
+		mark("confirm-end", r.n);
 		qsort(lat, (size_t) r.n, sizeof(int64_t), httpc_cmp_i64);
 		printf("  %ld confirms in %.2f s: %.0f confirms/s durable "
 		       "(%ld answered queued, non-200 %ld)\n",
@@ -394,6 +413,7 @@ main(int argc, char **argv)
 				break;
 			usleep(20000);
 		}
+		mark("caught-up", nthroughput);
 		printf("  consumers caught up %.1f s after the last confirm\n",
 		    (double) (httpc_now_ns() - t0) / 1e9);
 		close(fd);

@@ -2,7 +2,9 @@
 # confirm_stack.py -- runs dre-bench-confirm against a fresh embedded stack
 # (broker, catalog, budget, reporting, evaluator, gateway on free ports in a
 # temporary data dir, started by tests/integration/harness.py) and prints the
-# CPU time each process used during the run.
+# CPU time each process used: over the whole run, and per confirm over the
+# throughput phase (first confirm to consumers caught up: every process's
+# share of a confirm's whole pipeline), with the load average around it.
 #
 #   tools/bench/confirm_stack.py BIN_DIR [dre-bench-confirm options...]
 #   e.g. tools/bench/confirm_stack.py build/bin --count 20000 --rate 1000
@@ -10,8 +12,11 @@
 # Extra process options: DRE_BENCH_EVALUATOR="-o rpc.workers=64 ..." (and
 # DRE_BENCH_BUDGET, DRE_BENCH_REPORTING, DRE_BENCH_GATEWAY); DRE_IT_SHARDS=2 runs
 # two evaluator shards (DRE_BENCH_EVALUATOR applies to both).
+# DRE_BENCH_PERF=evaluator:/tmp/ev.data records a `perf record -g` profile of
+# that process over the throughput phase (perf report -i /tmp/ev.data).
 import os
 import shlex
+import signal
 import subprocess
 import sys
 
@@ -24,6 +29,15 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def sample(stack):
+    return {n: cpu_seconds(p.pid) for n, p in stack.procs.items()}
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit("usage: confirm_stack.py BIN_DIR [dre-bench-confirm options]")
@@ -33,15 +47,54 @@ def main():
     import harness
     extra = {n: shlex.split(os.environ.get("DRE_BENCH_" + n.upper(), ""))
              for n in harness.SERVICES}
+    perf_of, _, perf_out = os.environ.get("DRE_BENCH_PERF", "").partition(":")
     stack = harness.Stack(extra=extra)
+    perf = None
     try:
-        before = {n: cpu_seconds(p.pid) for n, p in stack.procs.items()}
-        rc = subprocess.call([os.path.join(bin_dir, "dre-bench-confirm"),
-                              "--port", str(stack.http_port)] + sys.argv[2:])
-        after = {n: cpu_seconds(p.pid) for n, p in stack.procs.items()}
+        print("load average before: %s" % loadavg())
+        before = sample(stack)
+        marks = {}
+        bench = subprocess.Popen(
+            [os.path.join(bin_dir, "dre-bench-confirm"), "--marks",
+             "--port", str(stack.http_port)] + sys.argv[2:],
+            stdout=subprocess.PIPE, text=True)
+        for line in bench.stdout:
+            if not line.startswith("@mark "):
+                sys.stdout.write(line)
+                sys.stdout.flush()
+                continue
+            _, name, n = line.split()
+            marks[name] = (sample(stack), int(n))
+            if name == "confirm-start" and perf_of in stack.procs:
+                perf = subprocess.Popen(
+                    ["perf", "record", "-q", "-g", "-F", "499", "-o",
+                     perf_out or "perf.data", "-p",
+                     str(stack.procs[perf_of].pid)],
+                    stdout=subprocess.DEVNULL)
+            if name == "caught-up" and perf is not None:
+                perf.send_signal(signal.SIGINT)
+                perf.wait()
+                perf = None
+            if name == "caught-up" and "confirm-start" in marks:
+                (t0, count), (t1, _) = marks["confirm-start"], marks[name]
+                per = {s: (t1[s] - t0[s]) * 1000.0 / max(count, 1)
+                       for s in stack.services}
+                print("  CPU ms per confirm (first confirm to consumers "
+                      "caught up, load average %s): %s; all %.3f" % (
+                          loadavg(),
+                          ", ".join("%s %.3f" % (s, per[s])
+                                    for s in stack.services),
+                          sum(per.values())))
+                sys.stdout.flush()
+        rc = bench.wait()
+        after = sample(stack)
         print("CPU seconds used during the run:",
               ", ".join("%s %.2f" % (n, after[n] - before[n]) for n in stack.services))
+        print("load average after: %s" % loadavg())
     finally:
+        if perf is not None:
+            perf.send_signal(signal.SIGINT)
+            perf.wait()
         stack.stop()
         stack.cleanup()
     sys.exit(rc)
