@@ -1,11 +1,14 @@
 // commit.c -- group commit: one synced batch for every caller queued while
 // the previous write was in progress.
 //
-// Each caller waits on its own condition variable, woken alone when its
-// group is written: a broadcast would wake every waiting caller (up to one
-// per RPC worker) for every write, most of them only to sleep again behind
-// the next group, and that herd cost more CPU than the writes.
+// Each caller waits on its own semaphore, posted alone when its group is
+// written and without the committer's lock: a broadcast would wake every
+// waiting caller (up to one per RPC worker) for every write, most of them
+// only to sleep again behind the next group, and a caller woken under the
+// lock would sleep again on it; that herd cost more CPU than the writes.
+#include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
@@ -17,9 +20,8 @@ struct waiter {
 	dre_commit_fill fill;
 	void           *arg;
 	dre_err         err;
-	bool            done;
 	waiter         *next;
-	pthread_cond_t  cv; // signalled when done is set
+	sem_t           done; // posted once err is set
 };
 
 struct dre_committer {
@@ -61,19 +63,20 @@ committer_main(void *arg)
 			    dre_strerror(err));
 
 		pthread_mutex_lock(&c->mu);
-		for (waiter *w = group; w != NULL;) {
-			// w lives until its caller sees done, which needs mu:
-			// it is safe to signal here.
-			waiter *next = w->next;
-			w->err = err;
-			w->done = true;
-			pthread_cond_signal(&w->cv);
-			w = next;
-		}
 		c->stats.commits += n;
 		c->stats.writes++;
 		if (n > c->stats.max_group)
 			c->stats.max_group = n;
+		pthread_mutex_unlock(&c->mu);
+		for (waiter *w = group; w != NULL;) {
+			// w dies once posted (glibc's sem_post is safe
+			// against the waiter destroying it then).
+			waiter *next = w->next;
+			w->err = err;
+			sem_post(&w->done);
+			w = next;
+		}
+		pthread_mutex_lock(&c->mu);
 	}
 	pthread_mutex_unlock(&c->mu);
 	return NULL;
@@ -106,12 +109,12 @@ dre_committer_open(dre_committer **cp, dre_store *st)
 dre_err
 dre_committer_commit(dre_committer *c, dre_commit_fill fill, void *arg)
 {
-	waiter w = { fill, arg, DRE_OK, false, NULL };
-	pthread_cond_init(&w.cv, NULL);
+	waiter w = { fill, arg, DRE_OK, NULL };
+	sem_init(&w.done, 0, 0);
 	pthread_mutex_lock(&c->mu);
 	if (c->stop) {
 		pthread_mutex_unlock(&c->mu);
-		pthread_cond_destroy(&w.cv);
+		sem_destroy(&w.done);
 		return DRE_ECLOSED;
 	}
 	if (c->tail != NULL)
@@ -121,10 +124,10 @@ dre_committer_commit(dre_committer *c, dre_commit_fill fill, void *arg)
 	c->tail = &w;
 	if (c->idle)
 		pthread_cond_signal(&c->queued);
-	while (!w.done)
-		pthread_cond_wait(&w.cv, &c->mu);
 	pthread_mutex_unlock(&c->mu);
-	pthread_cond_destroy(&w.cv);
+	while (sem_wait(&w.done) != 0 && errno == EINTR)
+		;
+	sem_destroy(&w.done);
 	return w.err;
 }
 

@@ -17,7 +17,9 @@
 // it was acknowledged, or, oldest first, when more than KEEP_MAX are kept.
 // Nothing is deleted before a successful delivery, so nothing is lost; a
 // crash between delivery and move produces it again.
+#include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,9 +44,9 @@
 // waiting for its event looks here instead of in the store.
 #define ACK_RING 65536
 // Writers waiting in dre_outbox_wait, by seq % WAIT_BUCKETS; each waits on
-// its own condition variable and is woken alone by its acknowledgement (a
-// broadcast per acknowledgement woke every waiting writer, up to one per RPC
-// worker, thousands of times a second).
+// its own semaphore, posted alone by its acknowledgement, and returns
+// without taking mu again (a broadcast per acknowledgement woke every
+// waiting writer, up to one per RPC worker, thousands of times a second).
 #define WAIT_BUCKETS 256
 // Acknowledged entries wait in o->dels until the relay moves them in one
 // batch; a delivery report wakes the relay for that only once this many
@@ -75,10 +77,10 @@ typedef struct {
 // A caller of dre_outbox_wait, on its own stack.
 typedef struct ack_waiter ack_waiter;
 struct ack_waiter {
-	uint64_t       seq;
-	bool           acked;
-	ack_waiter    *next;
-	pthread_cond_t cv; // signalled when acked is set
+	uint64_t    seq;
+	bool        acked;
+	ack_waiter *next;
+	sem_t       posted; // once acked is set (and w unlinked)
 };
 
 struct dre_outbox {
@@ -214,12 +216,19 @@ delivered(void *arg, dre_err err, void *msg_opaque, int32_t partition,
 			o->dels[o->ndels++] = seq;
 		track(o, o->topic_of[seq % ACK_RING], partition, offset);
 		o->backoff_ms = BACKOFF_MIN_MS;
-		for (ack_waiter *w = o->waiters[seq % WAIT_BUCKETS]; w != NULL;
-		     w = w->next)
-			if (w->seq == seq) {
-				w->acked = true;
-				pthread_cond_signal(&w->cv);
+		for (ack_waiter **pp = &o->waiters[seq % WAIT_BUCKETS];
+		     *pp != NULL;) {
+			ack_waiter *w = *pp;
+			if (w->seq != seq) {
+				pp = &w->next;
+				continue;
 			}
+			// Unlinked and posted under mu: a waiter that timed
+			// out meanwhile finds acked set once it has mu.
+			*pp = w->next;
+			w->acked = true;
+			sem_post(&w->posted);
+		}
 	} else {
 		if (o->retry_from == NO_SEQ || seq < o->retry_from)
 			o->retry_from = seq;
@@ -810,26 +819,37 @@ dre_outbox_wait(dre_outbox *o, uint64_t seq, int timeout_ms)
 		ts.tv_nsec -= 1000000000L;
 	}
 	ack_waiter w = { seq, false, NULL };
-	pthread_cond_init(&w.cv, NULL);
+	sem_init(&w.posted, 0, 0);
 	// Registered first, then checked: a report that came before we looked
 	// is in the ring, one that comes later (it marks waiters after the
 	// ring, under the lock) finds w.
 	ack_waiter **head = &o->waiters[seq % WAIT_BUCKETS];
 	pthread_mutex_lock(&o->mu);
-	w.next = *head;
-	*head = &w;
-	w.acked = atomic_load(&o->acked[seq % ACK_RING]) == seq;
-	while (!w.acked && !o->stop
-	    && pthread_cond_timedwait(&w.cv, &o->mu, &ts) == 0)
-		;
-	for (ack_waiter **pp = head; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == &w) {
-			*pp = w.next;
-			break;
-		}
-	bool acked = w.acked;
+	bool acked = atomic_load(&o->acked[seq % ACK_RING]) == seq;
+	if (!acked) {
+		w.next = *head;
+		*head = &w;
+	}
 	pthread_mutex_unlock(&o->mu);
-	pthread_cond_destroy(&w.cv);
+	int r = 0;
+	while (!acked && (r = sem_timedwait(&w.posted, &ts)) != 0
+	    && errno == EINTR)
+		;
+	if (!acked && r != 0) {
+		// Timed out: still linked unless the report came meanwhile.
+		pthread_mutex_lock(&o->mu);
+		acked = w.acked;
+		for (ack_waiter **pp = head; !acked && *pp != NULL;
+		     pp = &(*pp)->next)
+			if (*pp == &w) {
+				*pp = w.next;
+				break;
+			}
+		pthread_mutex_unlock(&o->mu);
+	} else {
+		acked = true;
+	}
+	sem_destroy(&w.posted);
 	return acked ? DRE_OK : DRE_ETIMEOUT;
 }
 
