@@ -49,9 +49,11 @@
 // waiting writer, up to one per RPC worker, thousands of times a second).
 #define WAIT_BUCKETS 256
 // Acknowledged entries wait in o->dels until the relay moves them in one
-// batch; a delivery report wakes the relay for that only once this many
-// gathered (or on the relay's next kick or idle round).
-#define DELS_WAKE 256
+// batch: once this many gathered (a delivery report wakes the relay for
+// that) or FLUSH_EVERY_MS after the last move, not on every round of the
+// relay (one store write per round cost as much as the moves).
+#define DELS_WAKE      256
+#define FLUSH_EVERY_MS 50
 // Acknowledged entries are kept until the cluster that acknowledged them
 // was seen, unchanged, this long after (consumers have read them by then
 // unless they are down), and never more than KEEP_MAX of them.
@@ -119,7 +121,7 @@ struct dre_outbox {
 	size_t   ntopics;
 	char     cluster[128]; // the last cluster id seen ("" = none yet)
 	int64_t  stable_ms; // wall ms the relay last saw cluster unchanged
-	int64_t  next_probe, next_prune; // monotonic ms
+	int64_t  next_probe, next_prune, next_flush; // monotonic ms
 	int64_t  nkept; // acknowledged entries kept
 	int64_t  warned_ms; // monotonic ms of the last early-drop warning
 	bool     republish; // the cluster changed: kept entries go again
@@ -557,7 +559,10 @@ relay_thread(void *arg)
 	dre_outbox *o = arg;
 	pthread_mutex_lock(&o->mu);
 	while (!o->stop) {
-		flush_deletes(o);
+		if (o->ndels >= DELS_WAKE || now_ms() >= o->next_flush) {
+			o->next_flush = now_ms() + FLUSH_EVERY_MS;
+			flush_deletes(o);
+		}
 		if (now_ms() >= o->next_probe || now_ms() >= o->next_prune) {
 			pthread_mutex_unlock(&o->mu);
 			if (now_ms() >= o->next_probe && o->p != NULL)

@@ -29,8 +29,41 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def switches(pid):
+    """Context switches of the process's live threads (voluntary and not)."""
+    n = 0
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, t)) as f:
+                for line in f:
+                    if "ctxt_switches:" in line:
+                        n += int(line.split()[1])
+        except OSError:
+            pass
+    return n
+
+
+def by_thread(pid):
+    """Context switches per thread name (comm) of the process."""
+    out = {}
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
+                name = f.read().strip()
+            with open("/proc/%d/task/%s/status" % (pid, t)) as f:
+                n = sum(int(l.split()[1]) for l in f if "ctxt_switches:" in l)
+        except OSError:
+            continue
+        out[name] = out.get(name, 0) + n
+    return out
+
+
 def sample(stack):
     return {n: cpu_seconds(p.pid) for n, p in stack.procs.items()}
+
+
+def sample_switches(stack):
+    return {n: switches(p.pid) for n, p in stack.procs.items()}
 
 
 def loadavg():
@@ -48,6 +81,9 @@ def main():
     extra = {n: shlex.split(os.environ.get("DRE_BENCH_" + n.upper(), ""))
              for n in harness.SERVICES}
     perf_of, _, perf_out = os.environ.get("DRE_BENCH_PERF", "").partition(":")
+    # DRE_BENCH_THREADS=evaluator: that process's context switches per
+    # confirm by thread name, too.
+    threads_of = os.environ.get("DRE_BENCH_THREADS", "")
     stack = harness.Stack(extra=extra)
     perf = None
     try:
@@ -64,7 +100,9 @@ def main():
                 sys.stdout.flush()
                 continue
             _, name, n = line.split()
-            marks[name] = (sample(stack), int(n))
+            marks[name] = (sample(stack), int(n), sample_switches(stack))
+            if threads_of in stack.procs and name in ("confirm-start", "caught-up"):
+                marks[name + "-threads"] = by_thread(stack.procs[threads_of].pid)
             if name == "confirm-start" and perf_of in stack.procs:
                 perf = subprocess.Popen(
                     ["perf", "record", "-q", "-g", "-F", "499", "-o",
@@ -76,7 +114,7 @@ def main():
                 perf.wait()
                 perf = None
             if name == "caught-up" and "confirm-start" in marks:
-                (t0, count), (t1, _) = marks["confirm-start"], marks[name]
+                (t0, count, c0), (t1, _, c1) = marks["confirm-start"], marks[name]
                 per = {s: (t1[s] - t0[s]) * 1000.0 / max(count, 1)
                        for s in stack.services}
                 print("  CPU ms per confirm (first confirm to consumers "
@@ -85,6 +123,16 @@ def main():
                           ", ".join("%s %.3f" % (s, per[s])
                                     for s in stack.services),
                           sum(per.values())))
+                sw = {s: (c1[s] - c0[s]) / max(count, 1) for s in stack.services}
+                print("  context switches per confirm (same span): %s; all %.1f" % (
+                    ", ".join("%s %.1f" % (s, sw[s]) for s in stack.services),
+                    sum(sw.values())))
+                if threads_of in stack.procs:
+                    a, b = marks["confirm-start-threads"], marks["caught-up-threads"]
+                    d = sorted(((b[t] - a.get(t, 0)) / max(count, 1), t) for t in b)
+                    print("  %s context switches per confirm by thread: %s" % (
+                        threads_of, ", ".join("%s %.2f" % (t, v)
+                                              for v, t in reversed(d) if v >= 0.05)))
                 sys.stdout.flush()
         rc = bench.wait()
         after = sample(stack)
