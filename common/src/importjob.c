@@ -1631,13 +1631,15 @@ dre_ijob_start(dre_ijob_reg **rp, const dre_common_cfg *common,
     const char *svc, dre_store *st, int cf, const dre_ijob_entity *entities,
     void *svc_arg, dre_outbox *ob, const dre_ijob_opts *o)
 {
-	char sub[64], kname[80];
+	char sub[64], kdef[4200];
 	snprintf(sub, sizeof sub, "%s-imports", svc);
-	snprintf(kname, sizeof kname, "%s-imports.key", svc);
-	char        *dir = dre_svc_path(common, sub);
-	char        *kf = o->key_file != NULL && o->key_file[0]
-	           ? strdup(o->key_file)
-	           : dre_svc_path(common, kname);
+	// The key file's default is beside the uploads' directory.
+	snprintf(kdef, sizeof kdef, "%s/%s-imports.key",
+	    common->data_dir && common->data_dir[0] ? common->data_dir : ".",
+	    svc);
+	char *dir = dre_svc_path(common, sub);
+	char *kf = strdup(
+	    o->key_file != NULL && o->key_file[0] ? o->key_file : kdef);
 	dre_ijob_cfg c = { .svc = svc,
 		.st = st,
 		.cf = cf,
