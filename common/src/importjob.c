@@ -81,6 +81,38 @@ name_index(const char *const *names, int n, const char *s)
 	return -1;
 }
 
+// grow makes room for one more element of sz bytes in the array *vp
+// (n used, *cap allocated); false when out of memory.
+static bool
+grow(void *vp, size_t n, size_t *cap, size_t sz)
+{
+	void **v = vp;
+	if (n < *cap)
+		return true;
+	size_t nc = *cap ? *cap * 2 : 16;
+	void  *nv = realloc(*v, nc * sz);
+	if (nv == NULL)
+		return false;
+	*v = nv;
+	*cap = nc;
+	return true;
+}
+
+// cond_wait_ms waits on cv (mu held) for at most ms.
+static void
+cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(cv, mu, &ts);
+}
+
 // ---- the job record ------------------------------------------------------
 
 typedef struct {
@@ -1170,13 +1202,8 @@ cb_pass(dre_ijob_reg *r)
 			next = at < next ? at : next;
 			continue;
 		}
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			jref *nd = realloc(due, cap * sizeof *due);
-			if (nd == NULL)
-				break;
-			due = nd;
-		}
+		if (!grow(&due, n, &cap, sizeof *due))
+			break;
 		due[n++] = ref;
 	}
 	dre_store_iter_close(it);
@@ -1207,18 +1234,8 @@ cb_thread(void *arg)
 		int64_t now = dre_now_ms();
 		if (next > now + CALLBACK_IDLE_MS)
 			next = now + CALLBACK_IDLE_MS;
-		while (!r->stop && !r->cb_kick && dre_now_ms() < next) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			int64_t ms = next - dre_now_ms();
-			ts.tv_sec += ms / 1000;
-			ts.tv_nsec += (ms % 1000) * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&r->cbcv, &r->mu, &ts);
-		}
+		while (!r->stop && !r->cb_kick && dre_now_ms() < next)
+			cond_wait_ms(&r->cbcv, &r->mu, next - dre_now_ms());
 	}
 	pthread_mutex_unlock(&r->mu);
 	return NULL;
@@ -1537,8 +1554,7 @@ enqueue(dre_ijob_reg *r, const char *tenant, const char *id)
 
 typedef struct {
 	int64_t created;
-	char    tenant[128];
-	char    id[DRE_IJOB_ID_MAX];
+	jref    ref;
 } pending;
 
 static int
@@ -1574,29 +1590,17 @@ dre_ijob_open(dre_ijob_reg **rp, const dre_ijob_cfg *cfg)
 		const char *k, *v;
 		size_t      kl, vl;
 		while (dre_store_iter_next(it, &k, &kl, &v, &vl)) {
-			const char *t = k + 1;
-			size_t      tl = strnlen(t, kl - 1);
-			if (tl + 2 >= kl)
-				continue;
 			job  j;
-			char tenant[128], id[DRE_IJOB_ID_MAX];
-			snprintf(tenant, sizeof tenant, "%.*s", (int) tl, t);
-			snprintf(id, sizeof id, "%.*s", (int) (kl - tl - 2),
-			    t + tl + 1);
-			if (job_get(r, tenant, id, &j) != DRE_OK
+			jref ref;
+			if (!key_ref(k, kl, &ref)
+			    || job_get(r, ref.tenant, ref.id, &j) != DRE_OK
 			    || (j.status != DRE_IJOB_QUEUED
 			        && j.status != DRE_IJOB_RUNNING))
 				continue;
-			if (np == cap) {
-				cap = cap ? cap * 2 : 16;
-				pending *n = realloc(pv, cap * sizeof *pv);
-				if (n == NULL)
-					break;
-				pv = n;
-			}
+			if (!grow(&pv, np, &cap, sizeof *pv))
+				break;
 			pv[np].created = j.created_at;
-			memcpy(pv[np].tenant, tenant, sizeof tenant);
-			memcpy(pv[np].id, id, sizeof id);
+			pv[np].ref = ref;
 			np++;
 		}
 		dre_store_iter_close(it);
@@ -1604,8 +1608,9 @@ dre_ijob_open(dre_ijob_reg **rp, const dre_ijob_cfg *cfg)
 	if (np > 1)
 		qsort(pv, np, sizeof *pv, pending_cmp);
 	for (size_t i = 0; i < np; i++) {
-		dre_info("import job %s/%s resumes", pv[i].tenant, pv[i].id);
-		enqueue(r, pv[i].tenant, pv[i].id);
+		dre_info("import job %s/%s resumes", pv[i].ref.tenant,
+		    pv[i].ref.id);
+		enqueue(r, pv[i].ref.tenant, pv[i].ref.id);
 	}
 	free(pv);
 	if (pthread_create(&r->th, NULL, worker, r) != 0) {
@@ -2147,16 +2152,8 @@ m_cancel(dre_ijob_reg *r, dre_docapi_req *d)
 	if (running) {
 		r->cancel = true;
 		int64_t until = dre_now_ms() + 10000;
-		while (!r->done && dre_now_ms() < until) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 50 * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&r->cv, &r->mu, &ts);
-		}
+		while (!r->done && dre_now_ms() < until)
+			cond_wait_ms(&r->cv, &r->mu, 50);
 	} else {
 		// Not started: out of the queue, then finished here.
 		for (qent **q = &r->head; *q; q = &(*q)->next)
