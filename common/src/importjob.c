@@ -395,11 +395,39 @@ dre_ijob_job_json(
 
 // ---- the thread's current row (dre_ijob_enlist) ---------------------------
 
+// The records of rows the owner wrote nothing for (rejected rows, rows
+// applied without a write) wait in a batch of their own with the cursor,
+// written when PEND_ROWS rows or PEND_BYTES bytes are in it, before the
+// owner's next write, and when the job stops: a crash loses those rows'
+// records and their cursor together, and they are read again.
+#define PEND_ROWS  500
+#define PEND_BYTES (1u << 20)
+
+typedef struct {
+	dre_batch *b;
+	int64_t    rows;
+	size_t     bytes;
+} pend;
+
+static dre_err
+pend_flush(dre_ijob_reg *r, pend *pd)
+{
+	dre_err err = DRE_OK;
+	if (pd->b != NULL && dre_batch_count(pd->b) > 0)
+		err = dre_store_write(r->cfg.st, pd->b, false);
+	if (pd->b != NULL)
+		dre_batch_clear(pd->b);
+	pd->rows = 0;
+	pd->bytes = 0;
+	return err;
+}
+
 typedef struct {
 	dre_ijob_reg *r;
 	const job    *j;
 	cursor        next; // the cursor once the row is applied
 	bool          used;
+	pend         *pd;
 } rowctx;
 
 static __thread rowctx *tl_row;
@@ -408,8 +436,14 @@ bool
 dre_ijob_enlist(dre_batch *b)
 {
 	rowctx *x = tl_row;
+	dre_err err;
 	if (x == NULL || x->used)
 		return false;
+	// The rows before this one first: their cursor is older.
+	if ((err = pend_flush(x->r, x->pd)) != DRE_OK)
+		dre_error("import job %s: the records of rows before row "
+		          "%lld are lost: %s",
+		    x->j->id, (long long) x->next.row, dre_strerror(err));
 	cursor_put(x->r, b, x->j->tenant, x->j->id, &x->next);
 	x->used = true;
 	return true;
@@ -1322,7 +1356,7 @@ entity_find(dre_ijob_reg *r, const char *name)
 	return NULL;
 }
 
-static void
+static size_t
 row_error(dre_ijob_reg *r, dre_batch *b, const job *j, int64_t row,
     const dre_ijob_result *res)
 {
@@ -1340,12 +1374,14 @@ row_error(dre_ijob_reg *r, dre_batch *b, const job *j, int64_t row,
 	dre_jsonw_kstr(&w, "message", res->message);
 	dre_jsonw_kstr(&w, "target", res->target[0] ? res->target : NULL);
 	dre_jsonw_obj_end(&w);
+	size_t n = kl + v.len;
 	if (kl > 0 && !v.oom)
 		dre_batch_put(b, r->cfg.st, r->cfg.cf, kb, kl, v.data, v.len);
 	dre_buf_free(&v);
+	return n;
 }
 
-static void
+static size_t
 row_item(dre_ijob_reg *r, dre_batch *b, const job *j, int64_t row, bool ok,
     const dre_ijob_result *res)
 {
@@ -1365,9 +1401,11 @@ row_item(dre_ijob_reg *r, dre_batch *b, const job *j, int64_t row, bool ok,
 	dre_jsonw_kstr(&w, "articleId", ok && res->id[0] ? res->id : NULL);
 	dre_jsonw_kstr(&w, "error", ok ? NULL : res->message);
 	dre_jsonw_obj_end(&w);
+	size_t n = kl + v.len;
 	if (kl > 0 && !v.oom)
 		dre_batch_put(b, r->cfg.st, r->cfg.cf, kb, kl, v.data, v.len);
 	dre_buf_free(&v);
+	return n;
 }
 
 static bool
@@ -1419,65 +1457,81 @@ run_job(dre_ijob_reg *r, const char *tenant, const char *id)
 		                   : "the file's header cannot be read");
 		return;
 	}
-	bool       items = strcmp(j.source, "pos") == 0;
-	bool       cancelled = false;
-	rd_out     o;
-	dre_batch *b = dre_batch_alloc();
-	while (b != NULL && (o = rd_next(&p)) == RD_ROW) {
+	bool   items = strcmp(j.source, "pos") == 0;
+	bool   cancelled = false;
+	rd_out o;
+	pend   pd = { dre_batch_alloc(), 0, 0 };
+	bool   alloc_failed = pd.b == NULL;
+	while (pd.b != NULL && (o = rd_next(&p)) == RD_ROW) {
 		if (want_stop(r, &cancelled))
 			break;
 		dre_ijob_result res;
 		memset(&res, 0, sizeof res);
 		dre_ijob_row row = { j.tenant, j.principal, j.mode,
 			p.row.data ? p.row.data : "", p.row.len, c.row + 1 };
-		rowctx       x = { r, &j, c, false };
+		rowctx       x = { r, &j, c, false, &pd };
 		x.next.offset = p.next;
 		x.next.row = c.row + 1;
 		x.next.ok = c.ok + 1;
 		tl_row = &x;
 		err = ent->apply(r->cfg.svc_arg, &row, &res);
 		tl_row = NULL;
-		dre_batch_clear(b);
+		bool now = false; // the row's item follows its write at once
 		if (err == DRE_OK) {
 			c = x.next;
-			if (!x.used) // applied without a write: the cursor
-			             // alone
-				cursor_put(r, b, j.tenant, j.id, &c);
-			if (items)
-				row_item(r, b, &j, c.row, true, &res);
+			if (!x.used) { // applied without a write: the cursor
+				cursor_put(r, pd.b, j.tenant, j.id, &c);
+				pd.rows++;
+			}
+			if (items) {
+				pd.bytes += row_item(
+				    r, pd.b, &j, c.row, true, &res);
+				now = x.used;
+			}
 		} else if (err == DRE_EINVAL) {
 			c.offset = p.next;
 			c.row++;
 			c.failed++;
-			row_error(r, b, &j, c.row, &res);
+			pd.bytes += row_error(r, pd.b, &j, c.row, &res);
 			if (items)
-				row_item(r, b, &j, c.row, false, &res);
-			cursor_put(r, b, j.tenant, j.id, &c);
+				pd.bytes += row_item(
+				    r, pd.b, &j, c.row, false, &res);
+			cursor_put(r, pd.b, j.tenant, j.id, &c);
+			pd.rows++;
 		} else {
 			dre_error("import job %s: row %lld: %s; the job "
 			          "resumes when the service restarts",
 			    j.id, (long long) c.row + 1, dre_strerror(err));
-			dre_batch_free(b);
+			pend_flush(r, &pd);
+			dre_batch_free(pd.b);
 			rd_close(&p);
 			return;
 		}
-		if (dre_batch_count(b) > 0
-		    && (err = dre_store_write(r->cfg.st, b, false))
-		        != DRE_OK) {
+		if ((now || pd.rows >= PEND_ROWS || pd.bytes >= PEND_BYTES)
+		    && (err = pend_flush(r, &pd)) != DRE_OK) {
 			dre_error(
 			    "import job %s: %s", j.id, dre_strerror(err));
-			dre_batch_free(b);
+			dre_batch_free(pd.b);
 			rd_close(&p);
 			return;
 		}
 	}
-	dre_batch_free(b);
+	err = pend_flush(r, &pd);
+	dre_batch_free(pd.b);
+	if (err != DRE_OK) {
+		dre_error(
+		    "import job %s: %s; the job resumes when the service "
+		    "restarts",
+		    j.id, dre_strerror(err));
+		rd_close(&p);
+		return;
+	}
 	if (cancelled) {
 		rd_close(&p);
 		finish(r, &j, DRE_IJOB_CANCELLED, NULL);
 		return;
 	}
-	if (r->stop || b == NULL) { // resumed at the next start
+	if (r->stop || alloc_failed) { // resumed at the next start
 		rd_close(&p);
 		return;
 	}
