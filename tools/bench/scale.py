@@ -3,7 +3,11 @@
 # and its start-up time (a restart: catalog snapshot to serving). Not a test.
 #
 #   tools/bench/scale.py BIN_DIR [--promotions 100000] [--articles 1000000]
-#                        [--threads 4] [--batch 1000]
+#                        [--threads 4] [--batch 1000] [--keep DIR] [--reuse DIR]
+#
+# --keep DIR: at the end, a copy of the loaded data (the catalog's, without
+# the evaluator's) in DIR; --reuse DIR: start from such a copy instead of
+# loading (minutes saved per run; the same data).
 #
 # A fresh embedded stack (tests/integration/harness.py, one evaluator shard,
 # data dir in /dev/shm); with the evaluator stopped (and the services that
@@ -132,6 +136,39 @@ def proc_kib(pid, field):
     return 0
 
 
+def load(args, c, t0):
+    """Loads the articles and promotions; returns the POS group id."""
+    st, body = call(c, "POST", "/api/v1/PosGroups",
+                    json.dumps({"code": "SCALE", "name": "Scale store"}))
+    assert st == 201, (st, body)
+    gid = json.loads(body)["id"]
+    nb = (args.articles + args.batch - 1) // args.batch
+
+    def import_batch(c, b):
+        lo, hi = b * args.batch, min(args.articles, (b + 1) * args.batch)
+        arts = [{"articleNumber": "A%07d" % i, "name": "Article %d" % i,
+                 "articleGroupId": "G%03d" % (i % NGROUPS),
+                 "manufacturerId": "M%02d" % (i % 20)} for i in range(lo, hi)]
+        st, body = call(c, "POST", "/pos/articles/import",
+                        json.dumps({"articles": arts}))
+        if st != 200 or json.loads(body).get("failed"):
+            raise AssertionError("import %d: %d %s" % (b, st, body[:300]))
+    parallel(min(args.threads, 2), nb, import_batch)
+    t_art = time.monotonic() - t0
+    print("articles imported: %d in %.1f s" % (args.articles, t_art), flush=True)
+
+    def create(c, i):
+        st, body = call(c, "POST", "/api/v1/Promotions",
+                        promotion(i, args.articles))
+        if st != 201:
+            raise AssertionError("promotion %d: %d %s" % (i, st, body[:300]))
+    parallel(args.threads, args.promotions, create)
+    t_load = time.monotonic() - t0
+    print("promotions created: %d in %.1f s" % (args.promotions, t_load - t_art),
+          flush=True)
+    return gid
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("bin_dir")
@@ -139,6 +176,8 @@ def main():
     ap.add_argument("--articles", type=int, default=1000000)
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--keep", help="copy the loaded data dir here at the end")
+    ap.add_argument("--reuse", help="start from a data dir --keep made")
     args = ap.parse_args()
     os.environ["DRE_BIN_DIR"] = os.path.abspath(args.bin_dir)
     sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
@@ -149,6 +188,9 @@ def main():
     # and the catalog syncs every imported article.
     base = "/dev/shm" if os.path.isdir("/dev/shm") else None
     data_dir = tempfile.mkdtemp(prefix="dre-scale-", dir=base)
+    if args.reuse:
+        shutil.rmtree(data_dir)
+        shutil.copytree(args.reuse, data_dir)
     stack = harness.Stack(data_dir=data_dir,
                           opts={"gateway": ["catalog.propagation_wait_ms=0",
                                             "rpc.timeout_ms=120000"]})
@@ -163,34 +205,20 @@ def main():
             stack.stop_service(name)
         t0 = time.monotonic()
         c = conn(PORT[0])
-        st, body = call(c, "POST", "/api/v1/PosGroups",
-                        json.dumps({"code": "SCALE", "name": "Scale store"}))
-        assert st == 201, (st, body)
-        gid = json.loads(body)["id"]
-        nb = (args.articles + args.batch - 1) // args.batch
-
-        def import_batch(c, b):
-            lo, hi = b * args.batch, min(args.articles, (b + 1) * args.batch)
-            arts = [{"articleNumber": "A%07d" % i, "name": "Article %d" % i,
-                     "articleGroupId": "G%03d" % (i % NGROUPS),
-                     "manufacturerId": "M%02d" % (i % 20)} for i in range(lo, hi)]
-            st, body = call(c, "POST", "/pos/articles/import",
-                            json.dumps({"articles": arts}))
-            if st != 200 or json.loads(body).get("failed"):
-                raise AssertionError("import %d: %d %s" % (b, st, body[:300]))
-        parallel(min(args.threads, 2), nb, import_batch)
-        t_art = time.monotonic() - t0
-        print("articles imported: %d in %.1f s" % (args.articles, t_art), flush=True)
-
+        if args.reuse:
+            st, body = call(c, "GET", "/api/v1/PosGroups")
+            assert st == 200, (st, body)
+            gid = [g["id"] for g in json.loads(body)["value"]
+                   if g.get("code") == "SCALE"][0]
+        else:
+            gid = load(args, c, t0)
         def create(c, i):
             st, body = call(c, "POST", "/api/v1/Promotions",
                             promotion(i, args.articles))
             if st != 201:
                 raise AssertionError("promotion %d: %d %s" % (i, st, body[:300]))
-        parallel(args.threads, args.promotions, create)
-        t_load = time.monotonic() - t0
-        print("promotions created: %d in %.1f s" % (args.promotions, t_load - t_art),
-              flush=True)
+        # The first start is from the catalog's snapshot: no local copy.
+        shutil.rmtree(os.path.join(data_dir, "evaluator-0"), ignore_errors=True)
         req = {"request": harness.basket(
             gid, [harness.item("L1", "A0000007", 1, "10.00")])}
 
@@ -247,6 +275,10 @@ def main():
             stack.stop()
         finally:
             stack.kill_all()
+            if args.keep and not args.reuse:
+                shutil.rmtree(args.keep, ignore_errors=True)
+                shutil.copytree(data_dir, args.keep, ignore=shutil.ignore_patterns(
+                    "evaluator-*", "log", "broker"))
             shutil.rmtree(data_dir, ignore_errors=True)
 
 
