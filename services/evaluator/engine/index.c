@@ -361,9 +361,10 @@ ent_flat(const eng_master_change *c, const char *const *in, const char **out,
 	return e;
 }
 
-// ent_new compiles one change into an entity with one reference.
+// ent_new compiles one change into an entity with one reference; the
+// JSON tree lives in scratch (reset here; NULL: an arena of its own).
 static dre_err
-ent_new(ix_ent **ep, const eng_master_change *c)
+ent_new(ix_ent **ep, const eng_master_change *c, dre_arena *scratch)
 {
 	if (c->doc == NULL) {
 		ix_ent *e = ent_flat(c, NULL, NULL, 0);
@@ -375,10 +376,14 @@ ent_new(ix_ent **ep, const eng_master_change *c)
 	}
 	// The JSON tree is needed only while compiling: it lives in a
 	// temporary arena so the entity keeps just what evaluation reads.
-	dre_arena *tmp = dre_arena_alloc(c->doc_len * 8 + 4096);
+	dre_arena *tmp = scratch;
 	dre_arena *a = NULL;
-	ix_ent    *e = NULL;
-	dre_err    err = DRE_ENOMEM;
+	if (tmp != NULL)
+		dre_arena_reset(tmp);
+	else
+		tmp = dre_arena_alloc(c->doc_len * 8 + 4096);
+	ix_ent *e = NULL;
+	dre_err err = DRE_ENOMEM;
 	if (tmp == NULL)
 		goto fail;
 	dre_json      *root;
@@ -482,11 +487,13 @@ ent_new(ix_ent **ep, const eng_master_change *c)
 		break;
 	}
 	}
-	dre_arena_free(tmp);
+	if (tmp != scratch)
+		dre_arena_free(tmp);
 	*ep = e;
 	return DRE_OK;
 fail:
-	dre_arena_free(tmp);
+	if (tmp != scratch)
+		dre_arena_free(tmp);
 	if (a != NULL)
 		dre_arena_free(a);
 	else
@@ -1469,9 +1476,12 @@ load(eng_engine *e, const eng_master_change *v, size_t n, int64_t now_ms,
 {
 	load_item *items = calloc(n + 1, sizeof(*items));
 	eng_index *ix = calloc(1, sizeof(*ix));
+	// One scratch arena for every document's JSON tree (an article's
+	// takes a few KB): not a malloc and free per entity.
+	dre_arena *scratch = dre_arena_alloc(64 * 1024);
 	size_t     m = 0, nbad = 0;
 	dre_err    err = DRE_ENOMEM;
-	if (items == NULL || ix == NULL)
+	if (items == NULL || ix == NULL || scratch == NULL)
 		goto out;
 	atomic_init(&ix->ref, 1);
 	for (size_t i = 0; i < n; i++) {
@@ -1482,7 +1492,7 @@ load(eng_engine *e, const eng_master_change *v, size_t n, int64_t now_ms,
 		if (v[i].doc == NULL)
 			continue;
 		ix_ent *ent;
-		dre_err r = ent_new(&ent, &v[i]);
+		dre_err r = ent_new(&ent, &v[i], scratch);
 		if (r == DRE_EINVAL) {
 			nbad++;
 			continue;
@@ -1539,6 +1549,7 @@ out:
 			ent_unref(items[i].e);
 	free(items);
 	index_unref(ix);
+	dre_arena_free(scratch);
 	return err;
 }
 
@@ -1634,7 +1645,7 @@ stage_change(
 	if (old != NULL && old->version >= c->version)
 		return DRE_OK; // stale or duplicate change
 	ix_ent *ent;
-	dre_err err = ent_new(&ent, c);
+	dre_err err = ent_new(&ent, c, NULL);
 	if (err != DRE_OK)
 		return err;
 	ix_tenant *t = staged_tenant(e, c->tenant, now_ms);
