@@ -261,47 +261,14 @@ test_master_data(void **state)
 	    call("catalog.Articles.list", "", NULL, NULL, NULL), 403);
 }
 
-static void
-test_snapshot(void **state)
-{
-	Dre__SnapshotRequest rq = DRE__SNAPSHOT_REQUEST__INIT;
-	uint8_t              buf[64];
-	rq.tenant = "t1";
-	size_t n = dre__snapshot_request__pack(&rq, buf);
-	buf[n] = 0;
-	Dre__RpcRequest rq0 = DRE__RPC_REQUEST__INIT;
-	dre_rpc_call    c = { .method = "catalog.Snapshot",
-		   .tenant = "",
-		   .principal = "",
-		   .body = buf,
-		   .body_len = n,
-		   .req = &rq0 };
-	dre_rpc_reply   rep = { .status = 200 };
-	route("catalog.Snapshot")(&C, &c, &rep);
-	assert_int_equal(rep.status, 200);
-	Dre__SnapshotResponse *s = dre__snapshot_response__unpack(
-	    NULL, rep.body.len, (const uint8_t *) rep.body.data);
-	assert_non_null(s);
-	// t1: one promotion left, one POS group, one article group, two
-	// articles
-	assert_int_equal(s->n_entities, 5);
-	assert_int_equal(s->version, C.version);
-	for (size_t i = 0; i < s->n_entities; i++) {
-		assert_string_equal(s->entities[i]->tenant, "t1");
-		assert_true(s->entities[i]->version > 0);
-	}
-	assert_true(s->n_offsets >= 4);
-	dre__snapshot_response__free_unpacked(s, NULL);
-	dre_buf_free(&rep.body);
-}
-
-// snap asks for a snapshot page (cursor NULL: the first) of every tenant;
-// *status is the answer's status, the page NULL unless 200.
+// snap asks for a snapshot page (cursor NULL: the first) of tenant (NULL:
+// every tenant); *status is the answer's status, the page NULL unless 200.
 static Dre__SnapshotResponse *
-snap(const char *cursor, uint32_t page_bytes, int *status)
+snap(const char *tenant, const char *cursor, uint32_t page_bytes, int *status)
 {
 	Dre__SnapshotRequest rq = DRE__SNAPSHOT_REQUEST__INIT;
 	uint8_t              buf[128];
+	rq.tenant = (char *) tenant;
 	rq.cursor = (char *) cursor;
 	rq.has_page_bytes = page_bytes > 0;
 	rq.page_bytes = page_bytes;
@@ -324,6 +291,25 @@ snap(const char *cursor, uint32_t page_bytes, int *status)
 	return s;
 }
 
+static void
+test_snapshot(void **state)
+{
+	int                    st;
+	Dre__SnapshotResponse *s = snap("t1", NULL, 0, &st);
+	assert_int_equal(st, 200);
+	assert_non_null(s);
+	// t1: one promotion left, one POS group, one article group, two
+	// articles
+	assert_int_equal(s->n_entities, 5);
+	assert_int_equal(s->version, C.version);
+	for (size_t i = 0; i < s->n_entities; i++) {
+		assert_string_equal(s->entities[i]->tenant, "t1");
+		assert_true(s->entities[i]->version > 0);
+	}
+	assert_true(s->n_offsets >= 4);
+	dre__snapshot_response__free_unpacked(s, NULL);
+}
+
 // A paged snapshot (one entity a page here) is the state of its first
 // page: an article created between pages is in none of them, and every
 // page has the first page's version and offsets; a cursor serves once.
@@ -331,12 +317,12 @@ static void
 test_snapshot_pages(void **state)
 {
 	int                    st;
-	Dre__SnapshotResponse *all = snap(NULL, 0, &st);
+	Dre__SnapshotResponse *all = snap(NULL, NULL, 0, &st);
 	assert_int_equal(st, 200);
 	assert_non_null(all);
 	assert_null(all->next_cursor);
 	assert_true(all->n_entities >= 5);
-	Dre__SnapshotResponse *pg = snap(NULL, 1, &st);
+	Dre__SnapshotResponse *pg = snap(NULL, NULL, 1, &st);
 	assert_int_equal(st, 200);
 	assert_int_equal(pg->n_entities, 1);
 	assert_non_null(pg->next_cursor);
@@ -365,11 +351,11 @@ test_snapshot_pages(void **state)
 		char cursor[64];
 		snprintf(cursor, sizeof cursor, "%s", pg->next_cursor);
 		dre__snapshot_response__free_unpacked(pg, NULL);
-		pg = snap(cursor, 1, &st);
+		pg = snap(NULL, cursor, 1, &st);
 		assert_int_equal(st, 200);
 		pages++;
 		if (pages == 2) { // a cursor serves once
-			assert_null(snap(cursor, 1, &st));
+			assert_null(snap(NULL, cursor, 1, &st));
 			assert_int_equal(st, 410);
 		}
 		if (pg->n_entities == 0) { // the iterator ended on a page
@@ -379,12 +365,12 @@ test_snapshot_pages(void **state)
 	}
 	dre__snapshot_response__free_unpacked(pg, NULL);
 	assert_int_equal(i, all->n_entities);
-	assert_null(snap("123abc.1", 1, &st));
+	assert_null(snap(NULL, "123abc.1", 1, &st));
 	assert_int_equal(st, 410);
-	assert_null(snap("not a cursor", 1, &st));
+	assert_null(snap(NULL, "not a cursor", 1, &st));
 	assert_int_equal(st, 410);
 	// A new snapshot has it.
-	Dre__SnapshotResponse *now = snap(NULL, 0, &st);
+	Dre__SnapshotResponse *now = snap(NULL, NULL, 0, &st);
 	assert_int_equal(now->n_entities, all->n_entities + 1);
 	assert_true(now->version > all->version);
 	dre__snapshot_response__free_unpacked(now, NULL);
