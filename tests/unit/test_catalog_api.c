@@ -287,7 +287,7 @@ snap(const char *tenant, const char *cursor, uint32_t page_bytes, int *status)
 	    ? dre__snapshot_response__unpack(
 	        NULL, rep.body.len, (const uint8_t *) rep.body.data)
 	    : NULL;
-	dre_buf_free(&rep.body);
+	dre_rpc_reply_clear(&rep);
 	return s;
 }
 
