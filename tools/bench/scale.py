@@ -128,6 +128,17 @@ def gauges(c):
     return out
 
 
+SETTLE_S = 20
+
+
+def proc_cpu_s(pid):
+    """CPU seconds (user + system) pid has used: on a loaded machine the
+    figure wall-clock seconds are not."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def proc_kib(pid, field):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -243,9 +254,16 @@ def main():
                                what="the evaluator serving")
             secs = time.monotonic() - t1
             pid = stack.procs["evaluator"].pid
+            cpu = proc_cpu_s(pid)
             rss, hwm = proc_kib(pid, "VmRSS") >> 10, proc_kib(pid, "VmHWM") >> 10
-            print("evaluator %s: serving after %.2f s, VmRSS %d MiB, VmHWM %d MiB"
-                  % (what, secs, rss, hwm), flush=True)
+            # RocksDB flushes the snapshot's write (its memtable) a little
+            # later: the RSS once that has settled.
+            time.sleep(SETTLE_S)
+            settled = proc_kib(pid, "VmRSS") >> 10
+            print("evaluator %s: serving after %.2f s (%.2f s of CPU, load "
+                  "average %.1f), VmRSS %d MiB (%d MiB %d s later), VmHWM %d MiB"
+                  % (what, secs, cpu, os.getloadavg()[0], rss, settled, SETTLE_S,
+                     hwm), flush=True)
             return secs, rss, hwm
         s1, rss1, hwm1 = start_timed("first start (catalog snapshot)")
         stack.stop_service("evaluator", timeout=120)
