@@ -621,20 +621,50 @@ shard_of(const char *key)
 	return hash_str(key) >> (32 - IX_SHARD_BITS);
 }
 
+static void
+shards_unref(ix_shards *s)
+{
+	if (s == NULL
+	    || atomic_fetch_sub_explicit(&s->ref, 1, memory_order_acq_rel)
+	        != 1)
+		return;
+	for (uint32_t i = 0; i < IX_SHARDS; i++)
+		part_unref(s->p[i]);
+	free(s);
+}
+
+// part_slot is where mutable t keeps the part of kind/key (the article
+// shards made mutable first: a copy of the shared ones); NULL: no memory.
 static ix_part **
 part_slot(ix_tenant *t, eng_master_kind kind, const char *key)
 {
 	if (kind == ENG_MK_PROMOTION)
 		return &t->promo;
-	if (kind == ENG_MK_ARTICLE)
-		return &t->art[shard_of(key)];
-	return &t->other;
+	if (kind != ENG_MK_ARTICLE)
+		return &t->other;
+	if (t->art == NULL || !t->art->mut) {
+		ix_shards *s = calloc(1, sizeof(*s));
+		if (s == NULL)
+			return NULL;
+		atomic_init(&s->ref, 1);
+		s->mut = true;
+		for (uint32_t i = 0; t->art != NULL && i < IX_SHARDS; i++)
+			if ((s->p[i] = t->art->p[i]) != NULL)
+				atomic_fetch_add(&s->p[i]->ref, 1);
+		shards_unref(t->art);
+		t->art = s;
+	}
+	return &t->art->p[shard_of(key)];
 }
 
 static const ix_part *
 part_of(const ix_tenant *t, eng_master_kind kind, const char *key)
 {
-	return *part_slot((ix_tenant *) t, kind, key);
+	if (kind == ENG_MK_PROMOTION)
+		return t->promo;
+	if (kind != ENG_MK_ARTICLE)
+		return t->other;
+	return t->art != NULL ? t->art->p[shard_of(key)] : NULL;
 }
 
 // ent_lookup returns kind/key's entity in t (tombstones too), NULL if none.
@@ -652,7 +682,8 @@ ix_article(const ix_tenant *t, const char *k)
 	if (k == NULL)
 		return NULL;
 	uint32_t       h = hash_str(k);
-	const ix_part *p = t->art[h >> (32 - IX_SHARD_BITS)];
+	const ix_part *p
+	    = t->art != NULL ? t->art->p[h >> (32 - IX_SHARD_BITS)] : NULL;
 	return p != NULL ? ix_map_get_h(&p->articles, k, h) : NULL;
 }
 
@@ -673,10 +704,7 @@ tenant_unref(ix_tenant *t)
 		return;
 	part_unref(t->promo);
 	part_unref(t->other);
-	if (t->art != NULL)
-		for (uint32_t i = 0; i < IX_SHARDS; i++)
-			part_unref(t->art[i]);
-	free(t->art);
+	shards_unref(t->art);
 	free(t->name);
 	free(t);
 }
@@ -692,8 +720,7 @@ tenant_new(const char *name, const ix_tenant *src)
 	atomic_init(&t->ref, 1);
 	t->mut = true;
 	t->name = strdup(name);
-	t->art = calloc(IX_SHARDS, sizeof(ix_part *));
-	if (t->name == NULL || t->art == NULL) {
+	if (t->name == NULL) {
 		tenant_unref(t);
 		return NULL;
 	}
@@ -702,9 +729,8 @@ tenant_new(const char *name, const ix_tenant *src)
 			atomic_fetch_add(&t->promo->ref, 1);
 		if ((t->other = src->other) != NULL)
 			atomic_fetch_add(&t->other->ref, 1);
-		for (uint32_t i = 0; i < IX_SHARDS; i++)
-			if ((t->art[i] = src->art[i]) != NULL)
-				atomic_fetch_add(&t->art[i]->ref, 1);
+		if ((t->art = src->art) != NULL)
+			atomic_fetch_add(&t->art->ref, 1);
 	}
 	return t;
 }
@@ -1147,15 +1173,20 @@ tenant_finish(ix_tenant *t)
 		return false;
 	if (t->other->mut && !part_build(t->other, ENG_MK_POS_GROUP))
 		return false;
-	t->nents = t->promo->nents + t->other->nents;
-	for (uint32_t i = 0; i < IX_SHARDS; i++) {
-		ix_part *p = t->art[i];
-		if (p == NULL)
-			continue;
-		if (p->mut && !part_build(p, ENG_MK_ARTICLE))
-			return false;
-		t->nents += p->nents;
+	if (t->art != NULL && t->art->mut) {
+		t->art->nents = 0;
+		for (uint32_t i = 0; i < IX_SHARDS; i++) {
+			ix_part *p = t->art->p[i];
+			if (p == NULL)
+				continue;
+			if (p->mut && !part_build(p, ENG_MK_ARTICLE))
+				return false;
+			t->art->nents += p->nents;
+		}
+		t->art->mut = false;
 	}
+	t->nents = t->promo->nents + t->other->nents
+	    + (t->art != NULL ? t->art->nents : 0);
 	const ix_part *p = t->promo, *o = t->other;
 	t->promos = p->promos;
 	t->npromos = p->npromos;
@@ -1188,6 +1219,8 @@ tenant_build(const char *name, ix_ent **ents, uint32_t n)
 		goto fail;
 	for (; i < n; i++) {
 		ix_part **slot = part_slot(t, ents[i]->kind, ents[i]->key);
+		if (slot == NULL)
+			goto fail;
 		if (*slot == NULL && (*slot = part_new()) == NULL)
 			goto fail;
 		// In (kind, key) order: each part's entities come sorted.
@@ -1383,7 +1416,7 @@ eng_index_bytes(const eng_index *ix, size_t *entities)
 		const ix_tenant *t = ix->tenants[i];
 		n += part_bytes(t->promo) + part_bytes(t->other);
 		for (uint32_t k = 0; k < IX_SHARDS; k++)
-			n += part_bytes(t->art[k]);
+			n += t->art != NULL ? part_bytes(t->art->p[k]) : 0;
 		ne += t->nents;
 	}
 	if (entities != NULL)
@@ -1654,7 +1687,11 @@ stage_change(
 		return DRE_ENOMEM;
 	}
 	ix_part **slot = part_slot(t, c->kind, c->key);
-	ix_part  *p = *slot;
+	if (slot == NULL) {
+		ent_unref(ent);
+		return DRE_ENOMEM;
+	}
+	ix_part *p = *slot;
 	if (p == NULL || !p->mut) {
 		ix_part *np = p != NULL ? part_copy(p) : part_new();
 		if (np == NULL) {
@@ -1840,8 +1877,9 @@ ix_dump(const eng_index *ix, FILE *out, bool tombstones)
 		uint32_t live = dump_part(fp, t->promo, tombstones)
 		    + dump_part(fp, t->other, tombstones);
 		for (uint32_t k = 0; k < IX_SHARDS; k++) {
-			const ix_part *p = t->art[k];
-			uint32_t       n = dump_part(fp, p, tombstones);
+			const ix_part *p
+			    = t->art != NULL ? t->art->p[k] : NULL;
+			uint32_t n = dump_part(fp, p, tombstones);
 			live += n;
 			for (uint32_t x = 0; p != NULL && x < p->nents; x++) {
 				const ix_ent *e = p->ents[x];

@@ -187,6 +187,15 @@ struct ix_part {
 	const ix_ent *settings;
 };
 
+// The article shards of a tenant, shared by its versions until an article
+// changes (a promotion change does not copy 1,024 pointers).
+typedef struct {
+	atomic_int ref;
+	bool       mut;
+	uint32_t   nents; // in all shards
+	ix_part   *p[IX_SHARDS]; // NULL = none
+} ix_shards;
+
 typedef struct ix_tenant ix_tenant;
 struct ix_tenant {
 	atomic_int ref;
@@ -194,7 +203,7 @@ struct ix_tenant {
 	char      *name;
 	ix_part   *promo; // PROMOTION entities
 	ix_part   *other; // POS_GROUP, ARTICLE_GROUP, TENANT_SETTINGS
-	ix_part  **art; // IX_SHARDS article shards (NULL = none)
+	ix_shards *art; // ARTICLE entities (NULL = none)
 	uint32_t   nents; // in all parts
 	// Copied from the parts (which own the memory) when built:
 	ix_ent      **promos; // live promotions by rank
