@@ -199,8 +199,9 @@ fetch_paged(ProtobufCMessage **msgp, dre_snapshot_client *c)
 			p->r.entities = v;
 			ecap = ncap;
 		}
-		memcpy(p->r.entities + p->r.n_entities, pg->entities,
-		    pg->n_entities * sizeof(*pg->entities));
+		if (pg->n_entities > 0) // (an empty page: no array at all)
+			memcpy(p->r.entities + p->r.n_entities, pg->entities,
+			    pg->n_entities * sizeof(*pg->entities));
 		p->r.n_entities += pg->n_entities;
 		cursor = pg->next_cursor;
 		if (cursor == NULL || cursor[0] == '\0') {
