@@ -3,11 +3,7 @@
 # and its start-up time (a restart: catalog snapshot to serving). Not a test.
 #
 #   tools/bench/scale.py BIN_DIR [--promotions 100000] [--articles 1000000]
-#                        [--threads 4] [--batch 1000] [--keep DIR] [--reuse DIR]
-#
-# --keep DIR: at the end, a copy of the loaded data (the catalog's, without
-# the evaluator's) in DIR; --reuse DIR: start from such a copy instead of
-# loading (minutes saved per run; the same data).
+#                        [--threads 4] [--batch 1000]
 #
 # A fresh embedded stack (tests/integration/harness.py, one evaluator shard,
 # data dir in /dev/shm); with the evaluator stopped (and the services that
@@ -187,8 +183,6 @@ def main():
     ap.add_argument("--articles", type=int, default=1000000)
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--batch", type=int, default=1000)
-    ap.add_argument("--keep", help="copy the loaded data dir here at the end")
-    ap.add_argument("--reuse", help="start from a data dir --keep made")
     args = ap.parse_args()
     os.environ["DRE_BIN_DIR"] = os.path.abspath(args.bin_dir)
     sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
@@ -199,9 +193,6 @@ def main():
     # and the catalog syncs every imported article.
     base = "/dev/shm" if os.path.isdir("/dev/shm") else None
     data_dir = tempfile.mkdtemp(prefix="dre-scale-", dir=base)
-    if args.reuse:
-        shutil.rmtree(data_dir)
-        shutil.copytree(args.reuse, data_dir)
     stack = harness.Stack(data_dir=data_dir,
                           opts={"gateway": ["catalog.propagation_wait_ms=0",
                                             "rpc.timeout_ms=120000"]})
@@ -216,13 +207,7 @@ def main():
             stack.stop_service(name)
         t0 = time.monotonic()
         c = conn(PORT[0])
-        if args.reuse:
-            st, body = call(c, "GET", "/api/v1/PosGroups")
-            assert st == 200, (st, body)
-            gid = [g["id"] for g in json.loads(body)["value"]
-                   if g.get("code") == "SCALE"][0]
-        else:
-            gid = load(args, c, t0)
+        gid = load(args, c, t0)
         def create(c, i):
             st, body = call(c, "POST", "/api/v1/Promotions",
                             promotion(i, args.articles))
@@ -293,10 +278,6 @@ def main():
             stack.stop()
         finally:
             stack.kill_all()
-            if args.keep and not args.reuse:
-                shutil.rmtree(args.keep, ignore_errors=True)
-                shutil.copytree(data_dir, args.keep, ignore=shutil.ignore_patterns(
-                    "evaluator-*", "log", "broker"))
             shutil.rmtree(data_dir, ignore_errors=True)
 
 
