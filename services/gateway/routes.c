@@ -596,9 +596,21 @@ gw_respond_out(gw_job *j)
 
 // ---------------------------------------------------------------- evaluate
 
+// render_evaluate answers the evaluator's reply: the answer's JSON as the
+// evaluator wrote it (EvaluateRequest.answer_json, RpcReply.content_type
+// set), copied to the wire as it is; a packed EvaluateResponse (an
+// evaluator that does not know answer_json) rendered here.
 static void
 render_evaluate(gw_job *j)
 {
+	const Dre__RpcReply *rep = j->rep;
+
+	if (j->rpc_err == DRE_OK && rep != NULL && rep->status < 400
+	    && rep->content_type != NULL) {
+		gw_job_respond(j, 200, (const char *) rep->body.data,
+		    rep->has_body ? rep->body.len : 0, GW_JSON_CT);
+		return;
+	}
 	Dre__EvaluateResponse *r
 	    = gw_unpack_reply(j, &dre__evaluate_response__descriptor);
 
@@ -658,6 +670,8 @@ gw_evaluate(gw_job *j)
 		dre_uuid_v4(j->txid);
 		q->header->transaction_id = j->txid;
 	}
+	q->has_answer_json = true; // the answer is copied to the wire
+	q->answer_json = true;
 	gw_call_packed(
 	    j, &q->base, q->header->transaction_id, render_evaluate);
 }
