@@ -144,13 +144,46 @@ static const char hex[] = "0123456789abcdef";
 #define DRE_FIRST_FLAGGED(m) ((size_t) 0 * (m))
 #endif
 
+// plain_prefix returns how many bytes of s[0..n) need no escape.
+static size_t
+plain_prefix(const char *s, size_t n)
+{
+	size_t i = 0;
+	while (n - i >= 8) {
+		uint64_t v;
+		memcpy(&v, s + i, 8);
+		uint64_t m = HAS_LESS(v, 0x20) | HAS_ZERO(v ^ (ONES * '"'))
+		    | HAS_ZERO(v ^ (ONES * '\\'));
+		if (m != 0)
+			return i + DRE_FIRST_FLAGGED(m);
+		i += 8;
+	}
+	for (; i < n; i++) {
+		unsigned char c = (unsigned char) s[i];
+		if (c < 0x20 || c == '"' || c == '\\')
+			break;
+	}
+	return i;
+}
+
 void
 dre_json_escape(dre_buf *b, const char *s, size_t n)
 {
-	dre_buf_reserve(b, n + 2);
+	char *o = room(b, n + 2);
+	if (o == NULL)
+		return;
+	size_t run = plain_prefix(s, n); // start of the bytes not yet copied
+	if (run == n) { // the common case: nothing to escape, one copy
+		o[0] = '"';
+		memcpy(o + 1, s, n);
+		o[n + 1] = '"';
+		b->len += n + 2;
+		b->data[b->len] = '\0';
+		return;
+	}
 	put1(b, '"');
-	size_t run = 0; // start of the bytes not yet copied
-	for (size_t i = 0; i < n; i++) {
+	dre_buf_append(b, s, run);
+	for (size_t i = run; i < n; i++) {
 		// Eight bytes at a time while none needs an escape.
 		// A word holding a byte to escape moves i to the first one.
 		while (n - i >= 8) {
