@@ -2,7 +2,10 @@
 // the job record, cursor and row errors in the owner's store, the upload
 // file, the three row readers (JSON array framed by json-c's incremental
 // tokener, NDJSON, CSV through libcsv), the worker thread, cancel, the
-// signed callback and the IMPORT_JOB_FINISHED event.
+// IMPORT_JOB_FINISHED event and the signed callback: its secret sealed at
+// rest (dre/seal.h), the callback itself a record written with the job's
+// end and sent (and retried with back-off, across restarts) by a thread of
+// its own until the receiver answers 2xx.
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -17,6 +20,7 @@
 #include <curl/curl.h>
 #include <json-c/json_tokener.h>
 #include <json-c/json_object.h>
+#include <openssl/crypto.h>
 
 #include "dre/arena.h"
 #include "dre/avro.h"
@@ -46,6 +50,15 @@
 #define K_CURSOR 'c' // offset, row, succeeded, failed: 4 x be64
 #define K_ERROR  'e' // one rejected row (JSON)
 #define K_ITEM   'i' // one row's result (JSON), jobs with items only
+#define K_CALLBACK                                                            \
+	'b' // a finish callback not yet acknowledged (JSON: callbackId,
+	    // attempts, due, body)
+
+#define CALLBACK_ATTEMPTS 10
+#define CALLBACK_BACKOFF  1000
+#define CALLBACK_MAX_WAIT (15 * 60 * 1000)
+#define CALLBACK_IDLE_MS  60000
+#define SEALED_MAX        512
 
 static const char *const status_names[]
     = { "WAITING_FOR_DATA", "QUEUED", "RUNNING", "COMPLETED",
@@ -68,6 +81,38 @@ name_index(const char *const *names, int n, const char *s)
 	return -1;
 }
 
+// grow makes room for one more element of sz bytes in the array *vp
+// (n used, *cap allocated); false when out of memory.
+static bool
+grow(void *vp, size_t n, size_t *cap, size_t sz)
+{
+	void **v = vp;
+	if (n < *cap)
+		return true;
+	size_t nc = *cap ? *cap * 2 : 16;
+	void  *nv = realloc(*v, nc * sz);
+	if (nv == NULL)
+		return false;
+	*v = nv;
+	*cap = nc;
+	return true;
+}
+
+// cond_wait_ms waits on cv (mu held) for at most ms.
+static void
+cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(cv, mu, &ts);
+}
+
 // ---- the job record ------------------------------------------------------
 
 typedef struct {
@@ -78,7 +123,7 @@ typedef struct {
 	char            source[16];
 	char            principal[128];
 	char            callback_url[2048];
-	char            callback_secret[256];
+	char            sealed_secret[SEALED_MAX]; // dre/seal.h
 	dre_ijob_status status;
 	dre_ijob_fmt    format;
 	dre_ijob_mode   mode;
@@ -111,6 +156,10 @@ struct dre_ijob_reg {
 	char running_tenant[128];
 	bool cancel;
 	bool done; // the running job finished (cancel waits for it)
+	// The callback thread: sends the K_CALLBACK records that are due.
+	pthread_t      cbth;
+	pthread_cond_t cbcv;
+	bool           cb_started, cb_kick;
 };
 
 static size_t
@@ -143,7 +192,8 @@ job_write(dre_buf *b, const job *j)
 	dre_jsonw_kstr(&w, "source", j->source);
 	dre_jsonw_kstr(&w, "principal", j->principal);
 	dre_jsonw_kstr(&w, "callbackUrl", j->callback_url);
-	dre_jsonw_kstr(&w, "callbackSecret", j->callback_secret);
+	dre_jsonw_kstr(&w, "callbackSecretSealed",
+	    j->sealed_secret[0] ? j->sealed_secret : NULL);
 	dre_jsonw_kint(&w, "status", j->status);
 	dre_jsonw_kint(&w, "format", j->format);
 	dre_jsonw_kint(&w, "mode", j->mode);
@@ -197,8 +247,20 @@ job_get(dre_ijob_reg *r, const char *tenant, const char *id, job *j)
 		jstr(j->principal, sizeof j->principal, o, "principal");
 		jstr(
 		    j->callback_url, sizeof j->callback_url, o, "callbackUrl");
-		jstr(j->callback_secret, sizeof j->callback_secret, o,
-		    "callbackSecret");
+		jstr(j->sealed_secret, sizeof j->sealed_secret, o,
+		    "callbackSecretSealed");
+		const dre_json *clear = dre_json_get(o, "callbackSecret");
+		if (j->sealed_secret[0] == 0
+		    && dre_json_is(clear, DRE_JSON_STRING) && clear->str[0]) {
+			// A record of before the secrets were sealed: sealed
+			// now, stored so at the job's next write.
+			dre_buf sb = { 0 };
+			if (dre_seal(&sb, r->cfg.seal_key, clear->str)
+			        == DRE_OK
+			    && sb.len < sizeof j->sealed_secret)
+				memcpy(j->sealed_secret, sb.data, sb.len);
+			dre_buf_free(&sb);
+		}
 		jstr(j->error, sizeof j->error, o, "error");
 		j->status = (dre_ijob_status) jint(o, "status");
 		j->format = (dre_ijob_fmt) jint(o, "format");
@@ -333,11 +395,39 @@ dre_ijob_job_json(
 
 // ---- the thread's current row (dre_ijob_enlist) ---------------------------
 
+// The records of rows the owner wrote nothing for (rejected rows, rows
+// applied without a write) wait in a batch of their own with the cursor,
+// written when PEND_ROWS rows or PEND_BYTES bytes are in it, before the
+// owner's next write, and when the job stops: a crash loses those rows'
+// records and their cursor together, and they are read again.
+#define PEND_ROWS  500
+#define PEND_BYTES (1u << 20)
+
+typedef struct {
+	dre_batch *b;
+	int64_t    rows;
+	size_t     bytes;
+} pend;
+
+static dre_err
+pend_flush(dre_ijob_reg *r, pend *pd)
+{
+	dre_err err = DRE_OK;
+	if (pd->b != NULL && dre_batch_count(pd->b) > 0)
+		err = dre_store_write(r->cfg.st, pd->b, false);
+	if (pd->b != NULL)
+		dre_batch_clear(pd->b);
+	pd->rows = 0;
+	pd->bytes = 0;
+	return err;
+}
+
 typedef struct {
 	dre_ijob_reg *r;
 	const job    *j;
 	cursor        next; // the cursor once the row is applied
 	bool          used;
+	pend         *pd;
 } rowctx;
 
 static __thread rowctx *tl_row;
@@ -346,8 +436,14 @@ bool
 dre_ijob_enlist(dre_batch *b)
 {
 	rowctx *x = tl_row;
+	dre_err err;
 	if (x == NULL || x->used)
 		return false;
+	// The rows before this one first: their cursor is older.
+	if ((err = pend_flush(x->r, x->pd)) != DRE_OK)
+		dre_error("import job %s: the records of rows before row "
+		          "%lld are lost: %s",
+		    x->j->id, (long long) x->next.row, dre_strerror(err));
 	cursor_put(x->r, b, x->j->tenant, x->j->id, &x->next);
 	x->used = true;
 	return true;
@@ -937,43 +1033,251 @@ line_col(const char *path, int64_t offset, int64_t *line, int64_t *col)
 	*col = offset - last_nl;
 }
 
-// ---- finishing: the event, the callback
-// -------------------------------------
+// ---- finishing: the event, the callback ---------------------------------
+//
+// A job with a callbackUrl finishes with a K_CALLBACK record in the batch
+// that stores its end: {callbackId, attempts, due, body}. The callback
+// thread sends every record that is due, signed with the job's secret
+// (unsealed for the moment of the call), with the record's id in
+// X-DRE-Callback-Id (the same at every attempt: a receiver de-duplicates
+// by it), until the receiver answers 2xx or imports.callback_attempts are
+// spent, waiting imports.callback_backoff_ms, doubled each time, between
+// attempts. A crash loses no callback: the thread finds the records at the
+// next start.
 
 static void
-callback_send(dre_ijob_reg *r, const job *j, const dre_buf *body)
+cb_put(dre_ijob_reg *r, dre_batch *b, const char *tenant, const char *jid,
+    const char *cid, int64_t attempts, int64_t due, const char *body,
+    size_t blen)
 {
-	char          ts[24], hex[65], sig[128];
+	char      kb[512];
+	dre_buf   v = { 0 };
+	dre_jsonw w;
+	size_t    kl = jkey(kb, sizeof kb, K_CALLBACK, tenant, jid);
+	dre_jsonw_init(&w, &v);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kstr(&w, "callbackId", cid);
+	dre_jsonw_kint(&w, "attempts", attempts);
+	dre_jsonw_kint(&w, "due", due);
+	dre_jsonw_key(&w, "body");
+	dre_jsonw_strn(&w, body, blen);
+	dre_jsonw_obj_end(&w);
+	if (kl > 0 && !v.oom)
+		dre_batch_put(b, r->cfg.st, r->cfg.cf, kb, kl, v.data, v.len);
+	dre_buf_free(&v);
+}
+
+static void
+cb_wake(dre_ijob_reg *r)
+{
+	pthread_mutex_lock(&r->mu);
+	r->cb_kick = true;
+	pthread_cond_broadcast(&r->cbcv);
+	pthread_mutex_unlock(&r->mu);
+}
+
+// callback_post makes one attempt; true on a 2xx.
+static bool
+callback_post(dre_ijob_reg *r, const job *j, const char *cid, const char *body,
+    size_t blen, int64_t attempt)
+{
+	char          ts[24], hex[65], sig[128], idh[96];
+	char          secret[SEALED_MAX];
 	int64_t       t = dre_now_ms() / 1000;
 	unsigned char mac[32];
 	int           tl = snprintf(ts, sizeof ts, "%lld", (long long) t);
+	if (j->sealed_secret[0] == 0
+	    || dre_unseal(
+	           secret, sizeof secret, r->cfg.seal_key, j->sealed_secret)
+	        != DRE_OK) {
+		dre_error("import job %s: its callback secret cannot be "
+		          "unsealed (imports.key_file changed?)",
+		    j->id);
+		return false;
+	}
 	// HMAC-SHA256(secret, "<t>.<body>")
 	dre_buf msg = { 0 };
 	dre_buf_append(&msg, ts, (size_t) tl);
 	dre_buf_putc(&msg, '.');
-	dre_buf_append(&msg, body->data, body->len);
-	dre_hmac_sha256(mac, j->callback_secret, strlen(j->callback_secret),
-	    msg.data, msg.len, NULL, 0);
+	dre_buf_append(&msg, body, blen);
+	dre_hmac_sha256(
+	    mac, secret, strlen(secret), msg.data, msg.len, NULL, 0);
+	OPENSSL_cleanse(secret, sizeof secret);
 	dre_buf_free(&msg);
 	dre_hex(hex, mac, sizeof mac);
+	OPENSSL_cleanse(mac, sizeof mac);
 	snprintf(sig, sizeof sig, "X-DRE-Signature: t=%s,v1=%s", ts, hex);
-	for (int attempt = 0; attempt < 3; attempt++) {
-		long     code = 0;
-		CURLcode rc
-		    = dre_net_post(j->callback_url, body->data, body->len, sig,
-		        r->cfg.callback_insecure, CALLBACK_MS, &code);
-		if (rc == CURLE_OK && code >= 200 && code < 300)
-			return;
-		dre_warn("import job %s: callback %s failed (%s, HTTP %ld)",
-		    j->id, j->callback_url, curl_easy_strerror(rc), code);
-		struct timespec ts2
-		    = { 0, (long) (200 + 800 * attempt) * 1000000L };
-		nanosleep(&ts2, NULL);
-	}
+	snprintf(idh, sizeof idh, "X-DRE-Callback-Id: %s", cid);
+	const char *hdrs[] = { sig, idh, NULL };
+	long        code = 0;
+	CURLcode    rc = dre_net_post(j->callback_url, body, blen, hdrs,
+	       r->cfg.callback_insecure, CALLBACK_MS, &code);
+	if (rc == CURLE_OK && code >= 200 && code < 300)
+		return true;
+	dre_warn("import job %s: callback %s attempt %lld failed (%s, HTTP "
+	         "%ld)",
+	    j->id, j->callback_url, (long long) attempt,
+	    curl_easy_strerror(rc), code);
+	return false;
 }
 
-// finish stores the job's end state with its event in one synced batch,
-// removes the file and calls back.
+static int64_t
+cb_backoff(dre_ijob_reg *r, int64_t attempts)
+{
+	int64_t w = r->cfg.callback_backoff_ms > 0 ? r->cfg.callback_backoff_ms
+	                                           : CALLBACK_BACKOFF;
+	for (int64_t i = 1; i < attempts && w < CALLBACK_MAX_WAIT; i++)
+		w *= 2;
+	return w < CALLBACK_MAX_WAIT ? w : CALLBACK_MAX_WAIT;
+}
+
+// cb_send sends job tenant/jid's callback record when it is due; returns
+// when the record is due next (INT64_MAX: gone).
+static int64_t
+cb_send(dre_ijob_reg *r, const char *tenant, const char *jid)
+{
+	char    kb[512], *val = NULL;
+	size_t  vl = 0, kl = jkey(kb, sizeof kb, K_CALLBACK, tenant, jid);
+	int64_t next = INT64_MAX;
+	int64_t max = r->cfg.callback_attempts > 0 ? r->cfg.callback_attempts
+	                                           : CALLBACK_ATTEMPTS;
+	dre_arena *a = dre_arena_alloc(0);
+	dre_json  *o = NULL;
+	job        j;
+	if (a == NULL || kl == 0
+	    || dre_store_get(r->cfg.st, r->cfg.cf, kb, kl, &val, &vl) != DRE_OK
+	    || dre_json_parse(&o, a, val, vl, DRE_JSON_MAX_DEPTH, NULL)
+	        != DRE_OK) {
+		dre_arena_free(a);
+		free(val);
+		return next;
+	}
+	const dre_json *cid = dre_json_get(o, "callbackId");
+	const dre_json *body = dre_json_get(o, "body");
+	int64_t         attempts = jint(o, "attempts"), due = jint(o, "due");
+	int64_t         now = dre_now_ms();
+	dre_batch      *b = dre_batch_alloc();
+	if (due > now) {
+		next = due;
+	} else if (b != NULL) {
+		bool ok = dre_json_is(cid, DRE_JSON_STRING)
+		    && dre_json_is(body, DRE_JSON_STRING)
+		    && job_get(r, tenant, jid, &j) == DRE_OK
+		    && callback_post(r, &j, cid->str, body->str,
+		        strlen(body->str), attempts + 1);
+		attempts++;
+		if (ok || attempts >= max
+		    || !dre_json_is(cid, DRE_JSON_STRING)) {
+			if (!ok)
+				dre_error("import job %s/%s: callback given "
+				          "up after %lld attempts",
+				    tenant, jid, (long long) attempts);
+			dre_batch_delete(b, r->cfg.st, r->cfg.cf, kb, kl);
+		} else {
+			next = dre_now_ms() + cb_backoff(r, attempts);
+			cb_put(r, b, tenant, jid, cid->str, attempts, next,
+			    body->str, strlen(body->str));
+		}
+		if (dre_store_write(r->cfg.st, b, true) != DRE_OK)
+			next = dre_now_ms() + cb_backoff(r, 1);
+	}
+	dre_batch_free(b);
+	dre_arena_free(a);
+	free(val);
+	return next;
+}
+
+typedef struct {
+	char tenant[128];
+	char id[DRE_IJOB_ID_MAX];
+} jref;
+
+// key_ref reads tenant \0 id from a key of the job records' form.
+static bool
+key_ref(const char *k, size_t kl, jref *out)
+{
+	const char *t = k + 1;
+	size_t      tl = strnlen(t, kl - 1);
+	if (tl + 2 >= kl || tl >= sizeof out->tenant
+	    || kl - tl - 2 >= sizeof out->id)
+		return false;
+	snprintf(out->tenant, sizeof out->tenant, "%.*s", (int) tl, t);
+	snprintf(
+	    out->id, sizeof out->id, "%.*s", (int) (kl - tl - 2), t + tl + 1);
+	return true;
+}
+
+// cb_pass sends the callbacks that are due; returns when the next is.
+static int64_t
+cb_pass(dre_ijob_reg *r)
+{
+	dre_store_iter *it = NULL;
+	jref           *due = NULL;
+	size_t          n = 0, cap = 0;
+	int64_t         next = INT64_MAX, now = dre_now_ms();
+	char            tag = K_CALLBACK;
+	if (dre_store_iter_open(&it, r->cfg.st, r->cfg.cf, &tag, 1) != DRE_OK)
+		return now + CALLBACK_BACKOFF;
+	const char *k, *v;
+	size_t      kl, vl;
+	while (dre_store_iter_next(it, &k, &kl, &v, &vl)) {
+		jref       ref;
+		dre_arena *a = dre_arena_alloc(0);
+		dre_json  *o = NULL;
+		int64_t    at = 0;
+		if (a != NULL
+		    && dre_json_parse(&o, a, v, vl, DRE_JSON_MAX_DEPTH, NULL)
+		        == DRE_OK)
+			at = jint(o, "due");
+		dre_arena_free(a);
+		if (!key_ref(k, kl, &ref))
+			continue;
+		if (at > now) {
+			next = at < next ? at : next;
+			continue;
+		}
+		if (!grow(&due, n, &cap, sizeof *due))
+			break;
+		due[n++] = ref;
+	}
+	dre_store_iter_close(it);
+	for (size_t i = 0; i < n; i++) {
+		bool stop;
+		pthread_mutex_lock(&r->mu);
+		stop = r->stop;
+		pthread_mutex_unlock(&r->mu);
+		if (stop)
+			break;
+		int64_t at = cb_send(r, due[i].tenant, due[i].id);
+		next = at < next ? at : next;
+	}
+	free(due);
+	return next;
+}
+
+static void *
+cb_thread(void *arg)
+{
+	dre_ijob_reg *r = arg;
+	pthread_mutex_lock(&r->mu);
+	while (!r->stop) {
+		r->cb_kick = false;
+		pthread_mutex_unlock(&r->mu);
+		int64_t next = cb_pass(r);
+		pthread_mutex_lock(&r->mu);
+		int64_t now = dre_now_ms();
+		if (next > now + CALLBACK_IDLE_MS)
+			next = now + CALLBACK_IDLE_MS;
+		while (!r->stop && !r->cb_kick && dre_now_ms() < next)
+			cond_wait_ms(&r->cbcv, &r->mu, next - dre_now_ms());
+	}
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
+// finish stores the job's end state with its event and its callback
+// record in one synced batch, removes the file and wakes the callback
+// thread.
 static void
 finish(dre_ijob_reg *r, job *j, dre_ijob_status st, const char *why)
 {
@@ -1012,6 +1316,16 @@ finish(dre_ijob_reg *r, job *j, dre_ijob_status st, const char *why)
 			    (size_t) ol, ev.data, ev.len);
 		dre_buf_free(&ev);
 	}
+	if (j->callback_url[0]) {
+		dre_buf body = { 0 };
+		char    cid[DRE_UUID_LEN + 1];
+		dre_uuid_v4(cid);
+		job_doc(r, j, &body);
+		if (!body.oom)
+			cb_put(r, b, j->tenant, j->id, cid, 0, 0, body.data,
+			    body.len);
+		dre_buf_free(&body);
+	}
 	dre_err err = dre_store_write(r->cfg.st, b, true);
 	dre_batch_free(b);
 	if (err != DRE_OK) {
@@ -1021,19 +1335,14 @@ finish(dre_ijob_reg *r, job *j, dre_ijob_status st, const char *why)
 	}
 	if (r->cfg.ob != NULL)
 		dre_outbox_kick(r->cfg.ob);
+	if (j->callback_url[0])
+		cb_wake(r);
 	file_path(r, j, path, sizeof path);
 	unlink(path);
 	dre_info("import job %s/%s %s: %lld rows, %lld ok, %lld failed%s%s",
 	    j->tenant, j->id, dre_ijob_status_name(st), (long long) c.row,
 	    (long long) c.ok, (long long) c.failed, why ? ": " : "",
 	    why ? why : "");
-	if (j->callback_url[0]) {
-		dre_buf body = { 0 };
-		job_doc(r, j, &body);
-		if (!body.oom)
-			callback_send(r, j, &body);
-		dre_buf_free(&body);
-	}
 }
 
 // ---- the worker -----------------------------------------------------------
@@ -1047,7 +1356,7 @@ entity_find(dre_ijob_reg *r, const char *name)
 	return NULL;
 }
 
-static void
+static size_t
 row_error(dre_ijob_reg *r, dre_batch *b, const job *j, int64_t row,
     const dre_ijob_result *res)
 {
@@ -1065,12 +1374,14 @@ row_error(dre_ijob_reg *r, dre_batch *b, const job *j, int64_t row,
 	dre_jsonw_kstr(&w, "message", res->message);
 	dre_jsonw_kstr(&w, "target", res->target[0] ? res->target : NULL);
 	dre_jsonw_obj_end(&w);
+	size_t n = kl + v.len;
 	if (kl > 0 && !v.oom)
 		dre_batch_put(b, r->cfg.st, r->cfg.cf, kb, kl, v.data, v.len);
 	dre_buf_free(&v);
+	return n;
 }
 
-static void
+static size_t
 row_item(dre_ijob_reg *r, dre_batch *b, const job *j, int64_t row, bool ok,
     const dre_ijob_result *res)
 {
@@ -1090,9 +1401,11 @@ row_item(dre_ijob_reg *r, dre_batch *b, const job *j, int64_t row, bool ok,
 	dre_jsonw_kstr(&w, "articleId", ok && res->id[0] ? res->id : NULL);
 	dre_jsonw_kstr(&w, "error", ok ? NULL : res->message);
 	dre_jsonw_obj_end(&w);
+	size_t n = kl + v.len;
 	if (kl > 0 && !v.oom)
 		dre_batch_put(b, r->cfg.st, r->cfg.cf, kb, kl, v.data, v.len);
 	dre_buf_free(&v);
+	return n;
 }
 
 static bool
@@ -1144,65 +1457,81 @@ run_job(dre_ijob_reg *r, const char *tenant, const char *id)
 		                   : "the file's header cannot be read");
 		return;
 	}
-	bool       items = strcmp(j.source, "pos") == 0;
-	bool       cancelled = false;
-	rd_out     o;
-	dre_batch *b = dre_batch_alloc();
-	while (b != NULL && (o = rd_next(&p)) == RD_ROW) {
+	bool   items = strcmp(j.source, "pos") == 0;
+	bool   cancelled = false;
+	rd_out o;
+	pend   pd = { dre_batch_alloc(), 0, 0 };
+	bool   alloc_failed = pd.b == NULL;
+	while (pd.b != NULL && (o = rd_next(&p)) == RD_ROW) {
 		if (want_stop(r, &cancelled))
 			break;
 		dre_ijob_result res;
 		memset(&res, 0, sizeof res);
 		dre_ijob_row row = { j.tenant, j.principal, j.mode,
 			p.row.data ? p.row.data : "", p.row.len, c.row + 1 };
-		rowctx       x = { r, &j, c, false };
+		rowctx       x = { r, &j, c, false, &pd };
 		x.next.offset = p.next;
 		x.next.row = c.row + 1;
 		x.next.ok = c.ok + 1;
 		tl_row = &x;
 		err = ent->apply(r->cfg.svc_arg, &row, &res);
 		tl_row = NULL;
-		dre_batch_clear(b);
+		bool now = false; // the row's item follows its write at once
 		if (err == DRE_OK) {
 			c = x.next;
-			if (!x.used) // applied without a write: the cursor
-			             // alone
-				cursor_put(r, b, j.tenant, j.id, &c);
-			if (items)
-				row_item(r, b, &j, c.row, true, &res);
+			if (!x.used) { // applied without a write: the cursor
+				cursor_put(r, pd.b, j.tenant, j.id, &c);
+				pd.rows++;
+			}
+			if (items) {
+				pd.bytes += row_item(
+				    r, pd.b, &j, c.row, true, &res);
+				now = x.used;
+			}
 		} else if (err == DRE_EINVAL) {
 			c.offset = p.next;
 			c.row++;
 			c.failed++;
-			row_error(r, b, &j, c.row, &res);
+			pd.bytes += row_error(r, pd.b, &j, c.row, &res);
 			if (items)
-				row_item(r, b, &j, c.row, false, &res);
-			cursor_put(r, b, j.tenant, j.id, &c);
+				pd.bytes += row_item(
+				    r, pd.b, &j, c.row, false, &res);
+			cursor_put(r, pd.b, j.tenant, j.id, &c);
+			pd.rows++;
 		} else {
 			dre_error("import job %s: row %lld: %s; the job "
 			          "resumes when the service restarts",
 			    j.id, (long long) c.row + 1, dre_strerror(err));
-			dre_batch_free(b);
+			pend_flush(r, &pd);
+			dre_batch_free(pd.b);
 			rd_close(&p);
 			return;
 		}
-		if (dre_batch_count(b) > 0
-		    && (err = dre_store_write(r->cfg.st, b, false))
-		        != DRE_OK) {
+		if ((now || pd.rows >= PEND_ROWS || pd.bytes >= PEND_BYTES)
+		    && (err = pend_flush(r, &pd)) != DRE_OK) {
 			dre_error(
 			    "import job %s: %s", j.id, dre_strerror(err));
-			dre_batch_free(b);
+			dre_batch_free(pd.b);
 			rd_close(&p);
 			return;
 		}
 	}
-	dre_batch_free(b);
+	err = pend_flush(r, &pd);
+	dre_batch_free(pd.b);
+	if (err != DRE_OK) {
+		dre_error(
+		    "import job %s: %s; the job resumes when the service "
+		    "restarts",
+		    j.id, dre_strerror(err));
+		rd_close(&p);
+		return;
+	}
 	if (cancelled) {
 		rd_close(&p);
 		finish(r, &j, DRE_IJOB_CANCELLED, NULL);
 		return;
 	}
-	if (r->stop || b == NULL) { // resumed at the next start
+	if (r->stop || alloc_failed) { // resumed at the next start
 		rd_close(&p);
 		return;
 	}
@@ -1279,8 +1608,7 @@ enqueue(dre_ijob_reg *r, const char *tenant, const char *id)
 
 typedef struct {
 	int64_t created;
-	char    tenant[128];
-	char    id[DRE_IJOB_ID_MAX];
+	jref    ref;
 } pending;
 
 static int
@@ -1306,6 +1634,7 @@ dre_ijob_open(dre_ijob_reg **rp, const dre_ijob_cfg *cfg)
 	}
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cv, NULL);
+	pthread_cond_init(&r->cbcv, NULL);
 	// Unfinished jobs, oldest first: queued again, resumed at the cursor.
 	dre_store_iter *it = NULL;
 	pending        *pv = NULL;
@@ -1315,29 +1644,17 @@ dre_ijob_open(dre_ijob_reg **rp, const dre_ijob_cfg *cfg)
 		const char *k, *v;
 		size_t      kl, vl;
 		while (dre_store_iter_next(it, &k, &kl, &v, &vl)) {
-			const char *t = k + 1;
-			size_t      tl = strnlen(t, kl - 1);
-			if (tl + 2 >= kl)
-				continue;
 			job  j;
-			char tenant[128], id[DRE_IJOB_ID_MAX];
-			snprintf(tenant, sizeof tenant, "%.*s", (int) tl, t);
-			snprintf(id, sizeof id, "%.*s", (int) (kl - tl - 2),
-			    t + tl + 1);
-			if (job_get(r, tenant, id, &j) != DRE_OK
+			jref ref;
+			if (!key_ref(k, kl, &ref)
+			    || job_get(r, ref.tenant, ref.id, &j) != DRE_OK
 			    || (j.status != DRE_IJOB_QUEUED
 			        && j.status != DRE_IJOB_RUNNING))
 				continue;
-			if (np == cap) {
-				cap = cap ? cap * 2 : 16;
-				pending *n = realloc(pv, cap * sizeof *pv);
-				if (n == NULL)
-					break;
-				pv = n;
-			}
+			if (!grow(&pv, np, &cap, sizeof *pv))
+				break;
 			pv[np].created = j.created_at;
-			memcpy(pv[np].tenant, tenant, sizeof tenant);
-			memcpy(pv[np].id, id, sizeof id);
+			pv[np].ref = ref;
 			np++;
 		}
 		dre_store_iter_close(it);
@@ -1345,17 +1662,25 @@ dre_ijob_open(dre_ijob_reg **rp, const dre_ijob_cfg *cfg)
 	if (np > 1)
 		qsort(pv, np, sizeof *pv, pending_cmp);
 	for (size_t i = 0; i < np; i++) {
-		dre_info("import job %s/%s resumes", pv[i].tenant, pv[i].id);
-		enqueue(r, pv[i].tenant, pv[i].id);
+		dre_info("import job %s/%s resumes", pv[i].ref.tenant,
+		    pv[i].ref.id);
+		enqueue(r, pv[i].ref.tenant, pv[i].ref.id);
 	}
 	free(pv);
 	if (pthread_create(&r->th, NULL, worker, r) != 0) {
 		pthread_mutex_destroy(&r->mu);
 		pthread_cond_destroy(&r->cv);
+		pthread_cond_destroy(&r->cbcv);
 		free(r);
 		return DRE_ENOMEM;
 	}
 	r->started = true;
+	// Callbacks left by the last run are sent at once.
+	if (pthread_create(&r->cbth, NULL, cb_thread, r) != 0) {
+		dre_ijob_close(r);
+		return DRE_ENOMEM;
+	}
+	r->cb_started = true;
 	*rp = r;
 	return DRE_OK;
 }
@@ -1365,9 +1690,15 @@ dre_ijob_start(dre_ijob_reg **rp, const dre_common_cfg *common,
     const char *svc, dre_store *st, int cf, const dre_ijob_entity *entities,
     void *svc_arg, dre_outbox *ob, const dre_ijob_opts *o)
 {
-	char sub[64];
+	char sub[64], kdef[4200];
 	snprintf(sub, sizeof sub, "%s-imports", svc);
-	char        *dir = dre_svc_path(common, sub);
+	// The key file's default is beside the uploads' directory.
+	snprintf(kdef, sizeof kdef, "%s/%s-imports.key",
+	    common->data_dir && common->data_dir[0] ? common->data_dir : ".",
+	    svc);
+	char *dir = dre_svc_path(common, sub);
+	char *kf = strdup(
+	    o->key_file != NULL && o->key_file[0] ? o->key_file : kdef);
 	dre_ijob_cfg c = { .svc = svc,
 		.st = st,
 		.cf = cf,
@@ -1377,9 +1708,16 @@ dre_ijob_start(dre_ijob_reg **rp, const dre_common_cfg *common,
 		.ob = ob,
 		.max_upload = o->max_upload,
 		.min_free = o->min_free,
-		.callback_insecure = o->callback_insecure };
-	dre_err      err = dir == NULL ? DRE_EIO : dre_ijob_open(rp, &c);
+		.callback_insecure = o->callback_insecure,
+		.callback_attempts = o->callback_attempts,
+		.callback_backoff_ms = o->callback_backoff_ms };
+	dre_err      err = dir == NULL || kf == NULL ? DRE_EIO
+	         : dre_seal_key_load(c.seal_key, kf) != DRE_OK
+	         ? DRE_EINVAL
+	         : dre_ijob_open(rp, &c);
+	OPENSSL_cleanse(c.seal_key, sizeof c.seal_key);
 	free(dir);
+	free(kf);
 	if (err != DRE_OK)
 		dre_error(
 		    "cannot start the import jobs: %s", dre_strerror(err));
@@ -1394,9 +1732,12 @@ dre_ijob_close(dre_ijob_reg *r)
 	pthread_mutex_lock(&r->mu);
 	r->stop = true;
 	pthread_cond_broadcast(&r->cv);
+	pthread_cond_broadcast(&r->cbcv);
 	pthread_mutex_unlock(&r->mu);
 	if (r->started)
 		pthread_join(r->th, NULL);
+	if (r->cb_started)
+		pthread_join(r->cbth, NULL);
 	while (r->head) {
 		qent *q = r->head;
 		r->head = q->next;
@@ -1404,6 +1745,8 @@ dre_ijob_close(dre_ijob_reg *r)
 	}
 	pthread_mutex_destroy(&r->mu);
 	pthread_cond_destroy(&r->cv);
+	pthread_cond_destroy(&r->cbcv);
+	OPENSSL_cleanse(r->cfg.seal_key, sizeof r->cfg.seal_key);
 	free(r);
 }
 
@@ -1426,8 +1769,17 @@ job_create(dre_ijob_reg *r, const dre_ijob_spec *s, job *j)
 	    s->principal ? s->principal : "");
 	snprintf(j->callback_url, sizeof j->callback_url, "%s",
 	    s->callback_url ? s->callback_url : "");
-	snprintf(j->callback_secret, sizeof j->callback_secret, "%s",
-	    s->callback_secret ? s->callback_secret : "");
+	if (s->callback_secret != NULL && s->callback_secret[0]) {
+		dre_buf sb = { 0 };
+		dre_err e = dre_seal(&sb, r->cfg.seal_key, s->callback_secret);
+		if (e == DRE_OK && sb.len >= sizeof j->sealed_secret)
+			e = DRE_ETOOBIG;
+		if (e == DRE_OK)
+			memcpy(j->sealed_secret, sb.data, sb.len);
+		dre_buf_free(&sb);
+		if (e != DRE_OK)
+			return e;
+	}
 	j->format = s->format;
 	j->mode = s->mode;
 	j->status = DRE_IJOB_WAITING_FOR_DATA;
@@ -1801,6 +2153,23 @@ m_complete(dre_ijob_reg *r, dre_docapi_req *d)
 	reply_job(d, 202, r, &j);
 }
 
+// m_abort ends a job whose upload the gateway refused part-way (the
+// caller's API key revoked, or its role taken, while the data streamed):
+// FAILED, the file removed, nothing imported. 409 once the data is
+// complete.
+static void
+m_abort(dre_ijob_reg *r, dre_docapi_req *d)
+{
+	job j;
+	if (!load(r, d, "id", &j) || !waiting(d, &j))
+		return;
+	finish(r, &j, DRE_IJOB_FAILED,
+	    "the upload was refused part-way: the caller's credentials "
+	    "are no longer valid for it; nothing was imported");
+	if (load(r, d, "id", &j))
+		reply_job(d, 200, r, &j);
+}
+
 // m_get answers the job; pos_only: seed 002's ArticleImportJobs, which
 // shows the jobs of POST /pos/articles/import-batch only.
 static void
@@ -1837,16 +2206,8 @@ m_cancel(dre_ijob_reg *r, dre_docapi_req *d)
 	if (running) {
 		r->cancel = true;
 		int64_t until = dre_now_ms() + 10000;
-		while (!r->done && dre_now_ms() < until) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 50 * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&r->cv, &r->mu, &ts);
-		}
+		while (!r->done && dre_now_ms() < until)
+			cond_wait_ms(&r->cv, &r->mu, 50);
 	} else {
 		// Not started: out of the queue, then finished here.
 		for (qent **q = &r->head; *q; q = &(*q)->next)
@@ -1976,6 +2337,8 @@ dre_ijob_dispatch(
 			m_append(r, &d);
 		else if (strcmp(m, "ImportJobs.complete") == 0)
 			m_complete(r, &d);
+		else if (strcmp(m, "ImportJobs.abort") == 0)
+			m_abort(r, &d);
 		else if (strcmp(m, "ImportJobs.get") == 0)
 			m_get(r, &d, false);
 		else if (strcmp(m, "ArticleImportJobs.get") == 0)

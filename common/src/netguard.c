@@ -156,8 +156,8 @@ discard(char *p, size_t size, size_t n, void *arg)
 }
 
 CURLcode
-dre_net_post(const char *url, const char *body, size_t len, const char *header,
-    bool insecure, long timeout_ms, long *code)
+dre_net_post(const char *url, const char *body, size_t len,
+    const char *const *headers, bool insecure, long timeout_ms, long *code)
 {
 	CURL              *e = curl_easy_init();
 	struct curl_slist *h = NULL, *n;
@@ -166,11 +166,10 @@ dre_net_post(const char *url, const char *body, size_t len, const char *header,
 	if (e == NULL)
 		return CURLE_OUT_OF_MEMORY;
 	const char *lines[] = { "Content-Type: application/json",
-		"User-Agent: DRE/1", "Expect:", header };
-	for (size_t i = 0; i < 4; i++) {
-		if (lines[i] == NULL)
-			continue;
-		if ((n = curl_slist_append(h, lines[i])) == NULL) {
+		"User-Agent: DRE/1", "Expect:" };
+	for (size_t i = 0; i < 3 || (headers && headers[i - 3]); i++) {
+		const char *l = i < 3 ? lines[i] : headers[i - 3];
+		if ((n = curl_slist_append(h, l)) == NULL) {
 			curl_slist_free_all(h);
 			curl_easy_cleanup(e);
 			return CURLE_OUT_OF_MEMORY;

@@ -810,6 +810,7 @@ const dre_rpc_route bud_routes[] = {
 	{ "budget.ImportJobs.submit", h_ijob },
 	{ "budget.ImportJobs.append", h_ijob },
 	{ "budget.ImportJobs.complete", h_ijob },
+	{ "budget.ImportJobs.abort", h_ijob },
 	{ "budget.ImportJobs.get", h_ijob },
 	{ "budget.ImportJobs.list", h_ijob },
 	{ "budget.ImportJobs.cancel", h_ijob },

@@ -2241,6 +2241,7 @@ const dre_rpc_route cat_routes[] = {
 	{ "catalog.ImportJobs.submit", cat_ijob },
 	{ "catalog.ImportJobs.append", cat_ijob },
 	{ "catalog.ImportJobs.complete", cat_ijob },
+	{ "catalog.ImportJobs.abort", cat_ijob },
 	{ "catalog.ImportJobs.get", cat_ijob },
 	{ "catalog.ImportJobs.list", cat_ijob },
 	{ "catalog.ImportJobs.cancel", cat_ijob },

@@ -1889,6 +1889,7 @@ const dre_rpc_route cp_routes[] = {
 	{ "coupon.ImportJobs.submit", h_ijob, 0 },
 	{ "coupon.ImportJobs.append", h_ijob, 0 },
 	{ "coupon.ImportJobs.complete", h_ijob, 0 },
+	{ "coupon.ImportJobs.abort", h_ijob, 0 },
 	{ "coupon.ImportJobs.get", h_ijob, 0 },
 	{ "coupon.ImportJobs.list", h_ijob, 0 },
 	{ "coupon.ImportJobs.cancel", h_ijob, 0 },

@@ -230,6 +230,14 @@ struct gw_job {
 	char        src[48];
 	char        limit_key[96];
 	const char *apikey;
+	// GW_BODY_STREAM routes verify the key again at every chunk and at
+	// the end: key_ok once it was accepted, key_refusal the answer when
+	// it no longer is (401, 403, 503), on_key_refused the route's undo
+	// of what the accepted chunks began (it answers with
+	// gw_key_refused_reply).
+	bool key_ok;
+	int  key_refusal;
+	void (*on_key_refused)(gw_job *j);
 	size_t      nhdrs;
 	const char *hdrs[8][2];
 	bool        in_upload; // MHD refuses responses mid-body
@@ -382,8 +390,12 @@ void    gw_ident_close(gw *g);
 // has answered (401, 403, 429).
 bool gw_authenticate(gw_job *j, const char *method, const char *url);
 // gw_key_verify asks the catalog about j->apikey, then runs the route's
-// handler (or answers 401/403).
+// handler (or answers 401/403). A streamed body's key is asked about at
+// every chunk: a key revoked mid-upload stops it (j->on_key_refused).
 void gw_key_verify(gw_job *j);
+// gw_key_refused_reply answers j->key_refusal (401, 403 or the failed
+// call's 503), held until the rest of a body is read when mid-body.
+void gw_key_refused_reply(gw_job *j);
 // gw_token is POST /oauth/token (RFC 6749 client credentials).
 void gw_token(gw_job *j);
 

@@ -97,6 +97,9 @@ job_put(gw_job *j)
 	j->txid[0] = '\0';
 	j->rpc_method[0] = '\0';
 	j->apikey = NULL;
+	j->key_ok = false;
+	j->key_refusal = 0;
+	j->on_key_refused = NULL;
 	j->src[0] = '\0';
 	j->limit_key[0] = '\0';
 	memset(&j->who, 0, sizeof(j->who));

@@ -578,34 +578,78 @@ reply_header(const Dre__RpcReply *rep, const char *key)
 	return NULL;
 }
 
+void
+gw_key_refused_reply(gw_job *j)
+{
+	// Mid-body the answer waits until the rest is read (and dropped).
+	j->in_upload = j->streaming;
+	if (j->key_refusal == 403)
+		roles_refused(j);
+	else if (j->key_refusal == 401)
+		unauthorized(j, j->limit_key);
+	else if (j->rep != NULL || j->rpc_err != DRE_OK)
+		gw_job_reply_error(j);
+	else
+		gw_job_error(j, 503, "UNAVAILABLE", NULL,
+		    "the API key cannot be checked now");
+	j->in_upload = false;
+}
+
+// key_refused answers a refused key, after the route's undo when a
+// streamed body had begun under it.
+static void
+key_refused(gw_job *j, int status)
+{
+	j->key_refusal = status;
+	if (j->key_ok && j->on_key_refused != NULL) {
+		if (j->rpc_err == DRE_OK) {
+			dre_rpc_reply_msg_free(j->rep);
+			j->rep = NULL;
+		}
+		j->on_key_refused(j);
+		return;
+	}
+	gw_key_refused_reply(j);
+}
+
 static void
 key_verified(gw_job *j)
 {
 	Dre__RpcReply *rep = j->rep;
 	const char    *t, *p, *r;
+	uint32_t       roles;
 
 	if (j->rpc_err != DRE_OK) {
-		gw_job_reply_error(j); // 503
+		// Not undone: the caller may try the upload again.
+		j->key_refusal = 503;
+		gw_key_refused_reply(j);
 		return;
 	}
 	t = reply_header(rep, "dre-tenant");
 	p = reply_header(rep, "dre-principal");
 	r = reply_header(rep, "dre-roles");
-	if (rep->status != 200 || t == NULL || p == NULL || r == NULL) {
-		unauthorized(j, j->limit_key);
+	if (rep->status != 200 || t == NULL || p == NULL || r == NULL
+	    || (j->key_ok && strcmp(t, j->who.tenant) != 0)) {
+		key_refused(j, 401);
 		return;
 	}
+	roles = (uint32_t) strtoul(r, NULL, 10);
 	memset(&j->who, 0, sizeof j->who);
 	snprintf(j->who.tenant, sizeof j->who.tenant, "%s", t);
 	snprintf(j->who.principal, sizeof j->who.principal, "%s", p);
-	j->who.roles = (uint32_t) strtoul(r, NULL, 10);
+	j->who.roles = roles;
 	// The route's own call gets a fresh reply.
 	dre_rpc_reply_msg_free(j->rep);
 	j->rep = NULL;
-	j->apikey = NULL;
+	// A streamed body's key is asked about again at its next chunk.
+	if (j->route->body != GW_BODY_STREAM)
+		j->apikey = NULL;
 	limit_ok(j->g->ident, j->limit_key);
-	if (roles_refused(j))
+	if ((j->who.roles & j->route->roles) == 0) {
+		key_refused(j, 403);
 		return;
+	}
+	j->key_ok = true;
 	j->route->fn(j);
 }
 

@@ -1532,6 +1532,44 @@ render_bulk_created(gw_job *j)
 	stream_next(j);
 }
 
+// render_aborted answers the refusal once the owner has failed the job.
+static void
+render_aborted(gw_job *j)
+{
+	stream_ctx *s = (stream_ctx *) j->ctx;
+	if (j->rpc_err != DRE_OK || j->rep == NULL || j->rep->status >= 300)
+		dre_warn("import job %s: its upload was refused (HTTP %d) "
+		         "but the job could not be failed: %s",
+		    s->id, j->key_refusal,
+		    j->rpc_err != DRE_OK ? dre_strerror(j->rpc_err)
+		                         : "the owner refused");
+	if (j->rep != NULL) {
+		dre_rpc_reply_msg_free(j->rep);
+		j->rep = NULL;
+	}
+	j->rpc_err = DRE_OK;
+	gw_key_refused_reply(j);
+}
+
+// stream_key_refused: the API key was revoked (or lost the role) while
+// the body streamed. The job the accepted chunks began is FAILED at its
+// owner (its data removed, nothing imported), then the 401/403 answers.
+static void
+stream_key_refused(gw_job *j)
+{
+	stream_ctx *s = (stream_ctx *) j->ctx;
+	param_list  pl;
+	if (s == NULL || s->id[0] == 0 || s->backend < 0) {
+		gw_key_refused_reply(j);
+		return;
+	}
+	if (!params_init(&pl, j, 2))
+		return;
+	param_add(&pl, "id", s->id);
+	call_owner(
+	    j, s->backend, "ImportJobs.abort", &pl, NULL, 0, render_aborted);
+}
+
 // bulk_format: ?format=, else the media type (JSON by default).
 static const char *
 bulk_format(gw_job *j)
@@ -1563,6 +1601,7 @@ gw_import_stream(gw_job *j)
 		}
 		memset(s, 0, sizeof *s);
 		j->ctx = s;
+		j->on_key_refused = stream_key_refused;
 		s->bulk = j->id == NULL;
 		if (s->bulk) {
 			s->backend = owner_of_entity(j->route->arg);

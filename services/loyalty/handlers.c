@@ -1689,6 +1689,7 @@ const dre_rpc_route loy_routes[] = {
 	{ "loyalty.ImportJobs.submit", h_ijob, 0 },
 	{ "loyalty.ImportJobs.append", h_ijob, 0 },
 	{ "loyalty.ImportJobs.complete", h_ijob, 0 },
+	{ "loyalty.ImportJobs.abort", h_ijob, 0 },
 	{ "loyalty.ImportJobs.get", h_ijob, 0 },
 	{ "loyalty.ImportJobs.list", h_ijob, 0 },
 	{ "loyalty.ImportJobs.cancel", h_ijob, 0 },

@@ -326,7 +326,7 @@ start(wh_deliverer *dl, dre_arena *a, const char *tenant, const wh_delivery *d,
 	if (x == NULL)
 		return DRE_EUNAVAIL;
 	if (u->sealed == NULL
-	    || wh_unseal(secret, sizeof secret, s->seal_key, u->sealed)
+	    || dre_unseal(secret, sizeof secret, s->seal_key, u->sealed)
 	        != DRE_OK
 	    || (kl = wh_secret_key(key, sizeof key, secret)) == 0) {
 		dre_error("subscription %s/%s: its secret cannot be unsealed "

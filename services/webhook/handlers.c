@@ -273,7 +273,7 @@ static bool
 seal(req *r, wh_sub *u, const char *secret)
 {
 	dre_buf b = { 0 };
-	if (wh_seal(&b, r->s->seal_key, secret) != DRE_OK) {
+	if (dre_seal(&b, r->s->seal_key, secret) != DRE_OK) {
 		dre_buf_free(&b);
 		dre_docapi_internal(&r->d, DRE_ENOMEM);
 		return false;

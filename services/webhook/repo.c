@@ -396,7 +396,7 @@ wh_open(wh *s, const char *path, const char *key_file, const dre_kvlist *kafka)
 	s->o.max_in_flight = 64;
 	s->o.max_in_flight_per_sub = 8;
 	s->o.retention_ms = 7LL * 86400 * 1000;
-	dre_err err = wh_key_file_load(s->seal_key, key_file);
+	dre_err err = dre_seal_key_load(s->seal_key, key_file);
 	if (err != DRE_OK)
 		return err;
 	dre_store_cfg cfg = { .path = path, .cfs = wh_cfs, .ncfs = WH_NCFS };

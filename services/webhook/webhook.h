@@ -13,6 +13,7 @@
 #include "dre/consumer.h"
 #include "dre/json.h"
 #include "dre/outbox.h"
+#include "dre/seal.h"
 #include "dre/store.h"
 
 // Column families (0 is RocksDB's "default", unused).
@@ -30,7 +31,7 @@ enum {
 };
 
 #define WH_KEY_MAX        256
-#define WH_SECRET_KEY_LEN 32 // AES-256-GCM key sealing the secrets
+#define WH_SECRET_KEY_LEN DRE_SEAL_KEY_LEN // dre/seal.h: the secrets at rest
 
 typedef struct wh_deliverer wh_deliverer;
 
@@ -155,19 +156,12 @@ dre_err wh_secret_new(char *out, size_t cap);
 bool wh_secret_valid(const char *secret);
 // wh_secret_key decodes the key of a secret; returns its length (0 bad).
 size_t wh_secret_key(unsigned char *key, size_t cap, const char *secret);
-// wh_seal / wh_unseal: secrets at rest, AES-256-GCM with the service key.
-// wh_seal writes base64 text into out; wh_unseal the secret into out.
-dre_err wh_seal(dre_buf *out, const unsigned char *key, const char *secret);
-dre_err wh_unseal(
-    char *out, size_t cap, const unsigned char *key, const char *sealed);
 // wh_sign_std writes "v1,<base64 HMAC-SHA256(key, id.ts.body)>" (out: 64+).
 void wh_sign_std(char *out, size_t cap, const unsigned char *key, size_t klen,
     const char *id, int64_t ts, const char *body, size_t blen);
 // wh_sign_dre writes "sha256=<hex HMAC-SHA256(key, body)>" (out: 72+).
 void wh_sign_dre(char *out, size_t cap, const unsigned char *key, size_t klen,
     const char *body, size_t blen);
-// wh_key_file_load reads (or creates) the 32-byte sealing key.
-dre_err wh_key_file_load(unsigned char *key, const char *path);
 
 // The SSRF guard is common/ (dre/netguard.h): dre_net_url_check,
 // dre_net_addr_allowed.

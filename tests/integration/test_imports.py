@@ -5,11 +5,13 @@
 # per-row errors with the single write's code and target, a malformed file
 # FAILED with line and column, cancel, the signed callback and the
 # IMPORT_JOB_FINISHED event, bad input (unknown entity or format, upload to
-# a finished job, an upload past imports.max_upload), tenant isolation,
+# a finished job, an upload past imports.max_upload, an API key revoked
+# while its upload streams), tenant isolation,
 # seed 002's import-batch / ArticleImportJobs / ArticleImportJobItems, and
 # tools/dre import against the stack.
 import hashlib
 import hmac
+import http.client
 import http.server
 import json
 import os
@@ -236,6 +238,68 @@ class Imports(harness.TestCase):
         self.assertEqual((evs[0]["schema"], v["eventType"], v["status"], v["total"], v["succeeded"],
                           v["failed"], v["entity"]),
                          ("dre.ImportJobFinished", "IMPORT_JOB_FINISHED", "COMPLETED", 5, 5, 0, "Articles"))
+
+    def test_api_key_revoked_mid_upload(self):
+        # A bulk import streamed with an API key that is revoked while the
+        # body is still arriving: the gateway asks the catalog about the key
+        # again at every chunk, answers 401 with the error body once the
+        # rest is read, and the job the first chunks created ends FAILED
+        # with its data removed: no row imported, nothing left RUNNING.
+        s, tag = self.stack, uniq("REV")
+        k = s.post("/api/v1/ApiKeys", {"name": tag, "roles": ["PromotionManager"]})
+        self.assertStatus(k, 201)
+        before = {j["id"] for j in s.get("/api/v1/ImportJobs?$top=1000").body["value"]}
+        line = lambda i: (json.dumps({"articleNumber": "%s-%d" % (tag, i), "name": "x" * 200})
+                          + "\n").encode()
+        data = b"".join(line(i) for i in range(5000))          # ~1.2 MB: several chunks
+        half = 600 * 1024
+        conn = http.client.HTTPConnection("127.0.0.1", s.http_port, timeout=harness.deadline(30))
+        path = "/api/v1/Articles:bulk-import?format=NDJSON"
+        try:
+            conn.putrequest("POST", path)
+            conn.putheader("X-Api-Key", k.body["key"])
+            conn.putheader("Content-Type", "application/x-ndjson")
+            conn.putheader("Content-Length", str(len(data)))
+            conn.endheaders()
+            conn.send(data[:half])
+            got = {}
+
+            def created():
+                new = [j for j in s.get("/api/v1/ImportJobs?$top=1000").body["value"]
+                       if j["id"] not in before]
+                got["jobs"] = new
+                return len(new) == 1
+            harness.wait_until(created, harness.deadline(10), what="the job of the first chunk")
+            jid = got["jobs"][0]["id"]
+            self.assertEqual(got["jobs"][0]["status"], "WAITING_FOR_DATA")
+            self.assertStatus(s.request("DELETE", "/api/v1/ApiKeys/" + k.body["id"]), 204)
+            conn.send(data[half:])
+            resp = conn.getresponse()
+            raw = resp.read()
+            hdrs = {a.lower(): b for a, b in resp.getheaders()}
+            harness.record_answer("POST", path, resp.status, hdrs, raw)
+            r = harness.Response(resp.status, hdrs, raw)
+        finally:
+            conn.close()
+        self.assertError(r, 401, "UNAUTHORIZED")
+        self.assertEqual(r.body, {"error": {"code": "UNAUTHORIZED",
+                                            "message": "missing or invalid credentials"}})
+        j = self.assertOk(s.get("/api/v1/ImportJobs/" + jid))
+        self.assertJson({"status": "FAILED", "entity": "Articles", "processed": 0,
+                         "succeeded": 0, "failed": 0,
+                         "errorMessage": "the upload was refused part-way: the caller's "
+                                         "credentials are no longer valid for it; nothing "
+                                         "was imported"}, j, subset=True)
+        self.assertEqual(os.listdir(os.path.join(s.data_dir, "catalog-imports")).count(
+            jid + ".data"), 0)
+        self.assertError(s.get("/api/v1/Articles/%s-0" % tag), 404, "NOT_FOUND")
+        # the same key on the job's upload URL: refused before any data
+        job = self.create()
+        r = s.request("PUT", job["uploadUrl"], raw=data, user=None,
+                      headers={"X-Api-Key": k.body["key"]}, content_type="application/x-ndjson")
+        self.assertError(r, 401, "UNAUTHORIZED")
+        self.assertEqual(s.get("/api/v1/ImportJobs/" + job["id"]).body["status"],
+                         "WAITING_FOR_DATA")
 
     def test_coupon_codes(self):
         s, tag = self.stack, uniq("CPN")

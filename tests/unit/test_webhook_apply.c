@@ -65,7 +65,7 @@ subscribe(const char *id, const char *type, bool active)
 	const char *types[] = { type };
 	dre_buf     sealed = { 0 };
 	assert_int_equal(
-	    wh_seal(&sealed, s.seal_key, "whsec_MDEyMzQ1Njc4OWFiY2RlZg=="),
+	    dre_seal(&sealed, s.seal_key, "whsec_MDEyMzQ1Njc4OWFiY2RlZg=="),
 	    DRE_OK);
 	wh_sub     u = { .id = id,
 		    .url = "https://hooks.example.com/x",

@@ -120,13 +120,14 @@ test_secrets_and_signatures(void **state)
 	// Sealed at rest: not the secret, and back again.
 	unsigned char mk[WH_SECRET_KEY_LEN] = { 1, 2, 3 };
 	dre_buf       b = { 0 };
-	assert_int_equal(DRE_OK, wh_seal(&b, mk, s));
+	assert_int_equal(DRE_OK, dre_seal(&b, mk, s));
 	assert_null(strstr(b.data, s + 6));
 	char back[128];
-	assert_int_equal(DRE_OK, wh_unseal(back, sizeof back, mk, b.data));
+	assert_int_equal(DRE_OK, dre_unseal(back, sizeof back, mk, b.data));
 	assert_string_equal(s, back);
 	mk[0] = 9;
-	assert_int_not_equal(DRE_OK, wh_unseal(back, sizeof back, mk, b.data));
+	assert_int_not_equal(
+	    DRE_OK, dre_unseal(back, sizeof back, mk, b.data));
 	dre_buf_free(&b);
 }
 

@@ -3,7 +3,8 @@
 # a private stack (tests/integration/harness.py), writes ROWS articles
 # (NDJSON) and ROWS coupon codes (CSV) to files, imports each with
 # `tools/dre import` and prints rows/s and the owner's peak RSS (sampled
-# every 50 ms from /proc). Not a test.
+# every 50 ms from /proc); then the codes again (rows left as they are) and
+# a file of rejected rows. Not a test.
 #   DRE_BIN_DIR=build/release/bin tools/bench/imports.py [ROWS]   (100000)
 import json
 import os
@@ -26,7 +27,7 @@ def rss_kb(pid):
     return 0
 
 
-def run(s, svc, path, entity):
+def run(s, svc, path, entity, what=""):
     pid = s.procs[svc].pid
     base = rss_kb(pid)
     peak, stop = [base], threading.Event()
@@ -43,8 +44,9 @@ def run(s, svc, path, entity):
     th.join()
     out = json.loads(p.stdout)
     j = out["job"]
-    print("%-12s %9d rows  %8.1f MB  %6.1f s  %7.0f rows/s  %s  dre-%s RSS %d MB before, "
-          "peak %d MB" % (entity, j["processed"], j["bytesTotal"] / 1e6, out["seconds"],
+    print("%-21s %9d rows  %8.1f MB  %6.1f s  %7.0f rows/s  %s  dre-%s RSS %d MB before, "
+          "peak %d MB" % ((entity + " " + what).strip(), j["processed"], j["bytesTotal"] / 1e6,
+                          out["seconds"],
                           j["processed"] / out["seconds"], j["status"], svc, base // 1024,
                           max(peak) // 1024))
 
@@ -68,6 +70,16 @@ def main():
             for i in range(rows):
                 f.write("BENCH%08d,%s\n" % (i, r.body["id"]))
         run(s, "coupon", codes, "CouponCodes")
+        # The same file again: every code exists and is left as it is,
+        # rows without a write (their cursor is batched, 500 rows a write).
+        run(s, "coupon", codes, "CouponCodes", "again")
+        # A file of rows that are all rejected (an unknown coupon type).
+        bad = os.path.join(d, "bad.csv")
+        with open(bad, "w") as f:
+            f.write("code,couponTypeId\n")
+            for i in range(rows):
+                f.write("BAD%08d,no-such-type\n" % i)
+        run(s, "coupon", bad, "CouponCodes", "rejected")
     finally:
         s.stop()
         s.cleanup()

@@ -24,6 +24,10 @@
 //                             FAILED, file removed) past imports.max_upload
 //                             or below imports.min_free_bytes of disk
 //   <svc>.ImportJobs.complete params id -> 202 the job, QUEUED
+//   <svc>.ImportJobs.abort    params id -> 200 the job, FAILED, its data
+//                             removed (the gateway refused the rest of an
+//                             upload: credentials revoked mid-stream); 409
+//                             when it is not WAITING_FOR_DATA
 //   <svc>.ImportJobs.submit   params entity, format, mode?, name?, source?,
 //                             callback_url?, callback_secret?; body = the
 //                             whole file -> 202 the job, QUEUED (create +
@@ -53,6 +57,7 @@
 #include "dre/odata.h"
 #include "dre/outbox.h"
 #include "dre/rpc.h"
+#include "dre/seal.h"
 #include "dre/store.h"
 
 typedef enum {
@@ -151,6 +156,10 @@ typedef struct {
 	int64_t                max_upload; // bytes; 0 = no limit
 	int64_t                min_free; // bytes of disk kept free
 	bool callback_insecure; // http and private addresses allowed
+	// The key sealing callback secrets at rest (dre/seal.h).
+	unsigned char seal_key[DRE_SEAL_KEY_LEN];
+	int64_t       callback_attempts; // 0: 10
+	int64_t       callback_backoff_ms; // the first retry's wait; 0: 1000
 } dre_ijob_cfg;
 
 // The settings every owner offers (config rows: DRE_IJOB_CFG_ROWS).
@@ -158,6 +167,9 @@ typedef struct {
 	int64_t max_upload;
 	int64_t min_free;
 	bool    callback_insecure;
+	char   *key_file;
+	int64_t callback_attempts;
+	int64_t callback_backoff_ms;
 } dre_ijob_opts;
 
 // DRE_IJOB_CFG_ROWS(type, member) are the config rows of the settings
@@ -174,11 +186,26 @@ typedef struct {
 		    "disk "                                                   \
 		    "space than this",                                        \
 		    DRE_CFG_NONNEGATIVE },                                    \
-	{                                                                     \
-		"imports.callback_insecure", DRE_CFG_BOOL,                    \
+	    { "imports.callback_insecure", DRE_CFG_BOOL,                      \
 		    offsetof(type, m.callback_insecure), "false",             \
 		    "allow http and private addresses as import job "         \
-		    "callbackUrl (tests, closed networks)"                    \
+		    "callbackUrl (tests, closed networks)" },                 \
+	    { "imports.key_file", DRE_CFG_STR, offsetof(type, m.key_file),    \
+		    "",                                                       \
+		    "the 32-byte key sealing import job callback secrets at " \
+		    "rest (AES-256-GCM), created on first start; empty: "     \
+		    "<data_dir>/<service>-imports.key, outside the store" },  \
+	    { "imports.callback_attempts", DRE_CFG_INT,                       \
+		    offsetof(type, m.callback_attempts), "10",                \
+		    "attempts to deliver an import job's finish callback "    \
+		    "(kept across restarts) before it is given up",           \
+		    DRE_CFG_POSITIVE },                                       \
+	{                                                                     \
+		"imports.callback_backoff_ms", DRE_CFG_INT,                   \
+		    offsetof(type, m.callback_backoff_ms), "1000",            \
+		    "wait before the first retry of a failed import job "     \
+		    "callback; doubled at each retry, at most 15 minutes",    \
+		    DRE_CFG_POSITIVE                                          \
 	}
 
 // dre_ijob_start is dre_ijob_open for a service: uploads in

@@ -19,10 +19,11 @@ bool dre_net_url_check(const char *url, bool insecure, char *why, size_t cap);
 // when insecure).
 bool dre_net_addr_allowed(const struct sockaddr *addr, bool insecure);
 
-// dre_net_post POSTs the JSON body to url with one extra header line
-// ("Name: value", may be NULL), connecting only to allowed addresses, no
-// proxy, no redirects, within timeout_ms; *code is the HTTP status.
+// dre_net_post POSTs the JSON body to url with extra header lines
+// ("Name: value"; a NULL-terminated list, may be NULL), connecting only to
+// allowed addresses, no proxy, no redirects, within timeout_ms; *code is
+// the HTTP status.
 CURLcode dre_net_post(const char *url, const char *body, size_t len,
-    const char *header, bool insecure, long timeout_ms, long *code);
+    const char *const *headers, bool insecure, long timeout_ms, long *code);
 
 #endif
