@@ -1,4 +1,5 @@
 // snapshot.c -- asks the owner of some data for a full copy over nng.
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -6,10 +7,14 @@
 #include "dre/rpc.h"
 #include "dre/snapshot.h"
 
-// The catalog's answer holds all master data: it may take a while, and
-// it is large -- some 300 MB at 1,000,000 articles (about 300 B each; the
-// rpc default of 64 MiB holds some 200,000).
+// The catalog's snapshot holds all master data -- some 300 MB at 1,000,000
+// articles (about 300 B each) -- so it comes in pages of about
+// CATALOG_PAGE_BYTES of documents, each call with its own timeout: a page
+// takes the catalog well under a second, whatever the size of the whole.
+// A catalog that does not page answers everything at once: up to
+// CATALOG_MAX_BYTES.
 #define CATALOG_TIMEOUT_MS 15000
+#define CATALOG_PAGE_BYTES ((size_t) 16 << 20)
 #define CATALOG_MAX_BYTES  ((size_t) 2 << 30)
 
 struct dre_snapshot_client {
@@ -25,7 +30,8 @@ dre_snapshot_catalog(const char *url, const char *principal)
 		.principal = principal,
 		.reply = &dre__snapshot_response__descriptor,
 		.timeout_ms = CATALOG_TIMEOUT_MS,
-		.max_bytes = CATALOG_MAX_BYTES };
+		.max_bytes = CATALOG_MAX_BYTES,
+		.page_bytes = CATALOG_PAGE_BYTES };
 }
 
 dre_err
@@ -51,8 +57,10 @@ dre_snapshot_client_close(dre_snapshot_client *c)
 	free(c);
 }
 
-dre_err
-dre_snapshot_fetch(ProtobufCMessage **msgp, dre_snapshot_client *c)
+// call sends body to the owner; on success *repp is its 200 answer.
+static dre_err
+call(dre_snapshot_client *c, const uint8_t *body, size_t len,
+    Dre__RpcReply **repp)
 {
 	if (c->cli == NULL) {
 		if (dre_rpc_client_open(&c->cli, c->cfg.url) != DRE_OK)
@@ -60,13 +68,11 @@ dre_snapshot_fetch(ProtobufCMessage **msgp, dre_snapshot_client *c)
 		if (c->cfg.max_bytes > 0)
 			dre_rpc_client_set_recv_max(c->cli, c->cfg.max_bytes);
 	}
-	// Every snapshot request is empty here (no tenant: all of them), and
-	// an empty message packs to no bytes.
 	Dre__RpcRequest rq = DRE__RPC_REQUEST__INIT;
 	rq.method = (char *) c->cfg.method;
 	rq.has_body = true;
-	rq.body.data = (uint8_t *) "";
-	rq.body.len = 0;
+	rq.body.data = (uint8_t *) (len > 0 ? body : (const uint8_t *) "");
+	rq.body.len = len;
 	rq.tenant = "";
 	rq.principal = (char *) c->cfg.principal;
 	Dre__RpcReply *rep = NULL;
@@ -82,14 +88,150 @@ dre_snapshot_fetch(ProtobufCMessage **msgp, dre_snapshot_client *c)
 		dre_rpc_reply_msg_free(rep);
 		return DRE_EUNAVAIL;
 	}
-	ProtobufCMessage *m = protobuf_c_message_unpack(c->cfg.reply, NULL,
-	    rep->has_body ? rep->body.len : 0, rep->body.data);
+	*repp = rep;
+	return DRE_OK;
+}
+
+static ProtobufCMessage *
+unpack(dre_snapshot_client *c, const ProtobufCMessageDescriptor *d,
+    Dre__RpcReply *rep)
+{
+	ProtobufCMessage *m = protobuf_c_message_unpack(
+	    d, NULL, rep->has_body ? rep->body.len : 0, rep->body.data);
 	dre_rpc_reply_msg_free(rep);
-	if (m == NULL) {
+	if (m == NULL)
 		dre_warn("%s from %s: undecodable answer", c->cfg.method,
 		    c->cfg.url);
-		return DRE_ECODEC;
+	return m;
+}
+
+// A catalog snapshot assembled from its pages: the answer is the first
+// member; its entities point into the pages, kept until it is freed.
+typedef struct {
+	Dre__SnapshotResponse   r;
+	Dre__SnapshotResponse **pages;
+	size_t                  npages;
+} paged;
+
+static void
+paged_free(paged *p)
+{
+	for (size_t i = 0; i < p->npages; i++)
+		dre__snapshot_response__free_unpacked(p->pages[i], NULL);
+	free(p->pages);
+	free(p->r.entities);
+	free(p);
+}
+
+// fetch_paged asks for the catalog's snapshot page by page (each page a
+// call of its own, cfg.timeout_ms each) and puts the pages together.
+static dre_err
+fetch_paged(ProtobufCMessage **msgp, dre_snapshot_client *c)
+{
+	paged  *p = calloc(1, sizeof(*p));
+	size_t  cap = 0, ecap = 0;
+	dre_err err = DRE_ENOMEM;
+	if (p == NULL)
+		return DRE_ENOMEM;
+	dre__snapshot_response__init(&p->r);
+	const char *cursor = NULL;
+	for (;;) {
+		Dre__SnapshotRequest rq = DRE__SNAPSHOT_REQUEST__INIT;
+		uint8_t              buf[256];
+		rq.cursor = (char *) cursor;
+		rq.has_page_bytes = c->cfg.page_bytes > 0;
+		rq.page_bytes = c->cfg.page_bytes > UINT32_MAX
+		    ? UINT32_MAX
+		    : (uint32_t) c->cfg.page_bytes;
+		if (dre__snapshot_request__get_packed_size(&rq)
+		    > sizeof(buf)) {
+			err = DRE_ECODEC;
+			break;
+		}
+		size_t         len = dre__snapshot_request__pack(&rq, buf);
+		Dre__RpcReply *rep = NULL;
+		if ((err = call(c, buf, len, &rep)) != DRE_OK)
+			break;
+		Dre__SnapshotResponse *pg = (Dre__SnapshotResponse *) unpack(
+		    c, &dre__snapshot_response__descriptor, rep);
+		if (pg == NULL) {
+			err = DRE_ECODEC;
+			break;
+		}
+		if (p->npages == cap) {
+			size_t                  ncap = cap ? cap * 2 : 8;
+			Dre__SnapshotResponse **v
+			    = realloc(p->pages, ncap * sizeof(*v));
+			if (v == NULL) {
+				dre__snapshot_response__free_unpacked(
+				    pg, NULL);
+				err = DRE_ENOMEM;
+				break;
+			}
+			p->pages = v;
+			cap = ncap;
+		}
+		p->pages[p->npages++] = pg;
+		if (p->npages == 1) {
+			p->r.offsets = pg->offsets;
+			p->r.n_offsets = pg->n_offsets;
+			p->r.cluster_id = pg->cluster_id;
+			p->r.version = pg->version;
+		} else if (pg->version != p->r.version) {
+			// Every page is of the first one's state.
+			dre_warn("%s from %s: page %zu of version %lld, not "
+			         "%lld",
+			    c->cfg.method, c->cfg.url, p->npages,
+			    (long long) pg->version, (long long) p->r.version);
+			err = DRE_EUNAVAIL;
+			break;
+		}
+		if (p->r.n_entities + pg->n_entities > ecap) {
+			size_t ncap = ecap ? ecap : 256;
+			while (ncap < p->r.n_entities + pg->n_entities)
+				ncap *= 2;
+			Dre__MasterEntity **v
+			    = realloc(p->r.entities, ncap * sizeof(*v));
+			if (v == NULL) {
+				err = DRE_ENOMEM;
+				break;
+			}
+			p->r.entities = v;
+			ecap = ncap;
+		}
+		if (pg->n_entities > 0) // (an empty page: no array at all)
+			memcpy(p->r.entities + p->r.n_entities, pg->entities,
+			    pg->n_entities * sizeof(*pg->entities));
+		p->r.n_entities += pg->n_entities;
+		cursor = pg->next_cursor;
+		if (cursor == NULL || cursor[0] == '\0') {
+			if (p->npages > 1)
+				dre_info(
+				    "%s from %s: %zu entities in %zu pages",
+				    c->cfg.method, c->cfg.url, p->r.n_entities,
+				    p->npages);
+			*msgp = &p->r.base;
+			return DRE_OK;
+		}
 	}
+	paged_free(p);
+	return err == DRE_ENOMEM || err == DRE_ECODEC ? err : DRE_EUNAVAIL;
+}
+
+dre_err
+dre_snapshot_fetch(ProtobufCMessage **msgp, dre_snapshot_client *c)
+{
+	if (c->cfg.reply == &dre__snapshot_response__descriptor)
+		return fetch_paged(msgp, c);
+	// Every other snapshot request is empty here (no tenant: all of
+	// them), and an empty message packs to no bytes.
+	Dre__RpcReply *rep = NULL;
+	dre_err        err = call(c, NULL, 0, &rep);
+	if (err != DRE_OK)
+		return err;
+	ProtobufCMessage *m = unpack(c, c->cfg.reply, rep);
+	if (m == NULL)
+		return DRE_ECODEC;
 	*msgp = m;
 	return DRE_OK;
 }
@@ -97,7 +239,11 @@ dre_snapshot_fetch(ProtobufCMessage **msgp, dre_snapshot_client *c)
 void
 dre_snapshot_free(ProtobufCMessage *m)
 {
-	if (m != NULL)
+	if (m == NULL)
+		return;
+	if (m->descriptor == &dre__snapshot_response__descriptor)
+		paged_free((paged *) m); // always assembled by fetch_paged
+	else
 		protobuf_c_message_free_unpacked(m, NULL);
 }
 

@@ -49,6 +49,10 @@ typedef struct {
 	dre_ijob_reg *jobs; // import jobs (imports.c); NULL until open
 } cat;
 
+// cat_snapshots_close closes the paged snapshots in progress on c's store
+// (handlers.c; before the store closes).
+void cat_snapshots_close(cat *c);
+
 // cat_imports are the catalog's importable entities (imports.c).
 extern const dre_ijob_entity cat_imports[];
 

@@ -2,10 +2,12 @@
 // campaigns, tenant settings, article import, snapshot.
 #include "handlers.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "catalog.h"
 #include "dre/arena.h"
@@ -2046,6 +2048,175 @@ snapshot_offsets(cat *c, dre_arena *a, Dre__TopicOffset ***outp, size_t *n)
 	*n = k;
 }
 
+// A paged snapshot's state between pages: the iterator (a consistent
+// RocksDB snapshot, so every page reads the state of the first) and what
+// the first page carried. A few at a time; one idle for SNAP_IDLE_MS is
+// closed by the next request (a follower that gave up starts again).
+#define SNAP_SESSIONS 4
+#define SNAP_IDLE_MS  60000
+
+typedef struct {
+	uint64_t           id; // 0 = free
+	uint32_t           next; // the page number the cursor must name
+	bool               busy; // a page is being read (outside snap_mu)
+	int64_t            used_ms;
+	dre_store         *st;
+	dre_store_iter    *it;
+	dre_arena         *a; // tenant, offsets, cluster id
+	const char        *tenant;
+	int64_t            version;
+	Dre__TopicOffset **offsets;
+	size_t             n_offsets;
+	char              *cluster_id;
+} snap_session;
+
+static pthread_mutex_t snap_mu = PTHREAD_MUTEX_INITIALIZER;
+static snap_session    snap_sessions[SNAP_SESSIONS];
+
+static void
+snap_session_close(snap_session *ss)
+{
+	dre_store_iter_close(ss->it);
+	dre_arena_free(ss->a);
+	*ss = (snap_session) { 0 };
+}
+
+void
+cat_snapshots_close(cat *c)
+{
+	pthread_mutex_lock(&snap_mu);
+	for (int i = 0; i < SNAP_SESSIONS; i++)
+		if (snap_sessions[i].id != 0 && snap_sessions[i].st == c->st)
+			snap_session_close(&snap_sessions[i]);
+	pthread_mutex_unlock(&snap_mu);
+}
+
+// snap_fill appends the entities of it to out until page_bytes of
+// documents (0 = no limit, at least one entity); *more: it stopped early.
+static dre_err
+snap_fill(dre_store_iter *it, dre_arena *a, Dre__SnapshotResponse *out,
+    size_t page_bytes, bool *more)
+{
+	const char *k, *v;
+	size_t      kl, vl, cap = 0, bytes = 0;
+	*more = false;
+	while (dre_store_iter_next(it, &k, &kl, &v, &vl)) {
+		const char *s1 = memchr(k, 0, kl);
+		const char *s2 = s1
+		    ? memchr(s1 + 1, 0, kl - (size_t) (s1 + 1 - k))
+		    : NULL;
+		int         kind
+		    = s2 ? cat_kind_parse(s1 + 1, (size_t) (s2 - s1 - 1)) : -1;
+		// Campaigns are no evaluator's business (issue 17.4).
+		if (kind < 0 || kind == CAT_CAMPAIGN || vl < 8)
+			continue;
+		if (out->n_entities == cap) {
+			size_t              ncap = cap ? cap * 2 : 256;
+			Dre__MasterEntity **nv
+			    = dre_arena_get(a, ncap * sizeof *nv);
+			if (nv == NULL)
+				return DRE_ENOMEM;
+			if (cap)
+				memcpy(nv, out->entities, cap * sizeof *nv);
+			out->entities = nv;
+			cap = ncap;
+		}
+		Dre__MasterEntity *e = dre_arena_get(a, sizeof *e);
+		char              *doc = dre_arena_strndup(a, v + 8, vl - 8);
+		if (e == NULL || doc == NULL)
+			return DRE_ENOMEM;
+		dre__master_entity__init(e);
+		e->kind = (char *) cat_kind_name((cat_kind) kind);
+		e->tenant = dre_arena_strndup(a, k, (size_t) (s1 - k));
+		e->id
+		    = dre_arena_strndup(a, s2 + 1, kl - (size_t) (s2 + 1 - k));
+		if (e->tenant == NULL || e->id == NULL)
+			return DRE_ENOMEM;
+		uint64_t ver = 0;
+		for (int i = 0; i < 8; i++)
+			ver = (ver << 8) | (unsigned char) v[i];
+		e->version = (int64_t) ver;
+		if (e->version > out->version)
+			out->version = e->version;
+		e->document.data = (uint8_t *) doc;
+		e->document.len = vl - 8;
+		out->entities[out->n_entities++] = e;
+		bytes += kl + vl;
+		if (page_bytes > 0 && bytes >= page_bytes) {
+			*more = true;
+			break;
+		}
+	}
+	return DRE_OK;
+}
+
+// snap_session_get finds the session of cursor "<id hex>.<page>" and marks
+// it busy; NULL when none (expired, used, or not a cursor).
+static snap_session *
+snap_session_get(const char *cursor)
+{
+	unsigned long long id;
+	unsigned           page;
+	char               end;
+	if (sscanf(cursor, "%llx.%u%c", &id, &page, &end) != 2 || id == 0)
+		return NULL;
+	snap_session *ss = NULL;
+	pthread_mutex_lock(&snap_mu);
+	for (int i = 0; i < SNAP_SESSIONS; i++)
+		if (snap_sessions[i].id == id && !snap_sessions[i].busy
+		    && snap_sessions[i].next == page) {
+			ss = &snap_sessions[i];
+			ss->busy = true;
+		}
+	pthread_mutex_unlock(&snap_mu);
+	return ss;
+}
+
+// snap_session_new takes a free slot (closing idle ones) for st; NULL
+// when all are in use.
+static snap_session *
+snap_session_new(dre_store *st)
+{
+	int64_t       now = dre_mono_ms();
+	snap_session *ss = NULL;
+	pthread_mutex_lock(&snap_mu);
+	for (int i = 0; i < SNAP_SESSIONS; i++) {
+		snap_session *x = &snap_sessions[i];
+		if (x->id != 0 && !x->busy && now - x->used_ms > SNAP_IDLE_MS)
+			snap_session_close(x);
+		if (x->id == 0 && ss == NULL)
+			ss = x;
+	}
+	if (ss != NULL) {
+		// Random: a cursor of an earlier catalog process names no
+		// session of this one.
+		uint64_t id = 0;
+		while (id == 0)
+			if (getrandom(&id, sizeof id, 0) != sizeof id)
+				id = (uint64_t) now
+				    ^ ((uint64_t) rand() << 20);
+		*ss = (snap_session) {
+			.id = id, .busy = true, .used_ms = now, .st = st
+		};
+	}
+	pthread_mutex_unlock(&snap_mu);
+	return ss;
+}
+
+static void
+snap_session_release(snap_session *ss, bool done)
+{
+	pthread_mutex_lock(&snap_mu);
+	if (done)
+		snap_session_close(ss);
+	else {
+		ss->busy = false;
+		ss->next++;
+		ss->used_ms = dre_mono_ms();
+	}
+	pthread_mutex_unlock(&snap_mu);
+}
+
 static void
 h_snapshot(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 {
@@ -2054,8 +2225,10 @@ h_snapshot(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	Dre__SnapshotResponse out = DRE__SNAPSHOT_RESPONSE__INIT;
 	dre_arena            *a = dre_arena_alloc(0);
 	dre_store_iter       *it = NULL;
-	char                  cluster[256];
-	size_t                cap = 0;
+	snap_session         *ss = NULL;
+	char                  cluster[256], next[64];
+	size_t                page_bytes = 0;
+	bool                  more = false;
 	dre_err               err;
 
 	if (a == NULL) {
@@ -2073,8 +2246,34 @@ h_snapshot(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	const char *tenant = in->tenant && in->tenant[0]
 	    ? dre_arena_strdup(a, in->tenant)
 	    : NULL;
+	const char *cursor = in->cursor && in->cursor[0]
+	    ? dre_arena_strdup(a, in->cursor)
+	    : NULL;
+	if (in->has_page_bytes)
+		page_bytes = in->page_bytes;
 	dre__snapshot_request__free_unpacked(in, NULL);
 
+	if (cursor != NULL) {
+		// A next page: the first page's state, read on.
+		ss = snap_session_get(cursor);
+		if (ss == NULL) {
+			dre_rpc_reply_error(rep, 410, "GONE", NULL,
+			    "snapshot cursor %s is unknown, used or expired: "
+			    "start again",
+			    cursor);
+			dre_arena_free(a);
+			return;
+		}
+		it = ss->it;
+		tenant = ss->tenant;
+		out.version = ss->version;
+		out.offsets = ss->offsets;
+		out.n_offsets = ss->n_offsets;
+		out.cluster_id = ss->cluster_id;
+		if (page_bytes == 0)
+			page_bytes = 16u << 20;
+		goto fill;
+	}
 	snapshot_offsets(c, a, &out.offsets, &out.n_offsets);
 	if (out.n_offsets > 0
 	    && dre_bus_cluster_id(
@@ -2095,70 +2294,76 @@ h_snapshot(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		dre_arena_free(a);
 		return;
 	}
-	const char *k, *v;
-	size_t      kl, vl;
-	while (dre_store_iter_next(it, &k, &kl, &v, &vl)) {
-		const char *s1 = memchr(k, 0, kl);
-		const char *s2 = s1
-		    ? memchr(s1 + 1, 0, kl - (size_t) (s1 + 1 - k))
-		    : NULL;
-		int         kind
-		    = s2 ? cat_kind_parse(s1 + 1, (size_t) (s2 - s1 - 1)) : -1;
-		// Campaigns are no evaluator's business (issue 17.4).
-		if (kind < 0 || kind == CAT_CAMPAIGN || vl < 8)
-			continue;
-		if (out.n_entities == cap) {
-			size_t              ncap = cap ? cap * 2 : 256;
-			Dre__MasterEntity **nv
-			    = dre_arena_get(a, ncap * sizeof *nv);
-			if (nv == NULL)
-				goto nomem;
-			if (cap)
-				memcpy(nv, out.entities, cap * sizeof *nv);
-			out.entities = nv;
-			cap = ncap;
+	if (page_bytes > 0) {
+		// Paged: what the next pages need outlives this call.
+		ss = snap_session_new(c->st);
+		if (ss == NULL) {
+			dre_store_iter_close(it);
+			dre_arena_free(a);
+			dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL,
+			    "too many snapshots in progress");
+			return;
 		}
-		Dre__MasterEntity *e = dre_arena_get(a, sizeof *e);
-		char              *doc = dre_arena_strndup(a, v + 8, vl - 8);
-		if (e == NULL || doc == NULL)
+		ss->a = dre_arena_alloc(4096);
+		ss->it = it;
+		ss->version = out.version;
+		if (ss->a == NULL)
 			goto nomem;
-		dre__master_entity__init(e);
-		e->kind = (char *) cat_kind_name((cat_kind) kind);
-		e->tenant = dre_arena_strndup(a, k, (size_t) (s1 - k));
-		e->id
-		    = dre_arena_strndup(a, s2 + 1, kl - (size_t) (s2 + 1 - k));
-		if (e->tenant == NULL || e->id == NULL)
+		ss->tenant = tenant ? dre_arena_strdup(ss->a, tenant) : NULL;
+		ss->cluster_id = out.cluster_id
+		    ? dre_arena_strdup(ss->a, out.cluster_id)
+		    : NULL;
+		ss->offsets = dre_arena_get(
+		    ss->a, (out.n_offsets + 1) * sizeof(*ss->offsets));
+		if (ss->offsets == NULL || (tenant && !ss->tenant)
+		    || (out.cluster_id && !ss->cluster_id))
 			goto nomem;
-		uint64_t ver = 0;
-		for (int i = 0; i < 8; i++)
-			ver = (ver << 8) | (unsigned char) v[i];
-		e->version = (int64_t) ver;
-		if (e->version > out.version)
-			out.version = e->version;
-		e->document.data = (uint8_t *) doc;
-		e->document.len = vl - 8;
-		out.entities[out.n_entities++] = e;
+		for (size_t i = 0; i < out.n_offsets; i++) {
+			Dre__TopicOffset *o = dre_arena_get(ss->a, sizeof(*o));
+			if (o == NULL)
+				goto nomem;
+			*o = *out.offsets[i];
+			ss->offsets[i] = o;
+		}
+		ss->n_offsets = out.n_offsets;
 	}
-	dre_store_iter_close(it);
+fill:
+	if (snap_fill(it, a, &out, page_bytes, &more) != DRE_OK)
+		goto nomem;
+	if (more) {
+		snprintf(next, sizeof next, "%llx.%u",
+		    (unsigned long long) ss->id, ss->next + 1);
+		out.next_cursor = next;
+	}
 	size_t len = dre__snapshot_response__get_packed_size(&out);
 	dre_buf_reset(&rep->body);
 	dre_buf_reserve(&rep->body, len + 1);
 	if (rep->body.oom) {
 		dre_rpc_reply_error(
 		    rep, 503, "UNAVAILABLE", NULL, "out of memory");
+		more = false;
 	} else {
 		dre__snapshot_response__pack(&out, (uint8_t *) rep->body.data);
 		rep->body.len = len;
 		rep->status = 200;
 		dre_info("snapshot%s%s: %zu entities at version %lld, %zu "
-		         "offsets",
+		         "offsets%s%s",
 		    tenant ? " of " : "", tenant ? tenant : "", out.n_entities,
-		    (long long) out.version, out.n_offsets);
+		    (long long) out.version, out.n_offsets,
+		    ss ? ", page of " : "",
+		    ss ? (more ? "more" : "last") : "");
 	}
+	if (ss != NULL)
+		snap_session_release(ss, !more); // the last page ends it
+	else
+		dre_store_iter_close(it);
 	dre_arena_free(a);
 	return;
 nomem:
-	dre_store_iter_close(it);
+	if (ss != NULL)
+		snap_session_release(ss, true);
+	else
+		dre_store_iter_close(it);
 	dre_arena_free(a);
 	dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL, "out of memory");
 }

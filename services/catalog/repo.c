@@ -120,6 +120,8 @@ cat_close(cat *c)
 	dre_auth_event_hook(NULL, NULL); // cat_audit_auth_event's store
 	dre_outbox_close(c->ob);
 	c->ob = NULL;
+	if (c->st != NULL)
+		cat_snapshots_close(c);
 	dre_store_close(c->st);
 	c->st = NULL;
 	pthread_mutex_destroy(&c->mu);

@@ -23,6 +23,7 @@ typedef struct {
 	int64_t        rpc_workers;
 	char          *mode; // central | local-store
 	int64_t        resnapshot_ms; // safety net while the feed is unhealthy
+	int64_t        snapshot_page_bytes; // catalog snapshot page size
 	char          *budget_url; // budget service (budget snapshots)
 	int64_t        ack_wait_ms; // confirm waits this long for Kafka's ack
 	char          *sidefx_services; // services reporting side effects

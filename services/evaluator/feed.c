@@ -4,6 +4,7 @@
 // consumed offsets) in RocksDB for a fast restart. The changes of a batch
 // are staged in the engine and published in one swap once the batch is
 // written, so what an evaluation (or AwaitChanges) sees is always stored.
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,7 +100,9 @@ change_push(change_vec *cv, const eng_master_change *c)
 	return true;
 }
 
-static void
+// local_load loads the local copy into the engine; true when there was
+// one.
+static bool
 local_load(ev_feed *f)
 {
 	char  *s = NULL;
@@ -111,7 +114,7 @@ local_load(ev_feed *f)
 	free(s);
 	dre_store_iter *it;
 	if (dre_store_iter_open(&it, f->s->st, EV_CF_MASTER, "e", 1) != DRE_OK)
-		return;
+		return false;
 	dre_arena  *a = dre_arena_alloc(1 << 20);
 	change_vec  cv = { 0 };
 	const char *k, *v;
@@ -138,17 +141,22 @@ local_load(ev_feed *f)
 			change_push(&cv, &c);
 	}
 	dre_store_iter_close(it);
+	bool loaded = false;
 	if (cv.n > 0) {
 		size_t nbad = 0;
 		if (eng_load(f->s->engine, cv.v, cv.n, dre_now_ms(), &nbad)
 		    == DRE_OK) {
 			atomic_store(&f->s->loaded, true);
+			loaded = true;
 			dre_info("local copy: %zu entities (%zu unreadable)",
 			    cv.n, nbad);
 		}
 	}
 	free(cv.v);
 	dre_arena_free(a);
+	// The documents read are freed: give their pages back.
+	malloc_trim(0);
+	return loaded;
 }
 
 // ---- the follower ------------------------------------------------------
@@ -238,8 +246,12 @@ batch_end(void *arg, dre_err err)
 		eng_publish(f->s->engine);
 		if (f->sync_ms > 0)
 			atomic_store(&f->s->last_sync_ms, f->sync_ms);
-		if (f->snapshot)
+		if (f->snapshot) {
 			atomic_store(&f->s->loaded, true);
+			// The snapshot's pages (hundreds of MB at scale) are
+			// freed by now: give their memory back.
+			malloc_trim(0);
+		}
 	}
 	f->sync_ms = 0;
 	f->snapshot = false;
@@ -287,11 +299,15 @@ ev_feed_start(ev_svc *s)
 	f->s = s;
 	s->feed = f;
 	bootstrap_default(s);
-	local_load(f);
+	bool             local = local_load(f);
 	dre_snapshot_cfg sc
 	    = dre_snapshot_catalog(s->cfg.catalog_url, "evaluator");
-	// Always a fresh snapshot at start: the local copy serves (and is
-	// followed) until then, and while the catalog is down.
+	sc.page_bytes = (size_t) s->cfg.snapshot_page_bytes;
+	// A local copy is current to its positions in the feed: it is
+	// followed from there, no fresh snapshot (at a million articles a
+	// snapshot costs a minute). The applier still takes one when it has
+	// no positions, when they are no longer in the log (out of range) or
+	// belong to another Kafka cluster.
 	dre_applier_cfg cfg = { .name = "feed",
 		.topics = master_topics,
 		.ntopics = sizeof(master_topics) / sizeof(master_topics[0]),
@@ -305,7 +321,7 @@ ev_feed_start(ev_svc *s)
 		.probed = probed,
 		.arg = f,
 		.idempotent = true, // versioned entities
-		.recover_at_start = true,
+		.recover_at_start = !local,
 		.resync_ms = s->cfg.resnapshot_ms };
 	dre_err         err = dre_applier_start(&f->ap, &cfg);
 	if (err != DRE_OK)

@@ -36,6 +36,11 @@ static const dre_cfg_opt ev_opts[] = {
 	{ "feed.resnapshot_ms", DRE_CFG_INT, offsetof(ev_cfg, resnapshot_ms),
 	    "30000", "re-snapshot this often while the feed is unhealthy",
 	    DRE_CFG_RANGE(1000, INT64_MAX) },
+	{ "snapshot.page_bytes", DRE_CFG_INT,
+	    offsetof(ev_cfg, snapshot_page_bytes), "16777216",
+	    "the catalog's snapshot comes in pages of about this many bytes, "
+	    "each a call of its own (0 = all in one answer)",
+	    DRE_CFG_RANGE(0, 1 << 30) },
 	{ "budget.url", DRE_CFG_STR, offsetof(ev_cfg, budget_url),
 	    "tcp://127.0.0.1:7301", "nng URL of dre-budget (snapshots)" },
 	{ "confirm.ack_wait_ms", DRE_CFG_INT, offsetof(ev_cfg, ack_wait_ms),

@@ -1509,6 +1509,19 @@ import_row(req *r, dre_batch *b, const loy_program *p, const dre_json *m,
 		st->created++;
 }
 
+// chunk_id_valid: 1 to 64 of [A-Za-z0-9._:-] (a tool's run id and row).
+static bool
+chunk_id_valid(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 64)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char) s[i]) && !strchr("-_.:", s[i]))
+			return false;
+	return true;
+}
+
 static void
 h_import(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 {
@@ -1516,6 +1529,8 @@ h_import(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	dre_batch   *b = NULL;
 	bool         locked = false;
 	import_stats st = { 0 };
+	dre_buf      answer = { 0 };
+	dre_err      err;
 	if (!req_begin(&r, svc, call, rep))
 		goto out;
 	const dre_json *doc = dre_docapi_body(&r.d, NULL);
@@ -1529,14 +1544,45 @@ h_import(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	int64_t first = 0;
 	if (!dre_docapi_int_param(&r.d, "firstRow", 0, &first))
 		goto out;
+	const char *chunk = dre_rpc_param(call, "chunkId");
+	if (chunk != NULL && chunk[0] == '\0')
+		chunk = NULL;
+	if (chunk != NULL && !chunk_id_valid(chunk)) {
+		dre_docapi_invalid(&r.d, "chunkId",
+		    "chunkId must be 1 to 64 letters, digits, '-', '_', '.' "
+		    "or ':'");
+		goto out;
+	}
 	loy_program p;
-	dre_err     err = loy_program_get(r.s, r.d.a, call->tenant, &p);
+	err = loy_program_get(r.s, r.d.a, call->tenant, &p);
 	if (err != DRE_OK || (b = dre_batch_alloc_indexed()) == NULL) {
 		dre_docapi_internal(&r.d, err != DRE_OK ? err : DRE_ENOMEM);
 		goto out;
 	}
 	pthread_mutex_lock(&r.s->mu);
 	locked = true;
+	// A chunk sent again (its first answer lost to a timeout) gets the
+	// first answer: the counts are not doubled as "updated" rows.
+	char   ckey[200];
+	size_t ckl = chunk != NULL
+	    ? dre_key(ckey, sizeof(ckey), 0, 3, call->tenant, "c", chunk)
+	    : 0;
+	if (ckl > 0) {
+		char  *v = NULL;
+		size_t vl = 0;
+		err = dre_store_get(
+		    r.s->st, LOY_CF_LEDGER, ckey, ckl, &v, &vl);
+		if (err == DRE_OK) {
+			dre_buf_append(&rep->body, v, vl);
+			free(v);
+			dre_rpc_reply_json(rep);
+			goto out;
+		}
+		if (err != DRE_ENOTFOUND) {
+			dre_docapi_internal(&r.d, err);
+			goto out;
+		}
+	}
 	int64_t now = dre_now_ms(), row = first;
 	for (const dre_json *m = doc->child; m != NULL; m = m->next, row++) {
 		dre_batch_savepoint(b);
@@ -1561,22 +1607,29 @@ h_import(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	    call->principal, "ContactImport", NULL, "import", NULL, NULL,
 	    details);
 	bool in_job = err == DRE_OK && st.failed == 0 && dre_ijob_enlist(b);
-	if (err != DRE_OK
-	    || (err = dre_store_write(r.s->st, b, !in_job)) != DRE_OK) {
-		dre_docapi_internal(&r.d, err);
-		goto out;
-	}
-	dre_buf_printf(&rep->body,
+	dre_buf_printf(&answer,
 	    "{\"rows\":%lld,\"created\":%lld,\"updated\":%lld,\"failed\":%lld,"
 	    "\"errors\":[%s]}",
 	    (long long) (row - first), (long long) st.created,
 	    (long long) st.updated, (long long) st.failed,
 	    st.errors.len ? st.errors.data : "");
+	if (err == DRE_OK && answer.oom)
+		err = DRE_ENOMEM;
+	if (err == DRE_OK && ckl > 0) // the answer kept with the rows
+		dre_batch_put(b, r.s->st, LOY_CF_LEDGER, ckey, ckl,
+		    answer.data, answer.len);
+	if (err != DRE_OK
+	    || (err = dre_store_write(r.s->st, b, !in_job)) != DRE_OK) {
+		dre_docapi_internal(&r.d, err);
+		goto out;
+	}
+	dre_buf_append(&rep->body, answer.data, answer.len);
 	dre_rpc_reply_json(rep);
 out:
 	if (locked)
 		pthread_mutex_unlock(&r.s->mu);
 	dre_buf_free(&st.errors);
+	dre_buf_free(&answer);
 	dre_batch_free(b);
 	dre_docapi_end(&r.d);
 }

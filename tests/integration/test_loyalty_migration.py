@@ -153,6 +153,38 @@ class Migration(harness.TestCase):
         self.assertError(s.post("/api/v3/contacts/import", {"members": []}), 400,
                          "VALIDATION_FAILED", "body")
 
+    def test_chunk_sent_again_gets_its_first_answer(self):
+        """The tool's retry after a lost answer (a 503 on a busy service):
+        the same chunkId is answered as the first time and writes nothing,
+        so the totals do not count the rows twice; another chunkId applies
+        the rows again (updated)."""
+        s = self.stack
+        tag = uniq("CHK")
+        rows = [member(tag, i) for i in range(4)] + [{"firstName": "nobody"}]
+        url = "/api/v3/contacts/import?firstRow=10&chunkId=run-%s:10" % tag
+        first = self.assertOk(s.post(url, rows))
+        self.assertEqual((first["rows"], first["created"], first["updated"], first["failed"]),
+                         (5, 4, 0, 1))
+        self.assertEqual([(e["row"], e["code"]) for e in first["errors"]],
+                         [(14, "VALIDATION_FAILED")])
+        cid = s.get("/api/v3/contacts/id?customKey=" + member(tag, 2)["memberNumber"]).body
+        before = self.assertOk(s.get("/api/v3/contactoverview?contactId=" + cid))
+        # changed in between: the replay must not write the chunk's rows again
+        self.assertOk(s.request("PATCH", "/api/v3/contacts/" + cid, {"firstName": "Changed"}))
+        again = s.post(url, rows)
+        self.assertEqual(again.status, 200)
+        self.assertEqual(again.body, first)
+        got = self.assertOk(s.get("/api/v3/contacts/" + cid))
+        self.assertEqual(got["attributes"]["firstName"], "Changed")
+        after = self.assertOk(s.get("/api/v3/contactoverview?contactId=" + cid))
+        self.assertEqual(after["loyalty"], before["loyalty"])
+        other = self.assertOk(s.post(url.replace(":10", ":10b"), rows))
+        self.assertEqual((other["rows"], other["created"], other["updated"], other["failed"]),
+                         (5, 0, 4, 1))
+        for bad in ("a/b", "x" * 65, "a%20b"):
+            self.assertError(s.post("/api/v3/contacts/import?chunkId=" + bad, rows), 400,
+                             "VALIDATION_FAILED", "chunkId")
+
 
 if __name__ == "__main__":
     harness.main()

@@ -4,6 +4,8 @@
 # broker (an empty Kafka: new cluster, no topics' history) does not lose or
 # confuse anything.
 import os
+import re
+import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -18,7 +20,10 @@ class Restart(harness.TestCase):
         pass
 
     def setUp(self):
-        self.stack = harness.Stack()
+        # test_paged_snapshot: the catalog's snapshot in pages of ~one entity
+        opts = ({"evaluator": ["snapshot.page_bytes=300"]}
+                if self._testMethodName == "test_paged_snapshot" else None)
+        self.stack = harness.Stack(opts=opts)
 
     def tearDown(self):
         try:
@@ -112,6 +117,63 @@ class Restart(harness.TestCase):
         self.assertLines(body, [exp_line("L1", art, 1, "3.00",
                                          [(p["id"], p["name"], "ARTICLE", "UNIT_PRICE", 1,
                                            "2.00")])])
+
+    def test_paged_snapshot(self):
+        # An evaluator without a local copy takes the catalog's snapshot in
+        # pages (snapshot.page_bytes=300: about one entity a page); restarted
+        # with its copy it takes none and follows the feed from its positions
+        # (a promotion created while it was down arrives).
+        s = self.stack
+        g = s.create_pos_group()
+        arts = [uniq("PG") for _ in range(6)]
+        s.import_articles([{"articleNumber": a, "name": "Paged %d" % i,
+                            "articleGroupId": "GRP-PAGED"}
+                           for i, a in enumerate(arts)])
+        promos = []
+        for i, art in enumerate(arts):
+            p = promotion("Paged %d" % i, [{"type": "ARTICLE", "values": [art]}],
+                          [{"type": "ARTICLE", "discountType": "UNIT_PRICE",
+                            "value": 1 + i, "target": {"articles": [art]}}],
+                          pos_groups=[g["id"]])
+            s.create_promotion(p)
+            promos.append(p)
+        group = promotion("Paged group", [{"type": "ARTICLE_GROUP", "values": ["GRP-PAGED"]}],
+                          [{"type": "ARTICLE_GROUP", "discountType": "PERCENTAGE",
+                            "value": 10, "target": {"articleGroups": ["GRP-PAGED"]}}],
+                          pos_groups=[g["id"]], priority=1)
+        s.create_promotion(group)
+        req = basket(g["id"], [item("L%d" % i, a, 1, "20.00") for i, a in enumerate(arts)])
+        s.wait_for_promotion(promos[-1]["id"], req)
+        s.stop_service("evaluator")
+        shutil.rmtree(os.path.join(s.data_dir, "evaluator-0"))
+        s.start_service("evaluator")
+        s.wait_healthy()
+        # every promotion and article (the group promotion finds the lines by
+        # the articles' group, known only from the article entities)
+        body = s.wait_for_promotion(group["id"], req, timeout=15)
+        for p in promos:
+            self.assertTrue(s.applied(body, p["id"]), p["id"])
+        first = s.log_text("evaluator", 200000).split("==== start evaluator")[-1]
+        pages = re.search(r"catalog\.Snapshot from \S+: (\d+) entities in (\d+) pages", first)
+        self.assertIsNotNone(pages, first[-3000:])
+        self.assertGreaterEqual(int(pages.group(2)), 10)
+        self.assertGreaterEqual(int(pages.group(1)), 14)  # 1 + 6 + 7 and settings
+        # a restart with its local copy: no snapshot; a change made meanwhile
+        # comes from the feed
+        s.stop_service("evaluator")
+        lart = uniq("LATE")
+        late = promotion("Paged late", [{"type": "ARTICLE", "values": [lart]}],
+                         [{"type": "ARTICLE", "discountType": "ABSOLUTE", "value": 0.5,
+                           "target": {"articles": [lart]}}], pos_groups=[g["id"]])
+        s.create_promotion(late)
+        s.start_service("evaluator")
+        s.wait_healthy()
+        s.wait_for_promotion(late["id"], basket(g["id"], [item("L1", lart, 1, "2.00")]),
+                             timeout=15)
+        again = s.log_text("evaluator", 200000).split("==== start evaluator")[-1]
+        self.assertIn("local copy:", again)
+        self.assertNotIn("catalog.Snapshot from", again)
+        self.assertNotIn("snapshot:", again)
 
 
 if __name__ == "__main__":

@@ -261,14 +261,18 @@ test_master_data(void **state)
 	    call("catalog.Articles.list", "", NULL, NULL, NULL), 403);
 }
 
-static void
-test_snapshot(void **state)
+// snap asks for a snapshot page (cursor NULL: the first) of tenant (NULL:
+// every tenant); *status is the answer's status, the page NULL unless 200.
+static Dre__SnapshotResponse *
+snap(const char *tenant, const char *cursor, uint32_t page_bytes, int *status)
 {
 	Dre__SnapshotRequest rq = DRE__SNAPSHOT_REQUEST__INIT;
-	uint8_t              buf[64];
-	rq.tenant = "t1";
-	size_t n = dre__snapshot_request__pack(&rq, buf);
-	buf[n] = 0;
+	uint8_t              buf[128];
+	rq.tenant = (char *) tenant;
+	rq.cursor = (char *) cursor;
+	rq.has_page_bytes = page_bytes > 0;
+	rq.page_bytes = page_bytes;
+	size_t          n = dre__snapshot_request__pack(&rq, buf);
 	Dre__RpcRequest rq0 = DRE__RPC_REQUEST__INIT;
 	dre_rpc_call    c = { .method = "catalog.Snapshot",
 		   .tenant = "",
@@ -278,9 +282,21 @@ test_snapshot(void **state)
 		   .req = &rq0 };
 	dre_rpc_reply   rep = { .status = 200 };
 	route("catalog.Snapshot")(&C, &c, &rep);
-	assert_int_equal(rep.status, 200);
-	Dre__SnapshotResponse *s = dre__snapshot_response__unpack(
-	    NULL, rep.body.len, (const uint8_t *) rep.body.data);
+	*status = rep.status;
+	Dre__SnapshotResponse *s = rep.status == 200
+	    ? dre__snapshot_response__unpack(
+	        NULL, rep.body.len, (const uint8_t *) rep.body.data)
+	    : NULL;
+	dre_rpc_reply_clear(&rep);
+	return s;
+}
+
+static void
+test_snapshot(void **state)
+{
+	int                    st;
+	Dre__SnapshotResponse *s = snap("t1", NULL, 0, &st);
+	assert_int_equal(st, 200);
 	assert_non_null(s);
 	// t1: one promotion left, one POS group, one article group, two
 	// articles
@@ -292,7 +308,73 @@ test_snapshot(void **state)
 	}
 	assert_true(s->n_offsets >= 4);
 	dre__snapshot_response__free_unpacked(s, NULL);
-	dre_buf_free(&rep.body);
+}
+
+// A paged snapshot (one entity a page here) is the state of its first
+// page: an article created between pages is in none of them, and every
+// page has the first page's version and offsets; a cursor serves once.
+static void
+test_snapshot_pages(void **state)
+{
+	int                    st;
+	Dre__SnapshotResponse *all = snap(NULL, NULL, 0, &st);
+	assert_int_equal(st, 200);
+	assert_non_null(all);
+	assert_null(all->next_cursor);
+	assert_true(all->n_entities >= 5);
+	Dre__SnapshotResponse *pg = snap(NULL, NULL, 1, &st);
+	assert_int_equal(st, 200);
+	assert_int_equal(pg->n_entities, 1);
+	assert_non_null(pg->next_cursor);
+	assert_int_equal(pg->version, all->version);
+	size_t noff = pg->n_offsets;
+	assert_int_equal(
+	    call("catalog.Articles.create", "t9",
+	        "{\"articleNumber\":\"ZZZ-PAGED\",\"name\":\"late\"}", NULL,
+	        NULL),
+	    201);
+	size_t i = 0, pages = 1;
+	for (;;) {
+		assert_true(i < all->n_entities);
+		assert_int_equal(pg->n_entities, 1);
+		const Dre__MasterEntity *e = pg->entities[0],
+		                        *w = all->entities[i];
+		assert_string_equal(e->tenant, w->tenant);
+		assert_string_equal(e->kind, w->kind);
+		assert_string_equal(e->id, w->id);
+		assert_int_equal(e->version, w->version);
+		assert_int_equal(pg->version, all->version);
+		assert_int_equal(pg->n_offsets, noff);
+		i++;
+		if (pg->next_cursor == NULL)
+			break;
+		char cursor[64];
+		snprintf(cursor, sizeof cursor, "%s", pg->next_cursor);
+		dre__snapshot_response__free_unpacked(pg, NULL);
+		pg = snap(NULL, cursor, 1, &st);
+		assert_int_equal(st, 200);
+		pages++;
+		if (pages == 2) { // a cursor serves once
+			assert_null(snap(NULL, cursor, 1, &st));
+			assert_int_equal(st, 410);
+		}
+		if (pg->n_entities == 0) { // the iterator ended on a page
+			assert_null(pg->next_cursor);
+			break;
+		}
+	}
+	dre__snapshot_response__free_unpacked(pg, NULL);
+	assert_int_equal(i, all->n_entities);
+	assert_null(snap(NULL, "123abc.1", 1, &st));
+	assert_int_equal(st, 410);
+	assert_null(snap(NULL, "not a cursor", 1, &st));
+	assert_int_equal(st, 410);
+	// A new snapshot has it.
+	Dre__SnapshotResponse *now = snap(NULL, NULL, 0, &st);
+	assert_int_equal(now->n_entities, all->n_entities + 1);
+	assert_true(now->version > all->version);
+	dre__snapshot_response__free_unpacked(now, NULL);
+	dre__snapshot_response__free_unpacked(all, NULL);
 }
 
 // The outbox relay publishes every change to dre.master.* with key
@@ -421,6 +503,7 @@ main(void)
 		cmocka_unit_test(test_promotions),
 		cmocka_unit_test(test_master_data),
 		cmocka_unit_test(test_snapshot),
+		cmocka_unit_test(test_snapshot_pages),
 		cmocka_unit_test(test_events),
 		cmocka_unit_test(test_restart),
 		cmocka_unit_test(test_settings),

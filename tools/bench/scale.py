@@ -124,12 +124,56 @@ def gauges(c):
     return out
 
 
+SETTLE_S = 20
+
+
+def proc_cpu_s(pid):
+    """CPU seconds (user + system) pid has used: on a loaded machine the
+    figure wall-clock seconds are not."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def proc_kib(pid, field):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def load(args, c, t0):
+    """Loads the articles and promotions; returns the POS group id."""
+    st, body = call(c, "POST", "/api/v1/PosGroups",
+                    json.dumps({"code": "SCALE", "name": "Scale store"}))
+    assert st == 201, (st, body)
+    gid = json.loads(body)["id"]
+    nb = (args.articles + args.batch - 1) // args.batch
+
+    def import_batch(c, b):
+        lo, hi = b * args.batch, min(args.articles, (b + 1) * args.batch)
+        arts = [{"articleNumber": "A%07d" % i, "name": "Article %d" % i,
+                 "articleGroupId": "G%03d" % (i % NGROUPS),
+                 "manufacturerId": "M%02d" % (i % 20)} for i in range(lo, hi)]
+        st, body = call(c, "POST", "/pos/articles/import",
+                        json.dumps({"articles": arts}))
+        if st != 200 or json.loads(body).get("failed"):
+            raise AssertionError("import %d: %d %s" % (b, st, body[:300]))
+    parallel(min(args.threads, 2), nb, import_batch)
+    t_art = time.monotonic() - t0
+    print("articles imported: %d in %.1f s" % (args.articles, t_art), flush=True)
+
+    def create(c, i):
+        st, body = call(c, "POST", "/api/v1/Promotions",
+                        promotion(i, args.articles))
+        if st != 201:
+            raise AssertionError("promotion %d: %d %s" % (i, st, body[:300]))
+    parallel(args.threads, args.promotions, create)
+    t_load = time.monotonic() - t0
+    print("promotions created: %d in %.1f s" % (args.promotions, t_load - t_art),
+          flush=True)
+    return gid
 
 
 def main():
@@ -163,34 +207,14 @@ def main():
             stack.stop_service(name)
         t0 = time.monotonic()
         c = conn(PORT[0])
-        st, body = call(c, "POST", "/api/v1/PosGroups",
-                        json.dumps({"code": "SCALE", "name": "Scale store"}))
-        assert st == 201, (st, body)
-        gid = json.loads(body)["id"]
-        nb = (args.articles + args.batch - 1) // args.batch
-
-        def import_batch(c, b):
-            lo, hi = b * args.batch, min(args.articles, (b + 1) * args.batch)
-            arts = [{"articleNumber": "A%07d" % i, "name": "Article %d" % i,
-                     "articleGroupId": "G%03d" % (i % NGROUPS),
-                     "manufacturerId": "M%02d" % (i % 20)} for i in range(lo, hi)]
-            st, body = call(c, "POST", "/pos/articles/import",
-                            json.dumps({"articles": arts}))
-            if st != 200 or json.loads(body).get("failed"):
-                raise AssertionError("import %d: %d %s" % (b, st, body[:300]))
-        parallel(min(args.threads, 2), nb, import_batch)
-        t_art = time.monotonic() - t0
-        print("articles imported: %d in %.1f s" % (args.articles, t_art), flush=True)
-
+        gid = load(args, c, t0)
         def create(c, i):
             st, body = call(c, "POST", "/api/v1/Promotions",
                             promotion(i, args.articles))
             if st != 201:
                 raise AssertionError("promotion %d: %d %s" % (i, st, body[:300]))
-        parallel(args.threads, args.promotions, create)
-        t_load = time.monotonic() - t0
-        print("promotions created: %d in %.1f s" % (args.promotions, t_load - t_art),
-              flush=True)
+        # The first start is from the catalog's snapshot: no local copy.
+        shutil.rmtree(os.path.join(data_dir, "evaluator-0"), ignore_errors=True)
         req = {"request": harness.basket(
             gid, [harness.item("L1", "A0000007", 1, "10.00")])}
 
@@ -215,9 +239,16 @@ def main():
                                what="the evaluator serving")
             secs = time.monotonic() - t1
             pid = stack.procs["evaluator"].pid
+            cpu = proc_cpu_s(pid)
             rss, hwm = proc_kib(pid, "VmRSS") >> 10, proc_kib(pid, "VmHWM") >> 10
-            print("evaluator %s: serving after %.2f s, VmRSS %d MiB, VmHWM %d MiB"
-                  % (what, secs, rss, hwm), flush=True)
+            # RocksDB flushes the snapshot's write (its memtable) a little
+            # later: the RSS once that has settled.
+            time.sleep(SETTLE_S)
+            settled = proc_kib(pid, "VmRSS") >> 10
+            print("evaluator %s: serving after %.2f s (%.2f s of CPU, load "
+                  "average %.1f), VmRSS %d MiB (%d MiB %d s later), VmHWM %d MiB"
+                  % (what, secs, cpu, os.getloadavg()[0], rss, settled, SETTLE_S,
+                     hwm), flush=True)
             return secs, rss, hwm
         s1, rss1, hwm1 = start_timed("first start (catalog snapshot)")
         stack.stop_service("evaluator", timeout=120)

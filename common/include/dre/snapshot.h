@@ -25,6 +25,9 @@ typedef struct {
 	const ProtobufCMessageDescriptor *reply; // the answer's message type
 	int    timeout_ms; // a stop waits for a call in progress
 	size_t max_bytes; // largest answer accepted (0: the rpc default)
+	// A dre.SnapshotResponse comes in pages of about page_bytes of
+	// documents (0: one answer), each a call of timeout_ms.
+	size_t page_bytes;
 } dre_snapshot_cfg;
 
 // dre_snapshot_catalog is the cfg of the catalog's snapshot (every
@@ -45,7 +48,11 @@ void dre_snapshot_client_close(dre_snapshot_client *c);
 // frees with dre_snapshot_free(). DRE_EUNAVAIL when the owner cannot be
 // reached or refuses (logged here), DRE_ECODEC on an undecodable answer.
 dre_err dre_snapshot_fetch(ProtobufCMessage **msgp, dre_snapshot_client *c);
-// dre_snapshot_free frees an answer. NULL is a no-op.
+// A dre.SnapshotResponse (the catalog's) is asked page by page
+// (cfg->page_bytes) and answered as one message (every page of the same
+// state: the catalog reads them all from one consistent snapshot).
+// dre_snapshot_free frees an answer of dre_snapshot_fetch (only: one of
+// type dre.SnapshotResponse is assembled from pages). NULL is a no-op.
 void dre_snapshot_free(ProtobufCMessage *m);
 
 // dre_snapshot_positions sets po[i].offset for every partition of po that

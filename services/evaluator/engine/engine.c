@@ -673,7 +673,7 @@ lines_prepare(ev *v, eng_eval_error *err)
 		                                        : NULL;
 		if ((l->grp == NULL || l->manu == NULL) && v->t != NULL) {
 			const ix_ent *art
-			    = ix_map_get(&v->t->articles, it->article_number);
+			    = ix_article(v->t, it->article_number);
 			if (art != NULL) {
 				if (l->grp == NULL)
 					l->grp = art->article_group_id;

@@ -569,7 +569,7 @@ bundle(ev *v, uint32_t ax, uint32_t ai)
 static const ix_ent *
 master_article(const ev *v, const char *art)
 {
-	return v->t ? ix_map_get(&v->t->articles, art) : NULL;
+	return v->t ? ix_article(v->t, art) : NULL;
 }
 
 // free_item: the article in the basket gets the units free (gift branch);

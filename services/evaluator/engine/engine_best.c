@@ -569,7 +569,7 @@ alone_bound(const ev *v, const ev_app *a)
 			}
 		else if (ac->type == DRE_ACT_FREE_ITEM) {
 			const ix_ent *m = v->t
-			    ? ix_map_get(&v->t->articles, ac->article_number)
+			    ? ix_article(v->t, ac->article_number)
 			    : NULL;
 			int64_t       price = ac->reference_price;
 			if (m != NULL && m->reference_price > price)

@@ -1,4 +1,5 @@
 // index.c -- builds immutable master-data index versions and swaps them in.
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,8 +233,10 @@ ent_unref(ix_ent *e)
 	    || atomic_fetch_sub_explicit(&e->ref, 1, memory_order_acq_rel)
 	        != 1)
 		return;
-	dre_arena_free(e->a);
-	free(e);
+	if (e->a != NULL)
+		dre_arena_free(e->a); // the entity lives in it
+	else
+		free(e);
 }
 
 static bool
@@ -329,45 +332,58 @@ json_str(const dre_json *obj, const char *k)
 	return dre_json_is(v, DRE_JSON_STRING) && v->len > 0 ? v->str : NULL;
 }
 
-static char *
-adup(dre_arena *a, const char *s)
+// ent_flat makes an entity and copies of the n strings in[] in one
+// allocation (out[i] = the copy of in[i], NULL for NULL).
+static ix_ent *
+ent_flat(const eng_master_change *c, const char *const *in, const char **out,
+    size_t n)
 {
-	return s ? dre_arena_strdup(a, s) : NULL;
-}
-
-// ent_new compiles one change into an entity with one reference.
-static dre_err
-ent_new(ix_ent **ep, const eng_master_change *c)
-{
-	// A compiled promotion takes about its document's size plus 700
-	// bytes: one block holds it (a larger one chains a second). Other
-	// entities keep a few of their fields (an article about 200 bytes of
-	// its ~300): a block the promotions' size would leave 1 KB unused per
-	// article, a gigabyte at a million articles.
-	size_t     blk = c->doc == NULL       ? 256
-	        : c->kind == ENG_MK_PROMOTION ? c->doc_len * 2 + 512
-	                                      : c->doc_len / 2 + 128;
-	dre_arena *a = dre_arena_alloc(blk);
-	ix_ent    *e = calloc(1, sizeof(*e));
-	dre_arena *tmp = NULL;
-	dre_err    err = DRE_ENOMEM;
-	if (a == NULL || e == NULL)
-		goto fail;
+	size_t kl = strlen(c->key) + 1, len = sizeof(ix_ent) + kl;
+	size_t sl[4];
+	for (size_t i = 0; i < n; i++) {
+		sl[i] = in[i] ? strlen(in[i]) + 1 : 0;
+		len += sl[i];
+	}
+	ix_ent *e = malloc(len);
+	if (e == NULL)
+		return NULL;
+	memset(e, 0, sizeof(*e));
+	char *p = (char *) (e + 1);
 	atomic_init(&e->ref, 1);
-	e->a = a;
 	e->kind = c->kind;
 	e->version = c->version;
-	e->key = dre_arena_strdup(a, c->key);
-	if (e->key == NULL)
-		goto fail;
+	e->key = memcpy(p, c->key, kl);
+	p += kl;
+	for (size_t i = 0; i < n; i++) {
+		out[i] = in[i] ? memcpy(p, in[i], sl[i]) : NULL;
+		p += sl[i];
+	}
+	return e;
+}
+
+// ent_new compiles one change into an entity with one reference; the
+// JSON tree lives in scratch (reset here; NULL: an arena of its own).
+static dre_err
+ent_new(ix_ent **ep, const eng_master_change *c, dre_arena *scratch)
+{
 	if (c->doc == NULL) {
+		ix_ent *e = ent_flat(c, NULL, NULL, 0);
+		if (e == NULL)
+			return DRE_ENOMEM;
 		e->deleted = true;
 		*ep = e;
 		return DRE_OK;
 	}
 	// The JSON tree is needed only while compiling: it lives in a
 	// temporary arena so the entity keeps just what evaluation reads.
-	tmp = dre_arena_alloc(c->doc_len * 8 + 4096);
+	dre_arena *tmp = scratch;
+	dre_arena *a = NULL;
+	if (tmp != NULL)
+		dre_arena_reset(tmp);
+	else
+		tmp = dre_arena_alloc(c->doc_len * 8 + 4096);
+	ix_ent *e = NULL;
+	dre_err err = DRE_ENOMEM;
 	if (tmp == NULL)
 		goto fail;
 	dre_json      *root;
@@ -385,9 +401,23 @@ ent_new(ix_ent **ep, const eng_master_change *c)
 	err = DRE_ENOMEM;
 	switch (c->kind) {
 	case ENG_MK_PROMOTION: {
+		// A compiled promotion takes about its document's size plus
+		// 700 bytes: one block holds it and the entity (a larger one
+		// chains a second).
+		a = dre_arena_alloc(sizeof(ix_ent) + c->doc_len * 2 + 512);
+		e = a ? dre_arena_get(a, sizeof(*e)) : NULL;
+		if (e == NULL)
+			goto fail;
+		atomic_init(&e->ref, 1);
+		e->a = a;
+		e->kind = c->kind;
+		e->version = c->version;
+		e->key = dre_arena_strdup(a, c->key);
 		dre_promo_error  ev[1];
 		dre_promo_errors errs = { ev, 1, 0 };
 		dre_promo       *p;
+		if (e->key == NULL)
+			goto fail;
 		if (dre_promo_parse(&p, a, root, NULL, &errs) != DRE_OK) {
 			dre_warn("promotion %s v%lld rejected: %s (%s)",
 			    c->key, (long long) c->version,
@@ -402,10 +432,16 @@ ent_new(ix_ent **ep, const eng_master_change *c)
 		break;
 	}
 	case ENG_MK_ARTICLE: {
-		e->article_group_id
-		    = adup(a, json_str(root, "articleGroupId"));
-		e->manufacturer_id = adup(a, json_str(root, "manufacturerId"));
-		e->ean = adup(a, json_str(root, "ean"));
+		const char *in[3] = { json_str(root, "articleGroupId"),
+			json_str(root, "manufacturerId"),
+			json_str(root, "ean") };
+		const char *out[3];
+		e = ent_flat(c, in, out, 3);
+		if (e == NULL)
+			goto fail;
+		e->article_group_id = out[0];
+		e->manufacturer_id = out[1];
+		e->ean = out[2];
 		const dre_json *rp = dre_json_get(root, "referencePrice");
 		int64_t         price;
 		e->reference_price = !dre_json_is_null(rp)
@@ -417,33 +453,51 @@ ent_new(ix_ent **ep, const eng_master_change *c)
 		    : -1;
 		break;
 	}
-	case ENG_MK_POS_GROUP:
-		e->code = adup(a, json_str(root, "code"));
+	case ENG_MK_POS_GROUP: {
+		const char *in = json_str(root, "code");
+		e = ent_flat(c, &in, &in, 1);
+		if (e == NULL)
+			goto fail;
+		e->code = in;
 		break;
+	}
 	case ENG_MK_ARTICLE_GROUP:
+	default:
+		e = ent_flat(c, NULL, NULL, 0);
+		if (e == NULL)
+			goto fail;
 		break;
 	case ENG_MK_TENANT_SETTINGS: {
 		if (!dre_json_is(root, DRE_JSON_OBJECT)) {
 			err = DRE_EINVAL;
 			goto fail;
 		}
+		const char *cur = json_str(root, "currency");
+		if (cur != NULL && strlen(cur) != 3)
+			cur = NULL;
+		e = ent_flat(c, &cur, &cur, 1);
+		if (e == NULL)
+			goto fail;
+		e->currency = cur;
 		e->nudges
 		    = dre_json_is(dre_json_get(root, "enableProductionNudges"),
 		        DRE_JSON_TRUE);
 		e->reject_unknown = dre_json_is(
 		    dre_json_get(root, "rejectUnknownFields"), DRE_JSON_TRUE);
-		const char *cur = json_str(root, "currency");
-		e->currency = cur && strlen(cur) == 3 ? adup(a, cur) : NULL;
 		break;
 	}
 	}
-	dre_arena_free(tmp);
+	if (tmp != scratch)
+		dre_arena_free(tmp);
 	*ep = e;
 	return DRE_OK;
 fail:
-	dre_arena_free(tmp);
-	dre_arena_free(a);
-	free(e);
+	if (tmp != scratch)
+		dre_arena_free(tmp);
+	if (a != NULL)
+		dre_arena_free(a);
+	else
+		free(e);
 	return err;
 }
 
@@ -481,6 +535,158 @@ ent_find(ix_ent *const *v, uint32_t n, eng_master_kind k, const char *key)
 	return -lo - 1;
 }
 
+// ---- parts -----------------------------------------------------------------
+
+static void
+part_unref(ix_part *p)
+{
+	if (p == NULL
+	    || atomic_fetch_sub_explicit(&p->ref, 1, memory_order_acq_rel)
+	        != 1)
+		return;
+	for (uint32_t i = 0; i < p->nents; i++)
+		ent_unref(p->ents[i]);
+	free(p->ents);
+	dre_arena_free(p->a);
+	free(p);
+}
+
+static ix_part *
+part_new(void)
+{
+	ix_part *p = calloc(1, sizeof(*p));
+	if (p != NULL) {
+		atomic_init(&p->ref, 1);
+		p->mut = true;
+	}
+	return p;
+}
+
+static bool
+part_grow(ix_part *p, uint32_t need)
+{
+	if (need <= p->cap)
+		return true;
+	uint32_t cap = p->cap ? p->cap : 8;
+	while (cap < need)
+		cap *= 2;
+	ix_ent **v = realloc(p->ents, cap * sizeof(*v));
+	if (v == NULL)
+		return false;
+	p->ents = v;
+	p->cap = cap;
+	return true;
+}
+
+// part_copy is a mutable copy of p: the same entities, nothing built.
+static ix_part *
+part_copy(const ix_part *p)
+{
+	ix_part *c = part_new();
+	if (c == NULL || !part_grow(c, p->nents + 1)) {
+		part_unref(c);
+		return NULL;
+	}
+	for (uint32_t i = 0; i < p->nents; i++) {
+		ent_ref(p->ents[i]);
+		c->ents[i] = p->ents[i];
+	}
+	c->nents = p->nents;
+	return c;
+}
+
+// part_put puts e (its reference) into mutable p: over position pos >= 0,
+// else at the insertion point -pos - 1.
+static bool
+part_put(ix_part *p, ix_ent *e, long pos)
+{
+	if (pos >= 0) {
+		ent_unref(p->ents[pos]);
+		p->ents[pos] = e;
+		return true;
+	}
+	if (!part_grow(p, p->nents + 1))
+		return false;
+	uint32_t at = (uint32_t) (-pos - 1);
+	memmove(&p->ents[at + 1], &p->ents[at],
+	    (p->nents - at) * sizeof(ix_ent *));
+	p->ents[at] = e;
+	p->nents++;
+	return true;
+}
+
+static uint32_t
+shard_of(const char *key)
+{
+	return hash_str(key) >> (32 - IX_SHARD_BITS);
+}
+
+static void
+shards_unref(ix_shards *s)
+{
+	if (s == NULL
+	    || atomic_fetch_sub_explicit(&s->ref, 1, memory_order_acq_rel)
+	        != 1)
+		return;
+	for (uint32_t i = 0; i < IX_SHARDS; i++)
+		part_unref(s->p[i]);
+	free(s);
+}
+
+// part_slot is where mutable t keeps the part of kind/key (the article
+// shards made mutable first: a copy of the shared ones); NULL: no memory.
+static ix_part **
+part_slot(ix_tenant *t, eng_master_kind kind, const char *key)
+{
+	if (kind == ENG_MK_PROMOTION)
+		return &t->promo;
+	if (kind != ENG_MK_ARTICLE)
+		return &t->other;
+	if (t->art == NULL || !t->art->mut) {
+		ix_shards *s = calloc(1, sizeof(*s));
+		if (s == NULL)
+			return NULL;
+		atomic_init(&s->ref, 1);
+		s->mut = true;
+		for (uint32_t i = 0; t->art != NULL && i < IX_SHARDS; i++)
+			if ((s->p[i] = t->art->p[i]) != NULL)
+				atomic_fetch_add(&s->p[i]->ref, 1);
+		shards_unref(t->art);
+		t->art = s;
+	}
+	return &t->art->p[shard_of(key)];
+}
+
+static const ix_part *
+part_of(const ix_tenant *t, eng_master_kind kind, const char *key)
+{
+	if (kind == ENG_MK_PROMOTION)
+		return t->promo;
+	if (kind != ENG_MK_ARTICLE)
+		return t->other;
+	return t->art != NULL ? t->art->p[shard_of(key)] : NULL;
+}
+
+// ent_lookup returns kind/key's entity in t (tombstones too), NULL if none.
+static const ix_ent *
+ent_lookup(const ix_tenant *t, eng_master_kind kind, const char *key)
+{
+	const ix_part *p = t ? part_of(t, kind, key) : NULL;
+	long           pos = p ? ent_find(p->ents, p->nents, kind, key) : -1;
+	return pos >= 0 ? p->ents[pos] : NULL;
+}
+
+const ix_ent *
+ix_article(const ix_tenant *t, const char *k)
+{
+	if (k == NULL)
+		return NULL;
+	uint32_t       h = hash_str(k);
+	const ix_part *p
+	    = t->art != NULL ? t->art->p[h >> (32 - IX_SHARD_BITS)] : NULL;
+	return p != NULL ? ix_map_get_h(&p->articles, k, h) : NULL;
+}
+
 // ---- tenants ---------------------------------------------------------------
 
 static void
@@ -496,11 +702,37 @@ tenant_unref(ix_tenant *t)
 	    || atomic_fetch_sub_explicit(&t->ref, 1, memory_order_acq_rel)
 	        != 1)
 		return;
-	for (uint32_t i = 0; i < t->nents; i++)
-		ent_unref(t->ents[i]);
-	free(t->ents);
-	dre_arena_free(t->a);
+	part_unref(t->promo);
+	part_unref(t->other);
+	shards_unref(t->art);
+	free(t->name);
 	free(t);
+}
+
+// tenant_new is an empty mutable tenant; src: a mutable copy of src (the
+// same parts).
+static ix_tenant *
+tenant_new(const char *name, const ix_tenant *src)
+{
+	ix_tenant *t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return NULL;
+	atomic_init(&t->ref, 1);
+	t->mut = true;
+	t->name = strdup(name);
+	if (t->name == NULL) {
+		tenant_unref(t);
+		return NULL;
+	}
+	if (src != NULL) {
+		if ((t->promo = src->promo) != NULL)
+			atomic_fetch_add(&t->promo->ref, 1);
+		if ((t->other = src->other) != NULL)
+			atomic_fetch_add(&t->other->ref, 1);
+		if ((t->art = src->art) != NULL)
+			atomic_fetch_add(&t->art->ref, 1);
+	}
+	return t;
 }
 
 static int
@@ -832,83 +1064,179 @@ promo_loyalty_needs(const dre_promo *p)
 	return need;
 }
 
-// tenant_build makes a tenant version of the n entities (sorted by kind and
-// key; their references pass to the tenant, also on failure).
-static ix_tenant *
-tenant_build(const char *name, ix_ent **ents, uint32_t n)
+// promos_build builds a promotion part's ranks and key maps.
+static bool
+promos_build(ix_part *p)
 {
-	ix_tenant *t = calloc(1, sizeof(*t));
-	dre_arena *a = dre_arena_alloc(64 * 1024);
-	ix_keys    k = { 0 };
-	if (t == NULL || a == NULL) {
-		for (uint32_t i = 0; i < n; i++)
-			ent_unref(ents[i]);
-		free(ents);
-		free(t);
-		dre_arena_free(a);
-		return NULL;
-	}
-	k.a = a;
-	atomic_init(&t->ref, 1);
-	t->a = a;
-	t->ents = ents;
-	t->nents = n;
-	t->name = dre_arena_strdup(a, name);
-	uint32_t np = 0, narts = 0, npgs = 0;
-	for (uint32_t i = 0; i < n; i++) {
-		if (ents[i]->deleted)
-			continue;
-		np += ents[i]->kind == ENG_MK_PROMOTION;
-		narts += ents[i]->kind == ENG_MK_ARTICLE;
-		npgs += ents[i]->kind == ENG_MK_POS_GROUP;
-	}
-	t->promos = dre_arena_get(a, (np + 1) * sizeof(ix_ent *));
+	dre_arena *a = p->a;
+	ix_keys    k = { .a = a };
+	uint32_t   np = 0;
+	for (uint32_t i = 0; i < p->nents; i++)
+		np += !p->ents[i]->deleted;
+	p->promos = dre_arena_get(a, (np + 1) * sizeof(ix_ent *));
 	uint32_t *unscoped = dre_arena_get(a, (np + 1) * sizeof(uint32_t));
-	if (t->name == NULL || t->promos == NULL || unscoped == NULL
-	    || !map_init(&t->articles, a, narts)
-	    || !map_init(&t->pg_by_id, a, npgs)
-	    || !map_init(&t->pg_by_code, a, npgs))
-		goto fail;
-	for (uint32_t i = 0; i < n; i++) {
-		ix_ent *e = ents[i];
+	if (p->promos == NULL || unscoped == NULL)
+		return false;
+	for (uint32_t i = 0; i < p->nents; i++) {
+		ix_ent *e = p->ents[i];
 		if (e->deleted)
 			continue;
-		if (e->kind == ENG_MK_PROMOTION) {
-			t->promos[t->npromos++] = e;
-			t->loyalty_needs |= promo_loyalty_needs(e->promo);
-		} else if (e->kind == ENG_MK_ARTICLE)
-			map_put(&t->articles, e->key, e);
-		else if (e->kind == ENG_MK_POS_GROUP) {
-			map_put(&t->pg_by_id, e->key, e);
-			if (e->code != NULL)
-				map_put(&t->pg_by_code, e->code, e);
-		} else if (e->kind == ENG_MK_TENANT_SETTINGS)
-			t->settings = e;
+		p->promos[p->npromos++] = e;
+		p->loyalty_needs |= promo_loyalty_needs(e->promo);
 	}
-	qsort(t->promos, t->npromos, sizeof(ix_ent *), promo_rank_cmp);
+	qsort(p->promos, p->npromos, sizeof(ix_ent *), promo_rank_cmp);
 	uint32_t nun = 0;
-	for (uint32_t r = 0; r < t->npromos; r++) {
+	for (uint32_t r = 0; r < p->npromos; r++) {
 		key_kind kind;
-		if (!promo_keys(t->promos[r], r, &k, &kind))
+		if (!promo_keys(p->promos[r], r, &k, &kind))
 			goto fail;
 		if (kind == UNSCOPED)
 			unscoped[nun++] = r;
 	}
-	t->unscoped.n = nun;
-	t->unscoped.rank = unscoped;
-	if (!multimap_build(&t->by_article, a, k.art.v, k.art.n)
-	    || !multimap_build(&t->by_group, a, k.grp.v, k.grp.n)
-	    || !multimap_build(&t->by_manu, a, k.manu.v, k.manu.n)
-	    || !multimap_build(&t->by_channel, a, k.chan.v, k.chan.n)
-	    || !multimap_build(&t->by_udf, a, k.udf.v, k.udf.n)
-	    || !multimap_build(&t->by_addf, a, k.addf.v, k.addf.n)
-	    || !thrlist_build(&t->by_amount, a, &k.amount)
-	    || !thrlist_build(&t->by_units, a, &k.units))
+	p->unscoped.n = nun;
+	p->unscoped.rank = unscoped;
+	if (!multimap_build(&p->by_article, a, k.art.v, k.art.n)
+	    || !multimap_build(&p->by_group, a, k.grp.v, k.grp.n)
+	    || !multimap_build(&p->by_manu, a, k.manu.v, k.manu.n)
+	    || !multimap_build(&p->by_channel, a, k.chan.v, k.chan.n)
+	    || !multimap_build(&p->by_udf, a, k.udf.v, k.udf.n)
+	    || !multimap_build(&p->by_addf, a, k.addf.v, k.addf.n)
+	    || !thrlist_build(&p->by_amount, a, &k.amount)
+	    || !thrlist_build(&p->by_units, a, &k.units))
 		goto fail;
 	keys_free(&k);
-	return t;
+	return true;
 fail:
 	keys_free(&k);
+	return false;
+}
+
+// part_build builds what is looked up in mutable part p of kind (its
+// entities are final) and makes it immutable.
+static bool
+part_build(ix_part *p, eng_master_kind kind)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < p->nents; i++)
+		n += !p->ents[i]->deleted;
+	dre_arena *a = dre_arena_alloc(kind == ENG_MK_PROMOTION ? 64 * 1024
+	        : kind == ENG_MK_ARTICLE ? table_size(n) * sizeof(ix_slot) + 64
+	                                 : 4096);
+	if (a == NULL)
+		return false;
+	dre_arena_free(p->a);
+	p->a = a;
+	bool ok = true;
+	if (kind == ENG_MK_PROMOTION) {
+		ok = promos_build(p);
+	} else if (kind == ENG_MK_ARTICLE) {
+		ok = map_init(&p->articles, a, n);
+		for (uint32_t i = 0; ok && i < p->nents; i++)
+			if (!p->ents[i]->deleted)
+				map_put(
+				    &p->articles, p->ents[i]->key, p->ents[i]);
+	} else {
+		uint32_t npgs = 0;
+		for (uint32_t i = 0; i < p->nents; i++)
+			npgs += !p->ents[i]->deleted
+			    && p->ents[i]->kind == ENG_MK_POS_GROUP;
+		ok = map_init(&p->pg_by_id, a, npgs)
+		    && map_init(&p->pg_by_code, a, npgs);
+		for (uint32_t i = 0; ok && i < p->nents; i++) {
+			ix_ent *e = p->ents[i];
+			if (e->deleted)
+				continue;
+			if (e->kind == ENG_MK_POS_GROUP) {
+				map_put(&p->pg_by_id, e->key, e);
+				if (e->code != NULL)
+					map_put(&p->pg_by_code, e->code, e);
+			} else if (e->kind == ENG_MK_TENANT_SETTINGS)
+				p->settings = e;
+		}
+	}
+	p->mut = false;
+	return ok;
+}
+
+// tenant_finish builds the mutable parts of mutable t and copies what
+// evaluation reads from the parts.
+static bool
+tenant_finish(ix_tenant *t)
+{
+	if (!t->mut)
+		return true;
+	if (t->promo == NULL && (t->promo = part_new()) == NULL)
+		return false;
+	if (t->other == NULL && (t->other = part_new()) == NULL)
+		return false;
+	if (t->promo->mut && !part_build(t->promo, ENG_MK_PROMOTION))
+		return false;
+	if (t->other->mut && !part_build(t->other, ENG_MK_POS_GROUP))
+		return false;
+	if (t->art != NULL && t->art->mut) {
+		t->art->nents = 0;
+		for (uint32_t i = 0; i < IX_SHARDS; i++) {
+			ix_part *p = t->art->p[i];
+			if (p == NULL)
+				continue;
+			if (p->mut && !part_build(p, ENG_MK_ARTICLE))
+				return false;
+			t->art->nents += p->nents;
+		}
+		t->art->mut = false;
+	}
+	t->nents = t->promo->nents + t->other->nents
+	    + (t->art != NULL ? t->art->nents : 0);
+	const ix_part *p = t->promo, *o = t->other;
+	t->promos = p->promos;
+	t->npromos = p->npromos;
+	t->by_article = p->by_article;
+	t->by_group = p->by_group;
+	t->by_manu = p->by_manu;
+	t->by_channel = p->by_channel;
+	t->by_udf = p->by_udf;
+	t->by_addf = p->by_addf;
+	t->by_amount = p->by_amount;
+	t->by_units = p->by_units;
+	t->unscoped = p->unscoped;
+	t->loyalty_needs = p->loyalty_needs;
+	t->pg_by_id = o->pg_by_id;
+	t->pg_by_code = o->pg_by_code;
+	t->settings = o->settings;
+	t->mut = false;
+	return true;
+}
+
+// tenant_build makes a tenant version of the n entities (sorted by kind and
+// key; their references pass to the tenant, also on failure; ents is
+// freed).
+static ix_tenant *
+tenant_build(const char *name, ix_ent **ents, uint32_t n)
+{
+	ix_tenant *t = tenant_new(name, NULL);
+	uint32_t   i = 0;
+	if (t == NULL)
+		goto fail;
+	for (; i < n; i++) {
+		ix_part **slot = part_slot(t, ents[i]->kind, ents[i]->key);
+		if (slot == NULL)
+			goto fail;
+		if (*slot == NULL && (*slot = part_new()) == NULL)
+			goto fail;
+		// In (kind, key) order: each part's entities come sorted.
+		if (!part_put(*slot, ents[i], -(long) (*slot)->nents - 1))
+			goto fail;
+	}
+	free(ents);
+	if (!tenant_finish(t)) {
+		tenant_unref(t);
+		return NULL;
+	}
+	return t;
+fail:
+	for (; i < n; i++)
+		ent_unref(ents[i]);
+	free(ents);
 	tenant_unref(t);
 	return NULL;
 }
@@ -1061,16 +1389,34 @@ eng_index_loyalty_needs(const eng_index *ix, const char *tenant)
 	return t != NULL ? t->loyalty_needs : 0;
 }
 
+// part_bytes is what p and its entities take (about: the allocator's own
+// overhead is not counted).
+static size_t
+part_bytes(const ix_part *p)
+{
+	if (p == NULL)
+		return 0;
+	size_t n = sizeof(*p) + p->cap * sizeof(ix_ent *)
+	    + (p->a ? dre_arena_used(p->a) : 0);
+	for (uint32_t k = 0; k < p->nents; k++) {
+		const ix_ent *e = p->ents[k];
+		if (e->a != NULL)
+			n += dre_arena_used(e->a);
+		else
+			n += malloc_usable_size((void *) e);
+	}
+	return n;
+}
+
 size_t
 eng_index_bytes(const eng_index *ix, size_t *entities)
 {
 	size_t n = 0, ne = 0;
 	for (uint32_t i = 0; i < ix->ntenants; i++) {
 		const ix_tenant *t = ix->tenants[i];
-		n += dre_arena_used(t->a);
-		for (uint32_t k = 0; k < t->nents; k++)
-			if (t->ents[k]->a != NULL)
-				n += dre_arena_used(t->ents[k]->a);
+		n += part_bytes(t->promo) + part_bytes(t->other);
+		for (uint32_t k = 0; k < IX_SHARDS; k++)
+			n += t->art != NULL ? part_bytes(t->art->p[k]) : 0;
 		ne += t->nents;
 	}
 	if (entities != NULL)
@@ -1082,11 +1428,8 @@ int64_t
 eng_index_version_of(const eng_index *ix, const char *tenant,
     eng_master_kind kind, const char *key)
 {
-	const ix_tenant *t = ix_tenant_find(ix, tenant);
-	if (t == NULL)
-		return -1;
-	long pos = ent_find(t->ents, t->nents, kind, key);
-	return pos >= 0 ? t->ents[pos]->version : -1;
+	const ix_ent *e = ent_lookup(ix_tenant_find(ix, tenant), kind, key);
+	return e != NULL ? e->version : -1;
 }
 
 typedef struct {
@@ -1117,10 +1460,26 @@ stage_locked(eng_engine *e, eng_index *ix)
 	e->next = ix;
 }
 
+// index_finish builds what the changes staged in ix left to build: each
+// changed part once, however many changes it took.
+static bool
+index_finish(eng_index *ix)
+{
+	for (uint32_t i = 0; i < ix->ntenants; i++)
+		if (!tenant_finish(ix->tenants[i]))
+			return false;
+	return true;
+}
+
 // publish_locked swaps the staged version in (wlock held).
 static void
 publish_locked(eng_engine *e)
 {
+	if (e->next != NULL && !index_finish(e->next)) {
+		dre_error("engine: out of memory building the index: the "
+		          "staged changes are dropped");
+		stage_locked(e, NULL);
+	}
 	if (e->next != NULL)
 		engine_swap(e, e->next);
 	e->next = NULL;
@@ -1150,9 +1509,12 @@ load(eng_engine *e, const eng_master_change *v, size_t n, int64_t now_ms,
 {
 	load_item *items = calloc(n + 1, sizeof(*items));
 	eng_index *ix = calloc(1, sizeof(*ix));
+	// One scratch arena for every document's JSON tree (an article's
+	// takes a few KB): not a malloc and free per entity.
+	dre_arena *scratch = dre_arena_alloc(64 * 1024);
 	size_t     m = 0, nbad = 0;
 	dre_err    err = DRE_ENOMEM;
-	if (items == NULL || ix == NULL)
+	if (items == NULL || ix == NULL || scratch == NULL)
 		goto out;
 	atomic_init(&ix->ref, 1);
 	for (size_t i = 0; i < n; i++) {
@@ -1163,7 +1525,7 @@ load(eng_engine *e, const eng_master_change *v, size_t n, int64_t now_ms,
 		if (v[i].doc == NULL)
 			continue;
 		ix_ent *ent;
-		dre_err r = ent_new(&ent, &v[i]);
+		dre_err r = ent_new(&ent, &v[i], scratch);
 		if (r == DRE_EINVAL) {
 			nbad++;
 			continue;
@@ -1220,6 +1582,7 @@ out:
 			ent_unref(items[i].e);
 	free(items);
 	index_unref(ix);
+	dre_arena_free(scratch);
 	return err;
 }
 
@@ -1237,81 +1600,115 @@ eng_stage_load(eng_engine *e, const eng_master_change *v, size_t n,
 	return load(e, v, n, now_ms, nbadp, false);
 }
 
-// stage_change builds the staged version (or the current one, when none
-// is staged) with c and stages it (wlock held).
+// staged_tenant returns the mutable tenant name of the staged version,
+// making the staged version (a copy of the current one) and the tenant (a
+// copy sharing its parts, or an empty one) as needed (wlock held).
+static ix_tenant *
+staged_tenant(eng_engine *e, const char *name, int64_t now_ms)
+{
+	eng_index *ix = e->next;
+	if (ix == NULL) {
+		eng_index *cur = e->cur;
+		ix = calloc(1, sizeof(*ix));
+		if (ix == NULL)
+			return NULL;
+		atomic_init(&ix->ref, 1);
+		ix->tenants = calloc(cur->ntenants + 1, sizeof(ix_tenant *));
+		if (ix->tenants == NULL) {
+			free(ix);
+			return NULL;
+		}
+		for (uint32_t i = 0; i < cur->ntenants; i++) {
+			tenant_ref(cur->tenants[i]);
+			ix->tenants[ix->ntenants++] = cur->tenants[i];
+		}
+		ix->version = cur->version;
+		ix->data_age = cur->data_age;
+		e->next = ix;
+	}
+	uint32_t lo = 0, hi = ix->ntenants;
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+		if (strcmp(ix->tenants[mid]->name, name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	ix_tenant *t
+	    = lo < ix->ntenants && strcmp(ix->tenants[lo]->name, name) == 0
+	    ? ix->tenants[lo]
+	    : NULL;
+	if (t != NULL && t->mut)
+		return t;
+	ix_tenant *nt = tenant_new(name, t);
+	if (nt == NULL)
+		return NULL;
+	if (t != NULL) {
+		ix->tenants[lo] = nt;
+		tenant_unref(t);
+		return nt;
+	}
+	ix_tenant **tv
+	    = realloc(ix->tenants, (ix->ntenants + 2) * sizeof(ix_tenant *));
+	if (tv == NULL) {
+		tenant_unref(nt);
+		return NULL;
+	}
+	ix->tenants = tv;
+	memmove(&tv[lo + 1], &tv[lo], (ix->ntenants - lo) * sizeof(*tv));
+	tv[lo] = nt;
+	ix->ntenants++;
+	(void) now_ms;
+	return nt;
+}
+
+// stage_change puts c into the staged version (a copy of the current one
+// when none is staged): the part of the tenant c belongs to is copied, once
+// per staged version, and edited in place; what is built from it is built
+// once, at publish (wlock held).
 static dre_err
 stage_change(
     eng_engine *e, const eng_master_change *c, int64_t now_ms, bool *appliedp)
 {
 	// Only writers replace e->cur and e->next and they hold wlock:
 	// reading them here without plock is safe.
-	eng_index       *cur = e->next != NULL ? e->next : e->cur;
-	const ix_tenant *old = ix_tenant_find(cur, c->tenant);
-	long             pos = -1;
-	if (old != NULL) {
-		pos = ent_find(old->ents, old->nents, c->kind, c->key);
-		if (pos >= 0 && old->ents[pos]->version >= c->version)
-			return DRE_OK; // stale or duplicate change
-	}
+	eng_index    *cur = e->next != NULL ? e->next : e->cur;
+	const ix_ent *old
+	    = ent_lookup(ix_tenant_find(cur, c->tenant), c->kind, c->key);
+	if (old != NULL && old->version >= c->version)
+		return DRE_OK; // stale or duplicate change
 	ix_ent *ent;
-	dre_err err = ent_new(&ent, c);
+	dre_err err = ent_new(&ent, c, NULL);
 	if (err != DRE_OK)
 		return err;
-	uint32_t    n = old ? old->nents : 0;
-	ix_ent    **ents = malloc((n + 1) * sizeof(ix_ent *));
-	eng_index  *ix = calloc(1, sizeof(*ix));
-	ix_tenant **tv = calloc(cur->ntenants + 1, sizeof(ix_tenant *));
-	if (ents == NULL || ix == NULL || tv == NULL) {
-		free(ents);
-		free(ix);
-		free(tv);
+	ix_tenant *t = staged_tenant(e, c->tenant, now_ms);
+	if (t == NULL) {
 		ent_unref(ent);
 		return DRE_ENOMEM;
 	}
-	uint32_t k = 0;
-	if (pos >= 0) {
-		for (uint32_t i = 0; i < n; i++) {
-			ents[k] = (long) i == pos ? ent : old->ents[i];
-			if ((long) i != pos)
-				ent_ref(ents[k]);
-			k++;
-		}
-	} else {
-		uint32_t at = old ? (uint32_t) (-pos - 1) : 0;
-		for (uint32_t i = 0; i < n; i++) {
-			if (i == at)
-				ents[k++] = ent;
-			ent_ref(old->ents[i]);
-			ents[k++] = old->ents[i];
-		}
-		if (at == n)
-			ents[k++] = ent;
-	}
-	ix_tenant *nt = tenant_build(c->tenant, ents, k);
-	if (nt == NULL) {
-		free(ix);
-		free(tv);
+	ix_part **slot = part_slot(t, c->kind, c->key);
+	if (slot == NULL) {
+		ent_unref(ent);
 		return DRE_ENOMEM;
 	}
-	atomic_init(&ix->ref, 1);
-	ix->tenants = tv;
-	bool placed = false;
-	for (uint32_t i = 0; i < cur->ntenants; i++) {
-		ix_tenant *t = cur->tenants[i];
-		if (!placed && strcmp(c->tenant, t->name) <= 0) {
-			tv[ix->ntenants++] = nt;
-			placed = true;
-			if (t == old)
-				continue;
+	ix_part *p = *slot;
+	if (p == NULL || !p->mut) {
+		ix_part *np = p != NULL ? part_copy(p) : part_new();
+		if (np == NULL) {
+			ent_unref(ent);
+			return DRE_ENOMEM;
 		}
-		tenant_ref(t);
-		tv[ix->ntenants++] = t;
+		part_unref(p);
+		*slot = p = np;
 	}
-	if (!placed)
-		tv[ix->ntenants++] = nt;
-	ix->version = cur->version > c->version ? cur->version : c->version;
+	if (!part_put(p, ent, ent_find(p->ents, p->nents, c->kind, c->key))) {
+		ent_unref(ent);
+		return DRE_ENOMEM;
+	}
+	eng_index *ix = e->next;
+	if (c->version > ix->version)
+		ix->version = c->version;
 	ix->data_age = now_ms;
-	stage_locked(e, ix); // drops the previous staged version, if any
 	if (appliedp != NULL)
 		*appliedp = true;
 	return DRE_OK;
@@ -1351,10 +1748,10 @@ eng_stage(
 long
 ix_promo_rank(const ix_tenant *t, const char *id)
 {
-	long pos = ent_find(t->ents, t->nents, ENG_MK_PROMOTION, id);
-	if (pos < 0 || t->ents[pos]->deleted)
+	const ix_ent *e = ent_lookup(t, ENG_MK_PROMOTION, id);
+	if (e == NULL || e->deleted)
 		return -1;
-	const dre_promo *p = t->ents[pos]->promo;
+	const dre_promo *p = e->promo;
 	long             lo = 0, hi = (long) t->npromos - 1;
 	while (lo <= hi) { // promos are in (priority, id) order
 		long             mid = (lo + hi) / 2;
@@ -1375,9 +1772,159 @@ ix_promo_rank(const ix_tenant *t, const char *id)
 const dre_promo *
 eng_index_promotion(const eng_index *ix, const char *tenant, const char *id)
 {
-	const ix_tenant *t = ix_tenant_find(ix, tenant);
-	long pos = t ? ent_find(t->ents, t->nents, ENG_MK_PROMOTION, id) : -1;
-	if (pos < 0 || t->ents[pos]->deleted)
-		return NULL;
-	return t->ents[pos]->promo;
+	const ix_ent *e
+	    = ent_lookup(ix_tenant_find(ix, tenant), ENG_MK_PROMOTION, id);
+	return e != NULL && !e->deleted ? e->promo : NULL;
+}
+
+// ---- the canonical dump (tests) ------------------------------------------
+
+static void
+dump_str(FILE *fp, const char *s)
+{
+	fputs(s != NULL ? s : "-", fp);
+}
+
+static void
+dump_ranks(FILE *fp, const ix_tenant *t, uint32_t n, const uint32_t *r)
+{
+	for (uint32_t i = 0; i < n; i++)
+		fprintf(fp, " %s", t->promos[r[i]]->key);
+}
+
+static int
+str_cmp(const void *x, const void *y)
+{
+	return strcmp(*(const char *const *) x, *(const char *const *) y);
+}
+
+static void
+dump_mmap(FILE *fp, const ix_tenant *t, const char *name, const ix_mmap *m)
+{
+	uint32_t     n = 0;
+	const char **k = malloc((m->mask + 1) * sizeof(*k));
+	for (uint32_t i = 0; k && m->slots && i <= m->mask; i++)
+		if (m->slots[i].k != NULL)
+			k[n++] = m->slots[i].k;
+	qsort(k, n, sizeof(*k), str_cmp);
+	for (uint32_t i = 0; i < n; i++) {
+		const uint32_t *r;
+		uint32_t nr = ix_mmap_get_h(m, k[i], hash_str(k[i]), &r);
+		fprintf(fp, "  %s %s:", name, k[i]);
+		dump_ranks(fp, t, nr, r);
+		fputc('\n', fp);
+	}
+	free(k);
+}
+
+static void
+dump_thr(FILE *fp, const ix_tenant *t, const char *name, const ix_thrlist *l)
+{
+	for (uint32_t i = 0; i < l->n; i++)
+		fprintf(fp, "  %s %lld %s\n", name, (long long) l->v[i].v,
+		    t->promos[l->v[i].rank]->key);
+}
+
+static void
+dump_ent(FILE *fp, const ix_ent *e)
+{
+	fprintf(fp, "  %s %s v%lld%s", eng_master_kind_name(e->kind), e->key,
+	    (long long) e->version, e->deleted ? " deleted" : "");
+	if (!e->deleted && e->kind == ENG_MK_ARTICLE) {
+		fputc(' ', fp);
+		dump_str(fp, e->article_group_id);
+		fputc(' ', fp);
+		dump_str(fp, e->manufacturer_id);
+		fputc(' ', fp);
+		dump_str(fp, e->ean);
+		fprintf(fp, " %lld", (long long) e->reference_price);
+	} else if (!e->deleted && e->kind == ENG_MK_POS_GROUP) {
+		fputc(' ', fp);
+		dump_str(fp, e->code);
+	} else if (!e->deleted && e->kind == ENG_MK_TENANT_SETTINGS) {
+		fprintf(fp, " %d %d ", e->nudges, e->reject_unknown);
+		dump_str(fp, e->currency);
+	} else if (!e->deleted && e->kind == ENG_MK_PROMOTION)
+		fprintf(
+		    fp, " %s prio %d", e->promo->id, (int) e->promo->priority);
+	fputc('\n', fp);
+}
+
+static uint32_t
+dump_part(FILE *fp, const ix_part *p, bool tombstones)
+{
+	uint32_t live = 0;
+	for (uint32_t i = 0; p != NULL && i < p->nents; i++) {
+		live += !p->ents[i]->deleted;
+		if (tombstones || !p->ents[i]->deleted)
+			dump_ent(fp, p->ents[i]);
+	}
+	return live;
+}
+
+void
+ix_dump(const eng_index *ix, FILE *out, bool tombstones)
+{
+	if (tombstones)
+		fprintf(out, "index v%lld\n", (long long) ix->version);
+	for (uint32_t i = 0; i < ix->ntenants; i++) {
+		const ix_tenant *t = ix->tenants[i];
+		char            *body = NULL;
+		size_t           blen = 0;
+		FILE            *fp = open_memstream(&body, &blen);
+		if (fp == NULL)
+			return;
+		uint32_t live = dump_part(fp, t->promo, tombstones)
+		    + dump_part(fp, t->other, tombstones);
+		for (uint32_t k = 0; k < IX_SHARDS; k++) {
+			const ix_part *p
+			    = t->art != NULL ? t->art->p[k] : NULL;
+			uint32_t n = dump_part(fp, p, tombstones);
+			live += n;
+			for (uint32_t x = 0; p != NULL && x < p->nents; x++) {
+				const ix_ent *e = p->ents[x];
+				if (!e->deleted && ix_article(t, e->key) != e)
+					fprintf(fp,
+					    "  ! article %s not found\n",
+					    e->key);
+			}
+			if (n > 0)
+				fprintf(fp, "  shard %u: %u articles\n", k, n);
+		}
+		for (uint32_t r = 0; r < t->npromos; r++)
+			fprintf(fp, "  rank %u %s\n", r, t->promos[r]->key);
+		fputs("  unscoped:", fp);
+		dump_ranks(fp, t, t->unscoped.n, t->unscoped.rank);
+		fputc('\n', fp);
+		dump_mmap(fp, t, "article", &t->by_article);
+		dump_mmap(fp, t, "group", &t->by_group);
+		dump_mmap(fp, t, "manufacturer", &t->by_manu);
+		dump_mmap(fp, t, "channel", &t->by_channel);
+		dump_mmap(fp, t, "udf", &t->by_udf);
+		dump_mmap(fp, t, "addf", &t->by_addf);
+		dump_thr(fp, t, "amount", &t->by_amount);
+		dump_thr(fp, t, "units", &t->by_units);
+		for (uint32_t k = 0;
+		     t->pg_by_id.slots && k <= t->pg_by_id.mask; k++)
+			if (t->pg_by_id.slots[k].k != NULL) {
+				const ix_ent *e = t->pg_by_id.slots[k].v;
+				fprintf(fp, "  posgroup %s by code %s\n",
+				    e->key,
+				    e->code
+				            && ix_map_get(
+				                   &t->pg_by_code, e->code)
+				                == e
+				        ? "ok"
+				        : "-");
+			}
+		fclose(fp);
+		// A tenant of tombstones only is no tenant to a fresh load.
+		if (tombstones || live > 0)
+			fprintf(out,
+			    "tenant %s: %u live, %u promotions, loyalty %u, "
+			    "settings %s\n%s",
+			    t->name, live, t->npromos, t->loyalty_needs,
+			    t->settings ? t->settings->key : "-", body);
+		free(body);
+	}
 }

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "dre/arena.h"
 #include "dre/promo.h"
@@ -59,7 +60,10 @@ typedef struct {
 	              // depends on the discounts of other promotions
 } ix_promo;
 
-// One master-data entity, shared by every index version that holds it.
+// One master-data entity, shared by every index version that holds it. A
+// promotion lives in an arena of its own (the entity first); every other
+// entity, its strings included, is one allocation (a million articles are
+// a million allocations, not three million).
 typedef struct ix_ent ix_ent;
 struct ix_ent {
 	atomic_int      ref;
@@ -67,21 +71,27 @@ struct ix_ent {
 	bool            deleted; // tombstone: keeps the version of a delete
 	int64_t         version;
 	char           *key;
-	dre_arena      *a; // everything below lives here
-	// PROMOTION
-	const dre_promo *promo;
-	ix_promo         cp;
-	// ARTICLE
-	const char *article_group_id;
-	const char *manufacturer_id;
-	const char *ean;
-	int64_t     reference_price; // minor units; -1 = none
-	// POS_GROUP
-	const char *code;
-	// TENANT_SETTINGS
-	bool        nudges; // enableProductionNudges
-	bool        reject_unknown; // rejectUnknownFields: POS requests strict
-	const char *currency;
+	dre_arena      *a; // a promotion's arena (holds the entity); else NULL
+	union {
+		struct { // PROMOTION
+			const dre_promo *promo;
+			ix_promo         cp;
+		};
+		struct { // ARTICLE
+			const char *article_group_id;
+			const char *manufacturer_id;
+			const char *ean;
+			int64_t     reference_price; // minor units; -1 = none
+		};
+		struct { // POS_GROUP
+			const char *code;
+		};
+		struct { // TENANT_SETTINGS
+			bool nudges; // enableProductionNudges
+			bool reject_unknown; // rejectUnknownFields: POS strict
+			const char *currency;
+		};
+	};
 };
 
 // Promotions in (priority, id) order are numbered by rank; candidate lists
@@ -145,13 +155,57 @@ typedef struct {
 	uint32_t n;
 } ix_thrlist;
 
+// A part of a tenant: some of its entities (tombstones too) sorted by
+// (kind, key), and what is built from them. A tenant holds three kinds of
+// part -- its promotions, its articles in IX_SHARDS shards by key hash, and
+// the rest (POS groups, article groups, settings) -- shared by every tenant
+// version until a change replaces one: a change costs its part, not the
+// tenant (an article change copies one shard of ~1/1024 of the articles).
+// A part is immutable once built; mut marks one the writer is still
+// editing (staged, private), built when the staged version is published.
+#define IX_SHARD_BITS 10
+#define IX_SHARDS     (1u << IX_SHARD_BITS)
+
+typedef struct ix_part ix_part;
+struct ix_part {
+	atomic_int ref;
+	bool       mut;
+	ix_ent   **ents;
+	uint32_t   nents, cap;
+	dre_arena *a; // what is built below (NULL = nothing yet)
+	// an article shard
+	ix_map articles; // article number -> ix_ent
+	// the promotions
+	ix_ent   **promos; // live promotions by rank
+	uint32_t   npromos;
+	ix_mmap    by_article, by_group, by_manu, by_channel, by_udf, by_addf;
+	ix_thrlist by_amount, by_units;
+	ix_plist   unscoped;
+	unsigned   loyalty_needs;
+	// the rest
+	ix_map        pg_by_id, pg_by_code;
+	const ix_ent *settings;
+};
+
+// The article shards of a tenant, shared by its versions until an article
+// changes (a promotion change does not copy 1,024 pointers).
+typedef struct {
+	atomic_int ref;
+	bool       mut;
+	uint32_t   nents; // in all shards
+	ix_part   *p[IX_SHARDS]; // NULL = none
+} ix_shards;
+
 typedef struct ix_tenant ix_tenant;
 struct ix_tenant {
-	atomic_int    ref;
-	dre_arena    *a;
-	char         *name;
-	ix_ent      **ents; // every entity (tombstones too), by (kind, key)
-	uint32_t      nents;
+	atomic_int ref;
+	bool       mut; // being edited by the writer (see ix_part)
+	char      *name;
+	ix_part   *promo; // PROMOTION entities
+	ix_part   *other; // POS_GROUP, ARTICLE_GROUP, TENANT_SETTINGS
+	ix_shards *art; // ARTICLE entities (NULL = none)
+	uint32_t   nents; // in all parts
+	// Copied from the parts (which own the memory) when built:
 	ix_ent      **promos; // live promotions by rank
 	uint32_t      npromos;
 	ix_mmap       by_article; // article number -> ranks
@@ -163,12 +217,14 @@ struct ix_tenant {
 	ix_thrlist    by_amount; // RECEIPT_AMOUNT min (minor units)
 	ix_thrlist    by_units; // ITEM_QUANTITY min (thousandths)
 	ix_plist      unscoped; // promotions no key can find
-	ix_map        articles; // article number -> ix_ent
 	ix_map        pg_by_id; // POS group id -> ix_ent
 	ix_map        pg_by_code; // POS group code -> ix_ent
 	const ix_ent *settings; // TENANT_SETTINGS, NULL = defaults
 	unsigned      loyalty_needs; // ENG_LOYALTY_* of the live promotions
 };
+
+// ix_article returns the live article number k of t, NULL when none.
+const ix_ent *ix_article(const ix_tenant *t, const char *k);
 
 struct eng_index {
 	atomic_int  ref;
@@ -181,5 +237,10 @@ struct eng_index {
 const ix_tenant *ix_tenant_find(const eng_index *ix, const char *name);
 // ix_promo_rank returns the rank of live promotion id in t, or -1.
 long ix_promo_rank(const ix_tenant *t, const char *id);
+// ix_dump writes a canonical text of everything ix holds (entities,
+// ranks, every map's contents) to fp: two indexes of the same data dump
+// the same, however they were built (the incremental path's unit test);
+// without tombstones, as a fresh load (which keeps none) would.
+void ix_dump(const eng_index *ix, FILE *fp, bool tombstones);
 
 #endif
