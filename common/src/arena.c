@@ -146,10 +146,12 @@ dre_arena_used(const dre_arena *a)
 	return a->total;
 }
 
+// pb_alloc need not zero: protobuf-c initialises every message it
+// allocates and fills every array and string before it is read.
 static void *
 pb_alloc(void *a, size_t n)
 {
-	return dre_arena_get(a, n);
+	return dre_arena_get_raw(a, n);
 }
 
 static void

@@ -123,12 +123,17 @@ rd_str(rd *r, char **out, const dre_json *obj, const char *prefix,
 	if (strlen(v->str) != v->len)
 		return INVALID(r->err, join(t, prefix, name),
 		    "%s must not contain NUL characters", name);
-	if (!dre_utf8_valid(v->str, v->len, &chars))
-		return fail(r->err, 400, "MALFORMED_JSON",
-		    join(t, prefix, name), "%s is not valid UTF-8", name);
-	if (chars > max)
-		return INVALID(r->err, join(t, prefix, name),
-		    "%s must be at most %zu characters", name, max);
+	// Characters are counted only when the bytes could be too many (a
+	// character is at least one byte; dre_json_parse left only UTF-8).
+	if (v->len > max) {
+		if (!dre_utf8_valid(v->str, v->len, &chars))
+			return fail(r->err, 400, "MALFORMED_JSON",
+			    join(t, prefix, name), "%s is not valid UTF-8",
+			    name);
+		if (chars > max)
+			return INVALID(r->err, join(t, prefix, name),
+			    "%s must be at most %zu characters", name, max);
+	}
 	if (required && v->len == 0)
 		return INVALID(r->err, join(t, prefix, name),
 		    "%s must not be empty", name);

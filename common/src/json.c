@@ -34,6 +34,8 @@ typedef struct {
 	uint64_t             seed;
 	dre_json_error      *err;
 	dre_err              rv;
+	char
+	    *inplace; // dre_json_parse_inplace: the text, writable (else NULL)
 } parser;
 
 static dre_err
@@ -162,6 +164,15 @@ hex4(const parser *p, size_t i)
 // Nonzero when some byte of v is zero / below n (n <= 128).
 #define HAS_ZERO(v)    (((v) -ONES) & ~(v) &HIGHS)
 #define HAS_LESS(v, n) (((v) -ONES * (n)) & ~(v) &HIGHS)
+// The index of the first byte (in memory order) flagged in a mask those
+// build: the lowest flag is exact (a borrow only falsely flags bytes after
+// a true one). 0 where the words are not little-endian: the bytes are then
+// looked at one by one, as before.
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define DRE_FIRST_FLAGGED(m) ((size_t) __builtin_ctzll(m) >> 3)
+#else
+#define DRE_FIRST_FLAGGED(m) ((size_t) 0 * (m))
+#endif
 
 // scan_string validates the string whose opening quote is at p->pos and
 // leaves p->pos after the closing quote. *escapes tells whether the text
@@ -173,14 +184,18 @@ scan_string(parser *p, size_t *b, size_t *e, bool *escapes)
 	size_t               i = p->pos + 1, len = p->len;
 	*escapes = false;
 	for (;;) {
-		// Eight plain ASCII bytes at a time: the common case.
+		// Eight plain ASCII bytes at a time: the common case. A word
+		// holding a byte to look at moves i to the first such byte.
 		while (len - i >= 8) {
 			uint64_t v;
 			memcpy(&v, s + i, 8);
-			if ((v & HIGHS) || HAS_LESS(v, 0x20)
-			    || HAS_ZERO(v ^ (ONES * '"'))
-			    || HAS_ZERO(v ^ (ONES * '\\')))
+			uint64_t m = (v & HIGHS) | HAS_LESS(v, 0x20)
+			    | HAS_ZERO(v ^ (ONES * '"'))
+			    | HAS_ZERO(v ^ (ONES * '\\'));
+			if (m != 0) {
+				i += DRE_FIRST_FLAGGED(m);
 				break;
+			}
 			i += 8;
 		}
 		if (i >= len)
@@ -282,6 +297,12 @@ read_string(parser *p, const char **out, uint32_t *out_len)
 		return fail(p, b, "string too long");
 	const char *src = (const char *) p->s;
 	if (!esc) {
+		if (p->inplace != NULL) { // the closing quote becomes its NUL
+			p->inplace[e] = '\0';
+			*out = p->inplace + b;
+			*out_len = (uint32_t) (e - b);
+			return DRE_OK;
+		}
 		char *s = dre_arena_strndup(p->arena, src + b, e - b);
 		if (s == NULL)
 			return oom(p);
@@ -289,7 +310,10 @@ read_string(parser *p, const char **out, uint32_t *out_len)
 		*out_len = (uint32_t) (e - b);
 		return DRE_OK;
 	}
-	char *o = dre_arena_get(p->arena, e - b + 1);
+	// In place, the text is unescaped over itself: o never passes the
+	// byte being read.
+	char *o = p->inplace != NULL ? p->inplace + b
+	                             : dre_arena_get(p->arena, e - b + 1);
 	if (o == NULL)
 		return oom(p);
 	size_t n = 0;
@@ -635,12 +659,13 @@ parse(parser *p, dre_json **rootp)
 	}
 }
 
-dre_err
-dre_json_parse(dre_json **rootp, dre_arena *arena, const char *text,
-    size_t len, int max_depth, dre_json_error *err)
+static dre_err
+parse_text(dre_json **rootp, dre_arena *arena, const char *text, size_t len,
+    int max_depth, dre_json_error *err, char *inplace)
 {
 	parser p;
 	memset(&p, 0, sizeof(p));
+	p.inplace = inplace;
 	p.s = (const unsigned char *) (text ? text : "");
 	p.len = text ? len : 0;
 	p.arena = arena;
@@ -661,14 +686,32 @@ dre_json_parse(dre_json **rootp, dre_arena *arena, const char *text,
 	return DRE_OK;
 }
 
+dre_err
+dre_json_parse(dre_json **rootp, dre_arena *arena, const char *text,
+    size_t len, int max_depth, dre_json_error *err)
+{
+	return parse_text(rootp, arena, text, len, max_depth, err, NULL);
+}
+
+dre_err
+dre_json_parse_inplace(dre_json **rootp, dre_arena *arena, char *text,
+    size_t len, int max_depth, dre_json_error *err)
+{
+	return parse_text(rootp, arena, text, len, max_depth, err, text);
+}
+
 const dre_json *
 dre_json_get(const dre_json *obj, const char *key)
 {
 	if (obj == NULL || obj->type != DRE_JSON_OBJECT || key == NULL)
 		return NULL;
 	size_t n = strlen(key);
+	// The first byte before a memcmp call: most members differ there.
 	for (const dre_json *m = obj->child; m != NULL; m = m->next)
-		if (m->key_len == n && memcmp(m->key, key, n) == 0)
+		if (m->key_len == n
+		    && (n == 0
+		        || (m->key[0] == key[0]
+		            && memcmp(m->key, key, n) == 0)))
 			return m;
 	return NULL;
 }

@@ -108,11 +108,10 @@ dre_jsonw_arr_end(dre_jsonw *w)
 }
 
 void
-dre_jsonw_key(dre_jsonw *w, const char *key)
+dre_jsonw_keyn(dre_jsonw *w, const char *key, size_t kl)
 {
-	size_t kl = strlen(key);
-	bool   comma = !w->after_key && !w->first[w->depth];
-	char  *p = room(w->buf, kl + 4);
+	bool  comma = !w->after_key && !w->first[w->depth];
+	char *p = room(w->buf, kl + 4);
 
 	w->first[w->depth] = false;
 	w->after_key = true;
@@ -138,21 +137,65 @@ static const char hex[] = "0123456789abcdef";
 // and above never count (UTF-8 passes through).
 #define HAS_ZERO(v)    (((v) -ONES) & ~(v) &HIGHS)
 #define HAS_LESS(v, n) (((v) -ONES * (n)) & ~(v) &HIGHS)
+// The first byte flagged in such a mask (see json.c).
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define DRE_FIRST_FLAGGED(m) ((size_t) __builtin_ctzll(m) >> 3)
+#else
+#define DRE_FIRST_FLAGGED(m) ((size_t) 0 * (m))
+#endif
+
+// plain_prefix returns how many bytes of s[0..n) need no escape.
+static size_t
+plain_prefix(const char *s, size_t n)
+{
+	size_t i = 0;
+	while (n - i >= 8) {
+		uint64_t v;
+		memcpy(&v, s + i, 8);
+		uint64_t m = HAS_LESS(v, 0x20) | HAS_ZERO(v ^ (ONES * '"'))
+		    | HAS_ZERO(v ^ (ONES * '\\'));
+		if (m != 0)
+			return i + DRE_FIRST_FLAGGED(m);
+		i += 8;
+	}
+	for (; i < n; i++) {
+		unsigned char c = (unsigned char) s[i];
+		if (c < 0x20 || c == '"' || c == '\\')
+			break;
+	}
+	return i;
+}
 
 void
 dre_json_escape(dre_buf *b, const char *s, size_t n)
 {
-	dre_buf_reserve(b, n + 2);
+	char *o = room(b, n + 2);
+	if (o == NULL)
+		return;
+	size_t run = plain_prefix(s, n); // start of the bytes not yet copied
+	if (run == n) { // the common case: nothing to escape, one copy
+		o[0] = '"';
+		memcpy(o + 1, s, n);
+		o[n + 1] = '"';
+		b->len += n + 2;
+		b->data[b->len] = '\0';
+		return;
+	}
 	put1(b, '"');
-	size_t run = 0; // start of the bytes not yet copied
-	for (size_t i = 0; i < n; i++) {
+	dre_buf_append(b, s, run);
+	for (size_t i = run; i < n; i++) {
 		// Eight bytes at a time while none needs an escape.
+		// A word holding a byte to escape moves i to the first one.
 		while (n - i >= 8) {
 			uint64_t v;
 			memcpy(&v, s + i, 8);
-			if (HAS_LESS(v, 0x20) || HAS_ZERO(v ^ (ONES * '"'))
-			    || HAS_ZERO(v ^ (ONES * '\\')))
+			uint64_t m = HAS_LESS(v, 0x20)
+			    | HAS_ZERO(v ^ (ONES * '"'))
+			    | HAS_ZERO(v ^ (ONES * '\\'));
+			if (m != 0) {
+				i += DRE_FIRST_FLAGGED(m);
 				break;
+			}
 			i += 8;
 		}
 		if (i >= n)
@@ -280,36 +323,48 @@ dre_jsonw_time(dre_jsonw *w, int64_t epoch_ms)
 }
 
 void
-dre_jsonw_kstr(dre_jsonw *w, const char *key, const char *s)
+dre_jsonw_kstrn(dre_jsonw *w, const char *key, size_t kl, const char *s)
 {
-	dre_jsonw_key(w, key);
+	dre_jsonw_keyn(w, key, kl);
 	dre_jsonw_str(w, s);
 }
 
 void
-dre_jsonw_kint(dre_jsonw *w, const char *key, int64_t v)
+dre_jsonw_kintn(dre_jsonw *w, const char *key, size_t kl, int64_t v)
 {
-	dre_jsonw_key(w, key);
+	dre_jsonw_keyn(w, key, kl);
 	dre_jsonw_int(w, v);
 }
 
 void
-dre_jsonw_kbool(dre_jsonw *w, const char *key, bool v)
+dre_jsonw_kbooln(dre_jsonw *w, const char *key, size_t kl, bool v)
 {
-	dre_jsonw_key(w, key);
+	dre_jsonw_keyn(w, key, kl);
 	dre_jsonw_bool(w, v);
 }
 
 void
-dre_jsonw_kmoney(
-    dre_jsonw *w, const char *key, int64_t minor, const char *currency)
+dre_jsonw_kmoneyn(dre_jsonw *w, const char *key, size_t kl, int64_t minor,
+    const char *currency)
 {
-	dre_jsonw_key(w, key);
-	dre_jsonw_obj_begin(w);
-	dre_jsonw_key(w, "value");
-	dre_jsonw_decimal(w, minor, DRE_MONEY_SCALE);
-	dre_jsonw_kstr(w, "currency", currency);
-	dre_jsonw_obj_end(w);
+	// The bytes obj_begin, key "value", decimal, kstr "currency" and
+	// obj_end write, in two appends (an answer holds some 150 amounts).
+	char tmp[9 + 32 + 12];
+	dre_jsonw_keyn(w, key, kl);
+	w->after_key = false;
+	if (w->depth + 1 >= DRE_JSONW_MAX_DEPTH) {
+		w->buf->oom = 1; // as container_open
+		return;
+	}
+	memcpy(tmp, "{\"value\":", 9);
+	size_t n = 9 + dre_decimal_format(tmp + 9, minor, DRE_MONEY_SCALE);
+	memcpy(tmp + n, ",\"currency\":", 12);
+	dre_buf_append(w->buf, tmp, n + 12);
+	if (currency == NULL)
+		dre_buf_append(w->buf, "null", 4);
+	else
+		dre_json_escape(w->buf, currency, strlen(currency));
+	put1(w->buf, '}');
 }
 
 void

@@ -10,6 +10,7 @@
 #include "dre/arena.h"
 #include "dre/changes.h"
 #include "dre/clock.h"
+#include "dre/evalwire.h"
 #include "dre/log.h"
 #include "dre/uuid.h"
 #include "dre/version.h"
@@ -378,10 +379,24 @@ coupons_check(ev_svc *s, const dre_rpc_call *call,
 	return v;
 }
 
-// evaluate_pack writes resp into the reply's body (503 when out of memory).
+// evaluate_pack writes resp into the reply's body (503 when out of memory):
+// the client's JSON (dre_evalresp_write) when the caller asked for it
+// (req->answer_json: the gateway copies it to the wire), else packed.
 static void
-evaluate_pack(dre_rpc_reply *rep, const Dre__EvaluateResponse *resp)
+evaluate_pack(dre_rpc_reply *rep, const Dre__EvaluateRequest *req,
+    const Dre__EvaluateResponse *resp)
 {
+	if (req->answer_json) {
+		dre_evalresp_write(&rep->body, resp);
+		if (rep->body.oom) {
+			dre_buf_reset(&rep->body);
+			dre_rpc_reply_error(
+			    rep, 503, "UNAVAILABLE", NULL, "out of memory");
+			return;
+		}
+		dre_rpc_reply_json(rep);
+		return;
+	}
 	size_t len = dre__evaluate_response__get_packed_size(resp);
 	dre_buf_reserve(&rep->body, len + 1);
 	if (rep->body.oom) {
@@ -501,7 +516,7 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	if (mu != NULL)
 		pthread_mutex_unlock(mu);
 	if (err == DRE_OK)
-		evaluate_pack(rep, resp);
+		evaluate_pack(rep, req, resp);
 	eng_index_release(ix);
 	if (err == DRE_EINVAL) {
 		dre_rpc_reply_error(rep, verr.status ? verr.status : 400,

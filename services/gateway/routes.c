@@ -502,15 +502,22 @@ gw_client_of(gw_job *j, const char *txid)
 	return b->clients[dre_fnv1a32_str(h, txid, 0) % b->n];
 }
 
-bool
-gw_parse_json_body(gw_job *j, dre_json **rootp)
+// parse_body parses the request body (in place: strings point into
+// j->body, which is overwritten, for a route that does not pass it on) and
+// answers 400 MALFORMED_JSON when it is not JSON.
+static bool
+parse_body(gw_job *j, dre_json **rootp, bool inplace)
 {
 	dre_json_error jerr = { 0, NULL };
 	dre_err        err;
 
-	err = dre_json_parse(rootp, j->arena,
-	    j->body.data != NULL ? j->body.data : "", j->body.len,
-	    DRE_JSON_MAX_DEPTH, &jerr);
+	if (inplace)
+		err = dre_json_parse_inplace(rootp, j->arena, j->body.data,
+		    j->body.len, DRE_JSON_MAX_DEPTH, &jerr);
+	else
+		err = dre_json_parse(rootp, j->arena,
+		    j->body.data != NULL ? j->body.data : "", j->body.len,
+		    DRE_JSON_MAX_DEPTH, &jerr);
 	if (err == DRE_OK)
 		return true;
 	if (err == DRE_ENOMEM)
@@ -520,6 +527,12 @@ gw_parse_json_body(gw_job *j, dre_json **rootp)
 		    "malformed JSON at byte %zu: %s", jerr.offset,
 		    jerr.msg != NULL ? jerr.msg : "syntax error");
 	return false;
+}
+
+bool
+gw_parse_json_body(gw_job *j, dre_json **rootp)
+{
+	return parse_body(j, rootp, false);
 }
 
 // wire_refused answers the outcome of a dre_*req_parse that failed: the
@@ -596,9 +609,21 @@ gw_respond_out(gw_job *j)
 
 // ---------------------------------------------------------------- evaluate
 
+// render_evaluate answers the evaluator's reply: the answer's JSON as the
+// evaluator wrote it (EvaluateRequest.answer_json, RpcReply.content_type
+// set), copied to the wire as it is; a packed EvaluateResponse (an
+// evaluator that does not know answer_json) rendered here.
 static void
 render_evaluate(gw_job *j)
 {
+	const Dre__RpcReply *rep = j->rep;
+
+	if (j->rpc_err == DRE_OK && rep != NULL && rep->status < 400
+	    && rep->content_type != NULL) {
+		gw_job_respond(j, 200, (const char *) rep->body.data,
+		    rep->has_body ? rep->body.len : 0, GW_JSON_CT);
+		return;
+	}
 	Dre__EvaluateResponse *r
 	    = gw_unpack_reply(j, &dre__evaluate_response__descriptor);
 
@@ -639,7 +664,8 @@ gw_evaluate(gw_job *j)
 	Dre__EvaluateRequest *q;
 	dre_wire_error        werr;
 
-	if (!gw_parse_json_body(j, &root)
+	// The body is not used after this: parsed in place.
+	if (!parse_body(j, &root, true)
 	    || wire_refused(j,
 	        dre_evalreq_parse(&q, j->arena, root, simulate, &werr), &werr))
 		return;
@@ -658,6 +684,8 @@ gw_evaluate(gw_job *j)
 		dre_uuid_v4(j->txid);
 		q->header->transaction_id = j->txid;
 	}
+	q->has_answer_json = true; // the answer is copied to the wire
+	q->answer_json = true;
 	gw_call_packed(
 	    j, &q->base, q->header->transaction_id, render_evaluate);
 }

@@ -1,7 +1,7 @@
 // fuzz_evalwire.c -- libFuzzer target for the POS wire contract: the bodies
 // of POST /pos/v2/evaluate, /pos/v2/simulate and /pos/v2/confirm parsed as
-// the gateway does (dre_json_parse, then dre_evalreq_parse or
-// dre_confirmreq_parse).
+// the gateway does (dre_json_parse_inplace, then dre_evalreq_parse;
+// dre_json_parse, then dre_confirmreq_parse).
 //
 // Oracle: a refused body names a 400 or 413 with a code; an accepted one
 // respects the item limit and packs to protobuf that unpacks again to the
@@ -123,11 +123,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(a != NULL);
 	if (dre_json_parse(
 	        &root, a, (const char *) data, size, DRE_JSON_MAX_DEPTH, NULL)
+	    == DRE_OK)
+		confirm(a, root);
+	// Evaluate and simulate parse the body in place, as the gateway does.
+	char *copy = malloc(size + 1);
+	CHECK(copy != NULL);
+	memcpy(copy, data, size);
+	if (dre_json_parse_inplace(
+	        &root, a, copy, size, DRE_JSON_MAX_DEPTH, NULL)
 	    == DRE_OK) {
 		evaluate(a, root, false);
 		evaluate(a, root, true);
-		confirm(a, root);
 	}
 	dre_arena_free(a);
+	free(copy);
 	return 0;
 }

@@ -3,7 +3,8 @@
 // Oracle: whatever parses re-serialises (dre_json_escape for strings, the
 // number text as it is) to text that parses again into the same tree; every
 // string and key is valid UTF-8; child counts match; an object's members are
-// found by dre_json_get; number readers never crash.
+// found by dre_json_get; number readers never crash; dre_json_parse_inplace
+// on a copy gives the same result, error or tree.
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,6 +137,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(a != NULL);
 	dre_err err = dre_json_parse(
 	    &root, a, (const char *) data, size, DRE_JSON_MAX_DEPTH, &jerr);
+	// In place (the gateway's evaluate): the same outcome, error and tree.
+	char *copy = malloc(size + 1);
+	CHECK(copy != NULL);
+	memcpy(copy, data, size);
+	dre_json      *inpl = NULL;
+	dre_json_error ierr;
+	CHECK(dre_json_parse_inplace(
+	          &inpl, a, copy, size, DRE_JSON_MAX_DEPTH, &ierr)
+	    == err);
+	if (err == DRE_OK) {
+		check_tree(inpl, 1);
+		same_tree(root, inpl);
+	} else
+		CHECK(ierr.offset == jerr.offset && ierr.msg == jerr.msg);
 	if (err == DRE_OK) {
 		check_tree(root, 1);
 		write_tree(&b, root);
@@ -161,5 +176,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(chars <= size);
 	dre_buf_free(&b);
 	dre_arena_free(a);
+	free(copy);
 	return 0;
 }

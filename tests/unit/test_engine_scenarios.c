@@ -296,6 +296,27 @@ run_one(const char *dir, const char *file, const char *outdir)
 	dre_buf out = { 0 };
 	dre_evalresp_write(&out, resp);
 	int bad = 0;
+	// The evaluator writes the answer's JSON from its result
+	// (answer_json); an EvaluateResponse packed and unpacked must render
+	// the same bytes (the bridge and older gateways take that path).
+	size_t   plen = dre__evaluate_response__get_packed_size(resp);
+	uint8_t *packed = malloc(plen + 1);
+	assert_non_null(packed);
+	dre__evaluate_response__pack(resp, packed);
+	Dre__EvaluateResponse *back
+	    = dre__evaluate_response__unpack(NULL, plen, packed);
+	assert_non_null(back);
+	dre_buf rt = { 0 };
+	dre_evalresp_write(&rt, back);
+	if (rt.len != out.len || memcmp(rt.data, out.data, out.len) != 0) {
+		print_error("%s: JSON from the result differs from JSON from "
+		            "the unpacked answer\n%s\n%s\n",
+		    file, out.data, rt.data);
+		bad = 1;
+	}
+	dre_buf_free(&rt);
+	dre__evaluate_response__free_unpacked(back, NULL);
+	free(packed);
 	if (outdir != NULL) {
 		snprintf(path, sizeof(path), "%s/%s", outdir, file);
 		FILE *f = fopen(path, "wb");

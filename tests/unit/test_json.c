@@ -121,6 +121,79 @@ test_strings(void **state)
 	assert_non_null(dre_json_get(v, "ab"));
 }
 
+// same_tree: the two trees hold the same values, keys and order.
+static void
+same_tree(const dre_json *a, const dre_json *b)
+{
+	assert_int_equal(a->type, b->type);
+	assert_int_equal(a->len, b->len);
+	if (a->type == DRE_JSON_STRING || a->type == DRE_JSON_NUMBER)
+		assert_memory_equal(a->str, b->str, a->len + 1);
+	assert_int_equal(a->key == NULL, b->key == NULL);
+	if (a->key != NULL) {
+		assert_int_equal(a->key_len, b->key_len);
+		assert_memory_equal(a->key, b->key, a->key_len + 1);
+	}
+	const dre_json *x = a->child, *y = b->child;
+	for (; x != NULL && y != NULL; x = x->next, y = y->next)
+		same_tree(x, y);
+	assert_null(x);
+	assert_null(y);
+}
+
+static void
+test_inplace(void **state)
+{
+	// Escapes and special bytes at every offset of the 8-byte words.
+	const char *texts[] = {
+		"{\"a\\\"b\":\"x\\ny\",\"k\\u00e9\":[\"\\ud83d\\ude00z\",1.50,"
+		"-0,true,null,{}],\"0123456789abcdef\\\\\":\"01234567\\t\","
+		"\"e\":\"\"}",
+		"[\"\\/\",\"1\\/\",\"12\\/\",\"123\\/\",\"1234\\/\",\"12345\\/"
+		"\","
+		"\"123456\\/\",\"1234567\\/\",\"12345678\\/\",\"123456789\\/"
+		"\","
+		"\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"
+		"abcdefghij\","
+		"\"a\\u0000b\"]",
+		"{\"request\":{\"items\":[{\"articleNumber\":\"4711\","
+		"\"quantity\":2}]}}",
+	};
+	for (size_t t = 0; t < sizeof(texts) / sizeof(texts[0]); t++) {
+		size_t    n = strlen(texts[t]);
+		char     *copy = strdup(texts[t]);
+		dre_json *want = NULL, *got = NULL;
+		assert_int_equal(
+		    dre_json_parse(&want, arena, texts[t], n, 0, NULL),
+		    DRE_OK);
+		assert_int_equal(
+		    dre_json_parse_inplace(&got, arena, copy, n, 0, NULL),
+		    DRE_OK);
+		same_tree(want, got);
+		free(copy);
+	}
+	// Strings and keys point into the text.
+	char      text[] = "{\"ab\":\"cd\"}";
+	dre_json *root = NULL;
+	assert_int_equal(
+	    dre_json_parse_inplace(&root, arena, text, strlen(text), 0, NULL),
+	    DRE_OK);
+	assert_ptr_equal(root->child->key, text + 2);
+	assert_ptr_equal(root->child->str, text + 7);
+	assert_string_equal(root->child->str, "cd");
+	// Errors as dre_json_parse reports them.
+	char           broken[] = "{\"a\":\"b\" \"c\"}";
+	dre_json_error e = { 0, NULL }, e2 = { 0, NULL };
+	assert_int_equal(dre_json_parse(&root, arena, "{\"a\":\"b\" \"c\"}",
+	                     strlen(broken), 0, &e),
+	    DRE_EPARSE);
+	assert_int_equal(dre_json_parse_inplace(
+	                     &root, arena, broken, strlen(broken), 0, &e2),
+	    DRE_EPARSE);
+	assert_int_equal(e.offset, e2.offset);
+	assert_string_equal(e.msg, e2.msg);
+}
+
 static void
 test_syntax_errors(void **state)
 {
@@ -377,6 +450,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_strings),
+		cmocka_unit_test(test_inplace),
 		cmocka_unit_test(test_syntax_errors),
 		cmocka_unit_test(test_surrogates),
 		cmocka_unit_test(test_invalid_utf8),

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -83,6 +84,51 @@ test_escape(void **state)
 	dre_buf_free(&b);
 }
 
+// A byte to escape at every offset of a longer string (the 8-byte path
+// stops at the first one): the same text as escaping byte by byte.
+static void
+test_escape_offsets(void **state)
+{
+	const char  specials[] = { '"', '\\', '\n', '\x01' };
+	const char *want_esc[] = { "\\\"", "\\\\", "\\n", "\\u0001" };
+	for (size_t k = 0; k < sizeof(specials); k++)
+		for (size_t at = 0; at < 20; at++) {
+			char in[21];
+			memset(in, 'a', 20);
+			in[20] = '\0';
+			in[at] = specials[k];
+			char want[64];
+			snprintf(want, sizeof want, "\"%.*s%s%s\"", (int) at,
+			    in, want_esc[k], in + at + 1);
+			dre_buf b = { 0 };
+			dre_json_escape(&b, in, 20);
+			assert_string_equal(b.data, want);
+			dre_buf_free(&b);
+		}
+}
+
+// kmoney writes what obj_begin, key, decimal, kstr and obj_end would.
+static void
+test_kmoney(void **state)
+{
+	dre_buf   b = { 0 };
+	dre_jsonw w;
+	dre_jsonw_init(&w, &b);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_kmoney(&w, "a", -5, "EUR");
+	dre_jsonw_kmoney(&w, "b", 0, NULL);
+	dre_jsonw_kmoney(&w, "c", INT64_MIN, "E\"R");
+	dre_jsonw_kint(&w, "d", 1);
+	dre_jsonw_obj_end(&w);
+	assert_false(b.oom);
+	assert_string_equal(b.data,
+	    "{\"a\":{\"value\":-0.05,\"currency\":\"EUR\"},"
+	    "\"b\":{\"value\":0.00,\"currency\":null},"
+	    "\"c\":{\"value\":-92233720368547758.08,\"currency\":\"E\\\"R\"},"
+	    "\"d\":1}");
+	dre_buf_free(&b);
+}
+
 static void
 test_round_trip(void **state)
 {
@@ -141,6 +187,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_structure),
 		cmocka_unit_test(test_escape),
+		cmocka_unit_test(test_escape_offsets),
+		cmocka_unit_test(test_kmoney),
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_too_deep),
 	};

@@ -13,6 +13,10 @@
 # Last line: "cpu_us_per_request gateway G evaluator E" -- CPU time (user +
 # system, all threads) the gateway and the evaluators used during the run
 # over the requests answered: unlike req/s, hardly moved by other load.
+# SEQ=LINES measures one client's sequential latency instead: wrk -t1 -c1
+# --latency for 10 s (SEQ_DUR) POSTing the floor's basket of LINES lines
+# (../shared/bench/floor gen_basket.py, coupons removed) to /pos/v2/evaluate;
+# the wrk line "RESULT rps=... p50_us=..." is the figure.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 B=${BIN_DIR:-$ROOT/build/release/bin}
@@ -47,11 +51,26 @@ GWPID=${PIDS[-1]}
 for _ in $(seq 600); do curl -s -u admin:admin "http://127.0.0.1:$PORT/pos/heartbeat" | grep -E '"status":"(UP|DEGRADED)"' | grep -q '"catalog":"UP"' && break; sleep 0.1; done
 "${CORE1[@]}" "$B/dre-bench-evaluate" --port "$PORT" --setup "${PROMOTIONS:-1000}" --duration 1 -c 4 >/dev/null
 [ $# -gt 0 ] || set -- -d 10 -c 32
+if [ -n "${SEQ:-}" ]; then
+	FLOOR=${FLOOR:-$ROOT/../shared/bench/floor}
+	python3 "$FLOOR/gen_basket.py" -n "$SEQ" -o "$D/basket.json" >/dev/null
+	python3 - "$D/basket.json" <<'PY'
+import json, sys
+b = json.load(open(sys.argv[1])); b["request"].pop("coupons", None); json.dump(b, open(sys.argv[1], "w"))
+PY
+	set -- -t1 -c1 -d"${SEQ_DUR:-10}s" --latency -s "$FLOOR/post.lua" "http://127.0.0.1:$PORT" -- "$D/basket.json"
+	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+fi
 # cpu PID...: clock ticks (user + system) the processes used so far.
 cpu() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
 g0=$(cpu "$GWPID")
 e0=$(cpu "${EVPIDS[@]}")
-"${CORE1[@]}" "$B/dre-bench-evaluate" --port "$PORT" "$@" | tee "$D/run.out"
+if [ -n "${SEQ:-}" ]; then
+	"${CORE1[@]}" wrk "$@" | tee "$D/run.out"
+	sed -n 's/^RESULT rps=[0-9]* .* reqs=\([0-9]*\) .*/requests \1 x/p' "$D/run.out" >>"$D/run.out"
+else
+	"${CORE1[@]}" "$B/dre-bench-evaluate" --port "$PORT" "$@" | tee "$D/run.out"
+fi
 g1=$(cpu "$GWPID")
 e1=$(cpu "${EVPIDS[@]}")
 n=$(sed -n 's/^requests \([0-9]*\) .*/\1/p' "$D/run.out")

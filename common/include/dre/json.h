@@ -46,6 +46,13 @@ typedef struct {
 // arena is exhausted) and fills err if not NULL.
 dre_err dre_json_parse(dre_json **rootp, dre_arena *arena, const char *text,
     size_t len, int max_depth, dre_json_error *err);
+// dre_json_parse_inplace is dre_json_parse without copying strings: keys
+// and string values point into text, which it overwrites (each closing quote
+// becomes the string's NUL, escapes are undone in place) and which must
+// outlive the tree; numbers are still copied into arena. After a failure
+// text is partly overwritten. The same tree as dre_json_parse otherwise.
+dre_err dre_json_parse_inplace(dre_json **rootp, dre_arena *arena, char *text,
+    size_t len, int max_depth, dre_json_error *err);
 
 // dre_json_get returns the member named key (case-sensitive) or NULL.
 const dre_json *dre_json_get(const dre_json *obj, const char *key);

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "dre/buf.h"
 
@@ -24,7 +25,10 @@ void dre_jsonw_obj_end(dre_jsonw *w);
 void dre_jsonw_arr_begin(dre_jsonw *w);
 void dre_jsonw_arr_end(dre_jsonw *w);
 // dre_jsonw_key writes "key": (key is trusted: no escaping beyond quotes).
-void dre_jsonw_key(dre_jsonw *w, const char *key);
+// The key functions take its length: the macros count a literal key's at
+// compile time (an evaluate answer writes some 1,500 keys).
+void dre_jsonw_keyn(dre_jsonw *w, const char *key, size_t kl);
+#define dre_jsonw_key(w, key) dre_jsonw_keyn((w), (key), strlen(key))
 // dre_jsonw_str writes s escaped, or null when s is NULL.
 void dre_jsonw_str(dre_jsonw *w, const char *s);
 void dre_jsonw_strn(dre_jsonw *w, const char *s, size_t n);
@@ -46,12 +50,18 @@ void dre_jsonw_raw(dre_jsonw *w, const char *json, size_t n);
 void dre_jsonw_time(dre_jsonw *w, int64_t epoch_ms);
 
 // Shorthands for "key": value.
-void dre_jsonw_kstr(dre_jsonw *w, const char *key, const char *s);
-void dre_jsonw_kint(dre_jsonw *w, const char *key, int64_t v);
-void dre_jsonw_kbool(dre_jsonw *w, const char *key, bool v);
+void dre_jsonw_kstrn(dre_jsonw *w, const char *key, size_t kl, const char *s);
+void dre_jsonw_kintn(dre_jsonw *w, const char *key, size_t kl, int64_t v);
+void dre_jsonw_kbooln(dre_jsonw *w, const char *key, size_t kl, bool v);
+#define dre_jsonw_kstr(w, key, s) dre_jsonw_kstrn((w), (key), strlen(key), (s))
+#define dre_jsonw_kint(w, key, v) dre_jsonw_kintn((w), (key), strlen(key), (v))
+#define dre_jsonw_kbool(w, key, v)                                            \
+	dre_jsonw_kbooln((w), (key), strlen(key), (v))
 // dre_jsonw_kmoney writes "key": { "value": v, "currency": cur }.
-void dre_jsonw_kmoney(
-    dre_jsonw *w, const char *key, int64_t minor, const char *currency);
+void dre_jsonw_kmoneyn(dre_jsonw *w, const char *key, size_t kl, int64_t minor,
+    const char *currency);
+#define dre_jsonw_kmoney(w, key, minor, currency)                             \
+	dre_jsonw_kmoneyn((w), (key), strlen(key), (minor), (currency))
 
 // dre_json_escape appends s[0..n) as a quoted JSON string to b.
 void dre_json_escape(dre_buf *b, const char *s, size_t n);
