@@ -188,7 +188,8 @@ typedef struct {
 	uint64_t id; // 0 = free slot
 	uint64_t top;
 	int64_t  seen_ms;
-	uint64_t used[PEER_WINDOW / 64]; // bit i: counter top - i seen
+	uint64_t used[PEER_WINDOW / 64]; // bit c % PEER_WINDOW: counter c
+	                                 // (top - PEER_WINDOW, top] seen
 } rpc_peer;
 
 typedef struct {
@@ -254,34 +255,27 @@ peers_use(rpc_peers *t, uint64_t id, uint64_t ctr, int64_t now)
 		memset(p, 0, sizeof(*p));
 		p->id = id;
 		p->top = ctr;
-		p->used[0] = 1;
+		p->used[(ctr % PEER_WINDOW) / 64] = 1ull << (ctr % 64);
 		t->n++;
 		ok = true;
 	} else if (ctr > p->top) {
-		uint64_t shift = ctr - p->top;
-		if (shift >= PEER_WINDOW) {
+		// A ring indexed by counter: moving the top clears the bits of
+		// the counters it passes (one bit for the usual step of one),
+		// instead of shifting the whole window on every call.
+		if (ctr - p->top >= PEER_WINDOW)
 			memset(p->used, 0, sizeof(p->used));
-		} else {
-			size_t   words = (size_t) (shift / 64);
-			unsigned bits = (unsigned) (shift % 64);
-			for (size_t i = PEER_WINDOW / 64; i-- > 0;) {
-				uint64_t v = i >= words
-				    ? p->used[i - words] << bits
-				    : 0;
-				if (bits != 0 && i >= words + 1)
-					v |= p->used[i - words - 1]
-					    >> (64 - bits);
-				p->used[i] = v;
-			}
-		}
-		p->used[0] |= 1;
+		else
+			for (uint64_t c = p->top + 1; c <= ctr; c++)
+				p->used[(c % PEER_WINDOW) / 64]
+				    &= ~(1ull << (c % 64));
+		p->used[(ctr % PEER_WINDOW) / 64] |= 1ull << (ctr % 64);
 		p->top = ctr;
 		ok = true;
 	} else if (p->top - ctr < PEER_WINDOW) {
-		uint64_t d = p->top - ctr;
-		uint64_t bit = 1ull << (d % 64);
-		ok = (p->used[d / 64] & bit) == 0;
-		p->used[d / 64] |= bit;
+		uint64_t *w = &p->used[(ctr % PEER_WINDOW) / 64];
+		uint64_t  bit = 1ull << (ctr % 64);
+		ok = (*w & bit) == 0;
+		*w |= bit;
 	}
 	if (ok)
 		p->seen_ms = now;
