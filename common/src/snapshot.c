@@ -123,22 +123,18 @@ paged_free(paged *p)
 	free(p);
 }
 
-// fetch_paged asks for the catalog's snapshot page by page (each page a
-// call of its own, cfg.timeout_ms each) and puts the pages together.
-static dre_err
-fetch_paged(ProtobufCMessage **msgp, dre_snapshot_client *c)
+dre_err
+dre_snapshot_fetch_pages(
+    dre_snapshot_client *c, dre_snapshot_page_fn fn, void *arg)
 {
-	paged  *p = calloc(1, sizeof(*p));
-	size_t  cap = 0, ecap = 0;
-	dre_err err = DRE_ENOMEM;
-	if (p == NULL)
-		return DRE_ENOMEM;
-	dre__snapshot_response__init(&p->r);
-	const char *cursor = NULL;
+	char   *cursor = NULL; // the next page's (a copy: fn owns the page)
+	int64_t version = 0;
+	size_t  npages = 0, nents = 0;
+	dre_err err = DRE_OK;
 	for (;;) {
 		Dre__SnapshotRequest rq = DRE__SNAPSHOT_REQUEST__INIT;
 		uint8_t              buf[256];
-		rq.cursor = (char *) cursor;
+		rq.cursor = cursor;
 		rq.has_page_bytes = c->cfg.page_bytes > 0;
 		rq.page_bytes = c->cfg.page_bytes > UINT32_MAX
 		    ? UINT32_MAX
@@ -148,7 +144,9 @@ fetch_paged(ProtobufCMessage **msgp, dre_snapshot_client *c)
 			err = DRE_ECODEC;
 			break;
 		}
-		size_t         len = dre__snapshot_request__pack(&rq, buf);
+		size_t len = dre__snapshot_request__pack(&rq, buf);
+		free(cursor);
+		cursor = NULL;
 		Dre__RpcReply *rep = NULL;
 		if ((err = call(c, buf, len, &rep)) != DRE_OK)
 			break;
@@ -158,64 +156,89 @@ fetch_paged(ProtobufCMessage **msgp, dre_snapshot_client *c)
 			err = DRE_ECODEC;
 			break;
 		}
-		if (p->npages == cap) {
-			size_t                  ncap = cap ? cap * 2 : 8;
-			Dre__SnapshotResponse **v
-			    = realloc(p->pages, ncap * sizeof(*v));
-			if (v == NULL) {
-				dre__snapshot_response__free_unpacked(
-				    pg, NULL);
-				err = DRE_ENOMEM;
-				break;
-			}
-			p->pages = v;
-			cap = ncap;
-		}
-		p->pages[p->npages++] = pg;
-		if (p->npages == 1) {
-			p->r.offsets = pg->offsets;
-			p->r.n_offsets = pg->n_offsets;
-			p->r.cluster_id = pg->cluster_id;
-			p->r.version = pg->version;
-		} else if (pg->version != p->r.version) {
+		if (npages++ == 0) {
+			version = pg->version;
+		} else if (pg->version != version) {
 			// Every page is of the first one's state.
 			dre_warn("%s from %s: page %zu of version %lld, not "
 			         "%lld",
-			    c->cfg.method, c->cfg.url, p->npages,
-			    (long long) pg->version, (long long) p->r.version);
+			    c->cfg.method, c->cfg.url, npages,
+			    (long long) pg->version, (long long) version);
+			dre__snapshot_response__free_unpacked(pg, NULL);
 			err = DRE_EUNAVAIL;
 			break;
 		}
-		if (p->r.n_entities + pg->n_entities > ecap) {
-			size_t ncap = ecap ? ecap : 256;
-			while (ncap < p->r.n_entities + pg->n_entities)
-				ncap *= 2;
-			Dre__MasterEntity **v
-			    = realloc(p->r.entities, ncap * sizeof(*v));
-			if (v == NULL) {
-				err = DRE_ENOMEM;
-				break;
-			}
-			p->r.entities = v;
-			ecap = ncap;
+		nents += pg->n_entities;
+		bool last = pg->next_cursor == NULL || pg->next_cursor[0] == 0;
+		if (!last && (cursor = strdup(pg->next_cursor)) == NULL) {
+			dre__snapshot_response__free_unpacked(pg, NULL);
+			err = DRE_ENOMEM;
+			break;
 		}
-		if (pg->n_entities > 0) // (an empty page: no array at all)
-			memcpy(p->r.entities + p->r.n_entities, pg->entities,
-			    pg->n_entities * sizeof(*pg->entities));
-		p->r.n_entities += pg->n_entities;
-		cursor = pg->next_cursor;
-		if (cursor == NULL || cursor[0] == '\0') {
-			if (p->npages > 1)
+		if ((err = fn(arg, pg, npages == 1, last)) != DRE_OK)
+			break;
+		if (last) {
+			if (npages > 1)
 				dre_info(
 				    "%s from %s: %zu entities in %zu pages",
-				    c->cfg.method, c->cfg.url, p->r.n_entities,
-				    p->npages);
-			*msgp = &p->r.base;
+				    c->cfg.method, c->cfg.url, nents, npages);
 			return DRE_OK;
 		}
 	}
-	paged_free(p);
-	return err == DRE_ENOMEM || err == DRE_ECODEC ? err : DRE_EUNAVAIL;
+	free(cursor);
+	return err;
+}
+
+// page_keep adds page pg to the assembled answer p (which keeps it).
+static dre_err
+page_keep(void *arg, Dre__SnapshotResponse *pg, bool first, bool last)
+{
+	paged *p = arg;
+	(void) last;
+	Dre__SnapshotResponse **v
+	    = realloc(p->pages, (p->npages + 1) * sizeof(*v));
+	if (v == NULL) {
+		dre__snapshot_response__free_unpacked(pg, NULL);
+		return DRE_ENOMEM;
+	}
+	p->pages = v;
+	p->pages[p->npages++] = pg;
+	if (first) {
+		p->r.offsets = pg->offsets;
+		p->r.n_offsets = pg->n_offsets;
+		p->r.cluster_id = pg->cluster_id;
+		p->r.version = pg->version;
+	}
+	if (pg->n_entities > 0) { // (an empty page: no array at all)
+		Dre__MasterEntity **e = realloc(p->r.entities,
+		    (p->r.n_entities + pg->n_entities) * sizeof(*e));
+		if (e == NULL)
+			return DRE_ENOMEM;
+		p->r.entities = e;
+		memcpy(p->r.entities + p->r.n_entities, pg->entities,
+		    pg->n_entities * sizeof(*pg->entities));
+		p->r.n_entities += pg->n_entities;
+	}
+	return DRE_OK;
+}
+
+// fetch_paged asks for the catalog's snapshot page by page and puts the
+// pages together.
+static dre_err
+fetch_paged(ProtobufCMessage **msgp, dre_snapshot_client *c)
+{
+	paged *p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return DRE_ENOMEM;
+	dre__snapshot_response__init(&p->r);
+	dre_err err = dre_snapshot_fetch_pages(c, page_keep, p);
+	if (err != DRE_OK) {
+		paged_free(p);
+		return err == DRE_ENOMEM || err == DRE_ECODEC ? err
+		                                              : DRE_EUNAVAIL;
+	}
+	*msgp = &p->r.base;
+	return DRE_OK;
 }
 
 dre_err

@@ -28,8 +28,9 @@ static const char *const master_topics[] = { DRE_TOPIC_PROMOTIONS,
 //                                 (version only: a delete)
 //   's'                       -> last sync with the source (epoch ms, 8)
 struct ev_feed {
-	ev_svc      *s;
-	dre_applier *ap;
+	ev_svc              *s;
+	dre_applier         *ap;
+	dre_snapshot_client *snap; // the catalog's (the feed fetches it)
 	// The open batch (applier thread only).
 	int64_t sync_ms; // when it synced with the source; 0 = not
 	bool    snapshot; // it loads a snapshot
@@ -80,33 +81,20 @@ batch_sync(ev_feed *f, dre_batch *b, int64_t now)
 // ---- the local copy
 // ------------------------------------------------------------
 
-typedef struct {
-	eng_master_change *v;
-	size_t             n, cap;
-} change_vec;
-
-static bool
-change_push(change_vec *cv, const eng_master_change *c)
-{
-	if (cv->n == cv->cap) {
-		size_t             cap = cv->cap ? cv->cap * 2 : 256;
-		eng_master_change *v = realloc(cv->v, cap * sizeof(*v));
-		if (v == NULL)
-			return false;
-		cv->v = v;
-		cv->cap = cap;
-	}
-	cv->v[cv->n++] = *c;
-	return true;
-}
-
-// local_load loads the local copy into the engine; true when there was
-// one.
+// local_load loads the local copy into the engine, entity by entity as it
+// is read (the documents are not kept: only what the index holds); true
+// when there was a complete one.
 static bool
 local_load(ev_feed *f)
 {
 	char  *s = NULL;
 	size_t sl = 0;
+	if (dre_store_get(f->s->st, EV_CF_MASTER, "i", 1, &s, &sl) == DRE_OK) {
+		free(s);
+		dre_warn("local copy incomplete (a snapshot was interrupted "
+		         "while it was written): not loaded");
+		return false;
+	}
 	if (dre_store_get(f->s->st, EV_CF_MASTER, "s", 1, &s, &sl) == DRE_OK
 	    && sl == 8)
 		atomic_store(
@@ -115,93 +103,167 @@ local_load(ev_feed *f)
 	dre_store_iter *it;
 	if (dre_store_iter_open(&it, f->s->st, EV_CF_MASTER, "e", 1) != DRE_OK)
 		return false;
-	dre_arena  *a = dre_arena_alloc(1 << 20);
-	change_vec  cv = { 0 };
+	eng_loader *l = NULL;
+	size_t      n = 0;
+	dre_err     err = eng_loader_open(&l);
 	const char *k, *v;
 	size_t      kl, vl;
-	while (a != NULL && dre_store_iter_next(it, &k, &kl, &v, &vl)) {
+	while (err == DRE_OK && dre_store_iter_next(it, &k, &kl, &v, &vl)) {
 		const char *kind = k + 1;
 		const char *t = memchr(kind, 0, kl - 1);
 		const char *id
 		    = t ? memchr(t + 1, 0, kl - (size_t) (t + 1 - k)) : NULL;
-		if (id == NULL || vl < 8)
+		char   key[512];
+		size_t idl = id ? kl - (size_t) (id + 1 - k) : 0;
+		if (id == NULL || vl < 8 || idl >= sizeof(key))
 			continue;
 		eng_master_change c = { 0 };
 		if (eng_master_kind_parse(&c.kind, kind) != DRE_OK)
 			continue;
-		c.tenant = dre_arena_strdup(a, t + 1);
-		c.key
-		    = dre_arena_strndup(a, id + 1, kl - (size_t) (id + 1 - k));
+		memcpy(key, id + 1, idl);
+		key[idl] = '\0';
+		c.tenant = t + 1;
+		c.key = key;
 		c.version = dre_be64_get((const uint8_t *) v);
 		if (vl > 8) {
-			c.doc = dre_arena_strndup(a, v + 8, vl - 8);
+			c.doc = v + 8;
 			c.doc_len = vl - 8;
 		}
-		if (c.tenant && c.key && (vl == 8 || c.doc))
-			change_push(&cv, &c);
+		err = eng_loader_add(l, &c, 1);
+		n++;
 	}
 	dre_store_iter_close(it);
 	bool loaded = false;
-	if (cv.n > 0) {
-		size_t nbad = 0;
-		if (eng_load(f->s->engine, cv.v, cv.n, dre_now_ms(), &nbad)
-		    == DRE_OK) {
+	if (err == DRE_OK && n > 0) {
+		size_t nbad = eng_loader_bad(l);
+		err = eng_loader_finish(f->s->engine, l, dre_now_ms(), true);
+		l = NULL;
+		if (err == DRE_OK) {
 			atomic_store(&f->s->loaded, true);
 			loaded = true;
 			dre_info("local copy: %zu entities (%zu unreadable)",
-			    cv.n, nbad);
+			    n, nbad);
 		}
 	}
-	free(cv.v);
-	dre_arena_free(a);
-	// The documents read are freed: give their pages back.
+	eng_loader_free(l);
+	// What the load freed (the JSON scratch, RocksDB's blocks): give the
+	// pages back.
 	malloc_trim(0);
 	return loaded;
 }
 
 // ---- the follower ------------------------------------------------------
 
+// A snapshot being loaded, page by page.
+typedef struct {
+	ev_feed              *f;
+	eng_loader           *l;
+	dre_batch            *b; // the local copy's page
+	size_t                n; // entities seen
+	size_t                npages;
+	dre_partition_offset *po;
+	size_t                npo;
+	int64_t               version;
+	size_t                noffsets;
+} snap_load;
+
+// copy_write writes the local copy's batch (not synced: the positions,
+// written synced after the last one, make the WAL durable up to them).
+static dre_err
+copy_write(snap_load *sl)
+{
+	dre_err err = dre_store_write(sl->f->s->st, sl->b, false);
+	dre_batch_clear(sl->b);
+	return err;
+}
+
+// snap_page consumes one page of the catalog's snapshot: its entities into
+// the loader and into the local copy (one write a page: bounded by the
+// page's size, snapshot.page_bytes), then the page is freed.
+static dre_err
+snap_page(void *arg, Dre__SnapshotResponse *pg, bool first, bool last)
+{
+	snap_load *sl = arg;
+	dre_err    err = DRE_OK;
+	(void) last;
+	if (first) {
+		// The local copy is replaced as a whole: marked incomplete
+		// until the positions are written with the last of it, so a
+		// crash in between restarts from a snapshot, not from part of
+		// one.
+		dre_batch_put(
+		    sl->b, sl->f->s->st, EV_CF_MASTER, "i", 1, "", 0);
+		err = dre_snapshot_wipe(
+		    sl->b, sl->f->s->st, EV_CF_MASTER, "e");
+		if (err == DRE_OK)
+			err = copy_write(sl);
+		dre_snapshot_positions(
+		    sl->po, sl->npo, pg->offsets, pg->n_offsets);
+		sl->version = pg->version;
+		sl->noffsets = pg->n_offsets;
+	}
+	for (size_t i = 0; err == DRE_OK && i < pg->n_entities; i++) {
+		const Dre__MasterEntity *e = pg->entities[i];
+		eng_master_change        c = { 0 };
+		if (eng_master_kind_parse(&c.kind, e->kind) != DRE_OK)
+			continue;
+		c.tenant = e->tenant;
+		c.key = e->id;
+		c.version = e->version;
+		c.doc
+		    = e->document.data ? (const char *) e->document.data : "";
+		c.doc_len = e->document.len;
+		sl->n++;
+		if ((err = eng_loader_add(sl->l, &c, 1)) != DRE_OK)
+			break;
+		batch_ent(sl->f, sl->b, &c);
+	}
+	size_t n = pg->n_entities;
+	dre__snapshot_response__free_unpacked(pg, NULL);
+	if (err == DRE_OK)
+		err = copy_write(sl);
+	if (err == DRE_OK)
+		dre_info("snapshot: page %zu (%zu entities) indexed and "
+		         "written, %zu so far",
+		    ++sl->npages, n, sl->n);
+	return err;
+}
+
 // snapshot replaces the index (staged) and the local copy by the catalog's
-// snapshot and sets the positions it names.
+// snapshot and sets the positions it names. The pages are consumed as they
+// arrive: the index keeps what it compiled of them, the local copy is
+// written a page at a time; the sync time, the positions and the end of the
+// incomplete mark are x->b, written synced by the applier after them (the
+// WAL's sync covers the pages' writes before it).
 static dre_err
 snapshot(void *arg, dre_apply_ctx *x, dre_partition_offset *po, size_t n)
 {
-	ev_feed                     *f = arg;
-	const Dre__SnapshotResponse *snap
-	    = (const Dre__SnapshotResponse *) x->snapshot;
-	eng_master_change *v = calloc(snap->n_entities + 1, sizeof(*v));
-	size_t             nv = 0, nbad = 0;
-	if (v == NULL)
+	ev_feed  *f = arg;
+	snap_load sl = { .f = f, .po = po, .npo = n };
+	if (f->snap == NULL)
+		return DRE_EUNAVAIL;
+	sl.b = dre_batch_alloc();
+	if (sl.b == NULL)
 		return DRE_ENOMEM;
-	for (size_t i = 0; i < snap->n_entities; i++) {
-		const Dre__MasterEntity *e = snap->entities[i];
-		eng_master_change       *c = &v[nv];
-		if (eng_master_kind_parse(&c->kind, e->kind) != DRE_OK)
-			continue;
-		c->tenant = e->tenant;
-		c->key = e->id;
-		c->version = e->version;
-		c->doc
-		    = e->document.data ? (const char *) e->document.data : "";
-		c->doc_len = e->document.len;
-		nv++;
+	dre_err err = eng_loader_open(&sl.l);
+	if (err == DRE_OK)
+		err = dre_snapshot_fetch_pages(f->snap, snap_page, &sl);
+	size_t nbad = sl.l != NULL ? eng_loader_bad(sl.l) : 0;
+	if (err == DRE_OK) {
+		err = eng_loader_finish(f->s->engine, sl.l, x->now_ms, false);
+		sl.l = NULL;
 	}
-	dre_err err = eng_stage_load(f->s->engine, v, nv, x->now_ms, &nbad);
-	if (err == DRE_OK) // the local copy is replaced as a whole
-		err = dre_snapshot_wipe(x->b, f->s->st, EV_CF_MASTER, "e");
+	eng_loader_free(sl.l);
+	dre_batch_free(sl.b);
 	if (err != DRE_OK)
-		goto out;
-	for (size_t i = 0; i < nv; i++)
-		batch_ent(f, x->b, &v[i]);
+		return err;
+	dre_batch_delete(x->b, f->s->st, EV_CF_MASTER, "i", 1);
 	batch_sync(f, x->b, x->now_ms);
-	dre_snapshot_positions(po, n, snap->offsets, snap->n_offsets);
 	f->snapshot = true;
 	dre_info("snapshot: %zu entities (%zu unreadable), version %lld, "
 	         "%zu offsets",
-	    nv, nbad, (long long) snap->version, snap->n_offsets);
-out:
-	free(v);
-	return err;
+	    sl.n, nbad, (long long) sl.version, sl.noffsets);
+	return DRE_OK;
 }
 
 // change stages one change of the feed and records it in the local copy.
@@ -303,6 +365,13 @@ ev_feed_start(ev_svc *s)
 	dre_snapshot_cfg sc
 	    = dre_snapshot_catalog(s->cfg.catalog_url, "evaluator");
 	sc.page_bytes = (size_t) s->cfg.snapshot_page_bytes;
+	// The snapshot is fetched here, not by the applier: page by page,
+	// each consumed as it arrives (the applier's fetch assembles them).
+	dre_err err = dre_snapshot_client_open(&f->snap, &sc);
+	if (err != DRE_OK) {
+		ev_feed_stop(s);
+		return err;
+	}
 	// A local copy is current to its positions in the feed: it is
 	// followed from there, no fresh snapshot (at a million articles a
 	// snapshot costs a minute). The applier still takes one when it has
@@ -316,14 +385,13 @@ ev_feed_start(ev_svc *s)
 		.kafka = &s->cfg.common.kafka,
 		.apply = change,
 		.recover = snapshot,
-		.snapshot = &sc,
 		.batch_end = batch_end,
 		.probed = probed,
 		.arg = f,
 		.idempotent = true, // versioned entities
 		.recover_at_start = !local,
 		.resync_ms = s->cfg.resnapshot_ms };
-	dre_err         err = dre_applier_start(&f->ap, &cfg);
+	err = dre_applier_start(&f->ap, &cfg);
 	if (err != DRE_OK)
 		ev_feed_stop(s);
 	return err;
@@ -336,6 +404,7 @@ ev_feed_stop(ev_svc *s)
 	if (f == NULL)
 		return;
 	dre_applier_stop(f->ap);
+	dre_snapshot_client_close(f->snap);
 	free(f);
 	s->feed = NULL;
 }

@@ -3,7 +3,13 @@
 # and its start-up time (a restart: catalog snapshot to serving). Not a test.
 #
 #   tools/bench/scale.py BIN_DIR [--promotions 100000] [--articles 1000000]
-#                        [--threads 4] [--batch 1000]
+#                        [--threads 4] [--batch 1000] [--keep] [--reuse DIR]
+#
+# Loading takes minutes (16 on a loaded machine): --keep leaves the data dir
+# (its path printed) and --reuse DIR measures again on one kept by an earlier
+# run of the same size (the stack restarted on it, nothing loaded; the dev
+# broker is a new cluster, so the first start takes the catalog's snapshot as
+# always and the restart follows the new cluster from its local copy).
 #
 # A fresh embedded stack (tests/integration/harness.py, one evaluator shard,
 # data dir in /dev/shm); with the evaluator stopped (and the services that
@@ -183,6 +189,10 @@ def main():
     ap.add_argument("--articles", type=int, default=1000000)
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the data dir (for --reuse)")
+    ap.add_argument("--reuse", metavar="DIR",
+                    help="measure on the data dir of a --keep run: no load")
     args = ap.parse_args()
     os.environ["DRE_BIN_DIR"] = os.path.abspath(args.bin_dir)
     sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
@@ -192,22 +202,43 @@ def main():
     # RAM-backed data dir when there is one: the loader is not the figure,
     # and the catalog syncs every imported article.
     base = "/dev/shm" if os.path.isdir("/dev/shm") else None
-    data_dir = tempfile.mkdtemp(prefix="dre-scale-", dir=base)
-    stack = harness.Stack(data_dir=data_dir,
-                          opts={"gateway": ["catalog.propagation_wait_ms=0",
-                                            "rpc.timeout_ms=120000"]})
+    data_dir = args.reuse or tempfile.mkdtemp(prefix="dre-scale-", dir=base)
+    followers = ("webhook", "loyalty", "coupon", "reporting")
+    opts = {"gateway": ["catalog.propagation_wait_ms=0",
+                        "rpc.timeout_ms=120000"]}
+    if args.reuse:
+        # No local copy (a first start) and no logs of earlier runs.
+        for d in ("evaluator-0", "log"):
+            shutil.rmtree(os.path.join(data_dir, d), ignore_errors=True)
+        stack = harness.Stack(data_dir=data_dir, opts=opts, start=False)
+        # Everything but the evaluator and the followers: the heartbeat is
+        # not UP without them, so it is not waited for.
+        stack.wait_healthy = lambda *a, **k: None
+        for name in stack.services:
+            if name not in followers + ("evaluator",):
+                stack.start_service(name)
+    else:
+        stack = harness.Stack(data_dir=data_dir, opts=opts)
     PORT[0] = stack.http_port
     try:
-        # The data goes into the catalog while the evaluator is stopped:
-        # its start then loads everything from one snapshot.
-        stack.stop_service("evaluator")
-        # The services that only follow master data for their own ends
-        # would spend the machine on a million article events meanwhile.
-        for name in ("webhook", "loyalty", "coupon", "reporting"):
-            stack.stop_service(name)
-        t0 = time.monotonic()
-        c = conn(PORT[0])
-        gid = load(args, c, t0)
+        if args.reuse:
+            st, body = call(conn(PORT[0]), "GET", "/api/v1/PosGroups")
+            assert st == 200, (st, body)
+            doc = json.loads(body)
+            rows = doc.get("value", doc) if isinstance(doc, dict) else doc
+            gid = [g["id"] for g in rows if g.get("code") == "SCALE"][0]
+        else:
+            # The data goes into the catalog while the evaluator is
+            # stopped: its start then loads everything from one snapshot.
+            stack.stop_service("evaluator")
+            # The services that only follow master data for their own
+            # ends would spend the machine on a million article events
+            # meanwhile.
+            for name in followers:
+                stack.stop_service(name)
+            t0 = time.monotonic()
+            c = conn(PORT[0])
+            gid = load(args, c, t0)
         def create(c, i):
             st, body = call(c, "POST", "/api/v1/Promotions",
                             promotion(i, args.articles))
@@ -254,12 +285,15 @@ def main():
         stack.stop_service("evaluator", timeout=120)
         s2, rss2, hwm2 = start_timed("restart (its local copy)")
         # One master-data change at this size: a new promotion, from the
-        # POST until the evaluator's index counts it.
+        # POST until the evaluator's index counts it (a reused data dir
+        # has those of its earlier runs: new numbers).
         vis = []
+        base_n = args.promotions + (int(time.time()) % 100000) * 10 \
+            if args.reuse else args.promotions
         for k in range(3):
             n0 = gauges(conn(PORT[0])).get("dre_engine_index_promotions", 0)
             t1 = time.monotonic()
-            create(conn(PORT[0]), args.promotions + k)
+            create(conn(PORT[0]), base_n + k)
             harness.wait_until(
                 lambda: gauges(conn(PORT[0])).get("dre_engine_index_promotions", 0) > n0,
                 300, interval=0.01, what="the new promotion in the index")
@@ -272,13 +306,16 @@ def main():
                  max(vis)))
     finally:
         try:
-            for name in ("webhook", "loyalty", "coupon", "reporting"):
+            for name in followers:
                 if not stack.alive(name):
                     stack.procs.pop(name, None)
             stack.stop()
         finally:
             stack.kill_all()
-            shutil.rmtree(data_dir, ignore_errors=True)
+            if args.keep or args.reuse:
+                print("data dir kept: %s (--reuse it)" % data_dir, flush=True)
+            else:
+                shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@
 #define DRE_SNAPSHOT_H
 
 #include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "dre/bus.h"
@@ -54,6 +55,21 @@ dre_err dre_snapshot_fetch(ProtobufCMessage **msgp, dre_snapshot_client *c);
 // dre_snapshot_free frees an answer of dre_snapshot_fetch (only: one of
 // type dre.SnapshotResponse is assembled from pages). NULL is a no-op.
 void dre_snapshot_free(ProtobufCMessage *m);
+
+// dre_snapshot_page_fn takes one page of a dre.SnapshotResponse (and owns
+// it: frees it with dre__snapshot_response__free_unpacked, at once or
+// later). first: the page with the snapshot's offsets, cluster id and
+// version (every page has its version); last: no page follows. Anything
+// but DRE_OK stops the fetch with that error.
+typedef dre_err (*dre_snapshot_page_fn)(
+    void *arg, Dre__SnapshotResponse *page, bool first, bool last);
+// dre_snapshot_fetch_pages asks for a dre.SnapshotResponse page by page
+// (cfg->page_bytes) and hands each to fn as it arrives, so the caller
+// holds one page at a time, not the whole snapshot. Errors as
+// dre_snapshot_fetch (DRE_EUNAVAIL also for a page of another state), or
+// fn's.
+dre_err dre_snapshot_fetch_pages(
+    dre_snapshot_client *c, dre_snapshot_page_fn fn, void *arg);
 
 // dre_snapshot_positions sets po[i].offset for every partition of po that
 // the snapshot's offsets (v[0..nv)) name; the others are left as they are.

@@ -81,6 +81,22 @@ dre_err eng_stage(
 void eng_publish(eng_engine *e);
 void eng_discard(eng_engine *e);
 
+// A load in parts (a snapshot as its pages arrive, a local copy as it is
+// read): eng_loader_add compiles changes (what they point to may be freed
+// once it returns; a document that does not parse is counted, see
+// eng_loader_bad), eng_loader_finish builds the index of everything added
+// -- what eng_load of them all at once builds -- and stages it (publish:
+// swaps it in) and frees the loader, also on failure. Only the compiled
+// entities are kept between calls, not the documents.
+typedef struct eng_loader eng_loader;
+dre_err                   eng_loader_open(eng_loader **lp);
+dre_err eng_loader_add(eng_loader *l, const eng_master_change *v, size_t n);
+size_t  eng_loader_bad(const eng_loader *l);
+dre_err eng_loader_finish(
+    eng_engine *e, eng_loader *l, int64_t now_ms, bool publish);
+// eng_loader_free drops a load (NULL is a no-op).
+void eng_loader_free(eng_loader *l);
+
 // eng_acquire returns the current index with a reference held.
 // Caller releases with eng_index_release(); the index never changes.
 //

@@ -1501,53 +1501,144 @@ eng_discard(eng_engine *e)
 	pthread_mutex_unlock(&e->wlock);
 }
 
-// load builds the index of a snapshot; publish: swap it in at once, else
-// stage it.
-static dre_err
-load(eng_engine *e, const eng_master_change *v, size_t n, int64_t now_ms,
-    size_t *nbadp, bool publish)
+// A load in progress: the entities compiled so far (their tenant an index
+// into the names), the JSON scratch arena shared by every document.
+struct eng_loader {
+	load_item *items;
+	size_t     n, cap;
+	char     **tenants; // distinct tenant names, owned
+	uint32_t   ntenants, tcap, last; // last: the one named last
+	int64_t    version;
+	size_t     nbad;
+	dre_arena *scratch;
+};
+
+dre_err
+eng_loader_open(eng_loader **lp)
 {
-	load_item *items = calloc(n + 1, sizeof(*items));
-	eng_index *ix = calloc(1, sizeof(*ix));
+	eng_loader *l = calloc(1, sizeof(*l));
 	// One scratch arena for every document's JSON tree (an article's
 	// takes a few KB): not a malloc and free per entity.
-	dre_arena *scratch = dre_arena_alloc(64 * 1024);
-	size_t     m = 0, nbad = 0;
-	dre_err    err = DRE_ENOMEM;
-	if (items == NULL || ix == NULL || scratch == NULL)
-		goto out;
-	atomic_init(&ix->ref, 1);
+	if (l == NULL || (l->scratch = dre_arena_alloc(64 * 1024)) == NULL) {
+		free(l);
+		return DRE_ENOMEM;
+	}
+	*lp = l;
+	return DRE_OK;
+}
+
+void
+eng_loader_free(eng_loader *l)
+{
+	if (l == NULL)
+		return;
+	for (size_t i = 0; i < l->n; i++)
+		ent_unref(l->items[i].e);
+	free(l->items);
+	for (uint32_t i = 0; i < l->ntenants; i++)
+		free(l->tenants[i]);
+	free(l->tenants);
+	dre_arena_free(l->scratch);
+	free(l);
+}
+
+// loader_tenant is the loader's copy of name (a snapshot has few tenants,
+// mostly in runs: the last one is tried first); NULL: no memory.
+static const char *
+loader_tenant(eng_loader *l, const char *name)
+{
+	if (l->ntenants > 0 && strcmp(l->tenants[l->last], name) == 0)
+		return l->tenants[l->last];
+	for (uint32_t i = 0; i < l->ntenants; i++)
+		if (strcmp(l->tenants[i], name) == 0)
+			return l->tenants[l->last = i];
+	if (l->ntenants == l->tcap) {
+		uint32_t cap = l->tcap ? l->tcap * 2 : 8;
+		char   **v = realloc(l->tenants, cap * sizeof(*v));
+		if (v == NULL)
+			return NULL;
+		l->tenants = v;
+		l->tcap = cap;
+	}
+	char *t = strdup(name);
+	if (t == NULL)
+		return NULL;
+	l->last = l->ntenants;
+	l->tenants[l->ntenants++] = t;
+	return t;
+}
+
+dre_err
+eng_loader_add(eng_loader *l, const eng_master_change *v, size_t n)
+{
 	for (size_t i = 0; i < n; i++) {
 		// A document that does not parse was still seen at its
 		// version: the feed must not re-apply older changes over it.
-		if (v[i].version > ix->version)
-			ix->version = v[i].version;
+		if (v[i].version > l->version)
+			l->version = v[i].version;
 		if (v[i].doc == NULL)
 			continue;
+		if (v[i].tenant == NULL || v[i].key == NULL) {
+			l->nbad++;
+			continue;
+		}
+		if (l->n == l->cap) {
+			size_t     cap = l->cap ? l->cap * 2 : 1024;
+			load_item *it = realloc(l->items, cap * sizeof(*it));
+			if (it == NULL)
+				return DRE_ENOMEM;
+			l->items = it;
+			l->cap = cap;
+		}
+		const char *tenant = loader_tenant(l, v[i].tenant);
+		if (tenant == NULL)
+			return DRE_ENOMEM;
 		ix_ent *ent;
-		dre_err r = ent_new(&ent, &v[i], scratch);
+		dre_err r = ent_new(&ent, &v[i], l->scratch);
 		if (r == DRE_EINVAL) {
-			nbad++;
+			l->nbad++;
 			continue;
 		}
 		if (r != DRE_OK)
-			goto out;
-		items[m].tenant = v[i].tenant;
-		items[m].e = ent;
-		m++;
+			return r;
+		l->items[l->n].tenant = tenant;
+		l->items[l->n].e = ent;
+		l->n++;
 	}
+	return DRE_OK;
+}
+
+size_t
+eng_loader_bad(const eng_loader *l)
+{
+	return l->nbad;
+}
+
+dre_err
+eng_loader_finish(eng_engine *e, eng_loader *l, int64_t now_ms, bool publish)
+{
+	load_item *items = l->items;
+	size_t     m = l->n;
+	eng_index *ix = calloc(1, sizeof(*ix));
+	dre_err    err = DRE_ENOMEM;
+	// The scratch arena is not needed any more: its memory goes first.
+	dre_arena_free(l->scratch);
+	l->scratch = NULL;
+	if (ix == NULL)
+		goto out;
+	atomic_init(&ix->ref, 1);
+	ix->version = l->version;
 	qsort(items, m, sizeof(*items), load_cmp);
 	uint32_t ntenants = 0;
 	for (size_t i = 0; i < m; i++)
-		if (i == 0
-		    || strcmp(items[i].tenant, items[i - 1].tenant) != 0)
+		if (i == 0 || items[i].tenant != items[i - 1].tenant)
 			ntenants++;
 	ix->tenants = calloc(ntenants + 1, sizeof(ix_tenant *));
 	if (ix->tenants == NULL)
 		goto out;
 	for (size_t i = 0; i < m;) {
 		size_t j = i;
-		while (j < m && strcmp(items[j].tenant, items[i].tenant) == 0)
+		while (j < m && items[j].tenant == items[i].tenant)
 			j++;
 		ix_ent **ents = malloc((j - i + 1) * sizeof(ix_ent *));
 		if (ents == NULL)
@@ -1574,15 +1665,30 @@ load(eng_engine *e, const eng_master_change *v, size_t n, int64_t now_ms,
 	pthread_mutex_unlock(&e->wlock);
 	ix = NULL;
 	err = DRE_OK;
-	if (nbadp != NULL)
-		*nbadp = nbad;
 out:
-	if (items != NULL)
-		for (size_t i = 0; i < m; i++)
-			ent_unref(items[i].e);
-	free(items);
 	index_unref(ix);
-	dre_arena_free(scratch);
+	eng_loader_free(l);
+	return err;
+}
+
+// load builds the index of a snapshot; publish: swap it in at once, else
+// stage it.
+static dre_err
+load(eng_engine *e, const eng_master_change *v, size_t n, int64_t now_ms,
+    size_t *nbadp, bool publish)
+{
+	eng_loader *l;
+	dre_err     err = eng_loader_open(&l);
+	if (err != DRE_OK)
+		return err;
+	if ((err = eng_loader_add(l, v, n)) != DRE_OK) {
+		eng_loader_free(l);
+		return err;
+	}
+	size_t nbad = l->nbad;
+	err = eng_loader_finish(e, l, now_ms, publish);
+	if (err == DRE_OK && nbadp != NULL)
+		*nbadp = nbad;
 	return err;
 }
 
