@@ -6,6 +6,7 @@
 import os
 import re
 import shutil
+import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -20,9 +21,12 @@ class Restart(harness.TestCase):
         pass
 
     def setUp(self):
-        # test_paged_snapshot: the catalog's snapshot in pages of ~one entity
+        # test_paged_snapshot, test_killed_writing_local_copy: the catalog's
+        # snapshot in pages of ~one entity
         opts = ({"evaluator": ["snapshot.page_bytes=300"]}
-                if self._testMethodName == "test_paged_snapshot" else None)
+                if self._testMethodName in ("test_paged_snapshot",
+                                            "test_killed_writing_local_copy")
+                else None)
         self.stack = harness.Stack(opts=opts)
 
     def tearDown(self):
@@ -174,6 +178,68 @@ class Restart(harness.TestCase):
         self.assertIn("local copy:", again)
         self.assertNotIn("catalog.Snapshot from", again)
         self.assertNotIn("snapshot:", again)
+
+    def test_killed_writing_local_copy(self):
+        # kill -9 the evaluator in the middle of writing its local copy from
+        # a paged snapshot (pages of ~one entity, each indexed and written as
+        # it arrives; the catalog frozen after a few so it cannot finish):
+        # the copy is marked incomplete, so the restart does not load part of
+        # it but takes the snapshot again and serves the full index.
+        s = self.stack
+        g = s.create_pos_group()
+        n = 1500
+        arts = ["KC%05d" % i for i in range(n)]
+        s.import_articles([{"articleNumber": a, "name": "Kill copy %d" % i,
+                            "articleGroupId": "GRP-KC"}
+                           for i, a in enumerate(arts)])
+        p = promotion("Kill copy group", [{"type": "ARTICLE_GROUP", "values": ["GRP-KC"]}],
+                      [{"type": "ARTICLE_GROUP", "discountType": "PERCENTAGE",
+                        "value": 10, "target": {"articleGroups": ["GRP-KC"]}}],
+                      pos_groups=[g["id"]])
+        s.create_promotion(p)
+        # the group promotion reaches the last article only through its
+        # article entity (its group)
+        req = basket(g["id"], [item("L1", arts[-1], 1, "20.00")])
+        s.wait_for_promotion(p["id"], req, timeout=15)
+        s.stop_service("evaluator")
+        shutil.rmtree(os.path.join(s.data_dir, "evaluator-0"))
+
+        def this_start():
+            return s.log_text("evaluator", 10 ** 7).split("==== start evaluator")[-1]
+        s.start_service("evaluator")
+        harness.wait_until(lambda: re.search(r"snapshot: page \d\d ", this_start()),
+                           30, interval=0.005, what="10 pages of the snapshot written")
+        catalog = s.procs["catalog"].pid
+        os.kill(catalog, signal.SIGSTOP)
+        try:
+            first = this_start()
+            self.assertNotIn("local copy", first)
+            self.assertIsNone(re.search(r"snapshot: \d+ entities", first), first[-2000:])
+            s.kill9("evaluator")
+        finally:
+            os.kill(catalog, signal.SIGCONT)
+        s.start_service("evaluator")
+        s.wait_healthy()
+        body = s.wait_for_promotion(p["id"], req, timeout=30)
+        self.assertTrue(s.applied(body, p["id"]))
+        again = this_start()
+        self.assertIn("local copy incomplete", again)
+        self.assertNotIn("local copy:", again)
+        done = re.search(r"snapshot: (\d+) entities \(0 unreadable\)", again)
+        self.assertIsNotNone(done, again[-2000:])
+        self.assertGreaterEqual(int(done.group(1)), n + 2)  # + POS group, promotion
+        r = s.get("/metrics")
+        ents = re.search(r'^dre_engine_index_entities(?:\{[^}]*\})? (\d+)', r.text, re.M)
+        self.assertIsNotNone(ents)
+        self.assertEqual(int(ents.group(1)), int(done.group(1)))
+        # and that copy is complete: a restart loads it, no snapshot
+        s.stop_service("evaluator")
+        s.start_service("evaluator")
+        s.wait_healthy()
+        s.wait_for_promotion(p["id"], req, timeout=15)
+        last = this_start()
+        self.assertIn("local copy: %s entities" % done.group(1), last)
+        self.assertNotIn("catalog.Snapshot from", last)
 
 
 if __name__ == "__main__":
