@@ -217,6 +217,22 @@ def main():
         for name in stack.services:
             if name not in followers + ("evaluator",):
                 stack.start_service(name)
+        # The dev broker is a new cluster: the catalog publishes its
+        # events again (the outbox's rule); the evaluator starts once that
+        # is done, as it would after a load.
+        def republished():
+            log = stack.log_text("catalog", 10 ** 6)
+            if "queued again" not in log:
+                return False
+            st, body = call(conn(stack.http_port), "GET", "/metrics")
+            m = re.search(r'^dre_outbox_pending_events\{[^}]*service="catalog"'
+                          r'[^}]*\} (\S+)', body.decode(), re.M)
+            return m is not None and float(m.group(1)) == 0
+        t = time.monotonic()
+        harness.wait_until(republished, 900, interval=1,
+                           what="the catalog's events published again")
+        print("catalog events published again to the new broker in %.1f s"
+              % (time.monotonic() - t), flush=True)
     else:
         stack = harness.Stack(data_dir=data_dir, opts=opts)
     PORT[0] = stack.http_port
