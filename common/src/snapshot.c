@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dre/arena.h"
 #include "dre/log.h"
 #include "dre/rpc.h"
 #include "dre/snapshot.h"
@@ -92,12 +93,15 @@ call(dre_snapshot_client *c, const uint8_t *body, size_t len,
 	return DRE_OK;
 }
 
+// unpack decodes rep's body (into arena a when not NULL) and frees rep.
 static ProtobufCMessage *
 unpack(dre_snapshot_client *c, const ProtobufCMessageDescriptor *d,
-    Dre__RpcReply *rep)
+    Dre__RpcReply *rep, dre_arena *a)
 {
-	ProtobufCMessage *m = protobuf_c_message_unpack(
-	    d, NULL, rep->has_body ? rep->body.len : 0, rep->body.data);
+	ProtobufCAllocator al
+	    = a ? dre_arena_pb(a) : (ProtobufCAllocator) { 0 };
+	ProtobufCMessage *m = protobuf_c_message_unpack(d, a ? &al : NULL,
+	    rep->has_body ? rep->body.len : 0, rep->body.data);
 	dre_rpc_reply_msg_free(rep);
 	if (m == NULL)
 		dre_warn("%s from %s: undecodable answer", c->cfg.method,
@@ -123,9 +127,11 @@ paged_free(paged *p)
 	free(p);
 }
 
-dre_err
-dre_snapshot_fetch_pages(
-    dre_snapshot_client *c, dre_snapshot_page_fn fn, void *arg)
+// fetch_pages hands the pages to fn: decoded into a (reset for each page;
+// fn borrows the page), or with a NULL, by malloc (fn owns the page).
+static dre_err
+fetch_pages(
+    dre_snapshot_client *c, dre_arena *a, dre_snapshot_page_fn fn, void *arg)
 {
 	char   *cursor = NULL; // the next page's (a copy: fn owns the page)
 	int64_t version = 0;
@@ -150,8 +156,10 @@ dre_snapshot_fetch_pages(
 		Dre__RpcReply *rep = NULL;
 		if ((err = call(c, buf, len, &rep)) != DRE_OK)
 			break;
+		if (a != NULL)
+			dre_arena_reset(a);
 		Dre__SnapshotResponse *pg = (Dre__SnapshotResponse *) unpack(
-		    c, &dre__snapshot_response__descriptor, rep);
+		    c, &dre__snapshot_response__descriptor, rep, a);
 		if (pg == NULL) {
 			err = DRE_ECODEC;
 			break;
@@ -164,14 +172,18 @@ dre_snapshot_fetch_pages(
 			         "%lld",
 			    c->cfg.method, c->cfg.url, npages,
 			    (long long) pg->version, (long long) version);
-			dre__snapshot_response__free_unpacked(pg, NULL);
+			if (a == NULL)
+				dre__snapshot_response__free_unpacked(
+				    pg, NULL);
 			err = DRE_EUNAVAIL;
 			break;
 		}
 		nents += pg->n_entities;
 		bool last = pg->next_cursor == NULL || pg->next_cursor[0] == 0;
 		if (!last && (cursor = strdup(pg->next_cursor)) == NULL) {
-			dre__snapshot_response__free_unpacked(pg, NULL);
+			if (a == NULL)
+				dre__snapshot_response__free_unpacked(
+				    pg, NULL);
 			err = DRE_ENOMEM;
 			break;
 		}
@@ -189,11 +201,31 @@ dre_snapshot_fetch_pages(
 	return err;
 }
 
-// page_keep adds page pg to the assembled answer p (which keeps it).
-static dre_err
-page_keep(void *arg, Dre__SnapshotResponse *pg, bool first, bool last)
+dre_err
+dre_snapshot_fetch_pages(
+    dre_snapshot_client *c, dre_snapshot_page_fn fn, void *arg)
 {
-	paged *p = arg;
+	// One arena for every page, reset between them: a page's thousands
+	// of small allocations are not malloc'd and freed one by one (nor
+	// its memory given back and taken again by the next page).
+	size_t     pb = c->cfg.page_bytes;
+	dre_arena *a = dre_arena_alloc(pb > 0 && pb < ((size_t) 256 << 20)
+	        ? pb + pb / 2 + 65536
+	        : (size_t) 1 << 20);
+	if (a == NULL)
+		return DRE_ENOMEM;
+	dre_err err = fetch_pages(c, a, fn, arg);
+	dre_arena_free(a);
+	return err;
+}
+
+// page_keep adds page pg to the assembled answer p, which keeps it (it was
+// fetched with malloc: p frees it).
+static dre_err
+page_keep(void *arg, const Dre__SnapshotResponse *page, bool first, bool last)
+{
+	paged                 *p = arg;
+	Dre__SnapshotResponse *pg = (Dre__SnapshotResponse *) page;
 	(void) last;
 	Dre__SnapshotResponse **v
 	    = realloc(p->pages, (p->npages + 1) * sizeof(*v));
@@ -231,7 +263,7 @@ fetch_paged(ProtobufCMessage **msgp, dre_snapshot_client *c)
 	if (p == NULL)
 		return DRE_ENOMEM;
 	dre__snapshot_response__init(&p->r);
-	dre_err err = dre_snapshot_fetch_pages(c, page_keep, p);
+	dre_err err = fetch_pages(c, NULL, page_keep, p);
 	if (err != DRE_OK) {
 		paged_free(p);
 		return err == DRE_ENOMEM || err == DRE_ECODEC ? err
@@ -252,7 +284,7 @@ dre_snapshot_fetch(ProtobufCMessage **msgp, dre_snapshot_client *c)
 	dre_err        err = call(c, NULL, 0, &rep);
 	if (err != DRE_OK)
 		return err;
-	ProtobufCMessage *m = unpack(c, c->cfg.reply, rep);
+	ProtobufCMessage *m = unpack(c, c->cfg.reply, rep, NULL);
 	if (m == NULL)
 		return DRE_ECODEC;
 	*msgp = m;

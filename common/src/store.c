@@ -25,6 +25,7 @@ struct dre_store {
 	rocksdb_cache_t                     *cache;
 	rocksdb_writeoptions_t              *wo_sync;
 	rocksdb_writeoptions_t              *wo_async;
+	rocksdb_writeoptions_t              *wo_nowal;
 	rocksdb_readoptions_t               *ro;
 	rocksdb_column_family_handle_t     **cfh;
 	size_t                               ncf;
@@ -253,6 +254,8 @@ dre_store_close(dre_store *s)
 		rocksdb_cache_destroy(s->cache);
 	if (s->wo_sync != NULL)
 		rocksdb_writeoptions_destroy(s->wo_sync);
+	if (s->wo_nowal != NULL)
+		rocksdb_writeoptions_destroy(s->wo_nowal);
 	if (s->wo_async != NULL)
 		rocksdb_writeoptions_destroy(s->wo_async);
 	if (s->ro != NULL)
@@ -326,13 +329,21 @@ dre_store_open(dre_store **sp, const dre_store_cfg *cfg)
 	for (size_t i = 0; i < s->ncf; i++) {
 		names[i] = i == 0 ? "default" : cfg->cfs[i - 1];
 		cfopts[i] = s->opts;
+		if (cfg->write_buffer_mb != NULL
+		    && cfg->write_buffer_mb[i] > 0) {
+			s->cfopts[i] = rocksdb_options_create_copy(s->opts);
+			rocksdb_options_set_write_buffer_size(
+			    s->cfopts[i], cfg->write_buffer_mb[i] << 20);
+			cfopts[i] = s->cfopts[i];
+		}
 		if (cfg->ttl == NULL || cfg->ttl[i].ttl_ms <= 0
 		    || cfg->ttl[i].record_time == NULL)
 			continue;
 		s->ttl[i] = cfg->ttl[i];
 		s->filters[i] = rocksdb_compactionfilter_create(&s->ttl[i],
 		    ttl_filter_destroy, ttl_filter, ttl_filter_name);
-		s->cfopts[i] = rocksdb_options_create_copy(s->opts);
+		if (s->cfopts[i] == NULL)
+			s->cfopts[i] = rocksdb_options_create_copy(s->opts);
 		rocksdb_options_set_compaction_filter(
 		    s->cfopts[i], s->filters[i]);
 		cfopts[i] = s->cfopts[i];
@@ -354,6 +365,8 @@ dre_store_open(dre_store **sp, const dre_store_cfg *cfg)
 	s->wo_sync = rocksdb_writeoptions_create();
 	rocksdb_writeoptions_set_sync(s->wo_sync, 1);
 	s->wo_async = rocksdb_writeoptions_create();
+	s->wo_nowal = rocksdb_writeoptions_create();
+	rocksdb_writeoptions_disable_WAL(s->wo_nowal, 1);
 	s->ro = rocksdb_readoptions_create();
 	dre_metrics_collector_add(store_collect, s);
 	s->compact_every_ms = cfg->compact_every_ms;
@@ -569,6 +582,30 @@ dre_store_write(dre_store *s, dre_batch *b, bool sync)
 		rocksdb_write(
 		    s->db, sync ? s->wo_sync : s->wo_async, b->wb, &err);
 	return err != NULL ? store_fail("write", s->path, err) : DRE_OK;
+}
+
+dre_err
+dre_store_write_bulk(dre_store *s, dre_batch *b)
+{
+	char *err = NULL;
+	if (b->wi != NULL)
+		rocksdb_write_writebatch_wi(s->db, s->wo_nowal, b->wi, &err);
+	else
+		rocksdb_write(s->db, s->wo_nowal, b->wb, &err);
+	return err != NULL ? store_fail("write", s->path, err) : DRE_OK;
+}
+
+dre_err
+dre_store_flush(dre_store *s, int cf)
+{
+	char                   *err = NULL;
+	rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+	if (fo == NULL)
+		return DRE_ENOMEM;
+	rocksdb_flushoptions_set_wait(fo, 1);
+	rocksdb_flush_cf(s->db, fo, cf_handle(s, cf), &err);
+	rocksdb_flushoptions_destroy(fo);
+	return err != NULL ? store_fail("flush", s->path, err) : DRE_OK;
 }
 
 // key_cmp orders keys as RocksDB's default bytewise comparator does.

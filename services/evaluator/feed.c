@@ -167,21 +167,24 @@ typedef struct {
 	size_t                noffsets;
 } snap_load;
 
-// copy_write writes the local copy's batch (not synced: the positions,
-// written synced after the last one, make the WAL durable up to them).
+// copy_write writes the local copy's batch: the first (the incomplete
+// mark, the old copy's deletion) logged, the pages without the write-ahead
+// log (a bulk load: half the bytes written), flushed before the positions
+// are written.
 static dre_err
-copy_write(snap_load *sl)
+copy_write(snap_load *sl, bool logged)
 {
-	dre_err err = dre_store_write(sl->f->s->st, sl->b, false);
+	dre_err err = logged ? dre_store_write(sl->f->s->st, sl->b, false)
+	                     : dre_store_write_bulk(sl->f->s->st, sl->b);
 	dre_batch_clear(sl->b);
 	return err;
 }
 
 // snap_page consumes one page of the catalog's snapshot: its entities into
 // the loader and into the local copy (one write a page: bounded by the
-// page's size, snapshot.page_bytes), then the page is freed.
+// page's size, snapshot.page_bytes); the next page reuses its memory.
 static dre_err
-snap_page(void *arg, Dre__SnapshotResponse *pg, bool first, bool last)
+snap_page(void *arg, const Dre__SnapshotResponse *pg, bool first, bool last)
 {
 	snap_load *sl = arg;
 	dre_err    err = DRE_OK;
@@ -196,7 +199,7 @@ snap_page(void *arg, Dre__SnapshotResponse *pg, bool first, bool last)
 		err = dre_snapshot_wipe(
 		    sl->b, sl->f->s->st, EV_CF_MASTER, "e");
 		if (err == DRE_OK)
-			err = copy_write(sl);
+			err = copy_write(sl, true);
 		dre_snapshot_positions(
 		    sl->po, sl->npo, pg->offsets, pg->n_offsets);
 		sl->version = pg->version;
@@ -218,23 +221,21 @@ snap_page(void *arg, Dre__SnapshotResponse *pg, bool first, bool last)
 			break;
 		batch_ent(sl->f, sl->b, &c);
 	}
-	size_t n = pg->n_entities;
-	dre__snapshot_response__free_unpacked(pg, NULL);
 	if (err == DRE_OK)
-		err = copy_write(sl);
+		err = copy_write(sl, false);
 	if (err == DRE_OK)
 		dre_info("snapshot: page %zu (%zu entities) indexed and "
 		         "written, %zu so far",
-		    ++sl->npages, n, sl->n);
+		    ++sl->npages, pg->n_entities, sl->n);
 	return err;
 }
 
 // snapshot replaces the index (staged) and the local copy by the catalog's
 // snapshot and sets the positions it names. The pages are consumed as they
 // arrive: the index keeps what it compiled of them, the local copy is
-// written a page at a time; the sync time, the positions and the end of the
-// incomplete mark are x->b, written synced by the applier after them (the
-// WAL's sync covers the pages' writes before it).
+// written a page at a time (without the WAL) and flushed; the sync time,
+// the positions and the end of the incomplete mark are x->b, written synced
+// by the applier after that.
 static dre_err
 snapshot(void *arg, dre_apply_ctx *x, dre_partition_offset *po, size_t n)
 {
@@ -248,6 +249,9 @@ snapshot(void *arg, dre_apply_ctx *x, dre_partition_offset *po, size_t n)
 	dre_err err = eng_loader_open(&sl.l);
 	if (err == DRE_OK)
 		err = dre_snapshot_fetch_pages(f->snap, snap_page, &sl);
+	if (err
+	    == DRE_OK) // the pages' writes are on disk before the positions
+		err = dre_store_flush(f->s->st, EV_CF_MASTER);
 	size_t nbad = sl.l != NULL ? eng_loader_bad(sl.l) : 0;
 	if (err == DRE_OK) {
 		err = eng_loader_finish(f->s->engine, sl.l, x->now_ms, false);

@@ -181,11 +181,16 @@ main(int argc, char **argv)
 	    = (dre_store_ttl) { s.cfg.iterations_ttl_ms, ev_txn_record_time };
 	ttl[EV_CF_CONFIRM] = (dre_store_ttl) { s.cfg.confirmed_ttl_ms,
 		ev_confirm_record_time };
+	// The master data's copy takes a catalog snapshot (hundreds of MB
+	// at scale) in bulk: larger memtables, fewer files to compact.
+	size_t wbuf[EV_NCFS + 1] = { 0 };
+	wbuf[EV_CF_MASTER] = 64;
 	dre_store_cfg scfg = { .path = path,
 		.cfs = ev_cfs,
 		.ncfs = EV_NCFS,
 		.ttl = ttl,
-		.compact_every_ms = s.cfg.compact_every_ms };
+		.compact_every_ms = s.cfg.compact_every_ms,
+		.write_buffer_mb = wbuf };
 	dre_err       err = dre_store_open(&s.st, &scfg);
 	if (err != DRE_OK) {
 		dre_error("store %s: %s", path, dre_strerror(err));

@@ -1,5 +1,5 @@
 // test_store.c -- RocksDB store: column families, batches, prefix iterators,
-// reopen.
+// reopen, bulk writes.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -322,6 +322,43 @@ test_ttl_compaction(void **state)
 	dre_store_close(s);
 }
 
+// A bulk write (no write-ahead log) into a family with its own write
+// buffer is readable at once and, once flushed, in table files: it
+// survives a reopen.
+static void
+test_bulk_write_flush(void **state)
+{
+	const size_t  wbuf[] = { 0, 8, 0 };
+	dre_store_cfg cfg
+	    = { .path = dir, .cfs = cfs, .ncfs = 2, .write_buffer_mb = wbuf };
+	dre_store *s = NULL;
+	assert_int_equal(dre_store_open(&s, &cfg), DRE_OK);
+	assert_int_equal(dre_store_disk_bytes(s), 0);
+	dre_batch *b = dre_batch_alloc();
+	char       k[16];
+	for (int i = 0; i < 1000; i++) {
+		int n = snprintf(k, sizeof k, "k%04d", i);
+		dre_batch_put(b, s, 1, k, (size_t) n, "value", 5);
+	}
+	assert_int_equal(dre_store_write_bulk(s, b), DRE_OK);
+	dre_batch_free(b);
+	char  *v = NULL;
+	size_t n = 0;
+	assert_int_equal(dre_store_get(s, 1, "k0999", 5, &v, &n), DRE_OK);
+	assert_int_equal(n, 5);
+	free(v);
+	assert_int_equal(dre_store_flush(s, 1), DRE_OK);
+	assert_true(dre_store_disk_bytes(s) > 0);
+	dre_store_close(s);
+	s = open_store();
+	assert_int_equal(dre_store_get(s, 1, "k0000", 5, &v, &n), DRE_OK);
+	assert_memory_equal(v, "value", 5);
+	free(v);
+	assert_int_equal(
+	    dre_store_get(s, 2, "k0000", 5, &v, &n), DRE_ENOTFOUND);
+	dre_store_close(s);
+}
+
 int
 main(void)
 {
@@ -337,6 +374,8 @@ main(void)
 		    test_open_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_ttl_compaction, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_bulk_write_flush, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -56,13 +56,13 @@ dre_err dre_snapshot_fetch(ProtobufCMessage **msgp, dre_snapshot_client *c);
 // type dre.SnapshotResponse is assembled from pages). NULL is a no-op.
 void dre_snapshot_free(ProtobufCMessage *m);
 
-// dre_snapshot_page_fn takes one page of a dre.SnapshotResponse (and owns
-// it: frees it with dre__snapshot_response__free_unpacked, at once or
-// later). first: the page with the snapshot's offsets, cluster id and
-// version (every page has its version); last: no page follows. Anything
-// but DRE_OK stops the fetch with that error.
+// dre_snapshot_page_fn takes one page of a dre.SnapshotResponse, valid
+// until it returns (borrowed: the next page reuses its memory). first: the
+// page with the snapshot's offsets, cluster id and version (every page has
+// its version); last: no page follows. Anything but DRE_OK stops the fetch
+// with that error.
 typedef dre_err (*dre_snapshot_page_fn)(
-    void *arg, Dre__SnapshotResponse *page, bool first, bool last);
+    void *arg, const Dre__SnapshotResponse *page, bool first, bool last);
 // dre_snapshot_fetch_pages asks for a dre.SnapshotResponse page by page
 // (cfg->page_bytes) and hands each to fn as it arrives, so the caller
 // holds one page at a time, not the whole snapshot. Errors as

@@ -37,6 +37,11 @@ typedef struct {
 	// in column-family order, so records expire in files that no longer
 	// receive writes too.
 	int64_t compact_every_ms;
+	// NULL, or one entry per column family (as ttl): its write buffer
+	// (memtable) in MiB, 0 = the default (4). A family that takes bulk
+	// writes (a follower's copy of a snapshot) flushes fewer, larger files
+	// with a larger one: less compaction.
+	const size_t *write_buffer_mb;
 } dre_store_cfg;
 
 // dre_store_open opens (creating) the database and its column families.
@@ -84,6 +89,14 @@ dre_err dre_batch_get(dre_batch *b, dre_store *s, int cf, const void *key,
     size_t klen, char **valp, size_t *vlenp);
 // dre_store_write applies b; with sync the WAL is fsynced before returning.
 dre_err dre_store_write(dre_store *s, dre_batch *b, bool sync);
+// dre_store_write_bulk writes b without the write-ahead log: it is in the
+// memtables only, lost by a crash until dre_store_flush of its column
+// families returns. For a bulk load that is marked incomplete (with a
+// logged write) until it is flushed.
+dre_err dre_store_write_bulk(dre_store *s, dre_batch *b);
+// dre_store_flush writes column family cf's memtables to table files and
+// waits for it.
+dre_err dre_store_flush(dre_store *s, int cf);
 
 // dre_store_iter_open iterates cf over keys starting with prefix (plen 0 =
 // all) in key order, on a consistent snapshot. Caller closes with
