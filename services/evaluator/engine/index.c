@@ -750,16 +750,6 @@ typedef struct {
 	uint32_t    rank;
 } kr_pair;
 
-static int
-kr_cmp(const void *x, const void *y)
-{
-	const kr_pair *a = x, *b = y;
-	int            c = strcmp(a->k, b->k);
-	if (c != 0)
-		return c;
-	return a->rank < b->rank ? -1 : a->rank > b->rank;
-}
-
 uint32_t
 ix_mmap_get_h(
     const ix_mmap *m, const char *k, uint32_t h, const uint32_t **ranks)
@@ -785,49 +775,95 @@ ix_mmap_prefetch(const ix_mmap *m, uint32_t h)
 		__builtin_prefetch(&m->slots[h & m->mask]);
 }
 
-// multimap_build groups (key, rank) pairs into key -> ranks; pairs is
-// sorted in place.
+// multimap_build groups (key, rank) pairs into key -> ranks. The pairs come
+// rank by rank (promos_build files each promotion in rank order), so each
+// key's ranks come ascending: they are grouped by hashing, not sorted (a
+// sort of the pairs by key was most of a promotion part's build).
 static bool
-multimap_build(ix_mmap *m, dre_arena *a, kr_pair *pairs, uint32_t n)
+multimap_build(ix_mmap *m, dre_arena *a, const kr_pair *pairs, uint32_t n)
 {
-	if (n > 1)
-		qsort(pairs, n, sizeof(*pairs), kr_cmp);
-	uint32_t nkeys = 0;
-	for (uint32_t i = 0; i < n; i++)
-		if (i == 0 || strcmp(pairs[i].k, pairs[i - 1].k) != 0)
-			nkeys++;
+	// Pass 1: each pair's key number (first appearance order), each
+	// key's count of distinct ranks, in a temporary table.
+	uint32_t  tcap = table_size(n);
+	uint32_t *tab = calloc(tcap, sizeof(uint32_t)); // key number + 1
+	uint32_t *kid = malloc((n + 1) * sizeof(uint32_t));
+	uint32_t *first = malloc((n + 1) * sizeof(uint32_t)); // a pair
+	uint32_t *cnt = malloc((n + 1) * sizeof(uint32_t));
+	uint32_t *last = malloc((n + 1) * sizeof(uint32_t));
+	uint32_t *hv = malloc((n + 1) * sizeof(uint32_t));
+	uint32_t  nkeys = 0;
+	bool      ok = false;
+	if (tab == NULL || kid == NULL || first == NULL || cnt == NULL
+	    || last == NULL || hv == NULL)
+		goto out;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t h = hash_str(pairs[i].k), x = h & (tcap - 1), id;
+		for (;; x = (x + 1) & (tcap - 1)) {
+			id = tab[x];
+			if (id == 0
+			    || (hv[id - 1] == h
+			        && strcmp(pairs[first[id - 1]].k, pairs[i].k)
+			            == 0))
+				break;
+		}
+		if (id == 0) {
+			id = tab[x] = ++nkeys;
+			first[id - 1] = i;
+			hv[id - 1] = h;
+			cnt[id - 1] = 1;
+		} else if (last[id - 1] != pairs[i].rank)
+			cnt[id - 1]++;
+		last[id - 1] = pairs[i].rank;
+		kid[i] = id - 1;
+	}
 	uint32_t cap = table_size(nkeys);
 	m->slots = dre_arena_get(a, cap * sizeof(ix_mslot));
 	m->mask = cap - 1;
 	if (m->slots == NULL)
-		return false;
-	for (uint32_t i = 0; i < n;) {
-		uint32_t j = i;
-		while (j < n && strcmp(pairs[j].k, pairs[i].k) == 0)
-			j++;
-		uint32_t *rank = dre_arena_get(a, (j - i) * sizeof(uint32_t));
-		if (rank == NULL)
-			return false;
-		uint32_t k = 0;
-		for (uint32_t x = i; x < j; x++)
-			if (k == 0 || rank[k - 1] != pairs[x].rank)
-				rank[k++] = pairs[x].rank;
-		uint32_t h = hash_str(pairs[i].k);
-		uint32_t x = h & m->mask;
+		goto out;
+	// Pass 2: a slot and a rank array per key (cnt counts down as the
+	// ranks are filed).
+	ix_mslot **slot = (ix_mslot **) calloc(nkeys + 1, sizeof(ix_mslot *));
+	if (slot == NULL)
+		goto out;
+	for (uint32_t id = 0; id < nkeys; id++) {
+		uint32_t *rank = dre_arena_get(a, cnt[id] * sizeof(uint32_t));
+		if (rank == NULL) {
+			free(slot);
+			goto out;
+		}
+		const char *k = pairs[first[id]].k;
+		uint32_t    x = hv[id] & m->mask;
 		while (m->slots[x].k != NULL) // keys are unique here
 			x = (x + 1) & m->mask;
 		ix_mslot *sl = &m->slots[x];
-		sl->k = pairs[i].k;
-		sl->h = h;
-		sl->n = k;
+		sl->k = k;
+		sl->h = hv[id];
+		sl->n = 0;
 		sl->rank = rank;
-		sl->one = rank[0];
-		size_t len = strlen(pairs[i].k);
+		size_t len = strlen(k);
 		if (len < sizeof(sl->ik))
-			memcpy(sl->ik, pairs[i].k, len + 1);
-		i = j;
+			memcpy(sl->ik, k, len + 1);
+		slot[id] = sl;
 	}
-	return true;
+	for (uint32_t i = 0; i < n; i++) {
+		ix_mslot *sl = slot[kid[i]];
+		uint32_t *rank = (uint32_t *) sl->rank;
+		if (sl->n == 0 || rank[sl->n - 1] != pairs[i].rank)
+			rank[sl->n++] = pairs[i].rank;
+	}
+	for (uint32_t id = 0; id < nkeys; id++)
+		slot[id]->one = slot[id]->rank[0];
+	free(slot);
+	ok = true;
+out:
+	free(tab);
+	free(kid);
+	free(first);
+	free(cnt);
+	free(last);
+	free(hv);
+	return ok;
 }
 
 typedef struct {
