@@ -1664,7 +1664,8 @@ eng_loader_finish(eng_engine *e, eng_loader *l, int64_t now_ms, bool publish)
 		goto out;
 	atomic_init(&ix->ref, 1);
 	ix->version = l->version;
-	qsort(items, m, sizeof(*items), load_cmp);
+	if (m > 1)
+		qsort(items, m, sizeof(*items), load_cmp);
 	uint32_t ntenants = 0;
 	for (size_t i = 0; i < m; i++)
 		if (i == 0 || items[i].tenant != items[i - 1].tenant)
