@@ -608,6 +608,16 @@ dre_store_flush(dre_store *s, int cf)
 	return err != NULL ? store_fail("flush", s->path, err) : DRE_OK;
 }
 
+dre_err
+dre_store_auto_compact(dre_store *s, int cf, bool on)
+{
+	const char *const k[] = { "disable_auto_compactions" };
+	const char *const v[] = { on ? "false" : "true" };
+	char             *err = NULL;
+	rocksdb_set_options_cf(s->db, cf_handle(s, cf), 1, k, v, &err);
+	return err != NULL ? store_fail("set options", s->path, err) : DRE_OK;
+}
+
 // key_cmp orders keys as RocksDB's default bytewise comparator does.
 static int
 key_cmp(const void *a, size_t alen, const void *b, size_t blen)

@@ -246,12 +246,16 @@ snapshot(void *arg, dre_apply_ctx *x, dre_partition_offset *po, size_t n)
 	sl.b = dre_batch_alloc();
 	if (sl.b == NULL)
 		return DRE_ENOMEM;
+	// The copy's files are compacted once it is written, not while it
+	// is (hundreds of MB at scale: again and again).
+	(void) dre_store_auto_compact(f->s->st, EV_CF_MASTER, false);
 	dre_err err = eng_loader_open(&sl.l);
 	if (err == DRE_OK)
 		err = dre_snapshot_fetch_pages(f->snap, snap_page, &sl);
-	if (err
-	    == DRE_OK) // the pages' writes are on disk before the positions
+	// The pages' writes are on disk before the positions are written.
+	if (err == DRE_OK)
 		err = dre_store_flush(f->s->st, EV_CF_MASTER);
+	(void) dre_store_auto_compact(f->s->st, EV_CF_MASTER, true);
 	size_t nbad = sl.l != NULL ? eng_loader_bad(sl.l) : 0;
 	if (err == DRE_OK) {
 		err = eng_loader_finish(f->s->engine, sl.l, x->now_ms, false);

@@ -322,9 +322,9 @@ test_ttl_compaction(void **state)
 	dre_store_close(s);
 }
 
-// A bulk write (no write-ahead log) into a family with its own write
-// buffer is readable at once and, once flushed, in table files: it
-// survives a reopen.
+// A bulk write (no write-ahead log, automatic compactions off) into a
+// family with its own write buffer is readable at once and, once flushed,
+// in table files: it survives a reopen.
 static void
 test_bulk_write_flush(void **state)
 {
@@ -334,6 +334,7 @@ test_bulk_write_flush(void **state)
 	dre_store *s = NULL;
 	assert_int_equal(dre_store_open(&s, &cfg), DRE_OK);
 	assert_int_equal(dre_store_disk_bytes(s), 0);
+	assert_int_equal(dre_store_auto_compact(s, 1, false), DRE_OK);
 	dre_batch *b = dre_batch_alloc();
 	char       k[16];
 	for (int i = 0; i < 1000; i++) {
@@ -348,6 +349,7 @@ test_bulk_write_flush(void **state)
 	assert_int_equal(n, 5);
 	free(v);
 	assert_int_equal(dre_store_flush(s, 1), DRE_OK);
+	assert_int_equal(dre_store_auto_compact(s, 1, true), DRE_OK);
 	assert_true(dre_store_disk_bytes(s) > 0);
 	dre_store_close(s);
 	s = open_store();

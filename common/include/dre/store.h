@@ -97,6 +97,10 @@ dre_err dre_store_write_bulk(dre_store *s, dre_batch *b);
 // dre_store_flush writes column family cf's memtables to table files and
 // waits for it.
 dre_err dre_store_flush(dre_store *s, int cf);
+// dre_store_auto_compact turns RocksDB's automatic compactions of column
+// family cf off (during a bulk load: its files are compacted once, after
+// it, not again and again while it lasts) or back on.
+dre_err dre_store_auto_compact(dre_store *s, int cf, bool on);
 
 // dre_store_iter_open iterates cf over keys starting with prefix (plen 0 =
 // all) in key order, on a consistent snapshot. Caller closes with
