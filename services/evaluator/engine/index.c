@@ -866,6 +866,24 @@ out:
 	return ok;
 }
 
+// vec_room makes room for one more element of size elem in the array *vp
+// of *capp (doubling it; first elements at first).
+static bool
+vec_room(void *vp, uint32_t n, uint32_t *capp, size_t elem, uint32_t first)
+{
+	if (n < *capp)
+		return true;
+	if (*capp > UINT32_MAX / 2)
+		return false;
+	uint32_t cap = *capp ? *capp * 2 : first;
+	void    *v = realloc(*(void **) vp, (size_t) cap * elem);
+	if (v == NULL)
+		return false;
+	*(void **) vp = v;
+	*capp = cap;
+	return true;
+}
+
 typedef struct {
 	kr_pair *v;
 	uint32_t n, cap;
@@ -874,14 +892,8 @@ typedef struct {
 static bool
 kr_push(kr_vec *kv, const char *k, uint32_t rank)
 {
-	if (kv->n == kv->cap) {
-		uint32_t cap = kv->cap ? kv->cap * 2 : 64;
-		kr_pair *v = realloc(kv->v, cap * sizeof(*v));
-		if (v == NULL)
-			return false;
-		kv->v = v;
-		kv->cap = cap;
-	}
+	if (!vec_room(&kv->v, kv->n, &kv->cap, sizeof(*kv->v), 64))
+		return false;
 	kv->v[kv->n].k = k;
 	kv->v[kv->n].rank = rank;
 	kv->n++;
@@ -905,14 +917,8 @@ typedef struct {
 static bool
 thr_push(thr_vec *tv, int64_t v, uint32_t rank)
 {
-	if (tv->n == tv->cap) {
-		uint32_t cap = tv->cap ? tv->cap * 2 : 32;
-		ix_thr  *x = realloc(tv->v, cap * sizeof(*x));
-		if (x == NULL)
-			return false;
-		tv->v = x;
-		tv->cap = cap;
-	}
+	if (!vec_room(&tv->v, tv->n, &tv->cap, sizeof(*tv->v), 32))
+		return false;
 	tv->v[tv->n].v = v;
 	tv->v[tv->n].rank = rank;
 	tv->n++;
@@ -1541,7 +1547,7 @@ eng_discard(eng_engine *e)
 // into the names), the JSON scratch arena shared by every document.
 struct eng_loader {
 	load_item *items;
-	size_t     n, cap;
+	uint32_t   n, cap;
 	char     **tenants; // distinct tenant names, owned
 	uint32_t   ntenants, tcap, last; // last: the one named last
 	int64_t    version;
@@ -1588,14 +1594,8 @@ loader_tenant(eng_loader *l, const char *name)
 	for (uint32_t i = 0; i < l->ntenants; i++)
 		if (strcmp(l->tenants[i], name) == 0)
 			return l->tenants[l->last = i];
-	if (l->ntenants == l->tcap) {
-		uint32_t cap = l->tcap ? l->tcap * 2 : 8;
-		char   **v = realloc(l->tenants, cap * sizeof(*v));
-		if (v == NULL)
-			return NULL;
-		l->tenants = v;
-		l->tcap = cap;
-	}
+	if (!vec_room(&l->tenants, l->ntenants, &l->tcap, sizeof(char *), 8))
+		return NULL;
 	char *t = strdup(name);
 	if (t == NULL)
 		return NULL;
@@ -1618,14 +1618,9 @@ eng_loader_add(eng_loader *l, const eng_master_change *v, size_t n)
 			l->nbad++;
 			continue;
 		}
-		if (l->n == l->cap) {
-			size_t     cap = l->cap ? l->cap * 2 : 1024;
-			load_item *it = realloc(l->items, cap * sizeof(*it));
-			if (it == NULL)
-				return DRE_ENOMEM;
-			l->items = it;
-			l->cap = cap;
-		}
+		if (!vec_room(
+		        &l->items, l->n, &l->cap, sizeof(*l->items), 1024))
+			return DRE_ENOMEM;
 		const char *tenant = loader_tenant(l, v[i].tenant);
 		if (tenant == NULL)
 			return DRE_ENOMEM;
