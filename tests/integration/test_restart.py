@@ -8,6 +8,7 @@ import re
 import shutil
 import signal
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -182,12 +183,12 @@ class Restart(harness.TestCase):
     def test_killed_writing_local_copy(self):
         # kill -9 the evaluator in the middle of writing its local copy from
         # a paged snapshot (pages of ~one entity, each indexed and written as
-        # it arrives; the catalog frozen after a few so it cannot finish):
+        # it arrives; the catalog frozen after 10 or so so it cannot finish):
         # the copy is marked incomplete, so the restart does not load part of
         # it but takes the snapshot again and serves the full index.
         s = self.stack
         g = s.create_pos_group()
-        n = 1500
+        n = 300
         arts = ["KC%05d" % i for i in range(n)]
         s.import_articles([{"articleNumber": a, "name": "Kill copy %d" % i,
                             "articleGroupId": "GRP-KC"}
@@ -206,11 +207,21 @@ class Restart(harness.TestCase):
 
         def this_start():
             return s.log_text("evaluator", 10 ** 7).split("==== start evaluator")[-1]
-        s.start_service("evaluator")
-        harness.wait_until(lambda: re.search(r"snapshot: page \d\d ", this_start()),
-                           30, interval=0.005, what="10 pages of the snapshot written")
+        # The catalog runs a millisecond at a time (SIGCONT, SIGSTOP) until
+        # 10 pages are written: it is frozen half-way, whatever the speed.
         catalog = s.procs["catalog"].pid
         os.kill(catalog, signal.SIGSTOP)
+        try:
+            s.start_service("evaluator")
+            end = time.monotonic() + harness.deadline(30)
+            while not re.search(r"snapshot: page \d\d ", this_start()):
+                self.assertLess(time.monotonic(), end, "10 pages of the snapshot written")
+                os.kill(catalog, signal.SIGCONT)
+                time.sleep(0.001)
+                os.kill(catalog, signal.SIGSTOP)
+        except BaseException:
+            os.kill(catalog, signal.SIGCONT)
+            raise
         try:
             first = this_start()
             self.assertNotIn("local copy", first)
