@@ -34,6 +34,7 @@ struct ev_feed {
 	// The open batch (applier thread only).
 	int64_t sync_ms; // when it synced with the source; 0 = not
 	bool    snapshot; // it loads a snapshot
+	bool    compact_off; // the copy's automatic compactions are off
 };
 
 static size_t
@@ -247,15 +248,16 @@ snapshot(void *arg, dre_apply_ctx *x, dre_partition_offset *po, size_t n)
 	if (sl.b == NULL)
 		return DRE_ENOMEM;
 	// The copy's files are compacted once it is written, not while it
-	// is (hundreds of MB at scale: again and again).
+	// is (hundreds of MB at scale: again and again), and once the index
+	// is published (batch_end), not while it is built.
 	(void) dre_store_auto_compact(f->s->st, EV_CF_MASTER, false);
+	f->compact_off = true;
 	dre_err err = eng_loader_open(&sl.l);
 	if (err == DRE_OK)
 		err = dre_snapshot_fetch_pages(f->snap, snap_page, &sl);
 	// The pages' writes are on disk before the positions are written.
 	if (err == DRE_OK)
 		err = dre_store_flush(f->s->st, EV_CF_MASTER);
-	(void) dre_store_auto_compact(f->s->st, EV_CF_MASTER, true);
 	size_t nbad = sl.l != NULL ? eng_loader_bad(sl.l) : 0;
 	if (err == DRE_OK) {
 		err = eng_loader_finish(f->s->engine, sl.l, x->now_ms, false);
@@ -323,8 +325,11 @@ batch_end(void *arg, dre_err err)
 			malloc_trim(0);
 		}
 	}
+	if (f->compact_off)
+		(void) dre_store_auto_compact(f->s->st, EV_CF_MASTER, true);
 	f->sync_ms = 0;
 	f->snapshot = false;
+	f->compact_off = false;
 }
 
 static void
