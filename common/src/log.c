@@ -1,12 +1,17 @@
 // log.c -- one-line logging to stderr.
 //
 // Each line goes out with one write(2), so lines of concurrent threads
-// never interleave.
+// never interleave. Access lines (dre_log_access) may instead be gathered
+// and written together (dre_log_access_buffer): a busy gateway then makes
+// one write every flush_ms instead of one per request.
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dre/clock.h"
@@ -79,9 +84,9 @@ json_put(char *line, size_t *n, size_t cap, const char *s, size_t len)
 	}
 }
 
-// log_write writes one line with a single write(2).
+// log_write_raw writes p with a single write(2) (or more, if it is cut).
 static void
-log_write(const char *p, size_t n)
+log_write_raw(const char *p, size_t n)
 {
 	while (n > 0) {
 		ssize_t w = write(STDERR_FILENO, p, n);
@@ -90,6 +95,109 @@ log_write(const char *p, size_t n)
 		p += w;
 		n -= (size_t) w;
 	}
+}
+
+// ---- gathered access lines
+// The buffer is written when full, every flush_ms by the flusher thread,
+// before any other line (the order of lines is kept) and at exit.
+#define ACCESS_BUF (64 * 1024)
+
+static pthread_mutex_t acc_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t  acc_cv = PTHREAD_COND_INITIALIZER;
+static char           *acc_buf; // NULL: every line is written at once
+static size_t          acc_len;
+static int             acc_flush_ms;
+static bool            acc_stop;
+static pthread_t       acc_thread;
+
+static void
+acc_flush_locked(void)
+{
+	if (acc_len > 0)
+		log_write_raw(acc_buf, acc_len);
+	acc_len = 0;
+}
+
+static void *
+acc_flusher(void *arg)
+{
+	(void) arg;
+	pthread_mutex_lock(&acc_mu);
+	while (!acc_stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		long long ns = ts.tv_nsec + (long long) acc_flush_ms * 1000000;
+		ts.tv_sec += (time_t) (ns / 1000000000);
+		ts.tv_nsec = (long) (ns % 1000000000);
+		pthread_cond_timedwait(&acc_cv, &acc_mu, &ts);
+		acc_flush_locked();
+	}
+	pthread_mutex_unlock(&acc_mu);
+	return NULL;
+}
+
+void
+dre_log_flush(void)
+{
+	pthread_mutex_lock(&acc_mu);
+	if (acc_buf != NULL)
+		acc_flush_locked();
+	pthread_mutex_unlock(&acc_mu);
+}
+
+static void
+acc_atexit(void)
+{
+	pthread_mutex_lock(&acc_mu);
+	acc_stop = true;
+	pthread_cond_signal(&acc_cv);
+	pthread_mutex_unlock(&acc_mu);
+	pthread_join(acc_thread, NULL);
+	dre_log_flush();
+}
+
+bool
+dre_log_access_buffer(int flush_ms)
+{
+	if (flush_ms <= 0 || acc_buf != NULL)
+		return true;
+	char *b = malloc(ACCESS_BUF);
+	if (b == NULL)
+		return false;
+	pthread_mutex_lock(&acc_mu);
+	acc_buf = b;
+	acc_flush_ms = flush_ms;
+	pthread_mutex_unlock(&acc_mu);
+	if (pthread_create(&acc_thread, NULL, acc_flusher, NULL) != 0) {
+		pthread_mutex_lock(&acc_mu);
+		acc_buf = NULL;
+		pthread_mutex_unlock(&acc_mu);
+		free(b);
+		return false;
+	}
+	atexit(acc_atexit);
+	return true;
+}
+
+// log_write writes one line: gathered (an access line, while gathering) or
+// at once, after whatever was gathered.
+static void
+log_write(const char *p, size_t n, bool access)
+{
+	if (acc_buf == NULL) {
+		log_write_raw(p, n);
+		return;
+	}
+	pthread_mutex_lock(&acc_mu);
+	if (!access || acc_len + n > ACCESS_BUF)
+		acc_flush_locked();
+	if (access && n <= ACCESS_BUF) {
+		memcpy(acc_buf + acc_len, p, n);
+		acc_len += n;
+	} else {
+		log_write_raw(p, n);
+	}
+	pthread_mutex_unlock(&acc_mu);
 }
 
 dre_log_level
@@ -106,11 +214,9 @@ dre_log_level_parse(const char *s)
 	return DRE_LOG_INFO;
 }
 
-void
-dre_log(dre_log_level level, const char *fmt, ...)
+static void
+vlog(dre_log_level level, bool access, const char *fmt, va_list ap0)
 {
-	if (level < log_min)
-		return;
 	if ((unsigned) level > DRE_LOG_ERROR)
 		level = DRE_LOG_ERROR;
 
@@ -122,7 +228,7 @@ dre_log(dre_log_level level, const char *fmt, ...)
 	if (log_json) {
 		char    ts[40];
 		va_list ap;
-		va_start(ap, fmt);
+		va_copy(ap, ap0);
 		k = vsnprintf(msg, sizeof(msg), fmt, ap);
 		va_end(ap);
 		size_t ml = k < 0               ? 0
@@ -149,7 +255,7 @@ dre_log(dre_log_level level, const char *fmt, ...)
 		}
 		line[n++] = '}';
 		line[n++] = '\n';
-		log_write(line, n);
+		log_write(line, n, access);
 		return;
 	}
 	n = dre_time_format(line, dre_now_ms());
@@ -159,7 +265,7 @@ dre_log(dre_log_level level, const char *fmt, ...)
 		n += (size_t) k;
 
 	va_list ap;
-	va_start(ap, fmt);
+	va_copy(ap, ap0);
 	k = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
 	va_end(ap);
 	if (k > 0)
@@ -179,5 +285,27 @@ dre_log(dre_log_level level, const char *fmt, ...)
 	while (n > 0 && line[n - 1] == '\n')
 		n--;
 	line[n++] = '\n';
-	log_write(line, n);
+	log_write(line, n, access);
+}
+
+void
+dre_log(dre_log_level level, const char *fmt, ...)
+{
+	if (level < log_min)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(level, false, fmt, ap);
+	va_end(ap);
+}
+
+void
+dre_log_access(const char *fmt, ...)
+{
+	if (DRE_LOG_INFO < log_min)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(DRE_LOG_INFO, true, fmt, ap);
+	va_end(ap);
 }

@@ -88,6 +88,7 @@ typedef struct {
 	int64_t        shutdown_grace_ms; // serve on after SIGTERM, not ready
 	int64_t        health_timeout_ms; // each service's answer to Health
 	bool           access_log;
+	int64_t        access_flush_ms; // log.access_flush_ms
 	char          *metrics_tenant; // whose Admins read /metrics
 	// Tokens of an external issuer (XSUAA, any OIDC provider); none when
 	// jwt_issuer is empty.

@@ -92,6 +92,12 @@ static const dre_cfg_opt gw_opts[] = {
 	{ "log.access", DRE_CFG_BOOL, offsetof(gw_cfg, access_log), "true",
 	    "one log line per request: method, path, status, duration, "
 	    "tenant, request id (never a header)" },
+	{ "log.access_flush_ms", DRE_CFG_INT,
+	    offsetof(gw_cfg, access_flush_ms), "100",
+	    "access lines are gathered and written together this often (one "
+	    "write for many requests; the last ones are lost if the process "
+	    "is killed); 0 = each line at once",
+	    DRE_CFG_RANGE(0, 10000) },
 	{ "auth.jwt.issuer", DRE_CFG_STR, offsetof(gw_cfg, jwt_issuer), "",
 	    "iss of an external token issuer (XSUAA, OIDC) whose tokens are "
 	    "accepted; empty: none" },
@@ -164,6 +170,10 @@ main(int argc, char **argv)
 	dre_svc_init("gateway", &cfg, gw_opts, &cfg.common, argc, argv);
 	g.cfg = &cfg;
 	g.started_ms = dre_now_ms();
+	if (cfg.access_log
+	    && !dre_log_access_buffer((int) cfg.access_flush_ms))
+		dre_warn("log.access_flush_ms: out of memory: every access "
+		         "line is written at once");
 	pthread_mutex_init(&g.free_mu, NULL);
 	atomic_init(&g.stopping, false);
 	atomic_init(&g.inflight, 0);

@@ -204,9 +204,9 @@ gw_ops_end(gw_job *j)
 	if (g->cfg->access_log) {
 		// Never a header: credentials stay out of the log.
 		dre_log_set_request_id(j->rid);
-		dre_info("access method=%s path=%s status=%d "
-		         "duration_ms=%lld.%03lld "
-		         "tenant=%s",
+		dre_log_access("access method=%s path=%s status=%d "
+		               "duration_ms=%lld.%03lld "
+		               "tenant=%s",
 		    j->method != NULL ? j->method : "-",
 		    j->path != NULL ? j->path : "-", j->status,
 		    (long long) (us / 1000), (long long) (us % 1000),

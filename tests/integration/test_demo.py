@@ -83,11 +83,17 @@ class Demo(harness.TestCase):
         self.assertEqual(got, promise, "%s: %s" % (where, cmd))
 
     def test_printed_curls_answer_what_they_promise(self):
-        st = toolstack.ToolStack(demo=True, rpc_bases=range(31000, 39000, 1000))
+        st = toolstack.ToolStack(demo=True)  # ipc://, as `tools/dre run`
         try:
             harness.wait_until(lambda: "Ctrl-C stops everything" in st.output(), 120,
                                what="the stack to start and print its banner")
             out = st.output()
+            # Internal calls went over unix sockets in the data dir, not
+            # ports: every service listens on its own.
+            socks = sorted(os.listdir(os.path.join(st.data, "rpc")))
+            self.assertEqual(socks, sorted("%s.sock" % n for n in (
+                "broker", "budget", "catalog", "coupon", "evaluator-0",
+                "loyalty", "reporting", "webhook")))
             self.assertNotIn("note: the demo promotions are not applied yet", out)
             printed = printed_examples(out)
             self.assertEqual(len(printed), 2, out)

@@ -43,15 +43,19 @@ def pids_of(data_dir):
 
 class ToolStack:
     """tools/stack started with DRE_DEMO=demo; rpc_bases is the range its nng
-    port base is drawn from (tests running at once use different ranges)."""
+    port base is drawn from (tests running at once use different ranges), or
+    None: internal calls over ipc:// sockets in the data dir (what `tools/dre
+    run` does)."""
 
-    def __init__(self, demo, rpc_bases):
+    def __init__(self, demo, rpc_bases=None):
         self.port = harness.free_port()
         self.data = tempfile.mkdtemp(prefix="dre-it-stack-")
         self.out_path = os.path.join(self.data, "stack.out")
         env = dict(os.environ, DRE_DATA_DIR=self.data, DRE_HTTP_PORT=str(self.port),
-                   DRE_DEMO="1" if demo else "0",
-                   DRE_RPC_PORT_BASE=str(random.choice(rpc_bases)))
+                   DRE_DEMO="1" if demo else "0")
+        env.pop("DRE_RPC_PORT_BASE", None)
+        if rpc_bases is not None:
+            env["DRE_RPC_PORT_BASE"] = str(random.choice(rpc_bases))
         self._log = open(self.out_path, "wb")
         self.proc = subprocess.Popen(
             [os.path.join(harness.SOURCE_DIR, "tools", "stack"), harness.BIN_DIR],

@@ -2,6 +2,8 @@
 #ifndef DRE_LOG_H
 #define DRE_LOG_H
 
+#include <stdbool.h>
+
 typedef enum {
 	DRE_LOG_DEBUG = 0,
 	DRE_LOG_INFO,
@@ -31,6 +33,19 @@ dre_log_level dre_log_level_parse(const char *s);
 // (or the JSON line) atomically.
 void dre_log(dre_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+// dre_log_access writes an INFO line that may be gathered with others
+// (dre_log_access_buffer): the access log of a busy server.
+void dre_log_access(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+// dre_log_access_buffer makes access lines gathered in memory and written
+// together every flush_ms (or when 64 KiB are waiting, before any other
+// line, and at exit): one write(2) for many requests. Lines still waiting
+// are lost if the process is killed. flush_ms <= 0: every line at once.
+// Call once, early. False when out of memory (lines go out at once).
+bool dre_log_access_buffer(int flush_ms);
+// dre_log_flush writes the gathered access lines now.
+void dre_log_flush(void);
 
 #define dre_debug(...) dre_log(DRE_LOG_DEBUG, __VA_ARGS__)
 #define dre_info(...)  dre_log(DRE_LOG_INFO, __VA_ARGS__)
