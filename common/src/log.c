@@ -6,6 +6,7 @@
 // one write every flush_ms instead of one per request.
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -104,7 +105,8 @@ log_write_raw(const char *p, size_t n)
 
 static pthread_mutex_t acc_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t  acc_cv = PTHREAD_COND_INITIALIZER;
-static char           *acc_buf; // NULL: every line is written at once
+static char           *acc_buf;
+static atomic_bool     acc_on; // false: every line is written at once
 static size_t          acc_len;
 static int             acc_flush_ms;
 static bool            acc_stop;
@@ -153,13 +155,18 @@ acc_atexit(void)
 	pthread_cond_signal(&acc_cv);
 	pthread_mutex_unlock(&acc_mu);
 	pthread_join(acc_thread, NULL);
-	dre_log_flush();
+	// What is held goes out, and lines logged later (other exit
+	// handlers) at once.
+	pthread_mutex_lock(&acc_mu);
+	acc_flush_locked();
+	atomic_store(&acc_on, false);
+	pthread_mutex_unlock(&acc_mu);
 }
 
 bool
 dre_log_access_buffer(int flush_ms)
 {
-	if (flush_ms <= 0 || acc_buf != NULL)
+	if (flush_ms <= 0 || atomic_load(&acc_on))
 		return true;
 	char *b = malloc(ACCESS_BUF);
 	if (b == NULL)
@@ -167,13 +174,14 @@ dre_log_access_buffer(int flush_ms)
 	pthread_mutex_lock(&acc_mu);
 	acc_buf = b;
 	acc_flush_ms = flush_ms;
+	atomic_store(&acc_on, true);
 	pthread_mutex_unlock(&acc_mu);
 	if (pthread_create(&acc_thread, NULL, acc_flusher, NULL) != 0) {
 		pthread_mutex_lock(&acc_mu);
-		acc_buf = NULL;
+		acc_flush_locked();
+		atomic_store(&acc_on, false);
 		pthread_mutex_unlock(&acc_mu);
-		free(b);
-		return false;
+		return false; // acc_buf stays: a racing log_write may hold it
 	}
 	atexit(acc_atexit);
 	return true;
@@ -184,11 +192,13 @@ dre_log_access_buffer(int flush_ms)
 static void
 log_write(const char *p, size_t n, bool access)
 {
-	if (acc_buf == NULL) {
+	if (!atomic_load(&acc_on)) {
 		log_write_raw(p, n);
 		return;
 	}
 	pthread_mutex_lock(&acc_mu);
+	if (!atomic_load(&acc_on))
+		access = false; // gathering ended meanwhile (exit)
 	if (!access || acc_len + n > ACCESS_BUF)
 		acc_flush_locked();
 	if (access && n <= ACCESS_BUF) {
