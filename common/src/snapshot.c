@@ -1,4 +1,5 @@
 // snapshot.c -- asks the owner of some data for a full copy over nng.
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,10 +13,14 @@
 // articles (about 300 B each) -- so it comes in pages of about
 // CATALOG_PAGE_BYTES of documents, each call with its own timeout: a page
 // takes the catalog well under a second, whatever the size of the whole.
+// 1 MiB: every buffer of a page (the catalog's answer, the nng message, the
+// reply's copy) stays below the mmap threshold that dre_svc_init sets, so
+// the next page reuses the heap the last one freed; 16 MiB pages took fresh
+// mmapped memory each time, and faulting it in was a third of the start.
 // A catalog that does not page answers everything at once: up to
 // CATALOG_MAX_BYTES.
 #define CATALOG_TIMEOUT_MS 15000
-#define CATALOG_PAGE_BYTES ((size_t) 16 << 20)
+#define CATALOG_PAGE_BYTES ((size_t) 1 << 20)
 #define CATALOG_MAX_BYTES  ((size_t) 2 << 30)
 
 struct dre_snapshot_client {
@@ -58,10 +63,31 @@ dre_snapshot_client_close(dre_snapshot_client *c)
 	free(c);
 }
 
-// call sends body to the owner; on success *repp is its 200 answer.
+// A call in flight: its answer, when done.
+typedef struct {
+	pthread_mutex_t mu;
+	pthread_cond_t  cv;
+	bool            done;
+	dre_err         err;
+	Dre__RpcReply  *rep;
+} pending;
+
+static void
+pending_done(void *arg, dre_err err, Dre__RpcReply *rep)
+{
+	pending *p = arg;
+	pthread_mutex_lock(&p->mu);
+	p->err = err;
+	p->rep = rep;
+	p->done = true;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+// send_req sends body to the owner; the answer is p's (p stays where it is
+// until collect has it).
 static dre_err
-call(dre_snapshot_client *c, const uint8_t *body, size_t len,
-    Dre__RpcReply **repp)
+send_req(dre_snapshot_client *c, const uint8_t *body, size_t len, pending *p)
 {
 	if (c->cli == NULL) {
 		if (dre_rpc_client_open(&c->cli, c->cfg.url) != DRE_OK)
@@ -76,11 +102,32 @@ call(dre_snapshot_client *c, const uint8_t *body, size_t len,
 	rq.body.len = len;
 	rq.tenant = "";
 	rq.principal = (char *) c->cfg.principal;
-	Dre__RpcReply *rep = NULL;
-	dre_err err = dre_rpc_call_sync(c->cli, &rq, c->cfg.timeout_ms, &rep);
+	p->done = false;
+	p->rep = NULL;
+	dre_err err = dre_rpc_call_async(
+	    c->cli, &rq, c->cfg.timeout_ms, pending_done, p);
 	if (err != DRE_OK) {
 		dre_warn("%s from %s: %s", c->cfg.method, c->cfg.url,
 		    dre_strerror(err));
+		return DRE_EUNAVAIL;
+	}
+	return DRE_OK;
+}
+
+// collect waits for the answer of p's call (sent); on success *repp is its
+// 200 answer.
+static dre_err
+collect(dre_snapshot_client *c, pending *p, Dre__RpcReply **repp)
+{
+	pthread_mutex_lock(&p->mu);
+	while (!p->done)
+		pthread_cond_wait(&p->cv, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+	Dre__RpcReply *rep = p->rep;
+	p->rep = NULL;
+	if (p->err != DRE_OK) {
+		dre_warn("%s from %s: %s", c->cfg.method, c->cfg.url,
+		    dre_strerror(p->err));
 		return DRE_EUNAVAIL;
 	}
 	if (rep->status != 200) {
@@ -91,6 +138,36 @@ call(dre_snapshot_client *c, const uint8_t *body, size_t len,
 	}
 	*repp = rep;
 	return DRE_OK;
+}
+
+static void
+pending_init(pending *p)
+{
+	memset(p, 0, sizeof(*p));
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+}
+
+static void
+pending_fini(pending *p)
+{
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+}
+
+// call sends body to the owner and waits; on success *repp is its 200
+// answer.
+static dre_err
+call(dre_snapshot_client *c, const uint8_t *body, size_t len,
+    Dre__RpcReply **repp)
+{
+	pending p;
+	pending_init(&p);
+	dre_err err = send_req(c, body, len, &p);
+	if (err == DRE_OK)
+		err = collect(c, &p, repp);
+	pending_fini(&p);
+	return err;
 }
 
 // unpack decodes rep's body (into arena a when not NULL) and frees rep.
@@ -127,34 +204,42 @@ paged_free(paged *p)
 	free(p);
 }
 
+// ask sends the request of the page at cursor (NULL: the first).
+static dre_err
+ask(dre_snapshot_client *c, const char *cursor, pending *p)
+{
+	Dre__SnapshotRequest rq = DRE__SNAPSHOT_REQUEST__INIT;
+	uint8_t              buf[256];
+	rq.cursor = (char *) cursor;
+	rq.has_page_bytes = c->cfg.page_bytes > 0;
+	rq.page_bytes = c->cfg.page_bytes > UINT32_MAX
+	    ? UINT32_MAX
+	    : (uint32_t) c->cfg.page_bytes;
+	if (dre__snapshot_request__get_packed_size(&rq) > sizeof(buf))
+		return DRE_ECODEC;
+	size_t len = dre__snapshot_request__pack(&rq, buf);
+	return send_req(c, buf, len, p);
+}
+
 // fetch_pages hands the pages to fn: decoded into a (reset for each page;
-// fn borrows the page), or with a NULL, by malloc (fn owns the page).
+// fn borrows the page), or with a NULL, by malloc (fn owns the page). The
+// next page is asked for before fn has the current one: the owner reads
+// and packs it while fn works.
 static dre_err
 fetch_pages(
     dre_snapshot_client *c, dre_arena *a, dre_snapshot_page_fn fn, void *arg)
 {
-	char   *cursor = NULL; // the next page's (a copy: fn owns the page)
 	int64_t version = 0;
 	size_t  npages = 0, nents = 0;
-	dre_err err = DRE_OK;
-	for (;;) {
-		Dre__SnapshotRequest rq = DRE__SNAPSHOT_REQUEST__INIT;
-		uint8_t              buf[256];
-		rq.cursor = cursor;
-		rq.has_page_bytes = c->cfg.page_bytes > 0;
-		rq.page_bytes = c->cfg.page_bytes > UINT32_MAX
-		    ? UINT32_MAX
-		    : (uint32_t) c->cfg.page_bytes;
-		if (dre__snapshot_request__get_packed_size(&rq)
-		    > sizeof(buf)) {
-			err = DRE_ECODEC;
-			break;
-		}
-		size_t len = dre__snapshot_request__pack(&rq, buf);
-		free(cursor);
-		cursor = NULL;
+	pending p;
+	bool    asked = false; // p's call is in flight
+	pending_init(&p);
+	dre_err err = ask(c, NULL, &p);
+	asked = err == DRE_OK;
+	while (err == DRE_OK) {
 		Dre__RpcReply *rep = NULL;
-		if ((err = call(c, buf, len, &rep)) != DRE_OK)
+		asked = false;
+		if ((err = collect(c, &p, &rep)) != DRE_OK)
 			break;
 		if (a != NULL)
 			dre_arena_reset(a);
@@ -180,12 +265,14 @@ fetch_pages(
 		}
 		nents += pg->n_entities;
 		bool last = pg->next_cursor == NULL || pg->next_cursor[0] == 0;
-		if (!last && (cursor = strdup(pg->next_cursor)) == NULL) {
-			if (a == NULL)
-				dre__snapshot_response__free_unpacked(
-				    pg, NULL);
-			err = DRE_ENOMEM;
-			break;
+		if (!last) {
+			if ((err = ask(c, pg->next_cursor, &p)) != DRE_OK) {
+				if (a == NULL)
+					dre__snapshot_response__free_unpacked(
+					    pg, NULL);
+				break;
+			}
+			asked = true;
 		}
 		if ((err = fn(arg, pg, npages == 1, last)) != DRE_OK)
 			break;
@@ -194,10 +281,15 @@ fetch_pages(
 				dre_info(
 				    "%s from %s: %zu entities in %zu pages",
 				    c->cfg.method, c->cfg.url, nents, npages);
-			return DRE_OK;
+			break;
 		}
 	}
-	free(cursor);
+	if (asked) { // fn stopped the fetch: the next page is not wanted
+		Dre__RpcReply *rep = NULL;
+		if (collect(c, &p, &rep) == DRE_OK)
+			dre_rpc_reply_msg_free(rep);
+	}
+	pending_fini(&p);
 	return err;
 }
 

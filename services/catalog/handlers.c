@@ -2091,14 +2091,19 @@ cat_snapshots_close(cat *c)
 	pthread_mutex_unlock(&snap_mu);
 }
 
-// snap_fill appends the entities of it to out until page_bytes of
-// documents (0 = no limit, at least one entity); *more: it stopped early.
+// snap_fill packs the entities of it into body, a dre.SnapshotResponse's
+// repeated field `entities` written element by element (the wire format
+// allows a repeated field's elements one by one, anywhere in the message):
+// each document goes once from RocksDB's value into the answer, no copy in
+// between, until page_bytes of documents (0 = no limit, at least one
+// entity); *more: it stopped early. *version: the highest entity version.
 static dre_err
-snap_fill(dre_store_iter *it, dre_arena *a, Dre__SnapshotResponse *out,
+snap_fill(dre_store_iter *it, dre_buf *body, int64_t *version, size_t *n,
     size_t page_bytes, bool *more)
 {
 	const char *k, *v;
-	size_t      kl, vl, cap = 0, bytes = 0;
+	size_t      kl, vl, bytes = 0;
+	char        idbuf[512];
 	*more = false;
 	while (dre_store_iter_next(it, &k, &kl, &v, &vl)) {
 		const char *s1 = memchr(k, 0, kl);
@@ -2110,37 +2115,47 @@ snap_fill(dre_store_iter *it, dre_arena *a, Dre__SnapshotResponse *out,
 		// Campaigns are no evaluator's business (issue 17.4).
 		if (kind < 0 || kind == CAT_CAMPAIGN || vl < 8)
 			continue;
-		if (out->n_entities == cap) {
-			size_t              ncap = cap ? cap * 2 : 256;
-			Dre__MasterEntity **nv
-			    = dre_arena_get(a, ncap * sizeof *nv);
-			if (nv == NULL)
-				return DRE_ENOMEM;
-			if (cap)
-				memcpy(nv, out->entities, cap * sizeof *nv);
-			out->entities = nv;
-			cap = ncap;
-		}
-		Dre__MasterEntity *e = dre_arena_get(a, sizeof *e);
-		char              *doc = dre_arena_strndup(a, v + 8, vl - 8);
-		if (e == NULL || doc == NULL)
+		// The key's tenant ends with its NUL; its id does not.
+		size_t idl = kl - (size_t) (s2 + 1 - k);
+		char  *id = idl < sizeof idbuf ? idbuf : malloc(idl + 1);
+		if (id == NULL)
 			return DRE_ENOMEM;
-		dre__master_entity__init(e);
-		e->kind = (char *) cat_kind_name((cat_kind) kind);
-		e->tenant = dre_arena_strndup(a, k, (size_t) (s1 - k));
-		e->id
-		    = dre_arena_strndup(a, s2 + 1, kl - (size_t) (s2 + 1 - k));
-		if (e->tenant == NULL || e->id == NULL)
-			return DRE_ENOMEM;
+		memcpy(id, s2 + 1, idl);
+		id[idl] = '\0';
+		Dre__MasterEntity e = DRE__MASTER_ENTITY__INIT;
+		e.kind = (char *) cat_kind_name((cat_kind) kind);
+		e.tenant = (char *) k;
+		e.id = id;
 		uint64_t ver = 0;
 		for (int i = 0; i < 8; i++)
 			ver = (ver << 8) | (unsigned char) v[i];
-		e->version = (int64_t) ver;
-		if (e->version > out->version)
-			out->version = e->version;
-		e->document.data = (uint8_t *) doc;
-		e->document.len = vl - 8;
-		out->entities[out->n_entities++] = e;
+		e.version = (int64_t) ver;
+		if (e.version > *version)
+			*version = e.version;
+		e.document.data = (uint8_t *) v + 8;
+		e.document.len = vl - 8;
+		// Field 1, length-delimited (tag 0x0a), the length a varint.
+		size_t  len = dre__master_entity__get_packed_size(&e);
+		uint8_t hdr[11];
+		size_t  hl = 0;
+		hdr[hl++] = 0x0a;
+		size_t x = len;
+		for (; x >= 0x80; x >>= 7)
+			hdr[hl++] = (uint8_t) (x | 0x80);
+		hdr[hl++] = (uint8_t) x;
+		dre_buf_reserve(body, hl + len);
+		if (!body->oom) {
+			memcpy(body->data + body->len, hdr, hl);
+			dre__master_entity__pack(
+			    &e, (uint8_t *) body->data + body->len + hl);
+			body->len += hl + len;
+			body->data[body->len] = '\0';
+		}
+		if (id != idbuf)
+			free(id);
+		if (body->oom)
+			return DRE_ENOMEM;
+		(*n)++;
 		bytes += kl + vl;
 		if (page_bytes > 0 && bytes >= page_bytes) {
 			*more = true;
@@ -2271,7 +2286,7 @@ h_snapshot(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		out.n_offsets = ss->n_offsets;
 		out.cluster_id = ss->cluster_id;
 		if (page_bytes == 0)
-			page_bytes = 16u << 20;
+			page_bytes = 1u << 20;
 		goto fill;
 	}
 	snapshot_offsets(c, a, &out.offsets, &out.n_offsets);
@@ -2328,7 +2343,19 @@ h_snapshot(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		ss->n_offsets = out.n_offsets;
 	}
 fill:
-	if (snap_fill(it, a, &out, page_bytes, &more) != DRE_OK)
+	// The entities straight into the answer, then the rest of the
+	// message after them (offsets, version, cursor: out without
+	// entities), which the reader merges with them as one message.
+	dre_buf_reset(&rep->body);
+	// (Room for the page and its keys: 1 MiB pages, the default, stay
+	// in buffers of 2 MiB, below the mmap threshold (dre_svc_init):
+	// taken from the heap again page after page, not fresh pages of
+	// memory to fault in each time.)
+	if (page_bytes > 0)
+		dre_buf_reserve(&rep->body, page_bytes + page_bytes / 4);
+	size_t nents = 0;
+	if (snap_fill(it, &rep->body, &out.version, &nents, page_bytes, &more)
+	    != DRE_OK)
 		goto nomem;
 	if (more) {
 		snprintf(next, sizeof next, "%llx.%u",
@@ -2336,19 +2363,20 @@ fill:
 		out.next_cursor = next;
 	}
 	size_t len = dre__snapshot_response__get_packed_size(&out);
-	dre_buf_reset(&rep->body);
-	dre_buf_reserve(&rep->body, len + 1);
+	dre_buf_reserve(&rep->body, len);
 	if (rep->body.oom) {
+		dre_buf_reset(&rep->body);
 		dre_rpc_reply_error(
 		    rep, 503, "UNAVAILABLE", NULL, "out of memory");
 		more = false;
 	} else {
-		dre__snapshot_response__pack(&out, (uint8_t *) rep->body.data);
-		rep->body.len = len;
+		dre__snapshot_response__pack(
+		    &out, (uint8_t *) rep->body.data + rep->body.len);
+		rep->body.len += len;
 		rep->status = 200;
 		dre_info("snapshot%s%s: %zu entities at version %lld, %zu "
 		         "offsets%s%s",
-		    tenant ? " of " : "", tenant ? tenant : "", out.n_entities,
+		    tenant ? " of " : "", tenant ? tenant : "", nents,
 		    (long long) out.version, out.n_offsets,
 		    ss ? ", page of " : "",
 		    ss ? (more ? "more" : "last") : "");
@@ -2365,6 +2393,7 @@ nomem:
 	else
 		dre_store_iter_close(it);
 	dre_arena_free(a);
+	dre_buf_reset(&rep->body); // (part of a page)
 	dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL, "out of memory");
 }
 

@@ -32,9 +32,11 @@ struct ev_feed {
 	dre_applier         *ap;
 	dre_snapshot_client *snap; // the catalog's (the feed fetches it)
 	// The open batch (applier thread only).
-	int64_t sync_ms; // when it synced with the source; 0 = not
-	bool    snapshot; // it loads a snapshot
-	bool    compact_off; // the copy's automatic compactions are off
+	int64_t  sync_ms; // when it synced with the source; 0 = not
+	bool     snapshot; // it loads a snapshot
+	bool     compact_off; // the copy's automatic compactions are off
+	uint8_t *val; // batch_ent's value, reused (applier thread only)
+	size_t   val_cap;
 };
 
 static size_t
@@ -59,15 +61,19 @@ batch_ent(ev_feed *f, dre_batch *b, const eng_master_change *c)
 	size_t klen = ent_key(key, sizeof(key), c->kind, c->tenant, c->key);
 	if (klen == 0)
 		return;
-	size_t   vlen = 8 + (c->doc ? c->doc_len : 0);
-	uint8_t *val = malloc(vlen);
-	if (val == NULL)
-		return;
-	dre_be64_put(val, c->version);
+	size_t vlen = 8 + (c->doc ? c->doc_len : 0);
+	if (vlen > f->val_cap) {
+		size_t   cap = vlen < 4096 ? 4096 : vlen * 2;
+		uint8_t *v = realloc(f->val, cap);
+		if (v == NULL)
+			return;
+		f->val = v;
+		f->val_cap = cap;
+	}
+	dre_be64_put(f->val, c->version);
 	if (c->doc)
-		memcpy(val + 8, c->doc, c->doc_len);
-	dre_batch_put(b, f->s->st, EV_CF_MASTER, key, klen, val, vlen);
-	free(val);
+		memcpy(f->val + 8, c->doc, c->doc_len);
+	dre_batch_put(b, f->s->st, EV_CF_MASTER, key, klen, f->val, vlen);
 }
 
 static void
@@ -418,6 +424,7 @@ ev_feed_stop(ev_svc *s)
 		return;
 	dre_applier_stop(f->ap);
 	dre_snapshot_client_close(f->snap);
+	free(f->val);
 	free(f);
 	s->feed = NULL;
 }

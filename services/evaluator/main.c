@@ -37,7 +37,7 @@ static const dre_cfg_opt ev_opts[] = {
 	    "30000", "re-snapshot this often while the feed is unhealthy",
 	    DRE_CFG_RANGE(1000, INT64_MAX) },
 	{ "snapshot.page_bytes", DRE_CFG_INT,
-	    offsetof(ev_cfg, snapshot_page_bytes), "16777216",
+	    offsetof(ev_cfg, snapshot_page_bytes), "1048576",
 	    "the catalog's snapshot comes in pages of about this many bytes, "
 	    "each a call of its own (0 = all in one answer)",
 	    DRE_CFG_RANGE(0, 1 << 30) },

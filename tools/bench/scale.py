@@ -149,6 +149,36 @@ def proc_kib(pid, field):
     return 0
 
 
+def threads_cpu_s(pid):
+    """{thread name: CPU seconds} of pid's threads (same names summed)."""
+    out = {}
+    tck = os.sysconf("SC_CLK_TCK")
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
+                st = f.read()
+        except OSError:
+            continue
+        name = st[st.index("(") + 1:st.rindex(")")]
+        f = st.rsplit(")", 1)[1].split()
+        out[name] = out.get(name, 0) + (int(f[11]) + int(f[12])) / tck
+    return out
+
+
+def perf_start(out, pid):
+    import subprocess
+    return subprocess.Popen(["perf", "record", "-q", "--call-graph",
+                             "dwarf,16384", "-F", "299", "-o", out,
+                             "-p", str(pid)],
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def perf_stop(p):
+    p.send_signal(signal.SIGINT)
+    p.wait(60)
+
+
 def load(args, c, t0):
     """Loads the articles and promotions; returns the POS group id."""
     st, body = call(c, "POST", "/api/v1/PosGroups",
@@ -193,6 +223,15 @@ def main():
                     help="keep the data dir (for --reuse)")
     ap.add_argument("--reuse", metavar="DIR",
                     help="measure on the data dir of a --keep run: no load")
+    ap.add_argument("--opt", action="append", default=[],
+                    metavar="SERVICE:KEY=VALUE",
+                    help="a config option of a service (repeatable), e.g. "
+                    "evaluator:snapshot.page_bytes=2097152")
+    ap.add_argument("--perf", metavar="DIR",
+                    help="perf record -g the evaluator and the catalog "
+                    "during each start into DIR/<start>-<service>.data")
+    ap.add_argument("--first-only", action="store_true",
+                    help="the first start only (no restart, no change)")
     args = ap.parse_args()
     os.environ["DRE_BIN_DIR"] = os.path.abspath(args.bin_dir)
     sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
@@ -208,6 +247,9 @@ def main():
     # and its /metrics would wait that long for the services not started.)
     opts = {"gateway": ["catalog.propagation_wait_ms=0"] +
             ([] if args.reuse else ["rpc.timeout_ms=120000"])}
+    for o in args.opt:
+        svc, kv = o.split(":", 1)
+        opts.setdefault(svc, []).append(kv)
     if args.reuse:
         # No local copy (a first start) and no logs of earlier runs.
         for d in ("evaluator-0", "log"):
@@ -273,7 +315,20 @@ def main():
             t1 = time.monotonic()
             cat_pid = stack.procs["catalog"].pid
             cat0 = proc_cpu_s(cat_pid)
+            brk_pid = stack.procs["broker"].pid if "broker" in stack.procs \
+                else None
+            brk0 = proc_cpu_s(brk_pid) if brk_pid else 0
             stack._spawn("evaluator")
+            perfs = []
+            if args.perf:
+                tag = what.split()[0]
+                os.makedirs(args.perf, exist_ok=True)
+                # (once its threads are there: perf -p follows those)
+                time.sleep(1)
+                perfs = [perf_start(os.path.join(args.perf, "%s-%s.data"
+                                                 % (tag, n)), p)
+                         for n, p in (("evaluator", stack.procs["evaluator"].pid),
+                                      ("catalog", cat_pid))]
 
             def serving():
                 stack._alive_or_fail("evaluator")
@@ -292,18 +347,29 @@ def main():
             pid = stack.procs["evaluator"].pid
             cpu = proc_cpu_s(pid)
             cat_cpu = proc_cpu_s(cat_pid) - cat0
+            brk_cpu = proc_cpu_s(brk_pid) - brk0 if brk_pid else 0
+            thr = sorted(threads_cpu_s(pid).items(), key=lambda x: -x[1])
+            for p in perfs:
+                perf_stop(p)
             rss, hwm = proc_kib(pid, "VmRSS") >> 10, proc_kib(pid, "VmHWM") >> 10
             # RocksDB flushes the snapshot's write (its memtable) a little
             # later: the RSS once that has settled.
             time.sleep(SETTLE_S)
             settled = proc_kib(pid, "VmRSS") >> 10
             print("evaluator %s: serving after %.2f s (%.2f s of CPU, the "
-                  "catalog %.2f s meanwhile; load average %.1f), VmRSS %d MiB "
-                  "(%d MiB %d s later), VmHWM %d MiB"
-                  % (what, secs, cpu, cat_cpu, os.getloadavg()[0], rss, settled,
-                     SETTLE_S, hwm), flush=True)
+                  "catalog %.2f s and the broker %.2f s meanwhile; load "
+                  "average %.1f), VmRSS %d MiB (%d MiB %d s later), VmHWM %d MiB"
+                  % (what, secs, cpu, cat_cpu, brk_cpu, os.getloadavg()[0], rss,
+                     settled, SETTLE_S, hwm), flush=True)
+            print("  evaluator threads (CPU s): %s" % ", ".join(
+                "%s %.2f" % t for t in thr[:8] if t[1] >= 0.01), flush=True)
             return secs, rss, hwm
         s1, rss1, hwm1 = start_timed("first start (catalog snapshot)")
+        if args.first_only:
+            print("scale promotions %d articles %d startup_s %.2f rss_mib %d "
+                  "hwm_mib %d" % (args.promotions, args.articles, s1, rss1,
+                                  hwm1))
+            return
         stack.stop_service("evaluator", timeout=120)
         s2, rss2, hwm2 = start_timed("restart (its local copy)")
         # One master-data change at this size: a new promotion, from the
