@@ -379,11 +379,62 @@ freechange(eng_master_change *c)
 	free((char *) c->doc);
 }
 
+// load_parts loads v[0..n) into e in parts of random size (eng_loader),
+// each part's strings freed once it is added, staged; the unreadable ones.
+static size_t
+load_parts(eng_engine *e, const eng_master_change *v, size_t n)
+{
+	eng_loader *l;
+	assert_int_equal(eng_loader_open(&l), DRE_OK);
+	for (size_t i = 0; i < n;) {
+		size_t m = 1 + rnd(60);
+		if (m > n - i)
+			m = n - i;
+		eng_master_change *page = calloc(m, sizeof(*page));
+		for (size_t k = 0; k < m; k++)
+			page[k] = dupchange(&v[i + k]);
+		assert_int_equal(eng_loader_add(l, page, m), DRE_OK);
+		for (size_t k = 0; k < m; k++)
+			freechange(&page[k]);
+		free(page);
+		i += m;
+	}
+	size_t nbad = eng_loader_bad(l);
+	assert_int_equal(eng_loader_finish(e, l, 7, false), DRE_OK);
+	return nbad;
+}
+
+// The orders of a snapshot (tenant, kind name, key) and of a local copy
+// (kind name, tenant, key); a key's versions newest first.
+static int
+snapshot_order(const void *x, const void *y)
+{
+	const eng_master_change *a = x, *b = y;
+	int                      c = strcmp(a->tenant, b->tenant);
+	if (c == 0)
+		c = strcmp(eng_master_kind_name(a->kind),
+		    eng_master_kind_name(b->kind));
+	if (c == 0)
+		c = strcmp(a->key, b->key);
+	return c != 0 ? c
+	              : (a->version < b->version) - (a->version > b->version);
+}
+
+static int
+copy_order(const void *x, const void *y)
+{
+	const eng_master_change *a = x, *b = y;
+	int                      c = strcmp(
+	                         eng_master_kind_name(a->kind), eng_master_kind_name(b->kind));
+	return c != 0 ? c : snapshot_order(x, y);
+}
+
 // A load in parts of random size, each part's strings freed once it is
 // added (pages freed as they are consumed), builds what eng_load of the
 // whole builds: the same dump, tombstones and version included, the same
 // count of unreadable documents; older duplicates and deletes are
-// versions only.
+// versions only. So does a load in the order of a snapshot or of a local
+// copy (runs of one tenant and kind put in order whole, not sorted).
 static void
 test_loader_in_parts_equals_load(void **state)
 {
@@ -428,23 +479,7 @@ test_loader_in_parts_equals_load(void **state)
 	assert_int_equal(eng_alloc(&parts), DRE_OK);
 	assert_int_equal(eng_load(whole, v, n, 7, &nbad_whole), DRE_OK);
 	assert_true(nbad_whole > 0);
-	eng_loader *l;
-	assert_int_equal(eng_loader_open(&l), DRE_OK);
-	for (size_t i = 0; i < n;) {
-		size_t m = 1 + rnd(60);
-		if (m > n - i)
-			m = n - i;
-		eng_master_change *page = calloc(m, sizeof(*page));
-		for (size_t k = 0; k < m; k++)
-			page[k] = dupchange(&v[i + k]);
-		assert_int_equal(eng_loader_add(l, page, m), DRE_OK);
-		for (size_t k = 0; k < m; k++)
-			freechange(&page[k]);
-		free(page);
-		i += m;
-	}
-	assert_int_equal(eng_loader_bad(l), nbad_whole);
-	assert_int_equal(eng_loader_finish(parts, l, 7, false), DRE_OK);
+	assert_int_equal(load_parts(parts, v, n), nbad_whole);
 	// staged, not published: readers still see the empty index
 	const eng_index *ix = eng_acquire(parts);
 	assert_int_equal(eng_index_promotions(ix, NULL), 0);
@@ -457,9 +492,23 @@ test_loader_in_parts_equals_load(void **state)
 	assert_int_equal(eng_index_version(ip), version);
 	eng_index_release(iw);
 	eng_index_release(ip);
-	free(a);
 	free(b);
+	int (*orders[])(const void *, const void *)
+	    = { snapshot_order, copy_order };
+	for (size_t o = 0; o < 2; o++) {
+		eng_engine *e;
+		assert_int_equal(eng_alloc(&e), DRE_OK);
+		qsort(v, n, sizeof(*v), orders[o]);
+		assert_int_equal(load_parts(e, v, n), nbad_whole);
+		eng_publish(e);
+		b = dump(e, true);
+		assert_string_equal(a, b);
+		free(b);
+		eng_free(e);
+	}
+	free(a);
 	// a load dropped half-way leaves nothing behind (ASan: no leak)
+	eng_loader *l;
 	assert_int_equal(eng_loader_open(&l), DRE_OK);
 	assert_int_equal(eng_loader_add(l, v, n / 2), DRE_OK);
 	eng_loader_free(l);

@@ -1545,6 +1545,13 @@ eng_discard(eng_engine *e)
 
 // A load in progress: the entities compiled so far (their tenant an index
 // into the names), the JSON scratch arena shared by every document.
+// A snapshot comes ordered by (tenant, kind, key) with the kinds in the
+// catalog's order, not the index's, a local copy by (kind, tenant, key):
+// runs of one tenant and kind, each in key order. The loader notes them
+// (up to LOAD_RUNS) so that finishing puts whole runs in order instead of
+// sorting a million entities one by one; anything else is sorted.
+#define LOAD_RUNS 64
+
 struct eng_loader {
 	load_item *items;
 	uint32_t   n, cap;
@@ -1553,6 +1560,9 @@ struct eng_loader {
 	int64_t    version;
 	size_t     nbad;
 	dre_arena *scratch;
+	uint32_t   runs[LOAD_RUNS]; // where each run starts
+	uint32_t   nruns;
+	bool       unordered; // not in such runs: sort
 };
 
 dre_err
@@ -1604,6 +1614,92 @@ loader_tenant(eng_loader *l, const char *name)
 	return t;
 }
 
+// loader_run notes where the item just added (l->items[l->n]) stands in
+// the runs.
+static void
+loader_run(eng_loader *l)
+{
+	const load_item *x = &l->items[l->n];
+	if (l->unordered)
+		return;
+	if (l->n > 0) {
+		const load_item *p = x - 1;
+		if (p->tenant == x->tenant && p->e->kind == x->e->kind) {
+			// The same run: in order (load_cmp) or not.
+			if (load_cmp(p, x) > 0)
+				l->unordered = true;
+			return;
+		}
+	}
+	if (l->nruns == LOAD_RUNS)
+		l->unordered = true;
+	else
+		l->runs[l->nruns++] = l->n;
+}
+
+// run_cmp orders runs (their first items) by tenant and kind.
+static int
+run_cmp(const load_item *v, uint32_t x, uint32_t y)
+{
+	const load_item *a = &v[x], *b = &v[y];
+	int              c = strcmp(a->tenant, b->tenant);
+	if (c != 0)
+		return c;
+	return a->e->kind < b->e->kind ? -1 : a->e->kind > b->e->kind;
+}
+
+// loader_order puts l's items in load_cmp order: whole runs when they are
+// in order within, else a sort of them all.
+static dre_err
+loader_order(eng_loader *l)
+{
+	uint32_t m = l->n, nr = l->nruns;
+	if (m < 2)
+		return DRE_OK;
+	uint32_t order[LOAD_RUNS];
+	if (!l->unordered) {
+		// (Insertion: a few runs.)
+		for (uint32_t i = 0; i < nr; i++) {
+			uint32_t j = i;
+			for (; j > 0
+			     && run_cmp(l->items, order[j - 1], l->runs[i])
+			         > 0;
+			     j--)
+				order[j] = order[j - 1];
+			order[j] = l->runs[i];
+		}
+		for (uint32_t i = 1; i < nr && !l->unordered; i++)
+			if (run_cmp(l->items, order[i - 1], order[i]) == 0)
+				l->unordered = true; // a tenant and kind twice
+	}
+	if (l->unordered) {
+		qsort(l->items, m, sizeof(*l->items), load_cmp);
+		return DRE_OK;
+	}
+	bool moved = false;
+	for (uint32_t i = 0; i < nr; i++)
+		moved |= order[i] != l->runs[i];
+	if (!moved)
+		return DRE_OK;
+	load_item *v = malloc((size_t) m * sizeof *v);
+	if (v == NULL)
+		return DRE_ENOMEM;
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < nr; i++) {
+		uint32_t r = 0; // the run's position in l->runs
+		while (l->runs[r] != order[i])
+			r++;
+		uint32_t end = r + 1 < nr ? l->runs[r + 1] : m;
+		memcpy(v + k, l->items + order[i],
+		    (size_t) (end - order[i]) * sizeof *v);
+		k += end - order[i];
+	}
+	free(l->items);
+	l->items = v;
+	l->cap = m;
+	return DRE_OK;
+}
+
 dre_err
 eng_loader_add(eng_loader *l, const eng_master_change *v, size_t n)
 {
@@ -1634,6 +1730,7 @@ eng_loader_add(eng_loader *l, const eng_master_change *v, size_t n)
 			return r;
 		l->items[l->n].tenant = tenant;
 		l->items[l->n].e = ent;
+		loader_run(l);
 		l->n++;
 	}
 	return DRE_OK;
@@ -1648,19 +1745,17 @@ eng_loader_bad(const eng_loader *l)
 dre_err
 eng_loader_finish(eng_engine *e, eng_loader *l, int64_t now_ms, bool publish)
 {
-	load_item *items = l->items;
-	size_t     m = l->n;
 	eng_index *ix = calloc(1, sizeof(*ix));
 	dre_err    err = DRE_ENOMEM;
 	// The scratch arena is not needed any more: its memory goes first.
 	dre_arena_free(l->scratch);
 	l->scratch = NULL;
-	if (ix == NULL)
+	if (ix == NULL || loader_order(l) != DRE_OK)
 		goto out;
+	load_item *items = l->items;
+	size_t     m = l->n;
 	atomic_init(&ix->ref, 1);
 	ix->version = l->version;
-	if (m > 1)
-		qsort(items, m, sizeof(*items), load_cmp);
 	uint32_t ntenants = 0;
 	for (size_t i = 0; i < m; i++)
 		if (i == 0 || items[i].tenant != items[i - 1].tenant)
