@@ -4,7 +4,9 @@
 // consumed offsets) in RocksDB for a fast restart. The changes of a batch
 // are staged in the engine and published in one swap once the batch is
 // written, so what an evaluation (or AwaitChanges) sees is always stored.
+#define _GNU_SOURCE // pthread_setname_np
 #include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,11 +163,64 @@ local_load(ev_feed *f)
 
 // ---- the follower ------------------------------------------------------
 
+// The local copy's writer: a thread that writes a page's batch into
+// RocksDB (its memtable) while the applier compiles the next page, one
+// page behind at most.
+typedef struct {
+	dre_store      *st;
+	pthread_t       th;
+	pthread_mutex_t mu;
+	pthread_cond_t  cv;
+	dre_batch      *todo; // being written; NULL: idle
+	bool            stop;
+	dre_err         err; // the first write's error
+} copy_writer;
+
+static void *
+copy_writer_main(void *arg)
+{
+	copy_writer *w = arg;
+	pthread_setname_np(pthread_self(), "feed:copy");
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (w->todo == NULL && !w->stop)
+			pthread_cond_wait(&w->cv, &w->mu);
+		if (w->todo == NULL)
+			break;
+		dre_batch *b = w->todo;
+		pthread_mutex_unlock(&w->mu);
+		dre_err err = dre_store_write_bulk(w->st, b);
+		dre_batch_clear(b);
+		pthread_mutex_lock(&w->mu);
+		if (err != DRE_OK && w->err == DRE_OK)
+			w->err = err;
+		w->todo = NULL;
+		pthread_cond_broadcast(&w->cv);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+// copy_writer_wait waits until w is idle; the first error of its writes.
+static dre_err
+copy_writer_wait(copy_writer *w)
+{
+	pthread_mutex_lock(&w->mu);
+	while (w->todo != NULL)
+		pthread_cond_wait(&w->cv, &w->mu);
+	dre_err err = w->err;
+	pthread_mutex_unlock(&w->mu);
+	return err;
+}
+
 // A snapshot being loaded, page by page.
 typedef struct {
 	ev_feed              *f;
 	eng_loader           *l;
-	dre_batch            *b; // the local copy's page
+	dre_batch            *b; // the local copy's page being made
+	dre_batch            *b2; // the other: the writer's
+	copy_writer           w;
+	bool                  writer; // w's thread runs
 	size_t                n; // entities seen
 	size_t                npages;
 	dre_partition_offset *po;
@@ -175,15 +230,72 @@ typedef struct {
 } snap_load;
 
 // copy_write writes the local copy's batch: the first (the incomplete
-// mark, the old copy's deletion) logged, the pages without the write-ahead
-// log (a bulk load: half the bytes written), flushed before the positions
-// are written.
+// mark, the old copy's deletion) logged, here; the pages without the
+// write-ahead log (a bulk load: half the bytes written), by the writer
+// while the next page is compiled; all flushed before the positions are
+// written.
 static dre_err
 copy_write(snap_load *sl, bool logged)
 {
-	dre_err err = logged ? dre_store_write(sl->f->s->st, sl->b, false)
-	                     : dre_store_write_bulk(sl->f->s->st, sl->b);
-	dre_batch_clear(sl->b);
+	if (logged || !sl->writer) {
+		dre_err err = logged
+		    ? dre_store_write(sl->f->s->st, sl->b, false)
+		    : dre_store_write_bulk(sl->f->s->st, sl->b);
+		dre_batch_clear(sl->b);
+		return err;
+	}
+	dre_err err = copy_writer_wait(&sl->w); // (then b2 is cleared)
+	if (err != DRE_OK)
+		return err;
+	pthread_mutex_lock(&sl->w.mu);
+	sl->w.todo = sl->b;
+	pthread_cond_broadcast(&sl->w.cv);
+	pthread_mutex_unlock(&sl->w.mu);
+	dre_batch *b = sl->b;
+	sl->b = sl->b2;
+	sl->b2 = b;
+	return DRE_OK;
+}
+
+// copy_writer_start starts sl's writer (without one the pages are written
+// by the applier).
+static void
+copy_writer_start(snap_load *sl)
+{
+	copy_writer *w = &sl->w;
+	w->st = sl->f->s->st;
+	if ((sl->b2 = dre_batch_alloc()) == NULL)
+		return;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	if (pthread_create(&w->th, NULL, copy_writer_main, w) != 0) {
+		pthread_cond_destroy(&w->cv);
+		pthread_mutex_destroy(&w->mu);
+		return;
+	}
+	sl->writer = true;
+}
+
+// copy_writer_stop waits for the last page's write and ends the writer;
+// the first error of its writes.
+static dre_err
+copy_writer_stop(snap_load *sl)
+{
+	dre_err err = DRE_OK;
+	if (sl->writer) {
+		copy_writer *w = &sl->w;
+		err = copy_writer_wait(w);
+		pthread_mutex_lock(&w->mu);
+		w->stop = true;
+		pthread_cond_broadcast(&w->cv);
+		pthread_mutex_unlock(&w->mu);
+		pthread_join(w->th, NULL);
+		pthread_cond_destroy(&w->cv);
+		pthread_mutex_destroy(&w->mu);
+		sl->writer = false;
+	}
+	dre_batch_free(sl->b2);
+	sl->b2 = NULL;
 	return err;
 }
 
@@ -232,7 +344,8 @@ snap_page(void *arg, const Dre__SnapshotResponse *pg, bool first, bool last)
 		err = copy_write(sl, false);
 	if (err == DRE_OK)
 		dre_info("snapshot: page %zu (%zu entities) indexed and "
-		         "written, %zu so far",
+		         "written (into the local copy's memtable: by its "
+		         "writer, the page before is), %zu so far",
 		    ++sl->npages, pg->n_entities, sl->n);
 	return err;
 }
@@ -258,9 +371,13 @@ snapshot(void *arg, dre_apply_ctx *x, dre_partition_offset *po, size_t n)
 	// is published (batch_end), not while it is built.
 	(void) dre_store_auto_compact(f->s->st, EV_CF_MASTER, false);
 	f->compact_off = true;
+	copy_writer_start(&sl);
 	dre_err err = eng_loader_open(&sl.l);
 	if (err == DRE_OK)
 		err = dre_snapshot_fetch_pages(f->snap, snap_page, &sl);
+	dre_err werr = copy_writer_stop(&sl);
+	if (err == DRE_OK)
+		err = werr;
 	// The pages' writes are on disk before the positions are written.
 	if (err == DRE_OK)
 		err = dre_store_flush(f->s->st, EV_CF_MASTER);

@@ -303,8 +303,14 @@ test_snapshot(void **state)
 	assert_int_equal(s->n_entities, 5);
 	assert_int_equal(s->version, C.version);
 	for (size_t i = 0; i < s->n_entities; i++) {
-		assert_string_equal(s->entities[i]->tenant, "t1");
-		assert_true(s->entities[i]->version > 0);
+		const Dre__MasterEntity *e = s->entities[i];
+		assert_string_equal(e->tenant, "t1");
+		assert_true(e->version > 0);
+		// the stored document, whole (packed straight from the
+		// store's value)
+		assert_true(e->document.len > 2);
+		assert_int_equal(e->document.data[0], '{');
+		assert_int_equal(e->document.data[e->document.len - 1], '}');
 	}
 	assert_true(s->n_offsets >= 4);
 	dre__snapshot_response__free_unpacked(s, NULL);
@@ -343,6 +349,9 @@ test_snapshot_pages(void **state)
 		assert_string_equal(e->kind, w->kind);
 		assert_string_equal(e->id, w->id);
 		assert_int_equal(e->version, w->version);
+		assert_int_equal(e->document.len, w->document.len);
+		assert_memory_equal(
+		    e->document.data, w->document.data, w->document.len);
 		assert_int_equal(pg->version, all->version);
 		assert_int_equal(pg->n_offsets, noff);
 		i++;
