@@ -344,8 +344,7 @@ snap_page(void *arg, const Dre__SnapshotResponse *pg, bool first, bool last)
 		err = copy_write(sl, false);
 	if (err == DRE_OK)
 		dre_info("snapshot: page %zu (%zu entities) indexed and "
-		         "written (into the local copy's memtable: by its "
-		         "writer, the page before is), %zu so far",
+		         "written (its writer one page behind), %zu so far",
 		    ++sl->npages, pg->n_entities, sl->n);
 	return err;
 }
