@@ -1,5 +1,5 @@
 // snapshot.c -- asks the owner of some data for a full copy over nng.
-#include <pthread.h>
+#include <semaphore.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,25 +63,20 @@ dre_snapshot_client_close(dre_snapshot_client *c)
 	free(c);
 }
 
-// A call in flight: its answer, when done.
+// A call in flight: its answer, when done is posted.
 typedef struct {
-	pthread_mutex_t mu;
-	pthread_cond_t  cv;
-	bool            done;
-	dre_err         err;
-	Dre__RpcReply  *rep;
+	sem_t          done;
+	dre_err        err;
+	Dre__RpcReply *rep;
 } pending;
 
 static void
 pending_done(void *arg, dre_err err, Dre__RpcReply *rep)
 {
 	pending *p = arg;
-	pthread_mutex_lock(&p->mu);
 	p->err = err;
 	p->rep = rep;
-	p->done = true;
-	pthread_cond_signal(&p->cv);
-	pthread_mutex_unlock(&p->mu);
+	sem_post(&p->done);
 }
 
 // send_req sends body to the owner; the answer is p's (p stays where it is
@@ -102,7 +97,6 @@ send_req(dre_snapshot_client *c, const uint8_t *body, size_t len, pending *p)
 	rq.body.len = len;
 	rq.tenant = "";
 	rq.principal = (char *) c->cfg.principal;
-	p->done = false;
 	p->rep = NULL;
 	dre_err err = dre_rpc_call_async(
 	    c->cli, &rq, c->cfg.timeout_ms, pending_done, p);
@@ -119,10 +113,8 @@ send_req(dre_snapshot_client *c, const uint8_t *body, size_t len, pending *p)
 static dre_err
 collect(dre_snapshot_client *c, pending *p, Dre__RpcReply **repp)
 {
-	pthread_mutex_lock(&p->mu);
-	while (!p->done)
-		pthread_cond_wait(&p->cv, &p->mu);
-	pthread_mutex_unlock(&p->mu);
+	while (sem_wait(&p->done) != 0)
+		; // (EINTR)
 	Dre__RpcReply *rep = p->rep;
 	p->rep = NULL;
 	if (p->err != DRE_OK) {
@@ -144,15 +136,13 @@ static void
 pending_init(pending *p)
 {
 	memset(p, 0, sizeof(*p));
-	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->cv, NULL);
+	sem_init(&p->done, 0, 0);
 }
 
 static void
 pending_fini(pending *p)
 {
-	pthread_cond_destroy(&p->cv);
-	pthread_mutex_destroy(&p->mu);
+	sem_destroy(&p->done);
 }
 
 // call sends body to the owner and waits; on success *repp is its 200
