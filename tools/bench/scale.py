@@ -4,6 +4,15 @@
 #
 #   tools/bench/scale.py BIN_DIR [--promotions 100000] [--articles 1000000]
 #                        [--threads 4] [--batch 1000] [--keep] [--reuse DIR]
+#                        [--opt SERVICE:KEY=VALUE]... [--perf DIR]
+#                        [--first-only]
+#
+# --opt sets a service's config option (e.g. evaluator:snapshot.page_bytes=
+# 16777216); --perf DIR records `perf record --call-graph dwarf` of the
+# evaluator and the catalog during each start (DIR/first-evaluator.data,
+# ...); --first-only measures the first start only. Each start prints the
+# CPU seconds of the evaluator, of the catalog and of the dev broker, and
+# the evaluator's threads' (a thread that ended before is in the total).
 #
 # Loading takes minutes (16 on a loaded machine): --keep leaves the data dir
 # (its path printed) and --reuse DIR measures again on one kept by an earlier
