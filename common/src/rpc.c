@@ -919,13 +919,14 @@ struct rpc_op {
 	dre_rpc_client *c;
 	nng_ctx         ctx;
 	nng_aio        *aio;
-	int             state;
-	int64_t         deadline; // monotonic millis
-	int64_t         started_us; // monotonic micros
-	dre_rpc_done    done;
-	void           *arg;
-	rpc_op         *next_free;
-	rpc_op         *next_all;
+	nng_aio     *waio; // without a callback: dre_rpc_call_sync waits on it
+	int          state;
+	int64_t      deadline; // monotonic millis
+	int64_t      started_us; // monotonic micros
+	dre_rpc_done done;
+	void        *arg;
+	rpc_op      *next_free;
+	rpc_op      *next_all;
 };
 
 struct dre_rpc_client {
@@ -1051,11 +1052,16 @@ dre_rpc_client_close(dre_rpc_client *c)
 	pthread_mutex_unlock(&c->mu);
 	// Every call in flight completes with DRE_ECLOSED here.
 	nng_close(c->sock);
-	for (op = c->all_ops; op != NULL; op = op->next_all)
+	for (op = c->all_ops; op != NULL; op = op->next_all) {
 		nng_aio_stop(op->aio);
+		if (op->waio != NULL)
+			nng_aio_stop(op->waio);
+	}
 	for (op = c->all_ops; op != NULL; op = next) {
 		next = op->next_all;
 		nng_aio_free(op->aio);
+		if (op->waio != NULL)
+			nng_aio_free(op->waio);
 		free(op);
 	}
 	pthread_mutex_destroy(&c->mu);
@@ -1098,12 +1104,10 @@ op_release(rpc_op *op)
 	pthread_mutex_unlock(&c->mu);
 }
 
-// op_finish reports the outcome once and returns the op to the freelist.
+// op_count counts the outcome of op's call in the client's metrics.
 static void
-op_finish(rpc_op *op, dre_err err, Dre__RpcReply *rep)
+op_count(rpc_op *op, dre_err err)
 {
-	dre_rpc_done    done = op->done;
-	void           *arg = op->arg;
 	dre_rpc_client *c = op->c;
 
 	if (err == DRE_OK)
@@ -1114,8 +1118,27 @@ op_finish(rpc_op *op, dre_err err, Dre__RpcReply *rep)
 		        : err == DRE_EUNAVAIL ? FAIL_UNAVAILABLE
 		        : err == DRE_ECLOSED  ? FAIL_CLOSED
 		                              : FAIL_OTHER]);
+}
+
+// op_finish reports the outcome once and returns the op to the freelist.
+static void
+op_finish(rpc_op *op, dre_err err, Dre__RpcReply *rep)
+{
+	dre_rpc_done done = op->done;
+	void        *arg = op->arg;
+
+	op_count(op, err);
 	done(arg, err, rep);
 	op_release(op);
+}
+
+// reply_of decodes the reply message m (freed).
+static dre_err
+reply_of(nng_msg *m, Dre__RpcReply **repp)
+{
+	*repp = dre__rpc_reply__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
+	nng_msg_free(m);
+	return *repp != NULL ? DRE_OK : DRE_ECODEC;
 }
 
 static void
@@ -1147,10 +1170,9 @@ op_cb(void *arg)
 	}
 	m = nng_aio_get_msg(op->aio);
 	nng_aio_set_msg(op->aio, NULL);
-	Dre__RpcReply *rep
-	    = dre__rpc_reply__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
-	nng_msg_free(m);
-	op_finish(op, rep != NULL ? DRE_OK : DRE_ECODEC, rep);
+	Dre__RpcReply *rep;
+	dre_err        err = reply_of(m, &rep);
+	op_finish(op, err, rep);
 }
 
 // op_get takes an idle op or makes a new one (each owns a REQ context, so
@@ -1195,9 +1217,11 @@ op_get(rpc_op **opp, dre_rpc_client *c)
 	return DRE_OK;
 }
 
-dre_err
-dre_rpc_call_async(dre_rpc_client *c, const Dre__RpcRequest *req,
-    int timeout_ms, dre_rpc_done done, void *arg)
+// call_start packs and seals req and takes an op for it (deadline and
+// start time set), the message in *mp.
+static dre_err
+call_start(dre_rpc_client *c, const Dre__RpcRequest *req, int timeout_ms,
+    rpc_op **opp, nng_msg **mp)
 {
 	rpc_op  *op;
 	nng_msg *m;
@@ -1228,61 +1252,75 @@ dre_rpc_call_async(dre_rpc_client *c, const Dre__RpcRequest *req,
 		nng_msg_free(m);
 		return err;
 	}
-	if (timeout_ms <= 0)
-		timeout_ms = 1;
+	op->deadline = now + (timeout_ms > 0 ? timeout_ms : 1);
+	op->started_us = dre_mono_us();
+	*opp = op;
+	*mp = m;
+	return DRE_OK;
+}
+
+dre_err
+dre_rpc_call_async(dre_rpc_client *c, const Dre__RpcRequest *req,
+    int timeout_ms, dre_rpc_done done, void *arg)
+{
+	rpc_op  *op;
+	nng_msg *m;
+	dre_err  err = call_start(c, req, timeout_ms, &op, &m);
+
+	if (err != DRE_OK)
+		return err;
 	op->done = done;
 	op->arg = arg;
 	op->state = OP_SEND;
-	op->deadline = now + timeout_ms;
-	op->started_us = dre_mono_us();
 	nng_aio_set_msg(op->aio, m);
-	nng_aio_set_timeout(op->aio, timeout_ms);
+	nng_aio_set_timeout(op->aio, timeout_ms > 0 ? timeout_ms : 1);
 	nng_ctx_send(op->ctx, op->aio);
 	return DRE_OK;
 }
 
-typedef struct {
-	pthread_mutex_t mu;
-	pthread_cond_t  cv;
-	bool            done;
-	dre_err         err;
-	Dre__RpcReply  *rep;
-} sync_wait;
-
-static void
-sync_done(void *arg, dre_err err, Dre__RpcReply *rep)
+// wait_op runs one step of a call on the op's callback-less aio in the
+// calling thread: nng completes such an aio where the I/O completes, with
+// no hand-off to its task threads (one thread switch less per step).
+static int
+wait_op(rpc_op *op, bool sending)
 {
-	sync_wait *w = arg;
+	int64_t left = op->deadline - dre_mono_ms();
 
-	pthread_mutex_lock(&w->mu);
-	w->err = err;
-	w->rep = rep;
-	w->done = true;
-	pthread_cond_signal(&w->cv);
-	pthread_mutex_unlock(&w->mu);
+	nng_aio_set_timeout(op->waio, left > 0 ? (nng_duration) left : 1);
+	if (sending)
+		nng_ctx_send(op->ctx, op->waio);
+	else
+		nng_ctx_recv(op->ctx, op->waio);
+	nng_aio_wait(op->waio);
+	return nng_aio_result(op->waio);
 }
 
 dre_err
 dre_rpc_call_sync(dre_rpc_client *c, const Dre__RpcRequest *req,
     int timeout_ms, Dre__RpcReply **repp)
 {
-	sync_wait w;
-	dre_err   err;
+	rpc_op  *op;
+	nng_msg *m;
+	dre_err  err = call_start(c, req, timeout_ms, &op, &m);
+	int      rv;
 
-	memset(&w, 0, sizeof(w));
-	pthread_mutex_init(&w.mu, NULL);
-	pthread_cond_init(&w.cv, NULL);
-	err = dre_rpc_call_async(c, req, timeout_ms, sync_done, &w);
-	if (err == DRE_OK) {
-		pthread_mutex_lock(&w.mu);
-		while (!w.done)
-			pthread_cond_wait(&w.cv, &w.mu);
-		pthread_mutex_unlock(&w.mu);
-		err = w.err;
-		if (err == DRE_OK)
-			*repp = w.rep;
+	if (err != DRE_OK)
+		return err;
+	if (op->waio == NULL && nng_aio_alloc(&op->waio, NULL, NULL) != 0) {
+		nng_msg_free(m);
+		op_release(op);
+		return DRE_ENOMEM;
 	}
-	pthread_cond_destroy(&w.cv);
-	pthread_mutex_destroy(&w.mu);
+	nng_aio_set_msg(op->waio, m);
+	if ((rv = wait_op(op, true)) != 0) {
+		nng_msg_free(nng_aio_get_msg(op->waio));
+		err = map_nng(rv, true);
+	} else if ((rv = wait_op(op, false)) != 0)
+		err = map_nng(rv, false);
+	else
+		err = reply_of(nng_aio_get_msg(op->waio), repp);
+	nng_aio_set_msg(op->waio, NULL);
+	op_count(op, err);
+	op_release(op);
 	return err;
 }

@@ -17,6 +17,8 @@
 #include <cmocka.h>
 #include <dlfcn.h>
 
+#include <pthread.h>
+
 #include "dre/auth.h"
 #include "dre/clock.h"
 #include "dre/rpc.h"
@@ -386,6 +388,65 @@ test_timeout(void **state)
 	dre_rpc_server_close(s);
 }
 
+// Sync calls from several threads at once, a fast call and a timed-out
+// one mixed on each: every call gets its own reply (or its own timeout),
+// and an op that timed out is reused for the next call without the late
+// reply of the earlier call reaching it.
+typedef struct {
+	dre_rpc_client *c;
+	int             ok, timeouts, wrong;
+} sync_thread;
+
+static void *
+sync_thread_main(void *arg)
+{
+	sync_thread *t = arg;
+
+	for (int i = 0; i < 60; i++) {
+		dre_err        err;
+		bool           slow = i % 20 == 0;
+		Dre__RpcReply *rep = call(t->c,
+		    slow ? "test.Slow" : "test.Echo", slow ? 50 : 5000, &err);
+		if (slow && err == DRE_ETIMEOUT)
+			t->timeouts++;
+		else if (!slow && err == DRE_OK && rep->status == 201
+		    && rep->body.len > 10
+		    && memcmp(rep->body.data, "test.Echo|", 10) == 0)
+			t->ok++;
+		else
+			t->wrong++;
+		dre_rpc_reply_msg_free(rep);
+	}
+	return NULL;
+}
+
+static void
+test_sync_threads(void **state)
+{
+	dre_rpc_server *s;
+	dre_rpc_client *c;
+	pthread_t       th[4];
+	sync_thread     t[4];
+
+	(void) state;
+	assert_int_equal(
+	    dre_rpc_server_open(&s, URL, routes, NULL, 4), DRE_OK);
+	assert_int_equal(dre_rpc_client_open(&c, URL), DRE_OK);
+	for (int i = 0; i < 4; i++) {
+		t[i] = (sync_thread) { .c = c };
+		assert_int_equal(
+		    pthread_create(&th[i], NULL, sync_thread_main, &t[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(t[i].ok, 57);
+		assert_int_equal(t[i].timeouts, 3);
+		assert_int_equal(t[i].wrong, 0);
+	}
+	dre_rpc_client_close(c);
+	dre_rpc_server_close(s);
+}
+
 static void
 test_unreachable(void **state)
 {
@@ -547,6 +608,7 @@ main(void)
 		cmocka_unit_test(test_proofs),
 		cmocka_unit_test(test_key_parse),
 		cmocka_unit_test(test_timeout),
+		cmocka_unit_test(test_sync_threads),
 		cmocka_unit_test(test_unreachable),
 		cmocka_unit_test(test_async_many),
 		cmocka_unit_test(test_async_close_inflight),

@@ -152,7 +152,9 @@ void dre_rpc_client_set_recv_max(dre_rpc_client *c, size_t bytes);
 // dre_rpc_call_sync sends req and waits up to timeout_ms for the reply. On
 // success *repp is the reply; caller frees with dre_rpc_reply_msg_free().
 // DRE_ETIMEOUT when no reply came in time, DRE_EUNAVAIL when nothing is
-// connected, DRE_ECODEC on an undecodable reply. (Named _sync because
+// connected, DRE_ECODEC on an undecodable reply. The call runs in the
+// calling thread (no hand-off to an nng task thread); c must not be closed
+// while a call waits. (Named _sync because
 // dre_rpc_call is the handler's view of a call, above: C has one namespace
 // for both.)
 dre_err dre_rpc_call_sync(dre_rpc_client *c, const Dre__RpcRequest *req,
