@@ -534,8 +534,17 @@ ev_h_confirm(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	// A confirm of this transaction still on its way to the disk is
 	// waited for: its marker decides this one's answer.
 	pthread_mutex_lock(&c->ifmu[bucket]);
-	while (inflight_busy(c, bucket, tkey, tkl))
+	while (inflight_busy(c, bucket, tkey, tkl)) {
+		if (!call->on_worker) {
+			// Not on the nng thread that received the call: a
+			// worker runs the handler again and waits.
+			pthread_mutex_unlock(&c->ifmu[bucket]);
+			pthread_mutex_unlock(mu);
+			rep->defer = true;
+			return;
+		}
 		pthread_cond_wait(&c->ifcv[bucket], &c->ifmu[bucket]);
+	}
 	pthread_mutex_unlock(&c->ifmu[bucket]);
 	char   *val = NULL;
 	size_t  vlen = 0;
@@ -743,6 +752,14 @@ ev_h_confirm(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	// calls) is answered here when they are done.
 	j->pending = dre_rpc_reply_later(call);
 	bool sync = j->pending == NULL; // j may be gone once handed on
+	if (sync && !call->on_worker) {
+		// No room for another pending call: a worker thread does it
+		// all again (nothing was written) and waits.
+		pthread_mutex_unlock(mu);
+		cjob_free(j);
+		rep->defer = true;
+		return;
+	}
 	if (sync) {
 		sem_init(&j->sync, 0, 0);
 		j->sync_rep = rep;
