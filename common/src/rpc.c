@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
@@ -515,6 +516,8 @@ struct dre_rpc_server {
 	// Under later_mu: calls taken over and not answered, at most
 	// pending_max; sock_closed once no answer may be sent.
 	int              pending_max, npending;
+	int              drain_ms; // close waits this long for answers
+	atomic_int       nsending; // replies handed to nng, not yet sent
 	dre_rpc_pending *later;
 	pthread_cond_t   later_cv; // npending fell to 0
 	bool             sock_closed;
@@ -771,6 +774,7 @@ slot_reply(rpc_slot *w, nng_msg *out)
 		return;
 	}
 	w->sending = true;
+	atomic_fetch_add(&w->s->nsending, 1);
 	nng_aio_set_msg(w->aio, out);
 	nng_ctx_send(w->ctx, w->aio);
 }
@@ -784,6 +788,7 @@ slot_cb(void *arg)
 
 	if (w->sending) {
 		w->sending = false;
+		atomic_fetch_sub(&s->nsending, 1);
 		if (rv != 0) {
 			// The requester is gone; the reply has nowhere to go.
 			nng_msg_free(nng_aio_get_msg(w->aio));
@@ -979,6 +984,8 @@ dre_rpc_server_open_pending(dre_rpc_server **sp, const char *url,
 	pthread_cond_init(&s->cv, NULL);
 	pthread_cond_init(&s->later_cv, NULL);
 	s->pending_max = pending_max;
+	s->drain_ms = DRE_RPC_DRAIN_MS;
+	atomic_init(&s->nsending, 0);
 	s->nslots = 2 * workers + pending_max;
 	s->slots = calloc((size_t) s->nslots, sizeof(rpc_slot));
 	s->threads = calloc((size_t) workers, sizeof(pthread_t));
@@ -1021,6 +1028,14 @@ fail:
 }
 
 void
+dre_rpc_server_set_drain_ms(dre_rpc_server *s, int ms)
+{
+	pthread_mutex_lock(&later_mu);
+	s->drain_ms = ms > 0 ? ms : 0;
+	pthread_mutex_unlock(&later_mu);
+}
+
+void
 dre_rpc_server_close(dre_rpc_server *s)
 {
 	if (s == NULL)
@@ -1041,7 +1056,12 @@ dre_rpc_server_close(dre_rpc_server *s)
 	// a delivery report): wait for them, then orphan those left.
 	struct timespec until;
 	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += DRE_RPC_DRAIN_MS / 1000;
+	until.tv_sec += s->drain_ms / 1000;
+	until.tv_nsec += (long) (s->drain_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
 	pthread_mutex_lock(&later_mu);
 	while (s->npending > 0
 	    && pthread_cond_timedwait(&s->later_cv, &later_mu, &until)
@@ -1056,6 +1076,9 @@ dre_rpc_server_close(dre_rpc_server *s)
 	s->npending = 0;
 	s->sock_closed = true;
 	pthread_mutex_unlock(&later_mu);
+	// The last answers leave before the socket closes (a second at most).
+	for (int i = 0; i < 1000 && atomic_load(&s->nsending) > 0; i++)
+		usleep(1000);
 	nng_close(s->sock);
 	for (int i = 0; s->slots != NULL && i < s->nslots; i++) {
 		rpc_slot *w = &s->slots[i];

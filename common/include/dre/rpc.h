@@ -162,8 +162,12 @@ dre_err dre_rpc_server_open(dre_rpc_server **sp, const char *url,
 // thread (beyond that dre_rpc_reply_later returns NULL).
 dre_err dre_rpc_server_open_pending(dre_rpc_server **sp, const char *url,
     const dre_rpc_route *routes, void *svc, int workers, int pending_max);
+// dre_rpc_server_set_drain_ms changes how long dre_rpc_server_close waits
+// for the pending calls' answers (DRE_RPC_DRAIN_MS by default).
+void dre_rpc_server_set_drain_ms(dre_rpc_server *s, int ms);
 // dre_rpc_server_close stops receiving, waits for handlers in progress and
-// for the pending calls to be answered (up to DRE_RPC_DRAIN_MS; the answers
+// for the pending calls to be answered (up to DRE_RPC_DRAIN_MS or the
+// drain time set; the answers
 // of those left are dropped: dre_rpc_answer still frees them) and closes
 // the socket. NULL is a no-op.
 void dre_rpc_server_close(dre_rpc_server *s);
