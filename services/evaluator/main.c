@@ -28,8 +28,9 @@ static const dre_cfg_opt ev_opts[] = {
 	{ "currency", DRE_CFG_STR, offsetof(ev_cfg, currency), "EUR",
 	    "currency of the answers" },
 	{ "rpc.workers", DRE_CFG_INT, offsetof(ev_cfg, rpc_workers), "128",
-	    "concurrent request handlers (confirms wait for fsync and Kafka, "
-	    "so more than cores)",
+	    "request handler threads for calls that may block (a repeated "
+	    "confirm waits for the first one, a poll reads the store); a "
+	    "confirm waits for fsync and Kafka without one (rpc.pending_max)",
 	    DRE_CFG_RANGE(1, 4096) },
 	{ "rpc.pending_max", DRE_CFG_INT, offsetof(ev_cfg, rpc_pending_max),
 	    "512",
