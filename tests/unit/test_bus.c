@@ -67,6 +67,39 @@ test_bad_property(void **state)
 	dre_kvlist_free(&bad);
 }
 
+// fetch_wait_of opens a consumer with props and returns its
+// fetch.wait.max.ms.
+static int
+fetch_wait_of(const dre_kvlist *kv)
+{
+	dre_consumer *c = NULL;
+	char          buf[32];
+	assert_int_equal(dre_consumer_open(&c, kv, NULL), DRE_OK);
+	const char *v = dre_consumer_setting(c, "fetch.wait.max.ms", buf, 32);
+	assert_non_null(v);
+	int ms = atoi(v);
+	dre_consumer_close(c);
+	return ms;
+}
+
+// A consumer's fetch wait is the process's default (events.fetch_wait_ms,
+// set by dre_svc_init; 5 before) unless its properties name one.
+static void
+test_fetch_wait(void **state)
+{
+	(void) state;
+	dre_kvlist own = { 0 };
+	dre_kvlist_set(
+	    &own, "bootstrap.servers", dre_bus_mock_bootstrap(mock));
+	assert_int_equal(fetch_wait_of(&own), 5);
+	dre_bus_set_fetch_wait_ms(100);
+	assert_int_equal(fetch_wait_of(&own), 100);
+	dre_kvlist_set(&own, "fetch.wait.max.ms", "7");
+	assert_int_equal(fetch_wait_of(&own), 7);
+	dre_bus_set_fetch_wait_ms(5);
+	dre_kvlist_free(&own);
+}
+
 // consume_all reads n messages from every partition of topic.
 static int
 consume_all(const char *topic, int64_t from, int n, char seen[][32])
@@ -402,6 +435,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bad_property),
+		cmocka_unit_test(test_fetch_wait),
 		cmocka_unit_test(test_produce_consume),
 		cmocka_unit_test(test_offset_out_of_range),
 		cmocka_unit_test(test_outbox),
