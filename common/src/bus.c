@@ -4,6 +4,7 @@
 // DRE_ETIMEOUT, DRE_EUNAVAIL or DRE_ENOTFOUND for the caller.
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
@@ -504,20 +505,44 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	}
 }
 
+// How long a fetch waits in the broker when there is nothing new. A real
+// Kafka answers as soon as an event arrives, so a long wait costs no
+// latency and saves idle fetches; the embedded broker (librdkafka's mock
+// cluster) holds an empty fetch for the whole wait even when data arrives,
+// so each hop of the side-effect chain waits half of it on average there:
+// tools/stack and the test harness set 5 ms.
+static atomic_int fetch_wait_ms = 5;
+
+void
+dre_bus_set_fetch_wait_ms(int ms)
+{
+	atomic_store(&fetch_wait_ms, ms > 0 ? ms : 1);
+}
+
+const char *
+dre_consumer_setting(dre_consumer *c, const char *name, char *buf, size_t cap)
+{
+	size_t n = cap;
+	if (rd_kafka_conf_get(rd_kafka_conf(c->rk), name, buf, &n)
+	    != RD_KAFKA_CONF_OK)
+		return NULL;
+	return buf;
+}
+
 static dre_err
 consumer_new(dre_consumer **cp, const dre_kvlist *props, const char *group_id,
     dre_rebalance_fn rb, void *rb_arg)
 {
-	// fetch.wait.max.ms 10: a change feed is applied within milliseconds
-	// of being produced rather than after the default half second.
 	// librdkafka only assigns partitions for a consumer with a group id;
 	// a statically assigned consumer never joins or commits, so any name
 	// serves.
-	static const char *const defaults[] = {
+	char wait[16];
+	snprintf(wait, sizeof(wait), "%d", atomic_load(&fetch_wait_ms));
+	const char *const defaults[] = {
 		"group.id",
 		"dre-static-assignment",
 		"fetch.wait.max.ms",
-		"10",
+		wait,
 		"reconnect.backoff.max.ms",
 		"1000",
 		"enable.partition.eof",

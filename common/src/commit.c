@@ -21,7 +21,8 @@ struct waiter {
 	void           *arg;
 	dre_err         err;
 	waiter         *next;
-	sem_t           done; // posted once err is set
+	dre_commit_done done; // NULL: a blocked caller, posted on sem
+	sem_t           sem; // posted once err is set
 };
 
 struct dre_committer {
@@ -72,8 +73,13 @@ committer_main(void *arg)
 			// w dies once posted (glibc's sem_post is safe
 			// against the waiter destroying it then).
 			waiter *next = w->next;
-			w->err = err;
-			sem_post(&w->done);
+			if (w->done != NULL) {
+				w->done(w->arg, err);
+				free(w);
+			} else {
+				w->err = err;
+				sem_post(&w->sem);
+			}
 			w = next;
 		}
 		pthread_mutex_lock(&c->mu);
@@ -106,29 +112,56 @@ dre_committer_open(dre_committer **cp, dre_store *st)
 	return DRE_OK;
 }
 
-dre_err
-dre_committer_commit(dre_committer *c, dre_commit_fill fill, void *arg)
+// enqueue appends w to the next group; false after close.
+static bool
+enqueue(dre_committer *c, waiter *w)
 {
-	waiter w = { fill, arg, DRE_OK, NULL };
-	sem_init(&w.done, 0, 0);
 	pthread_mutex_lock(&c->mu);
 	if (c->stop) {
 		pthread_mutex_unlock(&c->mu);
-		sem_destroy(&w.done);
-		return DRE_ECLOSED;
+		return false;
 	}
 	if (c->tail != NULL)
-		c->tail->next = &w;
+		c->tail->next = w;
 	else
-		c->head = &w;
-	c->tail = &w;
+		c->head = w;
+	c->tail = w;
 	if (c->idle)
 		pthread_cond_signal(&c->queued);
 	pthread_mutex_unlock(&c->mu);
-	while (sem_wait(&w.done) != 0 && errno == EINTR)
+	return true;
+}
+
+dre_err
+dre_committer_commit(dre_committer *c, dre_commit_fill fill, void *arg)
+{
+	waiter w = { fill, arg, DRE_OK, NULL, NULL };
+	sem_init(&w.sem, 0, 0);
+	if (!enqueue(c, &w)) {
+		sem_destroy(&w.sem);
+		return DRE_ECLOSED;
+	}
+	while (sem_wait(&w.sem) != 0 && errno == EINTR)
 		;
-	sem_destroy(&w.done);
+	sem_destroy(&w.sem);
 	return w.err;
+}
+
+dre_err
+dre_committer_commit_async(
+    dre_committer *c, dre_commit_fill fill, dre_commit_done done, void *arg)
+{
+	waiter *w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return DRE_ENOMEM;
+	w->fill = fill;
+	w->arg = arg;
+	w->done = done;
+	if (!enqueue(c, w)) {
+		free(w);
+		return DRE_ECLOSED;
+	}
+	return DRE_OK;
 }
 
 void

@@ -823,12 +823,6 @@ dre_applier_start(dre_applier **app, const dre_applier_cfg *cfg)
 	for (size_t i = 0; cfg->kafka != NULL && i < cfg->kafka->n; i++)
 		dre_kvlist_set(
 		    &ap->kafka, cfg->kafka->keys[i], cfg->kafka->vals[i]);
-	// An event waits at most this long in the broker for its consumer
-	// (the embedded broker holds an empty fetch for the whole wait, even
-	// when data arrives meanwhile): each hop of the side-effect chain
-	// costs half of it on average.
-	if (dre_kvlist_get(&ap->kafka, "fetch.wait.max.ms") == NULL)
-		dre_kvlist_set(&ap->kafka, "fetch.wait.max.ms", "5");
 	ap->have_kafka
 	    = dre_kvlist_get(&ap->kafka, "bootstrap.servers") != NULL;
 	ap->b = dre_batch_alloc_indexed();

@@ -76,13 +76,19 @@ typedef struct {
 	int64_t max; // highest offset acknowledged
 } ack_tp;
 
-// A caller of dre_outbox_wait, on its own stack.
+// A caller of dre_outbox_wait, on its own stack, or of
+// dre_outbox_wait_async, allocated (done set): its completion runs, outside
+// mu, on the producer's poll thread for the acknowledgement or on the relay
+// thread at its deadline.
 typedef struct ack_waiter ack_waiter;
 struct ack_waiter {
-	uint64_t    seq;
-	bool        acked;
-	ack_waiter *next;
-	sem_t       posted; // once acked is set (and w unlinked)
+	uint64_t       seq;
+	bool           acked;
+	ack_waiter    *next;
+	sem_t          posted; // once acked is set (and w unlinked)
+	dre_outbox_ack done; // NULL: a blocked caller, posted
+	void          *arg;
+	int64_t        deadline; // monotonic ms (async)
 };
 
 struct dre_outbox {
@@ -104,6 +110,8 @@ struct dre_outbox {
 	// Under mu: shared between the relay and delivery reports.
 	bool                  stop;
 	ack_waiter           *waiters[WAIT_BUCKETS];
+	int64_t               nasync; // asynchronous waiters linked
+	int64_t               next_deadline; // earliest of theirs (mono ms)
 	uint64_t             *dels; // acknowledged, to delete from the store
 	size_t                ndels, capdels;
 	atomic_uint_fast64_t *acked; // ACK_RING slots
@@ -192,6 +200,47 @@ topic_index(dre_outbox *o, const char *topic)
 	return (uint8_t) o->ntopics++;
 }
 
+// fire_waiters completes a list of unlinked asynchronous waiters; mu not
+// held.
+static void
+fire_waiters(ack_waiter *w, bool acked)
+{
+	while (w != NULL) {
+		ack_waiter *next = w->next;
+		w->done(w->arg, acked);
+		free(w);
+		w = next;
+	}
+}
+
+// expire unlinks the asynchronous waiters whose deadline is at or before
+// now (all of them with now = INT64_MAX) and returns them; recomputes
+// next_deadline. Called with o->mu held.
+static ack_waiter *
+expire(dre_outbox *o, int64_t now)
+{
+	ack_waiter *out = NULL;
+	int64_t     next = INT64_MAX;
+	if (o->nasync == 0 || now < o->next_deadline)
+		return NULL;
+	for (size_t i = 0; i < WAIT_BUCKETS; i++)
+		for (ack_waiter **pp = &o->waiters[i]; *pp != NULL;) {
+			ack_waiter *w = *pp;
+			if (w->done == NULL || w->deadline > now) {
+				if (w->done != NULL && w->deadline < next)
+					next = w->deadline;
+				pp = &w->next;
+				continue;
+			}
+			*pp = w->next;
+			o->nasync--;
+			w->next = out;
+			out = w;
+		}
+	o->next_deadline = next;
+	return out;
+}
+
 // delivered runs on the producer's poll thread for every produced entry.
 static void
 delivered(void *arg, dre_err err, void *msg_opaque, int32_t partition,
@@ -199,6 +248,7 @@ delivered(void *arg, dre_err err, void *msg_opaque, int32_t partition,
 {
 	dre_outbox *o = arg;
 	uint64_t    seq = (uint64_t) (uintptr_t) msg_opaque;
+	ack_waiter *fire = NULL; // asynchronous waiters, completed below
 	if (err == DRE_OK) {
 		atomic_store(&o->acked[seq % ACK_RING], seq);
 		atomic_fetch_sub(&o->pending, 1);
@@ -229,7 +279,12 @@ delivered(void *arg, dre_err err, void *msg_opaque, int32_t partition,
 			// out meanwhile finds acked set once it has mu.
 			*pp = w->next;
 			w->acked = true;
-			sem_post(&w->posted);
+			if (w->done != NULL) {
+				o->nasync--;
+				w->next = fire;
+				fire = w;
+			} else
+				sem_post(&w->posted);
 		}
 	} else {
 		if (o->retry_from == NO_SEQ || seq < o->retry_from)
@@ -244,6 +299,7 @@ delivered(void *arg, dre_err err, void *msg_opaque, int32_t partition,
 	    || o->ndels >= DELS_WAKE)
 		pthread_cond_signal(&o->cv);
 	pthread_mutex_unlock(&o->mu);
+	fire_waiters(fire, true);
 }
 
 // fail_send schedules a retry from seq after a send that did not enqueue.
@@ -542,6 +598,12 @@ requeue(dre_outbox *o)
 static void
 timed_wait(dre_outbox *o, int ms)
 {
+	if (o->nasync > 0) {
+		// An asynchronous waiter's deadline comes first.
+		int64_t left = o->next_deadline - now_ms();
+		if (left < ms)
+			ms = left < 1 ? 1 : (int) left;
+	}
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += ms / 1000;
@@ -559,6 +621,12 @@ relay_thread(void *arg)
 	dre_outbox *o = arg;
 	pthread_mutex_lock(&o->mu);
 	while (!o->stop) {
+		if (o->nasync > 0 && now_ms() >= o->next_deadline) {
+			ack_waiter *late = expire(o, now_ms());
+			pthread_mutex_unlock(&o->mu);
+			fire_waiters(late, false);
+			pthread_mutex_lock(&o->mu);
+		}
 		if (o->ndels >= DELS_WAKE || now_ms() >= o->next_flush) {
 			o->next_flush = now_ms() + FLUSH_EVERY_MS;
 			flush_deletes(o);
@@ -695,6 +763,7 @@ dre_outbox_open(
 	o->retry_from = NO_SEQ;
 	o->hole_seq = NO_SEQ;
 	o->backoff_ms = BACKOFF_MIN_MS;
+	o->next_deadline = INT64_MAX;
 	for (size_t i = 0; props != NULL && i < props->n; i++)
 		dre_kvlist_set(&o->props, props->keys[i], props->vals[i]);
 
@@ -858,6 +927,44 @@ dre_outbox_wait(dre_outbox *o, uint64_t seq, int timeout_ms)
 	return acked ? DRE_OK : DRE_ETIMEOUT;
 }
 
+dre_err
+dre_outbox_wait_async(dre_outbox *o, uint64_t seq, int timeout_ms,
+    dre_outbox_ack done, void *arg)
+{
+	if (atomic_load(&o->acked[seq % ACK_RING]) == seq) {
+		done(arg, true);
+		return DRE_OK;
+	}
+	ack_waiter *w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return DRE_ENOMEM;
+	w->seq = seq;
+	w->done = done;
+	w->arg = arg;
+	w->deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	// Linked first, then checked, as in dre_outbox_wait.
+	ack_waiter **head = &o->waiters[seq % WAIT_BUCKETS];
+	pthread_mutex_lock(&o->mu);
+	bool acked = atomic_load(&o->acked[seq % ACK_RING]) == seq;
+	if (!acked) {
+		w->next = *head;
+		*head = w;
+		o->nasync++;
+		if (w->deadline < o->next_deadline) {
+			// The relay may sleep longer (a back-off): it
+			// recomputes its wait.
+			o->next_deadline = w->deadline;
+			pthread_cond_signal(&o->cv);
+		}
+	}
+	pthread_mutex_unlock(&o->mu);
+	if (acked) {
+		free(w);
+		done(arg, true);
+	}
+	return DRE_OK;
+}
+
 void
 dre_outbox_kick(dre_outbox *o)
 {
@@ -899,7 +1006,9 @@ dre_outbox_close(dre_outbox *o)
 	dre_producer_close(o->p);
 	pthread_mutex_lock(&o->mu);
 	flush_deletes(o);
+	ack_waiter *left = expire(o, INT64_MAX);
 	pthread_mutex_unlock(&o->mu);
+	fire_waiters(left, false);
 	free(o->dels);
 	free(o->acked);
 	free(o->topic_of);

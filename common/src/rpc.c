@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
@@ -467,7 +469,8 @@ reply_encode(const dre_rpc_reply *r)
 
 // One receiving context. It is driven by its aio callback: receive, run an
 // inline handler right there or queue the call for a worker thread, send the
-// reply, receive again.
+// reply, receive again. A handler that takes its call over
+// (dre_rpc_reply_later) keeps the context until dre_rpc_answer sends.
 typedef struct rpc_slot rpc_slot;
 struct rpc_slot {
 	dre_rpc_server      *s;
@@ -477,7 +480,25 @@ struct rpc_slot {
 	Dre__RpcRequest     *req; // the call waiting for a worker
 	const dre_rpc_route *route;
 	rpc_slot            *next; // worker queue link
+	dre_rpc_pending     *taken; // set by the running handler
 };
+
+// A call taken over. The handler's return and the answer may come in
+// either order, on different threads: whichever is second sends.
+struct dre_rpc_pending {
+	rpc_slot        *w; // NULL: the server closed without it (orphan)
+	dre_rpc_pending *prev, *next; // the server's pending calls
+	int              ri; // route index for the metrics (-1 none)
+	int64_t          t0; // mono us the handler started
+	int              status; // of the answer
+	bool             returned; // the handler returned
+	bool             answered; // dre_rpc_answer came (out is it)
+	nng_msg         *out;
+};
+
+// Guards every server's pending calls, their count and sock_closed: an
+// answer may come after its server is gone, so its lock cannot live there.
+static pthread_mutex_t later_mu = PTHREAD_MUTEX_INITIALIZER;
 
 struct dre_rpc_server {
 	nng_socket           sock;
@@ -492,6 +513,14 @@ struct dre_rpc_server {
 	rpc_slot            *head, *tail; // calls waiting for a worker
 	bool                 closing;
 	int                  nroutes; // routes + the built-ins after them
+	// Under later_mu: calls taken over and not answered, at most
+	// pending_max; sock_closed once no answer may be sent.
+	int              pending_max, npending;
+	int              drain_ms; // close waits this long for answers
+	atomic_int       nsending; // replies handed to nng, not yet sent
+	dre_rpc_pending *later;
+	pthread_cond_t   later_cv; // npending fell to 0
+	bool             sock_closed;
 	// By route index: calls served, failed (status >= 500) and their
 	// handling time.
 	dre_metric **m_calls, **m_errors, **m_seconds;
@@ -561,13 +590,109 @@ route_slot(dre_rpc_server *s, const dre_rpc_route *route)
 	return -1;
 }
 
+static void slot_reply(rpc_slot *w, nng_msg *out);
+
+// route_metrics counts one answered call of route index ri.
+static void
+route_metrics(dre_rpc_server *s, int ri, int64_t t0, int status)
+{
+	if (ri < 0)
+		return;
+	dre_metric_inc(s->m_calls[ri]);
+	dre_metric_observe_us(s->m_seconds[ri], dre_mono_us() - t0);
+	if (status >= 500)
+		dre_metric_inc(s->m_errors[ri]);
+}
+
+// pending_finish sends the answer of p (out may be NULL: out of memory) and
+// frees p; later_mu held. An orphan's answer is dropped.
+static void
+pending_finish(dre_rpc_pending *p, nng_msg *out)
+{
+	rpc_slot *w = p->w;
+	if (w == NULL) {
+		if (out != NULL)
+			nng_msg_free(out);
+		free(p);
+		return;
+	}
+	dre_rpc_server *s = w->s;
+	if (p->prev != NULL)
+		p->prev->next = p->next;
+	else
+		s->later = p->next;
+	if (p->next != NULL)
+		p->next->prev = p->prev;
+	if (--s->npending == 0)
+		pthread_cond_broadcast(&s->later_cv);
+	route_metrics(s, p->ri, p->t0, p->status);
+	// Under later_mu: close cannot close the socket meanwhile.
+	slot_reply(w, out);
+	free(p);
+}
+
+dre_rpc_pending *
+dre_rpc_reply_later(const dre_rpc_call *call)
+{
+	rpc_slot *w = call->slot;
+	if (w == NULL)
+		return NULL;
+	if (w->taken != NULL)
+		return w->taken;
+	dre_rpc_server  *s = w->s;
+	dre_rpc_pending *p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return NULL;
+	pthread_mutex_lock(&later_mu);
+	if (s->npending >= s->pending_max || s->sock_closed) {
+		pthread_mutex_unlock(&later_mu);
+		free(p);
+		return NULL;
+	}
+	s->npending++;
+	p->w = w;
+	p->ri = -1;
+	p->next = s->later;
+	if (s->later != NULL)
+		s->later->prev = p;
+	s->later = p;
+	pthread_mutex_unlock(&later_mu);
+	w->taken = p;
+	return p;
+}
+
+void
+dre_rpc_answer(dre_rpc_pending *p, dre_rpc_reply *rep)
+{
+	if (rep->body.oom) {
+		reply_clear(rep);
+		dre_rpc_reply_error(
+		    rep, 503, "UNAVAILABLE", NULL, "out of memory");
+	}
+	nng_msg *out = reply_encode(rep);
+	int      status = rep->status != 0 ? rep->status : 200;
+	reply_clear(rep);
+	pthread_mutex_lock(&later_mu);
+	p->status = status;
+	if (!p->returned) {
+		// The handler is still running: it sends when it returns.
+		p->answered = true;
+		p->out = out;
+	} else
+		pending_finish(p, out);
+	pthread_mutex_unlock(&later_mu);
+}
+
 // serve runs the handler of a decoded call (route NULL: the error is in
 // rep already) and returns the encoded reply (NULL only when out of memory).
 // Frees req, except when an inline handler deferred the call to a worker
-// (*deferp set, NULL returned, req still the caller's).
+// (*deferp set, NULL returned, req still the caller's). A call the handler
+// took over (dre_rpc_reply_later) returns NULL with *takenp set: the slot
+// is the answer's now.
 static nng_msg *
-serve(dre_rpc_server *s, Dre__RpcRequest *req, const dre_rpc_route *route,
-    dre_rpc_reply *rep, bool on_worker, bool *deferp)
+serve(dre_rpc_server *s, rpc_slot *w, Dre__RpcRequest *req,
+    const dre_rpc_route *route, dre_rpc_reply *rep, bool on_worker,
+    bool *deferp, bool *takenp)
 {
 	nng_msg *out;
 
@@ -594,23 +719,32 @@ serve(dre_rpc_server *s, Dre__RpcRequest *req, const dre_rpc_route *route,
 		call.body_len = req->has_body ? req->body.len : 0;
 		call.req = req;
 		call.on_worker = on_worker;
+		call.slot = w;
 		dre_log_set_request_id(req->request_id);
 		int64_t t0 = dre_mono_us();
 		route->fn(s->svc, &call, rep);
 		dre_log_set_request_id(NULL);
+		if (w->taken != NULL) {
+			dre_rpc_pending *p = w->taken;
+			w->taken = NULL;
+			reply_clear(rep);
+			dre__rpc_request__free_unpacked(req, NULL);
+			pthread_mutex_lock(&later_mu);
+			p->ri = route_slot(s, route);
+			p->t0 = t0;
+			p->returned = true;
+			if (p->answered)
+				pending_finish(p, p->out);
+			pthread_mutex_unlock(&later_mu);
+			*takenp = true;
+			return NULL;
+		}
 		if (rep->defer && !on_worker && deferp != NULL) {
 			reply_clear(rep);
 			*deferp = true;
 			return NULL;
 		}
-		int ri = route_slot(s, route);
-		if (ri >= 0) {
-			dre_metric_inc(s->m_calls[ri]);
-			dre_metric_observe_us(
-			    s->m_seconds[ri], dre_mono_us() - t0);
-			if (rep->status >= 500)
-				dre_metric_inc(s->m_errors[ri]);
-		}
+		route_metrics(s, route_slot(s, route), t0, rep->status);
 		dre_debug("rpc %s %d %.3f ms%s%s", req->method,
 		    rep->status != 0 ? rep->status : 200,
 		    (double) (dre_mono_us() - t0) / 1000.0,
@@ -640,6 +774,7 @@ slot_reply(rpc_slot *w, nng_msg *out)
 		return;
 	}
 	w->sending = true;
+	atomic_fetch_add(&w->s->nsending, 1);
 	nng_aio_set_msg(w->aio, out);
 	nng_ctx_send(w->ctx, w->aio);
 }
@@ -653,6 +788,7 @@ slot_cb(void *arg)
 
 	if (w->sending) {
 		w->sending = false;
+		atomic_fetch_sub(&s->nsending, 1);
 		if (rv != 0) {
 			// The requester is gone; the reply has nowhere to go.
 			nng_msg_free(nng_aio_get_msg(w->aio));
@@ -704,8 +840,11 @@ slot_cb(void *arg)
 			    "unknown method %s", req->method);
 	}
 	if (route == NULL || (route->flags & DRE_RPC_INLINE) != 0) {
-		bool     deferred = false;
-		nng_msg *out = serve(s, req, route, &rep, false, &deferred);
+		bool     deferred = false, taken = false;
+		nng_msg *out
+		    = serve(s, w, req, route, &rep, false, &deferred, &taken);
+		if (taken)
+			return;
 		if (!deferred) {
 			slot_reply(w, out);
 			return;
@@ -754,8 +893,12 @@ worker_main(void *arg)
 		memset(&rep, 0, sizeof(rep));
 		rep.status = 200;
 		Dre__RpcRequest *req = w->req;
+		bool             taken = false;
 		w->req = NULL;
-		slot_reply(w, serve(s, req, w->route, &rep, true, NULL));
+		nng_msg *out
+		    = serve(s, w, req, w->route, &rep, true, NULL, &taken);
+		if (!taken)
+			slot_reply(w, out);
 	}
 }
 
@@ -780,11 +923,20 @@ dre_err
 dre_rpc_server_open(dre_rpc_server **sp, const char *url,
     const dre_rpc_route *routes, void *svc, int workers)
 {
+	return dre_rpc_server_open_pending(sp, url, routes, svc, workers, 0);
+}
+
+dre_err
+dre_rpc_server_open_pending(dre_rpc_server **sp, const char *url,
+    const dre_rpc_route *routes, void *svc, int workers, int pending_max)
+{
 	dre_rpc_server *s;
 	int             rv;
 
 	if (workers <= 0)
 		workers = 1;
+	if (pending_max < 0)
+		pending_max = 0;
 	if (rpc_mac_key == NULL) {
 		dre_error("rpc: no internal key: set internal.key_file or "
 		          "DRE_INTERNAL_KEY (docs/operating.md)");
@@ -830,7 +982,11 @@ dre_rpc_server_open(dre_rpc_server **sp, const char *url,
 	pthread_mutex_init(&s->mtx, NULL);
 	pthread_mutex_init(&s->peers.mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
-	s->nslots = 2 * workers;
+	pthread_cond_init(&s->later_cv, NULL);
+	s->pending_max = pending_max;
+	s->drain_ms = DRE_RPC_DRAIN_MS;
+	atomic_init(&s->nsending, 0);
+	s->nslots = 2 * workers + pending_max;
 	s->slots = calloc((size_t) s->nslots, sizeof(rpc_slot));
 	s->threads = calloc((size_t) workers, sizeof(pthread_t));
 	if (s->slots == NULL || s->threads == NULL) {
@@ -872,6 +1028,14 @@ fail:
 }
 
 void
+dre_rpc_server_set_drain_ms(dre_rpc_server *s, int ms)
+{
+	pthread_mutex_lock(&later_mu);
+	s->drain_ms = ms > 0 ? ms : 0;
+	pthread_mutex_unlock(&later_mu);
+}
+
+void
 dre_rpc_server_close(dre_rpc_server *s)
 {
 	if (s == NULL)
@@ -888,6 +1052,33 @@ dre_rpc_server_close(dre_rpc_server *s)
 	pthread_mutex_unlock(&s->mtx);
 	for (int i = 0; i < s->nthreads; i++)
 		pthread_join(s->threads[i], NULL);
+	// The calls taken over are answered by their owners (a group commit,
+	// a delivery report): wait for them, then orphan those left.
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += s->drain_ms / 1000;
+	until.tv_nsec += (long) (s->drain_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&later_mu);
+	while (s->npending > 0
+	    && pthread_cond_timedwait(&s->later_cv, &later_mu, &until)
+	        != ETIMEDOUT)
+		;
+	if (s->npending > 0)
+		dre_warn(
+		    "rpc: closing with %d call(s) not answered", s->npending);
+	for (dre_rpc_pending *p = s->later; p != NULL; p = p->next)
+		p->w = NULL;
+	s->later = NULL;
+	s->npending = 0;
+	s->sock_closed = true;
+	pthread_mutex_unlock(&later_mu);
+	// The last answers leave before the socket closes (a second at most).
+	for (int i = 0; i < 1000 && atomic_load(&s->nsending) > 0; i++)
+		usleep(1000);
 	nng_close(s->sock);
 	for (int i = 0; s->slots != NULL && i < s->nslots; i++) {
 		rpc_slot *w = &s->slots[i];
@@ -902,6 +1093,7 @@ dre_rpc_server_close(dre_rpc_server *s)
 	pthread_mutex_destroy(&s->peers.mu);
 	free(s->peers.slots);
 	pthread_cond_destroy(&s->cv);
+	pthread_cond_destroy(&s->later_cv);
 	free(s->slots);
 	free(s->threads);
 	free(s->m_calls);
@@ -919,13 +1111,14 @@ struct rpc_op {
 	dre_rpc_client *c;
 	nng_ctx         ctx;
 	nng_aio        *aio;
-	int             state;
-	int64_t         deadline; // monotonic millis
-	int64_t         started_us; // monotonic micros
-	dre_rpc_done    done;
-	void           *arg;
-	rpc_op         *next_free;
-	rpc_op         *next_all;
+	nng_aio     *waio; // without a callback: dre_rpc_call_sync waits on it
+	int          state;
+	int64_t      deadline; // monotonic millis
+	int64_t      started_us; // monotonic micros
+	dre_rpc_done done;
+	void        *arg;
+	rpc_op      *next_free;
+	rpc_op      *next_all;
 };
 
 struct dre_rpc_client {
@@ -1051,11 +1244,16 @@ dre_rpc_client_close(dre_rpc_client *c)
 	pthread_mutex_unlock(&c->mu);
 	// Every call in flight completes with DRE_ECLOSED here.
 	nng_close(c->sock);
-	for (op = c->all_ops; op != NULL; op = op->next_all)
+	for (op = c->all_ops; op != NULL; op = op->next_all) {
 		nng_aio_stop(op->aio);
+		if (op->waio != NULL)
+			nng_aio_stop(op->waio);
+	}
 	for (op = c->all_ops; op != NULL; op = next) {
 		next = op->next_all;
 		nng_aio_free(op->aio);
+		if (op->waio != NULL)
+			nng_aio_free(op->waio);
 		free(op);
 	}
 	pthread_mutex_destroy(&c->mu);
@@ -1098,12 +1296,10 @@ op_release(rpc_op *op)
 	pthread_mutex_unlock(&c->mu);
 }
 
-// op_finish reports the outcome once and returns the op to the freelist.
+// op_count counts the outcome of op's call in the client's metrics.
 static void
-op_finish(rpc_op *op, dre_err err, Dre__RpcReply *rep)
+op_count(rpc_op *op, dre_err err)
 {
-	dre_rpc_done    done = op->done;
-	void           *arg = op->arg;
 	dre_rpc_client *c = op->c;
 
 	if (err == DRE_OK)
@@ -1114,8 +1310,27 @@ op_finish(rpc_op *op, dre_err err, Dre__RpcReply *rep)
 		        : err == DRE_EUNAVAIL ? FAIL_UNAVAILABLE
 		        : err == DRE_ECLOSED  ? FAIL_CLOSED
 		                              : FAIL_OTHER]);
+}
+
+// op_finish reports the outcome once and returns the op to the freelist.
+static void
+op_finish(rpc_op *op, dre_err err, Dre__RpcReply *rep)
+{
+	dre_rpc_done done = op->done;
+	void        *arg = op->arg;
+
+	op_count(op, err);
 	done(arg, err, rep);
 	op_release(op);
+}
+
+// reply_of decodes the reply message m (freed).
+static dre_err
+reply_of(nng_msg *m, Dre__RpcReply **repp)
+{
+	*repp = dre__rpc_reply__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
+	nng_msg_free(m);
+	return *repp != NULL ? DRE_OK : DRE_ECODEC;
 }
 
 static void
@@ -1147,10 +1362,9 @@ op_cb(void *arg)
 	}
 	m = nng_aio_get_msg(op->aio);
 	nng_aio_set_msg(op->aio, NULL);
-	Dre__RpcReply *rep
-	    = dre__rpc_reply__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
-	nng_msg_free(m);
-	op_finish(op, rep != NULL ? DRE_OK : DRE_ECODEC, rep);
+	Dre__RpcReply *rep;
+	dre_err        err = reply_of(m, &rep);
+	op_finish(op, err, rep);
 }
 
 // op_get takes an idle op or makes a new one (each owns a REQ context, so
@@ -1195,9 +1409,11 @@ op_get(rpc_op **opp, dre_rpc_client *c)
 	return DRE_OK;
 }
 
-dre_err
-dre_rpc_call_async(dre_rpc_client *c, const Dre__RpcRequest *req,
-    int timeout_ms, dre_rpc_done done, void *arg)
+// call_start packs and seals req and takes an op for it (deadline and
+// start time set), the message in *mp.
+static dre_err
+call_start(dre_rpc_client *c, const Dre__RpcRequest *req, int timeout_ms,
+    rpc_op **opp, nng_msg **mp)
 {
 	rpc_op  *op;
 	nng_msg *m;
@@ -1228,61 +1444,75 @@ dre_rpc_call_async(dre_rpc_client *c, const Dre__RpcRequest *req,
 		nng_msg_free(m);
 		return err;
 	}
-	if (timeout_ms <= 0)
-		timeout_ms = 1;
+	op->deadline = now + (timeout_ms > 0 ? timeout_ms : 1);
+	op->started_us = dre_mono_us();
+	*opp = op;
+	*mp = m;
+	return DRE_OK;
+}
+
+dre_err
+dre_rpc_call_async(dre_rpc_client *c, const Dre__RpcRequest *req,
+    int timeout_ms, dre_rpc_done done, void *arg)
+{
+	rpc_op  *op;
+	nng_msg *m;
+	dre_err  err = call_start(c, req, timeout_ms, &op, &m);
+
+	if (err != DRE_OK)
+		return err;
 	op->done = done;
 	op->arg = arg;
 	op->state = OP_SEND;
-	op->deadline = now + timeout_ms;
-	op->started_us = dre_mono_us();
 	nng_aio_set_msg(op->aio, m);
-	nng_aio_set_timeout(op->aio, timeout_ms);
+	nng_aio_set_timeout(op->aio, timeout_ms > 0 ? timeout_ms : 1);
 	nng_ctx_send(op->ctx, op->aio);
 	return DRE_OK;
 }
 
-typedef struct {
-	pthread_mutex_t mu;
-	pthread_cond_t  cv;
-	bool            done;
-	dre_err         err;
-	Dre__RpcReply  *rep;
-} sync_wait;
-
-static void
-sync_done(void *arg, dre_err err, Dre__RpcReply *rep)
+// wait_op runs one step of a call on the op's callback-less aio in the
+// calling thread: nng completes such an aio where the I/O completes, with
+// no hand-off to its task threads (one thread switch less per step).
+static int
+wait_op(rpc_op *op, bool sending)
 {
-	sync_wait *w = arg;
+	int64_t left = op->deadline - dre_mono_ms();
 
-	pthread_mutex_lock(&w->mu);
-	w->err = err;
-	w->rep = rep;
-	w->done = true;
-	pthread_cond_signal(&w->cv);
-	pthread_mutex_unlock(&w->mu);
+	nng_aio_set_timeout(op->waio, left > 0 ? (nng_duration) left : 1);
+	if (sending)
+		nng_ctx_send(op->ctx, op->waio);
+	else
+		nng_ctx_recv(op->ctx, op->waio);
+	nng_aio_wait(op->waio);
+	return nng_aio_result(op->waio);
 }
 
 dre_err
 dre_rpc_call_sync(dre_rpc_client *c, const Dre__RpcRequest *req,
     int timeout_ms, Dre__RpcReply **repp)
 {
-	sync_wait w;
-	dre_err   err;
+	rpc_op  *op;
+	nng_msg *m;
+	dre_err  err = call_start(c, req, timeout_ms, &op, &m);
+	int      rv;
 
-	memset(&w, 0, sizeof(w));
-	pthread_mutex_init(&w.mu, NULL);
-	pthread_cond_init(&w.cv, NULL);
-	err = dre_rpc_call_async(c, req, timeout_ms, sync_done, &w);
-	if (err == DRE_OK) {
-		pthread_mutex_lock(&w.mu);
-		while (!w.done)
-			pthread_cond_wait(&w.cv, &w.mu);
-		pthread_mutex_unlock(&w.mu);
-		err = w.err;
-		if (err == DRE_OK)
-			*repp = w.rep;
+	if (err != DRE_OK)
+		return err;
+	if (op->waio == NULL && nng_aio_alloc(&op->waio, NULL, NULL) != 0) {
+		nng_msg_free(m);
+		op_release(op);
+		return DRE_ENOMEM;
 	}
-	pthread_cond_destroy(&w.cv);
-	pthread_mutex_destroy(&w.mu);
+	nng_aio_set_msg(op->waio, m);
+	if ((rv = wait_op(op, true)) != 0) {
+		nng_msg_free(nng_aio_get_msg(op->waio));
+		err = map_nng(rv, true);
+	} else if ((rv = wait_op(op, false)) != 0)
+		err = map_nng(rv, false);
+	else
+		err = reply_of(nng_aio_get_msg(op->waio), repp);
+	nng_aio_set_msg(op->waio, NULL);
+	op_count(op, err);
+	op_release(op);
 	return err;
 }

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dre/bus.h"
 #include "dre/fs.h"
 #include "dre/log.h"
 #include "dre/metrics.h"
@@ -227,6 +228,7 @@ dre_svc_init(const char *name, void *cfg, const dre_cfg_opt *table,
 	if (common != NULL) {
 		dre_log_init(name, dre_log_level_parse(common->log_level));
 		dre_log_format_set(common->log_format);
+		dre_bus_set_fetch_wait_ms((int) common->fetch_wait_ms);
 	}
 	dre_metrics_init(name);
 	// Before any producer exists: every event is then written with the

@@ -21,6 +21,7 @@
 // TIMED_OUT: the job shows what happened, and may end COMPLETED after all.
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,13 +43,14 @@
 #include "dre/uuid.h"
 #include "handlers.h"
 
-#define KEY_MAX       200
-#define CACHE_SLOTS   4096
-#define MINOR_VERSION 8
-#define MSG_CONFIRMED "Transaction confirmed"
-#define TIMED_OUT     "TIMED_OUT" // a service's result set by the sweeper
-#define SWEEP_MS      500
-#define SWEEP_CHUNK   1000
+#define KEY_MAX          200
+#define CACHE_SLOTS      4096
+#define MINOR_VERSION    8
+#define MSG_CONFIRMED    "Transaction confirmed"
+#define TIMED_OUT        "TIMED_OUT" // a service's result set by the sweeper
+#define SWEEP_MS         500
+#define SWEEP_CHUNK      1000
+#define INFLIGHT_BUCKETS 64
 #define MSG_QUEUED                                                            \
 	"Transaction confirmed and stored; the event backbone is not "        \
 	"reachable, so the transaction is queued and will be delivered "      \
@@ -82,6 +84,18 @@ struct ev_confirm {
 	char (*touched)[KEY_MAX];
 	size_t *touched_len;
 	size_t  ntouched, captouched;
+	// Confirms handed to the group commit and not yet durable, by
+	// transaction (INFLIGHT_BUCKETS lists, each under its own lock): a
+	// repeat of one waits for it as it waited for the stripe lock when
+	// the handler held that across the commit. Lock order: the stripe,
+	// then a bucket.
+	pthread_mutex_t ifmu[INFLIGHT_BUCKETS];
+	pthread_cond_t  ifcv[INFLIGHT_BUCKETS];
+	struct cjob    *inflight[INFLIGHT_BUCKETS];
+	// Confirms not answered yet; ev_confirm_stop waits for none.
+	pthread_mutex_t out_mu;
+	pthread_cond_t  out_cv;
+	int64_t         outstanding;
 };
 
 static size_t
@@ -130,38 +144,159 @@ money_text(char *buf, int64_t v)
 
 // ---- confirm -------------------------------------------------------------
 
-typedef struct {
-	ev_svc        *s;
-	const char    *mkey, *jkey, *okey;
-	size_t         mkl, jkl, okl;
-	const uint8_t *mark, *job;
-	size_t         markl, jobl;
-	const dre_buf *event;
-	uint64_t       seq; // set by fill
-	const char    *dkey; // the job's deadline; NULL = none
-	size_t         dkl;
-	const char    *akey; // the calculation audit record
-	size_t         akl;
-	const dre_buf *audit;
-} confirm_write;
+// A confirm on its way: handed by the handler to the group commit, whose
+// completion hands it to the outbox's acknowledgement, whose completion
+// answers the call. Owns copies of everything the write and the answer
+// need (the call's data is gone once the handler returns).
+typedef struct cjob cjob;
+struct cjob {
+	ev_svc          *s;
+	dre_rpc_pending *pending; // NULL: the handler waits on sync
+	sem_t            sync;
+	dre_rpc_reply   *sync_rep;
+	cjob            *next; // in-flight list
+	uint32_t         bucket;
+	char             tkey[KEY_MAX], mkey[KEY_MAX], jkey[KEY_MAX];
+	char             okey[KEY_MAX], akey[KEY_MAX], dkey[KEY_MAX + 9];
+	size_t           tkl, mkl, jkl, okl, akl, dkl; // dkl 0: no deadline
+	char            *txid;
+	uint8_t         *mark, *job;
+	size_t           markl, jobl;
+	dre_buf          event, audit;
+	uint64_t         seq; // set by fill
+	// The marker's fields, for the "queued" one.
+	int64_t counter, confirmed_at;
+	char    event_id[40];
+};
 
 // fill_confirm runs on the committer thread: marker, job and event go into
 // the shared batch together.
 static void
 fill_confirm(void *arg, dre_batch *b)
 {
-	confirm_write *w = arg;
-	ev_svc        *s = w->s;
+	cjob   *w = arg;
+	ev_svc *s = w->s;
 	dre_batch_put(
 	    b, s->st, EV_CF_CONFIRM, w->mkey, w->mkl, w->mark, w->markl);
 	dre_batch_put(
 	    b, s->st, EV_CF_CONFIRM, w->jkey, w->jkl, w->job, w->jobl);
-	if (w->dkey != NULL)
+	if (w->dkl > 0)
 		dre_batch_put(b, s->st, EV_CF_CONFIRM, w->dkey, w->dkl, "", 0);
-	dre_batch_put(b, s->st, EV_CF_CONFIRM, w->akey, w->akl, w->audit->data,
-	    w->audit->len);
+	dre_batch_put(b, s->st, EV_CF_CONFIRM, w->akey, w->akl, w->audit.data,
+	    w->audit.len);
 	w->seq = dre_outbox_put(s->ob, b, DRE_TOPIC_TX_CONFIRMED, w->okey,
-	    w->okl, w->event->data, w->event->len);
+	    w->okl, w->event.data, w->event.len);
+}
+
+static void
+cjob_free(cjob *j)
+{
+	free(j->txid);
+	free(j->mark);
+	free(j->job);
+	dre_buf_free(&j->event);
+	dre_buf_free(&j->audit);
+	free(j);
+}
+
+// cjob_finish answers the confirm with rep (filled) and frees j.
+static void
+cjob_finish(cjob *j, dre_rpc_reply *rep)
+{
+	ev_confirm *c = j->s->confirm;
+	if (j->pending == NULL) {
+		*j->sync_rep = *rep; // the handler waits for it
+		sem_post(&j->sync);
+		return;
+	}
+	dre_rpc_answer(j->pending, rep);
+	cjob_free(j);
+	pthread_mutex_lock(&c->out_mu);
+	if (--c->outstanding == 0)
+		pthread_cond_broadcast(&c->out_cv);
+	pthread_mutex_unlock(&c->out_mu);
+}
+
+// acked runs when Kafka acknowledged the event (on the producer's
+// delivery thread) or did not within confirm.ack_wait_ms (the relay's):
+// the answer, as the handler gave it when it waited itself.
+static void
+acked(void *arg, bool ok)
+{
+	cjob         *j = arg;
+	dre_rpc_reply rep;
+	memset(&rep, 0, sizeof(rep));
+	rep.status = 200;
+	if (!ok) {
+		// A repeat of this confirm gets this same answer.
+		Dre__ConfirmRecord cr = DRE__CONFIRM_RECORD__INIT;
+		cr.counter = j->counter;
+		cr.event_id = j->event_id;
+		cr.confirmed_at = j->confirmed_at;
+		cr.message = MSG_QUEUED;
+		uint8_t mark[256];
+		size_t  markl = dre__confirm_record__get_packed_size(&cr);
+		if (markl <= sizeof(mark)) {
+			dre__confirm_record__pack(&cr, mark);
+			dre_store_put(j->s->st, EV_CF_CONFIRM, j->mkey, j->mkl,
+			    mark, markl, false);
+		}
+	}
+	answer(&rep, j->txid, ok ? MSG_CONFIRMED : MSG_QUEUED);
+	cjob_finish(j, &rep);
+}
+
+// committed runs on the committer thread once the confirm's batch is
+// durable (or failed).
+static void
+committed(void *arg, dre_err err)
+{
+	cjob       *j = arg;
+	ev_svc     *s = j->s;
+	ev_confirm *c = s->confirm;
+	pthread_mutex_lock(&c->ifmu[j->bucket]);
+	for (cjob **pp = &c->inflight[j->bucket]; *pp != NULL;
+	     pp = &(*pp)->next)
+		if (*pp == j) {
+			*pp = j->next;
+			break;
+		}
+	pthread_cond_broadcast(&c->ifcv[j->bucket]);
+	pthread_mutex_unlock(&c->ifmu[j->bucket]);
+	// Written (or not): only the answer is left to make.
+	dre_buf_free(&j->event);
+	dre_buf_free(&j->audit);
+	if (err != DRE_OK) {
+		dre_rpc_reply rep;
+		memset(&rep, 0, sizeof(rep));
+		dre_error("confirm %s: %s", j->okey, dre_strerror(err));
+		dre_rpc_reply_error(&rep, 503, "UNAVAILABLE", NULL,
+		    "the confirmation could not be stored: %s",
+		    dre_strerror(err));
+		cjob_finish(j, &rep);
+		return;
+	}
+	dre_outbox_kick(s->ob);
+	// Durable now. Normally Kafka has it within milliseconds too; when
+	// the link is down (or slower than the configured wait) the answer
+	// says the event is queued, and the relay delivers it later.
+	if (strcmp(ev_btp_connectivity(s), "CIRCUIT_OPEN") == 0
+	    || s->cfg.ack_wait_ms <= 0
+	    || dre_outbox_wait_async(
+	           s->ob, j->seq, (int) s->cfg.ack_wait_ms, acked, j)
+	        != DRE_OK)
+		acked(j, false);
+}
+
+// inflight_busy tells whether a confirm of transaction tkey is being
+// committed; bucket lock held.
+static bool
+inflight_busy(ev_confirm *c, uint32_t b, const char *tkey, size_t tkl)
+{
+	for (cjob *j = c->inflight[b]; j != NULL; j = j->next)
+		if (j->tkl == tkl && memcmp(j->tkey, tkey, tkl) == 0)
+			return true;
+	return false;
 }
 
 static const Dre__IterationPromotion *
@@ -392,7 +527,25 @@ ev_h_confirm(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	}
 
 	pthread_mutex_t *mu = ev_stripe(s, tkey, tkl);
+	ev_confirm      *c = s->confirm;
+	uint32_t         bucket
+	    = dre_fnv1a32(DRE_FNV32_INIT, tkey, tkl) % INFLIGHT_BUCKETS;
 	pthread_mutex_lock(mu);
+	// A confirm of this transaction still on its way to the disk is
+	// waited for: its marker decides this one's answer.
+	pthread_mutex_lock(&c->ifmu[bucket]);
+	while (inflight_busy(c, bucket, tkey, tkl)) {
+		if (!call->on_worker) {
+			// Not on the nng thread that received the call: a
+			// worker runs the handler again and waits.
+			pthread_mutex_unlock(&c->ifmu[bucket]);
+			pthread_mutex_unlock(mu);
+			rep->defer = true;
+			return;
+		}
+		pthread_cond_wait(&c->ifcv[bucket], &c->ifmu[bucket]);
+	}
+	pthread_mutex_unlock(&c->ifmu[bucket]);
 	char   *val = NULL;
 	size_t  vlen = 0;
 	dre_err err
@@ -528,14 +681,35 @@ ev_h_confirm(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	ev.nlines = it->n_lines;
 	ev.promotions = promos;
 	ev.npromotions = req->n_applied_promotions;
-	dre_buf event = { 0 }, audit = { 0 };
-	char    akey[KEY_MAX];
-	size_t  akl = prefixed(akey, 'a', tkey, tkl);
-	calc_audit(&audit, call, &ev, it);
-	if ((err = dre_avro_encode_tx_confirmed(&event, &ev)) != DRE_OK
-	    || (err = audit.oom || akl == 0 ? DRE_ENOMEM : DRE_OK) != DRE_OK) {
-		dre_buf_free(&event);
-		dre_buf_free(&audit);
+	cjob *j = calloc(1, sizeof(*j));
+	if (j == NULL) {
+		err = DRE_ENOMEM;
+		goto unavailable;
+	}
+	j->s = s;
+	j->bucket = bucket;
+	memcpy(j->tkey, tkey, tkl);
+	j->tkl = tkl;
+	memcpy(j->mkey, mkey, mkl);
+	j->mkl = mkl;
+	memcpy(j->jkey, jkey, jkl);
+	j->jkl = jkl;
+	j->akl = prefixed(j->akey, 'a', tkey, tkl);
+	j->counter = counter;
+	j->confirmed_at = now;
+	snprintf(j->event_id, sizeof(j->event_id), "%s", ev.event_id);
+	calc_audit(&j->audit, call, &ev, it);
+	int okl
+	    = snprintf(j->okey, sizeof(j->okey), "%s/%s", call->tenant, txid);
+	j->okl = okl > 0 ? (size_t) okl : 0;
+	j->txid = strdup(txid);
+	if ((err = dre_avro_encode_tx_confirmed(&j->event, &ev)) != DRE_OK
+	    || (err = j->audit.oom || j->akl == 0 || j->txid == NULL
+	                   || okl <= 0 || (size_t) okl >= sizeof(j->okey)
+	               ? DRE_ENOMEM
+	               : DRE_OK)
+	        != DRE_OK) {
+		cjob_free(j);
 		goto unavailable;
 	}
 
@@ -547,71 +721,67 @@ ev_h_confirm(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	cr.message = MSG_CONFIRMED;
 	Dre__SideEffectJob job = DRE__SIDE_EFFECT_JOB__INIT;
 	job.enqueued_at = now;
-	job.expected = s->confirm->expected;
-	job.n_expected = s->confirm->nexpected;
+	job.expected = c->expected;
+	job.n_expected = c->nexpected;
 	job.currency = it->currency;
 	if (job.n_expected == 0) { // nobody reports: nothing to wait for
 		job.has_started_at = job.has_completed_at = true;
 		job.started_at = job.completed_at = now;
 	}
-	size_t   markl = dre__confirm_record__get_packed_size(&cr);
-	size_t   jobl = dre__side_effect_job__get_packed_size(&job);
-	uint8_t *mark = dre_arena_get(a, markl + 1);
-	uint8_t *jobv = dre_arena_get(a, jobl + 1);
-	char     okey[KEY_MAX];
-	int okl = snprintf(okey, sizeof(okey), "%s/%s", call->tenant, txid);
-	if (mark == NULL || jobv == NULL || okl <= 0
-	    || (size_t) okl >= sizeof(okey)) {
-		dre_buf_free(&event);
-		dre_buf_free(&audit);
+	j->markl = dre__confirm_record__get_packed_size(&cr);
+	j->jobl = dre__side_effect_job__get_packed_size(&job);
+	j->mark = malloc(j->markl + 1);
+	j->job = malloc(j->jobl + 1);
+	if (j->mark == NULL || j->job == NULL) {
+		cjob_free(j);
 		err = DRE_ENOMEM;
 		goto unavailable;
 	}
-	dre__confirm_record__pack(&cr, mark);
-	dre__side_effect_job__pack(&job, jobv);
-	confirm_write w = { s, mkey, jkey, okey, mkl, jkl, (size_t) okl, mark,
-		jobv, markl, jobl, &event, 0, NULL, 0, akey, akl, &audit };
-	char          dkey[KEY_MAX + 9];
+	dre__confirm_record__pack(&cr, j->mark);
+	dre__side_effect_job__pack(&job, j->job);
 	if (job.n_expected > 0 && s->cfg.sidefx_timeout_ms > 0) {
-		dkey[0] = 'd';
-		dre_be64_put(dkey + 1, now + s->cfg.sidefx_timeout_ms);
-		memcpy(dkey + 9, jkey, jkl);
-		w.dkey = dkey;
-		w.dkl = jkl + 9;
+		j->dkey[0] = 'd';
+		dre_be64_put(j->dkey + 1, now + s->cfg.sidefx_timeout_ms);
+		memcpy(j->dkey + 9, jkey, jkl);
+		j->dkl = jkl + 9;
 	}
-	err = dre_committer_commit(s->cm, fill_confirm, &w);
-	pthread_mutex_unlock(mu);
-	dre_buf_free(&event);
-	dre_buf_free(&audit);
-	if (err != DRE_OK) {
-		dre_error("confirm %s/%s/%lld: %s", call->tenant, txid,
-		    (long long) counter, dre_strerror(err));
-		dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL,
-		    "the confirmation could not be stored: %s",
-		    dre_strerror(err));
+
+	// The answer is made by the completions (committed, then acked),
+	// without this thread: it serves the next call meanwhile. A call
+	// that cannot wait so (in-process, or no room for more pending
+	// calls) is answered here when they are done.
+	j->pending = dre_rpc_reply_later(call);
+	bool sync = j->pending == NULL; // j may be gone once handed on
+	if (sync && !call->on_worker) {
+		// No room for another pending call: a worker thread does it
+		// all again (nothing was written) and waits.
+		pthread_mutex_unlock(mu);
+		cjob_free(j);
+		rep->defer = true;
 		return;
 	}
-	dre_outbox_kick(s->ob);
-
-	// Durable now. Normally Kafka has it within milliseconds too; when
-	// the link is down (or slower than the configured wait) the answer
-	// says the event is queued, and the relay delivers it later.
-	bool acked = false;
-	if (strcmp(ev_btp_connectivity(s), "CIRCUIT_OPEN") != 0
-	    && s->cfg.ack_wait_ms > 0)
-		acked = dre_outbox_wait(s->ob, w.seq, (int) s->cfg.ack_wait_ms)
-		    == DRE_OK;
-	if (!acked) {
-		// A repeat of this confirm gets this same answer.
-		cr.message = MSG_QUEUED;
-		markl = dre__confirm_record__get_packed_size(&cr);
-		if ((mark = dre_arena_get(a, markl + 1)) != NULL) {
-			dre__confirm_record__pack(&cr, mark);
-			dre_store_put(s->st, EV_CF_CONFIRM, mkey, mkl, mark,
-			    markl, false);
-		}
+	if (sync) {
+		sem_init(&j->sync, 0, 0);
+		j->sync_rep = rep;
+	} else {
+		pthread_mutex_lock(&c->out_mu);
+		c->outstanding++;
+		pthread_mutex_unlock(&c->out_mu);
 	}
-	answer(rep, txid, acked ? MSG_CONFIRMED : MSG_QUEUED);
+	pthread_mutex_lock(&c->ifmu[bucket]);
+	j->next = c->inflight[bucket];
+	c->inflight[bucket] = j;
+	pthread_mutex_unlock(&c->ifmu[bucket]);
+	pthread_mutex_unlock(mu);
+	err = dre_committer_commit_async(s->cm, fill_confirm, committed, j);
+	if (err != DRE_OK)
+		committed(j, err); // never queued: answered the same way
+	if (sync) {
+		while (sem_wait(&j->sync) != 0 && errno == EINTR)
+			;
+		sem_destroy(&j->sync);
+		cjob_free(j);
+	}
 	return;
 
 unavailable:
@@ -1242,6 +1412,12 @@ ev_confirm_start(ev_svc *s)
 	pthread_mutex_init(&c->jobs_mu, NULL);
 	pthread_mutex_init(&c->stop_mu, NULL);
 	pthread_cond_init(&c->stop_cv, NULL);
+	pthread_mutex_init(&c->out_mu, NULL);
+	pthread_cond_init(&c->out_cv, NULL);
+	for (size_t i = 0; i < INFLIGHT_BUCKETS; i++) {
+		pthread_mutex_init(&c->ifmu[i], NULL);
+		pthread_cond_init(&c->ifcv[i], NULL);
+	}
 	// The services expected to report, fixed into each job at confirm.
 	char *copy
 	    = strdup(s->cfg.sidefx_services ? s->cfg.sidefx_services : ""),
@@ -1289,6 +1465,12 @@ ev_confirm_stop(ev_svc *s)
 	ev_confirm *c = s->confirm;
 	if (c == NULL)
 		return;
+	// Every confirm handed on is answered first (the committer and the
+	// outbox close after this; the rpc server closed before).
+	pthread_mutex_lock(&c->out_mu);
+	while (c->outstanding > 0)
+		pthread_cond_wait(&c->out_cv, &c->out_mu);
+	pthread_mutex_unlock(&c->out_mu);
 	if (c->sweeping) {
 		pthread_mutex_lock(&c->stop_mu);
 		c->stop = true;
@@ -1309,6 +1491,12 @@ ev_confirm_stop(ev_svc *s)
 	pthread_mutex_destroy(&c->stop_mu);
 	pthread_mutex_destroy(&c->jobs_mu);
 	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->out_cv);
+	pthread_mutex_destroy(&c->out_mu);
+	for (size_t i = 0; i < INFLIGHT_BUCKETS; i++) {
+		pthread_mutex_destroy(&c->ifmu[i]);
+		pthread_cond_destroy(&c->ifcv[i]);
+	}
 	free(c);
 	s->confirm = NULL;
 }

@@ -21,6 +21,7 @@ typedef struct {
 	char          *catalog_url;
 	char          *currency;
 	int64_t        rpc_workers;
+	int64_t        rpc_pending_max; // confirms answered later, at once
 	char          *mode; // central | local-store
 	int64_t        resnapshot_ms; // safety net while the feed is unhealthy
 	int64_t        snapshot_page_bytes; // catalog snapshot page size

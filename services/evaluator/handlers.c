@@ -668,7 +668,7 @@ ev_btp_connectivity(ev_svc *s)
 const dre_rpc_route ev_routes[] = {
 	{ "evaluator.Evaluate", h_evaluate, DRE_RPC_INLINE },
 	{ "evaluator.Simulate", h_evaluate, DRE_RPC_INLINE },
-	{ "evaluator.Confirm", ev_h_confirm, 0 },
+	{ "evaluator.Confirm", ev_h_confirm, DRE_RPC_INLINE },
 	{ "evaluator.SideEffects", ev_h_side_effects, 0 },
 	{ "evaluator.CalculationAuditLogs.get", ev_h_calc_audit, 0 },
 	{ "evaluator.AuditLogs.list", ev_h_audit_list, 0 },

@@ -28,9 +28,15 @@ static const dre_cfg_opt ev_opts[] = {
 	{ "currency", DRE_CFG_STR, offsetof(ev_cfg, currency), "EUR",
 	    "currency of the answers" },
 	{ "rpc.workers", DRE_CFG_INT, offsetof(ev_cfg, rpc_workers), "128",
-	    "concurrent request handlers (confirms wait for fsync and Kafka, "
-	    "so more than cores)",
+	    "request handler threads for calls that may block (a repeated "
+	    "confirm waits for the first one, a poll reads the store); a "
+	    "confirm waits for fsync and Kafka without one (rpc.pending_max)",
 	    DRE_CFG_RANGE(1, 4096) },
+	{ "rpc.pending_max", DRE_CFG_INT, offsetof(ev_cfg, rpc_pending_max),
+	    "512",
+	    "confirms waiting for their fsync and Kafka's acknowledgement "
+	    "at once without holding a handler thread (more wait in one)",
+	    DRE_CFG_RANGE(0, 65536) },
 	{ "mode", DRE_CFG_STR, offsetof(ev_cfg, mode), "central",
 	    "central | local-store", DRE_CFG_CHOICES("central|local-store") },
 	{ "feed.resnapshot_ms", DRE_CFG_INT, offsetof(ev_cfg, resnapshot_ms),
@@ -229,8 +235,9 @@ main(int argc, char **argv)
 		    dre_strerror(err));
 		goto out;
 	}
-	err = dre_rpc_server_open(&srv, s.cfg.common.rpc_listen, ev_routes, &s,
-	    (int) s.cfg.rpc_workers);
+	err = dre_rpc_server_open_pending(&srv, s.cfg.common.rpc_listen,
+	    ev_routes, &s, (int) s.cfg.rpc_workers,
+	    (int) s.cfg.rpc_pending_max);
 	if (err != DRE_OK) {
 		dre_error("listen %s: %s", s.cfg.common.rpc_listen,
 		    dre_strerror(err));

@@ -367,6 +367,8 @@ class Stack:
         if name in self.procs and self.procs[name].poll() is None:
             raise StackError("%s already running" % name)
         env = {k: v for k, v in os.environ.items() if not k.startswith("DRE_")}
+        # The embedded broker holds an empty fetch for the whole wait.
+        env["DRE_EVENTS_FETCH_WAIT_MS"] = "5"
         log_path = os.path.join(self.log_dir, name + ".log")
         logf = open(log_path, "ab")
         logf.write(("==== start %s: %s\n" % (name, " ".join(self.argv(name)))).encode())

@@ -5,6 +5,7 @@
 # as an outside consumer reads it with proto/*.avsc alone.
 import os
 import sys
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -96,6 +97,39 @@ class Confirm(harness.TestCase):
         r = self.assertOk(s.get("/reporting/PromotionPerformance(%s)" % self.p["id"]))
         self.assertEqual(r["applicationsCount"], 1)
         self.assertEqual(r["totalDiscountGiven"], D("18.00"))
+
+    def test_concurrent_confirms_of_one_transaction(self):
+        # Sent at once: the first one written wins; the others wait for its
+        # batch (none is answered before it is durable) and answer as
+        # repeats do -- the same body for its iteration, 409 for the other.
+        s, txn = self.stack, uniq("TX")
+        self.assertEqual(self.evaluate(txn), 1)
+        self.assertEqual(self.evaluate(txn), 2)
+        counters = [2, 1, 2, 2, 1, 2, 2, 2]
+        out = [None] * len(counters)
+
+        def go(i):
+            out[i] = s.confirm(txn, counters[i], [self.applied("18.00")])
+        threads = [threading.Thread(target=go, args=(i,)) for i in range(len(out))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        won = [counters[i] for i, r in enumerate(out) if r.status == 200]
+        self.assertTrue(won)
+        winner = won[0]
+        first = next(r for r in out if r.status == 200)
+        self.assertJson({"transactionId": txn, "confirmed": True, "message": CONFIRMED},
+                        self.assertOk(first))
+        for c, r in zip(counters, out):
+            if c == winner:
+                self.assertEqual((r.status, r.raw), (200, first.raw))
+            else:
+                e = self.assertError(r, 409, "CONFLICT", "header.transactionCounter")
+                self.assertIn("counter %d" % winner, e["message"])
+        s.wait_side_effects(txn, winner)
+        self.assertEqual([e["value"]["transactionCounter"] for e in self.tx_events(txn)],
+                         [winner])
 
     def test_unknown_iteration_is_404(self):
         s, txn = self.stack, uniq("TX")

@@ -56,9 +56,16 @@ def npm_ci():
     os.makedirs(work, exist_ok=True)
     for n in ("package.json", "package-lock.json"):
         shutil.copy(os.path.join(E2E_SRC, n), os.path.join(work, n))
-    p = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--prefer-offline"],
-                       cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       timeout=600)
+    # The registry is a network away: a failed download is tried again
+    # (three times, 5 s apart) before the test gives up.
+    for attempt in range(3):
+        if attempt:
+            time.sleep(5)
+        p = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--prefer-offline"],
+                           cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=600)
+        if p.returncode == 0:
+            break
     if p.returncode != 0:
         raise AssertionError("npm ci failed:\n" + p.stdout.decode()[-3000:])
     with open(stamp, "w") as f:

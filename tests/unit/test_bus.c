@@ -13,6 +13,7 @@
 
 #include "dre/bus.h"
 #include "dre/busmock.h"
+#include "dre/clock.h"
 #include "dre/outbox.h"
 #include "dre/topics.h"
 #include "testkit.h"
@@ -64,6 +65,39 @@ test_bad_property(void **state)
 	assert_int_equal(dre_consumer_open(&c, &bad, NULL), DRE_ECONFIG);
 	assert_null(c);
 	dre_kvlist_free(&bad);
+}
+
+// fetch_wait_of opens a consumer with props and returns its
+// fetch.wait.max.ms.
+static int
+fetch_wait_of(const dre_kvlist *kv)
+{
+	dre_consumer *c = NULL;
+	char          buf[32];
+	assert_int_equal(dre_consumer_open(&c, kv, NULL), DRE_OK);
+	const char *v = dre_consumer_setting(c, "fetch.wait.max.ms", buf, 32);
+	assert_non_null(v);
+	int ms = atoi(v);
+	dre_consumer_close(c);
+	return ms;
+}
+
+// A consumer's fetch wait is the process's default (events.fetch_wait_ms,
+// set by dre_svc_init; 5 before) unless its properties name one.
+static void
+test_fetch_wait(void **state)
+{
+	(void) state;
+	dre_kvlist own = { 0 };
+	dre_kvlist_set(
+	    &own, "bootstrap.servers", dre_bus_mock_bootstrap(mock));
+	assert_int_equal(fetch_wait_of(&own), 5);
+	dre_bus_set_fetch_wait_ms(100);
+	assert_int_equal(fetch_wait_of(&own), 100);
+	dre_kvlist_set(&own, "fetch.wait.max.ms", "7");
+	assert_int_equal(fetch_wait_of(&own), 7);
+	dre_bus_set_fetch_wait_ms(5);
+	dre_kvlist_free(&own);
 }
 
 // consume_all reads n messages from every partition of topic.
@@ -230,10 +264,24 @@ count_kept(dre_store *st, char *cluster)
 	return pending ? -1 : n;
 }
 
+typedef struct {
+	atomic_int  calls;
+	atomic_bool acked;
+} ack_seen;
+
+static void
+on_ack(void *arg, bool acked)
+{
+	ack_seen *a = arg;
+	atomic_store(&a->acked, acked);
+	atomic_fetch_add(&a->calls, 1);
+}
+
 static void
 test_outbox(void **state)
 {
-	char dir[64];
+	static ack_seen late; // told at close
+	char            dir[64];
 	assert_int_equal(tk_tmpdir(dir, sizeof dir, "outbox"), 0);
 	static const char *const cfs[] = { "outbox" };
 	dre_store_cfg            cfg = { .path = dir, .cfs = cfs, .ncfs = 1 };
@@ -266,10 +314,22 @@ test_outbox(void **state)
 		      o, b, DRE_TOPIC_SIDEFX, "t/w", 3, "ev-w", 4);
 		assert_int_equal(dre_store_write(st, b, true), DRE_OK);
 		dre_batch_free(b);
+		// Or be told, without waiting (dre_outbox_wait_async).
+		ack_seen a1 = { 0 }, a2 = { 0 };
+		assert_int_equal(
+		    dre_outbox_wait_async(o, seq, 10000, on_ack, &a1), DRE_OK);
 		dre_outbox_kick(o);
 		assert_int_equal(dre_outbox_wait(o, seq, 10000), DRE_OK);
 		// Already acknowledged: answered at once.
 		assert_int_equal(dre_outbox_wait(o, seq, 0), DRE_OK);
+		assert_int_equal(
+		    dre_outbox_wait_async(o, seq, 0, on_ack, &a2), DRE_OK);
+		assert_int_equal(atomic_load(&a2.calls), 1); // on this thread
+		assert_true(atomic_load(&a2.acked));
+		for (int t = 0; t < 100 && atomic_load(&a1.calls) == 0; t++)
+			sleep_ms(100);
+		assert_int_equal(atomic_load(&a1.calls), 1);
+		assert_true(atomic_load(&a1.acked));
 		assert_true(wait_pending(o, 0, 10000));
 	}
 
@@ -283,15 +343,32 @@ test_outbox(void **state)
 		assert_int_equal(dre_store_write(st, b, true), DRE_OK);
 		dre_batch_free(b);
 		// Not acknowledged while the broker is away: the wait ends.
+		ack_seen a1 = { 0 };
+		assert_int_equal(
+		    dre_outbox_wait_async(o, seq, 300, on_ack, &a1), DRE_OK);
+		assert_int_equal(
+		    dre_outbox_wait_async(o, seq, 600000, on_ack, &late),
+		    DRE_OK);
+		int64_t t0 = dre_mono_ms();
 		assert_int_equal(dre_outbox_wait(o, seq, 300), DRE_ETIMEOUT);
+		for (int t = 0; t < 300 && atomic_load(&a1.calls) == 0; t++)
+			sleep_ms(10);
+		// At its deadline, not after the relay's back-off.
+		assert_true(dre_mono_ms() - t0 < 2000);
+		assert_int_equal(atomic_load(&a1.calls), 1);
+		assert_false(atomic_load(&a1.acked));
+		assert_int_equal(atomic_load(&late.calls), 0);
 	}
 	sleep_ms(1500);
 	assert_int_equal(dre_outbox_pending(o), 31);
 	for (int t = 0; t < 100 && dre_outbox_connected(o); t++)
 		sleep_ms(100);
 	assert_false(dre_outbox_connected(o));
-	// Closed while pending: the entries stay in the store.
+	// Closed while pending: the entries stay in the store, and a waiter
+	// left is told (not acknowledged).
 	dre_outbox_close(o);
+	assert_int_equal(atomic_load(&late.calls), 1);
+	assert_false(atomic_load(&late.acked));
 	assert_int_equal(dre_outbox_open(&o, st, 1, &p2), DRE_OK);
 	assert_int_equal(dre_outbox_pending(o), 31);
 	sleep_ms(4000); // past message.timeout.ms: failures re-produced
@@ -358,6 +435,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bad_property),
+		cmocka_unit_test(test_fetch_wait),
 		cmocka_unit_test(test_produce_consume),
 		cmocka_unit_test(test_offset_out_of_range),
 		cmocka_unit_test(test_outbox),

@@ -2,6 +2,7 @@
 // timeouts and many concurrent asynchronous calls.
 #include <setjmp.h>
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -16,6 +17,8 @@
 
 #include <cmocka.h>
 #include <dlfcn.h>
+
+#include <pthread.h>
 
 #include "dre/auth.h"
 #include "dre/clock.h"
@@ -386,6 +389,65 @@ test_timeout(void **state)
 	dre_rpc_server_close(s);
 }
 
+// Sync calls from several threads at once, a fast call and a timed-out
+// one mixed on each: every call gets its own reply (or its own timeout),
+// and an op that timed out is reused for the next call without the late
+// reply of the earlier call reaching it.
+typedef struct {
+	dre_rpc_client *c;
+	int             ok, timeouts, wrong;
+} sync_thread;
+
+static void *
+sync_thread_main(void *arg)
+{
+	sync_thread *t = arg;
+
+	for (int i = 0; i < 60; i++) {
+		dre_err        err;
+		bool           slow = i % 20 == 0;
+		Dre__RpcReply *rep = call(t->c,
+		    slow ? "test.Slow" : "test.Echo", slow ? 50 : 5000, &err);
+		if (slow && err == DRE_ETIMEOUT)
+			t->timeouts++;
+		else if (!slow && err == DRE_OK && rep->status == 201
+		    && rep->body.len > 10
+		    && memcmp(rep->body.data, "test.Echo|", 10) == 0)
+			t->ok++;
+		else
+			t->wrong++;
+		dre_rpc_reply_msg_free(rep);
+	}
+	return NULL;
+}
+
+static void
+test_sync_threads(void **state)
+{
+	dre_rpc_server *s;
+	dre_rpc_client *c;
+	pthread_t       th[4];
+	sync_thread     t[4];
+
+	(void) state;
+	assert_int_equal(
+	    dre_rpc_server_open(&s, URL, routes, NULL, 4), DRE_OK);
+	assert_int_equal(dre_rpc_client_open(&c, URL), DRE_OK);
+	for (int i = 0; i < 4; i++) {
+		t[i] = (sync_thread) { .c = c };
+		assert_int_equal(
+		    pthread_create(&th[i], NULL, sync_thread_main, &t[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(t[i].ok, 57);
+		assert_int_equal(t[i].timeouts, 3);
+		assert_int_equal(t[i].wrong, 0);
+	}
+	dre_rpc_client_close(c);
+	dre_rpc_server_close(s);
+}
+
 static void
 test_unreachable(void **state)
 {
@@ -519,6 +581,289 @@ test_async_close_inflight(void **state)
 	dre_rpc_server_close(s);
 }
 
+// ---- calls taken over (dre_rpc_reply_later) and answered later
+
+#define NLATER 32
+
+// The calls later.Take took over, answered by another thread.
+typedef struct {
+	pthread_mutex_t  mu;
+	dre_rpc_pending *p[NLATER];
+	int              n[NLATER]; // the call's body, a number
+	int              count;
+} later_queue;
+
+static later_queue lq = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static void
+h_take(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	dre_rpc_pending *p = dre_rpc_reply_later(call);
+
+	(void) svc;
+	if (p == NULL) {
+		dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL, "no room");
+		return;
+	}
+	dre_buf_puts(
+	    &rep->body, "discarded"); // a taken call's rep is not sent
+	// What the answer needs is copied: the call is gone on return.
+	char num[16];
+	snprintf(num, sizeof(num), "%.*s", (int) call->body_len,
+	    (const char *) call->body);
+	pthread_mutex_lock(&lq.mu);
+	lq.n[lq.count] = atoi(num);
+	lq.p[lq.count++] = p;
+	pthread_mutex_unlock(&lq.mu);
+}
+
+// h_now answers the call it took over before it returns.
+static void
+h_now(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	dre_rpc_pending *p = dre_rpc_reply_later(call);
+	dre_rpc_reply    r;
+
+	(void) svc;
+	assert_non_null(p);
+	assert_true(dre_rpc_reply_later(call) == p); // the same handle
+	memset(&r, 0, sizeof(r));
+	dre_buf_puts(&r.body, "now");
+	r.status = 202;
+	dre_rpc_answer(p, &r);
+	dre_buf_puts(&rep->body, "discarded");
+}
+
+static const dre_rpc_route later_routes[] = {
+	{ "later.Take", h_take },
+	{ "later.TakeInline", h_take, DRE_RPC_INLINE },
+	{ "later.Now", h_now },
+	{ NULL, NULL },
+};
+
+static int
+lq_count(void)
+{
+	pthread_mutex_lock(&lq.mu);
+	int n = lq.count;
+	pthread_mutex_unlock(&lq.mu);
+	return n;
+}
+
+static void
+lq_answer_all(void)
+{
+	pthread_mutex_lock(&lq.mu);
+	for (int i = 0; i < lq.count; i++) {
+		dre_rpc_reply r;
+		memset(&r, 0, sizeof(r));
+		dre_buf_printf(&r.body, "answered:%d", lq.n[i]);
+		dre_rpc_answer(lq.p[i], &r);
+	}
+	lq.count = 0;
+	pthread_mutex_unlock(&lq.mu);
+}
+
+static void *
+answerer(void *arg)
+{
+	int want = *(int *) arg;
+	for (int i = 0; i < 500 && lq_count() < want; i++)
+		usleep(10 * 1000);
+	lq_answer_all();
+	return NULL;
+}
+
+typedef struct {
+	atomic_int done, ok;
+	atomic_int got[NLATER];
+} later_state;
+
+typedef struct {
+	later_state *st;
+	int          i;
+} later_arg;
+
+static void
+later_done(void *arg, dre_err err, Dre__RpcReply *rep)
+{
+	later_arg *a = arg;
+	char       want[32];
+
+	snprintf(want, sizeof(want), "answered:%d", a->i);
+	if (err == DRE_OK && rep->status == 200 && rep->has_body
+	    && rep->body.len == strlen(want)
+	    && memcmp(rep->body.data, want, rep->body.len) == 0)
+		atomic_fetch_add(&a->st->ok, 1);
+	atomic_fetch_add(&a->st->got[a->i], 1);
+	dre_rpc_reply_msg_free(rep);
+	atomic_fetch_add(&a->st->done, 1);
+}
+
+static void
+later_send(dre_rpc_client *c, const char *method, later_arg *a, int timeout)
+{
+	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
+	char            body[16];
+
+	snprintf(body, sizeof(body), "%d", a->i);
+	req.method = (char *) method;
+	req.has_body = 1;
+	req.body.data = (uint8_t *) body;
+	req.body.len = strlen(body);
+	assert_int_equal(
+	    dre_rpc_call_async(c, &req, timeout, later_done, a), DRE_OK);
+}
+
+// One worker takes NLATER calls over (it never waits for them) and
+// another thread answers them all once every one is taken.
+static void
+test_later_answer(void **state)
+{
+	dre_rpc_server    *s;
+	dre_rpc_client    *c;
+	static later_state st;
+	static later_arg   args[NLATER];
+	pthread_t          th;
+	int                want = NLATER;
+
+	(void) state;
+	memset(&st, 0, sizeof(st));
+	assert_int_equal(dre_rpc_server_open_pending(
+	                     &s, URL, later_routes, NULL, 1, NLATER),
+	    DRE_OK);
+	assert_int_equal(dre_rpc_client_open(&c, URL), DRE_OK);
+	assert_int_equal(pthread_create(&th, NULL, answerer, &want), 0);
+	for (int i = 0; i < NLATER; i++) {
+		args[i] = (later_arg) { &st, i };
+		later_send(c, i % 2 ? "later.Take" : "later.TakeInline",
+		    &args[i], 5000);
+	}
+	pthread_join(th, NULL);
+	for (int i = 0; i < 500 && atomic_load(&st.done) < NLATER; i++)
+		usleep(10 * 1000);
+	assert_int_equal(atomic_load(&st.ok), NLATER);
+	for (int i = 0; i < NLATER; i++)
+		assert_int_equal(atomic_load(&st.got[i]), 1);
+	// Answered inside the handler, before it returned.
+	dre_err        err;
+	Dre__RpcReply *rep = call(c, "later.Now", 2000, &err);
+	assert_int_equal(err, DRE_OK);
+	assert_int_equal(rep->status, 202);
+	assert_int_equal(rep->body.len, 3);
+	assert_memory_equal(rep->body.data, "now", 3);
+	dre_rpc_reply_msg_free(rep);
+	// Past pending_max, dre_rpc_reply_later says no (the handler answers
+	// itself): NLATER taken and not answered, one more is refused.
+	memset(&st, 0, sizeof(st));
+	for (int i = 0; i < NLATER; i++)
+		later_send(c, "later.Take", &args[i], 5000);
+	for (int i = 0; i < 500 && lq_count() < NLATER; i++)
+		usleep(10 * 1000);
+	assert_int_equal(lq_count(), NLATER);
+	rep = call(c, "later.Take", 2000, &err);
+	assert_int_equal(err, DRE_OK);
+	assert_int_equal(rep->status, 503);
+	dre_rpc_reply_msg_free(rep);
+	lq_answer_all();
+	for (int i = 0; i < 500 && atomic_load(&st.done) < NLATER; i++)
+		usleep(10 * 1000);
+	assert_int_equal(atomic_load(&st.ok), NLATER);
+	dre_rpc_client_close(c);
+	dre_rpc_server_close(s);
+}
+
+// An answer after the client gave up goes nowhere; the context serves the
+// next call.
+static void
+test_later_deadline(void **state)
+{
+	dre_rpc_server *s;
+	dre_rpc_client *c;
+	Dre__RpcReply  *rep;
+	dre_err         err;
+
+	(void) state;
+	assert_int_equal(
+	    dre_rpc_server_open_pending(&s, URL, later_routes, NULL, 1, 1),
+	    DRE_OK);
+	assert_int_equal(dre_rpc_client_open(&c, URL), DRE_OK);
+	rep = call(c, "later.Take", 100, &err);
+	assert_null(rep);
+	assert_int_equal(err, DRE_ETIMEOUT);
+	assert_int_equal(lq_count(), 1);
+	lq_answer_all();
+	for (int i = 0; i < 3; i++) { // the slot and the room are free again
+		rep = call(c, "later.Now", 2000, &err);
+		assert_int_equal(err, DRE_OK);
+		assert_int_equal(rep->status, 202);
+		dre_rpc_reply_msg_free(rep);
+	}
+	dre_rpc_client_close(c);
+	dre_rpc_server_close(s);
+}
+
+static void *
+answer_soon(void *arg)
+{
+	(void) arg;
+	usleep(200 * 1000);
+	lq_answer_all();
+	return NULL;
+}
+
+// Closing waits for the pending calls' answers; one never answered in
+// time is dropped, and its late answer only frees it.
+static void
+test_later_close(void **state)
+{
+	dre_rpc_server    *s;
+	dre_rpc_client    *c;
+	static later_state st;
+	static later_arg   args[3];
+	pthread_t          th;
+
+	(void) state;
+	memset(&st, 0, sizeof(st));
+	assert_int_equal(
+	    dre_rpc_server_open_pending(&s, URL, later_routes, NULL, 2, 8),
+	    DRE_OK);
+	assert_int_equal(dre_rpc_client_open(&c, URL), DRE_OK);
+	for (int i = 0; i < 3; i++) {
+		args[i] = (later_arg) { &st, i };
+		later_send(c, "later.Take", &args[i], 5000);
+	}
+	for (int i = 0; i < 500 && lq_count() < 3; i++)
+		usleep(10 * 1000);
+	assert_int_equal(lq_count(), 3);
+	// Answered while close waits: sent before the socket closes.
+	assert_int_equal(pthread_create(&th, NULL, answer_soon, NULL), 0);
+	int64_t t0 = dre_mono_ms();
+	dre_rpc_server_close(s);
+	assert_true(dre_mono_ms() - t0 < DRE_RPC_DRAIN_MS);
+	pthread_join(th, NULL);
+	for (int i = 0; i < 500 && atomic_load(&st.done) < 3; i++)
+		usleep(10 * 1000);
+	assert_int_equal(atomic_load(&st.ok), 3);
+
+	// Never answered while closing: dropped after the drain time, and
+	// the answer that comes after the server is gone frees the call.
+	assert_int_equal(
+	    dre_rpc_server_open_pending(&s, URL, later_routes, NULL, 2, 8),
+	    DRE_OK);
+	dre_rpc_server_set_drain_ms(s, 100);
+	memset(&st, 0, sizeof(st));
+	later_send(c, "later.Take", &args[0], 5000);
+	for (int i = 0; i < 500 && lq_count() < 1; i++)
+		usleep(10 * 1000);
+	assert_int_equal(lq_count(), 1);
+	dre_rpc_server_close(s);
+	lq_answer_all();
+	dre_rpc_client_close(c); // the call ends (closed), exactly once
+	assert_int_equal(atomic_load(&st.done), 1);
+	assert_int_equal(atomic_load(&st.ok), 0);
+}
+
 static void
 test_reply_helpers(void **state)
 {
@@ -547,9 +892,13 @@ main(void)
 		cmocka_unit_test(test_proofs),
 		cmocka_unit_test(test_key_parse),
 		cmocka_unit_test(test_timeout),
+		cmocka_unit_test(test_sync_threads),
 		cmocka_unit_test(test_unreachable),
 		cmocka_unit_test(test_async_many),
 		cmocka_unit_test(test_async_close_inflight),
+		cmocka_unit_test(test_later_answer),
+		cmocka_unit_test(test_later_deadline),
+		cmocka_unit_test(test_later_close),
 		cmocka_unit_test(test_reply_helpers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

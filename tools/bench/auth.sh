@@ -7,6 +7,8 @@
 #   tools/bench/auth.sh [dre-bench-evaluate args]   (default: -d 10 -c 32)
 # Build first: tools/dre build. BIN_DIR as in evaluate.sh.
 set -euo pipefail
+# dre-broker holds an empty fetch for the whole wait (tools/stack does the same).
+export DRE_EVENTS_FETCH_WAIT_MS=5
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 B=${BIN_DIR:-$ROOT/build/release/bin}
 D=$(mktemp -d /tmp/dre-bench.XXXXXX)

@@ -7,6 +7,8 @@
 #   tools/bench/coupons.sh [dre-bench-coupons args]   (default: -d 10 -c 16)
 # Build first: tools/dre build. Extra service options: CP_OPTS, GW_OPTS.
 set -euo pipefail
+# dre-broker holds an empty fetch for the whole wait (tools/stack does the same).
+export DRE_EVENTS_FETCH_WAIT_MS=5
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 B=${BIN_DIR:-$ROOT/build/release/bin}
 D=$(mktemp -d /tmp/dre-bench.XXXXXX)

@@ -18,6 +18,8 @@
 # (../shared/bench/floor gen_basket.py, coupons removed) to /pos/v2/evaluate;
 # the wrk line "RESULT rps=... p50_us=..." is the figure.
 set -euo pipefail
+# dre-broker holds an empty fetch for the whole wait (tools/stack does the same).
+export DRE_EVENTS_FETCH_WAIT_MS=5
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 B=${BIN_DIR:-$ROOT/build/release/bin}
 D=$(mktemp -d /tmp/dre-bench.XXXXXX)

@@ -22,6 +22,8 @@
 # --per N shows the top functions. Build first:
 # tools/dre build (BIN_DIR overrides build/release/bin).
 set -euo pipefail
+# dre-broker holds an empty fetch for the whole wait (tools/stack does the same).
+export DRE_EVENTS_FETCH_WAIT_MS=5
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 B=${BIN_DIR:-$ROOT/build/release/bin}
 N=${N:-200}

@@ -9,6 +9,8 @@
 # Environment: SECONDS_ (600), RATE (150), SAMPLE (30), TTL_MS (60000),
 # COMPACT_MS (10000), BIN_DIR (build/release/bin).
 set -euo pipefail
+# dre-broker holds an empty fetch for the whole wait (tools/stack does the same).
+export DRE_EVENTS_FETCH_WAIT_MS=5
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 B=${BIN_DIR:-$ROOT/build/release/bin}
 D=$(mktemp -d /tmp/dre-bench-retention.XXXXXX)

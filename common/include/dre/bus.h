@@ -65,6 +65,11 @@ typedef struct {
 	int64_t        timestamp_ms;
 } dre_msg;
 
+// dre_bus_set_fetch_wait_ms sets the process's default fetch.wait.max.ms
+// for the consumers opened after it (5 until set; services set it from
+// events.fetch_wait_ms). A kafka.fetch.wait.max.ms in props wins.
+void dre_bus_set_fetch_wait_ms(int ms);
+
 // dre_consumer_open creates a consumer with auto.offset.reset=error and no
 // auto commit (positions live in the consumer's own store). group_id NULL =
 // static assignment through dre_consumer_assign.
@@ -121,5 +126,9 @@ bool dre_consumer_high_watermark(
     dre_consumer *c, const char *topic, int32_t partition, int64_t *high);
 dre_err dre_consumer_poll(dre_consumer *c, int timeout_ms, dre_msg *m);
 void    dre_consumer_close(dre_consumer *c);
+// dre_consumer_setting is the value of librdkafka property name in c's
+// configuration (into buf), or NULL when it has none.
+const char *dre_consumer_setting(
+    dre_consumer *c, const char *name, char *buf, size_t cap);
 
 #endif

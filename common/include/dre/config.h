@@ -70,6 +70,7 @@ typedef struct {
 	char      *registry_url; // schema registry (events.format=confluent)
 	char      *internal_key; // 64 hex digits (DRE_INTERNAL_KEY)
 	char      *internal_key_file; // "" = <data_dir>/internal.key
+	int64_t    fetch_wait_ms; // consumers' fetch.wait.max.ms
 	dre_kvlist kafka; // kafka.* pass-through
 } dre_common_cfg;
 
@@ -99,6 +100,14 @@ typedef struct {
 		    offsetof(T, m.registry_url), NULL,                        \
 		    "schema registry base URL (http or https; "               \
 		    "events.format=confluent)" },                             \
+	    { "events.fetch_wait_ms", DRE_CFG_INT,                            \
+		    offsetof(T, m.fetch_wait_ms), "100",                      \
+		    "longest wait of a consumer's fetch in the broker when "  \
+		    "nothing is new (fetch.wait.max.ms): a Kafka broker "     \
+		    "answers as soon as an event arrives; the embedded "      \
+		    "dre-broker holds the fetch for the whole wait, so "      \
+		    "tools/stack sets 5",                                     \
+		    DRE_CFG_RANGE(1, 10000) },                                \
 	    { "internal.key", DRE_CFG_STR, offsetof(T, m.internal_key), "",   \
 		    "the deployment's internal key (64 hex digits) proving "  \
 		    "calls between DRE processes; better given as "           \

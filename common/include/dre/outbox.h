@@ -50,6 +50,18 @@ uint64_t dre_outbox_put(dre_outbox *o, dre_batch *b, const char *topic,
 // event seq (written and kicked before). DRE_OK once it did, DRE_ETIMEOUT
 // otherwise (it stays in the outbox and is delivered later).
 dre_err dre_outbox_wait(dre_outbox *o, uint64_t seq, int timeout_ms);
+// dre_outbox_ack is the completion of dre_outbox_wait_async: acked is true
+// once the broker acknowledged the event, false at the deadline (or when
+// the outbox closes first).
+typedef void (*dre_outbox_ack)(void *arg, bool acked);
+// dre_outbox_wait_async is dre_outbox_wait without the wait: done(arg,
+// acked) runs exactly once -- at once on the caller's thread when the event
+// is acknowledged already, else on the producer's delivery-report thread
+// (acknowledged) or on the relay thread (deadline; within a few ms after
+// timeout_ms). done must be short and must not block. DRE_ENOMEM: done is
+// not called. dre_outbox_close completes the waiters left with false.
+dre_err dre_outbox_wait_async(dre_outbox *o, uint64_t seq, int timeout_ms,
+    dre_outbox_ack done, void *arg);
 // dre_outbox_kick wakes the relay after the caller's batch was written.
 void dre_outbox_kick(dre_outbox *o);
 // dre_outbox_pending is the number of events not yet acknowledged (by the

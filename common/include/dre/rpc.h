@@ -43,6 +43,9 @@ typedef struct {
 	size_t                 body_len;
 	const Dre__RpcRequest *req;
 	bool on_worker; // false: an inline handler on an nng thread
+	// The server's receiving slot (dre_rpc_reply_later); NULL for a call
+	// made in-process.
+	struct rpc_slot *slot;
 } dre_rpc_call;
 
 // dre_rpc_param returns the value of a path/query parameter or NULL.
@@ -126,6 +129,24 @@ dre_err dre_rpc_seal(uint8_t *proof, const uint8_t *msg, size_t len,
 
 typedef struct dre_rpc_server dre_rpc_server;
 
+// A call a handler took over to answer later, from any thread.
+typedef struct dre_rpc_pending dre_rpc_pending;
+
+// dre_rpc_reply_later takes the call over: the handler returns without an
+// answer (whatever it put in rep is discarded) and the call's receiving
+// context stays with it until dre_rpc_answer, so the thread that ran the
+// handler is free at once. NULL when the call cannot wait (made
+// in-process, or the server has no room for pending calls: see
+// dre_rpc_server_open_pending): the handler then answers in rep as usual.
+// Everything the call borrows (body, params, strings) is valid only until
+// the handler returns: copy what the answer needs.
+dre_rpc_pending *dre_rpc_reply_later(const dre_rpc_call *call);
+// dre_rpc_answer sends rep (then cleared, as a handler's reply is) as the
+// answer of p and frees p; the context receives the next call. From any
+// thread, exactly once per handle, also after dre_rpc_server_close (the
+// answer is dropped then). It does not block.
+void dre_rpc_answer(dre_rpc_pending *p, dre_rpc_reply *rep);
+
 // dre_rpc_server_open listens on url and serves routes (terminated by a
 // {NULL, NULL} entry; borrowed for the server's lifetime). Up to 2*workers
 // calls are received concurrently; DRE_RPC_INLINE routes run at once on the
@@ -134,9 +155,24 @@ typedef struct dre_rpc_server dre_rpc_server;
 // method answers 404 NOT_FOUND; a call without a valid proof (above) 401.
 dre_err dre_rpc_server_open(dre_rpc_server **sp, const char *url,
     const dre_rpc_route *routes, void *svc, int workers);
+// dre_rpc_server_open_pending is dre_rpc_server_open with room for
+// pending_max calls taken over by dre_rpc_reply_later on top: each holds a
+// receiving context until it is answered, so there are 2*workers +
+// pending_max of them, and up to pending_max calls wait at once without a
+// thread (beyond that dre_rpc_reply_later returns NULL).
+dre_err dre_rpc_server_open_pending(dre_rpc_server **sp, const char *url,
+    const dre_rpc_route *routes, void *svc, int workers, int pending_max);
+// dre_rpc_server_set_drain_ms changes how long dre_rpc_server_close waits
+// for the pending calls' answers (DRE_RPC_DRAIN_MS by default).
+void dre_rpc_server_set_drain_ms(dre_rpc_server *s, int ms);
 // dre_rpc_server_close stops receiving, waits for handlers in progress and
-// closes the socket. NULL is a no-op.
+// for the pending calls to be answered (up to DRE_RPC_DRAIN_MS or the
+// drain time set; the answers
+// of those left are dropped: dre_rpc_answer still frees them) and closes
+// the socket. NULL is a no-op.
 void dre_rpc_server_close(dre_rpc_server *s);
+
+#define DRE_RPC_DRAIN_MS 10000
 
 typedef struct dre_rpc_client dre_rpc_client;
 
@@ -152,7 +188,9 @@ void dre_rpc_client_set_recv_max(dre_rpc_client *c, size_t bytes);
 // dre_rpc_call_sync sends req and waits up to timeout_ms for the reply. On
 // success *repp is the reply; caller frees with dre_rpc_reply_msg_free().
 // DRE_ETIMEOUT when no reply came in time, DRE_EUNAVAIL when nothing is
-// connected, DRE_ECODEC on an undecodable reply. (Named _sync because
+// connected, DRE_ECODEC on an undecodable reply. The call runs in the
+// calling thread (no hand-off to an nng task thread); c must not be closed
+// while a call waits. (Named _sync because
 // dre_rpc_call is the handler's view of a call, above: C has one namespace
 // for both.)
 dre_err dre_rpc_call_sync(dre_rpc_client *c, const Dre__RpcRequest *req,
