@@ -79,10 +79,11 @@ pending_done(void *arg, dre_err err, Dre__RpcReply *rep)
 	sem_post(&p->done);
 }
 
-// send_req sends body to the owner; the answer is p's (p stays where it is
-// until collect has it).
+// make_request dials the owner at the first call and makes rq, the request of
+// body.
 static dre_err
-send_req(dre_snapshot_client *c, const uint8_t *body, size_t len, pending *p)
+make_request(dre_snapshot_client *c, Dre__RpcRequest *rq, const uint8_t *body,
+    size_t len)
 {
 	if (c->cli == NULL) {
 		if (dre_rpc_client_open(&c->cli, c->cfg.url) != DRE_OK)
@@ -90,13 +91,23 @@ send_req(dre_snapshot_client *c, const uint8_t *body, size_t len, pending *p)
 		if (c->cfg.max_bytes > 0)
 			dre_rpc_client_set_recv_max(c->cli, c->cfg.max_bytes);
 	}
+	rq->method = (char *) c->cfg.method;
+	rq->has_body = true;
+	rq->body.data = (uint8_t *) (len > 0 ? body : (const uint8_t *) "");
+	rq->body.len = len;
+	rq->tenant = "";
+	rq->principal = (char *) c->cfg.principal;
+	return DRE_OK;
+}
+
+// send_req sends body to the owner; the answer is p's (p stays where it is
+// until collect has it).
+static dre_err
+send_req(dre_snapshot_client *c, const uint8_t *body, size_t len, pending *p)
+{
 	Dre__RpcRequest rq = DRE__RPC_REQUEST__INIT;
-	rq.method = (char *) c->cfg.method;
-	rq.has_body = true;
-	rq.body.data = (uint8_t *) (len > 0 ? body : (const uint8_t *) "");
-	rq.body.len = len;
-	rq.tenant = "";
-	rq.principal = (char *) c->cfg.principal;
+	if (make_request(c, &rq, body, len) != DRE_OK)
+		return DRE_EUNAVAIL;
 	p->rep = NULL;
 	dre_err err = dre_rpc_call_async(
 	    c->cli, &rq, c->cfg.timeout_ms, pending_done, p);
@@ -105,6 +116,26 @@ send_req(dre_snapshot_client *c, const uint8_t *body, size_t len, pending *p)
 		    dre_strerror(err));
 		return DRE_EUNAVAIL;
 	}
+	return DRE_OK;
+}
+
+// answered takes a call's outcome: on success *repp is its 200 answer.
+static dre_err
+answered(dre_snapshot_client *c, dre_err err, Dre__RpcReply *rep,
+    Dre__RpcReply **repp)
+{
+	if (err != DRE_OK) {
+		dre_warn("%s from %s: %s", c->cfg.method, c->cfg.url,
+		    dre_strerror(err));
+		return DRE_EUNAVAIL;
+	}
+	if (rep->status != 200) {
+		dre_warn("%s from %s: %d %s", c->cfg.method, c->cfg.url,
+		    rep->status, rep->error_message ? rep->error_message : "");
+		dre_rpc_reply_msg_free(rep);
+		return DRE_EUNAVAIL;
+	}
+	*repp = rep;
 	return DRE_OK;
 }
 
@@ -117,19 +148,7 @@ collect(dre_snapshot_client *c, pending *p, Dre__RpcReply **repp)
 		; // (EINTR)
 	Dre__RpcReply *rep = p->rep;
 	p->rep = NULL;
-	if (p->err != DRE_OK) {
-		dre_warn("%s from %s: %s", c->cfg.method, c->cfg.url,
-		    dre_strerror(p->err));
-		return DRE_EUNAVAIL;
-	}
-	if (rep->status != 200) {
-		dre_warn("%s from %s: %d %s", c->cfg.method, c->cfg.url,
-		    rep->status, rep->error_message ? rep->error_message : "");
-		dre_rpc_reply_msg_free(rep);
-		return DRE_EUNAVAIL;
-	}
-	*repp = rep;
-	return DRE_OK;
+	return answered(c, p->err, rep, repp);
 }
 
 static void
@@ -151,13 +170,12 @@ static dre_err
 call(dre_snapshot_client *c, const uint8_t *body, size_t len,
     Dre__RpcReply **repp)
 {
-	pending p;
-	pending_init(&p);
-	dre_err err = send_req(c, body, len, &p);
-	if (err == DRE_OK)
-		err = collect(c, &p, repp);
-	pending_fini(&p);
-	return err;
+	Dre__RpcRequest rq = DRE__RPC_REQUEST__INIT;
+	if (make_request(c, &rq, body, len) != DRE_OK)
+		return DRE_EUNAVAIL;
+	Dre__RpcReply *rep = NULL;
+	dre_err err = dre_rpc_call_sync(c->cli, &rq, c->cfg.timeout_ms, &rep);
+	return answered(c, err, rep, repp);
 }
 
 // unpack decodes rep's body (into arena a when not NULL) and frees rep.
