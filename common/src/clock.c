@@ -29,6 +29,22 @@ dre_mono_us(void)
 	return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+struct timespec
+dre_timespec_after(clockid_t clock, int64_t ms)
+{
+	struct timespec ts;
+	clock_gettime(clock, &ts);
+	if (ms < 0)
+		ms = 0;
+	ts.tv_sec += (time_t) (ms / 1000);
+	ts.tv_nsec += (long) (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
 // Howard Hinnant's algorithms; eras of 400 years keep them branch-light.
 int64_t
 dre_days_from_civil(int64_t y, int m, int d)

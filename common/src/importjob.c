@@ -102,14 +102,7 @@ grow(void *vp, size_t n, size_t *cap, size_t sz)
 static void
 cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	struct timespec ts = dre_timespec_after(CLOCK_REALTIME, ms);
 	pthread_cond_timedwait(cv, mu, &ts);
 }
 

@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "dre/bus.h"
+#include "dre/clock.h"
 #include "dre/log.h"
 #include "dre/metrics.h"
 #include "dre/outbox.h"
@@ -604,14 +605,7 @@ timed_wait(dre_outbox *o, int ms)
 		if (left < ms)
 			ms = left < 1 ? 1 : (int) left;
 	}
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long) (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	struct timespec ts = dre_timespec_after(CLOCK_REALTIME, ms);
 	pthread_cond_timedwait(&o->cv, &o->mu, &ts);
 }
 
@@ -884,15 +878,8 @@ dre_outbox_wait(dre_outbox *o, uint64_t seq, int timeout_ms)
 {
 	if (atomic_load(&o->acked[seq % ACK_RING]) == seq)
 		return DRE_OK;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	ack_waiter w = { seq, false, NULL };
+	struct timespec ts = dre_timespec_after(CLOCK_REALTIME, timeout_ms);
+	ack_waiter      w = { seq, false, NULL };
 	sem_init(&w.posted, 0, 0);
 	// Registered first, then checked: a report that came before we looked
 	// is in the ring, one that comes later (it marks waiters after the

@@ -1054,14 +1054,8 @@ dre_rpc_server_close(dre_rpc_server *s)
 		pthread_join(s->threads[i], NULL);
 	// The calls taken over are answered by their owners (a group commit,
 	// a delivery report): wait for them, then orphan those left.
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += s->drain_ms / 1000;
-	until.tv_nsec += (long) (s->drain_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	struct timespec until
+	    = dre_timespec_after(CLOCK_REALTIME, s->drain_ms);
 	pthread_mutex_lock(&later_mu);
 	while (s->npending > 0
 	    && pthread_cond_timedwait(&s->later_cv, &later_mu, &until)

@@ -1382,13 +1382,8 @@ sweeper_main(void *arg)
 		pthread_mutex_lock(&c->stop_mu);
 		if (n >= SWEEP_CHUNK || c->stop)
 			continue; // more are due
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += SWEEP_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		struct timespec ts
+		    = dre_timespec_after(CLOCK_REALTIME, SWEEP_MS);
 		pthread_cond_timedwait(&c->stop_cv, &c->stop_mu, &ts);
 	}
 	pthread_mutex_unlock(&c->stop_mu);

@@ -150,12 +150,7 @@ watch_run(void *arg)
 		uint64_t        cut[NLISTS], any = 0;
 		int64_t         now;
 
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += GW_WATCH_TICK_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		ts = dre_timespec_after(CLOCK_MONOTONIC, GW_WATCH_TICK_MS);
 		pthread_cond_timedwait(&w->cv, &w->mu, &ts);
 		now = dre_mono_ms();
 		for (int i = 0; i < NLISTS; i++) {

@@ -99,6 +99,33 @@ test_clocks(void **state)
 	assert_true(m2 >= m1);
 }
 
+// dre_timespec_after: a valid timespec (nanoseconds below a second) that
+// many milliseconds ahead on the clock asked for; a negative wait is now.
+static void
+test_timespec_after(void **state)
+{
+	(void) state;
+	clockid_t clocks[] = { CLOCK_REALTIME, CLOCK_MONOTONIC };
+	int64_t   waits[] = { 0, 1, 999, 1000, 1500, 86400001, -5 };
+	for (size_t c = 0; c < 2; c++)
+		for (size_t i = 0; i < sizeof(waits) / sizeof(waits[0]); i++) {
+			struct timespec before, after;
+			clock_gettime(clocks[c], &before);
+			struct timespec t
+			    = dre_timespec_after(clocks[c], waits[i]);
+			clock_gettime(clocks[c], &after);
+			assert_true(t.tv_nsec >= 0 && t.tv_nsec < 1000000000L);
+			int64_t w = waits[i] > 0 ? waits[i] : 0;
+			int64_t tn
+			    = (int64_t) t.tv_sec * 1000000000 + t.tv_nsec;
+			int64_t lo = (int64_t) before.tv_sec * 1000000000
+			    + before.tv_nsec + w * 1000000;
+			int64_t hi = (int64_t) after.tv_sec * 1000000000
+			    + after.tv_nsec + w * 1000000;
+			assert_true(tn >= lo && tn <= hi);
+		}
+}
+
 int
 main(void)
 {
@@ -107,6 +134,7 @@ main(void)
 		cmocka_unit_test(test_parse_errors),
 		cmocka_unit_test(test_format),
 		cmocka_unit_test(test_clocks),
+		cmocka_unit_test(test_timespec_after),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "dre/err.h"
 
@@ -13,6 +14,10 @@ int64_t dre_now_ms(void);
 int64_t dre_mono_ms(void);
 // dre_mono_us is the same clock in microseconds (for durations).
 int64_t dre_mono_us(void);
+// dre_timespec_after is the time ms (>= 0) from now on clock (CLOCK_REALTIME
+// or CLOCK_MONOTONIC, as the condition variable waits): the absolute
+// deadline of a pthread_cond_timedwait.
+struct timespec dre_timespec_after(clockid_t clock, int64_t ms);
 // dre_time_parse parses ISO-8601 / RFC 3339 ("2026-06-07T14:30:00Z",
 // "...T14:30:00.123+02:00", "2026-06-07") into epoch millis.
 dre_err dre_time_parse(int64_t *ms, const char *s, size_t len);

@@ -6,6 +6,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "dre/clock.h"
 #include "dre/hash.h"
 #include "dre/json.h"
 #include "dre/log.h"
@@ -1384,14 +1385,8 @@ engine_swap(eng_engine *e, eng_index *ix)
 bool
 eng_wait(eng_engine *e, const eng_index *seen, int timeout_ms)
 {
-	struct timespec until;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	struct timespec until
+	    = dre_timespec_after(CLOCK_MONOTONIC, timeout_ms);
 	pthread_mutex_lock(&e->plock);
 	int rc = 0;
 	while (e->cur == seen && rc == 0)
