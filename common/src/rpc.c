@@ -494,6 +494,8 @@ struct dre_rpc_pending {
 	bool             returned; // the handler returned
 	bool             answered; // dre_rpc_answer came (out is it)
 	nng_msg         *out;
+	const char      *method; // the route's, for the debug line
+	char            *rid; // the call's request id (NULL: none)
 };
 
 // Guards every server's pending calls, their count and sock_closed: an
@@ -613,6 +615,7 @@ pending_finish(dre_rpc_pending *p, nng_msg *out)
 	if (w == NULL) {
 		if (out != NULL)
 			nng_msg_free(out);
+		free(p->rid);
 		free(p);
 		return;
 	}
@@ -626,8 +629,14 @@ pending_finish(dre_rpc_pending *p, nng_msg *out)
 	if (--s->npending == 0)
 		pthread_cond_broadcast(&s->later_cv);
 	route_metrics(s, p->ri, p->t0, p->status);
+	// The line serve logs for a call answered at once.
+	dre_debug("rpc %s %d %.3f ms%s%s", p->method, p->status,
+	    (double) (dre_mono_us() - p->t0) / 1000.0,
+	    p->rid != NULL ? " request_id=" : "",
+	    p->rid != NULL ? p->rid : "");
 	// Under later_mu: close cannot close the socket meanwhile.
 	slot_reply(w, out);
+	free(p->rid);
 	free(p);
 }
 
@@ -728,9 +737,14 @@ serve(dre_rpc_server *s, rpc_slot *w, Dre__RpcRequest *req,
 			dre_rpc_pending *p = w->taken;
 			w->taken = NULL;
 			reply_clear(rep);
+			char *rid = req->request_id != NULL
+			    ? strdup(req->request_id)
+			    : NULL;
 			dre__rpc_request__free_unpacked(req, NULL);
 			pthread_mutex_lock(&later_mu);
 			p->ri = route_slot(s, route);
+			p->method = route->method;
+			p->rid = rid;
 			p->t0 = t0;
 			p->returned = true;
 			if (p->answered)

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -324,8 +325,16 @@ class Ops(harness.TestCase):
         self.assertRegex(r.headers["x-request-id"], harness.UUID_RE)
 
     def test_every_gateway_line_is_json(self):
-        text = self.stack.log_text("gateway", limit=10 ** 7)
-        lines = [l for l in text.splitlines() if not l.startswith("==== start")]
+        # A request of its own: its access line is written within
+        # log.access_flush_ms, after the lines logged before it.
+        rid = "rid-json-" + uuid.uuid4().hex[:10]
+        self.stack.get("/healthz", user=None, headers={"X-Request-Id": rid})
+
+        def lines():
+            text = self.stack.log_text("gateway", limit=10 ** 7)
+            ls = [l for l in text.splitlines() if not l.startswith("==== start")]
+            return ls if any(rid in l for l in ls) else None
+        lines = harness.wait_until(lines, 5, what="the request's access line")
         self.assertGreater(len(lines), 3)
         for l in lines:
             d = json.loads(l)
