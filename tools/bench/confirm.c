@@ -177,19 +177,10 @@ run(int nconn, long n, double rate, make_fn make, done_fn done)
 			ssize_t w = write(c->fd, c->req, c->len);
 			c->woff = w > 0 ? (size_t) w : 0;
 		}
-		// Sleep until the next send is due (to the nanosecond: a
-		// wait rounded to milliseconds spins for the last one, and the
-		// load generator then takes the CPU the stack needs), at most
-		// 2 ms.
+		// Until the next send is due (none: an answer), at most 2 ms.
 		struct epoll_event evs[64];
-		int64_t            wait_ns
-		    = interval ? next_due - httpc_now_ns() : 1000000;
-		if (wait_ns < 0 || issued >= n)
-			wait_ns = issued >= n ? 2000000 : 0;
-		if (wait_ns > 2000000)
-			wait_ns = 2000000;
-		struct timespec ts = { 0, (long) wait_ns };
-		int             ne = epoll_pwait2(ep, evs, 64, &ts, NULL);
+		int                ne = httpc_wait(ep, evs, 64,
+                    interval && issued < n ? next_due : INT64_MAX, 2000000);
 		for (int e = 0; e < ne; e++) {
 			conn *c = evs[e].data.ptr;
 			if (c->busy && c->woff < c->len) {

@@ -246,14 +246,10 @@ run(int ep, conn *cs, int nconn, const reqset *rs, int duration, double rate,
 			if (n > 0)
 				c->woff = (size_t) n;
 		}
+		// Until the next send is due (none: an answer), at most 5 ms.
 		struct epoll_event evs[64];
-		int64_t            wait_ms
-		    = interval ? (next_due - httpc_now_ns()) / 1000000 : 1;
-		if (wait_ms < 0)
-			wait_ms = 0;
-		if (wait_ms > 5)
-			wait_ms = 5;
-		int n = epoll_wait(ep, evs, 64, (int) wait_ms);
+		int                n = httpc_wait(ep, evs, 64,
+                    interval && now < end ? next_due : INT64_MAX, 5000000);
 		for (int e = 0; e < n; e++) {
 			conn *c = evs[e].data.ptr;
 			if (c->busy && c->woff < rs->len[c->basket]) {

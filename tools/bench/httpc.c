@@ -89,6 +89,20 @@ httpc_connect_epoll(int ep, void *ptr)
 	return fd;
 }
 
+int
+httpc_wait(int ep, struct epoll_event *evs, int maxevs, int64_t due_ns,
+    int64_t max_ns)
+{
+	int64_t wait = due_ns - httpc_now_ns();
+	if (wait < 0)
+		wait = 0;
+	if (wait > max_ns)
+		wait = max_ns;
+	struct timespec ts
+	    = { (time_t) (wait / 1000000000), (long) (wait % 1000000000) };
+	return epoll_pwait2(ep, evs, maxevs, &ts, NULL);
+}
+
 size_t
 httpc_request(
     char *out, const char *method, const char *path, const char *body)

@@ -24,6 +24,13 @@ int httpc_connect(void);
 // httpc_connect_epoll opens one non-blocking and adds it, edge-triggered
 // for reading and writing, to ep with ptr as its data.
 int httpc_connect_epoll(int ep, void *ptr);
+// httpc_wait is epoll_wait until the monotonic time due_ns (now when it has
+// passed), at most max_ns: a wait to the nanosecond, as an open-loop
+// generator needs (one rounded down to milliseconds spins through the last
+// one, taking the CPU the measured stack needs).
+struct epoll_event;
+int httpc_wait(int ep, struct epoll_event *evs, int maxevs, int64_t due_ns,
+    int64_t max_ns);
 
 // httpc_request writes a request with the credential header
 // $DRE_BENCH_AUTH_HEADER (default Basic admin:admin) into out (room for
