@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -175,6 +176,24 @@ malloc_tune(void)
 	mallopt(M_TOP_PAD, 1 << 20);
 }
 
+// sched_batch puts the calling thread, and so every thread it creates from
+// now on (they inherit its policy), under SCHED_BATCH. A request crosses
+// several threads (the HTTP worker, nng's task threads, the RPC handler):
+// under the default policy each wake-up preempts the thread that woke the
+// next one, which then runs again to finish -- two context switches per
+// step where one does when the processes share cores. Measured on one core
+// (docs/performance.md): a third fewer switches, a quarter less CPU per
+// evaluate. Needs no privilege (nice values still apply).
+static void
+sched_batch(void)
+{
+	struct sched_param p = { 0 };
+	if (sched_setscheduler(0, SCHED_BATCH, &p) != 0)
+		dre_warn(
+		    "sched.batch: %s; the default scheduling policy stays",
+		    strerror(errno));
+}
+
 void
 dre_svc_init(const char *name, void *cfg, const dre_cfg_opt *table,
     dre_common_cfg *common, int argc, char **argv)
@@ -229,6 +248,9 @@ dre_svc_init(const char *name, void *cfg, const dre_cfg_opt *table,
 		dre_log_init(name, dre_log_level_parse(common->log_level));
 		dre_log_format_set(common->log_format);
 		dre_bus_set_fetch_wait_ms((int) common->fetch_wait_ms);
+		// Before any thread exists.
+		if (common->sched_batch)
+			sched_batch();
 	}
 	dre_metrics_init(name);
 	// Before any producer exists: every event is then written with the

@@ -124,6 +124,22 @@ def value_of(fams, fam, name=None, **labels):
     return total if found else None
 
 
+SCHED_BATCH = os.SCHED_BATCH
+
+
+def thread_policies(pid):
+    """The scheduling policies of a process's threads (/proc/PID/task/*/stat
+    field 41, the 39th after the command's closing parenthesis)."""
+    out = set()
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
+                out.add(int(f.read().rsplit(")", 1)[1].split()[38]))
+        except (OSError, IndexError):
+            pass  # the thread ended meanwhile
+    return out
+
+
 class Ops(harness.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -349,6 +365,34 @@ class Ops(harness.TestCase):
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
             self.assertEqual(p.returncode, 2, p.stdout)
             self.assertIn(msg, p.stdout.decode())
+
+    # -- scheduling ------------------------------------------------------------
+    def test_every_thread_runs_under_sched_batch(self):
+        """sched.batch (default true): every thread of every process --
+        nng's, librdkafka's and RocksDB's as well as DRE's own -- runs under
+        SCHED_BATCH; with sched.batch=false they keep the policy they were
+        started with (here the test's own)."""
+        for name in self.stack.services:
+            pid = self.stack.procs[name].pid
+            self.assertEqual(thread_policies(pid), {SCHED_BATCH}, name)
+        # A broker of its own (the one service that needs no other).
+        d = self.stack.data_dir + "/sched-%s" % uniq("b")
+        os.makedirs(d)
+        boot = d + "/bootstrap"
+        p = subprocess.Popen(
+            [os.path.join(harness.BIN_DIR, "dre-broker"), "-o", "data_dir=" + d,
+             "-o", "rpc.listen=tcp://127.0.0.1:%d" % harness.free_port(),
+             "-o", "broker.bootstrap_file=" + boot, "-o", "sched.batch=false",
+             "-o", "internal.key_file=" + os.path.join(self.stack.data_dir, "internal.key")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            harness.wait_until(lambda: os.path.exists(boot) or p.poll() is not None,
+                               30, what="dre-broker bootstrap file")
+            self.assertIsNone(p.poll(), "dre-broker exited")
+            self.assertEqual(thread_policies(p.pid), {os.sched_getscheduler(0)})
+        finally:
+            p.terminate()
+            p.wait(timeout=30)
 
     # -- drain -----------------------------------------------------------------
     def test_zz_drain_closes_new_connections(self):

@@ -71,6 +71,7 @@ typedef struct {
 	char      *internal_key; // 64 hex digits (DRE_INTERNAL_KEY)
 	char      *internal_key_file; // "" = <data_dir>/internal.key
 	int64_t    fetch_wait_ms; // consumers' fetch.wait.max.ms
+	bool       sched_batch; // every thread under SCHED_BATCH
 	dre_kvlist kafka; // kafka.* pass-through
 } dre_common_cfg;
 
@@ -108,6 +109,14 @@ typedef struct {
 		    "dre-broker holds the fetch for the whole wait, so "      \
 		    "tools/stack sets 5",                                     \
 		    DRE_CFG_RANGE(1, 10000) },                                \
+	    { "sched.batch", DRE_CFG_BOOL, offsetof(T, m.sched_batch),        \
+		    "true",                                                   \
+		    "run every thread under SCHED_BATCH: a woken thread (a "  \
+		    "request's next step) does not preempt the running one, " \
+		    "which finishes its own step first; fewer context "       \
+		    "switches per request where DRE's processes share "       \
+		    "cores (false: the policy the process was started with, " \
+		    "e.g. by chrt)" },                                        \
 	    { "internal.key", DRE_CFG_STR, offsetof(T, m.internal_key), "",   \
 		    "the deployment's internal key (64 hex digits) proving "  \
 		    "calls between DRE processes; better given as "           \
