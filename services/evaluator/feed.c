@@ -171,7 +171,7 @@ typedef struct {
 	pthread_t       th;
 	pthread_mutex_t mu;
 	pthread_cond_t  cv;
-	dre_batch      *todo; // being written; NULL: idle
+	dre_batch      *pending; // being written; NULL: idle
 	bool            stop;
 	dre_err         err; // the first write's error
 } copy_writer;
@@ -183,18 +183,18 @@ copy_writer_main(void *arg)
 	pthread_setname_np(pthread_self(), "feed:copy");
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
-		while (w->todo == NULL && !w->stop)
+		while (w->pending == NULL && !w->stop)
 			pthread_cond_wait(&w->cv, &w->mu);
-		if (w->todo == NULL)
+		if (w->pending == NULL)
 			break;
-		dre_batch *b = w->todo;
+		dre_batch *b = w->pending;
 		pthread_mutex_unlock(&w->mu);
 		dre_err err = dre_store_write_bulk(w->st, b);
 		dre_batch_clear(b);
 		pthread_mutex_lock(&w->mu);
 		if (err != DRE_OK && w->err == DRE_OK)
 			w->err = err;
-		w->todo = NULL;
+		w->pending = NULL;
 		pthread_cond_broadcast(&w->cv);
 	}
 	pthread_mutex_unlock(&w->mu);
@@ -206,7 +206,7 @@ static dre_err
 copy_writer_wait(copy_writer *w)
 {
 	pthread_mutex_lock(&w->mu);
-	while (w->todo != NULL)
+	while (w->pending != NULL)
 		pthread_cond_wait(&w->cv, &w->mu);
 	dre_err err = w->err;
 	pthread_mutex_unlock(&w->mu);
@@ -248,7 +248,7 @@ copy_write(snap_load *sl, bool logged)
 	if (err != DRE_OK)
 		return err;
 	pthread_mutex_lock(&sl->w.mu);
-	sl->w.todo = sl->b;
+	sl->w.pending = sl->b;
 	pthread_cond_broadcast(&sl->w.cv);
 	pthread_mutex_unlock(&sl->w.mu);
 	dre_batch *b = sl->b;
