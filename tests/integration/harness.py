@@ -108,6 +108,30 @@ def wait_until(pred, timeout, interval=0.05, what="condition"):
         interval = min(interval * 1.5, 0.5)
 
 
+def stall(pid, timeout=10):
+    """SIGSTOPs pid and returns once every thread of it has stopped (state
+    T): kill() only starts the stop, and until a thread of the process has
+    run to take it, the others still answer what arrives -- for longer when
+    the CPU is busy, as every DRE thread runs under SCHED_BATCH and a woken
+    thread does not preempt the running one. SIGCONT resumes it."""
+    os.kill(pid, signal.SIGSTOP)
+
+    def stopped():
+        for t in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] not in "TtZX":
+                        return False
+            except OSError:
+                pass  # the thread ended
+        return True
+    try:
+        wait_until(stopped, timeout, interval=0.001, what="pid %d stopped" % pid)
+    except BaseException:
+        os.kill(pid, signal.SIGCONT)
+        raise
+
+
 _PORTS_TAKEN = set()
 
 

@@ -202,7 +202,7 @@ class Rewards(harness.TestCase):
         self.assertEqual(self.balance(cid), 600)
         # stalled (SIGSTOP): no answer within the bound, nothing debited
         pid = s.procs["coupon"].pid
-        os.kill(pid, signal.SIGSTOP)
+        harness.stall(pid)
         try:
             self.assertError(s.post("/api/v3/reward-vouchers", {"contactId": cid}),
                              503, "UNAVAILABLE")
@@ -421,7 +421,7 @@ class Rewards(harness.TestCase):
                               "the customer's personal promotions"}
         # stalled (SIGSTOP): answered within the bound, without it
         pid = s.procs["loyalty"].pid
-        os.kill(pid, signal.SIGSTOP)
+        harness.stall(pid)
         try:
             t0 = time.monotonic()
             b = self.assertEval(s.evaluate(req))
