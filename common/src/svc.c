@@ -182,7 +182,7 @@ malloc_tune(void)
 // under the default policy each wake-up preempts the thread that woke the
 // next one, which then runs again to finish -- two context switches per
 // step where one does when the processes share cores. Measured on one core
-// (docs/performance.md): a third fewer switches, a quarter less CPU per
+// (docs/performance.md): half the context switches per sequential
 // evaluate. Needs no privilege (nice values still apply).
 static void
 sched_batch(void)

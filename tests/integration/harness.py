@@ -108,6 +108,20 @@ def wait_until(pred, timeout, interval=0.05, what="condition"):
         interval = min(interval * 1.5, 0.5)
 
 
+def thread_stats(pid):
+    """The /proc/PID/task/*/stat fields of each live thread of pid, those
+    after the command's closing parenthesis (so [0] is the state, field 3,
+    and [38] the scheduling policy, field 41)."""
+    out = []
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
+                out.append(f.read().rsplit(")", 1)[1].split())
+        except OSError:
+            pass  # the thread ended
+    return out
+
+
 def stall(pid, timeout=10):
     """SIGSTOPs pid and returns once every thread of it has stopped (state
     T): kill() only starts the stop, and until a thread of the process has
@@ -117,14 +131,7 @@ def stall(pid, timeout=10):
     os.kill(pid, signal.SIGSTOP)
 
     def stopped():
-        for t in os.listdir("/proc/%d/task" % pid):
-            try:
-                with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
-                    if f.read().rsplit(")", 1)[1].split()[0] not in "TtZX":
-                        return False
-            except OSError:
-                pass  # the thread ended
-        return True
+        return all(f[0] in "TtZX" for f in thread_stats(pid))
     try:
         wait_until(stopped, timeout, interval=0.001, what="pid %d stopped" % pid)
     except BaseException:

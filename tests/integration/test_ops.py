@@ -124,20 +124,9 @@ def value_of(fams, fam, name=None, **labels):
     return total if found else None
 
 
-SCHED_BATCH = os.SCHED_BATCH
-
-
 def thread_policies(pid):
-    """The scheduling policies of a process's threads (/proc/PID/task/*/stat
-    field 41, the 39th after the command's closing parenthesis)."""
-    out = set()
-    for t in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
-                out.add(int(f.read().rsplit(")", 1)[1].split()[38]))
-        except (OSError, IndexError):
-            pass  # the thread ended meanwhile
-    return out
+    """The scheduling policies of a process's threads."""
+    return {int(f[38]) for f in harness.thread_stats(pid)}
 
 
 class Ops(harness.TestCase):
@@ -374,7 +363,7 @@ class Ops(harness.TestCase):
         started with (here the test's own)."""
         for name in self.stack.services:
             pid = self.stack.procs[name].pid
-            self.assertEqual(thread_policies(pid), {SCHED_BATCH}, name)
+            self.assertEqual(thread_policies(pid), {os.SCHED_BATCH}, name)
         # A broker of its own (the one service that needs no other).
         d = self.stack.data_dir + "/sched-%s" % uniq("b")
         os.makedirs(d)
