@@ -827,8 +827,14 @@ dre_json_unknown_describe(const dre_json *m, const char *const *known,
     size_t n, char *name, size_t ncap, char *msg, size_t mcap)
 {
 	const char *near = dre_json_did_you_mean(m->key, m->key_len, known, n);
-	snprintf(name, ncap, "%.*s", (int) (m->key_len > 60 ? 60 : m->key_len),
-	    m->key);
+	// At most 60 bytes, cut before a character, not inside one: the
+	// message goes into a JSON error body (fuzz_promo found a cut 3-byte
+	// character there).
+	size_t len = m->key_len > 60 ? 60 : m->key_len;
+	while (len > 0 && len < m->key_len
+	    && ((unsigned char) m->key[len] & 0xC0) == 0x80)
+		len--;
+	snprintf(name, ncap, "%.*s", (int) len, m->key);
 	if (near != NULL)
 		snprintf(msg, mcap, "unknown field '%s' (did you mean '%s'?)",
 		    name, near);
