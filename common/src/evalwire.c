@@ -574,7 +574,7 @@ ign_obj(ignored *g, const dre_json *obj, const char *prefix,
 	     m != NULL && g->n <= DRE_EVAL_MAX_IGNORED;
 	     m = dre_json_unknown(obj, known, n, m)) {
 		size_t pl = strlen(prefix),
-		       kl = m->key_len > 64 ? 64 : m->key_len;
+		       kl = dre_utf8_cut(m->key, m->key_len, 64);
 		char *p = dre_arena_get(g->a, pl + kl + 2);
 		if (p == NULL)
 			return;

@@ -99,6 +99,17 @@ utf8_seq(const unsigned char *s, size_t n)
 	return 0;
 }
 
+size_t
+dre_utf8_cut(const char *s, size_t len, size_t max)
+{
+	if (len <= max)
+		return len;
+	size_t n = max;
+	while (n > 0 && ((unsigned char) s[n] & 0xC0) == 0x80)
+		n--;
+	return n;
+}
+
 bool
 dre_utf8_valid(const char *s, size_t len, size_t *chars)
 {
@@ -827,13 +838,9 @@ dre_json_unknown_describe(const dre_json *m, const char *const *known,
     size_t n, char *name, size_t ncap, char *msg, size_t mcap)
 {
 	const char *near = dre_json_did_you_mean(m->key, m->key_len, known, n);
-	// At most 60 bytes, cut before a character, not inside one: the
-	// message goes into a JSON error body (fuzz_promo found a cut 3-byte
-	// character there).
-	size_t len = m->key_len > 60 ? 60 : m->key_len;
-	while (len > 0 && len < m->key_len
-	    && ((unsigned char) m->key[len] & 0xC0) == 0x80)
-		len--;
+	// At most 60 bytes: the message goes into a JSON error body
+	// (fuzz_promo found a 3-byte character cut there).
+	size_t len = dre_utf8_cut(m->key, m->key_len, 60);
 	snprintf(name, ncap, "%.*s", (int) len, m->key);
 	if (near != NULL)
 		snprintf(msg, mcap, "unknown field '%s' (did you mean '%s'?)",

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "dre/jsonw.h"
+#include "dre/json.h"
 
 #define MAX_ORDER  8
 #define MAX_SELECT 32
@@ -48,7 +49,8 @@ static dre_err
 fail(dre_odata_error *e, const char *target, const char *fmt, ...)
 {
 	va_list ap;
-	snprintf(e->target, sizeof e->target, "%s", target);
+	snprintf(e->target, sizeof e->target, "%.*s",
+	    DRE_UTF8_CUT(target, sizeof e->target - 1));
 	va_start(ap, fmt);
 	vsnprintf(e->message, sizeof e->message, fmt, ap);
 	va_end(ap);
@@ -145,9 +147,9 @@ field(parser *ps)
 	if (!known(ps->f->scalars, ps->f->nscalars, w)) {
 		if (!ps->bad)
 			fail(ps->err, "$filter",
-			    "$filter: '%.60s' is not a field that can be "
+			    "$filter: '%.*s' is not a field that can be "
 			    "filtered on",
-			    w);
+			    DRE_UTF8_CUT(w, 60));
 		ps->bad = true;
 		return NULL;
 	}
@@ -493,8 +495,8 @@ orderby_item(
 	}
 	if (!known(f->scalars, f->nscalars, item))
 		return fail(err, "$orderby",
-		    "$orderby: '%.60s' is not a field that can be sorted on",
-		    item);
+		    "$orderby: '%.*s' is not a field that can be sorted on",
+		    DRE_UTF8_CUT(item, 60));
 	bool desc = dir != NULL && strcmp(dir, "desc") == 0;
 	if (dir != NULL && !desc && strcmp(dir, "asc") != 0)
 		return fail(err, "$orderby",
@@ -515,7 +517,8 @@ select_item(
 {
 	if (!known(f->members, f->nmembers, item))
 		return fail(err, "$select",
-		    "$select: '%.60s' is not a field of this entity", item);
+		    "$select: '%.*s' is not a field of this entity",
+		    DRE_UTF8_CUT(item, 60));
 	if (q->nselect == MAX_SELECT)
 		return fail(
 		    err, "$select", "$select: at most %d fields", MAX_SELECT);
@@ -586,9 +589,9 @@ dre_odata_parse(dre_odata **qp, dre_arena *a, const dre_rpc_call *call,
 			    q, a, "$select", v, select_item, f, err);
 		} else {
 			e = fail(err, k,
-			    "query option %.40s is not supported ($filter, "
+			    "query option %.*s is not supported ($filter, "
 			    "$select, $orderby, $top, $skip, $count are)",
-			    k);
+			    DRE_UTF8_CUT(k, 40));
 		}
 		if (e != DRE_OK)
 			return e;

@@ -31,6 +31,7 @@
 #include "dre/log.h"
 #include "dre/topics.h"
 #include "dre/uuid.h"
+#include "dre/json.h"
 #include "keys.h"
 
 #define MAX_CODES   64 // distinct coupon codes one sale redeems
@@ -586,7 +587,8 @@ cp_apply_confirmed(void *arg, dre_apply_ctx *x, const dre_msg *m)
 		if (cc == NULL || cc[0] == '\0')
 			continue;
 		if (!cp_code_normalize(norm, cc, strlen(cc))) {
-			problem(&sl, "coupon '%.50s': %s (NOT_FOUND)", cc,
+			problem(&sl, "coupon '%.*s': %s (NOT_FOUND)",
+			    DRE_UTF8_CUT(cc, 50),
 			    cp_reason_text(CP_R_NOT_FOUND));
 			continue;
 		}

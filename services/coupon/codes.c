@@ -35,6 +35,7 @@
 #include "dre/log.h"
 #include "dre/topics.h"
 #include "dre/uuid.h"
+#include "dre/json.h"
 #include "keys.h"
 
 // ---- keys ---------------------------------------------------------------
@@ -766,8 +767,8 @@ cp_reserve(cp *s, dre_arena *a, const char *tenant, const char *code,
 		failed(out, err);
 		goto unlock;
 	}
-	done(out, 200, CP_R_OK, "coupon '%s' reserved for transaction '%.50s'",
-	    code, tx);
+	done(out, 200, CP_R_OK, "coupon '%s' reserved for transaction '%.*s'",
+	    code, DRE_UTF8_CUT(tx, 50));
 unlock:
 	pthread_mutex_unlock(mu);
 	dre_batch_free(b);
@@ -788,7 +789,8 @@ cp_release_tx(
 	size_t          kl, vl, n = 0, released = 0;
 	dre_err         err;
 
-	done(out, 200, CP_R_OK, "transaction '%.50s' holds no coupon", tx);
+	done(out, 200, CP_R_OK, "transaction '%.*s' holds no coupon",
+	    DRE_UTF8_CUT(tx, 50));
 	if (pl == 0)
 		return 0;
 	if ((err = dre_store_iter_open(&it, s->st, CF_IDX, p, pl)) != DRE_OK) {
@@ -810,8 +812,8 @@ cp_release_tx(
 	}
 	if (released > 0)
 		done(out, 200, CP_R_OK,
-		    "%zu reservation(s) of transaction '%.50s' released",
-		    released, tx);
+		    "%zu reservation(s) of transaction '%.*s' released",
+		    released, DRE_UTF8_CUT(tx, 50));
 	return released;
 }
 

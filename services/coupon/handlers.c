@@ -260,8 +260,8 @@ not_found(cp_outcome *o, const char *given)
 {
 	o->status = 404;
 	o->reason = CP_R_NOT_FOUND;
-	snprintf(o->msg, sizeof o->msg, "coupon '%.200s': %s", given,
-	    cp_reason_text(CP_R_NOT_FOUND));
+	snprintf(o->msg, sizeof o->msg, "coupon '%.*s': %s",
+	    DRE_UTF8_CUT(given, 200), cp_reason_text(CP_R_NOT_FOUND));
 }
 
 // pos_failed answers an outcome that is neither success nor refusal (503).

@@ -14,6 +14,7 @@
 
 #include "dre/clock.h"
 #include "dre/evalwire.h"
+#include "dre/json.h"
 #include "dre/log.h"
 #include "gw.h"
 
@@ -202,12 +203,15 @@ void
 gw_job_error(gw_job *j, int status, const char *code, const char *target,
     const char *fmt, ...)
 {
-	char    msg[256];
+	char    msg[320];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	// A message cut by its buffer ends before a character, never inside
+	// one (it may quote the request's path or arguments).
+	msg[dre_utf8_cut(msg, strlen(msg), sizeof(msg) - 4)] = '\0';
 	j->error_code = code;
 	if (j->route != NULL && (j->route->auth & GW_AUTH_PLATFORM) != 0) {
 		gw_bridge_error(j, status, code, msg);
@@ -484,6 +488,47 @@ content_type_xml(const char *ct)
 	return false;
 }
 
+// query_arg_utf8 stops at the first query argument whose name or value,
+// as decoded, is not UTF-8, and keeps its name in *cls.
+static enum MHD_Result
+query_arg_utf8(
+    void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	(void) kind;
+	if (dre_utf8_valid(key, strlen(key), NULL)
+	    && (value == NULL || dre_utf8_valid(value, strlen(value), NULL)))
+		return MHD_YES;
+	*(const char **) cls = key;
+	return MHD_NO;
+}
+
+// text_refused answers 400 when the decoded path or a query argument is
+// not UTF-8: they reach services' documents and error bodies, which are.
+static bool
+text_refused(gw_job *j, const char *url)
+{
+	const char *bad = NULL;
+	if (!dre_utf8_valid(url, strlen(url), NULL)) {
+		gw_job_error(j, 400, "VALIDATION_FAILED", NULL,
+		    "the path is not valid UTF-8 (after percent-decoding)");
+		return true;
+	}
+	MHD_get_connection_values(
+	    j->conn, MHD_GET_ARGUMENT_KIND, query_arg_utf8, &bad);
+	if (bad == NULL)
+		return false;
+	if (dre_utf8_valid(bad, strlen(bad), NULL))
+		gw_job_error(j, 400, "VALIDATION_FAILED", bad,
+		    "query argument %.*s is not valid UTF-8 (after "
+		    "percent-decoding)",
+		    DRE_UTF8_CUT(bad, 60));
+	else
+		gw_job_error(j, 400, "VALIDATION_FAILED", NULL,
+		    "a query argument's name is not valid UTF-8 (after "
+		    "percent-decoding)");
+	return true;
+}
+
 // job_begin decides everything the headers allow: route, auth, media type,
 // declared size. It answers at once when the request cannot succeed.
 static void
@@ -491,10 +536,13 @@ job_begin(gw_job *j, const char *method, const char *url)
 {
 	gw             *g = j->g;
 	bool            known;
-	const gw_route *r = gw_route_match(j, method, url, &known);
+	const gw_route *r;
 	const char     *cl, *te, *ct;
 	bool            has_body;
 
+	if (text_refused(j, url))
+		return;
+	r = gw_route_match(j, method, url, &known);
 	if (r == NULL) {
 		if (known)
 			gw_job_error(j, 405, "METHOD_NOT_ALLOWED", NULL,

@@ -15,6 +15,7 @@
 #include "dre/clock.h"
 #include "dre/docapi.h"
 #include "dre/uuid.h"
+#include "dre/json.h"
 #include "apply.h"
 #include "rewards.h"
 
@@ -287,8 +288,8 @@ promo_find(loy *s, dre_arena *a, const char *tenant, const char *given,
 			o->code = "PromotionNotFound";
 			o->target = "promotionId";
 			snprintf(o->msg, sizeof o->msg,
-			    "no promotion with the id or externalId '%.150s'",
-			    given);
+			    "no promotion with the id or externalId '%.*s'",
+			    DRE_UTF8_CUT(given, 150));
 			return false;
 		}
 	}

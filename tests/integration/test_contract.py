@@ -434,6 +434,13 @@ class Contract(harness.TestCase):
         # (header bytes are UTF-8: "…" as PRODUCT-DECISIONS §1 writes it)
         self.assertEqual(r.headers["dre-ignored-fields"].encode("latin-1").decode("utf-8"),
                          ", ".join("x%02d" % i for i in range(20)) + ", \u2026")
+        # a long name is cut at 64 bytes before a character, never inside one
+        # (81 bytes of UTF-8: 'a' and 40 two-byte characters)
+        long = "a" + "\u00e9" * 40
+        r = s.simulate(dict(req, items=[dict(req["items"][0], **{long: 1})]))
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.headers["dre-ignored-fields"].encode("latin-1").decode("utf-8"),
+                         "items[0]." + "a" + "\u00e9" * 31)
         # a tenant that wants them strict (tenant B; the setting is its own)
         b = "tenant-b-admin"
         cur = s.get("/api/v1/TenantSettings", user=b)
@@ -447,6 +454,12 @@ class Contract(harness.TestCase):
         self.assertOk(s.evaluate(breq, user=b))
         r = s.evaluate(dict(breq, custmer={}), user=b)
         self.assertError(r, 400, "VALIDATION_FAILED", "custmer")
+        r = s.evaluate(dict(breq, **{long: 1}), user=b)
+        self.assertError(r, 400, "VALIDATION_FAILED", "a" + "\u00e9" * 31)
+        self.assertEqual(r.raw.decode("utf-8"), r.text)
+        self.assertEqual(r.body["error"]["message"],
+                         "unknown field 'a%s' (the tenant setting rejectUnknownFields is on)"
+                         % ("\u00e9" * 29))
         # the default tenant is unaffected
         self.assertEqual(s.simulate(odd).status, 200)
         self.assertOk(s.request("PUT", "/api/v1/TenantSettings",

@@ -304,6 +304,17 @@ class CouponApi(harness.TestCase):
                     ({"$count": "maybe"}, "$count", "$count must be true or false")):
                 r = self.q(path, **opts)
                 self.assertBad(r, target, msg)
+        # a name cut for the message ends before a character, never inside one
+        # (81 bytes of UTF-8: 'a' and 40 two-byte characters)
+        long = "a" + "\u00e9" * 40
+        for opt, msg in (("$select", "$select: '%s' is not a field of this entity"),
+                         ("$orderby", "$orderby: '%s' is not a field that can be sorted on")):
+            self.assertBad(self.q(path, **{opt: long}), opt, msg % ("a" + "\u00e9" * 29))
+        r = self.stack.get(path + "?" + urllib.parse.quote("$" + long[1:], safe="") + "=1")
+        self.assertBad(r, "$" + "\u00e9" * 15,
+                       "query option %s is not supported ($filter, $select, $orderby, "
+                       "$top, $skip, $count are)" % ("$" + "\u00e9" * 19))
+        self.assertEqual(r.raw.decode("utf-8"), r.text)
 
     # -- ETag / If-Match: coupon types --------------------------------------------
     def test_type_etag_if_match(self):

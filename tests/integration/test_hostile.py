@@ -214,6 +214,34 @@ class Hostile(harness.TestCase):
         r = self.send("/pos/v2/evaluate", VALID, extra_headers=("X-Junk: " + "j" * 4000,))
         self.assertLess(r.status, 500)
 
+    def test_5_paths_and_query_strings(self):
+        # A path or query argument that is not UTF-8 once percent-decoded is
+        # refused before any service sees it; every error body is UTF-8, also
+        # where it quotes a long name cut to fit.
+        s = self.stack
+        for path, target, msg in (
+                ("/api/v1/Promotions/%FF", None,
+                 "the path is not valid UTF-8 (after percent-decoding)"),
+                ("/nowhere/%C3", None, "the path is not valid UTF-8 (after percent-decoding)"),
+                ("/api/v1/Promotions?$select=%FF", "$select",
+                 "query argument $select is not valid UTF-8 (after percent-decoding)"),
+                ("/api/v1/Promotions?$orderby=a%E2%82", "$orderby",
+                 "query argument $orderby is not valid UTF-8 (after percent-decoding)"),
+                ("/api/v1/Promotions?$top=1&%24%FF=1", None,
+                 "a query argument's name is not valid UTF-8 (after percent-decoding)"),
+                ("/api/v1/Promotions?$filter=name%20eq%20'%FF'", "$filter",
+                 "query argument $filter is not valid UTF-8 (after percent-decoding)")):
+            with self.subTest(path=path):
+                r = s.get(path)
+                self.assertError(r, 400, VF, target)
+                self.assertEqual(r.body["error"]["message"], msg)
+        # a 404 quoting a path of 400 two-byte characters: cut, still UTF-8
+        r = s.get("/" + "%C3%A9" * 400)
+        self.assertError(r, 404, "NOT_FOUND")
+        self.assertEqual(r.raw.decode("utf-8"), r.text)
+        self.assertTrue(r.body["error"]["message"].startswith("no resource at /\u00e9\u00e9"))
+        s.assert_all_alive()
+
     def test_9_still_serving(self):
         s = self.stack
         s.assert_all_alive()

@@ -296,6 +296,25 @@ test_invalid_utf8(void **state)
 }
 
 static void
+test_utf8_cut(void **state)
+{
+	// "a" é € 😀: characters of 1, 2, 3 and 4 bytes (10 in all).
+	const char         *s = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
+	static const size_t want[11] = { 0, 1, 1, 3, 3, 3, 6, 6, 6, 6, 10 };
+	for (size_t max = 0; max <= 10; max++) {
+		size_t n = dre_utf8_cut(s, 10, max);
+		assert_int_equal(n, want[max]);
+		assert_true(dre_utf8_valid(s, n, NULL));
+	}
+	assert_int_equal(dre_utf8_cut(s, 10, 60), 10);
+	assert_int_equal(dre_utf8_cut("", 0, 0), 0);
+	// The printf arguments.
+	char out[16];
+	snprintf(out, sizeof out, "'%.*s'", DRE_UTF8_CUT(s, 5));
+	assert_string_equal(out, "'a\xc3\xa9'");
+}
+
+static void
 test_duplicates(void **state)
 {
 	bad("{\"a\":1,\"a\":2}", 7, "duplicate key");
@@ -454,6 +473,7 @@ main(void)
 		cmocka_unit_test(test_syntax_errors),
 		cmocka_unit_test(test_surrogates),
 		cmocka_unit_test(test_invalid_utf8),
+		cmocka_unit_test(test_utf8_cut),
 		cmocka_unit_test(test_duplicates),
 		cmocka_unit_test(test_depth),
 		cmocka_unit_test(test_decimal),

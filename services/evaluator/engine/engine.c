@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "dre/json.h"
 #include "engine_int.h"
 
 #define EV_CHUNK (16 * 1024)
@@ -741,8 +742,8 @@ pos_group_resolve(ev *v)
 	w->code = "UNKNOWN_POS_GROUP";
 	w->target = (char *) target;
 	w->message = ev_printf(v,
-	    "unknown %s '%.100s': priced with the promotions of every store",
-	    target, given);
+	    "unknown %s '%.*s': priced with the promotions of every store",
+	    target, DRE_UTF8_CUT(given, 100));
 	v->warnings[v->nwarnings++] = w;
 }
 
@@ -845,12 +846,17 @@ evaluate_run(ev *v, const eng_index *ix, eng_eval_error *err)
 		if (err != NULL) {
 			err->status = 400;
 			err->code = "VALIDATION_FAILED";
+			// Names cut before a character, never inside one:
+			// both go into the JSON error body.
+			const char *f = v->req->ignored_fields[0];
+			size_t      fl = strlen(f);
 			snprintf(err->message, sizeof(err->message),
-			    "unknown field '%.60s' (the tenant setting "
+			    "unknown field '%.*s' (the tenant setting "
 			    "rejectUnknownFields is on)",
-			    v->req->ignored_fields[0]);
-			snprintf(err->target, sizeof(err->target), "%s",
-			    v->req->ignored_fields[0]);
+			    (int) dre_utf8_cut(f, fl, 60), f);
+			snprintf(err->target, sizeof(err->target), "%.*s",
+			    (int) dre_utf8_cut(f, fl, sizeof(err->target) - 1),
+			    f);
 		}
 		return DRE_EINVAL;
 	}

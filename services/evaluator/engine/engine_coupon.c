@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "dre/json.h"
 #include "engine_int.h"
 
 static bool
@@ -146,11 +147,12 @@ ev_coupon_gate(ev *v, const dre_promo *p)
 		return NULL;
 	for (uint32_t i = 0; i < v->ncoup; i++)
 		if (type_listed(p, v->coup[i].type_id))
-			return ev_printf(v, "coupon %.60s not applied: %s",
-			    v->coup[i].code,
+			return ev_printf(v, "coupon %.*s not applied: %s",
+			    DRE_UTF8_CUT(v->coup[i].code, 60),
 			    v->coup_bad[i] ? v->coup_bad[i] : "superseded");
-	return ev_printf(v, "needs a coupon of type %.60s",
-	    p->coupon_type_ids.n ? p->coupon_type_ids.v[0] : "");
+	return ev_printf(v, "needs a coupon of type %.*s",
+	    DRE_UTF8_CUT(
+	        p->coupon_type_ids.n ? p->coupon_type_ids.v[0] : "", 60));
 }
 
 void
