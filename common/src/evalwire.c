@@ -57,38 +57,55 @@ path_put(char *out, size_t cap, size_t *o, const char *s, size_t n)
 	out[*o] = '\0';
 }
 
-// path_index writes "<prefix>.<name>[i]" (or "<name>[i]" without a
-// prefix; no "[i]" when i is SIZE_MAX) into out[cap].
-static const char *
-path_index(
-    char *out, size_t cap, const char *prefix, const char *name, size_t i)
+// A field's place in the request: up.name[index] (no "[index]" when
+// index is SIZE_MAX; up NULL at the request's top). Written out only when
+// an error or an ignored field names it.
+typedef struct wpath wpath;
+struct wpath {
+	const wpath *up;
+	const char  *name;
+	size_t       index;
+};
+#define AT(name) (&(const wpath) { NULL, (name), SIZE_MAX })
+
+// path_write appends at's text to out[*o..cap-1).
+static void
+path_write(char *out, size_t cap, size_t *o, const wpath *at)
 {
-	size_t o = 0;
-	out[0] = '\0';
-	if (prefix != NULL && prefix[0] != '\0') {
-		path_put(out, cap, &o, prefix, strlen(prefix));
-		path_put(out, cap, &o, ".", 1);
-	}
-	path_put(out, cap, &o, name, strlen(name));
-	if (i != SIZE_MAX) {
-		char  tmp[24];
-		char *d = tmp + sizeof(tmp);
+	if (at == NULL)
+		return;
+	path_write(out, cap, o, at->up);
+	if (*o > 0)
+		path_put(out, cap, o, ".", 1);
+	path_put(out, cap, o, at->name, strlen(at->name));
+	if (at->index != SIZE_MAX) {
+		char   tmp[24];
+		char  *d = tmp + sizeof(tmp);
+		size_t i = at->index;
 		*--d = ']';
 		do {
 			*--d = (char) ('0' + i % 10);
 			i /= 10;
 		} while (i != 0);
 		*--d = '[';
-		path_put(out, cap, &o, d, (size_t) (tmp + sizeof(tmp) - d));
+		path_put(out, cap, o, d, (size_t) (tmp + sizeof(tmp) - d));
 	}
-	return out;
 }
 
-// join writes "<prefix>.<name>" (or name alone) into out[128].
+// join writes "<at>.<name>" (at alone without a name, name alone at the
+// top) into out[PATH_MAX_LEN].
 static const char *
-join(char *out, const char *prefix, const char *name)
+join(char *out, const wpath *at, const char *name)
 {
-	return path_index(out, PATH_MAX_LEN, prefix, name, SIZE_MAX);
+	size_t o = 0;
+	out[0] = '\0';
+	path_write(out, PATH_MAX_LEN, &o, at);
+	if (name != NULL) {
+		if (o > 0)
+			path_put(out, PATH_MAX_LEN, &o, ".", 1);
+		path_put(out, PATH_MAX_LEN, &o, name, strlen(name));
+	}
+	return out;
 }
 
 // ---------------------------------------------------------------- readers
@@ -102,7 +119,7 @@ typedef struct {
 // (borrowed from the parsed document: it lives in the same arena). Absent
 // and null leave *out NULL unless required.
 static dre_err
-rd_str(rd *r, char **out, const dre_json *obj, const char *prefix,
+rd_str(rd *r, char **out, const dre_json *obj, const wpath *at,
     const char *name, size_t max, bool required)
 {
 	const dre_json *v = dre_json_get(obj, name);
@@ -112,31 +129,30 @@ rd_str(rd *r, char **out, const dre_json *obj, const char *prefix,
 	*out = NULL;
 	if (dre_json_is_null(v)) {
 		if (required)
-			return INVALID(r->err, join(t, prefix, name),
-			    "%s is required", name);
+			return INVALID(
+			    r->err, join(t, at, name), "%s is required", name);
 		return DRE_OK;
 	}
 	if (v->type != DRE_JSON_STRING)
-		return INVALID(r->err, join(t, prefix, name),
-		    "%s must be a string", name);
+		return INVALID(
+		    r->err, join(t, at, name), "%s must be a string", name);
 	// protobuf-c strings end at the first NUL: refuse to cut them.
 	if (strlen(v->str) != v->len)
-		return INVALID(r->err, join(t, prefix, name),
+		return INVALID(r->err, join(t, at, name),
 		    "%s must not contain NUL characters", name);
 	// Characters are counted only when the bytes could be too many (a
 	// character is at least one byte; dre_json_parse left only UTF-8).
 	if (v->len > max) {
 		if (!dre_utf8_valid(v->str, v->len, &chars))
 			return fail(r->err, 400, "MALFORMED_JSON",
-			    join(t, prefix, name), "%s is not valid UTF-8",
-			    name);
+			    join(t, at, name), "%s is not valid UTF-8", name);
 		if (chars > max)
-			return INVALID(r->err, join(t, prefix, name),
+			return INVALID(r->err, join(t, at, name),
 			    "%s must be at most %zu characters", name, max);
 	}
 	if (required && v->len == 0)
-		return INVALID(r->err, join(t, prefix, name),
-		    "%s must not be empty", name);
+		return INVALID(
+		    r->err, join(t, at, name), "%s must not be empty", name);
 	*out = (char *) v->str;
 	return DRE_OK;
 }
@@ -144,7 +160,7 @@ rd_str(rd *r, char **out, const dre_json *obj, const char *prefix,
 // rd_decimal reads obj.name (number or numeric string) scaled by 10^scale.
 static dre_err
 rd_decimal(rd *r, int64_t *out, bool *present, const dre_json *obj,
-    const char *prefix, const char *name, int scale, bool required)
+    const wpath *at, const char *name, int scale, bool required)
 {
 	const dre_json *v = dre_json_get(obj, name);
 	char            t[128];
@@ -153,23 +169,23 @@ rd_decimal(rd *r, int64_t *out, bool *present, const dre_json *obj,
 	*present = false;
 	if (dre_json_is_null(v)) {
 		if (required)
-			return INVALID(r->err, join(t, prefix, name),
-			    "%s is required", name);
+			return INVALID(
+			    r->err, join(t, at, name), "%s is required", name);
 		return DRE_OK;
 	}
 	if (v->type != DRE_JSON_NUMBER && v->type != DRE_JSON_STRING)
-		return INVALID(r->err, join(t, prefix, name),
-		    "%s must be a number", name);
+		return INVALID(
+		    r->err, join(t, at, name), "%s must be a number", name);
 	e = dre_json_decimal(out, v, scale, DRE_DECIMAL_MAX_DIGITS);
 	if (e == DRE_EINVAL)
-		return INVALID(r->err, join(t, prefix, name),
+		return INVALID(r->err, join(t, at, name),
 		    "%s must have at most %d decimals", name, scale);
 	if (e == DRE_ETOOBIG)
-		return INVALID(r->err, join(t, prefix, name),
+		return INVALID(r->err, join(t, at, name),
 		    "%s must have at most %d digits", name,
 		    DRE_DECIMAL_MAX_DIGITS);
 	if (e != DRE_OK)
-		return INVALID(r->err, join(t, prefix, name),
+		return INVALID(r->err, join(t, at, name),
 		    "%s must be a decimal number", name);
 	*present = true;
 	return DRE_OK;
@@ -177,7 +193,7 @@ rd_decimal(rd *r, int64_t *out, bool *present, const dre_json *obj,
 
 static dre_err
 rd_bool(rd *r, protobuf_c_boolean *out, protobuf_c_boolean *has,
-    const dre_json *obj, const char *prefix, const char *name)
+    const dre_json *obj, const wpath *at, const char *name)
 {
 	const dre_json *v = dre_json_get(obj, name);
 	char            t[128];
@@ -185,8 +201,8 @@ rd_bool(rd *r, protobuf_c_boolean *out, protobuf_c_boolean *has,
 	if (dre_json_is_null(v))
 		return DRE_OK;
 	if (v->type != DRE_JSON_TRUE && v->type != DRE_JSON_FALSE)
-		return INVALID(r->err, join(t, prefix, name),
-		    "%s must be a boolean", name);
+		return INVALID(
+		    r->err, join(t, at, name), "%s must be a boolean", name);
 	*out = v->type == DRE_JSON_TRUE;
 	*has = 1;
 	return DRE_OK;
@@ -195,7 +211,7 @@ rd_bool(rd *r, protobuf_c_boolean *out, protobuf_c_boolean *has,
 // rd_obj returns obj.name if it is an object, NULL when absent/null; a
 // value of another type fails.
 static dre_err
-rd_obj(rd *r, const dre_json **out, const dre_json *obj, const char *prefix,
+rd_obj(rd *r, const dre_json **out, const dre_json *obj, const wpath *at,
     const char *name)
 {
 	const dre_json *v = dre_json_get(obj, name);
@@ -205,14 +221,14 @@ rd_obj(rd *r, const dre_json **out, const dre_json *obj, const char *prefix,
 	if (dre_json_is_null(v))
 		return DRE_OK;
 	if (v->type != DRE_JSON_OBJECT)
-		return INVALID(r->err, join(t, prefix, name),
-		    "%s must be an object", name);
+		return INVALID(
+		    r->err, join(t, at, name), "%s must be an object", name);
 	*out = v;
 	return DRE_OK;
 }
 
 static dre_err
-rd_arr(rd *r, const dre_json **out, const dre_json *obj, const char *prefix,
+rd_arr(rd *r, const dre_json **out, const dre_json *obj, const wpath *at,
     const char *name)
 {
 	const dre_json *v = dre_json_get(obj, name);
@@ -222,8 +238,8 @@ rd_arr(rd *r, const dre_json **out, const dre_json *obj, const char *prefix,
 	if (dre_json_is_null(v))
 		return DRE_OK;
 	if (v->type != DRE_JSON_ARRAY)
-		return INVALID(r->err, join(t, prefix, name),
-		    "%s must be an array", name);
+		return INVALID(
+		    r->err, join(t, at, name), "%s must be an array", name);
 	*out = v;
 	return DRE_OK;
 }
@@ -246,28 +262,28 @@ rd_arr(rd *r, const dre_json **out, const dre_json *obj, const char *prefix,
 // rd_kvs reads an array of {key, value} pairs.
 static dre_err
 rd_kvs(rd *r, Dre__KeyValue ***outp, size_t *np, const dre_json *obj,
-    const char *prefix, const char *name)
+    const wpath *at, const char *name)
 {
 	const dre_json *arr, *el;
 	size_t          i = 0;
 
-	TRY(rd_arr(r, &arr, obj, prefix, name));
+	TRY(rd_arr(r, &arr, obj, at, name));
 	if (arr == NULL || arr->len == 0)
 		return DRE_OK;
 	Dre__KeyValue **kv = dre_arena_get(r->a, arr->len * sizeof(*kv));
 	if (kv == NULL)
 		return DRE_ENOMEM;
 	for (el = arr->child; el != NULL; el = el->next, i++) {
-		char base[128];
-		path_index(base, sizeof(base), prefix, name, i);
+		const wpath base = { at, name, i };
+		char        t[PATH_MAX_LEN];
 		if (el->type != DRE_JSON_OBJECT)
-			return INVALID(r->err, base,
+			return INVALID(r->err, join(t, &base, NULL),
 			    "%s must be an array of objects {key, value}",
 			    name);
 		if ((kv[i] = NEW(r, Dre__KeyValue, dre__key_value__init))
 		    == NULL)
 			return DRE_ENOMEM;
-		TRY(rd_str(r, &kv[i]->key, el, base, "key", LEN_KEY, true));
+		TRY(rd_str(r, &kv[i]->key, el, &base, "key", LEN_KEY, true));
 		// A value may be any scalar in some tills; keep its text.
 		const dre_json *v = dre_json_get(el, "value");
 		if (dre_json_is(v, DRE_JSON_NUMBER)) {
@@ -278,7 +294,7 @@ rd_kvs(rd *r, Dre__KeyValue ***outp, size_t *np, const dre_json *obj,
 			    = (char *) (v->type == DRE_JSON_TRUE ? "true"
 			                                         : "false");
 		} else {
-			TRY(rd_str(r, &kv[i]->value, el, base, "value",
+			TRY(rd_str(r, &kv[i]->value, el, &base, "value",
 			    LEN_VALUE, false));
 		}
 	}
@@ -314,42 +330,43 @@ static dre_err
 rd_item(
     rd *r, Dre__BasketItem **outp, const dre_json *el, size_t i, refset *refs)
 {
-	char             base[128], t[128];
+	const wpath      base = { NULL, "items", i };
+	char             t[PATH_MAX_LEN];
 	Dre__BasketItem *it;
 	bool             present;
 
-	path_index(base, sizeof(base), NULL, "items", i);
 	if (el->type != DRE_JSON_OBJECT)
-		return INVALID(r->err, base, "items must be objects");
+		return INVALID(
+		    r->err, join(t, &base, NULL), "items must be objects");
 	if ((it = NEW(r, Dre__BasketItem, dre__basket_item__init)) == NULL)
 		return DRE_ENOMEM;
-	TRY(rd_str(r, &it->article_number, el, base, "articleNumber",
+	TRY(rd_str(r, &it->article_number, el, &base, "articleNumber",
 	    LEN_SHORT, true));
-	TRY(rd_decimal(r, &it->quantity, &present, el, base, "quantity",
+	TRY(rd_decimal(r, &it->quantity, &present, el, &base, "quantity",
 	    DRE_QTY_SCALE, true));
 	if (it->quantity == 0)
-		return INVALID(r->err, join(t, base, "quantity"),
+		return INVALID(r->err, join(t, &base, "quantity"),
 		    "quantity must not be 0");
-	TRY(rd_decimal(r, &it->unit_price, &present, el, base, "unitPrice",
+	TRY(rd_decimal(r, &it->unit_price, &present, el, &base, "unitPrice",
 	    DRE_MONEY_SCALE, true));
 	if (it->unit_price < 0)
-		return INVALID(r->err, join(t, base, "unitPrice"),
+		return INVALID(r->err, join(t, &base, "unitPrice"),
 		    "unitPrice must not be negative");
-	TRY(rd_str(r, &it->ean, el, base, "ean", 18, false));
+	TRY(rd_str(r, &it->ean, el, &base, "ean", 18, false));
+	TRY(rd_str(r, &it->article_group, el, &base, "articleGroup", LEN_NAME,
+	    false));
 	TRY(rd_str(
-	    r, &it->article_group, el, base, "articleGroup", LEN_NAME, false));
+	    r, &it->article_group_id, el, &base, "articleGroupId", 20, false));
 	TRY(rd_str(
-	    r, &it->article_group_id, el, base, "articleGroupId", 20, false));
-	TRY(rd_str(
-	    r, &it->manufacturer_id, el, base, "manufacturerId", 255, false));
-	TRY(rd_str(r, &it->line_reference, el, base, "lineReference",
+	    r, &it->manufacturer_id, el, &base, "manufacturerId", 255, false));
+	TRY(rd_str(r, &it->line_reference, el, &base, "lineReference",
 	    LEN_SHORT, false));
 	if (it->line_reference != NULL
 	    && !refset_add(refs, it->line_reference))
-		return INVALID(r->err, join(t, base, "lineReference"),
+		return INVALID(r->err, join(t, &base, "lineReference"),
 		    "duplicate lineReference %s", it->line_reference);
 	TRY(rd_kvs(r, &it->additional_fields, &it->n_additional_fields, el,
-	    base, "additionalFields"));
+	    &base, "additionalFields"));
 	*outp = it;
 	return DRE_OK;
 }
@@ -386,22 +403,22 @@ rd_header(rd *r, Dre__EvaluateRequest *q, const dre_json *req)
 {
 	const dre_json *h, *tc;
 
-	TRY(rd_obj(r, &h, req, "", "header"));
+	TRY(rd_obj(r, &h, req, NULL, "header"));
 	if (h == NULL)
 		return DRE_OK;
 	if ((q->header = NEW(r, Dre__RequestHeader, dre__request_header__init))
 	    == NULL)
 		return DRE_ENOMEM;
-	TRY(rd_str(r, &q->header->transaction_id, h, "header", "transactionId",
-	    LEN_SHORT, false));
+	TRY(rd_str(r, &q->header->transaction_id, h, AT("header"),
+	    "transactionId", LEN_SHORT, false));
 	tc = dre_json_get(h, "transactionCounter");
 	if (!dre_json_is_null(tc))
 		return INVALID(r->err, "header.transactionCounter",
 		    "transactionCounter is assigned by the server and must "
 		    "not be sent on evaluate/simulate");
-	TRY(rd_str(r, &q->header->receipt_id, h, "header", "receiptId",
+	TRY(rd_str(r, &q->header->receipt_id, h, AT("header"), "receiptId",
 	    LEN_SHORT, false));
-	TRY(rd_str(r, &q->header->header_reference, h, "header",
+	TRY(rd_str(r, &q->header->header_reference, h, AT("header"),
 	    "headerReference", LEN_NAME, false));
 	return DRE_OK;
 }
@@ -412,25 +429,25 @@ rd_customer(rd *r, Dre__EvaluateRequest *q, const dre_json *req)
 	const dre_json *c, *l;
 	bool            present;
 
-	TRY(rd_obj(r, &c, req, "", "customer"));
+	TRY(rd_obj(r, &c, req, NULL, "customer"));
 	if (c == NULL)
 		return DRE_OK;
 	Dre__CustomerInfo *ci
 	    = NEW(r, Dre__CustomerInfo, dre__customer_info__init);
 	if ((q->customer = ci) == NULL)
 		return DRE_ENOMEM;
-	TRY(rd_str(r, &ci->customer_id, c, "customer", "customerId", LEN_SHORT,
-	    false));
-	TRY(rd_str(r, &ci->customer_group, c, "customer", "customerGroup",
-	    LEN_NAME, false));
-	TRY(rd_str(r, &ci->loyalty_card_no, c, "customer", "loyaltyCardNo",
+	TRY(rd_str(r, &ci->customer_id, c, AT("customer"), "customerId",
 	    LEN_SHORT, false));
-	TRY(rd_obj(r, &l, c, "customer", "loyalty"));
+	TRY(rd_str(r, &ci->customer_group, c, AT("customer"), "customerGroup",
+	    LEN_NAME, false));
+	TRY(rd_str(r, &ci->loyalty_card_no, c, AT("customer"), "loyaltyCardNo",
+	    LEN_SHORT, false));
+	TRY(rd_obj(r, &l, c, AT("customer"), "loyalty"));
 	if (l != NULL) {
-		TRY(rd_str(r, &ci->loyalty_tier, l, "customer.loyalty", "tier",
-		    LEN_SHORT, false));
+		TRY(rd_str(r, &ci->loyalty_tier, l, AT("customer.loyalty"),
+		    "tier", LEN_SHORT, false));
 		TRY(rd_decimal(r, &ci->loyalty_points, &present, l,
-		    "customer.loyalty", "points", 2, false));
+		    AT("customer.loyalty"), "points", 2, false));
 		ci->has_loyalty_points = present;
 	}
 	return DRE_OK;
@@ -458,10 +475,9 @@ rd_coupons(rd *r, Dre__EvaluateRequest *q, const dre_json *req)
 	    == NULL)
 		return DRE_ENOMEM;
 	for (el = arr->child; el != NULL; el = el->next, i++) {
-		char base[128];
-		path_index(base, sizeof(base), NULL, "coupons", i);
+		const wpath base = { NULL, "coupons", i };
 		TRY(rd_str(
-		    r, &q->coupons[i], el, base, "code", LEN_SHORT, true));
+		    r, &q->coupons[i], el, &base, "code", LEN_SHORT, true));
 	}
 	q->n_coupons = i;
 	return DRE_OK;
@@ -473,15 +489,15 @@ rd_rest(rd *r, Dre__EvaluateRequest *q, const dre_json *req, bool simulate)
 	const dre_json *v;
 	char           *ts;
 
-	TRY(rd_str(r, &ts, req, "", "timestamp", LEN_SHORT, false));
+	TRY(rd_str(r, &ts, req, NULL, "timestamp", LEN_SHORT, false));
 	if (ts != NULL) {
 		if (dre_time_parse(&q->timestamp_ms, ts, strlen(ts)) != DRE_OK)
 			return INVALID(r->err, "timestamp",
 			    "timestamp must be an ISO-8601 date-time");
 		q->has_timestamp_ms = 1;
 	}
-	TRY(rd_str(r, &q->channel, req, "", "channel", LEN_SHORT, false));
-	TRY(rd_str(r, &q->currency, req, "", "currency", 3, false));
+	TRY(rd_str(r, &q->channel, req, NULL, "channel", LEN_SHORT, false));
+	TRY(rd_str(r, &q->currency, req, NULL, "currency", 3, false));
 	if (q->currency != NULL
 	    && (strlen(q->currency) != 3 || q->currency[0] < 'A'
 	        || q->currency[0] > 'Z' || q->currency[1] < 'A'
@@ -489,38 +505,38 @@ rd_rest(rd *r, Dre__EvaluateRequest *q, const dre_json *req, bool simulate)
 	        || q->currency[2] > 'Z'))
 		return INVALID(r->err, "currency",
 		    "currency must be a 3-letter ISO 4217 code");
-	TRY(rd_obj(r, &v, req, "", "paymentInfo"));
+	TRY(rd_obj(r, &v, req, NULL, "paymentInfo"));
 	if (v != NULL) {
 		Dre__PaymentInfo *p
 		    = NEW(r, Dre__PaymentInfo, dre__payment_info__init);
 		if ((q->payment = p) == NULL)
 			return DRE_ENOMEM;
-		TRY(rd_str(r, &p->payment_means, v, "paymentInfo",
+		TRY(rd_str(r, &p->payment_means, v, AT("paymentInfo"),
 		    "paymentMeans", LEN_SHORT, false));
-		TRY(rd_str(r, &p->card_type, v, "paymentInfo", "cardType",
+		TRY(rd_str(r, &p->card_type, v, AT("paymentInfo"), "cardType",
 		    LEN_SHORT, false));
-		TRY(rd_str(r, &p->card_number, v, "paymentInfo", "cardNumber",
-		    LEN_SHORT, false));
+		TRY(rd_str(r, &p->card_number, v, AT("paymentInfo"),
+		    "cardNumber", LEN_SHORT, false));
 	}
 	TRY(rd_kvs(r, &q->user_defined_fields, &q->n_user_defined_fields, req,
-	    "", "userDefinedFields"));
-	TRY(rd_obj(r, &v, req, "", "manualDiscount"));
+	    NULL, "userDefinedFields"));
+	TRY(rd_obj(r, &v, req, NULL, "manualDiscount"));
 	if (v != NULL) {
 		Dre__ManualDiscountInfo *m = NEW(r, Dre__ManualDiscountInfo,
 		    dre__manual_discount_info__init);
 		if ((q->manual_discount = m) == NULL)
 			return DRE_ENOMEM;
 		TRY(rd_bool(r, &m->enabled, &m->has_enabled, v,
-		    "manualDiscount", "enabled"));
-		TRY(rd_str(r, &m->reason_code, v, "manualDiscount",
+		    AT("manualDiscount"), "enabled"));
+		TRY(rd_str(r, &m->reason_code, v, AT("manualDiscount"),
 		    "reasonCode", LEN_SHORT, false));
 	}
 	// Type-checked on both paths; honoured only by the simulator.
 	protobuf_c_boolean inact = 0, has_inact = 0, missed = 0,
 	                   has_missed = 0;
-	TRY(rd_bool(r, &inact, &has_inact, req, "", "includeInactive"));
+	TRY(rd_bool(r, &inact, &has_inact, req, NULL, "includeInactive"));
 	TRY(rd_bool(
-	    r, &missed, &has_missed, req, "", "includeMissedPromotions"));
+	    r, &missed, &has_missed, req, NULL, "includeMissedPromotions"));
 	if (simulate) {
 		q->has_include_inactive = has_inact;
 		q->include_inactive = inact;
@@ -565,41 +581,45 @@ typedef struct {
 	size_t     n;
 } ignored;
 
-// ign_obj names every member of obj (at path prefix) not in known[0..n).
+// ign_obj names every member of obj (at path at) not in known[0..n).
 static void
-ign_obj(ignored *g, const dre_json *obj, const char *prefix,
+ign_obj(ignored *g, const dre_json *obj, const wpath *at,
     const char *const *known, size_t n)
 {
+	char   pre[PATH_MAX_LEN];
+	size_t pl = SIZE_MAX; // the path's text, written at the first name
 	for (const dre_json *m = dre_json_unknown(obj, known, n, NULL);
 	     m != NULL && g->n <= DRE_EVAL_MAX_IGNORED;
 	     m = dre_json_unknown(obj, known, n, m)) {
-		size_t pl = strlen(prefix),
-		       kl = dre_utf8_cut(m->key, m->key_len, 64);
-		char *p = dre_arena_get(g->a, pl + kl + 2);
+		if (pl == SIZE_MAX)
+			pl = strlen(join(pre, at, NULL));
+		size_t kl = dre_utf8_cut(m->key, m->key_len, 64);
+		char  *p = dre_arena_get(g->a, pl + kl + 2);
+		size_t o = 0;
 		if (p == NULL)
 			return;
 		if (pl > 0) {
-			memcpy(p, prefix, pl);
-			p[pl++] = '.';
+			memcpy(p, pre, pl);
+			p[pl] = '.';
+			o = pl + 1;
 		}
-		memcpy(p + pl, m->key, kl);
-		p[pl + kl] = '\0';
+		memcpy(p + o, m->key, kl);
+		p[o + kl] = '\0';
 		g->v[g->n++] = p;
 	}
 }
 
-// ign_each applies ign_obj to every object element of array arr.
+// ign_each applies ign_obj to every object element of array up.name.
 static void
-ign_each(ignored *g, const dre_json *arr, const char *name,
+ign_each(ignored *g, const dre_json *arr, const wpath *up, const char *name,
     const char *const *known, size_t n)
 {
 	if (!dre_json_is(arr, DRE_JSON_ARRAY))
 		return;
 	size_t i = 0;
 	for (const dre_json *e = arr->child; e != NULL; e = e->next, i++) {
-		char p[160];
-		path_index(p, sizeof p, NULL, name, i);
-		ign_obj(g, e, p, known, n);
+		const wpath at = { up, name, i };
+		ign_obj(g, e, &at, known, n);
 	}
 }
 
@@ -612,31 +632,29 @@ ign_request(dre_arena *a, Dre__EvaluateRequest *q, const dre_json *req)
 		0 };
 	if (g.v == NULL)
 		return;
-	ign_obj(&g, req, "", K_REQUEST);
-	ign_obj(&g, dre_json_get(req, "header"), "header", K_HEADER);
+	ign_obj(&g, req, NULL, K_REQUEST);
+	ign_obj(&g, dre_json_get(req, "header"), AT("header"), K_HEADER);
 	const dre_json *items = dre_json_get(req, "items");
-	ign_each(&g, items, "items", K_ITEM);
+	ign_each(&g, items, NULL, "items", K_ITEM);
 	if (dre_json_is(items, DRE_JSON_ARRAY)) {
 		size_t i = 0;
 		for (const dre_json *e = items->child; e != NULL;
 		     e = e->next, i++) {
-			char t[32], p[64];
-			path_index(t, sizeof t, NULL, "items", i);
-			path_index(
-			    p, sizeof p, t, "additionalFields", SIZE_MAX);
-			ign_each(
-			    &g, dre_json_get(e, "additionalFields"), p, K_KV);
+			const wpath it = { NULL, "items", i };
+			ign_each(&g, dre_json_get(e, "additionalFields"), &it,
+			    "additionalFields", K_KV);
 		}
 	}
 	const dre_json *c = dre_json_get(req, "customer");
-	ign_obj(&g, c, "customer", K_CUSTOMER);
-	ign_obj(&g, dre_json_get(c, "loyalty"), "customer.loyalty", K_LOYALTY);
-	ign_each(&g, dre_json_get(req, "coupons"), "coupons", K_COUPON);
+	ign_obj(&g, c, AT("customer"), K_CUSTOMER);
 	ign_obj(
-	    &g, dre_json_get(req, "paymentInfo"), "paymentInfo", K_PAYMENT);
-	ign_obj(&g, dre_json_get(req, "manualDiscount"), "manualDiscount",
+	    &g, dre_json_get(c, "loyalty"), AT("customer.loyalty"), K_LOYALTY);
+	ign_each(&g, dre_json_get(req, "coupons"), NULL, "coupons", K_COUPON);
+	ign_obj(&g, dre_json_get(req, "paymentInfo"), AT("paymentInfo"),
+	    K_PAYMENT);
+	ign_obj(&g, dre_json_get(req, "manualDiscount"), AT("manualDiscount"),
 	    K_MANUAL);
-	ign_each(&g, dre_json_get(req, "userDefinedFields"),
+	ign_each(&g, dre_json_get(req, "userDefinedFields"), NULL,
 	    "userDefinedFields", K_KV);
 	q->ignored_fields = g.v;
 	q->n_ignored_fields = g.n;
@@ -670,12 +688,12 @@ dre_evalreq_parse(Dre__EvaluateRequest **reqp, dre_arena *a,
 	    == NULL)
 		return DRE_ENOMEM;
 	TRY(rd_header(&r, q, req));
-	TRY(rd_str(&r, &q->pos_group_id, req, "", "posGroupId", 36, false));
+	TRY(rd_str(&r, &q->pos_group_id, req, NULL, "posGroupId", 36, false));
 	if (q->pos_group_id != NULL
 	    && !dre_uuid_valid(q->pos_group_id, strlen(q->pos_group_id)))
 		return INVALID(err, "posGroupId", "posGroupId must be a UUID");
 	TRY(rd_str(
-	    &r, &q->pos_group_code, req, "", "posGroupCode", 20, false));
+	    &r, &q->pos_group_code, req, NULL, "posGroupCode", 20, false));
 	if (q->pos_group_id == NULL && q->pos_group_code == NULL)
 		return INVALID(err, "posGroupId",
 		    "posGroupId or posGroupCode is required");
@@ -696,14 +714,14 @@ rd_confirm_header(rd *r, Dre__ConfirmRequest *q, const dre_json *req)
 	const dre_json *h, *tc;
 	int64_t         n = 0;
 
-	TRY(rd_obj(r, &h, req, "", "header"));
+	TRY(rd_obj(r, &h, req, NULL, "header"));
 	if (h == NULL)
 		return INVALID(r->err, "header", "header is required");
 	if ((q->header = NEW(r, Dre__RequestHeader, dre__request_header__init))
 	    == NULL)
 		return DRE_ENOMEM;
-	TRY(rd_str(r, &q->header->transaction_id, h, "header", "transactionId",
-	    LEN_SHORT, true));
+	TRY(rd_str(r, &q->header->transaction_id, h, AT("header"),
+	    "transactionId", LEN_SHORT, true));
 	tc = dre_json_get(h, "transactionCounter");
 	if (dre_json_is_null(tc))
 		return INVALID(r->err, "header.transactionCounter",
@@ -713,9 +731,9 @@ rd_confirm_header(rd *r, Dre__ConfirmRequest *q, const dre_json *req)
 		    "transactionCounter must be an integer >= 1");
 	q->header->has_transaction_counter = 1;
 	q->header->transaction_counter = n;
-	TRY(rd_str(r, &q->header->receipt_id, h, "header", "receiptId",
+	TRY(rd_str(r, &q->header->receipt_id, h, AT("header"), "receiptId",
 	    LEN_SHORT, false));
-	TRY(rd_str(r, &q->header->header_reference, h, "header",
+	TRY(rd_str(r, &q->header->header_reference, h, AT("header"),
 	    "headerReference", LEN_NAME, false));
 	return DRE_OK;
 }
@@ -724,45 +742,44 @@ static dre_err
 rd_confirm_promotion(rd *r, Dre__ConfirmPromotion **outp, const dre_json *el,
     size_t i, refset *ids)
 {
-	char                   base[128], t[128];
+	const wpath            base = { NULL, "appliedPromotions", i };
+	char                   t[PATH_MAX_LEN];
 	Dre__ConfirmPromotion *p;
 	const dre_json        *m;
 	bool                   present;
 
-	path_index(base, sizeof(base), NULL, "appliedPromotions", i);
 	if (el->type != DRE_JSON_OBJECT)
-		return INVALID(r->err, base,
+		return INVALID(r->err, join(t, &base, NULL),
 		    "appliedPromotions must be an array of objects");
 	if ((p = NEW(r, Dre__ConfirmPromotion, dre__confirm_promotion__init))
 	    == NULL)
 		return DRE_ENOMEM;
-	TRY(rd_str(r, &p->promotion_id, el, base, "promotionId", 36, true));
+	TRY(rd_str(r, &p->promotion_id, el, &base, "promotionId", 36, true));
 	if (!dre_uuid_valid(p->promotion_id, strlen(p->promotion_id)))
-		return INVALID(r->err, join(t, base, "promotionId"),
+		return INVALID(r->err, join(t, &base, "promotionId"),
 		    "promotionId must be a UUID");
 	if (!refset_add(ids, p->promotion_id))
-		return INVALID(r->err, join(t, base, "promotionId"),
+		return INVALID(r->err, join(t, &base, "promotionId"),
 		    "promotion %s is listed twice", p->promotion_id);
 	TRY(rd_str(
-	    r, &p->coupon_code, el, base, "couponCode", LEN_SHORT, false));
-	TRY(rd_decimal(r, &p->total_discount, &present, el, base,
+	    r, &p->coupon_code, el, &base, "couponCode", LEN_SHORT, false));
+	TRY(rd_decimal(r, &p->total_discount, &present, el, &base,
 	    "totalDiscount", DRE_MONEY_SCALE, false));
 	p->has_total_discount = present;
 	if (present && p->total_discount < 0)
-		return INVALID(r->err, join(t, base, "totalDiscount"),
+		return INVALID(r->err, join(t, &base, "totalDiscount"),
 		    "totalDiscount must not be negative");
-	TRY(rd_obj(r, &m, el, base, "discountAmount"));
+	TRY(rd_obj(r, &m, el, &base, "discountAmount"));
 	if (m != NULL) {
-		char mb[128];
-		join(mb, base, "discountAmount");
-		TRY(rd_decimal(r, &p->discount_amount, &present, m, mb,
+		const wpath mb = { &base, "discountAmount", SIZE_MAX };
+		TRY(rd_decimal(r, &p->discount_amount, &present, m, &mb,
 		    "value", DRE_MONEY_SCALE, true));
 		p->has_discount_amount = 1;
 		if (p->discount_amount < 0)
-			return INVALID(r->err, join(t, mb, "value"),
+			return INVALID(r->err, join(t, &mb, "value"),
 			    "discountAmount.value must not be negative");
 		TRY(rd_str(
-		    r, &p->discount_currency, m, mb, "currency", 3, false));
+		    r, &p->discount_currency, m, &mb, "currency", 3, false));
 	}
 	*outp = p;
 	return DRE_OK;
@@ -775,7 +792,7 @@ rd_confirm_items(rd *r, Dre__ConfirmRequest *q, const dre_json *req)
 	size_t          i = 0;
 	bool            present;
 
-	TRY(rd_arr(r, &arr, req, "", "items"));
+	TRY(rd_arr(r, &arr, req, NULL, "items"));
 	if (arr == NULL || arr->len == 0)
 		return DRE_OK;
 	if (arr->len > DRE_EVAL_MAX_ITEMS)
@@ -785,23 +802,24 @@ rd_confirm_items(rd *r, Dre__ConfirmRequest *q, const dre_json *req)
 	    == NULL)
 		return DRE_ENOMEM;
 	for (el = arr->child; el != NULL; el = el->next, i++) {
-		char              base[128];
+		const wpath       base = { NULL, "items", i };
+		char              t[PATH_MAX_LEN];
 		Dre__ConfirmItem *it;
-		path_index(base, sizeof(base), NULL, "items", i);
 		if (el->type != DRE_JSON_OBJECT)
-			return INVALID(r->err, base, "items must be objects");
+			return INVALID(r->err, join(t, &base, NULL),
+			    "items must be objects");
 		if ((it = NEW(r, Dre__ConfirmItem, dre__confirm_item__init))
 		    == NULL)
 			return DRE_ENOMEM;
-		TRY(rd_str(r, &it->article_number, el, base, "articleNumber",
+		TRY(rd_str(r, &it->article_number, el, &base, "articleNumber",
 		    LEN_SHORT, true));
-		TRY(rd_decimal(r, &it->quantity, &present, el, base,
+		TRY(rd_decimal(r, &it->quantity, &present, el, &base,
 		    "quantity", DRE_QTY_SCALE, false));
 		it->has_quantity = present;
-		TRY(rd_decimal(r, &it->unit_price, &present, el, base,
+		TRY(rd_decimal(r, &it->unit_price, &present, el, &base,
 		    "unitPrice", DRE_MONEY_SCALE, false));
 		it->has_unit_price = present;
-		TRY(rd_str(r, &it->line_reference, el, base, "lineReference",
+		TRY(rd_str(r, &it->line_reference, el, &base, "lineReference",
 		    LEN_SHORT, false));
 		q->items[i] = it;
 	}
@@ -833,20 +851,20 @@ dre_confirmreq_parse(Dre__ConfirmRequest **reqp, dre_arena *a,
 	    == NULL)
 		return DRE_ENOMEM;
 	TRY(rd_confirm_header(&r, q, req));
-	TRY(rd_str(&r, &q->transaction_id, req, "", "transactionId", LEN_SHORT,
-	    true));
+	TRY(rd_str(&r, &q->transaction_id, req, NULL, "transactionId",
+	    LEN_SHORT, true));
 	if (strcmp(q->transaction_id, q->header->transaction_id) != 0)
 		return INVALID(err, "transactionId",
 		    "transactionId must equal header.transactionId");
-	TRY(rd_str(&r, &q->pos_group_id, req, "", "posGroupId", 36, false));
+	TRY(rd_str(&r, &q->pos_group_id, req, NULL, "posGroupId", 36, false));
 	if (q->pos_group_id != NULL
 	    && !dre_uuid_valid(q->pos_group_id, strlen(q->pos_group_id)))
 		return INVALID(err, "posGroupId", "posGroupId must be a UUID");
 	TRY(rd_str(
-	    &r, &q->pos_group_code, req, "", "posGroupCode", 20, false));
+	    &r, &q->pos_group_code, req, NULL, "posGroupCode", 20, false));
 	TRY(rd_str(
-	    &r, &q->customer_id, req, "", "customerId", LEN_SHORT, false));
-	TRY(rd_str(&r, &ts, req, "", "timestamp", LEN_SHORT, false));
+	    &r, &q->customer_id, req, NULL, "customerId", LEN_SHORT, false));
+	TRY(rd_str(&r, &ts, req, NULL, "timestamp", LEN_SHORT, false));
 	if (ts != NULL) {
 		if (dre_time_parse(&q->timestamp_ms, ts, strlen(ts)) != DRE_OK)
 			return INVALID(err, "timestamp",

@@ -712,11 +712,10 @@ dre_json_parse_inplace(dre_json **rootp, dre_arena *arena, char *text,
 }
 
 const dre_json *
-dre_json_get(const dre_json *obj, const char *key)
+dre_json_getn(const dre_json *obj, const char *key, size_t n)
 {
 	if (obj == NULL || obj->type != DRE_JSON_OBJECT || key == NULL)
 		return NULL;
-	size_t n = strlen(key);
 	// The first byte before a memcmp call: most members differ there.
 	for (const dre_json *m = obj->child; m != NULL; m = m->next)
 		if (m->key_len == n

@@ -349,7 +349,7 @@ dre_jsonw_kmoneyn(dre_jsonw *w, const char *key, size_t kl, int64_t minor,
 {
 	// The bytes obj_begin, key "value", decimal, kstr "currency" and
 	// obj_end write, in two appends (an answer holds some 150 amounts).
-	char tmp[9 + 32 + 12];
+	char tmp[9 + 32 + 12 + 6];
 	dre_jsonw_keyn(w, key, kl);
 	w->after_key = false;
 	if (w->depth + 1 >= DRE_JSONW_MAX_DEPTH) {
@@ -359,7 +359,18 @@ dre_jsonw_kmoneyn(dre_jsonw *w, const char *key, size_t kl, int64_t minor,
 	memcpy(tmp, "{\"value\":", 9);
 	size_t n = 9 + dre_decimal_format(tmp + 9, minor, DRE_MONEY_SCALE);
 	memcpy(tmp + n, ",\"currency\":", 12);
-	dre_buf_append(w->buf, tmp, n + 12);
+	n += 12;
+	// An ISO 4217 code (three letters) needs no escape: all in one append.
+	if (currency != NULL && currency[0] >= 'A' && currency[0] <= 'Z'
+	    && currency[1] >= 'A' && currency[1] <= 'Z' && currency[2] >= 'A'
+	    && currency[2] <= 'Z' && currency[3] == '\0') {
+		tmp[n] = '"';
+		memcpy(tmp + n + 1, currency, 3);
+		memcpy(tmp + n + 4, "\"}", 2);
+		dre_buf_append(w->buf, tmp, n + 6);
+		return;
+	}
+	dre_buf_append(w->buf, tmp, n);
 	if (currency == NULL)
 		dre_buf_append(w->buf, "null", 4);
 	else

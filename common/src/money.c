@@ -151,13 +151,35 @@ format(char *buf, int64_t v, int scale, bool trim)
 		scale = PARSE_MAX_DIGITS;
 	// Unsigned magnitude: INT64_MIN has no positive int64.
 	uint64_t u = v < 0 ? 0 - (uint64_t) v : (uint64_t) v;
-	uint64_t p = 1;
-	for (int k = 0; k < scale; k++)
-		p *= 10;
-	uint64_t ip = u / p, fp = u % p;
-	char     tmp[24];
-	char    *d = format_u(tmp + sizeof(tmp), ip);
-	size_t   n = 0;
+	uint64_t ip, fp;
+	// The scales DRE writes (money 2, quantities 3) divide by a constant,
+	// which the compiler turns into a multiplication; an answer holds
+	// hundreds of amounts.
+	switch (scale) {
+	case 0:
+		ip = u;
+		fp = 0;
+		break;
+	case 2:
+		ip = u / 100;
+		fp = u % 100;
+		break;
+	case 3:
+		ip = u / 1000;
+		fp = u % 1000;
+		break;
+	default: {
+		uint64_t p = 1;
+		for (int k = 0; k < scale; k++)
+			p *= 10;
+		ip = u / p;
+		fp = u % p;
+		break;
+	}
+	}
+	char   tmp[24];
+	char  *d = format_u(tmp + sizeof(tmp), ip);
+	size_t n = 0;
 	if (v < 0)
 		buf[n++] = '-';
 	size_t il = (size_t) (tmp + sizeof(tmp) - d);

@@ -387,6 +387,9 @@ evaluate_pack(dre_rpc_reply *rep, const Dre__EvaluateRequest *req,
     const Dre__EvaluateResponse *resp)
 {
 	if (req->answer_json) {
+		// Room for the whole answer at once (a 20-line answer is
+		// ~19 KB): growing by doubling copied it five times.
+		dre_buf_reserve(&rep->body, 2048 + 1024 * resp->n_line_items);
 		dre_evalresp_write(&rep->body, resp);
 		if (rep->body.oom) {
 			dre_buf_reset(&rep->body);

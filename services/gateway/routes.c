@@ -417,36 +417,49 @@ is_entity(const char *s)
 	return false;
 }
 
+// pat_is tells whether the pattern segment p[0..len) is the literal lit.
+static bool
+pat_is(const char *p, size_t len, const char *lit, size_t ll)
+{
+	return len == ll && memcmp(p, lit, ll) == 0;
+}
+
 // match_pattern compares the segments with a pattern, binding :entity and
-// :id into j.
+// :id into j. The pattern is read in place (every request tries the table
+// from its start, so no copy and no printf).
 static bool
 match_pattern(gw_job *j, const char *pattern, const char **segs, int n)
 {
-	char        buf[96];
 	const char *entity = NULL, *id = NULL, *counter = NULL;
+	const char *p = pattern;
 	int         i = 0;
-	char       *save = NULL;
 
-	snprintf(buf, sizeof(buf), "%s", pattern);
-	for (char *p = strtok_r(buf, "/", &save); p != NULL;
-	     p = strtok_r(NULL, "/", &save), i++) {
+	for (;; i++) {
+		while (*p == '/')
+			p++;
+		if (*p == '\0')
+			break;
+		const char *end = strchr(p, '/');
+		size_t      len = end != NULL ? (size_t) (end - p) : strlen(p);
 		if (i >= n)
 			return false;
-		if (strcmp(p, ":entity") == 0) {
+		if (pat_is(p, len, ":entity", 7)) {
 			if (!is_entity(segs[i]))
 				return false;
 			entity = segs[i];
-		} else if (strcmp(p, ":id") == 0) {
+		} else if (pat_is(p, len, ":id", 3)) {
 			if (segs[i][0] == '\0')
 				return false;
 			id = segs[i];
-		} else if (strcmp(p, ":counter") == 0) {
+		} else if (pat_is(p, len, ":counter", 8)) {
 			if (segs[i][0] == '\0')
 				return false;
 			counter = segs[i];
-		} else if (strcmp(p, segs[i]) != 0) {
+		} else if (strncmp(p, segs[i], len) != 0
+		    || segs[i][len] != '\0') {
 			return false;
 		}
+		p += len;
 	}
 	if (i != n)
 		return false;

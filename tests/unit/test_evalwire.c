@@ -514,7 +514,49 @@ static const bad_case bad_cases[] = {
 	    "VALIDATION_FAILED", "paymentInfo.cardType" },
 	{ REQ("\"channel\":\"\\u0000\""), NULL, 400, "VALIDATION_FAILED",
 	    "channel" },
+	{ REQ("\"userDefinedFields\":[{\"key\":\"a\",\"value\":\"b\"},7]"),
+	    NULL, 400, "VALIDATION_FAILED", "userDefinedFields[1]" },
+	{ REQ("\"userDefinedFields\":[{\"key\":\"a\",\"value\":[]}]"), NULL,
+	    400, "VALIDATION_FAILED", "userDefinedFields[0].value" },
+	{ "{" PG ",\"items\":[" ITEM
+	  ",{\"articleNumber\":\"A\",\"quantity\":1,"
+	  "\"unitPrice\":1,\"additionalFields\":[{\"key\":\"k\"},[]]}]}",
+	    NULL, 400, "VALIDATION_FAILED", "items[1].additionalFields[1]" },
+	{ "{" PG ",\"items\":[" ITEM
+	  "],\"customer\":{\"loyalty\":{\"tier\":1}}}",
+	    NULL, 400, "VALIDATION_FAILED", "customer.loyalty.tier" },
 };
+
+// Unknown members are named with their path, in the order of the request's
+// parts (PRODUCT-DECISIONS §1).
+static void
+test_ignored_fields(void **state)
+{
+	dre_arena            *a = dre_arena_alloc(0);
+	Dre__EvaluateRequest *q;
+	dre_wire_error        err;
+	static const char    *want[] = { "x", "header.y", "items[1].colour",
+		   "items[1].additionalFields[0].z", "customer.loyalty.level",
+		   "coupons[0].q", "userDefinedFields[1].w" };
+	const char           *body = "{\"request\":{" PG ",\"x\":1,"
+	                             "\"header\":{\"y\":1},\"items\":[" ITEM
+	                   ",{\"articleNumber\":\"B\",\"quantity\":1,"
+	                   "\"unitPrice\":1,\"colour\":\"red\","
+	                   "\"additionalFields\":[{\"key\":\"k\","
+	                   "\"value\":\"v\",\"z\":1}]}],"
+	                   "\"customer\":{\"loyalty\":{\"level\":2}},"
+	                   "\"coupons\":[{\"code\":\"C\",\"q\":1}],"
+	                   "\"userDefinedFields\":[{\"key\":\"a\","
+	                   "\"value\":\"b\"},{\"key\":\"c\","
+	                   "\"value\":\"d\",\"w\":0}]}}";
+
+	(void) state;
+	assert_int_equal(parse(&q, a, body, false, &err), DRE_OK);
+	assert_int_equal(q->n_ignored_fields, sizeof want / sizeof want[0]);
+	for (size_t i = 0; i < q->n_ignored_fields; i++)
+		assert_string_equal(q->ignored_fields[i], want[i]);
+	dre_arena_free(a);
+}
 
 static void
 test_bad_requests(void **state)
@@ -644,6 +686,7 @@ main(void)
 		cmocka_unit_test(test_seed_request),
 		cmocka_unit_test(test_full_request),
 		cmocka_unit_test(test_bad_requests),
+		cmocka_unit_test(test_ignored_fields),
 		cmocka_unit_test(test_too_many_items),
 		cmocka_unit_test(test_error_body),
 		cmocka_unit_test(test_heartbeat),

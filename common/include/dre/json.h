@@ -54,8 +54,16 @@ dre_err dre_json_parse(dre_json **rootp, dre_arena *arena, const char *text,
 dre_err dre_json_parse_inplace(dre_json **rootp, dre_arena *arena, char *text,
     size_t len, int max_depth, dre_json_error *err);
 
-// dre_json_get returns the member named key (case-sensitive) or NULL.
-const dre_json *dre_json_get(const dre_json *obj, const char *key);
+// dre_json_getn returns the member named key[0..n) (case-sensitive) or
+// NULL; dre_json_get takes a NUL-terminated key (its length is counted at
+// compile time for a literal).
+const dre_json *dre_json_getn(const dre_json *obj, const char *key, size_t n);
+static inline const dre_json *
+dre_json_get(const dre_json *obj, const char *key)
+{
+	return key != NULL ? dre_json_getn(obj, key, __builtin_strlen(key))
+	                   : NULL;
+}
 // dre_json_unknown returns the first member of object obj after member
 // `after` (NULL = from the start) whose name is not one of known[0..n), or
 // NULL when there is none: the strict check of master-data writes
