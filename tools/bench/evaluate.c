@@ -12,7 +12,8 @@
 // the same connections and the same baskets, alternating R rounds of
 // --duration seconds each (evaluate, cart validation, evaluate, ...), so
 // that the load of other work on the machine falls on both alike; it prints
-// each path's figures and their ratio.
+// each path's figures and their ratio. DRE_BENCH_TIMELINE=FILE also writes
+// each request's due time and latency (see timeline()).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
@@ -204,10 +205,12 @@ build_baskets(void)
 // What one path measured (over one or more rounds).
 typedef struct {
 	int64_t *lat;
+	int64_t *at; // when each was due, ns from the first run's start
 	size_t   n, cap;
 	long     errors, non200;
 	int64_t  bytes;
 	double   secs;
+	int64_t  t0; // the first run's start (ns)
 } tally;
 
 // run sends requests of rs on the nconn connections for duration seconds
@@ -220,6 +223,9 @@ run(int ep, conn *cs, int nconn, const reqset *rs, int duration, double rate,
 {
 	int64_t start = httpc_now_ns(),
 	        end = start + (int64_t) duration * 1000000000;
+	if (t->t0 == 0)
+		t->t0 = start;
+	int64_t t0 = t->t0;
 	int64_t interval = rate > 0 ? (int64_t) (1e9 / rate) : 0;
 	int64_t next_due = start;
 	int     busy = 0;
@@ -288,8 +294,10 @@ run(int ep, conn *cs, int nconn, const reqset *rs, int duration, double rate,
 				if (status != 200)
 					t->non200++;
 				t->bytes += (int64_t) (hlen + clen);
-				if (t->n < t->cap)
+				if (t->n < t->cap) {
+					t->at[t->n] = c->due - t0;
 					t->lat[t->n++] = done - c->due;
+				}
 			}
 			memmove(
 			    c->in, c->in + hlen + clen, c->used - hlen - clen);
@@ -304,9 +312,26 @@ run(int ep, conn *cs, int nconn, const reqset *rs, int duration, double rate,
 
 #define PCT(t, p) (httpc_pct((t)->lat, (t)->n, (p)) / 1e6)
 
+// timeline writes "due_ms latency_us" per answered request, in the order
+// they were due, to the file $DRE_BENCH_TIMELINE (where a latency tail
+// comes from: spread out, or stalls at some moments).
+static void
+timeline(const tally *t)
+{
+	const char *path = getenv("DRE_BENCH_TIMELINE");
+	FILE       *f = path != NULL && path[0] ? fopen(path, "w") : NULL;
+	if (f == NULL)
+		return;
+	for (size_t i = 0; i < t->n; i++)
+		fprintf(f, "%.3f %.1f\n", (double) t->at[i] / 1e6,
+		    (double) t->lat[i] / 1e3);
+	fclose(f);
+}
+
 static void
 report(const char *name, tally *t)
 {
+	timeline(t);
 	qsort(t->lat, t->n, sizeof(int64_t), httpc_cmp_i64);
 	if (name != NULL)
 		printf("%s\n  ", name);
@@ -326,6 +351,7 @@ tally_new(void)
 	tally t = { 0 };
 	t.cap = 1 << 22;
 	t.lat = malloc(t.cap * sizeof(int64_t));
+	t.at = malloc(t.cap * sizeof(int64_t));
 	return t;
 }
 
