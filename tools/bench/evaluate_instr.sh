@@ -149,7 +149,8 @@ incl() {
 		awk -v f="$2" -v n="$N" '$0 ~ ":" f " " {gsub(",", "", $1); print int($1 / n); exit}'
 }
 echo "request path/request: gateway on_request $(incl gateway on_request)" \
-	"(JSON parse $(incl gateway dre_json_parse), request to protobuf $(incl gateway dre_evalreq_parse)," \
-	"answer to JSON $(incl gateway render_evaluate))" \
-	"evaluator slot_cb $(incl evaluator slot_cb) (engine $(incl evaluator eng_evaluate))"
+	"(JSON parse $(incl gateway dre_json_parse_inplace), request to protobuf $(incl gateway dre_evalreq_parse)," \
+	"pack and proof $(incl gateway gw_call_packed), answer passed on $(incl gateway render_evaluate))" \
+	"evaluator slot_cb $(incl evaluator slot_cb) (engine $(incl evaluator eng_evaluate)," \
+	"answer's JSON $(incl evaluator dre_evalresp_write))"
 echo "instructions/request gateway $g evaluator $e total $((g + e))"
