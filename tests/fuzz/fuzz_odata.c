@@ -140,7 +140,7 @@ check_page(dre_arena *a, const dre_odata *q, const dre_buf *out,
 		CHECK(dre_json_is(d, DRE_JSON_OBJECT));
 		if (nselect == 0)
 			continue;
-		CHECK(d->len <= nselect);
+		CHECK(d->len == nselect); // each once, null when absent
 		for (const dre_json *m = d->child; m != NULL; m = m->next) {
 			size_t i = 0;
 			while (i < nselect && strcmp(select[i], m->key) != 0)
@@ -189,13 +189,14 @@ answer(dre_arena *a, const dre_odata *q, const char *const *select,
 	}
 }
 
-// split_select lists the names of a $select value as odata.c reads them
-// (comma-separated, trimmed) for the page's check.
-static size_t
-split_select(dre_arena *a, const char *v, const char **out, size_t cap)
+// split_select adds the names of a $select value, as odata.c reads them
+// (comma-separated, trimmed), to out[0..*n) unless listed already: the
+// members a page may hold. A name may be repeated any number of times.
+static void
+split_select(
+    dre_arena *a, const char *v, const char **out, size_t *n, size_t cap)
 {
-	size_t n = 0;
-	for (const char *p = v; *p && n < cap;) {
+	for (const char *p = v; *p;) {
 		while (*p == ' ' || *p == ',')
 			p++;
 		const char *b = p;
@@ -204,10 +205,16 @@ split_select(dre_arena *a, const char *v, const char **out, size_t cap)
 		size_t len = (size_t) (p - b);
 		while (len > 0 && b[len - 1] == ' ')
 			len--;
-		if (len > 0)
-			out[n++] = dre_arena_strndup(a, b, len);
+		if (len == 0)
+			continue;
+		const char *name = dre_arena_strndup(a, b, len);
+		size_t      i = 0;
+		while (i < *n && strcmp(out[i], name) != 0)
+			i++;
+		CHECK(i < cap); // unknown names are refused: few distinct
+		if (i == *n)
+			out[(*n)++] = name;
 	}
-	return n;
 }
 
 int
@@ -262,9 +269,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t      nsel = 0;
 		for (size_t i = 0; i < n; i++)
 			if (strcmp(pv[i].key, "$select") == 0) {
-				nsel += split_select(a,
-				    pv[i].value ? pv[i].value : "",
-				    names + nsel, 64 - nsel);
+				split_select(a, pv[i].value ? pv[i].value : "",
+				    names, &nsel, 64);
 			}
 		answer(a, q, names, nsel);
 	}
