@@ -104,8 +104,11 @@ dre_utf8_cut(const char *s, size_t len, size_t max)
 {
 	if (len <= max)
 		return len;
+	// A character has at most 3 continuation bytes: backing up further
+	// would only cut bytes that are not UTF-8 down to nothing (a name
+	// quoted as '', an error's target left empty).
 	size_t n = max;
-	while (n > 0 && ((unsigned char) s[n] & 0xC0) == 0x80)
+	while (n > 0 && max - n < 3 && ((unsigned char) s[n] & 0xC0) == 0x80)
 		n--;
 	return n;
 }

@@ -510,7 +510,9 @@ orderby_item(
 	return DRE_OK;
 }
 
-// select_item reads one member name.
+// select_item reads one member name. A name selected again (in the same
+// $select or another one) is written once: a member twice in an object is
+// JSON that strict readers, ours included, refuse.
 static dre_err
 select_item(
     dre_odata *q, char *item, const dre_odata_fields *f, dre_odata_error *err)
@@ -519,6 +521,8 @@ select_item(
 		return fail(err, "$select",
 		    "$select: '%.*s' is not a field of this entity",
 		    DRE_UTF8_CUT(item, 60));
+	if (known(q->select, q->nselect, item))
+		return DRE_OK;
 	if (q->nselect == MAX_SELECT)
 		return fail(
 		    err, "$select", "$select: at most %d fields", MAX_SELECT);

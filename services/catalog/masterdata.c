@@ -30,6 +30,20 @@ init(void)
 	xmlInitParser(); // before threads share the library
 }
 
+// quiet drops what libxml2 reports outside a parser context (encoding and
+// I/O errors: XML_PARSE_NOERROR does not reach them). Its default writes a
+// line to stderr for each, so a client's bytes would write lines into the
+// service's log; the parse's own error is read from its context.
+static void quiet(void *ctx, const char *msg, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+quiet(void *ctx, const char *msg, ...)
+{
+	(void) ctx;
+	(void) msg;
+}
+
 static void fail(md_error *e, int status, const char *code, const char *target,
     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
@@ -356,6 +370,7 @@ md_parse_soap(md_message *m, dre_arena *a, const char *xml, size_t len,
 		return DRE_EINVAL;
 	}
 	pthread_once(&once, init);
+	xmlSetGenericErrorFunc(NULL, quiet); // the calling thread's handler
 	xmlParserCtxtPtr ctxt = xmlCreateMemoryParserCtxt(xml, (int) len);
 	if (ctxt == NULL)
 		return DRE_ENOMEM;
@@ -385,7 +400,10 @@ md_parse_soap(md_message *m, dre_arena *a, const char *xml, size_t len,
 		const xmlError *x = xmlCtxtGetLastError(ctxt);
 		char            msg[160] = "not well-formed";
 		if (x != NULL && x->message != NULL) {
-			snprintf(msg, sizeof msg, "%s", x->message);
+			// libxml2 quotes the document's names (UTF-8): cut
+			// before a character, never inside one.
+			snprintf(msg, sizeof msg, "%.*s",
+			    DRE_UTF8_CUT(x->message, sizeof msg - 1));
 			size_t n = strlen(msg);
 			while (
 			    n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
@@ -445,6 +463,7 @@ md_soap_ack(dre_buf *out, const md_message *m, const char *job_id,
     const char *status, int64_t received_ms)
 {
 	pthread_once(&once, init);
+	xmlSetGenericErrorFunc(NULL, quiet);
 	xmlBufferPtr     buf = xmlBufferCreate();
 	xmlTextWriterPtr w = buf ? xmlNewTextWriterMemory(buf, 0) : NULL;
 	char             now[32], count[24];

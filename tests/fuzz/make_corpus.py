@@ -99,6 +99,119 @@ def main():
     for i in range(24):
         write("engine", "random_%02d" % i,
               bytes(rnd.getrandbits(8) for _ in range(16 + 24 * i)))
+    odata_seeds()
+    masterdata_seeds()
+
+
+def odata_seeds():
+    """fuzz_odata: lines key=value, the query options of one list call as
+    the integration tests send them (test_contract, test_approval_audit),
+    over fuzz_odata.c's fields (id name price qty active validFrom note;
+    tags and target only selectable)."""
+    for i, q in enumerate([
+            ["$filter=id eq 'a' and name eq 'O''Brien'", "$select=id,name"],
+            ["$filter=(price ge 1.5 or contains(name,'caf')) and not active eq false",
+             "$orderby=price desc,id", "$top=2", "$skip=1", "$count=true"],
+            ["$filter=startswith(name,'Caf\u00e9') or qty lt -1", "$select=tags,target"],
+            ["$filter=validFrom le '2026-01-01T00:00:00Z' and note eq null",
+             "$orderby=validFrom asc,name desc"],
+            ["$top=3", "$skip=0", "$count=false"],
+            ["$filter=qty ne 3 and price gt 0.0001", "$orderby=qty", "$select=id,qty,price"],
+            ["$filter=name eq '\u65e5\u672c\U0001f363' or id eq 'e'", "tenant=t1"],
+            ["$filter=colour eq 'red'"],
+            ["$filter=name eq"],
+            ["$filter=(name eq 'x'"],
+            ["$filter=name like 'x'"],
+            ["$filter=" + "(" * 40 + "id eq 'a'"],
+            ["$expand=tags"],
+            ["$select=caf\u00e9\u00e9\u00e9,id"],
+            ["$orderby=\u00fcber\u00fcber desc"],
+            ["$top=-1"], ["$skip=99999999999999999999"], ["$count=yes"],
+            ["$orderby=id,name,price,qty,active,validFrom,note,id,name"],
+    ]):
+        write("odata", "query_%02d" % i, "\n".join(q))
+
+
+def masterdata_seeds():
+    """fuzz_masterdata: DRFOUT messages as test_master_data.py sends them,
+    SOAP 1.1 and 1.2 and the JSON form, and the refusals it checks."""
+    def product(i, name="Cola &amp; Lemon"):
+        return """
+      <ProductMerchandiseView>
+        <Product actionCode="04">
+          <ProductID>ART-%d</ProductID>
+          <Description>
+            <Description languageCode="DE">%s (de)</Description>
+            <Description languageCode="EN">%s</Description>
+          </Description>
+          <GlobalTradeItemNumber>40063813339%02d</GlobalTradeItemNumber>
+          <MerchandiseCategoryID>FOOD01</MerchandiseCategoryID>
+          <ManufacturerID>M-%d</ManufacturerID>
+          <ManufacturerName>ACME &lt;Drinks&gt;</ManufacturerName>
+          <BaseUnitOfMeasureCode>EA</BaseUnitOfMeasureCode>
+        </Product>
+      </ProductMerchandiseView>""" % (i, name, name, i, i)
+
+    def soap(env, views, mid="MSG-1"):
+        return """<?xml version="1.0" encoding="UTF-8"?>
+<soap-env:Envelope xmlns:soap-env="%s">
+  <soap-env:Header/>
+  <soap-env:Body>
+    <n0:ProductMerchandiseViewReplicationBulkRequest xmlns:n0="http://sap.com/xi/RTLDMF/Global2">
+      <MessageHeader>
+        <ID>%s</ID>
+        <CreationDateTime>2026-12-06T07:30:00Z</CreationDateTime>
+        <SenderBusinessSystemID>S4HCLNT100</SenderBusinessSystemID>
+      </MessageHeader>%s
+    </n0:ProductMerchandiseViewReplicationBulkRequest>
+  </soap-env:Body>
+</soap-env:Envelope>
+""" % (env, mid, views)
+    s11 = "http://schemas.xmlsoap.org/soap/envelope/"
+    s12 = "http://www.w3.org/2003/05/soap-envelope"
+    ok = soap(s11, product(0) + product(1))
+    write("masterdata", "soap11", ok)
+    write("masterdata", "soap12_utf8",
+          soap(s12, product(7, "Caf\u00e9 \u65e5\u672c\U0001f363"), "MSG-\u00e9"))
+    write("masterdata", "soap_plain_description", soap(s11, """
+      <ProductMerchandiseView><Product><ProductID>1</ProductID>
+        <Description>Plain</Description></Product></ProductMerchandiseView>
+      <ProductMerchandiseView/>"""))
+    head, rest = ok.split("\n", 1)
+    write("masterdata", "soap_doctype",
+          head + '\n<!DOCTYPE Envelope [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n' + rest)
+    write("masterdata", "soap_deep", ok.replace(
+        "<BaseUnitOfMeasureCode>EA</BaseUnitOfMeasureCode>", "<X>" * 40 + "</X>" * 40))
+    write("masterdata", "soap_mismatch", ok.replace("</ProductID>", "</ProductId>"))
+    write("masterdata", "soap_not_envelope", "<Envelope><Body/></Envelope>")
+    write("masterdata", "soap_other_request", ok.replace(
+        "ProductMerchandiseViewReplicationBulkRequest", "SupplierReplicateBulkRequest"))
+    write("masterdata", "soap_no_id", ok.replace("<ID>", "<Id>").replace("</ID>", "</Id>"))
+    write("masterdata", "soap_latin1", soap(s11, product(2, "Caf\xe9")).replace(
+        'encoding="UTF-8"', 'encoding="ISO-8859-1"').encode("latin-1"))
+    # Bytes the declared encoding cannot convert (libxml2 reports them
+    # outside the parser's context).
+    write("masterdata", "soap_bad_encoding",
+          b'<?xml version="1.0" encoding="EUC-JP"?><a>\xff\xfe</a>')
+    write("masterdata", "json_full", dumps({
+        "MessageHeader": {"ID": "MSG-2", "SenderBusinessSystemID": "S4HCLNT100",
+                          "CreationDateTime": "2026-12-06T07:30:00Z"},
+        "ProductMerchandiseView": [
+            {"Product": {"ProductID": "ART-1", "Description": [
+                {"languageCode": "DE", "Description": "Cola (de)"},
+                {"languageCode": "EN", "Description": "Cola \u00e9"}],
+                "GlobalTradeItemNumber": "4006381333900", "MerchandiseCategoryID": "FOOD01",
+                "ManufacturerID": "M-1", "ManufacturerName": "ACME <Drinks>"}},
+            {"Product": {"ProductID": 42, "Description": "Plain"}}]}))
+    write("masterdata", "json_one_view", dumps({
+        "MessageHeader": {"ID": 7}, "ProductMerchandiseView": {"Product": {
+            "ProductID": "A", "Description": {"Description": "D"}}}}))
+    write("masterdata", "json_no_id", dumps({"ProductMerchandiseView": [{"Product": {}}]}))
+    write("masterdata", "json_no_views", dumps({"MessageHeader": {"ID": "M"},
+                                                "ProductMerchandiseView": []}))
+    write("masterdata", "json_bad_product", dumps({"MessageHeader": {"ID": "M"},
+                                                   "ProductMerchandiseView": [{"Product": 5}]}))
+    write("masterdata", "json_array", "[1]")
 
 
 if __name__ == "__main__":

@@ -308,6 +308,14 @@ test_utf8_cut(void **state)
 	}
 	assert_int_equal(dre_utf8_cut(s, 10, 60), 10);
 	assert_int_equal(dre_utf8_cut("", 0, 0), 0);
+	// Not UTF-8 (a run of continuation bytes, as fuzz_odata sent in an
+	// option's name): cut within 3 bytes of max, not to nothing.
+	char junk[41];
+	junk[0] = '$';
+	memset(junk + 1, 0xbf, 39);
+	junk[40] = '\0';
+	assert_int_equal(dre_utf8_cut(junk, 40, 31), 28);
+	assert_int_equal(dre_utf8_cut(junk, 40, 2), 0);
 	// The printf arguments.
 	char out[16];
 	snprintf(out, sizeof out, "'%.*s'", DRE_UTF8_CUT(s, 5));

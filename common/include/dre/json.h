@@ -109,7 +109,8 @@ bool dre_utf8_valid(const char *s, size_t len, size_t *chars);
 // dre_utf8_cut returns how many bytes of valid UTF-8 s[0..len) to keep for
 // at most max bytes: len when it fits, else max or less, so that the cut
 // falls before a character, never inside one (a name cut for an error
-// message must stay valid UTF-8 in a JSON body or a header).
+// message must stay valid UTF-8 in a JSON body or a header). Of bytes that
+// are not UTF-8 it keeps at least max - 3 (never cut to nothing).
 size_t dre_utf8_cut(const char *s, size_t len, size_t max);
 // DRE_UTF8_CUT(s, max) are the two arguments of a "%.*s" that prints at
 // most max bytes of the NUL-terminated UTF-8 string s, cut before a
