@@ -19,14 +19,7 @@
 #include "dre/buf.h"
 #include "dre/log.h"
 
-#define CHECK(c)                                                              \
-	do {                                                                  \
-		if (!(c)) {                                                   \
-			fprintf(stderr, "%s:%d: oracle: %s\n", __FILE__,      \
-			    __LINE__, #c);                                    \
-			abort();                                              \
-		}                                                             \
-	} while (0)
+#include "fuzz.h"
 
 static const char *const writers[]
     = { "MasterDataChanged", "MasterDataChanged_v1", "TransactionConfirmed",

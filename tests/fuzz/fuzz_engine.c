@@ -26,14 +26,7 @@
 #include "dre/promo.h"
 #include "engine.h"
 
-#define CHECK(c)                                                              \
-	do {                                                                  \
-		if (!(c)) {                                                   \
-			fprintf(stderr, "%s:%d: oracle: %s\n", __FILE__,      \
-			    __LINE__, #c);                                    \
-			abort();                                              \
-		}                                                             \
-	} while (0)
+#include "fuzz.h"
 
 #define MAXP   8
 #define MAXL   12

@@ -15,14 +15,7 @@
 #include "dre/evalwire.h"
 #include "dre/json.h"
 
-#define CHECK(c)                                                              \
-	do {                                                                  \
-		if (!(c)) {                                                   \
-			fprintf(stderr, "%s:%d: oracle: %s\n", __FILE__,      \
-			    __LINE__, #c);                                    \
-			abort();                                              \
-		}                                                             \
-	} while (0)
+#include "fuzz.h"
 
 // check_refusal: the refusal is complete and its error body, as the gateway
 // writes it, is JSON our own strict reader accepts (messages and targets may

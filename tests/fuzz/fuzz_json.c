@@ -15,14 +15,7 @@
 #include "dre/json.h"
 #include "dre/jsonw.h"
 
-#define CHECK(c)                                                              \
-	do {                                                                  \
-		if (!(c)) {                                                   \
-			fprintf(stderr, "%s:%d: oracle: %s\n", __FILE__,      \
-			    __LINE__, #c);                                    \
-			abort();                                              \
-		}                                                             \
-	} while (0)
+#include "fuzz.h"
 
 static void
 write_tree(dre_buf *b, const dre_json *v)

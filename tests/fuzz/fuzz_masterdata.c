@@ -24,36 +24,9 @@
 #include "dre/json.h"
 #include "masterdata.h"
 
-#define CHECK(c)                                                              \
-	do {                                                                  \
-		if (!(c)) {                                                   \
-			fprintf(stderr, "%s:%d: oracle: %s\n", __FILE__,      \
-			    __LINE__, #c);                                    \
-			abort();                                              \
-		}                                                             \
-	} while (0)
+#include "fuzz.h"
 
 static const md_limits limits = { 1 << 20, 32 }; // catalog's defaults
-
-static bool
-utf8(const char *s)
-{
-	return dre_utf8_valid(s, strlen(s), NULL);
-}
-
-static const dre_json *
-parse_json(dre_arena *a, const char *what, const char *text, size_t len)
-{
-	dre_json      *root = NULL;
-	dre_json_error jerr = { 0, NULL };
-	if (dre_json_parse(&root, a, text, len, DRE_JSON_MAX_DEPTH, &jerr)
-	    != DRE_OK) {
-		fprintf(stderr, "%s is not JSON (%s at %zu): %.*s\n", what,
-		    jerr.msg, jerr.offset, (int) len, text);
-		abort();
-	}
-	return root;
-}
 
 static void
 check_refusal(dre_arena *a, const md_error *e, bool input_utf8)
@@ -65,7 +38,7 @@ check_refusal(dre_arena *a, const md_error *e, bool input_utf8)
 	CHECK(e->message[0] != '\0');
 	if (!input_utf8)
 		return;
-	if (!utf8(e->target) || !utf8(e->message)) {
+	if (!fuzz_utf8(e->target) || !fuzz_utf8(e->message)) {
 		fprintf(stderr, "error not UTF-8: target '%s' message '%s'\n",
 		    e->target, e->message);
 		abort();
@@ -74,7 +47,7 @@ check_refusal(dre_arena *a, const md_error *e, bool input_utf8)
 	dre_error_body_write(
 	    &b, e->code, e->message, e->target[0] != '\0' ? e->target : NULL);
 	CHECK(!b.oom);
-	(void) parse_json(a, "error body", b.data, b.len);
+	(void) fuzz_parse_json(a, "error body", b.data, b.len);
 	dre_buf_free(&b);
 }
 
@@ -87,7 +60,8 @@ check_articles(dre_arena *a, const md_message *m)
 	md_articles(&b, m);
 	CHECK(!b.oom);
 	CHECK(dre_utf8_valid(b.data, b.len, NULL));
-	const dre_json *root = parse_json(a, "md_articles", b.data, b.len);
+	const dre_json *root
+	    = fuzz_parse_json(a, "md_articles", b.data, b.len);
 	CHECK(dre_json_is(root, DRE_JSON_ARRAY) && root->len == m->n);
 	size_t i = 0;
 	for (const dre_json *d = root->child; d != NULL; d = d->next, i++) {

@@ -21,14 +21,7 @@
 #include "dre/json.h"
 #include "dre/odata.h"
 
-#define CHECK(c)                                                              \
-	do {                                                                  \
-		if (!(c)) {                                                   \
-			fprintf(stderr, "%s:%d: oracle: %s\n", __FILE__,      \
-			    __LINE__, #c);                                    \
-			abort();                                              \
-		}                                                             \
-	} while (0)
+#include "fuzz.h"
 
 #define MAX_PARAMS 8
 #define TOP_MAX    3
@@ -73,27 +66,6 @@ docs_init(void)
 		    == DRE_OK);
 }
 
-static bool
-utf8(const char *s)
-{
-	return dre_utf8_valid(s, strlen(s), NULL);
-}
-
-// parse_json parses text[0..len) or aborts, printing it.
-static const dre_json *
-parse_json(dre_arena *a, const char *what, const char *text, size_t len)
-{
-	dre_json      *root = NULL;
-	dre_json_error jerr = { 0, NULL };
-	if (dre_json_parse(&root, a, text, len, DRE_JSON_MAX_DEPTH, &jerr)
-	    != DRE_OK) {
-		fprintf(stderr, "%s is not JSON (%s at %zu): %.*s\n", what,
-		    jerr.msg, jerr.offset, (int) len, text);
-		abort();
-	}
-	return root;
-}
-
 // check_refusal: the refusal is complete and, as the catalog answers it,
 // an error body our reader accepts.
 static void
@@ -102,7 +74,8 @@ check_refusal(dre_arena *a, const dre_odata_error *err, bool query_utf8)
 	CHECK(memchr(err->target, '\0', sizeof err->target) != NULL);
 	CHECK(memchr(err->message, '\0', sizeof err->message) != NULL);
 	CHECK(err->target[0] != '\0' && err->message[0] != '\0');
-	if (query_utf8 && (!utf8(err->target) || !utf8(err->message))) {
+	if (query_utf8
+	    && (!fuzz_utf8(err->target) || !fuzz_utf8(err->message))) {
 		fprintf(stderr, "error not UTF-8: target '%s' message '%s'\n",
 		    err->target, err->message);
 		abort();
@@ -112,7 +85,7 @@ check_refusal(dre_arena *a, const dre_odata_error *err, bool query_utf8)
 	    &b, "VALIDATION_FAILED", err->message, err->target);
 	CHECK(!b.oom);
 	if (query_utf8)
-		(void) parse_json(a, "error body", b.data, b.len);
+		(void) fuzz_parse_json(a, "error body", b.data, b.len);
 	dre_buf_free(&b);
 }
 
@@ -128,8 +101,8 @@ check_page(dre_arena *a, const dre_odata *q, const dre_buf *out,
 		dre_buf_append(&arr, out->data, out->len);
 	dre_buf_putc(&arr, ']');
 	CHECK(!arr.oom);
-	CHECK(utf8(arr.data));
-	const dre_json *root = parse_json(a, "page", arr.data, arr.len);
+	CHECK(fuzz_utf8(arr.data));
+	const dre_json *root = fuzz_parse_json(a, "page", arr.data, arr.len);
 	CHECK(dre_json_is(root, DRE_JSON_ARRAY));
 	int64_t skip = dre_odata_skip(q), top = dre_odata_top(q);
 	int64_t want = matches > skip ? matches - skip : 0;
@@ -242,8 +215,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    ? dre_arena_strndup(a, eq + 1, (size_t) (e - eq - 1))
 		    : NULL;
 		CHECK(pv[n].key != NULL);
-		query_utf8 = query_utf8 && utf8(pv[n].key)
-		    && (pv[n].value == NULL || utf8(pv[n].value));
+		query_utf8 = query_utf8 && fuzz_utf8(pv[n].key)
+		    && (pv[n].value == NULL || fuzz_utf8(pv[n].value));
 		pp[n] = &pv[n];
 		n++;
 		p = e + 1;

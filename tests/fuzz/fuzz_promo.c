@@ -17,14 +17,7 @@
 #include "dre/json.h"
 #include "dre/promo.h"
 
-#define CHECK(c)                                                              \
-	do {                                                                  \
-		if (!(c)) {                                                   \
-			fprintf(stderr, "%s:%d: oracle: %s\n", __FILE__,      \
-			    __LINE__, #c);                                    \
-			abort();                                              \
-		}                                                             \
-	} while (0)
+#include "fuzz.h"
 
 // The PATCH base: a promotion using most members, so a patch can replace
 // each of them.
