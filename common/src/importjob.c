@@ -1755,7 +1755,10 @@ job_create(dre_ijob_reg *r, const dre_ijob_spec *s, job *j)
 	snprintf(j->id, sizeof j->id, "%s-%s", r->cfg.svc, uuid);
 	snprintf(j->tenant, sizeof j->tenant, "%s", s->tenant);
 	snprintf(j->entity, sizeof j->entity, "%s", s->entity);
-	snprintf(j->name, sizeof j->name, "%s", s->name ? s->name : "");
+	// A longer name is cut before a character, never inside one.
+	const char *name = s->name ? s->name : "";
+	snprintf(j->name, sizeof j->name, "%.*s",
+	    DRE_UTF8_CUT(name, sizeof j->name - 1));
 	snprintf(
 	    j->source, sizeof j->source, "%s", s->source ? s->source : "api");
 	snprintf(j->principal, sizeof j->principal, "%s",

@@ -1846,7 +1846,7 @@ md_replicate(req *r, const md_message *m)
 {
 	dre_buf rows = { 0 }, record = { 0 };
 	char    job[DRE_IJOB_ID_MAX] = "";
-	char    name[160];
+	char    name[32 + 4 * MD_ID_MAX]; // an id's characters: 1 to 4 bytes
 	int64_t received = dre_now_ms();
 	dre_err err;
 	pthread_mutex_lock(&md_mu);

@@ -64,8 +64,10 @@ fail(md_error *e, int status, const char *code, const char *target,
 static bool
 id_ok(const char *s)
 {
-	size_t n = s ? strlen(s) : 0;
-	if (n == 0 || n > MD_ID_MAX)
+	size_t n = s ? strlen(s) : 0, chars = 0;
+	// The limit is in characters, as documented (an id in a non-Latin
+	// script has 2 to 4 bytes per character).
+	if (n == 0 || !dre_utf8_valid(s, n, &chars) || chars > MD_ID_MAX)
 		return false;
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char) s[i] < 0x20 || s[i] == 0x7f)

@@ -194,6 +194,13 @@ class Imports(harness.TestCase):
                          400, "VALIDATION_FAILED", "callbackUrl")
         self.assertError(s.request("POST", "/api/v1/Articles:bulk-import?format=XML", raw=b"[]"),
                          400, "VALIDATION_FAILED", "format")
+        # a name past 255 bytes is kept cut before a character, never inside one
+        # (201 two-byte characters: 402 bytes)
+        j = self.create(name="\u00e9" * 201)
+        self.assertEqual(j["name"], "\u00e9" * 127)
+        r = s.get("/api/v1/ImportJobs/" + j["id"])
+        self.assertEqual(r.raw.decode("utf-8"), r.text)
+        self.assertEqual(r.body["name"], "\u00e9" * 127)
         self.assertError(s.get("/api/v1/ImportJobs/catalog-00000000-0000-4000-8000-000000000000"),
                          404, "NOT_FOUND")
         self.assertError(s.get("/api/v1/ImportJobs/nobody-1"), 404, "NOT_FOUND")

@@ -191,6 +191,26 @@ test_json(void **state)
 	    DRE_OK);
 	assert_int_equal(md_parse_json(&m, a, root, &e), DRE_EINVAL);
 	assert_string_equal(e.target, "MessageHeader.ID");
+	// MD_ID_MAX counts characters: 100 of two bytes each are accepted,
+	// 101 refused.
+	char   idmsg[512];
+	char   id[2 * (MD_ID_MAX + 1) + 1];
+	size_t k = 0;
+	for (int n = MD_ID_MAX; n <= MD_ID_MAX + 1; n++) {
+		for (k = 0; k < (size_t) n; k++)
+			memcpy(id + 2 * k, "\xc3\xa9", 2);
+		id[2 * k] = '\0';
+		snprintf(idmsg, sizeof idmsg,
+		    "{\"MessageHeader\":{\"ID\":\"%s\"},"
+		    "\"ProductMerchandiseView\":[{\"Product\":{"
+		    "\"ProductID\":\"7\"}}]}",
+		    id);
+		assert_int_equal(
+		    dre_json_parse(&root, a, idmsg, strlen(idmsg), 16, NULL),
+		    DRE_OK);
+		assert_int_equal(md_parse_json(&m, a, root, &e),
+		    n == MD_ID_MAX ? DRE_OK : DRE_EINVAL);
+	}
 	dre_buf_free(&rows);
 	dre_arena_free(a);
 }
