@@ -207,11 +207,14 @@ gw_job_error(gw_job *j, int status, const char *code, const char *target,
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	// A message cut by its buffer ends before a character, never inside
-	// one (it may quote the request's path or arguments).
-	msg[dre_utf8_cut(msg, strlen(msg), sizeof(msg) - 4)] = '\0';
+	// one (it may quote the request's path or arguments); one that fits
+	// is left whole.
+	if (n >= (int) sizeof(msg))
+		msg[dre_utf8_cut(msg, sizeof(msg) - 1, sizeof(msg) - 4)]
+		    = '\0';
 	j->error_code = code;
 	if (j->route != NULL && (j->route->auth & GW_AUTH_PLATFORM) != 0) {
 		gw_bridge_error(j, status, code, msg);
