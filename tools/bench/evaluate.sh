@@ -61,7 +61,7 @@ import json, sys
 b = json.load(open(sys.argv[1])); b["request"].pop("coupons", None); json.dump(b, open(sys.argv[1], "w"))
 PY
 	set -- -t1 -c1 -d"${SEQ_DUR:-10}s" --latency -s "$FLOOR/post.lua" "http://127.0.0.1:$PORT" -- "$D/basket.json"
-	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); $("$ROOT/tools/bench/cpuidle.sh")"
 fi
 # cpu PID...: clock ticks (user + system) the processes used so far.
 cpu() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
