@@ -112,7 +112,7 @@ typedef struct {
 	char            tenant[128];
 	char            id[DRE_IJOB_ID_MAX];
 	char            entity[48];
-	char            name[256];
+	char            name[4 * DRE_IJOB_NAME_MAX + 1];
 	char            source[16];
 	char            principal[128];
 	char            callback_url[2048];
@@ -1978,6 +1978,25 @@ check_entity(dre_ijob_reg *r, dre_docapi_req *d, const char *e)
 	return false;
 }
 
+bool
+dre_ijob_name_ok(const char *name)
+{
+	size_t chars = 0;
+	return name == NULL
+	    || (dre_utf8_valid(name, strlen(name), &chars)
+	        && chars <= DRE_IJOB_NAME_MAX);
+}
+
+static bool
+check_name(dre_docapi_req *d, const char *name)
+{
+	if (dre_ijob_name_ok(name))
+		return true;
+	dre_docapi_invalid(
+	    d, "name", "name is at most %d characters", DRE_IJOB_NAME_MAX);
+	return false;
+}
+
 static bool
 check_callback(
     dre_ijob_reg *r, dre_docapi_req *d, const char *url, const char *secret)
@@ -2035,7 +2054,7 @@ m_create(dre_ijob_reg *r, dre_docapi_req *d)
 		    "callbackSecret are strings");
 		return;
 	}
-	if (!check_entity(r, d, s.entity))
+	if (!check_entity(r, d, s.entity) || !check_name(d, s.name))
 		return;
 	if (fs == NULL) {
 		dre_docapi_invalid(
@@ -2069,7 +2088,7 @@ m_submit(dre_ijob_reg *r, dre_docapi_req *d)
 		dre_rpc_param(d->call, "name"),
 		dre_rpc_param(d->call, "source"), cu && cu[0] ? cu : NULL,
 		cs };
-	if (!check_entity(r, d, s.entity))
+	if (!check_entity(r, d, s.entity) || !check_name(d, s.name))
 		return;
 	if (!parse_enum(d, "format", dre_rpc_param(d->call, "format"),
 	        fmt_names, 3, 0, &fmt)

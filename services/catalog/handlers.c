@@ -2559,9 +2559,11 @@ do_import_batch(req *r)
 		return;
 	}
 	if (!dre_json_is_null(name)
-	    && (!dre_json_is(name, DRE_JSON_STRING) || name->len > 255)) {
+	    && (!dre_json_is(name, DRE_JSON_STRING)
+	        || !dre_ijob_name_ok(name->str))) {
 		dre_docapi_invalid(&r->d, "name",
-		    "name must be a string of at most 255 characters");
+		    "name must be a string of at most %d characters",
+		    DRE_IJOB_NAME_MAX);
 		return;
 	}
 	dre_buf   data = { 0 };

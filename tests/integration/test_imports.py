@@ -194,13 +194,19 @@ class Imports(harness.TestCase):
                          400, "VALIDATION_FAILED", "callbackUrl")
         self.assertError(s.request("POST", "/api/v1/Articles:bulk-import?format=XML", raw=b"[]"),
                          400, "VALIDATION_FAILED", "format")
-        # a name past 255 bytes is kept cut before a character, never inside one
-        # (201 two-byte characters: 402 bytes)
-        j = self.create(name="\u00e9" * 201)
-        self.assertEqual(j["name"], "\u00e9" * 127)
+        # a name is at most 255 characters, counted as characters (255 two-byte
+        # ones are 510 bytes and kept whole); one more is refused
+        j = self.create(name="\u00e9" * 255)
+        self.assertEqual(j["name"], "\u00e9" * 255)
         r = s.get("/api/v1/ImportJobs/" + j["id"])
         self.assertEqual(r.raw.decode("utf-8"), r.text)
-        self.assertEqual(r.body["name"], "\u00e9" * 127)
+        self.assertEqual(r.body["name"], "\u00e9" * 255)
+        self.assertError(s.post("/api/v1/ImportJobs", {"entity": "Articles", "format": "CSV",
+                                                       "name": "\u00e9" * 256}),
+                         400, "VALIDATION_FAILED", "name")
+        self.assertError(s.post("/api/v1/ImportJobs", {"entity": "Articles", "format": "CSV",
+                                                       "name": "n" * 256}),
+                         400, "VALIDATION_FAILED", "name")
         self.assertError(s.get("/api/v1/ImportJobs/catalog-00000000-0000-4000-8000-000000000000"),
                          404, "NOT_FOUND")
         self.assertError(s.get("/api/v1/ImportJobs/nobody-1"), 404, "NOT_FOUND")
@@ -426,6 +432,13 @@ class Imports(harness.TestCase):
         self.assertError(s.get("/api/v1/ArticleImportJobs(%s)" % other["id"]), 404, "NOT_FOUND")
         self.assertError(s.post("/pos/articles/import-batch", {"articles": {}}), 400,
                          "VALIDATION_FAILED", "articles")
+        # the name's limit counts characters here too
+        self.assertError(s.post("/pos/articles/import-batch", {"name": "\u00e9" * 256, "articles": []}),
+                         400, "VALIDATION_FAILED", "name")
+        r = s.post("/pos/articles/import-batch", {"name": "\u00e9" * 255, "articles": []})
+        self.assertStatus(r, 202)
+        self.assertEqual(self.assertOk(s.get("/api/v1/ArticleImportJobs(%s)" % r.body["jobId"]))["name"],
+                         "\u00e9" * 255)
 
     def test_cli(self):
         s, tag = self.stack, uniq("CLI")

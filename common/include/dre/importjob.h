@@ -234,11 +234,17 @@ typedef struct {
 	const char   *entity;
 	dre_ijob_fmt  format;
 	dre_ijob_mode mode;
-	const char   *name; // may be NULL
+	const char   *name; // may be NULL; see dre_ijob_name_ok
 	const char   *source; // "api", "pos" (items kept), "s4", ...
 	const char   *callback_url; // may be NULL
 	const char   *callback_secret;
 } dre_ijob_spec;
+
+// A job's name is at most DRE_IJOB_NAME_MAX characters of UTF-8;
+// dre_ijob_name_ok tells whether name (NULL: none) is one. A longer name
+// given to dre_ijob_submit is cut before a character.
+#define DRE_IJOB_NAME_MAX 255
+bool dre_ijob_name_ok(const char *name);
 
 // dre_ijob_submit creates a job with data[0..len) as its whole file and
 // queues it; id receives its id (DRE_IJOB_ID_MAX). DRE_EINVAL: unknown
