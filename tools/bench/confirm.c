@@ -193,6 +193,14 @@ run(int nconn, long n, double rate, make_fn make, done_fn done)
 				ssize_t rd = read(c->fd, c->in + c->used,
 				    sizeof(c->in) - 1 - c->used);
 				if (rd <= 0) {
+					if (rd == 0 && !c->busy) {
+						// Idle too long (a slow rate
+						// leaves most connections so).
+						c->fd = httpc_reconnect_epoll(
+						    ep, c->fd, c);
+						c->used = 0;
+						break;
+					}
 					if (rd == 0 || errno != EAGAIN) {
 						fprintf(stderr,
 						    "connection lost\n");

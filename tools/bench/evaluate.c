@@ -269,6 +269,14 @@ run(int ep, conn *cs, int nconn, const reqset *rs, int duration, double rate,
 				ssize_t r = read(c->fd, c->in + c->used,
 				    sizeof(c->in) - c->used);
 				if (r <= 0) {
+					if (r == 0 && !c->busy) {
+						// Idle too long (a slow rate
+						// leaves most connections so).
+						c->fd = httpc_reconnect_epoll(
+						    ep, c->fd, c);
+						c->used = 0;
+						break;
+					}
 					if (r == 0 || (errno != EAGAIN)) {
 						t->errors++;
 						fprintf(stderr,

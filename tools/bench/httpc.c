@@ -90,6 +90,13 @@ httpc_connect_epoll(int ep, void *ptr)
 }
 
 int
+httpc_reconnect_epoll(int ep, int fd, void *ptr)
+{
+	close(fd); // leaves ep with it
+	return httpc_connect_epoll(ep, ptr);
+}
+
+int
 httpc_wait(int ep, struct epoll_event *evs, int maxevs, int64_t due_ns,
     int64_t max_ns)
 {

@@ -24,6 +24,10 @@ int httpc_connect(void);
 // httpc_connect_epoll opens one non-blocking and adds it, edge-triggered
 // for reading and writing, to ep with ptr as its data.
 int httpc_connect_epoll(int ep, void *ptr);
+// httpc_reconnect_epoll closes fd (a connection the server closed while it
+// was idle: the gateway does after http.idle_timeout_ms, 60 s) and returns
+// a new one added like httpc_connect_epoll's.
+int httpc_reconnect_epoll(int ep, int fd, void *ptr);
 // httpc_wait is epoll_wait until the monotonic time due_ns (now when it has
 // passed), at most max_ns: a wait to the nanosecond, as an open-loop
 // generator needs (one rounded down to milliseconds spins through the last
