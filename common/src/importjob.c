@@ -1,7 +1,6 @@
 // importjob.c -- bulk import jobs run by the entity's owner (dre/importjob.h):
 // the job record, cursor and row errors in the owner's store, the upload
-// file, the three row readers (JSON array framed by json-c's incremental
-// tokener, NDJSON, CSV through libcsv), the worker thread, cancel, the
+// file (read row by row by dre/importread.h), the worker thread, cancel, the
 // IMPORT_JOB_FINISHED event and the signed callback: its secret sealed at
 // rest (dre/seal.h), the callback itself a record written with the job's
 // end and sent (and retried with back-off, across restarts) by a thread of
@@ -16,10 +15,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include <csv.h>
 #include <curl/curl.h>
-#include <json-c/json_tokener.h>
-#include <json-c/json_object.h>
 #include <openssl/crypto.h>
 
 #include "dre/arena.h"
@@ -29,6 +25,7 @@
 #include "dre/fs.h"
 #include "dre/hmac.h"
 #include "dre/importjob.h"
+#include "dre/importread.h"
 #include "dre/json.h"
 #include "dre/jsonw.h"
 #include "dre/log.h"
@@ -38,8 +35,6 @@
 #include "dre/topics.h"
 #include "dre/uuid.h"
 
-#define MAX_ROW     (1u << 20) // one row's bytes at most
-#define READ_CHUNK  (256u << 10)
 #define MINOR       1
 #define LIST_TOP    100
 #define LIST_MAX    1000
@@ -65,6 +60,12 @@ static const char *const status_names[]
 	      "COMPLETED_WITH_ERRORS", "FAILED", "CANCELLED" };
 static const char *const fmt_names[] = { "JSON", "NDJSON", "CSV" };
 static const char *const mode_names[] = { "UPSERT", "CREATE" };
+
+const char *
+dre_ijob_fmt_name(dre_ijob_fmt f)
+{
+	return fmt_names[(unsigned) f % 3];
+}
 
 const char *
 dre_ijob_status_name(dre_ijob_status s)
@@ -444,10 +445,13 @@ dre_ijob_enlist(dre_batch *b)
 
 // ---- a row through an owner's rpc handler ---------------------------------
 
+// res_str copies s (a row's key, an error's message: the client's text)
+// into out, cut before a character when it does not fit.
 static void
 res_str(char *out, size_t cap, const char *s)
 {
-	snprintf(out, cap, "%s", s != NULL ? s : "");
+	s = s != NULL ? s : "";
+	snprintf(out, cap, "%.*s", DRE_UTF8_CUT(s, cap - 1));
 }
 
 void
@@ -555,475 +559,6 @@ dre_ijob_row_key(const dre_ijob_row *row, const char *k, dre_ijob_result *res)
 			res_str(res->key, sizeof res->key, v->str);
 	}
 	dre_arena_free(a);
-}
-
-// ---- the file readers ------------------------------------------------------
-
-// A window on the file: bytes [base + 0, base + len) are in buf; pos is
-// the next byte to look at (relative to buf).
-typedef struct {
-	int     fd;
-	char   *buf;
-	size_t  cap, len, pos;
-	int64_t base;
-	bool    eof;
-} win;
-
-// win_fill keeps bytes from keep on (moved to the front) and reads more;
-// false on a read error.
-static bool
-win_fill(win *w, size_t keep)
-{
-	if (keep > 0) {
-		memmove(w->buf, w->buf + keep, w->len - keep);
-		w->len -= keep;
-		w->pos -= keep;
-		w->base += (int64_t) keep;
-	}
-	if (w->cap - w->len < READ_CHUNK) {
-		size_t ncap = w->len + READ_CHUNK;
-		if (ncap > MAX_ROW + 2 * READ_CHUNK)
-			return true; // full: the caller sees no progress
-		char *nb = realloc(w->buf, ncap);
-		if (nb == NULL)
-			return false;
-		w->buf = nb;
-		w->cap = ncap;
-	}
-	ssize_t n = read(w->fd, w->buf + w->len, w->cap - w->len);
-	if (n < 0)
-		return false;
-	if (n == 0)
-		w->eof = true;
-	w->len += (size_t) n;
-	return true;
-}
-
-// What a reader found.
-typedef enum { RD_ROW, RD_END, RD_FAIL } rd_out;
-
-typedef struct {
-	win          w;
-	dre_ijob_fmt fmt;
-	// JSON array framing
-	int state; // 0 '[', 1 first, 2 ',' or ']', 3 after ','
-	struct json_tokener *tok;
-	// CSV
-	struct csv_parser csv;
-	bool              csv_init;
-	char            **hdr;
-	size_t            nhdr;
-	bool              have_hdr;
-	dre_buf           fields; // the current record's fields, NUL-separated
-	size_t            nfields;
-	bool              rec_done;
-	bool              fields_null[256];
-	const dre_ijob_entity *ent;
-	// the row found
-	dre_buf row;
-	int64_t next; // file offset after the row
-	// a malformed file
-	int64_t err_off;
-	char    err[256];
-} reader;
-
-static rd_out
-rd_fail(reader *p, int64_t off, const char *what)
-{
-	p->err_off = off;
-	snprintf(p->err, sizeof p->err, "%s", what);
-	return RD_FAIL;
-}
-
-static bool
-is_ws(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-// skip_ws moves past white space, reading more as needed; false at the
-// end of the file (or a read error: eof is then set too).
-static bool
-skip_ws(reader *p)
-{
-	for (;;) {
-		while (p->w.pos < p->w.len && is_ws(p->w.buf[p->w.pos]))
-			p->w.pos++;
-		if (p->w.pos < p->w.len)
-			return true;
-		if (p->w.eof || !win_fill(&p->w, p->w.pos))
-			return false;
-		if (p->w.eof && p->w.pos >= p->w.len)
-			return false;
-	}
-}
-
-// next_line finds the line at pos, reading more as needed: *end is the
-// index of its '\n' (*nl set) or of the end of the file (*nl clear).
-// RD_ROW when there is one, RD_END at the end of the file, RD_FAIL.
-static rd_out
-next_line(reader *p, size_t *end, bool *nl)
-{
-	for (;;) {
-		char *c = p->w.len > p->w.pos
-		    ? memchr(p->w.buf + p->w.pos, '\n', p->w.len - p->w.pos)
-		    : NULL;
-		if (c != NULL) {
-			*end = (size_t) (c - p->w.buf);
-			*nl = true;
-			return RD_ROW;
-		}
-		if (p->w.len - p->w.pos > MAX_ROW)
-			return rd_fail(p, p->w.base + (int64_t) p->w.pos,
-			    "a line longer than 1 MiB");
-		if (p->w.eof) {
-			*end = p->w.len;
-			*nl = false;
-			return RD_ROW;
-		}
-		if (!win_fill(&p->w, p->w.pos))
-			return rd_fail(p, p->w.base, "read error");
-	}
-}
-
-static rd_out
-next_ndjson(reader *p)
-{
-	for (;;) {
-		size_t end;
-		bool   nl;
-		rd_out o = next_line(p, &end, &nl);
-		if (o != RD_ROW)
-			return o;
-		if (!nl && p->w.pos >= p->w.len)
-			return RD_END;
-		size_t s = p->w.pos, e = end;
-		p->w.pos = nl ? end + 1 : end;
-		while (s < e && is_ws(p->w.buf[s]))
-			s++;
-		while (e > s && is_ws(p->w.buf[e - 1]))
-			e--;
-		if (s == e)
-			continue; // blank line
-		dre_buf_reset(&p->row);
-		dre_buf_append(&p->row, p->w.buf + s, e - s);
-		p->next = p->w.base + (int64_t) p->w.pos;
-		return RD_ROW;
-	}
-}
-
-static rd_out
-next_json(reader *p)
-{
-	for (;;) {
-		if (!skip_ws(p)) {
-			if (p->state == 0)
-				return rd_fail(p,
-				    p->w.base + (int64_t) p->w.pos,
-				    "expected '[': the file is empty");
-			if (p->state == 4)
-				return RD_END;
-			return rd_fail(p, p->w.base + (int64_t) p->w.pos,
-			    "unexpected end of file: the array is not closed");
-		}
-		char    c = p->w.buf[p->w.pos];
-		int64_t at = p->w.base + (int64_t) p->w.pos;
-		switch (p->state) {
-		case 0:
-			if (c != '[')
-				return rd_fail(p, at,
-				    "expected '[': a JSON array of rows");
-			p->w.pos++;
-			p->state = 1;
-			continue;
-		case 2:
-			if (c == ',') {
-				p->w.pos++;
-				p->state = 3;
-			} else if (c == ']') {
-				p->w.pos++;
-				p->state = 4;
-			} else {
-				return rd_fail(
-				    p, at, "expected ',' or ']' after a row");
-			}
-			continue;
-		case 4:
-			return rd_fail(
-			    p, at, "unexpected data after the array");
-		default:
-			break;
-		}
-		if (p->state == 1 && c == ']') {
-			p->w.pos++;
-			p->state = 4;
-			continue;
-		}
-		// One element: json-c's tokener decides where it ends.
-		size_t start = p->w.pos, fed = p->w.pos;
-		json_tokener_reset(p->tok);
-		for (;;) {
-			json_object *o = json_tokener_parse_ex(
-			    p->tok, p->w.buf + fed, (int) (p->w.len - fed));
-			enum json_tokener_error je
-			    = json_tokener_get_error(p->tok);
-			if (o != NULL || je == json_tokener_success) {
-				size_t end
-				    = fed + json_tokener_get_parse_end(p->tok);
-				json_object_put(o);
-				dre_buf_reset(&p->row);
-				dre_buf_append(
-				    &p->row, p->w.buf + start, end - start);
-				p->w.pos = end;
-				p->next = p->w.base + (int64_t) end;
-				p->state = 2;
-				return RD_ROW;
-			}
-			if (je != json_tokener_continue)
-				return rd_fail(p,
-				    p->w.base + (int64_t) fed
-				        + (int64_t) json_tokener_get_parse_end(
-				            p->tok),
-				    json_tokener_error_desc(je));
-			if (p->w.eof)
-				return rd_fail(p,
-				    p->w.base + (int64_t) p->w.len,
-				    "unexpected end of file inside a row");
-			if (p->w.len - start > MAX_ROW)
-				return rd_fail(p, p->w.base + (int64_t) start,
-				    "a row larger than 1 MiB");
-			size_t keep = start;
-			fed = p->w.len - keep;
-			start = 0;
-			if (!win_fill(&p->w, keep))
-				return rd_fail(p, p->w.base, "read error");
-		}
-	}
-}
-
-// ---- CSV (libcsv): a record's fields, then a JSON object of them
-
-static void
-csv_field(void *s, size_t len, void *arg)
-{
-	reader *p = arg;
-	if (p->nfields < 256)
-		p->fields_null[p->nfields] = s == NULL;
-	dre_buf_append(&p->fields, s ? s : "", s ? len : 0);
-	dre_buf_putc(&p->fields, 0);
-	p->nfields++;
-}
-
-static void
-csv_record(int c, void *arg)
-{
-	reader *p = arg;
-	(void) c;
-	p->rec_done = true;
-}
-
-// cell_json writes one CSV cell as the column's kind of JSON value.
-static void
-cell_json(dre_jsonw *w, dre_ijob_cell kind, const char *v)
-{
-	size_t n = strlen(v);
-	if (kind == DRE_IJOB_CELL_RAW) {
-		dre_arena *a = dre_arena_alloc(0);
-		dre_json  *o = NULL;
-		bool       ok = a != NULL
-		    && dre_json_parse(&o, a, v, n, DRE_JSON_MAX_DEPTH, NULL)
-		        == DRE_OK;
-		dre_arena_free(a);
-		if (ok) {
-			dre_jsonw_raw(w, v, n);
-			return;
-		}
-	} else if (kind == DRE_IJOB_CELL_LIST) {
-		dre_jsonw_arr_begin(w);
-		const char *s = v;
-		while (*s) {
-			const char *e = strchr(s, ';');
-			size_t      l = e ? (size_t) (e - s) : strlen(s);
-			if (l > 0)
-				dre_jsonw_strn(w, s, l);
-			s += l + (e ? 1 : 0);
-		}
-		dre_jsonw_arr_end(w);
-		return;
-	}
-	dre_jsonw_str(w, v);
-}
-
-// csv_take turns the record read into the header or a row; true for a row.
-static bool
-csv_take(reader *p)
-{
-	const char *f = p->fields.data ? p->fields.data : "";
-	size_t      n = p->nfields;
-	if (!p->have_hdr) {
-		p->hdr = calloc(n ? n : 1, sizeof *p->hdr);
-		for (size_t i = 0; p->hdr && i < n; i++) {
-			p->hdr[i] = strdup(f);
-			f += strlen(f) + 1;
-		}
-		p->nhdr = p->hdr ? n : 0;
-		p->have_hdr = true;
-		return false;
-	}
-	dre_buf_reset(&p->row);
-	dre_jsonw w;
-	dre_jsonw_init(&w, &p->row);
-	dre_jsonw_obj_begin(&w);
-	for (size_t i = 0; i < n; i++) {
-		const char *v = f;
-		f += strlen(f) + 1;
-		if (i >= p->nhdr || (i < 256 && p->fields_null[i]))
-			continue; // an empty cell: the member is absent
-		dre_ijob_cell kind = p->ent && p->ent->csv_cell
-		    ? p->ent->csv_cell(p->hdr[i])
-		    : DRE_IJOB_CELL_STRING;
-		dre_jsonw_key(&w, p->hdr[i]);
-		cell_json(&w, kind, v);
-	}
-	dre_jsonw_obj_end(&w);
-	return true;
-}
-
-static rd_out
-next_csv(reader *p)
-{
-	for (;;) {
-		size_t end;
-		bool   found;
-		rd_out o = next_line(p, &end, &found);
-		if (o != RD_ROW)
-			return o;
-		char *nl = found ? p->w.buf + end : NULL;
-		if (found)
-			end++;
-		size_t s = p->w.pos, len = end - s;
-		if (len > 0) {
-			size_t used = csv_parse(&p->csv, p->w.buf + s, len,
-			    csv_field, csv_record, p);
-			if (used != len)
-				return rd_fail(p,
-				    p->w.base + (int64_t) (s + used),
-				    csv_strerror(csv_error(&p->csv)));
-		}
-		p->w.pos = end;
-		if (nl == NULL) { // the end of the file
-			if (csv_fini(&p->csv, csv_field, csv_record, p) != 0)
-				return rd_fail(p, p->w.base + (int64_t) end,
-				    "unterminated quoted field");
-			if (!p->rec_done)
-				return RD_END;
-		}
-		if (!p->rec_done)
-			continue; // a quoted field goes on on the next line
-		p->rec_done = false;
-		bool row = csv_take(p);
-		dre_buf_reset(&p->fields);
-		p->nfields = 0;
-		if (p->fields.oom || p->row.oom)
-			return rd_fail(p, p->w.base, "out of memory");
-		if (row) {
-			p->next = p->w.base + (int64_t) p->w.pos;
-			return RD_ROW;
-		}
-		if (nl == NULL)
-			return RD_END;
-	}
-}
-
-static rd_out
-rd_next(reader *p)
-{
-	switch (p->fmt) {
-	case DRE_IJOB_NDJSON:
-		return next_ndjson(p);
-	case DRE_IJOB_CSV:
-		return next_csv(p);
-	default:
-		return next_json(p);
-	}
-}
-
-static void
-rd_close(reader *p)
-{
-	if (p->w.fd >= 0)
-		close(p->w.fd);
-	free(p->w.buf);
-	if (p->tok)
-		json_tokener_free(p->tok);
-	if (p->csv_init)
-		csv_free(&p->csv);
-	for (size_t i = 0; i < p->nhdr; i++)
-		free(p->hdr[i]);
-	free(p->hdr);
-	dre_buf_free(&p->fields);
-	dre_buf_free(&p->row);
-}
-
-// rd_open opens the file at the cursor. CSV reads its header first.
-static dre_err
-rd_open(reader *p, const char *path, dre_ijob_fmt fmt, int64_t offset,
-    const dre_ijob_entity *ent)
-{
-	memset(p, 0, sizeof *p);
-	p->fmt = fmt;
-	p->ent = ent;
-	if ((p->w.fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return DRE_EIO;
-	if (fmt == DRE_IJOB_JSON) {
-		if ((p->tok = json_tokener_new_ex(DRE_JSON_MAX_DEPTH)) == NULL)
-			return DRE_ENOMEM;
-		json_tokener_set_flags(p->tok,
-		    JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS);
-		p->state = offset > 0 ? 2 : 0;
-	}
-	if (fmt == DRE_IJOB_CSV) {
-		if (csv_init(&p->csv,
-		        CSV_STRICT | CSV_STRICT_FINI | CSV_EMPTY_IS_NULL)
-		    != 0)
-			return DRE_ENOMEM;
-		p->csv_init = true;
-		if (offset > 0) { // the header again, then the cursor
-			if (next_csv(p) == RD_FAIL)
-				return DRE_EPARSE;
-		}
-	}
-	if (offset > 0) {
-		if (lseek(p->w.fd, offset, SEEK_SET) != offset)
-			return DRE_EIO;
-		p->w.len = p->w.pos = 0;
-		p->w.base = offset;
-		p->w.eof = false;
-	}
-	return DRE_OK;
-}
-
-// line_col finds the line and column (1-based, in bytes) of offset.
-static void
-line_col(const char *path, int64_t offset, int64_t *line, int64_t *col)
-{
-	int     fd = open(path, O_RDONLY | O_CLOEXEC);
-	char    b[65536];
-	int64_t at = 0, ln = 1, last_nl = -1;
-	while (fd >= 0 && at < offset) {
-		ssize_t n = read(fd, b, sizeof b);
-		if (n <= 0)
-			break;
-		for (ssize_t i = 0; i < n && at < offset; i++, at++)
-			if (b[i] == '\n') {
-				ln++;
-				last_nl = at;
-			}
-	}
-	if (fd >= 0)
-		close(fd);
-	*line = ln;
-	*col = offset - last_nl;
 }
 
 // ---- finishing: the event, the callback ---------------------------------
@@ -1414,11 +949,11 @@ want_stop(dre_ijob_reg *r, bool *cancelled)
 static void
 run_job(dre_ijob_reg *r, const char *tenant, const char *id)
 {
-	job     j;
-	cursor  c;
-	reader  p;
-	char    path[4200];
-	dre_err err;
+	job              j;
+	cursor           c;
+	dre_ijob_reader *p;
+	char             path[4200];
+	dre_err          err;
 	if (job_get(r, tenant, id, &j) != DRE_OK)
 		return;
 	if (j.status != DRE_IJOB_QUEUED && j.status != DRE_IJOB_RUNNING)
@@ -1443,27 +978,34 @@ run_job(dre_ijob_reg *r, const char *tenant, const char *id)
 	}
 	cursor_get(r, &j, &c);
 	file_path(r, &j, path, sizeof path);
-	if ((err = rd_open(&p, path, j.format, c.offset, ent)) != DRE_OK) {
-		rd_close(&p);
+	if ((err = dre_ijob_reader_open(
+	         &p, path, j.format, c.offset, ent->csv_cell))
+	    != DRE_OK) {
+		dre_ijob_reader_close(p);
 		finish(r, &j, DRE_IJOB_FAILED,
 		    err == DRE_EIO ? "the uploaded file is gone"
 		                   : "the file's header cannot be read");
 		return;
 	}
-	bool   items = strcmp(j.source, "pos") == 0;
-	bool   cancelled = false;
-	rd_out o;
-	pend   pd = { dre_batch_alloc(), 0, 0 };
-	bool   alloc_failed = pd.b == NULL;
-	while (pd.b != NULL && (o = rd_next(&p)) == RD_ROW) {
+	bool        items = strcmp(j.source, "pos") == 0;
+	bool        cancelled = false;
+	dre_ijob_rd o = DRE_IJOB_RD_END;
+	pend        pd = { dre_batch_alloc(), 0, 0 };
+	bool        alloc_failed = pd.b == NULL;
+	const char *text;
+	size_t      tlen;
+	int64_t     next;
+	while (pd.b != NULL
+	    && (o = dre_ijob_reader_next(p, &text, &tlen, &next))
+	        == DRE_IJOB_RD_ROW) {
 		if (want_stop(r, &cancelled))
 			break;
 		dre_ijob_result res;
 		memset(&res, 0, sizeof res);
-		dre_ijob_row row = { j.tenant, j.principal, j.mode,
-			p.row.data ? p.row.data : "", p.row.len, c.row + 1 };
-		rowctx       x = { r, &j, c, false, &pd };
-		x.next.offset = p.next;
+		dre_ijob_row row
+		    = { j.tenant, j.principal, j.mode, text, tlen, c.row + 1 };
+		rowctx x = { r, &j, c, false, &pd };
+		x.next.offset = next;
 		x.next.row = c.row + 1;
 		x.next.ok = c.ok + 1;
 		tl_row = &x;
@@ -1482,7 +1024,7 @@ run_job(dre_ijob_reg *r, const char *tenant, const char *id)
 				now = x.used;
 			}
 		} else if (err == DRE_EINVAL) {
-			c.offset = p.next;
+			c.offset = next;
 			c.row++;
 			c.failed++;
 			pd.bytes += row_error(r, pd.b, &j, c.row, &res);
@@ -1497,7 +1039,7 @@ run_job(dre_ijob_reg *r, const char *tenant, const char *id)
 			    j.id, (long long) c.row + 1, dre_strerror(err));
 			pend_flush(r, &pd);
 			dre_batch_free(pd.b);
-			rd_close(&p);
+			dre_ijob_reader_close(p);
 			return;
 		}
 		if ((now || pd.rows >= PEND_ROWS || pd.bytes >= PEND_BYTES)
@@ -1505,7 +1047,7 @@ run_job(dre_ijob_reg *r, const char *tenant, const char *id)
 			dre_error(
 			    "import job %s: %s", j.id, dre_strerror(err));
 			dre_batch_free(pd.b);
-			rd_close(&p);
+			dre_ijob_reader_close(p);
 			return;
 		}
 	}
@@ -1516,31 +1058,26 @@ run_job(dre_ijob_reg *r, const char *tenant, const char *id)
 		    "import job %s: %s; the job resumes when the service "
 		    "restarts",
 		    j.id, dre_strerror(err));
-		rd_close(&p);
+		dre_ijob_reader_close(p);
 		return;
 	}
 	if (cancelled) {
-		rd_close(&p);
+		dre_ijob_reader_close(p);
 		finish(r, &j, DRE_IJOB_CANCELLED, NULL);
 		return;
 	}
 	if (r->stop || alloc_failed) { // resumed at the next start
-		rd_close(&p);
+		dre_ijob_reader_close(p);
 		return;
 	}
-	if (o == RD_FAIL) {
-		int64_t line, col;
-		char    why[512];
-		line_col(path, p.err_off, &line, &col);
-		snprintf(why, sizeof why,
-		    "malformed %s at line %lld, column %lld: %s",
-		    fmt_names[j.format % 3], (long long) line, (long long) col,
-		    p.err);
-		rd_close(&p);
+	if (o == DRE_IJOB_RD_FAIL) {
+		char why[512];
+		dre_ijob_reader_error(p, why, sizeof why);
+		dre_ijob_reader_close(p);
 		finish(r, &j, DRE_IJOB_FAILED, why);
 		return;
 	}
-	rd_close(&p);
+	dre_ijob_reader_close(p);
 	cursor_get(r, &j, &c);
 	finish(r, &j,
 	    c.failed > 0 ? DRE_IJOB_COMPLETED_WITH_ERRORS : DRE_IJOB_COMPLETED,

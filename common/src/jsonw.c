@@ -129,6 +129,15 @@ dre_jsonw_keyn(dre_jsonw *w, const char *key, size_t kl)
 	w->buf->data[w->buf->len] = '\0';
 }
 
+void
+dre_jsonw_key_escn(dre_jsonw *w, const char *key, size_t kl)
+{
+	sep(w);
+	dre_json_escape(w->buf, key, kl);
+	put1(w->buf, ':');
+	w->after_key = true;
+}
+
 static const char hex[] = "0123456789abcdef";
 
 #define ONES  0x0101010101010101ULL

@@ -158,6 +158,42 @@ class Imports(harness.TestCase):
                          "manufacturer": 'Spring "Best" Corp'}, a, subset=True)
         self.assertEqual(s.get("/api/v1/Articles/%s-C2" % tag).body["name"], "Two\nlines")
 
+    def test_csv_line_ends_and_header(self):
+        s, tag = self.stack, uniq("CR")
+        # bare CR line ends (old Mac exports), CRLF and LF: one row per record,
+        # a quoted CR kept in its cell
+        csv = ("articleNumber,name\r%s-1,one\r%s-2,\"two\rlines\"\r\n%s-3,three\n" % (tag, tag, tag))
+        r = s.request("POST", "/api/v1/Articles:bulk-import", raw=csv.encode(), content_type="text/csv")
+        self.assertStatus(r, 202)
+        j = wait_job(s, r.body["jobId"])
+        self.assertEqual((j["status"], j["succeeded"], j["failed"]), ("COMPLETED", 3, 0))
+        self.assertEqual([s.get("/api/v1/Articles/%s-%d" % (tag, i)).body["name"] for i in (1, 2, 3)],
+                         ["one", "two\rlines", "three"])
+        # a column named twice fails the file before any row
+        r = s.request("POST", "/api/v1/Articles:bulk-import", content_type="text/csv",
+                      raw=("articleNumber,name,name\n%s-4,a,b\n" % tag).encode())
+        j = wait_job(s, r.body["jobId"])
+        self.assertEqual((j["status"], j["succeeded"], j["failed"]), ("FAILED", 0, 0))
+        self.assertEqual(j["errorMessage"],
+                         "malformed CSV at line 1, column 1: the header names the column 'name' twice")
+        self.assertError(s.get("/api/v1/Articles/%s-4" % tag), 404, "NOT_FOUND")
+        # a header cell with a quote and a control character is a member name like
+        # any other: the row is refused for it, with a JSON answer
+        r = s.request("POST", "/api/v1/Articles:bulk-import", content_type="text/csv",
+                      raw=('articleNumber,name,"a""b\x01"\n%s-5,x,y\n' % tag).encode())
+        j = wait_job(s, r.body["jobId"])
+        self.assertEqual((j["status"], j["succeeded"], j["failed"]), ("COMPLETED_WITH_ERRORS", 0, 1))
+        self.assertEqual(errors_of(s, j["id"]), [(1, "%s-5" % tag, "VALIDATION_FAILED", 'a"b\x01')])
+        # a rejected row's key longer than an error keeps (127 bytes) is cut
+        # before a character: 100 two-byte characters keep 63
+        r = s.request("POST", "/api/v1/Articles:bulk-import", content_type="application/x-ndjson",
+                      raw=json.dumps({"articleNumber": "\u00e9" * 100, "name": "x"}).encode())
+        j = wait_job(s, r.body["jobId"])
+        self.assertEqual((j["status"], j["failed"]), ("COMPLETED_WITH_ERRORS", 1))
+        e = s.get("/api/v1/ImportJobErrors?$filter=jobId%20eq%20'" + j["id"] + "'")
+        self.assertEqual(e.raw.decode("utf-8"), e.text)
+        self.assertEqual(e.body["value"][0]["key"], "\u00e9" * 63)
+
     def test_malformed_files_fail_with_line_and_column(self):
         s, tag = self.stack, uniq("BAD")
         cases = [

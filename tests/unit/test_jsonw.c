@@ -81,6 +81,17 @@ test_escape(void **state)
 	dre_buf_reset(&b);
 	dre_json_escape(&b, "", 0);
 	assert_string_equal(b.data, "\"\"");
+	// A key from a client is escaped like a value, between its commas.
+	dre_buf_reset(&b);
+	dre_jsonw w;
+	dre_jsonw_init(&w, &b);
+	dre_jsonw_obj_begin(&w);
+	dre_jsonw_key_escn(&w, "a\"b\x01", 4);
+	dre_jsonw_int(&w, 1);
+	dre_jsonw_key_escn(&w, "c", 1);
+	dre_jsonw_str(&w, "d");
+	dre_jsonw_obj_end(&w);
+	assert_string_equal(b.data, "{\"a\\\"b\\u0001\":1,\"c\":\"d\"}");
 	dre_buf_free(&b);
 }
 

@@ -74,6 +74,8 @@ const char *dre_ijob_status_name(dre_ijob_status s);
 
 typedef enum { DRE_IJOB_UPSERT = 0, DRE_IJOB_CREATE } dre_ijob_mode;
 typedef enum { DRE_IJOB_JSON = 0, DRE_IJOB_NDJSON, DRE_IJOB_CSV } dre_ijob_fmt;
+// dre_ijob_fmt_name: "JSON", "NDJSON" or "CSV".
+const char *dre_ijob_fmt_name(dre_ijob_fmt f);
 
 // One row handed to an entity's apply callback.
 typedef struct {

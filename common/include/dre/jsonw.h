@@ -29,6 +29,9 @@ void dre_jsonw_arr_end(dre_jsonw *w);
 // compile time (an evaluate answer writes some 1,500 keys).
 void dre_jsonw_keyn(dre_jsonw *w, const char *key, size_t kl);
 #define dre_jsonw_key(w, key) dre_jsonw_keyn((w), (key), strlen(key))
+// dre_jsonw_key_escn writes "key": escaped like a string value: for a key
+// that comes from a client (a CSV header's column names).
+void dre_jsonw_key_escn(dre_jsonw *w, const char *key, size_t kl);
 // dre_jsonw_str writes s escaped, or null when s is NULL.
 void dre_jsonw_str(dre_jsonw *w, const char *s);
 void dre_jsonw_strn(dre_jsonw *w, const char *s, size_t n);
