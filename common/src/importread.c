@@ -352,7 +352,9 @@ csv_take(reader *p)
 		// A column named twice would make every row an object with
 		// that member twice.
 		for (size_t i = 0; i < p->nhdr && p->dup == NULL; i++)
-			for (size_t k = 0; k < i && p->hdr[i] != NULL; k++)
+			for (size_t k = 0; k < i && p->hdr[i] != NULL
+			     && p->hdr[i][0] != '\0';
+			     k++)
 				if (p->hdr[k] != NULL
 				    && strcmp(p->hdr[k], p->hdr[i]) == 0) {
 					p->dup = p->hdr[i];
@@ -367,8 +369,11 @@ csv_take(reader *p)
 	for (size_t i = 0; i < n; i++) {
 		const char *v = f;
 		f += strlen(f) + 1;
-		if (i >= p->nhdr || (i < 256 && p->fields_null[i]))
-			continue; // an empty cell: the member is absent
+		// An empty cell: the member is absent. A column without a
+		// name (trailing commas) names no member: ignored.
+		if (i >= p->nhdr || (i < 256 && p->fields_null[i])
+		    || p->hdr[i] == NULL || p->hdr[i][0] == '\0')
+			continue;
 		dre_ijob_cell kind = p->csv_cell ? p->csv_cell(p->hdr[i])
 		                                 : DRE_IJOB_CELL_STRING;
 		dre_jsonw_key_escn(&w, p->hdr[i], strlen(p->hdr[i]));

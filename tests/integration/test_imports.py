@@ -169,6 +169,12 @@ class Imports(harness.TestCase):
         self.assertEqual((j["status"], j["succeeded"], j["failed"]), ("COMPLETED", 3, 0))
         self.assertEqual([s.get("/api/v1/Articles/%s-%d" % (tag, i)).body["name"] for i in (1, 2, 3)],
                          ["one", "two\rlines", "three"])
+        # columns without a name (trailing commas) are ignored, even twice
+        r = s.request("POST", "/api/v1/Articles:bulk-import", content_type="text/csv",
+                      raw=("articleNumber,name,,\n%s-6,six,,\n%s-7,seven,x,\n" % (tag, tag)).encode())
+        j = wait_job(s, r.body["jobId"])
+        self.assertEqual((j["status"], j["succeeded"], j["failed"]), ("COMPLETED", 2, 0))
+        self.assertEqual(s.get("/api/v1/Articles/%s-7" % tag).body["name"], "seven")
         # a column named twice fails the file before any row
         r = s.request("POST", "/api/v1/Articles:bulk-import", content_type="text/csv",
                       raw=("articleNumber,name,name\n%s-4,a,b\n" % tag).encode())
