@@ -2,8 +2,8 @@
 # test_fuzz_http.py -- an HTTP-level mutation fuzzer: valid requests to every
 # POS route (evaluate, simulate, confirm, the coupon operations, the article
 # import), the POS-platform bridge's SPI calls and webhooks (seed 004, with
-# its {errorCode, errorMessage} errors) and every /api/v1 write route are
-# mutated (byte flips, truncation,
+# its {errorCode, errorMessage} errors), the loyalty facade's /api/v3 writes
+# (seed 003) and every /api/v1 write route are mutated (byte flips, truncation,
 # type swaps, deep nesting, huge numbers, unicode, duplicated and removed
 # keys, unknown and oversized members, splices of two requests) and sent
 # from two threads for a bounded time and count, promotion writes mixed with
@@ -70,6 +70,12 @@ class Fuzz(harness.TestCase):
         if r.status != 201:
             raise AssertionError("api key: %r" % r)
         cls.key = r.body["key"]
+        # A loyalty contact for the /api/v3 calls (seed 003's shapes).
+        r = s.post("/api/v3/contacts", {"email": uniq("fz").lower() + "@example.com",
+                                        "firstName": "Fuzz"})
+        if r.status != 201:
+            raise AssertionError("contact: %r" % r)
+        cls.contact = r.body["id"]
         # Entities the fuzzer itself created, for PATCH/PUT/DELETE/activate.
         cls.created = {"Promotions": [cls.promo["id"]], "PosGroups": [],
                        "ArticleGroups": [], "Articles": [], "Budgets": [cls.budget["id"]],
@@ -135,7 +141,23 @@ class Fuzz(harness.TestCase):
                 "lineItems": [{"sku": "A", "quantity": 1, "refundAmount": D("9.00")}]}),
             (1, "POST", "/rc/webhooks/VOID_CART" + k, {"cartId": cart}),
         ]
-        table = bridge + [
+        loyalty = [
+            (1, "POST", "/api/v3/contacts", {"email": uniq("c").lower() + "@example.com",
+                                             "firstName": "Ann", "lastName": "Lee",
+                                             "city": "Oslo", "optIns": {"email": True}}),
+            (1, "PATCH", "/api/v3/contacts/" + self.contact, {"city": "Bergen"}),
+            (1, "POST", "/api/v3/contacts/import", [
+                {"email": uniq("i").lower() + "@example.com", "firstName": "Imp",
+                 "pointsBalance": 7}]),
+            (1, "POST", "/api/v3/receipts", {
+                "contact": {"matchKey": self.contact, "matchKeyType": "ContactId"},
+                "uniqueReceiptId": uniq("R"), "currency": "EUR",
+                "items": [{"type": "PURCHASE", "grossPaidPrice": D("12.50")}]}),
+            (1, "POST", "/api/v3/reward-vouchers", {"contactId": self.contact}),
+            (1, "POST", "/api/v3/promotion-assignments",
+             {"contactId": self.contact, "promotionId": self.promo["id"]}),
+        ]
+        table = bridge + loyalty + [
             (6, "POST", "/pos/v2/evaluate", self.basket(rnd)),
             (3, "POST", "/pos/v2/simulate", self.basket(rnd)),
             (1, "POST", "/pos/evaluate", self.basket(rnd)),
