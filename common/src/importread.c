@@ -83,7 +83,7 @@ struct dre_ijob_reader {
 	dre_buf           fields; // the current record's fields, NUL-separated
 	size_t            nfields;
 	bool              rec_done;
-	bool              fields_null[256];
+	dre_buf           nulls; // per field: 1 when the cell is empty
 	const char       *dup; // a column the header names twice
 	dre_ijob_cell (*csv_cell)(const char *column);
 	// the row found
@@ -288,8 +288,7 @@ static void
 csv_field(void *s, size_t len, void *arg)
 {
 	reader *p = arg;
-	if (p->nfields < 256)
-		p->fields_null[p->nfields] = s == NULL;
+	dre_buf_putc(&p->nulls, s == NULL);
 	dre_buf_append(&p->fields, s ? s : "", s ? len : 0);
 	dre_buf_putc(&p->fields, 0);
 	p->nfields++;
@@ -371,7 +370,7 @@ csv_take(reader *p)
 		f += strlen(f) + 1;
 		// An empty cell: the member is absent. A column without a
 		// name (trailing commas) names no member: ignored.
-		if (i >= p->nhdr || (i < 256 && p->fields_null[i])
+		if (i >= p->nhdr || i >= p->nulls.len || p->nulls.data[i]
 		    || p->hdr[i] == NULL || p->hdr[i][0] == '\0')
 			continue;
 		dre_ijob_cell kind = p->csv_cell ? p->csv_cell(p->hdr[i])
@@ -428,9 +427,12 @@ next_csv(reader *p)
 				    "name is not UTF-8)");
 			return rd_fail(p, 0, why);
 		}
+		// (before the reset, which clears the flags)
+		bool oom = p->fields.oom || p->nulls.oom || p->row.oom;
 		dre_buf_reset(&p->fields);
 		p->nfields = 0;
-		if (p->fields.oom || p->row.oom)
+		dre_buf_reset(&p->nulls);
+		if (oom)
 			return rd_fail(p, p->w.base, "out of memory");
 		if (row) {
 			p->next = p->w.base + (int64_t) p->w.pos;
@@ -472,6 +474,7 @@ dre_ijob_reader_close(dre_ijob_reader *p)
 		free(p->hdr[i]);
 	free(p->hdr);
 	dre_buf_free(&p->fields);
+	dre_buf_free(&p->nulls);
 	dre_buf_free(&p->row);
 	free(p->path);
 	free(p);

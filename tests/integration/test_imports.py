@@ -175,6 +175,13 @@ class Imports(harness.TestCase):
         j = wait_job(s, r.body["jobId"])
         self.assertEqual((j["status"], j["succeeded"], j["failed"]), ("COMPLETED", 2, 0))
         self.assertEqual(s.get("/api/v1/Articles/%s-7" % tag).body["name"], "seven")
+        # past 256 columns an empty cell still leaves its member out
+        cols = ["c%d" % i for i in range(300)]
+        r = s.request("POST", "/api/v1/Articles:bulk-import", content_type="text/csv",
+                      raw=("articleNumber,name," + ",".join(cols) + "\n%s-8,eight," % tag
+                           + "," * 299 + "\n").encode())
+        j = wait_job(s, r.body["jobId"])
+        self.assertEqual((j["status"], j["succeeded"], j["failed"]), ("COMPLETED", 1, 0))
         # a column named twice fails the file before any row
         r = s.request("POST", "/api/v1/Articles:bulk-import", content_type="text/csv",
                       raw=("articleNumber,name,name\n%s-4,a,b\n" % tag).encode())
