@@ -10,6 +10,11 @@
 # processes to the scheduler (both cores) instead of pinning the stack to
 # core 0 and the load generator to core 1. RPC=ipc connects gateway and
 # evaluators over ipc:// sockets in the data dir instead of tcp://127.0.0.1.
+# FULL=1 also starts budget, coupon, loyalty, webhook and reporting on their
+# default ports (a deployment's process set: without them the gateway and
+# the evaluator redial them all the time, and nng 1.5.2's timer thread spins
+# up to 1 ms at each redial; with them their idle Kafka consumers share the
+# core instead; docs/performance.md, session 11).
 # Last line: "cpu_us_per_request gateway G evaluator E" -- CPU time (user +
 # system, all threads) the gateway and the evaluators used during the run
 # over the requests answered: unlike req/s, hardly moved by other load.
@@ -41,6 +46,13 @@ start "$B/dre-broker" -o data_dir="$D" -o rpc.listen=tcp://127.0.0.1:17001
 for _ in $(seq 600); do [ -s "$D/broker/bootstrap" ] && break; sleep 0.1; done
 BS=$(cat "$D/broker/bootstrap")
 start "$B/dre-catalog" -o data_dir="$D" -o rpc.listen=tcp://127.0.0.1:17101 -o kafka.bootstrap.servers="$BS"
+if [ -n "${FULL:-}" ]; then
+	for svc in budget coupon loyalty webhook reporting; do
+		CAT=(-o catalog.url=tcp://127.0.0.1:17101)
+		[ $svc = budget ] && CAT=()
+		start "$B/dre-$svc" -o data_dir="$D" -o kafka.bootstrap.servers="$BS" "${CAT[@]}"
+	done
+fi
 for ((k = 0; k < SHARDS; k++)); do
 	start "$B/dre-evaluator" -o data_dir="$D" -o rpc.listen="$(evurl $k)" -o shard=$k \
 		-o catalog.url=tcp://127.0.0.1:17101 -o kafka.bootstrap.servers="$BS" ${EV_OPTS:-}
