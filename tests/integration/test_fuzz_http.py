@@ -3,9 +3,10 @@
 # POS route (evaluate, simulate, confirm, the coupon operations, the article
 # import), the POS-platform bridge's SPI calls and webhooks (seed 004, with
 # its {errorCode, errorMessage} errors), the loyalty facade's /api/v3 writes
-# (seed 003) and every /api/v1 write route are mutated (byte flips, truncation,
-# type swaps, deep nesting, huge numbers, unicode, duplicated and removed
-# keys, unknown and oversized members, splices of two requests) and sent
+# (seed 003), the import jobs' JSON entry points and every /api/v1 write
+# route are mutated (byte flips, truncation, type swaps, deep nesting, huge
+# numbers, unicode, duplicated and removed keys, unknown and oversized
+# members, splices of two requests) and sent
 # from two threads for a bounded time and count, promotion writes mixed with
 # evaluates. Fails on any 5xx, any dropped connection, any answer slower
 # than 2 s (x harness.SCALE), a 4xx without the error body, or a process
@@ -157,7 +158,16 @@ class Fuzz(harness.TestCase):
             (1, "POST", "/api/v3/promotion-assignments",
              {"contactId": self.contact, "promotionId": self.promo["id"]}),
         ]
-        table = bridge + loyalty + [
+        imports = [
+            (1, "POST", "/api/v1/ImportJobs", {"entity": "Articles", "format": "NDJSON",
+                                               "mode": "UPSERT", "name": "fuzz \u00e9"}),
+            (1, "POST", "/api/v1/Articles:bulk-import", [
+                {"articleNumber": uniq("FA"), "name": "n", "referencePrice": D("1.00")},
+                {"articleNumber": uniq("FA"), "name": "m", "articleGroupId": "G1"}]),
+            (1, "POST", "/pos/articles/import-batch", {"name": "till", "articles": [
+                {"articleNumber": uniq("FB"), "name": "o"}]}),
+        ]
+        table = bridge + loyalty + imports + [
             (6, "POST", "/pos/v2/evaluate", self.basket(rnd)),
             (3, "POST", "/pos/v2/simulate", self.basket(rnd)),
             (1, "POST", "/pos/evaluate", self.basket(rnd)),
