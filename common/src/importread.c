@@ -334,6 +334,41 @@ cell_json(dre_jsonw *w, dre_ijob_cell kind, const char *v)
 	dre_jsonw_str(w, v);
 }
 
+typedef struct {
+	const char *name;
+	size_t      at;
+} hdr_col;
+
+static int
+hdr_col_cmp(const void *a, const void *b)
+{
+	const hdr_col *x = a, *y = b;
+	int            c = strcmp(x->name, y->name);
+	return c != 0 ? c : (x->at > y->at) - (x->at < y->at);
+}
+
+// dup_column returns the first column (in the header's order) whose name
+// an earlier column has, or NULL; columns without a name do not count. By
+// sorting: a header line of up to 1 MiB has hundreds of thousands of
+// columns.
+static const char *
+dup_column(char **hdr, size_t n)
+{
+	hdr_col *c = malloc((n ? n : 1) * sizeof *c);
+	size_t   m = 0, best = SIZE_MAX;
+	if (c == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (hdr[i] != NULL && hdr[i][0] != '\0')
+			c[m++] = (hdr_col) { hdr[i], i };
+	qsort(c, m, sizeof *c, hdr_col_cmp);
+	for (size_t i = 1; i < m; i++)
+		if (strcmp(c[i - 1].name, c[i].name) == 0 && c[i].at < best)
+			best = c[i].at;
+	free(c);
+	return best != SIZE_MAX ? hdr[best] : NULL;
+}
+
 // csv_take turns the record read into the header or a row; true for a row.
 static bool
 csv_take(reader *p)
@@ -350,15 +385,7 @@ csv_take(reader *p)
 		p->have_hdr = true;
 		// A column named twice would make every row an object with
 		// that member twice.
-		for (size_t i = 0; i < p->nhdr && p->dup == NULL; i++)
-			for (size_t k = 0; k < i && p->hdr[i] != NULL
-			     && p->hdr[i][0] != '\0';
-			     k++)
-				if (p->hdr[k] != NULL
-				    && strcmp(p->hdr[k], p->hdr[i]) == 0) {
-					p->dup = p->hdr[i];
-					break;
-				}
+		p->dup = dup_column(p->hdr, p->nhdr);
 		return false;
 	}
 	dre_buf_reset(&p->row);

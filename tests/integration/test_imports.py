@@ -190,6 +190,23 @@ class Imports(harness.TestCase):
         self.assertEqual(j["errorMessage"],
                          "malformed CSV at line 1, column 1: the header names the column 'name' twice")
         self.assertError(s.get("/api/v1/Articles/%s-4" % tag), 404, "NOT_FOUND")
+        # a header of 200,000 columns (950 KB), the last one named like the first:
+        # found by sorting (comparing each column with all before it took minutes)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+        def b36(i):
+            out = ""
+            while True:
+                out, i = digits[i % 36] + out, i // 36
+                if i == 0:
+                    return out
+        hdr = ",".join([b36(i) for i in range(200000)] + ["0"])
+        r = s.request("POST", "/api/v1/Articles:bulk-import", content_type="text/csv",
+                      raw=(hdr + "\nx\n").encode())
+        self.assertStatus(r, 202)
+        j = wait_job(s, r.body["jobId"])
+        self.assertEqual(j["errorMessage"],
+                         "malformed CSV at line 1, column 1: the header names the column '0' twice")
         # a header cell with a quote and a control character is a member name like
         # any other: the row is refused for it, with a JSON answer
         r = s.request("POST", "/api/v1/Articles:bulk-import", content_type="text/csv",
