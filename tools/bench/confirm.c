@@ -12,6 +12,11 @@
 //     the job's completedAt (when the evaluator folded in the last result,
 //     what a poll shows first) minus the moment the confirm was sent, and
 //     whether every budget and report figure adds up.
+//     DRE_BENCH_TIMELINE=FILE writes one line per confirm of that phase:
+//     "transactionId due_ms answer_ms enqueued_ms completed_ms" (due_ms
+//     from the phase's first confirm; the others from the moment it was
+//     due; the job's times have ms resolution), so a tail can be told
+//     apart from stalls and from the side effects' own delay.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
@@ -203,7 +208,15 @@ run(int nconn, long n, double rate, make_fn make, done_fn done)
 					}
 					if (rd == 0 || errno != EAGAIN) {
 						fprintf(stderr,
-						    "connection lost\n");
+						    "connection lost: %s "
+						    "(item "
+						    "%ld, %zu of %zu bytes "
+						    "sent, %zu received)\n",
+						    rd == 0 ? "closed by the "
+						              "server"
+						            : strerror(errno),
+						    c->item, c->woff, c->len,
+						    c->used);
 						exit(1);
 					}
 					break;
@@ -436,18 +449,24 @@ main(int argc, char **argv)
 		run_result r = run(nconn, n, rate, make_confirm, done_confirm);
 		printf("  %ld confirms in %.2f s (%ld queued)\n", r.n,
 		    (double) r.elapsed_ns / 1e9, queued);
-		qsort(lat, (size_t) r.n, sizeof(int64_t), httpc_cmp_i64);
+		// sorted apart: lat stays in due order for the timeline
+		int64_t *sorted = malloc((size_t) r.n * sizeof(int64_t));
+		memcpy(sorted, lat, (size_t) r.n * sizeof(int64_t));
+		qsort(sorted, (size_t) r.n, sizeof(int64_t), httpc_cmp_i64);
 		printf("  answer latency ms: p50 %.2f  p99 %.2f  max %.2f\n",
-		    httpc_pct(lat, (size_t) r.n, 0.5) / 1e6,
-		    httpc_pct(lat, (size_t) r.n, 0.99) / 1e6,
-		    httpc_pct(lat, (size_t) r.n, 1.0) / 1e6);
+		    httpc_pct(sorted, (size_t) r.n, 0.5) / 1e6,
+		    httpc_pct(sorted, (size_t) r.n, 0.99) / 1e6,
+		    httpc_pct(sorted, (size_t) r.n, 1.0) / 1e6);
+		free(sorted);
 		// Read every job (after the run: polling during it would add
 		// load the POS does not).
-		int      fd = httpc_connect();
-		int64_t *done_ms = calloc((size_t) n, sizeof(int64_t));
-		char     path[256], out[4096], at[64];
-		long     pending = 0;
-		int64_t  deadline = httpc_now_ns() + 60 * 1000000000ll;
+		int         fd = httpc_connect();
+		int64_t    *done_ms = calloc((size_t) n, sizeof(int64_t));
+		char        path[256], out[4096], at[64], enq[64];
+		const char *tl = getenv("DRE_BENCH_TIMELINE");
+		FILE       *tlf = tl != NULL && tl[0] ? fopen(tl, "w") : NULL;
+		long        pending = 0;
+		int64_t     deadline = httpc_now_ns() + 60 * 1000000000ll;
 		for (long i = 0; i < n; i++) {
 			snprintf(path, sizeof(path),
 			    "/pos/v2/transactions/CB-%s-%ld/1/side-effects",
@@ -461,6 +480,22 @@ main(int argc, char **argv)
 					    sizeof(at));
 					done_ms[i] = parse_iso(at) * 1000
 					    - sent_us[i];
+					json_field(out, "enqueuedAt", enq,
+					    sizeof(enq));
+					if (tlf != NULL)
+						fprintf(tlf,
+						    "CB-%s-%ld %.3f %.3f %.3f "
+						    "%.3f\n",
+						    run_id, base + i,
+						    (double) (sent_us[i]
+						        - sent_us[0])
+						        / 1e3,
+						    (double) lat[i] / 1e6,
+						    (double) (parse_iso(enq)
+						            * 1000
+						        - sent_us[i])
+						        / 1e3,
+						    (double) done_ms[i] / 1e3);
 					break;
 				}
 				if (httpc_now_ns() > deadline) {
@@ -471,6 +506,8 @@ main(int argc, char **argv)
 				usleep(10000);
 			}
 		}
+		if (tlf != NULL)
+			fclose(tlf);
 		qsort(done_ms, (size_t) n, sizeof(int64_t), httpc_cmp_i64);
 		printf("  confirm -> side effects COMPLETED ms (completedAt - "
 		       "sent, ms resolution): p50 %.1f  p99 %.1f  max %.1f  "
