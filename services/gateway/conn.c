@@ -31,14 +31,23 @@
 // WAIT uses the idle timeout as a total: an idle keep-alive client (or a
 // pool's connection opened ahead of use) is closed when MHD would close it
 // anyway, but a request line trickled a byte at a time is bounded too.
+//
+// http.max_connections_per_ip is counted here too, over every HTTP thread:
+// each thread runs its own MHD daemon (http.c), and MHD counts addresses
+// per daemon. A connection over the limit is shut down as it starts, before
+// a byte of it is read, which is what MHD did (accept and close at once).
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 
+#include <openssl/rand.h>
+
 #include "dre/clock.h"
+#include "dre/hash.h"
 #include "dre/log.h"
 #include "gw.h"
 
@@ -48,6 +57,17 @@
 // One list per phase with a deadline: lists[phase - 1].
 #define NLISTS 3
 
+// Open connections by client address: chained, 2^IP_BITS buckets.
+#define IP_BITS 10
+
+typedef struct ip_count ip_count;
+struct ip_count {
+	ip_count *next;
+	uint32_t  n; // open connections
+	uint8_t   len; // 4 (IPv4, also IPv4-mapped IPv6) or 16
+	uint8_t   addr[16];
+};
+
 struct gw_conn {
 	gw_conn      *prev, *next; // on lists[phase - 1] when listed
 	enum gw_phase phase;
@@ -55,6 +75,7 @@ struct gw_conn {
 	int           fd;
 	bool          listed;
 	bool          cut; // shut down by the watcher; stays so
+	ip_count     *ip; // counted against its address; NULL: not counted
 };
 
 typedef struct {
@@ -82,7 +103,86 @@ struct gw_watch {
 	pthread_t       thread;
 	bool            stop;
 	deadline_list   lists[NLISTS];
+	unsigned        per_ip; // 0: no limit
+	uint32_t        seed; // of the address hash (clients choose addresses)
+	ip_count       *ips[1u << IP_BITS];
 };
+
+// ip_key puts sa's address in out (IPv4-mapped IPv6 as IPv4) and returns
+// its length; 0 for another family (not counted).
+static uint8_t
+ip_key(const struct sockaddr *sa, uint8_t out[16])
+{
+	static const uint8_t mapped[12]
+	    = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+	if (sa == NULL)
+		return 0;
+	if (sa->sa_family == AF_INET) {
+		memcpy(out, &((const struct sockaddr_in *) sa)->sin_addr, 4);
+		return 4;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const uint8_t *a
+		    = ((const struct sockaddr_in6 *) sa)->sin6_addr.s6_addr;
+		if (memcmp(a, mapped, sizeof(mapped)) == 0) {
+			memcpy(out, a + 12, 4);
+			return 4;
+		}
+		memcpy(out, a, 16);
+		return 16;
+	}
+	return 0;
+}
+
+// ip_take counts one more connection of sa's address; NULL when it has
+// per_ip already (or without memory: then it is not limited either, as
+// the connection has no deadlines). The caller holds w->mu.
+static ip_count *
+ip_take(gw_watch *w, const struct sockaddr *sa, bool *refused)
+{
+	uint8_t   key[16];
+	uint8_t   len = ip_key(sa, key);
+	uint32_t  h;
+	ip_count *c;
+
+	*refused = false;
+	if (w->per_ip == 0 || len == 0)
+		return NULL;
+	h = dre_fnv1a32(w->seed, key, len) >> (32 - IP_BITS);
+	for (c = w->ips[h]; c != NULL; c = c->next)
+		if (c->len == len && memcmp(c->addr, key, len) == 0)
+			break;
+	if (c == NULL) {
+		if ((c = calloc(1, sizeof(*c))) == NULL)
+			return NULL;
+		c->len = len;
+		memcpy(c->addr, key, len);
+		c->next = w->ips[h];
+		w->ips[h] = c;
+	}
+	if (c->n >= w->per_ip) {
+		*refused = true;
+		return NULL;
+	}
+	c->n++;
+	return c;
+}
+
+// ip_release gives back c's connection; the caller holds w->mu.
+static void
+ip_release(gw_watch *w, ip_count *c)
+{
+	ip_count **pp;
+
+	if (c == NULL || --c->n > 0)
+		return;
+	pp = &w->ips[dre_fnv1a32(w->seed, c->addr, c->len) >> (32 - IP_BITS)];
+	while (*pp != c)
+		pp = &(*pp)->next;
+	*pp = c->next;
+	free(c);
+}
 
 static void
 unlink_conn(gw_watch *w, gw_conn *c)
@@ -188,7 +288,7 @@ watch_run(void *arg)
 
 dre_err
 gw_watch_open(gw_watch **wp, int64_t wait_timeout_ms,
-    int64_t header_timeout_ms, int64_t body_timeout_ms)
+    int64_t header_timeout_ms, int64_t body_timeout_ms, unsigned per_ip)
 {
 	gw_watch          *w;
 	pthread_condattr_t ca;
@@ -199,6 +299,10 @@ gw_watch_open(gw_watch **wp, int64_t wait_timeout_ms,
 	w->lists[GW_PHASE_WAIT - 1].timeout_ms = wait_timeout_ms;
 	w->lists[GW_PHASE_HEADERS - 1].timeout_ms = header_timeout_ms;
 	w->lists[GW_PHASE_BODY - 1].timeout_ms = body_timeout_ms;
+	w->per_ip = per_ip;
+	if (RAND_bytes((unsigned char *) &w->seed, sizeof(w->seed)) != 1)
+		w->seed = (uint32_t) dre_mono_ms();
+	w->seed ^= DRE_FNV32_INIT;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -226,25 +330,42 @@ gw_watch_close(gw_watch *w)
 	pthread_cond_signal(&w->cv);
 	pthread_mutex_unlock(&w->mu);
 	pthread_join(w->thread, NULL);
+	for (size_t i = 0; i < sizeof(w->ips) / sizeof(w->ips[0]); i++)
+		while (w->ips[i] != NULL) {
+			ip_count *c = w->ips[i];
+			w->ips[i] = c->next;
+			free(c);
+		}
 	pthread_cond_destroy(&w->cv);
 	pthread_mutex_destroy(&w->mu);
 	free(w);
 }
 
-void
+bool
 gw_watch_conn_open(gw_watch *w, struct MHD_Connection *conn, void **socket_ctx)
 {
-	const union MHD_ConnectionInfo *ci;
+	const union MHD_ConnectionInfo *ci, *ca;
 	gw_conn                        *c;
+	bool                            refused;
 
 	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	ca = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	// Without memory the connection has MHD's idle timeout only.
 	if (ci == NULL || (c = calloc(1, sizeof(*c))) == NULL)
-		return;
+		return true;
 	c->fd = ci->connect_fd;
 	c->phase = GW_PHASE_NONE;
-	move(w, c, GW_PHASE_WAIT);
+	pthread_mutex_lock(&w->mu);
+	c->ip = ip_take(w, ca != NULL ? ca->client_addr : NULL, &refused);
+	if (!refused)
+		set_phase(w, c, GW_PHASE_WAIT);
+	pthread_mutex_unlock(&w->mu);
+	if (refused) {
+		free(c);
+		return false;
+	}
 	*socket_ctx = c;
+	return true;
 }
 
 void
@@ -256,6 +377,7 @@ gw_watch_conn_close(gw_watch *w, void **socket_ctx)
 		return;
 	pthread_mutex_lock(&w->mu);
 	unlink_conn(w, c);
+	ip_release(w, c->ip);
 	pthread_mutex_unlock(&w->mu);
 	free(c);
 	*socket_ctx = NULL;

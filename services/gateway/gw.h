@@ -111,10 +111,11 @@ typedef struct {
 
 #define GW_JSON_CT "application/json; charset=utf-8"
 
-typedef struct gw       gw;
-typedef struct gw_job   gw_job;
-typedef struct gw_watch gw_watch;
-typedef struct gw_conn  gw_conn;
+typedef struct gw           gw;
+typedef struct gw_job       gw_job;
+typedef struct gw_watch     gw_watch;
+typedef struct gw_conn      gw_conn;
+typedef struct gw_http_loop gw_http_loop; // one HTTP thread (http.c)
 
 // A handler runs when the request is complete (body read). It either
 // answers at once (gw_job_respond*) or starts an rpc with gw_job_call and
@@ -174,23 +175,25 @@ typedef struct {
 } gw_backend;
 
 struct gw {
-	gw_cfg            *cfg;
-	struct MHD_Daemon *mhd;
-	gw_watch          *watch; // header and body deadlines (conn.c)
-	dre_auth          *auth;
-	gw_ident          *ident; // tokens, keys, failed-credential limits
-	gw_backend         backends[GW_NBACKENDS]; // by gw_backend_id
-	int64_t            started_ms;
-	atomic_bool        stopping;
-	atomic_bool        draining; // SIGTERM: not ready, still serving
-	atomic_int         inflight; // suspended connections
-	atomic_int         active; // requests between headers and completion
-	struct gw_ops     *ops; // metrics of the routes (ops.c)
-	atomic_bool        refusing; // after gw_http_drain: no new connection
-	pthread_mutex_t    free_mu;
-	gw_job            *free_jobs;
-	int                nfree;
-	char               console_dir[4096]; // resolved console.dir
+	gw_cfg         *cfg;
+	gw_http_loop   *loops; // the HTTP threads, one MHD daemon each
+	unsigned        nloops;
+	int             listen_fd; // -1 until listening
+	gw_watch       *watch; // header and body deadlines (conn.c)
+	dre_auth       *auth;
+	gw_ident       *ident; // tokens, keys, failed-credential limits
+	gw_backend      backends[GW_NBACKENDS]; // by gw_backend_id
+	int64_t         started_ms;
+	atomic_bool     stopping;
+	atomic_bool     draining; // SIGTERM: not ready, still serving
+	atomic_int      inflight; // suspended connections
+	atomic_int      active; // requests between headers and completion
+	struct gw_ops  *ops; // metrics of the routes (ops.c)
+	atomic_bool     refusing; // after gw_http_drain: no new connection
+	pthread_mutex_t free_mu;
+	gw_job         *free_jobs;
+	int             nfree;
+	char            console_dir[4096]; // resolved console.dir
 };
 
 enum gw_state {
@@ -273,15 +276,18 @@ enum gw_phase {
 };
 
 // gw_watch_open starts the thread that closes connections past the
-// deadline of their phase (a timeout of 0 turns that deadline off). Caller
-// closes with gw_watch_close() after MHD has stopped.
+// deadline of their phase (a timeout of 0 turns that deadline off), and
+// counts the open connections of each client address against per_ip (0 =
+// no limit). Caller closes with gw_watch_close() after MHD has stopped.
 dre_err gw_watch_open(gw_watch **wp, int64_t wait_timeout_ms,
-    int64_t header_timeout_ms, int64_t body_timeout_ms);
+    int64_t header_timeout_ms, int64_t body_timeout_ms, unsigned per_ip);
 void    gw_watch_close(gw_watch *w);
 // gw_watch_conn_open and gw_watch_conn_close are called from MHD's
 // connection notification: started (WAIT starts now) and closed (before
-// MHD closes the socket).
-void gw_watch_conn_open(
+// MHD closes the socket). gw_watch_conn_open returns false when the
+// client's address already has per_ip connections open: the caller shuts
+// the new one down (it is not counted).
+bool gw_watch_conn_open(
     gw_watch *w, struct MHD_Connection *conn, void **socket_ctx);
 void gw_watch_conn_close(gw_watch *w, void **socket_ctx);
 // gw_watch_phase moves conn to phase p; its deadline starts now.

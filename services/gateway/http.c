@@ -1,13 +1,19 @@
 // http.c -- libmicrohttpd glue: one job per request in flight, suspended
 // while its nng call runs, resumed from the rpc callback.
+#define _GNU_SOURCE // pthread_setname_np
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -30,6 +36,10 @@
 #define GW_RETRY_AFTER "1"
 // libmicrohttpd messages logged per second at most (see on_mhd_log).
 #define GW_MHD_LOG_PER_S 10
+
+static void log_limited(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static void http_kick(gw *g, struct MHD_Connection *conn);
 
 // ---------------------------------------------------------------- jobs
 
@@ -310,6 +320,7 @@ gw_job_wake(gw_job *j)
 
 	j->state = JOB_DONE;
 	MHD_resume_connection(conn);
+	http_kick(g, conn);
 	// Only now: shutdown waits for this count before stopping MHD, which
 	// must not find a suspended connection.
 	atomic_fetch_sub(&g->inflight, 1);
@@ -759,14 +770,20 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
 	if (ci != NULL)
 		setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one,
 		    sizeof(one));
-	gw_watch_conn_open(g->watch, conn, socket_ctx);
+	if (!gw_watch_conn_open(g->watch, conn, socket_ctx) && ci != NULL) {
+		// Read as EOF by this thread, which then closes it.
+		shutdown(ci->connect_fd, SHUT_RDWR);
+		log_limited("connection refused: its address has "
+		            "http.max_connections_per_ip (%lld) open",
+		    (long long) g->cfg->max_connections_per_ip);
+	}
 }
 
-// on_mhd_log is MHD's logger: its messages go to the log, at most
-// GW_MHD_LOG_PER_S a second. MHD has a line per refused or broken
-// connection, so a connection flood would otherwise flood the log too.
+// log_limitedv logs a line about connections, at most GW_MHD_LOG_PER_S a
+// second: there is a line per refused or broken connection, so a
+// connection flood would otherwise flood the log too.
 static void
-on_mhd_log(void *cls, const char *fmt, va_list ap)
+log_limitedv(const char *prefix, const char *fmt, va_list ap)
 {
 	static _Atomic int64_t window;
 	static atomic_int      n;
@@ -775,12 +792,10 @@ on_mhd_log(void *cls, const char *fmt, va_list ap)
 	char                   msg[512];
 	size_t                 len;
 
-	(void) cls;
 	if (w != now && atomic_compare_exchange_strong(&window, &w, now)) {
 		int dropped = atomic_exchange(&n, 0) - GW_MHD_LOG_PER_S;
 		if (dropped > 0)
-			dre_info("libmicrohttpd: %d more message(s) not "
-			         "logged",
+			dre_info("%d more connection message(s) not logged",
 			    dropped);
 	}
 	if (atomic_fetch_add(&n, 1) >= GW_MHD_LOG_PER_S)
@@ -789,7 +804,25 @@ on_mhd_log(void *cls, const char *fmt, va_list ap)
 	len = strlen(msg);
 	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
 		msg[--len] = '\0';
-	dre_info("libmicrohttpd: %s", msg);
+	dre_info("%s%s", prefix, msg);
+}
+
+static void
+log_limited(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_limitedv("", fmt, ap);
+	va_end(ap);
+}
+
+// on_mhd_log is MHD's logger.
+static void
+on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	(void) cls;
+	log_limitedv("libmicrohttpd: ", fmt, ap);
 }
 
 // connection_budget raises the open-file limit to what
@@ -824,14 +857,165 @@ connection_budget(const gw_cfg *cfg)
 	return (unsigned int) fit;
 }
 
-dre_err
-gw_http_start(gw *g)
+// ---------------------------------------------------------------- threads
+
+// The HTTP threads are the gateway's own, not libmicrohttpd's. MHD's
+// polling thread (0.9.75, and upstream's master of 2025) drains epoll in
+// rounds of 128 events and, when a round comes back full, calls epoll_wait
+// again with the whole timeout (up to the connection timeout, 60 s) before
+// it serves that round: 128 keep-alive clients whose requests arrive
+// together (a till fleet, a load test) all waited for the next event on
+// that thread, or for the idle deadline, which then closed them
+// unanswered (test_connections test_8). In external polling mode MHD_run()
+// waits 0 ms inside and leaves the waiting to its caller: each thread here
+// runs one daemon in that mode and waits for its epoll descriptor (and a
+// stop eventfd) with poll(), for as long as MHD_get_timeout() allows. The
+// daemons share one listening socket, as the workers of MHD's thread pool
+// do: whichever thread is free accepts, and each daemon takes its share of
+// http.max_connections; the per-address limit is counted over all of them
+// (conn.c).
+struct gw_http_loop {
+	struct MHD_Daemon *d;
+	pthread_t          th;
+	int                wake; // eventfd: written to stop the thread
+	atomic_bool        stop;
+	bool               running;
+};
+
+// http_kick wakes the thread of conn's daemon after MHD_resume_connection:
+// in external polling mode MHD has no channel of its own to do that.
+static void
+http_kick(gw *g, struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci
+	    = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
+	uint64_t one = 1;
+
+	for (unsigned i = 0; ci != NULL && i < g->nloops; i++)
+		if (g->loops[i].d == ci->daemon) {
+			if (write(g->loops[i].wake, &one, sizeof(one)) < 0
+			    && errno != EAGAIN)
+				dre_warn(
+				    "http thread: wake: %s", strerror(errno));
+			return;
+		}
+}
+
+static void *
+http_loop_main(void *arg)
+{
+	gw_http_loop               *l = arg;
+	const union MHD_DaemonInfo *di
+	    = MHD_get_daemon_info(l->d, MHD_DAEMON_INFO_EPOLL_FD);
+	struct pollfd pf[2]
+	    = { { di->epoll_fd, POLLIN, 0 }, { l->wake, POLLIN, 0 } };
+
+	pthread_setname_np(pthread_self(), "MHD-worker");
+	while (!atomic_load(&l->stop)) {
+		MHD_UNSIGNED_LONG_LONG to;
+		int                    ms = -1;
+
+		if (MHD_get_timeout(l->d, &to) == MHD_YES)
+			ms = to > INT_MAX ? INT_MAX : (int) to;
+		if (poll(pf, 2, ms) < 0 && errno != EINTR) {
+			dre_error("http thread: poll: %s", strerror(errno));
+			break;
+		}
+		if (pf[1].revents != 0) { // a resume (or the stop)
+			uint64_t n;
+			if (read(l->wake, &n, sizeof(n)) < 0
+			    && errno != EAGAIN)
+				dre_warn("http thread: %s", strerror(errno));
+		}
+		MHD_run(l->d);
+	}
+	return NULL;
+}
+
+// listen_on opens the listening socket of http.bind and http.port.
+static int
+listen_on(const gw_cfg *cfg)
 {
 	struct sockaddr_in  a4;
 	struct sockaddr_in6 a6;
 	struct sockaddr    *sa;
-	unsigned int        flags = MHD_USE_EPOLL_INTERNAL_THREAD
-	    | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+	socklen_t           salen;
+	int                 fd, one = 1;
+
+	memset(&a4, 0, sizeof(a4));
+	memset(&a6, 0, sizeof(a6));
+	if (inet_pton(AF_INET, cfg->http_bind, &a4.sin_addr) == 1) {
+		a4.sin_family = AF_INET;
+		a4.sin_port = htons((uint16_t) cfg->http_port);
+		sa = (struct sockaddr *) &a4;
+		salen = sizeof(a4);
+	} else if (inet_pton(AF_INET6, cfg->http_bind, &a6.sin6_addr) == 1) {
+		a6.sin6_family = AF_INET6;
+		a6.sin6_port = htons((uint16_t) cfg->http_port);
+		sa = (struct sockaddr *) &a6;
+		salen = sizeof(a6);
+	} else {
+		dre_error("http.bind %s is not an IP address", cfg->http_bind);
+		return -1;
+	}
+	fd = socket(
+	    sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0
+	    || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one))
+	    || (sa->sa_family == AF_INET6
+	        && setsockopt(
+	            fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)))
+	    || bind(fd, sa, salen) != 0 || listen(fd, SOMAXCONN) != 0) {
+		dre_error("cannot listen on %s:%d: %s", cfg->http_bind,
+		    (int) cfg->http_port, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void
+loops_stop(gw *g)
+{
+	for (unsigned i = 0; i < g->nloops; i++) {
+		gw_http_loop *l = &g->loops[i];
+		uint64_t      one = 1;
+
+		if (l->running) {
+			atomic_store(&l->stop, true);
+			if (write(l->wake, &one, sizeof(one)) < 0)
+				dre_warn(
+				    "http thread: wake: %s", strerror(errno));
+			pthread_join(l->th, NULL);
+			l->running = false;
+		}
+	}
+	// MHD closes its connections and its copy of the listening socket.
+	for (unsigned i = 0; i < g->nloops; i++) {
+		gw_http_loop *l = &g->loops[i];
+
+		if (l->d != NULL)
+			MHD_stop_daemon(l->d);
+		if (l->wake >= 0)
+			close(l->wake);
+	}
+	free(g->loops);
+	g->loops = NULL;
+	g->nloops = 0;
+	if (g->listen_fd >= 0)
+		close(g->listen_fd);
+	g->listen_fd = -1;
+}
+
+dre_err
+gw_http_start(gw *g)
+{
+	// MHD_ALLOW_SUSPEND_RESUME asks for MHD's inter-thread channel too,
+	// which external polling drops: http_kick wakes a resumed one's
+	// thread.
+	unsigned int flags
+	    = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	unsigned int threads = g->cfg->http_threads > 0
 	    ? (unsigned int) g->cfg->http_threads
 	    : 1;
@@ -840,47 +1024,60 @@ gw_http_start(gw *g)
 	    = (unsigned int) ((g->cfg->idle_timeout_ms + 999) / 1000);
 	dre_err err;
 
-	memset(&a4, 0, sizeof(a4));
-	memset(&a6, 0, sizeof(a6));
-	if (inet_pton(AF_INET, g->cfg->http_bind, &a4.sin_addr) == 1) {
-		a4.sin_family = AF_INET;
-		a4.sin_port = htons((uint16_t) g->cfg->http_port);
-		sa = (struct sockaddr *) &a4;
-	} else if (inet_pton(AF_INET6, g->cfg->http_bind, &a6.sin6_addr)
-	    == 1) {
-		a6.sin6_family = AF_INET6;
-		a6.sin6_port = htons((uint16_t) g->cfg->http_port);
-		sa = (struct sockaddr *) &a6;
-		flags |= MHD_USE_IPv6;
-	} else {
-		dre_error(
-		    "http.bind %s is not an IP address", g->cfg->http_bind);
-		return DRE_ECONFIG;
-	}
+	if (threads > limit)
+		threads = limit;
 	if ((err = gw_watch_open(&g->watch, g->cfg->idle_timeout_ms,
-	         g->cfg->header_timeout_ms, g->cfg->body_timeout_ms))
+	         g->cfg->header_timeout_ms, g->cfg->body_timeout_ms,
+	         (unsigned int) g->cfg->max_connections_per_ip))
 	    != DRE_OK)
 		return err;
-	// Past the total limit a worker stops accepting: new connections
-	// wait in the listen queue until one closes. Past the per-address
-	// limit MHD accepts and closes at once, so that one client cannot
-	// hold every slot.
-	g->mhd = MHD_start_daemon(flags, (uint16_t) g->cfg->http_port,
-	    on_accept, g, on_request, g, MHD_OPTION_EXTERNAL_LOGGER,
-	    on_mhd_log, g, MHD_OPTION_SOCK_ADDR, sa,
-	    MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED,
-	    on_completed, g, MHD_OPTION_NOTIFY_CONNECTION, on_connection, g,
-	    MHD_OPTION_URI_LOG_CALLBACK, on_uri, g,
-	    MHD_OPTION_CONNECTION_LIMIT, limit,
-	    MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-	    (unsigned int) g->cfg->max_connections_per_ip,
-	    MHD_OPTION_CONNECTION_TIMEOUT, idle_s,
-	    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int) 1,
-	    MHD_OPTION_END);
-	if (g->mhd == NULL) {
-		dre_error("cannot listen on %s:%d", g->cfg->http_bind,
-		    (int) g->cfg->http_port);
+	if ((g->listen_fd = listen_on(g->cfg)) < 0)
 		return DRE_EIO;
+	if ((g->loops = calloc(threads, sizeof(*g->loops))) == NULL) {
+		close(g->listen_fd);
+		g->listen_fd = -1;
+		return DRE_ENOMEM;
+	}
+	g->nloops = threads;
+	for (unsigned int i = 0; i < threads; i++)
+		g->loops[i].wake = -1;
+	for (unsigned int i = 0; i < threads; i++) {
+		gw_http_loop *l = &g->loops[i];
+		// Past its share of the total a daemon stops accepting: new
+		// connections wait in the listen queue until one closes (or
+		// another thread has room).
+		unsigned int share = limit / threads + (i < limit % threads);
+		int          lfd = fcntl(g->listen_fd, F_DUPFD_CLOEXEC, 0);
+
+		if (lfd < 0
+		    || (l->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))
+		        < 0) {
+			dre_error("http thread %u: %s", i, strerror(errno));
+			if (lfd >= 0)
+				close(lfd);
+			loops_stop(g);
+			return DRE_EIO;
+		}
+		l->d = MHD_start_daemon(flags, 0, on_accept, g, on_request, g,
+		    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, g,
+		    MHD_OPTION_LISTEN_SOCKET, lfd, MHD_OPTION_NOTIFY_COMPLETED,
+		    on_completed, g, MHD_OPTION_NOTIFY_CONNECTION,
+		    on_connection, g, MHD_OPTION_URI_LOG_CALLBACK, on_uri, g,
+		    MHD_OPTION_CONNECTION_LIMIT, share,
+		    MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_END);
+		if (l->d == NULL) {
+			dre_error("cannot start HTTP thread %u on %s:%d", i,
+			    g->cfg->http_bind, (int) g->cfg->http_port);
+			close(lfd);
+			loops_stop(g);
+			return DRE_EIO;
+		}
+		if (pthread_create(&l->th, NULL, http_loop_main, l) != 0) {
+			dre_error("cannot start HTTP thread %u", i);
+			loops_stop(g);
+			return DRE_EIO;
+		}
+		l->running = true;
 	}
 	return DRE_OK;
 }
@@ -890,7 +1087,7 @@ gw_http_drain(gw *g)
 {
 	int64_t until;
 
-	if (g->mhd == NULL)
+	if (g->nloops == 0)
 		return;
 	// No new connection from here on (each is closed as it is accepted,
 	// so a client learns at once to go elsewhere); the requests begun
@@ -920,9 +1117,7 @@ gw_http_stop(gw *g)
 		struct timespec ts = { 0, 5 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
-	if (g->mhd != NULL)
-		MHD_stop_daemon(g->mhd);
-	g->mhd = NULL;
+	loops_stop(g);
 	// After MHD: its "closed" notifications still use the watcher.
 	gw_watch_close(g->watch);
 	g->watch = NULL;

@@ -169,6 +169,7 @@ main(int argc, char **argv)
 	dre_svc_on_check(gw_check);
 	dre_svc_init("gateway", &cfg, gw_opts, &cfg.common, argc, argv);
 	g.cfg = &cfg;
+	g.listen_fd = -1;
 	g.started_ms = dre_now_ms();
 	if (cfg.access_log
 	    && !dre_log_access_buffer((int) cfg.access_flush_ms))

@@ -13,6 +13,7 @@ import os
 import re
 import resource
 import selectors
+import signal
 import socket
 import sys
 import time
@@ -122,6 +123,28 @@ def read_response(sock):
         if not c:
             raise AssertionError("closed before a complete answer: %r" % buf[:300])
         buf += c
+
+
+# The system calls an HTTP thread waits in, by machine: poll, ppoll,
+# epoll_wait, epoll_pwait.
+WAIT_CALLS = {"x86_64": (7, 271, 232, 281), "aarch64": (73, 22)}.get(os.uname().machine, ())
+
+
+def http_thread_waits(pid):
+    """True when the gateway's HTTP thread is blocked waiting for its
+    sockets (/proc/PID/task/TID/syscall names the call it is blocked in)."""
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                if not f.read().startswith("MHD"):
+                    continue
+            with open("/proc/%d/task/%s/syscall" % (pid, tid)) as f:
+                call = f.read().split()
+        except OSError:
+            continue
+        if call and call[0].isdigit() and int(call[0]) in WAIT_CALLS:
+            return True
+    return False
 
 
 def wait_closed(sock, timeout):
@@ -451,6 +474,61 @@ class Conn(harness.TestCase):
                 wait_closed(k, 5)
         finally:
             for k in idle:
+                k.close()
+            s.stop_service("gateway")
+            s.opts["gateway"] = GW_OPTS
+            s.start_service("gateway")
+
+
+    # -- a full round of ready connections --------------------------------------
+    def test_8_full_round_of_ready_connections(self):
+        """128 keep-alive clients whose requests arrive at the same moment are
+        all answered. libmicrohttpd's own polling thread (0.9.75, and its
+        master) drains epoll in rounds of 128 and, when a round comes back
+        full, waits again with the whole timeout before serving the round:
+        every one of them then waited for the idle deadline, and the watcher
+        closed them unanswered. http.threads=1 puts every connection on one
+        thread; the gateway stopped while the requests arrive makes them one
+        round."""
+        s = self.stack
+        s.stop_service("gateway")
+        s.opts["gateway"] = GW_OPTS + ["http.threads=1"]
+        s.start_service("gateway")
+        socks = []
+        try:
+            self.assertEqual(s.get("/pos/heartbeat").status, 200)
+            for _ in range(128):
+                k = connect(s.http_port)
+                socks.append(k)
+                k.sendall(HEARTBEAT)
+                self.assertEqual(read_response(k).status, 200)
+            pid = s.procs["gateway"].pid
+            # Stop it while its HTTP thread waits with nothing to do: then
+            # the 128 requests are one round of its next epoll_wait.
+            harness.wait_until(lambda: http_thread_waits(pid), 10,
+                               what="the gateway's HTTP thread waiting")
+            harness.stall(pid)
+            try:
+                # Over loopback a send has reached the gateway's socket
+                # when it returns: 128 connections are ready at once.
+                for k in socks:
+                    k.sendall(HEARTBEAT)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            # Well within the idle deadline (which the stalled thread
+            # waited for): the requests are heartbeats.
+            end = time.monotonic() + deadline(IDLE_MS / 1000 / 2)
+            for i, k in enumerate(socks):
+                k.settimeout(max(0.01, end - time.monotonic()))
+                try:
+                    r = read_response(k)
+                except socket.timeout:
+                    self.fail("connection %d of 128: no answer within %.1fs"
+                              % (i, deadline(IDLE_MS / 1000 / 2)))
+                self.assertEqual(r.status, 200, "connection %d" % i)
+                self.assertIn(b'"UP"', r.raw)
+        finally:
+            for k in socks:
                 k.close()
             s.stop_service("gateway")
             s.opts["gateway"] = GW_OPTS
