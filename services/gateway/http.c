@@ -40,6 +40,8 @@
 static void log_limited(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 static void http_kick(gw *g, struct MHD_Connection *conn);
+// Set by an HTTP thread's MHD when it closed a connection (http_loop_main).
+static __thread bool http_closed;
 
 // ---------------------------------------------------------------- jobs
 
@@ -763,6 +765,7 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
 
 	if (toe != MHD_CONNECTION_NOTIFY_STARTED) {
 		gw_watch_conn_close(g->watch, socket_ctx);
+		http_closed = true;
 		return;
 	}
 	// Small JSON answers must not wait for Nagle + delayed ACK.
@@ -927,7 +930,14 @@ http_loop_main(void *arg)
 			    && errno != EAGAIN)
 				dre_warn("http thread: %s", strerror(errno));
 		}
-		MHD_run(l->d);
+		// A daemon at its share of http.max_connections has taken the
+		// listening socket out of its epoll set; MHD puts it back at
+		// the start of its next run once a connection has closed, so
+		// run once more before waiting on that set again.
+		do {
+			http_closed = false;
+			MHD_run(l->d);
+		} while (http_closed && !atomic_load(&l->stop));
 	}
 	return NULL;
 }
