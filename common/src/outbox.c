@@ -9,14 +9,17 @@
 // An entry the broker acknowledged (acks=all) is not deleted but kept:
 // moved to key = 0xff, acknowledgement time (wall ms, 8), sequence (8), same
 // value. A broker can lose what it acknowledged -- the embedded broker
-// restarted is a new, empty cluster -- so the relay asks for the cluster id
-// every PROBE_EVERY_MS; when it differs from the one it saw before (key
-// 0xfe "cluster id"), every kept entry goes back to pending and is produced
-// again (consumers drop what they already applied by eventId). A kept entry
-// is dropped once the cluster that has it was seen unchanged KEEP_MS after
-// it was acknowledged, or, oldest first, when more than KEEP_MAX are kept.
-// Nothing is deleted before a successful delivery, so nothing is lost; a
-// crash between delivery and move produces it again.
+// restarted is a new, empty cluster -- so a probe thread asks for the
+// cluster id every PROBE_EVERY_MS (beside the relay: the question takes a
+// fresh client and a metadata round trip, tens of milliseconds during which
+// the relay, when it asked itself, produced nothing and every confirm
+// waiting for its acknowledgement waited too); when it differs from the one it
+// saw before (key 0xfe "cluster id"), every kept entry goes back to pending
+// and is produced again (consumers drop what they already applied by eventId).
+// A kept entry is dropped once the cluster that has it was seen unchanged
+// KEEP_MS after it was acknowledged, or, oldest first, when more than KEEP_MAX
+// are kept. Nothing is deleted before a successful delivery, so nothing is
+// lost; a crash between delivery and move produces it again.
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -96,10 +99,20 @@ struct dre_outbox {
 	dre_store      *st;
 	int             cf;
 	dre_kvlist      props; // own copy, to reopen the producer
-	dre_producer   *p;
+	dre_producer   *p; // replaced under mu, once probe_users is 0
 	pthread_t       thread;
 	pthread_mutex_t mu;
 	pthread_cond_t  cv;
+	pthread_t       probe_th;
+	pthread_cond_t  probe_cv; // the probe thread's nap; stop ends it
+	pthread_cond_t  probe_idle; // probe_users went back to 0
+	int             probe_users; // under mu: the probe thread holds p
+	bool            probe_started;
+	// Under mu: the last cluster id seen ("" = none yet); the probe
+	// thread sets it, requeue stores it.
+	char cluster[128];
+	// Wall ms the probe last saw the cluster unchanged (prune's clock).
+	_Atomic int64_t stable_ms;
 
 	atomic_uint_fast64_t next_seq; // next sequence number to hand out
 	atomic_int_fast64_t  pending; // written and not acknowledged
@@ -128,9 +141,7 @@ struct dre_outbox {
 	// Relay thread only.
 	char    *topics[MAX_TOPICS]; // names, index = topic index
 	size_t   ntopics;
-	char     cluster[128]; // the last cluster id seen ("" = none yet)
-	int64_t  stable_ms; // wall ms the relay last saw cluster unchanged
-	int64_t  next_probe, next_prune, next_flush; // monotonic ms
+	int64_t  next_prune, next_flush; // monotonic ms
 	int64_t  nkept; // acknowledged entries kept
 	int64_t  warned_ms; // monotonic ms of the last early-drop warning
 	bool     republish; // the cluster changed: kept entries go again
@@ -460,7 +471,7 @@ static void
 prune(dre_outbox *o)
 {
 	o->next_prune = now_ms() + PRUNE_EVERY_MS;
-	int64_t cutoff = o->stable_ms - KEEP_MS;
+	int64_t cutoff = atomic_load(&o->stable_ms) - KEEP_MS;
 	if (o->nkept == 0 || (o->nkept <= KEEP_MAX && cutoff <= 0))
 		return;
 	uint8_t         pfx = KEPT_PREFIX;
@@ -498,7 +509,7 @@ prune(dre_outbox *o)
 // acknowledgements from; one at or below the highest acknowledged offset
 // is a log that lost them. Relay thread, o->mu not held.
 static bool
-log_behind(dre_outbox *o)
+log_behind(dre_outbox *o, dre_producer *p)
 {
 	ack_tp tps[MAX_TPS];
 	pthread_mutex_lock(&o->mu);
@@ -507,7 +518,7 @@ log_behind(dre_outbox *o)
 	pthread_mutex_unlock(&o->mu);
 	for (size_t i = 0; i < n; i++) {
 		int64_t hi = 0;
-		if (dre_producer_high_watermark(o->p, o->topics[tps[i].topic],
+		if (dre_producer_high_watermark(p, o->topics[tps[i].topic],
 		        tps[i].partition, &hi, 1000)
 		    != DRE_OK)
 			return false; // unreachable: not asked again now
@@ -526,34 +537,70 @@ log_behind(dre_outbox *o)
 }
 
 // probe compares the cluster id with the last one seen and the partitions'
-// ends with the offsets acknowledged. Relay thread, o->mu not held.
+// ends with the offsets acknowledged. Probe thread, o->mu not held, p held
+// (probe_users).
 static void
-probe(dre_outbox *o)
+probe(dre_outbox *o, dre_producer *p)
 {
-	o->next_probe = now_ms() + PROBE_EVERY_MS;
-	char id[128];
-	if (!dre_producer_connected(o->p)
+	char id[128], old[128];
+	bool first, same;
+	if (!dre_producer_connected(p)
 	    || dre_bus_cluster_id(&o->props, id, sizeof(id), 1000) != DRE_OK)
 		return;
-	if (strcmp(id, o->cluster) == 0) {
-		if (!log_behind(o))
-			o->stable_ms = wall_ms();
-		return;
-	}
-	if (o->cluster[0] == '\0') {
+	pthread_mutex_lock(&o->mu);
+	snprintf(old, sizeof(old), "%s", o->cluster);
+	first = old[0] == '\0';
+	same = strcmp(id, old) == 0;
+	if (!same) {
+		snprintf(o->cluster, sizeof(o->cluster), "%s", id);
 		// The first cluster: what is kept (from before a restart of
 		// ours, with no id stored) stays as it is.
-		snprintf(o->cluster, sizeof(o->cluster), "%s", id);
-		dre_store_put(o->st, o->cf, cluster_key,
-		    sizeof(cluster_key) - 1, id, strlen(id), false);
-		o->stable_ms = wall_ms();
+		if (!first)
+			o->republish = true;
+	}
+	pthread_mutex_unlock(&o->mu);
+	if (same) {
+		if (!log_behind(o, p))
+			atomic_store(&o->stable_ms, wall_ms());
 		return;
 	}
-	dre_warn("outbox: Kafka cluster changed (%s -> %s): the %lld "
-	         "acknowledged event(s) kept are published again",
-	    o->cluster, id, (long long) o->nkept);
-	snprintf(o->cluster, sizeof(o->cluster), "%s", id);
-	o->republish = true;
+	if (first) {
+		dre_store_put(o->st, o->cf, cluster_key,
+		    sizeof(cluster_key) - 1, id, strlen(id), false);
+		atomic_store(&o->stable_ms, wall_ms());
+		return;
+	}
+	dre_warn("outbox: Kafka cluster changed (%s -> %s): the acknowledged "
+	         "events kept are published again",
+	    old, id);
+	dre_outbox_kick(o);
+}
+
+// probe_thread probes at once, then every PROBE_EVERY_MS until the outbox
+// closes.
+static void *
+probe_thread(void *arg)
+{
+	dre_outbox *o = arg;
+	pthread_mutex_lock(&o->mu);
+	while (!o->stop) {
+		dre_producer *p = o->p;
+		if (p != NULL) {
+			o->probe_users++;
+			pthread_mutex_unlock(&o->mu);
+			probe(o, p);
+			pthread_mutex_lock(&o->mu);
+			if (--o->probe_users == 0)
+				pthread_cond_broadcast(&o->probe_idle);
+		}
+		if (o->stop)
+			break;
+		struct timespec ts
+		    = dre_timespec_after(CLOCK_REALTIME, PROBE_EVERY_MS);
+		pthread_cond_timedwait(&o->probe_cv, &o->mu, &ts);
+	}
+	pthread_mutex_unlock(&o->mu);
+	return NULL;
 }
 
 // requeue moves every kept entry back to pending and stores the new
@@ -581,8 +628,12 @@ requeue(dre_outbox *o)
 	dre_store_iter_close(it);
 	if (b == NULL)
 		return DRE_ENOMEM;
+	char cluster[128];
+	pthread_mutex_lock(&o->mu);
+	snprintf(cluster, sizeof(cluster), "%s", o->cluster);
+	pthread_mutex_unlock(&o->mu);
 	dre_batch_put(b, o->st, o->cf, cluster_key, sizeof(cluster_key) - 1,
-	    o->cluster, strlen(o->cluster));
+	    cluster, strlen(cluster));
 	e = dre_store_write(o->st, b, false);
 	dre_batch_free(b);
 	if (e == DRE_OK) {
@@ -590,7 +641,7 @@ requeue(dre_outbox *o)
 		o->nkept -= n;
 		if (o->nkept < 0)
 			o->nkept = 0;
-		o->stable_ms = wall_ms();
+		atomic_store(&o->stable_ms, wall_ms());
 		dre_info("outbox: %lld event(s) queued again", (long long) n);
 	}
 	return e;
@@ -625,12 +676,9 @@ relay_thread(void *arg)
 			o->next_flush = now_ms() + FLUSH_EVERY_MS;
 			flush_deletes(o);
 		}
-		if (now_ms() >= o->next_probe || now_ms() >= o->next_prune) {
+		if (now_ms() >= o->next_prune) {
 			pthread_mutex_unlock(&o->mu);
-			if (now_ms() >= o->next_probe && o->p != NULL)
-				probe(o);
-			if (now_ms() >= o->next_prune)
-				prune(o);
+			prune(o);
 			pthread_mutex_lock(&o->mu);
 		}
 		bool idle = atomic_load(&o->inflight) == 0;
@@ -676,6 +724,9 @@ relay_thread(void *arg)
 			}
 			if (o->p == NULL || dre_producer_fatal(o->p)) {
 				dre_warn("outbox: reopening the producer");
+				while (o->probe_users > 0)
+					pthread_cond_wait(
+					    &o->probe_idle, &o->mu);
 				dre_producer *old = o->p, *np = NULL;
 				o->p = NULL;
 				pthread_mutex_unlock(&o->mu);
@@ -820,8 +871,12 @@ dre_outbox_open(
 	}
 	pthread_mutex_init(&o->mu, NULL);
 	pthread_cond_init(&o->cv, NULL);
+	pthread_cond_init(&o->probe_cv, NULL);
+	pthread_cond_init(&o->probe_idle, NULL);
 	if (pthread_create(&o->thread, NULL, relay_thread, o) != 0) {
 		dre_producer_close(o->p);
+		pthread_cond_destroy(&o->probe_idle);
+		pthread_cond_destroy(&o->probe_cv);
 		pthread_cond_destroy(&o->cv);
 		pthread_mutex_destroy(&o->mu);
 		dre_kvlist_free(&o->props);
@@ -829,6 +884,13 @@ dre_outbox_open(
 		free(o->topic_of);
 		free(o);
 		return DRE_ENOMEM;
+	}
+	if (pthread_create(&o->probe_th, NULL, probe_thread, o) != 0) {
+		// Nothing to probe with: the outbox works, but a dev broker
+		// restarted empty is not noticed (a real Kafka keeps its log).
+		dre_warn("outbox: cannot start the cluster probe");
+	} else {
+		o->probe_started = true;
 	}
 	dre_metrics_collector_add(outbox_collect, o);
 	*op = o;
@@ -987,8 +1049,11 @@ dre_outbox_close(dre_outbox *o)
 	pthread_mutex_lock(&o->mu);
 	o->stop = true;
 	pthread_cond_signal(&o->cv);
+	pthread_cond_signal(&o->probe_cv);
 	pthread_mutex_unlock(&o->mu);
 	pthread_join(o->thread, NULL);
+	if (o->probe_started)
+		pthread_join(o->probe_th, NULL);
 	// Reports still arriving while the producer closes touch o.
 	dre_producer_close(o->p);
 	pthread_mutex_lock(&o->mu);
@@ -1001,6 +1066,8 @@ dre_outbox_close(dre_outbox *o)
 	free(o->topic_of);
 	for (size_t i = 0; i < o->ntopics; i++)
 		free(o->topics[i]);
+	pthread_cond_destroy(&o->probe_idle);
+	pthread_cond_destroy(&o->probe_cv);
 	pthread_cond_destroy(&o->cv);
 	pthread_mutex_destroy(&o->mu);
 	dre_kvlist_free(&o->props);
