@@ -8,10 +8,12 @@
 // Reads every partition of TOPIC (or only -p PARTITION) from the beginning
 // (or -o: the end, or an offset) to its current end -- or, with -f, follows
 // it until SIGINT/SIGTERM -- and prints one line per message:
-// {"topic","partition","offset","key","schema","value"} ("schemaId" too for
-// a Confluent-framed value), or with -j the decoded value alone. A
-// single-object encoded value's writer schema is found by the CRC-64-AVRO
-// fingerprint in its header among the schema files of SCHEMA_DIR (default:
+// {"topic","partition","offset","timestamp","timestampType","key","schema",
+// "value"} (the Kafka timestamp in epoch ms, when the message has one;
+// "schemaId" too for a Confluent-framed value), or with -j the decoded
+// value alone. A single-object encoded value's writer schema is found by
+// the CRC-64-AVRO fingerprint in its header among the schema files of
+// SCHEMA_DIR (default:
 // proto/ next to the binary's source tree); a Confluent-framed value's
 // (0x00 + schema id, events.format=confluent) is fetched from the registry
 // (GET REGISTRY_URL/schemas/ids/<id>). The code never uses the schemas
@@ -430,10 +432,21 @@ main(int argc, char **argv)
 				print_value(stdout, m->payload, m->len, true);
 				fputc('\n', stdout);
 			} else {
+				rd_kafka_timestamp_type_t tt;
+				int64_t                   ts
+				    = rd_kafka_message_timestamp(m, &tt);
 				printf("{\"topic\":\"%s\",\"partition\":%d,"
-				       "\"offset\":%lld,\"key\":",
+				       "\"offset\":%lld,",
 				    topic, m->partition,
 				    (long long) m->offset);
+				if (tt != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE)
+					printf("\"timestamp\":%lld,"
+					       "\"timestampType\":\"%s\",",
+					    (long long) ts,
+					    tt == RD_KAFKA_TIMESTAMP_CREATE_TIME
+					        ? "CreateTime"
+					        : "LogAppendTime");
+				fputs("\"key\":", stdout);
 				json_str(
 				    stdout, m->key ? m->key : "", m->key_len);
 				fputc(',', stdout);
