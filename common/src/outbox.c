@@ -536,6 +536,14 @@ log_behind(dre_outbox *o, dre_producer *p)
 	return false;
 }
 
+static void (*_Atomic probe_hook)(void);
+
+void
+dre_outbox_probe_hook_set(void (*fn)(void))
+{
+	atomic_store(&probe_hook, fn);
+}
+
 // probe compares the cluster id with the last one seen and the partitions'
 // ends with the offsets acknowledged. Probe thread, o->mu not held, p held
 // (probe_users).
@@ -544,6 +552,9 @@ probe(dre_outbox *o, dre_producer *p)
 {
 	char id[128], old[128];
 	bool first, same;
+	void (*hook)(void) = atomic_load(&probe_hook);
+	if (hook != NULL)
+		hook();
 	if (!dre_producer_connected(p)
 	    || dre_bus_cluster_id(&o->props, id, sizeof(id), 1000) != DRE_OK)
 		return;

@@ -1,5 +1,6 @@
 // test_bus.c -- producer, consumer and outbox against an in-process mock
 // cluster.
+#include <semaphore.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -430,6 +431,62 @@ test_outbox(void **state)
 	assert_int_equal(tk_rmtree(dir), 0);
 }
 
+// A cluster probe that hangs (a fresh client's metadata round trip to a
+// slow broker) holds up nothing: an event is produced and acknowledged
+// while it hangs. When the relay thread probed itself, every event and
+// every confirm waiting for one waited for the probe (~50 ms every 2 s
+// against the dev broker).
+static sem_t      probe_entered, probe_release;
+static atomic_int probe_hold;
+
+static void
+hanging_probe(void)
+{
+	if (atomic_exchange(&probe_hold, 0) == 0)
+		return;
+	sem_post(&probe_entered);
+	while (sem_wait(&probe_release) != 0)
+		;
+}
+
+static void
+test_outbox_probe_aside(void **state)
+{
+	char dir[64];
+	assert_int_equal(tk_tmpdir(dir, sizeof dir, "outbox-probe"), 0);
+	static const char *const cfs[] = { "outbox" };
+	dre_store_cfg            cfg = { .path = dir, .cfs = cfs, .ncfs = 1 };
+	dre_store               *st = NULL;
+	assert_int_equal(dre_store_open(&st, &cfg), DRE_OK);
+	dre_kvlist p2 = { 0 };
+	dre_kvlist_set(&p2, "bootstrap.servers", dre_bus_mock_bootstrap(mock));
+
+	sem_init(&probe_entered, 0, 0);
+	sem_init(&probe_release, 0, 0);
+	atomic_store(&probe_hold, 1);
+	dre_outbox_probe_hook_set(hanging_probe);
+	dre_outbox *o = NULL;
+	assert_int_equal(dre_outbox_open(&o, st, 1, &p2), DRE_OK);
+	// The first probe runs as the outbox opens; it hangs now.
+	struct timespec ts = dre_timespec_after(CLOCK_REALTIME, 10000);
+	assert_int_equal(sem_timedwait(&probe_entered, &ts), 0);
+	dre_batch *b = dre_batch_alloc();
+	uint64_t   seq = dre_outbox_put(
+	      o, b, DRE_TOPIC_SIDEFX, "k-probe", 7, "v-probe", 7);
+	assert_int_equal(dre_store_write(st, b, true), DRE_OK);
+	dre_batch_free(b);
+	dre_outbox_kick(o);
+	assert_int_equal(dre_outbox_wait(o, seq, 10000), DRE_OK);
+	sem_post(&probe_release);
+	dre_outbox_close(o);
+	dre_outbox_probe_hook_set(NULL);
+	sem_destroy(&probe_entered);
+	sem_destroy(&probe_release);
+	dre_kvlist_free(&p2);
+	dre_store_close(st);
+	assert_int_equal(tk_rmtree(dir), 0);
+}
+
 int
 main(void)
 {
@@ -439,6 +496,7 @@ main(void)
 		cmocka_unit_test(test_produce_consume),
 		cmocka_unit_test(test_offset_out_of_range),
 		cmocka_unit_test(test_outbox),
+		cmocka_unit_test(test_outbox_probe_aside),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -71,5 +71,8 @@ int64_t dre_outbox_pending(dre_outbox *o);
 bool dre_outbox_connected(dre_outbox *o);
 // dre_outbox_close stops the relay (pending events stay in the store).
 void dre_outbox_close(dre_outbox *o);
+// dre_outbox_probe_hook_set (tests) makes fn run at the start of every
+// cluster probe of every outbox, on the thread that probes; NULL: none.
+void dre_outbox_probe_hook_set(void (*fn)(void));
 
 #endif
