@@ -8,6 +8,7 @@
 #
 # Every test runs from 127.0.0.1; the "other client" binds 127.0.0.2 (all of
 # 127/8 is loopback on Linux), which is how a second address is had here.
+import contextlib
 import http.client
 import os
 import re
@@ -173,6 +174,21 @@ class Conn(harness.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.stack = shared_stack()
+
+    @contextlib.contextmanager
+    def gateway_with(self, extra):
+        """Runs the block against a gateway started with GW_OPTS + extra,
+        then restarts it as it was."""
+        s = self.stack
+        s.stop_service("gateway")
+        s.opts["gateway"] = GW_OPTS + extra
+        s.start_service("gateway")
+        try:
+            yield s
+        finally:
+            s.stop_service("gateway")
+            s.opts["gateway"] = GW_OPTS
+            s.start_service("gateway")
 
     def other_client_get(self, path, timeout=2):
         """GET from another client address (127.0.0.2), with a deadline."""
@@ -452,33 +468,27 @@ class Conn(harness.TestCase):
         """With http.max_connections=64 and no per-address limit, a 65th
         connection waits in the listen queue while 64 idle ones are open and
         is served once the idle deadline has closed them."""
-        s = self.stack
-        s.stop_service("gateway")
-        s.opts["gateway"] = GW_OPTS + ["http.max_connections=64",
-                                       "http.max_connections_per_ip=0"]
-        s.start_service("gateway")
         idle = []
-        try:
-            # Settle: the readiness probes' connections are gone once a
-            # fresh connection is answered.
-            self.assertEqual(s.get("/pos/heartbeat").status, 200)
-            for _ in range(64):
-                idle.append(connect(s.http_port))
-            t0 = time.monotonic()
-            r = self.other_client_get("/pos/heartbeat", timeout=IDLE_MS / 1000 + 10)
-            took = time.monotonic() - t0
-            self.assertEqual(r.status, 200, r)
-            # It waited for the idle ones to be cut.
-            self.assertGreater(took, IDLE_MS / 1000 - 1.5)
-            for k in idle:
-                wait_closed(k, 5)
-        finally:
-            for k in idle:
-                k.close()
-            s.stop_service("gateway")
-            s.opts["gateway"] = GW_OPTS
-            s.start_service("gateway")
-
+        with self.gateway_with(["http.max_connections=64",
+                                "http.max_connections_per_ip=0"]) as s:
+            try:
+                # Settle: the readiness probes' connections are gone once a
+                # fresh connection is answered.
+                self.assertEqual(s.get("/pos/heartbeat").status, 200)
+                for _ in range(64):
+                    idle.append(connect(s.http_port))
+                t0 = time.monotonic()
+                r = self.other_client_get("/pos/heartbeat",
+                                          timeout=IDLE_MS / 1000 + 10)
+                took = time.monotonic() - t0
+                self.assertEqual(r.status, 200, r)
+                # It waited for the idle ones to be cut.
+                self.assertGreater(took, IDLE_MS / 1000 - 1.5)
+                for k in idle:
+                    wait_closed(k, 5)
+            finally:
+                for k in idle:
+                    k.close()
 
     # -- a full round of ready connections --------------------------------------
     def test_8_full_round_of_ready_connections(self):
@@ -490,49 +500,46 @@ class Conn(harness.TestCase):
         closed them unanswered. http.threads=1 puts every connection on one
         thread; the gateway stopped while the requests arrive makes them one
         round."""
-        s = self.stack
-        s.stop_service("gateway")
-        s.opts["gateway"] = GW_OPTS + ["http.threads=1"]
-        s.start_service("gateway")
         socks = []
-        try:
-            self.assertEqual(s.get("/pos/heartbeat").status, 200)
-            for _ in range(128):
-                k = connect(s.http_port)
-                socks.append(k)
-                k.sendall(HEARTBEAT)
-                self.assertEqual(read_response(k).status, 200)
-            pid = s.procs["gateway"].pid
-            # Stop it while its HTTP thread waits with nothing to do: then
-            # the 128 requests are one round of its next epoll_wait.
-            harness.wait_until(lambda: http_thread_waits(pid), 10,
-                               what="the gateway's HTTP thread waiting")
-            harness.stall(pid)
+        with self.gateway_with(["http.threads=1"]) as s:
             try:
-                # Over loopback a send has reached the gateway's socket
-                # when it returns: 128 connections are ready at once.
-                for k in socks:
-                    k.sendall(HEARTBEAT)
+                self.full_round(s, socks)
             finally:
-                os.kill(pid, signal.SIGCONT)
-            # Well within the idle deadline (which the stalled thread
-            # waited for): the requests are heartbeats.
-            end = time.monotonic() + deadline(IDLE_MS / 1000 / 2)
-            for i, k in enumerate(socks):
-                k.settimeout(max(0.01, end - time.monotonic()))
-                try:
-                    r = read_response(k)
-                except socket.timeout:
-                    self.fail("connection %d of 128: no answer within %.1fs"
-                              % (i, deadline(IDLE_MS / 1000 / 2)))
-                self.assertEqual(r.status, 200, "connection %d" % i)
-                self.assertIn(b'"UP"', r.raw)
-        finally:
+                for k in socks:
+                    k.close()
+
+    def full_round(self, s, socks):
+        self.assertEqual(s.get("/pos/heartbeat").status, 200)
+        for _ in range(128):
+            k = connect(s.http_port)
+            socks.append(k)
+            k.sendall(HEARTBEAT)
+            self.assertEqual(read_response(k).status, 200)
+        pid = s.procs["gateway"].pid
+        # Stop it while its HTTP thread waits with nothing to do: then the
+        # 128 requests are one round of its next epoll_wait.
+        harness.wait_until(lambda: http_thread_waits(pid), 10,
+                           what="the gateway's HTTP thread waiting")
+        harness.stall(pid)
+        try:
+            # Over loopback a send has reached the gateway's socket when it
+            # returns: 128 connections are ready at once.
             for k in socks:
-                k.close()
-            s.stop_service("gateway")
-            s.opts["gateway"] = GW_OPTS
-            s.start_service("gateway")
+                k.sendall(HEARTBEAT)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        # Well within the idle deadline (which the stalled thread waited
+        # for): the requests are heartbeats.
+        end = time.monotonic() + deadline(IDLE_MS / 1000 / 2)
+        for i, k in enumerate(socks):
+            k.settimeout(max(0.01, end - time.monotonic()))
+            try:
+                r = read_response(k)
+            except socket.timeout:
+                self.fail("connection %d of 128: no answer within %.1fs"
+                          % (i, deadline(IDLE_MS / 1000 / 2)))
+            self.assertEqual(r.status, 200, "connection %d" % i)
+            self.assertIn(b'"UP"', r.raw)
 
 
 class BackendDown(harness.TestCase):

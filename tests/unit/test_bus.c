@@ -278,19 +278,27 @@ on_ack(void *arg, bool acked)
 	atomic_fetch_add(&a->calls, 1);
 }
 
+// outbox_store opens a fresh store with one column family for an outbox in
+// a new directory (its name into dir) and sets p2 to reach the mock cluster.
+static dre_store *
+outbox_store(char *dir, size_t cap, const char *name, dre_kvlist *p2)
+{
+	static const char *const cfs[] = { "outbox" };
+	assert_int_equal(tk_tmpdir(dir, cap, name), 0);
+	dre_store_cfg cfg = { .path = dir, .cfs = cfs, .ncfs = 1 };
+	dre_store    *st = NULL;
+	assert_int_equal(dre_store_open(&st, &cfg), DRE_OK);
+	dre_kvlist_set(p2, "bootstrap.servers", dre_bus_mock_bootstrap(mock));
+	return st;
+}
+
 static void
 test_outbox(void **state)
 {
 	static ack_seen late; // told at close
 	char            dir[64];
-	assert_int_equal(tk_tmpdir(dir, sizeof dir, "outbox"), 0);
-	static const char *const cfs[] = { "outbox" };
-	dre_store_cfg            cfg = { .path = dir, .cfs = cfs, .ncfs = 1 };
-	dre_store               *st = NULL;
-	assert_int_equal(dre_store_open(&st, &cfg), DRE_OK);
-
-	dre_kvlist p2 = { 0 };
-	dre_kvlist_set(&p2, "bootstrap.servers", dre_bus_mock_bootstrap(mock));
+	dre_kvlist      p2 = { 0 };
+	dre_store      *st = outbox_store(dir, sizeof(dir), "outbox", &p2);
 	dre_kvlist_set(&p2, "message.timeout.ms", "3000");
 	dre_outbox *o = NULL;
 	assert_int_equal(dre_outbox_open(&o, st, 1, &p2), DRE_OK);
@@ -452,14 +460,9 @@ hanging_probe(void)
 static void
 test_outbox_probe_aside(void **state)
 {
-	char dir[64];
-	assert_int_equal(tk_tmpdir(dir, sizeof dir, "outbox-probe"), 0);
-	static const char *const cfs[] = { "outbox" };
-	dre_store_cfg            cfg = { .path = dir, .cfs = cfs, .ncfs = 1 };
-	dre_store               *st = NULL;
-	assert_int_equal(dre_store_open(&st, &cfg), DRE_OK);
+	char       dir[64];
 	dre_kvlist p2 = { 0 };
-	dre_kvlist_set(&p2, "bootstrap.servers", dre_bus_mock_bootstrap(mock));
+	dre_store *st = outbox_store(dir, sizeof(dir), "outbox-probe", &p2);
 
 	sem_init(&probe_entered, 0, 0);
 	sem_init(&probe_release, 0, 0);
