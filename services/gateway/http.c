@@ -871,8 +871,9 @@ connection_budget(const gw_cfg *cfg)
 // that thread, or for the idle deadline, which then closed them
 // unanswered (test_connections test_8). In external polling mode MHD_run()
 // waits 0 ms inside and leaves the waiting to its caller: each thread here
-// runs one daemon in that mode and waits for its epoll descriptor (and a
-// stop eventfd) with poll(), for as long as MHD_get_timeout() allows. The
+// runs one daemon in that mode and waits for its epoll descriptor (and an
+// eventfd: resumes, the stop) with poll(), for as long as
+// MHD_get_timeout() allows. The
 // daemons share one listening socket, as the workers of MHD's thread pool
 // do: whichever thread is free accepts, and each daemon takes its share of
 // http.max_connections; the per-address limit is counted over all of them
@@ -880,7 +881,7 @@ connection_budget(const gw_cfg *cfg)
 struct gw_http_loop {
 	struct MHD_Daemon *d;
 	pthread_t          th;
-	int                wake; // eventfd: written to stop the thread
+	int                wake; // eventfd: a resume (http_kick) or the stop
 	atomic_bool        stop;
 	bool               running;
 };
@@ -1076,9 +1077,10 @@ gw_http_start(gw *g)
 		    MHD_OPTION_CONNECTION_LIMIT, share,
 		    MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_END);
 		if (l->d == NULL) {
+			// lfd is not closed here: MHD may have closed it
+			// already, and the gateway stops anyway.
 			dre_error("cannot start HTTP thread %u on %s:%d", i,
 			    g->cfg->http_bind, (int) g->cfg->http_port);
-			close(lfd);
 			loops_stop(g);
 			return DRE_EIO;
 		}
