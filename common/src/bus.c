@@ -15,6 +15,7 @@
 #include "bus_int.h"
 #include "dre/bus.h"
 #include "dre/log.h"
+#include "dre/svc.h"
 #include "dre/topics.h"
 
 // How long dre_producer_send waits in total for room in a full local queue
@@ -218,6 +219,7 @@ producer_thread(void *arg)
 {
 	dre_producer *p = arg;
 	int64_t       last_probe = 0;
+	dre_thread_name("kafka:producer", NULL);
 	while (!atomic_load(&p->stop)) {
 		rd_kafka_poll(p->rk, 100);
 		if (!atomic_load(&p->connected)

@@ -14,6 +14,7 @@
 
 #include "dre/commit.h"
 #include "dre/log.h"
+#include "dre/svc.h"
 
 typedef struct waiter waiter;
 struct waiter {
@@ -41,6 +42,7 @@ static void *
 committer_main(void *arg)
 {
 	dre_committer *c = arg;
+	dre_thread_name("commit", NULL);
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
 		while (c->head == NULL && !c->stop) {

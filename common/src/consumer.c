@@ -17,6 +17,7 @@
 #include "dre/clock.h"
 #include "dre/consumer.h"
 #include "dre/log.h"
+#include "dre/svc.h"
 #include "dre/topics.h"
 #include "dre/health.h"
 #include "dre/metrics.h"
@@ -740,6 +741,7 @@ static void *
 applier_main(void *arg)
 {
 	dre_applier *ap = arg;
+	dre_thread_name("ap", ap->cfg.name);
 	while (!atomic_load(&ap->stop)) {
 		int64_t now = dre_mono_ms();
 		if (ap->nmsgs == 0 && now >= ap->next_probe)

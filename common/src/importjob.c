@@ -787,6 +787,7 @@ static void *
 cb_thread(void *arg)
 {
 	dre_ijob_reg *r = arg;
+	dre_thread_name("import:report", NULL);
 	pthread_mutex_lock(&r->mu);
 	while (!r->stop) {
 		r->cb_kick = false;
@@ -1088,6 +1089,7 @@ static void *
 worker(void *arg)
 {
 	dre_ijob_reg *r = arg;
+	dre_thread_name("import", NULL);
 	pthread_mutex_lock(&r->mu);
 	while (!r->stop) {
 		if (r->head == NULL) {

@@ -17,6 +17,7 @@
 
 #include "dre/clock.h"
 #include "dre/log.h"
+#include "dre/svc.h"
 
 static char          log_service[32] = "dre";
 static dre_log_level log_min = DRE_LOG_INFO;
@@ -124,6 +125,7 @@ static void *
 acc_flusher(void *arg)
 {
 	(void) arg;
+	dre_thread_name("log:access", NULL);
 	pthread_mutex_lock(&acc_mu);
 	while (!acc_stop) {
 		struct timespec ts;

@@ -34,6 +34,7 @@
 #include "dre/log.h"
 #include "dre/metrics.h"
 #include "dre/outbox.h"
+#include "dre/svc.h"
 
 #define MAX_INFLIGHT   1000
 #define BACKOFF_MIN_MS 250
@@ -593,6 +594,7 @@ static void *
 probe_thread(void *arg)
 {
 	dre_outbox *o = arg;
+	dre_thread_name("outbox:probe", NULL);
 	pthread_mutex_lock(&o->mu);
 	while (!o->stop) {
 		dre_producer *p = o->p;
@@ -675,6 +677,7 @@ static void *
 relay_thread(void *arg)
 {
 	dre_outbox *o = arg;
+	dre_thread_name("outbox", NULL);
 	pthread_mutex_lock(&o->mu);
 	while (!o->stop) {
 		if (o->nasync > 0 && now_ms() >= o->next_deadline) {

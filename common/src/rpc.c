@@ -25,6 +25,7 @@
 #include "dre/log.h"
 #include "dre/metrics.h"
 #include "dre/rpc.h"
+#include "dre/svc.h"
 
 // Messages may carry a whole catalog page or a 1000-line basket answer;
 // nng's default limit (1 MiB) is too tight for the former.
@@ -889,6 +890,7 @@ static void *
 worker_main(void *arg)
 {
 	dre_rpc_server *s = arg;
+	dre_thread_name("rpc:worker", NULL);
 
 	for (;;) {
 		pthread_mutex_lock(&s->mtx);

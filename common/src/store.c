@@ -17,6 +17,7 @@
 #include "dre/log.h"
 #include "dre/metrics.h"
 #include "dre/store.h"
+#include "dre/svc.h"
 
 struct dre_store {
 	rocksdb_t                           *db;
@@ -183,6 +184,7 @@ static void *
 compactor_main(void *arg)
 {
 	dre_store *s = arg;
+	dre_thread_name("store:compact", NULL);
 	pthread_mutex_lock(&s->mu);
 	while (!s->stopping) {
 		struct timespec ts;

@@ -1,5 +1,5 @@
 // svc.c -- the frame every DRE process shares: config, logging, signals.
-#define _GNU_SOURCE // asprintf
+#define _GNU_SOURCE // asprintf, pthread_setname_np
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -366,4 +366,13 @@ dre_svc_path(const dre_common_cfg *common, const char *sub)
 		return NULL;
 	}
 	return p;
+}
+
+void
+dre_thread_name(const char *prefix, const char *detail)
+{
+	char name[16]; // the kernel keeps 15 bytes and the NUL
+	snprintf(name, sizeof(name), "%s%s%s", prefix, detail ? ":" : "",
+	    detail ? detail : "");
+	pthread_setname_np(pthread_self(), name);
 }

@@ -12,6 +12,7 @@
 #include "dre/store.h"
 #include "dre/clock.h"
 #include "dre/log.h"
+#include "dre/svc.h"
 #include "keys.h"
 
 #define SWEEP_BATCH 512
@@ -116,6 +117,7 @@ static void *
 sweeper_main(void *arg)
 {
 	cp *s = arg;
+	dre_thread_name("coupon:sweep", NULL);
 	while (!atomic_load(&s->stop)) {
 		cp_sweep(s, dre_now_ms());
 		pthread_mutex_lock(&s->job_mu);
@@ -297,6 +299,7 @@ static void *
 batcher_main(void *arg)
 {
 	cp *s = arg;
+	dre_thread_name("coupon:batch", NULL);
 	while (!atomic_load(&s->stop)) {
 		batches_pending(s);
 		pthread_mutex_lock(&s->job_mu);

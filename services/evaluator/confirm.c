@@ -39,6 +39,7 @@
 #include "dre/log.h"
 #include "dre/money.h"
 #include "dre/outbox.h"
+#include "dre/svc.h"
 #include "dre/topics.h"
 #include "dre/uuid.h"
 #include "handlers.h"
@@ -1375,6 +1376,7 @@ sweeper_main(void *arg)
 {
 	ev_svc     *s = arg;
 	ev_confirm *c = s->confirm;
+	dre_thread_name("sidefx:sweep", NULL);
 	pthread_mutex_lock(&c->stop_mu);
 	while (!c->stop) {
 		pthread_mutex_unlock(&c->stop_mu);

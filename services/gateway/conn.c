@@ -49,6 +49,7 @@
 #include "dre/clock.h"
 #include "dre/hash.h"
 #include "dre/log.h"
+#include "dre/svc.h"
 #include "gw.h"
 
 // How often the watcher looks: deadlines are kept within this much.
@@ -243,6 +244,7 @@ static void *
 watch_run(void *arg)
 {
 	gw_watch *w = arg;
+	dre_thread_name("conn:watch", NULL);
 
 	pthread_mutex_lock(&w->mu);
 	while (!w->stop) {

@@ -32,6 +32,7 @@
 #include "dre/docapi.h"
 #include "dre/log.h"
 #include "dre/money.h"
+#include "dre/svc.h"
 #include "dre/uuid.h"
 
 #define DAY_MS            86400000LL
@@ -818,6 +819,7 @@ static void *
 converter_main(void *arg)
 {
 	loy *s = arg;
+	dre_thread_name("loyalty:convert", NULL);
 	while (!atomic_load(&s->stop)) {
 		char            p[1] = { 'P' };
 		dre_store_iter *it = NULL;

@@ -20,6 +20,7 @@
 #include "dre/jsonw.h"
 #include "dre/log.h"
 #include "dre/metrics.h"
+#include "dre/svc.h"
 #include "dre/uuid.h"
 #include "webhook.h"
 
@@ -587,6 +588,7 @@ static void *
 run(void *arg)
 {
 	wh_deliverer *dl = arg;
+	dre_thread_name("webhook:send", NULL);
 	while (!atomic_load(&dl->stop)) {
 		int64_t now = dre_now_ms();
 		fill(dl, now);

@@ -124,6 +124,18 @@ def value_of(fams, fam, name=None, **labels):
     return total if found else None
 
 
+def thread_names(pid):
+    """The names (comm) of a process's live threads."""
+    out = set()
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
+                out.add(f.read().strip())
+        except OSError:
+            pass  # the thread ended
+    return out
+
+
 def thread_policies(pid):
     """The scheduling policies of a process's threads."""
     return {int(f[38]) for f in harness.thread_stats(pid)}
@@ -382,6 +394,33 @@ class Ops(harness.TestCase):
         finally:
             p.terminate()
             p.wait(timeout=30)
+
+    def test_threads_are_named_for_what_they_do(self):
+        """DRE's own threads carry names (top -H, perf, gdb): the appliers
+        by their consumer, the group commit, the outbox relay and its probe,
+        the Kafka producer's poll, the access-log flusher, the gateway's HTTP
+        threads and connection watch. Left with the process's name: the
+        main thread and, where there is a store, RocksDB's timer thread
+        (RocksDB 7.8 does not name it)."""
+        want = {
+            "evaluator": {"ap:sidefx", "ap:feed", "ap:budget-statu", "commit",
+                          "outbox", "outbox:probe", "kafka:producer",
+                          "sidefx:sweep", "store:compact"},
+            "gateway": {"MHD-worker", "conn:watch", "log:access"},
+            "budget": {"ap:transactions", "outbox", "kafka:producer"},
+            "webhook": {"ap:webhook even", "ap:promotion ev", "webhook:send"},
+            "coupon": {"ap:transactions", "ap:links", "coupon:sweep", "coupon:batch"},
+            "loyalty": {"ap:transactions", "loyalty:convert"},
+        }
+        for name, threads in want.items():
+            proc = self.stack.procs[name]
+            got = thread_names(proc.pid)
+            self.assertEqual(threads - got, set(), name)
+            own = [t for t in os.listdir("/proc/%d/task" % proc.pid)
+                   if open("/proc/%d/task/%s/comm" % (proc.pid, t)).read().strip()
+                   == "dre-" + name]
+            self.assertIn(str(proc.pid), own, name)
+            self.assertLessEqual(len(own), 1 if name == "gateway" else 2, name)
 
     # -- drain -----------------------------------------------------------------
     def test_zz_drain_closes_new_connections(self):

@@ -40,4 +40,9 @@ void dre_svc_stop(void);
 // and creates the directory. NULL (logged) when it cannot be created.
 char *dre_svc_path(const dre_common_cfg *common, const char *sub);
 
+// dre_thread_name names the calling thread as top -H, perf, gdb and
+// /proc/<pid>/task/*/comm show it: "<prefix>:<detail>" (detail may be NULL),
+// cut to the kernel's 15 bytes.
+void dre_thread_name(const char *prefix, const char *detail);
+
 #endif
