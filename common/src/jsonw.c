@@ -19,20 +19,9 @@ dre_jsonw_init(dre_jsonw *w, dre_buf *buf)
 	w->after_key = false;
 }
 
-// room makes space for n more bytes (and the NUL) and returns where they
-// go, or NULL once the buffer is out of memory; the caller adds what it
-// wrote to len. The writers below fill the buffer directly rather than
+// The writers below fill the buffer directly (dre_jsonw_room_) rather than
 // one dre_buf call per byte: the answer of an evaluate is ~20 KB of them.
-static inline char *
-room(dre_buf *b, size_t n)
-{
-	if (b->oom || b->len + n >= b->cap) {
-		dre_buf_reserve(b, n);
-		if (b->oom)
-			return NULL;
-	}
-	return b->data + b->len;
-}
+#define room dre_jsonw_room_
 
 // put1 appends one byte; the common case inline.
 static inline void
@@ -105,28 +94,6 @@ void
 dre_jsonw_arr_end(dre_jsonw *w)
 {
 	container_close(w, ']');
-}
-
-void
-dre_jsonw_keyn(dre_jsonw *w, const char *key, size_t kl)
-{
-	bool  comma = !w->after_key && !w->first[w->depth];
-	char *p = room(w->buf, kl + 4);
-
-	w->first[w->depth] = false;
-	w->after_key = true;
-	if (p == NULL)
-		return;
-	char *o = p;
-	if (comma)
-		*o++ = ',';
-	*o++ = '"';
-	memcpy(o, key, kl);
-	o += kl;
-	*o++ = '"';
-	*o++ = ':';
-	w->buf->len += (size_t) (o - p);
-	w->buf->data[w->buf->len] = '\0';
 }
 
 void
@@ -332,54 +299,36 @@ dre_jsonw_time(dre_jsonw *w, int64_t epoch_ms)
 }
 
 void
-dre_jsonw_kstrn(dre_jsonw *w, const char *key, size_t kl, const char *s)
-{
-	dre_jsonw_keyn(w, key, kl);
-	dre_jsonw_str(w, s);
-}
-
-void
-dre_jsonw_kintn(dre_jsonw *w, const char *key, size_t kl, int64_t v)
-{
-	dre_jsonw_keyn(w, key, kl);
-	dre_jsonw_int(w, v);
-}
-
-void
-dre_jsonw_kbooln(dre_jsonw *w, const char *key, size_t kl, bool v)
-{
-	dre_jsonw_keyn(w, key, kl);
-	dre_jsonw_bool(w, v);
-}
-
-void
-dre_jsonw_kmoneyn(dre_jsonw *w, const char *key, size_t kl, int64_t minor,
-    const char *currency)
+dre_jsonw_money(dre_jsonw *w, int64_t minor, const char *currency)
 {
 	// The bytes obj_begin, key "value", decimal, kstr "currency" and
-	// obj_end write, in two appends (an answer holds some 150 amounts).
-	char tmp[9 + 32 + 12 + 6];
-	dre_jsonw_keyn(w, key, kl);
-	w->after_key = false;
+	// obj_end would write, straight into the buffer (an answer holds some
+	// 150 amounts).
 	if (w->depth + 1 >= DRE_JSONW_MAX_DEPTH) {
 		w->buf->oom = 1; // as container_open
 		return;
 	}
-	memcpy(tmp, "{\"value\":", 9);
-	size_t n = 9 + dre_decimal_format(tmp + 9, minor, DRE_MONEY_SCALE);
-	memcpy(tmp + n, ",\"currency\":", 12);
+	sep(w);
+	char *p = room(w->buf, 9 + 32 + 12 + 6);
+	if (p == NULL)
+		return;
+	memcpy(p, "{\"value\":", 9);
+	size_t n = 9 + dre_decimal_format(p + 9, minor, DRE_MONEY_SCALE);
+	memcpy(p + n, ",\"currency\":", 12);
 	n += 12;
-	// An ISO 4217 code (three letters) needs no escape: all in one append.
+	// An ISO 4217 code (three letters) needs no escape.
 	if (currency != NULL && currency[0] >= 'A' && currency[0] <= 'Z'
 	    && currency[1] >= 'A' && currency[1] <= 'Z' && currency[2] >= 'A'
 	    && currency[2] <= 'Z' && currency[3] == '\0') {
-		tmp[n] = '"';
-		memcpy(tmp + n + 1, currency, 3);
-		memcpy(tmp + n + 4, "\"}", 2);
-		dre_buf_append(w->buf, tmp, n + 6);
+		p[n] = '"';
+		memcpy(p + n + 1, currency, 3);
+		memcpy(p + n + 4, "\"}", 2);
+		w->buf->len += n + 6;
+		w->buf->data[w->buf->len] = '\0';
 		return;
 	}
-	dre_buf_append(w->buf, tmp, n);
+	w->buf->len += n;
+	w->buf->data[w->buf->len] = '\0';
 	if (currency == NULL)
 		dre_buf_append(w->buf, "null", 4);
 	else
