@@ -131,14 +131,33 @@ dre_decimal_parse(
 	return DRE_OK;
 }
 
+// "00" to "99": two digits per division (an answer writes hundreds of
+// amounts).
+static const char digits2[] = "00010203040506070809"
+                              "10111213141516171819"
+                              "20212223242526272829"
+                              "30313233343536373839"
+                              "40414243444546474849"
+                              "50515253545556575859"
+                              "60616263646566676869"
+                              "70717273747576777879"
+                              "80818283848586878889"
+                              "90919293949596979899";
+
 // format_u writes the digits of u into the end of tmp; returns the start.
 static char *
 format_u(char *end, uint64_t u)
 {
-	do {
-		*--end = (char) ('0' + u % 10);
-		u /= 10;
-	} while (u != 0);
+	while (u >= 100) {
+		end -= 2;
+		memcpy(end, digits2 + 2 * (u % 100), 2);
+		u /= 100;
+	}
+	if (u >= 10) {
+		end -= 2;
+		memcpy(end, digits2 + 2 * u, 2);
+	} else
+		*--end = (char) ('0' + u);
 	return end;
 }
 
@@ -191,7 +210,11 @@ format(char *buf, int64_t v, int scale, bool trim)
 			fp /= 10;
 			fl--;
 		}
-	if (fl > 0) {
+	if (fl == 2 && !trim) { // money
+		buf[n++] = '.';
+		memcpy(buf + n, digits2 + 2 * fp, 2);
+		n += 2;
+	} else if (fl > 0) {
 		buf[n++] = '.';
 		for (int k = fl - 1; k >= 0; k--) {
 			buf[n + (size_t) k] = (char) ('0' + fp % 10);

@@ -1,8 +1,10 @@
 // test_money.c -- exact parsing, formatting and rounding of money values.
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -109,6 +111,55 @@ test_format(void **state)
 	assert_string_equal(buf, "-1.005");
 	assert_int_equal(dre_decimal_format_trim(buf, 0, 2), 1);
 	assert_string_equal(buf, "0");
+}
+
+// The reference: printf on the integer and fractional parts.
+static size_t
+ref_format(char *buf, int64_t v, int scale, bool trim)
+{
+	uint64_t u = v < 0 ? 0 - (uint64_t) v : (uint64_t) v, p = 1;
+	for (int k = 0; k < scale; k++)
+		p *= 10;
+	int n = snprintf(
+	    buf, 32, "%s%llu", v < 0 ? "-" : "", (unsigned long long) (u / p));
+	if (scale > 0) {
+		n += snprintf(buf + n, (size_t) (32 - n), ".%0*llu", scale,
+		    (unsigned long long) (u % p));
+		if (trim) {
+			while (buf[n - 1] == '0')
+				buf[--n] = '\0';
+			if (buf[n - 1] == '.')
+				buf[--n] = '\0';
+		}
+	}
+	return (size_t) n;
+}
+
+// Every digit count, both signs, the scales DRE writes and others, against
+// the reference: the fast paths (two digits at a time, money's fraction)
+// must write what printf writes.
+static void
+test_format_matches_printf(void **state)
+{
+	uint64_t x = 0x9e3779b97f4a7c15ULL;
+	char     got[32], want[32];
+	for (int i = 0; i < 200000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		int64_t v = (int64_t) (x >> (x % 64)); // every magnitude
+		if (i % 7 == 0)
+			v = -v;
+		if (i < 2000)
+			v = i - 1000; // around zero
+		int    scale = (int) (x % 7);
+		bool   trim = (x >> 8) % 2;
+		size_t n = trim ? dre_decimal_format_trim(got, v, scale)
+		                : dre_decimal_format(got, v, scale);
+		size_t m = ref_format(want, v, scale, trim);
+		assert_string_equal(got, want);
+		assert_int_equal(n, m);
+	}
 }
 
 static void
@@ -224,6 +275,7 @@ main(void)
 		cmocka_unit_test(test_parse_ok),
 		cmocka_unit_test(test_parse_errors),
 		cmocka_unit_test(test_format),
+		cmocka_unit_test(test_format_matches_printf),
 		cmocka_unit_test(test_div_round),
 		cmocka_unit_test(test_pct_and_precision),
 		cmocka_unit_test(test_mul_qty),
