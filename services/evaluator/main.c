@@ -188,9 +188,14 @@ main(int argc, char **argv)
 	ttl[EV_CF_CONFIRM] = (dre_store_ttl) { s.cfg.confirmed_ttl_ms,
 		ev_confirm_record_time };
 	// The master data's copy takes a catalog snapshot (hundreds of MB
-	// at scale) in bulk: larger memtables, fewer files to compact.
+	// at scale) in bulk: larger memtables, fewer files to compact. The
+	// iterations (~1 KB per evaluate, random keys) too: with 4 MiB
+	// memtables every L0 compaction rewrote L1 for 16 MiB of input, and
+	// compaction took 15 us of CPU per evaluate under sustained load
+	// (4 us with 32 MiB; docs/performance.md, session 13).
 	size_t wbuf[EV_NCFS + 1] = { 0 };
 	wbuf[EV_CF_MASTER] = 64;
+	wbuf[EV_CF_TXN] = 32;
 	dre_store_cfg scfg = { .path = path,
 		.cfs = ev_cfs,
 		.ncfs = EV_NCFS,
