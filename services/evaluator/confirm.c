@@ -552,7 +552,7 @@ ev_h_confirm(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	dre_err err
 	    = dre_store_get(s->st, EV_CF_CONFIRM, mkey, mkl, &val, &vlen);
 	if (err == DRE_ENOTFOUND && latest) {
-		if ((err = ev_last_counter(s, tkey, tkl, &counter)) != DRE_OK)
+		if ((err = ev_counter_get(s, tkey, tkl, &counter)) != DRE_OK)
 			goto unavailable;
 		if (counter == 0) {
 			pthread_mutex_unlock(mu);

@@ -50,24 +50,37 @@ typedef struct {
 
 // Counter increments of one transaction are serialised by one of these.
 #define EV_STRIPES 256
+// Each stripe remembers the last counter of this many recently evaluated
+// transactions (ev_counter_get): an evaluate of one of them reads no store.
+#define EV_COUNTER_WAYS 16
+
+// A remembered counter: tenant \0 transactionId (ev_txn_key) -> last
+// counter written. Guarded by the key's stripe lock.
+typedef struct {
+	uint32_t hash; // fnv1a32 of the key; klen 0 = empty
+	uint8_t  klen;
+	char     key[119];
+	int64_t  counter;
+} ev_counter_slot;
 
 typedef struct ev_feed    ev_feed;
 typedef struct ev_confirm ev_confirm;
 typedef struct ev_budgets ev_budgets;
 
 typedef struct {
-	ev_cfg          cfg;
-	eng_engine     *engine;
-	dre_store      *st;
-	ev_feed        *feed;
-	const char     *source; // "local-store" | "btp"
-	int64_t         started_ms;
-	pthread_mutex_t stripes[EV_STRIPES];
-	pthread_key_t   arena_key; // one request arena per rpc worker thread
-	atomic_bool     loaded; // an index came from a snapshot or the copy
-	atomic_bool     kafka_ok; // the feed's last probe reached Kafka
-	atomic_int      kafka_failures; // consecutive failed probes
-	atomic_llong    last_sync_ms;
+	ev_cfg           cfg;
+	eng_engine      *engine;
+	dre_store       *st;
+	ev_feed         *feed;
+	const char      *source; // "local-store" | "btp"
+	int64_t          started_ms;
+	pthread_mutex_t  stripes[EV_STRIPES];
+	ev_counter_slot *counters; // EV_STRIPES * EV_COUNTER_WAYS
+	pthread_key_t    arena_key; // one request arena per rpc worker thread
+	atomic_bool      loaded; // an index came from a snapshot or the copy
+	atomic_bool      kafka_ok; // the feed's last probe reached Kafka
+	atomic_int       kafka_failures; // consecutive failed probes
+	atomic_llong     last_sync_ms;
 	// Confirm and the event backbone.
 	dre_outbox     *ob; // dre.transactions.confirmed relay
 	dre_committer  *cm; // group commit of confirms

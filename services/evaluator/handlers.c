@@ -41,6 +41,10 @@ arena_destroy(void *a)
 dre_err
 ev_handlers_init(ev_svc *s)
 {
+	s->counters = calloc(
+	    (size_t) EV_STRIPES * EV_COUNTER_WAYS, sizeof(*s->counters));
+	if (s->counters == NULL)
+		return DRE_ENOMEM;
 	for (int i = 0; i < EV_STRIPES; i++)
 		pthread_mutex_init(&s->stripes[i], NULL);
 	return pthread_key_create(&s->arena_key, arena_destroy) == 0
@@ -53,6 +57,8 @@ ev_handlers_fini(ev_svc *s)
 {
 	for (int i = 0; i < EV_STRIPES; i++)
 		pthread_mutex_destroy(&s->stripes[i]);
+	free(s->counters);
+	s->counters = NULL;
 	// The calling thread's arena (if any) is not freed by the key's
 	// destructor once the key is gone.
 	arena_destroy(pthread_getspecific(s->arena_key));
@@ -84,9 +90,25 @@ ev_txn_key(char *buf, size_t cap, const char *tenant, const char *txid)
 	return dre_key(buf, cap, 0, 2, tenant, txid);
 }
 
-dre_err
-ev_last_counter(ev_svc *s, const char *key, size_t klen, int64_t *last)
+// counter_slot is the one slot key may be remembered in (its stripe's
+// way picked by the hash's higher bits).
+static ev_counter_slot *
+counter_slot(ev_svc *s, uint32_t h)
 {
+	return &s->counters[(size_t) (h % EV_STRIPES) * EV_COUNTER_WAYS
+	    + (h / EV_STRIPES) % EV_COUNTER_WAYS];
+}
+
+dre_err
+ev_counter_get(ev_svc *s, const char *key, size_t klen, int64_t *last)
+{
+	uint32_t         h = dre_fnv1a32(DRE_FNV32_INIT, key, klen);
+	ev_counter_slot *c = counter_slot(s, h);
+	if (c->klen != 0 && c->hash == h && c->klen == klen
+	    && memcmp(c->key, key, klen) == 0) {
+		*last = c->counter;
+		return DRE_OK;
+	}
 	char   *val;
 	size_t  vlen;
 	dre_err err = dre_store_get(s->st, EV_CF_TXN, key, klen, &val, &vlen);
@@ -100,6 +122,19 @@ ev_last_counter(ev_svc *s, const char *key, size_t klen, int64_t *last)
 	*last = vlen >= 8 ? dre_be64_get((const uint8_t *) val) : 0;
 	free(val);
 	return DRE_OK;
+}
+
+void
+ev_counter_set(ev_svc *s, const char *key, size_t klen, int64_t counter)
+{
+	uint32_t         h = dre_fnv1a32(DRE_FNV32_INIT, key, klen);
+	ev_counter_slot *c = counter_slot(s, h);
+	if (klen == 0 || klen > sizeof(c->key))
+		return; // not remembered: read from the store each time
+	c->hash = h;
+	c->klen = (uint8_t) klen;
+	memcpy(c->key, key, klen);
+	c->counter = counter;
 }
 
 int64_t
@@ -492,14 +527,18 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	}
 	if (personal)
 		ev_personal_ask(s, call, customer, req, a, &ctx);
-	pthread_mutex_t *mu
-	    = simulate ? NULL : &s->stripes[stripe_of(key, klen)];
-	int64_t last = 0;
-	dre_err err = DRE_OK;
+	pthread_mutex_t *stripe = &s->stripes[stripe_of(key, klen)];
+	pthread_mutex_t *mu = simulate ? NULL : stripe;
+	int64_t          last = 0;
+	dre_err          err = DRE_OK;
 	if (mu != NULL)
 		pthread_mutex_lock(mu);
-	if (!fresh)
-		err = ev_last_counter(s, key, klen, &last);
+	if (!fresh && simulate) { // the remembered counters need the stripe
+		pthread_mutex_lock(stripe);
+		err = ev_counter_get(s, key, klen, &last);
+		pthread_mutex_unlock(stripe);
+	} else if (!fresh)
+		err = ev_counter_get(s, key, klen, &last);
 	Dre__EvaluateResponse *resp = NULL;
 	eng_eval_error         verr = { 0 };
 	// The response borrows strings (promotion ids, names, texts) from the
@@ -510,10 +549,12 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		ctx.counter = last + 1;
 		ix = eng_acquire(s->engine);
 		err = eng_evaluate(&resp, a, ix, req, &ctx, &verr);
-		if (err == DRE_OK && !simulate)
+		if (err == DRE_OK && !simulate) {
 			err = iteration_write(s, a, key, klen, ctx.counter,
 			    req, resp, ix, call->tenant);
-		else if (err == DRE_EINVAL && verr.code == NULL)
+			if (err == DRE_OK)
+				ev_counter_set(s, key, klen, ctx.counter);
+		} else if (err == DRE_EINVAL && verr.code == NULL)
 			verr.code = "VALIDATION_FAILED";
 	}
 	if (mu != NULL)
