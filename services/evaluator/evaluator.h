@@ -55,12 +55,13 @@ typedef struct {
 #define EV_COUNTER_WAYS 16
 
 // A remembered counter: tenant \0 transactionId (ev_txn_key) -> last
-// counter written. Guarded by the key's stripe lock.
+// counter written and when. Guarded by the key's stripe lock.
 typedef struct {
 	uint32_t hash; // fnv1a32 of the key; klen 0 = empty
 	uint8_t  klen;
 	char     key[119];
 	int64_t  counter;
+	int64_t  at; // epoch ms of that evaluation
 } ev_counter_slot;
 
 typedef struct ev_feed    ev_feed;

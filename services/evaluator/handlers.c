@@ -104,8 +104,10 @@ ev_counter_get(ev_svc *s, const char *key, size_t klen, int64_t *last)
 {
 	uint32_t         h = dre_fnv1a32(DRE_FNV32_INIT, key, klen);
 	ev_counter_slot *c = counter_slot(s, h);
+	int64_t          ttl = s->cfg.iterations_ttl_ms;
 	if (c->klen != 0 && c->hash == h && c->klen == klen
-	    && memcmp(c->key, key, klen) == 0) {
+	    && memcmp(c->key, key, klen) == 0
+	    && (ttl <= 0 || dre_now_ms() - c->at < ttl)) {
 		*last = c->counter;
 		return DRE_OK;
 	}
@@ -125,7 +127,8 @@ ev_counter_get(ev_svc *s, const char *key, size_t klen, int64_t *last)
 }
 
 void
-ev_counter_set(ev_svc *s, const char *key, size_t klen, int64_t counter)
+ev_counter_set(
+    ev_svc *s, const char *key, size_t klen, int64_t counter, int64_t at)
 {
 	uint32_t         h = dre_fnv1a32(DRE_FNV32_INIT, key, klen);
 	ev_counter_slot *c = counter_slot(s, h);
@@ -135,6 +138,7 @@ ev_counter_set(ev_svc *s, const char *key, size_t klen, int64_t counter)
 	c->klen = (uint8_t) klen;
 	memcpy(c->key, key, klen);
 	c->counter = counter;
+	c->at = at;
 }
 
 int64_t
@@ -553,7 +557,8 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 			err = iteration_write(s, a, key, klen, ctx.counter,
 			    req, resp, ix, call->tenant);
 			if (err == DRE_OK)
-				ev_counter_set(s, key, klen, ctx.counter);
+				ev_counter_set(s, key, klen, ctx.counter,
+				    resp->evaluated_at_ms);
 		} else if (err == DRE_EINVAL && verr.code == NULL)
 			verr.code = "VALIDATION_FAILED";
 	}

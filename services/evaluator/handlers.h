@@ -17,10 +17,13 @@ void    ev_handlers_fini(ev_svc *s);
 size_t ev_txn_key(char *buf, size_t cap, const char *tenant, const char *txid);
 // ev_counter_get gives the last counter of a transaction (key from
 // ev_txn_key; 0 when it was never evaluated): remembered, else read from
-// the store. ev_counter_set remembers one just written. Both with the
-// key's stripe (ev_stripe) held.
+// the store -- also once retention.iterations_ms has passed since, so that
+// an expired transaction starts again as the store says. ev_counter_set
+// remembers one just written, evaluated at epoch ms at. Both with the key's
+// stripe (ev_stripe) held.
 dre_err ev_counter_get(ev_svc *s, const char *key, size_t klen, int64_t *last);
-void ev_counter_set(ev_svc *s, const char *key, size_t klen, int64_t counter);
+void    ev_counter_set(
+       ev_svc *s, const char *key, size_t klen, int64_t counter, int64_t at);
 // ev_txn_record_time is the time of a record of EV_CF_TXN for retention
 // (dre_store_ttl): a counter's last evaluation, an iteration's evaluatedAt;
 // -1 (kept) for a counter written before counters carried their time.
