@@ -104,14 +104,16 @@ apply_tx(wh *s, dre_apply_ctx *x, const dre_msg *m)
 	    = dre_avro_decode_tx_confirmed(&t, x->a, m->payload, m->len);
 	if (err != DRE_OK)
 		return err;
-	dre_buf data = { 0 };
-	size_t  n = 0;
-	tx_data(&data, &t);
-	err = wh_raise(s, x, t.event_id, "TRANSACTION_CONFIRMED",
-	    t.occurred_at, t.tenant, &data, &n);
-	dre_buf_free(&data);
-	if (err != DRE_OK)
-		return err;
+	size_t n = 0;
+	if (wh_wanted(s, x->a, t.tenant, "TRANSACTION_CONFIRMED")) {
+		dre_buf data = { 0 };
+		tx_data(&data, &t);
+		err = wh_raise(s, x, t.event_id, "TRANSACTION_CONFIRMED",
+		    t.occurred_at, t.tenant, &data, &n);
+		dre_buf_free(&data);
+		if (err != DRE_OK)
+			return err;
+	}
 
 	// The result says the deliveries are durably queued, not delivered:
 	// a receiver down for hours must not hold the sale's job open. No
@@ -128,7 +130,7 @@ apply_budget(wh *s, dre_apply_ctx *x, const dre_msg *m)
 	dre_budget_event e;
 	dre_err          err
 	    = dre_avro_decode_budget_event(&e, x->a, m->payload, m->len);
-	if (err != DRE_OK)
+	if (err != DRE_OK || !wh_wanted(s, x->a, e.tenant, e.type))
 		return err;
 	dre_buf   data = { 0 };
 	dre_jsonw w;
@@ -164,7 +166,7 @@ apply_coupon(wh *s, dre_apply_ctx *x, const dre_msg *m)
 	bool known = false;
 	for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
 		known = known || strcmp(e.type, kinds[i]) == 0;
-	if (!known)
+	if (!known || !wh_wanted(s, x->a, e.tenant, e.type))
 		return DRE_OK;
 	dre_buf   data = { 0 };
 	dre_jsonw w;
@@ -216,6 +218,8 @@ apply_loyalty(wh *s, dre_apply_ctx *x, const dre_msg *m)
 			type = loyalty_types[i][1];
 	if (type == NULL)
 		return DRE_OK; // a later kind: not subscribable yet
+	if (!wh_wanted(s, x->a, e.tenant, type))
+		return DRE_OK;
 	dre_buf   data = { 0 };
 	dre_jsonw w;
 	size_t    n = 0;
@@ -248,7 +252,8 @@ apply_return(wh *s, dre_apply_ctx *x, const dre_msg *m)
 	dre_return_event e;
 	dre_err          err
 	    = dre_avro_decode_return_event(&e, x->a, m->payload, m->len);
-	if (err != DRE_OK)
+	if (err != DRE_OK
+	    || !wh_wanted(s, x->a, e.tenant, "TRANSACTION_RETURNED"))
 		return err;
 	dre_buf   data = { 0 };
 	dre_jsonw w;
@@ -268,29 +273,6 @@ apply_return(wh *s, dre_apply_ctx *x, const dre_msg *m)
 	return err;
 }
 
-// wanted: some active subscription of tenant wants type.
-static bool
-wanted(wh *s, dre_arena *a, const char *tenant, const char *type)
-{
-	char            prefix[WH_KEY_MAX];
-	size_t          pl = wh_key(prefix, sizeof prefix, tenant, "");
-	dre_store_iter *it = NULL;
-	bool            yes = false;
-	if (pl == 0
-	    || dre_store_iter_open(&it, s->st, WH_CF_SUBS, prefix, pl)
-	        != DRE_OK)
-		return false;
-	const char *k, *v;
-	size_t      kl, vl;
-	while (!yes && dre_store_iter_next(it, &k, &kl, &v, &vl)) {
-		wh_sub u;
-		yes = wh_sub_parse(&u, a, v, vl) == DRE_OK
-		    && wh_sub_wants(&u, type);
-	}
-	dre_store_iter_close(it);
-	return yes;
-}
-
 // apply_sidefx folds the SideEffectResults of a sale, as the evaluator
 // does: once every service of sfx_services reported, SIDE_EFFECTS_COMPLETED
 // (status COMPLETED, or PARTIAL when one failed) goes to its subscribers.
@@ -303,7 +285,7 @@ apply_sidefx(wh *s, dre_apply_ctx *x, const dre_msg *m)
 	if (err != DRE_OK)
 		return err;
 	if (s->o.nsfx == 0
-	    || !wanted(s, x->a, r.tenant, "SIDE_EFFECTS_COMPLETED"))
+	    || !wh_wanted(s, x->a, r.tenant, "SIDE_EFFECTS_COMPLETED"))
 		return DRE_OK;
 	char   key[WH_KEY_MAX + 8];
 	size_t kl = wh_key(key, sizeof key - 9, r.tenant, r.transaction_id);

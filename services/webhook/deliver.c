@@ -237,7 +237,8 @@ finish(wh *s, dre_arena *a, const char *tenant, wh_delivery *d,
 	    (now - started) * 1000);
 	dre_err err = wh_delivery_put(s, b, tenant, d, old_due);
 	if (err == DRE_OK)
-		err = dre_store_write(s->st, b, false);
+		err = code == 410 ? wh_subs_write(s, b, false) // deactivated
+		                  : dre_store_write(s->st, b, false);
 	if (err != DRE_OK)
 		dre_error("delivery %s/%s: cannot record the attempt: %s",
 		    tenant, d->id, dre_strerror(err));

@@ -321,7 +321,7 @@ write_sub(req *r, const wh_sub *u, const wh_sub *old)
 	if (err == DRE_OK)
 		err = audit_put(r, b, u->id, old, u);
 	if (err == DRE_OK)
-		err = dre_store_write(r->s->st, b, true);
+		err = wh_subs_write(r->s, b, true);
 	dre_batch_free(b);
 	if (err != DRE_OK)
 		dre_docapi_internal(&r->d, err);
@@ -505,7 +505,7 @@ h_sub_delete(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 			err = audit_put(&r, b, u.id, &u, NULL);
 		}
 		if (err == DRE_OK)
-			err = dre_store_write(r.s->st, b, true);
+			err = wh_subs_write(r.s, b, true);
 		dre_batch_free(b);
 		if (err != DRE_OK)
 			dre_docapi_internal(&r.d, err);

@@ -72,6 +72,8 @@ emit(wh *s, dre_apply_ctx *x, const dre_master_event *e, const char *type,
     const char *event_id, const char *status, const char *prev,
     const dre_json *doc)
 {
+	if (!wh_wanted(s, x->a, e->tenant, type))
+		return DRE_OK;
 	dre_buf   data = { 0 };
 	dre_jsonw w;
 	size_t    n = 0;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dre/hash.h"
 #include "dre/jsonw.h"
 #include "dre/log.h"
 #include "dre/uuid.h"
@@ -358,33 +359,139 @@ wh_enqueue(wh *s, dre_batch *b, dre_arena *a, const char *tenant,
 	return wh_delivery_put(s, b, tenant, &d, -1);
 }
 
+// ---- matching events against the subscriptions ----------------------------
+
+// One tenant's active subscriptions as the store had them at cache_gen.
+struct wh_tenant_subs {
+	wh_tenant_subs *next;
+	const char     *tenant;
+	wh_sub         *subs;
+	size_t          n;
+};
+
+// The copy is dropped whole past this size (many tenants): it is a cache.
+#define WH_CACHE_MAX ((size_t) 8 << 20)
+
+dre_err
+wh_subs_write(wh *s, dre_batch *b, bool sync)
+{
+	dre_err err = dre_store_write(s->st, b, sync);
+	// After the write: a copy read before this point is stale from now
+	// on, and one read after it has the write.
+	atomic_fetch_add(&s->subs_gen, 1);
+	return err;
+}
+
+// tenant_load reads tenant's active subscriptions into the copy (under
+// cache_mu).
+static dre_err
+tenant_load(wh *s, const char *tenant, wh_tenant_subs **out)
+{
+	char            prefix[WH_KEY_MAX];
+	size_t          pl = wh_key(prefix, sizeof prefix, tenant, "");
+	dre_store_iter *it = NULL;
+	size_t          cap = 0;
+	wh_tenant_subs *t = dre_arena_get(s->cache_a, sizeof *t);
+	if (t == NULL
+	    || (t->tenant = dre_arena_strdup(s->cache_a, tenant)) == NULL)
+		return DRE_ENOMEM;
+	if (pl == 0) {
+		*out = t;
+		return DRE_OK;
+	}
+	if (dre_store_iter_open(&it, s->st, WH_CF_SUBS, prefix, pl) != DRE_OK)
+		return DRE_ESTORE;
+	const char *k, *v;
+	size_t      kl, vl;
+	dre_err     err = DRE_OK;
+	while (err == DRE_OK && dre_store_iter_next(it, &k, &kl, &v, &vl)) {
+		wh_sub u;
+		if (wh_sub_parse(&u, s->cache_a, v, vl) != DRE_OK || !u.active)
+			continue;
+		if (t->n == cap) {
+			cap = cap ? 2 * cap : 8;
+			wh_sub *grown
+			    = dre_arena_get(s->cache_a, cap * sizeof *grown);
+			if (grown == NULL) {
+				err = DRE_ENOMEM;
+				break;
+			}
+			if (t->n > 0)
+				memcpy(grown, t->subs, t->n * sizeof *grown);
+			t->subs = grown;
+		}
+		t->subs[t->n++] = u;
+	}
+	dre_store_iter_close(it);
+	if (err == DRE_OK)
+		*out = t;
+	return err;
+}
+
+dre_err
+wh_subs_wanting(wh *s, dre_arena *a, const char *tenant, const char *type,
+    const char ***idsp, size_t *np)
+{
+	dre_err err = DRE_OK;
+	*idsp = NULL;
+	*np = 0;
+	pthread_mutex_lock(&s->cache_mu);
+	// Read the generation before the store: a write that lands after
+	// this read moves it, and the next match reads again.
+	uint64_t gen = atomic_load(&s->subs_gen);
+	if (gen != s->cache_gen || dre_arena_used(s->cache_a) > WH_CACHE_MAX) {
+		dre_arena_reset(s->cache_a);
+		memset(s->cache, 0, sizeof s->cache);
+		s->cache_gen = gen;
+	}
+	uint32_t         h = dre_fnv1a32_str(DRE_FNV32_INIT, tenant, 0);
+	wh_tenant_subs **slot = &s->cache[h % WH_CACHE_SLOTS], *t;
+	for (t = *slot; t != NULL && strcmp(t->tenant, tenant) != 0;
+	     t = t->next)
+		;
+	if (t == NULL && (err = tenant_load(s, tenant, &t)) == DRE_OK) {
+		t->next = *slot;
+		*slot = t;
+	}
+	if (err == DRE_OK && t->n > 0) {
+		const char **ids = dre_arena_get(a, t->n * sizeof *ids);
+		for (size_t i = 0; ids != NULL && i < t->n; i++)
+			if (wh_sub_wants(&t->subs[i], type)
+			    && (ids[*np] = dre_arena_strdup(a, t->subs[i].id))
+			        != NULL)
+				(*np)++;
+		if (ids == NULL)
+			err = DRE_ENOMEM;
+		*idsp = ids;
+	}
+	pthread_mutex_unlock(&s->cache_mu);
+	return err;
+}
+
+bool
+wh_wanted(wh *s, dre_arena *a, const char *tenant, const char *type)
+{
+	const char **ids;
+	size_t       n;
+	return wh_subs_wanting(s, a, tenant, type, &ids, &n) == DRE_OK
+	    && n > 0;
+}
+
 dre_err
 wh_fanout(wh *s, dre_batch *b, dre_arena *a, const char *tenant,
     const char *event_id, const char *type, const char *body, size_t blen,
     int64_t now, size_t *n)
 {
-	char            prefix[WH_KEY_MAX];
-	size_t          pl = wh_key(prefix, sizeof prefix, tenant, "");
-	dre_store_iter *it = NULL;
-	dre_err         err = DRE_OK;
+	const char **ids;
+	size_t       nids;
+	dre_err      err = wh_subs_wanting(s, a, tenant, type, &ids, &nids);
 	*n = 0;
-	if (pl == 0)
-		return DRE_OK;
-	if (dre_store_iter_open(&it, s->st, WH_CF_SUBS, prefix, pl) != DRE_OK)
-		return DRE_ESTORE;
-	const char *k, *v;
-	size_t      kl, vl;
-	while (err == DRE_OK && dre_store_iter_next(it, &k, &kl, &v, &vl)) {
-		wh_sub u;
-		if (wh_sub_parse(&u, a, v, vl) != DRE_OK
-		    || !wh_sub_wants(&u, type))
-			continue;
+	for (size_t i = 0; err == DRE_OK && i < nids; i++) {
 		err = wh_enqueue(
-		    s, b, a, tenant, u.id, event_id, type, body, blen, now);
+		    s, b, a, tenant, ids[i], event_id, type, body, blen, now);
 		if (err == DRE_OK)
 			(*n)++;
 	}
-	dre_store_iter_close(it);
 	return err;
 }
 
@@ -402,13 +509,16 @@ wh_open(wh *s, const char *path, const char *key_file, const dre_kvlist *kafka)
 	dre_store_cfg cfg = { .path = path, .cfs = wh_cfs, .ncfs = WH_NCFS };
 	if ((err = dre_store_open(&s->st, &cfg)) != DRE_OK)
 		return err;
+	if ((s->cache_a = dre_arena_alloc(0)) == NULL) {
+		dre_store_close(s->st);
+		return DRE_ENOMEM;
+	}
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_init(&s->sub_mu, NULL);
+	pthread_mutex_init(&s->cache_mu, NULL);
 	if ((err = dre_outbox_open(&s->ob, s->st, WH_CF_OUTBOX, kafka))
 	    != DRE_OK) {
-		dre_store_close(s->st);
-		pthread_mutex_destroy(&s->mu);
-		pthread_mutex_destroy(&s->sub_mu);
+		wh_close(s);
 		return err;
 	}
 	return DRE_OK;
@@ -419,8 +529,11 @@ wh_close(wh *s)
 {
 	dre_outbox_close(s->ob);
 	dre_store_close(s->st);
+	dre_arena_free(s->cache_a);
 	pthread_mutex_destroy(&s->mu);
 	pthread_mutex_destroy(&s->sub_mu);
+	pthread_mutex_destroy(&s->cache_mu);
 	s->ob = NULL;
 	s->st = NULL;
+	s->cache_a = NULL;
 }

@@ -5,6 +5,7 @@
 #define WH_WEBHOOK_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -33,7 +34,10 @@ enum {
 #define WH_KEY_MAX        256
 #define WH_SECRET_KEY_LEN DRE_SEAL_KEY_LEN // dre/seal.h: the secrets at rest
 
-typedef struct wh_deliverer wh_deliverer;
+typedef struct wh_deliverer   wh_deliverer;
+typedef struct wh_tenant_subs wh_tenant_subs;
+
+#define WH_CACHE_SLOTS 256 // hash slots of the subscriptions' copy
 
 typedef struct {
 	bool    allow_insecure; // http and private targets (dev/test only)
@@ -63,6 +67,15 @@ typedef struct {
 	// API's create, update, rotate, delete): without it an update that
 	// read the subscription before a delete wrote it back after.
 	pthread_mutex_t sub_mu;
+	// The events are matched against a copy of each tenant's active
+	// subscriptions (wh_subs_wanting), read from the store once and kept
+	// while subs_gen stays what it was then: every write of a
+	// subscription moves it (wh_subs_write), after the write.
+	atomic_uint_fast64_t subs_gen;
+	pthread_mutex_t      cache_mu;
+	uint64_t             cache_gen; // subs_gen the copy was read at
+	dre_arena           *cache_a; // the copy's memory
+	wh_tenant_subs      *cache[WH_CACHE_SLOTS];
 } wh;
 
 // A subscription as stored.
@@ -132,6 +145,17 @@ size_t wh_due_key(char *out, size_t cap, int64_t due, const char *tenant,
 dre_err wh_enqueue(wh *s, dre_batch *b, dre_arena *a, const char *tenant,
     const char *sub_id, const char *event_id, const char *type,
     const char *body, size_t blen, int64_t now);
+// wh_subs_write writes b, a batch that writes or deletes subscriptions
+// (synced when sync), and then makes the next match read them again.
+dre_err wh_subs_write(wh *s, dre_batch *b, bool sync);
+// wh_subs_wanting finds the active subscriptions of tenant that want type:
+// their ids into *idsp (n of them, copied into a). DRE_ESTORE when the
+// store cannot be read.
+dre_err wh_subs_wanting(wh *s, dre_arena *a, const char *tenant,
+    const char *type, const char ***idsp, size_t *np);
+// wh_wanted: some active subscription of tenant wants type (false when the
+// store cannot be read: wh_fanout then fails the batch).
+bool wh_wanted(wh *s, dre_arena *a, const char *tenant, const char *type);
 // wh_fanout enqueues the event for every active subscription of tenant
 // that wants type; *n counts them.
 dre_err wh_fanout(wh *s, dre_batch *b, dre_arena *a, const char *tenant,

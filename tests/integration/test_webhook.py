@@ -310,12 +310,24 @@ class WebhookTest(WebhookBase):
                         {"status": "PENDING"})
         self.assertStatus(r, 400)
         self.assertEqual("status", r.body["error"]["target"])
-        # 410 Gone deactivates the subscription.
+        # 410 Gone deactivates the subscription: the next sale is not
+        # delivered to it (the witness's delivery of that sale is enqueued
+        # with the one it would have had).
         self.rx.mode["/gone"] = "gone"
-        g = self.subscribe("/gone", ["WEBHOOK_TEST"])
-        self.s.post("/api/v1/WebhookSubscriptions/%s/test" % g["id"])
+        g = self.subscribe("/gone", ["TRANSACTION_CONFIRMED"])
+        witness = self.subscribe("/witness", ["TRANSACTION_CONFIRMED"])
+        first = uniq("WH-GONE")
+        self.sale(first)
         wait_until(lambda: not self.s.get("/api/v1/WebhookSubscriptions/" + g["id"])
                    .body["active"], harness.deadline(10), what="deactivated")
+        self.assertEqual(1, len(self.deliveries(subscriptionId=g["id"])))
+        second = uniq("WH-GONE")
+        self.sale(second)
+        wait_until(lambda: any(json.loads(b)["data"]["transactionId"] == second
+                               for _, _, b, _ in self.rx.at("/witness")),
+                   harness.deadline(20), what="the witness's delivery")
+        self.assertEqual(1, len(self.deliveries(subscriptionId=g["id"])))
+        self.s.request("DELETE", "/api/v1/WebhookSubscriptions/" + witness["id"])
         self.s.request("DELETE", "/api/v1/WebhookSubscriptions/" + dl["id"])
 
     # -- a hanging receiver ------------------------------------------------------

@@ -4,7 +4,8 @@
 // SideEffectResult is queued in the same batch (SUCCESS, or SKIPPED without
 // a subscriber). The promotion follower: CREATED for an unknown promotion,
 // UPDATED after, ACTIVATED / DEACTIVATED when the status enters or leaves
-// ACTIVE, DELETED; a replayed or older change raises nothing.
+// ACTIVE, DELETED; a replayed or older change raises nothing. A change of a
+// subscription holds for the next event applied (the matching's copy).
 // Concurrency (run under ASan and TSan): subscriptions created, patched
 // and deleted through the API while both appliers match a stream of sales
 // and promotion changes against them -- a subscription there all along gets
@@ -78,7 +79,7 @@ subscribe(const char *id, const char *type, bool active)
 		    .max_s = 10 };
 	dre_batch *b = dre_batch_alloc();
 	assert_int_equal(wh_sub_put(&s, b, "t1", &u), DRE_OK);
-	assert_int_equal(dre_store_write(s.st, b, true), DRE_OK);
+	assert_int_equal(wh_subs_write(&s, b, true), DRE_OK);
 	dre_batch_free(b);
 	dre_buf_free(&sealed);
 }
@@ -206,6 +207,79 @@ test_sale_becomes_deliveries(void **state)
 	dre_arena_free(a);
 }
 
+// api calls the subscriptions' API of tenant (id: the subscription's, p:
+// one more parameter) and returns the status.
+static int
+api(const char *tenant, const char *method, const char *body, const char *id,
+    const char *p)
+{
+	char        idp[64];
+	const char *params[3] = { NULL, NULL, NULL };
+	if (id != NULL) {
+		snprintf(idp, sizeof idp, "id=%s", id);
+		params[0] = idp;
+		params[1] = p;
+	}
+	return tk_call(wh_routes, &s, method, tenant, body, params, NULL);
+}
+
+// sale_to counts the deliveries to subscription id after one more sale of
+// tenant t3.
+static size_t
+sale_to(const char *id)
+{
+	static int n;
+	char       eid[DRE_UUID_LEN + 1], txid[32], needle[80];
+	dre_uuid_v4(eid);
+	snprintf(txid, sizeof txid, "TX-T3-%d", ++n);
+	apply_sale("t3", eid, txid);
+	snprintf(needle, sizeof needle, "\"subscriptionId\":\"%s\"", id);
+	return count(WH_CF_DELIVERIES, needle);
+}
+
+// The events are matched against a copy of the subscriptions: every change
+// made through the API holds for the very next event applied after its
+// answer (the copy is read again), a tenant seen without subscribers too.
+static void
+test_subscription_changes_hold_for_the_next_event(void **state)
+{
+	(void) state;
+	const char *id = "00000000-0000-4000-8000-0000000000e3";
+	dre_arena  *a = dre_arena_alloc(0);
+	assert_int_equal(sale_to(id), 0);
+	assert_string_equal(result(a, "TX-T3-1"), "SKIPPED");
+	assert_int_equal(
+	    api("t3", "webhook.WebhookSubscriptions.create",
+	        "{\"id\":\"00000000-0000-4000-8000-0000000000e3\","
+	        "\"url\":\"https://hooks.example.com/t3\","
+	        "\"eventTypes\":[\"TRANSACTION_CONFIRMED\"]}",
+	        NULL, NULL),
+	    201);
+	assert_int_equal(sale_to(id), 1);
+	assert_string_equal(result(a, "TX-T3-2"), "SUCCESS");
+	assert_int_equal(api("t3", "webhook.WebhookSubscriptions.update",
+	                     "{\"active\":false}", id, "patch=1"),
+	    200);
+	assert_int_equal(sale_to(id), 1);
+	assert_int_equal(api("t3", "webhook.WebhookSubscriptions.update",
+	                     "{\"active\":true,\"eventTypes\":"
+	                     "[\"COUPON_REDEEMED\"]}",
+	                     id, "patch=1"),
+	    200);
+	assert_int_equal(sale_to(id), 1);
+	assert_int_equal(api("t3", "webhook.WebhookSubscriptions.update",
+	                     "{\"eventTypes\":[\"*\"]}", id, "patch=1"),
+	    200);
+	assert_int_equal(sale_to(id), 2);
+	assert_int_equal(sale_to(id), 3);
+	assert_int_equal(
+	    api("t3", "webhook.WebhookSubscriptions.delete", NULL, id, NULL),
+	    204);
+	assert_int_equal(sale_to(id), 3);
+	assert_string_equal(result(a, "TX-T3-7"), "SKIPPED");
+	dre_arena_free(a);
+}
+
 // promo applies one change of promotion P1 (tenant t1) through the
 // follower; status NULL = a DELETE.
 static void
@@ -307,14 +381,7 @@ static c_shared cs;
 static int
 c_call(const char *method, const char *body, const char *id, const char *p)
 {
-	char        idp[64];
-	const char *params[3] = { NULL, NULL, NULL };
-	if (id != NULL) {
-		snprintf(idp, sizeof idp, "id=%s", id);
-		params[0] = idp;
-		params[1] = p;
-	}
-	return tk_call(wh_routes, &s, method, C_TENANT, body, params, NULL);
+	return api(C_TENANT, method, body, id, p);
 }
 
 static void *
@@ -552,6 +619,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sale_becomes_deliveries),
 		cmocka_unit_test(test_promotion_events),
+		cmocka_unit_test(
+		    test_subscription_changes_hold_for_the_next_event),
 		cmocka_unit_test(test_subscriptions_change_while_matching),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -12,6 +12,9 @@
 # Extra process options: DRE_BENCH_EVALUATOR="-o rpc.workers=64 ..." (and
 # DRE_BENCH_BUDGET, DRE_BENCH_REPORTING, DRE_BENCH_GATEWAY); DRE_IT_SHARDS=2 runs
 # two evaluator shards (DRE_BENCH_EVALUATOR applies to both).
+# DRE_BENCH_SUBSCRIPTIONS=N creates N webhook subscriptions first (to
+# COUPON_EXPIRED, which no sale raises: every event is matched against them,
+# none is delivered).
 # DRE_BENCH_PERF=evaluator:/tmp/ev.data records a `perf record -g` profile of
 # that process over the throughput phase (perf report -i /tmp/ev.data).
 import os
@@ -87,6 +90,12 @@ def main():
     stack = harness.Stack(extra=extra)
     perf = None
     try:
+        for i in range(int(os.environ.get("DRE_BENCH_SUBSCRIPTIONS", "0"))):
+            r = stack.post("/api/v1/WebhookSubscriptions",
+                           {"url": "https://hooks.example.com/bench/%d" % i,
+                            "eventTypes": ["COUPON_EXPIRED"]})
+            if r.status != 201:
+                sys.exit("cannot subscribe: %r" % (r,))
         print("load average before: %s" % loadavg())
         before = sample(stack)
         marks = {}
