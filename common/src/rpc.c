@@ -507,7 +507,11 @@ struct dre_rpc_server {
 	nng_socket           sock;
 	const dre_rpc_route *routes;
 	void                *svc;
-	int                  nslots;
+	int                  nslots; // open receiving contexts
+	int                  cap; // slots allocated (nslots can grow to it)
+	int                  held; // slots whose call a worker has or awaits
+	int                  nworkers;
+	int64_t              warned_ms; // the last "calls wait" warning
 	rpc_slot            *slots;
 	int                  nthreads;
 	pthread_t           *threads;
@@ -529,6 +533,15 @@ struct dre_rpc_server {
 	dre_metric **m_calls, **m_errors, **m_seconds;
 	rpc_peers    peers;
 };
+
+// A call queued for a worker keeps its receiving context (the reply goes
+// out on it). So that calls queued behind busy or stuck workers never take
+// the last contexts from the inline calls (the key checks every request
+// makes), a server opens one more context whenever fewer than
+// RPC_SLOTS_FREE are left free of them, up to RPC_SLOTS_GROW more than it
+// started with; past that, new calls wait in nng until a context is free.
+#define RPC_SLOTS_FREE 4
+#define RPC_SLOTS_GROW 256
 
 // ---- built-in methods: every server answers <prefix>.Metrics and
 // <prefix>.Health for the whole process (dre/metrics.h, dre/health.h).
@@ -794,6 +807,47 @@ slot_reply(rpc_slot *w, nng_msg *out)
 	nng_ctx_send(w->ctx, w->aio);
 }
 
+static void slot_cb(void *arg);
+
+// slot_open opens slot i's context and aio.
+static int
+slot_open(dre_rpc_server *s, int i)
+{
+	rpc_slot *w = &s->slots[i];
+	int       rv;
+	w->s = s;
+	if ((rv = nng_ctx_open(&w->ctx, s->sock)) != 0)
+		return rv;
+	if ((rv = nng_aio_alloc(&w->aio, slot_cb, w)) != 0) {
+		nng_ctx_close(w->ctx);
+		w->aio = NULL;
+	}
+	return rv;
+}
+
+// slots_reserve keeps RPC_SLOTS_FREE contexts free of worker calls (under
+// s->mtx, after a call was queued), and says so when calls pile up behind
+// the workers.
+static void
+slots_reserve(dre_rpc_server *s)
+{
+	while (s->nslots - s->held < RPC_SLOTS_FREE && s->nslots < s->cap
+	    && slot_open(s, s->nslots) == 0) {
+		// nng completes the receive on a task thread, never in here.
+		rpc_slot *w = &s->slots[s->nslots++];
+		nng_ctx_recv(w->ctx, w->aio);
+	}
+	int64_t now = dre_mono_ms();
+	if (s->held > 2 * s->nworkers && now - s->warned_ms >= 10000) {
+		s->warned_ms = now;
+		dre_warn("rpc: %d call(s) wait for or run on %d worker(s) "
+		         "(%d receiving contexts)%s",
+		    s->held, s->nworkers, s->nslots,
+		    s->nslots == s->cap ? ": no more contexts, new calls wait"
+		                        : "");
+	}
+}
+
 static void
 slot_cb(void *arg)
 {
@@ -882,6 +936,8 @@ slot_cb(void *arg)
 	else
 		s->head = w;
 	s->tail = w;
+	s->held++;
+	slots_reserve(s);
 	pthread_cond_signal(&s->cv);
 	pthread_mutex_unlock(&s->mtx);
 }
@@ -913,6 +969,9 @@ worker_main(void *arg)
 		w->req = NULL;
 		nng_msg *out
 		    = serve(s, w, req, w->route, &rep, true, NULL, &taken);
+		pthread_mutex_lock(&s->mtx);
+		s->held--;
+		pthread_mutex_unlock(&s->mtx);
 		if (!taken)
 			slot_reply(w, out);
 	}
@@ -1003,7 +1062,9 @@ dre_rpc_server_open_pending(dre_rpc_server **sp, const char *url,
 	s->drain_ms = DRE_RPC_DRAIN_MS;
 	atomic_init(&s->nsending, 0);
 	s->nslots = 2 * workers + pending_max;
-	s->slots = calloc((size_t) s->nslots, sizeof(rpc_slot));
+	s->cap = s->nslots + RPC_SLOTS_GROW;
+	s->nworkers = workers;
+	s->slots = calloc((size_t) s->cap, sizeof(rpc_slot));
 	s->threads = calloc((size_t) workers, sizeof(pthread_t));
 	if (s->slots == NULL || s->threads == NULL) {
 		rv = NNG_ENOMEM;
@@ -1014,13 +1075,9 @@ dre_rpc_server_open_pending(dre_rpc_server **sp, const char *url,
 		goto fail;
 	}
 	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, RPC_MAX_MSG);
-	for (int i = 0; i < s->nslots; i++) {
-		rpc_slot *w = &s->slots[i];
-		w->s = s;
-		if ((rv = nng_ctx_open(&w->ctx, s->sock)) != 0
-		    || (rv = nng_aio_alloc(&w->aio, slot_cb, w)) != 0)
+	for (int i = 0; i < s->nslots; i++)
+		if ((rv = slot_open(s, i)) != 0)
 			goto fail;
-	}
 	for (int i = 0; i < workers; i++) {
 		if (pthread_create(&s->threads[i], NULL, worker_main, s)
 		    != 0) {

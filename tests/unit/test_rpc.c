@@ -591,6 +591,92 @@ test_async_close_inflight(void **state)
 	dre_rpc_server_close(s);
 }
 
+// ---- an inline call while every worker is held up
+
+#define NGATE 24
+
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t  gate_cv = PTHREAD_COND_INITIALIZER;
+static bool            gate_open;
+static atomic_int      gate_in;
+
+// h_gate holds its worker until the gate opens (a handler stuck in a slow
+// write).
+static void
+h_gate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	(void) svc;
+	(void) call;
+	atomic_fetch_add(&gate_in, 1);
+	pthread_mutex_lock(&gate_mu);
+	while (!gate_open)
+		pthread_cond_wait(&gate_cv, &gate_mu);
+	pthread_mutex_unlock(&gate_mu);
+	dre_buf_puts(&rep->body, "through");
+	rep->status = 201; // what async_done counts as ok
+}
+
+static const dre_rpc_route gate_routes[] = {
+	{ "test.Gate", h_gate },
+	{ "test.Echo", h_echo, DRE_RPC_INLINE },
+	{ NULL, NULL },
+};
+
+// Calls queued for the workers hold receiving contexts; however many wait
+// behind workers that are stuck, an inline call (a key check) still gets
+// in and is answered at once, and every queued call is answered once the
+// workers move again.
+static void
+test_inline_while_workers_held(void **state)
+{
+	dre_rpc_server    *s;
+	dre_rpc_client    *c;
+	static async_state st;
+	static async_arg   args[NGATE];
+	Dre__RpcRequest    req = DRE__RPC_REQUEST__INIT;
+	dre_err            err;
+
+	(void) state;
+	memset(&st, 0, sizeof(st));
+	gate_open = false;
+	atomic_store(&gate_in, 0);
+	assert_int_equal(
+	    dre_rpc_server_open(&s, URL, gate_routes, NULL, 2), DRE_OK);
+	assert_int_equal(dre_rpc_client_open(&c, URL), DRE_OK);
+	req.method = (char *) "test.Gate";
+	for (int i = 0; i < NGATE; i++) {
+		args[i].st = &st;
+		args[i].i = i;
+		assert_int_equal(
+		    dre_rpc_call_async(c, &req, 20000, async_done, &args[i]),
+		    DRE_OK);
+	}
+	for (int i = 0; i < 1000 && atomic_load(&gate_in) < 2; i++)
+		usleep(5 * 1000);
+	assert_int_equal(atomic_load(&gate_in), 2);
+	// Sent after all of them, on the same connection.
+	Dre__RpcReply *rep = call(c, "test.Echo", 3000, &err);
+	assert_int_equal(err, DRE_OK);
+	assert_non_null(rep);
+	assert_int_equal(rep->status, 201);
+	dre_rpc_reply_msg_free(rep);
+	assert_int_equal(atomic_load(&st.done), 0);
+
+	pthread_mutex_lock(&gate_mu);
+	gate_open = true;
+	pthread_cond_broadcast(&gate_cv);
+	pthread_mutex_unlock(&gate_mu);
+	for (int i = 0; i < 2000 && atomic_load(&st.done) < NGATE; i++)
+		usleep(5 * 1000);
+	assert_int_equal(atomic_load(&st.done), NGATE);
+	assert_int_equal(atomic_load(&st.ok), NGATE);
+	assert_int_equal(atomic_load(&gate_in), NGATE);
+	for (int i = 0; i < NGATE; i++)
+		assert_int_equal(atomic_load(&st.calls[i]), 1);
+	dre_rpc_client_close(c);
+	dre_rpc_server_close(s);
+}
+
 // ---- calls taken over (dre_rpc_reply_later) and answered later
 
 #define NLATER 32
@@ -906,6 +992,7 @@ main(void)
 		cmocka_unit_test(test_unreachable),
 		cmocka_unit_test(test_async_many),
 		cmocka_unit_test(test_async_close_inflight),
+		cmocka_unit_test(test_inline_while_workers_held),
 		cmocka_unit_test(test_later_answer),
 		cmocka_unit_test(test_later_deadline),
 		cmocka_unit_test(test_later_close),
