@@ -426,10 +426,13 @@ handle(dre_applier *ap, const dre_msg *m)
 		.event_id = dkl ? id : NULL,
 		.attempts = attempts,
 		.now_ms = dre_now_ms() };
+	size_t        before = dre_batch_count(ap->b);
 	dre_batch_savepoint(ap->b);
 	e = ap->cfg.apply(ap->cfg.arg, &x, m);
 	if (e == DRE_OK) {
-		if (dkl > 0) {
+		// An event that changed nothing leaves no trace, not even its
+		// id: applied again, it is applied as if it came only then.
+		if (dkl > 0 && dre_batch_count(ap->b) > before) {
 			uint8_t be[8];
 			dre_be64_put(be, x.now_ms);
 			dre_batch_put(

@@ -126,6 +126,7 @@ typedef struct {
 	atomic_int  probes, reached;
 	atomic_int  in_batch; // applied in the open batch
 	atomic_int  committed; // applied in batches that were written
+	atomic_int  noops; // events applied that changed nothing
 	const char *watch; // count only this budget's events (NULL = all)
 } svc;
 
@@ -160,6 +161,12 @@ apply(void *arg, dre_apply_ctx *x, const dre_msg *m)
 	if (atomic_load(&s->fail_next) > 0) {
 		atomic_fetch_sub(&s->fail_next, 1);
 		return DRE_EUNAVAIL;
+	}
+	if (e.consumed_amount == 0) {
+		// Nothing to add: the event changes nothing.
+		if (s->watch == NULL || strcmp(s->watch, e.budget_id) == 0)
+			atomic_fetch_add(&s->noops, 1);
+		return DRE_OK;
 	}
 	// Read through the batch: earlier events of the same batch count.
 	int64_t n = sum_of(x->st, x->b, e.budget_id) + e.consumed_amount;
@@ -323,6 +330,57 @@ test_exactly_once(void **state)
 	store_remove(st);
 }
 
+// has_key: the applier keeps eventId id.
+static bool
+has_key(dre_store *st, const char *id)
+{
+	char   k[40], *v = NULL;
+	size_t vl = 0;
+	k[0] = 'd';
+	memcpy(k + 1, id, 36);
+	dre_err err = dre_store_get(st, CF_AP, k, 37, &v, &vl);
+	free(v);
+	assert_true(err == DRE_OK || err == DRE_ENOTFOUND);
+	return err == DRE_OK;
+}
+
+// An event that changes nothing leaves no eventId key (a webhook service
+// without subscribers ignores five results of every sale): its copy is
+// applied again, and changes nothing again; an event that changed the state
+// keeps its key, and its copy is recognised.
+static void
+test_no_key_for_an_event_that_changed_nothing(void **state)
+{
+	dre_store    *st = store_open("noop");
+	svc           s = { 0 };
+	char          budget[40], noop[3][37], eff[3][37];
+	dre_producer *p = producer(budget, sizeof(budget), 'n');
+
+	s.watch = budget;
+	for (int i = 0; i < 3; i++) {
+		snprintf(noop[i], sizeof noop[i], "%s",
+		    produce(p, "t1", budget, 0, NULL));
+		produce(p, "t1", budget, 0, noop[i]);
+		snprintf(eff[i], sizeof eff[i], "%s",
+		    produce(p, "t1", budget, i + 1, NULL));
+		produce(p, "t1", budget, i + 1, eff[i]);
+	}
+	assert_int_equal(dre_producer_flush(p, 10000), DRE_OK);
+	dre_applier *ap = start(st, &s, NULL, NULL);
+	wait_sum(st, budget, 6); // the copies come before the last event
+	wait_count(&s.noops, 6);
+	dre_applier_stop(ap);
+	assert_int_equal(atomic_load(&s.noops), 6);
+	assert_int_equal(atomic_load(&s.committed), 3);
+	assert_int_equal(stored_sum(st, budget), 6);
+	for (int i = 0; i < 3; i++) {
+		assert_false(has_key(st, noop[i]));
+		assert_true(has_key(st, eff[i]));
+	}
+	dre_producer_close(p);
+	store_remove(st);
+}
+
 static void
 test_transient_and_poison(void **state)
 {
@@ -469,6 +527,8 @@ main(void)
 	srand((unsigned) time(NULL) ^ (unsigned) getpid());
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_exactly_once),
+		cmocka_unit_test(
+		    test_no_key_for_an_event_that_changed_nothing),
 		cmocka_unit_test(test_transient_and_poison),
 		cmocka_unit_test(test_cluster_change_recovers),
 		cmocka_unit_test(test_group_mode),

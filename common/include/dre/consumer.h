@@ -9,7 +9,11 @@
 // every partition it consumed. A process killed at any instant therefore
 // restarts from exactly the state its offsets describe, and an event that
 // was produced again (an outbox relay re-sending after a crash, a producer
-// retry) is recognised by its eventId and applied no more than once.
+// retry) is recognised by its eventId and applied no more than once. An
+// event whose apply wrote nothing into the batch leaves no key: applied
+// again it changes what it would have changed had it come only then (a
+// webhook service without subscribers keeps no key for the sale's
+// results it ignores).
 //
 // Positions never come from Kafka: the applier assigns (static mode) or,
 // in group mode, answers each assignment with the offsets in its store.
