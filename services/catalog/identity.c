@@ -153,31 +153,70 @@ key_store(cat *c, const sign_key *k)
 	return err;
 }
 
-// key_new makes a key that signs from now on; the current ones verify
-// until every token they signed has expired. Under ids.mu.
-static dre_err
-key_new(cat *c)
-{
-	char    kid[24], *priv = NULL;
-	int64_t now = dre_now_ms();
-	dre_err err;
+// Rotations, one at a time. ids.mu is taken only to read and to install
+// keys: the JWKS route runs inline on nng's threads and must never wait for
+// a key's generation or its synced writes.
+static pthread_mutex_t rotate_mu = PTHREAD_MUTEX_INITIALIZER;
 
+// key_new makes a key that signs from now on (its kid into kid_out, 24
+// bytes); the current ones verify until every token they signed has
+// expired. Stored before it is used: a key that signed is always on disk.
+static dre_err
+key_new(cat *c, char *kid_out)
+{
+	char     kid[24], *priv = NULL;
+	int64_t  now = dre_now_ms();
+	int64_t  retires = now + (ids.cfg.token_ttl_s + LEEWAY_S) * 1000;
+	sign_key old[MAX_KEYS];
+	size_t   nold = 0;
+	dre_err  err;
+
+	pthread_mutex_lock(&rotate_mu);
 	if ((err = dre_random_hex(kid, sizeof kid, 8)) != DRE_OK
 	    || (err = dre_jwk_generate(&priv, kid)) != DRE_OK)
-		return err;
-	for (size_t i = 0; i < ids.n; i++)
+		goto out;
+	pthread_mutex_lock(&ids.mu);
+	for (size_t i = 0; i < ids.n && err == DRE_OK; i++)
 		if (ids.keys[i].retires_ms == 0) {
-			ids.keys[i].retires_ms
-			    = now + (ids.cfg.token_ttl_s + LEEWAY_S) * 1000;
-			if ((err = key_store(c, &ids.keys[i])) != DRE_OK)
-				break;
+			old[nold] = ids.keys[i];
+			old[nold].retires_ms = retires;
+			old[nold].pub = NULL;
+			if ((old[nold].priv = strdup(ids.keys[i].priv))
+			    == NULL)
+				err = DRE_ENOMEM;
+			else
+				nold++;
 		}
-	if (err == DRE_OK && (err = key_add(kid, now, 0, priv)) == DRE_OK)
-		err = key_store(c, &ids.keys[ids.n - 1]);
-	explicit_bzero(priv, strlen(priv));
-	free(priv);
+	pthread_mutex_unlock(&ids.mu);
+	for (size_t i = 0; i < nold && err == DRE_OK; i++)
+		err = key_store(c, &old[i]);
+	sign_key k = { .created_ms = now, .priv = priv };
+	snprintf(k.kid, sizeof k.kid, "%s", kid);
 	if (err == DRE_OK)
+		err = key_store(c, &k);
+	if (err == DRE_OK) {
+		pthread_mutex_lock(&ids.mu);
+		for (size_t i = 0; i < ids.n; i++)
+			for (size_t j = 0; j < nold; j++)
+				if (strcmp(ids.keys[i].kid, old[j].kid) == 0)
+					ids.keys[i].retires_ms = retires;
+		err = key_add(kid, now, 0, priv);
+		pthread_mutex_unlock(&ids.mu);
+	}
+	if (err == DRE_OK) {
+		snprintf(kid_out, 24, "%s", kid);
 		dre_info("token signing key %s created", kid);
+	}
+out:
+	pthread_mutex_unlock(&rotate_mu);
+	for (size_t i = 0; i < nold; i++) {
+		explicit_bzero(old[i].priv, strlen(old[i].priv));
+		free(old[i].priv);
+	}
+	if (priv != NULL) {
+		explicit_bzero(priv, strlen(priv));
+		free(priv);
+	}
 	return err;
 }
 
@@ -219,9 +258,10 @@ cat_id_open(cat *c, const cat_id_cfg *cfg)
 	bool signing = false;
 	for (size_t i = 0; i < ids.n; i++)
 		signing |= ids.keys[i].retires_ms == 0;
-	if (err == DRE_OK && !signing)
-		err = key_new(c);
 	pthread_mutex_unlock(&ids.mu);
+	char kid[24];
+	if (err == DRE_OK && !signing)
+		err = key_new(c, kid);
 	return err;
 }
 
@@ -288,13 +328,11 @@ h_signingkeys_rotate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		    ids.cfg.key_tenant);
 		return;
 	}
-	pthread_mutex_lock(&ids.mu);
-	dre_err err = key_new(c);
-	json_t *doc = err == DRE_OK
-	    ? json_pack("{s:I,s:s}", "minorVersion",
-	        (json_int_t) MINOR_VERSION, "kid", ids.keys[ids.n - 1].kid)
-	    : NULL;
-	pthread_mutex_unlock(&ids.mu);
+	char    kid[24];
+	dre_err err = key_new(c, kid);
+	json_t *doc = err == DRE_OK ? json_pack("{s:I,s:s}", "minorVersion",
+	                  (json_int_t) MINOR_VERSION, "kid", kid)
+	                            : NULL;
 	if (err != DRE_OK) {
 		dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL,
 		    "the catalog could not create a key: %s",
