@@ -7,30 +7,21 @@
 #   tools/bench/auth.sh [dre-bench-evaluate args]   (default: -d 10 -c 32)
 # Build first: tools/dre build. BIN_DIR as in evaluate.sh.
 set -euo pipefail
-# dre-broker holds an empty fetch for the whole wait (tools/stack does the same).
-export DRE_EVENTS_FETCH_WAIT_MS=5
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-B=${BIN_DIR:-$ROOT/build/release/bin}
-D=$(mktemp -d /tmp/dre-bench.XXXXXX)
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" dre-bench
 PORT=${PORT:-18082}
 BASE=${BASE_PORT:-17800}
-PIDS=()
-cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$D"; }
-trap cleanup EXIT
-start() { taskset -c 0 "$@" >>"$D/log" 2>&1 & PIDS+=($!); }
+BENCH_PIN=(taskset -c 0)
 
-start "$B/dre-broker" -o data_dir="$D" -o rpc.listen=tcp://127.0.0.1:$((BASE + 1))
-for _ in $(seq 100); do [ -f "$D/broker/bootstrap" ] && break; sleep 0.1; done
-BS=$(cat "$D/broker/bootstrap")
+bench_broker tcp://127.0.0.1:$((BASE + 1))
 CAT=tcp://127.0.0.1:$((BASE + 2))
 EV=tcp://127.0.0.1:$((BASE + 3))
-start "$B/dre-catalog" -o data_dir="$D" -o rpc.listen="$CAT" -o kafka.bootstrap.servers="$BS"
-start "$B/dre-evaluator" -o data_dir="$D" -o rpc.listen="$EV" -o catalog.url="$CAT" \
+bench_start "$B/dre-catalog" -o data_dir="$D" -o rpc.listen="$CAT" -o kafka.bootstrap.servers="$BS"
+bench_start "$B/dre-evaluator" -o data_dir="$D" -o rpc.listen="$EV" -o catalog.url="$CAT" \
 	-o kafka.bootstrap.servers="$BS"
-start "$B/dre-gateway" -o data_dir="$D" -o http.port="$PORT" -o evaluator.urls="$EV" -o catalog.url="$CAT" \
+bench_start "$B/dre-gateway" -o data_dir="$D" -o http.port="$PORT" -o evaluator.urls="$EV" -o catalog.url="$CAT" \
 	-o rpc.timeout_ms=30000
 U=http://127.0.0.1:$PORT
-for _ in $(seq 100); do curl -s -u admin:admin "$U/pos/heartbeat" | grep -q UP && break; sleep 0.1; done
+bench_wait_gateway "$U"
 taskset -c 1 "$B/dre-bench-evaluate" --port "$PORT" --setup "${PROMOTIONS:-1000}" --duration 1 -c 4 >/dev/null
 
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }

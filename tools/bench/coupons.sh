@@ -7,24 +7,15 @@
 #   tools/bench/coupons.sh [dre-bench-coupons args]   (default: -d 10 -c 16)
 # Build first: tools/dre build. Extra service options: CP_OPTS, GW_OPTS.
 set -euo pipefail
-# dre-broker holds an empty fetch for the whole wait (tools/stack does the same).
-export DRE_EVENTS_FETCH_WAIT_MS=5
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-B=${BIN_DIR:-$ROOT/build/release/bin}
-D=$(mktemp -d /tmp/dre-bench.XXXXXX)
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" dre-bench
 PORT=${PORT:-18082}
-PIDS=()
-cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$D"; }
-trap cleanup EXIT
-start() { taskset -c 0 "$@" >>"$D/log" 2>&1 & PIDS+=($!); }
+BENCH_PIN=(taskset -c 0)
 
-start "$B/dre-broker" -o data_dir="$D" -o rpc.listen=tcp://127.0.0.1:17002
-for _ in $(seq 100); do [ -f "$D/broker/bootstrap" ] && break; sleep 0.1; done
-BS=$(cat "$D/broker/bootstrap")
-start "$B/dre-catalog" -o data_dir="$D" -o rpc.listen=tcp://127.0.0.1:17102 -o kafka.bootstrap.servers="$BS"
-start "$B/dre-coupon" -o data_dir="$D" -o rpc.listen=tcp://127.0.0.1:17302 -o catalog.url=tcp://127.0.0.1:17102 \
+bench_broker tcp://127.0.0.1:17002
+bench_start "$B/dre-catalog" -o data_dir="$D" -o rpc.listen=tcp://127.0.0.1:17102 -o kafka.bootstrap.servers="$BS"
+bench_start "$B/dre-coupon" -o data_dir="$D" -o rpc.listen=tcp://127.0.0.1:17302 -o catalog.url=tcp://127.0.0.1:17102 \
 	-o kafka.bootstrap.servers="$BS" ${CP_OPTS:-}
-start "$B/dre-gateway" -o data_dir="$D" -o http.port="$PORT" -o evaluator.urls=tcp://127.0.0.1:17202 \
+bench_start "$B/dre-gateway" -o data_dir="$D" -o http.port="$PORT" -o evaluator.urls=tcp://127.0.0.1:17202 \
 	-o catalog.url=tcp://127.0.0.1:17102 -o coupon.url=tcp://127.0.0.1:17302 ${GW_OPTS:-}
 for _ in $(seq 100); do
 	curl -s -o /dev/null -w '%{http_code}' -u admin:admin "http://127.0.0.1:$PORT/api/v1/CouponTypes" | grep -q 200 && break

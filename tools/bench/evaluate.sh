@@ -23,46 +23,34 @@
 # (../shared/bench/floor gen_basket.py, coupons removed) to /pos/v2/evaluate;
 # the wrk line "RESULT rps=... p50_us=..." is the figure.
 set -euo pipefail
-# dre-broker holds an empty fetch for the whole wait (tools/stack does the same).
-export DRE_EVENTS_FETCH_WAIT_MS=5
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-B=${BIN_DIR:-$ROOT/build/release/bin}
-D=$(mktemp -d /tmp/dre-bench.XXXXXX)
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" dre-bench
 PORT=${PORT:-18081}
 SHARDS=${SHARDS:-1}
 EVURLS=""
 evurl() { if [ "${RPC:-tcp}" = ipc ]; then echo "ipc://$D/evaluator-$1.sock"; else echo "tcp://127.0.0.1:$((17201 + $1))"; fi; }
 if [ "${PIN:-1}" = 0 ]; then CORE0=(); CORE1=(); else CORE0=(taskset -c 0); CORE1=(taskset -c 1); fi
-PIDS=()
+BENCH_PIN=("${CORE0[@]}")
 EVPIDS=()
-cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$D"; }
-trap cleanup EXIT
 for ((k = 0; k < SHARDS; k++)); do EVURLS+=${EVURLS:+,}$(evurl $k); done
-# Every process of the stack finds the internal key in its data_dir.
-(umask 077; openssl rand -hex 32 >"$D/internal.key")
-start() { "${CORE0[@]}" "$@" >>"$D/log" 2>&1 & PIDS+=($!); }
 
-start "$B/dre-broker" -o data_dir="$D" -o rpc.listen=tcp://127.0.0.1:17001
-for _ in $(seq 600); do [ -s "$D/broker/bootstrap" ] && break; sleep 0.1; done
-BS=$(cat "$D/broker/bootstrap")
-start "$B/dre-catalog" -o data_dir="$D" -o rpc.listen=tcp://127.0.0.1:17101 -o kafka.bootstrap.servers="$BS"
+bench_broker tcp://127.0.0.1:17001
+bench_start "$B/dre-catalog" -o data_dir="$D" -o rpc.listen=tcp://127.0.0.1:17101 -o kafka.bootstrap.servers="$BS"
 if [ -n "${FULL:-}" ]; then
 	for svc in budget coupon loyalty webhook reporting; do
 		CAT=(-o catalog.url=tcp://127.0.0.1:17101)
 		[ $svc = budget ] && CAT=()
-		start "$B/dre-$svc" -o data_dir="$D" -o kafka.bootstrap.servers="$BS" "${CAT[@]}"
+		bench_start "$B/dre-$svc" -o data_dir="$D" -o kafka.bootstrap.servers="$BS" "${CAT[@]}"
 	done
 fi
 for ((k = 0; k < SHARDS; k++)); do
-	start "$B/dre-evaluator" -o data_dir="$D" -o rpc.listen="$(evurl $k)" -o shard=$k \
+	bench_start "$B/dre-evaluator" -o data_dir="$D" -o rpc.listen="$(evurl $k)" -o shard=$k \
 		-o catalog.url=tcp://127.0.0.1:17101 -o kafka.bootstrap.servers="$BS" ${EV_OPTS:-}
 	EVPIDS+=("${PIDS[-1]}")
 done
-start "$B/dre-gateway" -o data_dir="$D" -o http.port="$PORT" -o evaluator.urls="$EVURLS" \
+bench_start "$B/dre-gateway" -o data_dir="$D" -o http.port="$PORT" -o evaluator.urls="$EVURLS" \
 	-o catalog.url=tcp://127.0.0.1:17101 -o rpc.timeout_ms=60000 ${GW_OPTS:-}
 GWPID=${PIDS[-1]}
-# DEGRADED: the services this bench does not start (budget, coupon, ...) are UNREACHABLE.
-for _ in $(seq 600); do curl -s -u admin:admin "http://127.0.0.1:$PORT/pos/heartbeat" | grep -E '"status":"(UP|DEGRADED)"' | grep -q '"catalog":"UP"' && break; sleep 0.1; done
+bench_wait_gateway "http://127.0.0.1:$PORT"
 "${CORE1[@]}" "$B/dre-bench-evaluate" --port "$PORT" --setup "${PROMOTIONS:-1000}" --duration 1 -c 4 >/dev/null
 [ $# -gt 0 ] || set -- -d 10 -c 32
 if [ -n "${SEQ:-}" ]; then
