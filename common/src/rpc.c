@@ -512,6 +512,7 @@ struct dre_rpc_server {
 	int                  held; // slots whose call a worker has or awaits
 	int                  nworkers;
 	int64_t              warned_ms; // the last "calls wait" warning
+	dre_metric          *m_held, *m_slots; // held and nslots as gauges
 	rpc_slot            *slots;
 	int                  nthreads;
 	pthread_t           *threads;
@@ -837,6 +838,8 @@ slots_reserve(dre_rpc_server *s)
 		rpc_slot *w = &s->slots[s->nslots++];
 		nng_ctx_recv(w->ctx, w->aio);
 	}
+	dre_metric_set(s->m_held, s->held);
+	dre_metric_set(s->m_slots, s->nslots);
 	int64_t now = dre_mono_ms();
 	if (s->held > 2 * s->nworkers && now - s->warned_ms >= 10000) {
 		s->warned_ms = now;
@@ -970,7 +973,7 @@ worker_main(void *arg)
 		nng_msg *out
 		    = serve(s, w, req, w->route, &rep, true, NULL, &taken);
 		pthread_mutex_lock(&s->mtx);
-		s->held--;
+		dre_metric_set(s->m_held, --s->held);
 		pthread_mutex_unlock(&s->mtx);
 		if (!taken)
 			slot_reply(w, out);
@@ -1054,6 +1057,11 @@ dre_rpc_server_open_pending(dre_rpc_server **sp, const char *url,
 		    = dre_metric_histogram("dre_rpc_server_duration_seconds",
 		        "time spent in the rpc handler", lab);
 	}
+	s->m_held = dre_metric_gauge("dre_rpc_server_held_calls",
+	    "calls waiting for or running on a worker thread", NULL);
+	s->m_slots = dre_metric_gauge("dre_rpc_server_receiving_contexts",
+	    "receiving contexts open (grows while calls wait for workers)",
+	    NULL);
 	pthread_mutex_init(&s->mtx, NULL);
 	pthread_mutex_init(&s->peers.mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
@@ -1064,6 +1072,7 @@ dre_rpc_server_open_pending(dre_rpc_server **sp, const char *url,
 	s->nslots = 2 * workers + pending_max;
 	s->cap = s->nslots + RPC_SLOTS_GROW;
 	s->nworkers = workers;
+	dre_metric_set(s->m_slots, s->nslots);
 	s->slots = calloc((size_t) s->cap, sizeof(rpc_slot));
 	s->threads = calloc((size_t) workers, sizeof(pthread_t));
 	if (s->slots == NULL || s->threads == NULL) {

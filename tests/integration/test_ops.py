@@ -184,6 +184,11 @@ class Ops(harness.TestCase):
                                       "dre_rpc_client_duration_seconds_count", service="gateway"))
         for svc in SERVICES:
             self.assertIsNotNone(value_of(fams, "dre_rpc_server_calls_total", service=svc), svc)
+            # Receiving contexts: 2 x rpc.workers (+ rpc.pending_max) at
+            # least; the calls on workers (this scrape among them).
+            self.assertGreaterEqual(value_of(fams, "dre_rpc_server_receiving_contexts",
+                                             service=svc), 4, svc)
+            self.assertIsNotNone(value_of(fams, "dre_rpc_server_held_calls", service=svc), svc)
         for svc in SERVICES:
             self.assertEqual(value_of(fams, "dre_service_up", service="gateway", target=svc),
                              1.0, svc)

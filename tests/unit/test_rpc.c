@@ -22,6 +22,7 @@
 
 #include "dre/auth.h"
 #include "dre/clock.h"
+#include "dre/metrics.h"
 #include "dre/rpc.h"
 
 static void
@@ -622,6 +623,25 @@ static const dre_rpc_route gate_routes[] = {
 	{ NULL, NULL },
 };
 
+// metric_value reads an unlabelled gauge from the process's metrics.
+static long
+metric_value(const char *name)
+{
+	dre_buf b = { 0 };
+	long    v = -1;
+	dre_metrics_render(&b);
+	dre_buf_putc(&b, '\0');
+	for (const char *p = b.data; p != NULL && *p; p = strchr(p, '\n')) {
+		if (*p == '\n')
+			p++;
+		size_t n = strlen(name);
+		if (strncmp(p, name, n) == 0 && p[n] == ' ')
+			v = strtol(p + n + 1, NULL, 10);
+	}
+	dre_buf_free(&b);
+	return v;
+}
+
 // Calls queued for the workers hold receiving contexts; however many wait
 // behind workers that are stuck, an inline call (a key check) still gets
 // in and is answered at once, and every queued call is answered once the
@@ -661,6 +681,11 @@ test_inline_while_workers_held(void **state)
 	assert_int_equal(rep->status, 201);
 	dre_rpc_reply_msg_free(rep);
 	assert_int_equal(atomic_load(&st.done), 0);
+	// All 24 were received before it: two run, 22 wait, and four
+	// contexts are free besides.
+	assert_int_equal(metric_value("dre_rpc_server_held_calls"), NGATE);
+	assert_int_equal(
+	    metric_value("dre_rpc_server_receiving_contexts"), NGATE + 4);
 
 	pthread_mutex_lock(&gate_mu);
 	gate_open = true;
@@ -673,6 +698,7 @@ test_inline_while_workers_held(void **state)
 	assert_int_equal(atomic_load(&gate_in), NGATE);
 	for (int i = 0; i < NGATE; i++)
 		assert_int_equal(atomic_load(&st.calls[i]), 1);
+	assert_int_equal(metric_value("dre_rpc_server_held_calls"), 0);
 	dre_rpc_client_close(c);
 	dre_rpc_server_close(s);
 }
