@@ -22,10 +22,7 @@
 # --per N shows the top functions. Build first:
 # tools/dre build (BIN_DIR overrides build/release/bin).
 set -euo pipefail
-# dre-broker holds an empty fetch for the whole wait (tools/stack does the same).
-export DRE_EVENTS_FETCH_WAIT_MS=5
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-B=${BIN_DIR:-$ROOT/build/release/bin}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" dre-instr
 N=${N:-200}
 LINES=${LINES:-20}
 OUT=${OUT:-/tmp/dre-instr}
@@ -33,35 +30,23 @@ FLOOR=${FLOOR:-$ROOT/../shared/bench/floor}
 PORT=${PORT:-$((20000 + RANDOM % 20000))}
 RB=$((PORT + 1000))
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 2; }
-D=$(mktemp -d /tmp/dre-instr.XXXXXX)
 mkdir -p "$OUT"
-PIDS=()
-cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$D"; }
-trap cleanup EXIT
-start() { "$@" >>"$D/log" 2>&1 & PIDS+=($!); }
 VG=(valgrind --tool=callgrind --trace-children=no --dump-line=no)
 
-# Every process of the stack finds the internal key in its data_dir.
-(umask 077; openssl rand -hex 32 >"$D/internal.key")
-start "$B/dre-broker" -o data_dir="$D" -o rpc.listen=tcp://127.0.0.1:$((RB + 1))
-for _ in $(seq 600); do [ -s "$D/broker/bootstrap" ] && break; sleep 0.1; done
-BS=$(cat "$D/broker/bootstrap")
-start "$B/dre-catalog" -o data_dir="$D" -o rpc.listen=tcp://127.0.0.1:$((RB + 101)) \
+bench_broker tcp://127.0.0.1:$((RB + 1))
+bench_start "$B/dre-catalog" -o data_dir="$D" -o rpc.listen=tcp://127.0.0.1:$((RB + 101)) \
 	-o kafka.bootstrap.servers="$BS"
 # The evaluator runs without valgrind for the setup (1,000 promotions
 # applied one by one), then is restarted under it on the same data.
 EV_ARGS=(-o data_dir="$D" -o rpc.listen=tcp://127.0.0.1:$((RB + 201))
 	-o catalog.url=tcp://127.0.0.1:$((RB + 101)) -o kafka.bootstrap.servers="$BS" ${EV_OPTS:-})
-start "$B/dre-evaluator" "${EV_ARGS[@]}"
+bench_start "$B/dre-evaluator" "${EV_ARGS[@]}"
 EV_PID=${PIDS[-1]}
-start "${VG[@]}" --callgrind-out-file="$D/gateway.cg" "$B/dre-gateway" -o data_dir="$D" \
+bench_start "${VG[@]}" --callgrind-out-file="$D/gateway.cg" "$B/dre-gateway" -o data_dir="$D" \
 	-o http.port="$PORT" -o evaluator.urls=tcp://127.0.0.1:$((RB + 201)) \
 	-o catalog.url=tcp://127.0.0.1:$((RB + 101)) -o rpc.timeout_ms=60000 ${GW_OPTS:-}
 GW_PID=${PIDS[-1]}
-for _ in $(seq 600); do
-	curl -s -u admin:admin "http://127.0.0.1:$PORT/pos/heartbeat" | grep -q UP && break
-	sleep 0.2
-done
+bench_wait_gateway "http://127.0.0.1:$PORT" 120
 "$B/dre-bench-evaluate" --port "$PORT" --setup "${PROMOTIONS:-1000}" --duration 1 -c 1 >/dev/null
 curl -s -o /dev/null -u admin:admin -H 'Content-Type: application/json' \
 	"http://127.0.0.1:$PORT/api/v1/Promotions" -d '{
@@ -85,7 +70,7 @@ want=$((${PROMOTIONS:-1000} + 1))
 loaded "$want"
 kill "$EV_PID"
 wait "$EV_PID" 2>/dev/null || true
-start "${VG[@]}" --callgrind-out-file="$D/evaluator.cg" "$B/dre-evaluator" "${EV_ARGS[@]}"
+bench_start "${VG[@]}" --callgrind-out-file="$D/evaluator.cg" "$B/dre-evaluator" "${EV_ARGS[@]}"
 EV_PID=${PIDS[-1]}
 loaded "$want"
 python3 "$FLOOR/gen_basket.py" -n "$LINES" -o "$D/basket.json" >/dev/null

@@ -6,11 +6,11 @@
 #   bench_start CMD...      runs CMD in the background, output to $D/log,
 #                           pinned by the array BENCH_PIN (e.g. taskset -c 0)
 #   bench_broker RPC_URL    starts dre-broker; sets BS to its bootstrap servers
-#   bench_wait_gateway URL  waits (60 s at most) until the gateway at URL
+#   bench_wait_gateway URL [S]  waits (S s, 60) until the gateway at URL
 #                           reports the catalog UP (services a script does not
 #                           start are UNREACHABLE: the stack is DEGRADED)
 # dre-broker holds an empty fetch for the whole wait (tools/stack does the
-# same), so the consumers' fetch wait is short.
+# same), so the consumers' fetch wait is short (DRE_EVENTS_FETCH_WAIT_MS, 5).
 export DRE_EVENTS_FETCH_WAIT_MS=${DRE_EVENTS_FETCH_WAIT_MS:-5}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 B=${BIN_DIR:-$ROOT/build/release/bin}
@@ -39,7 +39,7 @@ bench_broker() {
 }
 
 bench_wait_gateway() {
-	for _ in $(seq 600); do
+	for _ in $(seq $((${2:-60} * 10))); do
 		curl -s -u admin:admin "$1/pos/heartbeat" | grep -E '"status":"(UP|DEGRADED)"' |
 			grep -q '"catalog":"UP"' && return 0
 		sleep 0.1
