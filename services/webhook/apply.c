@@ -105,7 +105,11 @@ apply_tx(wh *s, dre_apply_ctx *x, const dre_msg *m)
 	if (err != DRE_OK)
 		return err;
 	size_t n = 0;
-	if (wh_wanted(s, x->a, t.tenant, "TRANSACTION_CONFIRMED")) {
+	bool   yes;
+	if ((err = wh_wanted(s, x->a, t.tenant, "TRANSACTION_CONFIRMED", &yes))
+	    != DRE_OK)
+		return err;
+	if (yes) {
 		dre_buf data = { 0 };
 		tx_data(&data, &t);
 		err = wh_raise(s, x, t.event_id, "TRANSACTION_CONFIRMED",
@@ -130,7 +134,10 @@ apply_budget(wh *s, dre_apply_ctx *x, const dre_msg *m)
 	dre_budget_event e;
 	dre_err          err
 	    = dre_avro_decode_budget_event(&e, x->a, m->payload, m->len);
-	if (err != DRE_OK || !wh_wanted(s, x->a, e.tenant, e.type))
+	bool yes = false;
+	if (err != DRE_OK
+	    || (err = wh_wanted(s, x->a, e.tenant, e.type, &yes)) != DRE_OK
+	    || !yes)
 		return err;
 	dre_buf   data = { 0 };
 	dre_jsonw w;
@@ -166,8 +173,11 @@ apply_coupon(wh *s, dre_apply_ctx *x, const dre_msg *m)
 	bool known = false;
 	for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
 		known = known || strcmp(e.type, kinds[i]) == 0;
-	if (!known || !wh_wanted(s, x->a, e.tenant, e.type))
-		return DRE_OK;
+	bool yes = false;
+	if (!known
+	    || (err = wh_wanted(s, x->a, e.tenant, e.type, &yes)) != DRE_OK
+	    || !yes)
+		return err;
 	dre_buf   data = { 0 };
 	dre_jsonw w;
 	size_t    n = 0;
@@ -218,8 +228,9 @@ apply_loyalty(wh *s, dre_apply_ctx *x, const dre_msg *m)
 			type = loyalty_types[i][1];
 	if (type == NULL)
 		return DRE_OK; // a later kind: not subscribable yet
-	if (!wh_wanted(s, x->a, e.tenant, type))
-		return DRE_OK;
+	bool yes;
+	if ((err = wh_wanted(s, x->a, e.tenant, type, &yes)) != DRE_OK || !yes)
+		return err;
 	dre_buf   data = { 0 };
 	dre_jsonw w;
 	size_t    n = 0;
@@ -252,8 +263,12 @@ apply_return(wh *s, dre_apply_ctx *x, const dre_msg *m)
 	dre_return_event e;
 	dre_err          err
 	    = dre_avro_decode_return_event(&e, x->a, m->payload, m->len);
+	bool yes = false;
 	if (err != DRE_OK
-	    || !wh_wanted(s, x->a, e.tenant, "TRANSACTION_RETURNED"))
+	    || (err = wh_wanted(
+	            s, x->a, e.tenant, "TRANSACTION_RETURNED", &yes))
+	        != DRE_OK
+	    || !yes)
 		return err;
 	dre_buf   data = { 0 };
 	dre_jsonw w;
@@ -284,9 +299,13 @@ apply_sidefx(wh *s, dre_apply_ctx *x, const dre_msg *m)
 	dre_err err = dre_avro_decode_sfx_result(&r, x->a, m->payload, m->len);
 	if (err != DRE_OK)
 		return err;
+	bool yes = false;
 	if (s->o.nsfx == 0
-	    || !wh_wanted(s, x->a, r.tenant, "SIDE_EFFECTS_COMPLETED"))
-		return DRE_OK;
+	    || (err = wh_wanted(
+	            s, x->a, r.tenant, "SIDE_EFFECTS_COMPLETED", &yes))
+	        != DRE_OK
+	    || !yes)
+		return err;
 	char   key[WH_KEY_MAX + 8];
 	size_t kl = wh_key(key, sizeof key - 9, r.tenant, r.transaction_id);
 	if (kl == 0)

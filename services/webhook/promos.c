@@ -72,8 +72,10 @@ emit(wh *s, dre_apply_ctx *x, const dre_master_event *e, const char *type,
     const char *event_id, const char *status, const char *prev,
     const dre_json *doc)
 {
-	if (!wh_wanted(s, x->a, e->tenant, type))
-		return DRE_OK;
+	bool    yes;
+	dre_err err = wh_wanted(s, x->a, e->tenant, type, &yes);
+	if (err != DRE_OK || !yes)
+		return err;
 	dre_buf   data = { 0 };
 	dre_jsonw w;
 	size_t    n = 0;
@@ -86,7 +88,7 @@ emit(wh *s, dre_apply_ctx *x, const dre_master_event *e, const char *type,
 	dre_jsonw_key(&w, "promotion");
 	dre_jsonw_json(&w, doc);
 	dre_jsonw_obj_end(&w);
-	dre_err err = wh_raise(
+	err = wh_raise(
 	    s, x, event_id, type, e->occurred_at, e->tenant, &data, &n);
 	dre_buf_free(&data);
 	return err;

@@ -468,13 +468,14 @@ wh_subs_wanting(wh *s, dre_arena *a, const char *tenant, const char *type,
 	return err;
 }
 
-bool
-wh_wanted(wh *s, dre_arena *a, const char *tenant, const char *type)
+dre_err
+wh_wanted(wh *s, dre_arena *a, const char *tenant, const char *type, bool *yes)
 {
 	const char **ids;
-	size_t       n;
-	return wh_subs_wanting(s, a, tenant, type, &ids, &n) == DRE_OK
-	    && n > 0;
+	size_t       n = 0;
+	dre_err      err = wh_subs_wanting(s, a, tenant, type, &ids, &n);
+	*yes = err == DRE_OK && n > 0;
+	return err;
 }
 
 dre_err

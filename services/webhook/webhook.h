@@ -153,9 +153,10 @@ dre_err wh_subs_write(wh *s, dre_batch *b, bool sync);
 // store cannot be read.
 dre_err wh_subs_wanting(wh *s, dre_arena *a, const char *tenant,
     const char *type, const char ***idsp, size_t *np);
-// wh_wanted: some active subscription of tenant wants type (false when the
-// store cannot be read: wh_fanout then fails the batch).
-bool wh_wanted(wh *s, dre_arena *a, const char *tenant, const char *type);
+// wh_wanted sets *yes when some active subscription of tenant wants type.
+// An error (the store could not be read) is the applier's to retry.
+dre_err wh_wanted(
+    wh *s, dre_arena *a, const char *tenant, const char *type, bool *yes);
 // wh_fanout enqueues the event for every active subscription of tenant
 // that wants type; *n counts them.
 dre_err wh_fanout(wh *s, dre_batch *b, dre_arena *a, const char *tenant,
