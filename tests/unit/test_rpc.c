@@ -482,10 +482,11 @@ test_unreachable(void **state)
 	dre_rpc_client_close(c);
 }
 
-#define NASYNC 200
+#define NASYNC    200
+#define ASYNC_MAX 300 // calls one async_state counts
 
 typedef struct {
-	atomic_int calls[NASYNC];
+	atomic_int calls[ASYNC_MAX];
 	atomic_int done;
 	atomic_int ok;
 } async_state;
@@ -697,6 +698,59 @@ test_inline_while_workers_held(void **state)
 	assert_int_equal(atomic_load(&st.ok), NGATE);
 	assert_int_equal(atomic_load(&gate_in), NGATE);
 	for (int i = 0; i < NGATE; i++)
+		assert_int_equal(atomic_load(&st.calls[i]), 1);
+	assert_int_equal(metric_value("dre_rpc_server_held_calls"), 0);
+	dre_rpc_client_close(c);
+	dre_rpc_server_close(s);
+}
+
+// Past the contexts a server may open (its first 2 x workers and 256
+// more), calls wait in nng; none is lost or answered twice once the
+// workers move.
+#define NCAP ASYNC_MAX
+
+static void
+test_calls_past_the_context_cap(void **state)
+{
+	dre_rpc_server    *s;
+	dre_rpc_client    *c;
+	static async_state st;
+	static async_arg   args[NCAP];
+	Dre__RpcRequest    req = DRE__RPC_REQUEST__INIT;
+
+	(void) state;
+	memset(&st, 0, sizeof(st));
+	gate_open = false;
+	atomic_store(&gate_in, 0);
+	assert_int_equal(
+	    dre_rpc_server_open(&s, URL, gate_routes, NULL, 1), DRE_OK);
+	assert_int_equal(dre_rpc_client_open(&c, URL), DRE_OK);
+	req.method = (char *) "test.Gate";
+	for (int i = 0; i < NCAP; i++) {
+		args[i].st = &st;
+		args[i].i = i;
+		assert_int_equal(
+		    dre_rpc_call_async(c, &req, 30000, async_done, &args[i]),
+		    DRE_OK);
+	}
+	for (int i = 0; i < 2000
+	     && metric_value("dre_rpc_server_receiving_contexts") < 2 + 256;
+	     i++)
+		usleep(5 * 1000);
+	assert_int_equal(
+	    metric_value("dre_rpc_server_receiving_contexts"), 2 + 256);
+	assert_int_equal(metric_value("dre_rpc_server_held_calls"), 2 + 256);
+	assert_int_equal(atomic_load(&gate_in), 1);
+
+	pthread_mutex_lock(&gate_mu);
+	gate_open = true;
+	pthread_cond_broadcast(&gate_cv);
+	pthread_mutex_unlock(&gate_mu);
+	for (int i = 0; i < 4000 && atomic_load(&st.done) < NCAP; i++)
+		usleep(5 * 1000);
+	assert_int_equal(atomic_load(&st.done), NCAP);
+	assert_int_equal(atomic_load(&st.ok), NCAP);
+	for (int i = 0; i < NCAP; i++)
 		assert_int_equal(atomic_load(&st.calls[i]), 1);
 	assert_int_equal(metric_value("dre_rpc_server_held_calls"), 0);
 	dre_rpc_client_close(c);
@@ -1019,6 +1073,7 @@ main(void)
 		cmocka_unit_test(test_async_many),
 		cmocka_unit_test(test_async_close_inflight),
 		cmocka_unit_test(test_inline_while_workers_held),
+		cmocka_unit_test(test_calls_past_the_context_cap),
 		cmocka_unit_test(test_later_answer),
 		cmocka_unit_test(test_later_deadline),
 		cmocka_unit_test(test_later_close),
