@@ -1546,32 +1546,31 @@ dre_rpc_call_async(dre_rpc_client *c, const Dre__RpcRequest *req,
 	return DRE_OK;
 }
 
-// wait_op runs one step of a call on the op's callback-less aio in the
-// calling thread: nng completes such an aio where the I/O completes, with
-// no hand-off to its task threads (one thread switch less per step).
+// send_wait sends the op's message on its callback-less aio and waits in
+// the calling thread: nng completes such an aio where the I/O completes,
+// with no hand-off to its task threads (one thread switch less per step;
+// dre_rpc_call_end waits for the receive the same way).
 static int
-wait_op(rpc_op *op, bool sending)
+send_wait(rpc_op *op)
 {
 	int64_t left = op->deadline - dre_mono_ms();
 
 	nng_aio_set_timeout(op->waio, left > 0 ? (nng_duration) left : 1);
-	if (sending)
-		nng_ctx_send(op->ctx, op->waio);
-	else
-		nng_ctx_recv(op->ctx, op->waio);
+	nng_ctx_send(op->ctx, op->waio);
 	nng_aio_wait(op->waio);
 	return nng_aio_result(op->waio);
 }
 
 dre_err
-dre_rpc_call_sync(dre_rpc_client *c, const Dre__RpcRequest *req,
-    int timeout_ms, Dre__RpcReply **repp)
+dre_rpc_call_begin(dre_rpc_client *c, const Dre__RpcRequest *req,
+    int timeout_ms, dre_rpc_op **opp)
 {
 	rpc_op  *op;
 	nng_msg *m;
 	dre_err  err = call_start(c, req, timeout_ms, &op, &m);
 	int      rv;
 
+	*opp = NULL;
 	if (err != DRE_OK)
 		return err;
 	if (op->waio == NULL && nng_aio_alloc(&op->waio, NULL, NULL) != 0) {
@@ -1580,15 +1579,42 @@ dre_rpc_call_sync(dre_rpc_client *c, const Dre__RpcRequest *req,
 		return DRE_ENOMEM;
 	}
 	nng_aio_set_msg(op->waio, m);
-	if ((rv = wait_op(op, true)) != 0) {
+	if ((rv = send_wait(op)) != 0) {
 		nng_msg_free(nng_aio_get_msg(op->waio));
+		nng_aio_set_msg(op->waio, NULL);
 		err = map_nng(rv, true);
-	} else if ((rv = wait_op(op, false)) != 0)
-		err = map_nng(rv, false);
-	else
-		err = reply_of(nng_aio_get_msg(op->waio), repp);
+		op_count(op, err);
+		op_release(op);
+		return err;
+	}
+	// The receive is posted once the send is done (cancelling a receive
+	// while its send still waits for a pipe is not safe in nng 1.5.2) and
+	// runs while the caller does something else.
+	int64_t left = op->deadline - dre_mono_ms();
+	nng_aio_set_timeout(op->waio, left > 0 ? (nng_duration) left : 1);
+	nng_ctx_recv(op->ctx, op->waio);
+	*opp = op;
+	return DRE_OK;
+}
+
+dre_err
+dre_rpc_call_end(dre_rpc_op *op, Dre__RpcReply **repp)
+{
+	nng_aio_wait(op->waio);
+	int     rv = nng_aio_result(op->waio);
+	dre_err err = rv != 0 ? map_nng(rv, false)
+	                      : reply_of(nng_aio_get_msg(op->waio), repp);
 	nng_aio_set_msg(op->waio, NULL);
 	op_count(op, err);
 	op_release(op);
 	return err;
+}
+
+dre_err
+dre_rpc_call_sync(dre_rpc_client *c, const Dre__RpcRequest *req,
+    int timeout_ms, Dre__RpcReply **repp)
+{
+	dre_rpc_op *op;
+	dre_err     err = dre_rpc_call_begin(c, req, timeout_ms, &op);
+	return err == DRE_OK ? dre_rpc_call_end(op, repp) : err;
 }

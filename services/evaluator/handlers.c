@@ -345,12 +345,13 @@ request_valid(const Dre__EvaluateRequest *req, dre_rpc_reply *rep)
 	return true;
 }
 
-// coupons_check asks the coupon service about the basket's codes with one
-// coupon.Check (read-only) and returns one result per code, in order,
-// allocated in a; NULL when it did not answer in time or answered
-// something else (the engine then reports every code UNAVAILABLE).
-static const eng_coupon_result *
-coupons_check(ev_svc *s, const dre_rpc_call *call,
+// coupons_begin asks the coupon service about the basket's codes with one
+// coupon.Check (read-only); coupons_end reads the answer: one result per
+// code, in order, allocated in a; NULL when there was no call (op NULL),
+// no answer in time or something else (the engine then reports every code
+// UNAVAILABLE).
+static dre_rpc_op *
+coupons_begin(ev_svc *s, const dre_rpc_call *call,
     const Dre__EvaluateRequest *req, const char *txid, dre_arena *a)
 {
 	int64_t now = dre_now_ms();
@@ -380,8 +381,24 @@ coupons_check(ev_svc *s, const dre_rpc_call *call,
 	rq.has_body = true;
 	rq.body.data = body;
 	rq.body.len = blen;
+	dre_rpc_op *op = NULL;
+	dre_err err = dre_rpc_call_begin(s->coupon_cli, &rq, (int) wait, &op);
+	if (err != DRE_OK) {
+		dre_warn("coupon.Check %s/%s: %s", call->tenant, txid,
+		    dre_strerror(err));
+		return NULL;
+	}
+	return op;
+}
+
+static const eng_coupon_result *
+coupons_end(dre_rpc_op *op, const dre_rpc_call *call,
+    const Dre__EvaluateRequest *req, const char *txid, dre_arena *a)
+{
+	if (op == NULL)
+		return NULL;
 	Dre__RpcReply *rr = NULL;
-	dre_err err = dre_rpc_call_sync(s->coupon_cli, &rq, (int) wait, &rr);
+	dre_err        err = dre_rpc_call_end(op, &rr);
 	if (err != DRE_OK) {
 		dre_warn("coupon.Check %s/%s: %s", call->tenant, txid,
 		    dre_strerror(err));
@@ -525,12 +542,18 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 		.source = s->source,
 		.simulate = simulate,
 		.budgets = s->budgets };
-	if (req->n_coupons > 0) { // before the transaction's lock is taken
-		ctx.coupons = coupons_check(s, call, req, txid, a);
+	// Before the transaction's lock is taken: coupon and loyalty, asked
+	// one after the other, answer side by side.
+	dre_rpc_op *cop
+	    = req->n_coupons > 0 ? coupons_begin(s, call, req, txid, a) : NULL;
+	dre_rpc_op *lop
+	    = personal ? ev_personal_begin(s, call, customer) : NULL;
+	if (req->n_coupons > 0) {
+		ctx.coupons = coupons_end(cop, call, req, txid, a);
 		ctx.ncoupons = ctx.coupons ? req->n_coupons : 0;
 	}
 	if (personal)
-		ev_personal_ask(s, call, customer, req, a, &ctx);
+		ev_personal_end(lop, call, req, a, &ctx);
 	pthread_mutex_t *stripe = &s->stripes[stripe_of(key, klen)];
 	pthread_mutex_t *mu = simulate ? NULL : stripe;
 	int64_t          last = 0;

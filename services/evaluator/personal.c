@@ -23,17 +23,15 @@ ev_personal_customer(const Dre__EvaluateRequest *req)
 	return NULL;
 }
 
-void
-ev_personal_ask(ev_svc *s, const dre_rpc_call *call, const char *customer,
-    Dre__EvaluateRequest *req, dre_arena *a, eng_eval_ctx *ctx)
+dre_rpc_op *
+ev_personal_begin(ev_svc *s, const dre_rpc_call *call, const char *customer)
 {
 	int64_t now = dre_now_ms();
 	int64_t wait = s->cfg.loyalty_timeout_ms;
 	if (call->deadline_ms > 0 && (call->deadline_ms - now) / 2 < wait)
 		wait = (call->deadline_ms - now) / 2;
-	ctx->loyalty_unavailable = true;
 	if (s->loyalty_cli == NULL || wait < 1)
-		return;
+		return NULL;
 	Dre__Param  p = DRE__PARAM__INIT;
 	Dre__Param *pv[1] = { &p };
 	p.key = "customerId";
@@ -46,8 +44,25 @@ ev_personal_ask(ev_svc *s, const dre_rpc_call *call, const char *customer,
 	rq.deadline_unix_ms = now + wait;
 	rq.params = pv;
 	rq.n_params = 1;
+	dre_rpc_op *op = NULL;
+	dre_err err = dre_rpc_call_begin(s->loyalty_cli, &rq, (int) wait, &op);
+	if (err != DRE_OK) {
+		dre_warn("loyalty.Assignments.active %s: %s", call->tenant,
+		    dre_strerror(err));
+		return NULL;
+	}
+	return op;
+}
+
+void
+ev_personal_end(dre_rpc_op *op, const dre_rpc_call *call,
+    Dre__EvaluateRequest *req, dre_arena *a, eng_eval_ctx *ctx)
+{
+	ctx->loyalty_unavailable = true;
+	if (op == NULL)
+		return;
 	Dre__RpcReply *rr = NULL;
-	dre_err err = dre_rpc_call_sync(s->loyalty_cli, &rq, (int) wait, &rr);
+	dre_err        err = dre_rpc_call_end(op, &rr);
 	if (err != DRE_OK) {
 		dre_warn("loyalty.Assignments.active %s: %s", call->tenant,
 		    dre_strerror(err));

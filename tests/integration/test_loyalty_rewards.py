@@ -7,7 +7,9 @@
 # down; coupon.IssueVoucher idempotent by voucher id; automatic conversion;
 # personal promotions (member A gets it, member B does not, by id or
 # externalId, redeemed once by confirm) and LOYALTY_UNAVAILABLE when loyalty
-# is down or stalled (still 200); migrated balances publish no events and
+# is down or stalled (still 200); a coupon and a personal promotion in one
+# basket (both asked side by side; a stalled loyalty loses only its own);
+# migrated balances publish no events and
 # convert nothing until the member's next credit; POST
 # /api/v3/reward-vouchers/{id}/redeem (the code withdrawn in the coupon
 # service first, idempotently; another member's voucher refused, nothing
@@ -447,6 +449,40 @@ class Rewards(harness.TestCase):
         # the gateway has reconnected too (the tests after this one use it)
         harness.wait_until(lambda: s.get("/api/v1/LoyaltyProgram").status == 200, 10,
                            what="gateway reconnected to loyalty")
+
+    def test_f2_coupon_and_personal_promotion_in_one_basket(self):
+        # The evaluator asks coupon.Check and loyalty.Assignments.active side
+        # by side: both answers count, and a stalled loyalty service loses
+        # only its own (the coupon's answer, come meanwhile, still counts).
+        s = self.stack
+        gid, art, vt, vp = self.voucher_setup()
+        w = promotion("Personal 10%", [{"type": "ARTICLE", "values": [art]}],
+                      [harness.pct_action(10, articles=[art])], pos_groups=[gid],
+                      assignment="PERSONAL")
+        s.create_promotion(w)
+        a = self.contact(email=email())
+        self.assertStatus(s.post("/api/v3/promotion-assignments",
+                                 {"contactId": a["id"], "promotionId": w["id"]}), 201)
+        code = self.assertStatusBody(s.post("/api/v1/CouponCodes",
+                                            {"couponTypeId": vt["id"]}), 201)["code"]
+        req = basket(gid, [item("L1", art, 1, "20.00")], customer={"customerId": a["id"]},
+                     coupons=[{"code": code}])
+        s.wait_for_promotion(w["id"], req)
+        b = self.assertEval(s.evaluate(req))
+        self.assertEqual(s.applied(b, w["id"]), [("L1", D("2.00"))])
+        self.assertEqual(s.applied(b, vp["id"]), [("L1", D("5.00"))])
+        self.assertEqual(b["totals"]["grandTotal"]["value"], D("13.00"))
+        self.assertNotIn("warnings", b["meta"])
+        pid = s.procs["loyalty"].pid
+        harness.stall(pid)
+        try:
+            b = self.assertEval(s.evaluate(req))
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        self.assertEqual(s.applied(b, w["id"]), [])
+        self.assertEqual(s.applied(b, vp["id"]), [("L1", D("5.00"))])
+        self.assertEqual(b["totals"]["grandTotal"]["value"], D("15.00"))
+        self.assertEqual([x["code"] for x in b["meta"]["warnings"]], ["LOYALTY_UNAVAILABLE"])
 
     # -- redeem through the API ------------------------------------------------
     def test_g_redeem_through_the_api(self):

@@ -757,6 +757,50 @@ test_calls_past_the_context_cap(void **state)
 	dre_rpc_server_close(s);
 }
 
+// Two calls begun one after the other wait side by side: both are being
+// served before either is ended.
+static void
+test_begin_end(void **state)
+{
+	dre_rpc_server *s;
+	dre_rpc_client *c;
+	dre_rpc_op     *op[2];
+	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
+
+	(void) state;
+	gate_open = false;
+	atomic_store(&gate_in, 0);
+	assert_int_equal(
+	    dre_rpc_server_open(&s, URL, gate_routes, NULL, 2), DRE_OK);
+	assert_int_equal(dre_rpc_client_open(&c, URL), DRE_OK);
+	req.method = (char *) "test.Gate";
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(
+		    dre_rpc_call_begin(c, &req, 10000, &op[i]), DRE_OK);
+	for (int i = 0; i < 1000 && atomic_load(&gate_in) < 2; i++)
+		usleep(5 * 1000);
+	assert_int_equal(atomic_load(&gate_in), 2);
+	pthread_mutex_lock(&gate_mu);
+	gate_open = true;
+	pthread_cond_broadcast(&gate_cv);
+	pthread_mutex_unlock(&gate_mu);
+	for (int i = 0; i < 2; i++) {
+		Dre__RpcReply *rep = NULL;
+		assert_int_equal(dre_rpc_call_end(op[i], &rep), DRE_OK);
+		assert_int_equal(rep->status, 201);
+		assert_int_equal(rep->body.len, 7);
+		assert_memory_equal(rep->body.data, "through", 7);
+		dre_rpc_reply_msg_free(rep);
+	}
+	// An op ended goes back to the client: a sync call reuses it.
+	dre_err        err;
+	Dre__RpcReply *rep = call(c, "test.Echo", 3000, &err);
+	assert_int_equal(err, DRE_OK);
+	dre_rpc_reply_msg_free(rep);
+	dre_rpc_client_close(c);
+	dre_rpc_server_close(s);
+}
+
 // ---- calls taken over (dre_rpc_reply_later) and answered later
 
 #define NLATER 32
@@ -1074,6 +1118,7 @@ main(void)
 		cmocka_unit_test(test_async_close_inflight),
 		cmocka_unit_test(test_inline_while_workers_held),
 		cmocka_unit_test(test_calls_past_the_context_cap),
+		cmocka_unit_test(test_begin_end),
 		cmocka_unit_test(test_later_answer),
 		cmocka_unit_test(test_later_deadline),
 		cmocka_unit_test(test_later_close),

@@ -196,6 +196,19 @@ void dre_rpc_client_set_recv_max(dre_rpc_client *c, size_t bytes);
 dre_err dre_rpc_call_sync(dre_rpc_client *c, const Dre__RpcRequest *req,
     int timeout_ms, Dre__RpcReply **repp);
 
+// A call begun and not yet ended.
+typedef struct rpc_op dre_rpc_op;
+
+// dre_rpc_call_begin sends req in the calling thread, as dre_rpc_call_sync
+// does, and returns without waiting for the reply; dre_rpc_call_end waits
+// for it, with dre_rpc_call_sync's results, and ends the call. Calls begun
+// one after the other wait for their replies side by side: together they
+// take as long as the slowest, not the sum. Every call begun (DRE_OK) must
+// be ended; after an error there is nothing to end.
+dre_err dre_rpc_call_begin(dre_rpc_client *c, const Dre__RpcRequest *req,
+    int timeout_ms, dre_rpc_op **opp);
+dre_err dre_rpc_call_end(dre_rpc_op *op, Dre__RpcReply **repp);
+
 // Completion of an asynchronous call: rep is NULL unless err is DRE_OK;
 // the callback owns rep and frees it with dre_rpc_reply_msg_free().
 typedef void (*dre_rpc_done)(void *arg, dre_err err, Dre__RpcReply *rep);
