@@ -4,7 +4,10 @@
 #  1. evaluate of a basket naming no customer (loyalty is not asked);
 #  2. evaluate of a basket naming a member, of a tenant with a PERSONAL
 #     promotion the member holds (the evaluator asks dre-loyalty);
-#  3. voucher exchanges (coupon.IssueVoucher + the synced debit).
+#  3. evaluate of a basket with a coupon code (the evaluator asks
+#     dre-coupon), and of one with the code and the member (both asked,
+#     side by side);
+#  4. voucher exchanges (coupon.IssueVoucher + the synced debit).
 # usage: DRE_BIN_DIR=build/test/bin python3 tests/integration/bench_rewards.py [CALLS]
 import base64
 import http.client
@@ -57,6 +60,21 @@ def main():
               timed(conn, "POST", "/pos/v2/simulate", [{"request": anon}] * CALLS, 200))
         print("evaluate, member (personal): ",
               timed(conn, "POST", "/pos/v2/simulate", [{"request": member}] * CALLS, 200))
+        ct = s.post("/api/v1/CouponTypes", {"name": uniq("C"), "type": "INDIVIDUAL",
+                                            "prefix": "BC", "codeLength": 10}).body
+        cp = promotion("Coupon 1.00", [], [{"type": "RECEIPT", "discountType": "ABSOLUTE",
+                                            "value": D("1.00")}],
+                       pos_groups=[gid], ptype="COUPON", couponTypeIds=[ct["id"]])
+        s.create_promotion(cp)
+        code = s.post("/api/v1/CouponCodes", {"couponTypeId": ct["id"]}).body["code"]
+        coupon = basket(gid, [item("L1", art, 1, "10.00")], coupons=[{"code": code}])
+        both = basket(gid, [item("L1", art, 1, "10.00")], customer={"customerId": c["id"]},
+                      coupons=[{"code": code}])
+        s.wait_for_promotion(cp["id"], coupon)
+        print("evaluate, coupon:            ",
+              timed(conn, "POST", "/pos/v2/simulate", [{"request": coupon}] * CALLS, 200))
+        print("evaluate, member and coupon: ",
+              timed(conn, "POST", "/pos/v2/simulate", [{"request": both}] * CALLS, 200))
         vt = s.post("/api/v1/CouponTypes", {"name": uniq("V"), "type": "INDIVIDUAL",
                                             "prefix": "RV", "codeLength": 10}).body
         s.request("PUT", "/api/v1/LoyaltyProgram", {"voucherRule": {
