@@ -643,6 +643,50 @@ metric_value(const char *name)
 	return v;
 }
 
+// gated_start opens a server with workers on gate_routes, a client, and
+// sends n test.Gate calls (st counts their answers).
+static void
+gated_start(dre_rpc_server **s, dre_rpc_client **c, int workers,
+    async_state *st, async_arg *args, int n)
+{
+	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
+	memset(st, 0, sizeof(*st));
+	gate_open = false;
+	atomic_store(&gate_in, 0);
+	assert_int_equal(
+	    dre_rpc_server_open(s, URL, gate_routes, NULL, workers), DRE_OK);
+	assert_int_equal(dre_rpc_client_open(c, URL), DRE_OK);
+	req.method = (char *) "test.Gate";
+	for (int i = 0; i < n; i++) {
+		args[i].st = st;
+		args[i].i = i;
+		assert_int_equal(
+		    dre_rpc_call_async(*c, &req, 30000, async_done, &args[i]),
+		    DRE_OK);
+	}
+}
+
+// gated_finish opens the gate and checks that each of the n calls was
+// answered once, and nothing is held any more.
+static void
+gated_finish(dre_rpc_server *s, dre_rpc_client *c, async_state *st, int n)
+{
+	pthread_mutex_lock(&gate_mu);
+	gate_open = true;
+	pthread_cond_broadcast(&gate_cv);
+	pthread_mutex_unlock(&gate_mu);
+	for (int i = 0; i < 4000 && atomic_load(&st->done) < n; i++)
+		usleep(5 * 1000);
+	assert_int_equal(atomic_load(&st->done), n);
+	assert_int_equal(atomic_load(&st->ok), n);
+	assert_int_equal(atomic_load(&gate_in), n);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(atomic_load(&st->calls[i]), 1);
+	assert_int_equal(metric_value("dre_rpc_server_held_calls"), 0);
+	dre_rpc_client_close(c);
+	dre_rpc_server_close(s);
+}
+
 // Calls queued for the workers hold receiving contexts; however many wait
 // behind workers that are stuck, an inline call (a key check) still gets
 // in and is answered at once, and every queued call is answered once the
@@ -654,24 +698,10 @@ test_inline_while_workers_held(void **state)
 	dre_rpc_client    *c;
 	static async_state st;
 	static async_arg   args[NGATE];
-	Dre__RpcRequest    req = DRE__RPC_REQUEST__INIT;
 	dre_err            err;
 
 	(void) state;
-	memset(&st, 0, sizeof(st));
-	gate_open = false;
-	atomic_store(&gate_in, 0);
-	assert_int_equal(
-	    dre_rpc_server_open(&s, URL, gate_routes, NULL, 2), DRE_OK);
-	assert_int_equal(dre_rpc_client_open(&c, URL), DRE_OK);
-	req.method = (char *) "test.Gate";
-	for (int i = 0; i < NGATE; i++) {
-		args[i].st = &st;
-		args[i].i = i;
-		assert_int_equal(
-		    dre_rpc_call_async(c, &req, 20000, async_done, &args[i]),
-		    DRE_OK);
-	}
+	gated_start(&s, &c, 2, &st, args, NGATE);
 	for (int i = 0; i < 1000 && atomic_load(&gate_in) < 2; i++)
 		usleep(5 * 1000);
 	assert_int_equal(atomic_load(&gate_in), 2);
@@ -687,21 +717,7 @@ test_inline_while_workers_held(void **state)
 	assert_int_equal(metric_value("dre_rpc_server_held_calls"), NGATE);
 	assert_int_equal(
 	    metric_value("dre_rpc_server_receiving_contexts"), NGATE + 4);
-
-	pthread_mutex_lock(&gate_mu);
-	gate_open = true;
-	pthread_cond_broadcast(&gate_cv);
-	pthread_mutex_unlock(&gate_mu);
-	for (int i = 0; i < 2000 && atomic_load(&st.done) < NGATE; i++)
-		usleep(5 * 1000);
-	assert_int_equal(atomic_load(&st.done), NGATE);
-	assert_int_equal(atomic_load(&st.ok), NGATE);
-	assert_int_equal(atomic_load(&gate_in), NGATE);
-	for (int i = 0; i < NGATE; i++)
-		assert_int_equal(atomic_load(&st.calls[i]), 1);
-	assert_int_equal(metric_value("dre_rpc_server_held_calls"), 0);
-	dre_rpc_client_close(c);
-	dre_rpc_server_close(s);
+	gated_finish(s, c, &st, NGATE);
 }
 
 // Past the contexts a server may open (its first 2 x workers and 256
@@ -716,23 +732,9 @@ test_calls_past_the_context_cap(void **state)
 	dre_rpc_client    *c;
 	static async_state st;
 	static async_arg   args[NCAP];
-	Dre__RpcRequest    req = DRE__RPC_REQUEST__INIT;
 
 	(void) state;
-	memset(&st, 0, sizeof(st));
-	gate_open = false;
-	atomic_store(&gate_in, 0);
-	assert_int_equal(
-	    dre_rpc_server_open(&s, URL, gate_routes, NULL, 1), DRE_OK);
-	assert_int_equal(dre_rpc_client_open(&c, URL), DRE_OK);
-	req.method = (char *) "test.Gate";
-	for (int i = 0; i < NCAP; i++) {
-		args[i].st = &st;
-		args[i].i = i;
-		assert_int_equal(
-		    dre_rpc_call_async(c, &req, 30000, async_done, &args[i]),
-		    DRE_OK);
-	}
+	gated_start(&s, &c, 1, &st, args, NCAP);
 	for (int i = 0; i < 2000
 	     && metric_value("dre_rpc_server_receiving_contexts") < 2 + 256;
 	     i++)
@@ -741,20 +743,7 @@ test_calls_past_the_context_cap(void **state)
 	    metric_value("dre_rpc_server_receiving_contexts"), 2 + 256);
 	assert_int_equal(metric_value("dre_rpc_server_held_calls"), 2 + 256);
 	assert_int_equal(atomic_load(&gate_in), 1);
-
-	pthread_mutex_lock(&gate_mu);
-	gate_open = true;
-	pthread_cond_broadcast(&gate_cv);
-	pthread_mutex_unlock(&gate_mu);
-	for (int i = 0; i < 4000 && atomic_load(&st.done) < NCAP; i++)
-		usleep(5 * 1000);
-	assert_int_equal(atomic_load(&st.done), NCAP);
-	assert_int_equal(atomic_load(&st.ok), NCAP);
-	for (int i = 0; i < NCAP; i++)
-		assert_int_equal(atomic_load(&st.calls[i]), 1);
-	assert_int_equal(metric_value("dre_rpc_server_held_calls"), 0);
-	dre_rpc_client_close(c);
-	dre_rpc_server_close(s);
+	gated_finish(s, c, &st, NCAP);
 }
 
 // Two calls begun one after the other wait side by side: both are being
