@@ -712,8 +712,13 @@ test_inline_while_workers_held(void **state)
 	assert_int_equal(rep->status, 201);
 	dre_rpc_reply_msg_free(rep);
 	assert_int_equal(atomic_load(&st.done), 0);
-	// All 24 were received before it: two run, 22 wait, and four
-	// contexts are free besides.
+	// All 24 were received before it (their callbacks may still be
+	// queueing the last ones): two run, 22 wait, and four contexts are
+	// free besides.
+	for (int i = 0;
+	     i < 1000 && metric_value("dre_rpc_server_held_calls") < NGATE;
+	     i++)
+		usleep(5 * 1000);
 	assert_int_equal(metric_value("dre_rpc_server_held_calls"), NGATE);
 	assert_int_equal(
 	    metric_value("dre_rpc_server_receiving_contexts"), NGATE + 4);
@@ -735,13 +740,15 @@ test_calls_past_the_context_cap(void **state)
 
 	(void) state;
 	gated_start(&s, &c, 1, &st, args, NCAP);
-	for (int i = 0; i < 2000
-	     && metric_value("dre_rpc_server_receiving_contexts") < 2 + 256;
+	// The contexts reach the cap while four are still free; the calls
+	// received after hold those.
+	for (int i = 0;
+	     i < 2000 && metric_value("dre_rpc_server_held_calls") < 2 + 256;
 	     i++)
 		usleep(5 * 1000);
+	assert_int_equal(metric_value("dre_rpc_server_held_calls"), 2 + 256);
 	assert_int_equal(
 	    metric_value("dre_rpc_server_receiving_contexts"), 2 + 256);
-	assert_int_equal(metric_value("dre_rpc_server_held_calls"), 2 + 256);
 	assert_int_equal(atomic_load(&gate_in), 1);
 	gated_finish(s, c, &st, NCAP);
 }
@@ -1022,7 +1029,10 @@ answer_soon(void *arg)
 }
 
 // Closing waits for the pending calls' answers; one never answered in
-// time is dropped, and its late answer only frees it.
+// time is dropped, and its late answer only frees it. (The clients wait
+// 20 s: one CI replica under ThreadSanitizer on a busy machine got two of
+// the three answers; not reproduced since, a client wait of 5 s running
+// out is the likeliest cause.)
 static void
 test_later_close(void **state)
 {
@@ -1040,7 +1050,7 @@ test_later_close(void **state)
 	assert_int_equal(dre_rpc_client_open(&c, URL), DRE_OK);
 	for (int i = 0; i < 3; i++) {
 		args[i] = (later_arg) { &st, i };
-		later_send(c, "later.Take", &args[i], 5000);
+		later_send(c, "later.Take", &args[i], 20000);
 	}
 	for (int i = 0; i < 500 && lq_count() < 3; i++)
 		usleep(10 * 1000);
@@ -1062,7 +1072,7 @@ test_later_close(void **state)
 	    DRE_OK);
 	dre_rpc_server_set_drain_ms(s, 100);
 	memset(&st, 0, sizeof(st));
-	later_send(c, "later.Take", &args[0], 5000);
+	later_send(c, "later.Take", &args[0], 20000);
 	for (int i = 0; i < 500 && lq_count() < 1; i++)
 		usleep(10 * 1000);
 	assert_int_equal(lq_count(), 1);
