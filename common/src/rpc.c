@@ -513,6 +513,7 @@ struct dre_rpc_server {
 	int                  nworkers;
 	int64_t              warned_ms; // the last "calls wait" warning
 	dre_metric          *m_held, *m_slots; // held and nslots as gauges
+	dre_metric          *m_pending; // npending as a gauge
 	rpc_slot            *slots;
 	int                  nthreads;
 	pthread_t           *threads;
@@ -643,6 +644,7 @@ pending_finish(dre_rpc_pending *p, nng_msg *out)
 		p->next->prev = p->prev;
 	if (--s->npending == 0)
 		pthread_cond_broadcast(&s->later_cv);
+	dre_metric_set(s->m_pending, s->npending);
 	route_metrics(s, p->ri, p->t0, p->status);
 	// The line serve logs for a call answered at once.
 	dre_debug("rpc %s %d %.3f ms%s%s", p->method, p->status,
@@ -674,6 +676,7 @@ dre_rpc_reply_later(const dre_rpc_call *call)
 		return NULL;
 	}
 	s->npending++;
+	dre_metric_set(s->m_pending, s->npending);
 	p->w = w;
 	p->ri = -1;
 	p->next = s->later;
@@ -1062,6 +1065,11 @@ dre_rpc_server_open_pending(dre_rpc_server **sp, const char *url,
 	s->m_slots = dre_metric_gauge("dre_rpc_server_receiving_contexts",
 	    "receiving contexts open (grows while calls wait for workers)",
 	    NULL);
+	s->m_pending = dre_metric_gauge("dre_rpc_server_pending_calls",
+	    "calls taken over by their handler and not answered yet (a "
+	    "confirm waiting for its write, an evaluate for coupon or "
+	    "loyalty)",
+	    NULL);
 	pthread_mutex_init(&s->mtx, NULL);
 	pthread_mutex_init(&s->peers.mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
@@ -1150,6 +1158,7 @@ dre_rpc_server_close(dre_rpc_server *s)
 		p->w = NULL;
 	s->later = NULL;
 	s->npending = 0;
+	dre_metric_set(s->m_pending, 0);
 	s->sock_closed = true;
 	pthread_mutex_unlock(&later_mu);
 	// The last answers leave before the socket closes (a second at most).

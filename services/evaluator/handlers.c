@@ -1,5 +1,6 @@
 // handlers.c -- evaluator.Evaluate / Simulate / Heartbeat: counters per
 // transaction, one arena per request, the engine in between.
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -345,21 +346,21 @@ request_valid(const Dre__EvaluateRequest *req, dre_rpc_reply *rep)
 	return true;
 }
 
-// coupons_begin asks the coupon service about the basket's codes with one
-// coupon.Check (read-only); coupons_end reads the answer: one result per
-// code, in order, allocated in a; NULL when there was no call (op NULL),
-// no answer in time or something else (the engine then reports every code
-// UNAVAILABLE).
-static dre_rpc_op *
-coupons_begin(ev_svc *s, const dre_rpc_call *call,
-    const Dre__EvaluateRequest *req, const char *txid, dre_arena *a)
+// coupons_start asks the coupon service about the basket's codes with one
+// coupon.Check (read-only), waiting at most COUPON_CHECK_MS and at most
+// half of what is left before deadline_ms: as ev_personal_start, begun
+// (*opp) without done, asynchronous with it. DRE_OK when the call was sent.
+static dre_err
+coupons_start(ev_svc *s, const char *tenant, int64_t deadline_ms,
+    const Dre__EvaluateRequest *req, const char *txid, dre_arena *a,
+    dre_rpc_op **opp, dre_rpc_done done, void *arg)
 {
 	int64_t now = dre_now_ms();
 	int64_t wait = COUPON_CHECK_MS;
-	if (call->deadline_ms > 0 && (call->deadline_ms - now) / 2 < wait)
-		wait = (call->deadline_ms - now) / 2;
+	if (deadline_ms > 0 && (deadline_ms - now) / 2 < wait)
+		wait = (deadline_ms - now) / 2;
 	if (s->coupon_cli == NULL || wait < 1)
-		return NULL;
+		return DRE_EUNAVAIL;
 	Dre__CouponCheckRequest cr = DRE__COUPON_CHECK_REQUEST__INIT;
 	cr.codes = req->coupons;
 	cr.n_codes = req->n_coupons;
@@ -370,38 +371,38 @@ coupons_begin(ev_svc *s, const dre_rpc_call *call,
 	size_t   blen = dre__coupon_check_request__get_packed_size(&cr);
 	uint8_t *body = dre_arena_get(a, blen + 1);
 	if (body == NULL)
-		return NULL;
+		return DRE_ENOMEM;
 	dre__coupon_check_request__pack(&cr, body);
 	Dre__RpcRequest rq = DRE__RPC_REQUEST__INIT;
 	rq.method = "coupon.Check";
-	rq.tenant = (char *) call->tenant;
+	rq.tenant = (char *) tenant;
 	rq.principal = "evaluator";
 	rq.has_deadline_unix_ms = true;
 	rq.deadline_unix_ms = now + wait;
 	rq.has_body = true;
 	rq.body.data = body;
 	rq.body.len = blen;
-	dre_rpc_op *op = NULL;
-	dre_err err = dre_rpc_call_begin(s->coupon_cli, &rq, (int) wait, &op);
-	if (err != DRE_OK) {
-		dre_warn("coupon.Check %s/%s: %s", call->tenant, txid,
-		    dre_strerror(err));
-		return NULL;
-	}
-	return op;
+	dre_err err = done != NULL
+	    ? dre_rpc_call_async(s->coupon_cli, &rq, (int) wait, done, arg)
+	    : dre_rpc_call_begin(s->coupon_cli, &rq, (int) wait, opp);
+	if (err != DRE_OK)
+		dre_warn(
+		    "coupon.Check %s/%s: %s", tenant, txid, dre_strerror(err));
+	return err;
 }
 
+// coupons_read reads coupon.Check's answer rr (freed here; NULL: none came,
+// err says why, logged unless DRE_OK): one result per code, in order,
+// allocated in a; NULL without an answer or with an unusable one (the
+// engine then reports every code UNAVAILABLE).
 static const eng_coupon_result *
-coupons_end(dre_rpc_op *op, const dre_rpc_call *call,
+coupons_read(Dre__RpcReply *rr, dre_err err, const char *tenant,
     const Dre__EvaluateRequest *req, const char *txid, dre_arena *a)
 {
-	if (op == NULL)
-		return NULL;
-	Dre__RpcReply *rr = NULL;
-	dre_err        err = dre_rpc_call_end(op, &rr);
-	if (err != DRE_OK) {
-		dre_warn("coupon.Check %s/%s: %s", call->tenant, txid,
-		    dre_strerror(err));
+	if (rr == NULL) {
+		if (err != DRE_OK)
+			dre_warn("coupon.Check %s/%s: %s", tenant, txid,
+			    dre_strerror(err));
 		return NULL;
 	}
 	ProtobufCAllocator        al = dre_arena_pb(a);
@@ -410,8 +411,8 @@ coupons_end(dre_rpc_op *op, const dre_rpc_call *call,
 		cp = dre__coupon_check_response__unpack(
 		    &al, rr->has_body ? rr->body.len : 0, rr->body.data);
 	else
-		dre_warn("coupon.Check %s/%s: %d %s", call->tenant, txid,
-		    rr->status, rr->error_message ? rr->error_message : "");
+		dre_warn("coupon.Check %s/%s: %d %s", tenant, txid, rr->status,
+		    rr->error_message ? rr->error_message : "");
 	dre_rpc_reply_msg_free(rr);
 	if (cp == NULL || cp->n_results != req->n_coupons)
 		return NULL;
@@ -467,11 +468,210 @@ evaluate_pack(dre_rpc_reply *rep, const Dre__EvaluateRequest *req,
 	rep->body.len = len;
 }
 
+// One evaluate between the calls it makes -- coupon.Check for a basket with
+// coupon codes, loyalty's assignments for a member of a tenant with
+// personal promotions -- and its pricing. Called on an nng thread, the
+// calls are asynchronous: the handler takes the call over
+// (dre_rpc_reply_later) and returns, and the last answer to come (or its
+// time-out) prices the basket and answers, so no thread waits and no worker
+// is needed. On a worker (an nng thread could not take the call over) they
+// are begun side by side and waited for.
+typedef struct {
+	ev_svc               *s;
+	dre_arena            *a; // everything below lives in it
+	Dre__EvaluateRequest *req;
+	const char           *tenant;
+	const char           *txid;
+	const char           *customer; // whose assignments (personal)
+	char                  key[128]; // tenant (64) \0 transactionId (50)
+	size_t                klen;
+	bool                  fresh; // txid made here
+	bool                  simulate;
+	bool                  personal; // loyalty is asked
+	int64_t               deadline_ms;
+	// The answers (NULL: none, err says why; DRE_OK when the call could
+	// not be sent, which was logged then).
+	Dre__RpcReply *crr, *lrr;
+	dre_err        cerr, lerr;
+	// Asynchronous only: the call taken over, the answers still awaited
+	// (+1 while the calls are being sent) and the request id for the log.
+	dre_rpc_pending *pending;
+	atomic_int       left;
+	char            *rid;
+} ev_eval;
+
+// price evaluates e's basket with the answers it got and fills rep.
+static void
+price(ev_eval *e, dre_rpc_reply *rep)
+{
+	ev_svc      *s = e->s;
+	dre_arena   *a = e->a;
+	const char  *key = e->key;
+	size_t       klen = e->klen;
+	eng_eval_ctx ctx = { .tenant = e->tenant,
+		.now_ms = dre_now_ms(),
+		.transaction_id = e->txid,
+		.currency = s->cfg.currency,
+		.instance_id = s->cfg.common.instance_id,
+		.source = s->source,
+		.simulate = e->simulate,
+		.budgets = s->budgets };
+	if (e->req->n_coupons > 0) {
+		ctx.coupons = coupons_read(
+		    e->crr, e->cerr, e->tenant, e->req, e->txid, a);
+		ctx.ncoupons = ctx.coupons ? e->req->n_coupons : 0;
+	}
+	if (e->personal)
+		ev_personal_read(e->lrr, e->lerr, e->tenant, e->req, a, &ctx);
+	e->crr = e->lrr = NULL; // read and freed
+	pthread_mutex_t *stripe = &s->stripes[stripe_of(key, klen)];
+	pthread_mutex_t *mu = e->simulate ? NULL : stripe;
+	int64_t          last = 0;
+	dre_err          err = DRE_OK;
+	if (mu != NULL)
+		pthread_mutex_lock(mu);
+	if (!e->fresh && e->simulate) { // the remembered counters need it
+		pthread_mutex_lock(stripe);
+		err = ev_counter_get(s, key, klen, &last);
+		pthread_mutex_unlock(stripe);
+	} else if (!e->fresh)
+		err = ev_counter_get(s, key, klen, &last);
+	Dre__EvaluateResponse *resp = NULL;
+	eng_eval_error         verr = { 0 };
+	// The response borrows strings (promotion ids, names, texts) from the
+	// index: the reference is held until the answer is packed, so that a
+	// master-data change swapping the index meanwhile cannot free them.
+	const eng_index *ix = NULL;
+	if (err == DRE_OK) {
+		ctx.counter = last + 1;
+		ix = eng_acquire(s->engine);
+		err = eng_evaluate(&resp, a, ix, e->req, &ctx, &verr);
+		if (err == DRE_OK && !e->simulate) {
+			err = iteration_write(s, a, key, klen, ctx.counter,
+			    e->req, resp, ix, e->tenant);
+			if (err == DRE_OK)
+				ev_counter_set(s, key, klen, ctx.counter,
+				    resp->evaluated_at_ms);
+		} else if (err == DRE_EINVAL && verr.code == NULL)
+			verr.code = "VALIDATION_FAILED";
+	}
+	if (mu != NULL)
+		pthread_mutex_unlock(mu);
+	if (err == DRE_OK)
+		evaluate_pack(rep, e->req, resp);
+	eng_index_release(ix);
+	if (err == DRE_EINVAL) {
+		dre_rpc_reply_error(rep, verr.status ? verr.status : 400,
+		    verr.code, verr.target[0] ? verr.target : NULL, "%s",
+		    verr.message);
+		return;
+	}
+	if (err != DRE_OK) {
+		dre_warn("evaluate %s/%s: %s", e->tenant, e->txid,
+		    dre_strerror(err));
+		dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL,
+		    "evaluation failed: %s", dre_strerror(err));
+	}
+}
+
+// eval_release counts one answer (or the end of sending) of an
+// asynchronous evaluate; the last prices the basket, answers and frees it.
+static void
+eval_release(ev_eval *e)
+{
+	if (atomic_fetch_sub(&e->left, 1) != 1)
+		return;
+	dre_rpc_reply rep = { 0 };
+	dre_log_set_request_id(e->rid);
+	price(e, &rep);
+	dre_log_set_request_id(NULL);
+	dre_rpc_answer(e->pending, &rep);
+	dre_arena_free(e->a);
+	free(e->rid);
+	free(e);
+}
+
+static void
+coupon_answered(void *arg, dre_err err, Dre__RpcReply *rr)
+{
+	ev_eval *e = arg;
+	e->crr = rr;
+	e->cerr = err;
+	eval_release(e);
+}
+
+static void
+loyalty_answered(void *arg, dre_err err, Dre__RpcReply *rr)
+{
+	ev_eval *e = arg;
+	e->lrr = rr;
+	e->lerr = err;
+	eval_release(e);
+}
+
+// eval_async sends e's calls and leaves the rest to their answers: false
+// when the call cannot be taken over (then nothing was sent).
+static bool
+eval_async(ev_eval *e, const dre_rpc_call *call)
+{
+	ev_eval *h = malloc(sizeof(*h));
+	char    *rid = NULL;
+	if (h == NULL
+	    || (call->req != NULL && call->req->request_id != NULL
+	        && (rid = strdup(call->req->request_id)) == NULL)) {
+		free(h);
+		return false;
+	}
+	if ((e->pending = dre_rpc_reply_later(call)) == NULL) {
+		free(rid);
+		free(h);
+		return false;
+	}
+	*h = *e;
+	h->rid = rid;
+	// The arena holds the request: it is this evaluate's from now on,
+	// and the thread makes itself a new one for its next call.
+	pthread_setspecific(e->s->arena_key, NULL);
+	atomic_init(&h->left, 1);
+	if (h->req->n_coupons > 0) {
+		atomic_fetch_add(&h->left, 1);
+		if (coupons_start(h->s, h->tenant, h->deadline_ms, h->req,
+		        h->txid, h->a, NULL, coupon_answered, h)
+		    != DRE_OK)
+			atomic_fetch_sub(&h->left, 1);
+	}
+	if (h->personal) {
+		atomic_fetch_add(&h->left, 1);
+		if (ev_personal_start(h->s, h->tenant, h->deadline_ms,
+		        h->customer, NULL, loyalty_answered, h)
+		    != DRE_OK)
+			atomic_fetch_sub(&h->left, 1);
+	}
+	eval_release(h);
+	return true;
+}
+
+// eval_sync asks coupon and loyalty side by side and waits for both.
+static void
+eval_sync(ev_eval *e)
+{
+	dre_rpc_op *cop = NULL, *lop = NULL;
+	if (e->req->n_coupons > 0)
+		(void) coupons_start(e->s, e->tenant, e->deadline_ms, e->req,
+		    e->txid, e->a, &cop, NULL, NULL);
+	if (e->personal)
+		(void) ev_personal_start(e->s, e->tenant, e->deadline_ms,
+		    e->customer, &lop, NULL, NULL);
+	if (cop != NULL)
+		e->cerr = dre_rpc_call_end(cop, &e->crr);
+	if (lop != NULL)
+		e->lerr = dre_rpc_call_end(lop, &e->lrr);
+}
+
 static void
 h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 {
 	ev_svc    *s = svc;
-	bool       simulate = strcmp(call->method, "evaluator.Simulate") == 0;
 	dre_arena *a = ev_worker_arena(s);
 	if (a == NULL) {
 		dre_rpc_reply_error(
@@ -493,30 +693,28 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	}
 	if (!request_valid(req, rep))
 		return;
+	ev_eval e = { .s = s,
+		.a = a,
+		.req = req,
+		.tenant = call->tenant,
+		.simulate = strcmp(call->method, "evaluator.Simulate") == 0,
+		.deadline_ms = call->deadline_ms };
 	// A known customer of a tenant with personal promotions, or with
 	// LOYALTY_TIER conditions and a basket that states no tier: loyalty is
 	// asked (one call) which ones the customer holds and its level.
-	const char *customer = ev_personal_customer(req);
-	bool        personal = false;
-	if (customer != NULL) {
+	e.customer = ev_personal_customer(req);
+	if (e.customer != NULL) {
 		const eng_index *pix = eng_acquire(s->engine);
 		unsigned need = eng_index_loyalty_needs(pix, call->tenant);
 		eng_index_release(pix);
 		bool tier = req->customer->loyalty_tier != NULL
 		    && req->customer->loyalty_tier[0] != '\0';
-		personal = (need & ENG_LOYALTY_PERSONAL) != 0
+		e.personal = (need & ENG_LOYALTY_PERSONAL) != 0
 		    || ((need & ENG_LOYALTY_TIER) != 0 && !tier);
 	}
-	if ((req->n_coupons > 0 || personal) && !call->on_worker) {
-		// Asking the coupon or loyalty service blocks: not on an nng
-		// thread.
-		rep->defer = true;
-		return;
-	}
-
-	const char *txid = req->header ? req->header->transaction_id : NULL;
-	bool        fresh = txid == NULL || txid[0] == '\0';
-	if (fresh) {
+	e.txid = req->header ? req->header->transaction_id : NULL;
+	e.fresh = e.txid == NULL || e.txid[0] == '\0';
+	if (e.fresh) {
 		char *id = dre_arena_get(a, DRE_UUID_LEN + 1);
 		if (id == NULL) {
 			dre_rpc_reply_error(
@@ -524,84 +722,31 @@ h_evaluate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 			return;
 		}
 		dre_uuid_v4(id);
-		txid = id;
+		e.txid = id;
 	}
-	char   key[128]; // tenant (64) + NUL + transactionId (50)
-	size_t klen = ev_txn_key(key, sizeof(key), call->tenant, txid);
-	if (klen == 0) {
+	e.klen = ev_txn_key(e.key, sizeof(e.key), call->tenant, e.txid);
+	if (e.klen == 0) {
 		dre_rpc_reply_error(rep, 400, "VALIDATION_FAILED",
 		    "header.transactionId", "transactionId too long");
 		return;
 	}
-
-	eng_eval_ctx ctx = { .tenant = call->tenant,
-		.now_ms = dre_now_ms(),
-		.transaction_id = txid,
-		.currency = s->cfg.currency,
-		.instance_id = s->cfg.common.instance_id,
-		.source = s->source,
-		.simulate = simulate,
-		.budgets = s->budgets };
-	// Before the transaction's lock is taken: coupon and loyalty, asked
-	// one after the other, answer side by side.
-	dre_rpc_op *cop
-	    = req->n_coupons > 0 ? coupons_begin(s, call, req, txid, a) : NULL;
-	dre_rpc_op *lop
-	    = personal ? ev_personal_begin(s, call, customer) : NULL;
-	if (req->n_coupons > 0) {
-		ctx.coupons = coupons_end(cop, call, req, txid, a);
-		ctx.ncoupons = ctx.coupons ? req->n_coupons : 0;
-	}
-	if (personal)
-		ev_personal_end(lop, call, req, a, &ctx);
-	pthread_mutex_t *stripe = &s->stripes[stripe_of(key, klen)];
-	pthread_mutex_t *mu = simulate ? NULL : stripe;
-	int64_t          last = 0;
-	dre_err          err = DRE_OK;
-	if (mu != NULL)
-		pthread_mutex_lock(mu);
-	if (!fresh && simulate) { // the remembered counters need the stripe
-		pthread_mutex_lock(stripe);
-		err = ev_counter_get(s, key, klen, &last);
-		pthread_mutex_unlock(stripe);
-	} else if (!fresh)
-		err = ev_counter_get(s, key, klen, &last);
-	Dre__EvaluateResponse *resp = NULL;
-	eng_eval_error         verr = { 0 };
-	// The response borrows strings (promotion ids, names, texts) from the
-	// index: the reference is held until the answer is packed, so that a
-	// master-data change swapping the index meanwhile cannot free them.
-	const eng_index *ix = NULL;
-	if (err == DRE_OK) {
-		ctx.counter = last + 1;
-		ix = eng_acquire(s->engine);
-		err = eng_evaluate(&resp, a, ix, req, &ctx, &verr);
-		if (err == DRE_OK && !simulate) {
-			err = iteration_write(s, a, key, klen, ctx.counter,
-			    req, resp, ix, call->tenant);
-			if (err == DRE_OK)
-				ev_counter_set(s, key, klen, ctx.counter,
-				    resp->evaluated_at_ms);
-		} else if (err == DRE_EINVAL && verr.code == NULL)
-			verr.code = "VALIDATION_FAILED";
-	}
-	if (mu != NULL)
-		pthread_mutex_unlock(mu);
-	if (err == DRE_OK)
-		evaluate_pack(rep, req, resp);
-	eng_index_release(ix);
-	if (err == DRE_EINVAL) {
-		dre_rpc_reply_error(rep, verr.status ? verr.status : 400,
-		    verr.code, verr.target[0] ? verr.target : NULL, "%s",
-		    verr.message);
+	if (req->n_coupons == 0 && !e.personal) {
+		price(&e, rep);
 		return;
 	}
-	if (err != DRE_OK) {
-		dre_warn("evaluate %s/%s: %s", call->tenant, txid,
-		    dre_strerror(err));
-		dre_rpc_reply_error(rep, 503, "UNAVAILABLE", NULL,
-		    "evaluation failed: %s", dre_strerror(err));
+	// The call's strings are the caller's only until this returns.
+	if ((e.tenant = dre_arena_strdup(a, call->tenant)) == NULL) {
+		dre_rpc_reply_error(
+		    rep, 503, "UNAVAILABLE", NULL, "out of memory");
+		return;
 	}
+	if (!call->on_worker) {
+		if (!eval_async(&e, call))
+			rep->defer = true; // a worker asks and waits
+		return;
+	}
+	eval_sync(&e);
+	price(&e, rep);
 }
 
 // ---- read-your-writes

@@ -34,8 +34,9 @@ static const dre_cfg_opt ev_opts[] = {
 	    DRE_CFG_RANGE(1, 4096) },
 	{ "rpc.pending_max", DRE_CFG_INT, offsetof(ev_cfg, rpc_pending_max),
 	    "512",
-	    "confirms waiting for their fsync and Kafka's acknowledgement "
-	    "at once without holding a handler thread (more wait in one)",
+	    "calls waiting at once without holding a handler thread: "
+	    "confirms for their fsync and Kafka's acknowledgement, "
+	    "evaluates for coupon and loyalty (more wait in one)",
 	    DRE_CFG_RANGE(0, 65536) },
 	{ "mode", DRE_CFG_STR, offsetof(ev_cfg, mode), "central",
 	    "central | local-store", DRE_CFG_CHOICES("central|local-store") },

@@ -23,49 +23,46 @@ ev_personal_customer(const Dre__EvaluateRequest *req)
 	return NULL;
 }
 
-dre_rpc_op *
-ev_personal_begin(ev_svc *s, const dre_rpc_call *call, const char *customer)
+dre_err
+ev_personal_start(ev_svc *s, const char *tenant, int64_t deadline_ms,
+    const char *customer, dre_rpc_op **opp, dre_rpc_done done, void *arg)
 {
 	int64_t now = dre_now_ms();
 	int64_t wait = s->cfg.loyalty_timeout_ms;
-	if (call->deadline_ms > 0 && (call->deadline_ms - now) / 2 < wait)
-		wait = (call->deadline_ms - now) / 2;
+	if (deadline_ms > 0 && (deadline_ms - now) / 2 < wait)
+		wait = (deadline_ms - now) / 2;
 	if (s->loyalty_cli == NULL || wait < 1)
-		return NULL;
+		return DRE_EUNAVAIL;
 	Dre__Param  p = DRE__PARAM__INIT;
 	Dre__Param *pv[1] = { &p };
 	p.key = "customerId";
 	p.value = (char *) customer;
 	Dre__RpcRequest rq = DRE__RPC_REQUEST__INIT;
 	rq.method = "loyalty.Assignments.active";
-	rq.tenant = (char *) call->tenant;
+	rq.tenant = (char *) tenant;
 	rq.principal = "evaluator";
 	rq.has_deadline_unix_ms = true;
 	rq.deadline_unix_ms = now + wait;
 	rq.params = pv;
 	rq.n_params = 1;
-	dre_rpc_op *op = NULL;
-	dre_err err = dre_rpc_call_begin(s->loyalty_cli, &rq, (int) wait, &op);
-	if (err != DRE_OK) {
-		dre_warn("loyalty.Assignments.active %s: %s", call->tenant,
+	dre_err err = done != NULL
+	    ? dre_rpc_call_async(s->loyalty_cli, &rq, (int) wait, done, arg)
+	    : dre_rpc_call_begin(s->loyalty_cli, &rq, (int) wait, opp);
+	if (err != DRE_OK)
+		dre_warn("loyalty.Assignments.active %s: %s", tenant,
 		    dre_strerror(err));
-		return NULL;
-	}
-	return op;
+	return err;
 }
 
 void
-ev_personal_end(dre_rpc_op *op, const dre_rpc_call *call,
+ev_personal_read(Dre__RpcReply *rr, dre_err err, const char *tenant,
     Dre__EvaluateRequest *req, dre_arena *a, eng_eval_ctx *ctx)
 {
 	ctx->loyalty_unavailable = true;
-	if (op == NULL)
-		return;
-	Dre__RpcReply *rr = NULL;
-	dre_err        err = dre_rpc_call_end(op, &rr);
-	if (err != DRE_OK) {
-		dre_warn("loyalty.Assignments.active %s: %s", call->tenant,
-		    dre_strerror(err));
+	if (rr == NULL) {
+		if (err != DRE_OK)
+			dre_warn("loyalty.Assignments.active %s: %s", tenant,
+			    dre_strerror(err));
 		return;
 	}
 	dre_json *doc = NULL;
@@ -77,7 +74,7 @@ ev_personal_end(dre_rpc_op *op, const dre_rpc_call *call,
 		        != DRE_OK)
 			doc = NULL;
 	} else
-		dre_warn("loyalty.Assignments.active %s: %d %s", call->tenant,
+		dre_warn("loyalty.Assignments.active %s: %d %s", tenant,
 		    rr->status, rr->error_message ? rr->error_message : "");
 	dre_rpc_reply_msg_free(rr);
 	const dre_json *level = dre_json_get(doc, "level");

@@ -18,6 +18,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -637,6 +638,85 @@ class Rewards(harness.TestCase):
             b = self.assertEval(s.simulate(sale(who)), True)
             self.assertEqual(s.applied(b, gold["id"]), [], who)
             self.assertNotIn("warnings", b["meta"])
+
+
+class WaitingForLoyalty(harness.TestCase):
+    """A member's evaluate waits for loyalty (and a coupon code's for the
+    coupon service) without a thread: the evaluator takes the call over and
+    the answers finish it (dre_rpc_reply_later), so baskets waiting for a
+    slow loyalty service hold no worker."""
+
+    @classmethod
+    def setUpClass(cls):
+        # loyalty is waited for up to 10 s (default 50 ms): long enough to
+        # see the evaluates waiting, then let loyalty answer them
+        cls.stack = harness.Stack(opts={"evaluator": ["loyalty.timeout_ms=10000"],
+                                        "gateway": ["rpc.timeout_ms=60000"]})
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.stop()
+
+    def gauge(self, name):
+        st, body = self.stack.rpc_call("evaluator", "evaluator.Metrics")
+        self.assertEqual(st, 200, body)
+        for line in body.decode().splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                return float(line.rsplit(" ", 1)[1])
+        self.fail("%s not in the evaluator's metrics" % name)
+
+    def test_member_baskets_wait_for_loyalty_without_workers(self):
+        s = self.stack
+        gid, art, vt, vp = Rewards.voucher_setup(self)
+        w = promotion("Personal 10%", [{"type": "ARTICLE", "values": [art]}],
+                      [harness.pct_action(10, articles=[art])], pos_groups=[gid],
+                      assignment="PERSONAL")
+        s.create_promotion(w)
+        r = s.post("/api/v3/contacts?source=POS&storeExternalId=S1", {"email": email()})
+        self.assertStatus(r, 201)
+        cid = r.body["id"]
+        self.assertStatus(s.post("/api/v3/promotion-assignments",
+                                 {"contactId": cid, "promotionId": w["id"]}), 201)
+        # half of the baskets also carry a coupon code: its check is answered
+        # at once, loyalty's not until the service runs again
+        codes = [self.assertStatusBody(s.post("/api/v1/CouponCodes", {"couponTypeId": vt["id"]}),
+                                       201)["code"] for _ in range(3)]
+        reqs = [basket(gid, [item("L1", art, 1, "20.00")], customer={"customerId": cid},
+                       **({"coupons": [{"code": codes[i // 2]}]} if i % 2 == 0 else {}))
+                for i in range(6)]
+        s.wait_for_promotion(w["id"], reqs[1])
+        self.assertEqual(self.gauge("dre_rpc_server_pending_calls"), 0)
+        pid = s.procs["loyalty"].pid
+        harness.stall(pid)
+        answers = [None] * len(reqs)
+        threads = []
+        try:
+            for i, req in enumerate(reqs):
+                def send(i=i, req=req):
+                    answers[i] = s.evaluate(req)
+                t = threading.Thread(target=send)
+                t.start()
+                threads.append(t)
+            # every evaluate is waiting, taken over, none on a worker (the
+            # metrics call itself is one)
+            harness.wait_until(lambda: self.gauge("dre_rpc_server_pending_calls") == len(reqs),
+                               10, what="six evaluates waiting for loyalty")
+            self.assertLessEqual(self.gauge("dre_rpc_server_held_calls"), 2)
+            self.assertTrue(all(a is None for a in answers))
+        finally:
+            os.kill(pid, signal.SIGCONT)
+            for t in threads:
+                t.join(30)
+        for i, r in enumerate(answers):
+            b = self.assertEval(r)
+            self.assertEqual(s.applied(b, w["id"]), [("L1", D("2.00"))], i)
+            self.assertEqual(s.applied(b, vp["id"]), [("L1", D("5.00"))] if i % 2 == 0 else [],
+                             i)
+            self.assertNotIn("warnings", b["meta"], i)
+        harness.wait_until(lambda: self.gauge("dre_rpc_server_pending_calls") == 0, 10,
+                           what="no evaluate left waiting")
+
+    assertStatusBody = Rewards.assertStatusBody
 
 
 if __name__ == "__main__":

@@ -189,6 +189,8 @@ class Ops(harness.TestCase):
             self.assertGreaterEqual(value_of(fams, "dre_rpc_server_receiving_contexts",
                                              service=svc), 4, svc)
             self.assertIsNotNone(value_of(fams, "dre_rpc_server_held_calls", service=svc), svc)
+            self.assertIsNotNone(value_of(fams, "dre_rpc_server_pending_calls", service=svc),
+                                 svc)
         for svc in SERVICES:
             self.assertEqual(value_of(fams, "dre_service_up", service="gateway", target=svc),
                              1.0, svc)
