@@ -478,7 +478,7 @@ evaluate_pack(dre_rpc_reply *rep, const Dre__EvaluateRequest *req,
 // are begun side by side and waited for.
 typedef struct {
 	ev_svc               *s;
-	dre_arena            *a; // everything below lives in it
+	dre_arena            *a; // holds the request and the strings
 	Dre__EvaluateRequest *req;
 	const char           *tenant;
 	const char           *txid;
