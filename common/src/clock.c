@@ -1,6 +1,7 @@
 // clock.c -- wall and monotonic clocks and RFC 3339 text.
 //
 // Dates are computed by hand: timegm/gmtime_r depend on TZ data and lock.
+#include <errno.h>
 #include <time.h>
 
 #include "dre/clock.h"
@@ -46,6 +47,15 @@ dre_timespec_after(clockid_t clock, int64_t ms)
 }
 
 // Howard Hinnant's algorithms; eras of 400 years keep them branch-light.
+void
+dre_sleep_ms(int64_t ms)
+{
+	struct timespec ts
+	    = { (time_t) (ms / 1000), (long) (ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
 int64_t
 dre_days_from_civil(int64_t y, int m, int d)
 {

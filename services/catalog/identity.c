@@ -561,6 +561,36 @@ find(const kind *k, dre_docapi_req *d, cat *c)
 	return NULL;
 }
 
+// lease_of is the lease of an accepted key: auth.api_key_lease_ms, ending
+// no later than the key's expiresAt.
+static int64_t
+lease_of(json_t *doc)
+{
+	int64_t     lease = ids.cfg.key_lease_ms;
+	const char *e = json_string_value(json_object_get(doc, "expiresAt"));
+	int64_t     at = 0;
+	if (lease > 0 && e != NULL
+	    && dre_time_parse(&at, e, strlen(e)) == DRE_OK) {
+		int64_t left = at - dre_now_ms();
+		if (left < lease)
+			lease = left;
+	}
+	return lease;
+}
+
+// lease_wait returns once every lease granted before the caller's write
+// has run out. A key accepted with a lease (dre-lease-ms) may be used by a
+// gateway without asking again until it ends, counted from before the
+// gateway asked; the check read the store before this write was done (or
+// it saw the key revoked), so the lease began before now -- also when it
+// was granted by this process's previous run. So a revocation answered
+// after this wait is refused by every gateway's next request.
+static void
+lease_wait(void)
+{
+	dre_sleep_ms(ids.cfg.key_lease_ms);
+}
+
 static void
 do_get(const kind *k, void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 {
@@ -588,6 +618,8 @@ do_delete(
 		pthread_mutex_lock(&c->mu);
 		dre_err err = doc_delete(c, k->tag, str_of(doc, "id"));
 		pthread_mutex_unlock(&c->mu);
+		if (err == DRE_OK && k->tag == 'K' && ids.cfg.key_lease_ms > 0)
+			lease_wait();
 		if (err != DRE_OK) {
 			dre_docapi_internal(&d, err);
 		} else {
@@ -696,6 +728,12 @@ h_apikeys_verify(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	snprintf(principal, sizeof principal, "apikey:%s", id);
 	dre_rpc_reply_header(rep, "dre-principal", principal);
 	dre_rpc_reply_header(rep, "dre-roles", roles);
+	int64_t lease = lease_of(doc);
+	if (lease > 0) {
+		char lb[24];
+		snprintf(lb, sizeof lb, "%lld", (long long) lease);
+		dre_rpc_reply_header(rep, "dre-lease-ms", lb);
+	}
 	rep->status = 200;
 	explicit_bzero(key, sizeof key);
 	json_decref(doc);

@@ -13,6 +13,7 @@ typedef struct {
 	const char *issuer; // iss of the tokens issued
 	int64_t     token_ttl_s; // lifetime of a token
 	const char *key_tenant; // whose Admin may rotate the signing key
+	int64_t     key_lease_ms; // an accepted API key's lease (0: none)
 } cat_id_cfg;
 
 // cat_id_open loads the signing keys, creating the first one on the first

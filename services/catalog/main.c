@@ -18,6 +18,7 @@ typedef struct {
 	char          *issuer;
 	int64_t        token_ttl_s;
 	char          *key_tenant;
+	int64_t        key_lease_ms;
 	int64_t        md_max_bytes;
 	int64_t        md_max_depth;
 	dre_ijob_opts  imports;
@@ -40,6 +41,13 @@ static const dre_cfg_opt cat_opts[] = {
 	{ "auth.key_tenant", DRE_CFG_STR, offsetof(cat_cfg, key_tenant),
 	    "default",
 	    "tenant whose Admins may rotate the token signing key" },
+	{ "auth.api_key_lease_ms", DRE_CFG_INT,
+	    offsetof(cat_cfg, key_lease_ms), "1000",
+	    "how long a gateway may go on accepting an API key the catalog "
+	    "accepted without asking again; a revocation is answered once "
+	    "the leases granted before it have run out (0 = every request "
+	    "asks)",
+	    DRE_CFG_RANGE(0, 60000) },
 	{ "masterdata.max_xml_bytes", DRE_CFG_INT,
 	    offsetof(cat_cfg, md_max_bytes), "1048576",
 	    "largest S/4HANA DRFOUT SOAP message read, bytes (a larger one "
@@ -78,7 +86,8 @@ main(int argc, char **argv)
 	c.md_max_bytes = cfg.md_max_bytes;
 	c.md_max_depth = cfg.md_max_depth;
 	dre_auth_event_hook(cat_audit_auth_event, &c); // issue 13.6
-	cat_id_cfg idc = { cfg.issuer, cfg.token_ttl_s, cfg.key_tenant };
+	cat_id_cfg idc = { cfg.issuer, cfg.token_ttl_s, cfg.key_tenant,
+		cfg.key_lease_ms };
 	if ((err = cat_id_open(&c, &idc)) != DRE_OK) {
 		dre_error("cannot load the token signing keys: %s",
 		    dre_strerror(err));

@@ -239,8 +239,9 @@ struct gw_job {
 	// it no longer is (401, 403, 503), on_key_refused the route's undo
 	// of what the accepted chunks began (it answers with
 	// gw_key_refused_reply).
-	bool key_ok;
-	int  key_refusal;
+	bool    key_ok;
+	int     key_refusal;
+	int64_t key_asked_ms; // when the catalog was asked (monotonic)
 	void (*on_key_refused)(gw_job *j);
 	size_t      nhdrs;
 	const char *hdrs[8][2];
@@ -397,8 +398,10 @@ void    gw_ident_close(gw *g);
 // has answered (401, 403, 429).
 bool gw_authenticate(gw_job *j, const char *method, const char *url);
 // gw_key_verify asks the catalog about j->apikey, then runs the route's
-// handler (or answers 401/403). A streamed body's key is asked about at
-// every chunk: a key revoked mid-upload stops it (j->on_key_refused).
+// handler (or answers 401/403); a key the catalog accepted with a lease
+// (dre-lease-ms) is not asked about again until the lease ends. A streamed
+// body's key is checked at every chunk: a key revoked mid-upload stops it
+// (j->on_key_refused).
 void gw_key_verify(gw_job *j);
 // gw_key_refused_reply answers j->key_refusal (401, 403 or the failed
 // call's 503), held until the rest of a body is read when mid-body.

@@ -30,6 +30,10 @@
 // Verified tokens remembered (by SHA-256), so that a till sending the same
 // token for an hour pays the RSA verification once.
 #define TOKEN_CACHE 1024
+// Accepted API keys remembered (by SHA-256) for the lease the catalog
+// grants with each acceptance (its api_keys.lease_ms): a revocation is
+// answered only once every lease granted before it has run out.
+#define KEY_CACHE 1024
 
 typedef struct {
 	uint64_t tag; // hash of source and principal; 0 = free
@@ -39,15 +43,18 @@ typedef struct {
 	int64_t  fails;
 } limit_slot;
 
+// A remembered credential: a token until its exp (wall seconds, plus the
+// leeway), an API key until its lease ends (monotonic milliseconds).
 typedef struct {
 	unsigned char digest[32];
-	int64_t       exp_s; // 0 = free
+	int64_t       until; // 0 = free
 	dre_principal who;
 } token_entry;
 
 struct gw_ident {
-	pthread_mutex_t  cache_mu;
+	pthread_mutex_t  cache_mu; // both caches
 	token_entry      cache[TOKEN_CACHE];
+	token_entry      keys[KEY_CACHE];
 	pthread_rwlock_t keys_mu;
 	dre_jwks        *own; // the catalog's keys
 	char             own_issuer[256];
@@ -355,6 +362,37 @@ bearer_verify(gw *g, const char *token, dre_principal *who, int64_t *exp)
 	return err == DRE_OK ? DRE_OK : DRE_EAUTH;
 }
 
+// remembered looks credential (digest d) up in the cache tab of n entries
+// (as of now, in the cache's unit): true with *who when it is there and
+// good.
+static bool
+remembered(gw_ident *id, token_entry *tab, size_t n, const unsigned char *d,
+    int64_t now, dre_principal *who)
+{
+	token_entry *e = &tab[(d[0] | d[1] << 8) % n];
+	pthread_mutex_lock(&id->cache_mu);
+	bool hit
+	    = e->until != 0 && memcmp(e->digest, d, 32) == 0 && now < e->until;
+	if (hit)
+		*who = e->who;
+	pthread_mutex_unlock(&id->cache_mu);
+	return hit;
+}
+
+// remember puts credential d into its entry of tab (n entries), good until
+// until (the cache's unit).
+static void
+remember(gw_ident *id, token_entry *tab, size_t n, const unsigned char *d,
+    int64_t until, const dre_principal *who)
+{
+	token_entry *e = &tab[(d[0] | d[1] << 8) % n];
+	pthread_mutex_lock(&id->cache_mu);
+	memcpy(e->digest, d, 32);
+	e->until = until;
+	e->who = *who;
+	pthread_mutex_unlock(&id->cache_mu);
+}
+
 // bearer is bearer_verify behind the cache of verified tokens: a token
 // does not change, and a key verifies until the tokens it signed expired,
 // so a verified token stays good until its exp (plus the leeway).
@@ -365,28 +403,17 @@ bearer(gw *g, const char *token, dre_principal *who)
 	unsigned char d[32];
 	unsigned int  dl = 0;
 	size_t        len = strnlen(token, 8193);
-	int64_t       now = dre_now_ms() / 1000, exp = 0;
+	int64_t       exp = 0;
 
 	if (len > 8192
 	    || EVP_Digest(token, len, d, &dl, EVP_sha256(), NULL) != 1)
 		return bearer_verify(g, token, who, &exp);
-	token_entry *e = &id->cache[(d[0] | d[1] << 8) % TOKEN_CACHE];
-	pthread_mutex_lock(&id->cache_mu);
-	bool hit = e->exp_s != 0 && memcmp(e->digest, d, 32) == 0
-	    && now < e->exp_s + LEEWAY_S;
-	if (hit)
-		*who = e->who;
-	pthread_mutex_unlock(&id->cache_mu);
-	if (hit)
+	if (remembered(
+	        id, id->cache, TOKEN_CACHE, d, dre_now_ms() / 1000, who))
 		return DRE_OK;
 	dre_err err = bearer_verify(g, token, who, &exp);
-	if (err == DRE_OK) {
-		pthread_mutex_lock(&id->cache_mu);
-		memcpy(e->digest, d, 32);
-		e->exp_s = exp;
-		e->who = *who;
-		pthread_mutex_unlock(&id->cache_mu);
-	}
+	if (err == DRE_OK)
+		remember(id, id->cache, TOKEN_CACHE, d, exp + LEEWAY_S, who);
 	return err;
 }
 
@@ -612,35 +639,16 @@ key_refused(gw_job *j, int status)
 	gw_key_refused_reply(j);
 }
 
+// key_accept runs the route for the key's principal who (or refuses it).
 static void
-key_verified(gw_job *j)
+key_accept(gw_job *j, const dre_principal *who)
 {
-	Dre__RpcReply *rep = j->rep;
-	const char    *t, *p, *r;
-	uint32_t       roles;
-
-	if (j->rpc_err != DRE_OK) {
-		// Not undone: the caller may try the upload again.
-		j->key_refusal = 503;
-		gw_key_refused_reply(j);
-		return;
-	}
-	t = reply_header(rep, "dre-tenant");
-	p = reply_header(rep, "dre-principal");
-	r = reply_header(rep, "dre-roles");
-	if (rep->status != 200 || t == NULL || p == NULL || r == NULL
-	    || (j->key_ok && strcmp(t, j->who.tenant) != 0)) {
+	// A streamed body's chunks all belong to the key's tenant.
+	if (j->key_ok && strcmp(who->tenant, j->who.tenant) != 0) {
 		key_refused(j, 401);
 		return;
 	}
-	roles = (uint32_t) strtoul(r, NULL, 10);
-	memset(&j->who, 0, sizeof j->who);
-	snprintf(j->who.tenant, sizeof j->who.tenant, "%s", t);
-	snprintf(j->who.principal, sizeof j->who.principal, "%s", p);
-	j->who.roles = roles;
-	// The route's own call gets a fresh reply.
-	dre_rpc_reply_msg_free(j->rep);
-	j->rep = NULL;
+	j->who = *who;
 	// A streamed body's key is asked about again at its next chunk.
 	if (j->route->body != GW_BODY_STREAM)
 		j->apikey = NULL;
@@ -653,11 +661,66 @@ key_verified(gw_job *j)
 	j->route->fn(j);
 }
 
+// key_digest is the SHA-256 of the key: what the cache knows it by.
+static bool
+key_digest(const char *key, unsigned char *d)
+{
+	unsigned int dl = 0;
+	return EVP_Digest(key, strlen(key), d, &dl, EVP_sha256(), NULL) == 1;
+}
+
+static void
+key_verified(gw_job *j)
+{
+	Dre__RpcReply *rep = j->rep;
+	const char    *t, *p, *r, *lease;
+	dre_principal  who;
+
+	if (j->rpc_err != DRE_OK) {
+		// Not undone: the caller may try the upload again.
+		j->key_refusal = 503;
+		gw_key_refused_reply(j);
+		return;
+	}
+	t = reply_header(rep, "dre-tenant");
+	p = reply_header(rep, "dre-principal");
+	r = reply_header(rep, "dre-roles");
+	lease = reply_header(rep, "dre-lease-ms");
+	if (rep->status != 200 || t == NULL || p == NULL || r == NULL) {
+		key_refused(j, 401);
+		return;
+	}
+	memset(&who, 0, sizeof who);
+	snprintf(who.tenant, sizeof who.tenant, "%s", t);
+	snprintf(who.principal, sizeof who.principal, "%s", p);
+	who.roles = (uint32_t) strtoul(r, NULL, 10);
+	// Remembered for the lease, counted from before the question left:
+	// it ends no later than the catalog's grant does.
+	int64_t       ms = lease != NULL ? strtoll(lease, NULL, 10) : 0;
+	unsigned char d[32];
+	if (ms > 0 && key_digest(j->apikey, d))
+		remember(j->g->ident, j->g->ident->keys, KEY_CACHE, d,
+		    j->key_asked_ms + ms, &who);
+	// The route's own call gets a fresh reply.
+	dre_rpc_reply_msg_free(j->rep);
+	j->rep = NULL;
+	key_accept(j, &who);
+}
+
 void
 gw_key_verify(gw_job *j)
 {
 	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
+	gw_ident       *id = j->g->ident;
+	unsigned char   d[32];
+	dre_principal   who;
 
+	j->key_asked_ms = dre_mono_ms();
+	if (key_digest(j->apikey, d)
+	    && remembered(id, id->keys, KEY_CACHE, d, j->key_asked_ms, &who)) {
+		key_accept(j, &who);
+		return;
+	}
 	req.method = "catalog.ApiKeys.verify";
 	req.tenant = "";
 	req.principal = "gateway";

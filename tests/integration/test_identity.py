@@ -12,6 +12,7 @@ import hmac
 import http.client
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -94,7 +95,10 @@ GW_OPTS = ["auth.users=" + USERS,
 
 
 def stack():
-    return harness.shared_stack(opts={"gateway": GW_OPTS})
+    # API keys are leased for 250 ms (default 1 s): every revocation waits
+    # that long before it is answered
+    return harness.shared_stack(opts={"gateway": GW_OPTS,
+                                      "catalog": ["auth.api_key_lease_ms=250"]})
 
 
 def form_post(port, path, fields, auth=None, ctype="application/x-www-form-urlencoded",
@@ -505,6 +509,42 @@ class ApiKeys(Base):
             g2.terminate()
             g2.wait(10)
             log.close()
+
+
+class KeyLease(harness.TestCase):
+    """A gateway does not ask the catalog about an API key it accepted
+    again until the key's lease (auth.api_key_lease_ms) runs out."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = harness.Stack(opts={"catalog": ["auth.api_key_lease_ms=5000"],
+                                        "gateway": ["rpc.timeout_ms=1000"]})
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.stop()
+
+    def test_an_accepted_key_needs_no_catalog_for_its_lease(self):
+        s = self.stack
+        r = s.post("/api/v1/ApiKeys", {"name": uniq("till"), "roles": ["POSReader"]})
+        self.assertStatus(r, 201)
+        h = {"X-Api-Key": r.body["key"], "Content-Type": "application/json"}
+        req = basket(s.create_pos_group()["id"], [item("L1", uniq("ART"), 1, "2.00")])
+        body = harness.dumps({"request": req}).encode()
+
+        def simulate():
+            return call(s.http_port, "POST", "/pos/v2/simulate", body, h).status
+        self.assertEqual(simulate(), 200)  # accepted: leased for 5 s
+        pid = s.procs["catalog"].pid
+        harness.stall(pid)
+        try:
+            # within the lease the catalog is not asked
+            self.assertEqual(simulate(), 200)
+            # past it, it is, and does not answer
+            harness.wait_until(lambda: simulate() == 503, 20, what="the lease run out")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        harness.wait_until(lambda: simulate() == 200, 10, what="the catalog back")
 
 
 class UnderLoad(Base):

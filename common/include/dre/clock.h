@@ -18,6 +18,8 @@ int64_t dre_mono_us(void);
 // or CLOCK_MONOTONIC, as the condition variable waits): the absolute
 // deadline of a pthread_cond_timedwait.
 struct timespec dre_timespec_after(clockid_t clock, int64_t ms);
+// dre_sleep_ms sleeps ms (>= 0) milliseconds, a signal notwithstanding.
+void dre_sleep_ms(int64_t ms);
 // dre_time_parse parses ISO-8601 / RFC 3339 ("2026-06-07T14:30:00Z",
 // "...T14:30:00.123+02:00", "2026-06-07") into epoch millis.
 dre_err dre_time_parse(int64_t *ms, const char *s, size_t len);
