@@ -11,9 +11,9 @@
 #include <strings.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "dre/auth.h"
+#include "dre/hmac.h"
 #include "dre/log.h"
 
 // Longest Authorization value looked at; real Basic headers are far below.
@@ -337,14 +337,6 @@ dre_auth_basic_split(const char *authorization, char *name, size_t ucap,
 	return ok;
 }
 
-static bool
-sha256(unsigned char out[32], const unsigned char *s, size_t n)
-{
-	unsigned int len = 0;
-	return EVP_Digest(s, n, out, &len, EVP_sha256(), NULL) == 1
-	    && len == 32;
-}
-
 // hash_check verifies pw against u's crypt(3) hash, or against the digest
 // of the last password that did.
 static bool
@@ -354,7 +346,7 @@ hash_check(dre_auth *a, user *u, const unsigned char *pw, size_t pl)
 	char          phrase[PASSWORD_MAX + 1];
 	bool          ok = false;
 
-	if (pl > PASSWORD_MAX || !sha256(d, pw, pl))
+	if (pl > PASSWORD_MAX || !dre_sha256(d, pw, pl))
 		return false;
 	pthread_mutex_lock(&a->mu);
 	ok = u->ok_valid && CRYPTO_memcmp(d, u->ok_sha, 32) == 0;

@@ -11,10 +11,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/evp.h>
-
 #include "dre/clock.h"
 #include "dre/hash.h"
+#include "dre/hmac.h"
 #include "dre/jsonw.h"
 #include "dre/log.h"
 #include "dre/token.h"
@@ -31,7 +30,7 @@
 // token for an hour pays the RSA verification once.
 #define TOKEN_CACHE 1024
 // Accepted API keys remembered (by SHA-256) for the lease the catalog
-// grants with each acceptance (its api_keys.lease_ms): a revocation is
+// grants with each acceptance (auth.api_key_lease_ms): a revocation is
 // answered only once every lease granted before it has run out.
 #define KEY_CACHE 1024
 
@@ -401,12 +400,10 @@ bearer(gw *g, const char *token, dre_principal *who)
 {
 	gw_ident     *id = g->ident;
 	unsigned char d[32];
-	unsigned int  dl = 0;
 	size_t        len = strnlen(token, 8193);
 	int64_t       exp = 0;
 
-	if (len > 8192
-	    || EVP_Digest(token, len, d, &dl, EVP_sha256(), NULL) != 1)
+	if (len > 8192 || !dre_sha256(d, token, len))
 		return bearer_verify(g, token, who, &exp);
 	if (remembered(
 	        id, id->cache, TOKEN_CACHE, d, dre_now_ms() / 1000, who))
@@ -661,14 +658,6 @@ key_accept(gw_job *j, const dre_principal *who)
 	j->route->fn(j);
 }
 
-// key_digest is the SHA-256 of the key: what the cache knows it by.
-static bool
-key_digest(const char *key, unsigned char *d)
-{
-	unsigned int dl = 0;
-	return EVP_Digest(key, strlen(key), d, &dl, EVP_sha256(), NULL) == 1;
-}
-
 static void
 key_verified(gw_job *j)
 {
@@ -698,7 +687,7 @@ key_verified(gw_job *j)
 	// it ends no later than the catalog's grant does.
 	int64_t       ms = lease != NULL ? strtoll(lease, NULL, 10) : 0;
 	unsigned char d[32];
-	if (ms > 0 && key_digest(j->apikey, d))
+	if (ms > 0 && dre_sha256(d, j->apikey, strlen(j->apikey)))
 		remember(j->g->ident, j->g->ident->keys, KEY_CACHE, d,
 		    j->key_asked_ms + ms, &who);
 	// The route's own call gets a fresh reply.
@@ -716,7 +705,7 @@ gw_key_verify(gw_job *j)
 	dre_principal   who;
 
 	j->key_asked_ms = dre_mono_ms();
-	if (key_digest(j->apikey, d)
+	if (dre_sha256(d, j->apikey, strlen(j->apikey))
 	    && remembered(id, id->keys, KEY_CACHE, d, j->key_asked_ms, &who)) {
 		key_accept(j, &who);
 		return;

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "dre/auth.h"
+#include "dre/hmac.h"
 #include "dre/token.h"
 
 #define NOW 1800000000
@@ -268,6 +269,25 @@ test_crypt_users(void **state)
 	    "Admin or POSReader");
 }
 
+static void
+test_sha256(void **state)
+{
+	unsigned char d[32];
+	char          hex[65];
+	(void) state;
+	// FIPS 180-2 examples
+	assert_true(dre_sha256(d, "abc", 3));
+	dre_hex(hex, d, 32);
+	assert_string_equal(hex,
+	    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015a"
+	    "d");
+	assert_true(dre_sha256(d, "", 0));
+	dre_hex(hex, d, 32);
+	assert_string_equal(hex,
+	    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85"
+	    "5");
+}
+
 int
 main(void)
 {
@@ -278,6 +298,7 @@ main(void)
 		cmocka_unit_test(test_jwks_parse),
 		cmocka_unit_test(test_secrets),
 		cmocka_unit_test(test_crypt_users),
+		cmocka_unit_test(test_sha256),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
