@@ -688,8 +688,10 @@ dre_rpc_reply_later(const dre_rpc_call *call)
 	return p;
 }
 
-void
-dre_rpc_answer(dre_rpc_pending *p, dre_rpc_reply *rep)
+// answer_encode encodes rep (then cleared) as p's answer: out NULL when out
+// of memory.
+static nng_msg *
+answer_encode(dre_rpc_reply *rep, int *status)
 {
 	if (rep->body.oom) {
 		reply_clear(rep);
@@ -697,8 +699,16 @@ dre_rpc_answer(dre_rpc_pending *p, dre_rpc_reply *rep)
 		    rep, 503, "UNAVAILABLE", NULL, "out of memory");
 	}
 	nng_msg *out = reply_encode(rep);
-	int      status = rep->status != 0 ? rep->status : 200;
+	*status = rep->status != 0 ? rep->status : 200;
 	reply_clear(rep);
+	return out;
+}
+
+// answer_send sends out (status) as p's answer, or leaves it for the
+// handler to send when it returns.
+static void
+answer_send(dre_rpc_pending *p, nng_msg *out, int status)
+{
 	pthread_mutex_lock(&later_mu);
 	p->status = status;
 	if (!p->returned) {
@@ -708,6 +718,56 @@ dre_rpc_answer(dre_rpc_pending *p, dre_rpc_reply *rep)
 	} else
 		pending_finish(p, out);
 	pthread_mutex_unlock(&later_mu);
+}
+
+void
+dre_rpc_answer(dre_rpc_pending *p, dre_rpc_reply *rep)
+{
+	int      status;
+	nng_msg *out = answer_encode(rep, &status);
+	answer_send(p, out, status);
+}
+
+// An answer held back for a while (dre_rpc_answer_after).
+typedef struct {
+	nng_aio         *aio;
+	dre_rpc_pending *p;
+	nng_msg         *out;
+	int              status;
+} rpc_delayed;
+
+static void
+delayed_cb(void *arg)
+{
+	rpc_delayed *d = arg;
+	answer_send(d->p, d->out, d->status);
+	nng_aio_reap(d->aio);
+	free(d);
+}
+
+void
+dre_rpc_answer_after(dre_rpc_pending *p, dre_rpc_reply *rep, int ms)
+{
+	int          status;
+	nng_msg     *out = answer_encode(rep, &status);
+	rpc_delayed *d = NULL;
+	if (ms > 0
+	    && ((d = calloc(1, sizeof(*d))) == NULL
+	        || nng_aio_alloc(&d->aio, delayed_cb, d) != 0)) {
+		// Without a timer the thread waits.
+		free(d);
+		dre_sleep_ms(ms);
+		d = NULL;
+		ms = 0;
+	}
+	if (d == NULL) {
+		answer_send(p, out, status);
+		return;
+	}
+	d->p = p;
+	d->out = out;
+	d->status = status;
+	nng_sleep_aio((nng_duration) ms, d->aio);
 }
 
 // serve runs the handler of a decoded call (route NULL: the error is in

@@ -578,17 +578,24 @@ lease_of(json_t *doc)
 	return lease;
 }
 
-// lease_wait returns once every lease granted before the caller's write
-// has run out. A key accepted with a lease (dre-lease-ms) may be used by a
-// gateway without asking again until it ends, counted from before the
-// gateway asked; the check read the store before this write was done (or
-// it saw the key revoked), so the lease began before now -- also when it
-// was granted by this process's previous run. So a revocation answered
-// after this wait is refused by every gateway's next request.
+// answer_after_leases answers a key's revocation (rep, complete) once
+// every lease granted before it was written has run out. A key accepted
+// with a lease (dre-lease-ms) may be used by a gateway without asking again
+// until it ends, counted from before the gateway asked; a check that read
+// the store before the revocation's write was done (else it saw the key
+// revoked) began before now, so its lease ends within a lease from now --
+// also one granted by this process's previous run. So a revocation
+// answered then is refused by every gateway's next request. No thread
+// waits (dre_rpc_answer_after), unless the call cannot be taken over.
 static void
-lease_wait(void)
+answer_after_leases(const dre_rpc_call *call, dre_rpc_reply *rep)
 {
-	dre_sleep_ms(ids.cfg.key_lease_ms);
+	int              ms = (int) ids.cfg.key_lease_ms;
+	dre_rpc_pending *p = ms > 0 ? dre_rpc_reply_later(call) : NULL;
+	if (p != NULL)
+		dre_rpc_answer_after(p, rep, ms);
+	else
+		dre_sleep_ms(ms);
 }
 
 static void
@@ -618,8 +625,6 @@ do_delete(
 		pthread_mutex_lock(&c->mu);
 		dre_err err = doc_delete(c, k->tag, str_of(doc, "id"));
 		pthread_mutex_unlock(&c->mu);
-		if (err == DRE_OK && k->tag == 'K' && ids.cfg.key_lease_ms > 0)
-			lease_wait();
 		if (err != DRE_OK) {
 			dre_docapi_internal(&d, err);
 		} else {
@@ -629,6 +634,8 @@ do_delete(
 			dre_auth_event(ev, call->tenant, call->principal,
 			    str_of(doc, "id"), "");
 			rep->status = 200;
+			if (k->tag == 'K')
+				answer_after_leases(call, rep);
 		}
 		json_decref(doc);
 	}

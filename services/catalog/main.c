@@ -11,6 +11,10 @@
 #include "handlers.h"
 #include "identity.h"
 
+// Calls answered later at once: API-key revocations waiting for the keys'
+// leases to run out (identity.c).
+#define CAT_PENDING_MAX 64
+
 typedef struct {
 	dre_common_cfg common;
 	int64_t        rpc_workers;
@@ -101,8 +105,8 @@ main(int argc, char **argv)
 		cat_close(&c);
 		goto out;
 	}
-	if ((err = dre_rpc_server_open(&srv, cfg.common.rpc_listen, cat_routes,
-	         &c, (int) cfg.rpc_workers))
+	if ((err = dre_rpc_server_open_pending(&srv, cfg.common.rpc_listen,
+	         cat_routes, &c, (int) cfg.rpc_workers, CAT_PENDING_MAX))
 	    != DRE_OK) {
 		dre_error("cannot listen on %s: %s", cfg.common.rpc_listen,
 		    dre_strerror(err));

@@ -850,10 +850,25 @@ h_now(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	dre_buf_puts(&rep->body, "discarded");
 }
 
+#define AFTER_MS 1500
+
+// h_after answers "after" AFTER_MS from now, holding no thread meanwhile.
+static void
+h_after(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	dre_rpc_pending *p = dre_rpc_reply_later(call);
+
+	(void) svc;
+	assert_non_null(p);
+	dre_buf_puts(&rep->body, "after");
+	dre_rpc_answer_after(p, rep, AFTER_MS);
+}
+
 static const dre_rpc_route later_routes[] = {
 	{ "later.Take", h_take },
 	{ "later.TakeInline", h_take, DRE_RPC_INLINE },
 	{ "later.Now", h_now },
+	{ "later.After", h_after },
 	{ NULL, NULL },
 };
 
@@ -989,6 +1004,61 @@ test_later_answer(void **state)
 	dre_rpc_server_close(s);
 }
 
+typedef struct {
+	atomic_int done, ok;
+	int64_t    sent_ms;
+	atomic_int early; // answered sooner than AFTER_MS after sending
+} after_state;
+
+static void
+after_done(void *arg, dre_err err, Dre__RpcReply *rep)
+{
+	after_state *a = arg;
+	if (dre_mono_ms() - a->sent_ms < AFTER_MS)
+		atomic_fetch_add(&a->early, 1);
+	if (err == DRE_OK && rep->status == 200 && rep->has_body
+	    && rep->body.len == 5 && memcmp(rep->body.data, "after", 5) == 0)
+		atomic_fetch_add(&a->ok, 1);
+	dre_rpc_reply_msg_free(rep);
+	atomic_fetch_add(&a->done, 1);
+}
+
+// Four calls answered AFTER_MS later by the server's one worker: it is free
+// at once (a call after them is answered first), and none comes early.
+static void
+test_later_answer_after(void **state)
+{
+	dre_rpc_server    *s;
+	dre_rpc_client    *c;
+	static after_state st;
+	Dre__RpcRequest    req = DRE__RPC_REQUEST__INIT;
+
+	(void) state;
+	memset(&st, 0, sizeof(st));
+	assert_int_equal(
+	    dre_rpc_server_open_pending(&s, URL, later_routes, NULL, 1, 8),
+	    DRE_OK);
+	assert_int_equal(dre_rpc_client_open(&c, URL), DRE_OK);
+	req.method = "later.After";
+	st.sent_ms = dre_mono_ms();
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(
+		    dre_rpc_call_async(c, &req, 20000, after_done, &st),
+		    DRE_OK);
+	dre_err        err;
+	Dre__RpcReply *rep = call(c, "later.Now", 20000, &err);
+	assert_int_equal(err, DRE_OK);
+	assert_int_equal(rep->status, 202);
+	dre_rpc_reply_msg_free(rep);
+	assert_int_equal(atomic_load(&st.done), 0);
+	for (int i = 0; i < 2000 && atomic_load(&st.done) < 4; i++)
+		usleep(10 * 1000);
+	assert_int_equal(atomic_load(&st.ok), 4);
+	assert_int_equal(atomic_load(&st.early), 0);
+	dre_rpc_client_close(c);
+	dre_rpc_server_close(s);
+}
+
 // An answer after the client gave up goes nowhere; the context serves the
 // next call.
 static void
@@ -1119,6 +1189,7 @@ main(void)
 		cmocka_unit_test(test_calls_past_the_context_cap),
 		cmocka_unit_test(test_begin_end),
 		cmocka_unit_test(test_later_answer),
+		cmocka_unit_test(test_later_answer_after),
 		cmocka_unit_test(test_later_deadline),
 		cmocka_unit_test(test_later_close),
 		cmocka_unit_test(test_reply_helpers),

@@ -146,6 +146,9 @@ dre_rpc_pending *dre_rpc_reply_later(const dre_rpc_call *call);
 // thread, exactly once per handle, also after dre_rpc_server_close (the
 // answer is dropped then). It does not block.
 void dre_rpc_answer(dre_rpc_pending *p, dre_rpc_reply *rep);
+// dre_rpc_answer_after is dre_rpc_answer ms milliseconds from now, on a
+// timer of nng's: no thread waits meanwhile.
+void dre_rpc_answer_after(dre_rpc_pending *p, dre_rpc_reply *rep, int ms);
 
 // dre_rpc_server_open listens on url and serves routes (terminated by a
 // {NULL, NULL} entry; borrowed for the server's lifetime). Up to 2*workers
