@@ -46,7 +46,6 @@ dre_timespec_after(clockid_t clock, int64_t ms)
 	return ts;
 }
 
-// Howard Hinnant's algorithms; eras of 400 years keep them branch-light.
 void
 dre_sleep_ms(int64_t ms)
 {
@@ -56,6 +55,7 @@ dre_sleep_ms(int64_t ms)
 		;
 }
 
+// Howard Hinnant's algorithms; eras of 400 years keep them branch-light.
 int64_t
 dre_days_from_civil(int64_t y, int m, int d)
 {

@@ -1126,10 +1126,7 @@ dre_rpc_server_open_pending(dre_rpc_server **sp, const char *url,
 	    "receiving contexts open (grows while calls wait for workers)",
 	    NULL);
 	s->m_pending = dre_metric_gauge("dre_rpc_server_pending_calls",
-	    "calls taken over by their handler and not answered yet (a "
-	    "confirm waiting for its write, an evaluate for coupon or "
-	    "loyalty)",
-	    NULL);
+	    "calls taken over by their handler and not answered yet", NULL);
 	pthread_mutex_init(&s->mtx, NULL);
 	pthread_mutex_init(&s->peers.mu, NULL);
 	pthread_cond_init(&s->cv, NULL);

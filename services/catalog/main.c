@@ -11,8 +11,8 @@
 #include "handlers.h"
 #include "identity.h"
 
-// Calls answered later at once: API-key revocations waiting for the keys'
-// leases to run out (identity.c).
+// Calls the catalog answers later, at most this many at a time: API-key
+// revocations waiting for the keys' leases to run out (identity.c).
 #define CAT_PENDING_MAX 64
 
 typedef struct {
