@@ -527,6 +527,7 @@ struct dre_rpc_server {
 	int              pending_max, npending;
 	int              drain_ms; // close waits this long for answers
 	atomic_int       nsending; // replies handed to nng, not yet sent
+	_Atomic int64_t  replied_ms; // the last reply handed to nng (mono)
 	dre_rpc_pending *later;
 	pthread_cond_t   later_cv; // npending fell to 0
 	bool             sock_closed;
@@ -544,6 +545,9 @@ struct dre_rpc_server {
 // started with; past that, new calls wait in nng until a context is free.
 #define RPC_SLOTS_FREE 4
 #define RPC_SLOTS_GROW 256
+// How long after its last answer a closing server closes its connections
+// (they may still be writing it).
+#define RPC_CLOSE_GRACE_MS 50
 
 // ---- built-in methods: every server answers <prefix>.Metrics and
 // <prefix>.Health for the whole process (dre/metrics.h, dre/health.h).
@@ -867,6 +871,7 @@ slot_reply(rpc_slot *w, nng_msg *out)
 	}
 	w->sending = true;
 	atomic_fetch_add(&w->s->nsending, 1);
+	atomic_store(&w->s->replied_ms, dre_mono_ms());
 	nng_aio_set_msg(w->aio, out);
 	nng_ctx_send(w->ctx, w->aio);
 }
@@ -1134,6 +1139,7 @@ dre_rpc_server_open_pending(dre_rpc_server **sp, const char *url,
 	s->pending_max = pending_max;
 	s->drain_ms = DRE_RPC_DRAIN_MS;
 	atomic_init(&s->nsending, 0);
+	atomic_init(&s->replied_ms, 0);
 	s->nslots = 2 * workers + pending_max;
 	s->cap = s->nslots + RPC_SLOTS_GROW;
 	s->nworkers = workers;
@@ -1221,6 +1227,13 @@ dre_rpc_server_close(dre_rpc_server *s)
 	// The last answers leave before the socket closes (a second at most).
 	for (int i = 0; i < 1000 && atomic_load(&s->nsending) > 0; i++)
 		usleep(1000);
+	// A send is done once its message is handed to the connection, which
+	// may still be writing it, and closing the socket cuts connections
+	// hard: the last answers get a moment to be written.
+	int64_t grace
+	    = atomic_load(&s->replied_ms) + RPC_CLOSE_GRACE_MS - dre_mono_ms();
+	if (grace > 0)
+		dre_sleep_ms(grace);
 	nng_close(s->sock);
 	for (int i = 0; s->slots != NULL && i < s->nslots; i++) {
 		rpc_slot *w = &s->slots[i];

@@ -1099,10 +1099,11 @@ answer_soon(void *arg)
 }
 
 // Closing waits for the pending calls' answers; one never answered in
-// time is dropped, and its late answer only frees it. (The clients wait
-// 20 s: one CI replica under ThreadSanitizer on a busy machine got two of
-// the three answers; not reproduced since, a client wait of 5 s running
-// out is the likeliest cause.)
+// time is dropped, and its late answer only frees it. (One CI replica under
+// ThreadSanitizer on a busy machine got two of the three answers: a reply's
+// send is done once nng hands it to the connection, and closing the socket
+// cut the connection while it was still writing the last one; the server
+// now closes RPC_CLOSE_GRACE_MS after its last answer at the earliest.)
 static void
 test_later_close(void **state)
 {
