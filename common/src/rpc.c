@@ -1170,7 +1170,12 @@ dre_rpc_server_open_pending(dre_rpc_server **sp, const char *url,
 		dre_error("rpc: listen %s: %s", url, nng_strerror(rv));
 		goto fail;
 	}
-	for (int i = 0; i < s->nslots; i++)
+	// The first receives' calls may open more contexts (slots_reserve,
+	// on nng's threads) while this loop runs: it posts only its own.
+	pthread_mutex_lock(&s->mtx);
+	int n0 = s->nslots;
+	pthread_mutex_unlock(&s->mtx);
+	for (int i = 0; i < n0; i++)
 		nng_ctx_recv(s->slots[i].ctx, s->slots[i].aio);
 	log_methods(url, routes);
 	*sp = s;
@@ -1235,7 +1240,11 @@ dre_rpc_server_close(dre_rpc_server *s)
 	if (grace > 0)
 		dre_sleep_ms(grace);
 	nng_close(s->sock);
-	for (int i = 0; s->slots != NULL && i < s->nslots; i++) {
+	// No context opens now; one may have opened meanwhile.
+	pthread_mutex_lock(&s->mtx);
+	int nslots = s->nslots;
+	pthread_mutex_unlock(&s->mtx);
+	for (int i = 0; s->slots != NULL && i < nslots; i++) {
 		rpc_slot *w = &s->slots[i];
 		if (w->aio != NULL) {
 			nng_aio_stop(w->aio);

@@ -208,8 +208,10 @@ enum gw_state {
 #define GW_MAX_PARAMS 16
 
 struct gw_job {
-	gw                    *g;
-	enum gw_state          state;
+	gw *g;
+	// Written by the thread that finishes the call (gw_job_wake) while
+	// the connection's thread may still be reading it.
+	_Atomic enum gw_state  state;
 	struct MHD_Connection *conn;
 	const gw_route        *route;
 	const char            *method; // HTTP method (MHD's, borrowed)
