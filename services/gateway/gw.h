@@ -241,9 +241,11 @@ struct gw_job {
 	// it no longer is (401, 403, 503), on_key_refused the route's undo
 	// of what the accepted chunks began (it answers with
 	// gw_key_refused_reply).
-	bool    key_ok;
-	int     key_refusal;
-	int64_t key_asked_ms; // when the catalog was asked (monotonic)
+	bool          key_ok;
+	int           key_refusal;
+	int64_t       key_asked_ms; // when the catalog was asked (monotonic)
+	bool          key_hashed; // key_digest is apikey's SHA-256
+	unsigned char key_digest[32];
 	void (*on_key_refused)(gw_job *j);
 	size_t      nhdrs;
 	const char *hdrs[8][2];

@@ -685,11 +685,10 @@ key_verified(gw_job *j)
 	who.roles = (uint32_t) strtoul(r, NULL, 10);
 	// Remembered for the lease, counted from before the question left:
 	// it ends no later than the catalog's grant does.
-	int64_t       ms = lease != NULL ? strtoll(lease, NULL, 10) : 0;
-	unsigned char d[32];
-	if (ms > 0 && dre_sha256(d, j->apikey, strlen(j->apikey)))
-		remember(j->g->ident, j->g->ident->keys, KEY_CACHE, d,
-		    j->key_asked_ms + ms, &who);
+	int64_t ms = lease != NULL ? strtoll(lease, NULL, 10) : 0;
+	if (ms > 0 && j->key_hashed)
+		remember(j->g->ident, j->g->ident->keys, KEY_CACHE,
+		    j->key_digest, j->key_asked_ms + ms, &who);
 	// The route's own call gets a fresh reply.
 	dre_rpc_reply_msg_free(j->rep);
 	j->rep = NULL;
@@ -701,12 +700,14 @@ gw_key_verify(gw_job *j)
 {
 	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
 	gw_ident       *id = j->g->ident;
-	unsigned char   d[32];
 	dre_principal   who;
 
 	j->key_asked_ms = dre_mono_ms();
-	if (dre_sha256(d, j->apikey, strlen(j->apikey))
-	    && remembered(id, id->keys, KEY_CACHE, d, j->key_asked_ms, &who)) {
+	j->key_hashed
+	    = dre_sha256(j->key_digest, j->apikey, strlen(j->apikey));
+	if (j->key_hashed
+	    && remembered(id, id->keys, KEY_CACHE, j->key_digest,
+	        j->key_asked_ms, &who)) {
 		key_accept(j, &who);
 		return;
 	}

@@ -77,6 +77,20 @@ class Rewards(harness.TestCase):
                                               coupons=[{"code": probe}]))
         return gid, art, vt, vp
 
+    def personal(self, gid, art, pct):
+        """A PERSONAL promotion of pct % on art in POS group gid, assigned
+        to a new contact: (the promotion, the contact's id)."""
+        s = self.stack
+        w = promotion("Personal %d%%" % pct, [{"type": "ARTICLE", "values": [art]}],
+                      [harness.pct_action(pct, articles=[art])], pos_groups=[gid],
+                      assignment="PERSONAL")
+        s.create_promotion(w)
+        r = s.post("/api/v3/contacts?source=POS&storeExternalId=S1", {"email": email()})
+        self.assertStatus(r, 201)
+        self.assertStatus(s.post("/api/v3/promotion-assignments",
+                                 {"contactId": r.body["id"], "promotionId": w["id"]}), 201)
+        return w, r.body["id"]
+
     def assertStatusBody(self, r, status):
         self.assertStatus(r, status)
         return r.body
@@ -410,14 +424,8 @@ class Rewards(harness.TestCase):
         s = self.stack
         gid = self.pos_group()["id"]
         art = uniq("ART")
-        w = promotion("Personal 20%", [{"type": "ARTICLE", "values": [art]}],
-                      [harness.pct_action(20, articles=[art])], pos_groups=[gid],
-                      assignment="PERSONAL")
-        s.create_promotion(w)
-        a = self.contact(email=email())
-        self.assertStatus(s.post("/api/v3/promotion-assignments",
-                                 {"contactId": a["id"], "promotionId": w["id"]}), 201)
-        req = basket(gid, [item("L1", art, 1, "50.00")], customer={"customerId": a["id"]})
+        w, cid = self.personal(gid, art, 20)
+        req = basket(gid, [item("L1", art, 1, "50.00")], customer={"customerId": cid})
         s.wait_for_promotion(w["id"], req)
         warning = {"code": "LOYALTY_UNAVAILABLE", "target": "customer",
                    "message": "the loyalty service did not answer in time: priced without "
@@ -457,16 +465,10 @@ class Rewards(harness.TestCase):
         # only its own (the coupon's answer, come meanwhile, still counts).
         s = self.stack
         gid, art, vt, vp = self.voucher_setup()
-        w = promotion("Personal 10%", [{"type": "ARTICLE", "values": [art]}],
-                      [harness.pct_action(10, articles=[art])], pos_groups=[gid],
-                      assignment="PERSONAL")
-        s.create_promotion(w)
-        a = self.contact(email=email())
-        self.assertStatus(s.post("/api/v3/promotion-assignments",
-                                 {"contactId": a["id"], "promotionId": w["id"]}), 201)
+        w, cid = self.personal(gid, art, 10)
         code = self.assertStatusBody(s.post("/api/v1/CouponCodes",
                                             {"couponTypeId": vt["id"]}), 201)["code"]
-        req = basket(gid, [item("L1", art, 1, "20.00")], customer={"customerId": a["id"]},
+        req = basket(gid, [item("L1", art, 1, "20.00")], customer={"customerId": cid},
                      coupons=[{"code": code}])
         s.wait_for_promotion(w["id"], req)
         b = self.assertEval(s.evaluate(req))
@@ -668,15 +670,7 @@ class WaitingForLoyalty(harness.TestCase):
     def test_member_baskets_wait_for_loyalty_without_workers(self):
         s = self.stack
         gid, art, vt, vp = Rewards.voucher_setup(self)
-        w = promotion("Personal 10%", [{"type": "ARTICLE", "values": [art]}],
-                      [harness.pct_action(10, articles=[art])], pos_groups=[gid],
-                      assignment="PERSONAL")
-        s.create_promotion(w)
-        r = s.post("/api/v3/contacts?source=POS&storeExternalId=S1", {"email": email()})
-        self.assertStatus(r, 201)
-        cid = r.body["id"]
-        self.assertStatus(s.post("/api/v3/promotion-assignments",
-                                 {"contactId": cid, "promotionId": w["id"]}), 201)
+        w, cid = Rewards.personal(self, gid, art, 10)
         # half of the baskets also carry a coupon code: its check is answered
         # at once, loyalty's not until the service runs again
         codes = [self.assertStatusBody(s.post("/api/v1/CouponCodes", {"couponTypeId": vt["id"]}),
