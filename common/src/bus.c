@@ -400,47 +400,99 @@ query_handle(rd_kafka_t **rkp, const dre_kvlist *props)
 	return e;
 }
 
+// partition_counts reads each of n topics' partition count from the
+// cluster's metadata (0: no such topic). It asks for every topic's: a
+// request naming topics makes a broker that only speaks Metadata v0-3 (the
+// dev broker, librdkafka's mock) create those it lacks.
+static dre_err
+partition_counts(rd_kafka_t *rk, const char *const *topics, size_t n,
+    int *counts, int timeout_ms)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t             err
+	    = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		dre_warn("kafka: metadata: %s", rd_kafka_err2str(err));
+		return map_err(err);
+	}
+	for (size_t k = 0; k < n; k++) {
+		counts[k] = 0;
+		for (int i = 0; i < md->topic_cnt; i++)
+			if (strcmp(md->topics[i].topic, topics[k]) == 0
+			    && md->topics[i].err
+			        != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+				counts[k] = md->topics[i].partition_cnt;
+	}
+	rd_kafka_metadata_destroy(md);
+	return DRE_OK;
+}
+
 dre_err
-dre_bus_cluster_id(
-    const dre_kvlist *props, char *buf, size_t cap, int timeout_ms)
+dre_bus_cluster_info(const dre_kvlist *props, char *id, size_t cap,
+    const char *const *topics, size_t n, int *counts, int timeout_ms)
 {
 	rd_kafka_t *rk = NULL;
 	dre_err     e = query_handle(&rk, props);
 	if (e != DRE_OK)
 		return e;
-	char *id = rd_kafka_clusterid(rk, timeout_ms);
-	if (id == NULL) {
-		dre_warn("kafka: no cluster id within %d ms", timeout_ms);
-		e = DRE_EUNAVAIL;
-	} else if (strlen(id) >= cap) {
-		e = DRE_ETOOBIG;
-	} else {
-		memcpy(buf, id, strlen(id) + 1);
+	if (id != NULL) {
+		char *got = rd_kafka_clusterid(rk, timeout_ms);
+		if (got == NULL) {
+			dre_warn(
+			    "kafka: no cluster id within %d ms", timeout_ms);
+			e = DRE_EUNAVAIL;
+		} else if (strlen(got) >= cap) {
+			e = DRE_ETOOBIG;
+		} else {
+			memcpy(id, got, strlen(got) + 1);
+		}
+		if (got != NULL)
+			rd_kafka_mem_free(rk, got);
 	}
-	if (id != NULL)
-		rd_kafka_mem_free(rk, id);
+	if (e == DRE_OK && n > 0)
+		e = partition_counts(rk, topics, n, counts, timeout_ms);
 	rd_kafka_destroy(rk);
 	return e;
 }
 
 dre_err
-dre_bus_high_watermark(const dre_kvlist *props, const char *topic,
-    int32_t partition, int64_t *high, int timeout_ms)
+dre_bus_cluster_id(
+    const dre_kvlist *props, char *buf, size_t cap, int timeout_ms)
+{
+	return dre_bus_cluster_info(
+	    props, buf, cap, NULL, 0, NULL, timeout_ms);
+}
+
+dre_err
+dre_bus_topic_ends(const dre_kvlist *props, const char *topic, int64_t *high,
+    size_t cap, size_t *n, int timeout_ms)
 {
 	rd_kafka_t *rk = NULL;
 	dre_err     e = query_handle(&rk, props);
 	if (e != DRE_OK)
 		return e;
-	int64_t             lo = 0, hi = 0;
-	rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
-	    rk, topic, partition, &lo, &hi, timeout_ms);
-	if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-		dre_warn("kafka: watermarks of %s[%d]: %s", topic, partition,
-		    rd_kafka_err2str(err));
-		e = map_err(err);
-	} else {
-		*high = hi;
+	int np = 0;
+	*n = 0;
+	e = partition_counts(rk, &topic, 1, &np, timeout_ms);
+	if (e == DRE_OK && np == 0) {
+		dre_warn("kafka: no topic %s", topic);
+		e = DRE_ENOTFOUND;
+	} else if (e == DRE_OK && (size_t) np > cap) {
+		e = DRE_ETOOBIG;
 	}
+	for (int p = 0; e == DRE_OK && p < np; p++) {
+		int64_t             lo = 0, hi = 0;
+		rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+		    rk, topic, p, &lo, &hi, timeout_ms);
+		if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			dre_warn("kafka: watermarks of %s[%d]: %s", topic, p,
+			    rd_kafka_err2str(err));
+			e = map_err(err);
+		}
+		high[p] = hi;
+	}
+	if (e == DRE_OK)
+		*n = (size_t) np;
 	rd_kafka_destroy(rk);
 	return e;
 }

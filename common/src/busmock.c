@@ -59,6 +59,16 @@ dre_bus_mock_bootstrap(const dre_bus_mock *m)
 }
 
 dre_err
+dre_bus_mock_topic_create(dre_bus_mock *m, const char *topic, int partitions)
+{
+	int rf = m->brokers < 3 ? m->brokers : 3;
+	return rd_kafka_mock_topic_create(m->mc, topic, partitions, rf)
+	        == RD_KAFKA_RESP_ERR_NO_ERROR
+	    ? DRE_OK
+	    : DRE_EBUS;
+}
+
+dre_err
 dre_bus_mock_set_up(dre_bus_mock *m, int32_t broker, bool up)
 {
 	for (int32_t i = 1; i <= m->brokers; i++) {

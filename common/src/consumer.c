@@ -22,7 +22,8 @@
 #include "dre/health.h"
 #include "dre/metrics.h"
 
-#define MAX_PARTS        256
+#define MAX_PARTS        65536 // partitions of all topics, a sanity bound
+#define MAX_TOPICS       16
 #define PROBE_EVERY_MS   5000
 #define PRUNE_EVERY_MS   (3600 * 1000)
 #define PRUNE_FIRST_MS   10000
@@ -56,20 +57,21 @@ struct dre_applier {
 	atomic_bool     resync;
 	dre_batch      *b;
 	dre_arena      *a;
-	ap_pos          pos[MAX_PARTS];
-	size_t          npos;
-	int             nmsgs; // in the open batch
-	int64_t         opened_ms; // mono
-	char            cluster[128]; // of the stored positions
-	bool            have_kafka;
-	bool            recovered; // recover() ran at least once
-	bool            refresh; // a recovery at start is due
-	int64_t         last_recover; // mono ms of the last recovery
-	int64_t         next_refresh; // mono ms: no refresh before
-	int             refresh_backoff_ms;
-	int64_t         next_probe;
-	int64_t         next_prune;
-	int             backoff_ms;
+	ap_pos         *pos; // npos of cap_pos (grown as partitions are found)
+	size_t          npos, cap_pos;
+	dre_partition_offset *po; // cap_pos, for the calls that list them
+	int                   nmsgs; // in the open batch
+	int64_t               opened_ms; // mono
+	char                  cluster[128]; // of the stored positions
+	bool                  have_kafka;
+	bool                  recovered; // recover() ran at least once
+	bool                  refresh; // a recovery at start is due
+	int64_t               last_recover; // mono ms of the last recovery
+	int64_t               next_refresh; // mono ms: no refresh before
+	int                   refresh_backoff_ms;
+	int64_t               next_probe;
+	int64_t               next_prune;
+	int                   backoff_ms;
 	// The message that failed transiently last, to count its attempts.
 	char    retry_topic[128];
 	int32_t retry_part;
@@ -128,6 +130,20 @@ pos_add(dre_applier *ap, const char *topic, int32_t part)
 	if (ap->npos >= MAX_PARTS || strlen(topic) >= sizeof(p->topic)) {
 		dre_error("%s: too many partitions", ap->name);
 		return NULL;
+	}
+	if (ap->npos == ap->cap_pos) {
+		size_t  cap = ap->cap_pos ? 2 * ap->cap_pos : 64;
+		ap_pos *np = realloc(ap->pos, cap * sizeof(*np));
+		if (np != NULL)
+			ap->pos = np;
+		dre_partition_offset *npo
+		    = np ? realloc(ap->po, cap * sizeof(*npo)) : NULL;
+		if (npo == NULL) {
+			dre_error("%s: out of memory", ap->name);
+			return NULL;
+		}
+		ap->po = npo;
+		ap->cap_pos = cap;
 	}
 	p = &ap->pos[ap->npos++];
 	memset(p, 0, sizeof(*p));
@@ -244,8 +260,8 @@ batch_open(dre_applier *ap)
 static void
 rewind_consumer(dre_applier *ap)
 {
-	dre_partition_offset po[MAX_PARTS];
-	size_t               n = 0;
+	dre_partition_offset *po = ap->po;
+	size_t                n = 0;
 	for (size_t i = 0; i < ap->npos; i++) {
 		ap_pos *p = &ap->pos[i];
 		p->next = p->committed;
@@ -494,7 +510,7 @@ backoff_sleep(dre_applier *ap)
 static dre_err
 assign_static(dre_applier *ap)
 {
-	dre_partition_offset po[MAX_PARTS];
+	dre_partition_offset *po = ap->po;
 	for (size_t i = 0; i < ap->npos; i++) {
 		ap->pos[i].assigned = true;
 		ap->pos[i].next = ap->pos[i].committed;
@@ -519,7 +535,10 @@ recover(dre_applier *ap, ap_pos *only, const char *why, bool alarm)
 	        ? "from the owner's snapshot"
 	        : "from the log's beginning (events already applied are "
 	          "recognised by eventId)");
-	dre_partition_offset po[MAX_PARTS];
+	// (its own list: rewind_consumer below fills ap->po)
+	dre_partition_offset *po = malloc((ap->npos + 1) * sizeof(*po));
+	if (po == NULL)
+		return DRE_ENOMEM;
 	for (size_t i = 0; i < ap->npos; i++)
 		po[i] = (dre_partition_offset) { ap->pos[i].topic,
 			ap->pos[i].partition, DRE_OFFSET_BEGINNING };
@@ -556,6 +575,7 @@ recover(dre_applier *ap, ap_pos *only, const char *why, bool alarm)
 		e = dre_store_write(ap->cfg.st, ap->b, true);
 	}
 	dre_batch_clear(ap->b);
+	free(po);
 	if (ap->cfg.batch_end != NULL)
 		ap->cfg.batch_end(ap->cfg.arg, e);
 	if (e != DRE_OK) {
@@ -583,7 +603,39 @@ recover(dre_applier *ap, ap_pos *only, const char *why, bool alarm)
 	return DRE_OK;
 }
 
-// probe compares the cluster id with the one the positions belong to.
+// grow_positions adds the partitions the cluster has beyond the known ones
+// (static mode: a topic an operator created or grew with more partitions
+// than dre_topics[] declares); they are read from their beginning. The
+// consumer is opened again to be assigned them.
+static void
+grow_positions(dre_applier *ap, const int *counts)
+{
+	bool grown = false;
+	for (size_t t = 0; ap->group == NULL && t < ap->cfg.ntopics; t++) {
+		const char *topic = ap->cfg.topics[t];
+		int         added = 0;
+		for (int i = 0; i < counts[t]; i++)
+			if (pos_find(ap, topic, i) == NULL) {
+				if (pos_add(ap, topic, i) == NULL)
+					break;
+				added++;
+			}
+		if (added == 0)
+			continue;
+		dre_info("%s: %s has %d partitions: %d more read from their "
+		         "beginning",
+		    ap->name, topic, counts[t], added);
+		grown = true;
+	}
+	if (!grown || ap->c == NULL)
+		return;
+	// (probe runs between batches: nothing is open)
+	dre_consumer_close(ap->c);
+	ap->c = NULL;
+}
+
+// probe compares the cluster id with the one the positions belong to and
+// (static mode) finds partitions added to the applier's topics.
 static void
 probe(dre_applier *ap)
 {
@@ -591,14 +643,19 @@ probe(dre_applier *ap)
 	if (!ap->have_kafka)
 		return;
 	char id[128];
-	bool reached
-	    = dre_bus_cluster_id(&ap->kafka, id, sizeof(id), 1000) == DRE_OK;
+	int  counts[MAX_TOPICS] = { 0 };
+	// A static applier also asks how many partitions its topics have.
+	size_t nt = ap->group == NULL ? ap->cfg.ntopics : 0;
+	bool   reached = dre_bus_cluster_info(&ap->kafka, id, sizeof(id),
+	                     ap->cfg.topics, nt, counts, 1000)
+	    == DRE_OK;
 	atomic_store(&ap->healthy, reached);
 	lag_update(ap);
 	if (ap->cfg.probed != NULL)
 		ap->cfg.probed(ap->cfg.arg, reached);
 	if (!reached)
 		return;
+	grow_positions(ap, counts);
 	if (ap->cluster[0] == '\0') {
 		snprintf(ap->cluster, sizeof(ap->cluster), "%s", id);
 		dre_store_put(
@@ -810,7 +867,7 @@ dre_err
 dre_applier_start(dre_applier **app, const dre_applier_cfg *cfg)
 {
 	if (cfg == NULL || cfg->apply == NULL || cfg->st == NULL
-	    || cfg->ntopics == 0)
+	    || cfg->ntopics == 0 || cfg->ntopics > MAX_TOPICS)
 		return DRE_EINVAL;
 	dre_applier *ap = calloc(1, sizeof(*ap));
 	if (ap == NULL)
@@ -899,6 +956,8 @@ dre_applier_stop(dre_applier *ap)
 	pthread_mutex_destroy(&ap->stats_mu);
 	free(ap->name);
 	free(ap->group);
+	free(ap->pos);
+	free(ap->po);
 	free(ap);
 }
 

@@ -680,9 +680,8 @@ h_snapshot(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 {
 	bud                        *s = svc;
 	Dre__BudgetSnapshotResponse out = DRE__BUDGET_SNAPSHOT_RESPONSE__INIT;
-	const dre_topic *tp = dre_topic_find(DRE_TOPIC_BUDGET_STATUS);
-	int              np = tp ? tp->partitions : 1;
-	dre_arena       *a = dre_arena_alloc(0);
+	enum { PARTS_MAX = 1024 };
+	dre_arena *a = dre_arena_alloc(0);
 	if (a == NULL) {
 		dre_rpc_reply_error(
 		    rep, 503, "UNAVAILABLE", NULL, "out of memory");
@@ -690,27 +689,25 @@ h_snapshot(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	}
 	// Watermarks first: every change after the states read below is at
 	// or past them (a replay is harmless: versions).
-	Dre__TopicOffset **offs
-	    = dre_arena_get(a, (size_t) np * sizeof(*offs));
-	size_t noffs = 0;
-	for (int p = 0; offs != NULL && p < np
-	     && dre_kvlist_get(s->kafka, "bootstrap.servers") != NULL;
-	     p++) {
-		int64_t high = 0;
-		if (dre_bus_high_watermark(s->kafka, DRE_TOPIC_BUDGET_STATUS,
-		        p, &high, s->kafka_timeout_ms)
-		    != DRE_OK) {
-			dre_warn("snapshot without offsets");
-			noffs = 0;
-			break;
-		}
+	int64_t           *high = dre_arena_get(a, PARTS_MAX * sizeof(*high));
+	Dre__TopicOffset **offs = dre_arena_get(a, PARTS_MAX * sizeof(*offs));
+	size_t             noffs = 0, np = 0;
+	if (high != NULL && offs != NULL
+	    && dre_kvlist_get(s->kafka, "bootstrap.servers") != NULL
+	    && dre_bus_topic_ends(s->kafka, DRE_TOPIC_BUDGET_STATUS, high,
+	           PARTS_MAX, &np, s->kafka_timeout_ms)
+	        != DRE_OK) {
+		dre_warn("snapshot without offsets");
+		np = 0;
+	}
+	for (size_t p = 0; p < np; p++) {
 		Dre__TopicOffset *o = dre_arena_get(a, sizeof(*o));
 		if (o == NULL)
 			break;
 		dre__topic_offset__init(o);
 		o->topic = DRE_TOPIC_BUDGET_STATUS;
-		o->partition = p;
-		o->offset = high;
+		o->partition = (int32_t) p;
+		o->offset = high[p];
 		offs[noffs++] = o;
 	}
 	out.offsets = offs;

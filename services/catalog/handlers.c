@@ -2010,37 +2010,32 @@ static const char *const master_topics[] = { DRE_TOPIC_PROMOTIONS,
 static void
 snapshot_offsets(cat *c, dre_arena *a, Dre__TopicOffset ***outp, size_t *n)
 {
-	size_t             cap = 0, k = 0;
-	Dre__TopicOffset **v;
+	enum { PARTS_MAX = 1024 };
 	*n = 0;
 	if (dre_kvlist_get(c->kafka, "bootstrap.servers") == NULL)
 		return;
-	for (size_t t = 0; t < 4; t++) {
-		const dre_topic *tp = dre_topic_find(master_topics[t]);
-		cap += tp && tp->partitions > 0 ? (size_t) tp->partitions : 1;
-	}
-	if ((v = dre_arena_get(a, cap * sizeof *v)) == NULL)
+	int64_t           *high = dre_arena_get(a, PARTS_MAX * sizeof *high);
+	Dre__TopicOffset **v = dre_arena_get(a, 4 * PARTS_MAX * sizeof *v);
+	size_t             k = 0;
+	if (high == NULL || v == NULL)
 		return;
 	for (size_t t = 0; t < 4; t++) {
-		const dre_topic *tp = dre_topic_find(master_topics[t]);
-		int np = tp && tp->partitions > 0 ? tp->partitions : 1;
-		for (int p = 0; p < np; p++) {
-			int64_t high = 0;
-			dre_err err = dre_bus_high_watermark(c->kafka,
-			    master_topics[t], p, &high, c->kafka_timeout_ms);
-			if (err != DRE_OK) {
-				dre_warn(
-				    "snapshot without offsets: %s[%d]: %s",
-				    master_topics[t], p, dre_strerror(err));
-				return;
-			}
+		size_t  np = 0;
+		dre_err err = dre_bus_topic_ends(c->kafka, master_topics[t],
+		    high, PARTS_MAX, &np, c->kafka_timeout_ms);
+		if (err != DRE_OK) {
+			dre_warn("snapshot without offsets: %s: %s",
+			    master_topics[t], dre_strerror(err));
+			return;
+		}
+		for (size_t p = 0; p < np; p++) {
 			Dre__TopicOffset *o = dre_arena_get(a, sizeof *o);
 			if (o == NULL)
 				return;
 			dre__topic_offset__init(o);
 			o->topic = (char *) master_topics[t];
-			o->partition = p;
-			o->offset = high;
+			o->partition = (int32_t) p;
+			o->offset = high[p];
 			v[k++] = o;
 		}
 	}

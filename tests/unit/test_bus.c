@@ -102,6 +102,20 @@ test_fetch_wait(void **state)
 }
 
 // consume_all reads n messages from every partition of topic.
+// topic_total sums the high watermarks of every partition of topic.
+static int64_t
+topic_total(const char *topic)
+{
+	int64_t high[64];
+	size_t  n = 0;
+	assert_int_equal(
+	    dre_bus_topic_ends(&props, topic, high, 64, &n, 5000), DRE_OK);
+	int64_t sum = 0;
+	for (size_t i = 0; i < n; i++)
+		sum += high[i];
+	return sum;
+}
+
 static int
 consume_all(const char *topic, int64_t from, int n, char seen[][32])
 {
@@ -158,19 +172,47 @@ test_produce_consume(void **state)
 		assert_string_equal(seen[i], v);
 	}
 
-	int64_t sum = 0;
-	for (int i = 0; i < 3; i++) {
-		int64_t hi = -1;
-		assert_int_equal(dre_bus_high_watermark(&props,
-		                     DRE_TOPIC_CALCULATIONS, i, &hi, 5000),
-		    DRE_OK);
-		sum += hi;
-	}
-	assert_int_equal(sum, 20);
+	assert_int_equal(topic_total(DRE_TOPIC_CALCULATIONS), 20);
 	char id[128];
 	assert_int_equal(
 	    dre_bus_cluster_id(&props, id, sizeof(id), 5000), DRE_OK);
 	assert_true(strlen(id) > 0);
+}
+
+// The cluster's partition counts, not the table's: a topic made wider than
+// declared, one that does not exist (and is not created by the asking).
+static void
+test_partition_counts(void **state)
+{
+	char wide[64];
+	snprintf(wide, sizeof wide, "test.wide.%d", rand());
+	assert_int_equal(dre_bus_mock_topic_create(mock, wide, 5), DRE_OK);
+	const char *const topics[]
+	    = { DRE_TOPIC_TX_CONFIRMED, wide, "test.never.created" };
+	int  counts[3] = { -1, -1, -1 };
+	char id[128];
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(dre_bus_cluster_info(&props, id, sizeof id,
+		                     topics, 3, counts, 5000),
+		    DRE_OK);
+		assert_true(strlen(id) > 0);
+		assert_int_equal(counts[0], 6);
+		assert_int_equal(counts[1], 5);
+		assert_int_equal(counts[2], 0);
+	}
+	int64_t high[8];
+	size_t  n = 99;
+	assert_int_equal(
+	    dre_bus_topic_ends(&props, wide, high, 8, &n, 5000), DRE_OK);
+	assert_int_equal(n, 5);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(high[i], 0);
+	assert_int_equal(
+	    dre_bus_topic_ends(&props, wide, high, 4, &n, 5000), DRE_ETOOBIG);
+	assert_int_equal(dre_bus_topic_ends(
+	                     &props, "test.never.created", high, 8, &n, 5000),
+	    DRE_ENOTFOUND);
+	assert_int_equal(n, 0);
 }
 
 static void
@@ -227,15 +269,7 @@ put_events(dre_outbox *o, dre_store *st, int from, int n)
 static int64_t
 sidefx_high(void)
 {
-	int64_t hw = 0;
-	for (int i = 0; i < 3; i++) {
-		int64_t hi = 0;
-		assert_int_equal(dre_bus_high_watermark(
-		                     &props, DRE_TOPIC_SIDEFX, i, &hi, 5000),
-		    DRE_OK);
-		hw += hi;
-	}
-	return hw;
+	return topic_total(DRE_TOPIC_SIDEFX);
 }
 
 // count_kept returns the number of acknowledged entries the outbox column
@@ -302,14 +336,7 @@ test_outbox(void **state)
 	dre_kvlist_set(&p2, "message.timeout.ms", "3000");
 	dre_outbox *o = NULL;
 	assert_int_equal(dre_outbox_open(&o, st, 1, &p2), DRE_OK);
-	int64_t hw0 = 0;
-	for (int i = 0; i < 3; i++) {
-		int64_t hi = 0;
-		assert_int_equal(dre_bus_high_watermark(
-		                     &props, DRE_TOPIC_SIDEFX, i, &hi, 5000),
-		    DRE_OK);
-		hw0 += hi;
-	}
+	int64_t hw0 = topic_total(DRE_TOPIC_SIDEFX);
 
 	// Normal operation: everything drains.
 	put_events(o, st, 0, 50);
@@ -497,6 +524,7 @@ main(void)
 		cmocka_unit_test(test_bad_property),
 		cmocka_unit_test(test_fetch_wait),
 		cmocka_unit_test(test_produce_consume),
+		cmocka_unit_test(test_partition_counts),
 		cmocka_unit_test(test_offset_out_of_range),
 		cmocka_unit_test(test_outbox),
 		cmocka_unit_test(test_outbox_probe_aside),

@@ -74,8 +74,8 @@ store_remove(dre_store *st)
 // produce sends one BudgetStatus event adding amount to budget; id NULL
 // makes a fresh eventId. Returns the eventId used (static buffer).
 static const char *
-produce(dre_producer *p, const char *tenant, const char *budget,
-    int64_t amount, const char *id)
+produce_to(dre_producer *p, const char *topic, const char *tenant,
+    const char *budget, int64_t amount, const char *id)
 {
 	static char             used[37];
 	dre_budget_status_event e = { 0 };
@@ -97,12 +97,20 @@ produce(dre_producer *p, const char *tenant, const char *budget,
 	assert_int_equal(dre_avro_encode_budget_status(&b, &e), DRE_OK);
 	char key[128];
 	int  kl = snprintf(key, sizeof(key), "%s/%s", tenant, budget);
-	assert_int_equal(dre_producer_send(p, DRE_TOPIC_BUDGET_STATUS, key,
-	                     (size_t) kl, b.data, b.len, NULL),
+	assert_int_equal(
+	    dre_producer_send(p, topic, key, (size_t) kl, b.data, b.len, NULL),
 	    DRE_OK);
 	dre_buf_free(&b);
 	memcpy(used, e.event_id, sizeof(used));
 	return used;
+}
+
+static const char *
+produce(dre_producer *p, const char *tenant, const char *budget,
+    int64_t amount, const char *id)
+{
+	return produce_to(
+	    p, DRE_TOPIC_BUDGET_STATUS, tenant, budget, amount, id);
 }
 
 // producer opens a producer and names a budget of the test's own.
@@ -521,6 +529,102 @@ test_refresh(void **state)
 	store_remove(st);
 }
 
+// A static applier reads every partition the cluster has: a topic created
+// wider than dre_topics[] declares (here: not declared at all, 1 partition
+// by the table) before it starts, and one that appears (with more than one
+// partition) while it runs.
+static atomic_int parts_seen[512];
+
+static void
+on_delivered(void *arg, dre_err err, void *msg_opaque, int32_t partition,
+    int64_t offset)
+{
+	if (err == DRE_OK && partition >= 0 && partition < 512)
+		atomic_fetch_add(&parts_seen[partition], 1);
+}
+
+static void
+test_static_reads_every_partition_of_the_cluster(void **state)
+{
+	char wide[64], later[64], huge[64];
+	snprintf(wide, sizeof wide, "test.wide.%d", rand());
+	snprintf(later, sizeof later, "test.later.%d", rand());
+	snprintf(huge, sizeof huge, "test.huge.%d", rand());
+	assert_int_equal(dre_bus_mock_topic_create(mock, wide, 5), DRE_OK);
+	// More partitions than an applier once had room for (256).
+	assert_int_equal(dre_bus_mock_topic_create(mock, huge, 300), DRE_OK);
+	const char *const three[] = { wide, later, huge };
+	dre_store        *st = store_open("wide");
+	svc               s = { 0 };
+	dre_applier_cfg   cfg = cfg_of(st, &s, NULL, NULL);
+	cfg.topics = three;
+	cfg.ntopics = 3;
+	dre_applier *ap = NULL;
+	assert_int_equal(dre_applier_start(&ap, &cfg), DRE_OK);
+	// The consumer's own request for the unknown topic may have made the
+	// mock create it (4 partitions) first: either way it has several.
+	dre_err made = dre_bus_mock_topic_create(mock, later, 5);
+	int     counts[3] = { 0, 0, 0 };
+	assert_int_equal(
+	    dre_bus_cluster_info(&props, NULL, 0, three, 3, counts, 5000),
+	    DRE_OK);
+	assert_int_equal(counts[0], 5);
+	assert_int_equal(counts[1], made == DRE_OK ? 5 : 4);
+	assert_int_equal(counts[2], 300);
+
+	dre_producer *p = NULL;
+	assert_int_equal(
+	    dre_producer_open(&p, &props, on_delivered, NULL), DRE_OK);
+	for (int t = 0; t < 3; t++) {
+		for (int i = 0; i < 512; i++)
+			atomic_store(&parts_seen[i], 0);
+		for (int i = 0; i < 40; i++) {
+			char budget[32];
+			snprintf(budget, sizeof budget, "w-%d-%d", t, i);
+			produce_to(p, three[t], "t1", budget, 1, NULL);
+		}
+		assert_int_equal(dre_producer_flush(p, 10000), DRE_OK);
+		// Events on the last partitions, which the table knows nothing
+		// of (the keys are fixed, and so are their partitions).
+		int last = 0;
+		for (int i = 0; i < 512; i++)
+			if (atomic_load(&parts_seen[i]) > 0)
+				last = i;
+		assert_true(last >= (t < 2 ? counts[t] - 1 : 256));
+	}
+	// Every event of every partition is applied (the later topic's
+	// extra partitions from the next probe, within seconds).
+	wait_count(&s.committed, 120);
+	dre_applier_stop(ap);
+	assert_int_equal(atomic_load(&s.committed), 120);
+	for (int i = 0; i < 40; i++) {
+		char budget[32];
+		snprintf(budget, sizeof budget, "w-1-%d", i);
+		assert_int_equal(stored_sum(st, budget), 1);
+	}
+
+	// Started again: the positions of all partitions are kept (nothing
+	// applied twice, new events read).
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(dre_applier_start(&ap, &cfg), DRE_OK);
+	for (int i = 0; i < 40; i++) {
+		char budget[32];
+		snprintf(budget, sizeof budget, "w-1-%d", i);
+		produce_to(p, later, "t1", budget, 1, NULL);
+	}
+	assert_int_equal(dre_producer_flush(p, 10000), DRE_OK);
+	wait_count(&s.committed, 40);
+	dre_applier_stop(ap);
+	assert_int_equal(atomic_load(&s.committed), 40);
+	for (int i = 0; i < 40; i++) {
+		char budget[32];
+		snprintf(budget, sizeof budget, "w-1-%d", i);
+		assert_int_equal(stored_sum(st, budget), 2);
+	}
+	dre_producer_close(p);
+	store_remove(st);
+}
+
 int
 main(void)
 {
@@ -533,6 +637,8 @@ main(void)
 		cmocka_unit_test(test_cluster_change_recovers),
 		cmocka_unit_test(test_group_mode),
 		cmocka_unit_test(test_refresh),
+		cmocka_unit_test(
+		    test_static_reads_every_partition_of_the_cluster),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -39,6 +39,7 @@ typedef struct {
 	int64_t        port;
 	char          *bootstrap_file;
 	bool           topics;
+	int64_t        partitions;
 } broker_cfg;
 
 static const dre_cfg_opt broker_opts[] = {
@@ -56,6 +57,12 @@ static const dre_cfg_opt broker_opts[] = {
 	{ "broker.topics", DRE_CFG_BOOL, offsetof(broker_cfg, topics), "true",
 	    "create every DRE topic at start (false = an empty cluster, as a "
 	    "real one before dre-topics ran)" },
+	{ "broker.partitions", DRE_CFG_INT, offsetof(broker_cfg, partitions),
+	    "0",
+	    "create every topic with at least this many partitions (0 = as "
+	    "declared): a cluster whose operator made topics wider than "
+	    "DRE declares them",
+	    DRE_CFG_RANGE(0, 256) },
 	DRE_CFG_END,
 };
 
@@ -231,7 +238,8 @@ spread_heap(broker *b)
 
 // cluster_open starts count mock brokers and creates every DRE topic.
 static dre_err
-cluster_open(broker *b, const dre_kvlist *props, int port, bool topics)
+cluster_open(
+    broker *b, const dre_kvlist *props, int port, bool topics, int partitions)
 {
 	char             errstr[512];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -271,8 +279,10 @@ cluster_open(broker *b, const dre_kvlist *props, int port, bool topics)
 	// needs).
 	rd_kafka_mock_broker_set_down(b->mc, -1);
 	for (const dre_topic *t = dre_topics; topics && t->name != NULL; t++) {
-		rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(
-		    b->mc, t->name, t->partitions, rf);
+		rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(b->mc,
+		    t->name,
+		    t->partitions > partitions ? t->partitions : partitions,
+		    rf);
 		if (err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
 			dre_warn("topic %s was created by a client's request "
 			         "first (default partition count)",
@@ -340,7 +350,8 @@ main(int argc, char **argv)
 		dre_error("out of memory");
 		goto out;
 	}
-	if (cluster_open(&b, &cfg.common.kafka, (int) cfg.port, cfg.topics)
+	if (cluster_open(&b, &cfg.common.kafka, (int) cfg.port, cfg.topics,
+	        (int) cfg.partitions)
 	    != DRE_OK)
 		goto out;
 	const char *servers = rd_kafka_mock_cluster_bootstraps(b.mc);

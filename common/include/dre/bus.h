@@ -49,10 +49,18 @@ bool dre_producer_fatal(dre_producer *p);
 // dre_bus_cluster_id asks the cluster for its id into buf (cap bytes).
 dre_err dre_bus_cluster_id(
     const dre_kvlist *props, char *buf, size_t cap, int timeout_ms);
-// dre_bus_watermarks returns the high watermark (next offset) of a
-// partition.
-dre_err dre_bus_high_watermark(const dre_kvlist *props, const char *topic,
-    int32_t partition, int64_t *high, int timeout_ms);
+// dre_bus_cluster_info asks, over one connection, for the cluster's id (into
+// id, cap bytes; id NULL: not asked) and each of the n topics' partition
+// counts as the cluster has them (into counts; 0: no such topic). A
+// topic's count is the cluster's, not dre_topics[]'s: an operator may have
+// created or grown it with more. Asking never creates a topic.
+dre_err dre_bus_cluster_info(const dre_kvlist *props, char *id, size_t cap,
+    const char *const *topics, size_t n, int *counts, int timeout_ms);
+// dre_bus_topic_ends reads every partition's high watermark (next offset) of
+// topic, as many partitions as the cluster has (*n, at most cap; more:
+// DRE_ETOOBIG; no such topic: DRE_ENOTFOUND), over one connection.
+dre_err dre_bus_topic_ends(const dre_kvlist *props, const char *topic,
+    int64_t *high, size_t cap, size_t *n, int timeout_ms);
 
 typedef struct {
 	const char    *topic;

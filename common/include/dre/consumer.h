@@ -86,12 +86,14 @@ typedef dre_err (*dre_recover_fn)(
 typedef struct {
 	const char        *name; // for logs
 	const char *const *topics; // borrowed for the applier's lifetime
-	size_t             ntopics;
+	size_t             ntopics; // 1-16
 	dre_store         *st; // borrowed
 	int                cf; // the applier's own column family
 	const dre_kvlist  *kafka; // pass-through properties (copied)
 	const char        *group_id; // NULL/"" = static assignment of every
-	                      // partition of topics (dre_topics[])
+	                      // partition of topics: as many as the cluster
+	                      // has (asked at start and every few seconds;
+	                      // dre_topics[]'s count until it answers)
 	dre_apply_fn   apply;
 	dre_recover_fn recover; // NULL = restart from the beginning
 	// The owner's snapshot, fetched before each recover call and handed
