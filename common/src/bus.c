@@ -449,8 +449,16 @@ dre_bus_cluster_info(const dre_kvlist *props, char *id, size_t cap,
 		if (got != NULL)
 			rd_kafka_mem_free(rk, got);
 	}
-	if (e == DRE_OK && n > 0)
-		e = partition_counts(rk, topics, n, counts, timeout_ms);
+	if (e == DRE_OK && n > 0) {
+		dre_err ec
+		    = partition_counts(rk, topics, n, counts, timeout_ms);
+		if (ec != DRE_OK) {
+			// (the id answers whether the cluster is reached)
+			memset(counts, 0, n * sizeof(*counts));
+			if (id == NULL)
+				e = ec;
+		}
+	}
 	rd_kafka_destroy(rk);
 	return e;
 }

@@ -53,7 +53,9 @@ dre_err dre_bus_cluster_id(
 // id, cap bytes; id NULL: not asked) and each of the n topics' partition
 // counts as the cluster has them (into counts; 0: no such topic). A
 // topic's count is the cluster's, not dre_topics[]'s: an operator may have
-// created or grown it with more. Asking never creates a topic.
+// created or grown it with more. Asking never creates a topic. With id
+// asked, the result is the id's and counts the cluster did not give are 0;
+// without, the counts' error.
 dre_err dre_bus_cluster_info(const dre_kvlist *props, char *id, size_t cap,
     const char *const *topics, size_t n, int *counts, int timeout_ms);
 // dre_bus_topic_ends reads every partition's high watermark (next offset) of
