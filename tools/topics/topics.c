@@ -8,8 +8,8 @@
 // reported ("differs: ...") and makes the exit status 1, so a deployment job
 // notices drift; one with more partitions is reported as "wider" (every
 // consumer reads the partitions the cluster has); dre-topics never deletes
-// or alters a topic. Exit 2 on a
-// configuration error, 1 when a topic could not be created.
+// or alters a topic. Exit 2 on a configuration error, 1 when a topic could
+// not be created.
 //
 // The dev broker (librdkafka's mock cluster) answers neither CreateTopics
 // nor DescribeConfigs: dre-broker creates the topics itself, and dre-topics
