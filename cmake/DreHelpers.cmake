@@ -84,7 +84,9 @@ endfunction()
 # sanitized build: long tests scale down); ENVIRONMENT adds NAME=value
 # entries. LABELS fault: a kill -9 / restart test of thousands of confirms,
 # which tools/dre test runs in the plain build only (at full size; the
-# sanitized stage skips them to stay within CI's time). COST: the test's
+# sanitized stage skips them to stay within CI's time). LABELS race: one
+# of the concurrency-heavy tests that tools/dre test also runs against the
+# services built with ThreadSanitizer (build/tsan). COST: the test's
 # usual run time; ctest -j starts the costliest first, so a fresh clone (no
 # recorded timings) does not end on one long test running alone.
 function(dre_add_integration_test)

@@ -41,7 +41,7 @@ SOURCE_DIR = os.environ.get(
 BIN_DIR = os.environ.get("DRE_BIN_DIR", os.path.join(SOURCE_DIR, "build", "bin"))
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
-_default_scale = 3.0 if re.search(r"asan|sanit", BIN_DIR, re.I) else 1.0
+_default_scale = 3.0 if re.search(r"asan|tsan|sanit", BIN_DIR, re.I) else 1.0
 SCALE = float(os.environ.get("DRE_IT_SCALE", _default_scale))
 
 USERS = {
