@@ -435,7 +435,15 @@ dre_bus_cluster_info(const dre_kvlist *props, char *id, size_t cap,
 	dre_err     e = query_handle(&rk, props);
 	if (e != DRE_OK)
 		return e;
+	// The topics first: their Metadata answer carries the cluster id too,
+	// which librdkafka keeps, so asking for it then costs no round trip.
+	dre_err ec = DRE_OK;
+	if (n > 0
+	    && (ec = partition_counts(rk, topics, n, counts, timeout_ms))
+	        != DRE_OK)
+		memset(counts, 0, n * sizeof(*counts));
 	if (id != NULL) {
+		// (the id answers whether the cluster is reached)
 		char *got = rd_kafka_clusterid(rk, timeout_ms);
 		if (got == NULL) {
 			dre_warn(
@@ -448,16 +456,8 @@ dre_bus_cluster_info(const dre_kvlist *props, char *id, size_t cap,
 		}
 		if (got != NULL)
 			rd_kafka_mem_free(rk, got);
-	}
-	if (e == DRE_OK && n > 0) {
-		dre_err ec
-		    = partition_counts(rk, topics, n, counts, timeout_ms);
-		if (ec != DRE_OK) {
-			// (the id answers whether the cluster is reached)
-			memset(counts, 0, n * sizeof(*counts));
-			if (id == NULL)
-				e = ec;
-		}
+	} else {
+		e = ec;
 	}
 	rd_kafka_destroy(rk);
 	return e;
