@@ -65,6 +65,7 @@ setup(void)
 {
 	int  fd = httpc_connect();
 	char body[2048], out[8192];
+	httpc_wait_up(fd, 120);
 	snprintf(group_code, sizeof(group_code), "CB%s", run_id);
 	snprintf(body, sizeof(body), "{\"code\":\"%s\",\"name\":\"Bench\"}",
 	    group_code);

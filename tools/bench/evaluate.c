@@ -41,9 +41,10 @@ setup(int n)
 	int   fd = httpc_connect();
 	char *body = malloc(1 << 20);
 	char  out[4096];
-	int   pst = httpc_call(fd, "POST", "/api/v1/PosGroups",
-	      "{\"code\":\"BENCH\",\"name\":\"Benchmark store\"}", out,
-	      sizeof(out));
+	httpc_wait_up(fd, 120);
+	int pst = httpc_call(fd, "POST", "/api/v1/PosGroups",
+	    "{\"code\":\"BENCH\",\"name\":\"Benchmark store\"}", out,
+	    sizeof(out));
 	if (pst != 201 && pst != 409) {
 		fprintf(stderr, "create POS group: %d %s\n", pst, out);
 		exit(1);

@@ -192,6 +192,26 @@ httpc_call(int fd, const char *method, const char *path, const char *body,
 	}
 }
 
+void
+httpc_wait_up(int fd, int secs)
+{
+	static char out[8192];
+	int64_t     deadline = httpc_now_ns() + (int64_t) secs * 1000000000;
+	for (;;) {
+		int st = httpc_call(
+		    fd, "GET", "/pos/heartbeat", NULL, out, sizeof(out));
+		if (st == 200 && strstr(out, "\"status\":\"UP\"") != NULL)
+			return;
+		if (httpc_now_ns() > deadline) {
+			fprintf(stderr,
+			    "the stack is not UP after %d s: HTTP %d %s\n",
+			    secs, st, out);
+			exit(1);
+		}
+		usleep(100000);
+	}
+}
+
 int
 httpc_cmp_i64(const void *a, const void *b)
 {

@@ -56,6 +56,12 @@ bool httpc_response(
 int httpc_call(int fd, const char *method, const char *path, const char *body,
     char *out, size_t ocap);
 
+// httpc_wait_up polls GET /pos/heartbeat on fd until the stack's status is
+// "UP" (every service answering, not "DEGRADED" or "DOWN"), at most secs
+// seconds; exits when it is not. A set-up's writes go to the catalog, which
+// may still be starting while the gateway already answers.
+void httpc_wait_up(int fd, int secs);
+
 // qsort comparator for int64_t, and the p-quantile (0..1) of sorted v.
 int    httpc_cmp_i64(const void *a, const void *b);
 double httpc_pct(const int64_t *v, size_t n, double p);
