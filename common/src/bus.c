@@ -2,6 +2,7 @@
 //
 // librdkafka's errors are logged here once and become DRE_EBUS, DRE_ECONFIG,
 // DRE_ETIMEOUT, DRE_EUNAVAIL or DRE_ENOTFOUND for the caller.
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -345,20 +346,45 @@ dre_producer_outq_len(dre_producer *p)
 	return rd_kafka_outq_len(p->rk);
 }
 
-dre_err
-dre_producer_high_watermark(dre_producer *p, const char *topic,
-    int32_t partition, int64_t *high, int timeout_ms)
+// ends_query reads the high watermark (next offset) of each of the n
+// partitions in po into its offset: one ListOffsets request per leader
+// broker (offsets_for_times with the "latest" timestamp), not one round
+// trip per partition.
+static dre_err
+ends_query(rd_kafka_t *rk, dre_partition_offset *po, size_t n, int timeout_ms)
 {
-	int64_t             lo = 0, hi = 0;
-	rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
-	    p->rk, topic, partition, &lo, &hi, timeout_ms);
+	if (n == 0)
+		return DRE_OK;
+	if (n > INT_MAX)
+		return DRE_ETOOBIG;
+	rd_kafka_topic_partition_list_t *l
+	    = rd_kafka_topic_partition_list_new((int) n);
+	for (size_t i = 0; i < n; i++)
+		rd_kafka_topic_partition_list_add(
+		    l, po[i].topic, po[i].partition)
+		    ->offset
+		    = RD_KAFKA_OFFSET_END;
+	rd_kafka_resp_err_t err
+	    = rd_kafka_offsets_for_times(rk, l, timeout_ms);
+	for (int i = 0; err == RD_KAFKA_RESP_ERR_NO_ERROR && i < l->cnt; i++)
+		err = l->elems[i].err;
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-		dre_debug("kafka: watermarks of %s[%d]: %s", topic, partition,
-		    rd_kafka_err2str(err));
+		dre_debug("kafka: the ends of %zu partition(s) of %s: %s", n,
+		    po[0].topic, rd_kafka_err2str(err));
+		rd_kafka_topic_partition_list_destroy(l);
 		return map_err(err);
 	}
-	*high = hi;
+	for (size_t i = 0; i < n; i++)
+		po[i].offset = l->elems[i].offset;
+	rd_kafka_topic_partition_list_destroy(l);
 	return DRE_OK;
+}
+
+dre_err
+dre_producer_ends(
+    dre_producer *p, dre_partition_offset *po, size_t n, int timeout_ms)
+{
+	return ends_query(p->rk, po, n, timeout_ms);
 }
 
 bool
@@ -488,17 +514,17 @@ dre_bus_topic_ends(const dre_kvlist *props, const char *topic, int64_t *high,
 	} else if (e == DRE_OK && (size_t) np > cap) {
 		e = DRE_ETOOBIG;
 	}
-	for (int p = 0; e == DRE_OK && p < np; p++) {
-		int64_t             lo = 0, hi = 0;
-		rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
-		    rk, topic, p, &lo, &hi, timeout_ms);
-		if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-			dre_warn("kafka: watermarks of %s[%d]: %s", topic, p,
-			    rd_kafka_err2str(err));
-			e = map_err(err);
-		}
-		high[p] = hi;
-	}
+	dre_partition_offset *po
+	    = e == DRE_OK && np > 0 ? malloc((size_t) np * sizeof(*po)) : NULL;
+	if (e == DRE_OK && np > 0 && po == NULL)
+		e = DRE_ENOMEM;
+	for (int p = 0; po != NULL && p < np; p++)
+		po[p] = (dre_partition_offset) { topic, p, 0 };
+	if (e == DRE_OK)
+		e = ends_query(rk, po, (size_t) np, timeout_ms);
+	for (int p = 0; e == DRE_OK && p < np; p++)
+		high[p] = po[p].offset;
+	free(po);
 	if (e == DRE_OK)
 		*n = (size_t) np;
 	rd_kafka_destroy(rk);

@@ -70,9 +70,10 @@
 #define STATE_PREFIX   0xfe // 0xfe "cluster id" -> the last one seen
 #define KEPT_KEY_LEN   17
 // Offsets acknowledged per topic and partition, to recognise a log that
-// started again.
+// started again: every partition acknowledged from, up to MAX_TPS (a
+// growing table; a topic is as wide as its cluster made it).
 #define MAX_TOPICS 32
-#define MAX_TPS    256
+#define MAX_TPS    65536
 #define NO_TOPIC   0xff
 
 typedef struct {
@@ -130,8 +131,8 @@ struct dre_outbox {
 	uint64_t             *dels; // acknowledged, to delete from the store
 	size_t                ndels, capdels;
 	atomic_uint_fast64_t *acked; // ACK_RING slots
-	ack_tp                tps[MAX_TPS];
-	size_t                ntps;
+	ack_tp               *tps;
+	size_t                ntps, captps;
 	bool     log_lost; // an acknowledgement went back in a partition
 	uint64_t retry_from; // lowest failed sequence, NO_SEQ = none
 	int64_t  retry_at; // monotonic ms
@@ -195,8 +196,16 @@ track(dre_outbox *o, uint8_t topic, int32_t partition, int64_t offset)
 			t->max = offset;
 		return;
 	}
-	if (o->ntps < MAX_TPS)
-		o->tps[o->ntps++] = (ack_tp) { topic, partition, offset };
+	if (o->ntps == o->captps) {
+		size_t  cap = o->captps ? o->captps * 2 : 64;
+		ack_tp *v = cap <= MAX_TPS ? realloc(o->tps, cap * sizeof(*v))
+		                           : NULL;
+		if (v == NULL)
+			return; // not tracked: only the safety net is thinner
+		o->tps = v;
+		o->captps = cap;
+	}
+	o->tps[o->ntps++] = (ack_tp) { topic, partition, offset };
 }
 
 // topic_index returns the index of topic in o->topics, adding it; NO_TOPIC
@@ -512,29 +521,41 @@ prune(dre_outbox *o)
 static bool
 log_behind(dre_outbox *o, dre_producer *p)
 {
-	ack_tp tps[MAX_TPS];
 	pthread_mutex_lock(&o->mu);
-	size_t n = o->ntps;
-	memcpy(tps, o->tps, n * sizeof(*tps));
+	size_t                n = o->ntps;
+	ack_tp               *tps = n ? malloc(n * sizeof(*tps)) : NULL;
+	dre_partition_offset *po = n ? malloc(n * sizeof(*po)) : NULL;
+	if (tps != NULL && po != NULL)
+		memcpy(tps, o->tps, n * sizeof(*tps));
 	pthread_mutex_unlock(&o->mu);
-	for (size_t i = 0; i < n; i++) {
-		int64_t hi = 0;
-		if (dre_producer_high_watermark(p, o->topics[tps[i].topic],
-		        tps[i].partition, &hi, 1000)
-		    != DRE_OK)
-			return false; // unreachable: not asked again now
-		if (hi > tps[i].max)
-			continue;
-		dre_warn("outbox: %s[%d] ends at offset %lld, %lld was "
-		         "acknowledged: the broker lost its log",
-		    o->topics[tps[i].topic], tps[i].partition, (long long) hi,
-		    (long long) tps[i].max);
+	bool lost = false;
+	if (tps != NULL && po != NULL) {
+		for (size_t i = 0; i < n; i++) {
+			po[i].topic = o->topics[tps[i].topic];
+			po[i].partition = tps[i].partition;
+			po[i].offset = 0;
+		}
+		// unreachable: not asked again now
+		if (dre_producer_ends(p, po, n, 1000) != DRE_OK)
+			n = 0;
+		for (size_t i = 0; i < n && !lost; i++) {
+			if (po[i].offset > tps[i].max)
+				continue;
+			dre_warn("outbox: %s[%d] ends at offset %lld, %lld "
+			         "was acknowledged: the broker lost its log",
+			    po[i].topic, po[i].partition,
+			    (long long) po[i].offset, (long long) tps[i].max);
+			lost = true;
+		}
+	}
+	free(tps);
+	free(po);
+	if (lost) {
 		pthread_mutex_lock(&o->mu);
 		o->log_lost = true;
 		pthread_mutex_unlock(&o->mu);
-		return true;
 	}
-	return false;
+	return lost;
 }
 
 static void (*_Atomic probe_hook)(void);
@@ -1076,6 +1097,7 @@ dre_outbox_close(dre_outbox *o)
 	pthread_mutex_unlock(&o->mu);
 	fire_waiters(left, false);
 	free(o->dels);
+	free(o->tps);
 	free(o->acked);
 	free(o->topic_of);
 	for (size_t i = 0; i < o->ntopics; i++)

@@ -517,6 +517,136 @@ test_outbox_probe_aside(void **state)
 	assert_int_equal(tk_rmtree(dir), 0);
 }
 
+// A topic wider than any table of ours: 300 partitions, 1,500 keyed
+// messages. The producer's ends (one request per leader, not one per
+// partition) and the one-off topic ends are each partition's count.
+#define WIDE_PARTS 300
+#define WIDE_MSGS  1500
+static atomic_int wide_count[WIDE_PARTS];
+
+static void
+count_partition(void *arg, dre_err err, void *msg_opaque, int32_t partition,
+    int64_t offset)
+{
+	(void) arg;
+	(void) msg_opaque;
+	(void) offset;
+	if (err == DRE_OK && partition >= 0 && partition < WIDE_PARTS)
+		atomic_fetch_add(&wide_count[partition], 1);
+}
+
+static void
+wide_topic(char *name, size_t cap)
+{
+	snprintf(name, cap, "test.wide.ends.%d", rand());
+	assert_int_equal(
+	    dre_bus_mock_topic_create(mock, name, WIDE_PARTS), DRE_OK);
+}
+
+static void
+test_ends_of_a_wide_topic(void **state)
+{
+	char topic[64];
+	wide_topic(topic, sizeof topic);
+	for (int i = 0; i < WIDE_PARTS; i++)
+		atomic_store(&wide_count[i], 0);
+	dre_producer *p = NULL;
+	assert_int_equal(
+	    dre_producer_open(&p, &props, count_partition, NULL), DRE_OK);
+	for (int i = 0; i < WIDE_MSGS; i++) {
+		char k[16];
+		int  kl = snprintf(k, sizeof k, "k%d", i);
+		assert_int_equal(
+		    dre_producer_send(p, topic, k, (size_t) kl, "v", 1, NULL),
+		    DRE_OK);
+	}
+	assert_int_equal(dre_producer_flush(p, 10000), DRE_OK);
+	int sum = 0, used = 0;
+	for (int i = 0; i < WIDE_PARTS; i++) {
+		sum += atomic_load(&wide_count[i]);
+		used += atomic_load(&wide_count[i]) > 0;
+	}
+	assert_int_equal(sum, WIDE_MSGS);
+	assert_true(used > 256); // past the old table's bound
+	dre_partition_offset po[WIDE_PARTS];
+	for (int i = 0; i < WIDE_PARTS; i++) // backwards: any order
+		po[i]
+		    = (dre_partition_offset) { topic, WIDE_PARTS - 1 - i, -7 };
+	assert_int_equal(dre_producer_ends(p, po, WIDE_PARTS, 5000), DRE_OK);
+	for (int i = 0; i < WIDE_PARTS; i++)
+		assert_int_equal(
+		    po[i].offset, atomic_load(&wide_count[po[i].partition]));
+	dre_producer_close(p);
+	int64_t high[WIDE_PARTS + 1];
+	size_t  n = 0;
+	assert_int_equal(
+	    dre_bus_topic_ends(&props, topic, high, WIDE_PARTS + 1, &n, 5000),
+	    DRE_OK);
+	assert_int_equal(n, WIDE_PARTS);
+	for (int i = 0; i < WIDE_PARTS; i++)
+		assert_int_equal(high[i], atomic_load(&wide_count[i]));
+}
+
+// The outbox's lost-log check over a topic wider than its old table (256
+// partitions): probes that ask for all 300 partitions' ends find nothing
+// lost, so nothing acknowledged is produced again (a wrong end would
+// requeue every kept event: the topic would hold them twice).
+static atomic_int probes;
+
+static void
+count_probe(void)
+{
+	atomic_fetch_add(&probes, 1);
+}
+
+static void
+test_outbox_wide_topic(void **state)
+{
+	char       dir[64], topic[64];
+	dre_kvlist p2 = { 0 };
+	dre_store *st = outbox_store(dir, sizeof(dir), "outbox-wide", &p2);
+	wide_topic(topic, sizeof topic);
+	dre_outbox *o = NULL;
+	assert_int_equal(dre_outbox_open(&o, st, 1, &p2), DRE_OK);
+	dre_batch *b = dre_batch_alloc();
+	for (int i = 0; i < WIDE_MSGS; i++) {
+		char k[16];
+		int  kl = snprintf(k, sizeof k, "k%d", i);
+		dre_outbox_put(o, b, topic, k, (size_t) kl, "v", 1);
+	}
+	assert_int_equal(dre_store_write(st, b, true), DRE_OK);
+	dre_batch_free(b);
+	dre_outbox_kick(o);
+	assert_true(wait_pending(o, 0, 20000));
+	int64_t kept = -1;
+	for (int t = 0; t < 200 && (kept = count_kept(st, NULL)) != WIDE_MSGS;
+	     t++)
+		sleep_ms(50);
+	assert_int_equal(kept, WIDE_MSGS);
+	// Two whole probes after every acknowledgement.
+	atomic_store(&probes, 0);
+	dre_outbox_probe_hook_set(count_probe);
+	for (int t = 0; t < 200 && atomic_load(&probes) < 3; t++)
+		sleep_ms(50);
+	assert_true(atomic_load(&probes) >= 3);
+	dre_outbox_probe_hook_set(NULL);
+	assert_int_equal(dre_outbox_pending(o), 0);
+	assert_int_equal(count_kept(st, NULL), WIDE_MSGS);
+	int64_t high[WIDE_PARTS];
+	size_t  n = 0;
+	assert_int_equal(
+	    dre_bus_topic_ends(&props, topic, high, WIDE_PARTS, &n, 5000),
+	    DRE_OK);
+	int64_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += high[i];
+	assert_int_equal(total, WIDE_MSGS);
+	dre_outbox_close(o);
+	dre_kvlist_free(&p2);
+	dre_store_close(st);
+	assert_int_equal(tk_rmtree(dir), 0);
+}
+
 int
 main(void)
 {
@@ -528,6 +658,8 @@ main(void)
 		cmocka_unit_test(test_offset_out_of_range),
 		cmocka_unit_test(test_outbox),
 		cmocka_unit_test(test_outbox_probe_aside),
+		cmocka_unit_test(test_ends_of_a_wide_topic),
+		cmocka_unit_test(test_outbox_wide_topic),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -38,10 +38,6 @@ void dre_producer_close(dre_producer *p);
 // dre_producer_outq_len is the number of messages not yet answered by a
 // delivery report.
 int dre_producer_outq_len(dre_producer *p);
-// dre_producer_high_watermark asks, through p's connections, for the high
-// watermark (next offset) of a partition.
-dre_err dre_producer_high_watermark(dre_producer *p, const char *topic,
-    int32_t partition, int64_t *high, int timeout_ms);
 // dre_producer_fatal reports whether the producer hit a fatal error and must
 // be closed and reopened.
 bool dre_producer_fatal(dre_producer *p);
@@ -98,6 +94,12 @@ typedef struct {
 	int32_t     partition;
 	int64_t     offset; // >= 0, DRE_OFFSET_BEGINNING or DRE_OFFSET_END
 } dre_partition_offset;
+
+// dre_producer_ends asks, through p's connections, for the high watermark
+// (next offset) of each of the n partitions in po, into its offset: one
+// request per leader broker. An error for any partition is the answer.
+dre_err dre_producer_ends(
+    dre_producer *p, dre_partition_offset *po, size_t n, int timeout_ms);
 
 // dre_consumer_assign_list replaces the whole static assignment with the n
 // partitions of po, each starting at its offset, in one call. Prefer it over
