@@ -65,7 +65,8 @@ setup(void)
 {
 	int  fd = httpc_connect();
 	char body[2048], out[8192];
-	httpc_wait_up(fd, 120);
+	httpc_wait_up(
+	    fd, 120, (const char *const[]) { "catalog", "budget", NULL });
 	snprintf(group_code, sizeof(group_code), "CB%s", run_id);
 	snprintf(body, sizeof(body), "{\"code\":\"%s\",\"name\":\"Bench\"}",
 	    group_code);

@@ -51,7 +51,8 @@ setup(int n)
 	int   fd = httpc_connect();
 	char *out = malloc(1 << 22);
 	char  body[512], id[64], batch[64], status[32], path[256];
-	httpc_wait_up(fd, 120);
+	httpc_wait_up(
+	    fd, 120, (const char *const[]) { "catalog", "coupon", NULL });
 	sprintf(body,
 	    "{\"name\":\"Bench %d-%lld\",\"type\":\"INDIVIDUAL\","
 	    "\"prefix\":\"BN\",\"codeLength\":10}",

@@ -41,7 +41,7 @@ setup(int n)
 	int   fd = httpc_connect();
 	char *body = malloc(1 << 20);
 	char  out[4096];
-	httpc_wait_up(fd, 120);
+	httpc_wait_up(fd, 120, (const char *const[]) { "catalog", NULL });
 	int pst = httpc_call(fd, "POST", "/api/v1/PosGroups",
 	    "{\"code\":\"BENCH\",\"name\":\"Benchmark store\"}", out,
 	    sizeof(out));

@@ -193,18 +193,25 @@ httpc_call(int fd, const char *method, const char *path, const char *body,
 }
 
 void
-httpc_wait_up(int fd, int secs)
+httpc_wait_up(int fd, int secs, const char *const *services)
 {
 	static char out[8192];
 	int64_t     deadline = httpc_now_ns() + (int64_t) secs * 1000000000;
 	for (;;) {
 		int st = httpc_call(
 		    fd, "GET", "/pos/heartbeat", NULL, out, sizeof(out));
-		if (st == 200 && strstr(out, "\"status\":\"UP\"") != NULL)
+		bool up = st == 200;
+		for (size_t i = 0; up && services[i] != NULL; i++) {
+			char want[64];
+			snprintf(
+			    want, sizeof want, "\"%s\":\"UP\"", services[i]);
+			up = strstr(out, want) != NULL;
+		}
+		if (up)
 			return;
 		if (httpc_now_ns() > deadline) {
 			fprintf(stderr,
-			    "the stack is not UP after %d s: HTTP %d %s\n",
+			    "the services are not UP after %d s: HTTP %d %s\n",
 			    secs, st, out);
 			exit(1);
 		}

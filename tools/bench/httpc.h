@@ -56,11 +56,12 @@ bool httpc_response(
 int httpc_call(int fd, const char *method, const char *path, const char *body,
     char *out, size_t ocap);
 
-// httpc_wait_up polls GET /pos/heartbeat on fd until the stack's status is
-// "UP" (every service answering, not "DEGRADED" or "DOWN"), at most secs
-// seconds; exits when it is not. A set-up's writes go to the catalog, which
-// may still be starting while the gateway already answers.
-void httpc_wait_up(int fd, int secs);
+// httpc_wait_up polls GET /pos/heartbeat on fd until it answers 200 (an
+// evaluator answers) with each service named in the NULL-terminated list
+// "UP", at most secs seconds; exits when it does not. A set-up's writes go
+// to the catalog (and coupon, budget), which may still be starting while
+// the gateway already answers: the heartbeat is DEGRADED then.
+void httpc_wait_up(int fd, int secs, const char *const *services);
 
 // qsort comparator for int64_t, and the p-quantile (0..1) of sorted v.
 int    httpc_cmp_i64(const void *a, const void *b);
