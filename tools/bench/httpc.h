@@ -56,11 +56,11 @@ bool httpc_response(
 int httpc_call(int fd, const char *method, const char *path, const char *body,
     char *out, size_t ocap);
 
-// httpc_wait_up polls GET /pos/heartbeat on fd until it answers 200 (an
-// evaluator answers) with each service named in the NULL-terminated list
-// "UP", at most secs seconds; exits when it does not. A set-up's writes go
-// to the catalog (and coupon, budget), which may still be starting while
-// the gateway already answers: the heartbeat is DEGRADED then.
+// httpc_wait_up polls GET /pos/heartbeat on fd until it names each service
+// of the NULL-terminated list "UP" (the stack may lack others, even the
+// evaluator: coupons.sh), at most secs seconds; exits when it does not. A
+// set-up's writes go to the catalog (and coupon, budget), which may still be
+// starting while the gateway already answers: the heartbeat is DEGRADED then.
 void httpc_wait_up(int fd, int secs, const char *const *services);
 
 // qsort comparator for int64_t, and the p-quantile (0..1) of sorted v.
