@@ -16,6 +16,7 @@
 #include "dre/avro.h"
 #include "dre/clock.h"
 #include "dre/consumer.h"
+#include "dre/hash.h"
 #include "dre/log.h"
 #include "dre/svc.h"
 #include "dre/topics.h"
@@ -59,6 +60,10 @@ struct dre_applier {
 	dre_arena      *a;
 	ap_pos         *pos; // npos of cap_pos (grown as partitions are found)
 	size_t          npos, cap_pos;
+	// pos by (topic, partition): open addressing, index + 1 (0: empty),
+	// at most half full; a message's position is found without a scan.
+	uint32_t             *pix;
+	size_t                cap_pix;
 	dre_partition_offset *po; // cap_pos, for the calls that list them
 	int                   nmsgs; // in the open batch
 	int64_t               opened_ms; // mono
@@ -111,14 +116,57 @@ stat_add(dre_applier *ap, int64_t *field, int64_t n)
 
 // ---- positions ----------------------------------------------------------
 
+static uint32_t
+pos_hash(const char *topic, int32_t part)
+{
+	uint32_t h = dre_fnv1a32_str(DRE_FNV32_INIT, topic, 1);
+	return dre_fnv1a32(h, &part, sizeof part);
+}
+
 static ap_pos *
 pos_find(dre_applier *ap, const char *topic, int32_t part)
 {
-	for (size_t i = 0; i < ap->npos; i++)
-		if (ap->pos[i].partition == part
-		    && strcmp(ap->pos[i].topic, topic) == 0)
-			return &ap->pos[i];
+	if (ap->cap_pix == 0)
+		return NULL;
+	size_t mask = ap->cap_pix - 1;
+	for (size_t i = pos_hash(topic, part) & mask; ap->pix[i] != 0;
+	     i = (i + 1) & mask) {
+		ap_pos *p = &ap->pos[ap->pix[i] - 1];
+		if (p->partition == part && strcmp(p->topic, topic) == 0)
+			return p;
+	}
 	return NULL;
+}
+
+// pix_put indexes pos[k] (the table has room).
+static void
+pix_put(dre_applier *ap, size_t k)
+{
+	size_t mask = ap->cap_pix - 1;
+	size_t i = pos_hash(ap->pos[k].topic, ap->pos[k].partition) & mask;
+	while (ap->pix[i] != 0)
+		i = (i + 1) & mask;
+	ap->pix[i] = (uint32_t) k + 1;
+}
+
+// pix_room makes the index hold n positions at most half full.
+static bool
+pix_room(dre_applier *ap, size_t n)
+{
+	if (2 * n <= ap->cap_pix)
+		return true;
+	size_t cap = ap->cap_pix ? ap->cap_pix : 128;
+	while (2 * n > cap)
+		cap *= 2;
+	uint32_t *v = calloc(cap, sizeof(*v));
+	if (v == NULL)
+		return false;
+	free(ap->pix);
+	ap->pix = v;
+	ap->cap_pix = cap;
+	for (size_t k = 0; k < ap->npos; k++)
+		pix_put(ap, k);
+	return true;
 }
 
 static ap_pos *
@@ -145,10 +193,15 @@ pos_add(dre_applier *ap, const char *topic, int32_t part)
 		ap->po = npo;
 		ap->cap_pos = cap;
 	}
+	if (!pix_room(ap, ap->npos + 1)) {
+		dre_error("%s: out of memory", ap->name);
+		return NULL;
+	}
 	p = &ap->pos[ap->npos++];
 	memset(p, 0, sizeof(*p));
 	snprintf(p->topic, sizeof(p->topic), "%s", topic);
 	p->partition = part;
+	pix_put(ap, ap->npos - 1);
 	p->committed = p->next = NO_OFFSET;
 	return p;
 }
@@ -957,6 +1010,7 @@ dre_applier_stop(dre_applier *ap)
 	free(ap->name);
 	free(ap->group);
 	free(ap->pos);
+	free(ap->pix);
 	free(ap->po);
 	free(ap);
 }
