@@ -227,7 +227,11 @@ struct gw_job {
 	const void *ctx; // the handler's state for its render (arena)
 	char        rpc_method[80]; // the route's, in full (gw_route_match)
 	// rpc outcome, filled by the nng callback before resume.
-	gw_render      render;
+	gw_render render;
+	// The eventfd of the HTTP thread serving conn, noted while the call
+	// is made: the thread that resumes conn must not touch it after (MHD
+	// may answer, close and free it at once; the job is reused).
+	int            kick;
 	dre_err        rpc_err;
 	Dre__RpcReply *rep;
 	char           txid[40];

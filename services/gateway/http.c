@@ -39,7 +39,8 @@
 
 static void log_limited(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
-static void http_kick(gw *g, struct MHD_Connection *conn);
+static int  http_kick_fd(gw *g, struct MHD_Connection *conn);
+static void http_kick(int fd);
 // Set by an HTTP thread's MHD when it closed a connection (http_loop_main).
 static __thread bool http_closed;
 
@@ -319,10 +320,13 @@ gw_job_wake(gw_job *j)
 {
 	gw                    *g = j->g;
 	struct MHD_Connection *conn = j->conn;
+	int                    kick = j->kick;
 
 	j->state = JOB_DONE;
 	MHD_resume_connection(conn);
-	http_kick(g, conn);
+	// From here on conn and j may be gone: the HTTP thread may already
+	// have answered, the client closed, and the job serve another call.
+	http_kick(kick);
 	// Only now: shutdown waits for this count before stopping MHD, which
 	// must not find a suspended connection.
 	atomic_fetch_sub(&g->inflight, 1);
@@ -341,6 +345,7 @@ gw_job_wait(gw_job *j, gw_render render)
 	}
 	j->render = render;
 	j->state = JOB_WAIT;
+	j->kick = http_kick_fd(g, j->conn);
 	// Suspend first: the wake-up may come before the caller returns.
 	MHD_suspend_connection(j->conn);
 	return true;
@@ -886,23 +891,30 @@ struct gw_http_loop {
 	bool               running;
 };
 
-// http_kick wakes the thread of conn's daemon after MHD_resume_connection:
-// in external polling mode MHD has no channel of its own to do that.
-static void
-http_kick(gw *g, struct MHD_Connection *conn)
+// http_kick_fd is the eventfd of the thread of conn's daemon (-1: none),
+// asked while conn is certainly alive (its request being handled).
+static int
+http_kick_fd(gw *g, struct MHD_Connection *conn)
 {
 	const union MHD_ConnectionInfo *ci
 	    = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
-	uint64_t one = 1;
 
 	for (unsigned i = 0; ci != NULL && i < g->nloops; i++)
-		if (g->loops[i].d == ci->daemon) {
-			if (write(g->loops[i].wake, &one, sizeof(one)) < 0
-			    && errno != EAGAIN)
-				dre_warn(
-				    "http thread: wake: %s", strerror(errno));
-			return;
-		}
+		if (g->loops[i].d == ci->daemon)
+			return g->loops[i].wake;
+	return -1;
+}
+
+// http_kick wakes an HTTP thread (http_kick_fd) after
+// MHD_resume_connection: in external polling mode MHD has no channel of
+// its own to do that.
+static void
+http_kick(int fd)
+{
+	uint64_t one = 1;
+
+	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		dre_warn("http thread: wake: %s", strerror(errno));
 }
 
 static void *

@@ -16,7 +16,9 @@ import resource
 import selectors
 import signal
 import socket
+import struct
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -540,6 +542,53 @@ class Conn(harness.TestCase):
                           % (i, deadline(IDLE_MS / 1000 / 2)))
             self.assertEqual(r.status, 200, "connection %d" % i)
             self.assertIn(b'"UP"', r.raw)
+
+
+    def test_9_answers_to_clients_that_hang_up(self):
+        """Clients that hang up the moment their answer arrives, many at a
+        time, on a route whose answer comes from other threads (the
+        heartbeat asks every service, then the evaluator): every answer is
+        200 and the gateway lives. The thread that resumed a connection used
+        to ask libmicrohttpd for the connection's daemon after the resume,
+        when the HTTP thread could already have answered, seen the close
+        and freed it: a use after free that CI's ASan stage caught once in
+        test_coupons (the resuming thread has to be preempted between the
+        two calls, so this load reproduces it only by chance: it is the
+        path's check under ASan, not a proof of the order)."""
+        s = self.stack
+        req = ("GET /pos/heartbeat HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n"
+               "Connection: close\r\n\r\n" % AUTH).encode()
+        statuses, errors = [], []
+
+        def client():
+            try:
+                for _ in range(REQUESTS_PER_CLIENT):
+                    k = connect(s.http_port)
+                    try:
+                        k.sendall(req)
+                        statuses.append(read_response(k).status)
+                    finally:
+                        # Reset, not a graceful close: the gateway sees the
+                        # connection gone at once.
+                        k.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                     struct.pack("ii", 1, 0))
+                        k.close()
+            except Exception as e:  # noqa: BLE001 -- reported below
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        self.assertEqual(statuses, [200] * (CLIENTS * REQUESTS_PER_CLIENT))
+        s.assert_all_alive()
+        self.assertEqual(s.get("/pos/heartbeat").status, 200)
+
+
+CLIENTS = 8
+REQUESTS_PER_CLIENT = 300
 
 
 class BackendDown(harness.TestCase):
