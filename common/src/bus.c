@@ -525,6 +525,8 @@ dre_bus_topic_ends(const dre_kvlist *props, const char *topic, int64_t *high,
 	for (int p = 0; e == DRE_OK && p < np; p++)
 		high[p] = po[p].offset;
 	free(po);
+	if (e != DRE_OK && np > 0)
+		dre_warn("kafka: the ends of %s: %s", topic, dre_strerror(e));
 	if (e == DRE_OK)
 		*n = (size_t) np;
 	rd_kafka_destroy(rk);
