@@ -33,6 +33,14 @@
 // A client that has had no connection for this long after opening fails
 // calls at once with DRE_EUNAVAIL instead of queueing them until timeout.
 #define RPC_CONNECT_GRACE_MS 1000
+// The method of a message that carries several calls (RpcRequest.batch),
+// and the status of a call in it that must be sent alone.
+#define RPC_BATCH "rpc.Batch"
+#define RPC_ALONE (-1)
+// A coalesced message carries at most this many calls and (past the first
+// call) this many bytes of them.
+#define RPC_BATCH_MAX   64
+#define RPC_BATCH_BYTES (1u << 20)
 
 // ---------------------------------------------------------------- proofs
 
@@ -815,7 +823,7 @@ serve(dre_rpc_server *s, rpc_slot *w, Dre__RpcRequest *req,
 		int64_t t0 = dre_mono_us();
 		route->fn(s->svc, &call, rep);
 		dre_log_set_request_id(NULL);
-		if (w->taken != NULL) {
+		if (w != NULL && w->taken != NULL) {
 			dre_rpc_pending *p = w->taken;
 			w->taken = NULL;
 			reply_clear(rep);
@@ -857,6 +865,94 @@ serve(dre_rpc_server *s, rpc_slot *w, Dre__RpcRequest *req,
 	if (req != NULL)
 		dre__rpc_request__free_unpacked(req, NULL);
 	return out;
+}
+
+// alone_encode is the answer "send this call alone" of a call in a batch.
+static nng_msg *
+alone_encode(void)
+{
+	dre_rpc_reply rep;
+	memset(&rep, 0, sizeof(rep));
+	rep.status = RPC_ALONE;
+	return reply_encode(&rep);
+}
+
+// batch_serve answers the calls of an rpc.Batch message, in order, in one
+// reply (NULL when out of memory; frees req). A call runs here when its
+// route is inline and its handler answers at once; one that would wait
+// (takes the call over or defers it: it has no slot here, so
+// dre_rpc_reply_later says no) or is not inline is answered RPC_ALONE,
+// and the client sends it again on its own.
+static nng_msg *
+batch_serve(dre_rpc_server *s, Dre__RpcRequest *req)
+{
+	size_t               n = req->n_batch;
+	nng_msg            **outs = calloc(n > 0 ? n : 1, sizeof(*outs));
+	ProtobufCBinaryData *items = calloc(n > 0 ? n : 1, sizeof(*items));
+	nng_msg             *m = NULL;
+	bool                 ok = outs != NULL && items != NULL;
+
+	for (size_t i = 0; ok && i < n; i++) {
+		dre_rpc_reply        rep;
+		const dre_rpc_route *route = NULL;
+		Dre__RpcRequest     *c = dre__rpc_request__unpack(
+		        NULL, req->batch[i].len, req->batch[i].data);
+		memset(&rep, 0, sizeof(rep));
+		rep.status = 200;
+		if (c == NULL)
+			dre_rpc_reply_error(&rep, 400, "VALIDATION_FAILED",
+			    NULL, "undecodable rpc request");
+		else if (c->n_batch > 0 || strcmp(c->method, RPC_BATCH) == 0)
+			dre_rpc_reply_error(&rep, 400, "VALIDATION_FAILED",
+			    NULL, "a batch inside a batch");
+		else {
+			int ri = route_index(
+			    s->routes, s->nroutes - 2, c->method);
+			if (ri < 0)
+				dre_rpc_reply_error(&rep, 404, "NOT_FOUND",
+				    NULL, "unknown method %s", c->method);
+			else if ((s->routes[ri].flags & DRE_RPC_INLINE) == 0)
+				ri = -2;
+			else
+				route = server_route(s, ri);
+			if (ri == -2) {
+				dre__rpc_request__free_unpacked(c, NULL);
+				outs[i] = alone_encode();
+				ok = outs[i] != NULL;
+				continue;
+			}
+		}
+		bool deferred = false, taken = false;
+		outs[i]
+		    = serve(s, NULL, c, route, &rep, false, &deferred, &taken);
+		if (deferred) {
+			dre__rpc_request__free_unpacked(c, NULL);
+			outs[i] = alone_encode();
+		}
+		ok = outs[i] != NULL;
+	}
+	dre__rpc_request__free_unpacked(req, NULL);
+	if (ok) {
+		Dre__RpcReply pb = DRE__RPC_REPLY__INIT;
+		pb.status = 200;
+		for (size_t i = 0; i < n; i++) {
+			items[i].data = nng_msg_body(outs[i]);
+			items[i].len = nng_msg_len(outs[i]);
+		}
+		pb.n_batch = n;
+		pb.batch = items;
+		size_t len = dre__rpc_reply__get_packed_size(&pb);
+		if (nng_msg_alloc(&m, len) == 0)
+			dre__rpc_reply__pack(&pb, nng_msg_body(m));
+		else
+			m = NULL;
+	}
+	for (size_t i = 0; outs != NULL && i < n; i++)
+		if (outs[i] != NULL)
+			nng_msg_free(outs[i]);
+	free(outs);
+	free(items);
+	return m;
 }
 
 // slot_reply sends the reply of the slot's call (or receives the next call
@@ -971,7 +1067,10 @@ slot_cb(void *arg)
 	} else if (req == NULL)
 		dre_rpc_reply_error(&rep, 400, "VALIDATION_FAILED", NULL,
 		    "undecodable rpc request");
-	else {
+	else if (strcmp(req->method, RPC_BATCH) == 0) {
+		slot_reply(w, batch_serve(s, req));
+		return;
+	} else {
 		int ri = route_index(s->routes, s->nroutes - 2, req->method);
 		if (ri >= 0)
 			route = server_route(s, ri);
@@ -1270,6 +1369,19 @@ dre_rpc_server_close(dre_rpc_server *s)
 
 enum { OP_SEND, OP_RECV };
 
+// A call waiting for its client's coalescing limit (dre_rpc_client_coalesce)
+// and then for the reply of the message that carried it.
+typedef struct rpc_queued rpc_queued;
+struct rpc_queued {
+	rpc_queued  *next;
+	dre_rpc_done done;
+	void        *arg;
+	int64_t      deadline; // monotonic millis
+	int64_t      started_us; // monotonic micros
+	size_t       len;
+	uint8_t      packed[]; // the packed RpcRequest
+};
+
 typedef struct rpc_op rpc_op;
 struct rpc_op {
 	dre_rpc_client *c;
@@ -1281,6 +1393,9 @@ struct rpc_op {
 	int64_t      started_us; // monotonic micros
 	dre_rpc_done done;
 	void        *arg;
+	bool         coalesced; // counts in the client's inflight
+	rpc_queued  *batch; // the calls of an rpc.Batch message (done unused)
+	size_t       nbatch;
 	rpc_op      *next_free;
 	rpc_op      *next_all;
 };
@@ -1297,6 +1412,14 @@ struct dre_rpc_client {
 	dre_metric     *m_failed[4]; // by client_fail_kind
 	uint64_t        id; // random, names the client in its proofs
 	atomic_ulong    counter;
+	// Coalescing (dre_rpc_client_coalesce), under mu: the methods, the
+	// messages of theirs in flight, the calls waiting to be sent.
+	const char *const *co_methods;
+	int                co_limit; // 0: every call is sent at once
+	int                inflight;
+	rpc_queued        *qhead, *qtail;
+	atomic_bool        co_off; // the server answers rpc.Batch 404
+	dre_metric        *m_batches, *m_batched;
 };
 
 // Calls that got no reply, by kind (the label of
@@ -1321,6 +1444,11 @@ client_metrics_open(dre_rpc_client *c, const char *url)
 		    = dre_metric_counter("dre_rpc_client_failures_total",
 		        "rpc calls that got no reply, by reason", lab);
 	}
+	snprintf(lab, sizeof(lab), "peer=\"%s\"", esc);
+	c->m_batches = dre_metric_counter("dre_rpc_client_batches_total",
+	    "rpc messages that carried several coalesced calls", lab);
+	c->m_batched = dre_metric_counter("dre_rpc_client_batched_calls_total",
+	    "rpc calls sent in a message with others", lab);
 }
 
 static void
@@ -1396,6 +1524,9 @@ dre_rpc_client_set_recv_max(dre_rpc_client *c, size_t bytes)
 		nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, bytes);
 }
 
+static void queued_end(
+    dre_rpc_client *c, rpc_queued *q, dre_err err, Dre__RpcReply *rep);
+
 void
 dre_rpc_client_close(dre_rpc_client *c)
 {
@@ -1412,6 +1543,16 @@ dre_rpc_client_close(dre_rpc_client *c)
 		nng_aio_stop(op->aio);
 		if (op->waio != NULL)
 			nng_aio_stop(op->waio);
+	}
+	// Calls still waiting to be sent (none should be: the last messages'
+	// ends sent them, and the closed client failed them).
+	pthread_mutex_lock(&c->mu);
+	rpc_queued *q = c->qhead, *qnext;
+	c->qhead = c->qtail = NULL;
+	pthread_mutex_unlock(&c->mu);
+	for (; q != NULL; q = qnext) {
+		qnext = q->next;
+		queued_end(c, q, DRE_ECLOSED, NULL);
 	}
 	for (op = c->all_ops; op != NULL; op = next) {
 		next = op->next_all;
@@ -1454,21 +1595,23 @@ op_release(rpc_op *op)
 
 	op->done = NULL;
 	op->arg = NULL;
+	op->coalesced = false;
+	op->batch = NULL;
+	op->nbatch = 0;
 	pthread_mutex_lock(&c->mu);
 	op->next_free = c->free_ops;
 	c->free_ops = op;
 	pthread_mutex_unlock(&c->mu);
 }
 
-// op_count counts the outcome of op's call in the client's metrics.
+// outcome_count counts the outcome of a call begun at started_us in the
+// client's metrics.
 static void
-op_count(rpc_op *op, dre_err err)
+outcome_count(dre_rpc_client *c, int64_t started_us, dre_err err)
 {
-	dre_rpc_client *c = op->c;
-
 	if (err == DRE_OK)
 		dre_metric_observe_us(
-		    c->m_seconds, dre_mono_us() - op->started_us);
+		    c->m_seconds, dre_mono_us() - started_us);
 	else
 		dre_metric_inc(c->m_failed[err == DRE_ETIMEOUT ? FAIL_TIMEOUT
 		        : err == DRE_EUNAVAIL ? FAIL_UNAVAILABLE
@@ -1476,17 +1619,50 @@ op_count(rpc_op *op, dre_err err)
 		                              : FAIL_OTHER]);
 }
 
+static void
+op_count(rpc_op *op, dre_err err)
+{
+	outcome_count(op->c, op->started_us, err);
+}
+
+static void pump(dre_rpc_client *c);
+
+// uncount ends a coalesced message: the calls waiting may go.
+static void
+uncount(dre_rpc_client *c)
+{
+	pthread_mutex_lock(&c->mu);
+	c->inflight--;
+	pthread_mutex_unlock(&c->mu);
+	pump(c);
+}
+
 // op_finish reports the outcome once and returns the op to the freelist.
 static void
 op_finish(rpc_op *op, dre_err err, Dre__RpcReply *rep)
 {
-	dre_rpc_done done = op->done;
-	void        *arg = op->arg;
+	dre_rpc_client *c = op->c;
+	dre_rpc_done    done = op->done;
+	void           *arg = op->arg;
+	bool            coalesced = op->coalesced;
 
 	op_count(op, err);
-	done(arg, err, rep);
 	op_release(op);
+	if (coalesced)
+		uncount(c);
+	done(arg, err, rep);
 }
+
+// queued_end reports the outcome of a call that waited and frees it.
+static void
+queued_end(dre_rpc_client *c, rpc_queued *q, dre_err err, Dre__RpcReply *rep)
+{
+	outcome_count(c, q->started_us, err);
+	q->done(q->arg, err, rep);
+	free(q);
+}
+
+static void batch_end(rpc_op *op, dre_err err, nng_msg *m);
 
 // reply_of decodes the reply message m (freed).
 static dre_err
@@ -1510,7 +1686,10 @@ op_cb(void *arg)
 		if (rv != 0) {
 			nng_msg_free(nng_aio_get_msg(op->aio));
 			nng_aio_set_msg(op->aio, NULL);
-			op_finish(op, map_nng(rv, true), NULL);
+			if (op->batch != NULL)
+				batch_end(op, map_nng(rv, true), NULL);
+			else
+				op_finish(op, map_nng(rv, true), NULL);
 			return;
 		}
 		op->state = OP_RECV;
@@ -1521,11 +1700,18 @@ op_cb(void *arg)
 		return;
 	}
 	if (rv != 0) {
-		op_finish(op, map_nng(rv, false), NULL);
+		if (op->batch != NULL)
+			batch_end(op, map_nng(rv, false), NULL);
+		else
+			op_finish(op, map_nng(rv, false), NULL);
 		return;
 	}
 	m = nng_aio_get_msg(op->aio);
 	nng_aio_set_msg(op->aio, NULL);
+	if (op->batch != NULL) {
+		batch_end(op, DRE_OK, m);
+		return;
+	}
 	Dre__RpcReply *rep;
 	dre_err        err = reply_of(m, &rep);
 	op_finish(op, err, rep);
@@ -1573,6 +1759,41 @@ op_get(rpc_op **opp, dre_rpc_client *c)
 	return DRE_OK;
 }
 
+// unreachable tells (and counts) that c has had no connection for longer
+// than a first connect may take: calls fail at once then.
+static bool
+unreachable(dre_rpc_client *c, int64_t now)
+{
+	if (atomic_load(&c->npipes) == 0
+	    && now - c->opened > RPC_CONNECT_GRACE_MS) {
+		dre_metric_inc(c->m_failed[FAIL_UNAVAILABLE]);
+		return true;
+	}
+	return false;
+}
+
+// with_request_id is req, or a copy of it in *withid carrying the id of the
+// request being served (a call made while serving one carries its id on).
+static const Dre__RpcRequest *
+with_request_id(const Dre__RpcRequest *req, Dre__RpcRequest *withid)
+{
+	if (req->request_id != NULL || dre_log_request_id() == NULL)
+		return req;
+	*withid = *req;
+	withid->request_id = (char *) dre_log_request_id();
+	return withid;
+}
+
+// seal_body seals the packed request in m's body after its proof.
+static dre_err
+seal_body(dre_rpc_client *c, nng_msg *m)
+{
+	uint8_t *body = nng_msg_body(m);
+	return dre_rpc_seal(body, body + DRE_RPC_PROOF_LEN,
+	    nng_msg_len(m) - DRE_RPC_PROOF_LEN, dre_now_ms(), c->id,
+	    atomic_fetch_add(&c->counter, 1) + 1);
+}
+
 // call_start packs and seals req and takes an op for it (deadline and
 // start time set), the message in *mp.
 static dre_err
@@ -1586,24 +1807,15 @@ call_start(dre_rpc_client *c, const Dre__RpcRequest *req, int timeout_ms,
 
 	Dre__RpcRequest withid;
 
-	if (atomic_load(&c->npipes) == 0
-	    && now - c->opened > RPC_CONNECT_GRACE_MS) {
-		dre_metric_inc(c->m_failed[FAIL_UNAVAILABLE]);
+	if (unreachable(c, now))
 		return DRE_EUNAVAIL;
-	}
-	if (req->request_id == NULL && dre_log_request_id() != NULL) {
-		// A call made while serving a request carries its id on.
-		withid = *req;
-		withid.request_id = (char *) dre_log_request_id();
-		req = &withid;
-	}
+	req = with_request_id(req, &withid);
 	size_t len = dre__rpc_request__get_packed_size(req);
 	if (nng_msg_alloc(&m, DRE_RPC_PROOF_LEN + len) != 0)
 		return DRE_ENOMEM;
-	uint8_t *body = nng_msg_body(m);
-	dre__rpc_request__pack(req, body + DRE_RPC_PROOF_LEN);
-	err = dre_rpc_seal(body, body + DRE_RPC_PROOF_LEN, len, dre_now_ms(),
-	    c->id, atomic_fetch_add(&c->counter, 1) + 1);
+	dre__rpc_request__pack(
+	    req, (uint8_t *) nng_msg_body(m) + DRE_RPC_PROOF_LEN);
+	err = seal_body(c, m);
 	if (err != DRE_OK || (err = op_get(&op, c)) != DRE_OK) {
 		nng_msg_free(m);
 		return err;
@@ -1615,18 +1827,305 @@ call_start(dre_rpc_client *c, const Dre__RpcRequest *req, int timeout_ms,
 	return DRE_OK;
 }
 
+// ---- coalescing
+
+void
+dre_rpc_client_coalesce(
+    dre_rpc_client *c, const char *const *methods, int limit)
+{
+	c->co_methods = methods;
+	c->co_limit = methods != NULL && limit > 0 ? limit : 0;
+}
+
+static bool
+coalescable(const dre_rpc_client *c, const char *method)
+{
+	if (c->co_limit == 0 || atomic_load(&c->co_off) || method == NULL)
+		return false;
+	for (const char *const *m = c->co_methods; *m != NULL; m++)
+		if (strcmp(*m, method) == 0)
+			return true;
+	return false;
+}
+
+// queued_msg seals the calls of list (n, at least one) into one message:
+// alone as packed, several as an rpc.Batch.
+static dre_err
+queued_msg(dre_rpc_client *c, rpc_queued *list, size_t n, nng_msg **mp)
+{
+	Dre__RpcRequest      req = DRE__RPC_REQUEST__INIT;
+	ProtobufCBinaryData *items = NULL;
+	size_t               len = list->len;
+	nng_msg             *m;
+
+	if (n > 1) {
+		if ((items = malloc(n * sizeof(*items))) == NULL)
+			return DRE_ENOMEM;
+		size_t i = 0;
+		for (rpc_queued *q = list; q != NULL; q = q->next, i++) {
+			items[i].data = q->packed;
+			items[i].len = q->len;
+		}
+		req.method = (char *) RPC_BATCH;
+		req.n_batch = n;
+		req.batch = items;
+		len = dre__rpc_request__get_packed_size(&req);
+	}
+	if (nng_msg_alloc(&m, DRE_RPC_PROOF_LEN + len) != 0) {
+		free(items);
+		return DRE_ENOMEM;
+	}
+	uint8_t *body = (uint8_t *) nng_msg_body(m) + DRE_RPC_PROOF_LEN;
+	if (n > 1)
+		dre__rpc_request__pack(&req, body);
+	else
+		memcpy(body, list->packed, len);
+	free(items);
+	dre_err err = seal_body(c, m);
+	if (err != DRE_OK) {
+		nng_msg_free(m);
+		return err;
+	}
+	*mp = m;
+	return DRE_OK;
+}
+
+// queued_send sends the calls of list (n, at least one) in one message, on
+// an op that counts in the client's inflight when coalesced. On an error
+// nothing was sent and the calls are still the caller's.
+static dre_err
+queued_send(dre_rpc_client *c, rpc_queued *list, size_t n, bool coalesced)
+{
+	nng_msg *m;
+	rpc_op  *op;
+	int64_t  deadline = 0;
+	dre_err  err = queued_msg(c, list, n, &m);
+
+	if (err == DRE_OK && (err = op_get(&op, c)) != DRE_OK)
+		nng_msg_free(m);
+	if (err != DRE_OK)
+		return err;
+	for (rpc_queued *q = list; q != NULL; q = q->next)
+		if (q->deadline > deadline)
+			deadline = q->deadline;
+	op->deadline = deadline;
+	op->coalesced = coalesced;
+	op->state = OP_SEND;
+	if (n == 1) {
+		op->started_us = list->started_us;
+		op->done = list->done;
+		op->arg = list->arg;
+		free(list);
+	} else {
+		op->started_us = dre_mono_us();
+		op->batch = list;
+		op->nbatch = n;
+		dre_metric_inc(c->m_batches);
+		dre_metric_add(c->m_batched, (int64_t) n);
+	}
+	int64_t left = deadline - dre_mono_ms();
+	nng_aio_set_msg(op->aio, m);
+	nng_aio_set_timeout(op->aio, left > 0 ? (nng_duration) left : 1);
+	nng_ctx_send(op->ctx, op->aio);
+	return DRE_OK;
+}
+
+// alone_send sends a call that waited on its own (the server asked so),
+// outside the coalescing limit.
+static void
+alone_send(dre_rpc_client *c, rpc_queued *q)
+{
+	dre_err err = q->deadline <= dre_mono_ms()
+	    ? DRE_ETIMEOUT
+	    : queued_send(c, q, 1, false);
+	if (err != DRE_OK)
+		queued_end(c, q, err, NULL);
+}
+
+// pump sends the waiting calls while the limit lets it: as many in one
+// message as RPC_BATCH_MAX and RPC_BATCH_BYTES allow (one at a time when
+// the server does not take batches). Calls past their deadline end here.
+static void
+pump(dre_rpc_client *c)
+{
+	size_t max = atomic_load(&c->co_off) ? 1 : RPC_BATCH_MAX;
+
+	for (;;) {
+		pthread_mutex_lock(&c->mu);
+		if (c->qhead == NULL || c->inflight >= c->co_limit) {
+			pthread_mutex_unlock(&c->mu);
+			return;
+		}
+		rpc_queued *taken = c->qhead, *last = taken;
+		size_t      k = 1, bytes = taken->len;
+		while (k < max && last->next != NULL
+		    && bytes + last->next->len <= RPC_BATCH_BYTES) {
+			last = last->next;
+			bytes += last->len;
+			k++;
+		}
+		if ((c->qhead = last->next) == NULL)
+			c->qtail = NULL;
+		last->next = NULL;
+		c->inflight++;
+		pthread_mutex_unlock(&c->mu);
+
+		int64_t     now = dre_mono_ms();
+		rpc_queued *list = NULL, **tail = &list, *next;
+		size_t      n = 0;
+		for (rpc_queued *q = taken; q != NULL; q = next) {
+			next = q->next;
+			q->next = NULL;
+			if (q->deadline <= now)
+				queued_end(c, q, DRE_ETIMEOUT, NULL);
+			else {
+				*tail = q;
+				tail = &q->next;
+				n++;
+			}
+		}
+		dre_err err = n > 0 ? queued_send(c, list, n, true) : DRE_OK;
+		if (n > 0 && err == DRE_OK)
+			continue;
+		pthread_mutex_lock(&c->mu);
+		c->inflight--;
+		pthread_mutex_unlock(&c->mu);
+		for (rpc_queued *q = list; q != NULL; q = next) {
+			next = q->next;
+			queued_end(c, q, err, NULL);
+		}
+	}
+}
+
+// call_queue packs req to wait behind the coalescing limit.
+static dre_err
+call_queue(dre_rpc_client *c, const Dre__RpcRequest *req, int timeout_ms,
+    dre_rpc_done done, void *arg)
+{
+	Dre__RpcRequest withid;
+	int64_t         now = dre_mono_ms();
+
+	if (unreachable(c, now))
+		return DRE_EUNAVAIL;
+	req = with_request_id(req, &withid);
+	size_t      len = dre__rpc_request__get_packed_size(req);
+	rpc_queued *q = malloc(sizeof(*q) + len);
+	if (q == NULL)
+		return DRE_ENOMEM;
+	dre__rpc_request__pack(req, q->packed);
+	q->len = len;
+	q->next = NULL;
+	q->done = done;
+	q->arg = arg;
+	q->deadline = now + (timeout_ms > 0 ? timeout_ms : 1);
+	q->started_us = dre_mono_us();
+	pthread_mutex_lock(&c->mu);
+	if (c->closed) {
+		pthread_mutex_unlock(&c->mu);
+		free(q);
+		return DRE_ECLOSED;
+	}
+	if (c->qtail != NULL)
+		c->qtail->next = q;
+	else
+		c->qhead = q;
+	c->qtail = q;
+	pthread_mutex_unlock(&c->mu);
+	// A message may have ended since the limit was checked.
+	pump(c);
+	return DRE_OK;
+}
+
+// batch_end delivers the reply m of an rpc.Batch message (NULL: err) to
+// each of its calls.
+static void
+batch_end(rpc_op *op, dre_err err, nng_msg *m)
+{
+	dre_rpc_client *c = op->c;
+	rpc_queued     *q = op->batch, *next;
+	size_t          n = op->nbatch;
+	Dre__RpcReply  *all = NULL;
+	bool            old = false; // a server from before rpc.Batch
+
+	op_release(op);
+	uncount(c);
+	if (err == DRE_OK
+	    && (all = dre__rpc_reply__unpack(
+	            NULL, nng_msg_len(m), nng_msg_body(m)))
+	        == NULL)
+		err = DRE_ECODEC;
+	if (all != NULL && !(all->status == 200 && all->n_batch == n)
+	    && !(all->status >= 400 && all->n_batch == 0))
+		err = DRE_ECODEC;
+	if (err == DRE_OK && all->status == 404) {
+		old = true;
+		if (!atomic_exchange(&c->co_off, true))
+			dre_warn("rpc: the server does not take coalesced "
+			         "calls (" RPC_BATCH
+			         " not found): each call goes alone");
+	}
+	for (size_t i = 0; q != NULL; q = next, i++) {
+		Dre__RpcReply *rep = NULL;
+		dre_err        e = err;
+
+		next = q->next;
+		q->next = NULL;
+		if (e == DRE_OK && all->status == 200) {
+			rep = dre__rpc_reply__unpack(
+			    NULL, all->batch[i].len, all->batch[i].data);
+			if (rep == NULL)
+				e = DRE_ECODEC;
+			else if (rep->status == RPC_ALONE) {
+				dre__rpc_reply__free_unpacked(rep, NULL);
+				alone_send(c, q);
+				continue;
+			}
+		} else if (e == DRE_OK && old) {
+			alone_send(c, q);
+			continue;
+		} else if (e == DRE_OK) {
+			// The message as a whole was refused (its proof, say):
+			// each call gets that answer.
+			rep = dre__rpc_reply__unpack(
+			    NULL, nng_msg_len(m), nng_msg_body(m));
+			if (rep == NULL)
+				e = DRE_ENOMEM;
+		}
+		queued_end(c, q, e, rep);
+	}
+	if (all != NULL)
+		dre__rpc_reply__free_unpacked(all, NULL);
+	if (m != NULL)
+		nng_msg_free(m);
+}
+
 dre_err
 dre_rpc_call_async(dre_rpc_client *c, const Dre__RpcRequest *req,
     int timeout_ms, dre_rpc_done done, void *arg)
 {
 	rpc_op  *op;
 	nng_msg *m;
-	dre_err  err = call_start(c, req, timeout_ms, &op, &m);
+	bool     coalesced = false;
 
-	if (err != DRE_OK)
+	if (coalescable(c, req->method)) {
+		pthread_mutex_lock(&c->mu);
+		// In order: nothing overtakes the calls already waiting.
+		coalesced = c->inflight < c->co_limit && c->qhead == NULL;
+		if (coalesced)
+			c->inflight++;
+		pthread_mutex_unlock(&c->mu);
+		if (!coalesced)
+			return call_queue(c, req, timeout_ms, done, arg);
+	}
+	dre_err err = call_start(c, req, timeout_ms, &op, &m);
+	if (err != DRE_OK) {
+		if (coalesced)
+			uncount(c);
 		return err;
+	}
 	op->done = done;
 	op->arg = arg;
+	op->coalesced = coalesced;
 	op->state = OP_SEND;
 	nng_aio_set_msg(op->aio, m);
 	nng_aio_set_timeout(op->aio, timeout_ms > 0 ? timeout_ms : 1);

@@ -43,6 +43,11 @@ open_shards(gw_backend *b, const char *key, const char *urls)
 	return err;
 }
 
+// The evaluator's calls that are coalesced under load: inline, and answered
+// at once unless they wait for coupons or loyalty (then sent again alone).
+static const char *const coalesced[]
+    = { "evaluator.Evaluate", "evaluator.Simulate", NULL };
+
 dre_err
 gw_backends_open(gw *g)
 {
@@ -59,6 +64,10 @@ gw_backends_open(gw *g)
 		    == DRE_OK)
 			b->n = 1;
 	}
+	for (size_t k = 0; err == DRE_OK && k < g->backends[GW_EVALUATOR].n;
+	     k++)
+		dre_rpc_client_coalesce(g->backends[GW_EVALUATOR].clients[k],
+		    coalesced, (int) g->cfg->rpc_coalesce);
 	return err;
 }
 

@@ -84,6 +84,7 @@ typedef struct {
 	bool           dev_users;
 	char          *users;
 	int64_t        rpc_timeout_ms;
+	int64_t        rpc_coalesce; // evaluates in flight before coalescing
 	char          *mode; // central | local-store
 	int64_t        shutdown_grace_ms; // serve on after SIGTERM, not ready
 	int64_t        health_timeout_ms; // each service's answer to Health
@@ -228,10 +229,10 @@ struct gw_job {
 	char        rpc_method[80]; // the route's, in full (gw_route_match)
 	// rpc outcome, filled by the nng callback before resume.
 	gw_render render;
-	// The eventfd of the HTTP thread serving conn, noted while the call
-	// is made: the thread that resumes conn must not touch it after (MHD
-	// may answer, close and free it at once; the job is reused).
-	int            kick;
+	// The HTTP thread serving conn, noted while the call is made: the
+	// thread that resumes conn must not touch it after (MHD may answer,
+	// close and free it at once; the job is reused).
+	gw_http_loop  *kick;
 	dre_err        rpc_err;
 	Dre__RpcReply *rep;
 	char           txid[40];

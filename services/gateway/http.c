@@ -39,8 +39,8 @@
 
 static void log_limited(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
-static int  http_kick_fd(gw *g, struct MHD_Connection *conn);
-static void http_kick(int fd);
+static gw_http_loop *http_loop_of(gw *g, struct MHD_Connection *conn);
+static void          http_kick(gw_http_loop *l);
 // Set by an HTTP thread's MHD when it closed a connection (http_loop_main).
 static __thread bool http_closed;
 
@@ -320,7 +320,7 @@ gw_job_wake(gw_job *j)
 {
 	gw                    *g = j->g;
 	struct MHD_Connection *conn = j->conn;
-	int                    kick = j->kick;
+	gw_http_loop          *kick = j->kick;
 
 	j->state = JOB_DONE;
 	MHD_resume_connection(conn);
@@ -345,7 +345,7 @@ gw_job_wait(gw_job *j, gw_render render)
 	}
 	j->render = render;
 	j->state = JOB_WAIT;
-	j->kick = http_kick_fd(g, j->conn);
+	j->kick = http_loop_of(g, j->conn);
 	// Suspend first: the wake-up may come before the caller returns.
 	MHD_suspend_connection(j->conn);
 	return true;
@@ -887,33 +887,41 @@ struct gw_http_loop {
 	struct MHD_Daemon *d;
 	pthread_t          th;
 	int                wake; // eventfd: a resume (http_kick) or the stop
-	atomic_bool        stop;
-	bool               running;
+	// Set by the first http_kick since the thread last looked: the ones
+	// after it need not write (replies that come together, as the calls
+	// of one coalesced rpc message do, wake the thread once).
+	atomic_bool kicked;
+	atomic_bool stop;
+	bool        running;
 };
 
-// http_kick_fd is the eventfd of the thread of conn's daemon (-1: none),
-// asked while conn is certainly alive (its request being handled).
-static int
-http_kick_fd(gw *g, struct MHD_Connection *conn)
+// http_loop_of is the thread of conn's daemon (NULL: none), asked while
+// conn is certainly alive (its request being handled).
+static gw_http_loop *
+http_loop_of(gw *g, struct MHD_Connection *conn)
 {
 	const union MHD_ConnectionInfo *ci
 	    = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
 
 	for (unsigned i = 0; ci != NULL && i < g->nloops; i++)
 		if (g->loops[i].d == ci->daemon)
-			return g->loops[i].wake;
-	return -1;
+			return &g->loops[i];
+	return NULL;
 }
 
-// http_kick wakes an HTTP thread (http_kick_fd) after
+// http_kick wakes an HTTP thread (http_loop_of) after
 // MHD_resume_connection: in external polling mode MHD has no channel of
-// its own to do that.
+// its own to do that. Only the first kick since the thread last looked
+// writes: the thread clears `kicked` after draining its eventfd and before
+// it runs MHD, so a resume either comes before that run or writes.
 static void
-http_kick(int fd)
+http_kick(gw_http_loop *l)
 {
 	uint64_t one = 1;
 
-	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+	if (l == NULL || atomic_exchange(&l->kicked, true))
+		return;
+	if (write(l->wake, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		dre_warn("http thread: wake: %s", strerror(errno));
 }
 
@@ -943,6 +951,7 @@ http_loop_main(void *arg)
 			    && errno != EAGAIN)
 				dre_warn("http thread: %s", strerror(errno));
 		}
+		atomic_store(&l->kicked, false);
 		// A daemon at its share of http.max_connections has taken the
 		// listening socket out of its epoll set; MHD puts it back at
 		// the start of its next run once a connection has closed, so

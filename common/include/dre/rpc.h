@@ -188,6 +188,22 @@ void    dre_rpc_client_close(dre_rpc_client *c);
 // grows with the data (1,000,000 articles are some 300 MB).
 void dre_rpc_client_set_recv_max(dre_rpc_client *c, size_t bytes);
 
+// dre_rpc_client_coalesce makes c coalesce its asynchronous calls of
+// methods (NULL-terminated; borrowed for c's lifetime): while `limit`
+// messages of theirs are in flight, more calls wait, and when one of those
+// replies the waiting calls leave together, up to 64 in one rpc.Batch
+// message (RpcRequest.batch) under one proof. A lone call is never held
+// back. The server runs each call as it would alone and answers them in
+// one message; a call whose handler would wait (dre_rpc_reply_later, a
+// deferral) or is not inline is answered "alone" and sent again by itself.
+// A server that answers rpc.Batch 404 (one from before it) turns it off.
+// For inline handlers under load: one message, one proof and one wake-up
+// on each side for many calls. Call before c's first call; limit 0 turns it
+// off. With it, done may also run on the thread of another call of c, or of
+// dre_rpc_client_close.
+void dre_rpc_client_coalesce(
+    dre_rpc_client *c, const char *const *methods, int limit);
+
 // dre_rpc_call_sync sends req and waits up to timeout_ms for the reply. On
 // success *repp is the reply; caller frees with dre_rpc_reply_msg_free().
 // DRE_ETIMEOUT when no reply came in time, DRE_EUNAVAIL when nothing is
