@@ -7,7 +7,9 @@
 # non-stackable coupons, confirm carrying the couponCode, simulate leaving
 # the code alone, and the coupon service down (UNAVAILABLE, answered at once).
 import os
+import re
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -68,6 +70,62 @@ class CouponEvaluate(harness.TestCase):
 
     def status_of(self, code):
         return self.assertOk(self.stack.get("/api/v1/CouponCodes/" + code))["status"]
+
+    # -- calls that meet in the gateway -------------------------------------------------
+    def batched_calls(self):
+        """The gateway's count of calls it sent coalesced with others."""
+        r = self.stack.get("/metrics")
+        self.assertEqual(r.status, 200)
+        return sum(int(n) for n in re.findall(
+            r'^dre_rpc_client_batched_calls_total\{service="gateway",[^}]*\} (\d+)$',
+            r.text, re.M))
+
+    def test_coalesced_evaluates_answer_as_alone(self):
+        """Evaluates that meet in the gateway leave for the evaluator in one
+        message (rpc.coalesce); one with a coupon in such a message is sent
+        again alone (its coupon check waits for the coupon service). Rounds
+        of 16 at once -- evaluates and simulates, a quarter with a coupon --
+        until the gateway has coalesced some: each answer is the one the same
+        request got alone, but for the transaction's counter."""
+        s = self.stack
+        c = self.code(self.t)
+        reqs = []
+        for i in range(16):
+            coupons = [{"code": c}] if i % 4 == 0 else []
+            reqs.append((i % 2 == 1, dict(self.req, header={"transactionId": uniq("TXC")},
+                                          coupons=coupons)))
+
+        def call(sim, req):
+            return (s.simulate if sim else s.evaluate)(req)
+
+        def body(r, sim, counter):
+            b = self.assertEval(r, simulation=sim)
+            self.assertEqual(b["meta"]["header"]["transactionCounter"], counter)
+            b["meta"]["header"].pop("transactionCounter")
+            b["meta"].pop("evaluatedAt")
+            b["meta"].pop("dataAge", None)
+            return b
+        alone = [body(call(sim, req), sim, 1) for sim, req in reqs]
+        self.assertIn(self.p["id"], str(alone[0]))      # the coupon's promotion
+        self.assertNotIn(self.p["id"], str(alone[2]))
+        before = self.batched_calls()
+        for rnd in range(1, 31):
+            got = [None] * len(reqs)
+
+            def run(i):
+                got[i] = call(*reqs[i])
+            threads = [threading.Thread(target=run, args=(i,)) for i in range(len(reqs))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            for i, (sim, _) in enumerate(reqs):
+                # An evaluate counts its transaction's iterations; a simulate
+                # writes none (its transaction has no evaluate: always 1).
+                self.assertEqual(body(got[i], sim, 1 if sim else rnd + 1), alone[i], i)
+            if self.batched_calls() > before:
+                return
+        self.fail("30 rounds of 16 evaluates at once and none coalesced")
 
     # -- the promotion a coupon unlocks ---------------------------------------------
     def test_coupon_triggers_promotion(self):

@@ -183,8 +183,17 @@ typedef struct {
 
 // raw_call sends msg[0..len) as it is on a REQ socket of nng and returns
 // the decoded reply.
+static Dre__RpcReply *raw_call_at(
+    const char *url, const uint8_t *msg, size_t len);
+
 static Dre__RpcReply *
 raw_call(const uint8_t *msg, size_t len)
+{
+	return raw_call_at(URL, msg, len);
+}
+
+static Dre__RpcReply *
+raw_call_at(const char *url, const uint8_t *msg, size_t len)
 {
 	raw_sock       sock;
 	void          *m;
@@ -201,7 +210,7 @@ raw_call(const uint8_t *msg, size_t len)
 	RAW(nng_msg_free, void, void *);
 	RAW(nng_close, int, raw_sock);
 	assert_int_equal(nng_req0_open(&sock), 0);
-	assert_int_equal(nng_dial(sock, URL, NULL, 0), 0);
+	assert_int_equal(nng_dial(sock, url, NULL, 0), 0);
 	assert_int_equal(nng_msg_alloc(&m, 0), 0);
 	assert_int_equal(nng_msg_append(m, msg, len), 0);
 	assert_int_equal(nng_sendmsg(sock, m, 0), 0);
@@ -1169,6 +1178,480 @@ test_reply_helpers(void **state)
 	dre_rpc_reply_msg_free(NULL);
 }
 
+// ---- coalescing (dre_rpc_client_coalesce)
+
+static void
+h_iecho(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
+{
+	(void) svc;
+	dre_buf_printf(&rep->body, "ie:%.*s", (int) call->body_len,
+	    (const char *) call->body);
+}
+
+static const dre_rpc_route co_routes[] = {
+	{ "test.Hold", h_gate, DRE_RPC_INLINE },
+	{ "test.IEcho", h_iecho, DRE_RPC_INLINE },
+	{ "test.Defer", h_defer, DRE_RPC_INLINE },
+	{ "test.Echo", h_echo },
+	{ NULL, NULL },
+};
+
+static const char *const co_methods[] = { "test.Hold", "test.IEcho",
+	"test.Defer", "test.Echo", "test.Nope", NULL };
+
+#define CO_MAX 64
+
+// What each coalesced call got.
+typedef struct {
+	atomic_int n; // times done ran
+	dre_err    err;
+	int        status;
+	char       body[96];
+	char       code[32];
+} co_result;
+
+static co_result  co_res[CO_MAX];
+static atomic_int co_done;
+
+static void
+co_cb(void *arg, dre_err err, Dre__RpcReply *rep)
+{
+	co_result *r = arg;
+	r->err = err;
+	if (rep != NULL) {
+		r->status = rep->status;
+		snprintf(r->body, sizeof(r->body), "%.*s",
+		    rep->has_body ? (int) rep->body.len : 0,
+		    rep->has_body ? (const char *) rep->body.data : "");
+		snprintf(r->code, sizeof(r->code), "%s",
+		    rep->error_code != NULL ? rep->error_code : "");
+	}
+	dre_rpc_reply_msg_free(rep);
+	atomic_fetch_add(&r->n, 1);
+	atomic_fetch_add(&co_done, 1);
+}
+
+static void
+co_reset(void)
+{
+	memset(co_res, 0, sizeof(co_res));
+	atomic_store(&co_done, 0);
+	gate_open = false;
+	atomic_store(&gate_in, 0);
+}
+
+static void
+co_call(dre_rpc_client *c, int i, const char *method, const char *body,
+    int timeout_ms)
+{
+	Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
+	req.method = (char *) method;
+	req.has_body = 1;
+	req.body.data = (uint8_t *) body;
+	req.body.len = strlen(body);
+	assert_int_equal(
+	    dre_rpc_call_async(c, &req, timeout_ms, co_cb, &co_res[i]),
+	    DRE_OK);
+}
+
+static void
+co_wait(int n)
+{
+	for (int i = 0; i < 2000 && atomic_load(&co_done) < n; i++)
+		usleep(5 * 1000);
+	assert_int_equal(atomic_load(&co_done), n);
+}
+
+static void
+gate_release(void)
+{
+	pthread_mutex_lock(&gate_mu);
+	gate_open = true;
+	pthread_cond_broadcast(&gate_cv);
+	pthread_mutex_unlock(&gate_mu);
+}
+
+static void
+gate_wait_in(int n)
+{
+	for (int i = 0; i < 2000 && atomic_load(&gate_in) < n; i++)
+		usleep(5 * 1000);
+	assert_int_equal(atomic_load(&gate_in), n);
+}
+
+// client_metric is a client counter of peer url.
+static long
+client_metric(const char *name, const char *url)
+{
+	char full[256];
+	snprintf(full, sizeof(full), "%s{peer=\"%s\"}", name, url);
+	return metric_value(full);
+}
+
+// While one call is in flight (limit 1), the next ones wait and leave in
+// one message when it replies; each is answered as it would be alone: an
+// inline handler's answer, a deferring handler's (sent again alone, run
+// by a worker), a worker route's (sent again alone), an unknown method's
+// 404. A lone call is not held back.
+static void
+test_coalesce_batches(void **state)
+{
+	dre_rpc_server *s;
+	dre_rpc_client *c;
+	const char     *url = "inproc://test_rpc_coalesce";
+
+	(void) state;
+	co_reset();
+	assert_int_equal(
+	    dre_rpc_server_open(&s, url, co_routes, NULL, 2), DRE_OK);
+	assert_int_equal(dre_rpc_client_open(&c, url), DRE_OK);
+	dre_rpc_client_coalesce(c, co_methods, 1);
+	co_call(c, 0, "test.IEcho", "alone", 5000);
+	co_wait(1);
+	assert_int_equal(
+	    client_metric("dre_rpc_client_batches_total", url), 0);
+	co_call(c, 1, "test.Hold", "", 5000);
+	gate_wait_in(1);
+	co_call(c, 2, "test.IEcho", "a", 5000);
+	co_call(c, 3, "test.Defer", "b", 5000);
+	co_call(c, 4, "test.Echo", "c", 5000);
+	co_call(c, 5, "test.Nope", "d", 5000);
+	co_call(c, 6, "test.IEcho", "e", 5000);
+	usleep(20 * 1000);
+	assert_int_equal(atomic_load(&co_done), 1); // all wait for the Hold
+	gate_release();
+	co_wait(7);
+	assert_int_equal(
+	    client_metric("dre_rpc_client_batches_total", url), 1);
+	assert_int_equal(
+	    client_metric("dre_rpc_client_batched_calls_total", url), 5);
+	for (int i = 0; i < 7; i++) {
+		assert_int_equal(atomic_load(&co_res[i].n), 1);
+		assert_int_equal(co_res[i].err, DRE_OK);
+	}
+	assert_string_equal(co_res[0].body, "ie:alone");
+	assert_int_equal(co_res[1].status, 201);
+	assert_string_equal(co_res[1].body, "through");
+	assert_int_equal(co_res[2].status, 200);
+	assert_string_equal(co_res[2].body, "ie:a");
+	assert_int_equal(co_res[3].status, 200);
+	assert_string_equal(co_res[3].body, "worker:b");
+	assert_int_equal(co_res[4].status, 201);
+	assert_string_equal(co_res[4].body, "test.Echo|||0|-|c");
+	assert_int_equal(co_res[5].status, 404);
+	assert_string_equal(co_res[5].code, "NOT_FOUND");
+	assert_int_equal(co_res[6].status, 200);
+	assert_string_equal(co_res[6].body, "ie:e");
+	dre_rpc_client_close(c);
+	dre_rpc_server_close(s);
+}
+
+// A waiting call past its deadline ends with DRE_ETIMEOUT when the message
+// ahead of it replies; closing the client ends the waiting calls with
+// DRE_ECLOSED, each once.
+static void
+test_coalesce_deadline_and_close(void **state)
+{
+	dre_rpc_server *s;
+	dre_rpc_client *c;
+	char            url[64];
+
+	(void) state;
+	co_reset();
+	// tcp: closing an inproc client waits for the server's handler.
+	free_tcp_url(url, sizeof(url));
+	assert_int_equal(
+	    dre_rpc_server_open(&s, url, co_routes, NULL, 2), DRE_OK);
+	assert_int_equal(dre_rpc_client_open(&c, url), DRE_OK);
+	dre_rpc_client_coalesce(c, co_methods, 1);
+	co_call(c, 0, "test.Hold", "", 5000);
+	gate_wait_in(1);
+	co_call(c, 1, "test.IEcho", "late", 30);
+	co_call(c, 2, "test.IEcho", "ok", 5000);
+	usleep(100 * 1000);
+	gate_release();
+	co_wait(3);
+	assert_int_equal(co_res[1].err, DRE_ETIMEOUT);
+	assert_int_equal(co_res[2].err, DRE_OK);
+	assert_string_equal(co_res[2].body, "ie:ok");
+
+	co_reset();
+	co_call(c, 0, "test.Hold", "", 5000);
+	gate_wait_in(1);
+	for (int i = 1; i <= 3; i++)
+		co_call(c, i, "test.IEcho", "x", 5000);
+	dre_rpc_client_close(c);
+	assert_int_equal(atomic_load(&co_done), 4);
+	// The call in flight fails as its connection goes (closed, or reset);
+	// the waiting ones are never sent.
+	assert_int_equal(atomic_load(&co_res[0].n), 1);
+	assert_int_not_equal(co_res[0].err, DRE_OK);
+	for (int i = 1; i <= 3; i++) {
+		assert_int_equal(atomic_load(&co_res[i].n), 1);
+		assert_int_equal(co_res[i].err, DRE_ECLOSED);
+	}
+	gate_release();
+	dre_rpc_server_close(s);
+}
+
+// A server from before rpc.Batch answers it 404: the client sends those
+// calls again one by one and coalesces no more. The server here is a bare
+// REP socket that answers anything but rpc.Batch with "old:" + body, and
+// holds its first answer until three more calls wait.
+typedef struct {
+	const char *url;
+	atomic_int  batches, calls;
+	atomic_bool ready;
+} old_server;
+
+static void *
+old_server_main(void *arg)
+{
+	old_server *o = arg;
+	raw_sock    sock;
+	void       *m, *held = NULL;
+
+	RAW(nng_rep0_open, int, raw_sock *);
+	RAW(nng_listen, int, raw_sock, const char *, void *, int);
+	RAW(nng_msg_alloc, int, void **, size_t);
+	RAW(nng_sendmsg, int, raw_sock, void *, int);
+	RAW(nng_recvmsg, int, raw_sock, void **, int);
+	RAW(nng_msg_len, size_t, void *);
+	RAW(nng_msg_body, void *, void *);
+	RAW(nng_msg_free, void, void *);
+	RAW(nng_close, int, raw_sock);
+	assert_int_equal(nng_rep0_open(&sock), 0);
+	assert_int_equal(nng_listen(sock, o->url, NULL, 0), 0);
+	atomic_store(&o->ready, true);
+	// 1 + 3 calls, then the batch of 3, then each of the 3 again, then
+	// the one sent after them.
+	for (int k = 0; k < 6; k++) {
+		if (nng_recvmsg(sock, &m, 0) != 0)
+			break;
+		Dre__RpcRequest *req = dre__rpc_request__unpack(NULL,
+		    nng_msg_len(m) - DRE_RPC_PROOF_LEN,
+		    (const uint8_t *) nng_msg_body(m) + DRE_RPC_PROOF_LEN);
+		nng_msg_free(m);
+		assert_non_null(req);
+		Dre__RpcReply rep = DRE__RPC_REPLY__INIT;
+		char          body[64];
+		if (strcmp(req->method, "rpc.Batch") == 0) {
+			atomic_fetch_add(&o->batches, 1);
+			rep.status = 404;
+			rep.error_code = (char *) "NOT_FOUND";
+		} else {
+			atomic_fetch_add(&o->calls, 1);
+			rep.status = 200;
+			snprintf(body, sizeof(body), "old:%.*s",
+			    (int) req->body.len,
+			    (const char *) req->body.data);
+			rep.has_body = 1;
+			rep.body.data = (uint8_t *) body;
+			rep.body.len = strlen(body);
+		}
+		dre__rpc_request__free_unpacked(req, NULL);
+		assert_int_equal(
+		    nng_msg_alloc(&m, dre__rpc_reply__get_packed_size(&rep)),
+		    0);
+		dre__rpc_reply__pack(&rep, nng_msg_body(m));
+		if (k == 0) {
+			// Hold the first answer until the others wait.
+			held = m;
+			for (int i = 0; i < 2000 && atomic_load(&co_done) == 0
+			     && atomic_load(&o->calls) == 1 && !gate_open;
+			     i++)
+				usleep(1000);
+			assert_int_equal(nng_sendmsg(sock, held, 0), 0);
+			continue;
+		}
+		assert_int_equal(nng_sendmsg(sock, m, 0), 0);
+	}
+	nng_close(sock);
+	return NULL;
+}
+
+static void
+test_coalesce_old_server(void **state)
+{
+	static old_server o;
+	dre_rpc_client   *c;
+	pthread_t         th;
+	char              url[64];
+
+	(void) state;
+	co_reset();
+	free_tcp_url(url, sizeof(url));
+	memset(&o, 0, sizeof(o));
+	o.url = url;
+	assert_int_equal(pthread_create(&th, NULL, old_server_main, &o), 0);
+	for (int i = 0; i < 2000 && !atomic_load(&o.ready); i++)
+		usleep(1000);
+	assert_int_equal(dre_rpc_client_open(&c, url), DRE_OK);
+	dre_rpc_client_coalesce(c, co_methods, 1);
+	co_call(c, 0, "test.IEcho", "0", 5000);
+	for (int i = 0; i < 2000 && atomic_load(&o.calls) == 0; i++)
+		usleep(1000);
+	co_call(c, 1, "test.IEcho", "1", 5000);
+	co_call(c, 2, "test.IEcho", "2", 5000);
+	co_call(c, 3, "test.IEcho", "3", 5000);
+	gate_release(); // the server answers its first call now
+	co_wait(4);
+	co_call(c, 4, "test.IEcho", "4", 5000);
+	co_wait(5);
+	for (int i = 0; i < 5; i++) {
+		char want[16];
+		snprintf(want, sizeof(want), "old:%d", i);
+		assert_int_equal(co_res[i].err, DRE_OK);
+		assert_string_equal(co_res[i].body, want);
+	}
+	assert_int_equal(atomic_load(&o.batches), 1);
+	assert_int_equal(atomic_load(&o.calls), 5);
+	pthread_join(th, NULL);
+	dre_rpc_client_close(c);
+}
+
+// A batch as the server reads it: each call answered in order; an
+// undecodable call 400, a batch inside the batch 400, an unknown method
+// 404, a worker route -1 (send it alone); the message's one proof covers
+// them all.
+static void
+test_coalesce_server_answers(void **state)
+{
+	dre_rpc_server *s;
+	const char     *url = "inproc://test_rpc_batch_server";
+	Dre__RpcRequest in = DRE__RPC_REQUEST__INIT,
+	                nested = DRE__RPC_REQUEST__INIT;
+	Dre__RpcRequest out = DRE__RPC_REQUEST__INIT;
+	uint8_t         a[64], d[64];
+	static uint8_t  msg[4096];
+
+	(void) state;
+	assert_int_equal(
+	    dre_rpc_server_open(&s, url, co_routes, NULL, 2), DRE_OK);
+	in.method = (char *) "test.IEcho";
+	in.has_body = 1;
+	in.body.data = (uint8_t *) "x";
+	in.body.len = 1;
+	size_t              alen = dre__rpc_request__pack(&in, a);
+	ProtobufCBinaryData inner = { alen, a };
+	nested.method = (char *) "rpc.Batch";
+	nested.n_batch = 1;
+	nested.batch = &inner;
+	size_t          nlen = dre__rpc_request__pack(&nested, d);
+	Dre__RpcRequest other = DRE__RPC_REQUEST__INIT;
+	uint8_t         o1[64], o2[64];
+	other.method = (char *) "test.Nope";
+	size_t o1len = dre__rpc_request__pack(&other, o1);
+	other.method = (char *) "test.Echo";
+	size_t              o2len = dre__rpc_request__pack(&other, o2);
+	ProtobufCBinaryData items[5]
+	    = { { alen, a }, { 3, (uint8_t *) "\xff\xff\xff" }, { nlen, d },
+		      { o1len, o1 }, { o2len, o2 } };
+	out.method = (char *) "rpc.Batch";
+	out.n_batch = 5;
+	out.batch = items;
+	size_t len = dre__rpc_request__pack(&out, msg + DRE_RPC_PROOF_LEN);
+	assert_int_equal(dre_rpc_seal(msg, msg + DRE_RPC_PROOF_LEN, len,
+	                     dre_now_ms(), 77, 1),
+	    DRE_OK);
+	Dre__RpcReply *rep = raw_call_at(url, msg, DRE_RPC_PROOF_LEN + len);
+	assert_int_equal(rep->status, 200);
+	assert_int_equal(rep->n_batch, 5);
+	int         want[5] = { 200, 400, 400, 404, -1 };
+	const char *why[5] = { NULL, "undecodable", "a batch inside a batch",
+		"unknown method test.Nope", NULL };
+	for (int i = 0; i < 5; i++) {
+		Dre__RpcReply *r = dre__rpc_reply__unpack(
+		    NULL, rep->batch[i].len, rep->batch[i].data);
+		assert_non_null(r);
+		assert_int_equal(r->status, want[i]);
+		if (why[i] != NULL)
+			assert_non_null(strstr(r->error_message, why[i]));
+		if (i == 0)
+			assert_memory_equal(r->body.data, "ie:x", 4);
+		dre_rpc_reply_msg_free(r);
+	}
+	dre_rpc_reply_msg_free(rep);
+	// The same message again: its proof is spent, the whole is refused.
+	rep = raw_call_at(url, msg, DRE_RPC_PROOF_LEN + len);
+	assert_int_equal(rep->status, 401);
+	assert_int_equal(rep->n_batch, 0);
+	dre_rpc_reply_msg_free(rep);
+	dre_rpc_server_close(s);
+}
+
+// Threads calling at once through one coalescing client (limit 2): every
+// call gets its own answer, once.
+#define CO_THREADS 6
+#define CO_PER     150
+
+static atomic_int co_bad;
+
+static void
+co_thread_cb(void *arg, dre_err err, Dre__RpcReply *rep)
+{
+	char want[32];
+	snprintf(want, sizeof(want), "ie:%ld", (long) (intptr_t) arg);
+	if (err != DRE_OK || rep == NULL || rep->status != 200
+	    || rep->body.len != strlen(want)
+	    || memcmp(rep->body.data, want, rep->body.len) != 0)
+		atomic_fetch_add(&co_bad, 1);
+	dre_rpc_reply_msg_free(rep);
+	atomic_fetch_add(&co_done, 1);
+}
+
+static void *
+co_thread(void *arg)
+{
+	dre_rpc_client   *c = arg;
+	static atomic_int next;
+	for (int i = 0; i < CO_PER; i++) {
+		long            k = atomic_fetch_add(&next, 1);
+		char            body[32];
+		Dre__RpcRequest req = DRE__RPC_REQUEST__INIT;
+		snprintf(body, sizeof(body), "%ld", k);
+		req.method = (char *) "test.IEcho";
+		req.has_body = 1;
+		req.body.data = (uint8_t *) body;
+		req.body.len = strlen(body);
+		if (dre_rpc_call_async(
+		        c, &req, 10000, co_thread_cb, (void *) (intptr_t) k)
+		    != DRE_OK)
+			atomic_fetch_add(&co_bad, 1000);
+	}
+	return NULL;
+}
+
+static void
+test_coalesce_threads(void **state)
+{
+	dre_rpc_server *s;
+	dre_rpc_client *c;
+	pthread_t       th[CO_THREADS];
+	char            url[64];
+
+	(void) state;
+	co_reset();
+	atomic_store(&co_bad, 0);
+	free_tcp_url(url, sizeof(url));
+	assert_int_equal(
+	    dre_rpc_server_open(&s, url, co_routes, NULL, 2), DRE_OK);
+	assert_int_equal(dre_rpc_client_open(&c, url), DRE_OK);
+	dre_rpc_client_coalesce(c, co_methods, 2);
+	for (int i = 0; i < CO_THREADS; i++)
+		assert_int_equal(
+		    pthread_create(&th[i], NULL, co_thread, c), 0);
+	for (int i = 0; i < CO_THREADS; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0;
+	     i < 4000 && atomic_load(&co_done) < CO_THREADS * CO_PER; i++)
+		usleep(5 * 1000);
+	assert_int_equal(atomic_load(&co_done), CO_THREADS * CO_PER);
+	assert_int_equal(atomic_load(&co_bad), 0);
+	dre_rpc_client_close(c);
+	dre_rpc_server_close(s);
+}
+
 int
 main(void)
 {
@@ -1194,6 +1677,11 @@ main(void)
 		cmocka_unit_test(test_later_deadline),
 		cmocka_unit_test(test_later_close),
 		cmocka_unit_test(test_reply_helpers),
+		cmocka_unit_test(test_coalesce_batches),
+		cmocka_unit_test(test_coalesce_deadline_and_close),
+		cmocka_unit_test(test_coalesce_old_server),
+		cmocka_unit_test(test_coalesce_server_answers),
+		cmocka_unit_test(test_coalesce_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

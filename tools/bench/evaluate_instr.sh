@@ -12,7 +12,8 @@
 # connection after a warm-up. The counters are zeroed after the warm-up and
 # dumped after the N requests, so start-up and setup are not counted.
 #
-#   tools/bench/evaluate_instr.sh            (N=200, PROMOTIONS=1000, LINES=20)
+#   tools/bench/evaluate_instr.sh            (N=200, PROMOTIONS=1000, LINES=20,
+#                                             CONC=1 connection)
 # Prints the request path's inclusive counts (gateway on_request, evaluator
 # slot_cb: nng callback to reply) and then "instructions/request gateway G
 # evaluator E total T" last: each
@@ -79,20 +80,29 @@ import json, sys
 b = json.load(open(sys.argv[1])); b["request"].pop("coupons", None); json.dump(b, open(sys.argv[1], "w"))
 PY
 
-# post COUNT: COUNT evaluates on one keep-alive connection; each must be 200.
+# post COUNT: COUNT evaluates over CONC keep-alive connections (1: one after
+# the other; more: the gateway coalesces the calls that meet, see
+# rpc.coalesce); each must be 200.
 post() {
-	python3 - "$PORT" "$D/basket.json" "$1" <<'PY'
-import http.client, sys
-port, path, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+	python3 - "$PORT" "$D/basket.json" "$1" "${CONC:-1}" <<'PY'
+import http.client, sys, threading
+port, path, n, conc = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 body = open(path, "rb").read()
-c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
 h = {"Content-Type": "application/json", "Authorization": "Basic cG9zLXJlYWRlcjpwb3M="}
-for _ in range(n):
-    c.request("POST", "/pos/v2/evaluate", body, h)
-    r = c.getresponse(); data = r.read()
-    if r.status != 200:
-        sys.exit("evaluate answered %d: %s" % (r.status, data[:300]))
-print(len(body), len(data))
+out, bad = [], []
+def run(k):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    for _ in range(k):
+        c.request("POST", "/pos/v2/evaluate", body, h)
+        r = c.getresponse(); data = r.read()
+        if r.status != 200:
+            bad.append("evaluate answered %d: %s" % (r.status, data[:300])); return
+        out.append(len(data))
+ts = [threading.Thread(target=run, args=(n // conc + (1 if i < n % conc else 0),)) for i in range(conc)]
+for t in ts: t.start()
+for t in ts: t.join()
+if bad: sys.exit(bad[0])
+print(len(body), out[-1])
 PY
 }
 # dump NAME: writes each profile to $OUT/<process>.NAME.out
