@@ -1401,7 +1401,7 @@ test_coalesce_deadline_and_close(void **state)
 typedef struct {
 	const char *url;
 	atomic_int  batches, calls;
-	atomic_bool ready;
+	atomic_bool ready, go;
 } old_server;
 
 static void *
@@ -1457,9 +1457,7 @@ old_server_main(void *arg)
 		if (k == 0) {
 			// Hold the first answer until the others wait.
 			held = m;
-			for (int i = 0; i < 2000 && atomic_load(&co_done) == 0
-			     && atomic_load(&o->calls) == 1 && !gate_open;
-			     i++)
+			for (int i = 0; i < 2000 && !atomic_load(&o->go); i++)
 				usleep(1000);
 			assert_int_equal(nng_sendmsg(sock, held, 0), 0);
 			continue;
@@ -1494,7 +1492,7 @@ test_coalesce_old_server(void **state)
 	co_call(c, 1, "test.IEcho", "1", 5000);
 	co_call(c, 2, "test.IEcho", "2", 5000);
 	co_call(c, 3, "test.IEcho", "3", 5000);
-	gate_release(); // the server answers its first call now
+	atomic_store(&o.go, true); // the server answers its first call now
 	co_wait(4);
 	co_call(c, 4, "test.IEcho", "4", 5000);
 	co_wait(5);
