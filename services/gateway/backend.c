@@ -1,5 +1,7 @@
 // backend.c -- the services behind the gateway: their table, and an rpc
 // client per service (per shard of a sharded one).
+#define _GNU_SOURCE // sched_getaffinity, CPU_COUNT
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,10 +66,19 @@ gw_backends_open(gw *g)
 		    == DRE_OK)
 			b->n = 1;
 	}
+	int limit = (int) g->cfg->rpc_coalesce;
+	if (limit == 0) {
+		// As many messages in flight as evaluates could run at once
+		// on this host's share of CPUs (1 when pinned to one core).
+		cpu_set_t set;
+		limit = sched_getaffinity(0, sizeof(set), &set) == 0
+		    ? CPU_COUNT(&set)
+		    : 1;
+	}
 	for (size_t k = 0; err == DRE_OK && k < g->backends[GW_EVALUATOR].n;
 	     k++)
 		dre_rpc_client_coalesce(g->backends[GW_EVALUATOR].clients[k],
-		    coalesced, (int) g->cfg->rpc_coalesce);
+		    coalesced, limit > 0 ? limit : 0);
 	return err;
 }
 

@@ -70,11 +70,12 @@ static const dre_cfg_opt gw_opts[] = {
 	    "user:password:Role[+Role]:tenant, separated by ','" },
 	{ "rpc.timeout_ms", DRE_CFG_INT, offsetof(gw_cfg, rpc_timeout_ms),
 	    "5000", "deadline of each call to a service", DRE_CFG_POSITIVE },
-	{ "rpc.coalesce", DRE_CFG_INT, offsetof(gw_cfg, rpc_coalesce), "4",
+	{ "rpc.coalesce", DRE_CFG_INT, offsetof(gw_cfg, rpc_coalesce), "0",
 	    "evaluates (and simulates) in flight to one evaluator before "
 	    "more wait and leave together in one message when one of those "
-	    "replies (0 = each in its own message)",
-	    DRE_CFG_RANGE(0, 4096) },
+	    "replies (0 = as many as the CPUs the gateway may run on; -1 = "
+	    "each in its own message)",
+	    DRE_CFG_RANGE(-1, 4096) },
 	{ "mode", DRE_CFG_STR, offsetof(gw_cfg, mode), "central",
 	    "central | local-store", DRE_CFG_CHOICES("central|local-store") },
 	{ "shutdown.grace_ms", DRE_CFG_INT,
