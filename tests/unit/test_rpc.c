@@ -627,6 +627,15 @@ h_gate(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 	rep->status = 201; // what async_done counts as ok
 }
 
+static void
+gate_release(void)
+{
+	pthread_mutex_lock(&gate_mu);
+	gate_open = true;
+	pthread_cond_broadcast(&gate_cv);
+	pthread_mutex_unlock(&gate_mu);
+}
+
 static const dre_rpc_route gate_routes[] = {
 	{ "test.Gate", h_gate },
 	{ "test.Echo", h_echo, DRE_RPC_INLINE },
@@ -680,10 +689,7 @@ gated_start(dre_rpc_server **s, dre_rpc_client **c, int workers,
 static void
 gated_finish(dre_rpc_server *s, dre_rpc_client *c, async_state *st, int n)
 {
-	pthread_mutex_lock(&gate_mu);
-	gate_open = true;
-	pthread_cond_broadcast(&gate_cv);
-	pthread_mutex_unlock(&gate_mu);
+	gate_release();
 	for (int i = 0; i < 4000 && atomic_load(&st->done) < n; i++)
 		usleep(5 * 1000);
 	assert_int_equal(atomic_load(&st->done), n);
@@ -1254,29 +1260,25 @@ co_call(dre_rpc_client *c, int i, const char *method, const char *body,
 	    DRE_OK);
 }
 
+// await_count waits up to 10 s for *v to reach n, and asserts it did.
 static void
-co_wait(int n)
+await_count(atomic_int *v, int n)
 {
-	for (int i = 0; i < 2000 && atomic_load(&co_done) < n; i++)
+	for (int i = 0; i < 2000 && atomic_load(v) < n; i++)
 		usleep(5 * 1000);
-	assert_int_equal(atomic_load(&co_done), n);
+	assert_int_equal(atomic_load(v), n);
 }
 
 static void
-gate_release(void)
+co_wait(int n)
 {
-	pthread_mutex_lock(&gate_mu);
-	gate_open = true;
-	pthread_cond_broadcast(&gate_cv);
-	pthread_mutex_unlock(&gate_mu);
+	await_count(&co_done, n);
 }
 
 static void
 gate_wait_in(int n)
 {
-	for (int i = 0; i < 2000 && atomic_load(&gate_in) < n; i++)
-		usleep(5 * 1000);
-	assert_int_equal(atomic_load(&gate_in), n);
+	await_count(&gate_in, n);
 }
 
 // client_metric is a client counter of peer url.
