@@ -426,51 +426,62 @@ dre_rpc_param(const dre_rpc_call *call, const char *key)
 }
 
 // reply_encode packs r into a new nng message; NULL when out of memory.
-static nng_msg *
-reply_encode(const dre_rpc_reply *r)
-{
-	Dre__RpcReply     pb = DRE__RPC_REPLY__INIT;
+// The protobuf view of a reply, with the arrays it points into.
+typedef struct {
+	Dre__RpcReply     pb;
 	Dre__ErrorDetail  det[DRE_RPC_MAX_DETAILS];
 	Dre__ErrorDetail *detp[DRE_RPC_MAX_DETAILS];
 	Dre__Param        hdr[DRE_RPC_MAX_HEADERS];
 	Dre__Param       *hdrp[DRE_RPC_MAX_HEADERS];
-	nng_msg          *m;
-	size_t            len;
+} reply_pb;
 
-	pb.status = r->status != 0 ? r->status : 200;
-	pb.error_code = (char *) r->error_code;
-	pb.error_message = r->error_message;
-	pb.error_target = r->error_target;
+// reply_view fills v with r (borrowed: valid while r is).
+static void
+reply_view(const dre_rpc_reply *r, reply_pb *v)
+{
+	dre__rpc_reply__init(&v->pb);
+	v->pb.status = r->status != 0 ? r->status : 200;
+	v->pb.error_code = (char *) r->error_code;
+	v->pb.error_message = r->error_message;
+	v->pb.error_target = r->error_target;
 	for (size_t i = 0; i < r->ndetails; i++) {
-		dre__error_detail__init(&det[i]);
-		det[i].code = (char *) r->details[i].code;
-		det[i].message = r->details[i].message;
-		det[i].target = r->details[i].target;
-		detp[i] = &det[i];
+		dre__error_detail__init(&v->det[i]);
+		v->det[i].code = (char *) r->details[i].code;
+		v->det[i].message = r->details[i].message;
+		v->det[i].target = r->details[i].target;
+		v->detp[i] = &v->det[i];
 	}
-	pb.n_details = r->ndetails;
-	pb.details = detp;
+	v->pb.n_details = r->ndetails;
+	v->pb.details = v->detp;
 	for (size_t i = 0; i < r->nheaders; i++) {
-		dre__param__init(&hdr[i]);
-		hdr[i].key = (char *) r->headers[i].key;
-		hdr[i].value = r->headers[i].value != NULL
+		dre__param__init(&v->hdr[i]);
+		v->hdr[i].key = (char *) r->headers[i].key;
+		v->hdr[i].value = r->headers[i].value != NULL
 		    ? r->headers[i].value
 		    : (char *) "";
-		hdrp[i] = &hdr[i];
+		v->hdrp[i] = &v->hdr[i];
 	}
-	pb.n_headers = r->nheaders;
-	pb.headers = hdrp;
+	v->pb.n_headers = r->nheaders;
+	v->pb.headers = v->hdrp;
 	if (r->body.len > 0) {
-		pb.has_body = 1;
-		pb.body.data = (uint8_t *) r->body.data;
-		pb.body.len = r->body.len;
+		v->pb.has_body = 1;
+		v->pb.body.data = (uint8_t *) r->body.data;
+		v->pb.body.len = r->body.len;
 	}
-	pb.content_type = (char *) r->content_type;
+	v->pb.content_type = (char *) r->content_type;
+}
 
-	len = dre__rpc_reply__get_packed_size(&pb);
+static nng_msg *
+reply_encode(const dre_rpc_reply *r)
+{
+	reply_pb v;
+	nng_msg *m;
+
+	reply_view(r, &v);
+	size_t len = dre__rpc_reply__get_packed_size(&v.pb);
 	if (nng_msg_alloc(&m, len) != 0)
 		return NULL;
-	dre__rpc_reply__pack(&pb, nng_msg_body(m));
+	dre__rpc_reply__pack(&v.pb, nng_msg_body(m));
 	return m;
 }
 
@@ -782,19 +793,16 @@ dre_rpc_answer_after(dre_rpc_pending *p, dre_rpc_reply *rep, int ms)
 	nng_sleep_aio((nng_duration) ms, d->aio);
 }
 
-// serve runs the handler of a decoded call (route NULL: the error is in
-// rep already) and returns the encoded reply (NULL only when out of memory).
-// Frees req, except when an inline handler deferred the call to a worker
-// (*deferp set, NULL returned, req still the caller's). A call the handler
-// took over (dre_rpc_reply_later) returns NULL with *takenp set: the slot
-// is the answer's now.
-static nng_msg *
-serve(dre_rpc_server *s, rpc_slot *w, Dre__RpcRequest *req,
+// serve_run runs the handler of a decoded call (route NULL: the error is in
+// rep already) and leaves its answer in rep: true. False when an inline
+// handler deferred the call to a worker (*deferp set, rep cleared) or took
+// it over (dre_rpc_reply_later: *takenp set, req freed, the slot is the
+// answer's now). req stays the caller's otherwise.
+static bool
+serve_run(dre_rpc_server *s, rpc_slot *w, Dre__RpcRequest *req,
     const dre_rpc_route *route, dre_rpc_reply *rep, bool on_worker,
     bool *deferp, bool *takenp)
 {
-	nng_msg *out;
-
 	if (route != NULL && req->has_deadline_unix_ms
 	    && req->deadline_unix_ms > 0
 	    && dre_now_ms() > req->deadline_unix_ms) {
@@ -841,12 +849,12 @@ serve(dre_rpc_server *s, rpc_slot *w, Dre__RpcRequest *req,
 				pending_finish(p, p->out);
 			pthread_mutex_unlock(&later_mu);
 			*takenp = true;
-			return NULL;
+			return false;
 		}
 		if (rep->defer && !on_worker && deferp != NULL) {
 			reply_clear(rep);
 			*deferp = true;
-			return NULL;
+			return false;
 		}
 		route_metrics(s, route_slot(s, route), t0, rep->status);
 		dre_debug("rpc %s %d %.3f ms%s%s", req->method,
@@ -860,98 +868,116 @@ serve(dre_rpc_server *s, rpc_slot *w, Dre__RpcRequest *req,
 			    rep, 503, "UNAVAILABLE", NULL, "out of memory");
 		}
 	}
-	out = reply_encode(rep);
+	return true;
+}
+
+// serve is serve_run with the answer encoded (NULL when out of memory, or
+// when serve_run returned false) and req freed unless deferred.
+static nng_msg *
+serve(dre_rpc_server *s, rpc_slot *w, Dre__RpcRequest *req,
+    const dre_rpc_route *route, dre_rpc_reply *rep, bool on_worker,
+    bool *deferp, bool *takenp)
+{
+	if (!serve_run(s, w, req, route, rep, on_worker, deferp, takenp))
+		return NULL;
+	nng_msg *out = reply_encode(rep);
 	reply_clear(rep);
 	if (req != NULL)
 		dre__rpc_request__free_unpacked(req, NULL);
 	return out;
 }
 
-// alone_encode is the answer "send this call alone" of a call in a batch.
-static nng_msg *
-alone_encode(void)
+// varint_put writes v as a protobuf varint at p; returns its length.
+static size_t
+varint_put(uint8_t *p, uint64_t v)
 {
-	dre_rpc_reply rep;
-	memset(&rep, 0, sizeof(rep));
-	rep.status = RPC_ALONE;
-	return reply_encode(&rep);
+	size_t n = 0;
+	do {
+		p[n++] = (uint8_t) ((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		v >>= 7;
+	} while (v != 0);
+	return n;
 }
+
+// RpcReply.batch's key: field 9, length-delimited.
+#define BATCH_KEY ((9u << 3) | 2u)
 
 // batch_serve answers the calls of an rpc.Batch message, in order, in one
 // reply (NULL when out of memory; frees req). A call runs here when its
 // route is inline and its handler answers at once; one that would wait
 // (takes the call over or defers it: it has no slot here, so
 // dre_rpc_reply_later says no) or is not inline is answered RPC_ALONE,
-// and the client sends it again on its own.
+// and the client sends it again on its own. Each answer is packed straight
+// into the reply: RpcReply{status 200, batch: the answers}.
 static nng_msg *
 batch_serve(dre_rpc_server *s, Dre__RpcRequest *req)
 {
-	size_t               n = req->n_batch;
-	nng_msg            **outs = calloc(n > 0 ? n : 1, sizeof(*outs));
-	ProtobufCBinaryData *items = calloc(n > 0 ? n : 1, sizeof(*items));
-	nng_msg             *m = NULL;
-	bool                 ok = outs != NULL && items != NULL;
+	size_t         n = req->n_batch;
+	dre_rpc_reply *reps = calloc(n > 0 ? n : 1, sizeof(*reps));
+	reply_pb      *views = malloc((n > 0 ? n : 1) * sizeof(*views));
+	size_t        *lens = malloc((n > 0 ? n : 1) * sizeof(*lens));
+	nng_msg       *m = NULL;
 
-	for (size_t i = 0; ok && i < n; i++) {
-		dre_rpc_reply        rep;
+	for (size_t i = 0; reps != NULL && i < n; i++) {
+		dre_rpc_reply       *rep = &reps[i];
 		const dre_rpc_route *route = NULL;
 		Dre__RpcRequest     *c = dre__rpc_request__unpack(
 		        NULL, req->batch[i].len, req->batch[i].data);
-		memset(&rep, 0, sizeof(rep));
-		rep.status = 200;
+		rep->status = 200;
 		if (c == NULL)
-			dre_rpc_reply_error(&rep, 400, "VALIDATION_FAILED",
+			dre_rpc_reply_error(rep, 400, "VALIDATION_FAILED",
 			    NULL, "undecodable rpc request");
 		else if (c->n_batch > 0 || strcmp(c->method, RPC_BATCH) == 0)
-			dre_rpc_reply_error(&rep, 400, "VALIDATION_FAILED",
+			dre_rpc_reply_error(rep, 400, "VALIDATION_FAILED",
 			    NULL, "a batch inside a batch");
 		else {
 			int ri = route_index(
 			    s->routes, s->nroutes - 2, c->method);
 			if (ri < 0)
-				dre_rpc_reply_error(&rep, 404, "NOT_FOUND",
+				dre_rpc_reply_error(rep, 404, "NOT_FOUND",
 				    NULL, "unknown method %s", c->method);
-			else if ((s->routes[ri].flags & DRE_RPC_INLINE) == 0)
-				ri = -2;
-			else
+			else if ((s->routes[ri].flags & DRE_RPC_INLINE) != 0)
 				route = server_route(s, ri);
-			if (ri == -2) {
-				dre__rpc_request__free_unpacked(c, NULL);
-				outs[i] = alone_encode();
-				ok = outs[i] != NULL;
-				continue;
-			}
+			else
+				rep->status = RPC_ALONE;
 		}
 		bool deferred = false, taken = false;
-		outs[i]
-		    = serve(s, NULL, c, route, &rep, false, &deferred, &taken);
-		if (deferred) {
+		if (rep->status != RPC_ALONE
+		    && !serve_run(
+		        s, NULL, c, route, rep, false, &deferred, &taken))
+			rep->status = RPC_ALONE; // deferred (cleared)
+		if (c != NULL)
 			dre__rpc_request__free_unpacked(c, NULL);
-			outs[i] = alone_encode();
-		}
-		ok = outs[i] != NULL;
 	}
 	dre__rpc_request__free_unpacked(req, NULL);
-	if (ok) {
-		Dre__RpcReply pb = DRE__RPC_REPLY__INIT;
-		pb.status = 200;
+	if (reps != NULL && views != NULL && lens != NULL) {
+		Dre__RpcReply head = DRE__RPC_REPLY__INIT;
+		head.status = 200;
+		size_t hlen = dre__rpc_reply__get_packed_size(&head);
+		size_t total = hlen;
 		for (size_t i = 0; i < n; i++) {
-			items[i].data = nng_msg_body(outs[i]);
-			items[i].len = nng_msg_len(outs[i]);
+			uint8_t tmp[10];
+			reply_view(&reps[i], &views[i]);
+			lens[i]
+			    = dre__rpc_reply__get_packed_size(&views[i].pb);
+			total += 1 + varint_put(tmp, lens[i]) + lens[i];
 		}
-		pb.n_batch = n;
-		pb.batch = items;
-		size_t len = dre__rpc_reply__get_packed_size(&pb);
-		if (nng_msg_alloc(&m, len) == 0)
-			dre__rpc_reply__pack(&pb, nng_msg_body(m));
-		else
+		if (nng_msg_alloc(&m, total) == 0) {
+			uint8_t *p = nng_msg_body(m);
+			p += dre__rpc_reply__pack(&head, p);
+			for (size_t i = 0; i < n; i++) {
+				*p++ = BATCH_KEY;
+				p += varint_put(p, lens[i]);
+				p += dre__rpc_reply__pack(&views[i].pb, p);
+			}
+		} else
 			m = NULL;
 	}
-	for (size_t i = 0; outs != NULL && i < n; i++)
-		if (outs[i] != NULL)
-			nng_msg_free(outs[i]);
-	free(outs);
-	free(items);
+	for (size_t i = 0; reps != NULL && i < n; i++)
+		reply_clear(&reps[i]);
+	free(reps);
+	free(views);
+	free(lens);
 	return m;
 }
 
@@ -1412,14 +1438,13 @@ struct dre_rpc_client {
 	dre_metric     *m_failed[4]; // by client_fail_kind
 	uint64_t        id; // random, names the client in its proofs
 	atomic_ulong    counter;
-	// Coalescing (dre_rpc_client_coalesce), under mu: the methods, the
-	// messages of theirs in flight, the calls waiting to be sent.
-	const char *const *co_methods;
-	int                co_limit; // 0: every call is sent at once
-	int                inflight;
-	rpc_queued        *qhead, *qtail;
-	atomic_bool        co_off; // the server answers rpc.Batch 404
-	dre_metric        *m_batches, *m_batched;
+	// Coalescing (dre_rpc_client_coalesce), under mu: the messages of
+	// dre_rpc_call_coalesced in flight, the calls waiting to be sent.
+	int         co_limit; // 0: every call is sent at once
+	int         inflight;
+	rpc_queued *qhead, *qtail;
+	atomic_bool co_off; // the server answers rpc.Batch 404
+	dre_metric *m_batches, *m_batched;
 };
 
 // Calls that got no reply, by kind (the label of
@@ -1830,22 +1855,9 @@ call_start(dre_rpc_client *c, const Dre__RpcRequest *req, int timeout_ms,
 // ---- coalescing
 
 void
-dre_rpc_client_coalesce(
-    dre_rpc_client *c, const char *const *methods, int limit)
+dre_rpc_client_coalesce(dre_rpc_client *c, int limit)
 {
-	c->co_methods = methods;
-	c->co_limit = methods != NULL && limit > 0 ? limit : 0;
-}
-
-static bool
-coalescable(const dre_rpc_client *c, const char *method)
-{
-	if (c->co_limit == 0 || atomic_load(&c->co_off) || method == NULL)
-		return false;
-	for (const char *const *m = c->co_methods; *m != NULL; m++)
-		if (strcmp(*m, method) == 0)
-			return true;
-	return false;
+	c->co_limit = limit > 0 ? limit : 0;
 }
 
 // queued_msg seals the calls of list (n, at least one) into one message:
@@ -2036,43 +2048,114 @@ call_queue(dre_rpc_client *c, const Dre__RpcRequest *req, int timeout_ms,
 	return DRE_OK;
 }
 
+// varint_get reads a protobuf varint at *p (before end): false when it is
+// cut short or longer than 64 bits.
+static bool
+varint_get(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	uint64_t x = 0;
+	for (unsigned shift = 0; shift < 64; shift += 7) {
+		if (*p >= end)
+			return false;
+		uint8_t b = *(*p)++;
+		x |= (uint64_t) (b & 0x7f) << shift;
+		if ((b & 0x80) == 0) {
+			*v = x;
+			return true;
+		}
+	}
+	return false;
+}
+
+long
+dre_rpc_batch_split(const uint8_t *msg, size_t len, int32_t *status,
+    ProtobufCBinaryData *items, size_t max)
+{
+	const uint8_t *p = msg, *end = msg + len;
+	long           n = 0;
+	bool           has_status = false;
+
+	while (p < end) {
+		uint64_t key, v;
+		if (!varint_get(&p, end, &key) || (key >> 3) == 0)
+			return -1;
+		switch (key & 7) {
+		case 0: // varint
+			if (!varint_get(&p, end, &v))
+				return -1;
+			if ((key >> 3) == 1) {
+				*status = (int32_t) v;
+				has_status = true;
+			}
+			break;
+		case 1: // 64-bit
+			if (end - p < 8)
+				return -1;
+			p += 8;
+			break;
+		case 5: // 32-bit
+			if (end - p < 4)
+				return -1;
+			p += 4;
+			break;
+		case 2: // length-delimited
+			if (!varint_get(&p, end, &v)
+			    || v > (uint64_t) (end - p))
+				return -1;
+			if (key == BATCH_KEY) {
+				if ((size_t) n < max) {
+					items[n].data = (uint8_t *) p;
+					items[n].len = (size_t) v;
+				}
+				n++;
+			}
+			p += v;
+			break;
+		default:
+			return -1;
+		}
+	}
+	return has_status ? n : -1;
+}
+
 // batch_end delivers the reply m of an rpc.Batch message (NULL: err) to
-// each of its calls.
+// each of its calls: each answer is decoded from its place in m.
 static void
 batch_end(rpc_op *op, dre_err err, nng_msg *m)
 {
-	dre_rpc_client *c = op->c;
-	rpc_queued     *q = op->batch, *next;
-	size_t          n = op->nbatch;
-	Dre__RpcReply  *all = NULL;
-	bool            old = false; // a server from before rpc.Batch
+	dre_rpc_client      *c = op->c;
+	rpc_queued          *q = op->batch, *next;
+	size_t               n = op->nbatch;
+	ProtobufCBinaryData *items = NULL;
+	Dre__RpcReply       *all = NULL; // a reply without answers
+	int32_t              status = 0;
 
 	op_release(op);
 	uncount(c);
-	if (err == DRE_OK
-	    && (all = dre__rpc_reply__unpack(
-	            NULL, nng_msg_len(m), nng_msg_body(m)))
-	        == NULL)
-		err = DRE_ECODEC;
-	if (all != NULL && !(all->status == 200 && all->n_batch == n)
-	    && !(all->status >= 400 && all->n_batch == 0))
-		err = DRE_ECODEC;
-	if (err == DRE_OK && all->status == 404) {
-		old = true;
-		if (!atomic_exchange(&c->co_off, true))
-			dre_warn("rpc: the server does not take coalesced "
-			         "calls (" RPC_BATCH
-			         " not found): each call goes alone");
+	if (err == DRE_OK && (items = malloc(n * sizeof(*items))) == NULL)
+		err = DRE_ENOMEM;
+	if (err == DRE_OK) {
+		long k = dre_rpc_batch_split(
+		    nng_msg_body(m), nng_msg_len(m), &status, items, n);
+		if (k == 0 && status >= 400)
+			all = dre__rpc_reply__unpack(
+			    NULL, nng_msg_len(m), nng_msg_body(m));
+		if (all == NULL && !(status == 200 && k == (long) n))
+			err = DRE_ECODEC;
 	}
+	if (all != NULL && status == 404 && !atomic_exchange(&c->co_off, true))
+		dre_warn(
+		    "rpc: the server does not take coalesced calls (" RPC_BATCH
+		    " not found): each call goes alone");
 	for (size_t i = 0; q != NULL; q = next, i++) {
 		Dre__RpcReply *rep = NULL;
 		dre_err        e = err;
 
 		next = q->next;
 		q->next = NULL;
-		if (e == DRE_OK && all->status == 200) {
+		if (e == DRE_OK && all == NULL) {
 			rep = dre__rpc_reply__unpack(
-			    NULL, all->batch[i].len, all->batch[i].data);
+			    NULL, items[i].len, items[i].data);
 			if (rep == NULL)
 				e = DRE_ECODEC;
 			else if (rep->status == RPC_ALONE) {
@@ -2080,7 +2163,8 @@ batch_end(rpc_op *op, dre_err err, nng_msg *m)
 				alone_send(c, q);
 				continue;
 			}
-		} else if (e == DRE_OK && old) {
+		} else if (e == DRE_OK && status == 404) {
+			// A server from before rpc.Batch.
 			alone_send(c, q);
 			continue;
 		} else if (e == DRE_OK) {
@@ -2095,29 +2179,21 @@ batch_end(rpc_op *op, dre_err err, nng_msg *m)
 	}
 	if (all != NULL)
 		dre__rpc_reply__free_unpacked(all, NULL);
+	free(items);
 	if (m != NULL)
 		nng_msg_free(m);
 }
 
-dre_err
-dre_rpc_call_async(dre_rpc_client *c, const Dre__RpcRequest *req,
-    int timeout_ms, dre_rpc_done done, void *arg)
+// call_send sends req in its own message, counted in the coalescing limit
+// when coalesced.
+static dre_err
+call_send(dre_rpc_client *c, const Dre__RpcRequest *req, int timeout_ms,
+    dre_rpc_done done, void *arg, bool coalesced)
 {
 	rpc_op  *op;
 	nng_msg *m;
-	bool     coalesced = false;
+	dre_err  err = call_start(c, req, timeout_ms, &op, &m);
 
-	if (coalescable(c, req->method)) {
-		pthread_mutex_lock(&c->mu);
-		// In order: nothing overtakes the calls already waiting.
-		coalesced = c->inflight < c->co_limit && c->qhead == NULL;
-		if (coalesced)
-			c->inflight++;
-		pthread_mutex_unlock(&c->mu);
-		if (!coalesced)
-			return call_queue(c, req, timeout_ms, done, arg);
-	}
-	dre_err err = call_start(c, req, timeout_ms, &op, &m);
 	if (err != DRE_OK) {
 		if (coalesced)
 			uncount(c);
@@ -2131,6 +2207,30 @@ dre_rpc_call_async(dre_rpc_client *c, const Dre__RpcRequest *req,
 	nng_aio_set_timeout(op->aio, timeout_ms > 0 ? timeout_ms : 1);
 	nng_ctx_send(op->ctx, op->aio);
 	return DRE_OK;
+}
+
+dre_err
+dre_rpc_call_async(dre_rpc_client *c, const Dre__RpcRequest *req,
+    int timeout_ms, dre_rpc_done done, void *arg)
+{
+	return call_send(c, req, timeout_ms, done, arg, false);
+}
+
+dre_err
+dre_rpc_call_coalesced(dre_rpc_client *c, const Dre__RpcRequest *req,
+    int timeout_ms, dre_rpc_done done, void *arg)
+{
+	if (c->co_limit == 0 || atomic_load(&c->co_off))
+		return call_send(c, req, timeout_ms, done, arg, false);
+	pthread_mutex_lock(&c->mu);
+	// In order: nothing overtakes the calls already waiting.
+	bool now = c->inflight < c->co_limit && c->qhead == NULL;
+	if (now)
+		c->inflight++;
+	pthread_mutex_unlock(&c->mu);
+	if (!now)
+		return call_queue(c, req, timeout_ms, done, arg);
+	return call_send(c, req, timeout_ms, done, arg, true);
 }
 
 // send_wait sends the op's message on its callback-less aio and waits in

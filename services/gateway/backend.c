@@ -45,11 +45,6 @@ open_shards(gw_backend *b, const char *key, const char *urls)
 	return err;
 }
 
-// The evaluator's calls that are coalesced under load: inline, and answered
-// at once unless they wait for coupons or loyalty (then sent again alone).
-static const char *const coalesced[]
-    = { "evaluator.Evaluate", "evaluator.Simulate", NULL };
-
 dre_err
 gw_backends_open(gw *g)
 {
@@ -78,7 +73,7 @@ gw_backends_open(gw *g)
 	for (size_t k = 0; err == DRE_OK && k < g->backends[GW_EVALUATOR].n;
 	     k++)
 		dre_rpc_client_coalesce(g->backends[GW_EVALUATOR].clients[k],
-		    coalesced, limit > 0 ? limit : 0);
+		    limit > 0 ? limit : 0);
 	return err;
 }
 

@@ -232,7 +232,10 @@ struct gw_job {
 	// The HTTP thread serving conn, noted while the call is made: the
 	// thread that resumes conn must not touch it after (MHD may answer,
 	// close and free it at once; the job is reused).
-	gw_http_loop  *kick;
+	gw_http_loop *kick;
+	// The next gw_job_call may be coalesced with others (an evaluate the
+	// evaluator answers at once: rpc.coalesce).
+	bool           coalesce;
 	dre_err        rpc_err;
 	Dre__RpcReply *rep;
 	char           txid[40];

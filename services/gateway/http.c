@@ -67,6 +67,7 @@ job_get(gw *g)
 		j->g = g;
 	}
 	j->state = JOB_READ;
+	j->coalesce = false;
 	j->body_limit = (size_t) g->cfg->body_limit;
 	atomic_fetch_add(&g->active, 1);
 	return j;
@@ -369,7 +370,9 @@ gw_job_call(
 
 	if (!gw_job_wait(j, render))
 		return;
-	err = dre_rpc_call_async(
+	bool coalesce = j->coalesce;
+	j->coalesce = false;
+	err = (coalesce ? dre_rpc_call_coalesced : dre_rpc_call_async)(
 	    c, req, (int) j->g->cfg->rpc_timeout_ms, on_reply, j);
 	if (err != DRE_OK)
 		on_reply(j, err, NULL);

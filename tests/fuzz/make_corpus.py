@@ -101,6 +101,42 @@ def main():
               bytes(rnd.getrandbits(8) for _ in range(16 + 24 * i)))
     odata_seeds()
     masterdata_seeds()
+    rpc_seeds()
+
+
+def rpc_seeds():
+    """fuzz_rpc: packed RpcReply messages as a coalesced call's answer
+    comes back -- status 200 and its answers (RpcReply.batch, field 9), a
+    whole batch refused, answers with a body, headers and details, an
+    unknown field -- hand-packed (the field numbers of proto/rpc.proto)."""
+    def varint(v):
+        v &= (1 << 64) - 1
+        out = bytearray()
+        while True:
+            b = v & 0x7f
+            v >>= 7
+            out.append(b | (0x80 if v else 0))
+            if not v:
+                return bytes(out)
+
+    def ld(field, data):
+        if isinstance(data, str):
+            data = data.encode()
+        return varint(field << 3 | 2) + varint(len(data)) + data
+
+    def reply(status, *fields):
+        return varint(1 << 3) + varint(status) + b"".join(fields)
+    ok = reply(200, ld(6, '{"totals":{}}'), ld(7, "application/json"))
+    err = reply(400, ld(2, "VALIDATION_FAILED"), ld(3, "bad"),
+                ld(4, "items[0]"), ld(5, ld(1, "X") + ld(3, "t")))
+    hdr = reply(201, ld(8, ld(1, "Location") + ld(2, "/x/1")))
+    write("rpc", "batch_two", reply(200, ld(9, ok), ld(9, err)))
+    write("rpc", "batch_alone", reply(200, ld(9, reply(-1)), ld(9, hdr)))
+    write("rpc", "refused_401", reply(401, ld(2, "UNAUTHORIZED")))
+    write("rpc", "old_server_404", reply(404, ld(2, "NOT_FOUND")))
+    write("rpc", "unknown_field", reply(200, ld(9, ok)) + varint(15 << 3) + varint(7)
+          + varint(16 << 3 | 5) + b"abcd" + varint(17 << 3 | 1) + b"12345678")
+    write("rpc", "single", ok)
 
 
 def odata_seeds():

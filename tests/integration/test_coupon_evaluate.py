@@ -84,11 +84,12 @@ class CouponEvaluate(harness.TestCase):
 
     def test_coalesced_evaluates_answer_as_alone(self):
         """Evaluates that meet in the gateway leave for the evaluator in one
-        message (rpc.coalesce); one with a coupon in such a message is sent
-        again alone (its coupon check waits for the coupon service). Rounds
-        of 16 at once -- evaluates and simulates, a quarter with a coupon --
-        until the gateway has coalesced some: each answer is the one the same
-        request got alone, but for the transaction's counter."""
+        message (rpc.coalesce); one with a coupon goes alone at once (its
+        coupon check waits for the coupon service, and would hold back the
+        calls queued behind it). Rounds of 16 at once -- evaluates and
+        simulates, a quarter with a coupon -- until the gateway has
+        coalesced some: each answer is the one the same request got alone,
+        but for the transaction's counter."""
         s = self.stack
         c = self.code(self.t)
         reqs = []

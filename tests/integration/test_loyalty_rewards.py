@@ -697,6 +697,21 @@ class WaitingForLoyalty(harness.TestCase):
                                10, what="six evaluates waiting for loyalty")
             self.assertLess(self.gauge("dre_rpc_server_held_calls"), len(reqs))
             self.assertTrue(all(a is None for a in answers))
+            # Baskets without a customer are not held back by them: the
+            # gateway sends an evaluate that waits for loyalty on its own,
+            # never among the ones it coalesces (rpc.coalesce).
+            plain = [None] * 4
+
+            def send_plain(i):
+                plain[i] = s.evaluate(basket(gid, [item("L1", art, 1, "20.00")]), timeout=3)
+            ts = [threading.Thread(target=send_plain, args=(i,)) for i in range(len(plain))]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(10)
+            for r in plain:
+                self.assertEqual(s.applied(self.assertEval(r), w["id"]), [])
+            self.assertTrue(all(a is None for a in answers))
         finally:
             os.kill(pid, signal.SIGCONT)
             for t in threads:

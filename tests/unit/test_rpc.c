@@ -1196,14 +1196,12 @@ h_iecho(void *svc, const dre_rpc_call *call, dre_rpc_reply *rep)
 
 static const dre_rpc_route co_routes[] = {
 	{ "test.Hold", h_gate, DRE_RPC_INLINE },
+	{ "test.Nap", h_slow, DRE_RPC_INLINE },
 	{ "test.IEcho", h_iecho, DRE_RPC_INLINE },
 	{ "test.Defer", h_defer, DRE_RPC_INLINE },
 	{ "test.Echo", h_echo },
 	{ NULL, NULL },
 };
-
-static const char *const co_methods[] = { "test.Hold", "test.IEcho",
-	"test.Defer", "test.Echo", "test.Nope", NULL };
 
 #define CO_MAX 64
 
@@ -1256,7 +1254,7 @@ co_call(dre_rpc_client *c, int i, const char *method, const char *body,
 	req.body.data = (uint8_t *) body;
 	req.body.len = strlen(body);
 	assert_int_equal(
-	    dre_rpc_call_async(c, &req, timeout_ms, co_cb, &co_res[i]),
+	    dre_rpc_call_coalesced(c, &req, timeout_ms, co_cb, &co_res[i]),
 	    DRE_OK);
 }
 
@@ -1307,7 +1305,7 @@ test_coalesce_batches(void **state)
 	assert_int_equal(
 	    dre_rpc_server_open(&s, url, co_routes, NULL, 2), DRE_OK);
 	assert_int_equal(dre_rpc_client_open(&c, url), DRE_OK);
-	dre_rpc_client_coalesce(c, co_methods, 1);
+	dre_rpc_client_coalesce(c, 1);
 	co_call(c, 0, "test.IEcho", "alone", 5000);
 	co_wait(1);
 	assert_int_equal(
@@ -1365,7 +1363,7 @@ test_coalesce_deadline_and_close(void **state)
 	assert_int_equal(
 	    dre_rpc_server_open(&s, url, co_routes, NULL, 2), DRE_OK);
 	assert_int_equal(dre_rpc_client_open(&c, url), DRE_OK);
-	dre_rpc_client_coalesce(c, co_methods, 1);
+	dre_rpc_client_coalesce(c, 1);
 	co_call(c, 0, "test.Hold", "", 5000);
 	gate_wait_in(1);
 	co_call(c, 1, "test.IEcho", "late", 30);
@@ -1377,22 +1375,22 @@ test_coalesce_deadline_and_close(void **state)
 	assert_int_equal(co_res[2].err, DRE_OK);
 	assert_string_equal(co_res[2].body, "ie:ok");
 
+	// The call in flight takes 300 ms (closing the client may wait for it:
+	// nng 1.5.2's close waits for the peer's answer at times, so a handler
+	// held until after the close would never return).
 	co_reset();
-	co_call(c, 0, "test.Hold", "", 5000);
-	gate_wait_in(1);
+	co_call(c, 0, "test.Nap", "", 5000);
 	for (int i = 1; i <= 3; i++)
 		co_call(c, i, "test.IEcho", "x", 5000);
 	dre_rpc_client_close(c);
 	assert_int_equal(atomic_load(&co_done), 4);
-	// The call in flight fails as its connection goes (closed, or reset);
-	// the waiting ones are never sent.
+	// The call in flight ends once, answered or cut; the waiting ones are
+	// never sent.
 	assert_int_equal(atomic_load(&co_res[0].n), 1);
-	assert_int_not_equal(co_res[0].err, DRE_OK);
 	for (int i = 1; i <= 3; i++) {
 		assert_int_equal(atomic_load(&co_res[i].n), 1);
 		assert_int_equal(co_res[i].err, DRE_ECLOSED);
 	}
-	gate_release();
 	dre_rpc_server_close(s);
 }
 
@@ -1487,7 +1485,7 @@ test_coalesce_old_server(void **state)
 	for (int i = 0; i < 2000 && !atomic_load(&o.ready); i++)
 		usleep(1000);
 	assert_int_equal(dre_rpc_client_open(&c, url), DRE_OK);
-	dre_rpc_client_coalesce(c, co_methods, 1);
+	dre_rpc_client_coalesce(c, 1);
 	co_call(c, 0, "test.IEcho", "0", 5000);
 	for (int i = 0; i < 2000 && atomic_load(&o.calls) == 0; i++)
 		usleep(1000);
@@ -1614,7 +1612,7 @@ co_thread(void *arg)
 		req.has_body = 1;
 		req.body.data = (uint8_t *) body;
 		req.body.len = strlen(body);
-		if (dre_rpc_call_async(
+		if (dre_rpc_call_coalesced(
 		        c, &req, 10000, co_thread_cb, (void *) (intptr_t) k)
 		    != DRE_OK)
 			atomic_fetch_add(&co_bad, 1000);
@@ -1637,7 +1635,7 @@ test_coalesce_threads(void **state)
 	assert_int_equal(
 	    dre_rpc_server_open(&s, url, co_routes, NULL, 2), DRE_OK);
 	assert_int_equal(dre_rpc_client_open(&c, url), DRE_OK);
-	dre_rpc_client_coalesce(c, co_methods, 2);
+	dre_rpc_client_coalesce(c, 2);
 	for (int i = 0; i < CO_THREADS; i++)
 		assert_int_equal(
 		    pthread_create(&th[i], NULL, co_thread, c), 0);

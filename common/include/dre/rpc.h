@@ -188,21 +188,26 @@ void    dre_rpc_client_close(dre_rpc_client *c);
 // grows with the data (1,000,000 articles are some 300 MB).
 void dre_rpc_client_set_recv_max(dre_rpc_client *c, size_t bytes);
 
-// dre_rpc_client_coalesce makes c coalesce its asynchronous calls of
-// methods (NULL-terminated; borrowed for c's lifetime): while `limit`
-// messages of theirs are in flight, more calls wait, and when one of those
-// replies the waiting calls leave together, up to 64 in one rpc.Batch
-// message (RpcRequest.batch) under one proof. A lone call is never held
-// back. The server runs each call as it would alone and answers them in
-// one message; a call whose handler would wait (dre_rpc_reply_later, a
-// deferral) or is not inline is answered "alone" and sent again by itself.
-// A server that answers rpc.Batch 404 (one from before it) turns it off.
-// For inline handlers under load: one message, one proof and one wake-up
-// on each side for many calls. Call before c's first call; limit 0 turns it
-// off. With it, done may also run on the thread of another call of c, or of
-// dre_rpc_client_close.
-void dre_rpc_client_coalesce(
-    dre_rpc_client *c, const char *const *methods, int limit);
+// dre_rpc_client_coalesce lets c coalesce the calls made with
+// dre_rpc_call_coalesced: while `limit` messages of theirs are in flight,
+// more calls wait, and when one of those replies the waiting calls leave
+// together, up to 64 in one rpc.Batch message (RpcRequest.batch) under one
+// proof. A lone call is never held back. The server runs each call as it
+// would alone and answers them in one message; a call whose handler would
+// wait (dre_rpc_reply_later, a deferral) or is not inline is answered
+// "alone" and sent again by itself. A server that answers rpc.Batch 404
+// (one from before it) turns it off. Call before c's first call; limit 0
+// (the default) sends every call at once in its own message.
+void dre_rpc_client_coalesce(dre_rpc_client *c, int limit);
+
+// dre_rpc_batch_split finds, without copying, the status and the answers
+// (RpcReply.batch) of a packed RpcReply msg[0..len): items[0..max) point
+// into msg. Returns how many answers there are (those past max are
+// counted, not stored), or -1 when msg is not a well-formed reply with a
+// status. (The coalescing client reads its batch replies with it; exposed
+// for the fuzz target.)
+long dre_rpc_batch_split(const uint8_t *msg, size_t len, int32_t *status,
+    ProtobufCBinaryData *items, size_t max);
 
 // dre_rpc_call_sync sends req and waits up to timeout_ms for the reply. On
 // success *repp is the reply; caller frees with dre_rpc_reply_msg_free().
@@ -238,6 +243,15 @@ typedef void (*dre_rpc_done)(void *arg, dre_err err, Dre__RpcReply *rep);
 // returns an error (DRE_EUNAVAIL: no connection for a while; DRE_ENOMEM;
 // DRE_ECLOSED) done is not called.
 dre_err dre_rpc_call_async(dre_rpc_client *c, const Dre__RpcRequest *req,
+    int timeout_ms, dre_rpc_done done, void *arg);
+
+// dre_rpc_call_coalesced is dre_rpc_call_async for a call that may wait
+// for c's coalescing limit (dre_rpc_client_coalesce) and leave with others.
+// Only for calls the server answers at once (an inline handler that does
+// not wait): a call that waits at the server holds one of the limit's
+// messages, and the calls queued behind it wait with it. done may also run
+// on the thread of another call of c, or of dre_rpc_client_close.
+dre_err dre_rpc_call_coalesced(dre_rpc_client *c, const Dre__RpcRequest *req,
     int timeout_ms, dre_rpc_done done, void *arg);
 
 void dre_rpc_reply_msg_free(Dre__RpcReply *rep);
