@@ -1861,16 +1861,17 @@ dre_rpc_client_coalesce(dre_rpc_client *c, int limit)
 }
 
 // queued_msg seals the calls of list (n, at least one) into one message:
-// alone as packed, several as an rpc.Batch.
+// an rpc.Batch, or (batch false, n 1) the call as packed.
 static dre_err
-queued_msg(dre_rpc_client *c, rpc_queued *list, size_t n, nng_msg **mp)
+queued_msg(
+    dre_rpc_client *c, rpc_queued *list, size_t n, bool batch, nng_msg **mp)
 {
 	Dre__RpcRequest      req = DRE__RPC_REQUEST__INIT;
 	ProtobufCBinaryData *items = NULL;
 	size_t               len = list->len;
 	nng_msg             *m;
 
-	if (n > 1) {
+	if (batch) {
 		if ((items = malloc(n * sizeof(*items))) == NULL)
 			return DRE_ENOMEM;
 		size_t i = 0;
@@ -1888,7 +1889,7 @@ queued_msg(dre_rpc_client *c, rpc_queued *list, size_t n, nng_msg **mp)
 		return DRE_ENOMEM;
 	}
 	uint8_t *body = (uint8_t *) nng_msg_body(m) + DRE_RPC_PROOF_LEN;
-	if (n > 1)
+	if (batch)
 		dre__rpc_request__pack(&req, body);
 	else
 		memcpy(body, list->packed, len);
@@ -1903,15 +1904,19 @@ queued_msg(dre_rpc_client *c, rpc_queued *list, size_t n, nng_msg **mp)
 }
 
 // queued_send sends the calls of list (n, at least one) in one message, on
-// an op that counts in the client's inflight when coalesced. On an error
-// nothing was sent and the calls are still the caller's.
+// an op that counts in the client's inflight when coalesced. A coalesced
+// message is an rpc.Batch even for one call (unless the server does not
+// take them): the server answers a call that would wait "alone" at once,
+// so no coalesced message waits and holds back the calls queued behind it.
+// On an error nothing was sent and the calls are still the caller's.
 static dre_err
 queued_send(dre_rpc_client *c, rpc_queued *list, size_t n, bool coalesced)
 {
 	nng_msg *m;
 	rpc_op  *op;
 	int64_t  deadline = 0;
-	dre_err  err = queued_msg(c, list, n, &m);
+	bool     batch = coalesced && !atomic_load(&c->co_off);
+	dre_err  err = queued_msg(c, list, n, batch, &m);
 
 	if (err == DRE_OK && (err = op_get(&op, c)) != DRE_OK)
 		nng_msg_free(m);
@@ -1923,7 +1928,7 @@ queued_send(dre_rpc_client *c, rpc_queued *list, size_t n, bool coalesced)
 	op->deadline = deadline;
 	op->coalesced = coalesced;
 	op->state = OP_SEND;
-	if (n == 1) {
+	if (!batch) {
 		op->started_us = list->started_us;
 		op->done = list->done;
 		op->arg = list->arg;
@@ -1932,8 +1937,10 @@ queued_send(dre_rpc_client *c, rpc_queued *list, size_t n, bool coalesced)
 		op->started_us = dre_mono_us();
 		op->batch = list;
 		op->nbatch = n;
-		dre_metric_inc(c->m_batches);
-		dre_metric_add(c->m_batched, (int64_t) n);
+		if (n > 1) {
+			dre_metric_inc(c->m_batches);
+			dre_metric_add(c->m_batched, (int64_t) n);
+		}
 	}
 	int64_t left = deadline - dre_mono_ms();
 	nng_aio_set_msg(op->aio, m);
@@ -2009,10 +2016,10 @@ pump(dre_rpc_client *c)
 	}
 }
 
-// call_queue packs req to wait behind the coalescing limit.
+// queued_new packs req into a call that may wait and leave with others.
 static dre_err
-call_queue(dre_rpc_client *c, const Dre__RpcRequest *req, int timeout_ms,
-    dre_rpc_done done, void *arg)
+queued_new(dre_rpc_client *c, const Dre__RpcRequest *req, int timeout_ms,
+    dre_rpc_done done, void *arg, rpc_queued **qp)
 {
 	Dre__RpcRequest withid;
 	int64_t         now = dre_mono_ms();
@@ -2031,6 +2038,20 @@ call_queue(dre_rpc_client *c, const Dre__RpcRequest *req, int timeout_ms,
 	q->arg = arg;
 	q->deadline = now + (timeout_ms > 0 ? timeout_ms : 1);
 	q->started_us = dre_mono_us();
+	*qp = q;
+	return DRE_OK;
+}
+
+// call_queue packs req to wait behind the coalescing limit.
+static dre_err
+call_queue(dre_rpc_client *c, const Dre__RpcRequest *req, int timeout_ms,
+    dre_rpc_done done, void *arg)
+{
+	rpc_queued *q;
+	dre_err     err = queued_new(c, req, timeout_ms, done, arg, &q);
+
+	if (err != DRE_OK)
+		return err;
 	pthread_mutex_lock(&c->mu);
 	if (c->closed) {
 		pthread_mutex_unlock(&c->mu);
@@ -2184,24 +2205,19 @@ batch_end(rpc_op *op, dre_err err, nng_msg *m)
 		nng_msg_free(m);
 }
 
-// call_send sends req in its own message, counted in the coalescing limit
-// when coalesced.
+// call_send sends req in its own message.
 static dre_err
 call_send(dre_rpc_client *c, const Dre__RpcRequest *req, int timeout_ms,
-    dre_rpc_done done, void *arg, bool coalesced)
+    dre_rpc_done done, void *arg)
 {
 	rpc_op  *op;
 	nng_msg *m;
 	dre_err  err = call_start(c, req, timeout_ms, &op, &m);
 
-	if (err != DRE_OK) {
-		if (coalesced)
-			uncount(c);
+	if (err != DRE_OK)
 		return err;
-	}
 	op->done = done;
 	op->arg = arg;
-	op->coalesced = coalesced;
 	op->state = OP_SEND;
 	nng_aio_set_msg(op->aio, m);
 	nng_aio_set_timeout(op->aio, timeout_ms > 0 ? timeout_ms : 1);
@@ -2213,7 +2229,7 @@ dre_err
 dre_rpc_call_async(dre_rpc_client *c, const Dre__RpcRequest *req,
     int timeout_ms, dre_rpc_done done, void *arg)
 {
-	return call_send(c, req, timeout_ms, done, arg, false);
+	return call_send(c, req, timeout_ms, done, arg);
 }
 
 dre_err
@@ -2221,7 +2237,7 @@ dre_rpc_call_coalesced(dre_rpc_client *c, const Dre__RpcRequest *req,
     int timeout_ms, dre_rpc_done done, void *arg)
 {
 	if (c->co_limit == 0 || atomic_load(&c->co_off))
-		return call_send(c, req, timeout_ms, done, arg, false);
+		return call_send(c, req, timeout_ms, done, arg);
 	pthread_mutex_lock(&c->mu);
 	// In order: nothing overtakes the calls already waiting.
 	bool now = c->inflight < c->co_limit && c->qhead == NULL;
@@ -2230,7 +2246,13 @@ dre_rpc_call_coalesced(dre_rpc_client *c, const Dre__RpcRequest *req,
 	pthread_mutex_unlock(&c->mu);
 	if (!now)
 		return call_queue(c, req, timeout_ms, done, arg);
-	return call_send(c, req, timeout_ms, done, arg, true);
+	rpc_queued *q;
+	dre_err     err = queued_new(c, req, timeout_ms, done, arg, &q);
+	if (err == DRE_OK && (err = queued_send(c, q, 1, true)) != DRE_OK)
+		free(q);
+	if (err != DRE_OK)
+		uncount(c);
+	return err;
 }
 
 // send_wait sends the op's message on its callback-less aio and waits in

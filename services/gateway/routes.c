@@ -699,16 +699,12 @@ gw_evaluate(gw_job *j)
 	}
 	q->has_answer_json = true; // the answer is copied to the wire
 	q->answer_json = true;
-	// Coalesced under load only when the evaluator answers at once: no
-	// coupon codes to check, no customer whose loyalty it would ask
-	// (ev_personal_customer). A call that waits would hold back the
-	// calls queued behind it (dre_rpc_call_coalesced).
-	j->coalesce = q->n_coupons == 0
-	    && (q->customer == NULL
-	        || ((q->customer->customer_id == NULL
-	                || q->customer->customer_id[0] == '\0')
-	            && (q->customer->loyalty_card_no == NULL
-	                || q->customer->loyalty_card_no[0] == '\0')));
+	// Coalesced under load (rpc.coalesce), unless it has coupon codes:
+	// their check always waits for the coupon service, so the evaluator
+	// would answer it "alone" and it would be sent twice. (One with a
+	// customer waits for loyalty only in some tenants; those come back
+	// "alone" at once and go again by themselves.)
+	j->coalesce = q->n_coupons == 0;
 	gw_call_packed(
 	    j, &q->base, q->header->transaction_id, render_evaluate);
 }

@@ -1394,14 +1394,13 @@ test_coalesce_deadline_and_close(void **state)
 	dre_rpc_server_close(s);
 }
 
-// A server from before rpc.Batch answers it 404: the client sends those
-// calls again one by one and coalesces no more. The server here is a bare
-// REP socket that answers anything but rpc.Batch with "old:" + body, and
-// holds its first answer until three more calls wait.
+// A server from before rpc.Batch answers it 404: the client sends that call
+// again alone and coalesces no more. The server here is a bare REP socket
+// that answers anything but rpc.Batch with "old:" + body.
 typedef struct {
 	const char *url;
 	atomic_int  batches, calls;
-	atomic_bool ready, go;
+	atomic_bool ready;
 } old_server;
 
 static void *
@@ -1409,7 +1408,7 @@ old_server_main(void *arg)
 {
 	old_server *o = arg;
 	raw_sock    sock;
-	void       *m, *held = NULL;
+	void       *m;
 
 	RAW(nng_rep0_open, int, raw_sock *);
 	RAW(nng_listen, int, raw_sock, const char *, void *, int);
@@ -1423,8 +1422,7 @@ old_server_main(void *arg)
 	assert_int_equal(nng_rep0_open(&sock), 0);
 	assert_int_equal(nng_listen(sock, o->url, NULL, 0), 0);
 	atomic_store(&o->ready, true);
-	// 1 + 3 calls, then the batch of 3, then each of the 3 again, then
-	// the one sent after them.
+	// The first call as a batch of one, that call alone, then four more.
 	for (int k = 0; k < 6; k++) {
 		if (nng_recvmsg(sock, &m, 0) != 0)
 			break;
@@ -1454,14 +1452,6 @@ old_server_main(void *arg)
 		    nng_msg_alloc(&m, dre__rpc_reply__get_packed_size(&rep)),
 		    0);
 		dre__rpc_reply__pack(&rep, nng_msg_body(m));
-		if (k == 0) {
-			// Hold the first answer until the others wait.
-			held = m;
-			for (int i = 0; i < 2000 && !atomic_load(&o->go); i++)
-				usleep(1000);
-			assert_int_equal(nng_sendmsg(sock, held, 0), 0);
-			continue;
-		}
 		assert_int_equal(nng_sendmsg(sock, m, 0), 0);
 	}
 	nng_close(sock);
@@ -1487,14 +1477,12 @@ test_coalesce_old_server(void **state)
 	assert_int_equal(dre_rpc_client_open(&c, url), DRE_OK);
 	dre_rpc_client_coalesce(c, 1);
 	co_call(c, 0, "test.IEcho", "0", 5000);
-	for (int i = 0; i < 2000 && atomic_load(&o.calls) == 0; i++)
-		usleep(1000);
-	co_call(c, 1, "test.IEcho", "1", 5000);
-	co_call(c, 2, "test.IEcho", "2", 5000);
-	co_call(c, 3, "test.IEcho", "3", 5000);
-	atomic_store(&o.go, true); // the server answers its first call now
-	co_wait(4);
-	co_call(c, 4, "test.IEcho", "4", 5000);
+	co_wait(1);
+	for (int i = 1; i < 5; i++) {
+		char body[8];
+		snprintf(body, sizeof(body), "%d", i);
+		co_call(c, i, "test.IEcho", body, 5000);
+	}
 	co_wait(5);
 	for (int i = 0; i < 5; i++) {
 		char want[16];
