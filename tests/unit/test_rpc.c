@@ -1325,23 +1325,19 @@ test_coalesce_batches(void **state)
 	    client_metric("dre_rpc_client_batches_total", url), 1);
 	assert_int_equal(
 	    client_metric("dre_rpc_client_batched_calls_total", url), 5);
+	static const struct {
+		int         status;
+		const char *body;
+	} want[7] = { { 200, "ie:alone" }, { 201, "through" }, { 200, "ie:a" },
+		{ 200, "worker:b" }, { 201, "test.Echo|||0|-|c" }, { 404, "" },
+		{ 200, "ie:e" } };
 	for (int i = 0; i < 7; i++) {
 		assert_int_equal(atomic_load(&co_res[i].n), 1);
 		assert_int_equal(co_res[i].err, DRE_OK);
+		assert_int_equal(co_res[i].status, want[i].status);
+		assert_string_equal(co_res[i].body, want[i].body);
 	}
-	assert_string_equal(co_res[0].body, "ie:alone");
-	assert_int_equal(co_res[1].status, 201);
-	assert_string_equal(co_res[1].body, "through");
-	assert_int_equal(co_res[2].status, 200);
-	assert_string_equal(co_res[2].body, "ie:a");
-	assert_int_equal(co_res[3].status, 200);
-	assert_string_equal(co_res[3].body, "worker:b");
-	assert_int_equal(co_res[4].status, 201);
-	assert_string_equal(co_res[4].body, "test.Echo|||0|-|c");
-	assert_int_equal(co_res[5].status, 404);
 	assert_string_equal(co_res[5].code, "NOT_FOUND");
-	assert_int_equal(co_res[6].status, 200);
-	assert_string_equal(co_res[6].body, "ie:e");
 	dre_rpc_client_close(c);
 	dre_rpc_server_close(s);
 }
