@@ -195,9 +195,12 @@ void dre_rpc_client_set_recv_max(dre_rpc_client *c, size_t bytes);
 // proof. A lone call is never held back. The server runs each call as it
 // would alone and answers them in one message; a call whose handler would
 // wait (dre_rpc_reply_later, a deferral) or is not inline is answered
-// "alone" and sent again by itself. A server that answers rpc.Batch 404
-// (one from before it) turns it off. Call before c's first call; limit 0
-// (the default) sends every call at once in its own message.
+// "alone" at once and sent again by itself, outside the limit. Every
+// coalesced message is an rpc.Batch, one call too, so none waits at the
+// server and holds back the calls queued behind it. A server that answers
+// rpc.Batch 404 (one from before it) turns it off. Call before c's first
+// call; limit 0 (the default) sends every call at once in its own
+// message.
 void dre_rpc_client_coalesce(dre_rpc_client *c, int limit);
 
 // dre_rpc_batch_split finds, without copying, the status and the answers
@@ -247,10 +250,10 @@ dre_err dre_rpc_call_async(dre_rpc_client *c, const Dre__RpcRequest *req,
 
 // dre_rpc_call_coalesced is dre_rpc_call_async for a call that may wait
 // for c's coalescing limit (dre_rpc_client_coalesce) and leave with others.
-// Only for calls the server answers at once (an inline handler that does
-// not wait): a call that waits at the server holds one of the limit's
-// messages, and the calls queued behind it wait with it. done may also run
-// on the thread of another call of c, or of dre_rpc_client_close.
+// For calls an inline handler usually answers at once: one that waits at
+// the server costs a second message (it is sent again alone). done may
+// also run on the thread of another call of c, or of
+// dre_rpc_client_close.
 dre_err dre_rpc_call_coalesced(dre_rpc_client *c, const Dre__RpcRequest *req,
     int timeout_ms, dre_rpc_done done, void *arg);
 
