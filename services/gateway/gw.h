@@ -233,8 +233,8 @@ struct gw_job {
 	// thread that resumes conn must not touch it after (MHD may answer,
 	// close and free it at once; the job is reused).
 	gw_http_loop *kick;
-	// The next gw_job_call may be coalesced with others (an evaluate the
-	// evaluator answers at once: rpc.coalesce).
+	// The next gw_job_call may be coalesced with others (an evaluate
+	// without coupon codes: rpc.coalesce).
 	bool           coalesce;
 	dre_err        rpc_err;
 	Dre__RpcReply *rep;
